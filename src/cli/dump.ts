@@ -1,0 +1,284 @@
+import { ErrorCode, errorName } from '../packets/errors.js';
+import { Packet } from '../packets/packet.js';
+import { PacketStream } from '../packets/packet-stream.js';
+import { PACKET_NAMES, PACKET_TYPE_COUNT, PacketType } from '../packets/packet-type.js';
+import { FileSource } from '../packets/trace-source.js';
+import { diagLine, PtdumpFormatter, type PtdumpLineOptions } from '../reports/ptdump-format.js';
+import { packetToJson } from '../reports/packet-json.js';
+import { parseCNumber, splitFileRange } from './args.js';
+import { CliError, LineWriter } from './output.js';
+
+/** Options of `ptscope dump`: ptdump's, plus --json and --stat. */
+export interface DumpOptions extends PtdumpLineOptions {
+  file: string;
+  noSync: boolean;
+  quiet: boolean;
+  json: boolean;
+  stat: boolean;
+  cpu?: string;
+  track: DumpTimeOptions;
+  /** Options this build parses but hands to the sideband session. */
+  sidebandArgs: string[];
+}
+
+/** ptdump's time-related options. */
+export interface DumpTimeOptions {
+  time: boolean;
+  tcal: boolean;
+  timeDelta: boolean;
+  noTcal: boolean;
+  noWallClock: boolean;
+  keepTcalOnOvf: boolean;
+  mtcFreq?: number;
+  nomFreq?: number;
+  cpuid15Eax?: number;
+  cpuid15Ebx?: number;
+}
+
+export const DUMP_HELP = `usage: ptscope dump [<options>] <ptfile>[:<from>[-<to>]]
+
+Print the packets of an Intel PT trace, in libipt ptdump's format.
+
+options:
+  --help|-h                 this text.
+  --no-sync                 don't sync to the first PSB; assume one at the start.
+  --quiet                   don't print anything but errors.
+  --no-pad                  don't show PAD packets.
+  --no-timing               don't show timing packets.
+  --no-cyc                  don't show CYC packets and ignore them when tracking time.
+  --no-offset               don't show the offset as the first column.
+  --raw                     show raw packet bytes.
+  --lastip                  show last IP updates on packets with IP payloads.
+  --exec-mode               show the current execution mode on mode.exec packets.
+  --time                    show the estimated TSC on timing packets.
+  --tcal                    show time calibration information.
+  --time-delta              show timing information as delta.
+  --no-tcal                 skip timing calibration.
+  --no-wall-clock           suppress the no-time error and print relative time.
+  --keep-tcal-on-ovf        preserve timing calibration on overflow.
+  --sb:compact | --sb       show sideband records in compact format.
+  --sb:verbose              show sideband records in verbose format.
+  --sb:filename             show the filename on sideband records.
+  --sb:offset               show the offset on sideband records.
+  --sb:time                 show the time on sideband records.
+  --sb:warn                 show sideband warnings.
+  --pevent[:primary/:secondary] <file>[:<from>[-<to>]]
+                            load a perf_event sideband stream from <file>.
+  --pevent:sample-type <val>, --pevent:time-zero <val>, --pevent:time-shift <val>,
+  --pevent:time-mult <val>, --pevent:tsc-offset <val>, --pevent:kernel-start <val>
+                            perf_event sideband configuration.
+  --cpu none|auto|f/m[/s]   decode for the given cpu (applies its errata).
+  --mtc-freq <n>            set the MTC frequency (IA32_RTIT_CTL[17:14]) to <n>.
+  --nom-freq <n>            set the nominal frequency (MSR_PLATFORM_INFO[15:8]) to <n>.
+  --cpuid-0x15.eax <n>      set the value of cpuid[0x15].eax.
+  --cpuid-0x15.ebx <n>      set the value of cpuid[0x15].ebx.
+  --json                    print one JSON object per packet (JSON Lines).
+  --stat                    print only per-packet-type counts and totals.
+
+examples:
+  ptscope dump trace.pt
+  ptscope dump --lastip --no-pad trace.pt:0x1000-0x2000
+  ptscope dump --stat big.pt
+`;
+
+/** Parse ptdump's argument list. Returns null for --help. */
+export function parseDumpArgs(argv: string[]): DumpOptions | null {
+  const o: DumpOptions = {
+    file: '', showOffset: true, showRawBytes: false, showLastIp: false, showExecMode: false,
+    noPad: false, noTiming: false, noCyc: false, noSync: false, quiet: false, json: false, stat: false,
+    track: { time: false, tcal: false, timeDelta: false, noTcal: false, noWallClock: false, keepTcalOnOvf: false },
+    sidebandArgs: [],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('-')) {
+      if (i < argv.length - 1) throw new CliError(`dump: unexpected argument after the trace file: ${argv[i + 1]}. Use --help.`);
+      o.file = a;
+      break;
+    }
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new CliError(`${a}: missing argument.`);
+      return v;
+    };
+    switch (a) {
+      case '-h': case '--help': return null;
+      case '--no-sync': o.noSync = true; break;
+      case '--quiet': o.quiet = true; break;
+      case '--no-pad': o.noPad = true; break;
+      case '--no-timing': o.noTiming = true; break;
+      case '--no-cyc': o.noCyc = true; break;
+      case '--no-offset': o.showOffset = false; break;
+      case '--raw': o.showRawBytes = true; break;
+      case '--lastip': o.showLastIp = true; break;
+      case '--exec-mode': o.showExecMode = true; break;
+      case '--time':
+        if (o.track.tcal) throw new CliError('specify either --time or --tcal.');
+        o.track.time = true;
+        break;
+      case '--tcal':
+        if (o.track.time) throw new CliError('specify either --time or --tcal.');
+        o.track.tcal = true;
+        break;
+      case '--time-delta': o.track.timeDelta = true; break;
+      case '--no-tcal': o.track.noTcal = true; break;
+      case '--no-wall-clock': o.track.noWallClock = true; break;
+      case '--keep-tcal-on-ovf': o.track.keepTcalOnOvf = true; break;
+      case '--cpu': o.cpu = value(); break;
+      case '--mtc-freq': o.track.mtcFreq = parseCNumber(value(), a, 0xff); break;
+      case '--nom-freq': o.track.nomFreq = parseCNumber(value(), a, 0xff); break;
+      case '--cpuid-0x15.eax': o.track.cpuid15Eax = parseCNumber(value(), a, 0xffffffff); break;
+      case '--cpuid-0x15.ebx': o.track.cpuid15Ebx = parseCNumber(value(), a, 0xffffffff); break;
+      case '--json': o.json = true; break;
+      case '--stat': o.stat = true; break;
+      default:
+        if (a.startsWith('--sb') || a.startsWith('--pevent')) {
+          o.sidebandArgs.push(a);
+          if (takesSidebandValue(a)) o.sidebandArgs.push(value());
+          break;
+        }
+        throw new CliError(`dump: unknown option: ${a}. Use --help.`);
+    }
+  }
+  if (!o.file) throw new CliError('dump: no processor trace file specified. Use --help.');
+  return o;
+}
+
+function takesSidebandValue(option: string): boolean {
+  return option === '--pevent' || option === '--pevent:primary' || option === '--pevent:secondary' ||
+    (option.startsWith('--pevent:') && option !== '--pevent:primary' && option !== '--pevent:secondary');
+}
+
+/** Hooks that add time and sideband columns; filled in by the tracking modules. */
+export interface DumpTracker {
+  /** Called for every packet before it is printed; may set tracking columns and push diagnostics. */
+  onPacket(pkt: Packet, formatter: PtdumpFormatter): void;
+  /** Called after a resync (libipt resets its tracking). */
+  reset(): void;
+  /** Called before each packet line is printed, with the time known so far; may print sideband lines. */
+  beforePrint?(out: LineWriter): void;
+  /** Called once at the end of the trace. */
+  finish?(out: LineWriter): void;
+}
+
+/**
+ * Run `ptscope dump`. Returns the exit status: 0, or 1 if the trace could
+ * not be read at all.
+ */
+export function runDump(opts: DumpOptions, out: LineWriter, tracker?: DumpTracker, preamble: string[] = []): number {
+  const { path, from, to } = splitFileRange(opts.file);
+  let source: FileSource;
+  try {
+    source = new FileSource(path, from, to);
+  } catch (e) {
+    throw new CliError(`dump: ${describeFileError(e, path)}`);
+  }
+  for (const line of preamble) out.line(line);
+  const stream = new PacketStream(source);
+  try {
+    if (opts.stat) return dumpStat(stream, opts, out);
+    const formatter = new PtdumpFormatter(opts);
+    const pkt = new Packet();
+    const printLine = (): void => {
+      for (const d of formatter.diags) out.line(d);
+      formatter.diags.length = 0;
+      const line = formatter.line;
+      if (!line.skip && !opts.quiet) {
+        tracker?.beforePrint?.(out);
+        out.line(formatter.render(line));
+      }
+    };
+    const emitJson = (): void => {
+      if (!opts.quiet) out.line(JSON.stringify(packetToJson(pkt)));
+    };
+
+    let err = opts.noSync ? stream.syncSet(0) : stream.syncForward();
+    if (err < 0) {
+      if (err !== -ErrorCode.Eos) out.line(diagLine('sync error', 0, err));
+      tracker?.finish?.(out);
+      return 0;
+    }
+    for (;;) {
+      // Decode until an error; then resync at the next PSB, as ptdump does.
+      for (;;) {
+        const offset = stream.offset;
+        err = stream.next(pkt);
+        if (err < 0) break;
+        if (opts.json) {
+          emitJson();
+          continue;
+        }
+        formatter.describe(pkt, opts.showRawBytes ? stream.bytes : null, stream.bytesOffset);
+        tracker?.onPacket(pkt, formatter);
+        void offset;
+        printLine();
+      }
+      if (err === -ErrorCode.Eos) break;
+      const errOffset = stream.offset;
+      if (opts.json) out.line(JSON.stringify({ error: errorName(err), offset: errOffset }));
+      else out.line(diagLine('error decoding packet', errOffset, err));
+      err = stream.syncForward();
+      if (err < 0) {
+        if (err !== -ErrorCode.Eos) out.line(diagLine('sync error', 0, err));
+        break;
+      }
+      formatter.reset();
+      tracker?.reset();
+    }
+    tracker?.finish?.(out);
+    return 0;
+  } finally {
+    stream.close();
+  }
+}
+
+function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter): number {
+  const counts = new Float64Array(PACKET_TYPE_COUNT);
+  const bytes = new Float64Array(PACKET_TYPE_COUNT);
+  const pkt = new Packet();
+  let errors = 0;
+  let packets = 0;
+  let err = opts.noSync ? stream.syncSet(0) : stream.syncForward();
+  const firstSync = err < 0 ? -1 : stream.offset;
+  while (err >= 0) {
+    for (;;) {
+      err = stream.next(pkt);
+      if (err < 0) break;
+      counts[pkt.type]++;
+      bytes[pkt.type] += err;
+      packets++;
+    }
+    if (err === -ErrorCode.Eos) break;
+    errors++;
+    err = stream.syncForward();
+  }
+  if (opts.json) {
+    const byType: Record<string, { count: number; bytes: number }> = {};
+    for (let t = 0; t < PACKET_TYPE_COUNT; t++) {
+      if (counts[t]) byType[PACKET_NAMES[t]] = { count: counts[t], bytes: bytes[t] };
+    }
+    out.line(JSON.stringify({ traceBytes: stream.size, firstSync, packets, errors, byType }));
+    return 0;
+  }
+  out.line(`${'packet'.padEnd(10)} ${'count'.padStart(14)} ${'bytes'.padStart(14)}`);
+  for (let t = 0; t < PACKET_TYPE_COUNT; t++) {
+    if (!counts[t]) continue;
+    out.line(`${PACKET_NAMES[t].padEnd(10)} ${String(counts[t]).padStart(14)} ${String(bytes[t]).padStart(14)}`);
+  }
+  out.line(`${'total'.padEnd(10)} ${String(packets).padStart(14)} ${String(stream.size).padStart(14)}`);
+  out.line(`decode errors: ${errors}`);
+  if (firstSync < 0) out.line('no PSB found: the file holds no decodable Intel PT data');
+  void PacketType;
+  return 0;
+}
+
+/** A one-line description of a file-open failure. */
+export function describeFileError(e: unknown, path: string): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err.code) {
+    case 'ENOENT': return `cannot open ${path}: no such file`;
+    case 'EACCES': return `cannot open ${path}: permission denied`;
+    case 'EISDIR': return `cannot open ${path}: is a directory`;
+  }
+  return err.message ? err.message.replace(/^Error: /, '') : `cannot open ${path}`;
+}

@@ -1,0 +1,70 @@
+import { CliError, LineWriter } from './output.js';
+import { DUMP_HELP } from './dump.js';
+import { runDumpCommand } from './dump-command.js';
+
+const VERSION = '0.1.0';
+
+export const MAIN_HELP = `ptscope ${VERSION}: Intel Processor Trace decoding and security analysis
+
+usage: ptscope <command> [options]
+
+commands:
+  dump      print the packets of a trace (libipt ptdump compatible)
+  help      show help for a command
+
+Run 'ptscope <command> --help' for a command's options.
+
+exit status: 0 ok, 1 findings (with --fail-on-findings) or a partly unreadable trace,
+             2 usage or input error.
+
+examples:
+  ptscope dump trace.pt
+  ptscope dump --stat trace.pt
+`;
+
+type Command = (args: string[], out: LineWriter) => number | Promise<number>;
+
+const COMMANDS: Record<string, { help: string; run: Command }> = {
+  dump: {
+    help: DUMP_HELP,
+    run: runDumpCommand,
+  },
+};
+
+/** Entry point: runs a command and returns the process exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const out = new LineWriter(1);
+  try {
+    const [cmd, ...rest] = argv;
+    if (!cmd || cmd === '--help' || cmd === '-h') {
+      out.line(MAIN_HELP.trimEnd());
+      return cmd ? 0 : 2;
+    }
+    if (cmd === '--version') {
+      out.line(`ptscope ${VERSION}`);
+      return 0;
+    }
+    if (cmd === 'help') {
+      const c = rest[0] ? COMMANDS[rest[0]] : undefined;
+      out.line((c ? c.help : MAIN_HELP).trimEnd());
+      return c || !rest[0] ? 0 : 2;
+    }
+    const command = COMMANDS[cmd];
+    if (!command) throw new CliError(`unknown command '${cmd}'. Run 'ptscope --help'.`);
+    return await command.run(rest, out);
+  } catch (e) {
+    out.flush();
+    if (e instanceof CliError) {
+      process.stderr.write(`ptscope: ${e.message}\n`);
+      return e.exitCode;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (err && typeof err.code === 'string' && err.syscall) {
+      process.stderr.write(`ptscope: ${err.message}\n`);
+      return 2;
+    }
+    throw e;
+  } finally {
+    out.flush();
+  }
+}

@@ -1,0 +1,84 @@
+import { writeSync } from 'node:fs';
+
+/**
+ * Buffered line output to a file descriptor. Writes synchronously in large
+ * chunks (fast for millions of lines, and ordered with any diagnostics).
+ * A closed pipe (EPIPE, e.g. `| head`) ends output quietly.
+ */
+export class LineWriter {
+  private parts: string[] = [];
+  private length = 0;
+  closed = false;
+
+  /** Text collected when writing to memory (fd is null), e.g. in tests. */
+  text = '';
+
+  constructor(private readonly fd: number | null = 1, private readonly limit = 1 << 16) {}
+
+  line(text: string): void {
+    if (this.closed) return;
+    this.parts.push(text, '\n');
+    this.length += text.length + 1;
+    if (this.length >= this.limit) this.flush();
+  }
+
+  flush(): void {
+    if (this.closed || this.parts.length === 0) return;
+    const data = this.parts.join('');
+    this.parts = [];
+    this.length = 0;
+    if (this.fd === null) {
+      this.text += data;
+      return;
+    }
+    try {
+      let buf = Buffer.from(data, 'utf8');
+      while (buf.length > 0) {
+        const n = writeSync(this.fd, buf);
+        buf = buf.subarray(n);
+      }
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') {
+        this.closed = true;
+        return;
+      }
+      if (code === 'EAGAIN') {
+        // Non-blocking pipe is full: retry until it drains.
+        this.parts.push(data);
+        this.length = data.length;
+        return this.flushBlocking();
+      }
+      throw e;
+    }
+  }
+
+  private flushBlocking(): void {
+    if (this.fd === null) return;
+    const data = this.parts.join('');
+    this.parts = [];
+    this.length = 0;
+    let buf = Buffer.from(data, 'utf8');
+    while (buf.length > 0) {
+      try {
+        buf = buf.subarray(writeSync(this.fd, buf));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') continue;
+        if (code === 'EPIPE') {
+          this.closed = true;
+          return;
+        }
+        throw e;
+      }
+    }
+  }
+}
+
+/** A usage or input error: printed as one line, exit status 2. */
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode = 2) {
+    super(message);
+    this.name = 'CliError';
+  }
+}

@@ -1,0 +1,31 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** The shared data folder beside the repository (read in place). */
+export const SHARED = resolve(__dirname, '..', '..', '..', 'shared');
+export const VECTORS = join(SHARED, 'vectors', 'libipt');
+export const REAL_TRACES = join(SHARED, 'traces', 'real');
+
+export interface VectorCase {
+  name: string;
+  pt: string;
+  images: { file: string; address: string }[];
+  cpu?: string;
+  suite?: string;
+  sideband_args: string[];
+  ptdump: { exp: string; argv: string[] };
+  ptxed?: { exp: string; argv: string[] } | null;
+}
+
+export function loadManifest(dir = VECTORS): VectorCase[] {
+  const path = join(dir, 'MANIFEST.json');
+  if (!existsSync(path)) throw new Error(`libipt vectors not found at ${dir}: the shared folder must sit beside the repository`);
+  return JSON.parse(readFileSync(path, 'utf8')) as VectorCase[];
+}
+
+/** Normalise like `diff -ub`: runs of blanks are equal, trailing blanks ignored. */
+export function normalizeLines(text: string): string[] {
+  const lines = text.split('\n').map((l) => l.replace(/[ \t]+/g, ' ').replace(/ +$/, ''));
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
