@@ -187,7 +187,8 @@ static uint8_t *load_file(const char *path, uint64_t offset, uint64_t size,
  * Like ptxed, a suffix that is not a number range is taken to be part of
  * the file name. Sets @size to 0 when no end is given.
  */
-static void split_file_range(char *file, uint64_t *offset, uint64_t *size)
+static void split_file_range(char *file, const char *spec, uint64_t *offset,
+			     uint64_t *size)
 {
 	char *colon, *dash;
 	uint64_t from, to;
@@ -214,7 +215,7 @@ static void split_file_range(char *file, uint64_t *offset, uint64_t *size)
 		return;
 	}
 	if (to <= from)
-		die("bad file range in '%s': end must be above start", file);
+		die("bad file range in '%s': end must be above start", spec);
 
 	*offset = from;
 	*size = to - from;
@@ -243,7 +244,7 @@ static void add_raw_image(struct pt_image_section_cache *iscache,
 		die("--raw: cannot parse the load address in '%s'", spec);
 	*sep = '\0';
 
-	split_file_range(file, &offset, &size);
+	split_file_range(file, spec, &offset, &size);
 	if (!*file)
 		die("--raw: missing file name in '%s'", spec);
 
