@@ -173,6 +173,10 @@ export function runDump(opts: DumpOptions, out: LineWriter, tracker?: DumpTracke
   } catch (e) {
     throw new CliError(`dump: ${describeFileError(e, path)}`);
   }
+  if (source.size === 0) {
+    source.close();
+    throw new CliError(`dump: ${path} is empty: not an Intel PT trace`);
+  }
   for (const line of preamble) out.line(line);
   const stream = new PacketStream(source);
   try {
@@ -196,12 +200,13 @@ export function runDump(opts: DumpOptions, out: LineWriter, tracker?: DumpTracke
     if (err < 0) {
       if (err !== -ErrorCode.Eos) out.line(diagLine('sync error', 0, err));
       tracker?.finish?.(out);
-      return 0;
+      out.flush();
+      throw new CliError(`dump: no PSB found in ${path} (0x${stream.size.toString(16)} bytes): not an Intel PT trace`);
     }
+    let truncatedAt = -1;
     for (;;) {
       // Decode until an error; then resync at the next PSB, as ptdump does.
       for (;;) {
-        const offset = stream.offset;
         err = stream.next(pkt);
         if (err < 0) break;
         if (opts.json) {
@@ -210,10 +215,12 @@ export function runDump(opts: DumpOptions, out: LineWriter, tracker?: DumpTracke
         }
         formatter.describe(pkt, opts.showRawBytes ? stream.bytes : null, stream.bytesOffset);
         tracker?.onPacket(pkt, formatter);
-        void offset;
         printLine();
       }
-      if (err === -ErrorCode.Eos) break;
+      if (err === -ErrorCode.Eos) {
+        if (stream.offset < stream.size) truncatedAt = stream.offset;
+        break;
+      }
       const errOffset = stream.offset;
       if (opts.json) out.line(JSON.stringify({ error: errorName(err), offset: errOffset }));
       else out.line(diagLine('error decoding packet', errOffset, err));
@@ -226,6 +233,11 @@ export function runDump(opts: DumpOptions, out: LineWriter, tracker?: DumpTracke
       tracker?.reset();
     }
     tracker?.finish?.(out);
+    if (truncatedAt >= 0) {
+      out.flush();
+      process.stderr.write(`ptscope: dump: ${path}: trace ends inside a packet at offset 0x${truncatedAt.toString(16)}\n`);
+      return 1;
+    }
     return 0;
   } finally {
     stream.close();
