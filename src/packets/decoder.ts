@@ -150,20 +150,18 @@ export class PacketDecoder {
 
   /**
    * Decode the packet at the current position into `pkt` and advance past
-   * it. Returns the packet size, or a negated ErrorCode; on error the
-   * position does not move (call {@link syncForward} to resync).
+   * it. Returns the number of bytes consumed (the packet size, except for
+   * the SKD007 work-around, which consumes one byte more than the OVF it
+   * reports), or a negated ErrorCode; on error the position does not move
+   * (call {@link syncForward} to resync).
    */
   next(pkt: Packet): number {
     const pos = this.pos;
     if (pos < 0) return -ErrorCode.NoSync;
     const size = this.decode(pkt, pos);
-    if (size > 0) this.pos = pos + size + this.skipped;
-    this.skipped = 0;
+    if (size > 0) this.pos = pos + size;
     return size;
   }
-
-  /** Bytes skipped in front of the reported packet (SKD007). */
-  private skipped = 0;
 
   private decode(pkt: Packet, pos: number): number {
     const buf = this.buf;
@@ -321,8 +319,8 @@ export class PacketDecoder {
       // SKD007: the CYC's second byte was really the ext opcode of an OVF.
       // Reported at the CYC's offset, as libipt does; 3 bytes are consumed.
       pkt.type = PacketType.Ovf;
-      this.skipped = 1;
-      return (pkt.size = 2);
+      pkt.size = 2;
+      return 3;
     }
     return pkt.size;
   }
