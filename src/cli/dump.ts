@@ -1,6 +1,7 @@
 import { ErrorCode, errorName } from '../packets/errors.js';
 import { Packet } from '../packets/packet.js';
 import { PacketStream } from '../packets/packet-stream.js';
+import type { PacketDecoderOptions } from '../packets/decoder.js';
 import { PACKET_NAMES, PACKET_TYPE_COUNT, PacketType } from '../packets/packet-type.js';
 import { FileSource } from '../packets/trace-source.js';
 import { diagLine, PtdumpFormatter, type PtdumpLineOptions } from '../reports/ptdump-format.js';
@@ -165,7 +166,13 @@ export interface DumpTracker {
  * Run `ptscope dump`. Returns the exit status: 0, or 1 if the trace could
  * not be read at all.
  */
-export function runDump(opts: DumpOptions, out: LineWriter, tracker?: DumpTracker, preamble: string[] = []): number {
+export function runDump(
+  opts: DumpOptions,
+  out: LineWriter,
+  tracker?: DumpTracker,
+  preamble: string[] = [],
+  decoderOptions: PacketDecoderOptions = {},
+): number {
   const { path, from, to } = splitFileRange(opts.file);
   let source: FileSource;
   try {
@@ -178,7 +185,7 @@ export function runDump(opts: DumpOptions, out: LineWriter, tracker?: DumpTracke
     throw new CliError(`dump: ${path} is empty: not an Intel PT trace`);
   }
   for (const line of preamble) out.line(line);
-  const stream = new PacketStream(source);
+  const stream = new PacketStream(source, decoderOptions);
   try {
     if (opts.stat) return dumpStat(stream, opts, out);
     const formatter = new PtdumpFormatter(opts);
