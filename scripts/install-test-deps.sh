@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (run as root, or with sudo):
-# libipt-dev + gcc for the libipt oracle harness.
+# libipt-dev + gcc for the libipt oracle harness; qemu-user + bubblewrap for the
+# emulated recorder and its confinement; nasm for hand-written test programs.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(libipt-dev gcc make)
+PKGS=(libipt-dev gcc make qemu-user bubblewrap nasm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
