@@ -1,6 +1,8 @@
+import { PtError } from '../packets/errors.js';
+import { SidebandSession } from '../sources/perf-event/sideband-session.js';
 import { DUMP_HELP, parseDumpArgs, runDump, type DumpTracker } from './dump.js';
 import { configFromOptions, DumpTimeTracker } from './dump-tracking.js';
-import type { LineWriter } from './output.js';
+import { CliError, type LineWriter } from './output.js';
 
 /** `ptscope dump` from its argument list (ptdump's arguments are accepted as-is). */
 export function runDumpCommand(args: string[], out: LineWriter): number {
@@ -11,6 +13,20 @@ export function runDumpCommand(args: string[], out: LineWriter): number {
   }
   const { config, preamble } = configFromOptions({ cpu: opts.cpu, ...opts.track });
   let tracker: DumpTracker | undefined;
-  if (opts.track.time || opts.track.tcal) tracker = new DumpTimeTracker(config, opts);
+  const sideband = opts.sideband.active;
+  if (opts.track.time || opts.track.tcal || sideband) {
+    const timeTracker = new DumpTimeTracker(config, opts, sideband);
+    if (sideband) {
+      for (const line of preamble) out.line(line);
+      preamble.length = 0;
+      try {
+        timeTracker.attachSideband(() => SidebandSession.create(opts.sideband.config, { out: timeTracker.sink }), out);
+      } catch (e) {
+        if (e instanceof PtError) throw new CliError(`dump: ${e.message}`);
+        throw e;
+      }
+    }
+    tracker = timeTracker;
+  }
   return runDump(opts, out, tracker, preamble, { skd007: config.errata.skd007, skz84: config.errata.skz84 });
 }

@@ -6,7 +6,14 @@ import {
 } from '../events/time.js';
 import { diagLine, type PtdumpFormatter } from '../reports/ptdump-format.js';
 import type { DumpOptions, DumpTracker } from './dump.js';
-import { CliError } from './output.js';
+import { CliError, type LineWriter } from './output.js';
+import { PacketType } from '../packets/packet-type.js';
+import type { SidebandSession } from '../sources/perf-event/sideband-session.js';
+
+function isTimingPacket(type: PacketType, noCyc: boolean): boolean {
+  return type === PacketType.Tsc || type === PacketType.Cbr || type === PacketType.Tma ||
+    type === PacketType.Mtc || (type === PacketType.Cyc && !noCyc);
+}
 
 /**
  * The decoder configuration for `dump`/`flow` from the CPU and timing
@@ -41,12 +48,28 @@ export function configFromOptions(opts: {
   return { config, preamble };
 }
 
-/** ptdump's time and calibration columns (`--time`, `--tcal`). */
+/**
+ * ptdump's time and calibration columns (`--time`, `--tcal`), and the
+ * perf_event sideband records printed as trace time passes them.
+ */
 export class DumpTimeTracker implements DumpTracker {
   private readonly tracking: PtdumpTimeTracking;
   private readonly col = new TimeColumn();
+  /** Sideband text produced while handling the current packet. */
+  private pending: string[] | null = null;
+  private partial = '';
+  readonly sink = {
+    write: (text: string): void => {
+      const parts = (this.partial + text).split('\n');
+      this.partial = parts.pop()!;
+      if (this.pending) this.pending.push(...parts);
+      else this.direct?.(parts);
+    },
+  };
+  private direct: ((lines: string[]) => void) | null = null;
+  private session: SidebandSession | null = null;
 
-  constructor(config: DecoderConfig, opts: DumpOptions, trackOnly = false) {
+  constructor(config: DecoderConfig, private readonly opts: DumpOptions, trackOnly = false) {
     const t = opts.track;
     this.tracking = new PtdumpTimeTracking(config, {
       showTime: t.time, showTcal: t.tcal, timeDelta: t.timeDelta, noTcal: t.noTcal,
@@ -63,6 +86,18 @@ export class DumpTimeTracker implements DumpTracker {
     return this.tracking;
   }
 
+  /**
+   * Print sideband records as the trace's time reaches them: `create`
+   * builds the session writing to {@link sink} (text outside a packet goes
+   * straight to `out`).
+   */
+  attachSideband(create: () => SidebandSession, out: LineWriter): void {
+    this.direct = (lines) => {
+      for (const l of lines) out.line(l);
+    };
+    this.session = create();
+  }
+
   onPacket(pkt: Packet, formatter: PtdumpFormatter): void {
     const col = this.col;
     this.tracking.update(pkt, col);
@@ -73,6 +108,20 @@ export class DumpTimeTracker implements DumpTracker {
       formatter.line.trackingId = timeColumnId(col);
       formatter.line.trackingPayload = formatTimeColumn(col);
     }
+    if (this.session && isTimingPacket(pkt.type, this.opts.noCyc)) {
+      const time = this.tracking.time;
+      const tsc = time.queryTsc() < 0 ? 0n : time.tscBigInt();
+      this.pending = formatter.diags;
+      try {
+        this.session.printUntil(tsc);
+      } finally {
+        this.pending = null;
+      }
+    }
+  }
+
+  finish(): void {
+    this.session?.flush();
   }
 
   reset(): void {

@@ -8,6 +8,7 @@ import { diagLine, PtdumpFormatter, type PtdumpLineOptions } from '../reports/pt
 import { packetToJson } from '../reports/packet-json.js';
 import { parseCNumber, splitFileRange } from './args.js';
 import { CliError, LineWriter } from './output.js';
+import { SidebandOptionError, SidebandOptionParser } from '../sources/perf-event/options.js';
 
 /** Options of `ptscope dump`: ptdump's, plus --json and --stat. */
 export interface DumpOptions extends PtdumpLineOptions {
@@ -18,8 +19,8 @@ export interface DumpOptions extends PtdumpLineOptions {
   stat: boolean;
   cpu?: string;
   track: DumpTimeOptions;
-  /** Options this build parses but hands to the sideband session. */
-  sidebandArgs: string[];
+  /** The perf_event sideband options (`--pevent:*`, `--sb:*`), in argv order. */
+  sideband: SidebandOptionParser;
 }
 
 /** ptdump's time-related options. */
@@ -88,7 +89,7 @@ export function parseDumpArgs(argv: string[]): DumpOptions | null {
     file: '', showOffset: true, showRawBytes: false, showLastIp: false, showExecMode: false,
     noPad: false, noTiming: false, noCyc: false, noSync: false, quiet: false, json: false, stat: false,
     track: { time: false, tcal: false, timeDelta: false, noTcal: false, noWallClock: false, keepTcalOnOvf: false },
-    sidebandArgs: [],
+    sideband: new SidebandOptionParser('dump'),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -105,7 +106,7 @@ export function parseDumpArgs(argv: string[]): DumpOptions | null {
     switch (a) {
       case '-h': case '--help': return null;
       case '--no-sync': o.noSync = true; break;
-      case '--quiet': o.quiet = true; break;
+      case '--quiet': o.quiet = true; o.sideband.clearPrintFlags(); break;
       case '--no-pad': o.noPad = true; break;
       case '--no-timing': o.noTiming = true; break;
       case '--no-cyc': o.noCyc = true; break;
@@ -132,22 +133,21 @@ export function parseDumpArgs(argv: string[]): DumpOptions | null {
       case '--cpuid-0x15.ebx': o.track.cpuid15Ebx = parseCNumber(value(), a, 0xffffffff); break;
       case '--json': o.json = true; break;
       case '--stat': o.stat = true; break;
-      default:
-        if (a.startsWith('--sb') || a.startsWith('--pevent')) {
-          o.sidebandArgs.push(a);
-          if (takesSidebandValue(a)) o.sidebandArgs.push(value());
-          break;
+      default: {
+        let used = 0;
+        try {
+          used = o.sideband.tryParse(argv, i);
+        } catch (e) {
+          if (e instanceof SidebandOptionError) throw new CliError(e.message);
+          throw e;
         }
-        throw new CliError(`dump: unknown option: ${a}. Use --help.`);
+        if (used === 0) throw new CliError(`dump: unknown option: ${a}. Use --help.`);
+        i += used - 1;
+      }
     }
   }
   if (!o.file) throw new CliError('dump: no processor trace file specified. Use --help.');
   return o;
-}
-
-function takesSidebandValue(option: string): boolean {
-  return option === '--pevent' || option === '--pevent:primary' || option === '--pevent:secondary' ||
-    (option.startsWith('--pevent:') && option !== '--pevent:primary' && option !== '--pevent:secondary');
 }
 
 /** Hooks that add time and sideband columns; filled in by the tracking modules. */

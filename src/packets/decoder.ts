@@ -45,6 +45,12 @@ export class PacketDecoder {
   private readonly skd007: boolean;
   private readonly skz84: boolean;
   private base: number;
+  /**
+   * The buffer reaches the end of the trace. A streaming caller clears it
+   * for inner windows, so that look-ahead past the window end (SKD007)
+   * asks for more data instead of deciding without it.
+   */
+  final = true;
 
   constructor(buf: Uint8Array, options: PacketDecoderOptions = {}) {
     this.buf = buf;
@@ -315,7 +321,9 @@ export class PacketDecoder {
     pkt.type = PacketType.Cyc;
     pkt.cyc = value;
     pkt.size = p - pos;
-    if (this.skd007 && pkt.size === 2 && (value & ~0x1f) === 0x20 && p < end && buf[p] === 0xf3) {
+    if (this.skd007 && pkt.size === 2 && (value & ~0x1f) === 0x20) {
+      if (p >= end) return this.final ? pkt.size : -ErrorCode.Eos;
+      if (buf[p] !== 0xf3) return pkt.size;
       // SKD007: the CYC's second byte was really the ext opcode of an OVF.
       // Reported at the CYC's offset, as libipt does; 3 bytes are consumed.
       pkt.type = PacketType.Ovf;

@@ -33,6 +33,7 @@ export class PacketStream {
       this.windowEnd = source.read(this.window, 0, 0, this.window.length);
     }
     this.decoder = new PacketDecoder(this.window.subarray(0, this.windowEnd), { ...options, baseOffset: 0 });
+    this.decoder.final = this.atEnd;
   }
 
   get offset(): number {
@@ -69,6 +70,7 @@ export class PacketStream {
     const got = this.source.read(this.window, have, this.windowEnd, this.window.length - have);
     this.windowEnd += got;
     this.decoder.rebase(this.window.subarray(0, this.windowEnd - this.windowStart), this.windowStart);
+    this.decoder.final = this.atEnd;
     return true;
   }
 
@@ -111,13 +113,19 @@ export class PacketStream {
       this.windowStart = offset - (offset % 8);
       this.windowEnd = this.windowStart + this.source.read(this.window, 0, this.windowStart, this.window.length);
       this.decoder.rebase(this.window.subarray(0, this.windowEnd - this.windowStart), this.windowStart);
+      this.decoder.final = this.atEnd;
     }
     return this.decoder.syncSet(offset);
   }
 
   next(pkt: Packet): number {
+    // The decoder reports -Eos, without moving, for a packet cut by the
+    // window end: only then slide the window and decode it again.
+    const size = this.decoder.next(pkt);
+    if (size !== -ErrorCode.Eos || this.atEnd) return size;
     const off = this.decoder.offset;
-    if (off >= 0 && off + MAX_PACKET > this.windowEnd && !this.atEnd) this.refill(off);
+    if (off < 0 || !this.refill(off)) return size;
+    this.decoder.final = this.atEnd;
     return this.decoder.next(pkt);
   }
 

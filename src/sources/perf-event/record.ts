@@ -168,12 +168,13 @@ const FIXED_BODY: Partial<Record<number, number>> = {
  * Read the record at `offset` of `bytes[..end]` into `rec`.
  *
  * Returns the record size (> 0), or a negated {@link ErrorCode}:
- * - Eos: no record here: `offset` is at `end`, or the header's type is 0
- *   (zero padding at the end of a ring-buffer dump). `rec.problem` is empty.
+ * - Eos: no record here: `offset` is at `end`, or the header has a valid
+ *   size and type 0. `rec.problem` is empty.
  * - Eos with `rec.problem` set: a truncated record (fewer than 8 bytes
  *   left, or the header's size runs past `end`). libipt treats this as a
  *   silent end of stream; callers may want to report it.
- * - NoSync: the header's size is smaller than the header, the time sample
+ * - NoSync: the header's size is smaller than the header (all-zero padding
+ *   included, as in libipt), a sample_id field
  *   lies outside the record, or the body plus samples do not add up to the
  *   header's size (usually a wrong sample type).
  * - BadPacket: a string field without its terminating NUL.
