@@ -164,6 +164,25 @@ export class PacketDecoder {
   next(pkt: Packet): number {
     const pos = this.pos;
     if (pos < 0) return -ErrorCode.NoSync;
+    // Fast path for the one-byte packets that dominate real traces (PAD and
+    // TNT-8), kept small so that V8 inlines it into the caller's loop.
+    if (pos < this.end) {
+      const opc = this.buf[pos];
+      if ((opc & 1) === 0 && opc !== 0x02 && this.block === 0) {
+        pkt.offset = this.base + pos;
+        pkt.size = 1;
+        this.pos = pos + 1;
+        if (opc === 0) {
+          pkt.type = PacketType.Pad;
+          return 1;
+        }
+        const bits = 31 - Math.clz32(opc >>> 1);
+        pkt.type = PacketType.Tnt8;
+        pkt.tntSize = bits;
+        pkt.tntBits = (opc >>> 1) & ~(1 << bits);
+        return 1;
+      }
+    }
     const size = this.decode(pkt, pos);
     if (size > 0) this.pos = pos + size;
     return size;
