@@ -5,7 +5,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(libipt-dev gcc make qemu-user bubblewrap nasm)
+PKGS=(libipt-dev gcc make binutils qemu-user bubblewrap nasm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
