@@ -1,6 +1,7 @@
 import { CliError, LineWriter } from './output.js';
 import { DUMP_HELP } from './dump.js';
 import { runDumpCommand } from './dump-command.js';
+import { FLOW_HELP, runFlowCommand } from './flow.js';
 
 const VERSION = '0.1.0';
 
@@ -28,6 +29,10 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
   dump: {
     help: DUMP_HELP,
     run: runDumpCommand,
+  },
+  flow: {
+    help: FLOW_HELP,
+    run: runFlowCommand,
   },
 };
 

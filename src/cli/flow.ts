@@ -1,0 +1,444 @@
+/**
+ * `ptscope flow`: the executed instructions of a trace, printed like libipt's
+ * ptxed (ptxed/src/ptxed.c), which accepts the same arguments.
+ *
+ * As in ptxed, arguments are processed in order: the decoder is created at
+ * `--pt` from the configuration given so far (`--cpu`, `--filter:*`,
+ * `--mtc-freq`, `--insn-decoder`/`--block-decoder`, `--event:tick`, ...).
+ */
+import { readFileSync } from 'node:fs';
+import { CliError, type LineWriter } from './output.js';
+import { defaultConfig, AddrCfg, type DecoderConfig } from '../packets/config.js';
+import { errataFor, parseCpu } from '../packets/cpu.js';
+import { PacketDecoder } from '../packets/decoder.js';
+import { ErrorCode, PtError, errorMessage } from '../packets/errors.js';
+import { PtEvent } from '../events/event.js';
+import { Status } from '../events/status.js';
+import { ANY_ASID, formatIp } from '../flow/address-space.js';
+import { Image } from '../flow/image.js';
+import { InsnClass, InstructionInfo } from '../flow/instruction.js';
+import { InsnDecoder, type FlowFlags } from '../flow/insn-decoder.js';
+import { BlockDecoder, Block } from '../flow/block-decoder.js';
+import { parseCUnsigned, parseRawArg, isImageArgError } from '../flow/raw-image-arg.js';
+import { ByteSourceCache } from '../flow/section.js';
+import { InstructionDecoder } from '../flow/instruction-decoder.js';
+import { formatDiagnostic, formatEvent, type PtxedFormatOptions } from '../reports/ptxed-format.js';
+
+export const FLOW_HELP = `usage: ptscope flow [<options>] --pt <file>[:<from>[-<to>]]
+
+Print the instructions executed in an Intel PT trace (libipt ptxed compatible).
+
+options:
+  --pt <file>[:<from>[-<to>]]   the trace (bytes [from, to) of file)
+  --raw <file>[:<from>[-<to>]]:<base>  load raw code at <base>
+  --cpu none|auto|f/m[/s]       decode for the given cpu (applies its errata)
+  --insn-decoder                 use the instruction decoder (default)
+  --block-decoder                use the block decoder
+  --block:show-blocks            show block boundaries
+  --block:end-on-call            end a block after a call
+  --block:end-on-jump            end a block after a jump
+  --no-inst                      do not disassemble instructions
+  --quiet, -q                    print no instructions and events
+  --offset                       print the trace offset
+  --time                         print the time
+  --event:ip                     print event addresses
+  --event:time                   print event times
+  --event:tick                   report timing changes as tick events
+  --event:iflags                 report interrupt flag changes
+  --check                        check decoded instructions
+  --stat, --stat:insn, --stat:blocks  print statistics
+  --resync-on-error              continue after errors
+  --filter:addrN_cfg/_a/_b <n>   address filter configuration (N = 0..3)
+  --mtc-freq, --nom-freq, --cpuid-0x15.eax, --cpuid-0x15.ebx <n>  timing configuration
+  --insn:keep-tcal-on-ovf, --block:keep-tcal-on-ovf  keep timing calibration on overflow
+`;
+
+interface FlowOptions {
+  decoder: 'insn' | 'block';
+  fmt: PtxedFormatOptions;
+  noInst: boolean;
+  quiet: boolean;
+  time: boolean;
+  check: boolean;
+  stat: boolean;
+  statInsn: boolean;
+  statBlocks: boolean;
+  showBlocks: boolean;
+  resync: boolean;
+}
+
+/** Statistics (ptxed's ptxed_stats). */
+interface Stats {
+  insn: number;
+  blocks: number;
+}
+
+function u64Arg(args: string[], i: number, option: string, max = (1n << 64n) - 1n): bigint {
+  const text = args[i];
+  if (text === undefined || text === '' || text.startsWith('--')) throw new CliError(`${option}: missing argument.`);
+  const v = parseCUnsigned(text);
+  if (v === null) throw new CliError(`${option}: bad argument: ${text}.`);
+  if (v > max) throw new CliError(`${option}: value too big: ${text}.`);
+  return v;
+}
+
+/** `ptscope flow` from its argument list (ptxed's arguments are accepted as-is). */
+export function runFlowCommand(args: string[], out: LineWriter): number {
+  const config: DecoderConfig = defaultConfig();
+  const opts: FlowOptions = {
+    decoder: 'insn',
+    fmt: { eventIp: false, eventTime: false, offset: false },
+    noInst: false,
+    quiet: false,
+    time: false,
+    check: false,
+    stat: false,
+    statInsn: false,
+    statBlocks: false,
+    showBlocks: false,
+    resync: false,
+  };
+  const insnFlags: FlowFlags = { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false };
+  const blockFlags: FlowFlags & { endOnCall: boolean; endOnJump: boolean } = {
+    enableTickEvents: false,
+    keepTcalOnOvf: false,
+    enableIflags: false,
+    endOnCall: false,
+    endOnJump: false,
+  };
+  const image = new Image();
+  const files = new ByteSourceCache();
+  let nextIsid = 1;
+  let trace: Uint8Array | null = null;
+  let created: { kind: 'insn' | 'block'; flags: FlowFlags; config: DecoderConfig } | null = null;
+
+  for (let i = 0; i < args.length; ) {
+    const arg = args[i++]!;
+    switch (arg) {
+      case '--help':
+      case '-h':
+        out.line(FLOW_HELP.trimEnd());
+        return 0;
+      case '--pt': {
+        const file = args[i++];
+        if (file === undefined) throw new CliError('--pt: missing argument.');
+        if (created) throw new CliError(`duplicate pt sources: ${file}.`);
+        if (config.cpu.vendor === 'intel') {
+          const errata = errataFor(config.cpu);
+          if (typeof errata === 'number') out.line(`[0, 0: config error: ${errorMessage(errata)}]`);
+          else config.errata = errata;
+        }
+        trace = loadTrace(file);
+        const kind = opts.decoder;
+        const flags = kind === 'insn' ? { ...insnFlags } : { ...blockFlags };
+        created = { kind, flags, config: structuredClone(config) };
+        break;
+      }
+      case '--raw': {
+        const spec = args[i++];
+        if (spec === undefined) throw new CliError('--raw: missing argument.');
+        const raw = parseRawArg(spec);
+        if (isImageArgError(raw)) throw new CliError(`${raw.error}.`);
+        const size = raw.size === null ? Infinity : Number(raw.size);
+        let err: number;
+        try {
+          err = image.addFile(files, raw.file, Number(raw.offset), size, Number(BigInt.asIntN(64, raw.base)), ANY_ASID, nextIsid++);
+        } catch (e) {
+          if (e instanceof PtError) throw new CliError(`--raw: failed to load '${spec}': ${e.message}.`);
+          throw e;
+        }
+        if (err < 0) throw new CliError(`failed to add ${raw.file} at 0x${raw.base.toString(16)}: ${errorMessage(err)}.`);
+        break;
+      }
+      case '--no-inst':
+        opts.noInst = true;
+        break;
+      case '--quiet':
+      case '-q':
+        opts.quiet = true;
+        break;
+      case '--offset':
+        opts.fmt.offset = true;
+        break;
+      case '--time':
+        opts.time = true;
+        break;
+      case '--event:time':
+        opts.fmt.eventTime = true;
+        break;
+      case '--event:ip':
+        opts.fmt.eventIp = true;
+        break;
+      case '--event:tick':
+        insnFlags.enableTickEvents = true;
+        blockFlags.enableTickEvents = true;
+        break;
+      case '--event:iflags':
+        insnFlags.enableIflags = true;
+        blockFlags.enableIflags = true;
+        break;
+      case '--check':
+        opts.check = true;
+        break;
+      case '--stat':
+        opts.stat = true;
+        break;
+      case '--stat:insn':
+        opts.stat = true;
+        opts.statInsn = true;
+        break;
+      case '--stat:blocks':
+        opts.stat = true;
+        opts.statBlocks = true;
+        break;
+      case '--resync-on-error':
+        opts.resync = true;
+        break;
+      case '--cpu': {
+        const text = args[i++];
+        if (text === undefined) throw new CliError('--cpu: missing argument.');
+        const cpu = parseCpu(text);
+        if (!cpu) throw new CliError('cpu must be specified as f/m[/s]');
+        config.cpu = cpu;
+        break;
+      }
+      case '--mtc-freq':
+        config.mtcFreq = Number(u64Arg(args, i++, arg, 255n));
+        break;
+      case '--nom-freq':
+        config.nomFreq = Number(u64Arg(args, i++, arg, 255n));
+        break;
+      case '--cpuid-0x15.eax':
+        config.cpuid15Eax = Number(u64Arg(args, i++, arg, 0xffffffffn));
+        break;
+      case '--cpuid-0x15.ebx':
+        config.cpuid15Ebx = Number(u64Arg(args, i++, arg, 0xffffffffn));
+        break;
+      case '--insn-decoder':
+        opts.decoder = 'insn';
+        break;
+      case '--block-decoder':
+        opts.decoder = 'block';
+        break;
+      case '--insn:keep-tcal-on-ovf':
+        insnFlags.keepTcalOnOvf = true;
+        break;
+      case '--block:keep-tcal-on-ovf':
+        blockFlags.keepTcalOnOvf = true;
+        break;
+      case '--block:show-blocks':
+        opts.showBlocks = true;
+        break;
+      case '--block:end-on-call':
+        blockFlags.endOnCall = true;
+        break;
+      case '--block:end-on-jump':
+        blockFlags.endOnJump = true;
+        break;
+      default: {
+        const m = /^--filter:addr([0-3])_(cfg|a|b)$/.exec(arg);
+        if (m) {
+          if (created) throw new CliError(`please specify ${arg} before --pt.`);
+          const n = Number(m[1]);
+          const range = config.addrFilter.ranges[n]!;
+          if (m[2] === 'cfg') range.cfg = Number(u64Arg(args, i++, arg, 15n)) as AddrCfg;
+          else if (m[2] === 'a') range.a = u64Arg(args, i++, arg);
+          else range.b = u64Arg(args, i++, arg);
+          break;
+        }
+        throw new CliError(`unknown option: ${arg}.`);
+      }
+    }
+  }
+  if (!created || !trace) throw new CliError('no pt file.');
+
+  const stats: Stats = { insn: 0, blocks: 0 };
+  let statInsn = opts.statInsn;
+  let statBlocks = opts.statBlocks;
+  if (opts.stat && !statInsn && !statBlocks) {
+    statInsn = true;
+    if (created.kind === 'block') statBlocks = true;
+  }
+  const packets = new PacketDecoder(trace, { pebs: false, skd007: created.config.errata.skd007 });
+  if (created.kind === 'insn') {
+    const dec = new InsnDecoder(packets, created.config, image, created.flags);
+    decodeInsn(dec, opts, stats, out);
+  } else {
+    const bf = created.flags as FlowFlags & { endOnCall: boolean; endOnJump: boolean };
+    created.config.flags.endOnCall = bf.endOnCall;
+    created.config.flags.endOnJump = bf.endOnJump;
+    const dec = new BlockDecoder(packets, created.config, image, bf);
+    decodeBlocks(dec, opts, stats, out);
+  }
+  if (opts.stat) {
+    if (statInsn) out.line(`insn: ${stats.insn}.`);
+    if (statBlocks) out.line(`blocks:\t${stats.blocks}.`);
+  }
+  return 0;
+}
+
+function loadTrace(spec: string): Uint8Array {
+  const m = /^(.*):([^:-]+)(?:-([^:]+))?$/.exec(spec);
+  let path = spec;
+  let from = 0;
+  let to: number | undefined;
+  if (m) {
+    const a = parseCUnsigned(m[2]!);
+    const b = m[3] === undefined ? null : parseCUnsigned(m[3]);
+    if (a !== null && (m[3] === undefined || b !== null)) {
+      path = m[1]!;
+      from = Number(a);
+      to = b === null ? undefined : Number(b);
+    }
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new CliError(`failed to open ${path}: ${(e as Error).message}.`);
+  }
+  return bytes.subarray(from, to);
+}
+
+/** The line of one instruction (ptxed's print_insn). */
+function insnLine(insn: InstructionInfo, opts: FlowOptions, offset: number): string {
+  let s = '';
+  if (opts.fmt.offset) s += offset.toString(16).padStart(16, '0') + '  ';
+  if (insn.speculative) s += '? ';
+  s += formatIp(insn.ip);
+  if (!opts.noInst) {
+    const text = disassemble(insn);
+    s += '  ' + text;
+  }
+  return s;
+}
+
+/** Formats instructions for output (iced-x86, Intel syntax); created on first use. */
+let formatter: InstructionDecoder | null = null;
+
+function disassemble(insn: InstructionInfo): string {
+  if (formatter === null) formatter = new InstructionDecoder(new Image());
+  return formatter.disassemble(insn);
+}
+
+/** One decoder's events, printed (ptxed's drain_events_*). */
+function drainEvents(
+  status: number,
+  event: (ev: PtEvent) => number,
+  ev: PtEvent,
+  opts: FlowOptions,
+  out: LineWriter,
+  offsetOf: () => number,
+): number {
+  while (status & Status.EventPending) {
+    const offset = opts.fmt.offset ? offsetOf() : 0;
+    status = event(ev);
+    if (status < 0) return status;
+    if (!opts.quiet && !ev.statusUpdate) out.line(formatEvent(ev, opts.fmt, offset));
+  }
+  return status;
+}
+
+function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: LineWriter): void {
+  const insn = new InstructionInfo();
+  const ev = new PtEvent();
+  const eventFn = (e: PtEvent): number => dec.event(e);
+  const offsetOf = (): number => dec.offset;
+  let sync = 0;
+  let offset = 0;
+  for (;;) {
+    insn.ip = 0;
+    let status = dec.syncForward();
+    if (status < 0) {
+      if (status === -ErrorCode.Eos) break;
+      out.line(formatDiagnostic(Math.max(0, dec.offset), insn.ip, 'sync error', status));
+      const newSync = dec.offset;
+      if (newSync < 0 || newSync <= sync) break;
+      sync = newSync;
+      continue;
+    }
+    for (;;) {
+      status = drainEvents(status, eventFn, ev, opts, out, offsetOf);
+      if (status < 0) break;
+      if (status & Status.Eos) {
+        if (!(status & Status.IpSuppressed) && !opts.quiet) out.line('[end of trace]');
+        status = -ErrorCode.Eos;
+        break;
+      }
+      if (opts.fmt.offset) offset = dec.offset;
+      status = dec.next(insn);
+      if (status < 0) {
+        if (insn.iclass !== InsnClass.Unknown) {
+          if (!opts.quiet) out.line(insnLine(insn, opts, offset));
+          stats.insn++;
+        }
+        break;
+      }
+      if (!opts.quiet) out.line(insnLine(insn, opts, offset));
+      stats.insn++;
+    }
+    if (status === 0) status = -ErrorCode.Internal;
+    if (status === -ErrorCode.Eos) break;
+    out.line(formatDiagnostic(dec.offset, insn.ip, 'error', status));
+    // Like ptxed, continue at the next PSB (--resync-on-error's finer
+    // resynchronization is not implemented yet).
+  }
+}
+
+function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: LineWriter): void {
+  const block = new Block();
+  const ev = new PtEvent();
+  const eventFn = (e: PtEvent): number => dec.event(e);
+  const offsetOf = (): number => dec.offset;
+  let sync = 0;
+  let offset = 0;
+  const printBlock = (): void => {
+    if (opts.showBlocks) out.line(opts.stat ? `[block ${stats.blocks.toString(16)}]` : '[block]');
+    for (let k = 0; k < block.ninsn; k++) {
+      let s = '';
+      if (opts.fmt.offset) s += offset.toString(16).padStart(16, '0') + '  ';
+      if (block.speculative) s += '? ';
+      s += formatIp(block.ips[k]!);
+      out.line(s);
+    }
+  };
+  for (;;) {
+    block.ip = 0;
+    block.ninsn = 0;
+    let status = dec.syncForward();
+    if (status < 0) {
+      if (status === -ErrorCode.Eos) break;
+      out.line(formatDiagnostic(Math.max(0, dec.offset), block.errorIp(status), 'sync error', status));
+      const newSync = dec.offset;
+      if (newSync < 0 || newSync <= sync) break;
+      sync = newSync;
+      continue;
+    }
+    for (;;) {
+      status = drainEvents(status, eventFn, ev, opts, out, offsetOf);
+      if (status < 0) break;
+      if (status & Status.Eos) {
+        if (!(status & Status.IpSuppressed) && !opts.quiet) out.line('[end of trace]');
+        status = -ErrorCode.Eos;
+        break;
+      }
+      if (opts.fmt.offset) offset = dec.offset;
+      status = dec.next(block);
+      if (status < 0) {
+        if (block.ninsn) {
+          stats.insn += block.ninsn;
+          stats.blocks++;
+          if (!opts.quiet) printBlock();
+        }
+        break;
+      }
+      stats.insn += block.ninsn;
+      stats.blocks++;
+      if (!opts.quiet) printBlock();
+    }
+    if (status === 0) status = -ErrorCode.Internal;
+    if (status === -ErrorCode.Eos) break;
+    out.line(formatDiagnostic(dec.offset, block.errorIp(status), 'error', status));
+  }
+}
+

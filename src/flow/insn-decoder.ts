@@ -1,0 +1,702 @@
+/**
+ * The trace-driven instruction decoder (libipt's pt_insn_decoder,
+ * libipt/src/pt_insn_decoder.c): walks the code in the memory image one
+ * instruction at a time and asks the query decoder only where the code
+ * cannot tell: conditional branches and compressed returns take a TNT bit,
+ * indirect branches and uncompressed returns a TIP. Events are indicated
+ * with {@link Status.EventPending} where they bind:
+ *
+ * - to an instruction (synchronous disable at a branch, PIP at MOV CR3 or a
+ *   far branch, VMCS at VMPTRLD/VMLAUNCH/VMRESUME, PTWRITE): the
+ *   instruction is returned first and the decoder proceeds past it only
+ *   after the events were fetched;
+ * - to an IP (asynchronous branch/disable at its source, MODE.Exec/TSX at
+ *   their IP, overflow and enable where they resume): before the
+ *   instruction at that IP.
+ *
+ * Usage (what ptxed does):
+ *
+ *     let status = dec.syncForward();          // < 0: error or -Eos
+ *     for (;;) {
+ *       while (status & Status.EventPending) { status = dec.event(ev); ... }
+ *       if (status < 0 || status & Status.Eos) break;
+ *       status = dec.next(insn);               // insn: InstructionInfo
+ *       ...
+ *     }
+ *
+ * Nothing is allocated per instruction: `insn` and the event are
+ * caller-owned structs that are overwritten.
+ *
+ * Loop guard (not in libipt): a stretch of more than {@link MAX_STEPS_WITHOUT_TRACE}
+ * instructions that consumes no trace (a direct-jump loop with no packets,
+ * from a bad image or bad trace) fails with -ErrorCode.BadQuery instead of
+ * running forever. No real code runs 16 M instructions without a single
+ * conditional or indirect branch.
+ */
+import type { DecoderConfig } from '../packets/config.js';
+import { addrFilterCheck } from '../packets/config.js';
+import type { PacketDecoder } from '../packets/decoder.js';
+import { ErrorCode } from '../packets/errors.js';
+import { EventType, PtEvent, copyEvent } from '../events/event.js';
+import { QueryDecoder } from '../events/query-decoder.js';
+import { Status } from '../events/status.js';
+import { ANY_ASID, Asid, NO_CR3, NO_VMCS, ipToBigInt } from './address-space.js';
+import type { Image } from './image.js';
+import { decodeInstruction } from './instruction-decoder.js';
+import {
+  ExecMode,
+  InsnClass,
+  InsnKind,
+  InstructionInfo,
+  copyInstruction,
+  insnBindsToPip,
+  insnBindsToVmcs,
+  insnChangesCpl,
+  insnChangesCr3,
+  insnIsBranch,
+  insnIsFarBranch,
+  insnIsPtwrite,
+  insnNextIp,
+  insnNextIpError,
+} from './instruction.js';
+import { ReturnStack } from './return-stack.js';
+
+/** Instructions allowed in a row without consuming trace (see the file comment). */
+export const MAX_STEPS_WITHOUT_TRACE = 1 << 24;
+
+/** Steps to try reaching a TSX event's IP for the BDM64 check (libipt's bdm64_max_steps). */
+const BDM64_MAX_STEPS = 0x100;
+
+/** Flags of the flow layer (libipt's pt_conf_flags.variant.insn/block). */
+export interface FlowFlags {
+  enableTickEvents: boolean;
+  keepTcalOnOvf: boolean;
+  enableIflags: boolean;
+}
+
+export class InsnDecoder {
+  readonly query: QueryDecoder;
+  image: Image;
+
+  /** The current execution mode. */
+  mode: ExecMode = ExecMode.Unknown;
+  /** The address of the next instruction. */
+  ip = 0;
+  /** Status flags of the last query. */
+  private status = 0;
+  /** Tracing is enabled. */
+  enabled = false;
+  /** An event is being processed: {@link event} holds it. */
+  private processEvent = false;
+  /** Inside a transaction. */
+  speculative = false;
+  /** An instruction waits for its events before we proceed past it. */
+  private processInsn = false;
+  private boundPaging = false;
+  private boundVmcs = false;
+  private boundPtwrite = false;
+  /** The event being processed. */
+  private readonly ev = new PtEvent();
+  private readonly postponed = new InstructionInfo();
+  private readonly retstack = new ReturnStack();
+  asid: Asid = ANY_ASID;
+  private readonly scratch = new InstructionInfo();
+  private readonly consumed = new PtEvent();
+  private steps = 0;
+
+  constructor(
+    packets: PacketDecoder,
+    readonly config: DecoderConfig,
+    image: Image,
+    readonly flags: FlowFlags = { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false },
+  ) {
+    this.query = new QueryDecoder(packets, config, {
+      keepTcalOnOvf: flags.keepTcalOnOvf,
+      enableIflags: flags.enableIflags,
+    });
+    this.image = image;
+  }
+
+  /** Trace offset of the next packet (libipt's pt_insn_get_offset). */
+  get offset(): number {
+    return this.query.offset;
+  }
+
+  get syncOffset(): number {
+    return this.query.syncOffset;
+  }
+
+  private reset(): void {
+    this.mode = ExecMode.Unknown;
+    this.ip = 0;
+    this.status = 0;
+    this.enabled = false;
+    this.processEvent = false;
+    this.speculative = false;
+    this.processInsn = false;
+    this.boundPaging = false;
+    this.boundVmcs = false;
+    this.boundPtwrite = false;
+    this.retstack.reset();
+    this.fromQuery = false;
+    this.asid = ANY_ASID;
+    this.steps = 0;
+  }
+
+  private statusFlags(flags: number): number {
+    if (!this.enabled) flags |= Status.IpSuppressed;
+    if (this.status & Status.Eos && !this.processEvent) flags |= Status.Eos;
+    return flags;
+  }
+
+  private start(status: number): number {
+    if (status < 0) return status;
+    this.status = status;
+    if (!(status & Status.IpSuppressed)) {
+      this.enabled = true;
+      this.ip = this.query.ip;
+    }
+    return this.checkIpEvent(null);
+  }
+
+  /** Synchronize at the next PSB: status flags or a negative ErrorCode (-Eos at the end). */
+  syncForward(): number {
+    this.reset();
+    return this.start(this.query.syncForward());
+  }
+
+  /** Synchronize at the PSB at `offset`. */
+  syncSet(offset: number): number {
+    this.reset();
+    return this.start(this.query.syncSet(offset));
+  }
+
+  /** The time of the last event or branch: 0 (wall clock) or -NoTime (relative). */
+  get time(): number {
+    return this.query.time();
+  }
+
+  // --- queries ---------------------------------------------------------------
+
+  /** Synthesize a tick event if the time changed (`--event:tick`). 1 if created. */
+  private tick(ip: number): number {
+    if (!this.enabled) return -ErrorCode.Internal;
+    if (this.processEvent) return 0;
+    const t = this.query.lastTime;
+    const ev = this.ev;
+    if (t.tscHi === ev.tscHi && t.tscLo === ev.tscLo) return 0;
+    ev.clear();
+    ev.type = EventType.Tick;
+    ev.ip = ip;
+    ev.hasTsc = t.queryTsc() === 0;
+    ev.tscHi = t.tscHi;
+    ev.tscLo = t.tscLo;
+    ev.lostMtc = t.lostMtc;
+    ev.lostCyc = t.lostCyc;
+    this.processEvent = true;
+    return 1;
+  }
+
+  private indirectBranch(): number {
+    const evip = this.ip;
+    const status = this.query.indirectBranch();
+    if (status < 0) return status;
+    this.steps = 0;
+    if (this.flags.enableTickEvents) {
+      const err = this.tick(evip);
+      if (err < 0) return err;
+    }
+    return status;
+  }
+
+  private condBranch(): number {
+    const status = this.query.condBranch();
+    if (status < 0) return status;
+    this.steps = 0;
+    if (this.flags.enableTickEvents) {
+      const err = this.tick(this.ip);
+      if (err < 0) return err;
+    }
+    return status;
+  }
+
+  /** Fetch the next event from the query decoder if one is pending. 1, 0, or error. */
+  private eventPending(): number {
+    if (this.processEvent) return 1;
+    if (!(this.status & Status.EventPending)) return 0;
+    // Peek: the query decoder moves on only once the event is fetched, so
+    // error offsets point at the event that was due, not beyond it.
+    const status = this.query.peekEvent(this.ev);
+    if (status < 0) return status;
+    this.steps = 0;
+    this.processEvent = true;
+    this.fromQuery = true;
+    return 1;
+  }
+
+  /** The event being processed came from the query decoder (not a tick). */
+  private fromQuery = false;
+
+  // --- moving on ------------------------------------------------------------------
+
+  /** Set {@link ip} past `insn` (libipt's pt_insn_proceed). 0 or error. */
+  proceed(insn: InstructionInfo): number {
+    this.ip += insn.size;
+    switch (insn.iclass) {
+      case InsnClass.Ptwrite:
+      case InsnClass.Other:
+        return 0;
+      case InsnClass.CondJump: {
+        const status = this.condBranch();
+        if (status < 0) return status;
+        this.status = status;
+        if (!this.query.taken) return 0;
+        break;
+      }
+      case InsnClass.Call:
+        // Calls to the next instruction (position-independent code) are not returns.
+        if (insn.displacement !== 0 || !insn.isDirect) this.retstack.push(this.ip);
+        break;
+      case InsnClass.Return: {
+        // A taken TNT bit is a compressed return.
+        const status = this.condBranch();
+        if (status >= 0) {
+          this.status = status;
+          if (!this.query.taken) return -ErrorCode.BadRetcomp;
+          const err = this.retstack.pop();
+          if (err < 0) return err;
+          this.ip = this.retstack.ip;
+          return 0;
+        }
+        break;
+      }
+      case InsnClass.Jump:
+      case InsnClass.FarCall:
+      case InsnClass.FarReturn:
+      case InsnClass.FarJump:
+      case InsnClass.Indirect:
+        break;
+      default:
+        return -ErrorCode.BadInsn;
+    }
+    if (insn.isDirect) {
+      this.ip += insn.displacement;
+      if (++this.steps > MAX_STEPS_WITHOUT_TRACE) return -ErrorCode.BadQuery;
+    } else {
+      const status = this.indirectBranch();
+      if (status < 0) return status;
+      this.status = status;
+      if (status & Status.IpSuppressed) return -ErrorCode.NoIp;
+      this.ip = this.query.ip;
+    }
+    return 0;
+  }
+
+  // --- event binding -----------------------------------------------------------
+
+  /** SKL014: a TIP.PGD without IP after a direct branch out of the filter. */
+  private atSkl014(insn: InstructionInfo): boolean {
+    if (!this.ev.ipSuppressed) return false;
+    if ((insn.iclass === InsnClass.Call || insn.iclass === InsnClass.Jump) && insn.isDirect) {
+      return addrFilterCheck(this.config.addrFilter, ipToBigInt(insn.ip + insn.size + insn.displacement)) <= 0;
+    }
+    return false;
+  }
+
+  /** Does the disabled event bind to `insn`? 1, 0, or error. */
+  private atDisabledEvent(insn: InstructionInfo): number {
+    const ev = this.ev;
+    if (ev.ipSuppressed) {
+      if (insnIsFarBranch(insn) || insnChangesCpl(insn) || insnChangesCr3(insn)) return 1;
+      const filter = this.config.addrFilter.ranges;
+      const haveFilter = filter[0].cfg !== 0 || filter[1].cfg !== 0 || filter[2].cfg !== 0 || filter[3].cfg !== 0;
+      if (haveFilter && this.config.errata.skl014 && this.atSkl014(insn)) return 1;
+      return 0;
+    }
+    switch (insn.iclass) {
+      case InsnClass.Ptwrite:
+      case InsnClass.Other:
+        return 0;
+      case InsnClass.Call:
+      case InsnClass.Jump:
+        // A direct branch elsewhere than the disable IP does not bind.
+        if (insn.isDirect && insn.ip + insn.size + insn.displacement !== ev.ip) return 0;
+        return 1;
+      case InsnClass.Return:
+      case InsnClass.FarCall:
+      case InsnClass.FarReturn:
+      case InsnClass.FarJump:
+      case InsnClass.Indirect:
+      case InsnClass.CondJump:
+        return 1;
+      default:
+        return -ErrorCode.BadInsn;
+    }
+  }
+
+  private postpone(insn: InstructionInfo): number {
+    if (!this.processInsn) {
+      this.processInsn = true;
+      copyInstruction(insn, this.postponed);
+    }
+    return this.statusFlags(Status.EventPending);
+  }
+
+  private clearPostponed(): void {
+    this.processInsn = false;
+    this.boundPaging = false;
+    this.boundVmcs = false;
+    this.boundPtwrite = false;
+  }
+
+  private proceedPostponed(): number {
+    if (!this.processInsn) return -ErrorCode.Internal;
+    if (!this.enabled) {
+      this.clearPostponed();
+      return 0;
+    }
+    const err = this.proceed(this.postponed);
+    if (err < 0) return err;
+    this.clearPostponed();
+    return 0;
+  }
+
+  /** Events that bind to `insn` (libipt's pt_insn_check_insn_event). */
+  private checkInsnEvent(insn: InstructionInfo): number {
+    let status = this.eventPending();
+    if (status <= 0) return status;
+    const ev = this.ev;
+    switch (ev.type) {
+      case EventType.Tip:
+      case EventType.Tnt:
+        return -ErrorCode.Internal;
+      case EventType.Disabled: {
+        if (ev.statusUpdate) return 0;
+        status = this.atDisabledEvent(insn);
+        if (status <= 0) return status;
+        // Where tracing is expected to resume.
+        const next = insnNextIp(insn);
+        if (Number.isNaN(next)) {
+          this.ip = 0;
+          const err = insnNextIpError(insn);
+          if (err !== -ErrorCode.BadQuery) return err;
+          if (insn.iclass === InsnClass.Call || insn.iclass === InsnClass.FarCall) this.ip = insn.ip + insn.size;
+        } else {
+          this.ip = next;
+        }
+        break;
+      }
+      case EventType.Paging:
+        if (this.boundPaging || !insnBindsToPip(insn)) return 0;
+        this.boundPaging = true;
+        return this.postpone(insn);
+      case EventType.Vmcs:
+        if (this.boundVmcs || !insnBindsToVmcs(insn)) return 0;
+        this.boundVmcs = true;
+        return this.postpone(insn);
+      case EventType.Ptwrite:
+        if (this.boundPtwrite) return 0;
+        if (ev.ipSuppressed) {
+          if (!insnIsPtwrite(insn)) return 0;
+          // The event's IP is the PTWRITE's own address.
+          ev.ip = this.ip;
+          ev.ipSuppressed = false;
+        } else if (this.ip !== ev.ip) {
+          return 0;
+        }
+        this.boundPtwrite = true;
+        return this.postpone(insn);
+      default:
+        // Only the events above bind to instructions.
+        return 0;
+    }
+    return this.statusFlags(Status.EventPending);
+  }
+
+  /** SKD022: a VMLAUNCH/VMRESUME at the async disable's source makes it synchronous. */
+  private handleSkd022(): number {
+    const insn = this.scratch;
+    const err = decodeInstruction(this.image, this.asid, this.ip, this.mode, insn);
+    if (err < 0) return 0;
+    if (insn.kind !== InsnKind.Vmlaunch && insn.kind !== InsnKind.Vmresume) return 0;
+    const ev = this.ev;
+    ev.type = EventType.Disabled;
+    return 1;
+  }
+
+  /** Can we reach `end` from `begin` following the code alone? 1, 0, or error. */
+  private rangeIsContiguous(begin: number, end: number, steps: number): number {
+    const insn = this.scratch;
+    let ip = begin;
+    while (ip !== end) {
+      if (!steps--) return 0;
+      const err = decodeInstruction(this.image, this.asid, ip, this.mode, insn);
+      if (err < 0) return err;
+      const next = insnNextIp(insn);
+      if (Number.isNaN(next)) return insnNextIpError(insn);
+      ip = next;
+    }
+    return 1;
+  }
+
+  /** BDM64: an abort right after a branch may come with corrupted branch trace. */
+  private handleBdm64(insn: InstructionInfo): number {
+    const ev = this.ev;
+    if (!ev.aborted || !insnIsBranch(insn)) return 0;
+    const status = this.rangeIsContiguous(this.ip, ev.ip, BDM64_MAX_STEPS);
+    if (status > 0) return 0;
+    this.ip = ev.ip;
+    return 1;
+  }
+
+  private postponeTsx(insn: InstructionInfo | null): number {
+    const ev = this.ev;
+    if (ev.ipSuppressed) return 0;
+    if (insn !== null && this.config.errata.bdm64) {
+      const status = this.handleBdm64(insn);
+      if (status < 0) return status;
+    }
+    return this.ip !== ev.ip ? 1 : 0;
+  }
+
+  /** Events that bind to the current IP (libipt's pt_insn_check_ip_event). */
+  private checkIpEvent(insn: InstructionInfo | null): number {
+    const status = this.eventPending();
+    if (status <= 0) {
+      if (status < 0) return status;
+      return this.statusFlags(0);
+    }
+    const ev = this.ev;
+    switch (ev.type) {
+      case EventType.Disabled:
+        if (ev.statusUpdate) return this.statusFlags(Status.EventPending);
+        break;
+      case EventType.Enabled:
+        return this.statusFlags(Status.EventPending);
+      case EventType.AsyncDisabled:
+        if (ev.at !== this.ip) break;
+        if (this.config.errata.skd022) {
+          const err = this.handleSkd022();
+          if (err !== 0) {
+            if (err < 0) return err;
+            break;
+          }
+        }
+        return this.statusFlags(Status.EventPending);
+      case EventType.Tsx: {
+        const st = this.postponeTsx(insn);
+        if (st !== 0) {
+          if (st < 0) return st;
+          break;
+        }
+        return this.statusFlags(Status.EventPending);
+      }
+      case EventType.AsyncBranch:
+        if (ev.at !== this.ip) break;
+        return this.statusFlags(Status.EventPending);
+      case EventType.Overflow:
+        return this.statusFlags(Status.EventPending);
+      case EventType.ExecMode:
+      case EventType.AsyncPaging:
+      case EventType.AsyncVmcs:
+      case EventType.Iflags:
+        if (!ev.ipSuppressed && ev.ip !== this.ip) break;
+        return this.statusFlags(Status.EventPending);
+      case EventType.Paging:
+      case EventType.Vmcs:
+        if (this.enabled) break;
+        return this.statusFlags(Status.EventPending);
+      case EventType.Exstop:
+      case EventType.Mwait:
+      case EventType.Trig:
+        if (!ev.ipSuppressed && this.enabled && this.ip !== ev.ip) break;
+        return this.statusFlags(Status.EventPending);
+      case EventType.Ptwrite:
+        if (this.enabled) break;
+        return this.statusFlags(Status.EventPending);
+      case EventType.Stop:
+      case EventType.Pwre:
+      case EventType.Pwrx:
+      case EventType.Tick:
+      case EventType.Cbr:
+      case EventType.Mnt:
+        return this.statusFlags(Status.EventPending);
+      case EventType.Tip:
+      case EventType.Tnt:
+        return -ErrorCode.Internal;
+      default:
+        // Event tracing events bind to their IP, if they have one.
+        if (!ev.ipSuppressed && this.enabled && this.ip !== ev.ip) break;
+        return this.statusFlags(Status.EventPending);
+    }
+    return this.statusFlags(0);
+  }
+
+  // --- the API ---------------------------------------------------------------------
+
+  /**
+   * Decode the instruction at {@link ip} into `insn` and move past it.
+   * Returns status flags, or a negative ErrorCode; on error `insn.ip` and
+   * `insn.mode` tell where, and `insn.iclass` is not Unknown if the
+   * instruction itself was decoded (ptxed still prints it then).
+   */
+  next(insn: InstructionInfo): number {
+    if (!this.enabled) {
+      insn.iclass = InsnClass.Unknown;
+      insn.ip = this.ip;
+      return this.status & Status.Eos ? -ErrorCode.Eos : -ErrorCode.NoEnable;
+    }
+    let status = decodeInstruction(this.image, this.asid, this.ip, this.mode, insn);
+    insn.speculative = this.speculative;
+    if (status < 0) {
+      insn.iclass = InsnClass.Unknown;
+      return status;
+    }
+    status = this.checkInsnEvent(insn);
+    if (status !== 0) {
+      if (status < 0) return status;
+      if (status & Status.EventPending) return status;
+    }
+    status = this.proceed(insn);
+    if (status < 0) return status;
+    return this.checkIpEvent(insn);
+  }
+
+  private processEnabled(): number {
+    const ev = this.ev;
+    if (ev.statusUpdate) return this.enabled ? 0 : -ErrorCode.BadStatusUpdate;
+    if (ev.ipSuppressed) return -ErrorCode.NoIp;
+    if (this.enabled) return -ErrorCode.BadContext;
+    this.ip = ev.ip;
+    this.enabled = true;
+    return 0;
+  }
+
+  private processDisabled(): number {
+    const ev = this.ev;
+    if (ev.statusUpdate) return this.enabled ? -ErrorCode.BadStatusUpdate : 0;
+    if (!this.enabled) return -ErrorCode.BadContext;
+    // Keep ip: tracing is expected to resume there.
+    this.enabled = false;
+    return 0;
+  }
+
+  private setCr3(cr3: number): void {
+    if (this.asid.cr3 !== cr3) this.asid = new Asid(cr3, this.asid.vmcs);
+  }
+
+  private setVmcs(base: number): void {
+    if (this.asid.vmcs !== base) this.asid = new Asid(this.asid.cr3, base);
+  }
+
+  /**
+   * Fetch the pending event into `out` and apply it. Returns status flags
+   * (more events may be pending) or a negative ErrorCode.
+   */
+  event(out: PtEvent): number {
+    if (!this.processEvent) return -ErrorCode.BadQuery;
+    const ev = this.ev;
+    let status = 0;
+    switch (ev.type) {
+      case EventType.Enabled:
+        if (this.ip === ev.ip) ev.resumed = true;
+        status = this.processEnabled();
+        break;
+      case EventType.AsyncDisabled:
+        if (!ev.ipSuppressed && this.ip !== ev.at) return -ErrorCode.BadQuery;
+        status = this.processDisabled();
+        break;
+      case EventType.Disabled:
+        status = this.processDisabled();
+        break;
+      case EventType.AsyncBranch:
+        if (this.ip !== ev.at) return -ErrorCode.BadQuery;
+        if (ev.statusUpdate || !this.enabled) return -ErrorCode.BadContext;
+        this.ip = ev.ip;
+        break;
+      case EventType.AsyncPaging:
+        if (!ev.ipSuppressed && this.ip !== ev.ip) return -ErrorCode.BadQuery;
+        this.setCr3(ev.cr3);
+        break;
+      case EventType.Paging:
+        this.setCr3(ev.cr3);
+        break;
+      case EventType.AsyncVmcs:
+        if (!ev.ipSuppressed && this.ip !== ev.ip) return -ErrorCode.BadQuery;
+        this.setVmcs(ev.base);
+        break;
+      case EventType.Vmcs:
+        this.setVmcs(ev.base);
+        break;
+      case EventType.Overflow:
+        if (ev.statusUpdate) return -ErrorCode.BadContext;
+        if (ev.ipSuppressed) {
+          this.enabled = false;
+          this.ip = 0;
+        } else {
+          this.ip = ev.ip;
+          this.enabled = true;
+        }
+        this.speculative = false;
+        break;
+      case EventType.ExecMode:
+        if (ev.statusUpdate && this.enabled && this.mode !== ExecMode.Unknown && this.mode !== ev.mode) {
+          return -ErrorCode.BadStatusUpdate;
+        }
+        this.mode = ev.mode;
+        break;
+      case EventType.Tsx:
+        this.speculative = ev.speculative;
+        break;
+      case EventType.Stop:
+        if (ev.statusUpdate || this.enabled) return -ErrorCode.BadContext;
+        break;
+      case EventType.Exstop:
+      case EventType.Mwait:
+      case EventType.Trig:
+        if (!ev.ipSuppressed && this.enabled && this.ip !== ev.ip) return -ErrorCode.BadQuery;
+        break;
+      case EventType.Pwre:
+      case EventType.Pwrx:
+      case EventType.Ptwrite:
+      case EventType.Tick:
+      case EventType.Cbr:
+      case EventType.Mnt:
+      case EventType.Iflags:
+        break;
+      case EventType.Tip:
+      case EventType.Tnt:
+        return -ErrorCode.Internal;
+      default:
+        if (ev.type === EventType.Invalid) return -ErrorCode.BadQuery;
+        break;
+    }
+    if (status < 0) return status;
+    copyEvent(out, ev);
+    this.processEvent = false;
+    if (this.fromQuery) {
+      this.fromQuery = false;
+      status = this.query.event(this.consumed);
+      if (status < 0) return status;
+      this.status = status;
+    }
+
+    if (this.processInsn) {
+      status = this.checkInsnEvent(this.postponed);
+      if (status !== 0) {
+        if (status < 0) return status;
+        if (status & Status.EventPending) return status;
+      }
+      status = this.proceedPostponed();
+      if (status < 0) return status;
+    }
+    return this.checkIpEvent(null);
+  }
+
+  /** The address space the decoder is in (CR3 and VMCS from PIP/VMCS). */
+  get currentAsid(): Asid {
+    return this.asid;
+  }
+}
+
+export { NO_CR3, NO_VMCS };

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../src/packets/errors.js';
+import { TntCache } from '../src/events/tnt-cache.js';
+import { EventQueue, Binding } from '../src/events/event-queue.js';
+import { EventType } from '../src/events/event.js';
+import { ReturnStack, RETSTACK_DEPTH } from '../src/flow/return-stack.js';
+
+describe('TntCache', () => {
+  it('returns bits oldest first and reports empty', () => {
+    const c = new TntCache();
+    expect(c.query()).toBe(-ErrorCode.BadQuery);
+    // 3 bits: taken, not taken, taken (oldest is the most significant).
+    expect(c.add(0b101, 3)).toBe(0);
+    expect(c.add(1, 1)).toBe(-ErrorCode.BadContext);
+    expect([c.query(), c.query(), c.query()]).toEqual([1, 0, 1]);
+    expect(c.isEmpty()).toBe(true);
+  });
+
+  it('holds the 47 bits of a TNT-64 exactly', () => {
+    const c = new TntCache();
+    const bits = 2 ** 46 + 1; // first and last taken
+    c.add(bits, 47);
+    const got: number[] = [];
+    while (!c.isEmpty()) got.push(c.query());
+    expect(got.length).toBe(47);
+    expect(got[0]).toBe(1);
+    expect(got[46]).toBe(1);
+    expect(got.slice(1, 46).every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe('ReturnStack', () => {
+  it('pops in reverse order and fails when empty', () => {
+    const s = new ReturnStack();
+    s.push(0x1000);
+    s.push(-0x7f000000); // a kernel address
+    expect(s.pop()).toBe(0);
+    expect(s.ip).toBe(-0x7f000000);
+    expect(s.pop()).toBe(0);
+    expect(s.ip).toBe(0x1000);
+    expect(s.pop()).toBe(-ErrorCode.RetstackEmpty);
+  });
+
+  it('keeps the newest 64 entries when it overflows', () => {
+    const s = new ReturnStack();
+    for (let i = 0; i < RETSTACK_DEPTH + 10; i++) s.push(i);
+    const popped: number[] = [];
+    while (s.pop() === 0) popped.push(s.ip);
+    expect(popped.length).toBe(RETSTACK_DEPTH);
+    expect(popped[0]).toBe(RETSTACK_DEPTH + 9);
+    expect(popped[RETSTACK_DEPTH - 1]).toBe(10);
+  });
+});
+
+describe('EventQueue', () => {
+  it('is a FIFO per binding with find and clearing slots', () => {
+    const q = new EventQueue();
+    const a = q.enqueue(Binding.Tip)!;
+    a.type = EventType.AsyncBranch;
+    a.at = 5;
+    const b = q.enqueue(Binding.Tip)!;
+    b.type = EventType.ExecMode;
+    expect(q.isEmpty(Binding.Fup)).toBe(true);
+    expect(q.find(Binding.Tip, EventType.ExecMode)).toBe(b);
+    expect(q.dequeue(Binding.Tip)).toBe(a);
+    expect(q.dequeue(Binding.Tip)).toBe(b);
+    expect(q.dequeue(Binding.Tip)).toBeNull();
+    const c = q.enqueue(Binding.Tip)!;
+    expect(c.at).toBe(0);
+  });
+});

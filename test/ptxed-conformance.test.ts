@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runFlowCommand } from '../src/cli/flow.js';
+import { CliError, LineWriter } from '../src/cli/output.js';
+import { loadManifest, normalizeLines, VECTORS } from './helpers/vectors.js';
+
+/** Run `ptscope flow <argv>` in-process inside the case folder. */
+function flow(argv: string[], cwd: string): string {
+  const out = new LineWriter(null);
+  const prev = process.cwd();
+  process.chdir(cwd);
+  try {
+    runFlowCommand(argv, out);
+  } catch (e) {
+    if (!(e instanceof CliError)) throw e;
+    out.line(`ptscope: ${e.message}`);
+  } finally {
+    process.chdir(prev);
+  }
+  out.flush();
+  return out.text;
+}
+
+const cases = loadManifest().filter((c) => c.ptxed);
+
+for (const decoder of ['--insn-decoder', '--block-decoder']) {
+  describe(`ptxed conformance (${decoder}) on the libipt vectors`, () => {
+    const failures: string[] = [];
+    let passed = 0;
+
+    it('has every ptxed case of the shared set', () => {
+      expect(cases.length).toBe(354);
+    });
+
+    for (const c of cases) {
+      it(c.name, () => {
+        const dir = join(VECTORS, c.name);
+        const expected = readFileSync(join(dir, c.ptxed!.exp), 'utf8');
+        const actual = flow([decoder, ...c.ptxed!.argv], dir);
+        const ok = JSON.stringify(normalizeLines(actual)) === JSON.stringify(normalizeLines(expected));
+        if (ok) passed++;
+        else failures.push(c.name);
+        expect(normalizeLines(actual)).toEqual(normalizeLines(expected));
+      });
+    }
+
+    it('reports the count that passed', () => {
+      console.log(
+        `ptxed conformance ${decoder}: ${passed}/${cases.length} passed${failures.length ? `; failing: ${failures.join(', ')}` : ''}`,
+      );
+      expect(passed).toBe(cases.length);
+    });
+  });
+}
