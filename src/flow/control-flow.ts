@@ -1,0 +1,244 @@
+/**
+ * The control-flow stream every analysis consumes: the instruction decoder's
+ * output reduced to control transfers (source → target, with their kind),
+ * the gaps and events between them, and decode errors.
+ *
+ * Analyses never see packets. The walker drives an {@link InsnDecoder}
+ * through the whole trace (resyncing at the next PSB after an error, like
+ * ptxed) and calls each {@link FlowConsumer} in turn. Nothing is allocated
+ * per instruction or per transfer: consumers get plain numbers and the
+ * decoder's reusable instruction/event structs.
+ */
+import { ErrorCode } from '../packets/errors.js';
+import { EventType, PtEvent } from '../events/event.js';
+import { Status } from '../events/status.js';
+import type { InsnDecoder } from './insn-decoder.js';
+import { InsnClass, InstructionInfo } from './instruction.js';
+
+/** What kind of control transfer a {@link FlowConsumer.onTransfer} reports. */
+export enum TransferKind {
+  /** `call rel`. */
+  DirectCall = 0,
+  /** `call r/m`. */
+  IndirectCall,
+  /** Near `ret`. */
+  Return,
+  /** `jmp rel`. */
+  DirectJump,
+  /** `jmp r/m`. */
+  IndirectJump,
+  /** A conditional branch that was taken. */
+  CondTaken,
+  /** A conditional branch that fell through. */
+  CondNotTaken,
+  /** syscall, sysenter, int n, far call, vmcall. */
+  FarCall,
+  /** iret, sysret, far ret, vmresume... */
+  FarReturn,
+  /** Far jump. */
+  FarJump,
+  /** An asynchronous transfer (interrupt, signal delivery, exception) between two instructions. */
+  Async,
+}
+
+export const TRANSFER_NAMES: readonly string[] = [
+  'call', 'icall', 'ret', 'jmp', 'ijmp', 'jcc-taken', 'jcc-not-taken', 'far-call', 'far-ret', 'far-jmp', 'async',
+];
+
+/** True for transfers whose target comes from data (what CFI and ROP checks look at). */
+export function isIndirect(kind: TransferKind): boolean {
+  return kind === TransferKind.IndirectCall || kind === TransferKind.IndirectJump || kind === TransferKind.Return;
+}
+
+/** Why the walker saw no instructions for a while. */
+export enum GapKind {
+  /** Tracing was disabled (TIP.PGD: a syscall into the kernel, a filter boundary) and later resumed. */
+  Disabled = 0,
+  /** The trace overflowed (OVF): some execution is missing. */
+  Overflow,
+  /** A decode error; the walker resynced at the next PSB. */
+  Error,
+}
+
+/**
+ * A consumer of the control-flow stream. Every callback is optional.
+ * Addresses are numbers (see flow/address-space.ts); `to` is NaN when the
+ * target is unknown (tracing got disabled at the transfer).
+ */
+export interface FlowConsumer {
+  /**
+   * A control transfer out of the instruction at `from` (`size` bytes) to
+   * `to`. `insnsBefore` counts the instructions executed since the previous
+   * transfer, the branch included (a gadget's length, for ROP heuristics).
+   * `cr3` is the address space (NaN when unknown).
+   */
+  onTransfer?(kind: TransferKind, from: number, to: number, size: number, insnsBefore: number, cr3: number): void;
+  /** Every executed instruction (only asked for when a consumer needs it, e.g. coverage). */
+  onInstruction?(insn: InstructionInfo): void;
+  /** A decoder event (enable, disable, overflow, paging, exec mode, ptwrite, power, ...). */
+  onEvent?(ev: PtEvent): void;
+  /** The stream lost continuity: analyses must not pair a call before a gap with a return after it. */
+  onGap?(kind: GapKind, offset: number): void;
+  /** A decode error at trace offset `offset` with the last known `ip`. */
+  onError?(code: number, offset: number, ip: number): void;
+  /** The end of the trace. */
+  onEnd?(): void;
+}
+
+/** Counts from one walk. */
+export interface FlowStats {
+  instructions: number;
+  transfers: number;
+  errors: number;
+  gaps: number;
+}
+
+function classify(insn: InstructionInfo): TransferKind | -1 {
+  switch (insn.iclass) {
+    case InsnClass.Call:
+      return insn.isDirect ? TransferKind.DirectCall : TransferKind.IndirectCall;
+    case InsnClass.Return:
+      return TransferKind.Return;
+    case InsnClass.Jump:
+      return insn.isDirect ? TransferKind.DirectJump : TransferKind.IndirectJump;
+    case InsnClass.CondJump:
+      return TransferKind.CondTaken;
+    case InsnClass.FarCall:
+      return TransferKind.FarCall;
+    case InsnClass.FarReturn:
+      return TransferKind.FarReturn;
+    case InsnClass.FarJump:
+      return TransferKind.FarJump;
+    default:
+      return -1;
+  }
+}
+
+/** Drives an instruction decoder over a whole trace and feeds consumers. */
+export class ControlFlowWalker {
+  private readonly insn = new InstructionInfo();
+  private readonly ev = new PtEvent();
+  private readonly transferSinks: FlowConsumer[];
+  private readonly insnSinks: FlowConsumer[];
+  private readonly eventSinks: FlowConsumer[];
+  private readonly gapSinks: FlowConsumer[];
+  private readonly errorSinks: FlowConsumer[];
+
+  /** The branch waiting for its target (the next instruction's IP). */
+  private pendingKind = -1;
+  private pendingIp = 0;
+  private pendingSize = 0;
+  private pendingCount = 0;
+  private sinceTransfer = 0;
+  private cr3 = NaN;
+
+  constructor(
+    private readonly decoder: InsnDecoder,
+    readonly consumers: readonly FlowConsumer[],
+  ) {
+    this.transferSinks = consumers.filter((c) => c.onTransfer);
+    this.insnSinks = consumers.filter((c) => c.onInstruction);
+    this.eventSinks = consumers.filter((c) => c.onEvent);
+    this.gapSinks = consumers.filter((c) => c.onGap);
+    this.errorSinks = consumers.filter((c) => c.onError);
+  }
+
+  /** Walk the whole trace. Never throws for bad trace data: errors go to consumers. */
+  run(): FlowStats {
+    const stats: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+    const dec = this.decoder;
+    const insn = this.insn;
+    let status = dec.syncForward();
+    for (;;) {
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        this.error(status, dec.offset, dec.ip, stats);
+        status = dec.syncForward();
+        continue;
+      }
+      while (status >= 0 && status & Status.EventPending) {
+        status = dec.event(this.ev);
+        if (status >= 0) this.event(this.ev, stats);
+      }
+      if (status < 0) continue;
+      if (status & Status.Eos) break;
+      status = dec.next(insn);
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        // A disabled decoder asks for an enable event; anything else is an error.
+        if (status === -ErrorCode.NoEnable) {
+          status = dec.syncForward();
+          continue;
+        }
+        this.error(status, dec.offset, insn.ip, stats);
+        status = dec.syncForward();
+        continue;
+      }
+      stats.instructions++;
+      if (this.pendingKind >= 0) this.flush(insn.ip, stats);
+      for (const c of this.insnSinks) c.onInstruction!(insn);
+      this.sinceTransfer++;
+      const kind = classify(insn);
+      if (kind >= 0) {
+        this.pendingKind = kind;
+        this.pendingIp = insn.ip;
+        this.pendingSize = insn.size;
+        this.pendingCount = this.sinceTransfer;
+        this.sinceTransfer = 0;
+      }
+    }
+    if (this.pendingKind >= 0) this.flush(NaN, stats);
+    for (const c of this.consumers) c.onEnd?.();
+    return stats;
+  }
+
+  private flush(to: number, stats: FlowStats): void {
+    let kind = this.pendingKind as TransferKind;
+    if (kind === TransferKind.CondTaken && to === this.pendingIp + this.pendingSize) kind = TransferKind.CondNotTaken;
+    this.pendingKind = -1;
+    stats.transfers++;
+    for (const c of this.transferSinks) {
+      c.onTransfer!(kind, this.pendingIp, to, this.pendingSize, this.pendingCount, this.cr3);
+    }
+  }
+
+  private event(ev: PtEvent, stats: FlowStats): void {
+    switch (ev.type) {
+      case EventType.AsyncBranch:
+        if (this.pendingKind >= 0) this.flush(ev.at, stats);
+        stats.transfers++;
+        for (const c of this.transferSinks) c.onTransfer!(TransferKind.Async, ev.at, ev.ip, 0, this.sinceTransfer, this.cr3);
+        this.sinceTransfer = 0;
+        break;
+      case EventType.Disabled:
+      case EventType.AsyncDisabled:
+        if (!ev.statusUpdate) {
+          if (this.pendingKind >= 0) this.flush(NaN, stats);
+          this.gap(GapKind.Disabled, stats);
+        }
+        break;
+      case EventType.Overflow:
+        if (this.pendingKind >= 0) this.flush(NaN, stats);
+        this.gap(GapKind.Overflow, stats);
+        break;
+      case EventType.Paging:
+      case EventType.AsyncPaging:
+        this.cr3 = ev.cr3;
+        break;
+    }
+    for (const c of this.eventSinks) c.onEvent!(ev);
+  }
+
+  private gap(kind: GapKind, stats: FlowStats): void {
+    stats.gaps++;
+    for (const c of this.gapSinks) c.onGap!(kind, this.decoder.offset);
+  }
+
+  private error(code: number, offset: number, ip: number, stats: FlowStats): void {
+    stats.errors++;
+    this.pendingKind = -1;
+    this.sinceTransfer = 0;
+    for (const c of this.errorSinks) c.onError!(code, offset, ip);
+    this.gap(GapKind.Error, stats);
+  }
+}
