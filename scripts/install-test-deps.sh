@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (run as root, or with sudo):
 # libipt-dev + gcc for the libipt oracle harness; qemu-user + bubblewrap for the
-# emulated recorder and its confinement; nasm for hand-written test programs.
+# emulated recorder and its confinement; nasm for hand-written test programs;
+# linux-perf so that perf script checks the perf.data files we write.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(libipt-dev gcc make binutils qemu-user bubblewrap nasm)
+PKGS=(libipt-dev gcc make binutils qemu-user bubblewrap nasm linux-perf)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -182,6 +182,17 @@ export class PacketDecoder {
         pkt.tntBits = (opc >>> 1) & ~(1 << bits);
         return 1;
       }
+      if ((opc & 7) === 3) {
+        // CYC without extension bytes (SKD007 only concerns 2-byte CYCs).
+        pkt.offset = this.base + pos;
+        pkt.size = 1;
+        this.pos = pos + 1;
+        pkt.type = PacketType.Cyc;
+        pkt.cyc = opc >>> 3;
+        pkt.hi = 0;
+        pkt.lo = opc >>> 3;
+        return 1;
+      }
     }
     const size = this.decode(pkt, pos);
     if (size > 0) this.pos = pos + size;
@@ -321,24 +332,36 @@ export class PacketDecoder {
     const buf = this.buf;
     const end = this.end;
     // SDM "Cycle Count (CYC) Packet": 5 payload bits in the header, then
-    // 7 bits per extension byte while bit 0 is set.
+    // 7 bits per extension byte while bit 0 is set. At most 8 extension
+    // bytes (61 bits) fit libipt's 64-bit check; the value is accumulated
+    // exactly in 32-bit halves (`hi:lo`), and `cyc` is their double.
     let b = buf[pos];
-    let value = b >>> 3;
+    let lo = b >>> 3;
+    let hi = 0;
     let ext = b & 4;
-    let scale = 32;
     let p = pos + 1;
     let shl = 5;
     while (ext) {
       if (p >= end) return -ErrorCode.Eos;
       b = buf[p++];
       ext = b & 1;
+      const bits = b >>> 1;
+      if (shl < 32) {
+        lo |= bits << shl;
+        if (shl > 25) hi = bits >>> (32 - shl);
+      } else {
+        hi |= bits << (shl - 32);
+      }
       shl += 7;
       if (shl > 64) return -ErrorCode.BadPacket;
-      value += (b >>> 1) * scale;
-      scale *= 128;
     }
+    lo >>>= 0;
+    hi >>>= 0;
+    const value = hi === 0 ? lo : hi * 4294967296 + lo;
     pkt.type = PacketType.Cyc;
     pkt.cyc = value;
+    pkt.hi = hi;
+    pkt.lo = lo;
     pkt.size = p - pos;
     if (this.skd007 && pkt.size === 2 && (value & ~0x1f) === 0x20) {
       if (p >= end) return this.final ? pkt.size : -ErrorCode.Eos;
@@ -358,6 +381,7 @@ export class PacketDecoder {
     if (this.end < pos + 1 + n) return -ErrorCode.Eos;
     const p = pos + 1;
     pkt.type = PacketType.Bip;
+    pkt.bbpSize = n;
     pkt.bipId = buf[pos] >>> 3;
     pkt.lo = (buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16) | (buf[p + 3] << 24)) >>> 0;
     pkt.hi = n === 8 ? (buf[p + 4] | (buf[p + 5] << 8) | (buf[p + 6] << 16) | (buf[p + 7] << 24)) >>> 0 : 0;

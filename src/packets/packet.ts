@@ -18,7 +18,7 @@ import { PacketType } from './packet-type.js';
  * - Vmcs: VMCS base address in `hi:lo`.
  * - Tsc: the 56-bit TSC in `hi:lo`.
  * - Cbr: `ratio`. Tma: `ctc` (16 bits), `fc` (9 bits). Mtc: `ctc` (8 bits).
- * - Cyc: `cyc` (exact up to 2^53).
+ * - Cyc: the cycle count exactly in `hi:lo`, and as a number in `cyc` (exact up to 2^53).
  * - Mnt: payload in `hi:lo`.
  * - Exstop: `ip`.
  * - Mwait: `hints`, `ext`.
@@ -29,7 +29,7 @@ import { PacketType } from './packet-type.js';
  * - Evd: `evdType`, payload in `hi:lo`.
  * - Trig: `trbv`, `ip`, `icntv`, `mult`, `icnt`.
  * - Bbp: `bbpSize` (4 or 8: the BIP payload size), `bbpType`.
- * - Bip: `bipId`, payload in `hi:lo` (`hi` is 0 for 4-byte items).
+ * - Bip: `bipId`, `bbpSize` (the item size from the enclosing BBP), payload in `hi:lo` (`hi` is 0 for 4-byte items).
  * - Bep: `ip`.
  */
 export class Packet {

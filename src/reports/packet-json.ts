@@ -25,7 +25,7 @@ export function packetToJson(pkt: Packet): Record<string, unknown> {
     case PacketType.Cbr: o.ratio = pkt.ratio; break;
     case PacketType.Tma: o.ctc = pkt.ctc; o.fc = pkt.fc; break;
     case PacketType.Mtc: o.ctc = pkt.ctc; break;
-    case PacketType.Cyc: o.cyc = pkt.cyc; break;
+    case PacketType.Cyc: o.cyc = pkt.hi ? h() : pkt.cyc; break;
     case PacketType.Mnt: o.payload = h(); break;
     case PacketType.Exstop: o.ip = pkt.ip; break;
     case PacketType.Mwait: o.hints = pkt.hints; o.ext = pkt.ext; break;

@@ -202,7 +202,7 @@ export class PtdumpFormatter {
         break;
       case PacketType.Cyc:
         line.opcode = 'cyc';
-        line.payload = pkt.cyc.toString(16);
+        line.payload = hex64(pkt.hi, pkt.lo);
         line.skipTcal = true;
         if (opts.noTiming || opts.noCyc) line.skip = true;
         break;

@@ -63,7 +63,7 @@ function fields(pkt: Packet): string | null {
     case PacketType.Mtc:
       return ` ${hex(pkt.ctc)}`;
     case PacketType.Cyc:
-      return ` ${hex(pkt.cyc)}`;
+      return ` ${hex64(pkt.hi, pkt.lo)}`;
     case PacketType.Exstop:
       return ` ${bit(pkt.ip)}`;
     case PacketType.Mwait:

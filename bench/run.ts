@@ -1,0 +1,199 @@
+/**
+ * ptscope benchmarks. Each benchmark is a named section; run all with
+ * `npm run bench`, or some with `npm run bench -- packets ...`.
+ *
+ * Inputs are synthesized once and cached under build/bench/ (regenerated
+ * when missing). Comparisons run libipt (Debian's 2.0.5) through our
+ * oracle, test/oracle/ptoracle.c, in the same run.
+ *
+ * Environment: PTSCOPE_BENCH_MB sets the packet trace size (default 256),
+ * PTSCOPE_BENCH_ROUNDS the number of alternating measurement rounds (3).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ErrorCode } from '../src/packets/errors.js';
+import { Packet } from '../src/packets/packet.js';
+import { PacketStream } from '../src/packets/packet-stream.js';
+import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace-source.js';
+import { writeRealisticTrace } from './synthetic-trace.js';
+
+/** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
+const ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+})();
+const BENCH_DIR = join(ROOT, 'build', 'bench');
+
+/** One measured result line. */
+interface Measurement {
+  label: string;
+  mbps: number;
+  detail?: string;
+}
+
+/** A benchmark section: prints its own details, returns its measurements. */
+interface Bench {
+  name: string;
+  description: string;
+  run(): Measurement[];
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+
+/** Build the libipt oracle if needed (same steps as test/helpers/oracle.ts). */
+function oracleBinary(): string | null {
+  const bin = join(ROOT, 'build', 'oracle', 'ptoracle');
+  const src = join(ROOT, 'test', 'oracle', 'ptoracle.c');
+  if (!existsSync(bin) || (existsSync(src) && statSync(bin).mtimeMs < statSync(src).mtimeMs)) {
+    const res = spawnSync('bash', [join(ROOT, 'test', 'oracle', 'build.sh')], { encoding: 'utf8' });
+    if (res.status !== 0) {
+      console.log(`  (libipt oracle unavailable: ${(res.stderr || res.stdout || String(res.error)).trim()})`);
+      return null;
+    }
+  }
+  return bin;
+}
+
+/** Parse the oracle's `key value` lines. */
+function parseKeyValues(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const [k, v] = line.trim().split(/\s+/);
+    if (k && v !== undefined) out[k] = Number(v);
+  }
+  return out;
+}
+
+/** Run `fn` `passes` times; returns the fastest pass in seconds and its result. */
+function fastest<T>(passes: number, fn: () => T): { seconds: number; result: T } {
+  let best = Infinity;
+  let result!: T;
+  for (let i = 0; i < passes; i++) {
+    const t0 = process.hrtime.bigint();
+    result = fn();
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (s < best) best = s;
+  }
+  return { seconds: best, result };
+}
+
+// ---------------------------------------------------------------------------
+// packets: raw packet decode throughput, ptscope vs libipt
+
+const TRACE_MB = Number(process.env.PTSCOPE_BENCH_MB ?? 256);
+/** Alternating measurement rounds; the fastest of each side is kept. */
+const ROUNDS = Number(process.env.PTSCOPE_BENCH_ROUNDS ?? 3);
+
+/** The synthetic packet trace, generated on first use. */
+function packetTrace(): string {
+  const bytes = TRACE_MB * 2 ** 20;
+  const file = join(BENCH_DIR, `packets-${TRACE_MB}m.pt`);
+  if (existsSync(file) && statSync(file).size >= bytes) return file;
+  mkdirSync(BENCH_DIR, { recursive: true });
+  console.log(`  generating ${file} (${TRACE_MB} MiB, cached for later runs)...`);
+  const t0 = performance.now();
+  const tmp = `${file}.tmp${process.pid}`;
+  const packets = writeRealisticTrace(tmp, bytes, 1);
+  renameSync(tmp, file);
+  console.log(`  ${packets} packets in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  return file;
+}
+
+/**
+ * Decode every packet, resyncing after errors: the loop of `ptscope dump
+ * --stat`, with one reused Packet. Returns the packet count.
+ */
+export function decodeAllPackets(source: TraceSource): number {
+  const stream = new PacketStream(source);
+  const pkt = new Packet();
+  let packets = 0;
+  let err = stream.syncForward();
+  while (err >= 0) {
+    for (;;) {
+      err = stream.next(pkt);
+      if (err < 0) break;
+      packets++;
+    }
+    if (err === -ErrorCode.Eos) break;
+    err = stream.syncForward();
+  }
+  return packets;
+}
+
+const packetsBench: Bench = {
+  name: 'packets',
+  description: 'packet decode throughput on a realistic synthetic trace (ptscope vs libipt 2.0.5)',
+  run() {
+    const file = packetTrace();
+    const size = statSync(file).size;
+    const mb = size / 1e6;
+    console.log(`  trace: ${file} (${mb.toFixed(1)} MB)`);
+    const results: Measurement[] = [];
+
+    // The machine may be shared: alternate ptscope and libipt passes and
+    // keep the fastest of each, so that both see the same conditions.
+    const inMemory = new Uint8Array(readFileSync(file));
+    const oracle = oracleBinary();
+    decodeAllPackets(new FileSource(file)); // warm-up: JIT and page cache
+    let fileBest = { seconds: Infinity, result: 0 };
+    let memBest = { seconds: Infinity, result: 0 };
+    let libipt: Record<string, number> | undefined;
+    for (let round = 0; round < ROUNDS; round++) {
+      const f = fastest(1, () => decodeAllPackets(new FileSource(file)));
+      if (f.seconds < fileBest.seconds) fileBest = f;
+      const m = fastest(1, () => decodeAllPackets(new BufferSource(inMemory)));
+      if (m.seconds < memBest.seconds) memBest = m;
+      if (oracle) {
+        // The oracle loads the file into memory, then times whole passes.
+        const res = spawnSync(oracle, ['bench-packets', file], { encoding: 'utf8', maxBuffer: 1 << 20 });
+        if (res.status !== 0) throw new Error(`ptoracle bench-packets failed: ${res.stderr}`);
+        const kv = parseKeyValues(res.stdout);
+        if (!libipt || kv.mbps > libipt.mbps) libipt = kv;
+      }
+    }
+    results.push({ label: 'ptscope (PacketStream over FileSource, as dump --stat)', mbps: mb / fileBest.seconds, detail: `${fileBest.result} packets` });
+    results.push({ label: 'ptscope (PacketStream over an in-memory buffer)', mbps: mb / memBest.seconds, detail: `${memBest.result} packets` });
+    if (libipt) {
+      results.push({ label: 'libipt 2.0.5 (pt_pkt_next over an in-memory buffer)', mbps: libipt.mbps, detail: `${libipt.packets} packets` });
+      if (libipt.packets !== fileBest.result) {
+        console.log(`  WARNING: packet counts differ: ptscope ${fileBest.result}, libipt ${libipt.packets}`);
+      }
+      console.log(`  ratio ptscope/libipt: ${(results[0].mbps / libipt.mbps).toFixed(2)}x (file), ` +
+        `${(results[1].mbps / libipt.mbps).toFixed(2)}x (memory); goal >= 1.00x`);
+    }
+    return results;
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Registry: add further sections (instruction flow, analyses) here.
+
+const BENCHES: readonly Bench[] = [packetsBench];
+
+function main(): void {
+  const wanted = process.argv.slice(2);
+  if (wanted.includes('--help') || wanted.includes('-h')) {
+    console.log('usage: npm run bench [-- <name>...]\n\nbenchmarks:');
+    for (const b of BENCHES) console.log(`  ${b.name.padEnd(10)} ${b.description}`);
+    return;
+  }
+  const unknown = wanted.filter((w) => !BENCHES.some((b) => b.name === w));
+  if (unknown.length) {
+    console.error(`unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHES.map((b) => b.name).join(', ')}`);
+    process.exit(2);
+  }
+  const selected = wanted.length ? BENCHES.filter((b) => wanted.includes(b.name)) : BENCHES;
+  console.log(`node ${process.version}, ${process.arch}`);
+  for (const b of selected) {
+    console.log(`\n## ${b.name}: ${b.description}`);
+    for (const m of b.run()) {
+      console.log(`  ${m.label.padEnd(56)} ${m.mbps.toFixed(1).padStart(8)} MB/s${m.detail ? `  (${m.detail})` : ''}`);
+    }
+  }
+}
+
+main();
