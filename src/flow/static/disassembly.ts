@@ -1,0 +1,767 @@
+/**
+ * Static disassembly of one ELF module: which bytes of its executable
+ * sections are instructions, where blocks and functions start, and what
+ * the code points at. cfg.ts turns the result into blocks, edges and
+ * functions.
+ *
+ * Recursive descent, seeded from (most trusted first):
+ * - the entry point, .init/.fini, FUNC/IFUNC symbols of .symtab and .dynsym,
+ *   .preinit/.init/.fini_array entries, .eh_frame FDE starts, LSDA landing
+ *   pads and the PLT stubs;
+ * - jump-table targets (jump-tables.ts), found after each round;
+ * - code pointers: RIP-relative `lea`, `mov`/`push` immediates and pointers
+ *   in data (relocations and aligned words) that land in code outside every
+ *   known function range;
+ * - last, a sweep over the gaps no seed reached: the first non-padding byte
+ *   of each gap starts a descent whose instructions are marked low-confidence.
+ *
+ * Calls to functions known not to return (by name: abort, exit,
+ * __stack_chk_fail, ...) get no fallthrough, so the bytes after them
+ * (often the next function or padding) are not decoded as part of the caller.
+ *
+ * Speed: everything is kept per byte of the code span in typed arrays
+ * (length, flow kind, marks, branch target), one iced Decoder walks the span
+ * with a reused Instruction, and its position is set only when the walk is
+ * not sequential. Only `lea`/immediate `mov`/`push` and branches read
+ * operand getters. iced gives the same lengths as the trace-side
+ * InstructionDecoder (both are iced), so block boundaries agree with it.
+ */
+import { Code, Decoder, DecoderOptions, Instruction, OpKind } from 'iced-x86';
+import type { ElfFile } from '../elf.js';
+import { EM_X86_64, ET_EXEC } from '../elf.js';
+import {
+  DynamicSymbol,
+  ElfBytes,
+  isJumpSlot,
+  isPointerRelocation,
+  readDynamicSymbols,
+  readRelocations,
+  readUnwindInfo,
+  Relocation,
+  SHF_ALLOC,
+  SHF_EXECINSTR,
+  SHT_FINI_ARRAY,
+  SHT_INIT_ARRAY,
+  SHT_NOBITS,
+  SHT_PREINIT_ARRAY,
+  STB_GLOBAL,
+  STB_WEAK,
+  STT_FUNC,
+  STT_GNU_IFUNC,
+  UnwindInfo,
+} from './elf-tables.js';
+import { JumpTable, JumpTableContext, recogniseJumpTable } from './jump-tables.js';
+
+/** How control leaves an instruction. */
+export enum InsnFlow {
+  /** Not decoded. */
+  None = 0,
+  /** Falls through (includes syscall, int n, far call). */
+  Next = 1,
+  /** Direct unconditional jump. */
+  Jump = 2,
+  /** Direct conditional jump (jcc, loop, jrcxz, xbegin). */
+  CondJump = 3,
+  /** Direct near call. */
+  Call = 4,
+  /** Indirect near jump. */
+  IndirectJump = 5,
+  /** Indirect near call. */
+  IndirectCall = 6,
+  /** Near return. */
+  Return = 7,
+  /** Does not continue here: hlt, ud2, int3, far jmp/ret, iret, sysret. */
+  Stop = 8,
+}
+
+/** Per-byte marks of the code span. */
+export const Mark = {
+  /** An instruction starts here. */
+  Insn: 1,
+  /** A block starts here. */
+  Leader: 2,
+  /** A function starts here. */
+  Function: 4,
+  /** The instruction was reached only from a gap-sweep seed. */
+  LowConfidence: 8,
+  /** The instruction follows a call (a call-preceded return site). */
+  ReturnSite: 16,
+  /** An exception landing pad. */
+  LandingPad: 32,
+  /** A jump-table target. */
+  JumpTableTarget: 64,
+  /** The byte is part of some decoded instruction. */
+  Covered: 128,
+  /** The byte lies in an executable section. */
+  Exec: 256,
+  /** The byte lies in a PLT section. */
+  Plt: 512,
+  /** Decoding failed here. */
+  Bad: 1024,
+  /** A call to a function that does not return: no fallthrough. */
+  NoReturnCall: 2048,
+  /** A code pointer (constant or data word) points here. */
+  Pointer: 4096,
+} as const;
+
+/** Why an address is a function start (bit set). */
+export const FunctionOrigin = {
+  Entry: 1,
+  Symbol: 2,
+  Export: 4,
+  InitFini: 8,
+  EhFrame: 16,
+  CallTarget: 32,
+  Plt: 64,
+  Pointer: 128,
+  Gap: 256,
+} as const;
+
+/** A PLT stub and the import it jumps to. */
+export interface PltEntry {
+  /** First byte of the stub. */
+  address: number;
+  /** Address of the `jmp *slot`. */
+  jumpAddress: number;
+  /** The GOT slot the stub jumps through. */
+  gotSlot: number;
+  /** Imported symbol name (no version), or '' if the slot has no named relocation. */
+  name: string;
+  /** Section holding the stub: .plt, .plt.sec or .plt.got. */
+  section: string;
+}
+
+/** Names of functions that never return to their caller. */
+export const NORETURN_NAMES: ReadonlySet<string> = new Set([
+  'abort', 'exit', '_exit', '_Exit', 'quick_exit', 'thrd_exit', 'pthread_exit', '__stack_chk_fail',
+  '__stack_chk_fail_local', '__assert_fail', '__assert_perror_fail', '__assert', '__fortify_fail',
+  '__chk_fail', '__libc_fatal', '__libc_message', '__fatal_error', 'err', 'errx', 'verr', 'verrx',
+  'longjmp', '_longjmp', 'siglongjmp', '__longjmp_chk', '__libc_longjmp', '__libc_siglongjmp',
+  '__cxa_throw', '__cxa_rethrow', '__cxa_bad_cast', '__cxa_bad_typeid', '__cxa_pure_virtual',
+  '__cxa_deleted_virtual', '__cxa_call_terminate', '_Unwind_Resume', '_ZSt9terminatev',
+  '__libc_start_main', '__libc_start_call_main', '__malloc_assert', '__libc_dynarray_at_failure',
+  'malloc_printerr', '__tls_get_addr_fail',
+]);
+
+/** Per-instruction codes for the decode loop, from iced's Code names. */
+const CODE_FLOW = new Uint8Array(Object.keys(Code).length);
+/** 1: lea (operand 1 may point at code); 2: immediate in operand 1; 3: immediate in operand 0. */
+const CODE_REF = new Uint8Array(Object.keys(Code).length);
+const NOP_CODE = new Uint8Array(Object.keys(Code).length);
+
+function initCodeTables(): void {
+  for (const name of Object.keys(Code)) {
+    const code = (Code as unknown as Record<string, number>)[name];
+    if (typeof code !== 'number' || code >= CODE_FLOW.length) continue;
+    let flow = InsnFlow.Next;
+    if (/^J(o|no|b|ae|e|ne|be|a|s|ns|p|np|l|ge|le|g)_rel/.test(name)) flow = InsnFlow.CondJump;
+    else if (/^(Jcxz|Jecxz|Jrcxz|Loop|Loope|Loopne)_rel8/.test(name)) flow = InsnFlow.CondJump;
+    else if (/^Xbegin_rel/.test(name)) flow = InsnFlow.CondJump;
+    else if (/^Jmp_rel(8|16|32)/.test(name)) flow = InsnFlow.Jump;
+    else if (/^Call_rel(16|32)/.test(name)) flow = InsnFlow.Call;
+    else if (/^Jmp_rm(16|32|64)$/.test(name)) flow = InsnFlow.IndirectJump;
+    else if (/^Call_rm(16|32|64)$/.test(name)) flow = InsnFlow.IndirectCall;
+    else if (/^Retn[wdq](_imm16)?$/.test(name)) flow = InsnFlow.Return;
+    else if (
+      /^(Retf[wdq](_imm16)?|Iret[wdq]|Sysret[dq]|Sysexit[dq]|Jmp_m16|Jmp_ptr16|Hlt|Int3|Ud2|Ud0|Ud0_.*|Ud1_.*|Uiret|Erets|Eretu|Vmlaunch|Vmresume)/.test(
+        name,
+      )
+    ) {
+      flow = InsnFlow.Stop;
+    }
+    CODE_FLOW[code] = flow;
+    if (/^Lea_r(16|32|64)_m$/.test(name)) CODE_REF[code] = 1;
+    else if (/^Mov_(r32_imm32|r64_imm64|rm64_imm32|rm32_imm32)$/.test(name)) CODE_REF[code] = 2;
+    else if (/^Push[dq]_imm32$/.test(name)) CODE_REF[code] = 3;
+    if (/^Nop[wdq]$|^Nop_rm(16|32|64)$|^Int3$/.test(name)) NOP_CODE[code] = 1;
+  }
+}
+initCodeTables();
+
+/** A growable list of doubles. */
+export class NumberList {
+  data: Float64Array;
+  length = 0;
+
+  constructor(capacity = 64) {
+    this.data = new Float64Array(Math.max(16, capacity));
+  }
+
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const d = new Float64Array(this.data.length * 2);
+      d.set(this.data);
+      this.data = d;
+    }
+    this.data[this.length++] = v;
+  }
+
+  pop(): number {
+    return this.data[--this.length];
+  }
+
+  toArray(): Float64Array {
+    return this.data.slice(0, this.length);
+  }
+}
+
+/** Sorted, duplicate-free copy. */
+export function sortedUnique(values: ArrayLike<number>): Float64Array {
+  const a = Float64Array.from(values).sort();
+  let w = 0;
+  for (let r = 0; r < a.length; r++) if (r === 0 || a[r] !== a[w - 1]) a[w++] = a[r];
+  return a.slice(0, w);
+}
+
+/** Options for {@link disassembleElf}. */
+export interface DisassemblyOptions {
+  /** Sweep gaps for code no seed reached (default true). */
+  sweepGaps?: boolean;
+  /** Extra function-start names that never return. */
+  noReturnNames?: Iterable<string>;
+}
+
+/** The decoded code of one module. Addresses are link-time addresses. */
+export class Disassembly {
+  /** Link-time address of byte 0 of the span (lowest executable section). */
+  readonly start: number;
+  /** First address after the span. */
+  readonly end: number;
+  /** Instruction length per byte (0 = no instruction starts there). */
+  readonly len: Uint8Array;
+  /** {@link InsnFlow} per instruction start. */
+  readonly flow: Uint8Array;
+  /** {@link Mark} bits per byte. */
+  readonly mark: Uint16Array;
+  /** Direct branch target minus {@link start}, per instruction start. */
+  readonly target: Int32Array;
+  /** {@link FunctionOrigin} bits per function start. */
+  readonly functionOrigins = new Map<number, number>();
+  readonly plt: PltEntry[] = [];
+  readonly jumpTables: JumpTable[] = [];
+  /** Pairs (instruction address, constant) for lea/mov/push constants. */
+  readonly codeRefs = new NumberList();
+  /** Code addresses stored in data (relocations and aligned words). */
+  readonly dataPointers = new NumberList();
+  readonly dynamicSymbols: DynamicSymbol[];
+  readonly relocations: Relocation[];
+  readonly unwind: UnwindInfo;
+  /** Statistics of the run. */
+  readonly stats = { instructions: 0, lowConfidenceInstructions: 0, gapSeeds: 0, rounds: 0, millis: 0 };
+
+  /** The bytes of the span (executable sections at their offsets, zero between). */
+  private readonly code: Uint8Array;
+  private readonly decoder: Decoder;
+  private readonly detailDecoder: Decoder;
+  private readonly ins = new Instruction();
+  private readonly detail = new Instruction();
+  private nextPos = -1;
+  private readonly work = new NumberList(1024);
+  private readonly pendingJumps = new NumberList();
+  private readonly noReturnStarts = new Set<number>();
+  private readonly funcRangeStart: Float64Array;
+  private readonly funcRangeEnd: Float64Array;
+  private lowConfidence = false;
+
+  constructor(
+    readonly eb: ElfBytes,
+    options: DisassemblyOptions = {},
+  ) {
+    const t0 = performance.now();
+    const elf = eb.elf;
+    const exec = elf.sections.filter(
+      (s) => (s.flags & SHF_EXECINSTR) !== 0 && (s.flags & SHF_ALLOC) !== 0 && s.type !== SHT_NOBITS && s.size > 0,
+    );
+    this.start = exec.length ? Math.min(...exec.map((s) => s.addr)) : 0;
+    this.end = exec.length ? Math.max(...exec.map((s) => s.addr + s.size)) : 0;
+    const span = this.end - this.start;
+    const bytes = new Uint8Array(span);
+    this.len = new Uint8Array(span);
+    this.flow = new Uint8Array(span);
+    this.mark = new Uint16Array(span);
+    this.target = new Int32Array(span);
+    for (const s of exec) {
+      const from = s.addr - this.start;
+      const avail = Math.max(0, Math.min(s.size, eb.bytes.length - s.offset));
+      bytes.set(eb.bytes.subarray(s.offset, s.offset + avail), from);
+      const isPlt = s.name.startsWith('.plt') || s.name === '.iplt';
+      this.mark.fill(Mark.Exec | (isPlt ? Mark.Plt : 0), from, from + s.size);
+    }
+    this.code = bytes;
+    const bits = elf.machine === EM_X86_64 ? 64 : 32;
+    this.decoder = new Decoder(bits, bytes, DecoderOptions.None);
+    this.detailDecoder = new Decoder(bits, bytes, DecoderOptions.None);
+
+    this.dynamicSymbols = readDynamicSymbols(eb);
+    this.relocations = readRelocations(eb);
+    this.unwind = readUnwindInfo(eb);
+
+    const ranges: [number, number][] = [];
+    for (const s of elf.symbols) if (s.size > 0 && this.isCode(s.value)) ranges.push([s.value, s.value + s.size]);
+    for (let i = 0; i < this.unwind.fdeStarts.length; i++) ranges.push([this.unwind.fdeStarts[i], this.unwind.fdeEnds[i]]);
+    ranges.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
+    this.funcRangeStart = Float64Array.from(ranges, (r) => r[0]);
+    this.funcRangeEnd = Float64Array.from(ranges, (r) => r[1]);
+
+    const noReturn = new Set(NORETURN_NAMES);
+    for (const n of options.noReturnNames ?? []) noReturn.add(n);
+    for (const s of elf.symbols) if (noReturn.has(baseName(s.name))) this.noReturnStarts.add(s.value);
+
+    this.readPlt();
+    for (const p of this.plt) if (noReturn.has(p.name)) this.noReturnStarts.add(p.address);
+    this.seedTrusted();
+    this.runToFixpoint();
+    this.seedPointers();
+    this.runToFixpoint();
+    if (options.sweepGaps !== false) this.sweepGaps();
+
+    let n = 0;
+    let low = 0;
+    for (let i = 0; i < span; i++) {
+      if ((this.mark[i] & Mark.Insn) !== 0) {
+        n++;
+        if ((this.mark[i] & Mark.LowConfidence) !== 0) low++;
+      }
+    }
+    this.stats.instructions = n;
+    this.stats.lowConfidenceInstructions = low;
+    this.stats.millis = performance.now() - t0;
+  }
+
+  get elf(): ElfFile {
+    return this.eb.elf;
+  }
+
+  /** True if `addr` lies in an executable section. */
+  isCode(addr: number): boolean {
+    const off = addr - this.start;
+    return off >= 0 && off < this.len.length && (this.mark[off] & Mark.Exec) !== 0;
+  }
+
+  /** True if an instruction was decoded at `addr`. */
+  isInstruction(addr: number): boolean {
+    const off = addr - this.start;
+    return off >= 0 && off < this.len.length && (this.mark[off] & Mark.Insn) !== 0;
+  }
+
+  /** True if `addr` lies inside a symbol's or FDE's range (not at its start). */
+  insideKnownFunction(addr: number): boolean {
+    const s = this.funcRangeStart;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid] <= addr) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    // Ranges rarely nest; look at a few before.
+    for (let i = hi; i >= 0 && i > hi - 4; i--) {
+      if (s[i] === addr) return false;
+      if (addr < this.funcRangeEnd[i]) return true;
+    }
+    return false;
+  }
+
+  /** [start, end) of the symbol or FDE range that holds `addr`, or null. */
+  knownFunctionRange(addr: number): [number, number] | null {
+    const s = this.funcRangeStart;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid] <= addr) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    for (let i = hi; i >= 0 && i > hi - 4; i--) if (addr < this.funcRangeEnd[i]) return [s[i], this.funcRangeEnd[i]];
+    return null;
+  }
+
+  /** Release iced's WASM memory. */
+  dispose(): void {
+    this.decoder.free();
+    this.detailDecoder.free();
+    this.ins.free();
+    this.detail.free();
+  }
+
+  // -------------------------------------------------------------------------
+  // Seeds.
+
+  private addFunction(addr: number, origin: number): void {
+    if (!this.isCode(addr)) return;
+    const off = addr - this.start;
+    this.functionOrigins.set(addr, (this.functionOrigins.get(addr) ?? 0) | origin);
+    this.mark[off] |= Mark.Function | Mark.Leader;
+    this.work.push(off);
+  }
+
+  private addLeader(off: number, extra = 0): void {
+    if (off < 0 || off >= this.len.length || (this.mark[off] & Mark.Exec) === 0) return;
+    this.mark[off] |= Mark.Leader | extra;
+    this.work.push(off);
+  }
+
+  private seedTrusted(): void {
+    const elf = this.elf;
+    if (elf.entry !== 0) this.addFunction(elf.entry, FunctionOrigin.Entry);
+    for (const name of ['.init', '.fini']) {
+      const s = this.eb.section(name);
+      if (s && (s.flags & SHF_EXECINSTR) !== 0) this.addFunction(s.addr, FunctionOrigin.InitFini);
+    }
+    for (const s of elf.symbols) {
+      if ((s.type === STT_FUNC || s.type === STT_GNU_IFUNC) && s.value !== 0) this.addFunction(s.value, FunctionOrigin.Symbol);
+    }
+    for (const s of this.dynamicSymbols) {
+      if (s.shndx === 0 || s.value === 0 || (s.type !== STT_FUNC && s.type !== STT_GNU_IFUNC)) continue;
+      if ((s.bind === STB_GLOBAL || s.bind === STB_WEAK) && s.visibility === 0) {
+        this.addFunction(s.value, FunctionOrigin.Export | FunctionOrigin.Symbol);
+      }
+    }
+    const relocValue = this.relocatedWords();
+    for (const sec of elf.sections) {
+      if (sec.type !== SHT_INIT_ARRAY && sec.type !== SHT_FINI_ARRAY && sec.type !== SHT_PREINIT_ARRAY) continue;
+      const step = this.eb.is64 ? 8 : 4;
+      for (let a = sec.addr; a + step <= sec.addr + sec.size; a += step) {
+        const v = relocValue.get(a) ?? this.eb.wordAt(a);
+        if (Number.isFinite(v)) this.addFunction(v, FunctionOrigin.InitFini);
+      }
+    }
+    for (const a of this.unwind.fdeStarts) this.addFunction(a, FunctionOrigin.EhFrame);
+    for (const a of this.unwind.landingPads) this.addLeader(a - this.start, Mark.LandingPad);
+    for (const p of this.plt) this.addFunction(p.address, FunctionOrigin.Plt);
+  }
+
+  /** Link-time value of each relocated pointer word (RELATIVE, 64, GLOB_DAT, IRELATIVE). */
+  relocatedWords(): Map<number, number> {
+    const out = new Map<number, number>();
+    const is64 = this.eb.is64;
+    for (const r of this.relocations) {
+      const kind = isPointerRelocation(is64, r.type);
+      if (kind === 'relative' || kind === 'irelative') out.set(r.offset, r.addend);
+      else if (kind === 'symbol') {
+        const sym = this.dynamicSymbols[r.symIndex];
+        if (sym && sym.shndx !== 0) out.set(r.offset, sym.value + r.addend);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Code pointers from constants in code, relocated data words and (in
+   * non-PIC executables, which have no relocations for them) aligned data
+   * words: seeds and {@link Mark.Pointer}. Scanned words that land inside a
+   * known function only get the mark: a constant that happens to look like
+   * a code address must not split blocks.
+   */
+  private seedPointers(): void {
+    const refs = this.codeRefs;
+    const trusted: number[] = [];
+    for (let i = 1; i < refs.length; i += 2) trusted.push(refs.data[i]);
+    for (const v of this.relocatedWords().values()) {
+      if (!this.isCode(v)) continue;
+      this.dataPointers.push(v);
+      trusted.push(v);
+    }
+    const scanned: number[] = [];
+    if (this.elf.type === ET_EXEC) {
+      const step = this.eb.is64 ? 8 : 4;
+      for (const sec of this.elf.sections) {
+        if ((sec.flags & SHF_ALLOC) === 0 || (sec.flags & SHF_EXECINSTR) !== 0 || sec.type === SHT_NOBITS) continue;
+        if (/^\.(eh_frame|gcc_except_table|got\.plt|note|interp|gnu|dynsym|dynstr|rela|rel\.|hash|comment)/.test(sec.name)) continue;
+        const first = Math.ceil(sec.addr / step) * step;
+        for (let a = first; a + step <= sec.addr + sec.size; a += step) {
+          const v = this.eb.word(sec.offset + (a - sec.addr));
+          if (this.isCode(v)) {
+            this.dataPointers.push(v);
+            scanned.push(v);
+          }
+        }
+      }
+    }
+    for (const [list, isTrusted] of [[trusted, true], [scanned, false]] as const) {
+      for (const p of list) {
+        if (!this.isCode(p)) continue;
+        const off = p - this.start;
+        this.mark[off] |= Mark.Pointer;
+        if ((this.mark[off] & Mark.Function) !== 0) continue;
+        const inside = this.insideKnownFunction(p);
+        if (!inside && (this.mark[off] & Mark.Covered) === 0) this.addFunction(p, FunctionOrigin.Pointer);
+        else if (!inside && (this.mark[off] & Mark.Insn) !== 0 && isTrusted) this.addFunction(p, FunctionOrigin.Pointer);
+        else if ((this.mark[off] & Mark.Insn) !== 0 && isTrusted) this.addLeader(off); // computed-goto label
+      }
+    }
+  }
+
+  /** Gaps no seed reached: descend from the first non-padding byte, low-confidence. */
+  private sweepGaps(): void {
+    const span = this.len.length;
+    this.lowConfidence = true;
+    let off = 0;
+    while (off < span) {
+      const m = this.mark[off];
+      if ((m & Mark.Exec) === 0 || (m & Mark.Covered) !== 0) {
+        off++;
+        continue;
+      }
+      // Skip padding: nops, int3, zero bytes.
+      if (this.bytesAreZero(off)) {
+        off++;
+        continue;
+      }
+      const len = this.decodeRaw(off);
+      if (len === 0) {
+        this.mark[off] |= Mark.Bad;
+        off++;
+        continue;
+      }
+      if (NOP_CODE[this.ins.code] === 1) {
+        off += len;
+        continue;
+      }
+      this.stats.gapSeeds++;
+      // Inside a known function it is an unreached part of it, not a function of its own.
+      if (this.insideKnownFunction(this.start + off)) this.addLeader(off);
+      else this.addFunction(this.start + off, FunctionOrigin.Gap);
+      this.runToFixpoint();
+      if ((this.mark[off] & Mark.Covered) === 0) off++;
+    }
+    this.lowConfidence = false;
+  }
+
+  private bytesAreZero(off: number): boolean {
+    // `00 00` decodes as `add [rax], al`; runs of zeros are fill, not code.
+    const b = this.code;
+    return b[off] === 0 && (off + 1 >= b.length || b[off + 1] === 0);
+  }
+
+  // -------------------------------------------------------------------------
+  // PLT.
+
+  /** Decode the PLT sections linearly and name each stub by its GOT slot's relocation. */
+  private readPlt(): void {
+    const is64 = this.eb.is64;
+    const slotName = new Map<number, string>();
+    const ifuncNames = new Map<number, string>();
+    for (const s of this.elf.symbols) if (s.type === STT_GNU_IFUNC) ifuncNames.set(s.value, s.name);
+    for (const r of this.relocations) {
+      const sym = this.dynamicSymbols[r.symIndex];
+      if (isJumpSlot(is64, r.type) || isPointerRelocation(is64, r.type) === 'symbol') {
+        if (sym && sym.name) slotName.set(r.offset, baseName(sym.name));
+      } else if (isPointerRelocation(is64, r.type) === 'irelative') {
+        slotName.set(r.offset, ifuncNames.get(r.addend) ?? this.elf.symbolize(r.addend)?.name ?? '');
+      }
+    }
+    for (const sec of this.elf.sections) {
+      if (!(sec.name === '.plt' || sec.name === '.plt.sec' || sec.name === '.plt.got' || sec.name === '.iplt')) continue;
+      if ((sec.flags & SHF_EXECINSTR) === 0) continue;
+      const entSize = sec.entsize > 0 ? sec.entsize : 16;
+      let off = sec.addr - this.start;
+      const end = off + sec.size;
+      while (off < end) {
+        const len = this.decodeRaw(off);
+        if (len === 0) {
+          off++;
+          continue;
+        }
+        const ins = this.ins;
+        if (CODE_FLOW[ins.code] === InsnFlow.IndirectJump && ins.opCount === 1 && ins.op0Kind === OpKind.Memory) {
+          let slot = NaN;
+          if (ins.isIpRelMemoryOperand) slot = Number(BigInt.asIntN(64, ins.ipRelMemoryAddress));
+          else if (!is64) {
+            // i386 PIC stubs: jmp *slot@GOT(%ebx); the GOT base is .got.plt's address.
+            const got = this.eb.section('.got.plt');
+            const disp = Number(BigInt.asIntN(32, ins.memoryDisplacement & 0xffffffffn));
+            slot = got && ins.memoryBase !== 0 ? got.addr + disp : disp >>> 0;
+          }
+          const addr = this.start + off;
+          const entry = sec.addr + Math.floor((addr - sec.addr) / entSize) * entSize;
+          const name = slotName.get(slot) ?? '';
+          if (name !== '' || entry !== sec.addr) {
+            this.plt.push({ address: entry, jumpAddress: addr, gotSlot: slot, name, section: sec.name });
+          }
+          // Lazy-binding tail (`push n; jmp plt0`): the GOT slot points there until bound.
+          const tail = off + len;
+          if (tail < end && (tail - (sec.addr - this.start)) % entSize !== 0) this.addLeader(tail);
+        }
+        off += len;
+      }
+    }
+    this.plt.sort((a, b) => a.address - b.address);
+  }
+
+  // -------------------------------------------------------------------------
+  // Descent.
+
+  /** Decode at span offset `off` into `this.ins`; the length, or 0 if invalid. */
+  private decodeRaw(off: number): number {
+    const dec = this.decoder;
+    if (this.nextPos !== off) {
+      dec.position = off;
+      dec.ip = BigInt(this.start + off);
+    }
+    dec.decodeOut(this.ins);
+    if (this.ins.code === Code.INVALID) {
+      this.nextPos = -1;
+      return 0;
+    }
+    const len = this.ins.length;
+    this.nextPos = off + len;
+    return len;
+  }
+
+  /** Empty the work list, then recognise pending jump tables; repeat until nothing is new. */
+  private runToFixpoint(): void {
+    for (;;) {
+      this.stats.rounds++;
+      while (this.work.length > 0) this.descend(this.work.pop());
+      if (this.pendingJumps.length === 0) break;
+      const jumps = this.pendingJumps.toArray();
+      this.pendingJumps.length = 0;
+      for (const j of jumps) this.recogniseTable(j);
+    }
+  }
+
+  /** Decode the chain of instructions from `off` until it ends or meets decoded code. */
+  private descend(first: number): void {
+    const len = this.len;
+    const flowA = this.flow;
+    const mark = this.mark;
+    const span = len.length;
+    const low = this.lowConfidence ? Mark.LowConfidence : 0;
+    let off = first;
+    while (off >= 0 && off < span) {
+      const m = mark[off];
+      if ((m & Mark.Insn) !== 0 || (m & Mark.Bad) !== 0) return;
+      if ((m & Mark.Exec) === 0) return;
+      const n = this.decodeRaw(off);
+      if (n === 0 || off + n > span) {
+        mark[off] |= Mark.Bad;
+        return;
+      }
+      const ins = this.ins;
+      const code = ins.code;
+      const flow = CODE_FLOW[code];
+      len[off] = n;
+      flowA[off] = flow;
+      mark[off] |= Mark.Insn | low;
+      for (let i = 0; i < n; i++) mark[off + i] |= Mark.Covered;
+      const ref = CODE_REF[code];
+      if (ref !== 0) this.recordRef(off, ref);
+      const next = off + n;
+      switch (flow) {
+        case InsnFlow.Next:
+          off = next;
+          continue;
+        case InsnFlow.CondJump: {
+          const t = this.branchTarget(off);
+          this.addLeader(t);
+          mark[next] |= Mark.Leader;
+          off = next;
+          continue;
+        }
+        case InsnFlow.Jump: {
+          const t = this.branchTarget(off);
+          this.addLeader(t);
+          if (next < span) mark[next] |= Mark.Leader;
+          return;
+        }
+        case InsnFlow.Call: {
+          const t = this.branchTarget(off);
+          const addr = this.start + t;
+          if (t >= 0 && t < span && (mark[t] & Mark.Exec) !== 0) this.addFunction(addr, FunctionOrigin.CallTarget);
+          if (next >= span) return;
+          mark[next] |= Mark.Leader | Mark.ReturnSite;
+          if (this.noReturnStarts.has(addr)) {
+            mark[off] |= Mark.NoReturnCall;
+            return;
+          }
+          off = next;
+          continue;
+        }
+        case InsnFlow.IndirectCall:
+          if (next >= span) return;
+          mark[next] |= Mark.Leader | Mark.ReturnSite;
+          off = next;
+          continue;
+        case InsnFlow.IndirectJump:
+          if ((mark[off] & Mark.Plt) === 0) this.pendingJumps.push(off);
+          if (next < span) mark[next] |= Mark.Leader;
+          return;
+        default:
+          // Return, Stop
+          if (next < span) mark[next] |= Mark.Leader;
+          return;
+      }
+    }
+  }
+
+  /** The direct branch target of the instruction just decoded at `off`, as a span offset. */
+  private branchTarget(off: number): number {
+    // Far outside the span only in broken code; the offset must still fit an Int32.
+    const rel = Math.max(-0x80000000, Math.min(0x7fffffff, Number(this.ins.nearBranch64) - this.start));
+    this.target[off] = rel;
+    return rel;
+  }
+
+  private recordRef(off: number, kind: number): void {
+    const ins = this.ins;
+    let v = NaN;
+    if (kind === 1) {
+      if (ins.isIpRelMemoryOperand) v = Number(BigInt.asIntN(64, ins.ipRelMemoryAddress));
+      else if (!this.eb.is64 && ins.memoryBase === 0 && ins.memoryIndex === 0) v = Number(ins.memoryDisplacement & 0xffffffffn);
+    } else if (kind === 2) {
+      if (ins.op1Kind !== OpKind.Memory) v = Number(BigInt.asIntN(64, ins.immediate(1)));
+    } else {
+      v = Number(BigInt.asIntN(64, ins.immediate(0)));
+    }
+    if (!this.isCode(v)) return;
+    this.codeRefs.push(this.start + off);
+    this.codeRefs.push(v);
+  }
+
+  private recogniseTable(off: number): void {
+    const ctx: JumpTableContext = {
+      decodeAt: (addr, ins) => {
+        const o = addr - this.start;
+        if (o < 0 || o >= this.len.length || (this.mark[o] & Mark.Insn) === 0) return false;
+        this.detailDecoder.position = o;
+        this.detailDecoder.ip = BigInt(addr);
+        this.detailDecoder.decodeOut(ins);
+        return ins.code !== Code.INVALID;
+      },
+      previous: (addr) => this.previous(addr),
+      previousAny: (addr) => {
+        const o = addr - this.start;
+        for (let p = o - 1; p >= 0 && p >= o - 256; p--) if ((this.mark[p] & Mark.Insn) !== 0) return this.start + p;
+        return NaN;
+      },
+      functionRange: (addr) => this.knownFunctionRange(addr),
+      isCode: (addr) => this.isCode(addr),
+      data: this.eb,
+    };
+    const table = recogniseJumpTable(ctx, this.start + off, this.detail);
+    if (table === null) return;
+    this.jumpTables.push(table);
+    for (const t of table.targets) this.addLeader(t - this.start, Mark.JumpTableTarget);
+  }
+
+  /** Address of the decoded instruction that ends at `addr`, or NaN. */
+  previous(addr: number): number {
+    const o = addr - this.start;
+    for (let p = o - 1; p >= 0 && p >= o - 15; p--) {
+      if ((this.mark[p] & Mark.Insn) !== 0 && p + this.len[p] === o) return this.start + p;
+    }
+    return NaN;
+  }
+}
+
+/** A symbol name without its version suffix (`puts@GLIBC_2.2.5` is `puts`). */
+export function baseName(name: string): string {
+  const at = name.indexOf('@');
+  return at < 0 ? name : name.slice(0, at);
+}
+
+/** Disassemble the ELF file bytes. */
+export function disassembleElf(bytes: Uint8Array, elf: ElfFile, options?: DisassemblyOptions): Disassembly {
+  return new Disassembly(new ElfBytes(bytes, elf), options);
+}

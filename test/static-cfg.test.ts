@@ -1,0 +1,400 @@
+/**
+ * Static disassembly, CFG and policy sets of ELF images (src/flow/static),
+ * checked against programs compiled here and against binutils (objdump -d,
+ * nm) as independent oracles.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyzeElfFile, BlockCoverage, BlockFlag, EdgeKind, ModuleCfg } from '../src/flow/static/cfg.js';
+import { CFG_JSON_VERSION, cfgFromJson, cfgToJson, processFromJson, processToJson } from '../src/flow/static/cfg-json.js';
+import { ProcessMap } from '../src/flow/static/module-map.js';
+
+let dir = '';
+
+function compile(name: string, source: string, flags: string[]): string {
+  const src = join(dir, `${name}.c`);
+  const out = join(dir, name);
+  writeFileSync(src, source);
+  execFileSync('gcc', [...flags, '-o', out, src]);
+  return out;
+}
+
+/** nm's defined text symbols: name -> [address, size]. */
+function nmSymbols(path: string, dynamic = false): Map<string, [number, number]> {
+  const out = execFileSync('nm', [...(dynamic ? ['-D'] : []), '-S', '--defined-only', path], { encoding: 'utf8' });
+  const map = new Map<string, [number, number]>();
+  for (const line of out.split('\n')) {
+    const m = /^([0-9a-f]+) ([0-9a-f]+) ([tTwWiI]) (\S+)$/.exec(line.trim());
+    if (m) map.set(m[4].replace(/@.*/, ''), [parseInt(m[1], 16), parseInt(m[2], 16)]);
+  }
+  return map;
+}
+
+interface ObjdumpInsn {
+  addr: number;
+  mnemonic: string;
+  /** Direct branch target, or NaN. */
+  target: number;
+}
+
+/** objdump -d's instructions in [start, end). */
+function objdumpRange(path: string, start: number, end: number): ObjdumpInsn[] {
+  const out = execFileSync(
+    'objdump',
+    ['-d', '--no-show-raw-insn', `--start-address=0x${start.toString(16)}`, `--stop-address=0x${end.toString(16)}`, path],
+    { encoding: 'utf8' },
+  );
+  const insns: ObjdumpInsn[] = [];
+  for (const line of out.split('\n')) {
+    const m = /^\s*([0-9a-f]+):\s+(?:(?:bnd|notrack|rep|repz|repnz|lock|data16|cs|ds)\s+)*(\S+)\s*([0-9a-f]*)/.exec(line);
+    if (!m) continue;
+    const mnemonic = m[2];
+    const isBranch = /^(j|call|loop)/.test(mnemonic);
+    const target = isBranch && m[3] && !line.includes('*') ? parseInt(m[3], 16) : NaN;
+    insns.push({ addr: parseInt(m[1], 16), mnemonic, target });
+  }
+  return insns;
+}
+
+/**
+ * Basic blocks of a function from objdump's listing: the instructions
+ * reachable from the entry (and from `roots`, e.g. jump-table targets)
+ * through fallthrough and direct branches inside [start, end); leaders are
+ * the entry, the roots, branch targets and whatever follows a branch or call.
+ */
+function objdumpBlocks(insns: ObjdumpInsn[], start: number, end: number, roots: number[] = []): { reached: Set<number>; leaders: Set<number> } {
+  const index = new Map(insns.map((x, i) => [x.addr, i]));
+  const reached = new Set<number>();
+  const leaders = new Set<number>([start, ...roots]);
+  const work = [start, ...roots];
+  while (work.length > 0) {
+    let i = index.get(work.pop()!);
+    while (i !== undefined && !reached.has(insns[i].addr)) {
+      const { addr, mnemonic, target } = insns[i];
+      reached.add(addr);
+      const branch = /^(j|call|ret|loop|hlt|ud2)/.test(mnemonic);
+      if (branch && i + 1 < insns.length) leaders.add(insns[i + 1].addr);
+      if (/^(j|loop)/.test(mnemonic) && target >= start && target < end) {
+        leaders.add(target);
+        work.push(target);
+      }
+      if (/^(jmp|ret|hlt|ud2)/.test(mnemonic)) break;
+      i = i + 1 < insns.length ? i + 1 : undefined;
+    }
+  }
+  for (const l of [...leaders]) if (!reached.has(l)) leaders.delete(l);
+  return { reached, leaders };
+}
+
+function functionNamed(cfg: ModuleCfg, name: string): number {
+  const f = cfg.functionByName(name);
+  expect(f, `function ${name}`).toBeGreaterThanOrEqual(0);
+  return f;
+}
+
+function edgesOf(cfg: ModuleCfg, b: number): { kind: EdgeKind; target: number }[] {
+  const out: { kind: EdgeKind; target: number }[] = [];
+  for (let e = cfg.edgeFirst[b]; e < cfg.edgeFirst[b + 1]; e++) out.push({ kind: cfg.edgeKind[e], target: cfg.edgeTarget[e] });
+  return out;
+}
+
+const SWITCH_SRC = `
+#include <stdio.h>
+volatile int sink;
+__attribute__((noipa)) int classify(int x) {
+  switch (x) {
+  case 0: sink = 11; puts("zero"); break;
+  case 1: sink = 22; printf("one %d\\n", x); break;
+  case 2: sink = 33; return x * 7;
+  case 4: sink = 44; puts("four"); return 4;
+  case 5: sink = x; return x - 9;
+  case 6: sink = 66; puts("six"); break;
+  case 7: sink = 77; return x << 3;
+  default: sink = -1; return -1;
+  }
+  return 0;
+}
+__attribute__((noipa)) int count_bits(unsigned v) {
+  int n = 0;
+  while (v) { if (v & 1) n++; else if (v & 4) n += 2; v >>= 1; }
+  return n;
+}
+__attribute__((noipa)) int leaf(int x) { return x * 3 + 1; }
+__attribute__((noipa)) int tail(int x) { return leaf(x + 2); }
+int main(int argc, char **argv) {
+  (void)argv;
+  printf("%d %d %d\\n", classify(argc), count_bits(argc), tail(argc));
+  puts("done");
+  return 0;
+}
+`;
+
+const FNPTR_SRC = `
+#include <stdio.h>
+__attribute__((noipa)) static int add1(int x) { return x + 1; }
+__attribute__((noipa)) static int sub1(int x) { return x - 1; }
+__attribute__((noipa)) static int twice(int x) { return x * 2; }
+__attribute__((noipa)) int direct_only(int x) { return x ^ 0x55; }
+__attribute__((noipa)) int apply(int (*f)(int), int x) { return f(x) + 1; }
+int (*const table[])(int) = { add1, sub1 };
+int main(int argc, char **argv) {
+  (void)argv;
+  int r = apply(twice, argc) + table[argc & 1](argc) + direct_only(argc);
+  printf("%d\\n", r);
+  return 0;
+}
+`;
+
+let switchPie = '';
+let switchNoPie = '';
+let fnptrPie = '';
+let fnptrNoPie = '';
+let staticProg = '';
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ptscope-cfg-'));
+  switchPie = compile('switch-pie', SWITCH_SRC, ['-O2', '-fpie', '-pie']);
+  switchNoPie = compile('switch-nopie', SWITCH_SRC, ['-O2', '-fno-pie', '-no-pie']);
+  fnptrPie = compile('fnptr-pie', FNPTR_SRC, ['-O2', '-fpie', '-pie']);
+  fnptrNoPie = compile('fnptr-nopie', FNPTR_SRC, ['-O2', '-fno-pie', '-no-pie']);
+  staticProg = compile('static', SWITCH_SRC, ['-O2', '-static']);
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('jump tables', () => {
+  for (const [label, get, relative] of [
+    ['PIE (relative entries)', () => switchPie, true],
+    ['non-PIE (absolute jmp *table(,idx,8))', () => switchNoPie, false],
+  ] as const) {
+    it(`finds the bounded table of a switch, ${label}`, () => {
+      const path = get();
+      const cfg = analyzeElfFile(path);
+      const [start, size] = nmSymbols(path).get('classify')!;
+      const tables = cfg.jumpTables.filter((t) => t.jumpAddress >= start && t.jumpAddress < start + size);
+      expect(tables).toHaveLength(1);
+      const t = tables[0];
+      expect(t.relative).toBe(relative);
+      expect(t.entrySize).toBe(relative ? 4 : 8);
+      // Cases 0..7: `cmp $7; ja default` bounds the table at 8 entries.
+      expect(t.bounded).toBe(true);
+      expect(t.count).toBe(8);
+      expect(t.targets).toHaveLength(8);
+      const insns = objdumpRange(path, start, start + size);
+      const insnAddrs = new Set(insns.map((i) => i.addr));
+      for (const target of t.targets) {
+        expect(target).toBeGreaterThanOrEqual(start);
+        expect(target).toBeLessThan(start + size);
+        expect(insnAddrs.has(target), `target 0x${target.toString(16)} is an instruction`).toBe(true);
+      }
+      // 7 distinct case bodies, plus the entry for the missing case 3 (a default path).
+      const distinct = new Set(t.targets);
+      expect(distinct.size).toBeGreaterThanOrEqual(7);
+      const ja = insns.find((i) => i.mnemonic === 'ja');
+      expect(ja, 'the bounds check guarding the table').toBeDefined();
+      // The jump's block has one jump-table edge per distinct target, and each target is a block of classify.
+      const jb = cfg.blockAt(t.jumpAddress);
+      const edges = edgesOf(cfg, jb);
+      expect(edges.every((e) => e.kind === EdgeKind.JumpTable)).toBe(true);
+      expect(new Set(edges.map((e) => e.target))).toEqual(distinct);
+      const f = functionNamed(cfg, 'classify');
+      for (const target of distinct) {
+        const b = cfg.blockStartingAt(target);
+        expect(b).toBeGreaterThanOrEqual(0);
+        expect(cfg.blockFunction[b]).toBe(f);
+        expect(cfg.blockFlags[b] & BlockFlag.JumpTableTarget).toBeTruthy();
+      }
+    });
+  }
+});
+
+describe('functions and blocks against objdump', () => {
+  it('matches function boundaries and block counts', () => {
+    for (const path of [switchPie, switchNoPie, fnptrPie]) {
+      const cfg = analyzeElfFile(path);
+      const syms = nmSymbols(path);
+      for (const name of ['count_bits', 'leaf', 'tail', 'main', 'classify', 'apply', 'direct_only', 'add1']) {
+        const sym = syms.get(name);
+        if (!sym) continue;
+        const [start, size] = sym;
+        const f = functionNamed(cfg, name);
+        expect(cfg.functionEntry[f]).toBe(start);
+        const blocks = Array.from(cfg.blocksOf(f));
+        // The function's code ends where the symbol's size says.
+        expect(Math.max(...blocks.map((b) => cfg.blockEnd[b]))).toBe(start + size);
+        const insns = objdumpRange(path, start, start + size);
+        const table = cfg.jumpTables.find((t) => t.jumpAddress >= start && t.jumpAddress < start + size);
+        const { reached, leaders } = objdumpBlocks(insns, start, start + size, table ? table.targets : []);
+        // Everything but padding is reachable (so a table, if any, was read completely).
+        for (const i of insns) if (!reached.has(i.addr)) expect(i.mnemonic, `0x${i.addr.toString(16)} unreached`).toMatch(/nop|xchg|data16|cs|int3/);
+        expect(new Set(blocks.map((b) => cfg.blockStart[b])), `${name} in ${path}`).toEqual(leaders);
+        let insnCount = 0;
+        for (const b of blocks) {
+          expect(reached.has(cfg.blockLast[b])).toBe(true);
+          insnCount += cfg.blockInsns[b];
+          expect(cfg.blockFlags[b] & BlockFlag.LowConfidence).toBe(0);
+        }
+        expect(insnCount, `${name} instruction count`).toBe(reached.size);
+      }
+    }
+  });
+
+  it('sees a tail call as a tail-call edge, not a call', () => {
+    const cfg = analyzeElfFile(switchPie);
+    const syms = nmSymbols(switchPie);
+    const tail = functionNamed(cfg, 'tail');
+    const leaf = syms.get('leaf')![0];
+    const kinds = Array.from(cfg.blocksOf(tail)).flatMap((b) => edgesOf(cfg, b));
+    expect(kinds).toContainEqual({ kind: EdgeKind.TailCall, target: leaf });
+    expect(kinds.some((e) => e.kind === EdgeKind.Call)).toBe(false);
+    // leaf's blocks belong to leaf, not to tail.
+    expect(cfg.blockFunction[cfg.blockStartingAt(leaf)]).toBe(functionNamed(cfg, 'leaf'));
+  });
+});
+
+describe('address-taken functions', () => {
+  for (const [label, get] of [
+    ['PIE', () => fnptrPie],
+    ['non-PIE', () => fnptrNoPie],
+  ] as const) {
+    it(`contains exactly the functions whose address is taken (${label})`, () => {
+      const path = get();
+      const cfg = analyzeElfFile(path);
+      const syms = nmSymbols(path);
+      const user = ['add1', 'sub1', 'twice', 'direct_only', 'apply'];
+      const taken = user.filter((n) => cfg.isAddressTaken(syms.get(n)![0]));
+      expect(taken.sort()).toEqual(['add1', 'sub1', 'twice']);
+      // main is passed to __libc_start_main by _start.
+      expect(cfg.isAddressTaken(syms.get('main')![0])).toBe(true);
+      // apply calls through the pointer.
+      const apply = functionNamed(cfg, 'apply');
+      const edges = Array.from(cfg.blocksOf(apply)).flatMap((b) => edgesOf(cfg, b));
+      expect(edges.some((e) => e.kind === EdgeKind.IndirectCall || e.kind === EdgeKind.IndirectJump)).toBe(true);
+    });
+  }
+});
+
+describe('PLT and imports', () => {
+  it('names the PLT stubs of a dynamic program and calls reach them', () => {
+    const cfg = analyzeElfFile(switchPie);
+    const names = cfg.plt.map((p) => p.name);
+    expect(names).toEqual(expect.arrayContaining(['puts', 'printf']));
+    // readelf's view: every JUMP_SLOT relocation has a stub.
+    const relocs = execFileSync('readelf', ['-rW', switchPie], { encoding: 'utf8' });
+    const slots = [...relocs.matchAll(/R_X86_64_JUMP_SLOT\s+\S+\s+(\S+?)(@|\s)/g)].map((m) => m[1]);
+    expect(slots.length).toBeGreaterThan(0);
+    for (const s of slots) expect(names).toContain(s);
+    // main's calls to puts go to the puts stub.
+    const main = functionNamed(cfg, 'main');
+    const callees = Array.from(cfg.blocksOf(main))
+      .flatMap((b) => edgesOf(cfg, b))
+      .filter((e) => e.kind === EdgeKind.Call || e.kind === EdgeKind.TailCall)
+      .map((e) => cfg.pltAt(e.target)?.name ?? cfg.functionName[cfg.functionIndex(e.target)]);
+    expect(callees).toEqual(expect.arrayContaining(['puts', 'printf', 'classify']));
+    const stub = cfg.plt.find((p) => p.name === 'puts')!;
+    expect(cfg.functionName[cfg.functionIndex(stub.address)]).toBe('puts@plt');
+  });
+
+  it('resolves a static program: calls go straight to libc functions, PLT only for ifuncs', () => {
+    const cfg = analyzeElfFile(staticProg);
+    const syms = nmSymbols(staticProg);
+    const main = functionNamed(cfg, 'main');
+    const callTargets = Array.from(cfg.blocksOf(main))
+      .flatMap((b) => edgesOf(cfg, b))
+      .filter((e) => e.kind === EdgeKind.Call || e.kind === EdgeKind.TailCall)
+      .map((e) => e.target);
+    expect(callTargets).toContain(syms.get('puts')![0]);
+    expect(callTargets).toContain(syms.get('classify')![0]);
+    // Static PLT stubs only serve IRELATIVE (ifunc) slots: named after an ifunc symbol.
+    const nm = execFileSync('nm', [staticProg], { encoding: 'utf8' });
+    const ifuncs = new Set([...nm.matchAll(/^[0-9a-f]+ i (\S+)$/gm)].map((m) => m[1]));
+    expect(cfg.plt.length).toBeGreaterThan(0);
+    for (const p of cfg.plt) expect(ifuncs.has(p.name), p.name).toBe(true);
+  });
+});
+
+describe('model services', () => {
+  it('blockAt finds every block from its first and last instruction, and nothing outside', () => {
+    const cfg = analyzeElfFile(switchPie);
+    for (let b = 0; b < cfg.blockCount; b++) {
+      expect(cfg.blockAt(cfg.blockStart[b])).toBe(b);
+      expect(cfg.blockAt(cfg.blockLast[b])).toBe(b);
+    }
+    expect(cfg.blockAt(0)).toBe(-1);
+    expect(cfg.blockAt(cfg.linkEnd + 0x1000)).toBe(-1);
+    // Return sites: each follows a call.
+    for (const r of cfg.returnSites) {
+      const b = cfg.blockAt(r - 1);
+      if (b >= 0) expect([2, 3, 4].includes(cfg.blockEndKind[b]) || cfg.blockEnd[b] <= r).toBe(true);
+    }
+  });
+
+  it('merges execution counts into coverage', () => {
+    const cfg = analyzeElfFile(switchPie);
+    const cov = new BlockCoverage(cfg);
+    const f = functionNamed(cfg, 'count_bits');
+    const blocks = cfg.blocksOf(f);
+    cov.add(cfg.blockStart[blocks[0]], 3);
+    cov.add(cfg.blockLast[blocks[1]]);
+    cov.add(0);
+    expect(cov.counts[blocks[0]]).toBe(3);
+    expect(cov.counts[blocks[1]]).toBe(1);
+    expect(cov.outside).toBe(1);
+    expect(cov.functionCoverage(f)).toEqual({ ran: 2, total: blocks.length });
+    expect(cov.neverRan().length).toBe(cfg.blockCount - 2);
+  });
+
+  it('round-trips through JSON and refuses other versions', () => {
+    const cfg = analyzeElfFile(switchPie);
+    const doc = JSON.parse(JSON.stringify(cfgToJson(cfg)));
+    const back = cfgFromJson(doc);
+    expect(back.summary()).toEqual(cfg.summary());
+    expect(Array.from(back.blockStart)).toEqual(Array.from(cfg.blockStart));
+    expect(Array.from(back.edgeTarget)).toEqual(Array.from(cfg.edgeTarget));
+    expect(back.functionName).toEqual(cfg.functionName);
+    expect(back.plt).toEqual(cfg.plt);
+    expect(back.jumpTables).toEqual(cfg.jumpTables);
+    for (let b = 0; b < cfg.blockCount; b += 7) expect(back.blockAt(cfg.blockLast[b])).toBe(b);
+    expect(() => cfgFromJson({ ...doc, version: CFG_JSON_VERSION + 1 })).toThrow(/version/);
+    expect(() => cfgFromJson({ ...doc, format: 'other' })).toThrow(/format/);
+  });
+});
+
+const LIBC = '/lib/x86_64-linux-gnu/libc.so.6';
+
+describe.runIf(existsSync(LIBC))('a process: program + libc', () => {
+  it('maps modules at bases, resolves PLT stubs into libc and symbolizes', () => {
+    const t0 = performance.now();
+    const libc = analyzeElfFile(LIBC);
+    const millis = performance.now() - t0;
+    console.log(`libc: ${Math.round(millis)} ms`, JSON.stringify(libc.summary()));
+    expect(libc.functionCount).toBeGreaterThan(2000);
+    expect(libc.jumpTables.filter((t) => t.bounded).length).toBeGreaterThan(20);
+    const prog = analyzeElfFile(switchPie);
+    const map = new ProcessMap();
+    const exe = map.add(prog, 0x555555554000);
+    const lib = map.add(libc, 0x7ffff7dc0000);
+    const putsStub = prog.plt.find((p) => p.name === 'puts')!.address + exe.bias;
+    const putsLibc = nmSymbols(LIBC, true).get('puts')![0];
+    expect(map.pltTarget(putsStub)).toBe(putsLibc + lib.bias);
+    expect(map.moduleAt(putsLibc + lib.bias)).toBe(lib);
+    expect(map.symbolize(putsLibc + lib.bias)).toMatch(/^libc\.so\.6!(_IO_)?puts$/);
+    expect(map.symbolize(putsStub)).toBe(`switch-pie!puts@plt`);
+    // Exported libc functions are allowed indirect targets; a return site is call-preceded.
+    expect(map.isAllowedIndirectTarget(putsLibc + lib.bias)).toBe(true);
+    expect(map.isAllowedIndirectTarget(putsLibc + lib.bias + 1)).toBe(false);
+    expect(map.isReturnSite(libc.returnSites[0] + lib.bias)).toBe(true);
+    const b = map.blockAt(putsLibc + lib.bias);
+    expect(map.moduleOfBlock(b)).toBe(lib);
+    expect(b - lib.blockOffset).toBe(libc.blockStartingAt(putsLibc));
+    const cross = map.crossModuleEdges().filter((e) => e.from === exe);
+    expect(cross.find((e) => e.name === 'printf')?.to).toBe(lib);
+    const again = processFromJson(JSON.parse(JSON.stringify(processToJson(map))));
+    expect(again.pltTarget(putsStub)).toBe(putsLibc + lib.bias);
+  });
+});
