@@ -1,0 +1,24 @@
+/**
+ * perf.data import and export for Intel PT.
+ *
+ * Import: {@link readPerfData} builds a {@link PerfDataModel} (header,
+ * Intel PT configuration, per-cpu/per-thread trace streams, sideband
+ * timeline); {@link flowInputs} turns it into what a flow decoder needs per
+ * stream (TraceSource, DecoderConfig, task and image by time).
+ *
+ * Export: {@link writePerfData} writes a perf.data that perf script decodes;
+ * {@link exportPerfData} does it for a recorder bundle.
+ */
+export { readPerfData, readPerfDataBytes, flowInputs } from './perf-data.js';
+export type { PerfDataModel, PerfFlowInput, ReadPerfDataOptions } from './perf-data.js';
+export { PerfDataError, NO_PT_DATA } from './file-access.js';
+export { writePerfData } from './writer.js';
+export type { AuxBuffer, PerfDataSpec, PerfDataLayout, SidebandEvent } from './writer.js';
+export { exportPerfData, exportInputFromBundle } from './bundle-to-perf.js';
+export type { ExportInput, ExportResult } from './bundle-to-perf.js';
+export { defaultIntelPtInfo, decoderConfigFor, INTEL_PT_CONFIG, traceSettings } from './auxtrace-info.js';
+export type { IntelPtInfo, IntelPtTraceSettings } from './auxtrace-info.js';
+export { SidebandTimeline, SidebandImageProvider, resolveMappedFile } from './sideband.js';
+export type { Mapping, Task, CpuSwitch, ImageForTask } from './sideband.js';
+export { AuxStream, AuxStreamSource } from './aux-streams.js';
+export type { AuxFragment } from './aux-streams.js';
