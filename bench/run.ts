@@ -18,6 +18,17 @@ import { Packet } from '../src/packets/packet.js';
 import { PacketStream } from '../src/packets/packet-stream.js';
 import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace-source.js';
 import { writeRealisticTrace } from './synthetic-trace.js';
+import { defaultConfig } from '../src/packets/config.js';
+import { errataFor, parseCpu } from '../src/packets/cpu.js';
+import { PacketDecoder } from '../src/packets/decoder.js';
+import { PtEvent } from '../src/events/event.js';
+import { Status } from '../src/events/status.js';
+import { ANY_ASID } from '../src/flow/address-space.js';
+import { Block, BlockDecoder } from '../src/flow/block-decoder.js';
+import { Image } from '../src/flow/image.js';
+import { InsnDecoder } from '../src/flow/insn-decoder.js';
+import { InsnClass, InstructionInfo } from '../src/flow/instruction.js';
+import { ByteSourceCache } from '../src/flow/section.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
 const ROOT = (() => {
@@ -30,7 +41,10 @@ const BENCH_DIR = join(ROOT, 'build', 'bench');
 /** One measured result line. */
 interface Measurement {
   label: string;
+  /** The rate, in `unit`. */
   mbps: number;
+  /** Default 'MB/s'. */
+  unit?: string;
   detail?: string;
 }
 
@@ -170,9 +184,107 @@ const packetsBench: Bench = {
 };
 
 // ---------------------------------------------------------------------------
-// Registry: add further sections (instruction flow, analyses) here.
+// flow: instruction-flow reconstruction on the real mruby trace, ptscope's
+// instruction and block decoders vs libipt's instruction decoder
 
-const BENCHES: readonly Bench[] = [packetsBench];
+const REAL = join(ROOT, '..', 'shared', 'traces', 'real');
+
+/** Decode every instruction of a trace with one of ptscope's flow decoders. */
+export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, images: { file: string; address: number }[], cpu: string): number {
+  const config = defaultConfig();
+  const parsed = parseCpu(cpu);
+  if (parsed) {
+    config.cpu = parsed;
+    const errata = errataFor(parsed);
+    if (typeof errata !== 'number') config.errata = errata;
+  }
+  const image = new Image();
+  const files = new ByteSourceCache();
+  for (const img of images) image.addFile(files, img.file, 0, Infinity, img.address, ANY_ASID);
+  const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
+  const ev = new PtEvent();
+  let count = 0;
+  if (kind === 'insn') {
+    const dec = new InsnDecoder(packets, config, image);
+    const insn = new InstructionInfo();
+    let status = dec.syncForward();
+    for (;;) {
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        status = dec.syncForward();
+        continue;
+      }
+      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
+      if (status < 0) continue;
+      if (status & Status.Eos) break;
+      status = dec.next(insn);
+      if (status >= 0 || insn.iclass !== InsnClass.Unknown) count++;
+    }
+  } else {
+    const dec = new BlockDecoder(packets, config, image, { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false });
+    const block = new Block();
+    let status = dec.syncForward();
+    for (;;) {
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        status = dec.syncForward();
+        continue;
+      }
+      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
+      if (status < 0) continue;
+      if (status & Status.Eos) break;
+      status = dec.next(block);
+      count += block.ninsn;
+    }
+  }
+  return count;
+}
+
+const flowBench: Bench = {
+  name: 'flow',
+  description: 'instruction-flow decode on the real mruby trace (ptscope insn/block decoders vs libipt insn decoder)',
+  run() {
+    const dir = join(REAL, 'mruby');
+    const tracePath = join(dir, 'trace.pt');
+    if (!existsSync(tracePath)) {
+      console.log(`  (skipped: ${tracePath} not found; the shared folder must sit beside the repository)`);
+      return [];
+    }
+    const trace = new Uint8Array(readFileSync(tracePath));
+    const images = [{ file: join(dir, 'seg_400000.bin'), address: 0x400000 }];
+    const oracle = oracleBinary();
+    const results: Measurement[] = [];
+    let insnBest = { seconds: Infinity, result: 0 };
+    let blockBest = { seconds: Infinity, result: 0 };
+    let libipt: Record<string, number> | undefined;
+    countInstructions('insn', trace, images, '6/158'); // warm-up
+    for (let round = 0; round < ROUNDS; round++) {
+      const a = fastest(1, () => countInstructions('insn', trace, images, '6/158'));
+      if (a.seconds < insnBest.seconds) insnBest = a;
+      const b = fastest(1, () => countInstructions('block', trace, images, '6/158'));
+      if (b.seconds < blockBest.seconds) blockBest = b;
+      if (oracle) {
+        const res = spawnSync(oracle, ['bench-insn', '--cpu', '6/158', '--raw', `${images[0].file}:0x400000`, tracePath], { encoding: 'utf8' });
+        if (res.status !== 0) throw new Error(`ptoracle bench-insn failed: ${res.stderr}`);
+        const kv = parseKeyValues(res.stdout);
+        if (!libipt || kv.ips > libipt.ips) libipt = kv;
+      }
+    }
+    results.push({ label: 'ptscope instruction decoder', mbps: insnBest.result / insnBest.seconds / 1e6, unit: 'M insn/s', detail: `${insnBest.result} insn` });
+    results.push({ label: 'ptscope block decoder', mbps: blockBest.result / blockBest.seconds / 1e6, unit: 'M insn/s', detail: `${blockBest.result} insn` });
+    if (libipt) {
+      results.push({ label: 'libipt 2.0.5 instruction decoder', mbps: libipt.ips / 1e6, unit: 'M insn/s', detail: `${libipt.insn} insn` });
+      if (libipt.insn !== insnBest.result) console.log(`  WARNING: instruction counts differ: ptscope ${insnBest.result}, libipt ${libipt.insn}`);
+      console.log(`  ratio ptscope/libipt: ${(results[0].mbps / results[2].mbps).toFixed(2)}x (insn), ${(results[1].mbps / results[2].mbps).toFixed(2)}x (block); goal >= 2.00x`);
+    }
+    return results;
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Registry: add further sections (analyses) here.
+
+const BENCHES: readonly Bench[] = [packetsBench, flowBench];
 
 function main(): void {
   const wanted = process.argv.slice(2);
@@ -191,7 +303,7 @@ function main(): void {
   for (const b of selected) {
     console.log(`\n## ${b.name}: ${b.description}`);
     for (const m of b.run()) {
-      console.log(`  ${m.label.padEnd(56)} ${m.mbps.toFixed(1).padStart(8)} MB/s${m.detail ? `  (${m.detail})` : ''}`);
+      console.log(`  ${m.label.padEnd(56)} ${m.mbps.toFixed(1).padStart(8)} ${m.unit ?? 'MB/s'}${m.detail ? `  (${m.detail})` : ''}`);
     }
   }
 }
