@@ -6,7 +6,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(libipt-dev gcc make binutils qemu-user bubblewrap nasm linux-perf)
+PKGS=(libipt-dev gcc make binutils qemu-user bubblewrap nasm linux-perf python3 gzip coreutils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,127 @@
+/**
+ * The trace bundle: what `ptscope record` writes and what `ptscope flow` and
+ * the analyses read. A directory:
+ *
+ *   trace.pt        the Intel PT trace (absent for a `perf` bundle that has
+ *                   not been imported yet)
+ *   perf.data       only for recorder "perf" (real Intel PT via perf)
+ *   images/N-NAME   a copy of every file that holds executed code
+ *   manifest.json   this description (format "ptscope-bundle", version 1)
+ *
+ * manifest.json fields (64-bit quantities are "0x..." hex strings):
+ * - format, version: "ptscope-bundle", 1.
+ * - recorder: "qemu" (emulated PT) or "perf" (hardware PT).
+ * - program: { argv, path (absolute), cwd (where it ran) }.
+ * - exit: { status: exit code or null, signal: "SIGSEGV"... or null when it
+ *   did not die of a signal, stopped: null | "budget" | "timeout" | "exec"
+ *   (the recorder stopped it: instruction budget, wall-clock limit, or an
+ *   execve it does not follow) }.
+ * - trace: { file, bytes, fullBytes (before snapshot trimming),
+ *   snapshotStart (offset of the kept part in the full stream) }.
+ * - instructions: { executed (all instructions the emulator ran), traced
+ *   (those the trace encodes: user-only, inside the filters, within the
+ *   snapshot), fnv1a64 (FNV-1a 64 over each traced IP as 8 little-endian
+ *   bytes; what `ptoracle insn --hash` prints for a correct decode) }.
+ * - addressSpace: { mode: "64-bit", cpl: "user", cr3: null } (one address
+ *   space, no PIP packets).
+ * - images: [{ file (bundle-relative), path (original), offset (in the
+ *   file), size (bytes mapped), address (load address) }]: the raw images
+ *   in libipt/ptxed terms, `file:offset-(offset+size):address`.
+ * - config: the recorder settings (sandbox, timeout, maxInsns, filters,
+ *   snapshotBytes, psbPeriod, retCompression, longTnt, timing).
+ * - encoder: what a decoder must be told: { cpu: "none", mtcFreq, cpuid15:
+ *   { eax, ebx }, nominalFreq: null, tscBase }.
+ * - decode: ready-made argv lists, run from the bundle directory:
+ *   ptoracle (test/oracle) and ptxed.
+ * - stats, warnings: diagnostics.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ImageMapping } from './memory-map.js';
+
+export const BUNDLE_FORMAT = 'ptscope-bundle';
+export const BUNDLE_VERSION = 1;
+export const MANIFEST_NAME = 'manifest.json';
+export const TRACE_NAME = 'trace.pt';
+
+export interface BundleImage {
+  file: string;
+  path: string;
+  offset: number;
+  size: number;
+  address: string;
+}
+
+export interface BundleManifest {
+  format: typeof BUNDLE_FORMAT;
+  version: number;
+  recorder: 'qemu' | 'perf';
+  program: { argv: string[]; path: string; cwd: string };
+  exit: { status: number | null; signal: string | null; stopped: 'budget' | 'timeout' | 'exec' | null };
+  trace: { file: string; bytes: number; fullBytes: number; snapshotStart: number } | null;
+  perf?: { file: string; imported: false };
+  instructions: { executed: number; traced: number; fnv1a64: string } | null;
+  addressSpace: { mode: '64-bit'; cpl: 'user'; cr3: null };
+  images: BundleImage[];
+  config: Record<string, unknown>;
+  encoder: {
+    cpu: 'none';
+    mtcFreq: number;
+    cpuid15: { eax: number; ebx: number };
+    nominalFreq: null;
+    tscBase: number;
+  } | null;
+  decode: { ptoracle: string[]; ptxed: string[] } | null;
+  stats: Record<string, unknown>;
+  warnings: string[];
+}
+
+export function hex(v: number): string {
+  return '0x' + v.toString(16);
+}
+
+/** ptxed's `--raw file:from-to:address` for each image. */
+export function rawImageArgs(images: readonly BundleImage[]): string[] {
+  const args: string[] = [];
+  for (const im of images) args.push('--raw', `${im.file}:${hex(im.offset)}-${hex(im.offset + im.size)}:${im.address}`);
+  return args;
+}
+
+/** The decode argv lists for a manifest's images and trace file. */
+export function decodeCommands(images: readonly BundleImage[], trace: string): { ptoracle: string[]; ptxed: string[] } {
+  const raw = rawImageArgs(images);
+  return {
+    ptoracle: ['insn', '--cpu', 'none', ...raw, trace, '--hash'],
+    ptxed: ['--cpu', 'none', ...raw, '--pt', trace],
+  };
+}
+
+/** Bundle image entries for mappings, given the bundle-relative copy of each path. */
+export function bundleImages(mappings: readonly ImageMapping[], copies: ReadonlyMap<string, string>): BundleImage[] {
+  return mappings.map((m) => ({
+    file: copies.get(m.path)!,
+    path: m.path,
+    offset: m.offset,
+    size: m.size,
+    address: hex(m.address),
+  }));
+}
+
+/** Read and check a bundle's manifest. Throws an Error with one line of explanation. */
+export function readManifest(dir: string): BundleManifest {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, MANIFEST_NAME), 'utf8');
+  } catch (e) {
+    throw new Error(`${dir}: not a trace bundle (${(e as Error).message})`);
+  }
+  let m: BundleManifest;
+  try {
+    m = JSON.parse(text) as BundleManifest;
+  } catch {
+    throw new Error(`${dir}/${MANIFEST_NAME}: not valid JSON`);
+  }
+  if (m.format !== BUNDLE_FORMAT) throw new Error(`${dir}: not a ptscope trace bundle`);
+  if (m.version !== BUNDLE_VERSION) throw new Error(`${dir}: bundle version ${m.version} is not supported (${BUNDLE_VERSION} is)`);
+  return m;
+}
