@@ -1,0 +1,97 @@
+/**
+ * Facts about code that the detectors ask of the memory image at run time,
+ * answered by decoding the traced image itself (no static analysis needed):
+ *
+ * - {@link CodeFacts.isCallPreceded}: the instruction just before an address
+ *   is a call that ends exactly there (kBouncer's test for a legitimate
+ *   return target). Calls are 2..15 bytes; every start is tried, so the
+ *   check accepts any encoding (prefixes, SIB, displacements).
+ * - {@link CodeFacts.gadgetAt}: decode the straight-line instructions at an
+ *   address (to tell a sigreturn trampoline from an SROP gadget).
+ *
+ * Answers are cached per address: the same few return sites recur.
+ */
+import type { Asid } from '../flow/address-space.js';
+import { ANY_ASID } from '../flow/address-space.js';
+import type { Image } from '../flow/image.js';
+import { InstructionDecoder } from '../flow/instruction-decoder.js';
+import { ExecMode, InsnClass, InsnKind, InstructionInfo } from '../flow/instruction.js';
+
+/** isCallPreceded results besides true/false. */
+export const NOT_MAPPED = -1;
+
+export class CodeFacts {
+  readonly decoder: InstructionDecoder;
+  private readonly insn = new InstructionInfo();
+  private readonly callPreceded = new Map<number, number>();
+
+  constructor(
+    readonly image: Image,
+    readonly mode: ExecMode = ExecMode.Bit64,
+    readonly asid: Asid = ANY_ASID,
+  ) {
+    this.decoder = new InstructionDecoder(image);
+  }
+
+  /** 1 if a call instruction ends exactly at `ip`, 0 if not, {@link NOT_MAPPED} if `ip` is not in the image. */
+  isCallPreceded(ip: number): number {
+    const cached = this.callPreceded.get(ip);
+    if (cached !== undefined) return cached;
+    let result = 0;
+    if (this.image.find(ip, this.asid) === null) {
+      result = NOT_MAPPED;
+    } else {
+      const insn = this.insn;
+      for (let len = 2; len <= 15; len++) {
+        if (this.decoder.decode(insn, ip - len, this.mode, this.asid) < 0) continue;
+        if (insn.size === len && insn.iclass === InsnClass.Call) {
+          result = 1;
+          break;
+        }
+      }
+    }
+    if (this.callPreceded.size > 1 << 20) this.callPreceded.clear();
+    this.callPreceded.set(ip, result);
+    return result;
+  }
+
+  /** True if `ip` is mapped in the image. */
+  isMapped(ip: number): boolean {
+    return this.image.find(ip, this.asid) !== null;
+  }
+
+  /**
+   * Up to `max` instructions from `ip` in program order, stopping after the
+   * first branch. Detached copies (for evidence). Empty if unmapped.
+   */
+  straightLine(ip: number, max: number): { ip: number; size: number; iclass: InsnClass; kind: InsnKind; text: string }[] {
+    const out: { ip: number; size: number; iclass: InsnClass; kind: InsnKind; text: string }[] = [];
+    const insn = this.insn;
+    let at = ip;
+    for (let i = 0; i < max; i++) {
+      if (this.decoder.decode(insn, at, this.mode, this.asid) < 0) break;
+      out.push({ ip: at, size: insn.size, iclass: insn.iclass, kind: insn.kind, text: this.decoder.disassemble(insn) });
+      if (insn.iclass !== InsnClass.Other && insn.iclass !== InsnClass.Ptwrite) break;
+      at += insn.size;
+    }
+    return out;
+  }
+
+  /** Disassembly of the instruction at `ip`, or '' if it cannot be decoded. */
+  disassembleAt(ip: number): string {
+    if (this.decoder.decode(this.insn, ip, this.mode, this.asid) < 0) return '';
+    return this.decoder.disassemble(this.insn);
+  }
+
+  /**
+   * True if the code at `ip` is a sigreturn trampoline: `mov eax/rax, 15`
+   * (rt_sigreturn) then `syscall` (glibc's __restore_rt, the kernel vDSO's).
+   */
+  isSigreturnTrampoline(ip: number): boolean {
+    const insns = this.straightLine(ip, 3);
+    if (insns.length < 2) return false;
+    const last = insns[insns.length - 1];
+    if (last.kind !== InsnKind.Syscall) return false;
+    return insns.slice(0, -1).some((i) => /^mov (e|r)ax, 0xf$/.test(i.text));
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Shared plumbing of the detectors: the context they run in, the findings
+ * list with its cap, and the unchecked log. (Separate from detector.ts,
+ * whose registry imports every detector, so that no import cycle exists.)
+ */
+import type { DecoderConfig } from '../packets/config.js';
+import type { Image } from '../flow/image.js';
+import type { FlowConsumer } from '../flow/control-flow.js';
+import type { CodeFacts } from './code-facts.js';
+import type { EvidenceBuilder } from './evidence.js';
+import type { Finding, UncheckedNote } from './finding.js';
+import { UncheckedLog } from './finding.js';
+import type { ModuleMap } from './modules.js';
+
+/** What a detector may use besides the control-flow stream. */
+export interface DetectorContext {
+  image: Image;
+  modules: ModuleMap;
+  facts: CodeFacts;
+  evidence: EvidenceBuilder;
+  /** The decoder's current trace offset (for findings). */
+  offset(): number;
+  /** Detector parameters from the command line (`name.key=value`), by key. */
+  params: Record<string, string>;
+  /** `--policy FILE`, for detectors that read a policy. */
+  policyFile: string | null;
+  /** `--monitor SYMS`: functions hook-skip watches. */
+  monitor: string[];
+  /** The raw trace and its decoder configuration (FlowGuard's fast path reads packets). */
+  trace: Uint8Array | null;
+  config: DecoderConfig | null;
+}
+
+/** A security detector: a consumer of the control-flow stream that produces findings. */
+export interface Detector extends FlowConsumer {
+  readonly name: string;
+  /** Effective parameters (defaults merged with overrides), for reports. */
+  readonly parameters: Readonly<Record<string, number | string | boolean>>;
+  findings(): Finding[];
+  unchecked(): UncheckedNote[];
+  /** Extra numbers for reports (checks done, fast-path fraction, ...). */
+  stats?(): Record<string, number>;
+}
+
+/** Findings kept per detector; the rest are counted. */
+export const MAX_FINDINGS = 200;
+
+export abstract class DetectorBase implements Detector {
+  protected readonly found: Finding[] = [];
+  protected readonly log: UncheckedLog;
+  protected dropped = 0;
+
+  constructor(
+    readonly name: string,
+    protected readonly ctx: DetectorContext,
+  ) {
+    this.log = new UncheckedLog(name);
+  }
+
+  abstract readonly parameters: Readonly<Record<string, number | string | boolean>>;
+
+  /** A number parameter: `--param name.key=value` or the default. */
+  protected numParam(key: string, dflt: number): number {
+    const v = this.ctx.params[key];
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new Error(`${this.name}.${key}: not a number: ${v}`);
+    return n;
+  }
+
+  protected report(f: Finding): void {
+    if (this.found.length >= MAX_FINDINGS) {
+      this.dropped++;
+      return;
+    }
+    this.found.push(f);
+  }
+
+  findings(): Finding[] {
+    return this.found;
+  }
+
+  unchecked(): UncheckedNote[] {
+    const notes = this.log.notes();
+    if (this.dropped > 0) {
+      notes.push({ detector: this.name, reason: `${this.dropped} further findings not kept (limit ${MAX_FINDINGS})`, count: this.dropped, firstOffset: 0 });
+    }
+    return notes;
+  }
+}
+
+/** CR3 as reported in findings. */
+export function cr3Text(cr3: number): string | null {
+  return Number.isNaN(cr3) ? null : '0x' + cr3.toString(16);
+}

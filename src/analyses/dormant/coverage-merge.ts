@@ -1,0 +1,182 @@
+/**
+ * Dormant code, step 1: what ran and what did not.
+ *
+ * The static CFG of the traced program's main executable (flow/static) is
+ * merged with the executed instructions of a trace bundle: per block, how
+ * often it was entered and whether any of its instructions ran. A *region*
+ * is a connected set of blocks that never ran but are reachable from code
+ * that did: it starts at the untaken side of an executed conditional branch
+ * (that branch is the region's guard, see guards.ts), follows the
+ * intra-function edges through blocks that never ran, and takes in the
+ * module's functions that never ran and are called only from the region.
+ *
+ * Addresses in this file are link-time addresses of the module (the CFG's),
+ * except where a name says `runtime`.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ControlFlowWalker, type FlowConsumer } from '../../flow/control-flow.js';
+import { ElfFile } from '../../flow/elf.js';
+import { InsnDecoder } from '../../flow/insn-decoder.js';
+import type { InstructionInfo } from '../../flow/instruction.js';
+import { analyzeElfFile, BlockEndKind, EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
+import { PacketDecoder } from '../../packets/decoder.js';
+import { readManifest, type BundleManifest } from '../../sources/recorder/bundle.js';
+import { loadBundleInput } from '../analyze.js';
+
+/** The traced main executable: its CFG and where the recording loaded it. */
+export interface TracedModule {
+  /** Path of the copy inside the bundle. */
+  file: string;
+  /** Original path. */
+  path: string;
+  cfg: ModuleCfg;
+  /** runtime = link + bias. */
+  bias: number;
+}
+
+/** Per-block execution data of one module. */
+export interface BlockExecution {
+  module: TracedModule;
+  /** Times each block was entered at its first instruction. */
+  entries: Float64Array;
+  /** 1 if any instruction of the block ran. */
+  ran: Uint8Array;
+  /** Instructions of the trace inside the module / in total. */
+  moduleInstructions: number;
+  totalInstructions: number;
+  decodeErrors: number;
+}
+
+/** A never-executed region reachable from executed code. */
+export interface Region {
+  id: number;
+  /** Entry blocks: the never-run successors of executed conditional branches. */
+  entries: number[];
+  /** All blocks of the region (guard function blocks and never-run callees). */
+  blocks: number[];
+  /** Instructions in the region. */
+  instructions: number;
+  /** Function (index) whose executed branch leads into the region. */
+  function: number;
+  /** Never-run functions of the module called only from the region. */
+  calleeFunctions: number[];
+}
+
+/** Where the bundle loaded the main executable, from the manifest. */
+export function tracedMainModule(dir: string, manifest: BundleManifest = readManifest(dir)): TracedModule {
+  const main = manifest.images.find((im) => im.path === manifest.program.path);
+  if (main === undefined) throw new Error(`${dir}: the bundle has no image of the program ${manifest.program.path}`);
+  const file = resolve(dir, main.file);
+  const bytes = readFileSync(file);
+  const elf = ElfFile.parse(bytes, file);
+  const seg = elf.segments.find((s) => s.type === 1 && main.offset >= s.offset && main.offset < s.offset + s.filesz);
+  if (seg === undefined) throw new Error(`${file}: no loadable segment holds file offset 0x${main.offset.toString(16)}`);
+  const link = seg.vaddr + (main.offset - seg.offset);
+  const cfg = analyzeElfFile(file);
+  return { file, path: main.path, cfg, bias: Number(BigInt(main.address)) - link };
+}
+
+/** Decode the bundle's trace and count executions on the main executable's blocks. */
+export function mergeCoverage(dir: string, module: TracedModule = tracedMainModule(dir)): BlockExecution {
+  const input = loadBundleInput(dir);
+  const cfg = module.cfg;
+  const entries = new Float64Array(cfg.blockCount);
+  const ran = new Uint8Array(cfg.blockCount);
+  const lo = cfg.linkBase + module.bias;
+  const hi = cfg.linkEnd + module.bias;
+  let moduleInstructions = 0;
+  let errors = 0;
+  const consumer: FlowConsumer = {
+    onInstruction(insn: InstructionInfo): void {
+      const ip = insn.ip;
+      if (ip < lo || ip >= hi) return;
+      moduleInstructions++;
+      const link = ip - module.bias;
+      const b = cfg.blockAt(link);
+      if (b < 0) return;
+      ran[b] = 1;
+      if (cfg.blockStart[b] === link) entries[b]++;
+    },
+    onError(): void {
+      errors++;
+    },
+  };
+  const packets = new PacketDecoder(input.trace, { skd007: input.config.errata.skd007 });
+  const decoder = new InsnDecoder(packets, input.config, input.image);
+  const stats = new ControlFlowWalker(decoder, [consumer]).run();
+  return { module, entries, ran, moduleInstructions, totalInstructions: stats.instructions, decodeErrors: errors };
+}
+
+/** Is edge kind `k` a step inside one function? */
+function isIntra(k: number): boolean {
+  return k === EdgeKind.Fallthrough || k === EdgeKind.Taken || k === EdgeKind.NotTaken || k === EdgeKind.JumpTable || k === EdgeKind.ReturnSite;
+}
+
+/**
+ * The never-run regions reachable from executed code. Each starts at a
+ * never-run successor of an executed conditional branch; regions that
+ * touch are one region.
+ */
+export function findRegions(exec: BlockExecution): Region[] {
+  const cfg = exec.module.cfg;
+  const owner = new Int32Array(cfg.blockCount).fill(-1);
+  const functionRan = new Uint8Array(cfg.functionCount);
+  for (let b = 0; b < cfg.blockCount; b++) if (exec.ran[b] && cfg.blockFunction[b] >= 0) functionRan[cfg.blockFunction[b]] = 1;
+  const regions: Region[] = [];
+  for (let b = 0; b < cfg.blockCount; b++) {
+    if (!exec.ran[b] || cfg.blockEndKind[b] !== BlockEndKind.CondJump) continue;
+    for (let e = cfg.edgeFirst[b]; e < cfg.edgeFirst[b + 1]; e++) {
+      const k = cfg.edgeKind[e];
+      if (k !== EdgeKind.Taken && k !== EdgeKind.NotTaken && k !== EdgeKind.Fallthrough) continue;
+      const t = cfg.edgeBlock[e];
+      if (t < 0 || exec.ran[t]) continue;
+      if (owner[t] >= 0) {
+        const r = regions[owner[t]];
+        if (!r.entries.includes(t)) r.entries.push(t);
+        continue;
+      }
+      regions.push(growRegion(exec, t, regions.length, owner, functionRan, cfg.blockFunction[b]));
+    }
+  }
+  return regions;
+}
+
+function growRegion(exec: BlockExecution, entry: number, id: number, owner: Int32Array, functionRan: Uint8Array, fn: number): Region {
+  const cfg = exec.module.cfg;
+  const blocks: number[] = [];
+  const callees: number[] = [];
+  const stack = [entry];
+  owner[entry] = id;
+  const take = (t: number): void => {
+    if (t < 0 || exec.ran[t] || owner[t] >= 0) return;
+    owner[t] = id;
+    stack.push(t);
+  };
+  while (stack.length > 0) {
+    const b = stack.pop()!;
+    blocks.push(b);
+    for (let e = cfg.edgeFirst[b]; e < cfg.edgeFirst[b + 1]; e++) {
+      const k = cfg.edgeKind[e];
+      const t = cfg.edgeBlock[e];
+      if (isIntra(k)) {
+        take(t);
+      } else if ((k === EdgeKind.Call || k === EdgeKind.TailCall) && t >= 0) {
+        // A function that never ran, entered from the region: its blocks belong to the region.
+        const f = cfg.blockFunction[t];
+        if (f < 0 || functionRan[f] || cfg.functionEntry[f] !== cfg.blockStart[t]) continue;
+        if (!callees.includes(f)) callees.push(f);
+        for (const fb of cfg.blocksOf(f)) take(fb);
+      }
+    }
+  }
+  blocks.sort((a, b) => a - b);
+  let instructions = 0;
+  for (const b of blocks) instructions += cfg.blockInsns[b];
+  return { id, entries: [entry], blocks, instructions, function: fn, calleeFunctions: callees };
+}
+
+/** Blocks of `region` that ran in a later recording (a coverage diff). */
+export function newlyExecuted(region: Region, after: BlockExecution): number[] {
+  return region.blocks.filter((b) => after.ran[b] === 1);
+}

@@ -1,0 +1,119 @@
+/**
+ * The concrete state the shim (corpus/dormant/shim/dormant-shim.c) records
+ * after each interposed library call made by the main executable: which
+ * call, its link-time return site, its arguments and result, the registers
+ * the caller keeps across a call, and the process's readable non-code
+ * memory. Symbolic execution (symbolic.ts) starts from one of these.
+ *
+ * File format: records one after another, little-endian, each a 192-byte
+ * header (the C `struct snap_header`) followed by `nregions` memory regions
+ * (u64 lo, u64 hi, then hi - lo bytes).
+ */
+import { readFileSync } from 'node:fs';
+
+const MAGIC = 0x4e535450;
+const HEADER = 192;
+
+export interface MemoryRegion {
+  lo: number;
+  hi: number;
+  bytes: Uint8Array;
+}
+
+/** One interposed call, seen from the caller right after it returned. */
+export interface CallSnapshot {
+  /** Order in the file (the order of the calls). */
+  index: number;
+  name: string;
+  /** Link-time address of the instruction after the call. */
+  site: number;
+  /** Load bias of the main executable in the snapshot run (runtime = link + bias). */
+  bias: number;
+  /** rbx, rbp, r12, r13, r14, r15 after the return. */
+  calleeSaved: bigint[];
+  /** rsp at the callee's entry (it points at the return address). */
+  rspAtEntry: number;
+  /** rdi, rsi, rdx, rcx (the shim records the first four). */
+  args: bigint[];
+  /** rax after the return. */
+  result: bigint;
+  memory: SnapshotMemory;
+}
+
+/** Readable memory of the process at one snapshot. */
+export class SnapshotMemory {
+  private readonly starts: number[];
+  constructor(readonly regions: MemoryRegion[]) {
+    regions.sort((a, b) => a.lo - b.lo);
+    this.starts = regions.map((r) => r.lo);
+  }
+
+  private regionOf(addr: number): MemoryRegion | null {
+    let lo = 0;
+    let hi = this.starts.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.starts[mid] <= addr) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    if (hi < 0) return null;
+    const r = this.regions[hi];
+    return addr < r.hi ? r : null;
+  }
+
+  /** The byte at `addr`, or -1 if the snapshot holds no memory there. */
+  byte(addr: number): number {
+    const r = this.regionOf(addr);
+    return r === null ? -1 : r.bytes[addr - r.lo];
+  }
+
+  /** A NUL-terminated string at `addr` (at most `max` bytes), or null if unreadable. */
+  cString(addr: number, max = 4096): string | null {
+    const out: number[] = [];
+    for (let i = 0; i < max; i++) {
+      const b = this.byte(addr + i);
+      if (b < 0) return null;
+      if (b === 0) break;
+      out.push(b);
+    }
+    return Buffer.from(out).toString('latin1');
+  }
+}
+
+/** Parse a shim snapshot file. */
+export function readSnapshots(path: string): CallSnapshot[] {
+  const buf = readFileSync(path);
+  const out: CallSnapshot[] = [];
+  let p = 0;
+  while (p + HEADER <= buf.length) {
+    if (buf.readUInt32LE(p) !== MAGIC) throw new Error(`${path}: bad snapshot record at offset ${p}`);
+    const nameLen = Math.min(buf.readUInt32LE(p + 4), 31);
+    const name = buf.toString('latin1', p + 8, p + 8 + nameLen);
+    const u64 = (o: number): bigint => buf.readBigUInt64LE(p + o);
+    const regs = [0, 1, 2, 3, 4, 5, 6].map((i) => u64(72 + i * 8));
+    const args = [0, 1, 2, 3].map((i) => u64(128 + i * 8));
+    const nregions = buf.readUInt32LE(p + 184);
+    let q = p + HEADER;
+    const regions: MemoryRegion[] = [];
+    for (let i = 0; i < nregions; i++) {
+      const lo = Number(buf.readBigUInt64LE(q));
+      const hi = Number(buf.readBigUInt64LE(q + 8));
+      q += 16;
+      regions.push({ lo, hi, bytes: new Uint8Array(buf.buffer, buf.byteOffset + q, hi - lo) });
+      q += hi - lo;
+    }
+    out.push({
+      index: out.length,
+      name,
+      site: Number(u64(40)),
+      bias: Number(u64(48)),
+      calleeSaved: regs.slice(0, 6),
+      rspAtEntry: Number(regs[6]),
+      args,
+      result: u64(176),
+      memory: new SnapshotMemory(regions),
+    });
+    p = q;
+  }
+  return out;
+}

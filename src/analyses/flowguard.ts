@@ -1,0 +1,299 @@
+/**
+ * FlowGuard-style checking: a credit-labelled CFG checked at syscall
+ * boundaries, with a packet-level fast path and a full-decode slow path.
+ *
+ * Edges are pairs of consecutive indirect-branch targets as the trace
+ * reports them (TIP after TIP: FlowGuard's "ITC" edges, which need no
+ * instruction decoding to observe). Credits:
+ * - an edge seen in benign training traces ({@link trainFlowGuard}, saved in
+ *   a policy file's `flowguard.edges`) has the trained credit (1);
+ * - an edge only plausible from static analysis (its target is an allowed
+ *   indirect target of the module's CFG, or a call-preceded return site)
+ *   has low credit ({@link STATIC_CREDIT});
+ * - anything else has none.
+ *
+ * Online, at each syscall boundary (tracing disabled: TIP.PGD, what a
+ * FarCall or a disabled gap is in the flow stream), the fast path reads
+ * only the raw TIP/TNT packets since the previous check with the packet
+ * decoder. This is the one place in ptscope where an analysis reads
+ * packets, by design: not decoding instructions is the point of the fast
+ * path. If every edge of the window has credit >= threshold, the check is
+ * settled. Otherwise the slow path decodes that window fully (from the PSB
+ * before it) with the shadow-stack, rop, cfi and inter-module detectors and
+ * reports what they find in the window.
+ *
+ * Reported: the fraction of checks settled on the fast path and the
+ * throughput of each path (trace bytes per second).
+ */
+import { ControlFlowWalker } from '../flow/control-flow.js';
+import { InsnDecoder } from '../flow/insn-decoder.js';
+import { PacketDecoder } from '../packets/decoder.js';
+import { LastIp } from '../packets/last-ip.js';
+import { Packet } from '../packets/packet.js';
+import { PacketType } from '../packets/packet-type.js';
+import { CfiDetector } from './cfi.js';
+import { DetectorBase, type Detector, type DetectorContext } from './detector-base.js';
+import type { Finding } from './finding.js';
+import { hexAddress } from './finding.js';
+import { InterModuleDetector } from './inter-module.js';
+import type { ModuleMap } from './modules.js';
+import { existsSync } from 'node:fs';
+import { emptyPolicy, loadPolicy, parseHexAddress, savePolicy, type PolicyFile } from './policy.js';
+import { RopDetector } from './rop.js';
+import { ShadowStackDetector } from './shadow-stack.js';
+
+/** Credit of an edge justified only by static analysis. */
+export const STATIC_CREDIT = 0.25;
+/** Credit of an edge seen in training. */
+export const TRAINED_CREDIT = 1;
+
+/** Edge credits: source target -> (next target -> credit). Lookups allocate nothing. */
+export class CreditedEdges {
+  private readonly map = new Map<number, Map<number, number>>();
+  size = 0;
+
+  set(a: number, b: number, credit: number): void {
+    let m = this.map.get(a);
+    if (m === undefined) {
+      m = new Map();
+      this.map.set(a, m);
+    }
+    if (!m.has(b)) this.size++;
+    m.set(b, Math.max(credit, m.get(b) ?? 0));
+  }
+
+  get(a: number, b: number): number {
+    const m = this.map.get(a);
+    return m === undefined ? 0 : (m.get(b) ?? 0);
+  }
+
+  toJson(): [string, string, number][] {
+    const out: [string, string, number][] = [];
+    for (const [a, m] of this.map) for (const [b, c] of m) out.push([hexAddress(a), hexAddress(b), c]);
+    return out;
+  }
+}
+
+/**
+ * Visit the TIP-pair edges of a trace with the packet decoder only. `onEdge`
+ * gets (previous target, target, packet offset); `onCheck` is called at each
+ * TIP.PGD (a syscall boundary) and at the end with the window's end offset.
+ * Returns packet counts.
+ */
+export function scanTipEdges(
+  trace: Uint8Array,
+  onEdge: (a: number, b: number, offset: number) => void,
+  onCheck?: (endOffset: number, psbOffset: number) => void,
+): { packets: number; tips: number; tntBits: number } {
+  const dec = new PacketDecoder(trace);
+  const pkt = new Packet();
+  const last = new LastIp();
+  let packets = 0;
+  let tips = 0;
+  let tntBits = 0;
+  let prev = NaN;
+  let psb = 0;
+  let status = dec.syncForward();
+  while (status >= 0) {
+    const n = dec.next(pkt);
+    if (n < 0) {
+      // Resync at the next PSB after an error; the edge chain restarts.
+      prev = NaN;
+      status = dec.syncForward();
+      continue;
+    }
+    packets++;
+    switch (pkt.type) {
+      case PacketType.Psb:
+        psb = pkt.offset;
+        last.reset();
+        break;
+      case PacketType.Tip:
+      case PacketType.TipPge:
+        if (last.update(pkt) === 0 && !last.suppressed) {
+          const ip = last.ip;
+          tips++;
+          if (!Number.isNaN(prev)) onEdge(prev, ip, pkt.offset);
+          prev = ip;
+        }
+        break;
+      case PacketType.TipPgd:
+        last.update(pkt);
+        onCheck?.(pkt.offset + n, psb);
+        break;
+      case PacketType.Fup:
+        last.update(pkt);
+        break;
+      case PacketType.Ovf:
+        prev = NaN;
+        break;
+      case PacketType.Tnt8:
+      case PacketType.Tnt64:
+        tntBits += pkt.tntSize;
+        break;
+    }
+  }
+  onCheck?.(trace.length, psb);
+  return { packets, tips, tntBits };
+}
+
+/** Learn the edges of benign traces (high credit). */
+export function trainFlowGuard(traces: Uint8Array[], into = new CreditedEdges()): CreditedEdges {
+  for (const t of traces) scanTipEdges(t, (a, b) => into.set(a, b, TRAINED_CREDIT));
+  return into;
+}
+
+/** Static credit of an edge into `b` (independent of `a`: the CFG cannot tell TIP pairs apart). */
+function staticCredit(modules: ModuleMap, callPreceded: (ip: number) => number, b: number): number {
+  const m = modules.find(b);
+  if (m === null) return 0;
+  if (callPreceded(b) === 1) return STATIC_CREDIT;
+  const cfg = m.cfg();
+  if (cfg === null) return 0;
+  const t = b - m.bias;
+  if (cfg.isAllowedIndirectTarget(t) || cfg.functionIndex(t) >= 0 || cfg.isLandingPad(t)) return STATIC_CREDIT;
+  const blk = cfg.blockStartingAt(t);
+  return blk >= 0 ? STATIC_CREDIT : 0;
+}
+
+interface Window {
+  start: number;
+  end: number;
+  psb: number;
+}
+
+export class FlowGuardDetector extends DetectorBase {
+  readonly standalone = true;
+  readonly parameters: Readonly<Record<string, number | string>>;
+  private readonly threshold: number;
+  private readonly edges: CreditedEdges;
+  private readonly staticCache = new Map<number, number>();
+  private statsOut: Record<string, number> = {};
+
+  constructor(ctx: DetectorContext, edges?: CreditedEdges) {
+    super('flowguard', ctx);
+    let threshold = 0.5;
+    this.edges = edges ?? new CreditedEdges();
+    if (ctx.policyFile) {
+      const p: PolicyFile = loadPolicy(ctx.policyFile);
+      for (const [a, b, c] of p.flowguard?.edges ?? []) this.edges.set(parseHexAddress(a), parseHexAddress(b), c);
+      if (p.flowguard?.threshold !== undefined) threshold = p.flowguard.threshold;
+    }
+    this.threshold = this.numParam('threshold', threshold);
+    this.parameters = { threshold: this.threshold, trainedEdges: this.edges.size, policy: ctx.policyFile ?? '' };
+    if (this.edges.size === 0) this.log.note('no trained edges (policy flowguard.edges): only static credit, most checks take the slow path', 0);
+  }
+
+  private credit(a: number, b: number): number {
+    const c = this.edges.get(a, b);
+    if (c >= this.threshold) return c;
+    let s = this.staticCache.get(b);
+    if (s === undefined) {
+      s = staticCredit(this.ctx.modules, (ip) => this.ctx.facts.isCallPreceded(ip), b);
+      this.staticCache.set(b, s);
+    }
+    return Math.max(c, s);
+  }
+
+  /** The fast path over the whole trace, then the slow path over the windows it could not settle. */
+  runStandalone(): void {
+    const trace = this.ctx.trace;
+    if (trace === null) {
+      this.log.note('no raw trace available: FlowGuard not run', 0);
+      return;
+    }
+    const t0 = process.hrtime.bigint();
+    const slow: Window[] = [];
+    let windowStart = 0;
+    let windowMiss = false;
+    let checks = 0;
+    const scan = scanTipEdges(
+      trace,
+      (a, b) => {
+        if (!windowMiss && this.credit(a, b) < this.threshold) windowMiss = true;
+      },
+      (end, psb) => {
+        if (end <= windowStart) return;
+        checks++;
+        if (windowMiss) slow.push({ start: windowStart, end, psb });
+        windowStart = end;
+        windowMiss = false;
+      },
+    );
+    const t1 = process.hrtime.bigint();
+    const fastSeconds = Number(t1 - t0) / 1e9;
+
+    // Slow path: decode each group of missed windows that share a PSB once.
+    let slowBytes = 0;
+    let slowInsns = 0;
+    const seen = new Set<string>();
+    for (let i = 0; i < slow.length; ) {
+      let j = i;
+      while (j + 1 < slow.length && slow[j + 1].psb === slow[i].psb) j++;
+      const from = slow[i].psb;
+      const to = slow[j].end;
+      slowBytes += to - from;
+      slowInsns += this.decodeWindow(trace, from, to, slow.slice(i, j + 1), seen);
+      i = j + 1;
+    }
+    const slowSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+    const fast = checks - slow.length;
+    this.statsOut = {
+      checks,
+      fastSettled: fast,
+      fastFraction: checks > 0 ? fast / checks : 1,
+      fastPackets: scan.packets,
+      fastTips: scan.tips,
+      fastBytesPerSecond: fastSeconds > 0 ? trace.length / fastSeconds : 0,
+      fastPacketsPerSecond: fastSeconds > 0 ? scan.packets / fastSeconds : 0,
+      slowWindows: slow.length,
+      slowBytes,
+      slowInstructions: slowInsns,
+      slowBytesPerSecond: slowSeconds > 0 ? slowBytes / slowSeconds : 0,
+    };
+  }
+
+  private decodeWindow(trace: Uint8Array, from: number, to: number, windows: Window[], seen: Set<string>): number {
+    const packets = new PacketDecoder(trace.subarray(from, to), { skd007: this.ctx.config?.errata.skd007 ?? false });
+    const config = this.ctx.config;
+    if (config === null) return 0;
+    const decoder = new InsnDecoder(packets, config, this.ctx.image);
+    const inner: DetectorContext = { ...this.ctx, offset: () => from + decoder.offset, params: {} };
+    const detectors: Detector[] = [
+      new ShadowStackDetector(inner),
+      new RopDetector(inner),
+      new CfiDetector(inner),
+      new InterModuleDetector(inner),
+    ];
+    const stats = new ControlFlowWalker(decoder, detectors).run();
+    for (const d of detectors) {
+      for (const f of d.findings()) {
+        if (!windows.some((w) => f.offset >= w.start && f.offset <= w.end)) continue;
+        const key = `${f.kind}@${f.transfer?.from}>${f.transfer?.to}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const g: Finding = { ...f, detector: this.name, details: { ...f.details, slowPath: d.name } };
+        this.report(g);
+      }
+    }
+    return stats.instructions;
+  }
+
+  stats(): Record<string, number> {
+    return this.statsOut;
+  }
+}
+
+/**
+ * Learn the edges of benign traces into the policy file `path` (created, or
+ * merged into its existing `flowguard.edges`). Returns the number of edges.
+ */
+export function trainFlowGuardPolicy(path: string, traces: Uint8Array[]): number {
+  const policy: PolicyFile = existsSync(path) ? loadPolicy(path) : emptyPolicy();
+  const edges = new CreditedEdges();
+  for (const [a, b, c] of policy.flowguard?.edges ?? []) edges.set(parseHexAddress(a), parseHexAddress(b), c);
+  trainFlowGuard(traces, edges);
+  policy.flowguard = { ...(policy.flowguard ?? {}), edges: edges.toJson() };
+  savePolicy(path, policy);
+  return edges.size;
+}

@@ -1,0 +1,131 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TransferKind as K } from '../src/flow/control-flow.js';
+import { ByteSourceCache } from '../src/flow/section.js';
+import { loadElf } from '../src/flow/elf.js';
+import { Image } from '../src/flow/image.js';
+import { CodeFacts } from '../src/analyses/code-facts.js';
+import type { DetectorContext } from '../src/analyses/detector-base.js';
+import { EvidenceBuilder } from '../src/analyses/evidence.js';
+import { HookSkipDetector } from '../src/analyses/hook-skip.js';
+import { ModuleMap } from '../src/analyses/modules.js';
+import { PolicyError, emptyPolicy, loadPolicy, savePolicy } from '../src/analyses/policy.js';
+import { CfiDetector } from '../src/analyses/cfi.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ptscope-policy-'));
+
+describe('policy files', () => {
+  it('round-trips a policy', () => {
+    const p = emptyPolicy();
+    p.cfi = { modules: { prog: { indirectTargets: ['0x401000'] } }, allow: [{ from: '0x1', to: '0x2' }] };
+    p.interModule = { mode: 'strict', rules: [{ from: 'prog', to: 'libc.so.6', targets: ['puts', '*plt'] }] };
+    savePolicy(join(dir, 'ok.json'), p);
+    expect(loadPolicy(join(dir, 'ok.json'))).toEqual(p);
+  });
+
+  it.each([
+    ['{oops', /not valid JSON/],
+    ['[]', /must be a JSON object/],
+    ['{"format":"x","version":1}', /not a ptscope policy/],
+    ['{"format":"ptscope-policy","version":9}', /version 9 is not supported/],
+    ['{"format":"ptscope-policy","version":1,"cfi":{"modules":{"p":{"indirectTargets":["zz"]}}}}', /indirectTargets\[0\] is not a "0x\.\.\." address/],
+    ['{"format":"ptscope-policy","version":1,"interModule":{"mode":"loose"}}', /mode must be/],
+    ['{"format":"ptscope-policy","version":1,"flowguard":{"edges":[["0x1"]]}}', /flowguard.edges\[0\]/],
+  ])('rejects %s with one clear line', (text, re) => {
+    const path = join(dir, 'bad.json');
+    writeFileSync(path, text);
+    let err: unknown;
+    try {
+      loadPolicy(path);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(PolicyError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(re);
+    expect(msg.startsWith(path + ': ')).toBe(true);
+    expect(msg.includes('\n')).toBe(false);
+  });
+
+  it('reports an unreadable policy file', () => {
+    expect(() => loadPolicy(join(dir, 'missing.json'))).toThrow(/cannot read policy \(ENOENT\)/);
+  });
+});
+
+/** A small program with a monitored function (gcc, no PIE: fixed addresses). */
+function buildProgram(): { path: string; ctx: DetectorContext; sym: (n: string) => number } {
+  writeFileSync(
+    join(dir, 'p.c'),
+    'int secret(int x) { int y = x * 3; y += 7; return y ^ 5; }\nint other(int x) { return x + 1; }\nint main(void) { return secret(other(1)); }\n',
+  );
+  const path = join(dir, 'p');
+  execFileSync('gcc', ['-O0', '-fno-pie', '-no-pie', '-fcf-protection=none', '-o', path, join(dir, 'p.c')]);
+  const image = new Image();
+  const loaded = loadElf(image, new ByteSourceCache(), path);
+  const modules = new ModuleMap();
+  modules.addElf(path, loaded.elf, loaded.loadOffset);
+  const facts = new CodeFacts(image);
+  const ctx: DetectorContext = { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), offset: () => 7, params: {}, policyFile: null, monitor: ['secret'], trace: null, config: null };
+  const sym = (n: string) => loaded.elf.symbols.find((s) => s.name === n)!.value;
+  return { path, ctx, sym };
+}
+
+describe('hook-skip', () => {
+  const { ctx, sym } = buildProgram();
+  const secret = sym('secret');
+  const main = sym('main');
+
+  it('accepts entry through the function start and returns into its body', () => {
+    const d = new HookSkipDetector(ctx);
+    d.onTransfer(K.DirectCall, main + 4, secret, 5, 2, NaN);
+    d.onTransfer(K.Return, sym('other') + 10, secret + 12, 1, 3, NaN);
+    expect(d.findings()).toHaveLength(0);
+  });
+
+  it('flags a jump to entry+N that skips the hooked entry', () => {
+    const d = new HookSkipDetector(ctx);
+    d.onTransfer(K.IndirectJump, main + 8, secret + 8, 2, 2, NaN);
+    const f = d.findings();
+    expect(f).toHaveLength(1);
+    expect(f[0].kind).toBe('hook-skip');
+    expect(f[0].details.skipped).toBe(8);
+    expect(f[0].transfer?.toSymbol).toBe('p!secret+0x8');
+    expect(f[0].transfer?.target.length).toBeGreaterThan(0);
+  });
+
+  it('accepts a hook trampoline: entry executed (hook jmp), then jump back to entry+N', () => {
+    const d = new HookSkipDetector(ctx);
+    d.onTransfer(K.DirectCall, main + 4, secret, 5, 2, NaN);
+    d.onTransfer(K.DirectJump, secret, 0x7000000, 5, 1, NaN); // the inline hook at the entry
+    d.onTransfer(K.DirectJump, 0x7000010, secret + 8, 5, 4, NaN); // trampoline resumes the original
+    expect(d.findings()).toHaveLength(0);
+  });
+
+  it('notes a monitored name that does not exist', () => {
+    const d = new HookSkipDetector({ ...ctx, monitor: ['no_such_function'] });
+    expect(d.unchecked().map((n) => n.reason)).toContain('monitored function no_such_function not found in any module\'s symbols');
+  });
+});
+
+describe('cfi', () => {
+  const { ctx, sym } = buildProgram();
+  it('flags an indirect call into the middle of a function and a return to a site after no call', () => {
+    const d = new CfiDetector(ctx);
+    d.onTransfer(K.IndirectCall, sym('main') + 4, sym('secret') + 4, 2, 2, NaN);
+    d.onTransfer(K.Return, sym('other') + 12, sym('secret') + 4, 1, 2, NaN);
+    expect(d.findings().map((f) => f.kind)).toEqual(['cfi-icall', 'cfi-return']);
+    expect(d.findings()[0].callPath.map((c) => c.target)).toEqual([`0x${(sym('secret') + 4).toString(16)}`]);
+  });
+
+  it('a policy edge allows a specific transfer', () => {
+    const p = emptyPolicy();
+    p.cfi = { allow: [{ from: `0x${(sym('main') + 4).toString(16)}`, to: `0x${(sym('secret') + 4).toString(16)}` }] };
+    savePolicy(join(dir, 'allow.json'), p);
+    const d = new CfiDetector({ ...ctx, policyFile: join(dir, 'allow.json') });
+    d.onTransfer(K.IndirectCall, sym('main') + 4, sym('secret') + 4, 2, 2, NaN);
+    expect(d.findings()).toHaveLength(0);
+  });
+});
