@@ -2,6 +2,8 @@ import { CliError, LineWriter } from './output.js';
 import { DUMP_HELP } from './dump.js';
 import { runDumpCommand } from './dump-command.js';
 import { FLOW_HELP, runFlowCommand } from './flow.js';
+import { RECORD_HELP, runRecordCommand } from './record.js';
+import { ANALYZE_HELP, runAnalyzeCommand } from './analyze.js';
 
 const VERSION = '0.1.0';
 
@@ -11,6 +13,8 @@ usage: ptscope <command> [options]
 
 commands:
   dump      print the packets of a trace (libipt ptdump compatible)
+  record    run a program and record a trace bundle (emulated PT without hardware)
+  analyze   run security detectors (ROP/JOP/SROP, shadow stack, CFI, ...) over a trace
   help      show help for a command
 
 Run 'ptscope <command> --help' for a command's options.
@@ -33,6 +37,14 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
   flow: {
     help: FLOW_HELP,
     run: runFlowCommand,
+  },
+  record: {
+    help: RECORD_HELP,
+    run: runRecordCommand,
+  },
+  analyze: {
+    help: ANALYZE_HELP,
+    run: runAnalyzeCommand,
   },
 };
 
