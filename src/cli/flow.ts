@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { CliError, type LineWriter } from './output.js';
+import { describeFileError } from './dump.js';
 import { defaultConfig, AddrCfg, type DecoderConfig } from '../packets/config.js';
 import { errataFor, parseCpu } from '../packets/cpu.js';
 import { PacketDecoder } from '../packets/decoder.js';
@@ -23,6 +24,12 @@ import { parseCUnsigned, parseRawArg, isImageArgError } from '../flow/raw-image-
 import { ByteSourceCache } from '../flow/section.js';
 import { InstructionDecoder } from '../flow/instruction-decoder.js';
 import { formatDiagnostic, formatEvent, type PtxedFormatOptions } from '../reports/ptxed-format.js';
+import { SidebandOptionError, SidebandOptionParser } from '../sources/perf-event/options.js';
+import { SbEventKind, SidebandSession, type SidebandTraceEvent } from '../sources/perf-event/sideband-session.js';
+import { ContextImages, sidebandEventOf } from '../flow/sideband-image-host.js';
+import { loadElf } from '../flow/elf.js';
+import { checkBlock, checkInsn } from '../flow/insn-check.js';
+import { decodeInstruction } from '../flow/instruction-decoder.js';
 
 export const FLOW_HELP = `usage: ptscope flow [<options>] --pt <file>[:<from>[-<to>]]
 
@@ -47,8 +54,14 @@ options:
   --event:iflags                 report interrupt flag changes
   --check                        check decoded instructions
   --stat, --stat:insn, --stat:blocks  print statistics
-  --resync-on-error              continue after errors
+  --resync-on-error              after an error, continue at the next IP in the trace
+                                 (default: at the next PSB)
   --filter:addrN_cfg/_a/_b <n>   address filter configuration (N = 0..3)
+  --pevent:primary/secondary <file>[:<from>[-<to>]]  perf_event sideband (with
+                                 --pevent:sample-type, time-zero, time-shift, time-mult,
+                                 tsc-offset, kernel-start, sysroot, vdso-*, kcore)
+  --sb:compact, --sb:verbose, --sb:filename, --sb:offset, --sb:time, --sb:switch, --sb:warn
+                                 how sideband records are shown
   --mtc-freq, --nom-freq, --cpuid-0x15.eax, --cpuid-0x15.ebx <n>  timing configuration
   --insn:keep-tcal-on-ovf, --block:keep-tcal-on-ovf  keep timing calibration on overflow
 `;
@@ -108,6 +121,7 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
   };
   const image = new Image();
   const files = new ByteSourceCache();
+  const sideband = new SidebandOptionParser('flow');
   let nextIsid = 1;
   let trace: Uint8Array | null = null;
   let created: { kind: 'insn' | 'block'; flags: FlowFlags; config: DecoderConfig } | null = null;
@@ -236,6 +250,17 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
         blockFlags.endOnJump = true;
         break;
       default: {
+        let used: number;
+        try {
+          used = sideband.tryParse(args, i - 1);
+        } catch (e) {
+          if (e instanceof SidebandOptionError) throw new CliError(e.message);
+          throw e;
+        }
+        if (used) {
+          i += used - 1;
+          break;
+        }
         const m = /^--filter:addr([0-3])_(cfg|a|b)$/.exec(arg);
         if (m) {
           if (created) throw new CliError(`please specify ${arg} before --pt.`);
@@ -260,21 +285,66 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
     if (created.kind === 'block') statBlocks = true;
   }
   const packets = new PacketDecoder(trace, { pebs: false, skd007: created.config.errata.skd007 });
+  let dec: InsnDecoder | BlockDecoder;
   if (created.kind === 'insn') {
-    const dec = new InsnDecoder(packets, created.config, image, created.flags);
-    decodeInsn(dec, opts, stats, out);
+    dec = new InsnDecoder(packets, created.config, image, created.flags);
   } else {
     const bf = created.flags as FlowFlags & { endOnCall: boolean; endOnJump: boolean };
     created.config.flags.endOnCall = bf.endOnCall;
     created.config.flags.endOnJump = bf.endOnJump;
-    const dec = new BlockDecoder(packets, created.config, image, bf);
-    decodeBlocks(dec, opts, stats, out);
+    dec = new BlockDecoder(packets, created.config, image, bf);
   }
+  const flowDec = dec;
+  const sb = sideband.active
+    ? openSideband(sideband, image, files, () => nextIsid++, (img) => (flowDec.image = img), out)
+    : null;
+  if (dec instanceof InsnDecoder) decodeInsn(dec, opts, stats, out, sb);
+  else decodeBlocks(dec, opts, stats, out, sb);
   if (opts.stat) {
     if (statInsn) out.line(`insn: ${stats.insn}.`);
     if (statBlocks) out.line(`blocks:\t${stats.blocks}.`);
   }
   return 0;
+}
+
+/**
+ * The perf_event sideband session (ptxed's `--pevent:*`): the `--raw` image
+ * becomes the kernel image, processes get their own images, and context
+ * switches change the image the decoder uses.
+ */
+function openSideband(
+  parser: SidebandOptionParser,
+  kernel: Image,
+  files: ByteSourceCache,
+  nextIsid: () => number,
+  use: (image: Image) => void,
+  out: LineWriter,
+): SidebandSession {
+  const config = parser.config;
+  for (const k of config.kcore) {
+    try {
+      const elf = loadElf(kernel, files, k.filename, k.base ?? 0);
+      for (const w of elf.warnings) out.line(`[${w}]`);
+    } catch (e) {
+      if (e instanceof PtError) throw new CliError(`--pevent:kcore: failed to load ${k.filename}: ${e.message}.`);
+      throw e;
+    }
+  }
+  const host = new ContextImages(kernel, files, nextIsid, use);
+  let partial = '';
+  const sink = {
+    write(text: string): void {
+      const parts = (partial + text).split('\n');
+      partial = parts.pop()!;
+      for (const line of parts) out.line(line);
+    },
+  };
+  try {
+    return SidebandSession.create(config, { out: sink, host });
+  } catch (e) {
+    if (e instanceof PtError) throw new CliError(e.message);
+    throw e;
+  }
 }
 
 function loadTrace(spec: string): Uint8Array {
@@ -295,9 +365,16 @@ function loadTrace(spec: string): Uint8Array {
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new CliError(`failed to open ${path}: ${(e as Error).message}.`);
+    throw new CliError(`flow: ${describeFileError(e, path)}`);
   }
-  return bytes.subarray(from, to);
+  const trace = bytes.subarray(from, to);
+  if (trace.length === 0) throw new CliError(`flow: ${path} is empty: not an Intel PT trace`);
+  // A file without a single PSB holds nothing to decode: say so once
+  // rather than printing nothing.
+  if (new PacketDecoder(trace).syncForward() < 0) {
+    throw new CliError(`flow: no PSB found in ${path} (0x${trace.length.toString(16)} bytes): not an Intel PT trace`);
+  }
+  return trace;
 }
 
 /** The line of one instruction (ptxed's print_insn). */
@@ -311,6 +388,13 @@ function insnLine(insn: InstructionInfo, opts: FlowOptions, offset: number): str
     s += '  ' + text;
   }
   return s;
+}
+
+/** Run a `--check` and print what it found. */
+function printChecks(check: (lines: string[]) => void, out: LineWriter): void {
+  const lines: string[] = [];
+  check(lines);
+  for (const l of lines) out.line(l);
 }
 
 /** Formats instructions for output (iced-x86, Intel syntax); created on first use. */
@@ -329,69 +413,95 @@ function drainEvents(
   opts: FlowOptions,
   out: LineWriter,
   offsetOf: () => number,
+  sb: SidebandSession | null,
 ): number {
   while (status & Status.EventPending) {
     const offset = opts.fmt.offset ? offsetOf() : 0;
     status = event(ev);
     if (status < 0) return status;
     if (!opts.quiet && !ev.statusUpdate) out.line(formatEvent(ev, opts.fmt, offset));
+    // Sideband records due by now are printed and applied after the event.
+    if (sb) sb.onEvent(sidebandEventOf(ev, sbEvent));
   }
   return status;
 }
 
-function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: LineWriter): void {
+const sbEvent: SidebandTraceEvent = { kind: SbEventKind.Other, tsc: 0n, ip: 0n, ipSuppressed: true, at: 0n };
+
+function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: LineWriter, sb: SidebandSession | null): void {
   const insn = new InstructionInfo();
   const ev = new PtEvent();
   const eventFn = (e: PtEvent): number => dec.event(e);
   const offsetOf = (): number => dec.offset;
   let sync = 0;
   let offset = 0;
+  let resync = false;
+  let lastErrorOffset = -1;
   for (;;) {
-    insn.ip = 0;
-    let status = dec.syncForward();
-    if (status < 0) {
-      if (status === -ErrorCode.Eos) break;
-      out.line(formatDiagnostic(Math.max(0, dec.offset), insn.ip, 'sync error', status));
-      const newSync = dec.offset;
-      if (newSync < 0 || newSync <= sync) break;
-      sync = newSync;
-      continue;
+    let status: number;
+    if (resync) {
+      // --resync-on-error: continue at the next IP the trace gives.
+      resync = false;
+      status = dec.resync();
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        out.line(formatDiagnostic(Math.max(0, dec.offset), insn.ip, 'resync error', status));
+        continue;
+      }
+    } else {
+      insn.ip = 0;
+      status = dec.syncForward();
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        out.line(formatDiagnostic(Math.max(0, dec.offset), insn.ip, 'sync error', status));
+        const newSync = dec.offset;
+        if (newSync < 0 || newSync <= sync) break;
+        sync = newSync;
+        continue;
+      }
     }
     for (;;) {
-      status = drainEvents(status, eventFn, ev, opts, out, offsetOf);
+      status = drainEvents(status, eventFn, ev, opts, out, offsetOf, sb);
       if (status < 0) break;
       if (status & Status.Eos) {
         if (!(status & Status.IpSuppressed) && !opts.quiet) out.line('[end of trace]');
         status = -ErrorCode.Eos;
         break;
       }
-      if (opts.fmt.offset) offset = dec.offset;
+      if (opts.fmt.offset || opts.check) offset = dec.offset;
       status = dec.next(insn);
       if (status < 0) {
         if (insn.iclass !== InsnClass.Unknown) {
           if (!opts.quiet) out.line(insnLine(insn, opts, offset));
           stats.insn++;
+          if (opts.check) printChecks((lines) => checkInsn(insn, offset, lines), out);
         }
         break;
       }
       if (!opts.quiet) out.line(insnLine(insn, opts, offset));
       stats.insn++;
+      if (opts.check) printChecks((lines) => checkInsn(insn, offset, lines), out);
     }
     if (status === 0) status = -ErrorCode.Internal;
     if (status === -ErrorCode.Eos) break;
     out.line(formatDiagnostic(dec.offset, insn.ip, 'error', status));
-    // Like ptxed, continue at the next PSB (--resync-on-error's finer
-    // resynchronization is not implemented yet).
+    // Like ptxed: continue at the next PSB, or with --resync-on-error at
+    // the next IP in the trace; if that made no progress, at the next PSB.
+    resync = opts.resync && dec.offset !== lastErrorOffset;
+    lastErrorOffset = dec.offset;
   }
 }
 
-function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: LineWriter): void {
+function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: LineWriter, sb: SidebandSession | null): void {
   const block = new Block();
   const ev = new PtEvent();
   const eventFn = (e: PtEvent): number => dec.event(e);
   const offsetOf = (): number => dec.offset;
   let sync = 0;
   let offset = 0;
+  const scratch = new InstructionInfo();
+  const fetch = (ip: number): InstructionInfo | null =>
+    decodeInstruction(dec.insn.image, dec.insn.asid, ip, block.mode, scratch) < 0 ? null : scratch;
   const printBlock = (): void => {
     if (opts.showBlocks) out.line(opts.stat ? `[block ${stats.blocks.toString(16)}]` : '[block]');
     for (let k = 0; k < block.ninsn; k++) {
@@ -402,43 +512,62 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
       out.line(s);
     }
   };
+  let resync = false;
+  let lastErrorOffset = -1;
   for (;;) {
-    block.ip = 0;
-    block.ninsn = 0;
-    let status = dec.syncForward();
-    if (status < 0) {
-      if (status === -ErrorCode.Eos) break;
-      out.line(formatDiagnostic(Math.max(0, dec.offset), block.errorIp(status), 'sync error', status));
-      const newSync = dec.offset;
-      if (newSync < 0 || newSync <= sync) break;
-      sync = newSync;
-      continue;
+    let status: number;
+    if (resync) {
+      resync = false;
+      block.ninsn = 0;
+      status = dec.resync();
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        out.line(formatDiagnostic(Math.max(0, dec.offset), block.errorIp(status), 'resync error', status));
+        continue;
+      }
+    } else {
+      block.ip = 0;
+      block.ninsn = 0;
+      block.failIp = 0;
+      status = dec.syncForward();
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        out.line(formatDiagnostic(Math.max(0, dec.offset), block.errorIp(status), 'sync error', status));
+        const newSync = dec.offset;
+        if (newSync < 0 || newSync <= sync) break;
+        sync = newSync;
+        continue;
+      }
     }
     for (;;) {
-      status = drainEvents(status, eventFn, ev, opts, out, offsetOf);
+      status = drainEvents(status, eventFn, ev, opts, out, offsetOf, sb);
       if (status < 0) break;
       if (status & Status.Eos) {
         if (!(status & Status.IpSuppressed) && !opts.quiet) out.line('[end of trace]');
         status = -ErrorCode.Eos;
         break;
       }
-      if (opts.fmt.offset) offset = dec.offset;
+      if (opts.fmt.offset || opts.check) offset = dec.offset;
       status = dec.next(block);
       if (status < 0) {
         if (block.ninsn) {
           stats.insn += block.ninsn;
           stats.blocks++;
           if (!opts.quiet) printBlock();
+          if (opts.check) printChecks((lines) => checkBlock(block, offset, fetch, lines), out);
         }
         break;
       }
       stats.insn += block.ninsn;
       stats.blocks++;
       if (!opts.quiet) printBlock();
+      if (opts.check) printChecks((lines) => checkBlock(block, offset, fetch, lines), out);
     }
     if (status === 0) status = -ErrorCode.Internal;
     if (status === -ErrorCode.Eos) break;
     out.line(formatDiagnostic(dec.offset, block.errorIp(status), 'error', status));
+    resync = opts.resync && dec.offset !== lastErrorOffset;
+    lastErrorOffset = dec.offset;
   }
 }
 

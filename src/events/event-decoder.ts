@@ -11,8 +11,15 @@
  *   TIP (interrupt) or TIP.PGD (asynchronous disable).
  * - MODE.TSX, PTW with IP, EXSTOP with IP and OVF bind to the next FUP;
  *   MWAIT binds to EXSTOP.
+ * - A MODE.Exec followed by a FUP instead of a TIP (event tracing: an
+ *   interrupt flag change) reports at the FUP's IP.
  * - Event tracing (CFE/EVD): EVD binds to the next CFE; a CFE with IP binds
- *   to the next FUP, which then needs no TIP of its own.
+ *   to the next FUP, which then needs no TIP of its own; interrupt-like
+ *   CFEs without IP take the next FUP's IP but leave it to its TIP.
+ * - TRIG with IP binds to the next FUP; without, the flow decoders place it
+ *   by its instruction count.
+ * - A PSB+ whose MODE.Exec contradicts the current mode is a bad status
+ *   update, reported at that packet.
  * - TNT and TIP come out as internal events for the query layer.
  *
  * Lookahead (errata, OVF, BDM70) scans the same packet decoder and restores
@@ -100,6 +107,9 @@ export class EventDecoder {
     this.enabled = false;
     this.bound = false;
     this.haveIflag = false;
+    this.lastMode = ExecMode.Unknown;
+    this.modeChanged = false;
+    this.modeValid = false;
     this.release = false;
     this.ip.reset();
     this.timing.reset();
@@ -331,9 +341,16 @@ export class EventDecoder {
           err = this.headerFup(p);
           break;
         case PacketType.ModeExec: {
+          // PSB+ repeats the current state: a different one is inconsistent.
+          const mode = execModeOf(p.csl, p.csd);
+          if (this.modeValid) {
+            if (mode !== this.lastMode) return -ErrorCode.BadStatusUpdate;
+            if (this.flags.enableIflags && this.haveIflag && p.iflag !== this.iflag) return -ErrorCode.BadStatusUpdate;
+          }
           const ev = this.enqueueStatus(EventType.ExecMode);
           if (ev === null) return -ErrorCode.NoMem;
-          ev.mode = execModeOf(p.csl, p.csd);
+          ev.mode = mode;
+          this.noteMode(ev.mode);
           this.noteIflag(p.iflag);
           break;
         }
@@ -442,6 +459,9 @@ export class EventDecoder {
   private decodeFup(p: Packet): number {
     const err = this.ip.update(p);
     if (err < 0) return err;
+    if (!this.bound && this.evq.isEmpty(Binding.Fup)) this.bindModeToFup();
+    // Events that only take the FUP's IP leave it free for an asynchronous branch.
+    if (this.evq.findBound(Binding.Fup)) this.bound = true;
     const ev = this.evq.dequeue(Binding.Fup);
     if (ev === null) {
       if (this.bound) {
@@ -473,15 +493,21 @@ export class EventDecoder {
       case EventType.Mwait:
       case EventType.Ptwrite:
       case EventType.Trig:
+      case EventType.ExecMode:
+      case EventType.Iflags:
         this.eventTime(ev);
         this.eventIp(ev);
         this.bound = true;
         break;
+      case EventType.Ignore:
+        // An unknown CFE's FUP: consumed without an event.
+        this.current = null;
+        this.bound = true;
+        return this.decodeFup(p);
       default:
         if (isCfeEvent(ev.type)) {
           this.eventTime(ev);
-          this.eventIp(ev);
-          this.bound = true;
+          if (!ev.ipSuppressed) this.eventIp(ev);
           break;
         }
         return -ErrorCode.BadContext;
@@ -489,11 +515,42 @@ export class EventDecoder {
     return 0;
   }
 
+  /**
+   * A MODE.Exec followed by a FUP rather than a TIP reports an interrupt
+   * flag change (event tracing, e.g. CLI/STI) at the FUP's IP: its events
+   * move to the FUP; the execution mode is reported only if it changed.
+   */
+  private bindModeToFup(): void {
+    const head = this.evq.headType(Binding.Tip);
+    if (head !== EventType.ExecMode && head !== EventType.Iflags) return;
+    if (this.evq.find(Binding.Tip, EventType.AsyncBranch)) return;
+    for (let ev = this.evq.dequeue(Binding.Tip); ev !== null; ev = this.evq.dequeue(Binding.Tip)) {
+      if (ev.type === EventType.ExecMode && !this.modeChanged) continue;
+      const slot = this.evq.enqueue(Binding.Fup);
+      if (slot === null) return;
+      copyEvent(slot, ev);
+    }
+  }
+
+  /** The execution mode of the last MODE.Exec, and whether the latest one changed it. */
+  private lastMode: ExecMode = ExecMode.Unknown;
+  private modeChanged = false;
+
+  /** A MODE.Exec was seen since the last reset. */
+  private modeValid = false;
+
+  private noteMode(mode: ExecMode): void {
+    this.modeChanged = !this.modeValid || mode !== this.lastMode;
+    this.lastMode = mode;
+    this.modeValid = true;
+  }
+
   private decodeModeExec(p: Packet): number {
     const ev = this.evq.enqueue(Binding.Tip);
     if (ev === null) return -ErrorCode.NoMem;
     ev.type = EventType.ExecMode;
     ev.mode = execModeOf(p.csl, p.csd);
+    this.noteMode(ev.mode);
     if (this.noteIflag(p.iflag) && this.flags.enableIflags) {
       const fl = this.evq.enqueue(Binding.Tip);
       if (fl === null) return -ErrorCode.NoMem;
@@ -510,6 +567,8 @@ export class EventDecoder {
       ev.type = EventType.Tsx;
       ev.speculative = p.intx;
       ev.aborted = p.abrt;
+      // An abort takes the FUP's IP; the FUP is also the abort's branch.
+      ev.fupUnbound = p.abrt;
       return 1;
     }
     const ev = this.standalone();
@@ -699,11 +758,15 @@ export class EventDecoder {
       ev.icnt = p.icnt;
     };
     if (p.ip) {
+      // The FUP gives the precise IP: an instruction count makes no sense then.
+      if (!p.icntv || p.icnt !== 0) return -ErrorCode.BadPacket;
       const ev = this.evq.enqueue(Binding.Fup);
       if (ev === null) return -ErrorCode.NoMem;
       fill(ev);
       return 1;
     }
+    // Instructions are only counted while tracing is enabled.
+    if (p.icntv && p.icnt !== 0 && !this.enabled) return -ErrorCode.BadPacket;
     const ev = this.standalone();
     fill(ev);
     ev.ipSuppressed = true;
@@ -711,70 +774,98 @@ export class EventDecoder {
     return this.fetchPacket();
   }
 
-  /** EVD: data for the next CFE. */
+  /**
+   * EVD: data for the next CFE. The first EVD queues the event its CFE is
+   * expected to complete (CR2: an interrupt; VMX reason/qualification: a VM
+   * exit); each datum may come once. Unknown data types are ignored.
+   */
   private decodeEvd(p: Packet): number {
-    const ev = this.evq.enqueue(Binding.Cfe);
-    if (ev === null) return -ErrorCode.NoMem;
-    ev.type = EventType.Invalid;
-    ev.vector = p.evdType;
-    ev.payloadHi = p.hi;
-    ev.payloadLo = p.lo;
-    return 1;
+    let ev = this.evq.find(Binding.Cfe, EventType.Interrupt) ?? this.evq.find(Binding.Cfe, EventType.Vmexit);
+    switch (p.evdType) {
+      case EvdType.Cr2:
+        if (ev !== null) return -ErrorCode.BadContext;
+        ev = this.evq.enqueue(Binding.Cfe);
+        if (ev === null) return -ErrorCode.NoMem;
+        ev.type = EventType.Interrupt;
+        ev.hasCr2 = true;
+        ev.cr2Hi = p.hi;
+        ev.cr2Lo = p.lo;
+        return 1;
+      case EvdType.VmxQualification:
+      case EvdType.VmxReason: {
+        if (ev === null) {
+          ev = this.evq.enqueue(Binding.Cfe);
+          if (ev === null) return -ErrorCode.NoMem;
+          ev.type = EventType.Vmexit;
+        }
+        if (ev.type !== EventType.Vmexit) return -ErrorCode.BadContext;
+        if (p.evdType === EvdType.VmxQualification) {
+          if (ev.hasVmxq) return -ErrorCode.BadContext;
+          ev.hasVmxq = true;
+          ev.vmxqHi = p.hi;
+          ev.vmxqLo = p.lo;
+        } else {
+          if (ev.hasVmxr) return -ErrorCode.BadContext;
+          ev.hasVmxr = true;
+          ev.vmxrHi = p.hi;
+          ev.vmxrLo = p.lo;
+        }
+        return 1;
+      }
+      default:
+        return 1;
+    }
   }
 
-  /** CFE: a control-flow event of event tracing (SDM "Control Flow Event Packet"). */
+  /**
+   * CFE: a control-flow event of event tracing (SDM "Control Flow Event
+   * Packet"). With CFE.IP it binds to the next FUP, which gives its IP and
+   * needs no TIP of its own. Without, while tracing is enabled, events that
+   * interrupt the flow (interrupt, SMI, RSM, SIPI, INIT, VM exit, user and
+   * software interrupts) take the IP of the next FUP without binding it (the
+   * FUP still starts the asynchronous branch); the others (IRET, VM entry,
+   * shutdown, UIRET, SYSCALL) are standalone and the flow decoders bind them
+   * to their instruction. While tracing is disabled every CFE is standalone.
+   */
   private decodeCfe(p: Packet): number {
     const type = cfeEventType(p.cfeType);
-    const fill = (ev: PtEvent): number => {
-      ev.type = type;
-      if (cfeHasVector(p.cfeType)) {
-        ev.vector = p.vector;
-        ev.hasVector = true;
-      }
-      // Attach the event data that precedes the CFE.
-      for (let evd = this.evq.dequeue(Binding.Cfe); evd !== null; evd = this.evq.dequeue(Binding.Cfe)) {
-        switch (evd.vector) {
-          case EvdType.Cr2:
-            if (type !== EventType.Interrupt) return -ErrorCode.BadContext;
-            ev.hasCr2 = true;
-            ev.cr2Hi = evd.payloadHi;
-            ev.cr2Lo = evd.payloadLo;
-            break;
-          case EvdType.VmxQualification:
-            if (type !== EventType.Vmexit) return -ErrorCode.BadContext;
-            ev.hasVmxq = true;
-            ev.vmxqHi = evd.payloadHi;
-            ev.vmxqLo = evd.payloadLo;
-            break;
-          case EvdType.VmxReason:
-            if (type !== EventType.Vmexit) return -ErrorCode.BadContext;
-            ev.hasVmxr = true;
-            ev.vmxrHi = evd.payloadHi;
-            ev.vmxrLo = evd.payloadLo;
-            break;
-          default:
-            // Unknown event data is ignored.
-            break;
-        }
-      }
-      return 0;
-    };
+    const expected = this.evq.dequeue(Binding.Cfe);
     if (type === EventType.Invalid) {
-      // An unknown CFE type: drop it and its data.
-      while (this.evq.dequeue(Binding.Cfe) !== null);
+      // Unknown CFE types are ignored, and so is the FUP they bind.
+      if (expected !== null) return -ErrorCode.BadContext;
+      if (p.ip) {
+        const ign = this.evq.enqueue(Binding.Fup);
+        if (ign === null) return -ErrorCode.NoMem;
+        ign.type = EventType.Ignore;
+      }
       return 1;
     }
-    if (p.ip) {
+    const takesData = type === EventType.Interrupt || type === EventType.Vmexit;
+    if (expected !== null && (!takesData || expected.type !== type)) return -ErrorCode.BadContext;
+    const noIp = type === EventType.Rsm || type === EventType.Sipi;
+    if (noIp && p.ip) return -ErrorCode.BadPacket;
+    const scratch = this.scratchEvent;
+    if (expected !== null) copyEvent(scratch, expected);
+    else {
+      scratch.clear();
+      scratch.type = type;
+    }
+    if (cfeHasVector(p.cfeType)) {
+      scratch.vector = p.vector;
+      scratch.hasVector = true;
+    }
+    const interrupts = takesData || noIp || type === EventType.Smi || type === EventType.Init ||
+      type === EventType.Uintr || type === EventType.Swintr;
+    if (p.ip || (this.enabled && interrupts)) {
       const ev = this.evq.enqueue(Binding.Fup);
       if (ev === null) return -ErrorCode.NoMem;
-      return fill(ev) < 0 ? -ErrorCode.BadContext : 1;
+      copyEvent(ev, scratch);
+      ev.fupUnbound = !p.ip;
+      ev.ipSuppressed = noIp;
+      return 1;
     }
     const ev = this.standalone();
-    const err = fill(ev);
-    if (err < 0) {
-      this.current = null;
-      return err;
-    }
+    copyEvent(ev, scratch);
     ev.ipSuppressed = true;
     this.eventTime(ev);
     return this.fetchPacket();
@@ -1085,6 +1176,7 @@ export class EventDecoder {
             ev.type = EventType.Tsx;
             ev.speculative = tsxIntx;
             ev.aborted = tsxAbrt;
+            ev.fupUnbound = tsxAbrt;
           }
           const off = this.packets.offset;
           const sync = this.packets.syncOffset;

@@ -77,6 +77,15 @@ export class EventQueue {
     return null;
   }
 
+  /** Is an event queued on `binding` that binds its packet (not {@link PtEvent.fupUnbound})? */
+  findBound(binding: Binding): boolean {
+    const list = this.slots[binding]!;
+    for (let i = this.begin[binding]!; i !== this.end[binding]; i = (i + 1) % SLOTS) {
+      if (!list[i]!.fupUnbound) return true;
+    }
+    return false;
+  }
+
   /** The type of the head of `binding`'s queue, or -1 if it is empty. */
   headType(binding: Binding): number {
     const begin = this.begin[binding]!;

@@ -90,6 +90,8 @@ export enum EventType {
   Trig,
   /** Not an event: the query layer's marker after an error. */
   Invalid,
+  /** Internal to the event layer: consumes the FUP of an unknown CFE. */
+  Ignore,
 }
 
 /** A decoder event. Reused; copy with {@link copyEvent} to keep one. */
@@ -157,6 +159,11 @@ export class PtEvent {
   hasVmxq = false;
   vmxqHi = 0;
   vmxqLo = 0;
+  /**
+   * Internal to the event layer: a queued event that takes the IP of the
+   * next FUP without binding it (the FUP still starts an asynchronous branch).
+   */
+  fupUnbound = false;
   /** Trig: trigger bit vector and instruction count. */
   trbv = 0;
   hasIcnt = false;

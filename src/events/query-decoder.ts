@@ -169,7 +169,34 @@ export class QueryDecoder {
     copyEvent(out, this.ev);
     this.lastTime.copyFrom(this.events.timing.time);
     this.fetchEvent();
-    return this.statusFlags();
+    // A decode error right behind the event is reported now: the caller
+    // would otherwise move on in the code past the place of the error.
+    const err = this.error;
+    return err < 0 ? err : this.statusFlags();
+  }
+
+  /**
+   * The decode error the caller runs into next (0 if none): a deferred
+   * error of the event decoder once the cached TNT bits are used up.
+   */
+  get error(): number {
+    return this.status < 0 && this.status !== -ErrorCode.Eos && this.tnt.isEmpty() ? this.status : 0;
+  }
+
+  /** Is the next trace item an indirect-branch target (TIP)? */
+  get tipPending(): boolean {
+    return this.status >= 0 && this.tnt.isEmpty() && this.ev.type === EventType.Tip;
+  }
+
+  /**
+   * After a decode error (libipt's resync): drop the cached TNT bits and
+   * any TNT read ahead. Status flags, or the error if it persists.
+   */
+  dropTnt(): number {
+    this.tnt.reset();
+    while (this.status >= 0 && this.ev.type === EventType.Tnt) this.fetchEvent();
+    const err = this.error;
+    return err < 0 ? err : this.statusFlags();
   }
 
   /** Copy the pending event into `out` without consuming it: 0 or error. */

@@ -106,6 +106,11 @@ export class BlockDecoder {
     return this.insn.syncSet(offset);
   }
 
+  /** Continue after a decode error at the next IP in the trace (see {@link InsnDecoder.resync}). */
+  resync(): number {
+    return this.insn.resync();
+  }
+
   event(out: PtEvent): number {
     return this.insn.event(out);
   }

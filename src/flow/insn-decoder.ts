@@ -12,7 +12,16 @@
  *   after the events were fetched;
  * - to an IP (asynchronous branch/disable at its source, MODE.Exec/TSX at
  *   their IP, overflow and enable where they resume): before the
- *   instruction at that IP.
+ *   instruction at that IP;
+ * - event tracing: IRET, VM entry, UIRET and SYSCALL events to their
+ *   instruction (the one at their IP, else the next of that kind), the
+ *   others to their IP;
+ * - a TRIG without IP after its ICNT instructions, counted from the last
+ *   IP or branch outcome the trace gave (or the previous TRIG).
+ *
+ * A decode error in the trace ahead is returned by the next call instead
+ * of an instruction; {@link InsnDecoder.resync} continues after it at the
+ * next IP the trace gives (ptxed's --resync-on-error).
  *
  * Usage (what ptxed does):
  *
@@ -61,6 +70,22 @@ import {
 } from './instruction.js';
 import { ReturnStack } from './return-stack.js';
 
+/** Is `insn` the instruction an IRET/VM entry/UIRET/SYSCALL event reports? */
+function insnIsCfeSource(insn: InstructionInfo, type: EventType): boolean {
+  switch (type) {
+    case EventType.Iret:
+      return insn.kind === InsnKind.Iret || insn.kind === InsnKind.Erets || insn.kind === InsnKind.Eretu;
+    case EventType.Vmentry:
+      return insn.kind === InsnKind.Vmlaunch || insn.kind === InsnKind.Vmresume;
+    case EventType.Uiret:
+      return insn.kind === InsnKind.Uiret;
+    case EventType.Syscall:
+      return insn.kind === InsnKind.Syscall;
+    default:
+      return false;
+  }
+}
+
 /** Instructions allowed in a row without consuming trace (see the file comment). */
 export const MAX_STEPS_WITHOUT_TRACE = 1 << 24;
 
@@ -95,6 +120,8 @@ export class InsnDecoder {
   private boundPaging = false;
   private boundVmcs = false;
   private boundPtwrite = false;
+  /** An IRET/VM entry/UIRET/SYSCALL event was bound to the postponed instruction. */
+  private boundCfe = false;
   /** The event being processed. */
   private readonly ev = new PtEvent();
   private readonly postponed = new InstructionInfo();
@@ -103,6 +130,12 @@ export class InsnDecoder {
   private readonly scratch = new InstructionInfo();
   private readonly consumed = new PtEvent();
   private steps = 0;
+  /**
+   * Instructions completed since the last point the trace gave an IP or a
+   * branch outcome (a TNT bit, a TIP, an event with an IP) or since the
+   * last trigger: a TRIG without IP binds after its ICNT instructions.
+   */
+  private icnt = 0;
 
   constructor(
     packets: PacketDecoder,
@@ -137,10 +170,13 @@ export class InsnDecoder {
     this.boundPaging = false;
     this.boundVmcs = false;
     this.boundPtwrite = false;
+    this.boundCfe = false;
     this.retstack.reset();
     this.fromQuery = false;
     this.asid = ANY_ASID;
     this.steps = 0;
+    this.icnt = 0;
+    this.resyncing = false;
   }
 
   private statusFlags(flags: number): number {
@@ -202,6 +238,7 @@ export class InsnDecoder {
     const status = this.query.indirectBranch();
     if (status < 0) return status;
     this.steps = 0;
+    this.icnt = 0;
     if (this.flags.enableTickEvents) {
       const err = this.tick(evip);
       if (err < 0) return err;
@@ -213,6 +250,7 @@ export class InsnDecoder {
     const status = this.query.condBranch();
     if (status < 0) return status;
     this.steps = 0;
+    this.icnt = 0;
     if (this.flags.enableTickEvents) {
       const err = this.tick(this.ip);
       if (err < 0) return err;
@@ -231,6 +269,7 @@ export class InsnDecoder {
     this.steps = 0;
     this.processEvent = true;
     this.fromQuery = true;
+    if (this.resyncing) this.resumeAtEvent(this.ev);
     return 1;
   }
 
@@ -242,6 +281,7 @@ export class InsnDecoder {
   /** Set {@link ip} past `insn` (libipt's pt_insn_proceed). 0 or error. */
   proceed(insn: InstructionInfo): number {
     this.ip += insn.size;
+    this.icnt++;
     switch (insn.iclass) {
       case InsnClass.Ptwrite:
       case InsnClass.Other:
@@ -347,6 +387,7 @@ export class InsnDecoder {
     this.boundPaging = false;
     this.boundVmcs = false;
     this.boundPtwrite = false;
+    this.boundCfe = false;
   }
 
   private proceedPostponed(): number {
@@ -396,15 +437,28 @@ export class InsnDecoder {
         return this.postpone(insn);
       case EventType.Ptwrite:
         if (this.boundPtwrite) return 0;
+        // Without an IP in the trace, the event stays without one (as in
+        // ptxed's output); it binds to the next PTWRITE instruction.
         if (ev.ipSuppressed) {
           if (!insnIsPtwrite(insn)) return 0;
-          // The event's IP is the PTWRITE's own address.
-          ev.ip = this.ip;
-          ev.ipSuppressed = false;
         } else if (this.ip !== ev.ip) {
           return 0;
         }
         this.boundPtwrite = true;
+        return this.postpone(insn);
+      case EventType.Iret:
+      case EventType.Vmentry:
+      case EventType.Uiret:
+      case EventType.Syscall:
+        // Event tracing events of an instruction: with an IP, the one at
+        // that IP; without, the next instruction of that kind.
+        if (this.boundCfe) return 0;
+        if (ev.ipSuppressed) {
+          if (!insnIsCfeSource(insn, ev.type)) return 0;
+        } else if (this.ip !== ev.ip) {
+          return 0;
+        }
+        this.boundCfe = true;
         return this.postpone(insn);
       default:
         // Only the events above bind to instructions.
@@ -469,7 +523,8 @@ export class InsnDecoder {
     const ev = this.ev;
     switch (ev.type) {
       case EventType.Disabled:
-        if (ev.statusUpdate) return this.statusFlags(Status.EventPending);
+        // While resyncing there is no instruction for it to bind to.
+        if (ev.statusUpdate || this.resyncing) return this.statusFlags(Status.EventPending);
         break;
       case EventType.Enabled:
         return this.statusFlags(Status.EventPending);
@@ -497,22 +552,42 @@ export class InsnDecoder {
       case EventType.Overflow:
         return this.statusFlags(Status.EventPending);
       case EventType.ExecMode:
+      case EventType.Iflags:
+        // While tracing is off there is no code location to wait for.
+        if (!ev.ipSuppressed && this.enabled && ev.ip !== this.ip) break;
+        return this.statusFlags(Status.EventPending);
       case EventType.AsyncPaging:
       case EventType.AsyncVmcs:
-      case EventType.Iflags:
         if (!ev.ipSuppressed && ev.ip !== this.ip) break;
         return this.statusFlags(Status.EventPending);
       case EventType.Paging:
       case EventType.Vmcs:
         if (this.enabled) break;
         return this.statusFlags(Status.EventPending);
+      case EventType.Trig:
+        if (ev.ipSuppressed && ev.hasIcnt && this.enabled) {
+          // ICNT instructions after the last IP or branch outcome.
+          if (this.icnt < ev.icnt) break;
+          ev.ip = this.ip;
+          ev.ipSuppressed = false;
+          return this.statusFlags(Status.EventPending);
+        }
+        if (!ev.ipSuppressed && this.enabled && this.ip !== ev.ip) break;
+        return this.statusFlags(Status.EventPending);
       case EventType.Exstop:
       case EventType.Mwait:
-      case EventType.Trig:
         if (!ev.ipSuppressed && this.enabled && this.ip !== ev.ip) break;
         return this.statusFlags(Status.EventPending);
       case EventType.Ptwrite:
+      case EventType.Iret:
+      case EventType.Vmentry:
+      case EventType.Uiret:
+      case EventType.Syscall:
+        // These bind to instructions (checkInsnEvent) while tracing is on.
         if (this.enabled) break;
+        return this.statusFlags(Status.EventPending);
+      case EventType.Rsm:
+      case EventType.Sipi:
         return this.statusFlags(Status.EventPending);
       case EventType.Stop:
       case EventType.Pwre:
@@ -545,6 +620,15 @@ export class InsnDecoder {
       insn.iclass = InsnClass.Unknown;
       insn.ip = this.ip;
       return this.status & Status.Eos ? -ErrorCode.Eos : -ErrorCode.NoEnable;
+    }
+    // A decode error in the trace ahead stops us here, before the code
+    // runs on past the place it describes.
+    const err = this.query.error;
+    if (err < 0) {
+      insn.iclass = InsnClass.Unknown;
+      insn.ip = this.ip;
+      insn.mode = this.mode;
+      return err;
     }
     let status = decodeInstruction(this.image, this.asid, this.ip, this.mode, insn);
     insn.speculative = this.speculative;
@@ -607,7 +691,8 @@ export class InsnDecoder {
         status = this.processDisabled();
         break;
       case EventType.Disabled:
-        status = this.processDisabled();
+        // While resyncing, tracing is off already and we keep looking for an IP.
+        if (!this.resyncing || ev.statusUpdate) status = this.processDisabled();
         break;
       case EventType.AsyncBranch:
         if (this.ip !== ev.at) return -ErrorCode.BadQuery;
@@ -674,6 +759,8 @@ export class InsnDecoder {
     if (status < 0) return status;
     copyEvent(out, ev);
     this.processEvent = false;
+    // An IP from the trace, or a trigger, restarts the trigger count.
+    if ((this.fromQuery && !ev.ipSuppressed) || ev.type === EventType.Trig) this.icnt = 0;
     if (this.fromQuery) {
       this.fromQuery = false;
       status = this.query.event(this.consumed);
@@ -690,7 +777,89 @@ export class InsnDecoder {
       status = this.proceedPostponed();
       if (status < 0) return status;
     }
+    return this.resume();
+  }
+
+  // --- resynchronization after errors ------------------------------------------
+
+  /** Looking for the first IP in the trace after an error (see {@link resync}). */
+  private resyncing = false;
+
+  /**
+   * Continue after a decode error without going to the next PSB (libipt's
+   * resync, ptxed's --resync-on-error): the cached TNT bits are dropped, as
+   * their branches are lost, and decoding resumes at the first IP the trace
+   * gives (a TIP, an event with an IP, an enable or a PSB+). Events before
+   * it are reported as with tracing disabled. Execution mode and address
+   * space are kept. Returns status flags or the error, if it persists.
+   */
+  resync(): number {
+    this.processEvent = false;
+    this.fromQuery = false;
+    this.clearPostponed();
+    this.retstack.reset();
+    this.enabled = false;
+    this.ip = 0;
+    this.steps = 0;
+    this.icnt = 0;
+    this.status = 0;
+    const status = this.query.dropTnt();
+    if (status < 0) return status;
+    this.status = status;
+    this.resyncing = true;
+    return this.resume();
+  }
+
+  /** Bind pending IP events; while resyncing, a TIP ahead is where we resume. */
+  private resume(): number {
+    if (this.resyncing && !this.processEvent && !(this.status & Status.EventPending) && this.query.tipPending) {
+      const status = this.query.indirectBranch();
+      if (status < 0) return status;
+      this.status = status;
+      if (!(status & Status.IpSuppressed)) {
+        this.ip = this.query.ip;
+        this.enabled = true;
+        this.resyncing = false;
+      }
+    }
     return this.checkIpEvent(null);
+  }
+
+  /** While resyncing: an event that gives an IP is where decoding resumes. */
+  private resumeAtEvent(ev: PtEvent): void {
+    let ip: number;
+    switch (ev.type) {
+      case EventType.Disabled:
+        if (ev.statusUpdate) this.resyncing = false;
+        return;
+      case EventType.Enabled:
+        // A tracing enable sets the IP itself; a PSB+ status says where we are.
+        if (!ev.statusUpdate) {
+          this.resyncing = false;
+          return;
+        }
+        ip = ev.ip;
+        break;
+      case EventType.Overflow:
+        this.resyncing = false;
+        return;
+      case EventType.AsyncBranch:
+      case EventType.AsyncDisabled:
+        ip = ev.at;
+        break;
+      case EventType.Paging:
+      case EventType.Vmcs:
+      case EventType.Tick:
+      case EventType.Trig:
+        return;
+      default:
+        if (ev.ipSuppressed) return;
+        ip = ev.ip;
+        break;
+    }
+    this.ip = ip;
+    this.enabled = true;
+    this.resyncing = false;
   }
 
   /** The address space the decoder is in (CR3 and VMCS from PIP/VMCS). */
