@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeTrace, benchAnalyze, loadRawInput } from '../src/analyses/analyze.js';
 import { LineWriter } from '../src/cli/output.js';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
@@ -71,7 +71,12 @@ describe('ptscope analyze', () => {
 // be caught by its ground-truth detectors, silent ones must stay silent, and the benign run
 // must give no finding.
 const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
-describe.skipIf(!existsSync(join(CORPUS, 'rop_stack', 'run.json')))('exploit corpus (recorded)', () => {
+describe('exploit corpus (recorded)', () => {
+  beforeAll(async () => {
+    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
+    buildExploitCorpus({ outDir: CORPUS });
+  }, 600_000);
+
   it.each(['rop_stack', 'jop', 'srop', 'cop_vtable'])('%s', async (name) => {
     const { evaluateCorpusCase } = await import('../tools/eval-detectors.js');
     const r = await evaluateCorpusCase(join(CORPUS, name), mkdtempSync(join(tmpdir(), 'ptscope-corpus-')));

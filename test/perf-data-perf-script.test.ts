@@ -171,7 +171,14 @@ function loopCase(name: string): { path: string; trace: Uint8Array; expected: nu
   return { path: loop.path, trace: encodeTrace(pkts), expected };
 }
 
-describe.skipIf(!toolsPresent)('perf script (linux-perf 6.1) decodes our perf.data', () => {
+describe('the tools these checks need', () => {
+  it('has perf, nasm, ld, qemu-x86_64 and gcc (scripts/install-test-deps.sh installs them)', () => {
+    expect(toolsPresent).toBe(true);
+    expect(recorderPresent).toBe(true);
+  });
+});
+
+describe.runIf(toolsPresent)('perf script (linux-perf 6.1) decodes our perf.data', () => {
   const small = toolsPresent ? assemble('small', SMALL) : null!;
   // objdump order: mov, dec, jnz, call, mov, xor, syscall, ret.
   const [mov, dec, jnz, call, mov60, xor, sys, ret] = small?.insns ?? [];
@@ -438,7 +445,7 @@ int main(int argc, char **argv) {
 }
 `;
 
-describe.skipIf(!recorderPresent)('recorder bundle -> perf.data -> perf script', () => {
+describe.runIf(recorderPresent)('recorder bundle -> perf.data -> perf script', () => {
   const src = join(dir, 'prog.c');
   const exe = join(dir, 'prog-static');
   if (recorderPresent) {
