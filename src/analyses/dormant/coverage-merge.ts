@@ -64,7 +64,7 @@ export interface Region {
 }
 
 /** Where the bundle loaded the main executable, from the manifest. */
-export function tracedMainModule(dir: string, manifest: BundleManifest = readManifest(dir)): TracedModule {
+export function tracedMainModule(dir: string, manifest: BundleManifest = readManifest(dir), known?: ModuleCfg): TracedModule {
   const main = manifest.images.find((im) => im.path === manifest.program.path);
   if (main === undefined) throw new Error(`${dir}: the bundle has no image of the program ${manifest.program.path}`);
   const file = resolve(dir, main.file);
@@ -73,7 +73,7 @@ export function tracedMainModule(dir: string, manifest: BundleManifest = readMan
   const seg = elf.segments.find((s) => s.type === 1 && main.offset >= s.offset && main.offset < s.offset + s.filesz);
   if (seg === undefined) throw new Error(`${file}: no loadable segment holds file offset 0x${main.offset.toString(16)}`);
   const link = seg.vaddr + (main.offset - seg.offset);
-  const cfg = analyzeElfFile(file);
+  const cfg = known ?? analyzeElfFile(file);
   return { file, path: main.path, cfg, bias: Number(BigInt(main.address)) - link };
 }
 

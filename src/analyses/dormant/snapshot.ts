@@ -33,7 +33,7 @@ export interface CallSnapshot {
   calleeSaved: bigint[];
   /** rsp at the callee's entry (it points at the return address). */
   rspAtEntry: number;
-  /** rdi, rsi, rdx, rcx (the shim records the first four). */
+  /** rdi, rsi, rdx, rcx as passed; [4] is the stack canary (fs:0x28), [5] unused. */
   args: bigint[];
   /** rax after the return. */
   result: bigint;
@@ -91,7 +91,7 @@ export function readSnapshots(path: string): CallSnapshot[] {
     const name = buf.toString('latin1', p + 8, p + 8 + nameLen);
     const u64 = (o: number): bigint => buf.readBigUInt64LE(p + o);
     const regs = [0, 1, 2, 3, 4, 5, 6].map((i) => u64(72 + i * 8));
-    const args = [0, 1, 2, 3].map((i) => u64(128 + i * 8));
+    const args = [0, 1, 2, 3, 4, 5].map((i) => u64(128 + i * 8));
     const nregions = buf.readUInt32LE(p + 184);
     let q = p + HEADER;
     const regions: MemoryRegion[] = [];

@@ -1,0 +1,536 @@
+/*
+ * ptscope dormant: the LD_PRELOAD shim.
+ *
+ * It interposes the library calls whose results commonly gate dormant code
+ * (time, localtime, getenv, access, getuid, gethostname, ptrace, rand, ...)
+ * and only acts on calls made from the main executable. Two modes, both
+ * set through the environment (usually with qemu's -E / QEMU_SET_ENV so that
+ * qemu itself is not affected):
+ *
+ *   PTSCOPE_SHIM_SNAP=FILE   after each such call, append a snapshot to
+ *                            FILE: the call's name, link-time return site,
+ *                            arguments, result, the callee-saved registers and
+ *                            stack pointer at entry (exactly the caller's
+ *                            state after the return, since caller-saved
+ *                            registers are dead by the ABI), and the
+ *                            readable non-code memory of the process. This is
+ *                            the concrete state ptscope's symbolic execution
+ *                            starts from.
+ *   PTSCOPE_SHIM_RULES=HEX   hex-encoded text, one rule per line:
+ *                              NAME SITE ACTION...
+ *                            SITE is the link-time address (hex) of the
+ *                            instruction after the call; ACTION is one of
+ *                              ret=HEX           replace the result
+ *                              retstr=HEX        return a pointer to these bytes (a string)
+ *                              devnull           fopen/open /dev/null instead (a file that exists)
+ *                              mem=ret:OFF:HEX   write bytes at result + OFF
+ *                              mem=argN:OFF:HEX  write bytes at argument N + OFF
+ *
+ * Each interposed entry is a small assembly trampoline that stores rbx, rbp,
+ * r12-r15 and rsp before jumping to the C implementation, so that the
+ * registers the caller keeps across the call are recorded unchanged.
+ * The shim does its own I/O with raw system calls so that it never calls
+ * the functions it interposes.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HIDDEN __attribute__((visibility("hidden")))
+
+/* rbx, rbp, r12, r13, r14, r15, rsp at the interposed entry. */
+HIDDEN uint64_t shim_entry_regs[7];
+
+#define TRAMPOLINE(name)                                 \
+  __asm__(".text\n.globl " #name "\n.type " #name ",@function\n" #name ":\n" \
+          "  mov %rbx, shim_entry_regs+0(%rip)\n"         \
+          "  mov %rbp, shim_entry_regs+8(%rip)\n"         \
+          "  mov %r12, shim_entry_regs+16(%rip)\n"        \
+          "  mov %r13, shim_entry_regs+24(%rip)\n"        \
+          "  mov %r14, shim_entry_regs+32(%rip)\n"        \
+          "  mov %r15, shim_entry_regs+40(%rip)\n"        \
+          "  mov %rsp, shim_entry_regs+48(%rip)\n"        \
+          "  jmp impl_" #name "\n"                        \
+          ".size " #name ", .-" #name "\n")
+
+struct call_state {
+  uint64_t regs[7];
+  uint64_t site; /* link-time return address */
+  int from_main;
+};
+
+/* ---- raw I/O ---------------------------------------------------------- */
+
+static long raw_open(const char *path, int flags, int mode) { return syscall(SYS_openat, AT_FDCWD, path, flags, mode); }
+static long raw_read(int fd, void *buf, size_t n) { return syscall(SYS_read, fd, buf, n); }
+static void raw_write_all(int fd, const void *buf, size_t n) {
+  const char *p = buf;
+  while (n > 0) {
+    long w = syscall(SYS_write, fd, p, n);
+    if (w <= 0) return;
+    p += w;
+    n -= (size_t)w;
+  }
+}
+static void raw_close(int fd) { syscall(SYS_close, fd); }
+
+/* ---- the main executable --------------------------------------------- */
+
+static uint64_t main_bias, main_lo, main_hi;
+static int main_known;
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  (void)data;
+  main_bias = info->dlpi_addr;
+  main_lo = UINT64_MAX;
+  main_hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uint64_t lo = main_bias + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (lo < main_lo) main_lo = lo;
+    if (hi > main_hi) main_hi = hi;
+  }
+  return 1; /* the first object is the executable */
+}
+
+static void know_main(void) {
+  if (main_known) return;
+  main_known = 1;
+  dl_iterate_phdr(first_object, NULL);
+}
+
+static void capture(struct call_state *cs) {
+  memcpy(cs->regs, shim_entry_regs, sizeof cs->regs);
+  know_main();
+  uint64_t ret = *(uint64_t *)cs->regs[6];
+  cs->from_main = ret >= main_lo && ret < main_hi;
+  cs->site = ret - main_bias;
+}
+
+static void *real(const char *name) { return dlsym(RTLD_NEXT, name); }
+
+/* ---- rules ------------------------------------------------------------ */
+
+enum { ACT_RET = 1, ACT_RETSTR, ACT_DEVNULL, ACT_MEM };
+
+struct action {
+  int kind;
+  int base; /* ACT_MEM: -1 result, else argument index */
+  uint64_t value;
+  uint64_t offset;
+  unsigned char *bytes;
+  size_t len;
+};
+
+struct rule {
+  char name[32];
+  uint64_t site;
+  int nactions;
+  struct action actions[8];
+};
+
+static struct rule rules[64];
+static int nrules = -1;
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static unsigned char *unhex(const char *s, size_t n, size_t *out_len) {
+  unsigned char *b = calloc(n / 2 + 1, 1);
+  size_t k = 0;
+  for (size_t i = 0; i + 1 < n; i += 2) {
+    int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+    if (hi < 0 || lo < 0) break;
+    b[k++] = (unsigned char)(hi * 16 + lo);
+  }
+  *out_len = k;
+  return b;
+}
+
+/* getenv without going through the interposed symbol. */
+static const char *shim_env(const char *name) { return ((char *(*)(const char *))real("getenv"))(name); }
+
+static void parse_action(struct rule *r, char *tok) {
+  if (r->nactions >= 8) return;
+  struct action *a = &r->actions[r->nactions];
+  memset(a, 0, sizeof *a);
+  if (strncmp(tok, "ret=", 4) == 0) {
+    a->kind = ACT_RET;
+    a->value = strtoull(tok + 4, NULL, 16);
+  } else if (strncmp(tok, "retstr=", 7) == 0) {
+    a->kind = ACT_RETSTR;
+    a->bytes = unhex(tok + 7, strlen(tok + 7), &a->len);
+  } else if (strcmp(tok, "devnull") == 0) {
+    a->kind = ACT_DEVNULL;
+  } else if (strncmp(tok, "mem=", 4) == 0) {
+    char *p = tok + 4;
+    a->kind = ACT_MEM;
+    if (strncmp(p, "ret:", 4) == 0) {
+      a->base = -1;
+      p += 4;
+    } else if (strncmp(p, "arg", 3) == 0) {
+      a->base = p[3] - '0';
+      p += 5;
+    } else {
+      return;
+    }
+    a->offset = strtoull(p, &p, 16);
+    if (*p != ':') return;
+    p++;
+    a->bytes = unhex(p, strlen(p), &a->len);
+  } else {
+    return;
+  }
+  r->nactions++;
+}
+
+static void load_rules(void) {
+  if (nrules >= 0) return;
+  nrules = 0;
+  const char *hex = shim_env("PTSCOPE_SHIM_RULES");
+  if (hex == NULL) return;
+  size_t n;
+  unsigned char *text = unhex(hex, strlen(hex), &n);
+  char *save_line = NULL;
+  for (char *line = strtok_r((char *)text, "\n", &save_line); line != NULL && nrules < 64; line = strtok_r(NULL, "\n", &save_line)) {
+    char *save_tok = NULL;
+    char *name = strtok_r(line, " ", &save_tok);
+    char *site = strtok_r(NULL, " ", &save_tok);
+    if (name == NULL || site == NULL) continue;
+    struct rule *r = &rules[nrules++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->site = strtoull(site, NULL, 16);
+    for (char *tok = strtok_r(NULL, " ", &save_tok); tok != NULL; tok = strtok_r(NULL, " ", &save_tok)) parse_action(r, tok);
+  }
+}
+
+static struct rule *find_rule(const char *name, const struct call_state *cs) {
+  if (!cs->from_main) return NULL;
+  load_rules();
+  for (int i = 0; i < nrules; i++)
+    if (rules[i].site == cs->site && strcmp(rules[i].name, name) == 0) return &rules[i];
+  return NULL;
+}
+
+/* Apply a rule's result and memory actions; returns the (possibly replaced) result. */
+static uint64_t apply_rule(const struct rule *r, uint64_t result, const uint64_t *args) {
+  if (r == NULL) return result;
+  for (int i = 0; i < r->nactions; i++) {
+    const struct action *a = &r->actions[i];
+    if (a->kind == ACT_RET) {
+      result = a->value;
+    } else if (a->kind == ACT_RETSTR) {
+      char *s = calloc(a->len + 1, 1);
+      memcpy(s, a->bytes, a->len);
+      result = (uint64_t)s;
+    }
+  }
+  for (int i = 0; i < r->nactions; i++) {
+    const struct action *a = &r->actions[i];
+    if (a->kind != ACT_MEM) continue;
+    uint64_t base = a->base < 0 ? result : args[a->base];
+    if (base != 0) memcpy((void *)(base + a->offset), a->bytes, a->len);
+  }
+  return result;
+}
+
+static int has_action(const struct rule *r, int kind) {
+  if (r == NULL) return 0;
+  for (int i = 0; i < r->nactions; i++)
+    if (r->actions[i].kind == kind) return 1;
+  return 0;
+}
+
+/* ---- snapshots -------------------------------------------------------- */
+
+#define SNAP_MAGIC 0x4e535450u /* "PTSN" */
+#define MAX_SNAPSHOTS 64
+#define MAX_REGION (4u << 20)
+static int snapshots;
+
+struct snap_header {
+  uint32_t magic;
+  uint32_t name_len;
+  char name[32];
+  uint64_t site, bias, main_lo, main_hi;
+  uint64_t regs[7];
+  uint64_t args[6];
+  uint64_t result;
+  uint32_t nregions;
+  uint32_t reserved;
+};
+
+struct region {
+  uint64_t lo, hi;
+};
+
+static uint64_t parse_hex(const char **p) {
+  uint64_t v = 0;
+  int d;
+  while ((d = hexval(**p)) >= 0) {
+    v = v * 16 + (uint64_t)d;
+    (*p)++;
+  }
+  return v;
+}
+
+/*
+ * Readable, non-executable mappings (stack, heap, data, relocated GOT, libc
+ * data). Of the stack mapping (which may reserve megabytes), the part from
+ * 64 KiB below the caller's stack pointer up to the top.
+ */
+static int data_regions(struct region *out, int max, uint64_t sp) {
+  static char maps[65536];
+  int fd = (int)raw_open("/proc/self/maps", O_RDONLY, 0);
+  if (fd < 0) return 0;
+  size_t n = 0;
+  long r;
+  while (n < sizeof maps - 1 && (r = raw_read(fd, maps + n, sizeof maps - 1 - n)) > 0) n += (size_t)r;
+  raw_close(fd);
+  maps[n] = 0;
+  int k = 0;
+  for (const char *line = maps; *line && k < max;) {
+    const char *p = line;
+    uint64_t lo = parse_hex(&p);
+    p++;
+    uint64_t hi = parse_hex(&p);
+    p++;
+    int readable = p[0] == 'r', exec = p[2] == 'x';
+    const char *eol = strchr(line, '\n');
+    int special = strstr(line, "[vvar]") != NULL && (eol == NULL || strstr(line, "[vvar]") < eol);
+    int vsys = strstr(line, "[vsyscall]") != NULL && (eol == NULL || strstr(line, "[vsyscall]") < eol);
+    if (readable && !exec && sp >= lo && sp < hi) {
+      if (sp - lo > 65536) lo = sp - 65536;
+      if (hi - lo > MAX_REGION) hi = lo + MAX_REGION;
+    }
+    if (readable && !exec && !special && !vsys && hi - lo <= MAX_REGION) {
+      out[k].lo = lo;
+      out[k].hi = hi;
+      k++;
+    }
+    if (eol == NULL) break;
+    line = eol + 1;
+  }
+  return k;
+}
+
+static void snapshot(const char *name, const struct call_state *cs, const uint64_t *args, uint64_t result) {
+  const char *path = shim_env("PTSCOPE_SHIM_SNAP");
+  if (path == NULL || !cs->from_main || snapshots >= MAX_SNAPSHOTS) return;
+  snapshots++;
+  static struct region regions[256];
+  int nr = data_regions(regions, 256, cs->regs[6]);
+  int fd = (int)raw_open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+  if (fd < 0) return;
+  struct snap_header h;
+  memset(&h, 0, sizeof h);
+  h.magic = SNAP_MAGIC;
+  h.name_len = (uint32_t)strlen(name);
+  snprintf(h.name, sizeof h.name, "%s", name);
+  h.site = cs->site;
+  h.bias = main_bias;
+  h.main_lo = main_lo;
+  h.main_hi = main_hi;
+  memcpy(h.regs, cs->regs, sizeof h.regs);
+  memcpy(h.args, args, sizeof h.args);
+  /* The stack protector's canary (fs:0x28), so that canary checks on the path stay concrete. */
+  __asm__("mov %%fs:0x28, %0" : "=r"(h.args[4]));
+  h.result = result;
+  h.nregions = (uint32_t)nr;
+  raw_write_all(fd, &h, sizeof h);
+  for (int i = 0; i < nr; i++) {
+    uint64_t range[2] = {regions[i].lo, regions[i].hi};
+    raw_write_all(fd, range, sizeof range);
+    raw_write_all(fd, (const void *)regions[i].lo, regions[i].hi - regions[i].lo);
+  }
+  raw_close(fd);
+}
+
+/* ---- interposed calls ------------------------------------------------- */
+
+#define ENTER(name, a0, a1, a2, a3)                                   \
+  struct call_state cs;                                               \
+  capture(&cs);                                                       \
+  uint64_t args[6] = {(uint64_t)(a0), (uint64_t)(a1), (uint64_t)(a2), (uint64_t)(a3), 0, 0}; \
+  struct rule *rule = find_rule(name, &cs);                           \
+  (void)rule;                                                         \
+  (void)args
+
+#define LEAVE(name, type, value)                                      \
+  do {                                                                \
+    uint64_t r_ = apply_rule(rule, (uint64_t)(value), args);          \
+    snapshot(name, &cs, args, r_);                                    \
+    return (type)r_;                                                  \
+  } while (0)
+
+TRAMPOLINE(time);
+HIDDEN __attribute__((used)) time_t impl_time(time_t *t) {
+  ENTER("time", t, 0, 0, 0);
+  time_t v = ((time_t(*)(time_t *))real("time"))(t);
+  if (rule != NULL && has_action(rule, ACT_RET)) {
+    v = (time_t)apply_rule(rule, (uint64_t)v, args);
+    if (t != NULL) *t = v;
+    rule = NULL;
+  }
+  LEAVE("time", time_t, v);
+}
+
+TRAMPOLINE(gettimeofday);
+HIDDEN __attribute__((used)) int impl_gettimeofday(struct timeval *tv, void *tz) {
+  ENTER("gettimeofday", tv, tz, 0, 0);
+  int v = ((int (*)(struct timeval *, void *))real("gettimeofday"))(tv, tz);
+  LEAVE("gettimeofday", int, v);
+}
+
+TRAMPOLINE(localtime);
+HIDDEN __attribute__((used)) struct tm *impl_localtime(const time_t *t) {
+  ENTER("localtime", t, 0, 0, 0);
+  struct tm *v = ((struct tm * (*)(const time_t *)) real("localtime"))(t);
+  LEAVE("localtime", struct tm *, v);
+}
+
+TRAMPOLINE(gmtime);
+HIDDEN __attribute__((used)) struct tm *impl_gmtime(const time_t *t) {
+  ENTER("gmtime", t, 0, 0, 0);
+  struct tm *v = ((struct tm * (*)(const time_t *)) real("gmtime"))(t);
+  LEAVE("gmtime", struct tm *, v);
+}
+
+TRAMPOLINE(localtime_r);
+HIDDEN __attribute__((used)) struct tm *impl_localtime_r(const time_t *t, struct tm *out) {
+  ENTER("localtime_r", t, out, 0, 0);
+  struct tm *v = ((struct tm * (*)(const time_t *, struct tm *)) real("localtime_r"))(t, out);
+  LEAVE("localtime_r", struct tm *, v);
+}
+
+TRAMPOLINE(getenv);
+HIDDEN __attribute__((used)) char *impl_getenv(const char *name) {
+  ENTER("getenv", name, 0, 0, 0);
+  char *v = ((char *(*)(const char *))real("getenv"))(name);
+  LEAVE("getenv", char *, v);
+}
+
+TRAMPOLINE(secure_getenv);
+HIDDEN __attribute__((used)) char *impl_secure_getenv(const char *name) {
+  ENTER("secure_getenv", name, 0, 0, 0);
+  char *v = ((char *(*)(const char *))real("secure_getenv"))(name);
+  LEAVE("secure_getenv", char *, v);
+}
+
+TRAMPOLINE(setlocale);
+HIDDEN __attribute__((used)) char *impl_setlocale(int category, const char *locale) {
+  ENTER("setlocale", category, locale, 0, 0);
+  char *v = ((char *(*)(int, const char *))real("setlocale"))(category, locale);
+  LEAVE("setlocale", char *, v);
+}
+
+TRAMPOLINE(access);
+HIDDEN __attribute__((used)) int impl_access(const char *path, int mode) {
+  ENTER("access", path, mode, 0, 0);
+  int v = ((int (*)(const char *, int))real("access"))(path, mode);
+  LEAVE("access", int, v);
+}
+
+TRAMPOLINE(stat);
+HIDDEN __attribute__((used)) int impl_stat(const char *path, struct stat *st) {
+  ENTER("stat", path, st, 0, 0);
+  int v = ((int (*)(const char *, struct stat *))real("stat"))(path, st);
+  LEAVE("stat", int, v);
+}
+
+TRAMPOLINE(lstat);
+HIDDEN __attribute__((used)) int impl_lstat(const char *path, struct stat *st) {
+  ENTER("lstat", path, st, 0, 0);
+  int v = ((int (*)(const char *, struct stat *))real("lstat"))(path, st);
+  LEAVE("lstat", int, v);
+}
+
+TRAMPOLINE(fopen);
+HIDDEN __attribute__((used)) FILE *impl_fopen(const char *path, const char *mode) {
+  ENTER("fopen", path, mode, 0, 0);
+  FILE *(*f)(const char *, const char *) = (FILE * (*)(const char *, const char *)) real("fopen");
+  FILE *v = f(path, mode);
+  if (has_action(rule, ACT_DEVNULL) && v == NULL) v = f("/dev/null", mode);
+  if (has_action(rule, ACT_DEVNULL)) rule = NULL;
+  LEAVE("fopen", FILE *, v);
+}
+
+TRAMPOLINE(open);
+HIDDEN __attribute__((used)) int impl_open(const char *path, int flags, unsigned mode) {
+  ENTER("open", path, flags, mode, 0);
+  int (*f)(const char *, int, ...) = (int (*)(const char *, int, ...))real("open");
+  int v = f(path, flags, mode);
+  if (has_action(rule, ACT_DEVNULL) && v < 0) v = f("/dev/null", flags & O_ACCMODE);
+  if (has_action(rule, ACT_DEVNULL)) rule = NULL;
+  LEAVE("open", int, v);
+}
+
+#define INT_CALL0(name, type)                                   \
+  TRAMPOLINE(name);                                             \
+  HIDDEN __attribute__((used)) type impl_##name(void) {         \
+    ENTER(#name, 0, 0, 0, 0);                                   \
+    type v = ((type(*)(void))real(#name))();                    \
+    LEAVE(#name, type, v);                                      \
+  }
+
+INT_CALL0(getuid, uid_t)
+INT_CALL0(geteuid, uid_t)
+INT_CALL0(getgid, gid_t)
+INT_CALL0(getpid, pid_t)
+INT_CALL0(getppid, pid_t)
+INT_CALL0(rand, int)
+INT_CALL0(random, long)
+
+TRAMPOLINE(isatty);
+HIDDEN __attribute__((used)) int impl_isatty(int fd) {
+  ENTER("isatty", fd, 0, 0, 0);
+  int v = ((int (*)(int))real("isatty"))(fd);
+  LEAVE("isatty", int, v);
+}
+
+TRAMPOLINE(uname);
+HIDDEN __attribute__((used)) int impl_uname(struct utsname *u) {
+  ENTER("uname", u, 0, 0, 0);
+  int v = ((int (*)(struct utsname *))real("uname"))(u);
+  LEAVE("uname", int, v);
+}
+
+TRAMPOLINE(gethostname);
+HIDDEN __attribute__((used)) int impl_gethostname(char *buf, size_t len) {
+  ENTER("gethostname", buf, len, 0, 0);
+  int v = ((int (*)(char *, size_t))real("gethostname"))(buf, len);
+  LEAVE("gethostname", int, v);
+}
+
+TRAMPOLINE(ptrace);
+HIDDEN __attribute__((used)) long impl_ptrace(int request, void *pid, void *addr, void *data) {
+  ENTER("ptrace", request, pid, addr, data);
+  long v = ((long (*)(int, ...))real("ptrace"))(request, pid, addr, data);
+  LEAVE("ptrace", long, v);
+}
+
+TRAMPOLINE(read);
+HIDDEN __attribute__((used)) ssize_t impl_read(int fd, void *buf, size_t n) {
+  ENTER("read", fd, buf, n, 0);
+  ssize_t v = ((ssize_t(*)(int, void *, size_t))real("read"))(fd, buf, n);
+  LEAVE("read", ssize_t, v);
+}

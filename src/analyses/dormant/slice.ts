@@ -1,0 +1,345 @@
+/**
+ * Dormant code, step 3: the inputs a guard's condition comes from.
+ *
+ * The backward slice from a branch condition ends at the results of library
+ * calls and system calls: return values and out-parameters of time,
+ * localtime, getenv, setlocale, access, stat, fopen, getuid, uname,
+ * gethostname, ptrace, rand, read, ... This file says, for each such call,
+ * which of its outputs become symbols when symbolic execution
+ * (symbolic.ts) passes the call, and how a solved value becomes a shim rule
+ * for the re-run (rerun.ts). It also models the pure string functions a
+ * slice often goes through (strcmp, strncmp, memcmp, strlen), so that a
+ * comparison of a symbolic string with a constant stays exact.
+ *
+ * The slice itself is dynamic: the executor records every instruction on
+ * the executed path whose result depends on a symbol (see {@link SliceStep}).
+ */
+import type { Arith, BitVec, Bool, Context } from 'z3-solver';
+
+export type Z3 = Context<'main'>;
+export type BV = BitVec<number, 'main'>;
+export type Z3Bool = Bool<'main'>;
+export type { Arith };
+
+/** A value: its concrete shadow, its expression when symbolic, and whether it depends on something unknown. */
+export interface Val {
+  c: bigint;
+  e: BV | null;
+  /** Depends on a value neither the snapshot nor the model provides. */
+  u: boolean;
+}
+
+/** Where a symbol of a call's output lives. */
+export type SymbolRole =
+  | { kind: 'ret'; bits: number }
+  | { kind: 'present' }
+  | { kind: 'mem'; base: 'ret' | number; offset: number };
+
+/** One symbol: a byte of an out-parameter, a return value, a "result is not NULL" bit. */
+export interface SourceSymbol {
+  name: string;
+  bits: number;
+  role: SymbolRole;
+  call: SourceCall;
+  /** The value the snapshot run saw. */
+  observed: bigint;
+}
+
+/** One dynamic library call whose outputs are symbolic. */
+export interface SourceCall {
+  name: string;
+  /** Link-time return site. */
+  site: number;
+  /** How the result is re-created by the shim. */
+  result: 'int' | 'string' | 'file' | 'fd' | 'struct';
+  symbols: SourceSymbol[];
+  /** A description for reports, e.g. `getenv("UPDATER_MODE")`. */
+  text: string;
+}
+
+/** What a model needs from the executor. */
+export interface ModelHost {
+  z3: Z3;
+  /** Argument i (rdi, rsi, rdx, rcx), concrete shadow and expression. */
+  arg(i: number): Val;
+  /** A string argument read from memory, for reports. */
+  argString(i: number): string | null;
+  /** A new symbol owned by `call`. */
+  symbol(call: SourceCall, suffix: string, bits: number, role: SymbolRole, observed: bigint): Val;
+  /** The byte the snapshot of this call (if any) holds at an address; -1 if none. */
+  observedByte(addr: number): number;
+  /** The call's result in the snapshot run, or null when the call never ran there. */
+  observedResult: bigint | null;
+  readByte(addr: number): Val;
+  writeByte(addr: number, v: Val): void;
+  /** A fresh address that no mapping uses, for results that were NULL when observed. */
+  fakeAddress(): number;
+}
+
+const STRING_BYTES = 32;
+
+/** The calls whose outputs become symbols. Returns the new rax, or null if `name` is not a source. */
+export function applySourceModel(name: string, site: number, host: ModelHost): { rax: Val; call: SourceCall } | null {
+  const model = SOURCE_MODELS[name];
+  if (model === undefined) return null;
+  const call: SourceCall = { name, site, result: model.result, symbols: [], text: name + '()' };
+  const rax = model.apply(call, host);
+  return { rax, call };
+}
+
+interface SourceModel {
+  result: SourceCall['result'];
+  apply(call: SourceCall, h: ModelHost): Val;
+}
+
+function intResult(bits: number, range?: [bigint, bigint]): SourceModel {
+  return {
+    result: 'int',
+    apply(call, h) {
+      const obs = h.observedResult ?? 0n;
+      const v = h.symbol(call, 'ret', bits, { kind: 'ret', bits }, obs & ((1n << BigInt(bits)) - 1n));
+      if (range) (call as SourceCall & { range?: [bigint, bigint] }).range = range;
+      return widen(h.z3, v, bits, true);
+    },
+  };
+}
+
+/** Symbolic bytes of an out-parameter or a returned buffer. */
+function symbolicBytes(call: SourceCall, h: ModelHost, addr: number, count: number, base: 'ret' | number, label: string): void {
+  for (let i = 0; i < count; i++) {
+    const o = h.observedByte(addr + i);
+    const v = h.symbol(call, `${label}+${i}`, 8, { kind: 'mem', base, offset: i }, BigInt(o < 0 ? 0 : o));
+    h.writeByte(addr + i, v);
+  }
+}
+
+/** A pointer result that is NULL or a buffer of symbolic bytes. */
+function pointerResult(call: SourceCall, h: ModelHost, bytes: number): Val {
+  const obs = h.observedResult ?? 0n;
+  const present = h.symbol(call, 'present', 1, { kind: 'present' }, obs !== 0n ? 1n : 0n);
+  const addr = obs !== 0n ? Number(obs) : h.fakeAddress();
+  if (bytes > 0) symbolicBytes(call, h, addr, bytes, 'ret', 'str');
+  const z = h.z3;
+  const e = z.If(present.e!.eq(z.BitVec.val(1, 1)), z.BitVec.val(BigInt(addr), 64), z.BitVec.val(0, 64)) as BV;
+  return { c: obs, e, u: false };
+}
+
+const TM_BYTES = 36;
+
+const SOURCE_MODELS: Record<string, SourceModel> = {
+  time: {
+    result: 'int',
+    apply(call, h) {
+      const v = h.symbol(call, 'ret', 64, { kind: 'ret', bits: 64 }, h.observedResult ?? 0n);
+      const out = h.arg(0);
+      if (out.e === null && out.c !== 0n) for (let i = 0; i < 8; i++) h.writeByte(Number(out.c) + i, extractByte(h.z3, v, i));
+      return v;
+    },
+  },
+  getuid: intResult(32),
+  geteuid: intResult(32),
+  getgid: intResult(32),
+  getpid: intResult(32),
+  getppid: intResult(32),
+  isatty: intResult(32),
+  access: intResult(32),
+  rand: intResult(32, [0n, 0x7fffffffn]),
+  random: intResult(64, [0n, 0x7fffffffn]),
+  ptrace: intResult(64),
+  stat: {
+    result: 'int',
+    apply(call, h) {
+      call.text = `stat("${h.argString(0) ?? '?'}")`;
+      symbolicBytes(call, h, Number(h.arg(1).c), 144, 1, 'statbuf');
+      return widen(h.z3, h.symbol(call, 'ret', 32, { kind: 'ret', bits: 32 }, (h.observedResult ?? 0n) & 0xffffffffn), 32, true);
+    },
+  },
+  lstat: { result: 'int', apply: (call, h) => SOURCE_MODELS.stat.apply(call, h) },
+  gethostname: {
+    result: 'int',
+    apply(call, h) {
+      const len = Math.min(Number(h.arg(1).c), 64);
+      symbolicBytes(call, h, Number(h.arg(0).c), len, 0, 'name');
+      return widen(h.z3, h.symbol(call, 'ret', 32, { kind: 'ret', bits: 32 }, (h.observedResult ?? 0n) & 0xffffffffn), 32, true);
+    },
+  },
+  uname: {
+    result: 'int',
+    apply(call, h) {
+      symbolicBytes(call, h, Number(h.arg(0).c), 390, 0, 'utsname');
+      return { c: h.observedResult ?? 0n, e: null, u: false };
+    },
+  },
+  read: {
+    result: 'int',
+    apply(call, h) {
+      const n = Math.min(Number(h.arg(2).c), 64);
+      symbolicBytes(call, h, Number(h.arg(1).c), n, 1, 'buf');
+      return h.symbol(call, 'ret', 64, { kind: 'ret', bits: 64 }, h.observedResult ?? 0n);
+    },
+  },
+  gettimeofday: {
+    result: 'int',
+    apply(call, h) {
+      symbolicBytes(call, h, Number(h.arg(0).c), 16, 0, 'tv');
+      return { c: h.observedResult ?? 0n, e: null, u: false };
+    },
+  },
+  localtime: {
+    result: 'struct',
+    apply(call, h) {
+      const p = h.observedResult ?? 0n;
+      if (p === 0n) return { c: 0n, e: null, u: false };
+      symbolicBytes(call, h, Number(p), TM_BYTES, 'ret', 'tm');
+      return { c: p, e: null, u: false };
+    },
+  },
+  gmtime: { result: 'struct', apply: (call, h) => SOURCE_MODELS.localtime.apply(call, h) },
+  localtime_r: {
+    result: 'struct',
+    apply(call, h) {
+      const out = h.arg(1).c;
+      symbolicBytes(call, h, Number(out), TM_BYTES, 1, 'tm');
+      return { c: h.observedResult ?? out, e: null, u: false };
+    },
+  },
+  getenv: {
+    result: 'string',
+    apply(call, h) {
+      call.text = `getenv("${h.argString(0) ?? '?'}")`;
+      return pointerResult(call, h, STRING_BYTES);
+    },
+  },
+  secure_getenv: { result: 'string', apply: (call, h) => SOURCE_MODELS.getenv.apply(call, h) },
+  setlocale: {
+    result: 'string',
+    apply(call, h) {
+      call.text = `setlocale(${h.arg(0).c}, ${h.arg(1).c === 0n ? 'NULL' : `"${h.argString(1) ?? '?'}"`})`;
+      return pointerResult(call, h, STRING_BYTES);
+    },
+  },
+  fopen: {
+    result: 'file',
+    apply(call, h) {
+      call.text = `fopen("${h.argString(0) ?? '?'}")`;
+      return pointerResult(call, h, 0);
+    },
+  },
+  open: {
+    result: 'fd',
+    apply(call, h) {
+      call.text = `open("${h.argString(0) ?? '?'}")`;
+      return widen(h.z3, h.symbol(call, 'ret', 32, { kind: 'ret', bits: 32 }, (h.observedResult ?? 0n) & 0xffffffffn), 32, true);
+    },
+  },
+};
+
+/** Names of the calls {@link applySourceModel} knows (the shim interposes the same). */
+export const SOURCE_CALLS: readonly string[] = Object.keys(SOURCE_MODELS);
+
+/** Byte i of v as a value. */
+export function extractByte(z: Z3, v: Val, i: number): Val {
+  return { c: (v.c >> BigInt(8 * i)) & 0xffn, e: v.e === null ? null : (v.e.extract(8 * i + 7, 8 * i) as BV), u: v.u };
+}
+
+/** A `bits`-wide value widened to 64 bits (rax after a call returning int: the upper half is what the ABI leaves, zero here). */
+function widen(z: Z3, v: Val, bits: number, _signed: boolean): Val {
+  if (bits === 64) return v;
+  return { c: v.c & ((1n << BigInt(bits)) - 1n), e: v.e === null ? null : (v.e.zeroExt(64 - bits) as BV), u: v.u };
+}
+
+// ---------------------------------------------------------------------------
+// Pure string functions.
+
+const PURE = new Set(['strcmp', 'strncmp', 'memcmp', 'strlen', 'strcasecmp', 'strncasecmp']);
+
+export function isPureModel(name: string): boolean {
+  return PURE.has(name);
+}
+
+const MAX_COMPARE = 64;
+
+/** The result of a pure string function on the host's memory (rax). */
+export function applyPureModel(name: string, h: ModelHost): Val {
+  const z = h.z3;
+  const a = Number(h.arg(0).c);
+  if (name === 'strlen') {
+    const bytes: Val[] = [];
+    for (let i = 0; i < MAX_COMPARE; i++) {
+      const v = h.readByte(a + i);
+      bytes.push(v);
+      if (v.e === null && v.c === 0n) break;
+    }
+    let c = 0n;
+    while (Number(c) < bytes.length && bytes[Number(c)].c !== 0n) c++;
+    if (bytes.every((b) => b.e === null)) return { c, e: null, u: bytes.some((b) => b.u) };
+    let e: BV = z.BitVec.val(BigInt(bytes.length), 64);
+    for (let i = bytes.length - 1; i >= 0; i--) {
+      const bi = bytes[i].e ?? z.BitVec.val(bytes[i].c, 8);
+      e = z.If(bi.eq(z.BitVec.val(0, 8)), z.BitVec.val(i, 64), e) as BV;
+    }
+    return { c, e, u: bytes.some((b) => b.u) };
+  }
+  const b = Number(h.arg(1).c);
+  const limit = name === 'strncmp' || name === 'memcmp' || name === 'strncasecmp' ? Number(h.arg(2).c) : Infinity;
+  const stopAtNul = name !== 'memcmp';
+  const fold = name === 'strcasecmp' || name === 'strncasecmp';
+  const pairs: Array<[Val, Val]> = [];
+  for (let i = 0; i < Math.min(limit, MAX_COMPARE); i++) {
+    let x = h.readByte(a + i);
+    let y = h.readByte(b + i);
+    if (fold) {
+      x = lowerByte(z, x);
+      y = lowerByte(z, y);
+    }
+    pairs.push([x, y]);
+    const concrete = x.e === null && y.e === null;
+    if (concrete && x.c !== y.c) break;
+    if (stopAtNul && ((x.e === null && x.c === 0n) || (y.e === null && y.c === 0n))) break;
+  }
+  // Concrete shadow.
+  let c = 0n;
+  for (const [x, y] of pairs) {
+    if (x.c !== y.c) {
+      c = x.c - y.c;
+      break;
+    }
+    if (stopAtNul && x.c === 0n) break;
+  }
+  const u = pairs.some(([x, y]) => x.u || y.u);
+  if (pairs.every(([x, y]) => x.e === null && y.e === null)) return { c: c & 0xffffffffn, e: null, u };
+  // Symbolic: from the last compared pair backwards.
+  let e: BV = z.BitVec.val(0, 32);
+  for (let i = pairs.length - 1; i >= 0; i--) {
+    const x = (pairs[i][0].e ?? z.BitVec.val(pairs[i][0].c, 8)).zeroExt(24) as BV;
+    const y = (pairs[i][1].e ?? z.BitVec.val(pairs[i][1].c, 8)).zeroExt(24) as BV;
+    const diff = x.sub(y) as BV;
+    const rest = stopAtNul ? (z.If(x.eq(z.BitVec.val(0, 32)), z.BitVec.val(0, 32), e) as BV) : e;
+    e = z.If(x.neq(y), diff, rest) as BV;
+  }
+  return { c: c & 0xffffffffn, e: e.zeroExt(32) as BV, u };
+}
+
+function lowerByte(z: Z3, v: Val): Val {
+  const c = v.c >= 0x41n && v.c <= 0x5an ? v.c + 0x20n : v.c;
+  if (v.e === null) return { c, e: null, u: v.u };
+  const isUpper = z.And(v.e.uge(z.BitVec.val(0x41, 8)), v.e.ule(z.BitVec.val(0x5a, 8)));
+  return { c, e: z.If(isUpper, v.e.add(z.BitVec.val(0x20, 8)), v.e) as BV, u: v.u };
+}
+
+// ---------------------------------------------------------------------------
+// The slice report.
+
+/** One instruction of the executed path whose result depends on a call's output. */
+export interface SliceStep {
+  /** Link-time address. */
+  ip: number;
+  text: string;
+}
+
+/** Symbols a formula mentions, by name (from its S-expression). */
+export function symbolNames(sexpr: string): Set<string> {
+  const out = new Set<string>();
+  for (const m of sexpr.matchAll(/\|([^|]+)\||([A-Za-z_][\w.@!+:-]*)/g)) out.add(m[1] ?? m[2]);
+  return out;
+}

@@ -1,0 +1,1066 @@
+/**
+ * Dormant code, step 4: symbolic execution of the path from a library call
+ * to a guard, and past the guard to the region's target; solving for call
+ * results that flip the guard (and satisfy every further condition on the
+ * way to the target at once).
+ *
+ * Where the concrete values come from (the recording holds control flow
+ * only): the shim's snapshot run (snapshot.ts) gives the caller's exact
+ * state right after a library call returned: the callee-saved registers,
+ * rsp, the result, and the readable memory. From there this executor runs
+ * the main executable's instructions (iced-x86 decodes them from the ELF
+ * file), with the call's outputs as symbols (slice.ts says which) and
+ * everything else concrete. Each value carries its concrete shadow, so on
+ * the recorded part of the path (up to the guard) branches follow what the
+ * program really did, and branches that depend on a symbol add a path
+ * constraint. At the guard the constraint is flipped. After it, the
+ * executor follows the static CFG path from the guard's region side to the
+ * target block; every conditional branch on it adds its condition.
+ *
+ * Calls on the way: the source calls add new symbols; strcmp & co. are
+ * modelled exactly; the module's own functions are entered on the recorded
+ * part; any other call is assumed to leave memory alone and to return an
+ * unknown value. A constraint that depends on an unknown value, an
+ * instruction the executor does not implement, a symbolic address that is
+ * not unique, a solver timeout: each ends the attempt with a reason, never
+ * with a claim.
+ */
+import { readFileSync } from 'node:fs';
+import { ConditionCode, Decoder, DecoderOptions, Formatter, FormatterSyntax, Mnemonic, MemorySizeExt, OpKind, Register, RegisterExt } from 'iced-x86';
+import { ElfFile } from '../../flow/elf.js';
+import { EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
+import type { CallSnapshot } from './snapshot.js';
+import {
+  applyPureModel,
+  applySourceModel,
+  extractByte,
+  isPureModel,
+  symbolNames,
+  type BV,
+  type ModelHost,
+  type SliceStep,
+  type SourceCall,
+  type SourceSymbol,
+  type SymbolRole,
+  type Val,
+  type Z3,
+  type Z3Bool,
+} from './slice.js';
+
+let z3Promise: Promise<{ z3: Z3; shutdown: () => void }> | null = null;
+
+/** The Z3 context (WASM, initialised once per process). */
+export async function getZ3(): Promise<Z3> {
+  z3Promise ??= (async () => {
+    const { init } = await import('z3-solver');
+    const api = await init();
+    const ctx = api.Context('main') as unknown as Z3;
+    return { z3: ctx, shutdown: () => (api.em as { PThread?: { terminateAllThreads?: () => void } }).PThread?.terminateAllThreads?.() };
+  })();
+  return (await z3Promise).z3;
+}
+
+/** Stop Z3's worker threads so that the process can exit. */
+export async function shutdownZ3(): Promise<void> {
+  if (z3Promise === null) return;
+  (await z3Promise).shutdown();
+  z3Promise = null;
+}
+
+/** Why an attempt ended without a solution. */
+export class Unsolved extends Error {}
+
+/** The code of the main executable, by link-time address. */
+export class ModuleCode {
+  private readonly bytes: Buffer;
+  private readonly segments: { vaddr: number; end: number; offset: number; filesz: number }[];
+  constructor(readonly file: string, readonly cfg: ModuleCfg) {
+    this.bytes = readFileSync(file);
+    const elf = ElfFile.parse(this.bytes, file);
+    this.segments = elf.segments.filter((s) => s.type === 1).map((s) => ({ vaddr: s.vaddr, end: s.vaddr + s.memsz, offset: s.offset, filesz: s.filesz }));
+  }
+
+  /** The byte at link-time address `a`, or -1. */
+  byte(a: number): number {
+    for (const s of this.segments) {
+      if (a < s.vaddr || a >= s.end) continue;
+      const o = a - s.vaddr;
+      return o < s.filesz ? this.bytes[s.offset + o] : 0;
+    }
+    return -1;
+  }
+
+  contains(a: number): boolean {
+    return a >= this.cfg.linkBase && a < this.cfg.linkEnd;
+  }
+}
+
+interface Operand {
+  kind: 'reg' | 'imm' | 'mem' | 'branch';
+  reg: Register;
+  imm: bigint;
+  size: number;
+}
+
+interface Decoded {
+  ip: number;
+  next: number;
+  mnemonic: string;
+  cc: ConditionCode;
+  ops: Operand[];
+  memBase: Register;
+  memIndex: Register;
+  memScale: number;
+  memDisp: bigint;
+  memSeg: Register;
+  memSize: number;
+  text: string;
+  isJcc: boolean;
+}
+
+type FlagKind = 'sub' | 'add' | 'logic' | 'unknown';
+interface Flags {
+  kind: FlagKind;
+  a: Val;
+  b: Val;
+  r: Val;
+  bits: number;
+  cfKnown: boolean;
+}
+
+/** A condition: concrete truth, expression, unknown-dependence. */
+interface Cond {
+  c: boolean;
+  e: Z3Bool | null;
+  u: boolean;
+}
+
+interface MemByte {
+  c: number;
+  e: BV | null;
+  u: boolean;
+}
+
+const GPR64 = [Register.RAX, Register.RCX, Register.RDX, Register.RBX, Register.RSP, Register.RBP, Register.RSI, Register.RDI, Register.R8, Register.R9, Register.R10, Register.R11, Register.R12, Register.R13, Register.R14, Register.R15];
+const ARG_REGS = [7, 6, 2, 1, 9, 8];
+const CALLER_SAVED = [0, 1, 2, 6, 7, 8, 9, 10, 11];
+const FAKE_BASE = 0x7e0000000000;
+
+function mask(bits: number): bigint {
+  return (1n << BigInt(bits)) - 1n;
+}
+
+function signed(c: bigint, bits: number): bigint {
+  return BigInt.asIntN(bits, c);
+}
+
+/** What a solved attempt found. */
+export interface Solution {
+  /** Each symbol the constraints mention, with its solved value. */
+  assignments: Array<{ symbol: SourceSymbol; value: bigint }>;
+  calls: SourceCall[];
+  /** Constraints in SMT-LIB form, for reports. */
+  constraints: string[];
+  slice: SliceStep[];
+}
+
+export interface ExecPlan {
+  snapshot: CallSnapshot;
+  /** All snapshots (to give later source calls their observed results). */
+  snapshots: CallSnapshot[];
+  /** Link-time address of the guard's conditional branch. */
+  guardIp: number;
+  /** The region side of the guard. */
+  regionSide: 'taken' | 'not-taken';
+  /** Link-time block starts from the region entry to the target (inclusive). */
+  path: number[];
+  maxSteps?: number;
+  timeoutMs?: number;
+}
+
+/** The result of running a plan: solved, or why not. */
+export type ExecResult = { solved: true; solution: Solution } | { solved: false; reason: string; reached: boolean };
+
+/** Runs one plan. */
+export class SymbolicExecutor implements ModelHost {
+  private readonly regs: Val[] = [];
+  private readonly xmm: Val[] = [];
+  private readonly mem = new Map<number, MemByte>();
+  private flags: Flags;
+  private readonly constraints: Z3Bool[] = [];
+  private readonly calls: SourceCall[] = [];
+  private readonly symbols = new Map<string, SourceSymbol>();
+  private readonly slice: SliceStep[] = [];
+  private unknownCount = 0;
+  private fakeCount = 0;
+  private readonly decodeCache = new Map<number, Decoded>();
+  private readonly bias: number;
+  private readonly canary: bigint;
+  private mode: 'recorded' | 'continuation' = 'recorded';
+  private currentSnapshot: CallSnapshot | null;
+  observedResult: bigint | null = null;
+
+  constructor(readonly z3: Z3, private readonly code: ModuleCode, private readonly plan: ExecPlan) {
+    const s = plan.snapshot;
+    this.bias = s.bias;
+    this.canary = s.args[4] ?? 0n;
+    this.currentSnapshot = s;
+    for (let i = 0; i < 16; i++) this.regs.push(this.unknown(`${regName(i)}@start`));
+    for (let i = 0; i < 16; i++) this.xmm.push(this.unknown(`xmm${i}@start`));
+    const saved = [3, 5, 12, 13, 14, 15];
+    saved.forEach((r, k) => (this.regs[r] = { c: s.calleeSaved[k], e: null, u: false }));
+    this.regs[4] = { c: BigInt(s.rspAtEntry + 8), e: null, u: false };
+    this.flags = { kind: 'unknown', a: this.regs[0], b: this.regs[0], r: this.regs[0], bits: 64, cfKnown: false };
+    // The snapshot's own call: its outputs become symbols.
+    this.observedResult = s.result;
+    this.args = s.args.slice(0, 4);
+    const model = applySourceModel(s.name, s.site, this);
+    if (model === null) throw new Unsolved(`${s.name} is not a modelled call`);
+    this.calls.push(model.call);
+    this.regs[0] = model.rax;
+  }
+
+  // ---- ModelHost ----------------------------------------------------------
+
+  private args: bigint[] = [];
+
+  arg(i: number): Val {
+    return i < this.args.length ? { c: this.args[i], e: null, u: false } : this.regs[ARG_REGS[i]];
+  }
+
+  argString(i: number): string | null {
+    const p = Number(this.arg(i).c);
+    if (p === 0) return null;
+    const out: number[] = [];
+    for (let k = 0; k < 256; k++) {
+      const b = this.readByte(p + k);
+      if (b.e !== null || b.u) return null;
+      if (b.c === 0n) break;
+      out.push(Number(b.c));
+    }
+    return Buffer.from(out).toString('latin1');
+  }
+
+  symbol(call: SourceCall, suffix: string, bits: number, role: SymbolRole, observed: bigint): Val {
+    const name = `${call.name}@${call.site.toString(16)}#${this.calls.length}.${suffix}`;
+    const sym: SourceSymbol = { name, bits, role, call, observed };
+    call.symbols.push(sym);
+    this.symbols.set(name, sym);
+    return { c: observed, e: this.z3.BitVec.const(name, bits) as BV, u: false };
+  }
+
+  observedByte(addr: number): number {
+    const s = this.currentSnapshot;
+    return s === null ? -1 : s.memory.byte(addr);
+  }
+
+  fakeAddress(): number {
+    return FAKE_BASE + 0x1000 * this.fakeCount++;
+  }
+
+  readByte(addr: number): Val {
+    const m = this.mem.get(addr);
+    if (m !== undefined) return { c: BigInt(m.c), e: m.e, u: m.u };
+    const b = this.baseByte(addr);
+    if (b >= 0) return { c: BigInt(b), e: null, u: false };
+    const v = this.unknown(`mem@0x${addr.toString(16)}`, 8);
+    this.mem.set(addr, { c: 0, e: v.e, u: true });
+    return v;
+  }
+
+  writeByte(addr: number, v: Val): void {
+    this.mem.set(addr, { c: Number(v.c & 0xffn), e: v.e, u: v.u });
+  }
+
+  // ---- state --------------------------------------------------------------
+
+  private baseByte(addr: number): number {
+    const b = this.plan.snapshot.memory.byte(addr);
+    if (b >= 0) return b;
+    const link = addr - this.bias;
+    return this.code.contains(link) ? this.code.byte(link) : -1;
+  }
+
+  private unknown(what: string, bits = 64): Val {
+    return { c: 0n, e: this.z3.BitVec.const(`unknown!${this.unknownCount++}!${what}`, bits) as BV, u: true };
+  }
+
+  private ex(v: Val, bits: number): BV {
+    return v.e ?? (this.z3.BitVec.val(v.c & mask(bits), bits) as BV);
+  }
+
+  private readReg(r: Register): Val {
+    if (RegisterExt.isXMM(r)) return this.xmm[r - Register.XMM0];
+    const full = RegisterExt.fullRegister(r);
+    const idx = GPR64.indexOf(full);
+    if (idx < 0) throw new Unsolved(`register ${Register[r]} is not modelled`);
+    const v = this.regs[idx];
+    const size = RegisterExt.size(r);
+    const high = r === Register.AH || r === Register.CH || r === Register.DH || r === Register.BH;
+    const shift = high ? 8 : 0;
+    const bits = size * 8;
+    if (bits === 64) return v;
+    return {
+      c: (v.c >> BigInt(shift)) & mask(bits),
+      e: v.e === null ? null : (v.e.extract(shift + bits - 1, shift) as BV),
+      u: v.u,
+    };
+  }
+
+  private writeReg(r: Register, v: Val): void {
+    if (RegisterExt.isXMM(r)) {
+      this.xmm[r - Register.XMM0] = v;
+      return;
+    }
+    const full = RegisterExt.fullRegister(r);
+    const idx = GPR64.indexOf(full);
+    if (idx < 0) throw new Unsolved(`register ${Register[r]} is not modelled`);
+    const size = RegisterExt.size(r);
+    if (size === 8) {
+      this.regs[idx] = v;
+      return;
+    }
+    if (size === 4) {
+      this.regs[idx] = { c: v.c & mask(32), e: v.e === null ? null : (v.e.zeroExt(32) as BV), u: v.u };
+      return;
+    }
+    const high = r === Register.AH || r === Register.CH || r === Register.DH || r === Register.BH;
+    const shift = high ? 8 : 0;
+    const bits = size * 8;
+    const old = this.regs[idx];
+    const c = (old.c & ~(mask(bits) << BigInt(shift))) | ((v.c & mask(bits)) << BigInt(shift));
+    let e: BV | null = null;
+    if (old.e !== null || v.e !== null) {
+      const o = this.ex(old, 64);
+      const parts: BV[] = [];
+      if (shift + bits < 64) parts.push(o.extract(63, shift + bits) as BV);
+      parts.push(this.ex(v, bits));
+      if (shift > 0) parts.push(o.extract(shift - 1, 0) as BV);
+      e = parts.length === 1 ? parts[0] : (this.z3.Concat(...parts) as BV);
+    }
+    this.regs[idx] = { c, e, u: old.u || v.u };
+  }
+
+  private readMem(addr: number, size: number): Val {
+    const bytes: Val[] = [];
+    for (let i = 0; i < size; i++) bytes.push(this.readByte(addr + i));
+    let c = 0n;
+    for (let i = size - 1; i >= 0; i--) c = (c << 8n) | bytes[i].c;
+    const u = bytes.some((b) => b.u);
+    if (bytes.every((b) => b.e === null)) return { c, e: null, u };
+    const parts = bytes.map((b) => this.ex(b, 8)).reverse();
+    return { c, e: parts.length === 1 ? parts[0] : (this.z3.Concat(...parts) as BV), u };
+  }
+
+  private writeMem(addr: number, size: number, v: Val): void {
+    for (let i = 0; i < size; i++) this.writeByte(addr + i, extractByte(this.z3, v, i));
+  }
+
+  // ---- decoding -------------------------------------------------------------
+
+  private decode(ip: number): Decoded {
+    const hit = this.decodeCache.get(ip);
+    if (hit !== undefined) return hit;
+    const link = ip - this.bias;
+    if (!this.code.contains(link)) throw new Unsolved(`execution left the main executable at 0x${ip.toString(16)}`);
+    const raw = new Uint8Array(15);
+    for (let i = 0; i < 15; i++) raw[i] = Math.max(0, this.code.byte(link + i));
+    const dec = new Decoder(64, raw, DecoderOptions.None);
+    dec.ip = BigInt(link);
+    const insn = dec.decode();
+    try {
+      if (insn.isInvalid) throw new Unsolved(`invalid instruction at 0x${link.toString(16)}`);
+      const ops: Operand[] = [];
+      const memSize = insn.memorySize === 0 ? 0 : MemorySizeExt.size(insn.memorySize);
+      for (let i = 0; i < insn.opCount; i++) {
+        const k = insn.opKind(i);
+        if (k === OpKind.Register) ops.push({ kind: 'reg', reg: insn.opRegister(i), imm: 0n, size: RegisterExt.size(insn.opRegister(i)) });
+        else if (k === OpKind.Memory) ops.push({ kind: 'mem', reg: Register.None, imm: 0n, size: memSize });
+        else if (k === OpKind.NearBranch64 || k === OpKind.NearBranch32 || k === OpKind.NearBranch16) {
+          ops.push({ kind: 'branch', reg: Register.None, imm: insn.nearBranchTarget + BigInt(this.bias), size: 8 });
+        } else if (
+          k === OpKind.Immediate8 || k === OpKind.Immediate16 || k === OpKind.Immediate32 || k === OpKind.Immediate64 ||
+          k === OpKind.Immediate8to16 || k === OpKind.Immediate8to32 || k === OpKind.Immediate8to64 || k === OpKind.Immediate32to64
+        ) {
+          ops.push({ kind: 'imm', reg: Register.None, imm: insn.immediate(i), size: 0 });
+        } else {
+          throw new Unsolved(`operand kind ${OpKind[k]} of ${FORMATTER().format(insn)} is not modelled`);
+        }
+      }
+      const isRip = insn.memoryBase === Register.RIP;
+      const d: Decoded = {
+        ip,
+        next: ip + insn.length,
+        mnemonic: Mnemonic[insn.mnemonic],
+        cc: insn.conditionCode,
+        ops,
+        memBase: isRip ? Register.None : insn.memoryBase,
+        memIndex: insn.memoryIndex,
+        memScale: insn.memoryIndexScale,
+        memDisp: isRip ? insn.memoryDisplacementU64 + BigInt(this.bias) : BigInt.asIntN(64, insn.memoryDisplacementU64),
+        memSeg: insn.memorySegment,
+        memSize,
+        text: FORMATTER().format(insn),
+        isJcc: insn.isJccShortOrNear,
+      };
+      this.decodeCache.set(ip, d);
+      return d;
+    } finally {
+      insn.free();
+      dec.free();
+    }
+  }
+
+  // ---- operands ---------------------------------------------------------------
+
+  private async address(d: Decoded): Promise<number> {
+    if (d.memSeg === Register.FS || d.memSeg === Register.GS) return NaN;
+    let c = d.memDisp;
+    let e: BV | null = null;
+    let u = false;
+    const add = (v: Val, scale: bigint): void => {
+      c += v.c * scale;
+      if (v.e !== null) {
+        const t = scale === 1n ? v.e : (v.e.mul(this.z3.BitVec.val(scale, 64)) as BV);
+        e = e === null ? t : (e.add(t) as BV);
+      }
+      u ||= v.u;
+    };
+    if (d.memBase !== Register.None) add(this.readReg(d.memBase), 1n);
+    if (d.memIndex !== Register.None) add(this.readReg(d.memIndex), BigInt(d.memScale));
+    c &= mask(64);
+    if (e === null) return Number(c);
+    if (u) throw new Unsolved(`address of ${d.text} depends on an unknown value`);
+    const full = (e as BV).add(this.z3.BitVec.val(d.memDisp & mask(64), 64)) as BV;
+    if (this.mode === 'recorded') return Number(c);
+    return Number(await this.uniqueValue(full, d.text));
+  }
+
+  /** The one value `e` can take under the constraints so far; else Unsolved. */
+  private async uniqueValue(e: BV, what: string): Promise<bigint> {
+    const s = new this.z3.Solver();
+    s.set('timeout', this.plan.timeoutMs ?? 5000);
+    for (const k of this.constraints) s.add(k);
+    if ((await s.check()) !== 'sat') throw new Unsolved(`no value fits the constraints before ${what}`);
+    const v = (s.model().eval(e, true) as unknown as { value(): bigint }).value();
+    s.add(e.neq(this.z3.BitVec.val(v, e.sort.size())));
+    if ((await s.check()) !== 'unsat') throw new Unsolved(`symbolic pointer in ${what} can take several values`);
+    return v;
+  }
+
+  private async read(d: Decoded, i: number, size: number): Promise<Val> {
+    const op = d.ops[i];
+    if (op.kind === 'reg') return this.readReg(op.reg);
+    if (op.kind === 'imm') return { c: op.imm & mask(size * 8), e: null, u: false };
+    if (op.kind === 'mem') {
+      if (d.memSeg === Register.FS && d.memBase === Register.None && d.memDisp === 0x28n && this.canary !== 0n) {
+        return { c: this.canary & mask(size * 8), e: null, u: false };
+      }
+      const a = await this.address(d);
+      if (Number.isNaN(a)) return this.unknown(`${Register[d.memSeg]}:[0x${d.memDisp.toString(16)}]`, size * 8);
+      return this.readMem(a, size);
+    }
+    return { c: op.imm, e: null, u: false };
+  }
+
+  private async write(d: Decoded, i: number, size: number, v: Val): Promise<void> {
+    const op = d.ops[i];
+    if (op.kind === 'reg') return this.writeReg(op.reg, v);
+    if (op.kind === 'mem') {
+      const a = await this.address(d);
+      if (Number.isNaN(a)) return;
+      return this.writeMem(a, size, v);
+    }
+    throw new Unsolved(`cannot write operand ${i} of ${d.text}`);
+  }
+
+  private sizeOf(d: Decoded, i: number): number {
+    const op = d.ops[i];
+    if (op.kind === 'reg' || op.kind === 'mem') return op.size;
+    return d.ops[0].size;
+  }
+
+  // ---- arithmetic ---------------------------------------------------------------
+
+  private bin(a: Val, b: Val, bits: number, c: (x: bigint, y: bigint) => bigint, e: (x: BV, y: BV) => BV): Val {
+    const m = mask(bits);
+    return {
+      c: c(a.c & m, b.c & m) & m,
+      e: a.e === null && b.e === null ? null : e(this.ex(a, bits), this.ex(b, bits)),
+      u: a.u || b.u,
+    };
+  }
+
+  private setFlags(kind: FlagKind, a: Val, b: Val, r: Val, bits: number, cfKnown = true): void {
+    this.flags = { kind, a, b, r, bits, cfKnown };
+  }
+
+  private cond(cc: ConditionCode): Cond {
+    const f = this.flags;
+    const z = this.z3;
+    const bits = f.bits;
+    if (f.kind === 'unknown') return { c: false, e: z.Bool.const(`unknown!${this.unknownCount++}!flags`), u: true };
+    const a = f.a;
+    const b = f.b;
+    const r = f.r;
+    const sym = a.e !== null || b.e !== null || r.e !== null;
+    const u = a.u || b.u || r.u;
+    const A = (): BV => this.ex(a, bits);
+    const B = (): BV => this.ex(b, bits);
+    const R = (): BV => this.ex(r, bits);
+    const zero = (): BV => z.BitVec.val(0, bits) as BV;
+    const rs = signed(r.c, bits);
+    const pick = (c: boolean, e: () => Z3Bool): Cond => ({ c, e: sym ? e() : null, u });
+    const as = signed(a.c, bits);
+    const bs = signed(b.c, bits);
+    const neg = (x: Cond): Cond => ({ c: !x.c, e: x.e === null ? null : x.e.not(), u: x.u });
+    const cfNeeded = (): void => {
+      if (!f.cfKnown) throw new Unsolved('a branch reads a carry flag that inc/dec left unchanged');
+    };
+    switch (f.kind) {
+      case 'sub':
+        switch (cc) {
+          case ConditionCode.e: return pick(a.c === b.c, () => A().eq(B()));
+          case ConditionCode.ne: return pick(a.c !== b.c, () => A().neq(B()));
+          case ConditionCode.b: cfNeeded(); return pick(a.c < b.c, () => A().ult(B()));
+          case ConditionCode.ae: cfNeeded(); return pick(a.c >= b.c, () => A().uge(B()));
+          case ConditionCode.be: cfNeeded(); return pick(a.c <= b.c, () => A().ule(B()));
+          case ConditionCode.a: cfNeeded(); return pick(a.c > b.c, () => A().ugt(B()));
+          case ConditionCode.l: return pick(as < bs, () => A().slt(B()));
+          case ConditionCode.ge: return pick(as >= bs, () => A().sge(B()));
+          case ConditionCode.le: return pick(as <= bs, () => A().sle(B()));
+          case ConditionCode.g: return pick(as > bs, () => A().sgt(B()));
+          case ConditionCode.s: return pick(rs < 0n, () => R().slt(zero()));
+          case ConditionCode.ns: return pick(rs >= 0n, () => R().sge(zero()));
+          case ConditionCode.o: return this.overflow(a, b, r, bits, true);
+          case ConditionCode.no: return neg(this.overflow(a, b, r, bits, true));
+          default: break;
+        }
+        break;
+      case 'add':
+      case 'logic': {
+        const isZero = pick(r.c === 0n, () => R().eq(zero()));
+        const sf = pick(rs < 0n, () => R().slt(zero()));
+        const of = f.kind === 'logic' ? { c: false, e: sym ? z.Bool.val(false) : null, u } : this.overflow(a, b, r, bits, false);
+        const cf: Cond = f.kind === 'logic' ? { c: false, e: sym ? z.Bool.val(false) : null, u } : (cfNeeded(), pick(r.c < a.c, () => R().ult(A())));
+        const or = (x: Cond, y: Cond): Cond => ({ c: x.c || y.c, e: x.e === null ? null : z.Or(x.e, y.e!), u: x.u || y.u });
+        const xor = (x: Cond, y: Cond): Cond => ({ c: x.c !== y.c, e: x.e === null ? null : z.Xor(x.e, y.e!), u: x.u || y.u });
+        switch (cc) {
+          case ConditionCode.e: return isZero;
+          case ConditionCode.ne: return neg(isZero);
+          case ConditionCode.s: return sf;
+          case ConditionCode.ns: return neg(sf);
+          case ConditionCode.o: return of;
+          case ConditionCode.no: return neg(of);
+          case ConditionCode.b: return cf;
+          case ConditionCode.ae: return neg(cf);
+          case ConditionCode.be: return or(cf, isZero);
+          case ConditionCode.a: return neg(or(cf, isZero));
+          case ConditionCode.l: return xor(sf, of);
+          case ConditionCode.ge: return neg(xor(sf, of));
+          case ConditionCode.le: return or(isZero, xor(sf, of));
+          case ConditionCode.g: return neg(or(isZero, xor(sf, of)));
+          default: break;
+        }
+        break;
+      }
+    }
+    throw new Unsolved(`condition ${ConditionCode[cc]} after ${f.kind} is not modelled`);
+  }
+
+  private overflow(a: Val, b: Val, r: Val, bits: number, sub: boolean): Cond {
+    const top = 1n << BigInt(bits - 1);
+    const c = sub ? ((a.c ^ b.c) & (a.c ^ r.c) & top) !== 0n : (~(a.c ^ b.c) & (a.c ^ r.c) & top) !== 0n;
+    const sym = a.e !== null || b.e !== null || r.e !== null;
+    if (!sym) return { c, e: null, u: a.u || b.u || r.u };
+    const z = this.z3;
+    const A = this.ex(a, bits);
+    const B = this.ex(b, bits);
+    const R = this.ex(r, bits);
+    const x = sub ? A.xor(B).and(A.xor(R)) : A.xor(B).not().and(A.xor(R));
+    return { c, e: (x as BV).slt(z.BitVec.val(0, bits)), u: a.u || b.u || r.u };
+  }
+
+  // ---- execution ---------------------------------------------------------------
+
+  private rip = 0;
+
+  /** Run the plan: to the guard on the recorded path, flip it, then along the path to the target. */
+  async run(): Promise<ExecResult> {
+    const plan = this.plan;
+    this.rip = plan.snapshot.site + this.bias;
+    const guard = plan.guardIp + this.bias;
+    const maxSteps = plan.maxSteps ?? 20000;
+    let steps = 0;
+    try {
+      // Recorded part: follow the concrete shadows up to the guard.
+      while (this.rip !== guard) {
+        if (++steps > maxSteps) return { solved: false, reason: `the guard was not reached within ${maxSteps} instructions of ${plan.snapshot.name}()`, reached: false };
+        const ok = await this.step(null);
+        if (!ok) return { solved: false, reason: `the program left the path before the guard (after ${plan.snapshot.name}())`, reached: false };
+      }
+      const d = this.decode(this.rip);
+      const taken = this.cond(d.cc);
+      const wantTaken = plan.regionSide === 'taken';
+      if (taken.c === wantTaken && !taken.u) return { solved: false, reason: 'the snapshot run took the region side of the guard (it ran differently from the recording)', reached: true };
+      if (taken.e === null) return { solved: false, reason: `the guard does not depend on ${plan.snapshot.name}()`, reached: true };
+      if (taken.u) return { solved: false, reason: `the guard depends on a value the recording cannot model (${unknownsOf(taken.e.sexpr()).join(', ')})`, reached: true };
+      this.slice.push({ ip: d.ip - this.bias, text: d.text });
+      this.constraints.push(wantTaken ? taken.e : taken.e.not());
+      this.mode = 'continuation';
+      this.currentSnapshot = null;
+      this.rip = (wantTaken ? Number(d.ops[0].imm) : d.next);
+      // Continuation: along the static path to the target.
+      let pathIndex = 0;
+      const path = plan.path.map((a) => a + this.bias);
+      if (path[0] !== this.rip) return { solved: false, reason: 'the path does not start at the guard\'s region side', reached: true };
+      const target = path[path.length - 1];
+      while (this.rip !== target) {
+        if (++steps > maxSteps) return { solved: false, reason: 'the target was not reached within the step budget', reached: true };
+        while (pathIndex + 1 < path.length && this.rip === path[pathIndex + 1]) pathIndex++;
+        const next = pathIndex + 1 < path.length ? path[pathIndex + 1] : target;
+        const ok = await this.step(next);
+        if (!ok) return { solved: false, reason: 'the path to the target leaves the function', reached: true };
+      }
+    } catch (e) {
+      if (e instanceof Unsolved) return { solved: false, reason: e.message, reached: this.mode === 'continuation' };
+      throw e;
+    }
+    return this.solve();
+  }
+
+  private async solve(): Promise<ExecResult> {
+    const z = this.z3;
+    const s = new z.Solver();
+    s.set('timeout', this.plan.timeoutMs ?? 5000);
+    const texts: string[] = [];
+    for (const k of this.constraints) {
+      const text = k.sexpr();
+      const unk = unknownsOf(text);
+      if (unk.length > 0) return { solved: false, reason: `a condition on the way depends on values the recording cannot model (${unk.join(', ')})`, reached: true };
+      s.add(k);
+      texts.push(text);
+    }
+    // Value ranges of some results (rand: 0..RAND_MAX).
+    for (const call of this.calls) {
+      const range = (call as SourceCall & { range?: [bigint, bigint] }).range;
+      const ret = call.symbols.find((x) => x.role.kind === 'ret');
+      if (range && ret) {
+        const v = z.BitVec.const(ret.name, ret.bits);
+        s.add(v.uge(z.BitVec.val(range[0], ret.bits)), v.ule(z.BitVec.val(range[1], ret.bits)));
+      }
+    }
+    const r = await s.check();
+    if (r === 'unknown') return { solved: false, reason: 'the solver gave up (timeout)', reached: true };
+    if (r === 'unsat') return { solved: false, reason: 'no call results satisfy every condition on the way (unsat)', reached: true };
+    const model = s.model();
+    const used = new Set<string>();
+    for (const t of texts) for (const n of symbolNames(t)) used.add(n);
+    const assignments: Solution['assignments'] = [];
+    for (const name of used) {
+      const sym = this.symbols.get(name);
+      if (sym === undefined) continue;
+      const v = model.eval(z.BitVec.const(name, sym.bits), true) as unknown as { value(): bigint };
+      assignments.push({ symbol: sym, value: v.value() });
+    }
+    // String results: the bytes the model leaves free up to the first NUL become NUL.
+    return { solved: true, solution: { assignments, calls: this.calls.filter((c) => c.symbols.some((x) => used.has(x.name))), constraints: texts, slice: this.slice } };
+  }
+
+  /**
+   * Execute one instruction. `next`: in continuation mode, the block the
+   * path goes to after this one (decides symbolic branches). Returns false
+   * if execution left the expected path.
+   */
+  private async step(next: number | null): Promise<boolean> {
+    const d = this.decode(this.rip);
+    const z = this.z3;
+    let tainted = false;
+    const note = (v: Val): Val => {
+      if (v.e !== null && !v.u) tainted = true;
+      return v;
+    };
+    const sz = (i: number): number => this.sizeOf(d, i);
+    let fall = d.next;
+    const m = d.mnemonic;
+    switch (m) {
+      case 'Nop':
+      case 'Endbr64':
+      case 'Endbr32':
+      case 'Prefetchnta':
+      case 'Prefetcht0':
+        break;
+      case 'Mov':
+      case 'Movabs': {
+        const n = sz(0);
+        await this.write(d, 0, n, note(await this.read(d, 1, n)));
+        break;
+      }
+      case 'Movzx':
+      case 'Movsx':
+      case 'Movsxd': {
+        const n = sz(0);
+        const k = sz(1);
+        const v = await this.read(d, 1, k);
+        const ext = n - k;
+        const isSigned = m !== 'Movzx';
+        const c = isSigned ? BigInt.asUintN(n * 8, signed(v.c, k * 8)) : v.c;
+        const e = v.e === null || ext <= 0 ? v.e : ((isSigned ? v.e.signExt(ext * 8) : v.e.zeroExt(ext * 8)) as BV);
+        await this.write(d, 0, n, note({ c, e, u: v.u }));
+        break;
+      }
+      case 'Cdqe':
+      case 'Cwde':
+      case 'Cbw': {
+        const from = m === 'Cdqe' ? Register.EAX : m === 'Cwde' ? Register.AX : Register.AL;
+        const to = m === 'Cdqe' ? Register.RAX : m === 'Cwde' ? Register.EAX : Register.AX;
+        const v = this.readReg(from);
+        const k = RegisterExt.size(from) * 8;
+        const n = RegisterExt.size(to) * 8;
+        this.writeReg(to, note({ c: BigInt.asUintN(n, signed(v.c, k)), e: v.e === null ? null : (v.e.signExt(n - k) as BV), u: v.u }));
+        break;
+      }
+      case 'Cdq':
+      case 'Cqo': {
+        const bits = m === 'Cdq' ? 32 : 64;
+        const v = this.readReg(m === 'Cdq' ? Register.EAX : Register.RAX);
+        const c = signed(v.c, bits) < 0n ? mask(bits) : 0n;
+        const e = v.e === null ? null : (v.e.shr(bits - 1) as BV);
+        this.writeReg(m === 'Cdq' ? Register.EDX : Register.RDX, note({ c, e, u: v.u }));
+        break;
+      }
+      case 'Lea': {
+        const save = this.mode;
+        this.mode = 'recorded'; // an address computation, not a memory access
+        let c = d.memDisp;
+        let e: BV | null = null;
+        let u = false;
+        for (const [r, scale] of [[d.memBase, 1n], [d.memIndex, BigInt(d.memScale)]] as const) {
+          if (r === Register.None) continue;
+          const v = this.readReg(r);
+          c += v.c * scale;
+          u ||= v.u;
+          if (v.e !== null) {
+            const t = scale === 1n ? v.e : (v.e.mul(z.BitVec.val(scale, 64)) as BV);
+            e = e === null ? t : (e.add(t) as BV);
+          }
+        }
+        this.mode = save;
+        const n = sz(0);
+        const full: Val = { c: c & mask(64), e: e === null ? null : ((e as BV).add(z.BitVec.val(d.memDisp & mask(64), 64)) as BV), u };
+        this.writeReg(d.ops[0].reg, note(n === 8 ? full : { c: full.c & mask(n * 8), e: full.e === null ? null : (full.e.extract(n * 8 - 1, 0) as BV), u }));
+        break;
+      }
+      case 'Add':
+      case 'Sub':
+      case 'Cmp':
+      case 'And':
+      case 'Or':
+      case 'Xor':
+      case 'Test': {
+        const n = sz(0);
+        const bits = n * 8;
+        const a = await this.read(d, 0, n);
+        const b = await this.read(d, 1, n);
+        let r: Val;
+        if (m === 'Xor' && d.ops[0].kind === 'reg' && d.ops[1].kind === 'reg' && d.ops[0].reg === d.ops[1].reg) r = { c: 0n, e: null, u: false };
+        else if (m === 'Add') r = this.bin(a, b, bits, (x, y) => x + y, (x, y) => x.add(y) as BV);
+        else if (m === 'Sub' || m === 'Cmp') r = this.bin(a, b, bits, (x, y) => x - y, (x, y) => x.sub(y) as BV);
+        else if (m === 'And' || m === 'Test') r = this.bin(a, b, bits, (x, y) => x & y, (x, y) => x.and(y) as BV);
+        else if (m === 'Or') r = this.bin(a, b, bits, (x, y) => x | y, (x, y) => x.or(y) as BV);
+        else r = this.bin(a, b, bits, (x, y) => x ^ y, (x, y) => x.xor(y) as BV);
+        note(r);
+        this.setFlags(m === 'Add' ? 'add' : m === 'Sub' || m === 'Cmp' ? 'sub' : 'logic', a, b, r, bits);
+        if (m !== 'Cmp' && m !== 'Test') await this.write(d, 0, n, r);
+        break;
+      }
+      case 'Inc':
+      case 'Dec':
+      case 'Neg':
+      case 'Not': {
+        const n = sz(0);
+        const bits = n * 8;
+        const a = await this.read(d, 0, n);
+        const one: Val = { c: 1n, e: null, u: false };
+        const zero: Val = { c: 0n, e: null, u: false };
+        let r: Val;
+        if (m === 'Inc') {
+          r = this.bin(a, one, bits, (x, y) => x + y, (x, y) => x.add(y) as BV);
+          this.setFlags('add', a, one, r, bits, false);
+        } else if (m === 'Dec') {
+          r = this.bin(a, one, bits, (x, y) => x - y, (x, y) => x.sub(y) as BV);
+          this.setFlags('sub', a, one, r, bits, false);
+        } else if (m === 'Neg') {
+          r = this.bin(zero, a, bits, (x, y) => x - y, (x, y) => x.sub(y) as BV);
+          this.setFlags('sub', zero, a, r, bits);
+        } else {
+          r = { c: ~a.c & mask(bits), e: a.e === null ? null : (a.e.not() as BV), u: a.u };
+        }
+        await this.write(d, 0, n, note(r));
+        break;
+      }
+      case 'Shl':
+      case 'Sal':
+      case 'Shr':
+      case 'Sar': {
+        const n = sz(0);
+        const bits = n * 8;
+        const a = await this.read(d, 0, n);
+        const cnt = d.ops.length > 1 ? await this.read(d, 1, 1) : { c: 1n, e: null, u: false };
+        if (cnt.e !== null || cnt.u) throw new Unsolved(`symbolic shift count in ${d.text}`);
+        const k = cnt.c & (bits === 64 ? 63n : 31n);
+        let r: Val;
+        if (m === 'Shl' || m === 'Sal') r = { c: (a.c << k) & mask(bits), e: a.e === null ? null : (a.e.shl(z.BitVec.val(k, bits)) as BV), u: a.u };
+        else if (m === 'Shr') r = { c: (a.c & mask(bits)) >> k, e: a.e === null ? null : (a.e.lshr(z.BitVec.val(k, bits)) as BV), u: a.u };
+        else r = { c: BigInt.asUintN(bits, signed(a.c, bits) >> k), e: a.e === null ? null : (a.e.shr(z.BitVec.val(k, bits)) as BV), u: a.u };
+        if (k !== 0n) this.setFlags('logic', r, r, r, bits);
+        await this.write(d, 0, n, note(r));
+        break;
+      }
+      case 'Imul': {
+        if (d.ops.length === 1) throw new Unsolved(`one-operand imul at 0x${(d.ip - this.bias).toString(16)} is not modelled`);
+        const n = sz(0);
+        const bits = n * 8;
+        const a = await this.read(d, d.ops.length === 3 ? 1 : 0, n);
+        const b = await this.read(d, d.ops.length === 3 ? 2 : 1, n);
+        const r = this.bin(a, b, bits, (x, y) => x * y, (x, y) => x.mul(y) as BV);
+        this.flags = { kind: 'unknown', a: r, b: r, r, bits, cfKnown: false };
+        await this.write(d, 0, n, note(r));
+        break;
+      }
+      case 'Push': {
+        const v = await this.read(d, 0, 8);
+        const sp = this.regs[4].c - 8n;
+        this.regs[4] = { c: sp, e: null, u: false };
+        this.writeMem(Number(sp), 8, v);
+        break;
+      }
+      case 'Pop': {
+        const sp = this.regs[4].c;
+        const v = this.readMem(Number(sp), 8);
+        this.regs[4] = { c: sp + 8n, e: null, u: false };
+        await this.write(d, 0, 8, v);
+        break;
+      }
+      case 'Leave': {
+        const bp = this.regs[5];
+        if (bp.e !== null || bp.u) throw new Unsolved('leave with a symbolic frame pointer');
+        this.regs[5] = this.readMem(Number(bp.c), 8);
+        this.regs[4] = { c: bp.c + 8n, e: null, u: false };
+        break;
+      }
+      case 'Xchg': {
+        const n = sz(0);
+        const a = await this.read(d, 0, n);
+        const b = await this.read(d, 1, n);
+        await this.write(d, 0, n, b);
+        await this.write(d, 1, n, a);
+        break;
+      }
+      case 'Pxor':
+      case 'Xorps':
+      case 'Vpxor':
+      case 'Vxorps': {
+        const regs = d.ops.map((o) => o.reg);
+        if (!(d.ops.every((o) => o.kind === 'reg') && regs.slice(1).every((r) => r === regs[d.ops.length - 1]))) throw new Unsolved(`${d.text} is not modelled`);
+        this.writeReg(regs[0], { c: 0n, e: null, u: false });
+        break;
+      }
+      case 'Movaps':
+      case 'Movups':
+      case 'Movdqa':
+      case 'Movdqu':
+      case 'Movq':
+      case 'Movd': {
+        const n = d.ops[0].kind === 'mem' ? d.memSize : d.ops[1].kind === 'mem' ? d.memSize : Math.min(d.ops[0].size, d.ops[1].size);
+        const v = await this.read(d, 1, n);
+        await this.write(d, 0, n, v);
+        break;
+      }
+      case 'Call':
+        fall = await this.call(d, next);
+        break;
+      case 'Ret': {
+        const sp = this.regs[4].c;
+        const to = this.readMem(Number(sp), 8);
+        if (to.e !== null || to.u) throw new Unsolved('return address is not concrete');
+        if (!this.code.contains(Number(to.c) - this.bias)) return false;
+        this.regs[4] = { c: sp + 8n + (d.ops.length > 0 ? d.ops[0].imm : 0n), e: null, u: false };
+        if (this.mode === 'continuation') return false;
+        fall = Number(to.c);
+        break;
+      }
+      case 'Jmp': {
+        if (d.ops[0].kind !== 'branch') throw new Unsolved(`indirect jump ${d.text} on the path`);
+        fall = Number(d.ops[0].imm);
+        break;
+      }
+      case 'Hlt':
+      case 'Ud2':
+      case 'Int3':
+        return false;
+      default:
+        if (d.isJcc) {
+          const cond = this.cond(d.cc);
+          const target = Number(d.ops[0].imm);
+          let taken: boolean;
+          if (this.mode === 'recorded' || next === null) {
+            if (cond.u) throw new Unsolved(`a branch before the guard (0x${(d.ip - this.bias).toString(16)}) depends on a value the recording cannot model`);
+            taken = cond.c;
+            if (cond.e !== null) {
+              this.constraints.push(taken ? cond.e : cond.e.not());
+              this.slice.push({ ip: d.ip - this.bias, text: d.text });
+            }
+          } else {
+            if (next !== target && next !== d.next) return false;
+            taken = next === target && (target !== d.next || cond.c);
+            if (cond.e !== null) {
+              this.constraints.push(taken ? cond.e : cond.e.not());
+              this.slice.push({ ip: d.ip - this.bias, text: d.text });
+            } else if (cond.c !== taken) throw new Unsolved(`the path to the target needs the other side of the concrete branch at 0x${(d.ip - this.bias).toString(16)}`);
+          }
+          fall = taken ? target : d.next;
+          break;
+        }
+        if (m.startsWith('Set') && d.cc !== ConditionCode.None) {
+          const cond = this.cond(d.cc);
+          const v: Val = { c: cond.c ? 1n : 0n, e: cond.e === null ? null : (z.If(cond.e, z.BitVec.val(1, 8), z.BitVec.val(0, 8)) as BV), u: cond.u };
+          await this.write(d, 0, 1, note(v));
+          break;
+        }
+        if (m.startsWith('Cmov') && d.cc !== ConditionCode.None) {
+          const n = sz(0);
+          const cond = this.cond(d.cc);
+          const a = await this.read(d, 0, n);
+          const b = await this.read(d, 1, n);
+          let v: Val;
+          if (cond.e === null) v = cond.c ? b : a;
+          else v = { c: cond.c ? b.c : a.c, e: z.If(cond.e, this.ex(b, n * 8), this.ex(a, n * 8)) as BV, u: a.u || b.u || cond.u };
+          await this.write(d, 0, n, note(v));
+          break;
+        }
+        throw new Unsolved(`instruction '${d.text}' at 0x${(d.ip - this.bias).toString(16)} is not modelled`);
+    }
+    if (tainted) this.slice.push({ ip: d.ip - this.bias, text: d.text });
+    this.rip = fall;
+    return true;
+  }
+
+  /**
+   * After the guard, concrete shadows of symbolic values are stale: a
+   * pointer argument must be the one value the constraints allow.
+   */
+  private async resolveArgs(name: string): Promise<void> {
+    for (let i = 0; i < 4; i++) {
+      const v = this.regs[ARG_REGS[i]];
+      if (v.e === null || v.u) continue;
+      try {
+        this.regs[ARG_REGS[i]] = { c: await this.uniqueValue(v.e, `argument ${i} of ${name}()`), e: null, u: false };
+      } catch (e) {
+        if (!(e instanceof Unsolved) || isPureModel(name)) throw e;
+      }
+    }
+  }
+
+  /** A call on the path; returns where execution continues. */
+  private async call(d: Decoded, next: number | null): Promise<number> {
+    let target: number;
+    let name: string | null = null;
+    const op = d.ops[0];
+    if (op.kind === 'branch') {
+      target = Number(op.imm);
+    } else {
+      const t = await this.read(d, 0, 8);
+      if (t.e !== null || t.u) throw new Unsolved(`indirect call with an unknown target: ${d.text}`);
+      target = Number(t.c);
+      // call [GOT slot] (-fno-plt): the slot names the import.
+      if (op.kind === 'mem') {
+        const slot = (await this.address(d)) - this.bias;
+        const plt = this.code.cfg.plt.find((p) => p.gotSlot === slot);
+        if (plt) name = plt.name;
+      }
+    }
+    const link = target - this.bias;
+    if (name === null) {
+      const plt = this.code.contains(link) ? this.code.cfg.pltAt(link) : null;
+      if (plt !== null) name = plt.name;
+    }
+    const retSite = d.next;
+    if (name !== null) {
+      const saved = this.args;
+      this.args = [];
+      if (this.mode === 'continuation') await this.resolveArgs(name);
+      const snapshot = this.mode === 'recorded' ? this.plan.snapshots.find((s) => s.index > (this.currentSnapshot?.index ?? -1) && s.site === retSite - this.bias) ?? null : null;
+      if (snapshot !== null) this.currentSnapshot = snapshot;
+      this.observedResult = snapshot?.result ?? (this.mode === 'recorded' ? null : 0n);
+      let rax: Val | null = null;
+      if (isPureModel(name)) {
+        rax = applyPureModel(name, this);
+      } else {
+        const model = this.mode === 'recorded' && snapshot === null ? null : applySourceModel(name, retSite - this.bias, this);
+        if (model !== null) {
+          this.calls.push(model.call);
+          rax = model.rax;
+        }
+      }
+      this.args = saved;
+      for (const r of CALLER_SAVED) this.regs[r] = this.unknown(`${regName(r)} after ${name}()`);
+      this.regs[0] = rax ?? this.unknown(`result of ${name}()`);
+      this.flags = { kind: 'unknown', a: this.regs[0], b: this.regs[0], r: this.regs[0], bits: 64, cfKnown: false };
+      return retSite;
+    }
+    if (this.mode === 'recorded' && this.code.contains(link)) {
+      // The module's own function: run it.
+      const sp = this.regs[4].c - 8n;
+      this.regs[4] = { c: sp, e: null, u: false };
+      this.writeMem(Number(sp), 8, { c: BigInt(retSite), e: null, u: false });
+      return target;
+    }
+    // Anything else: assume it leaves memory alone; its result is unknown.
+    void next;
+    for (const r of CALLER_SAVED) this.regs[r] = this.unknown(`${regName(r)} after call 0x${link.toString(16)}`);
+    this.flags = { kind: 'unknown', a: this.regs[0], b: this.regs[0], r: this.regs[0], bits: 64, cfKnown: false };
+    return retSite;
+  }
+}
+
+let formatter: Formatter | null = null;
+function FORMATTER(): Formatter {
+  formatter ??= new Formatter(FormatterSyntax.Intel);
+  return formatter;
+}
+
+function regName(i: number): string {
+  return Register[GPR64[i]].toLowerCase();
+}
+
+function unknownsOf(sexpr: string): string[] {
+  const out = new Set<string>();
+  for (const m of sexpr.matchAll(/\|unknown!\d+!([^|]*)\||unknown!\d+!([^\s)|]+)/g)) out.add(m[1] ?? m[2]);
+  return [...out];
+}
+
+/**
+ * Intra-function CFG path (link-time block starts) from `from` to `to`,
+ * shortest first; calls are stepped over (call block → return site).
+ */
+export function cfgPath(cfg: ModuleCfg, from: number, to: number): number[] | null {
+  const prev = new Map<number, number>([[from, -1]]);
+  const queue = [from];
+  while (queue.length > 0) {
+    const b = queue.shift()!;
+    if (b === to) break;
+    for (let e = cfg.edgeFirst[b]; e < cfg.edgeFirst[b + 1]; e++) {
+      const k = cfg.edgeKind[e];
+      if (k !== EdgeKind.Fallthrough && k !== EdgeKind.Taken && k !== EdgeKind.NotTaken && k !== EdgeKind.ReturnSite) continue;
+      const t = cfg.edgeBlock[e];
+      if (t < 0 || prev.has(t)) continue;
+      prev.set(t, b);
+      queue.push(t);
+    }
+  }
+  if (!prev.has(to)) return null;
+  const path: number[] = [];
+  for (let b = to; b !== -1; b = prev.get(b)!) path.push(cfg.blockStart[b]);
+  return path.reverse();
+}

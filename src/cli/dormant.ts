@@ -1,0 +1,123 @@
+import { analyzeDormant, type DormantReport, type RegionReport } from '../analyses/dormant/dormant.js';
+import { shutdownZ3 } from '../analyses/dormant/symbolic.js';
+import { parseCNumber } from './args.js';
+import { CliError, type LineWriter } from './output.js';
+
+export const DORMANT_HELP = `usage: ptscope dormant [options] <bundle>
+
+Find code of the traced program that never ran, the executed branch that
+kept it from running, and the library call results (time, localtime,
+getenv, setlocale, access, stat, fopen, getuid, uname, gethostname, ptrace,
+rand, read, ...) that would flip that branch. The concrete values come from
+a second, confined run of the program with an LD_PRELOAD shim (gcc builds
+it); Z3 solves the path conditions. With --rerun the program is recorded
+again with those call results replaced, and a region counts as proven only
+if its target block runs in the new trace.
+
+options:
+  --json             print the report as JSON
+  --rerun            re-record with the solved call results and diff the coverage
+  --keep-rerun       keep the re-run bundles (<bundle>.dormant-<region>)
+  --max-regions N    report and solve the N highest-ranked regions (default 10)
+  --timeout MS       solver timeout per query in milliseconds (default 5000)
+  -h, --help         this help
+
+Regions are ranked by size and by what they call: file, network, process
+and crypto APIs rank higher. Programs must be dynamically linked for the
+shim; everything else is reported as unsolved with the reason.
+
+exit status: 0 ok, 2 usage or input error.
+
+examples:
+  ptscope record -o a.ptscope -- ./a.out
+  ptscope dormant --rerun a.ptscope
+`;
+
+function regionLines(r: RegionReport): string[] {
+  const lines: string[] = [];
+  const cats = r.categories.length > 0 ? ` [${r.categories.join(', ')}]` : '';
+  lines.push(`region ${r.id}  ${r.function} ${r.entries.join(',')}  ${r.instructions} insns, ${r.blocks} blocks, score ${r.score}${cats}`);
+  if (r.calls.length > 0) lines.push(`  calls     ${r.calls.join(', ')}`);
+  lines.push(`  guards    ${r.guards.map((g) => `${g.branch} (${g.regionSide} side)`).join(', ') || 'none'}`);
+  lines.push(`  target    ${r.target}`);
+  lines.push(`  status    ${r.status}${r.reason ? `: ${r.reason}` : ''}`);
+  if (r.status !== 'unsolved') {
+    lines.push(`  guard     ${r.guard}`);
+    for (const s of r.slice) lines.push(`  slice     ${s.ip}  ${s.text}`);
+    for (const t of r.trigger) lines.push(`  trigger   ${t.call} at ${t.site}: ${t.values.map((v) => `${v.symbol}=${v.value}`).join(' ')}`);
+    for (const rule of r.rules) lines.push(`  shim rule ${rule}`);
+  }
+  if (r.proof) {
+    lines.push(`  rerun     target ${r.proof.targetRan ? 'ran' : 'did not run'}; ${r.proof.newlyExecutedBlocks} region blocks newly executed${r.proof.bundle ? ` (${r.proof.bundle})` : ''}`);
+    for (const l of r.proof.output.trimEnd().split('\n').slice(0, 5)) if (l) lines.push(`  output    ${l}`);
+  }
+  return lines;
+}
+
+function printReport(rep: DormantReport, out: LineWriter): void {
+  out.line(`bundle     ${rep.bundle}`);
+  out.line(`program    ${rep.program}`);
+  out.line(`coverage   ${rep.coverage.blocksRan}/${rep.coverage.blocks} blocks of the program ran (${rep.coverage.moduleInstructions} of ${rep.coverage.traceInstructions} traced instructions)`);
+  out.line(`regions    ${rep.regionsFound} never-run regions reachable from executed code; ${rep.regions.length} analysed`);
+  out.line(`snapshots  ${rep.snapshots} library calls observed in the shim run`);
+  for (const r of rep.regions) {
+    out.line('');
+    for (const l of regionLines(r)) out.line(l);
+  }
+  out.line('');
+  out.line(`summary    ${rep.summary.solved}/${rep.summary.attempted} regions solved, ${rep.summary.proven} proven by a re-run`);
+}
+
+/** `ptscope dormant`. */
+export async function runDormantCommand(args: string[], out: LineWriter): Promise<number> {
+  let json = false;
+  let rerun = false;
+  let keep = false;
+  let maxRegions = 10;
+  let timeoutMs = 5000;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new CliError(`${a}: missing argument.`);
+      return v;
+    };
+    switch (a) {
+      case '-h':
+      case '--help':
+        out.line(DORMANT_HELP.trimEnd());
+        return 0;
+      case '--json':
+        json = true;
+        break;
+      case '--rerun':
+        rerun = true;
+        break;
+      case '--keep-rerun':
+        keep = true;
+        break;
+      case '--max-regions':
+        maxRegions = parseCNumber(value(), a);
+        break;
+      case '--timeout':
+        timeoutMs = parseCNumber(value(), a);
+        break;
+      default:
+        if (a.startsWith('-')) throw new CliError(`dormant: unknown option '${a}'. Run 'ptscope dormant --help'.`);
+        rest.push(a);
+    }
+  }
+  if (rest.length !== 1) throw new CliError('dormant: expected one bundle directory. Run \'ptscope dormant --help\'.');
+  let report: DormantReport;
+  try {
+    report = await analyzeDormant(rest[0], { rerun, keepRerun: keep, maxRegions, timeoutMs });
+  } catch (e) {
+    throw new CliError(`dormant: ${(e as Error).message}`);
+  } finally {
+    await shutdownZ3();
+  }
+  if (json) out.line(JSON.stringify(report, null, 2));
+  else printReport(report, out);
+  return 0;
+}

@@ -1,0 +1,140 @@
+/**
+ * `ptscope dormant` on the demo corpus (corpus/dormant/*.c): each sample
+ * hides a payload (it writes a marker file) behind a library call result.
+ * For each: the first recording does not run the payload; the analysis
+ * finds the region and its guard, solves the trigger, re-records with the
+ * shim returning the solved values, and the payload's blocks run (coverage
+ * diff); a confined patched run leaves the marker file in its sandbox.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dormant.js';
+import { findRegions, mergeCoverage, tracedMainModule } from '../src/analyses/dormant/coverage-merge.js';
+import { apiCategory, rankRegions } from '../src/analyses/dormant/guards.js';
+import { encodeRules, patchedRun } from '../src/analyses/dormant/rerun.js';
+import { shutdownZ3 } from '../src/analyses/dormant/symbolic.js';
+import { readManifest } from '../src/sources/recorder/bundle.js';
+import { record } from '../src/sources/recorder/record.js';
+
+const ROOT = join(__dirname, '..');
+const OUT = join(ROOT, 'build/dormant/test');
+const SAMPLES = ['weekday', 'timebomb', 'locale', 'envvar', 'fileexists', 'hostname', 'uid', 'antidebug', 'nested'];
+
+const tools = ['gcc', 'qemu-x86_64', 'bwrap'].every((t) => spawnSync('which', [t]).status === 0);
+
+/** A POSIX TZ in which today is not a Wednesday (the weekday samples must start dormant). */
+function notWednesdayTz(): string {
+  for (const [tz, hours] of [['UTC0', 0], ['XXX-14', 14], ['XXX+12', -12]] as const) {
+    if (new Date(Date.now() + hours * 3600e3).getUTCDay() !== 3) return tz;
+  }
+  return 'UTC0';
+}
+
+function build(name: string): string {
+  const src = join(ROOT, 'corpus/dormant', `${name}.c`);
+  const exe = join(OUT, name);
+  const newest = Math.max(statSync(src).mtimeMs, statSync(join(ROOT, 'corpus/dormant/payload.h')).mtimeMs);
+  if (!existsSync(exe) || statSync(exe).mtimeMs < newest) {
+    const r = spawnSync('gcc', ['-O1', '-o', exe, src], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`gcc ${name}: ${r.stderr}`);
+  }
+  return exe;
+}
+
+describe.skipIf(!tools)('dormant code on the demo corpus', () => {
+  const firstOutput = new Map<string, string>();
+  const reports = new Map<string, DormantReport>();
+  const savedTz = process.env.TZ;
+
+  beforeAll(async () => {
+    mkdirSync(OUT, { recursive: true });
+    process.env.TZ = notWednesdayTz();
+    for (const name of SAMPLES) {
+      const exe = build(name);
+      const res = await record({
+        argv: [exe], output: join(OUT, `${name}.ptscope`), force: true, sandbox: true, timeoutSec: 60, maxInsns: 1e9,
+        psbPeriod: 4096, retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0,
+        hardware: false, stdio: 'pipe', notice: () => {},
+      });
+      firstOutput.set(name, res.stdout);
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    if (savedTz === undefined) delete process.env.TZ;
+    else process.env.TZ = savedTz;
+    await shutdownZ3();
+  });
+
+  it('the first recordings do not run any payload', () => {
+    for (const name of SAMPLES) expect(firstOutput.get(name), name).not.toContain('payload:');
+  });
+
+  it('coverage merge finds the payload region behind one executed guard, ranked first for its file API calls', () => {
+    const dir = join(OUT, 'weekday.ptscope');
+    const module = tracedMainModule(dir);
+    const exec = mergeCoverage(dir, module);
+    const regions = findRegions(exec);
+    const ranked = rankRegions(exec, regions);
+    const top = ranked[0];
+    const cfg = module.cfg;
+    expect(cfg.functionName[top.region.function]).toBe('main');
+    expect(top.calls.map((c) => c.name)).toEqual(expect.arrayContaining(['payload', 'fopen']));
+    expect(top.categories).toContain('file');
+    expect(top.guards).toHaveLength(1);
+    // Every region block never ran; the guard's block did.
+    for (const b of top.region.blocks) expect(exec.ran[b]).toBe(0);
+    expect(exec.ran[top.guards[0].block]).toBe(1);
+    expect(apiCategory('connect')).toBe('network');
+    expect(apiCategory('execve')).toBe('process');
+  });
+
+  for (const name of SAMPLES) {
+    it(`${name}: solves the trigger, re-runs, and the payload runs`, async () => {
+      const dir = join(OUT, `${name}.ptscope`);
+      const report = await analyzeDormant(dir, { rerun: true, maxRegions: 2 });
+      reports.set(name, report);
+      const top = report.regions[0];
+      expect(top.function).toBe('main');
+      expect(top.calls).toContain('payload');
+      expect(top.status, top.reason ?? '').toBe('proven');
+      expect(top.rules.length).toBeGreaterThan(0);
+      expect(top.constraints.length).toBeGreaterThan(0);
+      expect(top.proof!.targetRan).toBe(true);
+      expect(top.proof!.newlyExecutedBlocks).toBeGreaterThan(10);
+      expect(top.proof!.output).toContain(`payload: wrote marker dormant-marker-${name}`);
+      // The same rules in a confined run leave the marker inside its sandbox directory.
+      const run = patchedRun(readManifest(dir), top.rules);
+      try {
+        expect(run.files).toContain(`dormant-marker-${name}`);
+        expect(readFileSync(join(run.workDir, `dormant-marker-${name}`), 'utf8')).toBe(`${name} payload ran\n`);
+      } finally {
+        rmSync(run.workDir, { recursive: true, force: true });
+      }
+      // Regions that are not behind a modelled call are unsolved, with a reason.
+      for (const r of report.regions.slice(1)) if (r.status === 'unsolved') expect(r.reason).toBeTruthy();
+    }, 60_000);
+  }
+
+  it('solves what each guard needs', () => {
+    const trigger = (name: string): string => JSON.stringify(reports.get(name)!.regions[0].trigger);
+    expect(trigger('weekday')).toContain('"symbol":"tm_wday","value":"3');
+    expect(trigger('nested')).toContain('tm_wday');
+    expect(trigger('nested')).toContain('tm_hour');
+    expect(reports.get('nested')!.regions[0].constraints.length).toBeGreaterThanOrEqual(2);
+    expect(trigger('envvar')).toContain('\\"beacon\\"');
+    expect(trigger('hostname')).toContain('\\"build-07\\"');
+    expect(trigger('locale')).toContain('\\"de_\\"');
+    expect(trigger('uid')).toContain('"result","value":"1500');
+    const t = reports.get('timebomb')!.regions[0].trigger[0].values[0].value;
+    const seconds = Number(t.split(' ')[0]);
+    expect(seconds).toBeGreaterThanOrEqual(1924992000);
+    expect(seconds).toBeLessThan(1927670400);
+  });
+
+  it('rules are hex text for the shim', () => {
+    expect(Buffer.from(encodeRules(['getuid 12cb ret=5dc']), 'hex').toString()).toBe('getuid 12cb ret=5dc\n');
+  });
+});
