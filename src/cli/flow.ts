@@ -7,6 +7,7 @@
  * `--mtc-freq`, `--insn-decoder`/`--block-decoder`, `--event:tick`, ...).
  */
 import { readFileSync } from 'node:fs';
+import { detectInputKind, importTrace, type ImportedTrace } from '../sources/trace-import.js';
 import { CliError, type LineWriter } from './output.js';
 import { describeFileError } from './dump.js';
 import { defaultConfig, AddrCfg, type DecoderConfig } from '../packets/config.js';
@@ -32,6 +33,7 @@ import { checkBlock, checkInsn } from '../flow/insn-check.js';
 import { decodeInstruction } from '../flow/instruction-decoder.js';
 
 export const FLOW_HELP = `usage: ptscope flow [<options>] --pt <file>[:<from>[-<to>]]
+       ptscope flow [<options>] <bundle-dir | perf.data>
 
 Print the instructions executed in an Intel PT trace (libipt ptxed compatible).
 
@@ -119,9 +121,11 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
     endOnCall: false,
     endOnJump: false,
   };
-  const image = new Image();
+  let image = new Image();
   const files = new ByteSourceCache();
   const sideband = new SidebandOptionParser('flow');
+  /** A bundle directory or perf.data given instead of --pt/--raw. */
+  let container: string | null = null;
   let nextIsid = 1;
   let trace: Uint8Array | null = null;
   let created: { kind: 'insn' | 'block'; flags: FlowFlags; config: DecoderConfig } | null = null;
@@ -271,12 +275,58 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
           else range.b = u64Arg(args, i++, arg);
           break;
         }
+        if (!arg.startsWith('-') && container === null && !created) {
+          container = arg;
+          break;
+        }
         throw new CliError(`unknown option: ${arg}.`);
       }
     }
   }
+  if (container !== null) {
+    if (created) throw new CliError(`${container}: give either a bundle/perf.data or --pt, not both.`);
+    const kind = detectInputKind(container);
+    if (kind === 'raw') throw new CliError(`${container}: neither a trace bundle nor a perf.data file (for a raw trace use --pt with --raw).`);
+    let imported: ImportedTrace[];
+    try {
+      imported = importTrace(container);
+    } catch (e) {
+      throw new CliError((e as Error).message.split('\n')[0]!);
+    }
+    // Several perf.data streams (per CPU or thread) are decoded one after the other.
+    let status = 0;
+    for (const input of imported) {
+      if (imported.length > 1) out.line(`[stream: ${input.name}]`);
+      for (const note of input.notes) process.stderr.write(`ptscope: flow: ${note}\n`);
+      const cfg = input.config;
+      cfg.addrFilter = structuredClone(config.addrFilter);
+      if (config.cpu.vendor === 'intel') {
+        cfg.cpu = config.cpu;
+        const errata = errataFor(config.cpu);
+        if (typeof errata !== 'number') cfg.errata = errata;
+      }
+      image = input.image;
+      trace = input.trace;
+      const kind2 = opts.decoder;
+      created = { kind: kind2, flags: kind2 === 'insn' ? { ...insnFlags } : { ...blockFlags }, config: cfg };
+      status = decodeCreated(created, trace, image, opts, out, null);
+    }
+    return status;
+  }
   if (!created || !trace) throw new CliError('no pt file.');
 
+  return decodeCreated(created, trace, image, opts, out, sideband.active ? { parser: sideband, files, nextIsid: () => nextIsid++ } : null);
+}
+
+/** Decode one trace with the decoder the options chose, printing as ptxed does. */
+function decodeCreated(
+  created: { kind: 'insn' | 'block'; flags: FlowFlags; config: DecoderConfig },
+  trace: Uint8Array,
+  image: Image,
+  opts: FlowOptions,
+  out: LineWriter,
+  sideband: { parser: SidebandOptionParser; files: ByteSourceCache; nextIsid: () => number } | null,
+): number {
   const stats: Stats = { insn: 0, blocks: 0 };
   let statInsn = opts.statInsn;
   let statBlocks = opts.statBlocks;
@@ -295,8 +345,8 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
     dec = new BlockDecoder(packets, created.config, image, bf);
   }
   const flowDec = dec;
-  const sb = sideband.active
-    ? openSideband(sideband, image, files, () => nextIsid++, (img) => (flowDec.image = img), out)
+  const sb = sideband
+    ? openSideband(sideband.parser, image, sideband.files, sideband.nextIsid, (img) => (flowDec.image = img), out)
     : null;
   if (dec instanceof InsnDecoder) decodeInsn(dec, opts, stats, out, sb);
   else decodeBlocks(dec, opts, stats, out, sb);

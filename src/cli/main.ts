@@ -4,6 +4,12 @@ import { runDumpCommand } from './dump-command.js';
 import { FLOW_HELP, runFlowCommand } from './flow.js';
 import { RECORD_HELP, runRecordCommand } from './record.js';
 import { ANALYZE_HELP, runAnalyzeCommand } from './analyze.js';
+import { REPORT_HELP, runReportCommand } from './report.js';
+import { TIMELINE_HELP, runTimelineCommand } from './timeline.js';
+import { COVERAGE_HELP, runCoverageCommand } from './coverage.js';
+import { DEMO_HELP, runDemoCommand } from './demo.js';
+import { DORMANT_HELP, runDormantCommand } from './dormant.js';
+import { EXPORT_PERF_HELP, runExportPerfCommand } from './export-perf.js';
 
 const VERSION = '0.1.0';
 
@@ -13,8 +19,15 @@ usage: ptscope <command> [options]
 
 commands:
   dump      print the packets of a trace (libipt ptdump compatible)
+  flow      print the executed instructions (libipt ptxed compatible; also bundles, perf.data)
   record    run a program and record a trace bundle (emulated PT without hardware)
   analyze   run security detectors (ROP/JOP/SROP, shadow stack, CFI, ...) over a trace
+  report    write a self-contained HTML report (findings, evidence, coverage, calls)
+  timeline  write the call timeline as Chrome trace JSON (Perfetto UI, speedscope)
+  coverage  write coverage as drcov (Lighthouse, bncov) or a per-function summary
+  demo      analyse the bundled sample recordings and write an HTML report
+  dormant   find code that never ran, solve what triggers it, re-run to prove it
+  export-perf  write a bundle as a perf.data that Linux perf decodes
   help      show help for a command
 
 Run 'ptscope <command> --help' for a command's options.
@@ -23,6 +36,10 @@ exit status: 0 ok, 1 findings (with --fail-on-findings) or a partly unreadable t
              2 usage or input error.
 
 examples:
+  ptscope demo                                      try it: no hardware or setup needed
+  ptscope record -o ls.ptscope -- /bin/ls           record a program (emulated PT)
+  ptscope analyze ls.ptscope                        findings as text
+  ptscope report ls.ptscope -o report.html          HTML report
   ptscope dump trace.pt
   ptscope dump --stat trace.pt
 `;
@@ -45,6 +62,30 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
   analyze: {
     help: ANALYZE_HELP,
     run: runAnalyzeCommand,
+  },
+  'export-perf': {
+    help: EXPORT_PERF_HELP,
+    run: runExportPerfCommand,
+  },
+  dormant: {
+    help: DORMANT_HELP,
+    run: runDormantCommand,
+  },
+  report: {
+    help: REPORT_HELP,
+    run: runReportCommand,
+  },
+  timeline: {
+    help: TIMELINE_HELP,
+    run: runTimelineCommand,
+  },
+  coverage: {
+    help: COVERAGE_HELP,
+    run: runCoverageCommand,
+  },
+  demo: {
+    help: DEMO_HELP,
+    run: runDemoCommand,
   },
 };
 

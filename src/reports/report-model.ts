@@ -1,0 +1,337 @@
+/**
+ * The report model: everything a human-facing report of one trace shows,
+ * as plain JSON-safe data. The HTML report (html-report.ts), `ptscope
+ * report --json` and `ptscope demo` read only this model.
+ *
+ * It holds what was traced (program, exit, recorder, trace size), how much
+ * ran (instructions, transfers, gaps), the modules, the detectors' findings
+ * with their evidence, what could not be checked, coverage per module and
+ * function (static CFG blocks that ran vs never ran), dormant-code triggers
+ * when a dormant-code analysis provides them, and a timeline of calls.
+ *
+ * Every list is capped ({@link ReportLimits}) and carries its full count,
+ * so a trace of billions of instructions still gives a report of a few MB.
+ *
+ * Building decodes the trace twice: once inside analyzeTrace (the
+ * detectors) and once here for coverage and calls.
+ */
+import { analyzeTrace, defaultDetectors, loadBundleInput, type AnalyzeResult, type TraceInput } from '../analyses/analyze.js';
+import type { Finding, UncheckedNote } from '../analyses/finding.js';
+import { hexAddress } from '../analyses/finding.js';
+import { ControlFlowWalker, type FlowConsumer, type FlowStats } from '../flow/control-flow.js';
+import { InsnDecoder } from '../flow/insn-decoder.js';
+import { PacketDecoder } from '../packets/decoder.js';
+import { readManifest, type BundleManifest } from '../sources/recorder/bundle.js';
+import { resolve } from 'node:path';
+import { CallTimeline } from './chrome-trace.js';
+import { ExecutedBlocks, functionCoverage, type FunctionCoverage, type ModuleCoverage } from './drcov.js';
+
+export const REPORT_FORMAT = 'ptscope-report';
+export const REPORT_VERSION = 1;
+
+/** Caps on every list of the model. */
+export interface ReportLimits {
+  findings: number;
+  /** Gadgets shown per chain. */
+  chainGadgets: number;
+  unchecked: number;
+  /** Functions listed per module, executed ones first. */
+  functionsPerModule: number;
+  /** Never-ran function names listed per module. */
+  neverRanPerModule: number;
+  /** Calls in the timeline list. */
+  calls: number;
+  dormantTriggers: number;
+}
+
+export const DEFAULT_LIMITS: ReportLimits = {
+  findings: 200,
+  chainGadgets: 64,
+  unchecked: 100,
+  functionsPerModule: 1500,
+  neverRanPerModule: 3000,
+  calls: 2000,
+  dormantTriggers: 200,
+};
+
+/** A capped list: `items` are the first ones kept, `total` how many there were. */
+export interface Capped<T> {
+  items: T[];
+  total: number;
+}
+
+function cap<T>(list: readonly T[], n: number): Capped<T> {
+  return { items: list.slice(0, Math.max(0, n)), total: list.length };
+}
+
+/** A finding as shown: its chain capped, `chainTotal` the full chain length. */
+export type ReportFinding = Finding & { chainTotal: number };
+
+/**
+ * A dormant-code trigger: code that did not run in this trace, and the
+ * input or condition that would make it run (from `ptscope dormant`).
+ */
+export interface DormantTrigger {
+  /** `module!function` of the dormant code. */
+  function: string;
+  /** Run-time address of the dormant block or function entry. */
+  address: string;
+  /** The branch that guards it, `module!function+0xoff`, or null. */
+  guard: string | null;
+  /** The condition in words (e.g. `input[3] == 0x41 && argc > 2`). */
+  condition: string;
+  /** A concrete input that reaches it, shown escaped (hex or text), or null. */
+  input: string | null;
+  /** Was the input replayed and the code seen to run? null: not tried. */
+  confirmed: boolean | null;
+  notes: string[];
+}
+
+/** Dormant-code results attached to a report (absent: not analysed). */
+export interface DormantSection {
+  /** What produced them (tool and version). */
+  source: string;
+  triggers: Capped<DormantTrigger>;
+  notes: string[];
+}
+
+export interface ReportModule {
+  name: string;
+  /** The file read (bundle copy) or null for a raw image without a file. */
+  file: string | null;
+  /** Where the program loaded it from (bundle manifest), when known. */
+  originalPath: string | null;
+  start: string;
+  end: string;
+  symbols: number;
+  hasCfg: boolean;
+}
+
+/** Coverage of one module as shown: function lists capped. */
+export interface ReportCoverage {
+  module: string;
+  unavailable: string | null;
+  functions: number;
+  functionsRan: number;
+  blocks: number;
+  blocksRan: number;
+  blocksOutsideCfg: number;
+  /** Functions that ran (most blocks ran first). */
+  ran: Capped<FunctionCoverage>;
+  /** Functions that never ran, by address. */
+  neverRan: Capped<{ name: string; address: string }>;
+}
+
+export interface ReportCall {
+  /** Instructions executed before the call. */
+  at: number;
+  depth: number;
+  site: string;
+  siteSymbol: string | null;
+  target: string;
+  targetSymbol: string | null;
+}
+
+export interface ReportModel {
+  format: typeof REPORT_FORMAT;
+  version: number;
+  title: string;
+  /** The bundle directory or trace file. */
+  source: string;
+  program: { argv: string[]; path: string; outcome: string } | null;
+  recorder: string | null;
+  trace: {
+    bytes: number;
+    instructions: number;
+    transfers: number;
+    gaps: number;
+    decodeErrors: number;
+    /** Wall time of the detector pass. */
+    analyzeSeconds: number;
+  };
+  modules: ReportModule[];
+  detectors: { name: string; findings: number; stats: Record<string, number> }[];
+  findings: Capped<ReportFinding>;
+  severityCounts: { high: number; medium: number; low: number };
+  unchecked: Capped<UncheckedNote>;
+  coverage: ReportCoverage[];
+  timeline: {
+    calls: Capped<ReportCall>;
+    returns: number;
+    unmatchedReturns: number;
+    maxDepth: number;
+  };
+  /** null: no dormant-code analysis was attached. */
+  dormant: DormantSection | null;
+  /** Notes about the input and the recording (warnings, unloadable images). */
+  notes: string[];
+}
+
+/** Phases of a long build, for progress bars. */
+export interface ProgressSink {
+  /** A phase starts; `total` is its size in trace bytes (0: unknown). */
+  phase(name: string, total: number): void;
+  /** Bytes of the trace done in the current phase. */
+  update(done: number): void;
+  done(): void;
+}
+
+export interface ReportOptions {
+  detectors?: string[];
+  params?: Record<string, Record<string, string>>;
+  policyFile?: string | null;
+  limits?: Partial<ReportLimits>;
+  title?: string;
+  dormant?: DormantSection | null;
+  progress?: ProgressSink;
+}
+
+/**
+ * Decode a trace once and feed `consumers` (coverage, timeline). With a
+ * progress sink, the decoder's trace offset is reported every few thousand
+ * transfers.
+ */
+export function walkTrace(input: TraceInput, consumers: FlowConsumer[], progress?: ProgressSink, phase = 'decode'): FlowStats {
+  const packets = new PacketDecoder(input.trace, { skd007: input.config.errata.skd007 });
+  const decoder = new InsnDecoder(packets, input.config, input.image);
+  const all = [...consumers];
+  if (progress) {
+    progress.phase(phase, input.trace.length);
+    let n = 0;
+    all.push({
+      onTransfer() {
+        if ((++n & 0x3fff) === 0) progress.update(decoder.offset);
+      },
+      onEnd() {
+        progress.update(input.trace.length);
+      },
+    });
+  }
+  const stats = new ControlFlowWalker(decoder, all).run();
+  progress?.done();
+  return stats;
+}
+
+function outcome(m: BundleManifest): string {
+  if (m.exit.stopped) return `stopped by the recorder (${m.exit.stopped})`;
+  if (m.exit.signal) return `killed by ${m.exit.signal}`;
+  return `exit status ${m.exit.status}`;
+}
+
+/** Build the model of one trace input (bundle manifest optional). */
+export function buildReportModel(input: TraceInput, manifest: BundleManifest | null, options: ReportOptions = {}): ReportModel {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const progress = options.progress;
+  progress?.phase('analyze', 0);
+  const result: AnalyzeResult = analyzeTrace(input, { detectors: options.detectors ?? defaultDetectors(), params: options.params, policyFile: options.policyFile });
+  progress?.done();
+  const blocks = new ExecutedBlocks();
+  // Begin and end events both count against the cap: room for `calls` calls.
+  const timeline = new CallTimeline(limits.calls * 2 + 64);
+  walkTrace(input, [blocks, timeline], progress, 'coverage');
+
+  const originals = new Map<string, string>();
+  if (manifest) for (const im of manifest.images) originals.set(resolve(input.name, im.file), im.path);
+  const modules: ReportModule[] = input.modules.modules.map((m) => ({
+    name: m.name,
+    file: m.path,
+    originalPath: m.path === null ? null : originals.get(m.path) ?? null,
+    start: hexAddress(m.start),
+    end: hexAddress(m.end),
+    symbols: m.elf?.symbols.length ?? 0,
+    hasCfg: m.cfg() !== null,
+  }));
+
+  const coverage = functionCoverage(blocks, input.modules).map((c: ModuleCoverage): ReportCoverage => {
+    const ran = c.list.filter((f) => f.blocksRan > 0);
+    const never = c.list.filter((f) => f.blocksRan === 0).map((f) => ({ name: f.name, address: f.address }));
+    return {
+      module: c.module,
+      unavailable: c.unavailable,
+      functions: c.functions,
+      functionsRan: c.functionsRan,
+      blocks: c.blocks,
+      blocksRan: c.blocksRan,
+      blocksOutsideCfg: c.blocksOutsideCfg,
+      ran: cap(ran, limits.functionsPerModule),
+      neverRan: cap(never, limits.neverRanPerModule),
+    };
+  });
+
+  const sym = (ip: number): string | null => input.modules.symbolize(ip);
+  const calls: ReportCall[] = timeline.firstCalls(limits.calls).map((c) => ({
+    at: c.at,
+    depth: c.depth,
+    site: hexAddress(c.site),
+    siteSymbol: sym(c.site),
+    target: hexAddress(c.target),
+    targetSymbol: sym(c.target),
+  }));
+
+  const findings: ReportFinding[] = result.findings.slice(0, limits.findings).map((f) => ({
+    ...f,
+    chain: f.chain === null ? null : f.chain.slice(0, limits.chainGadgets),
+    chainTotal: f.chain?.length ?? 0,
+  }));
+  const severityCounts = { high: 0, medium: 0, low: 0 };
+  for (const f of result.findings) severityCounts[f.severity]++;
+
+  const notes = [...input.notes];
+  if (manifest) for (const w of manifest.warnings) notes.push(`recorder: ${w}`);
+
+  const dormant = options.dormant ?? null;
+  return {
+    format: REPORT_FORMAT,
+    version: REPORT_VERSION,
+    title: options.title ?? (manifest ? manifest.program.argv.map((a) => a.replace(/.*\//, '')).join(' ') : input.name),
+    source: input.name,
+    program: manifest ? { argv: manifest.program.argv, path: manifest.program.path, outcome: outcome(manifest) } : null,
+    recorder: manifest ? manifest.recorder : null,
+    trace: {
+      bytes: input.trace.length,
+      instructions: result.flow.instructions,
+      transfers: result.flow.transfers,
+      gaps: result.flow.gaps,
+      decodeErrors: result.flow.errors,
+      analyzeSeconds: result.seconds,
+    },
+    modules,
+    detectors: result.detectors.map((d) => ({ name: d.name, findings: result.findings.filter((f) => f.detector === d.name).length, stats: d.stats })),
+    findings: { items: findings, total: result.findings.length },
+    severityCounts,
+    unchecked: cap(result.unchecked, limits.unchecked),
+    coverage,
+    timeline: {
+      calls: { items: calls, total: timeline.calls },
+      returns: timeline.returns,
+      unmatchedReturns: timeline.unmatchedReturns,
+      maxDepth: timeline.maxDepth,
+    },
+    dormant: dormant === null ? null : { ...dormant, triggers: { items: dormant.triggers.items.slice(0, limits.dormantTriggers), total: dormant.triggers.total } },
+    notes,
+  };
+}
+
+/** Load a recorder bundle directory and build its model. Throws an Error with one line of explanation. */
+export function buildBundleReport(dir: string, options: ReportOptions = {}): ReportModel {
+  const manifest = readManifest(dir);
+  return buildReportModel(loadBundleInput(dir), manifest, options);
+}
+
+/** One line saying what the report found (for terminals and the HTML headline). */
+export function verdict(m: ReportModel): string {
+  const n = m.findings.total;
+  if (n === 0) {
+    const names = m.detectors.map((d) => d.name).join(', ');
+    return `No findings: none of the detectors (${names}) reported anything in ${m.trace.instructions.toLocaleString('en-US')} instructions.`;
+  }
+  const parts = (['high', 'medium', 'low'] as const).filter((s) => m.severityCounts[s] > 0).map((s) => `${m.severityCounts[s]} ${s}`);
+  return `${n} finding${n === 1 ? '' : 's'} (${parts.join(', ')}) in ${m.trace.instructions.toLocaleString('en-US')} instructions.`;
+}
+
+/** The longest code-reuse chain among the findings, or null. */
+export function longestChain(m: ReportModel): ReportFinding | null {
+  let best: ReportFinding | null = null;
+  for (const f of m.findings.items) if (f.chain !== null && (best === null || f.chainTotal > best.chainTotal)) best = f;
+  return best;
+}
