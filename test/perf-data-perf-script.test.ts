@@ -7,7 +7,7 @@
  * Needs `perf` (Debian package linux-perf), `nasm` and `ld`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -497,4 +497,31 @@ describe.runIf(recorderPresent)('recorder bundle -> perf.data -> perf script', (
       }
     });
   }
+});
+
+describe.runIf(recorderPresent)('ptscope flow and analyze take a perf.data directly', () => {
+  it('decodes an exported bundle through the CLI with the same count as the recording', async () => {
+    const { runFlowCommand } = await import('../src/cli/flow.js');
+    const { runExportPerfCommand } = await import('../src/cli/export-perf.js');
+    const { runAnalyzeCommand } = await import('../src/cli/analyze.js');
+    const { LineWriter } = await import('../src/cli/output.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ptscope-flowperf-'));
+    const src = join(dir, 'p.c');
+    writeFileSync(src, 'int f(int x){return x*3;}\nint main(){int s=0;for(int i=0;i<50;i++)s+=f(i);return s==3675?0:1;}\n');
+    execFileSync('gcc', ['-O1', '-static', '-o', join(dir, 'p'), src]);
+    const bundle = join(dir, 'p.ptscope');
+    const { runRecordCommand } = await import('../src/cli/record.js');
+    expect(await runRecordCommand(['-o', bundle, '--', join(dir, 'p')], new LineWriter(null))).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8')) as { instructions: { traced: number } };
+    const w1 = new LineWriter(null);
+    expect(runExportPerfCommand([bundle, '-o', join(dir, 'p.data')], w1)).toBe(0);
+    const w2 = new LineWriter(null);
+    expect(runFlowCommand(['--quiet', '--stat', join(dir, 'p.data')], w2)).toBe(0);
+    w2.flush();
+    expect(w2.text.trim()).toBe(`insn: ${manifest.instructions.traced}.`);
+    const w3 = new LineWriter(null);
+    expect(await runAnalyzeCommand([join(dir, 'p.data')], w3)).toBe(0);
+    w3.flush();
+    expect(w3.text).toMatch(/0 findings/);
+  }, 120_000);
 });

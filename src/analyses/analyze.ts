@@ -23,7 +23,7 @@ import { Image } from '../flow/image.js';
 import { InsnDecoder } from '../flow/insn-decoder.js';
 import { addRawImage, isImageArgError, parseElfArg, parseRawArg } from '../flow/raw-image-arg.js';
 import { ByteSourceCache } from '../flow/section.js';
-import { readManifest } from '../sources/recorder/bundle.js';
+import { importBundle, importTrace, type ImportedTrace } from '../sources/trace-import.js';
 import { CodeFacts } from './code-facts.js';
 import type { Detector, DetectorContext } from './detector-base.js';
 import { DETECTORS, detectorInfo } from './detector.js';
@@ -42,29 +42,21 @@ export interface TraceInput {
   notes: string[];
 }
 
+/** An imported trace (bundle or perf.data stream) as an analysis input. */
+export function fromImported(t: ImportedTrace): TraceInput {
+  const modules = new ModuleMap();
+  for (const m of t.mappings) modules.addMapping(m.path, m.offset, m.size, m.address, m.displayName);
+  return { name: t.name, trace: t.trace, image: t.image, modules, config: t.config, notes: t.notes };
+}
+
 /** Read a recorder bundle. Throws an Error with one line of explanation. */
 export function loadBundleInput(dir: string): TraceInput {
-  const m = readManifest(dir);
-  if (m.trace === null) throw new Error(`${dir}: the bundle has no trace.pt (import its perf.data first)`);
-  const trace = new Uint8Array(readFileSync(join(dir, m.trace.file)));
-  const image = new Image(dir);
-  const files = new ByteSourceCache();
-  const modules = new ModuleMap();
-  const notes: string[] = [];
-  for (const im of m.images) {
-    const path = resolve(dir, im.file);
-    const address = Number(BigInt(im.address));
-    const st = image.addFile(files, path, im.offset, im.size, address, ANY_ASID);
-    if (st < 0) notes.push(`unchecked: image ${im.file} could not be mapped at ${im.address}`);
-    modules.addMapping(path, im.offset, im.size, address, baseName(im.path));
-  }
-  const config = defaultConfig();
-  if (m.encoder) {
-    config.mtcFreq = m.encoder.mtcFreq;
-    config.cpuid15Eax = m.encoder.cpuid15.eax;
-    config.cpuid15Ebx = m.encoder.cpuid15.ebx;
-  }
-  return { name: dir, trace, image, modules, config, notes };
+  return fromImported(importBundle(dir));
+}
+
+/** Read a bundle or a perf.data (one input per trace stream). Throws an Error with one line. */
+export function loadTraceInputs(path: string): TraceInput[] {
+  return importTrace(path).map(fromImported);
 }
 
 export interface RawInputOptions {

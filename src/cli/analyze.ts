@@ -3,7 +3,8 @@
  * raw trace with images, print findings (text or JSON lines).
  */
 import { existsSync, statSync } from 'node:fs';
-import { analyzeTrace, loadBundleInput, loadRawInput, type TraceInput } from '../analyses/analyze.js';
+import { analyzeTrace, loadRawInput, loadTraceInputs, type TraceInput } from '../analyses/analyze.js';
+import { detectInputKind } from '../sources/trace-import.js';
 import { DETECTORS, DETECTOR_NAMES } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
@@ -105,19 +106,29 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
   }
   if (target === null) throw new CliError(`no trace given. Run 'ptscope analyze --help'.`);
   if (!existsSync(target)) throw new CliError(`${target}: no such file or directory.`);
-  let input: TraceInput;
+  let inputs: TraceInput[];
   try {
-    if (statSync(target).isDirectory()) {
-      if (raw.length > 0 || elf.length > 0) throw new CliError('--raw/--elf are for a raw trace, not a bundle directory.');
-      input = loadBundleInput(target);
+    const kind = detectInputKind(target);
+    if (kind !== 'raw') {
+      if (raw.length > 0 || elf.length > 0) throw new CliError('--raw/--elf are for a raw trace, not a bundle directory or perf.data.');
+      inputs = loadTraceInputs(target);
     } else {
       if (raw.length === 0 && elf.length === 0) throw new CliError(`${target}: a raw trace needs its images (--raw or --elf).`);
-      input = loadRawInput({ trace: target, raw, elf, cpu });
+      inputs = [loadRawInput({ trace: target, raw, elf, cpu })];
     }
   } catch (e) {
     if (e instanceof CliError) throw e;
     throw new CliError((e as Error).message.split('\n')[0]);
   }
+  // perf.data may hold several streams (per CPU or thread): each is analysed.
+  let status = 0;
+  for (const input of inputs) {
+    const s = analyzeOne(input);
+    if (s !== 0) status = s;
+  }
+  return status;
+
+  function analyzeOne(input: TraceInput): number {
   if (trainOut !== null) {
     try {
       const n = trainFlowGuardPolicy(trainOut, [input.trace]);
@@ -138,4 +149,5 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
   }
   for (const line of json ? formatFindingsJsonl(result) : formatFindingsText(result)) out.line(line);
   return failOnFindings && result.findings.length > 0 ? 1 : 0;
+  }
 }
