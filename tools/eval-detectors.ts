@@ -11,45 +11,23 @@
  *
  *   node dist/tools/eval-detectors.js [--corpus DIR] [--work DIR] [--benign "prog args" ...]
  *
- * The corpus programs read their input from stdin; `ptscope record` does
- * not forward stdin yet, so this tool gives the recorded program's stdin
- * the input file by wrapping child_process.spawn for the recorder's own
- * launch (a stopgap until RecordOptions has a stdin field).
+ * The corpus programs read their input from stdin: the recorder's `stdin`
+ * option (`ptscope record --stdin FILE`) gives it to them.
  */
-import cp from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, closeSync } from 'node:fs';
-import module from 'node:module';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { analyzeTrace, loadBundleInput, defaultDetectors } from '../src/analyses/analyze.js';
-
-type SpawnFn = typeof cp.spawn;
 
 /** Record `argv` with `stdinFile` as its standard input. */
 export async function recordWithStdin(argv: string[], output: string, stdinFile: string | null): Promise<string> {
   const { record } = await import('../src/sources/recorder/record.js');
-  const original: SpawnFn = cp.spawn;
-  const fd = stdinFile === null ? -1 : openSync(stdinFile, 'r');
-  if (fd >= 0) {
-    (cp as { spawn: SpawnFn }).spawn = ((cmd: string, args: readonly string[], opts: cp.SpawnOptions) => {
-      if (Array.isArray(opts?.stdio) && opts.stdio[0] === 'ignore') opts = { ...opts, stdio: [fd, opts.stdio[1], opts.stdio[2]] };
-      return original(cmd, args, opts);
-    }) as SpawnFn;
-    module.syncBuiltinESMExports();
-  }
-  try {
-    const r = await record({
-      argv, output, force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
-      retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
-      notice: () => {},
-    });
-    return r.stdout;
-  } finally {
-    if (fd >= 0) {
-      (cp as { spawn: SpawnFn }).spawn = original;
-      module.syncBuiltinESMExports();
-      closeSync(fd);
-    }
-  }
+  const r = await record({
+    argv, output, force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
+    retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
+    stdin: stdinFile ?? undefined,
+    notice: () => {},
+  });
+  return r.stdout;
 }
 
 interface CaseResult {

@@ -12,7 +12,7 @@
  * `ptscope demo` itself needs none of them.
  *
  * The corpus programs read their input on stdin, which `ptscope record`
- * does not forward yet: recordWithStdin (tools/eval-detectors.ts) gives the
+ * takes as `--stdin`: recordWithStdin (tools/eval-detectors.ts) gives the
  * recorded program its input file.
  *
  * Absolute paths of this checkout in the manifests are made relative to

@@ -23,6 +23,7 @@ options:
   --timing LIST         timing packets, any of tsc,mtc,cyc (default: none)
   --mtc-freq N          MTC period exponent (default 3)
   --emulate             emulate even where Intel PT hardware exists
+  --stdin FILE          the program reads FILE as its standard input (default: none)
   --no-sandbox          run without bubblewrap confinement (unsafe for untrusted programs)
   -h, --help            this help
 
@@ -122,6 +123,9 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
         break;
       case '--no-sandbox':
         opts.sandbox = false;
+        break;
+      case '--stdin':
+        opts.stdin = value();
         break;
       default:
         throw new CliError(`record: unknown option '${a}'. Run 'ptscope record --help'.`);

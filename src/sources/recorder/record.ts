@@ -58,6 +58,8 @@ export interface RecordOptions {
   hardware?: boolean;
   /** Where the target's stdout/stderr go (default: inherited). */
   stdio?: 'inherit' | 'pipe' | 'ignore';
+  /** A file the target reads as its standard input (default: none, like /dev/null). */
+  stdin?: string;
   /** One-line notices (emulation in use, warnings); default stderr. */
   notice?: (line: string) => void;
 }
@@ -206,12 +208,13 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
     // Debugging aid: PTSCOPE_RECORD_KEEP_LOG=FILE keeps a copy of qemu's log.
     const keepLog = process.env.PTSCOPE_RECORD_KEEP_LOG ? openSync(process.env.PTSCOPE_RECORD_KEEP_LOG, 'w') : null;
     const stdio = opts.stdio ?? 'inherit';
+    const stdinFd = openStdin(opts.stdin);
     let stdoutText = '';
     let stderrText = '';
     let failure: Error | null = null;
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit, reject) => {
       child = spawn(command[0], command.slice(1), {
-        stdio: ['ignore', stdio, stdio],
+        stdio: [stdinFd ?? 'ignore', stdio, stdio],
         cwd: workDir,
       });
       child.on('error', (e) => reject(new RecordError(`record: cannot start ${command[0]}: ${e.message}`)));
@@ -371,7 +374,7 @@ async function recordWithPerf(opts: RecordOptions, program: string, output: stri
     const perfData = join(staging, 'perf.data');
     const args = ['record', '-q', '-e', 'intel_pt//u', '-o', perfData, '--', program, ...opts.argv.slice(1)];
     const res = spawnSync('perf', args, {
-      stdio: ['ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
+      stdio: [openStdin(opts.stdin) ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
       encoding: 'utf8',
       timeout: opts.timeoutSec > 0 ? opts.timeoutSec * 1000 : undefined,
     });
@@ -409,3 +412,13 @@ const SIGNAL_NAMES: Record<number, string> = {
   9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
   24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS',
 };
+
+/** Open the target's standard input file; a missing file is a one-line error. */
+function openStdin(path: string | undefined): number | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    throw new RecordError(`record: cannot read the standard input file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
