@@ -29,6 +29,8 @@ import { Image } from '../src/flow/image.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
 import { InsnClass, InstructionInfo } from '../src/flow/instruction.js';
 import { ByteSourceCache } from '../src/flow/section.js';
+import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
+import { benchAnalyze, loadRawInput } from '../src/analyses/analyze.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
 const ROOT = (() => {
@@ -189,8 +191,16 @@ const packetsBench: Bench = {
 
 const REAL = join(ROOT, '..', 'shared', 'traces', 'real');
 
+/** What one decode of a trace counted; the block decoder also reports its block cache use. */
+interface FlowCount {
+  insn: number;
+  blocks: number;
+  cacheHits: number;
+  cacheMisses: number;
+}
+
 /** Decode every instruction of a trace with one of ptscope's flow decoders. */
-export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, images: { file: string; address: number }[], cpu: string): number {
+export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, images: { file: string; address: number }[], cpu: string): FlowCount {
   const config = defaultConfig();
   const parsed = parseCpu(cpu);
   if (parsed) {
@@ -204,6 +214,7 @@ export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, ima
   const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
   const ev = new PtEvent();
   let count = 0;
+  let blocks = 0;
   if (kind === 'insn') {
     const dec = new InsnDecoder(packets, config, image);
     const insn = new InstructionInfo();
@@ -235,9 +246,12 @@ export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, ima
       if (status & Status.Eos) break;
       status = dec.next(block);
       count += block.ninsn;
+      blocks++;
     }
+    const c = dec.cacheStats;
+    return { insn: count, blocks, cacheHits: c.hits, cacheMisses: c.misses };
   }
-  return count;
+  return { insn: count, blocks: 0, cacheHits: 0, cacheMisses: 0 };
 }
 
 const flowBench: Bench = {
@@ -254,10 +268,14 @@ const flowBench: Bench = {
     const images = [{ file: join(dir, 'seg_400000.bin'), address: 0x400000 }];
     const oracle = oracleBinary();
     const results: Measurement[] = [];
-    let insnBest = { seconds: Infinity, result: 0 };
-    let blockBest = { seconds: Infinity, result: 0 };
+    const none: FlowCount = { insn: 0, blocks: 0, cacheHits: 0, cacheMisses: 0 };
+    let insnBest = { seconds: Infinity, result: none };
+    let blockBest = { seconds: Infinity, result: none };
     let libipt: Record<string, number> | undefined;
-    countInstructions('insn', trace, images, '6/158'); // warm-up
+    // Warm-up (JIT); every pass below starts with a new image, so its
+    // instruction and block caches start empty, like libipt's.
+    countInstructions('insn', trace, images, '6/158');
+    countInstructions('block', trace, images, '6/158');
     for (let round = 0; round < ROUNDS; round++) {
       const a = fastest(1, () => countInstructions('insn', trace, images, '6/158'));
       if (a.seconds < insnBest.seconds) insnBest = a;
@@ -270,11 +288,16 @@ const flowBench: Bench = {
         if (!libipt || kv.ips > libipt.ips) libipt = kv;
       }
     }
-    results.push({ label: 'ptscope instruction decoder', mbps: insnBest.result / insnBest.seconds / 1e6, unit: 'M insn/s', detail: `${insnBest.result} insn` });
-    results.push({ label: 'ptscope block decoder', mbps: blockBest.result / blockBest.seconds / 1e6, unit: 'M insn/s', detail: `${blockBest.result} insn` });
+    const blk = blockBest.result;
+    const lookups = blk.cacheHits + blk.cacheMisses;
+    console.log(`  block decoder: ${blk.blocks} blocks, ${(blk.insn / blk.blocks).toFixed(1)} insn/block; block cache: ` +
+      `${lookups} lookups, ${blk.cacheHits} hits (${((100 * blk.cacheHits) / lookups).toFixed(1)}%), ${blk.cacheMisses} runs built`);
+    results.push({ label: 'ptscope instruction decoder', mbps: insnBest.result.insn / insnBest.seconds / 1e6, unit: 'M insn/s', detail: `${insnBest.result.insn} insn` });
+    results.push({ label: 'ptscope block decoder', mbps: blk.insn / blockBest.seconds / 1e6, unit: 'M insn/s', detail: `${blk.insn} insn` });
+    if (blk.insn !== insnBest.result.insn) console.log(`  WARNING: instruction counts differ: insn ${insnBest.result.insn}, block ${blk.insn}`);
     if (libipt) {
       results.push({ label: 'libipt 2.0.5 instruction decoder', mbps: libipt.ips / 1e6, unit: 'M insn/s', detail: `${libipt.insn} insn` });
-      if (libipt.insn !== insnBest.result) console.log(`  WARNING: instruction counts differ: ptscope ${insnBest.result}, libipt ${libipt.insn}`);
+      if (libipt.insn !== insnBest.result.insn) console.log(`  WARNING: instruction counts differ: ptscope ${insnBest.result.insn}, libipt ${libipt.insn}`);
       console.log(`  ratio ptscope/libipt: ${(results[0].mbps / results[2].mbps).toFixed(2)}x (insn), ${(results[1].mbps / results[2].mbps).toFixed(2)}x (block); goal >= 2.00x`);
     }
     return results;
@@ -282,9 +305,67 @@ const flowBench: Bench = {
 };
 
 // ---------------------------------------------------------------------------
-// Registry: add further sections (analyses) here.
+// analyze: the control-flow stream and the detectors on the real mruby trace
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench];
+/** One walk of the control-flow stream with a consumer that only counts transfers. */
+function walkTrace(mode: 'insn' | 'block', trace: Uint8Array, file: string): FlowStats {
+  const input = loadRawInput({ trace: join(REAL, 'mruby', 'trace.pt'), raw: [`${file}:0x400000`], elf: [], cpu: '6/158' });
+  const packets = new PacketDecoder(trace, { skd007: input.config.errata.skd007 });
+  const dec = new InsnDecoder(packets, input.config, input.image);
+  let transfers = 0;
+  return new ControlFlowWalker(dec, [{ onTransfer: () => void transfers++ }]).run(mode);
+}
+
+const analyzeBench: Bench = {
+  name: 'analyze',
+  description: 'control-flow walker (instructions vs blocks) and `ptscope analyze` (default detectors) on the real mruby trace',
+  run() {
+    const dir = join(REAL, 'mruby');
+    const tracePath = join(dir, 'trace.pt');
+    if (!existsSync(tracePath)) {
+      console.log(`  (skipped: ${tracePath} not found)`);
+      return [];
+    }
+    const trace = new Uint8Array(readFileSync(tracePath));
+    const file = join(dir, 'seg_400000.bin');
+    walkTrace('insn', trace, file); // warm-up
+    walkTrace('block', trace, file);
+    let insnBest = Infinity;
+    let blockBest = Infinity;
+    let stats: FlowStats | undefined;
+    let analyze: ReturnType<typeof benchAnalyze> | undefined;
+    for (let round = 0; round < ROUNDS; round++) {
+      const a = fastest(1, () => walkTrace('insn', trace, file));
+      insnBest = Math.min(insnBest, a.seconds);
+      const b = fastest(1, () => walkTrace('block', trace, file));
+      blockBest = Math.min(blockBest, b.seconds);
+      if (a.result.transfers !== b.result.transfers || a.result.instructions !== b.result.instructions) {
+        console.log(`  WARNING: walker modes differ: ${JSON.stringify(a.result)} vs ${JSON.stringify(b.result)}`);
+      }
+      stats = b.result;
+      const input = loadRawInput({ trace: tracePath, raw: [`${file}:0x400000`], elf: [], cpu: '6/158' });
+      const r = benchAnalyze(input);
+      if (!analyze || r.instructionsPerSecond > analyze.instructionsPerSecond) analyze = r;
+    }
+    const n = stats!.instructions;
+    console.log(`  ${n} instructions, ${stats!.transfers} transfers, ${stats!.gaps} gaps, ${stats!.errors} errors`);
+    return [
+      { label: 'ControlFlowWalker, instruction by instruction', mbps: n / insnBest / 1e6, unit: 'M insn/s' },
+      { label: 'ControlFlowWalker, by blocks (no onInstruction consumer)', mbps: n / blockBest / 1e6, unit: 'M insn/s' },
+      {
+        label: 'ptscope analyze (default detectors, decode included)',
+        mbps: analyze!.instructionsPerSecond / 1e6,
+        unit: 'M insn/s',
+        detail: `${analyze!.instructions} insn, ${analyze!.findings} findings`,
+      },
+    ];
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Registry: add further sections here.
+
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, analyzeBench];
 
 function main(): void {
   const wanted = process.argv.slice(2);

@@ -6,6 +6,7 @@ import { defaultConfig } from '../src/packets/config.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
 import { ANY_ASID } from '../src/flow/address-space.js';
 import { ControlFlowWalker, GapKind, TransferKind, type FlowConsumer } from '../src/flow/control-flow.js';
+import type { PtEvent } from '../src/events/event.js';
 import { Image } from '../src/flow/image.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
 import { ByteSourceCache } from '../src/flow/section.js';
@@ -80,5 +81,72 @@ describe('control-flow walker', () => {
     expect(stats.errors).toBeGreaterThan(5);
     expect(rec.errors).toBe(stats.errors);
     expect(stats.instructions).toBe(870);
+  });
+});
+
+/**
+ * Every callback but onInstruction, in order, as numbers: what the walker
+ * must deliver identically whether it reads instructions or blocks. Kept
+ * as a list (small traces) or folded into a hash (large ones).
+ */
+class Transcript implements FlowConsumer {
+  readonly items: number[] = [];
+  hash = 0x811c9dc5;
+  count = 0;
+  constructor(private readonly keep: boolean) {}
+  private put(...xs: number[]): void {
+    this.count++;
+    for (const x of xs) {
+      if (this.keep) this.items.push(x);
+      // FNV-1a over the value's decimal digits (NaN included).
+      const t = String(x);
+      for (let i = 0; i < t.length; i++) this.hash = Math.imul(this.hash ^ t.charCodeAt(i), 0x01000193) >>> 0;
+      this.hash = Math.imul(this.hash ^ 0x2c, 0x01000193) >>> 0;
+    }
+  }
+  onTransfer(kind: TransferKind, from: number, to: number, size: number, insnsBefore: number, cr3: number): void {
+    this.put(1, kind, from, to, size, insnsBefore, cr3);
+  }
+  onEvent(ev: PtEvent): void {
+    this.put(2, ev.type, ev.ip, ev.at, ev.ipSuppressed ? 1 : 0, ev.statusUpdate ? 1 : 0);
+  }
+  onGap(kind: GapKind, offset: number): void {
+    this.put(3, kind, offset);
+  }
+  onError(code: number, offset: number, ip: number): void {
+    this.put(4, code, offset, ip);
+  }
+  onEnd(): void {
+    this.put(5);
+  }
+}
+
+describe('control-flow walker: blocks and instructions give the same stream', () => {
+  for (const name of ['unzip', 'dyn_test', 'mruby']) {
+    it(`${name}: identical callbacks and counts in both modes`, { timeout: 120_000 }, () => {
+      const keep = name !== 'mruby';
+      const byInsn = new Transcript(keep);
+      const byBlock = new Transcript(keep);
+      const a = new ControlFlowWalker(decoderFor(name), [byInsn]).run('insn');
+      const b = new ControlFlowWalker(decoderFor(name), [byBlock]).run('block');
+      expect(b).toEqual(a);
+      expect(a.instructions).toBeGreaterThan(0);
+      expect(a.transfers).toBeGreaterThan(0);
+      expect(byBlock.count).toBe(byInsn.count);
+      if (keep) expect(byBlock.items).toEqual(byInsn.items);
+      expect(byBlock.hash).toBe(byInsn.hash);
+    });
+  }
+
+  it('chooses blocks only when no consumer wants every instruction', () => {
+    const rec = new Recorder();
+    const t = new Transcript(true);
+    // With onInstruction (Recorder) it walks instructions; the counts still agree.
+    const withInsn = new ControlFlowWalker(decoderFor('unzip'), [rec, t]).run();
+    const t2 = new Transcript(true);
+    const auto = new ControlFlowWalker(decoderFor('unzip'), [t2]).run();
+    expect(rec.instructions).toBe(withInsn.instructions);
+    expect(auto).toEqual(withInsn);
+    expect(t2.items).toEqual(t.items);
   });
 });

@@ -16,21 +16,35 @@
 import type { DecoderConfig } from '../packets/config.js';
 import type { PacketDecoder } from '../packets/decoder.js';
 import { ErrorCode } from '../packets/errors.js';
-import { EventDecoder, type EventDecoderFlags } from './event-decoder.js';
-import { EventType, PtEvent, copyEvent } from './event.js';
+import { EventDecoder, assignEvent, type EventDecoderFlags } from './event-decoder.js';
+import { EventType, PtEvent } from './event.js';
 import { Status } from './status.js';
 import { TntCache } from './tnt-cache.js';
-import { TimeTracker } from './time.js';
+
+/** The read-ahead event when there is none (never modified). */
+const NO_EVENT = new PtEvent();
 
 export class QueryDecoder {
   readonly events: EventDecoder;
   private readonly tnt = new TntCache();
-  /** The next event, read ahead. */
-  private readonly ev = new PtEvent();
+  /**
+   * The next event, read ahead: the event decoder's slot itself (valid until
+   * its next call, which only {@link fetchEvent} makes), or {@link NO_EVENT}.
+   */
+  private ev: PtEvent = NO_EVENT;
   /** Deferred error of the event decoder. */
   private status = -ErrorCode.NoSync;
-  /** The time at the last event the caller consumed (libipt's last_time). */
-  readonly lastTime = new TimeTracker();
+  /**
+   * The time at the last query or event the caller consumed (libipt's
+   * last_time): the fields of it that are reported, copied at each query
+   * (a whole TimeTracker copy costs more than the query itself).
+   */
+  lastTscHi = 0;
+  lastTscLo = 0;
+  lastLostMtc = 0;
+  lastLostCyc = 0;
+  /** A TSC had been seen: the last time is wall-clock time. */
+  lastHaveTsc = false;
   /** Result of the last query that gives an address. */
   ip = 0;
   /** Result of the last conditional-branch query. */
@@ -54,8 +68,13 @@ export class QueryDecoder {
 
   private reset(): void {
     this.status = -ErrorCode.NoSync;
+    this.ev = NO_EVENT;
     this.tnt.reset();
-    this.lastTime.reset();
+    this.lastTscHi = 0;
+    this.lastTscLo = 0;
+    this.lastLostMtc = 0;
+    this.lastLostCyc = 0;
+    this.lastHaveTsc = false;
   }
 
   private eventPending(): boolean {
@@ -79,9 +98,9 @@ export class QueryDecoder {
     const err = this.events.next();
     if (err < 0) {
       this.status = err;
-      this.ev.type = EventType.Invalid;
+      this.ev = NO_EVENT;
     } else {
-      copyEvent(this.ev, this.events.event);
+      this.ev = this.events.event;
     }
   }
 
@@ -127,7 +146,7 @@ export class QueryDecoder {
     let q = this.tnt.query();
     if (q < 0) {
       if (q !== -ErrorCode.BadQuery) return q;
-      this.lastTime.copyFrom(this.events.timing.time);
+      this.takeTime();
       const err = this.cacheTnt();
       if (err < 0) return err;
       q = this.tnt.query();
@@ -144,11 +163,12 @@ export class QueryDecoder {
   /** Query an indirect branch: sets {@link ip} unless IpSuppressed; status or error. */
   indirectBranch(): number {
     if (this.status < 0) return this.status;
-    const ev = this.ev;
+    let ev = this.ev;
     if (ev.type !== EventType.Tip) {
       const err = this.cacheTnt();
       if (err < 0) return err;
-      if ((ev.type as EventType) !== EventType.Tip) {
+      ev = this.ev;
+      if (ev.type !== EventType.Tip) {
         if (this.status < 0) return this.status;
         return -ErrorCode.BadQuery;
       }
@@ -156,7 +176,7 @@ export class QueryDecoder {
     let status = 0;
     if (ev.ipSuppressed) status |= Status.IpSuppressed;
     else this.ip = ev.ip;
-    this.lastTime.copyFrom(this.events.timing.time);
+    this.takeTime();
     this.fetchEvent();
     return status | this.statusFlags();
   }
@@ -166,8 +186,8 @@ export class QueryDecoder {
     if (!this.tnt.isEmpty()) return -ErrorCode.BadQuery;
     if (this.status < 0) return this.status;
     if (!this.eventPending()) return -ErrorCode.BadQuery;
-    copyEvent(out, this.ev);
-    this.lastTime.copyFrom(this.events.timing.time);
+    assignEvent(out, this.ev);
+    this.takeTime();
     this.fetchEvent();
     // A decode error right behind the event is reported now: the caller
     // would otherwise move on in the code past the place of the error.
@@ -204,12 +224,21 @@ export class QueryDecoder {
     if (!this.tnt.isEmpty()) return -ErrorCode.BadQuery;
     if (this.status < 0) return this.status;
     if (!this.eventPending()) return -ErrorCode.BadQuery;
-    copyEvent(out, this.ev);
+    assignEvent(out, this.ev);
     return 0;
   }
 
   /** Time at the last consumed event: 0, or -NoTime (the value is relative then). */
   time(): number {
-    return this.lastTime.queryTsc();
+    return this.lastHaveTsc ? 0 : -ErrorCode.NoTime;
+  }
+
+  private takeTime(): void {
+    const t = this.events.timing.time;
+    this.lastTscHi = t.tscHi;
+    this.lastTscLo = t.tscLo;
+    this.lastLostMtc = t.lostMtc;
+    this.lastLostCyc = t.lostCyc;
+    this.lastHaveTsc = t.haveTsc;
   }
 }

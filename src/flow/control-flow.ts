@@ -8,10 +8,17 @@
  * ptxed) and calls each {@link FlowConsumer} in turn. Nothing is allocated
  * per instruction or per transfer: consumers get plain numbers and the
  * decoder's reusable instruction/event structs.
+ *
+ * When no consumer asks for every instruction, the walker reads blocks
+ * instead ({@link BlockDecoder} over the same instruction decoder, ending
+ * at every branch), which moves through the code by cached runs: each
+ * block's last instruction is its only possible transfer, so the callbacks
+ * are the same, in the same order, as instruction by instruction.
  */
 import { ErrorCode } from '../packets/errors.js';
 import { EventType, PtEvent } from '../events/event.js';
 import { Status } from '../events/status.js';
+import { Block, BlockDecoder } from './block-decoder.js';
 import type { InsnDecoder } from './insn-decoder.js';
 import { InsnClass, InstructionInfo } from './instruction.js';
 
@@ -93,14 +100,15 @@ export interface FlowStats {
   gaps: number;
 }
 
-function classify(insn: InstructionInfo): TransferKind | -1 {
-  switch (insn.iclass) {
+/** The transfer an instruction of class `iclass` makes, or -1 for none. */
+function classify(iclass: InsnClass, isDirect: boolean): TransferKind | -1 {
+  switch (iclass) {
     case InsnClass.Call:
-      return insn.isDirect ? TransferKind.DirectCall : TransferKind.IndirectCall;
+      return isDirect ? TransferKind.DirectCall : TransferKind.IndirectCall;
     case InsnClass.Return:
       return TransferKind.Return;
     case InsnClass.Jump:
-      return insn.isDirect ? TransferKind.DirectJump : TransferKind.IndirectJump;
+      return isDirect ? TransferKind.DirectJump : TransferKind.IndirectJump;
     case InsnClass.CondJump:
       return TransferKind.CondTaken;
     case InsnClass.FarCall:
@@ -117,6 +125,7 @@ function classify(insn: InstructionInfo): TransferKind | -1 {
 /** Drives an instruction decoder over a whole trace and feeds consumers. */
 export class ControlFlowWalker {
   private readonly insn = new InstructionInfo();
+  private readonly block = new Block();
   private readonly ev = new PtEvent();
   private readonly transferSinks: FlowConsumer[];
   private readonly insnSinks: FlowConsumer[];
@@ -143,9 +152,23 @@ export class ControlFlowWalker {
     this.errorSinks = consumers.filter((c) => c.onError);
   }
 
-  /** Walk the whole trace. Never throws for bad trace data: errors go to consumers. */
-  run(): FlowStats {
+  /**
+   * Walk the whole trace. Never throws for bad trace data: errors go to
+   * consumers. `mode` forces instruction- or block-wise decoding (the
+   * callbacks are the same; 'auto' takes blocks unless a consumer has
+   * {@link FlowConsumer.onInstruction}).
+   */
+  run(mode: 'auto' | 'insn' | 'block' = 'auto'): FlowStats {
     const stats: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+    const blocks = mode === 'block' || (mode === 'auto' && this.insnSinks.length === 0);
+    if (blocks) this.walkBlocks(stats);
+    else this.walkInstructions(stats);
+    if (this.pendingKind >= 0) this.flush(NaN, stats);
+    for (const c of this.consumers) c.onEnd?.();
+    return stats;
+  }
+
+  private walkInstructions(stats: FlowStats): void {
     const dec = this.decoder;
     const insn = this.insn;
     let status = dec.syncForward();
@@ -178,7 +201,7 @@ export class ControlFlowWalker {
       if (this.pendingKind >= 0) this.flush(insn.ip, stats);
       for (const c of this.insnSinks) c.onInstruction!(insn);
       this.sinceTransfer++;
-      const kind = classify(insn);
+      const kind = classify(insn.iclass, insn.isDirect);
       if (kind >= 0) {
         this.pendingKind = kind;
         this.pendingIp = insn.ip;
@@ -187,9 +210,56 @@ export class ControlFlowWalker {
         this.sinceTransfer = 0;
       }
     }
-    if (this.pendingKind >= 0) this.flush(NaN, stats);
-    for (const c of this.consumers) c.onEnd?.();
-    return stats;
+  }
+
+  /** {@link walkInstructions}, a block at a time (blocks end at every branch). */
+  private walkBlocks(stats: FlowStats): void {
+    const dec = this.decoder;
+    const blocks = BlockDecoder.over(dec, true, true);
+    const block = this.block;
+    let status = dec.syncForward();
+    for (;;) {
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        this.error(status, dec.offset, dec.ip, stats);
+        status = dec.syncForward();
+        continue;
+      }
+      while (status >= 0 && status & Status.EventPending) {
+        status = dec.event(this.ev);
+        if (status >= 0) this.event(this.ev, stats);
+      }
+      if (status < 0) continue;
+      if (status & Status.Eos) break;
+      status = blocks.next(block);
+      // A failing last instruction was decoded but did not complete.
+      const failedLast = status < 0 && block.lastFailed;
+      const done = failedLast ? block.ninsn - 1 : block.ninsn;
+      if (done > 0) {
+        stats.instructions += done;
+        if (this.pendingKind >= 0) this.flush(block.ip, stats);
+        this.sinceTransfer += done;
+        // Only the last instruction of a block can be a branch.
+        const kind = failedLast ? -1 : classify(block.iclass, block.lastIsDirect);
+        if (kind >= 0) {
+          this.pendingKind = kind;
+          this.pendingIp = block.endIp;
+          this.pendingSize = block.size;
+          this.pendingCount = this.sinceTransfer;
+          this.sinceTransfer = 0;
+        }
+      }
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        if (status === -ErrorCode.NoEnable) {
+          status = dec.syncForward();
+          continue;
+        }
+        this.error(status, dec.offset, block.failIp, stats);
+        status = dec.syncForward();
+        continue;
+      }
+    }
   }
 
   private flush(to: number, stats: FlowStats): void {

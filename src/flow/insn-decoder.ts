@@ -36,6 +36,14 @@
  * Nothing is allocated per instruction: `insn` and the event are
  * caller-owned structs that are overwritten.
  *
+ * Speed: while no event is pending (the common case: events are only due
+ * once the cached TNT bits run out), no instruction can bind one, so the
+ * decoder skips the event checks and walks the cached runs of the
+ * {@link BlockCache} (one lookup per run, each instruction's classification
+ * read in order from the run) instead of looking each instruction up;
+ * the block decoder crosses those runs whole ({@link quiet},
+ * {@link canCross}, {@link cross}, {@link proceedRun}).
+ *
  * Loop guard (not in libipt): a stretch of more than {@link MAX_STEPS_WITHOUT_TRACE}
  * instructions that consumes no trace (a direct-jump loop with no packets,
  * from a bad image or bad trace) fails with -ErrorCode.BadQuery instead of
@@ -46,12 +54,14 @@ import type { DecoderConfig } from '../packets/config.js';
 import { addrFilterCheck } from '../packets/config.js';
 import type { PacketDecoder } from '../packets/decoder.js';
 import { ErrorCode } from '../packets/errors.js';
-import { EventType, PtEvent, copyEvent } from '../events/event.js';
+import { EventType, PtEvent } from '../events/event.js';
+import { assignEvent, resetEvent } from '../events/event-decoder.js';
 import { QueryDecoder } from '../events/query-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, NO_CR3, NO_VMCS, ipToBigInt } from './address-space.js';
-import type { Image } from './image.js';
-import { decodeInstruction } from './instruction-decoder.js';
+import type { Image, MappedSection } from './image.js';
+import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
+import { BlockCache, blockCacheFor, RUN_DIRECT, RUN_FINAL } from './block-cache.js';
 import {
   ExecMode,
   InsnClass,
@@ -101,7 +111,37 @@ export interface FlowFlags {
 
 export class InsnDecoder {
   readonly query: QueryDecoder;
-  image: Image;
+  private img: Image;
+  /** The instruction decoder (and cache) of {@link image}. */
+  private idec: InstructionDecoder;
+
+  /** The memory image the code is read from (sideband may switch it). */
+  get image(): Image {
+    return this.img;
+  }
+
+  set image(image: Image) {
+    this.img = image;
+    this.idec = instructionDecoderFor(image);
+    this.runs = blockCacheFor(image, false);
+    this.runLeft = 0;
+  }
+
+  // The cached run (block-cache.ts) being walked by next(): its next
+  // instruction's index in the cache, how many are left, and what it was
+  // looked up for; a run is only walked while the decoder is where the run
+  // left it, in the same mode, address space and image version.
+  private runs: BlockCache;
+  private runNext = 0;
+  private runLeft = 0;
+  private runIp = 0;
+  private runMode = ExecMode.Unknown;
+  private runAsid: Asid = ANY_ASID;
+  private runVersion = -1;
+  private runMapping: MappedSection | null = null;
+  private runBytes: Uint8Array = new Uint8Array(0);
+  /** Source offset minus address: rawOffset = ip + runDelta. */
+  private runDelta = 0;
 
   /** The current execution mode. */
   mode: ExecMode = ExecMode.Unknown;
@@ -147,7 +187,9 @@ export class InsnDecoder {
       keepTcalOnOvf: flags.keepTcalOnOvf,
       enableIflags: flags.enableIflags,
     });
-    this.image = image;
+    this.img = image;
+    this.idec = instructionDecoderFor(image);
+    this.runs = blockCacheFor(image, false);
   }
 
   /** Trace offset of the next packet (libipt's pt_insn_get_offset). */
@@ -218,17 +260,17 @@ export class InsnDecoder {
   private tick(ip: number): number {
     if (!this.enabled) return -ErrorCode.Internal;
     if (this.processEvent) return 0;
-    const t = this.query.lastTime;
+    const q = this.query;
     const ev = this.ev;
-    if (t.tscHi === ev.tscHi && t.tscLo === ev.tscLo) return 0;
-    ev.clear();
+    if (q.lastTscHi === ev.tscHi && q.lastTscLo === ev.tscLo) return 0;
+    resetEvent(ev);
     ev.type = EventType.Tick;
     ev.ip = ip;
-    ev.hasTsc = t.queryTsc() === 0;
-    ev.tscHi = t.tscHi;
-    ev.tscLo = t.tscLo;
-    ev.lostMtc = t.lostMtc;
-    ev.lostCyc = t.lostCyc;
+    ev.hasTsc = q.lastHaveTsc;
+    ev.tscHi = q.lastTscHi;
+    ev.tscLo = q.lastTscLo;
+    ev.lostMtc = q.lastLostMtc;
+    ev.lostCyc = q.lastLostCyc;
     this.processEvent = true;
     return 1;
   }
@@ -280,9 +322,14 @@ export class InsnDecoder {
 
   /** Set {@link ip} past `insn` (libipt's pt_insn_proceed). 0 or error. */
   proceed(insn: InstructionInfo): number {
-    this.ip += insn.size;
+    return this.proceedWith(insn.iclass, insn.size, insn.isDirect, insn.displacement);
+  }
+
+  /** {@link proceed} for an instruction given by its class, size and (direct) displacement. */
+  private proceedWith(iclass: InsnClass, size: number, isDirect: boolean, displacement: number): number {
+    this.ip += size;
     this.icnt++;
-    switch (insn.iclass) {
+    switch (iclass) {
       case InsnClass.Ptwrite:
       case InsnClass.Other:
         return 0;
@@ -295,7 +342,7 @@ export class InsnDecoder {
       }
       case InsnClass.Call:
         // Calls to the next instruction (position-independent code) are not returns.
-        if (insn.displacement !== 0 || !insn.isDirect) this.retstack.push(this.ip);
+        if (displacement !== 0 || !isDirect) this.retstack.push(this.ip);
         break;
       case InsnClass.Return: {
         // A taken TNT bit is a compressed return.
@@ -319,8 +366,8 @@ export class InsnDecoder {
       default:
         return -ErrorCode.BadInsn;
     }
-    if (insn.isDirect) {
-      this.ip += insn.displacement;
+    if (isDirect) {
+      this.ip += displacement;
       if (++this.steps > MAX_STEPS_WITHOUT_TRACE) return -ErrorCode.BadQuery;
     } else {
       const status = this.indirectBranch();
@@ -470,7 +517,7 @@ export class InsnDecoder {
   /** SKD022: a VMLAUNCH/VMRESUME at the async disable's source makes it synchronous. */
   private handleSkd022(): number {
     const insn = this.scratch;
-    const err = decodeInstruction(this.image, this.asid, this.ip, this.mode, insn);
+    const err = this.idec.decode(insn, this.ip, this.mode, this.asid);
     if (err < 0) return 0;
     if (insn.kind !== InsnKind.Vmlaunch && insn.kind !== InsnKind.Vmresume) return 0;
     const ev = this.ev;
@@ -484,7 +531,7 @@ export class InsnDecoder {
     let ip = begin;
     while (ip !== end) {
       if (!steps--) return 0;
-      const err = decodeInstruction(this.image, this.asid, ip, this.mode, insn);
+      const err = this.idec.decode(insn, ip, this.mode, this.asid);
       if (err < 0) return err;
       const next = insnNextIp(insn);
       if (Number.isNaN(next)) return insnNextIpError(insn);
@@ -621,6 +668,18 @@ export class InsnDecoder {
       insn.ip = this.ip;
       return this.status & Status.Eos ? -ErrorCode.Eos : -ErrorCode.NoEnable;
     }
+    const quiet = !this.processEvent && (this.status & Status.EventPending) === 0;
+    if (
+      quiet &&
+      this.runLeft !== 0 &&
+      this.ip === this.runIp &&
+      this.mode === this.runMode &&
+      this.asid === this.runAsid &&
+      this.img.version === this.runVersion
+    ) {
+      return this.nextInRun(insn);
+    }
+    this.runLeft = 0;
     // A decode error in the trace ahead stops us here, before the code
     // runs on past the place it describes.
     const err = this.query.error;
@@ -630,11 +689,27 @@ export class InsnDecoder {
       insn.mode = this.mode;
       return err;
     }
-    let status = decodeInstruction(this.image, this.asid, this.ip, this.mode, insn);
+    if (quiet && this.startRun()) return this.nextInRun(insn);
+    let status = this.idec.decode(insn, this.ip, this.mode, this.asid);
     insn.speculative = this.speculative;
     if (status < 0) {
       insn.iclass = InsnClass.Unknown;
       return status;
+    }
+    if (quiet) {
+      // No event is pending, so none binds here: what checkInsnEvent and
+      // checkIpEvent would conclude, without asking (statusFlags(0) is
+      // just the end-of-stream flag while tracing is enabled).
+      const c = insn.iclass;
+      if (c === InsnClass.Other || c === InsnClass.Ptwrite) {
+        this.ip += insn.size;
+        this.icnt++;
+        return this.status & Status.Eos;
+      }
+      status = this.proceed(insn);
+      if (status < 0) return status;
+      if (!this.processEvent && (this.status & Status.EventPending) === 0) return this.status & Status.Eos;
+      return this.checkIpEvent(insn);
     }
     status = this.checkInsnEvent(insn);
     if (status !== 0) {
@@ -643,6 +718,162 @@ export class InsnDecoder {
     }
     status = this.proceed(insn);
     if (status < 0) return status;
+    return this.checkIpEvent(insn);
+  }
+
+  // --- walking cached runs (next() while no event is pending) ---------------------
+
+  /** Look up the run at {@link ip}; true if there is one to walk. */
+  private startRun(): boolean {
+    const runs = this.runs;
+    const id = runs.lookup(this.ip, this.mode, this.asid);
+    if (id < 0) return false;
+    const n = runs.count[id] + ((runs.info[id] & RUN_FINAL) !== 0 ? 1 : 0);
+    if (n === 0) return false;
+    const m = runs.mapping!;
+    this.runNext = runs.first[id];
+    this.runLeft = n;
+    this.runMode = this.mode;
+    this.runAsid = this.asid;
+    this.runVersion = this.img.version;
+    if (m !== this.runMapping) {
+      this.runMapping = m;
+      this.runBytes = m.section.source.bytes;
+      this.runDelta = m.sourceOffset - m.vaddr;
+    }
+    return true;
+  }
+
+  /**
+   * The next instruction of the run, while no event is pending: reported
+   * from the run's cached classification, then proceeded past as
+   * {@link next} does.
+   */
+  private nextInRun(insn: InstructionInfo): number {
+    const runs = this.runs;
+    const k = this.runNext++;
+    this.runLeft--;
+    const info = runs.insnInfo[k];
+    const ip = this.ip;
+    const size = info & 15;
+    const iclass: InsnClass = (info >>> 4) & 15;
+    const m = this.runMapping!;
+    insn.ip = ip;
+    insn.mode = this.mode;
+    insn.size = size;
+    insn.iclass = iclass;
+    insn.kind = (info >>> 8) & 255;
+    if ((info & RUN_DIRECT) !== 0) {
+      const disp = runs.insnDisp[k];
+      insn.isDirect = true;
+      insn.displacement = disp;
+      insn.target = ip + size + disp;
+    } else {
+      insn.isDirect = false;
+      insn.displacement = 0;
+      insn.target = 0;
+    }
+    insn.truncated = false;
+    insn.speculative = this.speculative;
+    insn.section = m;
+    insn.isid = m.isid;
+    insn.rawBuffer = this.runBytes;
+    insn.rawOffset = ip + this.runDelta;
+    if (iclass === InsnClass.Other || iclass === InsnClass.Ptwrite) {
+      this.ip = this.runIp = ip + size;
+      this.icnt++;
+      return this.status & Status.Eos;
+    }
+    const status = this.proceed(insn);
+    if (status < 0) {
+      this.runLeft = 0;
+      return status;
+    }
+    this.runIp = this.ip;
+    if (!this.processEvent && (this.status & Status.EventPending) === 0) return this.status & Status.Eos;
+    return this.checkIpEvent(insn);
+  }
+
+  // --- crossing cached runs (for the block decoder) ------------------------------
+
+  /**
+   * No event is pending or being processed, tracing is on and no error is
+   * due: until the next trace query, no instruction needs an event check
+   * and each one's status is 0. What lets the block decoder cross cached
+   * runs (see block-cache.ts) and proceed past their final instruction
+   * with {@link proceedRun}.
+   */
+  get quiet(): boolean {
+    return (
+      this.enabled &&
+      !this.processEvent &&
+      (this.status & (Status.EventPending | Status.Eos)) === 0 &&
+      this.query.error === 0
+    );
+  }
+
+  /**
+   * May the `count` instructions from {@link ip} up to (not including) the
+   * one at `endIp` be crossed without checking each for events? Yes while
+   * {@link quiet}; with an event pending, only where stepping would give
+   * each of them status 0 too: a synchronous disable with an IP binds to
+   * none of them unless one is a direct jump (`contiguous` says there is
+   * none), and an asynchronous branch or disable binds only at its source
+   * IP, which must not lie in (ip, endIp] (the run's addresses when
+   * `contiguous`).
+   */
+  canCross(contiguous: boolean, endIp: number): boolean {
+    if (this.quiet) return true;
+    if (!this.enabled || !contiguous || this.resyncing || this.query.error !== 0) return false;
+    if (!this.processEvent) {
+      if (!(this.status & Status.EventPending)) return false; // Eos: each instruction reports it
+      if (this.eventPending() <= 0) return false; // stepping reports the error
+    }
+    const ev = this.ev;
+    switch (ev.type) {
+      case EventType.Disabled:
+        return !ev.statusUpdate && !ev.ipSuppressed;
+      case EventType.AsyncBranch:
+      case EventType.AsyncDisabled:
+        return !(ev.at > this.ip && ev.at <= endIp);
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Cross `count` instructions (see {@link canCross}) to `endIp`, taking
+   * `directs` direct jumps. False, and nothing done, if that would trip the
+   * loop guard: stepping then fails at the exact instruction.
+   */
+  cross(count: number, endIp: number, directs: number): boolean {
+    if (directs !== 0) {
+      if (this.steps + directs >= MAX_STEPS_WITHOUT_TRACE) return false;
+      this.steps += directs;
+    }
+    this.ip = endIp;
+    this.icnt += count;
+    return true;
+  }
+
+  /** The final instruction of a run, decoded only when an event needs it. */
+  private readonly runInsn = new InstructionInfo();
+
+  /**
+   * While {@link quiet}: proceed past the instruction at {@link ip} given by
+   * its packed classification (block-cache.ts) and displacement, as
+   * {@link next} would. Status flags, or a negative ErrorCode.
+   */
+  proceedRun(info: number, displacement: number): number {
+    const at = this.ip;
+    const status = this.proceedWith((info >>> 4) & 15, info & 15, (info & RUN_DIRECT) !== 0, displacement);
+    if (status < 0) return status;
+    if (!this.processEvent && (this.status & Status.EventPending) === 0) return this.status & Status.Eos;
+    // An event became due: binding a TSX event may look at the instruction.
+    const insn = this.runInsn;
+    const err = this.idec.decode(insn, at, this.mode, this.asid);
+    if (err < 0) return err;
+    insn.speculative = this.speculative;
     return this.checkIpEvent(insn);
   }
 
@@ -757,7 +988,7 @@ export class InsnDecoder {
         break;
     }
     if (status < 0) return status;
-    copyEvent(out, ev);
+    assignEvent(out, ev);
     this.processEvent = false;
     // An IP from the trace, or a trigger, restarts the trigger count.
     if ((this.fromQuery && !ev.ipSuppressed) || ev.type === EventType.Trig) this.icnt = 0;

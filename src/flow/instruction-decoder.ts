@@ -527,8 +527,22 @@ function readU64(bytes: Uint8Array, at: number): bigint {
 const shared = new WeakMap<Image, InstructionDecoder>();
 
 /**
- * Decode the instruction at `ip` with a decoder shared per image (created on
- * first use). Returns as {@link InstructionDecoder.decode}.
+ * The decoder shared by everything that decodes `image` (created on first
+ * use), so its cache is filled once. Hot loops keep the result instead of
+ * calling {@link decodeInstruction}, which looks it up per call.
+ */
+export function instructionDecoderFor(image: Image): InstructionDecoder {
+  let d = shared.get(image);
+  if (!d) {
+    d = new InstructionDecoder(image);
+    shared.set(image, d);
+  }
+  return d;
+}
+
+/**
+ * Decode the instruction at `ip` with the decoder shared per image.
+ * Returns as {@link InstructionDecoder.decode}.
  */
 export function decodeInstruction(
   image: Image,
@@ -537,10 +551,5 @@ export function decodeInstruction(
   mode: ExecMode,
   out: InstructionInfo,
 ): number {
-  let d = shared.get(image);
-  if (!d) {
-    d = new InstructionDecoder(image);
-    shared.set(image, d);
-  }
-  return d.decode(out, ip, mode, asid);
+  return instructionDecoderFor(image).decode(out, ip, mode, asid);
 }
