@@ -16,7 +16,8 @@
 import type { DecoderConfig } from '../packets/config.js';
 import type { PacketDecoder } from '../packets/decoder.js';
 import { ErrorCode } from '../packets/errors.js';
-import { EventDecoder, assignEvent, type EventDecoderFlags } from './event-decoder.js';
+import { EventDecoder, type EventDecoderFlags } from './event-decoder.js';
+import { copyEvent as assignEvent } from './event.js';
 import { EventType, PtEvent } from './event.js';
 import { Status } from './status.js';
 import { TntCache } from './tnt-cache.js';

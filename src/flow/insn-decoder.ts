@@ -55,7 +55,7 @@ import { addrFilterCheck } from '../packets/config.js';
 import type { PacketDecoder } from '../packets/decoder.js';
 import { ErrorCode } from '../packets/errors.js';
 import { EventType, PtEvent } from '../events/event.js';
-import { assignEvent, resetEvent } from '../events/event-decoder.js';
+import { copyEvent as assignEvent, resetEvent } from '../events/event.js';
 import { QueryDecoder } from '../events/query-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, NO_CR3, NO_VMCS, ipToBigInt } from './address-space.js';
