@@ -1,0 +1,106 @@
+/**
+ * Scoring a recording with the learned window classifier: extract the
+ * windows before each sensitive call (features.ts), score each with the
+ * model (model.ts), rank them.
+ *
+ * A trace with no sensitive call has no window and gets no score: the
+ * result says so (`windows: []`, `maxScore: null`) instead of inventing one.
+ * The HTML report shows {@link classifyBundle}'s result as its learned score.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadBundleInput, type TraceInput } from '../analyze.js';
+import { hexAddress } from '../finding.js';
+import { extractWindows } from './features.js';
+import { loadNetwork, predict, readModelFile, stackWindows } from './model.js';
+
+/** One scored window. */
+export interface WindowScore {
+  /** Position among the trace's windows (trace order). */
+  index: number;
+  trigger: string;
+  functionName: string | null;
+  /** The sensitive transfer (hex; 'unknown' when the trace did not say). */
+  from: string;
+  to: string;
+  /** Trace offset of the trigger. */
+  offset: number;
+  /** Transfers in the window. */
+  length: number;
+  score: number;
+}
+
+export interface LearnedScores {
+  input: string;
+  model: string;
+  threshold: number;
+  windows: WindowScore[];
+  /** Highest-scoring windows first (at most `top`). */
+  top: WindowScore[];
+  /** Highest score, or null when there is no window. */
+  maxScore: number | null;
+  /** Windows at or above the threshold. */
+  flagged: number;
+}
+
+/** The shipped model: models/exploit-window-model.json of the ptscope installation. */
+export function defaultModelPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'models', 'exploit-window-model.json');
+    const up = dirname(dir);
+    if (up === dir) return join(process.cwd(), 'models', 'exploit-window-model.json');
+    dir = up;
+  }
+}
+
+export interface ClassifyOptions {
+  /** Model file (default: the shipped one). */
+  model?: string;
+  /** How many top windows to keep (default 5). */
+  top?: number;
+}
+
+/** Score every window of a loaded trace. Throws ModelFileError for a bad model. */
+export async function classifyInput(input: TraceInput, options: ClassifyOptions = {}): Promise<LearnedScores> {
+  const modelPath = options.model ?? defaultModelPath();
+  const file = readModelFile(modelPath);
+  const { windows } = extractWindows(input);
+  const scores: WindowScore[] = [];
+  if (windows.length > 0) {
+    const net = await loadNetwork(file, modelPath);
+    try {
+      const s = await predict(net, stackWindows(windows));
+      windows.forEach((w, i) => {
+        scores.push({
+          index: i,
+          trigger: w.trigger,
+          functionName: w.functionName,
+          from: hexAddress(w.from),
+          to: hexAddress(w.to),
+          offset: w.offset,
+          length: w.length,
+          score: s[i],
+        });
+      });
+    } finally {
+      net.dispose();
+    }
+  }
+  const top = [...scores].sort((a, b) => b.score - a.score || a.index - b.index).slice(0, options.top ?? 5);
+  return {
+    input: input.name,
+    model: modelPath,
+    threshold: file.threshold,
+    windows: scores,
+    top,
+    maxScore: top.length > 0 ? top[0].score : null,
+    flagged: scores.filter((s) => s.score >= file.threshold).length,
+  };
+}
+
+/** Score a recorder bundle (the HTML report's learned score). */
+export async function classifyBundle(dir: string, options: ClassifyOptions = {}): Promise<LearnedScores> {
+  return classifyInput(loadBundleInput(dir), options);
+}
