@@ -9,6 +9,8 @@ import { TIMELINE_HELP, runTimelineCommand } from './timeline.js';
 import { COVERAGE_HELP, runCoverageCommand } from './coverage.js';
 import { DEMO_HELP, runDemoCommand } from './demo.js';
 import { DORMANT_HELP, runDormantCommand } from './dormant.js';
+import { CLASSIFY_HELP, runClassifyCommand } from './classify.js';
+import { TRAIN_HELP, runTrainCommand } from './train.js';
 import { EXPORT_PERF_HELP, runExportPerfCommand } from './export-perf.js';
 
 const VERSION = '0.1.0';
@@ -27,6 +29,8 @@ commands:
   coverage  write coverage as drcov (Lighthouse, bncov) or a per-function summary
   demo      analyse the bundled sample recordings and write an HTML report
   dormant   find code that never ran, solve what triggers it, re-run to prove it
+  classify  score the windows before each system call with the learned exploit model
+  train     train the learned exploit model on a dataset of windows
   export-perf  write a bundle as a perf.data that Linux perf decodes
   help      show help for a command
 
@@ -86,6 +90,14 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
   demo: {
     help: DEMO_HELP,
     run: runDemoCommand,
+  },
+  classify: {
+    help: CLASSIFY_HELP,
+    run: runClassifyCommand,
+  },
+  train: {
+    help: TRAIN_HELP,
+    run: runTrainCommand,
   },
 };
 
