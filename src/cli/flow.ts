@@ -13,8 +13,9 @@ import { describeFileError } from './dump.js';
 import { defaultConfig, AddrCfg, type DecoderConfig } from '../packets/config.js';
 import { errataFor, parseCpu } from '../packets/cpu.js';
 import { PacketDecoder } from '../packets/decoder.js';
-import { ErrorCode, PtError, errorMessage } from '../packets/errors.js';
-import { PtEvent } from '../events/event.js';
+import { ErrorCode, PtError, errorMessage, errorName } from '../packets/errors.js';
+import { EventType, PtEvent } from '../events/event.js';
+import { hex64 } from '../reports/hex.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, formatIp } from '../flow/address-space.js';
 import { Image } from '../flow/image.js';
@@ -55,6 +56,7 @@ options:
   --event:tick                   report timing changes as tick events
   --event:iflags                 report interrupt flag changes
   --check                        check decoded instructions
+  --json                         JSON Lines: one object per instruction (or block), event and error
   --stat, --stat:insn, --stat:blocks  print statistics
   --resync-on-error              after an error, continue at the next IP in the trace
                                  (default: at the next PSB)
@@ -80,6 +82,8 @@ interface FlowOptions {
   statBlocks: boolean;
   showBlocks: boolean;
   resync: boolean;
+  /** JSON Lines instead of ptxed's text. */
+  json: boolean;
 }
 
 /** Statistics (ptxed's ptxed_stats). */
@@ -112,6 +116,7 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
     statBlocks: false,
     showBlocks: false,
     resync: false,
+    json: false,
   };
   const insnFlags: FlowFlags = { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false };
   const blockFlags: FlowFlags & { endOnCall: boolean; endOnJump: boolean } = {
@@ -197,6 +202,9 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
         break;
       case '--check':
         opts.check = true;
+        break;
+      case '--json':
+        opts.json = true;
         break;
       case '--stat':
         opts.stat = true;
@@ -440,6 +448,38 @@ function insnLine(insn: InstructionInfo, opts: FlowOptions, offset: number): str
   return s;
 }
 
+/** One instruction as a JSON Lines object (`--json`). */
+function insnJson(insn: InstructionInfo, opts: FlowOptions, offset: number): string {
+  const o: Record<string, unknown> = { ip: '0x' + formatIp(insn.ip).replace(/^0+(?=.)/, ''), size: insn.size, class: INSN_CLASS_NAMES[insn.iclass] ?? 'unknown', bits: MODE_BITS[insn.mode] ?? 0 };
+  if (opts.fmt.offset) o.offset = offset;
+  if (insn.speculative) o.speculative = true;
+  if (!opts.noInst) o.insn = disassemble(insn);
+  return JSON.stringify(o);
+}
+
+const INSN_CLASS_NAMES: readonly string[] = ['unknown', 'other', 'call', 'return', 'jump', 'cond-jump', 'far-call', 'far-return', 'far-jump', 'ptwrite'];
+const MODE_BITS: readonly number[] = [0, 16, 32, 64];
+
+/** An event as a JSON Lines object: its type and every field that has a value. */
+function eventJson(ev: PtEvent, offset: number): string {
+  const o: Record<string, unknown> = { event: (EventType[ev.type] ?? 'unknown').toLowerCase() };
+  if (!ev.ipSuppressed) o.ip = '0x' + formatIp(ev.ip).replace(/^0+(?=.)/, '');
+  if (ev.type === EventType.AsyncBranch || ev.type === EventType.AsyncDisabled) o.from = '0x' + formatIp(ev.at).replace(/^0+(?=.)/, '');
+  if (ev.hasTsc) o.tsc = '0x' + hex64(ev.tscHi, ev.tscLo);
+  if (offset) o.offset = offset;
+  return JSON.stringify(o);
+}
+
+/** A decode error as a JSON Lines object. */
+function errorJson(offset: number, ip: number, what: string, status: number): string {
+  return JSON.stringify({ error: errorName(status), message: `${what}: ${errorMessage(status)}`, offset, ip: '0x' + formatIp(ip).replace(/^0+(?=.)/, '') });
+}
+
+/** Print a diagnostic as ptxed does, or as JSON. */
+function diag(out: LineWriter, opts: FlowOptions, offset: number, ip: number, what: string, status: number): void {
+  out.line(opts.json ? errorJson(offset, ip, what, status) : formatDiagnostic(offset, ip, what, status));
+}
+
 /** Run a `--check` and print what it found. */
 function printChecks(check: (lines: string[]) => void, out: LineWriter): void {
   const lines: string[] = [];
@@ -469,7 +509,7 @@ function drainEvents(
     const offset = opts.fmt.offset ? offsetOf() : 0;
     status = event(ev);
     if (status < 0) return status;
-    if (!opts.quiet && !ev.statusUpdate) out.line(formatEvent(ev, opts.fmt, offset));
+    if (!opts.quiet && !ev.statusUpdate) out.line(opts.json ? eventJson(ev, offset) : formatEvent(ev, opts.fmt, offset));
     // Sideband records due by now are printed and applied after the event.
     if (sb) sb.onEvent(sidebandEventOf(ev, sbEvent));
   }
@@ -495,7 +535,7 @@ function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: Line
       status = dec.resync();
       if (status < 0) {
         if (status === -ErrorCode.Eos) break;
-        out.line(formatDiagnostic(Math.max(0, dec.offset), insn.ip, 'resync error', status));
+        diag(out, opts, Math.max(0, dec.offset), insn.ip, 'resync error', status);
         continue;
       }
     } else {
@@ -503,7 +543,7 @@ function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: Line
       status = dec.syncForward();
       if (status < 0) {
         if (status === -ErrorCode.Eos) break;
-        out.line(formatDiagnostic(Math.max(0, dec.offset), insn.ip, 'sync error', status));
+        diag(out, opts, Math.max(0, dec.offset), insn.ip, 'sync error', status);
         const newSync = dec.offset;
         if (newSync < 0 || newSync <= sync) break;
         sync = newSync;
@@ -514,7 +554,7 @@ function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: Line
       status = drainEvents(status, eventFn, ev, opts, out, offsetOf, sb);
       if (status < 0) break;
       if (status & Status.Eos) {
-        if (!(status & Status.IpSuppressed) && !opts.quiet) out.line('[end of trace]');
+        if (!(status & Status.IpSuppressed) && !opts.quiet) out.line(opts.json ? '{"event":"end of trace"}' : '[end of trace]');
         status = -ErrorCode.Eos;
         break;
       }
@@ -522,19 +562,19 @@ function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: Line
       status = dec.next(insn);
       if (status < 0) {
         if (insn.iclass !== InsnClass.Unknown) {
-          if (!opts.quiet) out.line(insnLine(insn, opts, offset));
+          if (!opts.quiet) out.line(opts.json ? insnJson(insn, opts, offset) : insnLine(insn, opts, offset));
           stats.insn++;
           if (opts.check) printChecks((lines) => checkInsn(insn, offset, lines), out);
         }
         break;
       }
-      if (!opts.quiet) out.line(insnLine(insn, opts, offset));
+      if (!opts.quiet) out.line(opts.json ? insnJson(insn, opts, offset) : insnLine(insn, opts, offset));
       stats.insn++;
       if (opts.check) printChecks((lines) => checkInsn(insn, offset, lines), out);
     }
     if (status === 0) status = -ErrorCode.Internal;
     if (status === -ErrorCode.Eos) break;
-    out.line(formatDiagnostic(dec.offset, insn.ip, 'error', status));
+    diag(out, opts, dec.offset, insn.ip, 'error', status);
     // Like ptxed: continue at the next PSB, or with --resync-on-error at
     // the next IP in the trace; if that made no progress, at the next PSB.
     resync = opts.resync && dec.offset !== lastErrorOffset;
@@ -553,6 +593,10 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
   const fetch = (ip: number): InstructionInfo | null =>
     decodeInstruction(dec.insn.image, dec.insn.asid, ip, block.mode, scratch) < 0 ? null : scratch;
   const printBlock = (): void => {
+    if (opts.json) {
+      out.line(JSON.stringify({ block: '0x' + formatIp(block.ip).replace(/^0+(?=.)/, ''), end: '0x' + formatIp(block.endIp).replace(/^0+(?=.)/, ''), ninsn: block.ninsn, class: INSN_CLASS_NAMES[block.iclass] ?? 'unknown', bits: MODE_BITS[block.mode] ?? 0 }));
+      return;
+    }
     if (opts.showBlocks) out.line(opts.stat ? `[block ${stats.blocks.toString(16)}]` : '[block]');
     for (let k = 0; k < block.ninsn; k++) {
       let s = '';
@@ -572,7 +616,7 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
       status = dec.resync();
       if (status < 0) {
         if (status === -ErrorCode.Eos) break;
-        out.line(formatDiagnostic(Math.max(0, dec.offset), block.errorIp(status), 'resync error', status));
+        diag(out, opts, Math.max(0, dec.offset), block.errorIp(status), 'resync error', status);
         continue;
       }
     } else {
@@ -582,7 +626,7 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
       status = dec.syncForward();
       if (status < 0) {
         if (status === -ErrorCode.Eos) break;
-        out.line(formatDiagnostic(Math.max(0, dec.offset), block.errorIp(status), 'sync error', status));
+        diag(out, opts, Math.max(0, dec.offset), block.errorIp(status), 'sync error', status);
         const newSync = dec.offset;
         if (newSync < 0 || newSync <= sync) break;
         sync = newSync;
@@ -593,7 +637,7 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
       status = drainEvents(status, eventFn, ev, opts, out, offsetOf, sb);
       if (status < 0) break;
       if (status & Status.Eos) {
-        if (!(status & Status.IpSuppressed) && !opts.quiet) out.line('[end of trace]');
+        if (!(status & Status.IpSuppressed) && !opts.quiet) out.line(opts.json ? '{"event":"end of trace"}' : '[end of trace]');
         status = -ErrorCode.Eos;
         break;
       }
@@ -615,7 +659,7 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
     }
     if (status === 0) status = -ErrorCode.Internal;
     if (status === -ErrorCode.Eos) break;
-    out.line(formatDiagnostic(dec.offset, block.errorIp(status), 'error', status));
+    diag(out, opts, dec.offset, block.errorIp(status), 'error', status);
     resync = opts.resync && dec.offset !== lastErrorOffset;
     lastErrorOffset = dec.offset;
   }
