@@ -123,12 +123,9 @@ export function patchedRun(m: BundleManifest, rules: string[], timeoutSec = 60):
 /** Record the program again with the shim applying `rules`, into bundle directory `output`. */
 export async function patchedRecording(m: BundleManifest, rules: string[], output: string, timeoutSec = 60): Promise<{ stdout: string; manifest: BundleManifest }> {
   const shim = buildShim();
-  // The recorder passes its environment through bwrap to qemu; QEMU_SET_ENV
-  // (comma-separated; the hex rules hold no comma) reaches only the guest.
-  const saved = process.env.QEMU_SET_ENV;
-  process.env.QEMU_SET_ENV = `LD_PRELOAD=${shim},PTSCOPE_SHIM_RULES=${encodeRules(rules)}`;
-  try {
-    const res = await record({
+  // The shim reaches only the guest (QEMU_SET_ENV; the hex rules hold no
+  // comma), and is bound into the sandbox wherever the checkout lives.
+  const res = await record({
       argv: programArgv(m),
       output,
       force: true,
@@ -143,13 +140,11 @@ export async function patchedRecording(m: BundleManifest, rules: string[], outpu
       snapshotBytes: 0,
       hardware: false,
       stdio: 'pipe',
+      guestEnv: { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) },
+      readOnlyPaths: [shim],
       notice: () => {},
-    });
-    return { stdout: res.stdout, manifest: res.manifest };
-  } finally {
-    if (saved === undefined) delete process.env.QEMU_SET_ENV;
-    else process.env.QEMU_SET_ENV = saved;
-  }
+  });
+  return { stdout: res.stdout, manifest: res.manifest };
 }
 
 /**

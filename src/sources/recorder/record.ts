@@ -60,6 +60,14 @@ export interface RecordOptions {
   stdio?: 'inherit' | 'pipe' | 'ignore';
   /** A file the target reads as its standard input (default: none, like /dev/null). */
   stdin?: string;
+  /**
+   * Variables added to the target's environment only (qemu's QEMU_SET_ENV,
+   * so the emulator itself is unaffected), e.g. an LD_PRELOAD shim. Values
+   * must not contain commas.
+   */
+  guestEnv?: Record<string, string>;
+  /** More host files the confined target may read (bound read-only at the same path). */
+  readOnlyPaths?: string[];
   /** One-line notices (emulation in use, warnings); default stderr. */
   notice?: (line: string) => void;
 }
@@ -157,6 +165,7 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
     if (mk.status !== 0) throw new RecordError(`record: cannot create a FIFO in ${fifoDir}`);
     const { argv, readOnly } = visibleInputs(opts.argv, program);
     readOnly.push(fifoDir);
+    for (const p of opts.readOnlyPaths ?? []) readOnly.push(resolve(p));
     const inner = ['/bin/sh', '-c', 'ulimit -c unlimited 2>/dev/null; exec "$@"', 'sh', QEMU, '-d', LOG_ITEMS, '-D', fifo, ...argv];
     let command: string[];
     if (opts.sandbox) {
@@ -216,6 +225,7 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
       child = spawn(command[0], command.slice(1), {
         stdio: [stdinFd ?? 'ignore', stdio, stdio],
         cwd: workDir,
+        env: guestEnvironment(opts.guestEnv),
       });
       child.on('error', (e) => reject(new RecordError(`record: cannot start ${command[0]}: ${e.message}`)));
       if (stdio === 'pipe') {
@@ -421,4 +431,15 @@ function openStdin(path: string | undefined): number | undefined {
   } catch (e) {
     throw new RecordError(`record: cannot read the standard input file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+}
+
+/** The recorder's environment with `guestEnv` passed to the target through qemu. */
+function guestEnvironment(guestEnv: Record<string, string> | undefined): NodeJS.ProcessEnv | undefined {
+  if (!guestEnv || Object.keys(guestEnv).length === 0) return undefined;
+  const pairs = Object.entries(guestEnv).map(([k, v]) => {
+    if (k.includes('=') || k.includes(',') || v.includes(',')) throw new RecordError(`record: guest environment ${k}: no '=' or ',' allowed`);
+    return `${k}=${v}`;
+  });
+  const existing = process.env.QEMU_SET_ENV;
+  return { ...process.env, QEMU_SET_ENV: existing ? `${existing},${pairs.join(',')}` : pairs.join(',') };
 }
