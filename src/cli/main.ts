@@ -9,6 +9,7 @@ import { TIMELINE_HELP, runTimelineCommand } from './timeline.js';
 import { COVERAGE_HELP, runCoverageCommand } from './coverage.js';
 import { DEMO_HELP, runDemoCommand } from './demo.js';
 import { DORMANT_HELP, runDormantCommand } from './dormant.js';
+import { CRASH_HELP, runCrashCommand } from './crash.js';
 import { CLASSIFY_HELP, runClassifyCommand } from './classify.js';
 import { TRAIN_HELP, runTrainCommand } from './train.js';
 import { EXPORT_PERF_HELP, runExportPerfCommand } from './export-perf.js';
@@ -29,6 +30,7 @@ commands:
   coverage  write coverage as drcov (Lighthouse, bncov) or a per-function summary
   demo      analyse the bundled sample recordings and write an HTML report
   dormant   find code that never ran, solve what triggers it, re-run to prove it
+  crash     root cause of a crash: trace + core dump, reverse execution, backward taint
   classify  score the windows before each system call with the learned exploit model
   train     train the learned exploit model on a dataset of windows
   export-perf  write a bundle as a perf.data that Linux perf decodes
@@ -70,6 +72,10 @@ const COMMANDS: Record<string, { help: string; run: Command }> = {
   'export-perf': {
     help: EXPORT_PERF_HELP,
     run: runExportPerfCommand,
+  },
+  crash: {
+    help: CRASH_HELP,
+    run: runCrashCommand,
   },
   dormant: {
     help: DORMANT_HELP,

@@ -1,0 +1,339 @@
+/**
+ * `ptscope crash`: from a trace bundle of a program that died of a signal
+ * and its core dump to the instructions that caused the crash.
+ *
+ * 1. The core: `--core`, else `<bundle>/core`, else a re-run of the
+ *    program (core-capture.ts). It must belong to the trace: the final IP
+ *    is the last traced instruction or the target of its branch, and the
+ *    code bytes the trace executed are the core's.
+ * 2. The window: the last instructions of the trace after its last gap.
+ * 3. Reverse execution recovers registers and addresses (reverse-execution.ts).
+ * 4. The faulting operand: a bad branch target (ret: the return address
+ *    slot; call/jmp: the register or memory operand) or the address
+ *    registers of the faulting memory access.
+ * 5. Backward taint to the root cause (taint.ts). Instructions in a
+ *    library are charged to the program's call into it.
+ *
+ * The report says what it could not establish; without a match between
+ * core and trace it names no root cause.
+ */
+import { Mnemonic } from 'iced-x86';
+import { ANY_ASID } from '../../flow/address-space.js';
+import { CoreFile } from '../../sources/core-file.js';
+import { readManifest } from '../../sources/recorder/bundle.js';
+import { loadBundleInput } from '../analyze.js';
+import { CodeLocations, type CodeLocation } from './code-locations.js';
+import { bundleCore, captureCore } from './core-capture.js';
+import { decodeFacts, GPR_COUNT, RAX, RDI, RSP, type InsnFacts } from './instruction-facts.js';
+import { GAP_NAMES, lastInstructions } from './instruction-window.js';
+import { ReverseExecution } from './reverse-execution.js';
+import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
+
+export interface CrashOptions {
+  core?: string;
+  /** Instructions before the crash to analyse (default 300000). */
+  window?: number;
+  /** Re-run the program for a core when the bundle has none (default true). */
+  rerun?: boolean;
+}
+
+export interface ReportPlace {
+  ip: string;
+  instruction: string;
+  location: CodeLocation;
+}
+
+export interface ChainStep extends ReportPlace {
+  kind: StepKind;
+  what: string;
+  /** Instructions between this step and the crash. */
+  distance: number;
+}
+
+export interface RootCause extends ChainStep {
+  rank: number;
+  /** For an instruction in a library: the program's call that ran it. */
+  callSite: ReportPlace | null;
+  /** The chain from this root cause to the crash. */
+  chain: ChainStep[];
+}
+
+export interface CrashReport {
+  bundle: string;
+  program: string;
+  signal: string | null;
+  crash: ReportPlace & { what: string; faultAddress: string | null };
+  core: { path: string; source: 'option' | 'bundle' | 're-run'; matchesTrace: boolean; checks: string[] };
+  window: { instructions: number; traced: number; lastGap: string | null };
+  reverseExecution: { knownRegisterValues: number; resolvedAddresses: number; memoryAccesses: number; conflicts: number; unresolvedStores: number };
+  /** Heap objects seen allocated in the window (malloc/calloc/realloc). */
+  heapObjects: { start: string; size: number; freed: boolean }[];
+  rootCauses: RootCause[];
+  confidence: 'established' | 'conditional' | 'none';
+  notes: string[];
+}
+
+const hex = (v: number): string => '0x' + v.toString(16);
+
+export function analyzeCrash(bundle: string, options: CrashOptions = {}): CrashReport {
+  const manifest = readManifest(bundle);
+  const input = loadBundleInput(bundle);
+  const notes: string[] = [...input.notes];
+  let corePath = options.core ?? null;
+  let source: CrashReport['core']['source'] = 'option';
+  if (corePath === null) {
+    corePath = bundleCore(bundle);
+    source = 'bundle';
+  }
+  if (corePath === null) {
+    if (options.rerun === false) throw new Error(`${bundle}: the bundle has no core file; pass --core FILE`);
+    corePath = captureCore(bundle);
+    source = 're-run';
+    notes.push('the bundle had no core: it was taken from a re-run of the program (checked against the trace below)');
+  }
+  const core = CoreFile.load(corePath);
+  const win = lastInstructions(input, options.window ?? 300_000);
+  const locs = new CodeLocations(bundle, manifest);
+  let ips = win.ips.subarray(win.contiguousFrom);
+  if (win.lastGap !== null && win.contiguousFrom > 0) {
+    notes.push(`trace gap (${GAP_NAMES[win.lastGap.kind]}) ${win.lastGap.instructionsAfter} instructions before the crash: nothing before it is analysed`);
+  }
+  if (win.decodeErrors > 0) notes.push(`${win.decodeErrors} decode errors in the trace`);
+  if (ips.length === 0) throw new Error(`${bundle}: the trace holds no instructions`);
+
+  // Decode each address once.
+  const cache = new Map<number, InsnFacts | null>();
+  const buf = new Uint8Array(15);
+  const factsAt = (ip: number): InsnFacts | null => {
+    let f = cache.get(ip);
+    if (f !== undefined) return f;
+    buf.fill(0);
+    input.image.read(buf, ip, 15, ANY_ASID);
+    f = decodeFacts(ip, buf);
+    cache.set(ip, f);
+    return f;
+  };
+
+  // Does the core belong to this trace? Where exactly did it fault?
+  const checks: string[] = [];
+  let matches = true;
+  const last = factsAt(ips[ips.length - 1]);
+  const rip = core.rip;
+  let badTarget = false;
+  if (last === null) {
+    matches = false;
+    checks.push(`the last traced instruction at ${hex(ips[ips.length - 1])} cannot be decoded`);
+  } else if (rip === last.ip) {
+    checks.push(`the core's rip ${hex(rip)} is the last traced instruction`);
+  } else if ((last.isRet || last.isCall || last.mnemonic === Mnemonic.Jmp) && !locs.moduleAt(rip)) {
+    badTarget = true;
+    checks.push(`the core's rip ${hex(rip)} is the target of the last traced instruction (${last.text}), outside every image`);
+  } else if (rip === last.ip + last.size || locs.moduleAt(rip) !== null) {
+    // The faulting instruction itself was not traced: add it.
+    const f = factsAt(rip);
+    if (f === null) {
+      matches = false;
+      checks.push(`the core's rip ${hex(rip)} is not an instruction`);
+    } else {
+      const more = new Float64Array(ips.length + 1);
+      more.set(ips);
+      more[ips.length] = rip;
+      ips = more;
+      checks.push(`the core's rip ${hex(rip)} follows the last traced instruction: the faulting instruction`);
+    }
+  } else {
+    matches = false;
+    checks.push(`the core's rip ${hex(rip)} does not continue the trace (its last instruction is at ${hex(last.ip)})`);
+  }
+  // Code bytes: the core's memory must hold the code the trace ran.
+  let codeMismatch = 0;
+  for (const [ip, f] of cache) {
+    if (f === null) continue;
+    const have = core.bytesAt(ip, f.size);
+    if (have.length < f.size) continue;
+    const want = new Uint8Array(f.size);
+    input.image.read(want, ip, f.size, ANY_ASID);
+    if (!have.every((x, i) => x === want[i])) codeMismatch++;
+  }
+  if (codeMismatch > 0) {
+    matches = false;
+    checks.push(`${codeMismatch} executed instructions differ between the core's memory and the trace's images`);
+  } else checks.push('the core holds the code bytes the trace executed');
+  if (core.files.length > 0) {
+    const names = new Set(core.files.map((f) => f.path));
+    if (!names.has(manifest.program.path)) {
+      matches = false;
+      checks.push(`the core's file mappings (NT_FILE) do not include ${manifest.program.path}`);
+    }
+  }
+
+  const n = ips.length;
+  const facts: (InsnFacts | null)[] = new Array(n);
+  for (let t = 0; t < n; t++) facts[t] = factsAt(ips[t]);
+  const rev = new ReverseExecution(facts, core, (ip) => locs.moduleAt(ip) !== null && !locs.isMain(ip));
+  rev.run();
+
+  // Call structure: the program's call site for library code; return-address and saved-rbp slots.
+  const callerOf = new Int32Array(n).fill(-1);
+  const callStack: number[] = [];
+  const mainCall: number[] = [];
+  const controlSlots: TaintContext['controlSlots'] = [];
+  const openRet = new Map<number, number>();
+  const openRbp = new Map<number, number>();
+  const chunks: HeapChunk[] = [];
+  for (let t = 0; t < n; t++) {
+    const f = facts[t];
+    const inMain = locs.isMain(ips[t]);
+    if (!inMain && mainCall.length > 0) callerOf[t] = mainCall[mainCall.length - 1];
+    if (f === null) continue;
+    const S = rev.stackAddr[t];
+    if (f.isCall) {
+      callStack.push(t);
+      mainCall.push(inMain ? t : mainCall.length > 0 ? mainCall[mainCall.length - 1] : -1);
+      if (!Number.isNaN(S)) openRet.set(S, t);
+      if (inMain) trackAllocation(t);
+    } else if (f.isRet) {
+      callStack.pop();
+      mainCall.pop();
+      if (!Number.isNaN(S) && openRet.has(S)) {
+        controlSlots.push({ addr: S, from: openRet.get(S)!, to: t, what: 'return address' });
+        openRet.delete(S);
+      }
+    } else if (f.mnemonic === Mnemonic.Push && f.ops[0]?.kind === 'reg' && f.ops[0].ref.reg === 5 && !Number.isNaN(S)) {
+      openRbp.set(S, t);
+    } else if ((f.stack === 'pop' || f.stack === 'leave') && !Number.isNaN(S) && openRbp.has(S)) {
+      controlSlots.push({ addr: S, from: openRbp.get(S)!, to: t, what: 'saved frame pointer' });
+      openRbp.delete(S);
+    }
+  }
+  for (const [addr, from] of openRet) controlSlots.push({ addr, from, to: n, what: 'return address' });
+  for (const [addr, from] of openRbp) controlSlots.push({ addr, from, to: n, what: 'saved frame pointer' });
+
+  function trackAllocation(c: number): void {
+    // The library function the call reaches: the first library instruction outside the dynamic
+    // loader (a lazily bound PLT entry runs the loader's resolver first).
+    let name: string | null = null;
+    for (let u = c + 1; u < Math.min(n, c + 5000); u++) {
+      const mod = locs.moduleAt(ips[u]);
+      if (mod === null || mod.isMain || /\/ld-linux[^/]*$|\/ld-[^/]*\.so/.test(mod.path)) continue;
+      // glibc exports its allocator under both names (malloc, __libc_malloc) at one address.
+      name = locs.symbolName(ips[u])?.replace(/^__libc_/, '') ?? null;
+      break;
+    }
+    if (name === null) return;
+    const f = facts[c]!;
+    const back = f.ip + f.size;
+    if (name === 'malloc' || name === 'calloc' || name === 'realloc') {
+      let r = c + 1;
+      while (r < n && ips[r] !== back) r++;
+      if (r >= n) return;
+      const p = rev.reg(r, RAX);
+      const size = name === 'calloc' ? mul(rev.reg(c, RDI), rev.reg(c, 6)) : rev.reg(c, name === 'realloc' ? 6 : RDI);
+      if (p === null || size === null || p === 0n) return;
+      const chunk = Math.max(32, Number((size + 8n + 15n) & ~15n));
+      chunks.push({ start: Number(p), end: Number(p) + chunk - 8, allocatedAt: r, freedAt: -1 });
+    } else if (name === 'free') {
+      const p = rev.reg(c, RDI);
+      const ch = p === null ? undefined : chunks.find((x) => x.start === Number(p) && x.freedAt < 0);
+      if (ch !== undefined) ch.freedAt = c;
+    }
+  }
+
+  // The faulting operand.
+  const crashT = n - 1;
+  const cf = facts[crashT];
+  let fault: FaultSpec = { regs: [], mem: null, what: 'unknown' };
+  let faultAddress: number | null = null;
+  if (cf !== null) {
+    if (badTarget) {
+      faultAddress = rip;
+      if (cf.isRet) {
+        fault = { regs: [], mem: Number.isNaN(rev.stackAddr[crashT]) ? null : { addr: rev.stackAddr[crashT], size: 8 }, what: `returns to ${hex(rip)}, outside every image` };
+        // The last instruction that set rsp from another register decides which slot ret read.
+        for (let u = crashT - 1; u >= 0 && u >= crashT - 64; u--) {
+          const g = facts[u];
+          if (g === null || !g.regsWritten.includes(RSP)) continue;
+          if (g.mnemonic === Mnemonic.Leave) fault.slotAddressFrom = { t: u, regs: [5] };
+          else if (g.mnemonic === Mnemonic.Mov && g.ops[1]?.kind === 'reg') fault.slotAddressFrom = { t: u, regs: [g.ops[1].ref.reg] };
+          else if (g.stack !== null || g.mnemonic === Mnemonic.Add || g.mnemonic === Mnemonic.Sub) continue;
+          break;
+        }
+      }
+      else if (cf.ops[0]?.kind === 'reg') fault = { regs: [cf.ops[0].ref.reg], mem: null, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)}, outside every image` };
+      else if (cf.mem !== null && !Number.isNaN(rev.addr[crashT])) fault = { regs: [], mem: { addr: rev.addr[crashT], size: 8 }, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)} loaded from memory` };
+    } else if (cf.mem !== null) {
+      const A = rev.addr[crashT];
+      faultAddress = core.siginfo && !Number.isNaN(core.siginfo.addr) ? core.siginfo.addr : Number.isNaN(A) ? null : A;
+      const regs = [cf.mem.base, cf.mem.index].filter((r) => r >= 0 && r < GPR_COUNT && r !== RSP);
+      const mapped = faultAddress !== null && core.isMapped(faultAddress);
+      fault = { regs, mem: null, what: `${cf.mem.write ? 'writes' : 'reads'} ${faultAddress === null ? 'an unknown address' : hex(faultAddress)}${faultAddress !== null && !mapped ? ' (unmapped)' : ''}` };
+    } else {
+      fault = { regs: [], mem: null, what: `faults at ${cf.text} (not a memory access this analysis follows)` };
+      notes.push('the faulting instruction has no memory operand or bad branch target to follow (assertion failures and aborts are not modelled)');
+    }
+  }
+
+  const place = (t: number): ReportPlace => ({ ip: hex(ips[t]), instruction: facts[t]?.text ?? '(undecodable)', location: locs.locate(ips[t]) });
+  const crash = { ...place(crashT), what: fault.what, faultAddress: faultAddress === null ? null : hex(faultAddress) };
+
+  let rootCauses: RootCause[] = [];
+  let confidence: CrashReport['confidence'] = 'none';
+  if (!matches) {
+    notes.push('the core does not match the trace: no root cause is named');
+  } else if (fault.regs.length === 0 && fault.mem === null) {
+    notes.push('the faulting operand could not be determined');
+  } else {
+    const result = backwardTaint({ facts, rev, from: 0, callerOf, chunks, controlSlots }, fault);
+    for (const nt of result.notes.sort((x, y) => y.t - x.t)) notes.push(`at ${hex(ips[nt.t])} (${crashT - nt.t} instructions before the crash): ${nt.text}`);
+    const stepOut = (i: number): ChainStep => {
+      const s = result.steps[i];
+      return { ...place(s.t), kind: s.kind, what: s.what, distance: crashT - s.t };
+    };
+    rootCauses = result.rootCauses.map((i, k) => {
+      const s = result.steps[i];
+      const chain: ChainStep[] = [];
+      for (let j = i; j >= 0; j = result.steps[j].next) {
+        chain.push(stepOut(j));
+        if (result.steps[j].next === j) break;
+      }
+      const c = callerOf[s.t];
+      return { ...stepOut(i), rank: k + 1, callSite: c >= 0 ? place(c) : null, chain };
+    });
+    if (rootCauses.length > 0) confidence = result.notes.length === 0 ? 'established' : 'conditional';
+    else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
+  }
+
+  let knownRegs = 0;
+  for (let t = 0; t < n; t++) for (let r = 0; r < GPR_COUNT; r++) if (rev.reg(t, r) !== null) knownRegs++;
+  let accesses = 0;
+  let resolved = 0;
+  for (let t = 0; t < n; t++) {
+    if (facts[t]?.mem && facts[t]!.mnemonic !== Mnemonic.Lea && (facts[t]!.mem!.read || facts[t]!.mem!.write)) {
+      accesses++;
+      if (!Number.isNaN(rev.addr[t])) resolved++;
+    }
+  }
+  return {
+    bundle,
+    program: manifest.program.path,
+    signal: manifest.exit.signal,
+    crash,
+    core: { path: corePath, source, matchesTrace: matches, checks },
+    window: { instructions: n, traced: win.total, lastGap: win.lastGap === null ? null : GAP_NAMES[win.lastGap.kind] },
+    reverseExecution: {
+      knownRegisterValues: n > 0 ? knownRegs / (n * GPR_COUNT) : 0,
+      resolvedAddresses: resolved,
+      memoryAccesses: accesses,
+      conflicts: rev.conflicts,
+      unresolvedStores: rev.unresolvedStores().length,
+    },
+    heapObjects: chunks.map((c) => ({ start: hex(c.start), size: c.end - c.start, freed: c.freedAt >= 0 })),
+    rootCauses,
+    confidence,
+    notes: [...new Set(notes)],
+  };
+}
+
+function mul(a: bigint | null, b: bigint | null): bigint | null {
+  return a === null || b === null ? null : a * b;
+}

@@ -1,0 +1,120 @@
+/**
+ * The crash corpus (corpus/crashes/*.c): build each program with -g,
+ * record it with `ptscope record` (emulated), take its core, run the crash
+ * analysis and compare the root-cause set with the line marked
+ * `ROOT CAUSE` in the source.
+ *
+ * Everything is cached under build/crashes/ (binary, bundle, core), keyed
+ * by the source's modification time. Run: `node dist/tools/eval-crashes.js`.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
+import { bundleCore, captureCore } from '../src/analyses/crash/core-capture.js';
+import { record } from '../src/sources/recorder/record.js';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+/** The repository root, from tools/ or dist/tools/. */
+export const REPO = existsSync(join(HERE, '..', 'corpus')) ? resolve(HERE, '..') : resolve(HERE, '..', '..');
+export const CORPUS = join(REPO, 'corpus', 'crashes');
+export const OUT = join(REPO, 'build', 'crashes');
+export const CFLAGS = ['-g', '-O0', '-fno-stack-protector', '-fno-builtin'];
+
+export interface CrashCase {
+  name: string;
+  source: string;
+  /** The line marked ROOT CAUSE. */
+  line: number;
+  binary: string;
+  bundle: string;
+}
+
+export function crashCases(): CrashCase[] {
+  return readdirSync(CORPUS)
+    .filter((f) => f.endsWith('.c'))
+    .sort()
+    .map((f) => {
+      const source = join(CORPUS, f);
+      const lines = readFileSync(source, 'utf8').split('\n');
+      const line = lines.findIndex((l) => l.includes('/* ROOT CAUSE */')) + 1;
+      if (line === 0) throw new Error(`${f}: no /* ROOT CAUSE */ line`);
+      const name = basename(f, '.c');
+      return { name, source, line, binary: join(OUT, name), bundle: join(OUT, `${name}.ptscope`) };
+    });
+}
+
+function newer(a: string, b: string): boolean {
+  return !existsSync(b) || statSync(a).mtimeMs > statSync(b).mtimeMs;
+}
+
+/** Build, record and take the core of one case (cached). */
+export async function prepareCase(c: CrashCase): Promise<void> {
+  mkdirSync(OUT, { recursive: true });
+  if (newer(c.source, c.binary)) {
+    const r = spawnSync('gcc', [...CFLAGS, '-o', c.binary, c.source], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`gcc ${c.name}: ${r.stderr}`);
+    rmSync(c.bundle, { recursive: true, force: true });
+  }
+  if (!existsSync(join(c.bundle, 'manifest.json')) || newer(c.binary, join(c.bundle, 'manifest.json'))) {
+    await record({
+      argv: [c.binary],
+      output: c.bundle,
+      force: true,
+      sandbox: true,
+      timeoutSec: 60,
+      maxInsns: 50_000_000,
+      psbPeriod: 4096,
+      retCompression: true,
+      longTnt: false,
+      ranges: [],
+      timing: {},
+      snapshotBytes: 0,
+      hardware: false,
+      stdio: 'ignore',
+      notice: () => {},
+    });
+  }
+  if (bundleCore(c.bundle) === null) captureCore(c.bundle);
+}
+
+export interface CaseResult {
+  name: string;
+  found: boolean;
+  distance: number | null;
+  setSize: number;
+  lines: string[];
+  report: CrashReport;
+}
+
+/** The root-cause lines of a report: each root cause's own line, or its call site's in a library. */
+export function rootCauseLines(r: CrashReport): string[] {
+  return r.rootCauses.map((c) => (c.location.inMain ? c.location.line : c.callSite?.location.line) ?? '?');
+}
+
+export function evaluateCase(c: CrashCase): CaseResult {
+  const report = analyzeCrash(c.bundle);
+  const lines = rootCauseLines(report);
+  const want = `${c.source}:${c.line}`;
+  const hit = report.rootCauses.find((_, i) => lines[i] === want);
+  return { name: c.name, found: hit !== undefined, distance: hit?.distance ?? null, setSize: report.rootCauses.length, lines, report };
+}
+
+async function main(): Promise<void> {
+  const rows: string[][] = [['case', 'found', 'distance', 'set', 'root-cause lines']];
+  for (const c of crashCases()) {
+    await prepareCase(c);
+    const r = evaluateCase(c);
+    rows.push([c.name, r.found ? 'yes' : 'no', r.distance === null ? '-' : String(r.distance), String(r.setSize), r.lines.map((l) => l.slice(l.lastIndexOf('/') + 1)).join(' ') || '-']);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((x, i) => x.padEnd(widths[i])).join('  ').trimEnd());
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e: Error) => {
+    console.error(e.message);
+    process.exitCode = 1;
+  });
+}
