@@ -34,6 +34,8 @@
  * - decode: ready-made argv lists, run from the bundle directory:
  *   ptoracle (test/oracle) and ptxed.
  * - stats, warnings: diagnostics.
+ * A target that died of a signal also leaves `core`: qemu's ELF core of the
+ * guest (registers and memory), for `ptscope crash`.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -6,7 +6,7 @@
  * `struct elf_prstatus`: 112 bytes of header, then `user_regs_struct`, in
  * which RIP is the 17th 8-byte register).
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ipFromHiLo } from '../../flow/address-space.js';
 
@@ -48,13 +48,17 @@ export function parseCore(bytes: Buffer): CoreState | null {
 }
 
 /** Find, parse and delete qemu's core file in `dir`. */
-export function takeQemuCore(dir: string): CoreState | null {
+export function takeQemuCore(dir: string, keepAs?: string): CoreState | null {
   let state: CoreState | null = null;
   for (const name of readdirSync(dir)) {
     if (!name.startsWith('qemu_') || !name.endsWith('.core')) continue;
     const path = join(dir, name);
     try {
-      state ??= parseCore(readFileSync(path));
+      if (state === null) {
+        state = parseCore(readFileSync(path));
+        // The crash analysis needs the whole core (registers and memory).
+        if (keepAs !== undefined && state !== null) copyFileSync(path, keepAs);
+      }
     } finally {
       rmSync(path, { force: true });
     }

@@ -288,7 +288,8 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
       throw new RecordError(`record: the program did not start under ${QEMU}${why ? `: ${why}` : ''}`);
     }
     parser.end();
-    const core = takeQemuCore(workDir);
+    // The guest's core (when it died of a signal) goes into the bundle as `core`.
+    const core = takeQemuCore(workDir, join(staging, 'core'));
     path.finish(core !== null && stopped === null ? core.rip : null, stopped === 'timeout');
     const written = out.finish();
     const hash = settings.snapshot ? session.hashFrom(written.start) : session.traced;
