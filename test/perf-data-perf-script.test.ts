@@ -511,7 +511,7 @@ describe.runIf(recorderPresent)('ptscope flow and analyze take a perf.data direc
     execFileSync('gcc', ['-O1', '-static', '-o', join(dir, 'p'), src]);
     const bundle = join(dir, 'p.ptscope');
     const { runRecordCommand } = await import('../src/cli/record.js');
-    expect(await runRecordCommand(['-o', bundle, '--', join(dir, 'p')], new LineWriter(null))).toBe(0);
+    expect(await runRecordCommand(['--format', 'perf', '-o', bundle, '--', join(dir, 'p')], new LineWriter(null))).toBe(0);
     const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8')) as { instructions: { traced: number } };
     const w1 = new LineWriter(null);
     expect(runExportPerfCommand([bundle, '-o', join(dir, 'p.data')], w1)).toBe(0);
@@ -519,6 +519,9 @@ describe.runIf(recorderPresent)('ptscope flow and analyze take a perf.data direc
     expect(runFlowCommand(['--quiet', '--stat', join(dir, 'p.data')], w2)).toBe(0);
     w2.flush();
     expect(w2.text.trim()).toBe(`insn: ${manifest.instructions.traced}.`);
+    // record --format perf wrote the same trace as <bundle>/perf.data: perf decodes it all.
+    const perfIps = spawnSync('perf', ['script', '-i', join(bundle, 'perf.data'), '--itrace=i0ns', '-F', 'ip'], { encoding: 'utf8' });
+    expect(perfIps.stdout.split('\n').filter((l) => l.trim() !== '').length).toBe(manifest.instructions.traced);
     const w3 = new LineWriter(null);
     expect(await runAnalyzeCommand([join(dir, 'p.data')], w3)).toBe(0);
     w3.flush();

@@ -1,4 +1,5 @@
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
+import { exportInputFromBundle, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
 import { RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
 import { parseCNumber } from './args.js';
 import { CliError, type LineWriter } from './output.js';
@@ -24,6 +25,7 @@ options:
   --mtc-freq N          MTC period exponent (default 3)
   --emulate             emulate even where Intel PT hardware exists
   --stdin FILE          the program reads FILE as its standard input (default: none)
+  --format bundle|perf  perf: also write the trace as <bundle>/perf.data for Linux perf
   --no-sandbox          run without bubblewrap confinement (unsafe for untrusted programs)
   -h, --help            this help
 
@@ -47,6 +49,7 @@ function parseRange(text: string | undefined): { from: number; to: number } {
 
 /** `ptscope record`. */
 export async function runRecordCommand(args: string[], out: LineWriter): Promise<number> {
+  let format: 'bundle' | 'perf' = 'bundle';
   const opts: RecordOptions = {
     argv: [],
     output: '',
@@ -127,6 +130,12 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
       case '--stdin':
         opts.stdin = value();
         break;
+      case '--format': {
+        const f = value();
+        if (f !== 'bundle' && f !== 'perf') throw new CliError(`--format: '${f}' is not one of bundle, perf.`);
+        format = f;
+        break;
+      }
       default:
         throw new CliError(`record: unknown option '${a}'. Run 'ptscope record --help'.`);
     }
@@ -144,6 +153,13 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
     out.line(`images      ${m.images.length}`);
     const how = m.exit.stopped ? `stopped (${m.exit.stopped})` : m.exit.signal ? `killed by ${m.exit.signal}` : `exit status ${m.exit.status}`;
     out.line(`program     ${how}`);
+    if (format === 'perf' && m.trace) {
+      // Also as a perf.data that Linux perf decodes (perf script --itrace=i0ns).
+      const perfPath = join(res.bundle, 'perf.data');
+      const exported = exportPerfData(perfPath, exportInputFromBundle(res.bundle));
+      for (const w of exported.warnings) process.stderr.write(`ptscope: record: ${w}\n`);
+      out.line(`perf.data   ${perfPath}`);
+    }
     out.flush();
     return m.exit.stopped === null && m.exit.signal === null && m.exit.status === 0 ? 0 : 1;
   } catch (e) {
