@@ -8,7 +8,7 @@
  * by the source's modification time. Run: `node dist/tools/eval-crashes.js`.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
@@ -58,8 +58,16 @@ export async function prepareCase(c: CrashCase): Promise<void> {
     rmSync(c.bundle, { recursive: true, force: true });
   }
   if (!existsSync(join(c.bundle, 'manifest.json')) || newer(c.binary, join(c.bundle, 'manifest.json'))) {
+    // Some of these bugs (off_by_one) corrupt the stack in ways that depend on
+    // its layout: record from a program path of fixed length with a fixed
+    // environment, so the run is the same wherever the checkout lives.
+    const stage = mkdtempSync('/tmp/ptscope-crash-');
+    const program = join(stage, c.name);
+    copyFileSync(c.binary, program);
+    try {
     await record({
-      argv: [c.binary],
+      argv: [program],
+      cleanEnv: true,
       output: c.bundle,
       force: true,
       sandbox: true,
@@ -75,6 +83,9 @@ export async function prepareCase(c: CrashCase): Promise<void> {
       stdio: 'ignore',
       notice: () => {},
     });
+    } finally {
+      rmSync(stage, { recursive: true, force: true });
+    }
   }
   if (bundleCore(c.bundle) === null) captureCore(c.bundle);
 }

@@ -68,6 +68,12 @@ export interface RecordOptions {
   guestEnv?: Record<string, string>;
   /** More host files the confined target may read (bound read-only at the same path). */
   readOnlyPaths?: string[];
+  /**
+   * Give the target only a fixed minimal environment (PATH, plus `guestEnv`)
+   * instead of the recorder's own, so that its initial stack is the same on
+   * every machine (reproducible recordings, e.g. of crashes).
+   */
+  cleanEnv?: boolean;
   /** One-line notices (emulation in use, warnings); default stderr. */
   notice?: (line: string) => void;
 }
@@ -225,7 +231,7 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
       child = spawn(command[0], command.slice(1), {
         stdio: [stdinFd ?? 'ignore', stdio, stdio],
         cwd: workDir,
-        env: guestEnvironment(opts.guestEnv),
+        env: guestEnvironment(opts.guestEnv, opts.cleanEnv ?? false),
       });
       child.on('error', (e) => reject(new RecordError(`record: cannot start ${command[0]}: ${e.message}`)));
       if (stdio === 'pipe') {
@@ -435,12 +441,13 @@ function openStdin(path: string | undefined): number | undefined {
 }
 
 /** The recorder's environment with `guestEnv` passed to the target through qemu. */
-function guestEnvironment(guestEnv: Record<string, string> | undefined): NodeJS.ProcessEnv | undefined {
-  if (!guestEnv || Object.keys(guestEnv).length === 0) return undefined;
+function guestEnvironment(guestEnv: Record<string, string> | undefined, clean: boolean): NodeJS.ProcessEnv | undefined {
+  const base: NodeJS.ProcessEnv = clean ? { PATH: '/usr/local/bin:/usr/bin:/bin' } : process.env;
+  if (!guestEnv || Object.keys(guestEnv).length === 0) return clean ? base : undefined;
   const pairs = Object.entries(guestEnv).map(([k, v]) => {
     if (k.includes('=') || k.includes(',') || v.includes(',')) throw new RecordError(`record: guest environment ${k}: no '=' or ',' allowed`);
     return `${k}=${v}`;
   });
-  const existing = process.env.QEMU_SET_ENV;
-  return { ...process.env, QEMU_SET_ENV: existing ? `${existing},${pairs.join(',')}` : pairs.join(',') };
+  const existing = base.QEMU_SET_ENV;
+  return { ...base, QEMU_SET_ENV: existing ? `${existing},${pairs.join(',')}` : pairs.join(',') };
 }
