@@ -519,6 +519,11 @@ describe.runIf(recorderPresent)('ptscope flow and analyze take a perf.data direc
     expect(runFlowCommand(['--quiet', '--stat', join(dir, 'p.data')], w2)).toBe(0);
     w2.flush();
     expect(w2.text.trim()).toBe(`insn: ${manifest.instructions.traced}.`);
+    // The mapped files are found through a sysroot too (here the machine's own root).
+    const w2s = new LineWriter(null);
+    expect(runFlowCommand(['--sysroot', '/', '--quiet', '--stat', join(dir, 'p.data')], w2s)).toBe(0);
+    w2s.flush();
+    expect(w2s.text.trim()).toBe(`insn: ${manifest.instructions.traced}.`);
     // record --format perf wrote the same trace as <bundle>/perf.data: perf decodes it all.
     const perfIps = spawnSync('perf', ['script', '-i', join(bundle, 'perf.data'), '--itrace=i0ns', '-F', 'ip'], { encoding: 'utf8' });
     expect(perfIps.stdout.split('\n').filter((l) => l.trim() !== '').length).toBe(manifest.instructions.traced);

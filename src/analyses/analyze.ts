@@ -55,8 +55,8 @@ export function loadBundleInput(dir: string): TraceInput {
 }
 
 /** Read a bundle or a perf.data (one input per trace stream). Throws an Error with one line. */
-export function loadTraceInputs(path: string): TraceInput[] {
-  return importTrace(path).map(fromImported);
+export function loadTraceInputs(path: string, options: { sysroot?: string } = {}): TraceInput[] {
+  return importTrace(path, options).map(fromImported);
 }
 
 export interface RawInputOptions {

@@ -27,6 +27,7 @@ options:
   --param D.K=V          detector parameter (e.g. rop.minChain=3); repeatable
   --raw, --elf           images for a raw trace (ptxed syntax)
   --cpu F/M[/S]          the CPU a raw trace was recorded on (errata)
+  --sysroot DIR          find a perf.data's mapped files under DIR
   -h, --help             this help
 
 detectors:
@@ -49,6 +50,7 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
   let monitor: string[] = [];
   const params: Record<string, Record<string, string>> = {};
   let trainOut: string | null = null;
+  let sysroot: string | undefined;
   const value = (i: number, opt: string): string => {
     const v = args[i];
     if (v === undefined || v === '') throw new CliError(`${opt}: missing argument.`);
@@ -76,6 +78,9 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
         for (const d of detectors) {
           if (!DETECTOR_NAMES.includes(d)) throw new CliError(`--detect: unknown detector '${d}' (known: ${DETECTOR_NAMES.join(', ')}).`);
         }
+        break;
+      case '--sysroot':
+        sysroot = value(++i, a);
         break;
       case '--json':
         json = true;
@@ -111,7 +116,7 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
     const kind = detectInputKind(target);
     if (kind !== 'raw') {
       if (raw.length > 0 || elf.length > 0) throw new CliError('--raw/--elf are for a raw trace, not a bundle directory or perf.data.');
-      inputs = loadTraceInputs(target);
+      inputs = loadTraceInputs(target, { sysroot });
     } else {
       if (raw.length === 0 && elf.length === 0) throw new CliError(`${target}: a raw trace needs its images (--raw or --elf).`);
       inputs = [loadRawInput({ trace: target, raw, elf, cpu })];

@@ -57,6 +57,7 @@ options:
   --event:iflags                 report interrupt flag changes
   --check                        check decoded instructions
   --json                         JSON Lines: one object per instruction (or block), event and error
+  --sysroot DIR                  find a perf.data's mapped files under DIR
   --stat, --stat:insn, --stat:blocks  print statistics
   --resync-on-error              after an error, continue at the next IP in the trace
                                  (default: at the next PSB)
@@ -131,6 +132,8 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
   const sideband = new SidebandOptionParser('flow');
   /** A bundle directory or perf.data given instead of --pt/--raw. */
   let container: string | null = null;
+  /** Where a perf.data's mapped files are found (the recording machine's root). */
+  let sysroot: string | undefined;
   let nextIsid = 1;
   let trace: Uint8Array | null = null;
   let created: { kind: 'insn' | 'block'; flags: FlowFlags; config: DecoderConfig } | null = null;
@@ -205,6 +208,10 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
         break;
       case '--json':
         opts.json = true;
+        break;
+      case '--sysroot':
+        sysroot = args[i++];
+        if (sysroot === undefined) throw new CliError('--sysroot: missing argument.');
         break;
       case '--stat':
         opts.stat = true;
@@ -297,7 +304,7 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
     if (kind === 'raw') throw new CliError(`${container}: neither a trace bundle nor a perf.data file (for a raw trace use --pt with --raw).`);
     let imported: ImportedTrace[];
     try {
-      imported = importTrace(container);
+      imported = importTrace(container, { sysroot });
     } catch (e) {
       throw new CliError((e as Error).message.split('\n')[0]!);
     }

@@ -69,10 +69,10 @@ function baseName(p: string): string {
 }
 
 /** Import a recorder bundle. Throws an Error with one line of explanation. */
-export function importBundle(dir: string): ImportedTrace {
+export function importBundle(dir: string, options: { sysroot?: string } = {}): ImportedTrace {
   const m = readManifest(dir);
   if (m.trace === null) {
-    if (m.perf) return importPerfData(join(dir, m.perf.file))[0]!;
+    if (m.perf) return importPerfData(join(dir, m.perf.file), options)[0]!;
     throw new Error(`${dir}: the bundle has no trace`);
   }
   const path = join(dir, m.trace.file);
@@ -147,7 +147,7 @@ export function importPerfData(path: string, options: { sysroot?: string } = {})
 export function importTrace(path: string, options: { sysroot?: string } = {}): ImportedTrace[] {
   switch (detectInputKind(path)) {
     case 'bundle':
-      return [importBundle(path)];
+      return [importBundle(path, options)];
     case 'perf-data':
       return importPerfData(path, options);
     default:
