@@ -15,3 +15,30 @@ export { hex64, hex64Pad } from './reports/hex.js';
 export { packetToJson } from './reports/packet-json.js';
 export { PtdumpFormatter } from './reports/ptdump-format.js';
 export { main } from './cli/main.js';
+
+// Decoder configuration, CPU errata and time.
+export { defaultConfig, type DecoderConfig } from './packets/config.js';
+export { parseCpu, errataFor, type Cpu, type Errata } from './packets/cpu.js';
+export { encodePacket } from './packets/encoder.js';
+export { TraceWriter } from './packets/trace-writer.js';
+
+// Events and instruction flow.
+export { EventType, PtEvent } from './events/event.js';
+export { Status } from './events/status.js';
+export { Image } from './flow/image.js';
+export { ByteSourceCache } from './flow/section.js';
+export { ANY_ASID, Asid, formatIp } from './flow/address-space.js';
+export { ElfFile, loadElf } from './flow/elf.js';
+export { InstructionInfo, InsnClass, ExecMode } from './flow/instruction.js';
+export { InstructionDecoder } from './flow/instruction-decoder.js';
+export { InsnDecoder, type FlowFlags } from './flow/insn-decoder.js';
+export { Block, BlockDecoder } from './flow/block-decoder.js';
+export { ControlFlowWalker, TransferKind, GapKind, type FlowConsumer, type FlowStats } from './flow/control-flow.js';
+
+// Trace sources.
+export { importTrace, importBundle, importPerfData, detectInputKind, type ImportedTrace } from './sources/trace-import.js';
+export { record, RecordError, type RecordOptions } from './sources/recorder/record.js';
+export { readPerfData } from './sources/perf-data/perf-data.js';
+
+// Analyses.
+export { analyzeTrace, loadTraceInputs, loadBundleInput, loadRawInput, defaultDetectors, type TraceInput, type AnalyzeResult } from './analyses/analyze.js';
