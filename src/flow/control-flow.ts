@@ -179,22 +179,12 @@ export class ControlFlowWalker {
         status = dec.syncForward();
         continue;
       }
-      while (status >= 0 && status & Status.EventPending) {
-        status = dec.event(this.ev);
-        if (status >= 0) this.event(this.ev, stats);
-      }
+      status = this.drainEvents(status, stats);
       if (status < 0) continue;
       if (status & Status.Eos) break;
       status = dec.next(insn);
       if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        // A disabled decoder asks for an enable event; anything else is an error.
-        if (status === -ErrorCode.NoEnable) {
-          status = dec.syncForward();
-          continue;
-        }
-        this.error(status, dec.offset, insn.ip, stats);
-        status = dec.syncForward();
+        status = this.recover(status, insn.ip, stats);
         continue;
       }
       stats.instructions++;
@@ -225,10 +215,7 @@ export class ControlFlowWalker {
         status = dec.syncForward();
         continue;
       }
-      while (status >= 0 && status & Status.EventPending) {
-        status = dec.event(this.ev);
-        if (status >= 0) this.event(this.ev, stats);
-      }
+      status = this.drainEvents(status, stats);
       if (status < 0) continue;
       if (status & Status.Eos) break;
       status = blocks.next(block);
@@ -249,17 +236,27 @@ export class ControlFlowWalker {
           this.sinceTransfer = 0;
         }
       }
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        if (status === -ErrorCode.NoEnable) {
-          status = dec.syncForward();
-          continue;
-        }
-        this.error(status, dec.offset, block.failIp, stats);
-        status = dec.syncForward();
-        continue;
-      }
+      if (status < 0) status = this.recover(status, block.failIp, stats);
     }
+  }
+
+  /** Deliver the pending events to the consumers; the decoder's status afterwards. */
+  private drainEvents(status: number, stats: FlowStats): number {
+    while (status >= 0 && status & Status.EventPending) {
+      status = this.decoder.event(this.ev);
+      if (status >= 0) this.event(this.ev, stats);
+    }
+    return status;
+  }
+
+  /**
+   * After a failed `next`: report the error (a disabled decoder asking for
+   * an enable event is none) and resync at the next PSB. -Eos ends the walk.
+   */
+  private recover(status: number, ip: number, stats: FlowStats): number {
+    if (status === -ErrorCode.Eos) return status;
+    if (status !== -ErrorCode.NoEnable) this.error(status, this.decoder.offset, ip, stats);
+    return this.decoder.syncForward();
   }
 
   private flush(to: number, stats: FlowStats): void {
