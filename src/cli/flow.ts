@@ -525,38 +525,55 @@ function drainEvents(
 
 const sbEvent: SidebandTraceEvent = { kind: SbEventKind.Other, tsc: 0n, ip: 0n, ipSuppressed: true, at: 0n };
 
+/** {@link Restart.start}: stop decoding (end of trace, or a sync that made no progress). */
+const RESTART_STOP = 1 << 30;
+/** {@link Restart.start}: the restart failed; try again (at the next PSB). */
+const RESTART_AGAIN = (1 << 30) + 1;
+
+/**
+ * ptxed's restart after the start or an error, shared by both decoders:
+ * with --resync-on-error at the next IP the trace gives, otherwise at the
+ * next PSB. Failures are printed; a PSB sync that makes no progress stops.
+ */
+class Restart {
+  private sync = 0;
+
+  constructor(
+    private readonly dec: { resync(): number; syncForward(): number; readonly offset: number },
+    private readonly opts: FlowOptions,
+    private readonly out: LineWriter,
+  ) {}
+
+  /** The decoder's status, or RESTART_STOP / RESTART_AGAIN. `errorIp` gives the IP to report. */
+  start(resync: boolean, errorIp: (status: number) => number): number {
+    const dec = this.dec;
+    const status = resync ? dec.resync() : dec.syncForward();
+    if (status >= 0) return status;
+    if (status === -ErrorCode.Eos) return RESTART_STOP;
+    diag(this.out, this.opts, Math.max(0, dec.offset), errorIp(status), resync ? 'resync error' : 'sync error', status);
+    if (resync) return RESTART_AGAIN;
+    const newSync = dec.offset;
+    if (newSync < 0 || newSync <= this.sync) return RESTART_STOP;
+    this.sync = newSync;
+    return RESTART_AGAIN;
+  }
+}
+
 function decodeInsn(dec: InsnDecoder, opts: FlowOptions, stats: Stats, out: LineWriter, sb: SidebandSession | null): void {
   const insn = new InstructionInfo();
   const ev = new PtEvent();
   const eventFn = (e: PtEvent): number => dec.event(e);
   const offsetOf = (): number => dec.offset;
-  let sync = 0;
   let offset = 0;
   let resync = false;
   let lastErrorOffset = -1;
+  const restart = new Restart(dec, opts, out);
   for (;;) {
-    let status: number;
-    if (resync) {
-      // --resync-on-error: continue at the next IP the trace gives.
-      resync = false;
-      status = dec.resync();
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        diag(out, opts, Math.max(0, dec.offset), insn.ip, 'resync error', status);
-        continue;
-      }
-    } else {
-      insn.ip = 0;
-      status = dec.syncForward();
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        diag(out, opts, Math.max(0, dec.offset), insn.ip, 'sync error', status);
-        const newSync = dec.offset;
-        if (newSync < 0 || newSync <= sync) break;
-        sync = newSync;
-        continue;
-      }
-    }
+    if (!resync) insn.ip = 0;
+    let status = restart.start(resync, () => insn.ip);
+    resync = false;
+    if (status === RESTART_STOP) break;
+    if (status === RESTART_AGAIN) continue;
     for (;;) {
       status = drainEvents(status, eventFn, ev, opts, out, offsetOf, sb);
       if (status < 0) break;
@@ -594,7 +611,6 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
   const ev = new PtEvent();
   const eventFn = (e: PtEvent): number => dec.event(e);
   const offsetOf = (): number => dec.offset;
-  let sync = 0;
   let offset = 0;
   const scratch = new InstructionInfo();
   const fetch = (ip: number): InstructionInfo | null =>
@@ -615,31 +631,17 @@ function decodeBlocks(dec: BlockDecoder, opts: FlowOptions, stats: Stats, out: L
   };
   let resync = false;
   let lastErrorOffset = -1;
+  const restart = new Restart(dec, opts, out);
   for (;;) {
-    let status: number;
-    if (resync) {
-      resync = false;
-      block.ninsn = 0;
-      status = dec.resync();
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        diag(out, opts, Math.max(0, dec.offset), block.errorIp(status), 'resync error', status);
-        continue;
-      }
-    } else {
+    block.ninsn = 0;
+    if (!resync) {
       block.ip = 0;
-      block.ninsn = 0;
       block.failIp = 0;
-      status = dec.syncForward();
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        diag(out, opts, Math.max(0, dec.offset), block.errorIp(status), 'sync error', status);
-        const newSync = dec.offset;
-        if (newSync < 0 || newSync <= sync) break;
-        sync = newSync;
-        continue;
-      }
     }
+    let status = restart.start(resync, (st) => block.errorIp(st));
+    resync = false;
+    if (status === RESTART_STOP) break;
+    if (status === RESTART_AGAIN) continue;
     for (;;) {
       status = drainEvents(status, eventFn, ev, opts, out, offsetOf, sb);
       if (status < 0) break;
