@@ -11,6 +11,7 @@ import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
 import { formatFindingsJsonl } from '../reports/findings-jsonl.js';
 import { formatFindingsText } from '../reports/findings-text.js';
 import { CliError, type LineWriter } from './output.js';
+import { optionValue } from './args.js';
 
 export const ANALYZE_HELP = `usage: ptscope analyze <bundle-dir> [options]
        ptscope analyze <trace.pt> --raw <file>[:<from>-<to>]:<base> ... [--elf <file>[:<base>] ...] [options]
@@ -51,11 +52,6 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
   const params: Record<string, Record<string, string>> = {};
   let trainOut: string | null = null;
   let sysroot: string | undefined;
-  const value = (i: number, opt: string): string => {
-    const v = args[i];
-    if (v === undefined || v === '') throw new CliError(`${opt}: missing argument.`);
-    return v;
-  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     switch (a) {
@@ -64,23 +60,23 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
         out.line(ANALYZE_HELP.trimEnd());
         return 0;
       case '--raw':
-        raw.push(value(++i, a));
+        raw.push(optionValue(args, ++i, a));
         break;
       case '--elf':
-        elf.push(value(++i, a));
+        elf.push(optionValue(args, ++i, a));
         break;
       case '--cpu':
-        cpu = value(++i, a);
+        cpu = optionValue(args, ++i, a);
         if (cpu === 'none') cpu = undefined;
         break;
       case '--detect':
-        detectors = value(++i, a).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+        detectors = optionValue(args, ++i, a).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
         for (const d of detectors) {
           if (!DETECTOR_NAMES.includes(d)) throw new CliError(`--detect: unknown detector '${d}' (known: ${DETECTOR_NAMES.join(', ')}).`);
         }
         break;
       case '--sysroot':
-        sysroot = value(++i, a);
+        sysroot = optionValue(args, ++i, a);
         break;
       case '--json':
         json = true;
@@ -89,16 +85,16 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
         failOnFindings = true;
         break;
       case '--policy':
-        policyFile = value(++i, a);
+        policyFile = optionValue(args, ++i, a);
         break;
       case '--monitor':
-        monitor = value(++i, a).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+        monitor = optionValue(args, ++i, a).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
         break;
       case '--flowguard-train':
-        trainOut = value(++i, a);
+        trainOut = optionValue(args, ++i, a);
         break;
       case '--param': {
-        const m = /^([a-z-]+)\.([A-Za-z]+)=(.+)$/.exec(value(++i, a));
+        const m = /^([a-z-]+)\.([A-Za-z]+)=(.+)$/.exec(optionValue(args, ++i, a));
         if (!m) throw new CliError(`--param: expected DETECTOR.KEY=VALUE, got '${args[i]}'.`);
         (params[m[1]] ??= {})[m[2]] = m[3];
         break;

@@ -59,3 +59,10 @@ export function splitFileRange(arg: string): { path: string; from: number; to?: 
   if (to <= from) throw new CliError(`bad file ${arg}: invalid argument.`);
   return { path: arg.slice(0, colon), from, to };
 }
+
+/** The value given to `option` at `args[i]`; a missing or empty one is a one-line usage error. */
+export function optionValue(args: readonly string[], i: number, option: string): string {
+  const v = args[i];
+  if (v === undefined || v === '') throw new CliError(`${option}: missing argument.`);
+  return v;
+}

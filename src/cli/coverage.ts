@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { coverageModules, ExecutedBlocks, formatCoverageText, functionCoverage, writeDrcov, type DrcovTableVersion } from '../reports/drcov.js';
 import { walkTrace } from '../reports/report-model.js';
-import { parseCNumber } from './args.js';
+import { parseCNumber, optionValue } from './args.js';
 import { CliError, type LineWriter } from './output.js';
 import { createProgress } from './progress.js';
 import { loadBundleForCli } from './report.js';
@@ -64,8 +64,7 @@ export function runCoverageCommand(args: string[], out: LineWriter): number {
         break;
       case '-o':
       case '--output':
-        output = args[++i] ?? '';
-        if (output === '') throw new CliError(`${a}: missing argument.`);
+        output = optionValue(args, ++i, a);
         break;
       case '--drcov-table': {
         const v = parseCNumber(args[++i], a);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { renderHtmlReport } from '../reports/html-report.js';
 import { longestChain, verdict, type ReportModel } from '../reports/report-model.js';
 import { CliError, type LineWriter } from './output.js';
+import { optionValue } from './args.js';
 import { buildModelForCli, readDormantFile } from './report.js';
 
 export const DEMO_FORMAT = 'ptscope-demo';
@@ -120,12 +121,10 @@ export function runDemoCommand(args: string[], out: LineWriter): number {
         return 0;
       case '-o':
       case '--output':
-        output = args[++i] ?? '';
-        if (output === '') throw new CliError(`${a}: missing argument.`);
+        output = optionValue(args, ++i, a);
         break;
       case '--data':
-        data = args[++i] ?? '';
-        if (data === '') throw new CliError(`${a}: missing argument.`);
+        data = optionValue(args, ++i, a);
         break;
       case '--json':
         json = true;

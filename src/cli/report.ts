@@ -10,7 +10,7 @@ import { PolicyError } from '../analyses/policy.js';
 import { readManifest, type BundleManifest } from '../sources/recorder/bundle.js';
 import { renderHtmlReport } from '../reports/html-report.js';
 import { buildReportModel, DEFAULT_LIMITS, verdict, type DormantSection, type DormantTrigger, type ReportLimits, type ReportModel } from '../reports/report-model.js';
-import { parseCNumber } from './args.js';
+import { parseCNumber, optionValue } from './args.js';
 import { CliError, type LineWriter } from './output.js';
 import { createProgress } from './progress.js';
 
@@ -149,11 +149,6 @@ export function runReportCommand(args: string[], out: LineWriter): number {
   let title: string | undefined;
   let failOnFindings = false;
   const build: ReportBuildArgs = { policyFile: null, limits: {}, dormant: null, quiet: false };
-  const value = (i: number, opt: string): string => {
-    const v = args[i];
-    if (v === undefined || v === '') throw new CliError(`${opt}: missing argument.`);
-    return v;
-  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     switch (a) {
@@ -163,34 +158,34 @@ export function runReportCommand(args: string[], out: LineWriter): number {
         return 0;
       case '-o':
       case '--output':
-        output = value(++i, a);
+        output = optionValue(args, ++i, a);
         break;
       case '--json':
         json = true;
         break;
       case '--title':
-        title = value(++i, a);
+        title = optionValue(args, ++i, a);
         break;
       case '--detect':
-        build.detectors = value(++i, a).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+        build.detectors = optionValue(args, ++i, a).split(',').map((s) => s.trim()).filter((s) => s.length > 0);
         for (const d of build.detectors) {
           if (!DETECTOR_NAMES.includes(d)) throw new CliError(`--detect: unknown detector '${d}' (known: ${DETECTOR_NAMES.join(', ')}).`);
         }
         break;
       case '--policy':
-        build.policyFile = value(++i, a);
+        build.policyFile = optionValue(args, ++i, a);
         break;
       case '--dormant':
-        build.dormant = readDormantFile(value(++i, a));
+        build.dormant = readDormantFile(optionValue(args, ++i, a));
         break;
       case '--max-calls':
-        build.limits.calls = parseCNumber(value(++i, a), a);
+        build.limits.calls = parseCNumber(optionValue(args, ++i, a), a);
         break;
       case '--max-functions':
-        build.limits.functionsPerModule = parseCNumber(value(++i, a), a);
+        build.limits.functionsPerModule = parseCNumber(optionValue(args, ++i, a), a);
         break;
       case '--max-findings':
-        build.limits.findings = parseCNumber(value(++i, a), a);
+        build.limits.findings = parseCNumber(optionValue(args, ++i, a), a);
         break;
       case '--fail-on-findings':
         failOnFindings = true;

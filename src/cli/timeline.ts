@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { hexAddress } from '../analyses/finding.js';
 import { CallTimeline } from '../reports/chrome-trace.js';
 import { walkTrace } from '../reports/report-model.js';
-import { parseCNumber } from './args.js';
+import { parseCNumber, optionValue } from './args.js';
 import { CliError, type LineWriter } from './output.js';
 import { createProgress } from './progress.js';
 import { loadBundleForCli } from './report.js';
@@ -53,8 +53,7 @@ export function runTimelineCommand(args: string[], out: LineWriter): number {
         return 0;
       case '-o':
       case '--output':
-        output = args[++i] ?? '';
-        if (output === '') throw new CliError(`${a}: missing argument.`);
+        output = optionValue(args, ++i, a);
         break;
       case '--max-events':
         maxEvents = parseCNumber(args[++i], a);
