@@ -5,7 +5,7 @@
  * (for symbols and module maps) and the decoder configuration. `flow`,
  * `analyze` and the other commands take any of them the same way.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultConfig, type DecoderConfig } from '../packets/config.js';
 import { ANY_ASID } from '../flow/address-space.js';
@@ -76,7 +76,7 @@ export function importBundle(dir: string, options: { sysroot?: string } = {}): I
     throw new Error(`${dir}: the bundle has no trace`);
   }
   const path = join(dir, m.trace.file);
-  const trace = readWhole(path);
+  const trace: Uint8Array = readFileSync(path);
   const image = new Image(dir);
   const files = new ByteSourceCache();
   const mappings: ImportedMapping[] = [];
@@ -152,22 +152,5 @@ export function importTrace(path: string, options: { sysroot?: string } = {}): I
       return importPerfData(path, options);
     default:
       throw new Error(`${path}: neither a trace bundle (directory with ${MANIFEST_NAME}) nor a perf.data file`);
-  }
-}
-
-function readWhole(path: string): Uint8Array {
-  const fd = openSync(path, 'r');
-  try {
-    const size = statSync(path).size;
-    const bytes = new Uint8Array(size);
-    let done = 0;
-    while (done < size) {
-      const n = readSync(fd, bytes, done, size - done, done);
-      if (n <= 0) break;
-      done += n;
-    }
-    return bytes;
-  } finally {
-    closeSync(fd);
   }
 }
