@@ -94,7 +94,8 @@ describe.skipIf(!tools)('dormant code on the demo corpus', () => {
   for (const name of SAMPLES) {
     it(`${name}: solves the trigger, re-runs, and the payload runs`, async () => {
       const dir = join(OUT, `${name}.ptscope`);
-      const report = await analyzeDormant(dir, { rerun: true, maxRegions: 2 });
+      // A generous solver timeout: test files run in parallel on 2 cores.
+      const report = await analyzeDormant(dir, { rerun: true, maxRegions: 2, timeoutMs: 60_000 });
       reports.set(name, report);
       const top = report.regions[0];
       expect(top.function).toBe('main');

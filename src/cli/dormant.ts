@@ -1,4 +1,5 @@
 import { analyzeDormant, type DormantReport, type RegionReport } from '../analyses/dormant/dormant.js';
+import { DEFAULT_SOLVER_TIMEOUT_MS } from '../analyses/dormant/symbolic.js';
 import { shutdownZ3 } from '../analyses/dormant/symbolic.js';
 import { parseCNumber } from './args.js';
 import { CliError, type LineWriter } from './output.js';
@@ -19,7 +20,7 @@ options:
   --rerun            re-record with the solved call results and diff the coverage
   --keep-rerun       keep the re-run bundles (<bundle>.dormant-<region>)
   --max-regions N    report and solve the N highest-ranked regions (default 10)
-  --timeout MS       solver timeout per query in milliseconds (default 5000)
+  --timeout MS       solver timeout per query in milliseconds (default 20000)
   -h, --help         this help
 
 Regions are ranked by size and by what they call: file, network, process
@@ -74,7 +75,7 @@ export async function runDormantCommand(args: string[], out: LineWriter): Promis
   let rerun = false;
   let keep = false;
   let maxRegions = 10;
-  let timeoutMs = 5000;
+  let timeoutMs = DEFAULT_SOLVER_TIMEOUT_MS;
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];

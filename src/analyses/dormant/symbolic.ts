@@ -178,6 +178,12 @@ export interface ExecPlan {
   timeoutMs?: number;
 }
 
+/**
+ * Per-query solver timeout. The demo guards solve in well under a second;
+ * the margin is for a loaded machine (a test suite running in parallel).
+ */
+export const DEFAULT_SOLVER_TIMEOUT_MS = 20_000;
+
 /** The result of running a plan: solved, or why not. */
 export type ExecResult = { solved: true; solution: Solution } | { solved: false; reason: string; reached: boolean };
 
@@ -439,7 +445,7 @@ export class SymbolicExecutor implements ModelHost {
   /** The one value `e` can take under the constraints so far; else Unsolved. */
   private async uniqueValue(e: BV, what: string): Promise<bigint> {
     const s = new this.z3.Solver();
-    s.set('timeout', this.plan.timeoutMs ?? 5000);
+    s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     for (const k of this.constraints) s.add(k);
     if ((await s.check()) !== 'sat') throw new Unsolved(`no value fits the constraints before ${what}`);
     const v = (s.model().eval(e, true) as unknown as { value(): bigint }).value();
@@ -632,7 +638,7 @@ export class SymbolicExecutor implements ModelHost {
   private async solve(): Promise<ExecResult> {
     const z = this.z3;
     const s = new z.Solver();
-    s.set('timeout', this.plan.timeoutMs ?? 5000);
+    s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     const texts: string[] = [];
     for (const k of this.constraints) {
       const text = k.sexpr();
