@@ -12,7 +12,7 @@
  * All reads are bounds-checked; a malformed table is skipped, never thrown on:
  * static analysis must still work on what is readable.
  */
-import type { ElfFile, ElfSectionHeader } from '../elf.js';
+import { PT_LOAD, type ElfFile, type ElfSectionHeader } from '../elf.js';
 import { ipFromHiLo } from '../address-space.js';
 
 export const SHT_PROGBITS = 1;
@@ -67,17 +67,57 @@ export interface Relocation {
   table: string;
 }
 
+/** Largest address or size believed in a hostile header: beyond it, doubles lose integer precision. */
+const MAX_ADDRESS = 2 ** 53;
+
+/**
+ * The section headers as the file can back them. Headers are input like any
+ * other: a `.rodata` claiming 2^50 bytes must not make a loop run 2^50 times.
+ * - every size is clamped to the bytes the file has after the offset;
+ * - an allocated section must lie in a PT_LOAD segment (when the file has
+ *   any): it is cut to the segment's file-backed part, and its offset is
+ *   the one the loader maps (segment offset + distance from p_vaddr), since
+ *   that is what the program sees at those addresses;
+ * - an allocated section outside every PT_LOAD has no bytes at run time:
+ *   its size becomes 0;
+ * - NOBITS sections keep their size (nothing reads them) but within
+ *   {@link MAX_ADDRESS}.
+ */
+export function fileBackedSections(elf: ElfFile, fileSize: number): ElfSectionHeader[] {
+  const loads = elf.segments.filter((g) => g.type === PT_LOAD && g.filesz > 0);
+  return elf.sections.map((s) => {
+    const out = { ...s };
+    const finite = (v: number) => Number.isFinite(v) && v >= 0 && v < MAX_ADDRESS;
+    if (!finite(out.addr) || !finite(out.size) || !finite(out.offset)) out.size = 0;
+    if (out.type === SHT_NOBITS) return out;
+    if ((out.flags & SHF_ALLOC) !== 0 && loads.length > 0 && out.size > 0) {
+      const seg = loads.find((g) => out.addr >= g.vaddr && out.addr < g.vaddr + Math.min(g.filesz, g.memsz));
+      if (seg === undefined) {
+        out.size = 0;
+      } else {
+        out.size = Math.min(out.size, seg.vaddr + Math.min(seg.filesz, seg.memsz) - out.addr);
+        out.offset = seg.offset + (out.addr - seg.vaddr);
+      }
+    }
+    out.size = Math.max(0, Math.min(out.size, fileSize - out.offset));
+    return out;
+  });
+}
+
 /** Reads of an ELF's file bytes by section and by link-time address. */
 export class ElfBytes {
   private readonly view: DataView;
   private readonly mapped: ElfSectionHeader[];
+  /** The section headers clamped to what the file backs ({@link fileBackedSections}): use these, never `elf.sections`. */
+  readonly sections: ElfSectionHeader[];
 
   constructor(
     readonly bytes: Uint8Array,
     readonly elf: ElfFile,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.mapped = elf.sections
+    this.sections = fileBackedSections(elf, bytes.length);
+    this.mapped = this.sections
       .filter((s) => (s.flags & SHF_ALLOC) !== 0 && s.type !== SHT_NOBITS && s.size > 0)
       .slice()
       .sort((a, b) => a.addr - b.addr);
@@ -88,7 +128,7 @@ export class ElfBytes {
   }
 
   section(name: string): ElfSectionHeader | undefined {
-    return this.elf.sections.find((s) => s.name === name);
+    return this.sections.find((s) => s.name === name);
   }
 
   /** The file offset of link-time address `addr` for `len` bytes, or -1 if not file-backed. */
@@ -155,9 +195,9 @@ export class ElfBytes {
 
 /** .dynsym by index, imports included. Empty without a .dynsym. */
 export function readDynamicSymbols(eb: ElfBytes): DynamicSymbol[] {
-  const sec = eb.elf.sections.find((s) => s.type === SHT_DYNSYM);
+  const sec = eb.sections.find((s) => s.type === SHT_DYNSYM);
   if (!sec) return [];
-  const str = eb.elf.sections[sec.link];
+  const str = eb.sections[sec.link];
   if (!str) return [];
   const is64 = eb.is64;
   const step = sec.entsize > 0 ? sec.entsize : is64 ? 24 : 16;
@@ -181,7 +221,7 @@ export function readDynamicSymbols(eb: ElfBytes): DynamicSymbol[] {
 export function readRelocations(eb: ElfBytes): Relocation[] {
   const out: Relocation[] = [];
   const is64 = eb.is64;
-  for (const sec of eb.elf.sections) {
+  for (const sec of eb.sections) {
     if (sec.type !== SHT_RELA && sec.type !== SHT_REL) continue;
     if ((sec.flags & SHF_ALLOC) === 0) continue; // .rela.text of object files etc.
     const rela = sec.type === SHT_RELA;
@@ -454,7 +494,7 @@ function parseCie(eb: ElfBytes, at: number, end: number, bias: number, dataBase:
 function readLandingPads(eb: ElfBytes, lsda: number, funcStart: number, out: number[]): void {
   const off = eb.fileOffset(lsda, 4);
   if (off < 0) return;
-  const sec = eb.elf.sections.find((s) => lsda >= s.addr && lsda < s.addr + s.size);
+  const sec = eb.sections.find((s) => lsda >= s.addr && lsda < s.addr + s.size);
   if (!sec) return;
   const c = new Cursor(eb, off, sec.addr - sec.offset);
   const lpStartEnc = c.u8();
