@@ -21,7 +21,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const FLOAT_COLUMNS = [
   'blockStart', 'blockEnd', 'blockLast', 'edgeTarget', 'functionEntry', 'addressTaken', 'codePointers',
-  'returnSites', 'landingPads',
+  'returnSites', 'landingPads', 'callSiteStart', 'callSiteEnd', 'callSitePad',
 ] as const;
 const INT_COLUMNS = {
   blockInsns: Uint32Array,

@@ -145,6 +145,10 @@ export interface ModuleCfgData {
   jumpTables: JumpTable[];
   /** IFUNC resolvers and the implementations each can return. */
   ifuncs: IfuncChoice[];
+  /** LSDA call-site records, sorted by start: calls in [start, end) unwind to pad. */
+  callSiteStart: Float64Array;
+  callSiteEnd: Float64Array;
+  callSitePad: Float64Array;
 }
 
 /** log2 of the bytes per blockAt bucket: blocks average more than 16 bytes. */
@@ -199,10 +203,13 @@ export class ModuleCfg implements ModuleCfgData {
   plt!: PltEntry[];
   jumpTables!: JumpTable[];
   ifuncs!: IfuncChoice[];
+  callSiteStart!: Float64Array;
+  callSiteEnd!: Float64Array;
+  callSitePad!: Float64Array;
   private readonly pltAddress: Float64Array;
   private readonly jumpTableAddress: Float64Array;
   private readonly exportAddress: Float64Array;
-  private exportByName: Map<string, number> | null = null;
+  private exportByName: Map<string, number[]> | null = null;
   /**
    * blockAt's index, per segment of blocks without large gaps: segment s
    * covers [segmentBase[s], segmentBase[s] + segmentSpan[s]), and
@@ -224,6 +231,9 @@ export class ModuleCfg implements ModuleCfgData {
     this.jumpTableAddress = Float64Array.from(this.jumpTables, (t) => t.jumpAddress);
     this.exportAddress = Float64Array.from(this.exports, (e) => e.address);
     this.ifuncs = data.ifuncs ?? [];
+    this.callSiteStart ??= new Float64Array(0);
+    this.callSiteEnd ??= new Float64Array(0);
+    this.callSitePad ??= new Float64Array(0);
     this.ifuncByResolver = new Map(this.ifuncs.map((f) => [f.resolver, f.targets]));
     const n = this.blockStart.length;
     const segs: [number, number, number][] = [];
@@ -338,13 +348,23 @@ export class ModuleCfg implements ModuleCfgData {
     return this.isAddressTaken(ip) || this.isExported(ip);
   }
 
-  /** The exported function `name`, or NaN. */
+  /** The exported function `name` (its first version), or NaN. */
   exportAddressOf(name: string): number {
+    const all = this.exportAddressesOf(name);
+    return all.length > 0 ? all[0] : NaN;
+  }
+
+  /** Every address exported as `name` (one per symbol version). */
+  exportAddressesOf(name: string): readonly number[] {
     if (this.exportByName === null) {
       this.exportByName = new Map();
-      for (const e of this.exports) if (!this.exportByName.has(e.name)) this.exportByName.set(e.name, e.address);
+      for (const e of this.exports) {
+        const list = this.exportByName.get(e.name);
+        if (list === undefined) this.exportByName.set(e.name, [e.address]);
+        else if (!list.includes(e.address)) list.push(e.address);
+      }
     }
-    return this.exportByName.get(name) ?? NaN;
+    return this.exportByName.get(name) ?? [];
   }
 
   /** The PLT stub that contains `ip`, or null. */
@@ -353,6 +373,19 @@ export class ModuleCfg implements ModuleCfgData {
     if (i < 0) return null;
     const p = this.plt[i];
     return ip <= p.jumpAddress ? p : null;
+  }
+
+  /**
+   * The landing pad the unwinder enters for a frame whose call returns to
+   * `returnAddress` (link-time), from the LSDA call-site table; NaN if the
+   * call has none (the frame is unwound through without stopping).
+   */
+  landingPadForReturn(returnAddress: number): number {
+    const ip = returnAddress - 1;
+    const i = lastAtOrBelow(this.callSiteStart, ip);
+    // Records do not overlap within a function; look back a few for safety.
+    for (let k = i; k >= 0 && k > i - 4; k--) if (ip < this.callSiteEnd[k] && ip >= this.callSiteStart[k]) return this.callSitePad[k];
+    return NaN;
   }
 
   /** The implementations the IFUNC resolver at `resolver` can return (empty if unknown). */
@@ -623,8 +656,12 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
 
   const exports: ExportedSymbol[] = [];
   const seen = new Set<string>();
+  // Exports, and the canonical PLT addresses of a non-PIE executable: an
+  // undefined function symbol with a value is that function's address for
+  // the whole process (the executable took its address), and the dynamic
+  // linker binds every module's references to it.
   for (const s of d.dynamicSymbols) {
-    if (s.shndx === 0 || s.value === 0 || (s.type !== STT_FUNC && s.type !== STT_GNU_IFUNC)) continue;
+    if (s.value === 0 || (s.type !== STT_FUNC && s.type !== STT_GNU_IFUNC)) continue;
     if ((s.bind !== STB_GLOBAL && s.bind !== STB_WEAK) || s.visibility !== 0) continue;
     const key = `${s.name}@${s.value}`;
     if (seen.has(key)) continue;
@@ -686,17 +723,33 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
     plt: d.plt,
     jumpTables: d.jumpTables,
     ifuncs: d.ifuncs,
+    ...callSiteColumns(d),
   });
+}
+
+/** The LSDA call-site records as sorted columns. */
+function callSiteColumns(d: Disassembly): Pick<ModuleCfgData, 'callSiteStart' | 'callSiteEnd' | 'callSitePad'> {
+  const u = d.unwind;
+  const order = u.callSiteStart.map((_, i) => i).sort((a, b) => u.callSiteStart[a] - u.callSiteStart[b]);
+  return {
+    callSiteStart: Float64Array.from(order, (i) => u.callSiteStart[i]),
+    callSiteEnd: Float64Array.from(order, (i) => u.callSiteEnd[i]),
+    callSitePad: Float64Array.from(order, (i) => u.callSitePad[i]),
+  };
+}
+
+/** Disassemble and model a parsed ELF (link-time addresses). */
+export function analyzeElf(bytes: Uint8Array, elf: ElfFile, name: string, options?: DisassemblyOptions): ModuleCfg {
+  const d = disassembleElf(bytes, elf, options);
+  try {
+    return buildModuleCfg(d, name);
+  } finally {
+    d.dispose();
+  }
 }
 
 /** Disassemble and model an ELF file from disk (link-time addresses). */
 export function analyzeElfFile(path: string, options?: DisassemblyOptions): ModuleCfg {
   const bytes = readFileSync(path);
-  const elf = ElfFile.parse(bytes, path);
-  const d = disassembleElf(bytes, elf, options);
-  try {
-    return buildModuleCfg(d, path);
-  } finally {
-    d.dispose();
-  }
+  return analyzeElf(bytes, ElfFile.parse(bytes, path), path, options);
 }

@@ -36,6 +36,7 @@ import {
   isPointerRelocation,
   readDynamicSymbols,
   readRelocations,
+  readRelrAddresses,
   readUnwindInfo,
   Relocation,
   SHF_ALLOC,
@@ -285,6 +286,8 @@ export class Disassembly {
   private readonly writable: ElfSectionHeader[];
   private readonly slicer: JumpSlicer;
   private readonly retryJumps: number[] = [];
+  /** {@link mayReturn}'s answers by function entry: 1 returns, 0 never, 2 being computed. */
+  private readonly returning = new Map<number, number>();
   private readonly retried = new Set<number>();
   private progressSinceRetry = false;
   private lowConfidence = false;
@@ -491,7 +494,9 @@ export class Disassembly {
     let seqFalls = -1;
     if (seq >= 0) {
       const f = this.flow[seq];
-      const falls = f === InsnFlow.Next || f === InsnFlow.CondJump || f === InsnFlow.IndirectCall || (f === InsnFlow.Call && (this.mark[seq] & Mark.NoReturnCall) === 0);
+      const falls =
+        f === InsnFlow.Next || f === InsnFlow.CondJump || f === InsnFlow.IndirectCall ||
+        (f === InsnFlow.Call && (this.mark[seq] & Mark.NoReturnCall) === 0 && this.mayReturn(this.target[seq]));
       if (falls) seqFalls = seq;
     }
     const src = this.branchSources.get(o);
@@ -500,6 +505,62 @@ export class Disassembly {
     if ((this.mark[o] & Mark.LowConfidence) === 0) list = list.filter((s) => (this.mark[s] & Mark.LowConfidence) === 0 && !this.insideOtherInstruction(s));
     if (seqFalls >= 0) out.push(this.space.toAddress(seqFalls), list.includes(seqFalls) ? 2 : 0);
     for (const s of list) if (s !== seqFalls) out.push(this.space.toAddress(s), 1);
+  }
+
+  /**
+   * False if the function at `entry` can be shown never to return: no
+   * `ret` is reachable from its entry without leaving it. Calls fall
+   * through only into a function that may return, and not into another
+   * function's entry (a compiler places nothing after a call it knows does
+   * not return: the bytes there belong to the next function). Indirect
+   * jumps and tail calls to unknown code count as returning. Memoized; a
+   * cycle counts as returning.
+   */
+  mayReturn(entry: number): boolean {
+    const known = this.returning.get(entry);
+    if (known !== undefined) return known !== 0;
+    if (this.noReturnStarts.has(entry)) return false;
+    const start = this.space.toOffset(entry);
+    if (start < 0 || (this.mark[start] & Mark.Insn) === 0) return true;
+    this.returning.set(entry, 2); // in progress: a recursive call counts as returning
+    const seen = new Set<number>();
+    const work = [start];
+    let returns = false;
+    let budget = 20000;
+    while (work.length > 0 && !returns) {
+      let off = work.pop()!;
+      while (off >= 0 && !seen.has(off) && (this.mark[off] & Mark.Insn) !== 0) {
+        if (--budget < 0) {
+          returns = true;
+          break;
+        }
+        seen.add(off);
+        if (off !== start && (this.mark[off] & Mark.Function) !== 0) break; // another function
+        const f = this.flow[off];
+        const next = off + this.len[off];
+        if (f === InsnFlow.Return || f === InsnFlow.IndirectJump) {
+          returns = true;
+          break;
+        }
+        if (f === InsnFlow.Stop) break;
+        if (f === InsnFlow.Jump || f === InsnFlow.CondJump) {
+          const t = this.space.toOffset(this.target[off]);
+          if (t >= 0 && (this.mark[t] & Mark.Function) !== 0 && t !== start) {
+            // A tail call: returns if the callee does.
+            if (this.mayReturn(this.target[off])) {
+              returns = true;
+              break;
+            }
+          } else if (t >= 0) work.push(t);
+          if (f === InsnFlow.Jump) break;
+        } else if (f === InsnFlow.Call && ((this.mark[off] & Mark.NoReturnCall) !== 0 || !this.mayReturn(this.target[off]))) {
+          break;
+        }
+        off = next;
+      }
+    }
+    this.returning.set(entry, returns ? 1 : 0);
+    return returns;
   }
 
   private addBranchSource(targetOff: number, from: number): void {
@@ -556,10 +617,14 @@ export class Disassembly {
     for (const p of this.plt) this.addFunction(p.address, FunctionOrigin.Plt);
   }
 
-  /** Link-time value of each relocated pointer word (RELATIVE, 64, GLOB_DAT, IRELATIVE). */
+  /** Link-time value of each relocated pointer word (RELATIVE, RELR, 64, GLOB_DAT, IRELATIVE). */
   relocatedWords(): Map<number, number> {
     const out = new Map<number, number>();
     const is64 = this.eb.is64;
+    for (const a of readRelrAddresses(this.eb)) {
+      const v = this.eb.wordAt(a);
+      if (Number.isFinite(v)) out.set(a, v);
+    }
     for (const r of this.relocations) {
       const kind = isPointerRelocation(is64, r.type);
       if (kind === 'relative' || kind === 'irelative') out.set(r.offset, r.addend);
@@ -906,12 +971,11 @@ export class Disassembly {
     this.progressSinceRetry = true;
     // Only a proven set drives decoding: the entries of an unbounded table
     // past its real end are other data, and decoding them would invent code.
-    if (!table.bounded) return;
     for (const t of table.targets) {
       const o = this.space.toOffset(t);
       if (o < 0) continue;
       this.addBranchSource(o, off);
-      this.addLeader(o, Mark.JumpTableTarget);
+      if (table.bounded) this.addLeader(o, Mark.JumpTableTarget);
     }
   }
 

@@ -19,6 +19,7 @@ export const SHT_PROGBITS = 1;
 export const SHT_RELA = 4;
 export const SHT_NOBITS = 8;
 export const SHT_REL = 9;
+export const SHT_RELR = 19;
 export const SHT_DYNSYM = 11;
 export const SHT_INIT_ARRAY = 14;
 export const SHT_FINI_ARRAY = 15;
@@ -253,6 +254,53 @@ export function readRelocations(eb: ElfBytes): Relocation[] {
   return out;
 }
 
+/**
+ * The words SHT_RELR sections relocate by the load bias (packed RELATIVE
+ * relocations, as `ld -z pack-relative-relocs` writes them: Debian's glibc
+ * uses them). Each even entry is an address (the next word to relocate
+ * follows it); each odd entry is a bitmap whose bit i (1..63) marks the
+ * word i - 1 after the current position, which then moves 63 words on
+ * (System V gABI, "Relocation", SHT_RELR). The words hold their link-time
+ * values in the file.
+ */
+export function readRelrAddresses(eb: ElfBytes): number[] {
+  const out: number[] = [];
+  const word = eb.is64 ? 8 : 4;
+  const bits = word * 8 - 1;
+  for (const sec of eb.sections) {
+    if (sec.type !== SHT_RELR || (sec.flags & SHF_ALLOC) === 0) continue;
+    let where = NaN;
+    for (let at = sec.offset; at + word <= sec.offset + sec.size; at += word) {
+      if (eb.is64) {
+        const lo = eb.u32(at);
+        const hi = eb.u32(at + 4);
+        if ((lo & 1) === 0) {
+          where = hi * 2 ** 32 + lo;
+          out.push(where);
+          where += word;
+        } else if (Number.isFinite(where)) {
+          // Bits 1..31 of the low half, then 32..63 of the high half.
+          for (let i = 1; i < 32; i++) if ((lo >>> i) & 1) out.push(where + (i - 1) * word);
+          for (let i = 0; i < 32; i++) if ((hi >>> i) & 1) out.push(where + (i + 31) * word);
+          where += bits * word;
+        }
+      } else {
+        const v = eb.u32(at);
+        if ((v & 1) === 0) {
+          where = v;
+          out.push(where);
+          where += word;
+        } else if (Number.isFinite(where)) {
+          for (let i = 1; i < 32; i++) if ((v >>> i) & 1) out.push(where + (i - 1) * word);
+          where += bits * word;
+        }
+      }
+      if (out.length > 1 << 24) return out; // hostile: more words than any real image relocates
+    }
+  }
+  return out;
+}
+
 /** True for relocation types that store an absolute address (the pointer is address-taken). */
 export function isPointerRelocation(machine64: boolean, type: number): 'relative' | 'symbol' | 'irelative' | null {
   if (machine64) {
@@ -287,6 +335,14 @@ export interface UnwindInfo {
   fdeEnds: number[];
   /** Landing pads from the LSDA call-site tables. */
   landingPads: number[];
+  /**
+   * Call-site records: calls in [callSiteStart[i], callSiteEnd[i]) unwind
+   * to landing pad callSitePad[i] (the unwinder looks up the return address
+   * minus one).
+   */
+  callSiteStart: number[];
+  callSiteEnd: number[];
+  callSitePad: number[];
 }
 
 /** A byte cursor over the file with the DWARF variable-length reads. */
@@ -390,7 +446,7 @@ interface Cie {
  * landing pads of the function. Stops quietly at the first malformed entry.
  */
 export function readUnwindInfo(eb: ElfBytes): UnwindInfo {
-  const info: UnwindInfo = { fdeStarts: [], fdeEnds: [], landingPads: [] };
+  const info: UnwindInfo = { fdeStarts: [], fdeEnds: [], landingPads: [], callSiteStart: [], callSiteEnd: [], callSitePad: [] };
   const sec = eb.section('.eh_frame');
   if (!sec || sec.type === SHT_NOBITS) return info;
   const hdr = eb.section('.eh_frame_hdr');
@@ -428,7 +484,7 @@ export function readUnwindInfo(eb: ElfBytes): UnwindInfo {
             const augEnd = c.off + augLen;
             if (augLen > 0 && cie.lsdaEnc !== DW_EH_PE_omit) {
               const lsda = c.encoded(cie.lsdaEnc, dataBase);
-              if (Number.isFinite(lsda) && lsda !== 0) readLandingPads(eb, lsda, start, info.landingPads);
+              if (Number.isFinite(lsda) && lsda !== 0) readLandingPads(eb, lsda, start, info);
             }
             c.off = augEnd;
           }
@@ -490,8 +546,8 @@ function parseCie(eb: ElfBytes, at: number, end: number, bias: number, dataBase:
   return cie;
 }
 
-/** Landing pads of one LSDA (gcc_except_table call-site table). */
-function readLandingPads(eb: ElfBytes, lsda: number, funcStart: number, out: number[]): void {
+/** Landing pads and call sites of one LSDA (gcc_except_table call-site table). */
+function readLandingPads(eb: ElfBytes, lsda: number, funcStart: number, out: UnwindInfo): void {
   const off = eb.fileOffset(lsda, 4);
   if (off < 0) return;
   const sec = eb.sections.find((s) => lsda >= s.addr && lsda < s.addr + s.size);
@@ -511,11 +567,15 @@ function readLandingPads(eb: ElfBytes, lsda: number, funcStart: number, out: num
   const secEnd = sec.offset + sec.size;
   if (tableEnd > secEnd) return;
   while (c.off < tableEnd) {
-    c.encoded(csEnc, 0); // start
-    c.encoded(csEnc, 0); // length
+    const start = c.encoded(csEnc, 0);
+    const length = c.encoded(csEnc, 0);
     const lp = c.encoded(csEnc, 0);
     c.uleb(); // action
-    if (!Number.isFinite(lp)) return;
-    if (lp !== 0) out.push(lpStart + lp);
+    if (!Number.isFinite(lp) || !Number.isFinite(start) || !Number.isFinite(length)) return;
+    if (lp === 0) continue;
+    out.landingPads.push(lpStart + lp);
+    out.callSiteStart.push(funcStart + start);
+    out.callSiteEnd.push(funcStart + start + length);
+    out.callSitePad.push(lpStart + lp);
   }
 }

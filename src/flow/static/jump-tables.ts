@@ -664,8 +664,10 @@ function sum(terms: Value[]): Value {
   const flat: Value[] = [];
   let c = 0;
   let hasConst = false;
+  // A sum with a table load in it whose other parts are unknown is still a table dispatch.
+  const tableLike = terms.some((t) => t.k === 'load' || t.k === 'indexed');
   for (const t of terms) {
-    if (t.k === 'unknown' || t.k === 'alt') return UNKNOWN;
+    if (t.k === 'unknown' || t.k === 'alt') return tableLike ? { k: 'indexed' } : UNKNOWN;
     if (t.k === 'sum') {
       for (const u of t.terms) {
         if (u.k === 'const') {
