@@ -63,7 +63,7 @@ describe('ptscope analyze', () => {
     const bad = join(dir, 'p.json');
     writeFileSync(bad, '{"format":"ptscope-policy","version":1,"interModule":{"rules":[1]}}');
     const out = new LineWriter(null);
-    expect(() => runAnalyzeCommand([...args, '--detect', 'inter-module', '--policy', bad], out)).toThrow(/p\.json: interModule\.rules\[0\] must be/);
+    expect(() => runAnalyzeCommand([...args, '--detect', 'inter-module', '--policy', bad], out)).toThrow(/p\.json: interModule\.rules\[0\]: must be/);
   });
 });
 

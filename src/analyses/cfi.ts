@@ -63,7 +63,7 @@ export class CfiDetector extends DetectorBase {
 
   constructor(ctx: DetectorContext) {
     super('cfi', ctx);
-    this.maxPerEdge = this.numParam('maxPerEdge', 1);
+    this.maxPerEdge = this.numParam('maxPerEdge');
     this.parameters = { maxPerEdge: this.maxPerEdge, policy: ctx.policyFile ?? '' };
     this.switches = new StackSwitches(ctx.modules, ctx.facts);
     if (ctx.policyFile) {

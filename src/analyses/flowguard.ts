@@ -250,6 +250,8 @@ export class FlowGuardDetector extends DetectorBase {
       slowBytes,
       slowInstructions: slowInsns,
       slowBytesPerSecond: slowSeconds > 0 ? slowBytes / slowSeconds : 0,
+      fastSeconds,
+      slowSeconds,
     };
   }
 

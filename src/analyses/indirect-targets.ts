@@ -17,7 +17,9 @@
  *   constant) may go only to that set; one whose set is a sample (a table
  *   with no bound, a table in writable data) or whose table could not be
  *   located may go to the sample; anywhere else in its own function it
- *   cannot be judged ({@link UNCHECKED}, counted, never a finding);
+ *   cannot be judged ({@link UNCHECKED}, counted, never a finding), and
+ *   neither can a jump whose set was not recovered at all, to a
+ *   well-decoded block start of its own function;
  * - other jumps may also go to a code address whose address is taken (a
  *   computed-goto label, a continuation), to a case of another jump table
  *   of the same function (tail-duplicated dispatch), or to a function entry
@@ -117,7 +119,11 @@ export function judgeIndirectTarget(modules: ModuleMap, from: number, to: number
     }
     const b = cfg.blockStartingAt(t);
     if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.Pointer) !== 0) return ALLOWED;
-    if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.JumpTableTarget) !== 0 && fj >= 0 && sameFunction(cfg, fj, t)) return ALLOWED;
+    const inFunction = fj >= 0 && sameFunction(cfg, fj, t);
+    if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.JumpTableTarget) !== 0 && inFunction) return ALLOWED;
+    // A jump whose set was not recovered, to a well-decoded block of its own
+    // function: the dispatch of a switch or computed goto we could not model.
+    if (jt === null && b >= 0 && (cfg.blockFlags[b] & BlockFlag.LowConfidence) === 0 && inFunction) return UNCHECKED;
     return DENIED;
   }
   const b = cfg.blockStartingAt(t);

@@ -37,6 +37,7 @@ import { GapKind, TransferKind } from '../flow/control-flow.js';
 import { EventType, type PtEvent } from '../events/event.js';
 import { NOT_MAPPED } from './code-facts.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
+import { ParamError } from './detector-params.js';
 import { RecentCalls } from './evidence.js';
 import type { Finding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
@@ -98,12 +99,13 @@ export class RopDetector extends DetectorBase {
 
   constructor(ctx: DetectorContext) {
     super('rop', ctx);
-    this.maxGadget = this.numParam('maxGadget', 20);
-    this.minChain = this.numParam('minChain', 4);
-    this.window = this.numParam('window', 16);
-    this.minViolations = this.numParam('minViolations', 2);
-    this.minJop = this.numParam('minJop', 4);
-    this.dispatcherRounds = this.numParam('dispatcherRounds', 3);
+    this.maxGadget = this.numParam('maxGadget');
+    this.minChain = this.numParam('minChain');
+    this.window = this.numParam('window');
+    this.minViolations = this.numParam('minViolations');
+    this.minJop = this.numParam('minJop');
+    this.dispatcherRounds = this.numParam('dispatcherRounds');
+    if (this.minViolations > this.window) throw new ParamError(`--param rop.minViolations=${this.minViolations}: must be at most rop.window (${this.window})`);
     this.recentReturns = new Uint8Array(this.window);
     this.switches = new StackSwitches(ctx.modules, ctx.facts);
     this.parameters = {

@@ -131,8 +131,8 @@ export class ShadowStackDetector extends DetectorBase {
 
   constructor(ctx: DetectorContext) {
     super('shadow-stack', ctx);
-    this.callPathLength = this.numParam('callPath', 8);
-    this.maxParked = this.numParam('maxParked', 64);
+    this.callPathLength = this.numParam('callPath');
+    this.maxParked = this.numParam('maxParked');
     this.parameters = { callPath: this.callPathLength, maxParked: this.maxParked };
     this.cur = new AddressSpaceStacks();
     this.spaces.set(-1, this.cur);

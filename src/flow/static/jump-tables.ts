@@ -238,6 +238,16 @@ export class JumpSlicer {
       const base = a.k === 'const' ? a : b.k === 'const' ? b : null;
       if (load !== null && base !== null && load.size === 4 && load.scale === 4 && load.signed) return this.readTable(jumpAddr, load, true, base.v);
     }
+    if (target.k === 'sum' && target.terms.length === 2) {
+      // A constant in read-only data plus something unknown (an entry
+      // loaded earlier and spilled, say): a relative table at the constant.
+      const [a, b] = target.terms;
+      const base = a.k === 'const' ? a : b.k === 'const' ? b : null;
+      if (base !== null && !this.ctx.isCode(base.v) && this.ctx.isReadOnly(base.v)) {
+        const t = this.readTable(jumpAddr, { k: 'load', table: base.v, index: Register.None, at: jumpAddr, scale: 4, size: 4, signed: true }, true, base.v);
+        if (t !== null && t.targets.length > 0) return t;
+      }
+    }
     if (target.k === 'indexed' || (target.k === 'sum' && target.terms.some((t) => t.k === 'indexed' || t.k === 'load'))) {
       return { jumpAddress: jumpAddr, tableAddress: NaN, entrySize: 0, relative: false, count: 0, bounded: false, targets: [], source: 'indexed' };
     }
@@ -246,7 +256,7 @@ export class JumpSlicer {
 
   private readTable(jumpAddr: number, load: Extract<Value, { k: 'load' }>, relative: boolean, relBase: number): JumpTable | null {
     const ctx = this.ctx;
-    const { bound, proven } = this.boundOf(load.index, load.at);
+    const { bound, proven } = load.index === Register.None ? { bound: 0, proven: false } : this.boundOf(load.index, load.at);
     const entry = (i: number): number => {
       const at = load.table + i * load.scale;
       return relative ? relBase + ctx.i32At(at) : ctx.pointerAt(at);
@@ -664,10 +674,17 @@ function sum(terms: Value[]): Value {
   const flat: Value[] = [];
   let c = 0;
   let hasConst = false;
-  // A sum with a table load in it whose other parts are unknown is still a table dispatch.
+  // A sum with a table load in it whose other parts are unknown is still a table dispatch;
+  // a constant plus one unknown is kept (the constant may be a table: see tableOf).
   const tableLike = terms.some((t) => t.k === 'load' || t.k === 'indexed');
+  const unknowns = terms.filter((t) => t.k === 'unknown' || t.k === 'alt').length;
+  if (unknowns > 0 && !tableLike && !(unknowns === 1 && terms.length === 2 && terms.some((t) => t.k === 'const'))) return UNKNOWN;
   for (const t of terms) {
-    if (t.k === 'unknown' || t.k === 'alt') return tableLike ? { k: 'indexed' } : UNKNOWN;
+    if (t.k === 'unknown' || t.k === 'alt') {
+      if (tableLike) return { k: 'indexed' };
+      flat.push(UNKNOWN);
+      continue;
+    }
     if (t.k === 'sum') {
       for (const u of t.terms) {
         if (u.k === 'const') {
