@@ -6,6 +6,9 @@ import { analyzeTrace, benchAnalyze, loadRawInput } from '../src/analyses/analyz
 import { LineWriter } from '../src/cli/output.js';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { REAL_TRACES } from './helpers/vectors.js';
+import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
+
+const EXPLOIT_CASE_NAMES = EXPLOIT_CASES.map((c) => c.name);
 
 const unzip = { trace: join(REAL_TRACES, 'unzip', 'trace.pt'), raw: [join(REAL_TRACES, 'unzip', 'seg_400000.bin') + ':0x400000'], elf: [], cpu: '6/158' };
 
@@ -67,9 +70,10 @@ describe('ptscope analyze', () => {
   });
 });
 
-// The exploit corpus (tools/corpus/build-exploits.ts) recorded under qemu: each exploit must
-// be caught by its ground-truth detectors, silent ones must stay silent, and the benign run
-// must give no finding.
+// The exploit corpus (tools/corpus/build-exploits.ts) recorded under qemu: every case must be
+// caught by its ground-truth detectors, silent ones must stay silent, and the benign run must
+// give no finding. Detectors a case was built to evade are reported by tools/eval-detectors.ts,
+// not required. A case the recorder cannot follow yet (a worker thread) must say so.
 const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
 describe('exploit corpus (recorded)', () => {
   beforeAll(async () => {
@@ -77,12 +81,20 @@ describe('exploit corpus (recorded)', () => {
     buildExploitCorpus({ outDir: CORPUS });
   }, 600_000);
 
-  it.each(['rop_stack', 'jop', 'srop', 'cop_vtable'])('%s', async (name) => {
+  it.each(EXPLOIT_CASE_NAMES)('%s', async (name) => {
     const { evaluateCorpusCase } = await import('../tools/eval-detectors.js');
     const r = await evaluateCorpusCase(join(CORPUS, name), mkdtempSync(join(tmpdir(), 'ptscope-corpus-')));
+    if (r.pending !== null) {
+      // Only a case that needs what the recorder does not follow may be pending.
+      expect(name).toBe('thread_rop');
+      expect(r.pending).toMatch(/^needs threads; recorder: /);
+      return;
+    }
     expect(r.exploitWorked).toBe(true);
     for (const d of r.expected) expect([...r.fired]).toContain(d);
     for (const d of r.silent) expect([...r.fired]).not.toContain(d);
     expect(r.benignFindings).toBe(0);
-  }, 120000);
+    // FlowGuard trained on the benign run misses nothing.
+    expect(r.flowguardFindings).toBeGreaterThan(0);
+  }, 300_000);
 });
