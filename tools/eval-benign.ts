@@ -21,7 +21,7 @@
  * programs get only what is named on their command line (and stdin).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { analyzeTrace, defaultDetectors, loadBundleInput } from '../src/analyses/analyze.js';
@@ -155,6 +155,9 @@ export const PROGRAMS: readonly Program[] = [
   P('make', ['fork', 'exec'], (i) => ['/usr/bin/make', '-s', '-f', join(i.dir, 'Makefile'), 'all'], { needs: ['fork', 'exec'] }),
 ];
 
+/** The modification time of every generated input (listings and archives show it). */
+const FIXED_TIME = new Date('2024-01-01T00:00:00Z');
+
 /** Deterministic text: words of a fixed vocabulary. */
 function makeText(seed: number, lines: number): string {
   const words = ['the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'abacus', 'zebra', 'kernel', 'trace', 'packet', 'branch', 'alpha', 'omega', '42', '3.14', 'Ab', 'ab', 'éclair', 'naïve'];
@@ -215,6 +218,7 @@ function makeInputs(root: string, v: 'a' | 'b', built: Record<string, string>): 
   const f = (name: string, data: string | Uint8Array): string => {
     const p = join(dir, name);
     writeFileSync(p, data);
+    utimesSync(p, FIXED_TIME, FIXED_TIME);
     return p;
   };
   const text = f('text.txt', makeText(11 * k, 300 * k));
@@ -225,10 +229,11 @@ function makeInputs(root: string, v: 'a' | 'b', built: Record<string, string>): 
   for (let n = 0; n < 6 * k; n++) f(`tree/f${n}.txt`, makeText(100 + n, 20 + n));
   for (let n = 0; n < 4 * k; n++) f(`tree/sub/g${n}.dat`, makeText(200 + n, 5 + n));
   f('tree/sub/deeper/h.txt', makeText(300, 40));
+  for (const d of ['tree/sub/deeper', 'tree/sub', 'tree']) utimesSync(join(dir, d), FIXED_TIME, FIXED_TIME);
   const tarball = join(dir, 'tree.tar');
-  execFileSync('tar', ['-cf', tarball, '-C', dir, 'tree']);
+  execFileSync('tar', ['-cf', tarball, '--owner=0', '--group=0', '--numeric-owner', '-C', dir, 'tree']);
   const compressed = (name: string, cmd: string, args: string[]): string => f(name, execFileSync(cmd, [...args, bigText]));
-  const gz = compressed('big.txt.gz', 'gzip', ['-c']);
+  const gz = compressed('big.txt.gz', 'gzip', ['-c', '-n']);
   const bz2 = compressed('big.txt.bz2', 'bzip2', ['-c']);
   const xz = compressed('big.txt.xz', 'xz', ['-T1', '-c']);
   const zst = compressed('big.txt.zst', 'zstd', ['-q', '-c', '-T1']);
@@ -333,12 +338,13 @@ n=0
 while IFS= read -r line; do
   for w in $line; do count[$w]=$(( \${count[$w]:-0} + 1 )); n=$((n + 1)); done
 done < "$1"
-fib() { local a=0 b=1 i; for ((i = 0; i < $1; i++)); do local t=$((a + b)); a=$b; b=$t; done; echo $a; }
+fib() { local a=0 b=1 i; for ((i = 0; i < $1; i++)); do local t=$((a + b)); a=$b; b=$t; done; FIB=$a; }
+fib 40
 hits=0
 trap 'hits=$((hits + 1))' USR1
 for i in 1 2 3; do kill -USR1 $$; done
 s=""; for ((i = 0; i < ${200 * k}; i++)); do s+="\${i: -1}"; done
-printf '%d words, %d distinct, fib %s, %d signals, %d chars\\n' "$n" "\${#count[@]}" "$(fib 40)" "$hits" "\${#s}"
+printf '%d words, %d distinct, fib %s, %d signals, %d chars\\n' "$n" "\${#count[@]}" "$FIB" "$hits" "\${#s}"
 `);
   const dash = f('script.dash', `
 i=0; s=0

@@ -30,13 +30,17 @@ import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
 import { applyPointerGuard } from './corpus/exploits.js';
 import type { RunJson } from './corpus/build-exploits.js';
 
-/** Record `argv` with `stdinFile` as its standard input. */
+/**
+ * Record `argv` with `stdinFile` as its standard input, in a fixed
+ * environment (the recorder's minimal one, Python's hash seed fixed): the
+ * same program and input give the same trace on every run and machine.
+ */
 export async function recordWithStdin(argv: string[], output: string, stdinFile: string | null): Promise<string> {
   const { record } = await import('../src/sources/recorder/record.js');
   const r = await record({
     argv, output, force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
     retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
-    stdin: stdinFile ?? undefined,
+    stdin: stdinFile ?? undefined, cleanEnv: true, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' },
     notice: () => {},
   });
   return r.stdout;
