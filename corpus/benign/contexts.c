@@ -36,7 +36,14 @@ static void coroutine(int id) {
   }
 }
 
-static int depth(int n) { return n == 0 ? 0 : 1 + depth(n - 1); }
+static volatile int sink;
+/* Real recursion (the volatile use after the call stops gcc turning it into a loop). */
+__attribute__((noinline)) static int depth(int n) {
+  if (n == 0) return 0;
+  int r = depth(n - 1);
+  sink = r;
+  return r + 1;
+}
 
 int main(void) {
   signal(SIGALRM, count);
