@@ -61,6 +61,13 @@ describe('ptscope analyze', () => {
     expect(() => runAnalyzeCommand([unzip.trace], out)).toThrow(/needs its images/);
   });
 
+  it('refuses unknown parameter keys and out-of-range values in one line', () => {
+    const out = new LineWriter(null);
+    expect(() => runAnalyzeCommand([...args, '--param', 'rop.minChain=-1'], out)).toThrow(/--param rop\.minChain=-1: must be an integer from 1 to 1000/);
+    expect(() => runAnalyzeCommand([...args, '--param', 'rop.minChian=3'], out)).toThrow(/rop has no parameter 'minChian'/);
+    expect(() => runAnalyzeCommand([...args, '--param', 'flowguard.threshold=2'], out)).toThrow(/must be a number from 0 to 1/);
+  });
+
   it('reports a malformed policy in one line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ptscope-an-'));
     const bad = join(dir, 'p.json');

@@ -8,6 +8,7 @@ import { detectInputKind } from '../sources/trace-import.js';
 import { DETECTORS, DETECTOR_NAMES } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
+import { validateDetectorParams } from '../analyses/detector.js';
 import { formatFindingsJsonl } from '../reports/findings-jsonl.js';
 import { formatFindingsText } from '../reports/findings-text.js';
 import { CliError, type LineWriter } from './output.js';
@@ -106,6 +107,11 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
     }
   }
   if (target === null) throw new CliError(`no trace given. Run 'ptscope analyze --help'.`);
+  try {
+    validateDetectorParams(params);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
   if (!existsSync(target)) throw new CliError(`${target}: no such file or directory.`);
   let inputs: TraceInput[];
   try {
