@@ -133,11 +133,30 @@ export function judgeIndirectTarget(modules: ModuleMap, from: number, to: number
   return DENIED;
 }
 
-/** True if link-time `t` lies in function `f` of `cfg` (its blocks, or its symbol/FDE range when `t` is not decoded). */
+/** Function origins that name a real function start (not an unwind fragment or a gap-sweep guess). */
+const TRUSTED_START = FunctionOrigin.Entry | FunctionOrigin.Symbol | FunctionOrigin.Export | FunctionOrigin.InitFini | FunctionOrigin.CallTarget | FunctionOrigin.Plt;
+
+/** The nearest function entry at or below link-time `a` that is a real function start (symbol, export, call target, ...), or NaN. */
+function trustedStart(cfg: ModuleCfg, a: number): number {
+  let lo = 0;
+  let hi = cfg.functionCount - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (cfg.functionEntry[mid] <= a) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  for (let i = hi; i >= 0 && i > hi - 64; i--) if ((cfg.functionFlags[i] & TRUSTED_START) !== 0) return cfg.functionEntry[i];
+  return NaN;
+}
+
+/**
+ * True if link-time `t` lies in the same function as the jump in function
+ * `f`: the same owner in the CFG, or the same real function start below
+ * both (stripped code splits a function at unwind fragments and pointer
+ * targets; the real starts do not move).
+ */
 function sameFunction(cfg: ModuleCfg, f: number, t: number): boolean {
-  const g = cfg.functionAt(t);
-  if (g >= 0) return g === f;
-  const entry = cfg.functionEntry[f];
-  const next = f + 1 < cfg.functionCount ? cfg.functionEntry[f + 1] : Infinity;
-  return t >= entry && t < next;
+  if (cfg.functionAt(t) === f) return true;
+  const s = trustedStart(cfg, cfg.functionEntry[f]);
+  return Number.isFinite(s) && s === trustedStart(cfg, t);
 }

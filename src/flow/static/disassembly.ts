@@ -489,7 +489,11 @@ export class Disassembly {
    */
   predecessors(addr: number, out: number[]): void {
     const o = this.space.toOffset(addr);
-    if (o < 0 || (this.mark[o] & Mark.Function) !== 0) return;
+    if (o < 0) return;
+    // A function entry is a boundary (its values come from its callers),
+    // unless it is only an unwind fragment: gcc's `.cold` parts have their
+    // own FDE but are entered by jumps from the hot part, registers live.
+    if ((this.mark[o] & Mark.Function) !== 0 && ((this.functionOrigins.get(addr) ?? 0) & ~(FunctionOrigin.EhFrame | FunctionOrigin.Gap)) !== 0) return;
     const seq = this.previousOffset(o);
     let seqFalls = -1;
     if (seq >= 0) {
