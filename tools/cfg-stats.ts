@@ -48,7 +48,13 @@ function main(argv: string[]): number {
   const results: Record<string, unknown>[] = [];
   for (const path of list) {
     const t0 = performance.now();
-    const cfg = analyzeElfFile(path);
+    let cfg: ModuleCfg;
+    try {
+      cfg = analyzeElfFile(path);
+    } catch (e) {
+      console.error(`cfg-stats: ${path}: ${(e as Error).message.split('\n')[0]}`);
+      return 2;
+    }
     const millis = performance.now() - t0;
     // blockAt speed: one lookup per block start and per block middle.
     const t1 = performance.now();

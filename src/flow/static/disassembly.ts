@@ -468,6 +468,12 @@ export class Disassembly {
         const o = this.space.toOffset(addr);
         return o >= 0 && ((this.mark[o] & Mark.Function) !== 0 || this.functionOrigins.has(addr));
       },
+      originOf: (addr) => {
+        const o = this.space.toOffset(addr);
+        if (o < 0) return 'entry';
+        const m = this.mark[o];
+        return (m & (Mark.Function | Mark.Pointer | Mark.JumpTableTarget | Mark.LandingPad | Mark.LowConfidence)) !== 0 || this.branchSources.has(o) ? 'entry' : 'dead';
+      },
       pointerAt: (addr) => this.pointerAt(addr),
       u8At: (addr) => {
         const off = this.eb.fileOffset(addr, 1);

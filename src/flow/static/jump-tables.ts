@@ -72,6 +72,13 @@ export interface SliceContext {
   /** [start, end) of the symbol or FDE range around `addr`, or null. */
   functionRange(addr: number): [number, number] | null;
   isFunctionStart(addr: number): boolean;
+  /**
+   * What an instruction without predecessors is: 'entry' (a function entry,
+   * or code reached through a pointer, a table or the unwinder: its values
+   * come from elsewhere) or 'dead' (nothing reaches it, e.g. the jump after a
+   * call that never returns).
+   */
+  originOf(addr: number): 'entry' | 'dead';
   /** Pointer-sized word at link-time `addr`, through relocations; NaN if not file-backed. */
   pointerAt(addr: number): number;
   /** Signed 32-bit word at link-time `addr`; NaN if not file-backed. */
@@ -89,7 +96,7 @@ export const UNBOUNDED_LIMIT = 512;
 /** Largest bound believed: a larger compare is not a switch guard. */
 const MAX_BOUND = 1 << 16;
 /** Instructions one backward walk may visit. */
-const WALK_BUDGET = 3000;
+const WALK_BUDGET = 20000;
 /** Depth of nested value queries (a base of a base of ...). */
 const MAX_DEPTH = 6;
 
@@ -396,7 +403,10 @@ export class JumpSlicer {
       const cur = work.pop()!;
       preds.length = 0;
       this.ctx.predecessors(cur, preds);
-      if (preds.length === 0) return null; // an entry: the value comes from the caller
+      if (preds.length === 0) {
+        if (this.ctx.originOf(cur) === 'dead') continue; // no path comes this way
+        return null; // an entry: the value comes from the caller
+      }
       for (let k = 0; k < preds.length; k += 2) {
         const p = preds[k];
         if (seen.has(p)) continue;
@@ -466,6 +476,7 @@ export class JumpSlicer {
       preds.length = 0;
       this.ctx.predecessors(cur, preds);
       if (preds.length === 0) {
+        if (this.ctx.originOf(cur) === 'dead') continue;
         if (!unguarded(ext)) return 0;
         continue;
       }
