@@ -12,8 +12,14 @@
  * - PT_LOAD segments hold the memory: `filesz` bytes at `vaddr`; the rest
  *   up to `memsz` was not dumped (unreadable or skipped) and reads as
  *   unknown.
+ *
+ * This is the one core reader: `ptscope crash` reads `--core` and bundle
+ * cores with it, and the recorder reads qemu's core of the guest with it.
+ * A core is hostile (the program made it, or a bundle brought it): a file
+ * is read only if it is a regular file, not through a final symlink, and
+ * within {@link MAX_CORE_BYTES}; every offset is checked against the size.
  */
-import { readFileSync } from 'node:fs';
+import { InputError, readBoundedFile } from './import/safe-files.js';
 
 const ET_CORE = 4;
 const EM_X86_64 = 62;
@@ -32,6 +38,9 @@ export const CORE_REGISTER_NAMES = [
   'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
 ] as const;
 export type CoreRegisterName = (typeof CORE_REGISTER_NAMES)[number];
+
+/** The largest core read. */
+export const MAX_CORE_BYTES = 2 ** 31;
 
 /** A core file that cannot be read: one line for the user. */
 export class CoreFileError extends Error {
@@ -97,9 +106,9 @@ export class CoreFile {
   static load(path: string): CoreFile {
     let bytes: Buffer;
     try {
-      bytes = readFileSync(path);
+      bytes = readBoundedFile(path, MAX_CORE_BYTES, path);
     } catch (e) {
-      throw new CoreFileError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new CoreFileError(e instanceof InputError ? e.message : `${path}: cannot read (${(e as Error).message})`);
     }
     return CoreFile.parse(bytes, path);
   }
