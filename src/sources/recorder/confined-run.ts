@@ -20,12 +20,12 @@
  * (they are what the target left behind).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
 import { prlimitArgv, RunCgroup, type ResourceLimits } from './resource-limits.js';
-import { SCRATCH_DIR, sandboxArgv } from './sandbox.js';
+import { openSeccompFilter, SCRATCH_DIR, SECCOMP_FD, sandboxArgv } from './sandbox.js';
 import { generatedEtc, sandboxView, type SandboxView, type ViewRequest } from './sandbox-view.js';
 
 /** The descriptor the wrapper hands collected files out on. */
@@ -141,6 +141,8 @@ export class ConfinedRun {
   /** Bytes the wrapper may hand out. */
   readonly collectLimit: number;
   private child: ChildProcess | null = null;
+  /** The seccomp filter's file, handed to bwrap (sandbox only). */
+  private seccompFd: number | null = null;
 
   constructor(private readonly spec: ConfinedRunSpec) {
     this.hostDir = mkdtempSync(join(tmpdir(), 'ptscope-run-'));
@@ -175,7 +177,8 @@ export class ConfinedRun {
         }
         this.view = sandboxView({ ...spec.view, programCopy, generated, allowRead: [...(spec.view.allowRead ?? []), spec.command[0]] });
         this.env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-        this.argv = sandboxArgv({ view: this.view, limits, env: targetEnvironment(SCRATCH_DIR, '/tmp', spec.env) }, inner);
+        this.seccompFd = openSeccompFilter(this.hostDir);
+        this.argv = sandboxArgv({ view: this.view, limits, env: targetEnvironment(SCRATCH_DIR, '/tmp', spec.env), seccompFd: SECCOMP_FD }, inner);
       } else {
         this.scratch = join(this.hostDir, 'work');
         mkdirSync(this.scratch);
@@ -192,7 +195,11 @@ export class ConfinedRun {
 
   private stdio(): Array<'inherit' | 'pipe' | 'ignore' | number> {
     const s: Array<'inherit' | 'pipe' | 'ignore' | number> = [this.spec.stdin ?? 'ignore', this.spec.output, this.spec.output];
-    for (let fd = 3; fd < COLLECT_FD; fd++) s.push(fd === LOG_FD && this.spec.logFd !== undefined ? this.spec.logFd : 'ignore');
+    for (let fd = 3; fd < COLLECT_FD; fd++) {
+      if (fd === LOG_FD && this.spec.logFd !== undefined) s.push(this.spec.logFd);
+      else if (fd === SECCOMP_FD && this.seccompFd !== null) s.push(this.seccompFd);
+      else s.push('ignore');
+    }
     s.push('pipe');
     return s;
   }
@@ -259,6 +266,8 @@ export class ConfinedRun {
   /** Remove the run's host directory and cgroup (idempotent). */
   dispose(): void {
     this.kill();
+    if (this.seccompFd !== null) closeSync(this.seccompFd);
+    this.seccompFd = null;
     this.cgroup?.remove();
     rmSync(this.hostDir, { recursive: true, force: true });
   }

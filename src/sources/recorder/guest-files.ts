@@ -18,7 +18,10 @@ import { visibleHostFile, type SandboxView } from './sandbox-view.js';
 const ELF_MAGIC = 0x7f454c46;
 
 export class GuestFiles {
+  /** Files read from the host (null: refused), by the program's path. */
   private readonly cache = new Map<string, Buffer | null>();
+  /** The host file the sandbox showed at a path (null: none), by the program's path. */
+  private readonly hostPaths = new Map<string, string | null>();
   private readonly made = new Map<string, Buffer>();
   private total = 0;
   /** Paths that could not be read, with why (for the recording's warnings). */
@@ -38,23 +41,31 @@ export class GuestFiles {
     }
   }
 
+  /** The host file the program saw at `path`, or null (confined: not a file of the view). */
+  private hostPath(path: string): string | null {
+    if (this.view === null) return path;
+    let host = this.hostPaths.get(path);
+    if (host === undefined) {
+      host = visibleHostFile(this.view, path);
+      this.hostPaths.set(path, host);
+    }
+    return host;
+  }
+
   /** True if the bytes of `path` are the program's own making (not a file the host showed it). */
   isMadeByProgram(path: string): boolean {
-    return this.view !== null && visibleHostFile(this.view, path) === null && this.made.has(path);
+    return this.hostPath(path) === null && this.made.has(path);
   }
 
   /** The file's bytes, or null when it is not one the program saw as a host file or a file it made. */
   read(path: string): Buffer | null {
     const hit = this.cache.get(path);
     if (hit !== undefined) return hit;
-    let host: string | null = path;
-    if (this.view !== null) {
-      host = visibleHostFile(this.view, path);
-      if (host === null) {
-        const own = this.made.get(path);
-        if (own === undefined) this.refused.set(path, 'not a file of the sandbox view, and not left by the program');
-        return own ?? null;
-      }
+    const host = this.hostPath(path);
+    if (host === null) {
+      const own = this.made.get(path);
+      if (own === undefined) this.refused.set(path, 'not a file of the sandbox view, and not left by the program');
+      return own ?? null;
     }
     let bytes: Buffer | null = null;
     try {

@@ -12,9 +12,10 @@
  *   owner, or opening it again through /proc/.../fd/N or /dev/fd/N: no
  *   program does that except to forge or blind its trace, so the recording
  *   is refused as tampered;
- * - closing it (close, close_range, or dup2/dup3 onto it), which programs
- *   that close every descriptor they do not know also do: the rest of the
- *   run cannot be logged, so the recording stops there and keeps the trace;
+ * - closing qemu's own descriptor (close, close_range, or dup2/dup3 onto
+ *   it), which programs that close every descriptor they do not know also
+ *   do: qemu cannot print the result of that very syscall, so the recording
+ *   stops at its entry and keeps the trace up to there;
  * - exec and clone: qemu follows neither (a new program would run natively
  *   with the log's descriptors open; a new thread or process would write its
  *   own lines into the log), so the recording stops at the syscall's entry
@@ -51,12 +52,25 @@ const FIONBIO = /^(?:FIONBIO|21537|0x5421)$/;
 /** close_range's flag that only sets close-on-exec (closes nothing). */
 const CLOSE_RANGE_CLOEXEC = 4;
 
-/** The verdict on a syscall's entry: stop at exec and clone. */
-export function entryVerdict(name: string, text: string): ChannelVerdict {
+/**
+ * The verdict on a syscall's entry: stop at exec and clone, and where the
+ * syscall closes the emulator's own log descriptor (`qemuFd`).
+ */
+export function entryVerdict(name: string, text: string, qemuFd: number): ChannelVerdict {
   const stop = STOP_AT_ENTRY[name];
-  if (stop === undefined) return null;
-  const what = stop === 'exec' ? 'executes another program' : 'starts a thread or process';
-  return { stop, why: `the program ${what} (${short(text)}), which the emulated recorder does not follow yet` };
+  if (stop !== undefined) {
+    const what = stop === 'exec' ? 'executes another program' : 'starts a thread or process';
+    return { stop, why: `the program ${what} (${short(text)}), which the emulated recorder does not follow yet` };
+  }
+  if (name !== 'close' && name !== 'close_range' && name !== 'dup2' && name !== 'dup3') return null;
+  const close = text.indexOf(')');
+  if (close < 0) return null;
+  const args = text.slice(name.length + 1, close).split(',').map(numberArg);
+  let hit: boolean;
+  if (name === 'close') hit = args[0] === qemuFd;
+  else if (name === 'close_range') hit = (args[2] & CLOSE_RANGE_CLOEXEC) === 0 && args[0] <= qemuFd && (args[1] >= qemuFd || args[1] < 0);
+  else hit = args[1] === qemuFd;
+  return hit ? { stop: 'log-closed', why: `the program closed the emulator's log (${short(text)}); the rest of the run cannot be recorded` } : null;
 }
 
 function short(text: string): string {
@@ -100,9 +114,7 @@ export function syscallVerdict(line: string, logFds: readonly number[]): Channel
       return isLog(a0) ? { tampered: `the program duplicated the emulator's log (${short(line)})` } : null;
     case 'dup2':
     case 'dup3':
-      if (isLog(a0)) return { tampered: `the program duplicated the emulator's log (${short(line)})` };
-      if (isLog(numberArg(args[1])) && result >= 0) return { stop: 'log-closed', why: `the program replaced the emulator's log descriptor (${short(line)})` };
-      return null;
+      return isLog(a0) ? { tampered: `the program duplicated the emulator's log (${short(line)})` } : null;
     case 'fcntl':
     case 'fcntl64':
       if (!isLog(a0)) return null;
@@ -111,15 +123,6 @@ export function syscallVerdict(line: string, logFds: readonly number[]): Channel
       return null;
     case 'ioctl':
       return isLog(a0) && FIONBIO.test((args[1] ?? '').trim()) ? { tampered: `the program made the emulator's log non-blocking (${short(line)})` } : null;
-    case 'close':
-      return isLog(a0) && result === 0 ? { stop: 'log-closed', why: `the program closed the emulator's log (${short(line)})` } : null;
-    case 'close_range': {
-      const last = numberArg(args[1]);
-      const flags = numberArg(args[2]);
-      if (result !== 0 || (flags & CLOSE_RANGE_CLOEXEC) !== 0) return null;
-      const hit = logFds.some((fd) => fd >= a0 && (fd <= last || last < 0));
-      return hit ? { stop: 'log-closed', why: `the program closed the emulator's log (${short(line)})` } : null;
-    }
     default:
       if (CHANGES.has(name) && isLog(a0)) return { tampered: `the program changed the emulator's log (${short(line)})` };
       return null;

@@ -270,7 +270,7 @@ export class PathReconstruction implements QemuLogSink {
   /** A syscall's strace entry: the recording stops at exec and clone (log-channel.ts). */
   syscallEntry(name: string, text: string): void {
     if (this.stopped) return;
-    this.apply(entryVerdict(name, text));
+    this.apply(entryVerdict(name, text, LOG_DESCRIPTORS[1]));
   }
 
   syscall(line: string): void {

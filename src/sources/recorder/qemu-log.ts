@@ -99,6 +99,8 @@ const LAYOUT_KEYS = new Set(['start_code', 'end_code', 'start_data', 'end_data',
  * ({tv_sec = 1,tv_nsec = 2})`; always right after the arguments' `)`.
  */
 const RESULT = /\) = (?:-?\d+|0x[0-9a-fA-F]+)(?: \(.*\))?$|\) = -1 errno=\d+ \(.*\)$/;
+/** The result alone on its line (something was written to the log while the syscall ran). */
+const RESULT_LINE = /^ = (?:-?\d+|0x[0-9a-fA-F]+)(?: \(.*\))?$|^ = -1 errno=\d+ \(.*\)$/;
 /** Lines of qemu's own kinds, which no string of the program may imitate. */
 const LOG_LINE = /^(?:Trace \d+: 0x|IN: |----------------$|\d+ [a-z_0-9]+\(|--- SIG|0x[0-9a-f]+: )/;
 const PAGE_ROW = /^[0-9a-f]{8,16}-[0-9a-f]{8,16} [0-9a-f]{8,16} [-r][-w][-x]$/;
@@ -118,6 +120,11 @@ export class QemuLogParser {
   private tbByteCount = 0;
   /** A syscall whose result has not come yet: its text so far, and whether qemu is dumping the page table. */
   private pending: { text: string; pageDump: boolean } | null = null;
+
+  /** The syscall whose result had not come when the log ended (null if none). */
+  get unfinishedSyscall(): string | null {
+    return this.pending === null ? null : this.pending.text.slice(0, Math.max(0, this.pending.text.indexOf('(')));
+  }
   /** Still in qemu's start-up output (before the first translation). */
   private preamble = true;
   /** The pid of the strace lines (one process: the recorder stops at clone). */
@@ -163,12 +170,12 @@ export class QemuLogParser {
 
   /**
    * A successful exec never ends its strace line (the new program replaces
-   * the emulator), so an exec or clone entry is acted on as soon as it
-   * shows, without waiting for the end of its line.
+   * the emulator), nor does a close of the emulator's log: such entries are
+   * acted on as soon as they show, without waiting for the end of the line.
    */
   private earlyEntry(partial: Buffer): void {
     if (this.pending !== null || this.inBlock || this.long !== null) return;
-    const m = /^(\d+) (execve|execveat|clone|clone3|fork|vfork)\(/.exec(partial.toString('latin1'));
+    const m = /^(\d+) (execve|execveat|clone|clone3|fork|vfork|close|close_range|dup2|dup3)\(/.exec(partial.toString('latin1'));
     if (m && (this.pid === null || m[1] === this.pid)) this.sink.syscallEntry?.(m[2], partial.toString('latin1', m[1].length + 1));
   }
 
@@ -294,6 +301,10 @@ export class QemuLogParser {
         return this.sink.syscall(p.text + text);
       }
       this.tampered('an unexpected line in the page dump of an mmap', b, s, e);
+    }
+    if (RESULT_LINE.test(text)) {
+      this.pending = null;
+      return this.sink.syscall(p.text.split('\n')[0] + text);
     }
     // The syscall's strings may hold newlines: everything up to the result is
     // its text. A line there that looks like one of qemu's is a string made

@@ -446,6 +446,10 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       if (e instanceof RecordingTampered) throw new RecordError(`record: recording tampered: ${e.message}`);
       throw new RecordError(`record: cannot follow the emulator's log: ${errorText(e)}`);
     }
+    const unfinished = parser.unfinishedSyscall;
+    if (stopped === null && unfinished !== null && unfinished !== 'exit' && unfinished !== 'exit_group') {
+      warnings.push(`the emulator's log ended inside the syscall ${unfinished}: what the program did after it is not recorded`);
+    }
     // What the run handed out: qemu's core of the guest, and executables the program wrote.
     const handed = await handedOut;
     files.addMade(handed);

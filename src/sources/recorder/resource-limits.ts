@@ -110,18 +110,24 @@ function ownCgroups(): Map<string, string> {
   return out;
 }
 
-/** The directory of this process's cgroup for `controller` (v1), or of its v2 cgroup. */
-function cgroupDir(controller: string | null): string | null {
+/**
+ * Directories where a run's cgroup may be made for `controller` (v1) or in
+ * the v2 hierarchy (null): this process's own cgroup first, then the
+ * hierarchy's root (root may place a process anywhere, and a v2 root is not
+ * bound by the rule that keeps controllers off groups with processes).
+ */
+function cgroupParents(controller: string | null): string[] {
   const own = ownCgroups();
+  const out: string[] = [];
   for (const m of mounts()) {
     let path: string | undefined;
     if (controller !== null && m.type === 'cgroup' && m.options.includes(controller)) path = own.get(controller);
     else if (controller === null && m.type === 'cgroup2') path = own.get('');
-    if (path === undefined) continue;
-    if (!path.startsWith(m.root)) continue;
-    return join(m.point, path.slice(m.root.length));
+    if (path === undefined || !path.startsWith(m.root)) continue;
+    out.push(join(m.point, path.slice(m.root.length)));
+    out.push(m.point);
   }
-  return null;
+  return [...new Set(out)];
 }
 
 let sequence = 0;
@@ -140,58 +146,67 @@ export class RunCgroup {
   static create(limits: ResourceLimits): RunCgroup | null {
     const name = `ptscope-${process.pid}-${++sequence}`;
     const made: string[] = [];
-    let processes = false;
-    let memory = false;
-    const tryMake = (parent: string | null, setup: (dir: string) => void): boolean => {
-      if (parent === null || !existsSync(parent)) return false;
-      const dir = join(parent, name);
-      try {
-        mkdirSync(dir);
-      } catch {
-        return false;
-      }
-      made.push(dir);
-      try {
-        setup(dir);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const v2 = cgroupDir(null);
-    if (v2 !== null && existsSync(join(v2, 'cgroup.subtree_control'))) {
-      for (const c of ['+pids', '+memory']) {
+    const bounds = { processes: false, memory: false };
+    const pids = String(limits.processes + OWN_TASKS);
+    const mem = String(limits.memoryBytes);
+    /** Make `name` under the first parent where `usable` holds for the new group. */
+    const place = (parents: string[], enable: string | null, usable: (dir: string) => boolean): boolean => {
+      for (const parent of parents) {
+        if (enable !== null) {
+          try {
+            appendFileSync(join(parent, 'cgroup.subtree_control'), enable);
+          } catch {
+            // not delegated, or not allowed here: the group may still have it
+          }
+        }
+        const dir = join(parent, name);
         try {
-          appendFileSync(join(v2, 'cgroup.subtree_control'), c);
+          mkdirSync(dir);
         } catch {
-          // not delegated here, or processes in this group (memory): try what is available
+          continue;
+        }
+        try {
+          if (usable(dir)) {
+            made.push(dir);
+            return true;
+          }
+        } catch {
+          // a limit that cannot be written: not this place
+        }
+        try {
+          rmdirSync(dir);
+        } catch {
+          made.push(dir);
         }
       }
-      tryMake(v2, (dir) => {
-        if (existsSync(join(dir, 'pids.max'))) {
-          writeFileSync(join(dir, 'pids.max'), String(limits.processes + OWN_TASKS));
-          processes = true;
-        }
-        if (existsSync(join(dir, 'memory.max'))) {
-          writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes));
-          memory = true;
-        }
+      return false;
+    };
+    // cgroup v2: one group with pids and, where available, memory.
+    place(cgroupParents(null), '+pids', (dir) => {
+      if (!existsSync(join(dir, 'pids.max'))) return false;
+      writeFileSync(join(dir, 'pids.max'), pids);
+      bounds.processes = true;
+      if (existsSync(join(dir, 'memory.max'))) {
+        writeFileSync(join(dir, 'memory.max'), mem);
+        bounds.memory = true;
+      }
+      return true;
+    });
+    // cgroup v1: a group in the pids and in the memory hierarchy.
+    if (!bounds.processes) {
+      bounds.processes = place(cgroupParents('pids'), null, (dir) => {
+        writeFileSync(join(dir, 'pids.max'), pids);
+        return true;
       });
     }
-    if (!processes) {
-      tryMake(cgroupDir('pids'), (dir) => {
-        writeFileSync(join(dir, 'pids.max'), String(limits.processes + OWN_TASKS));
-        processes = true;
+    if (!bounds.memory) {
+      bounds.memory = place(cgroupParents('memory'), null, (dir) => {
+        writeFileSync(join(dir, 'memory.limit_in_bytes'), mem);
+        return true;
       });
     }
-    if (!memory) {
-      tryMake(cgroupDir('memory'), (dir) => {
-        writeFileSync(join(dir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
-        memory = true;
-      });
-    }
-    const group = new RunCgroup(made, { processes, memory });
-    if (!processes && !memory) {
+    const group = new RunCgroup(made, bounds);
+    if (!bounds.processes && !bounds.memory) {
       group.remove();
       return null;
     }
@@ -257,13 +272,13 @@ function killMembers(dir: string): void {
 export function leftoverCgroups(): string[] {
   const out: string[] = [];
   for (const c of ['pids', 'memory', null]) {
-    const dir = cgroupDir(c);
-    if (dir === null || !existsSync(dir)) continue;
-    try {
-      for (const n of readdirSync(dir)) if (n.startsWith(`ptscope-${process.pid}-`)) out.push(join(dir, n));
-    } catch {
-      // unreadable
+    for (const dir of cgroupParents(c)) {
+      try {
+        for (const n of readdirSync(dir)) if (n.startsWith(`ptscope-${process.pid}-`)) out.push(join(dir, n));
+      } catch {
+        // unreadable
+      }
     }
   }
-  return out;
+  return [...new Set(out)];
 }

@@ -19,13 +19,19 @@
  *   cannot remount, and /proc/sys and /proc/sysrq-trigger are read-only
  *   (root without capabilities could otherwise still write sysctls such as
  *   kernel.core_pattern).
+ * - A seccomp filter (seccomp-filter.ts): no AF_UNIX socket(), no io_uring,
+ *   keyrings, ptrace, perf events, bpf or userfaultfd, no other syscall ABI.
  * - Only the given environment (--clearenv): no host variable reaches it.
  * - Killed with the recorder (--die-with-parent); its pid 1 is the run's
  *   wrapper shell (confined-run.ts), which kills whatever is left before the
  *   results leave the sandbox.
  */
 import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
+import { sandboxSeccompFilter } from './seccomp-filter.js';
 import { SANDBOX_HOSTNAME, sandboxView, type SandboxView } from './sandbox-view.js';
 
 /** The working directory of a confined program (inside its private /tmp). */
@@ -36,6 +42,8 @@ export interface SandboxSpec {
   limits: ResourceLimits;
   /** The program's complete environment. */
   env: Readonly<Record<string, string>>;
+  /** A descriptor the command inherits holding the seccomp filter (seccomp-filter.ts). */
+  seccompFd?: number;
 }
 
 /** The bwrap argv that runs `command` confined. */
@@ -49,6 +57,7 @@ export function sandboxArgv(spec: SandboxSpec, command: readonly string[]): stri
     '--cap-drop', 'ALL',
     '--clearenv',
   ];
+  if (spec.seccompFd !== undefined) argv.push('--seccomp', String(spec.seccompFd));
   for (const [k, v] of Object.entries(spec.env)) argv.push('--setenv', k, v);
   argv.push(
     '--proc', '/proc',
@@ -67,10 +76,30 @@ export function sandboxArgv(spec: SandboxSpec, command: readonly string[]): stri
   return argv;
 }
 
+/** The descriptor a confined command gets its seccomp filter on. */
+export const SECCOMP_FD = 5;
+
+/** Write the seccomp filter to a file in `dir` and open it for bwrap. */
+export function openSeccompFilter(dir: string): number {
+  const path = join(dir, 'seccomp.bpf');
+  writeFileSync(path, sandboxSeccompFilter(), { mode: 0o600 });
+  return openSync(path, 'r');
+}
+
 /** null if bwrap can run a confined program here, else why not. */
 export function sandboxUnavailable(): string | null {
-  const argv = sandboxArgv({ view: sandboxView({}), limits: DEFAULT_LIMITS, env: { PATH: '/usr/bin:/bin' } }, ['/bin/true']);
-  const res = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 10_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  const dir = mkdtempSync(join(tmpdir(), 'ptscope-check-'));
+  let fd: number | null = null;
+  let res;
+  try {
+    fd = openSeccompFilter(dir);
+    const argv = sandboxArgv({ view: sandboxView({}), limits: DEFAULT_LIMITS, env: { PATH: '/usr/bin:/bin' }, seccompFd: SECCOMP_FD }, ['/bin/true']);
+    const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'ignore', 'pipe', 'ignore', 'ignore', fd];
+    res = spawnSync(argv[0], argv.slice(1), { stdio, encoding: 'utf8', timeout: 10_000, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+  } finally {
+    if (fd !== null) closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
   if (res.error) {
     const code = (res.error as NodeJS.ErrnoException).code;
     return code === 'ENOENT' ? 'bwrap (bubblewrap) is not installed' : `bwrap cannot start: ${res.error.message}`;
