@@ -209,10 +209,28 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   return recordEmulated(opts, program, exe, qemu, output);
 }
 
-/** Arguments naming existing files (as absolute paths, which the confined program can open), and those paths. */
-function argumentPaths(argv: readonly string[], expose: boolean): { argv: string[]; paths: string[] } {
+/** What a path names: only regular files and directories are shown to the sandbox. */
+function showable(path: string): 'yes' | 'missing' | string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return 'missing';
+  }
+  if (st.isFile() || st.isDirectory()) return 'yes';
+  return st.isSocket() ? 'a socket' : st.isFIFO() ? 'a FIFO' : 'a device';
+}
+
+/**
+ * Arguments naming existing files (rewritten as absolute paths, which the
+ * confined program can open from its own working directory), and those
+ * paths. Sockets, FIFOs and devices are never shown (a socket stays
+ * connectable through a read-only mount), and are reported.
+ */
+function argumentPaths(argv: readonly string[], expose: boolean): { argv: string[]; paths: string[]; refused: string[] } {
   const out = [argv[0]];
   const paths = new Set<string>();
+  const refused: string[] = [];
   for (const a of argv.slice(1)) {
     if (!expose) {
       out.push(a);
@@ -220,15 +238,17 @@ function argumentPaths(argv: readonly string[], expose: boolean): { argv: string
     }
     const eq = a.startsWith('-') ? a.indexOf('=') : -1;
     const value = eq > 0 ? a.slice(eq + 1) : a.startsWith('-') ? '' : a;
-    if (value !== '' && existsSync(value)) {
+    const kind = value === '' ? 'missing' : showable(value);
+    if (kind === 'yes') {
       const abs = resolve(value);
       paths.add(abs);
       out.push(eq > 0 ? `${a.slice(0, eq + 1)}${abs}` : abs);
     } else {
+      if (kind !== 'missing') refused.push(`${value} is ${kind}: not shown to the sandbox`);
       out.push(a);
     }
   }
-  return { argv: out, paths: [...paths] };
+  return { argv: out, paths: [...paths], refused };
 }
 
 /** qemu `-E` arguments for the guest-only environment. */
@@ -283,7 +303,13 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const guestProgram = opts.program?.guest ?? program;
     const args = argumentPaths(opts.argv, opts.exposeArguments !== false);
     const guestArgv = [guestProgram, ...args.argv.slice(1)];
-    const allowRead = (opts.allowRead ?? []).map((p) => resolve(p));
+    const allowRead: string[] = [];
+    for (const p of opts.allowRead ?? []) {
+      const kind = showable(p);
+      if (kind === 'yes') allowRead.push(resolve(p));
+      else throw new RecordError(`record: --allow-read ${p}: ${kind === 'missing' ? 'no such file or directory' : `${kind}, which is never shown to the sandbox`}`);
+    }
+    for (const r of args.refused) notice(r);
     if (opts.sandbox) {
       const why = sandboxUnavailable();
       if (why !== null) throw new RecordError(`record: ${why}; install bubblewrap, or pass --no-sandbox to run the program unconfined`);

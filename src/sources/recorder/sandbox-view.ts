@@ -15,8 +15,9 @@
  *   generated: no user or host names of this machine.
  * - The program, and every file or directory named on the analyst's command
  *   line, read-only at the same path; paths the analyst adds with
- *   --allow-read. A re-run shows the bundle's copy of the program at the
- *   recorded path instead of any host file.
+ *   --allow-read. Never a socket, FIFO or device. A re-run shows the
+ *   bundle's copy of the program at the recorded path instead of any host
+ *   file, and none of the files its arguments name.
  * - Nothing else of the host: not /root, /home, /run, /var, /srv, /mnt,
  *   /media, /opt, /boot, /sys, nor the host's /tmp (the sandbox has its own).
  *
@@ -24,7 +25,7 @@
  * the bundle) only through {@link visibleHostFile}: a path the target named
  * is read on the host only if the sandbox showed that same host file.
  */
-import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 /** Directories holding the system's code, shown read-only. */
@@ -143,6 +144,13 @@ export function sandboxView(req: ViewRequest): SandboxView {
   const add = (p: string): void => {
     if (p === '/' || SANDBOX_OWN.includes(p) || SANDBOX_OWN.some((o) => o !== '/tmp' && isUnder(p, o))) return;
     if (visibleThrough(p, shared, sys.links)) return;
+    // Only files and directories: a socket stays connectable through a read-only mount.
+    try {
+      const st = statSync(p);
+      if (!st.isFile() && !st.isDirectory()) return;
+    } catch {
+      return;
+    }
     shared.push(p);
   };
   if (req.program !== undefined) add(req.program);
