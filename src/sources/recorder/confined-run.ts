@@ -7,6 +7,11 @@
  *
  * Inside the sandbox (sandbox.ts) the run's pid 1 is a small wrapper shell:
  *
+ *   0. for a run the recorder follows live, it starts a watcher that kills
+ *      every process of the sandbox when the recorder's end of a lifeline
+ *      pipe closes (the recorder stopped it, or died): bwrap's
+ *      --die-with-parent alone leaves the sandbox running if bwrap is
+ *      killed while it is still setting up;
  *   1. it runs the command (qemu-x86_64 ...) under prlimit;
  *   2. when the command has ended, it kills every process left in the
  *      sandbox (the target's children), and closes the emulator's log;
@@ -30,6 +35,8 @@ import { generatedEtc, sandboxView, type SandboxView, type ViewRequest } from '.
 
 /** The descriptor the wrapper hands collected files out on. */
 const COLLECT_FD = 9;
+/** The lifeline: the sandbox is killed when the recorder's end of it closes. */
+const LIFELINE_FD = 8;
 /** The descriptor the emulator's log is handed in on. */
 export const LOG_FD = 3;
 
@@ -60,6 +67,8 @@ export interface ConfinedRunSpec {
   collect: CollectSpec;
   /** Wall-clock limit in seconds (0: none); for runSync only (the recorder keeps its own timer). */
   timeoutSec: number;
+  /** The run is started with {@link ConfinedRun.start} and followed live (it gets a lifeline). */
+  live?: boolean;
 }
 
 export interface ConfinedResult {
@@ -88,8 +97,10 @@ function shellQuote(s: string): string {
 }
 
 /** The wrapper shell's script; "$@" is the command. */
-function wrapperScript(spec: ConfinedRunSpec): string {
-  const lines = [`"$@" ${COLLECT_FD}>&-`, 's=$?'];
+function wrapperScript(spec: ConfinedRunSpec, lifeline: boolean): string {
+  const lines: string[] = [];
+  if (lifeline) lines.push(`( read _ <&${LIFELINE_FD}; kill -KILL -1 ) &`, `exec ${LIFELINE_FD}<&-`);
+  lines.push(`"$@" ${COLLECT_FD}>&-`, 's=$?');
   if (spec.sandbox) lines.push('kill -KILL -1 2>/dev/null');
   if (spec.logFd !== undefined) lines.push(`exec ${LOG_FD}>&-`);
   const emitBody = 'n=$(wc -c < "$f") || continue; printf \'%s\\0%s\\0\' "$f" "$n"; head -c "$n" -- "$f"';
@@ -159,7 +170,7 @@ export class ConfinedRun {
         if (!spec.sandbox) command = command.map((a) => (a === programCopy!.guest ? host : a));
         programCopy = { host, guest: programCopy.guest };
       }
-      const inner = ['/bin/sh', '-c', wrapperScript(spec), 'ptscope-run', ...prlimitArgv(limits, spec.sandbox), ...command];
+      const inner = ['/bin/sh', '-c', wrapperScript(spec, spec.sandbox && spec.live === true), 'ptscope-run', ...prlimitArgv(limits, spec.sandbox), ...command];
       this.cgroup = RunCgroup.create(limits);
       if (this.cgroup === null || !this.cgroup.bounds.processes) {
         const root = process.geteuid?.() === 0;
@@ -198,6 +209,7 @@ export class ConfinedRun {
     for (let fd = 3; fd < COLLECT_FD; fd++) {
       if (fd === LOG_FD && this.spec.logFd !== undefined) s.push(this.spec.logFd);
       else if (fd === SECCOMP_FD && this.seccompFd !== null) s.push(this.seccompFd);
+      else if (fd === LIFELINE_FD && this.spec.sandbox && this.spec.live === true) s.push('pipe');
       else s.push('ignore');
     }
     s.push('pipe');
@@ -232,10 +244,17 @@ export class ConfinedRun {
     });
   }
 
-  /** Kill the run (the sandbox's pid 1 goes with bwrap, and every process with it). */
+  /**
+   * Kill the run: bwrap (its pid 1 follows with --die-with-parent), every
+   * process of its cgroup, and the lifeline (the sandbox's watcher kills the
+   * rest).
+   */
   kill(): void {
     const c = this.child;
     if (c?.pid !== undefined && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    this.cgroup?.kill();
+    const lifeline = (c?.stdio as ReadonlyArray<{ destroy(): void } | null | undefined> | undefined)?.[LIFELINE_FD];
+    lifeline?.destroy();
   }
 
   /** Run to the end (bounded by the spec's timeout). */

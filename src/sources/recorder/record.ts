@@ -332,6 +332,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       logFd: logWrite,
       collect: { core: true, executables: true },
       timeoutSec: 0,
+      live: true,
     });
     const warnings: string[] = [...run.notes];
 

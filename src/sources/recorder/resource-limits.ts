@@ -224,6 +224,11 @@ export class RunCgroup {
     return ['/bin/sh', '-c', script, 'sh', String(procs.length), ...procs, ...command];
   }
 
+  /** Kill every process in the group (the run's whole tree, wherever it was reparented). */
+  kill(): void {
+    for (const dir of this.dirs) killMembers(dir);
+  }
+
   /** Kill whatever is left in the group and remove it. */
   remove(): void {
     for (const dir of this.dirs) {
