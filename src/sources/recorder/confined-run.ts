@@ -25,7 +25,7 @@
  * (they are what the target left behind).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
@@ -92,6 +92,13 @@ export function targetEnvironment(home: string, tmp: string, extra: Readonly<Rec
   return { ...env, ...extra };
 }
 
+function onPath(name: string): boolean {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    if (dir && existsSync(join(dir, name))) return true;
+  }
+  return false;
+}
+
 function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
@@ -156,6 +163,7 @@ export class ConfinedRun {
   private seccompFd: number | null = null;
 
   constructor(private readonly spec: ConfinedRunSpec) {
+    if (!onPath('prlimit')) throw new Error('prlimit not found: install util-linux (it sets the resource limits of the run)');
     this.hostDir = mkdtempSync(join(tmpdir(), 'ptscope-run-'));
     const limits = spec.limits;
     this.collectLimit = limits.tmpBytes + limits.shmBytes + (1 << 20);

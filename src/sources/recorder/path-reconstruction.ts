@@ -91,8 +91,6 @@ export interface PathStats {
   /** Instructions executed (the emulator's count). */
   instructions: number;
   signals: string[];
-  /** Executions of other vCPUs (threads), which are not traced. */
-  otherThreadTbs: number;
   /** Faults whose instruction could not be located exactly. */
   inexactFaults: number;
   /** Executed TBs at addresses no image maps. */
@@ -125,7 +123,6 @@ export class PathReconstruction implements QemuLogSink {
     translations: 0,
     instructions: 0,
     signals: [],
-    otherThreadTbs: 0,
     inexactFaults: 0,
     unmappedTbs: 0,
   };

@@ -322,7 +322,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     } else {
       notice('warning: --no-sandbox: the program runs unconfined, with your network and files');
     }
-    run = new ConfinedRun({
+    run = confinedRun({
       command: [qemu, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
       sandbox: opts.sandbox,
       view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
@@ -579,6 +579,15 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     run?.dispose();
     rmSync(staging, { recursive: true, force: true });
     rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
+/** A confined run for the recorder; a run that cannot be prepared is a one-line RecordError. */
+function confinedRun(spec: ConstructorParameters<typeof ConfinedRun>[0]): ConfinedRun {
+  try {
+    return new ConfinedRun(spec);
+  } catch (e) {
+    throw new RecordError(`record: ${errorText(e)}`);
   }
 }
 
