@@ -292,6 +292,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
   let logRead: number | null = null;
   let logWrite: number | null = null;
   let keepLog: number | null = null;
+  let stdinFd: number | null = null;
   try {
     const fifo = join(logDir, 'qemu.log');
     const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
@@ -322,12 +323,13 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     } else {
       notice('warning: --no-sandbox: the program runs unconfined, with your network and files');
     }
+    stdinFd = openStdin(opts.stdin) ?? null;
     run = confinedRun({
       command: [qemu, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
       sandbox: opts.sandbox,
       view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
       limits,
-      stdin: openStdin(opts.stdin),
+      stdin: stdinFd ?? undefined,
       output: opts.stdio ?? 'inherit',
       logFd: logWrite,
       collect: { core: true, executables: true },
@@ -575,7 +577,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds };
   } finally {
-    for (const fd of [logRead, logWrite, keepLog]) if (fd !== null) closeSync(fd);
+    for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);
     run?.dispose();
     rmSync(staging, { recursive: true, force: true });
     rmSync(logDir, { recursive: true, force: true });
@@ -607,11 +609,13 @@ async function recordWithPerf(opts: RecordOptions, program: string, output: stri
   if (findOnPath('perf') === null) throw new RecordError('record: Intel PT is present but perf is not installed (or pass --emulate)');
   (opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`)))('warning: --no-sandbox: the program runs unconfined, with your network and files');
   const staging = mkdtempSync(join(dirname(output), `.${basename(output)}.partial-`));
+  let stdinFd: number | null = null;
   try {
     const perfData = join(staging, 'perf.data');
     const args = ['record', '-q', '-e', 'intel_pt//u', '-o', perfData, '--', program, ...opts.argv.slice(1)];
+    stdinFd = openStdin(opts.stdin) ?? null;
     const res = spawnSync('perf', args, {
-      stdio: [openStdin(opts.stdin) ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
+      stdio: [stdinFd ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
       encoding: 'utf8',
       timeout: opts.timeoutSec > 0 ? opts.timeoutSec * 1000 : undefined,
       killSignal: 'SIGKILL',
@@ -642,6 +646,7 @@ async function recordWithPerf(opts: RecordOptions, program: string, output: stri
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { bundle: output, manifest, stdout: res.stdout ?? '', stderr: res.stderr ?? '', seconds };
   } finally {
+    if (stdinFd !== null) closeSync(stdinFd);
     rmSync(staging, { recursive: true, force: true });
   }
 }
