@@ -74,6 +74,11 @@ export interface CoreSigInfo {
   addr: number;
 }
 
+/** `n` rounded up to a multiple of 4 (note name and descriptor padding), exact for any 32-bit size. */
+function align4(n: number): number {
+  return n + ((4 - (n % 4)) % 4);
+}
+
 export class CoreFile {
   /** The signal from NT_PRSTATUS (pr_cursig). */
   readonly signal: number;
@@ -122,6 +127,7 @@ export class CoreFile {
     if (b.readUInt16LE(16) !== ET_CORE) throw bad(`not a core file (ELF type ${b.readUInt16LE(16)})`);
     if (b.readUInt16LE(18) !== EM_X86_64) throw bad(`not an x86-64 core (machine ${b.readUInt16LE(18)})`);
     const phoff = Number(b.readBigUInt64LE(32));
+    if (phoff > b.length) throw bad('truncated: the program headers start past the end of the file');
     const phentsize = b.readUInt16LE(54);
     const phnum = b.readUInt16LE(56);
     if (phentsize < 56 || phoff + phnum * phentsize > b.length) throw bad('truncated: program headers run past the end of the file');
@@ -144,18 +150,19 @@ export class CoreFile {
       const filesz = Number(b.readBigUInt64LE(ph + 32));
       const memsz = Number(b.readBigUInt64LE(ph + 40));
       if (type === PT_LOAD) {
-        if (filesz > 0 && offset + filesz > b.length) throw bad(`truncated: segment at 0x${vaddr.toString(16)} needs bytes up to ${offset + filesz}, the file has ${b.length}`);
+        if (filesz > 0 && (offset > b.length || filesz > b.length - offset)) throw bad(`truncated: segment at 0x${vaddr.toString(16)} needs bytes up to ${offset + filesz}, the file has ${b.length}`);
         segments.push({ vaddr, memsz, flags, data: filesz > 0 ? new Uint8Array(b.buffer, b.byteOffset + offset, filesz) : new Uint8Array(0) });
       } else if (type === PT_NOTE) {
-        if (offset + filesz > b.length) throw bad('truncated: the notes run past the end of the file');
+        if (offset > b.length || filesz > b.length - offset) throw bad('truncated: the notes run past the end of the file');
         let p = offset;
         const end = offset + filesz;
         while (p + 12 <= end) {
           const namesz = b.readUInt32LE(p);
           const descsz = b.readUInt32LE(p + 4);
           const ntype = b.readUInt32LE(p + 8);
-          const desc = p + 12 + ((namesz + 3) & ~3);
-          if (desc + descsz > end) throw bad('truncated note');
+          // Sizes are 32-bit unsigned: align with arithmetic, not 32-bit signed bit operations.
+          const desc = p + 12 + align4(namesz);
+          if (desc > end || descsz > end - desc) throw bad('truncated note');
           const d = b.subarray(desc, desc + descsz);
           if (ntype === NT_PRSTATUS && !sawPrstatus) {
             if (descsz < PR_REG_OFFSET + CORE_REGISTER_NAMES.length * 8) throw bad(`NT_PRSTATUS of ${descsz} bytes is too short for x86-64`);
@@ -176,8 +183,8 @@ export class CoreFile {
           } else if (ntype === NT_FILE && descsz >= 16) {
             const count = Number(d.readBigUInt64LE(0));
             const pageSize = Number(d.readBigUInt64LE(8));
+            if (count > (descsz - 16) / 24) throw bad('NT_FILE note is truncated');
             let names = 16 + count * 24;
-            if (names > descsz) throw bad('NT_FILE note is truncated');
             for (let k = 0; k < count; k++) {
               const q = 16 + k * 24;
               const nul = d.indexOf(0, names);
@@ -191,7 +198,7 @@ export class CoreFile {
               names = stop + 1;
             }
           }
-          p = desc + ((descsz + 3) & ~3);
+          p = desc + align4(descsz);
         }
       }
     }
