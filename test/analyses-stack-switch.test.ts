@@ -12,7 +12,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { analyzeTrace, defaultDetectors, loadBundleInput } from '../src/analyses/analyze.js';
+import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
 import { recordWithStdin } from '../tools/eval-detectors.js';
 
 const ROOT = join(__dirname, '..');
@@ -27,7 +28,7 @@ function build(name: string, cc: string, source: string, flags: string[] = []): 
 async function analyse(exe: string, name: string) {
   const bundle = join(dir, `${name}.ptscope`);
   const stdout = await recordWithStdin([exe], bundle, null);
-  const r = analyzeTrace(loadBundleInput(bundle), { detectors: defaultDetectors() });
+  const r = analyzeTrace(openTraceInput(bundle), { detectors: defaultDetectors() });
   const stats = (d: string) => r.detectors.find((x) => x.name === d)!.stats;
   return { stdout, r, stats };
 }

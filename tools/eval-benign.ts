@@ -24,7 +24,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { analyzeTrace, defaultDetectors, loadBundleInput } from '../src/analyses/analyze.js';
+import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
+import { insnDecoderFor, openTraceInput } from '../src/analyses/trace-input.js';
 import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
 import { ControlFlowWalker, TransferKind } from '../src/flow/control-flow.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
@@ -136,7 +137,7 @@ export const PROGRAMS: readonly Program[] = [
   P('column', ['text'], (i) => ['/usr/bin/column', '-t', '-s', ',', i.csv]),
   P('strings', ['text'], (i) => ['/usr/bin/strings', '-n', '6', i.elf]),
   P('readelf', ['text'], (i) => ['/usr/bin/readelf', '-W', '-a', i.elf]),
-  P('objdump', ['text'], (i) => ['/usr/bin/objdump', '-d', i.elf]),
+  P('objdump', ['text'], (i) => ['/usr/bin/objdump', '-d', '-r', i.built.contexts]),
   P('c++filt', ['text'], () => ['/usr/bin/c++filt'], { stdin: (i) => i.mangled }),
   P('openssl-dgst', ['text'], (i) => ['/usr/bin/openssl', 'dgst', '-sha512', i.bigText]),
   P('unzip-list', ['compression'], (i) => ['/usr/bin/unzip', '-l', i.zip]),
@@ -397,7 +398,7 @@ async function recordRun(argv: string[], bundle: string, stdin: string | null): 
     const r = await record({
       argv, output: bundle, force: true, sandbox: true, timeoutSec: 900, maxInsns: 2_000_000_000, psbPeriod: 4096,
       retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
-      stdin: stdin ?? undefined, cleanEnv: true, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C.UTF-8' },
+      stdin: stdin ?? undefined, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C.UTF-8' },
       notice: () => {},
     });
     return { ok: true, warnings: r.manifest.warnings ?? [], stopped: r.manifest.exit.stopped ?? null };
@@ -412,7 +413,7 @@ async function recordRun(argv: string[], bundle: string, stdin: string | null): 
  * Null if it never does.
  */
 function traceEnters(bundle: string, symbol: string): { markerCr3: Set<number>; firstCr3: number } | null {
-  const input = loadBundleInput(bundle);
+  const input = openTraceInput(bundle);
   let lo = NaN;
   let hi = NaN;
   for (const m of input.modules.modules) {
@@ -510,7 +511,7 @@ async function evaluateProgram(p: Program, inputs: Record<'a' | 'b', Inputs>, wo
     return { ...res, status: 'not recordable yet', why: `needs ${missing.join(', ')}; recorder probe: ${said}` };
   }
   for (const v of ['a', 'b'] as const) {
-    const r = analyzeTrace(loadBundleInput(bundles[v]!), { detectors: defaultDetectors() });
+    const r = analyzeTrace(openTraceInput(bundles[v]!), { detectors: defaultDetectors() });
     res.runs.push({
       variant: v,
       instructions: r.flow.instructions,
@@ -523,8 +524,8 @@ async function evaluateProgram(p: Program, inputs: Record<'a' | 'b', Inputs>, wo
   const policy = join(work, 'flowguard', `${p.name}.json`);
   mkdirSync(dirname(policy), { recursive: true });
   rmSync(policy, { force: true });
-  trainFlowGuardPolicy(policy, [loadBundleInput(bundles.b!).trace]);
-  const fg = analyzeTrace(loadBundleInput(bundles.a!), { detectors: ['flowguard'], policyFile: policy });
+  trainFlowGuardPolicy(policy, [openTraceInput(bundles.b!).trace]);
+  const fg = analyzeTrace(openTraceInput(bundles.a!), { detectors: ['flowguard'], policyFile: policy });
   const s = fg.detectors[0].stats;
   res.flowguard = { checks: s.checks ?? 0, fast: s.fastSettled ?? 0, slowWindows: s.slowWindows ?? 0, fastSeconds: s.fastSeconds ?? 0, slowSeconds: s.slowSeconds ?? 0, findings: fg.findings.length };
   return res;

@@ -25,7 +25,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyzeTrace, loadBundleInput, defaultDetectors } from '../src/analyses/analyze.js';
+import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
 import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
 import { applyPointerGuard } from './corpus/exploits.js';
 import type { RunJson } from './corpus/build-exploits.js';
@@ -40,7 +41,7 @@ export async function recordWithStdin(argv: string[], output: string, stdinFile:
   const r = await record({
     argv, output, force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
     retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
-    stdin: stdinFile ?? undefined, cleanEnv: true, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' },
+    stdin: stdinFile ?? undefined, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' },
     notice: () => {},
   });
   return r.stdout;
@@ -167,13 +168,13 @@ export async function evaluateCorpusCase(dir: string, work: string): Promise<Cas
     const untraced = warnings.filter((w) => /not traced/.test(w));
     if (untraced.length > 0) return { ...base, pending: `needs ${run.groundTruth.needs}s; recorder: ${untraced.join('; ')}` };
   }
-  const r = analyzeTrace(loadBundleInput(exploitBundle), { detectors: defaultDetectors() });
-  const b = analyzeTrace(loadBundleInput(benignBundle), { detectors: defaultDetectors() });
+  const r = analyzeTrace(openTraceInput(exploitBundle), { detectors: defaultDetectors() });
+  const b = analyzeTrace(openTraceInput(benignBundle), { detectors: defaultDetectors() });
   // FlowGuard, trained on the benign run of the same program.
   const policy = join(work, `${name}.flowguard.json`);
   rmSync(policy, { force: true });
-  trainFlowGuardPolicy(policy, [loadBundleInput(benignBundle).trace]);
-  const fg = analyzeTrace(loadBundleInput(exploitBundle), { detectors: ['flowguard'], policyFile: policy });
+  trainFlowGuardPolicy(policy, [openTraceInput(benignBundle).trace]);
+  const fg = analyzeTrace(openTraceInput(exploitBundle), { detectors: ['flowguard'], policyFile: policy });
   return {
     ...base,
     fired: new Set(r.findings.map((f) => f.detector)),

@@ -2,7 +2,7 @@
  * Dormant code, step 5: run the target again, with the library call results
  * that the solver found, and prove that the dormant region now runs.
  *
- * Both runs use the LD_PRELOAD shim (corpus/dormant/shim/dormant-shim.c),
+ * Both runs use the LD_PRELOAD shim (native/dormant-shim.c),
  * built here with gcc and cached under build/dormant/ by the hash of its
  * source. The shim goes into the target only: qemu-user's `-E` and
  * `QEMU_SET_ENV` set the *guest's* environment, so the emulator itself is
@@ -11,6 +11,10 @@
  * - {@link snapshotRun}: the program runs confined (bwrap, as the recorder
  *   runs it) under qemu-x86_64 with the shim in snapshot mode; the result
  *   is the concrete state after each interposed call (snapshot.ts).
+ *
+ * Every run executes the bundle's own copy of the program with its recorded
+ * arguments (rerun-program.ts), confined unless the analyst passed
+ * --no-sandbox to `ptscope dormant`: the bundle never decides.
  * - {@link patchedRecording}: `ptscope record` again with the shim in rule
  *   mode; the new bundle's coverage, compared with the region's blocks, is
  *   the proof (coverage-merge.ts `newlyExecuted`).
@@ -22,41 +26,50 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ElfFile } from '../../flow/elf.js';
+import type { Recording } from '../../sources/model/recording.js';
 import type { BundleManifest } from '../../sources/recorder/bundle.js';
-import { record } from '../../sources/recorder/record.js';
-import { sandboxArgv } from '../../sources/recorder/sandbox.js';
+import { ConfinedRun, type CollectSpec } from '../../sources/recorder/confined-run.js';
+import { findOnPath, record, RecordError } from '../../sources/recorder/record.js';
+import { rerunProgram } from '../../sources/recorder/rerun-program.js';
+import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
+import { sandboxUnavailable } from '../../sources/recorder/sandbox.js';
 import type { Solution } from './symbolic.js';
 import { readSnapshots, type CallSnapshot } from './snapshot.js';
 
-/** The repository root (holds package.json), from this file's location in src/ or dist/src/. */
-export function repoRoot(): string {
+/** The package root (holds package.json and native/), from this file's place in src/ or dist/src/. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'corpus'))) return dir;
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'dormant-shim.c'))) return dir;
     dir = dirname(dir);
   }
-  throw new Error('cannot find the ptscope repository root (corpus/dormant/shim)');
+  throw new Error('this copy of ptscope has no native/dormant-shim.c: reinstall the package');
 }
 
-/** Build the shim (or reuse the cached build). Throws with gcc's message. */
+/** Where built helpers are cached: per user, outside the (possibly read-only) package. */
+function cacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || (homedir() ? join(homedir(), '.cache') : tmpdir());
+  return join(base, 'ptscope');
+}
+
+/** Build the shim (or reuse the cached build of the same source). Throws with gcc's message. */
 export function buildShim(): string {
-  const root = repoRoot();
-  const source = join(root, 'corpus/dormant/shim/dormant-shim.c');
+  const source = join(packageRoot(), 'native', 'dormant-shim.c');
   const text = readFileSync(source);
   const hash = createHash('sha1').update(text).digest('hex').slice(0, 12);
-  const out = join(root, 'build/dormant', `shim-${hash}.so`);
+  const out = join(cacheDir(), `dormant-shim-${hash}.so`);
   if (existsSync(out)) return out;
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   const res = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-o', tmp, source, '-ldl'], { encoding: 'utf8' });
-  if (res.error) throw new Error(`cannot run gcc: ${res.error.message}`);
+  if (res.error) throw new Error(`cannot run gcc (needed to build the dormant-code shim): ${res.error.message}`);
   if (res.status !== 0) throw new Error(`gcc failed on the shim: ${res.stderr.trim().split('\n')[0]}`);
-  spawnSync('mv', ['-f', tmp, out]);
+  renameSync(tmp, out);
   return out;
 }
 
@@ -71,65 +84,81 @@ export function encodeRules(rules: string[]): string {
   return Buffer.from(rules.join('\n') + '\n', 'latin1').toString('hex');
 }
 
-/** The program and its arguments as the recording ran them. */
-function programArgv(m: BundleManifest): string[] {
-  return [m.program.path, ...m.program.argv.slice(1)];
-}
-
-function readOnlyInputs(argv: string[], shim: string): string[] {
-  const out = new Set<string>();
-  for (const a of [...argv, shim]) if (a.startsWith('/tmp/') && existsSync(a)) out.add(resolve(a));
-  return [...out];
-}
-
-export interface ConfinedRun {
+export interface ConfinedRunResult {
   status: number | null;
   stdout: string;
   stderr: string;
-  /** Scratch directory (the program's cwd); the caller removes it. */
+  /** A host directory holding the files the run left in its working directory; the caller removes it. */
   workDir: string;
 }
 
-/** Run argv under qemu-x86_64 in the sandbox with guest environment `env`. */
-function confinedRun(argv: string[], env: Record<string, string>, shim: string, timeoutSec: number): ConfinedRun {
-  const workDir = mkdtempSync(join(tmpdir(), 'ptscope-dormant-'));
+/** Run the recording's program under qemu-x86_64 with guest environment `env`, and bring out `collect`. */
+function shimRun(r: Recording, env: Record<string, string>, shim: string, timeoutSec: number, sandbox: boolean, collect: CollectSpec): ConfinedRunResult {
+  const program = rerunProgram(r, sandbox);
+  const qemu = findOnPath('qemu-x86_64');
+  if (qemu === null) throw new Error('qemu-x86_64 not found: install qemu-user');
+  if (sandbox) {
+    const why = sandboxUnavailable();
+    if (why !== null) throw new Error(`cannot re-run the program confined: ${why} (--no-sandbox runs it unconfined)`);
+  }
   const envArgs = Object.entries(env).flatMap(([k, v]) => ['-E', `${k}=${v}`]);
-  const cmd = sandboxArgv({ workDir, readOnly: readOnlyInputs(argv, shim) }, ['qemu-x86_64', ...envArgs, ...argv]);
-  const res = spawnSync(cmd[0], cmd.slice(1), { cwd: workDir, encoding: 'utf8', timeout: timeoutSec * 1000, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (res.error && (res.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`cannot run ${cmd[0]}: not installed`);
-  return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', workDir };
+  const run = new ConfinedRun({
+    command: [qemu, ...envArgs, ...program.argv],
+    sandbox,
+    view: { programCopy: { host: program.host, guest: program.guest }, allowRead: [shim] },
+    limits: DEFAULT_LIMITS,
+    output: 'pipe',
+    collect,
+    timeoutSec,
+  });
+  try {
+    const res = run.runSync();
+    const workDir = mkdtempSync(join(tmpdir(), 'ptscope-dormant-'));
+    for (const [path, bytes] of res.files) {
+      const name = basename(path);
+      if (dirname(path) !== run.scratch || name === '' || name === '.' || name === '..') continue;
+      writeFileSync(join(workDir, name), bytes);
+    }
+    return { status: res.status, stdout: res.stdout, stderr: res.stderr, workDir };
+  } finally {
+    run.dispose();
+  }
 }
 
-/** Run the bundle's program with the shim in snapshot mode; the snapshots of its interposed calls. */
-export function snapshotRun(m: BundleManifest, timeoutSec = 60): CallSnapshot[] {
+/** Run the recording's program with the shim in snapshot mode; the snapshots of its interposed calls. */
+export function snapshotRun(r: Recording, timeoutSec = 60, sandbox = true): CallSnapshot[] {
   const shim = buildShim();
-  const argv = programArgv(m);
-  const run = confinedRun(argv, { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: 'ptscope-dormant.snap' }, shim, timeoutSec);
+  const snap = 'ptscope-dormant.snap';
+  const run = shimRun(r, { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: snap }, shim, timeoutSec, sandbox, { files: [snap] });
   try {
-    const file = join(run.workDir, 'ptscope-dormant.snap');
+    const file = join(run.workDir, snap);
     return existsSync(file) ? readSnapshots(file) : [];
   } finally {
     rmSync(run.workDir, { recursive: true, force: true });
   }
 }
 
-/** Run the bundle's program with the shim applying `rules`; the scratch directory is kept for the caller. */
-export function patchedRun(m: BundleManifest, rules: string[], timeoutSec = 60): ConfinedRun & { files: string[] } {
+/** Run the recording's program with the shim applying `rules`; its working directory's files are kept for the caller. */
+export function patchedRun(r: Recording, rules: string[], timeoutSec = 60, sandbox = true): ConfinedRunResult & { files: string[] } {
   const shim = buildShim();
-  const run = confinedRun(programArgv(m), { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) }, shim, timeoutSec);
+  const run = shimRun(r, { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) }, shim, timeoutSec, sandbox, { files: 'all' });
   return { ...run, files: readdirSync(run.workDir) };
 }
 
 /** Record the program again with the shim applying `rules`, into bundle directory `output`. */
-export async function patchedRecording(m: BundleManifest, rules: string[], output: string, timeoutSec = 60): Promise<{ stdout: string; manifest: BundleManifest }> {
+export async function patchedRecording(r: Recording, rules: string[], output: string, timeoutSec = 60, sandbox = true): Promise<{ stdout: string; manifest: BundleManifest }> {
   const shim = buildShim();
-  // The shim reaches only the guest (QEMU_SET_ENV; the hex rules hold no
-  // comma), and is bound into the sandbox wherever the checkout lives.
-  const res = await record({
-      argv: programArgv(m),
+  const program = rerunProgram(r, sandbox);
+  // The shim reaches only the guest (qemu -E; the hex rules hold no comma)
+  // and is shown to the sandbox wherever it was built.
+  try {
+    const res = await record({
+      argv: program.argv,
+      program: { host: program.host, guest: program.guest },
+      exposeArguments: false,
       output,
       force: true,
-      sandbox: true,
+      sandbox,
       timeoutSec,
       maxInsns: 1_000_000_000,
       psbPeriod: 4096,
@@ -141,10 +170,14 @@ export async function patchedRecording(m: BundleManifest, rules: string[], outpu
       hardware: false,
       stdio: 'pipe',
       guestEnv: { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) },
-      readOnlyPaths: [shim],
+      allowRead: [shim],
       notice: () => {},
-  });
-  return { stdout: res.stdout, manifest: res.manifest };
+    });
+    return { stdout: res.stdout, manifest: res.manifest };
+  } catch (e) {
+    if (e instanceof RecordError) throw new Error(e.message.replace(/^record: /, ''));
+    throw e;
+  }
 }
 
 /**
