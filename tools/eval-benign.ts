@@ -456,11 +456,12 @@ async function probeRecorder(probe: string, work: string): Promise<Record<Need, 
     // Followed means: the marker ran, and the recorder kept what ran apart
     // (a child is another address space; a thread is traced without
     // "not traced" warnings).
-    const seen = r.stopped === 'exec' ? null : traceEnters(bundle, need === 'thread' ? 'probe_thread_marker' : 'probe_child_marker');
-    const untraced = r.warnings.some((w) => /not traced/.test(w));
+    const stoppedShort = r.stopped === 'exec' || r.stopped === 'clone';
+    const seen = stoppedShort ? null : traceEnters(bundle, need === 'thread' ? 'probe_thread_marker' : 'probe_child_marker');
+    const untraced = r.warnings.some((w) => /not traced|does not follow/.test(w));
     let follows = seen !== null && !untraced;
     if (follows && need !== 'thread') follows = [...seen!.markerCr3].some((c) => !Number.isNaN(c) && c !== seen!.firstCr3);
-    const said = [r.stopped === 'exec' ? 'stopped at exec' : '', ...r.warnings].filter((x) => x !== '').join('; ');
+    const said = (r.warnings.length > 0 ? r.warnings : [stoppedShort ? `stopped at ${r.stopped}` : '']).filter((x) => x !== '').join('; ');
     const what = need === 'thread' ? 'second thread' : need === 'fork' ? 'forked child' : "exec'd image";
     out[need] = {
       follows,
@@ -502,6 +503,11 @@ async function evaluateProgram(p: Program, inputs: Record<'a' | 'b', Inputs>, wo
       if (!r.ok) {
         if (missing.length > 0) return { ...res, status: 'not recordable yet', why: `needs ${missing.join(', ')}; recorder: ${r.message}` };
         return { ...res, status: 'recording failed', why: r.message };
+      }
+      // A run the recorder stopped at a thread, a child or an exec it does not follow is incomplete.
+      if (r.stopped === 'clone' || r.stopped === 'exec') {
+        const said = r.warnings.find((w) => /does not follow/.test(w)) ?? `stopped at ${r.stopped}`;
+        return { ...res, status: 'not recordable yet', why: `${missing.length > 0 ? `needs ${missing.join(', ')}; ` : ''}recorder: ${said}` };
       }
     }
     bundles[v] = bundle;

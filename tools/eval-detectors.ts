@@ -163,10 +163,12 @@ export async function evaluateCorpusCase(dir: string, work: string): Promise<Cas
     if (run.groundTruth.needs) return { ...base, pending: `needs ${run.groundTruth.needs}s; recorder: ${(e as Error).message.split('\n')[0]}` };
     throw e;
   }
-  if (run.groundTruth.needs) {
-    const warnings = (JSON.parse(readFileSync(join(exploitBundle, 'manifest.json'), 'utf8')) as { warnings?: string[] }).warnings ?? [];
-    const untraced = warnings.filter((w) => /not traced/.test(w));
-    if (untraced.length > 0) return { ...base, pending: `needs ${run.groundTruth.needs}s; recorder: ${untraced.join('; ')}` };
+  // The recorder stops at a thread or process it does not follow (or warns that it did not trace one).
+  const manifest = JSON.parse(readFileSync(join(exploitBundle, 'manifest.json'), 'utf8')) as { exit?: { stopped?: string | null }; warnings?: string[] };
+  const stopped = manifest.exit?.stopped === 'clone' || manifest.exit?.stopped === 'exec';
+  const untraced = (manifest.warnings ?? []).filter((w) => /not traced|does not follow/.test(w));
+  if (stopped || untraced.length > 0) {
+    return { ...base, pending: `needs ${run.groundTruth.needs ?? 'what the recorder does not follow'}s; recorder: ${untraced.join('; ') || `stopped at ${manifest.exit?.stopped}`}` };
   }
   const r = analyzeTrace(openTraceInput(exploitBundle), { detectors: defaultDetectors() });
   const b = analyzeTrace(openTraceInput(benignBundle), { detectors: defaultDetectors() });
