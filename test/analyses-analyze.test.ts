@@ -7,6 +7,9 @@ import { rawInput } from './helpers/inputs.js';
 import { LineWriter } from '../src/cli/output.js';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { REAL_TRACES } from './helpers/vectors.js';
+import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
+
+const EXPLOIT_CASE_NAMES = EXPLOIT_CASES.map((c) => c.name);
 
 const unzip = { trace: join(REAL_TRACES, 'unzip', 'trace.pt'), raw: [join(REAL_TRACES, 'unzip', 'seg_400000.bin') + ':0x400000'], elf: [], cpu: '6/158' };
 
@@ -59,18 +62,26 @@ describe('ptscope analyze', () => {
     expect(() => runAnalyzeCommand([unzip.trace], out)).toThrow(/needs its images/);
   });
 
+  it('refuses unknown parameter keys and out-of-range values in one line', () => {
+    const out = new LineWriter(null);
+    expect(() => runAnalyzeCommand([...args, '--param', 'rop.minChain=-1'], out)).toThrow(/--param rop\.minChain=-1: must be an integer from 1 to 1000/);
+    expect(() => runAnalyzeCommand([...args, '--param', 'rop.minChian=3'], out)).toThrow(/rop has no parameter 'minChian'/);
+    expect(() => runAnalyzeCommand([...args, '--param', 'flowguard.threshold=2'], out)).toThrow(/must be a number from 0 to 1/);
+  });
+
   it('reports a malformed policy in one line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ptscope-an-'));
     const bad = join(dir, 'p.json');
     writeFileSync(bad, '{"format":"ptscope-policy","version":1,"interModule":{"rules":[1]}}');
     const out = new LineWriter(null);
-    expect(() => runAnalyzeCommand([...args, '--detect', 'inter-module', '--policy', bad], out)).toThrow(/p\.json: interModule\.rules\[0\] must be/);
+    expect(() => runAnalyzeCommand([...args, '--detect', 'inter-module', '--policy', bad], out)).toThrow(/p\.json: interModule\.rules\[0\]: must be/);
   });
 });
 
-// The exploit corpus (tools/corpus/build-exploits.ts) recorded under qemu: each exploit must
-// be caught by its ground-truth detectors, silent ones must stay silent, and the benign run
-// must give no finding.
+// The exploit corpus (tools/corpus/build-exploits.ts) recorded under qemu: every case must be
+// caught by its ground-truth detectors, silent ones must stay silent, and the benign run must
+// give no finding. Detectors a case was built to evade are reported by tools/eval-detectors.ts,
+// not required. A case the recorder cannot follow yet (a worker thread) must say so.
 const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
 describe('exploit corpus (recorded)', () => {
   beforeAll(async () => {
@@ -78,12 +89,20 @@ describe('exploit corpus (recorded)', () => {
     buildExploitCorpus({ outDir: CORPUS });
   }, 600_000);
 
-  it.each(['rop_stack', 'jop', 'srop', 'cop_vtable'])('%s', async (name) => {
+  it.each(EXPLOIT_CASE_NAMES)('%s', async (name) => {
     const { evaluateCorpusCase } = await import('../tools/eval-detectors.js');
     const r = await evaluateCorpusCase(join(CORPUS, name), mkdtempSync(join(tmpdir(), 'ptscope-corpus-')));
+    if (r.pending !== null) {
+      // Only a case that needs what the recorder does not follow may be pending.
+      expect(name).toBe('thread_rop');
+      expect(r.pending).toMatch(/^needs threads; recorder: /);
+      return;
+    }
     expect(r.exploitWorked).toBe(true);
     for (const d of r.expected) expect([...r.fired]).toContain(d);
     for (const d of r.silent) expect([...r.fired]).not.toContain(d);
     expect(r.benignFindings).toBe(0);
-  }, 120000);
+    // FlowGuard trained on the benign run misses nothing.
+    expect(r.flowguardFindings).toBeGreaterThan(0);
+  }, 300_000);
 });

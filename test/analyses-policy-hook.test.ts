@@ -31,9 +31,15 @@ describe('policy files', () => {
     ['[]', /must be a JSON object/],
     ['{"format":"x","version":1}', /not a ptscope policy/],
     ['{"format":"ptscope-policy","version":9}', /version 9 is not supported/],
-    ['{"format":"ptscope-policy","version":1,"cfi":{"modules":{"p":{"indirectTargets":["zz"]}}}}', /indirectTargets\[0\] is not a "0x\.\.\." address/],
-    ['{"format":"ptscope-policy","version":1,"interModule":{"mode":"loose"}}', /mode must be/],
+    ['{"format":"ptscope-policy","version":1,"cfi":{"modules":{"p":{"indirectTargets":["zz"]}}}}', /cfi\.modules\.p\.indirectTargets\[0\]: must be a "0x\.\.\." address/],
+    ['{"format":"ptscope-policy","version":1,"interModule":{"mode":"loose"}}', /interModule\.mode: must be "default" or "strict"/],
     ['{"format":"ptscope-policy","version":1,"flowguard":{"edges":[["0x1"]]}}', /flowguard.edges\[0\]/],
+    ['null', /must be a JSON object/],
+    ['{"format":"ptscope-policy","version":1,"cfi":{"allow":[{"from":"0x1","to":12}]}}', /cfi\.allow\[0\]\.to: must be a "0x\.\.\." address/],
+    ['{"format":"ptscope-policy","version":1,"flowguard":{"threshold":-0.5}}', /flowguard\.threshold: must be a number from 0 to 1/],
+    ['{"format":"ptscope-policy","version":1,"flowguard":{"edges":[["0x1","0x2",7]]}}', /flowguard\.edges\[0\]\[2\]: must be a credit from 0 to 1/],
+    ['{"format":"ptscope-policy","version":1,"cfi":{},"extra":1}', /Unrecognized key: "extra"/],
+    ['{"format":"ptscope-policy","version":1,"interModule":{"rules":[{"from":"a","to":"b","targets":[1]}]}}', /interModule\.rules\[0\]\.targets\[0\]: must be a name/],
   ])('rejects %s with one clear line', (text, re) => {
     const path = join(dir, 'bad.json');
     writeFileSync(path, text);
@@ -51,7 +57,12 @@ describe('policy files', () => {
   });
 
   it('reports an unreadable policy file', () => {
-    expect(() => loadPolicy(join(dir, 'missing.json'))).toThrow(/cannot read policy \(ENOENT\)/);
+    expect(() => loadPolicy(join(dir, 'missing.json'))).toThrow(/cannot read it \(ENOENT\)/);
+    // A FIFO or a directory is refused, never waited on.
+    expect(() => loadPolicy(dir)).toThrow(/not a regular file/);
+    const fifo = join(dir, 'fifo.json');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => loadPolicy(fifo)).toThrow(/not a regular file/);
   });
 });
 

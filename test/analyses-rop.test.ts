@@ -112,6 +112,15 @@ describe('rop detector', () => {
 
   it('does not flag a signal handler returning into a sigreturn trampoline', () => {
     const d = new RopDetector(context(image));
+    // The signal: tracing stops at 0x10000 and resumes in the handler.
+    const stop = new PtEvent();
+    stop.type = EventType.AsyncDisabled;
+    stop.at = 0x10000;
+    d.onEvent(stop);
+    const handler = new PtEvent();
+    handler.type = EventType.Enabled;
+    handler.ip = 0x20000;
+    d.onEvent(handler);
     d.onTransfer(K.Return, 0x20000, L.tramp, 1, 9, NaN);
     d.onTransfer(K.FarCall, L.tramp + 5, NaN, 2, 2, NaN);
     const en = new PtEvent();
@@ -120,6 +129,18 @@ describe('rop detector', () => {
     d.onEvent(en);
     d.onTransfer(K.Return, 0x30010, L.g1, 1, 9, NaN); // one stray violation is not a chain
     expect(d.findings()).toHaveLength(0);
+  });
+
+  it('flags a return into the sigreturn trampoline that no signal delivery prepared (SROP)', () => {
+    const d = new RopDetector(context(image));
+    d.onTransfer(K.Return, L.func, L.g1, 1, 4, NaN);
+    d.onTransfer(K.Return, L.g1 + 1, L.tramp, 1, 2, NaN);
+    d.onTransfer(K.FarCall, L.tramp + 5, NaN, 2, 2, NaN);
+    const en = new PtEvent();
+    en.type = EventType.Enabled;
+    en.ip = 0x30000;
+    d.onEvent(en);
+    expect(d.findings().map((f) => f.kind)).toContain('srop');
   });
 
   it('a long gadget breaks the chain', () => {

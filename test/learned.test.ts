@@ -13,6 +13,8 @@ import { BufferSource } from '../src/packets/trace-source.js';
 import { classifyBundle, classifyInput, defaultModelPath } from '../src/analyses/learned/classify.js';
 import { SEQ_CHANNELS, SUMMARY_FEATURES, SUMMARY_NAMES, targetEntropy, WINDOW, WindowExtractor } from '../src/analyses/learned/features.js';
 import { loadNetwork, ModelFileError, predict, readModelFile, stackWindows } from '../src/analyses/learned/model.js';
+import { trainModel, type DatasetWindow } from '../src/analyses/learned/train.js';
+import { metrics, programFolds, rocAuc } from '../tools/learned/evaluate.js';
 import { runClassifyCommand } from '../src/cli/classify.js';
 import { CliError, LineWriter } from '../src/cli/output.js';
 import { GapKind, TransferKind } from '../src/flow/control-flow.js';
@@ -149,6 +151,14 @@ describe('model file', () => {
     const good = readModelFile(defaultModelPath());
     writeFileSync(join(dir, 'old.json'), JSON.stringify({ ...good, featureVersion: good.featureVersion + 1 }));
     expect(() => readModelFile(join(dir, 'old.json'))).toThrow(/trained on features v\d+ .* retrain it/);
+    writeFileSync(join(dir, 'null.json'), 'null');
+    expect(() => readModelFile(join(dir, 'null.json'))).toThrow(/not a ptscope-window-model file/);
+    writeFileSync(join(dir, 'v2.json'), JSON.stringify({ ...good, version: 2 }));
+    expect(() => readModelFile(join(dir, 'v2.json'))).toThrow(/version: model version 2, this ptscope reads version 1/);
+    writeFileSync(join(dir, 'thr.json'), JSON.stringify({ ...good, threshold: 'high' }));
+    expect(() => readModelFile(join(dir, 'thr.json'))).toThrow(/threshold: must be a number from 0 to 1/);
+    writeFileSync(join(dir, 'w.json'), JSON.stringify({ ...good, weights: [{ shape: [2], values: [1, 'x'] }] }));
+    expect(() => readModelFile(join(dir, 'w.json'))).toThrow(/weights\[0\]\.values\[1\]: must be a number/);
     const cut = { ...good, weights: good.weights.map((w, i) => (i === 0 ? { shape: [1, 2], values: [0, 0] } : w)) };
     writeFileSync(join(dir, 'shape.json'), JSON.stringify(cut));
     await expect(loadNetwork(readModelFile(join(dir, 'shape.json')), 'shape.json')).rejects.toThrow(/weight 0 has shape \[1,2\]/);
@@ -162,6 +172,60 @@ describe('model file', () => {
       }
     }
   });
+});
+
+describe('evaluation (tools/learned/evaluate.ts)', () => {
+  it('rocAuc is the rank-sum statistic, with ties counted as one half', () => {
+    expect(rocAuc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])).toBeCloseTo(0.75, 12);
+    expect(rocAuc([0.9, 0.8, 0.2, 0.1], [1, 1, 0, 0])).toBe(1);
+    expect(rocAuc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1])).toBe(0);
+    expect(rocAuc([0.5, 0.5, 0.5, 0.5], [1, 0, 1, 0])).toBe(0.5);
+    // One positive tied with one of two negatives: (1 + 0.5) / 2.
+    expect(rocAuc([0.3, 0.7, 0.7], [0, 0, 1])).toBeCloseTo(0.75, 12);
+    expect(Number.isNaN(rocAuc([0.1, 0.2], [0, 0]))).toBe(true);
+    expect(Number.isNaN(rocAuc([0.1, 0.2], [1, 1]))).toBe(true);
+  });
+
+  it('metrics count TP, FP, FN, TN at the threshold', () => {
+    const m = metrics([0.9, 0.6, 0.4, 0.2, 0.7], [1, 0, 1, 0, 1], 0.5);
+    expect([m.tp, m.fp, m.fn, m.tn]).toEqual([2, 1, 1, 1]);
+    expect(m.precision).toBeCloseTo(2 / 3, 12);
+    expect(m.recall).toBeCloseTo(2 / 3, 12);
+    expect(m.fpr).toBe(0.5);
+  });
+
+  it('folds hold out one exploit target each and spread benign-only programs round-robin, each group in one fold', () => {
+    const w = (group: string, kind: 'benign' | 'exploit'): DatasetWindow => ({ run: `${group}-1`, group, kind, label: 0, trigger: 'syscall', rule: 0, seq: [], summary: [] });
+    const windows = [w('ls', 'benign'), w('rop_stack', 'exploit'), w('rop_stack', 'benign'), w('jop', 'exploit'), w('gzip', 'benign'), w('sort', 'benign'), w('jop', 'benign'), w('xz', 'benign')];
+    const folds = programFolds(windows);
+    expect(folds).toEqual([
+      ['jop', 'gzip', 'sort'],
+      ['rop_stack', 'ls', 'xz'],
+    ]);
+    const all = folds.flat();
+    expect(new Set(all).size).toBe(all.length);
+    expect(new Set(all)).toEqual(new Set(windows.map((x) => x.group)));
+    // The same windows in another order give the same folds.
+    expect(programFolds([...windows].reverse())).toEqual(folds);
+  });
+
+  it('training is deterministic: the same windows and seed give the same weights', async () => {
+    let s = 7;
+    const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const rows: DatasetWindow[] = Array.from({ length: 96 }, (_, i) => {
+      const label = (i % 6 === 0 ? 1 : 0) as 0 | 1;
+      return {
+        run: `r${i % 4}`, group: `g${i % 4}`, kind: label ? 'exploit' : 'benign', label, trigger: 'syscall', rule: 0,
+        seq: Array.from({ length: WINDOW * SEQ_CHANNELS }, () => (label ? next() : next() * 0.3)),
+        summary: Array.from({ length: SUMMARY_FEATURES }, () => next()),
+      };
+    });
+    const a = await trainModel(rows, { epochs: 3, seed: 5 });
+    const b = await trainModel(rows, { epochs: 3, seed: 5 });
+    expect(b.weights).toEqual(a.weights);
+    const c = await trainModel(rows, { epochs: 3, seed: 6 });
+    expect(c.weights).not.toEqual(a.weights);
+  }, 60_000);
 });
 
 // Recorded runs of the corpus program rop_stack: its benign input and its exploit.

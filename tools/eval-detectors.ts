@@ -1,122 +1,235 @@
 /**
- * Evaluation of the detectors:
- * - the exploit corpus (build/corpus/exploits/<case>/{prog,payload.bin,
- *   benign.bin,run.json}): each exploit and its benign run are recorded
- *   with the emulated recorder and analyzed with every default detector;
- *   the table shows detector x case: "hit" (fired, expected), "MISS"
- *   (expected, silent), "FP" (fired, not expected), "-" (silent, not
- *   expected), and the benign run must have no finding at all;
- * - a benign set (programs given with --benign, or a default set of
- *   system programs): false positives per million instructions.
+ * Evaluation of the detectors on the exploit corpus
+ * (build/corpus/exploits/<case>/{prog,payload.bin,benign.bin,run.json},
+ * built by tools/corpus/build-exploits.ts): each exploit and its benign run
+ * are recorded with the emulated recorder and analysed with every default
+ * detector, and with FlowGuard trained on the benign run. The table shows,
+ * per case and detector:
+ * - "hit" / "MISS": a detector the case's ground truth requires fired / stayed silent;
+ * - "caught" / "missed": a detector the attack was built to evade fired / stayed silent;
+ * - "FP": a detector required to stay silent fired; "-": silent, not expected;
+ * and the benign run's findings (there must be none).
  *
- *   node dist/tools/eval-detectors.js [--corpus DIR] [--work DIR] [--benign "prog args" ...]
+ * A case that needs something the recorder cannot follow yet (a worker
+ * thread) is reported as pending, with what the recorder said.
+ *
+ *   node dist/tools/eval-detectors.js [--corpus DIR] [--work DIR] [--json FILE] [--markdown] [--only a,b]
  *
  * The corpus programs read their input from stdin: the recorder's `stdin`
- * option (`ptscope record --stdin FILE`) gives it to them.
+ * option (`ptscope record --stdin FILE`) gives it to them. A case whose
+ * payload depends on a leak (jmpbuf_overwrite) is recorded through the CLI
+ * with a FIFO as stdin: the leak is read from the program's output while
+ * it runs, and the payload is written to the FIFO.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
+import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
+import { applyPointerGuard } from './corpus/exploits.js';
+import type { RunJson } from './corpus/build-exploits.js';
 
-/** Record `argv` with `stdinFile` as its standard input. */
+/**
+ * Record `argv` with `stdinFile` as its standard input, in a fixed
+ * environment (the recorder's minimal one, Python's hash seed fixed): the
+ * same program and input give the same trace on every run and machine.
+ */
 export async function recordWithStdin(argv: string[], output: string, stdinFile: string | null): Promise<string> {
   const { record } = await import('../src/sources/recorder/record.js');
   const r = await record({
     argv, output, force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
     retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
-    stdin: stdinFile ?? undefined,
+    stdin: stdinFile ?? undefined, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' },
     notice: () => {},
   });
   return r.stdout;
 }
 
-interface CaseResult {
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
+  return dir;
+}
+
+/**
+ * Record `prog` through the CLI with a FIFO as its standard input: when its
+ * output matches `leak`, `payloadFor(match)` is written to the FIFO and the
+ * FIFO closed. Returns the program's output.
+ */
+export async function recordLive(prog: string, output: string, leak: RegExp, payloadFor: (m: RegExpExecArray) => Uint8Array): Promise<string> {
+  const fifo = `${output}.stdin`;
+  rmSync(fifo, { force: true });
+  const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
+  if (mk.status !== 0) throw new Error(`mkfifo ${fifo} failed`);
+  // Held open for writing, so the recorder's open for reading does not wait.
+  const w = openSync(fifo, constants.O_RDWR);
+  let closed = false;
+  const close = () => {
+    if (!closed) closeSync(w);
+    closed = true;
+  };
+  try {
+    const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'ptscope.js'), 'record', '--force', '--stdin', fifo, '-o', output, '--', prog], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('latin1');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      out += d;
+      const m = leak.exec(out);
+      if (m && !closed) {
+        writeSync(w, payloadFor(m));
+        close();
+      }
+    });
+    child.stderr.on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    const code = await new Promise<number | null>((res) => child.on('close', res));
+    clearTimeout(timer);
+    if (code !== 0 && !existsSync(join(output, 'manifest.json'))) throw new Error(`record failed: ${err.trim().split('\n').pop() ?? code}`);
+    return out;
+  } finally {
+    close();
+    rmSync(fifo, { force: true });
+  }
+}
+
+type Cell = 'hit' | 'MISS' | 'caught' | 'missed' | 'FP' | '-';
+
+export interface CaseResult {
   name: string;
   expected: string[];
   silent: string[];
+  evades: string[];
   fired: Set<string>;
+  /** Findings of FlowGuard trained on the benign run. */
+  flowguardFindings: number;
   benignFindings: number;
   exploitWorked: boolean;
+  /** Why the case could not be evaluated (the recorder does not follow what it needs), or null. */
+  pending: string | null;
 }
 
-export async function evaluateCorpus(corpus: string, work: string): Promise<CaseResult[]> {
+/** The table cell of `detector` for a case. */
+export function cell(c: CaseResult, detector: string): Cell {
+  const fired = detector === 'flowguard' ? c.flowguardFindings > 0 : c.fired.has(detector);
+  if (c.expected.includes(detector)) return fired ? 'hit' : 'MISS';
+  if (c.evades.includes(detector)) return fired ? 'caught' : 'missed';
+  if (c.silent.includes(detector)) return fired ? 'FP' : '-';
+  return fired ? 'caught' : 'missed';
+}
+
+export async function evaluateCorpus(corpus: string, work: string, only: string[] | null = null): Promise<CaseResult[]> {
   const out: CaseResult[] = [];
   for (const name of readdirSync(corpus).sort()) {
     const dir = join(corpus, name);
-    if (!existsSync(join(dir, 'run.json'))) continue;
+    if (!existsSync(join(dir, 'run.json')) || (only !== null && !only.includes(name))) continue;
     out.push(await evaluateCorpusCase(dir, work));
   }
   return out;
 }
 
-/** Record and analyze one corpus case (its exploit and benign runs). */
+/** Record and analyse one corpus case (its exploit and benign runs). */
 export async function evaluateCorpusCase(dir: string, work: string): Promise<CaseResult> {
-  {
-    const name = dir.replace(/\/+$/, '').replace(/.*\//, '');
-    const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
-    const prog = resolve(dir, run.program);
-    const exploitBundle = join(work, `${name}.exploit`);
-    const benignBundle = join(work, `${name}.benign`);
-    const stdout = await recordWithStdin([prog, ...run.argv], exploitBundle, join(dir, run.exploit.runners?.qemu?.stdin ?? run.exploit.stdin));
+  const name = dir.replace(/\/+$/, '').replace(/.*\//, '');
+  const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as RunJson;
+  const prog = resolve(dir, run.program);
+  const exploitBundle = join(work, `${name}.exploit`);
+  const benignBundle = join(work, `${name}.benign`);
+  const base: CaseResult = {
+    name,
+    expected: run.groundTruth.detectors,
+    silent: run.groundTruth.silentDetectors,
+    evades: run.groundTruth.evades ?? [],
+    fired: new Set(),
+    flowguardFindings: 0,
+    benignFindings: 0,
+    exploitWorked: false,
+    pending: null,
+  };
+  let stdout: string;
+  try {
+    if (run.pointerGuardLeak) {
+      const leak = run.pointerGuardLeak;
+      const template = readFileSync(join(dir, run.exploit.stdin));
+      stdout = await recordLive(prog, exploitBundle, new RegExp(leak.regex), (m) => applyPointerGuard(template, leak, BigInt(`0x${m[1]}`)));
+    } else {
+      stdout = await recordWithStdin([prog, ...run.argv], exploitBundle, join(dir, run.exploit.runners?.qemu?.stdin ?? run.exploit.stdin));
+    }
     await recordWithStdin([prog, ...run.argv], benignBundle, join(dir, run.benign.stdin));
-    const r = analyzeTrace(openTraceInput(exploitBundle), { detectors: defaultDetectors() });
-    const b = analyzeTrace(openTraceInput(benignBundle), { detectors: defaultDetectors() });
-    return {
-      name,
-      expected: run.groundTruth.detectors,
-      silent: run.groundTruth.silentDetectors,
-      fired: new Set(r.findings.map((f) => f.detector)),
-      benignFindings: b.findings.length,
-      exploitWorked: stdout.includes('PWNED'),
-    };
+  } catch (e) {
+    if (run.groundTruth.needs) return { ...base, pending: `needs ${run.groundTruth.needs}s; recorder: ${(e as Error).message.split('\n')[0]}` };
+    throw e;
   }
+  // The recorder stops at a thread or process it does not follow (or warns that it did not trace one).
+  const manifest = JSON.parse(readFileSync(join(exploitBundle, 'manifest.json'), 'utf8')) as { exit?: { stopped?: string | null }; warnings?: string[] };
+  const stopped = manifest.exit?.stopped === 'clone' || manifest.exit?.stopped === 'exec';
+  const untraced = (manifest.warnings ?? []).filter((w) => /not traced|does not follow/.test(w));
+  if (stopped || untraced.length > 0) {
+    return { ...base, pending: `needs ${run.groundTruth.needs ?? 'what the recorder does not follow'}s; recorder: ${untraced.join('; ') || `stopped at ${manifest.exit?.stopped}`}` };
+  }
+  const r = analyzeTrace(openTraceInput(exploitBundle), { detectors: defaultDetectors() });
+  const b = analyzeTrace(openTraceInput(benignBundle), { detectors: defaultDetectors() });
+  // FlowGuard, trained on the benign run of the same program.
+  const policy = join(work, `${name}.flowguard.json`);
+  rmSync(policy, { force: true });
+  trainFlowGuardPolicy(policy, [openTraceInput(benignBundle).trace]);
+  const fg = analyzeTrace(openTraceInput(exploitBundle), { detectors: ['flowguard'], policyFile: policy });
+  return {
+    ...base,
+    fired: new Set(r.findings.map((f) => f.detector)),
+    flowguardFindings: fg.findings.length,
+    benignFindings: b.findings.length,
+    exploitWorked: stdout.includes('PWNED'),
+  };
 }
 
-export async function evaluateBenign(commands: string[][], work: string): Promise<{ name: string; instructions: number; findings: number; perMillion: number }[]> {
-  const out = [];
-  for (const argv of commands) {
-    const name = argv.map((a) => a.replace(/.*\//, '')).join('_').replace(/[^\w.-]/g, '_').slice(0, 40);
-    const bundle = join(work, `benign-${name}`);
-    await recordWithStdin(argv, bundle, null);
-    const r = analyzeTrace(openTraceInput(bundle), { detectors: defaultDetectors() });
-    out.push({ name: argv.join(' '), instructions: r.flow.instructions, findings: r.findings.length, perMillion: (r.findings.length * 1e6) / Math.max(1, r.flow.instructions) });
+export const TABLE_DETECTORS = [...defaultDetectors(), 'flowguard'];
+
+/** The evaluation table, as text or as a Markdown table. */
+export function corpusTable(cases: CaseResult[], markdown: boolean): string[] {
+  const lines: string[] = [];
+  if (markdown) {
+    lines.push(`| case | ${TABLE_DETECTORS.join(' | ')} | benign run | exploit ran |`);
+    lines.push(`|---|${TABLE_DETECTORS.map(() => '---').join('|')}|---|---|`);
+    for (const c of cases) {
+      if (c.pending !== null) lines.push(`| ${c.name} | ${TABLE_DETECTORS.map(() => 'pending').join(' | ')} | ${c.pending} | - |`);
+      else lines.push(`| ${c.name} | ${TABLE_DETECTORS.map((d) => cell(c, d)).join(' | ')} | ${c.benignFindings} findings | ${c.exploitWorked ? 'yes' : 'NO'} |`);
+    }
+  } else {
+    lines.push(['case'.padEnd(17), ...TABLE_DETECTORS.map((d) => d.padEnd(13)), 'benign', 'exploit ran'].join(' '));
+    for (const c of cases) {
+      if (c.pending !== null) lines.push(`${c.name.padEnd(17)} pending: ${c.pending}`);
+      else lines.push([c.name.padEnd(17), ...TABLE_DETECTORS.map((d) => cell(c, d).padEnd(13)), `${c.benignFindings} findings`.padEnd(6), c.exploitWorked ? 'yes' : 'NO'].join(' '));
+    }
   }
-  return out;
+  const done = cases.filter((c) => c.pending === null);
+  const perDetector = TABLE_DETECTORS.map((d) => `${d} ${done.filter((c) => ['hit', 'caught'].includes(cell(c, d))).length}/${done.length}`);
+  lines.push('');
+  lines.push(`Caught, per detector at default thresholds (FlowGuard trained on each case's benign run): ${perDetector.join(', ')}; any detector: ${done.filter((c) => TABLE_DETECTORS.some((d) => ['hit', 'caught', 'FP'].includes(cell(c, d)))).length}/${done.length}; benign runs with findings: ${done.filter((c) => c.benignFindings > 0).length}; pending: ${cases.length - done.length}.`);
+  return lines;
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  let corpus = 'build/corpus/exploits';
+  let corpus = join(repoRoot(), 'build/corpus/exploits');
   let work = '/tmp/ptscope-eval';
-  const benign: string[][] = [];
+  let only: string[] | null = null;
+  const markdown = args.includes('--markdown');
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--corpus') corpus = args[++i];
     else if (args[i] === '--work') work = args[++i];
-    else if (args[i] === '--benign') benign.push(args[++i].split(' '));
+    else if (args[i] === '--only') only = args[++i].split(',');
   }
-  if (benign.length === 0) benign.push(['/bin/ls', '-la', '/usr'], ['/bin/gzip', '-c', '-9', '/etc/passwd'], ['/usr/bin/python3', '-c', 'import json; print(json.dumps([i*i for i in range(100)]))']);
   mkdirSync(work, { recursive: true });
-  const detectors = defaultDetectors();
-  if (existsSync(corpus)) {
-    const cases = await evaluateCorpus(corpus, work);
-    console.log(['case'.padEnd(12), ...detectors.map((d) => d.padEnd(13)), 'benign', 'exploit ran'].join(' '));
-    for (const c of cases) {
-      const cells = detectors.map((d) => {
-        const e = c.expected.includes(d);
-        const f = c.fired.has(d);
-        return (e ? (f ? 'hit' : 'MISS') : f ? (c.silent.includes(d) ? 'FP' : 'extra') : '-').padEnd(13);
-      });
-      console.log([c.name.padEnd(12), ...cells, `${c.benignFindings} findings`.padEnd(6), c.exploitWorked ? 'yes' : 'NO'].join(' '));
-    }
-  } else {
-    console.log(`no corpus at ${corpus} (build it with tools/corpus/build-exploits.ts)`);
+  if (!existsSync(corpus)) {
+    const { buildExploitCorpus } = await import('./corpus/build-exploits.js');
+    buildExploitCorpus({ outDir: corpus, log: (l) => console.error(l) });
   }
-  console.log('');
-  console.log('benign program'.padEnd(60) + ' instructions  findings  FP/Minsn');
-  for (const b of await evaluateBenign(benign, work)) {
-    console.log(`${b.name.slice(0, 60).padEnd(60)} ${String(b.instructions).padStart(12)}  ${String(b.findings).padStart(8)}  ${b.perMillion.toFixed(3)}`);
-  }
+  const cases = await evaluateCorpus(corpus, work, only);
+  for (const l of corpusTable(cases, markdown)) console.log(l);
 }
 
 if (process.argv[1] && /eval-detectors\.[jt]s$/.test(process.argv[1])) {

@@ -2,32 +2,34 @@
  * Control-flow integrity from the static CFG of each module: a whitelist of
  * targets, checked on every indirect transfer of the trace.
  *
- * - indirect call: the target must be a function entry that is
- *   address-taken or exported (or a PLT stub, or the ELF entry point);
- * - indirect jump: additionally a target of the jump table recognised at
- *   that jump, a code pointer target (computed goto), a landing pad, or a
- *   call-preceded site (longjmp back to a setjmp call);
+ * - indirect call and jump targets are judged by indirect-targets.ts (the
+ *   judgement FlowGuard and the JOP/COP check share): pointer-callable
+ *   function entries, the recovered set of each jump, the bindings of
+ *   each PLT import. A jump whose set cannot be bounded statically is
+ *   counted as unchecked, never reported;
  * - return: the target must be call-preceded (the instruction before it is
- *   a call), except returns executed by stack switchers (swapcontext,
- *   _Unwind_*, longjmp, retpolines), returns into a sigreturn trampoline,
- *   and returns to an address-taken code address (a continuation planted as
- *   a pointer: makecontext pushes __start_context for uc_link).
+ *   a call);
+ * - a return or jump that fails these checks is still legitimate if it is
+ *   a stack switch the trace prepared (stack-switch.ts: a longjmp or
+ *   setcontext to a recorded resume point, the first entry of a makecontext
+ *   context and its planted return, an unwinder's jump to a landing pad, a
+ *   signal handler's return into the sigreturn trampoline).
  *
  * A `--policy` file can replace a module's sets (`cfi.modules`, link-time
  * addresses) and allow single edges (`cfi.allow`); {@link cfiPolicyFor}
  * exports the derived sets so they can be saved, reviewed and edited.
  * Targets in modules without a CFG (raw images) are noted as unchecked.
  */
-import { TransferKind, TRANSFER_NAMES } from '../flow/control-flow.js';
+import type { PtEvent } from '../events/event.js';
+import { GapKind, TransferKind, TRANSFER_NAMES } from '../flow/control-flow.js';
 import { NOT_MAPPED } from './code-facts.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
 import { RecentCalls } from './evidence.js';
-import { ALLOWED, judgeIndirectTarget, UNKNOWN } from './indirect-targets.js';
+import { ALLOWED, judgeIndirectTarget, UNCHECKED, UNCHECKED_REASON, UNKNOWN } from './indirect-targets.js';
 import { hexAddress } from './finding.js';
-import type { Module, ModuleMap } from './modules.js';
+import type { ModuleMap } from './modules.js';
 import { loadPolicy, parseHexAddress, type CfiModulePolicy, type PolicyFile } from './policy.js';
-
-const STACK_SWITCHERS = /swapcontext|setcontext|start_context|_Unwind_|uw_install_context|longjmp|indirect_thunk|return_thunk/;
+import { StackSwitches, SwitchKind } from './stack-switch.js';
 
 /** The CFI sets of the modules, exportable as the `cfi` section of a policy file. */
 export function cfiPolicyFor(modules: ModuleMap): NonNullable<PolicyFile['cfi']> {
@@ -55,12 +57,15 @@ export class CfiDetector extends DetectorBase {
   private readonly calls = new RecentCalls(8);
   private readonly maxPerEdge: number;
   private readonly reportedEdges = new Map<string, number>();
+  private readonly switches: StackSwitches;
   private checked = 0;
+  private unboundedJumps = 0;
 
   constructor(ctx: DetectorContext) {
     super('cfi', ctx);
-    this.maxPerEdge = this.numParam('maxPerEdge', 1);
+    this.maxPerEdge = this.numParam('maxPerEdge');
     this.parameters = { maxPerEdge: this.maxPerEdge, policy: ctx.policyFile ?? '' };
+    this.switches = new StackSwitches(ctx.modules, ctx.facts);
     if (ctx.policyFile) {
       const p = loadPolicy(ctx.policyFile);
       for (const [name, m] of Object.entries(p.cfi?.modules ?? {})) {
@@ -71,8 +76,9 @@ export class CfiDetector extends DetectorBase {
     }
   }
 
-  onTransfer(kind: TransferKind, from: number, to: number, _size: number, _n: number, cr3: number): void {
+  onTransfer(kind: TransferKind, from: number, to: number, size: number, _n: number, cr3: number): void {
     if (kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) this.calls.push(from, to);
+    this.switches.observe(kind, from, to, size, null);
     if (Number.isNaN(to)) return;
     let why: string | null;
     switch (kind) {
@@ -102,12 +108,18 @@ export class CfiDetector extends DetectorBase {
     const t = to - m.bias;
     const policy = this.policyTargets.get(m.name);
     if (policy !== undefined && policy.has(t)) return null;
-    const verdict = judgeIndirectTarget(this.ctx.modules, this.ctx.facts, from, to, isJump);
+    const verdict = judgeIndirectTarget(this.ctx.modules, from, to, isJump);
     if (verdict === UNKNOWN) {
       if (policy === undefined) this.log.note(`indirect targets in ${m.name} not checked: ${m.cfgUnavailableReason}`, this.ctx.offset());
       return policy === undefined ? null : `target is not in the policy's indirect targets of ${m.name}`;
     }
     if (verdict === ALLOWED) return null;
+    if (isJump && this.switches.classify(TransferKind.IndirectJump, to) !== SwitchKind.None) return null;
+    if (verdict === UNCHECKED) {
+      this.unboundedJumps++;
+      this.log.note(UNCHECKED_REASON, this.ctx.offset());
+      return null;
+    }
     return isJump
       ? `indirect jump target is not a jump-table target, address-taken function, landing pad or return site of ${m.name}`
       : `indirect call target is not an address-taken or exported function entry of ${m.name}`;
@@ -123,12 +135,7 @@ export class CfiDetector extends DetectorBase {
       return null;
     }
     if (cp === 1) return null;
-    const fn = this.ctx.modules.functionName(from);
-    if (fn !== null && STACK_SWITCHERS.test(fn)) return null;
-    if (this.ctx.facts.isSigreturnTrampoline(to)) return null;
-    if (m !== null && landingPad(m, to)) return null;
-    // A continuation planted as a code pointer (makecontext's __start_context).
-    if (m !== null && m.cfg()?.isAddressTaken(to - m.bias)) return null;
+    if (this.switches.classify(TransferKind.Return, to) !== SwitchKind.None) return null;
     return 'return target is not call-preceded';
   }
 
@@ -156,12 +163,15 @@ export class CfiDetector extends DetectorBase {
     });
   }
 
-  stats(): Record<string, number> {
-    return { checked: this.checked };
+  onEvent(ev: PtEvent): void {
+    this.switches.observeEvent(ev);
   }
-}
 
-function landingPad(m: Module, to: number): boolean {
-  const cfg = m.cfg();
-  return cfg !== null && cfg.isLandingPad(to - m.bias);
+  onGap(kind: GapKind): void {
+    if (kind !== GapKind.Disabled) this.switches.reset();
+  }
+
+  stats(): Record<string, number> {
+    return { checked: this.checked, unboundedJumps: this.unboundedJumps, ...this.switches.stats() };
+  }
 }

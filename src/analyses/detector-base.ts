@@ -11,6 +11,7 @@ import type { EvidenceBuilder } from './evidence.js';
 import type { Finding, UncheckedNote } from './finding.js';
 import { UncheckedLog } from './finding.js';
 import type { ModuleMap } from './modules.js';
+import { paramValue, parseParam } from './detector-params.js';
 
 /** What a detector may use besides the control-flow stream. */
 export interface DetectorContext {
@@ -55,17 +56,19 @@ export abstract class DetectorBase implements Detector {
     protected readonly ctx: DetectorContext,
   ) {
     this.log = new UncheckedLog(name);
+    // Every given key must be declared (and its value valid), even ones this run does not read.
+    for (const [key, text] of Object.entries(ctx.params)) parseParam(name, key, text);
   }
 
   abstract readonly parameters: Readonly<Record<string, number | string | boolean>>;
 
-  /** A number parameter: `--param name.key=value` or the default. */
-  protected numParam(key: string, dflt: number): number {
-    const v = this.ctx.params[key];
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`${this.name}.${key}: not a number: ${v}`);
-    return n;
+  /**
+   * A declared parameter (detector-params.ts): `--param name.key=value`,
+   * type- and range-checked, or `dflt` (the declared default when omitted).
+   * Throws ParamError (one line) for a bad value.
+   */
+  protected numParam(key: string, dflt?: number): number {
+    return paramValue(this.name, key, this.ctx.params, dflt);
   }
 
   protected report(f: Finding): void {

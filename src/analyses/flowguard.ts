@@ -7,6 +7,12 @@
  * instruction decoding to observe). Credits:
  * - an edge seen in benign training traces ({@link trainFlowGuard}, saved in
  *   a policy file's `flowguard.edges`) has the trained credit (1);
+ * - an edge whose target training saw reached from another source has the
+ *   target credit ({@link TARGET_CREDIT}): the target is a place benign
+ *   runs go through an indirect branch (a data-dependent dispatch reaches
+ *   it from another case on another input). A code-reuse chain always has
+ *   a target no benign run reaches (a gadget in the middle of code, a
+ *   function entered by a return), so its window does not settle;
  * - an edge only plausible from static analysis (its target is an allowed
  *   indirect target of the module's CFG, or a call-preceded return site)
  *   has low credit ({@link STATIC_CREDIT});
@@ -44,12 +50,16 @@ import { ShadowStackDetector } from './shadow-stack.js';
 
 /** Credit of an edge justified only by static analysis. */
 export const STATIC_CREDIT = 0.25;
+/** Credit of an edge whose target was seen in training (from another source). */
+export const TARGET_CREDIT = 0.5;
 /** Credit of an edge seen in training. */
 export const TRAINED_CREDIT = 1;
 
 /** Edge credits: source target -> (next target -> credit). Lookups allocate nothing. */
 export class CreditedEdges {
   private readonly map = new Map<number, Map<number, number>>();
+  /** Targets of trained edges. */
+  private readonly targets = new Set<number>();
   size = 0;
 
   set(a: number, b: number, credit: number): void {
@@ -60,11 +70,14 @@ export class CreditedEdges {
     }
     if (!m.has(b)) this.size++;
     m.set(b, Math.max(credit, m.get(b) ?? 0));
+    if (credit >= TRAINED_CREDIT) this.targets.add(b);
   }
 
+  /** The credit of edge a -> b: its own, else {@link TARGET_CREDIT} if training saw b reached from elsewhere. */
   get(a: number, b: number): number {
     const m = this.map.get(a);
-    return m === undefined ? 0 : (m.get(b) ?? 0);
+    const own = m === undefined ? 0 : (m.get(b) ?? 0);
+    return own > 0 ? own : this.targets.has(b) ? TARGET_CREDIT : 0;
   }
 
   toJson(): [string, string, number][] {
@@ -250,6 +263,8 @@ export class FlowGuardDetector extends DetectorBase {
       slowBytes,
       slowInstructions: slowInsns,
       slowBytesPerSecond: slowSeconds > 0 ? slowBytes / slowSeconds : 0,
+      fastSeconds,
+      slowSeconds,
     };
   }
 

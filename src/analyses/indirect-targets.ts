@@ -1,128 +1,162 @@
 /**
  * The one judgement of "may this indirect call or jump go there?" that CFI,
  * the JOP/COP chain check and FlowGuard's static credit share, from the
- * target module's static CFG:
+ * static CFGs of the modules (src/flow/static):
  *
- * - an address-taken or exported function entry, a PLT stub (and, for lazy
- *   binding, any address inside a PLT stub of the jump's own module), the
- *   ELF entry point, an init/fini function (.init/.fini, *_array entries:
- *   the loader and libc call them through pointers);
- * - for jumps also: a target of the jump table recognised at that jump, a
- *   block marked as jump-table target, code-pointer target (computed goto)
- *   or landing pad, a call-preceded site (longjmp back after setjmp), a
- *   function entry in another module (a tail call through a pointer), and a
- *   target in the jump's own function when the jump's block computes its
- *   target from a table (a RIP-relative `lea` or a `[table+index*scale]`
- *   operand: a switch the recogniser did not model).
+ * - a jump out of a PLT stub (or a `jmp *f@GOTPCREL(%rip)` tail call) may
+ *   go only where the dynamic linker can bind the import: an export of
+ *   that name in a loaded module, one of the implementations an IFUNC
+ *   resolver of it can return, or (lazy binding, before the first call)
+ *   the stub's own `push n; jmp plt0` tail. When no loaded module exports
+ *   the name, the target cannot be judged: {@link UNCHECKED};
+ * - any indirect call or jump may go to a function entry that can be
+ *   called through a pointer: address-taken (its address is stored or
+ *   loaded somewhere), exported, a PLT stub, the ELF entry point, an
+ *   init/fini function;
+ * - a jump whose target set the CFG recovered (a bounded jump table, a
+ *   constant) may go only to that set; one whose set is a sample (a table
+ *   with no bound, a table in writable data) or whose table could not be
+ *   located may go to the sample; anywhere else in its own function it
+ *   cannot be judged ({@link UNCHECKED}, counted, never a finding), and
+ *   neither can a jump whose set was not recovered at all, to a
+ *   well-decoded block start of its own function;
+ * - other jumps may also go to a code address whose address is taken (a
+ *   computed-goto label, a continuation), to a case of another jump table
+ *   of the same function (tail-duplicated dispatch), or to a function entry
+ *   of another module (a tail call through a pointer).
+ *
+ * Landing pads, longjmp targets and other stack switches are not judged
+ * here: they are legitimate only when the trace prepared them
+ * (stack-switch.ts), which the detectors ask separately.
  */
-import { BlockFlag } from '../flow/static/cfg.js';
-import { ElfBytes, isPointerRelocation, readRelocations, SHT_FINI_ARRAY, SHT_INIT_ARRAY, SHT_PREINIT_ARRAY } from '../flow/static/elf-tables.js';
-import { readFileSync } from 'node:fs';
-import type { CodeFacts } from './code-facts.js';
+import { BlockFlag, FunctionFlag, type ModuleCfg } from '../flow/static/cfg.js';
+import { FunctionOrigin } from '../flow/static/disassembly.js';
 import type { Module, ModuleMap } from './modules.js';
 
 export const ALLOWED = 1;
 export const DENIED = 0;
 /** The target module has no CFG (or there is no module): cannot judge. */
 export const UNKNOWN = -1;
+/** The jump's target set cannot be bounded statically: not judged, counted. */
+export const UNCHECKED = -2;
 
-const initFiniCache = new WeakMap<Module, Set<number>>();
+/** Why a target could not be judged, for the unchecked log. */
+export const UNCHECKED_REASON = 'indirect jump whose target set cannot be bounded statically (unbounded table, unlocated table, or an import no loaded module exports)';
 
-/** Link-time addresses of a module's init/fini functions and relocated code pointers. */
-export function initFini(m: Module): Set<number> {
-  let s = initFiniCache.get(m);
-  if (s !== undefined) return s;
-  s = new Set();
-  initFiniCache.set(m, s);
-  if (m.elf === null || m.path === null) return s;
-  for (const sec of m.elf.sections) {
-    if (sec.name === '.init' || sec.name === '.fini') s.add(sec.addr);
-  }
-  try {
-    const eb = new ElfBytes(readFileSync(m.path), m.elf);
-    const arrays = m.elf.sections.filter((x) => x.type === SHT_INIT_ARRAY || x.type === SHT_FINI_ARRAY || x.type === SHT_PREINIT_ARRAY);
-    const ptr = eb.is64 ? 8 : 4;
-    for (const a of arrays) {
-      for (let at = a.addr; at + ptr <= a.addr + a.size; at += ptr) {
-        const w = eb.wordAt(at);
-        if (w) s.add(w);
-      }
-    }
-    const exec = m.elf.loadSegments().filter((g) => (g.flags & 1) !== 0);
-    // Pointers stored in the file itself (non-PIE code, RELR-packed relocations):
-    // scan writable data for words that point into executable segments.
-    for (const sec of m.elf.sections) {
-      if ((sec.flags & 3) !== 3 || sec.type === 8 /* NOBITS */ || sec.size === 0 || (sec.flags & 4) !== 0) continue;
-      for (let at = sec.offset; at + ptr <= sec.offset + sec.size && at + ptr <= eb.bytes.length; at += ptr) {
-        const w = eb.word(at);
-        if (w !== 0 && exec.some((g) => w >= g.vaddr && w < g.vaddr + g.filesz)) s.add(w);
-      }
-    }
-    // Pointers relocations store (PIC: init arrays, atexit tables, vtables).
-    for (const r of readRelocations(eb)) {
-      const kind = isPointerRelocation(eb.is64, r.type);
-      if (kind !== 'relative' || !r.addend) continue;
-      if (exec.some((g) => r.addend >= g.vaddr && r.addend < g.vaddr + g.filesz)) s.add(r.addend);
-    }
-  } catch {
-    // Unreadable tables: fewer allowed targets, never a crash.
-  }
-  return s;
+/** May a pointer call reach the function entry at link-time `t`? */
+export function isPointerCallable(cfg: ModuleCfg, t: number): boolean {
+  if (cfg.isAllowedIndirectTarget(t)) return true;
+  const p = cfg.pltAt(t);
+  if (p !== null && p.address === t) return true;
+  const f = cfg.functionIndex(t);
+  return f >= 0 && (cfg.functionFlags[f] & (FunctionOrigin.Entry | FunctionOrigin.InitFini | FunctionFlag.AddressTaken | FunctionFlag.Exported)) !== 0;
 }
 
-const tableDispatchCache = new Map<number, boolean>();
-
-/** True if the block ending in the jump at `from` computes the target from a table. */
-function tableDispatch(facts: CodeFacts, m: Module, from: number): boolean {
-  const cached = tableDispatchCache.get(from);
-  if (cached !== undefined) return cached;
-  let result = false;
-  const cfg = m.cfg();
-  if (cfg !== null) {
-    const b = cfg.blockAt(from - m.bias);
-    if (b >= 0) {
-      const start = cfg.blockStart[b] + m.bias;
-      let at = start;
-      for (let i = 0; i < 32 && at <= from; i++) {
-        const line = facts.straightLine(at, 1)[0];
-        if (line === undefined) break;
-        if (/^lea r\w+, \[0x[0-9a-f]+\]$/.test(line.text) || /\*[248]\+0x[0-9a-f]{4,}\]/.test(line.text)) {
-          result = true;
-          break;
-        }
-        at += line.size;
-      }
+/** Where the import `name` may be bound: run-time addresses of its exports, and of its IFUNC implementations. */
+function importBindings(modules: ModuleMap, name: string, to: number): boolean | null {
+  let exported = false;
+  for (const m of modules.modules) {
+    const cfg = m.cfg();
+    if (cfg === null) continue;
+    for (const a of cfg.exportAddressesOf(name)) {
+      exported = true;
+      if (a + m.bias === to) return true;
+      for (const impl of cfg.ifuncTargets(a)) if (impl + m.bias === to) return true;
     }
   }
-  tableDispatchCache.set(from, result);
-  return result;
+  return exported ? false : null;
+}
+
+/** The judgement of a jump out of the PLT stub or GOT tail jump at `from` of module `fm`; null if `from` is neither. */
+function judgeImportJump(modules: ModuleMap, fm: Module, from: number, to: number): number | null {
+  const cfg = fm.cfg();
+  if (cfg === null) return null;
+  const f = from - fm.bias;
+  let name: string;
+  let resolver = NaN;
+  const stub = cfg.pltAt(f);
+  if (stub !== null && stub.jumpAddress === f) {
+    // Lazy binding: the slot still points at the stub's `push n; jmp plt0`.
+    if (to > from && to - from <= 16) return ALLOWED;
+    name = stub.name;
+    resolver = stub.resolver;
+  } else {
+    const jt = cfg.jumpTableAt(f);
+    if (jt === null || jt.source !== 'import' || jt.importName === undefined) return null;
+    name = jt.importName;
+  }
+  // A module-local IFUNC (IRELATIVE slot): one of its resolver's choices.
+  if (Number.isFinite(resolver)) {
+    for (const impl of cfg.ifuncTargets(resolver)) if (impl + fm.bias === to) return ALLOWED;
+    return cfg.ifuncTargets(resolver).length > 0 ? DENIED : UNCHECKED;
+  }
+  if (name === '') return UNCHECKED;
+  const bound = importBindings(modules, name, to);
+  return bound === null ? UNCHECKED : bound ? ALLOWED : DENIED;
 }
 
 /** May the indirect call (`isJump` false) or jump at `from` go to `to`? */
-export function judgeIndirectTarget(modules: ModuleMap, facts: CodeFacts, from: number, to: number, isJump: boolean): number {
+export function judgeIndirectTarget(modules: ModuleMap, from: number, to: number, isJump: boolean): number {
+  const fm = modules.find(from);
+  if (isJump && fm !== null) {
+    const v = judgeImportJump(modules, fm, from, to);
+    if (v !== null) return v;
+  }
   const m = modules.find(to);
   if (m === null) return UNKNOWN;
   const cfg = m.cfg();
   if (cfg === null) return UNKNOWN;
   const t = to - m.bias;
-  if (cfg.isAllowedIndirectTarget(t) || cfg.pltAt(t)?.address === t) return ALLOWED;
-  if (m.elf !== null && t === m.elf.entry) return ALLOWED;
-  if (initFini(m).has(t)) return ALLOWED;
-  const fm = modules.find(from);
-  // Lazy binding: the GOT slot still points back into the stub, after its jump.
-  if (fm === m && cfg.pltAt(from - m.bias) !== null && to > from && to - from <= 16) return ALLOWED;
+  if (isPointerCallable(cfg, t)) return ALLOWED;
   if (!isJump) return DENIED;
   if (fm === m) {
     const jt = cfg.jumpTableAt(from - m.bias);
-    if (jt !== null && jt.targets.includes(t)) return ALLOWED;
+    const fj = cfg.functionAt(from - m.bias);
+    if (jt !== null) {
+      if (jt.targets.includes(t)) return ALLOWED;
+      if (jt.bounded && jt.source !== 'indexed') return DENIED;
+      if (fj >= 0 && sameFunction(cfg, fj, t)) return UNCHECKED;
+    }
+    const b = cfg.blockStartingAt(t);
+    if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.Pointer) !== 0) return ALLOWED;
+    const inFunction = fj >= 0 && sameFunction(cfg, fj, t);
+    if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.JumpTableTarget) !== 0 && inFunction) return ALLOWED;
+    // A jump whose set was not recovered, to a well-decoded block of its own
+    // function: the dispatch of a switch or computed goto we could not model.
+    if (jt === null && b >= 0 && (cfg.blockFlags[b] & BlockFlag.LowConfidence) === 0 && inFunction) return UNCHECKED;
+    return DENIED;
   }
   const b = cfg.blockStartingAt(t);
-  if (b >= 0 && (cfg.blockFlags[b] & (BlockFlag.JumpTableTarget | BlockFlag.Pointer | BlockFlag.LandingPad)) !== 0) return ALLOWED;
-  if (cfg.isLandingPad(t) || facts.isCallPreceded(to) === 1) return ALLOWED;
-  if (fm !== m && cfg.functionIndex(t) >= 0) return ALLOWED;
-  if (fm === m) {
-    const fj = cfg.functionAt(from - m.bias);
-    if (fj >= 0 && fj === cfg.functionAt(t) && tableDispatch(facts, m, from)) return ALLOWED;
-  }
+  if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.Pointer) !== 0) return ALLOWED;
+  // A tail call through a pointer into another module's function.
+  if (cfg.functionIndex(t) >= 0) return ALLOWED;
   return DENIED;
+}
+
+/** Function origins that name a real function start (not an unwind fragment or a gap-sweep guess). */
+const TRUSTED_START = FunctionOrigin.Entry | FunctionOrigin.Symbol | FunctionOrigin.Export | FunctionOrigin.InitFini | FunctionOrigin.CallTarget | FunctionOrigin.Plt;
+
+/** The nearest function entry at or below link-time `a` that is a real function start (symbol, export, call target, ...), or NaN. */
+function trustedStart(cfg: ModuleCfg, a: number): number {
+  let lo = 0;
+  let hi = cfg.functionCount - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (cfg.functionEntry[mid] <= a) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  for (let i = hi; i >= 0 && i > hi - 64; i--) if ((cfg.functionFlags[i] & TRUSTED_START) !== 0) return cfg.functionEntry[i];
+  return NaN;
+}
+
+/**
+ * True if link-time `t` lies in the same function as the jump in function
+ * `f`: the same owner in the CFG, or the same real function start below
+ * both (stripped code splits a function at unwind fragments and pointer
+ * targets; the real starts do not move).
+ */
+function sameFunction(cfg: ModuleCfg, f: number, t: number): boolean {
+  if (cfg.functionAt(t) === f) return true;
+  const s = trustedStart(cfg, cfg.functionEntry[f]);
+  return Number.isFinite(s) && s === trustedStart(cfg, t);
 }

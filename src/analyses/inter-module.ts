@@ -7,10 +7,11 @@
  *   B, B's ELF entry point or one of its init/fini functions, or an address-taken function of B (callbacks
  *   such as qsort comparators, atexit and .init_array functions: the caller
  *   was handed the pointer, which the static CFG records as address-taken);
- * - indirect jumps may also land on a call-preceded site (longjmp back to
- *   setjmp) or a landing pad (the unwinder's jump into a catch block);
- * - returns must land on a call-preceded site of B (back after a call), or
- *   an address-taken code address (makecontext's planted continuation).
+ * - returns must land on a call-preceded site of B (back after a call);
+ * - a return or jump that fails these is still legitimate if it is a stack
+ *   switch the trace prepared (stack-switch.ts: a longjmp to a recorded
+ *   setjmp resume point, the unwinder's jump into a landing pad, a fresh
+ *   makecontext context and its planted return, a signal return).
  * A `--policy` file's `interModule.rules` replace the default for the
  * module pairs they name (targets: symbol names, "0x..." link-time
  * addresses, "*exports", "*plt", "*address-taken"); with `"mode": "strict"`
@@ -22,10 +23,11 @@ import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js'
 import { RecentCalls } from './evidence.js';
 import { hexAddress } from './finding.js';
 import type { Module } from './modules.js';
-import { initFini } from './indirect-targets.js';
 import { loadPolicy, parseHexAddress, type InterModuleRule } from './policy.js';
-
-const STACK_SWITCHERS = /swapcontext|setcontext|start_context|_Unwind_|uw_install_context|longjmp|indirect_thunk|return_thunk/;
+import { StackSwitches, SwitchKind } from './stack-switch.js';
+import { FunctionOrigin } from '../flow/static/disassembly.js';
+import type { PtEvent } from '../events/event.js';
+import { GapKind } from '../flow/control-flow.js';
 
 export class InterModuleDetector extends DetectorBase {
   readonly parameters: Readonly<Record<string, string>>;
@@ -33,6 +35,7 @@ export class InterModuleDetector extends DetectorBase {
   private readonly strict: boolean;
   private readonly calls = new RecentCalls(8);
   private readonly reported = new Set<string>();
+  private readonly switches: StackSwitches;
   private crossings = 0;
 
   constructor(ctx: DetectorContext) {
@@ -44,11 +47,13 @@ export class InterModuleDetector extends DetectorBase {
       for (const r of p.interModule?.rules ?? []) this.rules.set(`${r.from}>${r.to}`, r);
     }
     this.strict = strict;
+    this.switches = new StackSwitches(ctx.modules, ctx.facts);
     this.parameters = { mode: strict ? 'strict' : 'default', policy: ctx.policyFile ?? '' };
   }
 
-  onTransfer(kind: TransferKind, from: number, to: number, _size: number, _n: number, cr3: number): void {
+  onTransfer(kind: TransferKind, from: number, to: number, size: number, _n: number, cr3: number): void {
     if (kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) this.calls.push(from, to);
+    this.switches.observe(kind, from, to, size, null);
     if (Number.isNaN(to) || kind === TransferKind.CondNotTaken) return;
     if (kind === TransferKind.FarCall || kind === TransferKind.FarReturn || kind === TransferKind.Async || kind === TransferKind.FarJump) return;
     const mods = this.ctx.modules;
@@ -60,29 +65,24 @@ export class InterModuleDetector extends DetectorBase {
       return;
     }
     this.crossings++;
-    const why = kind === TransferKind.Return ? this.checkReturn(from, to) : this.checkEntry(a, b, to, kind === TransferKind.IndirectJump);
-    if (why !== null) this.violation(kind, from, to, cr3, a, b, why);
+    const why = kind === TransferKind.Return ? this.checkReturn(to) : this.checkEntry(a, b, to);
+    if (why === null) return;
+    if ((kind === TransferKind.Return || kind === TransferKind.IndirectJump) && this.switches.classify(kind, to) !== SwitchKind.None) return;
+    this.violation(kind, from, to, cr3, a, b, why);
   }
 
-  private checkReturn(from: number, to: number): string | null {
+  private checkReturn(to: number): string | null {
     const cp = this.ctx.facts.isCallPreceded(to);
     if (cp === 1) return null;
     if (cp === NOT_MAPPED) {
       this.log.note(`no image for ${hexAddress(to)} (return target)`, this.ctx.offset());
       return null;
     }
-    const fn = this.ctx.modules.functionName(from);
-    if (fn !== null && STACK_SWITCHERS.test(fn)) return null;
-    if (this.ctx.facts.isSigreturnTrampoline(to)) return null;
-    const b = this.ctx.modules.find(to);
-    if (b !== null && b.cfg()?.isAddressTaken(to - b.bias)) return null; // planted continuation (makecontext)
     return 'return into another module at a site that follows no call';
   }
 
-  private checkEntry(a: Module, b: Module, to: number, isJump: boolean): string | null {
+  private checkEntry(a: Module, b: Module, to: number): string | null {
     const t = to - b.bias;
-    // longjmp back to a setjmp call site, exception unwinding into a landing pad.
-    if (isJump && (this.ctx.facts.isCallPreceded(to) === 1 || b.cfg()?.isLandingPad(t))) return null;
     const rule = this.rules.get(`${a.name}>${b.name}`);
     if (rule === undefined && this.strict) return `the policy allows no transfer from ${a.name} to ${b.name}`;
     const cfg = b.cfg();
@@ -98,7 +98,8 @@ export class InterModuleDetector extends DetectorBase {
         if (cfg?.pltAt(t)?.address === t) return null;
       } else if (spec === '*entry') {
         if (b.elf !== null && b.elf.entry === t) return null;
-        if (initFini(b).has(t)) return null;
+        const f = cfg === null ? -1 : cfg.functionIndex(t);
+        if (f >= 0 && (cfg!.functionFlags[f] & (FunctionOrigin.Entry | FunctionOrigin.InitFini)) !== 0) return null;
       } else if (spec === '*address-taken') {
         if (cfg?.isAddressTaken(t)) return null;
       } else if (spec.startsWith('0x')) {
@@ -136,7 +137,15 @@ export class InterModuleDetector extends DetectorBase {
     });
   }
 
+  onEvent(ev: PtEvent): void {
+    this.switches.observeEvent(ev);
+  }
+
+  onGap(kind: GapKind): void {
+    if (kind !== GapKind.Disabled) this.switches.reset();
+  }
+
   stats(): Record<string, number> {
-    return { crossings: this.crossings };
+    return { crossings: this.crossings, ...this.switches.stats() };
   }
 }

@@ -8,9 +8,9 @@
  * A raw image without an ELF is a module with no symbols and no CFG:
  * checks that need them record what they could not check.
  */
-import { readFileSync } from 'node:fs';
 import { ElfFile, type SymbolHit } from '../flow/elf.js';
-import { analyzeElfFile, type ModuleCfg } from '../flow/static/cfg.js';
+import type { ModuleCfg } from '../flow/static/cfg.js';
+import { ImageCache, MAX_IMAGE_ENTRIES, sharedImageCache, type CachedImage } from '../flow/static/image-cache.js';
 
 export class Module {
   private cfgState: ModuleCfg | null | undefined = undefined;
@@ -28,6 +28,9 @@ export class Module {
     readonly elf: ElfFile | null,
     /** run-time address - link-time address. */
     readonly bias: number,
+    /** The file's content (from the image cache), when known. */
+    readonly image: CachedImage | null = null,
+    private readonly cache: ImageCache = sharedImageCache,
   ) {}
 
   contains(ip: number): boolean {
@@ -39,13 +42,14 @@ export class Module {
     return this.elf === null ? null : this.elf.symbolize(ip - this.bias);
   }
 
-  /** The static CFG (built on first use; null if the module has no readable ELF). */
+  /** The static CFG (built on first use, once per file content; null if the module has no readable ELF). */
   cfg(): ModuleCfg | null {
     if (this.cfgState === undefined) {
       this.cfgState = null;
       if (this.path !== null && this.elf !== null) {
         try {
-          this.cfgState = analyzeElfFile(this.path);
+          const img = this.image ?? this.cache.load(this.path);
+          this.cfgState = this.cache.cfg(img, this.path);
         } catch (e) {
           this.cfgError = (e as Error).message;
         }
@@ -64,36 +68,64 @@ export class Module {
     if (this.path === null || this.elf === null) return `no ELF for module ${this.name}`;
     return this.cfgError ?? `no CFG for module ${this.name}`;
   }
+
+  /** A stable identity of the module's content and placement (for caches keyed by module). */
+  get identity(): string {
+    return `${this.image?.hash ?? this.path ?? this.name}@${this.bias}`;
+  }
 }
+
+/** Too many image mappings for one trace: a one-line input error. */
+export class TooManyImagesError extends Error {}
 
 export class ModuleMap {
   private readonly list: Module[] = [];
+  private sorted: Module[] | null = null;
+  private starts = new Float64Array(0);
+  private readonly byKey = new Map<string, Module>();
   private last: Module | null = null;
+
+  /** `cache`: where image files are read and parsed (shared by default); `maxEntries`: the most mappings accepted. */
+  constructor(
+    readonly cache: ImageCache = sharedImageCache,
+    readonly maxEntries = MAX_IMAGE_ENTRIES,
+  ) {}
 
   get modules(): readonly Module[] {
     return this.list;
   }
 
   add(m: Module): void {
-    // Merge ranges of the same file (several executable mappings).
+    if (this.list.length >= this.maxEntries) {
+      throw new TooManyImagesError(`too many image mappings: more than ${this.maxEntries} (refused as hostile input)`);
+    }
     this.list.push(m);
-    this.list.sort((a, b) => a.start - b.start);
+    this.sorted = null;
+    this.last = null;
+  }
+
+  private remove(m: Module): void {
+    const i = this.list.indexOf(m);
+    if (i >= 0) this.list.splice(i, 1);
+    this.sorted = null;
     this.last = null;
   }
 
   /**
    * Add a mapping of `fileOffset..fileOffset+size` of file `path` at run-time
    * `address` (a bundle image or `--raw`). The ELF, if the file is one, gives
-   * symbols; `displayName` names the module.
+   * symbols; `displayName` names the module. The file is read and parsed
+   * once per distinct content (the image cache).
    */
   addMapping(path: string, fileOffset: number, size: number, address: number, displayName?: string): Module {
     const name = displayName ?? baseName(path);
+    let img: CachedImage | null = null;
     let elf: ElfFile | null = null;
     let bias = 0;
     try {
-      const bytes = readFileSync(path);
-      if (bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46) {
-        elf = ElfFile.parse(bytes, path);
+      img = this.cache.load(path);
+      elf = img.elf;
+      if (elf !== null) {
         const seg = elf.loadSegments().find((s) => fileOffset >= s.offset && fileOffset < s.offset + s.filesz);
         if (seg) bias = address - (seg.vaddr + (fileOffset - seg.offset));
         else elf = null;
@@ -101,16 +133,19 @@ export class ModuleMap {
     } catch {
       elf = null;
     }
-    const existing = this.list.find((m) => m.path === (elf ? path : null) && m.name === name && m.bias === bias && elf);
-    if (existing && elf) {
+    const key = `${path}\0${name}\0${bias}`;
+    const existing = elf !== null ? this.byKey.get(key) : undefined;
+    if (existing !== undefined && elf !== null) {
       // Another segment of the same loaded file: one module spanning both.
-      const merged = new Module(name, path, Math.min(existing.start, address), Math.max(existing.end, address + size), elf, bias);
-      this.list.splice(this.list.indexOf(existing), 1);
+      const merged = new Module(name, path, Math.min(existing.start, address), Math.max(existing.end, address + size), elf, bias, img, this.cache);
+      this.remove(existing);
       this.add(merged);
+      this.byKey.set(key, merged);
       return merged;
     }
-    const m = new Module(name, elf ? path : null, address, address + size, elf, bias);
+    const m = new Module(name, elf ? path : null, address, address + size, elf, bias, img, this.cache);
     this.add(m);
+    if (elf !== null) this.byKey.set(key, m);
     return m;
   }
 
@@ -122,19 +157,37 @@ export class ModuleMap {
       start = Math.min(start, s.vaddr + loadOffset);
       end = Math.max(end, s.vaddr + loadOffset + s.filesz);
     }
-    const m = new Module(baseName(path), path, start, end, elf, loadOffset);
+    let img: CachedImage | null = null;
+    try {
+      img = this.cache.load(path);
+    } catch {
+      img = null;
+    }
+    const m = new Module(baseName(path), path, start, end, elf, loadOffset, img, this.cache);
     this.add(m);
     return m;
   }
 
-  /** The module that contains `ip`, or null. */
+  /** The module that contains `ip`, or null (the latest-starting one where mappings overlap). */
   find(ip: number): Module | null {
     const last = this.last;
     if (last !== null && ip >= last.start && ip < last.end) return last;
-    const list = this.list;
-    for (let i = list.length - 1; i >= 0; i--) {
-      const m = list[i];
-      if (ip >= m.start && ip < m.end) {
+    if (this.sorted === null) {
+      this.sorted = [...this.list].sort((a, b) => a.start - b.start);
+      this.starts = Float64Array.from(this.sorted, (m) => m.start);
+    }
+    const s = this.starts;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (s[mid] <= ip) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    // Overlapping mappings (hostile input): look back a bounded number.
+    for (let i = hi; i >= 0 && i > hi - 64; i--) {
+      const m = this.sorted[i];
+      if (ip < m.end) {
         this.last = m;
         return m;
       }

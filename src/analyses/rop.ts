@@ -22,24 +22,27 @@
  * - `srop`: a system call inside a gadget entered by a non-call-preceded
  *   return, after which execution resumes somewhere else than after the
  *   syscall (rt_sigreturn, syscall 15, loaded a forged frame). A real
- *   sigreturn trampoline (`mov eax, 15; syscall`, reached by a signal
- *   handler's return) is not a gadget.
+ *   sigreturn trampoline reached by the return of a signal handler the
+ *   trace saw delivered is not a gadget (stack-switch.ts).
  *
- * Benign exceptions, by design: returns executed by stack switchers
- * (swapcontext, _Unwind_*, longjmp, retpolines) and returns into a
- * sigreturn trampoline are not links. Indirect jumps/calls into modules
- * without an ELF (raw images) cannot be judged: they are noted unchecked.
+ * Benign exceptions, by design: stack switches the trace prepared
+ * (stack-switch.ts: a longjmp/setcontext to a recorded resume point, a
+ * fresh makecontext context and its planted return, an unwinder's jump to
+ * a landing pad, a signal handler's return into the sigreturn trampoline)
+ * are not links. Indirect jumps/calls into modules without an ELF (raw
+ * images) and jumps whose target set cannot be bounded statically cannot
+ * be judged: they are noted unchecked.
  */
 import { GapKind, TransferKind } from '../flow/control-flow.js';
 import { EventType, type PtEvent } from '../events/event.js';
 import { NOT_MAPPED } from './code-facts.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
+import { ParamError } from './detector-params.js';
 import { RecentCalls } from './evidence.js';
 import type { Finding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
-import { ALLOWED, judgeIndirectTarget } from './indirect-targets.js';
-
-const STACK_SWITCHERS = /swapcontext|setcontext|start_context|_Unwind_|uw_install_context|longjmp|indirect_thunk|return_thunk/;
+import { ALLOWED, judgeIndirectTarget, UNCHECKED, UNCHECKED_REASON } from './indirect-targets.js';
+import { StackSwitches, SwitchKind } from './stack-switch.js';
 
 /** Links remembered for evidence. */
 const RING = 64;
@@ -90,18 +93,21 @@ export class RopDetector extends DetectorBase {
   private sropOffset = 0;
 
   private readonly calls = new RecentCalls(8);
+  private readonly switches: StackSwitches;
   private cr3 = NaN;
   private curIsJump = false;
 
   constructor(ctx: DetectorContext) {
     super('rop', ctx);
-    this.maxGadget = this.numParam('maxGadget', 20);
-    this.minChain = this.numParam('minChain', 4);
-    this.window = this.numParam('window', 16);
-    this.minViolations = this.numParam('minViolations', 2);
-    this.minJop = this.numParam('minJop', 4);
-    this.dispatcherRounds = this.numParam('dispatcherRounds', 3);
+    this.maxGadget = this.numParam('maxGadget');
+    this.minChain = this.numParam('minChain');
+    this.window = this.numParam('window');
+    this.minViolations = this.numParam('minViolations');
+    this.minJop = this.numParam('minJop');
+    this.dispatcherRounds = this.numParam('dispatcherRounds');
+    if (this.minViolations > this.window) throw new ParamError(`--param rop.minViolations=${this.minViolations}: must be at most rop.window (${this.window})`);
     this.recentReturns = new Uint8Array(this.window);
+    this.switches = new StackSwitches(ctx.modules, ctx.facts);
     this.parameters = {
       maxGadget: this.maxGadget,
       minChain: this.minChain,
@@ -115,13 +121,14 @@ export class RopDetector extends DetectorBase {
   onTransfer(kind: TransferKind, from: number, to: number, _size: number, insnsBefore: number, cr3: number): void {
     this.cr3 = cr3;
     if (kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) this.calls.push(from, to);
+    this.switches.observe(kind, from, to, _size, null);
     if (this.inGadget) {
       this.gadgetInsns += insnsBefore;
       if (this.gadgetInsns > this.maxGadget || kind === TransferKind.DirectCall) {
         this.endChain();
       } else if (kind === TransferKind.Return || kind === TransferKind.IndirectJump || kind === TransferKind.IndirectCall || kind === TransferKind.FarCall) {
         this.addLink(from);
-        if (kind === TransferKind.FarCall && this.gadgetFromReturn && !this.isTrampoline(this.gadgetStart)) {
+        if (kind === TransferKind.FarCall && this.gadgetFromReturn) {
           this.sropPending = true;
           this.sropSyscall = from;
           this.sropSize = _size;
@@ -152,10 +159,6 @@ export class RopDetector extends DetectorBase {
     }
   }
 
-  private isTrampoline(ip: number): boolean {
-    return this.ctx.facts.isSigreturnTrampoline(ip);
-  }
-
   private onReturn(from: number, to: number): void {
     if (Number.isNaN(to)) {
       this.endChain();
@@ -168,14 +171,11 @@ export class RopDetector extends DetectorBase {
       this.endChain();
     } else if (cp === 1) {
       this.endChain();
+    } else if (this.switches.classify(TransferKind.Return, to) !== SwitchKind.None) {
+      this.endChain();
     } else {
-      const fn = this.ctx.modules.functionName(from);
-      if ((fn !== null && STACK_SWITCHERS.test(fn)) || this.isTrampoline(to)) {
-        this.endChain();
-      } else {
-        violation = true;
-        this.startGadget(to, TransferKind.Return, true);
-      }
+      violation = true;
+      this.startGadget(to, TransferKind.Return, true);
     }
     // kBouncer's window over the last returns.
     const w = this.window;
@@ -195,10 +195,11 @@ export class RopDetector extends DetectorBase {
       this.endChain();
       return;
     }
-    // Dispatcher: the same target reached by short indirect jumps, alternating with other gadgets.
-    if (kind === TransferKind.IndirectJump && insnsBefore <= this.maxGadget) this.trackDispatcher(from, to);
     this.curIsJump = kind === TransferKind.IndirectJump;
-    const verdict = this.indirectTargetAllowed(from, to);
+    let verdict = this.indirectTargetAllowed(from, to);
+    if (verdict === 0 && this.curIsJump && this.switches.classify(kind, to) !== SwitchKind.None) verdict = 1;
+    // Dispatcher: the same disallowed target reached by short indirect jumps, alternating with other gadgets.
+    if (kind === TransferKind.IndirectJump && insnsBefore <= this.maxGadget) this.trackDispatcher(from, to, verdict === 0);
     if (verdict === 1) {
       this.endChain();
       return;
@@ -222,10 +223,15 @@ export class RopDetector extends DetectorBase {
       this.log.note(`indirect targets in ${m.name} not judged: ${m.cfgUnavailableReason}`, this.ctx.offset());
       return NOT_MAPPED;
     }
-    return judgeIndirectTarget(this.ctx.modules, this.ctx.facts, from, to, this.curIsJump) === ALLOWED ? 1 : 0;
+    const v = judgeIndirectTarget(this.ctx.modules, from, to, this.curIsJump);
+    if (v === UNCHECKED) {
+      this.log.note(UNCHECKED_REASON, this.ctx.offset());
+      return NOT_MAPPED;
+    }
+    return v === ALLOWED ? 1 : 0;
   }
 
-  private trackDispatcher(from: number, to: number): void {
+  private trackDispatcher(from: number, to: number, disallowed: boolean): void {
     const t = this.ijmpTargets;
     t[this.ijmpCount % t.length] = to;
     this.ijmpCount++;
@@ -242,8 +248,7 @@ export class RopDetector extends DetectorBase {
       // Alternation: the target before the latest must not be `to` itself (a tight loop).
       const prev = t[(this.ijmpCount - 2) % t.length];
       if (prev === to) return;
-      this.curIsJump = true;
-      if (this.indirectTargetAllowed(from, to) !== 0) return;
+      if (!disallowed) return;
       this.dispatcherReported.add(to);
       this.reportChain('jop-dispatcher', `indirect jumps return to the dispatcher gadget at ${hexAddress(to)} again and again (${same} of the last ${n})`, from, to, TransferKind.IndirectJump);
     }
@@ -337,11 +342,13 @@ export class RopDetector extends DetectorBase {
 
   onEvent(ev: PtEvent): void {
     if (ev.statusUpdate) return;
+    this.switches.observeEvent(ev);
     if (ev.type === EventType.Enabled && this.sropPending && !ev.ipSuppressed) this.checkSrop(ev.ip);
   }
 
   onGap(kind: GapKind): void {
     if (kind !== GapKind.Disabled) {
+      this.switches.reset();
       this.endChain();
       this.sropPending = false;
       this.log.note(kind === GapKind.Overflow ? 'trace overflow: chains across it not seen' : 'decode error: chains across it not seen', this.ctx.offset());

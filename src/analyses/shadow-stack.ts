@@ -8,9 +8,6 @@
  *
  * What is benign, and why it raises no finding:
  * - tail calls: the callee returns to the caller's caller, which is the top;
- * - longjmp, C++ exception unwinding, frames skipped by any unwinder: the
- *   return goes to an address deeper in the stack; everything above it is
- *   popped (returns are searched down the whole stack, not only the top);
  * - deep recursion: the stack is a growable typed array, no fixed depth;
  * - syscalls with user-only tracing: a FarCall, tracing disabled, resumed
  *   at the next instruction. That is the expected continuation: nothing is
@@ -20,15 +17,18 @@
  *   continuation; a later resume there (sigreturn) pops back to it, and a
  *   return out of that context cannot be checked (it is counted as
  *   unchecked, not reported);
- * - returns executed by stack-switching code (swapcontext/setcontext,
- *   _Unwind_* / uw_install_context, longjmp, retpoline thunks) by symbol
- *   name: the stack is re-synchronised (switch to a parked coroutine stack
- *   whose top is the target, pop to the frame of the landing pad's function,
- *   or start a fresh stack) instead of reporting;
+ * - stack switches the trace prepared (stack-switch.ts, the definition all
+ *   detectors share): a longjmp/setcontext/swapcontext to the resume point
+ *   of an earlier setjmp/getcontext/swapcontext call restores the stack
+ *   and depth recorded at that call (a parked coroutine stack becomes
+ *   active); the first entry of a makecontext context starts a fresh stack;
+ *   an unwinder's jump to a landing pad pops to the frame whose call site
+ *   the LSDA maps to that pad;
  * - a return with an empty stack (past the start of the trace, after an
  *   overflow, in a fresh coroutine) is unchecked.
  *
- * Everything else is a `return-mismatch`. Consecutive mismatching returns
+ * Everything else is a `return-mismatch`, including a return to a deeper
+ * frame that no recorded switch explains. Consecutive mismatching returns
  * (a ROP chain) form one finding that lists the chain.
  */
 import { GapKind, TransferKind } from '../flow/control-flow.js';
@@ -36,13 +36,11 @@ import { EventType, type PtEvent } from '../events/event.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
 import type { Finding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
+import { StackSwitches, SwitchKind } from './stack-switch.js';
 
 /** Entry kinds. */
 const FRAME = 0;
 const SENTINEL = 1;
-
-/** Functions whose `ret` switches stacks rather than returning. */
-const STACK_SWITCHERS = /swapcontext|setcontext|start_context|_Unwind_|uw_install_context|longjmp|indirect_thunk|return_thunk/;
 
 /** One stack of return addresses, growable. */
 export class ShadowStack {
@@ -92,6 +90,12 @@ export class ShadowStack {
   }
 }
 
+/** What a context save recorded: the stack it was made on and its depth before the saving call. */
+interface SavedContext {
+  stack: ShadowStack;
+  depth: number;
+}
+
 /** The stacks of one address space: the active one and parked coroutine stacks. */
 class AddressSpaceStacks {
   active = new ShadowStack();
@@ -122,17 +126,18 @@ export class ShadowStackDetector extends DetectorBase {
   /** Counters for reports. */
   private returnsChecked = 0;
   private returnsMatched = 0;
-  private returnsUnwound = 0;
   private resyncs = 0;
+  private readonly switches: StackSwitches<SavedContext | null>;
 
   constructor(ctx: DetectorContext) {
     super('shadow-stack', ctx);
-    this.callPathLength = this.numParam('callPath', 8);
-    this.maxParked = this.numParam('maxParked', 64);
+    this.callPathLength = this.numParam('callPath');
+    this.maxParked = this.numParam('maxParked');
     this.parameters = { callPath: this.callPathLength, maxParked: this.maxParked };
     this.cur = new AddressSpaceStacks();
     this.spaces.set(-1, this.cur);
     this.curKey = -1;
+    this.switches = new StackSwitches(ctx.modules, ctx.facts);
   }
 
   private space(cr3: number): AddressSpaceStacks {
@@ -158,11 +163,20 @@ export class ShadowStackDetector extends DetectorBase {
       case TransferKind.IndirectCall: {
         // `call next` reads the IP and never returns.
         if (to === from + size) return;
-        this.space(cr3).active.push(from + size, from, to, FRAME);
+        const st = this.space(cr3).active;
+        this.switches.observe(kind, from, to, size, { stack: st, depth: st.depth });
+        st.push(from + size, from, to, FRAME);
         return;
       }
       case TransferKind.Return:
         this.onReturn(from, to, cr3);
+        return;
+      case TransferKind.IndirectJump:
+        // longjmp and the unwinder leave by a jump; only those the trace prepared matter here.
+        if (!Number.isNaN(to) && this.switches.mayBeSwitch(to)) {
+          const k = this.switches.classify(kind, to);
+          if (k !== SwitchKind.None) this.applySwitch(k, to, cr3);
+        }
         return;
       case TransferKind.FarCall:
         // A traced far call into a handler (kernel traced, or a gate): the
@@ -172,6 +186,7 @@ export class ShadowStackDetector extends DetectorBase {
       case TransferKind.Async:
         // An interrupt or signal delivered between two instructions: the
         // interrupted context continues at `from`.
+        this.switches.observe(kind, from, to, size, null);
         if (to !== from) this.space(cr3).active.push(from, from, to, SENTINEL);
         return;
       case TransferKind.FarReturn:
@@ -199,66 +214,72 @@ export class ShadowStackDetector extends DetectorBase {
       this.incident = null;
       return;
     }
-    const i = st.findFrame(to);
-    if (i >= 0) {
-      // Frames skipped: longjmp, exception unwinding, or a frame left by a
-      // call that never returned.
-      st.depth = i;
-      this.returnsUnwound++;
-      this.incident = null;
+    if (d > 0 && st.kind[d - 1] === SENTINEL) {
+      if (!this.ctx.facts.isSigreturnTrampoline(to)) {
+        this.log.note('return out of a context entered without a call (signal handler, callback from untraced code)', this.ctx.offset());
+      }
       return;
     }
-    if (this.isStackSwitch(from)) {
-      this.switchStack(to, cr3);
+    const k = this.switches.classify(TransferKind.Return, to);
+    if (k !== SwitchKind.None) {
+      this.applySwitch(k, to, cr3);
+      this.incident = null;
       return;
     }
     if (d === 0) {
       this.log.note('return with an empty shadow stack (start of trace, after a reset, or a fresh coroutine)', this.ctx.offset());
       return;
     }
-    if (st.kind[d - 1] === SENTINEL) {
-      if (!this.ctx.facts.isSigreturnTrampoline(to)) {
-        this.log.note('return out of a context entered without a call (signal handler, callback from untraced code)', this.ctx.offset());
-      }
-      return;
-    }
     this.mismatch(st, from, to, cr3);
   }
 
-  private isStackSwitch(from: number): boolean {
-    const name = this.ctx.modules.functionName(from);
-    return name !== null && STACK_SWITCHERS.test(name);
-  }
-
-  /** A stack-switching return to `to`: find the stack it belongs to. */
-  private switchStack(to: number, cr3: number): void {
+  /** Follow a stack switch the trace prepared (stack-switch.ts) to `to`. */
+  private applySwitch(k: SwitchKind, to: number, cr3: number): void {
     this.resyncs++;
     const sp = this.space(cr3);
-    // A coroutine resumed: its parked stack has `to` on top.
-    for (let k = sp.parked.length - 1; k >= 0; k--) {
-      const p = sp.parked[k];
-      if (p.depth > 0 && p.ret[p.depth - 1] === to && p.kind[p.depth - 1] === FRAME) {
-        sp.parked.splice(k, 1);
-        this.park(sp);
-        p.depth--;
-        sp.active = p;
+    switch (k) {
+      case SwitchKind.ContextResume: {
+        const saved = this.switches.resumeTag;
+        if (saved === null || saved === undefined) return;
+        if (saved.stack !== sp.active) {
+          // Another context (a parked coroutine): park the active one and resume it.
+          const i = sp.parked.indexOf(saved.stack);
+          if (i >= 0) sp.parked.splice(i, 1);
+          this.park(sp);
+          sp.active = saved.stack;
+        }
+        // The saving call's frame and everything above it are gone.
+        sp.active.depth = Math.min(saved.depth, sp.active.depth);
         return;
       }
-    }
-    // Exception unwinding into a landing pad: pop to the frame of the function that owns it.
-    const fn = this.ctx.modules.functionName(to);
-    if (fn !== null) {
-      const st = sp.active;
-      for (let i = st.depth - 1; i >= 0; i--) {
-        if (st.kind[i] === FRAME && this.ctx.modules.functionName(st.ret[i]) === fn) {
-          st.depth = i;
-          return;
+      case SwitchKind.FreshContext:
+        this.park(sp);
+        sp.active = new ShadowStack();
+        return;
+      case SwitchKind.LandingPad: {
+        // Pop to the frame whose call site the LSDA sends to this pad.
+        const st = sp.active;
+        for (let i = st.depth - 1; i >= 0; i--) {
+          if (st.kind[i] === FRAME && this.landingPadOf(st.ret[i]) === to) {
+            st.depth = i;
+            return;
+          }
         }
+        this.log.note('unwinder entered a landing pad no frame on the shadow stack leads to', this.ctx.offset());
+        return;
       }
+      default:
+        // A planted continuation (makecontext's) or a signal return: nothing on the stack to pop.
+        return;
     }
-    // A fresh context (makecontext) or one we never saw: start a new stack.
-    this.park(sp);
-    sp.active = new ShadowStack();
+  }
+
+  /** The run-time landing pad for a frame returning to `ret`, or NaN. */
+  private landingPadOf(ret: number): number {
+    const m = this.ctx.modules.find(ret);
+    const cfg = m?.cfg() ?? null;
+    if (m === null || cfg === null) return NaN;
+    return cfg.landingPadForReturn(ret - m.bias) + m.bias;
   }
 
   private park(sp: AddressSpaceStacks): void {
@@ -312,6 +333,7 @@ export class ShadowStackDetector extends DetectorBase {
 
   onEvent(ev: PtEvent): void {
     if (ev.statusUpdate) return;
+    this.switches.observeEvent(ev);
     switch (ev.type) {
       case EventType.Disabled:
         // After a syscall with user-only tracing, execution continues at the next instruction.
@@ -364,6 +386,7 @@ export class ShadowStackDetector extends DetectorBase {
     }
     this.incident = null;
     this.expectedResume = NaN;
+    this.switches.reset();
     this.log.note(
       kind === GapKind.Overflow ? 'trace overflow: call/return pairing reset' : 'decode error: call/return pairing reset',
       this.ctx.offset(),
@@ -376,9 +399,9 @@ export class ShadowStackDetector extends DetectorBase {
     return {
       returnsChecked: this.returnsChecked,
       returnsMatched: this.returnsMatched,
-      returnsUnwound: this.returnsUnwound,
       stackSwitches: this.resyncs,
       maxDepth,
+      ...this.switches.stats(),
     };
   }
 

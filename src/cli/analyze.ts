@@ -4,7 +4,7 @@
  * findings (text or JSON lines).
  */
 import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
-import { DETECTORS, DETECTOR_NAMES } from '../analyses/detector.js';
+import { DETECTORS, DETECTOR_NAMES, validateDetectorParams } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
 import { traceInputs, type TraceInput } from '../analyses/trace-input.js';
@@ -55,6 +55,11 @@ function parseParams(items: readonly string[]): Record<string, Record<string, st
     if (!m) throw new CliError(`--param: expected DETECTOR.KEY=VALUE, got '${item}'.`);
     if (!DETECTOR_NAMES.includes(m[1]!)) throw new CliError(`--param ${item}: unknown detector '${m[1]}' (known: ${DETECTOR_NAMES.join(', ')}).`);
     (params[m[1]!] ??= {})[m[2]!] = m[3]!;
+  }
+  try {
+    validateDetectorParams(params);
+  } catch (e) {
+    throw new CliError((e as Error).message);
   }
   return params;
 }

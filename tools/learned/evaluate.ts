@@ -8,7 +8,12 @@
  * The rules score the same windows: 1 when a default detector reported a
  * finding at a transfer inside the window.
  *
- *   node dist/tools/learned/evaluate.js [--dataset DIR] [--epochs N] [--json OUT]
+ *   node dist/tools/learned/evaluate.js [--dataset DIR] [--epochs N] [--json OUT] [--markdown]
+ *
+ * The whole pipeline is deterministic (fixed recording environment, fixed
+ * inputs, seeded initialisation and shuffling on tfjs' CPU backend): the
+ * README's table is this script's `--markdown` output after
+ * `node dist/tools/learned/make-dataset.js`.
  *
  * Ambiguous windows (label -1: after the hijack, no chain transfer inside)
  * are left out of both.
@@ -80,6 +85,7 @@ async function main(): Promise<void> {
   let dataset = 'build/learned/dataset';
   let epochs = 20;
   let jsonOut: string | null = 'build/learned/evaluation.json';
+  const markdown = args.includes('--markdown');
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--dataset') dataset = args[++i];
     else if (args[i] === '--epochs') epochs = Number(args[++i]);
@@ -105,6 +111,17 @@ async function main(): Promise<void> {
   const rules = metrics(held.map((h) => h.w.rule), labels, 0.5);
   // Both together: the rules, or the model.
   const either = metrics(held.map((h) => Math.max(h.w.rule, h.score >= 0.5 ? 1 : 0)), labels, 0.5);
+  if (markdown) {
+    // The README's table, exactly.
+    console.log('');
+    console.log(`${folds.length} folds by program, ${held.length.toLocaleString('en-US')} held-out windows, ${labels.filter((l) => l === 1).length} of them attack windows:`);
+    console.log('');
+    console.log('| detector | precision | recall | FP rate | ROC AUC |');
+    console.log('|---|---|---|---|---|');
+    for (const [name, m] of [['learned (MLP, threshold 0.5)', model], ['rules (default detectors)', rules], ['rules OR learned', either]] as const) {
+      console.log(`| ${name} | ${f3(m.precision)} | ${f3(m.recall)} | ${f3(m.fpr)} | ${f3(m.auc)} |`);
+    }
+  }
   console.log('');
   console.log(`held-out windows: ${held.length} (${labels.filter((l) => l === 1).length} attack, ${labels.filter((l) => l === 0).length} benign), ${folds.length} folds by program`);
   console.log('detector              precision  recall  FP rate  ROC AUC   TP   FP   FN     TN');

@@ -17,7 +17,7 @@
  * --reuse keeps bundles that already exist (re-extract only).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { openTraceInput } from '../../src/analyses/trace-input.js';
@@ -26,6 +26,9 @@ import { DATASET_FILE, type DatasetWindow } from '../../src/analyses/learned/tra
 import { buildExploitCorpus } from '../corpus/build-exploits.js';
 import { recordWithStdin } from '../eval-detectors.js';
 import { buildVariants } from './exploit-variants.js';
+
+/** The modification time of every generated input (2024-01-01T00:00:00Z). */
+const FIXED_TIME = new Date('2024-01-01T00:00:00Z');
 
 /** Benign windows kept per run (evenly spaced): no single chatty program dominates. */
 const MAX_BENIGN_WINDOWS = 150;
@@ -66,12 +69,18 @@ function makeText(seed: number, lines: number): string {
   return out.join('\n') + '\n';
 }
 
-/** Input files under build/ (the recorder's sandbox shows the host read-only, with a private /tmp). */
+/**
+ * Input files under build/ (the recorder's sandbox shows the host
+ * read-only, with a private /tmp). Contents and times are fixed: `ls -la`,
+ * `tar -tv` and gzip's header show times, and the dataset must not depend
+ * on the day it was made.
+ */
 function makeInputs(dir: string): Record<string, string> {
   mkdirSync(join(dir, 'tree', 'sub'), { recursive: true });
-  const f = (name: string, text: string): string => {
+  const f = (name: string, text: string | Uint8Array): string => {
     const p = join(dir, name);
     writeFileSync(p, text);
+    utimesSync(p, FIXED_TIME, FIXED_TIME);
     return p;
   };
   const small = f('small.txt', makeText(1, 40));
@@ -79,11 +88,12 @@ function makeInputs(dir: string): Record<string, string> {
   f('tree/a.txt', makeText(3, 10));
   f('tree/sub/b.txt', makeText(4, 30));
   f('tree/sub/c.dat', makeText(5, 5));
+  for (const d of [join(dir, 'tree', 'sub'), join(dir, 'tree')]) utimesSync(d, FIXED_TIME, FIXED_TIME);
   const b64 = f('small.b64', Buffer.from(makeText(6, 30)).toString('base64') + '\n');
   const tarball = join(dir, 'tree.tar');
-  execFileSync('tar', ['-cf', tarball, '-C', dir, 'tree']);
-  const gz = join(dir, 'medium.txt.gz');
-  writeFileSync(gz, execFileSync('gzip', ['-c', medium]));
+  execFileSync('tar', ['-cf', tarball, '--owner=0', '--group=0', '--numeric-owner', '-C', dir, 'tree']);
+  utimesSync(tarball, FIXED_TIME, FIXED_TIME);
+  const gz = f('medium.txt.gz', execFileSync('gzip', ['-c', '-n', medium]));
   const script = f('wordfreq.py', 'import sys\nc={}\nfor w in open(sys.argv[1]).read().split():\n    c[w]=c.get(w,0)+1\nfor k in sorted(c)[:10]:\n    print(k,c[k])\n');
   return { small, medium, tree: join(dir, 'tree'), b64, tarball, gz, script };
 }

@@ -16,8 +16,9 @@
  * were trained on, so that a model from another feature version is refused
  * instead of silently producing scores.
  */
-import { readFileSync } from 'node:fs';
 import type * as TF from '@tensorflow/tfjs';
+import { z } from 'zod';
+import { firstIssue, readJsonFile } from '../json-input.js';
 import { FEATURE_VERSION, SEQ_CHANNELS, SUMMARY_FEATURES, WINDOW } from './features.js';
 
 export const MODEL_FORMAT = 'ptscope-window-model';
@@ -97,28 +98,51 @@ export function toModelFile(net: TF.LayersModel, threshold: number, training: Mo
   };
 }
 
+/** Most weight values a model file may hold (the shipped model has a few thousand). */
+const MAX_WEIGHT_VALUES = 1 << 22;
+
+/** The schema of a model file: structure and bounds; the feature layout is checked after. */
+const ModelSchema = z
+  .object(
+    {
+      format: z.literal(MODEL_FORMAT, { error: `must be "${MODEL_FORMAT}" (this is not a ${MODEL_FORMAT} file)` }),
+      version: z.literal(MODEL_VERSION, { error: (iss) => `model version ${JSON.stringify(iss.input)}, this ptscope reads version ${MODEL_VERSION}` }),
+      featureVersion: z.number({ error: 'must be a number' }).int(),
+      window: z.number({ error: 'must be a number' }).int(),
+      seqChannels: z.number({ error: 'must be a number' }).int(),
+      summaryFeatures: z.number({ error: 'must be a number' }).int(),
+      threshold: z.number({ error: 'must be a number from 0 to 1' }).min(0, { error: 'must be a number from 0 to 1' }).max(1, { error: 'must be a number from 0 to 1' }),
+      training: z.record(z.string(), z.union([z.string(), z.number()]), { error: 'must be an object of strings and numbers' }),
+      weights: z
+        .array(
+          z.object(
+            {
+              shape: z.array(z.number().int().min(1).max(MAX_WEIGHT_VALUES), { error: 'must be an array of sizes' }).min(1).max(4),
+              values: z.array(z.number({ error: 'must be a number' }).finite({ error: 'must be finite' }), { error: 'must be an array of numbers' }).max(MAX_WEIGHT_VALUES),
+            },
+            { error: (iss) => (iss.code === 'invalid_type' ? 'must be {"shape": [...], "values": [...]}' : undefined) },
+          ),
+          { error: (iss) => (iss.code === 'invalid_type' ? 'must be an array of weight tensors' : undefined) },
+        )
+        .max(64),
+    },
+    { error: (iss) => (iss.code === 'invalid_type' ? 'a model must be a JSON object' : undefined) },
+  );
+
 /** Read and check a model file. Throws {@link ModelFileError} with one line. */
 export function readModelFile(path: string): ModelFile {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new ModelFileError(`model ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  let m: ModelFile;
-  try {
-    m = JSON.parse(text) as ModelFile;
-  } catch {
-    throw new ModelFileError(`model ${path}: not JSON`);
-  }
-  if (m === null || typeof m !== 'object' || m.format !== MODEL_FORMAT) throw new ModelFileError(`model ${path}: not a ${MODEL_FORMAT} file`);
-  if (m.version !== MODEL_VERSION) throw new ModelFileError(`model ${path}: model version ${m.version}, this ptscope reads version ${MODEL_VERSION}`);
+  const doc = readJsonFile(path, (why) => new ModelFileError(`model ${path}: ${why === 'not valid JSON' || why.startsWith('not valid JSON') ? 'not JSON' : why}`));
+  // The format first: a file of another kind is named as such, not by its first odd field.
+  const format = typeof doc === 'object' && doc !== null ? (doc as { format?: unknown }).format : undefined;
+  if (format !== MODEL_FORMAT) throw new ModelFileError(`model ${path}: not a ${MODEL_FORMAT} file`);
+  const r = ModelSchema.safeParse(doc);
+  if (!r.success) throw new ModelFileError(`model ${path}: ${firstIssue(r.error)}`);
+  const m = r.data as ModelFile;
   if (m.featureVersion !== FEATURE_VERSION || m.window !== WINDOW || m.seqChannels !== SEQ_CHANNELS || m.summaryFeatures !== SUMMARY_FEATURES) {
     throw new ModelFileError(
       `model ${path}: trained on features v${m.featureVersion} (${m.window}×${m.seqChannels} + ${m.summaryFeatures}), this ptscope extracts v${FEATURE_VERSION} (${WINDOW}×${SEQ_CHANNELS} + ${SUMMARY_FEATURES}); retrain it`,
     );
   }
-  if (typeof m.threshold !== 'number' || !Array.isArray(m.weights)) throw new ModelFileError(`model ${path}: threshold or weights missing`);
   return m;
 }
 

@@ -15,13 +15,13 @@ import { ModuleCfg, ModuleCfgData } from './cfg.js';
 import { ProcessMap } from './module-map.js';
 
 export const CFG_JSON_FORMAT = 'ptscope-cfg';
-export const CFG_JSON_VERSION = 1;
+export const CFG_JSON_VERSION = 2;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const FLOAT_COLUMNS = [
   'blockStart', 'blockEnd', 'blockLast', 'edgeTarget', 'functionEntry', 'addressTaken', 'codePointers',
-  'returnSites', 'landingPads',
+  'returnSites', 'landingPads', 'callSiteStart', 'callSiteEnd', 'callSitePad',
 ] as const;
 const INT_COLUMNS = {
   blockInsns: Uint32Array,
@@ -52,8 +52,9 @@ export function cfgToJson(cfg: ModuleCfg): Record<string, Json> {
     linkEnd: cfg.linkEnd,
     functionName: cfg.functionName,
     exports: cfg.exports.map((e) => ({ name: e.name, address: e.address })),
-    plt: cfg.plt.map((p) => ({ ...p, gotSlot: Number.isFinite(p.gotSlot) ? p.gotSlot : null })),
-    jumpTables: cfg.jumpTables.map((t) => ({ ...t, targets: t.targets })),
+    plt: cfg.plt.map((p) => ({ ...p, gotSlot: Number.isFinite(p.gotSlot) ? p.gotSlot : null, resolver: Number.isFinite(p.resolver) ? p.resolver : null })),
+    jumpTables: cfg.jumpTables.map((t) => ({ ...t, tableAddress: Number.isFinite(t.tableAddress) ? t.tableAddress : null, targets: t.targets })),
+    ifuncs: cfg.ifuncs.map((f) => ({ resolver: f.resolver, targets: f.targets })),
   };
   for (const k of FLOAT_COLUMNS) doc[k] = Array.from(cfg[k], (v) => (Number.isNaN(v) ? null : v));
   for (const k of Object.keys(INT_COLUMNS) as (keyof typeof INT_COLUMNS)[]) doc[k] = Array.from(cfg[k]);
@@ -90,8 +91,13 @@ export function cfgFromJson(doc: unknown): ModuleCfg {
       gotSlot: p.gotSlot === null ? NaN : Number(p.gotSlot),
       name: String(p.name),
       section: String(p.section),
+      resolver: p.resolver === null || p.resolver === undefined ? NaN : Number(p.resolver),
     })),
-    jumpTables: arr('jumpTables') as ModuleCfgData['jumpTables'],
+    jumpTables: (arr('jumpTables') as Record<string, unknown>[]).map((t) => ({
+      ...(t as unknown as ModuleCfgData['jumpTables'][number]),
+      tableAddress: t.tableAddress === null ? NaN : Number(t.tableAddress),
+    })),
+    ifuncs: arr('ifuncs') as ModuleCfgData['ifuncs'],
   };
   const rec = data as Record<string, unknown>;
   for (const k of FLOAT_COLUMNS) rec[k] = Float64Array.from(arr(k), (v) => (v === null ? NaN : Number(v)));

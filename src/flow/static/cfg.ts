@@ -25,6 +25,7 @@ import {
   Mark,
   NORETURN_NAMES,
   NumberList,
+  type IfuncChoice,
   PltEntry,
   sortedUnique,
 } from './disassembly.js';
@@ -32,7 +33,7 @@ import { STB_GLOBAL, STB_WEAK, STT_FUNC, STT_GNU_IFUNC } from './elf-tables.js';
 import type { JumpTable } from './jump-tables.js';
 
 export type { JumpTable } from './jump-tables.js';
-export type { PltEntry } from './disassembly.js';
+export type { IfuncChoice, PltEntry } from './disassembly.js';
 
 /** Kind of a control-flow edge. */
 export enum EdgeKind {
@@ -142,10 +143,18 @@ export interface ModuleCfgData {
   exports: ExportedSymbol[];
   plt: PltEntry[];
   jumpTables: JumpTable[];
+  /** IFUNC resolvers and the implementations each can return. */
+  ifuncs: IfuncChoice[];
+  /** LSDA call-site records, sorted by start: calls in [start, end) unwind to pad. */
+  callSiteStart: Float64Array;
+  callSiteEnd: Float64Array;
+  callSitePad: Float64Array;
 }
 
 /** log2 of the bytes per blockAt bucket: blocks average more than 16 bytes. */
 const BUCKET_BITS = 4;
+/** A gap between blocks larger than this starts a new bucket segment (the index stays sparse). */
+const BUCKET_SEGMENT_GAP = 1 << 20;
 
 /** Binary search: index of the last element <= x, or -1. */
 function lastAtOrBelow(a: Float64Array, x: number): number {
@@ -193,14 +202,25 @@ export class ModuleCfg implements ModuleCfgData {
   exports!: ExportedSymbol[];
   plt!: PltEntry[];
   jumpTables!: JumpTable[];
+  ifuncs!: IfuncChoice[];
+  callSiteStart!: Float64Array;
+  callSiteEnd!: Float64Array;
+  callSitePad!: Float64Array;
   private readonly pltAddress: Float64Array;
   private readonly jumpTableAddress: Float64Array;
   private readonly exportAddress: Float64Array;
-  private exportByName: Map<string, number> | null = null;
-  /** blockAt's index: bucketFirst[k] is the last block starting at or before bucketBase + k * 16. */
-  private readonly bucketBase: number;
-  private readonly bucketSpan: number;
+  private exportByName: Map<string, number[]> | null = null;
+  /**
+   * blockAt's index, per segment of blocks without large gaps: segment s
+   * covers [segmentBase[s], segmentBase[s] + segmentSpan[s]), and
+   * bucketFirst[segmentBucket[s] + k] is the last block starting at or
+   * before segmentBase[s] + k * 16.
+   */
+  private readonly segmentBase: Float64Array;
+  private readonly segmentSpan: Float64Array;
+  private readonly segmentBucket: Float64Array;
   private readonly bucketFirst: Int32Array;
+  private readonly ifuncByResolver: Map<number, number[]>;
 
   constructor(data: ModuleCfgData) {
     Object.assign(this, data);
@@ -210,15 +230,35 @@ export class ModuleCfg implements ModuleCfgData {
     this.pltAddress = Float64Array.from(this.plt, (p) => p.address);
     this.jumpTableAddress = Float64Array.from(this.jumpTables, (t) => t.jumpAddress);
     this.exportAddress = Float64Array.from(this.exports, (e) => e.address);
+    this.ifuncs = data.ifuncs ?? [];
+    this.callSiteStart ??= new Float64Array(0);
+    this.callSiteEnd ??= new Float64Array(0);
+    this.callSitePad ??= new Float64Array(0);
+    this.ifuncByResolver = new Map(this.ifuncs.map((f) => [f.resolver, f.targets]));
     const n = this.blockStart.length;
-    this.bucketBase = n > 0 ? this.blockStart[0] : 0;
-    this.bucketSpan = n > 0 ? this.blockEnd.reduce((m, e) => Math.max(m, e), 0) - this.bucketBase : 0;
-    this.bucketFirst = new Int32Array((this.bucketSpan >>> BUCKET_BITS) + 1);
+    const segs: [number, number, number][] = [];
+    for (let b = 0; b < n; b++) {
+      const top = segs[segs.length - 1];
+      if (top === undefined || this.blockStart[b] > top[1] + BUCKET_SEGMENT_GAP) segs.push([this.blockStart[b], this.blockEnd[b], 0]);
+      else top[1] = Math.max(top[1], this.blockEnd[b]);
+    }
+    let buckets = 0;
+    for (const sg of segs) {
+      sg[2] = buckets;
+      buckets += ((sg[1] - sg[0]) >>> BUCKET_BITS) + 1;
+    }
+    this.segmentBase = Float64Array.from(segs, (x) => x[0]);
+    this.segmentSpan = Float64Array.from(segs, (x) => x[1] - x[0]);
+    this.segmentBucket = Float64Array.from(segs, (x) => x[2]);
+    this.bucketFirst = new Int32Array(buckets);
     let b = -1;
-    for (let k = 0; k < this.bucketFirst.length; k++) {
-      const at = this.bucketBase + k * (1 << BUCKET_BITS);
-      while (b + 1 < n && this.blockStart[b + 1] <= at) b++;
-      this.bucketFirst[k] = b;
+    for (let s = 0; s < segs.length; s++) {
+      const count = (this.segmentSpan[s] >>> BUCKET_BITS) + 1;
+      for (let k = 0; k < count; k++) {
+        const at = this.segmentBase[s] + k * (1 << BUCKET_BITS);
+        while (b + 1 < n && this.blockStart[b + 1] <= at) b++;
+        this.bucketFirst[this.segmentBucket[s] + k] = b;
+      }
     }
   }
 
@@ -241,10 +281,12 @@ export class ModuleCfg implements ModuleCfgData {
    */
   blockAt(ip: number): number {
     const starts = this.blockStart;
-    const rel = ip - this.bucketBase;
+    let s = 0;
+    if (this.segmentBase.length > 1) s = Math.max(0, lastAtOrBelow(this.segmentBase, ip));
+    const rel = ip - this.segmentBase[s];
     let i: number;
-    if (rel >= 0 && rel < this.bucketSpan) {
-      i = this.bucketFirst[rel >>> BUCKET_BITS];
+    if (rel >= 0 && rel < this.segmentSpan[s]) {
+      i = this.bucketFirst[this.segmentBucket[s] + (rel >>> BUCKET_BITS)];
       const n = starts.length;
       while (i + 1 < n && starts[i + 1] <= ip) i++;
     } else {
@@ -306,13 +348,23 @@ export class ModuleCfg implements ModuleCfgData {
     return this.isAddressTaken(ip) || this.isExported(ip);
   }
 
-  /** The exported function `name`, or NaN. */
+  /** The exported function `name` (its first version), or NaN. */
   exportAddressOf(name: string): number {
+    const all = this.exportAddressesOf(name);
+    return all.length > 0 ? all[0] : NaN;
+  }
+
+  /** Every address exported as `name` (one per symbol version). */
+  exportAddressesOf(name: string): readonly number[] {
     if (this.exportByName === null) {
       this.exportByName = new Map();
-      for (const e of this.exports) if (!this.exportByName.has(e.name)) this.exportByName.set(e.name, e.address);
+      for (const e of this.exports) {
+        const list = this.exportByName.get(e.name);
+        if (list === undefined) this.exportByName.set(e.name, [e.address]);
+        else if (!list.includes(e.address)) list.push(e.address);
+      }
     }
-    return this.exportByName.get(name) ?? NaN;
+    return this.exportByName.get(name) ?? [];
   }
 
   /** The PLT stub that contains `ip`, or null. */
@@ -321,6 +373,24 @@ export class ModuleCfg implements ModuleCfgData {
     if (i < 0) return null;
     const p = this.plt[i];
     return ip <= p.jumpAddress ? p : null;
+  }
+
+  /**
+   * The landing pad the unwinder enters for a frame whose call returns to
+   * `returnAddress` (link-time), from the LSDA call-site table; NaN if the
+   * call has none (the frame is unwound through without stopping).
+   */
+  landingPadForReturn(returnAddress: number): number {
+    const ip = returnAddress - 1;
+    const i = lastAtOrBelow(this.callSiteStart, ip);
+    // Records do not overlap within a function; look back a few for safety.
+    for (let k = i; k >= 0 && k > i - 4; k--) if (ip < this.callSiteEnd[k] && ip >= this.callSiteStart[k]) return this.callSitePad[k];
+    return NaN;
+  }
+
+  /** The implementations the IFUNC resolver at `resolver` can return (empty if unknown). */
+  ifuncTargets(resolver: number): readonly number[] {
+    return this.ifuncByResolver.get(resolver) ?? [];
   }
 
   /** The jump table used by the indirect jump at `jumpIp`, or null. */
@@ -345,8 +415,12 @@ export class ModuleCfg implements ModuleCfgData {
       returnSites: this.returnSites.length,
       landingPads: this.landingPads.length,
       pltEntries: this.plt.length,
-      jumpTables: this.jumpTables.length,
-      boundedJumpTables: this.jumpTables.filter((t) => t.bounded).length,
+      indirectJumps: this.blockEndKind.reduce((k, e) => k + (e === BlockEndKind.IndirectJump ? 1 : 0), 0),
+      jumpTables: this.jumpTables.filter((t) => t.source === 'table').length,
+      boundedJumpTables: this.jumpTables.filter((t) => t.source === 'table' && t.bounded).length,
+      constantJumps: this.jumpTables.filter((t) => t.source === 'constant').length,
+      indexedJumps: this.jumpTables.filter((t) => t.source === 'indexed').length,
+      ifuncResolvers: this.ifuncs.length,
     };
     EDGE_KIND_NAMES.forEach((n, i) => (out[`edges.${n}`] = kinds[i]));
     return out;
@@ -414,7 +488,8 @@ function isIntraEdge(k: number): boolean {
 export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
   const { len, flow, mark, target } = d;
   const span = len.length;
-  const base = d.start;
+  const space = d.space;
+  const at = (off: number): number => space.toAddress(off);
 
   // Blocks: from each leader, up to a branch or the next leader.
   const bStart = new NumberList();
@@ -438,7 +513,7 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
         endKind = FLOW_TO_END[fl];
         break;
       }
-      if (nxt >= span || (mark[nxt] & Mark.Insn) === 0) {
+      if (nxt >= space.regionEnd(cur) || (mark[nxt] & Mark.Insn) === 0) {
         endKind = BlockEndKind.Invalid;
         break;
       }
@@ -457,9 +532,9 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
     if ((m & Mark.Plt) !== 0) flags |= BlockFlag.Plt;
     if ((m & Mark.Pointer) !== 0) flags |= BlockFlag.Pointer;
     if ((mark[cur] & Mark.NoReturnCall) !== 0) flags |= BlockFlag.NoReturnCall;
-    bStart.push(base + off);
-    bEnd.push(base + cur + len[cur]);
-    bLast.push(base + cur);
+    bStart.push(at(off));
+    bEnd.push(at(cur) + len[cur]);
+    bLast.push(at(cur));
     bLastOff.push(cur);
     bInsns.push(count);
     bFlags.push(flags);
@@ -478,7 +553,7 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
   const edgeFirst = new Uint32Array(nBlocks + 1);
   const eTarget = new NumberList(nBlocks * 2);
   const eKind: number[] = [];
-  const decodedAt = (off: number) => off >= 0 && off < span && (mark[off] & Mark.Insn) !== 0;
+  const decodedAfter = (last: number, off: number) => off < space.regionEnd(last) && (mark[off] & Mark.Insn) !== 0;
   for (let b = 0; b < nBlocks; b++) {
     edgeFirst[b] = eKind.length;
     const last = bLastOff[b];
@@ -489,26 +564,26 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
     };
     switch (bEndKind[b]) {
       case BlockEndKind.Fallthrough:
-        add(base + next, EdgeKind.Fallthrough);
+        add(at(next), EdgeKind.Fallthrough);
         break;
       case BlockEndKind.CondJump:
-        add(base + target[last], EdgeKind.Taken);
-        if (decodedAt(next)) add(base + next, EdgeKind.NotTaken);
+        add(target[last], EdgeKind.Taken);
+        if (decodedAfter(last, next)) add(at(next), EdgeKind.NotTaken);
         break;
       case BlockEndKind.Jump:
-        add(base + target[last], EdgeKind.Taken);
+        add(target[last], EdgeKind.Taken);
         break;
       case BlockEndKind.Call:
-        add(base + target[last], EdgeKind.Call);
-        if ((bFlags[b] & BlockFlag.NoReturnCall) === 0 && decodedAt(next)) add(base + next, EdgeKind.ReturnSite);
+        add(target[last], EdgeKind.Call);
+        if ((bFlags[b] & BlockFlag.NoReturnCall) === 0 && decodedAfter(last, next)) add(at(next), EdgeKind.ReturnSite);
         break;
       case BlockEndKind.IndirectCall:
         add(NaN, EdgeKind.IndirectCall);
-        if (decodedAt(next)) add(base + next, EdgeKind.ReturnSite);
+        if (decodedAfter(last, next)) add(at(next), EdgeKind.ReturnSite);
         break;
       case BlockEndKind.IndirectJump: {
-        const t = tables.get(base + last);
-        if (t) for (const x of new Set(t.targets)) add(x, EdgeKind.JumpTable);
+        const t = tables.get(at(last));
+        if (t && t.targets.length > 0) for (const x of new Set(t.targets)) add(x, EdgeKind.JumpTable);
         else add(NaN, EdgeKind.IndirectJump);
         break;
       }
@@ -577,12 +652,16 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
   const codePointers = sortedUnique(pointers.filter((p) => d.isCode(p)));
   const addressTaken = sortedUnique(Array.from(codePointers).filter((p) => contains(entries, p)));
   const returnSites: number[] = [];
-  for (let off = 0; off < span; off++) if ((mark[off] & Mark.ReturnSite) !== 0) returnSites.push(base + off);
+  for (let off = 0; off < span; off++) if ((mark[off] & Mark.ReturnSite) !== 0) returnSites.push(at(off));
 
   const exports: ExportedSymbol[] = [];
   const seen = new Set<string>();
+  // Exports, and the canonical PLT addresses of a non-PIE executable: an
+  // undefined function symbol with a value is that function's address for
+  // the whole process (the executable took its address), and the dynamic
+  // linker binds every module's references to it.
   for (const s of d.dynamicSymbols) {
-    if (s.shndx === 0 || s.value === 0 || (s.type !== STT_FUNC && s.type !== STT_GNU_IFUNC)) continue;
+    if (s.value === 0 || (s.type !== STT_FUNC && s.type !== STT_GNU_IFUNC)) continue;
     if ((s.bind !== STB_GLOBAL && s.bind !== STB_WEAK) || s.visibility !== 0) continue;
     const key = `${s.name}@${s.value}`;
     if (seen.has(key)) continue;
@@ -643,17 +722,34 @@ export function buildModuleCfg(d: Disassembly, name = d.elf.name): ModuleCfg {
     exports,
     plt: d.plt,
     jumpTables: d.jumpTables,
+    ifuncs: d.ifuncs,
+    ...callSiteColumns(d),
   });
+}
+
+/** The LSDA call-site records as sorted columns. */
+function callSiteColumns(d: Disassembly): Pick<ModuleCfgData, 'callSiteStart' | 'callSiteEnd' | 'callSitePad'> {
+  const u = d.unwind;
+  const order = u.callSiteStart.map((_, i) => i).sort((a, b) => u.callSiteStart[a] - u.callSiteStart[b]);
+  return {
+    callSiteStart: Float64Array.from(order, (i) => u.callSiteStart[i]),
+    callSiteEnd: Float64Array.from(order, (i) => u.callSiteEnd[i]),
+    callSitePad: Float64Array.from(order, (i) => u.callSitePad[i]),
+  };
+}
+
+/** Disassemble and model a parsed ELF (link-time addresses). */
+export function analyzeElf(bytes: Uint8Array, elf: ElfFile, name: string, options?: DisassemblyOptions): ModuleCfg {
+  const d = disassembleElf(bytes, elf, options);
+  try {
+    return buildModuleCfg(d, name);
+  } finally {
+    d.dispose();
+  }
 }
 
 /** Disassemble and model an ELF file from disk (link-time addresses). */
 export function analyzeElfFile(path: string, options?: DisassemblyOptions): ModuleCfg {
   const bytes = readFileSync(path);
-  const elf = ElfFile.parse(bytes, path);
-  const d = disassembleElf(bytes, elf, options);
-  try {
-    return buildModuleCfg(d, path);
-  } finally {
-    d.dispose();
-  }
+  return analyzeElf(bytes, ElfFile.parse(bytes, path), path, options);
 }

@@ -27,7 +27,7 @@
  * InstructionDecoder (both are iced), so block boundaries agree with it.
  */
 import { Code, Decoder, DecoderOptions, Instruction, OpKind } from 'iced-x86';
-import type { ElfFile } from '../elf.js';
+import type { ElfFile, ElfSectionHeader } from '../elf.js';
 import { EM_X86_64, ET_EXEC } from '../elf.js';
 import {
   DynamicSymbol,
@@ -36,10 +36,12 @@ import {
   isPointerRelocation,
   readDynamicSymbols,
   readRelocations,
+  readRelrAddresses,
   readUnwindInfo,
   Relocation,
   SHF_ALLOC,
   SHF_EXECINSTR,
+  SHF_WRITE,
   SHT_FINI_ARRAY,
   SHT_INIT_ARRAY,
   SHT_NOBITS,
@@ -50,7 +52,8 @@ import {
   STT_GNU_IFUNC,
   UnwindInfo,
 } from './elf-tables.js';
-import { JumpTable, JumpTableContext, recogniseJumpTable } from './jump-tables.js';
+import { CodeSpace } from './code-space.js';
+import { JumpSlicer, type JumpTable, type SliceContext } from './jump-tables.js';
 
 /** How control leaves an instruction. */
 export enum InsnFlow {
@@ -129,7 +132,14 @@ export interface PltEntry {
   name: string;
   /** Section holding the stub: .plt, .plt.sec or .plt.got. */
   section: string;
+  /** For an IRELATIVE slot (a module-local IFUNC): the resolver's link-time address; else NaN. */
+  resolver: number;
 }
+
+/** Writable sections the loader makes read-only after relocation (RELRO). */
+const RELRO_SECTIONS = /^\.(data\.rel\.ro|got$|init_array|fini_array|preinit_array|dynamic)/;
+/** How far past its entry a resolver without a known size is searched for choices. */
+const IFUNC_RESOLVER_SPAN = 512;
 
 /** Names of functions that never return to their caller. */
 export const NORETURN_NAMES: ReadonlySet<string> = new Set([
@@ -221,24 +231,31 @@ export interface DisassemblyOptions {
   noReturnNames?: Iterable<string>;
 }
 
+/** An IFUNC resolver and the implementations it can return. */
+export interface IfuncChoice {
+  /** Link-time address of the resolver (the STT_GNU_IFUNC symbol's value, or an IRELATIVE addend). */
+  resolver: number;
+  /** Code addresses the resolver loads as constants: what the dynamic linker may store in the slot. */
+  targets: number[];
+}
+
 /** The decoded code of one module. Addresses are link-time addresses. */
 export class Disassembly {
-  /** Link-time address of byte 0 of the span (lowest executable section). */
-  readonly start: number;
-  /** First address after the span. */
-  readonly end: number;
+  /** The executable bytes as dense regions; per-byte tables are indexed by its offsets. */
+  readonly space: CodeSpace;
   /** Instruction length per byte (0 = no instruction starts there). */
   readonly len: Uint8Array;
   /** {@link InsnFlow} per instruction start. */
   readonly flow: Uint8Array;
   /** {@link Mark} bits per byte. */
   readonly mark: Uint16Array;
-  /** Direct branch target minus {@link start}, per instruction start. */
-  readonly target: Int32Array;
+  /** Direct branch target (link-time address) per instruction start. */
+  readonly target: Float64Array;
   /** {@link FunctionOrigin} bits per function start. */
   readonly functionOrigins = new Map<number, number>();
   readonly plt: PltEntry[] = [];
   readonly jumpTables: JumpTable[] = [];
+  readonly ifuncs: IfuncChoice[] = [];
   /** Pairs (instruction address, constant) for lea/mov/push constants. */
   readonly codeRefs = new NumberList();
   /** Code addresses stored in data (relocations and aligned words). */
@@ -247,7 +264,7 @@ export class Disassembly {
   readonly relocations: Relocation[];
   readonly unwind: UnwindInfo;
   /** Statistics of the run. */
-  readonly stats = { instructions: 0, lowConfidenceInstructions: 0, gapSeeds: 0, rounds: 0, millis: 0 };
+  readonly stats = { instructions: 0, lowConfidenceInstructions: 0, gapSeeds: 0, rounds: 0, millis: 0, indirectJumps: 0, unresolvedJumps: 0 };
 
   /** The bytes of the span (executable sections at their offsets, zero between). */
   private readonly code: Uint8Array;
@@ -261,6 +278,18 @@ export class Disassembly {
   private readonly noReturnStarts = new Set<number>();
   private readonly funcRangeStart: Float64Array;
   private readonly funcRangeEnd: Float64Array;
+  /** Direct branches by target offset: the sources (offsets) of each. */
+  private readonly branchSources = new Map<number, number | number[]>();
+  private readonly relocated: Map<number, number>;
+  /** GOT slots of imported symbols: slot address -> name. */
+  private readonly importedSlots = new Map<number, string>();
+  private readonly writable: ElfSectionHeader[];
+  private readonly slicer: JumpSlicer;
+  private readonly retryJumps: number[] = [];
+  /** {@link mayReturn}'s answers by function entry: 1 returns, 0 never, 2 being computed. */
+  private readonly returning = new Map<number, number>();
+  private readonly retried = new Set<number>();
+  private progressSinceRetry = false;
   private lowConfidence = false;
 
   constructor(
@@ -269,23 +298,23 @@ export class Disassembly {
   ) {
     const t0 = performance.now();
     const elf = eb.elf;
-    const exec = elf.sections.filter(
+    const exec = eb.sections.filter(
       (s) => (s.flags & SHF_EXECINSTR) !== 0 && (s.flags & SHF_ALLOC) !== 0 && s.type !== SHT_NOBITS && s.size > 0,
     );
-    this.start = exec.length ? Math.min(...exec.map((s) => s.addr)) : 0;
-    this.end = exec.length ? Math.max(...exec.map((s) => s.addr + s.size)) : 0;
-    const span = this.end - this.start;
+    this.space = new CodeSpace(exec.map((s) => [s.addr, s.size] as const));
+    const span = this.space.size;
     const bytes = new Uint8Array(span);
     this.len = new Uint8Array(span);
     this.flow = new Uint8Array(span);
     this.mark = new Uint16Array(span);
-    this.target = new Int32Array(span);
+    this.target = new Float64Array(span);
     for (const s of exec) {
-      const from = s.addr - this.start;
-      const avail = Math.max(0, Math.min(s.size, eb.bytes.length - s.offset));
-      bytes.set(eb.bytes.subarray(s.offset, s.offset + avail), from);
+      const from = this.space.toOffset(s.addr);
+      if (from < 0) continue;
+      const n = Math.min(s.size, this.space.regionEnd(from) - from);
+      bytes.set(eb.bytes.subarray(s.offset, s.offset + n), from);
       const isPlt = s.name.startsWith('.plt') || s.name === '.iplt';
-      this.mark.fill(Mark.Exec | (isPlt ? Mark.Plt : 0), from, from + s.size);
+      this.mark.fill(Mark.Exec | (isPlt ? Mark.Plt : 0), from, from + n);
     }
     this.code = bytes;
     const bits = elf.machine === EM_X86_64 ? 64 : 32;
@@ -294,7 +323,15 @@ export class Disassembly {
 
     this.dynamicSymbols = readDynamicSymbols(eb);
     this.relocations = readRelocations(eb);
+    this.relocated = this.relocatedWords();
+    for (const r of this.relocations) {
+      const sym = this.dynamicSymbols[r.symIndex];
+      if (sym && sym.shndx === 0 && sym.name !== '' && (isJumpSlot(eb.is64, r.type) || isPointerRelocation(eb.is64, r.type) === 'symbol')) {
+        this.importedSlots.set(r.offset, baseName(sym.name));
+      }
+    }
     this.unwind = readUnwindInfo(eb);
+    this.writable = eb.sections.filter((s) => (s.flags & SHF_WRITE) !== 0 && (s.flags & SHF_ALLOC) !== 0 && !RELRO_SECTIONS.test(s.name));
 
     const ranges: [number, number][] = [];
     for (const s of elf.symbols) if (s.size > 0 && this.isCode(s.value)) ranges.push([s.value, s.value + s.size]);
@@ -307,6 +344,7 @@ export class Disassembly {
     for (const n of options.noReturnNames ?? []) noReturn.add(n);
     for (const s of elf.symbols) if (noReturn.has(baseName(s.name))) this.noReturnStarts.add(s.value);
 
+    this.slicer = new JumpSlicer(this.sliceContext(), this.detail);
     this.readPlt();
     for (const p of this.plt) if (noReturn.has(p.name)) this.noReturnStarts.add(p.address);
     this.seedTrusted();
@@ -314,6 +352,7 @@ export class Disassembly {
     this.seedPointers();
     this.runToFixpoint();
     if (options.sweepGaps !== false) this.sweepGaps();
+    this.readIfuncs();
 
     let n = 0;
     let low = 0;
@@ -321,8 +360,10 @@ export class Disassembly {
       if ((this.mark[i] & Mark.Insn) !== 0) {
         n++;
         if ((this.mark[i] & Mark.LowConfidence) !== 0) low++;
+        if (this.flow[i] === InsnFlow.IndirectJump && (this.mark[i] & Mark.Plt) === 0) this.stats.indirectJumps++;
       }
     }
+    this.stats.unresolvedJumps = this.stats.indirectJumps - this.jumpTables.filter((t) => t.source !== 'indexed').length;
     this.stats.instructions = n;
     this.stats.lowConfidenceInstructions = low;
     this.stats.millis = performance.now() - t0;
@@ -332,16 +373,26 @@ export class Disassembly {
     return this.eb.elf;
   }
 
+  /** Link-time address of the lowest code byte. */
+  get start(): number {
+    return this.space.start;
+  }
+
+  /** Link-time address of span offset `off`. */
+  addressOf(off: number): number {
+    return this.space.toAddress(off);
+  }
+
   /** True if `addr` lies in an executable section. */
   isCode(addr: number): boolean {
-    const off = addr - this.start;
-    return off >= 0 && off < this.len.length && (this.mark[off] & Mark.Exec) !== 0;
+    const off = this.space.toOffset(addr);
+    return off >= 0 && (this.mark[off] & Mark.Exec) !== 0;
   }
 
   /** True if an instruction was decoded at `addr`. */
   isInstruction(addr: number): boolean {
-    const off = addr - this.start;
-    return off >= 0 && off < this.len.length && (this.mark[off] & Mark.Insn) !== 0;
+    const off = this.space.toOffset(addr);
+    return off >= 0 && (this.mark[off] & Mark.Insn) !== 0;
   }
 
   /** True if `addr` lies inside a symbol's or FDE's range (not at its start). */
@@ -378,6 +429,7 @@ export class Disassembly {
 
   /** Release iced's WASM memory. */
   dispose(): void {
+    this.slicer.dispose();
     this.decoder.free();
     this.detailDecoder.free();
     this.ins.free();
@@ -385,11 +437,156 @@ export class Disassembly {
   }
 
   // -------------------------------------------------------------------------
+  // Data reads for the slicer.
+
+  /** The pointer-sized word at link-time `addr` as the loader leaves it: relocated, else the file's. NaN if not file-backed. */
+  pointerAt(addr: number): number {
+    const r = this.relocated.get(addr);
+    return r !== undefined ? r : this.eb.wordAt(addr);
+  }
+
+  private isReadOnly(addr: number): boolean {
+    if (this.eb.fileOffset(addr, this.eb.is64 ? 8 : 4) < 0) return false;
+    return !this.writable.some((s) => addr >= s.addr && addr < s.addr + s.size);
+  }
+
+  private sliceContext(): SliceContext {
+    return {
+      is64: this.eb.is64,
+      decodeAt: (addr, ins) => {
+        const o = this.space.toOffset(addr);
+        if (o < 0 || (this.mark[o] & Mark.Insn) === 0) return false;
+        this.detailDecoder.position = o;
+        this.detailDecoder.ip = BigInt(addr);
+        this.detailDecoder.decodeOut(ins);
+        return ins.code !== Code.INVALID;
+      },
+      predecessors: (addr, out) => this.predecessors(addr, out),
+      isCode: (addr) => this.isCode(addr),
+      functionRange: (addr) => this.knownFunctionRange(addr),
+      isFunctionStart: (addr) => {
+        const o = this.space.toOffset(addr);
+        return o >= 0 && ((this.mark[o] & Mark.Function) !== 0 || this.functionOrigins.has(addr));
+      },
+      originOf: (addr) => {
+        const o = this.space.toOffset(addr);
+        if (o < 0) return 'entry';
+        const m = this.mark[o];
+        return (m & (Mark.Function | Mark.Pointer | Mark.JumpTableTarget | Mark.LandingPad | Mark.LowConfidence)) !== 0 || this.branchSources.has(o) ? 'entry' : 'dead';
+      },
+      pointerAt: (addr) => this.pointerAt(addr),
+      u8At: (addr) => {
+        const off = this.eb.fileOffset(addr, 1);
+        return off < 0 ? NaN : this.eb.u8(off);
+      },
+      i32At: (addr) => {
+        const off = this.eb.fileOffset(addr, 4);
+        return off < 0 ? NaN : this.eb.i32(off);
+      },
+      isReadOnly: (addr) => this.isReadOnly(addr),
+      importAt: (addr) => this.importedSlots.get(addr) ?? null,
+    };
+  }
+
+  /**
+   * The instructions that may run right before the one at `addr`, as pairs
+   * (address, how) in `out`: how 0 = falls through, 1 = direct branch, 2 =
+   * both. None at a function entry (its values come from the caller).
+   */
+  predecessors(addr: number, out: number[]): void {
+    const o = this.space.toOffset(addr);
+    if (o < 0) return;
+    // A function entry is a boundary (its values come from its callers),
+    // unless it is only an unwind fragment: gcc's `.cold` parts have their
+    // own FDE but are entered by jumps from the hot part, registers live.
+    if ((this.mark[o] & Mark.Function) !== 0 && ((this.functionOrigins.get(addr) ?? 0) & ~(FunctionOrigin.EhFrame | FunctionOrigin.Gap)) !== 0) return;
+    const seq = this.previousOffset(o);
+    let seqFalls = -1;
+    if (seq >= 0) {
+      const f = this.flow[seq];
+      const falls =
+        f === InsnFlow.Next || f === InsnFlow.CondJump || f === InsnFlow.IndirectCall ||
+        (f === InsnFlow.Call && (this.mark[seq] & Mark.NoReturnCall) === 0 && this.mayReturn(this.target[seq]));
+      if (falls) seqFalls = seq;
+    }
+    const src = this.branchSources.get(o);
+    let list = src === undefined ? [] : typeof src === 'number' ? [src] : src;
+    // Guesses (gap-sweep code, instructions overlapping others) do not reach well-decoded code.
+    if ((this.mark[o] & Mark.LowConfidence) === 0) list = list.filter((s) => (this.mark[s] & Mark.LowConfidence) === 0 && !this.insideOtherInstruction(s));
+    if (seqFalls >= 0) out.push(this.space.toAddress(seqFalls), list.includes(seqFalls) ? 2 : 0);
+    for (const s of list) if (s !== seqFalls) out.push(this.space.toAddress(s), 1);
+  }
+
+  /**
+   * False if the function at `entry` can be shown never to return: no
+   * `ret` is reachable from its entry without leaving it. Calls fall
+   * through only into a function that may return, and not into another
+   * function's entry (a compiler places nothing after a call it knows does
+   * not return: the bytes there belong to the next function). Indirect
+   * jumps and tail calls to unknown code count as returning. Memoized; a
+   * cycle counts as returning.
+   */
+  mayReturn(entry: number): boolean {
+    const known = this.returning.get(entry);
+    if (known !== undefined) return known !== 0;
+    if (this.noReturnStarts.has(entry)) return false;
+    const start = this.space.toOffset(entry);
+    if (start < 0 || (this.mark[start] & Mark.Insn) === 0) return true;
+    this.returning.set(entry, 2); // in progress: a recursive call counts as returning
+    const seen = new Set<number>();
+    const work = [start];
+    let returns = false;
+    let budget = 20000;
+    while (work.length > 0 && !returns) {
+      let off = work.pop()!;
+      while (off >= 0 && !seen.has(off) && (this.mark[off] & Mark.Insn) !== 0) {
+        if (--budget < 0) {
+          returns = true;
+          break;
+        }
+        seen.add(off);
+        if (off !== start && (this.mark[off] & Mark.Function) !== 0) break; // another function
+        const f = this.flow[off];
+        const next = off + this.len[off];
+        if (f === InsnFlow.Return || f === InsnFlow.IndirectJump) {
+          returns = true;
+          break;
+        }
+        if (f === InsnFlow.Stop) break;
+        if (f === InsnFlow.Jump || f === InsnFlow.CondJump) {
+          const t = this.space.toOffset(this.target[off]);
+          if (t >= 0 && (this.mark[t] & Mark.Function) !== 0 && t !== start) {
+            // A tail call: returns if the callee does.
+            if (this.mayReturn(this.target[off])) {
+              returns = true;
+              break;
+            }
+          } else if (t >= 0) work.push(t);
+          if (f === InsnFlow.Jump) break;
+        } else if (f === InsnFlow.Call && ((this.mark[off] & Mark.NoReturnCall) !== 0 || !this.mayReturn(this.target[off]))) {
+          break;
+        }
+        off = next;
+      }
+    }
+    this.returning.set(entry, returns ? 1 : 0);
+    return returns;
+  }
+
+  private addBranchSource(targetOff: number, from: number): void {
+    const cur = this.branchSources.get(targetOff);
+    if (cur === undefined) this.branchSources.set(targetOff, from);
+    else if (typeof cur === 'number') {
+      if (cur !== from) this.branchSources.set(targetOff, [cur, from]);
+    } else if (!cur.includes(from)) cur.push(from);
+  }
+
+  // -------------------------------------------------------------------------
   // Seeds.
 
   private addFunction(addr: number, origin: number): void {
-    if (!this.isCode(addr)) return;
-    const off = addr - this.start;
+    const off = this.space.toOffset(addr);
+    if (off < 0 || (this.mark[off] & Mark.Exec) === 0) return;
     this.functionOrigins.set(addr, (this.functionOrigins.get(addr) ?? 0) | origin);
     this.mark[off] |= Mark.Function | Mark.Leader;
     this.work.push(off);
@@ -417,24 +614,27 @@ export class Disassembly {
         this.addFunction(s.value, FunctionOrigin.Export | FunctionOrigin.Symbol);
       }
     }
-    const relocValue = this.relocatedWords();
-    for (const sec of elf.sections) {
+    for (const sec of this.eb.sections) {
       if (sec.type !== SHT_INIT_ARRAY && sec.type !== SHT_FINI_ARRAY && sec.type !== SHT_PREINIT_ARRAY) continue;
       const step = this.eb.is64 ? 8 : 4;
       for (let a = sec.addr; a + step <= sec.addr + sec.size; a += step) {
-        const v = relocValue.get(a) ?? this.eb.wordAt(a);
+        const v = this.pointerAt(a);
         if (Number.isFinite(v)) this.addFunction(v, FunctionOrigin.InitFini);
       }
     }
     for (const a of this.unwind.fdeStarts) this.addFunction(a, FunctionOrigin.EhFrame);
-    for (const a of this.unwind.landingPads) this.addLeader(a - this.start, Mark.LandingPad);
+    for (const a of this.unwind.landingPads) this.addLeader(this.space.toOffset(a), Mark.LandingPad);
     for (const p of this.plt) this.addFunction(p.address, FunctionOrigin.Plt);
   }
 
-  /** Link-time value of each relocated pointer word (RELATIVE, 64, GLOB_DAT, IRELATIVE). */
+  /** Link-time value of each relocated pointer word (RELATIVE, RELR, 64, GLOB_DAT, IRELATIVE). */
   relocatedWords(): Map<number, number> {
     const out = new Map<number, number>();
     const is64 = this.eb.is64;
+    for (const a of readRelrAddresses(this.eb)) {
+      const v = this.eb.wordAt(a);
+      if (Number.isFinite(v)) out.set(a, v);
+    }
     for (const r of this.relocations) {
       const kind = isPointerRelocation(is64, r.type);
       if (kind === 'relative' || kind === 'irelative') out.set(r.offset, r.addend);
@@ -457,7 +657,7 @@ export class Disassembly {
     const refs = this.codeRefs;
     const trusted: number[] = [];
     for (let i = 1; i < refs.length; i += 2) trusted.push(refs.data[i]);
-    for (const v of this.relocatedWords().values()) {
+    for (const v of this.relocated.values()) {
       if (!this.isCode(v)) continue;
       this.dataPointers.push(v);
       trusted.push(v);
@@ -465,7 +665,7 @@ export class Disassembly {
     const scanned: number[] = [];
     if (this.elf.type === ET_EXEC) {
       const step = this.eb.is64 ? 8 : 4;
-      for (const sec of this.elf.sections) {
+      for (const sec of this.eb.sections) {
         if ((sec.flags & SHF_ALLOC) === 0 || (sec.flags & SHF_EXECINSTR) !== 0 || sec.type === SHT_NOBITS) continue;
         if (/^\.(eh_frame|gcc_except_table|got\.plt|note|interp|gnu|dynsym|dynstr|rela|rel\.|hash|comment)/.test(sec.name)) continue;
         const first = Math.ceil(sec.addr / step) * step;
@@ -480,14 +680,14 @@ export class Disassembly {
     }
     for (const [list, isTrusted] of [[trusted, true], [scanned, false]] as const) {
       for (const p of list) {
-        if (!this.isCode(p)) continue;
-        const off = p - this.start;
+        const off = this.space.toOffset(p);
+        if (off < 0 || (this.mark[off] & Mark.Exec) === 0) continue;
         this.mark[off] |= Mark.Pointer;
         if ((this.mark[off] & Mark.Function) !== 0) continue;
         const inside = this.insideKnownFunction(p);
         if (!inside && (this.mark[off] & Mark.Covered) === 0) this.addFunction(p, FunctionOrigin.Pointer);
         else if (!inside && (this.mark[off] & Mark.Insn) !== 0 && isTrusted) this.addFunction(p, FunctionOrigin.Pointer);
-        else if ((this.mark[off] & Mark.Insn) !== 0 && isTrusted) this.addLeader(off); // computed-goto label
+        else if ((this.mark[off] & Mark.Insn) !== 0) this.addLeader(off); // computed-goto label
       }
     }
   }
@@ -519,9 +719,10 @@ export class Disassembly {
         continue;
       }
       this.stats.gapSeeds++;
+      const addr = this.space.toAddress(off);
       // Inside a known function it is an unreached part of it, not a function of its own.
-      if (this.insideKnownFunction(this.start + off)) this.addLeader(off);
-      else this.addFunction(this.start + off, FunctionOrigin.Gap);
+      if (this.insideKnownFunction(addr)) this.addLeader(off);
+      else this.addFunction(addr, FunctionOrigin.Gap);
       this.runToFixpoint();
       if ((this.mark[off] & Mark.Covered) === 0) off++;
     }
@@ -535,12 +736,13 @@ export class Disassembly {
   }
 
   // -------------------------------------------------------------------------
-  // PLT.
+  // PLT and IFUNC.
 
   /** Decode the PLT sections linearly and name each stub by its GOT slot's relocation. */
   private readPlt(): void {
     const is64 = this.eb.is64;
     const slotName = new Map<number, string>();
+    const slotResolver = new Map<number, number>();
     const ifuncNames = new Map<number, string>();
     for (const s of this.elf.symbols) if (s.type === STT_GNU_IFUNC) ifuncNames.set(s.value, s.name);
     for (const r of this.relocations) {
@@ -549,14 +751,16 @@ export class Disassembly {
         if (sym && sym.name) slotName.set(r.offset, baseName(sym.name));
       } else if (isPointerRelocation(is64, r.type) === 'irelative') {
         slotName.set(r.offset, ifuncNames.get(r.addend) ?? this.elf.symbolize(r.addend)?.name ?? '');
+        slotResolver.set(r.offset, r.addend);
       }
     }
-    for (const sec of this.elf.sections) {
+    for (const sec of this.eb.sections) {
       if (!(sec.name === '.plt' || sec.name === '.plt.sec' || sec.name === '.plt.got' || sec.name === '.iplt')) continue;
       if ((sec.flags & SHF_EXECINSTR) === 0) continue;
       const entSize = sec.entsize > 0 ? sec.entsize : 16;
-      let off = sec.addr - this.start;
-      const end = off + sec.size;
+      let off = this.space.toOffset(sec.addr);
+      if (off < 0) continue;
+      const end = Math.min(off + sec.size, this.space.regionEnd(off));
       while (off < end) {
         const len = this.decodeRaw(off);
         if (len === 0) {
@@ -573,20 +777,56 @@ export class Disassembly {
             const disp = Number(BigInt.asIntN(32, ins.memoryDisplacement & 0xffffffffn));
             slot = got && ins.memoryBase !== 0 ? got.addr + disp : disp >>> 0;
           }
-          const addr = this.start + off;
+          const addr = this.space.toAddress(off);
           const entry = sec.addr + Math.floor((addr - sec.addr) / entSize) * entSize;
           const name = slotName.get(slot) ?? '';
           if (name !== '' || entry !== sec.addr) {
-            this.plt.push({ address: entry, jumpAddress: addr, gotSlot: slot, name, section: sec.name });
+            this.plt.push({ address: entry, jumpAddress: addr, gotSlot: slot, name, section: sec.name, resolver: slotResolver.get(slot) ?? NaN });
           }
           // Lazy-binding tail (`push n; jmp plt0`): the GOT slot points there until bound.
           const tail = off + len;
-          if (tail < end && (tail - (sec.addr - this.start)) % entSize !== 0) this.addLeader(tail);
+          if (tail < end && (this.space.toAddress(tail) - sec.addr) % entSize !== 0) this.addLeader(tail);
         }
         off += len;
       }
     }
     this.plt.sort((a, b) => a.address - b.address);
+  }
+
+  /**
+   * What each IFUNC resolver can return: the code addresses it loads as
+   * constants (`lea impl(%rip), %rax` per choice, as glibc's selectors are
+   * compiled). The dynamic linker stores one of them in the GOT slot.
+   */
+  private readIfuncs(): void {
+    const resolvers = new Set<number>();
+    for (const s of this.elf.symbols) if (s.type === STT_GNU_IFUNC && s.value !== 0) resolvers.add(s.value);
+    for (const s of this.dynamicSymbols) if (s.type === STT_GNU_IFUNC && s.shndx !== 0 && s.value !== 0) resolvers.add(s.value);
+    for (const p of this.plt) if (Number.isFinite(p.resolver)) resolvers.add(p.resolver);
+    if (resolvers.size === 0) return;
+    const refs = this.codeRefs;
+    const sorted = [...resolvers].sort((a, b) => a - b);
+    const byResolver = new Map<number, Set<number>>(sorted.map((r) => [r, new Set<number>()]));
+    for (let i = 0; i < refs.length; i += 2) {
+      const at = refs.data[i];
+      const v = refs.data[i + 1];
+      // The resolver whose range holds the instruction.
+      let lo = 0;
+      let hi = sorted.length - 1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted[mid] <= at) lo = mid + 1;
+        else hi = mid - 1;
+      }
+      if (hi < 0) continue;
+      const r = sorted[hi];
+      const range = this.knownFunctionRange(at);
+      const end = range !== null && range[0] === r ? range[1] : r + IFUNC_RESOLVER_SPAN;
+      if (at < end && this.functionOrigins.has(v)) byResolver.get(r)!.add(v);
+    }
+    for (const [resolver, targets] of byResolver) {
+      if (targets.size > 0) this.ifuncs.push({ resolver, targets: [...targets].sort((a, b) => a - b) });
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -597,7 +837,7 @@ export class Disassembly {
     const dec = this.decoder;
     if (this.nextPos !== off) {
       dec.position = off;
-      dec.ip = BigInt(this.start + off);
+      dec.ip = BigInt(this.space.toAddress(off));
     }
     dec.decodeOut(this.ins);
     if (this.ins.code === Code.INVALID) {
@@ -609,12 +849,20 @@ export class Disassembly {
     return len;
   }
 
-  /** Empty the work list, then recognise pending jump tables; repeat until nothing is new. */
+  /**
+   * Empty the work list, then recognise pending jump tables; repeat until
+   * nothing is new. Jumps not recovered are tried again once their
+   * function has more known paths (a switch inside a case of another).
+   */
   private runToFixpoint(): void {
     for (;;) {
       this.stats.rounds++;
       while (this.work.length > 0) this.descend(this.work.pop());
-      if (this.pendingJumps.length === 0) break;
+      if (this.pendingJumps.length === 0) {
+        if (this.retryJumps.length === 0 || !this.progressSinceRetry) break;
+        this.progressSinceRetry = false;
+        for (const j of this.retryJumps.splice(0)) this.pendingJumps.push(j);
+      }
       const jumps = this.pendingJumps.toArray();
       this.pendingJumps.length = 0;
       for (const j of jumps) this.recogniseTable(j);
@@ -626,15 +874,15 @@ export class Disassembly {
     const len = this.len;
     const flowA = this.flow;
     const mark = this.mark;
-    const span = len.length;
     const low = this.lowConfidence ? Mark.LowConfidence : 0;
     let off = first;
-    while (off >= 0 && off < span) {
+    let regionEnd = this.space.regionEnd(off);
+    while (off >= 0 && off < regionEnd) {
       const m = mark[off];
       if ((m & Mark.Insn) !== 0 || (m & Mark.Bad) !== 0) return;
       if ((m & Mark.Exec) === 0) return;
       const n = this.decodeRaw(off);
-      if (n === 0 || off + n > span) {
+      if (n === 0 || off + n > regionEnd) {
         mark[off] |= Mark.Bad;
         return;
       }
@@ -654,22 +902,24 @@ export class Disassembly {
           continue;
         case InsnFlow.CondJump: {
           const t = this.branchTarget(off);
+          if (t >= 0) this.addBranchSource(t, off);
           this.addLeader(t);
-          mark[next] |= Mark.Leader;
+          if (next < regionEnd) mark[next] |= Mark.Leader;
           off = next;
           continue;
         }
         case InsnFlow.Jump: {
           const t = this.branchTarget(off);
+          if (t >= 0) this.addBranchSource(t, off);
           this.addLeader(t);
-          if (next < span) mark[next] |= Mark.Leader;
+          if (next < regionEnd) mark[next] |= Mark.Leader;
           return;
         }
         case InsnFlow.Call: {
           const t = this.branchTarget(off);
-          const addr = this.start + t;
-          if (t >= 0 && t < span && (mark[t] & Mark.Exec) !== 0) this.addFunction(addr, FunctionOrigin.CallTarget);
-          if (next >= span) return;
+          const addr = this.target[off];
+          if (t >= 0 && (mark[t] & Mark.Exec) !== 0) this.addFunction(addr, FunctionOrigin.CallTarget);
+          if (next >= regionEnd) return;
           mark[next] |= Mark.Leader | Mark.ReturnSite;
           if (this.noReturnStarts.has(addr)) {
             mark[off] |= Mark.NoReturnCall;
@@ -679,28 +929,27 @@ export class Disassembly {
           continue;
         }
         case InsnFlow.IndirectCall:
-          if (next >= span) return;
+          if (next >= regionEnd) return;
           mark[next] |= Mark.Leader | Mark.ReturnSite;
           off = next;
           continue;
         case InsnFlow.IndirectJump:
           if ((mark[off] & Mark.Plt) === 0) this.pendingJumps.push(off);
-          if (next < span) mark[next] |= Mark.Leader;
+          if (next < regionEnd) mark[next] |= Mark.Leader;
           return;
         default:
           // Return, Stop
-          if (next < span) mark[next] |= Mark.Leader;
+          if (next < regionEnd) mark[next] |= Mark.Leader;
           return;
       }
     }
   }
 
-  /** The direct branch target of the instruction just decoded at `off`, as a span offset. */
+  /** Record the direct branch target of the instruction just decoded at `off`; its span offset, or -1 outside the code. */
   private branchTarget(off: number): number {
-    // Far outside the span only in broken code; the offset must still fit an Int32.
-    const rel = Math.max(-0x80000000, Math.min(0x7fffffff, Number(this.ins.nearBranch64) - this.start));
-    this.target[off] = rel;
-    return rel;
+    const addr = Number(this.ins.nearBranch64);
+    this.target[off] = addr;
+    return this.space.toOffset(addr);
   }
 
   private recordRef(off: number, kind: number): void {
@@ -715,43 +964,61 @@ export class Disassembly {
       v = Number(BigInt.asIntN(64, ins.immediate(0)));
     }
     if (!this.isCode(v)) return;
-    this.codeRefs.push(this.start + off);
+    this.codeRefs.push(this.space.toAddress(off));
     this.codeRefs.push(v);
   }
 
   private recogniseTable(off: number): void {
-    const ctx: JumpTableContext = {
-      decodeAt: (addr, ins) => {
-        const o = addr - this.start;
-        if (o < 0 || o >= this.len.length || (this.mark[o] & Mark.Insn) === 0) return false;
-        this.detailDecoder.position = o;
-        this.detailDecoder.ip = BigInt(addr);
-        this.detailDecoder.decodeOut(ins);
-        return ins.code !== Code.INVALID;
-      },
-      previous: (addr) => this.previous(addr),
-      previousAny: (addr) => {
-        const o = addr - this.start;
-        for (let p = o - 1; p >= 0 && p >= o - 256; p--) if ((this.mark[p] & Mark.Insn) !== 0) return this.start + p;
-        return NaN;
-      },
-      functionRange: (addr) => this.knownFunctionRange(addr),
-      isCode: (addr) => this.isCode(addr),
-      data: this.eb,
-    };
-    const table = recogniseJumpTable(ctx, this.start + off, this.detail);
+    const table = this.slicer.recognise(this.space.toAddress(off));
+    if ((table === null || table.source === 'indexed') && !this.retried.has(off)) {
+      // Not recovered yet: try once more when the fixpoint has found more paths.
+      this.retried.add(off);
+      this.retryJumps.push(off);
+      return;
+    }
     if (table === null) return;
     this.jumpTables.push(table);
-    for (const t of table.targets) this.addLeader(t - this.start, Mark.JumpTableTarget);
+    this.progressSinceRetry = true;
+    // Only a proven set drives decoding: the entries of an unbounded table
+    // past its real end are other data, and decoding them would invent code.
+    for (const t of table.targets) {
+      const o = this.space.toOffset(t);
+      if (o < 0) continue;
+      this.addBranchSource(o, off);
+      if (table.bounded) this.addLeader(o, Mark.JumpTableTarget);
+    }
+  }
+
+  /**
+   * Offset of the decoded instruction that ends at offset `o`, or -1. Where
+   * decoding overlapped (bytes read as two different instructions), the one
+   * that starts inside no other instruction and is not a gap-sweep guess wins.
+   */
+  private previousOffset(o: number): number {
+    let best = -1;
+    let bestScore = -1;
+    for (let p = o - 1; p >= 0 && p >= o - 15; p--) {
+      if ((this.mark[p] & Mark.Insn) === 0 || p + this.len[p] !== o) continue;
+      const score = ((this.mark[p] & Mark.LowConfidence) === 0 ? 2 : 0) + (this.insideOtherInstruction(p) ? 0 : 1);
+      if (score > bestScore) {
+        best = p;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  /** True if offset `p` lies inside the bytes of another decoded instruction. */
+  private insideOtherInstruction(p: number): boolean {
+    for (let q = p - 1; q >= 0 && q >= p - 14; q--) if ((this.mark[q] & Mark.Insn) !== 0 && q + this.len[q] > p) return true;
+    return false;
   }
 
   /** Address of the decoded instruction that ends at `addr`, or NaN. */
   previous(addr: number): number {
-    const o = addr - this.start;
-    for (let p = o - 1; p >= 0 && p >= o - 15; p--) {
-      if ((this.mark[p] & Mark.Insn) !== 0 && p + this.len[p] === o) return this.start + p;
-    }
-    return NaN;
+    const o = this.space.toOffset(addr);
+    const p = o < 0 ? -1 : this.previousOffset(o);
+    return p < 0 ? NaN : this.space.toAddress(p);
   }
 }
 

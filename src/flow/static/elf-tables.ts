@@ -12,13 +12,14 @@
  * All reads are bounds-checked; a malformed table is skipped, never thrown on:
  * static analysis must still work on what is readable.
  */
-import type { ElfFile, ElfSectionHeader } from '../elf.js';
+import { PT_LOAD, type ElfFile, type ElfSectionHeader } from '../elf.js';
 import { ipFromHiLo } from '../address-space.js';
 
 export const SHT_PROGBITS = 1;
 export const SHT_RELA = 4;
 export const SHT_NOBITS = 8;
 export const SHT_REL = 9;
+export const SHT_RELR = 19;
 export const SHT_DYNSYM = 11;
 export const SHT_INIT_ARRAY = 14;
 export const SHT_FINI_ARRAY = 15;
@@ -67,17 +68,57 @@ export interface Relocation {
   table: string;
 }
 
+/** Largest address or size believed in a hostile header: beyond it, doubles lose integer precision. */
+const MAX_ADDRESS = 2 ** 53;
+
+/**
+ * The section headers as the file can back them. Headers are input like any
+ * other: a `.rodata` claiming 2^50 bytes must not make a loop run 2^50 times.
+ * - every size is clamped to the bytes the file has after the offset;
+ * - an allocated section must lie in a PT_LOAD segment (when the file has
+ *   any): it is cut to the segment's file-backed part, and its offset is
+ *   the one the loader maps (segment offset + distance from p_vaddr), since
+ *   that is what the program sees at those addresses;
+ * - an allocated section outside every PT_LOAD has no bytes at run time:
+ *   its size becomes 0;
+ * - NOBITS sections keep their size (nothing reads them) but within
+ *   {@link MAX_ADDRESS}.
+ */
+export function fileBackedSections(elf: ElfFile, fileSize: number): ElfSectionHeader[] {
+  const loads = elf.segments.filter((g) => g.type === PT_LOAD && g.filesz > 0);
+  return elf.sections.map((s) => {
+    const out = { ...s };
+    const finite = (v: number) => Number.isFinite(v) && v >= 0 && v < MAX_ADDRESS;
+    if (!finite(out.addr) || !finite(out.size) || !finite(out.offset)) out.size = 0;
+    if (out.type === SHT_NOBITS) return out;
+    if ((out.flags & SHF_ALLOC) !== 0 && loads.length > 0 && out.size > 0) {
+      const seg = loads.find((g) => out.addr >= g.vaddr && out.addr < g.vaddr + Math.min(g.filesz, g.memsz));
+      if (seg === undefined) {
+        out.size = 0;
+      } else {
+        out.size = Math.min(out.size, seg.vaddr + Math.min(seg.filesz, seg.memsz) - out.addr);
+        out.offset = seg.offset + (out.addr - seg.vaddr);
+      }
+    }
+    out.size = Math.max(0, Math.min(out.size, fileSize - out.offset));
+    return out;
+  });
+}
+
 /** Reads of an ELF's file bytes by section and by link-time address. */
 export class ElfBytes {
   private readonly view: DataView;
   private readonly mapped: ElfSectionHeader[];
+  /** The section headers clamped to what the file backs ({@link fileBackedSections}): use these, never `elf.sections`. */
+  readonly sections: ElfSectionHeader[];
 
   constructor(
     readonly bytes: Uint8Array,
     readonly elf: ElfFile,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.mapped = elf.sections
+    this.sections = fileBackedSections(elf, bytes.length);
+    this.mapped = this.sections
       .filter((s) => (s.flags & SHF_ALLOC) !== 0 && s.type !== SHT_NOBITS && s.size > 0)
       .slice()
       .sort((a, b) => a.addr - b.addr);
@@ -88,7 +129,7 @@ export class ElfBytes {
   }
 
   section(name: string): ElfSectionHeader | undefined {
-    return this.elf.sections.find((s) => s.name === name);
+    return this.sections.find((s) => s.name === name);
   }
 
   /** The file offset of link-time address `addr` for `len` bytes, or -1 if not file-backed. */
@@ -155,9 +196,9 @@ export class ElfBytes {
 
 /** .dynsym by index, imports included. Empty without a .dynsym. */
 export function readDynamicSymbols(eb: ElfBytes): DynamicSymbol[] {
-  const sec = eb.elf.sections.find((s) => s.type === SHT_DYNSYM);
+  const sec = eb.sections.find((s) => s.type === SHT_DYNSYM);
   if (!sec) return [];
-  const str = eb.elf.sections[sec.link];
+  const str = eb.sections[sec.link];
   if (!str) return [];
   const is64 = eb.is64;
   const step = sec.entsize > 0 ? sec.entsize : is64 ? 24 : 16;
@@ -181,7 +222,7 @@ export function readDynamicSymbols(eb: ElfBytes): DynamicSymbol[] {
 export function readRelocations(eb: ElfBytes): Relocation[] {
   const out: Relocation[] = [];
   const is64 = eb.is64;
-  for (const sec of eb.elf.sections) {
+  for (const sec of eb.sections) {
     if (sec.type !== SHT_RELA && sec.type !== SHT_REL) continue;
     if ((sec.flags & SHF_ALLOC) === 0) continue; // .rela.text of object files etc.
     const rela = sec.type === SHT_RELA;
@@ -208,6 +249,53 @@ export function readRelocations(eb: ElfBytes): Relocation[] {
       if (rela) addend = is64 ? eb.u64(at + 16) : eb.i32(at + 8);
       else addend = eb.wordAt(offset) || 0;
       out.push({ offset, type, symIndex, addend, table: sec.name });
+    }
+  }
+  return out;
+}
+
+/**
+ * The words SHT_RELR sections relocate by the load bias (packed RELATIVE
+ * relocations, as `ld -z pack-relative-relocs` writes them: Debian's glibc
+ * uses them). Each even entry is an address (the next word to relocate
+ * follows it); each odd entry is a bitmap whose bit i (1..63) marks the
+ * word i - 1 after the current position, which then moves 63 words on
+ * (System V gABI, "Relocation", SHT_RELR). The words hold their link-time
+ * values in the file.
+ */
+export function readRelrAddresses(eb: ElfBytes): number[] {
+  const out: number[] = [];
+  const word = eb.is64 ? 8 : 4;
+  const bits = word * 8 - 1;
+  for (const sec of eb.sections) {
+    if (sec.type !== SHT_RELR || (sec.flags & SHF_ALLOC) === 0) continue;
+    let where = NaN;
+    for (let at = sec.offset; at + word <= sec.offset + sec.size; at += word) {
+      if (eb.is64) {
+        const lo = eb.u32(at);
+        const hi = eb.u32(at + 4);
+        if ((lo & 1) === 0) {
+          where = hi * 2 ** 32 + lo;
+          out.push(where);
+          where += word;
+        } else if (Number.isFinite(where)) {
+          // Bits 1..31 of the low half, then 32..63 of the high half.
+          for (let i = 1; i < 32; i++) if ((lo >>> i) & 1) out.push(where + (i - 1) * word);
+          for (let i = 0; i < 32; i++) if ((hi >>> i) & 1) out.push(where + (i + 31) * word);
+          where += bits * word;
+        }
+      } else {
+        const v = eb.u32(at);
+        if ((v & 1) === 0) {
+          where = v;
+          out.push(where);
+          where += word;
+        } else if (Number.isFinite(where)) {
+          for (let i = 1; i < 32; i++) if ((v >>> i) & 1) out.push(where + (i - 1) * word);
+          where += bits * word;
+        }
+      }
+      if (out.length > 1 << 24) return out; // hostile: more words than any real image relocates
     }
   }
   return out;
@@ -247,6 +335,14 @@ export interface UnwindInfo {
   fdeEnds: number[];
   /** Landing pads from the LSDA call-site tables. */
   landingPads: number[];
+  /**
+   * Call-site records: calls in [callSiteStart[i], callSiteEnd[i]) unwind
+   * to landing pad callSitePad[i] (the unwinder looks up the return address
+   * minus one).
+   */
+  callSiteStart: number[];
+  callSiteEnd: number[];
+  callSitePad: number[];
 }
 
 /** A byte cursor over the file with the DWARF variable-length reads. */
@@ -350,7 +446,7 @@ interface Cie {
  * landing pads of the function. Stops quietly at the first malformed entry.
  */
 export function readUnwindInfo(eb: ElfBytes): UnwindInfo {
-  const info: UnwindInfo = { fdeStarts: [], fdeEnds: [], landingPads: [] };
+  const info: UnwindInfo = { fdeStarts: [], fdeEnds: [], landingPads: [], callSiteStart: [], callSiteEnd: [], callSitePad: [] };
   const sec = eb.section('.eh_frame');
   if (!sec || sec.type === SHT_NOBITS) return info;
   const hdr = eb.section('.eh_frame_hdr');
@@ -388,7 +484,7 @@ export function readUnwindInfo(eb: ElfBytes): UnwindInfo {
             const augEnd = c.off + augLen;
             if (augLen > 0 && cie.lsdaEnc !== DW_EH_PE_omit) {
               const lsda = c.encoded(cie.lsdaEnc, dataBase);
-              if (Number.isFinite(lsda) && lsda !== 0) readLandingPads(eb, lsda, start, info.landingPads);
+              if (Number.isFinite(lsda) && lsda !== 0) readLandingPads(eb, lsda, start, info);
             }
             c.off = augEnd;
           }
@@ -450,11 +546,11 @@ function parseCie(eb: ElfBytes, at: number, end: number, bias: number, dataBase:
   return cie;
 }
 
-/** Landing pads of one LSDA (gcc_except_table call-site table). */
-function readLandingPads(eb: ElfBytes, lsda: number, funcStart: number, out: number[]): void {
+/** Landing pads and call sites of one LSDA (gcc_except_table call-site table). */
+function readLandingPads(eb: ElfBytes, lsda: number, funcStart: number, out: UnwindInfo): void {
   const off = eb.fileOffset(lsda, 4);
   if (off < 0) return;
-  const sec = eb.elf.sections.find((s) => lsda >= s.addr && lsda < s.addr + s.size);
+  const sec = eb.sections.find((s) => lsda >= s.addr && lsda < s.addr + s.size);
   if (!sec) return;
   const c = new Cursor(eb, off, sec.addr - sec.offset);
   const lpStartEnc = c.u8();
@@ -471,11 +567,15 @@ function readLandingPads(eb: ElfBytes, lsda: number, funcStart: number, out: num
   const secEnd = sec.offset + sec.size;
   if (tableEnd > secEnd) return;
   while (c.off < tableEnd) {
-    c.encoded(csEnc, 0); // start
-    c.encoded(csEnc, 0); // length
+    const start = c.encoded(csEnc, 0);
+    const length = c.encoded(csEnc, 0);
     const lp = c.encoded(csEnc, 0);
     c.uleb(); // action
-    if (!Number.isFinite(lp)) return;
-    if (lp !== 0) out.push(lpStart + lp);
+    if (!Number.isFinite(lp) || !Number.isFinite(start) || !Number.isFinite(length)) return;
+    if (lp === 0) continue;
+    out.landingPads.push(lpStart + lp);
+    out.callSiteStart.push(funcStart + start);
+    out.callSiteEnd.push(funcStart + start + length);
+    out.callSitePad.push(lpStart + lp);
   }
 }

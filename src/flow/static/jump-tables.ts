@@ -1,293 +1,738 @@
 /**
- * Switch jump tables behind an indirect `jmp`, in the shapes gcc emits for
- * x86 (and clang mostly shares):
+ * The target set of an indirect `jmp`, recovered by backward slicing over
+ * the decoded code: where did the jump's register (or memory operand) get
+ * its value, on every path that reaches the jump inside its function?
  *
- * - position-independent, 4-byte entries relative to the table:
- *     cmp   $N, %idx ; ja default
- *     lea   T(%rip), %base
- *     movslq (%base,%idx,4), %r
- *     add   %base, %r
- *     jmp   *%r
- * - absolute, pointer-sized entries (non-PIC code):
- *     cmp $N, %idx ; ja default ; jmp *T(,%idx,8)
- *   or `mov T(,%idx,8), %r ; jmp *%r`.
+ * Recognised shapes (gcc and clang emit the same ones on x86):
+ * - a relative table, 4-byte signed entries added to a base (`-fPIC`/PIE
+ *   switches; glibc's `&&label - &&base` computed gotos):
+ *     lea T(%rip), %b ; movslq (%b,%idx,4), %r ; add %b, %r ; jmp *%r
+ *   (the `lea` may be hoisted out of a loop into a callee-saved register,
+ *   many blocks and calls before the jump; entries may be negative);
+ * - an absolute table of pointers (non-PIC switches, `&&label` tables as in
+ *   CPython's ceval, tables of function pointers for tail-call dispatch):
+ *     jmp *T(,%idx,8)   or   mov T(,%idx,8), %r ; jmp *%r
+ *   (in PIC code the entries are RELATIVE relocations: read through them);
+ * - a constant: `lea L(%rip), %r ; jmp *%r`, or a pointer in read-only data
+ *   (a GOT slot of `-fno-plt`: `jmp *f@GOTPCREL(%rip)`).
  *
- * The table's length comes from the bounds check that guards the index:
- * `cmp $N, idx` followed by `ja` (N + 1 entries) or `jae` (N entries), with
- * register copies (`mov %eax, %edx`) followed back to the compared register,
- * or an `and $mask, idx`. Without a bound the table is read while its
- * entries point into code (at most {@link UNBOUNDED_LIMIT}) and is marked
- * unbounded, so a policy can tell a proven set from a guessed one.
- *
- * Only straight-line code before the jump is examined: the walk back stops
- * at calls, returns and unconditional jumps, which end the data flow.
+ * The table's length comes from the guard on the index along every path to
+ * the table load: `cmp $N, idx` with `ja`/`jae` (fall-through side) or
+ * `jbe`/`jb` (taken side), through register copies and zero extensions, or
+ * `and $M, idx`, or a zero-extended byte (256 entries: an opcode). A table
+ * whose guard is missing on some path is read while its entries point into
+ * the jump's function (or at function entries), at most
+ * {@link UNBOUNDED_LIMIT}, and is marked unbounded: its set is a lower
+ * bound, and a target outside it cannot be judged (detectors say
+ * "unchecked"). A jump whose target comes from an indexed load from a table
+ * that could not be located is returned as `source: 'indexed'` with no
+ * targets, for the same reason.
  */
-import { Instruction, Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
-import type { ElfBytes } from './elf-tables.js';
+import { Instruction, InstructionInfoFactory, MemorySize, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from 'iced-x86';
 
-/** A recognised jump table. Addresses are link-time addresses. */
+/** A recovered target set of one indirect jump. Addresses are link-time addresses. */
 export interface JumpTable {
-  /** The indirect jump that uses the table. */
+  /** The indirect jump. */
   jumpAddress: number;
+  /** Table address (NaN for a constant or an unlocated table). */
   tableAddress: number;
-  /** 4 (relative offsets) or the pointer size (absolute addresses). */
+  /** 4 (relative offsets), the pointer size (absolute addresses), 0 (constant). */
   entrySize: number;
-  /** Entries are offsets added to {@link tableAddress} (else absolute addresses). */
+  /** Entries are offsets added to a base address (else absolute addresses). */
   relative: boolean;
-  /** Number of entries read. */
+  /** Number of entries (bounded), or entries read (unbounded). */
   count: number;
-  /** True if {@link count} comes from a bounds check in the code. */
+  /** True if the set is complete: every path to the jump bounds the index (or the target is a constant). */
   bounded: boolean;
   /** Target of each entry, in table order (duplicates kept). */
   targets: number[];
+  /**
+   * 'table': a located table; 'constant': constant targets; 'import': a
+   * GOT slot of an imported function (`jmp *f@GOTPCREL(%rip)`, see
+   * {@link importName}: resolved like a PLT stub); 'indexed': an indexed
+   * load from a table that could not be located (no targets).
+   */
+  source: 'table' | 'constant' | 'import' | 'indexed';
+  /** For `source: 'import'`: the imported symbol (no version). */
+  importName?: string;
 }
 
-/** What the recogniser needs from the disassembler. */
-export interface JumpTableContext {
-  /** Decode the instruction at `addr` into `ins` (ip set); false if none is known there. */
+/** What the slicer needs from the disassembler. */
+export interface SliceContext {
+  readonly is64: boolean;
+  /** Decode the instruction at `addr` into `ins` (ip set); false if no instruction was decoded there. */
   decodeAt(addr: number, ins: Instruction): boolean;
-  /** Address of the decoded instruction that ends exactly at `addr`, or NaN. */
-  previous(addr: number): number;
-  /** Address of the nearest decoded instruction below `addr` (skipping undecoded bytes), or NaN. */
-  previousAny(addr: number): number;
-  /** True if `addr` is in an executable section. */
+  /**
+   * Instructions that may run right before `addr`, appended to `out` as
+   * pairs (address, how): how = 0 falls through into `addr`, 1 branches to
+   * it, 2 both (a conditional jump to the next instruction).
+   */
+  predecessors(addr: number, out: number[]): void;
   isCode(addr: number): boolean;
   /** [start, end) of the symbol or FDE range around `addr`, or null. */
   functionRange(addr: number): [number, number] | null;
-  readonly data: ElfBytes;
+  isFunctionStart(addr: number): boolean;
+  /**
+   * What an instruction without predecessors is: 'entry' (a function entry,
+   * or code reached through a pointer, a table or the unwinder: its values
+   * come from elsewhere) or 'dead' (nothing reaches it, e.g. the jump after a
+   * call that never returns).
+   */
+  originOf(addr: number): 'entry' | 'dead';
+  /** Pointer-sized word at link-time `addr`, through relocations; NaN if not file-backed. */
+  pointerAt(addr: number): number;
+  /** Signed 32-bit word at link-time `addr`; NaN if not file-backed. */
+  i32At(addr: number): number;
+  /** Byte at link-time `addr`; NaN if not file-backed. */
+  u8At(addr: number): number;
+  /** True if `addr` is file-backed and not writable at run time (read-only data, or RELRO). */
+  isReadOnly(addr: number): boolean;
+  /** The imported symbol whose address the dynamic linker stores at `addr` (a GOT slot), or null. */
+  importAt(addr: number): string | null;
 }
 
-/** How many instructions before the jump are examined. */
-const LOOK_BACK = 24;
 /** Most entries read from a table whose bound was not found. */
 export const UNBOUNDED_LIMIT = 512;
 /** Largest bound believed: a larger compare is not a switch guard. */
 const MAX_BOUND = 1 << 16;
+/** Instructions one backward walk may visit. */
+const WALK_BUDGET = 20000;
+/** Depth of nested value queries (a base of a base of ...). */
+const MAX_DEPTH = 6;
 
-/** The operands of one instruction that the patterns look at. */
+/** The operands of one instruction that the slicer looks at (cached per address). */
 interface Insn {
   addr: number;
+  size: number;
   mnemonic: Mnemonic;
+  isCall: boolean;
+  isCondJump: boolean;
   op0Kind: OpKind;
   op0: Register;
   op1Kind: OpKind;
   op1: Register;
+  /** Size in bytes of the register written as operand 0, or of operand 1's register. */
+  op0Size: number;
+  op1Size: number;
   memBase: Register;
   memIndex: Register;
   memScale: number;
   /** Displacement, or the absolute address for RIP-relative operands. */
   memDisp: number;
+  memSize: number;
   imm: number;
+  /** The instruction writes some arithmetic flag. */
+  setsFlags: boolean;
+  /** Full GPRs written, as a bit set over {@link gprBit}. */
+  writes: number;
 }
+
+const GPR64 = [
+  Register.RAX, Register.RCX, Register.RDX, Register.RBX, Register.RSP, Register.RBP, Register.RSI, Register.RDI,
+  Register.R8, Register.R9, Register.R10, Register.R11, Register.R12, Register.R13, Register.R14, Register.R15,
+];
+const GPR32 = [Register.EAX, Register.ECX, Register.EDX, Register.EBX, Register.ESP, Register.EBP, Register.ESI, Register.EDI];
+
+/** Bit of a full register among the 16 GPRs, or 0 for anything else. */
+function gprBit(r: Register): number {
+  let i = GPR64.indexOf(r);
+  if (i < 0) i = GPR32.indexOf(r);
+  return i < 0 ? 0 : 1 << i;
+}
+
+/** Registers a call preserves (System V: rbx, rbp, r12-r15; i386: ebx, esi, edi, ebp). */
+const CALLEE_SAVED_64 = gprBit(Register.RBX) | gprBit(Register.RBP) | gprBit(Register.R12) | gprBit(Register.R13) | gprBit(Register.R14) | gprBit(Register.R15);
+const CALLEE_SAVED_32 = gprBit(Register.EBX) | gprBit(Register.EBP) | gprBit(Register.ESI) | gprBit(Register.EDI);
 
 const full = (r: Register): Register => (r === Register.None ? r : RegisterExt.fullRegister(r));
 
-function snapshot(ins: Instruction, addr: number): Insn {
+function isImmediate(k: OpKind): boolean {
+  return (
+    k === OpKind.Immediate8 || k === OpKind.Immediate16 || k === OpKind.Immediate32 || k === OpKind.Immediate8to32 ||
+    k === OpKind.Immediate8to64 || k === OpKind.Immediate32to64 || k === OpKind.Immediate64 || k === OpKind.Immediate8to16
+  );
+}
+
+const COND_JUMPS = new Set<Mnemonic>([
+  Mnemonic.Ja, Mnemonic.Jae, Mnemonic.Jb, Mnemonic.Jbe, Mnemonic.Je, Mnemonic.Jne, Mnemonic.Jg, Mnemonic.Jge, Mnemonic.Jl,
+  Mnemonic.Jle, Mnemonic.Jo, Mnemonic.Jno, Mnemonic.Jp, Mnemonic.Jnp, Mnemonic.Js, Mnemonic.Jns,
+]);
+
+/** A value the slicer can name. */
+type Value =
+  | { k: 'const'; v: number }
+  /** The address of an imported function (read from its GOT slot). */
+  | { k: 'import'; name: string }
+  /** A load from a table: [table + index * scale], `size` bytes, sign-extended or not. */
+  | { k: 'load'; table: number; index: Register; at: number; scale: number; size: number; signed: boolean }
+  /** An indexed load whose table address is not a constant. */
+  | { k: 'indexed' }
+  | { k: 'sum'; terms: Value[] }
+  /** Different values on different paths (tail-duplicated dispatch). */
+  | { k: 'alt'; values: Value[] }
+  | { k: 'unknown' };
+
+const UNKNOWN: Value = { k: 'unknown' };
+
+/** What holds a table index: a register, or (reg None) the memory slot [memBase + memDisp] it is loaded from. */
+interface IndexKey {
+  reg: Register;
+  memBase: Register;
+  memDisp: number;
+}
+
+/** Backward slicing over one module's decoded code. Create once per module; it caches decoded instructions. */
+export class JumpSlicer {
+  private readonly cache = new Map<number, Insn | null>();
+  private readonly infoFactory = new InstructionInfoFactory();
+  private readonly callerSaved: number;
+  private readonly preds: number[] = [];
+
+  constructor(
+    private readonly ctx: SliceContext,
+    private readonly scratch: Instruction,
+  ) {
+    this.callerSaved = ~(ctx.is64 ? CALLEE_SAVED_64 : CALLEE_SAVED_32) & 0xffff;
+  }
+
+  dispose(): void {
+    this.infoFactory.free();
+  }
+
+  /** The target set of the indirect jump at `jumpAddr`, or null if nothing could be recovered. */
+  recognise(jumpAddr: number): JumpTable | null {
+    const jmp = this.insn(jumpAddr);
+    if (jmp === null) return null;
+    let target: Value;
+    if (jmp.op0Kind === OpKind.Memory) target = this.memoryValue(jmp, jumpAddr, this.ctx.is64 ? 8 : 4, false, 0);
+    else if (jmp.op0Kind === OpKind.Register) target = this.valueBefore(jmp.op0, jumpAddr, 0);
+    else return null;
+    return this.tableOf(jumpAddr, target);
+  }
+
+  // -------------------------------------------------------------------------
+  // Turning the target's value into a set.
+
+  private tableOf(jumpAddr: number, target: Value): JumpTable | null {
+    if (target.k === 'alt') {
+      const parts = target.values.map((v) => this.tableOf(jumpAddr, v));
+      if (parts.some((p) => p === null)) return null;
+      const all = parts as JumpTable[];
+      if (all.some((p) => p.source === 'indexed' || p.source === 'import')) return { ...all.find((p) => p.source === 'indexed' || p.source === 'import')!, targets: [], source: 'indexed' };
+      return {
+        jumpAddress: jumpAddr,
+        tableAddress: all.find((p) => p.source === 'table')?.tableAddress ?? NaN,
+        entrySize: Math.max(...all.map((p) => p.entrySize)),
+        relative: all.some((p) => p.relative),
+        count: all.reduce((n, p) => n + p.count, 0),
+        bounded: all.every((p) => p.bounded),
+        targets: all.flatMap((p) => p.targets),
+        source: all.some((p) => p.source === 'table') ? 'table' : 'constant',
+      };
+    }
+    const ptr = this.ctx.is64 ? 8 : 4;
+    if (target.k === 'import') {
+      return { jumpAddress: jumpAddr, tableAddress: NaN, entrySize: 0, relative: false, count: 1, bounded: true, targets: [], source: 'import', importName: target.name };
+    }
+    if (target.k === 'const') {
+      if (!this.ctx.isCode(target.v)) return null;
+      return { jumpAddress: jumpAddr, tableAddress: NaN, entrySize: 0, relative: false, count: 1, bounded: true, targets: [target.v], source: 'constant' };
+    }
+    if (target.k === 'load' && target.size === ptr && target.scale === ptr) return this.readTable(jumpAddr, target, false, 0);
+    if (target.k === 'sum' && target.terms.length === 2) {
+      const [a, b] = target.terms;
+      const load = a.k === 'load' ? a : b.k === 'load' ? b : null;
+      const base = a.k === 'const' ? a : b.k === 'const' ? b : null;
+      if (load !== null && base !== null && load.size === 4 && load.scale === 4 && load.signed) return this.readTable(jumpAddr, load, true, base.v);
+    }
+    if (target.k === 'sum' && target.terms.length === 2) {
+      // A constant in read-only data plus something unknown (an entry
+      // loaded earlier and spilled, say): a relative table at the constant.
+      const [a, b] = target.terms;
+      const base = a.k === 'const' ? a : b.k === 'const' ? b : null;
+      if (base !== null && !this.ctx.isCode(base.v) && this.ctx.isReadOnly(base.v)) {
+        const t = this.readTable(jumpAddr, { k: 'load', table: base.v, index: Register.None, at: jumpAddr, scale: 4, size: 4, signed: true }, true, base.v);
+        if (t !== null && t.targets.length > 0) return t;
+      }
+    }
+    if (target.k === 'indexed' || (target.k === 'sum' && target.terms.some((t) => t.k === 'indexed' || t.k === 'load'))) {
+      return { jumpAddress: jumpAddr, tableAddress: NaN, entrySize: 0, relative: false, count: 0, bounded: false, targets: [], source: 'indexed' };
+    }
+    return null;
+  }
+
+  private readTable(jumpAddr: number, load: Extract<Value, { k: 'load' }>, relative: boolean, relBase: number): JumpTable | null {
+    const ctx = this.ctx;
+    const { bound, proven } = load.index === Register.None ? { bound: 0, proven: false } : this.boundOf(load.index, load.at);
+    const entry = (i: number): number => {
+      const at = load.table + i * load.scale;
+      return relative ? relBase + ctx.i32At(at) : ctx.pointerAt(at);
+    };
+    const range = ctx.functionRange(jumpAddr);
+    const looksLikeTarget = (t: number) => ctx.isCode(t) && ((range !== null && t >= range[0] && t < range[1]) || ctx.isFunctionStart(t));
+    let targets: number[] = [];
+    let complete = false;
+    if (bound > 0 && proven) {
+      // Bounded by a compare: every entry is a case; bad ones (unreachable cases) are skipped.
+      for (let i = 0; i < bound; i++) {
+        const t = entry(i);
+        if (Number.isFinite(t) && ctx.isCode(t)) targets.push(t);
+      }
+      complete = true;
+    } else if (bound > 0) {
+      // Bounded only by the index's width (a byte: an opcode): every entry
+      // must be code, or it is a shorter table followed by other data.
+      for (let i = 0; i < bound; i++) {
+        const t = entry(i);
+        if (!(Number.isFinite(t) && ctx.isCode(t))) break;
+        targets.push(t);
+      }
+      complete = targets.length === bound;
+      if (!complete) targets = [];
+    }
+    if (!complete) {
+      // Unbounded: read while the entries look like this jump's targets.
+      for (let i = 0; i < UNBOUNDED_LIMIT; i++) {
+        const t = entry(i);
+        if (!(Number.isFinite(t) && looksLikeTarget(t))) break;
+        targets.push(t);
+      }
+    }
+    // A table in writable data may change at run time: its entries are a sample, not the set.
+    const bounded = complete && ctx.isReadOnly(load.table);
+    if (targets.length === 0) {
+      return { jumpAddress: jumpAddr, tableAddress: load.table, entrySize: 0, relative, count: 0, bounded: false, targets: [], source: 'indexed' };
+    }
+    return {
+      jumpAddress: jumpAddr,
+      tableAddress: load.table,
+      entrySize: relative ? 4 : load.size,
+      relative,
+      count: targets.length,
+      bounded,
+      targets,
+      source: 'table',
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // Values.
+
+  /** The value of memory operand `i` as a load of `size` bytes. */
+  private memoryValue(i: Insn, at: number, size: number, signed: boolean, depth: number): Value {
+    if (i.memIndex !== Register.None) {
+      const base = i.memBase === Register.None ? { k: 'const' as const, v: 0 } : this.valueBefore(i.memBase, at, depth + 1);
+      if (base.k === 'alt' && base.values.every((b) => b.k === 'const')) {
+        return { k: 'alt', values: base.values.map((b) => ({ k: 'load' as const, table: (b as { v: number }).v + i.memDisp, index: i.memIndex, at, scale: i.memScale, size, signed })) };
+      }
+      if (base.k !== 'const') return { k: 'indexed' };
+      return { k: 'load', table: base.v + i.memDisp, index: i.memIndex, at, scale: i.memScale, size, signed };
+    }
+    if (i.memBase === Register.None && size === (this.ctx.is64 ? 8 : 4) && this.ctx.isReadOnly(i.memDisp)) {
+      // A pointer in read-only data: a GOT slot, a const function pointer.
+      const name = this.ctx.importAt(i.memDisp);
+      if (name !== null) return { k: 'import', name };
+      const p = this.ctx.pointerAt(i.memDisp);
+      if (Number.isFinite(p) && p !== 0) return { k: 'const', v: p };
+    }
+    return UNKNOWN;
+  }
+
+  /** The value `reg` holds right before the instruction at `at`, merged over every path. */
+  private valueBefore(reg: Register, at: number, depth: number): Value {
+    if (depth > MAX_DEPTH) return UNKNOWN;
+    const bit = gprBit(reg);
+    if (bit === 0) return UNKNOWN;
+    const defs = this.reachingDefs(bit, at);
+    if (defs === null || defs.length === 0) return UNKNOWN;
+    const values: Value[] = [];
+    for (const d of defs) {
+      const v = this.valueOfDef(reg, d, depth);
+      if (v.k === 'unknown') return UNKNOWN;
+      for (const x of v.k === 'alt' ? v.values : [v]) if (!values.some((y) => sameValue(x, y))) values.push(x);
+    }
+    if (values.length === 0) return UNKNOWN;
+    if (values.length === 1) return values[0];
+    return values.length <= 8 ? { k: 'alt', values } : UNKNOWN;
+  }
+
+  /** What the instruction at `d` leaves in `reg` (which it writes). */
+  private valueOfDef(reg: Register, d: number, depth: number): Value {
+    const i = this.insn(d);
+    if (i === null || i.op0Kind !== OpKind.Register || i.op0 !== reg) return UNKNOWN;
+    switch (i.mnemonic) {
+      case Mnemonic.Lea:
+        if (i.memBase === Register.None && i.memIndex === Register.None) return { k: 'const', v: i.memDisp };
+        if (i.memScale === 1 && i.memIndex !== Register.None) {
+          const terms = [this.valueBefore(i.memIndex, d, depth + 1)];
+          if (i.memBase !== Register.None) terms.push(this.valueBefore(i.memBase, d, depth + 1));
+          if (i.memDisp !== 0) terms.push({ k: 'const', v: i.memDisp });
+          return sum(terms);
+        }
+        return UNKNOWN;
+      case Mnemonic.Mov:
+      case Mnemonic.Movsxd:
+      case Mnemonic.Movzx:
+        if (isImmediate(i.op1Kind)) return { k: 'const', v: i.op0Size === 4 ? i.imm >>> 0 : i.imm };
+        if (i.op1Kind === OpKind.Register) return i.op1Size >= 4 ? this.valueBefore(i.op1, d, depth + 1) : UNKNOWN;
+        if (i.op1Kind === OpKind.Memory) return this.memoryValue(i, d, i.memSize, i.mnemonic === Mnemonic.Movsxd, depth);
+        return UNKNOWN;
+      case Mnemonic.Add: {
+        const own = this.valueBefore(reg, d, depth + 1);
+        if (isImmediate(i.op1Kind)) return sum([own, { k: 'const', v: i.imm }]);
+        if (i.op1Kind === OpKind.Register) return sum([own, this.valueBefore(i.op1, d, depth + 1)]);
+        return UNKNOWN;
+      }
+      default:
+        return UNKNOWN;
+    }
+  }
+
+  /**
+   * The instructions that last write register `bit` on the paths reaching
+   * `at` (within the function); null when some path reaches a call that
+   * clobbers it, the function's entry, or the walk's budget.
+   */
+  private reachingDefs(bit: number, at: number): number[] | null {
+    const out: number[] = [];
+    const seen = new Set<number>();
+    const work = [at];
+    const preds = this.preds;
+    let budget = WALK_BUDGET;
+    while (work.length > 0) {
+      const cur = work.pop()!;
+      preds.length = 0;
+      this.ctx.predecessors(cur, preds);
+      if (preds.length === 0) {
+        if (this.ctx.originOf(cur) === 'dead') continue; // no path comes this way
+        return null; // an entry: the value comes from the caller
+      }
+      for (let k = 0; k < preds.length; k += 2) {
+        const p = preds[k];
+        if (seen.has(p)) continue;
+        seen.add(p);
+        if (--budget < 0) return null;
+        const i = this.insn(p);
+        if (i === null) return null;
+        if ((i.writes & bit) !== 0) {
+          out.push(p);
+          continue;
+        }
+        if (i.isCall && (bit & this.callerSaved) !== 0) return null;
+        work.push(p);
+      }
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------
+  // Bounds.
+
+  /**
+   * Entries the guards allow for index register `index` at the load at
+   * `loadAt`: the largest over every path (0 if some path has no guard).
+   */
+  private boundOf(index: Register, loadAt: number, depth = 0): { bound: number; proven: boolean } {
+    const b = this.walkBound(index, loadAt, depth);
+    return { bound: Math.abs(b), proven: b > 0 };
+  }
+
+  /** 1 + the largest byte of the table `movzx reg, byte [base + idx]` reads, over the index's proven range; 0 if unknown. */
+  private byteTableBound(i: Insn, depth: number): number {
+    if (depth >= 2) return 0;
+    const base = i.memBase === Register.None ? { k: 'const' as const, v: 0 } : this.valueBefore(i.memBase, i.addr, depth + 1);
+    if (base.k !== 'const') return 0;
+    const inner = this.boundOf(i.memIndex, i.addr, depth + 1);
+    if (!inner.proven || inner.bound === 0) return 0;
+    let max = -1;
+    for (let k = 0; k < inner.bound; k++) {
+      const v = this.ctx.u8At(base.v + i.memDisp + k);
+      if (!Number.isFinite(v)) return 0;
+      max = Math.max(max, v);
+    }
+    return max + 1;
+  }
+
+  /** {@link boundOf} as one number: negative when only a zero extension bounds some path. */
+  private walkBound(index: Register, loadAt: number, depth: number): number {
+    const seen = new Set<string>();
+    let weak = false;
+    // Work items: where, what holds the index (a register, or a memory slot
+    // [memBase + memDisp] it was loaded from), and the bound a zero
+    // extension implies so far.
+    const work: { at: number; key: IndexKey; ext: number }[] = [{ at: loadAt, key: { reg: full(index), memBase: Register.None, memDisp: 0 }, ext: Infinity }];
+    let best = 0;
+    let budget = WALK_BUDGET;
+    const preds: number[] = [];
+    /** A path ends without a guard: only a zero extension may bound it. */
+    const unguarded = (ext: number): boolean => {
+      if (!(ext <= 256)) return false;
+      best = Math.max(best, ext);
+      weak = true;
+      return true;
+    };
+    while (work.length > 0) {
+      const { at: cur, key, ext } = work.pop()!;
+      preds.length = 0;
+      this.ctx.predecessors(cur, preds);
+      if (preds.length === 0) {
+        if (this.ctx.originOf(cur) === 'dead') continue;
+        if (!unguarded(ext)) return 0;
+        continue;
+      }
+      for (let k = 0; k < preds.length; k += 2) {
+        const p = preds[k];
+        const how = preds[k + 1];
+        const id = `${p}:${key.reg}:${key.memBase}:${key.memDisp}:${ext}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        if (--budget < 0) return 0;
+        const i = this.insn(p);
+        if (i === null) return 0;
+        if (i.isCondJump) {
+          const n = this.guardBound(i, how, key);
+          if (n > 0) best = Math.max(best, Math.min(n, ext));
+          else work.push({ at: p, key, ext });
+          continue;
+        }
+        const watched = gprBit(key.reg !== Register.None ? key.reg : key.memBase);
+        if ((i.writes & watched) === 0) {
+          if (i.isCall && (key.reg === Register.None || (watched & this.callerSaved) !== 0)) {
+            if (!unguarded(ext)) return 0;
+            continue;
+          }
+          work.push({ at: p, key, ext });
+          continue;
+        }
+        // The index is written here: a copy, a zero extension or a load goes on, a mask ends the path.
+        if (key.reg === Register.RAX && (i.mnemonic === Mnemonic.Cdqe || i.mnemonic === Mnemonic.Cwde)) {
+          work.push({ at: p, key, ext }); // cltq: the same value, sign-extended
+          continue;
+        }
+        if (key.reg !== Register.None && i.op0Kind === OpKind.Register && i.op0 === key.reg) {
+          const m = i.mnemonic;
+          if ((m === Mnemonic.Mov || m === Mnemonic.Movzx || m === Mnemonic.Movsxd) && i.op1Kind === OpKind.Register) {
+            const e = m === Mnemonic.Movzx && i.op1Size === 1 ? 256 : ext;
+            work.push({ at: p, key: { reg: i.op1, memBase: Register.None, memDisp: 0 }, ext: Math.min(ext, e) });
+            continue;
+          }
+          if ((m === Mnemonic.Mov || m === Mnemonic.Movzx) && i.op1Kind === OpKind.Memory && i.memIndex === Register.None && i.memBase !== Register.None) {
+            const e = m === Mnemonic.Movzx && i.memSize === 1 ? 256 : ext;
+            work.push({ at: p, key: { reg: Register.None, memBase: i.memBase, memDisp: i.memDisp }, ext: Math.min(ext, e) });
+            continue;
+          }
+          if (m === Mnemonic.And && Number.isFinite(i.imm) && i.imm >= 0 && i.imm < MAX_BOUND) {
+            best = Math.max(best, Math.min(i.imm + 1, ext));
+            continue;
+          }
+          if (m === Mnemonic.Movzx && i.op1Kind === OpKind.Memory && i.memSize === 1 && i.memIndex !== Register.None && i.memScale === 1) {
+            // A byte from a table indexed by a bounded register (glibc's
+            // printf: a character class, then the class's case): the
+            // largest byte the reachable entries hold.
+            const n = this.byteTableBound(i, depth);
+            if (n > 0) {
+              best = Math.max(best, Math.min(n, ext));
+              continue;
+            }
+          }
+        }
+        if (!unguarded(ext)) return 0;
+      }
+    }
+    return weak ? -best : best;
+  }
+
+  /**
+   * The bound a conditional jump puts on the index on the side we came
+   * from (`how`: 0 fall-through, 1 taken): ja/jae falling through or
+   * jbe/jb taken, after a `cmp` of the index (or a copy of it, or the
+   * memory slot it is loaded from) with N; movs and leas may sit between
+   * the compare and the jump. 0 if it says nothing.
+   */
+  private guardBound(j: Insn, how: number, key: IndexKey): number {
+    const m = j.mnemonic;
+    let inclusive: boolean;
+    if ((m === Mnemonic.Ja && how === 0) || (m === Mnemonic.Jbe && how === 1)) inclusive = true;
+    else if ((m === Mnemonic.Jae && how === 0) || (m === Mnemonic.Jb && how === 1)) inclusive = false;
+    else return 0;
+    const c = this.flagSetter(j.addr);
+    if (c === null || c.mnemonic !== Mnemonic.Cmp || !Number.isFinite(c.imm)) return 0;
+    let size: number;
+    if (key.reg !== Register.None) {
+      if (c.op0Kind !== OpKind.Register) return 0;
+      if (c.op0 !== key.reg && !this.copiesAt(c.op0, key.reg, c.addr)) return 0;
+      size = c.op0Size;
+    } else {
+      if (c.op0Kind !== OpKind.Memory || c.memBase !== key.memBase || c.memDisp !== key.memDisp || c.memIndex !== Register.None) return 0;
+      size = c.memSize;
+    }
+    const imm = size === 4 ? c.imm >>> 0 : size === 2 ? c.imm & 0xffff : size === 1 ? c.imm & 0xff : c.imm;
+    const n = inclusive ? imm + 1 : imm;
+    return n > 0 && n <= MAX_BOUND ? n : 0;
+  }
+
+  /** The instruction whose flags the conditional jump at `at` tests: the nearest flag writer on its fall-through path. */
+  private flagSetter(at: number): Insn | null {
+    const preds: number[] = [];
+    let cur = at;
+    for (let n = 0; n < 8; n++) {
+      preds.length = 0;
+      this.ctx.predecessors(cur, preds);
+      let prev = NaN;
+      for (let k = 0; k < preds.length; k += 2) if (preds[k + 1] !== 1) prev = preds[k];
+      if (Number.isNaN(prev)) return null;
+      const i = this.insn(prev);
+      if (i === null || i.isCall || i.isCondJump) return null;
+      if (i.setsFlags) return i;
+      cur = prev;
+    }
+    return null;
+  }
+
+  /**
+   * True if `a` and `b` hold the same value right before `at`: going back
+   * along the fall-through path, the nearest write of either is a register
+   * copy between them (`mov %rsi, %rcx; cmp $N, %rsi`: the compare bounds
+   * %rcx too).
+   */
+  private copiesAt(a: Register, b: Register, at: number): boolean {
+    const preds: number[] = [];
+    let cur = at;
+    for (let n = 0; n < 16; n++) {
+      preds.length = 0;
+      this.ctx.predecessors(cur, preds);
+      let prev = NaN;
+      for (let k = 0; k < preds.length; k += 2) if (preds[k + 1] !== 1) prev = preds[k];
+      if (Number.isNaN(prev)) return false;
+      const i = this.insn(prev);
+      if (i === null || i.isCall) return false;
+      const w = i.writes & (gprBit(a) | gprBit(b));
+      if (w !== 0) {
+        const copy = (i.mnemonic === Mnemonic.Mov || i.mnemonic === Mnemonic.Movsxd || i.mnemonic === Mnemonic.Movzx) && i.op0Kind === OpKind.Register && i.op1Kind === OpKind.Register;
+        return copy && ((i.op0 === a && i.op1 === b) || (i.op0 === b && i.op1 === a));
+      }
+      cur = prev;
+    }
+    return false;
+  }
+
+  // -------------------------------------------------------------------------
+
+  private insn(addr: number): Insn | null {
+    const cached = this.cache.get(addr);
+    if (cached !== undefined) return cached;
+    const ins = this.scratch;
+    let out: Insn | null = null;
+    if (this.ctx.decodeAt(addr, ins)) out = snapshot(ins, addr, this.infoFactory);
+    this.cache.set(addr, out);
+    return out;
+  }
+}
+
+function snapshot(ins: Instruction, addr: number, factory: InstructionInfoFactory): Insn {
   const op0Kind = ins.opCount > 0 ? ins.op0Kind : OpKind.Register;
   const op1Kind = ins.opCount > 1 ? ins.op1Kind : OpKind.Register;
   const hasMem = op0Kind === OpKind.Memory || op1Kind === OpKind.Memory;
-  const isImm = (k: OpKind) =>
-    k === OpKind.Immediate8 ||
-    k === OpKind.Immediate16 ||
-    k === OpKind.Immediate32 ||
-    k === OpKind.Immediate8to32 ||
-    k === OpKind.Immediate8to64 ||
-    k === OpKind.Immediate32to64 ||
-    k === OpKind.Immediate64 ||
-    k === OpKind.Immediate8to16;
-  let imm = NaN;
-  if (ins.opCount > 1 && isImm(op1Kind)) imm = Number(BigInt.asIntN(64, ins.immediate(1)));
+  const op0Raw = op0Kind === OpKind.Register && ins.opCount > 0 ? ins.op0Register : Register.None;
+  const op1Raw = op1Kind === OpKind.Register && ins.opCount > 1 ? ins.op1Register : Register.None;
+  let writes = 0;
+  const info = factory.info(ins);
+  const used = info.usedRegisters();
+  for (const u of used) {
+    const a = u.access as OpAccess;
+    if (a === OpAccess.Write || a === OpAccess.CondWrite || a === OpAccess.ReadWrite || a === OpAccess.ReadCondWrite) writes |= gprBit(full(u.register));
+    u.free();
+  }
+  info.free();
+  const ripRel = hasMem && (ins.memoryBase === Register.RIP || ins.memoryBase === Register.EIP);
+  const m = ins.mnemonic;
   return {
     addr,
-    mnemonic: ins.mnemonic,
+    size: ins.length,
+    mnemonic: m,
+    isCall: m === Mnemonic.Call,
+    isCondJump: COND_JUMPS.has(m),
     op0Kind,
-    op0: op0Kind === OpKind.Register && ins.opCount > 0 ? full(ins.op0Register) : Register.None,
+    op0: full(op0Raw),
     op1Kind,
-    op1: op1Kind === OpKind.Register && ins.opCount > 1 ? full(ins.op1Register) : Register.None,
-    // RIP-relative operands carry the absolute address in memDisp, so they count as base-less.
-    memBase: hasMem && ins.memoryBase !== Register.RIP && ins.memoryBase !== Register.EIP ? full(ins.memoryBase) : Register.None,
+    op1: full(op1Raw),
+    op0Size: op0Raw === Register.None ? 0 : RegisterExt.size(op0Raw),
+    op1Size: op1Raw === Register.None ? 0 : RegisterExt.size(op1Raw),
+    memBase: hasMem && !ripRel ? full(ins.memoryBase) : Register.None,
     memIndex: hasMem ? full(ins.memoryIndex) : Register.None,
     memScale: hasMem ? ins.memoryIndexScale : 0,
-    memDisp: hasMem ? Number(BigInt.asIntN(64, ins.memoryDisplacement)) : 0,
-    imm,
+    memDisp: hasMem ? (ripRel ? Number(BigInt.asIntN(64, ins.ipRelMemoryAddress)) : Number(BigInt.asIntN(64, ins.memoryDisplacement))) : 0,
+    memSize: hasMem ? memorySizeOf(ins) : 0,
+    imm: ins.opCount > 1 && isImmediate(op1Kind) ? Number(BigInt.asIntN(64, ins.immediate(1))) : NaN,
+    setsFlags: ins.rflagsModified !== 0,
+    writes,
   };
 }
 
-/** Mnemonics that write their first (register) operand. */
-const WRITERS = new Set<Mnemonic>([
-  Mnemonic.Mov, Mnemonic.Movsxd, Mnemonic.Movzx, Mnemonic.Movsx, Mnemonic.Lea, Mnemonic.Add,
-  Mnemonic.Sub, Mnemonic.And, Mnemonic.Or, Mnemonic.Xor, Mnemonic.Shl, Mnemonic.Shr, Mnemonic.Sar,
-  Mnemonic.Imul, Mnemonic.Pop, Mnemonic.Neg, Mnemonic.Not, Mnemonic.Inc, Mnemonic.Dec,
-  Mnemonic.Cmovb, Mnemonic.Cmovae, Mnemonic.Cmova, Mnemonic.Cmovbe, Mnemonic.Xchg,
-]);
-
-function writesReg(i: Insn, reg: Register): boolean {
-  return i.op0Kind === OpKind.Register && i.op0 === reg && WRITERS.has(i.mnemonic);
+/** Bytes the memory operand reads (1, 2, 4 or 8 for the loads that matter here). */
+function memorySizeOf(ins: Instruction): number {
+  const m = ins.mnemonic;
+  if (m === Mnemonic.Movzx || m === Mnemonic.Movsx) return ins.memorySize === MEM_BYTE_U || ins.memorySize === MEM_BYTE_S ? 1 : 2;
+  if (m === Mnemonic.Movsxd) return 4;
+  if (ins.opCount > 0 && ins.op0Kind === OpKind.Register) return RegisterExt.size(ins.op0Register);
+  return 8;
 }
 
-/** Index (into `back`, 0 = nearest) of the last write of `reg` from `from` on, or -1. */
-function findDef(back: Insn[], from: number, reg: Register): number {
-  for (let k = from; k < back.length; k++) if (writesReg(back[k], reg)) return k;
-  return -1;
-}
+const MEM_BYTE_U = MemorySize.UInt8;
+const MEM_BYTE_S = MemorySize.Int8;
 
-/**
- * Recognise the jump table used by the indirect jump at `jumpAddr`.
- * `scratch` is a reusable iced Instruction.
- */
-export function recogniseJumpTable(ctx: JumpTableContext, jumpAddr: number, scratch: Instruction): JumpTable | null {
-  if (!ctx.decodeAt(jumpAddr, scratch)) return null;
-  const jmp = snapshot(scratch, jumpAddr);
-  const ptrSize = ctx.data.is64 ? 8 : 4;
-
-  // The straight-line instructions before the jump, nearest first.
-  const back: Insn[] = [];
-  let at = jumpAddr;
-  while (back.length < LOOK_BACK) {
-    const prev = ctx.previous(at);
-    if (Number.isNaN(prev) || !ctx.decodeAt(prev, scratch)) break;
-    const m = scratch.mnemonic;
-    if (m === Mnemonic.Call || m === Mnemonic.Ret || m === Mnemonic.Jmp) break;
-    back.push(snapshot(scratch, prev));
-    at = prev;
-  }
-
-  let table = NaN;
-  let relative = false;
-  /** For relative tables: the address entries are added to. */
-  let relBase = NaN;
-  let indexReg = Register.None;
-  /** Position in `back` of the table load; the bound is searched beyond it. */
-  let loadPos = -1;
-
-  if (jmp.op0Kind === OpKind.Memory) {
-    // jmp *T(,%idx,8) or jmp *(%base,%idx,8) with base = lea T.
-    if (jmp.memIndex === Register.None || jmp.memScale !== ptrSize) return null;
-    indexReg = jmp.memIndex;
-    if (jmp.memBase === Register.None) table = jmp.memDisp;
-    else table = leaValue(ctx, back, 0, jmp.memBase, scratch) + jmp.memDisp;
-    loadPos = -1; // the load is the jump itself
-  } else if (jmp.op0Kind === OpKind.Register) {
-    const target = jmp.op0;
-    const d1 = findDef(back, 0, target);
-    if (d1 < 0) return null;
-    const i1 = back[d1];
-    if (i1.mnemonic === Mnemonic.Add && i1.op1Kind === OpKind.Register) {
-      // add %base, %r (or add %r, %base): one side is movslq (T,%idx,4), the
-      // other the address the entries are relative to (T itself for gcc's
-      // switches; a code label for glibc's computed-goto tables).
-      const a = findDef(back, d1 + 1, i1.op0);
-      const b = findDef(back, d1 + 1, i1.op1);
-      const isLoad = (k: number) => k >= 0 && back[k].memScale === 4 && back[k].memIndex !== Register.None &&
-        (back[k].mnemonic === Mnemonic.Movsxd || back[k].mnemonic === Mnemonic.Mov);
-      let loadAt: number;
-      let otherReg: Register;
-      if (isLoad(a)) [loadAt, otherReg] = [a, i1.op1];
-      else if (isLoad(b)) [loadAt, otherReg] = [b, i1.op0];
-      else return null;
-      const load = back[loadAt];
-      table = load.memBase === Register.None ? load.memDisp : leaValue(ctx, back, loadAt + 1, load.memBase, scratch) + load.memDisp;
-      relBase = leaValue(ctx, back, d1 + 1, otherReg, scratch);
-      relative = true;
-      indexReg = load.memIndex;
-      loadPos = loadAt;
-    } else if ((i1.mnemonic === Mnemonic.Mov || i1.mnemonic === Mnemonic.Movsxd) && i1.op1Kind === OpKind.Memory) {
-      if (i1.memIndex === Register.None) return null;
-      indexReg = i1.memIndex;
-      if (i1.memScale === ptrSize && i1.mnemonic === Mnemonic.Mov) {
-        // mov T(,%idx,8), %r — or with a lea'd base.
-        if (i1.memBase === Register.None) table = i1.memDisp;
-        else table = leaValue(ctx, back, d1 + 1, i1.memBase, scratch) + i1.memDisp;
-      } else return null;
-      loadPos = d1;
-    } else return null;
-  } else return null;
-
-  if (!Number.isFinite(table) || ctx.data.fileOffset(table, 4) < 0) return null;
-  if (relative && !Number.isFinite(relBase)) return null;
-  const bound = findBound(back, loadPos + 1, indexReg);
-  const bounded = bound > 0;
-  const limit = bounded ? bound : UNBOUNDED_LIMIT;
-  const entrySize = relative ? 4 : ptrSize;
-  // An unbounded table ends where its entries stop pointing into the jump's function.
-  const range = bounded ? null : ctx.functionRange(jumpAddr);
-  const targets: number[] = [];
-  for (let i = 0; i < limit; i++) {
-    const off = ctx.data.fileOffset(table + i * entrySize, entrySize);
-    if (off < 0) break;
-    const t = relative ? relBase + ctx.data.i32(off) : ctx.data.word(off);
-    const ok = ctx.isCode(t) && (range === null || (t >= range[0] && t < range[1]));
-    if (!ok) {
-      if (bounded) continue; // a bad entry in a proven table: skip it, keep the rest
-      break;
+function sum(terms: Value[]): Value {
+  const flat: Value[] = [];
+  let c = 0;
+  let hasConst = false;
+  // A sum with a table load in it whose other parts are unknown is still a table dispatch;
+  // a constant plus one unknown is kept (the constant may be a table: see tableOf).
+  const tableLike = terms.some((t) => t.k === 'load' || t.k === 'indexed');
+  const unknowns = terms.filter((t) => t.k === 'unknown' || t.k === 'alt').length;
+  if (unknowns > 0 && !tableLike && !(unknowns === 1 && terms.length === 2 && terms.some((t) => t.k === 'const'))) return UNKNOWN;
+  for (const t of terms) {
+    if (t.k === 'unknown' || t.k === 'alt') {
+      if (tableLike) return { k: 'indexed' };
+      flat.push(UNKNOWN);
+      continue;
     }
-    targets.push(t);
-  }
-  if (targets.length === 0) return null;
-  return {
-    jumpAddress: jumpAddr,
-    tableAddress: table,
-    entrySize,
-    relative,
-    count: bounded ? bound : targets.length,
-    bounded,
-    targets,
-  };
-}
-
-/** How many instructions {@link leaValue} searches back past the straight-line window. */
-const FAR_LOOK_BACK = 2048;
-
-/**
- * The constant `reg` holds from a `lea X(%rip), reg`: the nearest one in the
- * straight-line window, else (for bases hoisted out of a loop) the nearest
- * earlier one at lower addresses within the jump's function. NaN if none.
- */
-function leaValue(ctx: JumpTableContext, back: Insn[], from: number, reg: Register, scratch: Instruction): number {
-  const d = findDef(back, from, reg);
-  if (d >= 0) return back[d].mnemonic === Mnemonic.Lea && back[d].memBase === Register.None ? back[d].memDisp : NaN;
-  if (back.length === 0) return NaN;
-  const range = ctx.functionRange(back[0].addr);
-  let at = back[back.length - 1].addr;
-  for (let n = 0; n < FAR_LOOK_BACK; n++) {
-    const prev = ctx.previousAny(at);
-    if (Number.isNaN(prev) || (range !== null && prev < range[0]) || !ctx.decodeAt(prev, scratch)) return NaN;
-    if (scratch.opCount > 0 && scratch.op0Kind === OpKind.Register && full(scratch.op0Register) === reg) {
-      if (scratch.mnemonic === Mnemonic.Lea && scratch.isIpRelMemoryOperand) return Number(BigInt.asIntN(64, scratch.ipRelMemoryAddress));
-      if (WRITERS.has(scratch.mnemonic)) return NaN;
-    }
-    at = prev;
-  }
-  return NaN;
-}
-
-/**
- * The number of table entries the guard allows: `cmp $N, idx; ja` gives
- * N + 1, `jae` gives N, `and $M, idx` gives M + 1. 0 if not found.
- */
-function findBound(back: Insn[], from: number, indexReg: Register): number {
-  let reg = indexReg;
-  for (let k = from; k < back.length; k++) {
-    const i = back[k];
-    if (i.mnemonic === Mnemonic.Cmp && i.op0Kind === OpKind.Register && i.op0 === reg && Number.isFinite(i.imm)) {
-      // The guard is the conditional jump right after the compare (nearer the table load).
-      const guard = k > 0 ? back[k - 1] : null;
-      if (guard === null || guard.mnemonic !== Mnemonic.Ja && guard.mnemonic !== Mnemonic.Jae) {
-        if (guard !== null && guard.mnemonic === Mnemonic.Jbe) continue;
-        return 0;
+    if (t.k === 'sum') {
+      for (const u of t.terms) {
+        if (u.k === 'const') {
+          c += u.v;
+          hasConst = true;
+        } else flat.push(u);
       }
-      const n = guard.mnemonic === Mnemonic.Ja ? i.imm + 1 : i.imm;
-      return n > 0 && n <= MAX_BOUND ? n : 0;
-    }
-    if (writesReg(i, reg)) {
-      if ((i.mnemonic === Mnemonic.Mov || i.mnemonic === Mnemonic.Movzx || i.mnemonic === Mnemonic.Movsxd) &&
-        i.op1Kind === OpKind.Register) {
-        reg = i.op1; // a copy: follow the source
-        continue;
-      }
-      if (i.mnemonic === Mnemonic.And && Number.isFinite(i.imm) && i.imm >= 0 && i.imm < MAX_BOUND) return i.imm + 1;
-      return 0;
-    }
+    } else if (t.k === 'const') {
+      c += t.v;
+      hasConst = true;
+    } else flat.push(t);
   }
-  return 0;
+  if (flat.length === 0) return { k: 'const', v: c };
+  if (hasConst) flat.push({ k: 'const', v: c });
+  return flat.length === 1 ? flat[0] : { k: 'sum', terms: flat };
+}
+
+function sameValue(a: Value, b: Value): boolean {
+  if (a.k !== b.k) return false;
+  switch (a.k) {
+    case 'const':
+      return a.v === (b as typeof a).v;
+    case 'import':
+      return a.name === (b as typeof a).name;
+    case 'load': {
+      const o = b as typeof a;
+      return a.table === o.table && a.scale === o.scale && a.size === o.size && a.signed === o.signed && a.at === o.at;
+    }
+    case 'sum': {
+      const o = b as typeof a;
+      return a.terms.length === o.terms.length && a.terms.every((t, i) => sameValue(t, o.terms[i]));
+    }
+    case 'alt': {
+      const o = b as typeof a;
+      return a.values.length === o.values.length && a.values.every((t, i) => sameValue(t, o.values[i]));
+    }
+    default:
+      return true;
+  }
 }

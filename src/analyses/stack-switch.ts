@@ -1,0 +1,279 @@
+/**
+ * Legitimate stack switches, recognised by what they do in this trace: the
+ * one shared definition the shadow stack, ROP, CFI and inter-module
+ * detectors use (each owns an instance and feeds it the same stream).
+ *
+ * A return or indirect jump that does not go back to its caller is a
+ * legitimate switch only when an earlier event of the trace prepared
+ * exactly that destination:
+ * - **context resume**: a call to a context-saving function (the setjmp
+ *   family, getcontext, swapcontext) recorded its return address as a
+ *   resume point; a later longjmp/setcontext/swapcontext transfer to that
+ *   address resumes it. A forged jmp_buf or ucontext that points anywhere
+ *   else is not a resume point, whatever code performs the transfer;
+ * - **fresh context**: after a call to makecontext, the first entry into
+ *   a function that may be called through a pointer (address-taken or
+ *   exported) by a return (setcontext/swapcontext "return" into the new
+ *   context) starts that context, once per makecontext call;
+ * - **planted return**: when that function returns, it returns to the
+ *   continuation makecontext planted (glibc's __start_context): an
+ *   address-taken function entry of the module that implements
+ *   makecontext;
+ * - **landing pad**: while an unwinder call (_Unwind_RaiseException,
+ *   _Unwind_Resume, _Unwind_ForcedUnwind, ...) is in progress, its final
+ *   jump goes to an exception landing pad listed in the target module's
+ *   .gcc_except_table (through .eh_frame's LSDA pointers);
+ * - **signal return**: a handler's return into a sigreturn trampoline
+ *   (`mov eax, 15; syscall`) after a signal was delivered (tracing
+ *   resumed somewhere else than where it stopped) and not yet returned.
+ *
+ * The functions are identified by the symbol (or PLT import) of the *called*
+ * address: what an API call means is its contract; who executes the
+ * switching `ret` is never a reason to trust it.
+ */
+import { EventType, type PtEvent } from '../events/event.js';
+import { TransferKind } from '../flow/control-flow.js';
+import type { CodeFacts } from './code-facts.js';
+import type { Module, ModuleMap } from './modules.js';
+
+/** What a call to a function means for stack switching. */
+export enum ContextApi {
+  None = 0,
+  /** Saves a context that resumes at the call's return address (setjmp family, getcontext). */
+  Save = 1,
+  /** Saves the current context (resumes at the return address) and switches to another (swapcontext). */
+  SaveAndSwitch = 2,
+  /** Prepares a fresh context that starts at a function (makecontext). */
+  Make = 3,
+  /** Starts unwinding the stack to an exception landing pad. */
+  Unwind = 4,
+}
+
+/** How a return or indirect jump was classified. */
+export enum SwitchKind {
+  /** Not a stack switch: judge it as an ordinary transfer. */
+  None = 0,
+  ContextResume = 1,
+  FreshContext = 2,
+  PlantedReturn = 3,
+  LandingPad = 4,
+  SignalReturn = 5,
+}
+
+export const SWITCH_KIND_NAMES: readonly string[] = ['none', 'context-resume', 'fresh-context', 'planted-return', 'landing-pad', 'signal-return'];
+
+/** Function names by meaning. */
+const API_BY_NAME = new Map<string, ContextApi>([
+  ['setjmp', ContextApi.Save],
+  ['_setjmp', ContextApi.Save],
+  ['__setjmp', ContextApi.Save],
+  ['sigsetjmp', ContextApi.Save],
+  ['__sigsetjmp', ContextApi.Save],
+  ['__sigsetjmp_cancel', ContextApi.Save],
+  ['getcontext', ContextApi.Save],
+  ['__getcontext', ContextApi.Save],
+  ['swapcontext', ContextApi.SaveAndSwitch],
+  ['__swapcontext', ContextApi.SaveAndSwitch],
+  ['makecontext', ContextApi.Make],
+  ['__makecontext', ContextApi.Make],
+  ['_Unwind_RaiseException', ContextApi.Unwind],
+  ['_Unwind_Resume', ContextApi.Unwind],
+  ['_Unwind_Resume_or_Rethrow', ContextApi.Unwind],
+  ['_Unwind_ForcedUnwind', ContextApi.Unwind],
+  ['__gxx_personality_v0', ContextApi.None],
+]);
+
+/** Resume points kept (the oldest go first). */
+const MAX_RESUME_POINTS = 4096;
+/** Cached API lookups per called address. */
+const MAX_API_CACHE = 1 << 16;
+
+/** The meaning of a call to run-time address `to` (symbol, or PLT import name, at exactly that address). */
+export function contextApiAt(modules: ModuleMap, to: number): ContextApi {
+  const m = modules.find(to);
+  if (m === null) return ContextApi.None;
+  const name = entryName(m, to);
+  return name === null ? ContextApi.None : (API_BY_NAME.get(name) ?? ContextApi.None);
+}
+
+function entryName(m: Module, to: number): string | null {
+  const cfg = m.cfg();
+  if (cfg !== null) {
+    const p = cfg.pltAt(to - m.bias);
+    if (p !== null && p.address === to - m.bias) return p.name === '' ? null : p.name;
+  }
+  const hit = m.symbolize(to);
+  if (hit !== null && hit.offset === 0) {
+    const at = hit.name.indexOf('@');
+    return at < 0 ? hit.name : hit.name.slice(0, at);
+  }
+  return null;
+}
+
+export class StackSwitches<T = null> {
+  private readonly apiCache = new Map<number, ContextApi>();
+  /** Resume points: run-time address -> the tag given when it was saved. */
+  private readonly resumePoints = new Map<number, T>();
+  private freshContexts = 0;
+  /** Modules whose makecontext planted continuations (their address-taken entries are return targets). */
+  private readonly plantingModules = new Set<Module>();
+  private unwinding = 0;
+  private signalsInHandler = 0;
+  /** Where execution continues after the last system call (its next instruction), or NaN. */
+  private afterSyscall = NaN;
+  /** Where execution continues after tracing stopped, or NaN: a resume elsewhere enters a signal handler. */
+  private stoppedAt = NaN;
+  /** The tag of the resume point a {@link SwitchKind.ContextResume} went to. */
+  resumeTag: T | undefined = undefined;
+  /** Classified switches by kind, for reports. */
+  readonly counts = new Uint32Array(SWITCH_KIND_NAMES.length);
+
+  constructor(
+    private readonly modules: ModuleMap,
+    private readonly facts: CodeFacts,
+  ) {}
+
+  /** What calling `to` means (cached). */
+  apiAt(to: number): ContextApi {
+    let api = this.apiCache.get(to);
+    if (api === undefined) {
+      api = contextApiAt(this.modules, to);
+      if (this.apiCache.size >= MAX_API_CACHE) this.apiCache.clear();
+      this.apiCache.set(to, api);
+    }
+    return api;
+  }
+
+  /**
+   * See one transfer, before the detector acts on it: calls to context
+   * APIs are recorded with `tag` (the detector's state to restore when the
+   * context resumes, e.g. its shadow stack and depth before the call).
+   */
+  observe(kind: TransferKind, from: number, to: number, size: number, tag: T): void {
+    if (kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) {
+      if (!Number.isNaN(to)) this.onCall(from, to, size, tag);
+    } else if (kind === TransferKind.Async) {
+      if (!Number.isNaN(to) && to !== from) this.signalsInHandler++;
+    } else if (kind === TransferKind.FarCall) {
+      // A system call: with user-only tracing it resumes at the next instruction, unless a signal is delivered.
+      this.afterSyscall = Number.isNaN(to) ? from + size : NaN;
+    }
+  }
+
+  /** See a decoder event: tracing that resumes elsewhere than it stopped is a signal handler's entry. */
+  observeEvent(ev: PtEvent): void {
+    if (ev.statusUpdate) return;
+    if (ev.type === EventType.AsyncDisabled) this.stoppedAt = ev.at;
+    else if (ev.type === EventType.Disabled) {
+      this.stoppedAt = this.afterSyscall;
+      this.afterSyscall = NaN;
+    } else if (ev.type === EventType.Enabled) {
+      if (!ev.ipSuppressed && !Number.isNaN(this.stoppedAt) && ev.ip !== this.stoppedAt) this.signalsInHandler++;
+      this.stoppedAt = NaN;
+    }
+  }
+
+  private onCall(from: number, to: number, size: number, tag: T): void {
+    const api = this.apiAt(to);
+    switch (api) {
+      case ContextApi.Save:
+      case ContextApi.SaveAndSwitch:
+        if (this.resumePoints.size >= MAX_RESUME_POINTS && !this.resumePoints.has(from + size)) {
+          const oldest = this.resumePoints.keys().next().value as number;
+          this.resumePoints.delete(oldest);
+        }
+        this.resumePoints.delete(from + size);
+        this.resumePoints.set(from + size, tag);
+        return;
+      case ContextApi.Make: {
+        this.freshContexts++;
+        const m = this.modules.find(to);
+        const stub = m?.cfg()?.pltAt(to - m.bias);
+        if (m !== null && (stub === null || stub === undefined)) this.plantingModules.add(m);
+        else for (const x of this.modules.modules) if (!Number.isNaN(x.cfg()?.exportAddressOf('makecontext') ?? NaN)) this.plantingModules.add(x);
+        return;
+      }
+      case ContextApi.Unwind:
+        this.unwinding++;
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Cheap pre-check for indirect jumps: could a jump to `to` be a switch (a resume point, or an unwind in progress)? */
+  mayBeSwitch(to: number): boolean {
+    return this.unwinding > 0 || this.resumePoints.has(to);
+  }
+
+  /**
+   * Is the return or indirect jump to `to`, which is not an ordinary
+   * transfer (it does not go back to its caller, or to a target the CFG
+   * allows), a legitimate stack switch? Call it once per such transfer: it
+   * consumes what it matches (a fresh context, an unwind, a signal).
+   */
+  classify(kind: TransferKind, to: number): SwitchKind {
+    this.resumeTag = undefined;
+    if (Number.isNaN(to) || (kind !== TransferKind.Return && kind !== TransferKind.IndirectJump)) return SwitchKind.None;
+    let k = SwitchKind.None;
+    if (this.resumePoints.has(to)) {
+      // A normal return to the call site of setjmp (its first return) is not a switch:
+      // the caller decides by comparing with the top of its own stack first.
+      this.resumeTag = this.resumePoints.get(to);
+      k = SwitchKind.ContextResume;
+    } else if (this.unwinding > 0 && this.isLandingPad(to)) {
+      this.unwinding = 0;
+      k = SwitchKind.LandingPad;
+    } else if (kind === TransferKind.Return) {
+      if (this.freshContexts > 0 && this.isPointerEntry(to, null)) {
+        this.freshContexts--;
+        k = SwitchKind.FreshContext;
+      } else if (this.plantingModules.size > 0 && this.facts.isCallPreceded(to) !== 1 && this.isPlanted(to)) {
+        k = SwitchKind.PlantedReturn;
+      } else if (this.signalsInHandler > 0 && this.facts.isSigreturnTrampoline(to)) {
+        this.signalsInHandler--;
+        k = SwitchKind.SignalReturn;
+      }
+    }
+    if (k !== SwitchKind.None) this.counts[k]++;
+    return k;
+  }
+
+  private isLandingPad(to: number): boolean {
+    const m = this.modules.find(to);
+    const cfg = m?.cfg() ?? null;
+    return m !== null && cfg !== null && cfg.isLandingPad(to - m.bias);
+  }
+
+  /** `to` is an entry of a function that may be called through a pointer (in `only`, if given). */
+  private isPointerEntry(to: number, only: Set<Module> | null): boolean {
+    const m = this.modules.find(to);
+    if (m === null || (only !== null && !only.has(m))) return false;
+    const cfg = m.cfg();
+    if (cfg === null) return false;
+    const t = to - m.bias;
+    return cfg.functionIndex(t) >= 0 && (cfg.isAddressTaken(t) || cfg.isExported(t));
+  }
+
+  private isPlanted(to: number): boolean {
+    const m = this.modules.find(to);
+    if (m === null || !this.plantingModules.has(m)) return false;
+    const cfg = m.cfg();
+    return cfg !== null && cfg.functionIndex(to - m.bias) >= 0 && cfg.isAddressTaken(to - m.bias);
+  }
+
+  /** An overflow or decode error: whatever was in flight (an unwind, a signal) is unknown now. Resume points stay valid. */
+  reset(): void {
+    this.unwinding = 0;
+    this.signalsInHandler = 0;
+    this.stoppedAt = NaN;
+    this.afterSyscall = NaN;
+  }
+
+  /** Counts by kind name (only kinds seen). */
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let k = 1; k < this.counts.length; k++) if (this.counts[k] > 0) out[`switch.${SWITCH_KIND_NAMES[k]}`] = this.counts[k];
+    return out;
+  }
+}
