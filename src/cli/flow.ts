@@ -349,7 +349,7 @@ function decodeCreated(
     statInsn = true;
     if (created.kind === 'block') statBlocks = true;
   }
-  const packets = new PacketDecoder(trace, { pebs: false, skd007: created.config.errata.skd007 });
+  const packets = new PacketDecoder(trace, { pebs: false, skd007: created.config.errata.skd007, skz84: created.config.errata.skz84 });
   let dec: InsnDecoder | BlockDecoder;
   if (created.kind === 'insn') {
     dec = new InsnDecoder(packets, created.config, image, created.flags);
