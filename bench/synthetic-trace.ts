@@ -54,6 +54,8 @@ export interface PacketMix {
    * TRIG, PEBS block packets, and no MODE.Exec IF bit.
    */
   libipt205?: boolean;
+  /** No PEBS-via-PT block packets (BBP/BIP/BEP), which libipt does not know. */
+  noPebs?: boolean;
 }
 
 const IPCS = [
@@ -259,7 +261,7 @@ export function randomStream(rng: Rng, count: number, mix: PacketMix = {}): Pack
     const r = rng.int(100);
     if (r < 3) {
       out.push(...psbPlus(rng, mix));
-    } else if (r < 5 && !mix.libipt205) {
+    } else if (r < 5 && !mix.libipt205 && !mix.noPebs) {
       const size = rng.chance(0.5) ? 4 : 8;
       const b = fresh(PacketType.Bbp);
       b.bbpSize = size;

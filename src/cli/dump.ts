@@ -17,6 +17,8 @@ export interface DumpOptions extends PtdumpLineOptions {
   quiet: boolean;
   json: boolean;
   stat: boolean;
+  /** Decode PEBS-via-PT block packets (BBP/BIP/BEP), which ptdump reports as unknown opcodes. */
+  pebs: boolean;
   cpu?: string;
   track: DumpTimeOptions;
   /** The perf_event sideband options (`--pevent:*`, `--sb:*`), in argv order. */
@@ -76,6 +78,8 @@ options:
   --cpuid-0x15.ebx <n>      set the value of cpuid[0x15].ebx.
   --json                    print one JSON object per packet (JSON Lines).
   --stat                    print only per-packet-type counts and totals.
+  --pebs                    decode PEBS-via-PT block packets (BBP, BIP, BEP), which
+                            libipt does not know and reports as unknown opcodes.
 
 examples:
   ptscope dump trace.pt
@@ -87,7 +91,7 @@ examples:
 export function parseDumpArgs(argv: string[]): DumpOptions | null {
   const o: DumpOptions = {
     file: '', showOffset: true, showRawBytes: false, showLastIp: false, showExecMode: false,
-    noPad: false, noTiming: false, noCyc: false, noSync: false, quiet: false, json: false, stat: false,
+    noPad: false, noTiming: false, noCyc: false, noSync: false, quiet: false, json: false, stat: false, pebs: false,
     track: { time: false, tcal: false, timeDelta: false, noTcal: false, noWallClock: false, keepTcalOnOvf: false },
     sideband: new SidebandOptionParser('dump'),
   };
@@ -133,6 +137,7 @@ export function parseDumpArgs(argv: string[]): DumpOptions | null {
       case '--cpuid-0x15.ebx': o.track.cpuid15Ebx = parseCNumber(value(), a, 0xffffffff); break;
       case '--json': o.json = true; break;
       case '--stat': o.stat = true; break;
+      case '--pebs': o.pebs = true; break;
       default: {
         let used = 0;
         try {
@@ -185,7 +190,7 @@ export function runDump(
     throw new CliError(`dump: ${path} is empty: not an Intel PT trace`);
   }
   for (const line of preamble) out.line(line);
-  const stream = new PacketStream(source, decoderOptions);
+  const stream = new PacketStream(source, { ...decoderOptions, pebs: opts.pebs });
   try {
     if (opts.stat) return dumpStat(stream, opts, out);
     const formatter = new PtdumpFormatter(opts);
