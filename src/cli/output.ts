@@ -49,8 +49,17 @@ export class LineWriter {
         this.length = data.length;
         return this.flushBlocking();
       }
-      throw e;
+      throw this.failed(e);
     }
+  }
+
+  /** A write that failed for good (a full disk, an I/O error): one line, and no more output. */
+  private failed(e: unknown): unknown {
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err?.code !== 'string') return e;
+    this.closed = true;
+    const reason = err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EIO' ? 'input/output error' : err.code;
+    return new CliError(`cannot write the output: ${reason}`);
   }
 
   private flushBlocking(): void {
@@ -69,7 +78,7 @@ export class LineWriter {
           this.closed = true;
           return;
         }
-        throw e;
+        throw this.failed(e);
       }
     }
   }
