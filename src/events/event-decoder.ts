@@ -123,8 +123,8 @@ export class EventDecoder {
 
   /** Start over (libipt's pt_evt_reset): no packet, no state, no pending events. */
   resetState(): void {
+    // The packet's size stays: after an OVF, offsets still point at it.
     this.packet.type = PacketType.Invalid;
-    this.packet.size = 0;
     this.status = -ErrorCode.NoSync;
     this.event = null;
     this.enabled = false;

@@ -80,9 +80,10 @@ function orgOf(text: string): string {
   return m[1]!;
 }
 
+/** Run an oracle tool; a case that makes it run away (libipt has no loop guard) is an error. */
 function run(cmd: string, args: string[], cwd: string): string {
-  const res = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (res.error) throw new Error(`${basename(cmd)}: ${res.error.message}`);
+  const res = spawnSync(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 1 << 24, timeout: 20_000 });
+  if (res.error) throw new Error(`${basename(cmd)} ${args.join(' ')} in ${cwd}: ${res.error.message}`);
   return res.stdout;
 }
 
