@@ -16,7 +16,7 @@ import { encodeTrace } from '../src/packets/trace-writer.js';
 import { randomStream, Rng } from '../bench/synthetic-trace.js';
 import { libiptHeadBin } from './helpers/libipt-head.js';
 import { normalizeLines } from './helpers/vectors.js';
-import { mutate } from './helpers/mutate.js';
+import { mutate } from '../tools/conformance/mutate.js';
 
 const work = mkdtempSync(join(tmpdir(), 'ptscope-ptdump-diff-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

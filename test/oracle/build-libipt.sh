@@ -24,7 +24,7 @@ done
 
 if [ -x "$bin/ptxed" ] && [ -x "$bin/ptdump" ] && [ -x "$bin/pttc" ] \
    && [ "$bin/ptxed" -nt "$shim/xed-shim.c" ] && [ "$bin/ptxed" -nt "$shim/xed/xed-interface.h" ] \
-   && [ "$bin/ptxed" -nt "$here/build-libipt.sh" ] && [ "$bin/ptxed" -nt "$here/errata-table.c" ]; then
+   && [ "$bin/ptxed" -nt "$here/build-libipt.sh" ] && [ "$bin/ptxed" -nt "$here/errata-table.c" ] && [ "$bin/ptxed" -nt "$here/ptoracle.c" ]; then
   echo "$bin"
   exit 0
 fi
@@ -54,6 +54,11 @@ cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=Release \
   -DXED_INCLUDE="$shim" -DXED_LIBDIR="$shimlib" >"$out.cmake.log" 2>&1 \
   || { cat "$out.cmake.log" >&2; exit 1; }
 cmake --build "$out" -j2 >"$out.build.log" 2>&1 || { tail -30 "$out.build.log" >&2; exit 1; }
+# The differential oracle (ptoracle.c) over this libipt, beside the one over
+# Debian's 2.0.5 (build.sh): where the two versions disagree, this one is
+# the reference.
+gcc -O2 -std=c11 -o "$bin/ptoracle" "$here/ptoracle.c" -I"$out/libipt/include" \
+  -L"$out/lib" -lipt -Wl,-rpath,"$out/lib"
 # The errata table as this libipt has it (test/cpu.test.ts).
 gcc -O2 -o "$bin/errata-table" "$here/errata-table.c" -I"$out/libipt/include" \
   -L"$out/lib" -lipt -Wl,-rpath,"$out/lib"
