@@ -12,7 +12,8 @@
  * a PSB and a trace in which no instruction could be decoded.
  */
 import { statSync } from 'node:fs';
-import { detectInputKind, importTrace, type ImportedTrace } from '../sources/trace-import.js';
+import { detectInputKind, openRecording } from '../sources/import/open-recording.js';
+import { streamTitle, type Recording } from '../sources/model/recording.js';
 import { CliError, type LineWriter } from './output.js';
 import { describeFileError } from './dump.js';
 import { defaultConfig, AddrCfg, type DecoderConfig } from '../packets/config.js';
@@ -376,27 +377,37 @@ function decodeContainer(
 ): FlowCounts {
   const input = detectInputKind(path);
   if (input === 'raw') throw new CliError(`${path}: neither a trace bundle nor a perf.data file (for a raw trace use --pt with --raw).`);
-  let imported: ImportedTrace[];
+  let recording: Recording;
   try {
-    imported = importTrace(path, { sysroot });
+    recording = openRecording(path, { sysroot });
   } catch (e) {
     throw new CliError((e as Error).message.split('\n')[0]!);
   }
   const total: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
-  for (const stream of imported) {
-    if (imported.length > 1) out.line(`[stream: ${stream.name}]`);
-    for (const note of stream.notes) errors(`flow: ${note}`);
-    const cfg = stream.config;
-    cfg.addrFilter = structuredClone(config.addrFilter);
-    if (config.cpu.vendor === 'intel') {
-      cfg.cpu = config.cpu;
-      const errata = errataFor(config.cpu);
-      if (typeof errata !== 'number') cfg.errata = errata;
+  try {
+    // Several streams (threads, or perf.data's per-CPU queues) are decoded one after the other.
+    for (const stream of recording.streams) {
+      if (recording.streams.length > 1) out.line(`[stream: ${streamTitle(stream)}]`);
+      for (const note of stream.notes) errors(`flow: ${note}`);
+      const cfg = { ...stream.config, flags: { ...stream.config.flags } };
+      cfg.addrFilter = structuredClone(config.addrFilter);
+      if (config.cpu.vendor === 'intel') {
+        cfg.cpu = config.cpu;
+        const errata = errataFor(config.cpu);
+        if (typeof errata !== 'number') cfg.errata = errata;
+      }
+      const source = stream.open();
+      try {
+        const counts = decodeTrace({ kind, flags: { ...flags }, config: cfg }, source, stream.image, opts, out, null);
+        total.insn += counts.insn;
+        total.blocks += counts.blocks;
+        total.errors += counts.errors;
+      } finally {
+        source.close();
+      }
     }
-    const counts = decodeTrace({ kind, flags: { ...flags }, config: cfg }, new BufferSource(stream.trace), stream.image, opts, out, null);
-    total.insn += counts.insn;
-    total.blocks += counts.blocks;
-    total.errors += counts.errors;
+  } finally {
+    recording.close();
   }
   return total;
 }

@@ -49,17 +49,9 @@ export class LineWriter {
         this.length = data.length;
         return this.flushBlocking();
       }
-      throw this.failed(e);
+      this.closed = true;
+      throw writeError(e);
     }
-  }
-
-  /** A write that failed for good (a full disk, an I/O error): one line, and no more output. */
-  private failed(e: unknown): unknown {
-    const err = e as NodeJS.ErrnoException;
-    if (typeof err?.code !== 'string') return e;
-    this.closed = true;
-    const reason = err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EIO' ? 'input/output error' : err.code;
-    return new CliError(`cannot write the output: ${reason}`);
   }
 
   private flushBlocking(): void {
@@ -78,10 +70,18 @@ export class LineWriter {
           this.closed = true;
           return;
         }
-        throw this.failed(e);
+        this.closed = true;
+      throw writeError(e);
       }
     }
   }
+}
+
+/** Output that cannot be written (a full disk, `> /dev/full`): one line, exit status 2, no more output. */
+function writeError(e: unknown): CliError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'ENOSPC' ? 'no space left on the device' : err.code === 'EIO' ? 'input/output error' : (err.code ?? err.message);
+  return new CliError(`cannot write the output: ${why}`);
 }
 
 /** A usage or input error: printed as one line, exit status 2. */
