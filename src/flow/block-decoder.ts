@@ -42,8 +42,8 @@ import { EventDecoder, EventDecoderState } from '../events/event-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
 import { Block, MAX_BLOCK_INSNS } from './block.js';
-import { BlockCache, blockCacheFor, RUN_DIRECT, RUN_FINAL } from './block-cache.js';
-import type { Image } from './image.js';
+import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, sectionBlockCache, type SectionBlockCache } from './bcache.js';
+import type { Image, MappedSection } from './image.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
 import {
   ExecMode,
@@ -70,6 +70,23 @@ export { Block, MAX_BLOCK_INSNS } from './block.js';
 
 /** Instructions allowed in a row without consuming trace (see the file comment). */
 export const MAX_STEPS_WITHOUT_TRACE = 1 << 24;
+
+/** Instructions the block cache fill steps through before it leaves a trampoline (libipt's bcache_fill_steps). */
+const BCACHE_FILL_STEPS = 0x400;
+
+/** {@link BlockDecoder.decodeStop}: go on from the block cache. */
+const CONTINUE = 1;
+
+/**
+ * A trampoline entry at `ioff` to the entry of the next instruction at
+ * `noff`, or a decode stop if the displacement does not fit (libipt's
+ * pt_blk_add_trampoline).
+ */
+function addTrampoline(bcache: SectionBlockCache, ioff: number, noff: number, mode: ExecMode): void {
+  const disp = noff - ioff;
+  if (bceDisplacement(disp) !== disp) bcache.add(ioff, bceMake(0, 1, mode, Bq.Decode, 0));
+  else bcache.add(ioff, bceMake(disp, 1, mode, Bq.Again, 0));
+}
 
 /** Steps to try reaching a TSX event's IP for the BDM64 check (libipt's bdm64_max_steps). */
 const BDM64_MAX_STEPS = 0x100;
@@ -110,7 +127,10 @@ export class BlockDecoder {
   endOnJump: boolean;
   private img: Image;
   private idec: InstructionDecoder;
-  private cache: BlockCache;
+  /** The mapping of the last lookup (libipt's pt_msec_cache), with the image version and address space it was found for. */
+  private msec: MappedSection | null = null;
+  private msecVersion = -1;
+  private msecAsid: Asid = ANY_ASID;
 
   /** The current event (libipt's decoder->event): valid while {@link status} is not negative. */
   private readonly ev = new PtEvent();
@@ -170,7 +190,6 @@ export class BlockDecoder {
     this.endOnJump = flags.endOnJump ?? config.flags.endOnJump;
     this.img = image;
     this.idec = instructionDecoderFor(image);
-    this.cache = blockCacheFor(image, this.endOnJump);
     this.reset();
   }
 
@@ -182,13 +201,6 @@ export class BlockDecoder {
   set image(image: Image) {
     this.img = image;
     this.idec = instructionDecoderFor(image);
-    this.cache = blockCacheFor(image, this.endOnJump);
-  }
-
-  /** Block cache lookups so far: runs found, and runs built. */
-  get cacheStats(): { hits: number; misses: number; entries: number } {
-    const c = this.runCache();
-    return { hits: c.hits, misses: c.misses, entries: c.size };
   }
 
   /** Trace offset of the next packet (libipt's pt_blk_get_offset). */
@@ -208,12 +220,6 @@ export class BlockDecoder {
   /** The last core:bus ratio, or -NoCbr. */
   coreBusRatio(): number {
     return this.hasCbr ? this.cbr : -ErrorCode.NoCbr;
-  }
-
-  private runCache(): BlockCache {
-    let c = this.cache;
-    if (c.image !== this.img || c.splitJumps !== this.endOnJump) c = this.cache = blockCacheFor(this.img, this.endOnJump);
-    return c;
   }
 
   private reset(): void {
@@ -543,8 +549,6 @@ export class BlockDecoder {
     }
     this.logCall(tmp);
     block.iclass = tmp.iclass;
-    block.size = tmp.size;
-    block.lastIsDirect = tmp.isDirect;
     block.endIp = tmp.ip;
     block.ninsn = ninsn;
     if (this.hasIcnt) {
@@ -878,92 +882,296 @@ export class BlockDecoder {
   // --- proceeding without events (the fast path) ---------------------------------------
 
   /**
+   * The mapping that holds {@link ip} (libipt's pt_blk_msec_lookup, with
+   * its one-entry cache), or null if nothing is mapped there.
+   */
+  private msecLookup(): MappedSection | null {
+    const ip = this.ip;
+    let m = this.msec;
+    if (m !== null && m.vaddr <= ip && ip < m.end && this.msecVersion === this.img.version && this.msecAsid === this.asid) return m;
+    m = this.img.find(ip, this.asid);
+    if (m === null) return null;
+    this.msec = m;
+    this.msecVersion = this.img.version;
+    this.msecAsid = this.asid;
+    return m;
+  }
+
+  /**
    * No event is pending and tracing is enabled: go as far as the code goes
    * without trace, then one step with trace to the start of the next block
    * (libipt's pt_blk_proceed_no_event). 0 or a negative ErrorCode.
    */
   private proceedNoEvent(block: Block): number {
-    const cache = this.runCache();
+    const msec = this.msecLookup();
+    // Nothing mapped: the slow path reports why.
+    if (msec === null) return this.proceedNoEventUncached(block);
+    // Blocks do not switch sections.
+    if (msec.isid !== block.isid) {
+      if (block.ninsn !== 0) return 0;
+      block.isid = msec.isid;
+    }
+    return this.proceedNoEventCached(block, sectionBlockCache(msec.section, this.endOnJump), msec);
+  }
+
+  /**
+   * Decode the instruction at `ip` from `msec` alone (libipt's
+   * pt_blk_decode_in_section): 0, or -BadInsn if it does not decode there
+   * (it may run past the mapping's end).
+   */
+  private decodeInSection(insn: InstructionInfo, ip: number, mode: ExecMode, msec: MappedSection): number {
+    const status = this.idec.decode(insn, ip, mode, this.asid);
+    if (status < 0) return status;
+    if (insn.truncated || insn.section !== msec) return -ErrorCode.BadInsn;
+    return 0;
+  }
+
+  /**
+   * Proceed to the next decision point by the block cache (libipt's
+   * pt_blk_proceed_no_event_cached; its tail calls are this loop). All
+   * reads are from `msec`: blocks do not switch sections.
+   */
+  private proceedNoEventCached(block: Block, bcache: SectionBlockCache, msec: MappedSection): number {
+    const insn = this.probe;
     for (;;) {
-      const id = cache.lookup(this.ip, this.mode, this.asid);
-      // Nothing mapped (or an unknown mode): the slow path reports why.
-      if (id < 0) return this.proceedNoEventUncached(block);
-      // Blocks do not switch sections.
-      if (cache.isid !== block.isid) {
-        if (block.ninsn !== 0) return 0;
-        block.isid = cache.isid;
-      }
-      const info = cache.info[id]!;
-      const count = cache.count[id]!;
-      const final = (info & RUN_FINAL) !== 0;
-      // An instruction a run cannot hold: step it on the slow path.
-      if (count === 0 && !final) return this.proceedNoEventUncached(block);
-      const ninsn = block.ninsn + count + (final ? 1 : 0);
-      // Does not fit: end the block; the next one is empty and has room.
+      const bce = bcache.lookup(this.ip - msec.vaddr + msec.offset);
+      // Not cached yet: fill the cache on the way.
+      if (!bceIsValid(bce)) return this.proceedNoEventFillCache(block, bcache, msec, BCACHE_FILL_STEPS);
+      // A decision point outside the mapping: the section was split
+      // underneath us; the slow path takes us to the end of it.
+      const nip = this.ip + bceDisplacement(bce);
+      if (nip < msec.vaddr || nip >= msec.end) return this.proceedNoEventUncached(block);
+      // If the way to the decision point does not fit, end the block; the
+      // next one starts empty and has room.
+      const n = bceNinsn(bce);
+      const ninsn = block.ninsn + n;
       if (ninsn > MAX_BLOCK_INSNS) return 0;
       if (this.hasIcnt) {
-        const icnt = this.icnt + count + (final ? 1 : 0);
+        const icnt = this.icnt + n;
         if (icnt > 0xffffffff) return -ErrorCode.Overflow;
         this.icnt = icnt;
       }
-      this.steps += count + (final ? 1 : 0);
+      this.steps += n;
+      this.ip = nip;
+      block.endIp = nip;
       block.ninsn = ninsn;
-      block.mode = this.mode;
-      const iclass: InsnClass = (info >>> 4) & 15;
-      block.lastIsDirect = (info & RUN_DIRECT) !== 0;
-      block.size = info & 15;
-      if (!final) {
-        // An open run: its last instruction completed; go on from after it.
-        block.endIp = cache.lastIp[id]!;
-        block.iclass = iclass;
-        this.ip = cache.nextIp[id]!;
-        continue;
-      }
-      const at = cache.lastIp[id]!;
-      block.endIp = at;
-      block.iclass = iclass;
-      const size = block.size;
-      const direct = (info & RUN_DIRECT) !== 0;
-      this.ip = at;
-      switch (iclass) {
-        case InsnClass.CondJump: {
-          const tnt = this.condBranch();
-          if (tnt < 0) return tnt;
-          this.ip = at + size + (tnt ? cache.disp[id]! : 0);
-          return 0;
+      const mode: ExecMode = bceMode(bce);
+      block.mode = mode;
+      const q = bceQualifier(bce);
+      switch (q) {
+        case Bq.Again:
+          // A trampoline: the instruction there is not known.
+          block.iclass = InsnClass.Unknown;
+          continue;
+        case Bq.IndCall: {
+          block.iclass = InsnClass.Call;
+          let ip = nip;
+          const isize = bceIsize(bce);
+          if (isize) ip += isize;
+          else {
+            const status = this.decodeInSection(insn, nip, mode, msec);
+            if (status < 0) return status;
+            ip += insn.size;
+          }
+          this.retstack.push(ip);
+          return this.proceedIndirect();
         }
-        case InsnClass.Return: {
+        case Bq.Return: {
+          block.iclass = InsnClass.Return;
+          // A taken TNT bit is a compressed return.
           const tnt = this.condBranch();
           if (tnt <= 0) {
-            // Without a TNT bit the return is not compressed.
             if (tnt === -ErrorCode.BadQuery) return this.proceedIndirect();
             return tnt === 0 ? -ErrorCode.BadRetcomp : tnt;
           }
           return this.popReturn();
         }
-        case InsnClass.Call: {
-          const disp = cache.disp[id]!;
-          if (!direct) {
-            this.retstack.push(at + size);
-            return this.proceedIndirect();
-          }
-          if (disp !== 0) this.retstack.push(at + size);
-          this.ip = at + size + disp;
-          if (this.endOnCall) return 0;
-          continue;
-        }
-        case InsnClass.Jump:
-          if (direct) {
-            // Final only when runs split at jumps: endOnJump.
-            this.ip = at + size + cache.disp[id]!;
+        case Bq.Indirect:
+          // An indirect jump, JMPABS or far transfer: which one, libipt does not say.
+          block.iclass = InsnClass.Indirect;
+          return this.proceedIndirect();
+        case Bq.Cond: {
+          block.iclass = InsnClass.CondJump;
+          const isize = bceIsize(bce);
+          if (isize) {
+            // Not taken: no need to decode it. Taken: the displacement,
+            // handled here since the TNT bit is used.
+            let ip = nip;
+            const tnt = this.condBranch();
+            if (tnt !== 0) {
+              if (tnt < 0) return tnt;
+              const status = this.decodeInSection(insn, ip, mode, msec);
+              if (status < 0) return status;
+              ip += insn.displacement;
+            }
+            this.ip = ip + isize;
             return 0;
           }
-          return this.proceedIndirect();
+          const status = this.decodeStop(block, nip, mode, msec);
+          if (status !== CONTINUE) return status;
+          continue;
+        }
+        case Bq.Decode: {
+          const status = this.decodeStop(block, nip, mode, msec);
+          if (status !== CONTINUE) return status;
+          continue;
+        }
         default:
-          // Far transfers, indirect branches and jmpabs.
-          return this.proceedIndirect();
+          return -ErrorCode.Internal;
       }
     }
+  }
+
+  /**
+   * A decision point the cache says to decode (libipt's ptbq_decode case):
+   * the instruction is counted already; decode it and act on it. A status,
+   * or {@link CONTINUE} to go on from the cache.
+   */
+  private decodeStop(block: Block, ip: number, mode: ExecMode, msec: MappedSection): number {
+    const insn = this.probe;
+    const status = this.decodeInSection(insn, ip, mode, msec);
+    if (status < 0) {
+      if (status !== -ErrorCode.BadInsn) return status;
+      return this.proceedTruncated(block);
+    }
+    block.iclass = insn.iclass;
+    this.logCall(insn);
+    const next = insnNextIp(insn);
+    if (Number.isNaN(next)) {
+      const err = insnNextIpError(insn);
+      if (err !== -ErrorCode.BadQuery) return err;
+      return this.proceedWithTrace(insn);
+    }
+    this.ip = next;
+    if (this.endsAfter(insn)) return 0;
+    // Onwards from the cache as long as we stay in the mapping.
+    if (next < msec.vaddr || next >= msec.end) return 0;
+    return CONTINUE;
+  }
+
+  /**
+   * Proceed one instruction by decoding it, then on by the cache, and on
+   * the way back add the entry for that instruction (libipt's
+   * pt_blk_proceed_no_event_fill_cache; recursive, at most `steps` deep).
+   */
+  private proceedNoEventFillCache(block: Block, bcache: SectionBlockCache, msec: MappedSection, steps: number): number {
+    const insn = new InstructionInfo();
+    let status = this.proceedOneInsn(block, insn);
+    if (status <= 0) return status;
+    const ioff = insn.ip - msec.vaddr + msec.offset;
+    const nip = insnNextIp(insn);
+    if (Number.isNaN(nip)) {
+      // A decision point: the trace must say where it goes.
+      const err = insnNextIpError(insn);
+      if (err !== -ErrorCode.BadQuery) return err;
+      let q: Bq;
+      switch (insn.iclass) {
+        case InsnClass.Jump:
+          // Direct jumps need no trace (JMPABS is not direct here).
+          if (insn.isDirect) return -ErrorCode.Internal;
+          q = Bq.Indirect;
+          break;
+        case InsnClass.Call:
+          if (insn.isDirect) return -ErrorCode.Internal;
+          q = Bq.IndCall;
+          break;
+        case InsnClass.Return:
+          q = Bq.Return;
+          break;
+        case InsnClass.CondJump:
+          q = Bq.Cond;
+          break;
+        case InsnClass.FarCall:
+        case InsnClass.FarReturn:
+        case InsnClass.FarJump:
+        case InsnClass.Indirect:
+          q = Bq.Indirect;
+          break;
+        default:
+          return -ErrorCode.Internal;
+      }
+      // A truncated instruction must be decoded each time.
+      if (block.truncated) q = Bq.Decode;
+      bcache.add(ioff, bceMake(0, 1, insn.mode, q, insn.size < 8 ? insn.size : 0));
+      return this.proceedWithTrace(insn);
+    }
+    this.ip = nip;
+    const noff = nip - msec.vaddr + msec.offset;
+    // Stops without trace: at direct calls (for the return stack), at
+    // direct backward jumps (to notice section splits), at every direct
+    // jump with endOnJump, when leaving the mapping, after a truncated
+    // instruction.
+    if (
+      insn.iclass === InsnClass.Call ||
+      (insn.iclass === InsnClass.Jump && (insn.displacement < 0 || this.endOnJump)) ||
+      nip < msec.vaddr ||
+      nip >= msec.end ||
+      block.truncated
+    ) {
+      // Indirect jumps need trace: handled above.
+      if (insn.iclass === InsnClass.Jump && !insn.isDirect) return -ErrorCode.Internal;
+      bcache.add(ioff, bceMake(0, 1, insn.mode, Bq.Decode, 0));
+      return 0;
+    }
+    // One instruction done: is the next one cached?
+    let bce = bcache.lookup(noff);
+    const fill = !bceIsValid(bce);
+    if (fill) {
+      // Out of steps: a trampoline to the next instruction, to go on from
+      // there next time.
+      steps -= 1;
+      if (!steps) {
+        addTrampoline(bcache, ioff, noff, insn.mode);
+        return 0;
+      }
+      status = this.proceedNoEventFillCache(block, bcache, msec, steps);
+      if (status < 0) return status;
+      bce = bcache.lookup(noff);
+      // Still none: most likely the block is full.
+      if (!bceIsValid(bce)) return 0;
+    }
+    // No mode changes without an event.
+    if (bceMode(bce) !== insn.mode) return -ErrorCode.Internal;
+    const dip = nip + bceDisplacement(bce);
+    const disp = dip - insn.ip;
+    // A split section: no entry, the slow path to the end of the section.
+    if (dip < msec.vaddr || dip >= msec.end) return 0;
+    // Reach the next instruction's decision point from here, or, if the
+    // count or the displacement overflow, by a trampoline to it.
+    const ninsn = (bceNinsn(bce) + 1) & 0xff;
+    if (ninsn === 0 || disp !== bceDisplacement(disp)) {
+      addTrampoline(bcache, ioff, noff, insn.mode);
+      return 0;
+    }
+    bcache.add(ioff, bceMake(disp, ninsn, bceMode(bce), bceQualifier(bce), bceIsize(bce)));
+    // Filling the cache may have extended the block: we cannot go on.
+    if (fill) return 0;
+    return this.proceedNoEventCached(block, bcache, msec);
+  }
+
+  /**
+   * The instruction at {@link ip} does not decode from its mapping alone:
+   * decode it from the whole image, expect it to run past the mapping's
+   * end, and end the block with it (libipt's pt_blk_proceed_truncated).
+   */
+  private proceedTruncated(block: Block): number {
+    const insn = this.probe;
+    const status = this.idec.decode(insn, this.ip, this.mode, this.asid);
+    if (status < 0) return status;
+    if (!insn.truncated) return -ErrorCode.Internal;
+    block.raw.set(insn.raw());
+    block.iclass = insn.iclass;
+    block.size = insn.size;
+    block.truncated = true;
+    this.logCall(insn);
+    const next = insnNextIp(insn);
+    if (Number.isNaN(next)) {
+      const err = insnNextIpError(insn);
+      if (err !== -ErrorCode.BadQuery) return err;
+      return this.proceedWithTrace(insn);
+    }
+    this.ip = next;
+    return 0;
   }
 
   /**

@@ -5,6 +5,7 @@
  * every instruction leads to the next sequentially or by a direct jump or
  * call. All of it is in one section, one execution mode, one address space.
  */
+import { ErrorCode } from '../packets/errors.js';
 import type { Asid } from './address-space.js';
 import { ANY_ASID } from './address-space.js';
 import type { Image } from './image.js';
@@ -25,11 +26,6 @@ export class Block {
   /** Class of the last instruction; Unknown where the decoder does not know it (libipt's ptic_unknown). */
   iclass: InsnClass = InsnClass.Unknown;
   ninsn = 0;
-  /**
-   * The last instruction is a direct branch (ptscope's, not libipt's): with
-   * {@link iclass}, what a control transfer at the end of the block was.
-   */
-  lastIsDirect = false;
   /** Executed speculatively (inside a transaction). */
   speculative = false;
   /**
@@ -56,7 +52,6 @@ export class Block {
     this.mode = ExecMode.Unknown;
     this.iclass = InsnClass.Unknown;
     this.ninsn = 0;
-    this.lastIsDirect = false;
     this.speculative = false;
     this.truncated = false;
     this.size = 0;
@@ -73,6 +68,16 @@ export class Block {
   get ips(): Float64Array {
     if (!this.addressesReady) this.computeAddresses();
     return this.addresses;
+  }
+
+  /**
+   * Decode the block's last instruction into `out` (ptscope's; libipt's
+   * {@link iclass} may be Unknown or just Indirect where the block cache
+   * did not need to know): 0 or a negative ErrorCode.
+   */
+  lastInsn(out: InstructionInfo): number {
+    if (this.ninsn === 0 || this.image === null) return -ErrorCode.Internal;
+    return instructionDecoderFor(this.image).decode(out, this.endIp, this.mode, this.asid);
   }
 
   private computeAddresses(): void {

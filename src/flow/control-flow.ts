@@ -126,6 +126,7 @@ function classify(iclass: InsnClass, isDirect: boolean): TransferKind | -1 {
 export class ControlFlowWalker {
   private readonly insn = new InstructionInfo();
   private readonly block = new Block();
+  private readonly last = new InstructionInfo();
   private readonly ev = new PtEvent();
   private readonly transferSinks: FlowConsumer[];
   private readonly insnSinks: FlowConsumer[];
@@ -250,11 +251,12 @@ export class ControlFlowWalker {
         this.sinceTransfer += done;
         // Only the last instruction of a block can be a branch; after an
         // error, where it went is unknown.
-        const kind = status < 0 ? -1 : classify(block.iclass, block.lastIsDirect);
+        const last = this.last;
+        const kind = status < 0 || block.lastInsn(last) < 0 ? -1 : classify(last.iclass, last.isDirect);
         if (kind >= 0) {
           this.pendingKind = kind;
           this.pendingIp = block.endIp;
-          this.pendingSize = block.size;
+          this.pendingSize = last.size;
           this.pendingCount = this.sinceTransfer;
           this.sinceTransfer = 0;
         }
