@@ -110,3 +110,8 @@ export function sectionBlockCache(section: Section, endOnJump: boolean): Section
   }
   return c;
 }
+
+/** The block cache of `section`, if a block decoder allocated it (see {@link sectionBlockCache}). */
+export function existingSectionBlockCache(section: Section, endOnJump: boolean): SectionBlockCache | null {
+  return caches.get(section)?.[endOnJump ? 1 : 0] ?? null;
+}

@@ -42,7 +42,7 @@ import { EventDecoder, EventDecoderState } from '../events/event-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
 import { Block, MAX_BLOCK_INSNS } from './block.js';
-import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, sectionBlockCache, type SectionBlockCache } from './bcache.js';
+import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, sectionBlockCache, type SectionBlockCache } from './bcache.js';
 import type { Image, MappedSection } from './image.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
 import {
@@ -129,8 +129,8 @@ export class BlockDecoder {
   private idec: InstructionDecoder;
   /** The mapping of the last lookup (libipt's pt_msec_cache), with the image version and address space it was found for. */
   private msec: MappedSection | null = null;
+  private msecImage: Image | null = null;
   private msecVersion = -1;
-  private msecAsid: Asid = ANY_ASID;
 
   /** The current event (libipt's decoder->event): valid while {@link status} is not negative. */
   private readonly ev = new PtEvent();
@@ -882,19 +882,49 @@ export class BlockDecoder {
   // --- proceeding without events (the fast path) ---------------------------------------
 
   /**
-   * The mapping that holds {@link ip} (libipt's pt_blk_msec_lookup, with
-   * its one-entry cache), or null if nothing is mapped there.
+   * The mapping that holds `ip` from the one-entry mapping cache (libipt's
+   * pt_msec_cache_read): null if the cache does not hold it.
+   */
+  private msecRead(ip: number): MappedSection | null {
+    const m = this.msec;
+    if (m !== null && m.vaddr <= ip && ip < m.end && this.msecImage === this.img && this.msecVersion === this.img.version) return m;
+    return null;
+  }
+
+  /** Find the mapping that holds `ip` and cache it (libipt's pt_msec_cache_fill); null if none. */
+  private msecFill(ip: number): MappedSection | null {
+    const m = this.img.find(ip, this.asid);
+    this.msec = m;
+    this.msecImage = this.img;
+    this.msecVersion = this.img.version;
+    return m;
+  }
+
+  /**
+   * The mapping that holds {@link ip} (libipt's pt_blk_msec_lookup): from
+   * the cache, or found and cached, which also allocates its section's
+   * block cache (libipt's pt_section_request_bcache). Null if none.
    */
   private msecLookup(): MappedSection | null {
     const ip = this.ip;
-    let m = this.msec;
-    if (m !== null && m.vaddr <= ip && ip < m.end && this.msecVersion === this.img.version && this.msecAsid === this.asid) return m;
-    m = this.img.find(ip, this.asid);
-    if (m === null) return null;
-    this.msec = m;
-    this.msecVersion = this.img.version;
-    this.msecAsid = this.asid;
+    let m = this.msecRead(ip);
+    if (m !== null) return m;
+    m = this.msecFill(ip);
+    if (m !== null) sectionBlockCache(m.section, this.endOnJump);
     return m;
+  }
+
+  /**
+   * The instruction decoder's look-up of the mapping that holds `ip`
+   * (libipt's pt_insn_msec_lookup): through this decoder's mapping cache,
+   * as in libipt, but without allocating a block cache. Until this decoder
+   * finds that mapping itself again, it steps through it uncached, as
+   * libipt's does. The image section identifier, or -NoMap.
+   */
+  lookupSection(ip: number): number {
+    let m = this.msecRead(ip);
+    if (m === null) m = this.msecFill(ip);
+    return m === null ? -ErrorCode.NoMap : m.isid;
   }
 
   /**
@@ -911,7 +941,11 @@ export class BlockDecoder {
       if (block.ninsn !== 0) return 0;
       block.isid = msec.isid;
     }
-    return this.proceedNoEventCached(block, sectionBlockCache(msec.section, this.endOnJump), msec);
+    // No block cache for the section: the slow path (libipt's, when the
+    // instruction decoder found the mapping first).
+    const bcache = existingSectionBlockCache(msec.section, this.endOnJump);
+    if (bcache === null) return this.proceedNoEventUncached(block);
+    return this.proceedNoEventCached(block, bcache, msec);
   }
 
   /**
@@ -1527,11 +1561,17 @@ export class BlockDecoder {
   }
 
   private processPaging(ev: PtEvent): void {
-    if (this.asid.cr3 !== ev.cr3) this.asid = new Asid(ev.cr3, this.asid.vmcs);
+    if (this.asid.cr3 !== ev.cr3) {
+      this.msec = null;
+      this.asid = new Asid(ev.cr3, this.asid.vmcs);
+    }
   }
 
   private processVmcs(ev: PtEvent): void {
-    if (this.asid.vmcs !== ev.base) this.asid = new Asid(this.asid.cr3, ev.base);
+    if (this.asid.vmcs !== ev.base) {
+      this.msec = null;
+      this.asid = new Asid(this.asid.cr3, ev.base);
+    }
   }
 
   private processOverflow(ev: PtEvent): number {

@@ -179,6 +179,12 @@ export class InsnDecoder {
       if (status & Status.EventPending) return -ErrorCode.EventIgnored;
     }
 
+    // libipt looks the mapping up through the block decoder's cache first,
+    // which decides whether that decoder uses its block cache there.
+    if (block.isid !== 0 && !(block.truncated && block.ninsn === 1)) {
+      const isid = this.blocks.lookupSection(block.ip);
+      if (isid < 0) return isid;
+    }
     const status = this.decodeAt(insn, block);
     if (status < 0) {
       insn.iclass = InsnClass.Unknown;
