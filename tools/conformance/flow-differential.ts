@@ -81,18 +81,22 @@ export function vectorTraceInputs(): FlowInput[] {
     .map((c) => ({ name: c.name, dir: join(dir, c.name), trace: c.pt, raws: c.images.map((i) => `${i.file}:${i.address}`), cpu: c.cpu ?? 'none' }));
 }
 
-/** The emulated recorder's bundles shipped in demo/ (its images at their addresses). */
-export function recorderTraceInputs(): FlowInput[] {
-  const out: FlowInput[] = [];
-  for (const name of ['rop_stack.benign', 'rop_stack.exploit']) {
-    const dir = join(ROOT, 'demo', name);
-    const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { trace: { file: string }; decode: { ptxed: string[] } };
-    const argv = m.decode.ptxed;
-    const raws: string[] = [];
-    for (let i = 0; i < argv.length; i++) if (argv[i] === '--raw') raws.push(argv[i + 1]!);
-    out.push({ name, dir, trace: m.trace.file, raws, cpu: 'none' });
+/** A recorder bundle (its trace, its images at their addresses, as its manifest's ptxed arguments say). */
+export function bundleInput(dir: string, name: string): FlowInput {
+  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { trace: { file: string }; decode: { ptxed: string[] } };
+  const argv = m.decode.ptxed;
+  const raws: string[] = [];
+  let cpu = 'none';
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--raw') raws.push(argv[i + 1]!);
+    if (argv[i] === '--cpu') cpu = argv[i + 1]!;
   }
-  return out;
+  return { name, dir, trace: m.trace.file, raws, cpu };
+}
+
+/** The emulated recorder's bundles shipped in demo/. */
+export function recorderTraceInputs(): FlowInput[] {
+  return ['rop_stack.benign', 'rop_stack.exploit'].map((name) => bundleInput(join(ROOT, 'demo', name), name));
 }
 
 function configFor(cpu: string): DecoderConfig {
