@@ -179,8 +179,8 @@ const toStderr: DumpErrorSink = (message) => {
 
 /**
  * The trace `file[:from[-to]]` names: a regular file (read in windows), or
- * a pipe, or `-` for standard input (read as a stream). Other kinds of file
- * (devices, sockets) are refused: they may never end.
+ * a pipe or socket, or `-` for standard input (read as a stream). Devices
+ * are refused: they may never end.
  */
 export function openDumpSource(file: string): { source: TraceSource; path: string } {
   if (file === '-') return { source: new StreamSource(0), path: 'standard input' };
@@ -189,7 +189,8 @@ export function openDumpSource(file: string): { source: TraceSource; path: strin
   try {
     const st = statSync(path);
     if (st.isFile()) kind = 'file';
-    else if (st.isFIFO()) kind = 'pipe';
+    // A pipe (a shell's is a FIFO, node's child processes get sockets).
+    else if (st.isFIFO() || st.isSocket()) kind = 'pipe';
     else if (st.isDirectory()) throw Object.assign(new Error(), { code: 'EISDIR' });
     else throw new CliError(`dump: ${path} is neither a regular file nor a pipe`);
   } catch (e) {
@@ -199,7 +200,8 @@ export function openDumpSource(file: string): { source: TraceSource; path: strin
   if (kind === 'pipe') {
     if (from !== 0 || to !== undefined) throw new CliError(`dump: ${path} is a pipe: it has no byte range to select`);
     try {
-      return { source: new StreamSource(openSync(path, 'r')), path };
+      // Standard input as a socket cannot be opened again by name.
+      return { source: new StreamSource(path === '/dev/stdin' ? 0 : openSync(path, 'r')), path };
     } catch (e) {
       throw new CliError(`dump: ${describeFileError(e, path)}`);
     }
@@ -232,7 +234,7 @@ export function runDump(
   for (const line of preamble) out.line(line);
   const stream = new PacketStream(source, { ...decoderOptions, pebs: opts.pebs });
   try {
-    if (opts.stat) return dumpStat(stream, opts, out, path);
+    if (opts.stat) return dumpStat(stream, opts, out, path, errors);
     const formatter = new PtdumpFormatter(opts);
     const pkt = new Packet();
     const printLine = (): void => {
@@ -296,13 +298,13 @@ export function runDump(
   }
 }
 
-function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter, path: string): number {
+function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter, path: string, report: DumpErrorSink): number {
   const counts = new Float64Array(PACKET_TYPE_COUNT);
   const bytes = new Float64Array(PACKET_TYPE_COUNT);
   const pkt = new Packet();
   let errors = 0;
   let packets = 0;
-  let truncated = false;
+  let truncatedAt = -1;
   let err = opts.noSync ? stream.syncSet(0) : stream.syncForward();
   if (err < 0) throw new CliError(`dump: no PSB found in ${path} (0x${stream.size.toString(16)} bytes): not an Intel PT trace`);
   const firstSync = stream.offset;
@@ -315,7 +317,7 @@ function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter, path
       packets++;
     }
     if (err === -ErrorCode.Eos) {
-      truncated = stream.offset < stream.size;
+      if (stream.offset < stream.size) truncatedAt = stream.offset;
       break;
     }
     errors++;
@@ -338,7 +340,8 @@ function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter, path
   }
   out.flush();
   // As without --stat: decode errors or a cut packet make a partial read.
-  return errors || truncated ? 1 : 0;
+  if (truncatedAt >= 0) report(`dump: ${path}: trace ends inside a packet at offset 0x${truncatedAt.toString(16)}`);
+  return errors || truncatedAt >= 0 ? 1 : 0;
 }
 
 /** A one-line description of a file-open failure. */
