@@ -125,8 +125,9 @@ export class QueryDecoder {
 
   /**
    * Synchronize at the last PSB before the current position that gives a
-   * complete start (libipt's pt_qry_sync_backward); a trace segment that
-   * ends before its PSB+ does is skipped for the one before.
+   * start (libipt's pt_qry_sync_backward). 0 or a negative ErrorCode (as
+   * libipt's, without status flags); a segment at the end whose PSB+ is
+   * cut gives -Eos, as in libipt.
    */
   syncBackward(): number {
     let start = this.events.position;
@@ -146,7 +147,9 @@ export class QueryDecoder {
         if (status !== -ErrorCode.Eos) return status;
         continue;
       }
-      if (this.events.position < start) return status;
+      // Like libipt's, the status flags are not passed on: 0. A pending
+      // event is indicated by the next call.
+      if (this.events.position < start) return 0;
     }
   }
 

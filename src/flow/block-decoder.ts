@@ -363,7 +363,9 @@ export class BlockDecoder {
   /**
    * Synchronize at the last PSB before the current position (before the end
    * of the trace if not synchronized) where decoding can start
-   * (libipt's pt_blk_sync_backward).
+   * (libipt's pt_blk_sync_backward). 0 or a negative ErrorCode: as
+   * libipt's, it does not return status flags; a pending event is
+   * indicated by the next call.
    */
   syncBackward(): number {
     let start = this.events.position;
@@ -385,7 +387,9 @@ export class BlockDecoder {
         continue;
       }
       // Starting inside or right after PSB+ may lead to the same PSB again.
-      if (this.events.position < start) return status;
+      // Like libipt's, the status flags are not passed on: 0. A pending
+      // event is indicated by the next call.
+      if (this.events.position < start) return 0;
     }
   }
 

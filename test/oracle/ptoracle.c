@@ -818,11 +818,106 @@ static int mode_bench_flow(int argc, char **argv, int blocks)
 
 /* --- main ---------------------------------------------------------------- */
 
+/* --- backward synchronization ------------------------------------------ */
+
+/* Sync backward from the end, again and again, with the query, instruction
+ * and block decoders: print the sync offsets each reaches (and, for the
+ * flow decoders, the offset and status after the events there), then the
+ * error that ended it.
+ */
+static int mode_sync_backward(int argc, char **argv)
+{
+	struct pt_query_decoder *qry;
+	struct pt_insn_decoder *insn;
+	struct pt_block_decoder *blk;
+	struct options opt;
+	struct pt_event ev;
+	uint64_t offset, pos, ip, last;
+	int status;
+
+	parse_args(&opt, argc, argv, 1, 1);
+
+	qry = pt_qry_alloc_decoder(&opt.config);
+	if (!qry)
+		die("cannot allocate a query decoder");
+	printf("qry");
+	for (;;) {
+		status = pt_qry_sync_backward(qry, &ip);
+		if (status < 0)
+			break;
+		if (pt_qry_get_sync_offset(qry, &offset) < 0)
+			die("no sync offset");
+		printf(" %" PRIx64, offset);
+	}
+	printf(" %s\n", pt_errstr(pt_errcode(status)));
+	pt_qry_free_decoder(qry);
+
+	insn = pt_insn_alloc_decoder(&opt.config);
+	if (!insn || pt_insn_set_image(insn, opt.image) < 0)
+		die("cannot allocate an instruction decoder");
+	printf("insn");
+	last = UINT64_MAX;
+	for (;;) {
+		status = pt_insn_sync_backward(insn);
+		if (status < 0)
+			break;
+		if (pt_insn_get_sync_offset(insn, &offset) < 0)
+			die("no sync offset");
+		/* Stop where a backward sync does not go back. */
+		if (offset >= last) {
+			printf(" again %" PRIx64 "\n", offset);
+			break;
+		}
+		last = offset;
+		/* The events at the sync point; decoding further would move
+		 * the position that the next backward sync starts from.
+		 */
+		while (status >= 0 && (status & pts_event_pending))
+			status = pt_insn_event(insn, &ev, sizeof(ev));
+		if (pt_insn_get_offset(insn, &pos) < 0)
+			die("no offset");
+		printf(" %" PRIx64 ":%" PRIx64 ":%d", offset, pos, status);
+	}
+	if (status < 0)
+		printf(" %s\n", pt_errstr(pt_errcode(status)));
+	pt_insn_free_decoder(insn);
+
+	blk = pt_blk_alloc_decoder(&opt.config);
+	if (!blk || pt_blk_set_image(blk, opt.image) < 0)
+		die("cannot allocate a block decoder");
+	printf("blk");
+	last = UINT64_MAX;
+	for (;;) {
+		status = pt_blk_sync_backward(blk);
+		if (status < 0)
+			break;
+		if (pt_blk_get_sync_offset(blk, &offset) < 0)
+			die("no sync offset");
+		/* Stop where a backward sync does not go back. */
+		if (offset >= last) {
+			printf(" again %" PRIx64 "\n", offset);
+			break;
+		}
+		last = offset;
+		while (status >= 0 && (status & pts_event_pending))
+			status = pt_blk_event(blk, &ev, sizeof(ev));
+		if (pt_blk_get_offset(blk, &pos) < 0)
+			die("no offset");
+		printf(" %" PRIx64 ":%" PRIx64 ":%d", offset, pos, status);
+	}
+	if (status < 0)
+		printf(" %s\n", pt_errstr(pt_errcode(status)));
+	pt_blk_free_decoder(blk);
+
+	free_options(&opt);
+	return 0;
+}
+
 static void usage(void) __attribute__((noreturn));
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: %s packets|insn|blk|bench-packets|bench-insn|"
+	fprintf(stderr, "usage: %s packets|insn|blk|sync-backward|bench-packets|bench-insn|"
 		"bench-blk [--cpu F/M[/S]|none] [--raw FILE[:FROM[-TO]]:ADDR]... "
 		"TRACE.pt [--ips|--hash] [--syncs]\n", prog);
 	exit(EXIT_USAGE);
@@ -846,6 +941,8 @@ int main(int argc, char **argv)
 		return mode_flow(argc - 2, argv + 2, 0);
 	if (strcmp(mode, "blk") == 0)
 		return mode_flow(argc - 2, argv + 2, 1);
+	if (strcmp(mode, "sync-backward") == 0)
+		return mode_sync_backward(argc - 2, argv + 2);
 	if (strcmp(mode, "bench-packets") == 0)
 		return mode_bench_packets(argc - 2, argv + 2);
 	if (strcmp(mode, "bench-insn") == 0)
