@@ -54,6 +54,10 @@ export interface PacketMix {
    * TRIG, PEBS block packets, and no MODE.Exec IF bit.
    */
   libipt205?: boolean;
+  /** No PEBS-via-PT block packets (BBP/BIP/BEP), which libipt does not know. */
+  noPebs?: boolean;
+  /** CYC values below 2^maxCycBits (default 53). */
+  maxCycBits?: number;
 }
 
 const IPCS = [
@@ -105,8 +109,8 @@ function randomTnt(rng: Rng, p: Packet, long: boolean): void {
 }
 
 /** A CYC value whose encoding takes 1 to 8 bytes, small values most often. */
-function randomCyc(rng: Rng): number {
-  const bits = rng.chance(0.7) ? 1 + rng.int(12) : 1 + rng.int(53);
+function randomCyc(rng: Rng, maxBits = 53): number {
+  const bits = rng.chance(0.7) ? 1 + rng.int(Math.min(12, maxBits)) : 1 + rng.int(maxBits);
   return rng.bits(bits);
 }
 
@@ -172,7 +176,7 @@ export function randomPayload(rng: Rng, p: Packet, type: PacketType, mix: Packet
         p.ctc = rng.bits(8);
         return;
       case PacketType.Cyc:
-        p.cyc = randomCyc(rng);
+        p.cyc = randomCyc(rng, mix.maxCycBits);
         return;
       case PacketType.Mnt:
         p.lo = rng.u32();
@@ -259,7 +263,7 @@ export function randomStream(rng: Rng, count: number, mix: PacketMix = {}): Pack
     const r = rng.int(100);
     if (r < 3) {
       out.push(...psbPlus(rng, mix));
-    } else if (r < 5 && !mix.libipt205) {
+    } else if (r < 5 && !mix.libipt205 && !mix.noPebs) {
       const size = rng.chance(0.5) ? 4 : 8;
       const b = fresh(PacketType.Bbp);
       b.bbpSize = size;

@@ -1,10 +1,11 @@
 import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { runLibiptHead } from './helpers/libipt-head.js';
 import { type Errata, errataFor, hostCpu, noErrata, parseCpu } from '../src/packets/cpu.js';
 import { AddrCfg, addrCfgBits, addrFilterCheck, defaultConfig } from '../src/packets/config.js';
 import { ErrorCode } from '../src/packets/errors.js';
 
-const VECTORS = '/work/shared/vectors/libipt';
+import { VECTORS } from './helpers/vectors.js';
 
 function intel(family: number, model: number, stepping = 0) {
   return { vendor: 'intel' as const, family, model, stepping };
@@ -39,6 +40,23 @@ describe('parseCpu', () => {
 });
 
 describe('errataFor', () => {
+  // The whole table, against libipt's pt_cpu_errata at the vectors' commit:
+  // every Intel family below 0x20 and every model.
+  it('equals libipt\'s errata table for every family and model', () => {
+    const expected = runLibiptHead('errata-table', []).stdout.trim().split('\n');
+    expect(expected.length).toBeGreaterThan(40);
+    const names = Object.keys(noErrata()) as (keyof Errata)[];
+    const actual: string[] = [];
+    for (let family = 0; family < 0x20; family++) {
+      for (let model = 0; model < 0x100; model++) {
+        const errata = errataFor(intel(family, model));
+        if (typeof errata === 'number') continue;
+        actual.push([family, model, ...names.filter((n) => errata[n])].join(' '));
+      }
+    }
+    expect(actual).toEqual(expected);
+  });
+
   it('matches libipt for representative models', () => {
     const skl = errataFor(intel(6, 0x5e)) as Errata;
     expect(skl).toEqual({ ...noErrata(), bdm70: true, skd007: true, skd022: true, skd010: true, skl014: true, skl168: true });

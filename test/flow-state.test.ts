@@ -81,119 +81,33 @@ describe('EventQueue', () => {
   });
 });
 
-describe('EventQueue.findBound', () => {
-  it('tells events that bind their FUP from those that only take its IP', () => {
+describe('EventQueue: one queue, bindings as bit sets (libipt pt_event_queue)', () => {
+  it('takes the oldest event for a binding from the middle and keeps the others in order', () => {
     const q = new EventQueue();
-    const intr = q.enqueue(Binding.Fup)!;
-    intr.type = EventType.Interrupt;
-    intr.fupUnbound = true;
-    expect(q.findBound(Binding.Fup)).toBe(false);
-    const ptw = q.enqueue(Binding.Fup)!;
-    ptw.type = EventType.Ptwrite;
-    expect(q.findBound(Binding.Fup)).toBe(true);
-    q.dequeue(Binding.Fup);
-    q.dequeue(Binding.Fup);
-    // Slots are cleared when reused.
-    expect(q.enqueue(Binding.Fup)!.fupUnbound).toBe(false);
-  });
-});
-
-describe('--check (ptxed consistency check)', () => {
-  const image = new Image();
-  // 0x1000: call rel32 (e8 00 00 00 00); 0x1005: nop; 0x1006: ret
-  image.addMemory('code', Uint8Array.from([0xe8, 0, 0, 0, 0, 0x90, 0xc3]), 0x1000, ANY_ASID, 1);
-
-  function decodeAt(ip: number): InstructionInfo {
-    const insn = new InstructionInfo();
-    expect(decodeInstruction(image, ANY_ASID, ip, ExecMode.Bit64, insn)).toBe(0);
-    return insn;
-  }
-
-  it('accepts what the flow decoder reports', () => {
-    const lines: string[] = [];
-    for (const ip of [0x1000, 0x1005, 0x1006]) checkInsn(decodeAt(ip), 0x20, lines);
-    expect(lines).toEqual([]);
+    const types = [EventType.ExecMode, EventType.Ptwrite, EventType.Tsx, EventType.Exstop];
+    const bindings = [Binding.Tip, Binding.FupBound, Binding.Fup, Binding.FupBound];
+    for (let i = 0; i < types.length; i++) q.enqueue(bindings[i]!)!.type = types[i]!;
+    expect(q.isEmpty(Binding.FupBound)).toBe(false);
+    expect(q.isEmpty(Binding.Psbend)).toBe(true);
+    // The first event that binds to a FUP of either kind is the PTWRITE.
+    expect(q.dequeue(Binding.Fup | Binding.FupBound)!.type).toBe(EventType.Ptwrite);
+    expect(q.peek(Binding.Tip | Binding.Fup)!.type).toBe(EventType.ExecMode);
+    expect(q.dequeue(Binding.Tip | Binding.Fup | Binding.FupBound)!.type).toBe(EventType.ExecMode);
+    expect(q.dequeue(Binding.FupBound)!.type).toBe(EventType.Exstop);
+    expect(q.dequeue(Binding.Fup)!.type).toBe(EventType.Tsx);
+    expect(q.dequeue(Binding.Fup)).toBeNull();
   });
 
-  it('reports a class the disassembler disagrees with, and a missing section id', () => {
-    const insn = decodeAt(0x1006);
-    insn.iclass = InsnClass.CondJump;
-    insn.isid = 0;
-    const lines: string[] = [];
-    checkInsn(insn, 0x20, lines);
-    expect(lines).toEqual([
-      '[20, 1006: check error: bad isid]',
-      '[20, 1006: iclass error: iclass: cond jump, decoder iclass: ret]',
-    ]);
-  });
-
-  it('walks a block and reports a gap between its instructions', () => {
-    const ips = Float64Array.from([0x1000, 0x1005, 0x1006]);
-    const block = { ips, ninsn: 3, endIp: 0x1006, mode: ExecMode.Bit64, iclass: InsnClass.Return, isid: 1 };
-    const fetch = (ip: number): InstructionInfo | null => decodeAt(ip);
-    const ok: string[] = [];
-    checkBlock(block, 0x30, fetch, ok);
-    // The call to the next instruction (displacement 0) stays in the block.
-    expect(ok).toEqual([]);
-    const gap: string[] = [];
-    checkBlock({ ...block, ips: Float64Array.from([0x1000, 0x1006]), ninsn: 2 }, 0x30, fetch, gap);
-    expect(gap).toEqual(['[30, 1000: error: did not reach end: 1006]']);
-  });
-});
-
-describe('ptscope flow input handling', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ptscope-flow-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const vector = join(VECTORS, 'ptxed-resync-nomap-fup-tip', 'ptxed-resync-nomap-fup-tip.pt');
-
-  function run(argv: string[]): { text: string; error?: CliError } {
-    const out = new LineWriter(null);
-    try {
-      runFlowCommand(argv, out);
-    } catch (e) {
-      if (!(e instanceof CliError)) throw e;
-      out.flush();
-      return { text: out.text, error: e };
-    }
-    out.flush();
-    return { text: out.text };
-  }
-
-  it('rejects a missing, empty or non-PT trace with one line and exit status 2', () => {
-    const empty = join(dir, 'empty.pt');
-    writeFileSync(empty, new Uint8Array(0));
-    const noise = join(dir, 'noise.pt');
-    writeFileSync(noise, Uint8Array.from({ length: 4096 }, (_, i) => (i * 37 + 11) & 0xfe));
-    for (const [file, message] of [
-      [join(dir, 'missing.pt'), /cannot open .*missing\.pt: no such file/],
-      [empty, /empty\.pt is empty: not an Intel PT trace/],
-      [noise, /no PSB found in .*noise\.pt \(0x1000 bytes\): not an Intel PT trace/],
-    ] as const) {
-      const r = run(['--pt', file]);
-      expect(r.error?.message).toMatch(message);
-      expect(r.error?.message).not.toContain('\n');
-      expect(r.error?.exitCode).toBe(2);
-      expect(r.text).toBe('');
-    }
-  });
-
-  it('decodes without an image: libipt-style nomap errors, then resync', () => {
-    const r = run(['--insn-decoder', '--resync-on-error', '--event:ip', '--pt', vector]);
-    expect(r.error).toBeUndefined();
-    expect(r.text.split('\n').filter((l) => l)).toEqual([
-      '[1e, 100000: error: no memory mapped at this address]',
-      '[interrupt, from: 0000000000100200, to: 0000000000100300]',
-      '[24, 100300: error: no memory mapped at this address]',
-      '[interrupt, from: 0000000000100400, to: 0000000000100006]',
-      '[2a, 100006: error: no memory mapped at this address]',
-      // The asynchronous disable gives the next IP: it is reported there.
-      '[disabled, at: 0000000000100007]',
-    ]);
-  });
-
-  it('falls back to the next PSB without --resync-on-error', () => {
-    const r = run(['--block-decoder', '--pt', vector]);
-    expect(r.error).toBeUndefined();
-    expect(r.text.split('\n').filter((l) => l)).toEqual(['[1e, 100000: error: no memory mapped at this address]']);
+  it('holds 14 events (one slot stays free), and a requeued event is a copy', () => {
+    const q = new EventQueue();
+    for (let i = 0; i < 14; i++) expect(q.enqueue(Binding.Tip)).not.toBeNull();
+    expect(q.enqueue(Binding.Tip)).toBeNull();
+    const q2 = new EventQueue();
+    const ev = q2.standalone();
+    ev.type = EventType.Interrupt;
+    ev.vector = 14;
+    const copy = q2.requeue(ev, Binding.Fup)!;
+    expect(copy).not.toBe(ev);
+    expect([copy.type, copy.vector]).toEqual([EventType.Interrupt, 14]);
   });
 });

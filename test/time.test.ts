@@ -15,7 +15,7 @@ import {
   TimeColumnKind,
   TimeTracker,
   Timing,
-  formatFixed256,
+  formatFixed3,
   formatTimeColumn,
   timeColumnId,
 } from '../src/events/time.js';
@@ -50,6 +50,8 @@ function cyc(value: number): Packet {
   const p = new Packet();
   p.type = PacketType.Cyc;
   p.cyc = value;
+  p.hi = Math.floor(value / 4294967296);
+  p.lo = value >>> 0;
   return p;
 }
 function cbr(ratio: number): Packet {
@@ -104,13 +106,18 @@ describe('time arithmetic', () => {
   });
 
   it('formats the calibration ratio like printf %.3f (ties to even)', () => {
-    expect(formatFixed256(512, false)).toBe('2.000');
-    expect(formatFixed256(64, true)).toBe('+0.250');
-    expect(formatFixed256(0, true)).toBe('+0.000');
-    expect(formatFixed256(-64, true)).toBe('-0.250');
-    expect(formatFixed256(16, false)).toBe('0.062'); // 0.0625: tie, to even
-    expect(formatFixed256(48, false)).toBe('0.188'); // 0.1875: tie, to even
-    expect(formatFixed256(1, false)).toBe('0.004'); // 0.00390625
+    // Doubles that are not multiples of 1/256, and huge ratios (u64 beyond 2^53).
+    expect(formatFixed3(0.1, false)).toBe('0.100');
+    expect(formatFixed3(2.0005, false)).toBe('2.001'); // 2.000500000000000167 in binary
+    expect(formatFixed3(Number(0xffffffffffffffffn) / 256, false)).toBe('72057594037927936.000');
+    expect(formatFixed3(-1e-9, true)).toBe('-0.000');
+    expect(formatFixed3(512 / 256, false)).toBe('2.000');
+    expect(formatFixed3(64 / 256, true)).toBe('+0.250');
+    expect(formatFixed3(0 / 256, true)).toBe('+0.000');
+    expect(formatFixed3(-64 / 256, true)).toBe('-0.250');
+    expect(formatFixed3(16 / 256, false)).toBe('0.062'); // 0.0625: tie, to even
+    expect(formatFixed3(48 / 256, false)).toBe('0.188'); // 0.1875: tie, to even
+    expect(formatFixed3(1 / 256, false)).toBe('0.004'); // 0.00390625
   });
 });
 

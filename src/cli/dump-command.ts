@@ -1,11 +1,11 @@
 import { PtError } from '../packets/errors.js';
 import { SidebandSession } from '../sources/perf-event/sideband-session.js';
-import { DUMP_HELP, parseDumpArgs, runDump, type DumpTracker } from './dump.js';
+import { DUMP_HELP, parseDumpArgs, runDump, type DumpErrorSink, type DumpTracker } from './dump.js';
 import { configFromOptions, DumpTimeTracker } from './dump-tracking.js';
 import { CliError, type LineWriter } from './output.js';
 
 /** `ptscope dump` from its argument list (ptdump's arguments are accepted as-is). */
-export function runDumpCommand(args: string[], out: LineWriter): number {
+export function runDumpCommand(args: string[], out: LineWriter, errors?: DumpErrorSink): number {
   const opts = parseDumpArgs(args);
   if (!opts) {
     out.line(DUMP_HELP.trimEnd());
@@ -28,5 +28,5 @@ export function runDumpCommand(args: string[], out: LineWriter): number {
     }
     tracker = timeTracker;
   }
-  return runDump(opts, out, tracker, preamble, { skd007: config.errata.skd007, skz84: config.errata.skz84 });
+  return runDump(opts, out, tracker, preamble, { skd007: config.errata.skd007, skz84: config.errata.skz84 }, errors);
 }

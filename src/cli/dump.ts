@@ -3,7 +3,8 @@ import { Packet } from '../packets/packet.js';
 import { PacketStream } from '../packets/packet-stream.js';
 import type { PacketDecoderOptions } from '../packets/decoder.js';
 import { PACKET_NAMES, PACKET_TYPE_COUNT, PacketType } from '../packets/packet-type.js';
-import { FileSource } from '../packets/trace-source.js';
+import { FileSource, StreamSource, type TraceSource } from '../packets/trace-source.js';
+import { openSync, statSync } from 'node:fs';
 import { diagLine, PtdumpFormatter, type PtdumpLineOptions } from '../reports/ptdump-format.js';
 import { packetToJson } from '../reports/packet-json.js';
 import { parseCNumber, splitFileRange } from './args.js';
@@ -17,6 +18,8 @@ export interface DumpOptions extends PtdumpLineOptions {
   quiet: boolean;
   json: boolean;
   stat: boolean;
+  /** Decode PEBS-via-PT block packets (BBP/BIP/BEP), which ptdump reports as unknown opcodes. */
+  pebs: boolean;
   cpu?: string;
   track: DumpTimeOptions;
   /** The perf_event sideband options (`--pevent:*`, `--sb:*`), in argv order. */
@@ -37,9 +40,10 @@ export interface DumpTimeOptions {
   cpuid15Ebx?: number;
 }
 
-export const DUMP_HELP = `usage: ptscope dump [<options>] <ptfile>[:<from>[-<to>]]
+export const DUMP_HELP = `usage: ptscope dump [<options>] <ptfile>[:<from>[-<to>]] | -
 
-Print the packets of an Intel PT trace, in libipt ptdump's format.
+Print the packets of an Intel PT trace, in libipt ptdump's format. The trace is
+a regular file, a pipe, or - for standard input (pipes are read as streams).
 
 options:
   --help|-h                 this text.
@@ -76,6 +80,8 @@ options:
   --cpuid-0x15.ebx <n>      set the value of cpuid[0x15].ebx.
   --json                    print one JSON object per packet (JSON Lines).
   --stat                    print only per-packet-type counts and totals.
+  --pebs                    decode PEBS-via-PT block packets (BBP, BIP, BEP), which
+                            libipt does not know and reports as unknown opcodes.
 
 examples:
   ptscope dump trace.pt
@@ -87,13 +93,14 @@ examples:
 export function parseDumpArgs(argv: string[]): DumpOptions | null {
   const o: DumpOptions = {
     file: '', showOffset: true, showRawBytes: false, showLastIp: false, showExecMode: false,
-    noPad: false, noTiming: false, noCyc: false, noSync: false, quiet: false, json: false, stat: false,
+    noPad: false, noTiming: false, noCyc: false, noSync: false, quiet: false, json: false, stat: false, pebs: false,
     track: { time: false, tcal: false, timeDelta: false, noTcal: false, noWallClock: false, keepTcalOnOvf: false },
     sideband: new SidebandOptionParser('dump'),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (!a.startsWith('-')) {
+    // A file name; `-` is standard input.
+    if (!a.startsWith('-') || a === '-') {
       if (i < argv.length - 1) throw new CliError(`dump: unexpected argument after the trace file: ${argv[i + 1]}. Use --help.`);
       o.file = a;
       break;
@@ -133,6 +140,7 @@ export function parseDumpArgs(argv: string[]): DumpOptions | null {
       case '--cpuid-0x15.ebx': o.track.cpuid15Ebx = parseCNumber(value(), a, 0xffffffff); break;
       case '--json': o.json = true; break;
       case '--stat': o.stat = true; break;
+      case '--pebs': o.pebs = true; break;
       default: {
         let used = 0;
         try {
@@ -162,9 +170,53 @@ export interface DumpTracker {
   finish?(out: LineWriter): void;
 }
 
+/** Where dump reports problems that are not part of ptdump's output (standard error by default). */
+export type DumpErrorSink = (message: string) => void;
+
+const toStderr: DumpErrorSink = (message) => {
+  process.stderr.write(`ptscope: ${message}\n`);
+};
+
+/**
+ * The trace `file[:from[-to]]` names: a regular file (read in windows), or
+ * a pipe or socket, or `-` for standard input (read as a stream). Devices
+ * are refused: they may never end.
+ */
+export function openDumpSource(file: string): { source: TraceSource; path: string } {
+  if (file === '-') return { source: new StreamSource(0), path: 'standard input' };
+  const { path, from, to } = splitFileRange(file);
+  let kind: 'file' | 'pipe';
+  try {
+    const st = statSync(path);
+    if (st.isFile()) kind = 'file';
+    // A pipe (a shell's is a FIFO, node's child processes get sockets).
+    else if (st.isFIFO() || st.isSocket()) kind = 'pipe';
+    else if (st.isDirectory()) throw Object.assign(new Error(), { code: 'EISDIR' });
+    else throw new CliError(`dump: ${path} is neither a regular file nor a pipe`);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`dump: ${describeFileError(e, path)}`);
+  }
+  if (kind === 'pipe') {
+    if (from !== 0 || to !== undefined) throw new CliError(`dump: ${path} is a pipe: it has no byte range to select`);
+    try {
+      // Standard input as a socket cannot be opened again by name.
+      return { source: new StreamSource(path === '/dev/stdin' ? 0 : openSync(path, 'r')), path };
+    } catch (e) {
+      throw new CliError(`dump: ${describeFileError(e, path)}`);
+    }
+  }
+  try {
+    return { source: new FileSource(path, from, to), path };
+  } catch (e) {
+    throw new CliError(`dump: ${describeFileError(e, path)}`);
+  }
+}
+
 /**
  * Run `ptscope dump`. Returns the exit status: 0, or 1 if the trace could
- * not be read at all.
+ * only partly be decoded (decode errors, or a packet cut by the end). A
+ * trace without a PSB is an input error (CliError, exit status 2).
  */
 export function runDump(
   opts: DumpOptions,
@@ -172,22 +224,17 @@ export function runDump(
   tracker?: DumpTracker,
   preamble: string[] = [],
   decoderOptions: PacketDecoderOptions = {},
+  errors: DumpErrorSink = toStderr,
 ): number {
-  const { path, from, to } = splitFileRange(opts.file);
-  let source: FileSource;
-  try {
-    source = new FileSource(path, from, to);
-  } catch (e) {
-    throw new CliError(`dump: ${describeFileError(e, path)}`);
-  }
+  const { source, path } = openDumpSource(opts.file);
   if (source.size === 0) {
     source.close();
     throw new CliError(`dump: ${path} is empty: not an Intel PT trace`);
   }
   for (const line of preamble) out.line(line);
-  const stream = new PacketStream(source, decoderOptions);
+  const stream = new PacketStream(source, { ...decoderOptions, pebs: opts.pebs });
   try {
-    if (opts.stat) return dumpStat(stream, opts, out);
+    if (opts.stat) return dumpStat(stream, opts, out, path, errors);
     const formatter = new PtdumpFormatter(opts);
     const pkt = new Packet();
     const printLine = (): void => {
@@ -211,6 +258,7 @@ export function runDump(
       throw new CliError(`dump: no PSB found in ${path} (0x${stream.size.toString(16)} bytes): not an Intel PT trace`);
     }
     let truncatedAt = -1;
+    let decodeErrors = 0;
     for (;;) {
       // Decode until an error; then resync at the next PSB, as ptdump does.
       for (;;) {
@@ -228,6 +276,7 @@ export function runDump(
         if (stream.offset < stream.size) truncatedAt = stream.offset;
         break;
       }
+      decodeErrors++;
       const errOffset = stream.offset;
       if (opts.json) out.line(JSON.stringify({ error: errorName(err), offset: errOffset }));
       else out.line(diagLine('error decoding packet', errOffset, err));
@@ -240,25 +289,25 @@ export function runDump(
       tracker?.reset();
     }
     tracker?.finish?.(out);
-    if (truncatedAt >= 0) {
-      out.flush();
-      process.stderr.write(`ptscope: dump: ${path}: trace ends inside a packet at offset 0x${truncatedAt.toString(16)}\n`);
-      return 1;
-    }
-    return 0;
+    // Output errors (a full disk) are reported here, inside the command.
+    out.flush();
+    if (truncatedAt >= 0) errors(`dump: ${path}: trace ends inside a packet at offset 0x${truncatedAt.toString(16)}`);
+    return decodeErrors || truncatedAt >= 0 ? 1 : 0;
   } finally {
     stream.close();
   }
 }
 
-function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter): number {
+function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter, path: string, report: DumpErrorSink): number {
   const counts = new Float64Array(PACKET_TYPE_COUNT);
   const bytes = new Float64Array(PACKET_TYPE_COUNT);
   const pkt = new Packet();
   let errors = 0;
   let packets = 0;
+  let truncatedAt = -1;
   let err = opts.noSync ? stream.syncSet(0) : stream.syncForward();
-  const firstSync = err < 0 ? -1 : stream.offset;
+  if (err < 0) throw new CliError(`dump: no PSB found in ${path} (0x${stream.size.toString(16)} bytes): not an Intel PT trace`);
+  const firstSync = stream.offset;
   while (err >= 0) {
     for (;;) {
       err = stream.next(pkt);
@@ -267,7 +316,10 @@ function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter): num
       bytes[pkt.type] += err;
       packets++;
     }
-    if (err === -ErrorCode.Eos) break;
+    if (err === -ErrorCode.Eos) {
+      if (stream.offset < stream.size) truncatedAt = stream.offset;
+      break;
+    }
     errors++;
     err = stream.syncForward();
   }
@@ -277,18 +329,19 @@ function dumpStat(stream: PacketStream, opts: DumpOptions, out: LineWriter): num
       if (counts[t]) byType[PACKET_NAMES[t]] = { count: counts[t], bytes: bytes[t] };
     }
     out.line(JSON.stringify({ traceBytes: stream.size, firstSync, packets, errors, byType }));
-    return 0;
+  } else {
+    out.line(`${'packet'.padEnd(10)} ${'count'.padStart(14)} ${'bytes'.padStart(14)}`);
+    for (let t = 0; t < PACKET_TYPE_COUNT; t++) {
+      if (!counts[t]) continue;
+      out.line(`${PACKET_NAMES[t].padEnd(10)} ${String(counts[t]).padStart(14)} ${String(bytes[t]).padStart(14)}`);
+    }
+    out.line(`${'total'.padEnd(10)} ${String(packets).padStart(14)} ${String(stream.size).padStart(14)}`);
+    out.line(`decode errors: ${errors}`);
   }
-  out.line(`${'packet'.padEnd(10)} ${'count'.padStart(14)} ${'bytes'.padStart(14)}`);
-  for (let t = 0; t < PACKET_TYPE_COUNT; t++) {
-    if (!counts[t]) continue;
-    out.line(`${PACKET_NAMES[t].padEnd(10)} ${String(counts[t]).padStart(14)} ${String(bytes[t]).padStart(14)}`);
-  }
-  out.line(`${'total'.padEnd(10)} ${String(packets).padStart(14)} ${String(stream.size).padStart(14)}`);
-  out.line(`decode errors: ${errors}`);
-  if (firstSync < 0) out.line('no PSB found: the file holds no decodable Intel PT data');
-  void PacketType;
-  return 0;
+  out.flush();
+  // As without --stat: decode errors or a cut packet make a partial read.
+  if (truncatedAt >= 0) report(`dump: ${path}: trace ends inside a packet at offset 0x${truncatedAt.toString(16)}`);
+  return errors || truncatedAt >= 0 ? 1 : 0;
 }
 
 /** A one-line description of a file-open failure. */

@@ -10,7 +10,7 @@
  * Addresses are signed doubles (see flow/address-space.ts). 64-bit payloads
  * (PTWRITE, MNT, EVD data) are uint32 `hi`/`lo` pairs.
  */
-import type { ExecMode } from '../flow/instruction.js';
+import type { ExecMode } from '../packets/exec-mode.js';
 
 /** Event kinds (libipt's `pt_event_type`, same order, then newer ones). */
 export enum EventType {
@@ -86,11 +86,18 @@ export enum EventType {
   Swintr,
   /** SYSCALL (CFE SYSCALL). `ip`. */
   Syscall,
-  /** Trigger (TRIG). `trbv`, `icnt` if `hasIcnt`, `ip`. */
+  /**
+   * Trigger (TRIG). `trbv`, `mult`; `ip` unless suppressed, and `icnt`
+   * instructions after it (the flow decoders count them down to 0).
+   */
   Trig,
-  /** Not an event: the query layer's marker after an error. */
+  /** Not an event: what a decoder holds after an error (libipt fills it with 0xff). */
   Invalid,
-  /** Internal to the event layer: consumes the FUP of an unknown CFE. */
+  /**
+   * Internal to the event layer (libipt's ptev_ignore): binds a packet that
+   * makes no event, such as an unknown CFE's FUP or a MODE.Exec that changes
+   * nothing, and is dropped at its binding packet.
+   */
   Ignore,
 }
 
@@ -159,14 +166,9 @@ export class PtEvent {
   hasVmxq = false;
   vmxqHi = 0;
   vmxqLo = 0;
-  /**
-   * Internal to the event layer: a queued event that takes the IP of the
-   * next FUP without binding it (the FUP still starts an asynchronous branch).
-   */
-  fupUnbound = false;
-  /** Trig: trigger bit vector and instruction count. */
+  /** Trig: trigger bit vector, several triggers (MULT), and instruction count. */
   trbv = 0;
-  hasIcnt = false;
+  mult = false;
   icnt = 0;
 
   /** Reset every field (libipt zeroes a queue slot before use). */
@@ -189,6 +191,27 @@ export const copyEvent = new Function(
 ) as (dst: PtEvent, src: PtEvent) => PtEvent;
 
 const BLANK = new PtEvent();
+
+/**
+ * Copy the fields a branch event (TNT or TIP) sets, and the time: what the
+ * layers above read of one. Other fields of `dst` keep stale values, which
+ * no reader of a TNT or TIP event looks at; these come once per few
+ * branches, so the full copy is worth avoiding.
+ */
+export function copyBranchEvent(dst: PtEvent, src: PtEvent): PtEvent {
+  dst.type = src.type;
+  dst.statusUpdate = src.statusUpdate;
+  dst.ipSuppressed = src.ipSuppressed;
+  dst.hasTsc = src.hasTsc;
+  dst.tscHi = src.tscHi;
+  dst.tscLo = src.tscLo;
+  dst.lostMtc = src.lostMtc;
+  dst.lostCyc = src.lostCyc;
+  dst.ip = src.ip;
+  dst.tntBits = src.tntBits;
+  dst.tntSize = src.tntSize;
+  return dst;
+}
 
 /** Reset every field of `ev`. */
 export function resetEvent(ev: PtEvent): void {

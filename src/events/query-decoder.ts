@@ -1,58 +1,47 @@
 /**
  * The query decoder (libipt's pt_query_decoder, libipt/src/pt_query_decoder.c):
- * answers the questions a flow decoder asks while it walks the code —
- * "was this conditional branch taken?", "where did this indirect branch
- * go?", "is an event due?" — on top of the event decoder.
+ * answers the questions a flow decoder asks while it walks the code, "was
+ * this conditional branch taken?", "where did this indirect branch go?",
+ * "is an event due?", on top of the event decoder.
  *
  * It reads one event ahead. TNT events fill a bit cache; TIP events answer
- * indirect-branch queries; everything else is a pending event that the flow
- * decoder fetches with {@link event}. An event is only indicated once the
- * cached TNT bits are used up, so that the caller first reaches the code
- * location the event belongs to.
+ * indirect-branch queries; anything else is a pending event, fetched with
+ * {@link event}. An event is only indicated once the cached TNT bits are
+ * used up, so that the caller first reaches the code location the event
+ * belongs to.
  *
  * Results follow libipt: a non-negative {@link Status} bit set, or a
- * negative ErrorCode.
+ * negative ErrorCode. The address of the last indirect-branch query (and of
+ * a synchronization) is {@link ip}; the outcome of the last conditional
+ * branch query is {@link taken}.
  */
 import type { DecoderConfig } from '../packets/config.js';
-import type { PacketDecoder } from '../packets/decoder.js';
 import { ErrorCode } from '../packets/errors.js';
-import { EventDecoder, type EventDecoderFlags } from './event-decoder.js';
-import { copyEvent as assignEvent } from './event.js';
-import { EventType, PtEvent } from './event.js';
+import type { TraceInput } from '../packets/packet-stream.js';
+import { EventDecoder, EventDecoderState, type EventDecoderFlags } from './event-decoder.js';
+import { EventType, PtEvent, copyEvent } from './event.js';
 import { Status } from './status.js';
+import { TimeTracker } from './time.js';
 import { TntCache } from './tnt-cache.js';
-
-/** The read-ahead event when there is none (never modified). */
-const NO_EVENT = new PtEvent();
 
 export class QueryDecoder {
   readonly events: EventDecoder;
   private readonly tnt = new TntCache();
-  /**
-   * The next event, read ahead: the event decoder's slot itself (valid until
-   * its next call, which only {@link fetchEvent} makes), or {@link NO_EVENT}.
-   */
-  private ev: PtEvent = NO_EVENT;
-  /** Deferred error of the event decoder. */
+  /** The next event, read ahead. */
+  private readonly ev = new PtEvent();
+  /** The event decoder's status: its error, once it has one. */
   private status = -ErrorCode.NoSync;
-  /**
-   * The time at the last query or event the caller consumed (libipt's
-   * last_time): the fields of it that are reported, copied at each query
-   * (a whole TimeTracker copy costs more than the query itself).
-   */
-  lastTscHi = 0;
-  lastTscLo = 0;
-  lastLostMtc = 0;
-  lastLostCyc = 0;
-  /** A TSC had been seen: the last time is wall-clock time. */
-  lastHaveTsc = false;
-  /** Result of the last query that gives an address. */
+  /** The time at the last query or event (libipt's last_time). */
+  readonly lastTime = new TimeTracker();
+  /** The address of the last indirect branch query, or where tracing starts after a sync. */
   ip = 0;
-  /** Result of the last conditional-branch query. */
+  /** The outcome of the last conditional branch query. */
   taken = false;
+  private readonly startState = new EventDecoderState();
+  private readonly startEvent = new PtEvent();
 
-  constructor(packets: PacketDecoder, config: DecoderConfig, flags?: EventDecoderFlags) {
-    this.events = new EventDecoder(packets, config, flags);
+  constructor(trace: TraceInput, config: DecoderConfig, flags?: EventDecoderFlags) {
+    this.events = new EventDecoder(trace, config, flags);
   }
 
   get config(): DecoderConfig {
@@ -69,16 +58,11 @@ export class QueryDecoder {
 
   private reset(): void {
     this.status = -ErrorCode.NoSync;
-    this.ev = NO_EVENT;
     this.tnt.reset();
-    this.lastTscHi = 0;
-    this.lastTscLo = 0;
-    this.lastLostMtc = 0;
-    this.lastLostCyc = 0;
-    this.lastHaveTsc = false;
+    this.lastTime.reset();
   }
 
-  private eventPending(): boolean {
+  private get eventPending(): boolean {
     const t = this.ev.type;
     return t !== EventType.Tnt && t !== EventType.Tip;
   }
@@ -86,51 +70,94 @@ export class QueryDecoder {
   private statusFlags(): number {
     let flags = 0;
     if (this.tnt.isEmpty()) {
-      if (this.status < 0) {
-        if (this.status === -ErrorCode.Eos) flags |= Status.Eos;
-      } else if (this.eventPending()) {
-        flags |= Status.EventPending;
-      }
+      if (this.status === -ErrorCode.Eos) flags |= Status.Eos;
+      else if (this.eventPending) flags |= Status.EventPending;
     }
     return flags;
   }
 
   private fetchEvent(): void {
-    const err = this.events.next();
+    const err = this.events.next(this.ev);
     if (err < 0) {
       this.status = err;
-      this.ev = NO_EVENT;
-    } else {
-      this.ev = this.events.event;
+      this.ev.type = EventType.Invalid;
     }
   }
 
   /**
-   * After synchronizing: read the first event. If PSB+ said tracing is
-   * enabled, {@link ip} is the start address and IpSuppressed is clear.
+   * After synchronizing: the PSB+ status events say whether tracing is
+   * enabled and where ({@link ip}); a copy of the event decoder reads them,
+   * so that they are still reported as events.
    */
-  private start(err: number): number {
-    if (err < 0) return err;
+  private start(): number {
+    const events = this.events;
+    let status: number = Status.IpSuppressed;
+    events.save(this.startState);
+    const at = events.position;
+    try {
+      for (;;) {
+        if (events.position !== at) break;
+        const err = events.next(this.startEvent);
+        if (err < 0) {
+          if (err !== -ErrorCode.Eos) return err;
+          break;
+        }
+        if (!this.startEvent.statusUpdate) break;
+        if (this.startEvent.type !== EventType.Enabled) continue;
+        status &= ~Status.IpSuppressed;
+        this.ip = this.startEvent.ip;
+        break;
+      }
+    } finally {
+      events.restore(this.startState);
+    }
     this.status = 0;
     this.fetchEvent();
-    let status: number = Status.IpSuppressed;
-    if (this.status < 0) {
-      if (this.status !== -ErrorCode.Eos) return this.status;
-    } else if (this.ev.statusUpdate && this.ev.type === EventType.Enabled) {
-      status &= ~Status.IpSuppressed;
-      this.ip = this.ev.ip;
-    }
     return status | this.statusFlags();
   }
 
   syncForward(): number {
     this.reset();
-    return this.start(this.events.syncForward());
+    const err = this.events.syncForward();
+    if (err < 0) return err;
+    return this.start();
+  }
+
+  /**
+   * Synchronize at the last PSB before the current position that gives a
+   * start (libipt's pt_qry_sync_backward). 0 or a negative ErrorCode (as
+   * libipt's, without status flags); a segment at the end whose PSB+ is
+   * cut gives -Eos, as in libipt.
+   */
+  syncBackward(): number {
+    let start = this.events.position;
+    if (start < 0) start = this.events.packets.size;
+    let sync = start;
+    for (;;) {
+      this.reset();
+      let pos: number;
+      do {
+        const err = this.events.syncBackward();
+        if (err < 0) return err;
+        pos = this.events.position;
+      } while (sync <= pos);
+      sync = pos;
+      const status = this.start();
+      if (status < 0) {
+        if (status !== -ErrorCode.Eos) return status;
+        continue;
+      }
+      // Like libipt's, the status flags are not passed on: 0. A pending
+      // event is indicated by the next call.
+      if (this.events.position < start) return 0;
+    }
   }
 
   syncSet(offset: number): number {
     this.reset();
-    return this.start(this.events.syncSet(offset));
+    const err = this.events.syncSet(offset);
+    if (err < 0) return err;
+    return this.start();
   }
 
   private cacheTnt(): number {
@@ -142,12 +169,12 @@ export class QueryDecoder {
     return 0;
   }
 
-  /** Query a conditional branch: sets {@link taken}; status flags or error. */
+  /** Query a conditional branch: sets {@link taken}; status flags or a negative ErrorCode. */
   condBranch(): number {
     let q = this.tnt.query();
     if (q < 0) {
       if (q !== -ErrorCode.BadQuery) return q;
-      this.takeTime();
+      this.lastTime.copyFrom(this.events.timing.time);
       const err = this.cacheTnt();
       if (err < 0) return err;
       q = this.tnt.query();
@@ -161,15 +188,15 @@ export class QueryDecoder {
     return this.statusFlags();
   }
 
-  /** Query an indirect branch: sets {@link ip} unless IpSuppressed; status or error. */
+  /** Query an indirect branch: sets {@link ip} unless IpSuppressed; status flags or a negative ErrorCode. */
   indirectBranch(): number {
     if (this.status < 0) return this.status;
-    let ev = this.ev;
+    const ev = this.ev;
     if (ev.type !== EventType.Tip) {
       const err = this.cacheTnt();
       if (err < 0) return err;
-      ev = this.ev;
-      if (ev.type !== EventType.Tip) {
+      // Caching the TNT read the next event into `ev`.
+      if ((ev.type as EventType) !== EventType.Tip) {
         if (this.status < 0) return this.status;
         return -ErrorCode.BadQuery;
       }
@@ -177,69 +204,29 @@ export class QueryDecoder {
     let status = 0;
     if (ev.ipSuppressed) status |= Status.IpSuppressed;
     else this.ip = ev.ip;
-    this.takeTime();
+    this.lastTime.copyFrom(this.events.timing.time);
     this.fetchEvent();
     return status | this.statusFlags();
   }
 
-  /** Fetch the pending event into `out`; status flags or error. */
+  /** Fetch the pending event into `out`; status flags or a negative ErrorCode. */
   event(out: PtEvent): number {
     if (!this.tnt.isEmpty()) return -ErrorCode.BadQuery;
     if (this.status < 0) return this.status;
-    if (!this.eventPending()) return -ErrorCode.BadQuery;
-    assignEvent(out, this.ev);
-    this.takeTime();
+    if (!this.eventPending) return -ErrorCode.BadQuery;
+    copyEvent(out, this.ev);
+    this.lastTime.copyFrom(this.events.timing.time);
     this.fetchEvent();
-    // A decode error right behind the event is reported now: the caller
-    // would otherwise move on in the code past the place of the error.
-    const err = this.error;
-    return err < 0 ? err : this.statusFlags();
+    return this.statusFlags();
   }
 
-  /**
-   * The decode error the caller runs into next (0 if none): a deferred
-   * error of the event decoder once the cached TNT bits are used up.
-   */
-  get error(): number {
-    return this.status < 0 && this.status !== -ErrorCode.Eos && this.tnt.isEmpty() ? this.status : 0;
-  }
-
-  /** Is the next trace item an indirect-branch target (TIP)? */
-  get tipPending(): boolean {
-    return this.status >= 0 && this.tnt.isEmpty() && this.ev.type === EventType.Tip;
-  }
-
-  /**
-   * After a decode error (libipt's resync): drop the cached TNT bits and
-   * any TNT read ahead. Status flags, or the error if it persists.
-   */
-  dropTnt(): number {
-    this.tnt.reset();
-    while (this.status >= 0 && this.ev.type === EventType.Tnt) this.fetchEvent();
-    const err = this.error;
-    return err < 0 ? err : this.statusFlags();
-  }
-
-  /** Copy the pending event into `out` without consuming it: 0 or error. */
-  peekEvent(out: PtEvent): number {
-    if (!this.tnt.isEmpty()) return -ErrorCode.BadQuery;
-    if (this.status < 0) return this.status;
-    if (!this.eventPending()) return -ErrorCode.BadQuery;
-    assignEvent(out, this.ev);
-    return 0;
-  }
-
-  /** Time at the last consumed event: 0, or -NoTime (the value is relative then). */
+  /** The time at the last query or event: 0, or -NoTime (the value is relative then). */
   time(): number {
-    return this.lastHaveTsc ? 0 : -ErrorCode.NoTime;
+    return this.lastTime.queryTsc();
   }
 
-  private takeTime(): void {
-    const t = this.events.timing.time;
-    this.lastTscHi = t.tscHi;
-    this.lastTscLo = t.tscLo;
-    this.lastLostMtc = t.lostMtc;
-    this.lastLostCyc = t.lostCyc;
-    this.lastHaveTsc = t.haveTsc;
+  /** The core:bus ratio at the last query or event, or -NoCbr. */
+  coreBusRatio(): number {
+    return this.lastTime.queryCbr();
   }
 }

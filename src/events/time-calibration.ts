@@ -21,9 +21,13 @@ import {
   TSC_BITS,
   ctcDelta,
   ctcToFastCounter,
-  mulDivU64,
   shl1U32,
+  u64Add,
+  u64FromHiLo,
+  u64IsZero,
+  u64MulDiv,
   u64ToBigInt,
+  type U64,
 } from './time-math.js';
 
 /** 2^56: the first FastCounter value whose `<< FCR_SHIFT` would overflow uint64. */
@@ -40,15 +44,15 @@ const SKL168_WRAP_CYCLES = 0xf00;
 
 export class TimeCalibration {
   /** The current ratio (valid once {@link fcr} stops failing). */
-  private ratio = 0;
+  private ratio: U64 = 0;
   /** Smallest and largest ratio seen; min > max means "none yet". */
-  private minFcr = Infinity;
-  private maxFcr = 0;
+  private minFcr: U64 = Infinity;
+  private maxFcr: U64 = 0;
   /** The last TSC (for calibrating at the next TSC in PSB+); 0: none. */
   private readonly lastTsc = new Uint32Array(2);
   /** Cycles since the last TSC, and since the last MTC (from CYC). */
-  private cycTsc = 0;
-  private cycMtc = 0;
+  private cycTsc: U64 = 0;
+  private cycMtc: U64 = 0;
   /** The last MTC's CTC value, shifted into place. */
   private ctc = 0;
   /** MTCs lost since the last successful calibration. */
@@ -96,7 +100,7 @@ export class TimeCalibration {
    * `-ErrorCode.NoTime` if nothing has been calibrated yet (libipt's
    * `pt_tcal_fcr`).
    */
-  fcr(): number {
+  fcr(): U64 {
     if (!this.haveFcr) return -ErrorCode.NoTime;
     return this.ratio;
   }
@@ -105,7 +109,7 @@ export class TimeCalibration {
    * Set the ratio (libipt's `pt_tcal_set_fcr`), e.g. to supply a first guess
    * before one CBR or two MTCs arrive. `fcr` is already shifted.
    */
-  setFcr(fcr: number): number {
+  setFcr(fcr: U64): number {
     this.ratio = fcr;
     if (fcr < this.minFcr) this.minFcr = fcr;
     if (fcr > this.maxFcr) this.maxFcr = fcr;
@@ -142,7 +146,7 @@ export class TimeCalibration {
     this.lastTsc[1] = pkt.lo;
     this.cycTsc = 0;
 
-    if ((!lastHi && !lastLo) || !cyc) return 0;
+    if ((!lastHi && !lastLo) || u64IsZero(cyc)) return 0;
     if (this.haveMtc) return 0;
 
     // Once per PSB: BigInt keeps the 56-bit arithmetic simple and exact.
@@ -156,7 +160,7 @@ export class TimeCalibration {
     // The shifted numerator must fit into 64 bits.
     if (delta >= 1n << BigInt(64 - FCR_SHIFT)) return -ErrorCode.Internal;
 
-    return this.setFcr(Number((delta << BigInt(FCR_SHIFT)) / BigInt(cyc)));
+    return this.setFcr(u64MulDiv(delta, 1 << FCR_SHIFT, cyc));
   }
 
   /** A CBR outside PSB+ is a frequency change: start over, then use it. */
@@ -204,7 +208,7 @@ export class TimeCalibration {
     }
 
     // Without cycles, try again at the next MTC over the combined period.
-    if (!cyc) return 0;
+    if (u64IsZero(cyc)) return 0;
 
     this.haveMtc = true;
     this.cycMtc = 0;
@@ -217,11 +221,11 @@ export class TimeCalibration {
     if (delta < 0) return delta;
 
     const fc = ctcToFastCounter(delta, config.cpuid15Eax, config.cpuid15Ebx);
-    if (fc < 0) return fc;
+    if (typeof fc === 'number' && fc < 0) return fc;
 
     if (fc >= FCR_INPUT_LIMIT) return -ErrorCode.Internal;
 
-    const fcr = mulDivU64(fc, 1 << FCR_SHIFT, cyc);
+    const fcr = u64MulDiv(fc, 1 << FCR_SHIFT, cyc);
 
     if (checkSkl168) {
       // One or more MTCs were lost.
@@ -229,7 +233,7 @@ export class TimeCalibration {
 
       // A lost wrap CYC: we expected many more TSC ticks for these cycles.
       if (config.mtcFreq < SKL168_MAX_MTC_FREQ && this.haveFcr) {
-        const expected = mulDivU64(this.ratio, cyc + SKL168_WRAP_CYCLES, 1 << FCR_SHIFT);
+        const expected = u64MulDiv(this.ratio, u64Add(cyc, SKL168_WRAP_CYCLES), 1 << FCR_SHIFT);
         if (expected < fc) return 0;
       }
     }
@@ -243,8 +247,9 @@ export class TimeCalibration {
 
   /** A CYC: count its cycles for the next MTC and TSC calibration. */
   onCyc(pkt: Packet): number {
-    this.cycMtc += pkt.cyc;
-    this.cycTsc += pkt.cyc;
+    const cyc = u64FromHiLo(pkt.hi, pkt.lo);
+    this.cycMtc = u64Add(this.cycMtc, cyc);
+    this.cycTsc = u64Add(this.cycTsc, cyc);
     return 0;
   }
 

@@ -13,9 +13,12 @@
  *   but they are bounded by one MTC or TSC period (libipt itself fails
  *   rather than let the calibration products overflow), so they stay far
  *   below 2^53 in any real trace.
- * - Products that might not ({@link mulDivU64}) are computed exactly: in
- *   doubles when below 2^53, else with BigInt, which allocates but only runs
- *   for absurd inputs (e.g. a CPUID 0x15 ratio of billions).
+ * - Quantities libipt keeps in uint64 that hostile input can push past 2^53
+ *   (CYC payloads, the FastCounter sum, cycle counts, the ratio) are
+ *   {@link U64}: a number while below 2^53, else a bigint. Arithmetic on
+ *   them ({@link u64Add}, {@link u64MulDiv}, ...) is exact modulo 2^64 and
+ *   takes the number fast path whenever the result fits; BigInt, which
+ *   allocates, only runs for such input.
  */
 import { ErrorCode } from '../packets/errors.js';
 
@@ -58,34 +61,85 @@ export function ctcDelta(ctc: number, lastCtc: number, mtcFreq: number): number 
   return (ctc - lastCtc) >>> 0;
 }
 
+/** An unsigned 64-bit integer: a number while below 2^53, else a bigint. */
+export type U64 = number | bigint;
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** `v` modulo 2^64, as a number if it fits. */
+function u64Of(v: bigint): U64 {
+  const r = BigInt.asUintN(64, v);
+  return r <= MAX_SAFE ? Number(r) : r;
+}
+
+/** Is the U64 zero? */
+export function u64IsZero(a: U64): boolean {
+  return a === 0 || a === 0n;
+}
+
+/** a + b modulo 2^64. */
+export function u64Add(a: U64, b: U64): U64 {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const s = a + b;
+    if (s <= Number.MAX_SAFE_INTEGER) return s;
+  }
+  return u64Of(BigInt(a) + BigInt(b));
+}
+
+/** a - b modulo 2^64. */
+export function u64Sub(a: U64, b: U64): U64 {
+  if (typeof a === 'number' && typeof b === 'number' && a >= b) return a - b;
+  return u64Of(BigInt(a) - BigInt(b));
+}
+
+/**
+ * floor(((a * b) mod 2^64) / c) for c > 0: C's `(a * b) / c` on uint64
+ * operands (and `(a * b) >> s` with c = 2^s, `(a << s) / c` with b = 2^s).
+ */
+export function u64MulDiv(a: U64, b: U64, c: U64): U64 {
+  if (typeof a === 'number' && typeof b === 'number' && typeof c === 'number') {
+    const p = a * b;
+    // A double product at most 2^53 - 1 is exact, and flooring an exactly
+    // rounded quotient of such integers is exact as well.
+    if (p <= Number.MAX_SAFE_INTEGER) return Math.floor(p / c);
+  }
+  return u64Of(BigInt.asUintN(64, BigInt(a) * BigInt(b)) / BigInt(c));
+}
+
+/** The value of `hi:lo` (uint32 halves) as a U64. */
+export function u64FromHiLo(hi: number, lo: number): U64 {
+  if (hi < 0x200000) return hi * 4294967296 + lo;
+  return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+}
+
 /**
  * Convert CTC ticks into TSC (FastCounter) ticks with the CPUID 0x15 ratio:
  * ctc * EBX / EAX, truncated (libipt's `pt_time_ctc_fc`). Returns the tick
  * count (>= 0) or `-ErrorCode.BadConfig` if either CPUID value is zero.
  */
-export function ctcToFastCounter(ctc: number, cpuid15Eax: number, cpuid15Ebx: number): number {
+export function ctcToFastCounter(ctc: number, cpuid15Eax: number, cpuid15Ebx: number): U64 {
   if (!cpuid15Eax || !cpuid15Ebx) return -ErrorCode.BadConfig;
-  return mulDivU64(ctc, cpuid15Ebx, cpuid15Eax);
+  return u64MulDiv(ctc, cpuid15Ebx, cpuid15Eax);
 }
 
 /**
- * floor(((a * b) mod 2^64) / c) for non-negative integers a, b and c > 0: the
- * value of C's `(a * b) / c` (and of `(a * b) >> s` with c = 2^s, or of
- * `(a << s) / c` with b = 2^s) on uint64 operands.
+ * floor(((a * b) mod 2^64) / c) for non-negative integers below 2^53 whose
+ * result is known to be below 2^53 (see {@link u64MulDiv} for U64 operands).
  */
 export function mulDivU64(a: number, b: number, c: number): number {
-  const p = a * b;
-  // A double product at most 2^53 - 1 is exact, and flooring an exactly
-  // rounded quotient of such integers is exact as well.
-  if (p <= Number.MAX_SAFE_INTEGER) return Math.floor(p / c);
-  return Number(BigInt.asUintN(64, BigInt(a) * BigInt(b)) / BigInt(c));
+  return Number(u64MulDiv(a, b, c));
 }
 
 /**
- * Add a non-negative number `n` to the uint64 `hi:lo` in `out` (index 0: hi,
- * 1: lo), modulo 2^64.
+ * Add `n` to the uint64 `hi:lo` in `out` (index 0: hi, 1: lo), modulo 2^64.
  */
-export function addU64(out: Uint32Array, n: number): void {
+export function addU64(out: Uint32Array, n: U64): void {
+  if (typeof n === 'bigint') {
+    const v = BigInt.asUintN(64, ((BigInt(out[0]!) << 32n) | BigInt(out[1]!)) + n);
+    out[0] = Number(v >> 32n);
+    out[1] = Number(v & 0xffffffffn);
+    return;
+  }
   const nLo = n % TWO_POW_32;
   const lo = out[1]! + nLo;
   const carry = lo >= TWO_POW_32 ? 1 : 0;

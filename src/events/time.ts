@@ -44,11 +44,16 @@ import {
   addU64,
   ctcDelta,
   ctcToFastCounter,
-  mulDivU64,
   shl1U32,
   subU64,
+  u64Add,
+  u64FromHiLo,
   u64Hex,
+  u64IsZero,
+  u64MulDiv,
+  u64Sub,
   u64ToBigInt,
+  type U64,
 } from './time-math.js';
 
 /** The estimated time (libipt's `struct pt_time`). */
@@ -58,7 +63,7 @@ export class TimeTracker {
   /** The TSC at the last TSC/MTC (minus the TMA FastCounter): [hi, lo]. */
   private readonly base = new Uint32Array(2);
   /** TSC ticks since `base` (TMA FastCounter plus scaled CYC cycles). */
-  private fc = 0;
+  private fc: U64 = 0;
   /** The last CTC value from MTC/TMA, shifted into place. */
   private ctc = 0;
   /** The CTC value when `fc` was last cleared (CYC spanning MTC periods). */
@@ -172,7 +177,7 @@ export class TimeTracker {
 
     this.haveTma = true;
     subU64(this.base, pkt.fc);
-    this.fc += pkt.fc;
+    this.fc = u64Add(this.fc, pkt.fc);
 
     // If TMA holds all the CTC bits MTC provides, it serves as an MTC.
     // Otherwise the next MTC estimates the missing high bits.
@@ -197,7 +202,7 @@ export class TimeTracker {
     const ctc = (pkt.ctc << mtcFreq) >>> 0;
 
     // Remember the CTC where the FastCounter restarts (or would have).
-    if (this.fc || this.lostCyc || !haveMtc) this.ctcCyc = ctc;
+    if (!u64IsZero(this.fc) || this.lostCyc || !haveMtc) this.ctcCyc = ctc;
 
     // Prepare for the next packet in case we fail below.
     this.haveMtc = true;
@@ -231,7 +236,7 @@ export class TimeTracker {
     }
 
     const ticks = ctcToFastCounter(delta, config.cpuid15Eax, config.cpuid15Ebx);
-    if (ticks < 0) return ticks;
+    if (typeof ticks === 'number' && ticks < 0) return ticks;
 
     addU64(this.base, ticks);
     this.tsc.set(this.base);
@@ -242,20 +247,21 @@ export class TimeTracker {
    * A CYC packet with calibration ratio `fcr` (from
    * {@link TimeCalibration.fcr}; 0 when unknown, which counts the CYC as lost).
    */
-  onCyc(pkt: Packet, fcr: number, config: DecoderConfig): number {
-    if (!fcr) {
+  onCyc(pkt: Packet, fcr: U64, config: DecoderConfig): number {
+    if (u64IsZero(fcr)) {
       this.lostCyc += 1;
       return 0;
     }
 
-    let cyc = pkt.cyc;
+    let cyc: U64 = u64FromHiLo(pkt.hi, pkt.lo);
     let fc = this.fc;
-    if (!fc) {
-      cyc = this.adjustCyc(cyc, fcr, config);
-      if (cyc < 0) return cyc;
+    if (u64IsZero(fc)) {
+      const adjusted = this.adjustCyc(cyc, fcr, config);
+      if (typeof adjusted === 'number' && adjusted < 0) return adjusted;
+      cyc = adjusted;
     }
 
-    fc += mulDivU64(cyc, fcr, 1 << FCR_SHIFT);
+    fc = u64Add(fc, u64MulDiv(cyc, fcr, 1 << FCR_SHIFT));
 
     this.fc = fc;
     this.tsc.set(this.base);
@@ -270,7 +276,7 @@ export class TimeTracker {
    * negative, keep none (running slow beats running fast). Returns the
    * adjusted cycle count or a negative error.
    */
-  private adjustCyc(cyc: number, fcr: number, config: DecoderConfig): number {
+  private adjustCyc(cyc: U64, fcr: U64, config: DecoderConfig): U64 {
     const lastCtc = this.ctcCyc;
     const ctc = this.ctc;
     if (ctc === lastCtc) return cyc;
@@ -279,11 +285,11 @@ export class TimeTracker {
     if (delta < 0) return delta;
 
     const fc = ctcToFastCounter(delta, config.cpuid15Eax, config.cpuid15Ebx);
-    if (fc < 0) return fc;
+    if (typeof fc === 'number' && fc < 0) return fc;
 
-    const oldCyc = mulDivU64(fc, 1 << FCR_SHIFT, fcr);
+    const oldCyc = u64MulDiv(fc, 1 << FCR_SHIFT, fcr);
     const total = cyc < oldCyc ? oldCyc : cyc;
-    return total - oldCyc;
+    return u64Sub(total, oldCyc);
   }
 }
 
@@ -353,7 +359,7 @@ export class Timing {
     if (fatal(status)) return status;
     // Without calibration, fall back to 0: the tracker counts a lost CYC.
     let fcr = this.tcal.fcr();
-    if (fcr < 0) {
+    if (typeof fcr === 'number' && fcr < 0) {
       if (fcr !== -ErrorCode.NoTime) return fcr;
       fcr = 0;
     }
@@ -429,10 +435,7 @@ export class TimeColumn {
   /** Tsc: the TSC, or the magnitude of the delta. */
   hi = 0;
   lo = 0;
-  /**
-   * Fcr: the ratio in 1/256 units (divide by 256 for the printed value);
-   * signed when `delta`.
-   */
+  /** Fcr: the ratio (a double, as ptdump computes it); signed when `delta`. */
   fcr = 0;
   diagCount = 0;
   readonly diagMessage: string[] = new Array<string>(MAX_DIAGS).fill('');
@@ -566,17 +569,17 @@ export class PtdumpTimeTracking {
 
       case PacketType.Cyc: {
         if (!this.trackTime || this.options.noCyc) return;
-        let fcr = 0;
+        let fcr: U64 = 0;
         if (!this.options.noTcal) {
-          status = this.tcal.fcr();
-          if (status < 0) col.addDiag(DIAG_CALIBRATION, status);
-          else fcr = status;
+          const ratio = this.tcal.fcr();
+          if (typeof ratio === 'number' && ratio < 0) col.addDiag(DIAG_CALIBRATION, ratio);
+          else fcr = ratio;
           status = this.tcal.onCyc(pkt);
           if (status < 0) col.addDiag(DIAG_CALIBRATING, status);
         }
         status = this.time.onCyc(pkt, fcr, config);
         if (status < 0) col.addDiag(DIAG_UPDATING, status);
-        else if (!fcr) col.addDiag(DIAG_NO_CALIBRATION, 0);
+        else if (u64IsZero(fcr)) col.addDiag(DIAG_NO_CALIBRATION, 0);
         // A CYC does not change the calibration.
         this.show(col, false, true);
         return;
@@ -628,17 +631,19 @@ export class PtdumpTimeTracking {
   private showTcal(col: TimeColumn): void {
     col.kind = TimeColumnKind.Fcr;
     const fcr = this.tcal.fcr();
-    if (fcr < 0) {
+    if (typeof fcr === 'number' && fcr < 0) {
       col.unavailable = true;
       col.addDiag(DIAG_PRINTING, fcr);
       return;
     }
+    // ptdump prints the ratio as a double: fcr / 256, and deltas of those.
+    const value = Number(fcr) / (1 << FCR_SHIFT);
     if (this.options.timeDelta) {
       col.delta = true;
-      col.fcr = fcr - this.lastFcr;
-      this.lastFcr = fcr;
+      col.fcr = value - this.lastFcr;
+      this.lastFcr = value;
     } else {
-      col.fcr = fcr;
+      col.fcr = value;
     }
   }
 }
@@ -667,22 +672,40 @@ export function formatTimeColumn(col: TimeColumn): string {
     if (!col.delta) return u64Hex(col.hi, col.lo).padStart(16, '0');
     return (col.negative ? '-' : '+') + u64Hex(col.hi, col.lo);
   }
-  return formatFixed256(col.fcr, col.delta);
+  return formatFixed3(col.fcr, col.delta);
 }
 
 /**
- * `printf("%.3f")` (or `"%+.3f"` when `signed`) of `numerator / 256`,
- * rounding exact ties to even as glibc does.
+ * `printf("%.3f")` (or `"%+.3f"` when `signed`) of the double `x`: its exact
+ * binary value rounded to three decimals, exact ties to even, as glibc does.
  */
-export function formatFixed256(numerator: number, signed: boolean): string {
-  const negative = numerator < 0;
-  const n = BigInt(Math.abs(numerator));
-  // numerator / 256 * 1000 = numerator * 125 / 32.
-  const scaled = n * 125n;
-  let q = scaled / 32n;
-  const r2 = (scaled % 32n) * 2n;
-  if (r2 > 32n || (r2 === 32n && (q & 1n) === 1n)) q += 1n;
+export function formatFixed3(x: number, signed: boolean): string {
+  const negative = x < 0 || Object.is(x, -0);
+  const [m, e] = decompose(Math.abs(x));
+  // |x| * 1000 = m * 1000 * 2^e.
+  let q: bigint;
+  if (e >= 0) q = (m * 1000n) << BigInt(e);
+  else {
+    const num = m * 1000n;
+    const den = 1n << BigInt(-e);
+    q = num / den;
+    const r2 = (num % den) * 2n;
+    if (r2 > den || (r2 === den && (q & 1n) === 1n)) q += 1n;
+  }
   const text = `${q / 1000n}.${(q % 1000n).toString().padStart(3, '0')}`;
   if (negative) return `-${text}`;
   return signed ? `+${text}` : text;
+}
+
+/** A finite non-negative double as m * 2^e with an integer m. */
+function decompose(x: number): [bigint, number] {
+  if (x === 0) return [0n, 0];
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const exp = (hi >>> 20) & 0x7ff;
+  const frac = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+  if (exp === 0) return [frac, -1074];
+  return [frac | (1n << 52n), exp - 1075];
 }

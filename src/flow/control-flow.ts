@@ -10,15 +10,15 @@
  * decoder's reusable instruction/event structs.
  *
  * When no consumer asks for every instruction, the walker reads blocks
- * instead ({@link BlockDecoder} over the same instruction decoder, ending
- * at every branch), which moves through the code by cached runs: each
- * block's last instruction is its only possible transfer, so the callbacks
- * are the same, in the same order, as instruction by instruction.
+ * instead (the instruction decoder's own {@link BlockDecoder}, set to end
+ * blocks at every branch), which moves through the code by cached runs:
+ * each block's last instruction is its only possible transfer, so the
+ * callbacks are the same, in the same order, as instruction by instruction.
  */
 import { ErrorCode } from '../packets/errors.js';
 import { EventType, PtEvent } from '../events/event.js';
 import { Status } from '../events/status.js';
-import { Block, BlockDecoder } from './block-decoder.js';
+import { Block } from './block-decoder.js';
 import type { InsnDecoder } from './insn-decoder.js';
 import { InsnClass, InstructionInfo } from './instruction.js';
 
@@ -126,6 +126,7 @@ function classify(iclass: InsnClass, isDirect: boolean): TransferKind | -1 {
 export class ControlFlowWalker {
   private readonly insn = new InstructionInfo();
   private readonly block = new Block();
+  private readonly last = new InstructionInfo();
   private readonly ev = new PtEvent();
   private readonly transferSinks: FlowConsumer[];
   private readonly insnSinks: FlowConsumer[];
@@ -183,15 +184,23 @@ export class ControlFlowWalker {
       if (status < 0) continue;
       if (status & Status.Eos) break;
       status = dec.next(insn);
-      if (status < 0) {
-        status = this.recover(status, insn.ip, stats);
+      // An event that could not be indicated before the instruction.
+      if (status === -ErrorCode.EventIgnored) {
+        status = Status.EventPending;
+        continue;
+      }
+      // Errors are reported where decoding stands, which does not depend
+      // on how the code was cut into blocks.
+      if (status < 0 && insn.iclass === InsnClass.Unknown) {
+        status = this.recover(status, dec.ip, stats);
         continue;
       }
       stats.instructions++;
       if (this.pendingKind >= 0) this.flush(insn.ip, stats);
       for (const c of this.insnSinks) c.onInstruction!(insn);
       this.sinceTransfer++;
-      const kind = classify(insn.iclass, insn.isDirect);
+      // A failing instruction ran, but where it went is unknown.
+      const kind = status < 0 ? -1 : classify(insn.iclass, insn.isDirect);
       if (kind >= 0) {
         this.pendingKind = kind;
         this.pendingIp = insn.ip;
@@ -199,19 +208,35 @@ export class ControlFlowWalker {
         this.pendingCount = this.sinceTransfer;
         this.sinceTransfer = 0;
       }
+      if (status < 0) status = this.recover(status, dec.ip, stats);
     }
   }
 
   /** {@link walkInstructions}, a block at a time (blocks end at every branch). */
   private walkBlocks(stats: FlowStats): void {
     const dec = this.decoder;
-    const blocks = BlockDecoder.over(dec, true, true);
+    const blocks = dec.blocks;
+    const endOnCall = blocks.endOnCall;
+    const endOnJump = blocks.endOnJump;
+    blocks.endOnCall = true;
+    blocks.endOnJump = true;
+    try {
+      this.walkBlocksOf(stats);
+    } finally {
+      blocks.endOnCall = endOnCall;
+      blocks.endOnJump = endOnJump;
+    }
+  }
+
+  private walkBlocksOf(stats: FlowStats): void {
+    const dec = this.decoder;
+    const blocks = dec.blocks;
     const block = this.block;
     let status = dec.syncForward();
     for (;;) {
       if (status < 0) {
         if (status === -ErrorCode.Eos) break;
-        this.error(status, dec.offset, dec.ip, stats);
+        this.error(status, dec.offset, blocks.ip, stats);
         status = dec.syncForward();
         continue;
       }
@@ -219,24 +244,24 @@ export class ControlFlowWalker {
       if (status < 0) continue;
       if (status & Status.Eos) break;
       status = blocks.next(block);
-      // A failing last instruction was decoded but did not complete.
-      const failedLast = status < 0 && block.lastFailed;
-      const done = failedLast ? block.ninsn - 1 : block.ninsn;
+      const done = block.ninsn;
       if (done > 0) {
         stats.instructions += done;
         if (this.pendingKind >= 0) this.flush(block.ip, stats);
         this.sinceTransfer += done;
-        // Only the last instruction of a block can be a branch.
-        const kind = failedLast ? -1 : classify(block.iclass, block.lastIsDirect);
+        // Only the last instruction of a block can be a branch; after an
+        // error, where it went is unknown.
+        const last = this.last;
+        const kind = status < 0 || block.lastInsn(last) < 0 ? -1 : classify(last.iclass, last.isDirect);
         if (kind >= 0) {
           this.pendingKind = kind;
           this.pendingIp = block.endIp;
-          this.pendingSize = block.size;
+          this.pendingSize = last.size;
           this.pendingCount = this.sinceTransfer;
           this.sinceTransfer = 0;
         }
       }
-      if (status < 0) status = this.recover(status, block.failIp, stats);
+      if (status < 0) status = this.recover(status, blocks.ip, stats);
     }
   }
 

@@ -25,18 +25,8 @@
 import { ErrorCode } from '../packets/errors.js';
 import type { MappedSection } from './image.js';
 
-/** libipt's `pt_exec_mode`. */
-export enum ExecMode {
-  Unknown = 0,
-  Bit16 = 1,
-  Bit32 = 2,
-  Bit64 = 3,
-}
-
-/** Bitness (16, 32, 64) of an execution mode, or 0 for Unknown. */
-export function execModeBits(mode: ExecMode): number {
-  return mode === ExecMode.Bit64 ? 64 : mode === ExecMode.Bit32 ? 32 : mode === ExecMode.Bit16 ? 16 : 0;
-}
+import { ExecMode } from '../packets/exec-mode.js';
+export { ExecMode, execModeBits } from '../packets/exec-mode.js';
 
 /** libipt's `pt_insn_class` (2.1 numbering: ptic_unknown is 0, ptic_indirect 10). */
 export enum InsnClass {
@@ -280,4 +270,54 @@ export function insnNextIp(insn: InstructionInfo): number {
 /** Why {@link insnNextIp} gave NaN: `-ErrorCode.BadInsn` if not decoded, else `-ErrorCode.BadQuery`. */
 export function insnNextIpError(insn: InstructionInfo): number {
   return insn.iclass === InsnClass.Unknown ? -ErrorCode.BadInsn : -ErrorCode.BadQuery;
+}
+
+/** libipt's pt_insn_is_iret: the instructions an IRET event (CFE) binds to. */
+export function insnIsIret(insn: InstructionInfo): boolean {
+  const k = insn.kind;
+  return k === InsnKind.Iret || k === InsnKind.Sysret || k === InsnKind.Sysexit || k === InsnKind.Erets || k === InsnKind.Eretu;
+}
+
+/** libipt's pt_insn_is_vmentry: VMLAUNCH, VMRESUME. */
+export function insnIsVmentry(insn: InstructionInfo): boolean {
+  return insn.kind === InsnKind.Vmlaunch || insn.kind === InsnKind.Vmresume;
+}
+
+/** libipt's pt_insn_is_uiret. */
+export function insnIsUiret(insn: InstructionInfo): boolean {
+  return insn.kind === InsnKind.Uiret;
+}
+
+/** libipt's pt_insn_is_swint: INT n, INT3, INT1, INTO. */
+export function insnIsSwint(insn: InstructionInfo): boolean {
+  const k = insn.kind;
+  return k === InsnKind.Int || k === InsnKind.Int3 || k === InsnKind.Int1 || k === InsnKind.Into;
+}
+
+/** libipt's pt_insn_is_syscall: SYSCALL, SYSENTER. */
+export function insnIsSyscall(insn: InstructionInfo): boolean {
+  return insn.kind === InsnKind.Syscall || insn.kind === InsnKind.Sysenter;
+}
+
+/**
+ * Copy `src` into `dst` without copying its bytes (`dst` views the same
+ * buffer): C struct assignment of a pt_insn, for the decoders' scratch
+ * instructions.
+ */
+export function assignInstruction(dst: InstructionInfo, src: InstructionInfo): InstructionInfo {
+  dst.ip = src.ip;
+  dst.size = src.size;
+  dst.mode = src.mode;
+  dst.iclass = src.iclass;
+  dst.kind = src.kind;
+  dst.isDirect = src.isDirect;
+  dst.displacement = src.displacement;
+  dst.target = src.target;
+  dst.truncated = src.truncated;
+  dst.speculative = src.speculative;
+  dst.section = src.section;
+  dst.isid = src.isid;
+  dst.rawBuffer = src.rawBuffer;
+  dst.rawOffset = src.rawOffset;
+  return dst;
 }

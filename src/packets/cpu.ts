@@ -56,35 +56,36 @@ export function noCpu(): Cpu {
 type ErratumName = keyof Errata;
 
 /**
- * Errata by family and model, as libipt's `pt_cpu_errata` (libipt/src/pt_config.c).
- *
- * The groups and models are libipt's newest table. The vectors come from a
- * slightly newer libipt (commit 8978561f) whose annotations also run the
- * APL11/BDM70/SKD022 tests on 6/0xd5 and 18/1, 18/3: those are listed in the
- * group that has exactly that set (BDM70, SKL014, SKD022, APL11).
+ * Errata by family and model: libipt's `pt_cpu_errata` (libipt/src/pt_config.c)
+ * at the commit the shared vectors come from (8978561f), group for group.
  */
 const ERRATA_GROUPS: readonly { family: number; models: readonly number[]; errata: readonly ErratumName[] }[] = [
+  // Broadwell.
   { family: 0x6, models: [0x3d, 0x47, 0x4f, 0x56], errata: ['bdm70', 'bdm64'] },
+  // Skylake, Kaby Lake, Coffee Lake, Comet Lake client.
   {
     family: 0x6,
     models: [0x4e, 0x5e, 0x8e, 0x9e, 0xa5, 0xa6],
     errata: ['bdm70', 'skd007', 'skd022', 'skd010', 'skl014', 'skl168'],
   },
-  {
-    family: 0x6,
-    models: [0x55, 0x6a, 0x6c, 0x8f, 0xad, 0xae, 0xcf],
-    errata: ['bdm70', 'skl014', 'skd022', 'skz84'],
-  },
+  // Skylake server, Ice Lake server.
+  { family: 0x6, models: [0x55, 0x6a, 0x6c], errata: ['bdm70', 'skl014', 'skd022', 'skz84'] },
+  // Sapphire Rapids, Granite Rapids, Emerald Rapids.
+  { family: 0x6, models: [0x8f, 0xcf, 0xad, 0xae], errata: ['bdm70', 'skd022', 'skz84'] },
+  // Cannon Lake, Ice Lake, Tiger Lake client.
   { family: 0x6, models: [0x66, 0x7d, 0x7e, 0x8c, 0x8d, 0xa7, 0xa8], errata: ['bdm70', 'skl014', 'skd022'] },
+  // Alder Lake, Raptor Lake, Meteor Lake, Arrow Lake, Lunar Lake, Panther Lake.
   {
     family: 0x6,
-    models: [0x97, 0x9a, 0xbf, 0xb7, 0xb5, 0xaa, 0xac, 0xba, 0xcc, 0xbd, 0xc5, 0xc6, 0xd5],
-    errata: ['bdm70', 'skl014', 'skd022', 'apl11'],
+    models: [0x97, 0x9a, 0xba, 0xb7, 0xbf, 0xc5, 0xc6, 0xb5, 0xaa, 0xac, 0xbd, 0xcc, 0xd5],
+    errata: ['bdm70', 'skd022', 'apl11'],
   },
+  // Apollo Lake, Denverton.
   { family: 0x6, models: [0x5c, 0x5f], errata: ['apl12', 'apl11'] },
+  // Gemini Lake, Snow Ridge, Elkhart Lake, Jasper Lake, Grand Ridge, Sierra Forest, Clearwater Forest.
   { family: 0x6, models: [0x7a, 0x86, 0x96, 0x9c, 0xb6, 0xaf, 0xdd], errata: ['apl11'] },
-  { family: 0x12, models: [0x01, 0x03], errata: ['bdm70', 'skl014', 'skd022', 'apl11'] },
-  { family: 0x13, models: [0x01], errata: ['bdm70', 'skl014', 'skd022', 'skz84'] },
+  { family: 0x12, models: [0x01, 0x03], errata: ['bdm70', 'skd022', 'apl11'] },
+  { family: 0x13, models: [0x01], errata: ['bdm70', 'skd022', 'skz84'] },
 ];
 
 /**

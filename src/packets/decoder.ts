@@ -37,7 +37,10 @@ export class PacketDecoder {
   private end: number;
   /** Current position in `buf`; -1 while not synchronized. */
   private pos = -1;
-  /** Position of the last synchronization point in `buf`; -1 if none. */
+  /**
+   * Trace offset of the last synchronization point; -1 if none. Kept as a
+   * trace offset (not a buffer position) so that it survives windows.
+   */
   private sync = -1;
   /** PEBS block context: 0 outside a block, else the BIP payload size (4 or 8). */
   private block = 0;
@@ -77,8 +80,6 @@ export class PacketDecoder {
   rebase(buf: Uint8Array, baseOffset: number): void {
     const shift = this.base - baseOffset;
     if (this.pos >= 0) this.pos += shift;
-    if (this.sync >= 0) this.sync += shift;
-    if (this.sync < 0 || this.sync > buf.length) this.sync = -1;
     this.buf = buf;
     this.end = buf.length;
     this.base = baseOffset;
@@ -96,7 +97,12 @@ export class PacketDecoder {
 
   /** Trace offset of the last synchronization point, or -ErrorCode.NoSync. */
   get syncOffset(): number {
-    return this.sync < 0 ? -ErrorCode.NoSync : this.base + this.sync;
+    return this.sync < 0 ? -ErrorCode.NoSync : this.sync;
+  }
+
+  /** The decoding options (for a decoder over another window of the same trace). */
+  get options(): PacketDecoderOptions {
+    return { pebs: this.pebs, skd007: this.skd007, skz84: this.skz84 };
   }
 
   /**
@@ -105,13 +111,13 @@ export class PacketDecoder {
    */
   syncForward(): number {
     let pos = this.pos < 0 ? 0 : this.pos;
-    if (pos === this.sync) pos += PSB_SIZE;
+    if (this.base + pos === this.sync) pos += PSB_SIZE;
     let space = pos;
     if (space >= PSB_SIZE) space = PSB_SIZE - 1;
     pos -= space;
     const found = syncForward(this.buf, pos, this.end);
     if (found < 0) return found;
-    this.sync = found;
+    this.sync = this.base + found;
     this.pos = found;
     this.block = 0;
     return 0;
@@ -122,7 +128,7 @@ export class PacketDecoder {
     const pos = this.pos < 0 ? this.end : this.pos;
     const found = syncBackward(this.buf, pos, this.end);
     if (found < 0) return found;
-    this.sync = found;
+    this.sync = this.base + found;
     this.pos = found;
     this.block = 0;
     return 0;
@@ -132,7 +138,7 @@ export class PacketDecoder {
   syncSet(offset: number): number {
     const pos = offset - this.base;
     if (pos < 0 || pos > this.end) return -ErrorCode.Eos;
-    this.sync = pos;
+    this.sync = offset;
     this.pos = pos;
     this.block = 0;
     return 0;
@@ -145,7 +151,7 @@ export class PacketDecoder {
    */
   restore(offset: number, syncOffset: number): void {
     this.pos = offset < 0 ? -1 : offset - this.base;
-    this.sync = syncOffset < 0 ? -1 : syncOffset - this.base;
+    this.sync = syncOffset < 0 ? -1 : syncOffset;
     this.block = 0;
   }
 
@@ -402,6 +408,8 @@ export class PacketDecoder {
         }
         pkt.type = PacketType.Psb;
         this.block = 0;
+        // A PSB is a synchronization point wherever it is read (libipt).
+        this.sync = this.base + pos;
         return (pkt.size = PSB_SIZE);
       }
       case 0x23:

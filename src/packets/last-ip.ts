@@ -25,6 +25,13 @@ export class LastIp {
     this.suppressed = false;
   }
 
+  copyFrom(other: LastIp): void {
+    this.hi = other.hi;
+    this.lo = other.lo;
+    this.haveIp = other.haveIp;
+    this.suppressed = other.suppressed;
+  }
+
   /** Apply an IP packet (FUP, TIP, TIP.PGE, TIP.PGD); 0 or a negated ErrorCode. */
   update(pkt: Packet): number {
     switch (pkt.ipc) {

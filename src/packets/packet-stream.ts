@@ -1,18 +1,30 @@
+import type { DecoderConfig } from './config.js';
 import { PacketDecoder, type PacketDecoderOptions } from './decoder.js';
 import { ErrorCode } from './errors.js';
 import type { Packet } from './packet.js';
+import { PSB_SIZE } from './sync.js';
 import { BufferSource, type TraceSource } from './trace-source.js';
 
 /** Bytes kept before the current position when sliding the window, for resync's look-back. */
 const LOOK_BACK = 32;
 /** Enough bytes for any one packet (the longest, PSB or a long CYC, is 16). */
 const MAX_PACKET = 32;
+/** Bytes a backward search keeps after its start, so that a PSB run found there is seen to its end. */
+const BACK_MARGIN = 256;
+/** Default window for file sources. */
+const DEFAULT_WINDOW = 32 << 20;
 
 /**
  * A packet decoder over a {@link TraceSource} of any size, in flat memory:
  * it decodes a window of the trace and slides it forward as needed. Offsets
  * are trace offsets; results are identical to decoding the whole trace in
- * one buffer (windows stay 8-byte aligned, like libipt's PSB search).
+ * one buffer (windows stay 8-byte aligned, like libipt's PSB search). An
+ * in-memory trace ({@link BufferSource}) is its own window: nothing is copied.
+ *
+ * Besides libipt's packet decoder calls it can {@link restore} a position
+ * saved from {@link offset} and {@link syncOffset}, anywhere in the trace:
+ * the layers above read ahead and come back (libipt copies its decoder
+ * struct for that).
  */
 export class PacketStream {
   readonly decoder: PacketDecoder;
@@ -24,7 +36,7 @@ export class PacketStream {
     readonly source: TraceSource,
     options: PacketDecoderOptions & { windowSize?: number } = {},
   ) {
-    const size = Math.max(4096, options.windowSize ?? 32 << 20);
+    const size = Math.max(4096, options.windowSize ?? DEFAULT_WINDOW);
     if (source instanceof BufferSource) {
       this.window = source.bytes;
       this.windowEnd = source.size;
@@ -50,6 +62,19 @@ export class PacketStream {
 
   private get atEnd(): boolean {
     return this.windowEnd >= this.source.size;
+  }
+
+  /** The whole trace is in the window (an in-memory trace, or a small file). */
+  private get whole(): boolean {
+    return this.windowStart === 0 && this.atEnd;
+  }
+
+  /** Load the window so that it starts at `start` (8-byte aligned), and rebase the decoder. */
+  private load(start: number): void {
+    this.windowStart = start;
+    this.windowEnd = start + this.source.read(this.window, 0, start, this.window.length);
+    this.decoder.rebase(this.window.subarray(0, this.windowEnd - this.windowStart), start);
+    this.decoder.final = this.atEnd;
   }
 
   /** Slide the window so that it starts shortly before trace offset `from`. */
@@ -78,6 +103,7 @@ export class PacketStream {
     const savedPos = this.decoder.offset;
     const savedSync = this.decoder.syncOffset;
     const from = savedPos < 0 ? 0 : savedPos;
+    if (from < this.windowStart) this.restore(savedPos, savedSync);
     for (;;) {
       const err = this.decoder.syncForward();
       if (err === -ErrorCode.Eos) {
@@ -102,20 +128,54 @@ export class PacketStream {
     }
   }
 
+  /**
+   * Move to the closest PSB before the current position (or before the end
+   * of the trace when not synchronized), as libipt's pt_pkt_sync_backward.
+   * Over a file the search reads windows backwards from there.
+   */
   syncBackward(): number {
-    // Backward sync is for in-memory use: it needs the bytes before the position.
-    return this.decoder.syncBackward();
+    if (this.whole) return this.decoder.syncBackward();
+    const pos = this.decoder.offset;
+    let end = pos < 0 ? this.source.size : pos;
+    for (;;) {
+      // A window that ends a little after `end`, so that a run of PSBs
+      // found just before it is seen to its end.
+      const span = this.window.length;
+      let start = Math.max(0, end + BACK_MARGIN - span);
+      start -= start % 8;
+      this.load(start);
+      this.decoder.restore(end, -1);
+      const err = this.decoder.syncBackward();
+      if (err >= 0) return 0;
+      if (err !== -ErrorCode.Eos || start === 0) {
+        this.restore(pos, this.decoder.syncOffset);
+        return err;
+      }
+      // The words before `start` are still to be searched; PSB_SIZE of
+      // overlap covers a PSB that straddles the boundary.
+      end = start + PSB_SIZE;
+      end -= end % 8;
+    }
   }
 
   syncSet(offset: number): number {
     if (offset < 0 || offset > this.source.size) return -ErrorCode.Eos;
-    if (offset < this.windowStart || offset > this.windowEnd) {
-      this.windowStart = offset - (offset % 8);
-      this.windowEnd = this.windowStart + this.source.read(this.window, 0, this.windowStart, this.window.length);
-      this.decoder.rebase(this.window.subarray(0, this.windowEnd - this.windowStart), this.windowStart);
-      this.decoder.final = this.atEnd;
-    }
+    if (offset < this.windowStart || offset > this.windowEnd) this.load(offset - (offset % 8));
     return this.decoder.syncSet(offset);
+  }
+
+  /**
+   * Go back (or forward) to a position saved from {@link offset} and
+   * {@link syncOffset} (negative: none), re-reading the window if it has
+   * moved on since.
+   */
+  restore(offset: number, syncOffset: number): void {
+    if (offset >= 0 && (offset < this.windowStart || offset > this.windowEnd)) {
+      let start = Math.max(0, offset - LOOK_BACK);
+      start -= start % 8;
+      this.load(start);
+    }
+    this.decoder.restore(offset, syncOffset);
   }
 
   next(pkt: Packet): number {
@@ -125,7 +185,6 @@ export class PacketStream {
     if (size !== -ErrorCode.Eos || this.atEnd) return size;
     const off = this.decoder.offset;
     if (off < 0 || !this.refill(off)) return size;
-    this.decoder.final = this.atEnd;
     return this.decoder.next(pkt);
   }
 
@@ -141,4 +200,33 @@ export class PacketStream {
   close(): void {
     this.source.close();
   }
+}
+
+/**
+ * Packet decoder options for a trace recorded under `config`: the errata the
+ * packet decoder works around (SKD007, SKZ84), and no PEBS-via-PT blocks
+ * (libipt does not know them).
+ */
+export function packetOptionsFor(config: DecoderConfig): PacketDecoderOptions {
+  return { pebs: false, skd007: config.errata.skd007, skz84: config.errata.skz84 };
+}
+
+/** What a decoder can be built on: a trace source, bytes, or a packet decoder or stream over them. */
+export type TraceInput = TraceSource | Uint8Array | PacketDecoder | PacketStream;
+
+/**
+ * The packet stream that decoders of a trace recorded under `config` read.
+ * A source or bytes get a stream with {@link packetOptionsFor}; a
+ * {@link PacketDecoder} is read from its buffer with those options too (its
+ * own options are those of whoever made it); a stream is used as it is.
+ */
+export function packetStreamFor(input: TraceInput, config: DecoderConfig): PacketStream {
+  if (input instanceof PacketStream) return input;
+  const options = packetOptionsFor(config);
+  if (input instanceof PacketDecoder) {
+    if (input.baseOffset !== 0) throw new RangeError('packetStreamFor: a PacketDecoder over a window of a trace');
+    return new PacketStream(new BufferSource(input.buffer), options);
+  }
+  if (input instanceof Uint8Array) return new PacketStream(new BufferSource(input), options);
+  return new PacketStream(input, options);
 }

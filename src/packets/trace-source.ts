@@ -65,3 +65,59 @@ export class FileSource implements TraceSource {
     this.fd = -1;
   }
 }
+
+/**
+ * A trace read once, front to back, from a pipe or standard input: each
+ * byte is read when the decoder's window first reaches it, so memory stays
+ * flat however long the stream runs. Its size is unknown (the largest safe
+ * integer) until the end of the stream is read. Reading behind what was
+ * read already is not possible: a packet dump, which only goes forward, can
+ * use it; the flow decoders, which read ahead and come back, cannot.
+ */
+export class StreamSource implements TraceSource {
+  private total = 0;
+  private eof = false;
+  private fd: number;
+
+  /** Read from `fd` (closed by {@link close} unless it is standard input). */
+  constructor(fd: number, private readonly owned = fd !== 0) {
+    this.fd = fd;
+  }
+
+  get size(): number {
+    return this.eof ? this.total : Number.MAX_SAFE_INTEGER;
+  }
+
+  read(dst: Uint8Array, dstOffset: number, offset: number, length: number): number {
+    if (offset !== this.total) throw new RangeError(`a stream is read front to back (asked for 0x${offset.toString(16)}, at 0x${this.total.toString(16)})`);
+    let done = 0;
+    while (done < length && !this.eof) {
+      let n: number;
+      try {
+        n = readSync(this.fd, dst, dstOffset + done, length - done, null);
+      } catch (e) {
+        // A non-blocking descriptor without data yet: wait a moment.
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+          Atomics.wait(PAUSE, 0, 0, 1);
+          continue;
+        }
+        if ((e as NodeJS.ErrnoException).code === 'EOF') n = 0;
+        else throw e;
+      }
+      if (n === 0) {
+        this.eof = true;
+        break;
+      }
+      done += n;
+      this.total += n;
+    }
+    return done;
+  }
+
+  close(): void {
+    if (this.owned && this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));

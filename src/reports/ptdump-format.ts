@@ -259,7 +259,7 @@ export class PtdumpFormatter {
       }
       case PacketType.Trig: {
         line.opcode = 'trig';
-        let s = pkt.trbv.toString(16);
+        let s = hexPad(pkt.trbv, 2);
         if (pkt.ip) s += ', ip';
         if (pkt.mult) s += ', mult';
         if (pkt.icntv) s += `, icnt: ${pkt.icnt}`;

@@ -7,7 +7,7 @@
 import { errorMessage } from '../packets/errors.js';
 import { EventType, type PtEvent } from '../events/event.js';
 import { formatIp, formatIpShort } from '../flow/address-space.js';
-import { ExecMode } from '../flow/instruction.js';
+import { ExecMode } from '../packets/exec-mode.js';
 
 export interface PtxedFormatOptions {
   /** `--event:ip`: show event addresses. */
@@ -132,16 +132,17 @@ export function formatEvent(ev: PtEvent, opts: PtxedFormatOptions, offset = 0): 
       s += 'tip: ' + formatIpShort(ev.ip);
       break;
     case EventType.Tnt: {
+      // As ptxed prints it: bits & index for index = size, size >> 1, ..., 1
+      // (the size is at most 47, so only the low six bits are tested).
       s += 'tnt: ';
-      for (let i = ev.tntSize - 1; i >= 0; i--) s += Math.floor(ev.tntBits / 2 ** i) % 2 ? '!' : '.';
+      for (let index = ev.tntSize; index; index >>= 1) s += ((ev.tntBits % 64) & index) !== 0 ? '!' : '.';
       break;
     }
     case EventType.Iflags:
       s += (ev.iflag ? 'interrupts enabled' : 'interrupts disabled') + ip();
       break;
     case EventType.Interrupt:
-      s += 'interrupt';
-      if (ev.hasVector) s += ' ' + ev.vector;
+      s += 'interrupt ' + ev.vector;
       if (ev.hasCr2) s += ', cr2: ' + hex16(ev.cr2Hi, ev.cr2Lo);
       s += ip();
       break;
@@ -186,7 +187,10 @@ export function formatEvent(ev: PtEvent, opts: PtxedFormatOptions, offset = 0): 
       s += 'syscall' + ip();
       break;
     case EventType.Trig:
-      s += 'trig ' + ev.trbv.toString(16) + ip();
+      s += 'trig ' + ev.trbv.toString(16).padStart(2, '0');
+      if (ev.mult) s += ', mult';
+      s += ip();
+      if (ev.icnt) s += ', icnt: ' + ev.icnt;
       break;
     default:
       s += 'unknown event';
@@ -195,7 +199,12 @@ export function formatEvent(ev: PtEvent, opts: PtxedFormatOptions, offset = 0): 
   return s + ']';
 }
 
-/** ptxed's diagnose(): `[<offset>, <ip>: <errtype>: <message>]`. */
+/**
+ * ptxed's diagnose(): `[<offset>, <ip>: <errtype>: <message>]`; when the
+ * offset is not known (`offset` is a negative ErrorCode), a line saying why
+ * and `[?, <ip>: ...]`.
+ */
 export function formatDiagnostic(offset: number, ip: number, errtype: string, code: number): string {
+  if (offset < 0) return `could not determine offset: ${errorMessage(offset)}\n[?, ${formatIpShort(ip)}: ${errtype}: ${errorMessage(code)}]`;
   return `[${offset.toString(16)}, ${formatIpShort(ip)}: ${errtype}: ${errorMessage(code)}]`;
 }

@@ -5,6 +5,12 @@ import { join, resolve } from 'node:path';
 export const SHARED = resolve(__dirname, '..', '..', '..', 'shared');
 export const VECTORS = join(SHARED, 'vectors', 'libipt');
 export const REAL_TRACES = join(SHARED, 'traces', 'real');
+/**
+ * ptscope's own vectors, in the shared vectors' layout: libipt's pttc,
+ * ptdump and ptxed run on the .ptt files of test/conformance/ptt
+ * (tools/conformance/ptt-vectors.ts).
+ */
+export const PTSCOPE_VECTORS = resolve(__dirname, '..', 'conformance', 'vectors');
 
 export interface VectorCase {
   name: string;

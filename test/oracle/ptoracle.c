@@ -6,11 +6,23 @@
  * format so that tests can compare ptscope's decoders with libipt line by
  * line, and it measures libipt's throughput for benchmarks.
  *
+ * It builds against Debian's libipt 2.0.5 (build.sh) and against the
+ * libipt the vectors come from (test/oracle/build-libipt.sh), so that the
+ * two versions can be told apart where they disagree.
+ *
  * Modes (all output on stdout, one item per line):
  *   packets TRACE.pt [--cpu F/M[/S]|none]
- *   insn [--cpu F/M[/S]|none] [--raw SPEC]... [--pt] TRACE.pt [--ips|--hash]
+ *   insn [--cpu F/M[/S]|none] [--raw SPEC]... [--pt] TRACE.pt [--ips|--hash] [--syncs]
+ *   blk  [--cpu F/M[/S]|none] [--raw SPEC]... [--pt] TRACE.pt [--syncs]
  *   bench-packets [--cpu ...] TRACE.pt
  *   bench-insn [--cpu ...] [--raw SPEC]... TRACE.pt
+ *   bench-blk [--cpu ...] [--raw SPEC]... TRACE.pt
+ *
+ * The flow modes run the decoder the way ptxed does without
+ * --resync-on-error: drain events, decode, and after an error report it
+ * and sync forward to the next PSB. They print each instruction's IP (insn)
+ * or each block as "block IP END-IP NINSN" (blk), errors as
+ * "error OFFSET IP NAME", and with --syncs each sync point as "sync OFFSET".
  *
  * A raw image SPEC is either ptxed's syntax, FILE[:FROM[-TO]]:ADDR, or the
  * equivalent FILE[:FROM[-TO]]@ADDR. FROM-TO is a byte range of the file (TO
@@ -271,6 +283,7 @@ struct options {
 	struct pt_image *image;
 	int nraw;
 	int hash;
+	int syncs;
 	/* Buffer holding the trace (owned). */
 	uint8_t *buffer;
 };
@@ -321,6 +334,8 @@ static void parse_args(struct options *opt, int argc, char **argv,
 			opt->hash = 1;
 		} else if (with_output && strcmp(arg, "--ips") == 0) {
 			opt->hash = 0;
+		} else if (with_output && strcmp(arg, "--syncs") == 0) {
+			opt->syncs = 1;
 		} else if (arg[0] == '-') {
 			die("unknown option '%s'", arg);
 		} else {
@@ -544,11 +559,18 @@ static int mode_bench_packets(int argc, char **argv)
 	return 0;
 }
 
-/* --- instructions -------------------------------------------------------- */
+/* --- instruction flow --------------------------------------------------- */
+
+/* libipt 2.1 renamed the class of an instruction that was not decoded. */
+#if (LIBIPT_VERSION >= 0x201)
+#  define PTIC_NOT_DECODED ptic_unknown
+#else
+#  define PTIC_NOT_DECODED ptic_error
+#endif
 
 /* What to do with each decoded instruction. */
 enum insn_sink {
-	/* Print each IP and each error. */
+	/* Print each IP (or block) and each error. */
 	sink_print,
 	/* Only count and hash the IPs. */
 	sink_hash,
@@ -563,6 +585,7 @@ static const uint64_t FNV_PRIME = 0x100000001b3ull;
 struct insn_result {
 	uint64_t count;
 	uint64_t hash;
+	uint64_t blocks;
 };
 
 static void take_insn(struct insn_result *res, enum insn_sink sink,
@@ -587,68 +610,124 @@ static void take_insn(struct insn_result *res, enum insn_sink sink,
 	}
 }
 
-static void report_insn_error(struct pt_insn_decoder *decoder,
-			      enum insn_sink sink, uint64_t ip, int status)
+static void take_block(struct insn_result *res, enum insn_sink sink,
+		       const struct pt_block *block)
+{
+	res->count += block->ninsn;
+	res->blocks += 1;
+	if (sink == sink_print && block->ninsn)
+		printf("block %" PRIx64 " %" PRIx64 " %u\n", block->ip,
+		       block->end_ip, (unsigned int) block->ninsn);
+}
+
+/* The flow decoders' calls, for the one loop below. */
+struct flow_decoder {
+	struct pt_insn_decoder *insn;
+	struct pt_block_decoder *blk;
+};
+
+static int flow_sync_forward(struct flow_decoder *d)
+{
+	return d->insn ? pt_insn_sync_forward(d->insn) :
+		pt_blk_sync_forward(d->blk);
+}
+
+static int flow_offset(struct flow_decoder *d, uint64_t *offset)
+{
+	return d->insn ? pt_insn_get_offset(d->insn, offset) :
+		pt_blk_get_offset(d->blk, offset);
+}
+
+static int flow_sync_offset(struct flow_decoder *d, uint64_t *offset)
+{
+	return d->insn ? pt_insn_get_sync_offset(d->insn, offset) :
+		pt_blk_get_sync_offset(d->blk, offset);
+}
+
+static int flow_event(struct flow_decoder *d, struct pt_event *ev)
+{
+	return d->insn ? pt_insn_event(d->insn, ev, sizeof(*ev)) :
+		pt_blk_event(d->blk, ev, sizeof(*ev));
+}
+
+static void report_flow_error(struct flow_decoder *d, enum insn_sink sink,
+			      uint64_t ip, int status)
 {
 	uint64_t offset;
 
 	if (sink != sink_print)
 		return;
 
-	if (pt_insn_get_offset(decoder, &offset) < 0)
+	if (flow_offset(d, &offset) < 0)
 		printf("error ? %" PRIx64 " %s\n", ip, error_name(status));
 	else
 		printf("error %" PRIx64 " %" PRIx64 " %s\n", offset, ip,
 		       error_name(status));
 }
 
-/* Run libipt's instruction flow decoder over the whole trace with the error
- * policy of ptxed's instruction decoder: report an error with the trace
+/* Run libipt's instruction (@blocks zero) or block flow decoder over the
+ * whole trace with ptxed's error policy: report an error with the trace
  * offset and the IP the decoder was at, then sync forward to the next PSB.
- * Events are drained and dropped; an instruction that was decoded before an
- * error still counts, as in ptxed.
+ * Events are drained and dropped. An instruction decoded before an error
+ * still counts, as do the instructions of a block that ends in one.
  */
-static struct insn_result run_insn(const struct options *opt,
-				   enum insn_sink sink)
+static struct insn_result run_flow(const struct options *opt,
+				   enum insn_sink sink, int blocks)
 {
-	struct insn_result res = { 0, FNV_OFFSET_BASIS };
-	struct pt_insn_decoder *decoder;
+	struct insn_result res = { 0, FNV_OFFSET_BASIS, 0 };
+	struct flow_decoder d = { NULL, NULL };
 	struct pt_insn insn;
+	struct pt_block block;
 	struct pt_event event;
-	uint64_t last_sync = 0, new_sync;
+	uint64_t last_sync = 0, new_sync, sync;
+	uint64_t ip;
 	int status;
 
 	memset(&insn, 0, sizeof(insn));
+	memset(&block, 0, sizeof(block));
 
-	decoder = pt_insn_alloc_decoder(&opt->config);
-	if (!decoder)
-		die("cannot allocate an instruction decoder");
-	if (pt_insn_set_image(decoder, opt->image) < 0)
-		die("cannot set the image");
+	if (blocks) {
+		d.blk = pt_blk_alloc_decoder(&opt->config);
+		if (!d.blk)
+			die("cannot allocate a block decoder");
+		if (pt_blk_set_image(d.blk, opt->image) < 0)
+			die("cannot set the image");
+	} else {
+		d.insn = pt_insn_alloc_decoder(&opt->config);
+		if (!d.insn)
+			die("cannot allocate an instruction decoder");
+		if (pt_insn_set_image(d.insn, opt->image) < 0)
+			die("cannot set the image");
+	}
 
 	for (;;) {
 		/* The IP reported with a sync error. */
 		insn.ip = 0;
+		block.ip = 0;
+		block.ninsn = 0;
 
-		status = pt_insn_sync_forward(decoder);
+		status = flow_sync_forward(&d);
 		if (status < 0) {
 			if (status == -pte_eos)
 				break;
 
-			report_insn_error(decoder, sink, insn.ip, status);
+			report_flow_error(&d, sink, 0, status);
 
 			/* Give up if syncing makes no progress. */
-			if (pt_insn_get_offset(decoder, &new_sync) < 0 ||
+			if (flow_offset(&d, &new_sync) < 0 ||
 			    new_sync <= last_sync)
 				break;
 			last_sync = new_sync;
 			continue;
 		}
 
+		if (opt->syncs && sink == sink_print &&
+		    flow_sync_offset(&d, &sync) >= 0)
+			printf("sync %" PRIx64 "\n", sync);
+
 		for (;;) {
 			while (status >= 0 && (status & pts_event_pending))
-				status = pt_insn_event(decoder, &event,
-						       sizeof(event));
+				status = flow_event(&d, &event);
 			if (status < 0)
 				break;
 
@@ -657,9 +736,23 @@ static struct insn_result run_insn(const struct options *opt,
 				break;
 			}
 
-			status = pt_insn_next(decoder, &insn, sizeof(insn));
+			if (blocks) {
+				status = pt_blk_next(d.blk, &block,
+						     sizeof(block));
+				take_block(&res, sink, &block);
+				if (status < 0)
+					break;
+				continue;
+			}
+
+			status = pt_insn_next(d.insn, &insn, sizeof(insn));
 			if (status < 0) {
-				if (insn.iclass != ptic_error)
+				/* An event that was not indicated up front. */
+				if (status == -pte_event_ignored) {
+					status = pts_event_pending;
+					continue;
+				}
+				if (insn.iclass != PTIC_NOT_DECODED)
 					take_insn(&res, sink, insn.ip);
 				break;
 			}
@@ -670,20 +763,25 @@ static struct insn_result run_insn(const struct options *opt,
 		if (status == -pte_eos)
 			break;
 
-		report_insn_error(decoder, sink, insn.ip, status);
+		if (blocks)
+			ip = block.ninsn ? block.end_ip : block.ip;
+		else
+			ip = insn.ip;
+		report_flow_error(&d, sink, ip, status);
 	}
 
-	pt_insn_free_decoder(decoder);
+	pt_insn_free_decoder(d.insn);
+	pt_blk_free_decoder(d.blk);
 	return res;
 }
 
-static int mode_insn(int argc, char **argv)
+static int mode_flow(int argc, char **argv, int blocks)
 {
 	struct options opt;
 	struct insn_result res;
 
 	parse_args(&opt, argc, argv, 1, 1);
-	res = run_insn(&opt, opt.hash ? sink_hash : sink_print);
+	res = run_flow(&opt, opt.hash ? sink_hash : sink_print, blocks);
 	if (opt.hash) {
 		printf("insn %" PRIu64 "\n", res.count);
 		printf("fnv1a64 %016" PRIx64 "\n", res.hash);
@@ -692,7 +790,7 @@ static int mode_insn(int argc, char **argv)
 	return 0;
 }
 
-static int mode_bench_insn(int argc, char **argv)
+static int mode_bench_flow(int argc, char **argv, int blocks)
 {
 	struct options opt;
 	struct insn_result res;
@@ -703,13 +801,14 @@ static int mode_bench_insn(int argc, char **argv)
 
 	start = now_seconds();
 	do {
-		res = run_insn(&opt, sink_count);
+		res = run_flow(&opt, sink_count, blocks);
 		passes += 1;
 		elapsed = now_seconds() - start;
 	} while (elapsed < BENCH_MIN_SECONDS);
 
 	per_pass = elapsed / passes;
 	printf("insn %" PRIu64 "\n", res.count);
+	printf("blocks %" PRIu64 "\n", res.blocks);
 	printf("seconds %.9f\n", per_pass);
 	printf("ips %.0f\n", (double) res.count / per_pass);
 
@@ -719,13 +818,108 @@ static int mode_bench_insn(int argc, char **argv)
 
 /* --- main ---------------------------------------------------------------- */
 
+/* --- backward synchronization ------------------------------------------ */
+
+/* Sync backward from the end, again and again, with the query, instruction
+ * and block decoders: print the sync offsets each reaches (and, for the
+ * flow decoders, the offset and status after the events there), then the
+ * error that ended it.
+ */
+static int mode_sync_backward(int argc, char **argv)
+{
+	struct pt_query_decoder *qry;
+	struct pt_insn_decoder *insn;
+	struct pt_block_decoder *blk;
+	struct options opt;
+	struct pt_event ev;
+	uint64_t offset, pos, ip, last;
+	int status;
+
+	parse_args(&opt, argc, argv, 1, 1);
+
+	qry = pt_qry_alloc_decoder(&opt.config);
+	if (!qry)
+		die("cannot allocate a query decoder");
+	printf("qry");
+	for (;;) {
+		status = pt_qry_sync_backward(qry, &ip);
+		if (status < 0)
+			break;
+		if (pt_qry_get_sync_offset(qry, &offset) < 0)
+			die("no sync offset");
+		printf(" %" PRIx64, offset);
+	}
+	printf(" %s\n", pt_errstr(pt_errcode(status)));
+	pt_qry_free_decoder(qry);
+
+	insn = pt_insn_alloc_decoder(&opt.config);
+	if (!insn || pt_insn_set_image(insn, opt.image) < 0)
+		die("cannot allocate an instruction decoder");
+	printf("insn");
+	last = UINT64_MAX;
+	for (;;) {
+		status = pt_insn_sync_backward(insn);
+		if (status < 0)
+			break;
+		if (pt_insn_get_sync_offset(insn, &offset) < 0)
+			die("no sync offset");
+		/* Stop where a backward sync does not go back. */
+		if (offset >= last) {
+			printf(" again %" PRIx64 "\n", offset);
+			break;
+		}
+		last = offset;
+		/* The events at the sync point; decoding further would move
+		 * the position that the next backward sync starts from.
+		 */
+		while (status >= 0 && (status & pts_event_pending))
+			status = pt_insn_event(insn, &ev, sizeof(ev));
+		if (pt_insn_get_offset(insn, &pos) < 0)
+			die("no offset");
+		printf(" %" PRIx64 ":%" PRIx64 ":%d", offset, pos, status);
+	}
+	if (status < 0)
+		printf(" %s\n", pt_errstr(pt_errcode(status)));
+	pt_insn_free_decoder(insn);
+
+	blk = pt_blk_alloc_decoder(&opt.config);
+	if (!blk || pt_blk_set_image(blk, opt.image) < 0)
+		die("cannot allocate a block decoder");
+	printf("blk");
+	last = UINT64_MAX;
+	for (;;) {
+		status = pt_blk_sync_backward(blk);
+		if (status < 0)
+			break;
+		if (pt_blk_get_sync_offset(blk, &offset) < 0)
+			die("no sync offset");
+		/* Stop where a backward sync does not go back. */
+		if (offset >= last) {
+			printf(" again %" PRIx64 "\n", offset);
+			break;
+		}
+		last = offset;
+		while (status >= 0 && (status & pts_event_pending))
+			status = pt_blk_event(blk, &ev, sizeof(ev));
+		if (pt_blk_get_offset(blk, &pos) < 0)
+			die("no offset");
+		printf(" %" PRIx64 ":%" PRIx64 ":%d", offset, pos, status);
+	}
+	if (status < 0)
+		printf(" %s\n", pt_errstr(pt_errcode(status)));
+	pt_blk_free_decoder(blk);
+
+	free_options(&opt);
+	return 0;
+}
+
 static void usage(void) __attribute__((noreturn));
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: %s packets|insn|bench-packets|bench-insn "
-		"[--cpu F/M[/S]|none] [--raw FILE[:FROM[-TO]]:ADDR]... "
-		"TRACE.pt [--ips|--hash]\n", prog);
+	fprintf(stderr, "usage: %s packets|insn|blk|sync-backward|bench-packets|bench-insn|"
+		"bench-blk [--cpu F/M[/S]|none] [--raw FILE[:FROM[-TO]]:ADDR]... "
+		"TRACE.pt [--ips|--hash] [--syncs]\n", prog);
 	exit(EXIT_USAGE);
 }
 
@@ -744,11 +938,17 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "packets") == 0)
 		return mode_packets(argc - 2, argv + 2);
 	if (strcmp(mode, "insn") == 0)
-		return mode_insn(argc - 2, argv + 2);
+		return mode_flow(argc - 2, argv + 2, 0);
+	if (strcmp(mode, "blk") == 0)
+		return mode_flow(argc - 2, argv + 2, 1);
+	if (strcmp(mode, "sync-backward") == 0)
+		return mode_sync_backward(argc - 2, argv + 2);
 	if (strcmp(mode, "bench-packets") == 0)
 		return mode_bench_packets(argc - 2, argv + 2);
 	if (strcmp(mode, "bench-insn") == 0)
-		return mode_bench_insn(argc - 2, argv + 2);
+		return mode_bench_flow(argc - 2, argv + 2, 0);
+	if (strcmp(mode, "bench-blk") == 0)
+		return mode_bench_flow(argc - 2, argv + 2, 1);
 
 	usage();
 }

@@ -74,65 +74,10 @@ export interface SidebandOutput {
   write(text: string): unknown;
 }
 
-/**
- * The image layer, as the flow command provides it. Contexts (libipt's
- * pt_sb_context) are process address spaces identified by a session-unique
- * id; a pid may get a new context (exec, fork) while the old one is still
- * being decoded, which is why the host works with context ids, not pids.
- * Calls returning a number return 0 or a negated ErrorCode; a failure is
- * printed as a sideband error and decoding continues.
- */
-export interface SidebandImageHost {
-  /** Create context `contextId` for `pid`, named `name` ("pid-<hex>"), as a copy of the kernel image. */
-  createContext(contextId: number, pid: number, name: string): void;
-  /** fork: add all sections of `parentId`'s image to `childId`'s image. */
-  copyContext(childId: number, parentId: number): number;
-  /** Map `size` bytes of `filename` from `fileOffset` at `vaddr` into the context's image. */
-  mmap(contextId: number, filename: string, fileOffset: bigint, size: bigint, vaddr: bigint): number;
-  /** Decode with this context's image from now on. */
-  switchTo(contextId: number): number;
-  /** The session no longer refers to the context; its image may be freed. */
-  releaseContext(contextId: number): void;
-}
-
-/**
- * What the session needs from a decoder event to place context switches
- * (libipt looks at the event type and its IP to tell user from kernel).
- */
-export enum SbEventKind {
-  /** Events without a location: stop, vmcs, pwre, pwrx, cbr, mnt, tnt, ... */
-  Other = 0,
-  /** ip = enabled.ip (used even if suppressed). */
-  Enabled,
-  /** ip = disabled.ip, or suppressed. */
-  Disabled,
-  /** ip = async_disabled.ip, or suppressed; at = async_disabled.at. */
-  AsyncDisabled,
-  /** ip = async_branch.to. */
-  AsyncBranch,
-  /** Synchronous paging (MOV CR3): in the kernel. */
-  Paging,
-  /** ip = async_paging.ip, or suppressed. */
-  AsyncPaging,
-  /** ip = tip.ip. */
-  Tip,
-  /**
-   * Events whose own IP tells the location unless suppressed: overflow,
-   * exec mode, tsx, exstop, mwait, ptwrite, tick, iflags, interrupt, iret,
-   * smi, rsm, init, vmentry, vmexit, shutdown, uintr, uiret.
-   */
-  IpEvent,
-}
-
-export interface SidebandTraceEvent {
-  kind: SbEventKind;
-  /** The event's TSC; 0n if it has none. */
-  tsc: bigint;
-  ip: bigint;
-  ipSuppressed: boolean;
-  /** AsyncDisabled only: where tracing was disabled. */
-  at: bigint;
-}
+// The image layer's interface and the event kinds are defined by the flow
+// layer, which implements them (flow/sideband-image-host.ts).
+export { SbEventKind, type SidebandImageHost, type SidebandTraceEvent } from '../../flow/sideband-image-host.js';
+import { SbEventKind, type SidebandImageHost, type SidebandTraceEvent } from '../../flow/sideband-image-host.js';
 
 /** libipt's pt_sb_error_code: positive codes are warnings. */
 export enum SidebandWarning {

@@ -1,0 +1,405 @@
+/**
+ * ptxed's decode loop (ptxed/src/ptxed.c: decode_insn, decode_block and
+ * their helpers), once for both decoders: synchronize, drain events, decode
+ * an instruction or a block, and after an error report it and resync (at
+ * the next IP the trace gives with --resync-on-error, else at the next PSB).
+ * What differs between the two decoders (decoding one step, printing it,
+ * which IP an error is reported at) is a {@link FlowStep}.
+ */
+import { ErrorCode, errorMessage, errorName } from '../packets/errors.js';
+import { hex64 } from '../reports/hex.js';
+import { EventType, PtEvent } from '../events/event.js';
+import { Status } from '../events/status.js';
+import { formatIp } from '../flow/address-space.js';
+import { Block, type BlockDecoder } from '../flow/block-decoder.js';
+import type { InsnDecoder } from '../flow/insn-decoder.js';
+import { checkBlock, checkInsn } from '../flow/insn-check.js';
+import { InstructionDecoder, decodeInstruction } from '../flow/instruction-decoder.js';
+import { Image } from '../flow/image.js';
+import { InsnClass, InsnKind, InstructionInfo } from '../flow/instruction.js';
+import { formatDiagnostic, formatEvent, type PtxedFormatOptions } from '../reports/ptxed-format.js';
+import type { LineWriter } from './output.js';
+
+/** What is printed, and how (ptxed's options). */
+export interface FlowPrintOptions {
+  fmt: PtxedFormatOptions;
+  noInst: boolean;
+  quiet: boolean;
+  /** `--time`: the last event's time before each instruction. */
+  time: boolean;
+  /** `--raw-insn`: the instruction bytes before its text. */
+  rawInsn: boolean;
+  check: boolean;
+  showBlocks: boolean;
+  resync: boolean;
+  /** JSON Lines instead of ptxed's text. */
+  json: boolean;
+  /** Statistics are printed (ptxed then numbers the blocks). */
+  stat: boolean;
+}
+
+/** Counts (ptxed's ptxed_stats), and the diagnosed errors. */
+export interface FlowCounts {
+  insn: number;
+  blocks: number;
+  errors: number;
+}
+
+/** Called with each event after it is printed (the perf_event sideband). */
+export type EventHook = (ev: PtEvent) => void;
+
+/** Formats instructions for output (iced-x86, Intel syntax); created on first use. */
+let formatter: InstructionDecoder | null = null;
+
+function disassemble(insn: InstructionInfo): string {
+  if (formatter === null) formatter = new InstructionDecoder(new Image());
+  return formatter.disassemble(insn);
+}
+
+/** Kinds whose encoding holds a near relative branch displacement (what XED reports one for). */
+function hasRelativeDisplacement(kind: InsnKind): boolean {
+  switch (kind) {
+    case InsnKind.CallE8:
+    case InsnKind.JmpE9:
+    case InsnKind.JmpEB:
+    case InsnKind.Jcc:
+    case InsnKind.JrCXZ:
+    case InsnKind.Loop:
+    case InsnKind.LoopE:
+    case InsnKind.LoopNE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** ptxed's xed_next_ip: after the instruction, plus its displacement if it has one. */
+function nextIpOf(insn: InstructionInfo): number {
+  return insn.ip + insn.size + (hasRelativeDisplacement(insn.kind) ? insn.displacement : 0);
+}
+
+const INSN_CLASS_NAMES: readonly string[] = ['unknown', 'other', 'call', 'return', 'jump', 'cond-jump', 'far-call', 'far-return', 'far-jump', 'ptwrite', 'indirect'];
+const MODE_BITS: readonly number[] = [0, 16, 32, 64];
+
+function jsonIp(ip: number): string {
+  return '0x' + formatIp(ip).replace(/^0+(?=.)/, '');
+}
+
+/** One step of one decoder: what {@link decodeFlow} needs beyond the decoder calls. */
+interface FlowStep {
+  readonly offset: number;
+  syncForward(): number;
+  resync(): number;
+  event(ev: PtEvent): number;
+  /** Before synchronizing: forget the last step (its IP is what a sync error reports). */
+  clear(): void;
+  /** Decode and print one instruction or block (ptxed's decode_one_*). */
+  decodeOne(): number;
+  /** The IP an error is reported at (ptxed's diagnose_*). */
+  errorIp(status: number): number;
+}
+
+/** Prints the lines of ptxed, or JSON Lines; shared by both steps. */
+class FlowPrinter {
+  /** The time of the last event (ptxed's `time`), for --time. */
+  timeHi = 0;
+  timeLo = 0;
+
+  constructor(
+    readonly opts: FlowPrintOptions,
+    readonly out: LineWriter,
+    readonly counts: FlowCounts,
+  ) {}
+
+  insn(insn: InstructionInfo, offset: number): void {
+    const opts = this.opts;
+    if (opts.json) {
+      const o: Record<string, unknown> = { ip: jsonIp(insn.ip), size: insn.size, class: INSN_CLASS_NAMES[insn.iclass] ?? 'unknown', bits: MODE_BITS[insn.mode] ?? 0 };
+      if (opts.fmt.offset) o.offset = offset;
+      if (insn.speculative) o.speculative = true;
+      if (!opts.noInst) o.insn = disassemble(insn);
+      this.out.line(JSON.stringify(o));
+      return;
+    }
+    let s = this.prefix(offset, insn.speculative) + formatIp(insn.ip);
+    if (!opts.noInst) s += this.text(insn);
+    this.out.line(s);
+  }
+
+  /** Offset, time and the speculative mark that start an instruction line. */
+  private prefix(offset: number, speculative: boolean): string {
+    let s = '';
+    if (this.opts.fmt.offset) s += offset.toString(16).padStart(16, '0') + '  ';
+    if (this.opts.time) s += hex64(this.timeHi, this.timeLo).padStart(16, '0') + '  ';
+    if (speculative) s += '? ';
+    return s;
+  }
+
+  /** The instruction's text (and bytes with --raw-insn), as ptxed's xed_print_insn. */
+  private text(insn: InstructionInfo): string {
+    let s = '';
+    if (this.opts.rawInsn) {
+      for (let i = 0; i < 15; i++) s += i < insn.size ? ' ' + insn.byte(i).toString(16).padStart(2, '0') : '   ';
+    }
+    return s + '  ' + disassemble(insn);
+  }
+
+  /** ptxed's print_block, from the block's instruction addresses. */
+  block(block: Block, offset: number, fetch: (ip: number) => InstructionInfo | null): void {
+    const opts = this.opts;
+    if (opts.json) {
+      this.out.line(JSON.stringify({ block: jsonIp(block.ip), end: jsonIp(block.endIp), ninsn: block.ninsn, class: INSN_CLASS_NAMES[block.iclass] ?? 'unknown', bits: MODE_BITS[block.mode] ?? 0 }));
+      return;
+    }
+    if (opts.showBlocks) this.out.line(opts.stat ? `[block ${this.counts.blocks.toString(16)}]` : '[block]');
+    const ips = block.ips;
+    for (let k = 0; k < block.ninsn; k++) {
+      let s = this.prefix(offset, block.speculative) + formatIp(ips[k]!);
+      if (!opts.noInst) {
+        const insn = fetch(ips[k]!);
+        if (insn === null) {
+          this.out.line(s + ' [fetch error: no memory mapped at this address]');
+          return;
+        }
+        s += this.text(insn);
+      }
+      this.out.line(s);
+    }
+  }
+
+  event(ev: PtEvent, offset: number): void {
+    if (this.opts.json) {
+      const o: Record<string, unknown> = { event: (EventType[ev.type] ?? 'unknown').toLowerCase() };
+      if (!ev.ipSuppressed) o.ip = jsonIp(ev.ip);
+      if (ev.type === EventType.AsyncBranch || ev.type === EventType.AsyncDisabled) o.from = jsonIp(ev.at);
+      if (ev.hasTsc) o.tsc = '0x' + hex64(ev.tscHi, ev.tscLo);
+      if (offset) o.offset = offset;
+      this.out.line(JSON.stringify(o));
+      return;
+    }
+    this.out.line(formatEvent(ev, this.opts.fmt, offset));
+  }
+
+  line(text: string, json: string): void {
+    this.out.line(this.opts.json ? json : text);
+  }
+
+  diagnose(offset: number, ip: number, what: string, status: number): void {
+    if (this.opts.json) {
+      this.out.line(JSON.stringify({ error: errorName(status), message: `${what}: ${errorMessage(status)}`, offset: offset < 0 ? null : offset, ip: jsonIp(ip) }));
+      return;
+    }
+    for (const l of formatDiagnostic(offset, ip, what, status).split('\n')) this.out.line(l);
+  }
+
+  checks(lines: string[]): void {
+    for (const l of lines) this.out.line(l);
+  }
+}
+
+class InsnStep implements FlowStep {
+  private readonly insn = new InstructionInfo();
+
+  constructor(
+    private readonly dec: InsnDecoder,
+    private readonly print: FlowPrinter,
+  ) {}
+
+  get offset(): number {
+    return this.dec.offset;
+  }
+
+  syncForward(): number {
+    return this.dec.syncForward();
+  }
+
+  resync(): number {
+    return this.dec.resync();
+  }
+
+  event(ev: PtEvent): number {
+    return this.dec.event(ev);
+  }
+
+  clear(): void {
+    this.insn.ip = 0;
+    this.insn.iclass = InsnClass.Unknown;
+  }
+
+  decodeOne(): number {
+    const opts = this.print.opts;
+    const insn = this.insn;
+    const offset = opts.fmt.offset || opts.check ? this.dec.offset : 0;
+    const status = this.dec.next(insn);
+    if (status < 0) {
+      // An event that could not be indicated up front.
+      if (status === -ErrorCode.EventIgnored) return Status.EventPending;
+      // Even with an error, the instruction may have been decoded.
+      if (insn.iclass === InsnClass.Unknown) return status;
+    }
+    if (!opts.quiet) this.print.insn(insn, offset);
+    this.print.counts.insn++;
+    if (opts.check) {
+      const lines: string[] = [];
+      checkInsn(insn, offset, lines);
+      this.print.checks(lines);
+    }
+    return status;
+  }
+
+  /** ptxed's diagnose_insn: the next IP if the instruction decoded (not for -BadQuery). */
+  errorIp(status: number): number {
+    const insn = this.insn;
+    if (status === -ErrorCode.BadQuery || insn.iclass === InsnClass.Unknown) return insn.ip;
+    return nextIpOf(insn);
+  }
+}
+
+class BlockStep implements FlowStep {
+  private readonly block = new Block();
+  private readonly scratch = new InstructionInfo();
+  private readonly fetch = (ip: number): InstructionInfo | null =>
+    decodeInstruction(this.dec.image, this.dec.asid, ip, this.block.mode, this.scratch) < 0 ? null : this.scratch;
+
+  constructor(
+    private readonly dec: BlockDecoder,
+    private readonly print: FlowPrinter,
+  ) {}
+
+  get offset(): number {
+    return this.dec.offset;
+  }
+
+  syncForward(): number {
+    return this.dec.syncForward();
+  }
+
+  resync(): number {
+    return this.dec.resync();
+  }
+
+  event(ev: PtEvent): number {
+    return this.dec.event(ev);
+  }
+
+  clear(): void {
+    this.block.ip = 0;
+    this.block.ninsn = 0;
+  }
+
+  decodeOne(): number {
+    const opts = this.print.opts;
+    const block = this.block;
+    const offset = opts.fmt.offset || opts.check ? this.dec.offset : 0;
+    const status = this.dec.next(block);
+    // Even with an error, some instructions may have been decoded.
+    this.print.counts.insn += block.ninsn;
+    this.print.counts.blocks++;
+    if (!opts.quiet) this.print.block(block, offset, this.fetch);
+    if (opts.check) {
+      const lines: string[] = [];
+      checkBlock(block, offset, this.fetch, lines);
+      this.print.checks(lines);
+    }
+    return status;
+  }
+
+  /** ptxed's diagnose_block: after the last instruction if it decodes (not for -BadQuery). */
+  errorIp(status: number): number {
+    const block = this.block;
+    if (!block.ninsn) return block.ip;
+    if (status === -ErrorCode.BadQuery) return block.endIp;
+    const insn = this.fetch(block.endIp);
+    return insn === null ? block.endIp : nextIpOf(insn);
+  }
+}
+
+/**
+ * Decode a whole trace with `decoder` and print what ptxed prints. Returns
+ * the counts; `onEvent` sees every event after it is printed.
+ */
+export function decodeFlow(
+  decoder: { kind: 'insn'; dec: InsnDecoder } | { kind: 'block'; dec: BlockDecoder },
+  opts: FlowPrintOptions,
+  out: LineWriter,
+  onEvent: EventHook | null,
+): FlowCounts {
+  const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
+  const print = new FlowPrinter(opts, out, counts);
+  const step: FlowStep = decoder.kind === 'insn' ? new InsnStep(decoder.dec, print) : new BlockStep(decoder.dec, print);
+  const ev = new PtEvent();
+
+  const handleOneEvent = (): number => {
+    const offset = opts.fmt.offset ? step.offset : 0;
+    const status = step.event(ev);
+    if (status < 0) return status;
+    print.timeHi = ev.tscHi;
+    print.timeLo = ev.tscLo;
+    if (!opts.quiet && !ev.statusUpdate) print.event(ev, offset);
+    onEvent?.(ev);
+    return status;
+  };
+
+  const drainEvents = (status: number): number => {
+    while (status & Status.EventPending) {
+      status = handleOneEvent();
+      if (status < 0) break;
+    }
+    return status;
+  };
+
+  const resync = (): number => {
+    let status: number;
+    for (;;) {
+      status = step.resync();
+      if (status >= 0) break;
+      if (status !== -ErrorCode.EventIgnored) return status;
+      status = handleOneEvent();
+      if (status < 0) return status;
+    }
+    if (status & Status.IpSuppressed && !opts.quiet) print.line('[disabled]', '{"event":"disabled"}');
+    return status;
+  };
+
+  const diagnose = (what: string, status: number): void => {
+    counts.errors++;
+    print.diagnose(step.offset, step.errorIp(status), what, status);
+  };
+
+  let sync = 0;
+  for (;;) {
+    step.clear();
+    let status = step.syncForward();
+    if (status < 0) {
+      if (status === -ErrorCode.Eos) break;
+      diagnose('sync error', status);
+      // Without progress we never will: stop.
+      const next = step.offset;
+      if (next < 0 || next <= sync) break;
+      sync = next;
+      continue;
+    }
+    for (;;) {
+      for (;;) {
+        status = drainEvents(status);
+        if (status < 0) break;
+        if (status & Status.Eos) {
+          if (!(status & Status.IpSuppressed) && !opts.quiet) print.line('[end of trace]', '{"event":"end of trace"}');
+          status = -ErrorCode.Eos;
+          break;
+        }
+        status = step.decodeOne();
+        if (status < 0) break;
+      }
+      if (status === -ErrorCode.Eos) return counts;
+      diagnose('error', status);
+      if (!opts.resync) break;
+      status = resync();
+      if (status < 0) {
+        diagnose('resync error', status);
+        break;
+      }
+    }
+  }
+  return counts;
+}

@@ -1,0 +1,117 @@
+/**
+ * The block cache of a section (libipt's pt_block_cache,
+ * libipt/internal/include/pt_block_cache.h): per byte offset of a section,
+ * how far the block decoder can get from there without trace, so that it
+ * crosses straight-line code in one step.
+ *
+ * An entry, as libipt packs it (here in one int32, 0 = invalid):
+ *
+ *   bits  0-15  displacement to the next decision point (signed; for
+ *               {@link Bq.Again} to the next entry to use)
+ *   bits 16-23  instructions to that decision point, counting it
+ *   bits 24-25  execution mode (ExecMode; Unknown = invalid entry)
+ *   bits 26-28  qualifier of the decision point ({@link Bq})
+ *   bits 29-31  size of the instruction at the decision point (0: too big, decode it)
+ *
+ * The block decoder fills it as libipt's does (pt_blk_proceed_no_event_fill_cache),
+ * so a block ends where libipt's would: the cache decides that too, cold or warm.
+ * Like libipt's, a cache belongs to a section and outlives the decoders
+ * that use it; ptscope keeps one per section and `endOnJump` (libipt shares
+ * one between decoders with different flags, which a later decoder with
+ * `endOnJump` would notice as jumps it does not stop at).
+ */
+import type { Section } from './section.js';
+
+/** libipt's enum pt_bcache_qualifier. */
+export const enum Bq {
+  /** Not a decision point: continue at the next entry (a trampoline). */
+  Again = 0,
+  /** A conditional branch. */
+  Cond = 1,
+  /** A near indirect call. */
+  IndCall = 2,
+  /** A near return. */
+  Return = 3,
+  /** An indirect jump, JMPABS or far branch. */
+  Indirect = 4,
+  /** Decode the instruction at the decision point to know what to do. */
+  Decode = 5,
+}
+
+export function bceMake(displacement: number, ninsn: number, mode: number, qualifier: Bq, isize: number): number {
+  return (displacement & 0xffff) | ((ninsn & 0xff) << 16) | ((mode & 3) << 24) | ((qualifier & 7) << 26) | ((isize & 7) << 29);
+}
+
+export function bceDisplacement(e: number): number {
+  return (e << 16) >> 16;
+}
+
+export function bceNinsn(e: number): number {
+  return (e >>> 16) & 0xff;
+}
+
+export function bceMode(e: number): number {
+  return (e >>> 24) & 3;
+}
+
+export function bceQualifier(e: number): Bq {
+  return (e >>> 26) & 7;
+}
+
+export function bceIsize(e: number): number {
+  return (e >>> 29) & 7;
+}
+
+/** libipt's pt_bce_is_valid: the mode is known. */
+export function bceIsValid(e: number): boolean {
+  return (e & (3 << 24)) !== 0;
+}
+
+const PAGE_BITS = 12;
+const PAGE_SIZE = 1 << PAGE_BITS;
+const PAGE_MASK = PAGE_SIZE - 1;
+
+/** One section's entries, in pages allocated on first use. */
+export class SectionBlockCache {
+  private readonly pages: (Int32Array | undefined)[] = [];
+
+  constructor(readonly size: number) {}
+
+  /** The entry at section offset `offset` (0 if none). */
+  lookup(offset: number): number {
+    const page = this.pages[offset >>> PAGE_BITS];
+    return page === undefined ? 0 : page[offset & PAGE_MASK]!;
+  }
+
+  add(offset: number, entry: number): void {
+    let page = this.pages[offset >>> PAGE_BITS];
+    if (page === undefined) {
+      page = new Int32Array(PAGE_SIZE);
+      this.pages[offset >>> PAGE_BITS] = page;
+    }
+    page[offset & PAGE_MASK] = entry;
+  }
+}
+
+const caches = new WeakMap<Section, (SectionBlockCache | undefined)[]>();
+
+/** The block cache of `section` for decoders that do (or do not) end blocks at direct jumps. */
+export function sectionBlockCache(section: Section, endOnJump: boolean): SectionBlockCache {
+  let list = caches.get(section);
+  if (list === undefined) {
+    list = [];
+    caches.set(section, list);
+  }
+  const i = endOnJump ? 1 : 0;
+  let c = list[i];
+  if (c === undefined) {
+    c = new SectionBlockCache(section.size);
+    list[i] = c;
+  }
+  return c;
+}
+
+/** The block cache of `section`, if a block decoder allocated it (see {@link sectionBlockCache}). */
+export function existingSectionBlockCache(section: Section, endOnJump: boolean): SectionBlockCache | null {
+  return caches.get(section)?.[endOnJump ? 1 : 0] ?? null;
+}
