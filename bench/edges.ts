@@ -21,14 +21,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadRawInput } from '../src/analyses/analyze.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
 import type { DecoderConfig } from '../src/packets/config.js';
 import { EdgeCoverage } from '../src/flow/edges/edge-coverage.js';
 import { bitmapFnv1a64 } from '../src/flow/edges/edge-map.js';
 import { ElfFile, loadElf } from '../src/flow/elf.js';
 import { Image } from '../src/flow/image.js';
 import { ByteSourceCache } from '../src/flow/section.js';
-import { readManifest } from '../src/sources/recorder/bundle.js';
 import { buildTarget, REPO_ROOT, SAMPLE_INPUTS } from '../tools/fuzz-demo-target.js';
 
 interface Measurement {
@@ -86,7 +85,7 @@ function realTraces(): EdgeTrace[] {
     }
     const raw = `${join(dir, 'seg_400000.bin')}:0x400000`;
     const load = () => {
-      const input = loadRawInput({ trace: tracePath, raw: [raw], elf: [], cpu: '6/158' });
+      const input = openTraceInput(tracePath, { raw: [raw], cpu: '6/158' });
       return { image: input.image, config: input.config };
     };
     out.push({ name, trace: new Uint8Array(readFileSync(tracePath)), load, oracleArgs: ['--cpu', '6/158', '--raw', raw, tracePath] });
@@ -117,8 +116,7 @@ function recorderTraces(): EdgeTrace[] {
         '--filter', filter, '-o', bundle, '--', target.binary], { encoding: 'utf8' });
       // Exit status 1: the target itself failed (an invalid document); the trace is there.
       if (res.status !== 0 && res.status !== 1) throw new Error(`recording json_check failed: ${(res.stderr || String(res.error)).trim()}`);
-      const m = readManifest(bundle);
-      writeFileSync(tracePath, readFileSync(join(bundle, m.trace!.file)));
+      writeFileSync(tracePath, openTraceInput(bundle).trace);
       rmSync(bundle, { recursive: true, force: true });
     }
     const oracleArgs = [...raws.flatMap((r) => ['--raw', r]), tracePath];

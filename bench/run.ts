@@ -30,7 +30,8 @@ import { InsnDecoder } from '../src/flow/insn-decoder.js';
 import { InsnClass, InstructionInfo } from '../src/flow/instruction.js';
 import { ByteSourceCache } from '../src/flow/section.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
-import { benchAnalyze, loadRawInput } from '../src/analyses/analyze.js';
+import { benchAnalyze } from '../src/analyses/analyze.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
 import { edgesBench } from './edges.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
@@ -310,7 +311,7 @@ const flowBench: Bench = {
 
 /** One walk of the control-flow stream with a consumer that only counts transfers. */
 function walkTrace(mode: 'insn' | 'block', trace: Uint8Array, file: string): FlowStats {
-  const input = loadRawInput({ trace: join(REAL, 'mruby', 'trace.pt'), raw: [`${file}:0x400000`], elf: [], cpu: '6/158' });
+  const input = openTraceInput(join(REAL, 'mruby', 'trace.pt'), { raw: [`${file}:0x400000`], cpu: '6/158' });
   const packets = new PacketDecoder(trace, { skd007: input.config.errata.skd007 });
   const dec = new InsnDecoder(packets, input.config, input.image);
   let transfers = 0;
@@ -344,7 +345,7 @@ const analyzeBench: Bench = {
         console.log(`  WARNING: walker modes differ: ${JSON.stringify(a.result)} vs ${JSON.stringify(b.result)}`);
       }
       stats = b.result;
-      const input = loadRawInput({ trace: tracePath, raw: [`${file}:0x400000`], elf: [], cpu: '6/158' });
+      const input = openTraceInput(tracePath, { raw: [`${file}:0x400000`], cpu: '6/158' });
       const r = benchAnalyze(input);
       if (!analyze || r.instructionsPerSecond > analyze.instructionsPerSecond) analyze = r;
     }

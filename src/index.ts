@@ -35,10 +35,18 @@ export { InsnDecoder, type FlowFlags } from './flow/insn-decoder.js';
 export { Block, BlockDecoder } from './flow/block-decoder.js';
 export { ControlFlowWalker, TransferKind, GapKind, type FlowConsumer, type FlowStats } from './flow/control-flow.js';
 
-// Trace sources.
-export { importTrace, importBundle, importPerfData, detectInputKind, type ImportedTrace } from './sources/trace-import.js';
+// Inputs: every format becomes one Recording model.
+export type { Recording, TraceStream, RecordedProcess, RecordedThread, ImageMapping, ProgramInfo, ExitInfo, RecordingFormat } from './sources/model/recording.js';
+export { primaryStream, streamTitle } from './sources/model/recording.js';
+export { openRecording, detectInputKind, type OpenOptions, type InputKind } from './sources/import/open-recording.js';
+export { importBundle, readBundleManifest } from './sources/import/bundle-import.js';
+export { importPerfDataFile } from './sources/import/perf-data-import.js';
+export { importRawTrace, type RawTraceSpec } from './sources/import/raw-import.js';
+export { InputError } from './sources/import/safe-files.js';
+export { configForCpu, openPacketDecoder, openInsnDecoder, openBlockDecoder, readStream } from './sources/model/decoders.js';
 export { record, RecordError, type RecordOptions } from './sources/recorder/record.js';
 export { readPerfData } from './sources/perf-data/perf-data.js';
 
 // Analyses.
-export { analyzeTrace, loadTraceInputs, loadBundleInput, loadRawInput, defaultDetectors, type TraceInput, type AnalyzeResult } from './analyses/analyze.js';
+export { analyzeTrace, defaultDetectors, type AnalyzeResult, type AnalyzeOptions } from './analyses/analyze.js';
+export { traceInput, traceInputs, type TraceInput } from './analyses/trace-input.js';

@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { analyzeTrace, benchAnalyze, loadRawInput } from '../src/analyses/analyze.js';
+import { analyzeTrace, benchAnalyze } from '../src/analyses/analyze.js';
+import { rawInput } from './helpers/inputs.js';
 import { LineWriter } from '../src/cli/output.js';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { REAL_TRACES } from './helpers/vectors.js';
@@ -11,7 +12,7 @@ const unzip = { trace: join(REAL_TRACES, 'unzip', 'trace.pt'), raw: [join(REAL_T
 
 describe('analyze over real traces (benign)', () => {
   it('unzip: zero findings with every default detector, and says what it could not check', () => {
-    const r = analyzeTrace(loadRawInput(unzip));
+    const r = analyzeTrace(rawInput(unzip));
     expect(r.flow.instructions).toBe(149576);
     expect(r.findings).toEqual([]);
     expect(r.detectors.map((d) => d.name)).toEqual(['shadow-stack', 'rop', 'cfi', 'inter-module']);
@@ -23,14 +24,14 @@ describe('analyze over real traces (benign)', () => {
   });
 
   it('mruby: zero findings over 6.3 M instructions (with an overflow)', () => {
-    const r = analyzeTrace(loadRawInput({ ...unzip, trace: join(REAL_TRACES, 'mruby', 'trace.pt'), raw: [join(REAL_TRACES, 'mruby', 'seg_400000.bin') + ':0x400000'] }));
+    const r = analyzeTrace(rawInput({ ...unzip, trace: join(REAL_TRACES, 'mruby', 'trace.pt'), raw: [join(REAL_TRACES, 'mruby', 'seg_400000.bin') + ':0x400000'] }));
     expect(r.flow.instructions).toBe(6334131);
     expect(r.findings).toEqual([]);
     expect(r.unchecked.some((u) => /overflow/.test(u.reason))).toBe(true);
   }, 60000);
 
   it('exposes a throughput measurement for the bench', () => {
-    const b = benchAnalyze(loadRawInput(unzip));
+    const b = benchAnalyze(rawInput(unzip));
     expect(b.instructions).toBe(149576);
     expect(b.instructionsPerSecond).toBeGreaterThan(0);
     expect(b.findings).toBe(0);

@@ -2,7 +2,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { analyzeTrace, loadRawInput } from '../src/analyses/analyze.js';
+import { analyzeTrace } from '../src/analyses/analyze.js';
+import { rawInput } from './helpers/inputs.js';
 import { CreditedEdges, scanTipEdges, trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
 import { loadPolicy } from '../src/analyses/policy.js';
 import { REAL_TRACES } from './helpers/vectors.js';
@@ -11,7 +12,7 @@ const unzip = { trace: join(REAL_TRACES, 'unzip', 'trace.pt'), raw: [join(REAL_T
 
 describe('flowguard', () => {
   it('reads TIP-pair edges and syscall-boundary checks from packets alone', () => {
-    const input = loadRawInput(unzip);
+    const input = rawInput(unzip);
     const edges = new CreditedEdges();
     let checks = 0;
     const scan = scanTipEdges(input.trace, (a, b) => edges.set(a, b, 1), () => checks++);
@@ -23,7 +24,7 @@ describe('flowguard', () => {
   });
 
   it('untrained: windows go to the slow path; trained on the same run: every check settles on the fast path', () => {
-    const input = loadRawInput(unzip);
+    const input = rawInput(unzip);
     const cold = analyzeTrace(input, { detectors: ['flowguard'] });
     const cs = cold.detectors[0].stats;
     expect(cs.checks).toBeGreaterThan(50);

@@ -15,7 +15,7 @@ import { findRegions, mergeCoverage, tracedMainModule } from '../src/analyses/do
 import { apiCategory, rankRegions } from '../src/analyses/dormant/guards.js';
 import { encodeRules, patchedRun } from '../src/analyses/dormant/rerun.js';
 import { shutdownZ3 } from '../src/analyses/dormant/symbolic.js';
-import { readManifest } from '../src/sources/recorder/bundle.js';
+import { importBundle } from '../src/sources/import/bundle-import.js';
 import { record } from '../src/sources/recorder/record.js';
 
 const ROOT = join(__dirname, '..');
@@ -74,8 +74,9 @@ describe.skipIf(!tools)('dormant code on the demo corpus', () => {
 
   it('coverage merge finds the payload region behind one executed guard, ranked first for its file API calls', () => {
     const dir = join(OUT, 'weekday.ptscope');
-    const module = tracedMainModule(dir);
-    const exec = mergeCoverage(dir, module);
+    const recording = importBundle(dir);
+    const module = tracedMainModule(recording);
+    const exec = mergeCoverage(recording, module);
     const regions = findRegions(exec);
     const ranked = rankRegions(exec, regions);
     const top = ranked[0];
@@ -107,7 +108,7 @@ describe.skipIf(!tools)('dormant code on the demo corpus', () => {
       expect(top.proof!.newlyExecutedBlocks).toBeGreaterThan(10);
       expect(top.proof!.output).toContain(`payload: wrote marker dormant-marker-${name}`);
       // The same rules in a confined run leave the marker inside its sandbox directory.
-      const run = patchedRun(readManifest(dir), top.rules);
+      const run = patchedRun(importBundle(dir), top.rules);
       try {
         expect(run.files).toContain(`dormant-marker-${name}`);
         expect(readFileSync(join(run.workDir, `dormant-marker-${name}`), 'utf8')).toBe(`${name} payload ran\n`);

@@ -21,7 +21,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBundleInput, loadRawInput, type TraceInput } from '../src/analyses/analyze.js';
+import { openTraceInput, type TraceInput } from '../src/analyses/trace-input.js';
 import { AddrCfg } from '../src/packets/config.js';
 import { EdgeCoverage } from '../src/flow/edges/edge-coverage.js';
 import { bitmapFnv1a64 } from '../src/flow/edges/edge-map.js';
@@ -95,7 +95,7 @@ describe('edge decoder on the real-CPU traces', () => {
       const raw = t.images.map((im) => `${join(dir, im.file)}:${im.address}`);
       const cpuAt = t.ptxed.argv.indexOf('--cpu');
       const cpu = cpuAt >= 0 ? t.ptxed.argv[cpuAt + 1] : undefined;
-      const input = loadRawInput({ trace: join(dir, t.pt), raw, elf: [], cpu });
+      const input = openTraceInput(join(dir, t.pt), { raw, cpu });
       const out = checkExact(input, t.name);
       // The fuzzing traces need nothing the fast path leaves to the exact decoder.
       if (t.name !== 'dyn_test') expect(out.fast, `${t.name}: ${out.bailReason}`).toBe(true);
@@ -134,7 +134,7 @@ describe('edge decoder on the libipt vectors with flow expectations', () => {
         // Sideband, tick/iflags events and output options: both sides decode
         // the same trace and image without them.
       }
-      const input = loadRawInput({ trace: join(dir, pt), raw, elf: [], cpu });
+      const input = openTraceInput(join(dir, pt), { raw, cpu });
       for (let n = 0; n < 4; n++) {
         const cfg = filter.get(`--filter:addr${n}_cfg`);
         if (cfg === undefined) continue;
@@ -190,7 +190,7 @@ describe('edge decoder on emulated-recorder traces', () => {
 
   /** Check a bundle against the exact decoder and libipt. */
   function checkBundle(bundle: string, label: string, expectFast: boolean): Outcome {
-    const input = loadBundleInput(bundle);
+    const input = openTraceInput(bundle);
     const out = checkExact(input, label);
     if (expectFast) expect(out.fast, `${label}: ${out.bailReason}`).toBe(true);
     const m = readManifest(bundle);

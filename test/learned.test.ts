@@ -8,7 +8,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadBundleInput, type TraceInput } from '../src/analyses/analyze.js';
+import { openTraceInput, traceInput, type TraceInput } from '../src/analyses/trace-input.js';
+import { BufferSource } from '../src/packets/trace-source.js';
 import { classifyBundle, classifyInput, defaultModelPath } from '../src/analyses/learned/classify.js';
 import { SEQ_CHANNELS, SUMMARY_FEATURES, SUMMARY_NAMES, targetEntropy, WINDOW, WindowExtractor } from '../src/analyses/learned/features.js';
 import { loadNetwork, ModelFileError, predict, readModelFile, stackWindows } from '../src/analyses/learned/model.js';
@@ -206,7 +207,8 @@ describe('classify recorded bundles', () => {
   }, 120_000);
 
   it('says "no windows" (and no score) for a trace without a sensitive call', async () => {
-    const input: TraceInput = { ...loadBundleInput(benign), trace: new Uint8Array(0) };
+    const base = openTraceInput(benign);
+    const input: TraceInput = traceInput(base.recording, { ...base.stream, size: 0, open: () => new BufferSource(new Uint8Array(0)) });
     const r = await classifyInput(input);
     expect(r.windows).toEqual([]);
     expect(r.maxScore).toBeNull();

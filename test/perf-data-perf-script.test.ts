@@ -21,7 +21,8 @@ import { ErrorCode } from '../src/packets/errors.js';
 import type { Packet } from '../src/packets/packet.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
 import { defaultIntelPtInfo, INTEL_PT_CONFIG } from '../src/sources/perf-data/auxtrace-info.js';
-import { exportInputFromBundle, exportPerfData } from '../src/sources/perf-data/bundle-to-perf.js';
+import { exportInputFrom, exportPerfData } from '../src/sources/perf-data/bundle-to-perf.js';
+import { importBundle } from '../src/sources/import/bundle-import.js';
 import { flowInputs, type PerfDataModel, readPerfData } from '../src/sources/perf-data/perf-data.js';
 import { type AuxBuffer, writePerfData } from '../src/sources/perf-data/writer.js';
 import { record } from '../src/sources/recorder/record.js';
@@ -356,13 +357,14 @@ describe.runIf(toolsPresent)('perf script (linux-perf 6.1) decodes our perf.data
         version: 1,
         recorder: 'qemu',
         program: { argv: ['./small'], path: '/somewhere/small', cwd: '/somewhere' },
+        exit: { status: 0, signal: null, stopped: null },
         trace: { file: 'trace.pt', bytes: 0, fullBytes: 0, snapshotStart: 0 },
         images: [{ file: 'images/0-small', path: '/somewhere/small', offset: 0x1000, size: 0x18, address: '0x401000' }],
         config: { retCompression: true, timing: { tsc: true, mtc: false, cyc: false } },
         encoder: { cpu: 'none', mtcFreq: 0, cpuid15: { eax: 1, ebx: 2 }, nominalFreq: null, tscBase: 0 },
       }),
     );
-    const input = exportInputFromBundle(bundle);
+    const input = exportInputFrom(importBundle(bundle));
     const file = join(dir, 'bundle.data');
     const result = exportPerfData(file, input);
     expect(result.timed).toBe(true);
@@ -479,7 +481,7 @@ describe.runIf(recorderPresent)('recorder bundle -> perf.data -> perf script', (
       const want = rec.manifest.instructions!;
       expect(want.traced).toBeGreaterThan(1000);
       const file = join(dir, `rec-${variant.longTnt ? 'b' : 'a'}.data`);
-      const result = exportPerfData(file, exportInputFromBundle(bundle));
+      const result = exportPerfData(file, exportInputFrom(importBundle(bundle)));
       expect(result.timed).toBe(!!variant.timing.tsc);
       const { ips } = perfScriptIps(file);
       expect(ips.length).toBe(want.traced);

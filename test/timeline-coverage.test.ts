@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadBundleInput, type TraceInput } from '../src/analyses/analyze.js';
+import { openTraceInput, type TraceInput } from '../src/analyses/trace-input.js';
 import { runCoverageCommand } from '../src/cli/coverage.js';
 import { CliError, LineWriter } from '../src/cli/output.js';
 import { runTimelineCommand } from '../src/cli/timeline.js';
@@ -182,8 +182,8 @@ describe('on the demo recordings', () => {
 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'ptscope-tc-'));
-    benign = loadBundleInput(join(DEMO, 'rop_stack.benign'));
-    exploit = loadBundleInput(join(DEMO, 'rop_stack.exploit'));
+    benign = openTraceInput(join(DEMO, 'rop_stack.benign'));
+    exploit = openTraceInput(join(DEMO, 'rop_stack.exploit'));
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 

@@ -16,7 +16,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { analyzeTrace, loadBundleInput, defaultDetectors } from '../src/analyses/analyze.js';
+import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
 
 /** Record `argv` with `stdinFile` as its standard input. */
 export async function recordWithStdin(argv: string[], output: string, stdinFile: string | null): Promise<string> {
@@ -59,8 +60,8 @@ export async function evaluateCorpusCase(dir: string, work: string): Promise<Cas
     const benignBundle = join(work, `${name}.benign`);
     const stdout = await recordWithStdin([prog, ...run.argv], exploitBundle, join(dir, run.exploit.runners?.qemu?.stdin ?? run.exploit.stdin));
     await recordWithStdin([prog, ...run.argv], benignBundle, join(dir, run.benign.stdin));
-    const r = analyzeTrace(loadBundleInput(exploitBundle), { detectors: defaultDetectors() });
-    const b = analyzeTrace(loadBundleInput(benignBundle), { detectors: defaultDetectors() });
+    const r = analyzeTrace(openTraceInput(exploitBundle), { detectors: defaultDetectors() });
+    const b = analyzeTrace(openTraceInput(benignBundle), { detectors: defaultDetectors() });
     return {
       name,
       expected: run.groundTruth.detectors,
@@ -78,7 +79,7 @@ export async function evaluateBenign(commands: string[][], work: string): Promis
     const name = argv.map((a) => a.replace(/.*\//, '')).join('_').replace(/[^\w.-]/g, '_').slice(0, 40);
     const bundle = join(work, `benign-${name}`);
     await recordWithStdin(argv, bundle, null);
-    const r = analyzeTrace(loadBundleInput(bundle), { detectors: defaultDetectors() });
+    const r = analyzeTrace(openTraceInput(bundle), { detectors: defaultDetectors() });
     out.push({ name: argv.join(' '), instructions: r.flow.instructions, findings: r.findings.length, perMillion: (r.findings.length * 1e6) / Math.max(1, r.flow.instructions) });
   }
   return out;

@@ -13,7 +13,7 @@ import { defaultConfig, type DecoderConfig } from '../src/packets/config.js';
 import { ElfFile, loadElf } from '../src/flow/elf.js';
 import { Image } from '../src/flow/image.js';
 import { ByteSourceCache } from '../src/flow/section.js';
-import { readManifest } from '../src/sources/recorder/bundle.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
 import { record } from '../src/sources/recorder/record.js';
 
 /** Repository root (this file runs as dist/tools/... or tools/...). */
@@ -88,10 +88,10 @@ export async function recordRun(target: FuzzTarget, input: Uint8Array, work: str
     stdio: 'pipe',
     notice: () => {},
   });
-  const m = readManifest(bundle);
-  if (m.trace === null) throw new Error(`${bundle}: no trace recorded`);
-  const trace = new Uint8Array(readFileSync(join(bundle, m.trace.file)));
-  const insns = m.instructions?.traced ?? 0;
+  const recorded = openTraceInput(bundle);
+  const trace = recorded.trace;
+  const insns = recorded.stream.expected?.instructions ?? 0;
+  recorded.recording.close();
   rmSync(bundle, { recursive: true, force: true });
   return { trace, insns, stdout: r.stdout.trim(), seconds: r.seconds };
 }

@@ -2,30 +2,34 @@
  * `ptscope classify`: score the windows before each sensitive call of a
  * recording with the learned model (src/analyses/learned/).
  */
-import { existsSync, statSync } from 'node:fs';
-import { loadBundleInput, type TraceInput } from '../analyses/analyze.js';
+import { traceInputs } from '../analyses/trace-input.js';
 import { classifyInput, defaultModelPath, type LearnedScores } from '../analyses/learned/classify.js';
 import { WINDOW } from '../analyses/learned/features.js';
 import { ModelFileError, readModelFile } from '../analyses/learned/model.js';
+import { asInputError, defineCommand, integer, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { CliError, type LineWriter } from './output.js';
 
-export const CLASSIFY_HELP = `usage: ptscope classify <bundle-dir> [options]
-
-Score the last ${WINDOW} control transfers before each sensitive call (system calls,
-exec/system/mprotect/exit/...) with the learned exploit-window model.
-A trace without a sensitive call has no window and gets no score.
-
-options:
-  --model FILE     model JSON (default: the shipped models/exploit-window-model.json)
-  --top N          windows to list, highest score first (default 5)
-  --all            list every window in trace order
-  --json           one JSON object: every window's score, the top windows, the threshold
-  --fail-on-flag   exit status 1 if a window scores at or above the model's threshold
-  -h, --help       this help
-
+export function classifyCommand() {
+  return withInputOptions(
+    defineCommand('classify', `Score the last ${WINDOW} control transfers before each sensitive call (system calls, exec/system/mprotect/exit/...) with the learned exploit-window model. A trace without a sensitive call has no window and gets no score.`)
+      .argument('<input>', 'a bundle directory, a perf.data, or a raw trace (with --raw/--elf)')
+      .option('--model <file>', 'model JSON (default: the shipped models/exploit-window-model.json)')
+      .option('--top <n>', 'windows to list, highest score first', integer(1), 5)
+      .option('--all', 'list every window in trace order')
+      .option('--json', 'one JSON object per stream: every window\'s score, the top windows, the threshold')
+      .option('--fail-on-flag', "exit status 1 if a window scores at or above the model's threshold"),
+  ).addHelpText('after', `
 The score is a probability-like number in [0, 1]; see the README's evaluation
-for how well it separates attacks from benign runs on programs it never saw.
-`;
+for how well it separates attacks from benign runs on programs it never saw.`);
+}
+
+interface ClassifyCliOptions extends InputOptions {
+  model?: string;
+  top: number;
+  all?: boolean;
+  json?: boolean;
+  failOnFlag?: boolean;
+}
 
 function formatText(r: LearnedScores, all: boolean): string[] {
   const lines = [`${r.input}: ${r.windows.length} windows, model ${r.model} (threshold ${r.threshold})`];
@@ -44,61 +48,28 @@ function formatText(r: LearnedScores, all: boolean): string[] {
 
 /** `ptscope classify`. */
 export async function runClassifyCommand(args: string[], out: LineWriter): Promise<number> {
-  let target: string | null = null;
-  let model = defaultModelPath();
-  let top = 5;
-  let all = false;
-  let json = false;
-  let failOnFlag = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    switch (a) {
-      case '-h':
-      case '--help':
-        out.line(CLASSIFY_HELP.trimEnd());
-        return 0;
-      case '--model':
-        if (!args[i + 1]) throw new CliError('--model: missing argument.');
-        model = args[++i];
-        break;
-      case '--top':
-        top = Number(args[++i]);
-        if (!Number.isInteger(top) || top < 1) throw new CliError(`--top: expected a positive integer, got '${args[i]}'.`);
-        break;
-      case '--all':
-        all = true;
-        break;
-      case '--json':
-        json = true;
-        break;
-      case '--fail-on-flag':
-        failOnFlag = true;
-        break;
-      default:
-        if (a.startsWith('-')) throw new CliError(`unknown option '${a}'. Run 'ptscope classify --help'.`);
-        if (target !== null) throw new CliError(`more than one bundle given ('${target}', '${a}').`);
-        target = a;
+  const { help, opts: o, args: operands } = parseCommand<ClassifyCliOptions>(classifyCommand(), args, out);
+  if (help) return 0;
+  const model = o.model ?? defaultModelPath();
+  // Check the model before decoding anything: a bad model fails fast.
+  asInputError(() => readModelFile(model));
+  const recording = openInput(operands[0]!, o);
+  let flagged = 0;
+  try {
+    for (const input of asInputError(() => traceInputs(recording))) {
+      let r: LearnedScores;
+      try {
+        r = await classifyInput(input, { model, top: o.top });
+      } catch (e) {
+        if (e instanceof ModelFileError) throw new CliError(e.message);
+        throw e;
+      }
+      flagged += r.flagged;
+      if (o.json) out.line(JSON.stringify(r));
+      else for (const l of formatText(r, o.all === true)) out.line(l);
     }
+  } finally {
+    recording.close();
   }
-  if (target === null) throw new CliError("no bundle given. Run 'ptscope classify --help'.");
-  if (!existsSync(target)) throw new CliError(`${target}: no such file or directory.`);
-  if (!statSync(target).isDirectory()) throw new CliError(`${target}: not a bundle directory (record one with 'ptscope record').`);
-  let input: TraceInput;
-  try {
-    // Check the model before decoding anything: a bad model fails fast.
-    readModelFile(model);
-    input = loadBundleInput(target);
-  } catch (e) {
-    throw new CliError((e as Error).message.split('\n')[0]);
-  }
-  let r: LearnedScores;
-  try {
-    r = await classifyInput(input, { model, top });
-  } catch (e) {
-    if (e instanceof ModelFileError) throw new CliError(e.message);
-    throw e;
-  }
-  if (json) out.line(JSON.stringify(r));
-  else for (const l of formatText(r, all)) out.line(l);
-  return failOnFlag && r.flagged > 0 ? 1 : 0;
+  return o.failOnFlag && flagged > 0 ? 1 : 0;
 }

@@ -4,92 +4,76 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { traceInputs } from '../analyses/trace-input.js';
 import { coverageModules, ExecutedBlocks, formatCoverageText, functionCoverage, writeDrcov, type DrcovTableVersion } from '../reports/drcov.js';
 import { walkTrace } from '../reports/report-model.js';
-import { parseCNumber, optionValue } from './args.js';
+import { asInputError, defineCommand, integer, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
+import { Option } from 'commander';
 import { CliError, type LineWriter } from './output.js';
 import { createProgress } from './progress.js';
-import { loadBundleForCli } from './report.js';
 
-export const COVERAGE_HELP = `usage: ptscope coverage <bundle-dir> [--format drcov|text|json] [-o FILE] [options]
-
-Which code a trace executed.
-  drcov  DynamoRIO's drcov log (version 2: module table + binary basic-block
-         table) for Lighthouse (IDA, Binary Ninja), bncov and other drcov
-         readers; blocks are the dynamic blocks the trace ran
-  text   per module and function: blocks that ran of the static CFG's blocks,
-         functions that never ran (default)
-  json   the same as one JSON document
-
-options:
-  --format F           drcov, text or json (default text)
-  -o, --output FILE    write to FILE (required for drcov; default stdout otherwise)
-  --drcov-table N      drcov module table version 2, 3 or 4 (default 2)
-  --limit N            functions listed per module in text (default 50; 0: all)
-  --json               same as --format json
-  -q, --quiet          no progress bar
-  -h, --help           this help
+export function coverageCommand() {
+  return withInputOptions(
+    defineCommand('coverage', 'Which code a trace executed, as a drcov log (DynamoRIO drcov version 2, for Lighthouse, bncov and other drcov readers; blocks are the dynamic blocks the trace ran) or per module and function: blocks that ran of the static CFG\'s blocks, and functions that never ran (text or JSON).')
+      .argument('<input>', 'a bundle directory, a perf.data, or a raw trace (with --raw/--elf)')
+      .addOption(new Option('--format <f>', 'output format').choices(['drcov', 'text', 'json']).default('text'))
+      .option('-o, --output <file>', 'write to FILE (required for drcov; default stdout otherwise)')
+      .addOption(new Option('--drcov-table <n>', 'drcov module table version').choices(['2', '3', '4']).default('2'))
+      .option('--limit <n>', 'functions listed per module in text (0: all)', integer(0), 50)
+      .option('--json', 'same as --format json')
+      .option('-q, --quiet', 'no progress bar'),
+  ).addHelpText('after', `
+Streams of several threads of one process are merged; each distinct address
+space (process image) is reported on its own.
 
 exit status: 0 ok, 2 usage or input error.
 
 examples:
   ptscope coverage demo/rop_stack.benign --format drcov -o benign.drcov
   ptscope coverage demo/rop_stack.exploit --limit 0
-  ptscope coverage app.ptscope --json | jq '.modules[0].functionsRan'
-`;
+  ptscope coverage app.ptscope --json | jq '.modules[0].functionsRan'`);
+}
+
+interface CoverageCliOptions extends InputOptions {
+  format: 'drcov' | 'text' | 'json';
+  output?: string;
+  drcovTable: '2' | '3' | '4';
+  limit: number;
+  json?: boolean;
+  quiet?: boolean;
+}
 
 /** `ptscope coverage`. */
 export function runCoverageCommand(args: string[], out: LineWriter): number {
-  let bundle: string | null = null;
-  let format: 'drcov' | 'text' | 'json' = 'text';
-  let output: string | null = null;
-  let table: DrcovTableVersion = 2;
-  let limit = 50;
-  let quiet = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    switch (a) {
-      case '-h':
-      case '--help':
-        out.line(COVERAGE_HELP.trimEnd());
-        return 0;
-      case '--format': {
-        const f = args[++i];
-        if (f !== 'drcov' && f !== 'text' && f !== 'json') throw new CliError(`--format: expected drcov, text or json, got '${f ?? ''}'.`);
-        format = f;
-        break;
-      }
-      case '--json':
-        format = 'json';
-        break;
-      case '-o':
-      case '--output':
-        output = optionValue(args, ++i, a);
-        break;
-      case '--drcov-table': {
-        const v = parseCNumber(args[++i], a);
-        if (v !== 2 && v !== 3 && v !== 4) throw new CliError('--drcov-table: 2, 3 or 4.');
-        table = v;
-        break;
-      }
-      case '--limit':
-        limit = parseCNumber(args[++i], a);
-        break;
-      case '-q':
-      case '--quiet':
-        quiet = true;
-        break;
-      default:
-        if (a.startsWith('-')) throw new CliError(`unknown option '${a}'. Run 'ptscope coverage --help'.`);
-        if (bundle !== null) throw new CliError(`more than one bundle given ('${bundle}', '${a}').`);
-        bundle = a;
-    }
-  }
-  if (bundle === null) throw new CliError(`no bundle given. Run 'ptscope coverage --help'.`);
+  const { help, opts: o, args: operands } = parseCommand<CoverageCliOptions>(coverageCommand(), args, out);
+  if (help) return 0;
+  const source = operands[0]!;
+  const format = o.json ? 'json' : o.format;
+  const output = o.output ?? null;
+  const table = Number(o.drcovTable) as DrcovTableVersion;
+  const limit = o.limit;
   if (format === 'drcov' && output === null) throw new CliError('--format drcov writes a binary file: give -o FILE.');
-  const { input, manifest } = loadBundleForCli(bundle);
-  const blocks = new ExecutedBlocks();
-  const stats = walkTrace(input, [blocks], createProgress('coverage', input.trace.length, quiet));
+  const recording = openInput(source, o);
+  const inputs = asInputError(() => traceInputs(recording));
+  // Threads of one process share their mappings: one coverage per address space.
+  const groups = new Map<unknown, typeof inputs>();
+  for (const ti of inputs) {
+    const g = groups.get(ti.stream.mappings);
+    if (g) g.push(ti);
+    else groups.set(ti.stream.mappings, [ti]);
+  }
+  if (groups.size > 1 && format === 'drcov') {
+    recording.close();
+    throw new CliError(`${source}: ${groups.size} address spaces (processes): drcov holds one; use --format json or text.`);
+  }
+  const spaces = [...groups.values()].map((list) => {
+    const blocks = new ExecutedBlocks();
+    let instructions = 0;
+    for (const ti of list) instructions += walkTrace(ti, [blocks], createProgress('coverage', ti.stream.size, o.quiet === true)).instructions;
+    const first = list[0]!;
+    return { input: first, blocks, instructions, label: list.length === inputs.length ? null : list.map((t) => t.name).join(', ') };
+  });
+  recording.close();
   const write = (data: string | Uint8Array): string => {
     const path = resolve(output!);
     try {
@@ -100,23 +84,30 @@ export function runCoverageCommand(args: string[], out: LineWriter): number {
     return path;
   };
   if (format === 'drcov') {
-    const originals = new Map(manifest.images.map((im) => [resolve(bundle!, im.file), im.path]));
+    const { input, blocks, instructions } = spaces[0]!;
+    const originals = new Map(input.stream.mappings.map((m) => [m.file, m.originalPath]));
     const modules = coverageModules(input.modules, (m) => (m.path === null ? null : originals.get(m.path) ?? null));
     const d = writeDrcov(blocks, modules, table);
     const path = write(d.bytes);
-    out.line(`${path}: drcov, ${modules.length} module${modules.length === 1 ? '' : 's'}, ${d.blocks} basic blocks from ${stats.instructions} instructions`);
+    out.line(`${path}: drcov, ${modules.length} module${modules.length === 1 ? '' : 's'}, ${d.blocks} basic blocks from ${instructions} instructions`);
     if (d.outside > 0) out.line(`note: ${d.outside} executed blocks lie outside every module and are not in the log`);
     return 0;
   }
-  const coverage = functionCoverage(blocks, input.modules);
   if (format === 'json') {
-    const doc = { format: 'ptscope-coverage', version: 1, source: bundle, instructions: stats.instructions, executedBlocks: blocks.size, modules: coverage };
+    const docs = spaces.map((sp) => ({ streams: sp.label, instructions: sp.instructions, executedBlocks: sp.blocks.size, modules: functionCoverage(sp.blocks, sp.input.modules) }));
+    const doc = spaces.length === 1
+      ? { format: 'ptscope-coverage', version: 1, source, instructions: docs[0]!.instructions, executedBlocks: docs[0]!.executedBlocks, modules: docs[0]!.modules }
+      : { format: 'ptscope-coverage', version: 1, source, spaces: docs };
     const text = JSON.stringify(doc) + '\n';
     if (output === null) out.line(text.trimEnd());
     else out.line(`${write(text)}: coverage JSON`);
     return 0;
   }
-  const lines = [`${bundle}: ${stats.instructions} instructions, ${blocks.size} distinct executed blocks`, ...formatCoverageText(coverage, limit)];
+  const lines: string[] = [];
+  for (const sp of spaces) {
+    lines.push(`${sp.label ?? source}: ${sp.instructions} instructions, ${sp.blocks.size} distinct executed blocks`);
+    lines.push(...formatCoverageText(functionCoverage(sp.blocks, sp.input.modules), limit));
+  }
   if (output === null) for (const l of lines) out.line(l);
   else out.line(`${write(lines.join('\n') + '\n')}: coverage text`);
   return 0;

@@ -4,14 +4,17 @@
  * write an HTML report. Needs nothing but Node: the bundles carry the
  * traced binary and the trace, so no qemu or compiler runs here.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { checkJson, readJsonFile } from '../sources/import/json-input.js';
 import { renderHtmlReport } from '../reports/html-report.js';
 import { longestChain, verdict, type ReportModel } from '../reports/report-model.js';
+import { defineCommand, parseCommand } from './command.js';
+import { readDormantFile } from './dormant-file.js';
 import { CliError, type LineWriter } from './output.js';
-import { optionValue } from './args.js';
-import { buildModelForCli, readDormantFile } from './report.js';
+import { buildModelsForCli } from './report.js';
 
 export const DEMO_FORMAT = 'ptscope-demo';
 
@@ -35,26 +38,32 @@ export interface DemoSample {
   dormant?: string;
 }
 
-export const DEMO_HELP = `usage: ptscope demo [-o FILE] [options]
-
-Analyse the small sample recordings that ship with ptscope (emulated Intel PT
-traces made with 'ptscope record'): a ROP exploit against a vulnerable
-program and its benign run. Prints what ran and what the detectors found,
-and writes an HTML report. Needs no hardware, qemu or compiler.
-
-options:
-  -o, --output FILE    HTML report to write (default: ptscope-report.html)
-  --data DIR           sample directory (default: the demo/ shipped with ptscope)
-  --json               print a JSON summary instead of text
-  -q, --quiet          no progress bar
-  -h, --help           this help
-
+export function demoCommand() {
+  return defineCommand('demo', "Analyse the small sample recordings that ship with ptscope (emulated Intel PT traces made with 'ptscope record'): a ROP exploit against a vulnerable program and its benign run. Prints what ran and what the detectors found, and writes an HTML report. Needs no hardware, qemu or compiler.")
+    .option('-o, --output <file>', 'HTML report to write', 'ptscope-report.html')
+    .option('--data <dir>', 'sample directory (default: the demo/ shipped with ptscope)')
+    .option('--json', 'print a JSON summary instead of text')
+    .option('-q, --quiet', 'no progress bar')
+    .addHelpText('after', `
 exit status: 0 ok, 2 usage or input error (e.g. the samples are missing).
 
 examples:
   ptscope demo
-  ptscope demo -o /tmp/demo.html
-`;
+  ptscope demo -o /tmp/demo.html`);
+}
+
+const demoIndex = z.object({
+  format: z.literal(DEMO_FORMAT),
+  version: z.literal(1),
+  samples: z.array(z.object({
+    bundle: z.string().min(1).max(4096),
+    title: z.string().max(1000),
+    about: z.string().max(10_000),
+    command: z.string().max(10_000),
+    kind: z.enum(['exploit', 'benign', 'dormant']),
+    dormant: z.string().max(4096).optional(),
+  })).max(1000),
+});
 
 /** The demo/ directory shipped with the package (searched upward from this file). */
 export function defaultDemoDir(): string | null {
@@ -69,14 +78,11 @@ export function defaultDemoDir(): string | null {
 
 /** Read and check demo.json. */
 export function readDemoIndex(dir: string): DemoIndex {
-  let doc: DemoIndex;
   try {
-    doc = JSON.parse(readFileSync(join(dir, 'demo.json'), 'utf8')) as DemoIndex;
+    return checkJson(readJsonFile(join(dir, 'demo.json')), demoIndex, `${dir}/demo.json`);
   } catch (e) {
-    throw new CliError(`${dir}: no demo samples (${(e as Error).message.split('\n')[0]}).`);
+    throw new CliError(/no such file/.test((e as Error).message) ? `${dir}: no demo samples (no demo.json).` : (e as Error).message);
   }
-  if (doc.format !== DEMO_FORMAT || !Array.isArray(doc.samples)) throw new CliError(`${dir}/demo.json: not a ptscope demo index.`);
-  return doc;
 }
 
 function group(names: string[]): string {
@@ -108,35 +114,11 @@ function describe(s: DemoSample, m: ReportModel, i: number): string[] {
 
 /** `ptscope demo`. */
 export function runDemoCommand(args: string[], out: LineWriter): number {
-  let output = 'ptscope-report.html';
-  let data: string | null = null;
-  let json = false;
-  let quiet = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    switch (a) {
-      case '-h':
-      case '--help':
-        out.line(DEMO_HELP.trimEnd());
-        return 0;
-      case '-o':
-      case '--output':
-        output = optionValue(args, ++i, a);
-        break;
-      case '--data':
-        data = optionValue(args, ++i, a);
-        break;
-      case '--json':
-        json = true;
-        break;
-      case '-q':
-      case '--quiet':
-        quiet = true;
-        break;
-      default:
-        throw new CliError(`unknown argument '${a}'. Run 'ptscope demo --help'.`);
-    }
-  }
+  const { help, opts: o } = parseCommand<{ output: string; data?: string; json?: boolean; quiet?: boolean }>(demoCommand(), args, out);
+  if (help) return 0;
+  const { output, json } = { output: o.output, json: o.json === true };
+  const data = o.data ?? null;
+  const quiet = o.quiet === true;
   const dir = data ?? defaultDemoDir();
   if (dir === null) throw new CliError('the demo samples (demo/demo.json) are not installed with this copy of ptscope.');
   const index = readDemoIndex(dir);
@@ -145,7 +127,7 @@ export function runDemoCommand(args: string[], out: LineWriter): number {
   for (const s of index.samples) {
     const bundle = join(dir, s.bundle);
     const dormant = s.dormant !== undefined && existsSync(join(dir, s.dormant)) ? readDormantFile(join(dir, s.dormant)) : null;
-    models.push(buildModelForCli(bundle, { policyFile: null, limits: {}, dormant, quiet }, s.title));
+    models.push(...buildModelsForCli(bundle, { policyFile: null, limits: {}, dormant, quiet }, s.title));
   }
   const path = resolve(output);
   const html = renderHtmlReport(models, { title: 'ptscope demo report', generated: new Date().toISOString() });

@@ -1,28 +1,19 @@
 import { analyzeDormant, type DormantReport, type RegionReport } from '../analyses/dormant/dormant.js';
 import { DEFAULT_SOLVER_TIMEOUT_MS } from '../analyses/dormant/symbolic.js';
 import { shutdownZ3 } from '../analyses/dormant/symbolic.js';
-import { parseCNumber } from './args.js';
+import { defineCommand, integer, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { CliError, type LineWriter } from './output.js';
 
-export const DORMANT_HELP = `usage: ptscope dormant [options] <bundle>
-
-Find code of the traced program that never ran, the executed branch that
-kept it from running, and the library call results (time, localtime,
-getenv, setlocale, access, stat, fopen, getuid, uname, gethostname, ptrace,
-rand, read, ...) that would flip that branch. The concrete values come from
-a second, confined run of the program with an LD_PRELOAD shim (gcc builds
-it); Z3 solves the path conditions. With --rerun the program is recorded
-again with those call results replaced, and a region counts as proven only
-if its target block runs in the new trace.
-
-options:
-  --json             print the report as JSON
-  --rerun            re-record with the solved call results and diff the coverage
-  --keep-rerun       keep the re-run bundles (<bundle>.dormant-<region>)
-  --max-regions N    report and solve the N highest-ranked regions (default 10)
-  --timeout MS       solver timeout per query in milliseconds (default 20000)
-  -h, --help         this help
-
+export function dormantCommand() {
+  return withInputOptions(
+    defineCommand('dormant', 'Find code of the traced program that never ran, the executed branch that kept it from running, and the library call results (time, localtime, getenv, setlocale, access, stat, fopen, getuid, uname, gethostname, ptrace, rand, read, ...) that would flip that branch. The concrete values come from a second, confined run of the program with an LD_PRELOAD shim (gcc builds it); Z3 solves the path conditions. With --rerun the program is recorded again with those call results replaced, and a region counts as proven only if its target block runs in the new trace.')
+      .argument('<input>', 'a bundle directory, a perf.data, or a raw trace (with --raw/--elf)')
+      .option('--json', 'print the report as JSON')
+      .option('--rerun', 're-record with the solved call results and diff the coverage')
+      .option('--keep-rerun', 'keep the re-run bundles (<bundle>.dormant-<region>)')
+      .option('--max-regions <n>', 'report and solve the N highest-ranked regions', integer(1), 10)
+      .option('--timeout <ms>', 'solver timeout per query in milliseconds', integer(1), DEFAULT_SOLVER_TIMEOUT_MS),
+  ).addHelpText('after', `
 Regions are ranked by size and by what they call: file, network, process
 and crypto APIs rank higher. Programs must be dynamically linked for the
 shim; everything else is reported as unsolved with the reason.
@@ -31,8 +22,16 @@ exit status: 0 ok, 2 usage or input error.
 
 examples:
   ptscope record -o a.ptscope -- ./a.out
-  ptscope dormant --rerun a.ptscope
-`;
+  ptscope dormant --rerun a.ptscope`);
+}
+
+interface DormantCliOptions extends InputOptions {
+  json?: boolean;
+  rerun?: boolean;
+  keepRerun?: boolean;
+  maxRegions: number;
+  timeout: number;
+}
 
 function regionLines(r: RegionReport): string[] {
   const lines: string[] = [];
@@ -71,54 +70,19 @@ function printReport(rep: DormantReport, out: LineWriter): void {
 
 /** `ptscope dormant`. */
 export async function runDormantCommand(args: string[], out: LineWriter): Promise<number> {
-  let json = false;
-  let rerun = false;
-  let keep = false;
-  let maxRegions = 10;
-  let timeoutMs = DEFAULT_SOLVER_TIMEOUT_MS;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new CliError(`${a}: missing argument.`);
-      return v;
-    };
-    switch (a) {
-      case '-h':
-      case '--help':
-        out.line(DORMANT_HELP.trimEnd());
-        return 0;
-      case '--json':
-        json = true;
-        break;
-      case '--rerun':
-        rerun = true;
-        break;
-      case '--keep-rerun':
-        keep = true;
-        break;
-      case '--max-regions':
-        maxRegions = parseCNumber(value(), a);
-        break;
-      case '--timeout':
-        timeoutMs = parseCNumber(value(), a);
-        break;
-      default:
-        if (a.startsWith('-')) throw new CliError(`dormant: unknown option '${a}'. Run 'ptscope dormant --help'.`);
-        rest.push(a);
-    }
-  }
-  if (rest.length !== 1) throw new CliError('dormant: expected one bundle directory. Run \'ptscope dormant --help\'.');
+  const { help, opts: o, args: operands } = parseCommand<DormantCliOptions>(dormantCommand(), args, out);
+  if (help) return 0;
+  const recording = openInput(operands[0]!, o);
   let report: DormantReport;
   try {
-    report = await analyzeDormant(rest[0], { rerun, keepRerun: keep, maxRegions, timeoutMs });
+    report = await analyzeDormant(recording, { rerun: o.rerun === true, keepRerun: o.keepRerun === true, maxRegions: o.maxRegions, timeoutMs: o.timeout });
   } catch (e) {
-    throw new CliError(`dormant: ${(e as Error).message}`);
+    throw new CliError(`dormant: ${(e as Error).message.split('\n')[0]}`);
   } finally {
+    recording.close();
     await shutdownZ3();
   }
-  if (json) out.line(JSON.stringify(report, null, 2));
+  if (o.json) out.line(JSON.stringify(report, null, 2));
   else printReport(report, out);
   return 0;
 }

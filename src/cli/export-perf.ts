@@ -1,46 +1,50 @@
-import { exportInputFromBundle, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
+/**
+ * `ptscope export-perf`: a recording (bundle, or raw trace with images) as
+ * a perf.data that Linux perf decodes.
+ */
+import { exportInputFrom, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
+import { primaryStream } from '../sources/model/recording.js';
+import { asInputError, defineCommand, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { CliError, type LineWriter } from './output.js';
 
-export const EXPORT_PERF_HELP = `usage: ptscope export-perf <bundle-dir> -o <file.data>
-
-Write a recorder bundle's trace as a perf.data file (Intel PT AUX area with
-MMAP2/COMM/ITRACE_START sideband) that Linux perf decodes, e.g.
-  perf script -i <file.data> --itrace=i0ns -F ip,sym
-
-options:
-  -o, --output FILE   the perf.data to write (default: <bundle-dir>/perf.data)
-  -h, --help          this help
-
+export function exportPerfCommand() {
+  return withInputOptions(
+    defineCommand('export-perf', "Write a recording's trace as a perf.data file (Intel PT AUX area with MMAP2/COMM/ITRACE_START sideband) that Linux perf decodes, e.g. perf script -i <file.data> --itrace=i0ns -F ip,sym")
+      .argument('<input>', 'a bundle directory, or a raw trace (with --raw/--elf)')
+      .option('-o, --output <file>', 'the perf.data to write (default: <bundle-dir>/perf.data)'),
+  ).addHelpText('after', `
 example:
-  ptscope record -o ls.ptscope -- /bin/ls && ptscope export-perf ls.ptscope -o ls.data
-`;
+  ptscope record -o ls.ptscope -- /bin/ls && ptscope export-perf ls.ptscope -o ls.data`);
+}
 
-/** `ptscope export-perf`: bundle → perf.data. */
+interface ExportCliOptions extends InputOptions {
+  output?: string;
+}
+
+/** `ptscope export-perf`. */
 export function runExportPerfCommand(args: string[], out: LineWriter): number {
-  let bundle: string | null = null;
-  let output: string | null = null;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '-h' || a === '--help') {
-      out.line(EXPORT_PERF_HELP.trimEnd());
-      return 0;
-    }
-    if (a === '-o' || a === '--output') {
-      output = args[++i] ?? null;
-      if (output === null) throw new CliError(`${a}: missing argument.`);
-    } else if (a.startsWith('-')) throw new CliError(`export-perf: unknown option: ${a}. Use --help.`);
-    else if (bundle === null) bundle = a;
-    else throw new CliError(`export-perf: unexpected argument: ${a}.`);
-  }
-  if (bundle === null) throw new CliError('export-perf: no bundle directory given. Use --help.');
-  const target = output ?? `${bundle}/perf.data`;
-  let result;
+  const { help, opts: o, args: operands } = parseCommand<ExportCliOptions>(exportPerfCommand(), args, out);
+  if (help) return 0;
+  const source = operands[0]!;
+  const recording = openInput(source, o);
   try {
-    result = exportPerfData(target, exportInputFromBundle(bundle));
-  } catch (e) {
-    throw new CliError(`export-perf: ${(e as Error).message.split('\n')[0]}`);
+    if (recording.format === 'perf-data') throw new CliError(`export-perf: ${source} is already a perf.data.`);
+    const target = o.output ?? (recording.root !== null ? `${recording.root}/perf.data` : null);
+    if (target === null) throw new CliError('export-perf: give -o FILE for a raw trace.');
+    const input = asInputError(() => exportInputFrom(recording, primaryStream(recording)));
+    let result;
+    try {
+      result = exportPerfData(target, input);
+    } catch (e) {
+      throw new CliError(`export-perf: ${(e as Error).message.split('\n')[0]}`);
+    } finally {
+      if (!(input.trace instanceof Uint8Array)) input.trace.close();
+    }
+    for (const w of result.warnings) process.stderr.write(`ptscope: export-perf: ${w}\n`);
+    if (recording.streams.length > 1) process.stderr.write(`ptscope: export-perf: only the first of ${recording.streams.length} streams is exported\n`);
+    out.line(`wrote ${target}`);
+    return 0;
+  } finally {
+    recording.close();
   }
-  for (const w of result.warnings) process.stderr.write(`ptscope: export-perf: ${w}\n`);
-  out.line(`wrote ${target}`);
-  return 0;
 }

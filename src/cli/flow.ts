@@ -7,7 +7,9 @@
  * `--mtc-freq`, `--insn-decoder`/`--block-decoder`, `--event:tick`, ...).
  */
 import { readFileSync } from 'node:fs';
-import { detectInputKind, importTrace, type ImportedTrace } from '../sources/trace-import.js';
+import { detectInputKind, openRecording } from '../sources/import/open-recording.js';
+import { readStream } from '../sources/model/decoders.js';
+import { streamTitle, type Recording } from '../sources/model/recording.js';
 import { CliError, type LineWriter } from './output.js';
 import { describeFileError } from './dump.js';
 import { defaultConfig, AddrCfg, type DecoderConfig } from '../packets/config.js';
@@ -300,20 +302,20 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
   }
   if (container !== null) {
     if (created) throw new CliError(`${container}: give either a bundle/perf.data or --pt, not both.`);
-    const kind = detectInputKind(container);
-    if (kind === 'raw') throw new CliError(`${container}: neither a trace bundle nor a perf.data file (for a raw trace use --pt with --raw).`);
-    let imported: ImportedTrace[];
+    let recording: Recording;
     try {
-      imported = importTrace(container, { sysroot });
+      if (detectInputKind(container) === 'raw') throw new CliError(`${container}: neither a trace bundle nor a perf.data file (for a raw trace use --pt with --raw).`);
+      recording = openRecording(container, { sysroot });
     } catch (e) {
+      if (e instanceof CliError) throw e;
       throw new CliError((e as Error).message.split('\n')[0]!);
     }
-    // Several perf.data streams (per CPU or thread) are decoded one after the other.
+    // Several streams (threads, or perf.data's per-CPU queues) are decoded one after the other.
     let status = 0;
-    for (const input of imported) {
-      if (imported.length > 1) out.line(`[stream: ${input.name}]`);
+    for (const input of recording.streams) {
+      if (recording.streams.length > 1) out.line(`[stream: ${streamTitle(input)}]`);
       for (const note of input.notes) process.stderr.write(`ptscope: flow: ${note}\n`);
-      const cfg = input.config;
+      const cfg = { ...input.config, flags: { ...input.config.flags } };
       cfg.addrFilter = structuredClone(config.addrFilter);
       if (config.cpu.vendor === 'intel') {
         cfg.cpu = config.cpu;
@@ -321,11 +323,12 @@ export function runFlowCommand(args: string[], out: LineWriter): number {
         if (typeof errata !== 'number') cfg.errata = errata;
       }
       image = input.image;
-      trace = input.trace;
+      trace = readStream(input);
       const kind2 = opts.decoder;
       created = { kind: kind2, flags: kind2 === 'insn' ? { ...insnFlags } : { ...blockFlags }, config: cfg };
-      status = decodeCreated(created, trace, image, opts, out, null);
+      status = Math.max(status, decodeCreated(created, trace, image, opts, out, null));
     }
+    recording.close();
     return status;
   }
   if (!created || !trace) throw new CliError('no pt file.');

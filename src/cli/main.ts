@@ -1,18 +1,5 @@
 import { CliError, LineWriter } from './output.js';
-import { DUMP_HELP } from './dump.js';
-import { runDumpCommand } from './dump-command.js';
-import { FLOW_HELP, runFlowCommand } from './flow.js';
-import { RECORD_HELP, runRecordCommand } from './record.js';
-import { ANALYZE_HELP, runAnalyzeCommand } from './analyze.js';
-import { REPORT_HELP, runReportCommand } from './report.js';
-import { TIMELINE_HELP, runTimelineCommand } from './timeline.js';
-import { COVERAGE_HELP, runCoverageCommand } from './coverage.js';
-import { DEMO_HELP, runDemoCommand } from './demo.js';
-import { DORMANT_HELP, runDormantCommand } from './dormant.js';
-import { CRASH_HELP, runCrashCommand } from './crash.js';
-import { CLASSIFY_HELP, runClassifyCommand } from './classify.js';
-import { TRAIN_HELP, runTrainCommand } from './train.js';
-import { EXPORT_PERF_HELP, runExportPerfCommand } from './export-perf.js';
+import { COMMANDS, commandHelp, suggestCommand } from './commands.js';
 
 const VERSION = '0.1.0';
 
@@ -33,7 +20,8 @@ commands:
   crash     root cause of a crash: trace + core dump, reverse execution, backward taint
   classify  score the windows before each system call with the learned exploit model
   train     train the learned exploit model on a dataset of windows
-  export-perf  write a bundle as a perf.data that Linux perf decodes
+  export-perf  write a recording as a perf.data that Linux perf decodes
+  completion   print a bash or zsh completion script
   help      show help for a command
 
 Run 'ptscope <command> --help' for a command's options.
@@ -50,86 +38,19 @@ examples:
   ptscope dump --stat trace.pt
 `;
 
-type Command = (args: string[], out: LineWriter) => number | Promise<number>;
-
-const COMMANDS: Record<string, { help: string; run: Command }> = {
-  dump: {
-    help: DUMP_HELP,
-    run: runDumpCommand,
-  },
-  flow: {
-    help: FLOW_HELP,
-    run: runFlowCommand,
-  },
-  record: {
-    help: RECORD_HELP,
-    run: runRecordCommand,
-  },
-  analyze: {
-    help: ANALYZE_HELP,
-    run: runAnalyzeCommand,
-  },
-  'export-perf': {
-    help: EXPORT_PERF_HELP,
-    run: runExportPerfCommand,
-  },
-  crash: {
-    help: CRASH_HELP,
-    run: runCrashCommand,
-  },
-  dormant: {
-    help: DORMANT_HELP,
-    run: runDormantCommand,
-  },
-  report: {
-    help: REPORT_HELP,
-    run: runReportCommand,
-  },
-  timeline: {
-    help: TIMELINE_HELP,
-    run: runTimelineCommand,
-  },
-  coverage: {
-    help: COVERAGE_HELP,
-    run: runCoverageCommand,
-  },
-  demo: {
-    help: DEMO_HELP,
-    run: runDemoCommand,
-  },
-  classify: {
-    help: CLASSIFY_HELP,
-    run: runClassifyCommand,
-  },
-  train: {
-    help: TRAIN_HELP,
-    run: runTrainCommand,
-  },
-};
-
 /** Entry point: runs a command and returns the process exit status. */
 export async function main(argv: string[]): Promise<number> {
   const out = new LineWriter(1);
   try {
-    const [cmd, ...rest] = argv;
-    if (!cmd || cmd === '--help' || cmd === '-h') {
-      out.line(MAIN_HELP.trimEnd());
-      return cmd ? 0 : 2;
-    }
-    if (cmd === '--version') {
-      out.line(`ptscope ${VERSION}`);
-      return 0;
-    }
-    if (cmd === 'help') {
-      const c = rest[0] ? COMMANDS[rest[0]] : undefined;
-      out.line((c ? c.help : MAIN_HELP).trimEnd());
-      return c || !rest[0] ? 0 : 2;
-    }
-    const command = COMMANDS[cmd];
-    if (!command) throw new CliError(`unknown command '${cmd}'. Run 'ptscope --help'.`);
-    return await command.run(rest, out);
-  } catch (e) {
+    const status = await dispatch(argv, out);
     out.flush();
+    return status;
+  } catch (e) {
+    try {
+      out.flush();
+    } catch {
+      // the output is broken: the error below is what matters
+    }
     if (e instanceof CliError) {
       process.stderr.write(`ptscope: ${e.message}\n`);
       return e.exitCode;
@@ -140,7 +61,29 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     throw e;
-  } finally {
-    out.flush();
   }
+}
+
+async function dispatch(argv: string[], out: LineWriter): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h') {
+    out.line(MAIN_HELP.trimEnd());
+    return cmd ? 0 : 2;
+  }
+  if (cmd === '--version') {
+    out.line(`ptscope ${VERSION}`);
+    return 0;
+  }
+  if (cmd === 'help') {
+    const help = rest[0] ? commandHelp(rest[0]) : MAIN_HELP;
+    if (help === null) throw new CliError(`unknown command '${rest[0]}'. Run 'ptscope --help'.`);
+    out.line(help.trimEnd());
+    return 0;
+  }
+  const command = COMMANDS[cmd];
+  if (!command) {
+    const near = suggestCommand(cmd);
+    throw new CliError(`unknown command '${cmd}'.${near ? ` Did you mean '${near}'?` : ''} Run 'ptscope --help'.`);
+  }
+  return await command.run(rest, out);
 }

@@ -49,7 +49,8 @@ export class LineWriter {
         this.length = data.length;
         return this.flushBlocking();
       }
-      throw e;
+      this.closed = true;
+      throw writeError(e);
     }
   }
 
@@ -69,10 +70,18 @@ export class LineWriter {
           this.closed = true;
           return;
         }
-        throw e;
+        this.closed = true;
+      throw writeError(e);
       }
     }
   }
+}
+
+/** Output that cannot be written (a full disk, `> /dev/full`): one line, exit status 2, no more output. */
+function writeError(e: unknown): CliError {
+  const err = e as NodeJS.ErrnoException;
+  const why = err.code === 'ENOSPC' ? 'no space left on the device' : err.code === 'EIO' ? 'input/output error' : (err.code ?? err.message);
+  return new CliError(`cannot write the output: ${why}`);
 }
 
 /** A usage or input error: printed as one line, exit status 2. */

@@ -1,46 +1,62 @@
 import { basename, join } from 'node:path';
-import { exportInputFromBundle, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
+import { exportInputFrom, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
+import { importBundle } from '../sources/import/bundle-import.js';
 import { RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
+import { Option } from 'commander';
 import { parseCNumber } from './args.js';
+import { collect, defineCommand, integer, list, parseCommand } from './command.js';
 import { CliError, type LineWriter } from './output.js';
 
-export const RECORD_HELP = `usage: ptscope record [options] [--] program [args...]
-
-Run a program and write a trace bundle (trace.pt, images, manifest.json).
-With Intel PT hardware, perf records it (intel_pt//u); elsewhere the program
-runs under qemu-user and ptscope encodes the PT trace a CPU configured for
-user-only tracing would have written.
-
-options:
-  -o, --output DIR      bundle directory to create (default: <program>.ptscope)
-  --force               replace an existing bundle directory
-  --timeout SEC         kill the program after SEC seconds of wall time (default 60; 0: none)
-  --max-insns N         stop after about N instructions (default 1000000000); the trace is kept
-  --filter A-B          trace only IPs in [A, B] (repeatable; like perf address filters)
-  --snapshot KIB        keep only the last KIB KiB of trace, at PSB granularity
-  --psb-period BYTES    bytes of trace between PSB packets (default 4096)
-  --noretcomp           no return compression (every ret is a TIP)
-  --long-tnt            use TNT-64 packets (up to 47 branches) instead of TNT-8
-  --timing LIST         timing packets, any of tsc,mtc,cyc (default: none)
-  --mtc-freq N          MTC period exponent (default 3)
-  --emulate             emulate even where Intel PT hardware exists
-  --stdin FILE          the program reads FILE as its standard input (default: none)
-  --format bundle|perf  perf: also write the trace as <bundle>/perf.data for Linux perf
-  --no-sandbox          run without bubblewrap confinement (unsafe for untrusted programs)
-  -h, --help            this help
-
+export function recordCommand() {
+  return defineCommand('record', 'Run a program and write a trace bundle (trace, images, manifest.json). With Intel PT hardware, perf records it (intel_pt//u); elsewhere the program runs under qemu-user and ptscope encodes the PT trace a CPU configured for user-only tracing would have written.')
+    .argument('<program...>', 'the program and its arguments (put -- before them if they start with -)')
+    .passThroughOptions()
+    .option('-o, --output <dir>', 'bundle directory to create (default: <program>.ptscope)')
+    .option('--force', 'replace an existing bundle directory (only a ptscope bundle)')
+    .option('--timeout <sec>', 'kill the program after SEC seconds of wall time (0: none)', integer(0), 60)
+    .option('--max-insns <n>', 'stop after about N instructions; the trace is kept', integer(1), 1_000_000_000)
+    .option('--filter <A-B>', 'trace only IPs in [A, B] (repeatable; like perf address filters)', collect)
+    .option('--snapshot <kib>', 'keep only the last KIB KiB of trace, at PSB granularity', integer(1))
+    .option('--psb-period <bytes>', 'bytes of trace between PSB packets', integer(64), 4096)
+    .option('--noretcomp', 'no return compression (every ret is a TIP)')
+    .option('--long-tnt', 'use TNT-64 packets (up to 47 branches) instead of TNT-8')
+    .option('--timing <list>', 'timing packets, any of tsc,mtc,cyc (default: none)', list)
+    .option('--mtc-freq <n>', 'MTC period exponent (default 3)', integer(0, 15))
+    .option('--emulate', 'emulate even where Intel PT hardware exists')
+    .option('--stdin <file>', 'the program reads FILE as its standard input (default: none)')
+    .addOption(new Option('--format <f>', 'perf: also write the trace as <bundle>/perf.data for Linux perf').choices(['bundle', 'perf']).default('bundle'))
+    .option('--no-sandbox', 'run without bubblewrap confinement (unsafe for untrusted programs)')
+    .addHelpText('after', `
 The program runs confined: read-only file system, private /tmp, no network,
 own PID namespace; its working directory is a fresh scratch directory, and
 files named on its command line stay readable.
 
 examples:
   ptscope record -o ls.ptscope -- /bin/ls -la /
-  ptscope record --snapshot 64 --timing tsc,cyc -- ./a.out
-`;
+  ptscope record --snapshot 64 --timing tsc,cyc -- ./a.out`);
+}
 
-function parseRange(text: string | undefined): { from: number; to: number } {
-  const m = text === undefined ? null : /^([^-]+)-(.+)$/.exec(text);
-  if (!m) throw new CliError(`--filter: expected A-B, got '${text ?? ''}'.`);
+interface RecordCliOptions {
+  output?: string;
+  force?: boolean;
+  timeout: number;
+  maxInsns: number;
+  filter?: string[];
+  snapshot?: number;
+  psbPeriod: number;
+  noretcomp?: boolean;
+  longTnt?: boolean;
+  timing?: string[];
+  mtcFreq?: number;
+  emulate?: boolean;
+  stdin?: string;
+  format: 'bundle' | 'perf';
+  sandbox: boolean;
+}
+
+function parseRange(text: string): { from: number; to: number } {
+  const m = /^([^-]+)-(.+)$/.exec(text);
+  if (!m) throw new CliError(`--filter: expected A-B, got '${text}'.`);
   const from = parseCNumber(m[1], '--filter');
   const to = parseCNumber(m[2], '--filter');
   if (to < from) throw new CliError(`--filter: empty range ${text}.`);
@@ -49,98 +65,30 @@ function parseRange(text: string | undefined): { from: number; to: number } {
 
 /** `ptscope record`. */
 export async function runRecordCommand(args: string[], out: LineWriter): Promise<number> {
-  let format: 'bundle' | 'perf' = 'bundle';
+  const { help, opts: o, args: program } = parseCommand<RecordCliOptions>(recordCommand(), args, out);
+  if (help) return 0;
+  const format = o.format;
   const opts: RecordOptions = {
-    argv: [],
-    output: '',
-    sandbox: true,
-    timeoutSec: 60,
-    maxInsns: 1_000_000_000,
-    psbPeriod: 4096,
-    retCompression: true,
-    longTnt: false,
-    ranges: [],
+    argv: program,
+    output: o.output ?? '',
+    force: o.force === true,
+    sandbox: o.sandbox,
+    timeoutSec: o.timeout,
+    maxInsns: o.maxInsns,
+    psbPeriod: o.psbPeriod,
+    retCompression: o.noretcomp !== true,
+    longTnt: o.longTnt === true,
+    ranges: (o.filter ?? []).map(parseRange),
     timing: {},
-    snapshotBytes: 0,
+    snapshotBytes: (o.snapshot ?? 0) * 1024,
+    hardware: o.emulate ? false : undefined,
+    stdin: o.stdin,
   };
-  let i = 0;
-  for (; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--') {
-      i++;
-      break;
-    }
-    if (!a.startsWith('-')) break;
-    const value = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new CliError(`${a}: missing argument.`);
-      return v;
-    };
-    switch (a) {
-      case '-h':
-      case '--help':
-        out.line(RECORD_HELP.trimEnd());
-        return 0;
-      case '-o':
-      case '--output':
-        opts.output = value();
-        break;
-      case '--force':
-        opts.force = true;
-        break;
-      case '--timeout':
-        opts.timeoutSec = parseCNumber(value(), a);
-        break;
-      case '--max-insns':
-        opts.maxInsns = parseCNumber(value(), a);
-        break;
-      case '--filter':
-        opts.ranges.push(parseRange(value()));
-        break;
-      case '--snapshot':
-        opts.snapshotBytes = parseCNumber(value(), a) * 1024;
-        if (opts.snapshotBytes === 0) throw new CliError('--snapshot: the size must be at least 1 KiB.');
-        break;
-      case '--psb-period':
-        opts.psbPeriod = parseCNumber(value(), a);
-        if (opts.psbPeriod < 64) throw new CliError('--psb-period: at least 64 bytes.');
-        break;
-      case '--noretcomp':
-        opts.retCompression = false;
-        break;
-      case '--long-tnt':
-        opts.longTnt = true;
-        break;
-      case '--timing': {
-        for (const t of value().split(',')) {
-          if (t !== 'tsc' && t !== 'mtc' && t !== 'cyc') throw new CliError(`--timing: unknown '${t}' (tsc, mtc, cyc).`);
-          opts.timing[t] = true;
-        }
-        break;
-      }
-      case '--mtc-freq':
-        opts.timing.mtcFreq = parseCNumber(value(), a, 15);
-        break;
-      case '--emulate':
-        opts.hardware = false;
-        break;
-      case '--no-sandbox':
-        opts.sandbox = false;
-        break;
-      case '--stdin':
-        opts.stdin = value();
-        break;
-      case '--format': {
-        const f = value();
-        if (f !== 'bundle' && f !== 'perf') throw new CliError(`--format: '${f}' is not one of bundle, perf.`);
-        format = f;
-        break;
-      }
-      default:
-        throw new CliError(`record: unknown option '${a}'. Run 'ptscope record --help'.`);
-    }
+  for (const t of o.timing ?? []) {
+    if (t !== 'tsc' && t !== 'mtc' && t !== 'cyc') throw new CliError(`--timing: unknown '${t}' (tsc, mtc, cyc).`);
+    opts.timing[t] = true;
   }
-  opts.argv = args.slice(i);
+  if (o.mtcFreq !== undefined) opts.timing.mtcFreq = o.mtcFreq;
   if (opts.argv.length === 0) throw new CliError('record: no program given. Run \'ptscope record --help\'.');
   if (opts.output === '') opts.output = `${basename(opts.argv[0])}.ptscope`;
   try {
@@ -156,7 +104,7 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
     if (format === 'perf' && m.trace) {
       // Also as a perf.data that Linux perf decodes (perf script --itrace=i0ns).
       const perfPath = join(res.bundle, 'perf.data');
-      const exported = exportPerfData(perfPath, exportInputFromBundle(res.bundle));
+      const exported = exportPerfData(perfPath, exportInputFrom(importBundle(res.bundle)));
       for (const w of exported.warnings) process.stderr.write(`ptscope: record: ${w}\n`);
       out.line(`perf.data   ${perfPath}`);
     }

@@ -15,14 +15,13 @@
  * Building decodes the trace twice: once inside analyzeTrace (the
  * detectors) and once here for coverage and calls.
  */
-import { analyzeTrace, defaultDetectors, loadBundleInput, type AnalyzeResult, type TraceInput } from '../analyses/analyze.js';
+import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
+import { insnDecoderFor, traceInputs, type TraceInput } from '../analyses/trace-input.js';
 import type { Finding, UncheckedNote } from '../analyses/finding.js';
 import { hexAddress } from '../analyses/finding.js';
 import { ControlFlowWalker, type FlowConsumer, type FlowStats } from '../flow/control-flow.js';
-import { InsnDecoder } from '../flow/insn-decoder.js';
-import { PacketDecoder } from '../packets/decoder.js';
-import { readManifest, type BundleManifest } from '../sources/recorder/bundle.js';
-import { resolve } from 'node:path';
+import type { ExitInfo } from '../sources/model/recording.js';
+import { importBundle } from '../sources/import/bundle-import.js';
 import { CallTimeline } from './chrome-trace.js';
 import { ExecutedBlocks, functionCoverage, type FunctionCoverage, type ModuleCoverage } from './drcov.js';
 
@@ -192,18 +191,18 @@ export interface ReportOptions {
  * transfers.
  */
 export function walkTrace(input: TraceInput, consumers: FlowConsumer[], progress?: ProgressSink, phase = 'decode'): FlowStats {
-  const packets = new PacketDecoder(input.trace, { skd007: input.config.errata.skd007 });
-  const decoder = new InsnDecoder(packets, input.config, input.image);
+  const decoder = insnDecoderFor(input);
   const all = [...consumers];
+  const size = input.stream.size;
   if (progress) {
-    progress.phase(phase, input.trace.length);
+    progress.phase(phase, size);
     let n = 0;
     all.push({
       onTransfer() {
         if ((++n & 0x3fff) === 0) progress.update(decoder.offset);
       },
       onEnd() {
-        progress.update(input.trace.length);
+        progress.update(size);
       },
     });
   }
@@ -212,14 +211,17 @@ export function walkTrace(input: TraceInput, consumers: FlowConsumer[], progress
   return stats;
 }
 
-function outcome(m: BundleManifest): string {
-  if (m.exit.stopped) return `stopped by the recorder (${m.exit.stopped})`;
-  if (m.exit.signal) return `killed by ${m.exit.signal}`;
-  return `exit status ${m.exit.status}`;
+function outcome(exit: ExitInfo | null): string {
+  if (exit === null) return 'unknown';
+  if (exit.stopped) return `stopped by the recorder (${exit.stopped})`;
+  if (exit.signal) return `killed by ${exit.signal}`;
+  return `exit status ${exit.status}`;
 }
 
-/** Build the model of one trace input (bundle manifest optional). */
-export function buildReportModel(input: TraceInput, manifest: BundleManifest | null, options: ReportOptions = {}): ReportModel {
+/** Build the model of one trace input. */
+export function buildReportModel(input: TraceInput, options: ReportOptions = {}): ReportModel {
+  const recording = input.recording;
+  const program = recording.program;
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const progress = options.progress;
   progress?.phase('analyze', 0);
@@ -231,7 +233,7 @@ export function buildReportModel(input: TraceInput, manifest: BundleManifest | n
   walkTrace(input, [blocks, timeline], progress, 'coverage');
 
   const originals = new Map<string, string>();
-  if (manifest) for (const im of manifest.images) originals.set(resolve(input.name, im.file), im.path);
+  for (const m of input.stream.mappings) originals.set(m.file, m.originalPath);
   const modules: ReportModule[] = input.modules.modules.map((m) => ({
     name: m.name,
     file: m.path,
@@ -277,18 +279,18 @@ export function buildReportModel(input: TraceInput, manifest: BundleManifest | n
   for (const f of result.findings) severityCounts[f.severity]++;
 
   const notes = [...input.notes];
-  if (manifest) for (const w of manifest.warnings) notes.push(`recorder: ${w}`);
+  for (const w of recording.warnings) notes.push(`recorder: ${w}`);
 
   const dormant = options.dormant ?? null;
   return {
     format: REPORT_FORMAT,
     version: REPORT_VERSION,
-    title: options.title ?? (manifest ? manifest.program.argv.map((a) => a.replace(/.*\//, '')).join(' ') : input.name),
+    title: options.title ?? (program ? program.argv.map((a) => a.replace(/.*\//, '')).join(' ') : input.name),
     source: input.name,
-    program: manifest ? { argv: manifest.program.argv, path: manifest.program.path, outcome: outcome(manifest) } : null,
-    recorder: manifest ? manifest.recorder : null,
+    program: program ? { argv: program.argv, path: program.path, outcome: outcome(recording.exit) } : null,
+    recorder: recording.recorder,
     trace: {
-      bytes: input.trace.length,
+      bytes: input.stream.size,
       instructions: result.flow.instructions,
       transfers: result.flow.transfers,
       gaps: result.flow.gaps,
@@ -312,10 +314,14 @@ export function buildReportModel(input: TraceInput, manifest: BundleManifest | n
   };
 }
 
-/** Load a recorder bundle directory and build its model. Throws an Error with one line of explanation. */
+/** Load a recorder bundle directory and build the model of its first stream. Throws an Error with one line of explanation. */
 export function buildBundleReport(dir: string, options: ReportOptions = {}): ReportModel {
-  const manifest = readManifest(dir);
-  return buildReportModel(loadBundleInput(dir), manifest, options);
+  const recording = importBundle(dir);
+  try {
+    return buildReportModel(traceInputs(recording)[0]!, options);
+  } finally {
+    recording.close();
+  }
 }
 
 /** One line saying what the report found (for terminals and the HTML headline). */

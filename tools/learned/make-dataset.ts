@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { loadBundleInput } from '../../src/analyses/analyze.js';
+import { openTraceInput } from '../../src/analyses/trace-input.js';
 import { extractWindows, type FeatureWindow } from '../../src/analyses/learned/features.js';
 import { DATASET_FILE, type DatasetWindow } from '../../src/analyses/learned/train.js';
 import { buildExploitCorpus } from '../corpus/build-exploits.js';
@@ -191,7 +191,7 @@ async function main(): Promise<void> {
         continue;
       }
     }
-    const r = extractWindows(loadBundleInput(bundle), { withRules: true });
+    const r = extractWindows(openTraceInput(bundle), { withRules: true });
     let labels: (1 | 0 | -1)[] = r.windows.map(() => 0);
     if (p.kind === 'exploit') labels = labelExploitWindows(r.windows, p.chain!, p.entry!);
     let keep = r.windows.map((_, i) => i);

@@ -6,9 +6,8 @@
  * site in the main executable when naming a root cause.
  */
 import { spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
 import { ElfFile, PT_LOAD } from '../../flow/elf.js';
-import type { BundleManifest } from '../../sources/recorder/bundle.js';
+import type { ImageMapping } from '../../sources/model/recording.js';
 
 export interface ModuleRange {
   path: string;
@@ -34,25 +33,25 @@ export class CodeLocations {
   readonly modules: ModuleRange[] = [];
   private readonly lineCache = new Map<number, string | null>();
 
-  constructor(bundle: string, manifest: BundleManifest) {
-    const byPath = new Map<string, ElfFile | null>();
-    for (const im of manifest.images) {
-      let elf = byPath.get(im.path);
+  constructor(mappings: readonly ImageMapping[], programPath: string | null) {
+    const byFile = new Map<string, ElfFile | null>();
+    for (const im of mappings) {
+      let elf = byFile.get(im.file);
       if (elf === undefined) {
         try {
-          elf = ElfFile.read(resolve(bundle, im.file));
+          elf = ElfFile.read(im.file);
         } catch {
           elf = null;
         }
-        byPath.set(im.path, elf);
+        byFile.set(im.file, elf);
       }
-      const address = Number(BigInt(im.address));
+      const address = im.address;
       let bias = address - im.offset;
       if (elf !== null) {
         const seg = elf.segments.find((s) => s.type === PT_LOAD && im.offset >= s.offset && im.offset < s.offset + Math.max(s.filesz, 1));
         if (seg !== undefined) bias = address - (seg.vaddr + (im.offset - seg.offset));
       }
-      this.modules.push({ path: im.path, file: resolve(bundle, im.file), start: address, end: address + im.size, bias, isMain: im.path === manifest.program.path, elf });
+      this.modules.push({ path: im.originalPath, file: im.file, start: address, end: address + im.size, bias, isMain: im.originalPath === programPath, elf });
     }
   }
 

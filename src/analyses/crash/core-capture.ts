@@ -21,7 +21,7 @@ import { sandboxArgv } from '../../sources/recorder/sandbox.js';
 export const BUNDLE_CORE_NAME = 'core';
 
 /** Write `<bundle>/core` by re-running the program; returns its path, or throws with one line. */
-export function captureCore(bundle: string, options: { timeoutSec?: number } = {}): string {
+export function captureCore(bundle: string, options: { timeoutSec?: number; sandbox?: boolean } = {}): string {
   const m = readManifest(bundle);
   if (m.recorder !== 'qemu') throw new Error(`${bundle}: only emulated (qemu) recordings can be re-run for a core`);
   if (m.exit.signal === null) throw new Error(`${bundle}: the recorded program did not die of a signal`);
@@ -30,7 +30,8 @@ export function captureCore(bundle: string, options: { timeoutSec?: number } = {
   try {
     const argv = [m.program.path, ...m.program.argv.slice(1)];
     const inner = ['/bin/sh', '-c', 'ulimit -c unlimited 2>/dev/null; exec "$@"', 'sh', 'qemu-x86_64', ...argv];
-    const sandbox = m.config.sandbox !== false;
+    // Confinement is the analyst's choice on the command line, never the bundle's.
+    const sandbox = options.sandbox !== false;
     const readOnly = m.program.path.startsWith('/tmp/') ? [m.program.path] : [];
     const command = sandbox ? sandboxArgv({ workDir, readOnly }, inner) : inner;
     const r = spawnSync(command[0], command.slice(1), { cwd: workDir, stdio: 'ignore', timeout: (options.timeoutSec ?? 60) * 1000 });

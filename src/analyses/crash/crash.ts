@@ -20,10 +20,11 @@
 import { Mnemonic } from 'iced-x86';
 import { ANY_ASID } from '../../flow/address-space.js';
 import { CoreFile } from '../../sources/core-file.js';
-import { readManifest } from '../../sources/recorder/bundle.js';
-import { loadBundleInput } from '../analyze.js';
+import { importBundle } from '../../sources/import/bundle-import.js';
+import { primaryStream, type Recording } from '../../sources/model/recording.js';
+import { traceInput } from '../trace-input.js';
 import { CodeLocations, type CodeLocation } from './code-locations.js';
-import { bundleCore, captureCore } from './core-capture.js';
+import { captureCore } from './core-capture.js';
 import { decodeFacts, GPR_COUNT, RAX, RDI, RSP, type InsnFacts } from './instruction-facts.js';
 import { GAP_NAMES, lastInstructions } from './instruction-window.js';
 import { ReverseExecution } from './reverse-execution.js';
@@ -35,6 +36,8 @@ export interface CrashOptions {
   window?: number;
   /** Re-run the program for a core when the bundle has none (default true). */
   rerun?: boolean;
+  /** Confine that re-run (default true; only the command line may turn it off). */
+  sandbox?: boolean;
 }
 
 export interface ReportPlace {
@@ -75,25 +78,27 @@ export interface CrashReport {
 
 const hex = (v: number): string => '0x' + v.toString(16);
 
-export function analyzeCrash(bundle: string, options: CrashOptions = {}): CrashReport {
-  const manifest = readManifest(bundle);
-  const input = loadBundleInput(bundle);
+export function analyzeCrash(from: string | Recording, options: CrashOptions = {}): CrashReport {
+  const recording = typeof from === 'string' ? importBundle(from) : from;
+  const bundle = recording.name;
+  const input = traceInput(recording, primaryStream(recording));
+  const programPath = recording.program?.path ?? null;
   const notes: string[] = [...input.notes];
   let corePath = options.core ?? null;
   let source: CrashReport['core']['source'] = 'option';
   if (corePath === null) {
-    corePath = bundleCore(bundle);
+    corePath = recording.core;
     source = 'bundle';
   }
   if (corePath === null) {
-    if (options.rerun === false) throw new Error(`${bundle}: the bundle has no core file; pass --core FILE`);
-    corePath = captureCore(bundle);
+    if (options.rerun === false || recording.root === null) throw new Error(`${bundle}: the recording has no core file; pass --core FILE`);
+    corePath = captureCore(recording.root, { sandbox: options.sandbox !== false });
     source = 're-run';
     notes.push('the bundle had no core: it was taken from a re-run of the program (checked against the trace below)');
   }
   const core = CoreFile.load(corePath);
   const win = lastInstructions(input, options.window ?? 300_000);
-  const locs = new CodeLocations(bundle, manifest);
+  const locs = new CodeLocations(input.stream.mappings, programPath);
   let ips = win.ips.subarray(win.contiguousFrom);
   if (win.lastGap !== null && win.contiguousFrom > 0) {
     notes.push(`trace gap (${GAP_NAMES[win.lastGap.kind]}) ${win.lastGap.instructionsAfter} instructions before the crash: nothing before it is analysed`);
@@ -161,9 +166,9 @@ export function analyzeCrash(bundle: string, options: CrashOptions = {}): CrashR
   } else checks.push('the core holds the code bytes the trace executed');
   if (core.files.length > 0) {
     const names = new Set(core.files.map((f) => f.path));
-    if (!names.has(manifest.program.path)) {
+    if (programPath !== null && !names.has(programPath)) {
       matches = false;
-      checks.push(`the core's file mappings (NT_FILE) do not include ${manifest.program.path}`);
+      checks.push(`the core's file mappings (NT_FILE) do not include ${programPath}`);
     }
   }
 
@@ -315,8 +320,8 @@ export function analyzeCrash(bundle: string, options: CrashOptions = {}): CrashR
   }
   return {
     bundle,
-    program: manifest.program.path,
-    signal: manifest.exit.signal,
+    program: programPath ?? '?',
+    signal: recording.exit?.signal ?? null,
     crash,
     core: { path: corePath, source, matchesTrace: matches, checks },
     window: { instructions: n, traced: win.total, lastGap: win.lastGap === null ? null : GAP_NAMES[win.lastGap.kind] },

@@ -8,7 +8,7 @@ import { PacketDecoder } from '../../packets/decoder.js';
 import { ControlFlowWalker, GapKind, type FlowConsumer } from '../../flow/control-flow.js';
 import { InsnDecoder } from '../../flow/insn-decoder.js';
 import type { InstructionInfo } from '../../flow/instruction.js';
-import type { TraceInput } from '../analyze.js';
+import { insnDecoderFor, type TraceInput } from '../trace-input.js';
 
 export interface InstructionWindow {
   /** IPs in execution order; the last one is the last traced instruction. */
@@ -52,8 +52,7 @@ class Collector implements FlowConsumer {
 
 /** Decode the trace and keep the last `size` instructions. */
 export function lastInstructions(input: TraceInput, size: number): InstructionWindow {
-  const packets = new PacketDecoder(input.trace, { skd007: input.config.errata.skd007 });
-  const dec = new InsnDecoder(packets, input.config, input.image);
+  const dec = insnDecoderFor(input);
   const c = new Collector(size);
   new ControlFlowWalker(dec, [c]).run();
   const n = Math.min(c.count, size);

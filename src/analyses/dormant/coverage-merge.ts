@@ -14,15 +14,12 @@
  * except where a name says `runtime`.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { ControlFlowWalker, type FlowConsumer } from '../../flow/control-flow.js';
 import { ElfFile } from '../../flow/elf.js';
-import { InsnDecoder } from '../../flow/insn-decoder.js';
 import type { InstructionInfo } from '../../flow/instruction.js';
 import { analyzeElfFile, BlockEndKind, EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
-import { PacketDecoder } from '../../packets/decoder.js';
-import { readManifest, type BundleManifest } from '../../sources/recorder/bundle.js';
-import { loadBundleInput } from '../analyze.js';
+import type { ImageMapping, Recording } from '../../sources/model/recording.js';
+import { insnDecoderFor, traceInputs } from '../trace-input.js';
 
 /** The traced main executable: its CFG and where the recording loaded it. */
 export interface TracedModule {
@@ -63,23 +60,30 @@ export interface Region {
   calleeFunctions: number[];
 }
 
-/** Where the bundle loaded the main executable, from the manifest. */
-export function tracedMainModule(dir: string, manifest: BundleManifest = readManifest(dir), known?: ModuleCfg): TracedModule {
-  const main = manifest.images.find((im) => im.path === manifest.program.path);
-  if (main === undefined) throw new Error(`${dir}: the bundle has no image of the program ${manifest.program.path}`);
-  const file = resolve(dir, main.file);
-  const bytes = readFileSync(file);
-  const elf = ElfFile.parse(bytes, file);
-  const seg = elf.segments.find((s) => s.type === 1 && main.offset >= s.offset && main.offset < s.offset + s.filesz);
+/**
+ * Where the recording loaded the main executable: the mapping of the
+ * program's path (for a raw trace, which names no program, the first ELF
+ * image given).
+ */
+export function tracedMainModule(recording: Recording, known?: ModuleCfg): TracedModule {
+  const program = recording.program;
+  let main: ImageMapping | undefined;
+  for (const s of recording.streams) {
+    main = s.mappings.find((m) => m.runtime === null && (program === null || m.originalPath === program.path));
+    if (main !== undefined) break;
+  }
+  if (main === undefined) throw new Error(`${recording.name}: the recording has no image of the program${program ? ` ${program.path}` : ''}`);
+  const file = main.file;
+  const elf = ElfFile.parse(readFileSync(file), file);
+  const seg = elf.segments.find((s) => s.type === 1 && main!.offset >= s.offset && main!.offset < s.offset + s.filesz);
   if (seg === undefined) throw new Error(`${file}: no loadable segment holds file offset 0x${main.offset.toString(16)}`);
   const link = seg.vaddr + (main.offset - seg.offset);
   const cfg = known ?? analyzeElfFile(file);
-  return { file, path: main.path, cfg, bias: Number(BigInt(main.address)) - link };
+  return { file, path: main.originalPath, cfg, bias: main.address - link };
 }
 
-/** Decode the bundle's trace and count executions on the main executable's blocks. */
-export function mergeCoverage(dir: string, module: TracedModule = tracedMainModule(dir)): BlockExecution {
-  const input = loadBundleInput(dir);
+/** Decode every stream that maps the main executable and count executions on its blocks. */
+export function mergeCoverage(recording: Recording, module: TracedModule = tracedMainModule(recording)): BlockExecution {
   const cfg = module.cfg;
   const entries = new Float64Array(cfg.blockCount);
   const ran = new Uint8Array(cfg.blockCount);
@@ -87,6 +91,7 @@ export function mergeCoverage(dir: string, module: TracedModule = tracedMainModu
   const hi = cfg.linkEnd + module.bias;
   let moduleInstructions = 0;
   let errors = 0;
+  let total = 0;
   const consumer: FlowConsumer = {
     onInstruction(insn: InstructionInfo): void {
       const ip = insn.ip;
@@ -102,10 +107,12 @@ export function mergeCoverage(dir: string, module: TracedModule = tracedMainModu
       errors++;
     },
   };
-  const packets = new PacketDecoder(input.trace, { skd007: input.config.errata.skd007 });
-  const decoder = new InsnDecoder(packets, input.config, input.image);
-  const stats = new ControlFlowWalker(decoder, [consumer]).run();
-  return { module, entries, ran, moduleInstructions, totalInstructions: stats.instructions, decodeErrors: errors };
+  for (const input of traceInputs(recording)) {
+    // Only the streams of processes that mapped this module here (threads, not exec'd children).
+    if (!input.stream.mappings.some((m) => m.file === module.file && m.address < hi && m.address + m.size > lo)) continue;
+    total += new ControlFlowWalker(insnDecoderFor(input), [consumer]).run().instructions;
+  }
+  return { module, entries, ran, moduleInstructions, totalInstructions: total, decodeErrors: errors };
 }
 
 /** Is edge kind `k` a step inside one function? */

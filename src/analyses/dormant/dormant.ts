@@ -15,7 +15,8 @@
  * reason of the most advanced attempt.
  */
 import { rmSync } from 'node:fs';
-import { readManifest } from '../../sources/recorder/bundle.js';
+import { importBundle } from '../../sources/import/bundle-import.js';
+import type { Recording } from '../../sources/model/recording.js';
 import { findRegions, mergeCoverage, newlyExecuted, tracedMainModule, type BlockExecution, type TracedModule } from './coverage-merge.js';
 import { rankRegions, type RankedRegion } from './guards.js';
 import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
@@ -83,10 +84,11 @@ function hex(v: number): string {
 }
 
 /** Analyse a bundle. */
-export async function analyzeDormant(dir: string, options: DormantOptions = {}): Promise<DormantReport> {
-  const manifest = readManifest(dir);
-  const module = tracedMainModule(dir, manifest);
-  const exec = mergeCoverage(dir, module);
+export async function analyzeDormant(input: string | Recording, options: DormantOptions = {}): Promise<DormantReport> {
+  const recording = typeof input === 'string' ? importBundle(input) : input;
+  const dir = recording.name;
+  const module = tracedMainModule(recording);
+  const exec = mergeCoverage(recording, module);
   const cfg = module.cfg;
   const regions = findRegions(exec);
   const ranked = rankRegions(exec, regions).slice(0, options.maxRegions ?? 10);
@@ -98,7 +100,7 @@ export async function analyzeDormant(dir: string, options: DormantOptions = {}):
   if (ranked.length > 0) {
     if (!isDynamic(module.file)) noSnapshots = 'statically linked: no library call can be interposed';
     else {
-      snapshots = snapshotRun(manifest);
+      snapshots = snapshotRun(recording);
       if (snapshots.length === 0) noSnapshots = 'the program made none of the library calls the shim models';
     }
   }
@@ -109,14 +111,14 @@ export async function analyzeDormant(dir: string, options: DormantOptions = {}):
     if (noSnapshots !== null) report.reason = noSnapshots;
     else {
       const target = await solveRegion(r, report, code, snapshots, options);
-      if (report.status === 'solved' && options.rerun) await proveRegion(dir, manifest, r, target, report, module, options);
+      if (report.status === 'solved' && options.rerun) await proveRegion(dir, recording, r, target, report, module, options);
     }
     reports.push(report);
   }
   const attempted = reports.length;
   return {
     bundle: dir,
-    program: manifest.program.path,
+    program: recording.program?.path ?? module.path,
     coverage: { blocks: cfg.blockCount, blocksRan, moduleInstructions: exec.moduleInstructions, traceInstructions: exec.totalInstructions },
     regionsFound: regions.length,
     regions: reports,
@@ -250,12 +252,14 @@ function formatValue(v: bigint, bits: number): string {
   return sv < 0n ? `${sv}` : `${v} (0x${v.toString(16)})`;
 }
 
-async function proveRegion(dir: string, manifest: ReturnType<typeof readManifest>, r: RankedRegion, target: number, report: RegionReport, module: TracedModule, options: DormantOptions): Promise<void> {
-  const out = options.rerunDir ? options.rerunDir(r.region.id) : `${dir.replace(/\/+$/, '')}.dormant-${r.region.id}`;
+async function proveRegion(dir: string, recording: Recording, r: RankedRegion, target: number, report: RegionReport, module: TracedModule, options: DormantOptions): Promise<void> {
+  // Beside a bundle; beside the trace file for other inputs.
+  const out = options.rerunDir ? options.rerunDir(r.region.id) : `${(recording.root ?? dir).replace(/\/+$/, '')}.dormant-${r.region.id}`;
   try {
-    const res = await patchedRecording(manifest, report.rules, out);
-    const after = tracedMainModule(out, res.manifest, module.cfg);
-    const exec: BlockExecution = mergeCoverage(out, after);
+    const res = await patchedRecording(recording, report.rules, out);
+    const rerun = importBundle(out);
+    const after = tracedMainModule(rerun, module.cfg);
+    const exec: BlockExecution = mergeCoverage(rerun, after);
     const newly = newlyExecuted(r.region, exec);
     const targetRan = exec.ran[target] === 1;
     report.proof = { bundle: options.keepRerun ? out : null, newlyExecutedBlocks: newly.length, targetRan, output: res.stdout };

@@ -2,7 +2,7 @@
  * Dormant code, step 5: run the target again, with the library call results
  * that the solver found, and prove that the dormant region now runs.
  *
- * Both runs use the LD_PRELOAD shim (corpus/dormant/shim/dormant-shim.c),
+ * Both runs use the LD_PRELOAD shim (native/dormant-shim.c),
  * built here with gcc and cached under build/dormant/ by the hash of its
  * source. The shim goes into the target only: qemu-user's `-E` and
  * `QEMU_SET_ENV` set the *guest's* environment, so the emulator itself is
@@ -22,41 +22,51 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ElfFile } from '../../flow/elf.js';
 import type { BundleManifest } from '../../sources/recorder/bundle.js';
+
+/** What a re-run needs of a recording: the program and its argv (never how to confine it). */
+export interface RerunProgram {
+  program: { path: string; argv: readonly string[] } | null;
+}
 import { record } from '../../sources/recorder/record.js';
 import { sandboxArgv } from '../../sources/recorder/sandbox.js';
 import type { Solution } from './symbolic.js';
 import { readSnapshots, type CallSnapshot } from './snapshot.js';
 
-/** The repository root (holds package.json), from this file's location in src/ or dist/src/. */
-export function repoRoot(): string {
+/** The package root (holds package.json and native/), from this file's place in src/ or dist/src/. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'corpus'))) return dir;
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'dormant-shim.c'))) return dir;
     dir = dirname(dir);
   }
-  throw new Error('cannot find the ptscope repository root (corpus/dormant/shim)');
+  throw new Error('this copy of ptscope has no native/dormant-shim.c: reinstall the package');
 }
 
-/** Build the shim (or reuse the cached build). Throws with gcc's message. */
+/** Where built helpers are cached: per user, outside the (possibly read-only) package. */
+function cacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || (homedir() ? join(homedir(), '.cache') : tmpdir());
+  return join(base, 'ptscope');
+}
+
+/** Build the shim (or reuse the cached build of the same source). Throws with gcc's message. */
 export function buildShim(): string {
-  const root = repoRoot();
-  const source = join(root, 'corpus/dormant/shim/dormant-shim.c');
+  const source = join(packageRoot(), 'native', 'dormant-shim.c');
   const text = readFileSync(source);
   const hash = createHash('sha1').update(text).digest('hex').slice(0, 12);
-  const out = join(root, 'build/dormant', `shim-${hash}.so`);
+  const out = join(cacheDir(), `dormant-shim-${hash}.so`);
   if (existsSync(out)) return out;
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   const res = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-o', tmp, source, '-ldl'], { encoding: 'utf8' });
-  if (res.error) throw new Error(`cannot run gcc: ${res.error.message}`);
+  if (res.error) throw new Error(`cannot run gcc (needed to build the dormant-code shim): ${res.error.message}`);
   if (res.status !== 0) throw new Error(`gcc failed on the shim: ${res.stderr.trim().split('\n')[0]}`);
-  spawnSync('mv', ['-f', tmp, out]);
+  renameSync(tmp, out);
   return out;
 }
 
@@ -72,7 +82,8 @@ export function encodeRules(rules: string[]): string {
 }
 
 /** The program and its arguments as the recording ran them. */
-function programArgv(m: BundleManifest): string[] {
+function programArgv(m: RerunProgram): string[] {
+  if (m.program === null) throw new Error('the recording does not say which program ran: nothing to re-run');
   return [m.program.path, ...m.program.argv.slice(1)];
 }
 
@@ -101,7 +112,7 @@ function confinedRun(argv: string[], env: Record<string, string>, shim: string, 
 }
 
 /** Run the bundle's program with the shim in snapshot mode; the snapshots of its interposed calls. */
-export function snapshotRun(m: BundleManifest, timeoutSec = 60): CallSnapshot[] {
+export function snapshotRun(m: RerunProgram, timeoutSec = 60): CallSnapshot[] {
   const shim = buildShim();
   const argv = programArgv(m);
   const run = confinedRun(argv, { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: 'ptscope-dormant.snap' }, shim, timeoutSec);
@@ -114,14 +125,14 @@ export function snapshotRun(m: BundleManifest, timeoutSec = 60): CallSnapshot[] 
 }
 
 /** Run the bundle's program with the shim applying `rules`; the scratch directory is kept for the caller. */
-export function patchedRun(m: BundleManifest, rules: string[], timeoutSec = 60): ConfinedRun & { files: string[] } {
+export function patchedRun(m: RerunProgram, rules: string[], timeoutSec = 60): ConfinedRun & { files: string[] } {
   const shim = buildShim();
   const run = confinedRun(programArgv(m), { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) }, shim, timeoutSec);
   return { ...run, files: readdirSync(run.workDir) };
 }
 
 /** Record the program again with the shim applying `rules`, into bundle directory `output`. */
-export async function patchedRecording(m: BundleManifest, rules: string[], output: string, timeoutSec = 60): Promise<{ stdout: string; manifest: BundleManifest }> {
+export async function patchedRecording(m: RerunProgram, rules: string[], output: string, timeoutSec = 60): Promise<{ stdout: string; manifest: BundleManifest }> {
   const shim = buildShim();
   // The shim reaches only the guest (QEMU_SET_ENV; the hex rules hold no
   // comma), and is bound into the sandbox wherever the checkout lives.

@@ -1,5 +1,5 @@
 /**
- * The concrete state the shim (corpus/dormant/shim/dormant-shim.c) records
+ * The concrete state the shim (native/dormant-shim.c) records
  * after each interposed library call made by the main executable: which
  * call, its link-time return site, its arguments and result, the registers
  * the caller keeps across a call, and the process's readable non-code

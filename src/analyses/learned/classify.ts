@@ -10,7 +10,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadBundleInput, type TraceInput } from '../analyze.js';
+import { traceInputs, type TraceInput } from '../trace-input.js';
+import { importBundle } from '../../sources/import/bundle-import.js';
 import { hexAddress } from '../finding.js';
 import { extractWindows } from './features.js';
 import { loadNetwork, predict, readModelFile, stackWindows } from './model.js';
@@ -102,5 +103,10 @@ export async function classifyInput(input: TraceInput, options: ClassifyOptions 
 
 /** Score a recorder bundle (the HTML report's learned score). */
 export async function classifyBundle(dir: string, options: ClassifyOptions = {}): Promise<LearnedScores> {
-  return classifyInput(loadBundleInput(dir), options);
+  const recording = importBundle(dir);
+  try {
+    return await classifyInput(traceInputs(recording)[0]!, options);
+  } finally {
+    recording.close();
+  }
 }

@@ -26,7 +26,7 @@ import { PacketType } from '../../packets/packet-type.js';
 import { ControlFlowWalker, GapKind, TransferKind, type FlowConsumer, type FlowStats } from '../../flow/control-flow.js';
 import { InsnDecoder } from '../../flow/insn-decoder.js';
 import type { ModuleMap } from '../modules.js';
-import type { TraceInput } from '../analyze.js';
+import { insnDecoderFor, type TraceInput } from '../trace-input.js';
 import { createDetectors } from '../analyze.js';
 import type { Finding } from '../finding.js';
 
@@ -366,7 +366,7 @@ export interface ExtractResult {
  * so that each window knows whether a rule fired inside it.
  */
 export function extractWindows(input: TraceInput, options: { withRules?: boolean } = {}): ExtractResult {
-  const decoder = new InsnDecoder(new PacketDecoder(input.trace, { skd007: input.config.errata.skd007 }), input.config, input.image);
+  const decoder = insnDecoderFor(input);
   const detectors = options.withRules ? createDetectors(input, {}, () => decoder.offset).filter((d) => (d as { standalone?: boolean }).standalone !== true) : [];
   const extractor = new WindowExtractor({
     sensitive: sensitiveEntries(input.modules),

@@ -1,7 +1,8 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { ElfFile } from '../../flow/elf.js';
-import { FileSource, type TraceSource } from '../../packets/trace-source.js';
+import type { TraceSource } from '../../packets/trace-source.js';
+import { primaryStream, type Recording, type TraceStream } from '../model/recording.js';
 import type { BuildIdEntry } from './header.js';
 import { firstPsbTsc } from './trace-start.js';
 import { defaultIntelPtInfo, INTEL_PT_CONFIG, type IntelPtInfo } from './auxtrace-info.js';
@@ -44,42 +45,31 @@ export interface ExportResult extends PerfDataLayout {
   warnings: string[];
 }
 
-const u64 = (v: string | number | bigint): bigint => BigInt(v);
-
-/** Read a bundle directory's manifest into an {@link ExportInput}. Throws Error with one line. */
-export function exportInputFromBundle(dir: string): ExportInput {
-  let m: {
-    format?: string;
-    program?: { path?: string; argv?: string[] };
-    trace?: { file?: string } | null;
-    images?: { file: string; offset: number; size: number; address: string }[];
-    config?: { retCompression?: boolean; timing?: { tsc?: boolean; mtc?: boolean; cyc?: boolean } };
-    encoder?: { mtcFreq?: number; cpuid15?: { eax: number; ebx: number } } | null;
-  };
-  try {
-    m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-  } catch (e) {
-    throw new Error(`${dir}: not a trace bundle (${(e as Error).message})`);
-  }
-  if (m.format !== 'ptscope-bundle') throw new Error(`${dir}: not a ptscope trace bundle`);
-  if (!m.trace?.file) throw new Error(`${dir}: the bundle has no raw trace (a perf bundle is already a perf.data)`);
-  const abs = (f: string): string => (isAbsolute(f) ? f : resolve(dir, f));
-  const timing = m.config?.timing;
+/**
+ * The export input for one stream of a recording (the first, by default):
+ * its trace, its images and the recorder's timing settings.
+ */
+export function exportInputFrom(recording: Recording, stream: TraceStream = primaryStream(recording)): ExportInput {
+  const settings = recording.settings as { retCompression?: unknown; timing?: { tsc?: unknown; mtc?: unknown; cyc?: unknown } };
+  const timing = settings.timing !== null && typeof settings.timing === 'object' ? settings.timing : undefined;
+  const program = recording.program;
   return {
-    trace: new FileSource(abs(m.trace.file)),
-    images: (m.images ?? []).map((im) => ({ file: abs(im.file), offset: im.offset, size: im.size, address: u64(im.address) })),
-    comm: basename(m.program?.path ?? 'program'),
+    trace: stream.open(),
+    images: stream.mappings.map((im) => ({ file: im.file, offset: im.offset, size: im.size, address: BigInt.asUintN(64, BigInt(im.address)) })),
+    comm: basename(program?.path ?? 'program'),
+    pid: stream.pid ?? undefined,
+    tid: stream.tid ?? undefined,
     timing: timing
       ? {
-          tsc: !!timing.tsc,
-          mtc: !!timing.mtc,
-          cyc: !!timing.cyc,
-          mtcFreq: m.encoder?.mtcFreq ?? 0,
-          cpuid15: m.encoder?.cpuid15,
+          tsc: timing.tsc === true,
+          mtc: timing.mtc === true,
+          cyc: timing.cyc === true,
+          mtcFreq: stream.config.mtcFreq,
+          cpuid15: { eax: stream.config.cpuid15Eax, ebx: stream.config.cpuid15Ebx },
         }
       : undefined,
-    retCompression: m.config?.retCompression ?? true,
-    cmdline: ['ptscope', 'record', ...(m.program?.argv ?? [])],
+    retCompression: settings.retCompression !== false,
+    cmdline: ['ptscope', 'record', ...(program?.argv ?? [])],
   };
 }
 

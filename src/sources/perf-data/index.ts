@@ -14,7 +14,7 @@ export type { PerfDataModel, PerfFlowInput, ReadPerfDataOptions } from './perf-d
 export { PerfDataError, NO_PT_DATA } from './file-access.js';
 export { writePerfData } from './writer.js';
 export type { AuxBuffer, PerfDataSpec, PerfDataLayout, SidebandEvent } from './writer.js';
-export { exportPerfData, exportInputFromBundle } from './bundle-to-perf.js';
+export { exportPerfData, exportInputFrom } from './bundle-to-perf.js';
 export type { ExportInput, ExportResult } from './bundle-to-perf.js';
 export { defaultIntelPtInfo, decoderConfigFor, INTEL_PT_CONFIG, traceSettings } from './auxtrace-info.js';
 export type { IntelPtInfo, IntelPtTraceSettings } from './auxtrace-info.js';

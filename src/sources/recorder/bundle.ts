@@ -37,13 +37,13 @@
  * A target that died of a signal also leaves `core`: qemu's ELF core of the
  * guest (registers and memory), for `ptscope crash`.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readBundleManifest } from '../import/bundle-import.js';
+import { InputError } from '../import/safe-files.js';
 import type { ImageMapping } from './memory-map.js';
 
 export const BUNDLE_FORMAT = 'ptscope-bundle';
 export const BUNDLE_VERSION = 1;
-export const MANIFEST_NAME = 'manifest.json';
+export { MANIFEST_NAME } from '../bundle/manifest.js';
 export const TRACE_NAME = 'trace.pt';
 
 export interface BundleImage {
@@ -109,21 +109,13 @@ export function bundleImages(mappings: readonly ImageMapping[], copies: Readonly
   }));
 }
 
-/** Read and check a bundle's manifest. Throws an Error with one line of explanation. */
+/**
+ * Read a version-1 manifest as the recorder wrote it (tests and tools that
+ * check the recorder's own output). Checked by the one schema; consumers
+ * read recordings through src/sources/import instead.
+ */
 export function readManifest(dir: string): BundleManifest {
-  let text: string;
-  try {
-    text = readFileSync(join(dir, MANIFEST_NAME), 'utf8');
-  } catch (e) {
-    throw new Error(`${dir}: not a trace bundle (${(e as Error).message})`);
-  }
-  let m: BundleManifest;
-  try {
-    m = JSON.parse(text) as BundleManifest;
-  } catch {
-    throw new Error(`${dir}/${MANIFEST_NAME}: not valid JSON`);
-  }
-  if (m.format !== BUNDLE_FORMAT) throw new Error(`${dir}: not a ptscope trace bundle`);
-  if (m.version !== BUNDLE_VERSION) throw new Error(`${dir}: bundle version ${m.version} is not supported (${BUNDLE_VERSION} is)`);
-  return m;
+  const m = readBundleManifest(dir);
+  if (m.version !== 1) throw new InputError(`${dir}: manifest version ${m.version}: expected the recorder's version ${BUNDLE_VERSION}`);
+  return m as unknown as BundleManifest;
 }

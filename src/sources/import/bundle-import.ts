@@ -1,0 +1,250 @@
+/**
+ * Importer for the recorder's bundle directory (manifest versions 1 and 2;
+ * see ../bundle/manifest.ts). The manifest is hostile input: it is checked
+ * against the schema, and every file it names must be a regular file inside
+ * the bundle. Nothing in it decides what runs: `config` is informational.
+ */
+import { join } from 'node:path';
+import { defaultConfig, type DecoderConfig } from '../../packets/config.js';
+import { FileSource } from '../../packets/trace-source.js';
+import { ANY_ASID, isExactIp } from '../../flow/address-space.js';
+import { Image } from '../../flow/image.js';
+import { ByteSourceCache } from '../../flow/section.js';
+import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestImage, type ManifestV2 } from '../bundle/manifest.js';
+import { configForCpu } from '../model/decoders.js';
+import type { ExitInfo, ImageMapping, ProgramInfo, RecordedProcess, RecordedThread, Recording, TraceStream } from '../model/recording.js';
+import { importPerfDataFile } from './perf-data-import.js';
+import { readJsonFile } from './json-input.js';
+import { confinedPath, INPUT_LIMITS, InputError, regularFileSize } from './safe-files.js';
+
+/** The name of a version-1 bundle's core dump. */
+export const V1_CORE_NAME = 'core';
+
+export interface ImportOptions {
+  /** Root under which a perf.data's mapped files are looked up. */
+  sysroot?: string;
+}
+
+function baseName(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i >= 0 ? p.slice(i + 1) : p;
+}
+
+/** Read and check `<dir>/manifest.json`. Throws InputError with one line. */
+export function readBundleManifest(dir: string): Manifest {
+  const path = join(dir, MANIFEST_NAME);
+  let json: unknown;
+  try {
+    json = readJsonFile(path);
+  } catch (e) {
+    if (/no such file/.test((e as Error).message)) throw new InputError(`${dir}: not a trace bundle (no ${MANIFEST_NAME})`);
+    throw e;
+  }
+  return validateManifest(json, path);
+}
+
+function decoderConfigOf(m: Manifest): DecoderConfig {
+  const e = m.encoder ?? null;
+  if (e === null) return defaultConfig();
+  let config: DecoderConfig;
+  try {
+    config = configForCpu(e.cpu === 'none' ? undefined : e.cpu);
+  } catch (err) {
+    throw new InputError(`encoder.cpu: ${(err as Error).message.replace(/^--cpu /, '')}`);
+  }
+  config.mtcFreq = e.mtcFreq;
+  config.cpuid15Eax = e.cpuid15.eax;
+  config.cpuid15Ebx = e.cpuid15.ebx;
+  if (e.nominalFreq !== null) config.nomFreq = e.nominalFreq;
+  return config;
+}
+
+/** A run-time address from a manifest hex string (64-bit, as a signed double like every IP). */
+function address(hex: string, field: string): number {
+  const v = Number(BigInt.asIntN(64, BigInt(hex)));
+  if (!isExactIp(v)) throw new InputError(`${field}: ${hex} is not an address ptscope can represent exactly`);
+  return v;
+}
+
+/** The images of one address space, built once per distinct image set. */
+class ImageSets {
+  private readonly built = new Map<string, { image: Image; mappings: ImageMapping[]; notes: string[] }>();
+  readonly files = new ByteSourceCache();
+  private readonly resolved = new Map<number, string>();
+
+  constructor(private readonly dir: string, private readonly images: readonly ManifestImage[]) {}
+
+  /** The real path of image `i`'s file (confined to the bundle). */
+  private fileOf(i: number): string {
+    let p = this.resolved.get(i);
+    if (p === undefined) {
+      p = confinedPath(this.dir, this.images[i]!.file, `images[${i}].file`);
+      const size = regularFileSize(p, `images[${i}].file`);
+      if (size > INPUT_LIMITS.imageBytes) throw new InputError(`images[${i}].file: ${size} bytes is more than the limit of ${INPUT_LIMITS.imageBytes}`);
+      this.resolved.set(i, p);
+    }
+    return p;
+  }
+
+  get(indices: readonly number[], name: string): { image: Image; mappings: ImageMapping[]; notes: string[] } {
+    const key = indices.join(',');
+    let set = this.built.get(key);
+    if (set !== undefined) return set;
+    const image = new Image(name);
+    const mappings: ImageMapping[] = [];
+    const notes: string[] = [];
+    for (const i of indices) {
+      const im = this.images[i];
+      if (im === undefined) throw new InputError(`image index ${i}: no such entry in images`);
+      const file = this.fileOf(i);
+      const at = address(im.address, `images[${i}].address`);
+      let st: number;
+      try {
+        st = image.addFile(this.files, file, im.offset, im.size, at, ANY_ASID);
+      } catch (e) {
+        st = -1;
+        notes.push(`unchecked: image ${im.file}: ${(e as Error).message}`);
+      }
+      if (st < 0) notes.push(`unchecked: image ${im.file} could not be mapped at ${im.address}`);
+      else {
+        mappings.push({
+          file,
+          originalPath: im.path,
+          offset: im.offset,
+          size: im.size,
+          address: at,
+          displayName: baseName(im.path),
+          runtime: im.runtime ?? null,
+        });
+      }
+    }
+    set = { image, mappings, notes };
+    this.built.set(key, set);
+    return set;
+  }
+}
+
+function streamFile(dir: string, file: string, field: string): { path: string; size: number } {
+  const path = confinedPath(dir, file, field);
+  return { path, size: regularFileSize(path, field) };
+}
+
+function optionalCore(dir: string, file: string, field: string): string | null {
+  try {
+    const p = confinedPath(dir, file, field);
+    regularFileSize(p, field);
+    return p;
+  } catch (e) {
+    if (/no such file/.test((e as Error).message)) return null;
+    throw e;
+  }
+}
+
+function program(p: { argv: string[]; path: string; cwd?: string | null }): ProgramInfo {
+  return { path: p.path, argv: p.argv, cwd: p.cwd ?? null };
+}
+
+/** Import a recorder bundle directory. Throws InputError with one line. */
+export function importBundle(dir: string, options: ImportOptions = {}): Recording {
+  const m = readBundleManifest(dir);
+  const where = (e: unknown): never => {
+    if (e instanceof InputError) throw new InputError(`${dir}: ${e.message}`);
+    throw e;
+  };
+  try {
+    if (m.perf && (m.version === 1 ? m.trace === null : m.streams.length === 0)) {
+      // A hardware recording whose perf.data has not been converted: that is the recording.
+      const perf = importPerfDataFile(streamFile(dir, m.perf.file, 'perf.file').path, options);
+      return { ...perf, name: dir, format: 'bundle', root: dir, recorder: m.recorder, program: program(m.program), exit: m.exit, warnings: [...(m.warnings ?? []), ...perf.warnings], close: () => perf.close() };
+    }
+    return m.version === 1 ? importV1(dir, m) : importV2(dir, m);
+  } catch (e) {
+    return where(e);
+  }
+}
+
+function importV1(dir: string, m: Extract<Manifest, { version: 1 }>): Recording {
+  if (m.trace === null) throw new InputError('the bundle has no trace');
+  const trace = streamFile(dir, m.trace.file, 'trace.file');
+  const config = decoderConfigOf(m);
+  const sets = new ImageSets(dir, m.images);
+  const set = sets.get(m.images.map((_, i) => i), dir);
+  const stream: TraceStream = {
+    index: 0,
+    label: m.trace.file,
+    pid: null,
+    tid: null,
+    cpu: null,
+    size: trace.size,
+    open: () => new FileSource(trace.path),
+    config,
+    image: set.image,
+    files: sets.files,
+    mappings: set.mappings,
+    expected: m.instructions ? { instructions: m.instructions.traced, fnv1a64: m.instructions.fnv1a64 } : null,
+    notes: set.notes,
+  };
+  return {
+    name: dir,
+    format: 'bundle',
+    root: dir,
+    recorder: m.recorder,
+    program: program(m.program),
+    exit: m.exit,
+    processes: [],
+    threads: [],
+    streams: [stream],
+    core: optionalCore(dir, V1_CORE_NAME, 'core'),
+    settings: m.config ?? {},
+    warnings: m.warnings ?? [],
+    close: () => {},
+  };
+}
+
+function importV2(dir: string, m: ManifestV2): Recording {
+  const config = decoderConfigOf(m);
+  const sets = new ImageSets(dir, m.images);
+  const processes: RecordedProcess[] = m.processes.map((p) => ({
+    pid: p.pid,
+    ppid: p.ppid,
+    program: p.program ? program(p.program) : null,
+    exit: p.exit as ExitInfo | null,
+    untraced: p.untraced ?? null,
+  }));
+  const threads: RecordedThread[] = m.threads.map((t) => ({ tid: t.tid, pid: t.pid, name: t.name ?? null }));
+  const streams: TraceStream[] = m.streams.map((s, index) => {
+    const field = `streams[${index}].file`;
+    const trace = streamFile(dir, s.file, field);
+    const set = sets.get(s.images, `${dir} [${s.pid}/${s.tid}]`);
+    return {
+      index,
+      label: `[${s.pid}/${s.tid}]`,
+      pid: s.pid,
+      tid: s.tid,
+      cpu: s.cpu ?? null,
+      size: trace.size,
+      open: () => new FileSource(trace.path),
+      config,
+      image: set.image,
+      files: sets.files,
+      mappings: set.mappings,
+      expected: s.instructions ? { instructions: s.instructions.traced, fnv1a64: s.instructions.fnv1a64 } : null,
+      notes: set.notes,
+    };
+  });
+  return {
+    name: dir,
+    format: 'bundle',
+    root: dir,
+    recorder: m.recorder,
+    program: program(m.program),
+    exit: m.exit,
+    processes,
+    threads,
+    streams,
+    core: m.core ? optionalCore(dir, m.core.file, 'core.file') : null,
+    settings: m.config ?? {},
+    warnings: m.warnings ?? [],
+    close: () => {},
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Importer for perf.data with Intel PT (perf's `intel_pt//` event): one
+ * stream per AUX queue (per CPU or per thread), each with the image of the
+ * task traced on it, and the processes and threads from the sideband
+ * (COMM/FORK/EXIT records). The file stays open until the recording is
+ * closed: streams read their bytes from it on demand.
+ */
+import { ByteSourceCache } from '../../flow/section.js';
+import { Image } from '../../flow/image.js';
+import { flowInputs, readPerfData } from '../perf-data/perf-data.js';
+import { PerfDataError } from '../perf-data/file-access.js';
+import type { ImageMapping, RecordedProcess, RecordedThread, Recording, TraceStream } from '../model/recording.js';
+import { InputError, regularFileSize } from './safe-files.js';
+
+function baseName(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i >= 0 ? p.slice(i + 1) : p;
+}
+
+/** The end of time, for "the task's mappings once it has loaded everything". */
+const LATE = (1n << 63n) - 1n;
+
+/** Import a perf.data file. Throws InputError with one line. */
+export function importPerfDataFile(path: string, options: { sysroot?: string } = {}): Recording {
+  regularFileSize(path, path);
+  let model;
+  try {
+    model = readPerfData(path);
+  } catch (e) {
+    if (e instanceof PerfDataError) throw new InputError(e.message.split('\n')[0]!);
+    throw e;
+  }
+  try {
+    const inputs = flowInputs(model, options);
+    if (inputs.length === 0) throw new InputError(`${path}: no Intel PT data (no AUXTRACE records)`);
+    const warnings = model.warnings.map((w) => `perf.data: ${w}`);
+    const streams: TraceStream[] = inputs.map((input, index) => {
+      const s = input.stream;
+      const task = input.taskAt(LATE);
+      const notes: string[] = [];
+      let image = new Image(path);
+      const mappings: ImageMapping[] = [];
+      if (task) {
+        // The task's mappings at the end of the recording hold every library it loaded.
+        const got = input.imageFor(task.pid, LATE);
+        image = got.image;
+        for (const miss of got.missing) notes.push(`unchecked: no image for ${miss}`);
+        for (const m of image.sections()) {
+          const file = m.section.filename;
+          mappings.push({ file, originalPath: file, offset: m.sourceOffset, size: m.size, address: m.vaddr, displayName: baseName(file), runtime: null });
+        }
+      } else notes.push('unchecked: no task found for the stream: no image');
+      const perCpu = s.cpu >= 0;
+      return {
+        index,
+        label: perCpu ? `cpu ${s.cpu}` : `tid ${s.tid}`,
+        pid: perCpu ? null : task?.pid ?? null,
+        tid: perCpu ? null : s.tid,
+        cpu: perCpu ? s.cpu : null,
+        size: s.size,
+        open: () => s.source(model.file),
+        config: input.config,
+        image,
+        files: new ByteSourceCache(),
+        mappings,
+        expected: null,
+        notes,
+      };
+    });
+    const processes: RecordedProcess[] = [];
+    const threads: RecordedThread[] = [];
+    for (const t of model.sideband.tasks.values()) {
+      const comm = t.comms.length > 0 ? t.comms[t.comms.length - 1]!.comm : null;
+      threads.push({ tid: t.tid, pid: t.pid, name: comm });
+      if (t.tid === t.pid) processes.push({ pid: t.pid, ppid: t.ppid >= 0 ? t.ppid : null, program: null, exit: null, untraced: null });
+    }
+    return {
+      name: path,
+      format: 'perf-data',
+      root: null,
+      recorder: 'perf',
+      program: null,
+      exit: null,
+      processes,
+      threads,
+      streams,
+      core: null,
+      settings: {},
+      warnings,
+      close: () => model.close(),
+    };
+  } catch (e) {
+    model.close();
+    throw e;
+  }
+}
