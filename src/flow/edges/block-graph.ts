@@ -142,6 +142,11 @@ export class BlockGraph {
     return id;
   }
 
+  /** Size in bytes of block `id`: up to the end of its terminator (an undecodable one excluded). */
+  sizeOf(id: number): number {
+    return this.next[id] - this.start[id];
+  }
+
   /** The id of the block at `target` of block `id`. */
   targetOf(id: number): number {
     let t = this.targetId[id];

@@ -115,6 +115,15 @@ export class EdgeCounts {
     this.edges++;
   }
 
+  /** Count `m` hits of edge `id`. */
+  add(id: number, m: number): void {
+    const c = this.counts[id];
+    if (c === 0) this.touched[this.used++] = id;
+    const sum = c + m;
+    this.counts[id] = sum > 255 ? 255 : sum;
+    this.edges += m;
+  }
+
   /** Forget every count. */
   clear(): void {
     const counts = this.counts;

@@ -1,3 +1,5 @@
+import { blockHash, type EdgeCounts } from './edge-map.js';
+
 /**
  * Edges by their block addresses, with exact counts: the multiset the
  * exactness tests compare and the `json` and `drcov` outputs list. Kept
@@ -52,6 +54,30 @@ export class EdgePairs {
     const out = new Map<number, number>();
     for (const m of this.byFrom.values()) for (const [to, c] of m) out.set(to, (out.get(to) ?? 0) + c);
     return out;
+  }
+
+  /** Add every edge of `other`. */
+  merge(other: EdgePairs): void {
+    for (const [from, m] of other.byFrom) {
+      for (const [to, c] of m) {
+        let mine = this.byFrom.get(from);
+        if (mine === undefined) {
+          mine = new Map();
+          this.byFrom.set(from, mine);
+        }
+        mine.set(to, (mine.get(to) ?? 0) + c);
+        this.total += c;
+      }
+    }
+  }
+
+  /** Count these edges into `counts` (AFL ids, as the decoders count them). */
+  countInto(counts: EdgeCounts): void {
+    const mask = counts.mask;
+    for (const [from, m] of this.byFrom) {
+      const prev = from !== from ? 0 : blockHash(from) & mask;
+      for (const [to, c] of m) counts.add((prev >>> 1) ^ (blockHash(to) & mask), c);
+    }
   }
 
   /** True if both hold the same edges with the same counts. */
