@@ -93,6 +93,8 @@ export class EdgeCoverage {
   lastPath: DecodePath = 'fast';
   lastBailReason = '';
 
+  /** Counts of {@link decode}, made in the caller's bitmap. */
+  private readonly mapCounts: EdgeCounts;
   private readonly graph: BlockGraph;
   private readonly walker: FastEdgeWalker | null;
   private decodes = 0;
@@ -106,6 +108,7 @@ export class EdgeCoverage {
   ) {
     this.mapSize = options.mapSize ?? AFL_MAP_SIZE;
     this.counts = new EdgeCounts(this.mapSize);
+    this.mapCounts = new EdgeCounts(this.mapSize);
     this.graph = blockGraphFor(image);
     this.unavailable = options.exactOnly ? 'exact decoder requested' : fastPathUnavailable(image, config);
     this.walker = this.unavailable === null ? new FastEdgeWalker(config, this.graph, this.mapSize, options.stepBits) : null;
@@ -113,23 +116,37 @@ export class EdgeCoverage {
 
   /**
    * Decode `trace` and write its AFL bitmap into `bitmap` (`mapSize` bytes,
-   * overwritten: bucketed hit counts, 0 where no edge was hit). Returns the
-   * number of edges taken.
+   * overwritten: bucketed hit counts, 0 where no edge was hit), counting
+   * straight into it as AFL counts into trace_bits. Returns the number of
+   * edges taken; {@link lastIdsHit} says how many map entries are set.
    */
   decode(trace: Uint8Array, bitmap: Uint8Array): number {
-    this.count(trace, null);
-    this.counts.writeBitmap(bitmap);
-    return this.counts.edges;
+    const counts = this.mapCounts;
+    if (bitmap.length !== this.mapSize) throw new RangeError(`bitmap has ${bitmap.length} bytes, the edge map ${this.mapSize}`);
+    bitmap.fill(0);
+    counts.countInto(bitmap);
+    this.run(trace, counts, null);
+    counts.bucketInPlace();
+    this.lastIdsHit = counts.used;
+    const edges = counts.edges;
+    counts.countInto(null);
+    return edges;
   }
+
+  /** Map entries the last {@link decode} set. */
+  lastIdsHit = 0;
 
   /**
    * Decode `trace` into {@link counts} (hit counts per edge id) and,
    * if given, `pairs` (edges by block address). Returns how it was decoded.
    */
   count(trace: Uint8Array, pairs: EdgePairs | null): DecodePath {
+    this.counts.clear();
+    return this.run(trace, this.counts, pairs);
+  }
+
+  private run(trace: Uint8Array, counts: EdgeCounts, pairs: EdgePairs | null): DecodePath {
     this.decodes++;
-    const counts = this.counts;
-    counts.clear();
     pairs?.clear();
     const walker = this.walker;
     if (walker !== null) {

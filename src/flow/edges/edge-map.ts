@@ -89,7 +89,9 @@ export function isValidMapSize(size: number): boolean {
  */
 export class EdgeCounts {
   readonly mask: number;
-  readonly counts: Uint8Array;
+  /** The counters: the counts' own array, or a bitmap they count into ({@link countInto}). */
+  counts: Uint8Array;
+  private readonly own: Uint8Array;
   /** Ids with a non-zero count, in first-hit order: `touched[0 .. used)`. */
   readonly touched: Int32Array;
   used = 0;
@@ -99,8 +101,31 @@ export class EdgeCounts {
   constructor(readonly size: number) {
     if (!isValidMapSize(size)) throw new RangeError(`edge map size must be a power of two in [${MIN_MAP_SIZE}, ${MAX_MAP_SIZE}], got ${size}`);
     this.mask = size - 1;
-    this.counts = new Uint8Array(size);
+    this.counts = this.own = new Uint8Array(size);
     this.touched = new Int32Array(size);
+  }
+
+  /**
+   * Count from now on straight into `array` (a zeroed bitmap of the map's
+   * size, as AFL counts into trace_bits), or back into the own array
+   * (null; it must hold no counts). Starts from no counts; what the
+   * previous array holds stays there.
+   */
+  countInto(array: Uint8Array | null): void {
+    if (array !== null && array.length !== this.size) throw new RangeError(`bitmap has ${array.length} bytes, the edge map ${this.size}`);
+    this.counts = array ?? this.own;
+    this.used = 0;
+    this.edges = 0;
+  }
+
+  /** Turn the counts into AFL's buckets where they are (for a bitmap counted into). */
+  bucketInPlace(): void {
+    const counts = this.counts;
+    const touched = this.touched;
+    for (let i = 0; i < this.used; i++) {
+      const id = touched[i];
+      counts[id] = BUCKETS[counts[id]];
+    }
   }
 
   /** Count one hit of edge `id`. */

@@ -308,7 +308,7 @@ export class FastEdgeWalker {
           const counts = this.counts!;
           const pairs = this.pairs;
           for (let i = 1; i < n; i++) {
-            counts.hit(pool[at + n + i - 1]);
+            counts.hit(pool[at + n + i]);
             if (pairs !== null) pairs.add(g.start[pool[at + i - 1]], g.start[pool[at + i]]);
           }
           const last = pool[at + n - 1];
@@ -356,21 +356,26 @@ export class FastEdgeWalker {
     const pool = cache.pool;
     if (counts !== null) {
       const hits = counts.counts;
+      const touched = counts.touched;
+      let used = counts.used;
+      let edges = 0;
       for (let j = 0; j < this.usedCount; j++) {
         const e = list[j];
         const m = uses[e];
         uses[e] = 0;
         const n = cache.listLen[e];
-        const at = cache.listAt[e] + n - 1;
-        counts.edges += m * n;
-        for (let i = 0; i < n; i++) {
-          const id = i === 0 ? cache.firstEdge[e] : pool[at + i];
+        const from = cache.listAt[e] + n;
+        edges += m * n;
+        for (let i = from; i < from + n; i++) {
+          const id = pool[i];
           const c = hits[id];
-          if (c === 0) counts.touched[counts.used++] = id;
+          if (c === 0) touched[used++] = id;
           const sum = c + m;
           hits[id] = sum > 255 ? 255 : sum;
         }
       }
+      counts.used = used;
+      counts.edges += edges;
     }
     this.usedCount = 0;
   }

@@ -59,8 +59,7 @@ export class StepCache {
   /** Start of the entered-block list in {@link pool}, and its length. */
   listAt = new Int32Array(1024);
   listLen = new Int32Array(1024);
-  /** With a list: the edge id from P to its first block, and the last block's loc. */
-  firstEdge = new Int32Array(1024);
+  /** With a list: the last block's loc. */
   lastLoc = new Int32Array(1024);
   /** Start of the return addresses left pushed in {@link pushes}, and their count. */
   pushAt = new Int32Array(1024);
@@ -70,8 +69,8 @@ export class StepCache {
   /** Direct branches taken. */
   directs = new Int32Array(1024);
   /**
-   * Per entry: the entered block ids, then the edge ids between
-   * consecutive ones (listLen - 1 of them).
+   * Per entry: the entered block ids, then as many edge ids: from P to the
+   * first block, then between consecutive ones.
    */
   pool = new Int32Array(4096);
   pushes = new Float64Array(256);
@@ -119,7 +118,7 @@ export class StepCache {
   get bytes(): number {
     return (
       this.used.byteLength + this.moved.byteLength + this.stop.byteLength + this.listAt.byteLength +
-      this.listLen.byteLength + this.firstEdge.byteLength + this.lastLoc.byteLength + this.pushAt.byteLength + this.pushLen.byteLength + this.directs.byteLength +
+      this.listLen.byteLength + this.lastLoc.byteLength + this.pushAt.byteLength + this.pushLen.byteLength + this.directs.byteLength +
       this.pool.byteLength + this.pushes.byteLength + this.keys.byteLength + this.vals.byteLength + this.hashes.byteLength +
       this.scratchIds.byteLength + this.scratchPush.byteLength
     );
@@ -245,16 +244,13 @@ export class StepCache {
     this.listLen[e] = n;
     const mask = this.mask;
     for (let i = 0; i < n; i++) pool[at + i] = ids[i];
-    if (n > 0) {
-      this.firstEdge[e] = ((g.hash[p] & mask) >>> 1) ^ (g.hash[ids[0]] & mask);
-      this.lastLoc[e] = g.hash[ids[n - 1]] & mask;
-    }
-    for (let i = 1; i < n; i++) {
-      const prev = g.hash[ids[i - 1]] & mask;
+    if (n > 0) this.lastLoc[e] = g.hash[ids[n - 1]] & mask;
+    for (let i = 0; i < n; i++) {
+      const prev = g.hash[i === 0 ? p : ids[i - 1]] & mask;
       const cur = g.hash[ids[i]] & mask;
-      pool[at + n + i - 1] = (prev >>> 1) ^ cur;
+      pool[at + n + i] = (prev >>> 1) ^ cur;
     }
-    this.poolUsed = at + (n > 0 ? 2 * n - 1 : 0);
+    this.poolUsed = at + 2 * n;
     if (this.pushUsed + np > this.pushes.length) this.pushes = grow(this.pushes, new Float64Array(Math.max(this.pushes.length * 2, this.pushUsed + np)));
     this.pushAt[e] = this.pushUsed;
     this.pushLen[e] = np;
@@ -273,7 +269,6 @@ export class StepCache {
       this.stop = grow(this.stop, new Int32Array(n));
       this.listAt = grow(this.listAt, new Int32Array(n));
       this.listLen = grow(this.listLen, new Int32Array(n));
-      this.firstEdge = grow(this.firstEdge, new Int32Array(n));
       this.lastLoc = grow(this.lastLoc, new Int32Array(n));
       this.pushAt = grow(this.pushAt, new Int32Array(n));
       this.pushLen = grow(this.pushLen, new Int32Array(n));

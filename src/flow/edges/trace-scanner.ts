@@ -231,13 +231,30 @@ export class TraceScanner {
           continue;
         }
         if (opc !== 0x02) {
-          // TNT-8: bits 7:1 hold the outcomes and a stop bit.
+          // TNT-8: bits 7:1 hold the outcomes and a stop bit. A run of them
+          // (and PADs) is gathered in 32-bit chunks.
           if (!this.enabled || this.pendingAsync || this.pendingMode >= 0) return this.bail('tnt while tracing is off or an event waits');
-          const payload = opc >>> 1;
-          const n = 31 - Math.clz32(payload);
-          this.bits.append(payload & ~(1 << n), n);
+          let acc = 0;
+          let accBits = 0;
+          let n = 0;
+          let p = pos;
+          for (; p < end; p++) {
+            const b = buf[p];
+            if ((b & 1) !== 0 || b === 0x02) break;
+            if (b === 0) continue;
+            const payload = b >>> 1;
+            n = 31 - Math.clz32(payload);
+            if (accBits + n > 32) {
+              this.bits.append(acc, accBits);
+              acc = 0;
+              accBits = 0;
+            }
+            acc = ((acc << n) | (payload & ~(1 << n))) >>> 0;
+            accBits += n;
+          }
+          this.bits.append(acc, accBits);
           this.lastPktBits = n;
-          this.pos = pos + 1;
+          this.pos = p;
           continue;
         }
       } else if ((opc & 3) !== 3) {
