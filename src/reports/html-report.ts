@@ -2,6 +2,11 @@
  * The HTML report: one self-contained file (inline CSS and a small inline
  * script, nothing fetched) that shows one or more {@link ReportModel}s.
  *
+ * Three pictures are inline SVG made here, server-side (svg-*.ts): each
+ * code-reuse chain on the call graph, a strip of trace time with findings,
+ * system calls and gaps, and per-function coverage as a treemap. They need
+ * no script: their tooltips are SVG `<title>`s.
+ *
  * - Readable without JavaScript: all content is in the markup; sections
  *   and findings collapse with <details>/<summary>.
  * - With JavaScript: a filter box hides rows and findings that do not
@@ -14,19 +19,16 @@
 import { createHash } from 'node:crypto';
 import type { GadgetEvidence, InsnEvidence } from '../analyses/finding.js';
 import { longestChain, verdict, type Capped, type ReportFinding, type ReportModel } from './report-model.js';
+import { chainGraphSvg } from './svg-chain.js';
+import { coverageTreemapSvg } from './svg-coverage.js';
+import { escapeHtml, num } from './svg-markup.js';
+import { traceStripSummary, traceStripSvg } from './svg-timeline-strip.js';
+
+export { escapeHtml } from './svg-markup.js';
 
 const VERSION = '0.1.0';
 
-/** Escape text for HTML element content and quoted attribute values. */
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === '"' ? '&quot;' : '&#39;'));
-}
-
 const e = escapeHtml;
-
-function num(n: number): string {
-  return n.toLocaleString('en-US');
-}
 
 function pct(a: number, b: number): string {
   return b === 0 ? '–' : `${((100 * a) / b).toFixed(1)}%`;
@@ -87,6 +89,23 @@ ul.cols{columns:3 280px;font-family:ui-monospace,Menlo,Consolas,monospace;font-s
 .card b{display:block;font-size:20px}
 .card span{color:var(--mute);font-size:12px}
 nav.runs .sev{min-width:0}
+figure.pic{margin:8px 0 12px;overflow-x:auto}
+figure.pic figcaption{color:var(--mute);font-size:12.5px;margin-top:4px}
+svg.pic{display:block;max-width:100%;height:auto;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+svg.pic text{font-size:11px;fill:var(--fg)}
+svg.pic text.lane{font-family:system-ui,sans-serif;font-size:12px;fill:var(--mute)}
+svg.pic text.tick{font-size:10.5px;fill:var(--mute)}
+svg.pic text.fn{font-size:12px;font-weight:600}
+svg.pic text.sub{font-size:10.5px;fill:var(--mute)}
+svg.pic text.step{font-size:10.5px;font-weight:700;fill:#d92d20}
+svg.pic text.edge-label{font-family:system-ui,sans-serif;font-size:11.5px;font-weight:700}
+svg.pic text.edge-label.hijack{fill:var(--high)}
+svg.pic text.edge-label.expected{fill:var(--ok)}
+svg.pic text.tile{font-size:10.5px}
+svg.pic text.tile.light{fill:#fff}
+svg.pic g.node:hover rect,svg.pic g.tile:hover rect{stroke-width:2.5}
+.key{display:inline-flex;align-items:center;gap:4px;margin-right:12px;white-space:nowrap}
+.key i{display:inline-block;width:12px;height:10px;border-radius:2px}
 footer{color:var(--mute);padding:12px 24px;border-top:1px solid var(--line)}
 `;
 
@@ -132,11 +151,28 @@ function gadgetRow(g: GadgetEvidence, i: number): string {
   );
 }
 
+/** A colour key entry (the colour is one of ours, never from the data). */
+function key(color: string, label: string): string {
+  return `<span class="key"><i style="background:${color}"></i>${e(label)}</span>`;
+}
+
+function chainPicture(f: ReportFinding): string {
+  const g = f.graph;
+  if (g === null || g.nodes.length === 0) return '';
+  const more = g.nodesTotal > g.nodes.length ? ` ${num(g.nodesTotal - g.nodes.length)} more functions are not drawn.` : '';
+  return (
+    `<figure class="pic chain-pic">${chainGraphSvg(g, `${f.detector}/${f.kind}: the chain of ${num(f.chainTotal)} gadgets on the call graph`)}` +
+    `<figcaption>${key('#98a2b3', 'recent calls')}${key('#b42318', '✕ hijacked return')}${key('#d92d20', 'gadget steps (numbered)')}` +
+    `${key('#067647', 'expected return')}${key('#c0c6cf', 'static call edge')} · blocks: ${key('#32d583', 'ran')}${key('#d0d5dd', 'never ran')}${key('#d92d20', 'gadget')}${e(more)}</figcaption></figure>`
+  );
+}
+
 function chainBlock(f: ReportFinding, heading: string): string {
   if (f.chain === null || f.chain.length === 0) return '';
   const more = f.chainTotal > f.chain.length ? `<p class="cap">… ${num(f.chainTotal - f.chain.length)} more gadgets not shown.</p>` : '';
   return (
     `<div class="chain"><strong>${e(heading)}</strong> <span class="mute">(${num(f.chainTotal)} gadget${f.chainTotal === 1 ? '' : 's'})</span>` +
+    chainPicture(f) +
     `<table><tr><th>#</th><th>gadget</th><th>instructions</th><th>symbol</th><th>entered by</th></tr>${f.chain.map(gadgetRow).join('')}</table>${more}</div>`
   );
 }
@@ -192,6 +228,15 @@ function statCards(m: ReportModel): string {
   return `<div class="cards">${cards.map(([k, v]) => `<div class="card"><b>${v}</b><span>${e(k)}</span></div>`).join('')}</div>`;
 }
 
+function stripFigure(m: ReportModel): string {
+  const svg = traceStripSvg(m);
+  if (svg === '') return '';
+  return (
+    `<figure class="pic strip-pic">${svg}<figcaption>${key('#b42318', 'finding (high)')}${key('#b54708', 'medium')}${key('#1849a9', 'instructions (log scale)')}` +
+    `${key('#7a5af8', 'system calls')}${key('#98a2b3', 'tracing disabled')}${key('#f79009', 'overflow')}${key('#d92d20', 'decode error')}<br>${e(traceStripSummary(m))}</figcaption></figure>`
+  );
+}
+
 function summaryTable(m: ReportModel): string {
   const rows: [string, string][] = [];
   if (m.program) {
@@ -204,7 +249,7 @@ function summaryTable(m: ReportModel): string {
   rows.push(['gaps', `${num(m.trace.gaps)} <span class="mute">(tracing off, e.g. system calls in a user-only trace; overflows; errors)</span>`]);
   rows.push(['decode errors', num(m.trace.decodeErrors)]);
   rows.push(['detectors', m.detectors.map((d) => `${e(d.name)} (${num(d.findings)})`).join(', ')]);
-  return statCards(m) + `<table class="kv">${rows.map(([k, v]) => `<tr><th>${e(k)}</th><td>${v}</td></tr>`).join('')}</table>`;
+  return statCards(m) + stripFigure(m) + `<table class="kv">${rows.map(([k, v]) => `<tr><th>${e(k)}</th><td>${v}</td></tr>`).join('')}</table>`;
 }
 
 function findingsSection(m: ReportModel, id: string): string {
@@ -254,8 +299,18 @@ function dormantSection(m: ReportModel, id: string): string {
   );
 }
 
+function treemapFigure(c: ReportModel['coverage'][number], id: string): string {
+  const svg = coverageTreemapSvg(c, id);
+  if (svg === '') return '';
+  const rest = c.rest.functions > 0 ? ` The ${num(c.rest.functions)} smallest functions that never ran share the hatched tile.` : '';
+  return (
+    `<figure class="pic treemap-pic">${svg}<figcaption>Each function is a tile sized by its static blocks; those that ran are left of the line: ${key('#eef1f5', 'never ran')}${key('rgb(209,250,223)', 'few blocks ran')}${key('rgb(6,118,71)', 'all blocks ran')}${e(rest)}</figcaption></figure>`
+  );
+}
+
 function coverageSection(m: ReportModel, id: string): string {
   const parts: string[] = [];
+  let k = 0;
   for (const c of m.coverage) {
     if (c.unavailable !== null) {
       parts.push(`<h3>${e(c.module)}</h3><p class="mute">No static CFG: ${e(c.unavailable)}</p>`);
@@ -274,6 +329,7 @@ function coverageSection(m: ReportModel, id: string): string {
         `${num(c.functionsRan)} of ${num(c.functions)} functions ran (${pct(c.functionsRan, c.functions)}); ${num(c.blocksRan)} of ${num(c.blocks)} blocks (${pct(c.blocksRan, c.blocks)})` +
         (c.blocksOutsideCfg > 0 ? `; <strong>${num(c.blocksOutsideCfg)} executed blocks start outside the static CFG</strong> (misaligned gadgets, generated code)` : '') +
         `</p>` +
+        treemapFigure(c, `${id}-cov-${k++}`) +
         `<details><summary>Functions that ran (${num(c.ran.total)})</summary>${capNote(c.ran, 'functions')}<table><tr><th>function</th><th>entry</th><th>blocks ran</th><th>entries</th></tr>${ran}</table></details>` +
         `<details><summary>Functions that never ran (${num(c.neverRan.total)})</summary>${capNote(c.neverRan, 'functions')}<ul class="cols">${never}</ul></details>`,
     );

@@ -9,11 +9,16 @@
  * function (static CFG blocks that ran vs never ran), dormant-code triggers
  * when a dormant-code analysis provides them, and a timeline of calls.
  *
+ * It also holds what the report's pictures draw: for each code-reuse
+ * finding, its chain on the call graph (chain-graph.ts); a strip of trace
+ * offsets with instructions, system calls, gaps and findings per slice
+ * (trace-strip.ts); and per module, the functions as coverage tiles.
+ *
  * Every list is capped ({@link ReportLimits}) and carries its full count,
  * so a trace of billions of instructions still gives a report of a few MB.
  *
  * Building decodes the trace twice: once inside analyzeTrace (the
- * detectors) and once here for coverage and calls.
+ * detectors) and once here for coverage, calls and the trace strip.
  */
 import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
 import { insnDecoderFor, traceInputs, type TraceInput } from '../analyses/trace-input.js';
@@ -22,7 +27,10 @@ import { hexAddress } from '../analyses/finding.js';
 import { ControlFlowWalker, type FlowConsumer, type FlowStats } from '../flow/control-flow.js';
 import type { ExitInfo } from '../sources/model/recording.js';
 import { importBundle } from '../sources/import/bundle-import.js';
+import type { InsnDecoder } from '../flow/insn-decoder.js';
+import { buildChainGraph, StaticBlocksRan, type ChainGraph } from './chain-graph.js';
 import { CallTimeline } from './chrome-trace.js';
+import { TraceStrip, type TraceStripData } from './trace-strip.js';
 import { ExecutedBlocks, functionCoverage, type FunctionCoverage, type ModuleCoverage } from './drcov.js';
 
 export const REPORT_FORMAT = 'ptscope-report';
@@ -41,6 +49,12 @@ export interface ReportLimits {
   /** Calls in the timeline list. */
   calls: number;
   dormantTriggers: number;
+  /** Findings that get a chain picture (those with a gadget chain, in order). */
+  chainGraphs: number;
+  /** Slices of the trace strip. */
+  stripBins: number;
+  /** Function tiles per module in the coverage picture (the rest is one tile). */
+  coverageTiles: number;
 }
 
 export const DEFAULT_LIMITS: ReportLimits = {
@@ -51,6 +65,9 @@ export const DEFAULT_LIMITS: ReportLimits = {
   neverRanPerModule: 3000,
   calls: 2000,
   dormantTriggers: 200,
+  chainGraphs: 16,
+  stripBins: 240,
+  coverageTiles: 300,
 };
 
 /** A capped list: `items` are the first ones kept, `total` how many there were. */
@@ -63,8 +80,12 @@ function cap<T>(list: readonly T[], n: number): Capped<T> {
   return { items: list.slice(0, Math.max(0, n)), total: list.length };
 }
 
-/** A finding as shown: its chain capped, `chainTotal` the full chain length. */
-export type ReportFinding = Finding & { chainTotal: number };
+/**
+ * A finding as shown: its chain capped, `chainTotal` the full chain length,
+ * and for a code-reuse chain, the chain on the call graph (null: none, or
+ * beyond {@link ReportLimits.chainGraphs}).
+ */
+export type ReportFinding = Finding & { chainTotal: number; graph: ChainGraph | null };
 
 /**
  * A dormant-code trigger: code that did not run in this trace, and the
@@ -106,6 +127,14 @@ export interface ReportModule {
   hasCfg: boolean;
 }
 
+/** One function of the coverage picture: its size and how much of it ran. */
+export interface CoverageTile {
+  name: string;
+  address: string;
+  blocks: number;
+  blocksRan: number;
+}
+
 /** Coverage of one module as shown: function lists capped. */
 export interface ReportCoverage {
   module: string;
@@ -119,6 +148,13 @@ export interface ReportCoverage {
   ran: Capped<FunctionCoverage>;
   /** Functions that never ran, by address. */
   neverRan: Capped<{ name: string; address: string }>;
+  /**
+   * The coverage picture: functions that ran (most blocks first), then the
+   * largest that never ran, up to {@link ReportLimits.coverageTiles}; `rest`
+   * sums the functions left out.
+   */
+  tiles: CoverageTile[];
+  rest: { functions: number; blocks: number; blocksRan: number };
 }
 
 export interface ReportCall {
@@ -160,6 +196,8 @@ export interface ReportModel {
     unmatchedReturns: number;
     maxDepth: number;
   };
+  /** Where instructions, system calls, gaps and findings fall along the trace. */
+  strip: TraceStripData;
   /** null: no dormant-code analysis was attached. */
   dormant: DormantSection | null;
   /** Notes about the input and the recording (warnings, unloadable images). */
@@ -190,8 +228,7 @@ export interface ReportOptions {
  * progress sink, the decoder's trace offset is reported every few thousand
  * transfers.
  */
-export function walkTrace(input: TraceInput, consumers: FlowConsumer[], progress?: ProgressSink, phase = 'decode'): FlowStats {
-  const decoder = insnDecoderFor(input);
+export function walkTrace(input: TraceInput, consumers: FlowConsumer[], progress?: ProgressSink, phase = 'decode', decoder: InsnDecoder = insnDecoderFor(input)): FlowStats {
   const all = [...consumers];
   const size = input.stream.size;
   if (progress) {
@@ -209,6 +246,21 @@ export function walkTrace(input: TraceInput, consumers: FlowConsumer[], progress
   const stats = new ControlFlowWalker(decoder, all).run();
   progress?.done();
   return stats;
+}
+
+/** The coverage picture's tiles: functions that ran first, then the largest that never ran. */
+function coverageTiles(c: ModuleCoverage, max: number): { tiles: CoverageTile[]; rest: ReportCoverage['rest'] } {
+  const ran = c.list.filter((f) => f.blocksRan > 0).sort((a, b) => b.blocks - a.blocks);
+  const never = c.list.filter((f) => f.blocksRan === 0).sort((a, b) => b.blocks - a.blocks);
+  const all = [...ran, ...never].filter((f) => f.blocks > 0);
+  const kept = all.slice(0, Math.max(0, max));
+  const rest = { functions: 0, blocks: 0, blocksRan: 0 };
+  for (const f of all.slice(kept.length)) {
+    rest.functions++;
+    rest.blocks += f.blocks;
+    rest.blocksRan += f.blocksRan;
+  }
+  return { tiles: kept.map((f) => ({ name: f.name, address: f.address, blocks: f.blocks, blocksRan: f.blocksRan })), rest };
 }
 
 function outcome(exit: ExitInfo | null): string {
@@ -230,7 +282,10 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
   const blocks = new ExecutedBlocks();
   // Begin and end events both count against the cap: room for `calls` calls.
   const timeline = new CallTimeline(limits.calls * 2 + 64);
-  walkTrace(input, [blocks, timeline], progress, 'coverage');
+  const decoder = insnDecoderFor(input);
+  const strip = new TraceStrip(decoder, input.stream.size, limits.stripBins);
+  walkTrace(input, [blocks, timeline, strip], progress, 'coverage', decoder);
+  strip.addFindings(result.findings);
 
   const originals = new Map<string, string>();
   for (const m of input.stream.mappings) originals.set(m.file, m.originalPath);
@@ -257,6 +312,7 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
       blocksOutsideCfg: c.blocksOutsideCfg,
       ran: cap(ran, limits.functionsPerModule),
       neverRan: cap(never, limits.neverRanPerModule),
+      ...coverageTiles(c, limits.coverageTiles),
     };
   });
 
@@ -270,11 +326,14 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
     targetSymbol: sym(c.target),
   }));
 
-  const findings: ReportFinding[] = result.findings.slice(0, limits.findings).map((f) => ({
-    ...f,
-    chain: f.chain === null ? null : f.chain.slice(0, limits.chainGadgets),
-    chainTotal: f.chain?.length ?? 0,
-  }));
+  const staticRan = new StaticBlocksRan(blocks, input.modules);
+  let graphs = 0;
+  const findings: ReportFinding[] = result.findings.slice(0, limits.findings).map((f) => {
+    const chain = f.chain === null ? null : f.chain.slice(0, limits.chainGadgets);
+    const graph = chain !== null && chain.length > 0 && graphs < limits.chainGraphs ? buildChainGraph({ ...f, chain }, input.modules, staticRan) : null;
+    if (graph !== null) graphs++;
+    return { ...f, chain, chainTotal: f.chain?.length ?? 0, graph };
+  });
   const severityCounts = { high: 0, medium: 0, low: 0 };
   for (const f of result.findings) severityCounts[f.severity]++;
 
@@ -309,6 +368,7 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
       unmatchedReturns: timeline.unmatchedReturns,
       maxDepth: timeline.maxDepth,
     },
+    strip: strip.data(),
     dormant: dormant === null ? null : { ...dormant, triggers: { items: dormant.triggers.items.slice(0, limits.dormantTriggers), total: dormant.triggers.total } },
     notes,
   };

@@ -1,11 +1,12 @@
 /**
  * Where an address is in the program: module, symbol+offset (ELF symbol
- * tables) and source file:line (`addr2line` from binutils, for modules
- * with DWARF line info). The main executable is the recorded program; the
- * other modules are libraries, whose instructions are charged to the call
- * site in the main executable when naming a root cause.
+ * tables) and source file:line (the module's DWARF line table, read in
+ * process by src/flow/dwarf; no external tool). The main executable is the
+ * recorded program; the other modules are libraries, whose instructions are
+ * charged to the call site in the main executable when naming a root cause.
  */
-import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { LineTable } from '../../flow/dwarf/line-table.js';
 import { ElfFile, PT_LOAD } from '../../flow/elf.js';
 import type { ImageMapping } from '../../sources/model/recording.js';
 
@@ -32,6 +33,8 @@ export interface CodeLocation {
 export class CodeLocations {
   readonly modules: ModuleRange[] = [];
   private readonly lineCache = new Map<number, string | null>();
+  /** Line tables by file, built on the first lookup in that file. */
+  private readonly lineTables = new Map<string, LineTable | null>();
 
   constructor(mappings: readonly ImageMapping[], programPath: string | null) {
     const byFile = new Map<string, ElfFile | null>();
@@ -78,16 +81,26 @@ export class CodeLocations {
     return { module: m.path.slice(m.path.lastIndexOf('/') + 1), symbol, line: this.line(ip, m), inMain: m.isMain };
   }
 
+  /** `file:line` of run-time `ip`, or null without a line (no DWARF, or compiler-generated code: line 0). */
   private line(ip: number, m: ModuleRange): string | null {
     if (this.lineCache.has(ip)) return this.lineCache.get(ip)!;
-    let out: string | null = null;
-    const r = spawnSync('addr2line', ['-e', m.file, '0x' + (ip - m.bias).toString(16)], { encoding: 'utf8', timeout: 10_000 });
-    if (!r.error && r.status === 0) {
-      const text = r.stdout.trim().split('\n')[0] ?? '';
-      const cleaned = text.replace(/ \(discriminator \d+\)$/, '');
-      if (cleaned && !cleaned.startsWith('??')) out = cleaned;
+    let table = this.lineTables.get(m.file);
+    if (table === undefined) {
+      table = m.elf === null ? null : lineTableOf(m.file, m.elf);
+      this.lineTables.set(m.file, table);
     }
+    const hit = table?.lookup(ip - m.bias) ?? null;
+    const out = hit === null || hit.line === 0 ? null : `${hit.file}:${hit.line}`;
     this.lineCache.set(ip, out);
     return out;
+  }
+}
+
+/** The line table of an ELF file (read again: the bytes are not kept for modules never asked about), or null. */
+function lineTableOf(path: string, elf: ElfFile): LineTable | null {
+  try {
+    return LineTable.fromElf(readFileSync(path), elf);
+  } catch {
+    return null;
   }
 }

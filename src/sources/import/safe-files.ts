@@ -22,7 +22,7 @@ export class InputError extends Error {
 /** Limits on what an input may make ptscope read or build. */
 export const INPUT_LIMITS = {
   /** manifest.json and other JSON inputs. */
-  jsonBytes: 16 << 20,
+  jsonBytes: 8 << 20,
   /** Image entries in one manifest. */
   images: 4096,
   /** Trace streams in one recording. */
