@@ -106,4 +106,13 @@ export const SAMPLE_INPUTS: readonly string[] = [
   '"just a string with \\t escapes \\\\ and \\/ slashes"',
   '{"tags": [' + Array.from({ length: 40 }, (_, i) => `"t${i}"`).join(', ') + '], "version": 12}',
   '{"deep": ' + '['.repeat(20) + ']'.repeat(20) + ', "k": null}',
+  // Larger documents, up to the target's 4 KiB limit.
+  JSON.stringify({
+    version: 7,
+    name: 'service "alpha"\n',
+    tags: ['x', 'y\t', 'z/\\'],
+    limits: { cpu: 4, mem: 2048, ratio: 0.75, burst: -1e3 },
+    routes: Array.from({ length: 12 }, (_, i) => ({ path: `/api/v${i}/items`, methods: ['GET', 'PUT'], timeout: i * 250, cache: i % 2 === 0, owner: null })),
+  }, null, 2),
+  JSON.stringify(Array.from({ length: 40 }, (_, i) => ({ id: i, ok: i % 3 !== 0, score: (i * 37) % 101 / 7, label: `item-${i}\u00e9` }))),
 ];
