@@ -25,7 +25,7 @@
  *
  * ## How
  * The fast path (fast-edges.ts) reads the packets itself and walks a
- * precomputed block graph with a (block, next 8 TNT bits) cache, as
+ * precomputed block graph with a (block, next 16 TNT bits) cache, as
  * libxdc does. It handles what fuzzing traces contain; for anything else —
  * an unusual packet or event, a decode error, code that is not 64-bit — it
  * gives up before reporting anything and the trace is decoded by the

@@ -1,6 +1,6 @@
 /**
  * The edge decoder's fast path: walks the {@link BlockGraph} with the TNT
- * bits and tokens of a {@link TraceScanner}, crossing up to eight
+ * bits and tokens of a {@link TraceScanner}, crossing up to sixteen
  * conditional branches per {@link StepCache} lookup, and counts each block
  * entry as an AFL edge — without decoding or materialising instructions.
  *
@@ -47,6 +47,12 @@ import { Tok, TraceScanner } from './trace-scanner.js';
  * (libipt's decoder fails after 2^24; the exact decoder then reports it).
  */
 const MAX_DIRECTS_WITHOUT_TRACE = 1 << 20;
+
+/**
+ * Blocks the shared graph may hold before a decode starts it afresh (a
+ * trace can send the flow to any mapped address; this bounds the memory).
+ */
+const MAX_GRAPH_BLOCKS = 1 << 22;
 
 /** Counters of one or more runs. */
 export interface FastStats {
@@ -124,7 +130,7 @@ export class FastEdgeWalker {
     this.boundary = true;
     this.retstack.reset();
     const g = this.graph;
-    if (g.stale) g.clear();
+    if (g.stale || g.size > MAX_GRAPH_BLOCKS) g.clear();
     if (this.cache.graphGeneration !== g.generation) {
       this.cache.clear();
       this.cache.graphGeneration = g.generation;
@@ -195,7 +201,7 @@ export class FastEdgeWalker {
       if (id < 0) id = this.id = g.lookup(this.ip);
       const avail = bits.size;
       if (avail > 0) {
-        // A cached step over up to eight conditional branches.
+        // A cached step over up to sixteen conditional branches.
         const max = cache.stepBits;
         const k = avail < max ? avail : max;
         const e = cache.get(id, k, bits.peek(k));

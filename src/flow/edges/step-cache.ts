@@ -1,7 +1,7 @@
 /**
  * The edge decoder's cache (libxdc's idea): for a block and the next k ≤ 16
  * TNT bits, where the flow goes and which blocks it enters on the way, so
- * that a warm decode crosses up to eight conditional branches, and the
+ * that a warm decode crosses up to sixteen conditional branches, and the
  * direct jumps and calls between them, with one lookup.
  *
  * Key: (block id, k, the k bits), packed as `id * 2^17 + (1 << k | bits)`

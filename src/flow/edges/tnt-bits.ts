@@ -6,7 +6,7 @@
  * sequence while no other event comes between them).
  *
  * Bits are packed most significant first into 32-bit words, so reading the
- * next k (≤ 8) bits as a number — the edge cache's key — is a shift and a
+ * next k (≤ 16) bits as a number — the edge cache's key — is a shift and a
  * mask. The buffer starts over whenever it runs empty and grows only if a
  * trace holds a very long run of TNT packets with nothing in between.
  */
