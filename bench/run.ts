@@ -32,6 +32,7 @@ import { ByteSourceCache } from '../src/flow/section.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { benchAnalyze } from '../src/analyses/analyze.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
+import { edgesBench } from './edges.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
 const ROOT = (() => {
@@ -365,7 +366,7 @@ const analyzeBench: Bench = {
 // ---------------------------------------------------------------------------
 // Registry: add further sections here.
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench, analyzeBench];
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, analyzeBench, edgesBench];
 
 function main(): void {
   const wanted = process.argv.slice(2);

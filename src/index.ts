@@ -35,6 +35,11 @@ export { InsnDecoder, type FlowFlags } from './flow/insn-decoder.js';
 export { Block, BlockDecoder } from './flow/block-decoder.js';
 export { ControlFlowWalker, TransferKind, GapKind, type FlowConsumer, type FlowStats } from './flow/control-flow.js';
 
+// Edge coverage for fuzzers.
+export { EdgeCoverage, fastPathUnavailable, type EdgeCoverageOptions, type EdgeCoverageStats, type DecodePath } from './flow/edges/edge-coverage.js';
+export { AFL_MAP_SIZE, EdgeCounts, aflBucket, showmapClass, blockHash, edgeId, bitmapFnv1a64 } from './flow/edges/edge-map.js';
+export { EdgePairs } from './flow/edges/edge-pairs.js';
+
 // Inputs: every format becomes one Recording model.
 export type { Recording, TraceStream, RecordedProcess, RecordedThread, ImageMapping, ProgramInfo, ExitInfo, RecordingFormat } from './sources/model/recording.js';
 export { primaryStream, streamTitle } from './sources/model/recording.js';

@@ -11,12 +11,15 @@ import { asInputError, defineCommand, integer, openInput, parseCommand, withInpu
 import { Option } from 'commander';
 import { CliError, type LineWriter } from './output.js';
 import { createProgress } from './progress.js';
+import { runEdgeCoverage, type EdgeFormat } from './coverage-edges.js';
 
 export function coverageCommand() {
   return withInputOptions(
     defineCommand('coverage', 'Which code a trace executed, as a drcov log (DynamoRIO drcov version 2, for Lighthouse, bncov and other drcov readers; blocks are the dynamic blocks the trace ran) or per module and function: blocks that ran of the static CFG\'s blocks, and functions that never ran (text or JSON).')
       .argument('<input>', 'a bundle directory, a perf.data, or a raw trace (with --raw/--elf)')
-      .addOption(new Option('--format <f>', 'output format').choices(['drcov', 'text', 'json']).default('text'))
+      .addOption(new Option('--format <f>', 'output format (default text; with --edges: showmap)').choices(['drcov', 'text', 'json', 'afl', 'showmap']))
+      .option('--edges', 'AFL edge coverage: the edge bitmap a fuzzer keeps (formats afl, showmap, json, drcov)')
+      .option('--map-size <n>', 'with --edges: bitmap size, a power of two', integer(256, 1 << 24), 65536)
       .option('-o, --output <file>', 'write to FILE (required for drcov; default stdout otherwise)')
       .addOption(new Option('--drcov-table <n>', 'drcov module table version').choices(['2', '3', '4']).default('2'))
       .option('--limit <n>', 'functions listed per module in text (0: all)', integer(0), 50)
@@ -26,16 +29,26 @@ export function coverageCommand() {
 Streams of several threads of one process are merged; each distinct address
 space (process image) is reported on its own.
 
+With --edges: edges between basic blocks, hashed into an AFL map as AFL does
+(prev_loc >> 1 ^ cur_loc, with a block's loc a hash of its address) and
+bucketed as afl-fuzz does: afl writes the bitmap (binary), showmap prints
+afl-showmap's id:class lines, json lists every edge by address with its
+count, drcov lists each block once per time it was entered.
+
 exit status: 0 ok, 2 usage or input error.
 
 examples:
   ptscope coverage demo/rop_stack.benign --format drcov -o benign.drcov
   ptscope coverage demo/rop_stack.exploit --limit 0
-  ptscope coverage app.ptscope --json | jq '.modules[0].functionsRan'`);
+  ptscope coverage app.ptscope --json | jq '.modules[0].functionsRan'
+  ptscope coverage --edges --format afl -o map.bin app.ptscope
+  ptscope coverage --edges trace.pt --raw code.bin:0x400000 --cpu 6/158`);
 }
 
 interface CoverageCliOptions extends InputOptions {
-  format: 'drcov' | 'text' | 'json';
+  format?: 'drcov' | 'text' | 'json' | 'afl' | 'showmap';
+  edges?: boolean;
+  mapSize: number;
   output?: string;
   drcovTable: '2' | '3' | '4';
   limit: number;
@@ -48,7 +61,18 @@ export function runCoverageCommand(args: string[], out: LineWriter): number {
   const { help, opts: o, args: operands } = parseCommand<CoverageCliOptions>(coverageCommand(), args, out);
   if (help) return 0;
   const source = operands[0]!;
-  const format = o.json ? 'json' : o.format;
+  if (o.edges) {
+    const f = o.json ? 'json' : o.format ?? 'showmap';
+    if (f === 'text') throw new CliError('--edges: the formats are afl, showmap, json and drcov.');
+    const recording = openInput(source, o);
+    try {
+      return runEdgeCoverage(source, asInputError(() => traceInputs(recording)), { format: f as EdgeFormat, output: o.output ?? null, mapSize: o.mapSize }, out);
+    } finally {
+      recording.close();
+    }
+  }
+  const format = o.json ? 'json' : o.format ?? 'text';
+  if (format === 'afl' || format === 'showmap') throw new CliError(`--format ${format} is for --edges.`);
   const output = o.output ?? null;
   const table = Number(o.drcovTable) as DrcovTableVersion;
   const limit = o.limit;
