@@ -20,7 +20,7 @@ import { EventType, PtEvent } from '../../events/event.js';
 import { Status } from '../../events/status.js';
 import { Block, BlockDecoder } from '../block-decoder.js';
 import type { Image } from '../image.js';
-import { InsnClass } from '../instruction.js';
+import { InsnClass, InstructionInfo } from '../instruction.js';
 import { blockHash, type EdgeCounts } from './edge-map.js';
 import type { EdgePairs } from './edge-pairs.js';
 
@@ -54,6 +54,7 @@ export function exactEdges(
   });
   const mask = counts.mask;
   const block = new Block();
+  const last = new InstructionInfo();
   const ev = new PtEvent();
   const stats: ExactStats = { instructions: 0, errors: 0 };
   let curLoc = 0;
@@ -93,8 +94,9 @@ export function exactEdges(
     if (status < 0) continue;
     if ((status & Status.Eos) !== 0) break;
     status = dec.next(block);
-    const failedLast = status < 0 && block.lastFailed;
-    const ran = failedLast ? block.ninsn - 1 : block.ninsn;
+    // A failing instruction ran (libipt counts it), but where it went is unknown.
+    const failedLast = status < 0;
+    const ran = block.ninsn;
     if (ran > 0) {
       stats.instructions += ran;
       if (boundary) {
@@ -106,7 +108,9 @@ export function exactEdges(
         curAddr = addr;
         boundary = false;
       }
-      const c = block.iclass;
+      let c = block.iclass;
+      // The block cache may leave the class unknown: look at the instruction.
+      if (c === InsnClass.Unknown && !failedLast) c = block.lastInsn(last) < 0 ? InsnClass.Unknown : last.iclass;
       if (!failedLast && c !== InsnClass.Other && c !== InsnClass.Ptwrite && c !== InsnClass.Unknown) boundary = true;
     }
     if (status < 0) {

@@ -31,7 +31,7 @@ import { PacketDecoder } from '../../packets/decoder.js';
 import { ErrorCode } from '../../packets/errors.js';
 import { IP_PAYLOAD_SIZE, PACKET_NAMES, PacketType } from '../../packets/packet-type.js';
 import { Packet } from '../../packets/packet.js';
-import { execModeOf } from '../../events/event-decoder.js';
+import { execModeOf } from '../../packets/exec-mode.js';
 import { Timing } from '../../events/time.js';
 import { ExecMode } from '../instruction.js';
 import { TntBits } from './tnt-bits.js';
