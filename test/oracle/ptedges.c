@@ -25,7 +25,9 @@
  * counts edge (loc(prev) >> 1) ^ loc(cur), loc being the MurmurHash3
  * finalizer of the block address masked to the map size, loc(none) = 0;
  * there is no `prev` after the start, an overflow or a decode error (then
- * decoding goes on at the next PSB). Counts are exact and bucketed as
+ * decoding goes on at the next PSB). An instruction that libipt decodes
+ * and then fails on (its branch has no trace) ran, as ptxed shows it, but
+ * ends no block. Counts are exact and bucketed as
  * afl-fuzz does (1, 2, 3, 4-7, 8-15, 16-31, 32-127, 128+).
  *
  * A raw image SPEC is FILE[:FROM[-TO]]:ADDR (ptxed's syntax).
@@ -339,7 +341,12 @@ static void run_edges(const struct pt_config *config, struct pt_image *image,
 			}
 
 			status = pt_insn_next(decoder, &insn, sizeof(insn));
-			if (status < 0)
+			/* An instruction that fails after it was decoded (no
+			 * trace for it, the trace ends) is still given with
+			 * its class and ran, as ptxed prints it; one that
+			 * could not be decoded has class ptic_error.
+			 */
+			if (status < 0 && insn.iclass == ptic_error)
 				break;
 
 			if (st.boundary) {
@@ -349,6 +356,9 @@ static void run_edges(const struct pt_config *config, struct pt_image *image,
 				st.prev = cur;
 				st.boundary = 0;
 			}
+			/* Where a failing instruction went is unknown. */
+			if (status < 0)
+				break;
 			if (insn.iclass != ptic_other &&
 			    insn.iclass != ptic_ptwrite)
 				st.boundary = 1;

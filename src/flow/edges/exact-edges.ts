@@ -2,16 +2,26 @@
  * Edges from the exact block decoder: the definition the edge decoder is
  * held to, and its fallback for traces the fast path does not handle.
  *
- * It drives a {@link BlockDecoder} whose blocks end at every branch over the
- * whole trace as ptxed does (after an error: on at the next PSB) and turns
- * its blocks and events into edges (see edge-coverage.ts):
+ * It drives a {@link BlockDecoder} in libipt's default mode over the whole
+ * trace as ptxed does (after an error: on at the next PSB) and turns its
+ * blocks and events into edges (see edge-coverage.ts). A decoder block may
+ * go through direct calls and jumps; those are found by decoding its
+ * instructions. (Asking the decoder to end blocks there instead, libipt's
+ * end_on_call/end_on_jump, is not the same flow: libipt's SKL014 binding of
+ * a TIP.PGD without IP then stops at the first direct branch that stays in
+ * the filter region and reports the disable there, so the instructions up
+ * to the branch that really left the region go missing; the instruction
+ * decoder and ptxed's default block decoder run them.)
+ *
+ * The rules:
  * - a block starts at the first instruction that runs after a branch
  *   instruction, an asynchronous branch, a tracing enable, an overflow, or
  *   the start of decoding (a block the decoder splits for an event, a
  *   section change or its size limit goes on);
  * - each block start makes an edge from the previous block's start; after
  *   an overflow or a decode error there is none (AFL's `prev_loc = 0`);
- * - an instruction that failed does not count as run.
+ * - an instruction that failed counts as run (libipt counts it in the
+ *   block) but ends no block: where it went is unknown.
  */
 import type { DecoderConfig } from '../../packets/config.js';
 import { PacketDecoder } from '../../packets/decoder.js';
@@ -20,7 +30,8 @@ import { EventType, PtEvent } from '../../events/event.js';
 import { Status } from '../../events/status.js';
 import { Block, BlockDecoder } from '../block-decoder.js';
 import type { Image } from '../image.js';
-import { InsnClass, InstructionInfo } from '../instruction.js';
+import { instructionDecoderFor } from '../instruction-decoder.js';
+import { InsnClass, InstructionInfo, insnNextIp } from '../instruction.js';
 import { blockHash, type EdgeCounts } from './edge-map.js';
 import type { EdgePairs } from './edge-pairs.js';
 
@@ -49,12 +60,13 @@ export function exactEdges(
     enableTickEvents: config.flags.enableTickEvents,
     keepTcalOnOvf: config.flags.keepTcalOnOvf,
     enableIflags: config.flags.enableIflagsEvents,
-    endOnCall: true,
-    endOnJump: true,
+    endOnCall: false,
+    endOnJump: false,
   });
+  const idec = instructionDecoderFor(image);
+  const insn = new InstructionInfo();
   const mask = counts.mask;
   const block = new Block();
-  const last = new InstructionInfo();
   const ev = new PtEvent();
   const stats: ExactStats = { instructions: 0, errors: 0 };
   let curLoc = 0;
@@ -93,24 +105,33 @@ export function exactEdges(
     }
     if (status < 0) continue;
     if ((status & Status.Eos) !== 0) break;
+    const asid = dec.asid;
     status = dec.next(block);
     // A failing instruction ran (libipt counts it), but where it went is unknown.
     const failedLast = status < 0;
-    const ran = block.ninsn;
-    if (ran > 0) {
-      stats.instructions += ran;
-      if (boundary) {
-        const addr = block.ip;
-        const loc = blockHash(addr) & mask;
-        counts.hit((curLoc >>> 1) ^ loc);
-        if (pairs !== null) pairs.add(curAddr, addr);
-        curLoc = loc;
-        curAddr = addr;
-        boundary = false;
+    const n = block.ninsn;
+    if (n > 0) {
+      stats.instructions += n;
+      let ip = block.ip;
+      for (let k = 0; ; k++) {
+        if (boundary) {
+          const loc = blockHash(ip) & mask;
+          counts.hit((curLoc >>> 1) ^ loc);
+          if (pairs !== null) pairs.add(curAddr, ip);
+          curLoc = loc;
+          curAddr = ip;
+          boundary = false;
+        }
+        if (k === n - 1) break;
+        // Inside a block every instruction ran and led on without trace:
+        // a branch here is a direct call or jump.
+        if (idec.decode(insn, ip, block.mode, asid) < 0) throw new Error(`exactEdges: no instruction at ${ip} inside a decoded block`);
+        if (insn.iclass !== InsnClass.Other && insn.iclass !== InsnClass.Ptwrite) boundary = true;
+        ip = insnNextIp(insn);
       }
       let c = block.iclass;
       // The block cache may leave the class unknown: look at the instruction.
-      if (c === InsnClass.Unknown && !failedLast) c = block.lastInsn(last) < 0 ? InsnClass.Unknown : last.iclass;
+      if (c === InsnClass.Unknown && !failedLast) c = block.lastInsn(insn) < 0 ? InsnClass.Unknown : insn.iclass;
       if (!failedLast && c !== InsnClass.Other && c !== InsnClass.Ptwrite && c !== InsnClass.Unknown) boundary = true;
     }
     if (status < 0) {
