@@ -4,7 +4,7 @@
  * decoder yields (src/flow/edges/exact-edges.ts), and the bitmap equals the
  * one libipt 2.0.5's instruction decoder gives (test/oracle/ptedges.c).
  *
- * Checked on the real-CPU traces, on libipt's vectors that have flow
+ * Checked on the real-CPU traces (whole, and cut short), on libipt's vectors that have flow
  * expectations (with their --cpu and address filter), and on emulated
  * recorder traces made here: the fuzzing target with and without return
  * compression, with timing packets, TNT-64 and short PSB periods, a crash
@@ -26,6 +26,8 @@ import { AddrCfg } from '../src/packets/config.js';
 import { EdgeCoverage } from '../src/flow/edges/edge-coverage.js';
 import { bitmapFnv1a64 } from '../src/flow/edges/edge-map.js';
 import { EdgePairs } from '../src/flow/edges/edge-pairs.js';
+import { PacketDecoder } from '../src/packets/decoder.js';
+import { Packet } from '../src/packets/packet.js';
 import { rawImageArgs, readManifest } from '../src/sources/recorder/bundle.js';
 import { record, type RecordOptions } from '../src/sources/recorder/record.js';
 import { buildTarget, SAMPLE_INPUTS } from '../tools/fuzz-demo-target.js';
@@ -104,6 +106,44 @@ describe('edge decoder on the real-CPU traces', () => {
       expect(lib.distinct, `${t.name}: edge ids hit, libipt`).toBe(out.distinct);
       expect(lib.hash, `${t.name}: bitmap, libipt`).toBe(out.bitmapHash);
       console.log(`edges ${t.name}: ${out.edges} edges, ${out.distinct} ids; fast path ${out.fast ? 'yes' : `no (${out.bailReason})`}; = exact decoder = libipt`);
+    });
+  }
+});
+
+describe('edge decoder on real traces cut short', () => {
+  // A trace that stops mid-flow (a snapshot, a full buffer): the flow ends
+  // where the trace does, at the last branch it has an outcome for. Cut at
+  // packet boundaries: cut inside a packet, libipt 2.0.5 goes on past the
+  // last outcome until an instruction needs trace (it only checks that a
+  // next opcode byte exists), where libipt at the vectors' commit, which the
+  // block decoder follows, already reports the end of the trace.
+  let work: string;
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'ptscope-edges-cut-'));
+  });
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  for (const name of ['unzip', 'mruby']) {
+    it(`${name}, cut after 8 packets spread over it`, () => {
+      const dir = join(REAL_TRACES, name);
+      const raw = [`${join(dir, 'seg_400000.bin')}:0x400000`];
+      const full = openTraceInput(join(dir, 'trace.pt'), { raw, cpu: '6/158' });
+      const offsets: number[] = [];
+      const pd = new PacketDecoder(full.trace);
+      const pkt = new Packet();
+      expect(pd.syncForward()).toBeGreaterThanOrEqual(0);
+      for (let at = pd.offset; pd.next(pkt) >= 0; at = pd.offset) offsets.push(at);
+      for (let k = 1; k <= 8; k++) {
+        const end = offsets[Math.floor((offsets.length * k) / 9)];
+        const cut = join(work, `${name}-${end}.pt`);
+        writeFileSync(cut, full.trace.subarray(0, end));
+        const out = checkExact(openTraceInput(cut, { raw, cpu: '6/158' }), `${name} cut at ${end}`);
+        const lib = libiptEdges(['--cpu', '6/158', '--raw', raw[0], cut]);
+        expect(lib.edges, `${name} cut at ${end}: edges taken, libipt`).toBe(out.edges);
+        expect(lib.hash, `${name} cut at ${end}: bitmap, libipt`).toBe(out.bitmapHash);
+      }
     });
   }
 });

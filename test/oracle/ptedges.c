@@ -340,12 +340,15 @@ static void run_edges(const struct pt_config *config, struct pt_image *image,
 				break;
 			}
 
-			status = pt_insn_next(decoder, &insn, sizeof(insn));
 			/* An instruction that fails after it was decoded (no
 			 * trace for it, the trace ends) is still given with
 			 * its class and ran, as ptxed prints it; one that
-			 * could not be decoded has class ptic_error.
+			 * could not be decoded has class ptic_error, and so
+			 * has none at all (an error before decoding leaves
+			 * @insn as it was: clear it).
 			 */
+			memset(&insn, 0, sizeof(insn));
+			status = pt_insn_next(decoder, &insn, sizeof(insn));
 			if (status < 0 && insn.iclass == ptic_error)
 				break;
 
