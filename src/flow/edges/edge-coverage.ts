@@ -20,7 +20,9 @@
  * a decode error there is none (AFL's `prev_loc = 0`); tracing being
  * disabled and enabled again (a system call, leaving the IP filter) keeps
  * it. A block is entered only if its first instruction runs: where the
- * trace ends right after a branch, its destination is not counted.
+ * trace ends right after a branch, its destination is not counted. An
+ * instruction that libipt decodes and then finds no trace for (a decode
+ * error) ran, as ptxed shows it, but ends no block: where it went is unknown.
  * Edge ids and buckets: see edge-map.ts.
  *
  * ## How
