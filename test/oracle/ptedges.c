@@ -345,9 +345,9 @@ static void run_edges(const struct pt_config *config, struct pt_image *image,
 			 * its class and ran, as ptxed prints it; one that
 			 * could not be decoded has class ptic_error, and so
 			 * has none at all (an error before decoding leaves
-			 * @insn as it was: clear it).
+			 * @insn as it was: mark it).
 			 */
-			memset(&insn, 0, sizeof(insn));
+			insn.iclass = ptic_error;
 			status = pt_insn_next(decoder, &insn, sizeof(insn));
 			if (status < 0 && insn.iclass == ptic_error)
 				break;
