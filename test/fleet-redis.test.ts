@@ -367,10 +367,11 @@ describe('a fleet of three workers on a real Redis', () => {
   });
 });
 
-describe('a Redis restart with the append-only file on', () => {
-  it('keeps queued jobs: they run once a worker comes', async () => {
+describe('a Redis restart with the append-only file on, behind a password', () => {
+  it('keeps queued jobs: they run once a worker comes; the password is never printed', async () => {
     mkdirSync(join(work, 'redis-b'));
-    const redis = new RedisServer(join(work, 'redis-b'), await freePort());
+    const password = 'pw-' + Math.random().toString(36).slice(2);
+    const redis = new RedisServer(join(work, 'redis-b'), await freePort(), password);
     await redis.start();
     const target = parseRedisUrl(redis.url);
     const submitter = new Submitter(target, QUEUE, { attempts: 2, backoffMs: 200 });
@@ -390,6 +391,14 @@ describe('a Redis restart with the append-only file on', () => {
       expect(all.map((s) => [s.id, s.state])).toEqual(ids.map((id) => [id, 'completed']));
       expect((all[0]!.result as { findings: number }).findings).toBeGreaterThan(0);
       expect((all[1]!.result as { findings: number }).findings).toBe(0);
+      const listed = await cli(['jobs', '--redis', redis.url]);
+      expect(listed.status).toBe(0);
+      const wrong = await cli(['jobs', '--redis', redis.url.replace(encodeURIComponent(password), 'wrong-' + password)]);
+      expect(wrong.status).toBe(2);
+      expect(wrong.stderr).toMatch(/^ptscope: redis redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: WRONGPASS[^\n]*\n$/);
+      await worker.stop();
+      expect(worker.out).toMatch(/queue 'ptscope' on redis:\/\/:\*\*\*@127\.0\.0\.1:/);
+      for (const text of [worker.out, listed.stdout, listed.stderr, wrong.stdout, wrong.stderr]) expect(text).not.toContain(password);
     } finally {
       await board.close();
       await worker.stop();

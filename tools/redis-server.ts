@@ -24,10 +24,12 @@ export class RedisServer {
   constructor(
     readonly dir: string,
     readonly port: number,
+    /** A password clients must give (`requirepass`), or none. */
+    readonly password: string | null = null,
   ) {}
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.password !== null ? `:${encodeURIComponent(this.password)}@` : ''}127.0.0.1:${this.port}`;
   }
 
   /** Start (or restart on the same data) and wait until it accepts connections. */
@@ -35,7 +37,7 @@ export class RedisServer {
     this.log = '';
     const proc = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction', '--protected-mode', 'yes', ...(this.password !== null ? ['--requirepass', this.password] : [])],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.proc = proc;

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { DEFAULT_QUEUE } from '../fleet/queue.js';
-import { parseRedisUrl, RedisUrlError, type RedisTarget } from '../fleet/redis-url.js';
+import { parseRedisUrl, redactRedisUrl, RedisUrlError, type RedisTarget } from '../fleet/redis-url.js';
 import { Store } from '../fleet/store.js';
 import { InputError } from '../sources/import/safe-files.js';
 import { CliError } from './output.js';
@@ -47,5 +47,21 @@ export function openStore(dir: string | undefined): Store {
   } catch (e) {
     if (e instanceof InputError) throw new CliError(e.message);
     throw e;
+  }
+}
+
+/**
+ * Run the Redis part of a command: an input error stays one line; any other
+ * failure (Redis unreachable, a wrong password) becomes one line naming the
+ * URL without its password.
+ */
+export async function atRedis<T>(o: FleetCliOptions, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    if (e instanceof InputError) throw new CliError(e.message);
+    const why = e instanceof Error ? e.message.split('\n')[0]! : String(e);
+    throw new CliError(`redis ${redactRedisUrl(o.redis ?? process.env[REDIS_ENV] ?? '')}: ${why}`);
   }
 }

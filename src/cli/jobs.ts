@@ -5,7 +5,7 @@ import type { JobStateName, JobStatus } from '../fleet/job-status.js';
 import { LISTED_STATES } from '../fleet/job-states.js';
 import { summarizeResult } from '../fleet/job-summary.js';
 import { defineCommand, integer, list, parseCommand } from './command.js';
-import { FLEET_HELP, redisTarget, withFleetOptions, type FleetCliOptions } from './fleet-options.js';
+import { atRedis, FLEET_HELP, redisTarget, withFleetOptions, type FleetCliOptions } from './fleet-options.js';
 import { CliError, type LineWriter } from './output.js';
 
 export function jobsCommand() {
@@ -43,19 +43,22 @@ export async function runJobsCommand(args: string[], out: LineWriter): Promise<n
   }
   // BullMQ loads only for the fleet commands.
   const { JobBoard } = await import('../fleet/job-status.js');
-  const board = new JobBoard(redisTarget(o), o.queue);
-  try {
-    const jobs = await board.list(states, o.limit);
-    if (o.json) {
-      for (const j of jobs) out.line(JSON.stringify(j));
+  const redis = redisTarget(o);
+  return atRedis(o, async () => {
+    const board = new JobBoard(redis, o.queue);
+    try {
+      const jobs = await board.list(states, o.limit);
+      if (o.json) {
+        for (const j of jobs) out.line(JSON.stringify(j));
+        return 0;
+      }
+      const counts = await board.counts();
+      out.line(LISTED_STATES.map((s) => `${s} ${counts[s] ?? 0}`).join(', '));
+      if (jobs.length > 0) out.line(`${'id'.padStart(6)}  ${'kind'.padEnd(8)}  ${'state'.padEnd(16)}  done  tries  ${'worker'.padEnd(20)}  target`);
+      for (const j of jobs) out.line(line(j));
       return 0;
+    } finally {
+      await board.close();
     }
-    const counts = await board.counts();
-    out.line(LISTED_STATES.map((s) => `${s} ${counts[s] ?? 0}`).join(', '));
-    if (jobs.length > 0) out.line(`${'id'.padStart(6)}  ${'kind'.padEnd(8)}  ${'state'.padEnd(16)}  done  tries  ${'worker'.padEnd(20)}  target`);
-    for (const j of jobs) out.line(line(j));
-    return 0;
-  } finally {
-    await board.close();
-  }
+  });
 }

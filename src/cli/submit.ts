@@ -16,7 +16,7 @@ import type { JobRequest, SubmittedJob, planDecode as PlanDecode } from '../flee
 import type { Store } from '../fleet/store.js';
 import { InputError } from '../sources/import/safe-files.js';
 import { defineCommand, integer, list, parseCommand } from './command.js';
-import { FLEET_HELP, openStore, redisTarget, withFleetOptions, type FleetCliOptions } from './fleet-options.js';
+import { atRedis, FLEET_HELP, openStore, redisTarget, withFleetOptions, type FleetCliOptions } from './fleet-options.js';
 import { CliError, type LineWriter } from './output.js';
 
 const INPUT_JOBS = ['analyze', 'dormant', 'crash', 'classify', 'report', 'decode'] as const;
@@ -160,36 +160,33 @@ export async function runSubmitCommand(args: string[], out: LineWriter): Promise
   // BullMQ loads only for the fleet commands.
   const { planDecode, Submitter } = await import('../fleet/submit.js');
   const { single, flows } = requests(o, store, inputs, dash >= 0 ? args.slice(dash + 1) : null, planDecode);
-  const submitter = new Submitter(redis, o.queue, { attempts: o.attempts, backoffMs: o.backoff });
-  const submitted: { job: SubmittedJob; target: string }[] = [];
-  try {
-    for (const r of single) {
-      const job = await submitter.add(r).catch(rethrowInput);
-      submitted.push({ job, target: jobTarget(r.kind, r.data) });
-      out.line(`job ${job.id} ${r.kind} ${jobTarget(r.kind, r.data)}`);
+  return atRedis(o, async () => {
+    const submitter = new Submitter(redis, o.queue, { attempts: o.attempts, backoffMs: o.backoff });
+    const submitted: { job: SubmittedJob; target: string }[] = [];
+    try {
+      for (const r of single) {
+        const job = await submitter.add(r);
+        submitted.push({ job, target: jobTarget(r.kind, r.data) });
+        out.line(`job ${job.id} ${r.kind} ${jobTarget(r.kind, r.data)}`);
+      }
+      for (const f of flows) {
+        const job = await submitter.addFlow(f.parent, f.children);
+        submitted.push({ job, target: jobTarget('decode', f.parent.data) });
+        out.line(`job ${job.id} decode ${jobTarget('decode', f.parent.data)} stream ${f.parent.data.stream}: ${job.children.length} segment jobs (${job.children.join(' ')})`);
+      }
+    } finally {
+      out.flush();
+      await submitter.close();
     }
-    for (const f of flows) {
-      const job = await submitter.addFlow(f.parent, f.children).catch(rethrowInput);
-      submitted.push({ job, target: jobTarget('decode', f.parent.data) });
-      out.line(`job ${job.id} decode ${jobTarget('decode', f.parent.data)} stream ${f.parent.data.stream}: ${job.children.length} segment jobs (${job.children.join(' ')})`);
+    if (!o.wait) return 0;
+    const { JobBoard } = await import('../fleet/job-status.js');
+    const board = new JobBoard(redis, o.queue);
+    try {
+      return await follow(board, submitted, o, out);
+    } finally {
+      await board.close();
     }
-  } finally {
-    await submitter.close();
-  }
-  out.flush();
-  if (!o.wait) return 0;
-  const { JobBoard } = await import('../fleet/job-status.js');
-  const board = new JobBoard(redis, o.queue);
-  try {
-    return await follow(board, submitted, o, out);
-  } finally {
-    await board.close();
-  }
-}
-
-function rethrowInput(e: unknown): never {
-  if (e instanceof InputError) throw new CliError(e.message);
-  throw e;
+  });
 }
 
 const FINAL = new Set(['completed', 'failed']);

@@ -5,7 +5,7 @@
 import { Job, Queue } from 'bullmq';
 import { jobTarget } from './job-types.js';
 import { printable } from './queue.js';
-import { connectionOptions, type RedisTarget } from './redis-url.js';
+import { clientConnection, type RedisTarget } from './redis-url.js';
 
 import { LISTED_STATES, type JobStateName } from './job-states.js';
 
@@ -69,7 +69,10 @@ export class JobBoard {
   readonly queue: Queue;
 
   constructor(redis: RedisTarget, queueName: string) {
-    this.queue = new Queue(queueName, { connection: connectionOptions(redis) });
+    const c = clientConnection(redis);
+    this.queue = new Queue(queueName, { connection: c.options });
+    // Connection errors reach the caller as rejected commands.
+    this.queue.on('error', c.onError);
   }
 
   /** The jobs with these ids, in order; a job that no longer exists is null. */

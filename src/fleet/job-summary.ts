@@ -50,7 +50,7 @@ export function summarizeResult(kind: string, result: unknown): string {
     case 'classify':
       return `${plural(num(r.flagged), 'window')} at or above the threshold`;
     case 'report':
-      return printable(`${String(r.output)}: ${plural(num(r.findings), 'finding')} (${Math.ceil(num(r.bytes) / 1024)} KiB)`, 400);
+      return `${plural(num(r.findings), 'finding')}, ${Math.ceil(num(r.bytes) / 1024)} KiB written`;
     case 'segment':
       return `bytes [${num(r.from)}, ${num(r.to)}): ${num(obj(r.flow).instructions)} instructions, ${plural(Array.isArray(r.findings) ? r.findings.length : 0, 'finding')}`;
     case 'decode': {

@@ -71,12 +71,43 @@ export function parseRedisUrl(text: string): RedisTarget {
   return { host: u.hostname.replace(/^\[|\]$/g, ''), port, username, password, db, tls: u.protocol === 'rediss:' };
 }
 
+/** Reconnection attempts of a command-line client before it gives up (about 15 s). */
+const CLIENT_RETRIES = 10;
+
+/** Errors no reconnection can cure. */
+const FATAL = /^(WRONGPASS|NOAUTH|NOPERM|ERR AUTH|ERR invalid password)/;
+
 /**
- * ioredis options for BullMQ. `maxRetriesPerRequest: null` is what BullMQ's
- * blocking connections need: a command waits for Redis to come back (a
- * restart) instead of failing.
+ * ioredis options for a worker, which waits for Redis for as long as it
+ * takes: its blocking connections need `maxRetriesPerRequest: null`, so a
+ * command outlives a Redis restart instead of failing.
  */
 export function connectionOptions(target: RedisTarget): ConnectionOptions {
+  return { ...baseOptions(target), maxRetriesPerRequest: null };
+}
+
+/**
+ * ioredis options for a command-line client (submit, jobs), which gives up
+ * after a few reconnections, and at once on a refused password, so that a
+ * wrong address or password ends in one line instead of a hang. Give the
+ * connection's 'error' events to `onError`.
+ */
+export function clientConnection(target: RedisTarget): { options: ConnectionOptions; onError(e: Error): void } {
+  let fatal = false;
+  return {
+    options: {
+      ...baseOptions(target),
+      connectTimeout: 10_000,
+      maxRetriesPerRequest: CLIENT_RETRIES,
+      retryStrategy: (times: number) => (fatal || times > CLIENT_RETRIES ? null : Math.min(times * 250, 2000)),
+    },
+    onError: (e) => {
+      if (FATAL.test(e.message)) fatal = true;
+    },
+  };
+}
+
+function baseOptions(target: RedisTarget) {
   return {
     host: target.host,
     port: target.port,
@@ -84,6 +115,5 @@ export function connectionOptions(target: RedisTarget): ConnectionOptions {
     password: target.password,
     db: target.db,
     tls: target.tls ? {} : undefined,
-    maxRetriesPerRequest: null,
   };
 }

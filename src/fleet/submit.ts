@@ -14,7 +14,7 @@ import { openRecording } from '../sources/import/open-recording.js';
 import { InputError } from '../sources/import/safe-files.js';
 import { JOB_SCHEMAS, jobDataError, type JobInput, type JobKind } from './job-types.js';
 import { jobOptions, type RetryPolicy } from './queue.js';
-import { connectionOptions, type RedisTarget } from './redis-url.js';
+import { clientConnection, type RedisTarget } from './redis-url.js';
 import { SEGMENT_DECODER } from './segment-decoder.js';
 import type { Store } from './store.js';
 
@@ -74,7 +74,10 @@ export class Submitter {
     private readonly queueName: string,
     private readonly retry: RetryPolicy,
   ) {
-    this.queue = new Queue(queueName, { connection: connectionOptions(redis) });
+    const c = clientConnection(redis);
+    this.queue = new Queue(queueName, { connection: c.options });
+    // Connection errors reach the caller as rejected commands.
+    this.queue.on('error', c.onError);
   }
 
   async add(r: JobRequest): Promise<SubmittedJob> {
@@ -86,7 +89,11 @@ export class Submitter {
   async addFlow(parent: JobRequest<'decode'>, children: JobRequest<'segment'>[]): Promise<SubmittedJob> {
     check(parent);
     for (const c of children) check(c);
-    this.flows ??= new FlowProducer({ connection: connectionOptions(this.redis) });
+    if (this.flows === null) {
+      const c = clientConnection(this.redis);
+      this.flows = new FlowProducer({ connection: c.options });
+      this.flows.on('error', c.onError);
+    }
     const node = await this.flows.add({
       name: parent.kind,
       queueName: this.queueName,
