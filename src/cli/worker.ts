@@ -36,6 +36,9 @@ export async function runWorkerCommand(args: string[], out: LineWriter): Promise
   const { help, opts: o } = parseCommand<WorkerCliOptions>(workerCommand(), args, out);
   if (help) return 0;
   const redis = redisTarget(o);
+  const url = redactRedisUrl(o.redis ?? process.env[REDIS_ENV] ?? '');
+  // Programs re-run by jobs (dormant, crash) inherit the environment: the password stays out of it.
+  delete process.env[REDIS_ENV];
   const store = openStore(o.store);
   const concurrency = o.concurrency ?? availableParallelism();
   const log = (line: string) => {
@@ -45,7 +48,6 @@ export async function runWorkerCommand(args: string[], out: LineWriter): Promise
   // BullMQ loads only for the fleet commands.
   const { startFleetWorker } = await import('../fleet/worker.js');
   const worker = startFleetWorker({ redis, queue: o.queue, store, concurrency, stallTimeoutSec: o.stallTimeout, log });
-  const url = redactRedisUrl(o.redis ?? process.env[REDIS_ENV] ?? '');
   log(`worker ${worker.name}: queue '${o.queue}' on ${url}, store ${store.root}, ${concurrency} at once`);
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

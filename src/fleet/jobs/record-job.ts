@@ -5,7 +5,10 @@
  * The program always runs under the emulated recorder in the bubblewrap
  * sandbox, whatever the job says: no field turns confinement off, and the
  * hardware path (perf, which runs the program unconfined) is never taken.
- * Its output is discarded rather than mixed into the worker's log.
+ * Its output is discarded rather than mixed into the worker's log, and it
+ * gets a fixed minimal environment rather than the worker's: nothing of the
+ * worker's settings reaches the sample, and a recording is the same on
+ * every machine.
  *
  * A worker killed mid-recording leaves the recorder's staging directory
  * (`.NAME.partial-*`) beside the output; the retry removes it. A worker
@@ -77,6 +80,7 @@ export async function runRecordJob(data: RecordJob, ctx: JobContext): Promise<Re
       timing: {},
       snapshotBytes: 0,
       stdio: 'ignore',
+      cleanEnv: true,
       stdin,
       notice: (line) => ctx.log(line),
     });
