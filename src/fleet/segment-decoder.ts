@@ -68,6 +68,8 @@ export interface MergedDecode {
 }
 
 export interface SegmentDecoder {
+  /** The detectors it runs on segments (the default set when a job names none). */
+  readonly detectors: readonly string[];
   /** Cut a stream into at most `groups` segment groups at PSB packets, covering it whole. */
   plan(stream: TraceStream, groups: number): SegmentRange[];
   /** Decode one group and summarise it. */
@@ -207,6 +209,7 @@ function mergeIndependent(parts: readonly SegmentSummary[]): MergedDecode {
 }
 
 export const INDEPENDENT_SEGMENTS: SegmentDecoder = {
+  detectors: SEGMENT_DETECTORS,
   plan: planAtPsbs,
   decodeSegment: decodeIndependently,
   mergeSegments: mergeIndependent,

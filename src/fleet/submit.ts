@@ -48,6 +48,9 @@ export interface SegmentSizing {
  * the same store as the workers).
  */
 export function planDecode(store: Store, input: string, sizing: SegmentSizing, detectors?: string[]): { parent: JobRequest<'decode'>; children: JobRequest<'segment'>[] }[] {
+  for (const d of detectors ?? []) {
+    if (!SEGMENT_DECODER.detectors.includes(d)) throw new InputError(`--detect ${d}: a segmented decode runs only ${SEGMENT_DECODER.detectors.join(', ')}`);
+  }
   const rel = store.input(input, 'input');
   const recording = openRecording(`${store.root}/${rel}`);
   try {
