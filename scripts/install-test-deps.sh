@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs (run as root, or with sudo):
-# libipt-dev + gcc for the libipt oracle harness; qemu-user + bubblewrap for the
+# libipt-dev + gcc for the libipt oracle harness; qemu-user + bubblewrap (+ util-linux's prlimit) for the
 # emulated recorder and its confinement; nasm for hand-written test programs;
 # linux-perf so that perf script checks the perf.data files we write; chromium
 # (Debian's, never a downloaded one) for the HTML report test; clang and
@@ -10,7 +10,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(libipt-dev gcc clang make binutils qemu-user bubblewrap nasm linux-perf python3 gzip coreutils chromium redis-server)
+PKGS=(libipt-dev gcc clang make binutils qemu-user bubblewrap util-linux nasm linux-perf python3 gzip coreutils chromium redis-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

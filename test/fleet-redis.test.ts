@@ -17,7 +17,7 @@
  *   serial decode.
  * - Redis killed and restarted: queued jobs survive and run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -155,6 +155,12 @@ beforeAll(() => {
   cpSync(join(REPO_ROOT, 'demo', 'rop_stack.benign'), join(storeDir, 'rop_stack.benign'), { recursive: true });
   cpSync('/bin/true', join(storeDir, 'bin', 'true'));
   cpSync('/bin/ls', join(storeDir, 'bin', 'ls'));
+  // Exit status 0 if it can open its argument, 3 if not: what the sandbox shows a job's program.
+  writeFileSync(join(work, 'probe.c'), '#include <fcntl.h>\nint main(int c, char **v) { return c > 1 && open(v[1], O_RDONLY) >= 0 ? 0 : 3; }\n');
+  const cc = spawnSync('gcc', ['-O1', '-o', join(storeDir, 'bin', 'probe'), join(work, 'probe.c')], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`gcc probe.c: ${cc.stderr}`);
+  mkdirSync(join(storeDir, 'data'));
+  writeFileSync(join(storeDir, 'data', 'input.txt'), 'input\n');
   // A poisoned job's input: a bundle whose manifest is not one.
   mkdirSync(join(storeDir, 'bad.ptscope'));
   writeFileSync(join(storeDir, 'bad.ptscope', 'manifest.json'), '{"format":"not-a-bundle"}');
@@ -308,6 +314,17 @@ describe('a fleet of three workers on a real Redis', () => {
     });
     expect(existsSync(join(work, 'h4.ptscope'))).toBe(false);
     expect(readdirSync(join(storeDir, 'runs')).filter((n) => n.startsWith('h'))).toEqual([]);
+  });
+
+  it("shows a record job's program the store files its arguments name, and no host file", async () => {
+    const shown = await submitter.add({ kind: 'record', data: { program: 'bin/probe', args: ['data/input.txt'], output: 'runs/probe-store.ptscope' } });
+    // The same file by its host path: a job's arguments open nothing of the worker's.
+    const hidden = await submitter.add({ kind: 'record', data: { program: 'bin/probe', args: [join(storeDir, 'data', 'input.txt')], output: 'runs/probe-host.ptscope' } });
+    const [a, b] = await settle(board, [shown.id, hidden.id]);
+    expect((a!.result as { exit: { status: number } }).exit.status).toBe(0);
+    expect((b!.result as { exit: { status: number } }).exit.status).toBe(3);
+    expect((a!.result as { status: number }).status).toBe(0);
+    expect((b!.result as { status: number }).status).toBe(1);
   });
 
   it('decodes a trace as a flow: segment jobs cut at PSBs, merged by the parent, equal to the serial decode', async () => {

@@ -319,6 +319,7 @@ describe('QemuLogParser', () => {
     const p = new QemuLogParser({
       translated: (tb: TranslatedBlock) => events.push(`tb ${tb.pc.toString(16)} ${Buffer.from(tb.bytes).toString('hex')}`),
       executed: (cpu, ptr, pc) => events.push(`exec ${cpu} ${ptr.toString(16)} ${pc.toString(16)}`),
+      notExecuted: (ptr, pc) => events.push(`stopped ${ptr.toString(16)} ${pc.toString(16)}`),
       syscall: (line) => events.push(`sys ${line}`),
       signal: (name, code, addr) => events.push(`sig ${name} ${code} ${addr}`),
       layout: (name, value) => events.push(`layout ${name} ${value.toString(16)}`),

@@ -67,7 +67,6 @@ export async function prepareCase(c: CrashCase): Promise<void> {
     try {
     await record({
       argv: [program],
-      cleanEnv: true,
       output: c.bundle,
       force: true,
       sandbox: true,

@@ -11,6 +11,7 @@ export function dormantCommand() {
       .option('--json', 'print the report as JSON')
       .option('--rerun', 're-record with the solved call results and diff the coverage')
       .option('--keep-rerun', 'keep the re-run bundles (<bundle>.dormant-<region>)')
+      .option('--no-sandbox', 'run the program\'s re-runs unconfined (unsafe for untrusted programs; never taken from the bundle)')
       .option('--max-regions <n>', 'report and solve the N highest-ranked regions', integer(1), 10)
       .option('--timeout <ms>', 'solver timeout per query in milliseconds', integer(1), DEFAULT_SOLVER_TIMEOUT_MS),
   ).addHelpText('after', `
@@ -29,6 +30,7 @@ interface DormantCliOptions extends InputOptions {
   json?: boolean;
   rerun?: boolean;
   keepRerun?: boolean;
+  sandbox: boolean;
   maxRegions: number;
   timeout: number;
 }
@@ -72,10 +74,11 @@ function printReport(rep: DormantReport, out: LineWriter): void {
 export async function runDormantCommand(args: string[], out: LineWriter): Promise<number> {
   const { help, opts: o, args: operands } = parseCommand<DormantCliOptions>(dormantCommand(), args, out);
   if (help) return 0;
+  if (!o.sandbox) process.stderr.write('ptscope: warning: --no-sandbox: the re-runs of the program run unconfined, with your network and files\n');
   const recording = openInput(operands[0]!, o);
   let report: DormantReport;
   try {
-    report = await analyzeDormant(recording, { rerun: o.rerun === true, keepRerun: o.keepRerun === true, maxRegions: o.maxRegions, timeoutMs: o.timeout });
+    report = await analyzeDormant(recording, { rerun: o.rerun === true, keepRerun: o.keepRerun === true, sandbox: o.sandbox, maxRegions: o.maxRegions, timeoutMs: o.timeout });
   } catch (e) {
     throw new CliError(`dormant: ${(e as Error).message.split('\n')[0]}`);
   } finally {

@@ -1,8 +1,9 @@
 import { basename, join } from 'node:path';
 import { exportInputFrom, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
 import { importBundle } from '../sources/import/bundle-import.js';
-import { RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
-import { Option } from 'commander';
+import { DEFAULT_MAX_TRACE_BYTES, RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
+import { DEFAULT_LIMITS } from '../sources/recorder/resource-limits.js';
+import { InvalidArgumentError, Option } from 'commander';
 import { parseCNumber } from './args.js';
 import { collect, defineCommand, integer, list, parseCommand } from './command.js';
 import { CliError, type LineWriter } from './output.js';
@@ -25,11 +26,19 @@ export function recordCommand() {
     .option('--emulate', 'emulate even where Intel PT hardware exists')
     .option('--stdin <file>', 'the program reads FILE as its standard input (default: none)')
     .addOption(new Option('--format <f>', 'perf: also write the trace as <bundle>/perf.data for Linux perf').choices(['bundle', 'perf']).default('bundle'))
+    .option('--max-trace-size <size>', `stop when the trace reaches SIZE bytes (K, M, G suffixes; 0: no limit); the trace so far is kept (default ${DEFAULT_MAX_TRACE_BYTES >> 20}M)`, size)
+    .option('--allow-read <path>', 'also show PATH (a file or directory) to the program, read-only (repeatable)', collect)
+    .option('--scratch-size <size>', `size of the program's writable /tmp and working directory (default ${DEFAULT_LIMITS.tmpBytes >> 20}M)`, size)
+    .option('--max-memory <size>', `address space of each of the program's processes (default ${DEFAULT_LIMITS.memoryBytes >> 20}M)`, size)
+    .option('--max-procs <n>', `processes and threads the program may have (default ${DEFAULT_LIMITS.processes})`, integer(1, 1 << 16))
     .option('--no-sandbox', 'run without bubblewrap confinement (unsafe for untrusted programs)')
     .addHelpText('after', `
-The program runs confined: read-only file system, private /tmp, no network,
-own PID namespace; its working directory is a fresh scratch directory, and
-files named on its command line stay readable.
+The program runs confined (SECURITY.md): it sees the system's programs and
+libraries, a filtered /etc, itself, the files and directories named on its
+command line (read-only) and --allow-read paths; nothing of /root, /home,
+/run, /var or the host's /tmp. No network, no unix sockets, no host
+environment variables; a size-limited private /tmp holds its working
+directory. Ctrl-C stops the recording and keeps nothing.
 
 examples:
   ptscope record -o ls.ptscope -- /bin/ls -la /
@@ -37,6 +46,11 @@ examples:
 }
 
 interface RecordCliOptions {
+  maxTraceSize?: number;
+  allowRead?: string[];
+  scratchSize?: number;
+  maxMemory?: number;
+  maxProcs?: number;
   output?: string;
   force?: boolean;
   timeout: number;
@@ -52,6 +66,15 @@ interface RecordCliOptions {
   stdin?: string;
   format: 'bundle' | 'perf';
   sandbox: boolean;
+}
+
+/** `64M`, `1G`, `4096`: bytes. */
+function size(text: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m) throw new InvalidArgumentError(`'${text}' is not a size (a number of bytes, or with K, M or G).`);
+  const v = Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
+  if (!Number.isSafeInteger(v)) throw new InvalidArgumentError(`'${text}' is too large.`);
+  return v;
 }
 
 function parseRange(text: string): { from: number; to: number } {
@@ -83,7 +106,16 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
     snapshotBytes: (o.snapshot ?? 0) * 1024,
     hardware: o.emulate ? false : undefined,
     stdin: o.stdin,
+    maxTraceBytes: o.maxTraceSize,
+    allowRead: o.allowRead,
+    limits: {
+      ...(o.scratchSize !== undefined ? { tmpBytes: o.scratchSize } : {}),
+      ...(o.maxMemory !== undefined ? { memoryBytes: o.maxMemory } : {}),
+      ...(o.maxProcs !== undefined ? { processes: o.maxProcs } : {}),
+    },
   };
+  if (o.scratchSize !== undefined && o.scratchSize < 1 << 20) throw new CliError('record: --scratch-size: at least 1M.');
+  if (o.maxMemory !== undefined && o.maxMemory < 64 << 20) throw new CliError('record: --max-memory: at least 64M (the emulator needs it).');
   for (const t of o.timing ?? []) {
     if (t !== 'tsc' && t !== 'mtc' && t !== 'cyc') throw new CliError(`--timing: unknown '${t}' (tsc, mtc, cyc).`);
     opts.timing[t] = true;
@@ -91,6 +123,16 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
   if (o.mtcFreq !== undefined) opts.timing.mtcFreq = o.mtcFreq;
   if (opts.argv.length === 0) throw new CliError('record: no program given. Run \'ptscope record --help\'.');
   if (opts.output === '') opts.output = `${basename(opts.argv[0])}.ptscope`;
+  // Ctrl-C (or a TERM) stops the recording: the target is killed, nothing is kept.
+  const abort = new AbortController();
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted ??= sig;
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  opts.signal = abort.signal;
   try {
     const res = await record(opts);
     const m = res.manifest;
@@ -111,7 +153,11 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
     out.flush();
     return m.exit.stopped === null && m.exit.signal === null && m.exit.status === 0 ? 0 : 1;
   } catch (e) {
+    if (interrupted !== null) throw new CliError(`record: interrupted (${interrupted}): nothing was kept`, interrupted === 'SIGINT' ? 130 : 143);
     if (e instanceof RecordError) throw new CliError(e.message);
     throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }

@@ -12,8 +12,14 @@
  * - PT_LOAD segments hold the memory: `filesz` bytes at `vaddr`; the rest
  *   up to `memsz` was not dumped (unreadable or skipped) and reads as
  *   unknown.
+ *
+ * This is the one core reader: `ptscope crash` reads `--core` and bundle
+ * cores with it, and the recorder reads qemu's core of the guest with it.
+ * A core is hostile (the program made it, or a bundle brought it): a file
+ * is read only if it is a regular file, not through a final symlink, and
+ * within {@link MAX_CORE_BYTES}; every offset is checked against the size.
  */
-import { readFileSync } from 'node:fs';
+import { InputError, readBoundedFile } from './import/safe-files.js';
 
 const ET_CORE = 4;
 const EM_X86_64 = 62;
@@ -32,6 +38,9 @@ export const CORE_REGISTER_NAMES = [
   'orig_rax', 'rip', 'cs', 'eflags', 'rsp', 'ss', 'fs_base', 'gs_base', 'ds', 'es', 'fs', 'gs',
 ] as const;
 export type CoreRegisterName = (typeof CORE_REGISTER_NAMES)[number];
+
+/** The largest core read. */
+export const MAX_CORE_BYTES = 2 ** 31;
 
 /** A core file that cannot be read: one line for the user. */
 export class CoreFileError extends Error {
@@ -63,6 +72,11 @@ export interface CoreSigInfo {
   errno: number;
   /** si_addr for SIGSEGV/SIGBUS/SIGILL/SIGFPE, else NaN. */
   addr: number;
+}
+
+/** `n` rounded up to a multiple of 4 (note name and descriptor padding), exact for any 32-bit size. */
+function align4(n: number): number {
+  return n + ((4 - (n % 4)) % 4);
 }
 
 export class CoreFile {
@@ -97,9 +111,9 @@ export class CoreFile {
   static load(path: string): CoreFile {
     let bytes: Buffer;
     try {
-      bytes = readFileSync(path);
+      bytes = readBoundedFile(path, MAX_CORE_BYTES, path);
     } catch (e) {
-      throw new CoreFileError(`${path}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new CoreFileError(e instanceof InputError ? e.message : `${path}: cannot read (${(e as Error).message})`);
     }
     return CoreFile.parse(bytes, path);
   }
@@ -113,6 +127,7 @@ export class CoreFile {
     if (b.readUInt16LE(16) !== ET_CORE) throw bad(`not a core file (ELF type ${b.readUInt16LE(16)})`);
     if (b.readUInt16LE(18) !== EM_X86_64) throw bad(`not an x86-64 core (machine ${b.readUInt16LE(18)})`);
     const phoff = Number(b.readBigUInt64LE(32));
+    if (phoff > b.length) throw bad('truncated: the program headers start past the end of the file');
     const phentsize = b.readUInt16LE(54);
     const phnum = b.readUInt16LE(56);
     if (phentsize < 56 || phoff + phnum * phentsize > b.length) throw bad('truncated: program headers run past the end of the file');
@@ -135,18 +150,19 @@ export class CoreFile {
       const filesz = Number(b.readBigUInt64LE(ph + 32));
       const memsz = Number(b.readBigUInt64LE(ph + 40));
       if (type === PT_LOAD) {
-        if (filesz > 0 && offset + filesz > b.length) throw bad(`truncated: segment at 0x${vaddr.toString(16)} needs bytes up to ${offset + filesz}, the file has ${b.length}`);
+        if (filesz > 0 && (offset > b.length || filesz > b.length - offset)) throw bad(`truncated: segment at 0x${vaddr.toString(16)} needs bytes up to ${offset + filesz}, the file has ${b.length}`);
         segments.push({ vaddr, memsz, flags, data: filesz > 0 ? new Uint8Array(b.buffer, b.byteOffset + offset, filesz) : new Uint8Array(0) });
       } else if (type === PT_NOTE) {
-        if (offset + filesz > b.length) throw bad('truncated: the notes run past the end of the file');
+        if (offset > b.length || filesz > b.length - offset) throw bad('truncated: the notes run past the end of the file');
         let p = offset;
         const end = offset + filesz;
         while (p + 12 <= end) {
           const namesz = b.readUInt32LE(p);
           const descsz = b.readUInt32LE(p + 4);
           const ntype = b.readUInt32LE(p + 8);
-          const desc = p + 12 + ((namesz + 3) & ~3);
-          if (desc + descsz > end) throw bad('truncated note');
+          // Sizes are 32-bit unsigned: align with arithmetic, not 32-bit signed bit operations.
+          const desc = p + 12 + align4(namesz);
+          if (desc > end || descsz > end - desc) throw bad('truncated note');
           const d = b.subarray(desc, desc + descsz);
           if (ntype === NT_PRSTATUS && !sawPrstatus) {
             if (descsz < PR_REG_OFFSET + CORE_REGISTER_NAMES.length * 8) throw bad(`NT_PRSTATUS of ${descsz} bytes is too short for x86-64`);
@@ -167,8 +183,8 @@ export class CoreFile {
           } else if (ntype === NT_FILE && descsz >= 16) {
             const count = Number(d.readBigUInt64LE(0));
             const pageSize = Number(d.readBigUInt64LE(8));
+            if (count > (descsz - 16) / 24) throw bad('NT_FILE note is truncated');
             let names = 16 + count * 24;
-            if (names > descsz) throw bad('NT_FILE note is truncated');
             for (let k = 0; k < count; k++) {
               const q = 16 + k * 24;
               const nul = d.indexOf(0, names);
@@ -182,7 +198,7 @@ export class CoreFile {
               names = stop + 1;
             }
           }
-          p = desc + ((descsz + 3) & ~3);
+          p = desc + align4(descsz);
         }
       }
     }

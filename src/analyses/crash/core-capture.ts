@@ -1,48 +1,77 @@
 /**
- * Getting a core for a recorder bundle. `ptscope record` (qemu) reads the
- * registers from qemu's core dump but does not keep the file, so a bundle
- * has no `core` unless the recorder is told to keep it. This re-runs the
- * recorded program once more under qemu-x86_64, in the same sandbox, with
- * the same argv and environment and a working directory of the same path
- * length (qemu-user places the guest deterministically, so the same inputs
- * give the same addresses), and stores the core as `<bundle>/core`.
+ * Getting a core for a recorder bundle that has none: the recorded program
+ * is re-run once under qemu-x86_64 and qemu's core of the guest is kept as
+ * `<bundle>/core`.
+ *
+ * The re-run is confined exactly like `ptscope record` unless the analyst
+ * passed --no-sandbox to this command: the bundle never decides that. What
+ * runs is the bundle's own copy of the program, shown at the recorded path
+ * with the recorded arguments (rerun-program.ts); qemu-user places the
+ * guest deterministically and the sandbox's working directory and
+ * environment are the recorder's, so the same inputs give the same
+ * addresses.
  *
  * A re-run is a second execution, not the recorded one: the crash analysis
  * checks the core against the trace (the final IP, the code bytes of every
  * image) and says so when they do not match.
  */
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { readManifest } from '../../sources/recorder/bundle.js';
-import { sandboxArgv } from '../../sources/recorder/sandbox.js';
+import { importBundle } from '../../sources/import/bundle-import.js';
+import { ConfinedRun } from '../../sources/recorder/confined-run.js';
+import { findOnPath } from '../../sources/recorder/record.js';
+import { rerunProgram } from '../../sources/recorder/rerun-program.js';
+import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
+import { sandboxUnavailable } from '../../sources/recorder/sandbox.js';
 
 export const BUNDLE_CORE_NAME = 'core';
 
+export interface CaptureOptions {
+  timeoutSec?: number;
+  /** Confine the re-run (default true); false only from the analyst's --no-sandbox. */
+  sandbox?: boolean;
+}
+
 /** Write `<bundle>/core` by re-running the program; returns its path, or throws with one line. */
-export function captureCore(bundle: string, options: { timeoutSec?: number; sandbox?: boolean } = {}): string {
-  const m = readManifest(bundle);
-  if (m.recorder !== 'qemu') throw new Error(`${bundle}: only emulated (qemu) recordings can be re-run for a core`);
-  if (m.exit.signal === null) throw new Error(`${bundle}: the recorded program did not die of a signal`);
-  // Same prefix as the recorder's scratch directory: the same path length.
-  const workDir = mkdtempSync(join(tmpdir(), 'ptscope-target-'));
+export function captureCore(bundle: string, options: CaptureOptions = {}): string {
+  const sandbox = options.sandbox !== false;
+  const recording = importBundle(bundle);
+  if (recording.exit?.signal == null) throw new Error(`${bundle}: the recorded program did not die of a signal`);
+  const program = rerunProgram(recording, sandbox);
+  const qemu = findOnPath('qemu-x86_64');
+  if (qemu === null) throw new Error('qemu-x86_64 not found: install qemu-user to re-run the program for a core');
+  if (sandbox) {
+    const why = sandboxUnavailable();
+    if (why !== null) throw new Error(`cannot re-run the program confined: ${why} (--no-sandbox runs it unconfined)`);
+  }
+  const run = new ConfinedRun({
+    command: [qemu, ...program.argv],
+    sandbox,
+    view: { programCopy: { host: program.host, guest: program.guest } },
+    limits: DEFAULT_LIMITS,
+    output: 'ignore',
+    collect: { core: true },
+    timeoutSec: options.timeoutSec ?? 60,
+  });
   try {
-    const argv = [m.program.path, ...m.program.argv.slice(1)];
-    const inner = ['/bin/sh', '-c', 'ulimit -c unlimited 2>/dev/null; exec "$@"', 'sh', 'qemu-x86_64', ...argv];
-    // Confinement is the analyst's choice on the command line, never the bundle's.
-    const sandbox = options.sandbox !== false;
-    const readOnly = m.program.path.startsWith('/tmp/') ? [m.program.path] : [];
-    const command = sandbox ? sandboxArgv({ workDir, readOnly }, inner) : inner;
-    const r = spawnSync(command[0], command.slice(1), { cwd: workDir, stdio: 'ignore', timeout: (options.timeoutSec ?? 60) * 1000 });
-    if (r.error) throw new Error(`cannot re-run ${m.program.path}: ${r.error.message}`);
-    const name = readdirSync(workDir).find((f) => f.startsWith('qemu_') && f.endsWith('.core'));
-    if (name === undefined) throw new Error(`re-running ${m.program.path} left no core dump (it did not crash again, or core dumps are disabled)`);
+    const res = run.runSync();
+    const core = [...res.files].find(([name]) => /\/qemu_[^/]*\.core$/.test(name));
+    if (core === undefined) {
+      throw new Error(`re-running ${program.guest} left no core dump (${res.timedOut ? 'it timed out' : 'it did not crash again'})`);
+    }
     const out = join(bundle, BUNDLE_CORE_NAME);
-    copyFileSync(join(workDir, name), out);
+    if (existsSync(out)) throw new Error(`${out} exists already`);
+    // Never through a link planted in the bundle.
+    const fd = openSync(out, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    try {
+      let done = 0;
+      while (done < core[1].length) done += writeSync(fd, core[1], done, core[1].length - done);
+    } finally {
+      closeSync(fd);
+    }
     return out;
   } finally {
-    rmSync(workDir, { recursive: true, force: true });
+    run.dispose();
   }
 }
 

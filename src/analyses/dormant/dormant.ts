@@ -34,6 +34,8 @@ export interface DormantOptions {
   keepRerun?: boolean;
   /** Solver timeout per query (ms). */
   timeoutMs?: number;
+  /** Run the program's re-runs confined (default true; false only from the analyst's --no-sandbox). */
+  sandbox?: boolean;
   /** Snapshots tried per guard (default 12). */
   maxAttempts?: number;
 }
@@ -100,7 +102,7 @@ export async function analyzeDormant(input: string | Recording, options: Dormant
   if (ranked.length > 0) {
     if (!isDynamic(module.file)) noSnapshots = 'statically linked: no library call can be interposed';
     else {
-      snapshots = snapshotRun(recording);
+      snapshots = snapshotRun(recording, 60, options.sandbox !== false);
       if (snapshots.length === 0) noSnapshots = 'the program made none of the library calls the shim models';
     }
   }
@@ -256,7 +258,7 @@ async function proveRegion(dir: string, recording: Recording, r: RankedRegion, t
   // Beside a bundle; beside the trace file for other inputs.
   const out = options.rerunDir ? options.rerunDir(r.region.id) : `${(recording.root ?? dir).replace(/\/+$/, '')}.dormant-${r.region.id}`;
   try {
-    const res = await patchedRecording(recording, report.rules, out);
+    const res = await patchedRecording(recording, report.rules, out, 60, options.sandbox !== false);
     const rerun = importBundle(out);
     const after = tracedMainModule(rerun, module.cfg);
     const exec: BlockExecution = mergeCoverage(rerun, after);

@@ -11,6 +11,10 @@
  * - {@link snapshotRun}: the program runs confined (bwrap, as the recorder
  *   runs it) under qemu-x86_64 with the shim in snapshot mode; the result
  *   is the concrete state after each interposed call (snapshot.ts).
+ *
+ * Every run executes the bundle's own copy of the program with its recorded
+ * arguments (rerun-program.ts), confined unless the analyst passed
+ * --no-sandbox to `ptscope dormant`: the bundle never decides.
  * - {@link patchedRecording}: `ptscope record` again with the shim in rule
  *   mode; the new bundle's coverage, compared with the region's blocks, is
  *   the proof (coverage-merge.ts `newlyExecuted`).
@@ -22,19 +26,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ElfFile } from '../../flow/elf.js';
+import type { Recording } from '../../sources/model/recording.js';
 import type { BundleManifest } from '../../sources/recorder/bundle.js';
-
-/** What a re-run needs of a recording: the program and its argv (never how to confine it). */
-export interface RerunProgram {
-  program: { path: string; argv: readonly string[] } | null;
-}
-import { record } from '../../sources/recorder/record.js';
-import { sandboxArgv } from '../../sources/recorder/sandbox.js';
+import { ConfinedRun, type CollectSpec } from '../../sources/recorder/confined-run.js';
+import { findOnPath, record, RecordError } from '../../sources/recorder/record.js';
+import { rerunProgram } from '../../sources/recorder/rerun-program.js';
+import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
+import { sandboxUnavailable } from '../../sources/recorder/sandbox.js';
 import type { Solution } from './symbolic.js';
 import { readSnapshots, type CallSnapshot } from './snapshot.js';
 
@@ -81,66 +84,81 @@ export function encodeRules(rules: string[]): string {
   return Buffer.from(rules.join('\n') + '\n', 'latin1').toString('hex');
 }
 
-/** The program and its arguments as the recording ran them. */
-function programArgv(m: RerunProgram): string[] {
-  if (m.program === null) throw new Error('the recording does not say which program ran: nothing to re-run');
-  return [m.program.path, ...m.program.argv.slice(1)];
-}
-
-function readOnlyInputs(argv: string[], shim: string): string[] {
-  const out = new Set<string>();
-  for (const a of [...argv, shim]) if (a.startsWith('/tmp/') && existsSync(a)) out.add(resolve(a));
-  return [...out];
-}
-
-export interface ConfinedRun {
+export interface ConfinedRunResult {
   status: number | null;
   stdout: string;
   stderr: string;
-  /** Scratch directory (the program's cwd); the caller removes it. */
+  /** A host directory holding the files the run left in its working directory; the caller removes it. */
   workDir: string;
 }
 
-/** Run argv under qemu-x86_64 in the sandbox with guest environment `env`. */
-function confinedRun(argv: string[], env: Record<string, string>, shim: string, timeoutSec: number): ConfinedRun {
-  const workDir = mkdtempSync(join(tmpdir(), 'ptscope-dormant-'));
+/** Run the recording's program under qemu-x86_64 with guest environment `env`, and bring out `collect`. */
+function shimRun(r: Recording, env: Record<string, string>, shim: string, timeoutSec: number, sandbox: boolean, collect: CollectSpec): ConfinedRunResult {
+  const program = rerunProgram(r, sandbox);
+  const qemu = findOnPath('qemu-x86_64');
+  if (qemu === null) throw new Error('qemu-x86_64 not found: install qemu-user');
+  if (sandbox) {
+    const why = sandboxUnavailable();
+    if (why !== null) throw new Error(`cannot re-run the program confined: ${why} (--no-sandbox runs it unconfined)`);
+  }
   const envArgs = Object.entries(env).flatMap(([k, v]) => ['-E', `${k}=${v}`]);
-  const cmd = sandboxArgv({ workDir, readOnly: readOnlyInputs(argv, shim) }, ['qemu-x86_64', ...envArgs, ...argv]);
-  const res = spawnSync(cmd[0], cmd.slice(1), { cwd: workDir, encoding: 'utf8', timeout: timeoutSec * 1000, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (res.error && (res.error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`cannot run ${cmd[0]}: not installed`);
-  return { status: res.status, stdout: res.stdout ?? '', stderr: res.stderr ?? '', workDir };
+  const run = new ConfinedRun({
+    command: [qemu, ...envArgs, ...program.argv],
+    sandbox,
+    view: { programCopy: { host: program.host, guest: program.guest }, allowRead: [shim] },
+    limits: DEFAULT_LIMITS,
+    output: 'pipe',
+    collect,
+    timeoutSec,
+  });
+  try {
+    const res = run.runSync();
+    const workDir = mkdtempSync(join(tmpdir(), 'ptscope-dormant-'));
+    for (const [path, bytes] of res.files) {
+      const name = basename(path);
+      if (dirname(path) !== run.scratch || name === '' || name === '.' || name === '..') continue;
+      writeFileSync(join(workDir, name), bytes);
+    }
+    return { status: res.status, stdout: res.stdout, stderr: res.stderr, workDir };
+  } finally {
+    run.dispose();
+  }
 }
 
-/** Run the bundle's program with the shim in snapshot mode; the snapshots of its interposed calls. */
-export function snapshotRun(m: RerunProgram, timeoutSec = 60): CallSnapshot[] {
+/** Run the recording's program with the shim in snapshot mode; the snapshots of its interposed calls. */
+export function snapshotRun(r: Recording, timeoutSec = 60, sandbox = true): CallSnapshot[] {
   const shim = buildShim();
-  const argv = programArgv(m);
-  const run = confinedRun(argv, { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: 'ptscope-dormant.snap' }, shim, timeoutSec);
+  const snap = 'ptscope-dormant.snap';
+  const run = shimRun(r, { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: snap }, shim, timeoutSec, sandbox, { files: [snap] });
   try {
-    const file = join(run.workDir, 'ptscope-dormant.snap');
+    const file = join(run.workDir, snap);
     return existsSync(file) ? readSnapshots(file) : [];
   } finally {
     rmSync(run.workDir, { recursive: true, force: true });
   }
 }
 
-/** Run the bundle's program with the shim applying `rules`; the scratch directory is kept for the caller. */
-export function patchedRun(m: RerunProgram, rules: string[], timeoutSec = 60): ConfinedRun & { files: string[] } {
+/** Run the recording's program with the shim applying `rules`; its working directory's files are kept for the caller. */
+export function patchedRun(r: Recording, rules: string[], timeoutSec = 60, sandbox = true): ConfinedRunResult & { files: string[] } {
   const shim = buildShim();
-  const run = confinedRun(programArgv(m), { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) }, shim, timeoutSec);
+  const run = shimRun(r, { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) }, shim, timeoutSec, sandbox, { files: 'all' });
   return { ...run, files: readdirSync(run.workDir) };
 }
 
 /** Record the program again with the shim applying `rules`, into bundle directory `output`. */
-export async function patchedRecording(m: RerunProgram, rules: string[], output: string, timeoutSec = 60): Promise<{ stdout: string; manifest: BundleManifest }> {
+export async function patchedRecording(r: Recording, rules: string[], output: string, timeoutSec = 60, sandbox = true): Promise<{ stdout: string; manifest: BundleManifest }> {
   const shim = buildShim();
-  // The shim reaches only the guest (QEMU_SET_ENV; the hex rules hold no
-  // comma), and is bound into the sandbox wherever the checkout lives.
-  const res = await record({
-      argv: programArgv(m),
+  const program = rerunProgram(r, sandbox);
+  // The shim reaches only the guest (qemu -E; the hex rules hold no comma)
+  // and is shown to the sandbox wherever it was built.
+  try {
+    const res = await record({
+      argv: program.argv,
+      program: { host: program.host, guest: program.guest },
+      exposeArguments: false,
       output,
       force: true,
-      sandbox: true,
+      sandbox,
       timeoutSec,
       maxInsns: 1_000_000_000,
       psbPeriod: 4096,
@@ -152,10 +170,14 @@ export async function patchedRecording(m: RerunProgram, rules: string[], output:
       hardware: false,
       stdio: 'pipe',
       guestEnv: { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) },
-      readOnlyPaths: [shim],
+      allowRead: [shim],
       notice: () => {},
-  });
-  return { stdout: res.stdout, manifest: res.manifest };
+    });
+    return { stdout: res.stdout, manifest: res.manifest };
+  } catch (e) {
+    if (e instanceof RecordError) throw new Error(e.message.replace(/^record: /, ''));
+    throw e;
+  }
 }
 
 /**

@@ -2,13 +2,15 @@
  * The `record` job: `ptscope record` of a program in the store, writing the
  * bundle into the store; optionally the `analyze` job on it right after.
  *
- * The program always runs under the emulated recorder in the bubblewrap
- * sandbox, whatever the job says: no field turns confinement off, and the
- * hardware path (perf, which runs the program unconfined) is never taken.
- * Its output is discarded rather than mixed into the worker's log, and it
- * gets a fixed minimal environment rather than the worker's: nothing of the
- * worker's settings reaches the sample, and a recording is the same on
- * every machine.
+ * The program always runs under the emulated recorder in the sandbox
+ * (SECURITY.md), whatever the job says: no field turns confinement off, and
+ * the hardware path (perf, which runs the program unconfined) is never
+ * taken. Its output is discarded rather than mixed into the worker's log.
+ *
+ * A job is not the worker's analyst: its arguments never show host files
+ * to the sandbox. An argument naming a file or directory of the store
+ * (store-relative, as every path of a job) becomes its absolute path and is
+ * shown read-only; every other argument is passed as it is.
  *
  * A worker killed mid-recording leaves the recorder's staging directory
  * (`.NAME.partial-*`) beside the output; the retry removes it. A worker
@@ -17,7 +19,7 @@
  * place. Either way the store ends with one bundle per job.
  */
 import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { MANIFEST_NAME } from '../../sources/bundle/manifest.js';
 import { record, RecordError } from '../../sources/recorder/record.js';
 import { asJobError, JobError, subContext, type JobContext } from '../job-context.js';
@@ -51,10 +53,31 @@ function removeLeftovers(output: string): void {
   }
 }
 
+/** The job's arguments with store paths made absolute, and those paths (to show read-only). */
+function storeArguments(ctx: JobContext, args: readonly string[]): { argv: string[]; shown: string[] } {
+  const shown = new Set<string>();
+  const argv = args.map((a) => {
+    const eq = a.startsWith('-') ? a.indexOf('=') : -1;
+    const value = eq > 0 ? a.slice(eq + 1) : a;
+    if (value === '' || value.startsWith('-') || isAbsolute(value) || value.split('/').includes('..')) return a;
+    let rel: string;
+    try {
+      rel = ctx.store.input(value, 'argument');
+    } catch {
+      return a;
+    }
+    const abs = join(ctx.store.root, rel);
+    shown.add(abs);
+    return eq > 0 ? `${a.slice(0, eq + 1)}${abs}` : abs;
+  });
+  return { argv, shown: [...shown] };
+}
+
 export async function runRecordJob(data: RecordJob, ctx: JobContext): Promise<RecordJobResult> {
   const program = asJobError(() => ctx.store.input(data.program, 'program'));
   const output = asJobError(() => ctx.store.output(data.output, 'output'));
   const stdin = data.stdin === undefined ? undefined : asJobError(() => ctx.store.input(data.stdin, 'stdin'));
+  const args = storeArguments(ctx, data.args);
   let force = false;
   if (ctx.attempt > 1) {
     removeLeftovers(output);
@@ -66,7 +89,7 @@ export async function runRecordJob(data: RecordJob, ctx: JobContext): Promise<Re
   try {
     res = await record({
       // A path with a slash: never looked up on PATH.
-      argv: [resolve(program), ...data.args],
+      argv: [resolve(program), ...args.argv],
       output,
       force,
       sandbox: true,
@@ -80,7 +103,8 @@ export async function runRecordJob(data: RecordJob, ctx: JobContext): Promise<Re
       timing: {},
       snapshotBytes: 0,
       stdio: 'ignore',
-      cleanEnv: true,
+      exposeArguments: false,
+      allowRead: args.shown,
       stdin,
       notice: (line) => ctx.log(line),
     });

@@ -13,9 +13,12 @@
  * - recorder: "qemu" (emulated PT) or "perf" (hardware PT).
  * - program: { argv, path (absolute), cwd (where it ran) }.
  * - exit: { status: exit code or null, signal: "SIGSEGV"... or null when it
- *   did not die of a signal, stopped: null | "budget" | "timeout" | "exec"
- *   (the recorder stopped it: instruction budget, wall-clock limit, or an
- *   execve it does not follow) }.
+ *   did not die of a signal, stopped: null or why the recorder stopped it:
+ *   "budget" (instruction budget), "timeout" (wall-clock limit),
+ *   "trace-size" (--max-trace-size), "recorder-memory" (the recorder's own
+ *   memory bound), "exec" / "clone" (an exec, thread or process the
+ *   emulated recorder does not follow yet), "log-closed" (the program closed
+ *   the emulator's log); the trace up to there is kept }.
  * - trace: { file, bytes, fullBytes (before snapshot trimming),
  *   snapshotStart (offset of the kept part in the full stream) }.
  * - instructions: { executed (all instructions the emulator ran), traced
@@ -59,7 +62,7 @@ export interface BundleManifest {
   version: number;
   recorder: 'qemu' | 'perf';
   program: { argv: string[]; path: string; cwd: string };
-  exit: { status: number | null; signal: string | null; stopped: 'budget' | 'timeout' | 'exec' | null };
+  exit: { status: number | null; signal: string | null; stopped: 'budget' | 'timeout' | 'trace-size' | 'recorder-memory' | 'exec' | 'clone' | 'log-closed' | null };
   trace: { file: string; bytes: number; fullBytes: number; snapshotStart: number } | null;
   perf?: { file: string; imported: false };
   instructions: { executed: number; traced: number; fnv1a64: string } | null;

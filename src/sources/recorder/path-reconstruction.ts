@@ -18,11 +18,28 @@
  * qemu runs each iteration of a rep-prefixed string instruction as a TB
  * execution of its own; a decoder sees one instruction, so a TB that starts
  * at the rep instruction that just executed continues it.
+ *
+ * The log may have been altered by the program (qemu-log.ts), so what the
+ * code itself fixes is checked, and a contradiction is a
+ * {@link RecordingTampered}:
+ * - a TB executes only under the pointer of its translation, at its pc;
+ * - a translation's bytes are the bytes of the file mapped there, unless
+ *   that range was writable at some point (code modified at run time is a
+ *   warning: the bundle keeps the file's bytes);
+ * - execution continues where the last instruction leads: the next
+ *   instruction after a non-branch, the target of a direct jump or call,
+ *   one of the two sides of a conditional branch, and after a syscall the
+ *   next instruction or the syscall itself (restarted), anywhere only after
+ *   rt_sigreturn (or a delivered signal, which resets the chain);
+ * - there is one vCPU (the recording stops at clone).
+ * The state kept is bounded (translations by bytes, held-back events by
+ * count); reaching a bound stops the recording with its reason.
  */
 import { BranchKind, decodeBlock, locateDataFault, type BlockEnd } from './branch-kind.js';
+import { entryVerdict, syscallVerdict, type ChannelVerdict } from './log-channel.js';
 import type { MemoryMap } from './memory-map.js';
 import type { PtEncoderSession } from './pt-encoder-session.js';
-import type { QemuLogSink, TranslatedBlock } from './qemu-log.js';
+import { RecordingTampered, type QemuLogSink, type TranslatedBlock } from './qemu-log.js';
 
 /** A translated block with what its end does. */
 interface Block {
@@ -38,10 +55,33 @@ interface Block {
 
 /** Signals the CPU raises at the faulting instruction. */
 const FAULT_SIGNALS = new Set(['SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
+/** Signal names kept in the statistics (the rest are counted). */
+const MAX_SIGNALS_LISTED = 1000;
+/** Events held back while an interrupted branch's successor is unknown. */
+const MAX_DEFERRED_EVENTS = 1 << 20;
+/** Bookkeeping bytes of one translation besides its arrays. */
+const BLOCK_OVERHEAD = 160;
+/** The log's descriptors in the emulator: 3 (handed in) and the one qemu opens from it. */
+export const LOG_DESCRIPTORS: readonly number[] = [3, 4];
+
+/** Why the recorder stopped the program before it ended. */
+export type StopReason = 'budget' | 'exec' | 'clone' | 'log-closed' | 'trace-size' | 'recorder-memory';
+
+export interface PathLimits {
+  /** Instruction budget. */
+  maxInsns: number;
+  /** Bytes of translations held (the recorder's own memory). */
+  maxBlockBytes: number;
+  /** Another limit reached (the trace's size), checked before each TB. */
+  overLimit: () => StopReason | null;
+  /** Called once when the recorder must stop the target. */
+  onStop: () => void;
+}
 
 type Deferred =
-  | { t: 'exec'; cpu: number; ptr: number; pc: number }
+  | { t: 'exec'; block: Block; pc: number }
   | { t: 'signal'; name: string; code: number; addr: number | null }
+  | { t: 'stopped'; ptr: number; pc: number }
   | { t: 'syscall'; line: string };
 
 export interface PathStats {
@@ -51,8 +91,6 @@ export interface PathStats {
   /** Instructions executed (the emulator's count). */
   instructions: number;
   signals: string[];
-  /** Executions of other vCPUs (threads), which are not traced. */
-  otherThreadTbs: number;
   /** Faults whose instruction could not be located exactly. */
   inexactFaults: number;
   /** Executed TBs at addresses no image maps. */
@@ -61,7 +99,16 @@ export interface PathStats {
 
 export class PathReconstruction implements QemuLogSink {
   private readonly blocks = new Map<number, Block>();
+  private blockBytes = 0;
   private justTranslated: Block | null = null;
+  /** The last syscall since the last TB (after rt_sigreturn, execution may continue anywhere). */
+  private lastSyscall: string | null = null;
+  private signalsDropped = 0;
+  private codeModified = 0;
+  /** Why the recording stopped, in the program's terms (for the warnings). */
+  stopDetail: string | null = null;
+  /** Warnings for the bundle. */
+  readonly warnings: string[] = [];
   private pending: Block | null = null;
   private lastIp = NaN;
   /** A fault signal seen for {@link pending}; resolved by the next event. */
@@ -70,13 +117,12 @@ export class PathReconstruction implements QemuLogSink {
   private deferred: { block: Block; events: Deferred[]; depth: number; sigreturnSeen: boolean } | null = null;
   private replaying = false;
   stopped = false;
-  stopReason: 'budget' | 'exec' | null = null;
+  stopReason: StopReason | null = null;
   readonly stats: PathStats = {
     tbExecutions: 0,
     translations: 0,
     instructions: 0,
     signals: [],
-    otherThreadTbs: 0,
     inexactFaults: 0,
     unmappedTbs: 0,
   };
@@ -84,10 +130,12 @@ export class PathReconstruction implements QemuLogSink {
   constructor(
     private readonly session: PtEncoderSession,
     private readonly memory: MemoryMap,
-    private readonly maxInsns: number,
-    /** Called once when the recorder must stop the target (budget, exec). */
-    private readonly onStop: () => void,
+    private readonly limits: PathLimits,
   ) {}
+
+  private blockSize(b: Block): number {
+    return b.ips.length * 9 + b.bytes.length + BLOCK_OVERHEAD;
+  }
 
   translated(tb: TranslatedBlock): void {
     if (this.stopped) return;
@@ -107,32 +155,82 @@ export class PathReconstruction implements QemuLogSink {
 
   executed(cpu: number, ptr: number, pc: number): void {
     if (this.stopped) return;
-    if (cpu !== 0) {
-      this.stats.otherThreadTbs++;
-      return;
-    }
+    if (cpu !== 0) throw new RecordingTampered(`a TB of vCPU ${cpu} in the emulator's log, but the program has one thread`);
     let block: Block | undefined;
     if (this.justTranslated !== null) {
       block = this.justTranslated;
       this.justTranslated = null;
+      if (block.ips[0] !== pc) throw new RecordingTampered(`the emulator's log is inconsistent: a TB translated at 0x${block.ips[0].toString(16)} executes at 0x${pc.toString(16)}`);
+      this.checkCode(block);
+      const old = this.blocks.get(ptr);
+      if (old !== undefined) this.blockBytes -= this.blockSize(old);
       this.blocks.set(ptr, block);
+      this.blockBytes += this.blockSize(block);
+      if (this.blockBytes > this.limits.maxBlockBytes) return this.stop(pc, 'recorder-memory');
     } else {
       block = this.blocks.get(ptr);
     }
     if (block === undefined || block.ips[0] !== pc) {
-      throw new Error(`qemu log: TB at 0x${pc.toString(16)} executed but never translated`);
+      throw new RecordingTampered(`the emulator's log is inconsistent: the TB at 0x${pc.toString(16)} (host 0x${ptr.toString(16)}) executes but was never translated there`);
     }
     if (this.deferred !== null && !this.replaying) {
-      this.deferred.events.push({ t: 'exec', cpu, ptr, pc });
+      this.deferred.events.push({ t: 'exec', block, pc });
       if (this.deferred.sigreturnSeen && this.deferred.depth === 0) this.resolveDeferred(pc);
+      else if (this.deferred.events.length >= MAX_DEFERRED_EVENTS) this.forceResolveDeferred();
       return;
     }
     this.stats.tbExecutions++;
     if (!this.memory.contains(pc)) this.stats.unmappedTbs++;
     if (this.pending !== null) this.commit(this.pending, pc);
-    if (this.memory.execed) return this.stop(pc, 'exec');
-    if (this.stats.instructions >= this.maxInsns) return this.stop(pc, 'budget');
+    this.lastSyscall = null;
+    if (this.stats.instructions >= this.limits.maxInsns) return this.stop(pc, 'budget');
+    const over = this.limits.overLimit();
+    if (over !== null) return this.stop(pc, over);
     this.pending = block;
+  }
+
+  /**
+   * The translation's bytes must be the file's where a file is mapped (the
+   * bundle decodes with the file): unless the range was writable, a
+   * difference means a forged translation.
+   */
+  private checkCode(block: Block): void {
+    const pc = block.ips[0];
+    const m = this.memory.mappingAt(pc);
+    if (m === null) return;
+    const file = this.memory.fileBytes(m.path);
+    if (file === null) return;
+    const off = m.offset + (pc - m.address);
+    const n = Math.min(block.bytes.length, m.address + m.size - pc, file.length - off);
+    for (let k = 0; k < n; k++) {
+      if (block.bytes[k] === file[off + k]) continue;
+      const at = pc + k;
+      if (this.memory.wasWritable(at, at + (n - k))) {
+        this.codeModified++;
+        return;
+      }
+      throw new RecordingTampered(`translated code at 0x${at.toString(16)} does not match ${m.path} (a forged log, or the file changed during the recording)`);
+    }
+  }
+
+  /**
+   * The TB just logged did not start (qemu noticed an exit request, such as
+   * a signal, at its entry): execution is interrupted at its pc.
+   */
+  notExecuted(ptr: number, pc: number): void {
+    if (this.stopped) return;
+    if (this.deferred !== null && !this.replaying) {
+      this.deferred.events.push({ t: 'stopped', ptr, pc });
+      if (this.deferred.events.length >= MAX_DEFERRED_EVENTS) this.forceResolveDeferred();
+      return;
+    }
+    const p = this.pending;
+    if (p === null || p.ips[0] !== pc || this.blocks.get(ptr) !== p) {
+      throw new RecordingTampered(`the emulator's log is inconsistent: a TB at 0x${pc.toString(16)} that was not the last to start is said not to have started`);
+    }
+    this.pending = null;
+    this.stats.tbExecutions--;
+    this.session.interrupt(pc);
   }
 
   signal(name: string, code: number, addr: number | null): void {
@@ -140,9 +238,11 @@ export class PathReconstruction implements QemuLogSink {
     if (this.deferred !== null && !this.replaying) {
       this.deferred.events.push({ t: 'signal', name, code, addr });
       if (!FAULT_SIGNALS.has(name) || code <= 0) this.deferred.depth++;
+      if (this.deferred.events.length >= MAX_DEFERRED_EVENTS) this.forceResolveDeferred();
       return;
     }
-    this.stats.signals.push(name);
+    if (this.stats.signals.length < MAX_SIGNALS_LISTED) this.stats.signals.push(name);
+    else this.signalsDropped++;
     const p = this.pending;
     if (p === null) return;
     if (FAULT_SIGNALS.has(name) && code > 0) {
@@ -164,15 +264,65 @@ export class PathReconstruction implements QemuLogSink {
     }
   }
 
+  /** A syscall's strace entry: the recording stops at exec and clone (log-channel.ts). */
+  syscallEntry(name: string, text: string): void {
+    if (this.stopped) return;
+    this.apply(entryVerdict(name, text, LOG_DESCRIPTORS[1]));
+  }
+
   syscall(line: string): void {
+    if (this.stopped) return;
     this.memory.syscall(line);
+    this.apply(syscallVerdict(line, LOG_DESCRIPTORS));
+    if (this.stopped) return;
+    const paren = line.indexOf('(');
+    this.lastSyscall = paren > 0 ? line.slice(0, paren) : null;
     if (this.deferred !== null && !this.replaying) {
       if (line.startsWith('rt_sigreturn(') || line.startsWith('sigreturn(')) {
         if (this.deferred.depth > 0) this.deferred.depth--;
         else this.deferred.sigreturnSeen = true;
       }
       this.deferred.events.push({ t: 'syscall', line });
+      if (this.deferred.events.length >= MAX_DEFERRED_EVENTS) this.forceResolveDeferred();
     }
+  }
+
+  private apply(v: ChannelVerdict): void {
+    if (v === null) return;
+    if ('tampered' in v) throw new RecordingTampered(v.tampered);
+    this.halt(v.stop, v.why);
+  }
+
+  /**
+   * Stop at a syscall the recording cannot go past: the TB that made it
+   * completes (its syscall leaves user space), and nothing after it is read.
+   */
+  halt(reason: StopReason, why: string): void {
+    if (this.stopped) return;
+    this.forceResolveDeferred();
+    const p = this.pending;
+    this.pending = null;
+    if (p !== null) {
+      if (this.pendingFault !== null) this.commitFault(p, null);
+      else this.commitFully(p, NaN);
+    }
+    this.stopped = true;
+    this.stopReason = reason;
+    this.stopDetail = why;
+    this.limits.onStop();
+  }
+
+  /** Resolve held-back events with the fall-through guess (the handler never returned, or too many events). */
+  private forceResolveDeferred(): void {
+    if (this.deferred === null) return;
+    const d = this.deferred;
+    this.deferred = null;
+    this.stats.inexactFaults++;
+    const last = d.block.ips.length - 1;
+    const guess = d.block.ips[last] + d.block.sizes[last];
+    this.commitFully(d.block, guess);
+    this.session.interrupt(guess);
+    this.replay(d.events);
   }
 
   layout(name: string, value: number): void {
@@ -186,17 +336,8 @@ export class PathReconstruction implements QemuLogSink {
    * the trace then stops before it.
    */
   finish(crashIp: number | null, killed = false): void {
-    if (this.deferred !== null) {
-      // The handler never returned: assume the branch fell through.
-      const d = this.deferred;
-      this.deferred = null;
-      this.stats.inexactFaults++;
-      const last = d.block.ips.length - 1;
-      const guess = d.block.ips[last] + d.block.sizes[last];
-      this.commitFully(d.block, guess);
-      this.session.interrupt(guess);
-      this.replay(d.events);
-    }
+    // A handler that never returned: assume the branch fell through.
+    if (!this.stopped) this.forceResolveDeferred();
     const p = this.pending;
     this.pending = null;
     if (p !== null && !this.stopped && killed) {
@@ -210,18 +351,53 @@ export class PathReconstruction implements QemuLogSink {
       }
     }
     this.session.finish();
+    if (this.codeModified > 0) this.warnings.push(`${this.codeModified} translation(s) of code modified at run time differ from their image files: the trace decodes those addresses with the files' bytes`);
+    if (this.signalsDropped > 0) this.warnings.push(`${this.signalsDropped} more signals than the ${MAX_SIGNALS_LISTED} listed in stats.signals`);
+    if (this.stopDetail !== null) this.warnings.push(`recording stopped: ${this.stopDetail}; the trace up to there is kept`);
   }
 
   // --- committing -----------------------------------------------------------
 
-  /** The TB ran to its end and execution continued at `next`. */
+  /** The TB ran and execution continued at `next` (the next TB's pc). */
   private commit(block: Block, next: number): void {
     if (this.pendingFault !== null) {
       // A handler is running: it starts at `next`.
       this.commitFault(block, null);
       return;
     }
-    this.commitFully(block, next);
+    if (this.continues(block, next)) return this.commitFully(block, next);
+    // qemu stops a TB early when the code under it is written (self-modifying
+    // code): execution resumes at a later instruction of the same block.
+    const at = block.ips.indexOf(next);
+    const last = block.ips.length - 1;
+    if (at > 0 && this.memory.wasWritable(block.ips[0], block.ips[last] + block.sizes[last])) {
+      this.run(block, at, NaN);
+      return;
+    }
+    const ip = block.ips[last];
+    throw new RecordingTampered(`the emulator's log is inconsistent: after the instruction at 0x${ip.toString(16)} (${BranchKind[block.end.kind]}), execution continues at 0x${next.toString(16)}`);
+  }
+
+  /** True if the code allows execution to go from `block`'s last instruction to `next`. */
+  private continues(block: Block, next: number): boolean {
+    const last = block.ips.length - 1;
+    const ip = block.ips[last];
+    const fall = ip + block.sizes[last];
+    const end = block.end;
+    switch (end.kind) {
+      case BranchKind.None:
+        return next === fall || (end.repString && next === ip);
+      case BranchKind.CondJump:
+        return next === fall || next === end.target;
+      case BranchKind.DirectJump:
+      case BranchKind.DirectCall:
+        return next === end.target;
+      case BranchKind.ToKernel:
+        // The next instruction, the syscall itself when restarted, anywhere after sigreturn.
+        return next === fall || next === ip || this.lastSyscall === 'rt_sigreturn' || this.lastSyscall === 'sigreturn';
+      default:
+        return true;
+    }
   }
 
   private commitFault(block: Block, crashIp: number | null): void {
@@ -305,28 +481,34 @@ export class PathReconstruction implements QemuLogSink {
       try {
         if (e.t === 'exec') {
           this.justTranslated = null;
-          this.executedReplay(e.pc, e.ptr);
+          this.executedReplay(e.pc, e.block);
         } else if (e.t === 'signal') this.signal(e.name, e.code, e.addr);
+        else if (e.t === 'stopped') this.notExecuted(e.ptr, e.pc);
+        else {
+          const paren = e.line.indexOf('(');
+          this.lastSyscall = paren > 0 ? e.line.slice(0, paren) : null;
+        }
       } finally {
         this.replaying = false;
       }
     }
   }
 
-  private executedReplay(pc: number, ptr: number): void {
-    const block = this.blocks.get(ptr)!;
+  private executedReplay(pc: number, block: Block): void {
     this.stats.tbExecutions++;
     if (this.pending !== null) this.commit(this.pending, pc);
-    if (this.stats.instructions >= this.maxInsns) return this.stop(pc, 'budget');
+    this.lastSyscall = null;
+    if (this.stats.instructions >= this.limits.maxInsns) return this.stop(pc, 'budget');
     this.pending = block;
   }
 
-  private stop(pc: number, reason: 'budget' | 'exec'): void {
+  /** Stop before the TB at `pc` (a limit reached): the trace ends with an asynchronous disable there. */
+  private stop(pc: number, reason: StopReason): void {
     this.stopped = true;
     this.stopReason = reason;
     this.pending = null;
     this.session.interrupt(pc);
-    this.onStop();
+    this.limits.onStop();
   }
 }
 

@@ -1,30 +1,43 @@
 /**
  * `ptscope record`: run a program and write a trace bundle (bundle.ts).
  *
- * With hardware Intel PT (/sys/bus/event_source/devices/intel_pt) it runs
- * `perf record -e intel_pt//u` and keeps perf.data (importing it into
- * trace.pt is the perf.data importer's job). Everywhere else it emulates:
- * the program runs under qemu-user with TB logging streamed through a pipe
- * (`-D /proc/self/fd/3`, never stored), the executed path is rebuilt
+ * With hardware Intel PT (/sys/bus/event_source/devices/intel_pt) and
+ * --no-sandbox it runs `perf record -e intel_pt//u` and keeps perf.data
+ * (perf cannot run inside the sandbox yet, so a confined recording is
+ * always emulated). Everywhere else it emulates: the program runs confined
+ * (confined-run.ts) under qemu-user with TB logging streamed through a FIFO
+ * that is outside the sandbox's view and reaches qemu as descriptor 3
+ * (`-D /proc/self/fd/3`), never stored; the executed path is rebuilt
  * (path-reconstruction.ts) and encoded as a user-only PT trace
- * (pt-encoder-session.ts).
+ * (pt-encoder-session.ts). The log is the program's neighbour (qemu-user
+ * runs the guest in its own process), so the parser checks it
+ * (qemu-log.ts, path-reconstruction.ts) and refuses a log that the program
+ * altered: "recording tampered: ...".
  *
  * The bundle is built in a temporary directory beside the output and
- * renamed into place at the end, so a failed recording never leaves a
- * bundle that looks complete.
+ * renamed into place at the end, so a failed or interrupted recording never
+ * leaves a bundle that looks complete; --force replaces only a directory
+ * that holds a ptscope bundle.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, closeSync, constants, copyFileSync, openSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
+import { ElfFile } from '../../flow/elf.js';
+import { CoreFile } from '../core-file.js';
+import { readJsonFile } from '../import/json-input.js';
+import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
 import { bundleImages, BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleManifest } from './bundle.js';
-import { takeQemuCore } from './core-dump.js';
-import { MemoryMap } from './memory-map.js';
-import { PathReconstruction } from './path-reconstruction.js';
+import { ConfinedRun, LOG_FD } from './confined-run.js';
+import { GuestFiles } from './guest-files.js';
+import { interpreterOf, MemoryMap } from './memory-map.js';
+import { PathReconstruction, type StopReason } from './path-reconstruction.js';
 import { DEFAULT_TIMING, PtEncoderSession, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
-import { QemuLogParser } from './qemu-log.js';
-import { sandboxArgv, sandboxUnavailable } from './sandbox.js';
+import { QemuLogParser, RecordingTampered } from './qemu-log.js';
+import { DEFAULT_LIMITS, MIB, type ResourceLimits } from './resource-limits.js';
+import { sandboxUnavailable } from './sandbox.js';
+import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TraceOutput } from './trace-output.js';
 
 /** A recording that cannot be made: one line for the user. */
@@ -36,17 +49,30 @@ export class RecordError extends Error {
 }
 
 export interface RecordOptions {
-  /** Program and arguments. */
+  /** Program and arguments, as the program sees them. */
   argv: string[];
+  /**
+   * Run this host file as the program, shown to it at `guest` (argv[0] is
+   * then not looked up): a re-run of a bundle's copy of its program at the
+   * recorded path. Default: argv[0] found on PATH, shown at its own path.
+   */
+  program?: { host: string; guest: string };
   /** Bundle directory to create. */
   output: string;
-  /** Replace an existing output directory. */
+  /** Replace an existing output directory that holds a ptscope bundle. */
   force?: boolean;
+  /** Confine the program (from the analyst's command line only). */
   sandbox: boolean;
   /** Wall-clock limit in seconds (0: none). */
   timeoutSec: number;
   /** Instruction budget. */
   maxInsns: number;
+  /** Stop when the trace reaches this many bytes, keeping it (0: no limit; default 1 GiB). */
+  maxTraceBytes?: number;
+  /** Memory the recorder may hold for the emulator's translations and image files (default 1 GiB). */
+  maxRecorderBytes?: number;
+  /** Limits of the confined run (defaults: resource-limits.ts). */
+  limits?: Partial<ResourceLimits>;
   psbPeriod: number;
   retCompression: boolean;
   longTnt: boolean;
@@ -54,26 +80,28 @@ export interface RecordOptions {
   timing: Partial<TimingSettings>;
   /** Snapshot ring size in bytes (0: keep the whole trace). */
   snapshotBytes: number;
-  /** Use perf and hardware PT when available (default), or always emulate. */
+  /** Use perf and hardware PT when available and unconfined (default), or always emulate. */
   hardware?: boolean;
   /** Where the target's stdout/stderr go (default: inherited). */
   stdio?: 'inherit' | 'pipe' | 'ignore';
   /** A file the target reads as its standard input (default: none, like /dev/null). */
   stdin?: string;
   /**
-   * Variables added to the target's environment only (qemu's QEMU_SET_ENV,
-   * so the emulator itself is unaffected), e.g. an LD_PRELOAD shim. Values
-   * must not contain commas.
+   * Variables added to the target's environment only (qemu's `-E`, so the
+   * emulator itself is unaffected), e.g. an LD_PRELOAD shim. Values must
+   * not contain commas.
    */
   guestEnv?: Record<string, string>;
-  /** More host files the confined target may read (bound read-only at the same path). */
-  readOnlyPaths?: string[];
+  /** More host paths the confined target may read (shown read-only at the same path). */
+  allowRead?: string[];
   /**
-   * Give the target only a fixed minimal environment (PATH, plus `guestEnv`)
-   * instead of the recorder's own, so that its initial stack is the same on
-   * every machine (reproducible recordings, e.g. of crashes).
+   * Show the files and directories named in argv to the target (the
+   * analyst's own command line). A re-run from a bundle passes false: a
+   * bundle's argv never opens host files to the sandbox.
    */
-  cleanEnv?: boolean;
+  exposeArguments?: boolean;
+  /** Abort the recording (Ctrl-C): the target is killed and nothing is kept. */
+  signal?: AbortSignal;
   /** One-line notices (emulation in use, warnings); default stderr. */
   notice?: (line: string) => void;
 }
@@ -91,6 +119,12 @@ export interface RecordResult {
 export const INTEL_PT_SYSFS = '/sys/bus/event_source/devices/intel_pt';
 const QEMU = 'qemu-x86_64';
 const LOG_ITEMS = 'in_asm,exec,nochain,page,strace';
+export const DEFAULT_MAX_TRACE_BYTES = 1024 * MIB;
+export const DEFAULT_MAX_RECORDER_BYTES = 1024 * MIB;
+/** Bytes of the target's stdout/stderr kept when they are captured. */
+const MAX_CAPTURED_OUTPUT = 16 * MIB;
+/** The uid that owns the log FIFO when the recorder is root, so that the target cannot change its mode. */
+const FIFO_OWNER = 65534;
 
 /** The first executable `name` on PATH, or null. */
 export function findOnPath(name: string): string | null {
@@ -108,80 +142,201 @@ export function findOnPath(name: string): string | null {
   return null;
 }
 
-function checkElf(path: string): void {
-  let head: Buffer;
+/** The program's ELF (read with a bound), checked to be an x86-64 executable. */
+function readProgram(path: string): { bytes: Buffer; elf: ElfFile } {
+  let bytes: Buffer;
   try {
-    head = readFileSync(path).subarray(0, 20);
+    bytes = readBoundedFile(realpathSync(path), INPUT_LIMITS.imageBytes, path);
   } catch (e) {
-    throw new RecordError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new RecordError(`record: cannot read ${path}: ${(e as Error).message.replace(`${path}: `, '')}`);
   }
-  if (head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46) {
-    throw new RecordError(`${path} is not an ELF executable (run scripts through their interpreter, e.g. 'python3 script.py')`);
+  if (bytes.length < 64 || bytes.readUInt32BE(0) !== 0x7f454c46) {
+    throw new RecordError(`record: ${path} is not an ELF executable (run scripts through their interpreter, e.g. 'python3 script.py')`);
   }
-  if (head[4] !== 2 || head.readUInt16LE(18) !== 62) throw new RecordError(`${path} is not an x86-64 ELF executable`);
+  if (bytes[4] !== 2 || bytes.readUInt16LE(18) !== 62) throw new RecordError(`record: ${path} is not an x86-64 ELF executable`);
+  try {
+    return { bytes, elf: ElfFile.parse(bytes, path) };
+  } catch (e) {
+    throw new RecordError(`record: ${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Refuse to replace `output` unless --force was given and it is a
+ * directory holding a ptscope bundle manifest: --force must never delete
+ * anything else.
+ */
+function checkReplaceable(output: string, force: boolean): void {
+  let st;
+  try {
+    st = lstatSync(output);
+  } catch {
+    return;
+  }
+  if (!force) throw new RecordError(`record: ${output} already exists (use --force to replace a bundle)`);
+  if (!st.isDirectory()) throw new RecordError(`record: --force replaces only a ptscope bundle directory; ${output} is not a directory`);
+  let manifest: unknown;
+  try {
+    manifest = readJsonFile(join(output, MANIFEST_NAME));
+  } catch {
+    manifest = null;
+  }
+  const format = manifest !== null && typeof manifest === 'object' ? (manifest as { format?: unknown }).format : undefined;
+  if (format !== BUNDLE_FORMAT) {
+    throw new RecordError(`record: --force replaces only a ptscope bundle; ${output} holds no ${MANIFEST_NAME} with format "${BUNDLE_FORMAT}"`);
+  }
 }
 
 export async function record(opts: RecordOptions): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   if (opts.argv.length === 0) throw new RecordError('record: no program given');
-  const program = findOnPath(opts.argv[0]);
+  const program = opts.program?.host ?? findOnPath(opts.argv[0]);
   if (program === null) throw new RecordError(`record: program not found: ${opts.argv[0]}`);
-  checkElf(program);
+  const exe = readProgram(program);
   const output = resolve(opts.output);
-  if (existsSync(output)) {
-    if (!opts.force) throw new RecordError(`record: ${output} already exists (use --force to replace it)`);
-  }
+  checkReplaceable(output, opts.force === true);
   const parent = dirname(output);
   if (!existsSync(parent)) throw new RecordError(`record: directory ${parent} does not exist`);
 
-  if (opts.hardware !== false && existsSync(INTEL_PT_SYSFS)) return recordWithPerf(opts, program, output);
-  if (findOnPath(QEMU) === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
-  notice('no Intel PT on this machine: recording under emulation (qemu-user)');
-  return recordEmulated(opts, program, output);
+  if (opts.hardware !== false && existsSync(INTEL_PT_SYSFS)) {
+    if (!opts.sandbox) return recordWithPerf(opts, program, output);
+    notice('perf cannot record inside the sandbox yet: recording under emulation (use --no-sandbox for hardware PT)');
+  } else {
+    notice('no Intel PT on this machine: recording under emulation (qemu-user)');
+  }
+  const qemu = findOnPath(QEMU);
+  if (qemu === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
+  return recordEmulated(opts, program, exe, qemu, output);
 }
 
-/** Paths on the command line under /tmp (hidden by the sandbox's private /tmp) to bind read-only. */
-function visibleInputs(argv: string[], program: string): { argv: string[]; readOnly: string[] } {
-  const readOnly = new Set<string>();
-  const out = [program];
-  if (program.startsWith('/tmp/')) readOnly.add(program);
+/** What a path names: only regular files and directories are shown to the sandbox. */
+function showable(path: string): 'yes' | 'missing' | string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return 'missing';
+  }
+  if (st.isFile() || st.isDirectory()) return 'yes';
+  return st.isSocket() ? 'a socket' : st.isFIFO() ? 'a FIFO' : 'a device';
+}
+
+/**
+ * Arguments naming existing files (rewritten as absolute paths, which the
+ * confined program can open from its own working directory), and those
+ * paths. Sockets, FIFOs and devices are never shown (a socket stays
+ * connectable through a read-only mount), and are reported.
+ */
+function argumentPaths(argv: readonly string[], expose: boolean): { argv: string[]; paths: string[]; refused: string[] } {
+  const out = [argv[0]];
+  const paths = new Set<string>();
+  const refused: string[] = [];
   for (const a of argv.slice(1)) {
-    if (!a.startsWith('-') && existsSync(a)) {
-      const abs = resolve(a);
-      if (abs.startsWith('/tmp/')) readOnly.add(abs);
-      out.push(abs);
+    if (!expose) {
+      out.push(a);
+      continue;
+    }
+    const eq = a.startsWith('-') ? a.indexOf('=') : -1;
+    const value = eq > 0 ? a.slice(eq + 1) : a.startsWith('-') ? '' : a;
+    const kind = value === '' ? 'missing' : showable(value);
+    if (kind === 'yes') {
+      const abs = resolve(value);
+      paths.add(abs);
+      out.push(eq > 0 ? `${a.slice(0, eq + 1)}${abs}` : abs);
     } else {
+      if (kind !== 'missing') refused.push(`${value} is ${kind}: not shown to the sandbox`);
       out.push(a);
     }
   }
-  return { argv: out, readOnly: [...readOnly] };
+  return { argv: out, paths: [...paths], refused };
 }
 
-async function recordEmulated(opts: RecordOptions, program: string, output: string): Promise<RecordResult> {
+/** qemu `-E` arguments for the guest-only environment. */
+function guestEnvArgs(env: Record<string, string> | undefined): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(env ?? {})) {
+    if (k.includes('=') || k.includes(',') || v.includes(',') || k.includes('\0') || v.includes('\0')) {
+      throw new RecordError(`record: guest environment ${k}: no '=', ',' or NUL allowed`);
+    }
+    out.push('-E', `${k}=${v}`);
+  }
+  return out;
+}
+
+/** Make the log FIFO writable by the emulator through its descriptor, but not readable or re-modable by the target. */
+function protectFifo(path: string): void {
+  if (process.geteuid?.() === 0) {
+    // Owned by another uid with only "other" write: the target (uid 0
+    // without capabilities) can write through the descriptor it was given,
+    // but neither read the log nor chmod it.
+    chownSync(path, FIFO_OWNER, FIFO_OWNER);
+    chmodSync(path, 0o002);
+  } else {
+    chmodSync(path, 0o200);
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   const started = process.hrtime.bigint();
+  if (opts.signal?.aborted) throw new RecordError('record: interrupted');
   const staging = mkdtempSync(join(dirname(output), `.${basename(output)}.partial-`));
-  const workDir = mkdtempSync(join(tmpdir(), 'ptscope-target-'));
-  // The log streams through a FIFO (Node's stdio pipes are sockets, which
-  // qemu cannot open by path); it is shown read-only inside the sandbox.
-  const fifoDir = mkdtempSync(join(tmpdir(), 'ptscope-log-'));
+  // The log FIFO lives in a directory the sandbox does not show.
+  const logDir = mkdtempSync(join(tmpdir(), 'ptscope-log-'));
+  const limits: ResourceLimits = { ...DEFAULT_LIMITS, ...opts.limits };
+  let run: ConfinedRun | null = null;
+  let logRead: number | null = null;
+  let logWrite: number | null = null;
+  let keepLog: number | null = null;
+  let stdinFd: number | null = null;
   try {
-    const fifo = join(fifoDir, 'qemu.log');
+    const fifo = join(logDir, 'qemu.log');
     const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
-    if (mk.status !== 0) throw new RecordError(`record: cannot create a FIFO in ${fifoDir}`);
-    const { argv, readOnly } = visibleInputs(opts.argv, program);
-    readOnly.push(fifoDir);
-    for (const p of opts.readOnlyPaths ?? []) readOnly.push(resolve(p));
-    const inner = ['/bin/sh', '-c', 'ulimit -c unlimited 2>/dev/null; exec "$@"', 'sh', QEMU, '-d', LOG_ITEMS, '-D', fifo, ...argv];
-    let command: string[];
+    if (mk.status !== 0) throw new RecordError(`record: cannot create a FIFO in ${logDir}`);
+    logRead = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    logWrite = openSync(fifo, constants.O_WRONLY);
+    protectFifo(fifo);
+
+    const guestProgram = opts.program?.guest ?? program;
+    const args = argumentPaths(opts.argv, opts.exposeArguments !== false);
+    const guestArgv = [guestProgram, ...args.argv.slice(1)];
+    const allowRead: string[] = [];
+    for (const p of opts.allowRead ?? []) {
+      const kind = showable(p);
+      if (kind === 'yes') allowRead.push(resolve(p));
+      else throw new RecordError(`record: --allow-read ${p}: ${kind === 'missing' ? 'no such file or directory' : `${kind}, which is never shown to the sandbox`}`);
+    }
+    for (const r of args.refused) notice(r);
     if (opts.sandbox) {
-      const why = sandboxUnavailable(workDir);
+      const why = sandboxUnavailable();
       if (why !== null) throw new RecordError(`record: ${why}; install bubblewrap, or pass --no-sandbox to run the program unconfined`);
-      command = sandboxArgv({ workDir, readOnly }, inner);
+      // The loader must be in the sandbox's view, or the program cannot start there.
+      const interp = interpreterOf(exe.elf, exe.bytes);
+      const probe = sandboxView({ program: opts.program ? undefined : program, arguments: args.paths, allowRead });
+      if (interp !== null && visibleHostFile(probe, interp) === null) {
+        throw new RecordError(`record: the program's loader ${interp} is outside the sandbox's view (system directories, the program, its arguments); pass --allow-read ${interp}`);
+      }
     } else {
       notice('warning: --no-sandbox: the program runs unconfined, with your network and files');
-      command = inner;
     }
+    stdinFd = openStdin(opts.stdin) ?? null;
+    run = confinedRun({
+      command: [qemu, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
+      sandbox: opts.sandbox,
+      view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
+      limits,
+      stdin: stdinFd ?? undefined,
+      output: opts.stdio ?? 'inherit',
+      logFd: logWrite,
+      collect: { core: true, executables: true },
+      timeoutSec: 0,
+      live: true,
+    });
+    const warnings: string[] = [...run.notes];
 
     const timing: TimingSettings = { ...DEFAULT_TIMING, ...opts.timing };
     const settings: EncoderSettings = {
@@ -192,21 +347,31 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
       timing,
       snapshot: opts.snapshotBytes > 0,
     };
+    const maxRecorderBytes = opts.maxRecorderBytes ?? DEFAULT_MAX_RECORDER_BYTES;
+    const maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
     const tracePath = join(staging, TRACE_NAME);
     const out = new TraceOutput(tracePath, opts.snapshotBytes);
     const session = new PtEncoderSession(out, settings);
-    const memory = new MemoryMap(program, workDir);
-    let child: ReturnType<typeof spawn> | null = null;
-    let stopped: 'budget' | 'timeout' | 'exec' | null = null;
-    const kill = (): void => {
-      if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    };
-    const path = new PathReconstruction(session, memory, opts.maxInsns, () => {
-      stopped = path.stopReason;
-      kill();
+    const files = new GuestFiles(run.view, maxRecorderBytes);
+    const memory = new MemoryMap(guestProgram, run.scratch, files);
+    let stopped: StopReason | 'timeout' | null = null;
+    const confined = run;
+    const kill = (): void => confined.kill();
+    const path = new PathReconstruction(session, memory, {
+      maxInsns: opts.maxInsns,
+      maxBlockBytes: maxRecorderBytes,
+      overLimit: () => (maxTraceBytes > 0 && opts.snapshotBytes === 0 && out.offset >= maxTraceBytes ? 'trace-size' : null),
+      onStop: () => {
+        stopped = path.stopReason;
+        kill();
+      },
     });
     let placed = false;
-    const parser = new QemuLogParser({
+    // Once the path stops (a limit, an exec or clone entry), nothing more of the log is read.
+    const then = (): void => {
+      if (path.stopped) parser.halt();
+    };
+    const parser: QemuLogParser = new QemuLogParser({
       translated: (tb) => path.translated(tb),
       executed: (cpu, ptr, pc) => {
         if (!placed) {
@@ -214,34 +379,46 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
           if (!memory.placeLoadedElves()) throw new Error('qemu log: no load layout (start_code/entry) before the first instruction');
         }
         path.executed(cpu, ptr, pc);
+        then();
       },
-      syscall: (line) => path.syscall(line),
+      syscallEntry: (name, text) => {
+        path.syscallEntry(name, text);
+        then();
+      },
+      syscall: (line) => {
+        path.syscall(line);
+        then();
+      },
+      notExecuted: (ptr, pc) => path.notExecuted(ptr, pc),
       signal: (name, code, addr) => path.signal(name, code, addr),
       layout: (name, value) => path.layout(name, value),
     });
 
     // Debugging aid: PTSCOPE_RECORD_KEEP_LOG=FILE keeps a copy of qemu's log.
-    const keepLog = process.env.PTSCOPE_RECORD_KEEP_LOG ? openSync(process.env.PTSCOPE_RECORD_KEEP_LOG, 'w') : null;
-    const stdio = opts.stdio ?? 'inherit';
-    const stdinFd = openStdin(opts.stdin);
+    keepLog = process.env.PTSCOPE_RECORD_KEEP_LOG ? openSync(process.env.PTSCOPE_RECORD_KEEP_LOG, 'w') : null;
     let stdoutText = '';
     let stderrText = '';
     let failure: Error | null = null;
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      kill();
+    };
+    opts.signal?.addEventListener('abort', onAbort);
+    const child = run.start();
+    closeSync(logWrite);
+    logWrite = null;
+    const handedOut = run.collected();
+    const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit, reject) => {
-      child = spawn(command[0], command.slice(1), {
-        stdio: [stdinFd ?? 'ignore', stdio, stdio],
-        cwd: workDir,
-        env: guestEnvironment(opts.guestEnv, opts.cleanEnv ?? false),
-      });
-      child.on('error', (e) => reject(new RecordError(`record: cannot start ${command[0]}: ${e.message}`)));
-      if (stdio === 'pipe') {
-        child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdoutText += d));
-        child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderrText += d));
-      }
-      // Read the FIFO as a non-blocking stream (epoll): much faster than
-      // fs reads on the thread pool. Linux reports no hang-up on a FIFO
-      // that never had a writer, so opening before qemu does is safe.
-      const log = new Socket({ fd: openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
+      child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
+      // Read the FIFO as a non-blocking stream (epoll): much faster than fs
+      // reads on the thread pool. The stream ends when every holder of the
+      // write end (qemu, the sandbox's wrapper) has exited.
+      const log = new Socket({ fd: logRead!, readable: true, writable: false });
+      logRead = null;
       let logDone = false;
       let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
       const settle = (): void => {
@@ -262,7 +439,7 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
       log.on('data', (chunk: Buffer | string) => {
         if (typeof chunk === 'string') return;
         if (keepLog !== null) writeSync(keepLog, chunk);
-        if (failure !== null) return;
+        if (failure !== null || path.stopped) return;
         try {
           parser.feed(chunk);
         } catch (e) {
@@ -278,51 +455,75 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
         : null;
       child.on('close', (code, signal) => {
         exited = { code, signal };
-        // If qemu never opened the log, a writer that comes and goes ends the stream.
-        try {
-          closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-        } catch {
-          // the stream has ended already
-        }
         settle();
       });
     });
-    if (keepLog !== null) closeSync(keepLog);
-    if (failure !== null) throw new RecordError(`record: cannot follow the emulator's log: ${(failure as Error).message}`);
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (aborted) throw new RecordError('record: interrupted');
+    if (failure !== null) {
+      const f = failure as Error;
+      if (f instanceof RecordingTampered) throw new RecordError(`record: recording tampered: ${f.message}`);
+      throw new RecordError(`record: cannot follow the emulator's log: ${f.message}`);
+    }
     if (!placed) {
       const why = stderrText.trim().split('\n').pop() ?? '';
       throw new RecordError(`record: the program did not start under ${QEMU}${why ? `: ${why}` : ''}`);
     }
-    parser.end();
-    // The guest's core (when it died of a signal) goes into the bundle as `core`.
-    const core = takeQemuCore(workDir, join(staging, 'core'));
-    path.finish(core !== null && stopped === null ? core.rip : null, stopped === 'timeout');
+    try {
+      parser.end();
+    } catch (e) {
+      if (e instanceof RecordingTampered) throw new RecordError(`record: recording tampered: ${e.message}`);
+      throw new RecordError(`record: cannot follow the emulator's log: ${errorText(e)}`);
+    }
+    const unfinished = parser.unfinishedSyscall;
+    if (stopped === null && unfinished !== null && unfinished !== 'exit' && unfinished !== 'exit_group') {
+      warnings.push(`the emulator's log ended inside the syscall ${unfinished}: what the program did after it is not recorded`);
+    }
+    // What the run handed out: qemu's core of the guest, and executables the program wrote.
+    const handed = await handedOut;
+    files.addMade(handed);
+    let core: { file: CoreFile; bytes: Buffer } | null = null;
+    for (const [name, bytes] of handed) {
+      if (core !== null || !/\/qemu_[^/]*\.core$/.test(name)) continue;
+      try {
+        core = { file: CoreFile.parse(bytes, 'core'), bytes };
+      } catch (e) {
+        warnings.push(`the emulator's core dump could not be read: ${errorText(e)}`);
+      }
+    }
+    if (core !== null) writeFileSync(join(staging, 'core'), core.bytes);
+    path.finish(core !== null && stopped === null ? core.file.rip : null, stopped === 'timeout');
     const written = out.finish();
     const hash = settings.snapshot ? session.hashFrom(written.start) : session.traced;
 
-    // Exit: qemu re-raises the target's fatal signal; bwrap reports it as 128 + signal.
+    // Exit: qemu re-raises the target's fatal signal; the sandbox reports it as 128 + signal.
     let signal: string | null = null;
     let status: number | null = exit.code;
-    if (core !== null) signal = SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
-    else if (exit.signal !== null && stopped === null) signal = exit.signal;
-    else if (exit.code !== null && exit.code > 128 && stopped === null && path.stats.signals.length > 0) {
-      signal = SIGNAL_NAMES[exit.code - 128] ?? null;
-    }
+    if (stopped !== null) {
+      // stopped by the recorder: no exit of its own
+    } else if (core !== null) signal = SIGNAL_NAMES[core.file.signal] ?? `SIG${core.file.signal}`;
+    else if (exit.signal !== null) signal = exit.signal;
+    else if (exit.code !== null && exit.code > 128 && path.stats.signals.length > 0) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
     if (signal !== null) status = null;
 
-    // Images: copy each file once.
+    // Images: copy each file once, as the program saw it.
     const imagesDir = join(staging, 'images');
     mkdirSync(imagesDir);
+    const mapped = memory.images();
     const copies = new Map<string, string>();
-    for (const m of memory.images()) {
+    for (const m of mapped) {
       if (copies.has(m.path)) continue;
-      const name = `images/${copies.size}-${basename(m.path)}`;
-      copyFileSync(m.path, join(staging, name));
+      const bytes = files.read(m.path);
+      if (bytes === null) continue;
+      const name = `images/${copies.size}-${safeBaseName(m.path)}`;
+      writeFileSync(join(staging, name), bytes);
       copies.set(m.path, name);
+      if (files.isMadeByProgram(m.path)) warnings.push(`${m.path}: code from a file the program wrote itself, kept as it was when the program ended`);
     }
-    const images = bundleImages(memory.images(), copies);
-    const warnings = [...memory.warnings];
-    if (path.stats.otherThreadTbs > 0) warnings.push(`threads: ${path.stats.otherThreadTbs} TB executions of other threads are not traced`);
+    const images = bundleImages(mapped.filter((m) => copies.has(m.path)), copies);
+    warnings.push(...memory.warnings, ...path.warnings);
+    if (stopped === 'trace-size') warnings.push(`recording stopped: the trace reached --max-trace-size (${maxTraceBytes} bytes); the trace up to there is kept`);
+    if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the trace up to there is kept`);
     if (path.stats.inexactFaults > 0) warnings.push(`${path.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
     if (path.stats.unmappedTbs > 0) warnings.push(`${path.stats.unmappedTbs} TB executions at addresses no image maps`);
 
@@ -330,7 +531,7 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
       format: BUNDLE_FORMAT,
       version: BUNDLE_VERSION,
       recorder: 'qemu',
-      program: { argv: opts.argv, path: program, cwd: workDir },
+      program: { argv: opts.argv, path: guestProgram, cwd: run.scratch },
       exit: { status, signal, stopped },
       trace: { file: TRACE_NAME, bytes: written.size, fullBytes: written.fullSize, snapshotStart: written.start },
       instructions: { executed: path.stats.instructions, traced: hash.count, fnv1a64: hash.hex() },
@@ -340,6 +541,8 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
         sandbox: opts.sandbox,
         timeoutSec: opts.timeoutSec,
         maxInsns: opts.maxInsns,
+        maxTraceBytes,
+        limits,
         filters: opts.ranges.map((r) => ({ from: '0x' + r.from.toString(16), to: '0x' + r.to.toString(16) })),
         snapshotBytes: opts.snapshotBytes,
         psbPeriod: opts.psbPeriod,
@@ -366,60 +569,84 @@ async function recordEmulated(opts: RecordOptions, program: string, output: stri
     };
     writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
     chmodSync(staging, 0o755);
+    if (opts.signal?.aborted) throw new RecordError('record: interrupted');
+    checkReplaceable(output, opts.force === true);
     if (existsSync(output)) rmSync(output, { recursive: true, force: true });
     renameSync(staging, output);
     for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds };
   } finally {
+    for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);
+    run?.dispose();
     rmSync(staging, { recursive: true, force: true });
-    rmSync(workDir, { recursive: true, force: true });
-    rmSync(fifoDir, { recursive: true, force: true });
+    rmSync(logDir, { recursive: true, force: true });
   }
 }
 
+/** A confined run for the recorder; a run that cannot be prepared is a one-line RecordError. */
+function confinedRun(spec: ConstructorParameters<typeof ConfinedRun>[0]): ConfinedRun {
+  try {
+    return new ConfinedRun(spec);
+  } catch (e) {
+    throw new RecordError(`record: ${errorText(e)}`);
+  }
+}
+
+/** A file name for an image copy: the original's base name, printable and short. */
+function safeBaseName(path: string): string {
+  const b = basename(path).replace(/[^A-Za-z0-9._+-]/g, '_').slice(0, 100);
+  return b === '' || b === '.' || b === '..' ? 'image' : b;
+}
+
 /**
- * Hardware path: perf with Intel PT, user space only. The bundle keeps
- * perf.data; turning it into trace.pt + images is the perf.data importer's
- * job (manifest `perf.imported: false` marks the seam).
+ * Hardware path (unconfined only): perf with Intel PT, user space only. The
+ * bundle keeps perf.data; turning it into trace.pt + images is the
+ * perf.data importer's job (manifest `perf.imported: false` marks the seam).
  */
 async function recordWithPerf(opts: RecordOptions, program: string, output: string): Promise<RecordResult> {
   const started = process.hrtime.bigint();
   if (findOnPath('perf') === null) throw new RecordError('record: Intel PT is present but perf is not installed (or pass --emulate)');
+  (opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`)))('warning: --no-sandbox: the program runs unconfined, with your network and files');
   const staging = mkdtempSync(join(dirname(output), `.${basename(output)}.partial-`));
+  let stdinFd: number | null = null;
   try {
     const perfData = join(staging, 'perf.data');
     const args = ['record', '-q', '-e', 'intel_pt//u', '-o', perfData, '--', program, ...opts.argv.slice(1)];
+    stdinFd = openStdin(opts.stdin) ?? null;
     const res = spawnSync('perf', args, {
-      stdio: [openStdin(opts.stdin) ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
+      stdio: [stdinFd ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
       encoding: 'utf8',
       timeout: opts.timeoutSec > 0 ? opts.timeoutSec * 1000 : undefined,
+      killSignal: 'SIGKILL',
     });
-    if (res.error) throw new RecordError(`record: perf failed: ${res.error.message}`);
+    if (res.error && (res.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw new RecordError(`record: perf failed: ${res.error.message}`);
     if (!existsSync(perfData)) throw new RecordError(`record: perf wrote no perf.data (exit ${res.status})`);
     const manifest: BundleManifest = {
       format: BUNDLE_FORMAT,
       version: BUNDLE_VERSION,
       recorder: 'perf',
       program: { argv: opts.argv, path: program, cwd: process.cwd() },
-      exit: { status: res.status, signal: res.signal, stopped: null },
+      exit: { status: res.status, signal: res.signal, stopped: res.error ? 'timeout' : null },
       trace: null,
       perf: { file: 'perf.data', imported: false },
       instructions: null,
       addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
       images: [],
-      config: { perfArgs: args.slice(0, 5) },
+      config: { perfArgs: args.slice(0, 5), sandbox: false },
       encoder: null,
       decode: null,
       stats: {},
       warnings: [],
     };
     writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
+    checkReplaceable(output, opts.force === true);
     if (existsSync(output)) rmSync(output, { recursive: true, force: true });
     renameSync(staging, output);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { bundle: output, manifest, stdout: res.stdout ?? '', stderr: res.stderr ?? '', seconds };
   } finally {
+    if (stdinFd !== null) closeSync(stdinFd);
     rmSync(staging, { recursive: true, force: true });
   }
 }
@@ -438,16 +665,4 @@ function openStdin(path: string | undefined): number | undefined {
   } catch (e) {
     throw new RecordError(`record: cannot read the standard input file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-}
-
-/** The recorder's environment with `guestEnv` passed to the target through qemu. */
-function guestEnvironment(guestEnv: Record<string, string> | undefined, clean: boolean): NodeJS.ProcessEnv | undefined {
-  const base: NodeJS.ProcessEnv = clean ? { PATH: '/usr/local/bin:/usr/bin:/bin' } : process.env;
-  if (!guestEnv || Object.keys(guestEnv).length === 0) return clean ? base : undefined;
-  const pairs = Object.entries(guestEnv).map(([k, v]) => {
-    if (k.includes('=') || k.includes(',') || v.includes(',')) throw new RecordError(`record: guest environment ${k}: no '=' or ',' allowed`);
-    return `${k}=${v}`;
-  });
-  const existing = base.QEMU_SET_ENV;
-  return { ...base, QEMU_SET_ENV: existing ? `${existing},${pairs.join(',')}` : pairs.join(',') };
 }
