@@ -193,12 +193,10 @@ const packetsBench: Bench = {
 
 const REAL = join(ROOT, '..', 'shared', 'traces', 'real');
 
-/** What one decode of a trace counted; the block decoder also reports its block cache use. */
+/** What one decode of a trace counted. */
 interface FlowCount {
   insn: number;
   blocks: number;
-  cacheHits: number;
-  cacheMisses: number;
 }
 
 /** Decode every instruction of a trace with one of ptscope's flow decoders. */
@@ -250,9 +248,9 @@ export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, ima
       count += block.ninsn;
       blocks++;
     }
-    return { insn: count, blocks, cacheHits: 0, cacheMisses: 0 };
+    return { insn: count, blocks };
   }
-  return { insn: count, blocks: 0, cacheHits: 0, cacheMisses: 0 };
+  return { insn: count, blocks: 0 };
 }
 
 const flowBench: Bench = {
@@ -269,7 +267,7 @@ const flowBench: Bench = {
     const images = [{ file: join(dir, 'seg_400000.bin'), address: 0x400000 }];
     const oracle = oracleBinary();
     const results: Measurement[] = [];
-    const none: FlowCount = { insn: 0, blocks: 0, cacheHits: 0, cacheMisses: 0 };
+    const none: FlowCount = { insn: 0, blocks: 0 };
     let insnBest = { seconds: Infinity, result: none };
     let blockBest = { seconds: Infinity, result: none };
     let libipt: Record<string, number> | undefined;
@@ -295,9 +293,7 @@ const flowBench: Bench = {
       }
     }
     const blk = blockBest.result;
-    const lookups = blk.cacheHits + blk.cacheMisses;
-    console.log(`  block decoder: ${blk.blocks} blocks, ${(blk.insn / blk.blocks).toFixed(1)} insn/block; block cache: ` +
-      `${lookups} lookups, ${blk.cacheHits} hits (${((100 * blk.cacheHits) / lookups).toFixed(1)}%), ${blk.cacheMisses} runs built`);
+    console.log(`  block decoder: ${blk.blocks} blocks, ${(blk.insn / blk.blocks).toFixed(1)} insn/block`);
     results.push({ label: 'ptscope instruction decoder', mbps: insnBest.result.insn / insnBest.seconds / 1e6, unit: 'M insn/s', detail: `${insnBest.result.insn} insn` });
     results.push({ label: 'ptscope block decoder', mbps: blk.insn / blockBest.seconds / 1e6, unit: 'M insn/s', detail: `${blk.insn} insn` });
     if (blk.insn !== insnBest.result.insn) console.log(`  WARNING: instruction counts differ: insn ${insnBest.result.insn}, block ${blk.insn}`);
