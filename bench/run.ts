@@ -10,7 +10,7 @@
  * PTSCOPE_BENCH_ROUNDS the number of alternating measurement rounds (3).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode } from '../src/packets/errors.js';
@@ -106,16 +106,16 @@ const TRACE_MB = Number(process.env.PTSCOPE_BENCH_MB ?? 256);
 /** Alternating measurement rounds; the fastest of each side is kept. */
 const ROUNDS = Number(process.env.PTSCOPE_BENCH_ROUNDS ?? 3);
 
-/** The synthetic packet trace, generated on first use. */
-function packetTrace(): string {
+/** The synthetic packet trace of a mix (realistic, or TNT-heavy), generated on first use. */
+function packetTrace(mix: 'realistic' | 'tnt' = 'realistic'): string {
   const bytes = TRACE_MB * 2 ** 20;
-  const file = join(BENCH_DIR, `packets-${TRACE_MB}m.pt`);
+  const file = join(BENCH_DIR, mix === 'realistic' ? `packets-${TRACE_MB}m.pt` : `packets-${mix}-${TRACE_MB}m.pt`);
   if (existsSync(file) && statSync(file).size >= bytes) return file;
   mkdirSync(BENCH_DIR, { recursive: true });
-  console.log(`  generating ${file} (${TRACE_MB} MiB, cached for later runs)...`);
+  console.log(`  generating ${file} (${TRACE_MB} MiB, ${mix} mix, cached for later runs)...`);
   const t0 = performance.now();
   const tmp = `${file}.tmp${process.pid}`;
-  const packets = writeRealisticTrace(tmp, bytes, 1);
+  const packets = writeRealisticTrace(tmp, bytes, 1, mix);
   renameSync(tmp, file);
   console.log(`  ${packets} packets in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   return file;
@@ -193,12 +193,10 @@ const packetsBench: Bench = {
 
 const REAL = join(ROOT, '..', 'shared', 'traces', 'real');
 
-/** What one decode of a trace counted; the block decoder also reports its block cache use. */
+/** What one decode of a trace counted. */
 interface FlowCount {
   insn: number;
   blocks: number;
-  cacheHits: number;
-  cacheMisses: number;
 }
 
 /** Decode every instruction of a trace with one of ptscope's flow decoders. */
@@ -250,14 +248,14 @@ export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, ima
       count += block.ninsn;
       blocks++;
     }
-    return { insn: count, blocks, cacheHits: 0, cacheMisses: 0 };
+    return { insn: count, blocks };
   }
-  return { insn: count, blocks: 0, cacheHits: 0, cacheMisses: 0 };
+  return { insn: count, blocks: 0 };
 }
 
 const flowBench: Bench = {
   name: 'flow',
-  description: 'instruction-flow decode on the real mruby trace (ptscope insn/block decoders vs libipt insn decoder)',
+  description: 'instruction-flow decode on the real mruby trace, in process (ptscope insn/block decoders vs libipt insn/block decoders)',
   run() {
     const dir = join(REAL, 'mruby');
     const tracePath = join(dir, 'trace.pt');
@@ -269,10 +267,11 @@ const flowBench: Bench = {
     const images = [{ file: join(dir, 'seg_400000.bin'), address: 0x400000 }];
     const oracle = oracleBinary();
     const results: Measurement[] = [];
-    const none: FlowCount = { insn: 0, blocks: 0, cacheHits: 0, cacheMisses: 0 };
+    const none: FlowCount = { insn: 0, blocks: 0 };
     let insnBest = { seconds: Infinity, result: none };
     let blockBest = { seconds: Infinity, result: none };
     let libipt: Record<string, number> | undefined;
+    let libiptBlk: Record<string, number> | undefined;
     // Warm-up (JIT); every pass below starts with a new image, so its
     // instruction and block caches start empty, like libipt's.
     countInstructions('insn', trace, images, '6/158');
@@ -287,19 +286,24 @@ const flowBench: Bench = {
         if (res.status !== 0) throw new Error(`ptoracle bench-insn failed: ${res.stderr}`);
         const kv = parseKeyValues(res.stdout);
         if (!libipt || kv.ips > libipt.ips) libipt = kv;
+        const resBlk = spawnSync(oracle, ['bench-blk', '--cpu', '6/158', '--raw', `${images[0].file}:0x400000`, tracePath], { encoding: 'utf8' });
+        if (resBlk.status !== 0) throw new Error(`ptoracle bench-blk failed: ${resBlk.stderr}`);
+        const kvBlk = parseKeyValues(resBlk.stdout);
+        if (!libiptBlk || kvBlk.ips > libiptBlk.ips) libiptBlk = kvBlk;
       }
     }
     const blk = blockBest.result;
-    const lookups = blk.cacheHits + blk.cacheMisses;
-    console.log(`  block decoder: ${blk.blocks} blocks, ${(blk.insn / blk.blocks).toFixed(1)} insn/block; block cache: ` +
-      `${lookups} lookups, ${blk.cacheHits} hits (${((100 * blk.cacheHits) / lookups).toFixed(1)}%), ${blk.cacheMisses} runs built`);
+    console.log(`  block decoder: ${blk.blocks} blocks, ${(blk.insn / blk.blocks).toFixed(1)} insn/block`);
     results.push({ label: 'ptscope instruction decoder', mbps: insnBest.result.insn / insnBest.seconds / 1e6, unit: 'M insn/s', detail: `${insnBest.result.insn} insn` });
     results.push({ label: 'ptscope block decoder', mbps: blk.insn / blockBest.seconds / 1e6, unit: 'M insn/s', detail: `${blk.insn} insn` });
     if (blk.insn !== insnBest.result.insn) console.log(`  WARNING: instruction counts differ: insn ${insnBest.result.insn}, block ${blk.insn}`);
-    if (libipt) {
-      results.push({ label: 'libipt 2.0.5 instruction decoder', mbps: libipt.ips / 1e6, unit: 'M insn/s', detail: `${libipt.insn} insn` });
+    if (libipt && libiptBlk) {
+      results.push({ label: 'libipt 2.0.5 instruction decoder (pt_insn_next)', mbps: libipt.ips / 1e6, unit: 'M insn/s', detail: `${libipt.insn} insn` });
+      results.push({ label: 'libipt 2.0.5 block decoder (pt_blk_next)', mbps: libiptBlk.ips / 1e6, unit: 'M insn/s', detail: `${libiptBlk.insn} insn` });
       if (libipt.insn !== insnBest.result.insn) console.log(`  WARNING: instruction counts differ: ptscope ${insnBest.result.insn}, libipt ${libipt.insn}`);
-      console.log(`  ratio ptscope/libipt: ${(results[0].mbps / results[2].mbps).toFixed(2)}x (insn), ${(results[1].mbps / results[2].mbps).toFixed(2)}x (block); goal >= 2.00x`);
+      if (libiptBlk.insn !== blk.insn) console.log(`  WARNING: block-decoder instruction counts differ: ptscope ${blk.insn}, libipt ${libiptBlk.insn}`);
+      console.log(`  ratio ptscope/libipt, like for like: ${(results[0].mbps / results[2].mbps).toFixed(2)}x (insn vs pt_insn_next), ` +
+        `${(results[1].mbps / results[3].mbps).toFixed(2)}x (block vs pt_blk_next); goal >= 2.00x`);
     }
     return results;
   },
@@ -364,9 +368,100 @@ const analyzeBench: Bench = {
 };
 
 // ---------------------------------------------------------------------------
+// process: whole-process runs, what a user sees: `ptscope dump --stat` and
+// `ptscope flow --quiet --stat` against small C programs with the same
+// loops over libipt (bench/c/ptstat.c), each started as a process and timed
+// from here, alternating, fastest of the rounds kept.
+
+/** Build bench/c/ptstat.c (libipt's loops, counting only) if needed. */
+function ptstatBinary(): string | null {
+  const bin = join(BENCH_DIR, 'ptstat');
+  const src = join(ROOT, 'bench', 'c', 'ptstat.c');
+  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(BENCH_DIR, { recursive: true });
+    const res = spawnSync('gcc', ['-O2', '-o', bin, src, '-lipt'], { encoding: 'utf8' });
+    if (res.status !== 0) {
+      console.log(`  (bench/c/ptstat.c does not build: ${(res.stderr || String(res.error)).trim()})`);
+      return null;
+    }
+  }
+  return bin;
+}
+
+/** Run a command to completion; its wall time in seconds and its stdout. */
+function timedRun(cmd: string, args: string[]): { seconds: number; stdout: string } {
+  const t0 = process.hrtime.bigint();
+  const res = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'pipe'] });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${res.status}: ${res.stderr}`);
+  return { seconds, stdout: res.stdout };
+}
+
+/** The real mruby trace repeated `copies` times (a longer run of the same program), cached. */
+function repeatedMruby(copies: number): string {
+  const file = join(BENCH_DIR, `mruby-x${copies}.pt`);
+  const one = readFileSync(join(REAL, 'mruby', 'trace.pt'));
+  if (existsSync(file) && statSync(file).size === one.length * copies) return file;
+  mkdirSync(BENCH_DIR, { recursive: true });
+  const tmp = `${file}.tmp${process.pid}`;
+  writeFileSync(tmp, Buffer.concat(Array.from({ length: copies }, () => one)));
+  renameSync(tmp, file);
+  return file;
+}
+
+const FLOW_COPIES = 10;
+
+const processBench: Bench = {
+  name: 'process',
+  description: 'whole-process runs: ptscope dump --stat and flow --quiet --stat vs C programs with the same libipt loops',
+  run() {
+    const ptstat = ptstatBinary();
+    if (!ptstat) return [];
+    const cli = join(ROOT, 'bin', 'ptscope.js');
+    const node = process.execPath;
+    const results: Measurement[] = [];
+    const compare = (what: string, unit: string, amount: number, ours: string[], theirs: string[], count: (out: string) => number): void => {
+      let best = { ours: Infinity, theirs: Infinity, oursCount: 0, theirsCount: 0 };
+      timedRun(node, ours); // warm-up: page cache
+      for (let round = 0; round < ROUNDS; round++) {
+        const a = timedRun(node, ours);
+        const b = timedRun(ptstat, theirs);
+        if (a.seconds < best.ours) best = { ...best, ours: a.seconds, oursCount: count(a.stdout) };
+        if (b.seconds < best.theirs) best = { ...best, theirs: b.seconds, theirsCount: Number(/^\S+ (\d+)/.exec(b.stdout)?.[1]) };
+      }
+      results.push({ label: `ptscope ${what}`, mbps: amount / best.ours, unit, detail: `${best.ours.toFixed(2)} s, ${best.oursCount} counted` });
+      results.push({ label: `libipt 2.0.5, same loop (ptstat ${theirs[0]})`, mbps: amount / best.theirs, unit, detail: `${best.theirs.toFixed(2)} s, ${best.theirsCount} counted` });
+      if (best.oursCount !== best.theirsCount) console.log(`  WARNING: ${what}: counts differ: ptscope ${best.oursCount}, libipt ${best.theirsCount}`);
+      console.log(`  ratio ptscope/libipt (${what}): ${(best.theirs / best.ours).toFixed(2)}x`);
+    };
+    for (const mix of ['realistic', 'tnt'] as const) {
+      const file = packetTrace(mix);
+      const mb = statSync(file).size / 1e6;
+      const total = (out: string) => Number(/^total\s+(\d+)/m.exec(out)?.[1]);
+      compare(`dump --stat, ${mix} mix (${mb.toFixed(0)} MB)`, 'MB/s', mb, [cli, 'dump', '--stat', file], ['packets', file], total);
+    }
+    const dir = join(REAL, 'mruby');
+    if (!existsSync(join(dir, 'trace.pt'))) {
+      console.log('  (flow runs skipped: the shared real traces are not beside the repository)');
+      return results;
+    }
+    const trace = repeatedMruby(FLOW_COPIES);
+    const raw = `${join(dir, 'seg_400000.bin')}:0x400000`;
+    const insnOf = (out: string) => Number(/^insn: (\d+)\./m.exec(out)?.[1]);
+    const first = timedRun(ptstat, ['insn', '--cpu', '6/158', '--raw', raw, trace]);
+    const insn = Number(/^insn (\d+)/m.exec(first.stdout)?.[1]) / 1e6;
+    const label = `mruby trace x${FLOW_COPIES}`;
+    compare(`flow --quiet --stat (insn decoder, ${label})`, 'M insn/s', insn, [cli, 'flow', '--quiet', '--stat', '--cpu', '6/158', '--raw', raw, '--pt', trace], ['insn', '--cpu', '6/158', '--raw', raw, trace], insnOf);
+    compare(`flow --quiet --stat --block-decoder (${label})`, 'M insn/s', insn, [cli, 'flow', '--quiet', '--stat', '--block-decoder', '--cpu', '6/158', '--raw', raw, '--pt', trace], ['blk', '--cpu', '6/158', '--raw', raw, trace], insnOf);
+    console.log('  goals: dump --stat >= 1.00x on both mixes');
+    return results;
+  },
+};
+
+// ---------------------------------------------------------------------------
 // Registry: add further sections here.
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench, analyzeBench, edgesBench];
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench];
 
 function main(): void {
   const wanted = process.argv.slice(2);

@@ -354,10 +354,25 @@ function realisticPacket(rng: Rng, p: Packet): void {
 }
 
 /**
- * Write a realistic trace of at least `bytes` bytes to `path` (streamed:
+ * Fill `p` with the next packet of a TNT-heavy trace (a loop-heavy program
+ * without timing packets): mostly TNT-8, some TNT-64, a TIP or FUP now
+ * and then.
+ */
+function tntHeavyPacket(rng: Rng, p: Packet): void {
+  clear(p);
+  const r = rng.int(1000);
+  if (r < 880) return randomTnt(rng, p, false);
+  if (r < 950) return randomTnt(rng, p, true);
+  if (r < 990) return randomIp(rng, p, PacketType.Tip, rng.chance(0.7) ? IpCompression.Update16 : IpCompression.Update32);
+  return randomIp(rng, p, PacketType.Fup, IpCompression.Update16);
+}
+
+/**
+ * Write a realistic (or, with `mix` 'tnt', TNT-heavy) trace of at least `bytes` bytes to `path` (streamed:
  * flat memory). Returns the number of packets written.
  */
-export function writeRealisticTrace(path: string, bytes: number, seed = 1): number {
+export function writeRealisticTrace(path: string, bytes: number, seed = 1, kind: 'realistic' | 'tnt' = 'realistic'): number {
+  const next = kind === 'tnt' ? tntHeavyPacket : realisticPacket;
   const rng = new Rng(seed);
   const writer = new TraceWriter(path, 1 << 22);
   const p = new Packet();
@@ -372,7 +387,7 @@ export function writeRealisticTrace(path: string, bytes: number, seed = 1): numb
       nextPsb = writer.offset + PSB_PERIOD;
       continue;
     }
-    realisticPacket(rng, p);
+    next(rng, p);
     writer.packet(p);
     packets++;
   }

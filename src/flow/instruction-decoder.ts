@@ -80,7 +80,43 @@ function relWidth(name: string): number {
   return m ? Number(m[1]) / 8 : 0;
 }
 
+/** Codes classified by name alone. */
+const SIMPLE_CODES: Readonly<Record<string, [InsnClass, InsnKind]>> = {
+  Int_imm8: [InsnClass.FarCall, InsnKind.Int],
+  Int3: [InsnClass.FarCall, InsnKind.Int3],
+  Int1: [InsnClass.FarCall, InsnKind.Int1],
+  Into: [InsnClass.FarCall, InsnKind.Into],
+  Syscall: [InsnClass.FarCall, InsnKind.Syscall],
+  Sysenter: [InsnClass.FarCall, InsnKind.Sysenter],
+  Vmcall: [InsnClass.FarCall, InsnKind.Vmcall],
+  Vmlaunch: [InsnClass.FarReturn, InsnKind.Vmlaunch],
+  Vmresume: [InsnClass.FarReturn, InsnKind.Vmresume],
+  Uiret: [InsnClass.FarReturn, InsnKind.Uiret],
+  Erets: [InsnClass.FarReturn, InsnKind.Erets],
+  Eretu: [InsnClass.FarReturn, InsnKind.Eretu],
+  // libipt's ILD takes any 0f c7 /6 with a memory operand for vmptrld,
+  // whatever the prefix (66: vmclear, f3: vmxon); mirror it.
+  Vmptrld_m64: [InsnClass.Other, InsnKind.Vmptrld],
+  Vmclear_m64: [InsnClass.Other, InsnKind.Vmptrld],
+  Vmxon_m64: [InsnClass.Other, InsnKind.Vmptrld],
+  Xend: [InsnClass.Other, InsnKind.Xend],
+  Xabort_imm8: [InsnClass.Other, InsnKind.Xabort],
+  Mwait: [InsnClass.Other, InsnKind.Mwait],
+  Mwaitx: [InsnClass.Other, InsnKind.Mwait],
+  Stac: [InsnClass.Other, InsnKind.Stac],
+  Clac: [InsnClass.Other, InsnKind.Clac],
+  Hlt: [InsnClass.Other, InsnKind.Hlt],
+};
+
+let tablesReady = false;
+
+/**
+ * Fill the tables, once, when the first decoder is made (not at import:
+ * commands that never decode an instruction, such as `dump`, skip it).
+ */
 function initTables(): void {
+  if (tablesReady) return;
+  tablesReady = true;
   for (const name of Object.keys(Code)) {
     const code = (Code as unknown as Record<string, number>)[name];
     if (typeof code !== 'number') continue;
@@ -138,33 +174,7 @@ function initTables(): void {
     } else if (/^(Ud2|Ud0|Ud0_r\d+_rm\d+|Ud1_r\d+_rm\d+)$/.test(name)) {
       kind = InsnKind.Ud;
     } else {
-      const simple: Record<string, [InsnClass, InsnKind]> = {
-        Int_imm8: [InsnClass.FarCall, InsnKind.Int],
-        Int3: [InsnClass.FarCall, InsnKind.Int3],
-        Int1: [InsnClass.FarCall, InsnKind.Int1],
-        Into: [InsnClass.FarCall, InsnKind.Into],
-        Syscall: [InsnClass.FarCall, InsnKind.Syscall],
-        Sysenter: [InsnClass.FarCall, InsnKind.Sysenter],
-        Vmcall: [InsnClass.FarCall, InsnKind.Vmcall],
-        Vmlaunch: [InsnClass.FarReturn, InsnKind.Vmlaunch],
-        Vmresume: [InsnClass.FarReturn, InsnKind.Vmresume],
-        Uiret: [InsnClass.FarReturn, InsnKind.Uiret],
-        Erets: [InsnClass.FarReturn, InsnKind.Erets],
-        Eretu: [InsnClass.FarReturn, InsnKind.Eretu],
-        // libipt's ILD takes any 0f c7 /6 with a memory operand for vmptrld,
-        // whatever the prefix (66: vmclear, f3: vmxon); mirror it.
-        Vmptrld_m64: [InsnClass.Other, InsnKind.Vmptrld],
-        Vmclear_m64: [InsnClass.Other, InsnKind.Vmptrld],
-        Vmxon_m64: [InsnClass.Other, InsnKind.Vmptrld],
-        Xend: [InsnClass.Other, InsnKind.Xend],
-        Xabort_imm8: [InsnClass.Other, InsnKind.Xabort],
-        Mwait: [InsnClass.Other, InsnKind.Mwait],
-        Mwaitx: [InsnClass.Other, InsnKind.Mwait],
-        Stac: [InsnClass.Other, InsnKind.Stac],
-        Clac: [InsnClass.Other, InsnKind.Clac],
-        Hlt: [InsnClass.Other, InsnKind.Hlt],
-      };
-      const s = simple[name];
+      const s = SIMPLE_CODES[name];
       if (s) [cls, kind] = s;
     }
     CODE_CLASS[code] = cls;
@@ -172,7 +182,6 @@ function initTables(): void {
     CODE_DISP[code] = disp;
   }
 }
-initTables();
 
 // ---------------------------------------------------------------------------
 // Packed cache entries: size (bits 0-3, 0 = empty), class (4-7), kind (8-15),
@@ -250,7 +259,9 @@ export class InstructionDecoder {
   private rawDisp = 0;
   private formatter: Formatter | null = null;
 
-  constructor(readonly image: Image) {}
+  constructor(readonly image: Image) {
+    initTables();
+  }
 
   /**
    * Decode the instruction at `ip` in address space `asid` into `out`.

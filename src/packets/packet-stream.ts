@@ -11,8 +11,8 @@ const LOOK_BACK = 32;
 const MAX_PACKET = 32;
 /** Bytes a backward search keeps after its start, so that a PSB run found there is seen to its end. */
 const BACK_MARGIN = 256;
-/** Default window for file sources. */
-const DEFAULT_WINDOW = 32 << 20;
+/** Default window for file sources: a few reads per megabytes of trace, memory flat in trace size. */
+const DEFAULT_WINDOW = 4 << 20;
 
 /**
  * A packet decoder over a {@link TraceSource} of any size, in flat memory:

@@ -26,16 +26,28 @@ export class BufferSource implements TraceSource {
   close(): void {}
 }
 
-/** A trace file, optionally a byte range of it (ptdump's `file:from-to`). */
+/**
+ * A trace file, optionally a byte range of it (ptdump's `file:from-to`).
+ * The file is opened for each read and closed again, so a source that its
+ * user never closes (an analysis that stops early, a decoder dropped on an
+ * error) holds no descriptor; a decoder reads a window (megabytes) per
+ * call, so the extra open costs nothing. Each open checks that the path
+ * still names the file first opened (device, inode, size): a trace that is
+ * replaced or cut while being decoded is an error, not other bytes.
+ */
 export class FileSource implements TraceSource {
-  private fd: number;
   readonly size: number;
   private readonly start: number;
+  private readonly dev: number;
+  private readonly ino: number;
+  private readonly fileSize: number;
+  private closed = false;
 
-  constructor(path: string, from = 0, to?: number) {
-    this.fd = openSync(path, 'r');
+  constructor(readonly path: string, from = 0, to?: number) {
+    const fd = openSync(path, 'r');
     try {
-      const fileSize = fstatSync(this.fd).size;
+      const st = fstatSync(fd);
+      const fileSize = st.size;
       if (from < 0 || (fileSize > 0 && from >= fileSize) || (fileSize === 0 && from > 0)) {
         throw new Error(`bad offset 0x${from.toString(16)} into ${path}`);
       }
@@ -43,26 +55,38 @@ export class FileSource implements TraceSource {
       if (end > fileSize) throw new Error(`bad range 0x${end.toString(16)} in ${path}`);
       this.start = from;
       this.size = end - from;
-    } catch (e) {
-      closeSync(this.fd);
-      throw e;
+      this.dev = st.dev;
+      this.ino = st.ino;
+      this.fileSize = fileSize;
+    } finally {
+      closeSync(fd);
     }
   }
 
   read(dst: Uint8Array, dstOffset: number, offset: number, length: number): number {
+    if (this.closed) throw new Error(`${this.path}: read after close`);
     const n = Math.max(0, Math.min(length, this.size - offset));
-    let done = 0;
-    while (done < n) {
-      const r = readSync(this.fd, dst, dstOffset + done, n - done, this.start + offset + done);
-      if (r <= 0) break;
-      done += r;
+    if (n === 0) return 0;
+    const fd = openSync(this.path, 'r');
+    try {
+      const st = fstatSync(fd);
+      if (st.dev !== this.dev || st.ino !== this.ino || st.size !== this.fileSize) {
+        throw new Error(`${this.path}: the trace file changed while it was read`);
+      }
+      let done = 0;
+      while (done < n) {
+        const r = readSync(fd, dst, dstOffset + done, n - done, this.start + offset + done);
+        if (r <= 0) break;
+        done += r;
+      }
+      return done;
+    } finally {
+      closeSync(fd);
     }
-    return done;
   }
 
   close(): void {
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
+    this.closed = true;
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { defaultConfig, type DecoderConfig } from '../../packets/config.js';
 import { errataFor, parseCpu } from '../../packets/cpu.js';
-import { PacketDecoder } from '../../packets/decoder.js';
+import { PacketStream, packetOptionsFor } from '../../packets/packet-stream.js';
 import { BufferSource, type TraceSource } from '../../packets/trace-source.js';
 import { BlockDecoder } from '../../flow/block-decoder.js';
 import { InsnDecoder, type FlowFlags } from '../../flow/insn-decoder.js';
@@ -30,7 +30,7 @@ export function configForCpu(cpu: string | undefined, base: DecoderConfig = defa
   return config;
 }
 
-/** All bytes of a source (the decoders below still take one buffer). */
+/** All bytes of a source. */
 function bytesOf(source: TraceSource): Uint8Array {
   if (source instanceof BufferSource) return source.bytes;
   const bytes = new Uint8Array(source.size);
@@ -43,7 +43,11 @@ function bytesOf(source: TraceSource): Uint8Array {
   return done === bytes.length ? bytes : bytes.subarray(0, done);
 }
 
-/** The trace bytes of a stream (for packet-level passes that need them whole). */
+/**
+ * The trace bytes of a stream, whole, for the few packet-level passes that
+ * index a trace in memory (FlowGuard's and the learned model's features).
+ * Decoding never needs it: the decoders below read the stream in windows.
+ */
 export function readStream(stream: TraceStream): Uint8Array {
   const source = stream.open();
   try {
@@ -53,23 +57,30 @@ export function readStream(stream: TraceStream): Uint8Array {
   }
 }
 
-/** A packet decoder over the stream, with the stream's errata. */
-export function openPacketDecoder(stream: TraceStream, options: { pebs?: boolean } = {}): PacketDecoder {
-  return new PacketDecoder(readStream(stream), { pebs: options.pebs, skd007: stream.config.errata.skd007 });
+/**
+ * A packet stream over the stream's bytes, read on demand in windows
+ * (memory flat in trace size), with the stream's errata. Close it when done.
+ */
+export function openPacketDecoder(stream: TraceStream, options: { pebs?: boolean } = {}): PacketStream {
+  return new PacketStream(stream.open(), { ...packetOptionsFor(stream.config), pebs: options.pebs });
 }
 
-/** An instruction decoder over the stream and its image. */
+/**
+ * An instruction decoder over the stream and its image, reading the trace
+ * in windows (memory flat in trace size).
+ */
 export function openInsnDecoder(stream: TraceStream, flags: FlowFlags = DEFAULT_FLAGS, config: DecoderConfig = stream.config): InsnDecoder {
-  const packets = new PacketDecoder(readStream(stream), { pebs: false, skd007: config.errata.skd007 });
-  return new InsnDecoder(packets, config, stream.image, flags);
+  return new InsnDecoder(new PacketStream(stream.open(), packetOptionsFor(config)), config, stream.image, flags);
 }
 
-/** A block decoder over the stream and its image. */
+/**
+ * A block decoder over the stream and its image, reading the trace in
+ * windows (memory flat in trace size).
+ */
 export function openBlockDecoder(
   stream: TraceStream,
   flags: FlowFlags & { endOnCall?: boolean; endOnJump?: boolean } = DEFAULT_FLAGS,
   config: DecoderConfig = stream.config,
 ): BlockDecoder {
-  const packets = new PacketDecoder(readStream(stream), { pebs: false, skd007: config.errata.skd007 });
-  return new BlockDecoder(packets, config, stream.image, flags);
+  return new BlockDecoder(new PacketStream(stream.open(), packetOptionsFor(config)), config, stream.image, flags);
 }

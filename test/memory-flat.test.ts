@@ -1,0 +1,111 @@
+/**
+ * Memory flat in trace size: `ptscope flow` and `ptscope analyze`, run as
+ * processes (the built CLI), over a trace 100 times the size of a real one
+ * (the mruby trace, 0.7 MB, concatenated 100 times: 71 MB, with its image)
+ * peak no higher than over the real trace itself plus a fixed margin well
+ * under the trace's size. A decoder that read the whole trace into memory
+ * would exceed it by tens of megabytes. The JS heap is capped too
+ * (--max-old-space-size), so a heap that grew with the trace would end the
+ * process. Each process reports its own peak resident set at exit
+ * (test/helpers/report-peak-memory.mjs).
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from './helpers/oracle.js';
+import { REAL_TRACES } from './helpers/vectors.js';
+
+const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
+const PRELOAD = join(REPO_ROOT, 'test', 'helpers', 'report-peak-memory.mjs');
+const MRUBY = join(REAL_TRACES, 'mruby');
+const IMAGE = ['--cpu', '6/158', '--raw', `${join(MRUBY, 'seg_400000.bin')}:0x400000`];
+const COPIES = 100;
+/** How much more the 100x run may peak at than the 1x run: far below the 71 MB of trace. */
+const MARGIN = 40 << 20;
+/** The JS heap cap for every run, in MB. */
+const HEAP_MB = 160;
+
+let work: string;
+let big: string;
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'ptscope-memory-'));
+  big = join(work, 'mruby-x100.pt');
+  const one = readFileSync(join(MRUBY, 'trace.pt'));
+  const fd = openSync(big, 'w');
+  try {
+    for (let i = 0; i < COPIES; i++) writeSync(fd, one);
+  } finally {
+    closeSync(fd);
+  }
+});
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  maxRss: number;
+}
+
+/** Run the CLI with the peak-memory preload and a capped heap. */
+function runCli(args: string[], tag: string): Promise<Run> {
+  const peakFile = join(work, `${tag}.json`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, '--import', PRELOAD, BIN, ...args], {
+      env: { ...process.env, PTSCOPE_PEAK_MEMORY_FILE: peakFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      let maxRss = Number.NaN;
+      try {
+        maxRss = (JSON.parse(readFileSync(peakFile, 'utf8')) as { maxRssBytes: number }).maxRssBytes;
+      } catch {
+        // No report: the process died before exit handlers ran (status shows it).
+      }
+      resolve({ status, stdout, stderr, maxRss });
+    });
+  });
+}
+
+function count(text: string, re: RegExp): number {
+  const m = re.exec(text);
+  if (!m) throw new Error(`no ${re} in output:\n${text}`);
+  return Number(m[1]);
+}
+
+describe('memory flat in trace size (100x a real trace)', () => {
+  it('flow --block-decoder --quiet --stat and analyze peak within a fixed margin of the 1x runs', async () => {
+    const flowArgs = (pt: string) => ['flow', '--block-decoder', '--quiet', '--stat', ...IMAGE, '--pt', pt];
+    const analyzeArgs = (pt: string) => ['analyze', ...IMAGE, pt];
+    const one = join(MRUBY, 'trace.pt');
+    const [flow1, analyze1] = await Promise.all([runCli(flowArgs(one), 'flow1'), runCli(analyzeArgs(one), 'analyze1')]);
+    const [flow100, analyze100] = await Promise.all([runCli(flowArgs(big), 'flow100'), runCli(analyzeArgs(big), 'analyze100')]);
+
+    for (const r of [flow1, analyze1, flow100, analyze100]) {
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(Number.isFinite(r.maxRss)).toBe(true);
+    }
+    // The runs decoded the whole trace: about 100 times the instructions
+    // (each copy's start joins the previous copy's end, so not exactly).
+    const insn1 = count(flow1.stdout, /^insn: (\d+)\.$/m);
+    expect(insn1).toBe(6334131);
+    expect(count(flow100.stdout, /^insn: (\d+)\.$/m)).toBeGreaterThan((COPIES - 1) * insn1);
+    expect(count(analyze1.stdout, /: (\d+) instructions,/)).toBe(insn1);
+    expect(count(analyze100.stdout, /: (\d+) instructions,/)).toBeGreaterThan((COPIES - 1) * insn1);
+
+    expect(flow100.maxRss - flow1.maxRss).toBeLessThan(MARGIN);
+    expect(analyze100.maxRss - analyze1.maxRss).toBeLessThan(MARGIN);
+  }, 600_000);
+});
