@@ -18,6 +18,8 @@
  * - {@link patchedRecording}: `ptscope record` again with the shim in rule
  *   mode; the new bundle's coverage, compared with the region's blocks, is
  *   the proof (coverage-merge.ts `newlyExecuted`).
+ *   With rules, the snapshots are those of a patched run (the next round of
+ *   an iterative solve, dormant.ts).
  * - {@link patchedRun}: the same patched program run confined in a scratch
  *   directory that is kept, so that its side effects can be checked.
  *
@@ -125,11 +127,17 @@ function shimRun(r: Recording, env: Record<string, string>, shim: string, timeou
   }
 }
 
-/** Run the recording's program with the shim in snapshot mode; the snapshots of its interposed calls. */
-export function snapshotRun(r: Recording, timeoutSec = 60, sandbox = true): CallSnapshot[] {
+/**
+ * Run the recording's program with the shim in snapshot mode; the snapshots
+ * of its interposed calls. With `rules`, the shim also applies them, and a
+ * patched call's snapshot holds the patched result (iterative rounds).
+ */
+export function snapshotRun(r: Recording, timeoutSec = 60, sandbox = true, rules: string[] = []): CallSnapshot[] {
   const shim = buildShim();
   const snap = 'ptscope-dormant.snap';
-  const run = shimRun(r, { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: snap }, shim, timeoutSec, sandbox, { files: [snap] });
+  const env: Record<string, string> = { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: snap };
+  if (rules.length > 0) env.PTSCOPE_SHIM_RULES = encodeRules(rules);
+  const run = shimRun(r, env, shim, timeoutSec, sandbox, { files: [snap] });
   try {
     const file = join(run.workDir, snap);
     return existsSync(file) ? readSnapshots(file) : [];

@@ -188,8 +188,11 @@ const SOURCE_MODELS: Record<string, SourceModel> = {
   localtime: {
     result: 'struct',
     apply(call, h) {
-      const p = h.observedResult ?? 0n;
-      if (p === 0n) return { c: 0n, e: null, u: false };
+      // Never observed (the call lies past the recorded path) or NULL: the
+      // struct is all symbols at a fresh address; the shim writes the
+      // solved fields into the real result of the re-run.
+      const observed = h.observedResult ?? 0n;
+      const p = observed !== 0n ? observed : BigInt(h.fakeAddress());
       symbolicBytes(call, h, Number(p), TM_BYTES, 'ret', 'tm');
       return { c: p, e: null, u: false };
     },

@@ -184,8 +184,21 @@ export interface ExecPlan {
  */
 export const DEFAULT_SOLVER_TIMEOUT_MS = 20_000;
 
-/** The result of running a plan: solved, or why not. */
-export type ExecResult = { solved: true; solution: Solution } | { solved: false; reason: string; reached: boolean };
+/**
+ * Where a solution stops short of the target: the path block (link-time
+ * start) whose conditions the recording cannot decide yet, and why. A
+ * re-run with the partial solution's call results executes up to that
+ * block and observes what this run could not (iterative rounds, dormant.ts).
+ */
+export interface PartialReach {
+  block: number;
+  reason: string;
+}
+
+/** The result of running a plan: solved (to the target, or part of the way), or why not. */
+export type ExecResult =
+  | { solved: true; solution: Solution; partial: PartialReach | null }
+  | { solved: false; reason: string; reached: boolean };
 
 /** Runs one plan. */
 export class SymbolicExecutor implements ModelHost {
@@ -609,7 +622,7 @@ export class SymbolicExecutor implements ModelHost {
       const taken = this.cond(d.cc);
       const wantTaken = plan.regionSide === 'taken';
       if (taken.c === wantTaken && !taken.u) return { solved: false, reason: 'the snapshot run took the region side of the guard (it ran differently from the recording)', reached: true };
-      if (taken.e === null) return { solved: false, reason: `the guard does not depend on ${plan.snapshot.name}()`, reached: true };
+      if (taken.e === null) return this.flipLastFork(`the guard does not depend on ${plan.snapshot.name}() on the recorded path`);
       if (taken.u) return { solved: false, reason: `the guard depends on a value the recording cannot model (${unknownsOf(taken.e.sexpr()).join(', ')})`, reached: true };
       this.slice.push({ ip: d.ip - this.bias, text: d.text });
       this.constraints.push(wantTaken ? taken.e : taken.e.not());
@@ -617,25 +630,59 @@ export class SymbolicExecutor implements ModelHost {
       this.currentSnapshot = null;
       this.rip = (wantTaken ? Number(d.ops[0].imm) : d.next);
       // Continuation: along the static path to the target.
-      let pathIndex = 0;
       const path = plan.path.map((a) => a + this.bias);
+      this.pathIndex = 0;
       if (path[0] !== this.rip) return { solved: false, reason: 'the path does not start at the guard\'s region side', reached: true };
       const target = path[path.length - 1];
       while (this.rip !== target) {
         if (++steps > maxSteps) return { solved: false, reason: 'the target was not reached within the step budget', reached: true };
-        while (pathIndex + 1 < path.length && this.rip === path[pathIndex + 1]) pathIndex++;
-        const next = pathIndex + 1 < path.length ? path[pathIndex + 1] : target;
+        while (this.pathIndex + 1 < path.length && this.rip === path[this.pathIndex + 1]) this.pathIndex++;
+        const next = this.pathIndex + 1 < path.length ? path[this.pathIndex + 1] : target;
         const ok = await this.step(next);
-        if (!ok) return { solved: false, reason: 'the path to the target leaves the function', reached: true };
+        if (!ok) return this.solvePartial('the path to the target leaves the function');
       }
     } catch (e) {
-      if (e instanceof Unsolved) return { solved: false, reason: e.message, reached: this.mode === 'continuation' };
-      throw e;
+      if (!(e instanceof Unsolved)) throw e;
+      if (this.mode === 'continuation') return this.solvePartial(e.message);
+      return { solved: false, reason: e.message, reached: false };
     }
-    return this.solve();
+    return this.solve(null);
   }
 
-  private async solve(): Promise<ExecResult> {
+  /** Branches on the recorded path whose condition depends on a symbol, in order. */
+  private readonly recordedForks: Array<{ ip: number; constraint: number; cond: Z3Bool; taken: boolean; otherSide: number }> = [];
+
+  /**
+   * The guard's condition is concrete on the recorded path, but an earlier
+   * branch on it depended on a call's result (getenv returned NULL, so the
+   * string compare that decides the guard never ran): take the other side
+   * of the last such branch, as a partial solution. The re-run goes that
+   * way, and the next round sees the guard depend on the call.
+   */
+  private async flipLastFork(reason: string): Promise<ExecResult> {
+    const fork = this.recordedForks[this.recordedForks.length - 1];
+    if (fork === undefined) return { solved: false, reason: reason.replace(' on the recorded path', ''), reached: true };
+    this.constraints.length = fork.constraint;
+    this.constraints.push(fork.taken ? fork.cond.not() : fork.cond);
+    return this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at 0x${fork.ip.toString(16)}` });
+  }
+
+  /** Index in the plan's path of the last block entered after the guard. */
+  private pathIndex = 0;
+
+  /**
+   * The continuation stopped before the target: solve what was gathered up
+   * to the path block it stopped in (the guard flip and every condition
+   * before that block), so that a re-run gets that far.
+   */
+  private async solvePartial(reason: string): Promise<ExecResult> {
+    const block = this.plan.path[this.pathIndex];
+    const res = await this.solve({ block, reason });
+    if (res.solved) return res;
+    return { solved: false, reason: `${reason}; and ${res.reason}`, reached: true };
+  }
+
+  private async solve(partial: PartialReach | null): Promise<ExecResult> {
     const z = this.z3;
     const s = new z.Solver();
     s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
@@ -670,7 +717,7 @@ export class SymbolicExecutor implements ModelHost {
       assignments.push({ symbol: sym, value: v.value() });
     }
     // String results: the bytes the model leaves free up to the first NUL become NUL.
-    return { solved: true, solution: { assignments, calls: this.calls.filter((c) => c.symbols.some((x) => used.has(x.name))), constraints: texts, slice: this.slice } };
+    return { solved: true, partial, solution: { assignments, calls: this.calls.filter((c) => c.symbols.some((x) => used.has(x.name))), constraints: texts, slice: this.slice } };
   }
 
   /**
@@ -914,11 +961,13 @@ export class SymbolicExecutor implements ModelHost {
             if (cond.u) throw new Unsolved(`a branch before the guard (0x${(d.ip - this.bias).toString(16)}) depends on a value the recording cannot model`);
             taken = cond.c;
             if (cond.e !== null) {
+              this.recordedForks.push({ ip: d.ip - this.bias, constraint: this.constraints.length, cond: cond.e, taken, otherSide: (taken ? d.next : target) - this.bias });
               this.constraints.push(taken ? cond.e : cond.e.not());
               this.slice.push({ ip: d.ip - this.bias, text: d.text });
             }
           } else {
             if (next !== target && next !== d.next) return false;
+            if (cond.u) throw new Unsolved(`the branch at 0x${(d.ip - this.bias).toString(16)} depends on values the recording cannot model (${cond.e === null ? 'flags' : unknownsOf(cond.e.sexpr()).join(', ')})`);
             taken = next === target && (target !== d.next || cond.c);
             if (cond.e !== null) {
               this.constraints.push(taken ? cond.e : cond.e.not());
