@@ -14,7 +14,7 @@ import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dorm
 import { findRegions, mergeCoverage, tracedMainModule } from '../src/analyses/dormant/coverage-merge.js';
 import { apiCategory, rankRegions } from '../src/analyses/dormant/guards.js';
 import { encodeRules, patchedRun } from '../src/analyses/dormant/rerun.js';
-import { shutdownZ3 } from '../src/analyses/dormant/symbolic.js';
+import { shutdownZ3 } from '../src/analyses/dormant/z3-context.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
 import { record } from '../src/sources/recorder/record.js';
 

@@ -104,7 +104,7 @@ export interface EvalRow {
 
 /** The region that calls the payload, if the analysis found one. */
 export function payloadRegion(report: DormantReport): DormantReport['regions'][number] | undefined {
-  return report.regions.find((r) => r.calls.includes('payload'));
+  return report.regions.find((r) => r.calls.some((c) => c === 'payload' || c.startsWith('payload.')));
 }
 
 /** Record, analyse with iterative re-runs, and score one build of a sample. */

@@ -9,7 +9,7 @@
  * Run: `npm run build && node dist/tools/eval-dormant.js [sample...] [--builds O1,O2-pie]`.
  * Slow (two recordings a round under qemu); the tests run a few builds.
  */
-import { shutdownZ3 } from '../src/analyses/dormant/symbolic.js';
+import { shutdownZ3 } from '../src/analyses/dormant/z3-context.js';
 import { BUILDS, buildByName, evaluate, SAMPLES, type EvalRow } from './eval-dormant-corpus.js';
 
 function table(rows: EvalRow[]): string[] {

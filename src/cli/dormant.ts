@@ -1,6 +1,5 @@
 import { analyzeDormant, DEFAULT_MAX_ROUNDS, DEFAULT_ROUND_BUDGET_MS, type DormantReport, type RegionReport } from '../analyses/dormant/dormant.js';
-import { DEFAULT_SOLVER_TIMEOUT_MS } from '../analyses/dormant/symbolic.js';
-import { shutdownZ3 } from '../analyses/dormant/symbolic.js';
+import { DEFAULT_SOLVER_TIMEOUT_MS, shutdownZ3 } from '../analyses/dormant/z3-context.js';
 import { defineCommand, integer, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { CliError, type LineWriter } from './output.js';
 

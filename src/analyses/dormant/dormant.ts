@@ -21,7 +21,8 @@ import { findRegions, mergeCoverage, newlyExecuted, tracedMainModule, type Block
 import { rankRegions, type Guard, type RankedRegion } from './guards.js';
 import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
 import type { CallSnapshot } from './snapshot.js';
-import { cfgPath, getZ3, ModuleCode, SymbolicExecutor, type PartialReach, type Solution } from './symbolic.js';
+import { solveGuards } from './path-search.js';
+import { ModuleCode, type Solution } from './symbolic.js';
 
 export interface DormantOptions {
   /** Regions to report and solve, the highest ranked first (default 10). */
@@ -194,58 +195,6 @@ function baseReport(r: RankedRegion, module: TracedModule): RegionReport {
     proof: null,
     rounds: [],
   };
-}
-
-/** A solution for one guard: to the target, or part of the way (partial). */
-interface GuardSolution {
-  guard: string;
-  solution: Solution;
-  partial: PartialReach | null;
-}
-
-/**
- * Solve for call results that flip one of `guards` and lead to `target`.
- * A solution that reaches the target wins; else the first partial one
- * (the guard flipped, conditions up to a block the snapshots cannot
- * decide); else the reason of the most advanced attempt.
- */
-async function solveGuards(guards: Guard[], target: number, code: ModuleCode, snapshots: CallSnapshot[], options: DormantOptions): Promise<{ found: GuardSolution | null; reason: string }> {
-  const cfg = code.cfg;
-  const z3 = await getZ3();
-  let best: { reason: string; reached: boolean } | null = null;
-  let partial: GuardSolution | null = null;
-  const maxAttempts = options.maxAttempts ?? 12;
-  for (const g of guards.slice(0, 4)) {
-    // The target if a path leads there from this guard, else the region entry itself.
-    const toTarget = cfgPath(cfg, g.entry, target);
-    const path = toTarget ?? [cfg.blockStart[g.entry]];
-    const candidates = [...snapshots].reverse().slice(0, maxAttempts);
-    for (const s of candidates) {
-      const ex = new SymbolicExecutor(z3, code, {
-        snapshot: s,
-        snapshots,
-        guardIp: g.branchIp,
-        regionSide: g.regionSide,
-        path,
-        timeoutMs: options.timeoutMs,
-      });
-      const res = await ex.run();
-      if (res.solved) {
-        const short = res.partial ?? (toTarget === null ? { block: cfg.blockStart[g.entry], reason: 'no path in the function\'s CFG leads from the guard to the target' } : null);
-        const found = { guard: hex(g.branchIp), solution: res.solution, partial: short };
-        if (short === null) return { found, reason: '' };
-        partial ??= found;
-        continue;
-      }
-      if (res.reached && (best === null || !best.reached)) best = res;
-    }
-  }
-  const reason =
-    best?.reason ??
-    (guards.length === 0
-      ? 'no executed conditional branch leads into the region'
-      : 'the guard was not reached from the return of any modelled library call: its condition does not come from one');
-  return { found: partial, reason };
 }
 
 function fillSolution(report: RegionReport, s: Solution, guard: string): void {

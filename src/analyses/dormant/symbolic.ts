@@ -28,7 +28,7 @@
 import { readFileSync } from 'node:fs';
 import { ConditionCode, Decoder, DecoderOptions, Formatter, FormatterSyntax, Mnemonic, MemorySizeExt, OpKind, Register, RegisterExt } from 'iced-x86';
 import { ElfFile } from '../../flow/elf.js';
-import { EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
+import type { ModuleCfg } from '../../flow/static/cfg.js';
 import type { CallSnapshot } from './snapshot.js';
 import {
   applyPureModel,
@@ -46,26 +46,7 @@ import {
   type Z3,
   type Z3Bool,
 } from './slice.js';
-
-let z3Promise: Promise<{ z3: Z3; shutdown: () => void }> | null = null;
-
-/** The Z3 context (WASM, initialised once per process). */
-export async function getZ3(): Promise<Z3> {
-  z3Promise ??= (async () => {
-    const { init } = await import('z3-solver');
-    const api = await init();
-    const ctx = api.Context('main') as unknown as Z3;
-    return { z3: ctx, shutdown: () => (api.em as { PThread?: { terminateAllThreads?: () => void } }).PThread?.terminateAllThreads?.() };
-  })();
-  return (await z3Promise).z3;
-}
-
-/** Stop Z3's worker threads so that the process can exit. */
-export async function shutdownZ3(): Promise<void> {
-  if (z3Promise === null) return;
-  (await z3Promise).shutdown();
-  z3Promise = null;
-}
+import { DEFAULT_SOLVER_TIMEOUT_MS } from './z3-context.js';
 
 /** Why an attempt ended without a solution. */
 export class Unsolved extends Error {}
@@ -178,11 +159,6 @@ export interface ExecPlan {
   timeoutMs?: number;
 }
 
-/**
- * Per-query solver timeout. The demo guards solve in well under a second;
- * the margin is for a loaded machine (a test suite running in parallel).
- */
-export const DEFAULT_SOLVER_TIMEOUT_MS = 20_000;
 
 /**
  * Where a solution stops short of the target: the path block (link-time
@@ -626,6 +602,12 @@ export class SymbolicExecutor implements ModelHost {
       if (taken.u) return { solved: false, reason: `the guard depends on a value the recording cannot model (${unknownsOf(taken.e.sexpr()).join(', ')})`, reached: true };
       this.slice.push({ ip: d.ip - this.bias, text: d.text });
       this.constraints.push(wantTaken ? taken.e : taken.e.not());
+      // A branch on the recorded path may rule the flip out (an inlined
+      // compare that stopped at the first differing byte): go the other way there first.
+      if (!(await this.satisfiable())) {
+        this.constraints.pop();
+        return this.flipLastFork('the guard cannot flip with the recorded path\'s conditions');
+      }
       this.mode = 'continuation';
       this.currentSnapshot = null;
       this.rip = (wantTaken ? Number(d.ops[0].imm) : d.next);
@@ -653,18 +635,32 @@ export class SymbolicExecutor implements ModelHost {
   private readonly recordedForks: Array<{ ip: number; constraint: number; cond: Z3Bool; taken: boolean; otherSide: number }> = [];
 
   /**
-   * The guard's condition is concrete on the recorded path, but an earlier
-   * branch on it depended on a call's result (getenv returned NULL, so the
-   * string compare that decides the guard never ran): take the other side
-   * of the last such branch, as a partial solution. The re-run goes that
-   * way, and the next round sees the guard depend on the call.
+   * The guard's condition is concrete on the recorded path (or cannot flip
+   * under its conditions), but an earlier branch on it depended on a call's
+   * result (getenv returned NULL, so the string compare that decides the
+   * guard never ran): take the other side of the last such branch that can
+   * be taken, as a partial solution. The re-run goes that way, and the next
+   * round sees the guard depend on the call.
    */
   private async flipLastFork(reason: string): Promise<ExecResult> {
-    const fork = this.recordedForks[this.recordedForks.length - 1];
-    if (fork === undefined) return { solved: false, reason: reason.replace(' on the recorded path', ''), reached: true };
-    this.constraints.length = fork.constraint;
-    this.constraints.push(fork.taken ? fork.cond.not() : fork.cond);
-    return this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at 0x${fork.ip.toString(16)}` });
+    if (this.recordedForks.length === 0) return { solved: false, reason: reason.replace(' on the recorded path', ''), reached: true };
+    const all = [...this.constraints];
+    let last: ExecResult | null = null;
+    for (let i = this.recordedForks.length - 1; i >= 0; i--) {
+      const fork = this.recordedForks[i];
+      this.constraints.splice(0, this.constraints.length, ...all.slice(0, fork.constraint), fork.taken ? fork.cond.not() : fork.cond);
+      last = await this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at 0x${fork.ip.toString(16)}` });
+      if (last.solved) return last;
+    }
+    return last!;
+  }
+
+  /** True if the constraints so far can hold together. */
+  private async satisfiable(): Promise<boolean> {
+    const s = new this.z3.Solver();
+    s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
+    for (const k of this.constraints) s.add(k);
+    return (await s.check()) !== 'unsat';
   }
 
   /** Index in the plan's path of the last block entered after the guard. */
@@ -1093,29 +1089,4 @@ function unknownsOf(sexpr: string): string[] {
   const out = new Set<string>();
   for (const m of sexpr.matchAll(/\|unknown!\d+!([^|]*)\||unknown!\d+!([^\s)|]+)/g)) out.add(m[1] ?? m[2]);
   return [...out];
-}
-
-/**
- * Intra-function CFG path (link-time block starts) from `from` to `to`,
- * shortest first; calls are stepped over (call block → return site).
- */
-export function cfgPath(cfg: ModuleCfg, from: number, to: number): number[] | null {
-  const prev = new Map<number, number>([[from, -1]]);
-  const queue = [from];
-  while (queue.length > 0) {
-    const b = queue.shift()!;
-    if (b === to) break;
-    for (let e = cfg.edgeFirst[b]; e < cfg.edgeFirst[b + 1]; e++) {
-      const k = cfg.edgeKind[e];
-      if (k !== EdgeKind.Fallthrough && k !== EdgeKind.Taken && k !== EdgeKind.NotTaken && k !== EdgeKind.ReturnSite) continue;
-      const t = cfg.edgeBlock[e];
-      if (t < 0 || prev.has(t)) continue;
-      prev.set(t, b);
-      queue.push(t);
-    }
-  }
-  if (!prev.has(to)) return null;
-  const path: number[] = [];
-  for (let b = to; b !== -1; b = prev.get(b)!) path.push(cfg.blockStart[b]);
-  return path.reverse();
 }
