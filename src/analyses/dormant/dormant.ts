@@ -21,6 +21,7 @@ import { findRegions, mergeCoverage, newlyExecuted, tracedMainModule, type Block
 import { rankRegions, type Guard, type RankedRegion } from './guards.js';
 import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
 import type { CallSnapshot } from './snapshot.js';
+import { fieldAt, LIBRARY_MODELS, type Field } from './library-models.js';
 import { solveGuards } from './path-search.js';
 import { ModuleCode, type Solution } from './symbolic.js';
 
@@ -211,9 +212,7 @@ function fillSolution(report: RegionReport, s: Solution, guard: string): void {
   report.rules = rulesFor(s);
 }
 
-const TM_FIELDS = ['tm_sec', 'tm_min', 'tm_hour', 'tm_mday', 'tm_mon', 'tm_year', 'tm_wday', 'tm_yday', 'tm_isdst'];
-
-/** Solved values of one call for people: results, strings, and 32-bit fields of out-parameters. */
+/** Solved values of one call for people: results, strings, and the out-object's fields (library-models.ts layouts). */
 function describeValues(call: Solution['calls'][number], s: Solution): TriggerCall['values'] {
   const mine = s.assignments.filter((a) => a.symbol.call === call);
   const value = new Map(mine.map((a) => [a.symbol.name, a.value]));
@@ -223,27 +222,40 @@ function describeValues(call: Solution['calls'][number], s: Solution): TriggerCa
     if (a.symbol.role.kind === 'present') out.push({ symbol: 'non-NULL', value: formatValue(a.value, 1) });
   }
   const mem = call.symbols.filter((x) => x.role.kind === 'mem');
-  if (call.result === 'string' || call.name === 'gethostname') {
+  const layout = LIBRARY_MODELS[call.name]?.out?.layout;
+  if (layout === undefined) {
+    // Bytes: a string, or a buffer of file contents.
     const bytes: number[] = [];
     for (const m of mem) {
-      const v = value.get(m.name);
-      if (v === undefined || v === 0n) break;
+      const v = value.get(m.name) ?? m.observed;
+      if (v === 0n) break;
       bytes.push(Number(v));
     }
     if (mem.some((m) => value.has(m.name))) out.push({ symbol: 'string', value: JSON.stringify(Buffer.from(bytes).toString('latin1')) });
     return out;
   }
-  // 4-byte fields (struct tm, timeval, stat...) at the offsets the constraints touch.
-  const fields = new Set<number>();
-  for (const m of mem) if (value.has(m.name) && m.role.kind === 'mem') fields.add(m.role.offset & ~3);
-  for (const f of [...fields].sort((x, y) => x - y)) {
-    let v = 0n;
-    for (let i = 3; i >= 0; i--) {
-      const m = mem.find((x) => x.role.kind === 'mem' && x.role.offset === f + i);
-      v = (v << 8n) | (m ? (value.get(m.name) ?? m.observed) : 0n);
+  // Each field of the struct that the constraints touch, from its bytes (free bytes keep the observed value).
+  const fields = new Set<Field>();
+  for (const m of mem) if (value.has(m.name) && m.role.kind === 'mem') {
+    const f = fieldAt(layout, m.role.offset);
+    if (f !== null) fields.add(f);
+  }
+  for (const f of [...fields].sort((x, y) => x.offset - y.offset)) {
+    const byteAt = (i: number): bigint => {
+      const m = mem.find((x) => x.role.kind === 'mem' && x.role.offset === f.offset + i);
+      return m ? (value.get(m.name) ?? m.observed) : 0n;
+    };
+    if (f.size > 8) {
+      // A char array (utsname's fields): the string up to its NUL.
+      const bytes: number[] = [];
+      for (let i = 0; i < f.size && byteAt(i) !== 0n; i++) bytes.push(Number(byteAt(i)));
+      out.push({ symbol: f.name, value: JSON.stringify(Buffer.from(bytes).toString('latin1')) });
+      continue;
     }
-    const label = call.result === 'struct' && f / 4 < TM_FIELDS.length ? TM_FIELDS[f / 4] : `+${f}`;
-    out.push({ symbol: label, value: formatValue(v, 32) });
+    const size = f.size;
+    let v = 0n;
+    for (let i = size - 1; i >= 0; i--) v = (v << 8n) | byteAt(i);
+    out.push({ symbol: f.name, value: formatValue(v, size * 8) });
   }
   return out;
 }
