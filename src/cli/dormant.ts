@@ -11,7 +11,7 @@ export function dormantCommand() {
       .option('--rerun', 're-record with the solved call results and diff the coverage; repeat in rounds while each re-run reaches further')
       .option('--max-rounds <n>', 'with --rerun: solve-and-re-record rounds per region', integer(1, 32), DEFAULT_MAX_ROUNDS)
       .option('--round-budget <s>', 'with --rerun: seconds all rounds of one region may take', integer(1, 86_400), DEFAULT_ROUND_BUDGET_MS / 1000)
-      .option('--keep-rerun', 'keep the re-run bundles (<bundle>.dormant-<region>)')
+      .option('--keep-rerun', 'keep the re-run bundles (<bundle>.dormant-<region>-r<round>)')
       .option('--no-sandbox', 'run the program\'s re-runs unconfined (unsafe for untrusted programs; never taken from the bundle)')
       .option('--max-regions <n>', 'report and solve the N highest-ranked regions', integer(1), 10)
       .option('--timeout <ms>', 'solver timeout per query in milliseconds', integer(1), DEFAULT_SOLVER_TIMEOUT_MS),

@@ -5,9 +5,16 @@
  *   coverage-merge.ts  static CFG + trace → executed blocks → regions
  *   guards.ts          each region's guards, calls, rank and target block
  *   snapshot.ts        concrete state after each library call (shim run)
+ *   library-models.ts  the modelled calls and their out-object layouts (one table for slice.ts and the shim)
  *   slice.ts           which call outputs are symbols; the slice report
- *   symbolic.ts        path segment → constraints → Z3 → call results
+ *   symbolic.ts        the executor: path segment → constraints → call results
+ *   path-search.ts     static paths to the target; the search over guards and snapshots
+ *   z3-context.ts      the solver's lifecycle
  *   rerun.ts           shim rules, patched recording, coverage diff
+ *
+ * With rerun, solving is iterative ({@link iterateRegion}): each round's
+ * patched re-run reaches further and observes calls the earlier runs did
+ * not, for the next round to solve.
  *
  * A region is "proven" only when the patched re-recording executes its
  * target block; "solved" means the solver found call results but no re-run
@@ -30,7 +37,7 @@ export interface DormantOptions {
   maxRegions?: number;
   /** Re-record with the solved call results and check the region runs. */
   rerun?: boolean;
-  /** Where re-run bundles go (default: beside the bundle, `<bundle>.dormant-<id>`). */
+  /** Where re-run bundles go, with `-r<round>` appended (default: beside the bundle, `<bundle>.dormant-<id>`). */
   rerunDir?: (regionId: number) => string;
   /** Keep re-run bundles (default false: removed after the coverage diff). */
   keepRerun?: boolean;
