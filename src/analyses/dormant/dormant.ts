@@ -231,11 +231,11 @@ function describeValues(call: Solution['calls'][number], s: Solution): TriggerCa
   const mem = call.symbols.filter((x) => x.role.kind === 'mem');
   const layout = LIBRARY_MODELS[call.name]?.out?.layout;
   if (layout === undefined) {
-    // Bytes: a string, or a buffer of file contents.
+    // Bytes: a string, or a buffer of file contents; the prefix the constraints fix.
     const bytes: number[] = [];
     for (const m of mem) {
-      const v = value.get(m.name) ?? m.observed;
-      if (v === 0n) break;
+      const v = value.get(m.name);
+      if (v === undefined || v === 0n) break;
       bytes.push(Number(v));
     }
     if (mem.some((m) => value.has(m.name))) out.push({ symbol: 'string', value: JSON.stringify(Buffer.from(bytes).toString('latin1')) });
