@@ -25,6 +25,12 @@
  *                              devnull           fopen/open /dev/null instead (a file that exists)
  *                              mem=ret:OFF:HEX   write bytes at result + OFF
  *                              mem=argN:OFF:HEX  write bytes at argument N + OFF
+ *                              retarg=N          return argument N (fgets: the buffer)
+ *
+ * Which calls are modelled, and how large each one's out-object is, comes
+ * from ptscope's model table (src/analyses/dormant/library-models.ts) as the
+ * generated header dormant-models.h: a mem= write outside the out-object
+ * of its call is cut to fit, or dropped.
  *
  * Each interposed entry is a small assembly trampoline that stores rbx, rbp,
  * r12-r15 and rsp before jumping to the C implementation, so that the
@@ -35,6 +41,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <langinfo.h>
 #include <link.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -49,6 +56,15 @@
 #include <unistd.h>
 
 #define HIDDEN __attribute__((visibility("hidden")))
+
+/* Out-object bounds: call, base (-1 result, else argument), fixed size, size argument, count argument. */
+struct model_bound {
+  const char *name;
+  int base;
+  uint64_t size;
+  int size_arg, count_arg;
+};
+#include "dormant-models.h"
 
 /* rbx, rbp, r12, r13, r14, r15, rsp at the interposed entry. */
 HIDDEN uint64_t shim_entry_regs[7];
@@ -125,7 +141,7 @@ static void *real(const char *name) { return dlsym(RTLD_NEXT, name); }
 
 /* ---- rules ------------------------------------------------------------ */
 
-enum { ACT_RET = 1, ACT_RETSTR, ACT_DEVNULL, ACT_MEM };
+enum { ACT_RET = 1, ACT_RETSTR, ACT_DEVNULL, ACT_MEM, ACT_RETARG };
 
 struct action {
   int kind;
@@ -178,6 +194,10 @@ static void parse_action(struct rule *r, char *tok) {
   } else if (strncmp(tok, "retstr=", 7) == 0) {
     a->kind = ACT_RETSTR;
     a->bytes = unhex(tok + 7, strlen(tok + 7), &a->len);
+  } else if (strncmp(tok, "retarg=", 7) == 0) {
+    a->kind = ACT_RETARG;
+    a->base = tok[7] - '0';
+    if (a->base < 0 || a->base > 3) return;
   } else if (strcmp(tok, "devnull") == 0) {
     a->kind = ACT_DEVNULL;
   } else if (strncmp(tok, "mem=", 4) == 0) {
@@ -202,6 +222,12 @@ static void parse_action(struct rule *r, char *tok) {
   r->nactions++;
 }
 
+static int is_modelled(const char *name) {
+  for (size_t i = 0; i < sizeof modelled_calls / sizeof modelled_calls[0]; i++)
+    if (strcmp(modelled_calls[i], name) == 0) return 1;
+  return 0;
+}
+
 static void load_rules(void) {
   if (nrules >= 0) return;
   nrules = 0;
@@ -214,7 +240,7 @@ static void load_rules(void) {
     char *save_tok = NULL;
     char *name = strtok_r(line, " ", &save_tok);
     char *site = strtok_r(NULL, " ", &save_tok);
-    if (name == NULL || site == NULL) continue;
+    if (name == NULL || site == NULL || !is_modelled(name)) continue;
     struct rule *r = &rules[nrules++];
     memset(r, 0, sizeof *r);
     snprintf(r->name, sizeof r->name, "%s", name);
@@ -231,6 +257,19 @@ static struct rule *find_rule(const char *name, const struct call_state *cs) {
   return NULL;
 }
 
+/* The size of a call's out-object at `base` (0 if the model table has none). */
+static uint64_t out_object_size(const char *name, int base, const uint64_t *args) {
+  for (size_t i = 0; i < sizeof model_bounds / sizeof model_bounds[0]; i++) {
+    const struct model_bound *m = &model_bounds[i];
+    if (m->base != base || strcmp(m->name, name) != 0) continue;
+    if (m->size_arg < 0) return m->size;
+    uint64_t n = args[m->size_arg];
+    if (m->count_arg >= 0) n = args[m->count_arg] != 0 && n > UINT64_MAX / args[m->count_arg] ? UINT64_MAX : n * args[m->count_arg];
+    return n;
+  }
+  return 0;
+}
+
 /* Apply a rule's result and memory actions; returns the (possibly replaced) result. */
 static uint64_t apply_rule(const struct rule *r, uint64_t result, const uint64_t *args) {
   if (r == NULL) return result;
@@ -242,13 +281,19 @@ static uint64_t apply_rule(const struct rule *r, uint64_t result, const uint64_t
       char *s = calloc(a->len + 1, 1);
       memcpy(s, a->bytes, a->len);
       result = (uint64_t)s;
+    } else if (a->kind == ACT_RETARG) {
+      result = args[a->base];
     }
   }
   for (int i = 0; i < r->nactions; i++) {
     const struct action *a = &r->actions[i];
     if (a->kind != ACT_MEM) continue;
     uint64_t base = a->base < 0 ? result : args[a->base];
-    if (base != 0) memcpy((void *)(base + a->offset), a->bytes, a->len);
+    uint64_t limit = out_object_size(r->name, a->base, args);
+    if (base == 0 || a->offset >= limit) continue;
+    size_t len = a->len;
+    if (len > limit - a->offset) len = (size_t)(limit - a->offset);
+    memcpy((void *)(base + a->offset), a->bytes, len);
   }
   return result;
 }
@@ -533,4 +578,32 @@ HIDDEN __attribute__((used)) ssize_t impl_read(int fd, void *buf, size_t n) {
   ENTER("read", fd, buf, n, 0);
   ssize_t v = ((ssize_t(*)(int, void *, size_t))real("read"))(fd, buf, n);
   LEAVE("read", ssize_t, v);
+}
+
+TRAMPOLINE(gmtime_r);
+HIDDEN __attribute__((used)) struct tm *impl_gmtime_r(const time_t *t, struct tm *out) {
+  ENTER("gmtime_r", t, out, 0, 0);
+  struct tm *v = ((struct tm * (*)(const time_t *, struct tm *)) real("gmtime_r"))(t, out);
+  LEAVE("gmtime_r", struct tm *, v);
+}
+
+TRAMPOLINE(nl_langinfo);
+HIDDEN __attribute__((used)) char *impl_nl_langinfo(nl_item item) {
+  ENTER("nl_langinfo", item, 0, 0, 0);
+  char *v = ((char *(*)(nl_item))real("nl_langinfo"))(item);
+  LEAVE("nl_langinfo", char *, v);
+}
+
+TRAMPOLINE(fread);
+HIDDEN __attribute__((used)) size_t impl_fread(void *buf, size_t size, size_t n, FILE *f) {
+  ENTER("fread", buf, size, n, f);
+  size_t v = ((size_t(*)(void *, size_t, size_t, FILE *))real("fread"))(buf, size, n, f);
+  LEAVE("fread", size_t, v);
+}
+
+TRAMPOLINE(fgets);
+HIDDEN __attribute__((used)) char *impl_fgets(char *buf, int n, FILE *f) {
+  ENTER("fgets", buf, n, f, 0);
+  char *v = ((char *(*)(char *, int, FILE *))real("fgets"))(buf, n, f);
+  LEAVE("fgets", char *, v);
 }

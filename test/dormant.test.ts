@@ -14,8 +14,9 @@ import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dorm
 import { findRegions, mergeCoverage, tracedMainModule } from '../src/analyses/dormant/coverage-merge.js';
 import { apiCategory, rankRegions } from '../src/analyses/dormant/guards.js';
 import { encodeRules, patchedRun } from '../src/analyses/dormant/rerun.js';
-import { shutdownZ3 } from '../src/analyses/dormant/symbolic.js';
+import { shutdownZ3 } from '../src/analyses/dormant/z3-context.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
+import { buildByName, payloadRegion, recordBuild, SAMPLES as MULTI_SAMPLES, type Build } from '../tools/eval-dormant-corpus.js';
 import { record } from '../src/sources/recorder/record.js';
 
 const ROOT = join(__dirname, '..');
@@ -145,4 +146,54 @@ describe('dormant code on the demo corpus', () => {
   it('rules are hex text for the shim', () => {
     expect(Buffer.from(encodeRules(['getuid 12cb ret=5dc']), 'hex').toString()).toBe('getuid 12cb ret=5dc\n');
   });
+});
+
+/**
+ * Multi-step samples as ordinary builds (tools/eval-dormant-corpus.ts): a
+ * few representative builds of the tuned samples; tools/eval-dormant.ts
+ * runs every build of every sample, held-out ones included.
+ */
+describe('dormant code on multi-step samples, ordinary builds', () => {
+  const OUT_MULTI = join(OUT, 'multi');
+  // The issue's sample exactly as reported: plain gcc -O1 (the compiler's default PIE).
+  const issueBuild: Build = { name: 'issue-O1', flags: ['-O1'] };
+  const cases: Array<[string, Build]> = [
+    ['threeguard', issueBuild],
+    ['envdate', buildByName('O2-pie-noinline')],
+    ['argvloop', buildByName('O2-noinline')],
+  ];
+
+  afterAll(async () => {
+    await shutdownZ3();
+  });
+
+  for (const [name, build] of cases) {
+    it(`${name} (${build.flags.join(' ')}): iterative rounds run the payload`, async () => {
+      const sample = MULTI_SAMPLES.find((s) => s.name === name)!;
+      expect(sample.heldOut).toBe(false);
+      const { bundle, stdout } = await recordBuild(sample, build, OUT_MULTI);
+      expect(stdout).not.toContain('payload:');
+      const report = await analyzeDormant(bundle, { rerun: true, maxRegions: 1, timeoutMs: 60_000 });
+      const region = payloadRegion(report)!;
+      expect(region, JSON.stringify(report.regions.map((r) => r.calls))).toBeDefined();
+      expect(region.status, region.reason ?? '').toBe('proven');
+      expect(region.proof!.output).toContain(`payload: wrote marker dormant-marker-${name}`);
+      expect(region.rounds.length).toBeGreaterThanOrEqual(1);
+      expect(region.rounds.length).toBeLessThanOrEqual(8);
+      expect(region.rounds[region.rounds.length - 1].targetRan).toBe(true);
+      for (const k of region.rounds.slice(0, -1)) {
+        expect(k.targetRan).toBe(false);
+        expect(k.stoppedBy.length).toBeGreaterThan(0);
+        expect(k.newlyExecutedBlocks).toBeGreaterThan(0);
+      }
+      if (name === 'threeguard') {
+        // All three checks solved: the string, the month, the lock file.
+        const trigger = JSON.stringify(region.trigger);
+        expect(trigger).toContain('\\"beacon\\"');
+        expect(trigger).toContain('"symbol":"tm_mon","value":"11');
+        expect(region.rules.some((r) => r.startsWith('access '))).toBe(true);
+      }
+      if (build.flags.includes('-DGUARD_NOINLINE')) expect(region.rounds.length).toBeGreaterThanOrEqual(2);
+    }, 240_000);
+  }
 });

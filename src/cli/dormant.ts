@@ -1,6 +1,5 @@
-import { analyzeDormant, type DormantReport, type RegionReport } from '../analyses/dormant/dormant.js';
-import { DEFAULT_SOLVER_TIMEOUT_MS } from '../analyses/dormant/symbolic.js';
-import { shutdownZ3 } from '../analyses/dormant/symbolic.js';
+import { analyzeDormant, DEFAULT_MAX_ROUNDS, DEFAULT_ROUND_BUDGET_MS, type DormantReport, type RegionReport } from '../analyses/dormant/dormant.js';
+import { DEFAULT_SOLVER_TIMEOUT_MS, shutdownZ3 } from '../analyses/dormant/z3-context.js';
 import { defineCommand, integer, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { CliError, type LineWriter } from './output.js';
 
@@ -9,12 +8,21 @@ export function dormantCommand() {
     defineCommand('dormant', 'Find code of the traced program that never ran, the executed branch that kept it from running, and the library call results (time, localtime, getenv, setlocale, access, stat, fopen, getuid, uname, gethostname, ptrace, rand, read, ...) that would flip that branch. The concrete values come from a second, confined run of the program with an LD_PRELOAD shim (gcc builds it); Z3 solves the path conditions. With --rerun the program is recorded again with those call results replaced, and a region counts as proven only if its target block runs in the new trace.')
       .argument('<input>', 'a bundle directory, a perf.data, or a raw trace (with --raw/--elf)')
       .option('--json', 'print the report as JSON')
-      .option('--rerun', 're-record with the solved call results and diff the coverage')
-      .option('--keep-rerun', 'keep the re-run bundles (<bundle>.dormant-<region>)')
+      .option('--rerun', 're-record with the solved call results and diff the coverage; repeat in rounds while each re-run reaches further')
+      .option('--max-rounds <n>', 'with --rerun: solve-and-re-record rounds per region', integer(1, 32), DEFAULT_MAX_ROUNDS)
+      .option('--round-budget <s>', 'with --rerun: seconds all rounds of one region may take', integer(1, 86_400), DEFAULT_ROUND_BUDGET_MS / 1000)
+      .option('--keep-rerun', 'keep the re-run bundles (<bundle>.dormant-<region>-r<round>)')
       .option('--no-sandbox', 'run the program\'s re-runs unconfined (unsafe for untrusted programs; never taken from the bundle)')
       .option('--max-regions <n>', 'report and solve the N highest-ranked regions', integer(1), 10)
       .option('--timeout <ms>', 'solver timeout per query in milliseconds', integer(1), DEFAULT_SOLVER_TIMEOUT_MS),
   ).addHelpText('after', `
+With --rerun the solve is iterative: a round solves what the recording
+lets it solve (each check only runs after the previous one passed), the
+program is recorded again with those results patched, and the new trace,
+which reaches further, gives the next round its guard and its observed
+calls. It stops when the target runs, when a round executes nothing new,
+or at --max-rounds / --round-budget. Each round is reported.
+
 Regions are ranked by size and by what they call: file, network, process
 and crypto APIs rank higher. Programs must be dynamically linked for the
 shim; everything else is reported as unsolved with the reason.
@@ -33,6 +41,8 @@ interface DormantCliOptions extends InputOptions {
   sandbox: boolean;
   maxRegions: number;
   timeout: number;
+  maxRounds: number;
+  roundBudget: number;
 }
 
 function regionLines(r: RegionReport): string[] {
@@ -48,6 +58,13 @@ function regionLines(r: RegionReport): string[] {
     for (const s of r.slice) lines.push(`  slice     ${s.ip}  ${s.text}`);
     for (const t of r.trigger) lines.push(`  trigger   ${t.call} at ${t.site}: ${t.values.map((v) => `${v.symbol}=${v.value}`).join(' ')}`);
     for (const rule of r.rules) lines.push(`  shim rule ${rule}`);
+  }
+  for (const k of r.rounds) {
+    const reach = k.reach === 'target' ? 'to the target' : k.reach === 'partial' ? `part of the way (${k.note})` : `nothing (${k.note})`;
+    lines.push(`  round ${k.round}   guard ${k.guard ?? '-'}: solved ${reach}`);
+    for (const p of k.patched) lines.push(`    patched ${p}`);
+    if (k.reach !== 'none') lines.push(`    ran     ${k.newlyExecutedBlocks} new blocks${k.newCalls.length > 0 ? `; new calls ${k.newCalls.join(', ')}` : ''}; target ${k.targetRan ? 'ran' : 'did not run'}`);
+    if (!k.targetRan && k.stoppedBy.length > 0) lines.push(`    stopped by ${k.stoppedBy.join(', ')}`);
   }
   if (r.proof) {
     lines.push(`  rerun     target ${r.proof.targetRan ? 'ran' : 'did not run'}; ${r.proof.newlyExecutedBlocks} region blocks newly executed${r.proof.bundle ? ` (${r.proof.bundle})` : ''}`);
@@ -78,7 +95,7 @@ export async function runDormantCommand(args: string[], out: LineWriter): Promis
   const recording = openInput(operands[0]!, o);
   let report: DormantReport;
   try {
-    report = await analyzeDormant(recording, { rerun: o.rerun === true, keepRerun: o.keepRerun === true, sandbox: o.sandbox, maxRegions: o.maxRegions, timeoutMs: o.timeout });
+    report = await analyzeDormant(recording, { rerun: o.rerun === true, keepRerun: o.keepRerun === true, sandbox: o.sandbox, maxRegions: o.maxRegions, timeoutMs: o.timeout, maxRounds: o.maxRounds, roundBudgetMs: o.roundBudget * 1000 });
   } catch (e) {
     throw new CliError(`dormant: ${(e as Error).message.split('\n')[0]}`);
   } finally {

@@ -5,9 +5,16 @@
  *   coverage-merge.ts  static CFG + trace → executed blocks → regions
  *   guards.ts          each region's guards, calls, rank and target block
  *   snapshot.ts        concrete state after each library call (shim run)
+ *   library-models.ts  the modelled calls and their out-object layouts (one table for slice.ts and the shim)
  *   slice.ts           which call outputs are symbols; the slice report
- *   symbolic.ts        path segment → constraints → Z3 → call results
+ *   symbolic.ts        the executor: path segment → constraints → call results
+ *   path-search.ts     static paths to the target; the search over guards and snapshots
+ *   z3-context.ts      the solver's lifecycle
  *   rerun.ts           shim rules, patched recording, coverage diff
+ *
+ * With rerun, solving is iterative ({@link iterateRegion}): each round's
+ * patched re-run reaches further and observes calls the earlier runs did
+ * not, for the next round to solve.
  *
  * A region is "proven" only when the patched re-recording executes its
  * target block; "solved" means the solver found call results but no re-run
@@ -18,17 +25,19 @@ import { rmSync } from 'node:fs';
 import { importBundle } from '../../sources/import/bundle-import.js';
 import type { Recording } from '../../sources/model/recording.js';
 import { findRegions, mergeCoverage, newlyExecuted, tracedMainModule, type BlockExecution, type TracedModule } from './coverage-merge.js';
-import { rankRegions, type RankedRegion } from './guards.js';
+import { rankRegions, type Guard, type RankedRegion } from './guards.js';
 import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
 import type { CallSnapshot } from './snapshot.js';
-import { cfgPath, getZ3, ModuleCode, SymbolicExecutor, type Solution } from './symbolic.js';
+import { fieldAt, LIBRARY_MODELS, type Field } from './library-models.js';
+import { solveGuards } from './path-search.js';
+import { ModuleCode, type Solution } from './symbolic.js';
 
 export interface DormantOptions {
   /** Regions to report and solve, the highest ranked first (default 10). */
   maxRegions?: number;
   /** Re-record with the solved call results and check the region runs. */
   rerun?: boolean;
-  /** Where re-run bundles go (default: beside the bundle, `<bundle>.dormant-<id>`). */
+  /** Where re-run bundles go, with `-r<round>` appended (default: beside the bundle, `<bundle>.dormant-<id>`). */
   rerunDir?: (regionId: number) => string;
   /** Keep re-run bundles (default false: removed after the coverage diff). */
   keepRerun?: boolean;
@@ -38,6 +47,39 @@ export interface DormantOptions {
   sandbox?: boolean;
   /** Snapshots tried per guard (default 12). */
   maxAttempts?: number;
+  /** With rerun: solve-and-re-record rounds per region (default 8). */
+  maxRounds?: number;
+  /** With rerun: wall-clock budget for all rounds of one region, in ms (default 10 minutes). */
+  roundBudgetMs?: number;
+}
+
+/** Default bound on the rounds of one region. */
+export const DEFAULT_MAX_ROUNDS = 8;
+/** Default wall-clock budget for the rounds of one region. */
+export const DEFAULT_ROUND_BUDGET_MS = 600_000;
+
+/**
+ * One round of an iterative solve: the call results patched (cumulative
+ * shim rules), what the patched re-run newly executed, and which guard
+ * stopped it short of the target.
+ */
+export interface RoundReport {
+  round: number;
+  /** The guard this round's solution flips. */
+  guard: string | null;
+  /** Shim rules that this round added or changed. */
+  patched: string[];
+  /** Whether the solution reaches the target, or stops at a block the recording cannot decide yet. */
+  reach: 'target' | 'partial' | 'none';
+  /** Why the solution stops short (reach 'partial'), or why nothing was solved (reach 'none'). */
+  note: string | null;
+  /** Blocks of the program the re-run executed that no earlier run had. */
+  newlyExecutedBlocks: number;
+  /** Library calls the re-run's snapshot run observed that no earlier run had (name at site). */
+  newCalls: string[];
+  targetRan: boolean;
+  /** Executed branches that still keep the target from running after this round. */
+  stoppedBy: string[];
 }
 
 export type RegionStatus = 'proven' | 'solved' | 'unsolved';
@@ -69,6 +111,8 @@ export interface RegionReport {
   slice: Array<{ ip: string; text: string }>;
   rules: string[];
   proof: { bundle: string | null; newlyExecutedBlocks: number; targetRan: boolean; output: string } | null;
+  /** With rerun: each solve-and-re-record round, in order. */
+  rounds: RoundReport[];
 }
 
 export interface DormantReport {
@@ -111,9 +155,11 @@ export async function analyzeDormant(input: string | Recording, options: Dormant
   for (const r of ranked) {
     const report = baseReport(r, module);
     if (noSnapshots !== null) report.reason = noSnapshots;
+    else if (options.rerun) await iterateRegion(dir, recording, r, exec.ran, report, code, snapshots, module, options);
     else {
-      const target = await solveRegion(r, report, code, snapshots, options);
-      if (report.status === 'solved' && options.rerun) await proveRegion(dir, recording, r, target, report, module, options);
+      const attempt = await solveGuards(r.guards, r.target, code, snapshots, options);
+      if (attempt.found !== null && attempt.found.partial === null) fillSolution(report, attempt.found.solution, attempt.found.guard);
+      else report.reason = attempt.found?.partial?.reason ?? attempt.reason;
     }
     reports.push(report);
   }
@@ -155,45 +201,8 @@ function baseReport(r: RankedRegion, module: TracedModule): RegionReport {
     slice: [],
     rules: [],
     proof: null,
+    rounds: [],
   };
-}
-
-/** Solve a region; returns the target block the solution reaches, or -1. */
-async function solveRegion(r: RankedRegion, report: RegionReport, code: ModuleCode, snapshots: CallSnapshot[], options: DormantOptions): Promise<number> {
-  const cfg = code.cfg;
-  const z3 = await getZ3();
-  let best: { reason: string; reached: boolean } | null = null;
-  const maxAttempts = options.maxAttempts ?? 12;
-  for (const g of r.guards.slice(0, 4)) {
-    // The target if a path leads there from this guard, else the region entry itself.
-    const toTarget = cfgPath(cfg, g.entry, r.target);
-    const path = toTarget ?? [cfg.blockStart[g.entry]];
-    const target = toTarget !== null ? r.target : g.entry;
-    const candidates = [...snapshots].reverse().slice(0, maxAttempts);
-    for (const s of candidates) {
-      const ex = new SymbolicExecutor(z3, code, {
-        snapshot: s,
-        snapshots,
-        guardIp: g.branchIp,
-        regionSide: g.regionSide,
-        path,
-        timeoutMs: options.timeoutMs,
-      });
-      const res = await ex.run();
-      if (res.solved) {
-        fillSolution(report, res.solution, hex(g.branchIp));
-        report.target = hex(cfg.blockStart[target]);
-        return target;
-      }
-      if (res.reached && (best === null || !best.reached)) best = res;
-    }
-  }
-  report.reason =
-    best?.reason ??
-    (r.guards.length === 0
-      ? 'no executed conditional branch leads into the region'
-      : 'the guard was not reached from the return of any modelled library call: its condition does not come from one');
-  return -1;
 }
 
 function fillSolution(report: RegionReport, s: Solution, guard: string): void {
@@ -210,9 +219,7 @@ function fillSolution(report: RegionReport, s: Solution, guard: string): void {
   report.rules = rulesFor(s);
 }
 
-const TM_FIELDS = ['tm_sec', 'tm_min', 'tm_hour', 'tm_mday', 'tm_mon', 'tm_year', 'tm_wday', 'tm_yday', 'tm_isdst'];
-
-/** Solved values of one call for people: results, strings, and 32-bit fields of out-parameters. */
+/** Solved values of one call for people: results, strings, and the out-object's fields (library-models.ts layouts). */
 function describeValues(call: Solution['calls'][number], s: Solution): TriggerCall['values'] {
   const mine = s.assignments.filter((a) => a.symbol.call === call);
   const value = new Map(mine.map((a) => [a.symbol.name, a.value]));
@@ -222,7 +229,9 @@ function describeValues(call: Solution['calls'][number], s: Solution): TriggerCa
     if (a.symbol.role.kind === 'present') out.push({ symbol: 'non-NULL', value: formatValue(a.value, 1) });
   }
   const mem = call.symbols.filter((x) => x.role.kind === 'mem');
-  if (call.result === 'string' || call.name === 'gethostname') {
+  const layout = LIBRARY_MODELS[call.name]?.out?.layout;
+  if (layout === undefined) {
+    // Bytes: a string, or a buffer of file contents; the prefix the constraints fix.
     const bytes: number[] = [];
     for (const m of mem) {
       const v = value.get(m.name);
@@ -232,17 +241,28 @@ function describeValues(call: Solution['calls'][number], s: Solution): TriggerCa
     if (mem.some((m) => value.has(m.name))) out.push({ symbol: 'string', value: JSON.stringify(Buffer.from(bytes).toString('latin1')) });
     return out;
   }
-  // 4-byte fields (struct tm, timeval, stat...) at the offsets the constraints touch.
-  const fields = new Set<number>();
-  for (const m of mem) if (value.has(m.name) && m.role.kind === 'mem') fields.add(m.role.offset & ~3);
-  for (const f of [...fields].sort((x, y) => x - y)) {
-    let v = 0n;
-    for (let i = 3; i >= 0; i--) {
-      const m = mem.find((x) => x.role.kind === 'mem' && x.role.offset === f + i);
-      v = (v << 8n) | (m ? (value.get(m.name) ?? m.observed) : 0n);
+  // Each field of the struct that the constraints touch, from its bytes (free bytes keep the observed value).
+  const fields = new Set<Field>();
+  for (const m of mem) if (value.has(m.name) && m.role.kind === 'mem') {
+    const f = fieldAt(layout, m.role.offset);
+    if (f !== null) fields.add(f);
+  }
+  for (const f of [...fields].sort((x, y) => x.offset - y.offset)) {
+    const byteAt = (i: number): bigint => {
+      const m = mem.find((x) => x.role.kind === 'mem' && x.role.offset === f.offset + i);
+      return m ? (value.get(m.name) ?? m.observed) : 0n;
+    };
+    if (f.size > 8) {
+      // A char array (utsname's fields): the string up to its NUL.
+      const bytes: number[] = [];
+      for (let i = 0; i < f.size && byteAt(i) !== 0n; i++) bytes.push(Number(byteAt(i)));
+      out.push({ symbol: f.name, value: JSON.stringify(Buffer.from(bytes).toString('latin1')) });
+      continue;
     }
-    const label = call.result === 'struct' && f / 4 < TM_FIELDS.length ? TM_FIELDS[f / 4] : `+${f}`;
-    out.push({ symbol: label, value: formatValue(v, 32) });
+    const size = f.size;
+    let v = 0n;
+    for (let i = size - 1; i >= 0; i--) v = (v << 8n) | byteAt(i);
+    out.push({ symbol: f.name, value: formatValue(v, size * 8) });
   }
   return out;
 }
@@ -254,22 +274,112 @@ function formatValue(v: bigint, bits: number): string {
   return sv < 0n ? `${sv}` : `${v} (0x${v.toString(16)})`;
 }
 
-async function proveRegion(dir: string, recording: Recording, r: RankedRegion, target: number, report: RegionReport, module: TracedModule, options: DormantOptions): Promise<void> {
-  // Beside a bundle; beside the trace file for other inputs.
-  const out = options.rerunDir ? options.rerunDir(r.region.id) : `${(recording.root ?? dir).replace(/\/+$/, '')}.dormant-${r.region.id}`;
-  try {
-    const res = await patchedRecording(recording, report.rules, out, 60, options.sandbox !== false);
-    const rerun = importBundle(out);
-    const after = tracedMainModule(rerun, module.cfg);
-    const exec: BlockExecution = mergeCoverage(rerun, after);
-    const newly = newlyExecuted(r.region, exec);
-    const targetRan = exec.ran[target] === 1;
-    report.proof = { bundle: options.keepRerun ? out : null, newlyExecutedBlocks: newly.length, targetRan, output: res.stdout };
-    if (targetRan) report.status = 'proven';
-    else report.reason = 'the re-run with the solved call results did not reach the target block';
-  } catch (e) {
-    report.reason = `re-run failed: ${(e as Error).message}`;
-  } finally {
-    if (!options.keepRerun) rmSync(out, { recursive: true, force: true });
+/** Rules keyed by call and site: a later round's rule for the same call replaces the earlier one. */
+function ruleKey(rule: string): string {
+  return rule.split(' ').slice(0, 2).join(' ');
+}
+
+function callsSeen(snapshots: CallSnapshot[]): Set<string> {
+  return new Set(snapshots.map((s) => `${s.name}@${hex(s.site)}`));
+}
+
+/**
+ * With rerun: rounds of solve, patch, re-record. Each round solves what the
+ * current snapshots let it solve (the whole way to the target, or the guard
+ * and the conditions up to the first one they cannot decide), re-records
+ * the program with every rule so far, and takes the new trace's guards and
+ * a new snapshot run (with the same rules) into the next round. Stops when
+ * the target runs, when a round executes nothing new, when nothing is
+ * solved, or at the round and time bounds.
+ */
+async function iterateRegion(dir: string, recording: Recording, r: RankedRegion, ran: ArrayLike<number>, report: RegionReport, code: ModuleCode, initial: CallSnapshot[], module: TracedModule, options: DormantOptions): Promise<void> {
+  const maxRounds = options.maxRounds ?? DEFAULT_MAX_ROUNDS;
+  const deadline = Date.now() + (options.roundBudgetMs ?? DEFAULT_ROUND_BUDGET_MS);
+  const sandbox = options.sandbox !== false;
+  const base = options.rerunDir ? options.rerunDir(r.region.id) : `${(recording.root ?? dir).replace(/\/+$/, '')}.dormant-${r.region.id}`;
+  const rules = new Map<string, string>();
+  const ranBefore = Uint8Array.from(ran);
+  let seen = callsSeen(initial);
+  let snapshots = initial;
+  let guards = r.guards;
+  let lastReason = '';
+  for (let round = 1; round <= maxRounds; round++) {
+    if (round > 1 && Date.now() > deadline) {
+      lastReason = `stopped after ${round - 1} rounds: the time budget of ${Math.round((options.roundBudgetMs ?? DEFAULT_ROUND_BUDGET_MS) / 1000)} s is spent`;
+      break;
+    }
+    const attempt = await solveGuards(guards, r.target, code, snapshots, options);
+    const roundReport: RoundReport = { round, guard: null, patched: [], reach: 'none', note: attempt.reason, newlyExecutedBlocks: 0, newCalls: [], targetRan: false, stoppedBy: guards.map((g) => hex(g.branchIp)) };
+    report.rounds.push(roundReport);
+    if (attempt.found === null) {
+      lastReason = attempt.reason;
+      break;
+    }
+    const { solution, partial, guard } = attempt.found;
+    roundReport.guard = guard;
+    roundReport.reach = partial === null ? 'target' : 'partial';
+    roundReport.note = partial?.reason ?? null;
+    for (const rule of rulesFor(solution)) {
+      if (rules.get(ruleKey(rule)) !== rule) roundReport.patched.push(rule);
+      rules.set(ruleKey(rule), rule);
+    }
+    accumulate(report, solution, guard, [...rules.values()]);
+    const out = `${base}-r${round}`;
+    let exec: BlockExecution;
+    try {
+      const res = await patchedRecording(recording, [...rules.values()], out, 60, sandbox);
+      const rerun = importBundle(out);
+      exec = mergeCoverage(rerun, tracedMainModule(rerun, module.cfg));
+      report.proof = { bundle: options.keepRerun ? out : null, newlyExecutedBlocks: newlyExecuted(r.region, exec).length, targetRan: exec.ran[r.target] === 1, output: res.stdout };
+    } catch (e) {
+      lastReason = `re-run failed: ${(e as Error).message}`;
+      roundReport.note = lastReason;
+      break;
+    } finally {
+      if (!options.keepRerun) rmSync(out, { recursive: true, force: true });
+    }
+    // Progress: blocks of the program that no earlier run executed (a
+    // round may first open a path outside the region, in a check function).
+    let newBlocks = 0;
+    for (let b = 0; b < exec.ran.length; b++) {
+      if (exec.ran[b] === 1 && ranBefore[b] === 0) {
+        ranBefore[b] = 1;
+        newBlocks++;
+      }
+    }
+    roundReport.newlyExecutedBlocks = newBlocks;
+    roundReport.targetRan = exec.ran[r.target] === 1;
+    if (roundReport.targetRan) {
+      roundReport.stoppedBy = [];
+      report.status = 'proven';
+      report.reason = null;
+      return;
+    }
+    // The guards that now keep the target from running: those of the new trace's region holding it.
+    const now = rankRegions(exec, findRegions(exec)).find((x) => x.region.blocks.includes(r.target));
+    guards = now?.guards ?? [];
+    roundReport.stoppedBy = guards.map((g) => hex(g.branchIp));
+    if (newBlocks === 0) {
+      lastReason = `round ${round} executed no block that earlier runs had not: no progress`;
+      break;
+    }
+    snapshots = snapshotRun(recording, 60, sandbox, [...rules.values()]);
+    const nowSeen = callsSeen(snapshots);
+    roundReport.newCalls = [...nowSeen].filter((c) => !seen.has(c));
+    seen = new Set([...seen, ...nowSeen]);
+    if (round === maxRounds) lastReason = `the target did not run within ${maxRounds} rounds`;
   }
+  report.status = report.rules.length > 0 && report.rounds.some((x) => x.reach === 'target') ? 'solved' : 'unsolved';
+  report.reason = report.status === 'solved' ? `the re-run with the solved call results did not reach the target block (${lastReason})` : lastReason;
+}
+
+/** Fold one round's solution into the region's report (rules are the cumulative set). */
+function accumulate(report: RegionReport, s: Solution, guard: string, rules: string[]): void {
+  const before = { trigger: report.trigger, constraints: report.constraints, slice: report.slice };
+  fillSolution(report, s, guard);
+  report.status = 'unsolved';
+  report.trigger = [...before.trigger.filter((t) => !report.trigger.some((n) => n.call === t.call && n.site === t.site)), ...report.trigger];
+  report.constraints = [...before.constraints, ...report.constraints];
+  report.slice = [...before.slice, ...report.slice];
+  report.rules = rules;
 }

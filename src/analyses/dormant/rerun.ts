@@ -18,6 +18,8 @@
  * - {@link patchedRecording}: `ptscope record` again with the shim in rule
  *   mode; the new bundle's coverage, compared with the region's blocks, is
  *   the proof (coverage-merge.ts `newlyExecuted`).
+ *   With rules, the snapshots are those of a patched run (the next round of
+ *   an iterative solve, dormant.ts).
  * - {@link patchedRun}: the same patched program run confined in a scratch
  *   directory that is kept, so that its side effects can be checked.
  *
@@ -38,6 +40,7 @@ import { findOnPath, record, RecordError } from '../../sources/recorder/record.j
 import { rerunProgram } from '../../sources/recorder/rerun-program.js';
 import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
 import { sandboxUnavailable } from '../../sources/recorder/sandbox.js';
+import { shimModelHeader } from './library-models.js';
 import type { Solution } from './symbolic.js';
 import { readSnapshots, type CallSnapshot } from './snapshot.js';
 
@@ -61,12 +64,21 @@ function cacheDir(): string {
 export function buildShim(): string {
   const source = join(packageRoot(), 'native', 'dormant-shim.c');
   const text = readFileSync(source);
-  const hash = createHash('sha1').update(text).digest('hex').slice(0, 12);
+  // The model table (library-models.ts) goes into the shim as a generated header.
+  const header = shimModelHeader();
+  const hash = createHash('sha1').update(text).update(header).digest('hex').slice(0, 12);
   const out = join(cacheDir(), `dormant-shim-${hash}.so`);
   if (existsSync(out)) return out;
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const res = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-o', tmp, source, '-ldl'], { encoding: 'utf8' });
+  const include = mkdtempSync(join(tmpdir(), 'ptscope-shim-'));
+  writeFileSync(join(include, 'dormant-models.h'), header);
+  let res;
+  try {
+    res = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-I', include, '-o', tmp, source, '-ldl'], { encoding: 'utf8' });
+  } finally {
+    rmSync(include, { recursive: true, force: true });
+  }
   if (res.error) throw new Error(`cannot run gcc (needed to build the dormant-code shim): ${res.error.message}`);
   if (res.status !== 0) throw new Error(`gcc failed on the shim: ${res.stderr.trim().split('\n')[0]}`);
   renameSync(tmp, out);
@@ -125,11 +137,17 @@ function shimRun(r: Recording, env: Record<string, string>, shim: string, timeou
   }
 }
 
-/** Run the recording's program with the shim in snapshot mode; the snapshots of its interposed calls. */
-export function snapshotRun(r: Recording, timeoutSec = 60, sandbox = true): CallSnapshot[] {
+/**
+ * Run the recording's program with the shim in snapshot mode; the snapshots
+ * of its interposed calls. With `rules`, the shim also applies them, and a
+ * patched call's snapshot holds the patched result (iterative rounds).
+ */
+export function snapshotRun(r: Recording, timeoutSec = 60, sandbox = true, rules: string[] = []): CallSnapshot[] {
   const shim = buildShim();
   const snap = 'ptscope-dormant.snap';
-  const run = shimRun(r, { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: snap }, shim, timeoutSec, sandbox, { files: [snap] });
+  const env: Record<string, string> = { LD_PRELOAD: shim, PTSCOPE_SHIM_SNAP: snap };
+  if (rules.length > 0) env.PTSCOPE_SHIM_RULES = encodeRules(rules);
+  const run = shimRun(r, env, shim, timeoutSec, sandbox, { files: [snap] });
   try {
     const file = join(run.workDir, snap);
     return existsSync(file) ? readSnapshots(file) : [];
@@ -219,6 +237,11 @@ export function rulesFor(solution: Solution): string[] {
       const want = valueOf(present.name, present.observed);
       if (want === 0n) actions.push('ret=0');
       else if (present.observed === 0n) actions.push('devnull');
+    } else if (call.result === 'buffer' && present) {
+      // fgets: the buffer (argument 0) or NULL; its bytes follow as mem= actions.
+      const want = valueOf(present.name, present.observed);
+      if (want === 0n) actions.push('ret=0');
+      else if (present.observed === 0n) actions.push('retarg=0');
     } else if (call.result === 'fd' && ret) {
       const want = BigInt.asIntN(32, valueOf(ret.name, ret.observed));
       if (want >= 0n && BigInt.asIntN(32, ret.observed) < 0n) actions.push('devnull');

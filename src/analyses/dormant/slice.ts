@@ -15,6 +15,7 @@
  * the executed path whose result depends on a symbol (see {@link SliceStep}).
  */
 import type { Arith, BitVec, Bool, Context } from 'z3-solver';
+import { BUFFER_BYTES, LAYOUTS, LIBRARY_MODELS, STRING_BYTES, type ResultKind } from './library-models.js';
 
 export type Z3 = Context<'main'>;
 export type BV = BitVec<number, 'main'>;
@@ -51,7 +52,7 @@ export interface SourceCall {
   /** Link-time return site. */
   site: number;
   /** How the result is re-created by the shim. */
-  result: 'int' | 'string' | 'file' | 'fd' | 'struct';
+  result: ResultKind;
   symbols: SourceSymbol[];
   /** A description for reports, e.g. `getenv("UPDATER_MODE")`. */
   text: string;
@@ -76,25 +77,23 @@ export interface ModelHost {
   fakeAddress(): number;
 }
 
-const STRING_BYTES = 32;
-
 /** The calls whose outputs become symbols. Returns the new rax, or null if `name` is not a source. */
 export function applySourceModel(name: string, site: number, host: ModelHost): { rax: Val; call: SourceCall } | null {
   const model = SOURCE_MODELS[name];
-  if (model === undefined) return null;
-  const call: SourceCall = { name, site, result: model.result, symbols: [], text: name + '()' };
+  const entry = LIBRARY_MODELS[name];
+  if (model === undefined || entry === undefined) return null;
+  const call: SourceCall = { name, site, result: entry.result, symbols: [], text: name + '()' };
   const rax = model.apply(call, host);
   return { rax, call };
 }
 
+/** How a call's outputs become symbols; its result kind and out-object come from library-models.ts. */
 interface SourceModel {
-  result: SourceCall['result'];
   apply(call: SourceCall, h: ModelHost): Val;
 }
 
 function intResult(bits: number, range?: [bigint, bigint]): SourceModel {
   return {
-    result: 'int',
     apply(call, h) {
       const obs = h.observedResult ?? 0n;
       const v = h.symbol(call, 'ret', bits, { kind: 'ret', bits }, obs & ((1n << BigInt(bits)) - 1n));
@@ -124,11 +123,11 @@ function pointerResult(call: SourceCall, h: ModelHost, bytes: number): Val {
   return { c: obs, e, u: false };
 }
 
-const TM_BYTES = 36;
+/** The int fields of struct tm (tm_sec .. tm_isdst): what guards read. */
+const TM_BYTES = LAYOUTS.tm.fields[8].offset + 4;
 
 const SOURCE_MODELS: Record<string, SourceModel> = {
   time: {
-    result: 'int',
     apply(call, h) {
       const v = h.symbol(call, 'ret', 64, { kind: 'ret', bits: 64 }, h.observedResult ?? 0n);
       const out = h.arg(0);
@@ -147,56 +146,52 @@ const SOURCE_MODELS: Record<string, SourceModel> = {
   random: intResult(64, [0n, 0x7fffffffn]),
   ptrace: intResult(64),
   stat: {
-    result: 'int',
     apply(call, h) {
       call.text = `stat("${h.argString(0) ?? '?'}")`;
-      symbolicBytes(call, h, Number(h.arg(1).c), 144, 1, 'statbuf');
+      symbolicBytes(call, h, Number(h.arg(1).c), LAYOUTS.stat.size, 1, 'statbuf');
       return widen(h.z3, h.symbol(call, 'ret', 32, { kind: 'ret', bits: 32 }, (h.observedResult ?? 0n) & 0xffffffffn), 32, true);
     },
   },
-  lstat: { result: 'int', apply: (call, h) => SOURCE_MODELS.stat.apply(call, h) },
+  lstat: { apply: (call, h) => SOURCE_MODELS.stat.apply(call, h) },
   gethostname: {
-    result: 'int',
     apply(call, h) {
-      const len = Math.min(Number(h.arg(1).c), 64);
+      const len = Math.min(Number(h.arg(1).c), BUFFER_BYTES);
       symbolicBytes(call, h, Number(h.arg(0).c), len, 0, 'name');
       return widen(h.z3, h.symbol(call, 'ret', 32, { kind: 'ret', bits: 32 }, (h.observedResult ?? 0n) & 0xffffffffn), 32, true);
     },
   },
   uname: {
-    result: 'int',
     apply(call, h) {
-      symbolicBytes(call, h, Number(h.arg(0).c), 390, 0, 'utsname');
+      symbolicBytes(call, h, Number(h.arg(0).c), LAYOUTS.utsname.size, 0, 'utsname');
       return { c: h.observedResult ?? 0n, e: null, u: false };
     },
   },
   read: {
-    result: 'int',
     apply(call, h) {
-      const n = Math.min(Number(h.arg(2).c), 64);
+      const n = Math.min(Number(h.arg(2).c), BUFFER_BYTES);
       symbolicBytes(call, h, Number(h.arg(1).c), n, 1, 'buf');
       return h.symbol(call, 'ret', 64, { kind: 'ret', bits: 64 }, h.observedResult ?? 0n);
     },
   },
   gettimeofday: {
-    result: 'int',
     apply(call, h) {
-      symbolicBytes(call, h, Number(h.arg(0).c), 16, 0, 'tv');
+      symbolicBytes(call, h, Number(h.arg(0).c), LAYOUTS.timeval.size, 0, 'tv');
       return { c: h.observedResult ?? 0n, e: null, u: false };
     },
   },
   localtime: {
-    result: 'struct',
     apply(call, h) {
-      const p = h.observedResult ?? 0n;
-      if (p === 0n) return { c: 0n, e: null, u: false };
+      // Never observed (the call lies past the recorded path) or NULL: the
+      // struct is all symbols at a fresh address; the shim writes the
+      // solved fields into the real result of the re-run.
+      const observed = h.observedResult ?? 0n;
+      const p = observed !== 0n ? observed : BigInt(h.fakeAddress());
       symbolicBytes(call, h, Number(p), TM_BYTES, 'ret', 'tm');
       return { c: p, e: null, u: false };
     },
   },
-  gmtime: { result: 'struct', apply: (call, h) => SOURCE_MODELS.localtime.apply(call, h) },
+  gmtime: { apply: (call, h) => SOURCE_MODELS.localtime.apply(call, h) },
   localtime_r: {
-    result: 'struct',
     apply(call, h) {
       const out = h.arg(1).c;
       symbolicBytes(call, h, Number(out), TM_BYTES, 1, 'tm');
@@ -204,29 +199,50 @@ const SOURCE_MODELS: Record<string, SourceModel> = {
     },
   },
   getenv: {
-    result: 'string',
     apply(call, h) {
       call.text = `getenv("${h.argString(0) ?? '?'}")`;
       return pointerResult(call, h, STRING_BYTES);
     },
   },
-  secure_getenv: { result: 'string', apply: (call, h) => SOURCE_MODELS.getenv.apply(call, h) },
+  secure_getenv: { apply: (call, h) => SOURCE_MODELS.getenv.apply(call, h) },
+  nl_langinfo: {
+    apply(call, h) {
+      call.text = `nl_langinfo(${h.arg(0).c})`;
+      return pointerResult(call, h, STRING_BYTES);
+    },
+  },
+  gmtime_r: { apply: (call, h) => SOURCE_MODELS.localtime_r.apply(call, h) },
+  fread: {
+    apply(call, h) {
+      const n = Math.min(Number(h.arg(1).c * h.arg(2).c), BUFFER_BYTES);
+      symbolicBytes(call, h, Number(h.arg(0).c), n, 0, 'buf');
+      return h.symbol(call, 'ret', 64, { kind: 'ret', bits: 64 }, h.observedResult ?? 0n);
+    },
+  },
+  fgets: {
+    apply(call, h) {
+      // The buffer (arg 0) or NULL; its bytes up to the size (arg 1) are the line.
+      const buf = h.arg(0).c;
+      const n = Math.min(Number(h.arg(1).c), BUFFER_BYTES);
+      symbolicBytes(call, h, Number(buf), n, 0, 'line');
+      const present = h.symbol(call, 'present', 1, { kind: 'present' }, (h.observedResult ?? 0n) !== 0n ? 1n : 0n);
+      const z = h.z3;
+      return { c: h.observedResult ?? 0n, e: z.If(present.e!.eq(z.BitVec.val(1, 1)), z.BitVec.val(buf, 64), z.BitVec.val(0, 64)) as BV, u: false };
+    },
+  },
   setlocale: {
-    result: 'string',
     apply(call, h) {
       call.text = `setlocale(${h.arg(0).c}, ${h.arg(1).c === 0n ? 'NULL' : `"${h.argString(1) ?? '?'}"`})`;
       return pointerResult(call, h, STRING_BYTES);
     },
   },
   fopen: {
-    result: 'file',
     apply(call, h) {
       call.text = `fopen("${h.argString(0) ?? '?'}")`;
       return pointerResult(call, h, 0);
     },
   },
   open: {
-    result: 'fd',
     apply(call, h) {
       call.text = `open("${h.argString(0) ?? '?'}")`;
       return widen(h.z3, h.symbol(call, 'ret', 32, { kind: 'ret', bits: 32 }, (h.observedResult ?? 0n) & 0xffffffffn), 32, true);

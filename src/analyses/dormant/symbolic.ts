@@ -28,7 +28,7 @@
 import { readFileSync } from 'node:fs';
 import { ConditionCode, Decoder, DecoderOptions, Formatter, FormatterSyntax, Mnemonic, MemorySizeExt, OpKind, Register, RegisterExt } from 'iced-x86';
 import { ElfFile } from '../../flow/elf.js';
-import { EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
+import type { ModuleCfg } from '../../flow/static/cfg.js';
 import type { CallSnapshot } from './snapshot.js';
 import {
   applyPureModel,
@@ -46,26 +46,7 @@ import {
   type Z3,
   type Z3Bool,
 } from './slice.js';
-
-let z3Promise: Promise<{ z3: Z3; shutdown: () => void }> | null = null;
-
-/** The Z3 context (WASM, initialised once per process). */
-export async function getZ3(): Promise<Z3> {
-  z3Promise ??= (async () => {
-    const { init } = await import('z3-solver');
-    const api = await init();
-    const ctx = api.Context('main') as unknown as Z3;
-    return { z3: ctx, shutdown: () => (api.em as { PThread?: { terminateAllThreads?: () => void } }).PThread?.terminateAllThreads?.() };
-  })();
-  return (await z3Promise).z3;
-}
-
-/** Stop Z3's worker threads so that the process can exit. */
-export async function shutdownZ3(): Promise<void> {
-  if (z3Promise === null) return;
-  (await z3Promise).shutdown();
-  z3Promise = null;
-}
+import { DEFAULT_SOLVER_TIMEOUT_MS } from './z3-context.js';
 
 /** Why an attempt ended without a solution. */
 export class Unsolved extends Error {}
@@ -178,14 +159,22 @@ export interface ExecPlan {
   timeoutMs?: number;
 }
 
-/**
- * Per-query solver timeout. The demo guards solve in well under a second;
- * the margin is for a loaded machine (a test suite running in parallel).
- */
-export const DEFAULT_SOLVER_TIMEOUT_MS = 20_000;
 
-/** The result of running a plan: solved, or why not. */
-export type ExecResult = { solved: true; solution: Solution } | { solved: false; reason: string; reached: boolean };
+/**
+ * Where a solution stops short of the target: the path block (link-time
+ * start) whose conditions the recording cannot decide yet, and why. A
+ * re-run with the partial solution's call results executes up to that
+ * block and observes what this run could not (iterative rounds, dormant.ts).
+ */
+export interface PartialReach {
+  block: number;
+  reason: string;
+}
+
+/** The result of running a plan: solved (to the target, or part of the way), or why not. */
+export type ExecResult =
+  | { solved: true; solution: Solution; partial: PartialReach | null }
+  | { solved: false; reason: string; reached: boolean };
 
 /** Runs one plan. */
 export class SymbolicExecutor implements ModelHost {
@@ -609,33 +598,87 @@ export class SymbolicExecutor implements ModelHost {
       const taken = this.cond(d.cc);
       const wantTaken = plan.regionSide === 'taken';
       if (taken.c === wantTaken && !taken.u) return { solved: false, reason: 'the snapshot run took the region side of the guard (it ran differently from the recording)', reached: true };
-      if (taken.e === null) return { solved: false, reason: `the guard does not depend on ${plan.snapshot.name}()`, reached: true };
+      if (taken.e === null) return this.flipLastFork(`the guard does not depend on ${plan.snapshot.name}() on the recorded path`);
       if (taken.u) return { solved: false, reason: `the guard depends on a value the recording cannot model (${unknownsOf(taken.e.sexpr()).join(', ')})`, reached: true };
       this.slice.push({ ip: d.ip - this.bias, text: d.text });
       this.constraints.push(wantTaken ? taken.e : taken.e.not());
+      // A branch on the recorded path may rule the flip out (an inlined
+      // compare that stopped at the first differing byte): go the other way there first.
+      if (!(await this.satisfiable())) {
+        this.constraints.pop();
+        return this.flipLastFork('the guard cannot flip with the recorded path\'s conditions');
+      }
       this.mode = 'continuation';
       this.currentSnapshot = null;
       this.rip = (wantTaken ? Number(d.ops[0].imm) : d.next);
       // Continuation: along the static path to the target.
-      let pathIndex = 0;
       const path = plan.path.map((a) => a + this.bias);
+      this.pathIndex = 0;
       if (path[0] !== this.rip) return { solved: false, reason: 'the path does not start at the guard\'s region side', reached: true };
       const target = path[path.length - 1];
       while (this.rip !== target) {
         if (++steps > maxSteps) return { solved: false, reason: 'the target was not reached within the step budget', reached: true };
-        while (pathIndex + 1 < path.length && this.rip === path[pathIndex + 1]) pathIndex++;
-        const next = pathIndex + 1 < path.length ? path[pathIndex + 1] : target;
+        while (this.pathIndex + 1 < path.length && this.rip === path[this.pathIndex + 1]) this.pathIndex++;
+        const next = this.pathIndex + 1 < path.length ? path[this.pathIndex + 1] : target;
         const ok = await this.step(next);
-        if (!ok) return { solved: false, reason: 'the path to the target leaves the function', reached: true };
+        if (!ok) return this.solvePartial('the path to the target leaves the function');
       }
     } catch (e) {
-      if (e instanceof Unsolved) return { solved: false, reason: e.message, reached: this.mode === 'continuation' };
-      throw e;
+      if (!(e instanceof Unsolved)) throw e;
+      if (this.mode === 'continuation') return this.solvePartial(e.message);
+      return { solved: false, reason: e.message, reached: false };
     }
-    return this.solve();
+    return this.solve(null);
   }
 
-  private async solve(): Promise<ExecResult> {
+  /** Branches on the recorded path whose condition depends on a symbol, in order. */
+  private readonly recordedForks: Array<{ ip: number; constraint: number; cond: Z3Bool; taken: boolean; otherSide: number }> = [];
+
+  /**
+   * The guard's condition is concrete on the recorded path (or cannot flip
+   * under its conditions), but an earlier branch on it depended on a call's
+   * result (getenv returned NULL, so the string compare that decides the
+   * guard never ran): take the other side of the last such branch that can
+   * be taken, as a partial solution. The re-run goes that way, and the next
+   * round sees the guard depend on the call.
+   */
+  private async flipLastFork(reason: string): Promise<ExecResult> {
+    if (this.recordedForks.length === 0) return { solved: false, reason: reason.replace(' on the recorded path', ''), reached: true };
+    const all = [...this.constraints];
+    let last: ExecResult | null = null;
+    for (let i = this.recordedForks.length - 1; i >= 0; i--) {
+      const fork = this.recordedForks[i];
+      this.constraints.splice(0, this.constraints.length, ...all.slice(0, fork.constraint), fork.taken ? fork.cond.not() : fork.cond);
+      last = await this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at 0x${fork.ip.toString(16)}` });
+      if (last.solved) return last;
+    }
+    return last!;
+  }
+
+  /** True if the constraints so far can hold together. */
+  private async satisfiable(): Promise<boolean> {
+    const s = new this.z3.Solver();
+    s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
+    for (const k of this.constraints) s.add(k);
+    return (await s.check()) !== 'unsat';
+  }
+
+  /** Index in the plan's path of the last block entered after the guard. */
+  private pathIndex = 0;
+
+  /**
+   * The continuation stopped before the target: solve what was gathered up
+   * to the path block it stopped in (the guard flip and every condition
+   * before that block), so that a re-run gets that far.
+   */
+  private async solvePartial(reason: string): Promise<ExecResult> {
+    const block = this.plan.path[this.pathIndex];
+    const res = await this.solve({ block, reason });
+    if (res.solved) return res;
+    return { solved: false, reason: `${reason}; and ${res.reason}`, reached: true };
+  }
+
+  private async solve(partial: PartialReach | null): Promise<ExecResult> {
     const z = this.z3;
     const s = new z.Solver();
     s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
@@ -670,7 +713,7 @@ export class SymbolicExecutor implements ModelHost {
       assignments.push({ symbol: sym, value: v.value() });
     }
     // String results: the bytes the model leaves free up to the first NUL become NUL.
-    return { solved: true, solution: { assignments, calls: this.calls.filter((c) => c.symbols.some((x) => used.has(x.name))), constraints: texts, slice: this.slice } };
+    return { solved: true, partial, solution: { assignments, calls: this.calls.filter((c) => c.symbols.some((x) => used.has(x.name))), constraints: texts, slice: this.slice } };
   }
 
   /**
@@ -914,11 +957,13 @@ export class SymbolicExecutor implements ModelHost {
             if (cond.u) throw new Unsolved(`a branch before the guard (0x${(d.ip - this.bias).toString(16)}) depends on a value the recording cannot model`);
             taken = cond.c;
             if (cond.e !== null) {
+              this.recordedForks.push({ ip: d.ip - this.bias, constraint: this.constraints.length, cond: cond.e, taken, otherSide: (taken ? d.next : target) - this.bias });
               this.constraints.push(taken ? cond.e : cond.e.not());
               this.slice.push({ ip: d.ip - this.bias, text: d.text });
             }
           } else {
             if (next !== target && next !== d.next) return false;
+            if (cond.u) throw new Unsolved(`the branch at 0x${(d.ip - this.bias).toString(16)} depends on values the recording cannot model (${cond.e === null ? 'flags' : unknownsOf(cond.e.sexpr()).join(', ')})`);
             taken = next === target && (target !== d.next || cond.c);
             if (cond.e !== null) {
               this.constraints.push(taken ? cond.e : cond.e.not());
@@ -1044,29 +1089,4 @@ function unknownsOf(sexpr: string): string[] {
   const out = new Set<string>();
   for (const m of sexpr.matchAll(/\|unknown!\d+!([^|]*)\||unknown!\d+!([^\s)|]+)/g)) out.add(m[1] ?? m[2]);
   return [...out];
-}
-
-/**
- * Intra-function CFG path (link-time block starts) from `from` to `to`,
- * shortest first; calls are stepped over (call block → return site).
- */
-export function cfgPath(cfg: ModuleCfg, from: number, to: number): number[] | null {
-  const prev = new Map<number, number>([[from, -1]]);
-  const queue = [from];
-  while (queue.length > 0) {
-    const b = queue.shift()!;
-    if (b === to) break;
-    for (let e = cfg.edgeFirst[b]; e < cfg.edgeFirst[b + 1]; e++) {
-      const k = cfg.edgeKind[e];
-      if (k !== EdgeKind.Fallthrough && k !== EdgeKind.Taken && k !== EdgeKind.NotTaken && k !== EdgeKind.ReturnSite) continue;
-      const t = cfg.edgeBlock[e];
-      if (t < 0 || prev.has(t)) continue;
-      prev.set(t, b);
-      queue.push(t);
-    }
-  }
-  if (!prev.has(to)) return null;
-  const path: number[] = [];
-  for (let b = to; b !== -1; b = prev.get(b)!) path.push(cfg.blockStart[b]);
-  return path.reverse();
 }

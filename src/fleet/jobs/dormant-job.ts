@@ -4,7 +4,7 @@
  * is) beside the bundle, and those re-run bundles are removed afterwards.
  */
 import { analyzeDormant, type DormantReport } from '../../analyses/dormant/dormant.js';
-import { shutdownZ3 } from '../../analyses/dormant/symbolic.js';
+import { shutdownZ3 } from '../../analyses/dormant/z3-context.js';
 import { firstLine, JobError, type JobContext } from '../job-context.js';
 import type { DormantJob } from '../job-types.js';
 import { openJobRecording } from './open-input.js';

@@ -1,0 +1,32 @@
+/**
+ * Dormant code: the Z3 solver's lifecycle. One WASM context per process,
+ * created on first use; {@link shutdownZ3} stops its worker threads so that
+ * the process can exit (the CLI and the tests call it when done).
+ */
+import type { Z3 } from './slice.js';
+
+let z3Promise: Promise<{ z3: Z3; shutdown: () => void }> | null = null;
+
+/** The Z3 context (WASM, initialised once per process). */
+export async function getZ3(): Promise<Z3> {
+  z3Promise ??= (async () => {
+    const { init } = await import('z3-solver');
+    const api = await init();
+    const ctx = api.Context('main') as unknown as Z3;
+    return { z3: ctx, shutdown: () => (api.em as { PThread?: { terminateAllThreads?: () => void } }).PThread?.terminateAllThreads?.() };
+  })();
+  return (await z3Promise).z3;
+}
+
+/** Stop Z3's worker threads so that the process can exit. */
+export async function shutdownZ3(): Promise<void> {
+  if (z3Promise === null) return;
+  (await z3Promise).shutdown();
+  z3Promise = null;
+}
+
+/**
+ * Per-query solver timeout. The demo guards solve in well under a second;
+ * the margin is for a loaded machine (a test suite running in parallel).
+ */
+export const DEFAULT_SOLVER_TIMEOUT_MS = 20_000;
