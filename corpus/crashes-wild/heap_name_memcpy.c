@@ -1,3 +1,4 @@
+/* crash-args: ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] crash-set: tuned */
 /* Heap overflow through libc's memcpy: the name is copied with its length
  * taken from the input, runs past name[24] into the function pointer that
  * follows it, and main then calls that pointer. */

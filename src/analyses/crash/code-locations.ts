@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { LineTable } from '../../flow/dwarf/line-table.js';
 import { ElfFile, PT_LOAD } from '../../flow/elf.js';
-import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
+import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, STT_FUNC, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
 import type { ImageMapping } from '../../sources/model/recording.js';
 
 export interface ModuleRange {
@@ -74,6 +74,18 @@ export class CodeLocations {
   symbolName(ip: number): string | null {
     const m = this.moduleAt(ip);
     return m?.elf?.symbolize(ip - m.bias)?.name ?? null;
+  }
+
+  /**
+   * The function that starts at run-time `ip` (a call's target), or null.
+   * An IFUNC symbol (STT_GNU_IFUNC) names its resolver, not the routine it
+   * picks, so it does not count.
+   */
+  functionAt(ip: number): string | null {
+    const m = this.moduleAt(ip);
+    const hit = m?.elf?.symbolize(ip - m.bias) ?? null;
+    if (hit === null || hit.offset !== 0 || hit.symbol.type !== STT_FUNC) return null;
+    return hit.name;
   }
 
   /**

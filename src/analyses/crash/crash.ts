@@ -274,7 +274,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       if (g.mnemonic !== Mnemonic.Endbr64 && g.mnemonic !== Mnemonic.Nop) break;
     }
     const callee = c + 1 < n ? locs.moduleAt(ips[c + 1]) : null;
-    return callee === null || callee.isMain ? null : locs.symbolName(ips[c + 1]);
+    return callee === null || callee.isMain ? null : locs.functionAt(ips[c + 1]);
   }
 
   /** Calls of libc's copy and string routines that returned inside the window, summarised (library-routines.ts). */
@@ -307,8 +307,10 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       const routine = name === null ? null : routineOf(name);
       if (routine === null) continue;
       const s = summariseCall(routine, c, returnOf[c], rev, core, (a, len) => writtenAfter(returnOf[c], a, len));
-      if (typeof s === 'string') unsummarised.add(s);
-      else out.push(s);
+      // Only the program's own calls are worth a note; the loader's and libc's internal ones are many.
+      if (typeof s === 'string') {
+        if (locs.isMain(ips[c])) unsummarised.add(s);
+      } else out.push(s);
     }
     for (const why of unsummarised) notes.push(`a library call is followed instruction by instruction: ${why}`);
     return out;

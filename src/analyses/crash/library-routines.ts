@@ -23,6 +23,8 @@ export type Routine = 'memcpy' | 'memmove' | 'mempcpy' | 'memset' | 'strcpy' | '
 
 /** How far a string is searched for its terminating NUL. */
 const MAX_STRING = 1 << 20;
+/** The longest block a summary describes (a call that returned wrote at most this much). */
+const MAX_BLOCK = 2 ** 32;
 
 /**
  * The routine a symbol implements: the plain name, the fortified `__*_chk`
@@ -98,7 +100,9 @@ export function summariseCall(
     return len;
   };
   const src = arg(RSI);
-  const n = arg(RDX);
+  const rdx = arg(RDX);
+  // A length past any mapping would be a misread argument, not a copy that returned.
+  const n = rdx === null || rdx > MAX_BLOCK ? null : rdx;
   switch (routine) {
     case 'memcpy':
     case 'memmove':
