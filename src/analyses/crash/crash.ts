@@ -357,7 +357,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       fault = { regs, mem: null, what: `${cf.mem.write ? 'writes' : 'reads'} ${faultAddress === null ? 'an unknown address' : hex(faultAddress)}${faultAddress !== null && !mapped ? ' (unmapped)' : ''}` };
     } else {
       fault = { regs: [], mem: null, what: `faults at ${cf.text} (not a memory access this analysis follows)` };
-      notes.push('the faulting instruction has no memory operand or bad branch target to follow (assertion failures and aborts are not modelled)');
+      notes.push('the faulting instruction has no memory operand or bad branch target to follow');
     }
   }
 
@@ -369,6 +369,10 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   let confidence: CrashReport['confidence'] = 'none';
   if (!matches) {
     notes.push('the core does not match the trace: no root cause is named');
+  } else if (fault.regs.length === 0 && fault.mem === null && recording.exit?.signal === 'SIGABRT' && callerOf[crashT] >= 0) {
+    rootCauses = abortCauses(callerOf[crashT]);
+    confidence = 'conditional';
+    notes.push('the program aborted inside a library call: the root cause named is that call and what it was given (the library\'s own check is not followed)');
   } else if (fault.regs.length === 0 && fault.mem === null) {
     notes.push('the faulting operand could not be determined');
   } else {
@@ -394,6 +398,26 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     });
     if (rootCauses.length > 0) confidence = result.notes.length === 0 && aliasing.assumed === 0 ? 'established' : 'conditional';
     else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
+  }
+
+  /**
+   * abort() from inside a library call (glibc's allocator checks, assert,
+   * __stack_chk_fail): the program's call that led there is the first root
+   * cause; for the allocator, an object passed to it that was freed
+   * earlier in the window names that free as the second.
+   */
+  function abortCauses(c: number): RootCause[] {
+    const name = calledName(c);
+    const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
+    const step: ChainStep = { ...place(c), kind: 'abort', what: `the library aborted inside this call${name === null ? '' : ` of ${name}`}: its check failed on what the program passed`, distance: crashT - c };
+    const out: RootCause[] = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
+    const p = rev.reg(c, RDI);
+    const freed = p === null ? undefined : chunks.find((x) => x.start === Number(p) && x.freedAt >= 0 && x.freedAt < c);
+    if (freed !== undefined) {
+      const earlier: ChainStep = { ...place(freed.freedAt), kind: 'abort', what: `freed the object at ${hex(freed.start)} before the call that aborted was given it again`, distance: crashT - freed.freedAt };
+      out.push({ ...earlier, rank: 2, callSite: null, chain: [earlier, step, crashStep] });
+    }
+    return out;
   }
 
   let knownRegs = 0;

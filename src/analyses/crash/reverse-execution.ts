@@ -37,27 +37,27 @@ const RCX = 1;
  * from the man pages): the pointer argument's register and the length, as
  * a register or a byte count. Arguments: rdi, rsi, rdx, r10, r8, r9.
  */
-const SYSCALL_WRITES = new Map<number, [number, number | { bytes: number }]>([
-  [0, [RSI, 2]], // read(fd, buf, count)
-  [17, [RSI, 2]], // pread64
-  [45, [RSI, 2]], // recvfrom
-  [89, [RSI, 2]], // readlink(path, buf, size)
-  [267, [2, 10]], // readlinkat(dirfd, path, buf, size)
-  [79, [RDI, RSI]], // getcwd(buf, size)
-  [318, [RDI, RSI]], // getrandom(buf, len)
-  [4, [RSI, { bytes: 144 }]], // stat: struct stat
-  [5, [RSI, { bytes: 144 }]], // fstat
-  [6, [RSI, { bytes: 144 }]], // lstat
-  [262, [2, { bytes: 144 }]], // newfstatat(dirfd, path, statbuf, flags)
-  [332, [8, { bytes: 256 }]], // statx(..., statxbuf)
-  [13, [10, { bytes: 32 }]], // rt_sigaction(sig, act, oldact): struct kernel_sigaction
-  [14, [2, 10]], // rt_sigprocmask(how, set, oldset, sigsetsize)
-  [302, [10, { bytes: 16 }]], // prlimit64(pid, res, new, old)
-  [228, [RSI, { bytes: 16 }]], // clock_gettime(clk, tp)
-  [96, [RDI, { bytes: 16 }]], // gettimeofday(tv, tz)
-  [63, [RDI, { bytes: 390 }]], // uname: struct utsname
-  [22, [RDI, { bytes: 8 }]], // pipe
-  [293, [RDI, { bytes: 8 }]], // pipe2
+const SYSCALL_WRITES = new Map<number, [number, number | { bytes: number }, string]>([
+  [0, [RSI, 2, 'read']], // read(fd, buf, count)
+  [17, [RSI, 2, 'pread64']], // pread64
+  [45, [RSI, 2, 'recvfrom']], // recvfrom
+  [89, [RSI, 2, 'readlink']], // readlink(path, buf, size)
+  [267, [2, 10, 'readlinkat']], // readlinkat(dirfd, path, buf, size)
+  [79, [RDI, RSI, 'getcwd']], // getcwd(buf, size)
+  [318, [RDI, RSI, 'getrandom']], // getrandom(buf, len)
+  [4, [RSI, { bytes: 144 }, 'stat']], // stat: struct stat
+  [5, [RSI, { bytes: 144 }, 'fstat']], // fstat
+  [6, [RSI, { bytes: 144 }, 'lstat']], // lstat
+  [262, [2, { bytes: 144 }, 'newfstatat']], // newfstatat(dirfd, path, statbuf, flags)
+  [332, [8, { bytes: 256 }, 'statx']], // statx(..., statxbuf)
+  [13, [10, { bytes: 32 }, 'rt_sigaction']], // rt_sigaction(sig, act, oldact): struct kernel_sigaction
+  [14, [2, 10, 'rt_sigprocmask']], // rt_sigprocmask(how, set, oldset, sigsetsize)
+  [302, [10, { bytes: 16 }, 'prlimit64']], // prlimit64(pid, res, new, old)
+  [228, [RSI, { bytes: 16 }, 'clock_gettime']], // clock_gettime(clk, tp)
+  [96, [RDI, { bytes: 16 }, 'gettimeofday']], // gettimeofday(tv, tz)
+  [63, [RDI, { bytes: 390 }, 'uname']], // uname: struct utsname
+  [22, [RDI, { bytes: 8 }, 'pipe']], // pipe
+  [293, [RDI, { bytes: 8 }, 'pipe2']], // pipe2
 ]);
 /**
  * Syscalls that write no user memory (or only memory nothing reads before
@@ -119,6 +119,8 @@ export class ReverseExecution {
   readonly fsBase: bigint;
   /** In the backward pass: whether memory not yet written back still holds the core's bytes. */
   private coreHolds = true;
+  /** Whether the backward pass reads memory at all (off in the first, registers-only round). */
+  private memoryFromCore = true;
 
   /** For a ret at t whose target is the fall-through of the call at c: pairs[t] = c, else -1. */
   private readonly retToCall: Int32Array;
@@ -174,6 +176,14 @@ export class ReverseExecution {
   /** Alternate backward and forward passes until nothing new is learned (at most `rounds` each). */
   run(rounds = 4): void {
     const rel = this.relations();
+    // A first round on registers alone: memory read back from the core before the stores' addresses are
+    // known would take bytes a later store wrote for what an earlier one did (a value kept for good).
+    this.memoryFromCore = false;
+    this.backward();
+    this.resolveRelations(rel);
+    this.forward();
+    this.resolveRelations(rel);
+    this.memoryFromCore = true;
     for (let i = 0; i < rounds; i++) {
       this.changed = 0;
       this.backward();
@@ -453,7 +463,7 @@ export class ReverseExecution {
   // ---- memory overlays --------------------------------------------------
 
   private readBack(ov: Overlay, a: number, size: number): bigint | null {
-    if (Number.isNaN(a) || size > 8 || size === 0) return null;
+    if (!this.memoryFromCore || Number.isNaN(a) || size > 8 || size === 0) return null;
     let v = 0n;
     for (let i = size - 1; i >= 0; i--) {
       let x = ov.get(a + i);
@@ -630,7 +640,7 @@ export class ReverseExecution {
    * The user memory the syscall at t writes: none (null), a range, or
    * 'anywhere' for an unknown number or unrecovered arguments.
    */
-  private syscallWrites(t: number): { addr: number; n: number } | null | 'anywhere' {
+  syscallWrites(t: number): { name: string; addr: number; n: number } | null | 'anywhere' {
     const nr = this.reg(t, 0);
     if (nr === null) return 'anywhere';
     if (NO_MEMORY_WRITE_SYSCALLS.has(Number(nr))) return null;
@@ -639,7 +649,7 @@ export class ReverseExecution {
     const p = this.reg(t, spec[0]);
     const len = typeof spec[1] === 'number' ? this.reg(t, spec[1]) : BigInt(spec[1].bytes);
     if (p === null || len === null || len > BigInt(MAX_BLOCK)) return 'anywhere';
-    return p === 0n ? null : { addr: Number(p), n: Number(len) };
+    return p === 0n ? null : { name: spec[2], addr: Number(p), n: Number(len) };
   }
 
   /** Register values before t from those after, where the operation can be undone. */

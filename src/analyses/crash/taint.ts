@@ -26,7 +26,8 @@ import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './
 import type { LibraryCall } from './library-routines.js';
 import type { ReverseExecution } from './reverse-execution.js';
 
-export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow';
+/** abort: a library call that aborted the program (or an earlier call that set it up, such as a first free). */
+export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort';
 
 export interface TaintStep {
   /** Index in the window. */
@@ -259,6 +260,11 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
       for (const a of lc.assumes) notes.push({ t: lc.call, text: a });
       t = lc.call;
       continue;
+    }
+    if (f.mnemonic === Mnemonic.Syscall) {
+      const w = rev.syscallWrites(t);
+      if (w === 'anywhere') unresolvedStore(t, f);
+      else if (w !== null && block(t, { dst: w.addr, n: w.n, src: NaN, zeros: 0, fill: null, label: `the ${w.name} system call`, pointer: w.addr })) break;
     }
     if (f.string !== null) {
       const blk = rev.block(t);
