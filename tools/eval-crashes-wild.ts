@@ -156,6 +156,8 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
         stdio: 'ignore',
         stdin,
         allowRead,
+        // qemu-user runs the program, so ld.so's $ORIGIN is not the program's directory: name it.
+        guestEnv: libBinary === null ? undefined : { LD_LIBRARY_PATH: stage },
         exposeArguments: true,
         notice: () => {},
       });
