@@ -17,6 +17,11 @@
  * - forward (t = 0 .. n-1): the usual semantics of the common integer
  *   instructions, with memory from the writes seen so far and from what
  *   the backward pass learned.
+ * movs/stos (rep or not) are modelled as one block write from rdi, rsi and
+ * rcx; a syscall makes the bytes it writes unknown before it
+ * (syscall-effects.ts), or all memory when its effect is not known. A
+ * first round uses registers only, so that the core's memory is read back
+ * once the stores' addresses are known.
  * Values found by both must agree; a disagreement is counted (a core that
  * does not belong to the trace, or a bug here) and the first value kept.
  * Anything not modelled is unknown: no value is ever guessed.
@@ -29,44 +34,9 @@
 import { Mnemonic } from 'iced-x86';
 import type { CoreFile } from '../../sources/core-file.js';
 import { GPR_COUNT, RBP, RDI, RSI, RSP, type InsnFacts, type Operand, type RegRef } from './instruction-facts.js';
+import { syscallWrites, type SyscallWrite } from './syscall-effects.js';
 
 const RCX = 1;
-/**
- * The user memory a syscall writes, by x86-64 number
- * (arch/x86/entry/syscalls/syscall_64.tbl; sizes of the x86-64 structs,
- * from the man pages): the pointer argument's register and the length, as
- * a register or a byte count. Arguments: rdi, rsi, rdx, r10, r8, r9.
- */
-const SYSCALL_WRITES = new Map<number, [number, number | { bytes: number }, string]>([
-  [0, [RSI, 2, 'read']], // read(fd, buf, count)
-  [17, [RSI, 2, 'pread64']], // pread64
-  [45, [RSI, 2, 'recvfrom']], // recvfrom
-  [89, [RSI, 2, 'readlink']], // readlink(path, buf, size)
-  [267, [2, 10, 'readlinkat']], // readlinkat(dirfd, path, buf, size)
-  [79, [RDI, RSI, 'getcwd']], // getcwd(buf, size)
-  [318, [RDI, RSI, 'getrandom']], // getrandom(buf, len)
-  [4, [RSI, { bytes: 144 }, 'stat']], // stat: struct stat
-  [5, [RSI, { bytes: 144 }, 'fstat']], // fstat
-  [6, [RSI, { bytes: 144 }, 'lstat']], // lstat
-  [262, [2, { bytes: 144 }, 'newfstatat']], // newfstatat(dirfd, path, statbuf, flags)
-  [332, [8, { bytes: 256 }, 'statx']], // statx(..., statxbuf)
-  [13, [10, { bytes: 32 }, 'rt_sigaction']], // rt_sigaction(sig, act, oldact): struct kernel_sigaction
-  [14, [2, 10, 'rt_sigprocmask']], // rt_sigprocmask(how, set, oldset, sigsetsize)
-  [302, [10, { bytes: 16 }, 'prlimit64']], // prlimit64(pid, res, new, old)
-  [228, [RSI, { bytes: 16 }, 'clock_gettime']], // clock_gettime(clk, tp)
-  [96, [RDI, { bytes: 16 }, 'gettimeofday']], // gettimeofday(tv, tz)
-  [63, [RDI, { bytes: 390 }, 'uname']], // uname: struct utsname
-  [22, [RDI, { bytes: 8 }, 'pipe']], // pipe
-  [293, [RDI, { bytes: 8 }, 'pipe2']], // pipe2
-]);
-/**
- * Syscalls that write no user memory (or only memory nothing reads before
- * it, as mmap's new mappings): write, open/openat, close, lseek, mmap,
- * mprotect, munmap, brk, access, sched_yield, getpid, exit, kill,
- * getuid..getegid, exit_group, tgkill, arch_prctl, set_tid_address,
- * set_robust_list, futex (a wait), madvise, rseq, faccessat.
- */
-const NO_MEMORY_WRITE_SYSCALLS = new Set([1, 2, 257, 3, 8, 9, 10, 11, 12, 21, 24, 39, 60, 62, 102, 104, 107, 108, 231, 234, 158, 218, 273, 202, 28, 334, 269, 439]);
 /** The largest movs/stos block modelled byte by byte (a hostile rcx must not exhaust memory). */
 const MAX_BLOCK = 1 << 20;
 
@@ -640,16 +610,8 @@ export class ReverseExecution {
    * The user memory the syscall at t writes: none (null), a range, or
    * 'anywhere' for an unknown number or unrecovered arguments.
    */
-  syscallWrites(t: number): { name: string; addr: number; n: number } | null | 'anywhere' {
-    const nr = this.reg(t, 0);
-    if (nr === null) return 'anywhere';
-    if (NO_MEMORY_WRITE_SYSCALLS.has(Number(nr))) return null;
-    const spec = SYSCALL_WRITES.get(Number(nr));
-    if (spec === undefined) return 'anywhere';
-    const p = this.reg(t, spec[0]);
-    const len = typeof spec[1] === 'number' ? this.reg(t, spec[1]) : BigInt(spec[1].bytes);
-    if (p === null || len === null || len > BigInt(MAX_BLOCK)) return 'anywhere';
-    return p === 0n ? null : { name: spec[2], addr: Number(p), n: Number(len) };
+  syscallWrites(t: number): SyscallWrite {
+    return syscallWrites(this.reg(t, 0), (r) => this.reg(t, r));
   }
 
   /** Register values before t from those after, where the operation can be undone. */
