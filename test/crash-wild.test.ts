@@ -15,8 +15,8 @@ import { evaluateWildCase, prepareWildCase, wildCases, type WildCase, type WildR
 import { REPO_ROOT } from './helpers/oracle.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
-/** The case, a stack overflow by read(2), a copy by hand at -O2, a library's overflow, a double free. */
-const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'lib_overflow-O0', 'double_free-O0'];
+/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free. */
+const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0'];
 
 const cases = new Map<string, WildCase>(wildCases().filter((c) => SAMPLE.includes(c.name)).map((c) => [c.name, c]));
 const results = new Map<string, WildResult>();
