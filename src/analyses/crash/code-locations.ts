@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { LineTable } from '../../flow/dwarf/line-table.js';
 import { ElfFile, PT_LOAD } from '../../flow/elf.js';
+import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, STT_FUNC, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
 import type { ImageMapping } from '../../sources/model/recording.js';
 
 export interface ModuleRange {
@@ -35,6 +36,8 @@ export class CodeLocations {
   private readonly lineCache = new Map<number, string | null>();
   /** Line tables by file, built on the first lookup in that file. */
   private readonly lineTables = new Map<string, LineTable | null>();
+  /** Per file: link-time GOT slot -> the symbol its JUMP_SLOT / GLOB_DAT relocation imports. */
+  private readonly imports = new Map<string, Map<number, string>>();
 
   constructor(mappings: readonly ImageMapping[], programPath: string | null) {
     const byFile = new Map<string, ElfFile | null>();
@@ -73,6 +76,41 @@ export class CodeLocations {
     return m?.elf?.symbolize(ip - m.bias)?.name ?? null;
   }
 
+  /**
+   * The function that starts at run-time `ip` (a call's target), or null.
+   * An IFUNC symbol (STT_GNU_IFUNC) names its resolver, not the routine it
+   * picks, so it does not count.
+   */
+  functionAt(ip: number): string | null {
+    const m = this.moduleAt(ip);
+    const hit = m?.elf?.symbolize(ip - m.bias) ?? null;
+    if (hit === null || hit.offset !== 0 || hit.symbol.type !== STT_FUNC) return null;
+    return hit.name;
+  }
+
+  /**
+   * The symbol whose address the dynamic linker writes into the GOT slot at
+   * run-time `slot` (the PLT's `jmp [slot]`): the name the program called,
+   * whatever implementation an IFUNC resolver picked for it. Null if the
+   * slot is not an import of a loaded image.
+   */
+  importName(slot: number): string | null {
+    for (const m of this.modules) {
+      if (m.elf === null) continue;
+      // Only the image whose loaded extent holds the slot.
+      const link = slot - m.bias;
+      if (!m.elf.segments.some((g) => g.type === PT_LOAD && link >= g.vaddr && link < g.vaddr + g.memsz)) continue;
+      let table = this.imports.get(m.file);
+      if (table === undefined) {
+        table = importTable(m.file, m.elf);
+        this.imports.set(m.file, table);
+      }
+      const name = table.get(link);
+      if (name !== undefined) return name;
+    }
+    return null;
+  }
+
   locate(ip: number): CodeLocation {
     const m = this.moduleAt(ip);
     if (m === null) return { module: null, symbol: null, line: null, inMain: false };
@@ -103,4 +141,20 @@ function lineTableOf(path: string, elf: ElfFile): LineTable | null {
   } catch {
     return null;
   }
+}
+
+function importTable(path: string, elf: ElfFile): Map<number, string> {
+  const out = new Map<number, string>();
+  try {
+    const eb = new ElfBytes(readFileSync(path), elf);
+    const syms = readDynamicSymbols(eb);
+    for (const r of readRelocations(eb)) {
+      if (r.type !== R_X86_64_JUMP_SLOT && r.type !== R_X86_64_GLOB_DAT) continue;
+      const name = syms[r.symIndex]?.name;
+      if (name) out.set(r.offset, name);
+    }
+  } catch {
+    // An image without readable relocations imports nothing we can name.
+  }
+  return out;
 }

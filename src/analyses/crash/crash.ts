@@ -27,6 +27,7 @@ import { CodeLocations, type CodeLocation } from './code-locations.js';
 import { captureCore } from './core-capture.js';
 import { decodeFacts, GPR_COUNT, RAX, RDI, RSP, type InsnFacts } from './instruction-facts.js';
 import { GAP_NAMES, lastInstructions } from './instruction-window.js';
+import { routineOf, summariseCall, type LibraryCall } from './library-routines.js';
 import { ReverseExecution } from './reverse-execution.js';
 import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
 
@@ -69,6 +70,15 @@ export interface CrashReport {
   core: { path: string; source: 'option' | 'bundle' | 're-run'; matchesTrace: boolean; checks: string[] };
   window: { instructions: number; traced: number; lastGap: string | null };
   reverseExecution: { knownRegisterValues: number; resolvedAddresses: number; memoryAccesses: number; conflicts: number; unresolvedStores: number };
+  /**
+   * Stores whose address reverse execution could not recover, met while the
+   * walk held tainted memory: how many were excluded by the value they store
+   * (from the core), by the heap objects' lifetimes, and how many the
+   * verdict assumes did not alias.
+   */
+  aliasing: { byValue: number; byHeapLayout: number; assumed: number };
+  /** Calls of libc's copy and string routines taken as one block write. */
+  summarisedCalls: number;
   /** Heap objects seen allocated in the window (malloc/calloc/realloc). */
   heapObjects: { start: string; size: number; freed: boolean }[];
   rootCauses: RootCause[];
@@ -77,6 +87,8 @@ export interface CrashReport {
 }
 
 const hex = (v: number): string => '0x' + v.toString(16);
+/** Bound on the library calls summarised in one window (each may scan the window's stores). */
+const MAX_SUMMARISED_CALLS = 5000;
 
 export function analyzeCrash(from: string | Recording, options: CrashOptions = {}): CrashReport {
   const recording = typeof from === 'string' ? importBundle(from) : from;
@@ -244,6 +256,77 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     }
   }
 
+  const libraryCalls = summariseLibraryCalls();
+
+  /** The routine the call at c reaches: the import its PLT slot names, else the symbol of the code it ran. */
+  function calledName(c: number): string | null {
+    const f = facts[c]!;
+    // `call [got]` (-fno-plt), or the first jump through memory of a PLT stub (after endbr64).
+    if (f.mem !== null && f.mem.base < 0 && f.mem.index < 0 && !Number.isNaN(rev.addr[c])) return locs.importName(rev.addr[c]);
+    for (let u = c + 1; u < Math.min(n, c + 3); u++) {
+      const g = facts[u];
+      if (g === null) break;
+      if (g.mnemonic === Mnemonic.Jmp && g.mem !== null && g.mem.base < 0 && g.mem.index < 0 && !Number.isNaN(rev.addr[u])) {
+        const name = locs.importName(rev.addr[u]);
+        if (name !== null) return name;
+        break;
+      }
+      if (g.mnemonic !== Mnemonic.Endbr64 && g.mnemonic !== Mnemonic.Nop) break;
+    }
+    const callee = c + 1 < n ? locs.moduleAt(ips[c + 1]) : null;
+    return callee === null || callee.isMain ? null : locs.functionAt(ips[c + 1]);
+  }
+
+  /** Calls of libc's copy and string routines that returned inside the window, summarised (library-routines.ts). */
+  function summariseLibraryCalls(): LibraryCall[] {
+    const out: LibraryCall[] = [];
+    // Where each call returned: the instruction after the ret that comes back to its fall-through.
+    const open: number[] = [];
+    const returnOf = new Int32Array(n).fill(-1);
+    for (let t = 0; t < n; t++) {
+      const f = facts[t];
+      if (f?.isCall) open.push(t);
+      else if (f?.isRet && t + 1 < n) {
+        let k = open.length - 1;
+        while (k >= 0 && facts[open[k]]!.ip + facts[open[k]]!.size !== ips[t + 1]) k--;
+        if (k >= 0) {
+          returnOf[open[k]] = t + 1;
+          open.length = k;
+        }
+      }
+    }
+    let stores: { t: number; a: number; size: number }[] | null = null;
+    const writtenAfter = (t0: number, a: number, len: number): boolean => {
+      stores ??= storesInWindow();
+      return stores.some((s) => s.t >= t0 && s.a < a + len && a < s.a + s.size);
+    };
+    const unsummarised = new Set<string>();
+    for (let c = 0; c < n && out.length < MAX_SUMMARISED_CALLS; c++) {
+      if (!facts[c]?.isCall || returnOf[c] < 0) continue;
+      const name = calledName(c);
+      const routine = name === null ? null : routineOf(name);
+      if (routine === null) continue;
+      const s = summariseCall(routine, c, returnOf[c], rev, core, (a, len) => writtenAfter(returnOf[c], a, len));
+      // Only the program's own calls are worth a note; the loader's and libc's internal ones are many.
+      if (typeof s === 'string') {
+        if (locs.isMain(ips[c])) unsummarised.add(s);
+      } else out.push(s);
+    }
+    for (const why of unsummarised) notes.push(`a library call is followed instruction by instruction: ${why}`);
+    return out;
+  }
+
+  function storesInWindow(): { t: number; a: number; size: number }[] {
+    const out: { t: number; a: number; size: number }[] = [];
+    for (let t = 0; t < n; t++) {
+      const f = facts[t];
+      if (f?.mem?.write && !Number.isNaN(rev.addr[t])) out.push({ t, a: rev.addr[t], size: f.mem.size });
+      const blk = rev.block(t);
+      if (blk !== null) out.push({ t, a: blk.dst, size: blk.n });
+    }
+    return out;
+  }
+
   // The faulting operand.
   const crashT = n - 1;
   const cf = facts[crashT];
@@ -253,7 +336,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     if (badTarget) {
       faultAddress = rip;
       if (cf.isRet) {
-        fault = { regs: [], mem: Number.isNaN(rev.stackAddr[crashT]) ? null : { addr: rev.stackAddr[crashT], size: 8 }, what: `returns to ${hex(rip)}, outside every image` };
+        fault = { regs: [], mem: Number.isNaN(rev.stackAddr[crashT]) ? null : { addr: rev.stackAddr[crashT], size: 8, value: BigInt(rip) }, what: `returns to ${hex(rip)}, outside every image` };
         // The last instruction that set rsp from another register decides which slot ret read.
         for (let u = crashT - 1; u >= 0 && u >= crashT - 64; u--) {
           const g = facts[u];
@@ -265,7 +348,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
         }
       }
       else if (cf.ops[0]?.kind === 'reg') fault = { regs: [cf.ops[0].ref.reg], mem: null, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)}, outside every image` };
-      else if (cf.mem !== null && !Number.isNaN(rev.addr[crashT])) fault = { regs: [], mem: { addr: rev.addr[crashT], size: 8 }, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)} loaded from memory` };
+      else if (cf.mem !== null && !Number.isNaN(rev.addr[crashT])) fault = { regs: [], mem: { addr: rev.addr[crashT], size: 8, value: BigInt(rip) }, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)} loaded from memory` };
     } else if (cf.mem !== null) {
       const A = rev.addr[crashT];
       faultAddress = core.siginfo && !Number.isNaN(core.siginfo.addr) ? core.siginfo.addr : Number.isNaN(A) ? null : A;
@@ -274,7 +357,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       fault = { regs, mem: null, what: `${cf.mem.write ? 'writes' : 'reads'} ${faultAddress === null ? 'an unknown address' : hex(faultAddress)}${faultAddress !== null && !mapped ? ' (unmapped)' : ''}` };
     } else {
       fault = { regs: [], mem: null, what: `faults at ${cf.text} (not a memory access this analysis follows)` };
-      notes.push('the faulting instruction has no memory operand or bad branch target to follow (assertion failures and aborts are not modelled)');
+      notes.push('the faulting instruction has no memory operand or bad branch target to follow');
     }
   }
 
@@ -282,13 +365,22 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   const crash = { ...place(crashT), what: fault.what, faultAddress: faultAddress === null ? null : hex(faultAddress) };
 
   let rootCauses: RootCause[] = [];
+  let aliasing: CrashReport['aliasing'] = { byValue: 0, byHeapLayout: 0, assumed: 0 };
   let confidence: CrashReport['confidence'] = 'none';
   if (!matches) {
     notes.push('the core does not match the trace: no root cause is named');
+  } else if (fault.regs.length === 0 && fault.mem === null && recording.exit?.signal === 'SIGABRT' && callerOf[crashT] >= 0) {
+    rootCauses = abortCauses(callerOf[crashT]);
+    confidence = 'conditional';
+    notes.push('the program aborted inside a library call: the root cause named is that call and what it was given (the library\'s own check is not followed)');
   } else if (fault.regs.length === 0 && fault.mem === null) {
     notes.push('the faulting operand could not be determined');
   } else {
-    const result = backwardTaint({ facts, rev, from: 0, callerOf, chunks, controlSlots }, fault);
+    const result = backwardTaint(
+      { facts, rev, from: 0, callerOf, chunks, controlSlots, libraryCalls, isCode: (a) => locs.moduleAt(a) !== null, badTarget },
+      fault,
+    );
+    aliasing = result.aliasing;
     for (const nt of result.notes.sort((x, y) => y.t - x.t)) notes.push(`at ${hex(ips[nt.t])} (${crashT - nt.t} instructions before the crash): ${nt.text}`);
     const stepOut = (i: number): ChainStep => {
       const s = result.steps[i];
@@ -304,8 +396,28 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       const c = callerOf[s.t];
       return { ...stepOut(i), rank: k + 1, callSite: c >= 0 ? place(c) : null, chain };
     });
-    if (rootCauses.length > 0) confidence = result.notes.length === 0 ? 'established' : 'conditional';
+    if (rootCauses.length > 0) confidence = result.notes.length === 0 && aliasing.assumed === 0 ? 'established' : 'conditional';
     else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
+  }
+
+  /**
+   * abort() from inside a library call (glibc's allocator checks, assert,
+   * __stack_chk_fail): the program's call that led there is the first root
+   * cause; for the allocator, an object passed to it that was freed
+   * earlier in the window names that free as the second.
+   */
+  function abortCauses(c: number): RootCause[] {
+    const name = calledName(c);
+    const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
+    const step: ChainStep = { ...place(c), kind: 'abort', what: `the library aborted inside this call${name === null ? '' : ` of ${name}`}: its check failed on what the program passed`, distance: crashT - c };
+    const out: RootCause[] = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
+    const p = rev.reg(c, RDI);
+    const freed = p === null ? undefined : chunks.find((x) => x.start === Number(p) && x.freedAt >= 0 && x.freedAt < c);
+    if (freed !== undefined) {
+      const earlier: ChainStep = { ...place(freed.freedAt), kind: 'abort', what: `freed the object at ${hex(freed.start)} before the call that aborted was given it again`, distance: crashT - freed.freedAt };
+      out.push({ ...earlier, rank: 2, callSite: null, chain: [earlier, step, crashStep] });
+    }
+    return out;
   }
 
   let knownRegs = 0;
@@ -332,6 +444,8 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       conflicts: rev.conflicts,
       unresolvedStores: rev.unresolvedStores().length,
     },
+    aliasing,
+    summarisedCalls: libraryCalls.length,
     heapObjects: chunks.map((c) => ({ start: hex(c.start), size: c.end - c.start, freed: c.freedAt >= 0 })),
     rootCauses,
     confidence,

@@ -70,6 +70,12 @@ export interface InsnFacts {
   isRet: boolean;
   /** String instructions and other memory accesses this model does not follow. */
   unmodelledMemory: boolean;
+  /**
+   * movs/stos (SDM Vol. 2B, MOVS and STOS): element size in bytes and whether
+   * a rep prefix repeats it rcx times. Their accesses ([rsi] read, [rdi]
+   * written) are not in `mem`: reverse execution models them as one block.
+   */
+  string: { op: 'movs' | 'stos'; width: number; rep: boolean } | null;
 }
 
 let formatter: Formatter | null = null;
@@ -165,7 +171,13 @@ export function decodeFacts(ip: number, bytes: Uint8Array): InsnFacts | null {
         write: false,
       };
     }
-    if (insn.hasRepPrefix || insn.hasRepePrefix || insn.hasRepnePrefix) {
+    const stringOp: 'movs' | 'stos' | null = m === Mnemonic.Movsb || m === Mnemonic.Movsw || m === Mnemonic.Movsq || (m === Mnemonic.Movsd && insn.isStringInstruction) ? 'movs'
+      : m === Mnemonic.Stosb || m === Mnemonic.Stosw || m === Mnemonic.Stosd || m === Mnemonic.Stosq ? 'stos' : null;
+    const string = stringOp === null ? null : { op: stringOp, width: memSize, rep: insn.hasRepPrefix || insn.hasRepePrefix };
+    if (string !== null) {
+      mem = null;
+      unmodelledMemory = false;
+    } else if (insn.hasRepPrefix || insn.hasRepePrefix || insn.hasRepnePrefix) {
       if (mem !== null && (m === Mnemonic.Movsb || m === Mnemonic.Movsq || m === Mnemonic.Movsd || m === Mnemonic.Stosb || m === Mnemonic.Stosq || m === Mnemonic.Stosd || m === Mnemonic.Cmpsb || m === Mnemonic.Scasb)) unmodelledMemory = true;
     }
     if (m === Mnemonic.Leave) mem = null;
@@ -185,6 +197,7 @@ export function decodeFacts(ip: number, bytes: Uint8Array): InsnFacts | null {
       isCall: m === Mnemonic.Call,
       isRet: m === Mnemonic.Ret,
       unmodelledMemory,
+      string,
     };
   } finally {
     insn.free();

@@ -17,6 +17,11 @@
  * - forward (t = 0 .. n-1): the usual semantics of the common integer
  *   instructions, with memory from the writes seen so far and from what
  *   the backward pass learned.
+ * movs/stos (rep or not) are modelled as one block write from rdi, rsi and
+ * rcx; a syscall makes the bytes it writes unknown before it
+ * (syscall-effects.ts), or all memory when its effect is not known. A
+ * first round uses registers only, so that the core's memory is read back
+ * once the stores' addresses are known.
  * Values found by both must agree; a disagreement is counted (a core that
  * does not belong to the trace, or a bug here) and the first value kept.
  * Anything not modelled is unknown: no value is ever guessed.
@@ -28,7 +33,21 @@
  */
 import { Mnemonic } from 'iced-x86';
 import type { CoreFile } from '../../sources/core-file.js';
-import { GPR_COUNT, RBP, RSP, type InsnFacts, type Operand, type RegRef } from './instruction-facts.js';
+import { GPR_COUNT, RBP, RDI, RSI, RSP, type InsnFacts, type Operand, type RegRef } from './instruction-facts.js';
+import { syscallWrites, type SyscallWrite } from './syscall-effects.js';
+
+const RCX = 1;
+/** The largest movs/stos block modelled byte by byte (a hostile rcx must not exhaust memory). */
+const MAX_BLOCK = 1 << 20;
+
+/** The bytes a movs/stos at one point wrote: [dst, dst+n), copied from [src, src+n) (movs) or filled (stos). */
+export interface StringBlock {
+  op: 'movs' | 'stos';
+  dst: number;
+  /** movs: the source; NaN for stos or when rsi is unknown. */
+  src: number;
+  n: number;
+}
 
 const M64 = (1n << 64n) - 1n;
 /** rbx, rbp, r12..r15. */
@@ -54,6 +73,10 @@ export class ReverseExecution {
   readonly addr: Float64Array;
   /** Address of the implicit stack slot at t (push/call: rsp-8, pop/ret: rsp, leave: rbp). */
   readonly stackAddr: Float64Array;
+  /** movs/stos blocks: destination, source and length at t (NaN: unknown). */
+  private readonly blockDst: Float64Array;
+  private readonly blockSrc: Float64Array;
+  private readonly blockLen: Float64Array;
   private readonly memRead: (bigint | null)[];
   private readonly memWrite: (bigint | null)[];
   private readonly stackRead: (bigint | null)[];
@@ -64,6 +87,10 @@ export class ReverseExecution {
   private changed = 0;
   private readonly conflictingSymbols = new Set<number>();
   readonly fsBase: bigint;
+  /** In the backward pass: whether memory not yet written back still holds the core's bytes. */
+  private coreHolds = true;
+  /** Whether the backward pass reads memory at all (off in the first, registers-only round). */
+  private memoryFromCore = true;
 
   /** For a ret at t whose target is the fall-through of the call at c: pairs[t] = c, else -1. */
   private readonly retToCall: Int32Array;
@@ -96,6 +123,9 @@ export class ReverseExecution {
     this.known = new Uint8Array((n + 1) * GPR_COUNT);
     this.addr = new Float64Array(n).fill(NaN);
     this.stackAddr = new Float64Array(n).fill(NaN);
+    this.blockDst = new Float64Array(n).fill(NaN);
+    this.blockSrc = new Float64Array(n).fill(NaN);
+    this.blockLen = new Float64Array(n).fill(NaN);
     this.memRead = new Array(n).fill(null);
     this.memWrite = new Array(n).fill(null);
     this.stackRead = new Array(n).fill(null);
@@ -116,6 +146,14 @@ export class ReverseExecution {
   /** Alternate backward and forward passes until nothing new is learned (at most `rounds` each). */
   run(rounds = 4): void {
     const rel = this.relations();
+    // A first round on registers alone: memory read back from the core before the stores' addresses are
+    // known would take bytes a later store wrote for what an earlier one did (a value kept for good).
+    this.memoryFromCore = false;
+    this.backward();
+    this.resolveRelations(rel);
+    this.forward();
+    this.resolveRelations(rel);
+    this.memoryFromCore = true;
     for (let i = 0; i < rounds; i++) {
       this.changed = 0;
       this.backward();
@@ -265,9 +303,57 @@ export class ReverseExecution {
     for (let t = 0; t < this.n; t++) {
       const f = this.facts[t];
       if (f === null) continue;
-      if ((f.mem?.write && Number.isNaN(this.addr[t])) || (f.unmodelledMemory && f.mem?.write)) out.push(t);
+      if ((f.mem?.write && Number.isNaN(this.addr[t])) || (f.unmodelledMemory && f.mem?.write) || (f.string !== null && this.block(t) === null)) out.push(t);
     }
     return out;
+  }
+
+  /** The block a movs/stos at t wrote, or null if it is not one or its registers are unknown. */
+  block(t: number): StringBlock | null {
+    const f = this.facts[t];
+    if (f?.string == null || Number.isNaN(this.blockDst[t]) || Number.isNaN(this.blockLen[t])) return null;
+    return { op: f.string.op, dst: this.blockDst[t], src: this.blockSrc[t], n: this.blockLen[t] };
+  }
+
+  /** The element count of a movs/stos at t: rcx before it when repeated, else 1. */
+  private repeatCount(t: number, f: InsnFacts): bigint | null {
+    return f.string!.rep ? this.reg(t, RCX) : 1n;
+  }
+
+  /**
+   * movs/stos registers, both ways. The SysV ABI keeps DF clear at calls and
+   * returns, so the string instructions of compiled code and libc move up:
+   * rdi (and rsi for movs) advance by count * width and a rep leaves rcx 0.
+   */
+  private stringRegisters(t: number, f: InsnFacts): void {
+    const w = BigInt(f.string!.width);
+    const b = t + 1;
+    const moved = f.string!.op === 'movs' ? [RDI, RSI] : [RDI];
+    if (f.string!.rep) this.set(b, RCX, 0n);
+    let count = this.repeatCount(t, f);
+    for (const r of moved) {
+      const before = this.reg(t, r);
+      const after = this.reg(b, r);
+      if (count === null && before !== null && after !== null && w > 0n) {
+        count = ((after - before) & M64) / w;
+        if (f.string!.rep) this.set(t, RCX, count);
+      }
+    }
+    if (count === null) return;
+    for (const r of moved) {
+      const before = this.reg(t, r);
+      const after = this.reg(b, r);
+      if (before !== null) this.set(b, r, (before + count * w) & M64);
+      else if (after !== null) this.set(t, r, (after - count * w) & M64);
+    }
+    const dst = this.reg(t, RDI);
+    const n = count * w;
+    if (dst !== null && n <= BigInt(MAX_BLOCK)) {
+      this.blockDst[t] = Number(dst);
+      this.blockLen[t] = Number(n);
+      const src = f.string!.op === 'movs' ? this.reg(t, RSI) : null;
+      if (src !== null) this.blockSrc[t] = Number(src);
+    }
   }
 
   // ---- state ------------------------------------------------------------
@@ -347,11 +433,11 @@ export class ReverseExecution {
   // ---- memory overlays --------------------------------------------------
 
   private readBack(ov: Overlay, a: number, size: number): bigint | null {
-    if (Number.isNaN(a) || size > 8 || size === 0) return null;
+    if (!this.memoryFromCore || Number.isNaN(a) || size > 8 || size === 0) return null;
     let v = 0n;
     for (let i = size - 1; i >= 0; i--) {
       let x = ov.get(a + i);
-      if (x === undefined) x = this.core.byte(a + i);
+      if (x === undefined) x = this.coreHolds ? this.core.byte(a + i) : -1;
       if (x < 0) return null;
       v = (v << 8n) | BigInt(x);
     }
@@ -402,6 +488,8 @@ export class ReverseExecution {
 
   private backward(): void {
     const ov: Overlay = new Map();
+    // Before a syscall that may write any memory, the core's bytes no longer hold: only what loads teach does.
+    this.coreHolds = true;
     for (let t = this.n - 1; t >= 0; t--) {
       const f = this.facts[t];
       const a = t;
@@ -416,6 +504,19 @@ export class ReverseExecution {
       }
       this.invertRegisters(t, f);
       this.computeAddresses(t, f);
+      if (f.string !== null) {
+        this.stringRegisters(t, f);
+        this.undoBlock(ov, t);
+        continue;
+      }
+      if (f.mnemonic === Mnemonic.Syscall) {
+        // Bytes the kernel wrote held something unknown before; a syscall whose writes are not known ends the core's validity.
+        const w = this.syscallWrites(t);
+        if (w === 'anywhere') {
+          this.coreHolds = false;
+          ov.clear();
+        } else if (w !== null) for (let i = 0; i < w.n; i++) ov.set(w.addr + i, -1);
+      }
       // Memory, undone.
       const m = f.mem;
 
@@ -463,6 +564,54 @@ export class ReverseExecution {
         if (w !== null && ref.size === 8) this.set(a, ref.reg, w);
       }
     }
+  }
+
+  /**
+   * Before a block write its destination is unknown; a movs's source held,
+   * before it, what the destination holds after (when they do not overlap).
+   * An unknown block may have written anywhere: nothing known survives.
+   */
+  private undoBlock(ov: Overlay, t: number): void {
+    const blk = this.block(t);
+    if (blk === null) {
+      ov.clear();
+      return;
+    }
+    const copied: number[] = [];
+    const overlap = !Number.isNaN(blk.src) && blk.src < blk.dst + blk.n && blk.dst < blk.src + blk.n;
+    for (let i = 0; i < blk.n; i++) {
+      if (blk.op === 'movs' && !Number.isNaN(blk.src) && !overlap) {
+        const v = ov.get(blk.dst + i) ?? this.core.byte(blk.dst + i);
+        copied.push(v);
+      }
+      ov.set(blk.dst + i, -1);
+    }
+    for (let i = 0; i < copied.length; i++) if (copied[i] >= 0) ov.set(blk.src + i, copied[i]);
+  }
+
+  /** A block write, forward: bytes copied in order (rep movsb's overlapping semantics), or the fill value. */
+  private doBlock(ov: Overlay, t: number): void {
+    const blk = this.block(t);
+    if (blk === null) {
+      ov.clear();
+      return;
+    }
+    const w = this.facts[t]!.string!.width;
+    const rax = this.reg(t, 0);
+    for (let i = 0; i < blk.n; i++) {
+      let v = -1;
+      if (blk.op === 'movs') v = Number.isNaN(blk.src) ? -1 : ov.get(blk.src + i) ?? -1;
+      else if (rax !== null) v = Number((rax >> BigInt((i % w) * 8)) & 0xffn);
+      ov.set(blk.dst + i, v);
+    }
+  }
+
+  /**
+   * The user memory the syscall at t writes: none (null), a range, or
+   * 'anywhere' for an unknown number or unrecovered arguments.
+   */
+  syscallWrites(t: number): SyscallWrite {
+    return syscallWrites(this.reg(t, 0), (r) => this.reg(t, r));
   }
 
   /** Register values before t from those after, where the operation can be undone. */
@@ -593,6 +742,17 @@ export class ReverseExecution {
         }
       }
       this.computeAddresses(t, f);
+      if (f.string !== null) {
+        this.stringRegisters(t, f);
+        this.doBlock(ov, t);
+        continue;
+      }
+      // The kernel may write user memory (read, fstat...).
+      if (f.mnemonic === Mnemonic.Syscall) {
+        const w = this.syscallWrites(t);
+        if (w === 'anywhere') ov.clear();
+        else if (w !== null) for (let i = 0; i < w.n; i++) ov.set(w.addr + i, -1);
+      }
       const m = f.mem;
       const A = this.addr[t];
       // A store that may have gone anywhere: nothing remembered from before it still holds.

@@ -23,9 +23,11 @@
  */
 import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
+import type { LibraryCall } from './library-routines.js';
 import type { ReverseExecution } from './reverse-execution.js';
 
-export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow';
+/** abort: a library call that aborted the program (or an earlier call that set it up, such as a first free). */
+export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort';
 
 export interface TaintStep {
   /** Index in the window. */
@@ -40,8 +42,8 @@ export interface TaintStep {
 export interface FaultSpec {
   /** Registers whose value is the bad value at the crash instruction. */
   regs: number[];
-  /** Memory bytes holding the bad value at the crash instruction. */
-  mem: { addr: number; size: number } | null;
+  /** Memory bytes holding the bad value at the crash instruction (and that value, when known). */
+  mem: { addr: number; size: number; value?: bigint } | null;
   what: string;
   /**
    * Where the faulting slot's address came from, for pass 2: the
@@ -68,9 +70,17 @@ export interface TaintContext {
   chunks: HeapChunk[];
   /** Live control slots (return addresses, saved rbp) as [address, from t, to t). */
   controlSlots: { addr: number; from: number; to: number; what: string }[];
+  /** Summarised calls of libc's copy and string routines (library-routines.ts). */
+  libraryCalls: LibraryCall[];
+  /** True for an address in the code of a loaded image. */
+  isCode: (addr: number) => boolean;
+  /** The crash is a branch to a bad target: a code pointer that data replaced is a root cause. */
+  badTarget: boolean;
 }
 
 export interface TaintResult {
+  /** What the verdict depends on about stores whose address reverse execution could not recover. */
+  aliasing: AliasAccount;
   steps: TaintStep[];
   /** Step indices of the root-cause set, best first. */
   rootCauses: number[];
@@ -78,6 +88,16 @@ export interface TaintResult {
   notes: { t: number; text: string }[];
   /** The pass that produced the root causes (1: values, 2: with addresses), or 0 for none. */
   pass: number;
+}
+
+/** Stores with unresolved addresses met while memory was tainted, by how each was settled. */
+export interface AliasAccount {
+  /** Excluded: the bytes it stores are not the tainted bytes' values (known from the core). */
+  byValue: number;
+  /** Excluded: every tainted byte lies in a heap object allocated after it. */
+  byHeapLayout: number;
+  /** Not excluded: assumed not to write the tainted bytes. */
+  assumed: number;
 }
 
 const COPY_MNEMONICS = new Set<Mnemonic>([
@@ -97,6 +117,20 @@ function hex(v: number): string {
 class TaintSet {
   readonly regs = new Int32Array(REG_COUNT).fill(-1);
   readonly mem = new Map<number, number>();
+  /** The value a tainted byte held where the walk took it up (from the core through reverse execution), if known. */
+  readonly expect = new Map<number, number>();
+
+  /** Taint [addr, addr+size) and remember its bytes, little-endian, when known. */
+  taintValue(addr: number, size: number, step: number, value: bigint | null): void {
+    this.taintMem(addr, size, step);
+    if (value === null || size > 8) return;
+    for (let i = 0; i < size; i++) this.expect.set(addr + i, Number((value >> BigInt(i * 8)) & 0xffn));
+  }
+
+  untaintMem(addr: number): void {
+    this.mem.delete(addr);
+    this.expect.delete(addr);
+  }
 
   taintReg(r: number, step: number): void {
     if (r < 0 || r === RSP) return;
@@ -129,10 +163,83 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
   const notes: { t: number; text: string }[] = [];
   const taint = new TaintSet();
   for (const r of fault.regs) taint.taintReg(r, 0);
-  if (fault.mem !== null) taint.taintMem(fault.mem.addr, fault.mem.size, 0);
+  if (fault.mem !== null) taint.taintValue(fault.mem.addr, fault.mem.size, 0, fault.mem.value ?? null);
   const origins: number[] = [];
   const oob: number[] = [];
+  const aliasing: AliasAccount = { byValue: 0, byHeapLayout: 0, assumed: 0 };
   let unresolvedNoted = 0;
+  const callEndingAt = new Map<number, LibraryCall>();
+  for (const lc of ctx.libraryCalls) if (lc.ret - 1 > lc.call) callEndingAt.set(lc.ret - 1, lc);
+  /** A store at t whose address is unknown: can it have written the tainted memory? */
+  const unresolvedStore = (t: number, f: InsnFacts): void => {
+    if (taint.mem.size === 0) return;
+    const why = aliasExcluded(ctx, t, f, taint);
+    if (why === 'value') aliasing.byValue++;
+    else if (why === 'heap') aliasing.byHeapLayout++;
+    else {
+      aliasing.assumed++;
+      if (unresolvedNoted < 3) {
+        unresolvedNoted++;
+        notes.push({ t, text: `store with an unresolved address (${f.text}): assumed not to write the tainted memory` });
+      }
+    }
+  };
+  /** The registers a summarised call leaves: its result, and the caller-saved ones it may clobber (SysV ABI). */
+  const libraryCallResults = (lc: LibraryCall): void => {
+    const hit = CALLER_SAVED.filter((r) => taint.regs[r] >= 0);
+    if (hit.length === 0) return;
+    const next = Math.max(...hit.map((r) => taint.regs[r]));
+    for (const r of hit) taint.regs[r] = -1;
+    const id = steps.length;
+    if (hit.length === 1 && hit[0] === 0 && RETURNS_DESTINATION.has(lc.routine)) {
+      steps.push({ t: lc.call, kind: 'copy', what: `${lc.routine} returns its destination, passed in rdi`, next });
+      taint.taintReg(RDI, id);
+    } else {
+      steps.push({ t: lc.call, kind: 'origin', what: `${lc.routine} returns or clobbers ${hit.map(regName).join(', ')}`, next });
+      origins.push(id);
+    }
+  };
+  /** A block write (summarised library call or movs/stos) at t; true when it ends the walk. */
+  const block = (t: number, b: Block): boolean => {
+    const hit: number[] = [];
+    let hitStep = -1;
+    for (const [a, st] of taint.mem) {
+      if (a >= b.dst && a < b.dst + b.n) {
+        hit.push(a);
+        hitStep = Math.max(hitStep, st);
+      }
+    }
+    if (hit.length === 0) return false;
+    hit.sort((x, y) => x - y);
+    const id = steps.length;
+    const range = `[${hex(b.dst)}, ${hex(b.dst + b.n)})`;
+    const why = blockOutOfBounds(ctx, t, b, hit);
+    if (why !== null) {
+      steps.push({ t, kind: 'out-of-bounds', what: `${b.label} writes ${b.n} bytes to ${range}: ${why}`, next: hitStep });
+      oob.push(id);
+      for (const o of overflowsInAddress(ctx, t, true)) {
+        steps.push({ t: o, kind: 'overflow', what: `integer overflow in the computation of the copy's destination or length (${facts[o]!.text})`, next: id });
+        oob.push(steps.length - 1);
+      }
+      return true;
+    }
+    const copied = Number.isNaN(b.src) ? [] : hit.filter((a) => a - b.dst < b.n - b.zeros);
+    for (const a of hit) {
+      const e = taint.expect.get(a);
+      taint.untaintMem(a);
+      if (copied.includes(a)) {
+        taint.taintMem(b.src + (a - b.dst), 1, id);
+        if (e !== undefined) taint.expect.set(b.src + (a - b.dst), e);
+      }
+    }
+    if (copied.length > 0) {
+      steps.push({ t, kind: 'copy', what: `${b.label} copies ${range} from ${hex(b.src)}`, next: hitStep });
+    } else {
+      steps.push({ t, kind: 'origin', what: `${b.label} ${b.fill !== null ? `fills ${range} with the byte ${hex(b.fill)}` : `makes the bytes of ${range}`}`, next: hitStep });
+      origins.push(id);
+    }
+    return false;
+  };
 
   for (let t = n - 2; t >= ctx.from; t--) {
     if (followAddresses && fault.slotAddressFrom && t === fault.slotAddressFrom.t - 1) {
@@ -145,6 +252,24 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
     if (f === null) {
       notes.push({ t, text: 'an instruction could not be decoded here; the walk stops' });
       break;
+    }
+    const lc = callEndingAt.get(t);
+    if (lc !== undefined) {
+      libraryCallResults(lc);
+      if (block(lc.call, { dst: lc.dst, n: lc.n, src: lc.src, zeros: lc.zeros, fill: lc.fill, label: lc.routine, pointer: lc.dst })) break;
+      for (const a of lc.assumes) notes.push({ t: lc.call, text: a });
+      t = lc.call;
+      continue;
+    }
+    if (f.mnemonic === Mnemonic.Syscall) {
+      const w = rev.syscallWrites(t);
+      if (w === 'anywhere') unresolvedStore(t, f);
+      else if (w !== null && block(t, { dst: w.addr, n: w.n, src: NaN, zeros: 0, fill: null, label: `the ${w.name} system call`, pointer: w.addr })) break;
+    }
+    if (f.string !== null) {
+      const blk = rev.block(t);
+      if (blk === null) unresolvedStore(t, f);
+      else if (block(t, { dst: blk.dst, n: blk.n, src: blk.op === 'movs' ? blk.src : NaN, zeros: 0, fill: blk.op === 'stos' ? Number((rev.reg(t, 0) ?? -1n) & 0xffn) : null, label: f.text, pointer: blk.dst })) break;
     }
     // What of the tainted state does t write?
     let hitStep = -1;
@@ -160,10 +285,7 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
     if (m !== null && m.write) {
       const A = rev.addr[t];
       if (Number.isNaN(A)) {
-        if (taint.mem.size > 0 && unresolvedNoted < 3) {
-          unresolvedNoted++;
-          notes.push({ t, text: `store with an unresolved address (${f.text}): assumed not to write the tainted memory` });
-        }
+        unresolvedStore(t, f);
       } else {
         for (let i = 0; i < m.size; i++) {
           const s = taint.mem.get(A + i);
@@ -195,8 +317,8 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
       const partial = d?.kind === 'reg' && d.ref.reg === r && d.ref.size < 4;
       if (!partial) taint.regs[r] = -1;
     }
-    if (memHit !== null) for (let i = 0; i < memHit.size; i++) taint.mem.delete(memHit.addr + i);
-    if (stackHit) for (let i = 0; i < 8; i++) taint.mem.delete(rev.stackAddr[t] + i);
+    if (memHit !== null) for (let i = 0; i < memHit.size; i++) taint.untaintMem(memHit.addr + i);
+    if (stackHit) for (let i = 0; i < 8; i++) taint.untaintMem(rev.stackAddr[t] + i);
 
     const id = steps.length;
     const src = f.ops[1];
@@ -223,7 +345,7 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
     const isCopy = COPY_MNEMONICS.has(f.mnemonic) && !(src?.kind === 'imm') && !(f.mnemonic === Mnemonic.Push && f.ops[0]?.kind === 'imm');
     if (f.stack === 'pop' && !f.isRet) {
       steps.push({ t, kind: 'copy', what: `popped from the stack slot ${hex(rev.stackAddr[t])}`, next: hitStep });
-      if (!Number.isNaN(rev.stackAddr[t])) taint.taintMem(rev.stackAddr[t], 8, id);
+      if (!Number.isNaN(rev.stackAddr[t])) taint.taintValue(rev.stackAddr[t], 8, id, rev.stackValue(t));
       else notes.push({ t, text: 'pop from an unknown stack address: the walk loses this value' });
       continue;
     }
@@ -240,7 +362,7 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
       } else if (from?.kind === 'mem') {
         const A = rev.addr[t];
         if (!Number.isNaN(A)) {
-          taint.taintMem(A, Math.max(1, m!.size), id);
+          taint.taintValue(A, Math.max(1, m!.size), id, rev.readValue(t));
           steps.push({ t, kind: 'copy', what: `loaded from ${hex(A)}${isFreed(ctx, A, t) ? ' (freed heap memory)' : ''}`, next: hitStep });
         } else {
           steps.push({ t, kind: 'copy', what: 'loaded from an address reverse execution could not recover', next: hitStep });
@@ -294,7 +416,122 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
     return true;
   });
   const rootCauses = oob.length > 0 ? oob : firstOrigins.slice(0, 3);
-  return { steps, rootCauses, notes, pass: 0 };
+  return { steps, rootCauses, notes, pass: 0, aliasing };
+}
+
+/** A block of bytes written at once: a summarised call, or a movs/stos. */
+interface Block {
+  dst: number;
+  n: number;
+  /** Where the copied bytes came from, or NaN when the block makes them. */
+  src: number;
+  /** Trailing bytes that are zeros, not copied. */
+  zeros: number;
+  fill: number | null;
+  label: string;
+  /** The pointer the block was written through (its destination argument). */
+  pointer: number;
+}
+
+/** rax, rcx, rdx, rsi, rdi, r8-r11 and every vector register: what a call may change (SysV ABI). */
+const CALLER_SAVED = [0, 1, 2, 6, 7, 8, 9, 10, 11, ...Array.from({ length: REG_COUNT - GPR_COUNT }, (_, i) => GPR_COUNT + i)];
+const RETURNS_DESTINATION = new Set(['memcpy', 'memmove', 'memset', 'strcpy', 'strncpy', 'strcat']);
+
+/**
+ * Why a block write at t is out of bounds for the object its pointer
+ * meant, given the tainted bytes it wrote (`hit`), or null.
+ */
+function blockOutOfBounds(ctx: TaintContext, t: number, b: Block, hit: number[]): string | null {
+  for (const s of ctx.controlSlots) {
+    if (t > s.from && t < s.to && hit.some((a) => a >= s.addr && a < s.addr + 8)) {
+      return `it overwrites the live ${s.what} at ${hex(s.addr)}: a stack buffer overflow`;
+    }
+  }
+  const own = chunkAt(ctx, b.pointer, t);
+  if (own !== null && hit.some((a) => a < own.start || a >= own.end)) {
+    const target = chunkAt(ctx, hit[0], t);
+    const into = target !== null && target !== own ? `, into the heap object at ${hex(target.start)}` : '';
+    return `past the end of the heap object at ${hex(own.start)} (${own.end - own.start} bytes)${into}: a heap overflow`;
+  }
+  if (own === null) {
+    const target = chunkAt(ctx, hit[0], t);
+    if (target !== null && !(b.pointer >= target.start && b.pointer < target.end)) {
+      return `into the heap object at ${hex(target.start)} through a pointer outside it: a heap overflow`;
+    }
+  }
+  const slot = overwrittenCodePointer(ctx, t, hit);
+  if (slot !== null) return slot;
+  return null;
+}
+
+/**
+ * A crash through a code pointer: the tainted bytes held, before t, a code
+ * address that a traced store put there (a function pointer). Data that
+ * replaces it is the corruption, even inside one object (a field overflow),
+ * where heap bounds see nothing.
+ */
+function overwrittenCodePointer(ctx: TaintContext, t: number, hit: number[]): string | null {
+  if (!ctx.badTarget || hit.length === 0) return null;
+  const { facts, rev } = ctx;
+  const lo = hit[0];
+  const hi = hit[hit.length - 1] + 1;
+  for (let u = t - 1; u >= ctx.from; u--) {
+    const f = facts[u];
+    if (f === null || f.mem === null || !f.mem.write) continue;
+    const A = rev.addr[u];
+    if (Number.isNaN(A) || A >= hi || A + f.mem.size <= lo) continue;
+    // The most recent earlier store to these bytes decides.
+    const v = rev.writeValue(u);
+    if (f.mem.size === 8 && v !== null && ctx.isCode(Number(v))) {
+      return `it overwrites the code pointer ${hex(Number(v))} stored at ${hex(A)} (${instructionsBefore(t, u)} earlier) with data`;
+    }
+    return null;
+  }
+  return null;
+}
+
+function instructionsBefore(t: number, u: number): string {
+  return `${t - u} instructions`;
+}
+
+/**
+ * Can a store at t whose address is unknown have written the tainted
+ * bytes? 'value': no, none of the bytes it stores is the value a tainted
+ * byte held afterwards (known from the core through reverse execution);
+ * 'heap': no, every tainted byte lies in a heap object allocated after it
+ * (assuming the program read none of that object before writing it);
+ * null: it may have.
+ */
+function aliasExcluded(ctx: TaintContext, t: number, f: InsnFacts, taint: TaintSet): 'value' | 'heap' | null {
+  const { rev } = ctx;
+  let inLaterObjects = true;
+  for (const a of taint.mem.keys()) {
+    const c = chunkAt(ctx, a, ctx.facts.length);
+    if (c === null || c.allocatedAt <= t) {
+      inLaterObjects = false;
+      break;
+    }
+  }
+  if (inLaterObjects) return 'heap';
+  const size = f.mem?.size ?? 0;
+  if (size === 0 || size > 8) return null;
+  const src = f.ops[1];
+  let w: bigint | null = rev.writeValue(t);
+  if (w === null && f.mnemonic === Mnemonic.Mov) {
+    if (src?.kind === 'imm') w = src.value;
+    else if (src?.kind === 'reg' && src.ref.reg < GPR_COUNT) {
+      const full = rev.reg(t, src.ref.reg);
+      w = full === null ? null : full >> BigInt(src.ref.shift * 8);
+    }
+  }
+  if (w === null) return null;
+  const bytes = new Set<number>();
+  for (let i = 0; i < size; i++) bytes.add(Number((w >> BigInt(i * 8)) & 0xffn));
+  for (const a of taint.mem.keys()) {
+    const e = taint.expect.get(a);
+    if (e === undefined || bytes.has(e)) return null;
+  }
+  return 'value';
 }
 
 function isFreed(ctx: TaintContext, addr: number, t: number): boolean {
@@ -318,6 +555,8 @@ function outOfBounds(ctx: TaintContext, t: number, w: { addr: number; size: numb
       return `writes ${hex(w.addr)}, the live ${s.what} of a frame: a stack buffer overflow`;
     }
   }
+  const hit: number[] = [];
+  for (let i = 0; i < w.size; i++) hit.push(w.addr + i);
   const target = chunkAt(ctx, w.addr, t);
   const p = pointerProvenance(ctx, t);
   if (target !== null && p !== null) {
@@ -326,7 +565,8 @@ function outOfBounds(ctx: TaintContext, t: number, w: { addr: number; size: numb
       return `writes ${hex(w.addr)} in the heap object at ${hex(target.start)}, through a pointer to the object at ${hex(own.start)} (${own.end - own.start} bytes): a heap overflow`;
     }
   }
-  return null;
+  const code = overwrittenCodePointer(ctx, t, hit);
+  return code === null ? null : `writes ${hex(w.addr)}: ${code}`;
 }
 
 /**
@@ -382,12 +622,15 @@ function pointerProvenance(ctx: TaintContext, t: number): number | null {
 }
 
 /** Arithmetic with a signed overflow among the instructions that computed the address of the store at t. */
-function overflowsInAddress(ctx: TaintContext, t: number): number[] {
+function overflowsInAddress(ctx: TaintContext, t: number, isCallOfCopy = false): number[] {
   const { facts, rev } = ctx;
   const f = facts[t]!;
   const regs = new Set<number>();
   const mem = new Set<number>();
-  if (ctx.callerOf[t] >= 0) {
+  if (isCallOfCopy) {
+    // A summarised call at t: its destination and length arguments.
+    for (const r of [RDI, 6, 2]) regs.add(r);
+  } else if (ctx.callerOf[t] >= 0) {
     // In a library call: the arguments of the call into it.
     for (const r of [RDI, 6, 2]) regs.add(r);
     t = ctx.callerOf[t];
