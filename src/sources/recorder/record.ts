@@ -39,6 +39,8 @@ import { DEFAULT_LIMITS, MIB, type ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TraceOutput } from './trace-output.js';
+import { recordThreads } from './record-threads.js';
+import type { ThreadFifos } from './thread-fifos.js';
 
 /** A recording that cannot be made: one line for the user. */
 export class RecordError extends Error {
@@ -117,12 +119,12 @@ export interface RecordResult {
 }
 
 export const INTEL_PT_SYSFS = '/sys/bus/event_source/devices/intel_pt';
-const QEMU = 'qemu-x86_64';
-const LOG_ITEMS = 'in_asm,exec,nochain,page,strace';
+export const QEMU = 'qemu-x86_64';
+export const LOG_ITEMS = 'in_asm,exec,nochain,page,strace';
 export const DEFAULT_MAX_TRACE_BYTES = 1024 * MIB;
 export const DEFAULT_MAX_RECORDER_BYTES = 1024 * MIB;
 /** Bytes of the target's stdout/stderr kept when they are captured. */
-const MAX_CAPTURED_OUTPUT = 16 * MIB;
+export const MAX_CAPTURED_OUTPUT = 16 * MIB;
 /** The uid that owns the log FIFO when the recorder is root, so that the target cannot change its mode. */
 const FIFO_OWNER = 65534;
 
@@ -166,7 +168,7 @@ function readProgram(path: string): { bytes: Buffer; elf: ElfFile } {
  * directory holding a ptscope bundle manifest: --force must never delete
  * anything else.
  */
-function checkReplaceable(output: string, force: boolean): void {
+export function checkReplaceable(output: string, force: boolean): void {
   let st;
   try {
     st = lstatSync(output);
@@ -206,11 +208,17 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   }
   const qemu = findOnPath(QEMU);
   if (qemu === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
-  return recordEmulated(opts, program, exe, qemu, output);
+  const first = await recordEmulated(opts, program, exe, qemu, output, false);
+  if (first.manifest.exit.stopped !== 'clone' || !opts.sandbox) return first;
+  // The program starts threads or processes: the one-log recording (whose
+  // log channel is the most tamper-proof) stopped there. Record the program
+  // again with one log per thread, following every thread and process.
+  notice('the program starts threads or processes: recording it again, following each of them');
+  return recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
 }
 
 /** What a path names: only regular files and directories are shown to the sandbox. */
-function showable(path: string): 'yes' | 'missing' | string {
+export function showable(path: string): 'yes' | 'missing' | string {
   let st;
   try {
     st = statSync(path);
@@ -227,7 +235,7 @@ function showable(path: string): 'yes' | 'missing' | string {
  * paths. Sockets, FIFOs and devices are never shown (a socket stays
  * connectable through a read-only mount), and are reported.
  */
-function argumentPaths(argv: readonly string[], expose: boolean): { argv: string[]; paths: string[]; refused: string[] } {
+export function argumentPaths(argv: readonly string[], expose: boolean): { argv: string[]; paths: string[]; refused: string[] } {
   const out = [argv[0]];
   const paths = new Set<string>();
   const refused: string[] = [];
@@ -252,7 +260,7 @@ function argumentPaths(argv: readonly string[], expose: boolean): { argv: string
 }
 
 /** qemu `-E` arguments for the guest-only environment. */
-function guestEnvArgs(env: Record<string, string> | undefined): string[] {
+export function guestEnvArgs(env: Record<string, string> | undefined): string[] {
   const out: string[] = [];
   for (const [k, v] of Object.entries(env ?? {})) {
     if (k.includes('=') || k.includes(',') || v.includes(',') || k.includes('\0') || v.includes('\0')) {
@@ -276,11 +284,11 @@ function protectFifo(path: string): void {
   }
 }
 
-function errorText(e: unknown): string {
+export function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string): Promise<RecordResult> {
+async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string, perThread: boolean): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   const started = process.hrtime.bigint();
   if (opts.signal?.aborted) throw new RecordError('record: interrupted');
@@ -293,7 +301,9 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
   let logWrite: number | null = null;
   let keepLog: number | null = null;
   let stdinFd: number | null = null;
+  let fifos: ThreadFifos | null = null;
   try {
+    if (perThread) return await recordThreads(opts, program, exe, qemu, output, staging, logDir, limits, started, (f) => (fifos = f), (r) => (run = r));
     const fifo = join(logDir, 'qemu.log');
     const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
     if (mk.status !== 0) throw new RecordError(`record: cannot create a FIFO in ${logDir}`);
@@ -578,14 +588,15 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds };
   } finally {
     for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);
-    run?.dispose();
+    (fifos as ThreadFifos | null)?.destroy();
+    (run as ConfinedRun | null)?.dispose();
     rmSync(staging, { recursive: true, force: true });
     rmSync(logDir, { recursive: true, force: true });
   }
 }
 
 /** A confined run for the recorder; a run that cannot be prepared is a one-line RecordError. */
-function confinedRun(spec: ConstructorParameters<typeof ConfinedRun>[0]): ConfinedRun {
+export function confinedRun(spec: ConstructorParameters<typeof ConfinedRun>[0]): ConfinedRun {
   try {
     return new ConfinedRun(spec);
   } catch (e) {
@@ -594,7 +605,7 @@ function confinedRun(spec: ConstructorParameters<typeof ConfinedRun>[0]): Confin
 }
 
 /** A file name for an image copy: the original's base name, printable and short. */
-function safeBaseName(path: string): string {
+export function safeBaseName(path: string): string {
   const b = basename(path).replace(/[^A-Za-z0-9._+-]/g, '_').slice(0, 100);
   return b === '' || b === '.' || b === '..' ? 'image' : b;
 }
@@ -651,14 +662,14 @@ async function recordWithPerf(opts: RecordOptions, program: string, output: stri
   }
 }
 
-const SIGNAL_NAMES: Record<number, string> = {
+export const SIGNAL_NAMES: Record<number, string> = {
   1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
   9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
   24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS',
 };
 
 /** Open the target's standard input file; a missing file is a one-line error. */
-function openStdin(path: string | undefined): number | undefined {
+export function openStdin(path: string | undefined): number | undefined {
   if (path === undefined) return undefined;
   try {
     return openSync(path, 'r');
