@@ -302,7 +302,12 @@ export class PathReconstruction implements QemuLogSink {
       // Threads and processes have logs of their own; exec still ends this
       // thread's trace (qemu-user does not follow it: the new program runs natively).
       const v = entryVerdict(name, text, -1);
-      if (v !== null && 'stop' in v && v.stop === 'clone') return;
+      if (v !== null && 'stop' in v && v.stop === 'clone') {
+        if ((name === 'clone' || name === 'clone3') && /CLONE_THREAD/.test(text)) return;
+        // A forked child inherits its parent's per-thread log (qemu 7.2 does
+        // not reopen it), so its lines would mix with the parent's: stop here.
+        return this.halt('clone', `the program starts a process (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}...), which the emulated recorder does not follow yet`);
+      }
       return this.apply(v);
     }
     this.apply(entryVerdict(name, text, LOG_DESCRIPTORS[1]));

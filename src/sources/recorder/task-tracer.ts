@@ -85,6 +85,7 @@ class ThreadSink implements QemuLogSink {
   private add(ev: HeldEvent): void {
     if (this.held.length === 0 && ev.ready()) {
       ev.run();
+      this.afterRun();
       return;
     }
     if (this.held.length >= MAX_HELD_EVENTS) {
@@ -96,9 +97,20 @@ class ThreadSink implements QemuLogSink {
   /** Run held events that can run now; true if any ran. */
   drain(): boolean {
     let ran = 0;
-    while (ran < this.held.length && this.held[ran].ready()) this.held[ran++].run();
+    while (ran < this.held.length && this.held[ran].ready()) {
+      this.held[ran++].run();
+      this.afterRun();
+    }
     if (ran > 0) this.held.splice(0, ran);
     return ran > 0;
+  }
+
+  /** Once the thread's path stopped (an exec, a fork, a limit), the rest of its log is not read. */
+  private afterRun(): void {
+    if (this.thread.path.stopped) {
+      this.thread.parser.halt();
+      this.held.length = 0;
+    }
   }
 
   translated(tb: TranslatedBlock): void {
@@ -201,7 +213,12 @@ export class TaskTracer {
         return;
       }
     }
-    sink.thread.parser.feed(chunk);
+    try {
+      sink.thread.parser.feed(chunk);
+    } catch (e) {
+      if (e instanceof Error) e.message = `[${sink.thread.pid}/${tid}] ${e.message}`;
+      throw e;
+    }
   }
 
   private start(tid: number, pid: number, first: boolean, fork: boolean): ThreadSink {
