@@ -132,7 +132,7 @@ describe('recording threads', () => {
     const res = await rec([compile('fork')], 'fork');
     const m = readBundleManifest(res.bundle);
     expect(m.exit.stopped).toBe('clone');
-    expect((m.warnings ?? []).some((w) => /recording stopped: the program starts a process/.test(w))).toBe(true);
+    expect((m.warnings ?? []).some((w) => /recording stopped: the program starts a thread or process/.test(w))).toBe(true);
     expect(m.version).toBe(1);
     const text = runOracle([...(m as { decode: { ptoracle: string[] } }).decode.ptoracle], res.bundle);
     const v1 = m as { instructions: { traced: number; fnv1a64: string } };

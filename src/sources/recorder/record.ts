@@ -116,6 +116,8 @@ export interface RecordResult {
   stderr: string;
   /** Recording wall time in seconds. */
   seconds: number;
+  /** A one-log recording stopped where the program started a thread (record() then follows the threads). */
+  startsThreads?: boolean;
 }
 
 export const INTEL_PT_SYSFS = '/sys/bus/event_source/devices/intel_pt';
@@ -209,11 +211,11 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   const qemu = findOnPath(QEMU);
   if (qemu === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
   const first = await recordEmulated(opts, program, exe, qemu, output, false);
-  if (first.manifest.exit.stopped !== 'clone' || !opts.sandbox) return first;
+  if (first.startsThreads !== true || !opts.sandbox) return first;
   // The program starts threads or processes: the one-log recording (whose
   // log channel is the most tamper-proof) stopped there. Record the program
   // again with one log per thread, following every thread and process.
-  notice('the program starts threads or processes: recording it again, following each of them');
+  notice('the program starts threads: recording it again, following each thread');
   return recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
 }
 
@@ -585,7 +587,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     renameSync(staging, output);
     for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds };
+    const startsThreads = stopped === 'clone' && /CLONE_THREAD/.test(path.stopDetail ?? '');
+    return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds, startsThreads };
   } finally {
     for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);
     (fifos as ThreadFifos | null)?.destroy();
