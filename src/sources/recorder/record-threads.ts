@@ -22,10 +22,11 @@ import { interpreterOf, MemoryMap, type ImageMapping } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
 import { RecordingTampered } from './qemu-log.js';
+import type { RecordOptions, RecordResult } from './record.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES, type RecordOptions, type RecordResult,
-} from './record.js';
+  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES,
+} from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { sandboxView, visibleHostFile } from './sandbox-view.js';
