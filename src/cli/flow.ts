@@ -385,9 +385,11 @@ function decodeContainer(
   }
   const total: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
   try {
-    // Several streams (threads, or perf.data's per-CPU queues) are decoded one after the other.
+    // Several streams (threads, or perf.data's per-CPU queues) are decoded one
+    // after the other; each section starts with its thread, `[pid/tid]` as
+    // perf script prints it (or the CPU's stream label).
     for (const stream of recording.streams) {
-      if (recording.streams.length > 1) out.line(`[stream: ${streamTitle(stream)}]`);
+      if (recording.streams.length > 1) out.line(stream.pid !== null && stream.tid !== null ? streamTitle(stream) : `[stream: ${streamTitle(stream)}]`);
       for (const note of stream.notes) errors(`flow: ${note}`);
       const cfg = { ...stream.config, flags: { ...stream.config.flags } };
       cfg.addrFilter = structuredClone(config.addrFilter);

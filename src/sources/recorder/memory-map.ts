@@ -67,6 +67,19 @@ export class MemoryMap {
     private readonly files: GuestFiles,
   ) {}
 
+  /** A forked child's address space: a copy of this one at the fork. */
+  fork(): MemoryMap {
+    const m = new MemoryMap(this.program, this.cwd, this.files);
+    for (const [fd, path] of this.fds) m.fds.set(fd, path);
+    m.mappings = this.mappings.map((x) => ({ ...x }));
+    m.startCode = this.startCode;
+    m.entry = this.entry;
+    m.writable.push(...this.writable.map(([a, b]): [number, number] => [a, b]));
+    m.allWritable = this.allWritable;
+    m.tooMany = this.tooMany;
+    return m;
+  }
+
   private warn(text: string): void {
     if (this.warnings.length < MAX_WARNINGS) this.warnings.push(text);
     else this.droppedWarnings++;

@@ -31,7 +31,10 @@
  *   one of the two sides of a conditional branch, and after a syscall the
  *   next instruction or the syscall itself (restarted), anywhere only after
  *   rt_sigreturn (or a delivered signal, which resets the chain);
- * - there is one vCPU (the recording stops at clone).
+ * - one path is one thread: with one log for the whole program there is
+ *   one vCPU (the recording stops at clone); with one log per thread
+ *   (task-tracer.ts) each thread's log feeds its own path, and the threads
+ *   of a process share its translations ({@link TranslationCache}).
  * The state kept is bounded (translations by bytes, held-back events by
  * count); reaching a bound stops the recording with its reason.
  */
@@ -67,6 +70,21 @@ export const LOG_DESCRIPTORS: readonly number[] = [3, 4];
 /** Why the recorder stopped the program before it ended. */
 export type StopReason = 'budget' | 'exec' | 'clone' | 'log-closed' | 'trace-size' | 'recorder-memory';
 
+/**
+ * The translations of one process, by host pointer: qemu's code buffer is
+ * shared by the threads of a process, so a TB translated (and logged) by
+ * one thread may be executed by another. A forked child starts with a copy.
+ */
+export class TranslationCache {
+  readonly blocks: Map<number, Block>;
+  bytes = 0;
+
+  constructor(from?: TranslationCache) {
+    this.blocks = new Map(from?.blocks ?? []);
+    this.bytes = from?.bytes ?? 0;
+  }
+}
+
 export interface PathLimits {
   /** Instruction budget. */
   maxInsns: number;
@@ -74,8 +92,13 @@ export interface PathLimits {
   maxBlockBytes: number;
   /** Another limit reached (the trace's size), checked before each TB. */
   overLimit: () => StopReason | null;
-  /** Called once when the recorder must stop the target. */
-  onStop: () => void;
+  /** Called once when this path stops (the recorder stops the target, unless only this thread ends: an exec). */
+  onStop: (reason: StopReason) => void;
+  /**
+   * One log per thread (task-tracer.ts): clone does not stop the path, and
+   * the log's descriptors are not known (qemu opens one per thread).
+   */
+  perThreadLogs?: boolean;
 }
 
 type Deferred =
@@ -98,8 +121,6 @@ export interface PathStats {
 }
 
 export class PathReconstruction implements QemuLogSink {
-  private readonly blocks = new Map<number, Block>();
-  private blockBytes = 0;
   private justTranslated: Block | null = null;
   /** The last syscall since the last TB (after rt_sigreturn, execution may continue anywhere). */
   private lastSyscall: string | null = null;
@@ -118,20 +139,30 @@ export class PathReconstruction implements QemuLogSink {
   private replaying = false;
   stopped = false;
   stopReason: StopReason | null = null;
-  readonly stats: PathStats = {
-    tbExecutions: 0,
-    translations: 0,
-    instructions: 0,
-    signals: [],
-    inexactFaults: 0,
-    unmappedTbs: 0,
-  };
+  /** Instructions this path executed (the stats may be shared by the threads of a recording). */
+  instructions = 0;
 
   constructor(
     private readonly session: PtEncoderSession,
     private readonly memory: MemoryMap,
     private readonly limits: PathLimits,
+    private readonly cache: TranslationCache = new TranslationCache(),
+    readonly stats: PathStats = newPathStats(),
   ) {}
+
+  private get blocks(): Map<number, Block> {
+    return this.cache.blocks;
+  }
+
+  /**
+   * True when a TB execution at (`ptr`, `pc`) can be followed now: it was
+   * just translated by this thread, or its translation is known. With one
+   * log per thread, another thread's translation may not have been read yet.
+   */
+  canExecute(ptr: number, pc: number): boolean {
+    if (this.stopped || this.justTranslated !== null) return true;
+    return this.blocks.get(ptr)?.ips[0] === pc;
+  }
 
   private blockSize(b: Block): number {
     return b.ips.length * 9 + b.bytes.length + BLOCK_OVERHEAD;
@@ -155,7 +186,7 @@ export class PathReconstruction implements QemuLogSink {
 
   executed(cpu: number, ptr: number, pc: number): void {
     if (this.stopped) return;
-    if (cpu !== 0) throw new RecordingTampered(`a TB of vCPU ${cpu} in the emulator's log, but the program has one thread`);
+    if (cpu !== 0 && this.limits.perThreadLogs !== true) throw new RecordingTampered(`a TB of vCPU ${cpu} in the emulator's log, but the program has one thread`);
     let block: Block | undefined;
     if (this.justTranslated !== null) {
       block = this.justTranslated;
@@ -163,10 +194,10 @@ export class PathReconstruction implements QemuLogSink {
       if (block.ips[0] !== pc) throw new RecordingTampered(`the emulator's log is inconsistent: a TB translated at 0x${block.ips[0].toString(16)} executes at 0x${pc.toString(16)}`);
       this.checkCode(block);
       const old = this.blocks.get(ptr);
-      if (old !== undefined) this.blockBytes -= this.blockSize(old);
+      if (old !== undefined) this.cache.bytes -= this.blockSize(old);
       this.blocks.set(ptr, block);
-      this.blockBytes += this.blockSize(block);
-      if (this.blockBytes > this.limits.maxBlockBytes) return this.stop(pc, 'recorder-memory');
+      this.cache.bytes += this.blockSize(block);
+      if (this.cache.bytes > this.limits.maxBlockBytes) return this.stop(pc, 'recorder-memory');
     } else {
       block = this.blocks.get(ptr);
     }
@@ -267,13 +298,25 @@ export class PathReconstruction implements QemuLogSink {
   /** A syscall's strace entry: the recording stops at exec and clone (log-channel.ts). */
   syscallEntry(name: string, text: string): void {
     if (this.stopped) return;
+    if (this.limits.perThreadLogs === true) {
+      // Threads and processes have logs of their own; exec still ends this
+      // thread's trace (qemu-user does not follow it: the new program runs natively).
+      const v = entryVerdict(name, text, -1);
+      if (v !== null && 'stop' in v && v.stop === 'clone') {
+        if ((name === 'clone' || name === 'clone3') && /CLONE_THREAD/.test(text)) return;
+        // A forked child inherits its parent's per-thread log (qemu 7.2 does
+        // not reopen it), so its lines would mix with the parent's: stop here.
+        return this.halt('clone', `the program starts a process (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}...), which the emulated recorder does not follow yet`);
+      }
+      return this.apply(v);
+    }
     this.apply(entryVerdict(name, text, LOG_DESCRIPTORS[1]));
   }
 
   syscall(line: string): void {
     if (this.stopped) return;
     this.memory.syscall(line);
-    this.apply(syscallVerdict(line, LOG_DESCRIPTORS));
+    this.apply(syscallVerdict(line, this.limits.perThreadLogs === true ? [] : LOG_DESCRIPTORS));
     if (this.stopped) return;
     const paren = line.indexOf('(');
     this.lastSyscall = paren > 0 ? line.slice(0, paren) : null;
@@ -309,7 +352,7 @@ export class PathReconstruction implements QemuLogSink {
     this.stopped = true;
     this.stopReason = reason;
     this.stopDetail = why;
-    this.limits.onStop();
+    this.limits.onStop(reason);
   }
 
   /** Resolve held-back events with the fall-through guess (the handler never returned, or too many events). */
@@ -443,12 +486,16 @@ export class PathReconstruction implements QemuLogSink {
       if (i === 0 || !covered) s.boundary(ips[i]);
       s.insn(ips[i]);
     }
-    if (linearEnd > start) this.stats.instructions += linearEnd - start;
+    if (linearEnd > start) {
+      this.stats.instructions += linearEnd - start;
+      this.instructions += linearEnd - start;
+    }
     if (upto === n && start <= n - 1) {
       const i = n - 1;
       if (i === 0 || !covered) s.boundary(ips[i]);
       s.branch(ips[i], block.sizes[i], block.end, next);
       this.stats.instructions++;
+      this.instructions++;
       this.lastIp = ips[i];
     } else if (upto > start) {
       this.lastIp = ips[upto - 1];
@@ -508,8 +555,12 @@ export class PathReconstruction implements QemuLogSink {
     this.stopReason = reason;
     this.pending = null;
     this.session.interrupt(pc);
-    this.limits.onStop();
+    this.limits.onStop(reason);
   }
+}
+
+export function newPathStats(): PathStats {
+  return { tbExecutions: 0, translations: 0, instructions: 0, signals: [], inexactFaults: 0, unmappedTbs: 0 };
 }
 
 /** Where a completed block continues when the code alone says so, else NaN. */

@@ -127,14 +127,26 @@ export class QemuLogParser {
   }
   /** Still in qemu's start-up output (before the first translation). */
   private preamble = true;
-  /** The pid of the strace lines (one process: the recorder stops at clone). */
+  /** The pid of the strace lines (one process per log: a whole-program log stops at clone, a thread's log is one thread's). */
   private pid: string | null = null;
   /** The parser was told to stop (the recording ends at an exec or clone entry). */
   private halted = false;
   /** Bytes parsed so far. */
   bytesParsed = 0;
 
-  constructor(private readonly sink: QemuLogSink) {}
+  /**
+   * `thread`: the log of one thread other than the first (qemu's `-d tid`):
+   * it has no start-up output, and its syscalls are those of process `pid`.
+   * A forked child's log starts with the result of the fork (`inSyscall`),
+   * which its parent entered.
+   */
+  constructor(private readonly sink: QemuLogSink, thread?: { pid: number; inSyscall?: string }) {
+    if (thread !== undefined) {
+      this.preamble = false;
+      this.pid = String(thread.pid);
+      if (thread.inSyscall !== undefined) this.pending = { text: `${thread.inSyscall}()`, pageDump: false };
+    }
+  }
 
   /** Ignore the rest of the log (the recording stopped at this point). */
   halt(): void {

@@ -20,13 +20,12 @@
  * that holds a ptscope bundle.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { ElfFile } from '../../flow/elf.js';
 import { CoreFile } from '../core-file.js';
-import { readJsonFile } from '../import/json-input.js';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
 import { bundleImages, BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleManifest } from './bundle.js';
 import { ConfinedRun, LOG_FD } from './confined-run.js';
@@ -35,18 +34,18 @@ import { interpreterOf, MemoryMap } from './memory-map.js';
 import { PathReconstruction, type StopReason } from './path-reconstruction.js';
 import { DEFAULT_TIMING, PtEncoderSession, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
 import { QemuLogParser, RecordingTampered } from './qemu-log.js';
-import { DEFAULT_LIMITS, MIB, type ResourceLimits } from './resource-limits.js';
+import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TraceOutput } from './trace-output.js';
+import { recordThreads } from './record-threads.js';
+import {
+  argumentPaths, checkReplaceable, confinedRun, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES,
+} from './record-support.js';
 
-/** A recording that cannot be made: one line for the user. */
-export class RecordError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RecordError';
-  }
-}
+export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
+import type { ThreadFifos } from './thread-fifos.js';
 
 export interface RecordOptions {
   /** Program and arguments, as the program sees them. */
@@ -114,15 +113,11 @@ export interface RecordResult {
   stderr: string;
   /** Recording wall time in seconds. */
   seconds: number;
+  /** A one-log recording stopped where the program started a thread (record() then follows the threads). */
+  startsThreads?: boolean;
 }
 
 export const INTEL_PT_SYSFS = '/sys/bus/event_source/devices/intel_pt';
-const QEMU = 'qemu-x86_64';
-const LOG_ITEMS = 'in_asm,exec,nochain,page,strace';
-export const DEFAULT_MAX_TRACE_BYTES = 1024 * MIB;
-export const DEFAULT_MAX_RECORDER_BYTES = 1024 * MIB;
-/** Bytes of the target's stdout/stderr kept when they are captured. */
-const MAX_CAPTURED_OUTPUT = 16 * MIB;
 /** The uid that owns the log FIFO when the recorder is root, so that the target cannot change its mode. */
 const FIFO_OWNER = 65534;
 
@@ -161,32 +156,6 @@ function readProgram(path: string): { bytes: Buffer; elf: ElfFile } {
   }
 }
 
-/**
- * Refuse to replace `output` unless --force was given and it is a
- * directory holding a ptscope bundle manifest: --force must never delete
- * anything else.
- */
-function checkReplaceable(output: string, force: boolean): void {
-  let st;
-  try {
-    st = lstatSync(output);
-  } catch {
-    return;
-  }
-  if (!force) throw new RecordError(`record: ${output} already exists (use --force to replace a bundle)`);
-  if (!st.isDirectory()) throw new RecordError(`record: --force replaces only a ptscope bundle directory; ${output} is not a directory`);
-  let manifest: unknown;
-  try {
-    manifest = readJsonFile(join(output, MANIFEST_NAME));
-  } catch {
-    manifest = null;
-  }
-  const format = manifest !== null && typeof manifest === 'object' ? (manifest as { format?: unknown }).format : undefined;
-  if (format !== BUNDLE_FORMAT) {
-    throw new RecordError(`record: --force replaces only a ptscope bundle; ${output} holds no ${MANIFEST_NAME} with format "${BUNDLE_FORMAT}"`);
-  }
-}
-
 export async function record(opts: RecordOptions): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   if (opts.argv.length === 0) throw new RecordError('record: no program given');
@@ -206,61 +175,13 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   }
   const qemu = findOnPath(QEMU);
   if (qemu === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
-  return recordEmulated(opts, program, exe, qemu, output);
-}
-
-/** What a path names: only regular files and directories are shown to the sandbox. */
-function showable(path: string): 'yes' | 'missing' | string {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    return 'missing';
-  }
-  if (st.isFile() || st.isDirectory()) return 'yes';
-  return st.isSocket() ? 'a socket' : st.isFIFO() ? 'a FIFO' : 'a device';
-}
-
-/**
- * Arguments naming existing files (rewritten as absolute paths, which the
- * confined program can open from its own working directory), and those
- * paths. Sockets, FIFOs and devices are never shown (a socket stays
- * connectable through a read-only mount), and are reported.
- */
-function argumentPaths(argv: readonly string[], expose: boolean): { argv: string[]; paths: string[]; refused: string[] } {
-  const out = [argv[0]];
-  const paths = new Set<string>();
-  const refused: string[] = [];
-  for (const a of argv.slice(1)) {
-    if (!expose) {
-      out.push(a);
-      continue;
-    }
-    const eq = a.startsWith('-') ? a.indexOf('=') : -1;
-    const value = eq > 0 ? a.slice(eq + 1) : a.startsWith('-') ? '' : a;
-    const kind = value === '' ? 'missing' : showable(value);
-    if (kind === 'yes') {
-      const abs = resolve(value);
-      paths.add(abs);
-      out.push(eq > 0 ? `${a.slice(0, eq + 1)}${abs}` : abs);
-    } else {
-      if (kind !== 'missing') refused.push(`${value} is ${kind}: not shown to the sandbox`);
-      out.push(a);
-    }
-  }
-  return { argv: out, paths: [...paths], refused };
-}
-
-/** qemu `-E` arguments for the guest-only environment. */
-function guestEnvArgs(env: Record<string, string> | undefined): string[] {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(env ?? {})) {
-    if (k.includes('=') || k.includes(',') || v.includes(',') || k.includes('\0') || v.includes('\0')) {
-      throw new RecordError(`record: guest environment ${k}: no '=', ',' or NUL allowed`);
-    }
-    out.push('-E', `${k}=${v}`);
-  }
-  return out;
+  const first = await recordEmulated(opts, program, exe, qemu, output, false);
+  if (first.startsThreads !== true || !opts.sandbox) return first;
+  // The program starts threads or processes: the one-log recording (whose
+  // log channel is the most tamper-proof) stopped there. Record the program
+  // again with one log per thread, following every thread and process.
+  notice('the program starts threads: recording it again, following each thread');
+  return recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
 }
 
 /** Make the log FIFO writable by the emulator through its descriptor, but not readable or re-modable by the target. */
@@ -276,11 +197,7 @@ function protectFifo(path: string): void {
   }
 }
 
-function errorText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string): Promise<RecordResult> {
+async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string, perThread: boolean): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   const started = process.hrtime.bigint();
   if (opts.signal?.aborted) throw new RecordError('record: interrupted');
@@ -293,7 +210,9 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
   let logWrite: number | null = null;
   let keepLog: number | null = null;
   let stdinFd: number | null = null;
+  let fifos: ThreadFifos | null = null;
   try {
+    if (perThread) return await recordThreads(opts, program, exe, qemu, output, staging, logDir, limits, started, (f) => (fifos = f), (r) => (run = r));
     const fifo = join(logDir, 'qemu.log');
     const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
     if (mk.status !== 0) throw new RecordError(`record: cannot create a FIFO in ${logDir}`);
@@ -575,28 +494,15 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     renameSync(staging, output);
     for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds };
+    const startsThreads = stopped === 'clone' && /CLONE_THREAD/.test(path.stopDetail ?? '');
+    return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds, startsThreads };
   } finally {
     for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);
-    run?.dispose();
+    (fifos as ThreadFifos | null)?.destroy();
+    (run as ConfinedRun | null)?.dispose();
     rmSync(staging, { recursive: true, force: true });
     rmSync(logDir, { recursive: true, force: true });
   }
-}
-
-/** A confined run for the recorder; a run that cannot be prepared is a one-line RecordError. */
-function confinedRun(spec: ConstructorParameters<typeof ConfinedRun>[0]): ConfinedRun {
-  try {
-    return new ConfinedRun(spec);
-  } catch (e) {
-    throw new RecordError(`record: ${errorText(e)}`);
-  }
-}
-
-/** A file name for an image copy: the original's base name, printable and short. */
-function safeBaseName(path: string): string {
-  const b = basename(path).replace(/[^A-Za-z0-9._+-]/g, '_').slice(0, 100);
-  return b === '' || b === '.' || b === '..' ? 'image' : b;
 }
 
 /**
@@ -651,18 +557,3 @@ async function recordWithPerf(opts: RecordOptions, program: string, output: stri
   }
 }
 
-const SIGNAL_NAMES: Record<number, string> = {
-  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
-  9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
-  24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS',
-};
-
-/** Open the target's standard input file; a missing file is a one-line error. */
-function openStdin(path: string | undefined): number | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return openSync(path, 'r');
-  } catch (e) {
-    throw new RecordError(`record: cannot read the standard input file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}

@@ -1,0 +1,141 @@
+/**
+ * What both emulated recording modes (record.ts: one log; record-threads.ts:
+ * one log per thread) share: the one-line error, the program's arguments and
+ * environment as the sandbox shows them, the output directory's checks.
+ */
+import { lstatSync, openSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { readJsonFile } from '../import/json-input.js';
+import { BUNDLE_FORMAT, MANIFEST_NAME } from './bundle.js';
+import { ConfinedRun } from './confined-run.js';
+import { MIB } from './resource-limits.js';
+
+export const QEMU = 'qemu-x86_64';
+export const LOG_ITEMS = 'in_asm,exec,nochain,page,strace';
+export const DEFAULT_MAX_TRACE_BYTES = 1024 * MIB;
+export const DEFAULT_MAX_RECORDER_BYTES = 1024 * MIB;
+/** Bytes of the target's stdout/stderr kept when they are captured. */
+export const MAX_CAPTURED_OUTPUT = 16 * MIB;
+
+/** A recording that cannot be made: one line for the user. */
+export class RecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RecordError';
+  }
+}
+
+/** What a path names: only regular files and directories are shown to the sandbox. */
+export function showable(path: string): 'yes' | 'missing' | string {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return 'missing';
+  }
+  if (st.isFile() || st.isDirectory()) return 'yes';
+  return st.isSocket() ? 'a socket' : st.isFIFO() ? 'a FIFO' : 'a device';
+}
+
+/**
+ * Arguments naming existing files (rewritten as absolute paths, which the
+ * confined program can open from its own working directory), and those
+ * paths. Sockets, FIFOs and devices are never shown (a socket stays
+ * connectable through a read-only mount), and are reported.
+ */
+export function argumentPaths(argv: readonly string[], expose: boolean): { argv: string[]; paths: string[]; refused: string[] } {
+  const out = [argv[0]];
+  const paths = new Set<string>();
+  const refused: string[] = [];
+  for (const a of argv.slice(1)) {
+    if (!expose) {
+      out.push(a);
+      continue;
+    }
+    const eq = a.startsWith('-') ? a.indexOf('=') : -1;
+    const value = eq > 0 ? a.slice(eq + 1) : a.startsWith('-') ? '' : a;
+    const kind = value === '' ? 'missing' : showable(value);
+    if (kind === 'yes') {
+      const abs = resolve(value);
+      paths.add(abs);
+      out.push(eq > 0 ? `${a.slice(0, eq + 1)}${abs}` : abs);
+    } else {
+      if (kind !== 'missing') refused.push(`${value} is ${kind}: not shown to the sandbox`);
+      out.push(a);
+    }
+  }
+  return { argv: out, paths: [...paths], refused };
+}
+
+/** qemu `-E` arguments for the guest-only environment. */
+export function guestEnvArgs(env: Record<string, string> | undefined): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(env ?? {})) {
+    if (k.includes('=') || k.includes(',') || v.includes(',') || k.includes('\0') || v.includes('\0')) {
+      throw new RecordError(`record: guest environment ${k}: no '=', ',' or NUL allowed`);
+    }
+    out.push('-E', `${k}=${v}`);
+  }
+  return out;
+}
+
+export function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A confined run for the recorder; a run that cannot be prepared is a one-line RecordError. */
+export function confinedRun(spec: ConstructorParameters<typeof ConfinedRun>[0]): ConfinedRun {
+  try {
+    return new ConfinedRun(spec);
+  } catch (e) {
+    throw new RecordError(`record: ${errorText(e)}`);
+  }
+}
+
+/** A file name for an image copy: the original's base name, printable and short. */
+export function safeBaseName(path: string): string {
+  const b = basename(path).replace(/[^A-Za-z0-9._+-]/g, '_').slice(0, 100);
+  return b === '' || b === '.' || b === '..' ? 'image' : b;
+}
+
+export const SIGNAL_NAMES: Record<number, string> = {
+  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
+  9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
+  24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS',
+};
+
+/** Open the target's standard input file; a missing file is a one-line error. */
+export function openStdin(path: string | undefined): number | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    throw new RecordError(`record: cannot read the standard input file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/**
+ * Refuse to replace `output` unless --force was given and it is a
+ * directory holding a ptscope bundle manifest: --force must never delete
+ * anything else.
+ */
+export function checkReplaceable(output: string, force: boolean): void {
+  let st;
+  try {
+    st = lstatSync(output);
+  } catch {
+    return;
+  }
+  if (!force) throw new RecordError(`record: ${output} already exists (use --force to replace a bundle)`);
+  if (!st.isDirectory()) throw new RecordError(`record: --force replaces only a ptscope bundle directory; ${output} is not a directory`);
+  let manifest: unknown;
+  try {
+    manifest = readJsonFile(join(output, MANIFEST_NAME));
+  } catch {
+    manifest = null;
+  }
+  const format = manifest !== null && typeof manifest === 'object' ? (manifest as { format?: unknown }).format : undefined;
+  if (format !== BUNDLE_FORMAT) {
+    throw new RecordError(`record: --force replaces only a ptscope bundle; ${output} holds no ${MANIFEST_NAME} with format "${BUNDLE_FORMAT}"`);
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * The emulated recording of a program that starts threads or processes:
+ * qemu-user writes one log per thread (`-d ...,tid`, thread-fifos.ts), and
+ * task-tracer.ts turns each into its own PT stream. The bundle is manifest
+ * version 2 (processes, threads, one stream per thread; ../bundle/manifest.ts)
+ * unless only one thread ran, which is written as version 1 like a one-log
+ * recording.
+ *
+ * Only inside the sandbox: its PID namespace keeps tids small, so a FIFO
+ * for each exists beforehand (record.ts records unconfined programs with one
+ * log, up to their first clone).
+ */
+import { chmodSync, closeSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ElfFile } from '../../flow/elf.js';
+import type { ManifestV2 } from '../bundle/manifest.js';
+import { CoreFile } from '../core-file.js';
+import { bundleImages, BUNDLE_FORMAT, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
+import { ConfinedRun } from './confined-run.js';
+import { GuestFiles } from './guest-files.js';
+import { interpreterOf, MemoryMap, type ImageMapping } from './memory-map.js';
+import type { StopReason } from './path-reconstruction.js';
+import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
+import { RecordingTampered } from './qemu-log.js';
+import type { RecordOptions, RecordResult } from './record.js';
+import {
+  argumentPaths, checkReplaceable, confinedRun, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES,
+} from './record-support.js';
+import type { ResourceLimits } from './resource-limits.js';
+import { sandboxUnavailable } from './sandbox.js';
+import { sandboxView, visibleHostFile } from './sandbox-view.js';
+import { TaskTracer } from './task-tracer.js';
+import { MAX_TASK_ID, THREAD_LOG_DIR, ThreadFifos } from './thread-fifos.js';
+
+export async function recordThreads(
+  opts: RecordOptions,
+  program: string,
+  exe: { bytes: Buffer; elf: ElfFile },
+  qemu: string,
+  output: string,
+  staging: string,
+  logDir: string,
+  limits: ResourceLimits,
+  started: bigint,
+  keepFifos: (f: ThreadFifos) => void,
+  keepRun: (r: ConfinedRun) => void,
+): Promise<RecordResult> {
+  const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
+  const guestProgram = opts.program?.guest ?? program;
+  const args = argumentPaths(opts.argv, opts.exposeArguments !== false);
+  const guestArgv = [guestProgram, ...args.argv.slice(1)];
+  const allowRead: string[] = [];
+  for (const p of opts.allowRead ?? []) {
+    const kind = showable(p);
+    if (kind === 'yes') allowRead.push(resolve(p));
+    else throw new RecordError(`record: --allow-read ${p}: ${kind === 'missing' ? 'no such file or directory' : `${kind}, which is never shown to the sandbox`}`);
+  }
+  const why = sandboxUnavailable();
+  if (why !== null) throw new RecordError(`record: ${why}; install bubblewrap, or pass --no-sandbox to run the program unconfined`);
+  const interp = interpreterOf(exe.elf, exe.bytes);
+  const probe = sandboxView({ program: opts.program ? undefined : program, arguments: args.paths, allowRead });
+  if (interp !== null && visibleHostFile(probe, interp) === null) {
+    throw new RecordError(`record: the program's loader ${interp} is outside the sandbox's view (system directories, the program, its arguments); pass --allow-read ${interp}`);
+  }
+
+  let failure: Error | null = null;
+  let tracer: TaskTracer | null = null;
+  let kill = (): void => {};
+  const fifos = new ThreadFifos(join(logDir, 'threads'), (tid, chunk) => {
+    if (failure !== null || tracer === null) return;
+    try {
+      tracer.feed(tid, chunk);
+    } catch (e) {
+      failure = e as Error;
+      kill();
+    }
+  }, (e) => {
+    failure ??= e;
+  });
+  keepFifos(fifos);
+
+  const stdinFd = openStdin(opts.stdin) ?? null;
+  const run = confinedRun({
+    command: [qemu, '-d', `${LOG_ITEMS},tid`, '-D', `${THREAD_LOG_DIR}/%d`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
+    sandbox: true,
+    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead, logDir: { host: fifos.dir, guest: THREAD_LOG_DIR } },
+    limits,
+    stdin: stdinFd ?? undefined,
+    output: opts.stdio ?? 'inherit',
+    collect: { core: true, executables: true },
+    timeoutSec: 0,
+    live: true,
+  });
+  keepRun(run);
+  kill = (): void => run.kill();
+  const warnings: string[] = [
+    ...run.notes,
+    'threads and processes were recorded from one log per thread, which the program can reach by path: the log\'s integrity checks are weaker than for a one-thread recording',
+  ];
+
+  const timing: TimingSettings = { ...DEFAULT_TIMING, ...opts.timing };
+  const settings: EncoderSettings = {
+    psbPeriod: opts.psbPeriod,
+    retCompression: opts.retCompression,
+    longTnt: opts.longTnt,
+    ranges: opts.ranges,
+    timing,
+    snapshot: opts.snapshotBytes > 0,
+  };
+  const maxRecorderBytes = opts.maxRecorderBytes ?? DEFAULT_MAX_RECORDER_BYTES;
+  const maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
+  const files = new GuestFiles(run.view, maxRecorderBytes);
+  const memory = new MemoryMap(guestProgram, run.scratch, files);
+  let stopped: StopReason | 'timeout' | null = null;
+  tracer = new TaskTracer({
+    dir: staging,
+    firstFile: TRACE_NAME,
+    settings,
+    snapshotBytes: opts.snapshotBytes,
+    memory,
+    maxInsns: opts.maxInsns,
+    maxBlockBytes: maxRecorderBytes,
+    overLimit: (out) => (maxTraceBytes > 0 && opts.snapshotBytes === 0 && out.offset >= maxTraceBytes ? 'trace-size' : null),
+    onStop: (reason) => {
+      stopped ??= reason;
+      kill();
+    },
+  });
+
+  let stdoutText = '';
+  let stderrText = '';
+  let aborted = false;
+  const onAbort = (): void => {
+    aborted = true;
+    kill();
+  };
+  opts.signal?.addEventListener('abort', onAbort);
+  let exit: { code: number | null; signal: NodeJS.Signals | null };
+  try {
+    const child = run.start();
+    const handedOut = run.collected();
+    const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
+    exit = await new Promise((resolveExit, reject) => {
+      child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
+      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
+      const timer = opts.timeoutSec > 0
+        ? setTimeout(() => {
+            stopped ??= 'timeout';
+            kill();
+          }, opts.timeoutSec * 1000)
+        : null;
+      child.on('close', (code, signal) => {
+        if (timer) clearTimeout(timer);
+        // Everything the threads logged is in the FIFOs now: read them to their ends.
+        fifos.release();
+        void fifos.done.then(() => resolveExit({ code, signal }));
+      });
+    });
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (aborted) throw new RecordError('record: interrupted');
+    const t = tracer;
+    const fail = (f: Error): never => {
+      if (f instanceof RecordingTampered) throw new RecordError(`record: recording tampered: ${f.message}`);
+      throw new RecordError(`record: recording stopped: the emulator's log could not be followed (${f.message}); nothing was kept`);
+    };
+    if (failure !== null) fail(failure);
+    if (t.threads.size === 0) {
+      const last = stderrText.trim().split('\n').pop() ?? '';
+      throw new RecordError(`record: the program did not start under ${QEMU}${last ? `: ${last}` : ''}`);
+    }
+    const handed = await handedOut;
+    files.addMade(handed);
+    let core: { file: CoreFile; bytes: Buffer } | null = null;
+    for (const [name, bytes] of handed) {
+      if (core !== null || !/\/qemu_[^/]*\.core$/.test(name)) continue;
+      try {
+        core = { file: CoreFile.parse(bytes, 'core'), bytes };
+      } catch (e) {
+        warnings.push(`the emulator's core dump could not be read: ${errorText(e)}`);
+      }
+    }
+    if (core !== null) writeFileSync(join(staging, 'core'), core.bytes);
+    try {
+      t.finish(core !== null && stopped === null ? core.file.rip : null, stopped === 'timeout');
+    } catch (e) {
+      fail(e as Error);
+    }
+
+    let signal: string | null = null;
+    let status: number | null = exit.code;
+    if (stopped !== null) {
+      // stopped by the recorder
+    } else if (core !== null) signal = SIGNAL_NAMES[core.file.signal] ?? `SIG${core.file.signal}`;
+    else if (exit.signal !== null) signal = exit.signal;
+    else if (exit.code !== null && exit.code > 128 && t.stats.signals.length > 0) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
+    if (signal !== null) status = null;
+
+    // Images: each file copied once; each process's executable mappings.
+    mkdirSync(join(staging, 'images'));
+    const copies = new Map<string, string>();
+    const allImages: BundleImage[] = [];
+    const imageIndex = new Map<string, number>();
+    const processImages = new Map<number, number[]>();
+    for (const p of t.processes.values()) {
+      const mapped = p.memory.images();
+      const keep: ImageMapping[] = [];
+      for (const m of mapped) {
+        if (!copies.has(m.path)) {
+          const bytes = files.read(m.path);
+          if (bytes === null) continue;
+          const name = `images/${copies.size}-${safeBaseName(m.path)}`;
+          writeFileSync(join(staging, name), bytes);
+          copies.set(m.path, name);
+          if (files.isMadeByProgram(m.path)) warnings.push(`${m.path}: code from a file the program wrote itself, kept as it was when the program ended`);
+        }
+        keep.push(m);
+      }
+      const indices: number[] = [];
+      for (const im of bundleImages(keep, copies)) {
+        const key = `${im.file}:${im.offset}:${im.size}:${im.address}`;
+        let i = imageIndex.get(key);
+        if (i === undefined) {
+          i = allImages.length;
+          allImages.push(im);
+          imageIndex.set(key, i);
+        }
+        indices.push(i);
+      }
+      processImages.set(p.pid, indices);
+      warnings.push(...p.memory.warnings);
+    }
+    for (const th of t.threads.values()) warnings.push(...th.path.warnings.map((w) => `[${th.pid}/${th.tid}] ${w}`));
+    warnings.push(...t.warnings);
+    if (stopped === 'trace-size') warnings.push(`recording stopped: a thread's trace reached --max-trace-size (${maxTraceBytes} bytes); the traces up to there are kept`);
+    if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the traces up to there are kept`);
+    if (t.stats.inexactFaults > 0) warnings.push(`${t.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
+    if (t.stats.unmappedTbs > 0) warnings.push(`${t.stats.unmappedTbs} TB executions at addresses no image maps`);
+    for (const p of t.processes.values()) if (p.untraced !== null) warnings.push(`process ${p.pid}: ${p.untraced}`);
+    warnings.push(`tasks with ids above ${MAX_TASK_ID} in the sandbox cannot be traced (none is silently dropped: each shows as created but not traced)`);
+
+    const streams = [...t.threads.values()].map((th) => {
+      const written = th.out.finish();
+      const hash = settings.snapshot ? th.session.hashFrom(written.start) : th.session.traced;
+      return {
+        thread: th,
+        entry: {
+          file: th.file,
+          pid: th.pid,
+          tid: th.tid,
+          cpu: null,
+          bytes: written.size,
+          fullBytes: written.fullSize,
+          snapshotStart: written.start,
+          images: processImages.get(th.pid) ?? [],
+          instructions: { executed: th.path.instructions, traced: hash.count, fnv1a64: hash.hex() },
+        },
+      };
+    });
+    const exitInfo = { status, signal, stopped };
+    const config = {
+      sandbox: true,
+      timeoutSec: opts.timeoutSec,
+      maxInsns: opts.maxInsns,
+      maxTraceBytes,
+      limits,
+      filters: opts.ranges.map((r) => ({ from: '0x' + r.from.toString(16), to: '0x' + r.to.toString(16) })),
+      snapshotBytes: opts.snapshotBytes,
+      psbPeriod: opts.psbPeriod,
+      retCompression: opts.retCompression,
+      longTnt: opts.longTnt,
+      timing: { tsc: timing.tsc, mtc: timing.mtc, cyc: timing.cyc },
+      qemuLog: `${LOG_ITEMS},tid`,
+    };
+    const encoder = { cpu: 'none' as const, mtcFreq: timing.mtcFreq, cpuid15: { eax: 1, ebx: timing.ctcRatio }, nominalFreq: null, tscBase: timing.tscBase };
+    const stats = { tbExecutions: t.stats.tbExecutions, translations: t.stats.translations, signals: t.stats.signals, threads: t.threads.size, processes: t.processes.size };
+    const rootPid = streams[0].entry.pid;
+    const single = streams.length === 1 && t.processes.size === 1 && [...t.processes.values()].every((p) => p.untraced === null);
+    let manifest: BundleManifest | ManifestV2;
+    if (single) {
+      const s = streams[0].entry;
+      const images = allImages;
+      manifest = {
+        format: BUNDLE_FORMAT,
+        version: 1,
+        recorder: 'qemu',
+        program: { argv: opts.argv, path: guestProgram, cwd: run.scratch },
+        exit: exitInfo,
+        trace: { file: s.file, bytes: s.bytes, fullBytes: s.fullBytes, snapshotStart: s.snapshotStart },
+        instructions: { executed: t.stats.instructions, traced: s.instructions.traced, fnv1a64: s.instructions.fnv1a64 },
+        addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
+        images,
+        config,
+        encoder,
+        decode: decodeCommands(images, s.file),
+        stats: { ...stats, logBytes: null },
+        warnings,
+      };
+    } else {
+      manifest = {
+        format: BUNDLE_FORMAT,
+        version: 2,
+        recorder: 'qemu',
+        program: { argv: opts.argv, path: guestProgram, cwd: run.scratch },
+        exit: exitInfo,
+        processes: [...t.processes.values()].map((p) => ({
+          pid: p.pid,
+          ppid: p.ppid,
+          program: p.pid === rootPid ? { argv: opts.argv, path: guestProgram, cwd: run.scratch } : null,
+          exit: p.pid === rootPid ? exitInfo : null,
+          untraced: p.untraced,
+        })),
+        threads: streams.map((s) => ({ tid: s.entry.tid, pid: s.entry.pid, name: null })),
+        streams: streams.map((s) => s.entry),
+        images: allImages.map((im) => ({ ...im, runtime: null })),
+        core: core !== null ? { file: 'core', pid: rootPid } : null,
+        addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
+        config,
+        encoder,
+        stats,
+        warnings,
+      };
+    }
+    writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
+    chmodSync(staging, 0o755);
+    if (opts.signal?.aborted) throw new RecordError('record: interrupted');
+    checkReplaceable(output, opts.force === true);
+    if (existsSync(output)) rmSync(output, { recursive: true, force: true });
+    renameSync(staging, output);
+    for (const w of warnings) notice(`warning: ${w}`);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    // A version-2 manifest shares the fields callers print (recorder, exit, images); the rest they check before use.
+    return { bundle: output, manifest: manifest as BundleManifest, stdout: stdoutText, stderr: stderrText, seconds };
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (stdinFd !== null) closeSync(stdinFd);
+  }
+}
+
