@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { walkPiece, type PieceResult } from '../../flow/parallel/piece-walk.js';
+import { overlapLimit, walkPiece, type PieceResult } from '../../flow/parallel/piece-walk.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import type { OpenOptions } from '../../sources/import/open-recording.js';
 import type { TraceInput } from '../trace-input.js';
@@ -30,7 +30,8 @@ export function inThreadDecoder(input: TraceInput): PieceDecoder {
     workers: 1,
     decode: async (ranges, done, limit) =>
       ranges.map((r, i) => {
-        const p = walkPiece(input.trace, r, ranges[i + 1]?.to ?? limit ?? input.trace.length, input.config, input.image);
+        const size = input.trace.length;
+        const p = walkPiece(input.trace, r, overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size), input.config, input.image);
         done?.(r.to - r.from);
         return p;
       }),
@@ -44,10 +45,17 @@ export interface InputLocation {
   options: OpenOptions;
 }
 
+/** The worker's compiled file (from the sources, as under vitest, the build's copy). */
+function workerFile(): string {
+  const here = new URL(import.meta.url);
+  if (here.pathname.endsWith('.ts')) return new URL('../../../dist/src/analyses/parallel/piece-worker.js', here).href;
+  return new URL('./piece-worker.js', here).href;
+}
+
 /** Decode on `workers` worker threads; each opens the recording once. */
 export function poolDecoder(input: TraceInput, at: InputLocation, workers: number): PieceDecoder {
   const pool = new Piscina({
-    filename: new URL('./piece-worker.js', import.meta.url).href,
+    filename: workerFile(),
     minThreads: workers,
     maxThreads: workers,
     // A worker holds one recording's images; the queue is bounded by the pieces given.
@@ -61,7 +69,7 @@ export function poolDecoder(input: TraceInput, at: InputLocation, workers: numbe
     decode: (ranges, done, limit) =>
       Promise.all(
         ranges.map(async (range, i) => {
-          const task: PieceTask = { path: at.path, options: at.options, stream: input.stream.index, trace: shared, range, limit: ranges[i + 1]?.to ?? limit ?? shared.length };
+          const task: PieceTask = { path: at.path, options: at.options, stream: input.stream.index, trace: shared, range, limit: overlapLimit(range, ranges[i + 1]?.to ?? limit ?? shared.length, shared.length) };
           const r = (await pool.run(task)) as PieceResult;
           done?.(range.to - range.from);
           return r;

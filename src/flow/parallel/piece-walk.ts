@@ -21,6 +21,14 @@ export const OVERLAP_TRANSFERS = 64;
 /** Bytes past a piece's end the overlap covers at least (a PSB+ and what follows it). */
 export const OVERLAP_BYTES = 512;
 
+/** How far past its end a piece's decode may read, at least, to find its overlap (unless the next piece ends further on). */
+export const OVERLAP_LIMIT = 256 << 10;
+
+/** The limit of a piece's decode: its overlap, and at least the next piece's end. */
+export function overlapLimit(range: SegmentRange, nextEnd: number, size: number): number {
+  return Math.min(size, Math.max(nextEnd, range.to + OVERLAP_LIMIT));
+}
+
 /** What one piece's walk gives (structured-clonable). */
 export interface PieceResult extends SegmentRange {
   stats: FlowStats;
