@@ -7,11 +7,12 @@
 # linux-perf so that perf script checks the perf.data files we write; chromium
 # (Debian's, never a downloaded one) for the HTML report test; clang and
 # binutils' addr2line for the DWARF line-table oracle test (ptscope itself
-# reads DWARF in process and needs neither at run time).
+# reads DWARF in process and needs neither at run time); redis-server for the
+# fleet tests (a real Redis on a free local port, never a mock).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-PKGS=(libipt-dev gcc clang make cmake yasm binutils qemu-user bubblewrap util-linux nasm linux-perf python3 gzip coreutils chromium)
+PKGS=(libipt-dev gcc clang make cmake yasm binutils qemu-user bubblewrap util-linux nasm linux-perf python3 gzip coreutils chromium redis-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -94,7 +94,7 @@ function slots(root: Json): { parent: Json[] | Record<string, Json>; key: string
 }
 
 /** Is `v` within the generator's bounds (about `budget` bytes of JSON, nesting under `depth`)? */
-function withinBounds(v: Json, budget = 6_000_000, depth = 2500): boolean {
+function withinBounds(v: Json, budget = 6_000_000, depth = 1000): boolean {
   let size = 0;
   const todo: [Json, number][] = [[v, 0]];
   while (todo.length > 0) {
@@ -147,7 +147,7 @@ export function mutateJson(rng: Rng, seed: Json): string {
         break;
       case 5: {
         let v: Json = old;
-        for (let d = rng.int(2000); d > 0; d--) v = [v];
+        for (let d = rng.int(1000); d > 0; d--) v = [v];
         p[s.key] = v;
         break;
       }

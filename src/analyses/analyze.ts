@@ -100,6 +100,16 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
 }
 
 /**
+ * A decode that yielded no instruction is an input error, not a clean
+ * result: the one line that commands and fleet jobs fail with, or null when
+ * something was decoded.
+ */
+export function nothingDecodedError(name: string, instructions: number, errors: number): string | null {
+  if (instructions > 0) return null;
+  return `${name}: no instruction could be decoded${errors > 0 ? ` (${errors} decode errors)` : ''}: not an Intel PT trace of this code, or its images are missing.`;
+}
+
+/**
  * For `npm run bench`: one full analyze pass (decode + the given detectors,
  * the default set if none) over an input; instructions per second.
  */

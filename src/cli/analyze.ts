@@ -3,7 +3,7 @@
  * recording (bundle, perf.data, or a raw trace with images) and print the
  * findings (text or JSON lines).
  */
-import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
+import { analyzeTrace, defaultDetectors, nothingDecodedError, type AnalyzeResult } from '../analyses/analyze.js';
 import { DETECTORS, DETECTOR_NAMES, validateDetectorParams } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
@@ -71,9 +71,8 @@ function parseParams(items: readonly string[]): Record<string, Record<string, st
 
 /** The exit status a decode result gives: nothing decoded is an input error, errors a partial read. */
 export function decodeStatus(name: string, r: AnalyzeResult): number {
-  if (r.flow.instructions === 0) {
-    throw new CliError(`${name}: no instruction could be decoded${r.flow.errors > 0 ? ` (${r.flow.errors} decode errors)` : ''}: not an Intel PT trace of this code, or its images are missing.`);
-  }
+  const nothing = nothingDecodedError(name, r.flow.instructions, r.flow.errors);
+  if (nothing !== null) throw new CliError(nothing);
   return r.flow.errors > 0 ? 1 : 0;
 }
 

@@ -19,6 +19,9 @@ import { classifyCommand, runClassifyCommand } from './classify.js';
 import { trainCommand, runTrainCommand } from './train.js';
 import { exportPerfCommand, runExportPerfCommand } from './export-perf.js';
 import { completionCommand, runCompletionCommand } from './completion.js';
+import { workerCommand, runWorkerCommand } from './worker.js';
+import { submitCommand, runSubmitCommand } from './submit.js';
+import { jobsCommand, runJobsCommand } from './jobs.js';
 
 type Runner = (args: string[], out: LineWriter) => number | Promise<number>;
 
@@ -48,6 +51,9 @@ export const COMMANDS: Record<string, CommandEntry> = {
   demo: { define: demoCommand, run: runDemoCommand },
   classify: { define: classifyCommand, run: runClassifyCommand },
   train: { define: trainCommand, run: runTrainCommand },
+  worker: { define: workerCommand, run: runWorkerCommand },
+  submit: { define: submitCommand, run: runSubmitCommand },
+  jobs: { define: jobsCommand, run: runJobsCommand },
   completion: { define: completionCommand, run: (args, out) => runCompletionCommand(args, out, COMMANDS) },
 };
 

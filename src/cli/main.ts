@@ -21,6 +21,9 @@ commands:
   classify  score the windows before each system call with the learned exploit model
   train     train the learned exploit model on a dataset of windows
   export-perf  write a recording as a perf.data that Linux perf decodes
+  worker    run a fleet worker: take jobs from Redis (BullMQ) and run them
+  submit    enqueue jobs for the fleet (record, analyze, ..., a large trace as a flow)
+  jobs      list the fleet's jobs with their state and progress
   completion   print a bash or zsh completion script
   help      show help for a command
 

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { nothingDecodedError } from '../analyses/analyze.js';
 import { DETECTOR_NAMES } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { traceInputs } from '../analyses/trace-input.js';
@@ -85,9 +86,8 @@ export function buildModelsForCli(target: string, a: ReportBuildArgs, title?: st
 
 /** Nothing decoded is an input error: a report must not show a green verdict for it. */
 export function modelStatus(m: ReportModel): number {
-  if (m.trace.instructions === 0) {
-    throw new CliError(`${m.source}: no instruction could be decoded${m.trace.decodeErrors > 0 ? ` (${m.trace.decodeErrors} decode errors)` : ''}: not an Intel PT trace of this code, or its images are missing.`);
-  }
+  const nothing = nothingDecodedError(m.source, m.trace.instructions, m.trace.decodeErrors);
+  if (nothing !== null) throw new CliError(nothing);
   return m.trace.decodeErrors > 0 ? 1 : 0;
 }
 

@@ -4,7 +4,6 @@
  * overflow, decode errors) so that reverse execution never runs across
  * missing instructions.
  */
-import { PacketDecoder } from '../../packets/decoder.js';
 import { ControlFlowWalker, GapKind, type FlowConsumer } from '../../flow/control-flow.js';
 import { InsnDecoder } from '../../flow/insn-decoder.js';
 import type { InstructionInfo } from '../../flow/instruction.js';

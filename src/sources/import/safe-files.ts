@@ -44,12 +44,12 @@ function why(e: unknown): string {
 /**
  * The real path of `relative` inside directory `root`, which must contain
  * it after symlinks are resolved. `field` names the manifest field for the
- * error message.
+ * error message; `within` names the directory (a bundle, a fleet's store).
  */
-export function confinedPath(root: string, relative: unknown, field: string): string {
-  if (typeof relative !== 'string' || relative.length === 0) throw new InputError(`${field}: expected a file name inside the bundle`);
+export function confinedPath(root: string, relative: unknown, field: string, within = 'bundle'): string {
+  if (typeof relative !== 'string' || relative.length === 0) throw new InputError(`${field}: expected a file name inside the ${within}`);
   if (relative.includes('\0')) throw new InputError(`${field}: file name contains a NUL byte`);
-  if (isAbsolute(relative)) throw new InputError(`${field}: '${relative}' is an absolute path; bundle files must be inside the bundle`);
+  if (isAbsolute(relative)) throw new InputError(`${field}: '${relative}' is an absolute path; ${within} files must be inside the ${within}`);
   let realRoot: string;
   try {
     realRoot = realpathSync(root);
@@ -63,7 +63,7 @@ export function confinedPath(root: string, relative: unknown, field: string): st
     throw new InputError(`${field}: '${relative}': ${why(e)}`);
   }
   if (real !== realRoot && !real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)) {
-    throw new InputError(`${field}: '${relative}' resolves outside the bundle directory`);
+    throw new InputError(`${field}: '${relative}' resolves outside the ${within} directory`);
   }
   return real;
 }
