@@ -6,11 +6,10 @@
  * the serial one, field for field, except the timing.
  */
 import { FlowLogPlayer } from '../../flow/parallel/flow-log.js';
-import type { ProgressSink } from '../../reports/report-model.js';
 import { createDetectors, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
 import type { TraceInput } from '../trace-input.js';
 import type { PieceDecoder } from './piece-pool.js';
-import { walkParallel, type ParallelPlan } from './parallel-walk.js';
+import { walkParallel, type ParallelPlan, type ProgressSink } from './parallel-walk.js';
 
 export async function analyzeParallel(
   input: TraceInput,

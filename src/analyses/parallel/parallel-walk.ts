@@ -7,9 +7,15 @@
 import { stitchPieces, type StitchedFlow } from '../../flow/parallel/flow-stitch.js';
 import type { PieceResult } from '../../flow/parallel/piece-walk.js';
 import { groupBudget, groupSegments, psbOffsets, type SegmentRange } from '../../flow/parallel/psb-split.js';
-import type { ProgressSink } from '../../reports/report-model.js';
 import type { TraceInput } from '../trace-input.js';
 import type { PieceDecoder } from './piece-pool.js';
+
+/** Progress over bytes decoded (the CLI's bar, structurally). */
+export interface ProgressSink {
+  phase(name: string, total: number): void;
+  update(done: number): void;
+  done(): void;
+}
 
 export interface ParallelPlan {
   /** Bytes per group; default: about four groups per worker. */
