@@ -39,10 +39,11 @@ export interface PieceResult extends SegmentRange {
   endOffset: number;
 }
 
-/** Decode from `range.from` up to the overlap past `range.to` (at most to `limit`), recording the flow. */
-export function walkPiece(trace: Uint8Array, range: SegmentRange, limit: number, config: DecoderConfig, image: Image): PieceResult {
-  const end = Math.max(range.to, Math.min(limit, trace.length));
-  const packets = new PacketDecoder(trace.subarray(range.from, end), { pebs: false, skd007: config.errata.skd007 });
+/** Decode from `range.from` up to the overlap past `range.to` (at most to `limit`), recording the flow; `trace` starts at trace offset `origin`. */
+export function walkPiece(trace: Uint8Array, range: SegmentRange, limit: number, config: DecoderConfig, image: Image, origin = 0): PieceResult {
+  // `trace` holds the trace's bytes from offset `origin` on.
+  const end = Math.max(range.to, Math.min(limit, origin + trace.length));
+  const packets = new PacketDecoder(trace.subarray(range.from - origin, end - origin), { pebs: false, skd007: config.errata.skd007 });
   const decoder = new InsnDecoder(packets, config, image);
   let walker: ControlFlowWalker | null = null;
   const log = new FlowLogRecorder(() => decoder.offset, range.from, () => walker!.walked);
