@@ -18,6 +18,7 @@ import { Packet } from '../src/packets/packet.js';
 import { PacketStream } from '../src/packets/packet-stream.js';
 import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace-source.js';
 import { writeRealisticTrace } from './synthetic-trace.js';
+import { runParallelBench } from './parallel.js';
 import { defaultConfig } from '../src/packets/config.js';
 import { errataFor, parseCpu } from '../src/packets/cpu.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
@@ -56,7 +57,7 @@ interface Measurement {
 interface Bench {
   name: string;
   description: string;
-  run(): Measurement[];
+  run(): Measurement[] | Promise<Measurement[]>;
 }
 
 // ---------------------------------------------------------------------------
@@ -461,9 +462,15 @@ const processBench: Bench = {
 // ---------------------------------------------------------------------------
 // Registry: add further sections here.
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench];
+const parallelBench: Bench = {
+  name: 'parallel',
+  description: 'flow and analyze of one large trace (real mruby, concatenated) on 1, 2 and 4 worker threads vs serial',
+  run: () => runParallelBench(REAL, BENCH_DIR),
+};
 
-function main(): void {
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench];
+
+async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
   if (wanted.includes('--help') || wanted.includes('-h')) {
     console.log('usage: npm run bench [-- <name>...]\n\nbenchmarks:');
@@ -479,10 +486,10 @@ function main(): void {
   console.log(`node ${process.version}, ${process.arch}`);
   for (const b of selected) {
     console.log(`\n## ${b.name}: ${b.description}`);
-    for (const m of b.run()) {
+    for (const m of await b.run()) {
       console.log(`  ${m.label.padEnd(56)} ${m.mbps.toFixed(1).padStart(8)} ${m.unit ?? 'MB/s'}${m.detail ? `  (${m.detail})` : ''}`);
     }
   }
 }
 
-main();
+await main();

@@ -8,10 +8,13 @@ import { DETECTORS, DETECTOR_NAMES, validateDetectorParams } from '../analyses/d
 import { PolicyError } from '../analyses/policy.js';
 import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
 import { traceInputs, type TraceInput } from '../analyses/trace-input.js';
+import { analyzeParallel } from '../analyses/parallel/parallel-analyze.js';
+import { defaultJobs, poolDecoder } from '../analyses/parallel/piece-pool.js';
 import { formatFindingsJsonl } from '../reports/findings-jsonl.js';
 import { formatFindingsText } from '../reports/findings-text.js';
 import { asInputError, collect, defineCommand, list, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { CliError, type LineWriter } from './output.js';
+import { createProgress } from './progress.js';
 
 interface AnalyzeCliOptions extends InputOptions {
   detect?: string[];
@@ -21,6 +24,7 @@ interface AnalyzeCliOptions extends InputOptions {
   monitor?: string[];
   flowguardTrain?: string;
   param?: string[];
+  jobs?: string;
 }
 
 export function analyzeCommand() {
@@ -33,7 +37,8 @@ export function analyzeCommand() {
       .option('--policy <file>', 'policy JSON for cfi, inter-module and flowguard (format "ptscope-policy")')
       .option('--monitor <syms>', 'functions hook-skip watches, comma-separated (name or module!name)', list)
       .option('--flowguard-train <out>', 'learn the FlowGuard edges of this (benign) trace into policy OUT (merged if it exists)')
-      .option('--param <D.K=V>', 'detector parameter (e.g. rop.minChain=3); repeatable', collect),
+      .option('--param <D.K=V>', 'detector parameter (e.g. rop.minChain=3); repeatable', collect)
+      .option('--jobs <n>', 'decode on N worker threads (default: one per core); the output is the same as with 1'),
   ).addHelpText('after', `
 detectors:
 ${DETECTORS.map((d) => `  ${d.name.padEnd(13)} ${d.description}`).join('\n')}
@@ -72,15 +77,17 @@ export function decodeStatus(name: string, r: AnalyzeResult): number {
 }
 
 /** `ptscope analyze`. */
-export function runAnalyzeCommand(args: string[], out: LineWriter): number {
+export function runAnalyzeCommand(args: string[], out: LineWriter): number | Promise<number> {
   const { help, opts: o, args: operands } = parseCommand<AnalyzeCliOptions>(analyzeCommand(), args, out);
   if (help) return 0;
+  const jobs = parseJobs(o.jobs);
   const detectors = o.detect;
   for (const d of detectors ?? []) {
     if (!DETECTOR_NAMES.includes(d)) throw new CliError(`--detect: unknown detector '${d}' (known: ${DETECTOR_NAMES.join(', ')}).`);
   }
   const params = parseParams(o.param ?? []);
   const recording = openInput(operands[0]!, o);
+  let parallel = false;
   try {
     const inputs = asInputError(() => traceInputs(recording));
     if (o.flowguardTrain !== undefined) {
@@ -88,6 +95,11 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
       const n = asInputError(() => trainFlowGuardPolicy(path, inputs.map((i) => i.trace)));
       out.line(`${path}: ${n} flowguard edges`);
       return 0;
+    }
+    if (jobs > 1 && (o.jobs !== undefined || inputs.some((i) => i.stream.size >= PARALLEL_BY_DEFAULT))) {
+      const closing = recording;
+      parallel = true;
+      return analyzeInParallel(inputs, jobs).finally(() => closing.close());
     }
     // perf.data and multi-thread bundles hold several streams: each is analysed.
     let status = 0;
@@ -100,7 +112,26 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
     }
     return o.failOnFindings && findings > 0 ? 1 : status;
   } finally {
-    recording.close();
+    if (!parallel) recording.close();
+  }
+
+  /** The same output as the loop above, each stream decoded on a worker pool (src/analyses/parallel). */
+  async function analyzeInParallel(inputs: TraceInput[], workers: number): Promise<number> {
+    let status = 0;
+    let findings = 0;
+    for (const input of inputs) {
+      const decoder = poolDecoder(input, { path: operands[0]!, options: { raw: o.raw ?? [], elf: o.elf ?? [], cpu: o.cpu, sysroot: o.sysroot } }, workers);
+      let r: AnalyzeResult;
+      try {
+        r = await asAnalyzeError(() => analyzeParallel(input, { detectors, params, policyFile: o.policy ?? null, monitor: o.monitor ?? [] }, decoder, {}, createProgress('analyze', input.stream.size, false)));
+      } finally {
+        await decoder.close();
+      }
+      findings += r.findings.length;
+      status = Math.max(status, decodeStatus(input.name, r));
+      for (const line of o.json ? formatFindingsJsonl(r) : formatFindingsText(r)) out.line(line);
+    }
+    return o.failOnFindings && findings > 0 ? 1 : status;
   }
 
   function analyzeOne(input: TraceInput): AnalyzeResult {
@@ -108,11 +139,35 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number {
     try {
       result = analyzeTrace(input, { detectors, params, policyFile: o.policy ?? null, monitor: o.monitor ?? [] });
     } catch (e) {
-      if (e instanceof PolicyError) throw new CliError(e.message);
-      const msg = (e as Error).message;
-      if (/^[a-z-]+\.[A-Za-z]+: /.test(msg)) throw new CliError(msg);
-      throw e;
+      throw analyzeError(e);
     }
     return result;
   }
+}
+
+/** A policy or parameter error is the user's: one line. */
+function analyzeError(e: unknown): unknown {
+  if (e instanceof PolicyError) return new CliError(e.message);
+  const msg = (e as Error).message;
+  if (/^[a-z-]+\.[A-Za-z]+: /.test(msg)) return new CliError(msg);
+  return e;
+}
+
+async function asAnalyzeError<T>(f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    throw analyzeError(e);
+  }
+}
+
+/** Without --jobs, traces from this size on are decoded on one worker per core. */
+const PARALLEL_BY_DEFAULT = 8 << 20;
+
+/** `--jobs N`: 1 to 256; default one per core. */
+export function parseJobs(text: string | undefined): number {
+  if (text === undefined) return defaultJobs();
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new CliError(`--jobs: expected a whole number from 1 to 256, got '${text}'.`);
+  return n;
 }

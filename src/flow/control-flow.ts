@@ -92,6 +92,20 @@ export interface FlowConsumer {
   onEnd?(): void;
 }
 
+/**
+ * What a walk leaves open at its end, for a walk of the next piece of the
+ * same trace (src/flow/parallel): the branch whose target is the next
+ * instruction, the instructions since the last transfer, and the CR3.
+ */
+export interface WalkCarry {
+  pendingKind: number;
+  pendingIp: number;
+  pendingSize: number;
+  pendingCount: number;
+  sinceTransfer: number;
+  cr3: number;
+}
+
 /** Counts from one walk. */
 export interface FlowStats {
   instructions: number;
@@ -122,6 +136,9 @@ function classify(iclass: InsnClass, isDirect: boolean): TransferKind | -1 {
   }
 }
 
+/** Thrown to end a piece's walk (runPiece's stopAt), caught there. */
+const STOP = new Error('stop');
+
 /** Drives an instruction decoder over a whole trace and feeds consumers. */
 export class ControlFlowWalker {
   private readonly insn = new InstructionInfo();
@@ -141,6 +158,10 @@ export class ControlFlowWalker {
   private pendingCount = 0;
   private sinceTransfer = 0;
   private cr3 = NaN;
+  /** Where a piece's walk ends: before the first event this accepts (runPiece). */
+  private stopAt: (() => boolean) | null = null;
+  /** The counts of the piece being walked, as they stand (runPiece). */
+  walked: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
 
   constructor(
     private readonly decoder: InsnDecoder,
@@ -160,13 +181,52 @@ export class ControlFlowWalker {
    * {@link FlowConsumer.onInstruction}).
    */
   run(mode: 'auto' | 'insn' | 'block' = 'auto'): FlowStats {
-    const stats: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
-    const blocks = mode === 'block' || (mode === 'auto' && this.insnSinks.length === 0);
-    if (blocks) this.walkBlocks(stats);
-    else this.walkInstructions(stats);
+    const stats = this.runPiece(mode, null);
     if (this.pendingKind >= 0) this.flush(NaN, stats);
     for (const c of this.consumers) c.onEnd?.();
     return stats;
+  }
+
+  /**
+   * Walk one piece of a trace cut at PSBs: start from `carry` (what the
+   * previous piece left open; null for none), stop after the first
+   * transfer at which `stopAt` says so, and leave the piece's own open
+   * branch unflushed and onEnd uncalled: see {@link carry}.
+   */
+  runPiece(mode: 'auto' | 'insn' | 'block', carry: WalkCarry | null, stopAt: (() => boolean) | null = null): FlowStats {
+    this.stopAt = stopAt;
+    if (carry !== null) {
+      this.pendingKind = carry.pendingKind;
+      this.pendingIp = carry.pendingIp;
+      this.pendingSize = carry.pendingSize;
+      this.pendingCount = carry.pendingCount;
+      this.sinceTransfer = carry.sinceTransfer;
+      this.cr3 = carry.cr3;
+    }
+    const stats: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+    this.walked = stats;
+    const blocks = mode === 'block' || (mode === 'auto' && this.insnSinks.length === 0);
+    try {
+      if (blocks) this.walkBlocks(stats);
+      else this.walkInstructions(stats);
+    } catch (e) {
+      if (e !== STOP) throw e;
+    } finally {
+      this.stopAt = null;
+    }
+    return stats;
+  }
+
+  /** What the walk left open (after {@link runPiece}). */
+  carry(): WalkCarry {
+    return {
+      pendingKind: this.pendingKind,
+      pendingIp: this.pendingIp,
+      pendingSize: this.pendingSize,
+      pendingCount: this.pendingCount,
+      sinceTransfer: this.sinceTransfer,
+      cr3: this.cr3,
+    };
   }
 
   private walkInstructions(stats: FlowStats): void {
@@ -292,6 +352,7 @@ export class ControlFlowWalker {
     for (const c of this.transferSinks) {
       c.onTransfer!(kind, this.pendingIp, to, this.pendingSize, this.pendingCount, this.cr3);
     }
+    if (this.stopAt !== null && this.stopAt()) throw STOP;
   }
 
   private event(ev: PtEvent, stats: FlowStats): void {

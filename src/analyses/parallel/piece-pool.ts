@@ -1,0 +1,80 @@
+/**
+ * Where pieces are decoded: in this thread (tests, one job) or on a
+ * piscina pool of worker threads, one per core by default. Either way the
+ * results come back in the order of the ranges given.
+ */
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { overlapLimit, walkPiece, type PieceResult } from '../../flow/parallel/piece-walk.js';
+import type { SegmentRange } from '../../flow/parallel/psb-split.js';
+import type { OpenOptions } from '../../sources/import/open-recording.js';
+import type { TraceInput } from '../trace-input.js';
+import type { PieceTask } from './piece-worker.js';
+
+export interface PieceDecoder {
+  readonly workers: number;
+  /** Decode the pieces; `done(bytes)` after each. Results are in the ranges' order. */
+  /** `limit`: how far the last range's decode may read on (default: the next range's end, or the trace's). */
+  decode(ranges: readonly SegmentRange[], done?: (bytes: number) => void, limit?: number): Promise<PieceResult[]>;
+  close(): Promise<void>;
+}
+
+/** Jobs when `--jobs` is not given: one per core. */
+export function defaultJobs(): number {
+  return Math.max(1, availableParallelism());
+}
+
+/** Decode in this thread, one piece after the other. */
+export function inThreadDecoder(input: TraceInput): PieceDecoder {
+  return {
+    workers: 1,
+    decode: async (ranges, done, limit) =>
+      ranges.map((r, i) => {
+        const size = input.trace.length;
+        const p = walkPiece(input.trace, r, overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size), input.config, input.image);
+        done?.(r.to - r.from);
+        return p;
+      }),
+    close: async () => {},
+  };
+}
+
+/** Where a worker finds the recording again: its path and the options it was opened with. */
+export interface InputLocation {
+  path: string;
+  options: OpenOptions;
+}
+
+/** The worker's compiled file (from the sources, as under vitest, the build's copy). */
+function workerFile(): string {
+  const here = new URL(import.meta.url);
+  if (here.pathname.endsWith('.ts')) return new URL('../../../dist/src/analyses/parallel/piece-worker.js', here).href;
+  return new URL('./piece-worker.js', here).href;
+}
+
+/** Decode on `workers` worker threads; each opens the recording once. */
+export function poolDecoder(input: TraceInput, at: InputLocation, workers: number): PieceDecoder {
+  const pool = new Piscina({
+    filename: workerFile(),
+    minThreads: workers,
+    maxThreads: workers,
+    // A worker holds one recording's images; the queue is bounded by the pieces given.
+    idleTimeout: 1000,
+  });
+  // The trace is shared with the workers, not copied to each.
+  const shared = new Uint8Array(new SharedArrayBuffer(input.trace.length));
+  shared.set(input.trace);
+  return {
+    workers,
+    decode: (ranges, done, limit) =>
+      Promise.all(
+        ranges.map(async (range, i) => {
+          const task: PieceTask = { path: at.path, options: at.options, stream: input.stream.index, trace: shared, range, limit: overlapLimit(range, ranges[i + 1]?.to ?? limit ?? shared.length, shared.length) };
+          const r = (await pool.run(task)) as PieceResult;
+          done?.(range.to - range.from);
+          return r;
+        }),
+      ),
+    close: () => pool.destroy(),
+  };
+}

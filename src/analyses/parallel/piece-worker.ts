@@ -1,0 +1,41 @@
+/**
+ * The worker side of the parallel decode (a piscina worker): open the
+ * recording once per worker, then decode the pieces it is given out of the
+ * trace bytes the main thread shares (a SharedArrayBuffer, never copied).
+ */
+import { walkPiece, type PieceResult } from '../../flow/parallel/piece-walk.js';
+import type { SegmentRange } from '../../flow/parallel/psb-split.js';
+import { openRecording, type OpenOptions } from '../../sources/import/open-recording.js';
+import type { Recording } from '../../sources/model/recording.js';
+
+/** One task: which recording and stream, the shared trace bytes, and the piece. */
+export interface PieceTask {
+  path: string;
+  options: OpenOptions;
+  stream: number;
+  trace: Uint8Array;
+  range: SegmentRange;
+  /** How far the decode may read on past the range (the next piece's end). */
+  limit: number;
+}
+
+let opened: { key: string; recording: Recording } | null = null;
+
+function recordingFor(path: string, options: OpenOptions): Recording {
+  const key = JSON.stringify([path, options]);
+  if (opened === null || opened.key !== key) {
+    opened?.recording.close();
+    opened = { key, recording: openRecording(path, options) };
+  }
+  return opened.recording;
+}
+
+export default function decodePiece(task: PieceTask): PieceResult {
+  const recording = recordingFor(task.path, task.options);
+  const stream = recording.streams.find((s) => s.index === task.stream);
+  if (stream === undefined) throw new Error(`${recording.name}: no trace stream ${task.stream}`);
+  // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
+  const end = Math.min(task.limit, task.trace.length);
+  const bytes = task.trace.slice(task.range.from, end);
+  return walkPiece(bytes, task.range, end, stream.config, stream.image, task.range.from);
+}

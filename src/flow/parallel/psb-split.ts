@@ -1,0 +1,58 @@
+/**
+ * Where a trace can be cut for a parallel decode: at its PSB packets. A
+ * PSB+ restarts IP compression (SDM "Packet Stream Boundary (PSB)") and
+ * the processor flushes TNT before it, so a decoder synchronised there
+ * needs nothing from before it; the stitching in flow-stitch.ts checks the
+ * remaining case (a compressed return whose call came before the PSB) and
+ * decodes such a piece together with the one before it.
+ *
+ * A *segment* runs from one PSB to the next; a *group* is consecutive
+ * segments up to a byte budget, the unit a worker decodes.
+ */
+import { PacketDecoder } from '../../packets/decoder.js';
+
+/** Trace bytes [from, to) of one group; `from` is 0 or a PSB offset. */
+export interface SegmentRange {
+  index: number;
+  from: number;
+  to: number;
+}
+
+/** Offsets of every PSB of `trace`, in order (the trace's own sync search, as the decoders do it). */
+export function psbOffsets(trace: Uint8Array, skd007 = false): number[] {
+  const packets = new PacketDecoder(trace, { pebs: false, skd007 });
+  const offsets: number[] = [];
+  while (packets.syncForward() >= 0) offsets.push(packets.syncOffset);
+  return offsets;
+}
+
+/**
+ * Cut `[0, size)` at PSBs into groups of at most `budget` bytes each (a
+ * single segment larger than the budget is a group of its own). The first
+ * group starts at 0 so that whatever precedes the first PSB is decoded as
+ * serially (the decoder skips it when it synchronises).
+ */
+export function groupSegments(psbs: readonly number[], size: number, budget: number): SegmentRange[] {
+  if (!(budget > 0)) throw new Error(`segment budget must be positive, got ${budget}`);
+  const ranges: SegmentRange[] = [];
+  let from = 0;
+  for (const p of psbs) {
+    if (p <= from || p >= size) continue;
+    if (p - from >= budget) {
+      ranges.push({ index: ranges.length, from, to: p });
+      from = p;
+    }
+  }
+  ranges.push({ index: ranges.length, from, to: size });
+  return ranges;
+}
+
+/** One range per segment: a cut at every PSB (tests, and the finest plan). */
+export function everySegment(psbs: readonly number[], size: number): SegmentRange[] {
+  return groupSegments(psbs, size, 1);
+}
+
+/** The byte budget that gives each of `workers` workers about `perWorker` groups, within [minBytes, maxBytes]. */
+export function groupBudget(size: number, workers: number, perWorker = 4, minBytes = 64 << 10, maxBytes = 8 << 20): number {
+  return Math.min(maxBytes, Math.max(minBytes, Math.ceil(size / Math.max(1, workers * perWorker))));
+}

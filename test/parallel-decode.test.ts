@@ -1,0 +1,155 @@
+/**
+ * Parallel decode (src/flow/parallel, src/analyses/parallel): a trace cut
+ * at PSBs, decoded in pieces and stitched, gives the serial control-flow
+ * stream record for record (kind, addresses, counts, CR3, trace offset),
+ * the serial counts, and the serial analyze result field for field (all
+ * findings, unchecked notes and detector statistics), with a cut at every
+ * PSB and with the default plan on a real worker pool; and `analyze
+ * --jobs 2` prints what `--jobs 1` prints.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../src/analyses/analyze.js';
+import { analyzeParallel } from '../src/analyses/parallel/parallel-analyze.js';
+import { inThreadDecoder, poolDecoder } from '../src/analyses/parallel/piece-pool.js';
+import { walkParallel } from '../src/analyses/parallel/parallel-walk.js';
+import { insnDecoderFor, openTraceInput, type TraceInput } from '../src/analyses/trace-input.js';
+import { runAnalyzeCommand } from '../src/cli/analyze.js';
+import { LineWriter } from '../src/cli/output.js';
+import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
+import { FlowLogRecorder, STRIDE, COUNTS } from '../src/flow/parallel/flow-log.js';
+import { groupSegments, psbOffsets } from '../src/flow/parallel/psb-split.js';
+import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
+import { REAL_TRACES } from './helpers/vectors.js';
+
+interface RealTrace {
+  name: string;
+  pt: string;
+  images: { file: string; address: string }[];
+}
+
+const real = (JSON.parse(readFileSync(join(REAL_TRACES, 'MANIFEST.json'), 'utf8')) as RealTrace[]).map((t) => ({
+  name: t.name,
+  trace: join(REAL_TRACES, t.name, t.pt),
+  options: { raw: t.images.map((i) => `${join(REAL_TRACES, t.name, i.file)}:${i.address}`), cpu: '6/158' },
+}));
+
+/** The serial walk's records (without running counts) and counts. */
+function serialRecords(input: TraceInput): { log: Float64Array; stats: FlowStats } {
+  const dec = insnDecoderFor(input);
+  const zero = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  const rec = new FlowLogRecorder(() => dec.offset, 0, () => zero);
+  const stats = new ControlFlowWalker(dec, [rec]).run();
+  return { log: rec.take(), stats };
+}
+
+/** Records without their running counts (the stitched log keeps each piece's own). */
+function withoutCounts(logs: readonly Float64Array[]): number[] {
+  const out: number[] = [];
+  for (const log of logs) for (let i = 0; i < log.length; i += STRIDE) for (let f = 0; f < COUNTS; f++) out.push(log[i + f]!);
+  return out;
+}
+
+/** The analyze result without its timing. */
+function comparable(r: AnalyzeResult): unknown {
+  return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined };
+}
+
+/** Analyze serially and in pieces cut at every PSB (in this thread): the same result. */
+async function expectSameAsSerial(open: () => TraceInput): Promise<void> {
+  const serial = analyzeTrace(open(), { detectors: defaultDetectors() });
+  const input = open();
+  const par = await analyzeParallel(input, { detectors: defaultDetectors() }, inThreadDecoder(input), { everyPsb: true });
+  expect(comparable(par)).toEqual(comparable(serial));
+}
+
+/** Output lines without the timing of the summary line. */
+function untimed(out: LineWriter): string[] {
+  out.flush();
+  return out.text
+    .split('\n')
+    .map((l) => l.replace(/ in [0-9.]+ s \([0-9]+ instructions\/s\)/, '').replace(/"seconds":[0-9.e-]+,"instructionsPerSecond":[0-9.e-]+/, ''));
+}
+
+describe('PSB groups', () => {
+  it('tile the trace, cut only at PSBs, each up to the budget unless one segment is larger', () => {
+    const psbs = [0, 100, 150, 400, 1000];
+    const g = groupSegments(psbs, 1200, 200);
+    expect(g.map((r) => [r.from, r.to])).toEqual([[0, 400], [400, 1000], [1000, 1200]]);
+    expect(groupSegments(psbs, 1200, 1).map((r) => r.from)).toEqual([0, 100, 150, 400, 1000]);
+    expect(() => groupSegments(psbs, 1200, 0)).toThrow(/budget/);
+  });
+});
+
+describe('real-CPU traces cut at every PSB', () => {
+  it.each(real.map((r) => r.name))('%s: the stitched stream is the serial one, record for record', async (name) => {
+    const t = real.find((r) => r.name === name)!;
+    const input = openTraceInput(t.trace, t.options);
+    expect(psbOffsets(input.trace).length).toBeGreaterThan(10);
+    const serial = serialRecords(input);
+    const par = await walkParallel(input, inThreadDecoder(input), { everyPsb: true });
+    expect(par.stats).toEqual(serial.stats);
+    expect(withoutCounts(par.logs)).toEqual(withoutCounts([serial.log]));
+  }, 300_000);
+
+  it.each(real.map((r) => r.name))('%s: analyze in pieces equals analyze', async (name) => {
+    const t = real.find((r) => r.name === name)!;
+    await expectSameAsSerial(() => openTraceInput(t.trace, t.options));
+  }, 300_000);
+});
+
+describe('on a worker pool', () => {
+  it('mruby on 2 workers: the serial result', async () => {
+    const t = real.find((r) => r.name === 'mruby')!;
+    const serial = analyzeTrace(openTraceInput(t.trace, t.options));
+    const input = openTraceInput(t.trace, t.options);
+    const decoder = poolDecoder(input, { path: t.trace, options: t.options }, 2);
+    try {
+      const par = await analyzeParallel(input, {}, decoder, { budget: 64 << 10 });
+      expect(par.pieces).toBeGreaterThan(2);
+      expect(comparable(par)).toEqual(comparable(serial));
+    } finally {
+      await decoder.close();
+    }
+  }, 300_000);
+
+  it('analyze --jobs 2 prints what --jobs 1 prints (text and JSON findings)', async () => {
+    const t = real.find((r) => r.name === 'unzip')!;
+    const args = [t.trace, '--cpu', '6/158', ...t.options.raw.flatMap((r) => ['--raw', r])];
+    for (const extra of [[], ['--json', '--detect', 'shadow-stack,rop']]) {
+      const one = new LineWriter(null);
+      const two = new LineWriter(null);
+      const a = runAnalyzeCommand([...args, ...extra, '--jobs', '1'], one);
+      const b = await runAnalyzeCommand([...args, ...extra, '--jobs', '2'], two);
+      expect(b).toBe(a);
+      expect(untimed(two)).toEqual(untimed(one));
+      expect(untimed(one).length).toBeGreaterThan(2);
+    }
+    expect(() => runAnalyzeCommand([...args, '--jobs', '0'], new LineWriter(null))).toThrow(/--jobs: expected a whole number from 1 to 256/);
+  }, 300_000);
+});
+
+// The exploit corpus recorded under qemu (as test/analyses-analyze.test.ts does): findings in pieces equal serial ones.
+const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
+describe('exploit corpus cut at every PSB', () => {
+  let work: string;
+  beforeAll(async () => {
+    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
+    buildExploitCorpus({ outDir: CORPUS });
+    work = mkdtempSync(join(tmpdir(), 'ptscope-par-'));
+  }, 600_000);
+
+  it.each(EXPLOIT_CASES.map((c) => c.name))('%s', async (name) => {
+    const { evaluateCorpusCase } = await import('../tools/eval-detectors.js');
+    const r = await evaluateCorpusCase(join(CORPUS, name), work);
+    if (r.pending !== null) {
+      expect(name).toBe('thread_rop');
+      return;
+    }
+    for (const run of ['exploit', 'benign']) {
+      await expectSameAsSerial(() => openTraceInput(join(work, `${name}.${run}`)));
+    }
+  }, 300_000);
+});
