@@ -6,6 +6,11 @@
  * fast-path settlement and cost per check.
  *
  *   node dist/tools/eval-benign.js [--work DIR] [--only name,name] [--reuse] [--json FILE] [--markdown]
+ *   node dist/tools/eval-benign.js --merge FILE,FILE [--markdown]
+ *
+ * The results file (--json, default WORK/results.json) is rewritten after
+ * each program. --merge prints the report of several results files (runs
+ * of disjoint --only lists, e.g. in parallel work directories) as one.
  *
  * Every program is recorded twice, on two different inputs ("a" and "b").
  * The default detectors judge both runs. FlowGuard is trained on run "b"
@@ -591,19 +596,39 @@ function report(results: ProgramResult[], markdown: boolean): string[] {
   return lines;
 }
 
+/** The results of several results files, in the set's order (a program in two files: the later file's). */
+function mergeResults(files: string[]): ProgramResult[] {
+  const byName = new Map<string, ProgramResult>();
+  for (const f of files) {
+    const data = JSON.parse(readFileSync(f, 'utf8')) as { results: ProgramResult[] };
+    for (const r of data.results) byName.set(r.name, r);
+  }
+  const order = PROGRAMS.map((p) => p.name);
+  for (const name of byName.keys()) if (!order.includes(name)) throw new Error(`${name} is not in the benign set`);
+  return order.filter((n) => byName.has(n)).map((n) => byName.get(n)!);
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const root = repoRoot();
   let work = join(root, 'build', 'benign');
   let only: string[] | null = null;
   let jsonOut: string | null = null;
+  let merge: string[] | null = null;
   const reuse = args.includes('--reuse');
   const markdown = args.includes('--markdown');
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--work') work = args[++i];
     else if (args[i] === '--only') only = args[++i].split(',');
     else if (args[i] === '--json') jsonOut = args[++i];
+    else if (args[i] === '--merge') merge = args[++i].split(',');
   }
+  if (merge !== null) {
+    for (const l of report(mergeResults(merge), markdown)) console.log(l);
+    return;
+  }
+  const unknown = (only ?? []).filter((n) => !PROGRAMS.some((p) => p.name === n));
+  if (unknown.length > 0) throw new Error(`not in the benign set: ${unknown.join(', ')}`);
   for (const d of ['bundles', 'probe', 'flowguard']) mkdirSync(join(work, d), { recursive: true });
   const built = buildPrograms(root, join(work, 'bin'));
   const inputs = { a: makeInputs(work, 'a', built), b: makeInputs(work, 'b', built) };
@@ -611,15 +636,15 @@ async function main(): Promise<void> {
   for (const [need, r] of Object.entries(probes)) console.error(`recorder follows ${need}: ${r.follows ? 'yes' : 'no'} (${r.said || 'no message'})`);
   const list = PROGRAMS.filter((p) => only === null || only.includes(p.name));
   const results: ProgramResult[] = [];
+  const json = jsonOut ?? join(work, 'results.json');
   for (const p of list) {
     const t0 = Date.now();
     const r = await evaluateProgram(p, inputs, work, probes, reuse);
     results.push(r);
+    writeFileSync(json, JSON.stringify({ probes, results }, null, 1) + '\n');
     console.error(`${p.name}: ${r.status}${r.why ? ` (${r.why})` : ''}, ${r.runs.reduce((n, x) => n + x.findings.length, 0)} findings, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
   for (const l of report(results, markdown)) console.log(l);
-  const json = jsonOut ?? join(work, 'results.json');
-  writeFileSync(json, JSON.stringify({ probes, results }, null, 1) + '\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -14,10 +14,11 @@
  *
  *   node dist/tools/learned/make-dataset.js [--reuse] [--choices N] [--out DIR]
  *
- * --reuse keeps bundles that already exist (re-extract only).
+ * --reuse keeps bundles that already exist (re-extract only); whether a
+ * reused exploit ran is taken from the previous models/dataset-summary.json.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { openTraceInput } from '../../src/analyses/trace-input.js';
@@ -190,9 +191,10 @@ async function main(): Promise<void> {
   mkdirSync(datasetDir, { recursive: true });
   const lines: string[] = [];
   const summary: { name: string; group: string; kind: string; instructions: number; windows: number; kept: number; attack: number; ambiguous: number; ruleWindows: number; findings: number; exploitRan: boolean | null }[] = [];
+  const previousRan = reuse ? previousExploitRan(join(root, 'models', 'dataset-summary.json')) : new Map<string, boolean | null>();
   for (const p of plans) {
     const bundle = join(bundles, p.name);
-    let stdout = '';
+    let stdout: string | null = null;
     if (!(reuse && existsSync(join(bundle, 'manifest.json')))) {
       try {
         stdout = await recordWithStdin(p.argv, bundle, p.stdin);
@@ -235,7 +237,7 @@ async function main(): Promise<void> {
       ambiguous: labels.filter((l) => l === -1).length,
       ruleWindows: keep.filter((i) => r.windows[i].ruleHits > 0).length,
       findings: r.findings.length,
-      exploitRan: p.kind === 'exploit' ? (stdout === '' ? null : stdout.includes('PWNED')) : null,
+      exploitRan: p.kind !== 'exploit' ? null : stdout === null ? (previousRan.get(p.name) ?? null) : stdout.includes('PWNED'),
     });
     console.log(`${p.name.padEnd(34)} ${p.kind.padEnd(7)} ${String(r.flow.instructions).padStart(10)} insns ${String(r.windows.length).padStart(5)} windows ${attack} attack, ${r.findings.length} rule findings`);
   }
@@ -257,6 +259,19 @@ async function main(): Promise<void> {
   mkdirSync(join(root, 'models'), { recursive: true });
   writeFileSync(join(root, 'models', 'dataset-summary.json'), JSON.stringify(file, null, 1) + '\n');
   console.log(`${lines.length} windows (${file.windows.attack} attack, ${file.windows.benign} benign, ${file.windows.ambiguous} ambiguous) from ${summary.length} runs in ${file.seconds} s -> ${join(datasetDir, DATASET_FILE)}`);
+}
+
+/** Whether each exploit run of an earlier summary ran (a reused bundle keeps no output). */
+function previousExploitRan(file: string): Map<string, boolean | null> {
+  const out = new Map<string, boolean | null>();
+  if (!existsSync(file)) return out;
+  try {
+    const prev = JSON.parse(readFileSync(file, 'utf8')) as { perRun?: { name: string; exploitRan: boolean | null }[] };
+    for (const r of prev.perRun ?? []) out.set(r.name, r.exploitRan);
+  } catch {
+    // An unreadable summary tells nothing.
+  }
+  return out;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
