@@ -22,6 +22,15 @@ describe('hostile input fuzzing', () => {
     }, 300_000);
   }
 
+  // Found by the long run (seed 7): a note whose 32-bit size wrapped when aligned
+  // (14524, 23643) and .init_array/.data addresses past 2^53, where adding a
+  // step leaves the address unchanged and the scan never ended (the others).
+  for (const index of [2136, 14524, 16642, 18873, 20928, 23643, 25380]) {
+    it(`elf: long-run input ${index} of seed 7 is handled`, () => {
+      runRange('elf', 7, index, 1);
+    }, 60_000);
+  }
+
   it('has a target for every hostile file kind', () => {
     expect(TARGETS.map((t) => t.name).sort()).toEqual(['core', 'dormant', 'elf', 'manifest', 'model', 'perf-data', 'policy']);
   });

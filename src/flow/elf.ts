@@ -373,9 +373,10 @@ export class ElfFile {
         const descsz = r.u32(at + 4);
         const type = r.u32(at + 8);
         const nameAt = at + 12;
-        const descAt = nameAt + ((namesz + 3) & ~3);
-        const next = descAt + ((descsz + 3) & ~3);
-        if (next > end || next <= at) break;
+        // Sizes are 32-bit: align without 32-bit bit operations, which wrap.
+        const descAt = nameAt + Math.ceil(namesz / 4) * 4;
+        const next = descAt + Math.ceil(descsz / 4) * 4;
+        if (next > end || next <= at || descAt + descsz > end) break;
         if (type === NT_GNU_BUILD_ID && namesz === 4 && r.cstring(nameAt, nameAt + 4) === 'GNU') {
           return Buffer.from(r.bytes.buffer, r.bytes.byteOffset + descAt, descsz).toString('hex');
         }

@@ -617,8 +617,9 @@ export class Disassembly {
     for (const sec of this.eb.sections) {
       if (sec.type !== SHT_INIT_ARRAY && sec.type !== SHT_FINI_ARRAY && sec.type !== SHT_PREINIT_ARRAY) continue;
       const step = this.eb.is64 ? 8 : 4;
-      for (let a = sec.addr; a + step <= sec.addr + sec.size; a += step) {
-        const v = this.pointerAt(a);
+      // By count, not by address: past 2^53 an address plus a step is the same number.
+      for (let k = 0, n = Math.floor(sec.size / step); k < n; k++) {
+        const v = this.pointerAt(sec.addr + k * step);
         if (Number.isFinite(v)) this.addFunction(v, FunctionOrigin.InitFini);
       }
     }
@@ -668,9 +669,10 @@ export class Disassembly {
       for (const sec of this.eb.sections) {
         if ((sec.flags & SHF_ALLOC) === 0 || (sec.flags & SHF_EXECINSTR) !== 0 || sec.type === SHT_NOBITS) continue;
         if (/^\.(eh_frame|gcc_except_table|got\.plt|note|interp|gnu|dynsym|dynstr|rela|rel\.|hash|comment)/.test(sec.name)) continue;
-        const first = Math.ceil(sec.addr / step) * step;
-        for (let a = first; a + step <= sec.addr + sec.size; a += step) {
-          const v = this.eb.word(sec.offset + (a - sec.addr));
+        // Word-aligned offsets into the section, by count (addresses past 2^53 do not step).
+        const skip = (step - (sec.addr % step)) % step;
+        for (let k = 0, n = Math.floor(Math.max(0, sec.size - skip) / step); k < n; k++) {
+          const v = this.eb.word(sec.offset + skip + k * step);
           if (this.isCode(v)) {
             this.dataPointers.push(v);
             scanned.push(v);
