@@ -38,7 +38,7 @@ export function analyzeCommand() {
       .option('--monitor <syms>', 'functions hook-skip watches, comma-separated (name or module!name)', list)
       .option('--flowguard-train <out>', 'learn the FlowGuard edges of this (benign) trace into policy OUT (merged if it exists)')
       .option('--param <D.K=V>', 'detector parameter (e.g. rop.minChain=3); repeatable', collect)
-      .option('--jobs <n>', 'decode on N worker threads (default: one per core); the output is the same as with 1'),
+      .option('--jobs <n>', 'decode on N worker threads (default: serial); the output is the same as serial'),
   ).addHelpText('after', `
 detectors:
 ${DETECTORS.map((d) => `  ${d.name.padEnd(13)} ${d.description}`).join('\n')}
@@ -96,7 +96,9 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number | Pro
       out.line(`${path}: ${n} flowguard edges`);
       return 0;
     }
-    if (jobs > 1 && (o.jobs !== undefined || inputs.some((i) => i.stream.size >= PARALLEL_BY_DEFAULT))) {
+    // Only on request: the pool keeps each piece's flow in memory until it is
+    // replayed, so it is not flat in trace size as the serial walk is.
+    if (o.jobs !== undefined && jobs > 1) {
       const closing = recording;
       parallel = true;
       return analyzeInParallel(inputs, jobs).finally(() => closing.close());
@@ -160,9 +162,6 @@ async function asAnalyzeError<T>(f: () => Promise<T>): Promise<T> {
     throw analyzeError(e);
   }
 }
-
-/** Without --jobs, traces from this size on are decoded on one worker per core. */
-const PARALLEL_BY_DEFAULT = 8 << 20;
 
 /** `--jobs N`: 1 to 256; default one per core. */
 export function parseJobs(text: string | undefined): number {
