@@ -3,8 +3,9 @@
  * one log per thread) share: the one-line error, the program's arguments and
  * environment as the sandbox shows them, the output directory's checks.
  */
-import { lstatSync, openSync, statSync } from 'node:fs';
+import { lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { CoreFile } from '../core-file.js';
 import { readJsonFile } from '../import/json-input.js';
 import { BUNDLE_FORMAT, MANIFEST_NAME } from './bundle.js';
 import { ConfinedRun } from './confined-run.js';
@@ -138,4 +139,25 @@ export function checkReplaceable(output: string, force: boolean): void {
   if (format !== BUNDLE_FORMAT) {
     throw new RecordError(`record: --force replaces only a ptscope bundle; ${output} holds no ${MANIFEST_NAME} with format "${BUNDLE_FORMAT}"`);
   }
+}
+
+/**
+ * qemu's core of the guest among the files the run handed out: parsed,
+ * written into the bundle's staging directory as `core`, and returned
+ * (null if there is none, or it cannot be read: then with a warning).
+ */
+export function keepCore(handed: Map<string, Buffer>, staging: string, warnings: string[]): CoreFile | null {
+  for (const [name, bytes] of handed) {
+    if (!/\/qemu_[^/]*\.core$/.test(name)) continue;
+    let file: CoreFile;
+    try {
+      file = CoreFile.parse(bytes, 'core');
+    } catch (e) {
+      warnings.push(`the emulator's core dump could not be read: ${errorText(e)}`);
+      continue;
+    }
+    writeFileSync(join(staging, 'core'), bytes);
+    return file;
+  }
+  return null;
 }

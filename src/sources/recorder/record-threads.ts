@@ -14,7 +14,6 @@ import { chmodSync, closeSync, existsSync, mkdirSync, renameSync, rmSync, writeF
 import { join, resolve } from 'node:path';
 import type { ElfFile } from '../../flow/elf.js';
 import type { ManifestV2 } from '../bundle/manifest.js';
-import { CoreFile } from '../core-file.js';
 import { bundleImages, BUNDLE_FORMAT, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
 import { ConfinedRun } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
@@ -24,7 +23,7 @@ import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-
 import { RecordingTampered } from './qemu-log.js';
 import type { RecordOptions, RecordResult } from './record.js';
 import {
-  argumentPaths, checkReplaceable, confinedRun, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
   MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
@@ -172,18 +171,9 @@ export async function recordThreads(
     }
     const handed = await handedOut;
     files.addMade(handed);
-    let core: { file: CoreFile; bytes: Buffer } | null = null;
-    for (const [name, bytes] of handed) {
-      if (core !== null || !/\/qemu_[^/]*\.core$/.test(name)) continue;
-      try {
-        core = { file: CoreFile.parse(bytes, 'core'), bytes };
-      } catch (e) {
-        warnings.push(`the emulator's core dump could not be read: ${errorText(e)}`);
-      }
-    }
-    if (core !== null) writeFileSync(join(staging, 'core'), core.bytes);
+    const core = keepCore(handed, staging, warnings);
     try {
-      t.finish(core !== null && stopped === null ? core.file.rip : null, stopped === 'timeout');
+      t.finish(core !== null && stopped === null ? core.rip : null, stopped === 'timeout');
     } catch (e) {
       fail(e as Error);
     }
@@ -192,7 +182,7 @@ export async function recordThreads(
     let status: number | null = exit.code;
     if (stopped !== null) {
       // stopped by the recorder
-    } else if (core !== null) signal = SIGNAL_NAMES[core.file.signal] ?? `SIG${core.file.signal}`;
+    } else if (core !== null) signal = SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
     else if (exit.signal !== null) signal = exit.signal;
     else if (exit.code !== null && exit.code > 128 && t.stats.signals.length > 0) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
     if (signal !== null) status = null;

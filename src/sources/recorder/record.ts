@@ -25,7 +25,6 @@ import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { ElfFile } from '../../flow/elf.js';
-import { CoreFile } from '../core-file.js';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
 import { bundleImages, BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleManifest } from './bundle.js';
 import { ConfinedRun, LOG_FD } from './confined-run.js';
@@ -40,7 +39,7 @@ import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TraceOutput } from './trace-output.js';
 import { recordThreads } from './record-threads.js';
 import {
-  argumentPaths, checkReplaceable, confinedRun, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
   MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 
@@ -401,17 +400,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     // What the run handed out: qemu's core of the guest, and executables the program wrote.
     const handed = await handedOut;
     files.addMade(handed);
-    let core: { file: CoreFile; bytes: Buffer } | null = null;
-    for (const [name, bytes] of handed) {
-      if (core !== null || !/\/qemu_[^/]*\.core$/.test(name)) continue;
-      try {
-        core = { file: CoreFile.parse(bytes, 'core'), bytes };
-      } catch (e) {
-        warnings.push(`the emulator's core dump could not be read: ${errorText(e)}`);
-      }
-    }
-    if (core !== null) writeFileSync(join(staging, 'core'), core.bytes);
-    path.finish(core !== null && stopped === null ? core.file.rip : null, stopped === 'timeout');
+    const core = keepCore(handed, staging, warnings);
+    path.finish(core !== null && stopped === null ? core.rip : null, stopped === 'timeout');
     const written = out.finish();
     const hash = settings.snapshot ? session.hashFrom(written.start) : session.traced;
 
@@ -420,7 +410,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     let status: number | null = exit.code;
     if (stopped !== null) {
       // stopped by the recorder: no exit of its own
-    } else if (core !== null) signal = SIGNAL_NAMES[core.file.signal] ?? `SIG${core.file.signal}`;
+    } else if (core !== null) signal = SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
     else if (exit.signal !== null) signal = exit.signal;
     else if (exit.code !== null && exit.code > 128 && path.stats.signals.length > 0) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
     if (signal !== null) status = null;
