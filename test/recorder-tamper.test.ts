@@ -218,6 +218,20 @@ describe('the log parser on synthetic logs', () => {
     p.feed(Buffer.from(PREAMBLE + BLOCK + TRACE + '2 execve("/bin/true",{"/bin/true",NULL})', 'latin1'));
     expect(s.events.at(-1)).toBe('entry execve');
   });
+
+  it('acts on a clone entry only once its whole argument list has arrived, wherever the chunks are cut', () => {
+    const entry = '2 clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID,child_stack=0x0000004001000000,parent_tidptr=0x0000004001001000,tls=0x0000004001002000,child_tidptr=0x0000004001001000)';
+    const head = PREAMBLE + BLOCK + TRACE;
+    for (let cut = 1; cut <= entry.length; cut++) {
+      const texts: string[] = [];
+      const p = new QemuLogParser({ ...sink(), syscallEntry: (_name, text) => texts.push(text) });
+      p.feed(Buffer.from(head + entry.slice(0, cut), 'latin1'));
+      p.feed(Buffer.from(entry.slice(cut), 'latin1'));
+      // Every entry the sink saw carries the flags that decide what the clone is.
+      expect(texts.length, `cut at ${cut}`).toBeGreaterThan(0);
+      for (const t of texts) expect(t, `cut at ${cut}`).toContain('CLONE_THREAD');
+    }
+  });
 });
 
 describe('what a syscall does to the log channel', () => {
