@@ -105,14 +105,21 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The script that closes every descriptor the recorder did not hand in on
+ * purpose, then runs the wrapper: a descriptor the analyst's shell leaked
+ * into ptscope (not close-on-exec) would otherwise reach the program. bash,
+ * because sh cannot name a descriptor above 9.
+ */
+function closerScript(keep: readonly number[]): string {
+  return `for f in /proc/self/fd/*; do n=\${f##*/}; case " ${keep.join(' ')} " in *" $n "*) ;; *) { exec {n}>&-; } 2>/dev/null;; esac; done; exec "$@"`;
+}
+
 /** The wrapper shell's script; "$@" is the command. */
 function wrapperScript(spec: ConfinedRunSpec, lifeline: boolean): string {
   const lines: string[] = [];
-  // Close every descriptor the recorder did not hand in on purpose: one
-  // the analyst's shell leaked into ptscope (not close-on-exec) would
-  // otherwise reach the program. bash, because sh cannot close one above 9.
-  const keep = [0, 1, 2, COLLECT_FD, ...(spec.logFd !== undefined ? [LOG_FD] : []), ...(lifeline ? [LIFELINE_FD] : []), ...(spec.handedIn?.keys() ?? [])];
-  lines.push(`for f in /proc/self/fd/*; do n=\${f##*/}; case " ${keep.join(' ')} " in *" $n "*) ;; *) { exec {n}>&-; } 2>/dev/null;; esac; done`);
+  // The closer (below) ran bash, which exports `_` and SHLVL: the program gets neither.
+  lines.push('unset _ SHLVL');
   if (lifeline) lines.push(`( read _ <&${LIFELINE_FD}; kill -KILL -1 ) &`, `exec ${LIFELINE_FD}<&-`);
   lines.push(`"$@" ${COLLECT_FD}>&-`, 's=$?');
   if (spec.sandbox) lines.push('kill -KILL -1 2>/dev/null');
@@ -185,7 +192,9 @@ export class ConfinedRun {
         if (!spec.sandbox) command = command.map((a) => (a === programCopy!.guest ? host : a));
         programCopy = { host, guest: programCopy.guest };
       }
-      const inner = ['/bin/bash', '-c', wrapperScript(spec, spec.sandbox && spec.live === true), 'ptscope-run', ...prlimitArgv(limits, spec.sandbox), ...command];
+      const lifeline = spec.sandbox && spec.live === true;
+      const keep = [0, 1, 2, COLLECT_FD, ...(spec.logFd !== undefined ? [LOG_FD] : []), ...(lifeline ? [LIFELINE_FD] : []), ...(spec.handedIn?.keys() ?? [])];
+      const inner = ['/bin/bash', '-c', closerScript(keep), 'ptscope-close', '/bin/sh', '-c', wrapperScript(spec, lifeline), 'ptscope-run', ...prlimitArgv(limits, spec.sandbox), ...command];
       this.cgroup = RunCgroup.create(limits);
       if (this.cgroup === null || !this.cgroup.bounds.processes) {
         const root = process.geteuid?.() === 0;
