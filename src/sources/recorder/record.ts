@@ -112,7 +112,7 @@ export interface RecordResult {
   stderr: string;
   /** Recording wall time in seconds. */
   seconds: number;
-  /** A one-log recording stopped where the program started a thread (record() then follows the threads). */
+  /** A one-log recording stopped where the program started a thread or process (record() then follows each). */
   startsThreads?: boolean;
 }
 
@@ -179,7 +179,7 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   // The program starts threads or processes: the one-log recording (whose
   // log channel is the most tamper-proof) stopped there. Record the program
   // again with one log per thread, following every thread and process.
-  notice('the program starts threads: recording it again, following each thread');
+  notice('the program starts threads or processes: recording it again, following each one');
   try {
     return await recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
   } catch (e) {
@@ -489,9 +489,11 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     checkReplaceable(output, opts.force === true);
     if (existsSync(output)) rmSync(output, { recursive: true, force: true });
     renameSync(staging, output);
-    for (const w of warnings) notice(`warning: ${w}`);
+    // A thread or a forked process: recorded again with one log per thread
+    // (record()), whose warnings are the ones that count.
+    const startsThreads = stopped === 'clone';
+    if (!(startsThreads && opts.sandbox)) for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const startsThreads = stopped === 'clone' && /CLONE_THREAD/.test(path.stopDetail ?? '');
     return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds, startsThreads };
   } finally {
     for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);
