@@ -18,6 +18,7 @@ export function emptyContext(): DetectorContext {
     modules,
     facts,
     evidence: new EvidenceBuilder(facts, modules),
+    thread: { pid: null, tid: null },
     offset: () => 0x1234,
     params: {},
     policyFile: null,

@@ -14,7 +14,7 @@ import { CodeFacts } from './code-facts.js';
 import type { Detector, DetectorContext } from './detector-base.js';
 import { DETECTORS, detectorInfo } from './detector.js';
 import { EvidenceBuilder } from './evidence.js';
-import type { Finding, UncheckedNote } from './finding.js';
+import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
 import { insnDecoderFor, type TraceInput } from './trace-input.js';
 
 export type { TraceInput } from './trace-input.js';
@@ -30,6 +30,9 @@ export interface AnalyzeOptions {
 
 export interface AnalyzeResult {
   input: string;
+  /** The thread the stream traces (every finding carries it too). */
+  pid: number | null;
+  tid: number | null;
   detectors: { name: string; parameters: Readonly<Record<string, number | string | boolean>>; stats: Record<string, number> }[];
   findings: Finding[];
   unchecked: UncheckedNote[];
@@ -49,6 +52,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
   const names = options.detectors && options.detectors.length > 0 ? options.detectors : defaultDetectors();
   const facts = new CodeFacts(input.image);
   const evidence = new EvidenceBuilder(facts, input.modules);
+  const thread: ThreadRef = { pid: input.stream.pid, tid: input.stream.tid };
   return names.map((name) => {
     const info = detectorInfo(name);
     if (!info) throw new Error(`unknown detector '${name}' (known: ${DETECTORS.map((d) => d.name).join(', ')})`);
@@ -57,6 +61,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
       modules: input.modules,
       facts,
       evidence,
+      thread,
       offset,
       params: options.params?.[name] ?? {},
       policyFile: options.policyFile ?? null,
@@ -89,6 +94,8 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
   }
   return {
     input: input.name,
+    pid: input.stream.pid,
+    tid: input.stream.tid,
     detectors: detectors.map((d) => ({ name: d.name, parameters: d.parameters, stats: d.stats?.() ?? {} })),
     findings,
     unchecked,

@@ -34,7 +34,7 @@
 import { GapKind, TransferKind } from '../flow/control-flow.js';
 import { EventType, type PtEvent } from '../events/event.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
-import type { Finding, GadgetEvidence } from './finding.js';
+import type { DetectedFinding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
 import { StackSwitches, SwitchKind } from './stack-switch.js';
 
@@ -104,7 +104,7 @@ class AddressSpaceStacks {
 
 /** An open mismatch incident (a run of returns that matched nothing). */
 interface Incident {
-  finding: Finding;
+  finding: DetectedFinding;
   returns: number;
 }
 
@@ -313,7 +313,7 @@ export class ShadowStackDetector extends DetectorBase {
         targetSymbol: ev.symbol(st.target[i]),
       });
     }
-    const finding: Finding = {
+    const finding: DetectedFinding = {
       detector: this.name,
       kind: 'return-mismatch',
       severity: 'high',
