@@ -75,7 +75,12 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
   });
 }
 
-/** Decode the trace once and run the detectors. Findings are sorted by trace offset. */
+/**
+ * Decode the trace once and run the detectors. Findings are sorted by trace
+ * offset. The detectors are created for this stream alone: a recording of
+ * several threads is analysed stream by stream, each thread with its own
+ * state, and its findings carry the stream's pid/tid.
+ */
 export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): AnalyzeResult {
   const started = process.hrtime.bigint();
   const decoder = insnDecoderFor(input);

@@ -1,7 +1,9 @@
 /**
  * Shadow stack: every call pushes its return address, every return must go
- * to the address on top. Kept per address space (CR3); within one address
- * space, contexts the trace enters without a call (a signal handler, a
+ * to the address on top. One detector runs per stream, so a recording
+ * with one stream per thread gives each thread its own stacks, dropped when
+ * its stream ends (analyze.ts). Kept per address space (CR3); within one
+ * address space, contexts the trace enters without a call (a signal handler, a
  * callback from untraced code, another thread resumed after a gap) are
  * separated by *sentinel* entries that remember where the interrupted
  * context continues.
