@@ -30,7 +30,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyzeTrace, defaultDetectors, type AnalyzeOptions } from '../src/analyses/analyze.js';
+import { analyzeRecording, defaultDetectors, type AnalyzeOptions } from '../src/analyses/analyze.js';
 import type { Finding } from '../src/analyses/finding.js';
 import { traceInputs } from '../src/analyses/trace-input.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
@@ -215,10 +215,8 @@ function withRecording<T>(bundle: string, f: (r: Recording) => T): T {
 
 /** Every stream of a recording, each with its own detectors (as `ptscope analyze` does). */
 function analyzeAll(bundle: string, options: AnalyzeOptions): { findings: Finding[]; streams: number } {
-  return withRecording(bundle, (rec) => {
-    const inputs = traceInputs(rec);
-    return { findings: inputs.flatMap((i) => analyzeTrace(i, options).findings), streams: inputs.length };
-  });
+  const results = withRecording(bundle, (rec) => analyzeRecording(rec, options));
+  return { findings: results.flatMap((r) => r.findings), streams: results.length };
 }
 
 /** `pid/tid` of the threads with findings. */

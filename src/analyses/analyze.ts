@@ -15,7 +15,8 @@ import type { Detector, DetectorContext } from './detector-base.js';
 import { DETECTORS, detectorInfo } from './detector.js';
 import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
-import { insnDecoderFor, type TraceInput } from './trace-input.js';
+import { insnDecoderFor, traceInputs, type TraceInput } from './trace-input.js';
+import type { Recording } from '../sources/model/recording.js';
 
 export type { TraceInput } from './trace-input.js';
 
@@ -109,6 +110,14 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
     seconds,
     instructionsPerSecond: seconds > 0 ? flow.instructions / seconds : 0,
   };
+}
+
+/**
+ * Every stream of a recording (one per thread for the emulated recorder),
+ * each with its own detectors: one result per stream, in stream order.
+ */
+export function analyzeRecording(recording: Recording, options: AnalyzeOptions = {}): AnalyzeResult[] {
+  return traceInputs(recording).map((input) => analyzeTrace(input, options));
 }
 
 /**
