@@ -40,6 +40,7 @@
  */
 import { BranchKind, decodeBlock, locateDataFault, type BlockEnd } from './branch-kind.js';
 import { entryVerdict, syscallVerdict, type ChannelVerdict } from './log-channel.js';
+import { THREAD_LOG_FDS } from './thread-fifos.js';
 import type { MemoryMap } from './memory-map.js';
 import type { PtEncoderSession } from './pt-encoder-session.js';
 import { RecordingTampered, type QemuLogSink, type TranslatedBlock } from './qemu-log.js';
@@ -316,7 +317,7 @@ export class PathReconstruction implements QemuLogSink {
   syscall(line: string): void {
     if (this.stopped) return;
     this.memory.syscall(line);
-    this.apply(syscallVerdict(line, this.limits.perThreadLogs === true ? [] : LOG_DESCRIPTORS));
+    this.apply(syscallVerdict(line, this.limits.perThreadLogs === true ? THREAD_LOG_FDS : LOG_DESCRIPTORS));
     if (this.stopped) return;
     const paren = line.indexOf('(');
     this.lastSyscall = paren > 0 ? line.slice(0, paren) : null;

@@ -30,7 +30,7 @@ import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TaskTracer } from './task-tracer.js';
-import { MAX_TASK_ID, THREAD_LOG_DIR, ThreadFifos } from './thread-fifos.js';
+import { MAX_TASK_ID, THREAD_LOG_TEMPLATE, ThreadFifos } from './thread-fifos.js';
 
 export async function recordThreads(
   opts: RecordOptions,
@@ -81,9 +81,10 @@ export async function recordThreads(
 
   const stdinFd = openStdin(opts.stdin) ?? null;
   const run = confinedRun({
-    command: [qemu, '-d', `${LOG_ITEMS},tid`, '-D', `${THREAD_LOG_DIR}/%d`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
+    command: [qemu, '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
     sandbox: true,
-    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead, logDir: { host: fifos.dir, guest: THREAD_LOG_DIR } },
+    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
+    handedIn: fifos.handedIn,
     limits,
     stdin: stdinFd ?? undefined,
     output: opts.stdio ?? 'inherit',
@@ -95,7 +96,7 @@ export async function recordThreads(
   kill = (): void => run.kill();
   const warnings: string[] = [
     ...run.notes,
-    'threads and processes were recorded from one log per thread, which the program can reach by path: the log\'s integrity checks are weaker than for a one-thread recording',
+    'threads and processes were recorded from one log per thread: each thread of the emulator writes its log through a descriptor whose number the recorder does not learn, so a write there by the program is caught only by the log\'s consistency checks (a one-thread recording also checks the descriptor)',
   ];
 
   const timing: TimingSettings = { ...DEFAULT_TIMING, ...opts.timing };

@@ -180,7 +180,14 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   // log channel is the most tamper-proof) stopped there. Record the program
   // again with one log per thread, following every thread and process.
   notice('the program starts threads: recording it again, following each thread');
-  return recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
+  try {
+    return await recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
+  } catch (e) {
+    // No bundle when the recording failed (or was refused as tampered): not
+    // even the first run's, which would pass for the program's whole run.
+    rmSync(first.bundle, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /** Make the log FIFO writable by the emulator through its descriptor, but not readable or re-modable by the target. */
