@@ -166,11 +166,13 @@ describe('a guest that blinds the recorder', () => {
     expectDecodes(res.bundle);
   });
 
-  it('fork: stops at the syscall (a child would write its own lines), with the reason', async () => {
+  it('fork: recorded again with one log per process (the child writes only its own log)', async () => {
     const res = await recordProbe(work, [probe, 'spawn']);
-    expect(res.manifest.exit.stopped).toBe('clone');
-    expect(res.manifest.warnings.join('\n')).toMatch(/starts a thread or process/);
-    expectDecodes(res.bundle);
+    expect(res.manifest.exit.stopped).toBeNull();
+    const m = res.manifest as unknown as { version: number; processes: { pid: number; ppid: number | null }[] };
+    expect(m.version).toBe(2);
+    expect(m.processes).toHaveLength(2);
+    expect(m.processes[1].ppid).toBe(m.processes[0].pid);
   });
 
   it('a benign path with a newline is recorded whole: the same instructions as the same path without it', async () => {

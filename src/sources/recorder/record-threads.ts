@@ -31,6 +31,7 @@ import { sandboxUnavailable } from './sandbox.js';
 import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TaskTracer } from './task-tracer.js';
 import { MAX_TASK_ID, THREAD_LOG_TEMPLATE, ThreadFifos } from './thread-fifos.js';
+import { buildNativeShim } from '../native-build.js';
 
 export async function recordThreads(
   opts: RecordOptions,
@@ -79,11 +80,21 @@ export async function recordThreads(
   });
   keepFifos(fifos);
 
+  // The log shim (native/qemu-log-shim.c) gives a forked child a log of its
+  // own; without gcc to build it, the recording stops at a fork as before.
+  let shim: string | null = null;
+  try {
+    shim = buildNativeShim('qemu-log-shim', "emulator's log shim");
+  } catch (e) {
+    notice(`warning: forks will not be followed (${errorText(e)})`);
+  }
+  const preload = shim === null ? [] : ['/usr/bin/env', `LD_PRELOAD=${shim}`];
   const stdinFd = openStdin(opts.stdin) ?? null;
   const run = confinedRun({
-    command: [qemu, '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
+    // LD_PRELOAD is qemu's own: -U keeps it from the program's environment.
+    command: [...preload, qemu, '-U', 'LD_PRELOAD', '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
     sandbox: true,
-    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
+    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead: shim === null ? allowRead : [...allowRead, shim] },
     handedIn: fifos.handedIn,
     limits,
     stdin: stdinFd ?? undefined,
@@ -126,6 +137,7 @@ export async function recordThreads(
       stopped ??= reason;
       kill();
     },
+    followForks: shim !== null,
   });
 
   let stdoutText = '';
