@@ -303,6 +303,12 @@ describe('what a syscall does to the log channel', () => {
     }
   });
 
+  it('with one log per thread (qemu\'s own descriptor unknown), a close of a bad descriptor is nothing', () => {
+    expect(entryVerdict('close', 'close(-1)', NaN)).toBeNull();
+    expect(entryVerdict('close_range', 'close_range(3,-1,0)', NaN)).toBeNull();
+    expect(entryVerdict('dup2', 'dup2(1,-1)', NaN)).toBeNull();
+  });
+
   it('stops at exec, clone, and a close of the emulator\'s own descriptor (at the entry: no result follows)', () => {
     expect(entryVerdict('execve', 'execve("/bin/true",{"/bin/true",NULL})', own)).toMatchObject({ stop: 'exec' });
     expect(entryVerdict('clone', 'clone(CLONE_VM|CLONE_THREAD,...)', own)).toMatchObject({ stop: 'clone' });

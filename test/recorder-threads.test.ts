@@ -144,6 +144,20 @@ describe('recording threads', () => {
     expect(flowText(res.bundle)).toContain(`[${child.pid}/${child.pid}]`);
   }, 240_000);
 
+  it('a shell pipeline: the shell and every child it forks are processes; the children that exec are untraced from there', async () => {
+    const res = await rec(['/bin/sh', '-c', 'seq 1 2000 | gzip -c | gzip -dc | tail -1'], 'pipeline');
+    expect(res.stdout.trim()).toBe('2000');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.exit).toEqual({ status: 0, signal: null, stopped: null });
+    const [shell, ...children] = v2.processes;
+    expect(children).toHaveLength(4);
+    for (const c of children) {
+      expect(c.ppid).toBe(shell.pid);
+      expect(c.untraced).toMatch(/ran natively, untraced/);
+    }
+    expectExactStreams(res.bundle, v2);
+  }, 240_000);
+
   it('fork then exec: the exec\'d program is marked untraced, and holds no log', async () => {
     const res = await rec(['/bin/sh', '-c', '/bin/ls -l /proc/self/fd; echo done'], 'fork-exec');
     // ls ran natively after exec: it sees its standard streams and the directory it lists, no log.

@@ -304,7 +304,9 @@ export class PathReconstruction implements QemuLogSink {
     if (this.limits.perThreadLogs === true) {
       // Threads and processes have logs of their own; exec still ends this
       // thread's trace (qemu-user does not follow it: the new program runs natively).
-      const v = entryVerdict(name, text, -1);
+      // qemu's own descriptor for this thread's log is not known (NaN never
+      // matches): closing it is seen as the log ending early.
+      const v = entryVerdict(name, text, NaN);
       if (v !== null && 'stop' in v && v.stop === 'clone') {
         if ((name === 'clone' || name === 'clone3') && /CLONE_THREAD/.test(text)) return;
         if (this.limits.followForks === true) return;
