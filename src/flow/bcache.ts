@@ -74,6 +74,13 @@ const PAGE_MASK = PAGE_SIZE - 1;
 /** One section's entries, in pages allocated on first use. */
 export class SectionBlockCache {
   private readonly pages: (Int32Array | undefined)[] = [];
+  /**
+   * ptscope's, not libipt's: beside a {@link Bq.Cond} entry, the branch's
+   * displacement, so that a taken branch needs no decode to find its
+   * target. Valid while the entry at that offset is the Cond entry it was
+   * stored with ({@link condDisplacement} checks).
+   */
+  private readonly condPages: (Int32Array | undefined)[] = [];
 
   constructor(readonly size: number) {}
 
@@ -90,6 +97,29 @@ export class SectionBlockCache {
       this.pages[offset >>> PAGE_BITS] = page;
     }
     page[offset & PAGE_MASK] = entry;
+  }
+
+  /** Add the entry of a conditional branch at `offset` with its displacement. */
+  addCond(offset: number, entry: number, displacement: number): void {
+    this.add(offset, entry);
+    let page = this.condPages[offset >>> PAGE_BITS];
+    if (page === undefined) {
+      page = new Int32Array(PAGE_SIZE);
+      this.condPages[offset >>> PAGE_BITS] = page;
+    }
+    page[offset & PAGE_MASK] = displacement;
+  }
+
+  /**
+   * The displacement of the conditional branch at `offset` if its entry is
+   * `entry` (as {@link addCond} stored it), else NaN: decode it.
+   */
+  condDisplacement(offset: number, entry: number): number {
+    const i = offset >>> PAGE_BITS;
+    const page = this.pages[i];
+    if (page === undefined || page[offset & PAGE_MASK] !== entry) return NaN;
+    const cond = this.condPages[i];
+    return cond === undefined ? NaN : cond[offset & PAGE_MASK]!;
   }
 }
 

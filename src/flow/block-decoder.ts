@@ -1038,9 +1038,18 @@ export class BlockDecoder {
             const tnt = this.condBranch();
             if (tnt !== 0) {
               if (tnt < 0) return tnt;
-              const status = this.decodeInSection(insn, ip, mode, msec);
-              if (status < 0) return status;
-              ip += insn.displacement;
+              // The displacement kept with the branch's own entry, if that
+              // entry is still this one and the branch lies in the mapping
+              // (a decode would give the same); else decode.
+              const noff = nip - msec.vaddr + msec.offset;
+              const disp = nip + isize <= msec.end ? bcache.condDisplacement(noff, bceMake(0, 1, mode, Bq.Cond, isize)) : NaN;
+              if (Number.isNaN(disp)) {
+                const status = this.decodeInSection(insn, ip, mode, msec);
+                if (status < 0) return status;
+                ip += insn.displacement;
+              } else {
+                ip += disp;
+              }
             }
             this.ip = ip + isize;
             return 0;
@@ -1130,7 +1139,9 @@ export class BlockDecoder {
       }
       // A truncated instruction must be decoded each time.
       if (block.truncated) q = Bq.Decode;
-      bcache.add(ioff, bceMake(0, 1, insn.mode, q, insn.size < 8 ? insn.size : 0));
+      const entry = bceMake(0, 1, insn.mode, q, insn.size < 8 ? insn.size : 0);
+      if (q === Bq.Cond && insn.isDirect) bcache.addCond(ioff, entry, insn.displacement);
+      else bcache.add(ioff, entry);
       return this.proceedWithTrace(insn);
     }
     this.ip = nip;
