@@ -44,6 +44,7 @@ import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
 import { Block, MAX_BLOCK_INSNS } from './block.js';
 import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, sectionBlockCache, type SectionBlockCache } from './bcache.js';
 import type { Image, MappedSection } from './image.js';
+import type { Section } from './section.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
 import {
   ExecMode,
@@ -131,6 +132,10 @@ export class BlockDecoder {
   private msec: MappedSection | null = null;
   private msecImage: Image | null = null;
   private msecVersion = -1;
+  /** The block cache of the last section {@link proceedNoEvent} found one for (a WeakMap look-up saved per block). */
+  private bcache: SectionBlockCache | null = null;
+  private bcacheSection: Section | null = null;
+  private bcacheEndOnJump = false;
 
   /** The current event (libipt's decoder->event): valid while {@link status} is not negative. */
   private readonly ev = new PtEvent();
@@ -947,7 +952,16 @@ export class BlockDecoder {
     }
     // No block cache for the section: the slow path (libipt's, when the
     // instruction decoder found the mapping first).
-    const bcache = existingSectionBlockCache(msec.section, this.endOnJump);
+    let bcache = this.bcache;
+    if (msec.section !== this.bcacheSection || this.endOnJump !== this.bcacheEndOnJump) {
+      bcache = existingSectionBlockCache(msec.section, this.endOnJump);
+      // Once allocated, a section's cache stays: remember only those.
+      if (bcache !== null) {
+        this.bcache = bcache;
+        this.bcacheSection = msec.section;
+        this.bcacheEndOnJump = this.endOnJump;
+      }
+    }
     if (bcache === null) return this.proceedNoEventUncached(block);
     return this.proceedNoEventCached(block, bcache, msec);
   }
