@@ -178,6 +178,7 @@ export class BlockDecoder {
   private readonly tmp = new InstructionInfo();
   private readonly reached = new InstructionInfo();
   private readonly probe = new InstructionInfo();
+  private readonly fillInsn = new InstructionInfo();
   private readonly saved = new EventDecoderState();
   private readonly savedEvent = new PtEvent();
 
@@ -1116,7 +1117,9 @@ export class BlockDecoder {
    * pt_blk_proceed_no_event_fill_cache; recursive, at most `steps` deep).
    */
   private proceedNoEventFillCache(block: Block, bcache: SectionBlockCache, msec: MappedSection, steps: number): number {
-    const insn = new InstructionInfo();
+    // One scratch for every level: what is needed after the recursive call
+    // (the instruction's address and mode) is kept in locals.
+    const insn = this.fillInsn;
     let status = this.proceedOneInsn(block, insn);
     if (status <= 0) return status;
     const ioff = insn.ip - msec.vaddr + msec.offset;
@@ -1176,6 +1179,8 @@ export class BlockDecoder {
       bcache.add(ioff, bceMake(0, 1, insn.mode, Bq.Decode, 0));
       return 0;
     }
+    const iip = insn.ip;
+    const imode = insn.mode;
     // One instruction done: is the next one cached?
     let bce = bcache.lookup(noff);
     const fill = !bceIsValid(bce);
@@ -1184,7 +1189,7 @@ export class BlockDecoder {
       // there next time.
       steps -= 1;
       if (!steps) {
-        addTrampoline(bcache, ioff, noff, insn.mode);
+        addTrampoline(bcache, ioff, noff, imode);
         return 0;
       }
       status = this.proceedNoEventFillCache(block, bcache, msec, steps);
@@ -1194,16 +1199,16 @@ export class BlockDecoder {
       if (!bceIsValid(bce)) return 0;
     }
     // No mode changes without an event.
-    if (bceMode(bce) !== insn.mode) return -ErrorCode.Internal;
+    if (bceMode(bce) !== imode) return -ErrorCode.Internal;
     const dip = nip + bceDisplacement(bce);
-    const disp = dip - insn.ip;
+    const disp = dip - iip;
     // A split section: no entry, the slow path to the end of the section.
     if (dip < msec.vaddr || dip >= msec.end) return 0;
     // Reach the next instruction's decision point from here, or, if the
     // count or the displacement overflow, by a trampoline to it.
     const ninsn = (bceNinsn(bce) + 1) & 0xff;
     if (ninsn === 0 || disp !== bceDisplacement(disp)) {
-      addTrampoline(bcache, ioff, noff, insn.mode);
+      addTrampoline(bcache, ioff, noff, imode);
       return 0;
     }
     bcache.add(ioff, bceMake(disp, ninsn, bceMode(bce), bceQualifier(bce), bceIsize(bce)));
