@@ -42,7 +42,7 @@ import { EventDecoder, EventDecoderState } from '../events/event-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
 import { Block, MAX_BLOCK_INSNS } from './block.js';
-import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, sectionBlockCache, type SectionBlockCache } from './bcache.js';
+import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, packDecodeStop, sectionBlockCache, type SectionBlockCache } from './bcache.js';
 import type { Image, MappedSection } from './image.js';
 import type { Section } from './section.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
@@ -1069,12 +1069,12 @@ export class BlockDecoder {
             this.ip = ip + isize;
             return 0;
           }
-          const status = this.decodeStop(block, nip, mode, msec);
+          const status = this.decodeStop(block, nip, mode, msec, bcache);
           if (status !== CONTINUE) return status;
           continue;
         }
         case Bq.Decode: {
-          const status = this.decodeStop(block, nip, mode, msec);
+          const status = this.decodeStop(block, nip, mode, msec, bcache);
           if (status !== CONTINUE) return status;
           continue;
         }
@@ -1089,12 +1089,14 @@ export class BlockDecoder {
    * the instruction is counted already; decode it and act on it. A status,
    * or {@link CONTINUE} to go on from the cache.
    */
-  private decodeStop(block: Block, ip: number, mode: ExecMode, msec: MappedSection): number {
+  private decodeStop(block: Block, ip: number, mode: ExecMode, msec: MappedSection, bcache: SectionBlockCache): number {
     const insn = this.probe;
-    const status = this.decodeInSection(insn, ip, mode, msec);
-    if (status < 0) {
-      if (status !== -ErrorCode.BadInsn) return status;
-      return this.proceedTruncated(block);
+    if (!this.stopFromCache(insn, ip, mode, msec, bcache)) {
+      const status = this.decodeInSection(insn, ip, mode, msec);
+      if (status < 0) {
+        if (status !== -ErrorCode.BadInsn) return status;
+        return this.proceedTruncated(block);
+      }
     }
     block.iclass = insn.iclass;
     this.logCall(insn);
@@ -1109,6 +1111,41 @@ export class BlockDecoder {
     // Onwards from the cache as long as we stay in the mapping.
     if (next < msec.vaddr || next >= msec.end) return 0;
     return CONTINUE;
+  }
+
+  /**
+   * The instruction of a decode stop from what the cache fill kept of it
+   * (what {@link decodeInSection} would give, without decoding): false if
+   * it kept nothing for this entry and mode, or the instruction does not
+   * end inside the mapping.
+   */
+  private stopFromCache(insn: InstructionInfo, ip: number, mode: ExecMode, msec: MappedSection, bcache: SectionBlockCache): boolean {
+    const off = ip - msec.vaddr + msec.offset;
+    const info = bcache.decodeStopInfo(off, bceMake(0, 1, mode, Bq.Decode, 0), mode);
+    if (info === 0) return false;
+    const size = info & 15;
+    if (ip + size > msec.end) return false;
+    insn.ip = ip;
+    insn.mode = mode;
+    insn.size = size;
+    insn.iclass = (info >>> 4) & 15;
+    insn.kind = (info >>> 8) & 255;
+    if ((info & (1 << 16)) !== 0) {
+      const disp = bcache.stopDisplacement(off);
+      insn.isDirect = true;
+      insn.displacement = disp;
+      insn.target = ip + size + disp;
+    } else {
+      insn.isDirect = false;
+      insn.displacement = 0;
+      insn.target = 0;
+    }
+    insn.truncated = false;
+    insn.section = msec;
+    insn.isid = msec.isid;
+    insn.rawBuffer = msec.section.source.bytes;
+    insn.rawOffset = msec.sourceOffset + (ip - msec.vaddr);
+    return true;
   }
 
   /**
@@ -1176,7 +1213,9 @@ export class BlockDecoder {
     ) {
       // Indirect jumps need trace: handled above.
       if (insn.iclass === InsnClass.Jump && !insn.isDirect) return -ErrorCode.Internal;
-      bcache.add(ioff, bceMake(0, 1, insn.mode, Bq.Decode, 0));
+      const entry = bceMake(0, 1, insn.mode, Bq.Decode, 0);
+      if (insn.truncated) bcache.add(ioff, entry);
+      else bcache.addDecodeStop(ioff, entry, packDecodeStop(insn.size, insn.iclass, insn.kind, insn.isDirect, insn.mode), insn.displacement);
       return 0;
     }
     const iip = insn.ip;
