@@ -226,8 +226,8 @@ export class InsnDecoder {
       block.mode !== this.runMode ||
       blocks.asid !== this.runAsid ||
       blocks.image.version !== this.runVersion ||
-      block.isid === 0 ||
-      blocks.lookupSection(ip) < 0
+      // As the general path: the mapping look-up only for a section with an identifier.
+      (block.isid !== 0 && blocks.lookupSection(ip) < 0)
     ) {
       return this.nextGeneral(insn, block);
     }
