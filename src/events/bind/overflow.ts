@@ -14,6 +14,7 @@ import { PacketType } from '../../packets/packet-type.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
 import type { EventDecoder } from '../event-decoder.js';
+import { takesFupIp } from './fup.js';
 import { decodePsbend } from './psb.js';
 import { handleApl11, handleApl12, handleSkd010 } from './overflow-errata.js';
 
@@ -90,28 +91,12 @@ export function decodeOvf(d: EventDecoder): number {
   while (!d.enabled) {
     const ev = d.evq.dequeue(Binding.FupBound | Binding.Fup | Binding.Tip | Binding.Exstop | Binding.Pwrx);
     if (ev === null) break;
+    if (takesFupIp(ev.type)) {
+      ev.ipSuppressed = true;
+      d.event = ev;
+      return 0;
+    }
     switch (ev.type) {
-      case EventType.Exstop:
-      case EventType.Mwait:
-      case EventType.Ptwrite:
-      case EventType.Tsx:
-      case EventType.ExecMode:
-      case EventType.Iflags:
-      case EventType.Interrupt:
-      case EventType.Iret:
-      case EventType.Smi:
-      case EventType.Init:
-      case EventType.Vmentry:
-      case EventType.Vmexit:
-      case EventType.Shutdown:
-      case EventType.Uintr:
-      case EventType.Uiret:
-      case EventType.Trig:
-      case EventType.Swintr:
-      case EventType.Syscall:
-        ev.ipSuppressed = true;
-        d.event = ev;
-        return 0;
       case EventType.Pwre:
       case EventType.Rsm:
       case EventType.Sipi:
