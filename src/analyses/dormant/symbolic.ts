@@ -44,25 +44,9 @@ import {
   type Z3,
   type Z3Bool,
 } from './slice.js';
+import { asBitVec, conditionOf, type Cond, type FlagKind, type Flags } from './flag-conditions.js';
 import { Unsolved } from './unsolved.js';
 import { DEFAULT_SOLVER_TIMEOUT_MS } from './z3-context.js';
-
-type FlagKind = 'sub' | 'add' | 'logic' | 'unknown';
-interface Flags {
-  kind: FlagKind;
-  a: Val;
-  b: Val;
-  r: Val;
-  bits: number;
-  cfKnown: boolean;
-}
-
-/** A condition: concrete truth, expression, unknown-dependence. */
-interface Cond {
-  c: boolean;
-  e: Z3Bool | null;
-  u: boolean;
-}
 
 interface MemByte {
   c: number;
@@ -229,7 +213,7 @@ export class SymbolicExecutor implements ModelHost {
   }
 
   private ex(v: Val, bits: number): BV {
-    return v.e ?? (this.z3.BitVec.val(v.c & mask(bits), bits) as BV);
+    return asBitVec(this.z3, v, bits);
   }
 
   private readReg(r: Register): Val {
@@ -395,89 +379,7 @@ export class SymbolicExecutor implements ModelHost {
   }
 
   private cond(cc: ConditionCode): Cond {
-    const f = this.flags;
-    const z = this.z3;
-    const bits = f.bits;
-    if (f.kind === 'unknown') return { c: false, e: z.Bool.const(`unknown!${this.unknownCount++}!flags`), u: true };
-    const a = f.a;
-    const b = f.b;
-    const r = f.r;
-    const sym = a.e !== null || b.e !== null || r.e !== null;
-    const u = a.u || b.u || r.u;
-    const A = (): BV => this.ex(a, bits);
-    const B = (): BV => this.ex(b, bits);
-    const R = (): BV => this.ex(r, bits);
-    const zero = (): BV => z.BitVec.val(0, bits) as BV;
-    const rs = signed(r.c, bits);
-    const pick = (c: boolean, e: () => Z3Bool): Cond => ({ c, e: sym ? e() : null, u });
-    const as = signed(a.c, bits);
-    const bs = signed(b.c, bits);
-    const neg = (x: Cond): Cond => ({ c: !x.c, e: x.e === null ? null : x.e.not(), u: x.u });
-    const cfNeeded = (): void => {
-      if (!f.cfKnown) throw new Unsolved('a branch reads a carry flag that inc/dec left unchanged');
-    };
-    switch (f.kind) {
-      case 'sub':
-        switch (cc) {
-          case ConditionCode.e: return pick(a.c === b.c, () => A().eq(B()));
-          case ConditionCode.ne: return pick(a.c !== b.c, () => A().neq(B()));
-          case ConditionCode.b: cfNeeded(); return pick(a.c < b.c, () => A().ult(B()));
-          case ConditionCode.ae: cfNeeded(); return pick(a.c >= b.c, () => A().uge(B()));
-          case ConditionCode.be: cfNeeded(); return pick(a.c <= b.c, () => A().ule(B()));
-          case ConditionCode.a: cfNeeded(); return pick(a.c > b.c, () => A().ugt(B()));
-          case ConditionCode.l: return pick(as < bs, () => A().slt(B()));
-          case ConditionCode.ge: return pick(as >= bs, () => A().sge(B()));
-          case ConditionCode.le: return pick(as <= bs, () => A().sle(B()));
-          case ConditionCode.g: return pick(as > bs, () => A().sgt(B()));
-          case ConditionCode.s: return pick(rs < 0n, () => R().slt(zero()));
-          case ConditionCode.ns: return pick(rs >= 0n, () => R().sge(zero()));
-          case ConditionCode.o: return this.overflow(a, b, r, bits, true);
-          case ConditionCode.no: return neg(this.overflow(a, b, r, bits, true));
-          default: break;
-        }
-        break;
-      case 'add':
-      case 'logic': {
-        const isZero = pick(r.c === 0n, () => R().eq(zero()));
-        const sf = pick(rs < 0n, () => R().slt(zero()));
-        const of = f.kind === 'logic' ? { c: false, e: sym ? z.Bool.val(false) : null, u } : this.overflow(a, b, r, bits, false);
-        const cf: Cond = f.kind === 'logic' ? { c: false, e: sym ? z.Bool.val(false) : null, u } : (cfNeeded(), pick(r.c < a.c, () => R().ult(A())));
-        const or = (x: Cond, y: Cond): Cond => ({ c: x.c || y.c, e: x.e === null ? null : z.Or(x.e, y.e!), u: x.u || y.u });
-        const xor = (x: Cond, y: Cond): Cond => ({ c: x.c !== y.c, e: x.e === null ? null : z.Xor(x.e, y.e!), u: x.u || y.u });
-        switch (cc) {
-          case ConditionCode.e: return isZero;
-          case ConditionCode.ne: return neg(isZero);
-          case ConditionCode.s: return sf;
-          case ConditionCode.ns: return neg(sf);
-          case ConditionCode.o: return of;
-          case ConditionCode.no: return neg(of);
-          case ConditionCode.b: return cf;
-          case ConditionCode.ae: return neg(cf);
-          case ConditionCode.be: return or(cf, isZero);
-          case ConditionCode.a: return neg(or(cf, isZero));
-          case ConditionCode.l: return xor(sf, of);
-          case ConditionCode.ge: return neg(xor(sf, of));
-          case ConditionCode.le: return or(isZero, xor(sf, of));
-          case ConditionCode.g: return neg(or(isZero, xor(sf, of)));
-          default: break;
-        }
-        break;
-      }
-    }
-    throw new Unsolved(`condition ${ConditionCode[cc]} after ${f.kind} is not modelled`);
-  }
-
-  private overflow(a: Val, b: Val, r: Val, bits: number, sub: boolean): Cond {
-    const top = 1n << BigInt(bits - 1);
-    const c = sub ? ((a.c ^ b.c) & (a.c ^ r.c) & top) !== 0n : (~(a.c ^ b.c) & (a.c ^ r.c) & top) !== 0n;
-    const sym = a.e !== null || b.e !== null || r.e !== null;
-    if (!sym) return { c, e: null, u: a.u || b.u || r.u };
-    const z = this.z3;
-    const A = this.ex(a, bits);
-    const B = this.ex(b, bits);
-    const R = this.ex(r, bits);
-    const x = sub ? A.xor(B).and(A.xor(R)) : A.xor(B).not().and(A.xor(R));
-    return { c, e: (x as BV).slt(z.BitVec.val(0, bits)), u: a.u || b.u || r.u };
+    return conditionOf(this.z3, this.flags, cc, () => this.z3.Bool.const(`unknown!${this.unknownCount++}!flags`));
   }
 
   // ---- execution ---------------------------------------------------------------
