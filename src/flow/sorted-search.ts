@@ -20,7 +20,18 @@ export function partitionPoint(n: number, before: (i: number) => boolean): numbe
   return lo;
 }
 
-/** Index of the last of the ascending `keys` at or below `x`, or -1. */
+/**
+ * Index of the last of the ascending `keys` at or below `x`, or -1. The
+ * same search as {@link partitionPoint}, without a closure: the detectors
+ * ask once per control transfer.
+ */
 export function lastAtOrBelow(keys: ArrayLike<number>, x: number): number {
-  return partitionPoint(keys.length, (i) => keys[i]! <= x) - 1;
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (keys[mid]! <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
 }
