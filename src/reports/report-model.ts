@@ -135,15 +135,8 @@ export interface CoverageTile {
   blocksRan: number;
 }
 
-/** Coverage of one module as shown: function lists capped. */
-export interface ReportCoverage {
-  module: string;
-  unavailable: string | null;
-  functions: number;
-  functionsRan: number;
-  blocks: number;
-  blocksRan: number;
-  blocksOutsideCfg: number;
+/** Coverage of one module as shown: the module's counts, its function lists capped. */
+export interface ReportCoverage extends Omit<ModuleCoverage, 'path' | 'list'> {
   /** Functions that ran (most blocks ran first). */
   ran: Capped<FunctionCoverage>;
   /** Functions that never ran, by address. */
