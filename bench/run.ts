@@ -34,6 +34,7 @@ import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { benchAnalyze } from '../src/analyses/analyze.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
 import { edgesBench } from './edges.js';
+import { runRecordCostBench } from './record-cost.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
 const ROOT = (() => {
@@ -468,7 +469,13 @@ const parallelBench: Bench = {
   run: () => runParallelBench(REAL, BENCH_DIR),
 };
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench];
+const recordBench: Bench = {
+  name: 'record',
+  description: 'the emulated recorder on ordinary programs, one-thread, threaded and forking: trace density and slowdown vs native',
+  run: () => runRecordCostBench(ROOT),
+};
+
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench, recordBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

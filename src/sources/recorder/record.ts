@@ -189,7 +189,8 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
     const second = await recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true, shown);
     if (shown?.overflowed) notice(`warning: the first run printed over ${SHOWN_OUTPUT_KEPT >> 20} MiB before it started a thread or process: some of it may have been shown twice`);
     else if (shown?.diverged) notice('warning: the second run printed something else than the first before the first stopped: its output is shown from where they differ');
-    return second;
+    // The cost of this recording is both runs.
+    return { ...second, seconds: first.seconds + second.seconds };
   } catch (e) {
     // No bundle when the recording failed (or was refused as tampered): not
     // even the first run's, which would pass for the program's whole run.
