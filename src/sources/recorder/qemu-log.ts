@@ -85,8 +85,6 @@ for (let i = 0; i < 6; i++) {
 const NL = 10;
 const SPACE = 32;
 const MAX_TB_INSNS = 4096;
-/** Bytes of one TB's code kept (qemu's TBs are at most a page or two). */
-const MAX_TB_BYTES = 1 << 16;
 /** A longer line keeps only its first and last {@link LINE_KEEP} bytes. */
 const MAX_LINE = 1 << 20;
 const LINE_KEEP = 1 << 12;

@@ -3,6 +3,7 @@
  * one log per thread) share: the one-line error, the program's arguments and
  * environment as the sandbox shows them, the output directory's checks.
  */
+import { RecordingTampered } from './qemu-log.js';
 import type { StdinReplay } from './caller-stdin.js';
 import { lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -107,6 +108,18 @@ export const SIGNAL_NAMES: Record<number, string> = {
 };
 
 /** Open the target's standard input file; a missing file is a one-line error. */
+/**
+ * The error for a recording whose log could not be turned into a trace:
+ * tampering, or a path ptscope could not rebuild. In the analyst's words,
+ * with what was kept and what to try; the technical detail last, for a
+ * bug report.
+ */
+export function recordingFailed(e: unknown): RecordError {
+  const detail = errorText(e);
+  if (e instanceof RecordingTampered) return new RecordError(`record: recording tampered: ${detail}`);
+  return new RecordError(`record: recording failed: the program's path could not be rebuilt, so nothing was kept; --max-insns N records up to an earlier point, and a report with the program helps (detail: ${detail})`);
+}
+
 /** The program's standard input: a file opened for the run, 'pipe' for a replayed pipe (caller-stdin.ts), or none. */
 export function openStdin(stdin: string | StdinReplay | undefined): number | 'pipe' | undefined {
   if (stdin === undefined) return undefined;

@@ -20,11 +20,10 @@ import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap, type ImageMapping } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
-import { RecordingTampered } from './qemu-log.js';
 import type { RecordOptions, RecordResult } from './record.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES,
+  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
@@ -186,8 +185,7 @@ export async function recordThreads(
     if (aborted) throw new RecordError('record: interrupted');
     const t = tracer;
     const fail = (f: Error): never => {
-      if (f instanceof RecordingTampered) throw new RecordError(`record: recording tampered: ${f.message}`);
-      throw new RecordError(`record: recording stopped: the emulator's log could not be followed (${f.message}); nothing was kept`);
+      throw recordingFailed(f);
     };
     if (failure !== null) fail(failure);
     if (t.threads.size === 0) {

@@ -32,15 +32,15 @@ import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap } from './memory-map.js';
 import { PathReconstruction, type StopReason } from './path-reconstruction.js';
 import { DEFAULT_TIMING, PtEncoderSession, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
-import { QemuLogParser, RecordingTampered } from './qemu-log.js';
+import { QemuLogParser } from './qemu-log.js';
 import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TraceOutput } from './trace-output.js';
 import { recordThreads } from './record-threads.js';
 import {
-  argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, safeBaseName, showable, SIGNAL_NAMES,
+  argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
+  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
@@ -404,11 +404,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     });
     opts.signal?.removeEventListener('abort', onAbort);
     if (aborted) throw new RecordError('record: interrupted');
-    if (failure !== null) {
-      const f = failure as Error;
-      if (f instanceof RecordingTampered) throw new RecordError(`record: recording tampered: ${f.message}`);
-      throw new RecordError(`record: cannot follow the emulator's log: ${f.message}`);
-    }
+    if (failure !== null) throw recordingFailed(failure);
     if (!placed) {
       const why = stderrText.trim().split('\n').pop() ?? '';
       throw new RecordError(`record: the program did not start under ${QEMU}${why ? `: ${why}` : ''}`);
@@ -416,8 +412,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     try {
       parser.end();
     } catch (e) {
-      if (e instanceof RecordingTampered) throw new RecordError(`record: recording tampered: ${e.message}`);
-      throw new RecordError(`record: cannot follow the emulator's log: ${errorText(e)}`);
+      throw recordingFailed(e);
     }
     const unfinished = parser.unfinishedSyscall;
     if (stopped === null && unfinished !== null && unfinished !== 'exit' && unfinished !== 'exit_group') {
