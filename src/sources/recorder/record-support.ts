@@ -3,6 +3,10 @@
  * one log per thread) share: the one-line error, the program's arguments and
  * environment as the sandbox shows them, the output directory's checks.
  */
+import type { ChildProcess } from 'node:child_process';
+import { DEFAULT_TIMING, type EncoderSettings } from './pt-encoder-session.js';
+import type { RecordOptions } from './record.js';
+import type { ShownOutput } from './shown-output.js';
 import { RecordingTampered } from './qemu-log.js';
 import type { StdinReplay } from './caller-stdin.js';
 import { lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
@@ -108,6 +112,44 @@ export const SIGNAL_NAMES: Record<number, string> = {
 };
 
 /** Open the target's standard input file; a missing file is a one-line error. */
+/** The PT encoder's settings from the recording options. */
+export function encoderSettings(opts: Pick<RecordOptions, 'psbPeriod' | 'retCompression' | 'longTnt' | 'ranges' | 'timing' | 'snapshotBytes'>): EncoderSettings {
+  return {
+    psbPeriod: opts.psbPeriod,
+    retCompression: opts.retCompression,
+    longTnt: opts.longTnt,
+    ranges: opts.ranges,
+    timing: { ...DEFAULT_TIMING, ...opts.timing },
+    snapshot: opts.snapshotBytes > 0,
+  };
+}
+
+/** What the program printed, as far as it is kept: text when captured, and stderr's tail for messages. */
+export interface ProgramOutput {
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Follow the program's output: shown once across two runs (shown-output.ts),
+ * or captured as text (stdio 'pipe'), up to {@link MAX_CAPTURED_OUTPUT}.
+ */
+export function followOutput(child: ChildProcess, shown: ShownOutput | null): ProgramOutput {
+  const out: ProgramOutput = { stdout: '', stderr: '' };
+  const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
+  if (shown !== null) {
+    child.stdout?.on('data', (b: Buffer) => shown.write(1, b));
+    child.stderr?.on('data', (b: Buffer) => {
+      shown.write(2, b);
+      out.stderr = capture(out.stderr, b.toString('utf8'));
+    });
+  } else {
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (out.stdout = capture(out.stdout, d)));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (out.stderr = capture(out.stderr, d)));
+  }
+  return out;
+}
+
 /**
  * The error for a recording whose log could not be turned into a trace:
  * tampering, or a path ptscope could not rebuild. In the analyst's words,

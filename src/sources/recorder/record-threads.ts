@@ -19,11 +19,10 @@ import { ConfinedRun } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap, type ImageMapping } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
-import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
 import type { RecordOptions, RecordResult } from './record.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  encoderSettings, followOutput, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
@@ -111,15 +110,8 @@ export async function recordThreads(
     'threads and processes were recorded from one log per thread: each thread of the emulator writes its log through a descriptor whose number the recorder does not learn, so a write there by the program is caught only by the log\'s consistency checks (a one-thread recording also checks the descriptor)',
   ];
 
-  const timing: TimingSettings = { ...DEFAULT_TIMING, ...opts.timing };
-  const settings: EncoderSettings = {
-    psbPeriod: opts.psbPeriod,
-    retCompression: opts.retCompression,
-    longTnt: opts.longTnt,
-    ranges: opts.ranges,
-    timing,
-    snapshot: opts.snapshotBytes > 0,
-  };
+  const settings = encoderSettings(opts);
+  const timing = settings.timing;
   const maxRecorderBytes = opts.maxRecorderBytes ?? DEFAULT_MAX_RECORDER_BYTES;
   const maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
   const files = new GuestFiles(run.view, maxRecorderBytes);
@@ -141,8 +133,7 @@ export async function recordThreads(
     followForks: shim !== null,
   });
 
-  let stdoutText = '';
-  let stderrText = '';
+  let printed: ProgramOutput = { stdout: '', stderr: '' };
   let aborted = false;
   const onAbort = (): void => {
     aborted = true;
@@ -154,19 +145,9 @@ export async function recordThreads(
     const child = run.start();
     if (typeof opts.stdin === 'object') opts.stdin.feed(child.stdin!);
     const handedOut = run.collected();
-    const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
     exit = await new Promise((resolveExit, reject) => {
       child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
-      if (shown !== null) {
-        child.stdout?.on('data', (b: Buffer) => shown.write(1, b));
-        child.stderr?.on('data', (b: Buffer) => {
-          shown.write(2, b);
-          stderrText = capture(stderrText, b.toString('utf8'));
-        });
-      } else {
-        child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
-        child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
-      }
+      printed = followOutput(child, shown);
       const timer = opts.timeoutSec > 0
         ? setTimeout(() => {
             stopped ??= 'timeout';
@@ -189,7 +170,7 @@ export async function recordThreads(
     };
     if (failure !== null) fail(failure);
     if (t.threads.size === 0) {
-      const last = stderrText.trim().split('\n').pop() ?? '';
+      const last = printed.stderr.trim().split('\n').pop() ?? '';
       throw new RecordError(`record: the program did not start under ${QEMU}${last ? `: ${last}` : ''}`);
     }
     const handed = await handedOut;
@@ -344,7 +325,7 @@ export async function recordThreads(
     for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     // A version-2 manifest shares the fields callers print (recorder, exit, images); the rest they check before use.
-    return { bundle: output, manifest: manifest as BundleManifest, stdout: stdoutText, stderr: stderrText, seconds };
+    return { bundle: output, manifest: manifest as BundleManifest, stdout: printed.stdout, stderr: printed.stderr, seconds };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
     if (typeof stdinFd === 'number') closeSync(stdinFd);

@@ -31,7 +31,7 @@ import { ConfinedRun, LOG_FD } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap } from './memory-map.js';
 import { PathReconstruction, type StopReason } from './path-reconstruction.js';
-import { DEFAULT_TIMING, PtEncoderSession, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
+import { PtEncoderSession, type TimingSettings } from './pt-encoder-session.js';
 import { QemuLogParser } from './qemu-log.js';
 import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
@@ -40,7 +40,7 @@ import { TraceOutput } from './trace-output.js';
 import { recordThreads } from './record-threads.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
-  MAX_CAPTURED_OUTPUT, openStdin, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  encoderSettings, followOutput, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
@@ -272,15 +272,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     });
     const warnings: string[] = [...run.notes];
 
-    const timing: TimingSettings = { ...DEFAULT_TIMING, ...opts.timing };
-    const settings: EncoderSettings = {
-      psbPeriod: opts.psbPeriod,
-      retCompression: opts.retCompression,
-      longTnt: opts.longTnt,
-      ranges: opts.ranges,
-      timing,
-      snapshot: opts.snapshotBytes > 0,
-    };
+    const settings = encoderSettings(opts);
+    const timing = settings.timing;
     const maxRecorderBytes = opts.maxRecorderBytes ?? DEFAULT_MAX_RECORDER_BYTES;
     const maxTraceBytes = opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
     const tracePath = join(staging, TRACE_NAME);
@@ -330,8 +323,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
 
     // Debugging aid: PTSCOPE_RECORD_KEEP_LOG=FILE keeps a copy of qemu's log.
     keepLog = process.env.PTSCOPE_RECORD_KEEP_LOG ? openSync(process.env.PTSCOPE_RECORD_KEEP_LOG, 'w') : null;
-    let stdoutText = '';
-    let stderrText = '';
+    let printed: ProgramOutput = { stdout: '', stderr: '' };
     let failure: Error | null = null;
     let aborted = false;
     const onAbort = (): void => {
@@ -344,19 +336,9 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     closeSync(logWrite);
     logWrite = null;
     const handedOut = run.collected();
-    const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit, reject) => {
       child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
-      if (shown !== null) {
-        child.stdout?.on('data', (b: Buffer) => shown.write(1, b));
-        child.stderr?.on('data', (b: Buffer) => {
-          shown.write(2, b);
-          stderrText = capture(stderrText, b.toString('utf8'));
-        });
-      } else {
-        child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
-        child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
-      }
+      printed = followOutput(child, shown);
       // Read the FIFO as a non-blocking stream (epoll): much faster than fs
       // reads on the thread pool. The stream ends when every holder of the
       // write end (qemu, the sandbox's wrapper) has exited.
@@ -406,7 +388,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     if (aborted) throw new RecordError('record: interrupted');
     if (failure !== null) throw recordingFailed(failure);
     if (!placed) {
-      const why = stderrText.trim().split('\n').pop() ?? '';
+      const why = printed.stderr.trim().split('\n').pop() ?? '';
       throw new RecordError(`record: the program did not start under ${QEMU}${why ? `: ${why}` : ''}`);
     }
     try {
@@ -508,7 +490,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const startsThreads = stopped === 'clone';
     if (!(startsThreads && opts.sandbox)) for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds, startsThreads };
+    return { bundle: output, manifest, stdout: printed.stdout, stderr: printed.stderr, seconds, startsThreads };
   } finally {
     for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (typeof fd === 'number') closeSync(fd);
     (fifos as ThreadFifos | null)?.destroy();
