@@ -54,7 +54,7 @@ function withoutCounts(logs: readonly Float64Array[]): number[] {
 
 /** The analyze result without its timing. */
 function comparable(r: AnalyzeResult): unknown {
-  return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined };
+  return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined };
 }
 
 /** Analyze serially and in pieces cut at every PSB (in this thread): the same result. */
