@@ -11,6 +11,7 @@
  */
 import { FlowLogPlayer, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
+import type { FlowStats } from '../../flow/control-flow.js';
 import { pieceParts, stitchZoned, type ZonedStitch } from '../../flow/parallel/zoned-stitch.js';
 import { createDetectors, defaultDetectors, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
 import type { Detector } from '../detector-base.js';
@@ -55,6 +56,13 @@ async function summarizedPieces(
     const [again] = await decoder.summarize([joined], spec, undefined, pieces[k + 1]?.piece.to);
     pieces = [...pieces.slice(0, k - 1), again!, ...pieces.slice(k + 1)];
   }
+}
+
+/** The serial walk's counts (`flow --jobs`'s summary line), from pieces that keep only their heads and tails. */
+export async function flowStatsParallel(input: TraceInput, decoder: PieceDecoder, plan: ParallelPlan = {}, progress?: ProgressSink): Promise<FlowStats & { pieces: number }> {
+  const spec: AnalysisSpec = { detectors: [], params: {}, policyFile: null, monitor: [] };
+  const { pieces, stitch } = await summarizedPieces(input, decoder, spec, plan, progress);
+  return { ...stitch.stats, pieces: pieces.length };
 }
 
 export async function analyzeParallel(
