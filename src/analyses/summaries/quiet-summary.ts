@@ -42,8 +42,25 @@ export interface QuietExtras {
   fold(d: QuietInternals, extra: unknown): void;
 }
 
+/** The stack-switch tracker's fields that system calls, interrupts and tracing on/off change (private to stack-switch.ts). */
+interface TrackerState {
+  afterSyscall: number;
+  stoppedAt: number;
+  signalsInHandler: number;
+}
+
+/** Once the tracker's state no longer depends on the state before the piece: what to set at the end. */
+interface TrackerEnd {
+  afterSyscall: number;
+  stoppedAt: number;
+  /** Signals to add, or (after a reset) the count to set. */
+  signals: number;
+  absolute: boolean;
+}
+
 interface QuietSummary {
   ops: Float64Array;
+  tracker: TrackerEnd | null;
   notes: UncheckedNote[];
   calls: number[];
   extra: unknown;
@@ -54,6 +71,16 @@ const FOLDED = 'further unchecked items (reason list full)';
 
 class QuietSummarizer implements Summarizer {
   private quiet = true;
+  /**
+   * Whether the tracker's `afterSyscall` and `stoppedAt` are known from the
+   * body alone. Until both are, its inputs are written down to be replayed;
+   * from then on the worker's tracker is exact, and only its end state
+   * (and the signals it counted) is handed over.
+   */
+  private afterKnown = false;
+  private stoppedKnown = false;
+  private signalsBase = 0;
+  private absolute = false;
   private transfers = 0;
   private readonly ops = new OpLog();
   private readonly w: QuietInternals;
@@ -74,22 +101,57 @@ class QuietSummarizer implements Summarizer {
   onTransfer(kind: TransferKind, from: number, to: number, size: number, insns: number, cr3: number): void {
     if (!this.quiet) return;
     this.transfers++;
-    if (kind === TransferKind.FarCall || kind === TransferKind.Async || ((kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) && !Number.isNaN(to) && this.w.switches.apiAt(to) !== ContextApi.None)) {
+    let learnt = false;
+    if ((kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) && !Number.isNaN(to) && this.w.switches.apiAt(to) !== ContextApi.None) {
       this.ops.transfer(0, kind, from, to, size, insns, cr3, this.at());
+    } else if ((kind === TransferKind.FarCall || kind === TransferKind.Async) && !this.trackerKnown()) {
+      this.ops.transfer(0, kind, from, to, size, insns, cr3, this.at());
+      learnt = kind === TransferKind.FarCall;
     }
     this.det.onTransfer?.(kind, from, to, size, insns, cr3);
+    // (After the worker's tracker has seen it: the signals counted from here on are the body's own.)
+    if (learnt) this.learned(true, this.stoppedKnown);
   }
 
   onEvent(ev: PtEvent): void {
     if (!this.quiet) return;
-    if (!ev.statusUpdate && (ev.type === EventType.Enabled || ev.type === EventType.Disabled || ev.type === EventType.AsyncDisabled)) this.ops.event(0, ev, this.at());
+    const record = !ev.statusUpdate && !this.trackerKnown() && (ev.type === EventType.Enabled || ev.type === EventType.Disabled || ev.type === EventType.AsyncDisabled);
+    if (record) this.ops.event(0, ev, this.at());
     this.det.onEvent?.(ev);
+    if (record) {
+      // Disabled: stoppedAt = afterSyscall, afterSyscall = NaN; the others set stoppedAt.
+      if (ev.type === EventType.Disabled) this.learned(true, this.afterKnown);
+      else this.learned(this.afterKnown, true);
+    }
   }
 
   onGap(kind: GapKind, offset: number): void {
     if (!this.quiet) return;
-    if (kind !== GapKind.Disabled) this.ops.gap(0, kind, this.at());
+    if (kind !== GapKind.Disabled) {
+      // A reset: replayed in order (it also ends an unwind); the tracker is known from here, its signals counted afresh.
+      this.ops.gap(0, kind, this.at());
+      this.det.onGap?.(kind, offset);
+      if (this.trackerKnown()) this.absolute = true;
+      this.learned(true, true);
+      return;
+    }
     this.det.onGap?.(kind, offset);
+  }
+
+  private trackerKnown(): boolean {
+    return this.afterKnown && this.stoppedKnown;
+  }
+
+  /** After the worker's tracker has seen the record: which fields the body has now decided. */
+  private learned(after: boolean, stopped: boolean): void {
+    const was = this.trackerKnown();
+    this.afterKnown = after;
+    this.stoppedKnown = stopped;
+    if (!was && this.trackerKnown()) this.signalsBase = this.tracker().signalsInHandler;
+  }
+
+  private tracker(): TrackerState {
+    return this.w.switches as unknown as TrackerState;
   }
 
   onError(code: number, offset: number, ip: number): void {
@@ -101,7 +163,11 @@ class QuietSummarizer implements Summarizer {
     if (!this.quiet || notes.some((n) => n.reason === FOLDED)) return null;
     const calls: number[] = [];
     this.w.calls.forEach((site, target) => calls.push(site, target));
-    return { ops: this.ops.take(), notes, calls, extra: this.extras.take(this.w, this.transfers) };
+    const t = this.tracker();
+    const tracker: TrackerEnd | null = this.trackerKnown()
+      ? { afterSyscall: t.afterSyscall, stoppedAt: t.stoppedAt, signals: this.absolute ? t.signalsInHandler : t.signalsInHandler - this.signalsBase, absolute: this.absolute }
+      : null;
+    return { ops: this.ops.take(), tracker, notes, calls, extra: this.extras.take(this.w, this.transfers) };
   }
 }
 
@@ -129,6 +195,12 @@ export function quietSummaryRule(extras: QuietExtras): SummaryRule {
         if (o[i] === LogTag.Transfer) d.switches.observe(o[i + 1]! as TransferKind, o[i + 2]!, o[i + 3]!, o[i + 4]!, null);
         else if (o[i] === LogTag.Event) d.switches.observeEvent(eventOf(o, i, ev));
         else if (o[i] === LogTag.Gap) d.switches.reset();
+      }
+      if (s.tracker !== null) {
+        const t = d.switches as unknown as TrackerState;
+        t.afterSyscall = s.tracker.afterSyscall;
+        t.stoppedAt = s.tracker.stoppedAt;
+        t.signalsInHandler = s.tracker.absolute ? s.tracker.signals : t.signalsInHandler + s.tracker.signals;
       }
       for (const n of s.notes) d.log.note(n.reason, n.firstOffset, n.count);
       for (let i = 0; i < s.calls.length; i += 2) d.calls.push(s.calls[i]!, s.calls[i + 1]!);

@@ -55,6 +55,15 @@ const enum Op {
   MaxDepth = 3,
   Push = 4,
   Note = 5,
+  /** Set the stack-switch tracker's syscall and stop continuations, and add the signals the body counted. */
+  Tracker = 6,
+}
+
+/** The stack-switch tracker's fields that system calls, interrupts and tracing on/off change (private to stack-switch.ts). */
+interface TrackerState {
+  afterSyscall: number;
+  stoppedAt: number;
+  signalsInHandler: number;
 }
 
 const LAST_KNOWN = 1;
@@ -118,6 +127,16 @@ class ShadowStackSummarizer implements Summarizer {
   private spaceKnown = false;
   private expectedKnown = false;
   private incidentCleared = false;
+  /**
+   * Whether the switch tracker's `afterSyscall` and `stoppedAt` are known
+   * from the body alone. Until both are, its inputs are written down to be
+   * replayed; from then on the worker's tracker is exact, and only its
+   * state (and the signals it counted since `signalsBase`) is handed over
+   * before each record the serial detector replays, and at the end.
+   */
+  private afterKnown = false;
+  private stoppedKnown = false;
+  private signalsBase = 0;
 
   constructor(
     private readonly det: Detector,
@@ -168,6 +187,39 @@ class ShadowStackSummarizer implements Summarizer {
     const flags = (this.lastKnown ? LAST_KNOWN : 0) | (this.spaceKnown ? SPACE_KNOWN : 0) | (this.expectedKnown ? EXPECTED_KNOWN : 0) | (this.incidentCleared ? INCIDENT_CLEARED : 0);
     this.ops.add(Op.Sync, 0, w.lastKind, w.lastFrom, w.lastSize, w.lastTo, w.curKey, w.expectedResume, this.at(), flags);
     this.incidentCleared = false;
+    if (this.trackerKnown()) {
+      const t = this.tracker();
+      this.ops.add(Op.Tracker, 0, t.afterSyscall, t.stoppedAt, t.signalsInHandler - this.signalsBase, 0, 0, 0, this.at());
+      this.signalsBase = t.signalsInHandler;
+    }
+  }
+
+  private tracker(): TrackerState {
+    return this.w.switches as unknown as TrackerState;
+  }
+
+  private trackerKnown(): boolean {
+    return this.afterKnown && this.stoppedKnown;
+  }
+
+  /** After the worker's tracker has seen an input: which of its fields the body has decided; the signals counted from here on are the body's. */
+  private learned(after: boolean, stopped: boolean): void {
+    this.afterKnown = after;
+    this.stoppedKnown = stopped;
+    if (this.trackerKnown()) this.signalsBase = this.tracker().signalsInHandler;
+  }
+
+  /** What the tracker learns from an event (stack-switch.ts observeEvent). */
+  private learnedFrom(ev: PtEvent): void {
+    if (ev.type === EventType.Disabled) this.learned(true, this.afterKnown);
+    else if (ev.type === EventType.AsyncDisabled || ev.type === EventType.Enabled) this.learned(this.afterKnown, true);
+  }
+
+  /** A tracker input judged here: written down only while the tracker's state still depends on the state before. */
+  private trackerTransfer(kind: TransferKind, from: number, to: number, size: number, insns: number, cr3: number): void {
+    if (this.trackerKnown()) return;
+    this.ops.transfer(Op.Switch, kind, from, to, size, insns, cr3, this.at());
+    if (kind === TransferKind.FarCall) this.learned(true, this.stoppedKnown);
   }
 
   /** A transfer only the serial state can judge. */
@@ -221,7 +273,7 @@ class ShadowStackSummarizer implements Summarizer {
       case TransferKind.FarCall:
       case TransferKind.Async:
         this.det.onTransfer!(kind, from, to, size, insns, cr3);
-        this.ops.transfer(Op.Switch, kind, from, to, size, insns, cr3, this.at());
+        this.trackerTransfer(kind, from, to, size, insns, cr3);
         this.raiseMax(key);
         break;
       case TransferKind.FarReturn:
@@ -248,11 +300,17 @@ class ShadowStackSummarizer implements Summarizer {
     this.sync();
     if (handDown !== null) this.handDown(handDown);
     this.ops.event(Op.Record, ev, this.at());
+    // The serial tracker sees it from the state just handed over: so does this one.
+    this.w.switches.observeEvent(ev);
+    this.learnedFrom(ev);
   }
 
   private localEvent(ev: PtEvent): void {
     this.det.onEvent!(ev);
-    this.ops.event(Op.Switch, ev, this.at());
+    if (!this.trackerKnown()) {
+      this.ops.event(Op.Switch, ev, this.at());
+      this.learnedFrom(ev);
+    }
     this.expectedKnown = true;
   }
 
@@ -292,6 +350,8 @@ class ShadowStackSummarizer implements Summarizer {
     this.sync();
     for (const key of this.w.spaces.keys()) this.handDown(key);
     this.ops.gap(Op.Record, kind, this.at());
+    this.w.switches.reset();
+    this.learned(true, true);
     this.w.expectedResume = NaN;
     this.expectedKnown = true;
     this.incidentCleared = false;
@@ -372,6 +432,13 @@ function apply(truth: Detector, summary: unknown, setAt: (offset: number) => voi
       case Op.Note:
         d.log.note(s.reasons[o[i + OP + 1]!]!, o[i + 7]!, o[i + OP + 2]!);
         break;
+      case Op.Tracker: {
+        const t = d.switches as unknown as TrackerState;
+        t.afterSyscall = o[i + 1]!;
+        t.stoppedAt = o[i + 2]!;
+        t.signalsInHandler += o[i + 3]!;
+        break;
+      }
     }
   }
   d.returnsChecked += s.returnsChecked;
