@@ -5,7 +5,8 @@
  * the workers and merged from segment summaries). The
  * trace is the real mruby trace concatenated PTSCOPE_BENCH_PARALLEL_COPIES
  * times (default 12; each copy starts at a PSB, and all share one image).
- * Prints the time and speed-up for 1, 2 and 4 workers, the CPU time the
+ * Prints the time and speed-up for 1, 2 and 4 workers, each on a pool
+ * started for the run and again on the started pool, the CPU time the
  * whole process used (all threads: what the parallel run costs beyond the
  * serial one) and the load average (the machine may be shared); every
  * parallel result is checked against the serial one.
@@ -76,34 +77,37 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
       const input = open();
       const decoder = poolDecoder(input, { path, options }, workers);
       try {
-        t = process.hrtime.bigint();
-        cpu = process.cpuUsage();
-        let stats: FlowStats;
-        let findings = 0;
-        let pieces = 0;
-        let replayed = '';
-        if (what === 'flow') {
-          const { pieces: n, ...w } = await flowStatsParallel(input, decoder);
-          stats = w;
-          pieces = n;
-        } else {
-          const r = await analyzeParallel(input, {}, decoder);
-          stats = r.flow;
-          findings = r.findings.length;
-          pieces = r.pieces;
-          replayed = `, ${r.replayedBodies} bodies replayed`;
+        // Cold: the pool starts with this run; warm: the same run again on the started pool (a long run's steady state).
+        for (const warm of [false, true]) {
+          t = process.hrtime.bigint();
+          cpu = process.cpuUsage();
+          let stats: FlowStats;
+          let findings = 0;
+          let pieces = 0;
+          let replayed = '';
+          if (what === 'flow') {
+            const { pieces: n, ...w } = await flowStatsParallel(input, decoder);
+            stats = w;
+            pieces = n;
+          } else {
+            const r = await analyzeParallel(input, {}, decoder);
+            stats = r.flow;
+            findings = r.findings.length;
+            pieces = r.pieces;
+            replayed = `, ${r.replayedBodies} bodies replayed`;
+          }
+          const s = seconds(t);
+          const used = cpuSeconds(cpu);
+          if (JSON.stringify(stats) !== JSON.stringify(serialStats) || findings !== serialFindings) {
+            console.log(`  WARNING: ${what} on ${workers} workers differs from serial: ${JSON.stringify(stats)} vs ${JSON.stringify(serialStats)}`);
+          }
+          out.push({
+            label: `${what}: ${workers} worker${workers > 1 ? 's' : ''}${warm ? ', warm' : ''}`,
+            mbps: n / s / 1e6,
+            unit: 'M insn/s',
+            detail: `${s.toFixed(2)} s, ${(serial / s).toFixed(2)}x serial, ${used.toFixed(2)} s CPU (${(used / serialCpu).toFixed(2)}x serial), ${pieces} pieces${replayed}, ${warm ? 'pool started before' : 'pool start-up included'}, load average ${loadavg()[0]!.toFixed(1)}`,
+          });
         }
-        const s = seconds(t);
-        const used = cpuSeconds(cpu);
-        if (JSON.stringify(stats) !== JSON.stringify(serialStats) || findings !== serialFindings) {
-          console.log(`  WARNING: ${what} on ${workers} workers differs from serial: ${JSON.stringify(stats)} vs ${JSON.stringify(serialStats)}`);
-        }
-        out.push({
-          label: `${what}: ${workers} worker${workers > 1 ? 's' : ''}`,
-          mbps: n / s / 1e6,
-          unit: 'M insn/s',
-          detail: `${s.toFixed(2)} s, ${(serial / s).toFixed(2)}x serial, ${used.toFixed(2)} s CPU (${(used / serialCpu).toFixed(2)}x serial), ${pieces} pieces${replayed}, pool start-up included, load average ${loadavg()[0]!.toFixed(1)}`,
-        });
       } finally {
         await decoder.close();
       }
@@ -115,5 +119,7 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
     return (p.mbps / s.mbps).toFixed(2);
   };
   console.log(`  speed-up of 2 workers over serial: flow ${speedup('flow', 2)}x, analyze ${speedup('analyze', 2)}x (goal >= 1.8x); 4 workers: flow ${speedup('flow', 4)}x, analyze ${speedup('analyze', 4)}x`);
+  const warm = (what: string, w: number) => (out.find((m) => m.label === `${what}: ${w} worker${w > 1 ? 's' : ''}, warm`)!.mbps / out.find((m) => m.label === `${what}: serial (--jobs 1)`)!.mbps).toFixed(2);
+  console.log(`  on a started pool: 2 workers flow ${warm('flow', 2)}x, analyze ${warm('analyze', 2)}x; 4 workers flow ${warm('flow', 4)}x, analyze ${warm('analyze', 4)}x`);
   return out;
 }
