@@ -4,7 +4,7 @@
  * directory and the partial bundle; --force replaces only a directory that
  * holds a ptscope bundle and refuses anything else in one line.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -150,5 +150,17 @@ describe('record --force', () => {
     expect((await recordCli(['--force', '-o', out, '--', probe, 'spin', '1000'])).status).toBe(0);
     expect(readManifest(out).instructions!.executed).toBeGreaterThan(first);
     expect(existsSync(join(out, 'manifest.json'))).toBe(true);
+  });
+});
+
+describe('record: a program that starts a process is recorded twice, its output shown once', () => {
+  it('the output before the fork is not repeated, and the summary follows it', async () => {
+    const out = join(work, 'twice.ptscope');
+    const res = spawnSync(process.execPath, [BIN, 'record', '--emulate', '-o', out, '--', '/bin/sh', '-c', 'echo before; /bin/true; echo after'], { encoding: 'utf8' });
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.split('\n').slice(0, 2)).toEqual(['before', 'after']);
+    expect(res.stdout.match(/before/g)).toHaveLength(1);
+    expect(res.stderr).toMatch(/recording it again, following each one/);
+    expect(res.stderr).not.toMatch(/recording stopped: the program starts a thread or process/);
   });
 });

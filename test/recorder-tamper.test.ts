@@ -8,6 +8,7 @@
  * silently wrong trace. The parser's rules are also checked on synthetic
  * logs, one forgery at a time.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +17,9 @@ import { readManifest } from '../src/sources/recorder/bundle.js';
 import { entryVerdict, syscallVerdict } from '../src/sources/recorder/log-channel.js';
 import { LOG_DESCRIPTORS } from '../src/sources/recorder/path-reconstruction.js';
 import { QemuLogParser, RecordingTampered, type QemuLogSink } from '../src/sources/recorder/qemu-log.js';
+import { THREAD_LOG_FDS, threadLogFd } from '../src/sources/recorder/thread-fifos.js';
 import { RecordError } from '../src/sources/recorder/record.js';
-import { runOracle } from './helpers/oracle.js';
+import { REPO_ROOT, runOracle } from './helpers/oracle.js';
 import { buildProbe, line, recordProbe } from './helpers/probe.js';
 
 let work: string;
@@ -72,6 +74,18 @@ describe('the log channel, as the guest sees it', () => {
   });
 });
 
+describe('descriptors the analyst\'s shell leaked into ptscope', () => {
+  it('do not reach the program: it holds only what the recorder hands in', () => {
+    // bash opens descriptor 250 without close-on-exec, and ptscope inherits it.
+    const bin = join(REPO_ROOT, 'bin', 'ptscope.js');
+    const out = join(work, 'leak.ptscope');
+    const res = spawnSync('bash', ['-c', 'exec 250>/dev/null; exec "$@"', 'bash', process.execPath, bin, 'record', '-o', out, '--', probe, 'fds'], { encoding: 'utf8' });
+    expect(res.status, res.stderr).toBe(0);
+    const fds = res.stdout.split('\n').filter((l) => l.startsWith('fd ')).map((l) => Number(l.split(' ')[1]));
+    expect(fds).toEqual([0, 1, 2, ...LOG_DESCRIPTORS]);
+  });
+});
+
 describe('a guest that forges its trace', () => {
   it('writing a fake Trace line to the log descriptor', async () => {
     await expectTampered(['logwrite', '4', '\\nTrace 0: 0x7f0000000000 [0000000000000000/0000004000001000/1040c0b3/00000200] \\n'], /emulator's kind|wrote to the emulator's log/);
@@ -105,6 +119,38 @@ describe('a guest that forges its trace', () => {
   });
 });
 
+describe('a guest that starts threads (one log per thread, handed in as descriptors)', () => {
+  it('no log is reachable by path; the guest holds the handed-in logs and the ones qemu opened from them, nothing else', async () => {
+    const res = await recordProbe(work, [probe, 'thread', 'read', '/run/ptscope-log/1', 'fds']);
+    expect(res.manifest.exit.status).toBe(0);
+    expect(line(res.stdout, 'thread')).toBe('thread ok');
+    expect(line(res.stdout, 'read /run/ptscope-log/1')).toMatch(/failed: No such file or directory/);
+    const fds = res.stdout.split('\n').filter((l) => l.startsWith('fd ')).map((l) => l.split(' '));
+    const numbers = fds.map((f) => Number(f[1]));
+    expect(numbers.slice(0, 3)).toEqual([0, 1, 2]);
+    const logs = new Set(THREAD_LOG_FDS);
+    for (const fd of THREAD_LOG_FDS) expect(numbers).toContain(fd);
+    // Besides the handed-in descriptors: one reopened log per thread of qemu (main and worker), all FIFOs of the log directory.
+    const opened = fds.filter((f) => Number(f[1]) > 2 && !logs.has(Number(f[1])));
+    expect(opened).toHaveLength(2);
+    const fifoOf = (f: string[]): string => f[2].replace(/.*\//, '');
+    for (const f of opened) expect(f[2]).toMatch(/\/threads\/\d+$/);
+    expect(new Set(opened.map(fifoOf)).size).toBe(2);
+  });
+
+  it('writing to a handed-in log descriptor', async () => {
+    await expectTampered(['thread', 'logwrite', String(threadLogFd(1)), 'x'], /wrote to the emulator's log/);
+  });
+
+  it('reopening a handed-in log through /proc/self/fd', async () => {
+    await expectTampered(['thread', 'reopen', `/proc/self/fd/${threadLogFd(2)}`], /opened the emulator's log again/);
+  });
+
+  it('making a handed-in log non-blocking', async () => {
+    await expectTampered(['thread', 'logfix', String(threadLogFd(3))], /changed the emulator's log flags/);
+  });
+});
+
 describe('a guest that blinds the recorder', () => {
   it('closing every descriptor it did not open: the recording stops there and keeps a valid trace', async () => {
     const res = await recordProbe(work, [probe, 'spin', '1000', 'closeall']);
@@ -120,11 +166,13 @@ describe('a guest that blinds the recorder', () => {
     expectDecodes(res.bundle);
   });
 
-  it('fork: stops at the syscall (a child would write its own lines), with the reason', async () => {
+  it('fork: recorded again with one log per process (the child writes only its own log)', async () => {
     const res = await recordProbe(work, [probe, 'spawn']);
-    expect(res.manifest.exit.stopped).toBe('clone');
-    expect(res.manifest.warnings.join('\n')).toMatch(/starts a thread or process/);
-    expectDecodes(res.bundle);
+    expect(res.manifest.exit.stopped).toBeNull();
+    const m = res.manifest as unknown as { version: number; processes: { pid: number; ppid: number | null }[] };
+    expect(m.version).toBe(2);
+    expect(m.processes).toHaveLength(2);
+    expect(m.processes[1].ppid).toBe(m.processes[0].pid);
   });
 
   it('a benign path with a newline is recorded whole: the same instructions as the same path without it', async () => {
@@ -218,6 +266,20 @@ describe('the log parser on synthetic logs', () => {
     p.feed(Buffer.from(PREAMBLE + BLOCK + TRACE + '2 execve("/bin/true",{"/bin/true",NULL})', 'latin1'));
     expect(s.events.at(-1)).toBe('entry execve');
   });
+
+  it('acts on a clone entry only once its whole argument list has arrived, wherever the chunks are cut', () => {
+    const entry = '2 clone(CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID,child_stack=0x0000004001000000,parent_tidptr=0x0000004001001000,tls=0x0000004001002000,child_tidptr=0x0000004001001000)';
+    const head = PREAMBLE + BLOCK + TRACE;
+    for (let cut = 1; cut <= entry.length; cut++) {
+      const texts: string[] = [];
+      const p = new QemuLogParser({ ...sink(), syscallEntry: (_name, text) => texts.push(text) });
+      p.feed(Buffer.from(head + entry.slice(0, cut), 'latin1'));
+      p.feed(Buffer.from(entry.slice(cut), 'latin1'));
+      // Every entry the sink saw carries the flags that decide what the clone is.
+      expect(texts.length, `cut at ${cut}`).toBeGreaterThan(0);
+      for (const t of texts) expect(t, `cut at ${cut}`).toContain('CLONE_THREAD');
+    }
+  });
 });
 
 describe('what a syscall does to the log channel', () => {
@@ -239,6 +301,12 @@ describe('what a syscall does to the log channel', () => {
     for (const line of ['write(1,0x1,5) = 5', 'dup2(5,1) = 1', 'fcntl(5,F_SETFL,O_RDONLY|O_NONBLOCK) = 0', 'close(5) = 0', `openat(-100,"/proc/self/fd/${own}",O_RDONLY) = -1 errno=13 (Permission denied)`, 'fcntl(4,F_SETFD,1) = 0']) {
       expect(syscallVerdict(line, LOG_DESCRIPTORS), line).toBeNull();
     }
+  });
+
+  it('with one log per thread (qemu\'s own descriptor unknown), a close of a bad descriptor is nothing', () => {
+    expect(entryVerdict('close', 'close(-1)', NaN)).toBeNull();
+    expect(entryVerdict('close_range', 'close_range(3,-1,0)', NaN)).toBeNull();
+    expect(entryVerdict('dup2', 'dup2(1,-1)', NaN)).toBeNull();
   });
 
   it('stops at exec, clone, and a close of the emulator\'s own descriptor (at the entry: no result follows)', () => {

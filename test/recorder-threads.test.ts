@@ -128,15 +128,45 @@ describe('recording threads', () => {
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 
-  it('fork: the recording stops at the fork with its reason, and the trace up to there is exact', async () => {
+  it('fork: parent and child are two processes, each with its own exact stream', async () => {
     const res = await rec([compile('fork')], 'fork');
-    const m = readBundleManifest(res.bundle);
-    expect(m.exit.stopped).toBe('clone');
-    expect((m.warnings ?? []).some((w) => /recording stopped: the program starts a thread or process/.test(w))).toBe(true);
-    expect(m.version).toBe(1);
-    const text = runOracle([...(m as { decode: { ptoracle: string[] } }).decode.ptoracle], res.bundle);
-    const v1 = m as { instructions: { traced: number; fnv1a64: string } };
-    expect(/^insn (\d+)$/m.exec(text)![1]).toBe(String(v1.instructions.traced));
-    expect(/^fnv1a64 ([0-9a-f]{16})$/m.exec(text)![1]).toBe(v1.instructions.fnv1a64);
+    expect(res.stdout.trim()).toBe('child 4 parent 499500');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.version).toBe(2);
+    expect(v2.exit).toEqual({ status: 0, signal: null, stopped: null });
+    expect(v2.processes).toHaveLength(2);
+    const [parent, child] = v2.processes;
+    expect(child.ppid).toBe(parent.pid);
+    expect(v2.streams.map((s) => [s.pid, s.tid])).toEqual([[parent.pid, parent.pid], [child.pid, child.pid]]);
+    // The child runs its loop 3000 times, the parent 1000: the child's stream is its own.
+    expect(v2.streams[1].instructions!.traced).toBeGreaterThan(3000 * 3);
+    expectExactStreams(res.bundle, v2);
+    expect(flowText(res.bundle)).toContain(`[${child.pid}/${child.pid}]`);
+  }, 240_000);
+
+  it('a shell pipeline: the shell and every child it forks are processes; the children that exec are untraced from there', async () => {
+    const res = await rec(['/bin/sh', '-c', 'seq 1 2000 | gzip -c | gzip -dc | tail -1'], 'pipeline');
+    expect(res.stdout.trim()).toBe('2000');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.exit).toEqual({ status: 0, signal: null, stopped: null });
+    const [shell, ...children] = v2.processes;
+    expect(children).toHaveLength(4);
+    for (const c of children) {
+      expect(c.ppid).toBe(shell.pid);
+      expect(c.untraced).toMatch(/ran natively, untraced/);
+    }
+    expectExactStreams(res.bundle, v2);
+  }, 240_000);
+
+  it('fork then exec: the exec\'d program is marked untraced, and holds no log', async () => {
+    const res = await rec(['/bin/sh', '-c', '/bin/ls -l /proc/self/fd; echo done'], 'fork-exec');
+    // ls ran natively after exec: it sees its standard streams and the directory it lists, no log.
+    const fds = res.stdout.split('\n').filter((l) => / -> /.test(l)).map((l) => Number(/ (\d+) -> /.exec(l)![1]));
+    expect(fds.filter((fd) => fd > 3)).toEqual([]);
+    expect(res.stdout).toContain('done');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.processes.length).toBeGreaterThanOrEqual(2);
+    expect(v2.processes.some((p) => p.untraced !== null && /ran natively, untraced/.test(p.untraced))).toBe(true);
+    expectExactStreams(res.bundle, v2);
   }, 240_000);
 });

@@ -12,7 +12,8 @@
  *
  * A failure is a crash (an exception that is not one of the input-error
  * kinds: TypeError, RangeError, ... or a non-Error), a hang (no progress
- * for --hang seconds: the child is killed and the input reported), or
+ * for --hang seconds of the child's CPU time: the child is killed and the
+ * input reported), or
  * memory past --max-rss MB.
  *
  *   node dist/tools/fuzz-inputs.js [--targets a,b] [--count N] [--seed S] [--hang SEC] [--max-rss MB]
@@ -518,6 +519,22 @@ function parseArgs(argv: string[]): Args & { child: { target: string; from: numb
   return { ...a, child };
 }
 
+/** CPU seconds (user + system) a live process has used, from /proc; 0 once it is gone. */
+function childCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the command name (which may hold spaces): utime and stime are the 14th and 15th.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** Linux's USER_HZ, the unit of /proc/PID/stat's times (100 on every architecture Node runs on). */
+const CLOCK_TICKS = 100;
+
 /** One chunk in a child process, watched for hangs; resolves with the peak RSS or the failure. */
 function runChild(target: string, a: Args, from: number, count: number): Promise<{ peak: number; failure: string | null; next: number }> {
   return new Promise((done) => {
@@ -527,9 +544,19 @@ function runChild(target: string, a: Args, from: number, count: number): Promise
     let failure: string | null = null;
     let buf = '';
     let stderr = '';
-    let timer = setTimeout(onHang, a.hang * 1000);
-    function onHang(): void {
-      failure = `${target} seed ${a.seed} input ${last}: hang (no progress in ${a.hang} s)`;
+    // A hang is --hang seconds of the child's CPU time without progress: on
+    // a loaded machine, wall time would blame inputs for a starved child. A
+    // child that blocks (no CPU) is caught by a wall-clock bound 10x longer.
+    let cpuAtProgress = 0;
+    let wallAtProgress = Date.now();
+    const timer = setInterval(() => {
+      const cpu = childCpuSeconds(child.pid);
+      if (cpu - cpuAtProgress > a.hang) onHang(`no progress in ${a.hang} s of CPU`);
+      else if (Date.now() - wallAtProgress > a.hang * 10_000) onHang(`no progress in ${a.hang * 10} s`);
+    }, 1000);
+    function onHang(why: string): void {
+      if (failure !== null) return;
+      failure = `${target} seed ${a.seed} input ${last}: hang (${why})`;
       child.kill('SIGKILL');
     }
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -542,15 +569,15 @@ function runChild(target: string, a: Args, from: number, count: number): Promise
         if (!m) continue;
         if (m[1] === 'at') {
           last = Number(m[2]);
-          clearTimeout(timer);
-          timer = setTimeout(onHang, a.hang * 1000);
+          cpuAtProgress = childCpuSeconds(child.pid);
+          wallAtProgress = Date.now();
         } else if (m[1] === 'peak') peak = Number(m[2]);
         else failure = m[2]!;
       }
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('close', (code) => {
-      clearTimeout(timer);
+      clearInterval(timer);
       if (failure === null && code !== 0) failure = `${target} seed ${a.seed} near input ${last}: child exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
       if (failure === null && peak > a.maxRss) failure = `${target} seed ${a.seed} inputs ${from}..${from + count}: peak RSS ${peak.toFixed(0)} MB over ${a.maxRss} MB`;
       done({ peak, failure, next: last + 1 });

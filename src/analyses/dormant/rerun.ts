@@ -26,12 +26,9 @@
  * Statically linked programs have no dynamic loader: nothing is interposed
  * and every region of them is reported unsolved with that reason.
  */
-import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ElfFile } from '../../flow/elf.js';
 import type { Recording } from '../../sources/model/recording.js';
 import type { BundleManifest } from '../../sources/recorder/bundle.js';
@@ -40,49 +37,17 @@ import { findOnPath, record, RecordError } from '../../sources/recorder/record.j
 import { rerunProgram } from '../../sources/recorder/rerun-program.js';
 import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
 import { sandboxUnavailable } from '../../sources/recorder/sandbox.js';
+import { buildNativeShim } from '../../sources/native-build.js';
 import { shimModelHeader } from './library-models.js';
 import type { Solution } from './symbolic.js';
 import { readSnapshots, type CallSnapshot } from './snapshot.js';
 
-/** The package root (holds package.json and native/), from this file's place in src/ or dist/src/. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native', 'dormant-shim.c'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new Error('this copy of ptscope has no native/dormant-shim.c: reinstall the package');
-}
-
-/** Where built helpers are cached: per user, outside the (possibly read-only) package. */
-function cacheDir(): string {
-  const base = process.env.XDG_CACHE_HOME || (homedir() ? join(homedir(), '.cache') : tmpdir());
-  return join(base, 'ptscope');
-}
+export { packageRoot } from '../../sources/native-build.js';
 
 /** Build the shim (or reuse the cached build of the same source). Throws with gcc's message. */
 export function buildShim(): string {
-  const source = join(packageRoot(), 'native', 'dormant-shim.c');
-  const text = readFileSync(source);
   // The model table (library-models.ts) goes into the shim as a generated header.
-  const header = shimModelHeader();
-  const hash = createHash('sha1').update(text).update(header).digest('hex').slice(0, 12);
-  const out = join(cacheDir(), `dormant-shim-${hash}.so`);
-  if (existsSync(out)) return out;
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
-  const include = mkdtempSync(join(tmpdir(), 'ptscope-shim-'));
-  writeFileSync(join(include, 'dormant-models.h'), header);
-  let res;
-  try {
-    res = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-I', include, '-o', tmp, source, '-ldl'], { encoding: 'utf8' });
-  } finally {
-    rmSync(include, { recursive: true, force: true });
-  }
-  if (res.error) throw new Error(`cannot run gcc (needed to build the dormant-code shim): ${res.error.message}`);
-  if (res.status !== 0) throw new Error(`gcc failed on the shim: ${res.stderr.trim().split('\n')[0]}`);
-  renameSync(tmp, out);
-  return out;
+  return buildNativeShim('dormant-shim', 'dormant-code shim', { 'dormant-models.h': shimModelHeader() });
 }
 
 /** True if the executable has a dynamic loader (PT_INTERP), so that LD_PRELOAD applies. */

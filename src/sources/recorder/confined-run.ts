@@ -64,6 +64,8 @@ export interface ConfinedRunSpec {
   output: 'inherit' | 'pipe' | 'ignore';
   /** A descriptor the command gets as fd 3 (the emulator's log). */
   logFd?: number;
+  /** More descriptors the command gets: its number (above 9) -> the recorder's descriptor (the per-thread logs). */
+  handedIn?: ReadonlyMap<number, number>;
   collect: CollectSpec;
   /** Wall-clock limit in seconds (0: none); for runSync only (the recorder keeps its own timer). */
   timeoutSec: number;
@@ -103,9 +105,21 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * The script that closes every descriptor the recorder did not hand in on
+ * purpose, then runs the wrapper: a descriptor the analyst's shell leaked
+ * into ptscope (not close-on-exec) would otherwise reach the program. bash,
+ * because sh cannot name a descriptor above 9.
+ */
+function closerScript(keep: readonly number[]): string {
+  return `for f in /proc/self/fd/*; do n=\${f##*/}; case " ${keep.join(' ')} " in *" $n "*) ;; *) { exec {n}>&-; } 2>/dev/null;; esac; done; exec "$@"`;
+}
+
 /** The wrapper shell's script; "$@" is the command. */
 function wrapperScript(spec: ConfinedRunSpec, lifeline: boolean): string {
   const lines: string[] = [];
+  // The closer (below) ran bash, which exports `_` and SHLVL: the program gets neither.
+  lines.push('unset _ SHLVL');
   if (lifeline) lines.push(`( read _ <&${LIFELINE_FD}; kill -KILL -1 ) &`, `exec ${LIFELINE_FD}<&-`);
   lines.push(`"$@" ${COLLECT_FD}>&-`, 's=$?');
   if (spec.sandbox) lines.push('kill -KILL -1 2>/dev/null');
@@ -178,7 +192,9 @@ export class ConfinedRun {
         if (!spec.sandbox) command = command.map((a) => (a === programCopy!.guest ? host : a));
         programCopy = { host, guest: programCopy.guest };
       }
-      const inner = ['/bin/sh', '-c', wrapperScript(spec, spec.sandbox && spec.live === true), 'ptscope-run', ...prlimitArgv(limits, spec.sandbox), ...command];
+      const lifeline = spec.sandbox && spec.live === true;
+      const keep = [0, 1, 2, COLLECT_FD, ...(spec.logFd !== undefined ? [LOG_FD] : []), ...(lifeline ? [LIFELINE_FD] : []), ...(spec.handedIn?.keys() ?? [])];
+      const inner = ['/bin/bash', '-c', closerScript(keep), 'ptscope-close', '/bin/sh', '-c', wrapperScript(spec, lifeline), 'ptscope-run', ...prlimitArgv(limits, spec.sandbox), ...command];
       this.cgroup = RunCgroup.create(limits);
       if (this.cgroup === null || !this.cgroup.bounds.processes) {
         const root = process.geteuid?.() === 0;
@@ -221,6 +237,13 @@ export class ConfinedRun {
       else s.push('ignore');
     }
     s.push('pipe');
+    const more = this.spec.handedIn ?? new Map<number, number>();
+    let top = COLLECT_FD;
+    for (const fd of more.keys()) {
+      if (!Number.isInteger(fd) || fd <= COLLECT_FD) throw new Error(`confined run: descriptor ${fd} cannot be handed in`);
+      top = Math.max(top, fd);
+    }
+    for (let fd = COLLECT_FD + 1; fd <= top; fd++) s.push(more.get(fd) ?? 'ignore');
     return s;
   }
 

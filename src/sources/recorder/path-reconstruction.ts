@@ -40,6 +40,7 @@
  */
 import { BranchKind, decodeBlock, locateDataFault, type BlockEnd } from './branch-kind.js';
 import { entryVerdict, syscallVerdict, type ChannelVerdict } from './log-channel.js';
+import { THREAD_LOG_FDS } from './thread-fifos.js';
 import type { MemoryMap } from './memory-map.js';
 import type { PtEncoderSession } from './pt-encoder-session.js';
 import { RecordingTampered, type QemuLogSink, type TranslatedBlock } from './qemu-log.js';
@@ -95,10 +96,12 @@ export interface PathLimits {
   /** Called once when this path stops (the recorder stops the target, unless only this thread ends: an exec). */
   onStop: (reason: StopReason) => void;
   /**
-   * One log per thread (task-tracer.ts): clone does not stop the path, and
-   * the log's descriptors are not known (qemu opens one per thread).
+   * One log per thread (task-tracer.ts): a thread's clone does not stop the
+   * path, and the log's descriptors are the handed-in ones (thread-fifos.ts).
    */
   perThreadLogs?: boolean;
+  /** With per-thread logs: a forked child writes its own log (native/qemu-log-shim.c), so fork does not stop the path. */
+  followForks?: boolean;
 }
 
 type Deferred =
@@ -301,9 +304,12 @@ export class PathReconstruction implements QemuLogSink {
     if (this.limits.perThreadLogs === true) {
       // Threads and processes have logs of their own; exec still ends this
       // thread's trace (qemu-user does not follow it: the new program runs natively).
-      const v = entryVerdict(name, text, -1);
+      // qemu's own descriptor for this thread's log is not known (NaN never
+      // matches): closing it is seen as the log ending early.
+      const v = entryVerdict(name, text, NaN);
       if (v !== null && 'stop' in v && v.stop === 'clone') {
         if ((name === 'clone' || name === 'clone3') && /CLONE_THREAD/.test(text)) return;
+        if (this.limits.followForks === true) return;
         // A forked child inherits its parent's per-thread log (qemu 7.2 does
         // not reopen it), so its lines would mix with the parent's: stop here.
         return this.halt('clone', `the program starts a process (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}...), which the emulated recorder does not follow yet`);
@@ -316,7 +322,7 @@ export class PathReconstruction implements QemuLogSink {
   syscall(line: string): void {
     if (this.stopped) return;
     this.memory.syscall(line);
-    this.apply(syscallVerdict(line, this.limits.perThreadLogs === true ? [] : LOG_DESCRIPTORS));
+    this.apply(syscallVerdict(line, this.limits.perThreadLogs === true ? THREAD_LOG_FDS : LOG_DESCRIPTORS));
     if (this.stopped) return;
     const paren = line.indexOf('(');
     this.lastSyscall = paren > 0 ? line.slice(0, paren) : null;

@@ -188,7 +188,15 @@ export class QemuLogParser {
   private earlyEntry(partial: Buffer): void {
     if (this.pending !== null || this.inBlock || this.long !== null) return;
     const m = /^(\d+) (execve|execveat|clone|clone3|fork|vfork|close|close_range|dup2|dup3)\(/.exec(partial.toString('latin1'));
-    if (m && (this.pid === null || m[1] === this.pid)) this.sink.syscallEntry?.(m[2], partial.toString('latin1', m[1].length + 1));
+    if (!m || (this.pid !== null && m[1] !== this.pid)) return;
+    const text = partial.toString('latin1', m[1].length + 1);
+    // The entry may have reached us cut inside its arguments (a chunk ends
+    // anywhere): act only on the whole argument list, whose flags decide
+    // (CLONE_THREAD, the descriptor closed). qemu prints it before the
+    // syscall runs, so it always arrives. Only exec stops whatever its
+    // arguments say (their strings may hold a parenthesis).
+    if (m[2] !== 'execve' && m[2] !== 'execveat' && !text.includes(')')) return;
+    this.sink.syscallEntry?.(m[2], text);
   }
 
   /** Keep a partial line for the next chunk; beyond {@link MAX_LINE}, only its head and tail. */

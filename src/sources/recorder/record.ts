@@ -45,6 +45,10 @@ import {
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
 import type { ThreadFifos } from './thread-fifos.js';
+import { HeldOutput } from './held-output.js';
+
+/** Output of a run that may be recorded again held back, at most (held-output.ts). */
+const HELD_OUTPUT_BYTES = 16 << 20;
 
 export interface RecordOptions {
   /** Program and arguments, as the program sees them. */
@@ -112,7 +116,7 @@ export interface RecordResult {
   stderr: string;
   /** Recording wall time in seconds. */
   seconds: number;
-  /** A one-log recording stopped where the program started a thread (record() then follows the threads). */
+  /** A one-log recording stopped where the program started a thread or process (record() then follows each). */
   startsThreads?: boolean;
 }
 
@@ -174,13 +178,33 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   }
   const qemu = findOnPath(QEMU);
   if (qemu === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
-  const first = await recordEmulated(opts, program, exe, qemu, output, false);
-  if (first.startsThreads !== true || !opts.sandbox) return first;
+  // Inside the sandbox the first run may be recorded again: hold its output.
+  const held = opts.sandbox && (opts.stdio ?? 'inherit') === 'inherit' ? new HeldOutput(HELD_OUTPUT_BYTES) : null;
+  let first: RecordResult;
+  try {
+    first = await recordEmulated(opts, program, exe, qemu, output, false, held);
+  } catch (e) {
+    held?.release();
+    throw e;
+  }
+  if (first.startsThreads !== true || !opts.sandbox) {
+    held?.release();
+    return first;
+  }
+  held?.drop();
+  if (held?.shownThenDropped) notice(`warning: the program's first ${HELD_OUTPUT_BYTES >> 20} MiB of output were shown before it started a thread or process; the second recording shows its output again`);
   // The program starts threads or processes: the one-log recording (whose
   // log channel is the most tamper-proof) stopped there. Record the program
   // again with one log per thread, following every thread and process.
-  notice('the program starts threads: recording it again, following each thread');
-  return recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
+  notice('the program starts threads or processes: recording it again, following each one');
+  try {
+    return await recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
+  } catch (e) {
+    // No bundle when the recording failed (or was refused as tampered): not
+    // even the first run's, which would pass for the program's whole run.
+    rmSync(first.bundle, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /** Make the log FIFO writable by the emulator through its descriptor, but not readable or re-modable by the target. */
@@ -196,7 +220,7 @@ function protectFifo(path: string): void {
   }
 }
 
-async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string, perThread: boolean): Promise<RecordResult> {
+async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string, perThread: boolean, held: HeldOutput | null = null): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   const started = process.hrtime.bigint();
   if (opts.signal?.aborted) throw new RecordError('record: interrupted');
@@ -248,7 +272,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
       limits,
       stdin: stdinFd ?? undefined,
-      output: opts.stdio ?? 'inherit',
+      output: held !== null ? 'pipe' : opts.stdio ?? 'inherit',
       logFd: logWrite,
       collect: { core: true, executables: true },
       timeoutSec: 0,
@@ -330,8 +354,16 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit, reject) => {
       child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
-      child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
+      if (held !== null) {
+        child.stdout?.on('data', (b: Buffer) => held.write(1, b));
+        child.stderr?.on('data', (b: Buffer) => {
+          held.write(2, b);
+          stderrText = capture(stderrText, b.toString('utf8'));
+        });
+      } else {
+        child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
+        child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
+      }
       // Read the FIFO as a non-blocking stream (epoll): much faster than fs
       // reads on the thread pool. The stream ends when every holder of the
       // write end (qemu, the sandbox's wrapper) has exited.
@@ -482,9 +514,11 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     checkReplaceable(output, opts.force === true);
     if (existsSync(output)) rmSync(output, { recursive: true, force: true });
     renameSync(staging, output);
-    for (const w of warnings) notice(`warning: ${w}`);
+    // A thread or a forked process: recorded again with one log per thread
+    // (record()), whose warnings are the ones that count.
+    const startsThreads = stopped === 'clone';
+    if (!(startsThreads && opts.sandbox)) for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const startsThreads = stopped === 'clone' && /CLONE_THREAD/.test(path.stopDetail ?? '');
     return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds, startsThreads };
   } finally {
     for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);

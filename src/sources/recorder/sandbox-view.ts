@@ -134,8 +134,6 @@ export interface ViewRequest {
   allowRead?: readonly string[];
   /** Generated files: guest path -> host file holding the content. */
   generated?: readonly { host: string; guest: string }[];
-  /** The per-thread log FIFOs' directory (thread-fifos.ts), shown read-only at `guest`. */
-  logDir?: { host: string; guest: string };
 }
 
 /** The view for one run. */
@@ -157,7 +155,6 @@ export function sandboxView(req: ViewRequest): SandboxView {
   };
   if (req.program !== undefined) add(req.program);
   if (req.programCopy !== undefined) placed.push(req.programCopy);
-  if (req.logDir !== undefined) placed.push(req.logDir);
   for (const p of req.arguments ?? []) add(p);
   for (const p of req.allowRead ?? []) add(p);
   return { shared, placed, links: sys.links };

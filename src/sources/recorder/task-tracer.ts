@@ -64,6 +64,8 @@ export interface TaskTracerOptions {
   overLimit: (out: TraceOutput) => StopReason | null;
   /** The recording must stop (the target is killed). */
   onStop: (reason: StopReason) => void;
+  /** A forked child writes its own log (the log shim is loaded), so forks are followed. */
+  followForks?: boolean;
 }
 
 interface HeldEvent {
@@ -233,6 +235,7 @@ export class TaskTracer {
       overLimit: () => this.stopReason ?? this.opts.overLimit(out),
       onStop: (reason) => this.pathStopped(thread, reason),
       perThreadLogs: true,
+      followForks: this.opts.followForks,
     }, proc.cache, this.stats);
     thread.path = path;
     const sink = new ThreadSink(this, thread, first);

@@ -1,17 +1,23 @@
 /**
  * One log FIFO per thread for qemu's `-d tid` (each thread of the emulator
- * opens `-D DIR/%d` with its tid when it first logs). The sandbox has its
- * own PID namespace, so tids are small and sequential: the directory holds a
- * FIFO for each of 1..{@link MAX_TASK_ID} and is shown read-only, so a tid
- * beyond that range cannot create a log (its thread is reported untraced)
- * and the program cannot add files there. The recorder reads every FIFO as
- * a non-blocking stream and holds a write end of each until the run has
- * ended, so a FIFO that no thread opened does not read as ended.
+ * opens `-D TEMPLATE` with `%d` replaced by its tid when it first logs). The
+ * sandbox has its own PID namespace, so tids are small and sequential: a
+ * FIFO exists beforehand for each of 1..{@link MAX_TASK_ID}, and a tid
+ * beyond that range cannot open a log (its thread is reported untraced).
  *
- * Unlike the one-log mode (record.ts), the FIFOs are reachable by path
- * inside the sandbox: a program can open one and write to it. The parsers'
- * checks (qemu-log.ts, path-reconstruction.ts) still refuse what is not
- * consistent with the code; the bundle carries a warning.
+ * The FIFOs are handed in as descriptors, never shown by path: the FIFO of
+ * tid t is descriptor {@link threadLogFd}(t) (the digit 1 followed by t's
+ * digits, which is what `/proc/self/fd/1%d` names), so qemu's per-thread
+ * open is a reopen of an inherited descriptor. Those numbers are known, so
+ * a program that writes to, duplicates, re-flags or reopens one is refused
+ * as tampered (log-channel.ts), as with the one-log mode's descriptors. The
+ * descriptor each thread of qemu opens from it has a number the recorder
+ * does not learn; a write there is caught only by the parsers' consistency
+ * checks (qemu-log.ts, path-reconstruction.ts), and the bundle says so.
+ *
+ * The recorder reads every FIFO as a non-blocking stream and holds its
+ * write end (the descriptor handed in) until the run has ended, so a FIFO
+ * that no thread opened does not read as ended.
  */
 import { chmodSync, chownSync, closeSync, constants, mkdirSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -20,13 +26,23 @@ import { execFileSync } from 'node:child_process';
 
 /** The highest tid with a log (tasks beyond are reported untraced). */
 export const MAX_TASK_ID = 256;
-/** Where the sandbox shows the FIFOs. */
-export const THREAD_LOG_DIR = '/run/ptscope-log';
+/** qemu's `-D` for per-thread logs: the reopen of each thread's inherited descriptor. */
+export const THREAD_LOG_TEMPLATE = '/proc/self/fd/1%d';
+
+/** The descriptor that carries tid's log into the sandbox (see THREAD_LOG_TEMPLATE). */
+export function threadLogFd(tid: number): number {
+  return Number(`1${tid}`);
+}
+
+/** Every descriptor that carries a thread's log (for the tamper checks). */
+export const THREAD_LOG_FDS: readonly number[] = Array.from({ length: MAX_TASK_ID }, (_, i) => threadLogFd(i + 1));
 const FIFO_OWNER = 65534;
 
 export class ThreadFifos {
   private readonly sockets: Socket[] = [];
   private readonly holders: number[] = [];
+  /** Descriptor in the sandbox -> the recorder's write end it is a copy of. */
+  readonly handedIn = new Map<number, number>();
   private open = 0;
   private ended: () => void = () => {};
   /** Resolves when every FIFO has been read to its end (after {@link release}). */
@@ -46,7 +62,9 @@ export class ThreadFifos {
     for (let tid = 1; tid <= MAX_TASK_ID; tid++) {
       const p = names[tid - 1];
       const rd = openSync(p, constants.O_RDONLY | constants.O_NONBLOCK);
-      this.holders.push(openSync(p, constants.O_WRONLY | constants.O_NONBLOCK));
+      const w = openSync(p, constants.O_WRONLY | constants.O_NONBLOCK);
+      this.holders.push(w);
+      this.handedIn.set(threadLogFd(tid), w);
       if (root) {
         // Writable by the sandbox's uid through "other" only: not readable there.
         chownSync(p, FIFO_OWNER, FIFO_OWNER);
@@ -69,6 +87,7 @@ export class ThreadFifos {
 
   /** The run has ended: drop the recorder's write ends, so each FIFO ends once drained. */
   release(): void {
+    this.handedIn.clear();
     for (const fd of this.holders.splice(0)) closeSync(fd);
   }
 
