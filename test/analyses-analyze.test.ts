@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,8 @@ import { LineWriter } from '../src/cli/output.js';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { REAL_TRACES } from './helpers/vectors.js';
 import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
+import type { RunJson } from '../tools/corpus/build-exploits.js';
+import type { CaseResult } from '../tools/eval-detectors.js';
 
 const EXPLOIT_CASE_NAMES = EXPLOIT_CASES.map((c) => c.name);
 
@@ -81,7 +83,7 @@ describe('ptscope analyze', () => {
 // The exploit corpus (tools/corpus/build-exploits.ts) recorded under qemu: every case must be
 // caught by its ground-truth detectors, silent ones must stay silent, and the benign run must
 // give no finding. Detectors a case was built to evade are reported by tools/eval-detectors.ts,
-// not required. A case the recorder cannot follow yet (a worker thread) must say so.
+// not required. Every stream (thread) of a recording is analysed with its own detectors.
 const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
 describe('exploit corpus (recorded)', () => {
   beforeAll(async () => {
@@ -89,20 +91,43 @@ describe('exploit corpus (recorded)', () => {
     buildExploitCorpus({ outDir: CORPUS });
   }, 600_000);
 
-  it.each(EXPLOIT_CASE_NAMES)('%s', async (name) => {
+  // Each case is recorded and analysed once; the thread case's own test reads the same result.
+  const results = new Map<string, Promise<CaseResult>>();
+  async function evaluated(name: string): Promise<CaseResult> {
     const { evaluateCorpusCase } = await import('../tools/eval-detectors.js');
-    const r = await evaluateCorpusCase(join(CORPUS, name), mkdtempSync(join(tmpdir(), 'ptscope-corpus-')));
-    if (r.pending !== null) {
-      // Only a case that needs what the recorder does not follow may be pending.
-      expect(name).toBe('thread_rop');
-      expect(r.pending).toMatch(/^needs threads; recorder: /);
-      return;
+    let r = results.get(name);
+    if (r === undefined) {
+      r = evaluateCorpusCase(join(CORPUS, name), mkdtempSync(join(tmpdir(), 'ptscope-corpus-')));
+      results.set(name, r);
     }
+    return r;
+  }
+
+  it.each(EXPLOIT_CASE_NAMES)('%s', async (name) => {
+    const r = await evaluated(name);
+    expect(r.pending).toBeNull();
     expect(r.exploitWorked).toBe(true);
     for (const d of r.expected) expect([...r.fired]).toContain(d);
     for (const d of r.silent) expect([...r.fired]).not.toContain(d);
     expect(r.benignFindings).toBe(0);
     // FlowGuard trained on the benign run misses nothing.
     expect(r.flowguardFindings).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('thread_rop: the chain is found in the worker thread with its gadgets, labelled with its pid/tid', async () => {
+    const run = JSON.parse(readFileSync(join(CORPUS, 'thread_rop', 'run.json'), 'utf8')) as RunJson;
+    const r = await evaluated('thread_rop');
+    expect(r.threads).toBe(2);
+    expect(r.benignFindings).toBe(0);
+    // Every finding is the worker's: one process, a thread that is not the main one.
+    const threads = new Set(r.findings.map((f) => `${f.pid}/${f.tid}`));
+    expect(threads.size).toBe(1);
+    const [f0] = r.findings;
+    expect(f0.pid).not.toBeNull();
+    expect(f0.tid).not.toBe(f0.pid);
+    // The shadow stack names the whole chain, gadget for gadget, as the payload laid it out.
+    const mismatch = r.findings.find((f) => f.detector === 'shadow-stack' && f.kind === 'return-mismatch')!;
+    expect(mismatch.chain!.map((g) => g.address)).toEqual(run.groundTruth.gadgets.map((g) => g.address));
+    expect(r.findings.some((f) => f.detector === 'rop' && f.kind === 'rop-chain')).toBe(true);
   }, 300_000);
 });

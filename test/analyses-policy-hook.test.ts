@@ -79,7 +79,7 @@ function buildProgram(): { path: string; ctx: DetectorContext; sym: (n: string) 
   const modules = new ModuleMap();
   modules.addElf(path, loaded.elf, loaded.loadOffset);
   const facts = new CodeFacts(image);
-  const ctx: DetectorContext = { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), offset: () => 7, params: {}, policyFile: null, monitor: ['secret'], trace: null, config: null };
+  const ctx: DetectorContext = { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 7, params: {}, policyFile: null, monitor: ['secret'], trace: null, config: null };
   const sym = (n: string) => loaded.elf.symbols.find((s) => s.name === n)!.value;
   return { path, ctx, sym };
 }

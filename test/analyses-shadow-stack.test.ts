@@ -18,6 +18,7 @@ export function emptyContext(): DetectorContext {
     modules,
     facts,
     evidence: new EvidenceBuilder(facts, modules),
+    thread: { pid: null, tid: null },
     offset: () => 0x1234,
     params: {},
     policyFile: null,
@@ -82,6 +83,19 @@ describe('shadow stack', () => {
     expect(d.findings()).toHaveLength(1);
     expect(d.findings()[0].details.returns).toBe(3);
     expect(d.findings()[0].chain?.map((g) => g.address)).toEqual(['0x5000', '0x5100', '0x5200']);
+  });
+
+  it('labels a finding with its stream\'s thread, and the labelled finding still grows with the chain', () => {
+    const d = new ShadowStackDetector({ ...emptyContext(), thread: { pid: 40, tid: 42 } });
+    const t = new Driver(d);
+    t.call(0x1000, 0x2000);
+    t.call(0x2010, 0x3000);
+    t.ret(0x3005, 0x5000);
+    t.ret(0x5001, 0x5100);
+    const [f] = d.findings();
+    expect([f.pid, f.tid]).toEqual([40, 42]);
+    expect(f.details.returns).toBe(2);
+    expect(f.chain?.map((g) => g.address)).toEqual(['0x5000', '0x5100']);
   });
 
   it('tolerates tail calls and deep recursion; a return to a deeper frame that no recorded switch explains is a mismatch', () => {

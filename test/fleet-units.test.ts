@@ -195,7 +195,7 @@ describe('segment decoder', () => {
 
   it('merges findings in trace order, rebased, each edge once per detector', () => {
     const finding = (detector: string, offset: number, from: string, to: string): Finding => ({
-      detector, kind: 'cfi-return', severity: 'high', message: `${from} -> ${to}`, offset, cr3: null,
+      detector, kind: 'cfi-return', severity: 'high', message: `${from} -> ${to}`, offset, cr3: null, pid: null, tid: null,
       transfer: { kind: 'ret', from, to, fromSymbol: null, toSymbol: null, source: null, target: [] }, callPath: [], chain: null, details: {},
     });
     const part = (index: number, from: number, to: number, findings: Finding[]): SegmentSummary => ({

@@ -164,3 +164,32 @@ describe('record: a program that starts a process is recorded twice, its output 
     expect(res.stderr).not.toMatch(/recording stopped: the program starts a thread or process/);
   });
 });
+
+describe('record: the program reads the caller\'s standard input, as with perf record', () => {
+  it('a pipe: both runs (before and after the first fork) read the same bytes', () => {
+    const out = join(work, 'stdin-pipe.ptscope');
+    const res = spawnSync(process.execPath, [BIN, 'record', '--emulate', '-o', out, '--', '/bin/sh', '-c', 'read a; /bin/true; echo "$a"; cat'], { encoding: 'utf8', input: 'first\nsecond\n' });
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.split('\n').slice(0, 2)).toEqual(['first', 'second']);
+  });
+
+  it('an open pipe nobody writes to: a program that does not read it is recorded, nothing waits for the pipe', async () => {
+    const out = join(work, 'stdin-open.ptscope');
+    const cli = spawn(process.execPath, [BIN, 'record', '--emulate', '-o', out, '--', '/bin/sh', '-c', 'echo one; /bin/true; echo two'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    cli.stdout.on('data', (d) => (stdout += d));
+    const code = await new Promise<number | null>((r) => cli.on('close', (c) => r(c)));
+    expect(code).toBe(0);
+    expect(stdout.split('\n').slice(0, 2)).toEqual(['one', 'two']);
+    cli.stdin.destroy();
+  });
+
+  it('a regular file: read from its start', () => {
+    const input = join(work, 'stdin.txt');
+    writeFileSync(input, 'from a file\n');
+    const out = join(work, 'stdin-file.ptscope');
+    const res = spawnSync('bash', ['-c', 'exec "$@" < "$0"', input, process.execPath, BIN, 'record', '--emulate', '-o', out, '--', '/bin/cat'], { encoding: 'utf8' });
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stdout.split('\n')[0]).toBe('from a file');
+  });
+});

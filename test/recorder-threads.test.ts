@@ -166,7 +166,7 @@ describe('recording threads', () => {
     expect(res.stdout).toContain('done');
     const v2 = readBundleManifest(res.bundle) as ManifestV2;
     expect(v2.processes.length).toBeGreaterThanOrEqual(2);
-    expect(v2.processes.some((p) => p.untraced !== null && /ran natively, untraced/.test(p.untraced))).toBe(true);
+    expect(v2.processes.some((p) => /ran natively, untraced/.test(p.untraced ?? ""))).toBe(true);
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 });

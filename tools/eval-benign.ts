@@ -29,8 +29,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
-import { insnDecoderFor, openTraceInput } from '../src/analyses/trace-input.js';
+import { analyzeRecording, defaultDetectors, type AnalyzeOptions, type AnalyzeResult } from '../src/analyses/analyze.js';
+import { traceInputs } from '../src/analyses/trace-input.js';
+import { openRecording } from '../src/sources/import/open-recording.js';
+import type { Recording } from '../src/sources/model/recording.js';
 import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
 import { ControlFlowWalker, TransferKind } from '../src/flow/control-flow.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
@@ -412,35 +414,62 @@ async function recordRun(argv: string[], bundle: string, stdin: string | null): 
   }
 }
 
-/**
- * Where the recorded trace enters the function `symbol`: the address
- * spaces (CR3) of those transfers, and of the trace's first transfer.
- * Null if it never does.
- */
-function traceEnters(bundle: string, symbol: string): { markerCr3: Set<number>; firstCr3: number } | null {
-  const input = openTraceInput(bundle);
-  let lo = NaN;
-  let hi = NaN;
-  for (const m of input.modules.modules) {
-    const s = m.elf?.symbols.find((x) => x.name === symbol);
-    if (s) {
-      lo = s.value + m.bias;
-      hi = lo + Math.max(1, s.size);
-    }
+function withRecording<T>(bundle: string, f: (r: Recording) => T): T {
+  const rec = openRecording(bundle);
+  try {
+    return f(rec);
+  } finally {
+    rec.close();
   }
-  if (Number.isNaN(lo)) return null;
-  const markerCr3 = new Set<number>();
-  let firstCr3: number | undefined;
-  const walker = new ControlFlowWalker(new InsnDecoder(new PacketDecoder(input.trace), input.config, input.image), [
-    {
-      onTransfer(_k: TransferKind, _from: number, to: number, _size: number, _n: number, cr3: number) {
-        firstCr3 ??= cr3;
-        if (to >= lo && to < hi) markerCr3.add(cr3);
-      },
-    },
-  ]);
-  walker.run();
-  return markerCr3.size > 0 ? { markerCr3, firstCr3: firstCr3 ?? NaN } : null;
+}
+
+/** Every stream of a bundle analysed with its own detectors. */
+function analyzeBundle(bundle: string, options: AnalyzeOptions): AnalyzeResult[] {
+  return withRecording(bundle, (rec) => analyzeRecording(rec, options));
+}
+
+/** The processes the recorder saw but did not trace, with its reason (nothing escapes silently). */
+function untracedProcesses(bundle: string): string[] {
+  return withRecording(bundle, (rec) => rec.processes.filter((p) => p.untraced !== null).map((p) => `process ${p.pid}: ${p.untraced}`));
+}
+
+/**
+ * Where the recorded trace enters the function `symbol`, over every stream:
+ * true if it does so in a context kept apart from where the trace starts
+ * (another stream, i.e. another thread or process, or another address
+ * space). Null if it never enters it.
+ */
+function traceEntersApart(bundle: string, symbol: string): boolean | null {
+  return withRecording(bundle, (rec) => {
+    let seen = false;
+    let apart = false;
+    let first: string | undefined;
+    for (const input of traceInputs(rec)) {
+      let lo = NaN;
+      let hi = NaN;
+      for (const m of input.modules.modules) {
+        const s = m.elf?.symbols.find((x) => x.name === symbol);
+        if (s) {
+          lo = s.value + m.bias;
+          hi = lo + Math.max(1, s.size);
+        }
+      }
+      const walker = new ControlFlowWalker(new InsnDecoder(new PacketDecoder(input.trace), input.config, input.image), [
+        {
+          onTransfer(_k: TransferKind, _from: number, to: number, _size: number, _n: number, cr3: number) {
+            const where = `${input.stream.index}:${cr3}`;
+            first ??= where;
+            if (to >= lo && to < hi) {
+              seen = true;
+              if (where !== first) apart = true;
+            }
+          },
+        },
+      ]);
+      walker.run();
+    }
+    return seen ? apart : null;
+  });
 }
 
 interface ProbeResult {
@@ -459,18 +488,16 @@ async function probeRecorder(probe: string, work: string): Promise<Record<Need, 
       continue;
     }
     // Followed means: the marker ran, and the recorder kept what ran apart
-    // (a child is another address space; a thread is traced without
-    // "not traced" warnings).
+    // (a thread or a child in its own stream, or another address space),
+    // with no process left untraced.
     const stoppedShort = r.stopped === 'exec' || r.stopped === 'clone';
-    const seen = stoppedShort ? null : traceEnters(bundle, need === 'thread' ? 'probe_thread_marker' : 'probe_child_marker');
-    const untraced = r.warnings.some((w) => /not traced|does not follow/.test(w));
-    let follows = seen !== null && !untraced;
-    if (follows && need !== 'thread') follows = [...seen!.markerCr3].some((c) => !Number.isNaN(c) && c !== seen!.firstCr3);
+    const seen = stoppedShort ? null : traceEntersApart(bundle, need === 'thread' ? 'probe_thread_marker' : 'probe_child_marker');
+    const follows = seen === true && untracedProcesses(bundle).length === 0;
     const said = (r.warnings.length > 0 ? r.warnings : [stoppedShort ? `stopped at ${r.stopped}` : '']).filter((x) => x !== '').join('; ');
     const what = need === 'thread' ? 'second thread' : need === 'fork' ? 'forked child' : "exec'd image";
     out[need] = {
       follows,
-      said: follows ? said : said || (seen === null ? `no instruction of the ${what} is in the trace` : `the ${what}'s instructions are in the trace but not kept apart as another process`),
+      said: follows ? said : said || (seen === null ? `no instruction of the ${what} is in the trace` : `the ${what}'s instructions are in the trace but not kept apart from the first thread`),
     };
   }
   return out;
@@ -479,7 +506,7 @@ async function probeRecorder(probe: string, work: string): Promise<Record<Need, 
 interface RunResult {
   variant: 'a' | 'b';
   instructions: number;
-  findings: { detector: string; kind: string; message: string }[];
+  findings: { detector: string; kind: string; message: string; pid?: number | null; tid?: number | null }[];
   uncheckedUnbounded: number;
   seconds: number;
 }
@@ -515,30 +542,35 @@ async function evaluateProgram(p: Program, inputs: Record<'a' | 'b', Inputs>, wo
         return { ...res, status: 'not recordable yet', why: `${missing.length > 0 ? `needs ${missing.join(', ')}; ` : ''}recorder: ${said}` };
       }
     }
+    // A process the recorder saw but did not trace leaves the run incomplete.
+    const untraced = untracedProcesses(bundle);
+    if (untraced.length > 0) return { ...res, status: 'not recordable yet', why: `${missing.length > 0 ? `needs ${missing.join(', ')}; ` : ''}recorder: ${untraced.join('; ')}` };
     bundles[v] = bundle;
   }
   if (missing.length > 0) {
     const said = missing.map((n) => `${n}: ${probes[n].said}`).join('; ');
     return { ...res, status: 'not recordable yet', why: `needs ${missing.join(', ')}; recorder probe: ${said}` };
   }
+  // Every thread's stream, each with its own detectors; the run's numbers are their sums.
+  const sum = (rs: AnalyzeResult[], f: (r: AnalyzeResult) => number): number => rs.reduce((n, r) => n + f(r), 0);
   for (const v of ['a', 'b'] as const) {
-    const r = analyzeTrace(openTraceInput(bundles[v]!), { detectors: defaultDetectors() });
+    const rs = analyzeBundle(bundles[v]!, { detectors: defaultDetectors() });
     res.runs.push({
       variant: v,
-      instructions: r.flow.instructions,
-      findings: r.findings.map((f) => ({ detector: f.detector, kind: f.kind, message: f.message })),
-      uncheckedUnbounded: r.unchecked.filter((u) => /cannot be bounded/.test(u.reason)).reduce((n, u) => n + u.count, 0),
-      seconds: r.seconds,
+      instructions: sum(rs, (r) => r.flow.instructions),
+      findings: rs.flatMap((r) => r.findings.map((f) => ({ detector: f.detector, kind: f.kind, message: f.message, pid: f.pid, tid: f.tid }))),
+      uncheckedUnbounded: sum(rs, (r) => r.unchecked.filter((u) => /cannot be bounded/.test(u.reason)).reduce((n, u) => n + u.count, 0)),
+      seconds: sum(rs, (r) => r.seconds),
     });
   }
-  // FlowGuard: trained on run b, checking run a.
+  // FlowGuard: trained on run b (every thread), checking run a.
   const policy = join(work, 'flowguard', `${p.name}.json`);
   mkdirSync(dirname(policy), { recursive: true });
   rmSync(policy, { force: true });
-  trainFlowGuardPolicy(policy, [openTraceInput(bundles.b!).trace]);
-  const fg = analyzeTrace(openTraceInput(bundles.a!), { detectors: ['flowguard'], policyFile: policy });
-  const s = fg.detectors[0].stats;
-  res.flowguard = { checks: s.checks ?? 0, fast: s.fastSettled ?? 0, slowWindows: s.slowWindows ?? 0, fastSeconds: s.fastSeconds ?? 0, slowSeconds: s.slowSeconds ?? 0, findings: fg.findings.length };
+  withRecording(bundles.b!, (rec) => trainFlowGuardPolicy(policy, traceInputs(rec).map((i) => i.trace)));
+  const fg = analyzeBundle(bundles.a!, { detectors: ['flowguard'], policyFile: policy });
+  const stat = (key: string): number => sum(fg, (r) => r.detectors[0].stats[key] ?? 0);
+  res.flowguard = { checks: stat('checks'), fast: stat('fastSettled'), slowWindows: stat('slowWindows'), fastSeconds: stat('fastSeconds'), slowSeconds: stat('slowSeconds'), findings: sum(fg, (r) => r.findings.length) };
   return res;
 }
 

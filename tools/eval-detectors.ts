@@ -10,8 +10,13 @@
  * - "FP": a detector required to stay silent fired; "-": silent, not expected;
  * and the benign run's findings (there must be none).
  *
- * A case that needs something the recorder cannot follow yet (a worker
- * thread) is reported as pending, with what the recorder said.
+ * Every stream of a recording is analysed (a threaded program gives one
+ * per thread, each with its own detectors): a chain run in a worker thread
+ * is found in that thread's stream, and the table names the threads that
+ * had findings when a case has several.
+ *
+ * A case that needs something the recorder cannot follow yet (a process it
+ * did not trace) is reported as pending, with what the recorder said.
  *
  *   node dist/tools/eval-detectors.js [--corpus DIR] [--work DIR] [--json FILE] [--markdown] [--only a,b]
  *
@@ -25,8 +30,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
-import { openTraceInput } from '../src/analyses/trace-input.js';
+import { analyzeRecording, defaultDetectors, type AnalyzeOptions } from '../src/analyses/analyze.js';
+import type { Finding } from '../src/analyses/finding.js';
+import { traceInputs } from '../src/analyses/trace-input.js';
+import { openRecording } from '../src/sources/import/open-recording.js';
+import type { Recording } from '../src/sources/model/recording.js';
 import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
 import { applyPointerGuard } from './corpus/exploits.js';
 import type { RunJson } from './corpus/build-exploits.js';
@@ -108,6 +116,10 @@ export interface CaseResult {
   flowguardFindings: number;
   benignFindings: number;
   exploitWorked: boolean;
+  /** The exploit run's findings, each labelled with its thread. */
+  findings: Finding[];
+  /** Streams (threads) of the exploit run's recording. */
+  threads: number;
   /** Why the case could not be evaluated (the recorder does not follow what it needs), or null. */
   pending: string | null;
 }
@@ -147,6 +159,8 @@ export async function evaluateCorpusCase(dir: string, work: string): Promise<Cas
     flowguardFindings: 0,
     benignFindings: 0,
     exploitWorked: false,
+    findings: [],
+    threads: 0,
     pending: null,
   };
   let stdout: string;
@@ -163,27 +177,52 @@ export async function evaluateCorpusCase(dir: string, work: string): Promise<Cas
     if (run.groundTruth.needs) return { ...base, pending: `needs ${run.groundTruth.needs}s; recorder: ${(e as Error).message.split('\n')[0]}` };
     throw e;
   }
-  // The recorder stops at a thread or process it does not follow (or warns that it did not trace one).
-  const manifest = JSON.parse(readFileSync(join(exploitBundle, 'manifest.json'), 'utf8')) as { exit?: { stopped?: string | null }; warnings?: string[] };
-  const stopped = manifest.exit?.stopped === 'clone' || manifest.exit?.stopped === 'exec';
-  const untraced = (manifest.warnings ?? []).filter((w) => /not traced|does not follow/.test(w));
-  if (stopped || untraced.length > 0) {
-    return { ...base, pending: `needs ${run.groundTruth.needs ?? 'what the recorder does not follow'}s; recorder: ${untraced.join('; ') || `stopped at ${manifest.exit?.stopped}`}` };
-  }
-  const r = analyzeTrace(openTraceInput(exploitBundle), { detectors: defaultDetectors() });
-  const b = analyzeTrace(openTraceInput(benignBundle), { detectors: defaultDetectors() });
-  // FlowGuard, trained on the benign run of the same program.
+  // The recorder stops at a thread or process it does not follow, or records that it did not trace one.
+  const untracedBy = (bundle: string): string | null =>
+    withRecording(bundle, (rec) => {
+      const stopped = rec.exit?.stopped === 'clone' || rec.exit?.stopped === 'exec';
+      const untraced = rec.processes.filter((p) => p.untraced !== null).map((p) => `process ${p.pid}: ${p.untraced}`);
+      return stopped || untraced.length > 0 ? untraced.join('; ') || `stopped at ${rec.exit?.stopped}` : null;
+    });
+  const untraced = untracedBy(exploitBundle) ?? untracedBy(benignBundle);
+  if (untraced !== null) return { ...base, pending: `needs ${run.groundTruth.needs ?? 'what the recorder does not follow'}s; recorder: ${untraced}` };
+  const r = analyzeAll(exploitBundle, { detectors: defaultDetectors() });
+  const b = analyzeAll(benignBundle, { detectors: defaultDetectors() });
+  // FlowGuard, trained on the benign run of the same program (every thread's trace).
   const policy = join(work, `${name}.flowguard.json`);
   rmSync(policy, { force: true });
-  trainFlowGuardPolicy(policy, [openTraceInput(benignBundle).trace]);
-  const fg = analyzeTrace(openTraceInput(exploitBundle), { detectors: ['flowguard'], policyFile: policy });
+  withRecording(benignBundle, (rec) => trainFlowGuardPolicy(policy, traceInputs(rec).map((i) => i.trace)));
+  const fg = analyzeAll(exploitBundle, { detectors: ['flowguard'], policyFile: policy });
   return {
     ...base,
     fired: new Set(r.findings.map((f) => f.detector)),
     flowguardFindings: fg.findings.length,
     benignFindings: b.findings.length,
     exploitWorked: stdout.includes('PWNED'),
+    findings: r.findings,
+    threads: r.streams,
   };
+}
+
+function withRecording<T>(bundle: string, f: (r: Recording) => T): T {
+  const rec = openRecording(bundle);
+  try {
+    return f(rec);
+  } finally {
+    rec.close();
+  }
+}
+
+/** Every stream of a recording, each with its own detectors (as `ptscope analyze` does). */
+function analyzeAll(bundle: string, options: AnalyzeOptions): { findings: Finding[]; streams: number } {
+  const results = withRecording(bundle, (rec) => analyzeRecording(rec, options));
+  return { findings: results.flatMap((r) => r.findings), streams: results.length };
+}
+
+/** `pid/tid` of the threads with findings. */
+function findingThreads(c: CaseResult): string {
+  const seen = [...new Set(c.findings.map((f) => `${f.pid}/${f.tid}${f.pid === f.tid ? ' (main)' : ''}`))];
+  return ` in thread${seen.length === 1 ? '' : 's'} ${seen.join(', ')}`;
 }
 
 export const TABLE_DETECTORS = [...defaultDetectors(), 'flowguard'];
@@ -206,6 +245,9 @@ export function corpusTable(cases: CaseResult[], markdown: boolean): string[] {
     }
   }
   const done = cases.filter((c) => c.pending === null);
+  const threaded = done.filter((c) => c.threads > 1);
+  if (threaded.length > 0) lines.push('');
+  for (const c of threaded) lines.push(`${c.name}: ${c.threads} threads recorded, each analysed with its own detectors; ${c.findings.length} findings${findingThreads(c)}.`);
   const perDetector = TABLE_DETECTORS.map((d) => `${d} ${done.filter((c) => ['hit', 'caught'].includes(cell(c, d))).length}/${done.length}`);
   lines.push('');
   lines.push(`Caught, per detector at default thresholds (FlowGuard trained on each case's benign run): ${perDetector.join(', ')}; any detector: ${done.filter((c) => TABLE_DETECTORS.some((d) => ['hit', 'caught', 'FP'].includes(cell(c, d)))).length}/${done.length}; benign runs with findings: ${done.filter((c) => c.benignFindings > 0).length}; pending: ${cases.length - done.length}.`);

@@ -14,8 +14,9 @@ import { CodeFacts } from './code-facts.js';
 import type { Detector, DetectorContext } from './detector-base.js';
 import { DETECTORS, detectorInfo } from './detector.js';
 import { EvidenceBuilder } from './evidence.js';
-import type { Finding, UncheckedNote } from './finding.js';
-import { insnDecoderFor, type TraceInput } from './trace-input.js';
+import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
+import { insnDecoderFor, traceInputs, type TraceInput } from './trace-input.js';
+import type { Recording } from '../sources/model/recording.js';
 
 export type { TraceInput } from './trace-input.js';
 
@@ -30,6 +31,9 @@ export interface AnalyzeOptions {
 
 export interface AnalyzeResult {
   input: string;
+  /** The thread the stream traces (every finding carries it too). */
+  pid: number | null;
+  tid: number | null;
   detectors: { name: string; parameters: Readonly<Record<string, number | string | boolean>>; stats: Record<string, number> }[];
   findings: Finding[];
   unchecked: UncheckedNote[];
@@ -49,6 +53,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
   const names = options.detectors && options.detectors.length > 0 ? options.detectors : defaultDetectors();
   const facts = new CodeFacts(input.image);
   const evidence = new EvidenceBuilder(facts, input.modules);
+  const thread: ThreadRef = { pid: input.stream.pid, tid: input.stream.tid };
   return names.map((name) => {
     const info = detectorInfo(name);
     if (!info) throw new Error(`unknown detector '${name}' (known: ${DETECTORS.map((d) => d.name).join(', ')})`);
@@ -57,6 +62,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
       modules: input.modules,
       facts,
       evidence,
+      thread,
       offset,
       params: options.params?.[name] ?? {},
       policyFile: options.policyFile ?? null,
@@ -70,7 +76,12 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
   });
 }
 
-/** Decode the trace once and run the detectors. Findings are sorted by trace offset. */
+/**
+ * Decode the trace once and run the detectors. Findings are sorted by trace
+ * offset. The detectors are created for this stream alone: a recording of
+ * several threads is analysed stream by stream, each thread with its own
+ * state, and its findings carry the stream's pid/tid.
+ */
 export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): AnalyzeResult {
   const started = process.hrtime.bigint();
   const decoder = insnDecoderFor(input);
@@ -89,6 +100,8 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
   }
   return {
     input: input.name,
+    pid: input.stream.pid,
+    tid: input.stream.tid,
     detectors: detectors.map((d) => ({ name: d.name, parameters: d.parameters, stats: d.stats?.() ?? {} })),
     findings,
     unchecked,
@@ -97,6 +110,14 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
     seconds,
     instructionsPerSecond: seconds > 0 ? flow.instructions / seconds : 0,
   };
+}
+
+/**
+ * Every stream of a recording (one per thread for the emulated recorder),
+ * each with its own detectors: one result per stream, in stream order.
+ */
+export function analyzeRecording(recording: Recording, options: AnalyzeOptions = {}): AnalyzeResult[] {
+  return traceInputs(recording).map((input) => analyzeTrace(input, options));
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Image } from '../flow/image.js';
 import type { FlowConsumer } from '../flow/control-flow.js';
 import type { CodeFacts } from './code-facts.js';
 import type { EvidenceBuilder } from './evidence.js';
-import type { Finding, UncheckedNote } from './finding.js';
+import type { DetectedFinding, Finding, ThreadRef, UncheckedNote } from './finding.js';
 import { UncheckedLog } from './finding.js';
 import type { ModuleMap } from './modules.js';
 import { paramValue, parseParam } from './detector-params.js';
@@ -19,6 +19,12 @@ export interface DetectorContext {
   modules: ModuleMap;
   facts: CodeFacts;
   evidence: EvidenceBuilder;
+  /**
+   * The thread whose stream this is. Every stream gets its own detectors, so
+   * per-thread state (a shadow stack) is per thread, and dropped with the
+   * detector when the thread's stream ends.
+   */
+  thread: ThreadRef;
   /** The decoder's current trace offset (for findings). */
   offset(): number;
   /** Detector parameters from the command line (`name.key=value`), by key. */
@@ -71,12 +77,13 @@ export abstract class DetectorBase implements Detector {
     return paramValue(this.name, key, this.ctx.params, dflt);
   }
 
-  protected report(f: Finding): void {
+  /** Keep a finding, labelled with the stream's thread (in place: a detector may still extend it). */
+  protected report(f: DetectedFinding): void {
     if (this.found.length >= MAX_FINDINGS) {
       this.dropped++;
       return;
     }
-    this.found.push(f);
+    this.found.push(Object.assign(f, { pid: this.ctx.thread.pid, tid: this.ctx.thread.tid }));
   }
 
   findings(): Finding[] {

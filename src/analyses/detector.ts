@@ -32,7 +32,7 @@ export const DETECTORS: readonly DetectorInfo[] = [
   {
     name: 'shadow-stack',
     params: DETECTOR_PARAMS['shadow-stack'],
-    description: 'returns must go to the matching call site (per address space; longjmp, unwinding, signals, coroutines tolerated)',
+    description: 'returns must go to the matching call site (per thread and address space; longjmp, unwinding, signals, coroutines tolerated)',
     byDefault: true,
     create: (ctx) => new ShadowStackDetector(ctx),
   },

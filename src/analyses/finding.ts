@@ -67,11 +67,34 @@ export interface Finding {
   offset: number;
   /** Address space (CR3) as hex, or null when the trace has none. */
   cr3: string | null;
+  /**
+   * The process and thread whose trace this is (the stream's; null when the
+   * stream is not one thread's, e.g. a raw trace or a per-CPU stream).
+   */
+  pid: number | null;
+  tid: number | null;
   transfer: TransferEvidence | null;
   callPath: CallEvidence[];
   chain: GadgetEvidence[] | null;
   /** Detector-specific facts (expected return address, chain length, policy rule, ...). */
   details: Record<string, string | number | boolean>;
+}
+
+/**
+ * A finding as a detector makes it: the thread is not the detector's to
+ * know (each stream runs its own detectors); DetectorBase.report adds it.
+ */
+export type DetectedFinding = Omit<Finding, 'pid' | 'tid'>;
+
+/** The process and thread a stream traces (null: unknown or not one thread). */
+export interface ThreadRef {
+  pid: number | null;
+  tid: number | null;
+}
+
+/** `[pid/tid]` as perf script prints it, or null when the thread is unknown. */
+export function threadTitle(t: ThreadRef): string | null {
+  return t.pid !== null && t.tid !== null ? `[${t.pid}/${t.tid}]` : null;
 }
 
 /** Something a detector could not check, aggregated by reason. */

@@ -15,6 +15,7 @@ import { TransferKind, TRANSFER_NAMES } from '../flow/control-flow.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
 import { RecentCalls } from './evidence.js';
 import { hexAddress } from './finding.js';
+import { lastAtOrBelow } from '../flow/sorted-search.js';
 
 interface Monitored {
   name: string;
@@ -59,16 +60,9 @@ export class HookSkipDetector extends DetectorBase {
 
   /** The monitored function containing `ip`, or null. */
   private at(ip: number): Monitored | null {
-    const a = this.starts;
-    let lo = 0;
-    let hi = a.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (a[mid] <= ip) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    if (hi < 0) return null;
-    const f = this.funcs[hi];
+    const i = lastAtOrBelow(this.starts, ip);
+    if (i < 0) return null;
+    const f = this.funcs[i];
     return ip < f.end ? f : null;
   }
 

@@ -32,6 +32,7 @@
 import { BlockFlag, FunctionFlag, type ModuleCfg } from '../flow/static/cfg.js';
 import { FunctionOrigin } from '../flow/static/disassembly.js';
 import type { Module, ModuleMap } from './modules.js';
+import { lastAtOrBelow } from '../flow/sorted-search.js';
 
 export const ALLOWED = 1;
 export const DENIED = 0;
@@ -138,13 +139,7 @@ const TRUSTED_START = FunctionOrigin.Entry | FunctionOrigin.Symbol | FunctionOri
 
 /** The nearest function entry at or below link-time `a` that is a real function start (symbol, export, call target, ...), or NaN. */
 function trustedStart(cfg: ModuleCfg, a: number): number {
-  let lo = 0;
-  let hi = cfg.functionCount - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (cfg.functionEntry[mid] <= a) lo = mid + 1;
-    else hi = mid - 1;
-  }
+  const hi = lastAtOrBelow(cfg.functionEntry, a);
   for (let i = hi; i >= 0 && i > hi - 64; i--) if ((cfg.functionFlags[i] & TRUSTED_START) !== 0) return cfg.functionEntry[i];
   return NaN;
 }

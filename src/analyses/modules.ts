@@ -11,6 +11,7 @@
 import { ElfFile, type SymbolHit } from '../flow/elf.js';
 import type { ModuleCfg } from '../flow/static/cfg.js';
 import { ImageCache, MAX_IMAGE_ENTRIES, sharedImageCache, type CachedImage } from '../flow/static/image-cache.js';
+import { lastAtOrBelow } from '../flow/sorted-search.js';
 
 export class Module {
   private cfgState: ModuleCfg | null | undefined = undefined;
@@ -176,14 +177,7 @@ export class ModuleMap {
       this.sorted = [...this.list].sort((a, b) => a.start - b.start);
       this.starts = Float64Array.from(this.sorted, (m) => m.start);
     }
-    const s = this.starts;
-    let lo = 0;
-    let hi = s.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid] <= ip) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    const hi = lastAtOrBelow(this.starts, ip);
     // Overlapping mappings (hostile input): look back a bounded number.
     for (let i = hi; i >= 0 && i > hi - 64; i--) {
       const m = this.sorted[i];

@@ -39,7 +39,7 @@ import { NOT_MAPPED } from './code-facts.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
 import { ParamError } from './detector-params.js';
 import { RecentCalls } from './evidence.js';
-import type { Finding, GadgetEvidence } from './finding.js';
+import type { DetectedFinding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
 import { ALLOWED, judgeIndirectTarget, UNCHECKED, UNCHECKED_REASON } from './indirect-targets.js';
 import { StackSwitches, SwitchKind } from './stack-switch.js';
@@ -307,7 +307,7 @@ export class RopDetector extends DetectorBase {
     const chain = this.chainEvidence();
     const first = chain[0];
     const transferFrom = from;
-    const f: Finding = {
+    const f: DetectedFinding = {
       detector: this.name,
       kind,
       severity: 'high',

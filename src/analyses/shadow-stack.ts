@@ -1,7 +1,9 @@
 /**
  * Shadow stack: every call pushes its return address, every return must go
- * to the address on top. Kept per address space (CR3); within one address
- * space, contexts the trace enters without a call (a signal handler, a
+ * to the address on top. One detector runs per stream, so a recording
+ * with one stream per thread gives each thread its own stacks, dropped when
+ * its stream ends (analyze.ts). Kept per address space (CR3); within one
+ * address space, contexts the trace enters without a call (a signal handler, a
  * callback from untraced code, another thread resumed after a gap) are
  * separated by *sentinel* entries that remember where the interrupted
  * context continues.
@@ -34,7 +36,7 @@
 import { GapKind, TransferKind } from '../flow/control-flow.js';
 import { EventType, type PtEvent } from '../events/event.js';
 import { DetectorBase, cr3Text, type DetectorContext } from './detector-base.js';
-import type { Finding, GadgetEvidence } from './finding.js';
+import type { DetectedFinding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
 import { StackSwitches, SwitchKind } from './stack-switch.js';
 
@@ -104,7 +106,7 @@ class AddressSpaceStacks {
 
 /** An open mismatch incident (a run of returns that matched nothing). */
 interface Incident {
-  finding: Finding;
+  finding: DetectedFinding;
   returns: number;
 }
 
@@ -313,7 +315,7 @@ export class ShadowStackDetector extends DetectorBase {
         targetSymbol: ev.symbol(st.target[i]),
       });
     }
-    const finding: Finding = {
+    const finding: DetectedFinding = {
       detector: this.name,
       kind: 'return-mismatch',
       severity: 'high',

@@ -85,12 +85,17 @@ function jsonIp(ip: number): string {
   return '0x' + formatIp(ip).replace(/^0+(?=.)/, '');
 }
 
-/** One step of one decoder: what {@link decodeFlow} needs beyond the decoder calls. */
-interface FlowStep {
+/** What the loop asks of both decoders alike (libipt's decoders share this shape). */
+interface SyncingDecoder {
   readonly offset: number;
   syncForward(): number;
   resync(): number;
   event(ev: PtEvent): number;
+}
+
+/** One step of one decoder: what {@link decodeFlow} needs beyond the decoder calls. */
+interface FlowStep {
+  readonly dec: SyncingDecoder;
   /** Before synchronizing: forget the last step (its IP is what a sync error reports). */
   clear(): void;
   /** Decode and print one instruction or block (ptxed's decode_one_*). */
@@ -201,25 +206,9 @@ class InsnStep implements FlowStep {
   private readonly insn = new InstructionInfo();
 
   constructor(
-    private readonly dec: InsnDecoder,
+    readonly dec: InsnDecoder,
     private readonly print: FlowPrinter,
   ) {}
-
-  get offset(): number {
-    return this.dec.offset;
-  }
-
-  syncForward(): number {
-    return this.dec.syncForward();
-  }
-
-  resync(): number {
-    return this.dec.resync();
-  }
-
-  event(ev: PtEvent): number {
-    return this.dec.event(ev);
-  }
 
   clear(): void {
     this.insn.ip = 0;
@@ -262,25 +251,9 @@ class BlockStep implements FlowStep {
     decodeInstruction(this.dec.image, this.dec.asid, ip, this.block.mode, this.scratch) < 0 ? null : this.scratch;
 
   constructor(
-    private readonly dec: BlockDecoder,
+    readonly dec: BlockDecoder,
     private readonly print: FlowPrinter,
   ) {}
-
-  get offset(): number {
-    return this.dec.offset;
-  }
-
-  syncForward(): number {
-    return this.dec.syncForward();
-  }
-
-  resync(): number {
-    return this.dec.resync();
-  }
-
-  event(ev: PtEvent): number {
-    return this.dec.event(ev);
-  }
 
   clear(): void {
     this.block.ip = 0;
@@ -327,11 +300,12 @@ export function decodeFlow(
   const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
   const print = new FlowPrinter(opts, out, counts);
   const step: FlowStep = decoder.kind === 'insn' ? new InsnStep(decoder.dec, print) : new BlockStep(decoder.dec, print);
+  const dec = step.dec;
   const ev = new PtEvent();
 
   const handleOneEvent = (): number => {
-    const offset = opts.fmt.offset ? step.offset : 0;
-    const status = step.event(ev);
+    const offset = opts.fmt.offset ? dec.offset : 0;
+    const status = dec.event(ev);
     if (status < 0) return status;
     print.timeHi = ev.tscHi;
     print.timeLo = ev.tscLo;
@@ -351,7 +325,7 @@ export function decodeFlow(
   const resync = (): number => {
     let status: number;
     for (;;) {
-      status = step.resync();
+      status = dec.resync();
       if (status >= 0) break;
       if (status !== -ErrorCode.EventIgnored) return status;
       status = handleOneEvent();
@@ -363,18 +337,18 @@ export function decodeFlow(
 
   const diagnose = (what: string, status: number): void => {
     counts.errors++;
-    print.diagnose(step.offset, step.errorIp(status), what, status);
+    print.diagnose(dec.offset, step.errorIp(status), what, status);
   };
 
   let sync = 0;
   for (;;) {
     step.clear();
-    let status = step.syncForward();
+    let status = dec.syncForward();
     if (status < 0) {
       if (status === -ErrorCode.Eos) break;
       diagnose('sync error', status);
       // Without progress we never will: stop.
-      const next = step.offset;
+      const next = dec.offset;
       if (next < 0 || next <= sync) break;
       sync = next;
       continue;

@@ -78,7 +78,7 @@ async function dispatch(argv: string[], out: LineWriter): Promise<number> {
     return 0;
   }
   if (cmd === 'help') {
-    const help = rest[0] ? commandHelp(rest[0]) : MAIN_HELP;
+    const help = rest[0] ? await commandHelp(rest[0]) : MAIN_HELP;
     if (help === null) throw new CliError(`unknown command '${rest[0]}'. Run 'ptscope --help'.`);
     out.line(help.trimEnd());
     return 0;
@@ -88,5 +88,6 @@ async function dispatch(argv: string[], out: LineWriter): Promise<number> {
     const near = suggestCommand(cmd);
     throw new CliError(`unknown command '${cmd}'.${near ? ` Did you mean '${near}'?` : ''} Run 'ptscope --help'.`);
   }
-  return await command.run(rest, out);
+  const loaded = await command.load();
+  return await loaded.run(rest, out);
 }

@@ -2,7 +2,11 @@ import { basename, join } from 'node:path';
 import { exportInputFrom, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
 import { importBundle } from '../sources/import/bundle-import.js';
 import { DEFAULT_MAX_TRACE_BYTES, RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
+import { callerStdin } from '../sources/recorder/caller-stdin.js';
 import { DEFAULT_LIMITS } from '../sources/recorder/resource-limits.js';
+
+/** The most of a piped standard input kept to give a second run (caller-stdin.ts). */
+const MAX_STDIN_COPY = 256 << 20;
 import { InvalidArgumentError, Option } from 'commander';
 import { parseCNumber } from './args.js';
 import { collect, defineCommand, integer, list, parseCommand } from './command.js';
@@ -24,7 +28,7 @@ export function recordCommand() {
     .option('--timing <list>', 'timing packets, any of tsc,mtc,cyc (default: none)', list)
     .option('--mtc-freq <n>', 'MTC period exponent (default 3)', integer(0, 15))
     .option('--emulate', 'emulate even where Intel PT hardware exists')
-    .option('--stdin <file>', 'the program reads FILE as its standard input (default: none)')
+    .option('--stdin <file>', 'the program reads FILE as its standard input (default: this command\'s own standard input, as with perf record; a terminal gives it nothing)')
     .addOption(new Option('--format <f>', 'perf: also write the trace as <bundle>/perf.data for Linux perf').choices(['bundle', 'perf']).default('bundle'))
     .option('--max-trace-size <size>', `stop when the trace reaches SIZE bytes (K, M, G suffixes; 0: no limit); the trace so far is kept (default ${DEFAULT_MAX_TRACE_BYTES >> 20}M)`, size)
     .option('--allow-read <path>', 'also show PATH (a file or directory) to the program, read-only (repeatable)', collect)
@@ -134,6 +138,11 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
   process.on('SIGTERM', onSignal);
   opts.signal = abort.signal;
   try {
+    if (opts.stdin === undefined) {
+      const caller = callerStdin(MAX_STDIN_COPY);
+      opts.stdin = caller.stdin;
+      if (caller.notice !== null) process.stderr.write(`ptscope: ${caller.notice}\n`);
+    }
     const res = await record(opts);
     const m = res.manifest;
     out.line(`bundle      ${res.bundle}`);
@@ -157,6 +166,7 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
     if (e instanceof RecordError) throw new CliError(e.message);
     throw e;
   } finally {
+    if (typeof opts.stdin === 'object') opts.stdin.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

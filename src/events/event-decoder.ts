@@ -75,6 +75,19 @@ export class EventDecoderState {
   bound = false;
 }
 
+/** The decoder's plain fields, which {@link EventDecoder.save} and {@link EventDecoder.restore} copy as they are. */
+type DecoderScalars = Pick<EventDecoderState, 'status' | 'modeExecValid' | 'iflag' | 'csd' | 'csl' | 'enabled' | 'bound'>;
+
+function copyScalars(to: DecoderScalars, from: DecoderScalars): void {
+  to.status = from.status;
+  to.modeExecValid = from.modeExecValid;
+  to.iflag = from.iflag;
+  to.csd = from.csd;
+  to.csl = from.csl;
+  to.enabled = from.enabled;
+  to.bound = from.bound;
+}
+
 export class EventDecoder {
   readonly packets: PacketStream;
   /**
@@ -213,13 +226,7 @@ export class EventDecoder {
     if (into.timing === null) into.timing = new Timing(this.timing.config);
     into.timing.copyFrom(this.timing);
     into.evq.copyFrom(this.evq);
-    into.status = this.status;
-    into.modeExecValid = this.modeExecValid;
-    into.iflag = this.iflag;
-    into.csd = this.csd;
-    into.csl = this.csl;
-    into.enabled = this.enabled;
-    into.bound = this.bound;
+    copyScalars(into, this);
   }
 
   /** Go back to a state saved with {@link save}. */
@@ -229,13 +236,7 @@ export class EventDecoder {
     this.ip.copyFrom(from.ip);
     this.timing.copyFrom(from.timing!);
     this.evq.copyFrom(from.evq);
-    this.status = from.status;
-    this.modeExecValid = from.modeExecValid;
-    this.iflag = from.iflag;
-    this.csd = from.csd;
-    this.csl = from.csl;
-    this.enabled = from.enabled;
-    this.bound = from.bound;
+    copyScalars(this, from);
     this.event = null;
   }
 

@@ -367,6 +367,24 @@ export class Timing {
     return fatal(status) ? status : 0;
   }
 
+  /** A TSC, CBR, TMA, MTC or CYC packet, applied as its own method does; 0 for any other packet. */
+  onTimingPacket(pkt: Packet, inHeader: boolean): number {
+    switch (pkt.type) {
+      case PacketType.Tsc:
+        return this.onTsc(pkt, inHeader);
+      case PacketType.Cbr:
+        return this.onCbr(pkt, inHeader);
+      case PacketType.Tma:
+        return this.onTma(pkt);
+      case PacketType.Mtc:
+        return this.onMtc(pkt);
+      case PacketType.Cyc:
+        return this.onCyc(pkt);
+      default:
+        return 0;
+    }
+  }
+
   /**
    * An OVF: the time is kept (the next event shows how long the overflow
    * lasted); calibration restarts unless `config.flags.keepTcalOnOvf`.

@@ -74,7 +74,17 @@ const PAGE_MASK = PAGE_SIZE - 1;
 /** One section's entries, in pages allocated on first use. */
 export class SectionBlockCache {
   private readonly pages: (Int32Array | undefined)[] = [];
-
+  /**
+   * ptscope's, not libipt's: beside a {@link Bq.Cond} entry, the branch's
+   * displacement, so that a taken branch needs no decode to find its
+   * target; beside a {@link Bq.Decode} entry, the instruction's
+   * classification ({@link packDecodeStop}) and displacement, so that a
+   * direct call needs no decode either. Valid while the entry at that
+   * offset is the one they were stored with ({@link condDisplacement},
+   * {@link decodeStopInfo} check).
+   */
+  private readonly dispPages: (Int32Array | undefined)[] = [];
+  private readonly infoPages: (Int32Array | undefined)[] = [];
   constructor(readonly size: number) {}
 
   /** The entry at section offset `offset` (0 if none). */
@@ -91,6 +101,70 @@ export class SectionBlockCache {
     }
     page[offset & PAGE_MASK] = entry;
   }
+
+  /** Add the entry of a conditional branch at `offset` with its displacement. */
+  addCond(offset: number, entry: number, displacement: number): void {
+    this.add(offset, entry);
+    sidePage(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+  }
+
+  /**
+   * The displacement of the conditional branch at `offset` if its entry is
+   * `entry` (as {@link addCond} stored it), else NaN: decode it.
+   */
+  condDisplacement(offset: number, entry: number): number {
+    const i = offset >>> PAGE_BITS;
+    const page = this.pages[i];
+    if (page === undefined || page[offset & PAGE_MASK] !== entry) return NaN;
+    const disp = this.dispPages[i];
+    return disp === undefined ? NaN : disp[offset & PAGE_MASK]!;
+  }
+
+  /** Add a decode stop at `offset` with its instruction ({@link packDecodeStop}) and displacement. */
+  addDecodeStop(offset: number, entry: number, info: number, displacement: number): void {
+    this.add(offset, entry);
+    sidePage(this.infoPages, offset)[offset & PAGE_MASK] = info;
+    sidePage(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+  }
+
+  /**
+   * The instruction of the decode stop at `offset` ({@link packDecodeStop})
+   * if its entry is `entry` and it was stored for `mode`, else 0: decode it.
+   * Its displacement is {@link stopDisplacement}.
+   */
+  decodeStopInfo(offset: number, entry: number, mode: number): number {
+    const i = offset >>> PAGE_BITS;
+    const page = this.pages[i];
+    if (page === undefined || page[offset & PAGE_MASK] !== entry) return 0;
+    const infos = this.infoPages[i];
+    if (infos === undefined) return 0;
+    const info = infos[offset & PAGE_MASK]!;
+    return (info & DECODE_STOP_VALID) !== 0 && ((info >>> 17) & 3) === mode ? info : 0;
+  }
+
+  /** The displacement stored with a decode stop that {@link decodeStopInfo} answered. */
+  stopDisplacement(offset: number): number {
+    return this.dispPages[offset >>> PAGE_BITS]![offset & PAGE_MASK]!;
+  }
+}
+
+const DECODE_STOP_VALID = 1 << 20;
+
+/**
+ * An instruction's classification as a decode stop keeps it: size (bits
+ * 0-3), class (4-7), kind (8-15), direct (16), mode (17-18), valid (20).
+ */
+export function packDecodeStop(size: number, iclass: number, kind: number, direct: boolean, mode: number): number {
+  return (size & 15) | ((iclass & 15) << 4) | ((kind & 255) << 8) | (direct ? 1 << 16 : 0) | ((mode & 3) << 17) | DECODE_STOP_VALID;
+}
+
+function sidePage(pages: (Int32Array | undefined)[], offset: number): Int32Array {
+  let page = pages[offset >>> PAGE_BITS];
+  if (page === undefined) {
+    page = new Int32Array(PAGE_SIZE);
+    pages[offset >>> PAGE_BITS] = page;
+  }
+  return page;
 }
 
 const caches = new WeakMap<Section, (SectionBlockCache | undefined)[]>();

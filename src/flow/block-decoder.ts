@@ -42,8 +42,9 @@ import { EventDecoder, EventDecoderState } from '../events/event-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
 import { Block, MAX_BLOCK_INSNS } from './block.js';
-import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, sectionBlockCache, type SectionBlockCache } from './bcache.js';
+import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, packDecodeStop, sectionBlockCache, type SectionBlockCache } from './bcache.js';
 import type { Image, MappedSection } from './image.js';
+import type { Section } from './section.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
 import {
   ExecMode,
@@ -131,6 +132,10 @@ export class BlockDecoder {
   private msec: MappedSection | null = null;
   private msecImage: Image | null = null;
   private msecVersion = -1;
+  /** The block cache of the last section {@link proceedNoEvent} found one for (a WeakMap look-up saved per block). */
+  private bcache: SectionBlockCache | null = null;
+  private bcacheSection: Section | null = null;
+  private bcacheEndOnJump = false;
 
   /** The current event (libipt's decoder->event): valid while {@link status} is not negative. */
   private readonly ev = new PtEvent();
@@ -173,6 +178,7 @@ export class BlockDecoder {
   private readonly tmp = new InstructionInfo();
   private readonly reached = new InstructionInfo();
   private readonly probe = new InstructionInfo();
+  private readonly fillInsn = new InstructionInfo();
   private readonly saved = new EventDecoderState();
   private readonly savedEvent = new PtEvent();
 
@@ -947,7 +953,16 @@ export class BlockDecoder {
     }
     // No block cache for the section: the slow path (libipt's, when the
     // instruction decoder found the mapping first).
-    const bcache = existingSectionBlockCache(msec.section, this.endOnJump);
+    let bcache = this.bcache;
+    if (msec.section !== this.bcacheSection || this.endOnJump !== this.bcacheEndOnJump) {
+      bcache = existingSectionBlockCache(msec.section, this.endOnJump);
+      // Once allocated, a section's cache stays: remember only those.
+      if (bcache !== null) {
+        this.bcache = bcache;
+        this.bcacheSection = msec.section;
+        this.bcacheEndOnJump = this.endOnJump;
+      }
+    }
     if (bcache === null) return this.proceedNoEventUncached(block);
     return this.proceedNoEventCached(block, bcache, msec);
   }
@@ -1038,19 +1053,28 @@ export class BlockDecoder {
             const tnt = this.condBranch();
             if (tnt !== 0) {
               if (tnt < 0) return tnt;
-              const status = this.decodeInSection(insn, ip, mode, msec);
-              if (status < 0) return status;
-              ip += insn.displacement;
+              // The displacement kept with the branch's own entry, if that
+              // entry is still this one and the branch lies in the mapping
+              // (a decode would give the same); else decode.
+              const noff = nip - msec.vaddr + msec.offset;
+              const disp = nip + isize <= msec.end ? bcache.condDisplacement(noff, bceMake(0, 1, mode, Bq.Cond, isize)) : NaN;
+              if (Number.isNaN(disp)) {
+                const status = this.decodeInSection(insn, ip, mode, msec);
+                if (status < 0) return status;
+                ip += insn.displacement;
+              } else {
+                ip += disp;
+              }
             }
             this.ip = ip + isize;
             return 0;
           }
-          const status = this.decodeStop(block, nip, mode, msec);
+          const status = this.decodeStop(block, nip, mode, msec, bcache);
           if (status !== CONTINUE) return status;
           continue;
         }
         case Bq.Decode: {
-          const status = this.decodeStop(block, nip, mode, msec);
+          const status = this.decodeStop(block, nip, mode, msec, bcache);
           if (status !== CONTINUE) return status;
           continue;
         }
@@ -1065,12 +1089,14 @@ export class BlockDecoder {
    * the instruction is counted already; decode it and act on it. A status,
    * or {@link CONTINUE} to go on from the cache.
    */
-  private decodeStop(block: Block, ip: number, mode: ExecMode, msec: MappedSection): number {
+  private decodeStop(block: Block, ip: number, mode: ExecMode, msec: MappedSection, bcache: SectionBlockCache): number {
     const insn = this.probe;
-    const status = this.decodeInSection(insn, ip, mode, msec);
-    if (status < 0) {
-      if (status !== -ErrorCode.BadInsn) return status;
-      return this.proceedTruncated(block);
+    if (!this.stopFromCache(insn, ip, mode, msec, bcache)) {
+      const status = this.decodeInSection(insn, ip, mode, msec);
+      if (status < 0) {
+        if (status !== -ErrorCode.BadInsn) return status;
+        return this.proceedTruncated(block);
+      }
     }
     block.iclass = insn.iclass;
     this.logCall(insn);
@@ -1088,12 +1114,49 @@ export class BlockDecoder {
   }
 
   /**
+   * The instruction of a decode stop from what the cache fill kept of it
+   * (what {@link decodeInSection} would give, without decoding): false if
+   * it kept nothing for this entry and mode, or the instruction does not
+   * end inside the mapping.
+   */
+  private stopFromCache(insn: InstructionInfo, ip: number, mode: ExecMode, msec: MappedSection, bcache: SectionBlockCache): boolean {
+    const off = ip - msec.vaddr + msec.offset;
+    const info = bcache.decodeStopInfo(off, bceMake(0, 1, mode, Bq.Decode, 0), mode);
+    if (info === 0) return false;
+    const size = info & 15;
+    if (ip + size > msec.end) return false;
+    insn.ip = ip;
+    insn.mode = mode;
+    insn.size = size;
+    insn.iclass = (info >>> 4) & 15;
+    insn.kind = (info >>> 8) & 255;
+    if ((info & (1 << 16)) !== 0) {
+      const disp = bcache.stopDisplacement(off);
+      insn.isDirect = true;
+      insn.displacement = disp;
+      insn.target = ip + size + disp;
+    } else {
+      insn.isDirect = false;
+      insn.displacement = 0;
+      insn.target = 0;
+    }
+    insn.truncated = false;
+    insn.section = msec;
+    insn.isid = msec.isid;
+    insn.rawBuffer = msec.section.source.bytes;
+    insn.rawOffset = msec.sourceOffset + (ip - msec.vaddr);
+    return true;
+  }
+
+  /**
    * Proceed one instruction by decoding it, then on by the cache, and on
    * the way back add the entry for that instruction (libipt's
    * pt_blk_proceed_no_event_fill_cache; recursive, at most `steps` deep).
    */
   private proceedNoEventFillCache(block: Block, bcache: SectionBlockCache, msec: MappedSection, steps: number): number {
-    const insn = new InstructionInfo();
+    // One scratch for every level: what is needed after the recursive call
+    // (the instruction's address and mode) is kept in locals.
+    const insn = this.fillInsn;
     let status = this.proceedOneInsn(block, insn);
     if (status <= 0) return status;
     const ioff = insn.ip - msec.vaddr + msec.offset;
@@ -1130,7 +1193,9 @@ export class BlockDecoder {
       }
       // A truncated instruction must be decoded each time.
       if (block.truncated) q = Bq.Decode;
-      bcache.add(ioff, bceMake(0, 1, insn.mode, q, insn.size < 8 ? insn.size : 0));
+      const entry = bceMake(0, 1, insn.mode, q, insn.size < 8 ? insn.size : 0);
+      if (q === Bq.Cond && insn.isDirect) bcache.addCond(ioff, entry, insn.displacement);
+      else bcache.add(ioff, entry);
       return this.proceedWithTrace(insn);
     }
     this.ip = nip;
@@ -1148,9 +1213,13 @@ export class BlockDecoder {
     ) {
       // Indirect jumps need trace: handled above.
       if (insn.iclass === InsnClass.Jump && !insn.isDirect) return -ErrorCode.Internal;
-      bcache.add(ioff, bceMake(0, 1, insn.mode, Bq.Decode, 0));
+      const entry = bceMake(0, 1, insn.mode, Bq.Decode, 0);
+      if (insn.truncated) bcache.add(ioff, entry);
+      else bcache.addDecodeStop(ioff, entry, packDecodeStop(insn.size, insn.iclass, insn.kind, insn.isDirect, insn.mode), insn.displacement);
       return 0;
     }
+    const iip = insn.ip;
+    const imode = insn.mode;
     // One instruction done: is the next one cached?
     let bce = bcache.lookup(noff);
     const fill = !bceIsValid(bce);
@@ -1159,7 +1228,7 @@ export class BlockDecoder {
       // there next time.
       steps -= 1;
       if (!steps) {
-        addTrampoline(bcache, ioff, noff, insn.mode);
+        addTrampoline(bcache, ioff, noff, imode);
         return 0;
       }
       status = this.proceedNoEventFillCache(block, bcache, msec, steps);
@@ -1169,16 +1238,16 @@ export class BlockDecoder {
       if (!bceIsValid(bce)) return 0;
     }
     // No mode changes without an event.
-    if (bceMode(bce) !== insn.mode) return -ErrorCode.Internal;
+    if (bceMode(bce) !== imode) return -ErrorCode.Internal;
     const dip = nip + bceDisplacement(bce);
-    const disp = dip - insn.ip;
+    const disp = dip - iip;
     // A split section: no entry, the slow path to the end of the section.
     if (dip < msec.vaddr || dip >= msec.end) return 0;
     // Reach the next instruction's decision point from here, or, if the
     // count or the displacement overflow, by a trampoline to it.
     const ninsn = (bceNinsn(bce) + 1) & 0xff;
     if (ninsn === 0 || disp !== bceDisplacement(disp)) {
-      addTrampoline(bcache, ioff, noff, insn.mode);
+      addTrampoline(bcache, ioff, noff, imode);
       return 0;
     }
     bcache.add(ioff, bceMake(disp, ninsn, bceMode(bce), bceQualifier(bce), bceIsize(bce)));

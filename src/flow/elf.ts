@@ -20,6 +20,7 @@ import { ErrorCode, errorMessage, PtError } from '../packets/errors.js';
 import { ANY_ASID, Asid, ipFromBigInt } from './address-space.js';
 import type { Image } from './image.js';
 import { ByteSourceCache } from './section.js';
+import { lastAtOrBelow } from './sorted-search.js';
 
 export const PT_LOAD = 1;
 export const PT_NOTE = 4;
@@ -308,13 +309,7 @@ export class ElfFile {
    */
   symbolize(ip: number): SymbolHit | null {
     const values = this.symValues;
-    let lo = 0;
-    let hi = values.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (values[mid] <= ip) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    const hi = lastAtOrBelow(values, ip);
     if (hi < 0) return null;
     // Look back over symbols at lower addresses for one whose range holds ip;
     // a few suffice since functions do not nest.

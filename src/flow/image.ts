@@ -22,6 +22,7 @@
 import { ErrorCode } from '../packets/errors.js';
 import { ANY_ASID, Asid, asidMatch, isExactIp } from './address-space.js';
 import { ByteSourceCache, Section } from './section.js';
+import { partitionPoint } from './sorted-search.js';
 
 /** A section, or the part of one that an overlap left, mapped at an address. */
 export class MappedSection {
@@ -208,15 +209,9 @@ export class Image {
       if (!asidMatch(group.asid, asid)) continue;
       const list = group.list;
       // Last section with vaddr <= ip.
-      let lo = 0;
-      let hi = list.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (list[mid].vaddr <= ip) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      if (hi >= 0) {
-        const m = list[hi];
+      const i = partitionPoint(list.length, (k) => list[k].vaddr <= ip) - 1;
+      if (i >= 0) {
+        const m = list[i];
         if (ip < m.end) {
           this.lastHit = m;
           this.lastAsid = asid;
@@ -253,13 +248,7 @@ export class Image {
       if (!asidMatch(g.asid, msec.asid)) continue;
       const list = g.list;
       // First section that ends after `begin`: the first that may overlap.
-      let lo = 0;
-      let hi = list.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (list[mid].end <= begin) lo = mid + 1;
-        else hi = mid;
-      }
+      const lo = partitionPoint(list.length, (k) => list[k].end <= begin);
       let stop = lo;
       while (stop < list.length && list[stop].vaddr < end) stop++;
       if (stop === lo) continue;
@@ -295,14 +284,11 @@ export class Image {
       this.groups.push(group);
     }
     const list = group.list;
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (list[mid].vaddr < msec.vaddr) lo = mid + 1;
-      else hi = mid;
-    }
-    list.splice(lo, 0, msec);
+    list.splice(
+      partitionPoint(list.length, (k) => list[k].vaddr < msec.vaddr),
+      0,
+      msec,
+    );
   }
 
   private removeWhere(pred: (m: MappedSection) => boolean): number {

@@ -154,6 +154,14 @@ export class InsnDecoder {
    */
   next(insn: InstructionInfo): number {
     const block = this.block;
+    // The common case: an instruction of the cached run the block decoder
+    // just crossed, not the block's last.
+    if (block.ninsn > 1 && this.runLeft !== 0 && block.ip === this.runIp) return this.nextInRun(insn, block);
+    return this.nextGeneral(insn, block);
+  }
+
+  /** {@link next} in every case. */
+  private nextGeneral(insn: InstructionInfo, block: Block): number {
     insn.iclass = InsnClass.Unknown;
     insn.speculative = block.speculative;
     insn.isid = block.isid;
@@ -203,6 +211,70 @@ export class InsnDecoder {
     }
     if (block.ip !== block.endIp) return -ErrorCode.Internal;
     return this.status;
+  }
+
+  /**
+   * {@link next} for an instruction of the current run that is not the
+   * block's last: what the general path does, without its checks that the
+   * run ends or the block does. Falls back to that path where the run does
+   * not apply (mode, address space or image changed, no mapping).
+   */
+  private nextInRun(insn: InstructionInfo, block: Block): number {
+    const blocks = this.blocks;
+    const ip = block.ip;
+    if (
+      block.mode !== this.runMode ||
+      blocks.asid !== this.runAsid ||
+      blocks.image.version !== this.runVersion ||
+      // As the general path: the mapping look-up only for a section with an identifier.
+      (block.isid !== 0 && blocks.lookupSection(ip) < 0)
+    ) {
+      return this.nextGeneral(insn, block);
+    }
+    const runs = this.runs;
+    const k = this.runNext++;
+    this.runLeft--;
+    const info = runs.insnInfo[k]!;
+    const size = info & 15;
+    const iclass: InsnClass = (info >>> 4) & 15;
+    const m = this.runMapping!;
+    insn.ip = ip;
+    insn.mode = block.mode;
+    insn.size = size;
+    insn.iclass = iclass;
+    insn.kind = (info >>> 8) & 255;
+    insn.truncated = false;
+    insn.speculative = block.speculative;
+    insn.section = m;
+    insn.isid = m.isid;
+    insn.rawBuffer = this.runBytes;
+    insn.rawOffset = ip + this.runDelta;
+    block.ninsn -= 1;
+    let next: number;
+    if ((info & RUN_DIRECT) !== 0) {
+      const disp = runs.insnDisp[k]!;
+      next = ip + size + disp;
+      insn.isDirect = true;
+      insn.displacement = disp;
+      insn.target = next;
+      // Only direct calls and jumps go on to their target without trace.
+      if (iclass !== InsnClass.Call && iclass !== InsnClass.Jump) {
+        this.runIp = next;
+        return -ErrorCode.BadQuery;
+      }
+    } else {
+      next = ip + size;
+      insn.isDirect = false;
+      insn.displacement = 0;
+      insn.target = 0;
+      if (iclass !== InsnClass.Other && iclass !== InsnClass.Ptwrite) {
+        this.runIp = next;
+        return insnNextIpError(insn);
+      }
+    }
+    this.runIp = next;
+    block.ip = next;
+    return 0;
   }
 
   /**

@@ -176,18 +176,7 @@ const EMPTY = new Uint8Array(0);
 
 /** A detached copy of `src` (its bytes copied too). */
 export function copyInstruction(src: InstructionInfo, dst: InstructionInfo = new InstructionInfo()): InstructionInfo {
-  dst.ip = src.ip;
-  dst.size = src.size;
-  dst.mode = src.mode;
-  dst.iclass = src.iclass;
-  dst.kind = src.kind;
-  dst.isDirect = src.isDirect;
-  dst.displacement = src.displacement;
-  dst.target = src.target;
-  dst.truncated = src.truncated;
-  dst.speculative = src.speculative;
-  dst.section = src.section;
-  dst.isid = src.isid;
+  assignInstruction(dst, src);
   dst.rawBuffer = src.raw().slice();
   dst.rawOffset = 0;
   return dst;

@@ -4,7 +4,7 @@
  * not be checked, then a summary line per detector.
  */
 import type { AnalyzeResult } from '../analyses/analyze.js';
-import type { Finding, InsnEvidence } from '../analyses/finding.js';
+import { threadTitle, type Finding, type InsnEvidence } from '../analyses/finding.js';
 
 function where(addr: string, sym: string | null): string {
   return sym === null ? addr : `${addr} <${sym}>`;
@@ -16,7 +16,8 @@ function insnLine(i: InsnEvidence): string {
 
 export function formatFinding(f: Finding, index: number): string[] {
   const out: string[] = [];
-  out.push(`[${index}] ${f.severity.toUpperCase()} ${f.detector}/${f.kind} @ trace offset 0x${f.offset.toString(16)}${f.cr3 ? ` cr3 ${f.cr3}` : ''}`);
+  const thread = threadTitle(f);
+  out.push(`[${index}] ${f.severity.toUpperCase()} ${f.detector}/${f.kind}${thread === null ? '' : ` in thread ${thread}`} @ trace offset 0x${f.offset.toString(16)}${f.cr3 ? ` cr3 ${f.cr3}` : ''}`);
   out.push(`    ${f.message}`);
   const t = f.transfer;
   if (t) {

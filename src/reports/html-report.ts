@@ -177,6 +177,19 @@ function chainBlock(f: ReportFinding, heading: string): string {
   );
 }
 
+/** The thread a finding ran in (process and thread id, as perf script's `pid/tid`). */
+function threadRow(f: ReportFinding): string {
+  if (f.pid === null || f.tid === null) return '';
+  return `<tr><th>thread</th><td class="mono">${f.pid}/${f.tid}${f.pid === f.tid ? ' <span class="mute">(main thread)</span>' : ''}</td></tr>`;
+}
+
+/** `12/14 (name)` for a run's heading, or '' when the stream is not one thread's. */
+function threadLabel(m: ReportModel): string {
+  const t = m.thread;
+  if (t === null) return '';
+  return `${t.pid}/${t.tid}${t.name !== null ? ` (${t.name})` : ''}${t.pid === t.tid ? ', main thread' : ''}`;
+}
+
 function findingBlock(f: ReportFinding, index: number): string {
   const parts: string[] = [];
   const t = f.transfer;
@@ -185,12 +198,13 @@ function findingBlock(f: ReportFinding, index: number): string {
       `<table class="kv"><tr><th>transfer</th><td class="mono">${e(t.kind)} ${e(t.from)}${symbolSpan(t.fromSymbol)} → ${e(t.to)}${symbolSpan(t.toSymbol)}</td></tr>` +
         (t.source ? `<tr><th>at source</th><td>${insnLine(t.source)}</td></tr>` : '') +
         (t.target.length > 0 ? `<tr><th>at target</th><td>${t.target.map(insnLine).join('<br>')}</td></tr>` : '') +
+        threadRow(f) +
         `<tr><th>trace offset</th><td class="mono">0x${f.offset.toString(16)}</td></tr>` +
         (f.cr3 !== null ? `<tr><th>address space</th><td class="mono">cr3 ${e(f.cr3)}</td></tr>` : '') +
         `</table>`,
     );
   } else {
-    parts.push(`<p class="mono">trace offset 0x${f.offset.toString(16)}</p>`);
+    parts.push(`<p class="mono">${f.pid !== null && f.tid !== null ? `thread ${f.pid}/${f.tid}, ` : ''}trace offset 0x${f.offset.toString(16)}</p>`);
   }
   parts.push(chainBlock(f, 'Gadget chain'));
   if (f.callPath.length > 0) {
@@ -244,6 +258,7 @@ function summaryTable(m: ReportModel): string {
     rows.push(['outcome', e(m.program.outcome)]);
   }
   rows.push(['bundle', `<code>${e(m.source)}</code>`]);
+  if (m.thread !== null) rows.push(['thread', e(threadLabel(m))]);
   if (m.recorder) rows.push(['recorder', e(m.recorder === 'qemu' ? 'qemu (emulated Intel PT)' : 'perf (hardware Intel PT)')]);
   rows.push(['modules', m.modules.map((x) => `<code>${e(x.name)}</code>`).join(', ') || '<span class="mute">none</span>']);
   rows.push(['gaps', `${num(m.trace.gaps)} <span class="mute">(tracing off, e.g. system calls in a user-only trace; overflows; errors)</span>`]);
@@ -373,7 +388,7 @@ function runSection(m: ReportModel, i: number): string {
   const id = `run-${i}`;
   const bad = m.findings.total > 0;
   return (
-    `<section class="run" id="${id}"><h2>${e(m.title)}</h2>` +
+    `<section class="run" id="${id}"><h2>${e(m.title)}${m.thread !== null ? ` <span class="mute">thread ${e(threadLabel(m))}</span>` : ''}</h2>` +
     `<div class="verdict ${bad ? 'bad' : 'ok'}">${e(verdict(m))}</div>` +
     section(`${id}-summary`, 'What was traced', summaryTable(m), true) +
     findingsSection(m, id) +
@@ -400,7 +415,7 @@ export function renderHtmlReport(models: readonly ReportModel[], options: HtmlOp
   const nav =
     models.length > 1
       ? `<nav class="runs" aria-label="traces"><ul>${models
-          .map((m, i) => `<li><a href="#run-${i}"><span class="sev ${m.findings.total > 0 ? 'high' : 'low'}">${m.findings.total > 0 ? num(m.findings.total) : 'clean'}</span>${e(m.title)}</a></li>`)
+          .map((m, i) => `<li><a href="#run-${i}"><span class="sev ${m.findings.total > 0 ? 'high' : 'low'}">${m.findings.total > 0 ? num(m.findings.total) : 'clean'}</span>${e(m.title)}${m.thread !== null ? ` <span class="mute">${m.thread.pid}/${m.thread.tid}</span>` : ''}</a></li>`)
           .join('')}</ul></nav>`
       : '';
   return (

@@ -135,15 +135,8 @@ export interface CoverageTile {
   blocksRan: number;
 }
 
-/** Coverage of one module as shown: function lists capped. */
-export interface ReportCoverage {
-  module: string;
-  unavailable: string | null;
-  functions: number;
-  functionsRan: number;
-  blocks: number;
-  blocksRan: number;
-  blocksOutsideCfg: number;
+/** Coverage of one module as shown: the module's counts, its function lists capped. */
+export interface ReportCoverage extends Omit<ModuleCoverage, 'path' | 'list'> {
   /** Functions that ran (most blocks ran first). */
   ran: Capped<FunctionCoverage>;
   /** Functions that never ran, by address. */
@@ -173,6 +166,12 @@ export interface ReportModel {
   title: string;
   /** The bundle directory or trace file. */
   source: string;
+  /**
+   * The thread this stream traces (a recording of several threads gives one
+   * model per thread), its name when the recorder saw one; null when the
+   * stream is not one thread's (a raw trace, a per-CPU stream).
+   */
+  thread: { pid: number; tid: number; name: string | null } | null;
   program: { argv: string[]; path: string; outcome: string } | null;
   recorder: string | null;
   trace: {
@@ -341,11 +340,14 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
   for (const w of recording.warnings) notes.push(`recorder: ${w}`);
 
   const dormant = options.dormant ?? null;
+  const { pid, tid } = input.stream;
+  const thread = pid !== null && tid !== null ? { pid, tid, name: recording.threads.find((t) => t.tid === tid && t.pid === pid)?.name ?? null } : null;
   return {
     format: REPORT_FORMAT,
     version: REPORT_VERSION,
     title: options.title ?? (program ? program.argv.map((a) => a.replace(/.*\//, '')).join(' ') : input.name),
     source: input.name,
+    thread,
     program: program ? { argv: program.argv, path: program.path, outcome: outcome(recording.exit) } : null,
     recorder: recording.recorder,
     trace: {

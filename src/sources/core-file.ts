@@ -20,6 +20,7 @@
  * within {@link MAX_CORE_BYTES}; every offset is checked against the size.
  */
 import { InputError, readBoundedFile } from './import/safe-files.js';
+import { partitionPoint } from '../flow/sorted-search.js';
 
 const ET_CORE = 4;
 const EM_X86_64 = 62;
@@ -217,15 +218,9 @@ export class CoreFile {
   /** The segment holding `addr` (mapped, whether or not its bytes were dumped), or null. */
   segmentAt(addr: number): CoreSegment | null {
     const s = this.segments;
-    let lo = 0;
-    let hi = s.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid].vaddr <= addr) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    if (hi < 0) return null;
-    const seg = s[hi];
+    const i = partitionPoint(s.length, (k) => s[k].vaddr <= addr) - 1;
+    if (i < 0) return null;
+    const seg = s[i];
     return addr < seg.vaddr + seg.memsz ? seg : null;
   }
 

@@ -19,10 +19,8 @@ import { closeSync, constants, existsSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { importBundle } from '../../sources/import/bundle-import.js';
 import { ConfinedRun } from '../../sources/recorder/confined-run.js';
-import { findOnPath } from '../../sources/recorder/record.js';
-import { rerunProgram } from '../../sources/recorder/rerun-program.js';
 import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
-import { sandboxUnavailable } from '../../sources/recorder/sandbox.js';
+import { prepareRerun } from '../rerun-setup.js';
 
 export const BUNDLE_CORE_NAME = 'core';
 
@@ -37,13 +35,7 @@ export function captureCore(bundle: string, options: CaptureOptions = {}): strin
   const sandbox = options.sandbox !== false;
   const recording = importBundle(bundle);
   if (recording.exit?.signal == null) throw new Error(`${bundle}: the recorded program did not die of a signal`);
-  const program = rerunProgram(recording, sandbox);
-  const qemu = findOnPath('qemu-x86_64');
-  if (qemu === null) throw new Error('qemu-x86_64 not found: install qemu-user to re-run the program for a core');
-  if (sandbox) {
-    const why = sandboxUnavailable();
-    if (why !== null) throw new Error(`cannot re-run the program confined: ${why} (--no-sandbox runs it unconfined)`);
-  }
+  const { program, qemu } = prepareRerun(recording, sandbox, 're-run the program for a core');
   const run = new ConfinedRun({
     command: [qemu, ...program.argv],
     sandbox,

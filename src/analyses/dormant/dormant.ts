@@ -30,7 +30,8 @@ import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
 import type { CallSnapshot } from './snapshot.js';
 import { fieldAt, LIBRARY_MODELS, type Field } from './library-models.js';
 import { solveGuards } from './path-search.js';
-import { ModuleCode, type Solution } from './symbolic.js';
+import { ModuleCode } from './module-code.js';
+import type { Solution } from './symbolic.js';
 
 export interface DormantOptions {
   /** Regions to report and solve, the highest ranked first (default 10). */

@@ -6,7 +6,8 @@
 import { EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
 import type { Guard } from './guards.js';
 import type { CallSnapshot } from './snapshot.js';
-import { ModuleCode, SymbolicExecutor, type PartialReach, type Solution } from './symbolic.js';
+import type { ModuleCode } from './module-code.js';
+import { SymbolicExecutor, type PartialReach, type Solution } from './symbolic.js';
 import { getZ3 } from './z3-context.js';
 
 /**

@@ -33,11 +33,11 @@ import { ElfFile } from '../../flow/elf.js';
 import type { Recording } from '../../sources/model/recording.js';
 import type { BundleManifest } from '../../sources/recorder/bundle.js';
 import { ConfinedRun, type CollectSpec } from '../../sources/recorder/confined-run.js';
-import { findOnPath, record, RecordError } from '../../sources/recorder/record.js';
+import { record, RecordError } from '../../sources/recorder/record.js';
 import { rerunProgram } from '../../sources/recorder/rerun-program.js';
 import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
-import { sandboxUnavailable } from '../../sources/recorder/sandbox.js';
 import { buildNativeShim } from '../../sources/native-build.js';
+import { prepareRerun } from '../rerun-setup.js';
 import { shimModelHeader } from './library-models.js';
 import type { Solution } from './symbolic.js';
 import { readSnapshots, type CallSnapshot } from './snapshot.js';
@@ -71,13 +71,7 @@ export interface ConfinedRunResult {
 
 /** Run the recording's program under qemu-x86_64 with guest environment `env`, and bring out `collect`. */
 function shimRun(r: Recording, env: Record<string, string>, shim: string, timeoutSec: number, sandbox: boolean, collect: CollectSpec): ConfinedRunResult {
-  const program = rerunProgram(r, sandbox);
-  const qemu = findOnPath('qemu-x86_64');
-  if (qemu === null) throw new Error('qemu-x86_64 not found: install qemu-user');
-  if (sandbox) {
-    const why = sandboxUnavailable();
-    if (why !== null) throw new Error(`cannot re-run the program confined: ${why} (--no-sandbox runs it unconfined)`);
-  }
+  const { program, qemu } = prepareRerun(r, sandbox, 're-run the program with the shim');
   const envArgs = Object.entries(env).flatMap(([k, v]) => ['-E', `${k}=${v}`]);
   const run = new ConfinedRun({
     command: [qemu, ...envArgs, ...program.argv],

@@ -10,6 +10,7 @@
  * (u64 lo, u64 hi, then hi - lo bytes).
  */
 import { readFileSync } from 'node:fs';
+import { lastAtOrBelow } from '../../flow/sorted-search.js';
 
 const MAGIC = 0x4e535450;
 const HEADER = 192;
@@ -49,15 +50,9 @@ export class SnapshotMemory {
   }
 
   private regionOf(addr: number): MemoryRegion | null {
-    let lo = 0;
-    let hi = this.starts.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.starts[mid] <= addr) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    if (hi < 0) return null;
-    const r = this.regions[hi];
+    const i = lastAtOrBelow(this.starts, addr);
+    if (i < 0) return null;
+    const r = this.regions[i];
     return addr < r.hi ? r : null;
   }
 

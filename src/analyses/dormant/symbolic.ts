@@ -8,8 +8,8 @@
  * only): the shim's snapshot run (snapshot.ts) gives the caller's exact
  * state right after a library call returned: the callee-saved registers,
  * rsp, the result, and the readable memory. From there this executor runs
- * the main executable's instructions (iced-x86 decodes them from the ELF
- * file), with the call's outputs as symbols (slice.ts says which) and
+ * the main executable's instructions (module-code.ts decodes them from the
+ * ELF file with iced-x86), with the call's outputs as symbols (slice.ts says which) and
  * everything else concrete. Each value carries its concrete shadow, so on
  * the recorded part of the path (up to the guard) branches follow what the
  * program really did, and branches that depend on a symbol add a path
@@ -25,10 +25,8 @@
  * not unique, a solver timeout: each ends the attempt with a reason, never
  * with a claim.
  */
-import { readFileSync } from 'node:fs';
-import { ConditionCode, Decoder, DecoderOptions, Formatter, FormatterSyntax, Mnemonic, MemorySizeExt, OpKind, Register, RegisterExt } from 'iced-x86';
-import { ElfFile } from '../../flow/elf.js';
-import type { ModuleCfg } from '../../flow/static/cfg.js';
+import { ConditionCode, Register, RegisterExt } from 'iced-x86';
+import { decodeAt, type Decoded, type ModuleCode } from './module-code.js';
 import type { CallSnapshot } from './snapshot.js';
 import {
   applyPureModel,
@@ -46,75 +44,9 @@ import {
   type Z3,
   type Z3Bool,
 } from './slice.js';
+import { asBitVec, conditionOf, type Cond, type FlagKind, type Flags } from './flag-conditions.js';
+import { Unsolved } from './unsolved.js';
 import { DEFAULT_SOLVER_TIMEOUT_MS } from './z3-context.js';
-
-/** Why an attempt ended without a solution. */
-export class Unsolved extends Error {}
-
-/** The code of the main executable, by link-time address. */
-export class ModuleCode {
-  private readonly bytes: Buffer;
-  private readonly segments: { vaddr: number; end: number; offset: number; filesz: number }[];
-  constructor(readonly file: string, readonly cfg: ModuleCfg) {
-    this.bytes = readFileSync(file);
-    const elf = ElfFile.parse(this.bytes, file);
-    this.segments = elf.segments.filter((s) => s.type === 1).map((s) => ({ vaddr: s.vaddr, end: s.vaddr + s.memsz, offset: s.offset, filesz: s.filesz }));
-  }
-
-  /** The byte at link-time address `a`, or -1. */
-  byte(a: number): number {
-    for (const s of this.segments) {
-      if (a < s.vaddr || a >= s.end) continue;
-      const o = a - s.vaddr;
-      return o < s.filesz ? this.bytes[s.offset + o] : 0;
-    }
-    return -1;
-  }
-
-  contains(a: number): boolean {
-    return a >= this.cfg.linkBase && a < this.cfg.linkEnd;
-  }
-}
-
-interface Operand {
-  kind: 'reg' | 'imm' | 'mem' | 'branch';
-  reg: Register;
-  imm: bigint;
-  size: number;
-}
-
-interface Decoded {
-  ip: number;
-  next: number;
-  mnemonic: string;
-  cc: ConditionCode;
-  ops: Operand[];
-  memBase: Register;
-  memIndex: Register;
-  memScale: number;
-  memDisp: bigint;
-  memSeg: Register;
-  memSize: number;
-  text: string;
-  isJcc: boolean;
-}
-
-type FlagKind = 'sub' | 'add' | 'logic' | 'unknown';
-interface Flags {
-  kind: FlagKind;
-  a: Val;
-  b: Val;
-  r: Val;
-  bits: number;
-  cfKnown: boolean;
-}
-
-/** A condition: concrete truth, expression, unknown-dependence. */
-interface Cond {
-  c: boolean;
-  e: Z3Bool | null;
-  u: boolean;
-}
 
 interface MemByte {
   c: number;
@@ -281,7 +213,7 @@ export class SymbolicExecutor implements ModelHost {
   }
 
   private ex(v: Val, bits: number): BV {
-    return v.e ?? (this.z3.BitVec.val(v.c & mask(bits), bits) as BV);
+    return asBitVec(this.z3, v, bits);
   }
 
   private readReg(r: Register): Val {
@@ -354,56 +286,12 @@ export class SymbolicExecutor implements ModelHost {
   // ---- decoding -------------------------------------------------------------
 
   private decode(ip: number): Decoded {
-    const hit = this.decodeCache.get(ip);
-    if (hit !== undefined) return hit;
-    const link = ip - this.bias;
-    if (!this.code.contains(link)) throw new Unsolved(`execution left the main executable at 0x${ip.toString(16)}`);
-    const raw = new Uint8Array(15);
-    for (let i = 0; i < 15; i++) raw[i] = Math.max(0, this.code.byte(link + i));
-    const dec = new Decoder(64, raw, DecoderOptions.None);
-    dec.ip = BigInt(link);
-    const insn = dec.decode();
-    try {
-      if (insn.isInvalid) throw new Unsolved(`invalid instruction at 0x${link.toString(16)}`);
-      const ops: Operand[] = [];
-      const memSize = insn.memorySize === 0 ? 0 : MemorySizeExt.size(insn.memorySize);
-      for (let i = 0; i < insn.opCount; i++) {
-        const k = insn.opKind(i);
-        if (k === OpKind.Register) ops.push({ kind: 'reg', reg: insn.opRegister(i), imm: 0n, size: RegisterExt.size(insn.opRegister(i)) });
-        else if (k === OpKind.Memory) ops.push({ kind: 'mem', reg: Register.None, imm: 0n, size: memSize });
-        else if (k === OpKind.NearBranch64 || k === OpKind.NearBranch32 || k === OpKind.NearBranch16) {
-          ops.push({ kind: 'branch', reg: Register.None, imm: insn.nearBranchTarget + BigInt(this.bias), size: 8 });
-        } else if (
-          k === OpKind.Immediate8 || k === OpKind.Immediate16 || k === OpKind.Immediate32 || k === OpKind.Immediate64 ||
-          k === OpKind.Immediate8to16 || k === OpKind.Immediate8to32 || k === OpKind.Immediate8to64 || k === OpKind.Immediate32to64
-        ) {
-          ops.push({ kind: 'imm', reg: Register.None, imm: insn.immediate(i), size: 0 });
-        } else {
-          throw new Unsolved(`operand kind ${OpKind[k]} of ${FORMATTER().format(insn)} is not modelled`);
-        }
-      }
-      const isRip = insn.memoryBase === Register.RIP;
-      const d: Decoded = {
-        ip,
-        next: ip + insn.length,
-        mnemonic: Mnemonic[insn.mnemonic],
-        cc: insn.conditionCode,
-        ops,
-        memBase: isRip ? Register.None : insn.memoryBase,
-        memIndex: insn.memoryIndex,
-        memScale: insn.memoryIndexScale,
-        memDisp: isRip ? insn.memoryDisplacementU64 + BigInt(this.bias) : BigInt.asIntN(64, insn.memoryDisplacementU64),
-        memSeg: insn.memorySegment,
-        memSize,
-        text: FORMATTER().format(insn),
-        isJcc: insn.isJccShortOrNear,
-      };
+    let d = this.decodeCache.get(ip);
+    if (d === undefined) {
+      d = decodeAt(this.code, ip, this.bias);
       this.decodeCache.set(ip, d);
-      return d;
-    } finally {
-      insn.free();
-      dec.free();
     }
+    return d;
   }
 
   // ---- operands ---------------------------------------------------------------
@@ -491,89 +379,7 @@ export class SymbolicExecutor implements ModelHost {
   }
 
   private cond(cc: ConditionCode): Cond {
-    const f = this.flags;
-    const z = this.z3;
-    const bits = f.bits;
-    if (f.kind === 'unknown') return { c: false, e: z.Bool.const(`unknown!${this.unknownCount++}!flags`), u: true };
-    const a = f.a;
-    const b = f.b;
-    const r = f.r;
-    const sym = a.e !== null || b.e !== null || r.e !== null;
-    const u = a.u || b.u || r.u;
-    const A = (): BV => this.ex(a, bits);
-    const B = (): BV => this.ex(b, bits);
-    const R = (): BV => this.ex(r, bits);
-    const zero = (): BV => z.BitVec.val(0, bits) as BV;
-    const rs = signed(r.c, bits);
-    const pick = (c: boolean, e: () => Z3Bool): Cond => ({ c, e: sym ? e() : null, u });
-    const as = signed(a.c, bits);
-    const bs = signed(b.c, bits);
-    const neg = (x: Cond): Cond => ({ c: !x.c, e: x.e === null ? null : x.e.not(), u: x.u });
-    const cfNeeded = (): void => {
-      if (!f.cfKnown) throw new Unsolved('a branch reads a carry flag that inc/dec left unchanged');
-    };
-    switch (f.kind) {
-      case 'sub':
-        switch (cc) {
-          case ConditionCode.e: return pick(a.c === b.c, () => A().eq(B()));
-          case ConditionCode.ne: return pick(a.c !== b.c, () => A().neq(B()));
-          case ConditionCode.b: cfNeeded(); return pick(a.c < b.c, () => A().ult(B()));
-          case ConditionCode.ae: cfNeeded(); return pick(a.c >= b.c, () => A().uge(B()));
-          case ConditionCode.be: cfNeeded(); return pick(a.c <= b.c, () => A().ule(B()));
-          case ConditionCode.a: cfNeeded(); return pick(a.c > b.c, () => A().ugt(B()));
-          case ConditionCode.l: return pick(as < bs, () => A().slt(B()));
-          case ConditionCode.ge: return pick(as >= bs, () => A().sge(B()));
-          case ConditionCode.le: return pick(as <= bs, () => A().sle(B()));
-          case ConditionCode.g: return pick(as > bs, () => A().sgt(B()));
-          case ConditionCode.s: return pick(rs < 0n, () => R().slt(zero()));
-          case ConditionCode.ns: return pick(rs >= 0n, () => R().sge(zero()));
-          case ConditionCode.o: return this.overflow(a, b, r, bits, true);
-          case ConditionCode.no: return neg(this.overflow(a, b, r, bits, true));
-          default: break;
-        }
-        break;
-      case 'add':
-      case 'logic': {
-        const isZero = pick(r.c === 0n, () => R().eq(zero()));
-        const sf = pick(rs < 0n, () => R().slt(zero()));
-        const of = f.kind === 'logic' ? { c: false, e: sym ? z.Bool.val(false) : null, u } : this.overflow(a, b, r, bits, false);
-        const cf: Cond = f.kind === 'logic' ? { c: false, e: sym ? z.Bool.val(false) : null, u } : (cfNeeded(), pick(r.c < a.c, () => R().ult(A())));
-        const or = (x: Cond, y: Cond): Cond => ({ c: x.c || y.c, e: x.e === null ? null : z.Or(x.e, y.e!), u: x.u || y.u });
-        const xor = (x: Cond, y: Cond): Cond => ({ c: x.c !== y.c, e: x.e === null ? null : z.Xor(x.e, y.e!), u: x.u || y.u });
-        switch (cc) {
-          case ConditionCode.e: return isZero;
-          case ConditionCode.ne: return neg(isZero);
-          case ConditionCode.s: return sf;
-          case ConditionCode.ns: return neg(sf);
-          case ConditionCode.o: return of;
-          case ConditionCode.no: return neg(of);
-          case ConditionCode.b: return cf;
-          case ConditionCode.ae: return neg(cf);
-          case ConditionCode.be: return or(cf, isZero);
-          case ConditionCode.a: return neg(or(cf, isZero));
-          case ConditionCode.l: return xor(sf, of);
-          case ConditionCode.ge: return neg(xor(sf, of));
-          case ConditionCode.le: return or(isZero, xor(sf, of));
-          case ConditionCode.g: return neg(or(isZero, xor(sf, of)));
-          default: break;
-        }
-        break;
-      }
-    }
-    throw new Unsolved(`condition ${ConditionCode[cc]} after ${f.kind} is not modelled`);
-  }
-
-  private overflow(a: Val, b: Val, r: Val, bits: number, sub: boolean): Cond {
-    const top = 1n << BigInt(bits - 1);
-    const c = sub ? ((a.c ^ b.c) & (a.c ^ r.c) & top) !== 0n : (~(a.c ^ b.c) & (a.c ^ r.c) & top) !== 0n;
-    const sym = a.e !== null || b.e !== null || r.e !== null;
-    if (!sym) return { c, e: null, u: a.u || b.u || r.u };
-    const z = this.z3;
-    const A = this.ex(a, bits);
-    const B = this.ex(b, bits);
-    const R = this.ex(r, bits);
-    const x = sub ? A.xor(B).and(A.xor(R)) : A.xor(B).not().and(A.xor(R));
-    return { c, e: (x as BV).slt(z.BitVec.val(0, bits)), u: a.u || b.u || r.u };
+    return conditionOf(this.z3, this.flags, cc, () => this.z3.Bool.const(`unknown!${this.unknownCount++}!flags`));
   }
 
   // ---- execution ---------------------------------------------------------------
@@ -1073,12 +879,6 @@ export class SymbolicExecutor implements ModelHost {
     this.flags = { kind: 'unknown', a: this.regs[0], b: this.regs[0], r: this.regs[0], bits: 64, cfKnown: false };
     return retSite;
   }
-}
-
-let formatter: Formatter | null = null;
-function FORMATTER(): Formatter {
-  formatter ??= new Formatter(FormatterSyntax.Intel);
-  return formatter;
 }
 
 function regName(i: number): string {

@@ -29,6 +29,7 @@ import type { ModuleMap } from '../modules.js';
 import { insnDecoderFor, type TraceInput } from '../trace-input.js';
 import { createDetectors } from '../analyze.js';
 import type { Finding } from '../finding.js';
+import { partitionPoint } from '../../flow/sorted-search.js';
 
 /** Bumped whenever the meaning or layout of a feature changes (models record it). */
 export const FEATURE_VERSION = 1;
@@ -127,14 +128,8 @@ export class PacketKindIndex {
 
   /** First packet index with offset ≥ `off`. */
   private lowerBound(off: number): number {
-    let lo = 0;
-    let hi = this.offsets.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.offsets[mid] < off) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
+    const offsets = this.offsets;
+    return partitionPoint(offsets.length, (i) => offsets[i] < off);
   }
 
   /**

@@ -126,6 +126,8 @@ export async function analyzeParallel(
   }
   return {
     input: input.name,
+    pid: input.stream.pid,
+    tid: input.stream.tid,
     detectors: detectors.map((d) => ({ name: d.name, parameters: d.parameters, stats: d.stats?.() ?? {} })),
     findings,
     unchecked,

@@ -52,6 +52,22 @@ export function decodeFup(d: EventDecoder, p: Packet): number {
       // A packet that made no event bound this FUP: look at it again.
       d.event = null;
       return decodeFup(d, p);
+    default:
+      if (!takesFupIp(ev.type)) return -ErrorCode.BadContext;
+      d.eventTime(ev);
+      d.eventIp(ev);
+      break;
+  }
+  return 0;
+}
+
+/**
+ * Events that happen at an instruction and take its IP from the FUP that
+ * binds them (libipt's pt_evt_decode_fup). Pending when an overflow comes,
+ * they are published with the IP suppressed.
+ */
+export function takesFupIp(type: EventType): boolean {
+  switch (type) {
     case EventType.Tsx:
     case EventType.Exstop:
     case EventType.Mwait:
@@ -70,11 +86,8 @@ export function decodeFup(d: EventDecoder, p: Packet): number {
     case EventType.Trig:
     case EventType.Swintr:
     case EventType.Syscall:
-      d.eventTime(ev);
-      d.eventIp(ev);
-      break;
+      return true;
     default:
-      return -ErrorCode.BadContext;
+      return false;
   }
-  return 0;
 }

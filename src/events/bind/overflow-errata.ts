@@ -14,7 +14,7 @@ import type { Timing } from '../time.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
 import type { EventDecoder } from '../event-decoder.js';
-import { findHeaderFup } from './psb.js';
+import { findHeaderFup } from './psb-lookahead.js';
 
 /**
  * Resume after an OVF at the IP of `ipPkt`, found by a lookahead that stays
@@ -60,23 +60,7 @@ export function recoverOvfAtOffset(d: EventDecoder, offset: number): number {
       break;
     }
     offset -= p.size;
-    let err = 0;
     switch (p.type) {
-      case PacketType.Tsc:
-        err = d.timing.onTsc(p, false);
-        break;
-      case PacketType.Cbr:
-        err = d.timing.onCbr(p, false);
-        break;
-      case PacketType.Tma:
-        err = d.timing.onTma(p);
-        break;
-      case PacketType.Mtc:
-        err = d.timing.onMtc(p);
-        break;
-      case PacketType.Cyc:
-        err = d.timing.onCyc(p);
-        break;
       case PacketType.ModeExec:
       case PacketType.ModeTsx:
       case PacketType.Pip:
@@ -84,9 +68,8 @@ export function recoverOvfAtOffset(d: EventDecoder, offset: number): number {
       case PacketType.Invalid:
         // State-relevant packets cannot lie on this path.
         return -ErrorCode.Internal;
-      default:
-        break;
     }
+    const err = d.timing.onTimingPacket(p, false);
     if (err < 0) return err;
   }
   const ev = d.standalone();
@@ -96,23 +79,6 @@ export function recoverOvfAtOffset(d: EventDecoder, offset: number): number {
   return d.fetchPacket();
 }
 
-/** Apply a timing packet to the scan's time; 0 for other packets. */
-function trackTime(t: Timing, p: Packet): number {
-  switch (p.type) {
-    case PacketType.Tsc:
-      return t.onTsc(p, false);
-    case PacketType.Cbr:
-      return t.onCbr(p, false);
-    case PacketType.Tma:
-      return t.onTma(p);
-    case PacketType.Mtc:
-      return t.onMtc(p);
-    case PacketType.Cyc:
-      return t.onCyc(p);
-    default:
-      return 0;
-  }
-}
 
 /**
  * SKD010: after an OVF without a FUP the FUP (or TIP.PGE) may have been
@@ -187,7 +153,7 @@ export function handleSkd010(d: EventDecoder): number {
         }
         case PacketType.Psb: {
           // Tracing is enabled if and only if this PSB+ has a FUP.
-          const found = findHeaderFup(d, d.scanFup);
+          const found = findHeaderFup(d.packets, d.scanFup);
           if (found < 0) return found === -ErrorCode.Eos ? 1 : found;
           if (!found) return 1;
           if (d.scanFup.type !== PacketType.Fup) return -ErrorCode.Internal;
@@ -220,7 +186,7 @@ export function handleSkd010(d: EventDecoder): number {
         case PacketType.Tma:
         case PacketType.Mtc:
         case PacketType.Cyc: {
-          const err = trackTime(time, p);
+          const err = time.onTimingPacket(p, false);
           if (err < 0) return err;
           break;
         }
@@ -285,7 +251,7 @@ export function handleApl11(d: EventDecoder): number {
         case PacketType.Tma:
         case PacketType.Mtc:
         case PacketType.Cyc: {
-          const err = trackTime(time, p);
+          const err = time.onTimingPacket(p, false);
           if (err < 0) return err;
           break;
         }
@@ -336,7 +302,7 @@ function apl12Applies(d: EventDecoder, offset: number): number {
         case PacketType.TipPgd:
           return 1;
         case PacketType.Psb: {
-          const found = findHeaderFup(d, d.scanFup);
+          const found = findHeaderFup(d.packets, d.scanFup);
           if (found !== 0) return found === -ErrorCode.Eos ? 1 : found;
           return 0;
         }

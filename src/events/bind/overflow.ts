@@ -14,6 +14,8 @@ import { PacketType } from '../../packets/packet-type.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
 import type { EventDecoder } from '../event-decoder.js';
+import { takesFupIp } from './fup.js';
+import { scanAhead } from './psb-lookahead.js';
 import { decodePsbend } from './psb.js';
 import { handleApl11, handleApl12, handleSkd010 } from './overflow-errata.js';
 
@@ -24,60 +26,51 @@ import { handleApl11, handleApl12, handleSkd010 } from './overflow-errata.js';
  * disabled comes first, or a negative ErrorCode.
  */
 function findOvfFup(d: EventDecoder): number {
-  const packets = d.packets;
-  const start = packets.offset;
-  const sync = packets.syncOffset;
-  const p = d.scan;
   let offset = 0;
-  try {
-    for (;;) {
-      const size = packets.next(p);
-      if (size < 0) return size;
-      if (!p.size) return -ErrorCode.BadPacket;
-      offset += p.size;
-      switch (p.type) {
-        case PacketType.Fup:
-          return offset;
-        case PacketType.Pad:
-        case PacketType.Mnt:
-        case PacketType.Cbr:
-        case PacketType.Tsc:
-        case PacketType.Tma:
-        case PacketType.Mtc:
-        case PacketType.Cyc:
-        case PacketType.Invalid:
-        case PacketType.Bbp:
-        case PacketType.Bip:
-        case PacketType.Bep:
-          break;
-        case PacketType.Psb:
-        case PacketType.TipPge:
-        case PacketType.ModeExec:
-        case PacketType.ModeTsx:
-        case PacketType.Pip:
-        case PacketType.Vmcs:
-        case PacketType.Stop:
-        case PacketType.Ovf:
-        case PacketType.Exstop:
-        case PacketType.Mwait:
-        case PacketType.Pwre:
-        case PacketType.Pwrx:
-        case PacketType.Ptw:
-        case PacketType.Cfe:
-        case PacketType.Evd:
-        case PacketType.Trig:
-          return 0;
-        case PacketType.PsbEnd:
-        case PacketType.Tip:
-        case PacketType.TipPgd:
-        case PacketType.Tnt8:
-        case PacketType.Tnt64:
-          return -ErrorCode.BadContext;
-      }
+  return scanAhead(d.packets, d.scan, (p) => {
+    if (!p.size) return -ErrorCode.BadPacket;
+    offset += p.size;
+    switch (p.type) {
+      case PacketType.Fup:
+        return offset;
+      case PacketType.Pad:
+      case PacketType.Mnt:
+      case PacketType.Cbr:
+      case PacketType.Tsc:
+      case PacketType.Tma:
+      case PacketType.Mtc:
+      case PacketType.Cyc:
+      case PacketType.Invalid:
+      case PacketType.Bbp:
+      case PacketType.Bip:
+      case PacketType.Bep:
+        break;
+      case PacketType.Psb:
+      case PacketType.TipPge:
+      case PacketType.ModeExec:
+      case PacketType.ModeTsx:
+      case PacketType.Pip:
+      case PacketType.Vmcs:
+      case PacketType.Stop:
+      case PacketType.Ovf:
+      case PacketType.Exstop:
+      case PacketType.Mwait:
+      case PacketType.Pwre:
+      case PacketType.Pwrx:
+      case PacketType.Ptw:
+      case PacketType.Cfe:
+      case PacketType.Evd:
+      case PacketType.Trig:
+        return 0;
+      case PacketType.PsbEnd:
+      case PacketType.Tip:
+      case PacketType.TipPgd:
+      case PacketType.Tnt8:
+      case PacketType.Tnt64:
+        return -ErrorCode.BadContext;
     }
-  } finally {
-    packets.restore(start, sync);
-  }
+    return undefined;
+  });
 }
 
 export function decodeOvf(d: EventDecoder): number {
@@ -90,28 +83,12 @@ export function decodeOvf(d: EventDecoder): number {
   while (!d.enabled) {
     const ev = d.evq.dequeue(Binding.FupBound | Binding.Fup | Binding.Tip | Binding.Exstop | Binding.Pwrx);
     if (ev === null) break;
+    if (takesFupIp(ev.type)) {
+      ev.ipSuppressed = true;
+      d.event = ev;
+      return 0;
+    }
     switch (ev.type) {
-      case EventType.Exstop:
-      case EventType.Mwait:
-      case EventType.Ptwrite:
-      case EventType.Tsx:
-      case EventType.ExecMode:
-      case EventType.Iflags:
-      case EventType.Interrupt:
-      case EventType.Iret:
-      case EventType.Smi:
-      case EventType.Init:
-      case EventType.Vmentry:
-      case EventType.Vmexit:
-      case EventType.Shutdown:
-      case EventType.Uintr:
-      case EventType.Uiret:
-      case EventType.Trig:
-      case EventType.Swintr:
-      case EventType.Syscall:
-        ev.ipSuppressed = true;
-        d.event = ev;
-        return 0;
       case EventType.Pwre:
       case EventType.Rsm:
       case EventType.Sipi:

@@ -16,89 +16,12 @@ import { unsignedFromHiLo } from '../../packets/address.js';
 import { EventType, type PtEvent } from '../event.js';
 import { ANY_BINDING, Binding } from '../event-queue.js';
 import type { EventDecoder } from '../event-decoder.js';
-
-/**
- * Search the rest of a PSB+ for a FUP, from the packet stream's position,
- * which is restored afterwards (libipt's pt_evt_find_header_fup): 1 with
- * the FUP in `out`, 0 if the PSB+ has none, or a negative ErrorCode.
- */
-export function findHeaderFup(d: EventDecoder, out: Packet): number {
-  const packets = d.packets;
-  const offset = packets.offset;
-  const sync = packets.syncOffset;
-  try {
-    for (;;) {
-      const size = packets.next(out);
-      if (size < 0) return size;
-      switch (out.type) {
-        case PacketType.Fup:
-          return 1;
-        case PacketType.ModeExec:
-        case PacketType.ModeTsx:
-        case PacketType.Pip:
-        case PacketType.Vmcs:
-        case PacketType.Mnt:
-        case PacketType.Tsc:
-        case PacketType.Cbr:
-        case PacketType.Tma:
-        case PacketType.Mtc:
-        case PacketType.Cyc:
-        case PacketType.Pad:
-        case PacketType.Invalid:
-          break;
-        case PacketType.PsbEnd:
-        case PacketType.Ovf:
-          return 0;
-        default:
-          return -ErrorCode.BadContext;
-      }
-    }
-  } finally {
-    packets.restore(offset, sync);
-  }
-}
-
-/** BDM70: is the PSB+ followed by a TIP.PGE? 1 yes, 0 no, or a negative ErrorCode. */
-function checkBdm70(d: EventDecoder): number {
-  const packets = d.packets;
-  const offset = packets.offset;
-  const sync = packets.syncOffset;
-  const p = d.scan;
-  try {
-    for (;;) {
-      const size = packets.next(p);
-      // Running out of packets is not an error.
-      if (size < 0) return size === -ErrorCode.Eos ? 0 : size;
-      switch (p.type) {
-        case PacketType.TipPge:
-          return 1;
-        case PacketType.Pad:
-        case PacketType.Tsc:
-        case PacketType.Cbr:
-        case PacketType.PsbEnd:
-        case PacketType.Pip:
-        case PacketType.ModeExec:
-        case PacketType.ModeTsx:
-        case PacketType.Vmcs:
-        case PacketType.Tma:
-        case PacketType.Mtc:
-        case PacketType.Cyc:
-        case PacketType.Mnt:
-          break;
-        default:
-          // Any other packet, including ones not known here, ends the search.
-          return 0;
-      }
-    }
-  } finally {
-    packets.restore(offset, sync);
-  }
-}
+import { tipPgeFollows } from './psb-lookahead.js';
 
 function headerFup(d: EventDecoder, p: Packet): number {
   let enabled = p.ipc !== IpCompression.Suppressed;
   if (d.config.errata.bdm70) {
-    const err = checkBdm70(d);
+    const err = tipPgeFollows(d.packets, d.scan);
     if (err < 0) return err;
     if (err) enabled = false;
   }

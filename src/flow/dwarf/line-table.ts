@@ -31,6 +31,7 @@ import type { ElfFile } from '../elf.js';
 import { readCompileUnits } from './compile-units.js';
 import { debugSections, type DebugSections } from './debug-sections.js';
 import { decodeLineProgram, type LineRows } from './line-program.js';
+import { lastAtOrBelow } from '../sorted-search.js';
 
 /** A row of the line table: where an address's code came from. */
 export interface SourceLine {
@@ -210,14 +211,7 @@ export class LineTable {
 
   /** The source line of link-time address `address`, or null when no sequence covers it. */
   lookup(address: number): SourceLine | null {
-    const lowArr = this.seqLow;
-    let lo = 0;
-    let hi = lowArr.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (lowArr[mid] <= address) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    const hi = lastAtOrBelow(this.seqLow, address);
     if (hi < 0 || !(address < this.seqHigh[hi])) return null;
     const rows = this.rows;
     const addr = rows.address;

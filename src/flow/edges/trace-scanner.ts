@@ -32,6 +32,7 @@ import { ErrorCode } from '../../packets/errors.js';
 import { IP_PAYLOAD_SIZE, PACKET_NAMES, PacketType } from '../../packets/packet-type.js';
 import { Packet } from '../../packets/packet.js';
 import { execModeOf } from '../../packets/exec-mode.js';
+import { findHeaderFup, tipPgeFollows } from '../../events/bind/psb-lookahead.js';
 import { Timing } from '../../events/time.js';
 import { ExecMode } from '../instruction.js';
 import { TntBits } from './tnt-bits.js';
@@ -394,7 +395,7 @@ export class TraceScanner {
       case PacketType.Tma:
       case PacketType.Mtc:
       case PacketType.Cyc:
-        if (applyTiming(this.timing, p, false) < 0) {
+        if (this.timing.onTimingPacket(p, false) < 0) {
           this.bail('timing error');
           return true;
         }
@@ -477,7 +478,7 @@ export class TraceScanner {
         case PacketType.Fup: {
           let on = p.ipc !== 0;
           if (on && this.config.errata.bdm70) {
-            const r = this.checkBdm70();
+            const r = tipPgeFollows(this.pd, this.ahead);
             if (r < 0) return this.bail('bdm70 look-ahead error');
             if (r > 0) on = false;
           }
@@ -508,7 +509,7 @@ export class TraceScanner {
         case PacketType.Tma:
         case PacketType.Mtc:
         case PacketType.Cyc:
-          if (applyTiming(this.timing, p, true) < 0) return this.bail('timing error');
+          if (this.timing.onTimingPacket(p, true) < 0) return this.bail('timing error');
           break;
         case PacketType.Pad:
           break;
@@ -525,44 +526,6 @@ export class TraceScanner {
         default:
           return this.bail(`${PACKET_NAMES[p.type]} in psb+`);
       }
-    }
-  }
-
-  /**
-   * BDM70: is the PSB+ FUP followed by a TIP.PGE (the FUP then does not mean
-   * tracing is on)? 1, 0, or a negative error; the position is kept.
-   */
-  private checkBdm70(): number {
-    const pd = this.pd;
-    const off = pd.offset;
-    const sync = pd.syncOffset;
-    const p = this.ahead;
-    try {
-      for (;;) {
-        const size = pd.next(p);
-        if (size < 0) return size === -ErrorCode.Eos ? 0 : size;
-        switch (p.type) {
-          case PacketType.TipPge:
-            return 1;
-          case PacketType.Pad:
-          case PacketType.Tsc:
-          case PacketType.Cbr:
-          case PacketType.PsbEnd:
-          case PacketType.Pip:
-          case PacketType.ModeExec:
-          case PacketType.ModeTsx:
-          case PacketType.Vmcs:
-          case PacketType.Tma:
-          case PacketType.Mtc:
-          case PacketType.Cyc:
-          case PacketType.Mnt:
-            break;
-          default:
-            return 0;
-        }
-      }
-    } finally {
-      pd.restore(off, sync);
     }
   }
 
@@ -663,10 +626,10 @@ export class TraceScanner {
         case PacketType.Tma:
         case PacketType.Mtc:
         case PacketType.Cyc:
-          if (applyTiming(t, p, false) < 0) return Skd010.Bail;
+          if (t.onTimingPacket(p, false) < 0) return Skd010.Bail;
           break;
         case PacketType.Psb: {
-          const fup = this.findHeaderFup();
+          const fup = findHeaderFup(this.pd, this.pkt);
           if (fup === 0) return Skd010.NotHandled;
           if (fup < 0) return fup === -ErrorCode.Eos ? Skd010.NotHandled : Skd010.Bail;
           const q = this.pkt;
@@ -686,53 +649,5 @@ export class TraceScanner {
       }
     }
   }
-
-  /** The FUP of the PSB+ the packet decoder is in: 1 (in {@link pkt}), 0, or an error. */
-  private findHeaderFup(): number {
-    const pd = this.pd;
-    const p = this.pkt;
-    for (;;) {
-      const size = pd.next(p);
-      if (size < 0) return size;
-      switch (p.type) {
-        case PacketType.Fup:
-          return 1;
-        case PacketType.ModeExec:
-        case PacketType.ModeTsx:
-        case PacketType.Pip:
-        case PacketType.Vmcs:
-        case PacketType.Mnt:
-        case PacketType.Tsc:
-        case PacketType.Cbr:
-        case PacketType.Tma:
-        case PacketType.Mtc:
-        case PacketType.Cyc:
-        case PacketType.Pad:
-          break;
-        case PacketType.PsbEnd:
-        case PacketType.Ovf:
-          return 0;
-        default:
-          return -ErrorCode.BadContext;
-      }
-    }
-  }
 }
 
-/** A timing packet applied as the event decoder applies it; 0 or an error. */
-function applyTiming(timing: Timing, p: Packet, inHeader: boolean): number {
-  switch (p.type) {
-    case PacketType.Tsc:
-      return timing.onTsc(p, inHeader);
-    case PacketType.Cbr:
-      return timing.onCbr(p, inHeader);
-    case PacketType.Tma:
-      return timing.onTma(p);
-    case PacketType.Mtc:
-      return timing.onMtc(p);
-    case PacketType.Cyc:
-      return timing.onCyc(p);
-    default:
-      return 0;
-  }
-}

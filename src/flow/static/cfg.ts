@@ -31,6 +31,7 @@ import {
 } from './disassembly.js';
 import { STB_GLOBAL, STB_WEAK, STT_FUNC, STT_GNU_IFUNC } from './elf-tables.js';
 import type { JumpTable } from './jump-tables.js';
+import { lastAtOrBelow } from '../sorted-search.js';
 
 export type { JumpTable } from './jump-tables.js';
 export type { IfuncChoice, PltEntry } from './disassembly.js';
@@ -155,18 +156,6 @@ export interface ModuleCfgData {
 const BUCKET_BITS = 4;
 /** A gap between blocks larger than this starts a new bucket segment (the index stays sparse). */
 const BUCKET_SEGMENT_GAP = 1 << 20;
-
-/** Binary search: index of the last element <= x, or -1. */
-function lastAtOrBelow(a: Float64Array, x: number): number {
-  let lo = 0;
-  let hi = a.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (a[mid] <= x) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return hi;
-}
 
 function contains(a: Float64Array, x: number): boolean {
   const i = lastAtOrBelow(a, x);

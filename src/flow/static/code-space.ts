@@ -9,6 +9,7 @@
  * is a subtraction). Offsets are positions in the concatenation of the
  * regions; addresses are link-time addresses.
  */
+import { lastAtOrBelow } from '../sorted-search.js';
 
 /** Largest gap between two executable sections that is still stored densely. */
 export const REGION_GAP = 1 << 16;
@@ -64,15 +65,8 @@ export class CodeSpace {
     const a = this.regionAddress;
     let i = this.last;
     if (!(i < a.length && addr >= a[i] && addr - a[i] < this.regionLength[i])) {
-      let lo = 0;
-      let hi = a.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (a[mid] <= addr) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      if (hi < 0 || addr - a[hi] >= this.regionLength[hi]) return -1;
-      i = hi;
+      i = lastAtOrBelow(a, addr);
+      if (i < 0 || addr - a[i] >= this.regionLength[i]) return -1;
       this.last = i;
     }
     return this.regionOffset[i] + (addr - a[i]);
@@ -83,14 +77,7 @@ export class CodeSpace {
     const o = this.regionOffset;
     let i = this.last;
     if (!(i < o.length && off >= o[i] && off - o[i] < this.regionLength[i])) {
-      let lo = 0;
-      let hi = o.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (o[mid] <= off) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      i = Math.max(0, hi);
+      i = Math.max(0, lastAtOrBelow(o, off));
       this.last = i;
     }
     return this.regionAddress[i] + (off - o[i]);
@@ -99,13 +86,7 @@ export class CodeSpace {
   /** First offset after the region that holds `off`: instructions must not run across it. */
   regionEnd(off: number): number {
     const o = this.regionOffset;
-    let lo = 0;
-    let hi = o.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (o[mid] <= off) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return hi < 0 ? 0 : o[hi] + this.regionLength[hi];
+    const i = lastAtOrBelow(o, off);
+    return i < 0 ? 0 : o[i] + this.regionLength[i];
   }
 }

@@ -54,6 +54,7 @@ import {
 } from './elf-tables.js';
 import { CodeSpace } from './code-space.js';
 import { JumpSlicer, type JumpTable, type SliceContext } from './jump-tables.js';
+import { lastAtOrBelow } from '../sorted-search.js';
 
 /** How control leaves an instruction. */
 export enum InsnFlow {
@@ -398,13 +399,7 @@ export class Disassembly {
   /** True if `addr` lies inside a symbol's or FDE's range (not at its start). */
   insideKnownFunction(addr: number): boolean {
     const s = this.funcRangeStart;
-    let lo = 0;
-    let hi = s.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid] <= addr) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    const hi = lastAtOrBelow(s, addr);
     // Ranges rarely nest; look at a few before.
     for (let i = hi; i >= 0 && i > hi - 4; i--) {
       if (s[i] === addr) return false;
@@ -416,13 +411,7 @@ export class Disassembly {
   /** [start, end) of the symbol or FDE range that holds `addr`, or null. */
   knownFunctionRange(addr: number): [number, number] | null {
     const s = this.funcRangeStart;
-    let lo = 0;
-    let hi = s.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid] <= addr) lo = mid + 1;
-      else hi = mid - 1;
-    }
+    const hi = lastAtOrBelow(s, addr);
     for (let i = hi; i >= 0 && i > hi - 4; i--) if (addr < this.funcRangeEnd[i]) return [s[i], this.funcRangeEnd[i]];
     return null;
   }
@@ -813,15 +802,9 @@ export class Disassembly {
       const at = refs.data[i];
       const v = refs.data[i + 1];
       // The resolver whose range holds the instruction.
-      let lo = 0;
-      let hi = sorted.length - 1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (sorted[mid] <= at) lo = mid + 1;
-        else hi = mid - 1;
-      }
-      if (hi < 0) continue;
-      const r = sorted[hi];
+      const k = lastAtOrBelow(sorted, at);
+      if (k < 0) continue;
+      const r = sorted[k];
       const range = this.knownFunctionRange(at);
       const end = range !== null && range[0] === r ? range[1] : r + IFUNC_RESOLVER_SPAN;
       if (at < end && this.functionOrigins.has(v)) byResolver.get(r)!.add(v);

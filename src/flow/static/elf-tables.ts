@@ -14,6 +14,7 @@
  */
 import { PT_LOAD, type ElfFile, type ElfSectionHeader } from '../elf.js';
 import { ipFromHiLo } from '../address-space.js';
+import { partitionPoint } from '../sorted-search.js';
 
 export const SHT_PROGBITS = 1;
 export const SHT_RELA = 4;
@@ -135,15 +136,9 @@ export class ElfBytes {
   /** The file offset of link-time address `addr` for `len` bytes, or -1 if not file-backed. */
   fileOffset(addr: number, len = 1): number {
     const list = this.mapped;
-    let lo = 0;
-    let hi = list.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (list[mid].addr <= addr) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    if (hi < 0) return -1;
-    const s = list[hi];
+    const i = partitionPoint(list.length, (k) => list[k].addr <= addr) - 1;
+    if (i < 0) return -1;
+    const s = list[i];
     if (addr + len > s.addr + s.size) return -1;
     const off = s.offset + (addr - s.addr);
     return off + len <= this.bytes.length ? off : -1;

@@ -16,6 +16,7 @@
 import { formatIpShort } from '../address-space.js';
 import { analyzeElfFile, ModuleCfg } from './cfg.js';
 import type { DisassemblyOptions } from './disassembly.js';
+import { lastAtOrBelow, partitionPoint } from '../sorted-search.js';
 
 /** One module mapped into the process. */
 export interface LoadedModule {
@@ -101,16 +102,9 @@ export class ProcessMap {
   moduleAt(ip: number): LoadedModule | null {
     const last = this.last;
     if (last !== null && ip >= last.start && ip < last.end) return last;
-    const s = this.sortedStart;
-    let lo = 0;
-    let hi = s.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (s[mid] <= ip) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    if (hi < 0) return null;
-    const m = this.sorted[hi];
+    const i = lastAtOrBelow(this.sortedStart, ip);
+    if (i < 0) return null;
+    const m = this.sorted[i];
     if (ip >= m.end) return null;
     this.last = m;
     return m;
@@ -126,14 +120,9 @@ export class ProcessMap {
 
   /** The module owning process block id `id`. */
   moduleOfBlock(id: number): LoadedModule | null {
-    let lo = 0;
-    let hi = this.list.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.list[mid].blockOffset <= id) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return hi >= 0 && id < this.list[hi].blockOffset + this.list[hi].cfg.blockCount ? this.list[hi] : null;
+    const list = this.list;
+    const i = partitionPoint(list.length, (k) => list[k].blockOffset <= id) - 1;
+    return i >= 0 && id < list[i].blockOffset + list[i].cfg.blockCount ? list[i] : null;
   }
 
   /** `module!function+0xoff` for run-time `ip`, or null outside every module. For reports (allocates). */

@@ -163,27 +163,40 @@ export function importBundle(dir: string, options: ImportOptions = {}): Recordin
   }
 }
 
-function importV1(dir: string, m: Extract<Manifest, { version: 1 }>): Recording {
-  if (m.trace === null) throw new InputError('the bundle has no trace');
-  const trace = streamFile(dir, m.trace.file, 'trace.file');
-  const config = decoderConfigOf(m);
-  const sets = new ImageSets(dir, m.images);
-  const set = sets.get(m.images.map((_, i) => i), dir);
-  const stream: TraceStream = {
-    index: 0,
-    label: m.trace.file,
-    pid: null,
-    tid: null,
-    cpu: null,
+/** The instruction count and hash the recorder saw for one stream, when it counted. */
+interface CountedInstructions {
+  traced: number;
+  fnv1a64: string;
+}
+
+/** One stream of a bundle: the trace file, its thread (none in a version 1 bundle) and the images its records name. */
+function bundleStream(
+  index: number,
+  label: string,
+  thread: { pid: number | null; tid: number | null; cpu: number | null },
+  trace: { path: string; size: number },
+  config: DecoderConfig,
+  sets: ImageSets,
+  set: { image: Image; mappings: ImageMapping[]; notes: string[] },
+  instructions: CountedInstructions | null | undefined,
+): TraceStream {
+  return {
+    index,
+    label,
+    ...thread,
     size: trace.size,
     open: () => new FileSource(trace.path),
     config,
     image: set.image,
     files: sets.files,
     mappings: set.mappings,
-    expected: m.instructions ? { instructions: m.instructions.traced, fnv1a64: m.instructions.fnv1a64 } : null,
+    expected: instructions ? { instructions: instructions.traced, fnv1a64: instructions.fnv1a64 } : null,
     notes: set.notes,
   };
+}
+
+/** The recording a bundle's manifest describes, around its processes, threads, streams and core. */
+function bundleRecording(dir: string, m: Manifest, parts: Pick<Recording, 'processes' | 'threads' | 'streams' | 'core'>): Recording {
   return {
     name: dir,
     format: 'bundle',
@@ -191,14 +204,20 @@ function importV1(dir: string, m: Extract<Manifest, { version: 1 }>): Recording 
     recorder: m.recorder,
     program: program(m.program),
     exit: m.exit,
-    processes: [],
-    threads: [],
-    streams: [stream],
-    core: optionalCore(dir, V1_CORE_NAME, 'core'),
+    ...parts,
     settings: m.config ?? {},
     warnings: m.warnings ?? [],
     close: () => {},
   };
+}
+
+function importV1(dir: string, m: Extract<Manifest, { version: 1 }>): Recording {
+  if (m.trace === null) throw new InputError('the bundle has no trace');
+  const trace = streamFile(dir, m.trace.file, 'trace.file');
+  const sets = new ImageSets(dir, m.images);
+  const set = sets.get(m.images.map((_, i) => i), dir);
+  const stream = bundleStream(0, m.trace.file, { pid: null, tid: null, cpu: null }, trace, decoderConfigOf(m), sets, set, m.instructions);
+  return bundleRecording(dir, m, { processes: [], threads: [], streams: [stream], core: optionalCore(dir, V1_CORE_NAME, 'core') });
 }
 
 function importV2(dir: string, m: ManifestV2): Recording {
@@ -213,38 +232,9 @@ function importV2(dir: string, m: ManifestV2): Recording {
   }));
   const threads: RecordedThread[] = m.threads.map((t) => ({ tid: t.tid, pid: t.pid, name: t.name ?? null }));
   const streams: TraceStream[] = m.streams.map((s, index) => {
-    const field = `streams[${index}].file`;
-    const trace = streamFile(dir, s.file, field);
+    const trace = streamFile(dir, s.file, `streams[${index}].file`);
     const set = sets.get(s.images, `${dir} [${s.pid}/${s.tid}]`);
-    return {
-      index,
-      label: `[${s.pid}/${s.tid}]`,
-      pid: s.pid,
-      tid: s.tid,
-      cpu: s.cpu ?? null,
-      size: trace.size,
-      open: () => new FileSource(trace.path),
-      config,
-      image: set.image,
-      files: sets.files,
-      mappings: set.mappings,
-      expected: s.instructions ? { instructions: s.instructions.traced, fnv1a64: s.instructions.fnv1a64 } : null,
-      notes: set.notes,
-    };
+    return bundleStream(index, `[${s.pid}/${s.tid}]`, { pid: s.pid, tid: s.tid, cpu: s.cpu ?? null }, trace, config, sets, set, s.instructions);
   });
-  return {
-    name: dir,
-    format: 'bundle',
-    root: dir,
-    recorder: m.recorder,
-    program: program(m.program),
-    exit: m.exit,
-    processes,
-    threads,
-    streams,
-    core: m.core ? optionalCore(dir, m.core.file, 'core.file') : null,
-    settings: m.config ?? {},
-    warnings: m.warnings ?? [],
-    close: () => {},
-  };
+  return bundleRecording(dir, m, { processes, threads, streams, core: m.core ? optionalCore(dir, m.core.file, 'core.file') : null });
 }

@@ -1,5 +1,6 @@
 import type { TraceSource } from '../../packets/trace-source.js';
 import type { RandomAccessFile } from './file-access.js';
+import { partitionPoint } from '../../flow/sorted-search.js';
 
 /**
  * The Intel PT byte streams of a perf.data. perf record copies the AUX
@@ -56,16 +57,8 @@ export class AuxStream {
   /** The fragment holding stream offset `offset`, or null past the end. */
   fragmentAt(offset: number): AuxFragment | null {
     const fr = this.fragments;
-    let lo = 0;
-    let hi = fr.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const f = fr[mid]!;
-      if (offset < f.streamOffset) hi = mid - 1;
-      else if (offset >= f.streamOffset + f.size) lo = mid + 1;
-      else return f;
-    }
-    return null;
+    const i = partitionPoint(fr.length, (k) => fr[k]!.streamOffset <= offset) - 1;
+    return i >= 0 && offset < fr[i]!.streamOffset + fr[i]!.size ? fr[i]! : null;
   }
 
   /** A name for messages: `cpu 3` or `tid 1234`. */

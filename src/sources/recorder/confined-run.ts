@@ -59,8 +59,8 @@ export interface ConfinedRunSpec {
   limits: ResourceLimits;
   /** Variables added to the target's minimal environment. */
   env?: Readonly<Record<string, string>>;
-  /** Descriptor of the target's standard input (default: none). */
-  stdin?: number;
+  /** Descriptor of the target's standard input, or 'pipe' to write it (default: none). */
+  stdin?: number | 'pipe';
   output: 'inherit' | 'pipe' | 'ignore';
   /** A descriptor the command gets as fd 3 (the emulator's log). */
   logFd?: number;

@@ -3,6 +3,7 @@
  * one log per thread) share: the one-line error, the program's arguments and
  * environment as the sandbox shows them, the output directory's checks.
  */
+import type { StdinReplay } from './caller-stdin.js';
 import { lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { CoreFile } from '../core-file.js';
@@ -106,12 +107,14 @@ export const SIGNAL_NAMES: Record<number, string> = {
 };
 
 /** Open the target's standard input file; a missing file is a one-line error. */
-export function openStdin(path: string | undefined): number | undefined {
-  if (path === undefined) return undefined;
+/** The program's standard input: a file opened for the run, 'pipe' for a replayed pipe (caller-stdin.ts), or none. */
+export function openStdin(stdin: string | StdinReplay | undefined): number | 'pipe' | undefined {
+  if (stdin === undefined) return undefined;
+  if (typeof stdin !== 'string') return 'pipe';
   try {
-    return openSync(path, 'r');
+    return openSync(stdin, 'r');
   } catch (e) {
-    throw new RecordError(`record: cannot read the standard input file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new RecordError(`record: cannot read the standard input file ${stdin}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 

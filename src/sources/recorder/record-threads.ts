@@ -32,6 +32,7 @@ import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TaskTracer } from './task-tracer.js';
 import { MAX_TASK_ID, THREAD_LOG_TEMPLATE, ThreadFifos } from './thread-fifos.js';
 import { buildNativeShim } from '../native-build.js';
+import type { ShownOutput } from './shown-output.js';
 
 export async function recordThreads(
   opts: RecordOptions,
@@ -45,6 +46,7 @@ export async function recordThreads(
   started: bigint,
   keepFifos: (f: ThreadFifos) => void,
   keepRun: (r: ConfinedRun) => void,
+  shown: ShownOutput | null,
 ): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   const guestProgram = opts.program?.guest ?? program;
@@ -98,7 +100,7 @@ export async function recordThreads(
     handedIn: fifos.handedIn,
     limits,
     stdin: stdinFd ?? undefined,
-    output: opts.stdio ?? 'inherit',
+    output: shown !== null ? 'pipe' : opts.stdio ?? 'inherit',
     collect: { core: true, executables: true },
     timeoutSec: 0,
     live: true,
@@ -151,12 +153,21 @@ export async function recordThreads(
   let exit: { code: number | null; signal: NodeJS.Signals | null };
   try {
     const child = run.start();
+    if (typeof opts.stdin === 'object') opts.stdin.feed(child.stdin!);
     const handedOut = run.collected();
     const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
     exit = await new Promise((resolveExit, reject) => {
       child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
-      child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
+      if (shown !== null) {
+        child.stdout?.on('data', (b: Buffer) => shown.write(1, b));
+        child.stderr?.on('data', (b: Buffer) => {
+          shown.write(2, b);
+          stderrText = capture(stderrText, b.toString('utf8'));
+        });
+      } else {
+        child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdoutText = capture(stdoutText, d)));
+        child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderrText = capture(stderrText, d)));
+      }
       const timer = opts.timeoutSec > 0
         ? setTimeout(() => {
             stopped ??= 'timeout';
@@ -164,6 +175,7 @@ export async function recordThreads(
           }, opts.timeoutSec * 1000)
         : null;
       child.on('close', (code, signal) => {
+        if (typeof opts.stdin === 'object') opts.stdin.detach();
         if (timer) clearTimeout(timer);
         // Everything the threads logged is in the FIFOs now: read them to their ends.
         fifos.release();
@@ -337,7 +349,7 @@ export async function recordThreads(
     return { bundle: output, manifest: manifest as BundleManifest, stdout: stdoutText, stderr: stderrText, seconds };
   } finally {
     opts.signal?.removeEventListener('abort', onAbort);
-    if (stdinFd !== null) closeSync(stdinFd);
+    if (typeof stdinFd === 'number') closeSync(stdinFd);
   }
 }
 

@@ -45,10 +45,11 @@ import {
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
 import type { ThreadFifos } from './thread-fifos.js';
-import { HeldOutput } from './held-output.js';
+import { ShownOutput } from './shown-output.js';
+import type { StdinReplay } from './caller-stdin.js';
 
-/** Output of a run that may be recorded again held back, at most (held-output.ts). */
-const HELD_OUTPUT_BYTES = 16 << 20;
+/** Output of the first run kept to recognise it in the second (shown-output.ts). */
+const SHOWN_OUTPUT_KEPT = 16 << 20;
 
 export interface RecordOptions {
   /** Program and arguments, as the program sees them. */
@@ -86,8 +87,8 @@ export interface RecordOptions {
   hardware?: boolean;
   /** Where the target's stdout/stderr go (default: inherited). */
   stdio?: 'inherit' | 'pipe' | 'ignore';
-  /** A file the target reads as its standard input (default: none, like /dev/null). */
-  stdin?: string;
+  /** A file the target reads as its standard input, or the caller's pipe replayed to each run (caller-stdin.ts); default: none, like /dev/null. */
+  stdin?: string | StdinReplay;
   /**
    * Variables added to the target's environment only (qemu's `-E`, so the
    * emulator itself is unaffected), e.g. an LD_PRELOAD shim. Values must
@@ -178,27 +179,17 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   }
   const qemu = findOnPath(QEMU);
   if (qemu === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
-  // Inside the sandbox the first run may be recorded again: hold its output.
-  const held = opts.sandbox && (opts.stdio ?? 'inherit') === 'inherit' ? new HeldOutput(HELD_OUTPUT_BYTES) : null;
-  let first: RecordResult;
-  try {
-    first = await recordEmulated(opts, program, exe, qemu, output, false, held);
-  } catch (e) {
-    held?.release();
-    throw e;
-  }
-  if (first.startsThreads !== true || !opts.sandbox) {
-    held?.release();
-    return first;
-  }
-  held?.drop();
-  if (held?.shownThenDropped) notice(`warning: the program's first ${HELD_OUTPUT_BYTES >> 20} MiB of output were shown before it started a thread or process; the second recording shows its output again`);
-  // The program starts threads or processes: the one-log recording (whose
-  // log channel is the most tamper-proof) stopped there. Record the program
-  // again with one log per thread, following every thread and process.
+  // Inside the sandbox the program may be run twice: show its output once.
+  const shown = opts.sandbox && (opts.stdio ?? 'inherit') === 'inherit' ? new ShownOutput(SHOWN_OUTPUT_KEPT) : null;
+  const first = await recordEmulated(opts, program, exe, qemu, output, false, shown);
+  if (first.startsThreads !== true || !opts.sandbox) return first;
+  shown?.rerun();
   notice('the program starts threads or processes: recording it again, following each one');
   try {
-    return await recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true);
+    const second = await recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true, shown);
+    if (shown?.overflowed) notice(`warning: the first run printed over ${SHOWN_OUTPUT_KEPT >> 20} MiB before it started a thread or process: some of it may have been shown twice`);
+    else if (shown?.diverged) notice('warning: the second run printed something else than the first before the first stopped: its output is shown from where they differ');
+    return second;
   } catch (e) {
     // No bundle when the recording failed (or was refused as tampered): not
     // even the first run's, which would pass for the program's whole run.
@@ -220,7 +211,7 @@ function protectFifo(path: string): void {
   }
 }
 
-async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string, perThread: boolean, held: HeldOutput | null = null): Promise<RecordResult> {
+async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes: Buffer; elf: ElfFile }, qemu: string, output: string, perThread: boolean, shown: ShownOutput | null = null): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
   const started = process.hrtime.bigint();
   if (opts.signal?.aborted) throw new RecordError('record: interrupted');
@@ -232,10 +223,10 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
   let logRead: number | null = null;
   let logWrite: number | null = null;
   let keepLog: number | null = null;
-  let stdinFd: number | null = null;
+  let stdinFd: number | 'pipe' | null = null;
   let fifos: ThreadFifos | null = null;
   try {
-    if (perThread) return await recordThreads(opts, program, exe, qemu, output, staging, logDir, limits, started, (f) => (fifos = f), (r) => (run = r));
+    if (perThread) return await recordThreads(opts, program, exe, qemu, output, staging, logDir, limits, started, (f) => (fifos = f), (r) => (run = r), shown);
     const fifo = join(logDir, 'qemu.log');
     const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
     if (mk.status !== 0) throw new RecordError(`record: cannot create a FIFO in ${logDir}`);
@@ -272,7 +263,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
       limits,
       stdin: stdinFd ?? undefined,
-      output: held !== null ? 'pipe' : opts.stdio ?? 'inherit',
+      output: shown !== null ? 'pipe' : opts.stdio ?? 'inherit',
       logFd: logWrite,
       collect: { core: true, executables: true },
       timeoutSec: 0,
@@ -348,16 +339,17 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     };
     opts.signal?.addEventListener('abort', onAbort);
     const child = run.start();
+    if (typeof opts.stdin === 'object') opts.stdin.feed(child.stdin!);
     closeSync(logWrite);
     logWrite = null;
     const handedOut = run.collected();
     const capture = (s: string, add: string): string => (s.length < MAX_CAPTURED_OUTPUT ? s + add : s);
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit, reject) => {
       child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
-      if (held !== null) {
-        child.stdout?.on('data', (b: Buffer) => held.write(1, b));
+      if (shown !== null) {
+        child.stdout?.on('data', (b: Buffer) => shown.write(1, b));
         child.stderr?.on('data', (b: Buffer) => {
-          held.write(2, b);
+          shown.write(2, b);
           stderrText = capture(stderrText, b.toString('utf8'));
         });
       } else {
@@ -404,6 +396,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
           }, opts.timeoutSec * 1000)
         : null;
       child.on('close', (code, signal) => {
+        if (typeof opts.stdin === 'object') opts.stdin.detach();
         exited = { code, signal };
         settle();
       });
@@ -521,7 +514,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { bundle: output, manifest, stdout: stdoutText, stderr: stderrText, seconds, startsThreads };
   } finally {
-    for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (fd !== null) closeSync(fd);
+    for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (typeof fd === 'number') closeSync(fd);
     (fifos as ThreadFifos | null)?.destroy();
     (run as ConfinedRun | null)?.dispose();
     rmSync(staging, { recursive: true, force: true });
@@ -543,9 +536,10 @@ async function recordWithPerf(opts: RecordOptions, program: string, output: stri
   try {
     const perfData = join(staging, 'perf.data');
     const args = ['record', '-q', '-e', 'intel_pt//u', '-o', perfData, '--', program, ...opts.argv.slice(1)];
-    stdinFd = openStdin(opts.stdin) ?? null;
+    // One run only: a replayed pipe is simply the caller's descriptor.
+    const stdin = typeof opts.stdin === 'object' ? opts.stdin.fd : (stdinFd = (openStdin(opts.stdin) as number | undefined) ?? null);
     const res = spawnSync('perf', args, {
-      stdio: [stdinFd ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
+      stdio: [stdin ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
       encoding: 'utf8',
       timeout: opts.timeoutSec > 0 ? opts.timeoutSec * 1000 : undefined,
       killSignal: 'SIGKILL',
