@@ -59,6 +59,7 @@ export function summarizePiece(input: TraceInput, trace: Uint8Array, origin: num
         modules: input.modules,
         facts,
         evidence,
+        thread: { pid: input.stream.pid, tid: input.stream.tid },
         offset: at,
         params: spec.params[name] ?? {},
         policyFile: spec.policyFile,
