@@ -19,7 +19,9 @@ import { insnDecoderFor, openTraceInput, type TraceInput } from '../src/analyses
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { LineWriter } from '../src/cli/output.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
-import { FlowLogRecorder, STRIDE, COUNTS } from '../src/flow/parallel/flow-log.js';
+import { FlowLogPlayer, FlowLogRecorder, STRIDE, COUNTS } from '../src/flow/parallel/flow-log.js';
+import { createDetectors } from '../src/analyses/analyze.js';
+import { jobsRefusal, SUMMARY_RULES } from '../src/analyses/summaries/summary.js';
 import { groupSegments, psbOffsets } from '../src/flow/parallel/psb-split.js';
 import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
 import { REAL_TRACES } from './helpers/vectors.js';
@@ -54,15 +56,58 @@ function withoutCounts(logs: readonly Float64Array[]): number[] {
 
 /** The analyze result without its timing. */
 function comparable(r: AnalyzeResult): unknown {
-  return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined };
+  return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined };
 }
 
-/** Analyze serially and in pieces cut at every PSB (in this thread): the same result. */
-async function expectSameAsSerial(open: () => TraceInput): Promise<void> {
+/**
+ * The serial stream cut every `every` records, each stretch summarised by
+ * fresh detectors (src/analyses/summaries) and the summaries folded, in
+ * order, into one set of detectors (a stretch whose summary is refused is
+ * replayed, as analyze --jobs does): what the detectors report, and how
+ * many summaries were applied and refused.
+ */
+function foldSummaries(input: TraceInput, names: string[], every: number): { result: unknown; applied: number; refused: number } {
+  const { log } = serialRecords(input);
+  let player: FlowLogPlayer | null = null;
+  let at = 0;
+  const truth = createDetectors(input, { detectors: names }, () => (player === null ? at : player.at));
+  let applied = 0;
+  let refused = 0;
+  for (let i = 0; i < log.length; i += every * STRIDE) {
+    const stretch = log.subarray(i, Math.min(log.length, i + every * STRIDE));
+    let local: FlowLogPlayer | null = null;
+    const summarizers = createDetectors(input, { detectors: names }, () => local!.at).map((d) => SUMMARY_RULES[d.name]!.summarize(d, () => local!.at));
+    local = new FlowLogPlayer(summarizers);
+    local.play(stretch);
+    summarizers.forEach((s, k) => {
+      const summary = s.finish();
+      const d = truth[k]!;
+      if (summary !== null && SUMMARY_RULES[d.name]!.apply(d, summary, (o) => (at = o))) {
+        applied++;
+        return;
+      }
+      refused++;
+      player = new FlowLogPlayer([d]);
+      player.play(stretch);
+      player = null;
+    });
+  }
+  new FlowLogPlayer(truth).end();
+  const findings = truth.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
+  const result = { findings, unchecked: truth.flatMap((d) => d.unchecked()), detectors: truth.map((d) => ({ name: d.name, parameters: d.parameters, stats: d.stats?.() ?? {} })) };
+  return { result, applied, refused };
+}
+
+/** Analyze serially, in pieces cut at every PSB (in this thread), and with summaries folded over stretches of `every` records: the same result. */
+async function expectSameAsSerial(open: () => TraceInput, every = 5): Promise<{ applied: number; refused: number }> {
   const serial = analyzeTrace(open(), { detectors: defaultDetectors() });
   const input = open();
   const par = await analyzeParallel(input, { detectors: defaultDetectors() }, inThreadDecoder(input), { everyPsb: true });
   expect(comparable(par)).toEqual(comparable(serial));
+  const folded = foldSummaries(open(), defaultDetectors(), every);
+  // (analyze's own note on decode errors is not a detector's.)
+  expect(folded.result).toEqual({ findings: serial.findings, unchecked: serial.unchecked.filter((n) => n.detector !== 'analyze'), detectors: serial.detectors });
+  return { applied: folded.applied, refused: folded.refused };
 }
 
 /** Output lines without the timing of the summary line. */
@@ -94,10 +139,31 @@ describe('real-CPU traces cut at every PSB', () => {
     expect(withoutCounts(par.logs)).toEqual(withoutCounts([serial.log]));
   }, 300_000);
 
-  it.each(real.map((r) => r.name))('%s: analyze in pieces equals analyze', async (name) => {
+  it.each(real.map((r) => r.name))('%s: analyze in pieces equals analyze, and so do summaries folded over short stretches', async (name) => {
     const t = real.find((r) => r.name === name)!;
-    await expectSameAsSerial(() => openTraceInput(t.trace, t.options));
+    const folded = await expectSameAsSerial(() => openTraceInput(t.trace, t.options), name === 'mruby' ? 997 : 7);
+    // The summaries themselves were used, not replaced by replays.
+    expect(folded.applied).toBeGreaterThan(folded.refused);
   }, 300_000);
+});
+
+describe('demo bundles', () => {
+  it.each(['rop_stack.exploit', 'rop_stack.benign'])('%s: analyze in pieces and folded summaries equal analyze', async (name) => {
+    const folded = await expectSameAsSerial(() => openTraceInput(join(process.cwd(), 'demo', name)), 3);
+    expect(folded.applied + folded.refused).toBeGreaterThan(10);
+  }, 300_000);
+});
+
+describe('detectors without a segment summary', () => {
+  it('are refused for --jobs with one line, never approximated', async () => {
+    expect(jobsRefusal(defaultDetectors())).toBeNull();
+    expect(jobsRefusal(['shadow-stack', 'flowguard'])).toMatch(/^--jobs: these detectors cannot run in parallel exactly: flowguard \(it reads the packets itself/);
+    const t = real.find((r) => r.name === 'unzip')!;
+    const input = openTraceInput(t.trace, t.options);
+    await expect(analyzeParallel(input, { detectors: ['hook-skip'] }, inThreadDecoder(input))).rejects.toThrow(/hook-skip \(it has no segment summary yet\)/);
+    const args = [t.trace, '--cpu', '6/158', ...t.options.raw.flatMap((r) => ['--raw', r]), '--jobs', '2', '--detect', 'flowguard'];
+    await expect(async () => runAnalyzeCommand(args, new LineWriter(null))).rejects.toThrow(/^--jobs: these detectors cannot run in parallel exactly/);
+  });
 });
 
 describe('on a worker pool', () => {

@@ -10,6 +10,7 @@ import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
 import { traceInputs, type TraceInput } from '../analyses/trace-input.js';
 import { analyzeParallel } from '../analyses/parallel/parallel-analyze.js';
 import { defaultJobs, poolDecoder } from '../analyses/parallel/piece-pool.js';
+import { jobsRefusal } from '../analyses/summaries/summary.js';
 import { formatFindingsJsonl } from '../reports/findings-jsonl.js';
 import { formatFindingsText } from '../reports/findings-text.js';
 import { asInputError, collect, defineCommand, list, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
@@ -99,6 +100,8 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number | Pro
     // Only on request: the pool keeps each piece's flow in memory until it is
     // replayed, so it is not flat in trace size as the serial walk is.
     if (o.jobs !== undefined && jobs > 1) {
+      const refusal = jobsRefusal(detectors ?? defaultDetectors());
+      if (refusal !== null) throw new CliError(refusal);
       const closing = recording;
       parallel = true;
       return analyzeInParallel(inputs, jobs).finally(() => closing.close());

@@ -1,15 +1,69 @@
 /**
- * `analyze --jobs N`: the trace is decoded in pieces on worker threads
- * (parallel-walk.ts) and the stitched control-flow stream is replayed, in
- * trace order, into the same detectors {@link analyzeTrace} runs, each
- * finding carrying the offset the serial decoder stood at. The result is
- * the serial one, field for field, except the timing.
+ * `analyze --jobs N`: the trace is cut at PSBs into pieces; each worker
+ * decodes its piece and runs fresh detectors over the piece's body, which
+ * it returns as segment summaries (src/analyses/summaries), keeping only
+ * the records around the piece's ends (src/flow/parallel/zoned-walk.ts).
+ * This thread stitches the pieces (zoned-stitch.ts) and, in trace order,
+ * replays each piece's kept records into one set of detectors and applies
+ * its summaries between them. A summary that cannot be applied is replaced
+ * by the body itself, decoded again. The result is the serial one, field
+ * for field, except the timing. Detectors without a summary are refused.
  */
-import { FlowLogPlayer } from '../../flow/parallel/flow-log.js';
-import { createDetectors, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
+import { FlowLogPlayer, STRIDE } from '../../flow/parallel/flow-log.js';
+import type { SegmentRange } from '../../flow/parallel/psb-split.js';
+import type { FlowStats } from '../../flow/control-flow.js';
+import { pieceParts, stitchZoned, type ZonedStitch } from '../../flow/parallel/zoned-stitch.js';
+import { createDetectors, defaultDetectors, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
+import type { Detector } from '../detector-base.js';
+import { jobsRefusal, SUMMARY_RULES } from '../summaries/summary.js';
 import type { TraceInput } from '../trace-input.js';
 import type { PieceDecoder } from './piece-pool.js';
-import { walkParallel, type ParallelPlan, type ProgressSink } from './parallel-walk.js';
+import { planGroups, type ParallelPlan, type ProgressSink } from './parallel-walk.js';
+import type { AnalysisSpec, SummarizedPiece } from './summarize-piece.js';
+
+/** The detectors `analyze --jobs` would run, or the one-line reason it cannot. */
+export function parallelDetectors(options: AnalyzeOptions): string[] {
+  const names = options.detectors && options.detectors.length > 0 ? options.detectors : defaultDetectors();
+  const refusal = jobsRefusal(names);
+  if (refusal !== null) throw new Error(refusal);
+  return names;
+}
+
+/** Decode and summarise the pieces, decoding again as one any two that cannot hand over. */
+async function summarizedPieces(
+  input: TraceInput,
+  decoder: PieceDecoder,
+  spec: AnalysisSpec,
+  plan: ParallelPlan,
+  progress?: ProgressSink,
+): Promise<{ pieces: SummarizedPiece[]; stitch: Extract<ZonedStitch, { ok: true }> }> {
+  const groups = planGroups(input, decoder.workers, plan);
+  const total = input.trace.length;
+  let done = 0;
+  progress?.phase('decode', total);
+  let pieces = await decoder.summarize(groups, spec, (bytes) => {
+    done += bytes;
+    progress?.update(Math.min(done, total));
+  });
+  for (;;) {
+    const r = stitchZoned(pieces.map((p) => p.piece));
+    if (r.ok) {
+      progress?.done();
+      return { pieces, stitch: r };
+    }
+    const k = r.join;
+    const joined: SegmentRange = { index: k - 1, from: pieces[k - 1]!.piece.from, to: pieces[k]!.piece.to };
+    const [again] = await decoder.summarize([joined], spec, undefined, pieces[k + 1]?.piece.to);
+    pieces = [...pieces.slice(0, k - 1), again!, ...pieces.slice(k + 1)];
+  }
+}
+
+/** The serial walk's counts (`flow --jobs`'s summary line), from pieces that keep only their heads and tails. */
+export async function flowStatsParallel(input: TraceInput, decoder: PieceDecoder, plan: ParallelPlan = {}, progress?: ProgressSink): Promise<FlowStats & { pieces: number }> {
+  const spec: AnalysisSpec = { detectors: [], params: {}, policyFile: null, monitor: [] };
+  const { pieces, stitch } = await summarizedPieces(input, decoder, spec, plan, progress);
+  return { ...stitch.stats, pieces: pieces.length };
+}
 
 export async function analyzeParallel(
   input: TraceInput,
@@ -17,24 +71,53 @@ export async function analyzeParallel(
   decoder: PieceDecoder,
   plan: ParallelPlan = {},
   progress?: ProgressSink,
-): Promise<AnalyzeResult & { pieces: number }> {
+): Promise<AnalyzeResult & { pieces: number; replayedBodies: number }> {
   const started = process.hrtime.bigint();
+  const names = parallelDetectors(options);
+  // The offset findings report: the record being replayed, or the one a summary operation names.
   let player: FlowLogPlayer | null = null;
-  const detectors = createDetectors(input, options, () => player?.at ?? 0);
-  // FlowGuard reads packets itself (as in analyzeTrace); everything else gets the stitched stream.
-  const standalone = detectors.filter((d) => (d as { standalone?: boolean }).standalone === true);
-  const streaming = detectors.filter((d) => !standalone.includes(d));
-  for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
-  let flow = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
-  let pieces = 0;
-  if (streaming.length > 0 || standalone.length === 0) {
-    const walked = await walkParallel(input, decoder, plan, progress);
-    player = new FlowLogPlayer(streaming);
-    for (const log of walked.logs) player.play(log);
-    player.end();
-    flow = walked.stats;
-    pieces = walked.pieces;
+  let summaryAt = 0;
+  const detectors = createDetectors(input, { ...options, detectors: names }, () => (player === null ? summaryAt : player.at));
+  const setAt = (offset: number): void => {
+    summaryAt = offset;
+  };
+  const spec: AnalysisSpec = { detectors: names, params: options.params ?? {}, policyFile: options.policyFile ?? null, monitor: options.monitor ?? [] };
+  const { pieces, stitch } = await summarizedPieces(input, decoder, spec, plan, progress);
+
+  const all = new FlowLogPlayer(detectors);
+  const play = (p: FlowLogPlayer, log: Float64Array): void => {
+    player = p;
+    p.play(log);
+    player = null;
+  };
+  let replayedBodies = 0;
+  for (let k = 0; k < pieces.length; k++) {
+    const { piece, summaries, limit } = pieces[k]!;
+    const span = stitch.spans[k]!;
+    const parts = pieceParts(piece);
+    if (parts.whole) {
+      play(all, parts.head.subarray(span.start, span.end));
+      continue;
+    }
+    play(all, parts.head.subarray(span.start));
+    const replay: Detector[] = [];
+    detectors.forEach((d, i) => {
+      const s = summaries![i];
+      if (s === null || !SUMMARY_RULES[d.name]!.apply(d, s, setAt)) replay.push(d);
+    });
+    if (replay.length > 0) {
+      // The body itself, decoded again with every record kept, for the detectors that need it.
+      replayedBodies++;
+      const [full] = await decoder.summarize([{ index: piece.index, from: piece.from, to: piece.to }], null, undefined, limit);
+      const h = full!.piece.headRecords * STRIDE;
+      play(new FlowLogPlayer(replay), full!.piece.log.subarray(h, h + full!.piece.bodyRecords * STRIDE));
+    }
+    play(all, parts.tail.subarray(0, span.end));
   }
+  if (stitch.flush !== null) play(all, stitch.flush);
+  all.end();
+
+  const flow = stitch.stats;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
   const unchecked = detectors.flatMap((d) => d.unchecked());
@@ -52,6 +135,7 @@ export async function analyzeParallel(
     flow,
     seconds,
     instructionsPerSecond: seconds > 0 ? flow.instructions / seconds : 0,
-    pieces,
+    pieces: pieces.length,
+    replayedBodies,
   };
 }

@@ -10,12 +10,15 @@ import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import type { OpenOptions } from '../../sources/import/open-recording.js';
 import type { TraceInput } from '../trace-input.js';
 import type { PieceTask } from './piece-worker.js';
+import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summarize-piece.js';
 
 export interface PieceDecoder {
   readonly workers: number;
   /** Decode the pieces; `done(bytes)` after each. Results are in the ranges' order. */
   /** `limit`: how far the last range's decode may read on (default: the next range's end, or the trace's). */
   decode(ranges: readonly SegmentRange[], done?: (bytes: number) => void, limit?: number): Promise<PieceResult[]>;
+  /** Decode the pieces running `spec`'s detectors on their bodies (summarize-piece.ts); null: keep every record. */
+  summarize(ranges: readonly SegmentRange[], spec: AnalysisSpec | null, done?: (bytes: number) => void, limit?: number): Promise<SummarizedPiece[]>;
   close(): Promise<void>;
 }
 
@@ -32,6 +35,13 @@ export function inThreadDecoder(input: TraceInput): PieceDecoder {
       ranges.map((r, i) => {
         const size = input.trace.length;
         const p = walkPiece(input.trace, r, overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size), input.config, input.image);
+        done?.(r.to - r.from);
+        return p;
+      }),
+    summarize: async (ranges, spec, done, limit) =>
+      ranges.map((r, i) => {
+        const size = input.trace.length;
+        const p = summarizePiece(input, input.trace, 0, r, overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size), spec);
         done?.(r.to - r.from);
         return p;
       }),
@@ -71,6 +81,15 @@ export function poolDecoder(input: TraceInput, at: InputLocation, workers: numbe
         ranges.map(async (range, i) => {
           const task: PieceTask = { path: at.path, options: at.options, stream: input.stream.index, trace: shared, range, limit: overlapLimit(range, ranges[i + 1]?.to ?? limit ?? shared.length, shared.length) };
           const r = (await pool.run(task)) as PieceResult;
+          done?.(range.to - range.from);
+          return r;
+        }),
+      ),
+    summarize: (ranges, spec, done, limit) =>
+      Promise.all(
+        ranges.map(async (range, i) => {
+          const task: PieceTask = { path: at.path, options: at.options, stream: input.stream.index, trace: shared, range, limit: overlapLimit(range, ranges[i + 1]?.to ?? limit ?? shared.length, shared.length), analysis: spec };
+          const r = (await pool.run(task)) as SummarizedPiece;
           done?.(range.to - range.from);
           return r;
         }),

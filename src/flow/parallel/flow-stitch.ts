@@ -69,7 +69,7 @@ export function handOver(a: Float64Array, aStart: number, b: Float64Array, bFrom
   return null;
 }
 
-function countsAt(log: Float64Array, i: number): FlowStats {
+export function countsAt(log: Float64Array, i: number): FlowStats {
   return { instructions: log[i + COUNTS]!, transfers: log[i + COUNTS + 1]!, errors: log[i + COUNTS + 2]!, gaps: log[i + COUNTS + 3]! };
 }
 

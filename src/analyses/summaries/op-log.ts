@@ -1,0 +1,101 @@
+/**
+ * The ordered list of operations a segment summary asks of the detector
+ * holding the serial state (summary.ts): flow records to replay into it,
+ * whole or into its stack-switch tracker only, and detector-specific
+ * steps (set a field, push a frame, add a note). Records use the flow
+ * log's layout (flow-log.ts: tag, six fields, offset) with the operation
+ * in the slot after them and three arguments; one growable Float64Array,
+ * no allocation per operation, structured-clonable.
+ */
+import { EventType, PtEvent } from '../../events/event.js';
+import type { ExecMode } from '../../packets/exec-mode.js';
+import type { FlowConsumer, GapKind, TransferKind } from '../../flow/control-flow.js';
+import { LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
+
+/** Slot of the operation code, then its arguments. */
+export const OP = 8;
+
+/** Operations kept per summary; more is an error (cut the trace finer), not unbounded memory. */
+const MAX_OPS = 1 << 22;
+
+export class OpLog {
+  data = new Float64Array(STRIDE * 256);
+  length = 0;
+
+  /** Append an operation; returns its base index. */
+  add(op: number, tag: number, a: number, b: number, c: number, d: number, e: number, f: number, offset: number, x = 0, y = 0, z = 0): number {
+    if (this.length === MAX_OPS) throw new Error(`a segment summary exceeded ${MAX_OPS} operations: cut the trace into smaller groups`);
+    const i = this.length++ * STRIDE;
+    if (i + STRIDE > this.data.length) {
+      const grown = new Float64Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    const r = this.data;
+    r[i] = tag;
+    r[i + 1] = a;
+    r[i + 2] = b;
+    r[i + 3] = c;
+    r[i + 4] = d;
+    r[i + 5] = e;
+    r[i + 6] = f;
+    r[i + 7] = offset;
+    r[i + OP] = op;
+    r[i + OP + 1] = x;
+    r[i + OP + 2] = y;
+    r[i + OP + 3] = z;
+    return i;
+  }
+
+  transfer(op: number, kind: TransferKind, from: number, to: number, size: number, insns: number, cr3: number, offset: number): void {
+    this.add(op, LogTag.Transfer, kind, from, to, size, insns, cr3, offset);
+  }
+
+  event(op: number, ev: PtEvent, offset: number): void {
+    const flags = (ev.statusUpdate ? 1 : 0) | (ev.ipSuppressed ? 2 : 0) | (ev.nonRoot ? 4 : 0);
+    this.add(op, LogTag.Event, ev.type, flags, ev.ip, ev.at, ev.cr3, ev.mode, offset);
+  }
+
+  gap(op: number, kind: GapKind, offset: number): void {
+    this.add(op, LogTag.Gap, kind, 0, 0, 0, 0, 0, offset);
+  }
+
+  /** The operations, trimmed. */
+  take(): Float64Array {
+    return this.data.slice(0, this.length * STRIDE);
+  }
+}
+
+/** The event a record holds (into a reused object). */
+export function eventOf(log: Float64Array, i: number, ev: PtEvent): PtEvent {
+  const flags = log[i + 2]!;
+  ev.type = log[i + 1]! as EventType;
+  ev.statusUpdate = (flags & 1) !== 0;
+  ev.ipSuppressed = (flags & 2) !== 0;
+  ev.nonRoot = (flags & 4) !== 0;
+  ev.ip = log[i + 3]!;
+  ev.at = log[i + 4]!;
+  ev.cr3 = log[i + 5]!;
+  ev.mode = log[i + 6]! as ExecMode;
+  return ev;
+}
+
+/** Replay the flow record at `i` into `c`, as the walker would have called it. */
+export function replayRecord(log: Float64Array, i: number, c: FlowConsumer, ev: PtEvent): void {
+  switch (log[i]) {
+    case LogTag.Transfer:
+      c.onTransfer?.(log[i + 1]! as TransferKind, log[i + 2]!, log[i + 3]!, log[i + 4]!, log[i + 5]!, log[i + 6]!);
+      return;
+    case LogTag.Event:
+      c.onEvent?.(eventOf(log, i, ev));
+      return;
+    case LogTag.Gap:
+      c.onGap?.(log[i + 1]! as GapKind, log[i + 7]!);
+      return;
+    case LogTag.Error:
+      c.onError?.(log[i + 1]!, log[i + 3]!, log[i + 2]!);
+      return;
+  }
+}
+
+export { PtEvent, STRIDE };

@@ -1,0 +1,63 @@
+/**
+ * Segment summaries: how `analyze --jobs N` runs the detectors in the
+ * workers and still gives the serial findings exactly.
+ *
+ * A worker runs a *fresh* instance of each detector over the body of its
+ * piece (src/flow/parallel/piece-zones.ts) through the detector's
+ * {@link Summarizer}, which keeps for itself what the fresh instance
+ * judges exactly and writes down, in order, what only the state before the
+ * piece can decide (for the shadow stack: the returns its own calls do not
+ * match and the calls left open; see shadow-stack-summary.ts). The main
+ * thread holds one detector per name with the serial state and applies the
+ * pieces' summaries to it in trace order: a left fold, so that the merged
+ * findings, notes and statistics are the serial ones.
+ *
+ * A summarizer may find it cannot summarise a body (a finding whose
+ * evidence reaches before the piece, say): it then returns null, and a
+ * rule's `apply` may refuse a summary whose assumptions about the state
+ * before the piece do not hold. Either way the body is decoded again with
+ * every record kept and replayed into the detector: slower, never
+ * approximate. A detector with no rule here is refused for `--jobs`.
+ */
+import type { FlowConsumer } from '../../flow/control-flow.js';
+import type { Detector } from '../detector-base.js';
+import { quietSummaryRule, ropExtras, cfiExtras, interModuleExtras } from './quiet-summary.js';
+import { shadowStackSummaryRule } from './shadow-stack-summary.js';
+
+/** The worker side: a consumer of the body's records. */
+export interface Summarizer extends FlowConsumer {
+  /** The summary (structured-clonable), or null: replay the body into the detector instead. */
+  finish(): unknown;
+}
+
+export interface SummaryRule {
+  /** Wrap a fresh detector that sees only the body; `at()` is the current record's trace offset. */
+  summarize(fresh: Detector, at: () => number): Summarizer;
+  /**
+   * Apply a summary to the detector holding the serial state at the body's
+   * start; `setAt` sets the offset its findings and notes report. False
+   * (and nothing changed): an assumption failed, replay the body instead.
+   */
+  apply(truth: Detector, summary: unknown, setAt: (offset: number) => void): boolean;
+}
+
+export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
+  'shadow-stack': shadowStackSummaryRule,
+  rop: quietSummaryRule(ropExtras),
+  cfi: quietSummaryRule(cfiExtras),
+  'inter-module': quietSummaryRule(interModuleExtras),
+};
+
+/** Why a detector has no summary (for the refusal). */
+const NO_SUMMARY: Readonly<Record<string, string>> = {
+  flowguard: 'it reads the packets itself, not the control-flow stream',
+  'hook-skip': 'it has no segment summary yet',
+};
+
+/** The one-line refusal for detectors that cannot run with --jobs, or null. */
+export function jobsRefusal(names: readonly string[]): string | null {
+  const refused = names.filter((n) => SUMMARY_RULES[n] === undefined);
+  if (refused.length === 0) return null;
+  const why = refused.map((n) => `${n} (${NO_SUMMARY[n] ?? 'no segment summary'})`).join(', ');
+  return `--jobs: these detectors cannot run in parallel exactly: ${why}; run them without --jobs, or pick others with --detect (parallel: ${Object.keys(SUMMARY_RULES).join(', ')}).`;
+}

@@ -1,0 +1,104 @@
+/**
+ * Decode one piece as piece-walk.ts does, but hand the records of its
+ * body (piece-zones.ts) to consumers in this thread instead of keeping
+ * them: only the head and the tail are recorded, so a worker's memory is
+ * bounded by the overlaps, not by the piece. In `keepAll` mode every
+ * record is kept (and the zones still counted), for a consumer elsewhere
+ * that must see the body after all.
+ */
+import type { DecoderConfig } from '../../packets/config.js';
+import { PacketDecoder } from '../../packets/decoder.js';
+import type { PtEvent } from '../../events/event.js';
+import { ControlFlowWalker, type FlowConsumer, type FlowStats, type GapKind, type TransferKind, type WalkCarry } from '../control-flow.js';
+import type { Image } from '../image.js';
+import { InsnDecoder } from '../insn-decoder.js';
+import { FlowLogRecorder } from './flow-log.js';
+import { OVERLAP_BYTES, OVERLAP_TRANSFERS } from './piece-walk.js';
+import { PieceZones, Zone } from './piece-zones.js';
+import type { SegmentRange } from './psb-split.js';
+
+/** What a zoned walk gives (structured-clonable). */
+export interface ZonedPiece extends SegmentRange {
+  stats: FlowStats;
+  /** The head's records then the tail's (every record in keepAll mode). */
+  log: Float64Array;
+  /** Records in the head and in the body (the body's are in `log` only in keepAll mode). */
+  headRecords: number;
+  bodyRecords: number;
+  keptBody: boolean;
+  carry: WalkCarry;
+  endOffset: number;
+}
+
+/** Routes each record to the recorder or the body consumers by its zone. */
+class ZoneRouter implements FlowConsumer {
+  constructor(
+    private readonly zones: PieceZones,
+    private readonly log: FlowLogRecorder,
+    private readonly body: readonly FlowConsumer[] | null,
+    private readonly at: () => number,
+  ) {}
+
+  private keep(isTransfer: boolean): boolean {
+    return this.zones.next(this.at(), isTransfer) !== Zone.Body || this.body === null;
+  }
+
+  onTransfer(kind: TransferKind, from: number, to: number, size: number, insns: number, cr3: number): void {
+    if (this.keep(true)) this.log.onTransfer(kind, from, to, size, insns, cr3);
+    else for (const c of this.body!) c.onTransfer?.(kind, from, to, size, insns, cr3);
+  }
+
+  onEvent(ev: PtEvent): void {
+    if (this.keep(false)) this.log.onEvent(ev);
+    else for (const c of this.body!) c.onEvent?.(ev);
+  }
+
+  onGap(kind: GapKind, offset: number): void {
+    if (this.keep(false)) this.log.onGap(kind);
+    else for (const c of this.body!) c.onGap?.(kind, offset);
+  }
+
+  onError(code: number, offset: number, ip: number): void {
+    if (this.keep(false)) this.log.onError(code, offset, ip);
+    else for (const c of this.body!) c.onError?.(code, offset, ip);
+  }
+}
+
+/**
+ * Decode `range` (reading on to `limit` for the overlap, as walkPiece
+ * does); body records go to `body` (null: keep them). `at()` given to the
+ * body consumers' owner is the whole-trace offset of the current record.
+ */
+export function walkPieceZoned(
+  trace: Uint8Array,
+  range: SegmentRange,
+  limit: number,
+  config: DecoderConfig,
+  image: Image,
+  origin: number,
+  body: (at: () => number) => readonly FlowConsumer[] | null,
+): ZonedPiece {
+  const end = Math.max(range.to, Math.min(limit, origin + trace.length));
+  const packets = new PacketDecoder(trace.subarray(range.from - origin, end - origin), { pebs: false, skd007: config.errata.skd007 });
+  const decoder = new InsnDecoder(packets, config, image);
+  let walker: ControlFlowWalker | null = null;
+  const at = (): number => decoder.offset + range.from;
+  const log = new FlowLogRecorder(() => decoder.offset, range.from, () => walker!.walked);
+  const zones = new PieceZones(range.from, range.to);
+  const consumers = body(at);
+  walker = new ControlFlowWalker(decoder, [new ZoneRouter(zones, log, consumers, at)]);
+  const past = range.to - range.from + OVERLAP_BYTES;
+  let after = 0;
+  const stopAt = end > range.to ? () => decoder.offset > past && ++after >= OVERLAP_TRANSFERS : null;
+  const stats = walker.runPiece('block', null, stopAt);
+  return {
+    ...range,
+    stats,
+    log: log.take(),
+    headRecords: zones.headRecords,
+    bodyRecords: zones.bodyRecords,
+    keptBody: consumers === null,
+    carry: walker.carry(),
+    endOffset: decoder.offset + range.from,
+  };
+}
