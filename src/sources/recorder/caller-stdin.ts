@@ -17,7 +17,7 @@ import { fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { isatty } from 'node:tty';
 import type { Writable } from 'node:stream';
-import { RecordError } from './record-support.js';
+import { RecordError } from './record-error.js';
 
 export interface CallerStdin {
   /** What the program reads: a file, the replayed pipe, or nothing (undefined). */

@@ -5,9 +5,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { DEFAULT_TIMING, type EncoderSettings } from './pt-encoder-session.js';
-import type { RecordOptions } from './record.js';
+import type { RecordOptions } from './record-options.js';
 import type { ShownOutput } from './shown-output.js';
 import { RecordingTampered } from './qemu-log.js';
+import { RecordError } from './record-error.js';
 import type { StdinReplay } from './caller-stdin.js';
 import { lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -24,13 +25,7 @@ export const DEFAULT_MAX_RECORDER_BYTES = 1024 * MIB;
 /** Bytes of the target's stdout/stderr kept when they are captured. */
 export const MAX_CAPTURED_OUTPUT = 16 * MIB;
 
-/** A recording that cannot be made: one line for the user. */
-export class RecordError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RecordError';
-  }
-}
+export { RecordError } from './record-error.js';
 
 /** What a path names: only regular files and directories are shown to the sandbox. */
 export function showable(path: string): 'yes' | 'missing' | string {

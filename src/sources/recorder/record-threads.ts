@@ -19,7 +19,7 @@ import { ConfinedRun } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap, type ImageMapping } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
-import type { RecordOptions, RecordResult } from './record.js';
+import type { RecordOptions, RecordResult } from './record-options.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
   encoderSettings, followOutput, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
