@@ -37,6 +37,8 @@ import { packetStreamFor, type PacketStream, type TraceInput } from '../packets/
 import { Timing } from './time.js';
 import { EventType, PtEvent, copyBranchEvent, copyEvent } from './event.js';
 import { EventQueue } from './event-queue.js';
+import type { EventDecoderFlags } from './event-decoder-flags.js';
+import type { BinderHost } from './bind/binder-host.js';
 import { decodePsb, decodePsbend } from './bind/psb.js';
 import { decodeFup } from './bind/fup.js';
 import { decodeTip, decodeTipPge, decodeTipPgd, decodeTnt } from './bind/tip.js';
@@ -49,14 +51,6 @@ import { decodeCfe, decodeEvd } from './bind/event-tracing.js';
 import { decodeCbr, decodeMnt, decodeStop } from './bind/standalone.js';
 import { decodeCyc, decodeMtc, decodeTma, decodeTsc } from './bind/timing.js';
 import { decodeOvf } from './bind/overflow.js';
-
-/** Flags of the event layer (libipt's pt_conf_flags.variant.event). */
-export interface EventDecoderFlags {
-  /** Keep the timing calibration across an OVF. */
-  keepTcalOnOvf: boolean;
-  /** Report interrupt-flag changes from MODE.Exec (event tracing). */
-  enableIflags: boolean;
-}
 
 /** A copy of an event decoder's state (libipt copies the struct), see {@link EventDecoder.save}. */
 export class EventDecoderState {
@@ -88,39 +82,24 @@ function copyScalars(to: DecoderScalars, from: DecoderScalars): void {
   to.bound = from.bound;
 }
 
-export class EventDecoder {
+/** The fields and calls the binders share are documented on {@link BinderHost}. */
+export class EventDecoder implements BinderHost {
   readonly packets: PacketStream;
-  /**
-   * The packet being processed: valid while packets are available; of type
-   * Invalid after the packet decoder failed ({@link status} holds why).
-   */
   readonly packet = new Packet();
-  /** The last IP. */
   readonly ip = new LastIp();
-  /** Time and its calibration. */
   readonly timing: Timing;
-  /** Events waiting for their binding packet. */
   readonly evq = new EventQueue();
-  /** The event made by the last binder (a queue slot or a standalone one), until delivered. */
   event: PtEvent | null = null;
-  /** The packet decoder's last status, kept until the packet is processed. */
   status = -ErrorCode.NoSync;
-  /** The MODE.Exec state (libipt's mode_exec_valid, iflag, csd, csl). */
   modeExecValid = false;
   iflag = false;
   csd = false;
   csl = false;
-  /** Tracing is enabled. */
   enabled = false;
-  /** The current packet is already bound: it must not be read as standalone once events are out. */
   bound = false;
-  /** TNT events have their own slot: only their few fields are ever written. */
   readonly tntEvent = new PtEvent();
-
-  /** Scratch for lookahead (never the current packet). */
   readonly scan = new Packet();
   readonly scanFup = new Packet();
-  /** Time and calibration while skipping packets in a lookahead. */
   readonly scanTiming: Timing;
 
   constructor(
@@ -134,7 +113,6 @@ export class EventDecoder {
     this.scanTiming = new Timing(timingConfig);
   }
 
-  /** Start over (libipt's pt_evt_reset): no packet, no state, no pending events. */
   resetState(): void {
     // The packet's size stays: after an OVF, offsets still point at it.
     this.packet.type = PacketType.Invalid;
@@ -240,14 +218,8 @@ export class EventDecoder {
     this.event = null;
   }
 
-  // --- shared by the binders ---------------------------------------------------
+  // --- shared by the binders (see BinderHost) ----------------------------------
 
-  /**
-   * Fetch the next packet that is not PAD into {@link packet} and return 0;
-   * a packet decoder error is kept in {@link status} and the packet becomes
-   * Invalid (libipt's pt_evt_fetch_packet). Binders return this when they are
-   * done with the current packet and made an event.
-   */
   fetchPacket(): number {
     const pkt = this.packet;
     for (;;) {
@@ -262,7 +234,6 @@ export class EventDecoder {
     }
   }
 
-  /** Stamp `ev` with the current time (libipt's pt_evt_event_time). */
   eventTime(ev: PtEvent): void {
     const t = this.timing.time;
     ev.tscHi = t.tscHi;
@@ -272,13 +243,11 @@ export class EventDecoder {
     ev.hasTsc = t.haveTsc;
   }
 
-  /** Give `ev` the last IP; without one the event's IP is suppressed (libipt's pt_evt_event_ip). */
   eventIp(ev: PtEvent): void {
     if (this.ip.status() < 0) ev.ipSuppressed = true;
     else ev.ip = ipFromHiLo(this.ip.hi, this.ip.lo);
   }
 
-  /** Publish a standalone event: a cleared slot that becomes {@link event}. */
   standalone(): PtEvent {
     const ev = this.evq.standalone();
     this.event = ev;

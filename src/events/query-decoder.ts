@@ -18,7 +18,8 @@
 import type { DecoderConfig } from '../packets/config.js';
 import { ErrorCode } from '../packets/errors.js';
 import type { TraceInput } from '../packets/packet-stream.js';
-import { EventDecoder, EventDecoderState, type EventDecoderFlags } from './event-decoder.js';
+import { EventDecoder, EventDecoderState } from './event-decoder.js';
+import type { EventDecoderFlags } from './event-decoder-flags.js';
 import { EventType, PtEvent, copyEvent } from './event.js';
 import { Status } from './status.js';
 import { TimeTracker } from './time.js';

@@ -12,7 +12,8 @@ import { CodeFacts } from '../code-facts.js';
 import type { DetectorContext } from '../detector-base.js';
 import { detectorInfo } from '../detector.js';
 import { EvidenceBuilder } from '../evidence.js';
-import { SUMMARY_RULES, type Summarizer } from '../summaries/summary.js';
+import { SUMMARY_RULES } from '../summaries/summary.js';
+import type { Summarizer } from '../summaries/summary-rule.js';
 import type { TraceInput } from '../trace-input.js';
 
 /** The analysis a worker runs on each body (structured-clonable). */

@@ -21,7 +21,7 @@ import type { RecentCalls } from '../evidence.js';
 import type { UncheckedLog, UncheckedNote } from '../finding.js';
 import { ContextApi, type StackSwitches } from '../stack-switch.js';
 import { eventOf, OpLog } from './op-log.js';
-import type { Summarizer, SummaryRule } from './summary.js';
+import type { Summarizer, SummaryRule } from './summary-rule.js';
 
 /** The fields of these detectors a summary reads and sets (they are private to each detector file). */
 interface QuietInternals {

@@ -38,7 +38,7 @@ import type { UncheckedLog } from '../finding.js';
 import type { ShadowStack } from '../shadow-stack.js';
 import { ContextApi, type StackSwitches } from '../stack-switch.js';
 import { eventOf, OP, OpLog, replayRecord } from './op-log.js';
-import type { Summarizer, SummaryRule } from './summary.js';
+import type { Summarizer, SummaryRule } from './summary-rule.js';
 
 /** Entry kinds (shadow-stack.ts). */
 const FRAME = 0;

@@ -4,7 +4,7 @@
  *
  * A worker runs a *fresh* instance of each detector over the body of its
  * piece (src/flow/parallel/piece-zones.ts) through the detector's
- * {@link Summarizer}, which keeps for itself what the fresh instance
+ * Summarizer (summary-rule.ts), which keeps for itself what the fresh instance
  * judges exactly and writes down, in order, what only the state before the
  * piece can decide (for the shadow stack: the returns its own calls do not
  * match and the calls left open; see shadow-stack-summary.ts). The main
@@ -19,28 +19,11 @@
  * every record kept and replayed into the detector: slower, never
  * approximate. A detector with no rule here is refused for `--jobs`.
  */
-import type { FlowConsumer } from '../../flow/control-flow.js';
-import type { Detector } from '../detector-base.js';
+import type { SummaryRule } from './summary-rule.js';
 import { quietSummaryRule, ropExtras, cfiExtras, interModuleExtras } from './quiet-summary.js';
 import { shadowStackSummaryRule } from './shadow-stack-summary.js';
 
-/** The worker side: a consumer of the body's records. */
-export interface Summarizer extends FlowConsumer {
-  /** The summary (structured-clonable), or null: replay the body into the detector instead. */
-  finish(): unknown;
-}
-
-export interface SummaryRule {
-  /** Wrap a fresh detector that sees only the body; `at()` is the current record's trace offset. */
-  summarize(fresh: Detector, at: () => number): Summarizer;
-  /**
-   * Apply a summary to the detector holding the serial state at the body's
-   * start; `setAt` sets the offset its findings and notes report. False
-   * (and nothing changed): an assumption failed, replay the body instead.
-   */
-  apply(truth: Detector, summary: unknown, setAt: (offset: number) => void): boolean;
-}
-
+/** Each parallel detector's rule (summary-rule.ts says what a rule does). */
 export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
   'shadow-stack': shadowStackSummaryRule,
   rop: quietSummaryRule(ropExtras),

@@ -20,10 +20,10 @@ import { CfeType, EvdType } from '../../packets/packet-type.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType, type PtEvent } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
 /** Publish `ev` (not queued) as a standalone event without an IP. */
-function standaloneNoIp(d: EventDecoder, ev: PtEvent): number {
+function standaloneNoIp(d: BinderHost, ev: PtEvent): number {
   d.eventTime(ev);
   ev.ipSuppressed = true;
   d.event = ev;
@@ -35,14 +35,14 @@ function standaloneNoIp(d: EventDecoder, ev: PtEvent): number {
  * CFE: it binds to the FUP with CFE.IP, takes the next FUP's IP while
  * tracing, else stands alone.
  */
-function completeWithData(d: EventDecoder, p: Packet, ev: PtEvent): number {
+function completeWithData(d: BinderHost, p: Packet, ev: PtEvent): number {
   if (p.ip) return d.evq.requeue(ev, Binding.FupBound) === null ? -ErrorCode.NoMem : 1;
   if (d.enabled) return d.evq.requeue(ev, Binding.Fup) === null ? -ErrorCode.NoMem : 1;
   return standaloneNoIp(d, ev);
 }
 
 /** A CFE event that binds to the FUP with CFE.IP, else stands alone. */
-function bindOrStandalone(d: EventDecoder, p: Packet, type: EventType): number {
+function bindOrStandalone(d: BinderHost, p: Packet, type: EventType): number {
   if (p.ip) {
     const ev = d.evq.enqueue(Binding.FupBound);
     if (ev === null) return -ErrorCode.NoMem;
@@ -55,7 +55,7 @@ function bindOrStandalone(d: EventDecoder, p: Packet, type: EventType): number {
 }
 
 /** A CFE event that binds to the FUP with CFE.IP, takes the next FUP's IP while tracing, else stands alone. */
-function bindTakeOrStandalone(d: EventDecoder, p: Packet, type: EventType, vector: number): number {
+function bindTakeOrStandalone(d: BinderHost, p: Packet, type: EventType, vector: number): number {
   if (p.ip || d.enabled) {
     const ev = d.evq.enqueue(p.ip ? Binding.FupBound : Binding.Fup);
     if (ev === null) return -ErrorCode.NoMem;
@@ -70,7 +70,7 @@ function bindTakeOrStandalone(d: EventDecoder, p: Packet, type: EventType, vecto
 }
 
 /** RSM and SIPI: no IP; they take the next FUP's place while tracing, else stand alone. */
-function noIpEvent(d: EventDecoder, p: Packet, type: EventType, vector: number): number {
+function noIpEvent(d: BinderHost, p: Packet, type: EventType, vector: number): number {
   if (p.ip) return -ErrorCode.BadPacket;
   if (d.enabled) {
     const ev = d.evq.enqueue(Binding.Fup);
@@ -89,7 +89,7 @@ function noIpEvent(d: EventDecoder, p: Packet, type: EventType, vector: number):
   return d.fetchPacket();
 }
 
-export function decodeCfe(d: EventDecoder, p: Packet): number {
+export function decodeCfe(d: BinderHost, p: Packet): number {
   // An EVD may have queued the event this CFE completes.
   let ev = d.evq.dequeue(Binding.Cfe);
   switch (p.cfeType) {
@@ -163,7 +163,7 @@ export function decodeCfe(d: EventDecoder, p: Packet): number {
   return 1;
 }
 
-export function decodeEvd(d: EventDecoder, p: Packet): number {
+export function decodeEvd(d: BinderHost, p: Packet): number {
   let ev = d.evq.peek(Binding.Cfe);
   switch (p.evdType) {
     case EvdType.Cr2:

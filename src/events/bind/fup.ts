@@ -13,9 +13,9 @@ import { ErrorCode } from '../../packets/errors.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
-export function decodeFup(d: EventDecoder, p: Packet): number {
+export function decodeFup(d: BinderHost, p: Packet): number {
   const err = d.ip.update(p);
   if (err < 0) return err;
 

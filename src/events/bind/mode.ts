@@ -15,9 +15,9 @@ import { execModeOf } from '../../packets/exec-mode.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
-export function decodeModeExec(d: EventDecoder, p: Packet): number {
+export function decodeModeExec(d: BinderHost, p: Packet): number {
   let events = 0;
   if (!d.modeExecValid || d.csl !== p.csl || d.csd !== p.csd) {
     const ev = d.evq.enqueue(Binding.Tip | Binding.FupBound);
@@ -45,7 +45,7 @@ export function decodeModeExec(d: EventDecoder, p: Packet): number {
   return 1;
 }
 
-export function decodeModeTsx(d: EventDecoder, p: Packet): number {
+export function decodeModeTsx(d: BinderHost, p: Packet): number {
   if (d.enabled) {
     const ev = d.evq.enqueue(p.abrt ? Binding.Fup : Binding.FupBound);
     if (ev === null) return -ErrorCode.NoMem;

@@ -13,7 +13,7 @@ import { copyPacket, type Packet } from '../../packets/packet.js';
 import type { Timing } from '../time.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 import { findHeaderFup } from './psb-lookahead.js';
 
 /**
@@ -21,7 +21,7 @@ import { findHeaderFup } from './psb-lookahead.js';
  * where it is: `cur` becomes the current packet and `time` the time; the
  * overflow event keeps the time of the OVF (libipt's pt_evt_recover_ovf_at_ip).
  */
-export function recoverOvfAtIp(d: EventDecoder, cur: Packet, ipPkt: Packet, time: Timing): number {
+export function recoverOvfAtIp(d: BinderHost, cur: Packet, ipPkt: Packet, time: Timing): number {
   const err = d.ip.update(ipPkt);
   if (err < 0) return err;
   const ev = d.standalone();
@@ -35,7 +35,7 @@ export function recoverOvfAtIp(d: EventDecoder, cur: Packet, ipPkt: Packet, time
 }
 
 /** Resume after an OVF with tracing disabled, past `cur` (libipt's pt_evt_recover_ovf_disabled). */
-export function recoverOvfDisabled(d: EventDecoder, cur: Packet, time: Timing): void {
+export function recoverOvfDisabled(d: BinderHost, cur: Packet, time: Timing): void {
   const ev = d.standalone();
   ev.type = EventType.Overflow;
   ev.ipSuppressed = true;
@@ -49,7 +49,7 @@ export function recoverOvfDisabled(d: EventDecoder, cur: Packet, time: Timing): 
  * `offset` bytes ahead, keeping track of time on the way (libipt's
  * pt_evt_recover_ovf_at_offset, for APL12).
  */
-export function recoverOvfAtOffset(d: EventDecoder, offset: number): number {
+export function recoverOvfAtOffset(d: BinderHost, offset: number): number {
   if (!offset) return -ErrorCode.Internal;
   const p = d.packet;
   for (;;) {
@@ -87,7 +87,7 @@ export function recoverOvfAtOffset(d: EventDecoder, offset: number): number {
  * tracing is enabled (resume at the next IP where one can); TIP.PGE, a
  * second MODE.TSX, OVF, STOP or a PSB+ without FUP mean it is disabled.
  */
-export function handleSkd010(d: EventDecoder): number {
+export function handleSkd010(d: BinderHost): number {
   const packets = d.packets;
   const start = packets.offset;
   const sync = packets.syncOffset;
@@ -207,7 +207,7 @@ export function handleSkd010(d: EventDecoder): number {
  * APL11: an OVF may be followed by a spurious TIP.PGD. If one comes before
  * anything that shows the state, resume after it with tracing disabled.
  */
-export function handleApl11(d: EventDecoder): number {
+export function handleApl11(d: BinderHost): number {
   const packets = d.packets;
   const start = packets.offset;
   const sync = packets.syncOffset;
@@ -276,14 +276,14 @@ export function handleApl11(d: EventDecoder): number {
  * PSB+ without FUP, a STOP or a TIP.PGE comes before a packet that needs it
  * enabled (TNT, TIP, TIP.PGD): then skip to after the FUP, tracking time.
  */
-export function handleApl12(d: EventDecoder, offset: number): number {
+export function handleApl12(d: BinderHost, offset: number): number {
   const status = apl12Applies(d, offset);
   if (status !== 0) return status;
   return recoverOvfAtOffset(d, offset);
 }
 
 /** Scan past the FUP: 0 if tracing turns out disabled, 1 if not (or unknown), or an error. */
-function apl12Applies(d: EventDecoder, offset: number): number {
+function apl12Applies(d: BinderHost, offset: number): number {
   const packets = d.packets;
   const start = packets.offset;
   const sync = packets.syncOffset;

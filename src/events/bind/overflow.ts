@@ -13,7 +13,7 @@ import { ErrorCode } from '../../packets/errors.js';
 import { PacketType } from '../../packets/packet-type.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 import { takesFupIp } from './fup.js';
 import { scanAhead } from './psb-lookahead.js';
 import { decodePsbend } from './psb.js';
@@ -25,7 +25,7 @@ import { handleApl11, handleApl12, handleSkd010 } from './overflow-errata.js';
  * from there to just after the FUP (> 0), 0 if a packet that needs tracing
  * disabled comes first, or a negative ErrorCode.
  */
-function findOvfFup(d: EventDecoder): number {
+function findOvfFup(d: BinderHost): number {
   let offset = 0;
   return scanAhead(d.packets, d.scan, (p) => {
     if (!p.size) return -ErrorCode.BadPacket;
@@ -73,7 +73,7 @@ function findOvfFup(d: EventDecoder): number {
   });
 }
 
-export function decodeOvf(d: EventDecoder): number {
+export function decodeOvf(d: BinderHost): number {
   // Publish pending PSB+ events first.
   let err = decodePsbend(d);
   if (err <= 0) return err;

@@ -10,9 +10,9 @@ import { ErrorCode } from '../../packets/errors.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType, copyEvent } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
-export function decodePip(d: EventDecoder, p: Packet): number {
+export function decodePip(d: BinderHost, p: Packet): number {
   // An unbound FUP queued an asynchronous branch for the TIP: bind there too.
   if (d.evq.find(Binding.Tip, EventType.AsyncBranch) !== null) {
     const ev = d.evq.enqueue(Binding.Tip);
@@ -30,7 +30,7 @@ export function decodePip(d: EventDecoder, p: Packet): number {
   return d.fetchPacket();
 }
 
-export function decodeVmcs(d: EventDecoder, p: Packet): number {
+export function decodeVmcs(d: BinderHost, p: Packet): number {
   const base = unsignedFromHiLo(p.hi, p.lo);
   // VMCS goes before a PIP of the same asynchronous branch: the PIP's slot
   // takes the VMCS, and the PIP moves to a new one.

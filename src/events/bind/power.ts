@@ -11,9 +11,9 @@ import { ErrorCode } from '../../packets/errors.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType, copyEvent } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
-export function decodeExstop(d: EventDecoder, p: Packet): number {
+export function decodeExstop(d: BinderHost, p: Packet): number {
   let ev = d.evq.dequeue(Binding.Exstop);
   if (ev !== null) {
     if (ev.type !== EventType.Mwait) return -ErrorCode.Internal;
@@ -46,7 +46,7 @@ export function decodeExstop(d: EventDecoder, p: Packet): number {
   return d.fetchPacket();
 }
 
-export function decodeMwait(d: EventDecoder, p: Packet): number {
+export function decodeMwait(d: BinderHost, p: Packet): number {
   const ev = d.evq.enqueue(Binding.Exstop);
   if (ev === null) return -ErrorCode.NoMem;
   ev.type = EventType.Mwait;
@@ -55,7 +55,7 @@ export function decodeMwait(d: EventDecoder, p: Packet): number {
   return 1;
 }
 
-export function decodePwre(d: EventDecoder, p: Packet): number {
+export function decodePwre(d: BinderHost, p: Packet): number {
   const ev = d.evq.enqueue(Binding.Pwrx);
   if (ev === null) return -ErrorCode.NoMem;
   ev.type = EventType.Pwre;
@@ -66,7 +66,7 @@ export function decodePwre(d: EventDecoder, p: Packet): number {
   return 1;
 }
 
-export function decodePwrx(d: EventDecoder, p: Packet): number {
+export function decodePwrx(d: BinderHost, p: Packet): number {
   const pwre = d.evq.dequeue(Binding.Pwrx);
   if (pwre !== null) {
     if (pwre.type !== EventType.Pwre) return -ErrorCode.Internal;

@@ -15,10 +15,10 @@ import type { Packet } from '../../packets/packet.js';
 import { unsignedFromHiLo } from '../../packets/address.js';
 import { EventType, type PtEvent } from '../event.js';
 import { ANY_BINDING, Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 import { tipPgeFollows } from './psb-lookahead.js';
 
-function headerFup(d: EventDecoder, p: Packet): number {
+function headerFup(d: BinderHost, p: Packet): number {
   let enabled = p.ipc !== IpCompression.Suppressed;
   if (d.config.errata.bdm70) {
     const err = tipPgeFollows(d.packets, d.scan);
@@ -30,7 +30,7 @@ function headerFup(d: EventDecoder, p: Packet): number {
   return d.ip.update(p);
 }
 
-function statusUpdate(d: EventDecoder, type: EventType): PtEvent | null {
+function statusUpdate(d: BinderHost, type: EventType): PtEvent | null {
   const ev = d.evq.enqueue(Binding.Psbend);
   if (ev === null) return null;
   ev.statusUpdate = true;
@@ -38,7 +38,7 @@ function statusUpdate(d: EventDecoder, type: EventType): PtEvent | null {
   return ev;
 }
 
-function headerModeExec(d: EventDecoder, p: Packet): number {
+function headerModeExec(d: BinderHost, p: Packet): number {
   // With a known MODE.Exec state, PSB+ checks it; otherwise it sets it.
   if (d.modeExecValid) {
     // The IF bit is only tracked in full with event tracing.
@@ -62,7 +62,7 @@ function headerModeExec(d: EventDecoder, p: Packet): number {
   return 0;
 }
 
-function headerModeTsx(d: EventDecoder, p: Packet): number {
+function headerModeTsx(d: BinderHost, p: Packet): number {
   const ev = statusUpdate(d, EventType.Tsx);
   if (ev === null) return -ErrorCode.NoMem;
   ev.speculative = p.intx;
@@ -70,7 +70,7 @@ function headerModeTsx(d: EventDecoder, p: Packet): number {
   return 0;
 }
 
-function headerPip(d: EventDecoder, p: Packet): number {
+function headerPip(d: BinderHost, p: Packet): number {
   const ev = statusUpdate(d, EventType.AsyncPaging);
   if (ev === null) return -ErrorCode.NoMem;
   ev.cr3 = unsignedFromHiLo(p.hi, p.lo);
@@ -78,14 +78,14 @@ function headerPip(d: EventDecoder, p: Packet): number {
   return 0;
 }
 
-function headerVmcs(d: EventDecoder, p: Packet): number {
+function headerVmcs(d: BinderHost, p: Packet): number {
   const ev = statusUpdate(d, EventType.AsyncVmcs);
   if (ev === null) return -ErrorCode.NoMem;
   ev.base = unsignedFromHiLo(p.hi, p.lo);
   return 0;
 }
 
-function headerMnt(d: EventDecoder, p: Packet): number {
+function headerMnt(d: BinderHost, p: Packet): number {
   const ev = d.evq.enqueue(Binding.Psbend);
   if (ev === null) return -ErrorCode.NoMem;
   ev.type = EventType.Mnt;
@@ -94,7 +94,7 @@ function headerMnt(d: EventDecoder, p: Packet): number {
   return 0;
 }
 
-function headerCbr(d: EventDecoder, p: Packet): number {
+function headerCbr(d: BinderHost, p: Packet): number {
   const err = d.timing.onCbr(p, true);
   if (err < 0) return err;
   const ev = statusUpdate(d, EventType.Cbr);
@@ -108,7 +108,7 @@ function headerCbr(d: EventDecoder, p: Packet): number {
  * 1 (the events wait for PSBEND; PSBEND or OVF is the current packet) or a
  * negative ErrorCode.
  */
-export function decodePsb(d: EventDecoder): number {
+export function decodePsb(d: BinderHost): number {
   // Partial events must not be carried across a PSB.
   if (!d.evq.isEmpty(ANY_BINDING)) return -ErrorCode.BadContext;
   d.ip.reset();
@@ -186,7 +186,7 @@ export function decodePsb(d: EventDecoder): number {
  * Publish the PSB+ events one at a time (libipt's pt_evt_decode_psbend):
  * 0 with an event, or 1 when none is left.
  */
-export function decodePsbend(d: EventDecoder): number {
+export function decodePsbend(d: BinderHost): number {
   const ev = d.evq.dequeue(Binding.Psbend);
   if (ev === null) return 1;
   d.event = ev;

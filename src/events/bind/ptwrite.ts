@@ -7,7 +7,7 @@ import { ErrorCode } from '../../packets/errors.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType, type PtEvent } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
 /** Payload bytes for PTW's payload-length code (SDM "PTW Packet"); -BadPacket for reserved ones. */
 function ptwSize(plc: number): number {
@@ -28,7 +28,7 @@ function fill(ev: PtEvent, p: Packet, size: number): void {
   ev.payloadLo = p.lo;
 }
 
-export function decodePtw(d: EventDecoder, p: Packet): number {
+export function decodePtw(d: BinderHost, p: Packet): number {
   const size = ptwSize(p.plc);
   if (size < 0) return size;
   if (p.ip) {

@@ -5,16 +5,16 @@
  */
 import type { Packet } from '../../packets/packet.js';
 import { EventType } from '../event.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
-export function decodeStop(d: EventDecoder): number {
+export function decodeStop(d: BinderHost): number {
   const ev = d.standalone();
   ev.type = EventType.Stop;
   d.eventTime(ev);
   return d.fetchPacket();
 }
 
-export function decodeMnt(d: EventDecoder, p: Packet): number {
+export function decodeMnt(d: BinderHost, p: Packet): number {
   const ev = d.standalone();
   ev.type = EventType.Mnt;
   ev.payloadHi = p.hi;
@@ -23,7 +23,7 @@ export function decodeMnt(d: EventDecoder, p: Packet): number {
   return d.fetchPacket();
 }
 
-export function decodeCbr(d: EventDecoder, p: Packet): number {
+export function decodeCbr(d: BinderHost, p: Packet): number {
   const err = d.timing.onCbr(p, false);
   if (err < 0) return err;
   const ev = d.standalone();

@@ -5,24 +5,24 @@
  * by bind/psb.ts, with PSB+'s rules for TSC and CBR.
  */
 import type { Packet } from '../../packets/packet.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
-export function decodeTsc(d: EventDecoder, p: Packet): number {
+export function decodeTsc(d: BinderHost, p: Packet): number {
   const err = d.timing.onTsc(p, false);
   return err < 0 ? err : 1;
 }
 
-export function decodeTma(d: EventDecoder, p: Packet): number {
+export function decodeTma(d: BinderHost, p: Packet): number {
   const err = d.timing.onTma(p);
   return err < 0 ? err : 1;
 }
 
-export function decodeMtc(d: EventDecoder, p: Packet): number {
+export function decodeMtc(d: BinderHost, p: Packet): number {
   const err = d.timing.onMtc(p);
   return err < 0 ? err : 1;
 }
 
-export function decodeCyc(d: EventDecoder, p: Packet): number {
+export function decodeCyc(d: BinderHost, p: Packet): number {
   const err = d.timing.onCyc(p);
   return err < 0 ? err : 1;
 }

@@ -9,18 +9,18 @@
  * - TIP.PGD: tracing disabled; after a FUP an asynchronous disable.
  *
  * Events bound to a TIP come out one per call while the TIP stays the
- * current packet; {@link EventDecoder.bound} says the TIP itself is done.
+ * current packet; {@link BinderHost.bound} says the TIP itself is done.
  */
 import { ErrorCode } from '../../packets/errors.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType, copyEvent } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 import { PtEvent } from '../event.js';
 
 const swap = new PtEvent();
 
-export function decodeTnt(d: EventDecoder, p: Packet): number {
+export function decodeTnt(d: BinderHost, p: Packet): number {
   if (!d.enabled) return -ErrorCode.BadContext;
   const ev = d.tntEvent;
   d.event = ev;
@@ -34,7 +34,7 @@ export function decodeTnt(d: EventDecoder, p: Packet): number {
 }
 
 /** The event of the TIP itself: an asynchronous branch's target, or an indirect branch. */
-function decodeTipEvent(d: EventDecoder): number {
+function decodeTipEvent(d: BinderHost): number {
   d.bound = true;
   const branch = d.evq.find(Binding.Tip, EventType.AsyncBranch);
   if (branch !== null) {
@@ -59,7 +59,7 @@ function decodeTipEvent(d: EventDecoder): number {
   return 0;
 }
 
-export function decodeTip(d: EventDecoder, p: Packet): number {
+export function decodeTip(d: BinderHost, p: Packet): number {
   if (!d.enabled) return -ErrorCode.BadContext;
   const err = d.ip.update(p);
   if (err < 0) return err;
@@ -87,7 +87,7 @@ export function decodeTip(d: EventDecoder, p: Packet): number {
   return 0;
 }
 
-export function decodeTipPge(d: EventDecoder, p: Packet): number {
+export function decodeTipPge(d: BinderHost, p: Packet): number {
   const err = d.ip.update(p);
   if (err < 0) return err;
   // The enable comes first, so that users need not hold back the events
@@ -119,7 +119,7 @@ export function decodeTipPge(d: EventDecoder, p: Packet): number {
   return 0;
 }
 
-export function decodeTipPgd(d: EventDecoder, p: Packet): number {
+export function decodeTipPgd(d: BinderHost, p: Packet): number {
   const err = d.ip.update(p);
   if (err < 0) return err;
   const ev = d.evq.dequeue(Binding.Tip);

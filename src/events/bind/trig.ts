@@ -9,9 +9,9 @@ import { ErrorCode } from '../../packets/errors.js';
 import type { Packet } from '../../packets/packet.js';
 import { EventType } from '../event.js';
 import { Binding } from '../event-queue.js';
-import type { EventDecoder } from '../event-decoder.js';
+import type { BinderHost } from './binder-host.js';
 
-export function decodeTrig(d: EventDecoder, p: Packet): number {
+export function decodeTrig(d: BinderHost, p: Packet): number {
   if (p.ip) {
     // A FUP without a valid count would be allowed but is suspicious.
     if (!p.icntv) return -ErrorCode.BadPacket;
