@@ -4,7 +4,8 @@
  * environment as the sandbox shows them, the output directory's checks.
  */
 import type { ChildProcess } from 'node:child_process';
-import { DEFAULT_TIMING, type EncoderSettings } from './pt-encoder-session.js';
+import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
+import type { ResourceLimits } from './resource-limits.js';
 import type { RecordOptions } from './record-options.js';
 import type { ShownOutput } from './shown-output.js';
 import { RecordingTampered } from './qemu-log.js';
@@ -117,6 +118,30 @@ export function encoderSettings(opts: Pick<RecordOptions, 'psbPeriod' | 'retComp
     timing: { ...DEFAULT_TIMING, ...opts.timing },
     snapshot: opts.snapshotBytes > 0,
   };
+}
+
+/** The manifest's `config`: the settings this recording was made with. */
+export function manifestConfig(opts: RecordOptions, sandbox: boolean, maxTraceBytes: number, limits: ResourceLimits, qemuLog: string) {
+  const timing = encoderSettings(opts).timing;
+  return {
+    sandbox,
+    timeoutSec: opts.timeoutSec,
+    maxInsns: opts.maxInsns,
+    maxTraceBytes,
+    limits,
+    filters: opts.ranges.map((r) => ({ from: '0x' + r.from.toString(16), to: '0x' + r.to.toString(16) })),
+    snapshotBytes: opts.snapshotBytes,
+    psbPeriod: opts.psbPeriod,
+    retCompression: opts.retCompression,
+    longTnt: opts.longTnt,
+    timing: { tsc: timing.tsc, mtc: timing.mtc, cyc: timing.cyc },
+    qemuLog,
+  };
+}
+
+/** The manifest's `encoder`: what a decoder needs to know about the encoder (no CPU errata: it is not a CPU). */
+export function manifestEncoder(timing: TimingSettings) {
+  return { cpu: 'none' as const, mtcFreq: timing.mtcFreq, cpuid15: { eax: 1, ebx: timing.ctcRatio }, nominalFreq: null, tscBase: timing.tscBase };
 }
 
 /** What the program printed, as far as it is kept: text when captured, and stderr's tail for messages. */

@@ -22,7 +22,7 @@ import type { StopReason } from './path-reconstruction.js';
 import type { RecordOptions, RecordResult } from './record-options.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
@@ -253,21 +253,8 @@ export async function recordThreads(
       };
     });
     const exitInfo = { status, signal, stopped };
-    const config = {
-      sandbox: true,
-      timeoutSec: opts.timeoutSec,
-      maxInsns: opts.maxInsns,
-      maxTraceBytes,
-      limits,
-      filters: opts.ranges.map((r) => ({ from: '0x' + r.from.toString(16), to: '0x' + r.to.toString(16) })),
-      snapshotBytes: opts.snapshotBytes,
-      psbPeriod: opts.psbPeriod,
-      retCompression: opts.retCompression,
-      longTnt: opts.longTnt,
-      timing: { tsc: timing.tsc, mtc: timing.mtc, cyc: timing.cyc },
-      qemuLog: `${LOG_ITEMS},tid`,
-    };
-    const encoder = { cpu: 'none' as const, mtcFreq: timing.mtcFreq, cpuid15: { eax: 1, ebx: timing.ctcRatio }, nominalFreq: null, tscBase: timing.tscBase };
+    const config = manifestConfig(opts, true, maxTraceBytes, limits, `${LOG_ITEMS},tid`);
+    const encoder = manifestEncoder(timing);
     const stats = { tbExecutions: t.stats.tbExecutions, translations: t.stats.translations, signals: t.stats.signals, threads: t.threads.size, processes: t.processes.size };
     const rootPid = streams[0].entry.pid;
     const single = streams.length === 1 && t.processes.size === 1 && [...t.processes.values()].every((p) => p.untraced === null);

@@ -40,7 +40,7 @@ import { TraceOutput } from './trace-output.js';
 import { recordThreads } from './record-threads.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
@@ -381,27 +381,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       instructions: { executed: path.stats.instructions, traced: hash.count, fnv1a64: hash.hex() },
       addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
       images,
-      config: {
-        sandbox: opts.sandbox,
-        timeoutSec: opts.timeoutSec,
-        maxInsns: opts.maxInsns,
-        maxTraceBytes,
-        limits,
-        filters: opts.ranges.map((r) => ({ from: '0x' + r.from.toString(16), to: '0x' + r.to.toString(16) })),
-        snapshotBytes: opts.snapshotBytes,
-        psbPeriod: opts.psbPeriod,
-        retCompression: opts.retCompression,
-        longTnt: opts.longTnt,
-        timing: { tsc: timing.tsc, mtc: timing.mtc, cyc: timing.cyc },
-        qemuLog: LOG_ITEMS,
-      },
-      encoder: {
-        cpu: 'none',
-        mtcFreq: timing.mtcFreq,
-        cpuid15: { eax: 1, ebx: timing.ctcRatio },
-        nominalFreq: null,
-        tscBase: timing.tscBase,
-      },
+      config: manifestConfig(opts, opts.sandbox, maxTraceBytes, limits, LOG_ITEMS),
+      encoder: manifestEncoder(timing),
       decode: decodeCommands(images, TRACE_NAME),
       stats: {
         tbExecutions: path.stats.tbExecutions,
