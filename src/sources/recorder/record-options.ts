@@ -75,5 +75,5 @@ export interface RecordResult {
   /** Recording wall time in seconds. */
   seconds: number;
   /** A one-log recording stopped where the program started a thread or process (record() then follows each). */
-  startsThreads?: boolean;
+  startsTasks?: boolean;
 }

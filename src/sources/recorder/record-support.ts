@@ -11,7 +11,7 @@ import type { ShownOutput } from './shown-output.js';
 import { RecordingTampered } from './qemu-log.js';
 import { RecordError } from './record-error.js';
 import type { StdinReplay } from './caller-stdin.js';
-import { lstatSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { CoreFile } from '../core-file.js';
 import { readJsonFile } from '../import/json-input.js';
@@ -118,6 +118,20 @@ export function encoderSettings(opts: Pick<RecordOptions, 'psbPeriod' | 'retComp
     timing: { ...DEFAULT_TIMING, ...opts.timing },
     snapshot: opts.snapshotBytes > 0,
   };
+}
+
+/**
+ * Put a finished emulated recording in place: its manifest written, the
+ * staging directory readable, and `output` replaced only if --force allows
+ * it (checkReplaceable). Ctrl-C up to here keeps nothing.
+ */
+export function publishBundle(staging: string, output: string, manifest: unknown, opts: Pick<RecordOptions, 'signal' | 'force'>): void {
+  writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
+  chmodSync(staging, 0o755);
+  if (opts.signal?.aborted) throw new RecordError('record: interrupted');
+  checkReplaceable(output, opts.force === true);
+  if (existsSync(output)) rmSync(output, { recursive: true, force: true });
+  renameSync(staging, output);
 }
 
 /** The manifest's `config`: the settings this recording was made with. */

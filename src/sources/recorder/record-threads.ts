@@ -10,19 +10,19 @@
  * for each exists beforehand (record.ts records unconfined programs with one
  * log, up to their first clone).
  */
-import { chmodSync, closeSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ElfFile } from '../../flow/elf.js';
 import type { ManifestV2 } from '../bundle/manifest.js';
-import { bundleImages, BUNDLE_FORMAT, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
+import { bundleImages, BUNDLE_FORMAT, decodeCommands, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
 import { ConfinedRun } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap, type ImageMapping } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import type { RecordOptions, RecordResult } from './record-options.js';
 import {
-  argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  argumentPaths, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
@@ -303,12 +303,7 @@ export async function recordThreads(
         warnings,
       };
     }
-    writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
-    chmodSync(staging, 0o755);
-    if (opts.signal?.aborted) throw new RecordError('record: interrupted');
-    checkReplaceable(output, opts.force === true);
-    if (existsSync(output)) rmSync(output, { recursive: true, force: true });
-    renameSync(staging, output);
+    publishBundle(staging, output, manifest, opts);
     for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     // A version-2 manifest shares the fields callers print (recorder, exit, images); the rest they check before use.

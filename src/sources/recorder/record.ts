@@ -40,7 +40,7 @@ import { TraceOutput } from './trace-output.js';
 import { recordThreads } from './record-threads.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
@@ -114,7 +114,7 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   // Inside the sandbox the program may be run twice: show its output once.
   const shown = opts.sandbox && (opts.stdio ?? 'inherit') === 'inherit' ? new ShownOutput(SHOWN_OUTPUT_KEPT) : null;
   const first = await recordEmulated(opts, program, exe, qemu, output, false, shown);
-  if (first.startsThreads !== true || !opts.sandbox) return first;
+  if (first.startsTasks !== true || !opts.sandbox) return first;
   shown?.rerun();
   notice('the program starts threads or processes: recording it again, following each one');
   try {
@@ -392,18 +392,13 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       },
       warnings,
     };
-    writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
-    chmodSync(staging, 0o755);
-    if (opts.signal?.aborted) throw new RecordError('record: interrupted');
-    checkReplaceable(output, opts.force === true);
-    if (existsSync(output)) rmSync(output, { recursive: true, force: true });
-    renameSync(staging, output);
+    publishBundle(staging, output, manifest, opts);
     // A thread or a forked process: recorded again with one log per thread
     // (record()), whose warnings are the ones that count.
-    const startsThreads = stopped === 'clone';
-    if (!(startsThreads && opts.sandbox)) for (const w of warnings) notice(`warning: ${w}`);
+    const startsTasks = stopped === 'clone';
+    if (!(startsTasks && opts.sandbox)) for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { bundle: output, manifest, stdout: printed.stdout, stderr: printed.stderr, seconds, startsThreads };
+    return { bundle: output, manifest, stdout: printed.stdout, stderr: printed.stderr, seconds, startsTasks };
   } finally {
     for (const fd of [logRead, logWrite, keepLog, stdinFd]) if (typeof fd === 'number') closeSync(fd);
     (fifos as ThreadFifos | null)?.destroy();
