@@ -92,6 +92,16 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
   for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
   const walker = new ControlFlowWalker(decoder, streaming);
   const flow = streaming.length > 0 || standalone.length === 0 ? walker.run() : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  return analyzeResult(input, detectors, flow, started);
+}
+
+/**
+ * The result of a walk (serial, or the parallel one stitched back
+ * together): the detectors' findings in trace order, what they could not
+ * check, and decode errors as unchecked stretches. `started` is the
+ * walk's hrtime at its start.
+ */
+export function analyzeResult(input: TraceInput, detectors: readonly Detector[], flow: FlowStats, started: bigint): AnalyzeResult {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
   const unchecked = detectors.flatMap((d) => d.unchecked());

@@ -13,7 +13,7 @@ import { FlowLogPlayer, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import type { FlowStats } from '../../flow/control-flow.js';
 import { pieceParts, stitchZoned, type ZonedStitch } from '../../flow/parallel/zoned-stitch.js';
-import { createDetectors, defaultDetectors, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
+import { analyzeResult, createDetectors, defaultDetectors, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
 import type { Detector } from '../detector-base.js';
 import { jobsRefusal, SUMMARY_RULES } from '../summaries/summary.js';
 import type { TraceInput } from '../trace-input.js';
@@ -117,24 +117,8 @@ export async function analyzeParallel(
   if (stitch.flush !== null) play(all, stitch.flush);
   all.end();
 
-  const flow = stitch.stats;
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
-  const unchecked = detectors.flatMap((d) => d.unchecked());
-  if (flow.errors > 0) {
-    unchecked.push({ detector: 'analyze', reason: `decode errors: ${flow.errors} stretches of the trace could not be decoded`, count: flow.errors, firstOffset: 0 });
-  }
   return {
-    input: input.name,
-    pid: input.stream.pid,
-    tid: input.stream.tid,
-    detectors: detectors.map((d) => ({ name: d.name, parameters: d.parameters, stats: d.stats?.() ?? {} })),
-    findings,
-    unchecked,
-    notes: input.notes,
-    flow,
-    seconds,
-    instructionsPerSecond: seconds > 0 ? flow.instructions / seconds : 0,
+    ...analyzeResult(input, detectors, stitch.stats, started),
     pieces: pieces.length,
     replayedBodies,
   };
