@@ -12,7 +12,9 @@
  *   it remain (deferred TIPs); direct jumps and calls follow the code;
  * - an event is due only once the bits before it are used up, and binds
  *   where the flow decoder binds it: a TIP.PGD at the next branch that can
- *   cause it (libipt's pt_insn_at_disabled_event, SKL014 included), an
+ *   cause it (libipt's pt_insn_at_disabled_event, SKL014 included; a near
+ *   call it binds to still pushes its return address, as libipt's block
+ *   decoder logs every call it runs), an
  *   asynchronous branch or disable at its FUP's IP, the status of a PSB+ at
  *   its FUP's IP (when it holds MODE.Exec, MODE.TSX, PIP or VMCS), an
  *   overflow, an enable and a CBR where they occur; until then the flow
@@ -490,6 +492,10 @@ export class FastEdgeWalker {
       }
       if (binds) {
         this.branchFrom(id);
+        // The call ran: libipt's block decoder logs its return address
+        // before the disable binds (pt_blk_proceed_one_insn), so a later
+        // compressed return, after tracing is on again, pops it.
+        if (t === Term.Call || t === Term.IndCall) this.retstack.push(g.next[id]);
         this.enabled = false;
         return true;
       }
