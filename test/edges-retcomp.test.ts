@@ -6,6 +6,9 @@
  * holds; a taken bit pops the return stack, which holds the return address
  * of every near call that ran, including a call that a TIP.PGD binds to.
  *
+ * A TIP.PGD with an IP binds as soon as the flow reaches that IP, so a
+ * call after it does not run.
+ *
  * Each case is decoded by the exact block decoder and by the edge decoder
  * (fast path alone, and with its fallback), in each state the fast path can
  * meet the return in: inside one cached step with its call, in a later
@@ -13,7 +16,7 @@
  * popped correctly. The edges must be the same.
  */
 import { describe, expect, it } from 'vitest';
-import { defaultConfig } from '../src/packets/config.js';
+import { AddrCfg, defaultConfig, type DecoderConfig } from '../src/packets/config.js';
 import * as enc from '../src/packets/encoder.js';
 import { ErrorCode } from '../src/packets/errors.js';
 import type { Packet } from '../src/packets/packet.js';
@@ -51,8 +54,8 @@ function tnt(outcomes: string): Packet {
 }
 
 /** The decode errors of the exact block decoder (code name, and the IP it stopped at). */
-function exactErrors(trace: Uint8Array, image: Image): { error: number; ip: number }[] {
-  const dec = new BlockDecoder(packetDecoderFor(trace, config), config, image);
+function exactErrors(trace: Uint8Array, image: Image, cfg: DecoderConfig = config): { error: number; ip: number }[] {
+  const dec = new BlockDecoder(packetDecoderFor(trace, cfg), cfg, image);
   const block = new Block();
   const ev = new PtEvent();
   const errors: { error: number; ip: number }[] = [];
@@ -76,10 +79,15 @@ interface Edge {
 }
 
 /** Decode `trace` every way; check they agree and return the edges and the fast path's bail reason. */
-function decodeAllWays(trace: Uint8Array, image: Image, stepBits?: number): { edges: Edge[]; fast: boolean; bailReason: string } {
+function decodeAllWays(
+  trace: Uint8Array,
+  image: Image,
+  stepBits?: number,
+  cfg: DecoderConfig = config,
+): { edges: Edge[]; fast: boolean; bailReason: string } {
   const want = new EdgePairs();
-  new EdgeCoverage(image, config, { exactOnly: true }).count(trace, want);
-  const cov = new EdgeCoverage(image, config, { stepBits });
+  new EdgeCoverage(image, cfg, { exactOnly: true }).count(trace, want);
+  const cov = new EdgeCoverage(image, cfg, { stepBits });
   const got = new EdgePairs();
   const fast = cov.countFastOnly(trace, got);
   const bailReason = cov.lastBailReason;
@@ -233,6 +241,23 @@ describe('a call that tracing is disabled at', () => {
       );
     });
   }
+
+  it('a direct call out of the filter range, TIP.PGD without IP (SKL014): pushes its return address too', () => {
+    const skl014: DecoderConfig = { ...defaultConfig(), errata: { ...defaultConfig().errata, skl014: true } };
+    skl014.addrFilter = { ranges: [{ cfg: AddrCfg.Filter, a: 0x0f00n, b: 0x1fffn }, ...config.addrFilter.ranges.slice(1)] };
+    const image = callOutImage(calls[0]!.bytes);
+    const trace = encodeTrace([
+      ...enabledAt(0x0f00),
+      enc.tipPgd(IpCompression.Suppressed, 0, 0),
+      enc.modeExec(true, false),
+      enc.tipPge(IpCompression.Sext48, 0, 0x1105),
+      tnt('!!!!'),
+    ]);
+    expect(exactErrors(trace, image, skl014)).toEqual([]);
+    const r = decodeAllWays(trace, image, undefined, skl014);
+    expect(r.fast).toBe(true);
+    expect(hex(r.edges)).toEqual(['->f00x1', 'f00>1000x1', '1000>1100x1', '1100>1105x1', '1105>1107x2', '1107>1105x1'].sort());
+  });
 });
 
 /*
