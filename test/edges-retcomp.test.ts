@@ -244,7 +244,8 @@ describe('a call that tracing is disabled at', () => {
 
   it('a direct call out of the filter range, TIP.PGD without IP (SKL014): pushes its return address too', () => {
     const skl014: DecoderConfig = { ...defaultConfig(), errata: { ...defaultConfig().errata, skl014: true } };
-    skl014.addrFilter = { ranges: [{ cfg: AddrCfg.Filter, a: 0x0f00n, b: 0x1fffn }, ...config.addrFilter.ranges.slice(1)] };
+    const [, r1, r2, r3] = config.addrFilter.ranges;
+    skl014.addrFilter = { ranges: [{ cfg: AddrCfg.Filter, a: 0x0f00n, b: 0x1fffn }, r1, r2, r3] };
     const image = callOutImage(calls[0]!.bytes);
     const trace = encodeTrace([
       ...enabledAt(0x0f00),
