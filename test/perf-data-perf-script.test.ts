@@ -21,7 +21,7 @@ import { ErrorCode } from '../src/packets/errors.js';
 import type { Packet } from '../src/packets/packet.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
 import { defaultIntelPtInfo, INTEL_PT_CONFIG } from '../src/sources/perf-data/auxtrace-info.js';
-import { exportInputFrom, exportPerfData } from '../src/sources/perf-data/bundle-to-perf.js';
+import { exportInputFrom, exportPerfData, type ExportImage, type ExportInput } from '../src/sources/perf-data/bundle-to-perf.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
 import { flowInputs, type PerfDataModel, readPerfData } from '../src/sources/perf-data/perf-data.js';
 import { type AuxBuffer, writePerfData } from '../src/sources/perf-data/writer.js';
@@ -110,6 +110,11 @@ function fnv1a64(ips: number[]): string {
     for (const x of b) h = BigInt.asUintN(64, (h ^ BigInt(x)) * 0x100000001b3n);
   }
   return h.toString(16).padStart(16, '0');
+}
+
+/** The export input of one program with one thread (pid 1000) named `small`. */
+function oneThread(trace: Uint8Array, images: ExportImage[]): ExportInput {
+  return { tasks: [{ pid: 1000, tid: 1000, parent: null, comm: { name: 'small', exec: true } }], streams: [{ pid: 1000, tid: 1000, trace, images }] };
 }
 
 /** Split 64-bit value for TSC packets. */
@@ -391,7 +396,7 @@ describe('perf script (linux-perf 6.1) decodes our perf.data', () => {
     const id = /Build ID: ([0-9a-f]+)/.exec(note)![1]!;
     const image = { file: withId.path, offset: 0x1000, size: 0x18, address: 0x401000n };
     const file = join(dir, 'small-bid.data');
-    exportPerfData(file, { trace: smallTrace(null), images: [image], comm: 'small' });
+    exportPerfData(file, oneThread(smallTrace(null), [image]));
     const model = readPerfData(file);
     try {
       expect(model.features.buildIds).toEqual([{ pid: -1, cpumode: 2, buildId: id, filename: withId.path }]);
@@ -424,9 +429,7 @@ describe('perf script (linux-perf 6.1) decodes our perf.data', () => {
   it('falls back to timeless decoding when the trace has no TSC to start from', () => {
     const file = join(dir, 'fallback.data');
     const result = exportPerfData(file, {
-      trace: smallTrace(null),
-      images: [{ file: small.path, offset: 0x1000, size: 0x18, address: 0x401000n }],
-      comm: 'small',
+      ...oneThread(smallTrace(null), [{ file: small.path, offset: 0x1000, size: 0x18, address: 0x401000n }]),
       timing: { tsc: true, mtc: false, cyc: false, mtcFreq: 0 },
     });
     expect(result.timed).toBe(false);
