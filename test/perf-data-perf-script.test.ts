@@ -426,6 +426,39 @@ describe('perf script (linux-perf 6.1) decodes our perf.data', () => {
     expect(bad[0]).toMatch(/401000 \[unknown\]$/);
   });
 
+  it('a thread that execs: one queue, COMM exec and the new program\'s MMAP2 between its streams; timed, perf decodes each with its own program', () => {
+    // A second program at the same address (exec replaces the image): a nop, then SMALL's code.
+    const after = assemble('small-exec', SMALL.replace('_start:\n', '_start:\n  nop\n'));
+    const [nop, ...rest] = after.insns;
+    const afterExpected = [nop!, ...[0, 1, 2, 1, 2, 1, 2, 3, 7, 4, 5, 6].map((i) => rest[i]!)];
+    const t0 = 100_000_000_000n;
+    const image = (path: string, size: number): ExportImage => ({ file: path, offset: 0x1000, size, address: 0x401000n });
+    const input = (tsc: boolean): ExportInput => ({
+      ...oneThread(smallTrace(t0), [image(small.path, 0x18)]),
+      streams: [
+        { pid: 1000, tid: 1000, trace: smallTrace(t0), images: [image(small.path, 0x18)] },
+        { pid: 1000, tid: 1000, trace: smallTrace(t0 + 1000n), images: [image(after.path, 0x19)], execComm: 'small-exec' },
+      ],
+      timing: { tsc, mtc: false, cyc: false, mtcFreq: 0 },
+    });
+    const file = join(dir, 'exec.data');
+    const result = exportPerfData(file, input(true));
+    expect(result).toMatchObject({ timed: true, queues: 1, warnings: [] });
+    const lines = perfScript(file, ['--itrace=i0ns', '-F', 'comm,tid,ip']);
+    expect(lines.map((l) => parseInt(l.trim().split(/\s+/)[2]!, 16))).toEqual([...smallExpected, ...afterExpected]);
+    expect(lines.map((l) => l.trim().split(/\s+/)[0])).toEqual([...smallExpected.map(() => 'small'), ...afterExpected.map(() => 'small-exec')]);
+    const model = readPerfData(file);
+    try {
+      expect(model.streams.map((s) => [s.idx, s.tid, s.fragments.length])).toEqual([[0, 1000, 2]]);
+      expect(model.sideband.tasks.get(1000)!.comms.map((c) => [c.comm, c.exec])).toEqual([['small', true], ['small-exec', true]]);
+    } finally {
+      model.close();
+    }
+    // Without timestamps perf decodes the thread once, at its exit: the exporter says so.
+    const untimed = exportPerfData(join(dir, 'exec-untimed.data'), input(false));
+    expect(untimed.warnings).toEqual(['[1000/1000] ran several programs (exec): without timestamps perf decodes the whole thread with the images it has at its exit']);
+  });
+
   it('falls back to timeless decoding when the trace has no TSC to start from', () => {
     const file = join(dir, 'fallback.data');
     const result = exportPerfData(file, {

@@ -107,15 +107,26 @@ export function exportInputFrom(recording: Recording): ExportInput {
   if (streams.length === 0) throw new Error(`${recording.name}: the recording has no trace to export`);
   const config = streams[0]!.config;
 
+  // A process that execs has one stream per program: its program (the
+  // last it ran) names the last, and the one it was forked as has no name
+  // of its own (perf: the child inherits its parent's comm).
+  const streamsOf = new Map<string, number>();
+  for (const st of streams) if (st.pid !== null) streamsOf.set(`${st.pid}/${st.tid ?? st.pid}`, (streamsOf.get(`${st.pid}/${st.tid ?? st.pid}`) ?? 0) + 1);
   const pids = new Set(recording.processes.map((p) => p.pid));
+  const programOf = new Map<number, string>();
   const tasks: ExportTask[] = [];
   recording.processes.forEach((p, i) => {
-    const path = p.program?.path ?? (i === 0 ? program?.path : undefined);
+    const path = p.program?.path;
+    const execs = (streamsOf.get(`${p.pid}/${p.pid}`) ?? 0) > 1;
+    // The program started is named from the start; another process's program once it runs it.
+    const started = i === 0 ? program?.path ?? path : undefined;
+    if (path !== undefined && path !== started) programOf.set(p.pid, baseName(path));
+    const first = started ?? (execs ? undefined : path);
     tasks.push({
       pid: p.pid,
       tid: p.pid,
       parent: p.ppid !== null && pids.has(p.ppid) && p.ppid !== p.pid ? { pid: p.ppid, tid: p.ppid } : null,
-      comm: path !== undefined ? { name: baseName(path), exec: true } : null,
+      comm: first !== undefined ? { name: baseName(first), exec: true } : null,
     });
     for (const t of recording.threads) {
       if (t.pid !== p.pid || t.tid === p.pid) continue;
@@ -129,16 +140,19 @@ export function exportInputFrom(recording: Recording): ExportInput {
     tasks.push({ pid, tid: first.tid ?? pid, parent: null, comm: { name: baseName(program?.path ?? 'program'), exec: true } });
   }
 
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   const out: ExportStream[] = streams.map((st) => {
     const pid = st.pid ?? tasks[0]!.pid;
     const tid = st.tid ?? pid;
     const key = `${pid}/${tid}`;
-    const exec = seen.has(key);
-    seen.add(key);
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
     const images = st.mappings.map((im) => ({ file: im.file, offset: im.offset, size: im.size, address: BigInt.asUintN(64, BigInt(im.address)) }));
-    const first = st.mappings[0];
-    return { pid, tid, trace: st.open(), images, ...(exec ? { execComm: first?.displayName ?? 'program' } : {}) };
+    if (n === 1) return { pid, tid, trace: st.open(), images };
+    // After an exec: the process's program if this is its last stream, else the first image's name.
+    const last = n === streamsOf.get(key);
+    const execComm = (last ? programOf.get(pid) : undefined) ?? st.mappings[0]?.displayName ?? 'program';
+    return { pid, tid, trace: st.open(), images, execComm };
   });
   return {
     tasks,
