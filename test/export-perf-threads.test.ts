@@ -8,8 +8,9 @@
  *   and ptscope's decoder the same instruction count and FNV-1a 64 per
  *   thread as the bundle recorded;
  * - oracle: Debian's `perf script --itrace=i0ns` (linux-perf 6.1) decodes
- *   the file to the same per-thread counts and hashes, and its branch
- *   samples (`--itrace=b`) to the same control transfers as ours.
+ *   the file to the same per-thread counts and hashes, its branch samples
+ *   (`--itrace=b`) to the same control transfers as ours, and `perf
+ *   report` counts the same instructions per thread.
  *
  * The programs (test/fixtures/threads) are compiled and recorded here.
  * Needs gcc, qemu-x86_64, bubblewrap and perf (scripts/install-test-deps.sh).
@@ -222,6 +223,15 @@ async function roundTrip(program: string, name: string, timing: { tsc?: boolean;
     expect(p.transfers.count).toBeGreaterThan(100);
     expect({ task, transfers: p.transfers }).toEqual({ task, transfers: ours.get(task)!.transfers });
   }
+  // perf report's per-thread sample counts (its `pid` key is the thread: `tid:comm`).
+  const report = spawnSync('perf', ['report', '-i', file, '--itrace=i0ns', '--stdio', '--sort', 'pid', '-F', 'sample,pid'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  expect(report.status, report.stderr).toBe(0);
+  const perTid = new Map<number, number>();
+  for (const l of report.stdout.split('\n')) {
+    const r = /^\s*(\d+)\s+(\d+):(\S+)\s*$/.exec(l);
+    if (r) perTid.set(Number(r[2]), Number(r[1]));
+  }
+  expect(perTid).toEqual(new Map(m.streams.map((s) => [s.tid, s.instructions!.traced])));
   return { m, file };
 }
 
