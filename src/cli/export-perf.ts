@@ -30,7 +30,13 @@ export function runExportPerfCommand(args: string[], out: LineWriter): number {
     if (recording.format === 'perf-data') throw new CliError(`export-perf: ${source} is already a perf.data.`);
     const target = o.output ?? (recording.root !== null ? `${recording.root}/perf.data` : null);
     if (target === null) throw new CliError('export-perf: give -o FILE for a raw trace.');
-    const input = asInputError(() => exportInputFrom(recording));
+    const input = asInputError(() => {
+      try {
+        return exportInputFrom(recording);
+      } catch (e) {
+        throw new Error(`export-perf: ${(e as Error).message}`);
+      }
+    });
     let result;
     try {
       result = exportPerfData(target, input);

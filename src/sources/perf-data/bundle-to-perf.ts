@@ -105,6 +105,9 @@ export function exportInputFrom(recording: Recording): ExportInput {
   const program = recording.program;
   const streams = recording.streams.filter((st) => st.size > 0);
   if (streams.length === 0) throw new Error(`${recording.name}: the recording has no trace to export`);
+  // A per-CPU stream interleaves tasks: it has no place in a per-thread layout.
+  const perCpu = streams.find((st) => st.cpu !== null);
+  if (perCpu !== undefined) throw new Error(`${recording.name}: ${perCpu.label} is a per-CPU stream (a hardware recording, already a perf.data); export-perf writes per-thread streams`);
   const config = streams[0]!.config;
 
   // A process that execs has one stream per program: its program (the
