@@ -37,6 +37,7 @@ import { writePerfData } from '../src/sources/perf-data/writer.js';
 import { PERF_SAMPLE_CPU } from '../src/sources/perf-event/record.js';
 import { AttrFlag, hasFlag } from '../src/sources/perf-data/header.js';
 import { readPerfData } from '../src/sources/perf-data/perf-data.js';
+import { firstPsbTsc, lastTsc } from '../src/sources/perf-data/trace-start.js';
 import { IpSequenceHash } from '../src/sources/recorder/ip-sequence-hash.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { recordProbe } from './helpers/probe.js';
@@ -192,7 +193,17 @@ async function roundTrip(program: string, name: string, timing: { tsc?: boolean;
       } else expect(task.comms[0]).toMatchObject({ comm: name, exec: true });
     }
     for (const t of m.threads) expect(model.sideband.tasks.get(t.tid)?.pid).toBe(t.pid);
-    if (timing.tsc) expect(model.settings.tsc).toBe(true);
+    if (timing.tsc) {
+      // Timed: the start sideband before every trace's first TSC, the EXITs after every last one.
+      expect(model.settings.tsc).toBe(true);
+      const sources = model.streams.map((st) => st.source(model.file));
+      const firsts = sources.map((src) => firstPsbTsc(src)!);
+      const lasts = sources.map((src) => lastTsc(src)!);
+      for (const task of model.sideband.tasks.values()) {
+        for (const c of task.comms) expect(c.time).toBeLessThan(Math.min(...firsts.map(Number)));
+        expect(Number(task.exitTime)).toBeGreaterThan(Math.max(...lasts.map(Number)));
+      }
+    }
   } finally {
     model.close();
   }
@@ -259,6 +270,31 @@ describe('export-perf: every thread and process of a recording', () => {
       `EXIT(${parent!.pid}:${parent!.pid}):(${parent!.pid}:${parent!.pid})`,
     ]);
   }, 240_000);
+});
+
+describe('export-perf: tasks without a trace', () => {
+  it('a process that ran untraced still has its FORK and EXIT, and no AUX queue', () => {
+    const file = join(work, 'untraced.data');
+    const result = exportPerfData(file, {
+      tasks: [
+        { pid: 3, tid: 3, parent: null, comm: { name: 'sh', exec: true } },
+        { pid: 5, tid: 5, parent: { pid: 3, tid: 3 }, comm: null },
+      ],
+      streams: [{ pid: 3, tid: 3, trace: new Uint8Array([0x02, 0x82, 0x02, 0x82]), images: [] }],
+    });
+    expect(result.queues).toBe(1);
+    const model = readPerfData(file);
+    try {
+      expect(model.streams.map((st) => [st.idx, st.tid])).toEqual([[0, 3]]);
+      const child = model.sideband.tasks.get(5)!;
+      expect([child.pid, child.ppid]).toEqual([5, 3]);
+      expect(child.forkTime! < child.exitTime!).toBe(true);
+      // The child exits before its parent, as children do.
+      expect(child.exitTime! < model.sideband.tasks.get(3)!.exitTime!).toBe(true);
+    } finally {
+      model.close();
+    }
+  });
 });
 
 describe('export-perf: errors', () => {
