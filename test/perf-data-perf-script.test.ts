@@ -433,11 +433,11 @@ describe('perf script (linux-perf 6.1) decodes our perf.data', () => {
     const afterExpected = [nop!, ...[0, 1, 2, 1, 2, 1, 2, 3, 7, 4, 5, 6].map((i) => rest[i]!)];
     const t0 = 100_000_000_000n;
     const image = (path: string, size: number): ExportImage => ({ file: path, offset: 0x1000, size, address: 0x401000n });
-    const input = (tsc: boolean): ExportInput => ({
+    const input = (tsc: boolean, execTsc = t0 + 1000n): ExportInput => ({
       ...oneThread(smallTrace(t0), [image(small.path, 0x18)]),
       streams: [
         { pid: 1000, tid: 1000, trace: smallTrace(t0), images: [image(small.path, 0x18)] },
-        { pid: 1000, tid: 1000, trace: smallTrace(t0 + 1000n), images: [image(after.path, 0x19)], execComm: 'small-exec' },
+        { pid: 1000, tid: 1000, trace: smallTrace(execTsc), images: [image(after.path, 0x19)], execComm: 'small-exec' },
       ],
       timing: { tsc, mtc: false, cyc: false, mtcFreq: 0 },
     });
@@ -457,6 +457,12 @@ describe('perf script (linux-perf 6.1) decodes our perf.data', () => {
     // Without timestamps perf decodes the thread once, at its exit: the exporter says so.
     const untimed = exportPerfData(join(dir, 'exec-untimed.data'), input(false));
     expect(untimed.warnings).toEqual(['[1000/1000] ran several programs (exec): without timestamps perf decodes the whole thread with the images it has at its exit']);
+    // A clock that restarts with the new program cannot place the exec between the two: the exporter says so.
+    const restarted = exportPerfData(join(dir, 'exec-restart.data'), input(true, t0));
+    expect(restarted.timed).toBe(true);
+    expect(restarted.warnings).toEqual([
+      `[1000/1000] ran several programs (exec), but the clock of its stream for small-exec restarts (first TSC 0x${t0.toString(16)}, not after the last before the exec, 0x${t0.toString(16)}): perf decodes the instructions before the exec with the new program's images`,
+    ]);
   });
 
   it('falls back to timeless decoding when the trace has no TSC to start from', () => {

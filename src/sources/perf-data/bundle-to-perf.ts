@@ -301,25 +301,35 @@ export function exportPerfData(path: string, input: ExportInput): ExportResult {
   if (clock < 1n) throw new Error('the first TSC is too small to place the sideband before it');
   for (const e of start) e.time = clock++;
   const sideband: SidebandEvent[] = [...start];
+  const lastTscs = timed ? streams.map((s) => lastTsc(s.trace)) : [];
+  const previous = new Map<string, number>();
   streams.forEach((s, i) => {
+    const key = taskKey(s.pid, s.tid);
+    const before = previous.get(key);
+    previous.set(key, i);
     if (s.execComm === undefined) return;
-    const at = timed ? firstTscs[i]! - BigInt(1 + s.images.length) : clock;
+    // The exec just before the new program's first TSC, and never before the sideband already placed.
+    let at = clock;
+    if (timed) {
+      const first = firstTscs[i]!;
+      const last = before !== undefined ? lastTscs[before] ?? firstTscs[before]! : null;
+      if (last !== null && first <= last) {
+        warnings.push(`[${key}] ran several programs (exec), but the clock of its stream for ${s.execComm} restarts (first TSC 0x${first.toString(16)}, not after the last before the exec, 0x${last.toString(16)}): perf decodes the instructions before the exec with the new program's images`);
+      }
+      const wanted = first - BigInt(1 + s.images.length);
+      if (wanted > at) at = wanted;
+    }
     sideband.push({ kind: 'comm', time: at, cpu, pid: s.pid, tid: s.tid, comm: s.execComm.slice(0, 15), exec: true });
     // exec replaces the image set: map the new program's images again.
     mapped.set(s.pid, new Set());
-    const before = start.length;
+    const mark = start.length;
     mmaps(s.pid, s.images);
-    start.splice(before).forEach((e, j) => sideband.push({ ...e, time: at + 1n + BigInt(j) }));
-    if (!timed) clock = at + 1n + BigInt(s.images.length);
+    start.splice(mark).forEach((e, j) => sideband.push({ ...e, time: at + 1n + BigInt(j) }));
+    clock = at + 1n + BigInt(s.images.length);
   });
   // EXITs once every trace is over: children and threads first.
   let end = clock;
-  if (timed) {
-    for (const s of streams) {
-      const last = lastTsc(s.trace);
-      if (last !== null && last >= end) end = last + 1n;
-    }
-  }
+  for (const last of lastTscs) if (last !== null && last >= end) end = last + 1n;
   for (const k of [...tasks].reverse()) {
     const parent = k.parent ?? { pid: k.pid, tid: k.tid };
     sideband.push({ kind: 'exit', time: end++, cpu, pid: k.pid, ppid: parent.pid, tid: k.tid, ptid: parent.tid });
