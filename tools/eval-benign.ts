@@ -34,6 +34,7 @@ import { traceInputs } from '../src/analyses/trace-input.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import type { Recording } from '../src/sources/model/recording.js';
 import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
+import { PREPARED_UNSEEN_REASON } from '../src/analyses/stack-switch.js';
 import { ControlFlowWalker, TransferKind } from '../src/flow/control-flow.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
@@ -542,7 +543,8 @@ interface ProgramResult {
   status: 'analysed' | 'not recordable yet' | 'recording failed';
   why?: string;
   runs: RunResult[];
-  flowguard?: { checks: number; fast: number; slowWindows: number; fastSeconds: number; slowSeconds: number; findings: number };
+  /** `unseenSwitches`: stack switches the slow path could not check (prepared before its decode start); absent in older results files. */
+  flowguard?: { checks: number; fast: number; slowWindows: number; fastSeconds: number; slowSeconds: number; findings: number; unseenSwitches?: number };
 }
 
 async function evaluateProgram(p: Program, inputs: Record<'a' | 'b', Inputs>, work: string, probes: Record<Need, ProbeResult>, reuse: boolean): Promise<ProgramResult> {
@@ -595,7 +597,9 @@ async function evaluateProgram(p: Program, inputs: Record<'a' | 'b', Inputs>, wo
   withRecording(bundles.b!, (rec) => trainFlowGuardPolicy(policy, traceInputs(rec).map((i) => i.trace)));
   const fg = analyzeBundle(bundles.a!, { detectors: ['flowguard'], policyFile: policy });
   const stat = (key: string): number => sum(fg, (r) => r.detectors[0].stats[key] ?? 0);
-  res.flowguard = { checks: stat('checks'), fast: stat('fastSettled'), slowWindows: stat('slowWindows'), fastSeconds: stat('fastSeconds'), slowSeconds: stat('slowSeconds'), findings: sum(fg, (r) => r.findings.length) };
+  res.flowguard = { checks: stat('checks'), fast: stat('fastSettled'), slowWindows: stat('slowWindows'), fastSeconds: stat('fastSeconds'), slowSeconds: stat('slowSeconds'), findings: sum(fg, (r) => r.findings.length),
+    unseenSwitches: sum(fg, (r) => r.unchecked.filter((u) => u.reason === PREPARED_UNSEEN_REASON).reduce((n, u) => n + u.count, 0)),
+  };
   return res;
 }
 
@@ -614,6 +618,8 @@ function report(results: ProgramResult[], markdown: boolean): string[] {
   const fgFastSec = analysed.reduce((n, r) => n + (r.flowguard?.fastSeconds ?? 0), 0);
   const fgSlowSec = analysed.reduce((n, r) => n + (r.flowguard?.slowSeconds ?? 0), 0);
   const fgFindings = analysed.reduce((n, r) => n + (r.flowguard?.findings ?? 0), 0);
+  const fgUnseen = analysed.reduce((n, r) => n + (r.flowguard?.unseenSwitches ?? 0), 0);
+  const fgUnseenMissing = analysed.filter((r) => r.flowguard !== undefined && r.flowguard.unseenSwitches === undefined).length;
   if (markdown) {
     lines.push('| program | exercises | instructions (runs a + b) | findings | unbounded jumps (unchecked) | FlowGuard fast path |');
     lines.push('|---|---|---|---|---|---|');
@@ -648,7 +654,7 @@ function report(results: ProgramResult[], markdown: boolean): string[] {
     `Benign set: ${analysed.length} programs analysed (${analysed.length * 2} recordings, ${insns.toLocaleString('en-US')} instructions): ${findings} findings at default thresholds; ${unchecked} indirect jumps with unbounded target sets counted as unchecked; ${pending.length} programs not analysed (${pending.filter((r) => r.status === 'not recordable yet').length} not recordable yet).`,
   );
   lines.push(
-    `FlowGuard (trained on run b, checking run a): ${fgFast} of ${fgChecks} checks settled on the fast path (${pct(fgFast, fgChecks)}); fast path ${fgChecks > 0 ? ((1e6 * fgFastSec) / fgChecks).toFixed(1) : 'n/a'} µs per check, slow path ${fgSlow > 0 ? ((1e3 * fgSlowSec) / fgSlow).toFixed(1) : 'n/a'} ms per window (${fgSlow} windows); ${fgFindings} FlowGuard findings.`,
+    `FlowGuard (trained on run b, checking run a): ${fgFast} of ${fgChecks} checks settled on the fast path (${pct(fgFast, fgChecks)}); fast path ${fgChecks > 0 ? ((1e6 * fgFastSec) / fgChecks).toFixed(1) : 'n/a'} µs per check, slow path ${fgSlow > 0 ? ((1e3 * fgSlowSec) / fgSlow).toFixed(1) : 'n/a'} ms per window (${fgSlow} windows); ${fgFindings} FlowGuard findings; ${fgUnseen} stack switches in slow-path windows counted as unchecked (prepared before the window's decode start)${fgUnseenMissing > 0 ? ` (${fgUnseenMissing} programs' results predate that count)` : ''}.`,
   );
   return lines;
 }
