@@ -1,0 +1,123 @@
+/**
+ * Code that exists only at run time (a JIT's output, unpacked or injected
+ * code): the bytes of every translated block that no file maps, or whose
+ * bytes differ from the file mapped there, as qemu logged them when it
+ * translated the block (qemu-log.ts).
+ *
+ * Each captured range is one run-time image. Code rewritten at the same
+ * address (a JIT reusing its buffer) is a new version: an image of its own,
+ * later in {@link images}' order, with the position where it first ran.
+ * Mapped in that order, later images replace the overlapped bytes of earlier
+ * ones (libipt's and ptscope's image rule), so a static decode sees each
+ * address's last version; `firstExecuted` tells where each version started.
+ *
+ * Bounded: at most {@link MAX_RUNTIME_IMAGES} images and
+ * {@link MAX_RUNTIME_BYTES} bytes; beyond, code is not captured (a warning,
+ * and the decoder reports those addresses as unmapped).
+ */
+
+/** One run-time image: bytes at an address, and when they first ran. */
+export interface RuntimeImage {
+  address: number;
+  bytes: Uint8Array;
+  /** Instructions the recording had executed (all threads) before this code first ran. */
+  firstExecuted: number;
+}
+
+const MAX_RUNTIME_IMAGES = 2048;
+const MAX_RUNTIME_BYTES = 64 << 20;
+
+export class RuntimeCode {
+  private readonly list: RuntimeImage[] = [];
+  private totalBytes = 0;
+  /** Blocks not captured (a bound was reached). */
+  dropped = 0;
+  /** Blocks at an address whose earlier bytes differ (new versions). */
+  rewritten = 0;
+
+  /** A copy for a forked child (its address space starts as the parent's). */
+  fork(): RuntimeCode {
+    const c = new RuntimeCode();
+    for (const im of this.list) c.list.push({ ...im, bytes: im.bytes.slice() });
+    c.totalBytes = this.totalBytes;
+    return c;
+  }
+
+  /** The images in the order to map them (a later one replaces what it overlaps). */
+  get images(): readonly RuntimeImage[] {
+    return this.list;
+  }
+
+  /** True if some captured image covers `ip`. */
+  contains(ip: number): boolean {
+    for (const im of this.list) if (ip >= im.address && ip < im.address + im.bytes.length) return true;
+    return false;
+  }
+
+  /**
+   * A block of run-time code `bytes` at `address` first runs at position
+   * `at`. Bytes equal to the current ones extend the last image they touch;
+   * a difference starts a new version.
+   */
+  add(address: number, bytes: Uint8Array, at: number): void {
+    const end = address + bytes.length;
+    const state = this.compare(address, bytes);
+    if (state === 'same') return;
+    if (state === 'consistent') {
+      // Extend the last image that overlaps or touches the block.
+      for (let k = this.list.length - 1; k >= 0; k--) {
+        const im = this.list[k];
+        const imEnd = im.address + im.bytes.length;
+        if (im.address > end || imEnd < address) continue;
+        const start = Math.min(im.address, address);
+        const grown = new Uint8Array(Math.max(imEnd, end) - start);
+        grown.set(bytes, address - start);
+        grown.set(im.bytes, im.address - start);
+        if (!this.reserve(grown.length - im.bytes.length)) return;
+        im.address = start;
+        im.bytes = grown;
+        return;
+      }
+    } else {
+      this.rewritten++;
+    }
+    if (this.list.length >= MAX_RUNTIME_IMAGES || !this.reserve(bytes.length)) {
+      this.dropped++;
+      return;
+    }
+    this.list.push({ address, bytes: bytes.slice(), firstExecuted: at });
+  }
+
+  private reserve(n: number): boolean {
+    if (this.totalBytes + n > MAX_RUNTIME_BYTES) {
+      this.dropped++;
+      return false;
+    }
+    this.totalBytes += n;
+    return true;
+  }
+
+  /**
+   * How `bytes` at `address` compare with the current bytes there (each
+   * address's last image): all present and equal ('same'), equal where
+   * present ('consistent'), or different somewhere ('differs').
+   */
+  private compare(address: number, bytes: Uint8Array): 'same' | 'consistent' | 'differs' {
+    const n = bytes.length;
+    const seen = new Uint8Array(n);
+    let left = n;
+    for (let k = this.list.length - 1; k >= 0 && left > 0; k--) {
+      const im = this.list[k];
+      const from = Math.max(address, im.address);
+      const to = Math.min(address + n, im.address + im.bytes.length);
+      for (let a = from; a < to; a++) {
+        const i = a - address;
+        if (seen[i] !== 0) continue;
+        if (im.bytes[a - im.address] !== bytes[i]) return 'differs';
+        seen[i] = 1;
+        left--;
+      }
+    }
+    return left === 0 ? 'same' : 'consistent';
+  }
+}
