@@ -58,7 +58,7 @@ export interface BundleImage {
   size: number;
   address: string;
   /** Code no file holds (bundle-images.ts): where it first ran, in instructions the recording executed before. */
-  runtime?: { firstExecuted: number } | null;
+  runtime?: { firstExecuted: number | null } | null;
 }
 
 export interface BundleManifest {
