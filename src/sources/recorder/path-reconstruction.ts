@@ -205,7 +205,11 @@ export class PathReconstruction implements QemuLogSink {
       if (old !== undefined) this.cache.bytes -= this.blockSize(old);
       this.blocks.set(ptr, block);
       this.cache.bytes += this.blockSize(block);
-      if (this.cache.bytes > this.limits.maxBlockBytes) return this.stop(pc, 'recorder-memory');
+      if (this.cache.bytes > this.limits.maxBlockBytes) {
+        // The block before ran up to here: it counts, and the trace stops before this one.
+        if (this.pending !== null && this.deferred === null) this.commit(this.pending, pc);
+        return this.stop(pc, 'recorder-memory');
+      }
     } else {
       block = this.blocks.get(ptr);
     }

@@ -4,7 +4,8 @@
  * bytes differ from the file mapped there, as qemu logged them when it
  * translated the block (qemu-log.ts).
  *
- * Each captured range is one run-time image. Code rewritten at the same
+ * Each captured range is one run-time image (blocks close together share
+ * one). Code rewritten at the same
  * address (a JIT reusing its buffer) is a new version: an image of its own,
  * later in {@link images}' order, with the position where it first ran.
  * Mapped in that order, later images replace the overlapped bytes of earlier
@@ -19,16 +20,28 @@
 /** One run-time image: bytes at an address, and when they first ran. */
 export interface RuntimeImage {
   address: number;
+  /** The captured bytes; between captured blocks (never executed), zero. */
   bytes: Uint8Array;
   /** Instructions the recording had executed (all threads) before this code first ran. */
   firstExecuted: number;
 }
 
+/** A run-time image and which of its bytes were captured. */
+interface Captured extends RuntimeImage {
+  known: Uint8Array;
+}
+
 const MAX_RUNTIME_IMAGES = 2048;
 const MAX_RUNTIME_BYTES = 64 << 20;
+/**
+ * Blocks this close to an image join it (the gap, never executed, is zero):
+ * a JIT's functions lie close together, and one image per function would
+ * be thousands of files.
+ */
+const JOIN_GAP = 256;
 
 export class RuntimeCode {
-  private readonly list: RuntimeImage[] = [];
+  private readonly list: Captured[] = [];
   private totalBytes = 0;
   /** Blocks not captured (a bound was reached). */
   dropped = 0;
@@ -38,7 +51,7 @@ export class RuntimeCode {
   /** A copy for a forked child (its address space starts as the parent's). */
   fork(): RuntimeCode {
     const c = new RuntimeCode();
-    for (const im of this.list) c.list.push({ ...im, bytes: im.bytes.slice() });
+    for (const im of this.list) c.list.push({ ...im, bytes: im.bytes.slice(), known: im.known.slice() });
     c.totalBytes = this.totalBytes;
     return c;
   }
@@ -48,34 +61,40 @@ export class RuntimeCode {
     return this.list;
   }
 
-  /** True if some captured image covers `ip`. */
+  /** True if some captured block covers `ip`. */
   contains(ip: number): boolean {
-    for (const im of this.list) if (ip >= im.address && ip < im.address + im.bytes.length) return true;
+    for (const im of this.list) if (ip >= im.address && ip < im.address + im.bytes.length && im.known[ip - im.address] !== 0) return true;
     return false;
   }
 
   /**
    * A block of run-time code `bytes` at `address` first runs at position
-   * `at`. Bytes equal to the current ones extend the last image they touch;
-   * a difference starts a new version.
+   * `at`. Bytes equal to the current ones join the last image near them; a
+   * difference starts a new version.
    */
   add(address: number, bytes: Uint8Array, at: number): void {
     const end = address + bytes.length;
     const state = this.compare(address, bytes);
     if (state === 'same') return;
     if (state === 'consistent') {
-      // Extend the last image that overlaps or touches the block.
+      // Join the last image near the block (a later one would hide the joined bytes).
       for (let k = this.list.length - 1; k >= 0; k--) {
         const im = this.list[k];
         const imEnd = im.address + im.bytes.length;
-        if (im.address > end || imEnd < address) continue;
+        if (im.address > end + JOIN_GAP || imEnd + JOIN_GAP < address) continue;
+        if (!this.joinable(k, Math.min(im.address, address), Math.max(imEnd, end))) break;
         const start = Math.min(im.address, address);
-        const grown = new Uint8Array(Math.max(imEnd, end) - start);
-        grown.set(bytes, address - start);
+        const size = Math.max(imEnd, end) - start;
+        if (!this.reserve(size - im.bytes.length)) return;
+        const grown = new Uint8Array(size);
+        const known = new Uint8Array(size);
         grown.set(im.bytes, im.address - start);
-        if (!this.reserve(grown.length - im.bytes.length)) return;
+        known.set(im.known, im.address - start);
+        grown.set(bytes, address - start);
+        known.fill(1, address - start, end - start);
         im.address = start;
         im.bytes = grown;
+        im.known = known;
         return;
       }
     } else {
@@ -85,7 +104,21 @@ export class RuntimeCode {
       this.dropped++;
       return;
     }
-    this.list.push({ address, bytes: bytes.slice(), firstExecuted: at });
+    this.list.push({ address, bytes: bytes.slice(), known: new Uint8Array(bytes.length).fill(1), firstExecuted: at });
+  }
+
+  /**
+   * Growing image `k` to [start, end) must not cover captured bytes of an
+   * earlier image with its gap's zeros (mapped later, it would hide them).
+   */
+  private joinable(k: number, start: number, end: number): boolean {
+    for (let j = 0; j < k; j++) {
+      const o = this.list[j];
+      const from = Math.max(start, o.address);
+      const to = Math.min(end, o.address + o.bytes.length);
+      if (from < to) return false;
+    }
+    return true;
   }
 
   private reserve(n: number): boolean {
@@ -99,8 +132,8 @@ export class RuntimeCode {
 
   /**
    * How `bytes` at `address` compare with the current bytes there (each
-   * address's last image): all present and equal ('same'), equal where
-   * present ('consistent'), or different somewhere ('differs').
+   * address's last captured byte): all captured and equal ('same'), equal
+   * where captured ('consistent'), or different somewhere ('differs').
    */
   private compare(address: number, bytes: Uint8Array): 'same' | 'consistent' | 'differs' {
     const n = bytes.length;
@@ -112,7 +145,7 @@ export class RuntimeCode {
       const to = Math.min(address + n, im.address + im.bytes.length);
       for (let a = from; a < to; a++) {
         const i = a - address;
-        if (seen[i] !== 0) continue;
+        if (seen[i] !== 0 || im.known[a - im.address] === 0) continue;
         if (im.bytes[a - im.address] !== bytes[i]) return 'differs';
         seen[i] = 1;
         left--;
