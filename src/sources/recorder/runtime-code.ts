@@ -82,7 +82,7 @@ export class RuntimeCode {
         const im = this.list[k];
         const imEnd = im.address + im.bytes.length;
         if (im.address > end + JOIN_GAP || imEnd + JOIN_GAP < address) continue;
-        if (!this.joinable(k, Math.min(im.address, address), Math.max(imEnd, end))) break;
+        if (!this.joinable(k, address, end)) break;
         const start = Math.min(im.address, address);
         const size = Math.max(imEnd, end) - start;
         if (!this.reserve(size - im.bytes.length)) return;
@@ -108,15 +108,20 @@ export class RuntimeCode {
   }
 
   /**
-   * Growing image `k` to [start, end) must not cover captured bytes of an
-   * earlier image with its gap's zeros (mapped later, it would hide them).
+   * Growing image `k` over a block at [address, end) must not cover captured
+   * bytes of an earlier image with the gap's zeros (mapped later, they would
+   * hide them).
    */
-  private joinable(k: number, start: number, end: number): boolean {
+  private joinable(k: number, address: number, end: number): boolean {
+    const im = this.list[k];
+    const imEnd = im.address + im.bytes.length;
+    const gap = end < im.address ? [end, im.address] : [imEnd, address];
+    if (!(gap[1] > gap[0])) return true;
     for (let j = 0; j < k; j++) {
       const o = this.list[j];
-      const from = Math.max(start, o.address);
-      const to = Math.min(end, o.address + o.bytes.length);
-      if (from < to) return false;
+      const from = Math.max(gap[0], o.address);
+      const to = Math.min(gap[1], o.address + o.bytes.length);
+      for (let a = from; a < to; a++) if (o.known[a - o.address] !== 0) return false;
     }
     return true;
   }
