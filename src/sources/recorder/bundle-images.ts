@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { bundleImages, hex, type BundleImage } from './bundle.js';
 import type { GuestFiles } from './guest-files.js';
 import type { MemoryMap } from './memory-map.js';
+import { MAX_RUNTIME_IMAGES } from './runtime-code.js';
 import { safeBaseName } from './record-support.js';
 
 /** The original path a run-time image is listed under (no file holds it). */
@@ -33,7 +34,14 @@ export function writeAddressSpaceImages(staging: string, memory: MemoryMap, file
   }
   const images = bundleImages(mapped.filter((m) => copies.has(m.path)), copies);
   const runtime = memory.runtime;
+  // One bound for the bundle (the importer accepts INPUT_LIMITS.images entries in all).
+  let room = MAX_RUNTIME_IMAGES - [...copies.keys()].filter((k) => k.startsWith('\0')).length;
+  let left = 0;
   for (const im of runtime.images) {
+    if (room-- <= 0) {
+      left++;
+      continue;
+    }
     // A key no path has (paths are absolute), so that names stay numbered in order.
     const name = `images/${copies.size}-runtime-${im.address.toString(16)}`;
     copies.set(`\0${name}`, name);
@@ -43,6 +51,7 @@ export function writeAddressSpaceImages(staging: string, memory: MemoryMap, file
   if (runtime.images.length > 0) {
     warnings.push(`${runtime.images.length} run-time image(s): executed code no file holds (generated at run time), captured from the emulator's translations${runtime.rewritten > 0 ? `; ${runtime.rewritten} block(s) rewritten at an address that ran other code before, kept as later versions: a decoder that maps every image at once decodes each address with its last version` : ''}`);
   }
+  if (left > 0) warnings.push(`${left} run-time image(s) not kept: the bundle holds at most ${MAX_RUNTIME_IMAGES}; a decoder finds no code there`);
   if (runtime.dropped > 0) warnings.push(`${runtime.dropped} block(s) of run-time code not captured (the recorder's bound on run-time images was reached): a decoder finds no code there`);
   return images;
 }

@@ -12,8 +12,8 @@
  * ones (libipt's and ptscope's image rule), so a static decode sees each
  * address's last version; `firstExecuted` tells where each version started.
  *
- * Bounded: at most {@link MAX_RUNTIME_IMAGES} images and
- * {@link MAX_RUNTIME_BYTES} bytes; beyond, code is not captured (a warning,
+ * Bounded: at most {@link MAX_RUNTIME_IMAGES} images per address space and
+ * {@link MAX_RUNTIME_BYTES} bytes in all (forks share the bound); beyond, code is not captured (a warning,
  * and the decoder reports those addresses as unmapped).
  */
 
@@ -31,7 +31,7 @@ interface Captured extends RuntimeImage {
   known: Uint8Array;
 }
 
-const MAX_RUNTIME_IMAGES = 2048;
+export const MAX_RUNTIME_IMAGES = 2048;
 const MAX_RUNTIME_BYTES = 64 << 20;
 /**
  * Blocks this close to an image join it (the gap, never executed, is zero):
@@ -42,17 +42,24 @@ const JOIN_GAP = 256;
 
 export class RuntimeCode {
   private readonly list: Captured[] = [];
-  private totalBytes = 0;
+  /** Bytes held by this address space and every one forked from it or it from (one bound for the recording). */
+  private readonly held: { bytes: number };
   /** Blocks not captured (a bound was reached). */
   dropped = 0;
   /** Blocks at an address whose earlier bytes differ (new versions). */
   rewritten = 0;
 
+  constructor(held: { bytes: number } = { bytes: 0 }) {
+    this.held = held;
+  }
+
   /** A copy for a forked child (its address space starts as the parent's). */
   fork(): RuntimeCode {
-    const c = new RuntimeCode();
-    for (const im of this.list) c.list.push({ ...im, bytes: im.bytes.slice(), known: im.known.slice() });
-    c.totalBytes = this.totalBytes;
+    const c = new RuntimeCode(this.held);
+    for (const im of this.list) {
+      if (!c.reserve(im.bytes.length)) break;
+      c.list.push({ ...im, bytes: im.bytes.slice(), known: im.known.slice() });
+    }
     return c;
   }
 
@@ -127,11 +134,11 @@ export class RuntimeCode {
   }
 
   private reserve(n: number): boolean {
-    if (this.totalBytes + n > MAX_RUNTIME_BYTES) {
+    if (this.held.bytes + n > MAX_RUNTIME_BYTES) {
       this.dropped++;
       return false;
     }
-    this.totalBytes += n;
+    this.held.bytes += n;
     return true;
   }
 
