@@ -15,9 +15,12 @@ describe('RuntimeCode', () => {
       { at: 0x1000, bytes: [0xb8, 1, 0, 0, 0, 0xc3, 0, 0, 0x90, 0xc3], first: 10 },
       { at: 0x9000, bytes: [0xc3], first: 30 },
     ]);
-    expect([c.contains(0x1005), c.contains(0x1006), c.contains(0x1009)]).toEqual([true, false, true]);
     // The same bytes again (a re-translation) change nothing.
     c.add(0x1002, b(0, 0, 0, 0xc3), 40);
+    expect(c.images).toHaveLength(2);
+    // Code later run in the gap is not a rewrite of its zeros.
+    c.add(0x1006, b(0x90, 0x90), 45);
+    expect(view(c)[0].bytes.slice(6, 8)).toEqual([0x90, 0x90]);
     expect(c.images).toHaveLength(2);
     expect(c.rewritten).toBe(0);
   });

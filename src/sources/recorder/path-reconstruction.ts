@@ -57,6 +57,8 @@ interface Block {
   readonly covered: boolean;
   /** No file holds these bytes: captured as run-time code when the block first runs. */
   runtime: boolean;
+  /** Neither a file nor captured run-time code holds it (a bound was reached). */
+  unmapped: boolean;
 }
 
 /** Signals the CPU raises at the faulting instruction. */
@@ -188,6 +190,7 @@ export class PathReconstruction implements QemuLogSink {
       firstIsRep: d.firstIsRep,
       covered: this.session.coveredByFilter(d.ips[0], d.ips[n - 1]),
       runtime: false,
+      unmapped: false,
     };
     this.stats.translations++;
   }
@@ -264,12 +267,11 @@ export class PathReconstruction implements QemuLogSink {
    * become run-time code. A block of neither kind is unmapped.
    */
   private captureRuntime(block: Block): void {
-    const pc = block.ips[0];
     if (block.runtime) {
       block.runtime = false;
-      this.memory.runtime.add(pc, block.bytes, this.stats.instructions);
+      block.unmapped = !this.memory.runtime.add(block.ips[0], block.bytes, this.stats.instructions);
     }
-    if (!this.memory.contains(pc) && !this.memory.runtime.contains(pc)) this.stats.unmappedTbs++;
+    if (block.unmapped) this.stats.unmappedTbs++;
   }
 
   /**

@@ -68,21 +68,15 @@ export class RuntimeCode {
     return this.list;
   }
 
-  /** True if some captured block covers `ip`. */
-  contains(ip: number): boolean {
-    for (const im of this.list) if (ip >= im.address && ip < im.address + im.bytes.length && im.known[ip - im.address] !== 0) return true;
-    return false;
-  }
-
   /**
    * A block of run-time code `bytes` at `address` first runs at position
    * `at`. Bytes equal to the current ones join the last image near them; a
-   * difference starts a new version.
+   * difference starts a new version. False if a bound left it out.
    */
-  add(address: number, bytes: Uint8Array, at: number): void {
+  add(address: number, bytes: Uint8Array, at: number): boolean {
     const end = address + bytes.length;
     const state = this.compare(address, bytes);
-    if (state === 'same') return;
+    if (state === 'same') return true;
     if (state === 'consistent') {
       // Join the last image near the block (a later one would hide the joined bytes).
       for (let k = this.list.length - 1; k >= 0; k--) {
@@ -92,7 +86,7 @@ export class RuntimeCode {
         if (!this.joinable(k, address, end)) break;
         const start = Math.min(im.address, address);
         const size = Math.max(imEnd, end) - start;
-        if (!this.reserve(size - im.bytes.length)) return;
+        if (!this.reserve(size - im.bytes.length)) return false;
         const grown = new Uint8Array(size);
         const known = new Uint8Array(size);
         grown.set(im.bytes, im.address - start);
@@ -102,16 +96,17 @@ export class RuntimeCode {
         im.address = start;
         im.bytes = grown;
         im.known = known;
-        return;
+        return true;
       }
     } else {
       this.rewritten++;
     }
     if (this.list.length >= MAX_RUNTIME_IMAGES || !this.reserve(bytes.length)) {
       this.dropped++;
-      return;
+      return false;
     }
     this.list.push({ address, bytes: bytes.slice(), known: new Uint8Array(bytes.length).fill(1), firstExecuted: at });
+    return true;
   }
 
   /**
