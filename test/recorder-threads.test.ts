@@ -232,13 +232,14 @@ describe('recording threads', () => {
     // exec fits, the emulator's (which carries it as PTSCOPE_E=...) does not.
     const res = await rec(['/bin/sh', '-c', 'X=$(head -c 131065 /dev/zero | tr "\\0" x) /bin/ls /proc/self/fd | wc -l; echo done'], 'exec-native');
     const lines = res.stdout.trim().split('\n');
-    expect(lines[1]).toBe('done');
+    expect(lines[1], res.stdout).toBe('done');
     // ls ran natively: its standard streams and the descriptor it lists with, no log.
-    expect(Number(lines[0])).toBeLessThanOrEqual(5);
+    expect(Number(lines[0]), res.stdout).toBeLessThanOrEqual(5);
     const v2 = readBundleManifest(res.bundle) as ManifestV2;
-    const native = v2.processes.filter((p) => p.untraced !== null);
-    expect(native).toHaveLength(1);
-    expect(native[0].untraced).toMatch(/^\/usr\/bin\/ls \(started by exec\) ran natively, untraced: the emulator could not be started on it \(errno 7\)$/);
+    // The whole list, so that a failure shows every process's state.
+    expect(v2.processes.map((p) => p.untraced).filter((u) => u !== null)).toEqual([
+      expect.stringMatching(/^\/usr\/bin\/ls \(started by exec\) ran natively, untraced: the emulator could not be started on it \(errno 7\)$/),
+    ]);
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 });

@@ -46,7 +46,7 @@ import {
 } from './slice.js';
 import { asBitVec, conditionOf, type Cond, type FlagKind, type Flags } from './flag-conditions.js';
 import { Unsolved } from './unsolved.js';
-import { DEFAULT_SOLVER_TIMEOUT_MS } from './z3-context.js';
+import { checkWithin, DEFAULT_SOLVER_TIMEOUT_MS } from './z3-context.js';
 
 interface MemByte {
   c: number;
@@ -324,10 +324,10 @@ export class SymbolicExecutor implements ModelHost {
     const s = new this.z3.Solver();
     s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     for (const k of this.constraints) s.add(k);
-    if ((await s.check()) !== 'sat') throw new Unsolved(`no value fits the constraints before ${what}`);
+    if ((await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS)) !== 'sat') throw new Unsolved(`no value fits the constraints before ${what}`);
     const v = (s.model().eval(e, true) as unknown as { value(): bigint }).value();
     s.add(e.neq(this.z3.BitVec.val(v, e.sort.size())));
-    if ((await s.check()) !== 'unsat') throw new Unsolved(`symbolic pointer in ${what} can take several values`);
+    if ((await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS)) !== 'unsat') throw new Unsolved(`symbolic pointer in ${what} can take several values`);
     return v;
   }
 
@@ -466,7 +466,7 @@ export class SymbolicExecutor implements ModelHost {
     const s = new this.z3.Solver();
     s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     for (const k of this.constraints) s.add(k);
-    return (await s.check()) !== 'unsat';
+    return (await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS)) !== 'unsat';
   }
 
   /** Index in the plan's path of the last block entered after the guard. */
@@ -505,7 +505,7 @@ export class SymbolicExecutor implements ModelHost {
         s.add(v.uge(z.BitVec.val(range[0], ret.bits)), v.ule(z.BitVec.val(range[1], ret.bits)));
       }
     }
-    const r = await s.check();
+    const r = await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     if (r === 'unknown') return { solved: false, reason: 'the solver gave up (timeout)', reached: true };
     if (r === 'unsat') return { solved: false, reason: 'no call results satisfy every condition on the way (unsat)', reached: true };
     const model = s.model();

@@ -30,3 +30,29 @@ export async function shutdownZ3(): Promise<void> {
  * the margin is for a loaded machine (a test suite running in parallel).
  */
 export const DEFAULT_SOLVER_TIMEOUT_MS = 20_000;
+
+/** Past the solver's own timeout, how long a query may take before it counts as lost. */
+const WATCHDOG_MARGIN_MS = 30_000;
+
+/**
+ * `solver.check()`, bounded: Z3's WASM build runs queries on worker threads,
+ * and a thread that crashes (seen once: "memory access out of bounds"
+ * inside Z3) never answers, which would hang the analysis. Past the solver's
+ * timeout plus a margin the query is lost: the context is dropped (a fresh
+ * one is made on next use) and the caller gets an Error.
+ */
+export async function checkWithin(solver: { check(): Promise<string> }, timeoutMs: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const lost = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void shutdownZ3();
+      reject(new Error(`the Z3 solver did not answer within ${Math.round((timeoutMs + WATCHDOG_MARGIN_MS) / 1000)} s (its worker thread failed)`));
+    }, timeoutMs + WATCHDOG_MARGIN_MS);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([solver.check(), lost]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
