@@ -99,15 +99,17 @@ export interface InThread {
 /**
  * `flow --jobs N` (N > 1). Refused, in one line, where the output depends
  * on the whole trace before each piece: the perf_event sideband (images
- * switched in trace order), block numbers (--stat with --block:show-blocks)
- * and the decoder's read offsets (--offset, --check).
+ * switched in trace order), the block decoder's blocks and the decoder's
+ * read offsets (--offset, --check).
  */
 export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWriter, errors: ErrorSink, inThread?: InThread): Promise<number> {
   if (a.sideband.active) throw new CliError('--jobs: the perf_event sideband (--pevent) is applied in trace order; decode it without --jobs.');
   // The offset printed is where the decoder has read to, and its read-ahead after a PSB it
   // synchronised at can differ from the serial decoder's long after the pieces agree.
   if (a.opts.fmt.offset || a.opts.check) throw new CliError('--jobs: --offset and --check print the decoder\'s read position, which depends on where decoding started; decode without --jobs.');
-  if (a.opts.stat && a.opts.showBlocks && !a.opts.json) throw new CliError('--jobs: --stat numbers the blocks of --block:show-blocks over the whole trace; decode it without --jobs.');
+  // Where the block decoder ends a block depends on its history (a block also ends where an
+  // event was pending, as at a PSB+ it passed): a piece splits blocks otherwise for a while.
+  if (a.kind === 'block' || (a.created?.kind ?? 'insn') === 'block') throw new CliError('--jobs: the block decoder\'s blocks depend on where decoding started; use the instruction decoder (the default) or decode without --jobs.');
   const workers = parseJobs(a.jobs);
   if (a.container !== null && a.created) throw new CliError(`${a.container}: give either a bundle/perf.data or --pt, not both.`);
   if (a.container === null && (!a.created || !a.trace)) throw new CliError('no pt file.');

@@ -1,0 +1,162 @@
+/**
+ * `flow --jobs` and `dump --jobs` (src/cli/parallel): the trace decoded in
+ * pieces cut at every PSB (in this thread) prints what the serial command
+ * prints, line for line, with the same exit status, on the real-CPU
+ * traces, a demo bundle and a mutated trace with decode errors; and the
+ * commands with `--jobs 2` on a worker pool print what `--jobs 1` prints.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runDumpCommand } from '../src/cli/dump-command.js';
+import { parseDumpArgs } from '../src/cli/dump.js';
+import { parseFlowArgs } from '../src/cli/flow-args.js';
+import { runFlowCommand } from '../src/cli/flow.js';
+import { LineWriter } from '../src/cli/output.js';
+import { runDumpInPieces } from '../src/cli/parallel/dump-pieces.js';
+import { runFlowInPieces } from '../src/cli/parallel/flow-pieces.js';
+import { psbOffsets } from '../src/flow/parallel/psb-split.js';
+import { REAL_TRACES } from './helpers/vectors.js';
+
+interface RealTrace {
+  name: string;
+  pt: string;
+  images: { file: string; address: string }[];
+}
+
+const real = (JSON.parse(readFileSync(join(REAL_TRACES, 'MANIFEST.json'), 'utf8')) as RealTrace[]).map((t) => ({
+  name: t.name,
+  pt: join(REAL_TRACES, t.name, t.pt),
+  raw: t.images.flatMap((i) => ['--raw', `${join(REAL_TRACES, t.name, i.file)}:${i.address}`]),
+}));
+const byName = (name: string) => real.find((r) => r.name === name)!;
+
+const EVERY_PSB = { plan: { everyPsb: true } };
+
+interface Run {
+  status: number;
+  text: string;
+  errors: string[];
+}
+
+async function flowSerial(argv: string[]): Promise<Run> {
+  const out = new LineWriter(null, 1 << 30);
+  const errors: string[] = [];
+  const status = await runFlowCommand(argv, out, (m) => errors.push(m));
+  out.flush();
+  return { status, text: out.text, errors };
+}
+
+async function flowPieces(argv: string[]): Promise<Run> {
+  const out = new LineWriter(null, 1 << 30);
+  const errors: string[] = [];
+  const a = parseFlowArgs(argv, out, (m) => errors.push(m))!;
+  const status = await runFlowInPieces(argv, a, out, (m) => errors.push(m), EVERY_PSB);
+  out.flush();
+  return { status, text: out.text, errors };
+}
+
+async function dumpSerial(argv: string[]): Promise<Run> {
+  const out = new LineWriter(null, 1 << 30);
+  const errors: string[] = [];
+  const status = await runDumpCommand(argv, out, (m) => errors.push(m));
+  out.flush();
+  return { status, text: out.text, errors };
+}
+
+async function dumpPieces(argv: string[]): Promise<Run> {
+  const out = new LineWriter(null, 1 << 30);
+  const errors: string[] = [];
+  const status = await runDumpInPieces(argv, parseDumpArgs(argv)!, [], out, (m) => errors.push(m), EVERY_PSB);
+  out.flush();
+  return { status, text: out.text, errors };
+}
+
+/** The unzip trace with bytes overwritten at fixed places (and an extended opcode no packet has): decode errors and resyncs. */
+function mutatedTrace(): string {
+  const bytes = new Uint8Array(readFileSync(byName('unzip').pt));
+  for (let at = 700; at < bytes.length; at += 2731) bytes[at] ^= 0x5a;
+  for (let at = 1500; at + 1 < bytes.length; at += 4099) bytes.set([0x02, 0xd5], at);
+  const path = join(mkdtempSync(join(tmpdir(), 'ptscope-par-text-')), 'mutated.pt');
+  writeFileSync(path, bytes);
+  return path;
+}
+
+describe('flow in pieces cut at every PSB prints the serial output', () => {
+  it.each(['unzip', 'dyn_test'])('%s: ptxed text, counts and tick events, JSON lines', async (name) => {
+    const t = byName(name);
+    expect(psbOffsets(readFileSync(t.pt)).length).toBeGreaterThan(3);
+    for (const extra of [[], ['--stat', '--event:tick'], ['--json', '--event:ip']]) {
+      const argv = ['--cpu', '6/158', ...t.raw, ...extra, '--pt', t.pt];
+      const serial = await flowSerial(argv);
+      expect(serial.text.split('\n').length).toBeGreaterThan(500);
+      expect(await flowPieces(argv)).toEqual(serial);
+    }
+  }, 300_000);
+
+  it('mruby: the counts (--quiet --stat)', async () => {
+    const t = byName('mruby');
+    const argv = ['--cpu', '6/158', ...t.raw, '--quiet', '--stat', '--pt', t.pt];
+    const serial = await flowSerial(argv);
+    expect(serial.text).toMatch(/^insn: [1-9][0-9]+\.\n$/);
+    expect(await flowPieces(argv)).toEqual(serial);
+  }, 300_000);
+
+  it('a mutated trace: the same errors and resyncs at the same places, with --resync-on-error and without', async () => {
+    const path = mutatedTrace();
+    for (const extra of [[], ['--resync-on-error']]) {
+      const argv = ['--cpu', '6/158', ...byName('unzip').raw, ...extra, '--pt', path];
+      const serial = await flowSerial(argv);
+      expect(serial.status).toBe(1);
+      expect(serial.text).toMatch(/error/);
+      expect(await flowPieces(argv)).toEqual(serial);
+    }
+  }, 300_000);
+
+  it('a demo bundle, as JSON lines too', async () => {
+    const bundle = join(process.cwd(), 'demo', 'rop_stack.exploit');
+    for (const extra of [[], ['--json']]) {
+      const serial = await flowSerial([...extra, bundle]);
+      expect(serial.text.split('\n').length).toBeGreaterThan(100);
+      expect(await flowPieces([...extra, bundle])).toEqual(serial);
+    }
+  }, 300_000);
+});
+
+describe('dump in pieces cut at every PSB prints the serial output', () => {
+  it.each(['unzip', 'dyn_test', 'mruby'])('%s (with --lastip, and as JSON)', async (name) => {
+    const t = byName(name);
+    for (const extra of [['--lastip'], ['--json']]) {
+      const argv = [...extra, t.pt];
+      const serial = await dumpSerial(argv);
+      expect(await dumpPieces(argv)).toEqual(serial);
+    }
+  }, 300_000);
+
+  it('a mutated trace: the same decode errors at the same offsets', async () => {
+    const argv = ['--lastip', mutatedTrace()];
+    const serial = await dumpSerial(argv);
+    expect(serial.status).toBe(1);
+    expect(serial.text).toMatch(/error decoding packet/);
+    expect(await dumpPieces(argv)).toEqual(serial);
+  }, 300_000);
+});
+
+describe('--jobs 2 on a worker pool', () => {
+  it('flow and dump print what --jobs 1 prints (mruby: several pieces)', async () => {
+    const t = byName('mruby');
+    const flow = ['--cpu', '6/158', ...t.raw, '--quiet', '--stat', '--pt', t.pt];
+    expect(await flowSerial([...flow, '--jobs', '2'])).toEqual(await flowSerial([...flow, '--jobs', '1']));
+    const dump = ['--lastip', '--jobs', '2', t.pt];
+    expect(await dumpSerial(dump)).toEqual(await dumpSerial(['--lastip', t.pt]));
+  }, 300_000);
+
+  it('refuses, in one line, what depends on the whole trace before a piece', async () => {
+    const t = byName('unzip');
+    await expect(async () => runFlowCommand(['--cpu', '6/158', ...t.raw, '--offset', '--jobs', '2', '--pt', t.pt], new LineWriter(null))).rejects.toThrow(/^--jobs: --offset and --check/);
+    await expect(async () => runFlowCommand(['--cpu', '6/158', ...t.raw, '--block-decoder', '--jobs', '2', '--pt', t.pt], new LineWriter(null))).rejects.toThrow(/^--jobs: the block decoder's blocks depend on where decoding started/);
+    await expect(async () => runDumpCommand(['--time', '--jobs', '2', t.pt], new LineWriter(null))).rejects.toThrow(/^--jobs: --time, --tcal and --pevent/);
+    expect(() => runDumpCommand(['--jobs', '0', t.pt], new LineWriter(null))).toThrow(/--jobs: expected a whole number from 1 to 256/);
+  });
+});
