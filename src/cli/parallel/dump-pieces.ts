@@ -129,7 +129,7 @@ export async function runDumpInPieces(
   }
   const decoderOptions = decoderOptionsOf(opts);
   const pool = inThread ? null : new LinePool(workers);
-  const groups = planPieces(trace, workers, decoderOptions.skd007 === true, inThread?.plan);
+  const groups = planPieces(trace, workers, decoderOptions.skd007 === true, 1 << 20, inThread?.plan);
   // As the serial dump: a trace without a PSB is an input error.
   if (!opts.noSync && new PacketStream(new BufferSource(trace), decoderOptions).syncForward() < 0) {
     await pool?.close();

@@ -20,6 +20,9 @@ import { CliError, LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
 import { LinePool, planPieces, printPieces, sharedBytes, type LinePlan, type LineTask, type PieceRunner } from './line-pieces.js';
 
+/** Trace bytes per piece at most: ptxed prints some hundred bytes of text per byte of trace. */
+const MAX_PIECE_BYTES = 128 << 10;
+
 /** What one stream is decoded with. */
 interface FlowTarget {
   kind: 'insn' | 'block';
@@ -131,7 +134,7 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
       }
       const target = targetOf(a, recording, s.index);
       const run: PieceRunner = pool === null ? async (range, limit) => flowPiece(target, trace, 0, range, limit) : pool.runner('flow', argv, s.index, trace);
-      const groups = planPieces(trace, workers, target.config.errata.skd007, inThread?.plan);
+      const groups = planPieces(trace, workers, target.config.errata.skd007, MAX_PIECE_BYTES, inThread?.plan);
       const c = await printPieces(groups, trace.length, run, 2 * workers, out, createProgress('flow', trace.length, a.opts.json));
       counts.insn += c.instructions;
       counts.blocks += c.transfers;

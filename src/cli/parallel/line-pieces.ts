@@ -12,13 +12,16 @@ import { Piscina } from 'piscina';
 import type { FlowStats } from '../../flow/control-flow.js';
 import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import { groupBudget, groupSegments, psbOffsets, type SegmentRange } from '../../flow/parallel/psb-split.js';
-import { FIRST_HAND_IN, handOverLines, lastPieceLines, type LinePiece } from '../../flow/parallel/zoned-lines.js';
+import { FIRST_HAND_IN, handOverLines, lastPieceLines, linesText, type LinePiece } from '../../flow/parallel/zoned-lines.js';
 import type { ProgressSink } from '../../reports/report-model.js';
 import type { LineWriter } from '../output.js';
+import type { OpenOptions } from '../../sources/import/open-recording.js';
 
 /** One piece for a worker: the command's argv (the worker rebuilds its setup from it), the stream, the shared trace bytes. */
 export interface LineTask {
-  command: 'flow' | 'dump';
+  command: 'flow' | 'dump' | 'coverage';
+  /** For coverage: the recording, opened by the worker as the command opened it. */
+  open?: { path: string; options: OpenOptions };
   argv: string[];
   stream: number;
   trace: Uint8Array;
@@ -29,19 +32,20 @@ export interface LineTask {
 /** Decodes one piece (up to `limit` for its overlap). */
 export type PieceRunner = (range: SegmentRange, limit: number) => Promise<LinePiece>;
 
-/** Piece bytes for text output: the text of a piece is held until printed. */
-const MAX_PIECE_BYTES = 1 << 20;
-
 export interface LinePlan {
   /** Cut at every PSB (tests). */
   everyPsb?: boolean;
   budget?: number;
 }
 
-/** Where the trace is cut. */
-export function planPieces(trace: Uint8Array, workers: number, skd007: boolean, plan: LinePlan = {}): SegmentRange[] {
+/**
+ * Where the trace is cut: about four pieces per worker, of at most
+ * `maxBytes` (a piece's text is one string, held until printed: a
+ * megabyte of trace can be hundreds of megabytes of ptxed text).
+ */
+export function planPieces(trace: Uint8Array, workers: number, skd007: boolean, maxBytes: number, plan: LinePlan = {}): SegmentRange[] {
   const psbs = psbOffsets(trace, skd007);
-  const budget = plan.everyPsb ? 1 : (plan.budget ?? groupBudget(trace.length, workers, 4, 64 << 10, MAX_PIECE_BYTES));
+  const budget = plan.everyPsb ? 1 : (plan.budget ?? groupBudget(trace.length, workers, 4, Math.min(64 << 10, maxBytes), maxBytes));
   return groupSegments(psbs, trace.length, budget);
 }
 
@@ -57,7 +61,8 @@ export async function printPieces(groups: readonly SegmentRange[], size: number,
     total.errors += c.errors;
   };
   const print = (p: LinePiece, [from, to]: [number, number]): void => {
-    for (let i = from; i < to; i++) out.line(p.lines[i]!);
+    const text = linesText(p, from, to);
+    if (text !== null) out.line(text);
   };
   const limitOf = (r: SegmentRange): number => {
     const after = groups.find((g) => g.from === r.to);
@@ -133,8 +138,13 @@ export class LinePool {
   }
 
   /** A runner for one stream: `trace` is shared with the workers (never copied to each). */
-  runner(command: LineTask['command'], argv: string[], stream: number, trace: Uint8Array): PieceRunner {
+  runner(command: 'flow' | 'dump', argv: string[], stream: number, trace: Uint8Array): PieceRunner {
     return (range, limit) => this.pool.run({ command, argv, stream, trace, range, limit } satisfies LineTask) as Promise<LinePiece>;
+  }
+
+  /** Run one task (its result type is the command's). */
+  run(task: LineTask): Promise<unknown> {
+    return this.pool.run(task);
   }
 
   close(): Promise<void> {

@@ -1,9 +1,11 @@
 /**
- * `flow --jobs` and `dump --jobs` (src/cli/parallel): the trace decoded in
- * pieces cut at every PSB (in this thread) prints what the serial command
- * prints, line for line, with the same exit status, on the real-CPU
- * traces, a demo bundle and a mutated trace with decode errors; and the
- * commands with `--jobs 2` on a worker pool print what `--jobs 1` prints.
+ * `flow --jobs`, `dump --jobs` and `coverage --jobs` (src/cli/parallel):
+ * the trace decoded in pieces cut at every PSB (in this thread) prints
+ * what the serial command prints, line for line, with the same exit
+ * status (coverage: the same blocks with the same counts, in the same
+ * order), on the real-CPU traces, a demo bundle and a mutated trace with
+ * decode errors; and the commands with `--jobs 2` on a worker pool print
+ * what `--jobs 1` prints.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +19,12 @@ import { LineWriter } from '../src/cli/output.js';
 import { runDumpInPieces } from '../src/cli/parallel/dump-pieces.js';
 import { runFlowInPieces } from '../src/cli/parallel/flow-pieces.js';
 import { psbOffsets } from '../src/flow/parallel/psb-split.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
+import type { OpenOptions } from '../src/sources/import/open-recording.js';
+import { runCoverageCommand } from '../src/cli/coverage.js';
+import { coverageInPieces, coveragePiece } from '../src/cli/parallel/coverage-pieces.js';
+import { ExecutedBlocks } from '../src/reports/drcov.js';
+import { walkTrace } from '../src/reports/report-model.js';
 import { REAL_TRACES } from './helpers/vectors.js';
 
 interface RealTrace {
@@ -143,7 +151,52 @@ describe('dump in pieces cut at every PSB prints the serial output', () => {
   }, 300_000);
 });
 
+/** Every block with its count, in the order the blocks first ran. */
+function blockList(blocks: ExecutedBlocks): string[] {
+  const list: string[] = [];
+  blocks.forEach((start, end, count) => list.push(`${start.toString(16)}-${end.toString(16)}x${count}`));
+  return list;
+}
+
+describe('coverage in pieces cut at every PSB gives the serial blocks', () => {
+  const inputs: [string, () => [string, OpenOptions]][] = [
+    ...real.map((t): [string, () => [string, OpenOptions]] => [t.name, () => [t.pt, { raw: t.raw.filter((_, i) => i % 2 === 1), cpu: '6/158' }]]),
+    ['demo rop_stack.exploit', () => [join(process.cwd(), 'demo', 'rop_stack.exploit'), {}]],
+    ['mutated unzip', () => [mutatedTrace(), { raw: byName('unzip').raw.filter((_, i) => i % 2 === 1), cpu: '6/158' }]],
+  ];
+  it.each(inputs)('%s', async (_name, source) => {
+    const [path, options] = source();
+    const serial = new ExecutedBlocks();
+    const stats = walkTrace(openTraceInput(path, options), [serial]);
+    const input = openTraceInput(path, options);
+    const pieces = new ExecutedBlocks();
+    const n = await coverageInPieces(input, async (r, limit) => coveragePiece(input, input.trace, 0, r, limit), 2, pieces, undefined, { everyPsb: true });
+    expect(n).toBe(stats.instructions);
+    expect(serial.size).toBeGreaterThan(100);
+    expect(blockList(pieces)).toEqual(blockList(serial));
+  }, 300_000);
+});
+
 describe('--jobs 2 on a worker pool', () => {
+  it('coverage: the same drcov file and JSON as --jobs 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ptscope-par-cov-'));
+    const bundle = join(process.cwd(), 'demo', 'rop_stack.exploit');
+    const files = [join(dir, 'one.drcov'), join(dir, 'two.drcov')];
+    await runCoverageCommand([bundle, '--format', 'drcov', '-o', files[0]!, '--jobs', '1'], new LineWriter(null));
+    await runCoverageCommand([bundle, '--format', 'drcov', '-o', files[1]!, '--jobs', '2'], new LineWriter(null));
+    expect(readFileSync(files[1]!)).toEqual(readFileSync(files[0]!));
+    const t = byName('mruby');
+    const args = [t.pt, ...t.raw, '--cpu', '6/158', '--json'];
+    const one = new LineWriter(null);
+    const two = new LineWriter(null);
+    await runCoverageCommand([...args, '--jobs', '1'], one);
+    await runCoverageCommand([...args, '--jobs', '2'], two);
+    one.flush();
+    two.flush();
+    expect(two.text).toEqual(one.text);
+    expect(JSON.parse(one.text).executedBlocks).toBeGreaterThan(1000);
+  }, 300_000);
+
   it('flow and dump print what --jobs 1 prints (mruby: several pieces)', async () => {
     const t = byName('mruby');
     const flow = ['--cpu', '6/158', ...t.raw, '--quiet', '--stat', '--pt', t.pt];
