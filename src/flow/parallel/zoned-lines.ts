@@ -13,7 +13,7 @@
  */
 import type { FlowStats } from '../control-flow.js';
 import { COUNTS, LogTag, MAX_RECORDS, STRIDE } from './flow-log.js';
-import { countsAt, handOver } from './flow-stitch.js';
+import { countsAt, handOver } from './zoned-stitch.js';
 import { OVERLAP_BYTES, OVERLAP_TRANSFERS } from './piece-walk.js';
 import { PieceZones, Zone } from './piece-zones.js';
 import type { SegmentRange } from './psb-split.js';

@@ -1,8 +1,10 @@
 /**
- * Decode one piece as piece-walk.ts does, but hand the records of its
- * body (piece-zones.ts) to consumers in this thread instead of keeping
- * them: only the head and the tail are recorded, so a worker's memory is
- * bounded by the overlaps, not by the piece. In `keepAll` mode every
+ * Decode one piece of a trace (from `range.from`, a PSB or 0) on its own,
+ * reading on past its end for the overlap (piece-walk.ts), and record its
+ * control-flow stream (flow-log.ts); the records of its body
+ * (piece-zones.ts) go to consumers in this thread instead: only the head
+ * and the tail are recorded, so a worker's memory is bounded by the
+ * overlaps, not by the piece. In `keepAll` mode every
  * record is kept (and the zones still counted), for a consumer elsewhere
  * that must see the body after all.
  */
@@ -75,8 +77,7 @@ export interface ZonedObserver {
 }
 
 /**
- * Decode `range` (reading on to `limit` for the overlap, as walkPiece
- * does); body records go to `body` (null: keep them). `at()` given to the
+ * Decode `range` (reading on to `limit` for the overlap); body records go to `body` (null: keep them). `at()` given to the
  * body consumers' owner is the whole-trace offset of the current record.
  */
 export function walkPieceZoned(
