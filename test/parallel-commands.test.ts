@@ -7,6 +7,7 @@
  * decode errors; and the commands with `--jobs 2` on a worker pool print
  * what `--jobs 1` prints.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,10 @@ import { runCoverageCommand } from '../src/cli/coverage.js';
 import { coverageInPieces, coveragePiece } from '../src/cli/parallel/coverage-pieces.js';
 import { ExecutedBlocks } from '../src/reports/drcov.js';
 import { walkTrace } from '../src/reports/report-model.js';
+import { traceInputs } from '../src/analyses/trace-input.js';
+import { openRecording } from '../src/sources/import/open-recording.js';
+import { record } from '../src/sources/recorder/record.js';
+import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { REAL_TRACES } from './helpers/vectors.js';
 
 interface RealTrace {
@@ -174,6 +179,40 @@ describe('coverage in pieces cut at every PSB gives the serial blocks', () => {
     expect(n).toBe(stats.instructions);
     expect(serial.size).toBeGreaterThan(100);
     expect(blockList(pieces)).toEqual(blockList(serial));
+  }, 300_000);
+});
+
+describe('a multi-thread bundle (one stream per thread) and a perf.data, cut at every PSB', () => {
+  it('flow (each thread under its own heading) and coverage (per stream) equal serial', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'ptscope-par-threads-'));
+    const exe = join(work, 'threads4');
+    const cc = spawnSync('gcc', ['-O1', '-o', exe, join(process.cwd(), 'test', 'fixtures', 'threads', 'threads4.c'), '-pthread'], { encoding: 'utf8' });
+    expect(cc.status, cc.stderr).toBe(0);
+    const res = await record({
+      argv: [exe], output: join(work, 'threads4.ptscope'), sandbox: true, timeoutSec: 120, maxInsns: 50_000_000, psbPeriod: 4096,
+      retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe', notice: () => {},
+    });
+    const data = join(work, 'threads4.data');
+    expect(runExportPerfCommand([res.bundle, '-o', data], new LineWriter(null))).toBe(0);
+    for (const source of [res.bundle, data]) {
+      const serial = await flowSerial([source]);
+      // The bundle holds one stream per thread; export-perf writes the first one only.
+      if (source === res.bundle) expect(serial.text.match(/^\[\d+\/\d+\]$/gm)).toHaveLength(5);
+      expect(serial.text.split('\n').length).toBeGreaterThan(1000);
+      expect(await flowPieces([source])).toEqual(serial);
+      const recording = openRecording(source);
+      try {
+        for (const input of traceInputs(recording)) {
+          const one = new ExecutedBlocks();
+          walkTrace(input, [one]);
+          const pieces = new ExecutedBlocks();
+          await coverageInPieces(input, async (r, limit) => coveragePiece(input, input.trace, 0, r, limit), 2, pieces, undefined, { everyPsb: true });
+          expect(blockList(pieces)).toEqual(blockList(one));
+        }
+      } finally {
+        recording.close();
+      }
+    }
   }, 300_000);
 });
 
