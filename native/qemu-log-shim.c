@@ -9,9 +9,16 @@
  *   points that descriptor at its own FIFO (1<its tid>), so each process
  *   has its own log; a child whose tid has no FIFO logs nowhere and is
  *   reported untraced.
- * - The logs are not close-on-exec, so a program started by exec (which
- *   qemu-user runs natively) would hold every log. Here every handed-in
- *   descriptor, and every log qemu opens from one, is close-on-exec.
+ * - The log qemu opens from a handed-in descriptor is not close-on-exec:
+ *   here it is. The handed-in descriptors themselves stay open across exec,
+ *   for the emulator that the exec follower (exec-follower.c) starts on the
+ *   new program, which reopens its thread's log from them; a program that
+ *   is not followed gets them closed by the follower before it runs.
+ * - A program the follower put under the emulator passes its environment as
+ *   PTSCOPE_E=name=value entries, so that none of its variables reaches the
+ *   emulator's own loader or options. Before qemu's main reads the
+ *   environment, it is turned back into the program's, less any QEMU_*
+ *   variable (qemu would read it as its own option).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -24,14 +31,6 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "/proc/self/fd/1"
-#define MAX_TASK_ID 256
-
-/* The descriptor that carries tid's log (thread-fifos.ts threadLogFd). */
-static int log_fd_of(int tid) {
-  char text[16];
-  snprintf(text, sizeof text, "1%d", tid);
-  return atoi(text);
-}
 
 /* The log this thread of qemu opened (fopen64 below), or -1. */
 static __thread int thread_log_fd = -1;
@@ -53,12 +52,29 @@ static void child(void) {
   close(to);
 }
 
-__attribute__((constructor)) static void init(void) {
-  for (int tid = 1; tid <= MAX_TASK_ID; tid++) {
-    int fd = log_fd_of(tid);
-    int flags = fcntl(fd, F_GETFD);
-    if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+extern char **environ;
+
+#define GUEST_PREFIX "PTSCOPE_E="
+
+/* The followed program's own environment (see the top of this file). */
+static void guest_environment(void) {
+  if (getenv("PTSCOPE_FOLLOWED_EXEC") == NULL) return;
+  size_t n = 0;
+  for (char **e = environ; *e != NULL; e++) n++;
+  char **guest = calloc(n + 1, sizeof *guest);
+  if (guest == NULL) _exit(127);
+  size_t k = 0;
+  for (char **e = environ; *e != NULL; e++) {
+    if (strncmp(*e, GUEST_PREFIX, strlen(GUEST_PREFIX)) != 0) continue;
+    char *v = *e + strlen(GUEST_PREFIX);
+    if (strncmp(v, "QEMU_", 5) == 0) continue;
+    guest[k++] = v;
   }
+  environ = guest;
+}
+
+__attribute__((constructor)) static void init(void) {
+  guest_environment();
   pthread_atfork(NULL, NULL, child);
 }
 

@@ -159,11 +159,14 @@ describe('a guest that blinds the recorder', () => {
     expectDecodes(res.bundle);
   });
 
-  it('exec: stops at the syscall (a natively run program would hold the log), with the reason', async () => {
+  it('exec: recorded again, the new program under the emulator in a stream of its own', async () => {
     const res = await recordProbe(work, [probe, 'exec', '/bin/true']);
-    expect(res.manifest.exit.stopped).toBe('exec');
-    expect(res.manifest.warnings.join('\n')).toMatch(/executes another program \(execve\("\/bin\/true"/);
-    expectDecodes(res.bundle);
+    expect(res.manifest.exit.stopped).toBeNull();
+    const m = res.manifest as unknown as { version: number; processes: { untraced: string | null }[]; streams: { pid: number; program?: { path: string } }[] };
+    expect(m.version).toBe(2);
+    expect(m.processes).toHaveLength(1);
+    expect(m.processes[0].untraced).toBeNull();
+    expect(m.streams.map((s) => s.program?.path ?? null)).toEqual([null, '/usr/bin/true']);
   });
 
   it('fork: recorded again with one log per process (the child writes only its own log)', async () => {

@@ -6,8 +6,9 @@
  * thread: same count, same FNV-1a 64 of the IPs. Then the bundle goes
  * through the one importer to `flow` and `analyze`.
  *
- * A program that forks stops at the fork with its reason (qemu 7.2 hands a
- * forked child its parent's per-thread log); the trace up to there is exact.
+ * Forks are followed by the log shim, execs by the exec follower
+ * (native/exec-follower.c): an exec'd program runs under a new emulator and
+ * gets a stream of its own, named by its program, also exact.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -144,7 +145,7 @@ describe('recording threads', () => {
     expect(flowText(res.bundle)).toContain(`[${child.pid}/${child.pid}]`);
   }, 240_000);
 
-  it('a shell pipeline: the shell and every child it forks are processes; the children that exec are untraced from there', async () => {
+  it('a shell pipeline: the shell and every child it forks are processes, and each program they exec is traced', async () => {
     const res = await rec(['/bin/sh', '-c', 'seq 1 2000 | gzip -c | gzip -dc | tail -1'], 'pipeline');
     expect(res.stdout.trim()).toBe('2000');
     const v2 = readBundleManifest(res.bundle) as ManifestV2;
@@ -153,20 +154,77 @@ describe('recording threads', () => {
     expect(children).toHaveLength(4);
     for (const c of children) {
       expect(c.ppid).toBe(shell.pid);
-      expect(c.untraced).toMatch(/ran natively, untraced/);
+      expect(c.untraced).toBeNull();
     }
+    // Each child: the forked shell's stream, then its program's.
+    const programs = v2.streams.filter((s) => s.program).map((s) => s.program!.path.split('/').pop());
+    expect(programs.sort()).toEqual(['gzip', 'gzip', 'seq', 'tail']);
+    for (const s of v2.streams.filter((x) => x.program)) expect(s.instructions!.traced).toBeGreaterThan(10_000);
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 
-  it('fork then exec: the exec\'d program is marked untraced, and holds no log', async () => {
-    const res = await rec(['/bin/sh', '-c', '/bin/ls -l /proc/self/fd; echo done'], 'fork-exec');
-    // ls ran natively after exec: it sees its standard streams and the directory it lists, no log.
-    const fds = res.stdout.split('\n').filter((l) => / -> /.test(l)).map((l) => Number(/ (\d+) -> /.exec(l)![1]));
-    expect(fds.filter((fd) => fd > 3)).toEqual([]);
+  it('fork then exec: the exec\'d program runs under the emulator in a stream of its own', async () => {
+    const res = await rec(['/bin/sh', '-c', '/bin/ls -l /proc/self/exe; echo done'], 'fork-exec');
+    // qemu shows the guest its own program as /proc/self/exe: ls ran emulated.
+    expect(res.stdout).toMatch(/\/proc\/self\/exe -> \/usr\/bin\/ls/);
     expect(res.stdout).toContain('done');
     const v2 = readBundleManifest(res.bundle) as ManifestV2;
-    expect(v2.processes.length).toBeGreaterThanOrEqual(2);
-    expect(v2.processes.some((p) => /ran natively, untraced/.test(p.untraced ?? ""))).toBe(true);
+    const child = v2.processes.find((p) => p.program?.path === '/usr/bin/ls')!;
+    expect(child.untraced).toBeNull();
+    expect(child.program!.argv).toEqual(['/bin/ls', '-l', '/proc/self/exe']);
+    const ls = v2.streams.filter((s) => s.pid === child.pid);
+    expect(ls.map((s) => s.program?.path ?? null)).toEqual([null, '/usr/bin/ls']);
+    expectExactStreams(res.bundle, v2);
+    expect(flowText(res.bundle)).toContain(`[${child.pid}/${child.pid}] ls`);
+  }, 240_000);
+
+  it('every kind of exec is followed: a PATH search, a script, a static program, a memfd; the emulator gets none of the program\'s variables', async () => {
+    const stat = compile('static-hello', ['-static']);
+    const memfd = compile('memfd-exec');
+    const script = [
+      'printf \'#!/bin/sh\\necho script "$1"\\n\' > /tmp/s.sh; chmod +x /tmp/s.sh; /tmp/s.sh arg',
+      // env's execvp fails on /usr/local/bin first, then runs /usr/bin/printenv.
+      'FOO=a,b QEMU_STRACE=1 env printenv FOO QEMU_STRACE PTSCOPE_FOLLOWED_EXEC; echo "printenv $?"',
+      '"$1" one two',
+      '"$2"',
+    ].join('; ');
+    const res = await rec(['/bin/sh', '-c', script, 'sh', stat, memfd], 'exec-kinds');
+    expect(res.stdout.split('\n').filter((l) => l !== '')).toEqual(['script arg', 'a,b', 'printenv 1', 'static 3', 'from-memfd']);
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.exit).toEqual({ status: 0, signal: null, stopped: null });
+    for (const p of v2.processes) expect(p.untraced, String(p.pid)).toBeNull();
+    const programs = v2.streams.filter((s) => s.program).map((s) => s.program!);
+    expect(programs.map((p) => p.path)).toEqual(['/usr/bin/chmod', '/usr/bin/dash', '/usr/bin/env', '/usr/bin/printenv', stat, memfd, expect.stringMatching(/^\/memfd:payload \(deleted\) \[exec-\d+\]$/)]);
+    expect(programs[1].argv).toEqual(['/bin/sh', '/tmp/s.sh', 'arg']);
+    expect(programs[3].argv).toEqual(['printenv', 'FOO', 'QEMU_STRACE', 'PTSCOPE_FOLLOWED_EXEC']);
+    expect(programs[6].argv).toEqual(['echo', 'from-memfd']);
+    expectExactStreams(res.bundle, v2);
+  }, 300_000);
+
+  it('a thread that is not the main one executes a program: the program continues as the process, traced', async () => {
+    const res = await rec([compile('thread-exec')], 'thread-exec');
+    expect(res.stdout.trim()).toBe('from-thread');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.exit).toEqual({ status: 0, signal: null, stopped: null });
+    expect(v2.processes).toHaveLength(1);
+    const pid = v2.processes[0].pid;
+    // The main thread, the thread that called execv, then echo with the process's id.
+    expect(v2.streams.map((s) => [s.tid === pid, s.program?.path ?? null])).toEqual([[true, null], [false, null], [true, '/usr/bin/echo']]);
+    expectExactStreams(res.bundle, v2);
+  }, 240_000);
+
+  it('a program the emulator cannot be started on runs natively without the logs, reported untraced', async () => {
+    // One variable just under the kernel's 128 KiB string limit: the program's
+    // exec fits, the emulator's (which carries it as PTSCOPE_E=...) does not.
+    const res = await rec(['/bin/sh', '-c', 'X=$(head -c 131065 /dev/zero | tr "\\0" x) /bin/ls /proc/self/fd | wc -l; echo done'], 'exec-native');
+    const lines = res.stdout.trim().split('\n');
+    expect(lines[1]).toBe('done');
+    // ls ran natively: its standard streams and the descriptor it lists with, no log.
+    expect(Number(lines[0])).toBeLessThanOrEqual(5);
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    const native = v2.processes.filter((p) => p.untraced !== null);
+    expect(native).toHaveLength(1);
+    expect(native[0].untraced).toMatch(/^\/usr\/bin\/ls \(started by exec\) ran natively, untraced: the emulator could not be started on it \(errno 7\)$/);
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 });

@@ -1,6 +1,6 @@
 /**
  * ptscope's few native helpers (native/*.c: the dormant-code shim, the
- * emulator's log shim) are built here with gcc on first use and cached per
+ * emulator's log shim, the exec follower) are built here with gcc on first use and cached per
  * user, keyed by the hash of their source, outside the (possibly read-only)
  * package.
  */
@@ -34,11 +34,20 @@ function cacheDir(): string {
  * the helper in messages.
  */
 export function buildNativeShim(name: string, what: string, headers: Readonly<Record<string, string>> = {}): string {
+  return buildNative(name, what, 'shared', headers);
+}
+
+/** Build native/`name`.c into a program (cached like {@link buildNativeShim}). */
+export function buildNativeProgram(name: string, what: string): string {
+  return buildNative(name, what, 'program', {});
+}
+
+function buildNative(name: string, what: string, kind: 'shared' | 'program', headers: Readonly<Record<string, string>>): string {
   const source = join(packageRoot(), 'native', `${name}.c`);
   if (!existsSync(source)) throw new Error(`this copy of ptscope has no native/${name}.c: reinstall the package`);
   const hash = createHash('sha1').update(readFileSync(source));
   for (const [file, text] of Object.entries(headers)) hash.update(file).update(text);
-  const out = join(cacheDir(), `${name}-${hash.digest('hex').slice(0, 12)}.so`);
+  const out = join(cacheDir(), `${name}-${hash.digest('hex').slice(0, 12)}${kind === 'shared' ? '.so' : ''}`);
   if (existsSync(out)) return out;
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
@@ -46,7 +55,8 @@ export function buildNativeShim(name: string, what: string, headers: Readonly<Re
   for (const [file, text] of Object.entries(headers)) writeFileSync(join(include, file), text);
   let res;
   try {
-    res = spawnSync('gcc', ['-shared', '-fPIC', '-O2', '-I', include, '-o', tmp, source, '-ldl'], { encoding: 'utf8' });
+    const flags = kind === 'shared' ? ['-shared', '-fPIC', '-O2'] : ['-O2'];
+    res = spawnSync('gcc', [...flags, '-I', include, '-o', tmp, source, ...(kind === 'shared' ? ['-ldl'] : [])], { encoding: 'utf8' });
   } finally {
     rmSync(include, { recursive: true, force: true });
   }

@@ -12,7 +12,9 @@
  *   it remain (deferred TIPs); direct jumps and calls follow the code;
  * - an event is due only once the bits before it are used up, and binds
  *   where the flow decoder binds it: a TIP.PGD at the next branch that can
- *   cause it (libipt's pt_insn_at_disabled_event, SKL014 included), an
+ *   cause it (libipt's pt_insn_at_disabled_event, SKL014 included; a near
+ *   call it binds to still pushes its return address, as libipt's block
+ *   decoder logs every call it runs), an
  *   asynchronous branch or disable at its FUP's IP, the status of a PSB+ at
  *   its FUP's IP (when it holds MODE.Exec, MODE.TSX, PIP or VMCS), an
  *   overflow, an enable and a CBR where they occur; until then the flow
@@ -433,22 +435,31 @@ export class FastEdgeWalker {
   private walkTo(target: number): boolean {
     const g = this.graph;
     for (let steps = 0; steps < MAX_DIRECTS_WITHOUT_TRACE; steps++) {
-      if (this.ip === target) return true;
-      let id = this.id;
-      if (id < 0) id = this.id = g.lookup(this.ip);
-      if (target > this.ip && target <= g.termIp[id] && this.isInstructionAt(this.ip, target)) {
-        // Stopped inside the block: what ran before `target` entered it.
-        if (this.boundary) this.enter(this.ip, g.hash[id]);
-        this.boundary = false;
-        this.ip = target;
-        this.id = -1;
-        return true;
-      }
+      if (this.reachInBlock(target)) return true;
+      const id = this.id;
       const t = g.term[id] as Term;
       if (!isDirectTerm(t)) return this.bail('event ip not reached without trace');
       this.follow(id, t);
     }
     return this.bail('direct branches without trace');
+  }
+
+  /**
+   * Is `target` where the flow is, or in the straight-line code up to the
+   * current block's terminator? Then the flow stops there (the code before
+   * it ran and entered the block). Looks the block up ({@link id}) if not.
+   */
+  private reachInBlock(target: number): boolean {
+    if (this.ip === target) return true;
+    const g = this.graph;
+    let id = this.id;
+    if (id < 0) id = this.id = g.lookup(this.ip);
+    if (!(target > this.ip && target <= g.termIp[id] && this.isInstructionAt(this.ip, target))) return false;
+    if (this.boundary) this.enter(this.ip, g.hash[id]);
+    this.boundary = false;
+    this.ip = target;
+    this.id = -1;
+    return true;
   }
 
   /** Is there an instruction boundary at `target`, walking straight-line code from `from`? */
@@ -471,7 +482,8 @@ export class FastEdgeWalker {
   /**
    * A TIP.PGD: tracing stops after the next branch it can bind to
    * (libipt's pt_insn_at_disabled_event) — with an IP: any branch but a
-   * direct one elsewhere; without: a far branch, or with SKL014 a direct one
+   * direct one elsewhere, or before the instruction at the IP if the flow
+   * gets there first; without: a far branch, or with SKL014 a direct one
    * out of the filter ranges. Direct branches before it are followed.
    */
   private disable(to: number): boolean {
@@ -481,6 +493,13 @@ export class FastEdgeWalker {
       let id = this.id;
       if (id < 0) id = this.id = g.lookup(this.ip);
       if (g.special[id] !== 0) return this.bail('instruction that can bind an event');
+      // With an IP it binds as soon as the flow is there (pt_blk_proceed_to_ip),
+      // before the rest of the block runs.
+      if (withIp && this.reachInBlock(to)) {
+        this.enabled = false;
+        return true;
+      }
+      id = this.id;
       const t = g.term[id] as Term;
       let binds: boolean;
       if (withIp) {
@@ -490,6 +509,10 @@ export class FastEdgeWalker {
       }
       if (binds) {
         this.branchFrom(id);
+        // The call ran: libipt's block decoder logs its return address
+        // before the disable binds (pt_blk_proceed_one_insn), so a later
+        // compressed return, after tracing is on again, pops it.
+        if (t === Term.Call || t === Term.IndCall) this.retstack.push(g.next[id]);
         this.enabled = false;
         return true;
       }

@@ -13,7 +13,7 @@
  *     processes: [{ pid, ppid, program, exit, untraced }],
  *     threads: [{ tid, pid, name }],
  *     streams: [{ file, pid, tid, cpu, bytes, fullBytes, snapshotStart,
- *                 images: [index into images], instructions }],
+ *                 images: [index into images], instructions, program? }],
  *     images: [{ file, path, offset, size, address, runtime }],
  *     core: { file, pid } | null, perf?, addressSpace, config, encoder,
  *     stats, warnings }
@@ -103,6 +103,8 @@ const stream = z.object({
   snapshotStart: count.optional(),
   images: z.array(count).max(INPUT_LIMITS.images),
   instructions: instructions.nullable().optional(),
+  /** The program this stream ran, when an exec started it (the process's earlier streams ran another). */
+  program: program.nullable().optional(),
 });
 
 export const manifestV2 = z.object({

@@ -173,7 +173,7 @@ interface CountedInstructions {
 function bundleStream(
   index: number,
   label: string,
-  thread: { pid: number | null; tid: number | null; cpu: number | null },
+  thread: { pid: number | null; tid: number | null; cpu: number | null; program?: string },
   trace: { path: string; size: number },
   config: DecoderConfig,
   sets: ImageSets,
@@ -220,6 +220,12 @@ function importV1(dir: string, m: Extract<Manifest, { version: 1 }>): Recording 
   return bundleRecording(dir, m, { processes: [], threads: [], streams: [stream], core: optionalCore(dir, V1_CORE_NAME, 'core') });
 }
 
+/** A program's base name for a label: printable, bounded (the name is the recorded program's choice). */
+function programName(path: string): string {
+  const base = path.slice(path.lastIndexOf('/') + 1) || path;
+  return base.replace(/[^\x21-\x7e]/g, '?').slice(0, 64);
+}
+
 function importV2(dir: string, m: ManifestV2): Recording {
   const config = decoderConfigOf(m);
   const sets = new ImageSets(dir, m.images);
@@ -234,7 +240,10 @@ function importV2(dir: string, m: ManifestV2): Recording {
   const streams: TraceStream[] = m.streams.map((s, index) => {
     const trace = streamFile(dir, s.file, `streams[${index}].file`);
     const set = sets.get(s.images, `${dir} [${s.pid}/${s.tid}]`);
-    return bundleStream(index, `[${s.pid}/${s.tid}]`, { pid: s.pid, tid: s.tid, cpu: s.cpu ?? null }, trace, config, sets, set, s.instructions);
+    // A stream an exec started is named by its program too, as perf script shows the comm.
+    const name = s.program ? programName(s.program.path) : undefined;
+    const thread = { pid: s.pid, tid: s.tid, cpu: s.cpu ?? null, ...(name !== undefined ? { program: name } : {}) };
+    return bundleStream(index, name !== undefined ? `[${s.pid}/${s.tid}] ${name}` : `[${s.pid}/${s.tid}]`, thread, trace, config, sets, set, s.instructions);
   });
   return bundleRecording(dir, m, { processes, threads, streams, core: m.core ? optionalCore(dir, m.core.file, 'core.file') : null });
 }

@@ -85,6 +85,8 @@ export interface TraceStream {
   readonly tid: number | null;
   /** The CPU of a per-CPU stream, else null. */
   readonly cpu: number | null;
+  /** The program's name when an exec started this stream (its process's earlier streams ran another). */
+  readonly program?: string;
   /** Trace size in bytes. */
   readonly size: number;
   /** The trace bytes, read on demand: close the source when done. */
@@ -133,6 +135,6 @@ export function primaryStream(r: Recording): TraceStream {
 
 /** `[pid/tid]` as perf script prints it, or the stream's label. */
 export function streamTitle(s: TraceStream): string {
-  if (s.pid !== null && s.tid !== null) return `[${s.pid}/${s.tid}]`;
+  if (s.pid !== null && s.tid !== null) return s.program !== undefined ? `[${s.pid}/${s.tid}] ${s.program}` : `[${s.pid}/${s.tid}]`;
   return s.label;
 }

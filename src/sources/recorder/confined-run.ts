@@ -71,6 +71,12 @@ export interface ConfinedRunSpec {
   timeoutSec: number;
   /** The run is started with {@link ConfinedRun.start} and followed live (it gets a lifeline). */
   live?: boolean;
+  /**
+   * A program that runs the sandbox as its own child, outside it (the exec
+   * follower, exec-follow.ts): its argv, to which `--` and bwrap's command
+   * line are appended. Sandbox only.
+   */
+  supervisor?: readonly string[];
 }
 
 export interface ConfinedResult {
@@ -214,7 +220,9 @@ export class ConfinedRun {
         this.env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
         this.seccompFd = openSeccompFilter(this.hostDir);
         this.argv = sandboxArgv({ view: this.view, limits, env: targetEnvironment(SCRATCH_DIR, '/tmp', spec.env), seccompFd: SECCOMP_FD }, inner);
+        if (spec.supervisor !== undefined) this.argv = [...spec.supervisor, '--', ...this.argv];
       } else {
+        if (spec.supervisor !== undefined) throw new Error('confined run: a supervisor runs only around the sandbox');
         this.scratch = join(this.hostDir, 'work');
         mkdirSync(this.scratch);
         this.view = null;

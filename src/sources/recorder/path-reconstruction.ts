@@ -102,6 +102,8 @@ export interface PathLimits {
   perThreadLogs?: boolean;
   /** With per-thread logs: a forked child writes its own log (native/qemu-log-shim.c), so fork does not stop the path. */
   followForks?: boolean;
+  /** The exec follower runs: an exec's new program has a log of its own after a marker (task-tracer.ts), so exec does not end the path at its entry. */
+  followExecs?: boolean;
 }
 
 type Deferred =
@@ -307,6 +309,8 @@ export class PathReconstruction implements QemuLogSink {
       // qemu's own descriptor for this thread's log is not known (NaN never
       // matches): closing it is seen as the log ending early.
       const v = entryVerdict(name, text, NaN);
+      // A failed exec goes on in this log; a successful one ends it at the follower's marker.
+      if (v !== null && 'stop' in v && v.stop === 'exec' && this.limits.followExecs === true) return;
       if (v !== null && 'stop' in v && v.stop === 'clone') {
         if ((name === 'clone' || name === 'clone3') && /CLONE_THREAD/.test(text)) return;
         if (this.limits.followForks === true) return;

@@ -74,6 +74,6 @@ export interface RecordResult {
   stderr: string;
   /** Recording wall time in seconds. */
   seconds: number;
-  /** A one-log recording stopped where the program started a thread or process (record() then follows each). */
+  /** A one-log recording stopped where the program started a thread or process, or executed a program (record() then follows each). */
   startsTasks?: boolean;
 }

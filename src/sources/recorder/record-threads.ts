@@ -27,9 +27,10 @@ import {
 import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
 import { sandboxView, visibleHostFile } from './sandbox-view.js';
-import { TaskTracer } from './task-tracer.js';
+import { TaskTracer, type TracedProcess } from './task-tracer.js';
 import { MAX_TASK_ID, THREAD_LOG_TEMPLATE, ThreadFifos } from './thread-fifos.js';
-import { buildNativeShim } from '../native-build.js';
+import { execFollowing } from './exec-follow.js';
+import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
 import type { ShownOutput } from './shown-output.js';
 
 export async function recordThreads(
@@ -80,21 +81,18 @@ export async function recordThreads(
   });
   keepFifos(fifos);
 
-  // The log shim (native/qemu-log-shim.c) gives a forked child a log of its
-  // own; without gcc to build it, the recording stops at a fork as before.
-  let shim: string | null = null;
-  try {
-    shim = buildNativeShim('qemu-log-shim', "emulator's log shim");
-  } catch (e) {
-    notice(`warning: forks will not be followed (${errorText(e)})`);
-  }
-  const preload = shim === null ? [] : ['/usr/bin/env', `LD_PRELOAD=${shim}`];
+  // The log shim and the exec follower (exec-follow.ts) follow forks and
+  // execs; without gcc to build them, the recording stops there as before.
+  const copies = join(logDir, 'exec-copies');
+  mkdirSync(copies, { mode: 0o700 });
+  const follow = execFollowing({ qemu, logItems: `${LOG_ITEMS},tid`, logTemplate: THREAD_LOG_TEMPLATE, maxTaskId: MAX_TASK_ID, copies, notice });
   const stdinFd = openStdin(opts.stdin) ?? null;
   const run = confinedRun({
     // LD_PRELOAD is qemu's own: -U keeps it from the program's environment.
-    command: [...preload, qemu, '-U', 'LD_PRELOAD', '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
+    command: [...follow.preload, qemu, '-U', 'LD_PRELOAD', '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
     sandbox: true,
-    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead: shim === null ? allowRead : [...allowRead, shim] },
+    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead: [...allowRead, ...follow.show] },
+    supervisor: follow.supervisor,
     handedIn: fifos.handedIn,
     limits,
     stdin: stdinFd ?? undefined,
@@ -130,7 +128,19 @@ export async function recordThreads(
       stopped ??= reason;
       kill();
     },
-    followForks: shim !== null,
+    followForks: follow.forks,
+    followExecs: follow.execs,
+    newMemory: (path, copy) => {
+      if (copy !== '') {
+        // A program with no path to read (a memfd, a deleted file), copied by the follower before it ran.
+        try {
+          files.addMade(new Map([[path, readBoundedFile(join(copies, copy), INPUT_LIMITS.imageBytes, path)]]));
+        } catch (e) {
+          warnings.push(`${path}: the copy of the program could not be read (${errorText(e)})`);
+        }
+      }
+      return new MemoryMap(path, run.scratch, files);
+    },
   });
 
   let printed: ProgramOutput = { stdout: '', stderr: '' };
@@ -169,7 +179,7 @@ export async function recordThreads(
       throw recordingFailed(f);
     };
     if (failure !== null) fail(failure);
-    if (t.threads.size === 0) {
+    if (t.allThreads().length === 0) {
       const last = printed.stderr.trim().split('\n').pop() ?? '';
       throw new RecordError(`record: the program did not start under ${QEMU}${last ? `: ${last}` : ''}`);
     }
@@ -196,8 +206,8 @@ export async function recordThreads(
     const copies = new Map<string, string>();
     const allImages: BundleImage[] = [];
     const imageIndex = new Map<string, number>();
-    const processImages = new Map<number, number[]>();
-    for (const p of t.processes.values()) {
+    const processImages = new Map<TracedProcess, number[]>();
+    for (const p of t.allProcesses()) {
       const mapped = p.memory.images();
       const keep: ImageMapping[] = [];
       for (const m of mapped) {
@@ -222,10 +232,10 @@ export async function recordThreads(
         }
         indices.push(i);
       }
-      processImages.set(p.pid, indices);
+      processImages.set(p, indices);
       warnings.push(...p.memory.warnings);
     }
-    for (const th of t.threads.values()) warnings.push(...th.path.warnings.map((w) => `[${th.pid}/${th.tid}] ${w}`));
+    for (const th of t.allThreads()) warnings.push(...th.path.warnings.map((w) => `[${th.pid}/${th.tid}] ${w}`));
     warnings.push(...t.warnings);
     if (stopped === 'trace-size') warnings.push(`recording stopped: a thread's trace reached --max-trace-size (${maxTraceBytes} bytes); the traces up to there are kept`);
     if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the traces up to there are kept`);
@@ -234,7 +244,7 @@ export async function recordThreads(
     for (const p of t.processes.values()) if (p.untraced !== null) warnings.push(`process ${p.pid}: ${p.untraced}`);
     warnings.push(`tasks with ids above ${MAX_TASK_ID} in the sandbox cannot be traced (none is silently dropped: each shows as created but not traced)`);
 
-    const streams = [...t.threads.values()].map((th) => {
+    const streams = t.allThreads().map((th) => {
       const written = th.out.finish();
       const hash = settings.snapshot ? th.session.hashFrom(written.start) : th.session.traced;
       return {
@@ -247,8 +257,9 @@ export async function recordThreads(
           bytes: written.size,
           fullBytes: written.fullSize,
           snapshotStart: written.start,
-          images: processImages.get(th.pid) ?? [],
+          images: processImages.get(th.proc) ?? [],
           instructions: { executed: th.path.instructions, traced: hash.count, fnv1a64: hash.hex() },
+          ...(th.proc.program !== null ? { program: { argv: th.proc.program.argv, path: th.proc.program.path } } : {}),
         },
       };
     });
@@ -257,7 +268,7 @@ export async function recordThreads(
     const encoder = manifestEncoder(timing);
     const stats = { tbExecutions: t.stats.tbExecutions, translations: t.stats.translations, signals: t.stats.signals, threads: t.threads.size, processes: t.processes.size };
     const rootPid = streams[0].entry.pid;
-    const single = streams.length === 1 && t.processes.size === 1 && [...t.processes.values()].every((p) => p.untraced === null);
+    const single = streams.length === 1 && t.processes.size === 1 && t.allProcesses().every((p) => p.untraced === null && p.program === null);
     let manifest: BundleManifest | ManifestV2;
     if (single) {
       const s = streams[0].entry;
@@ -288,11 +299,11 @@ export async function recordThreads(
         processes: [...t.processes.values()].map((p) => ({
           pid: p.pid,
           ppid: p.ppid,
-          program: p.pid === rootPid ? { argv: opts.argv, path: guestProgram, cwd: run.scratch } : null,
+          program: p.program !== null ? { argv: p.program.argv, path: p.program.path } : p.pid === rootPid ? { argv: opts.argv, path: guestProgram, cwd: run.scratch } : null,
           exit: p.pid === rootPid ? exitInfo : null,
           untraced: p.untraced,
         })),
-        threads: streams.map((s) => ({ tid: s.entry.tid, pid: s.entry.pid, name: null })),
+        threads: [...t.threads.values()].map((th) => ({ tid: th.tid, pid: th.pid, name: null })),
         streams: streams.map((s) => s.entry),
         images: allImages.map((im) => ({ ...im, runtime: null })),
         core: core !== null ? { file: 'core', pid: rootPid } : null,

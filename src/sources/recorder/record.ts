@@ -116,7 +116,7 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   const first = await recordEmulated(opts, program, exe, qemu, output, false, shown);
   if (first.startsTasks !== true || !opts.sandbox) return first;
   shown?.rerun();
-  notice('the program starts threads or processes: recording it again, following each one');
+  notice('the program starts threads or processes, or executes programs: recording it again, following each one');
   try {
     const second = await recordEmulated({ ...opts, force: true }, program, exe, qemu, output, true, shown);
     if (shown?.overflowed) notice(`warning: the first run printed over ${SHOWN_OUTPUT_KEPT >> 20} MiB before it started a thread or process: some of it may have been shown twice`);
@@ -393,9 +393,9 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       warnings,
     };
     publishBundle(staging, output, manifest, opts);
-    // A thread or a forked process: recorded again with one log per thread
-    // (record()), whose warnings are the ones that count.
-    const startsTasks = stopped === 'clone';
+    // A thread, a forked process or an exec: recorded again with one log per
+    // thread and the exec follower (record()), whose warnings are the ones that count.
+    const startsTasks = stopped === 'clone' || stopped === 'exec';
     if (!(startsTasks && opts.sandbox)) for (const w of warnings) notice(`warning: ${w}`);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { bundle: output, manifest, stdout: printed.stdout, stderr: printed.stderr, seconds, startsTasks };

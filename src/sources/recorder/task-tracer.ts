@@ -13,9 +13,12 @@
  *   executes a TB translated by another waits (its later events are held)
  *   until that translation has been read from the other's log.
  * A forked child starts with a copy of its parent's memory map and
- * translations. An exec ends the thread's trace: qemu-user does not follow
- * it (the new program runs natively), so the process is marked untraced from
- * there, and the bundle says so.
+ * translations. An exec ends the thread's trace. When the exec follower
+ * runs (exec-follow.ts), the new program runs under a new emulator whose log
+ * comes after a marker in the same FIFO: the process starts again with a
+ * new memory map, new translations and a new stream; a program it could not
+ * follow is marked untraced. Without the follower the new program runs
+ * natively, and the process is marked untraced from the exec.
  */
 import { join } from 'node:path';
 import type { MemoryMap } from './memory-map.js';
@@ -23,6 +26,7 @@ import { newPathStats, PathReconstruction, TranslationCache, type PathStats, typ
 import { PtEncoderSession, type EncoderSettings } from './pt-encoder-session.js';
 import { QemuLogParser, RecordingTampered, type QemuLogSink, type TranslatedBlock } from './qemu-log.js';
 import { TraceOutput } from './trace-output.js';
+import { MAX_MARKER_BYTES, parseExecMarker } from './exec-follow.js';
 
 /** Bytes of logs held for threads whose clone has not been read yet. */
 const MAX_WAITING_BYTES = 64 << 20;
@@ -36,11 +40,17 @@ export interface TracedProcess {
   cache: TranslationCache;
   /** Why the process is not traced from some point (an exec), or null. */
   untraced: string | null;
+  /** The program an exec started in this process (followed), or null for the recorded one and forks. */
+  program: { path: string; argv: string[] } | null;
 }
 
 export interface TracedThread {
   tid: number;
   pid: number;
+  /** The process (and program: an exec starts a new one) this stream ran in. */
+  proc: TracedProcess;
+  /** The order streams started in (an exec's stream comes after its thread's earlier one). */
+  order: number;
   /** The stream's file name in the bundle. */
   file: string;
   path: PathReconstruction;
@@ -66,6 +76,10 @@ export interface TaskTracerOptions {
   onStop: (reason: StopReason) => void;
   /** A forked child writes its own log (the log shim is loaded), so forks are followed. */
   followForks?: boolean;
+  /** The exec follower runs: an exec's new program logs after a marker (exec-follow.ts). */
+  followExecs?: boolean;
+  /** A memory map for a program an exec started (followExecs); `copy`: the follower's copy of a program with no readable path, or ''. */
+  newMemory?: (path: string, copy: string) => MemoryMap;
 }
 
 interface HeldEvent {
@@ -83,8 +97,11 @@ class ThreadSink implements QemuLogSink {
   ) {}
 
   private placed = false;
+  /** The thread's program could not be traced: the rest of its log is ignored. */
+  private gaveUp = false;
 
   private add(ev: HeldEvent): void {
+    if (this.gaveUp) return;
     if (this.held.length === 0 && ev.ready()) {
       ev.run();
       this.afterRun();
@@ -126,7 +143,16 @@ class ThreadSink implements QemuLogSink {
       run: () => {
         if (this.first && !this.placed) {
           this.placed = true;
-          if (!this.tracer.firstMemory.placeLoadedElves()) throw new Error('qemu log: no load layout (start_code/entry) before the first instruction');
+          if (!this.thread.proc.memory.placeLoadedElves()) {
+            const program = this.thread.proc.program;
+            if (program === null) throw new Error('qemu log: no load layout (start_code/entry) before the first instruction');
+            // A program an exec started whose file the recorder cannot read: untraced, not a failed recording.
+            this.thread.proc.untraced ??= `${program.path} (started by exec) is not traced: its file could not be read`;
+            this.thread.parser.halt();
+            this.held.length = 0;
+            this.gaveUp = true;
+            return;
+          }
         }
         path.executed(cpu, ptr, pc);
         this.tracer.translationsChanged();
@@ -165,6 +191,8 @@ function always(): boolean {
   return true;
 }
 
+
+
 /** A new task from a clone/fork result line (without the pid), or null. */
 export function newTask(line: string): { tid: number; thread: boolean } | null {
   const m = /^(clone|clone3|fork|vfork)\(.*\) = (\d+)$/s.exec(line);
@@ -175,16 +203,29 @@ export function newTask(line: string): { tid: number; thread: boolean } | null {
 }
 
 export class TaskTracer {
+  /** Each process as it is now (an exec replaces its entry; see {@link allProcesses}). */
   readonly processes = new Map<number, TracedProcess>();
+  /** Each thread's current stream (an exec starts a new one; see {@link allThreads}). */
   readonly threads = new Map<number, TracedThread>();
   readonly stats: PathStats = newPathStats();
   private readonly sinks = new Map<number, ThreadSink>();
+  /** Streams and processes an exec ended, in order. */
+  private readonly retiredThreads: TracedThread[] = [];
+  private readonly retiredProcesses: TracedProcess[] = [];
+  private readonly retiredSinks: ThreadSink[] = [];
+  /** Threads an exec in their process killed wherever they were: their last TB may not have run to its end. */
+  private readonly killedByExec = new Set<TracedThread>();
   /** Logs of threads not known yet (their clone has not been read). */
   private readonly waiting = new Map<number, Buffer[]>();
   private waitingBytes = 0;
   /** Tasks announced by a clone whose log has not started. */
   private readonly announced = new Map<number, { pid: number; fork: boolean }>();
+  /** An exec marker being read, per thread (followExecs). */
+  private readonly markers = new Map<number, Buffer>();
+  /** Threads whose program ran natively after an exec: their log must end there. */
+  private readonly nativeAfterExec = new Set<number>();
   private draining = false;
+  private streamCount = 0;
   /** Why the whole recording stopped (a limit), or null. */
   stopReason: StopReason | null = null;
   readonly warnings: string[] = [];
@@ -195,24 +236,63 @@ export class TaskTracer {
     return this.opts.memory;
   }
 
+  /** Every stream, in the order they started (an exec'd program's after its process's earlier ones). */
+  allThreads(): TracedThread[] {
+    return [...this.retiredThreads, ...this.threads.values()].sort((x, y) => x.order - y.order);
+  }
+
+  /** Every process image set: each process, and each program an exec started in one. */
+  allProcesses(): TracedProcess[] {
+    return [...this.retiredProcesses, ...this.processes.values()];
+  }
+
   /** A chunk of thread `tid`'s log. */
   feed(tid: number, chunk: Buffer): void {
+    if (!this.sinks.has(tid) && this.streamCount > 0 && !this.announced.has(tid) && !this.nativeAfterExec.has(tid)) {
+      this.waitingBytes += chunk.length;
+      if (this.waitingBytes > MAX_WAITING_BYTES) throw new RecordingTampered(`a log for thread ${tid}, which no clone or fork in the program's logs created`);
+      const w = this.waiting.get(tid) ?? [];
+      w.push(Buffer.from(chunk));
+      this.waiting.set(tid, w);
+      return;
+    }
+    if (this.opts.followExecs !== true) return this.feedLog(tid, chunk);
+    let rest = chunk;
+    while (rest.length > 0) {
+      const partial = this.markers.get(tid);
+      if (partial !== undefined) {
+        const nl = rest.indexOf(0x0a);
+        const part = nl < 0 ? rest : rest.subarray(0, nl);
+        if (partial.length + part.length > MAX_MARKER_BYTES) throw new RecordingTampered(`thread ${tid}'s log holds an exec marker that does not end`);
+        const whole = Buffer.concat([partial, part]);
+        if (nl < 0) {
+          this.markers.set(tid, whole);
+          return;
+        }
+        this.markers.delete(tid);
+        this.execMarker(tid, whole.toString('latin1'));
+        rest = rest.subarray(nl + 1);
+        continue;
+      }
+      const z = rest.indexOf(0);
+      if (z < 0) return this.feedLog(tid, rest);
+      if (z > 0) this.feedLog(tid, rest.subarray(0, z));
+      this.markers.set(tid, Buffer.alloc(0));
+      rest = rest.subarray(z + 1);
+    }
+  }
+
+  private feedLog(tid: number, chunk: Buffer): void {
+    if (this.nativeAfterExec.has(tid)) throw new RecordingTampered(`thread ${tid}'s log goes on after its program was left to run natively`);
     let sink = this.sinks.get(tid);
     if (sink === undefined) {
-      if (this.threads.size === 0) {
-        this.processes.set(tid, { pid: tid, ppid: null, memory: this.opts.memory, cache: new TranslationCache(), untraced: null });
+      if (this.streamCount === 0) {
+        this.processes.set(tid, { pid: tid, ppid: null, memory: this.opts.memory, cache: new TranslationCache(), untraced: null, program: null });
         sink = this.start(tid, tid, true, false);
-      } else if (this.announced.has(tid)) {
+      } else {
         const a = this.announced.get(tid)!;
         this.announced.delete(tid);
         sink = this.start(tid, a.pid, false, a.fork);
-      } else {
-        this.waitingBytes += chunk.length;
-        if (this.waitingBytes > MAX_WAITING_BYTES) throw new RecordingTampered(`a log for thread ${tid}, which no clone or fork in the program's logs created`);
-        const w = this.waiting.get(tid) ?? [];
-        w.push(Buffer.from(chunk));
-        this.waiting.set(tid, w);
-        return;
       }
     }
     try {
@@ -223,12 +303,63 @@ export class TaskTracer {
     }
   }
 
+  /**
+   * The exec follower's marker in thread `tid`'s log: the old program's log
+   * ended before it (inside its execve). A followed program starts again as
+   * a fresh emulator's first thread; one left native is untraced.
+   */
+  private execMarker(tid: number, text: string): void {
+    const m = parseExecMarker(text);
+    if (m === null) throw new RecordingTampered(`thread ${tid}'s log holds a malformed exec marker`);
+    const sink = this.sinks.get(tid);
+    if (sink === undefined) throw new RecordingTampered(`an exec marker in the log of thread ${tid}, which has not run`);
+    const old = sink.thread;
+    const unfinished = this.endStream(sink);
+    // A thread other than the leader may have called execve: the new program
+    // then has the leader's id, and the leader's log ends wherever exec killed it.
+    if (unfinished !== 'execve' && unfinished !== 'execveat') this.killedByExec.add(old);
+    const proc = this.processes.get(old.pid)!;
+    if (m.kind === 'untraced') {
+      proc.untraced ??= `${m.path || 'a program'} (started by exec) ran natively, untraced: ${m.reason}`;
+      this.nativeAfterExec.add(tid);
+      return;
+    }
+    if (this.opts.newMemory === undefined) throw new Error('task tracer: execs are followed without a memory map for them');
+    // A copied program is named apart: two memfds may share a name.
+    const program = { path: m.copy !== '' ? `${m.path} [${m.copy}]` : m.path, argv: m.omitted > 0 ? [...m.argv, `(${m.omitted} more arguments)`] : m.argv };
+    const next: TracedProcess = { pid: old.pid, ppid: proc.ppid, memory: this.opts.newMemory(program.path, m.copy), cache: new TranslationCache(), untraced: null, program };
+    // The exec killed the process's other threads, wherever they were.
+    for (const t of this.threads.values()) if (t.pid === old.pid && t.tid !== tid) this.killedByExec.add(t);
+    this.retiredProcesses.push(proc);
+    this.processes.set(old.pid, next);
+    // After exec the thread is its process's only one, with the process's id.
+    this.start(tid, old.pid, true, false);
+  }
+
+  /**
+   * A stream whose log ended here (an exec): parse what is left and set it
+   * aside. Its held events still wait for other threads' translations, and
+   * its path is finished with the others. Returns the syscall it ended in.
+   */
+  private endStream(sink: ThreadSink): string | null {
+    const t = sink.thread;
+    t.parser.end();
+    const unfinished = t.parser.unfinishedSyscall;
+    this.sinks.delete(t.tid);
+    this.retiredSinks.push(sink);
+    this.threads.delete(t.tid);
+    this.retiredThreads.push(t);
+    this.translationsChanged();
+    return unfinished;
+  }
+
   private start(tid: number, pid: number, first: boolean, fork: boolean): ThreadSink {
     const proc = this.processes.get(pid)!;
-    const file = first ? this.opts.firstFile : `trace-${tid}.pt`;
+    const n = this.streamCount++;
+    const file = n === 0 ? this.opts.firstFile : this.threads.has(tid) || this.retiredThreads.some((t) => t.tid === tid) ? `trace-${tid}-${n}.pt` : `trace-${tid}.pt`;
     const out = new TraceOutput(join(this.opts.dir, file), this.opts.snapshotBytes);
     const session = new PtEncoderSession(out, this.opts.settings);
-    const thread = { tid, pid, file, out, session } as TracedThread;
+    const thread = { tid, pid, proc, order: n, file, out, session } as TracedThread;
     const path = new PathReconstruction(session, proc.memory, {
       maxInsns: this.opts.maxInsns,
       maxBlockBytes: this.opts.maxBlockBytes,
@@ -236,6 +367,7 @@ export class TaskTracer {
       onStop: (reason) => this.pathStopped(thread, reason),
       perThreadLogs: true,
       followForks: this.opts.followForks,
+      followExecs: this.opts.followExecs,
     }, proc.cache, this.stats);
     thread.path = path;
     const sink = new ThreadSink(this, thread, first);
@@ -247,8 +379,7 @@ export class TaskTracer {
 
   private pathStopped(thread: TracedThread, reason: StopReason): void {
     if (reason === 'exec') {
-      const proc = this.processes.get(thread.pid)!;
-      proc.untraced ??= `${thread.path.stopDetail ?? 'it executed another program'}: the new program ran natively, untraced`;
+      thread.proc.untraced ??= `${thread.path.stopDetail ?? 'it executed another program'}: the new program ran natively, untraced`;
       return;
     }
     if (this.stopReason === null) {
@@ -264,7 +395,7 @@ export class TaskTracer {
     if (this.threads.has(t.tid) || this.announced.has(t.tid)) throw new RecordingTampered(`thread ${t.tid} is created twice in the program's logs`);
     if (!t.thread) {
       const parent = this.processes.get(thread.pid)!;
-      this.processes.set(t.tid, { pid: t.tid, ppid: parent.pid, memory: parent.memory.fork(), cache: new TranslationCache(parent.cache), untraced: null });
+      this.processes.set(t.tid, { pid: t.tid, ppid: parent.pid, memory: parent.memory.fork(), cache: new TranslationCache(parent.cache), untraced: null, program: null });
     }
     this.announced.set(t.tid, { pid: t.thread ? thread.pid : t.tid, fork: !t.thread });
     const w = this.waiting.get(t.tid);
@@ -285,6 +416,7 @@ export class TaskTracer {
       while (progress) {
         progress = false;
         for (const s of this.sinks.values()) if (s.held.length > 0 && s.drain()) progress = true;
+        for (const s of this.retiredSinks) if (s.held.length > 0 && s.drain()) progress = true;
       }
     } finally {
       this.draining = false;
@@ -299,14 +431,16 @@ export class TaskTracer {
   finish(crashIp: number | null, killed: boolean): void {
     for (const t of this.threads.values()) t.parser.end();
     this.translationsChanged();
-    for (const s of this.sinks.values()) {
+    for (const s of [...this.retiredSinks, ...this.sinks.values()]) {
       // What still waits names a translation no log holds: run it to get the error.
       for (const ev of s.held) ev.run();
       s.held.length = 0;
     }
+    // Streams an exec ended: their logs ended there, not at the recording's end.
+    for (const s of this.retiredSinks) s.thread.path.finish(null, this.killedByExec.has(s.thread));
     for (const [tid] of this.waiting) this.warnings.push(`a log for thread ${tid} that no clone or fork in the logs created was ignored`);
     for (const t of this.threads.values()) {
-      t.path.finish(crashIp, killed);
+      t.path.finish(crashIp, killed || this.killedByExec.has(t));
       const unfinished = t.parser.unfinishedSyscall;
       if (unfinished !== null && !['exit', 'exit_group', 'execve', 'execveat'].includes(unfinished) && !killed && this.stopReason === null) {
         this.warnings.push(`[${t.pid}/${t.tid}]: the log ended inside the syscall ${unfinished}: what the thread did after it is not recorded`);
