@@ -51,6 +51,9 @@ options:
   --check                        check decoded instructions
   --json                         JSON Lines: one object per instruction (or block), event and error
   --sysroot DIR                  find a perf.data's mapped files under DIR
+  --jobs <n>                     decode in pieces cut at PSBs on <n> worker threads; the
+                                 output is the same as without (instruction decoder; not
+                                 with --offset, --check or --pevent)
   --stat, --stat:insn, --stat:blocks  print statistics
   --resync-on-error              after an error, continue at the next IP in the trace
                                  (default: at the next PSB)
