@@ -73,6 +73,16 @@ enum state { UNKNOWN = 0, LAUNCH, EMULATED, NATIVE };
 
 static const char *qemu_host, *guest_qemu, *shim, *log_items, *log_template, *copies;
 static int copy_count;
+/*
+ * The log template a followed program's emulator gets: /proc/self/fd/1%d
+ * with "self" replaced by the sandbox pid of the wrapper that started the
+ * first emulator. The wrapper holds every log descriptor for the whole run,
+ * so the new emulator reopens its thread's log from there even when the
+ * program closed its own copies before the exec (Python's close_fds, any
+ * daemon). The program cannot do the same unseen: an open of /proc/N/fd/M
+ * shows in the log and is refused as tampered.
+ */
+static char held_template[96];
 /* The largest program copied out for the recorder (a memfd's, a deleted file's). */
 #define COPY_MAX (512u << 20)
 static int max_tid;
@@ -472,7 +482,8 @@ static void follow(pid_t pid) {
   }
 
   /* The emulator's command line and environment, built in the scratch memory. */
-  const char *fixed[] = { guest_qemu, "-d", log_items, "-D", log_template, "-0", argv[0], program };
+  const char *template = held_template[0] != 0 ? held_template : log_template;
+  const char *fixed[] = { guest_qemu, "-d", log_items, "-D", template, "-0", argv[0], program };
   int nfixed = (int)(sizeof fixed / sizeof fixed[0]);
   int new_argc = nfixed + argc - 1;
   int new_envc = envc + 2;
@@ -533,6 +544,29 @@ out:
   if (j.mem >= 0) close(j.mem);
 }
 
+/* The parent's host pid, from /proc/pid/status. */
+static pid_t parent_of(pid_t pid) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%d/status", pid);
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return -1;
+  pid_t ppid = -1;
+  while (fgets(line, sizeof line, f) != NULL)
+    if (sscanf(line, "PPid: %d", &ppid) == 1) break;
+  fclose(f);
+  return ppid;
+}
+
+/* The first emulator's parent is the wrapper that holds the logs (see held_template). */
+static void hold_logs_at_parent(pid_t pid) {
+  static const char self[] = "/proc/self/";
+  if (strncmp(log_template, self, strlen(self)) != 0) return;
+  pid_t parent = parent_of(pid);
+  int ns = parent > 0 ? namespace_pid(parent) : -1;
+  if (ns <= 0) return;
+  snprintf(held_template, sizeof held_template, "/proc/%d/%s", ns, log_template + strlen(self));
+}
+
 /* An exec stop: decide by what the process ran before and what it runs now. */
 static void exec_stop(pid_t pid) {
   int s = state_of(pid) & STATE_MASK;
@@ -541,7 +575,10 @@ static void exec_stop(pid_t pid) {
     return;
   }
   /* The launch chain (bwrap, the wrapper, prlimit, env) reaching the emulator. */
-  if (s == LAUNCH && runs_emulator(pid)) set_state(pid, EMULATED);
+  if (s == LAUNCH && runs_emulator(pid)) {
+    set_state(pid, EMULATED);
+    if (held_template[0] == 0) hold_logs_at_parent(pid);
+  }
   ptrace(PTRACE_CONT, pid, 0, 0);
 }
 

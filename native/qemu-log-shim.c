@@ -1,8 +1,9 @@
 /*
  * Preloaded into qemu-user (never into the program it runs) when ptscope
  * records one log per thread (src/sources/recorder/thread-fifos.ts). qemu
- * opens each thread's log at `/proc/self/fd/1<tid>`, a FIFO the recorder
- * handed in. Two things qemu 7.2 does not do, done here:
+ * opens each thread's log at `/proc/self/fd/1<tid>` (or, in a program the
+ * exec follower started, at the wrapper's copy: `/proc/<pid>/fd/1<tid>`), a
+ * FIFO the recorder handed in. Two things qemu 7.2 does not do, done here:
  *
  * - A forked child keeps writing its log through the FILE of the thread
  *   that forked, i.e. into its parent thread's FIFO. After fork, the child
@@ -14,6 +15,12 @@
  *   for the emulator that the exec follower (exec-follower.c) starts on the
  *   new program, which reopens its thread's log from them; a program that
  *   is not followed gets them closed by the follower before it runs.
+ * - The program cannot close the emulator's own logs: qemu runs the
+ *   program's close and close_range through libc (close, syscall), so a
+ *   close of a log descriptor here succeeds without closing it, and a range
+ *   is closed around them. Programs close every descriptor they did not
+ *   open before they exec (Python's close_fds, daemons); the log of what
+ *   they do until the exec is kept. (A dup2 onto a log is not guarded.)
  * - A program the follower put under the emulator passes its environment as
  *   PTSCOPE_E=name=value entries, so that none of its variables reaches the
  *   emulator's own loader or options. Before qemu's main reads the
@@ -22,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -30,10 +38,60 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define LOG_PREFIX "/proc/self/fd/1"
+/*
+ * qemu's per-thread logs are `/proc/self/fd/1<tid>`, or for a program the
+ * exec follower started `/proc/<wrapper>/fd/1<tid>` (exec-follower.c): the
+ * directory part up to the "1", as qemu opened it.
+ */
+static char log_prefix[48];
+
+/* The length of the log prefix `path` starts with (/proc/self/fd/1 or /proc/N/fd/1), or 0. */
+static size_t log_prefix_of(const char *path) {
+  static const char proc[] = "/proc/";
+  if (strncmp(path, proc, strlen(proc)) != 0) return 0;
+  const char *p = path + strlen(proc);
+  if (strncmp(p, "self", 4) == 0) {
+    p += 4;
+  } else {
+    const char *d = p;
+    while (*p >= '0' && *p <= '9') p++;
+    if (p == d || p - d > 7) return 0;
+  }
+  if (strncmp(p, "/fd/1", 5) != 0) return 0;
+  return (size_t)(p + 5 - path);
+}
+
+/*
+ * The wrapper's copies of the logs, for a child whose program closed its
+ * own (Python's close_fds does, before exec): the first emulator's parent
+ * is the sandbox's wrapper, which holds every log for the whole run.
+ */
+static char wrapper_prefix[48];
 
 /* The log this thread of qemu opened (fopen64 below), or -1. */
 static __thread int thread_log_fd = -1;
+
+/* Every log descriptor of this process's threads (a bitmap over the first descriptors). */
+#define GUARDED_FDS 65536
+static unsigned char guarded[GUARDED_FDS / 8];
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void guard(int fd) {
+  if (fd < 0 || fd >= GUARDED_FDS) return;
+  pthread_mutex_lock(&guard_lock);
+  guarded[fd / 8] |= (unsigned char)(1u << (fd % 8));
+  pthread_mutex_unlock(&guard_lock);
+}
+
+static int is_guarded(long fd) {
+  return fd >= 0 && fd < GUARDED_FDS && (guarded[fd / 8] & (1u << (fd % 8))) != 0;
+}
+
+static int real_close(int fd) {
+  static int (*real)(int);
+  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "close");
+  return real(fd);
+}
 
 /*
  * In the child (atfork handlers run in the thread that forked): the forking
@@ -43,13 +101,20 @@ static __thread int thread_log_fd = -1;
  */
 static void child(void) {
   if (thread_log_fd < 0) return;
-  char own[32];
-  snprintf(own, sizeof own, LOG_PREFIX "%d", (int)syscall(SYS_gettid));
+  char own[80];
+  snprintf(own, sizeof own, "%s%d", log_prefix, (int)syscall(SYS_gettid));
   int to = open(own, O_WRONLY | O_CLOEXEC);
+  if (to < 0 && wrapper_prefix[0] != 0) {
+    snprintf(own, sizeof own, "%s%d", wrapper_prefix, (int)syscall(SYS_gettid));
+    to = open(own, O_WRONLY | O_CLOEXEC);
+  }
   if (to < 0) to = open("/dev/null", O_WRONLY | O_CLOEXEC);
   /* Never let the child write into its parent's log. */
   if (to < 0 || dup3(to, thread_log_fd, O_CLOEXEC) < 0) _exit(127);
-  close(to);
+  real_close(to);
+  /* The child has one thread: only its log is guarded. */
+  memset(guarded, 0, sizeof guarded);
+  guard(thread_log_fd);
 }
 
 extern char **environ;
@@ -58,7 +123,11 @@ extern char **environ;
 
 /* The followed program's own environment (see the top of this file). */
 static void guest_environment(void) {
-  if (getenv("PTSCOPE_FOLLOWED_EXEC") == NULL) return;
+  if (getenv("PTSCOPE_FOLLOWED_EXEC") == NULL) {
+    /* The first emulator: started by the wrapper (a followed one opens the wrapper's logs itself). */
+    snprintf(wrapper_prefix, sizeof wrapper_prefix, "/proc/%d/fd/1", (int)getppid());
+    return;
+  }
   size_t n = 0;
   for (char **e = environ; *e != NULL; e++) n++;
   char **guest = calloc(n + 1, sizeof *guest);
@@ -82,12 +151,50 @@ __attribute__((constructor)) static void init(void) {
 FILE *fopen64(const char *path, const char *mode) {
   static FILE *(*real)(const char *, const char *);
   if (real == NULL) real = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, "fopen64");
-  if (path != NULL && strncmp(path, LOG_PREFIX, strlen(LOG_PREFIX)) == 0 && strlen(mode) < 8 && strchr(mode, 'e') == NULL) {
+  size_t prefix = path != NULL ? log_prefix_of(path) : 0;
+  if (prefix > 0 && prefix < sizeof log_prefix && strlen(mode) < 8 && strchr(mode, 'e') == NULL) {
     char with[16];
     snprintf(with, sizeof with, "%se", mode);
     FILE *f = real(path, with);
-    if (f != NULL) thread_log_fd = fileno(f);
+    if (f != NULL) {
+      thread_log_fd = fileno(f);
+      guard(thread_log_fd);
+      memcpy(log_prefix, path, prefix);
+      log_prefix[prefix] = 0;
+    }
     return f;
   }
   return real(path, mode);
+}
+
+/* qemu's close for the program: a log stays open (see the top of this file). */
+int close(int fd) {
+  if (is_guarded(fd)) return 0;
+  return real_close(fd);
+}
+
+/* qemu's close_range for the program goes through syscall(): closed around the logs. */
+long syscall(long number, ...) {
+  static long (*real)(long, ...);
+  if (real == NULL) real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
+  va_end(ap);
+#ifdef SYS_close_range
+  if (number == SYS_close_range && (a[2] & 4 /* CLOSE_RANGE_CLOEXEC */) == 0) {
+    unsigned long lo = (unsigned long)(unsigned int)a[0], hi = (unsigned long)(unsigned int)a[1];
+    if (lo > hi) return real(number, a[0], a[1], a[2]);
+    unsigned long from = lo;
+    for (unsigned long fd = lo; fd <= hi && fd < GUARDED_FDS; fd++) {
+      if (!is_guarded((long)fd)) continue;
+      if (fd > from && real(number, from, fd - 1, a[2]) < 0) return -1;
+      from = fd + 1;
+    }
+    if (from <= hi) return real(number, from, hi, a[2]);
+    return 0;
+  }
+#endif
+  return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

@@ -71,6 +71,16 @@ describe('ptscope analyze', () => {
     expect(() => runAnalyzeCommand([...args, '--param', 'flowguard.threshold=2'], out)).toThrow(/must be a number from 0 to 1/);
   });
 
+  it('FlowGuard alone (packets, no instruction walk) on its trained trace: exit 0, not "nothing decoded"', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ptscope-an-'));
+    const policy = join(dir, 'fg.json');
+    const out = new LineWriter(null);
+    expect(runAnalyzeCommand([...args, '--flowguard-train', policy], out)).toBe(0);
+    expect(runAnalyzeCommand([...args, '--detect', 'flowguard', '--policy', policy, '--fail-on-findings'], out)).toBe(0);
+    out.flush();
+    expect(out.text).toMatch(/flowguard: 0 findings/);
+  });
+
   it('reports a malformed policy in one line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ptscope-an-'));
     const bad = join(dir, 'p.json');

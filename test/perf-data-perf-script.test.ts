@@ -21,7 +21,7 @@ import { ErrorCode } from '../src/packets/errors.js';
 import type { Packet } from '../src/packets/packet.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
 import { defaultIntelPtInfo, INTEL_PT_CONFIG } from '../src/sources/perf-data/auxtrace-info.js';
-import { exportInputFrom, exportPerfData } from '../src/sources/perf-data/bundle-to-perf.js';
+import { exportInputFrom, exportPerfData, type ExportImage, type ExportInput } from '../src/sources/perf-data/bundle-to-perf.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
 import { flowInputs, type PerfDataModel, readPerfData } from '../src/sources/perf-data/perf-data.js';
 import { type AuxBuffer, writePerfData } from '../src/sources/perf-data/writer.js';
@@ -110,6 +110,11 @@ function fnv1a64(ips: number[]): string {
     for (const x of b) h = BigInt.asUintN(64, (h ^ BigInt(x)) * 0x100000001b3n);
   }
   return h.toString(16).padStart(16, '0');
+}
+
+/** The export input of one program with one thread (pid 1000) named `small`. */
+function oneThread(trace: Uint8Array, images: ExportImage[]): ExportInput {
+  return { tasks: [{ pid: 1000, tid: 1000, parent: null, comm: { name: 'small', exec: true } }], streams: [{ pid: 1000, tid: 1000, trace, images }] };
 }
 
 /** Split 64-bit value for TSC packets. */
@@ -391,7 +396,7 @@ describe('perf script (linux-perf 6.1) decodes our perf.data', () => {
     const id = /Build ID: ([0-9a-f]+)/.exec(note)![1]!;
     const image = { file: withId.path, offset: 0x1000, size: 0x18, address: 0x401000n };
     const file = join(dir, 'small-bid.data');
-    exportPerfData(file, { trace: smallTrace(null), images: [image], comm: 'small' });
+    exportPerfData(file, oneThread(smallTrace(null), [image]));
     const model = readPerfData(file);
     try {
       expect(model.features.buildIds).toEqual([{ pid: -1, cpumode: 2, buildId: id, filename: withId.path }]);
@@ -421,12 +426,49 @@ describe('perf script (linux-perf 6.1) decodes our perf.data', () => {
     expect(bad[0]).toMatch(/401000 \[unknown\]$/);
   });
 
+  it('a thread that execs: one queue, COMM exec and the new program\'s MMAP2 between its streams; timed, perf decodes each with its own program', () => {
+    // A second program at the same address (exec replaces the image): a nop, then SMALL's code.
+    const after = assemble('small-exec', SMALL.replace('_start:\n', '_start:\n  nop\n'));
+    const [nop, ...rest] = after.insns;
+    const afterExpected = [nop!, ...[0, 1, 2, 1, 2, 1, 2, 3, 7, 4, 5, 6].map((i) => rest[i]!)];
+    const t0 = 100_000_000_000n;
+    const image = (path: string, size: number): ExportImage => ({ file: path, offset: 0x1000, size, address: 0x401000n });
+    const input = (tsc: boolean, execTsc = t0 + 1000n): ExportInput => ({
+      ...oneThread(smallTrace(t0), [image(small.path, 0x18)]),
+      streams: [
+        { pid: 1000, tid: 1000, trace: smallTrace(t0), images: [image(small.path, 0x18)] },
+        { pid: 1000, tid: 1000, trace: smallTrace(execTsc), images: [image(after.path, 0x19)], execComm: 'small-exec' },
+      ],
+      timing: { tsc, mtc: false, cyc: false, mtcFreq: 0 },
+    });
+    const file = join(dir, 'exec.data');
+    const result = exportPerfData(file, input(true));
+    expect(result).toMatchObject({ timed: true, queues: 1, warnings: [] });
+    const lines = perfScript(file, ['--itrace=i0ns', '-F', 'comm,tid,ip']);
+    expect(lines.map((l) => parseInt(l.trim().split(/\s+/)[2]!, 16))).toEqual([...smallExpected, ...afterExpected]);
+    expect(lines.map((l) => l.trim().split(/\s+/)[0])).toEqual([...smallExpected.map(() => 'small'), ...afterExpected.map(() => 'small-exec')]);
+    const model = readPerfData(file);
+    try {
+      expect(model.streams.map((s) => [s.idx, s.tid, s.fragments.length])).toEqual([[0, 1000, 2]]);
+      expect(model.sideband.tasks.get(1000)!.comms.map((c) => [c.comm, c.exec])).toEqual([['small', true], ['small-exec', true]]);
+    } finally {
+      model.close();
+    }
+    // Without timestamps perf decodes the thread once, at its exit: the exporter says so.
+    const untimed = exportPerfData(join(dir, 'exec-untimed.data'), input(false));
+    expect(untimed.warnings).toEqual(['[1000/1000] ran several programs (exec): without timestamps perf decodes the whole thread with the images it has at its exit']);
+    // A clock that restarts with the new program cannot place the exec between the two: the exporter says so.
+    const restarted = exportPerfData(join(dir, 'exec-restart.data'), input(true, t0));
+    expect(restarted.timed).toBe(true);
+    expect(restarted.warnings).toEqual([
+      `[1000/1000] ran several programs (exec), but the clock of its stream for small-exec restarts (first TSC 0x${t0.toString(16)}, not after the last before the exec, 0x${t0.toString(16)}): perf decodes the instructions before the exec with the new program's images`,
+    ]);
+  });
+
   it('falls back to timeless decoding when the trace has no TSC to start from', () => {
     const file = join(dir, 'fallback.data');
     const result = exportPerfData(file, {
-      trace: smallTrace(null),
-      images: [{ file: small.path, offset: 0x1000, size: 0x18, address: 0x401000n }],
-      comm: 'small',
+      ...oneThread(smallTrace(null), [{ file: small.path, offset: 0x1000, size: 0x18, address: 0x401000n }]),
       timing: { tsc: true, mtc: false, cyc: false, mtcFreq: 0 },
     });
     expect(result.timed).toBe(false);

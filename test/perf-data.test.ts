@@ -211,6 +211,60 @@ describe('per-thread recordings', () => {
   });
 });
 
+describe('ID_INDEX', () => {
+  it('maps every id of both events to its queue: per-cpu (cpu, tid -1) and per-thread (cpu -1, tid)', () => {
+    const path = join(dir, 'idindex-percpu.data');
+    const layout = writePerfData(path, perCpuSpec());
+    const m = readPerfData(path);
+    try {
+      const ids = [...layout.attrIds.pt, ...layout.attrIds.sideband];
+      expect(m.idIndex).toEqual(ids.map((id, i) => ({ id, idx: i % 2, cpu: i % 2, tid: -1 })));
+    } finally {
+      m.close();
+    }
+    const info = defaultIntelPtInfo(9);
+    info.perCpuMmaps = false;
+    const threads = join(dir, 'idindex-perthread.data');
+    const l2 = writePerfData(threads, {
+      info,
+      ptConfig: INTEL_PT_CONFIG.pt | INTEL_PT_CONFIG.branch,
+      sideband: [{ kind: 'comm', time: 1n, cpu: -1, pid: 7, tid: 7, comm: 't', exec: true }],
+      aux: [
+        { idx: 0, cpu: -1, tid: 7, data: bytes(16, 1) },
+        { idx: 1, cpu: -1, tid: 9, data: bytes(16, 2) },
+      ],
+    });
+    const m2 = readPerfData(threads);
+    try {
+      const ids = [...l2.attrIds.pt, ...l2.attrIds.sideband];
+      expect(m2.idIndex).toEqual(ids.map((id, i) => ({ id, idx: i % 2, cpu: -1, tid: i % 2 ? 9 : 7 })));
+      // Per-thread mmaps: no CPU field in either event's samples.
+      expect(m2.attrs.every((a) => (a.attr.sampleType & 0x80n /* CPU */) === 0n)).toBe(true);
+    } finally {
+      m2.close();
+    }
+  });
+
+  it('an entry count larger than the record is a warning, not a crash', () => {
+    const path = join(dir, 'idindex-bad.data');
+    const layout = writePerfData(path, perCpuSpec());
+    const b = new Uint8Array(readFileSync(path));
+    const v = new DataView(b.buffer);
+    // ID_INDEX follows TIME_CONV (56 bytes) at the start of the data section.
+    const at = layout.dataOffset + 56;
+    expect(v.getUint32(at, true)).toBe(69);
+    v.setBigUint64(at + 8, 1000n, true);
+    const m = readPerfDataBytes('bad.data', b);
+    try {
+      expect(m.idIndex).toEqual([]);
+      expect(m.warnings).toEqual([`ID_INDEX claims 1000 entries in ${v.getUint16(at + 6, true)} bytes at offset 0x${at.toString(16)}`]);
+      expect(m.streams).toHaveLength(2);
+    } finally {
+      m.close();
+    }
+  });
+});
+
 describe('AUXTRACE_INFO for intel_pt', () => {
   it('encodes and parses every field, the filter string and the event-trace capability', () => {
     const info = defaultIntelPtInfo(10);

@@ -213,6 +213,20 @@ describe('recording threads', () => {
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 
+  it('a child that closes every descriptor before it executes a program (as Python\'s subprocess does) is traced to the exec and after', async () => {
+    const res = await rec([compile('closefds-exec')], 'closefds-exec');
+    expect(res.stdout).toBe('child 499500\nparent 0\n');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    for (const p of v2.processes) expect(p.untraced).toBeNull();
+    expect(v2.warnings!.filter((w) => /log ended/.test(w))).toEqual([]);
+    const child = v2.processes[1];
+    const streams = v2.streams.filter((s) => s.pid === child.pid);
+    expect(streams.map((s) => s.program?.path ?? null)).toEqual([null, '/usr/bin/echo']);
+    // The loop after the closes is in the child's first stream.
+    expect(streams[0].instructions!.traced).toBeGreaterThan(4000);
+    expectExactStreams(res.bundle, v2);
+  }, 240_000);
+
   it('a program the emulator cannot be started on runs natively without the logs, reported untraced', async () => {
     // One variable just under the kernel's 128 KiB string limit: the program's
     // exec fits, the emulator's (which carries it as PTSCOPE_E=...) does not.

@@ -39,6 +39,8 @@ export interface AnalyzeResult {
   unchecked: UncheckedNote[];
   notes: string[];
   flow: FlowStats;
+  /** False when only packet-level detectors ran (FlowGuard alone): the instruction flow was not walked, so `flow` counts nothing. */
+  walked: boolean;
   seconds: number;
   instructionsPerSecond: number;
 }
@@ -91,8 +93,9 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
   const streaming = detectors.filter((d) => !standalone.includes(d));
   for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
   const walker = new ControlFlowWalker(decoder, streaming);
-  const flow = streaming.length > 0 || standalone.length === 0 ? walker.run() : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
-  return analyzeResult(input, detectors, flow, started);
+  const walked = streaming.length > 0 || standalone.length === 0;
+  const flow = walked ? walker.run() : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  return analyzeResult(input, detectors, flow, started, walked);
 }
 
 /**
@@ -101,7 +104,7 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
  * check, and decode errors as unchecked stretches. `started` is the
  * walk's hrtime at its start.
  */
-export function analyzeResult(input: TraceInput, detectors: readonly Detector[], flow: FlowStats, started: bigint): AnalyzeResult {
+export function analyzeResult(input: TraceInput, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true): AnalyzeResult {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
   const unchecked = detectors.flatMap((d) => d.unchecked());
@@ -117,6 +120,7 @@ export function analyzeResult(input: TraceInput, detectors: readonly Detector[],
     unchecked,
     notes: input.notes,
     flow,
+    walked,
     seconds,
     instructionsPerSecond: seconds > 0 ? flow.instructions / seconds : 0,
   };

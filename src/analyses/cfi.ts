@@ -65,7 +65,7 @@ export class CfiDetector extends DetectorBase {
     super('cfi', ctx);
     this.maxPerEdge = this.numParam('maxPerEdge');
     this.parameters = { maxPerEdge: this.maxPerEdge, policy: ctx.policyFile ?? '' };
-    this.switches = new StackSwitches(ctx.modules, ctx.facts);
+    this.switches = new StackSwitches(ctx.modules, ctx.facts, ctx.historyUnseen ?? false);
     if (ctx.policyFile) {
       const p = loadPolicy(ctx.policyFile);
       for (const [name, m] of Object.entries(p.cfi?.modules ?? {})) {

@@ -55,6 +55,19 @@ export class CodeFacts {
     return result;
   }
 
+  /**
+   * The target of the direct call that ends exactly at `ip` (the call whose
+   * return address `ip` is), or NaN if no direct call ends there.
+   */
+  directCallBefore(ip: number): number {
+    const insn = this.insn;
+    for (let len = 5; len <= 15; len++) {
+      if (this.decoder.decode(insn, ip - len, this.mode, this.asid) < 0) continue;
+      if (insn.size === len && insn.iclass === InsnClass.Call && insn.isDirect) return insn.target;
+    }
+    return NaN;
+  }
+
   /** True if `ip` is mapped in the image. */
   isMapped(ip: number): boolean {
     return this.image.find(ip, this.asid) !== null;

@@ -33,6 +33,11 @@ export interface DetectorContext {
   policyFile: string | null;
   /** `--monitor SYMS`: functions hook-skip watches. */
   monitor: string[];
+  /**
+   * True when the stream is decoded from a PSB in the middle of the trace
+   * (FlowGuard's slow path): events before it are unseen (stack-switch.ts).
+   */
+  historyUnseen?: boolean;
   /** The raw trace and its decoder configuration (FlowGuard's fast path reads packets). */
   trace: Uint8Array | null;
   config: DecoderConfig | null;

@@ -26,7 +26,11 @@
  * path. If every edge of the window has credit >= threshold, the check is
  * settled. Otherwise the slow path decodes that window fully (from the PSB
  * before it) with the shadow-stack, rop, cfi and inter-module detectors and
- * reports what they find in the window.
+ * reports what they find in the window. Those detectors have not seen the
+ * trace before that PSB: a stack switch that an unseen event could have
+ * prepared (a longjmp to a setjmp made earlier, a landing pad of an unwind
+ * already under way, a signal return) is counted as unchecked, not reported
+ * (stack-switch.ts). The full decode of `analyze` sees it all and judges it.
  *
  * Reported: the fraction of checks settled on the fast path and the
  * throughput of each path (trace bytes per second).
@@ -47,6 +51,10 @@ import { existsSync } from 'node:fs';
 import { emptyPolicy, loadPolicy, parseHexAddress, savePolicy, type PolicyFile } from './policy.js';
 import { RopDetector } from './rop.js';
 import { ShadowStackDetector } from './shadow-stack.js';
+import { PREPARED_UNSEEN_REASON, SWITCH_KIND_NAMES, SwitchKind } from './stack-switch.js';
+
+/** The stat under which the slow path's detectors count switches prepared before their decode start. */
+const PREPARED_UNSEEN_STAT = `switch.${SWITCH_KIND_NAMES[SwitchKind.PreparedUnseen]}`;
 
 /** Credit of an edge justified only by static analysis. */
 export const STATIC_CREDIT = 0.25;
@@ -172,6 +180,7 @@ function staticCredit(modules: ModuleMap, callPreceded: (ip: number) => number, 
 interface Window {
   start: number;
   end: number;
+  /** The last PSB at or before `start`. */
   psb: number;
 }
 
@@ -218,6 +227,8 @@ export class FlowGuardDetector extends DetectorBase {
     const t0 = process.hrtime.bigint();
     const slow: Window[] = [];
     let windowStart = 0;
+    // The last PSB before the window's start: the slow path decodes the whole window from there.
+    let windowPsb = 0;
     let windowMiss = false;
     let checks = 0;
     const scan = scanTipEdges(
@@ -228,8 +239,9 @@ export class FlowGuardDetector extends DetectorBase {
       (end, psb) => {
         if (end <= windowStart) return;
         checks++;
-        if (windowMiss) slow.push({ start: windowStart, end, psb });
+        if (windowMiss) slow.push({ start: windowStart, end, psb: windowPsb });
         windowStart = end;
+        windowPsb = psb;
         windowMiss = false;
       },
     );
@@ -273,7 +285,9 @@ export class FlowGuardDetector extends DetectorBase {
     const config = this.ctx.config;
     if (config === null) return 0;
     const decoder = new InsnDecoder(packets, config, this.ctx.image);
-    const inner: DetectorContext = { ...this.ctx, offset: () => from + decoder.offset, params: {} };
+    // Decoding starts at a PSB: what came before it (a setjmp, an unwind or
+    // a signal under way) is unseen, and judged as unchecked, not as a finding.
+    const inner: DetectorContext = { ...this.ctx, offset: () => from + decoder.offset, params: {}, historyUnseen: from > 0 };
     const detectors: Detector[] = [
       new ShadowStackDetector(inner),
       new RopDetector(inner),
@@ -281,6 +295,8 @@ export class FlowGuardDetector extends DetectorBase {
       new InterModuleDetector(inner),
     ];
     const stats = new ControlFlowWalker(decoder, detectors).run();
+    const unseen = Math.max(...detectors.map((d) => d.stats?.()[PREPARED_UNSEEN_STAT] ?? 0));
+    if (unseen > 0) this.log.note(PREPARED_UNSEEN_REASON, from, unseen);
     for (const d of detectors) {
       for (const f of d.findings()) {
         if (!windows.some((w) => f.offset >= w.start && f.offset <= w.end)) continue;

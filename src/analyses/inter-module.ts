@@ -47,7 +47,7 @@ export class InterModuleDetector extends DetectorBase {
       for (const r of p.interModule?.rules ?? []) this.rules.set(`${r.from}>${r.to}`, r);
     }
     this.strict = strict;
-    this.switches = new StackSwitches(ctx.modules, ctx.facts);
+    this.switches = new StackSwitches(ctx.modules, ctx.facts, ctx.historyUnseen ?? false);
     this.parameters = { mode: strict ? 'strict' : 'default', policy: ctx.policyFile ?? '' };
   }
 

@@ -107,7 +107,7 @@ export class RopDetector extends DetectorBase {
     this.dispatcherRounds = this.numParam('dispatcherRounds');
     if (this.minViolations > this.window) throw new ParamError(`--param rop.minViolations=${this.minViolations}: must be at most rop.window (${this.window})`);
     this.recentReturns = new Uint8Array(this.window);
-    this.switches = new StackSwitches(ctx.modules, ctx.facts);
+    this.switches = new StackSwitches(ctx.modules, ctx.facts, ctx.historyUnseen ?? false);
     this.parameters = {
       maxGadget: this.maxGadget,
       minChain: this.minChain,

@@ -27,7 +27,11 @@
  *   an unwinder's jump to a landing pad pops to the frame whose call site
  *   the LSDA maps to that pad;
  * - a return with an empty stack (past the start of the trace, after an
- *   overflow, in a fresh coroutine) is unchecked.
+ *   overflow, in a fresh coroutine) is unchecked;
+ * - decoding from a PSB in the middle of the trace (FlowGuard's slow path),
+ *   a switch that unseen events could have prepared (stack-switch.ts)
+ *   returns below every frame seen: the stack empties, and what follows is
+ *   unchecked until new frames are pushed.
  *
  * Everything else is a `return-mismatch`, including a return to a deeper
  * frame that no recorded switch explains. Consecutive mismatching returns
@@ -139,7 +143,7 @@ export class ShadowStackDetector extends DetectorBase {
     this.cur = new AddressSpaceStacks();
     this.spaces.set(-1, this.cur);
     this.curKey = -1;
-    this.switches = new StackSwitches(ctx.modules, ctx.facts);
+    this.switches = new StackSwitches(ctx.modules, ctx.facts, ctx.historyUnseen ?? false);
   }
 
   private space(cr3: number): AddressSpaceStacks {
@@ -268,6 +272,20 @@ export class ShadowStackDetector extends DetectorBase {
           }
         }
         this.log.note('unwinder entered a landing pad no frame on the shadow stack leads to', this.ctx.offset());
+        return;
+      }
+      case SwitchKind.PreparedUnseen: {
+        // Prepared before the decode start: the frame it goes back to (the
+        // saving call's, the catching one, the interrupted one) is below
+        // every frame seen, unless the LSDA maps a seen frame to this pad.
+        const st = sp.active;
+        for (let i = st.depth - 1; i >= 0; i--) {
+          if (st.kind[i] === FRAME && this.landingPadOf(st.ret[i]) === to) {
+            st.depth = i;
+            return;
+          }
+        }
+        st.depth = 0;
         return;
       }
       default:

@@ -30,6 +30,16 @@
  * The functions are identified by the symbol (or PLT import) of the *called*
  * address: what an API call means is its contract; who executes the
  * switching `ret` is never a reason to trust it.
+ *
+ * A decode that starts in the middle of a trace (FlowGuard's slow path
+ * decodes a window from the PSB before it) has not seen what came before:
+ * a setjmp made when the program started, an unwind or a signal under way
+ * at that PSB. There, a transfer that no seen event explains but that an
+ * unseen one could have prepared is {@link SwitchKind.PreparedUnseen}: its
+ * target is the return address of a direct call to a context-saving
+ * function, an exception landing pad, or (for a return) a sigreturn
+ * trampoline. The detectors take it as a switch and count it as unchecked;
+ * any other target is judged as before.
  */
 import { EventType, type PtEvent } from '../events/event.js';
 import { TransferKind } from '../flow/control-flow.js';
@@ -58,9 +68,15 @@ export enum SwitchKind {
   PlantedReturn = 3,
   LandingPad = 4,
   SignalReturn = 5,
+  /** A switch that events before a mid-trace decode start could have prepared (not verifiable: unchecked). */
+  PreparedUnseen = 6,
 }
 
-export const SWITCH_KIND_NAMES: readonly string[] = ['none', 'context-resume', 'fresh-context', 'planted-return', 'landing-pad', 'signal-return'];
+export const SWITCH_KIND_NAMES: readonly string[] = ['none', 'context-resume', 'fresh-context', 'planted-return', 'landing-pad', 'signal-return', 'prepared-unseen'];
+
+/** The unchecked reason of a {@link SwitchKind.PreparedUnseen} switch. */
+export const PREPARED_UNSEEN_REASON =
+  'stack switch (longjmp/setcontext to a setjmp return site, unwind to a landing pad, or signal return) that events before the decode start could have prepared: not checked';
 
 /** Function names by meaning. */
 const API_BY_NAME = new Map<string, ContextApi>([
@@ -128,9 +144,17 @@ export class StackSwitches<T = null> {
   /** Classified switches by kind, for reports. */
   readonly counts = new Uint32Array(SWITCH_KIND_NAMES.length);
 
+  /** Static resume points and landing pads, by run-time address (only when history is unseen). */
+  private readonly unseenCache = new Map<number, boolean>();
+
+  /**
+   * `historyUnseen`: the decode starts in the middle of the trace, after
+   * events this instance never sees (FlowGuard's slow path).
+   */
   constructor(
     private readonly modules: ModuleMap,
     private readonly facts: CodeFacts,
+    private readonly historyUnseen = false,
   ) {}
 
   /** What calling `to` means (cached). */
@@ -203,7 +227,7 @@ export class StackSwitches<T = null> {
 
   /** Cheap pre-check for indirect jumps: could a jump to `to` be a switch (a resume point, or an unwind in progress)? */
   mayBeSwitch(to: number): boolean {
-    return this.unwinding > 0 || this.resumePoints.has(to);
+    return this.unwinding > 0 || this.resumePoints.has(to) || (this.historyUnseen && this.unseenJumpTarget(to));
   }
 
   /**
@@ -235,8 +259,28 @@ export class StackSwitches<T = null> {
         k = SwitchKind.SignalReturn;
       }
     }
+    if (k === SwitchKind.None && this.historyUnseen) {
+      if (this.unseenJumpTarget(to) || (kind === TransferKind.Return && this.facts.isSigreturnTrampoline(to))) k = SwitchKind.PreparedUnseen;
+    }
     if (k !== SwitchKind.None) this.counts[k]++;
     return k;
+  }
+
+  /**
+   * Where a longjmp/setcontext or an unwinder could go after preparations
+   * this instance did not see: the return address of a direct call to a
+   * context-saving function (itself, or its PLT stub), or a landing pad.
+   */
+  private unseenJumpTarget(to: number): boolean {
+    let r = this.unseenCache.get(to);
+    if (r === undefined) {
+      const callee = this.facts.directCallBefore(to);
+      const api = Number.isNaN(callee) ? ContextApi.None : this.apiAt(callee);
+      r = api === ContextApi.Save || api === ContextApi.SaveAndSwitch || this.isLandingPad(to);
+      if (this.unseenCache.size >= MAX_API_CACHE) this.unseenCache.clear();
+      this.unseenCache.set(to, r);
+    }
+    return r;
   }
 
   private isLandingPad(to: number): boolean {

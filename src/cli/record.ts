@@ -1,5 +1,5 @@
 import { basename, join } from 'node:path';
-import { exportInputFrom, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
+import { closeExportInput, exportInputFrom, exportPerfData } from '../sources/perf-data/bundle-to-perf.js';
 import { importBundle } from '../sources/import/bundle-import.js';
 import { DEFAULT_MAX_TRACE_BYTES, RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
 import { callerStdin } from '../sources/recorder/caller-stdin.js';
@@ -152,10 +152,19 @@ export async function runRecordCommand(args: string[], out: LineWriter): Promise
     out.line(`images      ${m.images.length}`);
     const how = m.exit.stopped ? `stopped (${m.exit.stopped})` : m.exit.signal ? `killed by ${m.exit.signal}` : `exit status ${m.exit.status}`;
     out.line(`program     ${how}`);
-    if (format === 'perf' && m.trace) {
-      // Also as a perf.data that Linux perf decodes (perf script --itrace=i0ns).
+    if (format === 'perf' && m.trace !== null) {
+      // Also as a perf.data that Linux perf decodes (perf script --itrace=i0ns):
+      // every thread's stream (a version-2 bundle has no single `trace`).
       const perfPath = join(res.bundle, 'perf.data');
-      const exported = exportPerfData(perfPath, exportInputFrom(importBundle(res.bundle)));
+      const recording = importBundle(res.bundle);
+      const input = exportInputFrom(recording);
+      let exported;
+      try {
+        exported = exportPerfData(perfPath, input);
+      } finally {
+        closeExportInput(input);
+        recording.close();
+      }
       for (const w of exported.warnings) process.stderr.write(`ptscope: record: ${w}\n`);
       out.line(`perf.data   ${perfPath}`);
     }

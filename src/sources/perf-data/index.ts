@@ -7,15 +7,16 @@
  * stream (TraceSource, DecoderConfig, task and image by time).
  *
  * Export: {@link writePerfData} writes a perf.data that perf script decodes;
- * {@link exportPerfData} does it for a recorder bundle.
+ * {@link exportPerfData} does it for a recording, every thread's stream in
+ * perf's per-thread layout.
  */
 export { readPerfData, readPerfDataBytes, flowInputs } from './perf-data.js';
 export type { PerfDataModel, PerfFlowInput, ReadPerfDataOptions } from './perf-data.js';
 export { PerfDataError, NO_PT_DATA } from './file-access.js';
 export { writePerfData } from './writer.js';
 export type { AuxBuffer, PerfDataSpec, PerfDataLayout, SidebandEvent } from './writer.js';
-export { exportPerfData, exportInputFrom } from './bundle-to-perf.js';
-export type { ExportInput, ExportResult } from './bundle-to-perf.js';
+export { exportPerfData, exportInputFrom, closeExportInput } from './bundle-to-perf.js';
+export type { ExportImage, ExportInput, ExportResult, ExportStream, ExportTask } from './bundle-to-perf.js';
 export { defaultIntelPtInfo, decoderConfigFor, INTEL_PT_CONFIG, traceSettings } from './auxtrace-info.js';
 export type { IntelPtInfo, IntelPtTraceSettings } from './auxtrace-info.js';
 export { SidebandTimeline, SidebandImageProvider, resolveMappedFile } from './sideband.js';

@@ -26,7 +26,7 @@ import {
 } from './header.js';
 import { isKernelRecord, isSampleRecord, PerfDataRecordReader } from './reader.js';
 import { type ImageForTask, SidebandImageProvider, SidebandTimeline } from './sideband.js';
-import { parseAuxtrace, parseTimeConv, PerfUserRecordType } from './user-records.js';
+import { type IdIndexEntry, parseAuxtrace, parseIdIndex, parseTimeConv, PerfUserRecordType } from './user-records.js';
 
 /**
  * perf.data import: one pass over the file builds the model the rest of
@@ -49,6 +49,8 @@ export interface PerfDataModel {
   /** TIME_CONV, else the conversion in AUXTRACE_INFO. */
   timeConv: TimeConversion;
   streams: AuxStream[];
+  /** ID_INDEX entries (which queue, cpu and thread each event id belongs to), when the file has them. */
+  idIndex: IdIndexEntry[];
   sideband: SidebandTimeline;
   /** Records the importer could not parse, one line each with the offset (the import goes on). */
   warnings: string[];
@@ -96,6 +98,9 @@ function sampleTypeResolver(attrs: PerfAttrEntry[]): (view: DataView, pos: numbe
   };
 }
 
+/** ID_INDEX entries kept: one per event and cpu or thread, far fewer in any real file. */
+const MAX_ID_INDEX = 1 << 16;
+
 function readFrom(file: RandomAccessFile): PerfDataModel {
   const header = readFileHeader(file);
   const attrs = readAttrs(file, header);
@@ -121,6 +126,7 @@ function readFrom(file: RandomAccessFile): PerfDataModel {
   let ptInfo: IntelPtInfo | null = null;
   let timeConv: TimeConversion | null = null;
   let sawAuxtraceInfo = false;
+  const idIndex: IdIndexEntry[] = [];
 
   for (let r = reader.read(); r !== null; r = reader.read()) {
     if (isKernelRecord(r.type)) {
@@ -154,6 +160,13 @@ function readFrom(file: RandomAccessFile): PerfDataModel {
         });
         break;
       }
+      case PerfUserRecordType.IdIndex: {
+        const entries = parseIdIndex(r.view, r.pos, r.size);
+        if (typeof entries === 'string') warnings.push(`${entries} at offset 0x${r.fileOffset.toString(16)}`);
+        else if (idIndex.length + entries.length <= MAX_ID_INDEX) idIndex.push(...entries);
+        else warnings.push(`ID_INDEX at offset 0x${r.fileOffset.toString(16)}: more than ${MAX_ID_INDEX} entries in all; the rest are not kept`);
+        break;
+      }
       case PerfUserRecordType.TimeConv:
         timeConv = parseTimeConv(r.view, r.pos, r.size);
         break;
@@ -179,6 +192,7 @@ function readFrom(file: RandomAccessFile): PerfDataModel {
     decoderConfig: decoderConfigFor(info, config, features.cpuId),
     timeConv: timeConv ?? { timeShift: info.timeShift, timeMult: info.timeMult, timeZero: info.timeZero },
     streams: collector.streams(),
+    idIndex,
     sideband,
     warnings,
     file,

@@ -131,3 +131,56 @@ export function encodeFinishedRound(): Uint8Array {
   v.setUint16(6, 8, true);
   return b;
 }
+
+/** One PERF_RECORD_ID_INDEX entry: which mmap (idx), cpu and thread an event id was opened on. */
+export interface IdIndexEntry {
+  id: bigint;
+  idx: number;
+  /** -1 with per-thread mmaps. */
+  cpu: number;
+  /** -1 with per-cpu mmaps. */
+  tid: number;
+}
+
+/** Entries in one ID_INDEX record: its size is a u16 (header 8 + nr 8 + 32 per entry). */
+export const ID_INDEX_MAX_ENTRIES = Math.floor((0xffff - 16) / 32);
+
+/**
+ * PERF_RECORD_ID_INDEX: `{header; u64 nr; {u64 id, idx, cpu, tid}[nr]}`
+ * (perf.data-file-format.txt), one record per {@link ID_INDEX_MAX_ENTRIES}
+ * entries as perf's synthesize_id_index splits them. cpu and tid are
+ * sign-extended: -1 is all ones.
+ */
+export function encodeIdIndex(entries: readonly IdIndexEntry[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < entries.length; at += ID_INDEX_MAX_ENTRIES) {
+    const part = entries.slice(at, at + ID_INDEX_MAX_ENTRIES);
+    const b = new Uint8Array(16 + 32 * part.length);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, PerfUserRecordType.IdIndex, true);
+    v.setUint16(6, b.length, true);
+    v.setBigUint64(8, BigInt(part.length), true);
+    part.forEach((e, i) => {
+      const p = 16 + 32 * i;
+      v.setBigUint64(p, e.id, true);
+      v.setBigUint64(p + 8, BigInt(e.idx), true);
+      v.setBigInt64(p + 16, BigInt(e.cpu), true);
+      v.setBigInt64(p + 24, BigInt(e.tid), true);
+    });
+    out.push(b);
+  }
+  return out;
+}
+
+/** The entries of one ID_INDEX record (`pos` at its header), or a one-line problem. */
+export function parseIdIndex(v: DataView, pos: number, size: number): IdIndexEntry[] | string {
+  if (size < 16) return `ID_INDEX of ${size} bytes is shorter than its header`;
+  const nr = v.getBigUint64(pos + 8, true);
+  if (nr > BigInt(Math.floor((size - 16) / 32))) return `ID_INDEX claims ${nr} entries in ${size} bytes`;
+  const out: IdIndexEntry[] = [];
+  for (let i = 0; i < Number(nr); i++) {
+    const p = pos + 16 + 32 * i;
+    out.push({ id: v.getBigUint64(p, true), idx: Number(v.getBigUint64(p + 8, true) & 0xffffffffn), cpu: Number(v.getBigInt64(p + 16, true)), tid: Number(v.getBigInt64(p + 24, true)) });
+  }
+  return out;
+}

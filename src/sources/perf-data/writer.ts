@@ -37,6 +37,7 @@ import {
   AUXTRACE_RECORD_SIZE,
   encodeAuxtrace,
   encodeFinishedRound,
+  encodeIdIndex,
   encodeTimeConv,
   type TimeConvRecord,
 } from './user-records.js';
@@ -48,13 +49,18 @@ import {
  * - two events: the intel_pt event (type = the PMU type AUXTRACE_INFO
  *   names, so perf finds "the" PT event) and a dummy software event that
  *   owns the sideband (mmap/comm/task/context-switch). Both have
- *   sample_id_all and sample_type TID|TIME|CPU|IDENTIFIER (+IP): with two
+ *   sample_id_all and sample_type IP|TID|TIME|IDENTIFIER, plus CPU with
+ *   per-cpu mmaps (arch/x86/util/intel-pt.c sets CPU only then): with two
  *   events perf needs IDENTIFIER to tell whose record it is. Each has one
- *   id per cpu/thread queue; perf derives the ids of the samples it
- *   synthesizes from the PT event's first id.
- * - data: AUXTRACE_INFO, TIME_CONV, the sideband records in time order,
- *   then one AUXTRACE record per trace buffer followed by its bytes, then
- *   FINISHED_ROUND.
+ *   id per queue, as perf opens one event per cpu (per-cpu mmaps, with
+ *   inherit) or per thread (`--per-thread`, which turns inherit off); perf
+ *   derives the ids of the samples it synthesizes from the PT event's
+ *   first id. A record's id is that of its queue: its cpu's, or with
+ *   per-thread mmaps its thread's.
+ * - data: TIME_CONV, ID_INDEX (each id's queue, cpu and tid; perf record
+ *   writes it just before AUXTRACE_INFO), AUXTRACE_INFO, the sideband
+ *   records in time order, then one AUXTRACE record per trace buffer
+ *   followed by its bytes, then FINISHED_ROUND.
  * - features: hostname, osrelease, version, arch, nrcpus, cpudesc, cpuid,
  *   cmdline, event_desc (event names), auxtrace (the index of the AUXTRACE
  *   records, so perf queues the data without scanning) and build-ids when
@@ -131,8 +137,10 @@ export interface PerfDataLayout {
   attrIds: { pt: bigint[]; sideband: bigint[] };
 }
 
-/** Sample fields of both events: a perf record -e intel_pt// setup. */
+/** Sample fields of both events: a perf record -e intel_pt// setup with per-cpu mmaps. */
 export const WRITER_SAMPLE_TYPE = 0x1n /* IP */ | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_IDENTIFIER;
+/** The same with per-thread mmaps: no CPU field (the AUX queues are not per cpu). */
+export const WRITER_SAMPLE_TYPE_PER_THREAD = WRITER_SAMPLE_TYPE & ~PERF_SAMPLE_CPU;
 
 /** Buffered sequential writer that knows its file offset. */
 class FileOut {
@@ -178,18 +186,30 @@ export function writePerfData(path: string, spec: PerfDataSpec): PerfDataLayout 
 
 function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
   const info = spec.info;
+  const perCpu = info.perCpuMmaps;
   // One id per queue for each event, as perf opens one event per cpu/thread.
   const queues = [...new Set(spec.aux.map((a) => a.idx))].sort((a, b) => a - b);
   if (queues.length === 0) queues.push(0);
   const ptIds = queues.map((_, i) => BigInt(1 + i));
   const sbIds = queues.map((_, i) => BigInt(1 + queues.length + i));
-  const idOfQueue = (ids: bigint[], cpuOrIdx: number): bigint => {
-    const i = queues.indexOf(cpuOrIdx);
+  // Each queue's cpu (per-cpu) or thread (per-thread), from its buffers.
+  const queueCpu = new Map<number, number>();
+  const queueTid = new Map<number, number>();
+  const queueOfTid = new Map<number, number>();
+  for (const a of spec.aux) {
+    if (!queueCpu.has(a.idx)) queueCpu.set(a.idx, a.cpu);
+    if (!queueTid.has(a.idx)) queueTid.set(a.idx, a.tid);
+    if (!queueOfTid.has(a.tid)) queueOfTid.set(a.tid, a.idx);
+  }
+  /** The id of the event `ids` opened for the queue of a record on `cpu` by thread `tid`. */
+  const idFor = (ids: bigint[], cpu: number, tid: number): bigint => {
+    const idx = perCpu ? cpu : queueOfTid.get(tid) ?? -1;
+    const i = queues.indexOf(idx);
     return ids[i < 0 ? 0 : i]!;
   };
 
-  const sampleType = WRITER_SAMPLE_TYPE;
-  const common = BigInt(AttrFlag.SampleIdAll | AttrFlag.ExcludeHv | AttrFlag.ExcludeGuest);
+  const sampleType = perCpu ? WRITER_SAMPLE_TYPE : WRITER_SAMPLE_TYPE_PER_THREAD;
+  const common = BigInt(AttrFlag.SampleIdAll | AttrFlag.ExcludeHv | AttrFlag.ExcludeGuest | (perCpu ? AttrFlag.Inherit : 0));
   const excludeKernel = spec.excludeKernel ?? true ? BigInt(AttrFlag.ExcludeKernel) : 0n;
   const hasSwitch = spec.sideband.some((e) => e.kind === 'switch');
   const attrs: PerfAttrEntry[] = [
@@ -255,7 +275,6 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
 
   // Data section.
   const dataOffset = out.offset;
-  out.write(encodeIntelPtInfo(info));
   out.write(
     encodeTimeConv(
       spec.timeConv ?? {
@@ -267,32 +286,34 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
       },
     ),
   );
+  const idIndex = attrs.flatMap((a) =>
+    a.ids.map((id, i) => {
+      const idx = queues[i]!;
+      return { id, idx, cpu: perCpu ? queueCpu.get(idx) ?? idx : -1, tid: perCpu ? -1 : queueTid.get(idx) ?? -1 };
+    }),
+  );
+  for (const r of encodeIdIndex(idIndex)) out.write(r);
+  out.write(encodeIntelPtInfo(info));
   const sideband = [...spec.sideband].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   for (const e of sideband) {
-    const s: SampleId = { pid: e.pid, tid: e.tid, time: e.time, cpu: e.cpu, id: 0n };
-    const queueKey = info.perCpuMmaps ? e.cpu : e.tid;
+    const s: SampleId = { pid: e.pid, tid: e.tid, time: e.time, cpu: e.cpu, id: idFor(e.kind === 'itrace-start' ? ptIds : sbIds, e.cpu, e.tid) };
     switch (e.kind) {
       case 'mmap2':
-        s.id = idOfQueue(sbIds, queueKey);
         out.write(encodeMmap2(e, s, sampleType));
         break;
       case 'comm':
-        s.id = idOfQueue(sbIds, queueKey);
         out.write(encodeComm(e.pid, e.tid, e.comm, e.exec, s, sampleType));
         break;
       case 'itrace-start':
-        s.id = idOfQueue(ptIds, queueKey);
         out.write(encodeItraceStart(e.pid, e.tid, s, sampleType));
         break;
       case 'fork':
       case 'exit':
-        s.id = idOfQueue(sbIds, queueKey);
         out.write(
           encodeTask(e.kind === 'fork' ? PerfRecordType.Fork : PerfRecordType.Exit, e.pid, e.ppid, e.tid, e.ptid, s, sampleType),
         );
         break;
       case 'switch':
-        s.id = idOfQueue(sbIds, queueKey);
         out.write(encodeSwitch(e.out, e.nextPrev ?? null, s, sampleType));
         break;
     }

@@ -14,8 +14,13 @@
  *   stack is one taken TNT bit. The stack is modelled exactly as libipt's
  *   64-entry pt_retstack (push on every near call except `call $+0`, pop on
  *   a compressed RET only), and cleared at every PSB so that decoding from
- *   any PSB (snapshots) sees the same stack. Clearing only ever makes the
- *   encoder compress less, never wrongly.
+ *   any PSB (snapshots) sees the same stack. It is also cleared at every
+ *   uncompressed RET: libipt pops only on a compressed RET and perf's
+ *   decoder on every RET, so after an uncompressed one (a signal handler's
+ *   return, a longjmp) their stacks differ; with it empty, no later RET is
+ *   compressed against an entry only one of them still holds, and both
+ *   decode the stream alike. Clearing only ever makes the encoder compress
+ *   less, never wrongly.
  * - Syscalls and other transfers to the kernel: TIP.PGD with the IP
  *   suppressed (the CPL filter hides the kernel); the return to user space
  *   is a TIP.PGE at the resumption IP.
@@ -210,6 +215,7 @@ export class PtEncoderSession {
           this.retstack.pop();
           this.tnt(true);
         } else {
+          this.retstack.reset();
           this.tip(next);
         }
         break;
@@ -385,6 +391,11 @@ export class PtEncoderSession {
 
   private tscValue(): number {
     return this.settings.timing.tscBase + this.executed;
+  }
+
+  /** The session's time stamp counter now (its base plus the instructions so far), for a stream that continues this one's clock. */
+  get clock(): number {
+    return this.tscValue();
   }
 
   private ctc(): number {

@@ -317,7 +317,11 @@ export class TaskTracer {
     const unfinished = this.endStream(sink);
     // A thread other than the leader may have called execve: the new program
     // then has the leader's id, and the leader's log ends wherever exec killed it.
-    if (unfinished !== 'execve' && unfinished !== 'execveat') this.killedByExec.add(old);
+    if (unfinished !== 'execve' && unfinished !== 'execveat') {
+      this.killedByExec.add(old);
+      const where = unfinished !== null ? `inside the syscall ${unfinished}` : 'between syscalls';
+      this.warnings.push(`[${old.pid}/${tid}]: the log ended ${where} before the process executed a program (another thread's exec, or the log was lost): what the thread did in between is not recorded`);
+    }
     const proc = this.processes.get(old.pid)!;
     if (m.kind === 'untraced') {
       proc.untraced ??= `${m.path || 'a program'} (started by exec) ran natively, untraced: ${m.reason}`;
@@ -333,7 +337,8 @@ export class TaskTracer {
     this.retiredProcesses.push(proc);
     this.processes.set(old.pid, next);
     // After exec the thread is its process's only one, with the process's id.
-    this.start(tid, old.pid, true, false);
+    // Its clock goes on from the old program's, so time orders the two streams (perf's sideband too).
+    this.start(tid, old.pid, true, false, old.session.clock + 1);
   }
 
   /**
@@ -353,12 +358,13 @@ export class TaskTracer {
     return unfinished;
   }
 
-  private start(tid: number, pid: number, first: boolean, fork: boolean): ThreadSink {
+  private start(tid: number, pid: number, first: boolean, fork: boolean, tscBase?: number): ThreadSink {
     const proc = this.processes.get(pid)!;
     const n = this.streamCount++;
     const file = n === 0 ? this.opts.firstFile : this.threads.has(tid) || this.retiredThreads.some((t) => t.tid === tid) ? `trace-${tid}-${n}.pt` : `trace-${tid}.pt`;
     const out = new TraceOutput(join(this.opts.dir, file), this.opts.snapshotBytes);
-    const session = new PtEncoderSession(out, this.opts.settings);
+    const settings = tscBase === undefined ? this.opts.settings : { ...this.opts.settings, timing: { ...this.opts.settings.timing, tscBase } };
+    const session = new PtEncoderSession(out, settings);
     const thread = { tid, pid, proc, order: n, file, out, session } as TracedThread;
     const path = new PathReconstruction(session, proc.memory, {
       maxInsns: this.opts.maxInsns,
@@ -445,6 +451,10 @@ export class TaskTracer {
       if (unfinished !== null && !['exit', 'exit_group', 'execve', 'execveat'].includes(unfinished) && !killed && this.stopReason === null) {
         this.warnings.push(`[${t.pid}/${t.tid}]: the log ended inside the syscall ${unfinished}: what the thread did after it is not recorded`);
       }
+    }
+    for (const t of this.threads.values()) {
+      // A followed exec whose emulator never logged (it could not open its log): nothing of it is traced.
+      if (t.proc.program !== null && t.parser.bytesParsed === 0) t.proc.untraced ??= `${t.proc.program.path} (started by exec) is not traced: its emulator wrote no log`;
     }
     for (const [tid, a] of this.announced) {
       this.warnings.push(`[${a.pid}/${tid}]: created by ${a.fork ? 'fork' : 'clone'}, but no log of it arrived: not traced`);
