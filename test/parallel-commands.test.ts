@@ -196,8 +196,8 @@ describe('a multi-thread bundle (one stream per thread) and a perf.data, cut at 
     expect(runExportPerfCommand([res.bundle, '-o', data], new LineWriter(null))).toBe(0);
     for (const source of [res.bundle, data]) {
       const serial = await flowSerial([source]);
-      // The bundle holds one stream per thread; export-perf writes the first one only.
-      if (source === res.bundle) expect(serial.text.match(/^\[\d+\/\d+\]$/gm)).toHaveLength(5);
+      // One stream per thread, each under its own heading.
+      expect(serial.text.match(/^\[\d+\/\d+\]$/gm)).toHaveLength(5);
       expect(serial.text.split('\n').length).toBeGreaterThan(1000);
       expect(await flowPieces([source])).toEqual(serial);
       const recording = openRecording(source);
