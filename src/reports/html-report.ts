@@ -378,7 +378,7 @@ function modulesSection(m: ReportModel, id: string): string {
   const rows = m.modules
     .map(
       (x) =>
-        `<tr data-f><td class="mono">${e(x.name)}</td><td class="mono">${e(x.start)}–${e(x.end)}</td><td class="mono">${e(x.originalPath ?? x.file ?? '(raw image)')}</td><td>${num(x.symbols)}</td><td>${x.hasCfg ? 'yes' : 'no'}</td></tr>`,
+        `<tr data-f><td class="mono">${e(x.name)}</td><td class="mono">${e(x.start)}–${e(x.end)}</td><td class="mono">${x.runtime !== null ? `<strong>generated at run time</strong>${x.runtime.firstExecuted !== null ? ` (first ran after ${num(x.runtime.firstExecuted)} instructions)` : ''}` : e(x.originalPath ?? x.file ?? '(raw image)')}</td><td>${num(x.symbols)}</td><td>${x.hasCfg ? 'yes' : 'no'}</td></tr>`,
     )
     .join('');
   return section(`${id}-modules`, `Modules (${num(m.modules.length)})`, `<table><tr><th>module</th><th>run-time range</th><th>path</th><th>symbols</th><th>static CFG</th></tr>${rows}</table>`, false);

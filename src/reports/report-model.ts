@@ -125,6 +125,12 @@ export interface ReportModule {
   end: string;
   symbols: number;
   hasCfg: boolean;
+  /**
+   * Code generated at run time (a JIT, unpacked or injected code), captured
+   * by the recorder: a signal for the analyst, not a finding. `firstExecuted`:
+   * instructions the recording ran before it (null if unknown). Null for files.
+   */
+  runtime: { firstExecuted: number | null } | null;
 }
 
 /** One function of the coverage picture: its size and how much of it ran. */
@@ -287,7 +293,15 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
   strip.addFindings(result.findings);
 
   const originals = new Map<string, string>();
-  for (const m of input.stream.mappings) originals.set(m.file, m.originalPath);
+  // Run-time code has no file of its own to name it: matched by address, versions in order.
+  const runtimes = new Map<number, { firstExecuted: number | null }[]>();
+  for (const m of input.stream.mappings) {
+    originals.set(m.file, m.originalPath);
+    if (m.runtime === null) continue;
+    const at = runtimes.get(m.address) ?? [];
+    at.push(m.runtime);
+    runtimes.set(m.address, at);
+  }
   const modules: ReportModule[] = input.modules.modules.map((m) => ({
     name: m.name,
     file: m.path,
@@ -296,6 +310,7 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
     end: hexAddress(m.end),
     symbols: m.elf?.symbols.length ?? 0,
     hasCfg: m.cfg() !== null,
+    runtime: m.elf === null ? runtimes.get(m.start)?.shift() ?? null : null,
   }));
 
   const coverage = functionCoverage(blocks, input.modules).map((c: ModuleCoverage): ReportCoverage => {

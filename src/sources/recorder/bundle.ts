@@ -28,8 +28,10 @@
  * - addressSpace: { mode: "64-bit", cpl: "user", cr3: null } (one address
  *   space, no PIP packets).
  * - images: [{ file (bundle-relative), path (original), offset (in the
- *   file), size (bytes mapped), address (load address) }]: the raw images
- *   in libipt/ptxed terms, `file:offset-(offset+size):address`.
+ *   file), size (bytes mapped), address (load address), runtime (absent
+ *   for a file; for code generated at run time, { firstExecuted }) }]: the
+ *   raw images in libipt/ptxed terms, `file:offset-(offset+size):address`,
+ *   mapped in order (a later image replaces the bytes it overlaps).
  * - config: the recorder settings (sandbox, timeout, maxInsns, filters,
  *   snapshotBytes, psbPeriod, retCompression, longTnt, timing).
  * - encoder: what a decoder must be told: { cpu: "none", mtcFreq, cpuid15:
@@ -55,6 +57,8 @@ export interface BundleImage {
   offset: number;
   size: number;
   address: string;
+  /** Code no file holds (bundle-images.ts): where it first ran, in instructions the recording executed before. */
+  runtime?: { firstExecuted: number | null } | null;
 }
 
 export interface BundleManifest {

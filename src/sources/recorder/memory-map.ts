@@ -16,6 +16,8 @@
  *   `-strace` shows `openat(...) = fd` and `mmap(addr,len,prot,flags,fd,off)
  *   = result`. Executable file mappings are kept; `close` forgets an fd.
  *
+ * Code no file holds is captured from the translations ({@link runtime}).
+ *
  * A later mapping replaces the parts of earlier ones it overlaps, as mmap
  * does. Mappings are never dropped on munmap: the image describes every
  * address that executed during the recording.
@@ -24,6 +26,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { ElfFile, PF_X, PT_LOAD } from '../../flow/elf.js';
 import { INPUT_LIMITS } from '../import/safe-files.js';
 import type { GuestFiles } from './guest-files.js';
+import { RuntimeCode } from './runtime-code.js';
 
 const PT_INTERP = 3;
 /** Descriptors tracked at once (the sandbox allows 1024 open files). */
@@ -57,6 +60,8 @@ export class MemoryMap {
   private allWritable = false;
   /** Warnings for the report (unparsable lines are not errors). */
   readonly warnings: string[] = [];
+  /** Executed code that no file holds (runtime-code.ts). */
+  runtime = new RuntimeCode();
 
   constructor(
     /** The program's path as the emulator was given it (the guest's path). */
@@ -77,6 +82,7 @@ export class MemoryMap {
     m.writable.push(...this.writable.map(([a, b]): [number, number] => [a, b]));
     m.allWritable = this.allWritable;
     m.tooMany = this.tooMany;
+    m.runtime = this.runtime.fork();
     return m;
   }
 

@@ -24,8 +24,8 @@
  * {@link RecordingTampered}:
  * - a TB executes only under the pointer of its translation, at its pc;
  * - a translation's bytes are the bytes of the file mapped there, unless
- *   that range was writable at some point (code modified at run time is a
- *   warning: the bundle keeps the file's bytes);
+ *   that range was writable at some point (code modified at run time, kept
+ *   with the code no file maps as run-time code: runtime-code.ts);
  * - execution continues where the last instruction leads: the next
  *   instruction after a non-branch, the target of a direct jump or call,
  *   one of the two sides of a conditional branch, and after a syscall the
@@ -55,6 +55,10 @@ interface Block {
   readonly firstIsRep: boolean;
   /** Every instruction is inside the IP filter (no per-instruction checks). */
   readonly covered: boolean;
+  /** No file holds these bytes: captured as run-time code when the block first runs. */
+  runtime: boolean;
+  /** Neither a file nor captured run-time code holds it (a bound was reached). */
+  unmapped: boolean;
 }
 
 /** Signals the CPU raises at the faulting instruction. */
@@ -185,6 +189,8 @@ export class PathReconstruction implements QemuLogSink {
       end: d.end,
       firstIsRep: d.firstIsRep,
       covered: this.session.coveredByFilter(d.ips[0], d.ips[n - 1]),
+      runtime: false,
+      unmapped: false,
     };
     this.stats.translations++;
   }
@@ -197,12 +203,16 @@ export class PathReconstruction implements QemuLogSink {
       block = this.justTranslated;
       this.justTranslated = null;
       if (block.ips[0] !== pc) throw new RecordingTampered(`the emulator's log is inconsistent: a TB translated at 0x${block.ips[0].toString(16)} executes at 0x${pc.toString(16)}`);
-      this.checkCode(block);
+      block.runtime = this.checkCode(block);
       const old = this.blocks.get(ptr);
       if (old !== undefined) this.cache.bytes -= this.blockSize(old);
       this.blocks.set(ptr, block);
       this.cache.bytes += this.blockSize(block);
-      if (this.cache.bytes > this.limits.maxBlockBytes) return this.stop(pc, 'recorder-memory');
+      if (this.cache.bytes > this.limits.maxBlockBytes) {
+        // The block before ran up to here: it counts, and the trace stops before this one.
+        if (this.pending !== null && this.deferred === null) this.commit(this.pending, pc);
+        return this.stop(pc, 'recorder-memory');
+      }
     } else {
       block = this.blocks.get(ptr);
     }
@@ -216,8 +226,8 @@ export class PathReconstruction implements QemuLogSink {
       return;
     }
     this.stats.tbExecutions++;
-    if (!this.memory.contains(pc)) this.stats.unmappedTbs++;
     if (this.pending !== null) this.commit(this.pending, pc);
+    this.captureRuntime(block);
     this.lastSyscall = null;
     if (this.stats.instructions >= this.limits.maxInsns) return this.stop(pc, 'budget');
     const over = this.limits.overLimit();
@@ -226,16 +236,17 @@ export class PathReconstruction implements QemuLogSink {
   }
 
   /**
-   * The translation's bytes must be the file's where a file is mapped (the
-   * bundle decodes with the file): unless the range was writable, a
-   * difference means a forged translation.
+   * True if no file holds the translation's bytes: nothing is mapped at its
+   * pc, it runs past the file, or the code was modified. Where a file is
+   * mapped, the bytes must be the file's unless the range was writable: a
+   * difference there means a forged translation.
    */
-  private checkCode(block: Block): void {
+  private checkCode(block: Block): boolean {
     const pc = block.ips[0];
     const m = this.memory.mappingAt(pc);
-    if (m === null) return;
+    if (m === null) return true;
     const file = this.memory.fileBytes(m.path);
-    if (file === null) return;
+    if (file === null) return false;
     const off = m.offset + (pc - m.address);
     const n = Math.min(block.bytes.length, m.address + m.size - pc, file.length - off);
     for (let k = 0; k < n; k++) {
@@ -243,10 +254,24 @@ export class PathReconstruction implements QemuLogSink {
       const at = pc + k;
       if (this.memory.wasWritable(at, at + (n - k))) {
         this.codeModified++;
-        return;
+        return true;
       }
       throw new RecordingTampered(`translated code at 0x${at.toString(16)} does not match ${m.path} (a forged log, or the file changed during the recording)`);
     }
+    return n < block.bytes.length;
+  }
+
+  /**
+   * A block no file holds runs for the first time (its predecessor is
+   * committed, so the count is the position where it starts): its bytes
+   * become run-time code. A block of neither kind is unmapped.
+   */
+  private captureRuntime(block: Block): void {
+    if (block.runtime) {
+      block.runtime = false;
+      block.unmapped = !this.memory.runtime.add(block.ips[0], block.bytes, this.stats.instructions);
+    }
+    if (block.unmapped) this.stats.unmappedTbs++;
   }
 
   /**
@@ -404,7 +429,7 @@ export class PathReconstruction implements QemuLogSink {
       }
     }
     this.session.finish();
-    if (this.codeModified > 0) this.warnings.push(`${this.codeModified} translation(s) of code modified at run time differ from their image files: the trace decodes those addresses with the files' bytes`);
+    if (this.codeModified > 0) this.warnings.push(`${this.codeModified} translation(s) of code modified at run time differ from their image files: kept as run-time images`);
     if (this.signalsDropped > 0) this.warnings.push(`${this.signalsDropped} more signals than the ${MAX_SIGNALS_LISTED} listed in stats.signals`);
     if (this.stopDetail !== null) this.warnings.push(`recording stopped: ${this.stopDetail}; the trace up to there is kept`);
   }
@@ -554,6 +579,7 @@ export class PathReconstruction implements QemuLogSink {
   private executedReplay(pc: number, block: Block): void {
     this.stats.tbExecutions++;
     if (this.pending !== null) this.commit(this.pending, pc);
+    this.captureRuntime(block);
     this.lastSyscall = null;
     if (this.stats.instructions >= this.limits.maxInsns) return this.stop(pc, 'budget');
     this.pending = block;

@@ -10,19 +10,20 @@
  * for each exists beforehand (record.ts records unconfined programs with one
  * log, up to their first clone).
  */
-import { closeSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ElfFile } from '../../flow/elf.js';
 import type { ManifestV2 } from '../bundle/manifest.js';
-import { bundleImages, BUNDLE_FORMAT, decodeCommands, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
+import { BUNDLE_FORMAT, decodeCommands, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
+import { writeAddressSpaceImages } from './bundle-images.js';
 import { ConfinedRun } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
-import { interpreterOf, MemoryMap, type ImageMapping } from './memory-map.js';
+import { interpreterOf, MemoryMap } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import type { RecordOptions, RecordResult } from './record-options.js';
 import {
   argumentPaths, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { sandboxUnavailable } from './sandbox.js';
@@ -208,21 +209,8 @@ export async function recordThreads(
     const imageIndex = new Map<string, number>();
     const processImages = new Map<TracedProcess, number[]>();
     for (const p of t.allProcesses()) {
-      const mapped = p.memory.images();
-      const keep: ImageMapping[] = [];
-      for (const m of mapped) {
-        if (!copies.has(m.path)) {
-          const bytes = files.read(m.path);
-          if (bytes === null) continue;
-          const name = `images/${copies.size}-${safeBaseName(m.path)}`;
-          writeFileSync(join(staging, name), bytes);
-          copies.set(m.path, name);
-          if (files.isMadeByProgram(m.path)) warnings.push(`${m.path}: code from a file the program wrote itself, kept as it was when the program ended`);
-        }
-        keep.push(m);
-      }
       const indices: number[] = [];
-      for (const im of bundleImages(keep, copies)) {
+      for (const im of writeAddressSpaceImages(staging, p.memory, files, copies, warnings)) {
         const key = `${im.file}:${im.offset}:${im.size}:${im.address}`;
         let i = imageIndex.get(key);
         if (i === undefined) {
@@ -305,7 +293,7 @@ export async function recordThreads(
         })),
         threads: [...t.threads.values()].map((th) => ({ tid: th.tid, pid: th.pid, name: null })),
         streams: streams.map((s) => s.entry),
-        images: allImages.map((im) => ({ ...im, runtime: null })),
+        images: allImages.map((im) => ({ ...im, runtime: im.runtime ?? null })),
         core: core !== null ? { file: 'core', pid: rootPid } : null,
         addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
         config,

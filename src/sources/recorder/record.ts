@@ -26,7 +26,8 @@ import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { ElfFile } from '../../flow/elf.js';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
-import { bundleImages, BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleManifest } from './bundle.js';
+import { BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleManifest } from './bundle.js';
+import { writeAddressSpaceImages } from './bundle-images.js';
 import { ConfinedRun, LOG_FD } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap } from './memory-map.js';
@@ -40,7 +41,7 @@ import { TraceOutput } from './trace-output.js';
 import { recordThreads } from './record-threads.js';
 import {
   argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, safeBaseName, showable, SIGNAL_NAMES,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, showable, SIGNAL_NAMES,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
@@ -351,20 +352,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     if (signal !== null) status = null;
 
     // Images: copy each file once, as the program saw it.
-    const imagesDir = join(staging, 'images');
-    mkdirSync(imagesDir);
-    const mapped = memory.images();
-    const copies = new Map<string, string>();
-    for (const m of mapped) {
-      if (copies.has(m.path)) continue;
-      const bytes = files.read(m.path);
-      if (bytes === null) continue;
-      const name = `images/${copies.size}-${safeBaseName(m.path)}`;
-      writeFileSync(join(staging, name), bytes);
-      copies.set(m.path, name);
-      if (files.isMadeByProgram(m.path)) warnings.push(`${m.path}: code from a file the program wrote itself, kept as it was when the program ended`);
-    }
-    const images = bundleImages(mapped.filter((m) => copies.has(m.path)), copies);
+    mkdirSync(join(staging, 'images'));
+    const images = writeAddressSpaceImages(staging, memory, files, new Map(), warnings);
     warnings.push(...memory.warnings, ...path.warnings);
     if (stopped === 'trace-size') warnings.push(`recording stopped: the trace reached --max-trace-size (${maxTraceBytes} bytes); the trace up to there is kept`);
     if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the trace up to there is kept`);
