@@ -172,7 +172,7 @@ describe('edge coverage API and `ptscope coverage --edges`', () => {
   function run(args: string[]): { code: number; text: string } {
     const out = new LineWriter(null);
     try {
-      const code = runCoverageCommand(args, out);
+      const code = runCoverageCommand(args, out) as number;
       out.flush();
       return { code, text: out.text };
     } catch (e) {

@@ -12,9 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../src/analyses/analyze.js';
-import { analyzeParallel } from '../src/analyses/parallel/parallel-analyze.js';
+import { analyzeParallel, summarizedPieces } from '../src/analyses/parallel/parallel-analyze.js';
 import { inThreadDecoder, poolDecoder } from '../src/analyses/parallel/piece-pool.js';
-import { walkParallel } from '../src/analyses/parallel/parallel-walk.js';
 import { insnDecoderFor, openTraceInput, type TraceInput } from '../src/analyses/trace-input.js';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { LineWriter } from '../src/cli/output.js';
@@ -134,9 +133,12 @@ describe('real-CPU traces cut at every PSB', () => {
     const input = openTraceInput(t.trace, t.options);
     expect(psbOffsets(input.trace).length).toBeGreaterThan(10);
     const serial = serialRecords(input);
-    const par = await walkParallel(input, inThreadDecoder(input), { everyPsb: true });
-    expect(par.stats).toEqual(serial.stats);
-    expect(withoutCounts(par.logs)).toEqual(withoutCounts([serial.log]));
+    // Every record kept (no detectors in the workers): the stitched spans, then the end's flush.
+    const { pieces, stitch } = await summarizedPieces(input, inThreadDecoder(input), null, { everyPsb: true });
+    expect(stitch.stats).toEqual(serial.stats);
+    const logs = pieces.map((p, k) => p.piece.log.subarray(stitch.spans[k]!.start, stitch.spans[k]!.end));
+    if (stitch.flush !== null) logs.push(stitch.flush);
+    expect(withoutCounts(logs)).toEqual(withoutCounts([serial.log]));
   }, 300_000);
 
   it.each(real.map((r) => r.name))('%s: analyze in pieces equals analyze, and so do summaries folded over short stretches', async (name) => {

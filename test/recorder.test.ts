@@ -114,7 +114,7 @@ function flowDecode(bundle: string): { insn: number; hash: string; errors: strin
 
 function dumpErrors(bundle: string): { status: number; errors: string[] } {
   const out = new LineWriter(null, 1 << 30);
-  const status = runDumpCommand([join(bundle, 'trace.pt')], out);
+  const status = runDumpCommand([join(bundle, 'trace.pt')], out) as number;
   out.flush();
   return { status, errors: out.text.split('\n').filter((l) => /error/.test(l)) };
 }

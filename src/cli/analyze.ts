@@ -9,13 +9,14 @@ import { PolicyError } from '../analyses/policy.js';
 import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
 import { traceInputs, type TraceInput } from '../analyses/trace-input.js';
 import { analyzeParallel } from '../analyses/parallel/parallel-analyze.js';
-import { defaultJobs, poolDecoder } from '../analyses/parallel/piece-pool.js';
+import { poolDecoder } from '../analyses/parallel/piece-pool.js';
 import { jobsRefusal } from '../analyses/summaries/summary.js';
 import { formatFindingsJsonl } from '../reports/findings-jsonl.js';
 import { formatFindingsText } from '../reports/findings-text.js';
 import { asInputError, collect, defineCommand, list, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { CliError, type LineWriter } from './output.js';
 import { createProgress } from './progress.js';
+import { parseJobs } from './jobs-option.js';
 
 interface AnalyzeCliOptions extends InputOptions {
   detect?: string[];
@@ -166,12 +167,4 @@ async function asAnalyzeError<T>(f: () => Promise<T>): Promise<T> {
   } catch (e) {
     throw analyzeError(e);
   }
-}
-
-/** `--jobs N`: 1 to 256; default one per core. */
-export function parseJobs(text: string | undefined): number {
-  if (text === undefined) return defaultJobs();
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new CliError(`--jobs: expected a whole number from 1 to 256, got '${text}'.`);
-  return n;
 }

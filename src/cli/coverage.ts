@@ -4,7 +4,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { traceInputs } from '../analyses/trace-input.js';
+import { traceInputs, type TraceInput } from '../analyses/trace-input.js';
+import type { SegmentRange } from '../flow/parallel/psb-split.js';
+import { parseJobs } from './jobs-option.js';
+import { coverageInPieces, type CoveragePiece } from './parallel/coverage-pieces.js';
+import { LinePool } from './parallel/line-pieces.js';
 import { coverageModules, ExecutedBlocks, formatCoverageText, functionCoverage, writeDrcov, type DrcovTableVersion } from '../reports/drcov.js';
 import { walkTrace } from '../reports/report-model.js';
 import { asInputError, defineCommand, integer, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
@@ -24,7 +28,8 @@ export function coverageCommand() {
       .addOption(new Option('--drcov-table <n>', 'drcov module table version').choices(['2', '3', '4']).default('2'))
       .option('--limit <n>', 'functions listed per module in text (0: all)', integer(0), 50)
       .option('--json', 'same as --format json')
-      .option('-q, --quiet', 'no progress bar'),
+      .option('-q, --quiet', 'no progress bar')
+      .option('--jobs <n>', 'decode on N worker threads (default: serial); the output is the same as serial'),
   ).addHelpText('after', `
 Streams of several threads of one process are merged; each distinct address
 space (process image) is reported on its own.
@@ -54,13 +59,16 @@ interface CoverageCliOptions extends InputOptions {
   limit: number;
   json?: boolean;
   quiet?: boolean;
+  jobs?: string;
 }
 
 /** `ptscope coverage`. */
-export function runCoverageCommand(args: string[], out: LineWriter): number {
+export function runCoverageCommand(args: string[], out: LineWriter): number | Promise<number> {
   const { help, opts: o, args: operands } = parseCommand<CoverageCliOptions>(coverageCommand(), args, out);
   if (help) return 0;
   const source = operands[0]!;
+  const jobs = o.jobs === undefined ? 1 : parseJobs(o.jobs);
+  if (o.edges && jobs > 1) throw new CliError('--jobs: --edges reads the packets in one pass; run it without --jobs.');
   if (o.edges) {
     const f = o.json ? 'json' : o.format ?? 'showmap';
     if (f === 'text') throw new CliError('--edges: the formats are afl, showmap, json and drcov.');
@@ -90,14 +98,57 @@ export function runCoverageCommand(args: string[], out: LineWriter): number {
     recording.close();
     throw new CliError(`${source}: ${groups.size} address spaces (processes): drcov holds one; use --format json or text.`);
   }
+  const label = (list: TraceInput[]): string | null => (list.length === inputs.length ? null : list.map((t) => t.name).join(', '));
+  const progress = (ti: TraceInput) => createProgress('coverage', ti.stream.size, o.quiet === true || format === 'json');
+  if (jobs > 1) {
+    const pool = new LinePool(jobs);
+    const open = { path: source, options: { raw: o.raw ?? [], elf: o.elf ?? [], cpu: o.cpu, sysroot: o.sysroot } };
+    const inPieces = async (): Promise<CoverageSpace[]> => {
+      const spaces: CoverageSpace[] = [];
+      for (const list of groups.values()) {
+        const blocks = new ExecutedBlocks();
+        let instructions = 0;
+        for (const ti of list) {
+          const shared = new Uint8Array(new SharedArrayBuffer(ti.trace.length));
+          shared.set(ti.trace);
+          const run = (range: SegmentRange, limit: number) => pool.run({ command: 'coverage', argv: [], open, stream: ti.stream.index, trace: shared, range, limit }) as Promise<CoveragePiece>;
+          instructions += await coverageInPieces(ti, run, jobs, blocks, progress(ti));
+        }
+        spaces.push({ input: list[0]!, blocks, instructions, label: label(list) });
+      }
+      return spaces;
+    };
+    return inPieces()
+      .finally(async () => {
+        recording.close();
+        await pool.close();
+      })
+      .then((spaces) => writeCoverage(spaces, { source, format, output, table, limit }, out));
+  }
   const spaces = [...groups.values()].map((list) => {
     const blocks = new ExecutedBlocks();
     let instructions = 0;
-    for (const ti of list) instructions += walkTrace(ti, [blocks], createProgress('coverage', ti.stream.size, o.quiet === true)).instructions;
-    const first = list[0]!;
-    return { input: first, blocks, instructions, label: list.length === inputs.length ? null : list.map((t) => t.name).join(', ') };
+    for (const ti of list) instructions += walkTrace(ti, [blocks], progress(ti)).instructions;
+    return { input: list[0]!, blocks, instructions, label: label(list) };
   });
   recording.close();
+  return writeCoverage(spaces, { source, format, output, table, limit }, out);
+}
+
+/** The executed blocks of one address space (the threads of one process). */
+interface CoverageSpace {
+  input: TraceInput;
+  blocks: ExecutedBlocks;
+  instructions: number;
+  label: string | null;
+}
+
+/** Write the coverage of `spaces` as the options say. */
+function writeCoverage(
+  spaces: CoverageSpace[],
+  { source, format, output, table, limit }: { source: string; format: 'drcov' | 'text' | 'json'; output: string | null; table: DrcovTableVersion; limit: number },
+  out: LineWriter,
+): number {
   const write = (data: string | Uint8Array): string => {
     const path = resolve(output!);
     try {

@@ -3,15 +3,22 @@ import { SidebandSession } from '../sources/perf-event/sideband-session.js';
 import { DUMP_HELP, parseDumpArgs, runDump, type DumpErrorSink, type DumpTracker } from './dump.js';
 import { configFromOptions, DumpTimeTracker } from './dump-tracking.js';
 import { CliError, type LineWriter } from './output.js';
+import { parseJobs } from './jobs-option.js';
+import { runDumpInPieces } from './parallel/dump-pieces.js';
+
+const toStderr: DumpErrorSink = (message) => {
+  process.stderr.write(`ptscope: ${message}\n`);
+};
 
 /** `ptscope dump` from its argument list (ptdump's arguments are accepted as-is). */
-export function runDumpCommand(args: string[], out: LineWriter, errors?: DumpErrorSink): number {
+export function runDumpCommand(args: string[], out: LineWriter, errors?: DumpErrorSink): number | Promise<number> {
   const opts = parseDumpArgs(args);
   if (!opts) {
     out.line(DUMP_HELP.trimEnd());
     return 0;
   }
   const { config, preamble } = configFromOptions({ cpu: opts.cpu, ...opts.track });
+  if (opts.jobs !== undefined && parseJobs(opts.jobs) > 1) return runDumpInPieces(args, opts, preamble, out, errors ?? toStderr);
   let tracker: DumpTracker | undefined;
   const sideband = opts.sideband.active;
   if (opts.track.time || opts.track.tcal || sideband) {

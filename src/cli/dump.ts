@@ -24,6 +24,8 @@ export interface DumpOptions extends PtdumpLineOptions {
   track: DumpTimeOptions;
   /** The perf_event sideband options (`--pevent:*`, `--sb:*`), in argv order. */
   sideband: SidebandOptionParser;
+  /** `--jobs N` as given. */
+  jobs?: string;
 }
 
 /** ptdump's time-related options. */
@@ -82,6 +84,8 @@ options:
   --stat                    print only per-packet-type counts and totals.
   --pebs                    decode PEBS-via-PT block packets (BBP, BIP, BEP), which
                             libipt does not know and reports as unknown opcodes.
+  --jobs <n>                decode a trace file in pieces cut at PSBs on <n> worker
+                            threads; the output is the same as without.
 
 examples:
   ptscope dump trace.pt
@@ -141,6 +145,7 @@ export function parseDumpArgs(argv: string[]): DumpOptions | null {
       case '--json': o.json = true; break;
       case '--stat': o.stat = true; break;
       case '--pebs': o.pebs = true; break;
+      case '--jobs': o.jobs = value(); break;
       default: {
         let used = 0;
         try {

@@ -48,6 +48,27 @@ export interface FlowCounts {
 /** Called with each event after it is printed (the perf_event sideband). */
 export type EventHook = (ev: PtEvent) => void;
 
+/** What a step of the loop was, for {@link FlowPiece.record}. */
+export const enum FlowStepKind {
+  /** An instruction or a block. */
+  Step = 1,
+  Event = 2,
+  /** `[end of trace]` or `[disabled]` after a resync. */
+  Mark = 3,
+  Error = 4,
+}
+
+/**
+ * Decoding one piece of a larger trace (cli/parallel/flow-pieces.ts): the
+ * decoder reads the piece's bytes, which start at trace offset `base`
+ * (printed offsets are the whole trace's), and `record` is called after
+ * every step with what it printed so far.
+ */
+export interface FlowPiece {
+  base: number;
+  record(kind: FlowStepKind, ip: number, offset: number, counts: FlowCounts): void;
+}
+
 /** Formats instructions for output (iced-x86, Intel syntax); created on first use. */
 let formatter: InstructionDecoder | null = null;
 
@@ -102,6 +123,8 @@ interface FlowStep {
   decodeOne(): number;
   /** The IP an error is reported at (ptxed's diagnose_*). */
   errorIp(status: number): number;
+  /** The IP of the last instruction or block. */
+  readonly ip: number;
 }
 
 /** Prints the lines of ptxed, or JSON Lines; shared by both steps. */
@@ -114,6 +137,8 @@ class FlowPrinter {
     readonly opts: FlowPrintOptions,
     readonly out: LineWriter,
     readonly counts: FlowCounts,
+    /** Trace offset of the decoder's first byte. */
+    readonly base = 0,
   ) {}
 
   insn(insn: InstructionInfo, offset: number): void {
@@ -210,6 +235,10 @@ class InsnStep implements FlowStep {
     private readonly print: FlowPrinter,
   ) {}
 
+  get ip(): number {
+    return this.insn.ip;
+  }
+
   clear(): void {
     this.insn.ip = 0;
     this.insn.iclass = InsnClass.Unknown;
@@ -218,7 +247,7 @@ class InsnStep implements FlowStep {
   decodeOne(): number {
     const opts = this.print.opts;
     const insn = this.insn;
-    const offset = opts.fmt.offset || opts.check ? this.dec.offset : 0;
+    const offset = opts.fmt.offset || opts.check ? this.dec.offset + this.print.base : 0;
     const status = this.dec.next(insn);
     if (status < 0) {
       // An event that could not be indicated up front.
@@ -255,6 +284,10 @@ class BlockStep implements FlowStep {
     private readonly print: FlowPrinter,
   ) {}
 
+  get ip(): number {
+    return this.block.ip;
+  }
+
   clear(): void {
     this.block.ip = 0;
     this.block.ninsn = 0;
@@ -263,7 +296,7 @@ class BlockStep implements FlowStep {
   decodeOne(): number {
     const opts = this.print.opts;
     const block = this.block;
-    const offset = opts.fmt.offset || opts.check ? this.dec.offset : 0;
+    const offset = opts.fmt.offset || opts.check ? this.dec.offset + this.print.base : 0;
     const status = this.dec.next(block);
     // Even with an error, some instructions may have been decoded.
     this.print.counts.insn += block.ninsn;
@@ -296,21 +329,25 @@ export function decodeFlow(
   opts: FlowPrintOptions,
   out: LineWriter,
   onEvent: EventHook | null,
+  piece: FlowPiece | null = null,
 ): FlowCounts {
   const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
-  const print = new FlowPrinter(opts, out, counts);
+  const base = piece?.base ?? 0;
+  const print = new FlowPrinter(opts, out, counts, base);
   const step: FlowStep = decoder.kind === 'insn' ? new InsnStep(decoder.dec, print) : new BlockStep(decoder.dec, print);
   const dec = step.dec;
   const ev = new PtEvent();
+  const record = piece === null ? null : (kind: FlowStepKind, ip: number): void => piece.record(kind, ip, dec.offset + base, counts);
 
   const handleOneEvent = (): number => {
-    const offset = opts.fmt.offset ? dec.offset : 0;
+    const offset = opts.fmt.offset ? dec.offset + base : 0;
     const status = dec.event(ev);
     if (status < 0) return status;
     print.timeHi = ev.tscHi;
     print.timeLo = ev.tscLo;
     if (!opts.quiet && !ev.statusUpdate) print.event(ev, offset);
     onEvent?.(ev);
+    record?.(FlowStepKind.Event, ev.ip);
     return status;
   };
 
@@ -332,12 +369,15 @@ export function decodeFlow(
       if (status < 0) return status;
     }
     if (status & Status.IpSuppressed && !opts.quiet) print.line('[disabled]', '{"event":"disabled"}');
+    record?.(FlowStepKind.Mark, 0);
     return status;
   };
 
   const diagnose = (what: string, status: number): void => {
     counts.errors++;
-    print.diagnose(dec.offset, step.errorIp(status), what, status);
+    const ip = step.errorIp(status);
+    print.diagnose(dec.offset < 0 ? dec.offset : dec.offset + base, ip, what, status);
+    record?.(FlowStepKind.Error, ip);
   };
 
   let sync = 0;
@@ -359,10 +399,12 @@ export function decodeFlow(
         if (status < 0) break;
         if (status & Status.Eos) {
           if (!(status & Status.IpSuppressed) && !opts.quiet) print.line('[end of trace]', '{"event":"end of trace"}');
+          record?.(FlowStepKind.Mark, 0);
           status = -ErrorCode.Eos;
           break;
         }
         status = step.decodeOne();
+        record?.(FlowStepKind.Step, step.ip);
         if (status < 0) break;
       }
       if (status === -ErrorCode.Eos) return counts;
@@ -376,4 +418,13 @@ export function decodeFlow(
     }
   }
   return counts;
+}
+
+/** 0; 1 if errors were reported; 2 if no instruction could be decoded at all. */
+export function exitStatus(counts: FlowCounts, errors: (message: string) => void): number {
+  if (counts.insn === 0) {
+    errors(counts.errors ? `flow: no instruction could be decoded (${counts.errors} decode errors)` : 'flow: the trace holds no instructions (tracing never enabled in mapped code)');
+    return 2;
+  }
+  return counts.errors ? 1 : 0;
 }

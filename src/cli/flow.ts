@@ -11,314 +11,44 @@
  * reported); 2 for a usage or input error, which includes a trace without
  * a PSB and a trace in which no instruction could be decoded.
  */
-import { statSync } from 'node:fs';
-import { detectInputKind, openRecording } from '../sources/import/open-recording.js';
-import { streamTitle, type Recording } from '../sources/model/recording.js';
-import { CliError, type LineWriter } from './output.js';
-import { describeFileError } from './dump.js';
-import { defaultConfig, AddrCfg, type DecoderConfig } from '../packets/config.js';
-import { errataFor, parseCpu } from '../packets/cpu.js';
-import { PtError, errorMessage } from '../packets/errors.js';
+import type { LineWriter } from './output.js';
+import type { DecoderConfig } from '../packets/config.js';
+import { PtError } from '../packets/errors.js';
 import { PacketStream, packetOptionsFor } from '../packets/packet-stream.js';
-import { BufferSource, FileSource, type TraceSource } from '../packets/trace-source.js';
-import { ANY_ASID } from '../flow/address-space.js';
-import { Image } from '../flow/image.js';
+import type { TraceSource } from '../packets/trace-source.js';
+import type { Image } from '../flow/image.js';
 import { InsnDecoder } from '../flow/insn-decoder.js';
 import { BlockDecoder, type FlowFlags } from '../flow/block-decoder.js';
-import { parseCUnsigned, parseElfArg, parseRawArg, isImageArgError } from '../flow/raw-image-arg.js';
-import { ByteSourceCache } from '../flow/section.js';
-import { SidebandOptionError, SidebandOptionParser } from '../sources/perf-event/options.js';
+import type { ByteSourceCache } from '../flow/section.js';
+import type { SidebandOptionParser } from '../sources/perf-event/options.js';
 import { SbEventKind, SidebandSession, type SidebandTraceEvent } from '../sources/perf-event/sideband-session.js';
 import { ContextImages, sidebandEventOf } from '../flow/sideband-image-host.js';
 import { loadElf } from '../flow/elf.js';
-import { decodeFlow, type FlowCounts, type FlowPrintOptions } from './flow-decode.js';
+import { decodeFlow, exitStatus, type FlowCounts, type FlowPrintOptions } from './flow-decode.js';
 import type { PtEvent } from '../events/event.js';
+import { CliError } from './output.js';
+import { FLOW_HELP, parseFlowArgs, openFlowContainer, streamConfig, streamHeading, type Created, type ErrorSink } from './flow-args.js';
+import { runFlowInPieces } from './parallel/flow-pieces.js';
+import { parseJobs } from './jobs-option.js';
 
-export const FLOW_HELP = `usage: ptscope flow [<options>] --pt <file>[:<from>[-<to>]]
-       ptscope flow [<options>] <bundle-dir | perf.data>
-
-Print the instructions executed in an Intel PT trace (libipt ptxed compatible).
-
-options:
-  --pt <file>[:<from>[-<to>]]   the trace (bytes [from, to) of file); a regular file
-  --raw <file>[:<from>[-<to>]]:<base>  load raw code at <base>
-  --elf <file>[:<base>]          load an ELF file's PT_LOAD segments (at <base>)
-  --cpu none|auto|f/m[/s]       decode for the given cpu (applies its errata)
-  --insn-decoder                 use the instruction decoder (default)
-  --block-decoder                use the block decoder
-  --block:show-blocks            show block boundaries
-  --block:end-on-call            end a block after a call
-  --block:end-on-jump            end a block after a jump
-  --no-inst                      do not disassemble instructions
-  --raw-insn                     print the bytes of each instruction
-  --quiet, -q                    print no instructions and events
-  --offset                       print the trace offset
-  --time                         print the time of the last event before instructions
-  --event:ip                     print event addresses
-  --event:time                   print event times
-  --event:tick                   report timing changes as tick events
-  --event:iflags                 report interrupt flag changes
-  --check                        check decoded instructions
-  --json                         JSON Lines: one object per instruction (or block), event and error
-  --sysroot DIR                  find a perf.data's mapped files under DIR
-  --stat, --stat:insn, --stat:blocks  print statistics
-  --resync-on-error              after an error, continue at the next IP in the trace
-                                 (default: at the next PSB)
-  --filter:addrN_cfg/_a/_b <n>   address filter configuration (N = 0..3)
-  --pevent:primary/secondary <file>[:<from>[-<to>]]  perf_event sideband (with
-                                 --pevent:sample-type, time-zero, time-shift, time-mult,
-                                 tsc-offset, kernel-start, sysroot, vdso-*, kcore)
-  --sb:compact, --sb:verbose, --sb:filename, --sb:offset, --sb:time, --sb:switch, --sb:warn
-                                 how sideband records are shown
-  --mtc-freq, --nom-freq, --cpuid-0x15.eax, --cpuid-0x15.ebx <n>  timing configuration
-  --insn:keep-tcal-on-ovf, --block:keep-tcal-on-ovf  keep timing calibration on overflow
-
-exit status: 0 ok; 1 the trace could only partly be decoded; 2 usage or input error
-(no PSB, or no instruction could be decoded).
-`;
-
-/** What `--pt` created: the decoder kind and the configuration and flags at that point. */
-interface Created {
-  kind: 'insn' | 'block';
-  flags: FlowFlags;
-  config: DecoderConfig;
-}
-
-function u64Arg(args: string[], i: number, option: string, max = (1n << 64n) - 1n): bigint {
-  const text = args[i];
-  if (text === undefined || text === '' || text.startsWith('--')) throw new CliError(`${option}: missing argument.`);
-  const v = parseCUnsigned(text);
-  if (v === null) throw new CliError(`${option}: bad argument: ${text}.`);
-  if (v > max) throw new CliError(`${option}: value too big: ${text}.`);
-  return v;
-}
-
-/** Where flow reports problems that are not part of ptxed's output (standard error by default). */
-export type ErrorSink = (message: string) => void;
+export { FLOW_HELP };
 
 const toStderr: ErrorSink = (message) => {
   process.stderr.write(`ptscope: ${message}\n`);
 };
 
-/** `ptscope flow` from its argument list (ptxed's arguments are accepted as-is). */
-export function runFlowCommand(args: string[], out: LineWriter, errors: ErrorSink = toStderr): number {
-  const config: DecoderConfig = defaultConfig();
-  const opts: FlowPrintOptions = {
-    fmt: { eventIp: false, eventTime: false, offset: false },
-    noInst: false,
-    quiet: false,
-    time: false,
-    rawInsn: false,
-    check: false,
-    showBlocks: false,
-    resync: false,
-    json: false,
-    stat: false,
-  };
-  let statInsn = false;
-  let statBlocks = false;
-  let kind: 'insn' | 'block' = 'insn';
-  const insnFlags: FlowFlags = { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false };
-  const blockFlags: FlowFlags = { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false, endOnCall: false, endOnJump: false };
-  const image = new Image();
-  const files = new ByteSourceCache();
-  const sideband = new SidebandOptionParser('flow');
-  /** A bundle directory or perf.data given instead of --pt/--raw. */
-  let container: string | null = null;
-  /** Where a perf.data's mapped files are found (the recording machine's root). */
-  let sysroot: string | undefined;
-  let nextIsid = 1;
-  let trace: TraceSource | null = null;
-  let created: Created | null = null;
-
-  for (let i = 0; i < args.length; ) {
-    const arg = args[i++]!;
-    switch (arg) {
-      case '--help':
-      case '-h':
-        out.line(FLOW_HELP.trimEnd());
-        return 0;
-      case '--pt': {
-        const file = args[i++];
-        if (file === undefined) throw new CliError('--pt: missing argument.');
-        if (created) throw new CliError(`duplicate pt sources: ${file}.`);
-        if (config.cpu.vendor === 'intel') {
-          const errata = errataFor(config.cpu);
-          if (typeof errata === 'number') out.line(`[0, 0: config error: ${errorMessage(errata)}]`);
-          else config.errata = errata;
-        }
-        trace = openTraceFile(file);
-        created = { kind, flags: kind === 'insn' ? { ...insnFlags } : { ...blockFlags }, config: structuredClone(config) };
-        break;
-      }
-      case '--raw': {
-        const spec = args[i++];
-        if (spec === undefined) throw new CliError('--raw: missing argument.');
-        const raw = parseRawArg(spec);
-        if (isImageArgError(raw)) throw new CliError(`${raw.error}.`);
-        const size = raw.size === null ? Infinity : Number(raw.size);
-        let err: number;
-        try {
-          err = image.addFile(files, raw.file, Number(raw.offset), size, Number(BigInt.asIntN(64, raw.base)), ANY_ASID, nextIsid++);
-        } catch (e) {
-          if (e instanceof PtError) throw new CliError(`--raw: failed to load '${spec}': ${e.message}.`);
-          throw e;
-        }
-        if (err < 0) throw new CliError(`failed to add ${raw.file} at 0x${raw.base.toString(16)}: ${errorMessage(err)}.`);
-        break;
-      }
-      case '--elf': {
-        const spec = args[i++];
-        if (spec === undefined) throw new CliError('--elf: missing argument.');
-        const elf = parseElfArg(spec);
-        try {
-          const loaded = loadElf(image, files, elf.file, elf.base);
-          for (const w of loaded.warnings) errors(w);
-        } catch (e) {
-          if (e instanceof PtError) throw new CliError(`--elf: failed to load ${elf.file}: ${e.message}.`);
-          throw e;
-        }
-        break;
-      }
-      case '--no-inst':
-        opts.noInst = true;
-        break;
-      case '--raw-insn':
-        opts.rawInsn = true;
-        break;
-      case '--quiet':
-      case '-q':
-        opts.quiet = true;
-        break;
-      case '--offset':
-        opts.fmt.offset = true;
-        break;
-      case '--time':
-        opts.time = true;
-        break;
-      case '--event:time':
-        opts.fmt.eventTime = true;
-        break;
-      case '--event:ip':
-        opts.fmt.eventIp = true;
-        break;
-      case '--event:tick':
-        insnFlags.enableTickEvents = true;
-        blockFlags.enableTickEvents = true;
-        break;
-      case '--event:iflags':
-        insnFlags.enableIflags = true;
-        blockFlags.enableIflags = true;
-        break;
-      case '--check':
-        opts.check = true;
-        break;
-      case '--json':
-        opts.json = true;
-        break;
-      case '--sysroot':
-        sysroot = args[i++];
-        if (sysroot === undefined) throw new CliError('--sysroot: missing argument.');
-        break;
-      case '--stat':
-        opts.stat = true;
-        break;
-      case '--stat:insn':
-        opts.stat = true;
-        statInsn = true;
-        break;
-      case '--stat:blocks':
-        opts.stat = true;
-        statBlocks = true;
-        break;
-      case '--resync-on-error':
-        opts.resync = true;
-        break;
-      case '--cpu': {
-        if (created) throw new CliError('please specify cpu before the pt source file.');
-        const text = args[i++];
-        if (text === undefined) throw new CliError('--cpu: missing argument.');
-        const cpu = parseCpu(text);
-        if (!cpu) throw new CliError('cpu must be specified as f/m[/s]');
-        config.cpu = cpu;
-        break;
-      }
-      case '--mtc-freq':
-        config.mtcFreq = Number(u64Arg(args, i++, arg, 255n));
-        break;
-      case '--nom-freq':
-        config.nomFreq = Number(u64Arg(args, i++, arg, 255n));
-        break;
-      case '--cpuid-0x15.eax':
-        config.cpuid15Eax = Number(u64Arg(args, i++, arg, 0xffffffffn));
-        break;
-      case '--cpuid-0x15.ebx':
-        config.cpuid15Ebx = Number(u64Arg(args, i++, arg, 0xffffffffn));
-        break;
-      case '--insn-decoder':
-      case '--block-decoder':
-        if (created) throw new CliError(`please specify ${arg} before the pt source file.`);
-        kind = arg === '--insn-decoder' ? 'insn' : 'block';
-        break;
-      case '--insn:keep-tcal-on-ovf':
-        insnFlags.keepTcalOnOvf = true;
-        break;
-      case '--block:keep-tcal-on-ovf':
-        blockFlags.keepTcalOnOvf = true;
-        break;
-      case '--block:show-blocks':
-        opts.showBlocks = true;
-        break;
-      case '--block:end-on-call':
-        blockFlags.endOnCall = true;
-        break;
-      case '--block:end-on-jump':
-        blockFlags.endOnJump = true;
-        break;
-      default: {
-        let used: number;
-        try {
-          used = sideband.tryParse(args, i - 1);
-        } catch (e) {
-          if (e instanceof SidebandOptionError) throw new CliError(e.message);
-          throw e;
-        }
-        if (used) {
-          i += used - 1;
-          break;
-        }
-        const m = /^--filter:addr([0-3])_(cfg|a|b)$/.exec(arg);
-        if (m) {
-          if (created) throw new CliError(`please specify ${arg} before --pt.`);
-          const n = Number(m[1]);
-          const range = config.addrFilter.ranges[n]!;
-          if (m[2] === 'cfg') range.cfg = Number(u64Arg(args, i++, arg, 15n)) as AddrCfg;
-          else if (m[2] === 'a') range.a = u64Arg(args, i++, arg);
-          else range.b = u64Arg(args, i++, arg);
-          break;
-        }
-        if (!arg.startsWith('-') && container === null && !created) {
-          container = arg;
-          break;
-        }
-        throw new CliError(`unknown option: ${arg}.`);
-      }
-    }
-  }
-  // Without a choice, the statistics of the decoder that runs.
-  const stats = { insn: statInsn, blocks: statBlocks };
-  if (opts.stat && !statInsn && !statBlocks) {
-    stats.insn = true;
-    stats.blocks = kind === 'block';
-  }
-
+export function runFlowCommand(args: string[], out: LineWriter, errors: ErrorSink = toStderr): number | Promise<number> {
+  const a = parseFlowArgs(args, out, errors);
+  if (a === null) return 0;
+  const { config, opts, kind, insnFlags, blockFlags, image, files, sideband, container, sysroot, trace, created, stats } = a;
+  if (a.jobs !== undefined && parseJobs(a.jobs) > 1) return runFlowInPieces(args, a, out, errors);
   let counts: FlowCounts;
   if (container !== null) {
     if (created) throw new CliError(`${container}: give either a bundle/perf.data or --pt, not both.`);
     counts = decodeContainer(container, sysroot, config, kind, kind === 'insn' ? insnFlags : blockFlags, opts, out, errors);
   } else {
     if (!created || !trace) throw new CliError('no pt file.');
-    const onEvent = sideband.active ? openSideband(sideband, image, files, () => nextIsid++, out) : null;
+    const onEvent = sideband.active ? openSideband(sideband, image, files, a.nextIsid, out) : null;
     counts = decodeTrace(created, trace, image, opts, out, onEvent);
   }
   if (opts.stat) {
@@ -328,15 +58,6 @@ export function runFlowCommand(args: string[], out: LineWriter, errors: ErrorSin
   // Output errors (a full disk) are reported here, inside the command.
   out.flush();
   return exitStatus(counts, errors);
-}
-
-/** 0; 1 if errors were reported; 2 if no instruction could be decoded at all. */
-function exitStatus(counts: FlowCounts, errors: ErrorSink): number {
-  if (counts.insn === 0) {
-    errors(counts.errors ? `flow: no instruction could be decoded (${counts.errors} decode errors)` : 'flow: the trace holds no instructions (tracing never enabled in mapped code)');
-    return 2;
-  }
-  return counts.errors ? 1 : 0;
 }
 
 /** Decode one trace with the decoder `--pt` chose, printing as ptxed does. */
@@ -364,7 +85,6 @@ function decodeTrace(
 /** Connects a sideband session to a decoder: given how to switch the image, the event hook. */
 type SidebandHook = (use: (image: Image) => void) => (ev: PtEvent) => void;
 
-/** Decode a bundle or perf.data: each of its streams, one after the other. */
 function decodeContainer(
   path: string,
   sysroot: string | undefined,
@@ -375,29 +95,16 @@ function decodeContainer(
   out: LineWriter,
   errors: ErrorSink,
 ): FlowCounts {
-  const input = detectInputKind(path);
-  if (input === 'raw') throw new CliError(`${path}: neither a trace bundle nor a perf.data file (for a raw trace use --pt with --raw).`);
-  let recording: Recording;
-  try {
-    recording = openRecording(path, { sysroot });
-  } catch (e) {
-    throw new CliError((e as Error).message.split('\n')[0]!);
-  }
+  const recording = openFlowContainer(path, sysroot);
   const total: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
   try {
     // Several streams (threads, or perf.data's per-CPU queues) are decoded one
     // after the other; each section starts with its thread, `[pid/tid]` as
     // perf script prints it (or the CPU's stream label).
     for (const stream of recording.streams) {
-      if (recording.streams.length > 1) out.line(stream.pid !== null && stream.tid !== null ? streamTitle(stream) : `[stream: ${streamTitle(stream)}]`);
+      if (recording.streams.length > 1) out.line(streamHeading(stream));
       for (const note of stream.notes) errors(`flow: ${note}`);
-      const cfg = { ...stream.config, flags: { ...stream.config.flags } };
-      cfg.addrFilter = structuredClone(config.addrFilter);
-      if (config.cpu.vendor === 'intel') {
-        cfg.cpu = config.cpu;
-        const errata = errataFor(config.cpu);
-        if (typeof errata !== 'number') cfg.errata = errata;
-      }
+      const cfg = streamConfig(stream.config, config);
       const source = stream.open();
       try {
         const counts = decodeTrace({ kind, flags: { ...flags }, config: cfg }, source, stream.image, opts, out, null);
@@ -458,49 +165,3 @@ function openSideband(
     return (ev) => session.onEvent(sidebandEventOf(ev, sbEvent));
   };
 }
-
-/**
- * Open `--pt`'s `file[:from[-to]]` as a trace read in windows (flat memory
- * for any size). Only a regular file: a pipe or device has no end to seek
- * to (the decoders read ahead and back) and could grow without bound.
- * A file without a single PSB holds nothing to decode: that is an input error.
- */
-function openTraceFile(spec: string): TraceSource {
-  const m = /^(.*):([^:-]+)(?:-([^:]+))?$/.exec(spec);
-  let path = spec;
-  let from = 0;
-  let to: number | undefined;
-  if (m) {
-    const a = parseCUnsigned(m[2]!);
-    const b = m[3] === undefined ? null : parseCUnsigned(m[3]);
-    if (a !== null && (m[3] === undefined || b !== null)) {
-      path = m[1]!;
-      from = Number(a);
-      to = b === null ? undefined : Number(b);
-    }
-  }
-  let isFile: boolean;
-  try {
-    isFile = statSync(path).isFile();
-  } catch (e) {
-    throw new CliError(`flow: ${describeFileError(e, path)}`);
-  }
-  if (!isFile) throw new CliError(`flow: ${path} is not a regular file: --pt needs a trace file (not a pipe or device)`);
-  let source: FileSource;
-  try {
-    source = new FileSource(path, from, to);
-  } catch (e) {
-    throw new CliError(`flow: ${(e as Error).message}`);
-  }
-  if (source.size === 0) {
-    source.close();
-    throw new CliError(`flow: ${path} is empty: not an Intel PT trace`);
-  }
-  const probe = new PacketStream(source, { pebs: false, windowSize: 1 << 20 });
-  if (probe.syncForward() < 0) {
-    source.close();
-    throw new CliError(`flow: no PSB found in ${path} (0x${source.size.toString(16)} bytes): not an Intel PT trace`);
-  }
-  return source;
-}
-

@@ -57,6 +57,11 @@ export class ExecutedBlocks implements FlowConsumer {
     const start = this.current;
     this.current = NaN;
     if (start !== start || !(end > start)) return;
+    this.add(start, end, 1);
+  }
+
+  /** Count a block that ran `count` times (blocks merged from pieces of a trace, in trace order). */
+  add(start: number, end: number, count: number): void {
     let i = this.index.get(start);
     if (i === undefined) {
       i = this.used++;
@@ -67,7 +72,7 @@ export class ExecutedBlocks implements FlowConsumer {
     } else if (end > this.ends[i]) {
       this.ends[i] = end;
     }
-    this.counts[i]++;
+    this.counts[i] += count;
   }
 
   private grow(): void {

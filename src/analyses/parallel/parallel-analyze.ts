@@ -29,11 +29,11 @@ export function parallelDetectors(options: AnalyzeOptions): string[] {
   return names;
 }
 
-/** Decode and summarise the pieces, decoding again as one any two that cannot hand over. */
-async function summarizedPieces(
+/** Decode and summarise the pieces (null: keep every record), decoding again as one any two that cannot hand over. */
+export async function summarizedPieces(
   input: TraceInput,
   decoder: PieceDecoder,
-  spec: AnalysisSpec,
+  spec: AnalysisSpec | null,
   plan: ParallelPlan,
   progress?: ProgressSink,
 ): Promise<{ pieces: SummarizedPiece[]; stitch: Extract<ZonedStitch, { ok: true }> }> {

@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { overlapLimit, walkPiece, type PieceResult } from '../../flow/parallel/piece-walk.js';
+import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import type { OpenOptions } from '../../sources/import/open-recording.js';
 import type { TraceInput } from '../trace-input.js';
@@ -14,10 +14,12 @@ import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summa
 
 export interface PieceDecoder {
   readonly workers: number;
-  /** Decode the pieces; `done(bytes)` after each. Results are in the ranges' order. */
-  /** `limit`: how far the last range's decode may read on (default: the next range's end, or the trace's). */
-  decode(ranges: readonly SegmentRange[], done?: (bytes: number) => void, limit?: number): Promise<PieceResult[]>;
-  /** Decode the pieces running `spec`'s detectors on their bodies (summarize-piece.ts); null: keep every record. */
+  /**
+   * Decode the pieces running `spec`'s detectors on their bodies
+   * (summarize-piece.ts); null: keep every record. `done(bytes)` after
+   * each; results are in the ranges' order. `limit`: how far the last
+   * range's decode may read on (default: the next range's end, or the trace's).
+   */
   summarize(ranges: readonly SegmentRange[], spec: AnalysisSpec | null, done?: (bytes: number) => void, limit?: number): Promise<SummarizedPiece[]>;
   close(): Promise<void>;
 }
@@ -31,13 +33,6 @@ export function defaultJobs(): number {
 export function inThreadDecoder(input: TraceInput): PieceDecoder {
   return {
     workers: 1,
-    decode: async (ranges, done, limit) =>
-      ranges.map((r, i) => {
-        const size = input.trace.length;
-        const p = walkPiece(input.trace, r, overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size), input.config, input.image);
-        done?.(r.to - r.from);
-        return p;
-      }),
     summarize: async (ranges, spec, done, limit) =>
       ranges.map((r, i) => {
         const size = input.trace.length;
@@ -76,15 +71,6 @@ export function poolDecoder(input: TraceInput, at: InputLocation, workers: numbe
   shared.set(input.trace);
   return {
     workers,
-    decode: (ranges, done, limit) =>
-      Promise.all(
-        ranges.map(async (range, i) => {
-          const task: PieceTask = { path: at.path, options: at.options, stream: input.stream.index, trace: shared, range, limit: overlapLimit(range, ranges[i + 1]?.to ?? limit ?? shared.length, shared.length) };
-          const r = (await pool.run(task)) as PieceResult;
-          done?.(range.to - range.from);
-          return r;
-        }),
-      ),
     summarize: (ranges, spec, done, limit) =>
       Promise.all(
         ranges.map(async (range, i) => {

@@ -3,7 +3,6 @@
  * recording once per worker, then decode the pieces it is given out of the
  * trace bytes the main thread shares (a SharedArrayBuffer, never copied).
  */
-import { walkPiece, type PieceResult } from '../../flow/parallel/piece-walk.js';
 import { traceInput, type TraceInput } from '../trace-input.js';
 import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summarize-piece.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
@@ -21,10 +20,9 @@ export interface PieceTask {
   limit: number;
   /**
    * Run these detectors on the piece's body and return summaries
-   * (summarize-piece.ts); null: keep every record of the zoned walk;
-   * absent: the plain walk (piece-walk.ts).
+   * (summarize-piece.ts); null: keep every record of the zoned walk.
    */
-  analysis?: AnalysisSpec | null;
+  analysis: AnalysisSpec | null;
 }
 
 let opened: { key: string; recording: Recording; inputs: Map<number, TraceInput> } | null = null;
@@ -38,7 +36,7 @@ function recordingFor(path: string, options: OpenOptions): NonNullable<typeof op
   return opened;
 }
 
-export default function decodePiece(task: PieceTask): PieceResult | SummarizedPiece {
+export default function decodePiece(task: PieceTask): SummarizedPiece {
   const open = recordingFor(task.path, task.options);
   const recording = open.recording;
   const stream = recording.streams.find((s) => s.index === task.stream);
@@ -46,7 +44,6 @@ export default function decodePiece(task: PieceTask): PieceResult | SummarizedPi
   // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
   const end = Math.min(task.limit, task.trace.length);
   const bytes = task.trace.slice(task.range.from, end);
-  if (task.analysis === undefined) return walkPiece(bytes, task.range, end, stream.config, stream.image, task.range.from);
   // One analysis input per stream, so that its code facts are shared by the pieces this worker runs.
   let input = open.inputs.get(stream.index);
   if (input === undefined) {

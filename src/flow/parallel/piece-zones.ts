@@ -4,7 +4,7 @@
  * - the *head*, from the piece's start until its stream has surely
  *   converged with the serial one (past {@link OVERLAP_BYTES} and then
  *   twice {@link OVERLAP_TRANSFERS} transfers): kept as records, because
- *   the hand-over from the piece before (flow-stitch.ts) lands in it;
+ *   the hand-over from the piece before (zoned-stitch.ts) lands in it;
  * - the *body*: fed to the worker's detectors and summarised, not kept;
  * - the *tail*, from the first record at or past the piece's end: kept,
  *   because the hand-over to the next piece lands in it.

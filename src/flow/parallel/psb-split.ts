@@ -2,7 +2,7 @@
  * Where a trace can be cut for a parallel decode: at its PSB packets. A
  * PSB+ restarts IP compression (SDM "Packet Stream Boundary (PSB)") and
  * the processor flushes TNT before it, so a decoder synchronised there
- * needs nothing from before it; the stitching in flow-stitch.ts checks the
+ * needs nothing from before it; the stitching in zoned-stitch.ts checks the
  * remaining case (a compressed return whose call came before the PSB) and
  * decodes such a piece together with the one before it.
  *

@@ -1,8 +1,10 @@
 /**
- * Decode one piece as piece-walk.ts does, but hand the records of its
- * body (piece-zones.ts) to consumers in this thread instead of keeping
- * them: only the head and the tail are recorded, so a worker's memory is
- * bounded by the overlaps, not by the piece. In `keepAll` mode every
+ * Decode one piece of a trace (from `range.from`, a PSB or 0) on its own,
+ * reading on past its end for the overlap (piece-walk.ts), and record its
+ * control-flow stream (flow-log.ts); the records of its body
+ * (piece-zones.ts) go to consumers in this thread instead: only the head
+ * and the tail are recorded, so a worker's memory is bounded by the
+ * overlaps, not by the piece. In `keepAll` mode every
  * record is kept (and the zones still counted), for a consumer elsewhere
  * that must see the body after all.
  */
@@ -65,8 +67,17 @@ class ZoneRouter implements FlowConsumer {
 }
 
 /**
- * Decode `range` (reading on to `limit` for the overlap, as walkPiece
- * does); body records go to `body` (null: keep them). `at()` given to the
+ * A consumer that sees every record after the router (zones.zone is the
+ * record's zone; `kept()` counts the records kept so far), and whether
+ * the walk goes instruction by instruction (for a consumer that needs them).
+ */
+export interface ZonedObserver {
+  mode: 'insn' | 'block';
+  create(zones: PieceZones, kept: () => number): FlowConsumer;
+}
+
+/**
+ * Decode `range` (reading on to `limit` for the overlap); body records go to `body` (null: keep them). `at()` given to the
  * body consumers' owner is the whole-trace offset of the current record.
  */
 export function walkPieceZoned(
@@ -77,6 +88,7 @@ export function walkPieceZoned(
   image: Image,
   origin: number,
   body: (at: () => number) => readonly FlowConsumer[] | null,
+  observer: ZonedObserver | null = null,
 ): ZonedPiece {
   const end = Math.max(range.to, Math.min(limit, origin + trace.length));
   const packets = new PacketDecoder(trace.subarray(range.from - origin, end - origin), { pebs: false, skd007: config.errata.skd007 });
@@ -86,11 +98,12 @@ export function walkPieceZoned(
   const log = new FlowLogRecorder(() => decoder.offset, range.from, () => walker!.walked);
   const zones = new PieceZones(range.from, range.to);
   const consumers = body(at);
-  walker = new ControlFlowWalker(decoder, [new ZoneRouter(zones, log, consumers, at)]);
+  const router = new ZoneRouter(zones, log, consumers, at);
+  walker = new ControlFlowWalker(decoder, observer === null ? [router] : [router, observer.create(zones, () => log.length)]);
   const past = range.to - range.from + OVERLAP_BYTES;
   let after = 0;
   const stopAt = end > range.to ? () => decoder.offset > past && ++after >= OVERLAP_TRANSFERS : null;
-  const stats = walker.runPiece('block', null, stopAt);
+  const stats = walker.runPiece(observer?.mode ?? 'block', null, stopAt);
   return {
     ...range,
     stats,

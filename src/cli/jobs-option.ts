@@ -1,0 +1,14 @@
+/**
+ * `--jobs N`, shared by the commands that can decode a trace in pieces on
+ * a worker pool (analyze, flow, coverage, dump).
+ */
+import { defaultJobs } from '../analyses/parallel/piece-pool.js';
+import { CliError } from './output.js';
+
+/** `--jobs N`: 1 to 256; default one per core. */
+export function parseJobs(text: string | undefined): number {
+  if (text === undefined) return defaultJobs();
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new CliError(`--jobs: expected a whole number from 1 to 256, got '${text}'.`);
+  return n;
+}

@@ -1,0 +1,153 @@
+/**
+ * `flow --jobs N`: ptxed's output (flow-decode.ts) decoded in pieces cut at
+ * PSBs, on a worker pool, and printed in order (line-pieces.ts): the same
+ * lines, counts and exit status as the serial decode, for a `--pt` trace
+ * and for every stream of a bundle or perf.data.
+ */
+import { PacketStream, packetOptionsFor } from '../../packets/packet-stream.js';
+import { BufferSource } from '../../packets/trace-source.js';
+import type { DecoderConfig } from '../../packets/config.js';
+import { BlockDecoder, type FlowFlags } from '../../flow/block-decoder.js';
+import type { Image } from '../../flow/image.js';
+import { InsnDecoder } from '../../flow/insn-decoder.js';
+import type { SegmentRange } from '../../flow/parallel/psb-split.js';
+import { PIECE_DONE, ZonedLines, type LinePiece } from '../../flow/parallel/zoned-lines.js';
+import type { Recording } from '../../sources/model/recording.js';
+import { openFlowContainer, parseFlowArgs, streamConfig, streamHeading, type ErrorSink, type FlowArgs } from '../flow-args.js';
+import { decodeFlow, exitStatus, FlowStepKind, type FlowCounts, type FlowPrintOptions } from '../flow-decode.js';
+import { parseJobs } from '../jobs-option.js';
+import { CliError, LineWriter } from '../output.js';
+import { createProgress } from '../progress.js';
+import { LinePool, planPieces, printPieces, sharedBytes, type LinePlan, type LineTask, type PieceRunner } from './line-pieces.js';
+
+/** Trace bytes per piece at most: ptxed prints some hundred bytes of text per byte of trace. */
+const MAX_PIECE_BYTES = 128 << 10;
+
+/** What one stream is decoded with. */
+interface FlowTarget {
+  kind: 'insn' | 'block';
+  flags: FlowFlags;
+  config: DecoderConfig;
+  image: Image;
+  opts: FlowPrintOptions;
+}
+
+/** The lines a piece prints go to its {@link ZonedLines}. */
+class PieceWriter extends LineWriter {
+  constructor(private readonly to: ZonedLines) {
+    super(null);
+  }
+
+  override line(text: string): void {
+    this.to.line(text);
+  }
+}
+
+/** Decode `range` of a stream (`trace` holds its bytes from trace offset `origin`), reading on to `limit` for the overlap. */
+export function flowPiece(t: FlowTarget, trace: Uint8Array, origin: number, range: SegmentRange, limit: number): LinePiece {
+  const end = Math.max(range.to, Math.min(limit, origin + trace.length));
+  const lines = new ZonedLines(range, end > range.to);
+  const stream = new PacketStream(new BufferSource(trace.subarray(range.from - origin, end - origin)), packetOptionsFor(t.config));
+  const decoder =
+    t.kind === 'insn'
+      ? { kind: 'insn' as const, dec: new InsnDecoder(stream, t.config, t.image, { ...t.flags }) }
+      : { kind: 'block' as const, dec: new BlockDecoder(stream, t.config, t.image, { ...t.flags }) };
+  try {
+    decodeFlow(decoder, t.opts, new PieceWriter(lines), null, {
+      base: range.from,
+      record: (kind, ip, offset, c) => lines.record(kind === FlowStepKind.Step, kind, ip, offset, c.insn, c.blocks, c.errors),
+    });
+  } catch (e) {
+    if (e !== PIECE_DONE) throw e;
+  } finally {
+    stream.close();
+  }
+  return lines.finish();
+}
+
+/** The target of stream `index`: the `--pt` trace (0), or a stream of the recording. */
+function targetOf(a: FlowArgs, recording: Recording | null, index: number): FlowTarget {
+  const flags = a.kind === 'insn' ? a.insnFlags : a.blockFlags;
+  if (recording === null) {
+    const c = a.created!;
+    return { kind: c.kind, flags: c.flags, config: c.config, image: a.image, opts: a.opts };
+  }
+  const stream = recording.streams.find((s) => s.index === index);
+  if (stream === undefined) throw new Error(`${recording.name}: no trace stream ${index}`);
+  return { kind: a.kind, flags, config: streamConfig(stream.config, a.config), image: stream.image, opts: a.opts };
+}
+
+/** The worker side: the setup rebuilt from flow's argv, once per worker. */
+let opened: { key: string; args: FlowArgs; recording: Recording | null } | null = null;
+
+export function flowPieceTask(task: LineTask): LinePiece {
+  const key = JSON.stringify(task.argv);
+  if (opened === null || opened.key !== key) {
+    opened?.recording?.close();
+    const args = parseFlowArgs(task.argv, new LineWriter(null), () => {})!;
+    args.trace?.close();
+    opened = { key, args, recording: args.container === null ? null : openFlowContainer(args.container, args.sysroot) };
+  }
+  // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
+  const end = Math.min(task.limit, task.trace.length);
+  const bytes = task.trace.slice(task.range.from, end);
+  return flowPiece(targetOf(opened.args, opened.recording, task.stream), bytes, task.range.from, task.range, end);
+}
+
+/** For tests: decode in this thread, cut as `plan` says. */
+export interface InThread {
+  plan: LinePlan;
+}
+
+/**
+ * `flow --jobs N` (N > 1). Refused, in one line, where the output depends
+ * on the whole trace before each piece: the perf_event sideband (images
+ * switched in trace order), the block decoder's blocks and the decoder's
+ * read offsets (--offset, --check).
+ */
+export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWriter, errors: ErrorSink, inThread?: InThread): Promise<number> {
+  if (a.sideband.active) throw new CliError('--jobs: the perf_event sideband (--pevent) is applied in trace order; decode it without --jobs.');
+  // The offset printed is where the decoder has read to, and its read-ahead after a PSB it
+  // synchronised at can differ from the serial decoder's long after the pieces agree.
+  if (a.opts.fmt.offset || a.opts.check) throw new CliError('--jobs: --offset and --check print the decoder\'s read position, which depends on where decoding started; decode without --jobs.');
+  // Where the block decoder ends a block depends on its history (a block also ends where an
+  // event was pending, as at a PSB+ it passed): a piece splits blocks otherwise for a while.
+  if (a.kind === 'block' || (a.created?.kind ?? 'insn') === 'block') throw new CliError('--jobs: the block decoder\'s blocks depend on where decoding started; use the instruction decoder (the default) or decode without --jobs.');
+  const workers = parseJobs(a.jobs);
+  if (a.container !== null && a.created) throw new CliError(`${a.container}: give either a bundle/perf.data or --pt, not both.`);
+  if (a.container === null && (!a.created || !a.trace)) throw new CliError('no pt file.');
+  const recording = a.container === null ? null : openFlowContainer(a.container, a.sysroot);
+  const pool = inThread ? null : new LinePool(workers);
+  const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
+  try {
+    const streams = recording === null ? [{ index: 0, source: a.trace! }] : recording.streams.map((s) => ({ index: s.index, source: s.open(), stream: s }));
+    for (const s of streams) {
+      if ('stream' in s && s.stream !== undefined) {
+        if (recording!.streams.length > 1) out.line(streamHeading(s.stream));
+        for (const note of s.stream.notes) errors(`flow: ${note}`);
+      }
+      let trace: Uint8Array;
+      try {
+        trace = sharedBytes((d, o, at, n) => s.source.read(d, o, at, n), s.source.size);
+      } finally {
+        s.source.close();
+      }
+      const target = targetOf(a, recording, s.index);
+      const run: PieceRunner = pool === null ? async (range, limit) => flowPiece(target, trace, 0, range, limit) : pool.runner('flow', argv, s.index, trace);
+      const groups = planPieces(trace, workers, target.config.errata.skd007, MAX_PIECE_BYTES, inThread?.plan);
+      const c = await printPieces(groups, trace.length, run, 2 * workers, out, createProgress('flow', trace.length, a.opts.json));
+      counts.insn += c.instructions;
+      counts.blocks += c.transfers;
+      counts.errors += c.errors;
+    }
+  } finally {
+    recording?.close();
+    await pool?.close();
+  }
+  if (a.opts.stat) {
+    if (a.stats.insn) out.line(`insn: ${counts.insn}.`);
+    if (a.stats.blocks) out.line(`blocks:\t${counts.blocks}.`);
+  }
+  out.flush();
+  return exitStatus(counts, errors);
+}
