@@ -13,6 +13,12 @@ export async function getZ3(): Promise<Z3> {
     const { init } = await import('z3-solver');
     const api = await init();
     const ctx = api.Context('main') as unknown as Z3;
+    // The high-level API releases ASTs from JS finalizers (Z3.dec_ref on the
+    // main thread) while a check() may be running on Z3's worker thread: Z3
+    // only makes that safe when told to (Z3_enable_concurrent_dec_ref). Without
+    // it the context's heap was corrupted now and then ("memory access out of
+    // bounds" in ast_manager::compact_memory, a "null sort" at solver.add).
+    api.Z3.enable_concurrent_dec_ref((ctx as unknown as { ptr: Parameters<typeof api.Z3.enable_concurrent_dec_ref>[0] }).ptr);
     return { z3: ctx, shutdown: () => (api.em as { PThread?: { terminateAllThreads?: () => void } }).PThread?.terminateAllThreads?.() };
   })();
   return (await z3Promise).z3;
