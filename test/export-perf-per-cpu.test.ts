@@ -6,7 +6,7 @@
  *
  * - oracle: Debian's `perf script --itrace=i0ns -F tid,cpu,ip` (linux-perf
  *   6.1) gives each thread exactly the instructions the recorder traced for
- *   it (count and FNV-1a 64 of each stream, a thread that execs having two),
+ *   it (count and FNV-1a 64 of each stream, a task that execs having two),
  *   while each CPU queue interleaves several threads, in the order the
  *   switch records (read by our importer's sideband timeline) say;
  * - recordings that cannot be laid out per CPU (return compression, no
@@ -45,7 +45,7 @@ function compile(name: string): string {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ptscope-export-per-cpu-'));
-  for (const name of ['threads4', 'fork-exec']) {
+  for (const name of ['threads4', 'fork-exec', 'thread-exec']) {
     const res = await recordProbe(work, [compile(name)], { timing: { tsc: true }, retCompression: false });
     const m = readBundleManifest(res.bundle) as ManifestV2;
     expect(m.version).toBe(2);
@@ -175,6 +175,7 @@ describe('export-perf --per-cpu: threads and processes on N virtual CPUs', () =>
   it('4 threads on 2 CPUs', () => checkPerCpu('threads4', 2), 120_000);
   it('fork + exec on 1 CPU: the child\'s two programs, each with its own images', () => checkPerCpu('fork-exec', 1), 120_000);
   it('fork + exec on 2 CPUs', () => checkPerCpu('fork-exec', 2), 120_000);
+  it('a thread that execs: the new program runs once the process\'s other threads are done', () => checkPerCpu('thread-exec', 1), 120_000);
 
   it('the same seed writes the same file; another seed another schedule', () => {
     const { bundle } = bundles.get('threads4')!;

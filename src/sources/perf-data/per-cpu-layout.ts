@@ -24,8 +24,8 @@ import { type AuxBuffer, type SidebandEvent, writePerfData } from './writer.js';
  * are scheduled onto `cpus` virtual CPUs: each thread's runs in its own
  * order, one CPU at a time, a child's after the run of its creator that
  * ended in the clone (the first run whose resumption IP is the child's
- * first IP; else its creator's first run), an exec'd program's after the
- * run that ended in the exec. Which ready thread a CPU runs next is drawn
+ * first IP; else its creator's first run), an exec'd program's once every
+ * other thread of its process is done (exec ends them). Which ready thread a CPU runs next is drawn
  * from a seeded generator, so threads interleave as on a real machine and
  * the same seed gives the same file. Each CPU's trace is then one packet
  * stream (./cpu-trace-builder.ts) on one clock: each run's TSCs are moved to
@@ -33,9 +33,9 @@ import { type AuxBuffer, type SidebandEvent, writePerfData } from './writer.js';
  *
  * Sideband, as the kernel writes it for perf with per-CPU mmaps: the
  * program's COMM and MMAP2s at the start; a child's FORK (and COMM, and the
- * MMAP2s it did not inherit), an exec's COMM and MMAP2s, and a thread's
- * EXIT just after the run that ended in that syscall (a process's EXIT once
- * all its threads are done); per CPU an ITRACE_START for its first task
+ * MMAP2s it did not inherit) and a thread's EXIT just after the run that
+ * ended in that syscall (a process's EXIT once all its threads are done),
+ * an exec's COMM and MMAP2s just before the new program's first run; per CPU an ITRACE_START for its first task
  * (the kernel logs one per CPU event); and at each task change
  * SWITCH_CPU_WIDE out (the previous task, naming the next) and in (the next,
  * naming the previous), between the previous run's TIP.PGD and the next
@@ -110,7 +110,7 @@ interface RunRef {
   duration: number;
   /** Tasks whose creation (clone) ended this run. */
   creates: ExportTask[];
-  /** The stream whose program an exec that ended this run started. */
+  /** The first run of a program an exec started: that stream (its COMM and MMAP2s precede the run). */
   execs: ExportStream | null;
 }
 
@@ -151,7 +151,6 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
   // Each thread's runs, over its streams in order.
   let bytes = 0;
   const threads = new Map<string, ThreadState>();
-  const execOfRun = new Map<RunRef, ExportStream>();
   for (const s of streams) {
     const size = s.trace instanceof Uint8Array ? s.trace.length : s.trace.size;
     bytes += size;
@@ -167,10 +166,9 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
       continue;
     }
     const refs = runs.map((run) => ({ run, trace, label, duration: 0, creates: [], execs: null }) as RunRef);
-    if (s.execComm !== undefined && th.runs.length > 0) execOfRun.set(th.runs[th.runs.length - 1]!, s);
+    if (s.execComm !== undefined) refs[0]!.execs = s;
     th.runs.push(...refs);
   }
-  for (const [prev, s] of execOfRun) prev.execs = s;
   for (const th of threads.values()) {
     th.runs.forEach((r, i) => {
       const next = th.runs[i + 1];
@@ -263,6 +261,13 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
       sideband.push({ kind: 'switch', time: BigInt(clock()), cpu: cpu.index, pid: th.pid, tid: th.tid, out: false, nextPrev: { pid: prev.pid, tid: prev.tid } });
       cpu.schedule.push(th.key);
     }
+    if (ref.execs !== null) {
+      // The exec, on the CPU that runs the new program: its COMM, and its images replacing the old.
+      const s = ref.execs;
+      sideband.push({ kind: 'comm', time: BigInt(clock()), cpu: cpu.index, pid: s.pid, tid: s.tid, comm: (s.execComm ?? 'program').slice(0, 15), exec: true });
+      mapped.set(s.pid, new Set());
+      mmaps(s.pid, s.images, cpu.index, clock);
+    }
     cpu.builder.psbIfDue(clock());
     const start = clock();
     cpu.builder.appendRun(ref.trace, ref.run, start - ref.run.startTsc, ref.label);
@@ -272,12 +277,6 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
       create(child, cpu.index, clock);
       const c = threads.get(key(child.pid, child.tid));
       if (c) c.readyAt = t;
-    }
-    if (ref.execs !== null) {
-      const s = ref.execs;
-      sideband.push({ kind: 'comm', time: BigInt(clock()), cpu: cpu.index, pid: s.pid, tid: s.tid, comm: (s.execComm ?? 'program').slice(0, 15), exec: true });
-      mapped.set(s.pid, new Set()); // exec replaces the image set
-      mmaps(s.pid, s.images, cpu.index, clock);
     }
     th.next++;
     if (done(th)) {
@@ -297,7 +296,9 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
   };
 
   // Runs that end with tracing off, interleaved; then the unfinished ones, each last on a CPU.
-  const ready = (th: ThreadState): boolean => !done(th) && th.runs[th.next]!.run.disabled && th.readyAt !== Infinity;
+  // exec ends every other thread of the process: the new program runs once they are done.
+  const execWaits = (th: ThreadState): boolean => th.runs[th.next]!.execs !== null && (threadsOf.get(th.pid) ?? []).some((o) => o !== th && !done(o));
+  const ready = (th: ThreadState): boolean => !done(th) && th.runs[th.next]!.run.disabled && th.readyAt !== Infinity && !execWaits(th);
   for (;;) {
     const waiting = [...threads.values()].filter(ready);
     if (waiting.length === 0) break;
