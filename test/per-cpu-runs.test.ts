@@ -5,7 +5,10 @@
  * decompress, against the CPU trace's own last IP, to the IPs of the
  * threads' traces (SDM Vol. 3C "IP Compression").
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { PacketDecoder } from '../src/packets/decoder.js';
 import { fup, mtc, modeExec, psb, psbEnd, tip, tipPgd, tipPge, tnt8, tsc } from '../src/packets/encoder.js';
 import { ErrorCode } from '../src/packets/errors.js';
@@ -15,6 +18,9 @@ import { IpCompression, PacketType } from '../src/packets/packet-type.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
 import { CpuTraceBuilder } from '../src/sources/perf-data/cpu-trace-builder.js';
 import { cutRuns } from '../src/sources/perf-data/thread-runs.js';
+import { exportPerfDataPerCpu } from '../src/sources/perf-data/per-cpu-layout.js';
+import type { ExportInput } from '../src/sources/perf-data/bundle-to-perf.js';
+import { readPerfData } from '../src/sources/perf-data/perf-data.js';
 
 const S = IpCompression.Sext48;
 const U16 = IpCompression.Update16;
@@ -120,5 +126,38 @@ describe('CpuTraceBuilder', () => {
     let psbs = 0;
     for (const p = new Packet(); dec.next(p) > 0; ) if (p.type === PacketType.Psb) psbs++;
     expect(psbs).toBe(2);
+  });
+});
+
+describe('exportPerfDataPerCpu', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ptscope-per-cpu-runs-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  /** Two threads whose traces end with tracing on (the recording stopped them). */
+  const unfinished = (): ExportInput => ({
+    tasks: [],
+    streams: [3, 4].map((tid) => ({ pid: 3, tid, images: [], trace: encodeTrace([...header(100), tsc(0, 100), tipPge(S, 0, 0x401000 + tid), tnt8(1, 1)]) })),
+    timing: { tsc: true, mtc: false, cyc: false, mtcFreq: 0 },
+    retCompression: false,
+  });
+
+  it('a run that ends with tracing on is the last on its CPU: as many CPUs as such runs are needed', () => {
+    const file = join(dir, 'open.data');
+    expect(() => exportPerfDataPerCpu(file, unfinished(), { cpus: 1 })).toThrow(/^2 threads' traces end with tracing on[^\n]*--per-cpu 2 or more$/);
+    const result = exportPerfDataPerCpu(file, unfinished(), { cpus: 2 });
+    expect(result.schedule.map((s) => s.length)).toEqual([1, 1]);
+    const model = readPerfData(file);
+    try {
+      expect(model.streams.map((st) => st.cpu)).toEqual([0, 1]);
+      // Each CPU: the idle task out, ITRACE_START and its thread in; at the end back to idle.
+      for (const list of model.sideband.switches.values()) expect(list.map((sw) => [sw.out, sw.tid, sw.nextPrev?.tid ?? null])).toEqual([[true, 0, list[1]!.tid], [false, list[1]!.tid, null], [false, list[1]!.tid, 0], [true, list[1]!.tid, 0], [false, 0, list[1]!.tid]]);
+    } finally {
+      model.close();
+    }
+  });
+
+  it('refuses a recording with return compression (the default of an input that does not say)', () => {
+    const input = unfinished();
+    delete input.retCompression;
+    expect(() => exportPerfDataPerCpu(join(dir, 'r.data'), input, { cpus: 2 })).toThrow(/--noretcomp/);
   });
 });

@@ -186,14 +186,15 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
   const createdBy = new Map<string, RunRef | null>();
   for (const t of tasks) {
     if (t.parent === null) continue;
-    const parent = threads.get(key(t.parent.pid, t.parent.tid));
-    if (!parent || parent.runs.length === 0) continue;
+    // A clone ends a run with a TIP.PGD: only such runs create tasks.
+    const parentRuns = threads.get(key(t.parent.pid, t.parent.tid))?.runs ?? [];
+    if (parentRuns.length === 0 || !parentRuns[0]!.run.disabled) continue;
     const first = threads.get(key(t.pid, t.tid))?.runs[0];
-    let by = parent.runs[0]!;
+    let by = parentRuns[0]!;
     if (first !== undefined) {
       // clone returns in both tasks at the instruction after it.
-      const k = parent.runs.findIndex((r, i) => i > 0 && r.run.enableIp === first.run.enableIp && !claimed.has(parent.runs[i - 1]!));
-      if (k > 0) by = parent.runs[k - 1]!;
+      const k = parentRuns.findIndex((r, i) => i > 0 && r.run.enableIp === first.run.enableIp && !claimed.has(parentRuns[i - 1]!));
+      if (k > 0) by = parentRuns[k - 1]!;
     }
     claimed.add(by);
     by.creates.push(t);
