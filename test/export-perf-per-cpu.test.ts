@@ -8,7 +8,8 @@
  *   6.1) gives each thread exactly the instructions the recorder traced for
  *   it (count and FNV-1a 64 of each stream, a task that execs having two),
  *   while each CPU queue interleaves several threads, in the order the
- *   switch records (read by our importer's sideband timeline) say;
+ *   switch records (read by our importer's sideband timeline) say, and the
+ *   same branch samples per thread (`--itrace=b`) as the per-thread layout;
  * - recordings that cannot be laid out per CPU (return compression, no
  *   TSC, MTC/CYC) are refused with one line naming the record option.
  *
@@ -86,8 +87,27 @@ function perfScript(file: string): { ips: Map<number, number[]>; cpus: Map<numbe
   return { ips, cpus };
 }
 
-/** Export `name` on `n` CPUs and check the layout, the sideband and perf's decode against the recorder's ground truth. */
-function checkPerCpu(name: string, n: number): void {
+/** perf script's branch samples (`--itrace=b`: from, to, and trace starts/ends as 0) per thread, in order. */
+function perfBranches(file: string): Map<number, string[]> {
+  const r = spawnSync('perf', ['script', '-i', file, '--itrace=b', '-F', 'tid,ip,addr'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+  expect(r.status, `perf script: ${r.stderr}`).toBe(0);
+  const out = new Map<number, string[]>();
+  for (const l of r.stdout.split('\n')) {
+    const m = /^\s*(\d+)\s+([0-9a-f]+)\s+=>\s+([0-9a-f]+)\s*$/.exec(l);
+    if (!m) continue;
+    let list = out.get(Number(m[1]));
+    if (!list) out.set(Number(m[1]), (list = []));
+    list.push(`${m[2]}>${m[3]}`);
+  }
+  return out;
+}
+
+/**
+ * Export `name` on `n` CPUs and check the layout, the sideband and perf's
+ * decode against the recorder's ground truth; with `branches`, also that
+ * perf's branch samples per thread are those of the per-thread export.
+ */
+function checkPerCpu(name: string, n: number, branches = false): void {
   const { bundle, m } = bundles.get(name)!;
   const file = join(work, `${name}-${n}.data`);
   const cli = exportCli(['--per-cpu', String(n), bundle, '-o', file]);
@@ -168,13 +188,21 @@ function checkPerCpu(name: string, n: number): void {
     if (order.length > new Set(order).size) comesBack = true;
   }
   expect(comesBack).toBe(true);
+
+  if (branches) {
+    const perThread = join(work, `${name}-threads.data`);
+    expect(exportCli([bundle, '-o', perThread]).code).toBe(0);
+    const want = perfBranches(perThread);
+    expect([...want.values()].every((l) => l.length > 100)).toBe(true);
+    expect(perfBranches(file)).toEqual(want);
+  }
 }
 
 describe('export-perf --per-cpu: threads and processes on N virtual CPUs', () => {
   it('4 threads on 1 CPU: perf script gives each thread its recorded instructions, the threads interleaved', () => checkPerCpu('threads4', 1), 120_000);
-  it('4 threads on 2 CPUs', () => checkPerCpu('threads4', 2), 120_000);
+  it('4 threads on 2 CPUs: the same branches per thread as the per-thread layout', () => checkPerCpu('threads4', 2, true), 120_000);
   it('fork + exec on 1 CPU: the child\'s two programs, each with its own images', () => checkPerCpu('fork-exec', 1), 120_000);
-  it('fork + exec on 2 CPUs', () => checkPerCpu('fork-exec', 2), 120_000);
+  it('fork + exec on 2 CPUs: the same branches per thread as the per-thread layout', () => checkPerCpu('fork-exec', 2, true), 120_000);
   it('a thread that execs: the new program runs once the process\'s other threads are done', () => checkPerCpu('thread-exec', 1), 120_000);
 
   it('the same seed writes the same file; another seed another schedule', () => {
