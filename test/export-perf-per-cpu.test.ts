@@ -26,6 +26,9 @@ import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { CliError, LineWriter } from '../src/cli/output.js';
 import { readBundleManifest } from '../src/sources/import/bundle-import.js';
 import type { ManifestV2 } from '../src/sources/bundle/manifest.js';
+import { PacketDecoder } from '../src/packets/decoder.js';
+import { Packet } from '../src/packets/packet.js';
+import { PacketType } from '../src/packets/packet-type.js';
 import { AttrFlag, hasFlag } from '../src/sources/perf-data/header.js';
 import { readPerfData } from '../src/sources/perf-data/perf-data.js';
 import { PERF_SAMPLE_CPU } from '../src/sources/perf-event/record.js';
@@ -137,6 +140,28 @@ function checkPerCpu(name: string, n: number, branches = false): void {
     }
     expect(hasFlag(pt!.attr, AttrFlag.Inherit)).toBe(true);
     expect(model.idIndex).toEqual(model.attrs.flatMap((a) => a.ids.map((id, i) => ({ id, idx: cpusWithTrace[i], cpu: cpusWithTrace[i], tid: -1 }))));
+    // Each CPU's trace: a PSB+ first, its TSCs never going back, within the sideband's time span of that CPU.
+    for (const st of model.streams) {
+      const src = st.source(model.file);
+      const bytes = new Uint8Array(src.size);
+      expect(src.read(bytes, 0, 0, bytes.length)).toBe(bytes.length);
+      const dec = new PacketDecoder(bytes);
+      dec.syncSet(0);
+      const p = new Packet();
+      let last = -1;
+      let first = true;
+      for (let n = dec.next(p); n > 0; n = dec.next(p)) {
+        if (first) expect(p.type).toBe(PacketType.Psb);
+        first = false;
+        if (p.type !== PacketType.Tsc) continue;
+        const t = p.hi * 2 ** 32 + p.lo;
+        expect(t).toBeGreaterThanOrEqual(last);
+        last = t;
+      }
+      const times = model.sideband.switches.get(st.cpu)!.map((sw) => Number(sw.time));
+      expect(times[0]).toBeLessThan(last);
+      expect(times[times.length - 1]).toBeGreaterThan(last);
+    }
     // Every task created, exited; the program's COMM first.
     for (const p of m.processes) {
       const task = model.sideband.tasks.get(p.pid)!;
