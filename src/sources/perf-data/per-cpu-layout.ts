@@ -64,8 +64,10 @@ export interface PerCpuResult extends ExportResult {
 }
 
 export const MAX_CPUS = 256;
-/** Traces one per-CPU export holds in memory at most. */
-export const MAX_PER_CPU_TRACE_BYTES = 1 << 30;
+/** Traces one per-CPU export holds in memory at most (the CPU traces built from them take as much again). */
+export const MAX_PER_CPU_TRACE_BYTES = 1 << 29;
+/** Runs times threads a schedule may weigh (each placement looks at every thread). */
+const MAX_SCHEDULE_WORK = 1 << 28;
 /** The recorder's first TSC: the layout's clock starts there too. */
 const CLOCK_START = 1 << 24;
 
@@ -130,7 +132,6 @@ interface Cpu {
   /** Its clock: the time of the last thing on it. */
   free: number;
   current: ThreadState | null;
-  closed: boolean;
   schedule: string[];
 }
 
@@ -169,6 +170,8 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     if (s.execComm !== undefined) refs[0]!.execs = s;
     th.runs.push(...refs);
   }
+  const totalRuns = [...threads.values()].reduce((a, th) => a + th.runs.length, 0);
+  if (totalRuns * threads.size > MAX_SCHEDULE_WORK) throw new Error(`${totalRuns} runs of ${threads.size} threads: too many to schedule (at most ${MAX_SCHEDULE_WORK} runs times threads)`);
   for (const th of threads.values()) {
     th.runs.forEach((r, i) => {
       const next = th.runs[i + 1];
@@ -238,7 +241,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     if (th) th.readyAt = now;
   }
 
-  const cpus: Cpu[] = Array.from({ length: nCpus }, (_, index) => ({ index, builder: new CpuTraceBuilder(psbPeriod), free: now, current: null, closed: false, schedule: [] }));
+  const cpus: Cpu[] = Array.from({ length: nCpus }, (_, index) => ({ index, builder: new CpuTraceBuilder(psbPeriod), free: now, current: null, schedule: [] }));
   const idle = { pid: 0, tid: 0 };
   const threadsOf = new Map<number, ThreadState[]>();
   for (const th of threads.values()) threadsOf.set(th.pid, [...(threadsOf.get(th.pid) ?? []), th]);
@@ -293,7 +296,6 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     th.readyAt = t + Math.floor(rng() * 4096);
     cpu.free = t;
     cpu.current = th;
-    if (!ref.run.disabled) cpu.closed = true;
   };
 
   // Runs that end with tracing off, interleaved; then the unfinished ones, each last on a CPU.
