@@ -143,11 +143,13 @@ describe('exportPerfDataPerCpu', () => {
   it('a run that ends with tracing on is the last on its CPU: as many CPUs as such runs are needed', () => {
     const file = join(dir, 'open.data');
     expect(() => exportPerfDataPerCpu(file, unfinished(), { cpus: 1 })).toThrow(/^2 threads' traces end with tracing on[^\n]*--per-cpu 2 or more$/);
-    const result = exportPerfDataPerCpu(file, unfinished(), { cpus: 2 });
-    expect(result.schedule.map((s) => s.length)).toEqual([1, 1]);
+    const result = exportPerfDataPerCpu(file, unfinished(), { cpus: 3 });
+    expect(result.schedule.map((s) => s.length).sort()).toEqual([0, 1, 1]);
     const model = readPerfData(file);
     try {
-      expect(model.streams.map((st) => st.cpu)).toEqual([0, 1]);
+      // Two CPUs with trace; the events opened on all three.
+      expect(model.streams).toHaveLength(2);
+      expect(model.idIndex.map((e) => e.cpu)).toEqual([0, 1, 2, 0, 1, 2, 0, 1, 2]);
       // Each CPU: the idle task out, ITRACE_START and its thread in; at the end back to idle.
       for (const list of model.sideband.switches.values()) expect(list.map((sw) => [sw.out, sw.tid, sw.nextPrev?.tid ?? null])).toEqual([[true, 0, list[1]!.tid], [false, list[1]!.tid, null], [false, list[1]!.tid, 0], [true, list[1]!.tid, 0], [false, 0, list[1]!.tid]]);
     } finally {

@@ -351,6 +351,8 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     ptConfig: config,
     sideband,
     aux,
+    // perf opens the events on every cpu, traced or not.
+    queues: cpus.map((c) => c.index),
     features: {
       cpuId: input.cpuId ?? 'GenuineIntel,6,158,9',
       cmdline: input.cmdline ?? ['ptscope', 'export'],

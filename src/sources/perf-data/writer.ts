@@ -125,6 +125,8 @@ export interface PerfDataSpec {
   timeConv?: TimeConvRecord;
   sideband: SidebandEvent[];
   aux: AuxBuffer[];
+  /** The queues perf opened the events for, with per-cpu mmaps every cpu's (default: those `aux` has data for). */
+  queues?: number[];
   /** Header text features; defaults describe the writer. */
   features?: Partial<Pick<PerfFeatures, 'hostname' | 'osRelease' | 'version' | 'arch' | 'cpuDesc' | 'cpuId' | 'cmdline' | 'nrCpusAvail' | 'nrCpusOnline'>>;
   buildIds?: BuildIdEntry[];
@@ -194,7 +196,7 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
   const info = spec.info;
   const perCpu = info.perCpuMmaps;
   // One id per queue for each event, as perf opens one event per cpu/thread.
-  const queues = [...new Set(spec.aux.map((a) => a.idx))].sort((a, b) => a - b);
+  const queues = [...new Set([...(spec.queues ?? []), ...spec.aux.map((a) => a.idx)])].sort((a, b) => a - b);
   if (queues.length === 0) queues.push(0);
   const ptIds = queues.map((_, i) => BigInt(1 + i));
   const sbIds = queues.map((_, i) => BigInt(1 + queues.length + i));
