@@ -31,6 +31,7 @@ import { Packet } from '../src/packets/packet.js';
 import { PacketType } from '../src/packets/packet-type.js';
 import { AttrFlag, hasFlag } from '../src/sources/perf-data/header.js';
 import { readPerfData } from '../src/sources/perf-data/perf-data.js';
+import type { CpuSwitch } from '../src/sources/perf-data/sideband.js';
 import { PERF_SAMPLE_CPU } from '../src/sources/perf-event/record.js';
 import { IpSequenceHash } from '../src/sources/recorder/ip-sequence-hash.js';
 import { REPO_ROOT } from './helpers/oracle.js';
@@ -67,27 +68,64 @@ function exportCli(args: string[]): { code: number; text: string } {
   return { code, text: out.text };
 }
 
-/** perf script's instructions: per thread the IPs in order, per CPU the threads in the order they ran (consecutive samples of one thread once). */
-function perfScript(file: string): { ips: Map<number, number[]>; cpus: Map<number, number[]> } {
-  const r = spawnSync('perf', ['script', '-i', file, '--itrace=i0ns', '-F', 'tid,cpu,ip'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+/** perf script's instructions: per thread the IPs and (cpu, perf time) in order, per CPU the threads in the order they ran (consecutive samples of one thread once). */
+function perfScript(file: string): { ips: Map<number, number[]>; when: Map<number, { cpu: number; time: bigint }[]>; cpus: Map<number, number[]> } {
+  const r = spawnSync('perf', ['script', '-i', file, '--itrace=i0ns', '--ns', '-F', 'tid,cpu,time,ip'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   expect(r.status, `perf script: ${r.stderr}`).toBe(0);
   expect(r.stderr).not.toMatch(/error|warning/i);
   const ips = new Map<number, number[]>();
+  const when = new Map<number, { cpu: number; time: bigint }[]>();
   const cpus = new Map<number, number[]>();
+  let previous = '';
   for (const l of r.stdout.split('\n')) {
     if (l.trim() === '') continue;
-    const m = /^\s*(\d+)\s+\[(\d+)\]\s+([0-9a-f]+)\s*$/.exec(l);
+    const m = /^\s*(\d+)\s+\[(\d+)\]\s+(\d+)\.(\d{9}):\s+([0-9a-f]+)\s*$/.exec(l);
     expect(m, l).not.toBeNull();
     const tid = Number(m![1]);
     const cpu = Number(m![2]);
     let list = ips.get(tid);
     if (!list) ips.set(tid, (list = []));
-    list.push(parseInt(m![3]!, 16));
+    list.push(parseInt(m![5]!, 16));
+    // Consecutive samples at one time on one CPU: keep the first (a run's samples share its TSCs).
+    const key = `${tid} ${cpu} ${m![3]}.${m![4]}`;
+    if (key !== previous) {
+      let w = when.get(tid);
+      if (!w) when.set(tid, (w = []));
+      w.push({ cpu, time: BigInt(m![3]!) * 1_000_000_000n + BigInt(m![4]!) });
+    }
+    previous = key;
     let seq = cpus.get(cpu);
     if (!seq) cpus.set(cpu, (seq = []));
     if (seq[seq.length - 1] !== tid) seq.push(tid);
   }
-  return { ips, cpus };
+  return { ips, when, cpus };
+}
+
+/** Per thread, its stretches on the CPUs (switch in to switch out), from the SWITCH_CPU_WIDE records, ordered by time. */
+function threadStretches(switches: ReadonlyMap<number, readonly CpuSwitch[]>): Map<number, { cpu: number; from: bigint; to: bigint }[]> {
+  const out = new Map<number, { cpu: number; from: bigint; to: bigint }[]>();
+  for (const [cpu, list] of switches) {
+    // Each CPU starts in the idle task.
+    let open: { tid: number; from: bigint } | null = { tid: 0, from: -1n };
+    for (const s of list) {
+      if (s.nextPrev === null) continue; // ITRACE_START
+      if (!s.out) {
+        expect(open, `cpu ${cpu}: tid ${s.tid} switched in over tid ${open?.tid}`).toBeNull();
+        open = { tid: s.tid, from: s.time };
+        continue;
+      }
+      expect(open?.tid, `cpu ${cpu}: tid ${s.tid} switched out while not in`).toBe(s.tid);
+      let l = out.get(s.tid);
+      if (!l) out.set(s.tid, (l = []));
+      l.push({ cpu, from: open!.from, to: s.time });
+      open = null;
+    }
+    // Each CPU ends with the idle task in.
+    expect(open?.tid).toBe(0);
+  }
+  out.delete(0);
+  for (const l of out.values()) l.sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
+  return out;
 }
 
 /** perf script's branch samples (`--itrace=b`: from, to, and trace starts/ends as 0) per thread, in order. */
@@ -110,7 +148,7 @@ function perfBranches(file: string): Map<number, string[]> {
  * decode against the recorder's ground truth; with `branches`, also that
  * perf's branch samples per thread are those of the per-thread export.
  */
-function checkPerCpu(name: string, n: number, branches = false): void {
+function checkPerCpu(name: string, n: number, branches = false, migrates = false): void {
   const { bundle, m } = bundles.get(name)!;
   const file = join(work, `${name}-${n}.data`);
   const cli = exportCli(['--per-cpu', String(n), bundle, '-o', file]);
@@ -122,6 +160,7 @@ function checkPerCpu(name: string, n: number, branches = false): void {
   // The layout: per-cpu queues and ids, three events as perf record sets them up for a task.
   const model = readPerfData(file);
   const switchOrder = new Map<number, number[]>();
+  let stretches = new Map<number, { cpu: number; from: bigint; to: bigint }[]>();
   try {
     expect(model.ptInfo.perCpuMmaps).toBe(true);
     expect(model.ptInfo.haveSchedSwitch).toBe(3);
@@ -186,6 +225,14 @@ function checkPerCpu(name: string, n: number, branches = false): void {
         expect(cpuWide[i + 1]).toMatchObject({ out: false, tid: s.nextPrev!.tid, nextPrev: { pid: s.pid, tid: s.tid } });
       });
     }
+    // One machine, one clock: a thread's stretches on all the CPUs never overlap.
+    stretches = threadStretches(model.sideband.switches);
+    for (const [tid, l] of stretches) {
+      for (let i = 1; i < l.length; i++) expect(l[i - 1]!.to, `tid ${tid}: on cpu ${l[i - 1]!.cpu} until ${l[i - 1]!.to}, on cpu ${l[i]!.cpu} from ${l[i]!.from}`).toBeLessThan(l[i]!.from);
+    }
+    // Threads migrate between CPUs, as the kernel's load balancing moves them.
+    const migrating = [...stretches.values()].filter((l) => new Set(l.map((x) => x.cpu)).size > 1);
+    if (migrates) expect(migrating.length).toBeGreaterThan(0);
   } finally {
     model.close();
   }
@@ -204,6 +251,19 @@ function checkPerCpu(name: string, n: number, branches = false): void {
       for (const ip of got.slice(at, at + s.instructions!.traced)) h.add(ip);
       at += s.instructions!.traced;
       expect({ stream: s.file, insn: h.count, hash: h.hex() }).toEqual({ stream: s.file, insn: s.instructions!.traced, hash: s.instructions!.fnv1a64 });
+    }
+  }
+  // Each thread's instructions, in its own order, come at non-decreasing times, each in one of its stretches on the CPU that ran it.
+  for (const [tid, list] of perf.when) {
+    const own = stretches.get(tid)!;
+    let last = -1n;
+    for (const w of list) {
+      expect(w.time, `tid ${tid}`).toBeGreaterThanOrEqual(last);
+      last = w.time;
+      expect(
+        own.some((x) => x.cpu === w.cpu && x.from <= w.time && w.time <= x.to),
+        `tid ${tid}: an instruction on cpu ${w.cpu} at ${w.time} outside its stretches`,
+      ).toBe(true);
     }
   }
   // Each CPU runs several threads, interleaved, in the order its switch records say.
@@ -226,7 +286,7 @@ function checkPerCpu(name: string, n: number, branches = false): void {
 
 describe('export-perf --per-cpu: threads and processes on N virtual CPUs', () => {
   it('4 threads on 1 CPU: perf script gives each thread its recorded instructions, the threads interleaved', () => checkPerCpu('threads4', 1), 120_000);
-  it('4 threads on 2 CPUs: the same branches per thread as the per-thread layout', () => checkPerCpu('threads4', 2, true), 120_000);
+  it('4 threads on 2 CPUs: the same branches per thread as the per-thread layout', () => checkPerCpu('threads4', 2, true, true), 120_000);
   it('fork + exec on 1 CPU: the child\'s two programs, each with its own images', () => checkPerCpu('fork-exec', 1), 120_000);
   it('fork + exec on 2 CPUs: the same branches per thread as the per-thread layout', () => checkPerCpu('fork-exec', 2, true), 120_000);
   it('a thread that execs: the new program runs once the process\'s other threads are done', () => checkPerCpu('thread-exec', 1), 120_000);

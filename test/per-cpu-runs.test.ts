@@ -157,6 +157,51 @@ describe('exportPerfDataPerCpu', () => {
     }
   });
 
+  it('one clock for the machine: on 2 CPUs, each thread\'s stretches on the CPUs never overlap, and threads migrate', () => {
+    // Three threads of one process, each with twelve runs (every run ends in a syscall: TIP.PGD).
+    const runs = (tid: number): Uint8Array =>
+      encodeTrace([
+        ...header(100),
+        ...Array.from({ length: 12 }, (_, i) => [tsc(0, 100 + i * 1000), tipPge(S, 0, 0x401000 + tid * 0x100 + i), tsc(0, 100 + i * 1000 + 400), tipPgd(IpCompression.Suppressed, 0, 0)]).flat(),
+      ]);
+    const input: ExportInput = {
+      tasks: [],
+      streams: [5, 6, 7].map((tid) => ({ pid: 5, tid, images: [], trace: runs(tid) })),
+      timing: { tsc: true, mtc: false, cyc: false, mtcFreq: 0 },
+      retCompression: false,
+    };
+    let migrations = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const file = join(dir, `clock-${seed}.data`);
+      exportPerfDataPerCpu(file, input, { cpus: 2, seed });
+      const model = readPerfData(file);
+      try {
+        // Per thread: [cpu, in, out] from each CPU's SWITCH_CPU_WIDE records (the idle task in first).
+        const stretches = new Map<number, [number, bigint, bigint][]>();
+        for (const [cpu, list] of model.sideband.switches) {
+          let open: { tid: number; at: bigint } = { tid: 0, at: -1n };
+          for (const sw of list) {
+            if (sw.nextPrev === null) continue;
+            if (!sw.out) {
+              open = { tid: sw.tid, at: sw.time };
+              continue;
+            }
+            expect(open.tid).toBe(sw.tid);
+            stretches.set(sw.tid, [...(stretches.get(sw.tid) ?? []), [cpu, open.at, sw.time]]);
+          }
+        }
+        for (const tid of [5, 6, 7]) {
+          const l = stretches.get(tid)!.sort((x, y) => (x[1] < y[1] ? -1 : 1));
+          for (let i = 1; i < l.length; i++) expect(l[i - 1]![2], `seed ${seed} tid ${tid}`).toBeLessThan(l[i]![1]);
+          if (new Set(l.map((x) => x[0])).size > 1) migrations++;
+        }
+      } finally {
+        model.close();
+      }
+    }
+    expect(migrations).toBeGreaterThan(0);
+  });
+
   it('refuses a recording with return compression (the default of an input that does not say)', () => {
     const input = unfinished();
     delete input.retCompression;

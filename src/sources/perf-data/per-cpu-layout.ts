@@ -27,9 +27,16 @@ import { type AuxBuffer, type SidebandEvent, writePerfData } from './writer.js';
  * first IP; else its creator's first run), an exec'd program's once every
  * other thread of its process is done (exec ends them). Which ready thread a CPU runs next is drawn
  * from a seeded generator, so threads interleave as on a real machine and
- * the same seed gives the same file. Each CPU's trace is then one packet
- * stream (./cpu-trace-builder.ts) on one clock: each run's TSCs are moved to
- * where it runs, kernel time separating the runs on a CPU.
+ * the same seed gives the same file. The machine has one clock (perf's time
+ * is the TSC): the CPUs run in parallel, a CPU that becomes free takes a
+ * ready thread, and a thread is ready only once its previous run has ended,
+ * on whatever CPU, plus the kernel time of its syscall (and any wait), so a
+ * thread's runs on all CPUs are disjoint and in its own order while threads
+ * migrate. A thread placed on another CPU than its last was switched out of
+ * that one (to the idle task) when its last run ended; placements are made
+ * in time order, so a task switched out by a later one is never already
+ * running elsewhere. Each CPU's trace is one packet stream
+ * (./cpu-trace-builder.ts): each run's TSCs are moved to the time it runs.
  *
  * Sideband, as the kernel writes it for perf with per-CPU mmaps: the
  * program's COMM and MMAP2s at the start; a child's FORK (and COMM, and the
@@ -124,6 +131,8 @@ interface ThreadState {
   next: number;
   /** The clock from which it may run again (Infinity: not created yet). */
   readyAt: number;
+  /** The CPU it was last switched in on and not yet out of (its last run ended there), or null. */
+  on: Cpu | null;
 }
 
 interface Cpu {
@@ -131,7 +140,10 @@ interface Cpu {
   builder: CpuTraceBuilder;
   /** Its clock: the time of the last thing on it. */
   free: number;
+  /** The task switched in (null: the idle task). */
   current: ThreadState | null;
+  /** A task ran on it (its ITRACE_START is written). */
+  started: boolean;
   schedule: string[];
 }
 
@@ -160,7 +172,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     const label = `[${k}]`;
     const trace = readAll(s.trace);
     let th = threads.get(k);
-    if (!th) threads.set(k, (th = { key: k, pid: s.pid, tid: s.tid, runs: [], next: 0, readyAt: Infinity }));
+    if (!th) threads.set(k, (th = { key: k, pid: s.pid, tid: s.tid, runs: [], next: 0, readyAt: Infinity, on: null }));
     const runs = cutRuns(trace, label);
     if (runs.length === 0) {
       if (s.execComm !== undefined) warnings.push(`${label}: the trace of ${s.execComm} has no run: its exec is not in the sideband`);
@@ -241,7 +253,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     if (th) th.readyAt = now;
   }
 
-  const cpus: Cpu[] = Array.from({ length: nCpus }, (_, index) => ({ index, builder: new CpuTraceBuilder(psbPeriod), free: now, current: null, schedule: [] }));
+  const cpus: Cpu[] = Array.from({ length: nCpus }, (_, index) => ({ index, builder: new CpuTraceBuilder(psbPeriod), free: now, current: null, started: false, schedule: [] }));
   const idle = { pid: 0, tid: 0 };
   const threadsOf = new Map<number, ThreadState[]>();
   for (const th of threads.values()) threadsOf.set(th.pid, [...(threadsOf.get(th.pid) ?? []), th]);
@@ -254,17 +266,34 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
   };
   const done = (th: ThreadState): boolean => th.next >= th.runs.length;
 
+  /** The time after the last placement's switch records. */
+  let switched = now;
   const place = (cpu: Cpu, th: ThreadState): void => {
     const ref = th.runs[th.next]!;
-    let t = Math.max(cpu.free, th.readyAt) + 16 + Math.floor(rng() * 256); // kernel time: the syscall, the scheduler
+    // A thread that migrates blocked at the end of its last run: its old CPU switched to idle then.
+    const from = th.on;
+    if (from !== null && from !== cpu) {
+      let u = from.free;
+      sideband.push({ kind: 'switch', time: BigInt(u++), cpu: from.index, pid: th.pid, tid: th.tid, out: true, nextPrev: idle });
+      sideband.push({ kind: 'switch', time: BigInt(u++), cpu: from.index, pid: 0, tid: 0, out: false, nextPrev: { pid: th.pid, tid: th.tid } });
+      from.free = u;
+      from.current = null;
+      th.on = null;
+    }
+    // One machine, one clock: every placement starts after the previous one's switch, so a task
+    // switched out of a CPU by a later placement is never already running on another.
+    let t = Math.max(cpu.free, th.readyAt, switched) + 16 + Math.floor(rng() * 256); // kernel time: the syscall, the scheduler
     const clock = (): number => t++;
     const prev = cpu.current ?? idle;
     if (cpu.current !== th) {
       sideband.push({ kind: 'switch', time: BigInt(clock()), cpu: cpu.index, pid: prev.pid, tid: prev.tid, out: true, nextPrev: { pid: th.pid, tid: th.tid } });
-      if (cpu.current === null) sideband.push({ kind: 'itrace-start', time: BigInt(clock()), cpu: cpu.index, pid: th.pid, tid: th.tid });
+      if (!cpu.started) sideband.push({ kind: 'itrace-start', time: BigInt(clock()), cpu: cpu.index, pid: th.pid, tid: th.tid });
       sideband.push({ kind: 'switch', time: BigInt(clock()), cpu: cpu.index, pid: th.pid, tid: th.tid, out: false, nextPrev: { pid: prev.pid, tid: prev.tid } });
       cpu.schedule.push(th.key);
+      if (cpu.current !== null) cpu.current.on = null;
+      cpu.started = true;
     }
+    switched = t;
     if (ref.execs !== null) {
       // The exec, on the CPU that runs the new program: its COMM, and its images replacing the old.
       const s = ref.execs;
@@ -296,6 +325,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     th.readyAt = t + Math.floor(rng() * 4096);
     cpu.free = t;
     cpu.current = th;
+    th.on = cpu;
   };
 
   // Runs that end with tracing off, interleaved; then the unfinished ones, each last on a CPU.
@@ -341,7 +371,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
   }
   const aux: AuxBuffer[] = [];
   for (const cpu of cpus) {
-    if (cpu.current === null) continue;
+    if (!cpu.started) continue;
     const data = cpu.builder.finish();
     aux.push({ idx: cpu.index, cpu: cpu.index, tid: -1, data });
   }
