@@ -17,7 +17,9 @@
  *   line, read-only at the same path; paths the analyst adds with
  *   --allow-read. Never a socket, FIFO or device. A re-run shows the
  *   bundle's copy of the program at the recorded path instead of any host
- *   file, and none of the files its arguments name.
+ *   file (and the bundle's copies of the program's own shared libraries,
+ *   those mapped from outside the system directories, at theirs), and none
+ *   of the files its arguments name.
  * - Nothing else of the host: not /root, /home, /run, /var, /srv, /mnt,
  *   /media, /opt, /boot, /sys, nor the host's /tmp (the sandbox has its own).
  *
