@@ -15,6 +15,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CodeSpace } from '../src/analyses/dormant/code-space.js';
+import { tracedMainModule, tracedOwnLibraries } from '../src/analyses/dormant/coverage-merge.js';
 import { analyzeDormant } from '../src/analyses/dormant/dormant.js';
 import { patchedRun } from '../src/analyses/dormant/rerun.js';
 import { shutdownZ3 } from '../src/analyses/dormant/z3-context.js';
@@ -36,6 +38,15 @@ describe('dormant code behind a check in the program\'s own shared library', () 
     const { bundle, stdout } = await recordBuild(sample, build, OUT);
     expect(stdout).toContain('done');
     expect(stdout).not.toContain('payload:');
+
+    // The program's own library is code to follow (libc and the loader are not); its export's APIs weigh a call into it.
+    const first = importBundle(bundle);
+    const main = tracedMainModule(first);
+    const libraries = tracedOwnLibraries(first, main);
+    expect(libraries.map((l) => basename(l.path))).toEqual([lib]);
+    const space = new CodeSpace(main, libraries);
+    expect(space.exportOf('licensed')?.module).toBe(1);
+    expect(space.libraryApis('licensed')).toEqual(expect.arrayContaining(['getenv', 'time', 'localtime', 'access']));
 
     const report = await analyzeDormant(bundle, { rerun: true, maxRegions: 1, timeoutMs: 60_000 });
     const region = payloadRegion(report)!;
@@ -64,7 +75,7 @@ describe('dormant code behind a check in the program\'s own shared library', () 
     for (const k of region.rounds.slice(0, -1)) expect(k.newlyExecutedBlocks).toBeGreaterThan(0);
 
     // The same rules, confined, with the bundle's copy of libcheck.so shown at its recorded path: the marker file.
-    const recording = importBundle(bundle);
+    const recording = first;
     const run = patchedRun(recording, region.rules);
     try {
       expect(run.files).toContain('dormant-marker-shlib');

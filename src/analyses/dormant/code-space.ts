@@ -11,10 +11,13 @@
  * (native/dormant-shim.c) names its callers the same way.
  */
 import { basename } from 'node:path';
-import type { ModuleCfg } from '../../flow/static/cfg.js';
+import { EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
 import type { TracedModule } from './coverage-merge.js';
 import { ModuleCode } from './module-code.js';
 import type { CallSnapshot } from './snapshot.js';
+
+/** Functions of a library followed when weighing a call into it. */
+const MAX_FOLLOWED = 64;
 
 export interface CodeModule {
   code: ModuleCode;
@@ -53,6 +56,49 @@ export class CodeSpace {
       if (!Number.isNaN(a)) return { module: i, link: a };
     }
     return null;
+  }
+
+  private readonly apis = new Map<string, string[]>();
+
+  /**
+   * The imports that the function `name` exported by one of the program's
+   * own libraries calls, directly or through the library's other
+   * functions (at most {@link MAX_FOLLOWED} of them); [] if no own library
+   * exports `name`. Ranking weighs a call into the library by these.
+   */
+  libraryApis(name: string): readonly string[] {
+    const known = this.apis.get(name);
+    if (known !== undefined) return known;
+    const out = new Set<string>();
+    const own = this.exportOf(name);
+    if (own !== null) {
+      const cfg = this.modules[own.module].code.cfg;
+      const start = cfg.functionIndex(own.link);
+      const seen = new Set<number>(start >= 0 ? [start] : []);
+      const stack = [...seen];
+      while (stack.length > 0) {
+        const f = stack.pop()!;
+        for (const b of cfg.blocksOf(f)) {
+          for (let e = cfg.edgeFirst[b]; e < cfg.edgeFirst[b + 1]; e++) {
+            if (cfg.edgeKind[e] !== EdgeKind.Call && cfg.edgeKind[e] !== EdgeKind.TailCall) continue;
+            const t = cfg.edgeTarget[e];
+            const plt = cfg.pltAt(t);
+            if (plt !== null) {
+              if (plt.name) out.add(plt.name);
+              continue;
+            }
+            const g = cfg.functionIndex(t);
+            if (g >= 0 && !seen.has(g) && seen.size < MAX_FOLLOWED) {
+              seen.add(g);
+              stack.push(g);
+            }
+          }
+        }
+      }
+    }
+    const list = [...out];
+    this.apis.set(name, list);
+    return list;
   }
 
   /**

@@ -81,16 +81,17 @@ export function tracedMainModule(recording: Recording, known?: ModuleCfg): Trace
  * The program's own shared libraries in the recording: file images other
  * than the main executable mapped from outside the system directories
  * (libc, the loader and the rest of the system's libraries are not the
- * program's code). `known` gives CFGs already built, by original path.
+ * program's code). `known` gives a CFG already built for an image (its
+ * original path and its file), if there is one.
  */
-export function tracedOwnLibraries(recording: Recording, main: TracedModule, known?: ReadonlyMap<string, ModuleCfg>): TracedModule[] {
+export function tracedOwnLibraries(recording: Recording, main: TracedModule, known?: (originalPath: string, file: string) => ModuleCfg | undefined): TracedModule[] {
   const out: TracedModule[] = [];
   for (const s of recording.streams) {
     for (const m of s.mappings) {
       if (m.runtime !== null || m.originalPath === main.path || m.file === main.file || isSystemPath(m.originalPath)) continue;
       if (out.some((t) => t.path === m.originalPath)) continue;
       try {
-        out.push(tracedModuleOf(m, known?.get(m.originalPath)));
+        out.push(tracedModuleOf(m, known?.(m.originalPath, m.file)));
       } catch {
         // Not an ELF image with loadable code (a mapped data file): not code to follow.
       }

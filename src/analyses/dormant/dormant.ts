@@ -22,7 +22,7 @@
  * was asked for (or it did not reach the target); "unsolved" carries the
  * reason of the most advanced attempt.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { importBundle } from '../../sources/import/bundle-import.js';
 import type { Recording } from '../../sources/model/recording.js';
@@ -143,7 +143,8 @@ export async function analyzeDormant(input: string | Recording, options: Dormant
   const exec = coverage[0];
   const cfg = module.cfg;
   const regions = findRegions(exec);
-  const ranked = rankRegions(exec, regions).slice(0, options.maxRegions ?? 10);
+  const code = new CodeSpace(module, libraries);
+  const ranked = rankRegions(exec, regions, (name) => code.libraryApis(name)).slice(0, options.maxRegions ?? 10);
   let blocksRan = 0;
   for (const r of exec.ran) blocksRan += r;
 
@@ -156,7 +157,6 @@ export async function analyzeDormant(input: string | Recording, options: Dormant
       if (snapshots.length === 0) noSnapshots = 'the program made none of the library calls the shim models';
     }
   }
-  const code = new CodeSpace(module, libraries);
   const reports: RegionReport[] = [];
   for (const r of ranked) {
     const report = baseReport(r, module);
@@ -377,7 +377,7 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
       return;
     }
     // The guards that now keep the target from running: those of the new trace's region holding it.
-    const now = rankRegions(exec, findRegions(exec)).find((x) => x.region.blocks.includes(r.target));
+    const now = rankRegions(exec, findRegions(exec), (name) => code.libraryApis(name)).find((x) => x.region.blocks.includes(r.target));
     guards = now?.guards ?? [];
     roundReport.stoppedBy = guards.map((g) => hex(g.branchIp));
     if (newBlocks === 0) {
@@ -396,13 +396,19 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
 
 /**
  * Coverage of a re-run on the modules of the first recording (same CFGs),
- * matched by recorded path; null for a module the re-run did not map.
+ * matched by recorded path, else by file name (an unconfined re-run loads
+ * the bundle's copy of a library from beside the program); null for a
+ * module the re-run did not map.
  */
 function rerunCoverage(rerun: Recording, modules: TracedModule[]): Array<BlockExecution | null> {
   const main = tracedMainModule(rerun, modules[0].cfg);
-  const known = new Map(modules.slice(1).map((m) => [m.path, m.cfg]));
-  const libs = tracedOwnLibraries(rerun, main, known);
-  const ordered = modules.map((m, i) => (i === 0 ? main : libs.find((l) => l.path === m.path && l.cfg === m.cfg) ?? null));
+  const sameAs = (path: string, file: string): TracedModule | undefined => {
+    const m = modules.slice(1).find((x) => x.path === path) ?? modules.slice(1).find((x) => basename(x.path) === basename(path));
+    // The same bytes as in the first recording: its CFG applies.
+    return m !== undefined && readFileSync(m.file).equals(readFileSync(file)) ? m : undefined;
+  };
+  const libs = tracedOwnLibraries(rerun, main, (path, file) => sameAs(path, file)?.cfg);
+  const ordered = modules.map((m, i) => (i === 0 ? main : libs.find((l) => l.cfg === m.cfg) ?? null));
   const present = ordered.filter((m): m is TracedModule => m !== null);
   const execs = mergeCoverageOf(rerun, present);
   return ordered.map((m) => (m === null ? null : execs[present.indexOf(m)]));
