@@ -21,7 +21,8 @@
  * Calls on the way: the source calls add new symbols; strcmp & co. are
  * modelled exactly; the program's own functions (in the main executable, or
  * exported by or inside one of its own libraries) are entered on the
- * recorded part, and a return from a library leads back into its caller; any other call is assumed to leave memory alone and to return an
+ * recorded part, and a return from a library leads back into its caller;
+ * any other call is assumed to leave memory alone and to return an
  * unknown value. A constraint that depends on an unknown value, an
  * instruction the executor does not implement, a symbolic address that is
  * not unique, a solver timeout: each ends the attempt with a reason, never
