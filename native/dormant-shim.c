@@ -162,7 +162,7 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *data) {
   return 0;
 }
 
-/* The modules now loaded (a dlopen may add one between calls). */
+/* The modules now loaded. */
 static void know_modules(void) {
   nmodules = 0;
   dl_iterate_phdr(add_module, NULL);
@@ -176,8 +176,9 @@ static int module_of(uint64_t a) {
 
 static void capture(struct call_state *cs) {
   memcpy(cs->regs, shim_entry_regs, sizeof cs->regs);
-  know_modules();
   uint64_t ret = *(uint64_t *)cs->regs[6];
+  /* The table is read once, and again only for a caller outside it (a module dlopen added since). */
+  if (module_of(ret) < 0) know_modules();
   cs->module = module_of(ret);
   cs->traced = cs->module >= 0 && modules[cs->module].traced;
   cs->site = cs->module >= 0 ? ret - modules[cs->module].bias : ret;
