@@ -15,8 +15,8 @@ import { evaluateWildCase, prepareWildCase, wildCases, type WildCase, type WildR
 import { REPO_ROOT } from './helpers/oracle.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
-/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free. */
-const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0'];
+/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free, an overflow in a private shared library. */
+const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2'];
 
 const cases = new Map<string, WildCase>(wildCases().filter((c) => SAMPLE.includes(c.name)).map((c) => [c.name, c]));
 const results = new Map<string, WildResult>();
@@ -77,6 +77,16 @@ describe('crash root cause on ordinary builds', () => {
   it('read(2) past a stack buffer is a store over the live return address', () => {
     const r = results.get('stack_read_stdin-O0')!.report!;
     expect(r.rootCauses[0].what).toMatch(/the read system call writes .*return address/);
+  });
+
+  it("an overflow in a private shared library (found through the program's $ORIGIN run path) crashes the main program: the store in the library, with the program's call into it", () => {
+    const r = results.get('lib_overflow-O2')!.report!;
+    expect(r.crash.location.inMain).toBe(true);
+    const root = r.rootCauses[0];
+    expect(root.location.module).toBe('libfill.so');
+    expect(root.location.line).toMatch(/lib\/libfill\.c:3$/);
+    expect(root.callSite?.location.line).toMatch(/lib_overflow\.c:21$/);
+    expect(root.what).toMatch(/overwrites the code pointer/);
   });
 
   it('a double free is a SIGABRT named at the call that aborted', () => {
