@@ -15,8 +15,8 @@ import { evaluateWildCase, prepareWildCase, wildCases, type WildCase, type WildR
 import { REPO_ROOT } from './helpers/oracle.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
-/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free, an overflow in a private shared library. */
-const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2'];
+/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free, an overflow in a private shared library, fread's copy inside libc. */
+const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2', 'file_fread_len-O0'];
 
 const cases = new Map<string, WildCase>(wildCases().filter((c) => SAMPLE.includes(c.name)).map((c) => [c.name, c]));
 const results = new Map<string, WildResult>();
@@ -87,6 +87,14 @@ describe('crash root cause on ordinary builds', () => {
     expect(root.location.line).toMatch(/lib\/libfill\.c:3$/);
     expect(root.callSite?.location.line).toMatch(/lib_overflow\.c:21$/);
     expect(root.what).toMatch(/overwrites the code pointer/);
+  });
+
+  it("fread's copy inside libc, through libc's own IRELATIVE PLT slot, is summarised as memcpy and charged to the program's fread", () => {
+    const r = results.get('file_fread_len-O0')!.report!;
+    const root = r.rootCauses[0];
+    expect(root.location.inMain).toBe(false);
+    expect(root.what).toMatch(/^mem(cpy|move) writes 48 bytes .*overwrites the code pointer/);
+    expect(root.callSite?.location.line).toMatch(/file_fread_len\.c:23$/);
   });
 
   it('a double free is a SIGABRT named at the call that aborted', () => {

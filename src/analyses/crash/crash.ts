@@ -258,7 +258,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
 
   const libraryCalls = summariseLibraryCalls();
 
-  /** The routine the call at c reaches: the import its PLT slot names, else the symbol of the code it ran. */
+  /** The routine the call at c reaches: the import (or IFUNC) its PLT slot names, else the symbol of the code it ran. */
   function calledName(c: number): string | null {
     const f = facts[c]!;
     // `call [got]` (-fno-plt), or the first jump through memory of a PLT stub (after endbr64).
@@ -269,7 +269,9 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       if (g.mnemonic === Mnemonic.Jmp && g.mem !== null && g.mem.base < 0 && g.mem.index < 0 && !Number.isNaN(rev.addr[u])) {
         const name = locs.importName(rev.addr[u]);
         if (name !== null) return name;
-        break;
+        // The slot names nothing: the code the resolved slot led to, by its own symbol.
+        const target = u + 1 < n ? locs.moduleAt(ips[u + 1]) : null;
+        return target === null || target.isMain ? null : locs.functionAt(ips[u + 1]);
       }
       if (g.mnemonic !== Mnemonic.Endbr64 && g.mnemonic !== Mnemonic.Nop) break;
     }
