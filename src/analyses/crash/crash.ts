@@ -227,10 +227,10 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   for (const [addr, from] of openRbp) controlSlots.push({ addr, from, to: n, what: 'saved frame pointer' });
 
   function trackAllocation(c: number): void {
-    // The library function the call reaches: the first library instruction outside the dynamic
-    // loader (a lazily bound PLT entry runs the loader's resolver first).
-    let name: string | null = null;
-    for (let u = c + 1; u < Math.min(n, c + 5000); u++) {
+    // The function the call reaches: the import its PLT slot names, else the first library
+    // instruction outside the dynamic loader (a lazily bound PLT entry runs the loader's resolver first).
+    let name: string | null = calledName(c);
+    for (let u = c + 1; name === null && u < Math.min(n, c + 5000); u++) {
       const mod = locs.moduleAt(ips[u]);
       if (mod === null || mod.isMain || /\/ld-linux[^/]*$|\/ld-[^/]*\.so/.test(mod.path)) continue;
       // glibc exports its allocator under both names (malloc, __libc_malloc) at one address.
@@ -238,6 +238,8 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       break;
     }
     if (name === null) return;
+    // glibc's other names for its allocator's entries (one address, several symbols).
+    name = name.replace(/^__libc_/, '').replace(/^cfree$/, 'free');
     const f = facts[c]!;
     const back = f.ip + f.size;
     if (name === 'malloc' || name === 'calloc' || name === 'realloc') {
