@@ -27,6 +27,7 @@ import { CodeLocations, type CodeLocation } from './code-locations.js';
 import { captureCore } from './core-capture.js';
 import { decodeFacts, GPR_COUNT, RAX, RDI, RSP, type InsnFacts } from './instruction-facts.js';
 import { GAP_NAMES, lastInstructions } from './instruction-window.js';
+import { firstHeapOverflow, type HeapWrite } from './heap-overflow-scan.js';
 import { routineOf, summariseCall, type LibraryCall } from './library-routines.js';
 import { ReverseExecution } from './reverse-execution.js';
 import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
@@ -415,11 +416,33 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
     const step: ChainStep = { ...place(c), kind: 'abort', what: `the library aborted inside this call${name === null ? '' : ` of ${name}`}: its check failed on what the program passed`, distance: crashT - c };
     const out: RootCause[] = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
+    // A heap object overrun before the call: the allocator's check that failed is likely on its next chunk.
+    const over = firstHeapOverflow(programHeapWrites(), chunks, c);
+    if (over !== null) {
+      const w = over.write;
+      const what = `${w.label} writes ${w.n} bytes to [${hex(w.dst)}, ${hex(w.dst + w.n)}): ${over.past} bytes past the end of the heap object at ${hex(over.chunk.start)} (${over.chunk.end - over.chunk.start} bytes), over the next chunk's header: a heap overflow that the allocator found later`;
+      const overStep: ChainStep = { ...place(w.t), kind: 'out-of-bounds', what, distance: crashT - w.t };
+      const site = callerOf[w.t];
+      out.unshift({ ...overStep, rank: 1, callSite: site >= 0 ? place(site) : null, chain: [overStep, step, crashStep] });
+      out[1].rank = 2;
+    }
     const p = rev.reg(c, RDI);
     const freed = p === null ? undefined : chunks.find((x) => x.start === Number(p) && x.freedAt >= 0 && x.freedAt < c);
     if (freed !== undefined) {
       const earlier: ChainStep = { ...place(freed.freedAt), kind: 'abort', what: `freed the object at ${hex(freed.start)} before the call that aborted was given it again`, distance: crashT - freed.freedAt };
-      out.push({ ...earlier, rank: 2, callSite: null, chain: [earlier, step, crashStep] });
+      out.push({ ...earlier, rank: out.length + 1, callSite: null, chain: [earlier, step, crashStep] });
+    }
+    return out;
+  }
+
+  /** The program's writes: its own stores (through a recovered base register) and its summarised library calls. */
+  function programHeapWrites(): HeapWrite[] {
+    const out: HeapWrite[] = libraryCalls.map((lc) => ({ t: lc.call, pointer: lc.dst, dst: lc.dst, n: lc.n, label: lc.routine }));
+    for (let t = 0; t < n; t++) {
+      const f = facts[t];
+      if (f === null || f.mem === null || !f.mem.write || !locs.isMain(ips[t]) || Number.isNaN(rev.addr[t]) || f.mem.base < 0 || f.mem.base >= GPR_COUNT) continue;
+      const p = rev.reg(t, f.mem.base);
+      if (p !== null) out.push({ t, pointer: Number(p), dst: rev.addr[t], n: f.mem.size, label: `the store ${f.text}` });
     }
     return out;
   }

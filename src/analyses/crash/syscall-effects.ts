@@ -40,9 +40,10 @@ const SYSCALL_WRITES = new Map<number, [number, number | { bytes: number }, stri
  * it, as mmap's new mappings): write, open/openat, close, lseek, mmap,
  * mprotect, munmap, brk, access, sched_yield, getpid, exit, kill,
  * getuid..getegid, exit_group, tgkill, arch_prctl, set_tid_address,
- * set_robust_list, futex (a wait), madvise, rseq, faccessat.
+ * set_robust_list, futex (a wait), madvise, rseq, faccessat; writev and
+ * gettid, tkill (glibc's abort path: the message, then the signal).
  */
-const NO_MEMORY_WRITE_SYSCALLS = new Set([1, 2, 257, 3, 8, 9, 10, 11, 12, 21, 24, 39, 60, 62, 102, 104, 107, 108, 231, 234, 158, 218, 273, 202, 28, 334, 269, 439]);
+const NO_MEMORY_WRITE_SYSCALLS = new Set([1, 2, 257, 3, 8, 9, 10, 11, 12, 21, 24, 39, 60, 62, 102, 104, 107, 108, 231, 234, 158, 218, 273, 202, 28, 334, 269, 439, 20, 186, 200]);
 
 const IOCTL = 16;
 /**
