@@ -6,10 +6,12 @@
  * charged to the call site in the main executable when naming a root cause.
  */
 import { readFileSync } from 'node:fs';
+import { debugSections } from '../../flow/dwarf/debug-sections.js';
 import { LineTable } from '../../flow/dwarf/line-table.js';
 import { ElfFile, PT_LOAD } from '../../flow/elf.js';
 import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_IRELATIVE, R_X86_64_JUMP_SLOT, STT_FUNC, STT_GNU_IFUNC, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
 import type { ImageMapping } from '../../sources/model/recording.js';
+import { InlineCallSites } from './inline-call-sites.js';
 
 export interface ModuleRange {
   path: string;
@@ -36,6 +38,8 @@ export class CodeLocations {
   private readonly lineCache = new Map<number, string | null>();
   /** Line tables by file, built on the first lookup in that file. */
   private readonly lineTables = new Map<string, LineTable | null>();
+  /** Inline records by file, read on the first line lookup in that file. */
+  private readonly inlineSites = new Map<string, InlineCallSites | null>();
   /** Per file: link-time GOT slot -> the symbol its JUMP_SLOT / GLOB_DAT relocation imports, or its IRELATIVE relocation resolves. */
   private readonly imports = new Map<string, Map<number, string>>();
 
@@ -131,7 +135,17 @@ export class CodeLocations {
       this.lineTables.set(m.file, table);
     }
     const hit = table?.lookup(ip - m.bias) ?? null;
-    const out = hit === null || hit.line === 0 ? null : `${hit.file}:${hit.line}`;
+    let out = hit === null || hit.line === 0 ? null : `${hit.file}:${hit.line}`;
+    // Code inlined from another file (a header's atoi in main): the line of the function it was inlined into.
+    if (hit !== null) {
+      let sites = this.inlineSites.get(m.file);
+      if (sites === undefined) {
+        sites = m.elf === null ? null : inlineSitesOf(m.file, m.elf);
+        this.inlineSites.set(m.file, sites);
+      }
+      const site = sites?.outermostCallSite(ip - m.bias) ?? null;
+      if (site !== null && site.file !== hit.file) out = `${site.file}:${site.line}`;
+    }
     this.lineCache.set(ip, out);
     return out;
   }
@@ -141,6 +155,22 @@ export class CodeLocations {
 function lineTableOf(path: string, elf: ElfFile): LineTable | null {
   try {
     return LineTable.fromElf(readFileSync(path), elf);
+  } catch {
+    return null;
+  }
+}
+
+/** The inline records of an ELF file, or null without them. */
+function inlineSitesOf(path: string, elf: ElfFile): InlineCallSites | null {
+  try {
+    const bytes = readFileSync(path);
+    const raw = (name: string): Uint8Array | null => {
+      const sec = elf.sections.find((x) => x.name === name);
+      // Compressed sections (SHF_COMPRESSED) are not read here: their code keeps its own lines.
+      if (sec === undefined || (sec.flags & 0x800) !== 0 || sec.offset + sec.size > bytes.length) return null;
+      return bytes.subarray(sec.offset, sec.offset + sec.size);
+    };
+    return InlineCallSites.fromSections(debugSections(bytes, elf), raw('.debug_rnglists'), raw('.debug_ranges'), elf.littleEndian);
   } catch {
     return null;
   }
