@@ -51,7 +51,7 @@ export interface CallSite {
   line: number;
 }
 
-interface Record {
+interface InlineRecord {
   lo: number;
   hi: number;
   depth: number;
@@ -100,10 +100,10 @@ function lineFiles(s: DebugSections, le: boolean, offset: number, compDir: strin
 }
 
 export class InlineCallSites {
-  private constructor(private readonly records: Record[]) {}
+  private constructor(private readonly records: InlineRecord[]) {}
 
   static fromSections(s: DebugSections, rnglists: Uint8Array | null, ranges: Uint8Array | null, le: boolean): InlineCallSites {
-    const records: Record[] = [];
+    const records: InlineRecord[] = [];
     if (s.info === null || s.abbrev === null) return new InlineCallSites(records);
     let rangeCount = 0;
     const abbrevCache = new Map<number, Map<number, Abbrev>>();
@@ -214,7 +214,7 @@ export class InlineCallSites {
    * address is not inlined code.
    */
   outermostCallSite(address: number): CallSite | null {
-    let best: Record | null = null;
+    let best: InlineRecord | null = null;
     for (const rec of this.records) {
       if (address >= rec.lo && address < rec.hi && (best === null || rec.depth < best.depth)) best = rec;
     }
