@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { firstHeapOverflow, type HeapWrite } from '../src/analyses/crash/heap-overflow-scan.js';
-import type { HeapChunk } from '../src/analyses/crash/taint.js';
+import type { HeapChunk } from '../src/analyses/crash/heap-chunks.js';
 
 const chunks: HeapChunk[] = [
   { start: 0x1000, end: 0x1018, allocatedAt: 10, freedAt: -1 },

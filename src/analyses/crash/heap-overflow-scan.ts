@@ -7,7 +7,7 @@
  * against the heap objects they were written through, forward, and the
  * first write that ran past its object is named.
  */
-import type { HeapChunk } from './taint.js';
+import type { HeapChunk } from './heap-chunks.js';
 
 /** One write of the program: a store, or a summarised library call's block. */
 export interface HeapWrite {

@@ -13,8 +13,18 @@
  * dangling, even at the same address.
  */
 import { Mnemonic } from 'iced-x86';
-import { GPR_COUNT, RSP } from './instruction-facts.js';
-import type { HeapChunk, TaintContext } from './taint.js';
+import type { HeapChunk } from './heap-chunks.js';
+import { GPR_COUNT, RSP, type InsnFacts } from './instruction-facts.js';
+import type { ReverseExecution } from './reverse-execution.js';
+
+/** What the walk needs of the taint's context. */
+export interface PointerContext {
+  facts: readonly (InsnFacts | null)[];
+  rev: ReverseExecution;
+  /** First window index the walk may reach. */
+  from: number;
+  chunks: readonly HeapChunk[];
+}
 
 /** Copies followed back, and instructions walked, per pointer. */
 const MAX_HOPS = 256;
@@ -27,7 +37,7 @@ type Location = { reg: number } | { addr: number };
  * it was already there at the window's start, or null when a copy on the
  * way cannot be followed (an unrecovered address).
  */
-export function pointerBirth(ctx: TaintContext, t: number, reg: number): number | null {
+export function pointerBirth(ctx: PointerContext, t: number, reg: number): number | null {
   const { facts, rev } = ctx;
   let loc: Location = { reg };
   let hops = 0;
@@ -81,7 +91,7 @@ export function pointerBirth(ctx: TaintContext, t: number, reg: number): number 
  * program's calls in the window count; the pointer must be older than the
  * free.
  */
-export function danglingRead(ctx: TaintContext, t: number, reg: number, addr: number): HeapChunk | null {
+export function danglingRead(ctx: PointerContext, t: number, reg: number, addr: number): HeapChunk | null {
   if (reg < 0 || reg >= GPR_COUNT || reg === RSP || Number.isNaN(addr)) return null;
   const freed = ctx.chunks.filter((c) => addr >= c.start && addr < c.end && c.freedAt >= 0 && c.freedAt < t);
   if (freed.length === 0) return null;

@@ -24,6 +24,7 @@
 import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
 import type { LibraryCall } from './library-routines.js';
+import type { HeapChunk } from './heap-chunks.js';
 import type { ReverseExecution } from './reverse-execution.js';
 import { danglingRead } from './stale-pointer.js';
 
@@ -55,12 +56,7 @@ export interface FaultSpec {
   slotAddressFrom?: { t: number; regs: number[] };
 }
 
-export interface HeapChunk {
-  start: number;
-  end: number;
-  allocatedAt: number;
-  freedAt: number;
-}
+export type { HeapChunk } from './heap-chunks.js';
 
 export interface TaintContext {
   facts: readonly (InsnFacts | null)[];
