@@ -30,6 +30,18 @@ beforeAll(() => {
   gcc(['-shared', '-fPIC', '-Wl,-soname,liba.so', '-o', join(dir, 'liba.so'), join(dir, 'a.c'), `-L${join(dir, 'deps')}`, '-lb', '-Wl,-rpath,$ORIGIN/deps']);
   gcc(['-o', join(dir, 'prog'), join(dir, 'main.c'), `-L${dir}`, '-la', '-Wl,-rpath,$ORIGIN', `-Wl,-rpath-link,${join(dir, 'deps')}`]);
   gcc(['-o', join(dir, 'plain'), join(dir, 'main.c'), join(dir, 'a.c'), join(dir, 'b.c')]);
+  // A hostile program's run paths: an absolute directory, one above its own, and a file that is not a library.
+  mkdirSync(join(dir, 'app'));
+  mkdirSync(join(dir, 'elsewhere'));
+  gcc(['-shared', '-fPIC', '-Wl,-soname,libc2.so', '-o', join(dir, 'elsewhere', 'libc2.so'), join(dir, 'b.c')]);
+  gcc(['-shared', '-fPIC', '-Wl,-soname,libup.so', '-o', join(dir, 'libup.so'), join(dir, 'b.c')]);
+  writeFileSync(join(dir, 'app', 'libnotelf.so'), 'a secret, not a library\n');
+  gcc(['-shared', '-fPIC', '-Wl,-soname,libnotelf.so', '-o', join(dir, 'libnotelf-build.so'), join(dir, 'b.c')]);
+  gcc([
+    '-o', join(dir, 'app', 'hostile'), join(dir, 'main.c'), join(dir, 'a.c'), '-Wl,--no-as-needed',
+    join(dir, 'elsewhere', 'libc2.so'), join(dir, 'libup.so'), join(dir, 'libnotelf-build.so'),
+    `-Wl,-rpath,${join(dir, 'elsewhere')}:$ORIGIN/..:$ORIGIN`,
+  ]);
 });
 
 afterAll(() => {
@@ -45,6 +57,13 @@ describe('private libraries', () => {
     expect(privateLibraries(join(dir, 'plain'))).toEqual([]);
     expect(privateLibraries(join(dir, 'secret.txt'))).toEqual([]);
     expect(privateLibraries(join(dir, 'missing'))).toEqual([]);
+  });
+
+  it("a hostile program's run path shows nothing outside its own directory, and nothing that is not a shared object", () => {
+    const hostile = join(dir, 'app', 'hostile');
+    const needed = spawnSync('readelf', ['-d', hostile], { encoding: 'utf8' }).stdout;
+    for (const lib of ['libc2.so', 'libup.so', 'libnotelf.so']) expect(needed).toContain(`[${lib}]`);
+    expect(privateLibraries(hostile)).toEqual([]);
   });
 
   it('the sandbox shows the library files, not their directory', () => {

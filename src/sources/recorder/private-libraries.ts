@@ -6,12 +6,16 @@
  * as it does on the host; never the directories, whose other files (a home
  * directory's) stay hidden. System directories are already in the view.
  *
- * Only `$ORIGIN` is expanded (the directory of the object whose entry it is);
- * an entry with `$LIB` or `$PLATFORM` is skipped. Each library found is
- * searched the same way for its own private libraries, up to a bound.
+ * The program may be hostile, and its dynamic section is its own to write:
+ * only entries that start with `$ORIGIN` count (an absolute run path could
+ * name any host directory, `$LIB` and `$PLATFORM` are skipped), and a file
+ * is shown only if it lies, links resolved, inside the directory of the
+ * program the analyst named and is an ELF shared object. Each library
+ * found is searched the same way for its own private libraries, up to a
+ * bound.
  */
 import { openSync, readSync, closeSync, fstatSync, realpathSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { ElfFile } from '../../flow/elf.js';
 
 const PT_DYNAMIC = 2;
@@ -98,15 +102,46 @@ export function dynamicNames(bytes: Uint8Array): DynamicNames | null {
   return { needed, searchPath: text === null ? [] : text.split(':').filter((d) => d !== '') };
 }
 
-/** Expand `$ORIGIN`/`${ORIGIN}`; null for other tokens or a relative result (ld.so resolves those against the working directory, which is the sandbox's own). */
+/** Expand an entry that starts with `$ORIGIN`/`${ORIGIN}`; null for any other entry. */
 function expandEntry(entry: string, origin: string): string | null {
-  const expanded = entry.replace(/\$\{ORIGIN\}|\$ORIGIN(?![A-Za-z0-9_])/g, origin);
-  if (expanded.includes('$') || !isAbsolute(expanded)) return null;
-  return expanded;
+  const m = /^(?:\$\{ORIGIN\}|\$ORIGIN(?![A-Za-z0-9_]))(.*)$/.exec(entry);
+  if (m === null || m[1].includes('$')) return null;
+  const expanded = origin + m[1];
+  return isAbsolute(expanded) ? expanded : null;
+}
+
+const ET_DYN = 3;
+
+/** An ELF shared object (ET_DYN), judged from its header only. */
+function isSharedObject(path: string): boolean {
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(18);
+    if (readSync(fd, head, 0, 18, 0) < 18) return false;
+    if (head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c || head[3] !== 0x46) return false;
+    const type = head[5] === 2 ? head.readUInt16BE(16) : head.readUInt16LE(16);
+    return type === ET_DYN;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+function isInside(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
 /** Absolute host paths of the private libraries `program` (absolute) loads through its run paths, its own libraries' included. */
 export function privateLibraries(program: string): string[] {
+  let root: string;
+  try {
+    root = dirname(realpathSync(program));
+  } catch {
+    return [];
+  }
   const found: string[] = [];
   const seen = new Set<string>();
   const queue: string[] = [program];
@@ -127,13 +162,14 @@ export function privateLibraries(program: string): string[] {
       if (name.includes('/')) continue; // a path, not searched (ld.so(8))
       for (const dir of dirs) {
         const candidate = join(dir, name);
-        let isFile = false;
+        let real: string;
         try {
-          isFile = statSync(candidate).isFile();
+          real = realpathSync(candidate);
+          if (!statSync(real).isFile()) continue;
         } catch {
-          // not in this directory
+          continue; // not in this directory
         }
-        if (!isFile) continue;
+        if (!isInside(real, root) || !isSharedObject(real)) continue;
         if (!seen.has(candidate)) {
           seen.add(candidate);
           found.push(candidate);
