@@ -14,7 +14,8 @@
  *   machine-id, service credentials). passwd, group, hosts and hostname are
  *   generated: no user or host names of this machine.
  * - The program, and every file or directory named on the analyst's command
- *   line, read-only at the same path; paths the analyst adds with
+ *   line, read-only at the same path; the private libraries the program's
+ *   DT_RUNPATH/DT_RPATH finds (private-libraries.ts), as files; paths the analyst adds with
  *   --allow-read. Never a socket, FIFO or device. A re-run shows the
  *   bundle's copy of the program at the recorded path instead of any host
  *   file (and the bundle's copies of the program's own shared libraries,
@@ -29,6 +30,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { privateLibraries } from './private-libraries.js';
 
 /** Directories holding the system's code, shown read-only. */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
@@ -157,7 +159,10 @@ export function sandboxView(req: ViewRequest): SandboxView {
     }
     shared.push(p);
   };
-  if (req.program !== undefined) add(req.program);
+  if (req.program !== undefined) {
+    add(req.program);
+    for (const lib of privateLibraries(req.program)) add(lib);
+  }
   if (req.programCopy !== undefined) placed.push(req.programCopy);
   for (const c of req.libraryCopies ?? []) placed.push(c);
   for (const p of req.arguments ?? []) add(p);
