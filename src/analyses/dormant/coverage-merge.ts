@@ -14,12 +14,12 @@
  * except where a name says `runtime`.
  */
 import { readFileSync } from 'node:fs';
-import { ControlFlowWalker, type FlowConsumer } from '../../flow/control-flow.js';
+import type { FlowConsumer } from '../../flow/control-flow.js';
 import { ElfFile } from '../../flow/elf.js';
 import type { InstructionInfo } from '../../flow/instruction.js';
 import { analyzeElfFile, BlockEndKind, EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
 import type { ImageMapping, Recording } from '../../sources/model/recording.js';
-import { insnDecoderFor, traceInputs } from '../trace-input.js';
+import { traceInputs, walkerFor } from '../trace-input.js';
 
 /** The traced main executable: its CFG and where the recording loaded it. */
 export interface TracedModule {
@@ -110,7 +110,7 @@ export function mergeCoverage(recording: Recording, module: TracedModule = trace
   for (const input of traceInputs(recording)) {
     // Only the streams of processes that mapped this module here (threads, not exec'd children).
     if (!input.stream.mappings.some((m) => m.file === module.file && m.address < hi && m.address + m.size > lo)) continue;
-    total += new ControlFlowWalker(insnDecoderFor(input), [consumer]).run().instructions;
+    total += walkerFor(input, [consumer]).run().instructions;
   }
   return { module, entries, ran, moduleInstructions, totalInstructions: total, decodeErrors: errors };
 }

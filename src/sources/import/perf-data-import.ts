@@ -9,12 +9,21 @@ import { ByteSourceCache } from '../../flow/section.js';
 import { Image } from '../../flow/image.js';
 import { flowInputs, readPerfData } from '../perf-data/perf-data.js';
 import { PerfDataError } from '../perf-data/file-access.js';
-import type { ImageMapping, RecordedProcess, RecordedThread, Recording, TraceStream } from '../model/recording.js';
+import type { ImageMapping, RecordedProcess, RecordedThread, Recording, StreamTask, TraceStream } from '../model/recording.js';
+import { CpuTaskTracker, type TaskFactory } from './cpu-tasks.js';
 import { InputError, regularFileSize } from './safe-files.js';
 
 function baseName(p: string): string {
   const i = p.lastIndexOf('/');
   return i >= 0 ? p.slice(i + 1) : p;
+}
+
+/** The file mappings of an image, for module maps and reports. */
+function mappingsOf(image: Image): ImageMapping[] {
+  return image.sections().map((m) => {
+    const file = m.section.filename;
+    return { file, originalPath: file, offset: m.sourceOffset, size: m.size, address: m.vaddr, displayName: baseName(file), runtime: null };
+  });
 }
 
 /** The end of time, for "the task's mappings once it has loaded everything". */
@@ -39,18 +48,42 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
       const task = input.taskAt(LATE);
       const notes: string[] = [];
       let image = new Image(path);
-      const mappings: ImageMapping[] = [];
+      let mappings: ImageMapping[] = [];
       if (task) {
         // The task's mappings at the end of the recording hold every library it loaded.
         const got = input.imageFor(task.pid, LATE);
         image = got.image;
         for (const miss of got.missing) notes.push(`unchecked: no image for ${miss}`);
-        for (const m of image.sections()) {
-          const file = m.section.filename;
-          mappings.push({ file, originalPath: file, offset: m.sourceOffset, size: m.size, address: m.vaddr, displayName: baseName(file), runtime: null });
-        }
+        mappings = mappingsOf(image);
       } else notes.push('unchecked: no task found for the stream: no image');
       const perCpu = s.cpu >= 0;
+      const switches = perCpu ? model.sideband.switches.get(s.cpu) ?? [] : [];
+      let tasks: (() => CpuTaskTracker) | undefined;
+      if (switches.length > 0) {
+        // Each (thread, image) is one task: an exec gives the thread a new one, with fresh analysis state.
+        const known = new Map<Image, Map<number, StreamTask>>();
+        const missed = new Set<string>();
+        const factory: TaskFactory = (pid, tid, time) => {
+          const got = input.imageFor(pid, time);
+          for (const miss of got.missing) missed.add(miss);
+          let byTid = known.get(got.image);
+          if (byTid === undefined) known.set(got.image, (byTid = new Map()));
+          let t = byTid.get(tid);
+          if (t === undefined) {
+            t = { pid, tid, image: got.image, mappings: mappingsOf(got.image), name: model.sideband.commAt(tid, time) || null };
+            byTid.set(tid, t);
+          }
+          return t;
+        };
+        // Build each task's image now, so that what cannot be mapped is known before decoding.
+        for (const sw of switches) {
+          const who = sw.out ? sw.nextPrev : { pid: sw.pid, tid: sw.tid };
+          if (who !== null && who.tid > 0) factory(who.pid, who.tid, sw.time);
+        }
+        for (const miss of missed) notes.push(`unchecked: no image for ${miss}`);
+        tasks = () => new CpuTaskTracker(switches, model.timeConv, factory);
+        if (!model.timeConv.timeMult) notes.push('unchecked: no time conversion (time_mult 0): the context switches cannot be placed in the trace');
+      } else if (perCpu) notes.push('unchecked: no context-switch records for this CPU: one image for the whole stream');
       return {
         index,
         label: perCpu ? `cpu ${s.cpu}` : `tid ${s.tid}`,
@@ -65,6 +98,7 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
         mappings,
         expected: null,
         notes,
+        ...(tasks !== undefined ? { tasks } : {}),
       };
     });
     const processes: RecordedProcess[] = [];
