@@ -28,7 +28,6 @@ import { decodeFlow, exitStatus, type FlowCounts, type FlowPrintOptions } from '
 import type { PtEvent } from '../events/event.js';
 import { CliError } from './output.js';
 import { FLOW_HELP, parseFlowArgs, openFlowContainer, streamConfig, streamHeading, type Created, type ErrorSink } from './flow-args.js';
-import { runFlowInPieces } from './parallel/flow-pieces.js';
 import { parseJobs } from './jobs-option.js';
 import type { TaskSwitcher } from '../flow/task-switch.js';
 import { taskTitle, type StreamTask } from '../sources/model/recording.js';
@@ -43,7 +42,8 @@ export function runFlowCommand(args: string[], out: LineWriter, errors: ErrorSin
   const a = parseFlowArgs(args, out, errors);
   if (a === null) return 0;
   const { config, opts, kind, insnFlags, blockFlags, image, files, sideband, container, sysroot, trace, created, stats } = a;
-  if (a.jobs !== undefined && parseJobs(a.jobs) > 1) return runFlowInPieces(args, a, out, errors);
+  // The worker pool's modules load only for --jobs (they cost a serial run start-up time).
+  if (a.jobs !== undefined && parseJobs(a.jobs) > 1) return import('./parallel/flow-pieces.js').then((m) => m.runFlowInPieces(args, a, out, errors));
   let counts: FlowCounts;
   if (container !== null) {
     if (created) throw new CliError(`${container}: give either a bundle/perf.data or --pt, not both.`);

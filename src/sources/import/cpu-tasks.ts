@@ -9,6 +9,12 @@
  * not know where it is. With user-space-only tracing that is the tracing
  * enable (TIP.PGE) after the kernel ran, or the resume after an overflow:
  * between them the task cannot change without the trace saying so.
+ *
+ * A thread that ran on another CPU since its last run here (it migrated)
+ * did things this stream did not see: it comes back as a new task (a new
+ * epoch), so that analyses start its state afresh rather than pair what it
+ * does now with what it did here before. {@link migrationEpochs} counts
+ * those moves over all CPUs' switch records, by time.
  */
 import { EventType, type PtEvent } from '../../events/event.js';
 import type { TaskSwitcher } from '../../flow/task-switch.js';
@@ -16,8 +22,40 @@ import type { CpuSwitch } from '../perf-data/sideband.js';
 import { perfTimeToTsc, type TimeConversion } from '../perf-event/time-conversion.js';
 import type { StreamTask } from '../model/recording.js';
 
-/** Builds (and caches) the task for a thread at a perf time: its process's image then. */
-export type TaskFactory = (pid: number, tid: number, perfTime: bigint) => StreamTask;
+/** Builds (and caches) the task for a thread at a perf time: its process's image then; `epoch` counts its migrations. */
+export type TaskFactory = (pid: number, tid: number, perfTime: bigint, epoch: number) => StreamTask;
+
+/** The thread a switch record makes due on its CPU (the one switched in, or to), or null. */
+export function dueThread(s: CpuSwitch): { pid: number; tid: number } | null {
+  if (!s.out) return { pid: s.pid, tid: s.tid };
+  return s.nextPrev;
+}
+
+/**
+ * For each CPU's switch records, the migration epoch of the thread each one
+ * makes due: how many times that thread moved to another CPU up to then,
+ * over every CPU's records in time order.
+ */
+export function migrationEpochs(switches: ReadonlyMap<number, readonly CpuSwitch[]>): Map<number, Int32Array> {
+  const due: { cpu: number; i: number; tid: number; time: bigint }[] = [];
+  const out = new Map<number, Int32Array>();
+  for (const [cpu, list] of switches) {
+    out.set(cpu, new Int32Array(list.length));
+    list.forEach((s, i) => {
+      const who = dueThread(s);
+      if (who !== null && who.tid > 0) due.push({ cpu, i, tid: who.tid, time: s.time });
+    });
+  }
+  due.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.cpu - b.cpu || a.i - b.i));
+  const last = new Map<number, { cpu: number; epoch: number }>();
+  for (const d of due) {
+    const prev = last.get(d.tid);
+    const epoch = prev === undefined ? 0 : prev.cpu === d.cpu ? prev.epoch : prev.epoch + 1;
+    last.set(d.tid, { cpu: d.cpu, epoch });
+    out.get(d.cpu)![d.i] = epoch;
+  }
+  return out;
+}
 
 const NONE = -1;
 
@@ -29,12 +67,16 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
   private duePid = NONE;
   private dueTid = NONE;
   private dueTime = 0n;
+  private dueEpoch = 0;
   private current: StreamTask | null = null;
+  private currentEpoch = 0;
 
   constructor(
     private readonly switches: readonly CpuSwitch[],
     conv: TimeConversion,
     private readonly task: TaskFactory,
+    /** Per record, its thread's migration epoch ({@link migrationEpochs}); none: 0. */
+    private readonly epochs: Int32Array = new Int32Array(switches.length),
   ) {
     this.tsc = conv.timeMult ? switches.map((s) => perfTimeToTsc(s.time, conv)) : [];
   }
@@ -60,15 +102,11 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
   /** Apply one due record. */
   private take(i: number): void {
     const s = this.switches[i]!;
-    if (!s.out) this.setDue(s.pid, s.tid, s.time);
-    else if (s.nextPrev !== null) this.setDue(s.nextPrev.pid, s.nextPrev.tid, s.time);
-    else this.setDue(NONE, NONE, s.time);
-  }
-
-  private setDue(pid: number, tid: number, time: bigint): void {
-    this.duePid = pid;
-    this.dueTid = tid;
-    this.dueTime = time;
+    const who = dueThread(s);
+    this.duePid = who?.pid ?? NONE;
+    this.dueTid = who?.tid ?? NONE;
+    this.dueTime = s.time;
+    this.dueEpoch = this.epochs[i] ?? 0;
   }
 
   private changeTo(): StreamTask | null {
@@ -76,8 +114,9 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
     // tid 0 is the idle task, which user-space tracing never sees.
     if (this.dueTid <= 0) return null;
     const c = this.current;
-    if (c !== null && c.tid === this.dueTid && c.pid === this.duePid) return null;
-    this.current = this.task(this.duePid, this.dueTid, this.dueTime);
+    if (c !== null && c.tid === this.dueTid && c.pid === this.duePid && this.currentEpoch === this.dueEpoch) return null;
+    this.currentEpoch = this.dueEpoch;
+    this.current = this.task(this.duePid, this.dueTid, this.dueTime, this.dueEpoch);
     return this.current === c ? null : this.current;
   }
 }

@@ -10,7 +10,7 @@ import { Image } from '../../flow/image.js';
 import { flowInputs, readPerfData } from '../perf-data/perf-data.js';
 import { PerfDataError } from '../perf-data/file-access.js';
 import type { ImageMapping, RecordedProcess, RecordedThread, Recording, StreamTask, TraceStream } from '../model/recording.js';
-import { CpuTaskTracker, type TaskFactory } from './cpu-tasks.js';
+import { CpuTaskTracker, dueThread, migrationEpochs, type TaskFactory } from './cpu-tasks.js';
 import { InputError, regularFileSize } from './safe-files.js';
 
 function baseName(p: string): string {
@@ -43,6 +43,7 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
     const inputs = flowInputs(model, options);
     if (inputs.length === 0) throw new InputError(`${path}: no Intel PT data (no AUXTRACE records)`);
     const warnings = model.warnings.map((w) => `perf.data: ${w}`);
+    let epochs: Map<number, Int32Array> | undefined;
     const streams: TraceStream[] = inputs.map((input, index) => {
       const s = input.stream;
       const task = input.taskAt(LATE);
@@ -61,27 +62,29 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
       let tasks: (() => CpuTaskTracker) | undefined;
       if (switches.length > 0) {
         // Each (thread, image) is one task: an exec gives the thread a new one, with fresh analysis state.
-        const known = new Map<Image, Map<number, StreamTask>>();
+        const known = new Map<Image, Map<string, StreamTask>>();
         const missed = new Set<string>();
-        const factory: TaskFactory = (pid, tid, time) => {
+        const factory: TaskFactory = (pid, tid, time, epoch) => {
           const got = input.imageFor(pid, time);
           for (const miss of got.missing) missed.add(miss);
-          let byTid = known.get(got.image);
-          if (byTid === undefined) known.set(got.image, (byTid = new Map()));
-          let t = byTid.get(tid);
+          let byThread = known.get(got.image);
+          if (byThread === undefined) known.set(got.image, (byThread = new Map()));
+          const key = `${tid}/${epoch}`;
+          let t = byThread.get(key);
           if (t === undefined) {
             t = { pid, tid, image: got.image, mappings: mappingsOf(got.image), name: model.sideband.commAt(tid, time) || null };
-            byTid.set(tid, t);
+            byThread.set(key, t);
           }
           return t;
         };
         // Build each task's image now, so that what cannot be mapped is known before decoding.
-        for (const sw of switches) {
-          const who = sw.out ? sw.nextPrev : { pid: sw.pid, tid: sw.tid };
-          if (who !== null && who.tid > 0) factory(who.pid, who.tid, sw.time);
-        }
+        const cpuEpochs = (epochs ??= migrationEpochs(model.sideband.switches)).get(s.cpu);
+        switches.forEach((sw, i) => {
+          const who = dueThread(sw);
+          if (who !== null && who.tid > 0) factory(who.pid, who.tid, sw.time, cpuEpochs?.[i] ?? 0);
+        });
         for (const miss of missed) notes.push(`unchecked: no image for ${miss}`);
-        tasks = () => new CpuTaskTracker(switches, model.timeConv, factory);
+        tasks = () => new CpuTaskTracker(switches, model.timeConv, factory, cpuEpochs);
         if (!model.timeConv.timeMult) notes.push('unchecked: no time conversion (time_mult 0): the context switches cannot be placed in the trace');
       } else if (perCpu) notes.push('unchecked: no context-switch records for this CPU: one image for the whole stream');
       return {

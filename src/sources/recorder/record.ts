@@ -198,7 +198,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     run = confinedRun({
       command: [...preload, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
       sandbox: opts.sandbox,
-      view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead: shim !== null ? [...allowRead, shim] : allowRead },
+      view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead: shim !== null ? [...allowRead, shim] : allowRead },
       limits,
       stdin: stdinFd ?? undefined,
       output: shown !== null ? 'pipe' : opts.stdio ?? 'inherit',
