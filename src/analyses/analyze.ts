@@ -15,7 +15,10 @@ import type { Detector, DetectorContext } from './detector-base.js';
 import { DETECTORS, detectorInfo } from './detector.js';
 import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
-import { insnDecoderFor, modulesOf, traceInputs, walkerFor, type TraceInput } from './trace-input.js';
+import { insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
+import type { InsnDecoder } from '../flow/insn-decoder.js';
+import type { Image } from '../flow/image.js';
+import type { TaskContext } from '../flow/task-switch.js';
 import type { Recording, StreamTask } from '../sources/model/recording.js';
 import { TaskDetectors } from './task-detectors.js';
 
@@ -92,27 +95,104 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
  * state, and its findings carry the stream's pid/tid.
  */
 export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): AnalyzeResult {
+  if (input.stream.tasks !== undefined) return analyzeCpuStreams([input], options);
   const started = process.hrtime.bigint();
   const decoder = insnDecoderFor(input);
   const detectors = createDetectors(input, options, () => decoder.offset);
   // FlowGuard reads packets itself; everything else consumes the control-flow stream.
-  const standalone = detectors.filter((d) => (d as { standalone?: boolean }).standalone === true);
-  const streaming = detectors.filter((d) => !standalone.includes(d));
+  const standalone = detectors.filter(isStandalone);
+  const streaming = detectors.filter((d) => !isStandalone(d));
   for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
   const walked = streaming.length > 0 || standalone.length === 0;
-  const tasks = input.stream.tasks;
-  if (tasks !== undefined && streaming.length > 0) {
-    // A per-CPU stream: each thread that ran on the CPU gets its own detectors.
-    const perTask = new TaskDetectors(streaming, (task) => {
-      const set = createDetectors(input, options, () => decoder.offset, task as StreamTask);
-      return set.filter((d) => (d as { standalone?: boolean }).standalone !== true);
-    });
-    const flow = walkerFor(input, [perTask], decoder).run();
-    return analyzeResult(input, [...standalone, ...perTask.all], flow, started, walked);
-  }
   const walker = new ControlFlowWalker(decoder, streaming);
   const flow = walked ? walker.run() : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   return analyzeResult(input, detectors, flow, started, walked);
+}
+
+function isStandalone(d: Detector): boolean {
+  return (d as { standalone?: boolean }).standalone === true;
+}
+
+/**
+ * The per-CPU streams of a recording, analysed together: each thread gets
+ * its own detectors, with its process's image, and every CPU's runs of it
+ * reach them in the order they ran. The CPUs' walks go in steps of one
+ * task's run (ControlFlowWalker.step), always the one whose next run
+ * starts first by the sideband's clock; a thread's runs never overlap, so
+ * each of its runs is complete before the next, on whatever CPU, begins.
+ * A thread that exec'd starts new detectors (new image).
+ */
+export function analyzeCpuStreams(inputs: readonly TraceInput[], options: AnalyzeOptions = {}): AnalyzeResult {
+  const started = process.hrtime.bigint();
+  const first = inputs[0]!;
+  let current: InsnDecoder | null = null;
+  const offset = (): number => current?.offset ?? 0;
+  const standalone = inputs.flatMap((input) => createDetectors(input, options, offset).filter(isStandalone));
+  for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
+  const initial = createDetectors(first, options, offset).filter((d) => !isStandalone(d));
+  // One set per (thread, image): shared by the CPUs the thread ran on.
+  const keys = new Map<Image, Map<number, object>>();
+  const keyOf = (task: TaskContext): object => {
+    let byTid = keys.get(task.image);
+    if (byTid === undefined) keys.set(task.image, (byTid = new Map()));
+    let key = byTid.get(task.tid);
+    if (key === undefined) byTid.set(task.tid, (key = {}));
+    return key;
+  };
+  const perTask = new TaskDetectors(initial, (task) => createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), keyOf);
+  const flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  const walks = inputs.map((input) => {
+    const decoder = insnDecoderFor(input);
+    const walker = new ControlFlowWalker(decoder, [perTask]);
+    const tasks = input.stream.tasks!();
+    walker.tasks = tasks;
+    return { decoder, walker, tasks, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } as FlowStats };
+  });
+  const live = [...walks];
+  while (live.length > 0) {
+    let next = 0;
+    for (let i = 1; i < live.length; i++) if (live[i]!.tasks.switchTime < live[next]!.tasks.switchTime) next = i;
+    const w = live[next]!;
+    current = w.decoder;
+    if (!w.walker.step(w.stats)) live.splice(next, 1);
+  }
+  perTask.onEnd();
+  for (const w of walks) {
+    flow.instructions += w.stats.instructions;
+    flow.transfers += w.stats.transfers;
+    flow.errors += w.stats.errors;
+    flow.gaps += w.stats.gaps;
+  }
+  const name = inputs.length === 1 ? first.name : `${first.recording.name} cpu ${inputs.map((i) => i.stream.cpu).join(',')}`;
+  const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
+  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, true);
+}
+
+/** What a result is about: an input, or several CPUs' streams analysed together. */
+interface ResultSubject {
+  readonly name: string;
+  readonly notes: readonly string[];
+  readonly stream: { readonly pid: number | null; readonly tid: number | null };
+}
+
+/**
+ * What {@link analyzeGroup} takes at once: the per-CPU streams of a
+ * recording together (a thread's runs cross CPUs), every other stream alone.
+ */
+export function analysisGroups(inputs: readonly TraceInput[]): TraceInput[][] {
+  const groups: TraceInput[][] = [];
+  let cpus: TraceInput[] | null = null;
+  for (const input of inputs) {
+    if (input.stream.tasks === undefined) groups.push([input]);
+    else if (cpus === null) groups.push((cpus = [input]));
+    else cpus.push(input);
+  }
+  return groups;
+}
+
+/** Analyse one group of {@link analysisGroups}. */
+export function analyzeGroup(group: readonly TraceInput[], options: AnalyzeOptions = {}): AnalyzeResult {
+  return group.length === 1 && group[0]!.stream.tasks === undefined ? analyzeTrace(group[0]!, options) : analyzeCpuStreams(group, options);
 }
 
 /**
@@ -121,7 +201,7 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
  * check, and decode errors as unchecked stretches. `started` is the
  * walk's hrtime at its start.
  */
-export function analyzeResult(input: TraceInput, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true): AnalyzeResult {
+export function analyzeResult(input: ResultSubject, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true): AnalyzeResult {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
   const unchecked = mergeUnchecked(detectors.flatMap((d) => d.unchecked()));
@@ -135,7 +215,7 @@ export function analyzeResult(input: TraceInput, detectors: readonly Detector[],
     detectors: mergeDetectorStats(detectors),
     findings,
     unchecked,
-    notes: input.notes,
+    notes: [...input.notes],
     flow,
     walked,
     seconds,
@@ -181,7 +261,7 @@ function mergeUnchecked(notes: UncheckedNote[]): UncheckedNote[] {
  * each with its own detectors: one result per stream, in stream order.
  */
 export function analyzeRecording(recording: Recording, options: AnalyzeOptions = {}): AnalyzeResult[] {
-  return traceInputs(recording).map((input) => analyzeTrace(input, options));
+  return analysisGroups(traceInputs(recording)).map((group) => analyzeGroup(group, options));
 }
 
 /**

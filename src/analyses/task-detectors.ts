@@ -15,7 +15,7 @@ import type { TaskContext } from '../flow/task-switch.js';
 import type { Detector } from './detector-base.js';
 
 export class TaskDetectors implements FlowConsumer {
-  private readonly sets = new Map<TaskContext, Detector[]>();
+  private readonly sets = new Map<unknown, Detector[]>();
   private current: Detector[];
   /** Every detector made, in creation order (the stream's own first). */
   readonly all: Detector[] = [];
@@ -28,6 +28,8 @@ export class TaskDetectors implements FlowConsumer {
   constructor(
     initial: Detector[],
     private readonly create: (task: TaskContext) => Detector[],
+    /** Which tasks share detectors (by default each task object has its own). */
+    private readonly keyOf: (task: TaskContext) => unknown = (t) => t,
   ) {
     this.current = initial;
     this.all.push(...initial);
@@ -66,10 +68,11 @@ export class TaskDetectors implements FlowConsumer {
   onError?: (code: number, offset: number, ip: number) => void;
 
   onTask(task: TaskContext): void {
-    let set = this.sets.get(task);
+    const key = this.keyOf(task);
+    let set = this.sets.get(key);
     if (set === undefined) {
       set = this.create(task);
-      this.sets.set(task, set);
+      this.sets.set(key, set);
       this.all.push(...set);
     }
     this.current = set;

@@ -3,7 +3,7 @@
  * recording (bundle, perf.data, or a raw trace with images) and print the
  * findings (text or JSON lines).
  */
-import { analyzeTrace, defaultDetectors, nothingDecodedError, type AnalyzeResult } from '../analyses/analyze.js';
+import { analysisGroups, analyzeGroup, defaultDetectors, nothingDecodedError, type AnalyzeResult } from '../analyses/analyze.js';
 import { DETECTORS, DETECTOR_NAMES, validateDetectorParams } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { trainFlowGuardPolicy } from '../analyses/flowguard.js';
@@ -109,13 +109,13 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number | Pro
       parallel = true;
       return analyzeInParallel(inputs, jobs).finally(() => closing.close());
     }
-    // perf.data and multi-thread bundles hold several streams: each is analysed.
+    // perf.data and multi-thread bundles hold several streams: each is analysed (a perf.data's per-CPU streams together).
     let status = 0;
     let findings = 0;
-    for (const input of inputs) {
-      const r = analyzeOne(input);
+    for (const group of analysisGroups(inputs)) {
+      const r = analyzeOne(group);
       findings += r.findings.length;
-      status = Math.max(status, decodeStatus(input.name, r));
+      status = Math.max(status, decodeStatus(r.input, r));
       for (const line of o.json ? formatFindingsJsonl(r) : formatFindingsText(r)) out.line(line);
     }
     return o.failOnFindings && findings > 0 ? 1 : status;
@@ -127,11 +127,11 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number | Pro
   async function analyzeInParallel(inputs: TraceInput[], workers: number): Promise<number> {
     let status = 0;
     let findings = 0;
-    for (const input of inputs) {
-      // A per-CPU stream changes task (and image) at its context switches: it is decoded serially.
-      const r = input.stream.tasks !== undefined ? analyzeOne(input) : await analyzeOnPool(input, workers);
+    for (const group of analysisGroups(inputs)) {
+      // Per-CPU streams change task (and image) at their context switches: they are decoded together, serially.
+      const r = group[0]!.stream.tasks !== undefined ? analyzeOne(group) : await analyzeOnPool(group[0]!, workers);
       findings += r.findings.length;
-      status = Math.max(status, decodeStatus(input.name, r));
+      status = Math.max(status, decodeStatus(r.input, r));
       for (const line of o.json ? formatFindingsJsonl(r) : formatFindingsText(r)) out.line(line);
     }
     return o.failOnFindings && findings > 0 ? 1 : status;
@@ -146,10 +146,10 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number | Pro
     }
   }
 
-  function analyzeOne(input: TraceInput): AnalyzeResult {
+  function analyzeOne(group: TraceInput[]): AnalyzeResult {
     let result: AnalyzeResult;
     try {
-      result = analyzeTrace(input, { detectors, params, policyFile: o.policy ?? null, monitor: o.monitor ?? [] });
+      result = analyzeGroup(group, { detectors, params, policyFile: o.policy ?? null, monitor: o.monitor ?? [] });
     } catch (e) {
       throw analyzeError(e);
     }

@@ -145,6 +145,8 @@ function classify(iclass: InsnClass, isDirect: boolean): TransferKind | -1 {
 
 /** Thrown to end a piece's walk (runPiece's stopAt), caught there. */
 const STOP = new Error('stop');
+/** Thrown to leave a pausable walk at a task switch (see {@link ControlFlowWalker.step}). */
+const PAUSE = new Error('pause');
 
 /** Drives an instruction decoder over a whole trace and feeds consumers. */
 export class ControlFlowWalker {
@@ -160,6 +162,12 @@ export class ControlFlowWalker {
   private readonly taskSinks: FlowConsumer[];
   /** Who runs on a per-CPU stream (set before {@link run}); null for one thread's stream. */
   tasks: TaskSwitcher | null = null;
+  /** {@link step}: the switch the walk paused before, to apply when it goes on. */
+  private pendingTask: TaskContext | null = null;
+  /** {@link step}: the decoder status to go on with; NaN when not paused. */
+  private resumeStatus = NaN;
+  private stepping = false;
+  private started = false;
 
   /** The branch waiting for its target (the next instruction's IP). */
   private pendingKind = -1;
@@ -230,6 +238,49 @@ export class ControlFlowWalker {
     return stats;
   }
 
+  /**
+   * Walk a per-CPU stream in steps, one task's run at a time, so that a
+   * caller can take several CPUs' streams in time order (a thread's runs on
+   * different CPUs then reach its consumers in the order they ran). The
+   * first call applies {@link TaskSwitcher.start}'s task and walks; each
+   * call stops before the next task switch, which the next call applies.
+   * Returns false once the trace has ended (consumers' onEnd is left to the
+   * caller, which shares them between streams).
+   */
+  step(stats: FlowStats, mode: 'auto' | 'insn' | 'block' = 'auto'): boolean {
+    if (!this.started) {
+      this.started = true;
+      const first = this.tasks?.start() ?? null;
+      if (first !== null) this.switchTask(first);
+    }
+    this.stepping = true;
+    this.walked = stats;
+    const blocks = mode === 'block' || (mode === 'auto' && this.insnSinks.length === 0);
+    try {
+      if (blocks) this.walkBlocks(stats);
+      else this.walkInstructions(stats);
+    } catch (e) {
+      if (e === PAUSE) return true;
+      throw e;
+    } finally {
+      this.stepping = false;
+    }
+    if (this.pendingKind >= 0) this.flush(NaN, stats);
+    return false;
+  }
+
+  /** Where a walk starts: at the first PSB, or (after a pause) at the switch it paused before. */
+  private begin(stats: FlowStats): number {
+    const status = this.resumeStatus;
+    if (status !== status) return this.decoder.syncForward();
+    this.resumeStatus = NaN;
+    this.switchTask(this.pendingTask!);
+    this.pendingTask = null;
+    // The event the walk paused at is still in this.ev: the decoder has not been asked since.
+    this.event(this.ev, stats);
+    return status;
+  }
+
   /** What the walk left open (after {@link runPiece}). */
   carry(): WalkCarry {
     return {
@@ -245,7 +296,7 @@ export class ControlFlowWalker {
   private walkInstructions(stats: FlowStats): void {
     const dec = this.decoder;
     const insn = this.insn;
-    let status = dec.syncForward();
+    let status = this.begin(stats);
     for (;;) {
       if (status < 0) {
         if (status === -ErrorCode.Eos) break;
@@ -305,7 +356,7 @@ export class ControlFlowWalker {
     const dec = this.decoder;
     const blocks = dec.blocks;
     const block = this.block;
-    let status = dec.syncForward();
+    let status = this.begin(stats);
     for (;;) {
       if (status < 0) {
         if (status === -ErrorCode.Eos) break;
@@ -342,7 +393,20 @@ export class ControlFlowWalker {
   private drainEvents(status: number, stats: FlowStats): number {
     while (status >= 0 && status & Status.EventPending) {
       status = this.decoder.event(this.ev);
-      if (status >= 0) this.event(this.ev, stats);
+      if (status < 0) break;
+      if (this.tasks !== null) {
+        // Before the event: the tracing enable that starts a task's run is its own.
+        const task = this.tasks.onEvent(this.ev);
+        if (task !== null) {
+          if (this.stepping) {
+            this.pendingTask = task;
+            this.resumeStatus = status;
+            throw PAUSE;
+          }
+          this.switchTask(task);
+        }
+      }
+      this.event(this.ev, stats);
     }
     return status;
   }
@@ -369,11 +433,6 @@ export class ControlFlowWalker {
   }
 
   private event(ev: PtEvent, stats: FlowStats): void {
-    if (this.tasks !== null) {
-      // Before the event: the tracing enable that starts a task's run is its own.
-      const task = this.tasks.onEvent(ev);
-      if (task !== null) this.switchTask(task);
-    }
     switch (ev.type) {
       case EventType.AsyncBranch:
         if (this.pendingKind >= 0) this.flush(ev.at, stats);

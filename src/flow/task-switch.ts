@@ -20,6 +20,11 @@ export interface TaskContext {
 }
 
 export interface TaskSwitcher<T extends TaskContext = TaskContext> {
+  /**
+   * The sideband time (perf time) of the switch last returned, or before
+   * {@link start} of the first one: orders several CPUs' runs in time.
+   */
+  readonly switchTime: bigint;
   /** The task running where the stream starts, or null when the sideband does not say. */
   start(): T | null;
   /**

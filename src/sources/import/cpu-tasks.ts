@@ -70,6 +70,7 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
   private dueEpoch = 0;
   private current: StreamTask | null = null;
   private currentEpoch = 0;
+  switchTime: bigint;
 
   constructor(
     private readonly switches: readonly CpuSwitch[],
@@ -79,6 +80,7 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
     private readonly epochs: Int32Array = new Int32Array(switches.length),
   ) {
     this.tsc = conv.timeMult ? switches.map((s) => perfTimeToTsc(s.time, conv)) : [];
+    this.switchTime = switches[0]?.time ?? 0n;
   }
 
   start(): StreamTask | null {
@@ -116,6 +118,7 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
     const c = this.current;
     if (c !== null && c.tid === this.dueTid && c.pid === this.duePid && this.currentEpoch === this.dueEpoch) return null;
     this.currentEpoch = this.dueEpoch;
+    this.switchTime = this.dueTime;
     this.current = this.task(this.duePid, this.dueTid, this.dueTime, this.dueEpoch);
     return this.current === c ? null : this.current;
   }

@@ -1,0 +1,148 @@
+/**
+ * Per-CPU perf.data end to end: recordings laid out as perf's default
+ * per-CPU mode lays them out (export-perf --per-cpu: the threads' runs
+ * interleaved on a few CPUs, with ITRACE_START and SWITCH_CPU_WIDE
+ * sideband, threads migrating between CPUs) are decoded task by task:
+ * - flow heads each run with its thread and decodes it with its process's
+ *   image: per thread, exactly the instructions the recorder counted;
+ * - analyze keeps each thread's state apart (its own shadow stack): a
+ *   benign 4-thread program gives no finding, and the exploit corpus's
+ *   thread_rop gives its chain in the worker thread, and only there.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAnalyzeCommand } from '../src/cli/analyze.js';
+import { runExportPerfCommand } from '../src/cli/export-perf.js';
+import { runFlowCommand } from '../src/cli/flow.js';
+import { LineWriter } from '../src/cli/output.js';
+import { openRecording } from '../src/sources/import/open-recording.js';
+import { buildExploitCorpus, type RunJson } from '../tools/corpus/build-exploits.js';
+import { REPO_ROOT } from './helpers/oracle.js';
+import { recordProbe } from './helpers/probe.js';
+
+let work: string;
+let threads4: string;
+let threadRop: string;
+let rop: RunJson;
+
+/** Per thread id, the instructions the recorder counted for it (all its streams). */
+function recordedCounts(bundle: string): Map<number, number> {
+  const rec = openRecording(bundle);
+  try {
+    const counts = new Map<number, number>();
+    for (const s of rec.streams) counts.set(s.tid!, (counts.get(s.tid!) ?? 0) + s.expected!.instructions);
+    return counts;
+  } finally {
+    rec.close();
+  }
+}
+
+function exportPerCpu(bundle: string, cpus: number): string {
+  const file = `${bundle}.cpu${cpus}.data`;
+  const out = new LineWriter(null);
+  expect(runExportPerfCommand(['--per-cpu', String(cpus), bundle, '-o', file], out)).toBe(0);
+  out.flush();
+  return file;
+}
+
+/** flow's instruction lines per `[pid/tid]` heading of the per-CPU streams. */
+function flowCounts(file: string): Map<number, number> {
+  const out = new LineWriter(null);
+  const errors: string[] = [];
+  expect(runFlowCommand([file], out, (l) => errors.push(l))).toBe(0);
+  out.flush();
+  expect(errors.filter((e) => !/^flow: unchecked: no image for \[vdso\]/.test(e))).toEqual([]);
+  const counts = new Map<number, number>();
+  let tid = -1;
+  for (const l of out.text.split('\n')) {
+    const head = /^\[(\d+)\/(\d+)\]/.exec(l);
+    if (head !== null) tid = Number(head[2]);
+    else if (/^[0-9a-f]{16}\s/.test(l)) {
+      expect(tid, `an instruction before any thread heading: ${l}`).toBeGreaterThan(0);
+      counts.set(tid, (counts.get(tid) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+interface JsonLine {
+  type: string;
+  pid: number | null;
+  tid: number | null;
+  detector?: string;
+  kind?: string;
+  chain?: { address: string }[] | null;
+}
+
+function analyzeJson(file: string): { status: number; lines: JsonLine[] } {
+  const out = new LineWriter(null);
+  const status = runAnalyzeCommand([file, '--json', '--fail-on-findings'], out) as number;
+  out.flush();
+  return { status, lines: out.text.trim().split('\n').map((l) => JSON.parse(l) as JsonLine) };
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'ptscope-per-cpu-analysis-'));
+  const program = join(work, 'threads4');
+  const cc = spawnSync('gcc', ['-O1', '-pthread', '-o', program, join(REPO_ROOT, 'test', 'fixtures', 'threads', 'threads4.c')], { encoding: 'utf8' });
+  expect(cc.status, cc.stderr).toBe(0);
+  // The per-CPU layout needs TSC and no return compression (export-perf refuses otherwise).
+  threads4 = (await recordProbe(work, [program], { timing: { tsc: true }, retCompression: false })).bundle;
+  const corpus = buildExploitCorpus({});
+  const c = corpus.cases.find((x) => x.name === 'thread_rop')!;
+  rop = c.run;
+  const r = await recordProbe(work, [join(c.dir, rop.program), ...rop.argv], {
+    timing: { tsc: true },
+    retCompression: false,
+    timeoutSec: 120,
+    stdin: join(c.dir, rop.exploit.runners?.qemu?.stdin ?? rop.exploit.stdin),
+  });
+  expect(r.stdout).toContain('PWNED');
+  threadRop = r.bundle;
+}, 400_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('per-CPU perf.data: each task decoded and analysed as its own thread', () => {
+  for (const cpus of [1, 2]) {
+    it(`flow on ${cpus} CPU(s): every thread gets exactly its recorded instructions`, () => {
+      const expected = recordedCounts(threads4);
+      expect(expected.size).toBe(5);
+      expect(flowCounts(exportPerCpu(threads4, cpus))).toEqual(expected);
+    }, 120_000);
+
+    it(`analyze on ${cpus} CPU(s): a benign 4-thread program gives no finding, every line names a thread`, () => {
+      const { status, lines } = analyzeJson(exportPerCpu(threads4, cpus));
+      const findings = lines.filter((l) => l.type === 'finding');
+      expect(findings).toEqual([]);
+      expect(status).toBe(0);
+    }, 120_000);
+  }
+
+  it('analyze: thread_rop\'s chain is found in the worker thread, gadget for gadget, and nothing in the main thread', () => {
+    const rec = openRecording(threadRop);
+    const threads = rec.streams.map((s) => [s.pid!, s.tid!]);
+    rec.close();
+    expect(threads).toHaveLength(2);
+    const [main, worker] = threads;
+    const { status, lines } = analyzeJson(exportPerCpu(threadRop, 2));
+    expect(status).toBe(1);
+    const findings = lines.filter((l) => l.type === 'finding');
+    expect(findings.length).toBeGreaterThan(0);
+    for (const f of findings) expect([f.pid, f.tid]).toEqual(worker);
+    const mismatch = findings.find((f) => f.detector === 'shadow-stack' && f.kind === 'return-mismatch')!;
+    expect(mismatch.chain!.map((g) => g.address)).toEqual(rop.groundTruth.gadgets.map((g) => g.address));
+    expect(findings.some((f) => f.detector === 'rop' && f.kind === 'rop-chain')).toBe(true);
+    expect(main).not.toEqual(worker);
+    // The worker migrates between the CPUs, and its state goes with it: the per-CPU file gives the per-thread
+    // recording's findings (ordered by trace offset, which differs between the layouts).
+    const perThread = analyzeJson(threadRop).lines.filter((l) => l.type === 'finding');
+    const kinds = (list: JsonLine[]): string[] => list.map((f) => `${f.tid} ${f.detector}/${f.kind}`).sort();
+    expect(kinds(findings)).toEqual(kinds(perThread));
+  }, 120_000);
+});
