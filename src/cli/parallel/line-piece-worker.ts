@@ -4,7 +4,6 @@
  * lines and zoned records (line-pieces.ts), or its executed blocks
  * (coverage-pieces.ts).
  */
-import type { LinePiece } from '../../flow/parallel/zoned-lines.js';
 import { traceInput, type TraceInput } from '../../analyses/trace-input.js';
 import { openRecording } from '../../sources/import/open-recording.js';
 import type { Recording } from '../../sources/model/recording.js';
@@ -12,6 +11,7 @@ import { coveragePiece, type CoveragePiece } from './coverage-pieces.js';
 import { dumpPieceTask } from './dump-pieces.js';
 import { flowPieceTask } from './flow-pieces.js';
 import type { LineTask } from './line-pieces.js';
+import { PIECE_CANCELLED, PortSink } from './text-credit.js';
 
 let opened: { key: string; recording: Recording; inputs: Map<number, TraceInput> } | null = null;
 
@@ -32,11 +32,17 @@ function inputOf(task: LineTask): TraceInput {
   return input;
 }
 
-export default function decodeLinePiece(task: LineTask): LinePiece | CoveragePiece {
+/** A coverage piece's blocks; a flow or dump piece's text goes through the task's port (line-pieces.ts), nothing is returned. */
+export default function decodeLinePiece(task: LineTask): CoveragePiece | null {
   if (task.command === 'coverage') {
     // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
     const end = Math.min(task.limit, task.trace.length);
     return coveragePiece(inputOf(task), task.trace.slice(task.range.from, end), task.range.from, task.range, end);
   }
-  return task.command === 'flow' ? flowPieceTask(task) : dumpPieceTask(task);
+  const { port, credit, state } = task.text!;
+  const sink = new PortSink(port, credit, state);
+  // A piece cancelled while it waited in the queue is not decoded. (The main thread closes the port.)
+  if (sink.cancelled) throw PIECE_CANCELLED;
+  sink.end(task.command === 'flow' ? flowPieceTask(task, sink) : dumpPieceTask(task, sink));
+  return null;
 }
