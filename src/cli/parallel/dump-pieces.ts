@@ -20,7 +20,7 @@ import { openDumpSource, parseDumpArgs, type DumpErrorSink, type DumpOptions } f
 import { parseJobs } from '../jobs-option.js';
 import { CliError, type LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LinePlan, type LineTask, type PieceRunner } from './line-pieces.js';
+import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 
 /** Bytes of text the pieces decoded ahead may hold, per worker beyond the first. */
@@ -121,7 +121,7 @@ export async function runDumpInPieces(
   preamble: readonly string[],
   out: LineWriter,
   errors: DumpErrorSink,
-  inThread?: { plan: LinePlan },
+  tuning: PieceTuning = {},
 ): Promise<number> {
   const workers = parseJobs(opts.jobs);
   if (opts.track.time || opts.track.tcal || opts.sideband.active) throw new CliError('--jobs: --time, --tcal and --pevent follow the time over the whole trace; dump it without --jobs.');
@@ -136,8 +136,8 @@ export async function runDumpInPieces(
     source.close();
   }
   const decoderOptions = decoderOptionsOf(opts);
-  const pool = inThread ? null : new LinePool(workers);
-  const groups = planPieces(trace, workers, decoderOptions.skd007 === true, 1 << 20, inThread?.plan);
+  const pool = tuning.inThread ? null : new LinePool(workers);
+  const groups = planPieces(trace, workers, decoderOptions.skd007 === true, 1 << 20, tuning.plan);
   // As the serial dump: a trace without a PSB is an input error.
   if (!opts.noSync && new PacketStream(new BufferSource(trace), decoderOptions).syncForward() < 0) {
     await pool?.close();
@@ -146,10 +146,10 @@ export async function runDumpInPieces(
   for (const line of preamble) out.line(line);
   let c;
   try {
-    const credit = newCredit(HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
+    const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
     const run: PieceRunner =
       pool === null ? inThreadRunner((range, limit, skip, sink) => dumpPiece(opts, decoderOptions, trace, 0, range, limit, skip, sink)) : pool.runner('dump', argv, 0, trace, credit);
-    const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit };
+    const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
     c = await printPieces(groups, trace.length, run, limits, out, createProgress('dump', trace.length, opts.json || opts.quiet));
   } finally {
     await pool?.close();

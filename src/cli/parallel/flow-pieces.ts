@@ -18,7 +18,7 @@ import { decodeFlow, exitStatus, FlowStepKind, type FlowCounts, type FlowPrintOp
 import { parseJobs } from '../jobs-option.js';
 import { CliError, LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LinePlan, type LineTask, type PieceRunner } from './line-pieces.js';
+import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 
 /** Trace bytes per piece at most: ptxed prints some hundred bytes of text per byte of trace. */
@@ -105,18 +105,13 @@ export function flowPieceTask(task: LineTask, sink: LineSink): PieceEnd {
   return flowPiece(targetOf(opened.args, opened.recording, task.stream), bytes, task.range.from, task.range, end, task.text!.skip, sink);
 }
 
-/** For tests: decode in this thread, cut as `plan` says. */
-export interface InThread {
-  plan: LinePlan;
-}
-
 /**
  * `flow --jobs N` (N > 1). Refused, in one line, where the output depends
  * on the whole trace before each piece: the perf_event sideband (images
  * switched in trace order), the block decoder's blocks and the decoder's
  * read offsets (--offset, --check).
  */
-export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWriter, errors: ErrorSink, inThread?: InThread): Promise<number> {
+export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWriter, errors: ErrorSink, tuning: PieceTuning = {}): Promise<number> {
   if (a.sideband.active) throw new CliError('--jobs: the perf_event sideband (--pevent) is applied in trace order; decode it without --jobs.');
   // The offset printed is where the decoder has read to, and its read-ahead after a PSB it
   // synchronised at can differ from the serial decoder's long after the pieces agree.
@@ -128,7 +123,7 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
   if (a.container !== null && a.created) throw new CliError(`${a.container}: give either a bundle/perf.data or --pt, not both.`);
   if (a.container === null && (!a.created || !a.trace)) throw new CliError('no pt file.');
   const recording = a.container === null ? null : openFlowContainer(a.container, a.sysroot);
-  const pool = inThread ? null : new LinePool(workers);
+  const pool = tuning.inThread ? null : new LinePool(workers);
   const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
   try {
     const streams = recording === null ? [{ index: 0, source: a.trace! }] : recording.streams.map((s) => ({ index: s.index, source: s.open(), stream: s }));
@@ -144,11 +139,11 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
         s.source.close();
       }
       const target = targetOf(a, recording, s.index);
-      const credit = newCredit(HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
+      const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
       const run: PieceRunner =
         pool === null ? inThreadRunner((range, limit, skip, sink) => flowPiece(target, trace, 0, range, limit, skip, sink)) : pool.runner('flow', argv, s.index, trace, credit);
-      const groups = planPieces(trace, workers, target.config.errata.skd007, MAX_PIECE_BYTES, inThread?.plan);
-      const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit };
+      const groups = planPieces(trace, workers, target.config.errata.skd007, MAX_PIECE_BYTES, tuning.plan);
+      const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
       const c = await printPieces(groups, trace.length, run, limits, out, createProgress('flow', trace.length, a.opts.json));
       counts.insn += c.instructions;
       counts.blocks += c.transfers;

@@ -87,6 +87,19 @@ export interface LinePlan {
   budget?: number;
 }
 
+/** For tests: how `flow --jobs` and `dump --jobs` cut and run their pieces. */
+export interface PieceTuning {
+  plan?: LinePlan;
+  /** Decode in this thread (no pool). */
+  inThread?: boolean;
+  /** Bytes of text held for pieces decoded ahead. */
+  heldText?: number;
+  /** Called when two pieces are decoded again as one. */
+  onJoin?: () => void;
+  /** Refuse the hand-over from `a` to `b` (tests: to decode them again as one). */
+  refuse?: (a: SegmentRange, b: SegmentRange) => boolean;
+}
+
 /**
  * Where the trace is cut: about four pieces per worker, of at most
  * `maxBytes` (fewer, longer pieces re-decode fewer overlaps; the pieces
@@ -180,6 +193,8 @@ class Feed implements PieceFeed {
 export interface PrintLimits {
   inFlight: number;
   credit: TextCredit | null;
+  onJoin?: () => void;
+  refuse?: (a: SegmentRange, b: SegmentRange) => boolean;
 }
 
 /**
@@ -270,7 +285,7 @@ export async function printPieces(groups: readonly SegmentRange[], size: number,
       }
       await until(() => feeds.length > 1 && headOf(feeds[1]!.head, feeds[1]!.end) !== null);
       const b = feeds[1]!;
-      const r = handOverLines(e, handIn, headOf(b.head, b.end)!, b.range.from);
+      const r = limits.refuse?.(a.range, b.range) ? null : handOverLines(e, handIn, headOf(b.head, b.end)!, b.range.from);
       if (r !== null) {
         write(e.lines, printed, r.line);
         add(r.counts);
@@ -285,6 +300,7 @@ export async function printPieces(groups: readonly SegmentRange[], size: number,
       // No hand-over: the two are decoded again as one, without the lines written already (the
       // hand-in stays: see zoned-lines.ts). The pieces after them are started again after it, since
       // they may hold every worker while they wait for credit.
+      limits.onJoin?.();
       a.finished();
       for (const f of feeds.slice(1)) stopped.push(f.cancel());
       next = feeds[2]?.group ?? next;
