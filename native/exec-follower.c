@@ -90,23 +90,25 @@ static struct stat qemu_stat;
 static unsigned char *states;
 static long pid_max;
 
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
+static void vreport(const char *fmt, va_list ap) {
   fputs("ptscope exec-follower: ", stderr);
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
-  va_end(ap);
-  exit(125);
 }
 
 static void note(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("ptscope exec-follower: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vreport(fmt, ap);
   va_end(ap);
+}
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vreport(fmt, ap);
+  va_end(ap);
+  exit(125);
 }
 
 static int state_of(pid_t pid) { return pid > 0 && pid <= pid_max ? states[pid] : 0; }
@@ -121,27 +123,31 @@ static int log_fd_of(int tid) {
   return atoi(text);
 }
 
-/* The pid in the sandbox's own namespace (the last NSpid field). */
-static int namespace_pid(pid_t pid) {
+/* The numbers of one /proc/pid/status field ("NSpid:", "PPid:"): the last one, or -1. */
+static long status_field(pid_t pid, const char *field) {
   char path[64], line[512];
   snprintf(path, sizeof path, "/proc/%d/status", pid);
   FILE *f = fopen(path, "re");
   if (f == NULL) return -1;
-  int ns = -1;
+  long last = -1;
+  size_t n = strlen(field);
   while (fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, "NSpid:", 6) != 0) continue;
-    char *p = line + 6, *end;
+    if (strncmp(line, field, n) != 0) continue;
+    char *p = line + n, *end;
     for (;;) {
       long v = strtol(p, &end, 10);
       if (end == p) break;
-      ns = (int)v;
+      last = v;
       p = end;
     }
     break;
   }
   fclose(f);
-  return ns;
+  return last;
 }
+
+/* The pid in the sandbox's own namespace (the last NSpid field). */
+static int namespace_pid(pid_t pid) { return (int)status_field(pid, "NSpid:"); }
 
 /* Read a whole /proc file of NUL-separated strings, bounded. */
 static char *read_list(pid_t pid, const char *what, size_t *len) {
@@ -544,18 +550,8 @@ out:
   if (j.mem >= 0) close(j.mem);
 }
 
-/* The parent's host pid, from /proc/pid/status. */
-static pid_t parent_of(pid_t pid) {
-  char path[64], line[256];
-  snprintf(path, sizeof path, "/proc/%d/status", pid);
-  FILE *f = fopen(path, "re");
-  if (f == NULL) return -1;
-  pid_t ppid = -1;
-  while (fgets(line, sizeof line, f) != NULL)
-    if (sscanf(line, "PPid: %d", &ppid) == 1) break;
-  fclose(f);
-  return ppid;
-}
+/* The parent's host pid. */
+static pid_t parent_of(pid_t pid) { return (pid_t)status_field(pid, "PPid:"); }
 
 /* The first emulator's parent is the wrapper that holds the logs (see held_template). */
 static void hold_logs_at_parent(pid_t pid) {

@@ -22,10 +22,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { CliError, LineWriter } from '../src/cli/output.js';
-import { PtEvent } from '../src/events/event.js';
-import { Status } from '../src/events/status.js';
-import { InstructionInfo } from '../src/flow/instruction.js';
-import { ErrorCode } from '../src/packets/errors.js';
 import { readBundleManifest } from '../src/sources/import/bundle-import.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import type { ManifestV2 } from '../src/sources/bundle/manifest.js';
@@ -41,6 +37,7 @@ import { firstPsbTsc, lastTsc } from '../src/sources/perf-data/trace-start.js';
 import { IpSequenceHash } from '../src/sources/recorder/ip-sequence-hash.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { recordProbe } from './helpers/probe.js';
+import { forEachInstruction } from './helpers/insn-loop.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'threads');
 let work: string;
@@ -68,34 +65,21 @@ interface Counted {
 
 /** ptscope's decode of one stream: instructions, their hash, its control transfers, and each instruction's size. */
 function decodeStream(stream: TraceStream): Counted & { sizes: Map<number, number> } {
-  const dec = openInsnDecoder(stream);
-  const insn = new InstructionInfo();
-  const ev = new PtEvent();
   const hash = new IpSequenceHash();
   const transfers = new IpSequenceHash();
   const sizes = new Map<number, number>();
   let prev = 0;
   let next: number | null = null;
-  for (;;) {
-    let status = dec.syncForward();
-    if (status < 0) break;
-    for (;;) {
-      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
-      if (status < 0 || status & Status.Eos) break;
-      status = dec.next(insn);
-      if (status < 0) break;
-      if (next !== null && insn.ip !== next) {
-        transfers.add(prev);
-        transfers.add(insn.ip);
-      }
-      hash.add(insn.ip);
-      sizes.set(insn.ip, insn.size);
-      prev = insn.ip;
-      next = insn.ip + insn.size;
+  forEachInstruction(openInsnDecoder(stream), stream.label, (insn) => {
+    if (next !== null && insn.ip !== next) {
+      transfers.add(prev);
+      transfers.add(insn.ip);
     }
-    if (status < 0 && status !== -ErrorCode.Eos) throw new Error(`${stream.label}: decode error ${status} at 0x${dec.offset.toString(16)}`);
-    if (status === -ErrorCode.Eos || status & Status.Eos) break;
-  }
+    hash.add(insn.ip);
+    sizes.set(insn.ip, insn.size);
+    prev = insn.ip;
+    next = insn.ip + insn.size;
+  });
   return { insn: hash.count, hash: hash.hex(), transfers: { count: transfers.count / 2, hash: transfers.hex() }, sizes };
 }
 

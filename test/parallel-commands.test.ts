@@ -31,15 +31,9 @@ import { traceInputs } from '../src/analyses/trace-input.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { record } from '../src/sources/recorder/record.js';
 import { runExportPerfCommand } from '../src/cli/export-perf.js';
-import { REAL_TRACES } from './helpers/vectors.js';
+import { REAL_TRACES, realTraces } from './helpers/vectors.js';
 
-interface RealTrace {
-  name: string;
-  pt: string;
-  images: { file: string; address: string }[];
-}
-
-const real = (JSON.parse(readFileSync(join(REAL_TRACES, 'MANIFEST.json'), 'utf8')) as RealTrace[]).map((t) => ({
+const real = realTraces().map((t) => ({
   name: t.name,
   pt: join(REAL_TRACES, t.name, t.pt),
   raw: t.images.flatMap((i) => ['--raw', `${join(REAL_TRACES, t.name, i.file)}:${i.address}`]),

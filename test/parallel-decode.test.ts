@@ -23,15 +23,9 @@ import { createDetectors } from '../src/analyses/analyze.js';
 import { jobsRefusal, SUMMARY_RULES } from '../src/analyses/summaries/summary.js';
 import { groupSegments, psbOffsets } from '../src/flow/parallel/psb-split.js';
 import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
-import { REAL_TRACES } from './helpers/vectors.js';
+import { REAL_TRACES, realTraces } from './helpers/vectors.js';
 
-interface RealTrace {
-  name: string;
-  pt: string;
-  images: { file: string; address: string }[];
-}
-
-const real = (JSON.parse(readFileSync(join(REAL_TRACES, 'MANIFEST.json'), 'utf8')) as RealTrace[]).map((t) => ({
+const real = realTraces().map((t) => ({
   name: t.name,
   trace: join(REAL_TRACES, t.name, t.pt),
   options: { raw: t.images.map((i) => `${join(REAL_TRACES, t.name, i.file)}:${i.address}`), cpu: '6/158' },

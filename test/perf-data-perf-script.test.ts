@@ -11,13 +11,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { PtEvent } from '../src/events/event.js';
-import { Status } from '../src/events/status.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
-import { InstructionInfo } from '../src/flow/instruction.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
 import { fup, modeExec, psb, psbEnd, tip, tipPgd, tipPge, tnt64, tnt8, tsc } from '../src/packets/encoder.js';
-import { ErrorCode } from '../src/packets/errors.js';
 import type { Packet } from '../src/packets/packet.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
 import { defaultIntelPtInfo, INTEL_PT_CONFIG } from '../src/sources/perf-data/auxtrace-info.js';
@@ -26,6 +22,7 @@ import { importBundle } from '../src/sources/import/bundle-import.js';
 import { flowInputs, type PerfDataModel, readPerfData } from '../src/sources/perf-data/perf-data.js';
 import { type AuxBuffer, writePerfData } from '../src/sources/perf-data/writer.js';
 import { record } from '../src/sources/recorder/record.js';
+import { forEachInstruction } from './helpers/insn-loop.js';
 
 const have = (cmd: string, arg = '--version'): boolean => spawnSync(cmd, [arg], { stdio: 'ignore' }).status === 0;
 const toolsPresent = have('perf') && have('nasm', '-v') && have('ld');
@@ -81,23 +78,8 @@ function ptscopeIps(model: PerfDataModel): number[] {
   expect(task).not.toBeNull();
   const { image, missing } = input.imageFor(task!.pid, late);
   expect(missing).toEqual([]);
-  const dec = new InsnDecoder(new PacketDecoder(bytes), input.config, image);
-  const insn = new InstructionInfo();
-  const ev = new PtEvent();
   const ips: number[] = [];
-  for (;;) {
-    let status = dec.syncForward();
-    if (status < 0) break;
-    for (;;) {
-      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
-      if (status < 0 || status & Status.Eos) break;
-      status = dec.next(insn);
-      if (status < 0) break;
-      ips.push(insn.ip);
-    }
-    if (status < 0 && status !== -ErrorCode.Eos) throw new Error(`ptscope decode error ${status} at 0x${dec.offset.toString(16)}`);
-    if (status === -ErrorCode.Eos || status & Status.Eos) break;
-  }
+  forEachInstruction(new InsnDecoder(new PacketDecoder(bytes), input.config, image), 'ptscope', (insn) => ips.push(insn.ip));
   return ips;
 }
 

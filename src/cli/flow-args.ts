@@ -77,6 +77,14 @@ export interface Created {
   config: DecoderConfig;
 }
 
+/** The timing options: the configuration field each sets and its largest value. */
+const TIMING_OPTIONS: Record<string, [keyof Pick<DecoderConfig, 'mtcFreq' | 'nomFreq' | 'cpuid15Eax' | 'cpuid15Ebx'>, bigint]> = {
+  '--mtc-freq': ['mtcFreq', 255n],
+  '--nom-freq': ['nomFreq', 255n],
+  '--cpuid-0x15.eax': ['cpuid15Eax', 0xffffffffn],
+  '--cpuid-0x15.ebx': ['cpuid15Ebx', 0xffffffffn],
+};
+
 function u64Arg(args: string[], i: number, option: string, max = (1n << 64n) - 1n): bigint {
   const text = args[i];
   if (text === undefined || text === '' || text.startsWith('--')) throw new CliError(`${option}: missing argument.`);
@@ -259,17 +267,13 @@ export function parseFlowArgs(args: string[], out: LineWriter, errors: ErrorSink
         break;
       }
       case '--mtc-freq':
-        config.mtcFreq = Number(u64Arg(args, i++, arg, 255n));
-        break;
       case '--nom-freq':
-        config.nomFreq = Number(u64Arg(args, i++, arg, 255n));
-        break;
       case '--cpuid-0x15.eax':
-        config.cpuid15Eax = Number(u64Arg(args, i++, arg, 0xffffffffn));
+      case '--cpuid-0x15.ebx': {
+        const [field, max] = TIMING_OPTIONS[arg];
+        config[field] = Number(u64Arg(args, i++, arg, max));
         break;
-      case '--cpuid-0x15.ebx':
-        config.cpuid15Ebx = Number(u64Arg(args, i++, arg, 0xffffffffn));
-        break;
+      }
       case '--insn-decoder':
       case '--block-decoder':
         if (created) throw new CliError(`please specify ${arg} before the pt source file.`);

@@ -16,23 +16,21 @@ import { BlockCoverage, BlockFlag } from '../flow/static/cfg.js';
 import { hexAddress } from '../analyses/finding.js';
 import type { Module, ModuleMap } from '../analyses/modules.js';
 
-/** Executed dynamic blocks: start → (end, executions), in growable typed arrays. */
-export class ExecutedBlocks implements FlowConsumer {
-  private readonly index = new Map<number, number>();
-  private starts = new Float64Array(1024);
-  private ends = new Float64Array(1024);
-  private counts = new Float64Array(1024);
-  private used = 0;
+/**
+ * Cuts the instruction flow into dynamic blocks: a block runs from the first
+ * instruction after a transfer (or gap) up to the transfer (or gap) that
+ * ends it. Subclasses decide what to do with each closed block.
+ */
+export abstract class BlockCloser implements FlowConsumer {
   /** Start of the block being executed, NaN between a transfer and the next instruction. */
-  private current = NaN;
+  current = NaN;
   /** End of the last executed instruction. */
-  private lastEnd = NaN;
+  lastEnd = NaN;
   /** Instructions seen. */
   instructions = 0;
 
-  get size(): number {
-    return this.used;
-  }
+  /** A block [start, end) ran once. */
+  protected abstract closed(start: number, end: number): void;
 
   onInstruction(insn: InstructionInfo): void {
     this.instructions++;
@@ -49,14 +47,31 @@ export class ExecutedBlocks implements FlowConsumer {
     this.close(this.lastEnd);
   }
 
-  onEnd(): void {
-    this.close(this.lastEnd);
-  }
-
   private close(end: number): void {
     const start = this.current;
     this.current = NaN;
     if (start !== start || !(end > start)) return;
+    this.closed(start, end);
+  }
+}
+
+/** Executed dynamic blocks: start → (end, executions), in growable typed arrays. */
+export class ExecutedBlocks extends BlockCloser {
+  private readonly index = new Map<number, number>();
+  private starts = new Float64Array(1024);
+  private ends = new Float64Array(1024);
+  private counts = new Float64Array(1024);
+  private used = 0;
+
+  get size(): number {
+    return this.used;
+  }
+
+  onEnd(): void {
+    this.onGap();
+  }
+
+  protected closed(start: number, end: number): void {
     this.add(start, end, 1);
   }
 

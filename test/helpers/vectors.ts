@@ -35,3 +35,16 @@ export function normalizeLines(text: string): string[] {
   while (lines.length && lines[lines.length - 1] === '') lines.pop();
   return lines;
 }
+
+/** One real-CPU trace of ../shared/traces/real (its MANIFEST.json entry). */
+export interface RealTrace {
+  name: string;
+  pt: string;
+  images: { file: string; address: string }[];
+  ptxed: { exp: string; argv: string[] };
+}
+
+/** The real-CPU traces' manifest. */
+export function realTraces(): RealTrace[] {
+  return JSON.parse(readFileSync(join(REAL_TRACES, 'MANIFEST.json'), 'utf8')) as RealTrace[];
+}

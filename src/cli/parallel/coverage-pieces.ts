@@ -12,8 +12,6 @@
  * serial walk; merged in trace order, the blocks and their counts are
  * the serial ones, in the same order.
  */
-import { TransferKind, type FlowConsumer } from '../../flow/control-flow.js';
-import type { InstructionInfo } from '../../flow/instruction.js';
 import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import { Zone, type PieceZones } from '../../flow/parallel/piece-zones.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
@@ -21,7 +19,7 @@ import { stitchZoned, type ZonedStitch } from '../../flow/parallel/zoned-stitch.
 import { walkPieceZoned, type ZonedPiece } from '../../flow/parallel/zoned-walk.js';
 import { STRIDE } from '../../flow/parallel/flow-log.js';
 import type { TraceInput } from '../../analyses/trace-input.js';
-import { ExecutedBlocks } from '../../reports/drcov.js';
+import { BlockCloser, ExecutedBlocks } from '../../reports/drcov.js';
 import type { ProgressSink } from '../../reports/report-model.js';
 import type { LinePlan } from './line-pieces.js';
 import { planPieces } from './line-pieces.js';
@@ -39,34 +37,18 @@ export interface CoveragePiece {
 }
 
 /** Collects a piece's blocks as ExecutedBlocks does, routed by the zone of the record that closes each. */
-class PieceBlocks implements FlowConsumer {
+class PieceBlocks extends BlockCloser {
   readonly body = new ExecutedBlocks();
   readonly kept: number[] = [];
-  current = NaN;
-  lastEnd = NaN;
 
   constructor(
     private readonly zones: PieceZones,
     private readonly keptRecords: () => number,
-  ) {}
-
-  onInstruction(insn: InstructionInfo): void {
-    if (this.current !== this.current) this.current = insn.ip;
-    this.lastEnd = insn.ip + insn.size;
+  ) {
+    super();
   }
 
-  onTransfer(kind: TransferKind, from: number, _to: number, size: number): void {
-    this.close(kind === TransferKind.Async ? from : from + size);
-  }
-
-  onGap(): void {
-    this.close(this.lastEnd);
-  }
-
-  private close(end: number): void {
-    const start = this.current;
-    this.current = NaN;
-    if (start !== start || !(end > start)) return;
+  protected closed(start: number, end: number): void {
     if (this.zones.zone === Zone.Body) this.body.add(start, end, 1);
     else this.kept.push(this.keptRecords() - 1, start, end);
   }
