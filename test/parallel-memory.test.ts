@@ -24,7 +24,7 @@ const MRUBY = join(REAL_TRACES, 'mruby');
 const IMAGE = ['--cpu', '6/158', '--raw', `${join(MRUBY, 'seg_400000.bin')}:0x400000`];
 const COPIES = 4;
 /** How much more the parallel run over the copies may peak at than over the trace itself. */
-const FLAT_MARGIN = 64 << 20;
+const FLAT_MARGIN = 128 << 20;
 /** How much more a parallel run may peak at than the serial one: the held text's budget (48 MiB), two workers' heaps and images. */
 const PARALLEL_MARGIN = 256 << 20;
 
