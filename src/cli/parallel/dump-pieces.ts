@@ -136,7 +136,7 @@ export async function runDumpInPieces(
     source.close();
   }
   const decoderOptions = decoderOptionsOf(opts);
-  const pool = tuning.inThread ? null : new LinePool(workers);
+  const pool = tuning.inThread ? null : new LinePool(workers, 'dump');
   const groups = planPieces(trace, workers, decoderOptions.skd007 === true, 1 << 20, tuning.plan);
   // As the serial dump: a trace without a PSB is an input error.
   if (!opts.noSync && new PacketStream(new BufferSource(trace), decoderOptions).syncForward() < 0) {

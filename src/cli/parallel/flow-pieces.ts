@@ -122,10 +122,12 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
   const workers = parseJobs(a.jobs);
   if (a.container !== null && a.created) throw new CliError(`${a.container}: give either a bundle/perf.data or --pt, not both.`);
   if (a.container === null && (!a.created || !a.trace)) throw new CliError('no pt file.');
-  const recording = a.container === null ? null : openFlowContainer(a.container, a.sysroot);
-  const pool = tuning.inThread ? null : new LinePool(workers);
+  // The pool starts (its workers load their modules) while this thread opens the recording.
+  const pool = tuning.inThread ? null : new LinePool(workers, 'flow');
+  let recording: Recording | null = null;
   const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
   try {
+    recording = a.container === null ? null : openFlowContainer(a.container, a.sysroot);
     const streams = recording === null ? [{ index: 0, source: a.trace! }] : recording.streams.map((s) => ({ index: s.index, source: s.open(), stream: s }));
     for (const s of streams) {
       if ('stream' in s && s.stream !== undefined) {

@@ -4,6 +4,7 @@
  * lines and zoned records (line-pieces.ts), or its executed blocks
  * (coverage-pieces.ts).
  */
+import { workerData } from 'piscina';
 import type { TraceInput } from '../../analyses/trace-input.js';
 import type { Recording } from '../../sources/model/recording.js';
 import type { CoveragePiece } from './coverage-pieces.js';
@@ -27,6 +28,12 @@ function once<T>(load: () => Promise<T>): () => Promise<T> {
   let p: Promise<T> | null = null;
   return () => (p ??= load());
 }
+
+// The pool names its command: load its modules now, before the first task comes.
+const preload = (workerData as { command?: LineTask['command'] } | undefined)?.command;
+const preloading = preload === 'flow' ? flowModule() : preload === 'dump' ? dumpModule() : preload === 'coverage' ? coverageModule() : null;
+// A failed load shows again where the task awaits it.
+preloading?.catch(() => {});
 
 let opened: { key: string; recording: Recording; inputs: Map<number, TraceInput> } | null = null;
 

@@ -327,8 +327,12 @@ function workerFile(): string {
 export class LinePool {
   private readonly pool: Piscina;
 
-  constructor(readonly workers: number) {
-    this.pool = new Piscina({ filename: workerFile(), minThreads: workers, maxThreads: workers, idleTimeout: 1000 });
+  /** `command`: the workers load its modules as they start, while the main thread reads the trace. */
+  constructor(
+    readonly workers: number,
+    command?: LineTask['command'],
+  ) {
+    this.pool = new Piscina({ filename: workerFile(), minThreads: workers, maxThreads: workers, idleTimeout: 1000, workerData: { command } });
   }
 
   /** A runner for one stream: `trace` is shared with the workers (never copied to each); their text is held under `credit`. */
