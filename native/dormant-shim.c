@@ -3,13 +3,17 @@
  *
  * It interposes the library calls whose results commonly gate dormant code
  * (time, localtime, getenv, access, getuid, gethostname, ptrace, rand, ...)
- * and only acts on calls made from the main executable. Two modes, both
+ * and only acts on calls made from the program's own code: the main
+ * executable or any shared object other than libc, the loader, the vDSO and
+ * this shim (a call libc makes to itself never reaches the shim anyway; a
+ * call from the program's own libcheck.so does). Two modes, both
  * set through the environment (usually with qemu's -E / QEMU_SET_ENV so that
  * qemu itself is not affected):
  *
  *   PTSCOPE_SHIM_SNAP=FILE   after each such call, append a snapshot to
- *                            FILE: the call's name, link-time return site,
- *                            arguments, result, the callee-saved registers and
+ *                            FILE: the call's name, the caller's module and
+ *                            the return site in it (link-time), the loaded
+ *                            modules, arguments, result, the callee-saved registers and
  *                            stack pointer at entry (exactly the caller's
  *                            state after the return, since caller-saved
  *                            registers are dead by the ABI), and the
@@ -19,7 +23,11 @@
  *   PTSCOPE_SHIM_RULES=HEX   hex-encoded text, one rule per line:
  *                              NAME SITE ACTION...
  *                            SITE is the link-time address (hex) of the
- *                            instruction after the call; ACTION is one of
+ *                            instruction after the call: bare (HEX) in the
+ *                            main executable, as in the first version of
+ *                            this format, or MODULE:HEX in the shared
+ *                            object whose file name is MODULE (e.g.
+ *                            libcheck.so:11f9); ACTION is one of
  *                              ret=HEX           replace the result
  *                              retstr=HEX        return a pointer to these bytes (a string)
  *                              devnull           fopen/open /dev/null instead (a file that exists)
@@ -31,6 +39,9 @@
  * from ptscope's model table (src/analyses/dormant/library-models.ts) as the
  * generated header dormant-models.h: a mem= write outside the out-object
  * of its call is cut to fit, or dropped.
+ *
+ * A rule line that cannot be parsed is reported on stderr (once, with its
+ * line number) and ignored.
  *
  * Each interposed entry is a small assembly trampoline that stores rbx, rbp,
  * r12-r15 and rsp before jumping to the C implementation, so that the
@@ -83,8 +94,9 @@ HIDDEN uint64_t shim_entry_regs[7];
 
 struct call_state {
   uint64_t regs[7];
-  uint64_t site; /* link-time return address */
-  int from_main;
+  uint64_t site; /* link-time return address in the caller's module */
+  int module;    /* the caller's module (index in `modules`), or -1 */
+  int traced;    /* the caller is the program's own code (see the header) */
 };
 
 /* ---- raw I/O ---------------------------------------------------------- */
@@ -102,39 +114,74 @@ static void raw_write_all(int fd, const void *buf, size_t n) {
 }
 static void raw_close(int fd) { syscall(SYS_close, fd); }
 
-/* ---- the main executable --------------------------------------------- */
+/* ---- the loaded modules ---------------------------------------------- */
 
-static uint64_t main_bias, main_lo, main_hi;
-static int main_known;
+#define MAX_MODULES 64
+#define MODULE_NAME 256
 
-static int first_object(struct dl_phdr_info *info, size_t size, void *data) {
+struct module {
+  uint64_t lo, hi, bias;
+  char path[MODULE_NAME]; /* "" for the main executable */
+  const char *tag;        /* the file name rules use ("" for the main executable) */
+  int traced;
+};
+
+static struct module modules[MAX_MODULES];
+static int nmodules;
+
+static const char *base_name(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash == NULL ? path : slash + 1;
+}
+
+static int starts_with(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+static int add_module(struct dl_phdr_info *info, size_t size, void *data) {
   (void)size;
   (void)data;
-  main_bias = info->dlpi_addr;
-  main_lo = UINT64_MAX;
-  main_hi = 0;
+  if (nmodules >= MAX_MODULES) return 1;
+  struct module *m = &modules[nmodules];
+  m->bias = info->dlpi_addr;
+  m->lo = UINT64_MAX;
+  m->hi = 0;
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
     if (ph->p_type != PT_LOAD) continue;
-    uint64_t lo = main_bias + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (lo < main_lo) main_lo = lo;
-    if (hi > main_hi) main_hi = hi;
+    uint64_t lo = m->bias + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (lo < m->lo) m->lo = lo;
+    if (hi > m->hi) m->hi = hi;
   }
-  return 1; /* the first object is the executable */
+  /* The first object is the executable, whatever name the loader gives it. */
+  snprintf(m->path, sizeof m->path, "%s", nmodules == 0 || info->dlpi_name == NULL ? "" : info->dlpi_name);
+  m->tag = base_name(m->path);
+  uint64_t self = (uint64_t)(uintptr_t)&add_module;
+  int is_self = self >= m->lo && self < m->hi;
+  m->traced = nmodules == 0 || (m->path[0] != 0 && !is_self && !starts_with(m->tag, "libc.so") && !starts_with(m->tag, "ld-linux") &&
+                                !starts_with(m->tag, "ld64.so") && !starts_with(m->tag, "linux-vdso"));
+  if (m->lo < m->hi) nmodules++;
+  return 0;
 }
 
-static void know_main(void) {
-  if (main_known) return;
-  main_known = 1;
-  dl_iterate_phdr(first_object, NULL);
+/* The modules now loaded. */
+static void know_modules(void) {
+  nmodules = 0;
+  dl_iterate_phdr(add_module, NULL);
+}
+
+static int module_of(uint64_t a) {
+  for (int i = 0; i < nmodules; i++)
+    if (a >= modules[i].lo && a < modules[i].hi) return i;
+  return -1;
 }
 
 static void capture(struct call_state *cs) {
   memcpy(cs->regs, shim_entry_regs, sizeof cs->regs);
-  know_main();
   uint64_t ret = *(uint64_t *)cs->regs[6];
-  cs->from_main = ret >= main_lo && ret < main_hi;
-  cs->site = ret - main_bias;
+  /* The table is read once, and again only for a caller outside it (a module dlopen added since). */
+  if (module_of(ret) < 0) know_modules();
+  cs->module = module_of(ret);
+  cs->traced = cs->module >= 0 && modules[cs->module].traced;
+  cs->site = cs->module >= 0 ? ret - modules[cs->module].bias : ret;
 }
 
 static void *real(const char *name) { return dlsym(RTLD_NEXT, name); }
@@ -154,6 +201,7 @@ struct action {
 
 struct rule {
   char name[32];
+  char module[MODULE_NAME]; /* the caller's file name; "" for the main executable */
   uint64_t site;
   int nactions;
   struct action actions[8];
@@ -228,6 +276,32 @@ static int is_modelled(const char *name) {
   return 0;
 }
 
+/* One line on stderr, without the interposed calls. */
+static void shim_complain(const char *what, int line) {
+  char msg[160];
+  int n = snprintf(msg, sizeof msg, "ptscope dormant shim: rule %d: %s; rule ignored\n", line, what);
+  if (n > 0) raw_write_all(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+}
+
+/* SITE: HEX (the main executable) or MODULE:HEX. Returns 0 if malformed. */
+static int parse_site(struct rule *r, const char *site) {
+  const char *colon = strrchr(site, ':');
+  const char *hex = site;
+  r->module[0] = 0;
+  if (colon != NULL) {
+    size_t n = (size_t)(colon - site);
+    if (n == 0 || n >= sizeof r->module || memchr(site, '/', n) != NULL) return 0;
+    memcpy(r->module, site, n);
+    r->module[n] = 0;
+    hex = colon + 1;
+  }
+  if (*hex == 0) return 0;
+  for (const char *p = hex; *p; p++)
+    if (hexval(*p) < 0) return 0;
+  r->site = strtoull(hex, NULL, 16);
+  return 1;
+}
+
 static void load_rules(void) {
   if (nrules >= 0) return;
   nrules = 0;
@@ -236,24 +310,38 @@ static void load_rules(void) {
   size_t n;
   unsigned char *text = unhex(hex, strlen(hex), &n);
   char *save_line = NULL;
+  int lineno = 0;
   for (char *line = strtok_r((char *)text, "\n", &save_line); line != NULL && nrules < 64; line = strtok_r(NULL, "\n", &save_line)) {
+    lineno++;
     char *save_tok = NULL;
     char *name = strtok_r(line, " ", &save_tok);
     char *site = strtok_r(NULL, " ", &save_tok);
-    if (name == NULL || site == NULL || !is_modelled(name)) continue;
-    struct rule *r = &rules[nrules++];
+    if (name == NULL || site == NULL) {
+      shim_complain("expected NAME SITE ACTION...", lineno);
+      continue;
+    }
+    if (!is_modelled(name)) {
+      shim_complain("not a modelled call", lineno);
+      continue;
+    }
+    struct rule *r = &rules[nrules];
     memset(r, 0, sizeof *r);
+    if (!parse_site(r, site)) {
+      shim_complain("SITE must be HEX (main executable) or MODULE:HEX", lineno);
+      continue;
+    }
+    nrules++;
     snprintf(r->name, sizeof r->name, "%s", name);
-    r->site = strtoull(site, NULL, 16);
     for (char *tok = strtok_r(NULL, " ", &save_tok); tok != NULL; tok = strtok_r(NULL, " ", &save_tok)) parse_action(r, tok);
   }
 }
 
 static struct rule *find_rule(const char *name, const struct call_state *cs) {
-  if (!cs->from_main) return NULL;
+  if (!cs->traced) return NULL;
   load_rules();
+  const char *tag = modules[cs->module].tag;
   for (int i = 0; i < nrules; i++)
-    if (rules[i].site == cs->site && strcmp(rules[i].name, name) == 0) return &rules[i];
+    if (rules[i].site == cs->site && strcmp(rules[i].name, name) == 0 && strcmp(rules[i].module, tag) == 0) return &rules[i];
   return NULL;
 }
 
@@ -307,21 +395,34 @@ static int has_action(const struct rule *r, int kind) {
 
 /* ---- snapshots -------------------------------------------------------- */
 
-#define SNAP_MAGIC 0x4e535450u /* "PTSN" */
+#define SNAP_MAGIC 0x324e5350u /* "PSN2": the caller's module and the module table */
 #define MAX_SNAPSHOTS 64
 #define MAX_REGION (4u << 20)
 static int snapshots;
 
+/*
+ * One record: this header, `nmodules` module entries (struct snap_module,
+ * then path_len bytes of path), then `nregions` memory regions.
+ */
 struct snap_header {
   uint32_t magic;
   uint32_t name_len;
   char name[32];
-  uint64_t site, bias, main_lo, main_hi;
+  uint64_t site;   /* link-time return site in module `caller` */
+  uint32_t caller; /* index of the caller's module */
+  uint32_t nmodules;
+  uint64_t reserved[2];
   uint64_t regs[7];
   uint64_t args[6];
   uint64_t result;
   uint32_t nregions;
-  uint32_t reserved;
+  uint32_t reserved2;
+};
+
+struct snap_module {
+  uint64_t lo, hi, bias;
+  uint32_t path_len;
+  uint32_t traced;
 };
 
 struct region {
@@ -380,7 +481,7 @@ static int data_regions(struct region *out, int max, uint64_t sp) {
 
 static void snapshot(const char *name, const struct call_state *cs, const uint64_t *args, uint64_t result) {
   const char *path = shim_env("PTSCOPE_SHIM_SNAP");
-  if (path == NULL || !cs->from_main || snapshots >= MAX_SNAPSHOTS) return;
+  if (path == NULL || !cs->traced || snapshots >= MAX_SNAPSHOTS) return;
   snapshots++;
   static struct region regions[256];
   int nr = data_regions(regions, 256, cs->regs[6]);
@@ -392,9 +493,8 @@ static void snapshot(const char *name, const struct call_state *cs, const uint64
   h.name_len = (uint32_t)strlen(name);
   snprintf(h.name, sizeof h.name, "%s", name);
   h.site = cs->site;
-  h.bias = main_bias;
-  h.main_lo = main_lo;
-  h.main_hi = main_hi;
+  h.caller = (uint32_t)cs->module;
+  h.nmodules = (uint32_t)nmodules;
   memcpy(h.regs, cs->regs, sizeof h.regs);
   memcpy(h.args, args, sizeof h.args);
   /* The stack protector's canary (fs:0x28), so that canary checks on the path stay concrete. */
@@ -402,6 +502,11 @@ static void snapshot(const char *name, const struct call_state *cs, const uint64
   h.result = result;
   h.nregions = (uint32_t)nr;
   raw_write_all(fd, &h, sizeof h);
+  for (int i = 0; i < nmodules; i++) {
+    struct snap_module m = {modules[i].lo, modules[i].hi, modules[i].bias, (uint32_t)strlen(modules[i].path), (uint32_t)modules[i].traced};
+    raw_write_all(fd, &m, sizeof m);
+    raw_write_all(fd, modules[i].path, m.path_len);
+  }
   for (int i = 0; i < nr; i++) {
     uint64_t range[2] = {regions[i].lo, regions[i].hi};
     raw_write_all(fd, range, sizeof range);

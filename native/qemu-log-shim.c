@@ -1,9 +1,11 @@
 /*
- * Preloaded into qemu-user (never into the program it runs) when ptscope
- * records one log per thread (src/sources/recorder/thread-fifos.ts). qemu
+ * Preloaded into qemu-user (never into the program it runs). With the one
+ * log of a single-thread recording (`/proc/self/fd/3`) it only moves and
+ * guards that log (below). When ptscope records one log per thread
+ * (src/sources/recorder/thread-fifos.ts), qemu
  * opens each thread's log at `/proc/self/fd/1<tid>` (or, in a program the
  * exec follower started, at the wrapper's copy: `/proc/<pid>/fd/1<tid>`), a
- * FIFO the recorder handed in. Two things qemu 7.2 does not do, done here:
+ * FIFO the recorder handed in. What qemu 7.2 does not do, done here:
  *
  * - A forked child keeps writing its log through the FILE of the thread
  *   that forked, i.e. into its parent thread's FIFO. After fork, the child
@@ -20,7 +22,9 @@
  *   close of a log descriptor here succeeds without closing it, and a range
  *   is closed around them. Programs close every descriptor they did not
  *   open before they exec (Python's close_fds, daemons); the log of what
- *   they do until the exec is kept. (A dup2 onto a log is not guarded.)
+ *   they do until the exec is kept. A dup2 or dup3 onto a log fails with
+ *   EBADF. The logs sit at descriptor LOG_FD_FLOOR and up, out of the way
+ *   of the low numbers scripts use (`exec 3>&1`).
  * - A program the follower put under the emulator passes its environment as
  *   PTSCOPE_E=name=value entries, so that none of its variables reaches the
  *   emulator's own loader or options. Before qemu's main reads the
@@ -29,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -73,6 +78,11 @@ static __thread int thread_log_fd = -1;
 
 /* Every log descriptor of this process's threads (a bitmap over the first descriptors). */
 #define GUARDED_FDS 65536
+/* The lowest descriptor a log is moved to (the sandbox allows 1024; see relocated). */
+#define LOG_FD_FLOOR 700
+/* The one log of a single-thread recording, handed in as descriptor 3 (confined-run.ts LOG_FD). */
+#define ONE_LOG_FD 3
+#define ONE_LOG_PATH "/proc/self/fd/3"
 static unsigned char guarded[GUARDED_FDS / 8];
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -85,6 +95,12 @@ static void guard(int fd) {
 
 static int is_guarded(long fd) {
   return fd >= 0 && fd < GUARDED_FDS && (guarded[fd / 8] & (1u << (fd % 8))) != 0;
+}
+
+static int real_dup3(int oldfd, int newfd, int flags) {
+  static int (*real)(int, int, int);
+  if (real == NULL) real = (int (*)(int, int, int))dlsym(RTLD_NEXT, "dup3");
+  return real(oldfd, newfd, flags);
 }
 
 static int real_close(int fd) {
@@ -110,7 +126,7 @@ static void child(void) {
   }
   if (to < 0) to = open("/dev/null", O_WRONLY | O_CLOEXEC);
   /* Never let the child write into its parent's log. */
-  if (to < 0 || dup3(to, thread_log_fd, O_CLOEXEC) < 0) _exit(127);
+  if (to < 0 || real_dup3(to, thread_log_fd, O_CLOEXEC) < 0) _exit(127);
   real_close(to);
   /* The child has one thread: only its log is guarded. */
   memset(guarded, 0, sizeof guarded);
@@ -147,24 +163,75 @@ __attribute__((constructor)) static void init(void) {
   pthread_atfork(NULL, NULL, child);
 }
 
-/* qemu opens each thread's log with fopen64(path, "w"): add close-on-exec. */
+/*
+ * Move a log out of the low descriptors the program uses: shells and
+ * scripts name 3..9 freely (`exec 3>&1`), and a program that finds one
+ * open would save, duplicate or replace it. Above LOG_FD_FLOOR only a
+ * program that goes looking finds it (and then meets the guards below).
+ */
+static FILE *relocated(FILE *f, const char *mode) {
+  int hi = fcntl(fileno(f), F_DUPFD_CLOEXEC, LOG_FD_FLOOR);
+  if (hi < 0) return f;
+  FILE *g = fdopen(hi, mode);
+  if (g == NULL) {
+    real_close(hi);
+    return f;
+  }
+  fclose(f);
+  return g;
+}
+
+/*
+ * qemu opens its log with fopen64(path, "w"): per-thread logs, or the one
+ * log of a single-thread recording (ONE_LOG_PATH). Add close-on-exec, move
+ * it up, and guard it. The one log's handed-in descriptor is closed once
+ * qemu has its own, so the program never sees it.
+ */
 FILE *fopen64(const char *path, const char *mode) {
   static FILE *(*real)(const char *, const char *);
   if (real == NULL) real = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, "fopen64");
   size_t prefix = path != NULL ? log_prefix_of(path) : 0;
-  if (prefix > 0 && prefix < sizeof log_prefix && strlen(mode) < 8 && strchr(mode, 'e') == NULL) {
+  int one_log = path != NULL && strcmp(path, ONE_LOG_PATH) == 0;
+  if ((one_log || (prefix > 0 && prefix < sizeof log_prefix)) && strlen(mode) < 8 && strchr(mode, 'e') == NULL) {
     char with[16];
     snprintf(with, sizeof with, "%se", mode);
     FILE *f = real(path, with);
     if (f != NULL) {
+      f = relocated(f, with);
       thread_log_fd = fileno(f);
       guard(thread_log_fd);
-      memcpy(log_prefix, path, prefix);
-      log_prefix[prefix] = 0;
+      if (one_log) {
+        real_close(ONE_LOG_FD);
+      } else {
+        memcpy(log_prefix, path, prefix);
+        log_prefix[prefix] = 0;
+      }
     }
     return f;
   }
   return real(path, mode);
+}
+
+/*
+ * qemu's dup2 and dup3 for the program: a log cannot be replaced. The
+ * kernel's answer for a descriptor the program may not use is EBADF.
+ */
+int dup2(int oldfd, int newfd) {
+  static int (*real)(int, int);
+  if (real == NULL) real = (int (*)(int, int))dlsym(RTLD_NEXT, "dup2");
+  if (is_guarded(newfd) && oldfd != newfd) {
+    errno = EBADF;
+    return -1;
+  }
+  return real(oldfd, newfd);
+}
+
+int dup3(int oldfd, int newfd, int flags) {
+  if (is_guarded(newfd)) {
+    errno = EBADF;
+    return -1;
+  }
+  return real_dup3(oldfd, newfd, flags);
 }
 
 /* qemu's close for the program: a log stays open (see the top of this file). */

@@ -15,8 +15,8 @@ import { evaluateWildCase, prepareWildCase, wildCases, type WildCase, type WildR
 import { REPO_ROOT } from './helpers/oracle.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
-/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free. */
-const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0'];
+/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free, an overflow in a private shared library, fread's copy inside libc, a use after free with reuse. */
+const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2', 'file_fread_len-O0', 'uaf_reuse-O0'];
 
 const cases = new Map<string, WildCase>(wildCases().filter((c) => SAMPLE.includes(c.name)).map((c) => [c.name, c]));
 const results = new Map<string, WildResult>();
@@ -77,6 +77,33 @@ describe('crash root cause on ordinary builds', () => {
   it('read(2) past a stack buffer is a store over the live return address', () => {
     const r = results.get('stack_read_stdin-O0')!.report!;
     expect(r.rootCauses[0].what).toMatch(/the read system call writes .*return address/);
+  });
+
+  it("an overflow in a private shared library (found through the program's $ORIGIN run path) crashes the main program: the store in the library, with the program's call into it", () => {
+    const r = results.get('lib_overflow-O2')!.report!;
+    expect(r.crash.location.inMain).toBe(true);
+    const root = r.rootCauses[0];
+    expect(root.location.module).toBe('libfill.so');
+    expect(root.location.line).toMatch(/lib\/libfill\.c:3$/);
+    expect(root.callSite?.location.line).toMatch(/lib_overflow\.c:21$/);
+    expect(root.what).toMatch(/overwrites the code pointer/);
+  });
+
+  it("fread's copy inside libc, through libc's own IRELATIVE PLT slot, is summarised as memcpy and charged to the program's fread", () => {
+    const r = results.get('file_fread_len-O0')!.report!;
+    const root = r.rootCauses[0];
+    expect(root.location.inMain).toBe(false);
+    expect(root.what).toMatch(/^mem(cpy|move) writes 48 bytes .*overwrites the code pointer/);
+    expect(root.callSite?.location.line).toMatch(/file_fread_len\.c:23$/);
+  });
+
+  it('a use after free whose memory a later allocation reused: the free, through a pointer made before it', () => {
+    const r = results.get('uaf_reuse-O0')!.report!;
+    const root = r.rootCauses[0];
+    expect(root.kind).toBe('use-after-free');
+    expect(root.location.line).toMatch(/uaf_reuse\.c:19$/);
+    expect(root.what).toMatch(/after the memory was allocated again/);
+    expect(r.heapObjects.filter((o) => o.start === r.heapObjects[0].start)).toHaveLength(2);
   });
 
   it('a double free is a SIGABRT named at the call that aborted', () => {

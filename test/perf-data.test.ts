@@ -212,12 +212,14 @@ describe('per-thread recordings', () => {
 });
 
 describe('ID_INDEX', () => {
-  it('maps every id of both events to its queue: per-cpu (cpu, tid -1) and per-thread (cpu -1, tid)', () => {
+  it('maps every id of every event to its queue: per-cpu (cpu, tid -1) and per-thread (cpu -1, tid)', () => {
     const path = join(dir, 'idindex-percpu.data');
     const layout = writePerfData(path, perCpuSpec());
     const m = readPerfData(path);
     try {
-      const ids = [...layout.attrIds.pt, ...layout.attrIds.sideband];
+      // Per-cpu with context switches: the cpu-wide switch event after the PT event, as perf orders them.
+      expect(layout.attrIds.switch).toHaveLength(2);
+      const ids = [...layout.attrIds.pt, ...layout.attrIds.switch, ...layout.attrIds.sideband];
       expect(m.idIndex).toEqual(ids.map((id, i) => ({ id, idx: i % 2, cpu: i % 2, tid: -1 })));
     } finally {
       m.close();

@@ -108,11 +108,17 @@ function gcc(args: string[]): void {
 export async function prepareWildCase(c: WildCase): Promise<boolean> {
   mkdirSync(WILD_OUT, { recursive: true });
   const flags = BUILDS[c.build];
+  // The library is built and linked as an ordinary private .so: its own soname, found by the
+  // program through `-Wl,-rpath,'$ORIGIN'` beside it (no LD_LIBRARY_PATH, no --allow-read).
   const libName = c.lib === null ? null : `lib${basename(c.lib, '.c').replace(/^lib/, '')}.so`;
-  const libBinary = libName === null ? null : join(WILD_OUT, `${c.build}-${libName}`);
-  if (c.lib !== null && libBinary !== null && newer(c.lib, libBinary)) gcc([...flags, '-shared', '-fPIC', '-o', libBinary, c.lib]);
+  const libDir = join(WILD_OUT, `lib-${c.build}`);
+  const libBinary = libName === null ? null : join(libDir, libName);
+  if (c.lib !== null && libBinary !== null && libName !== null && newer(c.lib, libBinary)) {
+    mkdirSync(libDir, { recursive: true });
+    gcc([...flags, '-shared', '-fPIC', `-Wl,-soname,${libName}`, '-o', libBinary, c.lib]);
+  }
   if (newer(c.source, c.binary) || (libBinary !== null && newer(libBinary, c.binary))) {
-    const link = libBinary === null ? [] : [libBinary, "-Wl,-rpath,$ORIGIN"];
+    const link = libName === null ? [] : [`-L${libDir}`, `-l${libName.slice(3, -3)}`, '-Wl,-rpath,$ORIGIN'];
     gcc([...flags, '-o', c.binary, c.source, ...link]);
     rmSync(c.bundle, { recursive: true, force: true });
   }
@@ -122,11 +128,7 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
     const stage = mkdtempSync('/tmp/ptscope-wild-');
     const program = join(stage, basename(c.source, '.c'));
     copyFileSync(c.binary, program);
-    const allowRead: string[] = [];
-    if (libBinary !== null && libName !== null) {
-      copyFileSync(libBinary, join(stage, libName));
-      allowRead.push(join(stage, libName));
-    }
+    if (libBinary !== null && libName !== null) copyFileSync(libBinary, join(stage, libName));
     const argv = [program, ...c.args];
     if (c.file !== null) {
       const input = join(stage, 'input.bin');
@@ -155,9 +157,6 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
         hardware: false,
         stdio: 'ignore',
         stdin,
-        allowRead,
-        // qemu-user runs the program, so ld.so's $ORIGIN is not the program's directory: name it.
-        guestEnv: libBinary === null ? undefined : { LD_LIBRARY_PATH: stage },
         exposeArguments: true,
         notice: () => {},
       });

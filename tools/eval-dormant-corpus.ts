@@ -5,13 +5,21 @@
  * (guard-fn.h's GUARD_NOINLINE). test/dormant*.test.ts uses a few of these
  * builds; tools/eval-dormant.ts runs the whole matrix.
  *
+ * A sample with a library (shlib, shlibenv) links its check from the
+ * program's own shared library, built from corpus/dormant/<library>.c at
+ * the same optimisation (-fPIC -shared) into lib-named files beside the
+ * program and found the ordinary way, through DT_RUNPATH $ORIGIN. The
+ * sandbox does not show the program's directory, so the first recording
+ * names the library with --allow-read (`allowRead`); re-runs show the
+ * bundle's copy at the recorded path.
+ *
  * Samples marked held-out were written to the issue's list and are kept
  * out of everything the analysis was tuned against (the tests never use
  * them); their results are reported apart.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dormant.js';
 import { record } from '../src/sources/recorder/record.js';
@@ -28,6 +36,8 @@ export interface DormantSample {
   heldOut: boolean;
   /** Extra arguments for the recorded run. */
   args: string[];
+  /** The program's own shared library it links (corpus/dormant/<library>.c), if any. */
+  library?: string;
 }
 
 /** The multi-step samples (the single-step demo samples are in test/dormant.test.ts). */
@@ -37,6 +47,8 @@ export const SAMPLES: readonly DormantSample[] = [
   { name: 'argvloop', heldOut: false, args: ['-v', 'input', '--fast'] },
   { name: 'datefilehost', heldOut: true, args: [] },
   { name: 'sleepbomb', heldOut: true, args: [] },
+  { name: 'shlib', heldOut: false, args: [], library: 'libcheck' },
+  { name: 'shlibenv', heldOut: true, args: [], library: 'libcheck' },
 ];
 
 export interface Build {
@@ -63,15 +75,32 @@ export function buildByName(name: string): Build {
   return b;
 }
 
-/** Compile a sample (cached by the sources' modification time). */
+function gcc(what: string, args: string[]): void {
+  const r = spawnSync('gcc', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`gcc ${what}: ${r.stderr}`);
+}
+
+/** The shared library a sample links, built for `build` (the file name the program's DT_NEEDED names). */
+export function libraryPath(sample: DormantSample, build: Build, outDir = OUT): string | null {
+  return sample.library === undefined ? null : join(outDir, `${sample.library}.${build.name}.so`);
+}
+
+/** Compile a sample, and its library if it has one (cached by the sources' modification time). */
 export function compile(sample: DormantSample, build: Build, outDir = OUT): string {
   mkdirSync(outDir, { recursive: true });
   const src = join(CORPUS, `${sample.name}.c`);
   const exe = join(outDir, `${sample.name}.${build.name}`);
-  const newest = Math.max(...[src, join(CORPUS, 'payload.h'), join(CORPUS, 'guard-fn.h')].map((f) => statSync(f).mtimeMs));
+  const lib = libraryPath(sample, build, outDir);
+  const libSources = sample.library === undefined ? [] : [join(CORPUS, `${sample.library}.c`), join(CORPUS, `${sample.library}.h`)];
+  const newest = Math.max(...[src, join(CORPUS, 'payload.h'), join(CORPUS, 'guard-fn.h'), ...libSources].map((f) => statSync(f).mtimeMs));
+  if (lib !== null && (!existsSync(lib) || statSync(lib).mtimeMs < newest)) {
+    // The library: the build's optimisation and inlining, always position-independent.
+    const flags = build.flags.filter((f) => f !== '-no-pie' && f !== '-pie' && f !== '-fPIE');
+    gcc(`${sample.library} ${build.name}`, [...flags, '-fPIC', '-shared', '-o', lib, libSources[0]]);
+  }
   if (!existsSync(exe) || statSync(exe).mtimeMs < newest) {
-    const r = spawnSync('gcc', [...build.flags, '-o', exe, src], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`gcc ${sample.name} ${build.name}: ${r.stderr}`);
+    const link = lib === null ? [] : [`-L${outDir}`, `-l:${basename(lib)}`, "-Wl,-rpath,$ORIGIN"];
+    gcc(`${sample.name} ${build.name}`, [...build.flags, '-o', exe, src, ...link]);
   }
   return exe;
 }
@@ -80,7 +109,9 @@ export function compile(sample: DormantSample, build: Build, outDir = OUT): stri
 export async function recordBuild(sample: DormantSample, build: Build, outDir = OUT): Promise<{ bundle: string; stdout: string }> {
   const exe = compile(sample, build, outDir);
   const bundle = `${exe}.ptscope`;
+  const lib = libraryPath(sample, build, outDir);
   const res = await record({
+    ...(lib !== null ? { allowRead: [lib] } : {}),
     argv: [exe, ...sample.args], output: bundle, force: true, sandbox: true, timeoutSec: 60, maxInsns: 1e9,
     psbPeriod: 4096, retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0,
     hardware: false, stdio: 'pipe', notice: () => {},

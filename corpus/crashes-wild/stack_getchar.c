@@ -1,6 +1,9 @@
-/* crash-stdin: "MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM\n" crash-set: held-out */
+/* crash-stdin: "MMMMMMMMMMMMMMMMMMMMMMMMMMMM\u001d\u0000\u0000\u0000MMMMMMMMMMMMMMMMMMMMMMMMMMMMMMMM\n" crash-set: held-out */
 /* A line read character by character into a 16-byte stack buffer with no
- * bound: the return address is overwritten by hand. */
+ * bound: the return address is overwritten by hand. The line is shaped as
+ * an attack on the -O0 frame, where the index `i` lies above the buffer:
+ * the bytes written over `i` keep its value (29, then 0s), so the copy goes
+ * on up to the return address instead of jumping past it. */
 #include <stdio.h>
 
 __attribute__((noinline)) static int read_word(void) {

@@ -15,8 +15,9 @@ import type { Detector, DetectorContext } from './detector-base.js';
 import { DETECTORS, detectorInfo } from './detector.js';
 import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
-import { insnDecoderFor, traceInputs, type TraceInput } from './trace-input.js';
-import type { Recording } from '../sources/model/recording.js';
+import { insnDecoderFor, modulesOf, traceInputs, walkerFor, type TraceInput } from './trace-input.js';
+import type { Recording, StreamTask } from '../sources/model/recording.js';
+import { TaskDetectors } from './task-detectors.js';
 
 export type { TraceInput } from './trace-input.js';
 
@@ -50,18 +51,24 @@ export function defaultDetectors(): string[] {
   return DETECTORS.filter((d) => d.byDefault).map((d) => d.name);
 }
 
-/** Create the detectors for an input (exported for tests that drive them directly). */
-export function createDetectors(input: TraceInput, options: AnalyzeOptions, offset: () => number): Detector[] {
+/**
+ * Create the detectors for an input (exported for tests that drive them
+ * directly), or for one task of a per-CPU stream: that thread, with its
+ * process's image and modules.
+ */
+export function createDetectors(input: TraceInput, options: AnalyzeOptions, offset: () => number, task?: StreamTask): Detector[] {
   const names = options.detectors && options.detectors.length > 0 ? options.detectors : defaultDetectors();
-  const facts = new CodeFacts(input.image);
-  const evidence = new EvidenceBuilder(facts, input.modules);
-  const thread: ThreadRef = { pid: input.stream.pid, tid: input.stream.tid };
+  const image = task?.image ?? input.image;
+  const modules = task !== undefined ? modulesOf(task.mappings) : input.modules;
+  const facts = new CodeFacts(image);
+  const evidence = new EvidenceBuilder(facts, modules);
+  const thread: ThreadRef = task !== undefined ? { pid: task.pid, tid: task.tid } : { pid: input.stream.pid, tid: input.stream.tid };
   return names.map((name) => {
     const info = detectorInfo(name);
     if (!info) throw new Error(`unknown detector '${name}' (known: ${DETECTORS.map((d) => d.name).join(', ')})`);
     const ctx: DetectorContext = {
-      image: input.image,
-      modules: input.modules,
+      image,
+      modules,
       facts,
       evidence,
       thread,
@@ -92,8 +99,18 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
   const standalone = detectors.filter((d) => (d as { standalone?: boolean }).standalone === true);
   const streaming = detectors.filter((d) => !standalone.includes(d));
   for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
-  const walker = new ControlFlowWalker(decoder, streaming);
   const walked = streaming.length > 0 || standalone.length === 0;
+  const tasks = input.stream.tasks;
+  if (tasks !== undefined && streaming.length > 0) {
+    // A per-CPU stream: each thread that ran on the CPU gets its own detectors.
+    const perTask = new TaskDetectors(streaming, (task) => {
+      const set = createDetectors(input, options, () => decoder.offset, task as StreamTask);
+      return set.filter((d) => (d as { standalone?: boolean }).standalone !== true);
+    });
+    const flow = walkerFor(input, [perTask], decoder).run();
+    return analyzeResult(input, [...standalone, ...perTask.all], flow, started, walked);
+  }
+  const walker = new ControlFlowWalker(decoder, streaming);
   const flow = walked ? walker.run() : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   return analyzeResult(input, detectors, flow, started, walked);
 }
@@ -107,7 +124,7 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
 export function analyzeResult(input: TraceInput, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true): AnalyzeResult {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
-  const unchecked = detectors.flatMap((d) => d.unchecked());
+  const unchecked = mergeUnchecked(detectors.flatMap((d) => d.unchecked()));
   if (flow.errors > 0) {
     unchecked.push({ detector: 'analyze', reason: `decode errors: ${flow.errors} stretches of the trace could not be decoded`, count: flow.errors, firstOffset: 0 });
   }
@@ -115,7 +132,7 @@ export function analyzeResult(input: TraceInput, detectors: readonly Detector[],
     input: input.name,
     pid: input.stream.pid,
     tid: input.stream.tid,
-    detectors: detectors.map((d) => ({ name: d.name, parameters: d.parameters, stats: d.stats?.() ?? {} })),
+    detectors: mergeDetectorStats(detectors),
     findings,
     unchecked,
     notes: input.notes,
@@ -124,6 +141,39 @@ export function analyzeResult(input: TraceInput, detectors: readonly Detector[],
     seconds,
     instructionsPerSecond: seconds > 0 ? flow.instructions / seconds : 0,
   };
+}
+
+/**
+ * One entry per detector name: a per-CPU stream has a set of detectors per
+ * thread, whose counts add up (and whose maxima, `max*`, are the largest).
+ */
+function mergeDetectorStats(detectors: readonly Detector[]): AnalyzeResult['detectors'] {
+  const byName = new Map<string, AnalyzeResult['detectors'][number]>();
+  for (const d of detectors) {
+    const stats = d.stats?.() ?? {};
+    const seen = byName.get(d.name);
+    if (seen === undefined) {
+      byName.set(d.name, { name: d.name, parameters: d.parameters, stats: { ...stats } });
+      continue;
+    }
+    for (const [k, v] of Object.entries(stats)) seen.stats[k] = k.startsWith('max') ? Math.max(seen.stats[k] ?? 0, v) : (seen.stats[k] ?? 0) + v;
+  }
+  return [...byName.values()];
+}
+
+/** Notes with the same detector and reason are one note (per-CPU streams have several detector sets). */
+function mergeUnchecked(notes: UncheckedNote[]): UncheckedNote[] {
+  const byKey = new Map<string, UncheckedNote>();
+  for (const n of notes) {
+    const key = `${n.detector}\0${n.reason}`;
+    const seen = byKey.get(key);
+    if (seen === undefined) byKey.set(key, { ...n });
+    else {
+      seen.count += n.count;
+      seen.firstOffset = Math.min(seen.firstOffset, n.firstOffset);
+    }
+  }
+  return [...byKey.values()];
 }
 
 /**

@@ -7,6 +7,7 @@
 import type { DecoderConfig } from '../packets/config.js';
 import type { Image } from '../flow/image.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
+import { ControlFlowWalker, type FlowConsumer } from '../flow/control-flow.js';
 import { openInsnDecoder, readStream } from '../sources/model/decoders.js';
 import { openRecording, type OpenOptions } from '../sources/import/open-recording.js';
 import { streamTitle, type ImageMapping, type Recording, type TraceStream } from '../sources/model/recording.js';
@@ -69,6 +70,17 @@ export function traceInputs(recording: Recording): TraceInput[] {
 /** An instruction decoder over the input's stream. */
 export function insnDecoderFor(input: TraceInput): InsnDecoder {
   return openInsnDecoder(input.stream, undefined, input.config);
+}
+
+/**
+ * A walker over the input's stream for `consumers`. A per-CPU stream
+ * follows its tasks: each run decodes with its process's image, and
+ * consumers that keep per-thread state hear of each change (onTask).
+ */
+export function walkerFor(input: TraceInput, consumers: readonly FlowConsumer[], decoder: InsnDecoder = insnDecoderFor(input)): ControlFlowWalker {
+  const walker = new ControlFlowWalker(decoder, consumers);
+  walker.tasks = input.stream.tasks?.() ?? null;
+  return walker;
 }
 
 /**

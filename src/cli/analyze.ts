@@ -128,18 +128,22 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number | Pro
     let status = 0;
     let findings = 0;
     for (const input of inputs) {
-      const decoder = poolDecoder(input, { path: operands[0]!, options: { raw: o.raw ?? [], elf: o.elf ?? [], cpu: o.cpu, sysroot: o.sysroot } }, workers);
-      let r: AnalyzeResult;
-      try {
-        r = await asAnalyzeError(() => analyzeParallel(input, { detectors, params, policyFile: o.policy ?? null, monitor: o.monitor ?? [] }, decoder, {}, createProgress('analyze', input.stream.size, false)));
-      } finally {
-        await decoder.close();
-      }
+      // A per-CPU stream changes task (and image) at its context switches: it is decoded serially.
+      const r = input.stream.tasks !== undefined ? analyzeOne(input) : await analyzeOnPool(input, workers);
       findings += r.findings.length;
       status = Math.max(status, decodeStatus(input.name, r));
       for (const line of o.json ? formatFindingsJsonl(r) : formatFindingsText(r)) out.line(line);
     }
     return o.failOnFindings && findings > 0 ? 1 : status;
+  }
+
+  async function analyzeOnPool(input: TraceInput, workers: number): Promise<AnalyzeResult> {
+    const decoder = poolDecoder(input, { path: operands[0]!, options: { raw: o.raw ?? [], elf: o.elf ?? [], cpu: o.cpu, sysroot: o.sysroot } }, workers);
+    try {
+      return await asAnalyzeError(() => analyzeParallel(input, { detectors, params, policyFile: o.policy ?? null, monitor: o.monitor ?? [] }, decoder, {}, createProgress('analyze', input.stream.size, false)));
+    } finally {
+      await decoder.close();
+    }
   }
 
   function analyzeOne(input: TraceInput): AnalyzeResult {

@@ -4,7 +4,6 @@ import { DUMP_HELP, parseDumpArgs, runDump, type DumpErrorSink, type DumpTracker
 import { configFromOptions, DumpTimeTracker } from './dump-tracking.js';
 import { CliError, type LineWriter } from './output.js';
 import { parseJobs } from './jobs-option.js';
-import { runDumpInPieces } from './parallel/dump-pieces.js';
 
 const toStderr: DumpErrorSink = (message) => {
   process.stderr.write(`ptscope: ${message}\n`);
@@ -18,7 +17,11 @@ export function runDumpCommand(args: string[], out: LineWriter, errors?: DumpErr
     return 0;
   }
   const { config, preamble } = configFromOptions({ cpu: opts.cpu, ...opts.track });
-  if (opts.jobs !== undefined && parseJobs(opts.jobs) > 1) return runDumpInPieces(args, opts, preamble, out, errors ?? toStderr);
+  // The worker pool's modules (piscina and the analyses' pool) take longer
+  // to load than a serial dump of a small trace: loaded only for --jobs.
+  if (opts.jobs !== undefined && parseJobs(opts.jobs) > 1) {
+    return import('./parallel/dump-pieces.js').then((m) => m.runDumpInPieces(args, opts, preamble, out, errors ?? toStderr));
+  }
   let tracker: DumpTracker | undefined;
   const sideband = opts.sideband.active;
   if (opts.track.time || opts.track.tcal || sideband) {

@@ -28,8 +28,9 @@ import { decodeFlow, exitStatus, type FlowCounts, type FlowPrintOptions } from '
 import type { PtEvent } from '../events/event.js';
 import { CliError } from './output.js';
 import { FLOW_HELP, parseFlowArgs, openFlowContainer, streamConfig, streamHeading, type Created, type ErrorSink } from './flow-args.js';
-import { runFlowInPieces } from './parallel/flow-pieces.js';
 import { parseJobs } from './jobs-option.js';
+import type { TaskSwitcher } from '../flow/task-switch.js';
+import { taskTitle, type StreamTask } from '../sources/model/recording.js';
 
 export { FLOW_HELP };
 
@@ -41,7 +42,8 @@ export function runFlowCommand(args: string[], out: LineWriter, errors: ErrorSin
   const a = parseFlowArgs(args, out, errors);
   if (a === null) return 0;
   const { config, opts, kind, insnFlags, blockFlags, image, files, sideband, container, sysroot, trace, created, stats } = a;
-  if (a.jobs !== undefined && parseJobs(a.jobs) > 1) return runFlowInPieces(args, a, out, errors);
+  // The worker pool's modules load only for --jobs (they cost a serial run start-up time).
+  if (a.jobs !== undefined && parseJobs(a.jobs) > 1) return import('./parallel/flow-pieces.js').then((m) => m.runFlowInPieces(args, a, out, errors));
   let counts: FlowCounts;
   if (container !== null) {
     if (created) throw new CliError(`${container}: give either a bundle/perf.data or --pt, not both.`);
@@ -107,7 +109,7 @@ function decodeContainer(
       const cfg = streamConfig(stream.config, config);
       const source = stream.open();
       try {
-        const counts = decodeTrace({ kind, flags: { ...flags }, config: cfg }, source, stream.image, opts, out, null);
+        const counts = decodeTrace({ kind, flags: { ...flags }, config: cfg }, source, stream.image, opts, out, stream.tasks !== undefined ? followTasks(stream.tasks(), out) : null);
         total.insn += counts.insn;
         total.blocks += counts.blocks;
         total.errors += counts.errors;
@@ -119,6 +121,25 @@ function decodeContainer(
     recording.close();
   }
   return total;
+}
+
+/**
+ * A per-CPU stream: decode each task's run with its process's image, and
+ * head it with its thread, `[pid/tid] comm`, where the task changes.
+ */
+function followTasks(tracker: TaskSwitcher<StreamTask>, out: LineWriter): SidebandHook {
+  return (use) => {
+    const enter = (task: StreamTask): void => {
+      use(task.image);
+      out.line(taskTitle(task));
+    };
+    const first = tracker.start();
+    if (first !== null) enter(first);
+    return (ev) => {
+      const task = tracker.onEvent(ev);
+      if (task !== null) enter(task);
+    };
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { CliError, LineWriter } from './output.js';
+import { InputError } from '../sources/import/safe-files.js';
 import { COMMANDS, commandHelp, suggestCommand } from './commands.js';
 
 const VERSION = '0.1.0';
@@ -57,6 +58,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CliError) {
       process.stderr.write(`ptscope: ${e.message}\n`);
       return e.exitCode;
+    }
+    // An importer's one-line verdict on the input (a missing file, a bundle that is not one).
+    if (e instanceof InputError) {
+      process.stderr.write(`ptscope: ${e.message.split('\n')[0]}\n`);
+      return 2;
     }
     const err = e as NodeJS.ErrnoException;
     if (err && typeof err.code === 'string' && err.syscall) {

@@ -471,7 +471,9 @@ export class BlockDecoder {
     // one-bit TNT events.
     ev.tntSize = size;
     this.steps = 0;
-    return size >= 32 ? Math.floor(ev.tntBits / 2 ** size) & 1 : ((ev.tntBits % 4294967296) >>> size) & 1;
+    // `>>>` takes its operand modulo 2^32 (ToUint32), so the low word needs
+    // no `%` (a floating-point remainder, the costliest step here).
+    return size >= 32 ? Math.floor(ev.tntBits / 2 ** size) & 1 : (ev.tntBits >>> size) & 1;
   }
 
   /**

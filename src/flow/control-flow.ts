@@ -21,6 +21,7 @@ import { Status } from '../events/status.js';
 import { Block } from './block-decoder.js';
 import type { InsnDecoder } from './insn-decoder.js';
 import { InsnClass, InstructionInfo } from './instruction.js';
+import type { TaskContext, TaskSwitcher } from './task-switch.js';
 
 /** What kind of control transfer a {@link FlowConsumer.onTransfer} reports. */
 export enum TransferKind {
@@ -90,6 +91,12 @@ export interface FlowConsumer {
   onError?(code: number, offset: number, ip: number): void;
   /** The end of the trace. */
   onEnd?(): void;
+  /**
+   * A per-CPU stream moved to another task (task-switch.ts): what follows,
+   * up to the next call, is that thread's. Before the first call the task
+   * is the stream's own (or unknown).
+   */
+  onTask?(task: TaskContext): void;
 }
 
 /**
@@ -150,6 +157,9 @@ export class ControlFlowWalker {
   private readonly eventSinks: FlowConsumer[];
   private readonly gapSinks: FlowConsumer[];
   private readonly errorSinks: FlowConsumer[];
+  private readonly taskSinks: FlowConsumer[];
+  /** Who runs on a per-CPU stream (set before {@link run}); null for one thread's stream. */
+  tasks: TaskSwitcher | null = null;
 
   /** The branch waiting for its target (the next instruction's IP). */
   private pendingKind = -1;
@@ -172,6 +182,7 @@ export class ControlFlowWalker {
     this.eventSinks = consumers.filter((c) => c.onEvent);
     this.gapSinks = consumers.filter((c) => c.onGap);
     this.errorSinks = consumers.filter((c) => c.onError);
+    this.taskSinks = consumers.filter((c) => c.onTask);
   }
 
   /**
@@ -181,6 +192,8 @@ export class ControlFlowWalker {
    * {@link FlowConsumer.onInstruction}).
    */
   run(mode: 'auto' | 'insn' | 'block' = 'auto'): FlowStats {
+    const first = this.tasks?.start() ?? null;
+    if (first !== null) this.switchTask(first);
     const stats = this.runPiece(mode, null);
     if (this.pendingKind >= 0) this.flush(NaN, stats);
     for (const c of this.consumers) c.onEnd?.();
@@ -356,6 +369,11 @@ export class ControlFlowWalker {
   }
 
   private event(ev: PtEvent, stats: FlowStats): void {
+    if (this.tasks !== null) {
+      // Before the event: the tracing enable that starts a task's run is its own.
+      const task = this.tasks.onEvent(ev);
+      if (task !== null) this.switchTask(task);
+    }
     switch (ev.type) {
       case EventType.AsyncBranch:
         if (this.pendingKind >= 0) this.flush(ev.at, stats);
@@ -380,6 +398,11 @@ export class ControlFlowWalker {
         break;
     }
     for (const c of this.eventSinks) c.onEvent!(ev);
+  }
+
+  private switchTask(task: TaskContext): void {
+    if (this.decoder.image !== task.image) this.decoder.image = task.image;
+    for (const c of this.taskSinks) c.onTask!(task);
   }
 
   private gap(kind: GapKind, stats: FlowStats): void {

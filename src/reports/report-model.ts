@@ -21,10 +21,10 @@
  * detectors) and once here for coverage, calls and the trace strip.
  */
 import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
-import { insnDecoderFor, traceInputs, type TraceInput } from '../analyses/trace-input.js';
+import { insnDecoderFor, traceInputs, walkerFor, type TraceInput } from '../analyses/trace-input.js';
 import type { Finding, UncheckedNote } from '../analyses/finding.js';
 import { hexAddress } from '../analyses/finding.js';
-import { ControlFlowWalker, type FlowConsumer, type FlowStats } from '../flow/control-flow.js';
+import type { FlowConsumer, FlowStats } from '../flow/control-flow.js';
 import type { ExitInfo } from '../sources/model/recording.js';
 import { importBundle } from '../sources/import/bundle-import.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
@@ -248,7 +248,7 @@ export function walkTrace(input: TraceInput, consumers: FlowConsumer[], progress
       },
     });
   }
-  const stats = new ControlFlowWalker(decoder, all).run();
+  const stats = walkerFor(input, all, decoder).run();
   progress?.done();
   return stats;
 }

@@ -6,10 +6,12 @@
  * charged to the call site in the main executable when naming a root cause.
  */
 import { readFileSync } from 'node:fs';
+import { debugSections } from '../../flow/dwarf/debug-sections.js';
 import { LineTable } from '../../flow/dwarf/line-table.js';
 import { ElfFile, PT_LOAD } from '../../flow/elf.js';
-import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT, STT_FUNC, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
+import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_IRELATIVE, R_X86_64_JUMP_SLOT, STT_FUNC, STT_GNU_IFUNC, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
 import type { ImageMapping } from '../../sources/model/recording.js';
+import { InlineCallSites } from './inline-call-sites.js';
 
 export interface ModuleRange {
   path: string;
@@ -36,7 +38,9 @@ export class CodeLocations {
   private readonly lineCache = new Map<number, string | null>();
   /** Line tables by file, built on the first lookup in that file. */
   private readonly lineTables = new Map<string, LineTable | null>();
-  /** Per file: link-time GOT slot -> the symbol its JUMP_SLOT / GLOB_DAT relocation imports. */
+  /** Inline records by file, read on the first line lookup in that file. */
+  private readonly inlineSites = new Map<string, InlineCallSites | null>();
+  /** Per file: link-time GOT slot -> the symbol its JUMP_SLOT / GLOB_DAT relocation imports, or its IRELATIVE relocation resolves. */
   private readonly imports = new Map<string, Map<number, string>>();
 
   constructor(mappings: readonly ImageMapping[], programPath: string | null) {
@@ -91,8 +95,11 @@ export class CodeLocations {
   /**
    * The symbol whose address the dynamic linker writes into the GOT slot at
    * run-time `slot` (the PLT's `jmp [slot]`): the name the program called,
-   * whatever implementation an IFUNC resolver picked for it. Null if the
-   * slot is not an import of a loaded image.
+   * whatever implementation an IFUNC resolver picked for it. A library's
+   * calls of its own IFUNCs (glibc's fread calling memcpy) go through slots
+   * with an IRELATIVE relocation and no symbol: the relocation's addend is
+   * the resolver, and the IFUNC symbol whose value is that resolver names
+   * the routine. Null if the slot is not an import of a loaded image.
    */
   importName(slot: number): string | null {
     for (const m of this.modules) {
@@ -128,7 +135,17 @@ export class CodeLocations {
       this.lineTables.set(m.file, table);
     }
     const hit = table?.lookup(ip - m.bias) ?? null;
-    const out = hit === null || hit.line === 0 ? null : `${hit.file}:${hit.line}`;
+    let out = hit === null || hit.line === 0 ? null : `${hit.file}:${hit.line}`;
+    // Code inlined from another file (a header's atoi in main): the line of the function it was inlined into.
+    if (hit !== null) {
+      let sites = this.inlineSites.get(m.file);
+      if (sites === undefined) {
+        sites = m.elf === null ? null : inlineSitesOf(m.file, m.elf);
+        this.inlineSites.set(m.file, sites);
+      }
+      const site = sites?.outermostCallSite(ip - m.bias) ?? null;
+      if (site !== null && site.file !== hit.file) out = `${site.file}:${site.line}`;
+    }
     this.lineCache.set(ip, out);
     return out;
   }
@@ -143,18 +160,58 @@ function lineTableOf(path: string, elf: ElfFile): LineTable | null {
   }
 }
 
+/** The inline records of an ELF file, or null without them. */
+function inlineSitesOf(path: string, elf: ElfFile): InlineCallSites | null {
+  try {
+    const bytes = readFileSync(path);
+    const raw = (name: string): Uint8Array | null => {
+      const sec = elf.sections.find((x) => x.name === name);
+      // Compressed sections (SHF_COMPRESSED) are not read here: their code keeps its own lines.
+      if (sec === undefined || (sec.flags & 0x800) !== 0 || sec.offset + sec.size > bytes.length) return null;
+      return bytes.subarray(sec.offset, sec.offset + sec.size);
+    };
+    return InlineCallSites.fromSections(debugSections(bytes, elf), raw('.debug_rnglists'), raw('.debug_ranges'), elf.littleEndian);
+  } catch {
+    return null;
+  }
+}
+
 function importTable(path: string, elf: ElfFile): Map<number, string> {
   const out = new Map<number, string>();
   try {
     const eb = new ElfBytes(readFileSync(path), elf);
     const syms = readDynamicSymbols(eb);
+    let resolvers: Map<number, string> | null = null;
     for (const r of readRelocations(eb)) {
+      if (r.type === R_X86_64_IRELATIVE) {
+        resolvers ??= ifuncResolvers(elf);
+        const name = resolvers.get(r.addend);
+        if (name !== undefined) out.set(r.offset, name);
+        continue;
+      }
       if (r.type !== R_X86_64_JUMP_SLOT && r.type !== R_X86_64_GLOB_DAT) continue;
       const name = syms[r.symIndex]?.name;
       if (name) out.set(r.offset, name);
     }
   } catch {
     // An image without readable relocations imports nothing we can name.
+  }
+  return out;
+}
+
+/**
+ * Link-time resolver address -> the IFUNC (STT_GNU_IFUNC) symbol it resolves,
+ * from .symtab and .dynsym. When several names share a resolver (`mempcpy`,
+ * `__mempcpy`), the public one (no leading underscore, then the shortest).
+ */
+function ifuncResolvers(elf: ElfFile): Map<number, string> {
+  const out = new Map<number, string>();
+  const rank = (name: string): number => (name.startsWith('_') ? 1000 : 0) + name.length;
+  for (const s of elf.symbols) {
+    if (s.type !== STT_GNU_IFUNC || s.name === '') continue;
+    const name = s.name.replace(/@.*$/, '');
+    const had = out.get(s.value);
+    if (had === undefined || rank(name) < rank(had)) out.set(s.value, name);
   }
   return out;
 }

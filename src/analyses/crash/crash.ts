@@ -27,6 +27,7 @@ import { CodeLocations, type CodeLocation } from './code-locations.js';
 import { captureCore } from './core-capture.js';
 import { decodeFacts, GPR_COUNT, RAX, RDI, RSP, type InsnFacts } from './instruction-facts.js';
 import { GAP_NAMES, lastInstructions } from './instruction-window.js';
+import { firstHeapOverflow, type HeapWrite } from './heap-overflow-scan.js';
 import { routineOf, summariseCall, type LibraryCall } from './library-routines.js';
 import { ReverseExecution } from './reverse-execution.js';
 import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
@@ -227,10 +228,10 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   for (const [addr, from] of openRbp) controlSlots.push({ addr, from, to: n, what: 'saved frame pointer' });
 
   function trackAllocation(c: number): void {
-    // The library function the call reaches: the first library instruction outside the dynamic
-    // loader (a lazily bound PLT entry runs the loader's resolver first).
-    let name: string | null = null;
-    for (let u = c + 1; u < Math.min(n, c + 5000); u++) {
+    // The function the call reaches: the import its PLT slot names, else the first library
+    // instruction outside the dynamic loader (a lazily bound PLT entry runs the loader's resolver first).
+    let name: string | null = calledName(c);
+    for (let u = c + 1; name === null && u < Math.min(n, c + 5000); u++) {
       const mod = locs.moduleAt(ips[u]);
       if (mod === null || mod.isMain || /\/ld-linux[^/]*$|\/ld-[^/]*\.so/.test(mod.path)) continue;
       // glibc exports its allocator under both names (malloc, __libc_malloc) at one address.
@@ -238,6 +239,8 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       break;
     }
     if (name === null) return;
+    // glibc's other names for its allocator's entries (one address, several symbols).
+    name = name.replace(/^__libc_/, '').replace(/^cfree$/, 'free');
     const f = facts[c]!;
     const back = f.ip + f.size;
     if (name === 'malloc' || name === 'calloc' || name === 'realloc') {
@@ -258,7 +261,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
 
   const libraryCalls = summariseLibraryCalls();
 
-  /** The routine the call at c reaches: the import its PLT slot names, else the symbol of the code it ran. */
+  /** The routine the call at c reaches: the import (or IFUNC) its PLT slot names, else the symbol of the code it ran. */
   function calledName(c: number): string | null {
     const f = facts[c]!;
     // `call [got]` (-fno-plt), or the first jump through memory of a PLT stub (after endbr64).
@@ -269,7 +272,9 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       if (g.mnemonic === Mnemonic.Jmp && g.mem !== null && g.mem.base < 0 && g.mem.index < 0 && !Number.isNaN(rev.addr[u])) {
         const name = locs.importName(rev.addr[u]);
         if (name !== null) return name;
-        break;
+        // The slot names nothing: the code the resolved slot led to, by its own symbol.
+        const target = u + 1 < n ? locs.moduleAt(ips[u + 1]) : null;
+        return target === null || target.isMain ? null : locs.functionAt(ips[u + 1]);
       }
       if (g.mnemonic !== Mnemonic.Endbr64 && g.mnemonic !== Mnemonic.Nop) break;
     }
@@ -411,11 +416,33 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
     const step: ChainStep = { ...place(c), kind: 'abort', what: `the library aborted inside this call${name === null ? '' : ` of ${name}`}: its check failed on what the program passed`, distance: crashT - c };
     const out: RootCause[] = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
+    // A heap object overrun before the call: the allocator's check that failed is likely on its next chunk.
+    const over = firstHeapOverflow(programHeapWrites(), chunks, c);
+    if (over !== null) {
+      const w = over.write;
+      const what = `${w.label} writes ${w.n} bytes to [${hex(w.dst)}, ${hex(w.dst + w.n)}): ${over.past} bytes past the end of the heap object at ${hex(over.chunk.start)} (${over.chunk.end - over.chunk.start} bytes), over the next chunk's header: a heap overflow that the allocator found later`;
+      const overStep: ChainStep = { ...place(w.t), kind: 'out-of-bounds', what, distance: crashT - w.t };
+      const site = callerOf[w.t];
+      out.unshift({ ...overStep, rank: 1, callSite: site >= 0 ? place(site) : null, chain: [overStep, step, crashStep] });
+      out[1].rank = 2;
+    }
     const p = rev.reg(c, RDI);
     const freed = p === null ? undefined : chunks.find((x) => x.start === Number(p) && x.freedAt >= 0 && x.freedAt < c);
     if (freed !== undefined) {
       const earlier: ChainStep = { ...place(freed.freedAt), kind: 'abort', what: `freed the object at ${hex(freed.start)} before the call that aborted was given it again`, distance: crashT - freed.freedAt };
-      out.push({ ...earlier, rank: 2, callSite: null, chain: [earlier, step, crashStep] });
+      out.push({ ...earlier, rank: out.length + 1, callSite: null, chain: [earlier, step, crashStep] });
+    }
+    return out;
+  }
+
+  /** The program's writes: its own stores (through a recovered base register) and its summarised library calls. */
+  function programHeapWrites(): HeapWrite[] {
+    const out: HeapWrite[] = libraryCalls.map((lc) => ({ t: lc.call, pointer: lc.dst, dst: lc.dst, n: lc.n, label: lc.routine }));
+    for (let t = 0; t < n; t++) {
+      const f = facts[t];
+      if (f === null || f.mem === null || !f.mem.write || !locs.isMain(ips[t]) || Number.isNaN(rev.addr[t]) || f.mem.base < 0 || f.mem.base >= GPR_COUNT) continue;
+      const p = rev.reg(t, f.mem.base);
+      if (p !== null) out.push({ t, pointer: Number(p), dst: rev.addr[t], n: f.mem.size, label: `the store ${f.text}` });
     }
     return out;
   }

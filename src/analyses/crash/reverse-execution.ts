@@ -166,7 +166,7 @@ export class ReverseExecution {
    * 'anywhere' for an unknown number or unrecovered arguments.
    */
   syscallWrites(t: number): SyscallWrite {
-    return syscallWrites(this.reg(t, 0), (r) => this.reg(t, r));
+    return syscallWrites(this.reg(t, 0), (r) => this.reg(t, r), this.reg(t + 1, 0));
   }
 
   /**

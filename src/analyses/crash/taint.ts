@@ -24,10 +24,13 @@
 import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
 import type { LibraryCall } from './library-routines.js';
+import type { HeapChunk } from './heap-chunks.js';
 import type { ReverseExecution } from './reverse-execution.js';
+import { danglingRead } from './stale-pointer.js';
 
 /** abort: a library call that aborted the program (or an earlier call that set it up, such as a first free). */
-export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort';
+/** use-after-free: the free of an object that a pointer made before it then read (stale-pointer.ts). */
+export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort' | 'use-after-free';
 
 export interface TaintStep {
   /** Index in the window. */
@@ -53,12 +56,7 @@ export interface FaultSpec {
   slotAddressFrom?: { t: number; regs: number[] };
 }
 
-export interface HeapChunk {
-  start: number;
-  end: number;
-  allocatedAt: number;
-  freedAt: number;
-}
+export type { HeapChunk } from './heap-chunks.js';
 
 export interface TaintContext {
   facts: readonly (InsnFacts | null)[];
@@ -146,11 +144,14 @@ class TaintSet {
   }
 }
 
+/** Root causes that end the walk: memory written or read where the program had no object. */
+const DEFINITE = new Set<StepKind>(['out-of-bounds', 'use-after-free']);
+
 export function backwardTaint(ctx: TaintContext, fault: FaultSpec): TaintResult {
   const first = walk(ctx, fault, false);
-  if (first.rootCauses.length > 0 && first.steps[first.rootCauses[0]].kind === 'out-of-bounds') return { ...first, pass: 1 };
+  if (first.rootCauses.length > 0 && DEFINITE.has(first.steps[first.rootCauses[0]].kind)) return { ...first, pass: 1 };
   const second = walk(ctx, fault, true);
-  if (second.rootCauses.length > 0 && second.steps[second.rootCauses[0]].kind === 'out-of-bounds') {
+  if (second.rootCauses.length > 0 && DEFINITE.has(second.steps[second.rootCauses[0]].kind)) {
     return { ...second, notes: [...first.notes, ...second.notes], pass: 2 };
   }
   return { ...first, pass: first.rootCauses.length > 0 ? 1 : 0 };
@@ -167,6 +168,24 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
   const origins: number[] = [];
   const oob: number[] = [];
   const aliasing: AliasAccount = { byValue: 0, byHeapLayout: 0, assumed: 0 };
+  /** A load at t through the pointer in `reg` that reads a freed object (stale-pointer.ts): its free is the root cause. */
+  const dangling = (t: number, reg: number, addr: number, next: number): boolean => {
+    const c = danglingRead(ctx, t, reg, addr);
+    if (c === null) return false;
+    const reused = ctx.chunks.some((o) => o !== c && o.start === c.start && o.allocatedAt > c.freedAt && o.allocatedAt < t);
+    steps.push({
+      t: c.freedAt,
+      kind: 'use-after-free',
+      what: `frees the object at ${hex(c.start)} (${c.end - c.start} bytes); a pointer made before this free reads it at ${hex(addr)} later${reused ? ', after the memory was allocated again' : ''}`,
+      next,
+    });
+    oob.push(steps.length - 1);
+    return true;
+  };
+  const crashInsn = facts[n - 1];
+  if (fault.mem !== null && crashInsn !== null && crashInsn.mem?.read && rev.addr[n - 1] === fault.mem.addr && dangling(n - 1, crashInsn.mem.base, fault.mem.addr, 0)) {
+    return { steps, rootCauses: oob, notes, pass: 0, aliasing };
+  }
   let unresolvedNoted = 0;
   const callEndingAt = new Map<number, LibraryCall>();
   for (const lc of ctx.libraryCalls) if (lc.ret - 1 > lc.call) callEndingAt.set(lc.ret - 1, lc);
@@ -364,6 +383,7 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
         if (!Number.isNaN(A)) {
           taint.taintValue(A, Math.max(1, m!.size), id, rev.readValue(t));
           steps.push({ t, kind: 'copy', what: `loaded from ${hex(A)}${isFreed(ctx, A, t) ? ' (freed heap memory)' : ''}`, next: hitStep });
+          if (dangling(t, m!.base, A, id)) break;
         } else {
           steps.push({ t, kind: 'copy', what: 'loaded from an address reverse execution could not recover', next: hitStep });
           notes.push({ t, text: `load from an unresolved address (${f.text}): the walk loses this value` });

@@ -14,12 +14,13 @@
  * except where a name says `runtime`.
  */
 import { readFileSync } from 'node:fs';
-import { ControlFlowWalker, type FlowConsumer } from '../../flow/control-flow.js';
+import type { FlowConsumer } from '../../flow/control-flow.js';
 import { ElfFile } from '../../flow/elf.js';
 import type { InstructionInfo } from '../../flow/instruction.js';
 import { analyzeElfFile, BlockEndKind, EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
 import type { ImageMapping, Recording } from '../../sources/model/recording.js';
-import { insnDecoderFor, traceInputs } from '../trace-input.js';
+import { isSystemPath } from '../../sources/recorder/sandbox-view.js';
+import { traceInputs, walkerFor } from '../trace-input.js';
 
 /** The traced main executable: its CFG and where the recording loaded it. */
 export interface TracedModule {
@@ -73,6 +74,33 @@ export function tracedMainModule(recording: Recording, known?: ModuleCfg): Trace
     if (main !== undefined) break;
   }
   if (main === undefined) throw new Error(`${recording.name}: the recording has no image of the program${program ? ` ${program.path}` : ''}`);
+  return tracedModuleOf(main, known);
+}
+
+/**
+ * The program's own shared libraries in the recording: file images other
+ * than the main executable mapped from outside the system directories
+ * (libc, the loader and the rest of the system's libraries are not the
+ * program's code). `known` gives a CFG already built for an image (its
+ * original path and its file), if there is one.
+ */
+export function tracedOwnLibraries(recording: Recording, main: TracedModule, known?: (originalPath: string, file: string) => ModuleCfg | undefined): TracedModule[] {
+  const out: TracedModule[] = [];
+  for (const s of recording.streams) {
+    for (const m of s.mappings) {
+      if (m.runtime !== null || m.originalPath === main.path || m.file === main.file || isSystemPath(m.originalPath)) continue;
+      if (out.some((t) => t.path === m.originalPath)) continue;
+      try {
+        out.push(tracedModuleOf(m, known?.(m.originalPath, m.file)));
+      } catch {
+        // Not an ELF image with loadable code (a mapped data file): not code to follow.
+      }
+    }
+  }
+  return out;
+}
+
+function tracedModuleOf(main: ImageMapping, known?: ModuleCfg): TracedModule {
   const file = main.file;
   const elf = ElfFile.parse(readFileSync(file), file);
   const seg = elf.segments.find((s) => s.type === 1 && main!.offset >= s.offset && main!.offset < s.offset + s.filesz);
@@ -84,35 +112,56 @@ export function tracedMainModule(recording: Recording, known?: ModuleCfg): Trace
 
 /** Decode every stream that maps the main executable and count executions on its blocks. */
 export function mergeCoverage(recording: Recording, module: TracedModule = tracedMainModule(recording)): BlockExecution {
-  const cfg = module.cfg;
-  const entries = new Float64Array(cfg.blockCount);
-  const ran = new Uint8Array(cfg.blockCount);
-  const lo = cfg.linkBase + module.bias;
-  const hi = cfg.linkEnd + module.bias;
-  let moduleInstructions = 0;
+  return mergeCoverageOf(recording, [module])[0];
+}
+
+/**
+ * Block executions of several modules in one decode: the main executable
+ * first (its streams are the ones decoded), then its own libraries.
+ */
+export function mergeCoverageOf(recording: Recording, modules: readonly TracedModule[]): BlockExecution[] {
+  const out: BlockExecution[] = modules.map((module) => ({
+    module,
+    entries: new Float64Array(module.cfg.blockCount),
+    ran: new Uint8Array(module.cfg.blockCount),
+    moduleInstructions: 0,
+    totalInstructions: 0,
+    decodeErrors: 0,
+  }));
+  const lo = modules.map((m) => m.cfg.linkBase + m.bias);
+  const hi = modules.map((m) => m.cfg.linkEnd + m.bias);
   let errors = 0;
   let total = 0;
   const consumer: FlowConsumer = {
     onInstruction(insn: InstructionInfo): void {
       const ip = insn.ip;
-      if (ip < lo || ip >= hi) return;
-      moduleInstructions++;
-      const link = ip - module.bias;
-      const b = cfg.blockAt(link);
-      if (b < 0) return;
-      ran[b] = 1;
-      if (cfg.blockStart[b] === link) entries[b]++;
+      for (let i = 0; i < out.length; i++) {
+        if (ip < lo[i] || ip >= hi[i]) continue;
+        const e = out[i];
+        e.moduleInstructions++;
+        const link = ip - e.module.bias;
+        const b = e.module.cfg.blockAt(link);
+        if (b < 0) return;
+        e.ran[b] = 1;
+        if (e.module.cfg.blockStart[b] === link) e.entries[b]++;
+        return;
+      }
     },
     onError(): void {
       errors++;
     },
   };
+  const main = modules[0];
   for (const input of traceInputs(recording)) {
-    // Only the streams of processes that mapped this module here (threads, not exec'd children).
-    if (!input.stream.mappings.some((m) => m.file === module.file && m.address < hi && m.address + m.size > lo)) continue;
-    total += new ControlFlowWalker(insnDecoderFor(input), [consumer]).run().instructions;
+    // Only the streams of processes that mapped the main executable here (threads, not exec'd children).
+    if (!input.stream.mappings.some((m) => m.file === main.file && m.address < hi[0] && m.address + m.size > lo[0])) continue;
+    total += walkerFor(input, [consumer]).run().instructions;
   }
-  return { module, entries, ran, moduleInstructions, totalInstructions: total, decodeErrors: errors };
+  for (const e of out) {
+    e.totalInstructions = total;
+    e.decodeErrors = errors;
+  }
+  return out;
 }
 
 /** Is edge kind `k` a step inside one function? */

@@ -5,6 +5,7 @@
  *   coverage-merge.ts  static CFG + trace → executed blocks → regions
  *   guards.ts          each region's guards, calls, rank and target block
  *   snapshot.ts        concrete state after each library call (shim run)
+ *   code-space.ts      the program's own code: the main executable and its own shared libraries
  *   library-models.ts  the modelled calls and their out-object layouts (one table for slice.ts and the shim)
  *   slice.ts           which call outputs are symbols; the slice report
  *   symbolic.ts        the executor: path segment → constraints → call results
@@ -21,16 +22,17 @@
  * was asked for (or it did not reach the target); "unsolved" carries the
  * reason of the most advanced attempt.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { basename } from 'node:path';
 import { importBundle } from '../../sources/import/bundle-import.js';
 import type { Recording } from '../../sources/model/recording.js';
-import { findRegions, mergeCoverage, newlyExecuted, tracedMainModule, type BlockExecution, type TracedModule } from './coverage-merge.js';
+import { findRegions, mergeCoverageOf, newlyExecuted, tracedMainModule, tracedOwnLibraries, type BlockExecution, type TracedModule } from './coverage-merge.js';
+import { CodeSpace } from './code-space.js';
 import { rankRegions, type Guard, type RankedRegion } from './guards.js';
 import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
 import type { CallSnapshot } from './snapshot.js';
 import { fieldAt, LIBRARY_MODELS, type Field } from './library-models.js';
 import { solveGuards } from './path-search.js';
-import { ModuleCode } from './module-code.js';
 import type { Solution } from './symbolic.js';
 
 export interface DormantOptions {
@@ -135,10 +137,14 @@ export async function analyzeDormant(input: string | Recording, options: Dormant
   const recording = typeof input === 'string' ? importBundle(input) : input;
   const dir = recording.name;
   const module = tracedMainModule(recording);
-  const exec = mergeCoverage(recording, module);
+  // The program's own libraries: the executor follows calls into them, and their coverage counts as progress.
+  const libraries = tracedOwnLibraries(recording, module);
+  const coverage = mergeCoverageOf(recording, [module, ...libraries]);
+  const exec = coverage[0];
   const cfg = module.cfg;
   const regions = findRegions(exec);
-  const ranked = rankRegions(exec, regions).slice(0, options.maxRegions ?? 10);
+  const code = new CodeSpace(module, libraries);
+  const ranked = rankRegions(exec, regions, (name) => code.libraryApis(name)).slice(0, options.maxRegions ?? 10);
   let blocksRan = 0;
   for (const r of exec.ran) blocksRan += r;
 
@@ -151,12 +157,11 @@ export async function analyzeDormant(input: string | Recording, options: Dormant
       if (snapshots.length === 0) noSnapshots = 'the program made none of the library calls the shim models';
     }
   }
-  const code = new ModuleCode(module.file, cfg);
   const reports: RegionReport[] = [];
   for (const r of ranked) {
     const report = baseReport(r, module);
     if (noSnapshots !== null) report.reason = noSnapshots;
-    else if (options.rerun) await iterateRegion(dir, recording, r, exec.ran, report, code, snapshots, module, options);
+    else if (options.rerun) await iterateRegion(dir, recording, r, coverage, report, code, snapshots, options);
     else {
       const attempt = await solveGuards(r.guards, r.target, code, snapshots, options);
       if (attempt.found !== null && attempt.found.partial === null) fillSolution(report, attempt.found.solution, attempt.found.guard);
@@ -211,10 +216,10 @@ function fillSolution(report: RegionReport, s: Solution, guard: string): void {
   report.reason = null;
   report.guard = guard;
   report.constraints = s.constraints;
-  report.slice = s.slice.map((x) => ({ ip: hex(x.ip), text: x.text }));
+  report.slice = s.slice.map((x) => ({ ip: siteText(x.module, x.ip), text: x.text }));
   report.trigger = s.calls.map((c) => ({
     call: c.text,
-    site: hex(c.site),
+    site: siteText(c.module, c.site),
     values: describeValues(c, s),
   }));
   report.rules = rulesFor(s);
@@ -268,6 +273,11 @@ function describeValues(call: Solution['calls'][number], s: Solution): TriggerCa
   return out;
 }
 
+/** A link-time address for reports: `0x11f9` in the main executable, `libcheck.so:0x11f9` in a library. */
+function siteText(module: string, link: number): string {
+  return module === '' ? hex(link) : `${module}:${hex(link)}`;
+}
+
 function formatValue(v: bigint, bits: number): string {
   if (bits === 1) return v === 1n ? 'yes' : 'no';
   if (bits === 8) return v >= 0x20n && v < 0x7fn ? `'${String.fromCharCode(Number(v))}'` : `0x${v.toString(16)}`;
@@ -280,8 +290,9 @@ function ruleKey(rule: string): string {
   return rule.split(' ').slice(0, 2).join(' ');
 }
 
+/** The calls a snapshot run observed, as `name@site` (the site with its module, as in reports). */
 function callsSeen(snapshots: CallSnapshot[]): Set<string> {
-  return new Set(snapshots.map((s) => `${s.name}@${hex(s.site)}`));
+  return new Set(snapshots.map((s) => `${s.name}@${siteText(s.caller === 0 ? '' : basename(s.modules[s.caller].path), s.site)}`));
 }
 
 /**
@@ -293,13 +304,15 @@ function callsSeen(snapshots: CallSnapshot[]): Set<string> {
  * the target runs, when a round executes nothing new, when nothing is
  * solved, or at the round and time bounds.
  */
-async function iterateRegion(dir: string, recording: Recording, r: RankedRegion, ran: ArrayLike<number>, report: RegionReport, code: ModuleCode, initial: CallSnapshot[], module: TracedModule, options: DormantOptions): Promise<void> {
+async function iterateRegion(dir: string, recording: Recording, r: RankedRegion, coverage: BlockExecution[], report: RegionReport, code: CodeSpace, initial: CallSnapshot[], options: DormantOptions): Promise<void> {
   const maxRounds = options.maxRounds ?? DEFAULT_MAX_ROUNDS;
   const deadline = Date.now() + (options.roundBudgetMs ?? DEFAULT_ROUND_BUDGET_MS);
   const sandbox = options.sandbox !== false;
   const base = options.rerunDir ? options.rerunDir(r.region.id) : `${(recording.root ?? dir).replace(/\/+$/, '')}.dormant-${r.region.id}`;
   const rules = new Map<string, string>();
-  const ranBefore = Uint8Array.from(ran);
+  // What ran so far, per module of the code space (the main executable first).
+  const ranBefore = coverage.map((c) => Uint8Array.from(c.ran));
+  const modules = coverage.map((c) => c.module);
   let seen = callsSeen(initial);
   let snapshots = initial;
   let guards = r.guards;
@@ -326,11 +339,13 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
     }
     accumulate(report, solution, guard, [...rules.values()]);
     const out = `${base}-r${round}`;
+    let execs: Array<BlockExecution | null>;
     let exec: BlockExecution;
     try {
       const res = await patchedRecording(recording, [...rules.values()], out, 60, sandbox);
       const rerun = importBundle(out);
-      exec = mergeCoverage(rerun, tracedMainModule(rerun, module.cfg));
+      execs = rerunCoverage(rerun, modules);
+      exec = execs[0]!;
       report.proof = { bundle: options.keepRerun ? out : null, newlyExecutedBlocks: newlyExecuted(r.region, exec).length, targetRan: exec.ran[r.target] === 1, output: res.stdout };
     } catch (e) {
       lastReason = `re-run failed: ${(e as Error).message}`;
@@ -341,13 +356,18 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
     }
     // Progress: blocks of the program that no earlier run executed (a
     // round may first open a path outside the region, in a check function).
+    // Blocks of the program's own libraries count too (a round may only
+    // open a path inside the library's check).
     let newBlocks = 0;
-    for (let b = 0; b < exec.ran.length; b++) {
-      if (exec.ran[b] === 1 && ranBefore[b] === 0) {
-        ranBefore[b] = 1;
-        newBlocks++;
+    execs.forEach((e, m) => {
+      if (e === null) return;
+      for (let b = 0; b < e.ran.length; b++) {
+        if (e.ran[b] === 1 && ranBefore[m][b] === 0) {
+          ranBefore[m][b] = 1;
+          newBlocks++;
+        }
       }
-    }
+    });
     roundReport.newlyExecutedBlocks = newBlocks;
     roundReport.targetRan = exec.ran[r.target] === 1;
     if (roundReport.targetRan) {
@@ -357,7 +377,7 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
       return;
     }
     // The guards that now keep the target from running: those of the new trace's region holding it.
-    const now = rankRegions(exec, findRegions(exec)).find((x) => x.region.blocks.includes(r.target));
+    const now = rankRegions(exec, findRegions(exec), (name) => code.libraryApis(name)).find((x) => x.region.blocks.includes(r.target));
     guards = now?.guards ?? [];
     roundReport.stoppedBy = guards.map((g) => hex(g.branchIp));
     if (newBlocks === 0) {
@@ -372,6 +392,26 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
   }
   report.status = report.rules.length > 0 && report.rounds.some((x) => x.reach === 'target') ? 'solved' : 'unsolved';
   report.reason = report.status === 'solved' ? `the re-run with the solved call results did not reach the target block (${lastReason})` : lastReason;
+}
+
+/**
+ * Coverage of a re-run on the modules of the first recording (same CFGs),
+ * matched by recorded path, else by file name (an unconfined re-run loads
+ * the bundle's copy of a library from beside the program); null for a
+ * module the re-run did not map.
+ */
+function rerunCoverage(rerun: Recording, modules: TracedModule[]): Array<BlockExecution | null> {
+  const main = tracedMainModule(rerun, modules[0].cfg);
+  const sameAs = (path: string, file: string): TracedModule | undefined => {
+    const m = modules.slice(1).find((x) => x.path === path) ?? modules.slice(1).find((x) => basename(x.path) === basename(path));
+    // The same bytes as in the first recording: its CFG applies.
+    return m !== undefined && readFileSync(m.file).equals(readFileSync(file)) ? m : undefined;
+  };
+  const libs = tracedOwnLibraries(rerun, main, (path, file) => sameAs(path, file)?.cfg);
+  const ordered = modules.map((m, i) => (i === 0 ? main : libs.find((l) => l.cfg === m.cfg) ?? null));
+  const present = ordered.filter((m): m is TracedModule => m !== null);
+  const execs = mergeCoverageOf(rerun, present);
+  return ordered.map((m) => (m === null ? null : execs[present.indexOf(m)]));
 }
 
 /** Fold one round's solution into the region's report (rules are the cumulative set). */

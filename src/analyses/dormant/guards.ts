@@ -94,18 +94,30 @@ export function guardsOf(exec: BlockExecution, region: Region): Guard[] {
   return guards;
 }
 
-/** Rank every region; the most interesting first. */
-export function rankRegions(exec: BlockExecution, regions: Region[]): RankedRegion[] {
+/**
+ * Rank every region; the most interesting first. `importApis` gives, for an
+ * import that one of the program's own libraries defines, the APIs that
+ * library function calls (code-space.ts `libraryApis`): a region that calls
+ * into the program's own library weighs what the call reaches there.
+ */
+export function rankRegions(exec: BlockExecution, regions: Region[], importApis: (name: string) => readonly string[] = () => []): RankedRegion[] {
   const cfg = exec.module.cfg;
   const ranked = regions.map((region): RankedRegion => {
     const calls: CallSite[] = [];
     const blockWeight = new Map<number, number>();
     const calleeWeight = new Map<number, number>();
+    const reached = new Map<string, ApiCategory>();
     for (const b of region.blocks) {
       for (const c of callsOf(cfg, b)) {
         const category = apiCategory(c.name);
         calls.push({ block: b, name: c.name, category });
-        blockWeight.set(b, (blockWeight.get(b) ?? 0) + CATEGORY_WEIGHT[category]);
+        let w = CATEGORY_WEIGHT[category];
+        for (const api of importApis(c.name)) {
+          const k = apiCategory(api);
+          if (!reached.has(api)) w += CATEGORY_WEIGHT[k];
+          reached.set(api, k);
+        }
+        blockWeight.set(b, (blockWeight.get(b) ?? 0) + w);
       }
     }
     // Weight of each never-run callee: what its own blocks call.
@@ -114,8 +126,8 @@ export function rankRegions(exec: BlockExecution, regions: Region[]): RankedRegi
       for (const b of cfg.blocksOf(f)) w += blockWeight.get(b) ?? 0;
       calleeWeight.set(cfg.functionEntry[f], w);
     }
-    const categories = [...new Set(calls.map((c) => c.category).filter((c) => c !== 'other'))];
-    const distinct = new Map<string, ApiCategory>();
+    const categories = [...new Set([...calls.map((c) => c.category), ...reached.values()].filter((c) => c !== 'other'))];
+    const distinct = new Map<string, ApiCategory>(reached);
     for (const c of calls) distinct.set(c.name, c.category);
     let score = region.instructions;
     for (const cat of distinct.values()) score += CATEGORY_WEIGHT[cat];

@@ -1,5 +1,6 @@
 /**
- * The main executable's code for the symbolic executor: its bytes by
+ * One module's code for the symbolic executor (the main executable or one
+ * of the program's own libraries, code-space.ts): its bytes by
  * link-time address (from the ELF file's PT_LOAD segments) and its
  * instructions decoded with iced-x86 into the operands the executor models.
  */
@@ -9,7 +10,7 @@ import { ElfFile } from '../../flow/elf.js';
 import type { ModuleCfg } from '../../flow/static/cfg.js';
 import { Unsolved } from './unsolved.js';
 
-/** The code of the main executable, by link-time address. */
+/** The code of one module, by link-time address. */
 export class ModuleCode {
   private readonly bytes: Buffer;
   private readonly segments: { vaddr: number; end: number; offset: number; filesz: number }[];
@@ -66,7 +67,7 @@ function FORMATTER(): Formatter {
 /** The instruction at run-time `ip` of `code` loaded `bias` above its link-time addresses; Unsolved when it cannot be modelled. */
 export function decodeAt(code: ModuleCode, ip: number, bias: number): Decoded {
   const link = ip - bias;
-  if (!code.contains(link)) throw new Unsolved(`execution left the main executable at 0x${ip.toString(16)}`);
+  if (!code.contains(link)) throw new Unsolved(`execution left the module at 0x${ip.toString(16)}`);
   const raw = new Uint8Array(15);
   for (let i = 0; i < 15; i++) raw[i] = Math.max(0, code.byte(link + i));
   const dec = new Decoder(64, raw, DecoderOptions.None);

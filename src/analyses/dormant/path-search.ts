@@ -6,8 +6,9 @@
 import { EdgeKind, type ModuleCfg } from '../../flow/static/cfg.js';
 import type { Guard } from './guards.js';
 import type { CallSnapshot } from './snapshot.js';
-import type { ModuleCode } from './module-code.js';
+import type { CodeSpace } from './code-space.js';
 import { SymbolicExecutor, type PartialReach, type Solution } from './symbolic.js';
+import { Unsolved } from './unsolved.js';
 import { getZ3 } from './z3-context.js';
 
 /**
@@ -48,8 +49,8 @@ export interface GuardSolution {
  * (the guard flipped, conditions up to a block the snapshots cannot
  * decide); else the reason of the most advanced attempt.
  */
-export async function solveGuards(guards: Guard[], target: number, code: ModuleCode, snapshots: CallSnapshot[], options: { maxAttempts?: number; timeoutMs?: number }): Promise<{ found: GuardSolution | null; reason: string }> {
-  const cfg = code.cfg;
+export async function solveGuards(guards: Guard[], target: number, code: CodeSpace, snapshots: CallSnapshot[], options: { maxAttempts?: number; timeoutMs?: number }): Promise<{ found: GuardSolution | null; reason: string }> {
+  const cfg = code.mainCfg;
   const z3 = await getZ3();
   let best: { reason: string; reached: boolean } | null = null;
   let partial: GuardSolution | null = null;
@@ -58,16 +59,17 @@ export async function solveGuards(guards: Guard[], target: number, code: ModuleC
     // The target if a path leads there from this guard, else the region entry itself.
     const toTarget = cfgPath(cfg, g.entry, target);
     const path = toTarget ?? [cfg.blockStart[g.entry]];
-    const candidates = [...snapshots].reverse().slice(0, maxAttempts);
+    // The latest calls first; only calls from code the recording holds (the program's own modules).
+    const candidates = [...snapshots].reverse().filter((s) => code.callerOf(s) >= 0).slice(0, maxAttempts);
     for (const s of candidates) {
-      const ex = new SymbolicExecutor(z3, code, {
-        snapshot: s,
-        snapshots,
-        guardIp: g.branchIp,
-        regionSide: g.regionSide,
-        path,
-        timeoutMs: options.timeoutMs,
-      });
+      let ex: SymbolicExecutor;
+      try {
+        ex = new SymbolicExecutor(z3, code, { snapshot: s, snapshots, guardIp: g.branchIp, regionSide: g.regionSide, path, timeoutMs: options.timeoutMs });
+      } catch (e) {
+        if (!(e instanceof Unsolved)) throw e;
+        best ??= { reason: e.message, reached: false };
+        continue;
+      }
       const res = await ex.run();
       if (res.solved) {
         const short = res.partial ?? (toTarget === null ? { block: cfg.blockStart[g.entry], reason: 'no path in the function\'s CFG leads from the guard to the target' } : null);

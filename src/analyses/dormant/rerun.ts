@@ -76,7 +76,7 @@ function shimRun(r: Recording, env: Record<string, string>, shim: string, timeou
   const run = new ConfinedRun({
     command: [qemu, ...envArgs, ...program.argv],
     sandbox,
-    view: { programCopy: { host: program.host, guest: program.guest }, allowRead: [shim] },
+    view: { programCopy: { host: program.host, guest: program.guest }, libraryCopies: program.libraries, allowRead: [shim] },
     limits: DEFAULT_LIMITS,
     output: 'pipe',
     collect,
@@ -131,7 +131,7 @@ export async function patchedRecording(r: Recording, rules: string[], output: st
   try {
     const res = await record({
       argv: program.argv,
-      program: { host: program.host, guest: program.guest },
+      program: { host: program.host, guest: program.guest, libraries: program.libraries },
       exposeArguments: false,
       output,
       force: true,
@@ -224,7 +224,9 @@ export function rulesFor(solution: Solution): string[] {
         i = j;
       }
     }
-    if (actions.length > 0) rules.push(`${call.name} ${call.site.toString(16)} ${actions.join(' ')}`);
+    // The site: bare hex in the main executable (the shim's first rule format), `file:hex` in one of the program's libraries.
+    const site = call.module === '' ? call.site.toString(16) : `${call.module}:${call.site.toString(16)}`;
+    if (actions.length > 0) rules.push(`${call.name} ${site} ${actions.join(' ')}`);
   }
   return rules;
 }

@@ -49,8 +49,10 @@ export interface SourceSymbol {
 /** One dynamic library call whose outputs are symbolic. */
 export interface SourceCall {
   name: string;
-  /** Link-time return site. */
+  /** Link-time return site, in module {@link module}. */
   site: number;
+  /** The caller's module: '' for the main executable, else the library's file name (code-space.ts). */
+  module: string;
   /** How the result is re-created by the shim. */
   result: ResultKind;
   symbols: SourceSymbol[];
@@ -78,11 +80,11 @@ export interface ModelHost {
 }
 
 /** The calls whose outputs become symbols. Returns the new rax, or null if `name` is not a source. */
-export function applySourceModel(name: string, site: number, host: ModelHost): { rax: Val; call: SourceCall } | null {
+export function applySourceModel(name: string, site: number, module: string, host: ModelHost): { rax: Val; call: SourceCall } | null {
   const model = SOURCE_MODELS[name];
   const entry = LIBRARY_MODELS[name];
   if (model === undefined || entry === undefined) return null;
-  const call: SourceCall = { name, site, result: entry.result, symbols: [], text: name + '()' };
+  const call: SourceCall = { name, site, module, result: entry.result, symbols: [], text: name + '()' };
   const rax = model.apply(call, host);
   return { rax, call };
 }
@@ -348,8 +350,10 @@ function lowerByte(z: Z3, v: Val): Val {
 
 /** One instruction of the executed path whose result depends on a call's output. */
 export interface SliceStep {
-  /** Link-time address. */
+  /** Link-time address, in module `module`. */
   ip: number;
+  /** '' for the main executable, else the library's file name. */
+  module: string;
   text: string;
 }
 

@@ -1,19 +1,38 @@
 /**
  * The concrete state the shim (native/dormant-shim.c) records
- * after each interposed library call made by the main executable: which
- * call, its link-time return site, its arguments and result, the registers
- * the caller keeps across a call, and the process's readable non-code
- * memory. Symbolic execution (symbolic.ts) starts from one of these.
+ * after each interposed library call made by the program's own code (the
+ * main executable or one of its own shared libraries): which call, the
+ * caller's module and the link-time return site in it, the loaded modules,
+ * its arguments and result, the registers the caller keeps across a call,
+ * and the process's readable non-code memory. Symbolic execution
+ * (symbolic.ts) starts from one of these.
  *
- * File format: records one after another, little-endian, each a 192-byte
- * header (the C `struct snap_header`) followed by `nregions` memory regions
- * (u64 lo, u64 hi, then hi - lo bytes).
+ * File format (version 2, magic "PSN2"): records one after another,
+ * little-endian, each a 192-byte header (the C `struct snap_header`), then
+ * `nmodules` modules (u64 lo, hi, bias, u32 path length, u32 traced, the
+ * path), then `nregions` memory regions (u64 lo, u64 hi, then hi - lo bytes).
  */
 import { readFileSync } from 'node:fs';
 import { lastAtOrBelow } from '../../flow/sorted-search.js';
 
-const MAGIC = 0x4e535450;
+const MAGIC = 0x324e5350;
+const OLD_MAGIC = 0x4e535450;
 const HEADER = 192;
+const MODULE_ENTRY = 32;
+const MAX_MODULES = 64;
+const MAX_PATH = 4096;
+
+/** A module loaded in the snapshot run. */
+export interface SnapshotModule {
+  /** Its path as the loader named it; '' for the main executable. */
+  path: string;
+  lo: number;
+  hi: number;
+  /** runtime = link + bias. */
+  bias: number;
+  /** The shim acts on calls from it (the program's own code). */
+  traced: boolean;
+}
 
 export interface MemoryRegion {
   lo: number;
@@ -26,8 +45,12 @@ export interface CallSnapshot {
   /** Order in the file (the order of the calls). */
   index: number;
   name: string;
-  /** Link-time address of the instruction after the call. */
+  /** Link-time address of the instruction after the call, in the caller's module. */
   site: number;
+  /** The caller's module: index in {@link modules} (0 is the main executable). */
+  caller: number;
+  /** The modules loaded at the call. */
+  modules: SnapshotModule[];
   /** Load bias of the main executable in the snapshot run (runtime = link + bias). */
   bias: number;
   /** rbx, rbp, r12, r13, r14, r15 after the return. */
@@ -81,14 +104,33 @@ export function readSnapshots(path: string): CallSnapshot[] {
   const out: CallSnapshot[] = [];
   let p = 0;
   while (p + HEADER <= buf.length) {
-    if (buf.readUInt32LE(p) !== MAGIC) throw new Error(`${path}: bad snapshot record at offset ${p}`);
+    const magic = buf.readUInt32LE(p);
+    if (magic === OLD_MAGIC) throw new Error(`${path}: a snapshot of an older shim (format 1, no module table): rebuild the shim`);
+    if (magic !== MAGIC) throw new Error(`${path}: bad snapshot record at offset ${p}`);
     const nameLen = Math.min(buf.readUInt32LE(p + 4), 31);
     const name = buf.toString('latin1', p + 8, p + 8 + nameLen);
     const u64 = (o: number): bigint => buf.readBigUInt64LE(p + o);
     const regs = [0, 1, 2, 3, 4, 5, 6].map((i) => u64(72 + i * 8));
     const args = [0, 1, 2, 3, 4, 5].map((i) => u64(128 + i * 8));
     const nregions = buf.readUInt32LE(p + 184);
+    const caller = buf.readUInt32LE(p + 48);
+    const nmodules = buf.readUInt32LE(p + 52);
+    if (nmodules === 0 || nmodules > MAX_MODULES || caller >= nmodules) throw new Error(`${path}: bad module table in the snapshot record at offset ${p}`);
     let q = p + HEADER;
+    const modules: SnapshotModule[] = [];
+    for (let i = 0; i < nmodules; i++) {
+      if (q + MODULE_ENTRY > buf.length) throw new Error(`${path}: truncated snapshot record at offset ${p}`);
+      const len = buf.readUInt32LE(q + 24);
+      if (len > MAX_PATH || q + MODULE_ENTRY + len > buf.length) throw new Error(`${path}: bad module path in the snapshot record at offset ${p}`);
+      modules.push({
+        lo: Number(buf.readBigUInt64LE(q)),
+        hi: Number(buf.readBigUInt64LE(q + 8)),
+        bias: Number(buf.readBigUInt64LE(q + 16)),
+        traced: buf.readUInt32LE(q + 28) !== 0,
+        path: buf.toString('latin1', q + MODULE_ENTRY, q + MODULE_ENTRY + len),
+      });
+      q += MODULE_ENTRY + len;
+    }
     const regions: MemoryRegion[] = [];
     for (let i = 0; i < nregions; i++) {
       const lo = Number(buf.readBigUInt64LE(q));
@@ -101,7 +143,9 @@ export function readSnapshots(path: string): CallSnapshot[] {
       index: out.length,
       name,
       site: Number(u64(40)),
-      bias: Number(u64(48)),
+      caller,
+      modules,
+      bias: modules[0].bias,
       calleeSaved: regs.slice(0, 6),
       rspAtEntry: Number(regs[6]),
       args,

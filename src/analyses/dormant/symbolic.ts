@@ -8,8 +8,9 @@
  * only): the shim's snapshot run (snapshot.ts) gives the caller's exact
  * state right after a library call returned: the callee-saved registers,
  * rsp, the result, and the readable memory. From there this executor runs
- * the main executable's instructions (module-code.ts decodes them from the
- * ELF file with iced-x86), with the call's outputs as symbols (slice.ts says which) and
+ * the program's own instructions: the main executable's and those of its own
+ * shared libraries (code-space.ts; module-code.ts decodes them from the ELF
+ * files with iced-x86), with the call's outputs as symbols (slice.ts says which) and
  * everything else concrete. Each value carries its concrete shadow, so on
  * the recorded part of the path (up to the guard) branches follow what the
  * program really did, and branches that depend on a symbol add a path
@@ -18,15 +19,18 @@
  * target block; every conditional branch on it adds its condition.
  *
  * Calls on the way: the source calls add new symbols; strcmp & co. are
- * modelled exactly; the module's own functions are entered on the recorded
- * part; any other call is assumed to leave memory alone and to return an
+ * modelled exactly; the program's own functions (in the main executable, or
+ * exported by or inside one of its own libraries) are entered on the
+ * recorded part, and a return from a library leads back into its caller;
+ * any other call is assumed to leave memory alone and to return an
  * unknown value. A constraint that depends on an unknown value, an
  * instruction the executor does not implement, a symbolic address that is
  * not unique, a solver timeout: each ends the attempt with a reason, never
  * with a claim.
  */
 import { ConditionCode, Register, RegisterExt } from 'iced-x86';
-import { decodeAt, type Decoded, type ModuleCode } from './module-code.js';
+import type { CodeSpace } from './code-space.js';
+import { decodeAt, type Decoded } from './module-code.js';
 import type { CallSnapshot } from './snapshot.js';
 import {
   applyPureModel,
@@ -121,15 +125,23 @@ export class SymbolicExecutor implements ModelHost {
   private unknownCount = 0;
   private fakeCount = 0;
   private readonly decodeCache = new Map<number, Decoded>();
+  /** Load bias of the main executable in the snapshot run. */
   private readonly bias: number;
+  /** Load bias of each module of the code space in the snapshot run (NaN: not loaded). */
+  private readonly biases: number[];
+  /** The module of the snapshot's caller (the executor starts there). */
+  private readonly startModule: number;
   private readonly canary: bigint;
   private mode: 'recorded' | 'continuation' = 'recorded';
   private currentSnapshot: CallSnapshot | null;
   observedResult: bigint | null = null;
 
-  constructor(readonly z3: Z3, private readonly code: ModuleCode, private readonly plan: ExecPlan) {
+  constructor(readonly z3: Z3, private readonly space: CodeSpace, private readonly plan: ExecPlan) {
     const s = plan.snapshot;
     this.bias = s.bias;
+    this.biases = space.biasesIn(s);
+    this.startModule = space.callerOf(s);
+    if (this.startModule < 0 || Number.isNaN(this.biases[this.startModule])) throw new Unsolved(`${s.name}() was called from a module whose code the recording does not hold`);
     this.canary = s.args[4] ?? 0n;
     this.currentSnapshot = s;
     for (let i = 0; i < 16; i++) this.regs.push(this.unknown(`${regName(i)}@start`));
@@ -141,7 +153,7 @@ export class SymbolicExecutor implements ModelHost {
     // The snapshot's own call: its outputs become symbols.
     this.observedResult = s.result;
     this.args = s.args.slice(0, 4);
-    const model = applySourceModel(s.name, s.site, this);
+    const model = applySourceModel(s.name, s.site, space.modules[this.startModule].tag, this);
     if (model === null) throw new Unsolved(`${s.name} is not a modelled call`);
     this.calls.push(model.call);
     this.regs[0] = model.rax;
@@ -204,8 +216,28 @@ export class SymbolicExecutor implements ModelHost {
   private baseByte(addr: number): number {
     const b = this.plan.snapshot.memory.byte(addr);
     if (b >= 0) return b;
-    const link = addr - this.bias;
-    return this.code.contains(link) ? this.code.byte(link) : -1;
+    const m = this.moduleAt(addr);
+    return m < 0 ? -1 : this.space.modules[m].code.byte(addr - this.biases[m]);
+  }
+
+  /** The module of the code space holding run-time address `a`, or -1. */
+  private moduleAt(a: number): number {
+    for (let i = 0; i < this.biases.length; i++) {
+      if (!Number.isNaN(this.biases[i]) && this.space.modules[i].code.contains(a - this.biases[i])) return i;
+    }
+    return -1;
+  }
+
+  /** Run-time `ip` as its module and link-time address, for the slice and reports. */
+  private where(ip: number): { ip: number; module: string } {
+    const m = this.moduleAt(ip);
+    return m < 0 ? { ip, module: '?' } : { ip: ip - this.biases[m], module: this.space.modules[m].tag };
+  }
+
+  /** Run-time `ip` as text: `0x11f9` in the main executable, `libcheck.so:0x11f9` in a library. */
+  private at(ip: number): string {
+    const w = this.where(ip);
+    return w.module === '' ? `0x${w.ip.toString(16)}` : `${w.module}:0x${w.ip.toString(16)}`;
   }
 
   private unknown(what: string, bits = 64): Val {
@@ -288,7 +320,9 @@ export class SymbolicExecutor implements ModelHost {
   private decode(ip: number): Decoded {
     let d = this.decodeCache.get(ip);
     if (d === undefined) {
-      d = decodeAt(this.code, ip, this.bias);
+      const m = this.moduleAt(ip);
+      if (m < 0) throw new Unsolved(`execution left the program's own code at 0x${ip.toString(16)}`);
+      d = decodeAt(this.space.modules[m].code, ip, this.biases[m]);
       this.decodeCache.set(ip, d);
     }
     return d;
@@ -389,7 +423,7 @@ export class SymbolicExecutor implements ModelHost {
   /** Run the plan: to the guard on the recorded path, flip it, then along the path to the target. */
   async run(): Promise<ExecResult> {
     const plan = this.plan;
-    this.rip = plan.snapshot.site + this.bias;
+    this.rip = plan.snapshot.site + this.biases[this.startModule];
     const guard = plan.guardIp + this.bias;
     const maxSteps = plan.maxSteps ?? 20000;
     let steps = 0;
@@ -406,7 +440,7 @@ export class SymbolicExecutor implements ModelHost {
       if (taken.c === wantTaken && !taken.u) return { solved: false, reason: 'the snapshot run took the region side of the guard (it ran differently from the recording)', reached: true };
       if (taken.e === null) return this.flipLastFork(`the guard does not depend on ${plan.snapshot.name}() on the recorded path`);
       if (taken.u) return { solved: false, reason: `the guard depends on a value the recording cannot model (${unknownsOf(taken.e.sexpr()).join(', ')})`, reached: true };
-      this.slice.push({ ip: d.ip - this.bias, text: d.text });
+      this.slice.push({ ...this.where(d.ip), text: d.text });
       this.constraints.push(wantTaken ? taken.e : taken.e.not());
       // A branch on the recorded path may rule the flip out (an inlined
       // compare that stopped at the first differing byte): go the other way there first.
@@ -438,7 +472,7 @@ export class SymbolicExecutor implements ModelHost {
   }
 
   /** Branches on the recorded path whose condition depends on a symbol, in order. */
-  private readonly recordedForks: Array<{ ip: number; constraint: number; cond: Z3Bool; taken: boolean; otherSide: number }> = [];
+  private readonly recordedForks: Array<{ at: string; constraint: number; cond: Z3Bool; taken: boolean; otherSide: number }> = [];
 
   /**
    * The guard's condition is concrete on the recorded path (or cannot flip
@@ -455,7 +489,7 @@ export class SymbolicExecutor implements ModelHost {
     for (let i = this.recordedForks.length - 1; i >= 0; i--) {
       const fork = this.recordedForks[i];
       this.constraints.splice(0, this.constraints.length, ...all.slice(0, fork.constraint), fork.taken ? fork.cond.not() : fork.cond);
-      last = await this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at 0x${fork.ip.toString(16)}` });
+      last = await this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at ${fork.at}` });
       if (last.solved) return last;
     }
     return last!;
@@ -673,7 +707,7 @@ export class SymbolicExecutor implements ModelHost {
         break;
       }
       case 'Imul': {
-        if (d.ops.length === 1) throw new Unsolved(`one-operand imul at 0x${(d.ip - this.bias).toString(16)} is not modelled`);
+        if (d.ops.length === 1) throw new Unsolved(`one-operand imul at ${this.at(d.ip)} is not modelled`);
         const n = sz(0);
         const bits = n * 8;
         const a = await this.read(d, d.ops.length === 3 ? 1 : 0, n);
@@ -739,7 +773,7 @@ export class SymbolicExecutor implements ModelHost {
         const sp = this.regs[4].c;
         const to = this.readMem(Number(sp), 8);
         if (to.e !== null || to.u) throw new Unsolved('return address is not concrete');
-        if (!this.code.contains(Number(to.c) - this.bias)) return false;
+        if (this.moduleAt(Number(to.c)) < 0) return false;
         this.regs[4] = { c: sp + 8n + (d.ops.length > 0 ? d.ops[0].imm : 0n), e: null, u: false };
         if (this.mode === 'continuation') return false;
         fall = Number(to.c);
@@ -760,21 +794,21 @@ export class SymbolicExecutor implements ModelHost {
           const target = Number(d.ops[0].imm);
           let taken: boolean;
           if (this.mode === 'recorded' || next === null) {
-            if (cond.u) throw new Unsolved(`a branch before the guard (0x${(d.ip - this.bias).toString(16)}) depends on a value the recording cannot model`);
+            if (cond.u) throw new Unsolved(`a branch before the guard (${this.at(d.ip)}) depends on a value the recording cannot model`);
             taken = cond.c;
             if (cond.e !== null) {
-              this.recordedForks.push({ ip: d.ip - this.bias, constraint: this.constraints.length, cond: cond.e, taken, otherSide: (taken ? d.next : target) - this.bias });
+              this.recordedForks.push({ at: this.at(d.ip), constraint: this.constraints.length, cond: cond.e, taken, otherSide: this.where(taken ? d.next : target).ip });
               this.constraints.push(taken ? cond.e : cond.e.not());
-              this.slice.push({ ip: d.ip - this.bias, text: d.text });
+              this.slice.push({ ...this.where(d.ip), text: d.text });
             }
           } else {
             if (next !== target && next !== d.next) return false;
-            if (cond.u) throw new Unsolved(`the branch at 0x${(d.ip - this.bias).toString(16)} depends on values the recording cannot model (${cond.e === null ? 'flags' : unknownsOf(cond.e.sexpr()).join(', ')})`);
+            if (cond.u) throw new Unsolved(`the branch at ${this.at(d.ip)} depends on values the recording cannot model (${cond.e === null ? 'flags' : unknownsOf(cond.e.sexpr()).join(', ')})`);
             taken = next === target && (target !== d.next || cond.c);
             if (cond.e !== null) {
               this.constraints.push(taken ? cond.e : cond.e.not());
-              this.slice.push({ ip: d.ip - this.bias, text: d.text });
-            } else if (cond.c !== taken) throw new Unsolved(`the path to the target needs the other side of the concrete branch at 0x${(d.ip - this.bias).toString(16)}`);
+              this.slice.push({ ...this.where(d.ip), text: d.text });
+            } else if (cond.c !== taken) throw new Unsolved(`the path to the target needs the other side of the concrete branch at ${this.at(d.ip)}`);
           }
           fall = taken ? target : d.next;
           break;
@@ -796,9 +830,9 @@ export class SymbolicExecutor implements ModelHost {
           await this.write(d, 0, n, note(v));
           break;
         }
-        throw new Unsolved(`instruction '${d.text}' at 0x${(d.ip - this.bias).toString(16)} is not modelled`);
+        throw new Unsolved(`instruction '${d.text}' at ${this.at(d.ip)} is not modelled`);
     }
-    if (tainted) this.slice.push({ ip: d.ip - this.bias, text: d.text });
+    if (tainted) this.slice.push({ ...this.where(d.ip), text: d.text });
     this.rip = fall;
     return true;
   }
@@ -824,6 +858,10 @@ export class SymbolicExecutor implements ModelHost {
     let target: number;
     let name: string | null = null;
     const op = d.ops[0];
+    // The caller's module: its PLT and GOT name the imports it calls.
+    const from = this.moduleAt(d.ip);
+    const fromCode = this.space.modules[from].code;
+    const fromBias = this.biases[from];
     if (op.kind === 'branch') {
       target = Number(op.imm);
     } else {
@@ -832,29 +870,37 @@ export class SymbolicExecutor implements ModelHost {
       target = Number(t.c);
       // call [GOT slot] (-fno-plt): the slot names the import.
       if (op.kind === 'mem') {
-        const slot = (await this.address(d)) - this.bias;
-        const plt = this.code.cfg.plt.find((p) => p.gotSlot === slot);
+        const slot = (await this.address(d)) - fromBias;
+        const plt = fromCode.cfg.plt.find((p) => p.gotSlot === slot);
         if (plt) name = plt.name;
       }
     }
-    const link = target - this.bias;
     if (name === null) {
-      const plt = this.code.contains(link) ? this.code.cfg.pltAt(link) : null;
+      const link = target - fromBias;
+      const plt = fromCode.contains(link) ? fromCode.cfg.pltAt(link) : null;
       if (plt !== null) name = plt.name;
     }
     const retSite = d.next;
+    const retLink = retSite - fromBias;
+    const fromTag = this.space.modules[from].tag;
+    // An import that one of the program's own libraries defines: on the recorded part, run it.
+    const own = name !== null && this.mode === 'recorded' && !isPureModel(name) ? this.space.exportOf(name) : null;
+    if (own !== null && !Number.isNaN(this.biases[own.module])) return this.enter(own.link + this.biases[own.module], retSite);
     if (name !== null) {
       const saved = this.args;
       this.args = [];
       if (this.mode === 'continuation') await this.resolveArgs(name);
-      const snapshot = this.mode === 'recorded' ? this.plan.snapshots.find((s) => s.index > (this.currentSnapshot?.index ?? -1) && s.site === retSite - this.bias) ?? null : null;
+      const snapshot =
+        this.mode === 'recorded'
+          ? this.plan.snapshots.find((s) => s.index > (this.currentSnapshot?.index ?? -1) && s.site === retLink && this.space.callerOf(s) === from) ?? null
+          : null;
       if (snapshot !== null) this.currentSnapshot = snapshot;
       this.observedResult = snapshot?.result ?? (this.mode === 'recorded' ? null : 0n);
       let rax: Val | null = null;
       if (isPureModel(name)) {
         rax = applyPureModel(name, this);
       } else {
-        const model = this.mode === 'recorded' && snapshot === null ? null : applySourceModel(name, retSite - this.bias, this);
+        const model = this.mode === 'recorded' && snapshot === null ? null : applySourceModel(name, retLink, fromTag, this);
         if (model !== null) {
           this.calls.push(model.call);
           rax = model.rax;
@@ -866,18 +912,21 @@ export class SymbolicExecutor implements ModelHost {
       this.flags = { kind: 'unknown', a: this.regs[0], b: this.regs[0], r: this.regs[0], bits: 64, cfKnown: false };
       return retSite;
     }
-    if (this.mode === 'recorded' && this.code.contains(link)) {
-      // The module's own function: run it.
-      const sp = this.regs[4].c - 8n;
-      this.regs[4] = { c: sp, e: null, u: false };
-      this.writeMem(Number(sp), 8, { c: BigInt(retSite), e: null, u: false });
-      return target;
-    }
+    // The program's own function (in any of its modules): on the recorded part, run it.
+    if (this.mode === 'recorded' && this.moduleAt(target) >= 0) return this.enter(target, retSite);
     // Anything else: assume it leaves memory alone; its result is unknown.
     void next;
-    for (const r of CALLER_SAVED) this.regs[r] = this.unknown(`${regName(r)} after call 0x${link.toString(16)}`);
+    for (const r of CALLER_SAVED) this.regs[r] = this.unknown(`${regName(r)} after call ${this.at(target)}`);
     this.flags = { kind: 'unknown', a: this.regs[0], b: this.regs[0], r: this.regs[0], bits: 64, cfKnown: false };
     return retSite;
+  }
+
+  /** Enter a function at run-time `target`: push the return address, continue there. */
+  private enter(target: number, retSite: number): number {
+    const sp = this.regs[4].c - 8n;
+    this.regs[4] = { c: sp, e: null, u: false };
+    this.writeMem(Number(sp), 8, { c: BigInt(retSite), e: null, u: false });
+    return target;
   }
 }
 

@@ -9,12 +9,21 @@ import { ByteSourceCache } from '../../flow/section.js';
 import { Image } from '../../flow/image.js';
 import { flowInputs, readPerfData } from '../perf-data/perf-data.js';
 import { PerfDataError } from '../perf-data/file-access.js';
-import type { ImageMapping, RecordedProcess, RecordedThread, Recording, TraceStream } from '../model/recording.js';
+import type { ImageMapping, RecordedProcess, RecordedThread, Recording, StreamTask, TraceStream } from '../model/recording.js';
+import { CpuTaskTracker, dueThread, migrationEpochs, type TaskFactory } from './cpu-tasks.js';
 import { InputError, regularFileSize } from './safe-files.js';
 
 function baseName(p: string): string {
   const i = p.lastIndexOf('/');
   return i >= 0 ? p.slice(i + 1) : p;
+}
+
+/** The file mappings of an image, for module maps and reports. */
+function mappingsOf(image: Image): ImageMapping[] {
+  return image.sections().map((m) => {
+    const file = m.section.filename;
+    return { file, originalPath: file, offset: m.sourceOffset, size: m.size, address: m.vaddr, displayName: baseName(file), runtime: null };
+  });
 }
 
 /** The end of time, for "the task's mappings once it has loaded everything". */
@@ -34,23 +43,50 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
     const inputs = flowInputs(model, options);
     if (inputs.length === 0) throw new InputError(`${path}: no Intel PT data (no AUXTRACE records)`);
     const warnings = model.warnings.map((w) => `perf.data: ${w}`);
+    let epochs: Map<number, Int32Array> | undefined;
     const streams: TraceStream[] = inputs.map((input, index) => {
       const s = input.stream;
       const task = input.taskAt(LATE);
       const notes: string[] = [];
       let image = new Image(path);
-      const mappings: ImageMapping[] = [];
+      let mappings: ImageMapping[] = [];
       if (task) {
         // The task's mappings at the end of the recording hold every library it loaded.
         const got = input.imageFor(task.pid, LATE);
         image = got.image;
         for (const miss of got.missing) notes.push(`unchecked: no image for ${miss}`);
-        for (const m of image.sections()) {
-          const file = m.section.filename;
-          mappings.push({ file, originalPath: file, offset: m.sourceOffset, size: m.size, address: m.vaddr, displayName: baseName(file), runtime: null });
-        }
+        mappings = mappingsOf(image);
       } else notes.push('unchecked: no task found for the stream: no image');
       const perCpu = s.cpu >= 0;
+      const switches = perCpu ? model.sideband.switches.get(s.cpu) ?? [] : [];
+      let tasks: (() => CpuTaskTracker) | undefined;
+      if (switches.length > 0) {
+        // Each (thread, image) is one task: an exec gives the thread a new one, with fresh analysis state.
+        const known = new Map<Image, Map<string, StreamTask>>();
+        const missed = new Set<string>();
+        const factory: TaskFactory = (pid, tid, time, epoch) => {
+          const got = input.imageFor(pid, time);
+          for (const miss of got.missing) missed.add(miss);
+          let byThread = known.get(got.image);
+          if (byThread === undefined) known.set(got.image, (byThread = new Map()));
+          const key = `${tid}/${epoch}`;
+          let t = byThread.get(key);
+          if (t === undefined) {
+            t = { pid, tid, image: got.image, mappings: mappingsOf(got.image), name: model.sideband.commAt(tid, time) || null };
+            byThread.set(key, t);
+          }
+          return t;
+        };
+        // Build each task's image now, so that what cannot be mapped is known before decoding.
+        const cpuEpochs = (epochs ??= migrationEpochs(model.sideband.switches)).get(s.cpu);
+        switches.forEach((sw, i) => {
+          const who = dueThread(sw);
+          if (who !== null && who.tid > 0) factory(who.pid, who.tid, sw.time, cpuEpochs?.[i] ?? 0);
+        });
+        for (const miss of missed) notes.push(`unchecked: no image for ${miss}`);
+        tasks = () => new CpuTaskTracker(switches, model.timeConv, factory, cpuEpochs);
+        if (!model.timeConv.timeMult) notes.push('unchecked: no time conversion (time_mult 0): the context switches cannot be placed in the trace');
+      } else if (perCpu) notes.push('unchecked: no context-switch records for this CPU: one image for the whole stream');
       return {
         index,
         label: perCpu ? `cpu ${s.cpu}` : `tid ${s.tid}`,
@@ -65,6 +101,7 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
         mappings,
         expected: null,
         notes,
+        ...(tasks !== undefined ? { tasks } : {}),
       };
     });
     const processes: RecordedProcess[] = [];

@@ -19,6 +19,7 @@ import type { DecoderConfig } from '../../packets/config.js';
 import type { TraceSource } from '../../packets/trace-source.js';
 import type { Image } from '../../flow/image.js';
 import type { ByteSourceCache } from '../../flow/section.js';
+import type { TaskContext, TaskSwitcher } from '../../flow/task-switch.js';
 
 export type RecordingFormat = 'bundle' | 'perf-data' | 'raw';
 
@@ -100,6 +101,19 @@ export interface TraceStream {
   readonly expected: { instructions: number; fnv1a64: string } | null;
   /** What could not be imported for this stream (an image that did not map, ...). */
   readonly notes: readonly string[];
+  /**
+   * A per-CPU stream's tasks: a fresh tracker for each decode of the
+   * stream, which says where the task (and with it the image) changes.
+   * Absent for one thread's stream.
+   */
+  readonly tasks?: () => TaskSwitcher<StreamTask>;
+}
+
+/** A task of a per-CPU stream: its thread, and its process's image and mappings at the time. */
+export interface StreamTask extends TaskContext {
+  readonly mappings: readonly ImageMapping[];
+  /** The thread's name (comm), when known. */
+  readonly name: string | null;
 }
 
 export interface Recording {
@@ -137,4 +151,9 @@ export function primaryStream(r: Recording): TraceStream {
 export function streamTitle(s: TraceStream): string {
   if (s.pid !== null && s.tid !== null) return s.program !== undefined ? `[${s.pid}/${s.tid}] ${s.program}` : `[${s.pid}/${s.tid}]`;
   return s.label;
+}
+
+/** `[pid/tid] comm` for a task of a per-CPU stream, as perf script heads a thread. */
+export function taskTitle(t: StreamTask): string {
+  return t.name !== null ? `[${t.pid}/${t.tid}] ${t.name}` : `[${t.pid}/${t.tid}]`;
 }

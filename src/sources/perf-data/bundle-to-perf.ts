@@ -187,7 +187,7 @@ const MISC_USER = 2;
  * the file it opens is the one recorded (a wrong id loses the symbols) and
  * can find it in its build-id cache. Raw (non-ELF) images have none.
  */
-function imageBuildIds(files: string[]): BuildIdEntry[] {
+export function imageBuildIds(files: string[]): BuildIdEntry[] {
   const out: BuildIdEntry[] = [];
   for (const file of new Set(files)) {
     let bytes: Uint8Array;
@@ -209,6 +209,20 @@ function imageBuildIds(files: string[]): BuildIdEntry[] {
   return out;
 }
 
+/** The input's tasks, then any a stream names that they do not (a thread after its process's leader). Throws on a task listed twice. */
+export function completeTasks(input: ExportInput): ExportTask[] {
+  const tasks = [...input.tasks];
+  const taskKey = (pid: number, tid: number): string => `${pid}/${tid}`;
+  const known = new Set(tasks.map((k) => taskKey(k.pid, k.tid)));
+  for (const s of input.streams) {
+    if (known.has(taskKey(s.pid, s.tid))) continue;
+    known.add(taskKey(s.pid, s.tid));
+    tasks.push({ pid: s.pid, tid: s.tid, parent: s.tid !== s.pid && known.has(taskKey(s.pid, s.pid)) ? { pid: s.pid, tid: s.pid } : null, comm: null });
+  }
+  if (known.size !== tasks.length) throw new Error('a task is listed twice');
+  return tasks;
+}
+
 /** Write `input` as the perf.data `path`. Throws an Error with one line for an input it cannot lay out. */
 export function exportPerfData(path: string, input: ExportInput): ExportResult {
   const warnings: string[] = [];
@@ -217,16 +231,8 @@ export function exportPerfData(path: string, input: ExportInput): ExportResult {
   if (streams.length === 0) throw new Error('no trace stream to export');
   if (streams.length > MAX_QUEUES) throw new Error(`${streams.length} trace streams: more than the ${MAX_QUEUES} this exporter writes`);
 
-  // Tasks: the given ones, then any a stream names that they do not.
-  const tasks = [...input.tasks];
+  const tasks = completeTasks(input);
   const taskKey = (pid: number, tid: number): string => `${pid}/${tid}`;
-  const known = new Set(tasks.map((k) => taskKey(k.pid, k.tid)));
-  for (const s of streams) {
-    if (known.has(taskKey(s.pid, s.tid))) continue;
-    known.add(taskKey(s.pid, s.tid));
-    tasks.push({ pid: s.pid, tid: s.tid, parent: s.tid !== s.pid && known.has(taskKey(s.pid, s.pid)) ? { pid: s.pid, tid: s.pid } : null, comm: null });
-  }
-  if (known.size !== tasks.length) throw new Error('a task is listed twice');
 
   // One queue per thread, in the order its first stream comes.
   const queueOf = new Map<string, number>();

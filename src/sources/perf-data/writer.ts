@@ -56,7 +56,9 @@ import {
  *   inherit) or per thread (`--per-thread`, which turns inherit off); perf
  *   derives the ids of the samples it synthesizes from the PT event's
  *   first id. A record's id is that of its queue: its cpu's, or with
- *   per-thread mmaps its thread's.
+ *   per-thread mmaps its thread's. With per-cpu mmaps, context switches
+ *   come from a third event, a cpu-wide dummy with context_switch (what
+ *   perf adds for a task target), after the PT event.
  * - data: TIME_CONV, ID_INDEX (each id's queue, cpu and tid; perf record
  *   writes it just before AUXTRACE_INFO), AUXTRACE_INFO, the sideband
  *   records in time order, then one AUXTRACE record per trace buffer
@@ -123,6 +125,8 @@ export interface PerfDataSpec {
   timeConv?: TimeConvRecord;
   sideband: SidebandEvent[];
   aux: AuxBuffer[];
+  /** The queues perf opened the events for, with per-cpu mmaps every cpu's (default: those `aux` has data for). */
+  queues?: number[];
   /** Header text features; defaults describe the writer. */
   features?: Partial<Pick<PerfFeatures, 'hostname' | 'osRelease' | 'version' | 'arch' | 'cpuDesc' | 'cpuId' | 'cmdline' | 'nrCpusAvail' | 'nrCpusOnline'>>;
   buildIds?: BuildIdEntry[];
@@ -134,13 +138,17 @@ export interface PerfDataLayout {
   dataSize: number;
   /** File offset of each AUXTRACE record header, in `spec.aux` order. */
   auxtraceOffsets: number[];
-  attrIds: { pt: bigint[]; sideband: bigint[] };
+  /** Each event's ids; `switch` is empty unless per-cpu mmaps write context switches (a third, cpu-wide event). */
+  attrIds: { pt: bigint[]; sideband: bigint[]; switch: bigint[] };
 }
 
 /** Sample fields of both events: a perf record -e intel_pt// setup with per-cpu mmaps. */
 export const WRITER_SAMPLE_TYPE = 0x1n /* IP */ | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_IDENTIFIER;
 /** The same with per-thread mmaps: no CPU field (the AUX queues are not per cpu). */
 export const WRITER_SAMPLE_TYPE_PER_THREAD = WRITER_SAMPLE_TYPE & ~PERF_SAMPLE_CPU;
+
+/** The cpu-wide switch event's sample fields (perf sets TID, TIME and CPU; IDENTIFIER as there are several events). */
+export const SWITCH_SAMPLE_TYPE = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_CPU | PERF_SAMPLE_IDENTIFIER;
 
 /** Buffered sequential writer that knows its file offset. */
 class FileOut {
@@ -188,10 +196,17 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
   const info = spec.info;
   const perCpu = info.perCpuMmaps;
   // One id per queue for each event, as perf opens one event per cpu/thread.
-  const queues = [...new Set(spec.aux.map((a) => a.idx))].sort((a, b) => a - b);
+  const queues = [...new Set([...(spec.queues ?? []), ...spec.aux.map((a) => a.idx)])].sort((a, b) => a - b);
   if (queues.length === 0) queues.push(0);
   const ptIds = queues.map((_, i) => BigInt(1 + i));
   const sbIds = queues.map((_, i) => BigInt(1 + queues.length + i));
+  // Per-cpu mmaps of a task target: perf adds a cpu-wide dummy event for the
+  // context switches (arch/x86/util/intel-pt.c, AUXTRACE_INFO
+  // have_sched_switch 3), whose SWITCH_CPU_WIDE records name every task a cpu
+  // runs; with per-thread mmaps the tracking event records SWITCH itself.
+  const hasSwitch = spec.sideband.some((e) => e.kind === 'switch');
+  const switchEvent = perCpu && hasSwitch;
+  const swIds = switchEvent ? queues.map((_, i) => BigInt(1 + 2 * queues.length + i)) : [];
   // Each queue's cpu (per-cpu) or thread (per-thread), from its buffers.
   const queueCpu = new Map<number, number>();
   const queueTid = new Map<number, number>();
@@ -211,7 +226,6 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
   const sampleType = perCpu ? WRITER_SAMPLE_TYPE : WRITER_SAMPLE_TYPE_PER_THREAD;
   const common = BigInt(AttrFlag.SampleIdAll | AttrFlag.ExcludeHv | AttrFlag.ExcludeGuest | (perCpu ? AttrFlag.Inherit : 0));
   const excludeKernel = spec.excludeKernel ?? true ? BigInt(AttrFlag.ExcludeKernel) : 0n;
-  const hasSwitch = spec.sideband.some((e) => e.kind === 'switch');
   const attrs: PerfAttrEntry[] = [
     {
       name: `intel_pt/${excludeKernel ? '/u' : '/'}`,
@@ -243,13 +257,32 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
           common |
           excludeKernel |
           BigInt(AttrFlag.Mmap | AttrFlag.Comm | AttrFlag.Task | AttrFlag.Mmap2 | AttrFlag.CommExec) |
-          (hasSwitch ? BigInt(AttrFlag.ContextSwitch) : 0n),
+          (hasSwitch && !switchEvent ? BigInt(AttrFlag.ContextSwitch) : 0n),
         config1: 0n,
         config2: 0n,
         auxWatermark: 0,
       },
     },
   ];
+  if (switchEvent) {
+    // After the PT event, as perf orders them (the tracking event last).
+    attrs.splice(1, 0, {
+      name: `dummy:${excludeKernel ? 'u' : ''}`,
+      ids: swIds,
+      attr: {
+        type: PERF_TYPE_SOFTWARE,
+        size: ATTR_SIZE,
+        config: BigInt(PERF_COUNT_SW_DUMMY),
+        samplePeriod: 1n,
+        sampleType: SWITCH_SAMPLE_TYPE,
+        readFormat: 0n,
+        flags: common | excludeKernel | BigInt(AttrFlag.ContextSwitch),
+        config1: 0n,
+        config2: 0n,
+        auxWatermark: 0,
+      },
+    });
+  }
 
   // Layout: header, id arrays, attrs, data, feature index, features.
   const out = new FileOut(fd);
@@ -296,7 +329,8 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
   out.write(encodeIntelPtInfo(info));
   const sideband = [...spec.sideband].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   for (const e of sideband) {
-    const s: SampleId = { pid: e.pid, tid: e.tid, time: e.time, cpu: e.cpu, id: idFor(e.kind === 'itrace-start' ? ptIds : sbIds, e.cpu, e.tid) };
+    const ids = e.kind === 'itrace-start' ? ptIds : e.kind === 'switch' && switchEvent ? swIds : sbIds;
+    const s: SampleId = { pid: e.pid, tid: e.tid, time: e.time, cpu: e.cpu, id: idFor(ids, e.cpu, e.tid) };
     switch (e.kind) {
       case 'mmap2':
         out.write(encodeMmap2(e, s, sampleType));
@@ -314,7 +348,7 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
         );
         break;
       case 'switch':
-        out.write(encodeSwitch(e.out, e.nextPrev ?? null, s, sampleType));
+        out.write(encodeSwitch(e.out, e.nextPrev ?? null, s, switchEvent ? SWITCH_SAMPLE_TYPE : sampleType));
         break;
     }
   }
@@ -401,5 +435,5 @@ function writeTo(fd: number, spec: PerfDataSpec): PerfDataLayout {
     features: featList,
   });
   writeAll(fd, header, 0);
-  return { dataOffset, dataSize, auxtraceOffsets, attrIds: { pt: ptIds, sideband: sbIds } };
+  return { dataOffset, dataSize, auxtraceOffsets, attrIds: { pt: ptIds, sideband: sbIds, switch: swIds } };
 }

@@ -27,7 +27,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
 import { prlimitArgv, RunCgroup, type ResourceLimits } from './resource-limits.js';
 import { openSeccompFilter, SCRATCH_DIR, SECCOMP_FD, sandboxArgv } from './sandbox.js';
@@ -198,6 +198,18 @@ export class ConfinedRun {
         if (!spec.sandbox) command = command.map((a) => (a === programCopy!.guest ? host : a));
         programCopy = { host, guest: programCopy.guest };
       }
+      // The program's own libraries beside it, where an unconfined run's
+      // $ORIGIN finds them; confined, shown at their recorded paths.
+      const libraryCopies: { host: string; guest: string }[] = [];
+      const libDir = spec.sandbox ? join(this.hostDir, 'libraries') : this.hostDir;
+      if (spec.sandbox && (spec.view.libraryCopies ?? []).length > 0) mkdirSync(libDir);
+      for (const lib of spec.view.libraryCopies ?? []) {
+        const name = basename(lib.guest);
+        if (name === 'program' || name === 'work' || libraryCopies.some((c) => basename(c.host) === name)) continue;
+        const host = join(libDir, name);
+        writeFileSync(host, readBoundedFile(lib.host, INPUT_LIMITS.imageBytes, lib.host), { mode: 0o644 });
+        libraryCopies.push({ host, guest: lib.guest });
+      }
       const lifeline = spec.sandbox && spec.live === true;
       const keep = [0, 1, 2, COLLECT_FD, ...(spec.logFd !== undefined ? [LOG_FD] : []), ...(lifeline ? [LIFELINE_FD] : []), ...(spec.handedIn?.keys() ?? [])];
       const inner = ['/bin/bash', '-c', closerScript(keep), 'ptscope-close', '/bin/sh', '-c', wrapperScript(spec, lifeline), 'ptscope-run', ...prlimitArgv(limits, spec.sandbox), ...command];
@@ -216,7 +228,7 @@ export class ConfinedRun {
           writeFileSync(host, text, { mode: 0o644 });
           generated.push({ host, guest: `/etc/${name}` });
         }
-        this.view = sandboxView({ ...spec.view, programCopy, generated, allowRead: [...(spec.view.allowRead ?? []), spec.command[0]] });
+        this.view = sandboxView({ ...spec.view, programCopy, libraryCopies, generated, allowRead: [...(spec.view.allowRead ?? []), spec.command[0]] });
         this.env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
         this.seccompFd = openSeccompFilter(this.hostDir);
         this.argv = sandboxArgv({ view: this.view, limits, env: targetEnvironment(SCRATCH_DIR, '/tmp', spec.env), seccompFd: SECCOMP_FD }, inner);

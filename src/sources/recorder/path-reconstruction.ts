@@ -71,6 +71,11 @@ const MAX_DEFERRED_EVENTS = 1 << 20;
 const BLOCK_OVERHEAD = 160;
 /** The log's descriptors in the emulator: 3 (handed in) and the one qemu opens from it. */
 export const LOG_DESCRIPTORS: readonly number[] = [3, 4];
+/**
+ * With the log shim preloaded: only qemu's own, moved up to the shim's
+ * LOG_FD_FLOOR (the handed-in 3 is closed once qemu has opened it).
+ */
+export const SHIMMED_LOG_DESCRIPTORS: readonly number[] = [700];
 
 /** Why the recorder stopped the program before it ended. */
 export type StopReason = 'budget' | 'exec' | 'clone' | 'log-closed' | 'trace-size' | 'recorder-memory';
@@ -104,6 +109,8 @@ export interface PathLimits {
    * path, and the log's descriptors are the handed-in ones (thread-fifos.ts).
    */
   perThreadLogs?: boolean;
+  /** One log: its descriptors in the emulator (default {@link LOG_DESCRIPTORS}); the last is qemu's own. */
+  logFds?: readonly number[];
   /** With per-thread logs: a forked child writes its own log (native/qemu-log-shim.c), so fork does not stop the path. */
   followForks?: boolean;
   /** The exec follower runs: an exec's new program has a log of its own after a marker (task-tracer.ts), so exec does not end the path at its entry. */
@@ -345,13 +352,15 @@ export class PathReconstruction implements QemuLogSink {
       }
       return this.apply(v);
     }
-    this.apply(entryVerdict(name, text, LOG_DESCRIPTORS[1]));
+    // The shim keeps a guarded log open through close, close_range, dup2 and dup3: none of them ends it.
+    const fds = this.limits.logFds ?? LOG_DESCRIPTORS;
+    this.apply(entryVerdict(name, text, fds === SHIMMED_LOG_DESCRIPTORS ? NaN : fds[fds.length - 1]!));
   }
 
   syscall(line: string): void {
     if (this.stopped) return;
     this.memory.syscall(line);
-    this.apply(syscallVerdict(line, this.limits.perThreadLogs === true ? THREAD_LOG_FDS : LOG_DESCRIPTORS));
+    this.apply(syscallVerdict(line, this.limits.perThreadLogs === true ? THREAD_LOG_FDS : this.limits.logFds ?? LOG_DESCRIPTORS));
     if (this.stopped) return;
     const paren = line.indexOf('(');
     this.lastSyscall = paren > 0 ? line.slice(0, paren) : null;

@@ -14,9 +14,10 @@ export interface RecordOptions {
   /**
    * Run this host file as the program, shown to it at `guest` (argv[0] is
    * then not looked up): a re-run of a bundle's copy of its program at the
-   * recorded path. Default: argv[0] found on PATH, shown at its own path.
+   * recorded path, with the bundle's copies of its own shared libraries
+   * at theirs. Default: argv[0] found on PATH, shown at its own path.
    */
-  program?: { host: string; guest: string };
+  program?: { host: string; guest: string; libraries?: { host: string; guest: string }[] };
   /** Bundle directory to create. */
   output: string;
   /** Replace an existing output directory that holds a ptscope bundle. */

@@ -92,7 +92,7 @@ export async function recordThreads(
     // LD_PRELOAD is qemu's own: -U keeps it from the program's environment.
     command: [...follow.preload, qemu, '-U', 'LD_PRELOAD', '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
     sandbox: true,
-    view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead: [...allowRead, ...follow.show] },
+    view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead: [...allowRead, ...follow.show] },
     supervisor: follow.supervisor,
     handedIn: fifos.handedIn,
     limits,

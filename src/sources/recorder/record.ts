@@ -31,7 +31,8 @@ import { writeAddressSpaceImages } from './bundle-images.js';
 import { ConfinedRun, LOG_FD } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap } from './memory-map.js';
-import { PathReconstruction, type StopReason } from './path-reconstruction.js';
+import { LOG_DESCRIPTORS, PathReconstruction, SHIMMED_LOG_DESCRIPTORS, type StopReason } from './path-reconstruction.js';
+import { buildNativeShim } from '../native-build.js';
 import { PtEncoderSession } from './pt-encoder-session.js';
 import { QemuLogParser } from './qemu-log.js';
 import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
@@ -191,10 +192,13 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       notice('warning: --no-sandbox: the program runs unconfined, with your network and files');
     }
     stdinFd = openStdin(opts.stdin) ?? null;
+    // The log shim moves qemu's log out of the program's low descriptors (native/qemu-log-shim.c).
+    const shim = oneLogShim(notice);
+    const preload = shim !== null ? ['/usr/bin/env', `LD_PRELOAD=${shim}`, qemu, '-U', 'LD_PRELOAD'] : [qemu];
     run = confinedRun({
-      command: [qemu, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
+      command: [...preload, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
       sandbox: opts.sandbox,
-      view: { program: opts.program ? undefined : program, programCopy: opts.program, arguments: args.paths, allowRead },
+      view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead: shim !== null ? [...allowRead, shim] : allowRead },
       limits,
       stdin: stdinFd ?? undefined,
       output: shown !== null ? 'pipe' : opts.stdio ?? 'inherit',
@@ -220,6 +224,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const path = new PathReconstruction(session, memory, {
       maxInsns: opts.maxInsns,
       maxBlockBytes: maxRecorderBytes,
+      logFds: shim !== null ? SHIMMED_LOG_DESCRIPTORS : LOG_DESCRIPTORS,
       overLimit: () => (maxTraceBytes > 0 && opts.snapshotBytes === 0 && out.offset >= maxTraceBytes ? 'trace-size' : null),
       onStop: () => {
         stopped = path.stopReason;
@@ -450,3 +455,13 @@ async function recordWithPerf(opts: RecordOptions, program: string, output: stri
   }
 }
 
+
+/** The log shim for a one-log recording, or null (no compiler: qemu's log then stays at descriptor 4). */
+function oneLogShim(notice: (line: string) => void): string | null {
+  try {
+    return buildNativeShim('qemu-log-shim', "emulator's log shim");
+  } catch (e) {
+    notice(`warning: the emulator's log stays at a low descriptor, where a script's own (exec 3>&1) meets it (${(e as Error).message.split('\n')[0]})`);
+    return null;
+  }
+}

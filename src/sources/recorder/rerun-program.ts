@@ -17,6 +17,7 @@
  */
 import { resolve } from 'node:path';
 import type { Recording } from '../model/recording.js';
+import { isSystemPath } from './sandbox-view.js';
 
 export interface RerunProgram {
   /** The file executed: the bundle's copy of the program. */
@@ -25,6 +26,12 @@ export interface RerunProgram {
   guest: string;
   /** Its arguments, argv[0] included (argv[0] is `guest`). */
   argv: string[];
+  /**
+   * The bundle's copies of the program's own shared libraries (images the
+   * recording mapped from outside the system directories), each to be shown
+   * at its recorded path: what the program's DT_RUNPATH ($ORIGIN) found.
+   */
+  libraries: { host: string; guest: string }[];
 }
 
 const MAX_ARGS = 4096;
@@ -55,5 +62,10 @@ export function rerunProgram(r: Recording, sandbox: boolean): RerunProgram {
   }
   if (bytes > MAX_ARG_BYTES) throw new Error(`program.argv: more than ${MAX_ARG_BYTES} bytes of arguments`);
   const guest = sandbox ? prog.path : copy.file;
-  return { host: copy.file, guest, argv: [guest, ...prog.argv.slice(1)] };
+  const libraries: RerunProgram['libraries'] = [];
+  for (const m of r.streams.flatMap((s) => s.mappings)) {
+    if (m.runtime !== null || m.originalPath === prog.path || isSystemPath(m.originalPath) || checkGuestPath(m.originalPath) !== null) continue;
+    if (!libraries.some((l) => l.guest === m.originalPath)) libraries.push({ host: m.file, guest: m.originalPath });
+  }
+  return { host: copy.file, guest, argv: [guest, ...prog.argv.slice(1)], libraries };
 }

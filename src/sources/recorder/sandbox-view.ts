@@ -14,10 +14,13 @@
  *   machine-id, service credentials). passwd, group, hosts and hostname are
  *   generated: no user or host names of this machine.
  * - The program, and every file or directory named on the analyst's command
- *   line, read-only at the same path; paths the analyst adds with
+ *   line, read-only at the same path; the private libraries the program's
+ *   DT_RUNPATH/DT_RPATH finds (private-libraries.ts), as files; paths the analyst adds with
  *   --allow-read. Never a socket, FIFO or device. A re-run shows the
  *   bundle's copy of the program at the recorded path instead of any host
- *   file, and none of the files its arguments name.
+ *   file (and the bundle's copies of the program's own shared libraries,
+ *   those mapped from outside the system directories, at theirs), and none
+ *   of the files its arguments name.
  * - Nothing else of the host: not /root, /home, /run, /var, /srv, /mnt,
  *   /media, /opt, /boot, /sys, nor the host's /tmp (the sandbox has its own).
  *
@@ -27,6 +30,7 @@
  */
 import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { privateLibraries } from './private-libraries.js';
 
 /** Directories holding the system's code, shown read-only. */
 const SYSTEM_DIRS = ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32'];
@@ -128,6 +132,8 @@ export interface ViewRequest {
   program?: string;
   /** A host file shown at another path (a re-run: the bundle's copy at the recorded path). */
   programCopy?: { host: string; guest: string };
+  /** More host files shown at other paths (a re-run: the bundle's copies of the program's own shared libraries at their recorded paths). */
+  libraryCopies?: readonly { host: string; guest: string }[];
   /** Paths named on the analyst's command line (absolute, existing). */
   arguments?: readonly string[];
   /** More host paths the analyst allows (--allow-read), and helpers (the dormant shim). */
@@ -153,11 +159,20 @@ export function sandboxView(req: ViewRequest): SandboxView {
     }
     shared.push(p);
   };
-  if (req.program !== undefined) add(req.program);
+  if (req.program !== undefined) {
+    add(req.program);
+    for (const lib of privateLibraries(req.program)) add(lib);
+  }
   if (req.programCopy !== undefined) placed.push(req.programCopy);
+  for (const c of req.libraryCopies ?? []) placed.push(c);
   for (const p of req.arguments ?? []) add(p);
   for (const p of req.allowRead ?? []) add(p);
   return { shared, placed, links: sys.links };
+}
+
+/** True if `path` lies in a system directory, which every sandbox shows (a re-run never places a bundle's file there). */
+export function isSystemPath(path: string): boolean {
+  return SYSTEM_DIRS.some((d) => isUnder(resolve(path), d));
 }
 
 /** True if `path` is already shown by a shared directory (directly or through one of the links). */

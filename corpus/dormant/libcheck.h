@@ -1,0 +1,2 @@
+/* The check exported by libcheck.so (libcheck.c). */
+int licensed(void);

@@ -1,0 +1,122 @@
+/**
+ * Who runs on one CPU's stream of a per-CPU perf.data, from its
+ * context-switch sideband (ITRACE_START, PERF_RECORD_SWITCH and
+ * SWITCH_CPU_WIDE: the task switched in, or the one switched to).
+ *
+ * When a switch takes effect follows libipt's sideband session
+ * (pt_sb_pevent): a record is due once the trace's time reaches it, and the
+ * switch it announces is done where the decode is in the kernel or does
+ * not know where it is. With user-space-only tracing that is the tracing
+ * enable (TIP.PGE) after the kernel ran, or the resume after an overflow:
+ * between them the task cannot change without the trace saying so.
+ *
+ * A thread that ran on another CPU since its last run here (it migrated)
+ * did things this stream did not see: it comes back as a new task (a new
+ * epoch), so that analyses start its state afresh rather than pair what it
+ * does now with what it did here before. {@link migrationEpochs} counts
+ * those moves over all CPUs' switch records, by time.
+ */
+import { EventType, type PtEvent } from '../../events/event.js';
+import type { TaskSwitcher } from '../../flow/task-switch.js';
+import type { CpuSwitch } from '../perf-data/sideband.js';
+import { perfTimeToTsc, type TimeConversion } from '../perf-event/time-conversion.js';
+import type { StreamTask } from '../model/recording.js';
+
+/** Builds (and caches) the task for a thread at a perf time: its process's image then; `epoch` counts its migrations. */
+export type TaskFactory = (pid: number, tid: number, perfTime: bigint, epoch: number) => StreamTask;
+
+/** The thread a switch record makes due on its CPU (the one switched in, or to), or null. */
+export function dueThread(s: CpuSwitch): { pid: number; tid: number } | null {
+  if (!s.out) return { pid: s.pid, tid: s.tid };
+  return s.nextPrev;
+}
+
+/**
+ * For each CPU's switch records, the migration epoch of the thread each one
+ * makes due: how many times that thread moved to another CPU up to then,
+ * over every CPU's records in time order.
+ */
+export function migrationEpochs(switches: ReadonlyMap<number, readonly CpuSwitch[]>): Map<number, Int32Array> {
+  const due: { cpu: number; i: number; tid: number; time: bigint }[] = [];
+  const out = new Map<number, Int32Array>();
+  for (const [cpu, list] of switches) {
+    out.set(cpu, new Int32Array(list.length));
+    list.forEach((s, i) => {
+      const who = dueThread(s);
+      if (who !== null && who.tid > 0) due.push({ cpu, i, tid: who.tid, time: s.time });
+    });
+  }
+  due.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.cpu - b.cpu || a.i - b.i));
+  const last = new Map<number, { cpu: number; epoch: number }>();
+  for (const d of due) {
+    const prev = last.get(d.tid);
+    const epoch = prev === undefined ? 0 : prev.cpu === d.cpu ? prev.epoch : prev.epoch + 1;
+    last.set(d.tid, { cpu: d.cpu, epoch });
+    out.get(d.cpu)![d.i] = epoch;
+  }
+  return out;
+}
+
+const NONE = -1;
+
+export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
+  /** Switch records in time order, their times as TSC. */
+  private readonly tsc: bigint[];
+  private next = 0;
+  /** The thread the due records say runs (NONE: no task, idle or out). */
+  private duePid = NONE;
+  private dueTid = NONE;
+  private dueTime = 0n;
+  private dueEpoch = 0;
+  private current: StreamTask | null = null;
+  private currentEpoch = 0;
+
+  constructor(
+    private readonly switches: readonly CpuSwitch[],
+    conv: TimeConversion,
+    private readonly task: TaskFactory,
+    /** Per record, its thread's migration epoch ({@link migrationEpochs}); none: 0. */
+    private readonly epochs: Int32Array = new Int32Array(switches.length),
+  ) {
+    this.tsc = conv.timeMult ? switches.map((s) => perfTimeToTsc(s.time, conv)) : [];
+  }
+
+  start(): StreamTask | null {
+    // The first record on the CPU (ITRACE_START or a switch-in) names the task the trace starts in.
+    const first = this.switches[0];
+    if (first === undefined || this.tsc.length === 0) return null;
+    this.take(0);
+    this.next = 1;
+    return this.changeTo();
+  }
+
+  onEvent(ev: PtEvent): StreamTask | null {
+    if (ev.hasTsc) {
+      const now = (BigInt(ev.tscHi >>> 0) << 32n) | BigInt(ev.tscLo >>> 0);
+      while (this.next < this.tsc.length && this.tsc[this.next]! <= now) this.take(this.next++);
+    }
+    const boundary = (ev.type === EventType.Enabled && !ev.statusUpdate) || ev.type === EventType.Overflow;
+    return boundary ? this.changeTo() : null;
+  }
+
+  /** Apply one due record. */
+  private take(i: number): void {
+    const s = this.switches[i]!;
+    const who = dueThread(s);
+    this.duePid = who?.pid ?? NONE;
+    this.dueTid = who?.tid ?? NONE;
+    this.dueTime = s.time;
+    this.dueEpoch = this.epochs[i] ?? 0;
+  }
+
+  private changeTo(): StreamTask | null {
+    // A task that is out stays the current one until another comes in (its trace cannot run meanwhile).
+    // tid 0 is the idle task, which user-space tracing never sees.
+    if (this.dueTid <= 0) return null;
+    const c = this.current;
+    if (c !== null && c.tid === this.dueTid && c.pid === this.duePid && this.currentEpoch === this.dueEpoch) return null;
+    this.currentEpoch = this.dueEpoch;
+    this.current = this.task(this.duePid, this.dueTid, this.dueTime, this.dueEpoch);
+    return this.current === c ? null : this.current;
+  }
+}
