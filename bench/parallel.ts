@@ -10,8 +10,14 @@
  * whole process used (all threads: what the parallel run costs beyond the
  * serial one) and the load average (the machine may be shared); every
  * parallel result is checked against the serial one.
+ *
+ * Then `flow` as the command runs it, ptxed's text and all, written to
+ * /dev/null: `--jobs 1` (serial) against `--jobs 2` and `--jobs 4`, each
+ * starting its own pool, on the mruby trace concatenated
+ * PTSCOPE_BENCH_PARALLEL_TEXT_COPIES times (default 2: its text is some
+ * 440 MB). The instruction count (`--stat`) is checked against serial.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { analyzeTrace } from '../src/analyses/analyze.js';
@@ -19,6 +25,8 @@ import { analyzeParallel, flowStatsParallel } from '../src/analyses/parallel/par
 import { poolDecoder } from '../src/analyses/parallel/piece-pool.js';
 import { insnDecoderFor, openTraceInput } from '../src/analyses/trace-input.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
+import { runFlowCommand } from '../src/cli/flow.js';
+import { LineWriter } from '../src/cli/output.js';
 
 export interface ParallelMeasurement {
   label: string;
@@ -121,5 +129,59 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
   console.log(`  speed-up of 2 workers over serial: flow ${speedup('flow', 2)}x, analyze ${speedup('analyze', 2)}x (goal >= 1.8x); 4 workers: flow ${speedup('flow', 4)}x, analyze ${speedup('analyze', 4)}x`);
   const warm = (what: string, w: number) => (out.find((m) => m.label === `${what}: ${w} worker${w > 1 ? 's' : ''}, warm`)!.mbps / out.find((m) => m.label === `${what}: serial (--jobs 1)`)!.mbps).toFixed(2);
   console.log(`  on a started pool: 2 workers flow ${warm('flow', 2)}x, analyze ${warm('analyze', 2)}x; 4 workers flow ${warm('flow', 4)}x, analyze ${warm('analyze', 4)}x`);
+  out.push(...(await flowTextBench(one, dir, benchDir)));
+  return out;
+}
+
+/** Output to /dev/null that keeps the `insn: N.` line of --stat. */
+class NullWriter extends LineWriter {
+  insn = '';
+
+  override line(text: string): void {
+    if (text.startsWith('insn: ')) this.insn = text;
+    super.line(text);
+  }
+}
+
+/** `flow --stat` with its text, as the command runs it, for --jobs 1, 2 and 4. */
+async function flowTextBench(one: Buffer, dir: string, benchDir: string): Promise<ParallelMeasurement[]> {
+  const copies = Math.max(1, Number(process.env.PTSCOPE_BENCH_PARALLEL_TEXT_COPIES ?? 2));
+  const path = join(benchDir, `mruby-x${copies}.pt`);
+  if (!existsSync(path)) writeFileSync(path, Buffer.concat(Array.from({ length: copies }, () => one)));
+  const argv = ['--cpu', '6/158', '--raw', `${join(dir, 'seg_400000.bin')}:0x400000`, '--stat', '--pt', path];
+  console.log(`  flow with its text to /dev/null: mruby x${copies}, ${(one.length * copies / 1e6).toFixed(1)} MB; load average ${loadavg()[0]!.toFixed(1)} at start`);
+  const out: ParallelMeasurement[] = [];
+  let serial = 0;
+  let serialCpu = 0;
+  let serialInsn = '';
+  for (const jobs of [1, 2, 4]) {
+    const fd = openSync('/dev/null', 'w');
+    const writer = new NullWriter(fd);
+    const t = process.hrtime.bigint();
+    const cpu = process.cpuUsage();
+    let status: number;
+    try {
+      status = await runFlowCommand([...argv, '--jobs', String(jobs)], writer, (m) => console.log(`  flow: ${m}`));
+      writer.flush();
+    } finally {
+      closeSync(fd);
+    }
+    const s = seconds(t);
+    const used = cpuSeconds(cpu);
+    const n = Number(/^insn: (\d+)\.$/.exec(writer.insn)?.[1] ?? NaN);
+    if (jobs === 1) {
+      serial = s;
+      serialCpu = used;
+      serialInsn = writer.insn;
+    } else if (writer.insn !== serialInsn || status !== 0) {
+      console.log(`  WARNING: flow --jobs ${jobs} differs from --jobs 1: ${writer.insn} (status ${status}) vs ${serialInsn}`);
+    }
+    out.push({
+      label: `flow with text: --jobs ${jobs}`,
+      mbps: n / s / 1e6,
+      unit: 'M insn/s',
+      detail: `${s.toFixed(2)} s, ${(serial / s).toFixed(2)}x serial, ${used.toFixed(2)} s CPU (${(used / serialCpu).toFixed(2)}x serial), pool start-up included, load average ${loadavg()[0]!.toFixed(1)}`,
+    });
+  }
   return out;
 }

@@ -22,6 +22,18 @@ export class LineWriter {
     if (this.length >= this.limit) this.flush();
   }
 
+  /** Text already encoded as UTF-8, whole lines with their newlines (written after what is buffered). */
+  bytes(data: Uint8Array): void {
+    if (this.closed) return;
+    this.flush();
+    if (this.closed) return;
+    if (this.fd === null) {
+      this.text += textDecoder.decode(data);
+      return;
+    }
+    this.writeAll(data);
+  }
+
   flush(): void {
     if (this.closed || this.parts.length === 0) return;
     const data = this.parts.join('');
@@ -59,10 +71,14 @@ export class LineWriter {
     const data = this.parts.join('');
     this.parts = [];
     this.length = 0;
-    let buf = Buffer.from(data, 'utf8');
+    this.writeAll(Buffer.from(data, 'utf8'));
+  }
+
+  /** Write all of `buf`, waiting out a full non-blocking pipe. */
+  private writeAll(buf: Uint8Array): void {
     while (buf.length > 0) {
       try {
-        buf = buf.subarray(writeSync(this.fd, buf));
+        buf = buf.subarray(writeSync(this.fd!, buf));
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN') continue;
@@ -71,11 +87,13 @@ export class LineWriter {
           return;
         }
         this.closed = true;
-      throw writeError(e);
+        throw writeError(e);
       }
     }
   }
 }
+
+const textDecoder = new TextDecoder();
 
 /** Output that cannot be written (a full disk, `> /dev/full`): one line, exit status 2, no more output. */
 function writeError(e: unknown): CliError {

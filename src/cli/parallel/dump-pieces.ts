@@ -12,7 +12,7 @@ import { PacketStream } from '../../packets/packet-stream.js';
 import type { PacketDecoderOptions } from '../../packets/decoder.js';
 import { BufferSource } from '../../packets/trace-source.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
-import { PIECE_DONE, ZonedLines, type LinePiece } from '../../flow/parallel/zoned-lines.js';
+import { PIECE_DONE, ZonedLines, type LineSink, type PieceEnd } from '../../flow/parallel/zoned-lines.js';
 import { diagLine, PtdumpFormatter } from '../../reports/ptdump-format.js';
 import { packetToJson } from '../../reports/packet-json.js';
 import { configFromOptions } from '../dump-tracking.js';
@@ -20,17 +20,25 @@ import { openDumpSource, parseDumpArgs, type DumpErrorSink, type DumpOptions } f
 import { parseJobs } from '../jobs-option.js';
 import { CliError, type LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { LinePool, planPieces, printPieces, sharedBytes, type LinePlan, type LineTask, type PieceRunner } from './line-pieces.js';
+import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
+import { newCredit } from './text-credit.js';
+
+/** Bytes of text the pieces decoded ahead may hold, per worker beyond the first. */
+const HELD_TEXT_PER_WORKER = 48 << 20;
 
 /** Record tags beyond packet types. */
 const ERROR_TAG = 1000;
 const END_TAG = 1001;
 
-/** Decode `range` (`trace` holds the bytes from trace offset `origin`), reading on to `limit` for the overlap. */
-export function dumpPiece(opts: DumpOptions, decoderOptions: PacketDecoderOptions, trace: Uint8Array, origin: number, range: SegmentRange, limit: number): LinePiece {
+/**
+ * Decode `range` (`trace` holds the bytes from trace offset `origin`),
+ * reading on to `limit` for the overlap; its text goes to `sink` as it
+ * decodes, without the lines before `skip`.
+ */
+export function dumpPiece(opts: DumpOptions, decoderOptions: PacketDecoderOptions, trace: Uint8Array, origin: number, range: SegmentRange, limit: number, skip: number, sink: LineSink): PieceEnd {
   const end = Math.max(range.to, Math.min(limit, origin + trace.length));
   const base = range.from;
-  const lines = new ZonedLines(range, end > range.to);
+  const lines = new ZonedLines(range, end > range.to, sink, skip);
   const stream = new PacketStream(new BufferSource(trace.subarray(range.from - origin, end - origin)), { ...decoderOptions, pebs: opts.pebs });
   const formatter = new PtdumpFormatter(opts);
   const ip = formatter.lastIp;
@@ -96,10 +104,10 @@ function decoderOptionsOf(opts: DumpOptions): PacketDecoderOptions {
   return { skd007: config.errata.skd007, skz84: config.errata.skz84 };
 }
 
-export function dumpPieceTask(task: LineTask): LinePiece {
+export function dumpPieceTask(task: LineTask, sink: LineSink): PieceEnd {
   const opts = parseDumpArgs(task.argv)!;
   const end = Math.min(task.limit, task.trace.length);
-  return dumpPiece(opts, decoderOptionsOf(opts), task.trace.slice(task.range.from, end), task.range.from, task.range, end);
+  return dumpPiece(opts, decoderOptionsOf(opts), task.trace.slice(task.range.from, end), task.range.from, task.range, end, task.text!.skip, sink);
 }
 
 /**
@@ -113,7 +121,7 @@ export async function runDumpInPieces(
   preamble: readonly string[],
   out: LineWriter,
   errors: DumpErrorSink,
-  inThread?: { plan: LinePlan },
+  tuning: PieceTuning = {},
 ): Promise<number> {
   const workers = parseJobs(opts.jobs);
   if (opts.track.time || opts.track.tcal || opts.sideband.active) throw new CliError('--jobs: --time, --tcal and --pevent follow the time over the whole trace; dump it without --jobs.');
@@ -128,8 +136,8 @@ export async function runDumpInPieces(
     source.close();
   }
   const decoderOptions = decoderOptionsOf(opts);
-  const pool = inThread ? null : new LinePool(workers);
-  const groups = planPieces(trace, workers, decoderOptions.skd007 === true, 1 << 20, inThread?.plan);
+  const pool = tuning.inThread ? null : new LinePool(workers, 'dump');
+  const groups = planPieces(trace, workers, decoderOptions.skd007 === true, 1 << 20, tuning.plan);
   // As the serial dump: a trace without a PSB is an input error.
   if (!opts.noSync && new PacketStream(new BufferSource(trace), decoderOptions).syncForward() < 0) {
     await pool?.close();
@@ -138,8 +146,11 @@ export async function runDumpInPieces(
   for (const line of preamble) out.line(line);
   let c;
   try {
-    const run: PieceRunner = pool === null ? async (range, limit) => dumpPiece(opts, decoderOptions, trace, 0, range, limit) : pool.runner('dump', argv, 0, trace);
-    c = await printPieces(groups, trace.length, run, 2 * workers, out, createProgress('dump', trace.length, opts.json || opts.quiet));
+    const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
+    const run: PieceRunner =
+      pool === null ? inThreadRunner((range, limit, skip, sink) => dumpPiece(opts, decoderOptions, trace, 0, range, limit, skip, sink)) : pool.runner('dump', argv, 0, trace, credit);
+    const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
+    c = await printPieces(groups, trace.length, run, limits, out, createProgress('dump', trace.length, opts.json || opts.quiet));
   } finally {
     await pool?.close();
   }

@@ -11,17 +11,24 @@ import { BlockDecoder, type FlowFlags } from '../../flow/block-decoder.js';
 import type { Image } from '../../flow/image.js';
 import { InsnDecoder } from '../../flow/insn-decoder.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
-import { PIECE_DONE, ZonedLines, type LinePiece } from '../../flow/parallel/zoned-lines.js';
+import { PIECE_DONE, ZonedLines, type LineSink, type PieceEnd } from '../../flow/parallel/zoned-lines.js';
 import type { Recording } from '../../sources/model/recording.js';
 import { openFlowContainer, parseFlowArgs, streamConfig, streamHeading, type ErrorSink, type FlowArgs } from '../flow-args.js';
 import { decodeFlow, exitStatus, FlowStepKind, type FlowCounts, type FlowPrintOptions } from '../flow-decode.js';
 import { parseJobs } from '../jobs-option.js';
 import { CliError, LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { LinePool, planPieces, printPieces, sharedBytes, type LinePlan, type LineTask, type PieceRunner } from './line-pieces.js';
+import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
+import { newCredit } from './text-credit.js';
 
 /** Trace bytes per piece at most: ptxed prints some hundred bytes of text per byte of trace. */
 const MAX_PIECE_BYTES = 128 << 10;
+
+/**
+ * Bytes of text the pieces decoded ahead may hold, per worker beyond the
+ * first: about one piece's text each, so that a worker rarely waits.
+ */
+const HELD_TEXT_PER_WORKER = 48 << 20;
 
 /** What one stream is decoded with. */
 interface FlowTarget {
@@ -43,10 +50,14 @@ class PieceWriter extends LineWriter {
   }
 }
 
-/** Decode `range` of a stream (`trace` holds its bytes from trace offset `origin`), reading on to `limit` for the overlap. */
-export function flowPiece(t: FlowTarget, trace: Uint8Array, origin: number, range: SegmentRange, limit: number): LinePiece {
+/**
+ * Decode `range` of a stream (`trace` holds its bytes from trace offset
+ * `origin`), reading on to `limit` for the overlap; its text goes to
+ * `sink` as it decodes, without the lines before `skip`.
+ */
+export function flowPiece(t: FlowTarget, trace: Uint8Array, origin: number, range: SegmentRange, limit: number, skip: number, sink: LineSink): PieceEnd {
   const end = Math.max(range.to, Math.min(limit, origin + trace.length));
-  const lines = new ZonedLines(range, end > range.to);
+  const lines = new ZonedLines(range, end > range.to, sink, skip);
   const stream = new PacketStream(new BufferSource(trace.subarray(range.from - origin, end - origin)), packetOptionsFor(t.config));
   const decoder =
     t.kind === 'insn'
@@ -80,7 +91,7 @@ function targetOf(a: FlowArgs, recording: Recording | null, index: number): Flow
 /** The worker side: the setup rebuilt from flow's argv, once per worker. */
 let opened: { key: string; args: FlowArgs; recording: Recording | null } | null = null;
 
-export function flowPieceTask(task: LineTask): LinePiece {
+export function flowPieceTask(task: LineTask, sink: LineSink): PieceEnd {
   const key = JSON.stringify(task.argv);
   if (opened === null || opened.key !== key) {
     opened?.recording?.close();
@@ -91,12 +102,7 @@ export function flowPieceTask(task: LineTask): LinePiece {
   // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
   const end = Math.min(task.limit, task.trace.length);
   const bytes = task.trace.slice(task.range.from, end);
-  return flowPiece(targetOf(opened.args, opened.recording, task.stream), bytes, task.range.from, task.range, end);
-}
-
-/** For tests: decode in this thread, cut as `plan` says. */
-export interface InThread {
-  plan: LinePlan;
+  return flowPiece(targetOf(opened.args, opened.recording, task.stream), bytes, task.range.from, task.range, end, task.text!.skip, sink);
 }
 
 /**
@@ -105,7 +111,7 @@ export interface InThread {
  * switched in trace order), the block decoder's blocks and the decoder's
  * read offsets (--offset, --check).
  */
-export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWriter, errors: ErrorSink, inThread?: InThread): Promise<number> {
+export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWriter, errors: ErrorSink, tuning: PieceTuning = {}): Promise<number> {
   if (a.sideband.active) throw new CliError('--jobs: the perf_event sideband (--pevent) is applied in trace order; decode it without --jobs.');
   // The offset printed is where the decoder has read to, and its read-ahead after a PSB it
   // synchronised at can differ from the serial decoder's long after the pieces agree.
@@ -116,10 +122,12 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
   const workers = parseJobs(a.jobs);
   if (a.container !== null && a.created) throw new CliError(`${a.container}: give either a bundle/perf.data or --pt, not both.`);
   if (a.container === null && (!a.created || !a.trace)) throw new CliError('no pt file.');
-  const recording = a.container === null ? null : openFlowContainer(a.container, a.sysroot);
-  const pool = inThread ? null : new LinePool(workers);
+  // The pool starts (its workers load their modules) while this thread opens the recording.
+  const pool = tuning.inThread ? null : new LinePool(workers, 'flow');
+  let recording: Recording | null = null;
   const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
   try {
+    recording = a.container === null ? null : openFlowContainer(a.container, a.sysroot);
     const streams = recording === null ? [{ index: 0, source: a.trace! }] : recording.streams.map((s) => ({ index: s.index, source: s.open(), stream: s }));
     for (const s of streams) {
       if ('stream' in s && s.stream !== undefined) {
@@ -133,9 +141,12 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
         s.source.close();
       }
       const target = targetOf(a, recording, s.index);
-      const run: PieceRunner = pool === null ? async (range, limit) => flowPiece(target, trace, 0, range, limit) : pool.runner('flow', argv, s.index, trace);
-      const groups = planPieces(trace, workers, target.config.errata.skd007, MAX_PIECE_BYTES, inThread?.plan);
-      const c = await printPieces(groups, trace.length, run, 2 * workers, out, createProgress('flow', trace.length, a.opts.json));
+      const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
+      const run: PieceRunner =
+        pool === null ? inThreadRunner((range, limit, skip, sink) => flowPiece(target, trace, 0, range, limit, skip, sink)) : pool.runner('flow', argv, s.index, trace, credit);
+      const groups = planPieces(trace, workers, target.config.errata.skd007, MAX_PIECE_BYTES, tuning.plan);
+      const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
+      const c = await printPieces(groups, trace.length, run, limits, out, createProgress('flow', trace.length, a.opts.json));
       counts.insn += c.instructions;
       counts.blocks += c.transfers;
       counts.errors += c.errors;

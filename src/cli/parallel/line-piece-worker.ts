@@ -4,19 +4,41 @@
  * lines and zoned records (line-pieces.ts), or its executed blocks
  * (coverage-pieces.ts).
  */
-import type { LinePiece } from '../../flow/parallel/zoned-lines.js';
-import { traceInput, type TraceInput } from '../../analyses/trace-input.js';
-import { openRecording } from '../../sources/import/open-recording.js';
+import { workerData } from 'piscina';
+import type { TraceInput } from '../../analyses/trace-input.js';
 import type { Recording } from '../../sources/model/recording.js';
-import { coveragePiece, type CoveragePiece } from './coverage-pieces.js';
-import { dumpPieceTask } from './dump-pieces.js';
-import { flowPieceTask } from './flow-pieces.js';
+import type { CoveragePiece } from './coverage-pieces.js';
 import type { LineTask } from './line-pieces.js';
+import { PIECE_CANCELLED, PortSink } from './text-credit.js';
+
+/**
+ * Each command's modules, loaded on its first task: a worker loads only
+ * what its command needs (loading the rest cost a worker about a second
+ * of CPU at start-up).
+ */
+const flowModule = once(() => import('./flow-pieces.js'));
+const dumpModule = once(() => import('./dump-pieces.js'));
+const coverageModule = once(async () => ({
+  ...(await import('./coverage-pieces.js')),
+  ...(await import('../../analyses/trace-input.js')),
+  ...(await import('../../sources/import/open-recording.js')),
+}));
+
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | null = null;
+  return () => (p ??= load());
+}
+
+// The pool names its command: load its modules now, before the first task comes.
+const preload = (workerData as { command?: LineTask['command'] } | undefined)?.command;
+const preloading = preload === 'flow' ? flowModule() : preload === 'dump' ? dumpModule() : preload === 'coverage' ? coverageModule() : null;
+// A failed load shows again where the task awaits it.
+preloading?.catch(() => {});
 
 let opened: { key: string; recording: Recording; inputs: Map<number, TraceInput> } | null = null;
 
 /** The stream's input, the recording opened once per worker. */
-function inputOf(task: LineTask): TraceInput {
+function inputOf(task: LineTask, { openRecording, traceInput }: Awaited<ReturnType<typeof coverageModule>>): TraceInput {
   const key = JSON.stringify(task.open);
   if (opened === null || opened.key !== key) {
     opened?.recording.close();
@@ -32,11 +54,18 @@ function inputOf(task: LineTask): TraceInput {
   return input;
 }
 
-export default function decodeLinePiece(task: LineTask): LinePiece | CoveragePiece {
+/** A coverage piece's blocks; a flow or dump piece's text goes through the task's port (line-pieces.ts), nothing is returned. */
+export default async function decodeLinePiece(task: LineTask): Promise<CoveragePiece | null> {
   if (task.command === 'coverage') {
+    const m = await coverageModule();
     // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
     const end = Math.min(task.limit, task.trace.length);
-    return coveragePiece(inputOf(task), task.trace.slice(task.range.from, end), task.range.from, task.range, end);
+    return m.coveragePiece(inputOf(task, m), task.trace.slice(task.range.from, end), task.range.from, task.range, end);
   }
-  return task.command === 'flow' ? flowPieceTask(task) : dumpPieceTask(task);
+  const { port, credit, state } = task.text!;
+  const sink = new PortSink(port, credit, state);
+  // A piece cancelled while it waited in the queue is not decoded. (The main thread closes the port.)
+  if (sink.cancelled) throw PIECE_CANCELLED;
+  sink.end(task.command === 'flow' ? (await flowModule()).flowPieceTask(task, sink) : (await dumpModule()).dumpPieceTask(task, sink));
+  return null;
 }

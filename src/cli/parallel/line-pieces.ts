@@ -2,20 +2,35 @@
  * Commands that print while they decode (`flow`, `dump`) with `--jobs N`:
  * the trace is cut at PSBs (flow/parallel/psb-split.ts), each piece is
  * decoded on a piscina worker into its lines and zoned records
- * (flow/parallel/zoned-lines.ts), and the pieces' lines are printed in
+ * (flow/parallel/zoned-lines.ts), and the pieces' lines are written in
  * trace order from each one's hand-in to its hand-over: the serial output,
  * line for line. Two pieces that cannot hand over are decoded again as
- * one. Few pieces are in flight at a time, so memory holds a few pieces'
- * text, not the whole output.
+ * one. A piece hands its text on as it decodes (its head, body runs, its
+ * end), and the piece being printed is written as its text comes; the
+ * text of the pieces after it is held within a budget (text-credit.ts),
+ * and no piece is started while the held text exceeds it. So memory is
+ * bounded by the budget and a few pieces' records, whatever the trace's
+ * size.
  */
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { FlowStats } from '../../flow/control-flow.js';
 import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import { groupBudget, groupSegments, psbOffsets, type SegmentRange } from '../../flow/parallel/psb-split.js';
-import { FIRST_HAND_IN, handOverLines, lastPieceLines, linesText, type LinePiece } from '../../flow/parallel/zoned-lines.js';
+import { FIRST_HAND_IN, handOverLines, headOf, lastPieceCounts, runBytes, runEnd, type LineRun, type LineSink, type PieceEnd, type PieceHead } from '../../flow/parallel/zoned-lines.js';
 import type { ProgressSink } from '../../reports/report-model.js';
 import type { LineWriter } from '../output.js';
 import type { OpenOptions } from '../../sources/import/open-recording.js';
+import { heldBytes, newPieceState, PieceState, release, setPieceState, type PieceMessage, type TextCredit } from './text-credit.js';
+
+/** Where a flow or dump piece on a pool posts its text. */
+export interface TextChannel {
+  port: MessagePort;
+  credit: TextCredit;
+  state: Int32Array;
+  /** Lines written already from an earlier decode with the same start: counted, not sent. */
+  skip: number;
+}
 
 /** One piece for a worker: the command's argv (the worker rebuilds its setup from it), the stream, the shared trace bytes. */
 export interface LineTask {
@@ -27,10 +42,44 @@ export interface LineTask {
   trace: Uint8Array;
   range: SegmentRange;
   limit: number;
+  /** For flow and dump. */
+  text?: TextChannel;
 }
 
-/** Decodes one piece (up to `limit` for its overlap). */
-export type PieceRunner = (range: SegmentRange, limit: number) => Promise<LinePiece>;
+/** The main thread's side of a piece being decoded: what it sent, in order. */
+export interface PieceFeed {
+  onHead(h: PieceHead): void;
+  onBody(lines: LineRun): void;
+  onEnd(e: PieceEnd): void;
+  onFail(e: unknown): void;
+}
+
+/** A piece started by a runner. */
+export interface PieceControl {
+  /** Its text is being written as it comes: it need not wait for credit. */
+  printing(): void;
+  /** Its decode is not needed: stop it. */
+  cancel(): void;
+  /** Settles when its decode has ended, however it ended. */
+  settled: Promise<void>;
+  /** Its shared state (text-credit.ts), on a pool. */
+  state?: Int32Array;
+}
+
+/** Starts decoding one piece (up to `limit` for its overlap), whose text goes to `feed` without the lines before `skip`. */
+export type PieceRunner = (range: SegmentRange, limit: number, skip: number, feed: PieceFeed) => PieceControl;
+
+/** A runner in this thread: `decode` runs the whole piece at once. */
+export function inThreadRunner(decode: (range: SegmentRange, limit: number, skip: number, sink: LineSink) => PieceEnd): PieceRunner {
+  return (range, limit, skip, feed) => {
+    try {
+      feed.onEnd(decode(range, limit, skip, { head: (h) => feed.onHead(h), body: (r) => feed.onBody(r) }));
+    } catch (e) {
+      feed.onFail(e);
+    }
+    return { printing: () => {}, cancel: () => {}, settled: Promise.resolve() };
+  };
+}
 
 export interface LinePlan {
   /** Cut at every PSB (tests). */
@@ -38,10 +87,23 @@ export interface LinePlan {
   budget?: number;
 }
 
+/** For tests: how `flow --jobs` and `dump --jobs` cut and run their pieces. */
+export interface PieceTuning {
+  plan?: LinePlan;
+  /** Decode in this thread (no pool). */
+  inThread?: boolean;
+  /** Bytes of text held for pieces decoded ahead. */
+  heldText?: number;
+  /** Called when two pieces are decoded again as one. */
+  onJoin?: () => void;
+  /** Refuse the hand-over from `a` to `b` (tests: to decode them again as one). */
+  refuse?: (a: SegmentRange, b: SegmentRange) => boolean;
+}
+
 /**
  * Where the trace is cut: about four pieces per worker, of at most
- * `maxBytes` (a piece's text is one string, held until printed: a
- * megabyte of trace can be hundreds of megabytes of ptxed text).
+ * `maxBytes` (fewer, longer pieces re-decode fewer overlaps; the pieces
+ * decoded ahead hold their text until their turn, within the budget).
  */
 export function planPieces(trace: Uint8Array, workers: number, skd007: boolean, maxBytes: number, plan: LinePlan = {}): SegmentRange[] {
   const psbs = psbOffsets(trace, skd007);
@@ -49,74 +111,206 @@ export function planPieces(trace: Uint8Array, workers: number, skd007: boolean, 
   return groupSegments(psbs, trace.length, budget);
 }
 
+/** The text of one piece as it arrives, until it is written or dropped. */
+class Feed implements PieceFeed {
+  head: PieceHead | null = null;
+  readonly body: LineRun[] = [];
+  end: PieceEnd | null = null;
+  error: unknown = null;
+  cancelled = false;
+  control: PieceControl | null = null;
+  /** Bytes of text released (written or dropped). */
+  private released = 0;
+
+  constructor(
+    readonly range: SegmentRange,
+    readonly group: number,
+    private readonly credit: TextCredit | null,
+    private readonly changed: () => void,
+  ) {}
+
+  onHead(h: PieceHead): void {
+    if (this.cancelled) return;
+    this.head = h;
+    this.changed();
+  }
+
+  onBody(lines: LineRun): void {
+    if (this.cancelled) return;
+    this.body.push(lines);
+    this.changed();
+  }
+
+  onEnd(e: PieceEnd): void {
+    if (this.cancelled) return;
+    this.end = e;
+    this.changed();
+  }
+
+  onFail(e: unknown): void {
+    if (this.cancelled) return;
+    this.error = e ?? new Error('a trace piece failed');
+    this.changed();
+  }
+
+  /** The text of `run` is written or not needed. */
+  drop(run: LineRun): void {
+    const n = run.text.byteLength;
+    this.released += n;
+    if (this.credit !== null) release(this.credit, n);
+  }
+
+  /** The head's text is written: only its records are kept. */
+  dropHead(): void {
+    if (this.head === null) return;
+    this.drop(this.head.lines);
+    this.head = { log: this.head.log, lines: { firstLine: runEnd(this.head.lines), starts: new Uint32Array(1), text: new Uint8Array(0) } };
+  }
+
+  /** Written to its end, or not needed. */
+  finished(): void {
+    this.dropHead();
+    for (const r of this.body.splice(0)) this.drop(r);
+    if (this.end !== null) this.drop(this.end.lines);
+    this.end = null;
+  }
+
+  /** Stop its decode; what it posted is released once the decode has ended (what arrives later is ignored). */
+  cancel(): Promise<void> {
+    if (this.cancelled) return Promise.resolve();
+    this.finished();
+    this.cancelled = true;
+    this.head = null;
+    const c = this.control!;
+    c.cancel();
+    return c.settled.then(() => {
+      if (this.credit !== null && c.state !== undefined) release(this.credit, Atomics.load(c.state, 1) - this.released);
+    });
+  }
+}
+
+/** How many pieces may be decoded ahead, and the credit for their text (null: unbounded, in this thread). */
+export interface PrintLimits {
+  inFlight: number;
+  credit: TextCredit | null;
+  onJoin?: () => void;
+  refuse?: (a: SegmentRange, b: SegmentRange) => boolean;
+}
+
 /**
- * Decode `groups` (tiling a trace of `size` bytes) with `run`, at most
- * `inFlight` at a time, and print the serial output; the summed counts.
+ * Decode `groups` (tiling a trace of `size` bytes) with `run`, and print
+ * the serial output; the summed counts. The piece being printed is
+ * written as its text comes; up to `inFlight` pieces are decoded, and
+ * none is started while the held text exceeds the credit's budget,
+ * except the one after the printed piece, which its hand-over needs.
  */
-export async function printPieces(groups: readonly SegmentRange[], size: number, run: PieceRunner, inFlight: number, out: LineWriter, progress?: ProgressSink): Promise<FlowStats> {
+export async function printPieces(groups: readonly SegmentRange[], size: number, run: PieceRunner, limits: PrintLimits, out: LineWriter, progress?: ProgressSink): Promise<FlowStats> {
   const total: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   const add = (c: FlowStats): void => {
     total.instructions += c.instructions;
     total.transfers += c.transfers;
     total.errors += c.errors;
   };
-  const print = (p: LinePiece, [from, to]: [number, number]): void => {
-    const text = linesText(p, from, to);
-    if (text !== null) out.line(text);
+  const write = (r: LineRun, from: number, to: number): void => {
+    const bytes = runBytes(r, from, to);
+    if (bytes.length > 0) out.bytes(bytes);
   };
   const limitOf = (r: SegmentRange): number => {
     const after = groups.find((g) => g.from === r.to);
     return overlapLimit(r, after?.to ?? size, size);
   };
-  progress?.phase('decode', size);
-  let decoded = 0;
-  const queue: Promise<LinePiece>[] = [];
+  const { credit } = limits;
+  let wake: (() => void) | null = null;
+  const changed = (): void => {
+    const w = wake;
+    wake = null;
+    w?.();
+  };
+  const start = (range: SegmentRange, group: number, skip: number): Feed => {
+    const f = new Feed(range, group, credit, changed);
+    f.control = run(range, limitOf(range), skip, f);
+    return f;
+  };
+  /** Pieces started, in trace order, from the one being printed. */
+  const feeds: Feed[] = [];
+  const stopped: Promise<void>[] = [];
   let next = 0;
   const fill = (): void => {
-    while (queue.length < inFlight && next < groups.length) {
-      const g = groups[next++]!;
-      queue.push(
-        run(g, limitOf(g)).then((p) => {
-          decoded += g.to - g.from;
-          progress?.update(Math.min(decoded, size));
-          return p;
-        }),
-      );
+    while (next < groups.length && (feeds.length < 2 || (feeds.length < limits.inFlight && (credit === null || heldBytes(credit) < credit.budget)))) {
+      feeds.push(start(groups[next]!, next, 0));
+      next++;
     }
   };
-  const pending: LinePiece[] = [];
-  let handIn = FIRST_HAND_IN;
-  try {
+  const until = async (ready: () => boolean): Promise<void> => {
     for (;;) {
       fill();
-      if (pending.length === 0) pending.push(await queue.shift()!);
-      const a = pending[0]!;
-      if (a.to >= size) {
-        const last = lastPieceLines(a, handIn);
-        print(a, last.lines);
-        add(last.counts);
+      for (const f of feeds) if (f.error !== null) throw f.error;
+      if (ready()) return;
+      await new Promise<void>((r) => (wake = r));
+    }
+  };
+  progress?.phase('decode', size);
+  let decoded = 0;
+  let handIn = FIRST_HAND_IN;
+  /** The printed piece's lines before this one are written (or were, from an earlier decode). */
+  let printed = 0;
+  try {
+    for (;;) {
+      await until(() => feeds.length > 0 && (feeds[0]!.head !== null || feeds[0]!.end !== null));
+      const a = feeds[0]!;
+      a.control!.printing();
+      printed = Math.max(printed, handIn.line);
+      if (a.head !== null) {
+        write(a.head.lines, printed, Infinity);
+        printed = Math.max(printed, runEnd(a.head.lines));
+        a.dropHead();
+      }
+      // The body, as it comes (its runs all arrive before the end).
+      for (;;) {
+        await until(() => a.body.length > 0 || a.end !== null);
+        for (let r = a.body.shift(); r !== undefined; r = a.body.shift()) {
+          write(r, printed, Infinity);
+          printed = Math.max(printed, runEnd(r));
+          a.drop(r);
+        }
+        if (a.end !== null) break;
+      }
+      const e = a.end;
+      if (a.range.to >= size) {
+        write(e.lines, printed, Infinity);
+        add(lastPieceCounts(e, handIn));
+        a.finished();
+        feeds.shift();
         break;
       }
-      if (pending.length < 2) {
-        pending.push(await queue.shift()!);
-        continue;
-      }
-      const b = pending[1]!;
-      const r = handOverLines(a, handIn, b);
+      await until(() => feeds.length > 1 && headOf(feeds[1]!.head, feeds[1]!.end) !== null);
+      const b = feeds[1]!;
+      const r = limits.refuse?.(a.range, b.range) ? null : handOverLines(e, handIn, headOf(b.head, b.end)!, b.range.from);
       if (r !== null) {
-        print(a, r.lines);
+        write(e.lines, printed, r.line);
         add(r.counts);
         handIn = r.next;
-        pending.shift();
+        printed = 0;
+        a.finished();
+        feeds.shift();
+        decoded += a.range.to - a.range.from;
+        progress?.update(Math.min(decoded, size));
         continue;
       }
-      // No hand-over: the two are decoded again as one (the hand-in stays: see zoned-lines.ts).
-      const joined: SegmentRange = { index: a.index, from: a.from, to: b.to };
-      pending.splice(0, 2, await run(joined, limitOf(joined)));
+      // No hand-over: the two are decoded again as one, without the lines written already (the
+      // hand-in stays: see zoned-lines.ts). The pieces after them are started again after it, since
+      // they may hold every worker while they wait for credit.
+      limits.onJoin?.();
+      a.finished();
+      for (const f of feeds.slice(1)) stopped.push(f.cancel());
+      next = feeds[2]?.group ?? next;
+      feeds.length = 0;
+      feeds.push(start({ index: a.range.index, from: a.range.from, to: b.range.to }, b.group, printed));
     }
   } finally {
-    // Pieces still in flight after an error are awaited (their rejections too) so none is left unhandled.
-    await Promise.allSettled(queue);
+    // Pieces still in flight after an error are stopped and awaited, so none is left unhandled.
+    for (const f of feeds) stopped.push(f.cancel());
+    await Promise.allSettled(stopped);
     progress?.done();
   }
   return total;
@@ -133,13 +327,42 @@ function workerFile(): string {
 export class LinePool {
   private readonly pool: Piscina;
 
-  constructor(readonly workers: number) {
-    this.pool = new Piscina({ filename: workerFile(), minThreads: workers, maxThreads: workers, idleTimeout: 1000 });
+  /** `command`: the workers load its modules as they start, while the main thread reads the trace. */
+  constructor(
+    readonly workers: number,
+    command?: LineTask['command'],
+  ) {
+    this.pool = new Piscina({ filename: workerFile(), minThreads: workers, maxThreads: workers, idleTimeout: 1000, workerData: { command } });
   }
 
-  /** A runner for one stream: `trace` is shared with the workers (never copied to each). */
-  runner(command: 'flow' | 'dump', argv: string[], stream: number, trace: Uint8Array): PieceRunner {
-    return (range, limit) => this.pool.run({ command, argv, stream, trace, range, limit } satisfies LineTask) as Promise<LinePiece>;
+  /** A runner for one stream: `trace` is shared with the workers (never copied to each); their text is held under `credit`. */
+  runner(command: 'flow' | 'dump', argv: string[], stream: number, trace: Uint8Array, credit: TextCredit): PieceRunner {
+    return (range, limit, skip, feed) => {
+      const { port1, port2 } = new MessageChannel();
+      const state = newPieceState();
+      port1.on('message', (m: PieceMessage) => {
+        if (m.kind === 'head') feed.onHead(m.head);
+        else if (m.kind === 'body') feed.onBody(m.lines);
+        else {
+          port1.close();
+          feed.onEnd(m.end);
+        }
+      });
+      const task: LineTask = { command, argv, stream, trace, range, limit, text: { port: port2, credit, state, skip } };
+      const settled = this.pool.run(task, { transferList: [port2] }).then(
+        () => {},
+        (e: unknown) => {
+          port1.close();
+          feed.onFail(e);
+        },
+      );
+      return {
+        state,
+        printing: () => setPieceState(credit, state, PieceState.Printing),
+        cancel: () => setPieceState(credit, state, PieceState.Cancelled),
+        settled,
+      };
+    };
   }
 
   /** Run one task (its result type is the command's). */

@@ -1,7 +1,7 @@
 /**
  * The zoned walk (zoned-walk.ts) for commands that print text while they
- * decode (`flow`'s ptxed lines, `dump`'s packets): the piece keeps every
- * line it printed, and a record per step in the layout of flow-log.ts for
+ * decode (`flow`'s ptxed lines, `dump`'s packets): the piece hands on every
+ * line it printed, in runs as it goes, and a record per step in the layout of flow-log.ts for
  * the steps of its head and tail zones (piece-zones.ts) only, so that the
  * hand-over to the next piece is found by the same rule (handOver): the
  * first step from which the rest of this piece's overlap equals the next
@@ -21,24 +21,49 @@ import type { SegmentRange } from './psb-split.js';
 /** Thrown from {@link ZonedLines.record} when a piece has decoded its overlap; caught by the piece's runner. */
 export const PIECE_DONE = new Error('piece done');
 
-/** What a text piece gives (structured-clonable). */
-export interface LinePiece extends SegmentRange {
-  /**
-   * Every line printed, from the piece's start to the end of its overlap,
-   * each ended by a newline, as UTF-8: one buffer, cheap to send from a
-   * worker and to print, where millions of strings kept alive would cost
-   * the garbage collector more than the decode.
-   */
+/**
+ * Consecutive lines of a piece, numbered from its start: lines
+ * [firstLine, firstLine + starts.length - 1), each ended by a newline, as
+ * UTF-8 in one buffer (cheap to transfer from a worker and to write, where
+ * millions of strings kept alive would cost the garbage collector more
+ * than the decode); `starts` says where each begins in `text`, and its end.
+ */
+export interface LineRun {
+  firstLine: number;
+  starts: Uint32Array;
   text: Uint8Array;
-  /** Where each line starts in `text`, and its end. */
-  lineStarts: Float64Array;
-  /** The head's records, then the tail's; every record when the piece had no body. */
+}
+
+/** A piece's head: its records and their lines, sent when its body starts. */
+export interface PieceHead {
   log: Float64Array;
-  headRecords: number;
-  bodyRecords: number;
+  lines: LineRun;
+}
+
+/**
+ * What a piece gives at its end: its tail's records and lines, or, for a
+ * piece with no body (`whole`), every record and line (no head was sent).
+ */
+export interface PieceEnd extends SegmentRange {
+  whole: boolean;
+  log: Float64Array;
+  lines: LineRun;
   /** The counts at the end. */
   counts: [number, number, number];
 }
+
+/**
+ * Where a piece's text goes while it decodes: the head once the body
+ * starts, then the body in runs of about {@link CHUNK_BYTES} (the sink may
+ * hold the decode there until the text before it has been written).
+ */
+export interface LineSink {
+  head(h: PieceHead): void;
+  body(lines: LineRun): void;
+}
+
+/** Bytes of text per body run. */
+export const CHUNK_BYTES = 1 << 20;
 
 /** FNV-1a over the lines. */
 function hashLines(lines: readonly string[]): number {
@@ -52,17 +77,28 @@ function hashLines(lines: readonly string[]): number {
 
 const encoder = new TextEncoder();
 
-/** Collects one piece's lines and zoned records. */
+/**
+ * Collects one piece's lines and zoned records, and hands its text on in
+ * runs (the head, body runs, then the end), so that no piece's whole text
+ * is held. Lines before `skip` (written already from an earlier decode
+ * with the same start) are counted, not kept.
+ */
 export class ZonedLines {
   /** Lines printed since the last record (hashed when the record is kept). */
   private readonly pending: string[] = [];
-  private text = new Uint8Array(1 << 20);
+  private text = new Uint8Array(1 << 16);
   private used = 0;
-  private lineStarts = new Float64Array(1 << 14);
+  private starts = new Uint32Array(1 << 12);
+  /** Lines in the current run, and the number of its first. */
+  private runLines = 0;
+  private runFirst: number;
+  /** Lines printed so far (the piece's line numbers). */
   private lineCount = 0;
   private data = new Float64Array(STRIDE * 1024);
   private length = 0;
   private readonly zones: PieceZones;
+  private zone = Zone.Head;
+  private headSent = false;
   private readonly counts: [number, number, number] = [0, 0, 0];
   private readonly past: number;
   private after = 0;
@@ -71,39 +107,64 @@ export class ZonedLines {
   constructor(
     private readonly range: SegmentRange,
     private readonly overlap: boolean,
+    private readonly sink: LineSink,
+    private readonly skip = 0,
   ) {
     this.zones = new PieceZones(range.from, range.to);
     this.past = range.to + OVERLAP_BYTES;
+    this.runFirst = skip;
   }
 
   line(text: string): void {
     this.pending.push(text);
   }
 
-  /** Move the pending lines into the text. */
+  /** Move the pending lines into the current run. */
   private keepPending(): void {
     for (const l of this.pending) {
+      if (this.lineCount++ < this.skip) continue;
       if (this.used + 3 * l.length + 1 > this.text.length) {
         const grown = new Uint8Array(Math.max(this.text.length * 2, this.used + 3 * l.length + 1));
         grown.set(this.text.subarray(0, this.used));
         this.text = grown;
       }
-      if (this.lineCount + 2 > this.lineStarts.length) {
-        const grown = new Float64Array(this.lineStarts.length * 2);
-        grown.set(this.lineStarts);
-        this.lineStarts = grown;
+      if (this.runLines + 2 > this.starts.length) {
+        const grown = new Uint32Array(this.starts.length * 2);
+        grown.set(this.starts);
+        this.starts = grown;
       }
-      this.lineStarts[this.lineCount++] = this.used;
+      this.starts[this.runLines++] = this.used;
       this.used += encoder.encodeInto(l, this.text.subarray(this.used)).written;
       this.text[this.used++] = 10;
     }
     this.pending.length = 0;
   }
 
+  /** The current run, handed on; the next starts empty. */
+  private takeRun(): LineRun {
+    this.starts[this.runLines] = this.used;
+    const run: LineRun = { firstLine: this.runFirst, starts: this.starts.slice(0, this.runLines + 1), text: this.text.slice(0, this.used) };
+    this.used = 0;
+    this.runLines = 0;
+    this.runFirst = Math.max(this.lineCount, this.skip);
+    return run;
+  }
+
   /** One step, after it printed its lines; `isStep`: an instruction, block or packet (what the zones count as transfers). */
   /** `state1`, `state2`: decoder state the step leaves that later lines depend on (compared at the hand-over). */
   record(isStep: boolean, tag: number, address: number, offset: number, c0: number, c1: number, c2: number, state1 = 0, state2 = 0): void {
     const zone = this.zones.next(offset, isStep);
+    if (zone !== this.zone) {
+      // The lines before this record end their zone's text.
+      if (this.zone === Zone.Head && zone === Zone.Body) {
+        this.sink.head({ log: this.data.slice(0, this.length * STRIDE), lines: this.takeRun() });
+        this.headSent = true;
+        this.length = 0;
+      } else if (this.zone === Zone.Body) {
+        this.sink.body(this.takeRun());
+      }
+      this.zone = zone;
+    }
     const linesBefore = this.lineCount;
     if (zone !== Zone.Body) {
       if (this.length === MAX_RECORDS) throw new Error(`a trace piece gave more than ${MAX_RECORDS} kept records: cut the trace into smaller groups`);
@@ -131,28 +192,22 @@ export class ZonedLines {
     this.counts[0] = c0;
     this.counts[1] = c1;
     this.counts[2] = c2;
+    if (zone === Zone.Body && this.used >= CHUNK_BYTES) this.sink.body(this.takeRun());
     if (this.overlap && isStep && offset > this.past && ++this.after >= OVERLAP_TRANSFERS) throw PIECE_DONE;
   }
 
-  finish(): LinePiece {
+  /** The end: the tail's records and lines (every record and line when the piece had no body). */
+  finish(): PieceEnd {
     this.keepPending();
-    this.lineStarts[this.lineCount] = this.used;
+    if (this.zone === Zone.Body) this.sink.body(this.takeRun());
     return {
       ...this.range,
-      text: this.text.slice(0, this.used),
-      lineStarts: this.lineStarts.slice(0, this.lineCount + 1),
+      whole: !this.headSent,
       log: this.data.slice(0, this.length * STRIDE),
-      headRecords: this.zones.headRecords,
-      bodyRecords: this.zones.bodyRecords,
+      lines: this.takeRun(),
       counts: [...this.counts],
     };
   }
-}
-
-function parts(p: LinePiece): { whole: boolean; head: Float64Array; tail: Float64Array } {
-  if (p.bodyRecords === 0) return { whole: true, head: p.log, tail: p.log };
-  const h = p.headRecords * STRIDE;
-  return { whole: false, head: p.log.subarray(0, h), tail: p.log.subarray(h) };
 }
 
 /** Where a piece's part of the serial output starts: its hand-in record (in its head) and the counts there. */
@@ -164,30 +219,46 @@ export interface HandIn {
 
 export const FIRST_HAND_IN: HandIn = { record: 0, line: 0, counts: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } };
 
+/** The records and lines a hand-over into a piece lands in: its head, or all of it when it had no body (null: not decoded yet). */
+export function headOf(head: PieceHead | null, end: PieceEnd | null): PieceHead | null {
+  if (head !== null) return head;
+  return end !== null && end.whole ? { log: end.log, lines: end.lines } : null;
+}
+
+/** The line after a run's last. */
+export function runEnd(run: LineRun): number {
+  return run.firstLine + run.starts.length - 1;
+}
+
+/** The bytes of the lines of [from, to) that `run` holds (empty when none). */
+export function runBytes(run: LineRun, from: number, to: number): Uint8Array {
+  const a = Math.max(from, run.firstLine);
+  const b = Math.min(to, runEnd(run));
+  if (b <= a) return run.text.subarray(0, 0);
+  return run.text.subarray(run.starts[a - run.firstLine]!, run.starts[b - run.firstLine]!);
+}
+
 /**
- * The hand-over from `a` (entered at `aIn`) to the next piece `b`: the
- * lines of `a` that are the serial output's, the counts `a` adds, and
- * where `b` takes over; null when there is none (decode the two as one).
- * Beyond handOver's record rule, the lines themselves must be equal.
+ * The hand-over from a piece (entered at `aIn`, ended with `aEnd`) to the
+ * next, whose head is `b` and first byte `bFrom`: the line of the first
+ * piece where its part of the serial output ends, the counts it adds, and
+ * where the next takes over; null when there is none (decode the two as
+ * one). Beyond handOver's record rule, the lines themselves must be equal.
  */
-export function handOverLines(a: LinePiece, aIn: HandIn, b: LinePiece): { lines: [number, number]; counts: FlowStats; next: HandIn } | null {
-  const pa = parts(a);
-  const pb = parts(b);
-  const at = handOver(pa.tail, pa.whole ? aIn.record : 0, pb.head, b.from);
+export function handOverLines(aEnd: PieceEnd, aIn: HandIn, b: PieceHead, bFrom: number): { line: number; counts: FlowStats; next: HandIn } | null {
+  const at = handOver(aEnd.log, aEnd.whole ? aIn.record : 0, b.log, bFrom);
   if (at === null) return null;
   const [i, j] = at;
-  const aLine = pa.tail[i + COUNTS + 3]!;
-  const bLine = pb.head[j + COUNTS + 3]!;
-  const aLines = a.lineStarts.length - 1;
-  const n = aLines - aLine;
-  if (bLine + n > b.lineStarts.length - 1) return null;
-  if (!sameBytes(a.text.subarray(a.lineStarts[aLine]!), b.text.subarray(b.lineStarts[bLine]!, b.lineStarts[bLine + n]!))) return null;
-  const out = countsAt(pa.tail, i);
-  const inC = countsAt(pb.head, j);
+  const aLine = aEnd.log[i + COUNTS + 3]!;
+  const bLine = b.log[j + COUNTS + 3]!;
+  const n = runEnd(aEnd.lines) - aLine;
+  // Lines that neither run holds (printed after a piece's last record) cannot be compared.
+  if (aLine < aEnd.lines.firstLine || bLine < b.lines.firstLine || bLine + n > runEnd(b.lines)) return null;
+  if (!sameBytes(runBytes(aEnd.lines, aLine, aLine + n), runBytes(b.lines, bLine, bLine + n))) return null;
   return {
-    lines: [aIn.line, aLine],
-    counts: difference(out, aIn.counts),
-    next: { record: j, line: bLine, counts: inC },
+    line: aLine,
+    counts: difference(countsAt(aEnd.log, i), aIn.counts),
+    next: { record: j, line: bLine, counts: countsAt(b.log, j) },
   };
 }
 
@@ -197,18 +268,10 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-const decoder = new TextDecoder();
-
-/** The text of lines [from, to) of a piece, without the last newline (null: none). */
-export function linesText(p: LinePiece, from: number, to: number): string | null {
-  if (to <= from) return null;
-  return decoder.decode(p.text.subarray(p.lineStarts[from]!, p.lineStarts[to]! - 1));
-}
-
-/** The last piece: the rest of its lines and counts. */
-export function lastPieceLines(p: LinePiece, pIn: HandIn): { lines: [number, number]; counts: FlowStats } {
+/** The counts the last piece adds after its hand-in. */
+export function lastPieceCounts(p: PieceEnd, pIn: HandIn): FlowStats {
   const c = p.counts;
-  return { lines: [pIn.line, p.lineStarts.length - 1], counts: difference({ instructions: c[0], transfers: c[1], errors: c[2], gaps: 0 }, pIn.counts) };
+  return difference({ instructions: c[0], transfers: c[1], errors: c[2], gaps: 0 }, pIn.counts);
 }
 
 function difference(a: FlowStats, b: FlowStats): FlowStats {
