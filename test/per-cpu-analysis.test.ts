@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { runFlowCommand } from '../src/cli/flow.js';
+import { runCoverageCommand } from '../src/cli/coverage.js';
 import { LineWriter } from '../src/cli/output.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { buildExploitCorpus, type RunJson } from '../tools/corpus/build-exploits.js';
@@ -123,6 +124,12 @@ describe('per-CPU perf.data: each task decoded and analysed as its own thread', 
       expect(status).toBe(0);
     }, 120_000);
   }
+
+  it('flow and coverage refuse --jobs on per-CPU streams, in one line', async () => {
+    const file = exportPerCpu(threads4, 2);
+    await expect(Promise.resolve().then(() => runFlowCommand(['--jobs', '2', file], new LineWriter(null)))).rejects.toThrow(/^--jobs: .* has per-CPU streams, whose image changes at each context switch; decode it without --jobs\.$/);
+    await expect(Promise.resolve().then(() => runCoverageCommand([file, '--jobs', '2', '--format', 'json'], new LineWriter(null)))).rejects.toThrow(/^--jobs: .* has per-CPU streams/);
+  }, 120_000);
 
   it('analyze: thread_rop\'s chain is found in the worker thread, gadget for gadget, and nothing in the main thread', () => {
     const rec = openRecording(threadRop);

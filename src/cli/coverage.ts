@@ -100,6 +100,10 @@ export function runCoverageCommand(args: string[], out: LineWriter): number | Pr
   }
   const label = (list: TraceInput[]): string | null => (list.length === inputs.length ? null : list.map((t) => t.name).join(', '));
   const progress = (ti: TraceInput) => createProgress('coverage', ti.stream.size, o.quiet === true || format === 'json');
+  if (jobs > 1 && inputs.some((ti) => ti.stream.tasks !== undefined)) {
+    recording.close();
+    throw new CliError(`--jobs: ${source} has per-CPU streams, whose image changes at each context switch; run it without --jobs.`);
+  }
   if (jobs > 1) {
     const pool = new LinePool(jobs);
     const open = { path: source, options: { raw: o.raw ?? [], elf: o.elf ?? [], cpu: o.cpu, sysroot: o.sysroot } };

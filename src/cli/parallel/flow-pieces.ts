@@ -128,6 +128,9 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
   const counts: FlowCounts = { insn: 0, blocks: 0, errors: 0 };
   try {
     recording = a.container === null ? null : openFlowContainer(a.container, a.sysroot);
+    if (recording !== null && recording.streams.some((s) => s.tasks !== undefined)) {
+      throw new CliError(`--jobs: ${a.container} has per-CPU streams, whose image changes at each context switch; decode it without --jobs.`);
+    }
     const streams = recording === null ? [{ index: 0, source: a.trace! }] : recording.streams.map((s) => ({ index: s.index, source: s.open(), stream: s }));
     for (const s of streams) {
       if ('stream' in s && s.stream !== undefined) {
