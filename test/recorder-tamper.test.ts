@@ -138,7 +138,7 @@ describe('a guest that forges its trace', () => {
     // Fake result for the real write, a fake translation and execution, and a
     // fake syscall entry that the real result completes.
     const forged = ' = 142\\n----------------\\nIN: \\n0x4000001000:  c3                       retq     \\n\\nTrace 0: 0x7f0000001000 [0000000000000000/0000004000001000/1040c0b3/00000200] \\n2 write(9,0x0,1)';
-    await expectTampered(['forgevia', forged], /does not match|inconsistent/);
+    await expectTampered(['forgevia', String(SHIMMED_LOG_DESCRIPTORS[0]), forged], /does not match|inconsistent/);
   });
 });
 

@@ -31,8 +31,20 @@ export interface ExecFollowing {
   forks: boolean;
   /** Execs are followed (the follower is built). */
   execs: boolean;
-  /** Files the sandbox must show (the shim). */
-  show: string[];
+  /** Files the sandbox must show at their own paths (the shim, at {@link SHIM_IN_SANDBOX}). */
+  place: { host: string; guest: string }[];
+}
+
+/**
+ * Where the sandbox shows the log shim: a path of its own on the sandbox's
+ * read-only root, not the host's cache directory (which would show /root
+ * or a home directory) and not under the writable /tmp.
+ */
+export const SHIM_IN_SANDBOX = '/ptscope/qemu-log-shim.so';
+
+/** The log shim as qemu names it, and what the sandbox must place for it (nothing when unconfined). */
+export function shimPlacement(host: string, sandbox: boolean): { path: string; place: { host: string; guest: string }[] } {
+  return sandbox ? { path: SHIM_IN_SANDBOX, place: [{ host, guest: SHIM_IN_SANDBOX }] } : { path: host, place: [] };
 }
 
 export interface ExecFollowSpec {
@@ -43,6 +55,8 @@ export interface ExecFollowSpec {
   maxTaskId: number;
   /** A host directory (the recorder's) where the follower copies programs that have no readable path. */
   copies: string;
+  /** The program runs in the sandbox (the shim is shown there at its own path). */
+  sandbox: boolean;
   notice: (line: string) => void;
 }
 
@@ -53,7 +67,7 @@ export function execFollowing(spec: ExecFollowSpec): ExecFollowing {
     shim = buildNativeShim('qemu-log-shim', "emulator's log shim");
   } catch (e) {
     spec.notice(`warning: forks and execs will not be followed (${errorText(e)})`);
-    return { preload: [], supervisor: undefined, forks: false, execs: false, show: [] };
+    return { preload: [], supervisor: undefined, forks: false, execs: false, place: [] };
   }
   let follower: string;
   try {
@@ -61,15 +75,16 @@ export function execFollowing(spec: ExecFollowSpec): ExecFollowing {
   } catch (e) {
     // The shim keeps the logs open across exec for the follower: without it, forks are not followed either.
     spec.notice(`warning: forks and execs will not be followed (${errorText(e)})`);
-    return { preload: [], supervisor: undefined, forks: false, execs: false, show: [] };
+    return { preload: [], supervisor: undefined, forks: false, execs: false, place: [] };
   }
+  const placed = shimPlacement(shim, spec.sandbox);
   return {
-    preload: ['/usr/bin/env', `LD_PRELOAD=${shim}`],
+    preload: ['/usr/bin/env', `LD_PRELOAD=${placed.path}`],
     supervisor: [
       follower,
       '--qemu', spec.qemu,
       '--guest-qemu', spec.qemu,
-      '--shim', shim,
+      '--shim', placed.path,
       '--log-items', spec.logItems,
       '--log-template', spec.logTemplate,
       '--max-tid', String(spec.maxTaskId),
@@ -77,7 +92,7 @@ export function execFollowing(spec: ExecFollowSpec): ExecFollowing {
     ],
     forks: true,
     execs: true,
-    show: [shim],
+    place: placed.place,
   };
 }
 

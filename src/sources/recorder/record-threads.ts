@@ -86,13 +86,13 @@ export async function recordThreads(
   // execs; without gcc to build them, the recording stops there as before.
   const copies = join(logDir, 'exec-copies');
   mkdirSync(copies, { mode: 0o700 });
-  const follow = execFollowing({ qemu, logItems: `${LOG_ITEMS},tid`, logTemplate: THREAD_LOG_TEMPLATE, maxTaskId: MAX_TASK_ID, copies, notice });
+  const follow = execFollowing({ qemu, logItems: `${LOG_ITEMS},tid`, logTemplate: THREAD_LOG_TEMPLATE, maxTaskId: MAX_TASK_ID, copies, sandbox: opts.sandbox, notice });
   const stdinFd = openStdin(opts.stdin) ?? null;
   const run = confinedRun({
     // LD_PRELOAD is qemu's own: -U keeps it from the program's environment.
     command: [...follow.preload, qemu, '-U', 'LD_PRELOAD', '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
     sandbox: true,
-    view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead: [...allowRead, ...follow.show] },
+    view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead, helpers: follow.place },
     supervisor: follow.supervisor,
     handedIn: fifos.handedIn,
     limits,

@@ -33,6 +33,7 @@ import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap } from './memory-map.js';
 import { LOG_DESCRIPTORS, PathReconstruction, SHIMMED_LOG_DESCRIPTORS, type StopReason } from './path-reconstruction.js';
 import { buildNativeShim } from '../native-build.js';
+import { shimPlacement } from './exec-follow.js';
 import { PtEncoderSession } from './pt-encoder-session.js';
 import { QemuLogParser } from './qemu-log.js';
 import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
@@ -194,11 +195,12 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     stdinFd = openStdin(opts.stdin) ?? null;
     // The log shim moves qemu's log out of the program's low descriptors (native/qemu-log-shim.c).
     const shim = oneLogShim(notice);
-    const preload = shim !== null ? ['/usr/bin/env', `LD_PRELOAD=${shim}`, qemu, '-U', 'LD_PRELOAD'] : [qemu];
+    const shimAt = shim !== null ? shimPlacement(shim, opts.sandbox) : null;
+    const preload = shimAt !== null ? ['/usr/bin/env', `LD_PRELOAD=${shimAt.path}`, qemu, '-U', 'LD_PRELOAD'] : [qemu];
     run = confinedRun({
       command: [...preload, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
       sandbox: opts.sandbox,
-      view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead: shim !== null ? [...allowRead, shim] : allowRead },
+      view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead, helpers: shimAt?.place ?? [] },
       limits,
       stdin: stdinFd ?? undefined,
       output: shown !== null ? 'pipe' : opts.stdio ?? 'inherit',

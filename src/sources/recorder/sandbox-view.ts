@@ -140,6 +140,8 @@ export interface ViewRequest {
   allowRead?: readonly string[];
   /** Generated files: guest path -> host file holding the content. */
   generated?: readonly { host: string; guest: string }[];
+  /** ptscope's own helpers (the emulator's log shim), shown at their own paths. */
+  helpers?: readonly { host: string; guest: string }[];
 }
 
 /** The view for one run. */
@@ -165,6 +167,7 @@ export function sandboxView(req: ViewRequest): SandboxView {
   }
   if (req.programCopy !== undefined) placed.push(req.programCopy);
   for (const c of req.libraryCopies ?? []) placed.push(c);
+  for (const h of req.helpers ?? []) placed.push(h);
   for (const p of req.arguments ?? []) add(p);
   for (const p of req.allowRead ?? []) add(p);
   return { shared, placed, links: sys.links };
