@@ -226,10 +226,8 @@ export class ControlFlowWalker {
     }
     const stats: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
     this.walked = stats;
-    const blocks = mode === 'block' || (mode === 'auto' && this.insnSinks.length === 0);
     try {
-      if (blocks) this.walkBlocks(stats);
-      else this.walkInstructions(stats);
+      this.walk(mode, stats);
     } catch (e) {
       if (e !== STOP) throw e;
     } finally {
@@ -255,10 +253,8 @@ export class ControlFlowWalker {
     }
     this.stepping = true;
     this.walked = stats;
-    const blocks = mode === 'block' || (mode === 'auto' && this.insnSinks.length === 0);
     try {
-      if (blocks) this.walkBlocks(stats);
-      else this.walkInstructions(stats);
+      this.walk(mode, stats);
     } catch (e) {
       if (e === PAUSE) return true;
       throw e;
@@ -267,6 +263,12 @@ export class ControlFlowWalker {
     }
     if (this.pendingKind >= 0) this.flush(NaN, stats);
     return false;
+  }
+
+  /** Walk block-wise unless asked for instructions or a consumer takes each instruction. */
+  private walk(mode: 'auto' | 'insn' | 'block', stats: FlowStats): void {
+    if (mode === 'block' || (mode === 'auto' && this.insnSinks.length === 0)) this.walkBlocks(stats);
+    else this.walkInstructions(stats);
   }
 
   /** Where a walk starts: at the first PSB, or (after a pause) at the switch it paused before. */

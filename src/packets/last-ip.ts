@@ -64,6 +64,42 @@ export class LastIp {
     return 0;
   }
 
+  /**
+   * Encode the IP (`hi`, `lo`: unsigned halves) into `pkt` with the
+   * shortest compression the processor would use against this last IP (SDM
+   * "IP Compression": update-16/32/48 when the high bits match, sext-48 for
+   * a canonical IP, else full), then make it the last IP.
+   */
+  compress(pkt: Packet, hi: number, lo: number): void {
+    const have = this.haveIp;
+    if (have && hi === this.hi && lo >>> 16 === this.lo >>> 16) {
+      pkt.ipc = IpCompression.Update16;
+      pkt.hi = 0;
+      pkt.lo = lo & 0xffff;
+    } else if (have && hi === this.hi) {
+      pkt.ipc = IpCompression.Update32;
+      pkt.hi = 0;
+      pkt.lo = lo;
+    } else if (have && hi >>> 16 === this.hi >>> 16) {
+      pkt.ipc = IpCompression.Update48;
+      pkt.hi = hi & 0xffff;
+      pkt.lo = lo;
+    } else if ((hi & 0xffff8000) === 0 || (hi & 0xffff8000) >>> 0 === 0xffff8000) {
+      // Canonical: bits 63:47 all equal, so 48 bits sign-extend to the IP.
+      pkt.ipc = IpCompression.Sext48;
+      pkt.hi = hi & 0xffff;
+      pkt.lo = lo;
+    } else {
+      pkt.ipc = IpCompression.Full;
+      pkt.hi = hi;
+      pkt.lo = lo;
+    }
+    this.hi = hi;
+    this.lo = lo;
+    this.haveIp = true;
+    this.suppressed = false;
+  }
+
   /** 0 if the IP is available, else -NoIp or -IpSuppressed (libipt order). */
   status(): number {
     if (!this.haveIp) return -ErrorCode.NoIp;

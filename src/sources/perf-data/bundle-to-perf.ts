@@ -36,6 +36,39 @@ import { type AuxBuffer, type PerfDataLayout, type SidebandEvent, writePerfData 
  * images its process has then.
  */
 
+/**
+ * The images each process has in the sideband written so far: its own
+ * MMAP2s, what it inherited at fork, none after an exec. Gives the MMAP2s a
+ * process still needs.
+ */
+export class ProcessMappings {
+  private readonly mapped = new Map<number, Set<string>>();
+
+  /** fork: a new process starts with its parent's mappings (a thread shares them). */
+  inherit(pid: number, parentPid: number): void {
+    if (parentPid !== pid) this.mapped.set(pid, new Set(this.mapped.get(parentPid) ?? []));
+  }
+
+  /** exec: the image set is replaced. */
+  clear(pid: number): void {
+    this.mapped.set(pid, new Set());
+  }
+
+  /** The MMAP2 records `pid` needs for `images` (those it has not mapped yet), at `time` on `cpu`. */
+  mmaps(pid: number, images: readonly ExportImage[], time: () => bigint, cpu: number): SidebandEvent[] {
+    const have = this.mapped.get(pid) ?? new Set<string>();
+    this.mapped.set(pid, have);
+    const out: SidebandEvent[] = [];
+    for (const im of images) {
+      const key = `${resolve(im.file)}:${im.offset}:${im.size}:${im.address}`;
+      if (have.has(key)) continue;
+      have.add(key);
+      out.push({ kind: 'mmap2', time: time(), cpu, pid, tid: pid, addr: im.address, len: BigInt(im.size), pgoff: BigInt(im.offset), filename: resolve(im.file) });
+    }
+    return out;
+  }
+}
+
 /** `size` bytes of `file` from `offset` mapped at `address`. */
 export interface ExportImage {
   file: string;
@@ -271,18 +304,9 @@ export function exportPerfData(path: string, input: ExportInput): ExportResult {
   // The start sideband, in task order; times are filled in below.
   const cpu = -1;
   const start: SidebandEvent[] = [];
-  /** Images each process has: its own MMAP2s and what it inherited at fork. */
-  const mapped = new Map<number, Set<string>>();
-  const imageKey = (im: ExportImage): string => `${resolve(im.file)}:${im.offset}:${im.size}:${im.address}`;
+  const mapped = new ProcessMappings();
   const mmaps = (pid: number, images: readonly ExportImage[]): void => {
-    const have = mapped.get(pid) ?? new Set<string>();
-    mapped.set(pid, have);
-    for (const im of images) {
-      const key = imageKey(im);
-      if (have.has(key)) continue;
-      have.add(key);
-      start.push({ kind: 'mmap2', time: 0n, cpu, pid, tid: pid, addr: im.address, len: BigInt(im.size), pgoff: BigInt(im.offset), filename: resolve(im.file) });
-    }
+    start.push(...mapped.mmaps(pid, images, () => 0n, cpu));
   };
   const firstStream = new Map<string, ExportStream>();
   for (const s of streams) if (!firstStream.has(taskKey(s.pid, s.tid))) firstStream.set(taskKey(s.pid, s.tid), s);
@@ -290,7 +314,7 @@ export function exportPerfData(path: string, input: ExportInput): ExportResult {
     if (k.parent !== null) {
       start.push({ kind: 'fork', time: 0n, cpu, pid: k.pid, ppid: k.parent.pid, tid: k.tid, ptid: k.parent.tid });
       // A new process starts with its parent's mappings (a thread shares them).
-      if (k.parent.pid !== k.pid) mapped.set(k.pid, new Set(mapped.get(k.parent.pid) ?? []));
+      mapped.inherit(k.pid, k.parent.pid);
     }
     if (k.comm !== null) start.push({ kind: 'comm', time: 0n, cpu, pid: k.pid, tid: k.tid, comm: k.comm.name.slice(0, 15), exec: k.comm.exec });
     const s = firstStream.get(taskKey(k.pid, k.tid));
@@ -327,7 +351,7 @@ export function exportPerfData(path: string, input: ExportInput): ExportResult {
     }
     sideband.push({ kind: 'comm', time: at, cpu, pid: s.pid, tid: s.tid, comm: s.execComm.slice(0, 15), exec: true });
     // exec replaces the image set: map the new program's images again.
-    mapped.set(s.pid, new Set());
+    mapped.clear(s.pid);
     const mark = start.length;
     mmaps(s.pid, s.images);
     start.splice(mark).forEach((e, j) => sideband.push({ ...e, time: at + 1n + BigInt(j) }));

@@ -29,9 +29,8 @@ export class CpuTraceBuilder {
   /** The packet written (the one read is {@link read}: writing must not overwrite it). */
   private readonly pkt = new Packet();
   private readonly read = new Packet();
-  private lastHi = 0;
-  private lastLo = 0;
-  private lastValid = false;
+  /** The decoder's last IP as this trace leaves it (what the next IP packet compresses against). */
+  private readonly lastIp = new LastIp();
   private lastPsb = -1;
   private csl = true;
   private csd = false;
@@ -51,7 +50,7 @@ export class CpuTraceBuilder {
     const p = this.pkt;
     p.type = PacketType.Psb;
     this.out.packet(p);
-    this.lastValid = false;
+    this.lastIp.reset();
     this.writeTsc(tsc);
     this.writeMode(this.csl, this.csd);
     p.type = PacketType.PsbEnd;
@@ -117,7 +116,7 @@ export class CpuTraceBuilder {
           break;
         case PacketType.Psb:
           src.reset();
-          this.lastValid = false;
+          this.lastIp.reset();
           this.lastPsb = this.out.offset;
           this.out.packet(p);
           break;
@@ -177,33 +176,7 @@ export class CpuTraceBuilder {
       this.out.packet(p);
       return;
     }
-    const hi = src.hi >>> 0;
-    const lo = src.lo >>> 0;
-    if (this.lastValid && hi === this.lastHi && lo >>> 16 === this.lastLo >>> 16) {
-      p.ipc = IpCompression.Update16;
-      p.hi = 0;
-      p.lo = lo & 0xffff;
-    } else if (this.lastValid && hi === this.lastHi) {
-      p.ipc = IpCompression.Update32;
-      p.hi = 0;
-      p.lo = lo;
-    } else if (this.lastValid && hi >>> 16 === this.lastHi >>> 16) {
-      p.ipc = IpCompression.Update48;
-      p.hi = hi & 0xffff;
-      p.lo = lo;
-    } else if ((hi & 0xffff8000) === 0 || (hi & 0xffff8000) >>> 0 === 0xffff8000) {
-      // Canonical: bits 63:47 equal, so 48 bits sign-extend to the IP.
-      p.ipc = IpCompression.Sext48;
-      p.hi = hi & 0xffff;
-      p.lo = lo;
-    } else {
-      p.ipc = IpCompression.Full;
-      p.hi = hi;
-      p.lo = lo;
-    }
+    this.lastIp.compress(p, src.hi >>> 0, src.lo >>> 0);
     this.out.packet(p);
-    this.lastHi = hi;
-    this.lastLo = lo;
-    this.lastValid = true;
   }
 }

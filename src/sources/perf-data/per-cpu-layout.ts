@@ -9,6 +9,7 @@ import {
   type ExportStream,
   type ExportTask,
   imageBuildIds,
+  ProcessMappings,
 } from './bundle-to-perf.js';
 import { CpuTraceBuilder } from './cpu-trace-builder.js';
 import { cutRuns, type TraceRun } from './thread-runs.js';
@@ -218,17 +219,9 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
 
   // Sideband helpers: images each process has (own MMAP2s and what it inherited).
   const sideband: SidebandEvent[] = [];
-  const mapped = new Map<number, Set<string>>();
-  const imageKey = (im: ExportImage): string => `${resolve(im.file)}:${im.offset}:${im.size}:${im.address}`;
+  const mapped = new ProcessMappings();
   const mmaps = (pid: number, images: readonly ExportImage[], cpu: number, clock: () => number): void => {
-    const have = mapped.get(pid) ?? new Set<string>();
-    mapped.set(pid, have);
-    for (const im of images) {
-      const k = imageKey(im);
-      if (have.has(k)) continue;
-      have.add(k);
-      sideband.push({ kind: 'mmap2', time: BigInt(clock()), cpu, pid, tid: pid, addr: im.address, len: BigInt(im.size), pgoff: BigInt(im.offset), filename: resolve(im.file) });
-    }
+    sideband.push(...mapped.mmaps(pid, images, () => BigInt(clock()), cpu));
   };
   const firstStream = new Map<string, ExportStream>();
   for (const s of streams) if (!firstStream.has(key(s.pid, s.tid))) firstStream.set(key(s.pid, s.tid), s);
@@ -236,7 +229,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
   const create = (t: ExportTask, cpu: number, clock: () => number): void => {
     if (t.parent !== null) {
       sideband.push({ kind: 'fork', time: BigInt(clock()), cpu, pid: t.pid, ppid: t.parent.pid, tid: t.tid, ptid: t.parent.tid });
-      if (t.parent.pid !== t.pid) mapped.set(t.pid, new Set(mapped.get(t.parent.pid) ?? []));
+      mapped.inherit(t.pid, t.parent.pid);
     }
     if (t.comm !== null) sideband.push({ kind: 'comm', time: BigInt(clock()), cpu, pid: t.pid, tid: t.tid, comm: t.comm.name.slice(0, 15), exec: t.comm.exec });
     const s = firstStream.get(key(t.pid, t.tid));
@@ -298,7 +291,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
       // The exec, on the CPU that runs the new program: its COMM, and its images replacing the old.
       const s = ref.execs;
       sideband.push({ kind: 'comm', time: BigInt(clock()), cpu: cpu.index, pid: s.pid, tid: s.tid, comm: (s.execComm ?? 'program').slice(0, 15), exec: true });
-      mapped.set(s.pid, new Set());
+      mapped.clear(s.pid);
       mmaps(s.pid, s.images, cpu.index, clock);
     }
     cpu.builder.psbIfDue(clock());

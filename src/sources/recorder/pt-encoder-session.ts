@@ -42,6 +42,7 @@ import { ipHi, ipLo } from '../../flow/address-space.js';
 import { ReturnStack } from '../../flow/return-stack.js';
 import { IpCompression, PacketType } from '../../packets/packet-type.js';
 import { Packet } from '../../packets/packet.js';
+import { LastIp } from '../../packets/last-ip.js';
 import { BranchKind, type BlockEnd } from './branch-kind.js';
 import { IpSequenceHash } from './ip-sequence-hash.js';
 import type { TraceOutput } from './trace-output.js';
@@ -99,9 +100,8 @@ export class PtEncoderSession {
   /** PacketEn: tracing is on at the current instruction. */
   enabled = false;
   private started = false;
-  private lastHi = 0;
-  private lastLo = 0;
-  private lastValid = false;
+  /** The decoder's last IP as this trace leaves it (what the next IP packet compresses against). */
+  private readonly lastIp = new LastIp();
   private tntBits = 0;
   private tntSize = 0;
   private lastPsb = 0;
@@ -320,34 +320,8 @@ export class PtEncoderSession {
       this.out.packet(p);
       return;
     }
-    const hi = ipHi(ip);
-    const lo = ipLo(ip);
-    if (this.lastValid && hi === this.lastHi && lo >>> 16 === this.lastLo >>> 16) {
-      p.ipc = IpCompression.Update16;
-      p.hi = 0;
-      p.lo = lo & 0xffff;
-    } else if (this.lastValid && hi === this.lastHi) {
-      p.ipc = IpCompression.Update32;
-      p.hi = 0;
-      p.lo = lo;
-    } else if (this.lastValid && hi >>> 16 === this.lastHi >>> 16) {
-      p.ipc = IpCompression.Update48;
-      p.hi = hi & 0xffff;
-      p.lo = lo;
-    } else if ((hi & 0xffff8000) === 0 || (hi & 0xffff8000) >>> 0 === 0xffff8000) {
-      // Canonical: bits 63:47 all equal, so 48 bits sign-extend to the IP.
-      p.ipc = IpCompression.Sext48;
-      p.hi = hi & 0xffff;
-      p.lo = lo;
-    } else {
-      p.ipc = IpCompression.Full;
-      p.hi = hi;
-      p.lo = lo;
-    }
+    this.lastIp.compress(p, ipHi(ip), ipLo(ip));
     this.out.packet(p);
-    this.lastHi = hi;
-    this.lastLo = lo;
-    this.lastValid = true;
   }
 
   private checkPsb(): void {
@@ -364,7 +338,7 @@ export class PtEncoderSession {
     const p = this.pkt;
     p.type = PacketType.Psb;
     this.out.packet(p);
-    this.lastValid = false;
+    this.lastIp.reset();
     this.retstack.reset();
     const t = this.settings.timing;
     if (t.tsc) this.tscPacket();
