@@ -10,12 +10,12 @@
  * (test/helpers/report-peak-memory.mjs).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './helpers/oracle.js';
-import { REAL_TRACES } from './helpers/vectors.js';
+import { REAL_TRACES, writeRepeated } from './helpers/vectors.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
 const PRELOAD = join(REPO_ROOT, 'test', 'helpers', 'report-peak-memory.mjs');
@@ -33,13 +33,7 @@ let big: string;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'ptscope-memory-'));
   big = join(work, 'mruby-x100.pt');
-  const one = readFileSync(join(MRUBY, 'trace.pt'));
-  const fd = openSync(big, 'w');
-  try {
-    for (let i = 0; i < COPIES; i++) writeSync(fd, one);
-  } finally {
-    closeSync(fd);
-  }
+  writeRepeated(join(MRUBY, 'trace.pt'), COPIES, big);
 });
 
 afterAll(() => {

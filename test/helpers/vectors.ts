@@ -1,4 +1,4 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** The shared data folder beside the repository (read in place). */
@@ -47,4 +47,15 @@ export interface RealTrace {
 /** The real-CPU traces' manifest. */
 export function realTraces(): RealTrace[] {
   return JSON.parse(readFileSync(join(REAL_TRACES, 'MANIFEST.json'), 'utf8')) as RealTrace[];
+}
+
+/** Write `file` repeated `copies` times to `out` (a big trace from a real one, for memory tests). */
+export function writeRepeated(file: string, copies: number, out: string): void {
+  const one = readFileSync(file);
+  const fd = openSync(out, 'w');
+  try {
+    for (let i = 0; i < copies; i++) writeSync(fd, one);
+  } finally {
+    closeSync(fd);
+  }
 }
