@@ -11,10 +11,12 @@
  * between them the task cannot change without the trace saying so.
  *
  * A thread that ran on another CPU since its last run here (it migrated)
- * did things this stream did not see: it comes back as a new task (a new
- * epoch), so that analyses start its state afresh rather than pair what it
- * does now with what it did here before. {@link migrationEpochs} counts
- * those moves over all CPUs' switch records, by time.
+ * comes back as a new task (a new epoch), so that its return is a switch:
+ * a walk of all CPUs in time order (analyze.ts analyzeCpuStreams) pauses
+ * there and lets the runs it had on the other CPU go first. A walk of this
+ * stream alone gives the thread fresh per-task state there instead.
+ * {@link migrationEpochs} counts those moves over all CPUs' switch
+ * records, by time.
  */
 import { EventType, type PtEvent } from '../../events/event.js';
 import type { TaskSwitcher } from '../../flow/task-switch.js';
