@@ -349,9 +349,9 @@ describe('a fleet of three workers on a real Redis', () => {
     const merged = parent!.result as { kind: string; segments: number; analysis: AnalyzeResult };
     expect(merged.kind).toBe('decode');
     expect(merged.segments).toBe(4);
-    // Field for field (JSON, as BullMQ returns it), but the timing and the merge's own counters.
+    // Field for field (JSON, as BullMQ returns it), but the timing and the merge's own counters; the input named as the store names it.
     const comparable = (r: AnalyzeResult): unknown => JSON.parse(JSON.stringify({ ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined }));
-    expect(comparable(merged.analysis)).toEqual(comparable(serial));
+    expect(comparable(merged.analysis)).toEqual(comparable({ ...serial, input: rel }));
   });
 
   it('submit --wait prints each result; a failed job exits 2 with its line; jobs lists state and progress', async () => {
