@@ -374,7 +374,7 @@ export class PathReconstruction implements QemuLogSink {
         if (this.limits.followForks === true) return;
         // A forked child inherits its parent's per-thread log (qemu 7.2 does
         // not reopen it), so its lines would mix with the parent's: stop here.
-        return this.halt('clone', `the program starts a process (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}...), which the emulated recorder does not follow yet`);
+        return this.halt('clone', `the program starts a process (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}...), which is followed only with the emulator's log shim (built with gcc: see the warning above)`);
       }
       return this.apply(v);
     }
