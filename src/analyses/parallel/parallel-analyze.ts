@@ -8,6 +8,8 @@
  * its summaries between them. A summary that cannot be applied is replaced
  * by the body itself, decoded again. The result is the serial one, field
  * for field, except the timing. Detectors without a summary are refused.
+ * The fleet's segment jobs are such pieces decoded on other machines; its
+ * decode job merges them here too (mergeDecodedPieces).
  */
 import { FlowLogPlayer, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
