@@ -11,6 +11,7 @@ import type { ShownOutput } from './shown-output.js';
 import { RecordingTampered } from './qemu-log.js';
 import { RecordError } from './record-error.js';
 import type { StdinReplay } from './caller-stdin.js';
+import type { StopReason } from './path-reconstruction.js';
 import { chmodSync, existsSync, lstatSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { CoreFile } from '../core-file.js';
@@ -252,4 +253,29 @@ export function keepCore(handed: Map<string, Buffer>, staging: string, warnings:
     return file;
   }
   return null;
+}
+
+/**
+ * The warning for a recording a limit stopped, in the user's terms: which
+ * limit, what was kept, and what to try. Null for other stops (an exec,
+ * clone or closed log explains itself in the path's own warning).
+ */
+export function limitStopWarning(
+  stopped: StopReason | 'timeout' | null,
+  limits: { timeoutSec: number; maxInsns: number; maxTraceBytes: number; maxRecorderBytes: number },
+  threads: boolean,
+): string | null {
+  const kept = threads ? 'the traces up to there are kept' : 'the trace up to there is kept';
+  switch (stopped) {
+    case 'timeout':
+      return `recording stopped: the program ran past --timeout ${limits.timeoutSec} s (under emulation it runs far slower than natively); ${kept}; try a larger --timeout (0: none)`;
+    case 'budget':
+      return `recording stopped: the program ran --max-insns ${limits.maxInsns} instructions; ${kept}; try a larger --max-insns`;
+    case 'trace-size':
+      return `recording stopped: ${threads ? "a thread's trace" : 'the trace'} reached --max-trace-size (${limits.maxTraceBytes} bytes); ${kept}; try a larger --max-trace-size, or --snapshot`;
+    case 'recorder-memory':
+      return `recording stopped: the recorder's memory limit (${limits.maxRecorderBytes} bytes of translated code) was reached; ${kept}`;
+    default:
+      return null;
+  }
 }

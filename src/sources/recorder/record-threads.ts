@@ -22,7 +22,7 @@ import { interpreterOf, MemoryMap } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import type { RecordOptions, RecordResult } from './record-options.js';
 import {
-  argumentPaths, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  argumentPaths, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
   encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
@@ -225,8 +225,8 @@ export async function recordThreads(
     }
     for (const th of t.allThreads()) warnings.push(...th.path.warnings.map((w) => `[${th.pid}/${th.tid}] ${w}`));
     warnings.push(...t.warnings);
-    if (stopped === 'trace-size') warnings.push(`recording stopped: a thread's trace reached --max-trace-size (${maxTraceBytes} bytes); the traces up to there are kept`);
-    if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the traces up to there are kept`);
+    const limitStop = limitStopWarning(stopped, { timeoutSec: opts.timeoutSec, maxInsns: opts.maxInsns, maxTraceBytes, maxRecorderBytes }, true);
+    if (limitStop !== null) warnings.push(limitStop);
     if (t.stats.inexactFaults > 0) warnings.push(`${t.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
     if (t.stats.unmappedTbs > 0) warnings.push(`${t.stats.unmappedTbs} TB executions at addresses no image maps`);
     for (const p of t.processes.values()) if (p.untraced !== null) warnings.push(`process ${p.pid}: ${p.untraced}`);

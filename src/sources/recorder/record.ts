@@ -42,7 +42,7 @@ import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TraceOutput } from './trace-output.js';
 import { recordThreads } from './record-threads.js';
 import {
-  argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
+  argumentPaths, checkReplaceable, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
   encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, showable, SIGNAL_NAMES,
 } from './record-support.js';
 
@@ -362,8 +362,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     mkdirSync(join(staging, 'images'));
     const images = writeAddressSpaceImages(staging, memory, files, new Map(), warnings);
     warnings.push(...memory.warnings, ...path.warnings);
-    if (stopped === 'trace-size') warnings.push(`recording stopped: the trace reached --max-trace-size (${maxTraceBytes} bytes); the trace up to there is kept`);
-    if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the trace up to there is kept`);
+    const limitStop = limitStopWarning(stopped, { timeoutSec: opts.timeoutSec, maxInsns: opts.maxInsns, maxTraceBytes, maxRecorderBytes }, false);
+    if (limitStop !== null) warnings.push(limitStop);
     if (path.stats.inexactFaults > 0) warnings.push(`${path.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
     if (path.stats.unmappedTbs > 0) warnings.push(`${path.stats.unmappedTbs} TB executions at addresses no image maps`);
 
