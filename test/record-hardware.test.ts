@@ -211,6 +211,29 @@ describe('record() on the hardware path (stand-in perf and PMU)', () => {
     expect(readdirSync(work).filter((n) => n.includes('.partial-'))).toEqual([]);
   });
 
+  it('--filter and --snapshot reach perf as its address filter and snapshot mode', async () => {
+    const elf = ElfFile.parse(readFileSync(fixedAddress), fixedAddress);
+    const fn = elf.symbols.find((s) => s.name === 'work')!;
+    const res = await record(opts({
+      argv: [fixedAddress],
+      output: join(work, 'filtered.ptscope'),
+      ranges: [{ from: fn.value, to: fn.value + fn.size - 1 }],
+      snapshotBytes: 4096,
+      intelPtSysfs: sysfs,
+      stdio: 'pipe',
+      notice: () => {},
+    }));
+    const argv = perfArgv(res.bundle);
+    const filter = argv[argv.indexOf('--filter') + 1];
+    expect(filter).toMatch(new RegExp(`^filter 0x[0-9a-f]+/0x${fn.size.toString(16)}@${fixedAddress}$`));
+    expect(argv).toContain('--snapshot=e4096');
+    expect(res.manifest.config.perfArgs).toContain(filter);
+    expect(res.manifest.config.filters).toEqual([{ from: `0x${fn.value.toString(16)}`, to: `0x${(fn.value + fn.size - 1).toString(16)}` }]);
+    expect(res.manifest.config.snapshotBytes).toBe(4096);
+    // The program ran: work(1) & 1 is 0.
+    expect(res.manifest.exit.status).toBe(0);
+  });
+
   it('--no-sandbox runs it unconfined under perf, and says so', async () => {
     const secret = join(work, 'host-secret-2.txt');
     writeFileSync(secret, 'visible\n');
