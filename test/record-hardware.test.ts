@@ -20,16 +20,29 @@ import { record, RecordError, type RecordOptions } from '../src/sources/recorder
 const CAPS: IntelPtCaps = { addressFilters: 2, psbCyc: true, psbPeriods: 0x3f, mtc: true, mtcPeriods: 0x249 };
 const NO_CAPS: IntelPtCaps = { addressFilters: 0, psbCyc: false, psbPeriods: 0, mtc: false, mtcPeriods: 0 };
 
-const STAND_IN_PERF = `#!/bin/sh
-# Stand-in for perf in tests (no Intel PT here): perf.data's magic and this
-# argv go to the -o file, then the workload after -- runs, as perf record runs it.
+/** A little-endian u64 as printf octal escapes, in sh. */
+const LE64 = 'le64() { n=$1; i=0; while [ $i -lt 8 ]; do printf "\\\\$(printf %03o $((n % 256)))"; n=$((n / 256)); i=$((i + 1)); done; }';
+
+/**
+ * Stand-in for perf in tests (no Intel PT here). It writes to the -o file
+ * perf.data's file header (perf.data-file-format.txt) whose data section
+ * holds its own argv, one per line, then runs the workload after -- as perf
+ * record does: its exit status passed on, and SIGINT or SIGTERM ending the
+ * workload with SIGTERM. DATA_SIZE=0 leaves the data size unset, as a perf
+ * killed before it completed perf.data does.
+ */
+const standInPerf = (dataSize: string): string => `#!/bin/sh
+stop=
+trap 'stop=1' INT TERM
+${LE64}
 out=; prev=
 for a do
   [ "$a" = -- ] && break
   [ "$prev" = -o ] && out=$a
   prev=$a
 done
-{ printf 'PERFILE2\\n'; printf '%s\\n' "$@"; } > "$out" || exit 255
+size=$(printf '%s\\n' "$@" | wc -c)
+{ printf PERFILE2; le64 104; le64 136; le64 104; le64 0; le64 104; le64 ${dataSize}; le64 0; le64 0; le64 0; le64 0; le64 0; le64 0; printf '%s\\n' "$@"; } > "$out" || exit 255
 while [ "$1" != -- ]; do shift; done
 shift
 exec 3<&0
@@ -37,6 +50,7 @@ exec 3<&0
 child=$!
 exec 3<&-
 trap 'kill -TERM $child 2>/dev/null' INT TERM
+[ -n "$stop" ] && kill -TERM $child
 wait $child
 s=$?
 while kill -0 $child 2>/dev/null; do wait $child; s=$?; done
@@ -79,7 +93,7 @@ beforeAll(() => {
   writeFileSync(join(sysfs, 'caps', 'mtc_periods'), '249\n');
   const bin = join(work, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'perf'), STAND_IN_PERF);
+  writeFileSync(join(bin, 'perf'), standInPerf('$size'));
   chmodSync(join(bin, 'perf'), 0o755);
   savedPath = process.env.PATH;
   process.env.PATH = `${bin}:${savedPath ?? '/usr/bin:/bin'}`;
@@ -168,9 +182,11 @@ describe('options perf cannot honour are refused in one line', () => {
 describe('record() on the hardware path (stand-in perf and PMU)', () => {
   /** What the stand-in perf wrote to perf.data: its argv. */
   function perfArgv(bundle: string): string[] {
-    const text = readFileSync(join(bundle, 'perf.data'), 'utf8').split('\n');
-    expect(text[0]).toBe('PERFILE2');
-    return text.slice(1, -1);
+    const data = readFileSync(join(bundle, 'perf.data'));
+    expect(data.toString('latin1', 0, 8)).toBe('PERFILE2');
+    const size = Number(data.readBigUInt64LE(48));
+    expect(size).toBeGreaterThan(0);
+    return data.toString('utf8', 104, 104 + size).split('\n').slice(0, -1);
   }
 
   it('runs the program inside the sandbox under perf, and writes a perf bundle', async () => {
@@ -268,19 +284,34 @@ describe('record() on the hardware path (stand-in perf and PMU)', () => {
     expect(readdirSync(work).filter((n) => n.includes('.partial-'))).toEqual([]);
   });
 
-  it('a run where perf writes no perf.data is an error, and nothing is kept', async () => {
-    const bin = mkdtempSync(join(work, 'failing-perf-'));
-    writeFileSync(join(bin, 'perf'), '#!/bin/sh\necho "event syntax error: intel_pt" >&2\nexit 129\n');
+  /** record() with another stand-in perf first on PATH. */
+  async function withPerf<T>(script: string, run: () => Promise<T>): Promise<T> {
+    const bin = mkdtempSync(join(work, 'other-perf-'));
+    writeFileSync(join(bin, 'perf'), script);
     chmodSync(join(bin, 'perf'), 0o755);
     const saved = process.env.PATH;
     process.env.PATH = `${bin}:${saved}`;
     try {
-      const output = join(work, 'failed.ptscope');
-      await expect(record(opts({ argv: ['/bin/true'], output, intelPtSysfs: sysfs, stdio: 'pipe', notice: () => {} })))
-        .rejects.toThrow('record: perf recorded nothing (exit 129): event syntax error: intel_pt; nothing was kept (try --emulate)');
-      expect(existsSync(output)).toBe(false);
+      return await run();
     } finally {
       process.env.PATH = saved;
     }
+  }
+
+  it('a run where perf writes no perf.data is an error, and nothing is kept', async () => {
+    const output = join(work, 'failed.ptscope');
+    await withPerf('#!/bin/sh\necho "event syntax error: intel_pt" >&2\nexit 129\n', () =>
+      expect(record(opts({ argv: ['/bin/true'], output, intelPtSysfs: sysfs, stdio: 'pipe', notice: () => {} })))
+        .rejects.toThrow('record: perf did not complete perf.data (exit 129): event syntax error: intel_pt; nothing was kept (try --emulate)'));
+    expect(existsSync(output)).toBe(false);
+  });
+
+  it('a perf.data whose header perf never completed is an error, and nothing is kept', async () => {
+    const output = join(work, 'incomplete.ptscope');
+    await withPerf(standInPerf('0'), () =>
+      expect(record(opts({ argv: ['/bin/true'], output, intelPtSysfs: sysfs, stdio: 'pipe', notice: () => {} })))
+        .rejects.toThrow('record: perf did not complete perf.data (exit 0); nothing was kept (try --emulate)'));
+    expect(existsSync(output)).toBe(false);
+    expect(readdirSync(work).filter((n) => n.includes('.partial-'))).toEqual([]);
   });
 });

@@ -308,6 +308,17 @@ export class ConfinedRun {
     lifeline?.destroy();
   }
 
+  /**
+   * Kill every process inside the sandbox through the lifeline, but not a
+   * supervisor outside it: perf then sees its workload end and completes
+   * perf.data. (Unconfined there is no lifeline: the supervisor ends its
+   * workload itself.)
+   */
+  killInside(): void {
+    const lifeline = (this.child?.stdio as ReadonlyArray<{ destroy(): void } | null | undefined> | undefined)?.[LIFELINE_FD];
+    lifeline?.destroy();
+  }
+
   /** Run to the end (bounded by the spec's timeout). */
   runSync(): ConfinedResult {
     const res = spawnSync(this.argv[0], this.argv.slice(1), {

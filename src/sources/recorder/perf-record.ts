@@ -19,13 +19,16 @@
  * records tell them apart.
  *
  * --timeout: perf record has no time limit of its own. The recorder sends
- * perf SIGINT, as Ctrl-C would: perf then ends its workload (SIGTERM to
- * bwrap, whose sandbox dies with it) and completes perf.data. Should perf
- * not end, the run is killed after a grace period.
+ * perf SIGINT, as Ctrl-C would (perf then ends its workload with SIGTERM),
+ * and kills everything inside the sandbox through its lifeline (bwrap can
+ * outlive a SIGTERM during its set-up); perf sees its workload end and
+ * completes perf.data. Should perf not end, the run is killed after a
+ * grace period and nothing is kept.
  */
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { ElfFile } from '../../flow/elf.js';
+import { FILE_HEADER_SIZE, PERF_MAGIC } from '../perf-data/header.js';
 import { BUNDLE_FORMAT, BUNDLE_VERSION, type BundleManifest } from './bundle.js';
 import { confinementRequest } from './confinement-request.js';
 import type { ConfinedRun } from './confined-run.js';
@@ -51,13 +54,19 @@ export interface PerfRecording {
   output: string;
 }
 
-/** True if `path` starts with perf.data's magic (perf writes its header first, and completes it at the end). */
-function isPerfData(path: string): boolean {
+/**
+ * True if `path` is a completed perf.data: its magic, and a data section
+ * whose size perf filled in (perf writes the header first with size 0, and
+ * rewrites it when the recording ends: header.ts).
+ */
+function isCompletePerfData(path: string): boolean {
   if (!existsSync(path)) return false;
   const fd = openSync(path, 'r');
   try {
-    const head = Buffer.alloc(8);
-    return readSync(fd, head, 0, 8, 0) === 8 && head.toString('latin1') === 'PERFILE2';
+    const head = Buffer.alloc(FILE_HEADER_SIZE);
+    if (readSync(fd, head, 0, FILE_HEADER_SIZE, 0) !== FILE_HEADER_SIZE) return false;
+    // struct perf_file_header: magic, size, attr_size, attrs {offset, size}, data {offset, size}.
+    return head.readBigUInt64LE(0) === PERF_MAGIC && head.readBigUInt64LE(48) > 0n;
   } finally {
     closeSync(fd);
   }
@@ -99,11 +108,16 @@ export async function recordWithPerf(r: PerfRecording): Promise<RecordResult> {
     let timedOut = false;
     let aborted = false;
     let grace: NodeJS.Timeout | null = null;
+    let perfKilled = false;
     const timer = opts.timeoutSec > 0
       ? setTimeout(() => {
           timedOut = true;
           child.kill('SIGINT');
-          grace = setTimeout(() => confined.kill(), PERF_GRACE_MS);
+          confined.killInside();
+          grace = setTimeout(() => {
+            perfKilled = true;
+            confined.kill();
+          }, PERF_GRACE_MS);
         }, opts.timeoutSec * 1000)
       : null;
     const onAbort = (): void => {
@@ -115,6 +129,9 @@ export async function recordWithPerf(r: PerfRecording): Promise<RecordResult> {
     try {
       exit = await new Promise((resolveExit, reject) => {
         child.on('error', (e) => reject(new RecordError(`record: cannot start perf: ${e.message}`)));
+        // When perf has ended, so has the recording: whatever is left of the
+        // program (unconfined, its own children) is killed, and its output pipes close.
+        child.on('exit', () => confined.kill());
         child.on('close', (code, signal) => resolveExit({ code, signal }));
       });
     } finally {
@@ -124,11 +141,10 @@ export async function recordWithPerf(r: PerfRecording): Promise<RecordResult> {
       if (typeof opts.stdin === 'object') opts.stdin.detach();
     }
     if (aborted) throw new RecordError('record: interrupted');
-    // Whatever perf left of its workload (unconfined: the program's own children).
-    confined.kill();
-    if (!isPerfData(perfData)) {
+    if (perfKilled) throw new RecordError(`record: perf did not end within ${PERF_GRACE_MS / 1000} s of the timeout and was killed, so perf.data is incomplete; nothing was kept (try --emulate)`);
+    if (!isCompletePerfData(perfData)) {
       const why = printed.stderr.trim().split('\n').pop() ?? '';
-      throw new RecordError(`record: perf recorded nothing (exit ${exit.code ?? exit.signal})${why ? `: ${why}` : ''}; nothing was kept (try --emulate)`);
+      throw new RecordError(`record: perf did not complete perf.data (exit ${exit.code ?? exit.signal})${why ? `: ${why}` : ''}; nothing was kept (try --emulate)`);
     }
 
     const maxTraceBytes = opts.snapshotBytes > 0 ? 0 : opts.maxTraceBytes ?? DEFAULT_MAX_TRACE_BYTES;
