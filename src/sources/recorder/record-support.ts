@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
 import type { ResourceLimits } from './resource-limits.js';
-import type { RecordOptions } from './record-options.js';
+import { DEFAULT_MAX_INSNS, DEFAULT_PSB_PERIOD, type RecordOptions } from './record-options.js';
 import type { ShownOutput } from './shown-output.js';
 import { RecordingTampered } from './qemu-log.js';
 import { RecordError } from './record-error.js';
@@ -112,7 +112,7 @@ export const SIGNAL_NAMES: Record<number, string> = {
 /** The PT encoder's settings from the recording options. */
 export function encoderSettings(opts: Pick<RecordOptions, 'psbPeriod' | 'retCompression' | 'longTnt' | 'ranges' | 'timing' | 'snapshotBytes'>): EncoderSettings {
   return {
-    psbPeriod: opts.psbPeriod,
+    psbPeriod: opts.psbPeriod ?? DEFAULT_PSB_PERIOD,
     retCompression: opts.retCompression,
     longTnt: opts.longTnt,
     ranges: opts.ranges,
@@ -141,12 +141,12 @@ export function manifestConfig(opts: RecordOptions, sandbox: boolean, maxTraceBy
   return {
     sandbox,
     timeoutSec: opts.timeoutSec,
-    maxInsns: opts.maxInsns,
+    maxInsns: opts.maxInsns ?? DEFAULT_MAX_INSNS,
     maxTraceBytes,
     limits,
     filters: opts.ranges.map((r) => ({ from: '0x' + r.from.toString(16), to: '0x' + r.to.toString(16) })),
     snapshotBytes: opts.snapshotBytes,
-    psbPeriod: opts.psbPeriod,
+    psbPeriod: opts.psbPeriod ?? DEFAULT_PSB_PERIOD,
     retCompression: opts.retCompression,
     longTnt: opts.longTnt,
     timing: { tsc: timing.tsc, mtc: timing.mtc, cyc: timing.cyc },
