@@ -309,6 +309,22 @@ describe('record: bad input', () => {
     await expect(rec([join(work, 'input.txt')])).rejects.toThrow(/not an ELF/);
   });
 
+  it('a #! script records its interpreter on it, with the line\'s argument, as execve runs it', async () => {
+    const script = join(work, 'args.sh');
+    writeFileSync(script, '#!/bin/sh -e\necho "args: $*"\n', { mode: 0o755 });
+    const notes: string[] = [];
+    const res = await rec([script, 'a', 'b c'], { notice: (l) => notes.push(l) });
+    expect(res.stdout).toBe('args: a b c\n');
+    expect(res.manifest.program.argv).toEqual(['/bin/sh', '-e', script, 'a', 'b c']);
+    expect(notes[0]).toBe(`${script} is a script: recording its interpreter (/bin/sh -e ${script})`);
+    const relative = join(work, 'rel.sh');
+    writeFileSync(relative, '#!sh\n', { mode: 0o755 });
+    await expect(rec([relative])).rejects.toThrow(/its #! line names no absolute interpreter/);
+    const nested = join(work, 'nested.sh');
+    writeFileSync(nested, `#!${script}\n`, { mode: 0o755 });
+    await expect(rec([nested])).rejects.toThrow(/is a script too/);
+  });
+
   it('qemu not installed: refused with the package name', async () => {
     const path = process.env.PATH;
     process.env.PATH = work;

@@ -19,7 +19,7 @@
  * that holds a ptscope bundle.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
@@ -76,6 +76,37 @@ export function findOnPath(name: string): string | null {
   return null;
 }
 
+/** The kernel reads at most this many bytes of a `#!` line (BINPRM_BUF_SIZE). */
+const SHEBANG_BYTES = 256;
+
+/**
+ * A `#!` script's interpreter and its one optional argument (the rest of
+ * the line, as execve passes it), or null when `path` is not a script.
+ */
+export function scriptInterpreter(path: string): { interpreter: string; argument: string | null } | null {
+  let head: Buffer;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      head = Buffer.alloc(SHEBANG_BYTES);
+      head = head.subarray(0, readSync(fd, head, 0, SHEBANG_BYTES, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
+  }
+  if (head.length < 2 || head[0] !== 0x23 || head[1] !== 0x21) return null;
+  const end = head.indexOf(0x0a);
+  if (end < 0) throw new RecordError(`record: ${path}: its #! line is longer than ${SHEBANG_BYTES} bytes`);
+  const line = head.subarray(2, end).toString('latin1').replace(/[ \t\r]+$/, '').replace(/^[ \t]+/, '');
+  const cut = line.search(/[ \t]/);
+  const interpreter = cut < 0 ? line : line.slice(0, cut);
+  const argument = cut < 0 ? '' : line.slice(cut).trim();
+  if (interpreter === '' || !interpreter.startsWith('/')) throw new RecordError(`record: ${path}: its #! line names no absolute interpreter`);
+  return { interpreter, argument: argument === '' ? null : argument };
+}
+
 /** The program's ELF (read with a bound), checked to be an x86-64 executable. */
 function readProgram(path: string): { bytes: Buffer; elf: ElfFile } {
   let bytes: Buffer;
@@ -85,7 +116,7 @@ function readProgram(path: string): { bytes: Buffer; elf: ElfFile } {
     throw new RecordError(`record: cannot read ${path}: ${(e as Error).message.replace(`${path}: `, '')}`);
   }
   if (bytes.length < 64 || bytes.readUInt32BE(0) !== 0x7f454c46) {
-    throw new RecordError(`record: ${path} is not an ELF executable (run scripts through their interpreter, e.g. 'python3 script.py')`);
+    throw new RecordError(`record: ${path} is not an ELF executable (nor a #! script)`);
   }
   if (bytes[4] !== 2 || bytes.readUInt16LE(18) !== 62) throw new RecordError(`record: ${path} is not an x86-64 ELF executable`);
   try {
@@ -100,6 +131,14 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   if (opts.argv.length === 0) throw new RecordError('record: no program given');
   const program = opts.program?.host ?? findOnPath(opts.argv[0]);
   if (program === null) throw new RecordError(`record: program not found: ${opts.argv[0]}`);
+  const script = opts.program === undefined ? scriptInterpreter(program) : null;
+  if (script !== null) {
+    // What execve does with a `#!` script: run its interpreter on it.
+    const argv = [script.interpreter, ...(script.argument !== null ? [script.argument] : []), program, ...opts.argv.slice(1)];
+    if (scriptInterpreter(findOnPath(script.interpreter) ?? script.interpreter) !== null) throw new RecordError(`record: ${program}: its interpreter ${script.interpreter} is a script too (record that interpreter's own interpreter)`);
+    notice(`${program} is a script: recording its interpreter (${argv.slice(0, argv.length - opts.argv.length + 1).join(' ')})`);
+    return record({ ...opts, argv });
+  }
   const exe = readProgram(program);
   const output = resolve(opts.output);
   checkReplaceable(output, opts.force === true);
