@@ -17,10 +17,11 @@ import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
 import { insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
-import type { Image } from '../flow/image.js';
-import type { TaskContext } from '../flow/task-switch.js';
 import type { Recording, StreamTask } from '../sources/model/recording.js';
 import { TaskDetectors } from './task-detectors.js';
+import { walkCpuStreams } from './cpu-walk.js';
+import { runFlowGuardPerTask } from './flowguard-tasks.js';
+import type { FlowGuardDetector } from './flowguard.js';
 
 export type { TraceInput } from './trace-input.js';
 
@@ -61,8 +62,9 @@ export function defaultDetectors(): string[] {
  */
 export function createDetectors(input: TraceInput, options: AnalyzeOptions, offset: () => number, task?: StreamTask): Detector[] {
   const names = options.detectors && options.detectors.length > 0 ? options.detectors : defaultDetectors();
-  const image = task?.image ?? input.image;
-  const modules = task !== undefined ? modulesOf(task.mappings) : input.modules;
+  // A thread's detectors see its process's image as its life ends (everything it loaded), as a thread's stream does.
+  const image = task?.life.space.image ?? input.image;
+  const modules = task !== undefined ? modulesOf(task.life.space.mappings) : input.modules;
   const facts = new CodeFacts(image);
   const evidence = new EvidenceBuilder(facts, modules);
   const thread: ThreadRef = task !== undefined ? { pid: task.pid, tid: task.tid } : { pid: input.stream.pid, tid: input.stream.tid };
@@ -116,56 +118,27 @@ function isStandalone(d: Detector): boolean {
 /**
  * The per-CPU streams of a recording, analysed together: each thread gets
  * its own detectors, with its process's image, and every CPU's runs of it
- * reach them in the order they ran. The CPUs' walks go in steps of one
- * task's run (ControlFlowWalker.step), always the one whose next run
- * starts first by the sideband's clock; a thread's runs never overlap, so
- * each of its runs is complete before the next, on whatever CPU, begins.
- * A thread that exec'd starts new detectors (new image).
+ * reach them in the order they ran (walkCpuStreams). Detectors are kept per
+ * thread life: a thread that exec'd, or a tid reused after an EXIT, starts
+ * new ones (a new shadow stack). FlowGuard, which reads packets, runs per
+ * thread on the runs of each (flowguard-tasks.ts).
  */
 export function analyzeCpuStreams(inputs: readonly TraceInput[], options: AnalyzeOptions = {}): AnalyzeResult {
   const started = process.hrtime.bigint();
   const first = inputs[0]!;
   let current: InsnDecoder | null = null;
   const offset = (): number => current?.offset ?? 0;
-  const standalone = inputs.flatMap((input) => createDetectors(input, options, offset).filter(isStandalone));
-  for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
-  const initial = createDetectors(first, options, offset).filter((d) => !isStandalone(d));
-  // One set per (thread, image): shared by the CPUs the thread ran on.
-  const keys = new Map<Image, Map<number, object>>();
-  const keyOf = (task: TaskContext): object => {
-    let byTid = keys.get(task.image);
-    if (byTid === undefined) keys.set(task.image, (byTid = new Map()));
-    let key = byTid.get(task.tid);
-    if (key === undefined) byTid.set(task.tid, (key = {}));
-    return key;
-  };
-  const perTask = new TaskDetectors(initial, (task) => createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), keyOf);
-  const flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
-  const walks = inputs.map((input) => {
-    const decoder = insnDecoderFor(input);
-    const walker = new ControlFlowWalker(decoder, [perTask]);
-    const tasks = input.stream.tasks!();
-    walker.tasks = tasks;
-    return { decoder, walker, tasks, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } as FlowStats };
-  });
-  const live = [...walks];
-  while (live.length > 0) {
-    let next = 0;
-    for (let i = 1; i < live.length; i++) if (live[i]!.tasks.switchTime < live[next]!.tasks.switchTime) next = i;
-    const w = live[next]!;
-    current = w.decoder;
-    if (!w.walker.step(w.stats)) live.splice(next, 1);
-  }
-  perTask.onEnd();
-  for (const w of walks) {
-    flow.instructions += w.stats.instructions;
-    flow.transfers += w.stats.transfers;
-    flow.errors += w.stats.errors;
-    flow.gaps += w.stats.gaps;
-  }
+  const made = createDetectors(first, options, offset);
+  const initial = made.filter((d) => !isStandalone(d));
+  // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
+  const wantsFlowGuard = made.some(isStandalone);
+  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => createDetectors(input, options, offset, task).find(isStandalone) as FlowGuardDetector) : [];
+  const perTask = new TaskDetectors(initial, (task) => createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), (task) => (task as StreamTask).life);
+  const walked = initial.length > 0 || standalone.length === 0;
+  const flow: FlowStats = walked ? walkCpuStreams(inputs, [perTask], (d) => (current = d)) : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   const name = inputs.length === 1 ? first.name : `${first.recording.name} cpu ${inputs.map((i) => i.stream.cpu).join(',')}`;
   const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
-  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, true);
+  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, walked);
 }
 
 /** What a result is about: an input, or several CPUs' streams analysed together. */
