@@ -97,13 +97,27 @@ export class TaskLives {
       let end = LATE;
       for (const e of execs) if (e > time && e - 1n < end) end = e - 1n;
       const { image, mappings } = this.imageAt(pid, end);
-      space = { pid, image, mappings, name: this.sideband.commAt(pid, end === LATE ? time : end) || null };
+      space = { pid, image, mappings, name: this.nameAt(pid, end === LATE ? time : end) };
       this.spaces.set(spaceKey, space);
     }
     const key = `${spaceKey}/${tid}/${countBefore(this.sideband.tasks.get(tid)?.exits ?? [], time, false)}`;
     let life = this.threads.get(key);
     if (life === undefined) this.threads.set(key, (life = { pid, tid, space }));
     return life;
+  }
+
+  /** The name (comm) of task `tid` at `time`: its last COMM by then, else (a fork child before any exec) its parent's. */
+  nameAt(pid: number, time: bigint): string | null {
+    for (let p = pid, hops = 0; hops < 8; hops++) {
+      const t = this.sideband.tasks.get(p);
+      if (t === undefined) return null;
+      let comm: string | null = null;
+      for (const c of t.comms) if (c.time <= time) comm = c.comm;
+      if (comm !== null) return comm;
+      if (t.ppid < 0 || t.ppid === p) return null;
+      p = t.ppid;
+    }
+    return null;
   }
 }
 

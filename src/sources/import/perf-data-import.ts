@@ -79,7 +79,7 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
           if (byEpoch === undefined) byImage.set(got.image, (byEpoch = new Map()));
           let t = byEpoch.get(epoch);
           if (t === undefined) {
-            t = { pid, tid, image: got.image, mappings: mappingsOf(got.image), name: model.sideband.commAt(tid, time) || null, life };
+            t = { pid, tid, image: got.image, mappings: mappingsOf(got.image), name: lives.nameAt(tid, time), life };
             byEpoch.set(epoch, t);
           }
           return t;
