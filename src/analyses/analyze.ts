@@ -41,7 +41,8 @@ export interface AnalyzeResult {
   tid: number | null;
   detectors: { name: string; parameters: Readonly<Record<string, number | string | boolean>>; stats: Record<string, number> }[];
   findings: Finding[];
-  unchecked: UncheckedNote[];
+  /** On per-CPU streams each note names the thread it is about (pid/tid; null before any task is known). */
+  unchecked: (UncheckedNote & Partial<ThreadRef>)[];
   notes: string[];
   flow: FlowStats;
   /** False when only packet-level detectors ran (FlowGuard alone): the instruction flow was not walked, so `flow` counts nothing. */
@@ -132,13 +133,19 @@ export function analyzeCpuStreams(inputs: readonly TraceInput[], options: Analyz
   const initial = made.filter((d) => !isStandalone(d));
   // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
   const wantsFlowGuard = made.some(isStandalone);
-  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => createDetectors(input, options, offset, task).find(isStandalone) as FlowGuardDetector) : [];
-  const perTask = new TaskDetectors(initial, (task) => createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), (task) => (task as StreamTask).life);
+  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => forTask(createDetectors(input, options, offset, task).filter(isStandalone), task)[0] as FlowGuardDetector) : [];
+  const threads = new Map<Detector, ThreadRef>();
+  const forTask = (made: Detector[], task: StreamTask): Detector[] => {
+    for (const d of made) threads.set(d, { pid: task.pid, tid: task.tid });
+    return made;
+  };
+  const perTask = new TaskDetectors(initial, (task) => forTask(createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), task as StreamTask), (task) => (task as StreamTask).life);
   const walked = initial.length > 0 || standalone.length === 0;
   const flow: FlowStats = walked ? walkCpuStreams(inputs, [perTask], (d) => (current = d)) : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   const name = inputs.length === 1 ? first.name : `${first.recording.name} cpu ${inputs.map((i) => i.stream.cpu).join(',')}`;
   const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
-  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, walked);
+  const threadOf = (d: Detector): ThreadRef => threads.get(d) ?? { pid: null, tid: null };
+  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, walked, threadOf);
 }
 
 /** What a result is about: an input, or several CPUs' streams analysed together. */
@@ -174,10 +181,10 @@ export function analyzeGroup(group: readonly TraceInput[], options: AnalyzeOptio
  * check, and decode errors as unchecked stretches. `started` is the
  * walk's hrtime at its start.
  */
-export function analyzeResult(input: ResultSubject, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true): AnalyzeResult {
+export function analyzeResult(input: ResultSubject, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true, threadOf?: (d: Detector) => ThreadRef): AnalyzeResult {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
-  const unchecked = mergeUnchecked(detectors.flatMap((d) => d.unchecked()));
+  const unchecked = mergeUnchecked(detectors.flatMap((d) => (threadOf === undefined ? d.unchecked() : d.unchecked().map((n) => ({ ...n, ...threadOf(d) })))));
   if (flow.errors > 0) {
     unchecked.push({ detector: 'analyze', reason: `decode errors: ${flow.errors} stretches of the trace could not be decoded`, count: flow.errors, firstOffset: 0 });
   }
@@ -214,11 +221,11 @@ function mergeDetectorStats(detectors: readonly Detector[]): AnalyzeResult['dete
   return [...byName.values()];
 }
 
-/** Notes with the same detector and reason are one note (per-CPU streams have several detector sets). */
-function mergeUnchecked(notes: UncheckedNote[]): UncheckedNote[] {
-  const byKey = new Map<string, UncheckedNote>();
+/** Notes with the same detector, reason and thread are one note (per-CPU streams have several detector sets per thread). */
+function mergeUnchecked(notes: (UncheckedNote & Partial<ThreadRef>)[]): (UncheckedNote & Partial<ThreadRef>)[] {
+  const byKey = new Map<string, UncheckedNote & Partial<ThreadRef>>();
   for (const n of notes) {
-    const key = `${n.detector}\0${n.reason}`;
+    const key = `${n.detector}\0${n.reason}\0${n.pid}\0${n.tid}`;
     const seen = byKey.get(key);
     if (seen === undefined) byKey.set(key, { ...n });
     else {
