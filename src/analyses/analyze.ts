@@ -129,16 +129,16 @@ export function analyzeCpuStreams(inputs: readonly TraceInput[], options: Analyz
   const first = inputs[0]!;
   let current: InsnDecoder | null = null;
   const offset = (): number => current?.offset ?? 0;
-  const made = createDetectors(first, options, offset);
-  const initial = made.filter((d) => !isStandalone(d));
-  // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
-  const wantsFlowGuard = made.some(isStandalone);
-  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => forTask(createDetectors(input, options, offset, task).filter(isStandalone), task)[0] as FlowGuardDetector) : [];
   const threads = new Map<Detector, ThreadRef>();
   const forTask = (made: Detector[], task: StreamTask): Detector[] => {
     for (const d of made) threads.set(d, { pid: task.pid, tid: task.tid });
     return made;
   };
+  const made = createDetectors(first, options, offset);
+  const initial = made.filter((d) => !isStandalone(d));
+  // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
+  const wantsFlowGuard = made.some(isStandalone);
+  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => forTask(createDetectors(input, options, offset, task).filter(isStandalone), task)[0] as FlowGuardDetector) : [];
   const perTask = new TaskDetectors(initial, (task) => forTask(createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), task as StreamTask), (task) => (task as StreamTask).life);
   const walked = initial.length > 0 || standalone.length === 0;
   const flow: FlowStats = walked ? walkCpuStreams(inputs, [perTask], (d) => (current = d)) : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };

@@ -53,7 +53,7 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
         }
         const task = tracker.onEvent(ev);
         if (task === null) return;
-        current?.check(offset, psb);
+        current?.endRun(offset, psb);
         current = detectorOf(input, task);
         current.beginRun(trace, offset, psb);
         runStart = offset;

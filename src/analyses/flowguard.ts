@@ -217,6 +217,8 @@ export class FlowGuardDetector extends DetectorBase {
   /** The last PSB before the window's start: the slow path decodes the whole window from there. */
   private windowPsb = 0;
   private windowMiss = false;
+  /** Edges in the open window. */
+  private windowEdges = 0;
   private runStart = 0;
   private checks = 0;
   private fastSeconds = 0;
@@ -278,10 +280,17 @@ export class FlowGuardDetector extends DetectorBase {
     this.windowStart = start;
     this.windowPsb = psb;
     this.windowMiss = false;
+    this.windowEdges = 0;
+  }
+
+  /** The thread's run ends at `end` (another task's starts): its open window is checked if it holds an edge. */
+  endRun(end: number, psb: number): void {
+    if (this.windowEdges > 0) this.check(end, psb);
   }
 
   /** An edge of the running window. */
   edge(a: number, b: number): void {
+    this.windowEdges++;
     if (!this.windowMiss && this.credit(a, b) < this.threshold) this.windowMiss = true;
   }
 
@@ -293,6 +302,7 @@ export class FlowGuardDetector extends DetectorBase {
     this.windowStart = end;
     this.windowPsb = psb;
     this.windowMiss = false;
+    this.windowEdges = 0;
   }
 
   /** Count a fast-path scan (of `bytes` of trace) toward the stats. */
