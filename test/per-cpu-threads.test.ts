@@ -9,6 +9,8 @@
  * - coverage keeps one address space per process life (fork to exec),
  *   over both CPUs, with its own modules and its threads;
  * - every unchecked line and FlowGuard's findings and notes name a thread;
+ * - classify's windows are per thread: each thread gets as many as its
+ *   streams in the bundle, and each names its thread;
  * - a tid reused after its thread's EXIT starts an empty shadow stack (the
  *   bundle's tid is renamed so that the export writes the reuse).
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
@@ -19,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
+import { runClassifyCommand } from '../src/cli/classify.js';
 import { runCoverageCommand } from '../src/cli/coverage.js';
 import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { LineWriter } from '../src/cli/output.js';
@@ -137,6 +140,25 @@ describe('per-CPU perf.data: per-thread analyses', () => {
     const stats = lines.find((l) => l.type === 'summary')!.detectors![0]!.stats;
     expect(stats['checks']).toBeGreaterThan(0);
     expect(stats['slowWindows']).toBeLessThanOrEqual(stats['checks']!);
+  }, 120_000);
+
+  it('fork + exec: classify windows are per thread, as many per thread as the bundle\'s streams give it', async () => {
+    const windowsPerThread = async (input: string): Promise<Map<string, number>> => {
+      const out = new LineWriter(null);
+      expect(await runClassifyCommand([input, '--json'], out)).toBe(0);
+      out.flush();
+      const counts = new Map<string, number>();
+      for (const l of out.text.trim().split('\n')) {
+        for (const w of (JSON.parse(l) as { windows: { pid: number | null; tid: number | null }[] }).windows) {
+          expect([typeof w.pid, typeof w.tid]).toEqual(['number', 'number']);
+          counts.set(`${w.pid}/${w.tid}`, (counts.get(`${w.pid}/${w.tid}`) ?? 0) + 1);
+        }
+      }
+      return counts;
+    };
+    const expected = await windowsPerThread(forkExec);
+    expect(expected.size).toBe(2);
+    expect(await windowsPerThread(exportPerCpu(forkExec, 2))).toEqual(expected);
   }, 120_000);
 
   for (const cpus of [1, 2]) {
