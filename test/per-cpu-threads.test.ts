@@ -12,7 +12,9 @@
  * - classify's windows are per thread: each thread gets as many as its
  *   streams in the bundle, and each names its thread;
  * - a tid reused after its thread's EXIT starts an empty shadow stack (the
- *   bundle's tid is renamed so that the export writes the reuse).
+ *   bundle's tid is renamed so that the export writes the reuse);
+ * - a forked child's first life inherits its parent's history: its longjmp
+ *   to a setjmp made before the fork is no finding (as per thread).
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
  */
 import { spawnSync } from 'node:child_process';
@@ -33,6 +35,7 @@ const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'threads');
 let work: string;
 let forkExec: string;
 let tidReuse: string;
+let forkLongjmp: string;
 
 function compile(name: string): string {
   const out = join(work, name);
@@ -73,6 +76,7 @@ function stat(lines: Line[], detector: string, key: string, combine: (a: number,
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ptscope-per-cpu-threads-'));
   forkExec = (await recordProbe(work, [compile('fork-exec')], { timing: { tsc: true }, retCompression: false })).bundle;
+  forkLongjmp = (await recordProbe(work, [compile('fork-longjmp')], { timing: { tsc: true }, retCompression: false })).bundle;
   const reuse = await recordProbe(work, [compile('tid-reuse')], { timing: { tsc: true }, retCompression: false });
   // The emulator's threads get fresh tids: give the second worker the first's, as a kernel that reused it would.
   tidReuse = join(work, 'reused.ptscope');
@@ -159,6 +163,13 @@ describe('per-CPU perf.data: per-thread analyses', () => {
     const expected = await windowsPerThread(forkExec);
     expect(expected.size).toBe(2);
     expect(await windowsPerThread(exportPerCpu(forkExec, 2))).toEqual(expected);
+  }, 120_000);
+
+  it('a forked child\'s longjmp to its parent\'s setjmp is prepared unseen, no finding', () => {
+    const lines = analyze(exportPerCpu(forkLongjmp, 2));
+    expect(lines.filter((l) => l.type === 'finding')).toEqual([]);
+    const summary = lines.find((l) => l.type === 'summary')!;
+    for (const name of ['cfi', 'inter-module', 'shadow-stack']) expect(summary.detectors!.find((d) => d.name === name)!.stats['switch.prepared-unseen'], name).toBe(1);
   }, 120_000);
 
   for (const cpus of [1, 2]) {

@@ -87,7 +87,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
       },
       config: input.config,
       // A forked child's switches may have been prepared before the fork, in its parent's stream.
-      historyUnseen: task === undefined && inheritsHistory(input),
+      historyUnseen: task === undefined ? inheritsHistory(input) : task.life.inheritsHistory,
     };
     return info.create(ctx);
   });

@@ -90,7 +90,8 @@ export class TaskLives {
 
   lifeOf(pid: number, tid: number, time: bigint): TaskLife {
     const execs = this.sideband.execTimes(pid);
-    const spaceKey = `${pid}/${countBefore(this.sideband.tasks.get(pid)?.exits ?? [], time, false)}/${countBefore(execs, time, true)}`;
+    const execsBefore = countBefore(execs, time, true);
+    const spaceKey = `${pid}/${countBefore(this.sideband.tasks.get(pid)?.exits ?? [], time, false)}/${execsBefore}`;
     let space = this.spaces.get(spaceKey);
     if (space === undefined) {
       // The image at the end of this life: just before the next exec, else at the end of the recording.
@@ -102,7 +103,12 @@ export class TaskLives {
     }
     const key = `${spaceKey}/${tid}/${countBefore(this.sideband.tasks.get(tid)?.exits ?? [], time, false)}`;
     let life = this.threads.get(key);
-    if (life === undefined) this.threads.set(key, (life = { pid, tid, space }));
+    if (life === undefined) {
+      // A process's leader before its first exec, forked by a process the sideband knows, carries its parent's stack.
+      const ppid = this.sideband.tasks.get(pid)?.ppid ?? -1;
+      const inheritsHistory = tid === pid && execsBefore === 0 && ppid > 0 && ppid !== pid && this.sideband.tasks.has(ppid);
+      this.threads.set(key, (life = { pid, tid, space, inheritsHistory }));
+    }
     return life;
   }
 

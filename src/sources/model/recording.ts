@@ -128,6 +128,12 @@ export interface TaskLife {
   readonly pid: number;
   readonly tid: number;
   readonly space: AddressSpaceLife;
+  /**
+   * True for a forked child's first life before any exec: it continues its
+   * parent's stack (a longjmp to a setjmp made before the fork), a history
+   * its runs do not hold.
+   */
+  readonly inheritsHistory: boolean;
 }
 
 /**
