@@ -30,7 +30,7 @@ function tracker(switches: CpuSwitch[]): { t: CpuTaskTracker; made: string[] } {
     if (task === undefined) {
       let image = images.get(pid);
       if (image === undefined) images.set(pid, (image = new Image(`pid ${pid}`)));
-      task = { pid, tid, image, mappings: [], name: null };
+      task = { pid, tid, image, mappings: [], name: null, life: { pid, tid, space: { pid, image, mappings: [], name: null }, inheritsHistory: false } };
       tasks.set(key, task);
       made.push(`${key}@${time}`);
     }

@@ -7,7 +7,8 @@
  *   image: per thread, exactly the instructions the recorder counted;
  * - analyze keeps each thread's state apart (its own shadow stack): a
  *   benign 4-thread program gives no finding, and the exploit corpus's
- *   thread_rop gives its chain in the worker thread, and only there.
+ *   thread_rop gives its chain in the worker thread, and only there (with
+ *   the default detectors, and with FlowGuard, which runs per thread).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -78,9 +79,9 @@ interface JsonLine {
   chain?: { address: string }[] | null;
 }
 
-function analyzeJson(file: string): { status: number; lines: JsonLine[] } {
+function analyzeJson(file: string, extra: string[] = []): { status: number; lines: JsonLine[] } {
   const out = new LineWriter(null);
-  const status = runAnalyzeCommand([file, '--json', '--fail-on-findings'], out) as number;
+  const status = runAnalyzeCommand([file, '--json', '--fail-on-findings', ...extra], out) as number;
   out.flush();
   return { status, lines: out.text.trim().split('\n').map((l) => JSON.parse(l) as JsonLine) };
 }
@@ -151,5 +152,9 @@ describe('per-CPU perf.data: each task decoded and analysed as its own thread', 
     const perThread = analyzeJson(threadRop).lines.filter((l) => l.type === 'finding');
     const kinds = (list: JsonLine[]): string[] => list.map((f) => `${f.tid} ${f.detector}/${f.kind}`).sort();
     expect(kinds(findings)).toEqual(kinds(perThread));
+    // FlowGuard runs per thread too: its slow path finds the chain in the worker's windows, and only there.
+    const guarded = analyzeJson(exportPerCpu(threadRop, 2), ['--detect', 'flowguard']).lines.filter((l) => l.type === 'finding');
+    expect(guarded.length).toBeGreaterThan(0);
+    for (const f of guarded) expect([f.pid, f.tid]).toEqual(worker);
   }, 120_000);
 });

@@ -17,10 +17,11 @@ import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
 import { inheritsHistory, insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
-import type { Image } from '../flow/image.js';
-import type { TaskContext } from '../flow/task-switch.js';
 import type { Recording, StreamTask } from '../sources/model/recording.js';
 import { TaskDetectors } from './task-detectors.js';
+import { walkCpuStreams } from './cpu-walk.js';
+import { runFlowGuardPerTask } from './flowguard-tasks.js';
+import type { FlowGuardDetector } from './flowguard.js';
 
 export type { TraceInput } from './trace-input.js';
 
@@ -40,7 +41,8 @@ export interface AnalyzeResult {
   tid: number | null;
   detectors: { name: string; parameters: Readonly<Record<string, number | string | boolean>>; stats: Record<string, number> }[];
   findings: Finding[];
-  unchecked: UncheckedNote[];
+  /** On per-CPU streams each note names the thread it is about (pid/tid; null before any task is known). */
+  unchecked: (UncheckedNote & Partial<ThreadRef>)[];
   notes: string[];
   flow: FlowStats;
   /** False when only packet-level detectors ran (FlowGuard alone): the instruction flow was not walked, so `flow` counts nothing. */
@@ -61,8 +63,9 @@ export function defaultDetectors(): string[] {
  */
 export function createDetectors(input: TraceInput, options: AnalyzeOptions, offset: () => number, task?: StreamTask): Detector[] {
   const names = options.detectors && options.detectors.length > 0 ? options.detectors : defaultDetectors();
-  const image = task?.image ?? input.image;
-  const modules = task !== undefined ? modulesOf(task.mappings) : input.modules;
+  // A thread's detectors see its process's image as its life ends (everything it loaded), as a thread's stream does.
+  const image = task?.life.space.image ?? input.image;
+  const modules = task !== undefined ? modulesOf(task.life.space.mappings) : input.modules;
   const facts = new CodeFacts(image);
   const evidence = new EvidenceBuilder(facts, modules);
   const thread: ThreadRef = task !== undefined ? { pid: task.pid, tid: task.tid } : { pid: input.stream.pid, tid: input.stream.tid };
@@ -84,7 +87,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
       },
       config: input.config,
       // A forked child's switches may have been prepared before the fork, in its parent's stream.
-      historyUnseen: task === undefined && inheritsHistory(input),
+      historyUnseen: task === undefined ? inheritsHistory(input) : task.life.inheritsHistory,
     };
     return info.create(ctx);
   });
@@ -118,56 +121,33 @@ function isStandalone(d: Detector): boolean {
 /**
  * The per-CPU streams of a recording, analysed together: each thread gets
  * its own detectors, with its process's image, and every CPU's runs of it
- * reach them in the order they ran. The CPUs' walks go in steps of one
- * task's run (ControlFlowWalker.step), always the one whose next run
- * starts first by the sideband's clock; a thread's runs never overlap, so
- * each of its runs is complete before the next, on whatever CPU, begins.
- * A thread that exec'd starts new detectors (new image).
+ * reach them in the order they ran (walkCpuStreams). Detectors are kept per
+ * thread life: a thread that exec'd, or a tid reused after an EXIT, starts
+ * new ones (a new shadow stack). FlowGuard, which reads packets, runs per
+ * thread on the runs of each (flowguard-tasks.ts).
  */
 export function analyzeCpuStreams(inputs: readonly TraceInput[], options: AnalyzeOptions = {}): AnalyzeResult {
   const started = process.hrtime.bigint();
   const first = inputs[0]!;
   let current: InsnDecoder | null = null;
   const offset = (): number => current?.offset ?? 0;
-  const standalone = inputs.flatMap((input) => createDetectors(input, options, offset).filter(isStandalone));
-  for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
-  const initial = createDetectors(first, options, offset).filter((d) => !isStandalone(d));
-  // One set per (thread, image): shared by the CPUs the thread ran on.
-  const keys = new Map<Image, Map<number, object>>();
-  const keyOf = (task: TaskContext): object => {
-    let byTid = keys.get(task.image);
-    if (byTid === undefined) keys.set(task.image, (byTid = new Map()));
-    let key = byTid.get(task.tid);
-    if (key === undefined) byTid.set(task.tid, (key = {}));
-    return key;
+  const threads = new Map<Detector, ThreadRef>();
+  const forTask = (made: Detector[], task: StreamTask): Detector[] => {
+    for (const d of made) threads.set(d, { pid: task.pid, tid: task.tid });
+    return made;
   };
-  const perTask = new TaskDetectors(initial, (task) => createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), keyOf);
-  const flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
-  const walks = inputs.map((input) => {
-    const decoder = insnDecoderFor(input);
-    const walker = new ControlFlowWalker(decoder, [perTask]);
-    const tasks = input.stream.tasks!();
-    walker.tasks = tasks;
-    return { decoder, walker, tasks, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } as FlowStats };
-  });
-  const live = [...walks];
-  while (live.length > 0) {
-    let next = 0;
-    for (let i = 1; i < live.length; i++) if (live[i]!.tasks.switchTime < live[next]!.tasks.switchTime) next = i;
-    const w = live[next]!;
-    current = w.decoder;
-    if (!w.walker.step(w.stats)) live.splice(next, 1);
-  }
-  perTask.onEnd();
-  for (const w of walks) {
-    flow.instructions += w.stats.instructions;
-    flow.transfers += w.stats.transfers;
-    flow.errors += w.stats.errors;
-    flow.gaps += w.stats.gaps;
-  }
+  const made = createDetectors(first, options, offset);
+  const initial = made.filter((d) => !isStandalone(d));
+  // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
+  const wantsFlowGuard = made.some(isStandalone);
+  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => forTask(createDetectors(input, options, offset, task).filter(isStandalone), task)[0] as FlowGuardDetector) : [];
+  const perTask = new TaskDetectors(initial, (task) => forTask(createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), task as StreamTask), (task) => (task as StreamTask).life);
+  const walked = initial.length > 0 || standalone.length === 0;
+  const flow: FlowStats = walked ? walkCpuStreams(inputs, [perTask], (d) => (current = d)) : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   const name = inputs.length === 1 ? first.name : `${first.recording.name} cpu ${inputs.map((i) => i.stream.cpu).join(',')}`;
   const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
-  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, true);
+  const threadOf = (d: Detector): ThreadRef => threads.get(d) ?? { pid: null, tid: null };
+  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, walked, threadOf);
 }
 
 /** What a result is about: an input, or several CPUs' streams analysed together. */
@@ -203,10 +183,10 @@ export function analyzeGroup(group: readonly TraceInput[], options: AnalyzeOptio
  * check, and decode errors as unchecked stretches. `started` is the
  * walk's hrtime at its start.
  */
-export function analyzeResult(input: ResultSubject, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true): AnalyzeResult {
+export function analyzeResult(input: ResultSubject, detectors: readonly Detector[], flow: FlowStats, started: bigint, walked = true, threadOf?: (d: Detector) => ThreadRef): AnalyzeResult {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const findings = detectors.flatMap((d) => d.findings()).sort((a, b) => a.offset - b.offset);
-  const unchecked = mergeUnchecked(detectors.flatMap((d) => d.unchecked()));
+  const unchecked = mergeUnchecked(detectors.flatMap((d) => (threadOf === undefined ? d.unchecked() : d.unchecked().map((n) => ({ ...n, ...threadOf(d) })))));
   if (flow.errors > 0) {
     unchecked.push({ detector: 'analyze', reason: `decode errors: ${flow.errors} stretches of the trace could not be decoded`, count: flow.errors, firstOffset: 0 });
   }
@@ -243,11 +223,11 @@ function mergeDetectorStats(detectors: readonly Detector[]): AnalyzeResult['dete
   return [...byName.values()];
 }
 
-/** Notes with the same detector and reason are one note (per-CPU streams have several detector sets). */
-function mergeUnchecked(notes: UncheckedNote[]): UncheckedNote[] {
-  const byKey = new Map<string, UncheckedNote>();
+/** Notes with the same detector, reason and thread are one note (per-CPU streams have several detector sets per thread). */
+function mergeUnchecked(notes: (UncheckedNote & Partial<ThreadRef>)[]): (UncheckedNote & Partial<ThreadRef>)[] {
+  const byKey = new Map<string, UncheckedNote & Partial<ThreadRef>>();
   for (const n of notes) {
-    const key = `${n.detector}\0${n.reason}`;
+    const key = `${n.detector}\0${n.reason}\0${n.pid}\0${n.tid}`;
     const seen = byKey.get(key);
     if (seen === undefined) byKey.set(key, { ...n });
     else {

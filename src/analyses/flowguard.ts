@@ -35,7 +35,8 @@
  * Reported: the fraction of checks settled on the fast path and the
  * throughput of each path (trace bytes per second).
  */
-import { ControlFlowWalker } from '../flow/control-flow.js';
+import { ControlFlowWalker, type FlowConsumer } from '../flow/control-flow.js';
+import { fromOffset } from './from-offset.js';
 import { InsnDecoder } from '../flow/insn-decoder.js';
 import { PacketDecoder } from '../packets/decoder.js';
 import { LastIp } from '../packets/last-ip.js';
@@ -105,6 +106,13 @@ export function scanTipEdges(
   trace: Uint8Array,
   onEdge: (a: number, b: number, offset: number) => void,
   onCheck?: (endOffset: number, psbOffset: number) => void,
+  /**
+   * Where a task may change on a per-CPU stream (see TaskSwitcher): a
+   * tracing enable (TIP.PGE, `overflow` false) or an overflow, with the
+   * trace's last TSC (the SDM has a TSC packet precede every TIP.PGE when
+   * TSC is on), before that packet's edge. PSB+ is no such place.
+   */
+  onBoundary?: (overflow: boolean, tsc: bigint | null, offset: number, psbOffset: number) => void,
 ): { packets: number; tips: number; tntBits: number } {
   const dec = new PacketDecoder(trace);
   const pkt = new Packet();
@@ -114,6 +122,7 @@ export function scanTipEdges(
   let tntBits = 0;
   let prev = NaN;
   let psb = 0;
+  let tsc: bigint | null = null;
   let status = dec.syncForward();
   while (status >= 0) {
     const n = dec.next(pkt);
@@ -129,8 +138,13 @@ export function scanTipEdges(
         psb = pkt.offset;
         last.reset();
         break;
+      case PacketType.Tsc:
+        if (onBoundary !== undefined) tsc = (BigInt(pkt.hi >>> 0) << 32n) | BigInt(pkt.lo >>> 0);
+        break;
       case PacketType.Tip:
       case PacketType.TipPge:
+        // A tracing enable may start another task's run; its target is an edge's end like a TIP's.
+        if (pkt.type === PacketType.TipPge) onBoundary?.(false, tsc, pkt.offset, psb);
         if (last.update(pkt) === 0 && !last.suppressed) {
           const ip = last.ip;
           tips++;
@@ -147,6 +161,7 @@ export function scanTipEdges(
         break;
       case PacketType.Ovf:
         prev = NaN;
+        onBoundary?.(true, tsc, pkt.offset, psb);
         break;
       case PacketType.Tnt8:
       case PacketType.Tnt64:
@@ -178,10 +193,14 @@ function staticCredit(modules: ModuleMap, callPreceded: (ip: number) => number, 
 }
 
 interface Window {
+  /** The trace (stream) the window is in. */
+  trace: Uint8Array;
   start: number;
   end: number;
   /** The last PSB at or before `start`. */
   psb: number;
+  /** Where the window's run of its thread starts: the slow path's detectors see nothing before (another task ran there). */
+  runStart: number;
 }
 
 export class FlowGuardDetector extends DetectorBase {
@@ -191,6 +210,21 @@ export class FlowGuardDetector extends DetectorBase {
   private readonly edges: CreditedEdges;
   private readonly staticCache = new Map<number, number>();
   private statsOut: Record<string, number> = {};
+  // The fast path's state: the open window, and the windows it could not settle.
+  private readonly slow: Window[] = [];
+  private trace: Uint8Array = new Uint8Array(0);
+  private windowStart = 0;
+  /** The last PSB before the window's start: the slow path decodes the whole window from there. */
+  private windowPsb = 0;
+  private windowMiss = false;
+  /** Edges in the open window. */
+  private windowEdges = 0;
+  private runStart = 0;
+  private checks = 0;
+  private fastSeconds = 0;
+  private fastPackets = 0;
+  private fastTips = 0;
+  private fastBytes = 0;
 
   constructor(ctx: DetectorContext, edges?: CreditedEdges) {
     super('flowguard', ctx);
@@ -225,52 +259,89 @@ export class FlowGuardDetector extends DetectorBase {
       return;
     }
     const t0 = process.hrtime.bigint();
-    const slow: Window[] = [];
-    let windowStart = 0;
-    // The last PSB before the window's start: the slow path decodes the whole window from there.
-    let windowPsb = 0;
-    let windowMiss = false;
-    let checks = 0;
+    this.beginRun(trace, 0, 0);
     const scan = scanTipEdges(
       trace,
-      (a, b) => {
-        if (!windowMiss && this.credit(a, b) < this.threshold) windowMiss = true;
-      },
-      (end, psb) => {
-        if (end <= windowStart) return;
-        checks++;
-        if (windowMiss) slow.push({ start: windowStart, end, psb: windowPsb });
-        windowStart = end;
-        windowPsb = psb;
-        windowMiss = false;
-      },
+      (a, b) => this.edge(a, b),
+      (end, psb) => this.check(end, psb),
     );
-    const t1 = process.hrtime.bigint();
-    const fastSeconds = Number(t1 - t0) / 1e9;
+    this.scanned(trace.length, scan, Number(process.hrtime.bigint() - t0) / 1e9);
+    this.finish();
+  }
 
+  /**
+   * The fast path, fed piecewise (a per-CPU stream's runs of this thread,
+   * flowguard-tasks.ts): a run of the thread starts at `start` of `trace`;
+   * a window never reaches back before it.
+   */
+  beginRun(trace: Uint8Array, start: number, psb: number): void {
+    this.trace = trace;
+    this.runStart = start;
+    this.windowStart = start;
+    this.windowPsb = psb;
+    this.windowMiss = false;
+    this.windowEdges = 0;
+  }
+
+  /** The thread's run ends at `end` (another task's starts): its open window is checked if it holds an edge. */
+  endRun(end: number, psb: number): void {
+    if (this.windowEdges > 0) this.check(end, psb);
+  }
+
+  /** An edge of the running window. */
+  edge(a: number, b: number): void {
+    this.windowEdges++;
+    if (!this.windowMiss && this.credit(a, b) < this.threshold) this.windowMiss = true;
+  }
+
+  /** A check at a syscall boundary (or the run's end): the window ends at `end`. */
+  check(end: number, psb: number): void {
+    if (end <= this.windowStart) return;
+    this.checks++;
+    if (this.windowMiss) this.slow.push({ trace: this.trace, start: this.windowStart, end, psb: this.windowPsb, runStart: this.runStart });
+    this.windowStart = end;
+    this.windowPsb = psb;
+    this.windowMiss = false;
+    this.windowEdges = 0;
+  }
+
+  /** Count a fast-path scan (of `bytes` of trace) toward the stats. */
+  scanned(bytes: number, scan: { packets: number; tips: number }, seconds: number): void {
+    this.fastBytes += bytes;
+    this.fastPackets += scan.packets;
+    this.fastTips += scan.tips;
+    this.fastSeconds += seconds;
+  }
+
+  /** The slow path over the windows the fast path could not settle, and the stats. */
+  finish(): void {
+    const t1 = process.hrtime.bigint();
+    const slow = this.slow;
     // Slow path: decode each group of missed windows that share a PSB once.
     let slowBytes = 0;
     let slowInsns = 0;
     const seen = new Set<string>();
     for (let i = 0; i < slow.length; ) {
       let j = i;
-      while (j + 1 < slow.length && slow[j + 1].psb === slow[i].psb) j++;
+      while (j + 1 < slow.length && slow[j + 1].psb === slow[i].psb && slow[j + 1].trace === slow[i].trace && slow[j + 1].runStart === slow[i].runStart) j++;
       const from = slow[i].psb;
       const to = slow[j].end;
       slowBytes += to - from;
-      slowInsns += this.decodeWindow(trace, from, to, slow.slice(i, j + 1), seen);
+      slowInsns += this.decodeWindow(slow[i].trace, from, to, slow.slice(i, j + 1), seen);
       i = j + 1;
     }
     const slowSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+    const checks = this.checks;
     const fast = checks - slow.length;
+    const fastSeconds = this.fastSeconds;
     this.statsOut = {
       checks,
       fastSettled: fast,
       fastFraction: checks > 0 ? fast / checks : 1,
-      fastPackets: scan.packets,
-      fastTips: scan.tips,
-      fastBytesPerSecond: fastSeconds > 0 ? trace.length / fastSeconds : 0,
-      fastPacketsPerSecond: fastSeconds > 0 ? scan.packets / fastSeconds : 0,
+      fastPackets: this.fastPackets,
+      fastTips: this.fastTips,
+      fastBytesPerSecond: fastSeconds > 0 ? this.fastBytes / fastSeconds : 0,
+      fastPacketsPerSecond: fastSeconds > 0 ? this.fastPackets / fastSeconds : 0,
       slowWindows: slow.length,
       slowBytes,
       slowInstructions: slowInsns,
@@ -294,7 +365,10 @@ export class FlowGuardDetector extends DetectorBase {
       new CfiDetector(inner),
       new InterModuleDetector(inner),
     ];
-    const stats = new ControlFlowWalker(decoder, detectors).run();
+    // Before the thread's run (another task's, on a per-CPU stream) the detectors hear nothing.
+    const runStart = windows[0]!.runStart;
+    const consumers: FlowConsumer[] = runStart > from ? [fromOffset(() => from + decoder.offset, runStart, detectors)] : detectors;
+    const stats = new ControlFlowWalker(decoder, consumers).run();
     const unseen = Math.max(...detectors.map((d) => d.stats?.()[PREPARED_UNSEEN_STAT] ?? 0));
     if (unseen > 0) this.log.note(PREPARED_UNSEEN_REASON, from, unseen);
     for (const d of detectors) {

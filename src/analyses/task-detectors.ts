@@ -1,24 +1,24 @@
 /**
- * Detectors per task on a per-CPU stream. The threads that ran on a CPU
+ * Consumers per task on a per-CPU stream. The threads that ran on a CPU
  * follow one another in its trace; each thread gets its own detectors (its
  * own shadow stack, its own gadget window), created when it first runs and
  * given the image and modules of its process. The walker says where the
  * task changes ({@link FlowConsumer.onTask}); every other callback goes to
- * the running task's detectors. A thread that exec'd is a new task (new
- * image, fresh state); one that exited never runs again, so its state ends
- * with it. Findings carry the thread they were found in.
+ * the running task's consumers. Which tasks share consumers is the
+ * caller's key: analyze keys by thread life (a thread that exec'd, or a tid
+ * reused after an EXIT, starts fresh), coverage by address space. Findings
+ * carry the thread they were found in.
  */
 import type { FlowConsumer, GapKind, TransferKind } from '../flow/control-flow.js';
 import type { InstructionInfo } from '../flow/instruction.js';
 import type { PtEvent } from '../events/event.js';
 import type { TaskContext } from '../flow/task-switch.js';
-import type { Detector } from './detector-base.js';
 
-export class TaskDetectors implements FlowConsumer {
-  private readonly sets = new Map<unknown, Detector[]>();
-  private current: Detector[];
-  /** Every detector made, in creation order (the stream's own first). */
-  readonly all: Detector[] = [];
+export class TaskDetectors<C extends FlowConsumer = FlowConsumer> implements FlowConsumer {
+  private readonly sets = new Map<unknown, C[]>();
+  private current: C[];
+  /** Every consumer made, in creation order (the stream's own first). */
+  readonly all: C[] = [];
 
   /**
    * `initial` runs until the first task is known; `create` makes a task's
@@ -26,8 +26,8 @@ export class TaskDetectors implements FlowConsumer {
    * detectors take (the walker asks for instructions only if one needs them).
    */
   constructor(
-    initial: Detector[],
-    private readonly create: (task: TaskContext) => Detector[],
+    initial: C[],
+    private readonly create: (task: TaskContext) => C[],
     /** Which tasks share detectors (by default each task object has its own). */
     private readonly keyOf: (task: TaskContext) => unknown = (t) => t,
   ) {

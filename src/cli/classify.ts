@@ -3,7 +3,8 @@
  * recording with the learned model (src/analyses/learned/).
  */
 import { traceInputs } from '../analyses/trace-input.js';
-import { classifyInput, defaultModelPath, type LearnedScores } from '../analyses/learned/classify.js';
+import { analysisGroups } from '../analyses/analyze.js';
+import { classifyGroup, defaultModelPath, type LearnedScores } from '../analyses/learned/classify.js';
 import { WINDOW } from '../analyses/learned/features.js';
 import { ModelFileError, readModelFile } from '../analyses/learned/model.js';
 import { asInputError, defineCommand, integer, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
@@ -41,7 +42,9 @@ function formatText(r: LearnedScores, all: boolean): string[] {
   lines.push(all ? 'windows:' : 'top windows:');
   for (const w of all ? r.windows : r.top) {
     const what = w.trigger === 'function' ? `call of ${w.functionName} at ${w.to}` : `${w.trigger === 'gap' ? 'kernel entry (tracing disabled)' : 'system call'} at ${w.from}`;
-    lines.push(`  #${String(w.index).padEnd(5)} score ${w.score.toFixed(4)}${w.score >= r.threshold ? ' FLAG' : '     '}  ${what}  (offset 0x${w.offset.toString(16)}, ${w.length} transfers)`);
+    // Per-CPU streams hold several threads: each window names its own.
+    const who = r.pid === null && w.pid !== null ? `[${w.pid}/${w.tid}] ` : '';
+    lines.push(`  ${who}#${String(w.index).padEnd(5)} score ${w.score.toFixed(4)}${w.score >= r.threshold ? ' FLAG' : '     '}  ${what}  (offset 0x${w.offset.toString(16)}, ${w.length} transfers)`);
   }
   return lines;
 }
@@ -56,10 +59,10 @@ export async function runClassifyCommand(args: string[], out: LineWriter): Promi
   const recording = openInput(operands[0]!, o);
   let flagged = 0;
   try {
-    for (const input of asInputError(() => traceInputs(recording))) {
+    for (const group of asInputError(() => analysisGroups(traceInputs(recording)))) {
       let r: LearnedScores;
       try {
-        r = await classifyInput(input, { model, top: o.top });
+        r = await classifyGroup(group, { model, top: o.top });
       } catch (e) {
         if (e instanceof ModelFileError) throw new CliError(e.message);
         throw e;

@@ -4,7 +4,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { traceInputs, type TraceInput } from '../analyses/trace-input.js';
+import { modulesOf, traceInputs, type TraceInput } from '../analyses/trace-input.js';
+import { walkCpuStreams } from '../analyses/cpu-walk.js';
+import type { ModuleMap } from '../analyses/modules.js';
+import { TaskDetectors } from '../analyses/task-detectors.js';
+import type { AddressSpaceLife, ImageMapping, StreamTask } from '../sources/model/recording.js';
 import type { SegmentRange } from '../flow/parallel/psb-split.js';
 import { parseJobs } from './jobs-option.js';
 import { coverageInPieces, type CoveragePiece } from './parallel/coverage-pieces.js';
@@ -86,7 +90,10 @@ export function runCoverageCommand(args: string[], out: LineWriter): number | Pr
   const limit = o.limit;
   if (format === 'drcov' && output === null) throw new CliError('--format drcov writes a binary file: give -o FILE.');
   const recording = openInput(source, o);
-  const inputs = asInputError(() => traceInputs(recording));
+  const all = asInputError(() => traceInputs(recording));
+  // Per-CPU streams hold several processes' runs: their coverage is split by the task that ran (cpuCoverage).
+  const cpus = all.filter((ti) => ti.stream.tasks !== undefined);
+  const inputs = all.filter((ti) => ti.stream.tasks === undefined);
   // Threads of one process share their mappings: one coverage per address space.
   const groups = new Map<unknown, typeof inputs>();
   for (const ti of inputs) {
@@ -94,13 +101,15 @@ export function runCoverageCommand(args: string[], out: LineWriter): number | Pr
     if (g) g.push(ti);
     else groups.set(ti.stream.mappings, [ti]);
   }
-  if (groups.size > 1 && format === 'drcov') {
+  const drcovOne = (n: number): void => {
+    if (n <= 1 || format !== 'drcov') return;
     recording.close();
-    throw new CliError(`${source}: ${groups.size} address spaces (processes): drcov holds one; use --format json or text.`);
-  }
-  const label = (list: TraceInput[]): string | null => (list.length === inputs.length ? null : list.map((t) => t.name).join(', '));
+    throw new CliError(`${source}: ${n} address spaces (processes): drcov holds one; use --format json or text.`);
+  };
+  if (cpus.length === 0) drcovOne(groups.size);
+  const label = (list: TraceInput[]): string | null => (list.length === all.length ? null : list.map((t) => t.name).join(', '));
   const progress = (ti: TraceInput) => createProgress('coverage', ti.stream.size, o.quiet === true || format === 'json');
-  if (jobs > 1 && inputs.some((ti) => ti.stream.tasks !== undefined)) {
+  if (jobs > 1 && cpus.length > 0) {
     recording.close();
     throw new CliError(`--jobs: ${source} has per-CPU streams, whose image changes at each context switch; run it without --jobs.`);
   }
@@ -118,7 +127,7 @@ export function runCoverageCommand(args: string[], out: LineWriter): number | Pr
           const run = (range: SegmentRange, limit: number) => pool.run({ command: 'coverage', argv: [], open, stream: ti.stream.index, trace: shared, range, limit }) as Promise<CoveragePiece>;
           instructions += await coverageInPieces(ti, run, jobs, blocks, progress(ti));
         }
-        spaces.push({ input: list[0]!, blocks, instructions, label: label(list) });
+        spaces.push({ ...spaceOf(list[0]!), blocks, instructions, label: label(list), ...threadsOf(list) });
       }
       return spaces;
     };
@@ -129,22 +138,67 @@ export function runCoverageCommand(args: string[], out: LineWriter): number | Pr
       })
       .then((spaces) => writeCoverage(spaces, { source, format, output, table, limit }, out));
   }
-  const spaces = [...groups.values()].map((list) => {
+  const spaces: CoverageSpace[] = [...groups.values()].map((list) => {
     const blocks = new ExecutedBlocks();
     let instructions = 0;
     for (const ti of list) instructions += walkTrace(ti, [blocks], progress(ti)).instructions;
-    return { input: list[0]!, blocks, instructions, label: label(list) };
+    return { ...spaceOf(list[0]!), blocks, instructions, label: label(list), ...threadsOf(list) };
   });
+  if (cpus.length > 0) spaces.push(...cpuCoverage(source, cpus));
+  drcovOne(spaces.length);
   recording.close();
   return writeCoverage(spaces, { source, format, output, table, limit }, out);
 }
 
 /** The executed blocks of one address space (the threads of one process). */
 interface CoverageSpace {
-  input: TraceInput;
+  modules: ModuleMap;
+  mappings: readonly ImageMapping[];
   blocks: ExecutedBlocks;
   instructions: number;
   label: string | null;
+  /** The process and its threads whose runs these are (null and none when the streams do not say). */
+  pid: number | null;
+  tids: number[];
+}
+
+function spaceOf(ti: TraceInput): Pick<CoverageSpace, 'modules' | 'mappings'> {
+  return { modules: ti.modules, mappings: ti.stream.mappings };
+}
+
+function threadsOf(list: readonly TraceInput[]): Pick<CoverageSpace, 'pid' | 'tids'> {
+  const tids = [...new Set(list.flatMap((ti) => (ti.stream.tid !== null ? [ti.stream.tid] : [])))].sort((a, b) => a - b);
+  return { pid: list[0]!.stream.pid, tids };
+}
+
+/**
+ * The coverage of per-CPU streams, per address space: each task's runs go
+ * to the blocks of its process's address space (a process between its fork
+ * and its exec or exit), over every CPU, with that space's modules. Blocks
+ * run before the sideband names any task form a space of their own.
+ */
+function cpuCoverage(source: string, cpus: readonly TraceInput[]): CoverageSpace[] {
+  const spaces = new Map<AddressSpaceLife, CoverageSpace>();
+  const unknown = new ExecutedBlocks();
+  const router = new TaskDetectors<ExecutedBlocks>([unknown], (task) => {
+    const { space, tid } = (task as StreamTask).life;
+    let sp = spaces.get(space);
+    if (sp === undefined) {
+      const label = `${source} [${space.pid}]${space.name !== null ? ` ${space.name}` : ''}`;
+      sp = { modules: modulesOf(space.mappings), mappings: space.mappings, blocks: new ExecutedBlocks(), instructions: 0, label, pid: space.pid, tids: [] };
+      spaces.set(space, sp);
+    }
+    if (!sp.tids.includes(tid)) sp.tids.push(tid);
+    return [sp.blocks];
+  }, (task) => (task as StreamTask).life);
+  walkCpuStreams(cpus, [router]);
+  const out = [...spaces.values()];
+  for (const sp of out) {
+    sp.instructions = sp.blocks.instructions;
+    sp.tids.sort((a, b) => a - b);
+  }
+  if (unknown.instructions > 0) out.push({ ...spaceOf(cpus[0]!), blocks: unknown, instructions: unknown.instructions, label: `${source}: before any task is known`, pid: null, tids: [] });
+  return out;
 }
 
 /** Write the coverage of `spaces` as the options say. */
@@ -163,9 +217,9 @@ function writeCoverage(
     return path;
   };
   if (format === 'drcov') {
-    const { input, blocks, instructions } = spaces[0]!;
-    const originals = new Map(input.stream.mappings.map((m) => [m.file, m.originalPath]));
-    const modules = coverageModules(input.modules, (m) => (m.path === null ? null : originals.get(m.path) ?? null));
+    const { mappings, modules: moduleMap, blocks, instructions } = spaces[0]!;
+    const originals = new Map(mappings.map((m) => [m.file, m.originalPath]));
+    const modules = coverageModules(moduleMap, (m) => (m.path === null ? null : originals.get(m.path) ?? null));
     const d = writeDrcov(blocks, modules, table);
     const path = write(d.bytes);
     out.line(`${path}: drcov, ${modules.length} module${modules.length === 1 ? '' : 's'}, ${d.blocks} basic blocks from ${instructions} instructions`);
@@ -173,9 +227,9 @@ function writeCoverage(
     return 0;
   }
   if (format === 'json') {
-    const docs = spaces.map((sp) => ({ streams: sp.label, instructions: sp.instructions, executedBlocks: sp.blocks.size, modules: functionCoverage(sp.blocks, sp.input.modules) }));
+    const docs = spaces.map((sp) => ({ streams: sp.label, pid: sp.pid, tids: sp.tids, instructions: sp.instructions, executedBlocks: sp.blocks.size, modules: functionCoverage(sp.blocks, sp.modules) }));
     const doc = spaces.length === 1
-      ? { format: 'ptscope-coverage', version: 1, source, instructions: docs[0]!.instructions, executedBlocks: docs[0]!.executedBlocks, modules: docs[0]!.modules }
+      ? { format: 'ptscope-coverage', version: 1, source, pid: docs[0]!.pid, tids: docs[0]!.tids, instructions: docs[0]!.instructions, executedBlocks: docs[0]!.executedBlocks, modules: docs[0]!.modules }
       : { format: 'ptscope-coverage', version: 1, source, spaces: docs };
     const text = JSON.stringify(doc) + '\n';
     if (output === null) out.line(text.trimEnd());
@@ -185,7 +239,7 @@ function writeCoverage(
   const lines: string[] = [];
   for (const sp of spaces) {
     lines.push(`${sp.label ?? source}: ${sp.instructions} instructions, ${sp.blocks.size} distinct executed blocks`);
-    lines.push(...formatCoverageText(functionCoverage(sp.blocks, sp.input.modules), limit));
+    lines.push(...formatCoverageText(functionCoverage(sp.blocks, sp.modules), limit));
   }
   if (output === null) for (const l of lines) out.line(l);
   else out.line(`${write(lines.join('\n') + '\n')}: coverage text`);

@@ -48,7 +48,11 @@ export function formatFindingsText(r: AnalyzeResult): string[] {
   if (r.unchecked.length > 0 || r.notes.length > 0) {
     out.push('unchecked:');
     for (const n of r.notes) out.push(`  ${n}`);
-    for (const u of r.unchecked) out.push(`  unchecked: ${u.detector}: ${u.reason} (${u.count}x, first at 0x${u.firstOffset.toString(16)})`);
+    for (const u of r.unchecked) {
+      // Per-CPU streams: the thread the note is about, as findings name theirs.
+      const who = u.pid !== undefined && u.tid !== undefined ? threadTitle({ pid: u.pid, tid: u.tid }) : null;
+      out.push(`  unchecked: ${who !== null ? `${who} ` : ''}${u.detector}: ${u.reason} (${u.count}x, first at 0x${u.firstOffset.toString(16)})`);
+    }
   }
   for (const d of r.detectors) {
     const n = r.findings.filter((f) => f.detector === d.name).length;

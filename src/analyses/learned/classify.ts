@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { traceInputs, type TraceInput } from '../trace-input.js';
 import { importBundle } from '../../sources/import/bundle-import.js';
 import { hexAddress } from '../finding.js';
-import { extractWindows } from './features.js';
+import { extractCpuWindows, extractWindows } from './features.js';
 import { loadNetwork, predict, readModelFile, stackWindows } from './model.js';
 
 /** One scored window. */
@@ -30,10 +30,16 @@ export interface WindowScore {
   /** Transfers in the window. */
   length: number;
   score: number;
+  /** The thread the window's transfers are from (per-CPU streams; a thread's stream: its own). */
+  pid: number | null;
+  tid: number | null;
 }
 
 export interface LearnedScores {
   input: string;
+  /** The thread of the stream (null for per-CPU streams, whose windows each name theirs). */
+  pid: number | null;
+  tid: number | null;
   model: string;
   threshold: number;
   windows: WindowScore[];
@@ -64,10 +70,21 @@ export interface ClassifyOptions {
 }
 
 /** Score every window of a loaded trace. Throws ModelFileError for a bad model. */
-export async function classifyInput(input: TraceInput, options: ClassifyOptions = {}): Promise<LearnedScores> {
+export function classifyInput(input: TraceInput, options: ClassifyOptions = {}): Promise<LearnedScores> {
+  return classifyGroup([input], options);
+}
+
+/**
+ * Score every window of one analysis group (analysisGroups: a thread's
+ * stream, or a recording's per-CPU streams together, whose windows are
+ * per thread).
+ */
+export async function classifyGroup(group: readonly TraceInput[], options: ClassifyOptions = {}): Promise<LearnedScores> {
   const modelPath = options.model ?? defaultModelPath();
   const file = readModelFile(modelPath);
-  const { windows } = extractWindows(input);
+  const input = group[0]!;
+  const perCpu = input.stream.tasks !== undefined;
+  const { windows } = perCpu ? extractCpuWindows(group) : extractWindows(input);
   const scores: WindowScore[] = [];
   if (windows.length > 0) {
     const net = await loadNetwork(file, modelPath);
@@ -83,6 +100,8 @@ export async function classifyInput(input: TraceInput, options: ClassifyOptions 
           offset: w.offset,
           length: w.length,
           score: s[i],
+          pid: w.pid ?? input.stream.pid,
+          tid: w.tid ?? input.stream.tid,
         });
       });
     } finally {
@@ -91,7 +110,9 @@ export async function classifyInput(input: TraceInput, options: ClassifyOptions 
   }
   const top = [...scores].sort((a, b) => b.score - a.score || a.index - b.index).slice(0, options.top ?? 5);
   return {
-    input: input.name,
+    input: perCpu && group.length > 1 ? `${input.recording.name} cpu ${group.map((i) => i.stream.cpu).join(',')}` : input.name,
+    pid: perCpu ? null : input.stream.pid,
+    tid: perCpu ? null : input.stream.tid,
     model: modelPath,
     threshold: file.threshold,
     windows: scores,

@@ -26,7 +26,10 @@ import { PacketType } from '../../packets/packet-type.js';
 import { ControlFlowWalker, GapKind, TransferKind, type FlowConsumer, type FlowStats } from '../../flow/control-flow.js';
 import { InsnDecoder } from '../../flow/insn-decoder.js';
 import type { ModuleMap } from '../modules.js';
-import { insnDecoderFor, type TraceInput } from '../trace-input.js';
+import { insnDecoderFor, modulesOf, type TraceInput } from '../trace-input.js';
+import { walkCpuStreams } from '../cpu-walk.js';
+import { TaskDetectors } from '../task-detectors.js';
+import type { StreamTask } from '../../sources/model/recording.js';
 import { createDetectors } from '../analyze.js';
 import type { Finding } from '../finding.js';
 import { partitionPoint } from '../../flow/sorted-search.js';
@@ -84,6 +87,9 @@ export interface FeatureWindow {
   targets: Float64Array;
   /** Transfers of the window at which a rule-based detector reported a finding (0 without rules). */
   ruleHits: number;
+  /** The thread whose transfers these are (per-CPU streams: each thread has its own windows), when known. */
+  pid?: number;
+  tid?: number;
 }
 
 /** Where the packets of a trace are: kinds and offsets, for per-window packet summaries. */
@@ -190,7 +196,10 @@ export interface ExtractorOptions {
   sensitive?: ReadonlyMap<number, string>;
   /** The decoder's trace offset (windows record where they are). */
   offset?: () => number;
-  packets?: PacketKindIndex;
+  /** The packets of the trace being decoded (per-CPU streams: of the CPU running now). */
+  packets?: PacketKindIndex | (() => PacketKindIndex);
+  /** The thread whose flow this extractor hears (per-CPU streams). */
+  thread?: { pid: number; tid: number };
   /** A monotone count of rule-based findings; a transfer at which it grew is a rule hit. */
   ruleCount?: () => number;
 }
@@ -214,7 +223,8 @@ export class WindowExtractor implements FlowConsumer {
   private lastWasFarCall = false;
   private readonly sensitive: ReadonlyMap<number, string>;
   private readonly offset: () => number;
-  private readonly packets: PacketKindIndex;
+  private readonly packets: () => PacketKindIndex;
+  private readonly thread: { pid: number; tid: number } | null;
   private readonly ruleCount: (() => number) | null;
   /** Scratch for the entropy of indirect targets. */
   private readonly scratch = new Float64Array(WINDOW);
@@ -222,7 +232,9 @@ export class WindowExtractor implements FlowConsumer {
   constructor(options: ExtractorOptions = {}) {
     this.sensitive = options.sensitive ?? new Map();
     this.offset = options.offset ?? (() => 0);
-    this.packets = options.packets ?? PacketKindIndex.empty();
+    const packets = options.packets ?? PacketKindIndex.empty();
+    this.packets = typeof packets === 'function' ? packets : () => packets;
+    this.thread = options.thread ?? null;
     this.ruleCount = options.ruleCount ?? null;
   }
 
@@ -322,12 +334,42 @@ export class WindowExtractor implements FlowConsumer {
     summary[11] = distinct / WINDOW;
     const startOffset = n > 0 ? this.off[first] : this.offset();
     const offset = this.offset();
-    const packets = this.packets.countInto(startOffset, offset, summary, 12);
+    // A thread's window that began on another CPU counts the packets of this CPU's stretch only.
+    const packets = this.packets().countInto(startOffset <= offset ? startOffset : offset, offset, summary, 12);
     if (packets > 0) for (let g = 12; g < 18; g++) summary[g] /= packets;
     summary[18] = Math.min(1, packets / d / 4);
     summary[19] = trigger === 'function' ? 1 : 0;
-    this.windows.push({ transferIndex: index, trigger, functionName: fn, from, to, startOffset, offset, length: n, seq, summary, targets, ruleHits: hits });
+    this.windows.push({ transferIndex: index, trigger, functionName: fn, from, to, startOffset, offset, length: n, seq, summary, targets, ruleHits: hits, ...(this.thread ?? {}) });
   }
+}
+
+/**
+ * The windows of per-CPU streams, per thread: each thread life
+ * (StreamTask.life) has its own extractor, with its process's sensitive
+ * functions, over every CPU in the order its runs ran (walkCpuStreams), so
+ * that a window never mixes two threads' transfers. Windows come per
+ * thread in the order the threads first ran, each carrying its pid/tid.
+ */
+export function extractCpuWindows(inputs: readonly TraceInput[]): { windows: FeatureWindow[]; flow: FlowStats } {
+  let decoder: InsnDecoder | null = null;
+  let running: TraceInput = inputs[0]!;
+  const indexes = new Map<TraceInput, PacketKindIndex>();
+  const packets = (): PacketKindIndex => {
+    let ix = indexes.get(running);
+    if (ix === undefined) indexes.set(running, (ix = PacketKindIndex.scan(running.trace)));
+    return ix;
+  };
+  const offset = (): number => decoder?.offset ?? 0;
+  const initial = new WindowExtractor({ sensitive: sensitiveEntries(inputs[0]!.modules), offset, packets });
+  const router = new TaskDetectors<WindowExtractor>([initial], (task) => {
+    const t = task as StreamTask;
+    return [new WindowExtractor({ sensitive: sensitiveEntries(modulesOf(t.life.space.mappings)), offset, packets, thread: { pid: t.pid, tid: t.tid } })];
+  }, (task) => (task as StreamTask).life);
+  const flow = walkCpuStreams(inputs, [router], (d, input) => {
+    decoder = d;
+    running = input;
+  });
+  return { windows: router.all.flatMap((x) => x.windows), flow };
 }
 
 /** Shannon entropy (bits) of the first `n` values and how many distinct values there are. */
@@ -361,6 +403,7 @@ export interface ExtractResult {
  * so that each window knows whether a rule fired inside it.
  */
 export function extractWindows(input: TraceInput, options: { withRules?: boolean } = {}): ExtractResult {
+  if (input.stream.tasks !== undefined && options.withRules !== true) return { ...extractCpuWindows([input]), findings: [] };
   const decoder = insnDecoderFor(input);
   const detectors = options.withRules ? createDetectors(input, {}, () => decoder.offset).filter((d) => (d as { standalone?: boolean }).standalone !== true) : [];
   const extractor = new WindowExtractor({

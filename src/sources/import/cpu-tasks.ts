@@ -20,9 +20,10 @@
  */
 import { EventType, type PtEvent } from '../../events/event.js';
 import type { TaskSwitcher } from '../../flow/task-switch.js';
-import type { CpuSwitch } from '../perf-data/sideband.js';
-import { perfTimeToTsc, type TimeConversion } from '../perf-event/time-conversion.js';
-import type { StreamTask } from '../model/recording.js';
+import type { CpuSwitch, SidebandTimeline } from '../perf-data/sideband.js';
+import { perfTimeToTsc, tscToPerfTime, type TimeConversion } from '../perf-event/time-conversion.js';
+import type { AddressSpaceLife, ImageMapping, StreamTask, TaskLife } from '../model/recording.js';
+import type { Image } from '../../flow/image.js';
 
 /** Builds (and caches) the task for a thread at a perf time: its process's image then; `epoch` counts its migrations. */
 export type TaskFactory = (pid: number, tid: number, perfTime: bigint, epoch: number) => StreamTask;
@@ -59,6 +60,73 @@ export function migrationEpochs(switches: ReadonlyMap<number, readonly CpuSwitch
   return out;
 }
 
+/** How many of `times` are before `time` (strictly, or also at it). */
+function countBefore(times: readonly bigint[], time: bigint, inclusive: boolean): number {
+  let n = 0;
+  for (const t of times) if (t < time || (inclusive && t === time)) n++;
+  return n;
+}
+
+/** The end of time. */
+const LATE = (1n << 63n) - 1n;
+
+/**
+ * The lives of threads and address spaces, from the sideband's EXIT and
+ * exec COMM records. A thread's life ends at its EXIT: a later thread with
+ * the same tid is another one, with its own state. A process's address
+ * space ends at its exec (a new image) and at the leader's EXIT (a pid
+ * reused later is another process). One object per life, asked by (pid,
+ * tid, perf time of a switch that made it run).
+ */
+export class TaskLives {
+  private readonly spaces = new Map<string, AddressSpaceLife>();
+  private readonly threads = new Map<string, TaskLife>();
+
+  constructor(
+    private readonly sideband: SidebandTimeline,
+    /** The image and mappings of process `pid` at perf time `time`. */
+    private readonly imageAt: (pid: number, time: bigint) => { image: Image; mappings: readonly ImageMapping[] },
+  ) {}
+
+  lifeOf(pid: number, tid: number, time: bigint): TaskLife {
+    const execs = this.sideband.execTimes(pid);
+    const execsBefore = countBefore(execs, time, true);
+    const spaceKey = `${pid}/${countBefore(this.sideband.tasks.get(pid)?.exits ?? [], time, false)}/${execsBefore}`;
+    let space = this.spaces.get(spaceKey);
+    if (space === undefined) {
+      // The image at the end of this life: just before the next exec, else at the end of the recording.
+      let end = LATE;
+      for (const e of execs) if (e > time && e - 1n < end) end = e - 1n;
+      const { image, mappings } = this.imageAt(pid, end);
+      space = { pid, image, mappings, name: this.nameAt(pid, end === LATE ? time : end) };
+      this.spaces.set(spaceKey, space);
+    }
+    const key = `${spaceKey}/${tid}/${countBefore(this.sideband.tasks.get(tid)?.exits ?? [], time, false)}`;
+    let life = this.threads.get(key);
+    if (life === undefined) {
+      // A process's leader before its first exec, forked by a process the sideband knows, carries its parent's stack.
+      const ppid = this.sideband.tasks.get(pid)?.ppid ?? -1;
+      const inheritsHistory = tid === pid && execsBefore === 0 && ppid > 0 && ppid !== pid && this.sideband.tasks.has(ppid);
+      this.threads.set(key, (life = { pid, tid, space, inheritsHistory }));
+    }
+    return life;
+  }
+
+  /** The name (comm) of task `tid` at `time`: its last COMM by then, else (a fork child before any exec) its parent's. */
+  nameAt(pid: number, time: bigint): string | null {
+    for (let p = pid, hops = 0; hops < 8; hops++) {
+      const t = this.sideband.tasks.get(p);
+      if (t === undefined) return null;
+      let comm: string | null = null;
+      for (const c of t.comms) if (c.time <= time) comm = c.comm;
+      if (comm !== null) return comm;
+      if (t.ppid < 0 || t.ppid === p) return null;
+      p = t.ppid;
+    }
+    return null;
+  }
+}
+
 const NONE = -1;
 
 export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
@@ -70,16 +138,22 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
   private dueTid = NONE;
   private dueTime = 0n;
   private dueEpoch = 0;
+  /** The record that made the due thread due, and the one the current task was made from. */
+  private dueRecord = NONE;
+  private currentRecord = NONE;
   private current: StreamTask | null = null;
-  private currentEpoch = 0;
+  /** The TSC from which the current task runs (its switch, or the exec that gave it its image). */
+  private currentSince = 0n;
   switchTime: bigint;
 
   constructor(
     private readonly switches: readonly CpuSwitch[],
-    conv: TimeConversion,
+    private readonly conv: TimeConversion,
     private readonly task: TaskFactory,
     /** Per record, its thread's migration epoch ({@link migrationEpochs}); none: 0. */
     private readonly epochs: Int32Array = new Int32Array(switches.length),
+    /** The perf times process `pid` exec'd: an exec replaces the image without a switch. */
+    private readonly execTimes: (pid: number) => readonly bigint[] = () => [],
   ) {
     this.tsc = conv.timeMult ? switches.map((s) => perfTimeToTsc(s.time, conv)) : [];
     this.switchTime = switches[0]?.time ?? 0n;
@@ -91,16 +165,17 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
     if (first === undefined || this.tsc.length === 0) return null;
     this.take(0);
     this.next = 1;
-    return this.changeTo();
+    return this.changeTo(null);
   }
 
   onEvent(ev: PtEvent): StreamTask | null {
+    let now: bigint | null = null;
     if (ev.hasTsc) {
-      const now = (BigInt(ev.tscHi >>> 0) << 32n) | BigInt(ev.tscLo >>> 0);
+      now = (BigInt(ev.tscHi >>> 0) << 32n) | BigInt(ev.tscLo >>> 0);
       while (this.next < this.tsc.length && this.tsc[this.next]! <= now) this.take(this.next++);
     }
     const boundary = (ev.type === EventType.Enabled && !ev.statusUpdate) || ev.type === EventType.Overflow;
-    return boundary ? this.changeTo() : null;
+    return boundary ? this.changeTo(now) : null;
   }
 
   /** Apply one due record. */
@@ -111,17 +186,40 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
     this.dueTid = who?.tid ?? NONE;
     this.dueTime = s.time;
     this.dueEpoch = this.epochs[i] ?? 0;
+    this.dueRecord = i;
   }
 
-  private changeTo(): StreamTask | null {
+  /** At a switch point (`now`: the trace's TSC there, if known): the task from here on if it changed, else null. */
+  private changeTo(now: bigint | null): StreamTask | null {
     // A task that is out stays the current one until another comes in (its trace cannot run meanwhile).
     // tid 0 is the idle task, which user-space tracing never sees.
     if (this.dueTid <= 0) return null;
+    let time = this.dueTime;
+    let since = this.tsc[this.dueRecord] ?? 0n;
+    if (this.dueRecord === this.currentRecord) {
+      // No new switch: only an exec of the running process since its run began changes its task (a new image).
+      const c = this.current;
+      if (c === null || now === null || !this.execedBetween(c.pid, this.currentSince, now)) return null;
+      time = tscToPerfTime(now, this.conv);
+      since = now;
+    }
+    this.currentRecord = this.dueRecord;
+    this.currentSince = since;
+    // The factory gives the same task for the same thread life, image and epoch: no switch then.
     const c = this.current;
-    if (c !== null && c.tid === this.dueTid && c.pid === this.duePid && this.currentEpoch === this.dueEpoch) return null;
-    this.currentEpoch = this.dueEpoch;
-    this.switchTime = this.dueTime;
-    this.current = this.task(this.duePid, this.dueTid, this.dueTime, this.dueEpoch);
-    return this.current === c ? null : this.current;
+    const next = this.task(this.duePid, this.dueTid, time, this.dueEpoch);
+    if (next === c) return null;
+    this.switchTime = time;
+    this.current = next;
+    return next;
+  }
+
+  /** Whether process `pid` exec'd after TSC `from`, up to `to`. */
+  private execedBetween(pid: number, from: bigint, to: bigint): boolean {
+    for (const t of this.execTimes(pid)) {
+      const tsc = perfTimeToTsc(t, this.conv);
+      if (tsc > from && tsc <= to) return true;
+    }
+    return false;
   }
 }

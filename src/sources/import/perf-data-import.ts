@@ -9,8 +9,8 @@ import { ByteSourceCache } from '../../flow/section.js';
 import { Image } from '../../flow/image.js';
 import { flowInputs, readPerfData } from '../perf-data/perf-data.js';
 import { PerfDataError } from '../perf-data/file-access.js';
-import type { ImageMapping, RecordedProcess, RecordedThread, Recording, StreamTask, TraceStream } from '../model/recording.js';
-import { CpuTaskTracker, dueThread, migrationEpochs, type TaskFactory } from './cpu-tasks.js';
+import type { ImageMapping, RecordedProcess, RecordedThread, Recording, StreamTask, TaskLife, TraceStream } from '../model/recording.js';
+import { CpuTaskTracker, dueThread, migrationEpochs, TaskLives, type TaskFactory } from './cpu-tasks.js';
 import { InputError, regularFileSize } from './safe-files.js';
 
 function baseName(p: string): string {
@@ -42,8 +42,13 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
   try {
     const inputs = flowInputs(model, options);
     if (inputs.length === 0) throw new InputError(`${path}: no Intel PT data (no AUXTRACE records)`);
+    const input0 = inputs[0]!;
     const warnings = model.warnings.map((w) => `perf.data: ${w}`);
     let epochs: Map<number, Int32Array> | undefined;
+    const lives = new TaskLives(model.sideband, (pid, time) => {
+      const got = input0.imageFor(pid, time);
+      return { image: got.image, mappings: mappingsOf(got.image) };
+    });
     const streams: TraceStream[] = inputs.map((input, index) => {
       const s = input.stream;
       const task = input.taskAt(LATE);
@@ -61,19 +66,21 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
       const switches = perCpu ? model.sideband.switches.get(s.cpu) ?? [] : [];
       let tasks: (() => CpuTaskTracker) | undefined;
       if (switches.length > 0) {
-        // Each (thread, image) is one task: an exec gives the thread a new one, with fresh analysis state.
-        const known = new Map<Image, Map<string, StreamTask>>();
+        // A task per (thread life, image, migration epoch); the lives are shared by all CPUs (see lifeOf).
+        const known = new Map<TaskLife, Map<Image, Map<number, StreamTask>>>();
         const missed = new Set<string>();
         const factory: TaskFactory = (pid, tid, time, epoch) => {
           const got = input.imageFor(pid, time);
           for (const miss of got.missing) missed.add(miss);
-          let byThread = known.get(got.image);
-          if (byThread === undefined) known.set(got.image, (byThread = new Map()));
-          const key = `${tid}/${epoch}`;
-          let t = byThread.get(key);
+          const life = lives.lifeOf(pid, tid, time);
+          let byImage = known.get(life);
+          if (byImage === undefined) known.set(life, (byImage = new Map()));
+          let byEpoch = byImage.get(got.image);
+          if (byEpoch === undefined) byImage.set(got.image, (byEpoch = new Map()));
+          let t = byEpoch.get(epoch);
           if (t === undefined) {
-            t = { pid, tid, image: got.image, mappings: mappingsOf(got.image), name: model.sideband.commAt(tid, time) || null };
-            byThread.set(key, t);
+            t = { pid, tid, image: got.image, mappings: mappingsOf(got.image), name: lives.nameAt(tid, time), life };
+            byEpoch.set(epoch, t);
           }
           return t;
         };
@@ -84,7 +91,7 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
           if (who !== null && who.tid > 0) factory(who.pid, who.tid, sw.time, cpuEpochs?.[i] ?? 0);
         });
         for (const miss of missed) notes.push(`unchecked: no image for ${miss}`);
-        tasks = () => new CpuTaskTracker(switches, model.timeConv, factory, cpuEpochs);
+        tasks = () => new CpuTaskTracker(switches, model.timeConv, factory, cpuEpochs, (pid) => model.sideband.execTimes(pid));
         if (!model.timeConv.timeMult) notes.push('unchecked: no time conversion (time_mult 0): the context switches cannot be placed in the trace');
       } else if (perCpu) notes.push('unchecked: no context-switch records for this CPU: one image for the whole stream');
       return {

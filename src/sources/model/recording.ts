@@ -114,6 +114,39 @@ export interface StreamTask extends TaskContext {
   readonly mappings: readonly ImageMapping[];
   /** The thread's name (comm), when known. */
   readonly name: string | null;
+  /**
+   * The life of the thread this task is a run of: from its start to its
+   * exit or exec (a tid reused after an EXIT, or a thread that exec'd, is
+   * another life). Every run of one life, on any CPU, has the same object:
+   * per-thread state (a shadow stack) is kept per life.
+   */
+  readonly life: TaskLife;
+}
+
+/** One life of a thread (see {@link StreamTask.life}), in one address space. */
+export interface TaskLife {
+  readonly pid: number;
+  readonly tid: number;
+  readonly space: AddressSpaceLife;
+  /**
+   * True for a forked child's first life before any exec: it continues its
+   * parent's stack (a longjmp to a setjmp made before the fork), a history
+   * its runs do not hold.
+   */
+  readonly inheritsHistory: boolean;
+}
+
+/**
+ * One life of a process's address space: from its fork (or the recording's
+ * start) to its exec or exit. Its image and mappings are those at the end of
+ * that life (everything it loaded), as a per-thread stream's are.
+ */
+export interface AddressSpaceLife {
+  readonly pid: number;
+  readonly image: Image;
+  readonly mappings: readonly ImageMapping[];
+  /** The program's name (the comm of the process leader), when known. */
+  readonly name: string | null;
 }
 
 export interface Recording {

@@ -51,6 +51,8 @@ export interface Task {
   comms: { time: bigint; comm: string; exec: boolean }[];
   forkTime: bigint | null;
   exitTime: bigint | null;
+  /** Every EXIT of this tid, in file order: a tid reused after one is another thread. */
+  exits: bigint[];
 }
 
 /** A task starting or stopping to run on a cpu. */
@@ -118,8 +120,12 @@ export class SidebandTimeline {
         break;
       }
       case PerfRecordType.Exit:
-        this.task(rec.pid, rec.tid).exitTime = rec.time;
+      {
+        const t = this.task(rec.pid, rec.tid);
+        t.exitTime = rec.time;
+        t.exits.push(rec.time);
         break;
+      }
       case PerfRecordType.ItraceStart:
         if (cpu >= 0) this.cpuList(cpu).push({ time, pid: rec.pid | 0, tid: rec.tid | 0, out: false, nextPrev: null });
         break;
@@ -141,7 +147,7 @@ export class SidebandTimeline {
   private task(pid: number, tid: number): Task {
     let t = this.tasks.get(tid | 0);
     if (!t) {
-      t = { pid: pid | 0, tid: tid | 0, ppid: -1, comms: [], forkTime: null, exitTime: null };
+      t = { pid: pid | 0, tid: tid | 0, ppid: -1, comms: [], forkTime: null, exitTime: null, exits: [] };
       this.tasks.set(tid | 0, t);
     }
     return t;
@@ -186,6 +192,11 @@ export class SidebandTimeline {
       else found = null;
     }
     return found;
+  }
+
+  /** The times process `pid` exec'd (COMM with the exec flag), in file order. */
+  execTimes(pid: number): readonly bigint[] {
+    return this.execs.get(pid) ?? [];
   }
 
   /** The comm of thread `tid` at `time`, or ''. */
