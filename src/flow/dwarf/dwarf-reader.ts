@@ -164,6 +164,22 @@ export class DwarfReader {
     if (l === 0xffffffff) return { length: this.u64(), offsetSize: 8 };
     throw new DwarfError(`reserved unit length 0x${l.toString(16)}`);
   }
+
+  /**
+   * The unit whose initial length is at the current position: where it
+   * ends and its offset size; null when the length is unreadable or runs
+   * past this reader's end (no unit, nor any after it, can be found).
+   */
+  unitBounds(): { end: number; offsetSize: 4 | 8 } | null {
+    try {
+      const l = this.initialLength();
+      const end = this.at + l.length;
+      return end <= this.end ? { end, offsetSize: l.offsetSize } : null;
+    } catch (e) {
+      if (e instanceof DwarfError) return null;
+      throw e;
+    }
+  }
 }
 
 /**
