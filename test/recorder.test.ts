@@ -174,6 +174,15 @@ describe('recorder: libipt decodes exactly what the emulator executed', () => {
     for (const im of res.manifest.images) expect(existsSync(join(res.bundle, im.file))).toBe(true);
   });
 
+  it('dynamic C program unconfined: the loader and libraries are read through the host\'s links, none is run-time code', async () => {
+    const res = await recordAndValidate('dynamic C --no-sandbox', [bin.dynamic], { sandbox: false }, { measure: false });
+    const names = res.manifest.images.map((i) => i.path.split('/').pop());
+    expect(names).toContain('libc.so.6');
+    expect(names.some((n) => n!.startsWith('ld-linux'))).toBe(true);
+    expect(res.manifest.images.filter((i) => i.runtime != null)).toEqual([]);
+    expect(res.manifest.warnings.filter((w) => !/--no-sandbox/.test(w))).toEqual([]);
+  });
+
   it('/bin/ls -la /', async () => {
     const res = await recordAndValidate('ls -la /', ['/bin/ls', '-la', '/']);
     expect(res.stdout).toMatch(/\betc\b/);
@@ -236,12 +245,16 @@ describe('recorder: crashes, signals, limits', () => {
     expect(m.exit.stopped).toBe('budget');
     expect(m.instructions!.executed).toBeGreaterThanOrEqual(200_000);
     expect(m.instructions!.executed).toBeLessThan(200_000 + 4096);
+    expect(m.warnings).toContain('recording stopped: the program ran --max-insns 200000 instructions; the trace up to there is kept; try a larger --max-insns');
   });
 
   it('--timeout kills the program and keeps a decodable trace', async () => {
     const res = await recordAndValidate('timeout', [bin.spin], { timeoutSec: 2 }, { measure: false });
     expect(res.manifest.exit.stopped).toBe('timeout');
     expect(res.manifest.exit.signal).toBeNull();
+    expect(res.manifest.warnings.filter((w) => w.startsWith('recording stopped:'))).toEqual([
+      'recording stopped: the program ran past --timeout 2 s (under emulation it runs far slower than natively); the trace up to there is kept; try a larger --timeout (0: none)',
+    ]);
   });
 });
 
