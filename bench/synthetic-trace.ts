@@ -9,21 +9,15 @@
 import { Packet } from '../src/packets/packet.js';
 import { IpCompression, PacketType } from '../src/packets/packet-type.js';
 import { TraceWriter } from '../src/packets/trace-writer.js';
+import { mulberry32 } from '../src/sources/seeded-random.js';
 
-/** mulberry32: a small, fast 32-bit PRNG; good enough for test inputs. */
+/** Seeded draws (mulberry32); good enough for test inputs. */
 export class Rng {
-  private s: number;
+  /** A uniform unsigned 32-bit integer. */
+  readonly u32: () => number;
 
   constructor(readonly seed: number) {
-    this.s = seed >>> 0;
-  }
-
-  /** A uniform unsigned 32-bit integer. */
-  u32(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    this.u32 = mulberry32(seed);
   }
 
   /** A uniform integer in [0, n), n <= 2^32. */

@@ -7,7 +7,7 @@
  * diff); a confined patched run leaves the marker file in its sandbox.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dormant.js';
@@ -16,6 +16,7 @@ import { apiCategory, rankRegions } from '../src/analyses/dormant/guards.js';
 import { encodeRules, patchedRun } from '../src/analyses/dormant/rerun.js';
 import { shutdownZ3 } from '../src/analyses/dormant/z3-context.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
+import { cachedGcc } from '../tools/corpus/build-cache.js';
 import { buildByName, payloadRegion, recordBuild, SAMPLES as MULTI_SAMPLES, type Build } from '../tools/eval-dormant-corpus.js';
 import { record } from '../src/sources/recorder/record.js';
 
@@ -36,11 +37,7 @@ function notWednesdayTz(): string {
 function build(name: string): string {
   const src = join(ROOT, 'corpus/dormant', `${name}.c`);
   const exe = join(OUT, name);
-  const newest = Math.max(statSync(src).mtimeMs, statSync(join(ROOT, 'corpus/dormant/payload.h')).mtimeMs);
-  if (!existsSync(exe) || statSync(exe).mtimeMs < newest) {
-    const r = spawnSync('gcc', ['-O1', '-o', exe, src], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`gcc ${name}: ${r.stderr}`);
-  }
+  cachedGcc(exe, ['-O1', src], [src, join(ROOT, 'corpus/dormant/payload.h')], name);
   return exe;
 }
 

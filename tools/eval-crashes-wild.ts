@@ -16,17 +16,19 @@
  * marked line: its own line, or for code in a library without that line,
  * the program's call into the library.
  *
- * Builds and recordings are cached under build/crashes-wild/.
+ * Builds and recordings are cached under build/crashes-wild/, keyed by
+ * content (tools/corpus/build-cache.ts).
  * Run: `node dist/tools/eval-crashes-wild.js [name...] [--json]`.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
 import { bundleCore } from '../src/analyses/crash/core-capture.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
 import { record } from '../src/sources/recorder/record.js';
+import { cachedBundle, cachedGcc, codeKey, contentKey } from './corpus/build-cache.js';
 import { REPO } from './eval-crashes.js';
 
 export const WILD = join(REPO, 'corpus', 'crashes-wild');
@@ -95,16 +97,10 @@ export function wildCases(): WildCase[] {
   return out;
 }
 
-function newer(a: string, b: string): boolean {
-  return !existsSync(b) || statSync(a).mtimeMs > statSync(b).mtimeMs;
-}
+/** Bumped when the recording's options below change; with the recorder's code, the binaries and the input, the recording's key. */
+const RECORD_KEY = 'crash-wild recording v1';
 
-function gcc(args: string[]): void {
-  const r = spawnSync('gcc', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`gcc ${args.join(' ')}: ${r.stderr.split('\n')[0]}`);
-}
-
-/** Build and record one case (cached); returns false when the program did not crash. */
+/** Build and record one case (cached by content: build-cache.ts); returns false when the program did not crash. */
 export async function prepareWildCase(c: WildCase): Promise<boolean> {
   mkdirSync(WILD_OUT, { recursive: true });
   const flags = BUILDS[c.build];
@@ -113,17 +109,15 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
   const libName = c.lib === null ? null : `lib${basename(c.lib, '.c').replace(/^lib/, '')}.so`;
   const libDir = join(WILD_OUT, `lib-${c.build}`);
   const libBinary = libName === null ? null : join(libDir, libName);
-  if (c.lib !== null && libBinary !== null && libName !== null && newer(c.lib, libBinary)) {
+  if (c.lib !== null && libBinary !== null && libName !== null) {
     mkdirSync(libDir, { recursive: true });
-    gcc([...flags, '-shared', '-fPIC', `-Wl,-soname,${libName}`, '-o', libBinary, c.lib]);
+    cachedGcc(libBinary, [...flags, '-shared', '-fPIC', `-Wl,-soname,${libName}`, c.lib], [c.lib]);
   }
-  if (newer(c.source, c.binary) || (libBinary !== null && newer(libBinary, c.binary))) {
-    const link = libName === null ? [] : [`-L${libDir}`, `-l${libName.slice(3, -3)}`, '-Wl,-rpath,$ORIGIN'];
-    gcc([...flags, '-o', c.binary, c.source, ...link]);
-    rmSync(c.bundle, { recursive: true, force: true });
-  }
-  const manifest = join(c.bundle, 'manifest.json');
-  if (!existsSync(manifest) || newer(c.binary, manifest)) {
+  const link = libName === null ? [] : [`-L${libDir}`, `-l${libName.slice(3, -3)}`, '-Wl,-rpath,$ORIGIN'];
+  cachedGcc(c.binary, [...flags, c.source, ...link], [c.source, ...(libBinary === null ? [] : [libBinary])], c.name);
+  const input = JSON.stringify([c.args, c.stdin, c.file]);
+  const key = contentKey([RECORD_KEY, codeKey(join(REPO, 'src', 'sources', 'recorder')), input, { file: c.binary }, ...(libBinary === null ? [] : [{ file: libBinary }])]);
+  await cachedBundle(c.bundle, key, async (output) => {
     // A program path of fixed length and a fixed environment: stack layouts are the same wherever the checkout lives.
     const stage = mkdtempSync('/tmp/ptscope-wild-');
     const program = join(stage, basename(c.source, '.c'));
@@ -131,9 +125,9 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
     if (libBinary !== null && libName !== null) copyFileSync(libBinary, join(stage, libName));
     const argv = [program, ...c.args];
     if (c.file !== null) {
-      const input = join(stage, 'input.bin');
-      writeFileSync(input, Buffer.from(c.file, 'latin1'));
-      argv.push(input);
+      const inputFile = join(stage, 'input.bin');
+      writeFileSync(inputFile, Buffer.from(c.file, 'latin1'));
+      argv.push(inputFile);
     }
     let stdin: string | undefined;
     if (c.stdin !== null) {
@@ -143,7 +137,7 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
     try {
       await record({
         argv,
-        output: c.bundle,
+        output,
         force: true,
         sandbox: true,
         timeoutSec: 120,
@@ -163,7 +157,7 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
     } finally {
       rmSync(stage, { recursive: true, force: true });
     }
-  }
+  });
   const rec = importBundle(c.bundle);
   const crashed = rec.exit?.signal != null && bundleCore(c.bundle) !== null;
   rec.close();
@@ -190,7 +184,11 @@ function candidateLines(r: CrashReport): string[][] {
 
 export function evaluateWildCase(c: WildCase, crashed: boolean): WildResult {
   if (!crashed) return { name: c.name, set: c.set, signal: null, found: false, distance: null, setSize: 0, confidence: '-', lines: [], report: null };
-  const report = analyzeCrash(c.bundle);
+  return scoreWildReport(c, analyzeCrash(c.bundle));
+}
+
+/** Score a crash report of `c` (analysed here, or printed by `ptscope crash --json`) against its marked root lines. */
+export function scoreWildReport(c: WildCase, report: CrashReport): WildResult {
   const cands = candidateLines(report);
   const hit = report.rootCauses.findIndex((_, i) => cands[i].some((l) => c.roots.includes(l)));
   return {

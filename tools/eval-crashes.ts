@@ -5,15 +5,16 @@
  * `ROOT CAUSE` in the source.
  *
  * Everything is cached under build/crashes/ (binary, bundle, core), keyed
- * by the source's modification time. Run: `node dist/tools/eval-crashes.js`.
+ * by content (tools/corpus/build-cache.ts). Run: `node dist/tools/eval-crashes.js`.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
 import { bundleCore, captureCore } from '../src/analyses/crash/core-capture.js';
 import { record } from '../src/sources/recorder/record.js';
+import { cachedBundle, cachedGcc, codeKey, contentKey } from './corpus/build-cache.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** The repository root, from tools/ or dist/tools/. */
@@ -45,19 +46,15 @@ export function crashCases(): CrashCase[] {
     });
 }
 
-function newer(a: string, b: string): boolean {
-  return !existsSync(b) || statSync(a).mtimeMs > statSync(b).mtimeMs;
-}
+/** Bumped when the recording's options below change; with the recorder's code and the binary, the recording's key. */
+const RECORD_KEY = 'crash-corpus recording v1';
 
-/** Build, record and take the core of one case (cached). */
+/** Build, record and take the core of one case (cached by content: build-cache.ts). */
 export async function prepareCase(c: CrashCase): Promise<void> {
   mkdirSync(OUT, { recursive: true });
-  if (newer(c.source, c.binary)) {
-    const r = spawnSync('gcc', [...CFLAGS, '-o', c.binary, c.source], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`gcc ${c.name}: ${r.stderr}`);
-    rmSync(c.bundle, { recursive: true, force: true });
-  }
-  if (!existsSync(join(c.bundle, 'manifest.json')) || newer(c.binary, join(c.bundle, 'manifest.json'))) {
+  cachedGcc(c.binary, [...CFLAGS, c.source], [c.source], c.name);
+  const key = contentKey([RECORD_KEY, codeKey(join(REPO, 'src', 'sources', 'recorder')), { file: c.binary }]);
+  await cachedBundle(c.bundle, key, async (output) => {
     // Some of these bugs (off_by_one) corrupt the stack in ways that depend on
     // its layout: record from a program path of fixed length with a fixed
     // environment, so the run is the same wherever the checkout lives.
@@ -65,28 +62,28 @@ export async function prepareCase(c: CrashCase): Promise<void> {
     const program = join(stage, c.name);
     copyFileSync(c.binary, program);
     try {
-    await record({
-      argv: [program],
-      output: c.bundle,
-      force: true,
-      sandbox: true,
-      timeoutSec: 60,
-      maxInsns: 50_000_000,
-      psbPeriod: 4096,
-      retCompression: true,
-      longTnt: false,
-      ranges: [],
-      timing: {},
-      snapshotBytes: 0,
-      hardware: false,
-      stdio: 'ignore',
-      notice: () => {},
-    });
+      await record({
+        argv: [program],
+        output,
+        force: true,
+        sandbox: true,
+        timeoutSec: 60,
+        maxInsns: 50_000_000,
+        psbPeriod: 4096,
+        retCompression: true,
+        longTnt: false,
+        ranges: [],
+        timing: {},
+        snapshotBytes: 0,
+        hardware: false,
+        stdio: 'ignore',
+        notice: () => {},
+      });
     } finally {
       rmSync(stage, { recursive: true, force: true });
     }
-  }
-  if (bundleCore(c.bundle) === null) captureCore(c.bundle);
+    if (bundleCore(output) === null) captureCore(output);
+  });
 }
 
 export interface CaseResult {

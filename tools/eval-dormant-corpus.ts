@@ -17,12 +17,12 @@
  * out of everything the analysis was tuned against (the tests never use
  * them); their results are reported apart.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dormant.js';
 import { record } from '../src/sources/recorder/record.js';
+import { cachedGcc } from './corpus/build-cache.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** The repository root, from tools/ or dist/tools/. */
@@ -75,33 +75,26 @@ export function buildByName(name: string): Build {
   return b;
 }
 
-function gcc(what: string, args: string[]): void {
-  const r = spawnSync('gcc', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`gcc ${what}: ${r.stderr}`);
-}
-
 /** The shared library a sample links, built for `build` (the file name the program's DT_NEEDED names). */
 export function libraryPath(sample: DormantSample, build: Build, outDir = OUT): string | null {
   return sample.library === undefined ? null : join(outDir, `${sample.library}.${build.name}.so`);
 }
 
-/** Compile a sample, and its library if it has one (cached by the sources' modification time). */
+/** Compile a sample, and its library if it has one (cached by content: tools/corpus/build-cache.ts). */
 export function compile(sample: DormantSample, build: Build, outDir = OUT): string {
   mkdirSync(outDir, { recursive: true });
   const src = join(CORPUS, `${sample.name}.c`);
   const exe = join(outDir, `${sample.name}.${build.name}`);
   const lib = libraryPath(sample, build, outDir);
-  const libSources = sample.library === undefined ? [] : [join(CORPUS, `${sample.library}.c`), join(CORPUS, `${sample.library}.h`)];
-  const newest = Math.max(...[src, join(CORPUS, 'payload.h'), join(CORPUS, 'guard-fn.h'), ...libSources].map((f) => statSync(f).mtimeMs));
-  if (lib !== null && (!existsSync(lib) || statSync(lib).mtimeMs < newest)) {
+  const headers = [join(CORPUS, 'payload.h'), join(CORPUS, 'guard-fn.h')];
+  if (lib !== null) {
     // The library: the build's optimisation and inlining, always position-independent.
+    const libSource = join(CORPUS, `${sample.library}.c`);
     const flags = build.flags.filter((f) => f !== '-no-pie' && f !== '-pie' && f !== '-fPIE');
-    gcc(`${sample.library} ${build.name}`, [...flags, '-fPIC', '-shared', '-o', lib, libSources[0]]);
+    cachedGcc(lib, [...flags, '-fPIC', '-shared', libSource], [libSource, join(CORPUS, `${sample.library}.h`), ...headers], `${sample.library} ${build.name}`);
   }
-  if (!existsSync(exe) || statSync(exe).mtimeMs < newest) {
-    const link = lib === null ? [] : [`-L${outDir}`, `-l:${basename(lib)}`, "-Wl,-rpath,$ORIGIN"];
-    gcc(`${sample.name} ${build.name}`, [...build.flags, '-o', exe, src, ...link]);
-  }
+  const link = lib === null ? [] : [`-L${outDir}`, `-l:${basename(lib)}`, '-Wl,-rpath,$ORIGIN'];
+  cachedGcc(exe, [...build.flags, src, ...link], [src, ...headers, ...(lib === null ? [] : [lib, join(CORPUS, `${sample.library}.h`)])], `${sample.name} ${build.name}`);
   return exe;
 }
 

@@ -17,9 +17,11 @@
  * bytes, abbreviation tables are read once each with a byte cap, and at most
  * {@link MAX_RECORDS} records and {@link MAX_RANGES} ranges are kept.
  */
+import { readAbbrevTable, type AbbrevTable } from '../../flow/dwarf/abbrev-table.js';
 import type { DebugSections } from '../../flow/dwarf/debug-sections.js';
 import { DwarfError, DwarfReader } from '../../flow/dwarf/dwarf-reader.js';
 import { DW_FORM, readForm, type FormContext } from '../../flow/dwarf/forms.js';
+import { DW_UT_compile, forEachUnit } from '../../flow/dwarf/info-units.js';
 import { decodeLineProgram, type LineRows } from '../../flow/dwarf/line-program.js';
 
 const DW_TAG_compile_unit = 0x11;
@@ -33,17 +35,9 @@ const DW_AT_call_file = 0x58;
 const DW_AT_call_line = 0x59;
 const DW_AT_rnglists_base = 0x74;
 
-const MAX_ABBREV_TABLE = 1 << 20;
-const MAX_ATTRS = 512;
 const MAX_RECORDS = 1 << 20;
 const MAX_RANGES = 1 << 22;
 const MAX_RANGES_PER_LIST = 4096;
-
-interface Abbrev {
-  tag: number;
-  children: boolean;
-  attrs: { name: number; form: number; implicit: number }[];
-}
 
 export interface CallSite {
   /** The call site's file, as the line program names it (joined with its directory). */
@@ -56,31 +50,6 @@ interface InlineRecord {
   hi: number;
   depth: number;
   site: CallSite;
-}
-
-function readAbbrevs(section: Uint8Array, offset: number, le: boolean): Map<number, Abbrev> {
-  const out = new Map<number, Abbrev>();
-  const r = new DwarfReader(section, le, offset, offset + MAX_ABBREV_TABLE);
-  try {
-    for (;;) {
-      const code = r.uleb();
-      if (code === 0 || Number.isNaN(code)) break;
-      const tag = r.uleb();
-      const children = r.u8() !== 0;
-      const attrs: Abbrev['attrs'] = [];
-      for (;;) {
-        const name = r.uleb();
-        const form = r.uleb();
-        if (name === 0 && form === 0) break;
-        if (attrs.length >= MAX_ATTRS) throw new DwarfError('too many attributes');
-        attrs.push({ name, form, implicit: form === DW_FORM.implicitConst ? r.sleb() : 0 });
-      }
-      if (!out.has(code)) out.set(code, { tag, children, attrs });
-    }
-  } catch (e) {
-    if (!(e instanceof DwarfError)) throw e;
-  }
-  return out;
 }
 
 /** The file names of the line program at `offset`, by file number. */
@@ -104,107 +73,76 @@ export class InlineCallSites {
 
   static fromSections(s: DebugSections, rnglists: Uint8Array | null, ranges: Uint8Array | null, le: boolean): InlineCallSites {
     const records: InlineRecord[] = [];
-    if (s.info === null || s.abbrev === null) return new InlineCallSites(records);
+    const abbrev = s.abbrev;
+    if (s.info === null || abbrev === null) return new InlineCallSites(records);
     let rangeCount = 0;
-    const abbrevCache = new Map<number, Map<number, Abbrev>>();
-    const r = new DwarfReader(s.info, le);
-    while (r.remaining > 0 && records.length < MAX_RECORDS) {
-      let next: number;
-      let offsetSize: 4 | 8;
-      try {
-        const il = r.initialLength();
-        offsetSize = il.offsetSize;
-        next = r.at + il.length;
-        if (!(next <= r.end)) break;
-      } catch (e) {
-        if (e instanceof DwarfError) break;
-        throw e;
-      }
-      const outerEnd = r.end;
-      r.end = next;
-      try {
-        const version = r.u16();
-        if (version < 2 || version > 5) continue;
-        let addressSize: number;
-        let abbrevOffset: number;
-        if (version >= 5) {
-          const unitType = r.u8();
-          addressSize = r.u8();
-          abbrevOffset = r.unsigned(offsetSize);
-          if (unitType !== 0x01) continue; // only full compile units (DW_UT_compile)
-        } else {
-          abbrevOffset = r.unsigned(offsetSize);
-          addressSize = r.u8();
+    const abbrevCache = new Map<number, AbbrevTable>();
+    forEachUnit(s.info, le, (r, { version, unitType, offsetSize, addressSize, abbrevOffset }) => {
+      if (records.length >= MAX_RECORDS) return false;
+      if (unitType !== DW_UT_compile) return; // only full compile units
+      let abbrevs = abbrevCache.get(abbrevOffset);
+      if (abbrevs === undefined) abbrevCache.set(abbrevOffset, (abbrevs = readAbbrevTable(abbrev, abbrevOffset, le).table));
+      const ctx: FormContext = { version, offsetSize, addressSize, str: s.str, lineStr: s.lineStr };
+      let stmtList = NaN;
+      let compDir: string | null = null;
+      let fileOf: ((n: number) => string | null) | null = null;
+      let base = 0;
+      let rnglistsBase = NaN;
+      let depth = 0;
+      while (r.at < r.end) {
+        const code = r.uleb();
+        if (code === 0) {
+          depth--;
+          if (depth <= 0) return;
+          continue;
         }
-        let abbrevs = abbrevCache.get(abbrevOffset);
-        if (abbrevs === undefined) abbrevCache.set(abbrevOffset, (abbrevs = readAbbrevs(s.abbrev, abbrevOffset, le)));
-        const ctx: FormContext = { version, offsetSize, addressSize, str: s.str, lineStr: s.lineStr };
-        let stmtList = NaN;
-        let compDir: string | null = null;
-        let fileOf: ((n: number) => string | null) | null = null;
-        let base = 0;
-        let rnglistsBase = NaN;
-        let depth = 0;
-        while (r.at < r.end) {
-          const code = r.uleb();
-          if (code === 0) {
-            depth--;
-            if (depth <= 0) break;
-            continue;
-          }
-          const ab = abbrevs.get(code);
-          if (ab === undefined) break;
-          let lo = NaN;
-          let hi = NaN;
-          let hiIsLength = false;
-          let rangesAt = NaN;
-          let rangesIndexed = false;
-          let callFile = NaN;
-          let callLine = NaN;
-          for (const a of ab.attrs) {
-            const v = readForm(r, a.form, ctx, a.implicit);
-            if (a.name === DW_AT_comp_dir && v.kind === 'string') compDir = v.value;
-            if (v.kind !== 'number') continue;
-            if (a.name === DW_AT_stmt_list) stmtList = v.value;
-            if (a.name === DW_AT_low_pc) lo = v.value;
-            else if (a.name === DW_AT_high_pc) {
-              hi = v.value;
-              hiIsLength = a.form !== DW_FORM.addr;
-            } else if (a.name === DW_AT_ranges) {
-              rangesAt = v.value;
-              rangesIndexed = a.form === DW_FORM.rnglistx;
-            } else if (a.name === DW_AT_call_file) callFile = v.value;
-            else if (a.name === DW_AT_call_line) callLine = v.value;
-            else if (a.name === DW_AT_rnglists_base) rnglistsBase = v.value;
-          }
-          if (ab.tag === DW_TAG_compile_unit && !Number.isNaN(lo)) base = lo;
-          if (ab.tag === DW_TAG_inlined_subroutine && callLine > 0) {
-            fileOf ??= lineFiles(s, le, stmtList, compDir, version);
-            const file = fileOf(callFile);
-            if (file !== null) {
-              const spans: [number, number][] = [];
-              if (!Number.isNaN(lo) && !Number.isNaN(hi)) spans.push([lo, hiIsLength ? lo + hi : hi]);
-              else if (!Number.isNaN(rangesAt)) {
-                const list = version >= 5 ? rnglist(rnglists, le, addressSize, offsetSize, rangesAt, rangesIndexed, rnglistsBase, base) : rangeList(ranges, le, addressSize, rangesAt, base);
-                spans.push(...list);
-              }
-              for (const [a, b] of spans) {
-                if (b <= a || rangeCount >= MAX_RANGES) continue;
-                rangeCount++;
-                records.push({ lo: a, hi: b, depth, site: { file, line: callLine } });
-              }
+        const ab = abbrevs.get(code);
+        if (ab === undefined) return;
+        let lo = NaN;
+        let hi = NaN;
+        let hiIsLength = false;
+        let rangesAt = NaN;
+        let rangesIndexed = false;
+        let callFile = NaN;
+        let callLine = NaN;
+        for (const a of ab.attrs) {
+          const v = readForm(r, a.form, ctx, a.implicit);
+          if (a.name === DW_AT_comp_dir && v.kind === 'string') compDir = v.value;
+          if (v.kind !== 'number') continue;
+          if (a.name === DW_AT_stmt_list) stmtList = v.value;
+          if (a.name === DW_AT_low_pc) lo = v.value;
+          else if (a.name === DW_AT_high_pc) {
+            hi = v.value;
+            hiIsLength = a.form !== DW_FORM.addr;
+          } else if (a.name === DW_AT_ranges) {
+            rangesAt = v.value;
+            rangesIndexed = a.form === DW_FORM.rnglistx;
+          } else if (a.name === DW_AT_call_file) callFile = v.value;
+          else if (a.name === DW_AT_call_line) callLine = v.value;
+          else if (a.name === DW_AT_rnglists_base) rnglistsBase = v.value;
+        }
+        if (ab.tag === DW_TAG_compile_unit && !Number.isNaN(lo)) base = lo;
+        if (ab.tag === DW_TAG_inlined_subroutine && callLine > 0) {
+          fileOf ??= lineFiles(s, le, stmtList, compDir, version);
+          const file = fileOf(callFile);
+          if (file !== null) {
+            const spans: [number, number][] = [];
+            if (!Number.isNaN(lo) && !Number.isNaN(hi)) spans.push([lo, hiIsLength ? lo + hi : hi]);
+            else if (!Number.isNaN(rangesAt)) {
+              const list = version >= 5 ? rnglist(rnglists, le, addressSize, offsetSize, rangesAt, rangesIndexed, rnglistsBase, base) : rangeList(ranges, le, addressSize, rangesAt, base);
+              spans.push(...list);
+            }
+            for (const [a, b] of spans) {
+              if (b <= a || rangeCount >= MAX_RANGES) continue;
+              rangeCount++;
+              records.push({ lo: a, hi: b, depth, site: { file, line: callLine } });
             }
           }
-          if (ab.children) depth++;
-          else if (depth === 0) break;
         }
-      } catch (e) {
-        if (!(e instanceof DwarfError)) throw e;
-      } finally {
-        r.at = next;
-        r.end = outerEnd;
+        if (ab.children) depth++;
+        else if (depth === 0) return;
       }
-    }
+    });
     return new InlineCallSites(records);
   }
 

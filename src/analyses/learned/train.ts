@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildNetwork, loadTf, stackWindows, toModelFile, type ModelFile } from './model.js';
 import { SEQ_CHANNELS, SUMMARY_FEATURES, WINDOW } from './features.js';
+import { seededRandom } from '../../sources/seeded-random.js';
 
 export const DATASET_FILE = 'windows.jsonl';
 
@@ -57,18 +58,6 @@ export interface TrainOptions {
   describe?: Record<string, string | number>;
 }
 
-/** A small seeded PRNG (mulberry32) for reproducible shuffling. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Train on the labelled (0/1) windows; returns the model file. */
 export async function trainModel(windows: readonly DatasetWindow[], options: TrainOptions = {}): Promise<ModelFile> {
   const tf = await loadTf();
@@ -79,7 +68,7 @@ export async function trainModel(windows: readonly DatasetWindow[], options: Tra
   if (pos === 0 || neg === 0) throw new Error(`training needs both classes (${pos} attack windows, ${neg} benign)`);
   // Shuffle once with a seeded generator; tfjs' own shuffle is not seeded.
   const order = rows.slice();
-  const random = rng(seed);
+  const random = seededRandom(seed);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
     [order[i], order[j]] = [order[j], order[i]];

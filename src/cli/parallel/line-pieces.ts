@@ -130,26 +130,25 @@ class Feed implements PieceFeed {
   ) {}
 
   onHead(h: PieceHead): void {
-    if (this.cancelled) return;
-    this.head = h;
-    this.changed();
+    this.take(() => (this.head = h));
   }
 
   onBody(lines: LineRun): void {
-    if (this.cancelled) return;
-    this.body.push(lines);
-    this.changed();
+    this.take(() => this.body.push(lines));
   }
 
   onEnd(e: PieceEnd): void {
-    if (this.cancelled) return;
-    this.end = e;
-    this.changed();
+    this.take(() => (this.end = e));
   }
 
   onFail(e: unknown): void {
+    this.take(() => (this.error = e ?? new Error('a trace piece failed')));
+  }
+
+  /** Keep what the decode posted (`keep`) and wake the printer; after a cancel, what arrives is ignored. */
+  private take(keep: () => void): void {
     if (this.cancelled) return;
-    this.error = e ?? new Error('a trace piece failed');
+    keep();
     this.changed();
   }
 
@@ -254,6 +253,11 @@ export async function printPieces(groups: readonly SegmentRange[], size: number,
   let handIn = FIRST_HAND_IN;
   /** The printed piece's lines before this one are written (or were, from an earlier decode). */
   let printed = 0;
+  /** Write the lines of `r` not written yet (the printed piece's head and body runs). */
+  const print = (r: LineRun): void => {
+    write(r, printed, Infinity);
+    printed = Math.max(printed, runEnd(r));
+  };
   try {
     for (;;) {
       await until(() => feeds.length > 0 && (feeds[0]!.head !== null || feeds[0]!.end !== null));
@@ -261,16 +265,14 @@ export async function printPieces(groups: readonly SegmentRange[], size: number,
       a.control!.printing();
       printed = Math.max(printed, handIn.line);
       if (a.head !== null) {
-        write(a.head.lines, printed, Infinity);
-        printed = Math.max(printed, runEnd(a.head.lines));
+        print(a.head.lines);
         a.dropHead();
       }
       // The body, as it comes (its runs all arrive before the end).
       for (;;) {
         await until(() => a.body.length > 0 || a.end !== null);
         for (let r = a.body.shift(); r !== undefined; r = a.body.shift()) {
-          write(r, printed, Infinity);
-          printed = Math.max(printed, runEnd(r));
+          print(r);
           a.drop(r);
         }
         if (a.end !== null) break;

@@ -116,19 +116,16 @@ export class DwarfReader {
 
   /** ULEB128; NaN when it does not fit a double exactly. */
   uleb(): number {
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < MAX_LEB_BYTES; i++) {
-      const b = this.u8();
-      result += (b & 0x7f) * scale;
-      scale *= 128;
-      if ((b & 0x80) === 0) return result <= Number.MAX_SAFE_INTEGER ? result : NaN;
-    }
-    throw new DwarfError(`LEB128 longer than ${MAX_LEB_BYTES} bytes at 0x${(this.at - MAX_LEB_BYTES).toString(16)}`);
+    return this.leb(false);
   }
 
   /** SLEB128; NaN when it does not fit a double exactly. */
   sleb(): number {
+    return this.leb(true);
+  }
+
+  /** LEB128 (section 7.6): 7 bits a byte, low first; a signed value extends the sign bit (0x40) of its last byte. */
+  private leb(signed: boolean): number {
     let result = 0;
     let scale = 1;
     for (let i = 0; i < MAX_LEB_BYTES; i++) {
@@ -136,7 +133,7 @@ export class DwarfReader {
       result += (b & 0x7f) * scale;
       scale *= 128;
       if ((b & 0x80) === 0) {
-        if (b & 0x40) result -= scale;
+        if (signed && b & 0x40) result -= scale;
         return Math.abs(result) <= Number.MAX_SAFE_INTEGER ? result : NaN;
       }
     }
@@ -163,6 +160,22 @@ export class DwarfReader {
     if (l < 0xfffffff0) return { length: l, offsetSize: 4 };
     if (l === 0xffffffff) return { length: this.u64(), offsetSize: 8 };
     throw new DwarfError(`reserved unit length 0x${l.toString(16)}`);
+  }
+
+  /**
+   * The unit whose initial length is at the current position: where it
+   * ends and its offset size; null when the length is unreadable or runs
+   * past this reader's end (no unit, nor any after it, can be found).
+   */
+  unitBounds(): { end: number; offsetSize: 4 | 8 } | null {
+    try {
+      const l = this.initialLength();
+      const end = this.at + l.length;
+      return end <= this.end ? { end, offsetSize: l.offsetSize } : null;
+    } catch (e) {
+      if (e instanceof DwarfError) return null;
+      throw e;
+    }
   }
 }
 

@@ -174,17 +174,9 @@ export function decodeLineProgram(sections: DebugSections, littleEndian: boolean
   const section = sections.line;
   if (section === null) return NaN;
   const r = new DwarfReader(section, littleEndian, offset);
-  let unitEnd: number;
-  let offsetSize: 4 | 8;
-  try {
-    const l = r.initialLength();
-    offsetSize = l.offsetSize;
-    unitEnd = r.at + l.length;
-    if (!(unitEnd <= section.length)) return NaN;
-  } catch (e) {
-    if (e instanceof DwarfError) return NaN;
-    throw e;
-  }
+  const unit = r.unitBounds();
+  if (unit === null) return NaN;
+  const { end: unitEnd, offsetSize } = unit;
   r.end = unitEnd;
   const rowMark = rows.rowCount;
   const seqMark = rows.sequenceCount;

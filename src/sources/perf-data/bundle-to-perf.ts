@@ -1,11 +1,9 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ElfFile } from '../../flow/elf.js';
 import type { TraceSource } from '../../packets/trace-source.js';
 import type { Recording } from '../model/recording.js';
-import type { BuildIdEntry } from './header.js';
 import { firstPsbTsc, lastTsc } from './trace-start.js';
 import { defaultIntelPtInfo, INTEL_PT_CONFIG, type IntelPtInfo } from './auxtrace-info.js';
+import { exportFeatures } from './export-features.js';
 import { type AuxBuffer, type PerfDataLayout, type SidebandEvent, writePerfData } from './writer.js';
 
 /**
@@ -212,36 +210,6 @@ export function closeExportInput(input: ExportInput): void {
   for (const s of input.streams) if (!(s.trace instanceof Uint8Array)) s.trace.close();
 }
 
-/** PERF_RECORD_MISC_USER: the cpumode of user-space build-id entries. */
-const MISC_USER = 2;
-
-/**
- * Build ids of the ELF images, for HEADER_BUILD_ID: perf then checks that
- * the file it opens is the one recorded (a wrong id loses the symbols) and
- * can find it in its build-id cache. Raw (non-ELF) images have none.
- */
-export function imageBuildIds(files: string[]): BuildIdEntry[] {
-  const out: BuildIdEntry[] = [];
-  for (const file of new Set(files)) {
-    let bytes: Uint8Array;
-    try {
-      const fd = openSync(file, 'r');
-      try {
-        const magic = new Uint8Array(4);
-        if (readSync(fd, magic, 0, 4, 0) !== 4 || magic[0] !== 0x7f || magic[1] !== 0x45) continue;
-      } finally {
-        closeSync(fd);
-      }
-      bytes = readFileSync(file);
-      const id = ElfFile.parse(bytes, file).buildId;
-      if (id) out.push({ pid: -1, cpumode: MISC_USER, buildId: id, filename: file });
-    } catch {
-      // Not a readable ELF: no build id, perf reads the file by its name.
-    }
-  }
-  return out;
-}
-
 /** The input's tasks, then any a stream names that they do not (a thread after its process's leader). Throws on a task listed twice. */
 export function completeTasks(input: ExportInput): ExportTask[] {
   const tasks = [...input.tasks];
@@ -367,17 +335,11 @@ export function exportPerfData(path: string, input: ExportInput): ExportResult {
 
   const aux: AuxBuffer[] = streams.map((s, i) => ({ idx: queueOf.get(taskKey(s.pid, s.tid))!, cpu, tid: s.tid, data: s.trace, reference: firstTscs[i] ?? 0n }));
   const layout = writePerfData(path, {
-    buildIds: imageBuildIds(streams.flatMap((s) => s.images.map((im) => resolve(im.file)))),
     info,
     ptConfig: config,
     sideband,
     aux,
-    features: {
-      cpuId: input.cpuId ?? 'GenuineIntel,6,158,9',
-      cmdline: input.cmdline ?? ['ptscope', 'export'],
-      nrCpusAvail: 1,
-      nrCpusOnline: 1,
-    },
+    ...exportFeatures(input, streams, 1),
   });
   return { ...layout, timed, queues: queueOf.size, warnings };
 }

@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import type { TraceSource } from '../../packets/trace-source.js';
 import { defaultIntelPtInfo, INTEL_PT_CONFIG } from './auxtrace-info.js';
 import {
@@ -8,10 +7,11 @@ import {
   type ExportResult,
   type ExportStream,
   type ExportTask,
-  imageBuildIds,
   ProcessMappings,
 } from './bundle-to-perf.js';
 import { CpuTraceBuilder } from './cpu-trace-builder.js';
+import { exportFeatures } from './export-features.js';
+import { seededRandom } from '../seeded-random.js';
 import { cutRuns, type TraceRun } from './thread-runs.js';
 import { type AuxBuffer, type SidebandEvent, writePerfData } from './writer.js';
 
@@ -88,18 +88,6 @@ export function perCpuRefusal(input: ExportInput): string | null {
   return null;
 }
 
-/** mulberry32: a small seeded generator, for reproducible schedules. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function readAll(trace: TraceSource | Uint8Array): Uint8Array {
   if (trace instanceof Uint8Array) return trace;
   const out = new Uint8Array(trace.size);
@@ -154,7 +142,7 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
   if (refusal !== null) throw new Error(refusal);
   const nCpus = options.cpus;
   if (!Number.isInteger(nCpus) || nCpus < 1 || nCpus > MAX_CPUS) throw new Error(`--per-cpu: expected 1 to ${MAX_CPUS} CPUs, got ${nCpus}`);
-  const rng = seeded(options.seed ?? 1);
+  const rng = seededRandom(options.seed ?? 1);
   const psbPeriod = options.psbPeriod ?? 4096;
   const streams = input.streams;
   if (streams.length === 0) throw new Error('no trace stream to export');
@@ -369,19 +357,13 @@ export function exportPerfDataPerCpu(path: string, input: ExportInput, options: 
     aux.push({ idx: cpu.index, cpu: cpu.index, tid: -1, data });
   }
   const layout = writePerfData(path, {
-    buildIds: imageBuildIds(streams.flatMap((s) => s.images.map((im) => resolve(im.file)))),
     info,
     ptConfig: config,
     sideband,
     aux,
     // perf opens the events on every cpu, traced or not.
     queues: cpus.map((c) => c.index),
-    features: {
-      cpuId: input.cpuId ?? 'GenuineIntel,6,158,9',
-      cmdline: input.cmdline ?? ['ptscope', 'export'],
-      nrCpusAvail: nCpus,
-      nrCpusOnline: nCpus,
-    },
+    ...exportFeatures(input, streams, nCpus),
   });
   return { ...layout, timed: true, queues: aux.length, warnings, schedule: cpus.map((c) => c.schedule) };
 }
