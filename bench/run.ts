@@ -19,21 +19,13 @@ import { PacketStream } from '../src/packets/packet-stream.js';
 import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace-source.js';
 import { writeRealisticTrace } from './synthetic-trace.js';
 import { runParallelBench } from './parallel.js';
-import { defaultConfig } from '../src/packets/config.js';
-import { errataFor, parseCpu } from '../src/packets/cpu.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
-import { PtEvent } from '../src/events/event.js';
-import { Status } from '../src/events/status.js';
-import { ANY_ASID } from '../src/flow/address-space.js';
-import { Block, BlockDecoder } from '../src/flow/block-decoder.js';
-import { Image } from '../src/flow/image.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
-import { InsnClass, InstructionInfo } from '../src/flow/instruction.js';
-import { ByteSourceCache } from '../src/flow/section.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { benchAnalyze } from '../src/analyses/analyze.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
 import { edgesBench } from './edges.js';
+import { countInstructions, type FlowCount } from './flow-count.js';
 import { runRecordCostBench } from './record-cost.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
@@ -194,66 +186,6 @@ const packetsBench: Bench = {
 // instruction and block decoders vs libipt's instruction decoder
 
 const REAL = join(ROOT, '..', 'shared', 'traces', 'real');
-
-/** What one decode of a trace counted. */
-interface FlowCount {
-  insn: number;
-  blocks: number;
-}
-
-/** Decode every instruction of a trace with one of ptscope's flow decoders. */
-export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, images: { file: string; address: number }[], cpu: string): FlowCount {
-  const config = defaultConfig();
-  const parsed = parseCpu(cpu);
-  if (parsed) {
-    config.cpu = parsed;
-    const errata = errataFor(parsed);
-    if (typeof errata !== 'number') config.errata = errata;
-  }
-  const image = new Image();
-  const files = new ByteSourceCache();
-  for (const img of images) image.addFile(files, img.file, 0, Infinity, img.address, ANY_ASID);
-  const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
-  const ev = new PtEvent();
-  let count = 0;
-  let blocks = 0;
-  if (kind === 'insn') {
-    const dec = new InsnDecoder(packets, config, image);
-    const insn = new InstructionInfo();
-    let status = dec.syncForward();
-    for (;;) {
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        status = dec.syncForward();
-        continue;
-      }
-      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
-      if (status < 0) continue;
-      if (status & Status.Eos) break;
-      status = dec.next(insn);
-      if (status >= 0 || insn.iclass !== InsnClass.Unknown) count++;
-    }
-  } else {
-    const dec = new BlockDecoder(packets, config, image, { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false });
-    const block = new Block();
-    let status = dec.syncForward();
-    for (;;) {
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        status = dec.syncForward();
-        continue;
-      }
-      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
-      if (status < 0) continue;
-      if (status & Status.Eos) break;
-      status = dec.next(block);
-      count += block.ninsn;
-      blocks++;
-    }
-    return { insn: count, blocks };
-  }
-  return { insn: count, blocks: 0 };
-}
 
 const flowBench: Bench = {
   name: 'flow',

@@ -67,7 +67,13 @@ export function bceIsValid(e: number): boolean {
   return (e & (3 << 24)) !== 0;
 }
 
-const PAGE_BITS = 12;
+/**
+ * Entries per page: 64 Ki, so that a section of a few MiB takes a handful
+ * of allocations (each costs far more than its zeroing: the backing store
+ * is allocated outside the JS heap). A section smaller than a page gets one
+ * page of its own size.
+ */
+const PAGE_BITS = 16;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
 
@@ -85,27 +91,27 @@ export class SectionBlockCache {
    */
   private readonly dispPages: (Int32Array | undefined)[] = [];
   private readonly infoPages: (Int32Array | undefined)[] = [];
-  constructor(readonly size: number) {}
+  /** Entries per page: {@link PAGE_SIZE}, or the section's size if smaller. */
+  private readonly pageLength: number;
 
-  /** The entry at section offset `offset` (0 if none). */
+  constructor(readonly size: number) {
+    this.pageLength = Math.max(1, Math.min(PAGE_SIZE, size));
+  }
+
+  /** The entry at section offset `offset` (0 if none); `offset` lies in the section. */
   lookup(offset: number): number {
     const page = this.pages[offset >>> PAGE_BITS];
     return page === undefined ? 0 : page[offset & PAGE_MASK]!;
   }
 
   add(offset: number, entry: number): void {
-    let page = this.pages[offset >>> PAGE_BITS];
-    if (page === undefined) {
-      page = new Int32Array(PAGE_SIZE);
-      this.pages[offset >>> PAGE_BITS] = page;
-    }
-    page[offset & PAGE_MASK] = entry;
+    this.page(this.pages, offset)[offset & PAGE_MASK] = entry;
   }
 
   /** Add the entry of a conditional branch at `offset` with its displacement. */
   addCond(offset: number, entry: number, displacement: number): void {
     this.add(offset, entry);
-    sidePage(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+    this.page(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
   }
 
   /**
@@ -123,8 +129,8 @@ export class SectionBlockCache {
   /** Add a decode stop at `offset` with its instruction ({@link packDecodeStop}) and displacement. */
   addDecodeStop(offset: number, entry: number, info: number, displacement: number): void {
     this.add(offset, entry);
-    sidePage(this.infoPages, offset)[offset & PAGE_MASK] = info;
-    sidePage(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+    this.page(this.infoPages, offset)[offset & PAGE_MASK] = info;
+    this.page(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
   }
 
   /**
@@ -146,6 +152,16 @@ export class SectionBlockCache {
   stopDisplacement(offset: number): number {
     return this.dispPages[offset >>> PAGE_BITS]![offset & PAGE_MASK]!;
   }
+
+  /** The page of `pages` that holds `offset`, allocated on first use. */
+  private page(pages: (Int32Array | undefined)[], offset: number): Int32Array {
+    let page = pages[offset >>> PAGE_BITS];
+    if (page === undefined) {
+      page = new Int32Array(this.pageLength);
+      pages[offset >>> PAGE_BITS] = page;
+    }
+    return page;
+  }
 }
 
 const DECODE_STOP_VALID = 1 << 20;
@@ -156,15 +172,6 @@ const DECODE_STOP_VALID = 1 << 20;
  */
 export function packDecodeStop(size: number, iclass: number, kind: number, direct: boolean, mode: number): number {
   return (size & 15) | ((iclass & 15) << 4) | ((kind & 255) << 8) | (direct ? 1 << 16 : 0) | ((mode & 3) << 17) | DECODE_STOP_VALID;
-}
-
-function sidePage(pages: (Int32Array | undefined)[], offset: number): Int32Array {
-  let page = pages[offset >>> PAGE_BITS];
-  if (page === undefined) {
-    page = new Int32Array(PAGE_SIZE);
-    pages[offset >>> PAGE_BITS] = page;
-  }
-  return page;
 }
 
 const caches = new WeakMap<Section, (SectionBlockCache | undefined)[]>();

@@ -187,7 +187,13 @@ function initTables(): void {
 // Packed cache entries: size (bits 0-3, 0 = empty), class (4-7), kind (8-15),
 // direct (16). The displacement is kept beside, in an Int32Array.
 
-const PAGE_BITS = 12;
+/**
+ * Entries per page: 64 Ki, so that a source of a few MiB takes a handful of
+ * allocations (each costs far more than its zeroing: typed arrays this big
+ * are allocated outside the JS heap). A source smaller than a page gets one
+ * page of its own size.
+ */
+const PAGE_BITS = 16;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
 const DIRECT_BIT = 1 << 16;
@@ -221,11 +227,13 @@ class SourceCache {
     this.bytes = source.bytes;
   }
 
+  /** The page that holds `offset`, which lies in the source. */
   page(offset: number): CachePage {
     const idx = offset >>> PAGE_BITS;
     let p = this.pages[idx];
     if (p === undefined) {
-      p = { info: new Uint32Array(PAGE_SIZE), disp: new Int32Array(PAGE_SIZE) };
+      const length = Math.max(1, Math.min(PAGE_SIZE, this.bytes.length));
+      p = { info: new Uint32Array(length), disp: new Int32Array(length) };
       this.pages[idx] = p;
     }
     return p;
@@ -284,6 +292,9 @@ export class InstructionDecoder {
     if (src !== this.lastSource || mode !== this.lastMode || cache === null) {
       cache = this.cacheFor(src, mode);
     }
+    // Past the end of the source (a file that shrank): the bytes are read
+    // from the image, as for an instruction that runs past its mapping.
+    if (srcOff >= cache.bytes.length) return this.decodeAcrossSections(out, ip, mode, asid, msec);
     let page = cache.pages[srcOff >>> PAGE_BITS];
     if (page === undefined) page = cache.page(srcOff);
     const slot = srcOff & PAGE_MASK;
