@@ -93,6 +93,28 @@ function fastest<T>(passes: number, fn: () => T): { seconds: number; result: T }
   return { seconds: best, result };
 }
 
+/** The oracle's BENCH_MIN_SECONDS (test/oracle/ptoracle.c): how long one timed round repeats passes. */
+const MIN_ROUND_SECONDS = 1.0;
+
+/**
+ * Run `fn` back to back until at least {@link MIN_ROUND_SECONDS} have passed;
+ * returns the mean seconds per pass and the last result. This is the loop
+ * the C oracle times libipt with (mode_bench_flow), so both sides are
+ * measured the same way.
+ */
+function meanOverRound<T>(fn: () => T): { seconds: number; result: T } {
+  let passes = 0;
+  let result!: T;
+  const t0 = process.hrtime.bigint();
+  let elapsed = 0;
+  do {
+    result = fn();
+    passes++;
+    elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  } while (elapsed < MIN_ROUND_SECONDS);
+  return { seconds: elapsed / passes, result };
+}
+
 // ---------------------------------------------------------------------------
 // packets: raw packet decode throughput, ptscope vs libipt
 
@@ -206,14 +228,19 @@ const flowBench: Bench = {
     let blockBest = { seconds: Infinity, result: none };
     let libipt: Record<string, number> | undefined;
     let libiptBlk: Record<string, number> | undefined;
-    // Warm-up (JIT); every pass below starts with a new image, so its
-    // instruction and block caches start empty, like libipt's.
-    countInstructions('insn', trace, images, '6/158');
-    countInstructions('block', trace, images, '6/158');
+    // Every pass starts with a new image, so its instruction and block
+    // caches start empty, like libipt's (the oracle allocates a decoder per
+    // pass, and libipt frees a section's block cache with its last mapping).
+    // Each side repeats passes for a second per round and reports the mean
+    // pass, the oracle's loop. First a second of each for the JIT: V8 needs
+    // several passes to optimize the decoders, which a C library is spared;
+    // the `process` section measures whole runs, start-up and JIT included.
+    meanOverRound(() => countInstructions('insn', trace, images, '6/158'));
+    meanOverRound(() => countInstructions('block', trace, images, '6/158'));
     for (let round = 0; round < ROUNDS; round++) {
-      const a = fastest(1, () => countInstructions('insn', trace, images, '6/158'));
+      const a = meanOverRound(() => countInstructions('insn', trace, images, '6/158'));
       if (a.seconds < insnBest.seconds) insnBest = a;
-      const b = fastest(1, () => countInstructions('block', trace, images, '6/158'));
+      const b = meanOverRound(() => countInstructions('block', trace, images, '6/158'));
       if (b.seconds < blockBest.seconds) blockBest = b;
       if (oracle) {
         const res = spawnSync(oracle, ['bench-insn', '--cpu', '6/158', '--raw', `${images[0].file}:0x400000`, tracePath], { encoding: 'utf8' });
