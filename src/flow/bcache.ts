@@ -68,30 +68,37 @@ export function bceIsValid(e: number): boolean {
 }
 
 /**
- * Entries per page: 64 Ki, so that a section of a few MiB takes a handful
- * of allocations (each costs far more than its zeroing: the backing store
- * is allocated outside the JS heap). A section smaller than a page gets one
- * page of its own size.
+ * Offsets per page: 64 Ki, so that a section of a few MiB takes a handful
+ * of allocations. A section smaller than a page gets one page of its own size.
  */
 const PAGE_BITS = 16;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
 
+/**
+ * Int32 slots per offset: the entry, then ptscope's side data (see
+ * {@link SectionBlockCache}), side by side so that a look-up that needs both
+ * touches one cache line: a block decoder looks up about one entry per
+ * block, at offsets spread over the section, and waits on memory for each.
+ */
+const STRIDE = 4;
+const SLOT_DISP = 1;
+const SLOT_INFO = 2;
+
 /** One section's entries, in pages allocated on first use. */
 export class SectionBlockCache {
-  private readonly pages: (Int32Array | undefined)[] = [];
   /**
-   * ptscope's, not libipt's: beside a {@link Bq.Cond} entry, the branch's
-   * displacement, so that a taken branch needs no decode to find its
-   * target; beside a {@link Bq.Decode} entry, the instruction's
-   * classification ({@link packDecodeStop}) and displacement, so that a
-   * direct call needs no decode either. Valid while the entry at that
+   * Per offset, {@link STRIDE} slots: the entry; ptscope's, not libipt's:
+   * beside a {@link Bq.Cond} entry, the branch's displacement, so that a
+   * taken branch needs no decode to find its target; beside a
+   * {@link Bq.Decode} entry, the instruction's displacement and
+   * classification ({@link packDecodeStop}), so that a direct call needs
+   * no decode either. The side data are valid while the entry at that
    * offset is the one they were stored with ({@link condDisplacement},
    * {@link decodeStopInfo} check).
    */
-  private readonly dispPages: (Int32Array | undefined)[] = [];
-  private readonly infoPages: (Int32Array | undefined)[] = [];
-  /** Entries per page: {@link PAGE_SIZE}, or the section's size if smaller. */
+  private readonly pages: (Int32Array | undefined)[] = [];
+  /** Offsets per page: {@link PAGE_SIZE}, or the section's size if smaller. */
   private readonly pageLength: number;
 
   constructor(readonly size: number) {
@@ -101,17 +108,19 @@ export class SectionBlockCache {
   /** The entry at section offset `offset` (0 if none); `offset` lies in the section. */
   lookup(offset: number): number {
     const page = this.pages[offset >>> PAGE_BITS];
-    return page === undefined ? 0 : page[offset & PAGE_MASK]!;
+    return page === undefined ? 0 : page[(offset & PAGE_MASK) * STRIDE]!;
   }
 
   add(offset: number, entry: number): void {
-    this.page(this.pages, offset)[offset & PAGE_MASK] = entry;
+    this.page(offset)[(offset & PAGE_MASK) * STRIDE] = entry;
   }
 
   /** Add the entry of a conditional branch at `offset` with its displacement. */
   addCond(offset: number, entry: number, displacement: number): void {
-    this.add(offset, entry);
-    this.page(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+    const page = this.page(offset);
+    const at = (offset & PAGE_MASK) * STRIDE;
+    page[at] = entry;
+    page[at + SLOT_DISP] = displacement;
   }
 
   /**
@@ -119,18 +128,19 @@ export class SectionBlockCache {
    * `entry` (as {@link addCond} stored it), else NaN: decode it.
    */
   condDisplacement(offset: number, entry: number): number {
-    const i = offset >>> PAGE_BITS;
-    const page = this.pages[i];
-    if (page === undefined || page[offset & PAGE_MASK] !== entry) return NaN;
-    const disp = this.dispPages[i];
-    return disp === undefined ? NaN : disp[offset & PAGE_MASK]!;
+    const page = this.pages[offset >>> PAGE_BITS];
+    const at = (offset & PAGE_MASK) * STRIDE;
+    if (page === undefined || page[at] !== entry) return NaN;
+    return page[at + SLOT_DISP]!;
   }
 
   /** Add a decode stop at `offset` with its instruction ({@link packDecodeStop}) and displacement. */
   addDecodeStop(offset: number, entry: number, info: number, displacement: number): void {
-    this.add(offset, entry);
-    this.page(this.infoPages, offset)[offset & PAGE_MASK] = info;
-    this.page(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+    const page = this.page(offset);
+    const at = (offset & PAGE_MASK) * STRIDE;
+    page[at] = entry;
+    page[at + SLOT_DISP] = displacement;
+    page[at + SLOT_INFO] = info;
   }
 
   /**
@@ -139,26 +149,24 @@ export class SectionBlockCache {
    * Its displacement is {@link stopDisplacement}.
    */
   decodeStopInfo(offset: number, entry: number, mode: number): number {
-    const i = offset >>> PAGE_BITS;
-    const page = this.pages[i];
-    if (page === undefined || page[offset & PAGE_MASK] !== entry) return 0;
-    const infos = this.infoPages[i];
-    if (infos === undefined) return 0;
-    const info = infos[offset & PAGE_MASK]!;
+    const page = this.pages[offset >>> PAGE_BITS];
+    const at = (offset & PAGE_MASK) * STRIDE;
+    if (page === undefined || page[at] !== entry) return 0;
+    const info = page[at + SLOT_INFO]!;
     return (info & DECODE_STOP_VALID) !== 0 && ((info >>> 17) & 3) === mode ? info : 0;
   }
 
   /** The displacement stored with a decode stop that {@link decodeStopInfo} answered. */
   stopDisplacement(offset: number): number {
-    return this.dispPages[offset >>> PAGE_BITS]![offset & PAGE_MASK]!;
+    return this.pages[offset >>> PAGE_BITS]![(offset & PAGE_MASK) * STRIDE + SLOT_DISP]!;
   }
 
-  /** The page of `pages` that holds `offset`, allocated on first use. */
-  private page(pages: (Int32Array | undefined)[], offset: number): Int32Array {
-    let page = pages[offset >>> PAGE_BITS];
+  /** The page that holds `offset`, allocated on first use. */
+  private page(offset: number): Int32Array {
+    let page = this.pages[offset >>> PAGE_BITS];
     if (page === undefined) {
-      page = new Int32Array(this.pageLength);
-      pages[offset >>> PAGE_BITS] = page;
+      page = new Int32Array(this.pageLength * STRIDE);
+      this.pages[offset >>> PAGE_BITS] = page;
     }
     return page;
   }
