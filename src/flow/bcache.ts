@@ -76,14 +76,15 @@ const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
 
 /**
- * Int32 slots per offset: the entry, then ptscope's side data (see
- * {@link SectionBlockCache}), side by side so that a look-up that needs both
- * touches one cache line: a block decoder looks up about one entry per
- * block, at offsets spread over the section, and waits on memory for each.
+ * Int32 slots per offset: the entry, then the displacement kept beside it
+ * (see {@link SectionBlockCache}), side by side so that a look-up that
+ * needs both touches one cache line: a block decoder looks up about one
+ * entry per block, at offsets spread over the section, and waits on memory
+ * for each. A decode stop's classification goes in pages of its own, which
+ * only sections with decode stops need.
  */
-const STRIDE = 4;
+const STRIDE = 2;
 const SLOT_DISP = 1;
-const SLOT_INFO = 2;
 
 /** One section's entries, in pages allocated on first use. */
 export class SectionBlockCache {
@@ -91,13 +92,14 @@ export class SectionBlockCache {
    * Per offset, {@link STRIDE} slots: the entry; ptscope's, not libipt's:
    * beside a {@link Bq.Cond} entry, the branch's displacement, so that a
    * taken branch needs no decode to find its target; beside a
-   * {@link Bq.Decode} entry, the instruction's displacement and
-   * classification ({@link packDecodeStop}), so that a direct call needs
-   * no decode either. The side data are valid while the entry at that
-   * offset is the one they were stored with ({@link condDisplacement},
-   * {@link decodeStopInfo} check).
+   * {@link Bq.Decode} entry, the instruction's displacement, with its
+   * classification ({@link packDecodeStop}) in {@link infoPages}, so that
+   * a direct call needs no decode either. The side data are valid while
+   * the entry at that offset is the one they were stored with
+   * ({@link condDisplacement}, {@link decodeStopInfo} check).
    */
   private readonly pages: (Int32Array | undefined)[] = [];
+  private readonly infoPages: (Int32Array | undefined)[] = [];
   /** Offsets per page: {@link PAGE_SIZE}, or the section's size if smaller. */
   private readonly pageLength: number;
 
@@ -140,7 +142,12 @@ export class SectionBlockCache {
     const at = (offset & PAGE_MASK) * STRIDE;
     page[at] = entry;
     page[at + SLOT_DISP] = displacement;
-    page[at + SLOT_INFO] = info;
+    let infos = this.infoPages[offset >>> PAGE_BITS];
+    if (infos === undefined) {
+      infos = new Int32Array(this.pageLength);
+      this.infoPages[offset >>> PAGE_BITS] = infos;
+    }
+    infos[offset & PAGE_MASK] = info;
   }
 
   /**
@@ -149,10 +156,12 @@ export class SectionBlockCache {
    * Its displacement is {@link stopDisplacement}.
    */
   decodeStopInfo(offset: number, entry: number, mode: number): number {
-    const page = this.pages[offset >>> PAGE_BITS];
-    const at = (offset & PAGE_MASK) * STRIDE;
-    if (page === undefined || page[at] !== entry) return 0;
-    const info = page[at + SLOT_INFO]!;
+    const i = offset >>> PAGE_BITS;
+    const page = this.pages[i];
+    if (page === undefined || page[(offset & PAGE_MASK) * STRIDE] !== entry) return 0;
+    const infos = this.infoPages[i];
+    if (infos === undefined) return 0;
+    const info = infos[offset & PAGE_MASK]!;
     return (info & DECODE_STOP_VALID) !== 0 && ((info >>> 17) & 3) === mode ? info : 0;
   }
 
