@@ -23,9 +23,8 @@
  *   is closed around them. Programs close every descriptor they did not
  *   open before they exec (Python's close_fds, daemons); the log of what
  *   they do until the exec is kept. A dup2 or dup3 onto a log fails with
- *   EBADF. The one log of a single-thread recording sits at descriptor
- *   LOG_FD_FLOOR and up, out of the way of the low numbers scripts use
- *   (`exec 3>&1`); per-thread logs stay where qemu opened them.
+ *   EBADF. Every log sits at descriptor LOG_FD_FLOOR and up, out of the
+ *   way of the low numbers scripts use (`exec 5>&1`).
  * - A program the follower put under the emulator passes its environment as
  *   PTSCOPE_E=name=value entries, so that none of its variables reaches the
  *   emulator's own loader or options. Before qemu's main reads the
@@ -198,12 +197,7 @@ FILE *fopen64(const char *path, const char *mode) {
     snprintf(with, sizeof with, "%se", mode);
     FILE *f = real(path, with);
     if (f != NULL) {
-      /*
-       * Only the one log moves. Moving the per-thread logs too made a
-       * thread's exec lose translations now and then (the thread-exec test
-       * failed in about 1 run of 3); not understood yet, so they stay.
-       */
-      if (one_log) f = relocated(f, with);
+      f = relocated(f, with);
       thread_log_fd = fileno(f);
       guard(thread_log_fd);
       if (one_log) {

@@ -213,6 +213,18 @@ describe('recording threads', () => {
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 
+  it('a script that takes descriptors 3 to 9 for itself and runs programs: each is its own (the emulators\' logs sit above them)', async () => {
+    const script = 'for fd in 3 4 5 6 7 8 9; do eval "exec $fd>&1"; done; echo via5 >&5; echo via9 >&9; /bin/echo done >&3';
+    const res = await rec(['/bin/bash', '-c', script], 'low-fds');
+    expect(res.stderr).not.toMatch(/Bad file descriptor/);
+    expect(res.stdout).toBe('via5\nvia9\ndone\n');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.exit).toEqual({ status: 0, signal: null, stopped: null });
+    // bash forks for the redirected last command: the shell, its child, then echo in the child.
+    expect(v2.streams.map((s) => s.program?.path ?? null)).toEqual([null, null, '/usr/bin/echo']);
+    expectExactStreams(res.bundle, v2);
+  }, 240_000);
+
   it('a child that closes every descriptor before it executes a program (as Python\'s subprocess does) is traced to the exec and after', async () => {
     const res = await rec([compile('closefds-exec')], 'closefds-exec');
     expect(res.stdout).toBe('child 499500\nparent 0\n');

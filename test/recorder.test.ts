@@ -174,6 +174,15 @@ describe('recorder: libipt decodes exactly what the emulator executed', () => {
     for (const im of res.manifest.images) expect(existsSync(join(res.bundle, im.file))).toBe(true);
   });
 
+  it('dynamic C program unconfined: the loader and libraries are read through the host\'s links, none is run-time code', async () => {
+    const res = await recordAndValidate('dynamic C --no-sandbox', [bin.dynamic], { sandbox: false }, { measure: false });
+    const names = res.manifest.images.map((i) => i.path.split('/').pop());
+    expect(names).toContain('libc.so.6');
+    expect(names.some((n) => n!.startsWith('ld-linux'))).toBe(true);
+    expect(res.manifest.images.filter((i) => i.runtime != null)).toEqual([]);
+    expect(res.manifest.warnings.filter((w) => !/--no-sandbox/.test(w))).toEqual([]);
+  });
+
   it('/bin/ls -la /', async () => {
     const res = await recordAndValidate('ls -la /', ['/bin/ls', '-la', '/']);
     expect(res.stdout).toMatch(/\betc\b/);

@@ -17,7 +17,7 @@
  *   "budget" (instruction budget), "timeout" (wall-clock limit),
  *   "trace-size" (--max-trace-size), "recorder-memory" (the recorder's own
  *   memory bound), "exec" / "clone" (an exec, thread or process the
- *   emulated recorder does not follow yet), "log-closed" (the program closed
+ *   emulated recorder follows only in its sandbox), "log-closed" (the program closed
  *   the emulator's log); the trace up to there is kept }.
  * - trace: { file, bytes, fullBytes (before snapshot trimming),
  *   snapshotStart (offset of the kept part in the full stream) }.

@@ -12,6 +12,7 @@
  * Every read is of a regular file, not through a final symlink, and bounded
  * (the size of one image, and a total for the recording).
  */
+import { realpathSync } from 'node:fs';
 import { readBoundedFile, INPUT_LIMITS } from '../import/safe-files.js';
 import { visibleHostFile, type SandboxView } from './sandbox-view.js';
 
@@ -43,10 +44,9 @@ export class GuestFiles {
 
   /** The host file the program saw at `path`, or null (confined: not a file of the view). */
   private hostPath(path: string): string | null {
-    if (this.view === null) return path;
     let host = this.hostPaths.get(path);
     if (host === undefined) {
-      host = visibleHostFile(this.view, path);
+      host = this.view !== null ? visibleHostFile(this.view, path) : unconfinedFile(path);
       this.hostPaths.set(path, host);
     }
     return host;
@@ -81,5 +81,19 @@ export class GuestFiles {
     }
     this.cache.set(path, bytes);
     return bytes;
+  }
+}
+
+/**
+ * The file an unconfined program opened at `path`: the host's own, through
+ * its symbolic links (the loader is /lib64/ld-linux-x86-64.so.2, a link on
+ * Debian). The program saw the same view; the read itself follows none.
+ */
+function unconfinedFile(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    // Gone since: the read says why.
+    return path;
   }
 }

@@ -60,7 +60,7 @@ export function entryVerdict(name: string, text: string, qemuFd: number): Channe
   const stop = STOP_AT_ENTRY[name];
   if (stop !== undefined) {
     const what = stop === 'exec' ? 'executes another program' : 'starts a thread or process';
-    return { stop, why: `the program ${what} (${short(text)}), which the emulated recorder does not follow yet` };
+    return { stop, why: `the program ${what} (${short(text)}), which the emulated recorder follows only inside its sandbox (record without --no-sandbox)` };
   }
   if (name !== 'close' && name !== 'close_range' && name !== 'dup2' && name !== 'dup3') return null;
   const close = text.indexOf(')');

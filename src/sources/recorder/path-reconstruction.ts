@@ -87,6 +87,13 @@ export type StopReason = 'budget' | 'exec' | 'clone' | 'log-closed' | 'trace-siz
  */
 export class TranslationCache {
   readonly blocks: Map<number, Block>;
+  /**
+   * Translations logged by a thread that was killed (another thread's exec)
+   * before it ran them, by guest pc. qemu names a TB's host address only
+   * when a thread runs it, and the threads share their TBs: a sibling may
+   * have run it already, and its log names only the host address.
+   */
+  readonly unbound = new Map<number, Block>();
   bytes = 0;
 
   constructor(from?: TranslationCache) {
@@ -177,7 +184,18 @@ export class PathReconstruction implements QemuLogSink {
    */
   canExecute(ptr: number, pc: number): boolean {
     if (this.stopped || this.justTranslated !== null) return true;
-    return this.blocks.get(ptr)?.ips[0] === pc;
+    return this.blocks.get(ptr)?.ips[0] === pc || this.cache.unbound.has(pc);
+  }
+
+  /**
+   * This thread was killed where it stands (its process executed a program
+   * from another thread): a TB it translated and did not run may have been
+   * run by a sibling, which finds it by pc ({@link TranslationCache.unbound}).
+   */
+  abandon(): void {
+    if (this.justTranslated === null) return;
+    this.cache.unbound.set(this.justTranslated.ips[0], this.justTranslated);
+    this.justTranslated = null;
   }
 
   private blockSize(b: Block): number {
@@ -206,10 +224,20 @@ export class PathReconstruction implements QemuLogSink {
     if (this.stopped) return;
     if (cpu !== 0 && this.limits.perThreadLogs !== true) throw new RecordingTampered(`a TB of vCPU ${cpu} in the emulator's log, but the program has one thread`);
     let block: Block | undefined;
+    let fresh: Block | undefined;
     if (this.justTranslated !== null) {
-      block = this.justTranslated;
+      fresh = this.justTranslated;
       this.justTranslated = null;
-      if (block.ips[0] !== pc) throw new RecordingTampered(`the emulator's log is inconsistent: a TB translated at 0x${block.ips[0].toString(16)} executes at 0x${pc.toString(16)}`);
+      if (fresh.ips[0] !== pc) throw new RecordingTampered(`the emulator's log is inconsistent: a TB translated at 0x${fresh.ips[0].toString(16)} executes at 0x${pc.toString(16)}`);
+    } else {
+      block = this.blocks.get(ptr);
+      if (block?.ips[0] !== pc) {
+        fresh = this.cache.unbound.get(pc);
+        this.cache.unbound.delete(pc);
+      }
+    }
+    if (fresh !== undefined) {
+      block = fresh;
       block.runtime = this.checkCode(block);
       const old = this.blocks.get(ptr);
       if (old !== undefined) this.cache.bytes -= this.blockSize(old);
@@ -220,8 +248,6 @@ export class PathReconstruction implements QemuLogSink {
         if (this.pending !== null && this.deferred === null) this.commit(this.pending, pc);
         return this.stop(pc, 'recorder-memory');
       }
-    } else {
-      block = this.blocks.get(ptr);
     }
     if (block === undefined || block.ips[0] !== pc) {
       throw new RecordingTampered(`the emulator's log is inconsistent: the TB at 0x${pc.toString(16)} (host 0x${ptr.toString(16)}) executes but was never translated there`);
@@ -348,7 +374,7 @@ export class PathReconstruction implements QemuLogSink {
         if (this.limits.followForks === true) return;
         // A forked child inherits its parent's per-thread log (qemu 7.2 does
         // not reopen it), so its lines would mix with the parent's: stop here.
-        return this.halt('clone', `the program starts a process (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}...), which the emulated recorder does not follow yet`);
+        return this.halt('clone', `the program starts a process (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')}...), which is followed only with the emulator's log shim (built with gcc: see the warning above)`);
       }
       return this.apply(v);
     }

@@ -319,6 +319,7 @@ export class TaskTracer {
     // then has the leader's id, and the leader's log ends wherever exec killed it.
     if (unfinished !== 'execve' && unfinished !== 'execveat') {
       this.killedByExec.add(old);
+      old.path.abandon();
       const where = unfinished !== null ? `inside the syscall ${unfinished}` : 'between syscalls';
       this.warnings.push(`[${old.pid}/${tid}]: the log ended ${where} before the process executed a program (another thread's exec, or the log was lost): what the thread did in between is not recorded`);
     }
@@ -435,7 +436,10 @@ export class TaskTracer {
    * uses it); `killed`: the recorder killed the run.
    */
   finish(crashIp: number | null, killed: boolean): void {
-    for (const t of this.threads.values()) t.parser.end();
+    for (const t of this.threads.values()) {
+      t.parser.end();
+      if (this.killedByExec.has(t)) t.path.abandon();
+    }
     this.translationsChanged();
     for (const s of [...this.retiredSinks, ...this.sinks.values()]) {
       // What still waits names a translation no log holds: run it to get the error.
