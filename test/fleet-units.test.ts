@@ -1,21 +1,20 @@
 /**
  * The fleet's pieces that need no Redis: the store's path confinement, the
  * Redis URL rules, the job schemas (no field may turn the sandbox off), and
- * the segment decoder's plan and merge against a serial decode of a
- * recording cut at every PSB.
+ * the segment decoder's plan, and its merge (analyze --jobs's) against a
+ * serial analyze of recordings cut at every PSB.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { traceInputs } from '../src/analyses/trace-input.js';
-import type { Finding } from '../src/analyses/finding.js';
 import { JOB_SCHEMAS, jobDataError } from '../src/fleet/job-types.js';
 import { parseRedisUrl, redactRedisUrl } from '../src/fleet/redis-url.js';
-import { INDEPENDENT_SEGMENTS, psbOffsets, unionRanges, type SegmentSummary } from '../src/fleet/segment-decoder.js';
+import { decodeSegment, mergeSegments, planSegments, psbOffsets, type SegmentSummary } from '../src/fleet/segment-decoder.js';
+import { overlapLimit } from '../src/flow/parallel/piece-walk.js';
+import { analyzeTrace, type AnalyzeResult } from '../src/analyses/analyze.js';
 import { Store } from '../src/fleet/store.js';
-import { ExecutedBlocks } from '../src/reports/drcov.js';
-import { walkTrace } from '../src/reports/report-model.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { record } from '../src/sources/recorder/record.js';
 import { REPO_ROOT } from './helpers/oracle.js';
@@ -128,87 +127,80 @@ describe('job schemas', () => {
 
 describe('segment decoder', () => {
   let bundle: string;
+  let exploit: string;
 
   beforeAll(async () => {
-    // A short program recorded with a PSB every 256 bytes: many cut points.
+    // Recorded with a PSB every 256 bytes (many cut points): a short program, and an exploit of the corpus (findings).
     bundle = join(work, 'true.ptscope');
-    await record({
-      argv: ['/bin/true'], output: bundle, sandbox: true, hardware: false, timeoutSec: 120, maxInsns: 10_000_000, psbPeriod: 256,
-      retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, stdio: 'ignore', notice: () => {},
-    });
-  });
+    exploit = join(work, 'rop_stack.ptscope');
+    const options = {
+      sandbox: true, hardware: false, timeoutSec: 120, maxInsns: 10_000_000, psbPeriod: 256,
+      retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, stdio: 'ignore' as const, notice: () => {},
+    };
+    await record({ argv: ['/bin/true'], output: bundle, ...options });
+    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
+    const corpus = join(REPO_ROOT, 'build', 'corpus', 'exploits');
+    buildExploitCorpus({ outDir: corpus });
+    await record({ argv: [join(corpus, 'rop_stack', 'prog')], stdin: join(corpus, 'rop_stack', 'payload.bin'), output: exploit, ...options });
+  }, 600_000);
 
-  function serial(path: string) {
-    const recording = openRecording(path);
-    const input = traceInputs(recording)[0]!;
-    const blocks = new ExecutedBlocks();
-    const flow = walkTrace(input, [blocks]);
-    const flat: number[] = [];
-    blocks.forEach((s, e) => flat.push(s, e));
-    const ranges = unionRanges(flat);
-    let bytes = 0;
-    for (let i = 0; i < ranges.length; i += 2) bytes += ranges[i + 1]! - ranges[i]!;
-    return { recording, input, flow, coverage: { ranges: ranges.length / 2, bytes } };
+  /** analyze's result without its timing and the parallel merge's own counters. */
+  function comparable(r: AnalyzeResult): unknown {
+    return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined };
   }
 
-  it('plans segments that start at PSBs and tile the trace', () => {
-    const { recording, input } = serial(bundle);
+  it('plans segments that start at PSBs, tile the trace and read on as analyze --jobs pieces do', () => {
+    const recording = openRecording(bundle);
+    const input = traceInputs(recording)[0]!;
     const psbs = psbOffsets(input.stream);
     expect(psbs.length).toBeGreaterThan(8);
     for (const groups of [1, 2, 3, 7, psbs.length + 5]) {
-      const plan = INDEPENDENT_SEGMENTS.plan(input.stream, groups);
+      const plan = planSegments(input.stream, groups);
       expect(plan.length).toBeLessThanOrEqual(groups);
       expect(plan[0]!.from).toBe(0);
       expect(plan[plan.length - 1]!.to).toBe(input.stream.size);
-      for (let i = 1; i < plan.length; i++) {
-        expect(plan[i]!.from).toBe(plan[i - 1]!.to);
-        expect(psbs).toContain(plan[i]!.from);
+      for (let i = 0; i < plan.length; i++) {
+        if (i > 0) expect(plan[i]!.from).toBe(plan[i - 1]!.to);
+        if (i > 0) expect(psbs).toContain(plan[i]!.from);
+        expect(plan[i]!.limit).toBe(overlapLimit(plan[i]!, plan[i + 1]?.to ?? input.stream.size, input.stream.size));
       }
     }
     recording.close();
   });
 
-  it('merges to the serial counts and coverage with a cut at every PSB (emulated recording)', () => {
-    const { recording, input, flow, coverage } = serial(bundle);
+  it.each([
+    ['/bin/true (PSB every 256 bytes)', () => bundle],
+    ['the rop_stack exploit (PSB every 256 bytes, findings)', () => exploit],
+  ])('%s: segments merged in any order are the serial analyze result, with a cut at every PSB', async (_name, path) => {
+    const recording = openRecording(path());
+    const input = traceInputs(recording)[0]!;
+    const serial = analyzeTrace(input);
     const psbs = psbOffsets(input.stream);
-    for (const groups of [2, 5, psbs.length + 1]) {
-      const plan = INDEPENDENT_SEGMENTS.plan(input.stream, groups);
-      // Out of order, as workers finish: the merge must not care.
-      const parts = plan.map((r) => INDEPENDENT_SEGMENTS.decodeSegment(input, r, undefined)).reverse();
-      const merged = INDEPENDENT_SEGMENTS.mergeSegments(JSON.parse(JSON.stringify(parts)) as SegmentSummary[]);
+    for (const groups of [1, 2, 5, psbs.length + 1]) {
+      const plan = planSegments(input.stream, groups);
+      if (groups > psbs.length) expect(plan.length).toBe(psbs.filter((p) => p > 0).length + 1);
+      // Out of order, as workers finish, and through JSON, as BullMQ returns them.
+      const parts = plan.map((r) => decodeSegment(input, r, undefined)).reverse();
+      const merged = await mergeSegments(input, JSON.parse(JSON.stringify(parts)) as SegmentSummary[], undefined);
       expect(merged.segments).toBe(plan.length);
-      expect(merged.flow).toEqual(flow);
-      expect(merged.coverage).toEqual(coverage);
+      expect(comparable(merged.analysis)).toEqual(comparable(serial));
     }
-    expect(() => INDEPENDENT_SEGMENTS.mergeSegments(INDEPENDENT_SEGMENTS.plan(input.stream, 3).slice(1).map((r) => INDEPENDENT_SEGMENTS.decodeSegment(input, r, undefined)))).toThrow(/do not tile the trace/);
+    if (path() !== bundle) expect(serial.findings.length).toBeGreaterThan(0);
+    const plan = planSegments(input.stream, 3);
+    expect(plan.length).toBe(3);
+    await expect(mergeSegments(input, plan.slice(1).map((r) => decodeSegment(input, r, undefined)), undefined)).rejects.toThrow(/do not tile the trace/);
     recording.close();
-  });
+  }, 300_000);
 
-  it('runs only per-transfer detectors on segments', () => {
-    const { recording, input } = serial(join(REPO_ROOT, 'demo', 'rop_stack.exploit'));
-    expect(() => INDEPENDENT_SEGMENTS.decodeSegment(input, { index: 0, from: 0, to: input.stream.size }, ['shadow-stack'])).toThrow(/shadow-stack keeps state across the trace/);
-    const whole = INDEPENDENT_SEGMENTS.decodeSegment(input, { index: 0, from: 0, to: input.stream.size }, undefined);
-    expect(whole.detectors).toEqual(['cfi', 'inter-module']);
-    expect(whole.findings.length).toBeGreaterThan(0);
+  it("refuses detectors without a segment summary with analyze --jobs's line, and a piece that is not its segment's", async () => {
+    const recording = openRecording(exploit);
+    const input = traceInputs(recording)[0]!;
+    const whole = { index: 0, from: 0, to: input.stream.size, limit: input.stream.size };
+    expect(() => decodeSegment(input, whole, ['shadow-stack', 'flowguard'])).toThrow(/^--jobs: these detectors cannot run in parallel exactly: flowguard/);
+    expect(() => decodeSegment(input, { ...whole, limit: whole.to + 1 }, undefined)).toThrow(/not inside the trace/);
+    const [a, b] = planSegments(input.stream, 2).map((r) => decodeSegment(input, r, ['shadow-stack']));
+    await expect(mergeSegments(input, [a!, { ...b!, piece: a!.piece }], ['shadow-stack'])).rejects.toThrow(/is not the segment/);
+    await expect(mergeSegments(input, [a!, b!], ['rop'])).rejects.toThrow(/ran shadow-stack, not rop/);
     recording.close();
-  });
-
-  it('merges findings in trace order, rebased, each edge once per detector', () => {
-    const finding = (detector: string, offset: number, from: string, to: string): Finding => ({
-      detector, kind: 'cfi-return', severity: 'high', message: `${from} -> ${to}`, offset, cr3: null, pid: null, tid: null,
-      transfer: { kind: 'ret', from, to, fromSymbol: null, toSymbol: null, source: null, target: [] }, callPath: [], chain: null, details: {},
-    });
-    const part = (index: number, from: number, to: number, findings: Finding[]): SegmentSummary => ({
-      index, from, to, streamSize: 300, detectors: ['cfi'], flow: { instructions: 10, transfers: 2, errors: 0, gaps: 1 },
-      coverage: [0x1000 + index * 8, 0x1010 + index * 8], findings, unchecked: [{ detector: 'cfi', reason: 'r', count: 1, firstOffset: from + 1 }],
-    });
-    const merged = INDEPENDENT_SEGMENTS.mergeSegments([
-      part(1, 100, 300, [finding('cfi', 250, '0x1', '0x2'), finding('cfi', 120, '0x3', '0x4'), finding('inter-module', 130, '0x3', '0x4')]),
-      part(0, 0, 100, [finding('cfi', 50, '0x3', '0x4')]),
-    ]);
-    expect(merged.findings.map((f) => [f.detector, f.offset])).toEqual([['cfi', 50], ['inter-module', 130], ['cfi', 250]]);
-    expect(merged.flow).toEqual({ instructions: 20, transfers: 4, errors: 0, gaps: 2 });
-    expect(merged.coverage).toEqual({ ranges: 1, bytes: 0x18 });
-    expect(merged.unchecked).toEqual([{ detector: 'cfi', reason: 'r', count: 2, firstOffset: 1 }]);
   });
 });

@@ -245,12 +245,16 @@ describe('recorder: crashes, signals, limits', () => {
     expect(m.exit.stopped).toBe('budget');
     expect(m.instructions!.executed).toBeGreaterThanOrEqual(200_000);
     expect(m.instructions!.executed).toBeLessThan(200_000 + 4096);
+    expect(m.warnings).toContain('recording stopped: the program ran --max-insns 200000 instructions; the trace up to there is kept; try a larger --max-insns');
   });
 
   it('--timeout kills the program and keeps a decodable trace', async () => {
     const res = await recordAndValidate('timeout', [bin.spin], { timeoutSec: 2 }, { measure: false });
     expect(res.manifest.exit.stopped).toBe('timeout');
     expect(res.manifest.exit.signal).toBeNull();
+    expect(res.manifest.warnings.filter((w) => w.startsWith('recording stopped:'))).toEqual([
+      'recording stopped: the program ran past --timeout 2 s (under emulation it runs far slower than natively); the trace up to there is kept; try a larger --timeout (0: none)',
+    ]);
   });
 });
 

@@ -27,8 +27,9 @@
  * it runs, and the payload is written to the FIFO.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeRecording, defaultDetectors, type AnalyzeOptions } from '../src/analyses/analyze.js';
 import type { Finding } from '../src/analyses/finding.js';
@@ -46,14 +47,16 @@ import type { RunJson } from './corpus/build-exploits.js';
  */
 export async function recordWithStdin(argv: string[], output: string, stdinFile: string | null): Promise<string> {
   const { record } = await import('../src/sources/recorder/record.js');
-  const r = await record({
-    argv, output, force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
-    retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
-    stdin: stdinFile ?? undefined, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' },
-    notice: () => {},
-  });
+  const r = await record({ argv, output, stdin: stdinFile ?? undefined, ...FIXED_RECORDING, notice: () => {} });
   return r.stdout;
 }
+
+/** The recorder options recordWithStdin uses (also part of a cached recording's key). */
+const FIXED_RECORDING = {
+  force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
+  retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe' as const,
+  guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' },
+};
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -143,13 +146,164 @@ export async function evaluateCorpus(corpus: string, work: string, only: string[
   return out;
 }
 
-/** Record and analyse one corpus case (its exploit and benign runs). */
-export async function evaluateCorpusCase(dir: string, work: string): Promise<CaseResult> {
-  const name = dir.replace(/\/+$/, '').replace(/.*\//, '');
+/** A corpus case's two recordings, or why it could not be recorded. */
+export interface CaseRecordings {
+  /** Bundle paths (in the recording cache). */
+  exploit: string;
+  benign: string;
+  /** The exploit run's output. */
+  stdout: string;
+  /** Why the case could not be recorded (the recorder does not follow what it needs), or null. */
+  pending: string | null;
+}
+
+/**
+ * Record a corpus case's exploit and benign runs, once per recorder and
+ * case: the recordings are cached under `cache` (default
+ * build/corpus-recordings), keyed by the case's files (program, inputs,
+ * run.json), the libraries a dynamic program loads, the recorder's
+ * options and the code the recorder is built from (src/packets, events,
+ * flow, sources, native/). Test files that run at once (vitest runs files
+ * in separate processes) share them: one records under a lock file while
+ * the others wait, and a recording appears only whole (recorded into a
+ * temporary directory, then renamed).
+ */
+export async function recordCorpusCase(dir: string, cache = join(repoRoot(), 'build', 'corpus-recordings')): Promise<CaseRecordings> {
+  const name = basename(dir.replace(/\/+$/, ''));
   const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as RunJson;
+  const final = join(cache, `${name}-${caseKey(dir, run)}`);
+  const recordings = (): CaseRecordings => {
+    const meta = JSON.parse(readFileSync(join(final, 'recorded.json'), 'utf8')) as { stdout: string; pending: string | null };
+    return { exploit: join(final, `${name}.exploit`), benign: join(final, `${name}.benign`), ...meta };
+  };
+  mkdirSync(cache, { recursive: true });
+  const release = await lockRecording(`${final}.lock`, () => existsSync(join(final, 'recorded.json')));
+  if (release === null) return recordings();
+  try {
+    const tmp = mkdtempSync(join(cache, `.${name}-`));
+    try {
+      const meta = await recordCase(dir, run, join(tmp, `${name}.exploit`), join(tmp, `${name}.benign`));
+      writeFileSync(join(tmp, 'recorded.json'), JSON.stringify(meta));
+      rmSync(final, { recursive: true, force: true });
+      renameSync(tmp, final);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  } finally {
+    release();
+  }
+  return recordings();
+}
+
+/** Bumped when what recordCase writes changes. */
+const RECORDING_CACHE_VERSION = 1;
+
+/** What a case's recordings depend on, hashed. */
+function caseKey(dir: string, run: RunJson): string {
+  const h = createHash('sha256');
+  const file = (path: string): void => {
+    h.update(`${path}\0`);
+    h.update(readFileSync(path));
+  };
+  h.update(JSON.stringify({ RECORDING_CACHE_VERSION, FIXED_RECORDING, qemu: qemuVersionLine() }));
+  for (const f of readdirSync(dir).sort()) if (statSync(join(dir, f)).isFile()) file(join(dir, f));
+  if (run.linking === 'dynamic') for (const lib of DYNAMIC_LIBS) if (existsSync(lib)) file(realpathSync(lib));
+  const root = repoRoot();
+  const code = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (e.isDirectory()) code(join(d, e.name));
+      else if (/\.(ts|c)$/.test(e.name)) file(join(d, e.name));
+    }
+  };
+  for (const d of ['src/packets', 'src/events', 'src/flow', 'src/sources', 'native']) code(join(root, d));
+  return h.digest('hex').slice(0, 20);
+}
+
+/** The C library a dynamic corpus program loads. */
+const DYNAMIC_LIBS = ['/lib/x86_64-linux-gnu/libc.so.6', '/lib64/ld-linux-x86-64.so.2'];
+
+let qemuVersion: string | null = null;
+function qemuVersionLine(): string {
+  qemuVersion ??= spawnSync('qemu-x86_64', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? '';
+  return qemuVersion;
+}
+
+/**
+ * Take the lock file `lock` (null: `done()` became true while waiting, so
+ * there is nothing to do). A lock whose process is gone is taken over.
+ */
+async function lockRecording(lock: string, done: () => boolean): Promise<(() => void) | null> {
+  for (;;) {
+    if (done()) return null;
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      if (done()) {
+        rmSync(lock, { force: true });
+        return null;
+      }
+      return () => rmSync(lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const owner = Number(readFileSyncOr(lock));
+    if (!(owner > 0) || !processAlive(owner)) {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function readFileSyncOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Record the exploit and benign runs into the given bundles: the exploit's output, or why the case is pending. */
+async function recordCase(dir: string, run: RunJson, exploitBundle: string, benignBundle: string): Promise<{ stdout: string; pending: string | null }> {
   const prog = resolve(dir, run.program);
-  const exploitBundle = join(work, `${name}.exploit`);
-  const benignBundle = join(work, `${name}.benign`);
+  let stdout: string;
+  try {
+    if (run.pointerGuardLeak) {
+      const leak = run.pointerGuardLeak;
+      const template = readFileSync(join(dir, run.exploit.stdin));
+      stdout = await recordLive(prog, exploitBundle, new RegExp(leak.regex), (m) => applyPointerGuard(template, leak, BigInt(`0x${m[1]}`)));
+    } else {
+      stdout = await recordWithStdin([prog, ...run.argv], exploitBundle, join(dir, run.exploit.runners?.qemu?.stdin ?? run.exploit.stdin));
+    }
+    await recordWithStdin([prog, ...run.argv], benignBundle, join(dir, run.benign.stdin));
+  } catch (e) {
+    if (run.groundTruth.needs) return { stdout: '', pending: `needs ${run.groundTruth.needs}s; recorder: ${(e as Error).message.split('\n')[0]}` };
+    throw e;
+  }
+  // The recorder stops at a thread or process it does not follow, or records that it did not trace one.
+  const untracedBy = (bundle: string): string | null =>
+    withRecording(bundle, (rec) => {
+      const stopped = rec.exit?.stopped === 'clone' || rec.exit?.stopped === 'exec';
+      const untraced = rec.processes.filter((p) => p.untraced !== null).map((p) => `process ${p.pid}: ${p.untraced}`);
+      return stopped || untraced.length > 0 ? untraced.join('; ') || `stopped at ${rec.exit?.stopped}` : null;
+    });
+  const untraced = untracedBy(exploitBundle) ?? untracedBy(benignBundle);
+  if (untraced !== null) return { stdout, pending: `needs ${run.groundTruth.needs ?? 'what the recorder does not follow'}s; recorder: ${untraced}` };
+  return { stdout, pending: null };
+}
+
+/** Record (or take from the recording cache) and analyse one corpus case (its exploit and benign runs); `work` holds the FlowGuard policy. */
+export async function evaluateCorpusCase(dir: string, work: string, cache?: string): Promise<CaseResult> {
+  const name = basename(dir.replace(/\/+$/, ''));
+  const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as RunJson;
   const base: CaseResult = {
     name,
     expected: run.groundTruth.detectors,
@@ -163,42 +317,22 @@ export async function evaluateCorpusCase(dir: string, work: string): Promise<Cas
     threads: 0,
     pending: null,
   };
-  let stdout: string;
-  try {
-    if (run.pointerGuardLeak) {
-      const leak = run.pointerGuardLeak;
-      const template = readFileSync(join(dir, run.exploit.stdin));
-      stdout = await recordLive(prog, exploitBundle, new RegExp(leak.regex), (m) => applyPointerGuard(template, leak, BigInt(`0x${m[1]}`)));
-    } else {
-      stdout = await recordWithStdin([prog, ...run.argv], exploitBundle, join(dir, run.exploit.runners?.qemu?.stdin ?? run.exploit.stdin));
-    }
-    await recordWithStdin([prog, ...run.argv], benignBundle, join(dir, run.benign.stdin));
-  } catch (e) {
-    if (run.groundTruth.needs) return { ...base, pending: `needs ${run.groundTruth.needs}s; recorder: ${(e as Error).message.split('\n')[0]}` };
-    throw e;
-  }
-  // The recorder stops at a thread or process it does not follow, or records that it did not trace one.
-  const untracedBy = (bundle: string): string | null =>
-    withRecording(bundle, (rec) => {
-      const stopped = rec.exit?.stopped === 'clone' || rec.exit?.stopped === 'exec';
-      const untraced = rec.processes.filter((p) => p.untraced !== null).map((p) => `process ${p.pid}: ${p.untraced}`);
-      return stopped || untraced.length > 0 ? untraced.join('; ') || `stopped at ${rec.exit?.stopped}` : null;
-    });
-  const untraced = untracedBy(exploitBundle) ?? untracedBy(benignBundle);
-  if (untraced !== null) return { ...base, pending: `needs ${run.groundTruth.needs ?? 'what the recorder does not follow'}s; recorder: ${untraced}` };
-  const r = analyzeAll(exploitBundle, { detectors: defaultDetectors() });
-  const b = analyzeAll(benignBundle, { detectors: defaultDetectors() });
+  const rec = await recordCorpusCase(dir, cache);
+  if (rec.pending !== null) return { ...base, pending: rec.pending };
+  const r = analyzeAll(rec.exploit, { detectors: defaultDetectors() });
+  const b = analyzeAll(rec.benign, { detectors: defaultDetectors() });
   // FlowGuard, trained on the benign run of the same program (every thread's trace).
+  mkdirSync(work, { recursive: true });
   const policy = join(work, `${name}.flowguard.json`);
   rmSync(policy, { force: true });
-  withRecording(benignBundle, (rec) => trainFlowGuardPolicy(policy, traceInputs(rec).map((i) => i.trace)));
-  const fg = analyzeAll(exploitBundle, { detectors: ['flowguard'], policyFile: policy });
+  withRecording(rec.benign, (recording) => trainFlowGuardPolicy(policy, traceInputs(recording).map((i) => i.trace)));
+  const fg = analyzeAll(rec.exploit, { detectors: ['flowguard'], policyFile: policy });
   return {
     ...base,
     fired: new Set(r.findings.map((f) => f.detector)),
     flowguardFindings: fg.findings.length,
     benignFindings: b.findings.length,
-    exploitWorked: stdout.includes('PWNED'),
+    exploitWorked: rec.stdout.includes('PWNED'),
     findings: r.findings,
     threads: r.streams,
   };

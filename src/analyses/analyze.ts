@@ -15,7 +15,7 @@ import type { Detector, DetectorContext } from './detector-base.js';
 import { DETECTORS, detectorInfo } from './detector.js';
 import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
-import { insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
+import { inheritsHistory, insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
 import type { Image } from '../flow/image.js';
 import type { TaskContext } from '../flow/task-switch.js';
@@ -83,6 +83,8 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
         return input.trace;
       },
       config: input.config,
+      // A forked child's switches may have been prepared before the fork, in its parent's stream.
+      historyUnseen: task === undefined && inheritsHistory(input),
     };
     return info.create(ctx);
   });

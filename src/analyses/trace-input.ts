@@ -68,6 +68,20 @@ export function traceInputs(recording: Recording): TraceInput[] {
 }
 
 /** An instruction decoder over the input's stream. */
+/**
+ * True when the stream's thread began with a history no stream of the
+ * recording holds from its start: a forked child's first stream continues
+ * its parent's stack (a longjmp to a setjmp made before the fork, returns
+ * into the parent's frames). A new thread starts empty, and an exec starts
+ * a new program: neither inherits.
+ */
+export function inheritsHistory(input: TraceInput): boolean {
+  const s = input.stream;
+  if (s.pid === null || s.tid !== s.pid || s.program !== undefined) return false;
+  const ppid = input.recording.processes.find((p) => p.pid === s.pid)?.ppid ?? null;
+  return ppid !== null && input.recording.processes.some((p) => p.pid === ppid);
+}
+
 export function insnDecoderFor(input: TraceInput): InsnDecoder {
   return openInsnDecoder(input.stream, undefined, input.config);
 }

@@ -4,6 +4,7 @@ import { importBundle } from '../sources/import/bundle-import.js';
 import { DEFAULT_MAX_TRACE_BYTES, RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
 import { callerStdin } from '../sources/recorder/caller-stdin.js';
 import { DEFAULT_LIMITS } from '../sources/recorder/resource-limits.js';
+import { DEFAULT_MAX_INSNS, DEFAULT_PSB_PERIOD } from '../sources/recorder/record-options.js';
 
 /** The most of a piped standard input kept to give a second run (caller-stdin.ts). */
 const MAX_STDIN_COPY = 256 << 20;
@@ -19,10 +20,10 @@ export function recordCommand() {
     .option('-o, --output <dir>', 'bundle directory to create (default: <program>.ptscope)')
     .option('--force', 'replace an existing bundle directory (only a ptscope bundle)')
     .option('--timeout <sec>', 'kill the program after SEC seconds of wall time (0: none)', integer(0), 60)
-    .option('--max-insns <n>', 'stop after about N instructions; the trace is kept', integer(1), 1_000_000_000)
+    .option('--max-insns <n>', `stop after about N instructions; the trace is kept (default ${DEFAULT_MAX_INSNS}; emulation only: perf has no instruction limit)`, integer(1))
     .option('--filter <A-B>', 'trace only IPs in [A, B] (repeatable; like perf address filters)', collect)
     .option('--snapshot <kib>', 'keep only the last KIB KiB of trace, at PSB granularity', integer(1))
-    .option('--psb-period <bytes>', 'bytes of trace between PSB packets', integer(64), 4096)
+    .option('--psb-period <bytes>', `bytes of trace between PSB packets (default ${DEFAULT_PSB_PERIOD}; with Intel PT hardware, the CPU's default unless given)`, integer(64))
     .option('--noretcomp', 'no return compression (every ret is a TIP)')
     .option('--long-tnt', 'use TNT-64 packets (up to 47 branches) instead of TNT-8')
     .option('--timing <list>', 'timing packets, any of tsc,mtc,cyc (default: none)', list)
@@ -44,6 +45,12 @@ command line (read-only) and --allow-read paths; nothing of /root, /home,
 environment variables; a size-limited private /tmp holds its working
 directory. Ctrl-C stops the recording and keeps nothing.
 
+With Intel PT hardware, perf records the program in the same sandbox
+(perf runs outside it). --filter, --snapshot, --timeout, --max-trace-size,
+--psb-period, --timing, --mtc-freq and --noretcomp become perf's options;
+--max-insns and --long-tnt cannot be honoured there and are refused (use
+--emulate).
+
 examples:
   ptscope record -o ls.ptscope -- /bin/ls -la /
   ptscope record --snapshot 64 --timing tsc,cyc -- ./a.out`);
@@ -58,10 +65,10 @@ interface RecordCliOptions {
   output?: string;
   force?: boolean;
   timeout: number;
-  maxInsns: number;
+  maxInsns?: number;
   filter?: string[];
   snapshot?: number;
-  psbPeriod: number;
+  psbPeriod?: number;
   noretcomp?: boolean;
   longTnt?: boolean;
   timing?: string[];

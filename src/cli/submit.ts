@@ -35,7 +35,7 @@ export function submitCommand() {
       .option('--timeout <sec>', 'record: wall-clock limit of the program', integer(1, 3600), 60)
       .option('--max-insns <n>', 'record: instruction budget', integer(1, 10_000_000_000))
       .option('--stdin <file>', 'record: a file under the store the program reads as standard input')
-      .option('--detect <list>', `analyze, report, decode: detectors, comma-separated (decode: cfi, inter-module)`, list)
+      .option('--detect <list>', `analyze, report, decode: detectors, comma-separated (decode: those with a segment summary, default analyze's)`, list)
       .option('--segments <n>', `decode: segment groups per stream (default: one per ${SEGMENT_BYTES >> 20} MiB of trace)`, integer(1, 1 << 20))
       .option('--rerun', 'dormant: re-record with the solved call results to prove them')
       .option('--core <file>', 'crash: the core dump (under the store)')

@@ -52,10 +52,10 @@ export function summarizeResult(kind: string, result: unknown): string {
     case 'report':
       return `${plural(num(r.findings), 'finding')}, ${Math.ceil(num(r.bytes) / 1024)} KiB written`;
     case 'segment':
-      return `bytes [${num(r.from)}, ${num(r.to)}): ${num(obj(r.flow).instructions)} instructions, ${plural(Array.isArray(r.findings) ? r.findings.length : 0, 'finding')}`;
+      return `bytes [${num(r.from)}, ${num(r.to)}): ${num(obj(r.flow).instructions)} instructions, summarised`;
     case 'decode': {
-      const cov = obj(r.coverage);
-      return `${plural(num(r.segments), 'segment')}: ${num(obj(r.flow).instructions)} instructions, ${num(cov.bytes)} code bytes covered, ${plural(Array.isArray(r.findings) ? r.findings.length : 0, 'finding')}`;
+      const a = obj(r.analysis);
+      return `${plural(num(r.segments), 'segment')}: ${num(obj(a.flow).instructions)} instructions, ${plural(Array.isArray(a.findings) ? a.findings.length : 0, 'finding')}`;
     }
     default:
       return 'done';

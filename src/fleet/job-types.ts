@@ -83,6 +83,8 @@ export const segmentJob = z.strictObject({
   index: z.number().int().min(0).max(1 << 20),
   from: offset,
   to: offset,
+  /** How far the segment's decode reads on past `to` (its overlap with the next segment). */
+  limit: offset,
   detectors: detectors.optional(),
 });
 

@@ -1,88 +1,64 @@
 /**
- * One large trace decoded by many workers: the stream is cut at PSB
- * packets into segment groups, each group is decoded by a `segment` job,
- * and a `decode` job (the flow's parent) merges their summaries.
+ * One large trace analysed by many workers: the stream is cut at PSB
+ * packets into segment groups, each group is decoded and summarised by a
+ * `segment` job, and a `decode` job (the flow's parent) merges them.
  *
- * Everything segment-specific sits behind {@link SegmentDecoder}: `plan`
- * (where to cut), `decodeSegment` (one group, JSON out) and
- * `mergeSegments` (the summaries, in trace order, into one result). The
- * jobs call nothing else, so an exact decoder with per-detector summaries
- * (the shadow stack's unmatched returns and open calls, composed like
- * bracket matching) replaces {@link INDEPENDENT_SEGMENTS} in
- * {@link SEGMENT_DECODER} without touching a job.
+ * A segment job is exactly one piece of `analyze --jobs N`
+ * (src/analyses/parallel/summarize-piece.ts): the group decoded on its
+ * own, reading on past its end for the overlap, fresh detectors run over
+ * its body as segment summaries (src/analyses/summaries), the records
+ * around its ends kept. The parent runs the very merge `analyze --jobs`
+ * runs (parallel-analyze.ts mergeDecodedPieces): pieces stitched where
+ * their decodes agree, kept records replayed and summaries applied in
+ * trace order, and, where a summary cannot be applied or two pieces cannot
+ * hand over, the bytes decoded again in the parent. So the merged result
+ * is the serial `analyze` result, field for field (but the timing).
  *
- * {@link INDEPENDENT_SEGMENTS} decodes each group on its own and merges what
- * needs no state across a cut:
- * - instruction, transfer, gap and error counts: sums;
- * - coverage: the executed byte ranges, an order-free union;
- * - findings of the detectors that judge each transfer alone (cfi,
- *   inter-module): their offsets rebased to the whole trace and, as each
- *   detector reports an edge once, deduplicated by edge in trace order.
- * Detectors that carry state across transfers (shadow-stack, rop,
- * flowguard) are refused: without their summaries a segment cut would make
- * them miss or invent findings. A finding's recent-call evidence is only
- * what its own segment saw.
+ * A piece holds typed arrays and summaries (structured-clonable, not
+ * JSON): it travels in the job's return value as the V8 serialisation of
+ * the structured clone, base64.
  */
-import { createDetectors } from '../analyses/analyze.js';
-import type { Finding, UncheckedNote } from '../analyses/finding.js';
-import { traceInput, type TraceInput } from '../analyses/trace-input.js';
+import { deserialize, serialize } from 'node:v8';
+import type { AnalyzeResult } from '../analyses/analyze.js';
+import { analysisSpec, mergeDecodedPieces, parallelDetectors } from '../analyses/parallel/parallel-analyze.js';
+import { inThreadDecoder } from '../analyses/parallel/piece-pool.js';
+import { summarizePiece, type SummarizedPiece } from '../analyses/parallel/summarize-piece.js';
+import type { TraceInput } from '../analyses/trace-input.js';
 import type { FlowStats } from '../flow/control-flow.js';
+import { overlapLimit } from '../flow/parallel/piece-walk.js';
+import type { SegmentRange } from '../flow/parallel/psb-split.js';
 import { PacketStream } from '../packets/packet-stream.js';
-import { ExecutedBlocks } from '../reports/drcov.js';
-import { walkTrace, type ProgressSink } from '../reports/report-model.js';
-import { openInsnDecoder } from '../sources/model/decoders.js';
+import type { ProgressSink } from '../reports/report-model.js';
 import type { TraceStream } from '../sources/model/recording.js';
-import { streamSegment } from './segment-source.js';
 
-/** One segment group: trace bytes [from, to) of a stream; `from` is a PSB or the trace start. */
-export interface SegmentRange {
-  index: number;
-  from: number;
-  to: number;
+export type { SegmentRange };
+
+/** One segment group as a job names it: bytes [from, to), decoded on to `limit` for the overlap with the next. */
+export interface SegmentPlan extends SegmentRange {
+  limit: number;
 }
 
 /** What one segment job returns (JSON). */
-export interface SegmentSummary extends SegmentRange {
+export interface SegmentSummary extends SegmentPlan {
   /** The whole stream's size, so the merge can check that the segments tile it. */
   streamSize: number;
   detectors: string[];
+  /** The piece's own counts (the merged counts come from the stitch). */
   flow: FlowStats;
-  /** Executed byte ranges, sorted and disjoint: [start0, end0, start1, end1, ...]. */
-  coverage: number[];
-  /** Offsets are whole-trace offsets. */
-  findings: Finding[];
-  unchecked: UncheckedNote[];
+  /** The summarised piece (summarize-piece.ts), V8-serialised, base64. */
+  piece: string;
 }
 
-/** What the merge returns (JSON). */
+/** What the merge returns (JSON): the serial analyze result, and how it was reached. */
 export interface MergedDecode {
   segments: number;
   streamSize: number;
   detectors: string[];
-  flow: FlowStats;
-  coverage: { ranges: number; bytes: number };
-  findings: Finding[];
-  unchecked: UncheckedNote[];
-  /** How the segments were merged: what a reader may rely on. */
-  merge: string;
+  analysis: AnalyzeResult & { pieces: number; replayedBodies: number };
 }
 
-export interface SegmentDecoder {
-  /** The detectors it runs on segments (the default set when a job names none). */
-  readonly detectors: readonly string[];
-  /** Cut a stream into at most `groups` segment groups at PSB packets, covering it whole. */
-  plan(stream: TraceStream, groups: number): SegmentRange[];
-  /** Decode one group and summarise it. */
-  decodeSegment(input: TraceInput, range: SegmentRange, detectors: readonly string[] | undefined, progress?: ProgressSink): SegmentSummary;
-  /** Merge the summaries of every group of one stream. */
-  mergeSegments(parts: readonly SegmentSummary[]): MergedDecode;
-}
-
-/** Detectors whose verdict on a transfer needs nothing from before it. */
-export const SEGMENT_DETECTORS: readonly string[] = ['cfi', 'inter-module'];
-
-/** Segment coverage kept per job (ranges); more is an error rather than a silent cut. */
-const MAX_COVERAGE_RANGES = 1 << 21;
+/** A segment's serialised piece, at most (a piece keeps its overlaps and its summaries, not its body). */
+const MAX_PIECE_CHARS = 256 << 20;
 
 /** Trace offsets of every PSB of a stream, read through a sliding window (flat memory). */
 export function psbOffsets(stream: TraceStream): number[] {
@@ -96,8 +72,12 @@ export function psbOffsets(stream: TraceStream): number[] {
   return offsets;
 }
 
-/** Cut points: for each of `groups` equal byte shares, the first PSB at or after its start. */
-export function planAtPsbs(stream: TraceStream, groups: number): SegmentRange[] {
+/**
+ * Cut a stream into at most `groups` segment groups: for each of `groups`
+ * equal byte shares, the first PSB at or after its start. Each group's
+ * limit is the one `analyze --jobs` gives a piece (piece-walk.ts).
+ */
+export function planSegments(stream: TraceStream, groups: number): SegmentPlan[] {
   const size = stream.size;
   const psbs = groups > 1 ? psbOffsets(stream) : [];
   const cuts = [0];
@@ -109,111 +89,78 @@ export function planAtPsbs(stream: TraceStream, groups: number): SegmentRange[] 
     const cut = psbs[next]!;
     if (cut > cuts[cuts.length - 1]!) cuts.push(cut);
   }
-  return cuts.map((from, index) => ({ index, from, to: index + 1 < cuts.length ? cuts[index + 1]! : size }));
+  const ranges = cuts.map((from, index) => ({ index, from, to: index + 1 < cuts.length ? cuts[index + 1]! : size }));
+  return ranges.map((r, i) => ({ ...r, limit: overlapLimit(r, ranges[i + 1]?.to ?? size, size) }));
 }
 
-/** Sorted, disjoint union of [start, end) ranges given flat. */
-export function unionRanges(flat: readonly number[]): number[] {
-  const pairs: [number, number][] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!]);
-  pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  const out: number[] = [];
-  for (const [s, e] of pairs) {
-    const last = out.length - 1;
-    if (last > 0 && s <= out[last]!) out[last] = Math.max(out[last]!, e);
-    else out.push(s, e);
-  }
-  return out;
-}
-
-function checkDetectors(detectors: readonly string[] | undefined): string[] {
-  const list = detectors && detectors.length > 0 ? [...detectors] : [...SEGMENT_DETECTORS];
-  for (const d of list) {
-    if (!SEGMENT_DETECTORS.includes(d)) {
-      throw new Error(`${d} keeps state across the trace: a segmented decode runs only ${SEGMENT_DETECTORS.join(', ')} until segment summaries for it exist`);
+/** Bytes [from, to) of a stream, read through its source. */
+function streamBytes(stream: TraceStream, from: number, to: number): Uint8Array {
+  const source = stream.open();
+  try {
+    const bytes = new Uint8Array(to - from);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = source.read(bytes, done, from + done, bytes.length - done);
+      if (n <= 0) throw new Error(`trace stream ${stream.index}: cannot read bytes [${from + done}, ${to})`);
+      done += n;
     }
+    return bytes;
+  } finally {
+    source.close();
   }
-  return list;
 }
 
-function decodeIndependently(input: TraceInput, range: SegmentRange, detectors: readonly string[] | undefined, progress?: ProgressSink): SegmentSummary {
-  const names = checkDetectors(detectors);
-  const segment = traceInput(input.recording, streamSegment(input.stream, range.from, range.to));
-  const decoder = openInsnDecoder(segment.stream, undefined, segment.config);
-  const found = createDetectors(segment, { detectors: names }, () => decoder.offset);
-  const blocks = new ExecutedBlocks();
-  const flow = walkTrace(segment, [...found, blocks], progress, 'segment', decoder);
-  if (blocks.size > MAX_COVERAGE_RANGES) throw new Error(`segment ${range.index}: ${blocks.size} executed blocks is more than the limit of ${MAX_COVERAGE_RANGES}; cut the trace into more segments`);
-  const flat: number[] = [];
-  blocks.forEach((start, end) => flat.push(start, end));
-  return {
-    ...range,
-    streamSize: input.stream.size,
-    detectors: names,
-    flow,
-    coverage: unionRanges(flat),
-    findings: found.flatMap((d) => d.findings()).map((f) => ({ ...f, offset: f.offset + range.from })),
-    unchecked: found.flatMap((d) => d.unchecked()).map((u) => ({ ...u, firstOffset: u.firstOffset + range.from })),
-  };
+/** Decode and summarise one segment group of `input` for `detectors` (default: analyze's), as a piece of `analyze --jobs`. */
+export function decodeSegment(input: TraceInput, segment: SegmentPlan, detectors: readonly string[] | undefined, progress?: ProgressSink): SegmentSummary {
+  const names = parallelDetectors({ detectors: detectors ? [...detectors] : undefined });
+  const size = input.stream.size;
+  if (!(segment.from >= 0 && segment.from < segment.to && segment.to <= segment.limit && segment.limit <= size)) {
+    throw new Error(`segment ${segment.index}: bytes [${segment.from}, ${segment.to}) read on to ${segment.limit} are not inside the trace (${size} bytes)`);
+  }
+  progress?.phase('segment', segment.to - segment.from);
+  const bytes = streamBytes(input.stream, segment.from, segment.limit);
+  const range: SegmentRange = { index: segment.index, from: segment.from, to: segment.to };
+  const piece = summarizePiece(input, bytes, segment.from, range, segment.limit, analysisSpec({}, names));
+  progress?.done();
+  const encoded = serialize(piece).toString('base64');
+  if (encoded.length > MAX_PIECE_CHARS) throw new Error(`segment ${segment.index}: its summary is ${encoded.length} bytes, more than ${MAX_PIECE_CHARS}; cut the trace into more segments`);
+  return { ...segment, streamSize: size, detectors: names, flow: piece.piece.stats, piece: encoded };
 }
 
-function mergeIndependent(parts: readonly SegmentSummary[]): MergedDecode {
+/** A segment result's piece, checked against the segment it claims to be. */
+function decodedPiece(s: SegmentSummary, detectors: readonly string[]): SummarizedPiece {
+  if (typeof s.piece !== 'string' || s.piece.length > MAX_PIECE_CHARS) throw new Error(`segment ${s.index}: no summarised piece`);
+  let p: SummarizedPiece;
+  try {
+    p = deserialize(Buffer.from(s.piece, 'base64')) as SummarizedPiece;
+  } catch {
+    throw new Error(`segment ${s.index}: its summarised piece is not readable`);
+  }
+  const z = p?.piece;
+  if (z === undefined || z.from !== s.from || z.to !== s.to || !(z.log instanceof Float64Array) || !Array.isArray(p.summaries) || p.summaries.length !== detectors.length) {
+    throw new Error(`segment ${s.index}: its summarised piece is not the segment [${s.from}, ${s.to}) summarised for ${detectors.join(', ')}`);
+  }
+  return p;
+}
+
+/**
+ * Merge the segment results of one stream of `input` (any order) into the
+ * serial analyze result, with analyze --jobs's merge; bytes it must decode
+ * again are decoded here.
+ */
+export async function mergeSegments(input: TraceInput, parts: readonly SegmentSummary[], detectors: readonly string[] | undefined): Promise<MergedDecode> {
+  const names = parallelDetectors({ detectors: detectors ? [...detectors] : undefined });
   const sorted = [...parts].sort((a, b) => a.from - b.from);
   if (sorted.length === 0) throw new Error('no segment results to merge');
-  const size = sorted[0]!.streamSize;
+  const size = input.stream.size;
   let at = 0;
   for (const p of sorted) {
     if (p.from !== at || p.streamSize !== size) throw new Error(`segments do not tile the trace: a segment starts at ${p.from}, expected ${at}`);
+    if (p.detectors.join() !== names.join()) throw new Error(`segment ${p.index} ran ${p.detectors.join(', ')}, not ${names.join(', ')}`);
     at = p.to;
   }
   if (at !== size) throw new Error(`segments do not tile the trace: they end at ${at} of ${size} bytes`);
-  const flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
-  for (const p of sorted) {
-    flow.instructions += p.flow.instructions;
-    flow.transfers += p.flow.transfers;
-    flow.errors += p.flow.errors;
-    flow.gaps += p.flow.gaps;
-  }
-  const coverage = unionRanges(sorted.flatMap((p) => p.coverage));
-  let bytes = 0;
-  for (let i = 0; i < coverage.length; i += 2) bytes += coverage[i + 1]! - coverage[i]!;
-  // Each of these detectors reports an edge once: keep the first report in trace order.
-  const seen = new Set<string>();
-  const findings: Finding[] = [];
-  for (const f of sorted.flatMap((p) => p.findings).sort((a, b) => a.offset - b.offset)) {
-    const key = `${f.detector} ${f.transfer?.from ?? ''}>${f.transfer?.to ?? ''} ${f.transfer === null ? f.offset : ''}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    findings.push(f);
-  }
-  const notes = new Map<string, UncheckedNote>();
-  for (const u of sorted.flatMap((p) => p.unchecked)) {
-    const key = `${u.detector}\n${u.reason}`;
-    const n = notes.get(key);
-    if (n === undefined) notes.set(key, { ...u });
-    else {
-      n.count += u.count;
-      n.firstOffset = Math.min(n.firstOffset, u.firstOffset);
-    }
-  }
-  return {
-    segments: sorted.length,
-    streamSize: size,
-    detectors: sorted[0]!.detectors,
-    flow,
-    coverage: { ranges: coverage.length / 2, bytes },
-    findings,
-    unchecked: [...notes.values()],
-    merge: 'independent segments: counts summed, coverage united, per-transfer detectors only',
-  };
+  const pieces = sorted.map((p) => decodedPiece(p, names));
+  const analysis = await mergeDecodedPieces(input, { detectors: names }, pieces, inThreadDecoder(input));
+  return { segments: sorted.length, streamSize: size, detectors: names, analysis };
 }
-
-export const INDEPENDENT_SEGMENTS: SegmentDecoder = {
-  detectors: SEGMENT_DETECTORS,
-  plan: planAtPsbs,
-  decodeSegment: decodeIndependently,
-  mergeSegments: mergeIndependent,
-};
-
-/** The segment decoder the fleet's `segment` and `decode` jobs use. */
-export const SEGMENT_DECODER: SegmentDecoder = INDEPENDENT_SEGMENTS;

@@ -15,7 +15,8 @@ import { InputError } from '../sources/import/safe-files.js';
 import { JOB_SCHEMAS, jobDataError, type JobInput, type JobKind } from './job-types.js';
 import { jobOptions, type RetryPolicy } from './queue.js';
 import { clientConnection, type RedisTarget } from './redis-url.js';
-import { SEGMENT_DECODER } from './segment-decoder.js';
+import { jobsRefusal } from '../analyses/summaries/summary.js';
+import { planSegments } from './segment-decoder.js';
 import type { Store } from './store.js';
 
 /** A job to enqueue. */
@@ -48,18 +49,17 @@ export interface SegmentSizing {
  * the same store as the workers).
  */
 export function planDecode(store: Store, input: string, sizing: SegmentSizing, detectors?: string[]): { parent: JobRequest<'decode'>; children: JobRequest<'segment'>[] }[] {
-  for (const d of detectors ?? []) {
-    if (!SEGMENT_DECODER.detectors.includes(d)) throw new InputError(`--detect ${d}: a segmented decode runs only ${SEGMENT_DECODER.detectors.join(', ')}`);
-  }
+  const refusal = detectors && detectors.length > 0 ? jobsRefusal(detectors) : null;
+  if (refusal !== null) throw new InputError(refusal);
   const rel = store.input(input, 'input');
   const recording = openRecording(`${store.root}/${rel}`);
   try {
     return traceInputs(recording).map((ti) => {
       const groups = sizing.groups ?? Math.max(1, Math.ceil(ti.stream.size / sizing.segmentBytes));
-      const ranges = SEGMENT_DECODER.plan(ti.stream, groups);
+      const ranges = planSegments(ti.stream, groups);
       return {
         parent: { kind: 'decode', data: { input: rel, stream: ti.stream.index, segments: ranges.length, detectors } },
-        children: ranges.map((r) => ({ kind: 'segment', data: { input: rel, stream: ti.stream.index, index: r.index, from: r.from, to: r.to, detectors } })),
+        children: ranges.map((r) => ({ kind: 'segment', data: { input: rel, stream: ti.stream.index, index: r.index, from: r.from, to: r.to, limit: r.limit, detectors } })),
       };
     });
   } finally {

@@ -8,6 +8,8 @@
  * its summaries between them. A summary that cannot be applied is replaced
  * by the body itself, decoded again. The result is the serial one, field
  * for field, except the timing. Detectors without a summary are refused.
+ * The fleet's segment jobs are such pieces decoded on other machines; its
+ * decode job merges them here too (mergeDecodedPieces).
  */
 import { FlowLogPlayer, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
@@ -36,26 +38,44 @@ export async function summarizedPieces(
   spec: AnalysisSpec | null,
   plan: ParallelPlan,
   progress?: ProgressSink,
-): Promise<{ pieces: SummarizedPiece[]; stitch: Extract<ZonedStitch, { ok: true }> }> {
+): Promise<StitchedPieces> {
   const groups = planGroups(input, decoder.workers, plan);
   const total = input.trace.length;
   let done = 0;
   progress?.phase('decode', total);
-  let pieces = await decoder.summarize(groups, spec, (bytes) => {
+  const pieces = await decoder.summarize(groups, spec, (bytes) => {
     done += bytes;
     progress?.update(Math.min(done, total));
   });
+  const stitched = await stitchPieces(pieces, decoder, spec);
+  progress?.done();
+  return stitched;
+}
+
+export interface StitchedPieces {
+  pieces: SummarizedPiece[];
+  stitch: Extract<ZonedStitch, { ok: true }>;
+}
+
+/**
+ * Stitch pieces decoded for `spec` (in trace order, tiling the trace),
+ * decoding again with `decoder` as one any two that cannot hand over.
+ */
+export async function stitchPieces(decoded: readonly SummarizedPiece[], decoder: PieceDecoder, spec: AnalysisSpec | null): Promise<StitchedPieces> {
+  let pieces = [...decoded];
   for (;;) {
     const r = stitchZoned(pieces.map((p) => p.piece));
-    if (r.ok) {
-      progress?.done();
-      return { pieces, stitch: r };
-    }
+    if (r.ok) return { pieces, stitch: r };
     const k = r.join;
     const joined: SegmentRange = { index: k - 1, from: pieces[k - 1]!.piece.from, to: pieces[k]!.piece.to };
     const [again] = await decoder.summarize([joined], spec, undefined, pieces[k + 1]?.piece.to);
     pieces = [...pieces.slice(0, k - 1), again!, ...pieces.slice(k + 1)];
   }
+}
+
+/** What the workers run on each piece's body for `options`' detectors (`names`, checked by parallelDetectors). */
+export function analysisSpec(options: AnalyzeOptions, names: string[]): AnalysisSpec {
+  return { detectors: names, params: options.params ?? {}, policyFile: options.policyFile ?? null, monitor: options.monitor ?? [] };
 }
 
 /** The serial walk's counts (`flow --jobs`'s summary line), from pieces that keep only their heads and tails. */
@@ -65,14 +85,40 @@ export async function flowStatsParallel(input: TraceInput, decoder: PieceDecoder
   return { ...stitch.stats, pieces: pieces.length };
 }
 
+export type ParallelAnalyzeResult = AnalyzeResult & { pieces: number; replayedBodies: number };
+
 export async function analyzeParallel(
   input: TraceInput,
   options: AnalyzeOptions,
   decoder: PieceDecoder,
   plan: ParallelPlan = {},
   progress?: ProgressSink,
-): Promise<AnalyzeResult & { pieces: number; replayedBodies: number }> {
+): Promise<ParallelAnalyzeResult> {
   const started = process.hrtime.bigint();
+  const names = parallelDetectors(options);
+  const stitched = await summarizedPieces(input, decoder, analysisSpec(options, names), plan, progress);
+  return mergePieces(input, options, stitched, decoder, started);
+}
+
+/**
+ * The one exact merge of pieces summarised for `options`' detectors (by
+ * this process's pool, or by other machines: the fleet's segment jobs):
+ * in trace order, each piece's kept records are replayed into one set of
+ * detectors and its summaries applied between them; a summary that cannot
+ * be applied is replaced by the body, decoded again with `decoder`.
+ * Pieces that do not hand over are decoded again as one first.
+ */
+export async function mergeDecodedPieces(input: TraceInput, options: AnalyzeOptions, decoded: readonly SummarizedPiece[], decoder: PieceDecoder): Promise<ParallelAnalyzeResult> {
+  const started = process.hrtime.bigint();
+  const names = parallelDetectors(options);
+  const spec = analysisSpec(options, names);
+  for (const p of decoded) {
+    if (p.summaries === null || p.summaries.length !== names.length) throw new Error(`piece [${p.piece.from}, ${p.piece.to}) was not summarised for ${names.join(', ')}`);
+  }
+  return mergePieces(input, options, await stitchPieces(decoded, decoder, spec), decoder, started);
+}
+
+async function mergePieces(input: TraceInput, options: AnalyzeOptions, stitched: StitchedPieces, decoder: PieceDecoder, started: bigint): Promise<ParallelAnalyzeResult> {
   const names = parallelDetectors(options);
   // The offset findings report: the record being replayed, or the one a summary operation names.
   let player: FlowLogPlayer | null = null;
@@ -81,9 +127,7 @@ export async function analyzeParallel(
   const setAt = (offset: number): void => {
     summaryAt = offset;
   };
-  const spec: AnalysisSpec = { detectors: names, params: options.params ?? {}, policyFile: options.policyFile ?? null, monitor: options.monitor ?? [] };
-  const { pieces, stitch } = await summarizedPieces(input, decoder, spec, plan, progress);
-
+  const { pieces, stitch } = stitched;
   const all = new FlowLogPlayer(detectors);
   const play = (p: FlowLogPlayer, log: Float64Array): void => {
     player = p;

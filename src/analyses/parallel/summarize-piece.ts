@@ -45,31 +45,41 @@ function sharedFor(input: TraceInput): { facts: CodeFacts; evidence: EvidenceBui
   return s;
 }
 
+/**
+ * Fresh detectors for one body, each wrapped in its summarizer (`at()`:
+ * the current record's trace offset). The code facts and evidence caches
+ * are the input's, shared by every body: a fresh detector's state is its
+ * own, the facts about the image are not.
+ */
+export function freshSummarizers(input: TraceInput, spec: AnalysisSpec, at: () => number): Summarizer[] {
+  const { facts, evidence } = sharedFor(input);
+  return spec.detectors.map((name) => {
+    const info = detectorInfo(name);
+    const rule = SUMMARY_RULES[name];
+    if (info === undefined || rule === undefined) throw new Error(`detector '${name}' has no segment summary`);
+    const ctx: DetectorContext = {
+      image: input.image,
+      modules: input.modules,
+      facts,
+      evidence,
+      thread: { pid: input.stream.pid, tid: input.stream.tid },
+      offset: at,
+      params: spec.params[name] ?? {},
+      policyFile: spec.policyFile,
+      monitor: spec.monitor,
+      trace: null,
+      config: input.config,
+    };
+    return rule.summarize(info.create(ctx), at);
+  });
+}
+
 /** Decode `range` of `input` (its bytes from trace offset `origin` in `trace`), summarising the body for `spec` (null: keep every record). */
 export function summarizePiece(input: TraceInput, trace: Uint8Array, origin: number, range: SegmentRange, limit: number, spec: AnalysisSpec | null): SummarizedPiece {
   let summarizers: Summarizer[] = [];
   const piece = walkPieceZoned(trace, range, limit, input.config, input.image, origin, (at): FlowConsumer[] | null => {
     if (spec === null) return null;
-    const { facts, evidence } = sharedFor(input);
-    summarizers = spec.detectors.map((name) => {
-      const info = detectorInfo(name);
-      const rule = SUMMARY_RULES[name];
-      if (info === undefined || rule === undefined) throw new Error(`detector '${name}' has no segment summary`);
-      const ctx: DetectorContext = {
-        image: input.image,
-        modules: input.modules,
-        facts,
-        evidence,
-        thread: { pid: input.stream.pid, tid: input.stream.tid },
-        offset: at,
-        params: spec.params[name] ?? {},
-        policyFile: spec.policyFile,
-        monitor: spec.monitor,
-        trace: null,
-        config: input.config,
-      };
-      return rule.summarize(info.create(ctx), at);
-    });
+    summarizers = freshSummarizers(input, spec, at);
     return summarizers;
   });
   if (spec === null) return { piece, limit, summaries: null };

@@ -19,7 +19,8 @@ export const OP = 8;
 const MAX_OPS = 1 << 22;
 
 export class OpLog {
-  data = new Float64Array(STRIDE * 256);
+  // Small at first: a piece's body may be a few records (a cut at every PSB); it doubles as it fills.
+  data = new Float64Array(STRIDE * 16);
   length = 0;
 
   /** Append an operation; returns its base index. */

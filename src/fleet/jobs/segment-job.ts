@@ -1,13 +1,13 @@
 /**
  * A large trace decoded by several workers, as a BullMQ flow: one `segment`
  * job per segment group (the children) and a `decode` job (the parent) that
- * runs once every child is done and merges their summaries. Both go through
- * {@link SEGMENT_DECODER} only.
+ * runs once every child is done and merges them into the serial analyze
+ * result, with analyze --jobs's merge (../segment-decoder.ts).
  */
 import type { ProgressSink } from '../../reports/report-model.js';
-import { asJobError, JobError, type JobContext } from '../job-context.js';
+import { asJobError, firstLine, JobError, type JobContext } from '../job-context.js';
 import type { DecodeJob, SegmentJob } from '../job-types.js';
-import { SEGMENT_DECODER, type MergedDecode, type SegmentSummary } from '../segment-decoder.js';
+import { decodeSegment, mergeSegments, type MergedDecode, type SegmentSummary } from '../segment-decoder.js';
 import { jobTraceInputs, openJobRecording } from './open-input.js';
 
 export interface SegmentJobResult extends SegmentSummary {
@@ -37,7 +37,7 @@ export function runSegmentJob(data: SegmentJob, ctx: JobContext): SegmentJobResu
     const inputs = jobTraceInputs(recording);
     const input = inputs.find((i) => i.stream.index === data.stream);
     if (input === undefined) throw new JobError(`${recording.name}: no trace stream ${data.stream}`);
-    const summary = asJobError(() => SEGMENT_DECODER.decodeSegment(input, { index: data.index, from: data.from, to: data.to }, data.detectors, progressOf(ctx)));
+    const summary = asJobError(() => decodeSegment(input, { index: data.index, from: data.from, to: data.to, limit: data.limit }, data.detectors, progressOf(ctx)));
     return { kind: 'segment', input: recording.name, stream: data.stream, ...summary };
   } finally {
     recording.close();
@@ -48,7 +48,19 @@ export async function runDecodeJob(data: DecodeJob, ctx: JobContext): Promise<De
   const values = Object.values(await ctx.childrenValues()) as SegmentJobResult[];
   const parts = values.filter((v) => v !== null && typeof v === 'object' && v.kind === 'segment' && v.stream === data.stream);
   if (parts.length !== data.segments) throw new JobError(`decode ${data.input}: ${parts.length} of ${data.segments} segment results are there`);
-  const merged = asJobError(() => SEGMENT_DECODER.mergeSegments(parts), `decode ${data.input}: `);
-  ctx.progress(1);
-  return { kind: 'decode', input: data.input, stream: data.stream, ...merged };
+  const recording = openJobRecording(ctx, data.input);
+  try {
+    const input = jobTraceInputs(recording).find((i) => i.stream.index === data.stream);
+    if (input === undefined) throw new JobError(`${recording.name}: no trace stream ${data.stream}`);
+    let merged: MergedDecode;
+    try {
+      merged = await mergeSegments(input, parts, data.detectors);
+    } catch (e) {
+      throw e instanceof JobError ? e : new JobError(`decode ${data.input}: ${firstLine(e)}`);
+    }
+    ctx.progress(1);
+    return { kind: 'decode', input: data.input, stream: data.stream, ...merged };
+  } finally {
+    recording.close();
+  }
 }

@@ -72,9 +72,10 @@ export interface ConfinedRunSpec {
   /** The run is started with {@link ConfinedRun.start} and followed live (it gets a lifeline). */
   live?: boolean;
   /**
-   * A program that runs the sandbox as its own child, outside it (the exec
-   * follower, exec-follow.ts): its argv, to which `--` and bwrap's command
-   * line are appended. Sandbox only.
+   * A program that runs the sandbox (or, unconfined, the wrapped command) as
+   * its own child, outside it (the exec follower, exec-follow.ts; perf
+   * record, perf-record.ts): its argv, to which `--` and the command line
+   * are appended.
    */
   supervisor?: readonly string[];
 }
@@ -234,12 +235,11 @@ export class ConfinedRun {
         this.argv = sandboxArgv({ view: this.view, limits, env: targetEnvironment(SCRATCH_DIR, '/tmp', spec.env), seccompFd: SECCOMP_FD }, inner);
         if (spec.supervisor !== undefined) this.argv = [...spec.supervisor, '--', ...this.argv];
       } else {
-        if (spec.supervisor !== undefined) throw new Error('confined run: a supervisor runs only around the sandbox');
         this.scratch = join(this.hostDir, 'work');
         mkdirSync(this.scratch);
         this.view = null;
         this.env = targetEnvironment(this.scratch, this.scratch, spec.env);
-        this.argv = inner;
+        this.argv = spec.supervisor !== undefined ? [...spec.supervisor, '--', ...inner] : inner;
       }
       if (this.cgroup !== null) this.argv = this.cgroup.wrap(this.argv);
     } catch (e) {
@@ -305,6 +305,17 @@ export class ConfinedRun {
     if (c?.pid !== undefined && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     this.cgroup?.kill();
     const lifeline = (c?.stdio as ReadonlyArray<{ destroy(): void } | null | undefined> | undefined)?.[LIFELINE_FD];
+    lifeline?.destroy();
+  }
+
+  /**
+   * Kill every process inside the sandbox through the lifeline, but not a
+   * supervisor outside it: perf then sees its workload end and completes
+   * perf.data. (Unconfined there is no lifeline: the supervisor ends its
+   * workload itself.)
+   */
+  killInside(): void {
+    const lifeline = (this.child?.stdio as ReadonlyArray<{ destroy(): void } | null | undefined> | undefined)?.[LIFELINE_FD];
     lifeline?.destroy();
   }
 

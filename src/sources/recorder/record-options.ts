@@ -8,6 +8,11 @@ import type { StdinReplay } from './caller-stdin.js';
 import type { TimingSettings } from './pt-encoder-session.js';
 import type { ResourceLimits } from './resource-limits.js';
 
+/** The emulated recorder's instruction budget when none is given. */
+export const DEFAULT_MAX_INSNS = 1_000_000_000;
+/** The emulated encoder's PSB period when none is given (bytes). */
+export const DEFAULT_PSB_PERIOD = 4096;
+
 export interface RecordOptions {
   /** Program and arguments, as the program sees them. */
   argv: string[];
@@ -26,23 +31,26 @@ export interface RecordOptions {
   sandbox: boolean;
   /** Wall-clock limit in seconds (0: none). */
   timeoutSec: number;
-  /** Instruction budget. */
-  maxInsns: number;
+  /** Instruction budget (default {@link DEFAULT_MAX_INSNS}; emulation only: the hardware path refuses it). */
+  maxInsns?: number;
   /** Stop when the trace reaches this many bytes, keeping it (0: no limit; default 1 GiB). */
   maxTraceBytes?: number;
   /** Memory the recorder may hold for the emulator's translations and image files (default 1 GiB). */
   maxRecorderBytes?: number;
   /** Limits of the confined run (defaults: resource-limits.ts). */
   limits?: Partial<ResourceLimits>;
-  psbPeriod: number;
+  /** Bytes of trace between PSB packets (default {@link DEFAULT_PSB_PERIOD}; on hardware, perf's default unless given). */
+  psbPeriod?: number;
   retCompression: boolean;
   longTnt: boolean;
   ranges: Array<{ from: number; to: number }>;
   timing: Partial<TimingSettings>;
   /** Snapshot ring size in bytes (0: keep the whole trace). */
   snapshotBytes: number;
-  /** Use perf and hardware PT when available and unconfined (default), or always emulate. */
+  /** Use perf and hardware PT when available (default), or always emulate. */
   hardware?: boolean;
+  /** The intel_pt PMU's sysfs directory, whose presence means hardware PT (default perf-command.ts's INTEL_PT_SYSFS). */
+  intelPtSysfs?: string;
   /** Where the target's stdout/stderr go (default: inherited). */
   stdio?: 'inherit' | 'pipe' | 'ignore';
   /** A file the target reads as its standard input, or the caller's pipe replayed to each run (caller-stdin.ts); default: none, like /dev/null. */

@@ -6,11 +6,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { DEFAULT_TIMING, type EncoderSettings, type TimingSettings } from './pt-encoder-session.js';
 import type { ResourceLimits } from './resource-limits.js';
-import type { RecordOptions } from './record-options.js';
+import { DEFAULT_MAX_INSNS, DEFAULT_PSB_PERIOD, type RecordOptions } from './record-options.js';
 import type { ShownOutput } from './shown-output.js';
 import { RecordingTampered } from './qemu-log.js';
 import { RecordError } from './record-error.js';
 import type { StdinReplay } from './caller-stdin.js';
+import type { StopReason } from './path-reconstruction.js';
 import { chmodSync, existsSync, lstatSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { CoreFile } from '../core-file.js';
@@ -111,7 +112,7 @@ export const SIGNAL_NAMES: Record<number, string> = {
 /** The PT encoder's settings from the recording options. */
 export function encoderSettings(opts: Pick<RecordOptions, 'psbPeriod' | 'retCompression' | 'longTnt' | 'ranges' | 'timing' | 'snapshotBytes'>): EncoderSettings {
   return {
-    psbPeriod: opts.psbPeriod,
+    psbPeriod: opts.psbPeriod ?? DEFAULT_PSB_PERIOD,
     retCompression: opts.retCompression,
     longTnt: opts.longTnt,
     ranges: opts.ranges,
@@ -140,12 +141,12 @@ export function manifestConfig(opts: RecordOptions, sandbox: boolean, maxTraceBy
   return {
     sandbox,
     timeoutSec: opts.timeoutSec,
-    maxInsns: opts.maxInsns,
+    maxInsns: opts.maxInsns ?? DEFAULT_MAX_INSNS,
     maxTraceBytes,
     limits,
     filters: opts.ranges.map((r) => ({ from: '0x' + r.from.toString(16), to: '0x' + r.to.toString(16) })),
     snapshotBytes: opts.snapshotBytes,
-    psbPeriod: opts.psbPeriod,
+    psbPeriod: opts.psbPeriod ?? DEFAULT_PSB_PERIOD,
     retCompression: opts.retCompression,
     longTnt: opts.longTnt,
     timing: { tsc: timing.tsc, mtc: timing.mtc, cyc: timing.cyc },
@@ -252,4 +253,29 @@ export function keepCore(handed: Map<string, Buffer>, staging: string, warnings:
     return file;
   }
   return null;
+}
+
+/**
+ * The warning for a recording a limit stopped, in the user's terms: which
+ * limit, what was kept, and what to try. Null for other stops (an exec,
+ * clone or closed log explains itself in the path's own warning).
+ */
+export function limitStopWarning(
+  stopped: StopReason | 'timeout' | null,
+  limits: { timeoutSec: number; maxInsns: number; maxTraceBytes: number; maxRecorderBytes: number },
+  threads: boolean,
+): string | null {
+  const kept = threads ? 'the traces up to there are kept' : 'the trace up to there is kept';
+  switch (stopped) {
+    case 'timeout':
+      return `recording stopped: the program ran past --timeout ${limits.timeoutSec} s (under emulation it runs far slower than natively); ${kept}; try a larger --timeout (0: none)`;
+    case 'budget':
+      return `recording stopped: the program ran --max-insns ${limits.maxInsns} instructions; ${kept}; try a larger --max-insns`;
+    case 'trace-size':
+      return `recording stopped: ${threads ? "a thread's trace" : 'the trace'} reached --max-trace-size (${limits.maxTraceBytes} bytes); ${kept}; try a larger --max-trace-size, or --snapshot`;
+    case 'recorder-memory':
+      return `recording stopped: the recorder's memory limit (${limits.maxRecorderBytes} bytes of translated code) was reached; ${kept}`;
+    default:
+      return null;
+  }
 }

@@ -20,9 +20,9 @@ import { ConfinedRun } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { interpreterOf, MemoryMap } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
-import type { RecordOptions, RecordResult } from './record-options.js';
+import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
-  argumentPaths, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  argumentPaths, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
   encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, showable, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
@@ -122,7 +122,7 @@ export async function recordThreads(
     settings,
     snapshotBytes: opts.snapshotBytes,
     memory,
-    maxInsns: opts.maxInsns,
+    maxInsns: opts.maxInsns ?? DEFAULT_MAX_INSNS,
     maxBlockBytes: maxRecorderBytes,
     overLimit: (out) => (maxTraceBytes > 0 && opts.snapshotBytes === 0 && out.offset >= maxTraceBytes ? 'trace-size' : null),
     onStop: (reason) => {
@@ -225,8 +225,8 @@ export async function recordThreads(
     }
     for (const th of t.allThreads()) warnings.push(...th.path.warnings.map((w) => `[${th.pid}/${th.tid}] ${w}`));
     warnings.push(...t.warnings);
-    if (stopped === 'trace-size') warnings.push(`recording stopped: a thread's trace reached --max-trace-size (${maxTraceBytes} bytes); the traces up to there are kept`);
-    if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the traces up to there are kept`);
+    const limitStop = limitStopWarning(stopped, { timeoutSec: opts.timeoutSec, maxInsns: opts.maxInsns ?? DEFAULT_MAX_INSNS, maxTraceBytes, maxRecorderBytes }, true);
+    if (limitStop !== null) warnings.push(limitStop);
     if (t.stats.inexactFaults > 0) warnings.push(`${t.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
     if (t.stats.unmappedTbs > 0) warnings.push(`${t.stats.unmappedTbs} TB executions at addresses no image maps`);
     for (const p of t.processes.values()) if (p.untraced !== null) warnings.push(`process ${p.pid}: ${p.untraced}`);

@@ -1,10 +1,9 @@
 /**
  * `ptscope record`: run a program and write a trace bundle (bundle.ts).
  *
- * With hardware Intel PT (/sys/bus/event_source/devices/intel_pt) and
- * --no-sandbox it runs `perf record -e intel_pt//u` and keeps perf.data
- * (perf cannot run inside the sandbox yet, so a confined recording is
- * always emulated). Everywhere else it emulates: the program runs confined
+ * With hardware Intel PT (/sys/bus/event_source/devices/intel_pt) perf
+ * records it (perf-record.ts: `perf record -e intel_pt//u` around the same
+ * sandbox, perf.data kept). Everywhere else it emulates: the program runs confined
  * (confined-run.ts) under qemu-user with TB logging streamed through a FIFO
  * that is outside the sandbox's view and reaches qemu as descriptor 3
  * (`-D /proc/self/fd/3`), never stored; the executed path is rebuilt
@@ -20,35 +19,36 @@
  * that holds a ptscope bundle.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { ElfFile } from '../../flow/elf.js';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
-import { BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, MANIFEST_NAME, TRACE_NAME, type BundleManifest } from './bundle.js';
+import { BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, TRACE_NAME, type BundleManifest } from './bundle.js';
 import { writeAddressSpaceImages } from './bundle-images.js';
 import { ConfinedRun, LOG_FD } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
-import { interpreterOf, MemoryMap } from './memory-map.js';
+import { MemoryMap } from './memory-map.js';
 import { LOG_DESCRIPTORS, PathReconstruction, SHIMMED_LOG_DESCRIPTORS, type StopReason } from './path-reconstruction.js';
 import { buildNativeShim } from '../native-build.js';
 import { shimPlacement } from './exec-follow.js';
 import { PtEncoderSession } from './pt-encoder-session.js';
 import { QemuLogParser } from './qemu-log.js';
 import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
-import { sandboxUnavailable } from './sandbox.js';
-import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TraceOutput } from './trace-output.js';
+import { confinementRequest } from './confinement-request.js';
+import { INTEL_PT_SYSFS, readIntelPtCaps } from './perf-command.js';
+import { recordWithPerf } from './perf-record.js';
 import { recordThreads } from './record-threads.js';
 import {
-  argumentPaths, checkReplaceable, confinedRun, keepCore, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, showable, SIGNAL_NAMES,
+  checkReplaceable, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, SIGNAL_NAMES,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
 export type { RecordOptions, RecordResult } from './record-options.js';
-import type { RecordOptions, RecordResult } from './record-options.js';
+import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import type { ThreadFifos } from './thread-fifos.js';
 import { ShownOutput } from './shown-output.js';
 
@@ -56,7 +56,7 @@ import { ShownOutput } from './shown-output.js';
 const SHOWN_OUTPUT_KEPT = 16 << 20;
 
 
-export const INTEL_PT_SYSFS = '/sys/bus/event_source/devices/intel_pt';
+export { INTEL_PT_SYSFS } from './perf-command.js';
 /** The uid that owns the log FIFO when the recorder is root, so that the target cannot change its mode. */
 const FIFO_OWNER = 65534;
 
@@ -106,12 +106,13 @@ export async function record(opts: RecordOptions): Promise<RecordResult> {
   const parent = dirname(output);
   if (!existsSync(parent)) throw new RecordError(`record: directory ${parent} does not exist`);
 
-  if (opts.hardware !== false && existsSync(INTEL_PT_SYSFS)) {
-    if (!opts.sandbox) return recordWithPerf(opts, program, output);
-    notice('perf cannot record inside the sandbox yet: recording under emulation (use --no-sandbox for hardware PT)');
-  } else {
-    notice('no Intel PT on this machine: recording under emulation (qemu-user)');
+  const sysfs = opts.intelPtSysfs ?? INTEL_PT_SYSFS;
+  if (opts.hardware !== false && existsSync(sysfs)) {
+    const perf = findOnPath('perf');
+    if (perf === null) throw new RecordError('record: Intel PT is present but perf is not installed (Debian package linux-perf), or pass --emulate');
+    return recordWithPerf({ opts, perf, caps: readIntelPtCaps(sysfs), program, exe, output });
   }
+  notice('no Intel PT on this machine: recording under emulation (qemu-user)');
   const qemu = findOnPath(QEMU);
   if (qemu === null) throw new RecordError(`record: ${QEMU} not found: install qemu-user (Debian package qemu-user)`);
   // Inside the sandbox the program may be run twice: show its output once.
@@ -170,28 +171,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     logWrite = openSync(fifo, constants.O_WRONLY);
     protectFifo(fifo);
 
-    const guestProgram = opts.program?.guest ?? program;
-    const args = argumentPaths(opts.argv, opts.exposeArguments !== false);
-    const guestArgv = [guestProgram, ...args.argv.slice(1)];
-    const allowRead: string[] = [];
-    for (const p of opts.allowRead ?? []) {
-      const kind = showable(p);
-      if (kind === 'yes') allowRead.push(resolve(p));
-      else throw new RecordError(`record: --allow-read ${p}: ${kind === 'missing' ? 'no such file or directory' : `${kind}, which is never shown to the sandbox`}`);
-    }
-    for (const r of args.refused) notice(r);
-    if (opts.sandbox) {
-      const why = sandboxUnavailable();
-      if (why !== null) throw new RecordError(`record: ${why}; install bubblewrap, or pass --no-sandbox to run the program unconfined`);
-      // The loader must be in the sandbox's view, or the program cannot start there.
-      const interp = interpreterOf(exe.elf, exe.bytes);
-      const probe = sandboxView({ program: opts.program ? undefined : program, arguments: args.paths, allowRead });
-      if (interp !== null && visibleHostFile(probe, interp) === null) {
-        throw new RecordError(`record: the program's loader ${interp} is outside the sandbox's view (system directories, the program, its arguments); pass --allow-read ${interp}`);
-      }
-    } else {
-      notice('warning: --no-sandbox: the program runs unconfined, with your network and files');
-    }
+    const { guestProgram, guestArgv, view } = confinementRequest(opts, program, exe, notice);
     stdinFd = openStdin(opts.stdin) ?? null;
     // The log shim moves qemu's log out of the program's low descriptors (native/qemu-log-shim.c).
     const shim = oneLogShim(notice);
@@ -200,7 +180,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     run = confinedRun({
       command: [...preload, '-d', LOG_ITEMS, '-D', `/proc/self/fd/${LOG_FD}`, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
       sandbox: opts.sandbox,
-      view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead, helpers: shimAt?.place ?? [] },
+      view: { ...view, helpers: shimAt?.place ?? [] },
       limits,
       stdin: stdinFd ?? undefined,
       output: shown !== null ? 'pipe' : opts.stdio ?? 'inherit',
@@ -224,7 +204,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const confined = run;
     const kill = (): void => confined.kill();
     const path = new PathReconstruction(session, memory, {
-      maxInsns: opts.maxInsns,
+      maxInsns: opts.maxInsns ?? DEFAULT_MAX_INSNS,
       maxBlockBytes: maxRecorderBytes,
       logFds: shim !== null ? SHIMMED_LOG_DESCRIPTORS : LOG_DESCRIPTORS,
       overLimit: () => (maxTraceBytes > 0 && opts.snapshotBytes === 0 && out.offset >= maxTraceBytes ? 'trace-size' : null),
@@ -362,8 +342,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     mkdirSync(join(staging, 'images'));
     const images = writeAddressSpaceImages(staging, memory, files, new Map(), warnings);
     warnings.push(...memory.warnings, ...path.warnings);
-    if (stopped === 'trace-size') warnings.push(`recording stopped: the trace reached --max-trace-size (${maxTraceBytes} bytes); the trace up to there is kept`);
-    if (stopped === 'recorder-memory') warnings.push(`recording stopped: the recorder's memory limit (${maxRecorderBytes} bytes of translated code) was reached; the trace up to there is kept`);
+    const limitStop = limitStopWarning(stopped, { timeoutSec: opts.timeoutSec, maxInsns: opts.maxInsns ?? DEFAULT_MAX_INSNS, maxTraceBytes, maxRecorderBytes }, false);
+    if (limitStop !== null) warnings.push(limitStop);
     if (path.stats.inexactFaults > 0) warnings.push(`${path.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
     if (path.stats.unmappedTbs > 0) warnings.push(`${path.stats.unmappedTbs} TB executions at addresses no image maps`);
 
@@ -403,60 +383,6 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     rmSync(logDir, { recursive: true, force: true });
   }
 }
-
-/**
- * Hardware path (unconfined only): perf with Intel PT, user space only. The
- * bundle keeps perf.data; turning it into trace.pt + images is the
- * perf.data importer's job (manifest `perf.imported: false` marks the seam).
- */
-async function recordWithPerf(opts: RecordOptions, program: string, output: string): Promise<RecordResult> {
-  const started = process.hrtime.bigint();
-  if (findOnPath('perf') === null) throw new RecordError('record: Intel PT is present but perf is not installed (or pass --emulate)');
-  (opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`)))('warning: --no-sandbox: the program runs unconfined, with your network and files');
-  const staging = mkdtempSync(join(dirname(output), `.${basename(output)}.partial-`));
-  let stdinFd: number | null = null;
-  try {
-    const perfData = join(staging, 'perf.data');
-    const args = ['record', '-q', '-e', 'intel_pt//u', '-o', perfData, '--', program, ...opts.argv.slice(1)];
-    // One run only: a replayed pipe is simply the caller's descriptor.
-    const stdin = typeof opts.stdin === 'object' ? opts.stdin.fd : (stdinFd = (openStdin(opts.stdin) as number | undefined) ?? null);
-    const res = spawnSync('perf', args, {
-      stdio: [stdin ?? 'ignore', opts.stdio ?? 'inherit', opts.stdio ?? 'inherit'],
-      encoding: 'utf8',
-      timeout: opts.timeoutSec > 0 ? opts.timeoutSec * 1000 : undefined,
-      killSignal: 'SIGKILL',
-    });
-    if (res.error && (res.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw new RecordError(`record: perf failed: ${res.error.message}`);
-    if (!existsSync(perfData)) throw new RecordError(`record: perf wrote no perf.data (exit ${res.status})`);
-    const manifest: BundleManifest = {
-      format: BUNDLE_FORMAT,
-      version: BUNDLE_VERSION,
-      recorder: 'perf',
-      program: { argv: opts.argv, path: program, cwd: process.cwd() },
-      exit: { status: res.status, signal: res.signal, stopped: res.error ? 'timeout' : null },
-      trace: null,
-      perf: { file: 'perf.data', imported: false },
-      instructions: null,
-      addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
-      images: [],
-      config: { perfArgs: args.slice(0, 5), sandbox: false },
-      encoder: null,
-      decode: null,
-      stats: {},
-      warnings: [],
-    };
-    writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + '\n');
-    checkReplaceable(output, opts.force === true);
-    if (existsSync(output)) rmSync(output, { recursive: true, force: true });
-    renameSync(staging, output);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { bundle: output, manifest, stdout: res.stdout ?? '', stderr: res.stderr ?? '', seconds };
-  } finally {
-    if (stdinFd !== null) closeSync(stdinFd);
-    rmSync(staging, { recursive: true, force: true });
-  }
-}
-
 
 /** The log shim for a one-log recording, or null (no compiler: qemu's log then stays at descriptor 4). */
 function oneLogShim(notice: (line: string) => void): string | null {
