@@ -19,21 +19,13 @@ import { PacketStream } from '../src/packets/packet-stream.js';
 import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace-source.js';
 import { writeRealisticTrace } from './synthetic-trace.js';
 import { runParallelBench } from './parallel.js';
-import { defaultConfig } from '../src/packets/config.js';
-import { errataFor, parseCpu } from '../src/packets/cpu.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
-import { PtEvent } from '../src/events/event.js';
-import { Status } from '../src/events/status.js';
-import { ANY_ASID } from '../src/flow/address-space.js';
-import { Block, BlockDecoder } from '../src/flow/block-decoder.js';
-import { Image } from '../src/flow/image.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
-import { InsnClass, InstructionInfo } from '../src/flow/instruction.js';
-import { ByteSourceCache } from '../src/flow/section.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { benchAnalyze } from '../src/analyses/analyze.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
 import { edgesBench } from './edges.js';
+import { countInstructions, type FlowCount } from './flow-count.js';
 import { runRecordCostBench } from './record-cost.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
@@ -99,6 +91,28 @@ function fastest<T>(passes: number, fn: () => T): { seconds: number; result: T }
     if (s < best) best = s;
   }
   return { seconds: best, result };
+}
+
+/** The oracle's BENCH_MIN_SECONDS (test/oracle/ptoracle.c): how long one timed round repeats passes. */
+const MIN_ROUND_SECONDS = 1.0;
+
+/**
+ * Run `fn` back to back until at least {@link MIN_ROUND_SECONDS} have passed;
+ * returns the mean seconds per pass and the last result. This is the loop
+ * the C oracle times libipt with (mode_bench_flow), so both sides are
+ * measured the same way.
+ */
+function meanOverRound<T>(fn: () => T): { seconds: number; result: T } {
+  let passes = 0;
+  let result!: T;
+  const t0 = process.hrtime.bigint();
+  let elapsed = 0;
+  do {
+    result = fn();
+    passes++;
+    elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  } while (elapsed < MIN_ROUND_SECONDS);
+  return { seconds: elapsed / passes, result };
 }
 
 // ---------------------------------------------------------------------------
@@ -195,66 +209,6 @@ const packetsBench: Bench = {
 
 const REAL = join(ROOT, '..', 'shared', 'traces', 'real');
 
-/** What one decode of a trace counted. */
-interface FlowCount {
-  insn: number;
-  blocks: number;
-}
-
-/** Decode every instruction of a trace with one of ptscope's flow decoders. */
-export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, images: { file: string; address: number }[], cpu: string): FlowCount {
-  const config = defaultConfig();
-  const parsed = parseCpu(cpu);
-  if (parsed) {
-    config.cpu = parsed;
-    const errata = errataFor(parsed);
-    if (typeof errata !== 'number') config.errata = errata;
-  }
-  const image = new Image();
-  const files = new ByteSourceCache();
-  for (const img of images) image.addFile(files, img.file, 0, Infinity, img.address, ANY_ASID);
-  const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
-  const ev = new PtEvent();
-  let count = 0;
-  let blocks = 0;
-  if (kind === 'insn') {
-    const dec = new InsnDecoder(packets, config, image);
-    const insn = new InstructionInfo();
-    let status = dec.syncForward();
-    for (;;) {
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        status = dec.syncForward();
-        continue;
-      }
-      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
-      if (status < 0) continue;
-      if (status & Status.Eos) break;
-      status = dec.next(insn);
-      if (status >= 0 || insn.iclass !== InsnClass.Unknown) count++;
-    }
-  } else {
-    const dec = new BlockDecoder(packets, config, image, { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false });
-    const block = new Block();
-    let status = dec.syncForward();
-    for (;;) {
-      if (status < 0) {
-        if (status === -ErrorCode.Eos) break;
-        status = dec.syncForward();
-        continue;
-      }
-      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
-      if (status < 0) continue;
-      if (status & Status.Eos) break;
-      status = dec.next(block);
-      count += block.ninsn;
-      blocks++;
-    }
-    return { insn: count, blocks };
-  }
-  return { insn: count, blocks: 0 };
-}
-
 const flowBench: Bench = {
   name: 'flow',
   description: 'instruction-flow decode on the real mruby trace, in process (ptscope insn/block decoders vs libipt insn/block decoders)',
@@ -274,14 +228,19 @@ const flowBench: Bench = {
     let blockBest = { seconds: Infinity, result: none };
     let libipt: Record<string, number> | undefined;
     let libiptBlk: Record<string, number> | undefined;
-    // Warm-up (JIT); every pass below starts with a new image, so its
-    // instruction and block caches start empty, like libipt's.
-    countInstructions('insn', trace, images, '6/158');
-    countInstructions('block', trace, images, '6/158');
+    // Every pass starts with a new image, so its instruction and block
+    // caches start empty, like libipt's (the oracle allocates a decoder per
+    // pass, and libipt frees a section's block cache with its last mapping).
+    // Each side repeats passes for a second per round and reports the mean
+    // pass, the oracle's loop. First a second of each for the JIT: V8 needs
+    // several passes to optimize the decoders, which a C library is spared;
+    // the `process` section measures whole runs, start-up and JIT included.
+    meanOverRound(() => countInstructions('insn', trace, images, '6/158'));
+    meanOverRound(() => countInstructions('block', trace, images, '6/158'));
     for (let round = 0; round < ROUNDS; round++) {
-      const a = fastest(1, () => countInstructions('insn', trace, images, '6/158'));
+      const a = meanOverRound(() => countInstructions('insn', trace, images, '6/158'));
       if (a.seconds < insnBest.seconds) insnBest = a;
-      const b = fastest(1, () => countInstructions('block', trace, images, '6/158'));
+      const b = meanOverRound(() => countInstructions('block', trace, images, '6/158'));
       if (b.seconds < blockBest.seconds) blockBest = b;
       if (oracle) {
         const res = spawnSync(oracle, ['bench-insn', '--cpu', '6/158', '--raw', `${images[0].file}:0x400000`, tracePath], { encoding: 'utf8' });

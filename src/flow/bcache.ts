@@ -67,45 +67,62 @@ export function bceIsValid(e: number): boolean {
   return (e & (3 << 24)) !== 0;
 }
 
-const PAGE_BITS = 12;
+/**
+ * Offsets per page: 64 Ki, so that a section of a few MiB takes a handful
+ * of allocations. A section smaller than a page gets one page of its own size.
+ */
+const PAGE_BITS = 16;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
 
+/**
+ * Int32 slots per offset: the entry, then the displacement kept beside it
+ * (see {@link SectionBlockCache}), side by side so that a look-up that
+ * needs both touches one cache line: a block decoder looks up about one
+ * entry per block, at offsets spread over the section, and waits on memory
+ * for each. A decode stop's classification goes in pages of its own, which
+ * only sections with decode stops need.
+ */
+const STRIDE = 2;
+const SLOT_DISP = 1;
+
 /** One section's entries, in pages allocated on first use. */
 export class SectionBlockCache {
-  private readonly pages: (Int32Array | undefined)[] = [];
   /**
-   * ptscope's, not libipt's: beside a {@link Bq.Cond} entry, the branch's
-   * displacement, so that a taken branch needs no decode to find its
-   * target; beside a {@link Bq.Decode} entry, the instruction's
-   * classification ({@link packDecodeStop}) and displacement, so that a
-   * direct call needs no decode either. Valid while the entry at that
-   * offset is the one they were stored with ({@link condDisplacement},
-   * {@link decodeStopInfo} check).
+   * Per offset, {@link STRIDE} slots: the entry; ptscope's, not libipt's:
+   * beside a {@link Bq.Cond} entry, the branch's displacement, so that a
+   * taken branch needs no decode to find its target; beside a
+   * {@link Bq.Decode} entry, the instruction's displacement, with its
+   * classification ({@link packDecodeStop}) in {@link infoPages}, so that
+   * a direct call needs no decode either. The side data are valid while
+   * the entry at that offset is the one they were stored with
+   * ({@link condDisplacement}, {@link decodeStopInfo} check).
    */
-  private readonly dispPages: (Int32Array | undefined)[] = [];
+  private readonly pages: (Int32Array | undefined)[] = [];
   private readonly infoPages: (Int32Array | undefined)[] = [];
-  constructor(readonly size: number) {}
+  /** Offsets per page: {@link PAGE_SIZE}, or the section's size if smaller. */
+  private readonly pageLength: number;
 
-  /** The entry at section offset `offset` (0 if none). */
+  constructor(readonly size: number) {
+    this.pageLength = Math.max(1, Math.min(PAGE_SIZE, size));
+  }
+
+  /** The entry at section offset `offset` (0 if none); `offset` lies in the section. */
   lookup(offset: number): number {
     const page = this.pages[offset >>> PAGE_BITS];
-    return page === undefined ? 0 : page[offset & PAGE_MASK]!;
+    return page === undefined ? 0 : page[(offset & PAGE_MASK) * STRIDE]!;
   }
 
   add(offset: number, entry: number): void {
-    let page = this.pages[offset >>> PAGE_BITS];
-    if (page === undefined) {
-      page = new Int32Array(PAGE_SIZE);
-      this.pages[offset >>> PAGE_BITS] = page;
-    }
-    page[offset & PAGE_MASK] = entry;
+    this.page(offset)[(offset & PAGE_MASK) * STRIDE] = entry;
   }
 
   /** Add the entry of a conditional branch at `offset` with its displacement. */
   addCond(offset: number, entry: number, displacement: number): void {
-    this.add(offset, entry);
-    sidePage(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+    const page = this.page(offset);
+    const at = (offset & PAGE_MASK) * STRIDE;
+    page[at] = entry;
+    page[at + SLOT_DISP] = displacement;
   }
 
   /**
@@ -113,18 +130,24 @@ export class SectionBlockCache {
    * `entry` (as {@link addCond} stored it), else NaN: decode it.
    */
   condDisplacement(offset: number, entry: number): number {
-    const i = offset >>> PAGE_BITS;
-    const page = this.pages[i];
-    if (page === undefined || page[offset & PAGE_MASK] !== entry) return NaN;
-    const disp = this.dispPages[i];
-    return disp === undefined ? NaN : disp[offset & PAGE_MASK]!;
+    const page = this.pages[offset >>> PAGE_BITS];
+    const at = (offset & PAGE_MASK) * STRIDE;
+    if (page === undefined || page[at] !== entry) return NaN;
+    return page[at + SLOT_DISP]!;
   }
 
   /** Add a decode stop at `offset` with its instruction ({@link packDecodeStop}) and displacement. */
   addDecodeStop(offset: number, entry: number, info: number, displacement: number): void {
-    this.add(offset, entry);
-    sidePage(this.infoPages, offset)[offset & PAGE_MASK] = info;
-    sidePage(this.dispPages, offset)[offset & PAGE_MASK] = displacement;
+    const page = this.page(offset);
+    const at = (offset & PAGE_MASK) * STRIDE;
+    page[at] = entry;
+    page[at + SLOT_DISP] = displacement;
+    let infos = this.infoPages[offset >>> PAGE_BITS];
+    if (infos === undefined) {
+      infos = new Int32Array(this.pageLength);
+      this.infoPages[offset >>> PAGE_BITS] = infos;
+    }
+    infos[offset & PAGE_MASK] = info;
   }
 
   /**
@@ -135,7 +158,7 @@ export class SectionBlockCache {
   decodeStopInfo(offset: number, entry: number, mode: number): number {
     const i = offset >>> PAGE_BITS;
     const page = this.pages[i];
-    if (page === undefined || page[offset & PAGE_MASK] !== entry) return 0;
+    if (page === undefined || page[(offset & PAGE_MASK) * STRIDE] !== entry) return 0;
     const infos = this.infoPages[i];
     if (infos === undefined) return 0;
     const info = infos[offset & PAGE_MASK]!;
@@ -144,7 +167,17 @@ export class SectionBlockCache {
 
   /** The displacement stored with a decode stop that {@link decodeStopInfo} answered. */
   stopDisplacement(offset: number): number {
-    return this.dispPages[offset >>> PAGE_BITS]![offset & PAGE_MASK]!;
+    return this.pages[offset >>> PAGE_BITS]![(offset & PAGE_MASK) * STRIDE + SLOT_DISP]!;
+  }
+
+  /** The page that holds `offset`, allocated on first use. */
+  private page(offset: number): Int32Array {
+    let page = this.pages[offset >>> PAGE_BITS];
+    if (page === undefined) {
+      page = new Int32Array(this.pageLength * STRIDE);
+      this.pages[offset >>> PAGE_BITS] = page;
+    }
+    return page;
   }
 }
 
@@ -156,15 +189,6 @@ const DECODE_STOP_VALID = 1 << 20;
  */
 export function packDecodeStop(size: number, iclass: number, kind: number, direct: boolean, mode: number): number {
   return (size & 15) | ((iclass & 15) << 4) | ((kind & 255) << 8) | (direct ? 1 << 16 : 0) | ((mode & 3) << 17) | DECODE_STOP_VALID;
-}
-
-function sidePage(pages: (Int32Array | undefined)[], offset: number): Int32Array {
-  let page = pages[offset >>> PAGE_BITS];
-  if (page === undefined) {
-    page = new Int32Array(PAGE_SIZE);
-    pages[offset >>> PAGE_BITS] = page;
-  }
-  return page;
 }
 
 const caches = new WeakMap<Section, (SectionBlockCache | undefined)[]>();

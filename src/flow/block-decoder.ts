@@ -175,7 +175,6 @@ export class BlockDecoder {
   private steps = 0;
 
   // Scratch, so that nothing is allocated per call.
-  private readonly tmp = new InstructionInfo();
   private readonly reached = new InstructionInfo();
   private readonly probe = new InstructionInfo();
   private readonly fillInsn = new InstructionInfo();
@@ -546,29 +545,29 @@ export class BlockDecoder {
     const ninsn = block.ninsn + 1;
     if (ninsn > MAX_BLOCK_INSNS) return 0;
     if (block.truncated) return 0;
-    const tmp = this.tmp;
-    const status = this.idec.decode(tmp, this.ip, this.mode, this.asid);
+    // Decoded straight into `insn` (libipt decodes into a scratch copy):
+    // no caller reads `insn` after a result other than 1.
+    const status = this.idec.decode(insn, this.ip, this.mode, this.asid);
     if (status < 0) return status;
-    if (tmp.isid !== block.isid) {
+    if (insn.isid !== block.isid) {
       if (block.ninsn !== 0) return 0;
-      block.isid = tmp.isid;
+      block.isid = insn.isid;
     }
     // The bytes of an instruction that spans sections go with the block.
-    if (tmp.truncated) {
-      block.raw.set(tmp.raw());
-      block.size = tmp.size;
+    if (insn.truncated) {
+      block.raw.set(insn.raw());
+      block.size = insn.size;
       block.truncated = true;
     }
-    this.logCall(tmp);
-    block.iclass = tmp.iclass;
-    block.endIp = tmp.ip;
+    this.logCall(insn);
+    block.iclass = insn.iclass;
+    block.endIp = insn.ip;
     block.ninsn = ninsn;
     if (this.hasIcnt) {
       if (this.icnt === 0xffffffff) return -ErrorCode.Overflow;
       this.icnt++;
     }
     this.steps++;
-    assignInstruction(insn, tmp);
     return 1;
   }
 

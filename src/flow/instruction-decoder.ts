@@ -6,9 +6,9 @@
  *
  * How it is kept fast:
  * - Results are cached per byte source (file or memory buffer) and mode,
- *   keyed by the offset in the source: one Uint32 of packed fields plus an
- *   Int32 displacement per byte, in 4 KiB pages allocated when code in them
- *   is first decoded. Sources are immutable (see section.ts), so entries
+ *   keyed by the offset in the source: one Uint32 of packed fields per
+ *   byte (a direct branch's displacement is read again from its bytes), in
+ *   pages of 64 Ki offsets allocated when code in them is first decoded. Sources are immutable (see section.ts), so entries
  *   never go stale; a hit is used only if the instruction still ends inside
  *   the mapping it starts in, which keeps overlays and split sections exact.
  * - A miss decodes with an iced `Decoder` that holds a 1 MiB window of the
@@ -185,20 +185,33 @@ function initTables(): void {
 
 // ---------------------------------------------------------------------------
 // Packed cache entries: size (bits 0-3, 0 = empty), class (4-7), kind (8-15),
-// direct (16). The displacement is kept beside, in an Int32Array.
+// direct (16), the displacement's width in bytes (17-19: 0, 1, 2 or 4). The
+// displacement itself is read again from the instruction's last bytes on
+// each hit, so that the cache holds 4 bytes per byte of code, not 8: a cold
+// decode zero-fills (and faults in) every page it touches.
 
-const PAGE_BITS = 12;
+/**
+ * Entries per page: 64 Ki, so that a source of a few MiB takes a handful of
+ * allocations (each costs far more than its zeroing: typed arrays this big
+ * are allocated outside the JS heap). A source smaller than a page gets one
+ * page of its own size.
+ */
+const PAGE_BITS = 16;
 const PAGE_SIZE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE_SIZE - 1;
 const DIRECT_BIT = 1 << 16;
+const DISP_WIDTH_SHIFT = 17;
 
-function pack(size: number, cls: number, kind: number, direct: boolean): number {
-  return size | (cls << 4) | (kind << 8) | (direct ? DIRECT_BIT : 0);
+/** An entry; `dispWidth` is the branch displacement's width in bytes (0: not a direct branch). */
+function pack(size: number, cls: number, kind: number, dispWidth: number): number {
+  return size | (cls << 4) | (kind << 8) | (dispWidth !== 0 ? DIRECT_BIT | (dispWidth << DISP_WIDTH_SHIFT) : 0);
 }
 
-interface CachePage {
-  readonly info: Uint32Array;
-  readonly disp: Int32Array;
+/** The sign-extended little-endian displacement of `width` (1, 2 or 4) bytes that ends at `end`. */
+function readDisplacement(bytes: Uint8Array, end: number, width: number): number {
+  if (width === 1) return (bytes[end - 1] << 24) >> 24;
+  if (width === 2) return ((bytes[end - 2] | (bytes[end - 1] << 8)) << 16) >> 16;
+  return bytes[end - 4] | (bytes[end - 3] << 8) | (bytes[end - 2] << 16) | (bytes[end - 1] << 24);
 }
 
 /** Bytes of a source an iced Decoder holds; neighbours overlap by MAX_INSN_SIZE. */
@@ -207,7 +220,7 @@ const WINDOW_SIZE = 1 << WINDOW_BITS;
 
 /** Decoded instructions and iced decoders for one source in one mode. */
 class SourceCache {
-  readonly pages: (CachePage | undefined)[] = [];
+  readonly pages: (Uint32Array | undefined)[] = [];
   /** The source's content (read on creation). */
   readonly bytes: Uint8Array;
   readonly windows: (Decoder | undefined)[] = [];
@@ -221,11 +234,13 @@ class SourceCache {
     this.bytes = source.bytes;
   }
 
-  page(offset: number): CachePage {
+  /** The page that holds `offset`, which lies in the source. */
+  page(offset: number): Uint32Array {
     const idx = offset >>> PAGE_BITS;
     let p = this.pages[idx];
     if (p === undefined) {
-      p = { info: new Uint32Array(PAGE_SIZE), disp: new Int32Array(PAGE_SIZE) };
+      const length = Math.max(1, Math.min(PAGE_SIZE, this.bytes.length));
+      p = new Uint32Array(length);
       this.pages[idx] = p;
     }
     return p;
@@ -284,17 +299,19 @@ export class InstructionDecoder {
     if (src !== this.lastSource || mode !== this.lastMode || cache === null) {
       cache = this.cacheFor(src, mode);
     }
+    // Past the end of the source (a file that shrank): the bytes are read
+    // from the image, as for an instruction that runs past its mapping.
+    if (srcOff >= cache.bytes.length) return this.decodeAcrossSections(out, ip, mode, asid, msec);
     let page = cache.pages[srcOff >>> PAGE_BITS];
     if (page === undefined) page = cache.page(srcOff);
     const slot = srcOff & PAGE_MASK;
-    let entry = page.info[slot];
+    let entry = page[slot];
     if (entry === 0) {
       entry = this.decodeInSource(cache, srcOff);
       if (entry > 0) {
-        page.info[slot] = entry;
-        page.disp[slot] = this.rawDisp;
+        page[slot] = entry;
       } else if (entry === INVALID) {
-        entry = page.info[slot] = INVALID_ENTRY;
+        entry = page[slot] = INVALID_ENTRY;
       }
     }
     const size = entry & 15;
@@ -304,7 +321,7 @@ export class InstructionDecoder {
         out.iclass = (entry >>> 4) & 15;
         out.kind = (entry >>> 8) & 255;
         if ((entry & DIRECT_BIT) !== 0) {
-          const disp = page.disp[slot];
+          const disp = readDisplacement(cache.bytes, srcOff + size, (entry >>> DISP_WIDTH_SHIFT) & 7);
           out.isDirect = true;
           out.displacement = disp;
           out.target = ip + size + disp;
@@ -424,18 +441,8 @@ export class InstructionDecoder {
     let kind = CODE_KIND[code];
     if (CODE_MOV_CR[code] === 1 && this.insn.op0Register === Register.CR3) kind = InsnKind.MovCr3;
     const dispSize = CODE_DISP[code];
-    let disp = 0;
-    if (dispSize === 1) {
-      disp = (bytes[offset + size - 1] << 24) >> 24;
-    } else if (dispSize === 2) {
-      const at = offset + size - 2;
-      disp = ((bytes[at] | (bytes[at + 1] << 8)) << 16) >> 16;
-    } else if (dispSize === 4) {
-      const at = offset + size - 4;
-      disp = bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24);
-    }
-    this.rawDisp = disp;
-    return pack(size, CODE_CLASS[code], kind, dispSize !== 0);
+    this.rawDisp = dispSize === 0 ? 0 : readDisplacement(bytes, offset + size, dispSize);
+    return pack(size, CODE_CLASS[code], kind, dispSize);
   }
 
   /**
@@ -447,7 +454,7 @@ export class InstructionDecoder {
     if ((bytes[offset + 1] & 0x88) !== 0 || bytes[offset + 2] !== 0xa1) return INVALID;
     if (avail < 11) return NEED_MORE_BYTES;
     this.rawDisp = 0;
-    return pack(11, InsnClass.Indirect, InsnKind.Jmpabs, false);
+    return pack(11, InsnClass.Indirect, InsnKind.Jmpabs, 0);
   }
 
   /**

@@ -1,0 +1,89 @@
+/**
+ * One decode of a whole trace with one of ptscope's flow decoders, counting
+ * instructions (and blocks): the loop the `flow` benchmark times, and that
+ * bench/profile-flow.ts profiles.
+ */
+import { ErrorCode } from '../src/packets/errors.js';
+import { defaultConfig } from '../src/packets/config.js';
+import { errataFor, parseCpu } from '../src/packets/cpu.js';
+import { PacketDecoder } from '../src/packets/decoder.js';
+import { PtEvent } from '../src/events/event.js';
+import { Status } from '../src/events/status.js';
+import { ANY_ASID } from '../src/flow/address-space.js';
+import { Block, BlockDecoder } from '../src/flow/block-decoder.js';
+import { Image } from '../src/flow/image.js';
+import { InsnDecoder } from '../src/flow/insn-decoder.js';
+import { InsnClass, InstructionInfo } from '../src/flow/instruction.js';
+import { ByteSourceCache } from '../src/flow/section.js';
+
+/** What one decode of a trace counted. */
+export interface FlowCount {
+  insn: number;
+  blocks: number;
+}
+
+/** Raw code files and the addresses they are loaded at. */
+export type RawImages = readonly { file: string; address: number }[];
+
+/** A new image of raw code files (its instruction and block caches start empty). */
+export function rawImage(images: RawImages): Image {
+  const image = new Image();
+  const files = new ByteSourceCache();
+  for (const img of images) image.addFile(files, img.file, 0, Infinity, img.address, ANY_ASID);
+  return image;
+}
+
+/**
+ * Decode every instruction of a trace with one of ptscope's flow decoders,
+ * from a new image of `images` (cold caches) or from `images` itself.
+ */
+export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, images: RawImages | Image, cpu: string): FlowCount {
+  const config = defaultConfig();
+  const parsed = parseCpu(cpu);
+  if (parsed) {
+    config.cpu = parsed;
+    const errata = errataFor(parsed);
+    if (typeof errata !== 'number') config.errata = errata;
+  }
+  const image = images instanceof Image ? images : rawImage(images);
+  const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
+  const ev = new PtEvent();
+  let count = 0;
+  let blocks = 0;
+  if (kind === 'insn') {
+    const dec = new InsnDecoder(packets, config, image);
+    const insn = new InstructionInfo();
+    let status = dec.syncForward();
+    for (;;) {
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        status = dec.syncForward();
+        continue;
+      }
+      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
+      if (status < 0) continue;
+      if (status & Status.Eos) break;
+      status = dec.next(insn);
+      if (status >= 0 || insn.iclass !== InsnClass.Unknown) count++;
+    }
+  } else {
+    const dec = new BlockDecoder(packets, config, image, { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false });
+    const block = new Block();
+    let status = dec.syncForward();
+    for (;;) {
+      if (status < 0) {
+        if (status === -ErrorCode.Eos) break;
+        status = dec.syncForward();
+        continue;
+      }
+      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
+      if (status < 0) continue;
+      if (status & Status.Eos) break;
+      status = dec.next(block);
+      count += block.ninsn;
+      blocks++;
+    }
+    return { insn: count, blocks };
+  }
+  return { insn: count, blocks: 0 };
+}
