@@ -24,7 +24,9 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeTrace, type AnalyzeResult } from '../src/analyses/analyze.js';
-import { traceInputs } from '../src/analyses/trace-input.js';
+import { traceInputs, walkerFor } from '../src/analyses/trace-input.js';
+import { coverageSize } from '../src/fleet/segment-decoder.js';
+import { ExecutedBlocks } from '../src/reports/drcov.js';
 import { JobBoard, type JobStatus } from '../src/fleet/job-status.js';
 import { parseRedisUrl, connectionOptions } from '../src/fleet/redis-url.js';
 import { Store } from '../src/fleet/store.js';
@@ -343,10 +345,14 @@ describe('a fleet of three workers on a real Redis', () => {
     expect([parent!.state, ...children.map((c) => c.state)]).toEqual(['completed', 'completed', 'completed', 'completed', 'completed']);
 
     const recording = openRecording(join(storeDir, rel));
-    const serial = analyzeTrace(traceInputs(recording)[0]!);
+    const input = traceInputs(recording)[0]!;
+    const serial = analyzeTrace(input);
+    const blocks = new ExecutedBlocks();
+    walkerFor(input, [blocks]).run();
     recording.close();
     expect(serial.findings.length).toBeGreaterThan(0);
-    const merged = parent!.result as { kind: string; segments: number; analysis: AnalyzeResult };
+    const merged = parent!.result as { kind: string; segments: number; analysis: AnalyzeResult; coverage: unknown };
+    expect(merged.coverage).toEqual(coverageSize(blocks));
     expect(merged.kind).toBe('decode');
     expect(merged.segments).toBe(4);
     // Field for field (JSON, as BullMQ returns it), but the timing and the merge's own counters; the input named as the store names it.

@@ -8,10 +8,11 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { traceInputs } from '../src/analyses/trace-input.js';
+import { traceInputs, walkerFor } from '../src/analyses/trace-input.js';
 import { JOB_SCHEMAS, jobDataError } from '../src/fleet/job-types.js';
 import { parseRedisUrl, redactRedisUrl } from '../src/fleet/redis-url.js';
-import { decodeSegment, mergeSegments, planSegments, psbOffsets, type SegmentSummary } from '../src/fleet/segment-decoder.js';
+import { coverageSize, decodeSegment, mergeSegments, planSegments, psbOffsets, type SegmentSummary } from '../src/fleet/segment-decoder.js';
+import { ExecutedBlocks } from '../src/reports/drcov.js';
 import { overlapLimit } from '../src/flow/parallel/piece-walk.js';
 import { analyzeTrace, type AnalyzeResult } from '../src/analyses/analyze.js';
 import { Store } from '../src/fleet/store.js';
@@ -171,10 +172,14 @@ describe('segment decoder', () => {
   it.each([
     ['/bin/true (PSB every 256 bytes)', () => bundle],
     ['the rop_stack exploit (PSB every 256 bytes, findings)', () => exploit],
-  ])('%s: segments merged in any order are the serial analyze result, with a cut at every PSB', async (_name, path) => {
+  ])('%s: segments merged in any order are the serial analyze result and coverage, with a cut at every PSB', async (_name, path) => {
     const recording = openRecording(path());
     const input = traceInputs(recording)[0]!;
     const serial = analyzeTrace(input);
+    const serialBlocks = new ExecutedBlocks();
+    walkerFor(input, [serialBlocks]).run();
+    const serialCoverage = coverageSize(serialBlocks);
+    expect(serialCoverage.blocks).toBeGreaterThan(100);
     const psbs = psbOffsets(input.stream);
     for (const groups of [1, 2, 5, psbs.length + 1]) {
       const plan = planSegments(input.stream, groups);
@@ -184,6 +189,7 @@ describe('segment decoder', () => {
       const merged = await mergeSegments(input, JSON.parse(JSON.stringify(parts)) as SegmentSummary[], undefined);
       expect(merged.segments).toBe(plan.length);
       expect(comparable(merged.analysis)).toEqual(comparable(serial));
+      expect(merged.coverage).toEqual(serialCoverage);
     }
     if (path() !== bundle) expect(serial.findings.length).toBeGreaterThan(0);
     const plan = planSegments(input.stream, 3);

@@ -12,7 +12,9 @@
  * their decodes agree, kept records replayed and summaries applied in
  * trace order, and, where a summary cannot be applied or two pieces cannot
  * hand over, the bytes decoded again in the parent. So the merged result
- * is the serial `analyze` result, field for field (but the timing).
+ * is the serial `analyze` result, field for field (but the timing). The
+ * same walk collects the piece's executed blocks, merged as `coverage
+ * --jobs` merges them (src/reports/coverage-pieces.ts): the serial blocks.
  *
  * A piece holds typed arrays and summaries (structured-clonable, not
  * JSON): it travels in the job's return value as the V8 serialisation of
@@ -28,6 +30,8 @@ import type { FlowStats } from '../flow/control-flow.js';
 import { overlapLimit } from '../flow/parallel/piece-walk.js';
 import type { SegmentRange } from '../flow/parallel/psb-split.js';
 import { PacketStream } from '../packets/packet-stream.js';
+import { coverageObserver, coveragePiece, mergeCoveragePieces, type CoveragePiece } from '../reports/coverage-pieces.js';
+import { ExecutedBlocks } from '../reports/drcov.js';
 import type { ProgressSink } from '../reports/report-model.js';
 import type { TraceStream } from '../sources/model/recording.js';
 
@@ -45,8 +49,14 @@ export interface SegmentSummary extends SegmentPlan {
   detectors: string[];
   /** The piece's own counts (the merged counts come from the stitch). */
   flow: FlowStats;
-  /** The summarised piece (summarize-piece.ts), V8-serialised, base64. */
+  /** The summarised piece (summarize-piece.ts) and its blocks (reports/coverage-pieces.ts), V8-serialised, base64. */
   piece: string;
+}
+
+/** What a segment job ships: its summarised piece, and the blocks the same walk closed. */
+interface FleetPiece {
+  summarized: SummarizedPiece;
+  blocks: Pick<CoveragePiece, 'body' | 'kept' | 'open'>;
 }
 
 /** What the merge returns (JSON): the serial analyze result, and how it was reached. */
@@ -55,6 +65,8 @@ export interface MergedDecode {
   streamSize: number;
   detectors: string[];
   analysis: AnalyzeResult & { pieces: number; replayedBodies: number };
+  /** The executed blocks, merged as `coverage --jobs` merges them (the serial walk's): how many, and the bytes they span. */
+  coverage: { blocks: number; bytes: number };
 }
 
 /** A segment's serialised piece, at most (a piece keeps its overlaps and its summaries, not its body). */
@@ -120,27 +132,50 @@ export function decodeSegment(input: TraceInput, segment: SegmentPlan, detectors
   progress?.phase('segment', segment.to - segment.from);
   const bytes = streamBytes(input.stream, segment.from, segment.limit);
   const range: SegmentRange = { index: segment.index, from: segment.from, to: segment.to };
-  const piece = summarizePiece(input, bytes, segment.from, range, segment.limit, analysisSpec({}, names));
+  const collect = coverageObserver();
+  const summarized = summarizePiece(input, bytes, segment.from, range, segment.limit, analysisSpec({}, names), collect.observer);
+  const { body, kept, open } = collect.take(summarized.piece, segment.limit);
   progress?.done();
+  const piece: FleetPiece = { summarized, blocks: { body, kept, open } };
   const encoded = serialize(piece).toString('base64');
   if (encoded.length > MAX_PIECE_CHARS) throw new Error(`segment ${segment.index}: its summary is ${encoded.length} bytes, more than ${MAX_PIECE_CHARS}; cut the trace into more segments`);
-  return { ...segment, streamSize: size, detectors: names, flow: piece.piece.stats, piece: encoded };
+  return { ...segment, streamSize: size, detectors: names, flow: summarized.piece.stats, piece: encoded };
 }
 
 /** A segment result's piece, checked against the segment it claims to be. */
-function decodedPiece(s: SegmentSummary, detectors: readonly string[]): SummarizedPiece {
+function decodedPiece(s: SegmentSummary, detectors: readonly string[]): FleetPiece {
   if (typeof s.piece !== 'string' || s.piece.length > MAX_PIECE_CHARS) throw new Error(`segment ${s.index}: no summarised piece`);
-  let p: SummarizedPiece;
+  let f: FleetPiece;
   try {
-    p = deserialize(Buffer.from(s.piece, 'base64')) as SummarizedPiece;
+    f = deserialize(Buffer.from(s.piece, 'base64')) as FleetPiece;
   } catch {
     throw new Error(`segment ${s.index}: its summarised piece is not readable`);
   }
+  const p = f?.summarized;
   const z = p?.piece;
   if (z === undefined || z.from !== s.from || z.to !== s.to || !(z.log instanceof Float64Array) || !Array.isArray(p.summaries) || p.summaries.length !== detectors.length) {
     throw new Error(`segment ${s.index}: its summarised piece is not the segment [${s.from}, ${s.to}) summarised for ${detectors.join(', ')}`);
   }
-  return p;
+  const b = f.blocks;
+  if (!(b?.body instanceof Float64Array && b.kept instanceof Float64Array && b.open instanceof Float64Array) || b.body.length % 3 !== 0 || b.kept.length % 3 !== 0 || (b.open.length !== 0 && b.open.length !== 2)) {
+    throw new Error(`segment ${s.index}: its executed blocks are malformed`);
+  }
+  return f;
+}
+
+/** The blocks' count and the bytes they span (overlapping blocks counted once). */
+export function coverageSize(blocks: ExecutedBlocks): { blocks: number; bytes: number } {
+  const ranges: [number, number][] = [];
+  blocks.forEach((start, end) => ranges.push([start, end]));
+  ranges.sort((a, b) => a[0] - b[0]);
+  let bytes = 0;
+  let reach = -Infinity;
+  for (const [start, end] of ranges) {
+    if (end <= reach) continue;
+    bytes += end - Math.max(start, reach);
+    reach = end;
+  }
+  return { blocks: blocks.size, bytes };
 }
 
 /**
@@ -161,6 +196,10 @@ export async function mergeSegments(input: TraceInput, parts: readonly SegmentSu
   }
   if (at !== size) throw new Error(`segments do not tile the trace: they end at ${at} of ${size} bytes`);
   const pieces = sorted.map((p) => decodedPiece(p, names));
-  const analysis = await mergeDecodedPieces(input, { detectors: names }, pieces, inThreadDecoder(input));
-  return { segments: sorted.length, streamSize: size, detectors: names, analysis };
+  const analysis = await mergeDecodedPieces(input, { detectors: names }, pieces.map((f) => f.summarized), inThreadDecoder(input));
+  // Two pieces that do not hand over are decoded again here, as analyze's merge does.
+  const blocks = new ExecutedBlocks();
+  const redo = (range: SegmentRange, limit: number): Promise<CoveragePiece> => Promise.resolve(coveragePiece(input, input.trace, 0, range, limit));
+  await mergeCoveragePieces(pieces.map((f) => ({ piece: f.summarized.piece, limit: f.summarized.limit, ...f.blocks })), size, redo, blocks);
+  return { segments: sorted.length, streamSize: size, detectors: names, analysis, coverage: coverageSize(blocks) };
 }

@@ -2,12 +2,12 @@
  * The worker side of `flow --jobs`, `dump --jobs` and `coverage --jobs` (a
  * piscina worker): decode one piece of the shared trace bytes into its
  * lines and zoned records (line-pieces.ts), or its executed blocks
- * (coverage-pieces.ts).
+ * (src/reports/coverage-pieces.ts).
  */
 import { workerData } from 'piscina';
 import type { TraceInput } from '../../analyses/trace-input.js';
 import type { Recording } from '../../sources/model/recording.js';
-import type { CoveragePiece } from './coverage-pieces.js';
+import type { CoveragePiece } from '../../reports/coverage-pieces.js';
 import type { LineTask } from './line-pieces.js';
 import { PIECE_CANCELLED, PortSink } from './text-credit.js';
 
@@ -19,7 +19,7 @@ import { PIECE_CANCELLED, PortSink } from './text-credit.js';
 const flowModule = once(() => import('./flow-pieces.js'));
 const dumpModule = once(() => import('./dump-pieces.js'));
 const coverageModule = once(async () => ({
-  ...(await import('./coverage-pieces.js')),
+  ...(await import('../../reports/coverage-pieces.js')),
   ...(await import('../../analyses/trace-input.js')),
   ...(await import('../../sources/import/open-recording.js')),
 }));

@@ -1,6 +1,7 @@
 /**
- * `coverage --jobs N`: the executed blocks of a trace (drcov.ts's
- * ExecutedBlocks) from pieces cut at PSBs, decoded on a worker pool by the
+ * `coverage --jobs N` and the fleet's segment jobs: the executed blocks of
+ * a trace (drcov.ts's ExecutedBlocks) from pieces cut at PSBs, decoded on
+ * a worker pool or by other machines with the
  * zoned walk (flow/parallel/zoned-walk.ts), instruction by instruction.
  * A block is closed by a transfer or a gap, which is a record of the
  * walk: blocks closed in a piece's body are sent as a set (in the order
@@ -12,17 +13,14 @@
  * serial walk; merged in trace order, the blocks and their counts are
  * the serial ones, in the same order.
  */
-import { overlapLimit } from '../../flow/parallel/piece-walk.js';
-import { Zone, type PieceZones } from '../../flow/parallel/piece-zones.js';
-import type { SegmentRange } from '../../flow/parallel/psb-split.js';
-import { stitchZoned, type ZonedStitch } from '../../flow/parallel/zoned-stitch.js';
-import { walkPieceZoned, type ZonedPiece } from '../../flow/parallel/zoned-walk.js';
-import { STRIDE } from '../../flow/parallel/flow-log.js';
-import type { TraceInput } from '../../analyses/trace-input.js';
-import { BlockCloser, ExecutedBlocks } from '../../reports/drcov.js';
-import type { ProgressSink } from '../../reports/report-model.js';
-import type { LinePlan } from './line-pieces.js';
-import { planPieces } from './line-pieces.js';
+import { overlapLimit } from '../flow/parallel/piece-walk.js';
+import { Zone, type PieceZones } from '../flow/parallel/piece-zones.js';
+import type { SegmentRange } from '../flow/parallel/psb-split.js';
+import { stitchZoned, type ZonedStitch } from '../flow/parallel/zoned-stitch.js';
+import { walkPieceZoned, type ZonedObserver, type ZonedPiece } from '../flow/parallel/zoned-walk.js';
+import { STRIDE } from '../flow/parallel/flow-log.js';
+import type { TraceInput } from '../analyses/trace-input.js';
+import { BlockCloser, ExecutedBlocks } from './drcov.js';
 
 /** What a worker gives for one piece (structured-clonable). */
 export interface CoveragePiece {
@@ -54,55 +52,57 @@ class PieceBlocks extends BlockCloser {
   }
 }
 
+/** What a zoned walk's coverage observer collected (see {@link coverageObserver}). */
+export interface CoverageCollector {
+  observer: ZonedObserver;
+  /** The piece's blocks, once its walk is done. */
+  take(piece: ZonedPiece, limit: number): CoveragePiece;
+}
+
+/** An observer for walkPieceZoned that collects the piece's blocks (instruction by instruction). */
+export function coverageObserver(): CoverageCollector {
+  let blocks: PieceBlocks | null = null;
+  return {
+    observer: { mode: 'insn', create: (zones, kept) => (blocks = new PieceBlocks(zones, kept)) },
+    take(piece: ZonedPiece, limit: number): CoveragePiece {
+      const b = blocks!;
+      const body: number[] = [];
+      b.body.forEach((start, end, count) => body.push(start, end, count));
+      // The serial walk's end: the open branch is flushed (closing the block after it), else the block ends with its last instruction.
+      const c = piece.carry;
+      const end = c.pendingKind >= 0 ? c.pendingIp + c.pendingSize : b.lastEnd;
+      const open = b.current === b.current && end > b.current ? [b.current, end] : [];
+      return { piece, limit, body: Float64Array.from(body), kept: Float64Array.from(b.kept), open: Float64Array.from(open) };
+    },
+  };
+}
+
 /** Decode one piece of `input` (`trace` holds its bytes from trace offset `origin`). */
 export function coveragePiece(input: TraceInput, trace: Uint8Array, origin: number, range: SegmentRange, limit: number): CoveragePiece {
-  let blocks: PieceBlocks | null = null;
-  const piece = walkPieceZoned(trace, range, limit, input.config, input.image, origin, () => [], {
-    mode: 'insn',
-    create: (zones, kept) => (blocks = new PieceBlocks(zones, kept)),
-  });
-  const b = blocks as unknown as PieceBlocks;
-  const body: number[] = [];
-  b.body.forEach((start, end, count) => body.push(start, end, count));
-  // The serial walk's end: the open branch is flushed (closing the block after it), else the block ends with its last instruction.
-  const c = piece.carry;
-  const end = c.pendingKind >= 0 ? c.pendingIp + c.pendingSize : b.lastEnd;
-  const open = b.current === b.current && end > b.current ? [b.current, end] : [];
-  return { piece, limit, body: Float64Array.from(body), kept: Float64Array.from(b.kept), open: Float64Array.from(open) };
+  const collect = coverageObserver();
+  const piece = walkPieceZoned(trace, range, limit, input.config, input.image, origin, () => [], collect.observer);
+  return collect.take(piece, limit);
 }
 
 /** Decodes pieces (a pool's runner, or in this thread). */
 export type CoverageRunner = (range: SegmentRange, limit: number) => Promise<CoveragePiece>;
 
 /**
- * The executed blocks of `input`'s trace, added to `into` in trace order;
- * the instructions walked.
+ * Add the blocks of `pieces` (in trace order, tiling the trace of `size`
+ * bytes) to `into`, in trace order: the serial walk's blocks and counts.
+ * Two pieces whose decodes do not hand over are decoded again as one by
+ * `redo`. Returns the instructions walked.
  */
-export async function coverageInPieces(input: TraceInput, run: CoverageRunner, workers: number, into: ExecutedBlocks, progress?: ProgressSink, plan?: LinePlan): Promise<number> {
-  const trace = input.trace;
-  const size = trace.length;
-  const groups = planPieces(trace, workers, input.config.errata.skd007, 8 << 20, plan);
-  const limitOf = (r: SegmentRange, next: number | undefined): number => overlapLimit(r, next ?? size, size);
-  progress?.phase('decode', size);
-  let done = 0;
-  let pieces = await Promise.all(
-    groups.map(async (g, i) => {
-      const p = await run(g, limitOf(g, groups[i + 1]?.to));
-      done += g.to - g.from;
-      progress?.update(Math.min(done, size));
-      return p;
-    }),
-  );
+export async function mergeCoveragePieces(pieces: CoveragePiece[], size: number, redo: CoverageRunner, into: ExecutedBlocks): Promise<number> {
   let stitch: ZonedStitch;
   for (;;) {
     stitch = stitchZoned(pieces.map((p) => p.piece));
     if (stitch.ok) break;
     const k = stitch.join;
     const joined: SegmentRange = { index: k - 1, from: pieces[k - 1]!.piece.from, to: pieces[k]!.piece.to };
-    const again = await run(joined, limitOf(joined, pieces[k + 1]?.piece.to));
+    const again = await redo(joined, overlapLimit(joined, pieces[k + 1]?.piece.to ?? size, size));
     pieces = [...pieces.slice(0, k - 1), again, ...pieces.slice(k + 1)];
   }
-  progress?.done();
   const last = pieces.length - 1;
   pieces.forEach((p, k) => {
     const span = stitch.ok ? stitch.spans[k]! : { start: 0, end: 0 };
