@@ -319,6 +319,15 @@ export class PathReconstruction implements QemuLogSink {
       return;
     }
     const p = this.pending;
+    if (p !== null && p.ips[0] !== pc && this.blocks.get(ptr)?.ips[0] === pc) {
+      // qemu went on from the last TB into this known one without logging
+      // it (seen in a forked child when a signal arrived under load): the
+      // last TB ran whole, and only if its code leads here (commit checks).
+      this.pending = null;
+      this.commit(p, pc);
+      this.session.interrupt(pc);
+      return;
+    }
     if (p === null || p.ips[0] !== pc || this.blocks.get(ptr) !== p) {
       throw new RecordingTampered(`the emulator's log is inconsistent: a TB at 0x${pc.toString(16)} that was not the last to start is said not to have started`);
     }
