@@ -11,23 +11,22 @@
  * log, up to their first clone).
  */
 import { closeSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { ElfFile } from '../../flow/elf.js';
 import type { ManifestV2 } from '../bundle/manifest.js';
 import { BUNDLE_FORMAT, decodeCommands, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
 import { writeAddressSpaceImages } from './bundle-images.js';
 import { ConfinedRun } from './confined-run.js';
+import { confinementRequest } from './confinement-request.js';
 import { GuestFiles } from './guest-files.js';
-import { interpreterOf, MemoryMap } from './memory-map.js';
+import { MemoryMap } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
-  argumentPaths, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, showable, SIGNAL_NAMES,
+  confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, SIGNAL_NAMES,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
-import { sandboxUnavailable } from './sandbox.js';
-import { sandboxView, visibleHostFile } from './sandbox-view.js';
 import { TaskTracer, type TracedProcess } from './task-tracer.js';
 import { MAX_TASK_ID, THREAD_LOG_TEMPLATE, ThreadFifos } from './thread-fifos.js';
 import { execFollowing } from './exec-follow.js';
@@ -49,22 +48,8 @@ export async function recordThreads(
   shown: ShownOutput | null,
 ): Promise<RecordResult> {
   const notice = opts.notice ?? ((l: string) => process.stderr.write(`ptscope: ${l}\n`));
-  const guestProgram = opts.program?.guest ?? program;
-  const args = argumentPaths(opts.argv, opts.exposeArguments !== false);
-  const guestArgv = [guestProgram, ...args.argv.slice(1)];
-  const allowRead: string[] = [];
-  for (const p of opts.allowRead ?? []) {
-    const kind = showable(p);
-    if (kind === 'yes') allowRead.push(resolve(p));
-    else throw new RecordError(`record: --allow-read ${p}: ${kind === 'missing' ? 'no such file or directory' : `${kind}, which is never shown to the sandbox`}`);
-  }
-  const why = sandboxUnavailable();
-  if (why !== null) throw new RecordError(`record: ${why}; install bubblewrap, or pass --no-sandbox to run the program unconfined`);
-  const interp = interpreterOf(exe.elf, exe.bytes);
-  const probe = sandboxView({ program: opts.program ? undefined : program, arguments: args.paths, allowRead });
-  if (interp !== null && visibleHostFile(probe, interp) === null) {
-    throw new RecordError(`record: the program's loader ${interp} is outside the sandbox's view (system directories, the program, its arguments); pass --allow-read ${interp}`);
-  }
+  // The first run already said which arguments were not shown.
+  const { guestProgram, guestArgv, view } = confinementRequest({ ...opts, sandbox: true }, program, exe, () => {});
 
   let failure: Error | null = null;
   let tracer: TaskTracer | null = null;
@@ -92,7 +77,7 @@ export async function recordThreads(
     // LD_PRELOAD is qemu's own: -U keeps it from the program's environment.
     command: [...follow.preload, qemu, '-U', 'LD_PRELOAD', '-d', `${LOG_ITEMS},tid`, '-D', THREAD_LOG_TEMPLATE, ...guestEnvArgs(opts.guestEnv), ...guestArgv],
     sandbox: true,
-    view: { program: opts.program ? undefined : program, programCopy: opts.program, libraryCopies: opts.program?.libraries, arguments: args.paths, allowRead, helpers: follow.place },
+    view: { ...view, helpers: follow.place },
     supervisor: follow.supervisor,
     handedIn: fifos.handedIn,
     limits,
