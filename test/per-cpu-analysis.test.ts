@@ -153,8 +153,16 @@ describe('per-CPU perf.data: each task decoded and analysed as its own thread', 
     const kinds = (list: JsonLine[]): string[] => list.map((f) => `${f.tid} ${f.detector}/${f.kind}`).sort();
     expect(kinds(findings)).toEqual(kinds(perThread));
     // FlowGuard runs per thread too: its slow path finds the chain in the worker's windows, and only there.
-    const guarded = analyzeJson(exportPerCpu(threadRop, 2), ['--detect', 'flowguard']).lines.filter((l) => l.type === 'finding');
+    const flowguard = analyzeJson(exportPerCpu(threadRop, 2), ['--detect', 'flowguard']).lines;
+    const guarded = flowguard.filter((l) => l.type === 'finding');
     expect(guarded.length).toBeGreaterThan(0);
     for (const f of guarded) expect([f.pid, f.tid]).toEqual(worker);
+    // One FlowGuard per thread, their statistics merged: counts add up, fractions and rates come from the sums.
+    const summary = flowguard.find((l) => l.type === 'summary') as unknown as { detectors: { name: string; stats: Record<string, number> }[] };
+    const stats = summary.detectors.find((d) => d.name === 'flowguard')!.stats;
+    expect(stats.checks).toBeGreaterThan(0);
+    expect(stats.fastFraction).toBeCloseTo(stats.fastSettled! / stats.checks!, 12);
+    expect(stats.fastFraction).toBeLessThanOrEqual(1);
+    if (stats.slowSeconds! > 0) expect(stats.slowBytesPerSecond).toBeCloseTo(stats.slowBytes! / stats.slowSeconds!, 6);
   }, 120_000);
 });

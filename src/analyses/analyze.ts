@@ -219,6 +219,7 @@ function mergeDetectorStats(detectors: readonly Detector[]): AnalyzeResult['dete
       continue;
     }
     for (const [k, v] of Object.entries(stats)) seen.stats[k] = k.startsWith('max') ? Math.max(seen.stats[k] ?? 0, v) : (seen.stats[k] ?? 0) + v;
+    d.deriveStats?.(seen.stats);
   }
   return [...byName.values()];
 }

@@ -52,6 +52,11 @@ export interface Detector extends FlowConsumer {
   unchecked(): UncheckedNote[];
   /** Extra numbers for reports (checks done, fast-path fraction, ...). */
   stats?(): Record<string, number>;
+  /**
+   * Recompute the ratios among `stats` once several instances' stats are
+   * merged (counts are summed, maxima kept): a rate or a fraction is not a sum.
+   */
+  deriveStats?(stats: Record<string, number>): void;
 }
 
 /** Findings kept per detector; the rest are counted. */

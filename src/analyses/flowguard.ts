@@ -337,18 +337,27 @@ export class FlowGuardDetector extends DetectorBase {
     this.statsOut = {
       checks,
       fastSettled: fast,
-      fastFraction: checks > 0 ? fast / checks : 1,
+      fastFraction: 0,
       fastPackets: this.fastPackets,
       fastTips: this.fastTips,
-      fastBytesPerSecond: fastSeconds > 0 ? this.fastBytes / fastSeconds : 0,
-      fastPacketsPerSecond: fastSeconds > 0 ? this.fastPackets / fastSeconds : 0,
+      fastBytes: this.fastBytes,
+      fastBytesPerSecond: 0,
+      fastPacketsPerSecond: 0,
       slowWindows: slow.length,
       slowBytes,
       slowInstructions: slowInsns,
-      slowBytesPerSecond: slowSeconds > 0 ? slowBytes / slowSeconds : 0,
+      slowBytesPerSecond: 0,
       fastSeconds,
       slowSeconds,
     };
+    this.deriveStats(this.statsOut);
+  }
+
+  deriveStats(s: Record<string, number>): void {
+    s.fastFraction = s.checks! > 0 ? s.fastSettled! / s.checks! : 1;
+    s.fastBytesPerSecond = s.fastSeconds! > 0 ? s.fastBytes! / s.fastSeconds! : 0;
+    s.fastPacketsPerSecond = s.fastSeconds! > 0 ? s.fastPackets! / s.fastSeconds! : 0;
+    s.slowBytesPerSecond = s.slowSeconds! > 0 ? s.slowBytes! / s.slowSeconds! : 0;
   }
 
   private decodeWindow(trace: Uint8Array, from: number, to: number, windows: Window[], seen: Set<string>): number {
