@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeTrace } from '../src/analyses/analyze.js';
 import { inheritsHistory, traceInputs } from '../src/analyses/trace-input.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
-import { record } from '../src/sources/recorder/record.js';
 import { REPO_ROOT } from './helpers/oracle.js';
+import { recordProbe } from './helpers/probe.js';
 
 let work: string;
 let bundle: string;
@@ -25,10 +25,7 @@ beforeAll(async () => {
   const exe = join(work, 'fork-longjmp');
   const cc = spawnSync('gcc', ['-O1', '-o', exe, join(REPO_ROOT, 'test', 'fixtures', 'threads', 'fork-longjmp.c')], { encoding: 'utf8' });
   expect(cc.status, cc.stderr).toBe(0);
-  const res = await record({
-    argv: [exe], output: join(work, 'fork-longjmp.ptscope'), sandbox: true, timeoutSec: 120, maxInsns: 50_000_000, psbPeriod: 4096,
-    retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe', notice: () => {},
-  });
+  const res = await recordProbe(work, [exe]);
   expect(res.stdout).toBe('child resumed at the setjmp\nparent\n');
   bundle = res.bundle;
 }, 240_000);

@@ -16,12 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
-import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { runFlowCommand } from '../src/cli/flow.js';
 import { runCoverageCommand } from '../src/cli/coverage.js';
 import { LineWriter } from '../src/cli/output.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { buildExploitCorpus, type RunJson } from '../tools/corpus/build-exploits.js';
+import { exportPerCpu } from './helpers/per-cpu-export.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { recordProbe } from './helpers/probe.js';
 
@@ -40,14 +40,6 @@ function recordedCounts(bundle: string): Map<number, number> {
   } finally {
     rec.close();
   }
-}
-
-function exportPerCpu(bundle: string, cpus: number): string {
-  const file = `${bundle}.cpu${cpus}.data`;
-  const out = new LineWriter(null);
-  expect(runExportPerfCommand(['--per-cpu', String(cpus), bundle, '-o', file], out)).toBe(0);
-  out.flush();
-  return file;
 }
 
 /** flow's instruction lines per `[pid/tid]` heading of the per-CPU streams. */

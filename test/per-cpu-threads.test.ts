@@ -25,9 +25,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
 import { runClassifyCommand } from '../src/cli/classify.js';
 import { runCoverageCommand } from '../src/cli/coverage.js';
-import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { LineWriter } from '../src/cli/output.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
+import { exportPerCpu } from './helpers/per-cpu-export.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { recordProbe } from './helpers/probe.js';
 
@@ -42,14 +42,6 @@ function compile(name: string): string {
   const res = spawnSync('gcc', ['-O1', '-pthread', '-o', out, join(FIXTURES, `${name}.c`)], { encoding: 'utf8' });
   expect(res.status, res.stderr).toBe(0);
   return out;
-}
-
-function exportPerCpu(bundle: string, cpus: number): string {
-  const file = `${bundle}.cpu${cpus}.data`;
-  const out = new LineWriter(null);
-  expect(runExportPerfCommand(['--per-cpu', String(cpus), bundle, '-o', file], out)).toBe(0);
-  out.flush();
-  return file;
 }
 
 interface Line {
