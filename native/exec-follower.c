@@ -70,6 +70,8 @@ enum state { UNKNOWN = 0, LAUNCH, EMULATED, NATIVE };
 #define STATE_MASK 0x0f
 /* Seen stopped before its parent's fork event: held until the event. */
 #define HELD 0x20
+/* ... and that first stop was also a group stop (released with PTRACE_LISTEN). */
+#define HELD_IN_GROUP_STOP 0x40
 
 static const char *qemu_host, *guest_qemu, *shim, *log_items, *log_template, *copies;
 static int copy_count;
@@ -657,27 +659,33 @@ int main(int argc, char **argv) {
       case PTRACE_EVENT_CLONE: {
         unsigned long child = 0;
         ptrace(PTRACE_GETEVENTMSG, pid, 0, &child);
-        int held = state_of((pid_t)child) & HELD;
+        int held = state_of((pid_t)child) & (HELD | HELD_IN_GROUP_STOP);
         set_state((pid_t)child, state_of(pid) & STATE_MASK);
-        if (held) ptrace(PTRACE_CONT, (pid_t)child, 0, 0);
+        if (held & HELD_IN_GROUP_STOP) ptrace(PTRACE_LISTEN, (pid_t)child, 0, 0);
+        else if (held) ptrace(PTRACE_CONT, (pid_t)child, 0, 0);
         ptrace(PTRACE_CONT, pid, 0, 0);
         break;
       }
       case PTRACE_EVENT_EXEC:
         exec_stop(pid);
         break;
-      case PTRACE_EVENT_STOP:
-        if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
-          if ((state_of(pid) & STATE_MASK) == UNKNOWN) {
-            /* A new task's first stop, before its parent's event: held until then. */
-            set_state(pid, HELD);
-            break;
-          }
-          ptrace(PTRACE_LISTEN, pid, 0, 0); /* a group stop: stays stopped until SIGCONT */
-        } else {
-          ptrace(PTRACE_CONT, pid, 0, 0);
+      case PTRACE_EVENT_STOP: {
+        int group = sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+        if ((state_of(pid) & (STATE_MASK | HELD)) == UNKNOWN) {
+          /*
+           * A new task's first stop, before its parent's fork or clone event
+           * told what it runs: held until then, or its exec could pass
+           * unfollowed. A seized task's first stop reports SIGTRAP (a stop
+           * signal only if a group stop was under way), so any
+           * PTRACE_EVENT_STOP of a task not known yet is that stop.
+           */
+          set_state(pid, HELD | (group ? HELD_IN_GROUP_STOP : 0));
+          break;
         }
+        if (group) ptrace(PTRACE_LISTEN, pid, 0, 0); /* a group stop: stays stopped until SIGCONT */
+        else ptrace(PTRACE_CONT, pid, 0, 0);
         break;
+      }
       default:
         if (sig == (SIGTRAP | 0x80)) sig = 0; /* a syscall stop: none is asked for outside an injection */
         ptrace(PTRACE_CONT, pid, 0, (void *)(long)sig);

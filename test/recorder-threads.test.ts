@@ -163,6 +163,16 @@ describe('recording threads', () => {
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 
+  it('30 programs started one after another are all followed, whichever of a fork\'s two reports reaches the follower first', async () => {
+    // Each fork is a race in the follower: the child's first stop may come before
+    // its parent's fork event. A child let run before the event used to exec unfollowed.
+    const res = await rec(['/bin/sh', '-c', 'i=0; while [ $i -lt 30 ]; do /bin/true; i=$((i+1)); done; echo $i'], 'many-execs');
+    expect(res.stdout.trim()).toBe('30');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.processes.map((p) => p.untraced).filter((u) => u !== null)).toEqual([]);
+    expect(v2.streams.filter((s) => s.program?.path === '/usr/bin/true')).toHaveLength(30);
+  }, 240_000);
+
   it('fork then exec: the exec\'d program runs under the emulator in a stream of its own', async () => {
     const res = await rec(['/bin/sh', '-c', '/bin/ls -l /proc/self/exe; echo done'], 'fork-exec');
     // qemu shows the guest its own program as /proc/self/exe: ls ran emulated.
