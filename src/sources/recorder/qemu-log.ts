@@ -123,6 +123,10 @@ export class QemuLogParser {
   get unfinishedSyscall(): string | null {
     return this.pending === null ? null : this.pending.text.slice(0, Math.max(0, this.pending.text.indexOf('(')));
   }
+  /** The whole entry text (`clone(CLONE_VM|...`) of {@link unfinishedSyscall}, or null. */
+  get unfinishedSyscallText(): string | null {
+    return this.pending === null ? null : this.pending.text;
+  }
   /** Still in qemu's start-up output (before the first translation). */
   private preamble = true;
   /** The pid of the strace lines (one process per log: a whole-program log stops at clone, a thread's log is one thread's). */

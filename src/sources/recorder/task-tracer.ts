@@ -218,8 +218,8 @@ export class TaskTracer {
   /** Logs of threads not known yet (their clone has not been read). */
   private readonly waiting = new Map<number, Buffer[]>();
   private waitingBytes = 0;
-  /** Tasks announced by a clone whose log has not started. */
-  private readonly announced = new Map<number, { pid: number; fork: boolean }>();
+  /** Tasks announced by a clone whose log has not started (`proc`: the process a new thread joins; `order`: where its stream sorts). */
+  private readonly announced = new Map<number, { pid: number; fork: boolean; proc?: TracedProcess; order?: number }>();
   /** An exec marker being read, per thread (followExecs). */
   private readonly markers = new Map<number, Buffer>();
   /** Threads whose program ran natively after an exec: their log must end there. */
@@ -292,7 +292,7 @@ export class TaskTracer {
       } else {
         const a = this.announced.get(tid)!;
         this.announced.delete(tid);
-        sink = this.start(tid, a.pid, false, a.fork);
+        sink = this.start(tid, a.pid, false, a.fork, undefined, a.proc, a.order);
       }
     }
     try {
@@ -359,14 +359,14 @@ export class TaskTracer {
     return unfinished;
   }
 
-  private start(tid: number, pid: number, first: boolean, fork: boolean, tscBase?: number): ThreadSink {
-    const proc = this.processes.get(pid)!;
+  private start(tid: number, pid: number, first: boolean, fork: boolean, tscBase?: number, joins?: TracedProcess, order?: number): ThreadSink {
+    const proc = joins ?? this.processes.get(pid)!;
     const n = this.streamCount++;
     const file = n === 0 ? this.opts.firstFile : this.threads.has(tid) || this.retiredThreads.some((t) => t.tid === tid) ? `trace-${tid}-${n}.pt` : `trace-${tid}.pt`;
     const out = new TraceOutput(join(this.opts.dir, file), this.opts.snapshotBytes);
     const settings = tscBase === undefined ? this.opts.settings : { ...this.opts.settings, timing: { ...this.opts.settings.timing, tscBase } };
     const session = new PtEncoderSession(out, settings);
-    const thread = { tid, pid, proc, order: n, file, out, session } as TracedThread;
+    const thread = { tid, pid, proc, order: order ?? n, file, out, session } as TracedThread;
     const path = new PathReconstruction(session, proc.memory, {
       maxInsns: this.opts.maxInsns,
       maxBlockBytes: this.opts.maxBlockBytes,
@@ -398,20 +398,47 @@ export class TaskTracer {
   /** A syscall of `thread` completed: a clone or fork announces a new task. */
   syscallDone(thread: TracedThread, line: string): void {
     const t = newTask(line);
-    if (t === null) return;
-    if (this.threads.has(t.tid) || this.announced.has(t.tid)) throw new RecordingTampered(`thread ${t.tid} is created twice in the program's logs`);
-    if (!t.thread) {
-      const parent = this.processes.get(thread.pid)!;
-      this.processes.set(t.tid, { pid: t.tid, ppid: parent.pid, memory: parent.memory.fork(), cache: new TranslationCache(parent.cache), untraced: null, program: null });
+    if (t !== null) this.announce(thread, t.tid, t.thread);
+  }
+
+  /** Task `tid` was created by `thread` (a new thread of its process, or a forked process): read its log. */
+  private announce(thread: TracedThread, tid: number, isThread: boolean, order?: number): void {
+    if (this.threads.has(tid) || this.announced.has(tid)) throw new RecordingTampered(`thread ${tid} is created twice in the program's logs`);
+    const parent = thread.proc;
+    if (!isThread) {
+      this.processes.set(tid, { pid: tid, ppid: parent.pid, memory: parent.memory.fork(), cache: new TranslationCache(parent.cache), untraced: null, program: null });
     }
-    this.announced.set(t.tid, { pid: t.thread ? thread.pid : t.tid, fork: !t.thread });
-    const w = this.waiting.get(t.tid);
+    // A thread joins the process its creator ran in, which may have executed another program since.
+    this.announced.set(tid, isThread ? { pid: thread.pid, fork: false, proc: parent, order } : { pid: tid, fork: true, order });
+    const w = this.waiting.get(tid);
     if (w !== undefined) {
-      this.waiting.delete(t.tid);
+      this.waiting.delete(tid);
       for (const c of w) this.waitingBytes -= c.length;
       // Parsing the child now may run its events, which is safe: its parent's clone is done.
-      for (const c of w) this.feed(t.tid, c);
+      for (const c of w) this.feed(tid, c);
     }
+  }
+
+  /**
+   * A task whose creator's log ended inside the clone or fork: the creator was
+   * killed (another thread's exec or exit_group) after the kernel made the
+   * task and before the emulator logged the result, so the task's id is in no
+   * log. With one such creator and one log no clone named, that log is the
+   * task's (the logs of any other unnamed task stay ignored, with a warning).
+   */
+  private adoptUnnamedTask(): void {
+    if (this.waiting.size !== 1) return;
+    const creators = [...this.retiredThreads, ...this.threads.values()].filter((t) => /^(clone|clone3|fork|vfork)$/.test(t.parser.unfinishedSyscall ?? ''));
+    if (creators.length !== 1) return;
+    const creator = creators[0];
+    const [tid] = this.waiting.keys();
+    const isThread = /^clone3?$/.test(creator.parser.unfinishedSyscall!) && /CLONE_THREAD/.test(creator.parser.unfinishedSyscallText!);
+    this.warnings.push(`[${creator.pid}/${creator.tid}]: the log ended inside ${creator.parser.unfinishedSyscall}, before its result: thread ${tid}, whose log no clone named, is taken as the task it created`);
+    // The task started right after its creator's last stream position, before any stream the recorder saw later.
+    this.announce(creator, tid, isThread, creator.order + 0.5);
+    const t = this.threads.get(tid);
+    // A thread of a process that executed another program since was killed by that exec, wherever it was.
+    if (t !== undefined && isThread && this.processes.get(t.pid) !== t.proc) this.killedByExec.add(t);
   }
 
   /** A translation may have been bound: threads waiting for one may go on. */
@@ -436,6 +463,7 @@ export class TaskTracer {
    * uses it); `killed`: the recorder killed the run.
    */
   finish(crashIp: number | null, killed: boolean): void {
+    this.adoptUnnamedTask();
     for (const t of this.threads.values()) {
       t.parser.end();
       if (this.killedByExec.has(t)) t.path.abandon();
@@ -454,6 +482,16 @@ export class TaskTracer {
       const unfinished = t.parser.unfinishedSyscall;
       if (unfinished !== null && !['exit', 'exit_group', 'execve', 'execveat'].includes(unfinished) && !killed && this.stopReason === null) {
         this.warnings.push(`[${t.pid}/${t.tid}]: the log ended inside the syscall ${unfinished}: what the thread did after it is not recorded`);
+      }
+    }
+    if (this.opts.followExecs === true && !killed && this.stopReason === null) {
+      for (const t of this.threads.values()) {
+        // A log that ends inside execve, in a process no exec marker replaced:
+        // the exec succeeded unseen by the follower, so its program may have run natively.
+        const unfinished = t.parser.unfinishedSyscall;
+        if ((unfinished === 'execve' || unfinished === 'execveat') && this.processes.get(t.pid) === t.proc) {
+          t.proc.untraced ??= `thread ${t.tid}'s log ended inside ${unfinished} with no word from the exec follower: the program it executed may have run natively, untraced`;
+        }
       }
     }
     for (const t of this.threads.values()) {
