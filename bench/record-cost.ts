@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readBundleManifest } from '../src/sources/import/bundle-import.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 
 interface Program {
   label: string;
@@ -59,10 +60,7 @@ export async function runRecordCostBench(root: string): Promise<Array<{ label: s
     console.log('|---|---|---|---|---|');
     for (const p of programs) {
       const output = join(work, `b${rows.length}.ptscope`);
-      const res = await record({
-        argv: p.argv, output, sandbox: true, timeoutSec: 600, maxInsns: 500_000_000, psbPeriod: 4096, retCompression: true,
-        longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe', notice: () => {},
-      });
+      const res = await record(withRecordDefaults({ argv: p.argv, output, timeoutSec: 600, maxInsns: 500_000_000, hardware: false, stdio: 'pipe', notice: () => {} }));
       const m = readBundleManifest(res.bundle);
       let insns = 0;
       let bytes = 0;

@@ -15,6 +15,7 @@ import { LineWriter } from '../src/cli/output.js';
 import { runReportCommand } from '../src/cli/report.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { buildExploitCorpus, type RunJson } from '../tools/corpus/build-exploits.js';
 
 let work: string;
@@ -29,11 +30,10 @@ beforeAll(async () => {
   const c = corpus.cases.find((x) => x.name === 'thread_rop')!;
   run = c.run;
   bundle = join(work, 'thread_rop.ptscope');
-  const r = await record({
-    argv: [join(c.dir, run.program), ...run.argv], output: bundle, sandbox: true, timeoutSec: 120, maxInsns: 50_000_000, psbPeriod: 4096,
-    retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
+  const r = await record(withRecordDefaults({
+    argv: [join(c.dir, run.program), ...run.argv], output: bundle, timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe',
     stdin: join(c.dir, run.exploit.runners?.qemu?.stdin ?? run.exploit.stdin), notice: () => {},
-  });
+  }));
   expect(r.stdout).toContain('PWNED');
   const rec = openRecording(bundle);
   streams = rec.streams.map((s) => [s.pid!, s.tid!]);

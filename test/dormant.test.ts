@@ -19,6 +19,7 @@ import { importBundle } from '../src/sources/import/bundle-import.js';
 import { cachedGcc } from '../tools/corpus/build-cache.js';
 import { buildByName, payloadRegion, recordBuild, SAMPLES as MULTI_SAMPLES, type Build } from '../tools/eval-dormant-corpus.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 
 const ROOT = join(__dirname, '..');
 const OUT = join(ROOT, 'build/dormant/test');
@@ -57,11 +58,7 @@ describe('dormant code on the demo corpus', () => {
     process.env.TZ = notWednesdayTz();
     for (const name of SAMPLES) {
       const exe = build(name);
-      const res = await record({
-        argv: [exe], output: join(OUT, `${name}.ptscope`), force: true, sandbox: true, timeoutSec: 60, maxInsns: 1e9,
-        psbPeriod: 4096, retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0,
-        hardware: false, stdio: 'pipe', notice: () => {},
-      });
+      const res = await record(withRecordDefaults({ argv: [exe], output: join(OUT, `${name}.ptscope`), force: true, hardware: false, stdio: 'pipe', notice: () => {} }));
       firstOutput.set(name, res.stdout);
     }
   }, 120_000);

@@ -30,6 +30,7 @@ import { PacketDecoder } from '../src/packets/decoder.js';
 import { Packet } from '../src/packets/packet.js';
 import { rawImageArgs, readManifest } from '../src/sources/recorder/bundle.js';
 import { record, type RecordOptions } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { buildTarget, SAMPLE_INPUTS } from '../tools/fuzz-demo-target.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { libiptEdges } from './helpers/ptedges.js';
@@ -208,23 +209,7 @@ describe('edge decoder on emulated-recorder traces', () => {
   let seq = 0;
   async function rec(argv: string[], extra: Partial<RecordOptions>): Promise<string> {
     const output = join(work, `b${seq++}.ptscope`);
-    await record({
-      argv,
-      output,
-      sandbox: true,
-      hardware: false,
-      timeoutSec: 120,
-      maxInsns: 50_000_000,
-      psbPeriod: 4096,
-      retCompression: true,
-      longTnt: false,
-      ranges: [],
-      timing: {},
-      snapshotBytes: 0,
-      stdio: 'pipe',
-      notice: () => {},
-      ...extra,
-    });
+    await record(withRecordDefaults({ argv, output, hardware: false, timeoutSec: 120, maxInsns: 50_000_000, stdio: 'pipe', notice: () => {}, ...extra }));
     return output;
   }
 

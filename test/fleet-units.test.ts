@@ -18,6 +18,7 @@ import { analyzeTrace, type AnalyzeResult } from '../src/analyses/analyze.js';
 import { Store } from '../src/fleet/store.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 
 let work: string;
@@ -134,15 +135,12 @@ describe('segment decoder', () => {
     // Recorded with a PSB every 256 bytes (many cut points): a short program, and an exploit of the corpus (findings).
     bundle = join(work, 'true.ptscope');
     exploit = join(work, 'rop_stack.ptscope');
-    const options = {
-      sandbox: true, hardware: false, timeoutSec: 120, maxInsns: 10_000_000, psbPeriod: 256,
-      retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, stdio: 'ignore' as const, notice: () => {},
-    };
-    await record({ argv: ['/bin/true'], output: bundle, ...options });
+    const options = { hardware: false, timeoutSec: 120, maxInsns: 10_000_000, psbPeriod: 256, stdio: 'ignore' as const, notice: () => {} };
+    await record(withRecordDefaults({ argv: ['/bin/true'], output: bundle, ...options }));
     const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
     const corpus = join(REPO_ROOT, 'build', 'corpus', 'exploits');
     buildExploitCorpus({ outDir: corpus });
-    await record({ argv: [join(corpus, 'rop_stack', 'prog')], stdin: join(corpus, 'rop_stack', 'payload.bin'), output: exploit, ...options });
+    await record(withRecordDefaults({ argv: [join(corpus, 'rop_stack', 'prog')], stdin: join(corpus, 'rop_stack', 'payload.bin'), output: exploit, ...options }));
   }, 600_000);
 
   /** analyze's result without its timing and the parallel merge's own counters. */

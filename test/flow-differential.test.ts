@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { record, type RecordOptions } from '../src/sources/recorder/record.js';
+import { DEFAULT_PSB_PERIOD, withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import {
   bundleInput,
   compareFlow,
@@ -98,22 +99,16 @@ describe('flow differential: recorder traces', () => {
   for (const [i, r] of recordings.entries()) {
     it(r.name, { timeout: 300_000 }, async () => {
       build();
-      const res = await record({
+      const res = await record(withRecordDefaults({
         argv: r.argv(work),
         output: join(work, `b${i}.ptscope`),
-        sandbox: true,
         timeoutSec: 120,
         maxInsns: 20_000_000,
-        psbPeriod: 4096,
-        retCompression: true,
-        longTnt: false,
-        ranges: [],
-        timing: {},
-        snapshotBytes: 0,
+        psbPeriod: DEFAULT_PSB_PERIOD,
         stdio: 'pipe',
         notice: () => {},
         ...r.opts,
-      });
+      }));
       expect(res.manifest.instructions!.traced).toBeGreaterThan(0);
       check(bundleInput(res.bundle, r.name));
     });

@@ -31,6 +31,7 @@ import { walkTrace } from '../src/reports/report-model.js';
 import { traceInputs } from '../src/analyses/trace-input.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { REAL_TRACES, realTraces } from './helpers/vectors.js';
 
@@ -184,10 +185,9 @@ describe('a multi-thread bundle (one stream per thread) and a perf.data, cut at 
     const exe = join(work, 'threads4');
     const cc = spawnSync('gcc', ['-O1', '-o', exe, join(process.cwd(), 'test', 'fixtures', 'threads', 'threads4.c'), '-pthread'], { encoding: 'utf8' });
     expect(cc.status, cc.stderr).toBe(0);
-    const res = await record({
-      argv: [exe], output: join(work, 'threads4.ptscope'), sandbox: true, timeoutSec: 120, maxInsns: 50_000_000, psbPeriod: 4096,
-      retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe', notice: () => {},
-    });
+    const res = await record(withRecordDefaults({
+      argv: [exe], output: join(work, 'threads4.ptscope'), timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe', notice: () => {},
+    }));
     const data = join(work, 'threads4.data');
     expect(runExportPerfCommand([res.bundle, '-o', data], new LineWriter(null))).toBe(0);
     for (const source of [res.bundle, data]) {

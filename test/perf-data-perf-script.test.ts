@@ -22,6 +22,7 @@ import { importBundle } from '../src/sources/import/bundle-import.js';
 import { flowInputs, type PerfDataModel, readPerfData } from '../src/sources/perf-data/perf-data.js';
 import { type AuxBuffer, writePerfData } from '../src/sources/perf-data/writer.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { forEachInstruction } from './helpers/insn-loop.js';
 
 const have = (cmd: string, arg = '--version'): boolean => spawnSync(cmd, [arg], { stdio: 'ignore' }).status === 0;
@@ -485,23 +486,19 @@ describe('recorder bundle -> perf.data -> perf script', () => {
   ]) {
     it(`perf decodes exactly the recorded instructions (${variant.name})`, async () => {
       const bundle = join(dir, `rec-${variant.longTnt ? 'b' : 'a'}.ptscope`);
-      const rec = await record({
+      const rec = await record(withRecordDefaults({
         argv: [exe],
         output: bundle,
         force: true,
         sandbox: false,
-        timeoutSec: 60,
         maxInsns: 10_000_000,
-        psbPeriod: 4096,
         retCompression: variant.retCompression,
         longTnt: variant.longTnt,
-        ranges: [],
         timing: variant.timing,
-        snapshotBytes: 0,
         hardware: false,
         stdio: 'ignore',
         notice: () => {},
-      });
+      }));
       const want = rec.manifest.instructions!;
       expect(want.traced).toBeGreaterThan(1000);
       const file = join(dir, `rec-${variant.longTnt ? 'b' : 'a'}.data`);

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ElfFile } from '../src/flow/elf.js';
 import { perfRecordArgs, readIntelPtCaps, type IntelPtCaps } from '../src/sources/recorder/perf-command.js';
 import { record, RecordError, type RecordOptions } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 
 const CAPS: IntelPtCaps = { addressFilters: 2, psbCyc: true, psbPeriods: 0x3f, mtc: true, mtcPeriods: 0x249 };
 const NO_CAPS: IntelPtCaps = { addressFilters: 0, psbCyc: false, psbPeriods: 0, mtc: false, mtcPeriods: 0 };
@@ -63,18 +64,7 @@ let savedPath: string | undefined;
 let fixedAddress: string;
 
 function opts(extra: Partial<RecordOptions> = {}): RecordOptions {
-  return {
-    argv: ['/bin/true'],
-    output: join(work, 'unused.ptscope'),
-    sandbox: true,
-    timeoutSec: 0,
-    retCompression: true,
-    longTnt: false,
-    ranges: [],
-    timing: {},
-    snapshotBytes: 0,
-    ...extra,
-  };
+  return withRecordDefaults({ argv: ['/bin/true'], output: join(work, 'unused.ptscope'), timeoutSec: 0, ...extra });
 }
 
 function args(extra: Partial<RecordOptions> = {}, caps: IntelPtCaps = CAPS, program = '/bin/true'): string[] {

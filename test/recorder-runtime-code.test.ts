@@ -18,6 +18,7 @@ import { readBundleManifest } from '../src/sources/import/bundle-import.js';
 import type { Manifest, ManifestImage } from '../src/sources/bundle/manifest.js';
 import { rawImageArgs, type BundleImage } from '../src/sources/recorder/bundle.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT, runOracle } from './helpers/oracle.js';
 
 let work: string;
@@ -38,10 +39,7 @@ function compileJit(name: string, flags: string[]): string {
 }
 
 async function rec(argv: string[], name: string) {
-  return record({
-    argv, output: join(work, `${name}.ptscope`), sandbox: true, timeoutSec: 120, maxInsns: 50_000_000, psbPeriod: 4096, retCompression: true,
-    longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe', notice: () => {},
-  });
+  return record(withRecordDefaults({ argv, output: join(work, `${name}.ptscope`), timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe', notice: () => {} }));
 }
 
 /** Each stream of the bundle: libipt decodes it with its images with no error, exactly as the recorder counted. */

@@ -20,7 +20,8 @@ import { LineWriter } from '../src/cli/output.js';
 import { readBundleManifest } from '../src/sources/import/bundle-import.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { rawImageArgs } from '../src/sources/recorder/bundle.js';
-import { record, type RecordOptions, type RecordResult } from '../src/sources/recorder/record.js';
+import { record, type RecordResult } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import type { ManifestV2 } from '../src/sources/bundle/manifest.js';
 import { REPO_ROOT, runOracle } from './helpers/oracle.js';
 
@@ -43,23 +44,7 @@ afterAll(() => {
 });
 
 async function rec(argv: string[], name: string): Promise<RecordResult> {
-  const opts: RecordOptions = {
-    argv,
-    output: join(work, `${name}.ptscope`),
-    sandbox: true,
-    timeoutSec: 120,
-    maxInsns: 50_000_000,
-    psbPeriod: 4096,
-    retCompression: true,
-    longTnt: false,
-    ranges: [],
-    timing: {},
-    snapshotBytes: 0,
-    hardware: false,
-    stdio: 'pipe',
-    notice: () => {},
-  };
-  return record(opts);
+  return record(withRecordDefaults({ argv, output: join(work, `${name}.ptscope`), timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe', notice: () => {} }));
 }
 
 /** libipt's decode of one stream of a version-2 bundle. */

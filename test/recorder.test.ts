@@ -19,6 +19,7 @@ import { main } from '../src/cli/main.js';
 import { LineWriter } from '../src/cli/output.js';
 import { IpSequenceHash } from '../src/sources/recorder/ip-sequence-hash.js';
 import { record, RecordError, type RecordOptions, type RecordResult } from '../src/sources/recorder/record.js';
+import { DEFAULT_PSB_PERIOD, withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { readManifest } from '../src/sources/recorder/bundle.js';
 import { REPO_ROOT, runOracle } from './helpers/oracle.js';
 
@@ -51,23 +52,16 @@ afterAll(() => {
 
 let bundleSeq = 0;
 async function rec(argv: string[], extra: Partial<RecordOptions> = {}): Promise<RecordResult> {
-  const opts: RecordOptions = {
+  return record(withRecordDefaults({
     argv,
     output: join(work, `b${bundleSeq++}.ptscope`),
-    sandbox: true,
     timeoutSec: 120,
     maxInsns: 200_000_000,
-    psbPeriod: 4096,
-    retCompression: true,
-    longTnt: false,
-    ranges: [],
-    timing: {},
-    snapshotBytes: 0,
+    psbPeriod: DEFAULT_PSB_PERIOD,
     stdio: 'pipe',
     notice: () => {},
     ...extra,
-  };
-  return record(opts);
+  }));
 }
 
 /** libipt's decode of a bundle: instruction count and IP hash. */

@@ -427,13 +427,13 @@ function buildPrograms(root: string, out: string): Record<string, string> {
 
 async function recordRun(argv: string[], bundle: string, stdin: string | null): Promise<{ ok: true; warnings: string[]; stopped: string | null } | { ok: false; message: string }> {
   const { record } = await import('../src/sources/recorder/record.js');
+  const { withRecordDefaults } = await import('../src/sources/recorder/record-options.js');
   try {
-    const r = await record({
-      argv, output: bundle, force: true, sandbox: true, timeoutSec: 900, maxInsns: 2_000_000_000, psbPeriod: 4096,
-      retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe',
+    const r = await record(withRecordDefaults({
+      argv, output: bundle, force: true, timeoutSec: 900, maxInsns: 2_000_000_000, hardware: false, stdio: 'pipe',
       stdin: stdin ?? undefined, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C.UTF-8' },
       notice: () => {},
-    });
+    }));
     return { ok: true, warnings: r.manifest.warnings ?? [], stopped: r.manifest.exit.stopped ?? null };
   } catch (e) {
     return { ok: false, message: (e as Error).message.split('\n')[0] };

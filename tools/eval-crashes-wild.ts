@@ -28,6 +28,7 @@ import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
 import { bundleCore } from '../src/analyses/crash/core-capture.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { cachedBundle, cachedGcc, codeKey, contentKey } from './corpus/build-cache.js';
 import { REPO } from './eval-crashes.js';
 
@@ -135,25 +136,9 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
       writeFileSync(stdin, Buffer.from(c.stdin, 'latin1'));
     }
     try {
-      await record({
-        argv,
-        output,
-        force: true,
-        sandbox: true,
-        timeoutSec: 120,
-        maxInsns: 50_000_000,
-        psbPeriod: 4096,
-        retCompression: true,
-        longTnt: false,
-        ranges: [],
-        timing: {},
-        snapshotBytes: 0,
-        hardware: false,
-        stdio: 'ignore',
-        stdin,
-        exposeArguments: true,
-        notice: () => {},
-      });
+      await record(withRecordDefaults({
+        argv, output, force: true, timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'ignore', stdin, exposeArguments: true, notice: () => {},
+      }));
     } finally {
       rmSync(stage, { recursive: true, force: true });
     }

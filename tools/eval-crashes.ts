@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
 import { bundleCore, captureCore } from '../src/analyses/crash/core-capture.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { cachedBundle, cachedGcc, codeKey, contentKey } from './corpus/build-cache.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -62,23 +63,7 @@ export async function prepareCase(c: CrashCase): Promise<void> {
     const program = join(stage, c.name);
     copyFileSync(c.binary, program);
     try {
-      await record({
-        argv: [program],
-        output,
-        force: true,
-        sandbox: true,
-        timeoutSec: 60,
-        maxInsns: 50_000_000,
-        psbPeriod: 4096,
-        retCompression: true,
-        longTnt: false,
-        ranges: [],
-        timing: {},
-        snapshotBytes: 0,
-        hardware: false,
-        stdio: 'ignore',
-        notice: () => {},
-      });
+      await record(withRecordDefaults({ argv: [program], output, force: true, timeoutSec: 60, maxInsns: 50_000_000, hardware: false, stdio: 'ignore', notice: () => {} }));
     } finally {
       rmSync(stage, { recursive: true, force: true });
     }

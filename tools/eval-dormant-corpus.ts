@@ -22,6 +22,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dormant.js';
 import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { cachedGcc } from './corpus/build-cache.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
@@ -103,12 +104,10 @@ export async function recordBuild(sample: DormantSample, build: Build, outDir = 
   const exe = compile(sample, build, outDir);
   const bundle = `${exe}.ptscope`;
   const lib = libraryPath(sample, build, outDir);
-  const res = await record({
+  const res = await record(withRecordDefaults({
     ...(lib !== null ? { allowRead: [lib] } : {}),
-    argv: [exe, ...sample.args], output: bundle, force: true, sandbox: true, timeoutSec: 60, maxInsns: 1e9,
-    psbPeriod: 4096, retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0,
-    hardware: false, stdio: 'pipe', notice: () => {},
-  });
+    argv: [exe, ...sample.args], output: bundle, force: true, hardware: false, stdio: 'pipe', notice: () => {},
+  }));
   return { bundle, stdout: res.stdout };
 }
 

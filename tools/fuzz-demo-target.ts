@@ -15,6 +15,7 @@ import { Image } from '../src/flow/image.js';
 import { ByteSourceCache } from '../src/flow/section.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
 import { record } from '../src/sources/recorder/record.js';
+import { DEFAULT_PSB_PERIOD, withRecordDefaults } from '../src/sources/recorder/record-options.js';
 
 /** Repository root (this file runs as dist/tools/... or tools/...). */
 export const REPO_ROOT = (() => {
@@ -65,29 +66,24 @@ export interface TargetRun {
  * return its trace. `work` is a scratch directory (reused: the input file
  * and the bundle are overwritten).
  */
-export async function recordRun(target: FuzzTarget, input: Uint8Array, work: string, psbPeriod = 4096): Promise<TargetRun> {
+export async function recordRun(target: FuzzTarget, input: Uint8Array, work: string, psbPeriod = DEFAULT_PSB_PERIOD): Promise<TargetRun> {
   mkdirSync(work, { recursive: true });
   const inputFile = join(work, 'input');
   writeFileSync(inputFile, input);
   const bundle = join(work, 'run.ptscope');
-  const r = await record({
+  const r = await record(withRecordDefaults({
     argv: [target.binary],
     output: bundle,
     force: true,
-    sandbox: true,
     hardware: false,
     timeoutSec: 60,
     maxInsns: 50_000_000,
     psbPeriod,
-    retCompression: true,
-    longTnt: false,
     ranges: [{ from: target.textFrom, to: target.textTo }],
-    timing: {},
-    snapshotBytes: 0,
     stdin: inputFile,
     stdio: 'pipe',
     notice: () => {},
-  });
+  }));
   const recorded = openTraceInput(bundle);
   const trace = recorded.trace;
   const insns = recorded.stream.expected?.instructions ?? 0;

@@ -4,7 +4,7 @@ import { importBundle } from '../sources/import/bundle-import.js';
 import { DEFAULT_MAX_TRACE_BYTES, RecordError, record, type RecordOptions } from '../sources/recorder/record.js';
 import { callerStdin } from '../sources/recorder/caller-stdin.js';
 import { DEFAULT_LIMITS } from '../sources/recorder/resource-limits.js';
-import { DEFAULT_MAX_INSNS, DEFAULT_PSB_PERIOD } from '../sources/recorder/record-options.js';
+import { DEFAULT_MAX_INSNS, DEFAULT_PSB_PERIOD, DEFAULT_TIMEOUT_SEC } from '../sources/recorder/record-options.js';
 
 /** The most of a piped standard input kept to give a second run (caller-stdin.ts). */
 const MAX_STDIN_COPY = 256 << 20;
@@ -19,7 +19,7 @@ export function recordCommand() {
     .passThroughOptions()
     .option('-o, --output <dir>', 'bundle directory to create (default: <program>.ptscope)')
     .option('--force', 'replace an existing bundle directory (only a ptscope bundle)')
-    .option('--timeout <sec>', 'kill the program after SEC seconds of wall time (0: none)', integer(0), 60)
+    .option('--timeout <sec>', 'kill the program after SEC seconds of wall time (0: none)', integer(0), DEFAULT_TIMEOUT_SEC)
     .option('--max-insns <n>', `stop after about N instructions; the trace is kept (default ${DEFAULT_MAX_INSNS}; emulation only: perf has no instruction limit)`, integer(1))
     .option('--filter <A-B>', 'trace only IPs in [A, B] (repeatable; like perf address filters)', collect)
     .option('--snapshot <kib>', 'keep only the last KIB KiB of trace, at PSB granularity', integer(1))

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { record, type RecordOptions, type RecordResult } from '../../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../../src/sources/recorder/record-options.js';
 import { REPO_ROOT } from './oracle.js';
 
 /** Compile the probe into `dir`; throws with gcc's message (gcc is a test dependency). */
@@ -19,23 +20,15 @@ let seq = 0;
 
 /** Record `argv` confined, with its output captured, into a fresh bundle under `dir`. */
 export function recordProbe(dir: string, argv: string[], extra: Partial<RecordOptions> = {}): Promise<RecordResult> {
-  return record({
+  return record(withRecordDefaults({
     argv,
     output: join(dir, `probe-${process.pid}-${seq++}.ptscope`),
-    sandbox: true,
-    timeoutSec: 60,
     maxInsns: 100_000_000,
-    psbPeriod: 4096,
-    retCompression: true,
-    longTnt: false,
-    ranges: [],
-    timing: {},
-    snapshotBytes: 0,
     hardware: false,
     stdio: 'pipe',
     notice: () => {},
     ...extra,
-  });
+  }));
 }
 
 /** The probe's result line for a command (`read /etc/shadow ok`, `... failed: why`). */

@@ -34,6 +34,7 @@ import type { Recording } from '../../sources/model/recording.js';
 import type { BundleManifest } from '../../sources/recorder/bundle.js';
 import { ConfinedRun, type CollectSpec } from '../../sources/recorder/confined-run.js';
 import { record, RecordError } from '../../sources/recorder/record.js';
+import { withRecordDefaults } from '../../sources/recorder/record-options.js';
 import { rerunProgram } from '../../sources/recorder/rerun-program.js';
 import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
 import { buildNativeShim } from '../../sources/native-build.js';
@@ -129,7 +130,7 @@ export async function patchedRecording(r: Recording, rules: string[], output: st
   // The shim reaches only the guest (qemu -E; the hex rules hold no comma)
   // and is shown to the sandbox wherever it was built.
   try {
-    const res = await record({
+    const res = await record(withRecordDefaults({
       argv: program.argv,
       program: { host: program.host, guest: program.guest, libraries: program.libraries },
       exposeArguments: false,
@@ -137,19 +138,12 @@ export async function patchedRecording(r: Recording, rules: string[], output: st
       force: true,
       sandbox,
       timeoutSec,
-      maxInsns: 1_000_000_000,
-      psbPeriod: 4096,
-      retCompression: true,
-      longTnt: false,
-      ranges: [],
-      timing: {},
-      snapshotBytes: 0,
       hardware: false,
       stdio: 'pipe',
       guestEnv: { LD_PRELOAD: shim, PTSCOPE_SHIM_RULES: encodeRules(rules) },
       allowRead: [shim],
       notice: () => {},
-    });
+    }));
     return { stdout: res.stdout, manifest: res.manifest };
   } catch (e) {
     if (e instanceof RecordError) throw new Error(e.message.replace(/^record: /, ''));

@@ -22,6 +22,7 @@ import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { MANIFEST_NAME } from '../../sources/bundle/manifest.js';
 import { record, RecordError } from '../../sources/recorder/record.js';
+import { withRecordDefaults } from '../../sources/recorder/record-options.js';
 import { asJobError, JobError, subContext, type JobContext } from '../job-context.js';
 import type { RecordJob } from '../job-types.js';
 import { runAnalyzeJob, type AnalyzeJobResult } from './analyze-job.js';
@@ -87,27 +88,21 @@ export async function runRecordJob(data: RecordJob, ctx: JobContext): Promise<Re
   if (!force && existsSync(output)) throw new JobError(`record: ${output} already exists`);
   let res;
   try {
-    res = await record({
+    res = await record(withRecordDefaults({
       // A path with a slash: never looked up on PATH.
       argv: [resolve(program), ...args.argv],
       output,
       force,
-      sandbox: true,
       hardware: false,
       timeoutSec: data.timeoutSec,
       maxInsns: data.maxInsns,
       psbPeriod: data.psbPeriod,
-      retCompression: true,
-      longTnt: false,
-      ranges: [],
-      timing: {},
-      snapshotBytes: 0,
       stdio: 'ignore',
       exposeArguments: false,
       allowRead: args.shown,
       stdin,
       notice: (line) => ctx.log(line),
-    });
+    }));
   } catch (e) {
     if (e instanceof RecordError) throw new JobError(e.message);
     throw e;

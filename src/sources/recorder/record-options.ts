@@ -12,6 +12,8 @@ import type { ResourceLimits } from './resource-limits.js';
 export const DEFAULT_MAX_INSNS = 1_000_000_000;
 /** The emulated encoder's PSB period when none is given (bytes). */
 export const DEFAULT_PSB_PERIOD = 4096;
+/** The wall-clock limit of `ptscope record` when none is given (seconds). */
+export const DEFAULT_TIMEOUT_SEC = 60;
 
 export interface RecordOptions {
   /** Program and arguments, as the program sees them. */
@@ -73,6 +75,31 @@ export interface RecordOptions {
   signal?: AbortSignal;
   /** One-line notices (emulation in use, warnings); default stderr. */
   notice?: (line: string) => void;
+}
+
+/** What a caller of {@link withRecordDefaults} names: the program, the bundle, and whatever it sets apart from the defaults. */
+export type RecordRequest = Pick<RecordOptions, 'argv' | 'output'> & Partial<RecordOptions>;
+
+/**
+ * Complete options for `request`: a confined run of at most
+ * {@link DEFAULT_TIMEOUT_SEC} seconds that keeps the whole trace, with
+ * return compression, TNT-8, no address filter and no timing packets
+ * (`ptscope record`'s defaults). The instruction budget and PSB period are
+ * left unset unless given, so that the recorder applies
+ * {@link DEFAULT_MAX_INSNS} and {@link DEFAULT_PSB_PERIOD} when it emulates
+ * and the hardware path keeps perf's own.
+ */
+export function withRecordDefaults(request: RecordRequest): RecordOptions {
+  return {
+    sandbox: true,
+    timeoutSec: DEFAULT_TIMEOUT_SEC,
+    retCompression: true,
+    longTnt: false,
+    ranges: [],
+    timing: {},
+    snapshotBytes: 0,
+    ...request,
+  };
 }
 
 export interface RecordResult {
