@@ -16,7 +16,7 @@ import { apiCategory, rankRegions } from '../src/analyses/dormant/guards.js';
 import { encodeRules, patchedRun } from '../src/analyses/dormant/rerun.js';
 import { shutdownZ3 } from '../src/analyses/dormant/z3-context.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
-import { cachedGcc } from '../tools/corpus/build-cache.js';
+import { cachedGcc } from '../tools/corpus/content-cache.js';
 import { buildByName, payloadRegion, recordBuild, SAMPLES as MULTI_SAMPLES, type Build } from '../tools/eval-dormant-corpus.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';

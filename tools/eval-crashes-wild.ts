@@ -17,7 +17,7 @@
  * the program's call into the library.
  *
  * Builds and recordings are cached under build/crashes-wild/, keyed by
- * content (tools/corpus/build-cache.ts).
+ * content (tools/corpus/content-cache.ts).
  * Run: `node dist/tools/eval-crashes-wild.js [name...] [--json]`.
  */
 import { spawnSync } from 'node:child_process';
@@ -29,7 +29,7 @@ import { bundleCore } from '../src/analyses/crash/core-capture.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
-import { cachedBundle, cachedGcc, codeKey, contentKey } from './corpus/build-cache.js';
+import { cachedDirectory, cachedGcc, codeKey, contentKey } from './corpus/content-cache.js';
 import { REPO } from './eval-crashes.js';
 
 export const WILD = join(REPO, 'corpus', 'crashes-wild');
@@ -101,7 +101,7 @@ export function wildCases(): WildCase[] {
 /** Bumped when the recording's options below change; with the recorder's code, the binaries and the input, the recording's key. */
 const RECORD_KEY = 'crash-wild recording v1';
 
-/** Build and record one case (cached by content: build-cache.ts); returns false when the program did not crash. */
+/** Build and record one case (cached by content: content-cache.ts); returns false when the program did not crash. */
 export async function prepareWildCase(c: WildCase): Promise<boolean> {
   mkdirSync(WILD_OUT, { recursive: true });
   const flags = BUILDS[c.build];
@@ -118,7 +118,7 @@ export async function prepareWildCase(c: WildCase): Promise<boolean> {
   cachedGcc(c.binary, [...flags, c.source, ...link], [c.source, ...(libBinary === null ? [] : [libBinary])], c.name);
   const input = JSON.stringify([c.args, c.stdin, c.file]);
   const key = contentKey([RECORD_KEY, codeKey(join(REPO, 'src', 'sources', 'recorder')), input, { file: c.binary }, ...(libBinary === null ? [] : [{ file: libBinary }])]);
-  await cachedBundle(c.bundle, key, async (output) => {
+  await cachedDirectory(c.bundle, key, async (output) => {
     // A program path of fixed length and a fixed environment: stack layouts are the same wherever the checkout lives.
     const stage = mkdtempSync('/tmp/ptscope-wild-');
     const program = join(stage, basename(c.source, '.c'));

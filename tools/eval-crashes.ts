@@ -5,7 +5,7 @@
  * `ROOT CAUSE` in the source.
  *
  * Everything is cached under build/crashes/ (binary, bundle, core), keyed
- * by content (tools/corpus/build-cache.ts). Run: `node dist/tools/eval-crashes.js`.
+ * by content (tools/corpus/content-cache.ts). Run: `node dist/tools/eval-crashes.js`.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
 import { bundleCore, captureCore } from '../src/analyses/crash/core-capture.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
-import { cachedBundle, cachedGcc, codeKey, contentKey } from './corpus/build-cache.js';
+import { cachedDirectory, cachedGcc, codeKey, contentKey } from './corpus/content-cache.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** The repository root, from tools/ or dist/tools/. */
@@ -50,12 +50,12 @@ export function crashCases(): CrashCase[] {
 /** Bumped when the recording's options below change; with the recorder's code and the binary, the recording's key. */
 const RECORD_KEY = 'crash-corpus recording v1';
 
-/** Build, record and take the core of one case (cached by content: build-cache.ts). */
+/** Build, record and take the core of one case (cached by content: content-cache.ts). */
 export async function prepareCase(c: CrashCase): Promise<void> {
   mkdirSync(OUT, { recursive: true });
   cachedGcc(c.binary, [...CFLAGS, c.source], [c.source], c.name);
   const key = contentKey([RECORD_KEY, codeKey(join(REPO, 'src', 'sources', 'recorder')), { file: c.binary }]);
-  await cachedBundle(c.bundle, key, async (output) => {
+  await cachedDirectory(c.bundle, key, async (output) => {
     // Some of these bugs (off_by_one) corrupt the stack in ways that depend on
     // its layout: record from a program path of fixed length with a fixed
     // environment, so the run is the same wherever the checkout lives.

@@ -27,8 +27,7 @@
  * it runs, and the payload is written to the FIFO.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeRecording, defaultDetectors, type AnalyzeOptions } from '../src/analyses/analyze.js';
@@ -37,6 +36,8 @@ import { traceInputs } from '../src/analyses/trace-input.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import type { Recording } from '../src/sources/model/recording.js';
 import { trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
+import { cachedDirectory, codeKey, contentKey } from './corpus/content-cache.js';
 import { applyPointerGuard } from './corpus/exploits.js';
 import type { RunJson } from './corpus/build-exploits.js';
 
@@ -47,16 +48,12 @@ import type { RunJson } from './corpus/build-exploits.js';
  */
 export async function recordWithStdin(argv: string[], output: string, stdinFile: string | null): Promise<string> {
   const { record } = await import('../src/sources/recorder/record.js');
-  const r = await record({ argv, output, stdin: stdinFile ?? undefined, ...FIXED_RECORDING, notice: () => {} });
+  const r = await record(withRecordDefaults({ argv, output, stdin: stdinFile ?? undefined, ...FIXED_RECORDING, notice: () => {} }));
   return r.stdout;
 }
 
-/** The recorder options recordWithStdin uses (also part of a cached recording's key). */
-const FIXED_RECORDING = {
-  force: true, sandbox: true, timeoutSec: 120, maxInsns: 1_000_000_000, psbPeriod: 4096,
-  retCompression: true, longTnt: false, ranges: [], timing: {}, snapshotBytes: 0, hardware: false, stdio: 'pipe' as const,
-  guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' },
-};
+/** The recorder options recordWithStdin sets apart from the defaults (also part of a cached recording's key). */
+const FIXED_RECORDING = { force: true, timeoutSec: 120, hardware: false, stdio: 'pipe' as const, guestEnv: { PYTHONHASHSEED: '0', LC_ALL: 'C' } };
 
 function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -164,35 +161,20 @@ export interface CaseRecordings {
  * run.json), the libraries a dynamic program loads, the recorder's
  * options and the code the recorder is built from (src/packets, events,
  * flow, sources, native/). Test files that run at once (vitest runs files
- * in separate processes) share them: one records under a lock file while
- * the others wait, and a recording appears only whole (recorded into a
- * temporary directory, then renamed).
+ * in separate processes) share them through tools/corpus/content-cache.ts:
+ * one records while the others wait, and the recordings appear only whole.
  */
 export async function recordCorpusCase(dir: string, cache = join(repoRoot(), 'build', 'corpus-recordings')): Promise<CaseRecordings> {
   const name = basename(dir.replace(/\/+$/, ''));
   const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as RunJson;
-  const final = join(cache, `${name}-${caseKey(dir, run)}`);
-  const recordings = (): CaseRecordings => {
-    const meta = JSON.parse(readFileSync(join(final, 'recorded.json'), 'utf8')) as { stdout: string; pending: string | null };
-    return { exploit: join(final, `${name}.exploit`), benign: join(final, `${name}.benign`), ...meta };
-  };
-  mkdirSync(cache, { recursive: true });
-  const release = await lockRecording(`${final}.lock`, () => existsSync(join(final, 'recorded.json')));
-  if (release === null) return recordings();
-  try {
-    const tmp = mkdtempSync(join(cache, `.${name}-`));
-    try {
-      const meta = await recordCase(dir, run, join(tmp, `${name}.exploit`), join(tmp, `${name}.benign`));
-      writeFileSync(join(tmp, 'recorded.json'), JSON.stringify(meta));
-      rmSync(final, { recursive: true, force: true });
-      renameSync(tmp, final);
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
-    }
-  } finally {
-    release();
-  }
-  return recordings();
+  const final = join(cache, name);
+  await cachedDirectory(final, caseKey(dir, run), async (tmp) => {
+    mkdirSync(tmp);
+    const meta = await recordCase(dir, run, join(tmp, `${name}.exploit`), join(tmp, `${name}.benign`));
+    writeFileSync(join(tmp, 'recorded.json'), JSON.stringify(meta));
+  });
+  const meta = JSON.parse(readFileSync(join(final, 'recorded.json'), 'utf8')) as { stdout: string; pending: string | null };
+  return { exploit: join(final, `${name}.exploit`), benign: join(final, `${name}.benign`), ...meta };
 }
 
 /** Bumped when what recordCase writes changes. */
@@ -200,23 +182,15 @@ const RECORDING_CACHE_VERSION = 1;
 
 /** What a case's recordings depend on, hashed. */
 function caseKey(dir: string, run: RunJson): string {
-  const h = createHash('sha256');
-  const file = (path: string): void => {
-    h.update(`${path}\0`);
-    h.update(readFileSync(path));
-  };
-  h.update(JSON.stringify({ RECORDING_CACHE_VERSION, FIXED_RECORDING, qemu: qemuVersionLine() }));
-  for (const f of readdirSync(dir).sort()) if (statSync(join(dir, f)).isFile()) file(join(dir, f));
-  if (run.linking === 'dynamic') for (const lib of DYNAMIC_LIBS) if (existsSync(lib)) file(realpathSync(lib));
+  const caseFiles = readdirSync(dir).sort().filter((f) => statSync(join(dir, f)).isFile());
+  const libs = run.linking === 'dynamic' ? DYNAMIC_LIBS.filter((lib) => existsSync(lib)).map((lib) => realpathSync(lib)) : [];
   const root = repoRoot();
-  const code = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (e.isDirectory()) code(join(d, e.name));
-      else if (/\.(ts|c)$/.test(e.name)) file(join(d, e.name));
-    }
-  };
-  for (const d of ['src/packets', 'src/events', 'src/flow', 'src/sources', 'native']) code(join(root, d));
-  return h.digest('hex').slice(0, 20);
+  return contentKey([
+    JSON.stringify({ RECORDING_CACHE_VERSION, FIXED_RECORDING, qemu: qemuVersionLine() }),
+    ...caseFiles.flatMap((f) => [f, { file: join(dir, f) }]),
+    ...libs.flatMap((lib) => [lib, { file: lib }]),
+    codeKey(...['src/packets', 'src/events', 'src/flow', 'src/sources', 'native'].map((d) => join(root, d))),
+  ]);
 }
 
 /** The C library a dynamic corpus program loads. */
@@ -226,49 +200,6 @@ let qemuVersion: string | null = null;
 function qemuVersionLine(): string {
   qemuVersion ??= spawnSync('qemu-x86_64', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? '';
   return qemuVersion;
-}
-
-/**
- * Take the lock file `lock` (null: `done()` became true while waiting, so
- * there is nothing to do). A lock whose process is gone is taken over.
- */
-async function lockRecording(lock: string, done: () => boolean): Promise<(() => void) | null> {
-  for (;;) {
-    if (done()) return null;
-    try {
-      writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      if (done()) {
-        rmSync(lock, { force: true });
-        return null;
-      }
-      return () => rmSync(lock, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const owner = Number(readFileSyncOr(lock));
-    if (!(owner > 0) || !processAlive(owner)) {
-      rmSync(lock, { force: true });
-      continue;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function readFileSyncOr(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Record the exploit and benign runs into the given bundles: the exploit's output, or why the case is pending. */

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dormant.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
-import { cachedGcc } from './corpus/build-cache.js';
+import { cachedGcc } from './corpus/content-cache.js';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 /** The repository root, from tools/ or dist/tools/. */
@@ -81,7 +81,7 @@ export function libraryPath(sample: DormantSample, build: Build, outDir = OUT): 
   return sample.library === undefined ? null : join(outDir, `${sample.library}.${build.name}.so`);
 }
 
-/** Compile a sample, and its library if it has one (cached by content: tools/corpus/build-cache.ts). */
+/** Compile a sample, and its library if it has one (cached by content: tools/corpus/content-cache.ts). */
 export function compile(sample: DormantSample, build: Build, outDir = OUT): string {
   mkdirSync(outDir, { recursive: true });
   const src = join(CORPUS, `${sample.name}.c`);
