@@ -18,6 +18,7 @@
 import type { DecoderConfig } from '../packets/config.js';
 import { ErrorCode } from '../packets/errors.js';
 import type { TraceInput } from '../packets/packet-stream.js';
+import { syncBackward, syncForward, syncSet, type SyncSteps } from './decoder-sync.js';
 import { EventDecoder, EventDecoderState } from './event-decoder.js';
 import type { EventDecoderFlags } from './event-decoder-flags.js';
 import { EventType, PtEvent, copyEvent } from './event.js';
@@ -40,6 +41,7 @@ export class QueryDecoder {
   taken = false;
   private readonly startState = new EventDecoderState();
   private readonly startEvent = new PtEvent();
+  private readonly syncSteps: SyncSteps = { reset: () => this.reset(), start: () => this.start() };
 
   constructor(trace: TraceInput, config: DecoderConfig, flags?: EventDecoderFlags) {
     this.events = new EventDecoder(trace, config, flags);
@@ -117,11 +119,9 @@ export class QueryDecoder {
     return status | this.statusFlags();
   }
 
+  /** libipt's pt_qry_sync_forward. */
   syncForward(): number {
-    this.reset();
-    const err = this.events.syncForward();
-    if (err < 0) return err;
-    return this.start();
+    return syncForward(this.events, this.syncSteps);
   }
 
   /**
@@ -131,34 +131,12 @@ export class QueryDecoder {
    * cut gives -Eos, as in libipt.
    */
   syncBackward(): number {
-    let start = this.events.position;
-    if (start < 0) start = this.events.packets.size;
-    let sync = start;
-    for (;;) {
-      this.reset();
-      let pos: number;
-      do {
-        const err = this.events.syncBackward();
-        if (err < 0) return err;
-        pos = this.events.position;
-      } while (sync <= pos);
-      sync = pos;
-      const status = this.start();
-      if (status < 0) {
-        if (status !== -ErrorCode.Eos) return status;
-        continue;
-      }
-      // Like libipt's, the status flags are not passed on: 0. A pending
-      // event is indicated by the next call.
-      if (this.events.position < start) return 0;
-    }
+    return syncBackward(this.events, this.syncSteps);
   }
 
+  /** libipt's pt_qry_sync_set. */
   syncSet(offset: number): number {
-    this.reset();
-    const err = this.events.syncSet(offset);
-    if (err < 0) return err;
-    return this.start();
+    return syncSet(this.events, this.syncSteps, offset);
   }
 
   private cacheTnt(): number {

@@ -38,6 +38,7 @@ import { addrFilterCheck, addrCfgBits } from '../packets/config.js';
 import { ErrorCode } from '../packets/errors.js';
 import type { TraceInput } from '../packets/packet-stream.js';
 import { EventType, PtEvent, copyEvent } from '../events/event.js';
+import { syncBackward, syncForward, syncSet, type SyncSteps } from '../events/decoder-sync.js';
 import { EventDecoder, EventDecoderState } from '../events/event-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
@@ -123,6 +124,7 @@ const skl014: Predicate = (insn) => {
 
 export class BlockDecoder {
   readonly events: EventDecoder;
+  private readonly syncSteps: SyncSteps = { reset: () => this.reset(), start: () => this.start() };
   /** End blocks after direct calls / jumps (libipt's end_on_call, end_on_jump). */
   endOnCall: boolean;
   endOnJump: boolean;
@@ -357,53 +359,19 @@ export class BlockDecoder {
     return this.proceedTrailingEvent(null);
   }
 
-  /** Synchronize at the next PSB: status flags or a negative ErrorCode (-Eos at the end). */
+  /** Synchronize at the next PSB (libipt's pt_blk_sync_forward): decoder-sync.ts. */
   syncForward(): number {
-    this.reset();
-    const err = this.events.syncForward();
-    if (err < 0) return err;
-    return this.start();
+    return syncForward(this.events, this.syncSteps);
   }
 
-  /**
-   * Synchronize at the last PSB before the current position (before the end
-   * of the trace if not synchronized) where decoding can start
-   * (libipt's pt_blk_sync_backward). 0 or a negative ErrorCode: as
-   * libipt's, it does not return status flags; a pending event is
-   * indicated by the next call.
-   */
+  /** Synchronize at the last PSB before the current position where decoding can start (libipt's pt_blk_sync_backward): decoder-sync.ts. */
   syncBackward(): number {
-    let start = this.events.position;
-    if (start < 0) start = this.events.packets.size;
-    let sync = start;
-    for (;;) {
-      this.reset();
-      let pos: number;
-      do {
-        const err = this.events.syncBackward();
-        if (err < 0) return err;
-        pos = this.events.position;
-      } while (sync <= pos);
-      sync = pos;
-      const status = this.start();
-      if (status < 0) {
-        // A segment at the end without a full PSB+ is skipped.
-        if (status !== -ErrorCode.Eos) return status;
-        continue;
-      }
-      // Starting inside or right after PSB+ may lead to the same PSB again.
-      // Like libipt's, the status flags are not passed on: 0. A pending
-      // event is indicated by the next call.
-      if (this.events.position < start) return 0;
-    }
+    return syncBackward(this.events, this.syncSteps);
   }
 
-  /** Synchronize at the PSB at `offset`. */
+  /** Synchronize at the PSB at `offset` (libipt's pt_blk_sync_set). */
   syncSet(offset: number): number {
-    this.reset();
-    const err = this.events.syncSet(offset);
-    if (err < 0) return err;
-    return this.start();
+    return syncSet(this.events, this.syncSteps, offset);
   }
 
   // --- using the trace ---------------------------------------------------------------

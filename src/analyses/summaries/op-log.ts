@@ -7,10 +7,9 @@
  * in the slot after them and three arguments; one growable Float64Array,
  * no allocation per operation, structured-clonable.
  */
-import { EventType, PtEvent } from '../../events/event.js';
-import type { ExecMode } from '../../packets/exec-mode.js';
+import { PtEvent } from '../../events/event.js';
 import type { FlowConsumer, GapKind, TransferKind } from '../../flow/control-flow.js';
-import { LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
+import { eventFlags, eventOf, LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
 
 /** Slot of the operation code, then its arguments. */
 export const OP = 8;
@@ -53,8 +52,7 @@ export class OpLog {
   }
 
   event(op: number, ev: PtEvent, offset: number): void {
-    const flags = (ev.statusUpdate ? 1 : 0) | (ev.ipSuppressed ? 2 : 0) | (ev.nonRoot ? 4 : 0);
-    this.add(op, LogTag.Event, ev.type, flags, ev.ip, ev.at, ev.cr3, ev.mode, offset);
+    this.add(op, LogTag.Event, ev.type, eventFlags(ev), ev.ip, ev.at, ev.cr3, ev.mode, offset);
   }
 
   gap(op: number, kind: GapKind, offset: number): void {
@@ -65,20 +63,6 @@ export class OpLog {
   take(): Float64Array {
     return this.data.slice(0, this.length * STRIDE);
   }
-}
-
-/** The event a record holds (into a reused object). */
-export function eventOf(log: Float64Array, i: number, ev: PtEvent): PtEvent {
-  const flags = log[i + 2]!;
-  ev.type = log[i + 1]! as EventType;
-  ev.statusUpdate = (flags & 1) !== 0;
-  ev.ipSuppressed = (flags & 2) !== 0;
-  ev.nonRoot = (flags & 4) !== 0;
-  ev.ip = log[i + 3]!;
-  ev.at = log[i + 4]!;
-  ev.cr3 = log[i + 5]!;
-  ev.mode = log[i + 6]! as ExecMode;
-  return ev;
 }
 
 /** Replay the flow record at `i` into `c`, as the walker would have called it. */

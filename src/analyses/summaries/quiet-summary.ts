@@ -15,12 +15,12 @@
  */
 import { EventType, PtEvent } from '../../events/event.js';
 import { GapKind, TransferKind } from '../../flow/control-flow.js';
-import { LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
+import { eventOf, LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { Detector } from '../detector-base.js';
 import type { RecentCalls } from '../evidence.js';
 import type { UncheckedLog, UncheckedNote } from '../finding.js';
 import { ContextApi, type StackSwitches } from '../stack-switch.js';
-import { eventOf, OpLog } from './op-log.js';
+import { OpLog } from './op-log.js';
 import type { Summarizer, SummaryRule } from './summary-rule.js';
 
 /** The fields of these detectors a summary reads and sets (they are private to each detector file). */

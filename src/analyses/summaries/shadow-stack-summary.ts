@@ -32,12 +32,12 @@
  */
 import { EventType, PtEvent } from '../../events/event.js';
 import { GapKind, TransferKind } from '../../flow/control-flow.js';
-import { LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
+import { eventOf, LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { Detector } from '../detector-base.js';
 import type { UncheckedLog } from '../finding.js';
 import type { ShadowStack } from '../shadow-stack.js';
 import { ContextApi, type StackSwitches } from '../stack-switch.js';
-import { eventOf, OP, OpLog, replayRecord } from './op-log.js';
+import { OP, OpLog, replayRecord } from './op-log.js';
 import type { Summarizer, SummaryRule } from './summary-rule.js';
 
 /** Entry kinds (shadow-stack.ts). */

@@ -29,6 +29,25 @@ export const COUNTS = 8;
 /** Records kept per piece; more is an error (cut the trace finer) rather than unbounded memory. */
 export const MAX_RECORDS = 1 << 24;
 
+/** An event's flags as an event record's b holds them (undone by {@link eventOf}). */
+export function eventFlags(ev: PtEvent): number {
+  return (ev.statusUpdate ? 1 : 0) | (ev.ipSuppressed ? 2 : 0) | (ev.nonRoot ? 4 : 0);
+}
+
+/** The event the record at `i` of `log` holds ([Event, type, flags, ip, at, cr3, mode]), into a reused object. */
+export function eventOf(log: Float64Array, i: number, ev: PtEvent): PtEvent {
+  const flags = log[i + 2]!;
+  ev.type = log[i + 1]! as EventType;
+  ev.statusUpdate = (flags & 1) !== 0;
+  ev.ipSuppressed = (flags & 2) !== 0;
+  ev.nonRoot = (flags & 4) !== 0;
+  ev.ip = log[i + 3]!;
+  ev.at = log[i + 4]!;
+  ev.cr3 = log[i + 5]!;
+  ev.mode = log[i + 6]! as ExecMode;
+  return ev;
+}
+
 /** Records the control-flow stream; `offset` gives the decoder's whole-trace offset. */
 export class FlowLogRecorder implements FlowConsumer {
   data = new Float64Array(STRIDE * 4096);
@@ -75,7 +94,7 @@ export class FlowLogRecorder implements FlowConsumer {
     const e = this.data;
     e[i] = LogTag.Event;
     e[i + 1] = ev.type;
-    e[i + 2] = (ev.statusUpdate ? 1 : 0) | (ev.ipSuppressed ? 2 : 0) | (ev.nonRoot ? 4 : 0);
+    e[i + 2] = eventFlags(ev);
     e[i + 3] = ev.ip;
     e[i + 4] = ev.at;
     e[i + 5] = ev.cr3;
@@ -126,19 +145,10 @@ export class FlowLogPlayer {
           for (const c of this.consumers) c.onTransfer?.(kind, log[i + 2]!, log[i + 3]!, log[i + 4]!, log[i + 5]!, log[i + 6]!);
           break;
         }
-        case LogTag.Event: {
-          const flags = log[i + 2]!;
-          ev.type = log[i + 1]! as EventType;
-          ev.statusUpdate = (flags & 1) !== 0;
-          ev.ipSuppressed = (flags & 2) !== 0;
-          ev.nonRoot = (flags & 4) !== 0;
-          ev.ip = log[i + 3]!;
-          ev.at = log[i + 4]!;
-          ev.cr3 = log[i + 5]!;
-          ev.mode = log[i + 6]! as ExecMode;
+        case LogTag.Event:
+          eventOf(log, i, ev);
           for (const c of this.consumers) c.onEvent?.(ev);
           break;
-        }
         case LogTag.Gap:
           for (const c of this.consumers) c.onGap?.(log[i + 1]! as GapKind, this.at);
           break;
