@@ -256,6 +256,28 @@ export function keepCore(handed: Map<string, Buffer>, staging: string, warnings:
 }
 
 /**
+ * How the recorded program ended, for the manifest: the signal that killed
+ * it or else its exit status. qemu re-raises the target's fatal signal (its
+ * core names it); the sandbox reports a signal as 128 + its number, taken
+ * as one only when the program got signals. Neither when the recorder
+ * stopped the run (the status is then the exit's, if any).
+ */
+export function programExit(
+  exit: { code: number | null; signal: string | null },
+  stopped: StopReason | 'timeout' | null,
+  core: CoreFile | null,
+  gotSignals: boolean,
+): { status: number | null; signal: string | null } {
+  let signal: string | null = null;
+  if (stopped !== null) {
+    // Stopped by the recorder: no exit of its own.
+  } else if (core !== null) signal = SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
+  else if (exit.signal !== null) signal = exit.signal;
+  else if (exit.code !== null && exit.code > 128 && gotSignals) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
+  return { status: signal !== null ? null : exit.code, signal };
+}
+
+/**
  * The warning for a recording a limit stopped, in the user's terms: which
  * limit, what was kept, and what to try. Null for other stops (an exec,
  * clone or closed log explains itself in the path's own warning).

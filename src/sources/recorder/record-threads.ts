@@ -24,7 +24,7 @@ import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
   confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, SIGNAL_NAMES,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { TaskTracer, type TracedProcess } from './task-tracer.js';
@@ -178,14 +178,7 @@ export async function recordThreads(
       fail(e as Error);
     }
 
-    let signal: string | null = null;
-    let status: number | null = exit.code;
-    if (stopped !== null) {
-      // stopped by the recorder
-    } else if (core !== null) signal = SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
-    else if (exit.signal !== null) signal = exit.signal;
-    else if (exit.code !== null && exit.code > 128 && t.stats.signals.length > 0) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
-    if (signal !== null) status = null;
+    const { status, signal } = programExit(exit, stopped, core, t.stats.signals.length > 0);
 
     // Images: each file copied once; each process's executable mappings.
     mkdirSync(join(staging, 'images'));

@@ -43,7 +43,7 @@ import { recordWithPerf } from './perf-record.js';
 import { recordThreads } from './record-threads.js';
 import {
   checkReplaceable, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, SIGNAL_NAMES,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
@@ -367,15 +367,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     const written = out.finish();
     const hash = settings.snapshot ? session.hashFrom(written.start) : session.traced;
 
-    // Exit: qemu re-raises the target's fatal signal; the sandbox reports it as 128 + signal.
-    let signal: string | null = null;
-    let status: number | null = exit.code;
-    if (stopped !== null) {
-      // stopped by the recorder: no exit of its own
-    } else if (core !== null) signal = SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
-    else if (exit.signal !== null) signal = exit.signal;
-    else if (exit.code !== null && exit.code > 128 && path.stats.signals.length > 0) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
-    if (signal !== null) status = null;
+    const { status, signal } = programExit(exit, stopped, core, path.stats.signals.length > 0);
 
     // Images: copy each file once, as the program saw it.
     mkdirSync(join(staging, 'images'));
