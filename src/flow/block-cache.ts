@@ -32,6 +32,7 @@ import type { Asid } from './address-space.js';
 import type { Image, MappedSection } from './image.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
 import { ExecMode, InsnClass, InstructionInfo } from './instruction.js';
+import { grow } from './grow.js';
 
 /** Longest run cached (a direct-jump loop would otherwise never end). */
 export const MAX_RUN_INSNS = 1024;
@@ -241,10 +242,6 @@ export class BlockCache {
   }
 }
 
-function grow<T extends Int32Array | Float64Array>(old: T, bigger: T): T {
-  bigger.set(old);
-  return bigger;
-}
 
 const shared = new WeakMap<Image, BlockCache[]>();
 

@@ -9,6 +9,7 @@
  */
 import { PtEvent } from '../../events/event.js';
 import type { FlowConsumer, GapKind, TransferKind } from '../../flow/control-flow.js';
+import { withRoom } from '../../flow/grow.js';
 import { eventFlags, eventOf, LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
 
 /** Slot of the operation code, then its arguments. */
@@ -26,11 +27,7 @@ export class OpLog {
   add(op: number, tag: number, a: number, b: number, c: number, d: number, e: number, f: number, offset: number, x = 0, y = 0, z = 0): number {
     if (this.length === MAX_OPS) throw new Error(`a segment summary exceeded ${MAX_OPS} operations: cut the trace into smaller groups`);
     const i = this.length++ * STRIDE;
-    if (i + STRIDE > this.data.length) {
-      const grown = new Float64Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
+    this.data = withRoom(this.data, i + STRIDE);
     const r = this.data;
     r[i] = tag;
     r[i + 1] = a;

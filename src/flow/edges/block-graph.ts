@@ -38,6 +38,7 @@ import type { Image } from '../image.js';
 import { instructionDecoderFor, type InstructionDecoder } from '../instruction-decoder.js';
 import { ExecMode, InsnClass, InsnKind, InstructionInfo, insnChangesCpl } from '../instruction.js';
 import { blockHash } from './edge-map.js';
+import { grow } from '../grow.js';
 
 /** What a block's terminator needs and does. */
 export const enum Term {
@@ -268,10 +269,6 @@ function terminatorOf(c: InsnClass, isDirect: boolean, displacement: number): Te
   }
 }
 
-function grow<T extends Float64Array | Int32Array | Uint8Array>(old: T, bigger: T): T {
-  bigger.set(old);
-  return bigger;
-}
 
 const shared = new WeakMap<Image, BlockGraph>();
 

@@ -35,6 +35,7 @@
  */
 import { BlockGraph, Term } from './block-graph.js';
 import { CALL_STACK_DEPTH } from './call-stack.js';
+import { grow } from '../grow.js';
 
 /** Longest step, in blocks (bounds the entry size; a direct-jump loop stops here). */
 export const MAX_STEP_BLOCKS = 256;
@@ -285,7 +286,3 @@ function slotOf(id: number, low: number): number {
   return h ^ (h >>> 15);
 }
 
-function grow<T extends Float64Array | Int32Array | Uint8Array>(old: T, bigger: T): T {
-  bigger.set(old);
-  return bigger;
-}

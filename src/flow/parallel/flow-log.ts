@@ -14,6 +14,7 @@
 import { EventType, PtEvent } from '../../events/event.js';
 import type { ExecMode } from '../../packets/exec-mode.js';
 import type { FlowConsumer, FlowStats, GapKind, TransferKind } from '../control-flow.js';
+import { withRoom } from '../grow.js';
 
 export const enum LogTag {
   Transfer = 1,
@@ -63,11 +64,7 @@ export class FlowLogRecorder implements FlowConsumer {
   private next(): number {
     if (this.length === MAX_RECORDS) throw new Error(`a trace piece gave more than ${MAX_RECORDS} control-flow records: cut the trace into smaller groups`);
     const at = this.length++ * STRIDE;
-    if (at + STRIDE > this.data.length) {
-      const grown = new Float64Array(this.data.length * 2);
-      grown.set(this.data);
-      this.data = grown;
-    }
+    this.data = withRoom(this.data, at + STRIDE);
     const c = this.counts();
     this.data[at + COUNTS] = c.instructions;
     this.data[at + COUNTS + 1] = c.transfers;

@@ -12,6 +12,7 @@
  * before it (where its text starts).
  */
 import type { FlowStats } from '../control-flow.js';
+import { grow, withRoom } from '../grow.js';
 import { COUNTS, LogTag, MAX_RECORDS, STRIDE } from './flow-log.js';
 import { countsAt, handOver } from './zoned-stitch.js';
 import { OVERLAP_BYTES, OVERLAP_TRANSFERS } from './piece-walk.js';
@@ -124,15 +125,9 @@ export class ZonedLines {
     for (const l of this.pending) {
       if (this.lineCount++ < this.skip) continue;
       if (this.used + 3 * l.length + 1 > this.text.length) {
-        const grown = new Uint8Array(Math.max(this.text.length * 2, this.used + 3 * l.length + 1));
-        grown.set(this.text.subarray(0, this.used));
-        this.text = grown;
+        this.text = grow(this.text.subarray(0, this.used), new Uint8Array(Math.max(this.text.length * 2, this.used + 3 * l.length + 1)));
       }
-      if (this.runLines + 2 > this.starts.length) {
-        const grown = new Uint32Array(this.starts.length * 2);
-        grown.set(this.starts);
-        this.starts = grown;
-      }
+      if (this.runLines + 2 > this.starts.length) this.starts = grow(this.starts, new Uint32Array(this.starts.length * 2));
       this.starts[this.runLines++] = this.used;
       this.used += encoder.encodeInto(l, this.text.subarray(this.used)).written;
       this.text[this.used++] = 10;
@@ -169,11 +164,7 @@ export class ZonedLines {
     if (zone !== Zone.Body) {
       if (this.length === MAX_RECORDS) throw new Error(`a trace piece gave more than ${MAX_RECORDS} kept records: cut the trace into smaller groups`);
       const at = this.length++ * STRIDE;
-      if (at + STRIDE > this.data.length) {
-        const grown = new Float64Array(this.data.length * 2);
-        grown.set(this.data);
-        this.data = grown;
-      }
+      this.data = withRoom(this.data, at + STRIDE);
       const e = this.data;
       e[at] = isStep ? LogTag.Transfer : LogTag.Event;
       e[at + 1] = tag;

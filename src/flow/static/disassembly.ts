@@ -55,6 +55,7 @@ import {
 import { CodeSpace } from './code-space.js';
 import { JumpSlicer, type JumpTable, type SliceContext } from './jump-tables.js';
 import { lastAtOrBelow } from '../sorted-search.js';
+import { withRoom } from '../grow.js';
 
 /** How control leaves an instruction. */
 export enum InsnFlow {
@@ -199,11 +200,7 @@ export class NumberList {
   }
 
   push(v: number): void {
-    if (this.length === this.data.length) {
-      const d = new Float64Array(this.data.length * 2);
-      d.set(this.data);
-      this.data = d;
-    }
+    this.data = withRoom(this.data, this.length + 1);
     this.data[this.length++] = v;
   }
 
