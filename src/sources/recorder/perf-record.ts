@@ -34,7 +34,7 @@ import { confinementRequest } from './confinement-request.js';
 import type { ConfinedRun } from './confined-run.js';
 import { perfRecordArgs, type IntelPtCaps } from './perf-command.js';
 import { DEFAULT_LIMITS, type ResourceLimits } from './resource-limits.js';
-import { confinedRun, DEFAULT_MAX_TRACE_BYTES, followOutput, openStdin, publishBundle, RecordError } from './record-support.js';
+import { confinedRun, DEFAULT_MAX_TRACE_BYTES, followOutput, openStdin, publishBundle, RecordError, wallClockLimit } from './record-support.js';
 import type { RecordOptions, RecordResult } from './record-options.js';
 
 /** perf.data's name in the bundle. */
@@ -109,17 +109,15 @@ export async function recordWithPerf(r: PerfRecording): Promise<RecordResult> {
     let aborted = false;
     let grace: NodeJS.Timeout | null = null;
     let perfKilled = false;
-    const timer = opts.timeoutSec > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          child.kill('SIGINT');
-          confined.killInside();
-          grace = setTimeout(() => {
-            perfKilled = true;
-            confined.kill();
-          }, PERF_GRACE_MS);
-        }, opts.timeoutSec * 1000)
-      : null;
+    const timer = wallClockLimit(opts.timeoutSec, () => {
+      timedOut = true;
+      child.kill('SIGINT');
+      confined.killInside();
+      grace = setTimeout(() => {
+        perfKilled = true;
+        confined.kill();
+      }, PERF_GRACE_MS);
+    });
     const onAbort = (): void => {
       aborted = true;
       confined.kill();

@@ -255,6 +255,11 @@ export function keepCore(handed: Map<string, Buffer>, staging: string, warnings:
   return null;
 }
 
+/** A timer that calls `expire` once `seconds` of wall time have passed; null for no limit (0). */
+export function wallClockLimit(seconds: number, expire: () => void): NodeJS.Timeout | null {
+  return seconds > 0 ? setTimeout(expire, seconds * 1000) : null;
+}
+
 /**
  * How the recorded program ended, for the manifest: the signal that killed
  * it or else its exit status. qemu re-raises the target's fatal signal (its

@@ -24,7 +24,7 @@ import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
   confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, wallClockLimit,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { TaskTracer, type TracedProcess } from './task-tracer.js';
@@ -144,12 +144,10 @@ export async function recordThreads(
     exit = await new Promise((resolveExit, reject) => {
       child.on('error', (e) => reject(new RecordError(`record: cannot start the sandbox: ${e.message}`)));
       printed = followOutput(child, shown);
-      const timer = opts.timeoutSec > 0
-        ? setTimeout(() => {
-            stopped ??= 'timeout';
-            kill();
-          }, opts.timeoutSec * 1000)
-        : null;
+      const timer = wallClockLimit(opts.timeoutSec, () => {
+        stopped ??= 'timeout';
+        kill();
+      });
       child.on('close', (code, signal) => {
         if (typeof opts.stdin === 'object') opts.stdin.detach();
         if (timer) clearTimeout(timer);

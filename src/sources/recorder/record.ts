@@ -43,7 +43,7 @@ import { recordWithPerf } from './perf-record.js';
 import { recordThreads } from './record-threads.js';
 import {
   checkReplaceable, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, wallClockLimit,
 } from './record-support.js';
 
 export { RecordError, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
@@ -331,12 +331,10 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
           kill();
         }
       });
-      const timer = opts.timeoutSec > 0
-        ? setTimeout(() => {
-            stopped ??= 'timeout';
-            kill();
-          }, opts.timeoutSec * 1000)
-        : null;
+      const timer = wallClockLimit(opts.timeoutSec, () => {
+        stopped ??= 'timeout';
+        kill();
+      });
       child.on('close', (code, signal) => {
         if (typeof opts.stdin === 'object') opts.stdin.detach();
         exited = { code, signal };
