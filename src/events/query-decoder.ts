@@ -18,7 +18,7 @@
 import type { DecoderConfig } from '../packets/config.js';
 import { ErrorCode } from '../packets/errors.js';
 import type { TraceInput } from '../packets/packet-stream.js';
-import { syncBackward, syncForward, syncSet, type SyncSteps } from './decoder-sync.js';
+import { EventSyncedDecoder } from './decoder-sync.js';
 import { EventDecoder, EventDecoderState } from './event-decoder.js';
 import type { EventDecoderFlags } from './event-decoder-flags.js';
 import { EventType, PtEvent, copyEvent } from './event.js';
@@ -26,8 +26,7 @@ import { Status } from './status.js';
 import { TimeTracker } from './time.js';
 import { TntCache } from './tnt-cache.js';
 
-export class QueryDecoder {
-  readonly events: EventDecoder;
+export class QueryDecoder extends EventSyncedDecoder {
   private readonly tnt = new TntCache();
   /** The next event, read ahead. */
   private readonly ev = new PtEvent();
@@ -41,10 +40,9 @@ export class QueryDecoder {
   taken = false;
   private readonly startState = new EventDecoderState();
   private readonly startEvent = new PtEvent();
-  private readonly syncSteps: SyncSteps = { reset: () => this.reset(), start: () => this.start() };
 
   constructor(trace: TraceInput, config: DecoderConfig, flags?: EventDecoderFlags) {
-    this.events = new EventDecoder(trace, config, flags);
+    super(new EventDecoder(trace, config, flags));
   }
 
   get config(): DecoderConfig {
@@ -59,7 +57,7 @@ export class QueryDecoder {
     return this.events.syncOffset;
   }
 
-  private reset(): void {
+  protected override reset(): void {
     this.status = -ErrorCode.NoSync;
     this.tnt.reset();
     this.lastTime.reset();
@@ -92,7 +90,7 @@ export class QueryDecoder {
    * enabled and where ({@link ip}); a copy of the event decoder reads them,
    * so that they are still reported as events.
    */
-  private start(): number {
+  protected override start(): number {
     const events = this.events;
     let status: number = Status.IpSuppressed;
     events.save(this.startState);
@@ -117,26 +115,6 @@ export class QueryDecoder {
     this.status = 0;
     this.fetchEvent();
     return status | this.statusFlags();
-  }
-
-  /** libipt's pt_qry_sync_forward. */
-  syncForward(): number {
-    return syncForward(this.events, this.syncSteps);
-  }
-
-  /**
-   * Synchronize at the last PSB before the current position that gives a
-   * start (libipt's pt_qry_sync_backward). 0 or a negative ErrorCode (as
-   * libipt's, without status flags); a segment at the end whose PSB+ is
-   * cut gives -Eos, as in libipt.
-   */
-  syncBackward(): number {
-    return syncBackward(this.events, this.syncSteps);
-  }
-
-  /** libipt's pt_qry_sync_set. */
-  syncSet(offset: number): number {
-    return syncSet(this.events, this.syncSteps, offset);
   }
 
   private cacheTnt(): number {

@@ -38,7 +38,7 @@ import { addrFilterCheck, addrCfgBits } from '../packets/config.js';
 import { ErrorCode } from '../packets/errors.js';
 import type { TraceInput } from '../packets/packet-stream.js';
 import { EventType, PtEvent, copyEvent } from '../events/event.js';
-import { syncBackward, syncForward, syncSet, type SyncSteps } from '../events/decoder-sync.js';
+import { EventSyncedDecoder } from '../events/decoder-sync.js';
 import { EventDecoder, EventDecoderState } from '../events/event-decoder.js';
 import { Status } from '../events/status.js';
 import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
@@ -122,9 +122,7 @@ const skl014: Predicate = (insn) => {
   }
 };
 
-export class BlockDecoder {
-  readonly events: EventDecoder;
-  private readonly syncSteps: SyncSteps = { reset: () => this.reset(), start: () => this.start() };
+export class BlockDecoder extends EventSyncedDecoder {
   /** End blocks after direct calls / jumps (libipt's end_on_call, end_on_jump). */
   endOnCall: boolean;
   endOnJump: boolean;
@@ -189,10 +187,7 @@ export class BlockDecoder {
     image: Image,
     readonly flags: FlowFlags = { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false },
   ) {
-    this.events = new EventDecoder(trace, config, {
-      keepTcalOnOvf: flags.keepTcalOnOvf,
-      enableIflags: flags.enableIflags,
-    });
+    super(new EventDecoder(trace, config, { keepTcalOnOvf: flags.keepTcalOnOvf, enableIflags: flags.enableIflags }));
     this.endOnCall = flags.endOnCall ?? config.flags.endOnCall;
     this.endOnJump = flags.endOnJump ?? config.flags.endOnJump;
     this.img = image;
@@ -229,7 +224,7 @@ export class BlockDecoder {
     return this.hasCbr ? this.cbr : -ErrorCode.NoCbr;
   }
 
-  private reset(): void {
+  protected override reset(): void {
     this.tscHi = 0;
     this.tscLo = 0;
     this.lostMtc = 0;
@@ -331,7 +326,7 @@ export class BlockDecoder {
    * where; a copy of the event decoder reads them (restored afterwards), so
    * that they are reported as events all the same (libipt's pt_blk_start).
    */
-  private start(): number {
+  protected override start(): number {
     const events = this.events;
     const ev = this.savedEvent;
     events.save(this.saved);
@@ -357,21 +352,6 @@ export class BlockDecoder {
     this.status = events.next(this.ev);
     if (this.status < 0) this.ev.type = EventType.Invalid;
     return this.proceedTrailingEvent(null);
-  }
-
-  /** Synchronize at the next PSB (libipt's pt_blk_sync_forward): decoder-sync.ts. */
-  syncForward(): number {
-    return syncForward(this.events, this.syncSteps);
-  }
-
-  /** Synchronize at the last PSB before the current position where decoding can start (libipt's pt_blk_sync_backward): decoder-sync.ts. */
-  syncBackward(): number {
-    return syncBackward(this.events, this.syncSteps);
-  }
-
-  /** Synchronize at the PSB at `offset` (libipt's pt_blk_sync_set). */
-  syncSet(offset: number): number {
-    return syncSet(this.events, this.syncSteps, offset);
   }
 
   // --- using the trace ---------------------------------------------------------------
