@@ -7,7 +7,7 @@
  * InsnDecoder) and feeds every selected detector; FlowGuard runs its own
  * packet-level pass first (see flowguard.ts).
  */
-import type { FlowStats } from '../flow/control-flow.js';
+import type { FlowConsumer, FlowStats } from '../flow/control-flow.js';
 import { ControlFlowWalker } from '../flow/control-flow.js';
 import { formatIpShort } from '../flow/address-space.js';
 import { CodeFacts } from './code-facts.js';
@@ -17,7 +17,7 @@ import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
 import { inheritsHistory, insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
-import type { Recording, StreamTask } from '../sources/model/recording.js';
+import { taskTitle, type Recording, type StreamTask, type TaskLife } from '../sources/model/recording.js';
 import { TaskDetectors } from './task-detectors.js';
 import { walkCpuStreams } from './cpu-walk.js';
 import { runFlowGuardPerTask } from './flowguard-tasks.js';
@@ -148,6 +148,108 @@ export function analyzeCpuStreams(inputs: readonly TraceInput[], options: Analyz
   const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
   const threadOf = (d: Detector): ThreadRef => threads.get(d) ?? { pid: null, tid: null };
   return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, walked, threadOf);
+}
+
+/** One thread life's share of {@link analyzeCpuThreads}. */
+export interface ThreadLifeAnalysis<C extends FlowConsumer> {
+  /** The life's first run (its pid/tid, name and address space); null: runs before the sideband named any task. */
+  task: StreamTask | null;
+  /** Its detectors' findings, notes and statistics, and the flow of its runs alone. */
+  result: AnalyzeResult;
+  /** The caller's consumers of this life. */
+  consumers: C[];
+}
+
+/** What a caller of {@link analyzeCpuThreads} walks beside the detectors. */
+export interface ThreadLifeHooks<C extends FlowConsumer> {
+  /** The caller's consumers of a life (null: before any task is known), fed with its detectors. */
+  consumers(task: StreamTask | null): C[];
+  /** Which CPU's stream runs from now on (before its step). */
+  running?(decoder: InsnDecoder, input: TraceInput): void;
+  /** A task switch, before the new task's consumers hear anything. */
+  switched?(task: StreamTask): void;
+}
+
+/** Counts the flow of one thread life (the walker's counts are per CPU). */
+class LifeFlow implements FlowConsumer {
+  readonly flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  onInstruction(): void {
+    this.flow.instructions++;
+  }
+  onTransfer(): void {
+    this.flow.transfers++;
+  }
+  onGap(): void {
+    this.flow.gaps++;
+  }
+  onError(): void {
+    this.flow.errors++;
+  }
+}
+
+/**
+ * {@link analyzeCpuStreams} kept apart per thread life: one result per life
+ * (in the order the lives first ran; the runs before any task is known
+ * first, when they hold anything), each as its thread's stream would give
+ * alone. The caller's consumers of each life ride the same walk. Counting
+ * each life's instructions takes the instruction-wise walk.
+ */
+export function analyzeCpuThreads<C extends FlowConsumer>(inputs: readonly TraceInput[], options: AnalyzeOptions, hooks: ThreadLifeHooks<C>): ThreadLifeAnalysis<C>[] {
+  const started = process.hrtime.bigint();
+  const first = inputs[0]!;
+  let current: InsnDecoder | null = null;
+  const offset = (): number => current?.offset ?? 0;
+  interface Life {
+    task: StreamTask | null;
+    standalone: Detector[];
+    streaming: Detector[];
+    consumers: C[];
+    counter: LifeFlow;
+    /** When it first ran in the walk (Infinity: never). */
+    order: number;
+  }
+  const byLife = new Map<TaskLife, Life>();
+  const lifeOf = (task: StreamTask): Life => {
+    let life = byLife.get(task.life);
+    if (life === undefined) byLife.set(task.life, (life = { task, standalone: [], streaming: [], consumers: hooks.consumers(task), counter: new LifeFlow(), order: Infinity }));
+    return life;
+  };
+  const made = createDetectors(first, options, offset);
+  const unknown: Life = { task: null, standalone: [], streaming: made.filter((d) => !isStandalone(d)), consumers: hooks.consumers(null), counter: new LifeFlow(), order: -1 };
+  // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
+  if (made.some(isStandalone)) {
+    runFlowGuardPerTask(inputs, (input, task) => {
+      const d = createDetectors(input, options, offset, task).find(isStandalone) as FlowGuardDetector;
+      lifeOf(task).standalone.push(d);
+      return d;
+    });
+  }
+  let runs = 0;
+  const setOf = (life: Life): FlowConsumer[] => [...life.streaming, ...life.consumers, life.counter];
+  const perTask = new TaskDetectors<FlowConsumer>(
+    setOf(unknown),
+    (t) => {
+      const task = t as StreamTask;
+      const life = lifeOf(task);
+      life.order = runs++;
+      life.streaming = createDetectors(first, options, offset, task).filter((d) => !isStandalone(d));
+      return setOf(life);
+    },
+    (task) => (task as StreamTask).life,
+  );
+  const watcher: FlowConsumer = { onTask: (task) => hooks.switched?.(task as StreamTask) };
+  walkCpuStreams(inputs, [watcher, perTask], (d, input) => {
+    current = d;
+    hooks.running?.(d, input);
+  });
+  const notes = inputs.flatMap((i) => i.notes);
+  const lives = [unknown, ...[...byLife.values()].sort((a, b) => a.order - b.order)];
+  const held = (l: Life): boolean => l.task !== null || l.counter.flow.instructions + l.counter.flow.errors > 0 || l.streaming.some((d) => d.findings().length > 0);
+  return lives.filter(held).map((l) => {
+    const name = l.task !== null ? `${first.recording.name} ${taskTitle(l.task)}` : `${first.recording.name}: before any task is known`;
+    const subject = { name, notes, stream: { pid: l.task?.pid ?? null, tid: l.task?.tid ?? null } };
+    return { task: l.task, result: analyzeResult(subject, [...l.standalone, ...l.streaming], l.counter.flow, started), consumers: l.consumers };
+  });
 }
 
 /** What a result is about: an input, or several CPUs' streams analysed together. */
