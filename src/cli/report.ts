@@ -10,7 +10,7 @@ import { DETECTOR_NAMES } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { traceInputs } from '../analyses/trace-input.js';
 import { renderHtmlReport } from '../reports/html-report.js';
-import { buildCpuReportModels, buildReportModel, DEFAULT_LIMITS, verdict, type DormantSection, type ReportLimits, type ReportModel } from '../reports/report-model.js';
+import { buildReportModels, DEFAULT_LIMITS, verdict, type DormantSection, type ReportLimits, type ReportModel } from '../reports/report-model.js';
 import { asInputError, defineCommand, integer, list, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { readDormantFile } from './dormant-file.js';
 import { CliError, type LineWriter } from './output.js';
@@ -77,7 +77,7 @@ export function buildModelsForCli(target: string, a: ReportBuildArgs, title?: st
       const progress = createProgress(target.replace(/\/+$/, '').replace(/.*\//, ''), size, a.quiet);
       const options = { detectors: a.detectors, policyFile: a.policyFile, limits: a.limits, dormant: a.dormant, progress, title };
       try {
-        return group[0]!.stream.tasks !== undefined ? buildCpuReportModels(group, options) : [buildReportModel(group[0]!, options)];
+        return buildReportModels(group, options);
       } catch (e) {
         progress?.done();
         if (e instanceof PolicyError) throw new CliError(e.message);

@@ -17,8 +17,10 @@
  * Every list is capped ({@link ReportLimits}) and carries its full count,
  * so a trace of billions of instructions still gives a report of a few MB.
  *
- * Building decodes the trace twice: once inside analyzeTrace (the
+ * Building decodes a thread's trace twice: once inside analyzeTrace (the
  * detectors) and once here for coverage, calls and the trace strip.
+ * Per-CPU streams give one model per thread life, from one walk of all
+ * CPUs that feeds both ({@link buildCpuReportModels}).
  */
 import { analyzeCpuThreads, analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
 import { insnDecoderFor, modulesOf, traceInputs, walkerFor, type TraceInput } from '../analyses/trace-input.js';
@@ -175,8 +177,9 @@ export interface ReportModel {
   source: string;
   /**
    * The thread this stream traces (a recording of several threads gives one
-   * model per thread), its name when the recorder saw one; null when the
-   * stream is not one thread's (a raw trace, a per-CPU stream).
+   * model per thread, per-CPU streams one per thread life), its name when
+   * the recorder saw one; null when the trace is not one thread's (a raw
+   * trace, per-CPU runs before any task is known).
    */
   thread: { pid: number; tid: number; name: string | null } | null;
   program: { argv: string[]; path: string; outcome: string } | null;
@@ -276,9 +279,17 @@ function outcome(exit: ExitInfo | null): string {
   return `exit status ${exit.status}`;
 }
 
-/** Build the model of one trace input (a per-CPU stream: see {@link buildCpuReportModels}). */
+/**
+ * The models of one analysis group (analysisGroups): a thread's stream
+ * gives one, the per-CPU streams of a recording one per thread life.
+ */
+export function buildReportModels(group: readonly TraceInput[], options: ReportOptions = {}): ReportModel[] {
+  return group[0]!.stream.tasks !== undefined ? buildCpuReportModels(group, options) : group.map((input) => buildReportModel(input, options));
+}
+
+/** Build the model of one thread's trace input (per-CPU streams: {@link buildCpuReportModels}). */
 export function buildReportModel(input: TraceInput, options: ReportOptions = {}): ReportModel {
-  if (input.stream.tasks !== undefined) return buildCpuReportModels([input], options)[0]!;
+  if (input.stream.tasks !== undefined) throw new Error(`${input.name}: a per-CPU stream gives one report per thread: build them with its recording's other CPUs (buildReportModels)`);
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const progress = options.progress;
   progress?.phase('analyze', 0);
@@ -321,9 +332,10 @@ interface ModelParts {
  * calls with its process's modules, over its runs on every CPU in the
  * order they ran. One walk of all CPUs (analyzeCpuThreads) feeds the
  * detectors and the report's consumers of each life. A life's trace is its
- * runs end to end: its byte count and strip span them (a finding names no
- * CPU: it is placed in the first of its thread's runs whose span holds its
- * offset). Runs before any task is known form a model of their own.
+ * runs end to end: its byte count and strip span them, and its findings
+ * come in its order (a finding names no CPU: it is placed in the first of
+ * its thread's runs whose span holds its offset). Runs before any task is
+ * known form a model of their own.
  */
 export function buildCpuReportModels(inputs: readonly TraceInput[], options: ReportOptions = {}): ReportModel[] {
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -373,10 +385,13 @@ export function buildCpuReportModels(inputs: readonly TraceInput[], options: Rep
   });
   if (open !== null) (open as LifeTrace).close(cpu!.decoder.offset);
   progress?.done();
-  return lives.map(({ task, result }) => {
+  return lives.map(({ task, result: unordered }) => {
     const p = partsOf(task);
+    // In the order of the thread's own trace (stream offsets of different CPUs do not compare).
+    const at = new Map(unordered.findings.map((f) => [f, p.trace.positionOf(f.offset)]));
+    const result = { ...unordered, findings: [...unordered.findings].sort((a, b) => at.get(a)! - at.get(b)!) };
     p.strip.close(p.trace.bytes);
-    p.strip.addFindings(result.findings, (f) => p.trace.positionOf(f.offset));
+    p.strip.addFindings(result.findings, (f) => at.get(f)!);
     const space = task?.life.space ?? null;
     const mappings = space?.mappings ?? inputs[0]!.stream.mappings;
     const thread = task === null ? null : { pid: task.pid, tid: task.tid, name: recording.threads.find((t) => t.tid === task.tid && t.pid === task.pid)?.name ?? task.name };
