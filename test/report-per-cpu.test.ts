@@ -11,7 +11,9 @@
  *   CPUs: the chain's findings in the worker only;
  * - fork + exec on 2 CPUs: the child before and after its exec are two
  *   lives of one tid, with their own images;
- * - the HTML escapes a hostile symbol name of the traced binary.
+ * - the HTML escapes a hostile symbol name of the traced binary;
+ * - a thread's strip, whose length is known only at the walk's end, grows
+ *   to the same slices as a strip made for that length.
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
  */
 import { spawnSync } from 'node:child_process';
@@ -23,6 +25,10 @@ import { LineWriter } from '../src/cli/output.js';
 import { runReportCommand } from '../src/cli/report.js';
 import { escapeHtml } from '../src/reports/html-report.js';
 import type { ReportModel } from '../src/reports/report-model.js';
+import { TraceStrip } from '../src/reports/trace-strip.js';
+import { GapKind } from '../src/flow/control-flow.js';
+import { InsnKind, type InstructionInfo } from '../src/flow/instruction.js';
+import type { Finding } from '../src/analyses/finding.js';
 import { buildExploitCorpus } from '../tools/corpus/build-exploits.js';
 import { exportPerCpu } from './helpers/per-cpu-export.js';
 import { REPO_ROOT } from './helpers/oracle.js';
@@ -175,4 +181,36 @@ describe('report on per-CPU perf.data: one model per thread', () => {
     const text = readFileSync(join(work, 'per-cpu.html'), 'utf8');
     for (const m of models) expect(text).toContain(`${m.thread!.pid}/${m.thread!.tid}`);
   }, 120_000);
+});
+
+describe('a growing trace strip', () => {
+  it('gives the slices of a strip made for its final length', () => {
+    const position = { offset: 0 };
+    const feed = (strip: TraceStrip): void => {
+      position.offset = 0;
+      const plain = { kind: InsnKind.None } as InstructionInfo;
+      const syscall = { kind: InsnKind.Syscall } as InstructionInfo;
+      for (let at = 0; at < 1000; at += 7) {
+        position.offset = at;
+        strip.onInstruction(at % 91 === 0 ? syscall : plain);
+        strip.onInstruction(plain);
+        if (at % 3 === 0) strip.onTransfer();
+        if (at % 50 === 0) strip.onGap(at % 100 === 0 ? GapKind.Disabled : GapKind.Overflow);
+      }
+      strip.onEnd();
+    };
+    const findings = [5, 333, 998].map((offset, i) => ({ offset, severity: i === 1 ? 'high' : 'low' }) as Finding);
+    const growing = TraceStrip.growing(position, 10);
+    feed(growing);
+    growing.close(1000);
+    growing.addFindings(findings);
+    const grown = growing.data();
+    // 10 slices of 1 byte, doubled until 1000 bytes fit: slices of 128 bytes, 8 of them to hold 1000 bytes.
+    expect([grown.bins, grown.bytes]).toEqual([8, 1024]);
+    const fixed = new TraceStrip(position, grown.bytes, grown.bins);
+    feed(fixed);
+    fixed.addFindings(findings);
+    expect(grown).toEqual(fixed.data());
+    expect(sum(grown.instructions)).toBe(2 * Math.ceil(1000 / 7));
+  });
 });
