@@ -127,27 +127,14 @@ function isStandalone(d: Detector): boolean {
  * thread on the runs of each (flowguard-tasks.ts).
  */
 export function analyzeCpuStreams(inputs: readonly TraceInput[], options: AnalyzeOptions = {}): AnalyzeResult {
-  const started = process.hrtime.bigint();
+  const w = walkCpuLives(inputs, options, null);
   const first = inputs[0]!;
-  let current: InsnDecoder | null = null;
-  const offset = (): number => current?.offset ?? 0;
-  const threads = new Map<Detector, ThreadRef>();
-  const forTask = (made: Detector[], task: StreamTask): Detector[] => {
-    for (const d of made) threads.set(d, { pid: task.pid, tid: task.tid });
-    return made;
-  };
-  const made = createDetectors(first, options, offset);
-  const initial = made.filter((d) => !isStandalone(d));
-  // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
-  const wantsFlowGuard = made.some(isStandalone);
-  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => forTask(createDetectors(input, options, offset, task).filter(isStandalone), task)[0] as FlowGuardDetector) : [];
-  const perTask = new TaskDetectors(initial, (task) => forTask(createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), task as StreamTask), (task) => (task as StreamTask).life);
-  const walked = initial.length > 0 || standalone.length === 0;
-  const flow: FlowStats = walked ? walkCpuStreams(inputs, [perTask], (d) => (current = d)) : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   const name = inputs.length === 1 ? first.name : `${first.recording.name} cpu ${inputs.map((i) => i.stream.cpu).join(',')}`;
   const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
+  const threads = new Map<Detector, ThreadRef>();
+  for (const l of w.lives) for (const d of [...l.standalone, ...l.streaming]) threads.set(d, { pid: l.task!.pid, tid: l.task!.tid });
   const threadOf = (d: Detector): ThreadRef => threads.get(d) ?? { pid: null, tid: null };
-  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, walked, threadOf);
+  return analyzeResult(subject, [...w.standalone, ...w.unknown.streaming, ...w.lives.flatMap((l) => l.streaming)], w.flow, w.started, w.walked, threadOf);
 }
 
 /** One thread life's share of {@link analyzeCpuThreads}. */
@@ -170,6 +157,25 @@ export interface ThreadLifeHooks<C extends FlowConsumer> {
   switched?(task: StreamTask): void;
 }
 
+/**
+ * {@link analyzeCpuStreams} kept apart per thread life: one result per life
+ * (the runs before any task is known first, when they hold anything, then
+ * the lives in the order they first ran), each as its thread's stream
+ * would give alone. The caller's consumers of each life ride the same
+ * walk. Counting each life's instructions takes the instruction-wise walk.
+ */
+export function analyzeCpuThreads<C extends FlowConsumer>(inputs: readonly TraceInput[], options: AnalyzeOptions, hooks: ThreadLifeHooks<C>): ThreadLifeAnalysis<C>[] {
+  const w = walkCpuLives(inputs, options, hooks);
+  const first = inputs[0]!;
+  const notes = inputs.flatMap((i) => i.notes);
+  const held = (l: CpuLife<C>): boolean => l.task !== null || l.counter!.flow.instructions + l.counter!.flow.errors > 0 || l.streaming.some((d) => d.findings().length > 0);
+  return [w.unknown, ...w.lives].filter(held).map((l) => {
+    const name = l.task !== null ? `${first.recording.name} ${taskTitle(l.task)}` : `${first.recording.name}: before any task is known`;
+    const subject = { name, notes, stream: { pid: l.task?.pid ?? null, tid: l.task?.tid ?? null } };
+    return { task: l.task, result: analyzeResult(subject, [...l.standalone, ...l.streaming], l.counter!.flow, w.started), consumers: l.consumers };
+  });
+}
+
 /** Counts the flow of one thread life (the walker's counts are per CPU). */
 class LifeFlow implements FlowConsumer {
   readonly flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
@@ -187,45 +193,53 @@ class LifeFlow implements FlowConsumer {
   }
 }
 
+/** One thread life of a per-CPU walk: its detectors, and with hooks, the caller's consumers and its flow counts. */
+interface CpuLife<C extends FlowConsumer> {
+  task: StreamTask | null;
+  standalone: Detector[];
+  streaming: Detector[];
+  consumers: C[];
+  counter: LifeFlow | null;
+  /** When it first ran in the walk (Infinity: never). */
+  order: number;
+}
+
 /**
- * {@link analyzeCpuStreams} kept apart per thread life: one result per life
- * (in the order the lives first ran; the runs before any task is known
- * first, when they hold anything), each as its thread's stream would give
- * alone. The caller's consumers of each life ride the same walk. Counting
- * each life's instructions takes the instruction-wise walk.
+ * The one walk of per-CPU streams behind {@link analyzeCpuStreams} and
+ * {@link analyzeCpuThreads}: detectors per thread life (FlowGuard per
+ * thread on its runs first), every CPU's runs in the order they ran
+ * (walkCpuStreams). `hooks` adds the caller's consumers and a flow count
+ * per life. Returns the lives before any task is known, the lives in the
+ * order they first ran, and the FlowGuards in the order they were made.
  */
-export function analyzeCpuThreads<C extends FlowConsumer>(inputs: readonly TraceInput[], options: AnalyzeOptions, hooks: ThreadLifeHooks<C>): ThreadLifeAnalysis<C>[] {
+function walkCpuLives<C extends FlowConsumer>(
+  inputs: readonly TraceInput[],
+  options: AnalyzeOptions,
+  hooks: ThreadLifeHooks<C> | null,
+): { unknown: CpuLife<C>; lives: CpuLife<C>[]; standalone: Detector[]; flow: FlowStats; walked: boolean; started: bigint } {
   const started = process.hrtime.bigint();
   const first = inputs[0]!;
   let current: InsnDecoder | null = null;
   const offset = (): number => current?.offset ?? 0;
-  interface Life {
-    task: StreamTask | null;
-    standalone: Detector[];
-    streaming: Detector[];
-    consumers: C[];
-    counter: LifeFlow;
-    /** When it first ran in the walk (Infinity: never). */
-    order: number;
-  }
-  const byLife = new Map<TaskLife, Life>();
-  const lifeOf = (task: StreamTask): Life => {
+  const open = (task: StreamTask | null, streaming: Detector[], order: number): CpuLife<C> => ({ task, standalone: [], streaming, consumers: hooks?.consumers(task) ?? [], counter: hooks !== null ? new LifeFlow() : null, order });
+  const byLife = new Map<TaskLife, CpuLife<C>>();
+  const lifeOf = (task: StreamTask): CpuLife<C> => {
     let life = byLife.get(task.life);
-    if (life === undefined) byLife.set(task.life, (life = { task, standalone: [], streaming: [], consumers: hooks.consumers(task), counter: new LifeFlow(), order: Infinity }));
+    if (life === undefined) byLife.set(task.life, (life = open(task, [], Infinity)));
     return life;
   };
   const made = createDetectors(first, options, offset);
-  const unknown: Life = { task: null, standalone: [], streaming: made.filter((d) => !isStandalone(d)), consumers: hooks.consumers(null), counter: new LifeFlow(), order: -1 };
+  const unknown = open(null, made.filter((d) => !isStandalone(d)), -1);
   // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
-  if (made.some(isStandalone)) {
-    runFlowGuardPerTask(inputs, (input, task) => {
-      const d = createDetectors(input, options, offset, task).find(isStandalone) as FlowGuardDetector;
-      lifeOf(task).standalone.push(d);
-      return d;
-    });
-  }
+  const standalone = made.some(isStandalone)
+    ? runFlowGuardPerTask(inputs, (input, task) => {
+        const d = createDetectors(input, options, offset, task).find(isStandalone) as FlowGuardDetector;
+        lifeOf(task).standalone.push(d);
+        return d;
+      })
+    : [];
   let runs = 0;
-  const setOf = (life: Life): FlowConsumer[] => [...life.streaming, ...life.consumers, life.counter];
+  const setOf = (life: CpuLife<C>): FlowConsumer[] => [...life.streaming, ...life.consumers, ...(life.counter !== null ? [life.counter] : [])];
   const perTask = new TaskDetectors<FlowConsumer>(
     setOf(unknown),
     (t) => {
@@ -237,19 +251,16 @@ export function analyzeCpuThreads<C extends FlowConsumer>(inputs: readonly Trace
     },
     (task) => (task as StreamTask).life,
   );
-  const watcher: FlowConsumer = { onTask: (task) => hooks.switched?.(task as StreamTask) };
-  walkCpuStreams(inputs, [watcher, perTask], (d, input) => {
-    current = d;
-    hooks.running?.(d, input);
-  });
-  const notes = inputs.flatMap((i) => i.notes);
-  const lives = [unknown, ...[...byLife.values()].sort((a, b) => a.order - b.order)];
-  const held = (l: Life): boolean => l.task !== null || l.counter.flow.instructions + l.counter.flow.errors > 0 || l.streaming.some((d) => d.findings().length > 0);
-  return lives.filter(held).map((l) => {
-    const name = l.task !== null ? `${first.recording.name} ${taskTitle(l.task)}` : `${first.recording.name}: before any task is known`;
-    const subject = { name, notes, stream: { pid: l.task?.pid ?? null, tid: l.task?.tid ?? null } };
-    return { task: l.task, result: analyzeResult(subject, [...l.standalone, ...l.streaming], l.counter.flow, started), consumers: l.consumers };
-  });
+  const consumers: FlowConsumer[] = hooks?.switched !== undefined ? [{ onTask: (task) => hooks.switched!(task as StreamTask) }, perTask] : [perTask];
+  const walked = hooks !== null || unknown.streaming.length > 0 || standalone.length === 0;
+  const flow: FlowStats = walked
+    ? walkCpuStreams(inputs, consumers, (d, input) => {
+        current = d;
+        hooks?.running?.(d, input);
+      })
+    : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  const lives = [...byLife.values()].sort((a, b) => a.order - b.order);
+  return { unknown, lives, standalone, flow, walked, started };
 }
 
 /** What a result is about: an input, or several CPUs' streams analysed together. */
