@@ -159,8 +159,8 @@ export interface ThreadLifeHooks<C extends FlowConsumer> {
 
 /**
  * {@link analyzeCpuStreams} kept apart per thread life: one result per life
- * (the runs before any task is known first, when they hold anything, then
- * the lives in the order they first ran), each as its thread's stream
+ * that decoded or found anything (the runs before any task is known first,
+ * then the lives in the order they first ran), each as its thread's stream
  * would give alone. The caller's consumers of each life ride the same
  * walk. Counting each life's instructions takes the instruction-wise walk.
  */
@@ -168,8 +168,10 @@ export function analyzeCpuThreads<C extends FlowConsumer>(inputs: readonly Trace
   const w = walkCpuLives(inputs, options, hooks);
   const first = inputs[0]!;
   const notes = inputs.flatMap((i) => i.notes);
-  const held = (l: CpuLife<C>): boolean => l.task !== null || l.counter!.flow.instructions + l.counter!.flow.errors > 0 || l.streaming.some((d) => d.findings().length > 0);
-  return [w.unknown, ...w.lives].filter(held).map((l) => {
+  // A life whose runs decoded nothing and found nothing has nothing to say; if none has, the first says that nothing was decoded.
+  const held = (l: CpuLife<C>): boolean => l.counter!.flow.instructions + l.counter!.flow.errors > 0 || [...l.standalone, ...l.streaming].some((d) => d.findings().length > 0);
+  const kept = [w.unknown, ...w.lives].filter(held);
+  return (kept.length > 0 ? kept : [w.unknown]).map((l) => {
     const name = l.task !== null ? `${first.recording.name} ${taskTitle(l.task)}` : `${first.recording.name}: before any task is known`;
     const subject = { name, notes, stream: { pid: l.task?.pid ?? null, tid: l.task?.tid ?? null } };
     return { task: l.task, result: analyzeResult(subject, [...l.standalone, ...l.streaming], l.counter!.flow, w.started), consumers: l.consumers };
