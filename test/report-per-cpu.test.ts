@@ -11,6 +11,7 @@
  *   CPUs: the chain's findings in the worker only;
  * - fork + exec on 2 CPUs: the child before and after its exec are two
  *   lives of one tid, with their own images;
+ * - without its images, nothing decoded is an input error;
  * - the HTML escapes a hostile symbol name of the traced binary;
  * - a thread's strip, whose length is known only at the walk's end, grows
  *   to the same slices as a strip made for that length.
@@ -142,6 +143,14 @@ describe('report on per-CPU perf.data: one model per thread', () => {
     const child = models.filter((m) => m.thread!.pid === m.thread!.tid && m.modules.some((x) => moduleName(x.name) === 'echo'));
     expect(child).toHaveLength(1);
     expect(models.filter((m) => m.thread!.tid === child[0]!.thread!.tid)).toHaveLength(2);
+  }, 120_000);
+
+  it('a per-CPU file whose images are gone: nothing decoded is an input error, in one line', () => {
+    const copy = join(work, 'gone.ptscope');
+    cpSync(threadRop, copy, { recursive: true });
+    const file = exportPerCpu(copy, 2);
+    rmSync(join(copy, 'images'), { recursive: true });
+    expect(() => report(file)).toThrow(/^[^\n]*: no instruction could be decoded \(\d+ decode errors\): not an Intel PT trace of this code, or its images are missing\.$/);
   }, 120_000);
 
   it('the HTML escapes a hostile symbol name on the chain, as the per-thread report does', () => {
