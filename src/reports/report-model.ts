@@ -33,7 +33,8 @@ import { importBundle } from '../sources/import/bundle-import.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
 import { buildChainGraph, StaticBlocksRan, type ChainGraph } from './chain-graph.js';
 import { CallTimeline } from './chrome-trace.js';
-import { TraceStrip, type TracePosition, type TraceStripData } from './trace-strip.js';
+import { TraceStrip, type TraceStripData } from './trace-strip.js';
+import { LifeTrace } from './life-trace.js';
 import { ExecutedBlocks, functionCoverage, type FunctionCoverage, type ModuleCoverage } from './drcov.js';
 
 export const REPORT_FORMAT = 'ptscope-report';
@@ -360,7 +361,7 @@ export function buildCpuReportModels(inputs: readonly TraceInput[], options: Rep
   };
   // The run being walked: one at a time, a step of the walk is one task's run.
   let open: LifeTrace | null = null;
-  let cpu: { decoder: InsnDecoder; input: TraceInput } | null = null;
+  let cpu: InsnDecoder | null = null;
   const started = new Set<TraceInput>();
   const lives = analyzeCpuThreads(inputs, { detectors: options.detectors ?? defaultDetectors(), params: options.params, policyFile: options.policyFile }, {
     consumers: (task) => {
@@ -369,21 +370,21 @@ export function buildCpuReportModels(inputs: readonly TraceInput[], options: Rep
     },
     running: (decoder, input) => {
       // The previous step paused at a task switch (or the end of its stream): its run ends there.
-      if (open !== null) open.close(cpu!.decoder.offset);
-      cpu = { decoder, input };
+      if (open !== null) open.close(cpu!.offset);
+      cpu = decoder;
       open = null;
       if (!started.has(input)) {
         started.add(input);
-        open = partsOf(null).trace.open(input, decoder, 0);
+        open = partsOf(null).trace.open(decoder, 0);
       }
     },
     switched: (task) => {
-      const at = cpu!.decoder.offset;
+      const at = cpu!.offset;
       open?.close(at);
-      open = partsOf(task).trace.open(cpu!.input, cpu!.decoder, at);
+      open = partsOf(task).trace.open(cpu!, at);
     },
   });
-  if (open !== null) (open as LifeTrace).close(cpu!.decoder.offset);
+  if (open !== null) (open as LifeTrace).close(cpu!.offset);
   progress?.done();
   return lives.map(({ task, result: unordered }) => {
     const p = partsOf(task);
@@ -398,48 +399,6 @@ export function buildCpuReportModels(inputs: readonly TraceInput[], options: Rep
     const notes = inputs.flatMap((i) => i.notes);
     return assembleModel(recording, { name: result.input, thread, bytes: p.trace.bytes, result, flow: result.flow, modules: space !== null ? modulesOf(mappings) : inputs[0]!.modules, mappings, blocks: p.blocks, timeline: p.timeline, strip: p.strip.data(), notes }, options);
   });
-}
-
-/**
- * A thread life's trace on per-CPU streams: its runs end to end. Its
- * offset (the strip's position) is the bytes of its earlier runs plus how
- * far the current run's decoder is into it.
- */
-class LifeTrace implements TracePosition {
-  /** Bytes of its closed runs. */
-  bytes = 0;
-  private decoder: InsnDecoder | null = null;
-  private input: TraceInput | null = null;
-  private start = 0;
-  /** Each closed run: its stream, its span there and where it begins in the life's trace. */
-  private readonly runs: { input: TraceInput; start: number; end: number; base: number }[] = [];
-
-  /** Between runs (the walk's end), its last byte. */
-  get offset(): number {
-    return this.decoder === null ? Math.max(0, this.bytes - 1) : this.bytes + Math.max(0, this.decoder.offset - this.start);
-  }
-
-  open(input: TraceInput, decoder: InsnDecoder, at: number): this {
-    this.input = input;
-    this.decoder = decoder;
-    this.start = at;
-    return this;
-  }
-
-  close(at: number): void {
-    if (this.decoder === null) return;
-    const length = Math.max(0, at - this.start);
-    if (length > 0) this.runs.push({ input: this.input!, start: this.start, end: at, base: this.bytes });
-    this.bytes += length;
-    this.decoder = null;
-    this.input = null;
-  }
-
-  /** Where stream offset `offset` lies in the life's trace: in the first run that spans it (its end if none does). */
-  positionOf(offset: number): number {
-    const run = this.runs.find((r) => offset >= r.start && offset <= r.end);
-    return run === undefined ? Math.max(0, this.bytes - 1) : run.base + (offset - run.start);
-  }
 }
 
 /** The model from its parts. */
