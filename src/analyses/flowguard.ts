@@ -39,9 +39,7 @@ import { ControlFlowWalker, type FlowConsumer } from '../flow/control-flow.js';
 import { fromOffset } from './from-offset.js';
 import { InsnDecoder } from '../flow/insn-decoder.js';
 import { PacketDecoder } from '../packets/decoder.js';
-import { LastIp } from '../packets/last-ip.js';
-import { Packet } from '../packets/packet.js';
-import { PacketType } from '../packets/packet-type.js';
+import { scanTipEdges } from './flowguard-scan.js';
 import { CfiDetector } from './cfi.js';
 import { DetectorBase, type Detector, type DetectorContext } from './detector-base.js';
 import type { Finding } from './finding.js';
@@ -53,6 +51,8 @@ import { emptyPolicy, loadPolicy, parseHexAddress, savePolicy, type PolicyFile }
 import { RopDetector } from './rop.js';
 import { ShadowStackDetector } from './shadow-stack.js';
 import { PREPARED_UNSEEN_REASON, SWITCH_KIND_NAMES, SwitchKind } from './stack-switch.js';
+
+export { scanTipEdges } from './flowguard-scan.js';
 
 /** The stat under which the slow path's detectors count switches prepared before their decode start. */
 const PREPARED_UNSEEN_STAT = `switch.${SWITCH_KIND_NAMES[SwitchKind.PreparedUnseen]}`;
@@ -94,83 +94,6 @@ export class CreditedEdges {
     for (const [a, m] of this.map) for (const [b, c] of m) out.push([hexAddress(a), hexAddress(b), c]);
     return out;
   }
-}
-
-/**
- * Visit the TIP-pair edges of a trace with the packet decoder only. `onEdge`
- * gets (previous target, target, packet offset); `onCheck` is called at each
- * TIP.PGD (a syscall boundary) and at the end with the window's end offset.
- * Returns packet counts.
- */
-export function scanTipEdges(
-  trace: Uint8Array,
-  onEdge: (a: number, b: number, offset: number) => void,
-  onCheck?: (endOffset: number, psbOffset: number) => void,
-  /**
-   * Where a task may change on a per-CPU stream (see TaskSwitcher): a
-   * tracing enable (TIP.PGE, `overflow` false) or an overflow, with the
-   * trace's last TSC (the SDM has a TSC packet precede every TIP.PGE when
-   * TSC is on), before that packet's edge. PSB+ is no such place.
-   */
-  onBoundary?: (overflow: boolean, tsc: bigint | null, offset: number, psbOffset: number) => void,
-): { packets: number; tips: number; tntBits: number } {
-  const dec = new PacketDecoder(trace);
-  const pkt = new Packet();
-  const last = new LastIp();
-  let packets = 0;
-  let tips = 0;
-  let tntBits = 0;
-  let prev = NaN;
-  let psb = 0;
-  let tsc: bigint | null = null;
-  let status = dec.syncForward();
-  while (status >= 0) {
-    const n = dec.next(pkt);
-    if (n < 0) {
-      // Resync at the next PSB after an error; the edge chain restarts.
-      prev = NaN;
-      status = dec.syncForward();
-      continue;
-    }
-    packets++;
-    switch (pkt.type) {
-      case PacketType.Psb:
-        psb = pkt.offset;
-        last.reset();
-        break;
-      case PacketType.Tsc:
-        if (onBoundary !== undefined) tsc = (BigInt(pkt.hi >>> 0) << 32n) | BigInt(pkt.lo >>> 0);
-        break;
-      case PacketType.Tip:
-      case PacketType.TipPge:
-        // A tracing enable may start another task's run; its target is an edge's end like a TIP's.
-        if (pkt.type === PacketType.TipPge) onBoundary?.(false, tsc, pkt.offset, psb);
-        if (last.update(pkt) === 0 && !last.suppressed) {
-          const ip = last.ip;
-          tips++;
-          if (!Number.isNaN(prev)) onEdge(prev, ip, pkt.offset);
-          prev = ip;
-        }
-        break;
-      case PacketType.TipPgd:
-        last.update(pkt);
-        onCheck?.(pkt.offset + n, psb);
-        break;
-      case PacketType.Fup:
-        last.update(pkt);
-        break;
-      case PacketType.Ovf:
-        prev = NaN;
-        onBoundary?.(true, tsc, pkt.offset, psb);
-        break;
-      case PacketType.Tnt8:
-      case PacketType.Tnt64:
-        tntBits += pkt.tntSize;
-        break;
-    }
-  }
-  onCheck?.(trace.length, psb);
-  return { packets, tips, tntBits };
 }
 
 /** Learn the edges of benign traces (high credit). */
@@ -219,8 +142,22 @@ export class FlowGuardDetector extends DetectorBase {
   private windowMiss = false;
   /** Edges in the open window. */
   private windowEdges = 0;
+  /**
+   * The open window's pieces in the thread's earlier runs: a run cut with
+   * no syscall boundary (a switch at an overflow, a CPU's trace that ends
+   * with tracing on) leaves its window open into the thread's next run.
+   */
+  private readonly pieces: Window[] = [];
   private runStart = 0;
+  /**
+   * The thread's last indirect-branch target (NaN: none) between its runs
+   * on per-CPU streams: its next run's first target chains on from it, as
+   * in the thread's own trace (flowguard-tasks.ts).
+   */
+  chain = NaN;
   private checks = 0;
+  /** Checks the fast path could not settle. */
+  private missed = 0;
   private fastSeconds = 0;
   private fastPackets = 0;
   private fastTips = 0;
@@ -271,21 +208,25 @@ export class FlowGuardDetector extends DetectorBase {
 
   /**
    * The fast path, fed piecewise (a per-CPU stream's runs of this thread,
-   * flowguard-tasks.ts): a run of the thread starts at `start` of `trace`;
-   * a window never reaches back before it.
+   * flowguard-tasks.ts): a run of the thread starts at `start` of `trace`
+   * (the last PSB before it at `psb`). The open window goes on into it; the
+   * window's piece in this run never reaches back before it.
    */
   beginRun(trace: Uint8Array, start: number, psb: number): void {
     this.trace = trace;
     this.runStart = start;
     this.windowStart = start;
     this.windowPsb = psb;
-    this.windowMiss = false;
-    this.windowEdges = 0;
   }
 
-  /** The thread's run ends at `end` (another task's starts): its open window is checked if it holds an edge. */
-  endRun(end: number, psb: number): void {
-    if (this.windowEdges > 0) this.check(end, psb);
+  /**
+   * The thread's run is cut at `end` (another task's run starts there, or
+   * the stream ends). A window a syscall boundary did not close stays open
+   * for the thread's next run: its piece here is kept for the check.
+   */
+  endRun(end: number): void {
+    if (this.windowEdges > 0 && end > this.windowStart) this.pieces.push(this.piece(end));
+    this.windowStart = end;
   }
 
   /** An edge of the running window. */
@@ -294,15 +235,25 @@ export class FlowGuardDetector extends DetectorBase {
     if (!this.windowMiss && this.credit(a, b) < this.threshold) this.windowMiss = true;
   }
 
-  /** A check at a syscall boundary (or the run's end): the window ends at `end`. */
+  /** A check at a syscall boundary (or the trace's end): the window ends at `end`; the next starts there, after the PSB at `psb`. */
   check(end: number, psb: number): void {
-    if (end <= this.windowStart) return;
+    const open = end > this.windowStart;
+    if (!open && this.pieces.length === 0) return;
     this.checks++;
-    if (this.windowMiss) this.slow.push({ trace: this.trace, start: this.windowStart, end, psb: this.windowPsb, runStart: this.runStart });
+    if (this.windowMiss) {
+      this.missed++;
+      this.slow.push(...this.pieces);
+      if (open) this.slow.push(this.piece(end));
+    }
+    this.pieces.length = 0;
     this.windowStart = end;
     this.windowPsb = psb;
     this.windowMiss = false;
     this.windowEdges = 0;
+  }
+
+  private piece(end: number): Window {
+    return { trace: this.trace, start: this.windowStart, end, psb: this.windowPsb, runStart: this.runStart };
   }
 
   /** Count a fast-path scan (of `bytes` of trace) toward the stats. */
@@ -315,6 +266,8 @@ export class FlowGuardDetector extends DetectorBase {
 
   /** The slow path over the windows the fast path could not settle, and the stats. */
   finish(): void {
+    // The thread's trace ended with tracing on (its last run cut, no syscall boundary): its window's last check.
+    if (this.windowEdges > 0) this.check(this.windowStart, this.windowPsb);
     const t1 = process.hrtime.bigint();
     const slow = this.slow;
     // Slow path: decode each group of missed windows that share a PSB once.
@@ -332,7 +285,7 @@ export class FlowGuardDetector extends DetectorBase {
     }
     const slowSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
     const checks = this.checks;
-    const fast = checks - slow.length;
+    const fast = checks - this.missed;
     const fastSeconds = this.fastSeconds;
     this.statsOut = {
       checks,
@@ -343,7 +296,7 @@ export class FlowGuardDetector extends DetectorBase {
       fastBytes: this.fastBytes,
       fastBytesPerSecond: 0,
       fastPacketsPerSecond: 0,
-      slowWindows: slow.length,
+      slowWindows: this.missed,
       slowBytes,
       slowInstructions: slowInsns,
       slowBytesPerSecond: 0,

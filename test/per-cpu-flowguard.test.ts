@@ -1,0 +1,115 @@
+/**
+ * FlowGuard on per-CPU perf.data (export-perf --per-cpu N) against the
+ * per-thread bundle the file was made from: a thread's runs, on whatever
+ * CPUs, are one execution, so its edge chain and its open check window go
+ * on from one run to the next. Per thread, the checks, the checks settled
+ * on the fast path and the findings equal the bundle's (whose streams are
+ * the thread lives, each scanned whole); the merged fraction is derived
+ * from the merged counts, not summed.
+ * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analysisGroups, analyzeGroup, createDetectors } from '../src/analyses/analyze.js';
+import type { FlowGuardDetector } from '../src/analyses/flowguard.js';
+import { runFlowGuardPerTask } from '../src/analyses/flowguard-tasks.js';
+import { traceInputs } from '../src/analyses/trace-input.js';
+import { openRecording } from '../src/sources/import/open-recording.js';
+import { exportPerCpu } from './helpers/per-cpu-export.js';
+import { REPO_ROOT } from './helpers/oracle.js';
+import { recordProbe } from './helpers/probe.js';
+
+const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'threads');
+const OPTIONS = { detectors: ['flowguard'] };
+let work: string;
+const bundles = new Map<string, string>();
+
+/** Per thread ("pid/tid"): FlowGuard's counts and findings, over all its lives. */
+interface PerThread {
+  checks: number;
+  fastSettled: number;
+  slowWindows: number;
+  findings: string[];
+}
+
+function add(into: Map<string, PerThread>, thread: string, d: FlowGuardDetector): void {
+  const s = d.stats();
+  const t = into.get(thread) ?? { checks: 0, fastSettled: 0, slowWindows: 0, findings: [] };
+  t.checks += s.checks!;
+  t.fastSettled += s.fastSettled!;
+  t.slowWindows += s.slowWindows!;
+  t.findings.push(...d.findings().map((f) => `${f.kind} ${f.transfer?.from}>${f.transfer?.to}`));
+  t.findings.sort();
+  into.set(thread, t);
+}
+
+/** FlowGuard per thread of a recording: each stream alone (a bundle), or per thread life over the CPUs' streams. */
+function perThread(path: string): Map<string, PerThread> {
+  const rec = openRecording(path);
+  try {
+    const out = new Map<string, PerThread>();
+    for (const group of analysisGroups(traceInputs(rec))) {
+      if (group[0]!.stream.tasks === undefined) {
+        const d = createDetectors(group[0]!, OPTIONS, () => 0)[0] as FlowGuardDetector;
+        d.runStandalone();
+        add(out, `${group[0]!.stream.pid}/${group[0]!.stream.tid}`, d);
+        continue;
+      }
+      const thread = new Map<FlowGuardDetector, string>();
+      const run = runFlowGuardPerTask(group, (input, task) => {
+        const d = createDetectors(input, OPTIONS, () => 0, task)[0] as FlowGuardDetector;
+        thread.set(d, `${task.pid}/${task.tid}`);
+        return d;
+      });
+      for (const d of run) add(out, thread.get(d)!, d);
+    }
+    return out;
+  } finally {
+    rec.close();
+  }
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'ptscope-per-cpu-flowguard-'));
+  for (const name of ['fork-exec', 'threads4']) {
+    const exe = join(work, name);
+    const res = spawnSync('gcc', ['-O1', '-pthread', '-o', exe, join(FIXTURES, `${name}.c`)], { encoding: 'utf8' });
+    expect(res.status, res.stderr).toBe(0);
+    bundles.set(name, (await recordProbe(work, [exe], { timing: { tsc: true }, retCompression: false })).bundle);
+  }
+}, 240_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('per-CPU perf.data: FlowGuard per thread, its runs chained', () => {
+  for (const name of ['fork-exec', 'threads4']) {
+    for (const cpus of [1, 2]) {
+      it(`${name} on ${cpus} CPU${cpus > 1 ? 's' : ''}: per thread, the bundle's checks, fast-path settlements and findings`, () => {
+        const bundle = bundles.get(name)!;
+        const expected = perThread(bundle);
+        expect(expected.size).toBe(name === 'threads4' ? 5 : 2);
+        for (const t of expected.values()) expect(t.checks).toBeGreaterThan(0);
+        const file = exportPerCpu(bundle, cpus);
+        expect(perThread(file)).toEqual(expected);
+        // The merged summary: counts summed, the fraction derived from them (not a sum of fractions).
+        const rec = openRecording(file);
+        try {
+          const [group] = analysisGroups(traceInputs(rec));
+          const stats = analyzeGroup(group!, OPTIONS).detectors.find((d) => d.name === 'flowguard')!.stats;
+          const sum = (k: keyof PerThread): number => [...expected.values()].reduce((a, t) => a + (t[k] as number), 0);
+          expect(stats['checks']).toBe(sum('checks'));
+          expect(stats['fastSettled']).toBe(sum('fastSettled'));
+          expect(stats['fastFraction']).toBe(sum('fastSettled') / sum('checks'));
+          expect(stats['fastBytesPerSecond']).toBe(stats['fastBytes']! / stats['fastSeconds']!);
+        } finally {
+          rec.close();
+        }
+      }, 120_000);
+    }
+  }
+});
