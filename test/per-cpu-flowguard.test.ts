@@ -4,8 +4,11 @@
  * CPUs, are one execution, so its edge chain and its open check window go
  * on from one run to the next. Per thread, the checks, the checks settled
  * on the fast path and the findings equal the bundle's (whose streams are
- * the thread lives, each scanned whole); the merged fraction is derived
- * from the merged counts, not summed.
+ * the thread lives, each scanned whole), untrained and with a policy
+ * trained on the other fixture; the merged fraction is derived from the
+ * merged counts, not summed. On thread_rop the checks are the bundle's and
+ * the slow path finds the chain in the worker only (its findings can be
+ * fewer: see the test).
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
  */
 import { spawnSync } from 'node:child_process';
@@ -147,12 +150,23 @@ describe('per-CPU perf.data: FlowGuard per thread, its runs chained', () => {
   }
 
   for (const cpus of [1, 2]) {
-    it(`thread_rop on ${cpus} CPU${cpus > 1 ? 's' : ''}: the worker's findings, checks and settlements are the bundle's`, () => {
+    it(`thread_rop on ${cpus} CPU${cpus > 1 ? 's' : ''}: per thread, the bundle's checks and settlements; the chain found in the worker only`, () => {
       const options = optionsFor(null);
       const expected = perThread(bundles.get('thread_rop')!, options);
       expect(expected.size).toBe(2);
+      const worker = [...expected].find(([, t]) => t.findings.length > 0)![0];
       expect([...expected.values()].filter((t) => t.findings.length > 0)).toHaveLength(1);
-      expect(perThread(exportPerCpu(bundles.get('thread_rop')!, cpus), options)).toEqual(expected);
+      const got = perThread(exportPerCpu(bundles.get('thread_rop')!, cpus), options);
+      const counts = (m: Map<string, PerThread>): [string, number, number, number][] => [...m].map(([k, t]) => [k, t.checks, t.fastSettled, t.slowWindows]);
+      expect(counts(got)).toEqual(counts(expected));
+      // The slow path decodes a window from the PSB before it within the thread's run: on a per-CPU stream that
+      // can hold less of the thread's history than its own trace does (a return-mismatch whose call came in an
+      // earlier run on another CPU is not seen there), so the findings are the bundle's or fewer, and in the worker.
+      for (const [thread, t] of got) {
+        for (const f of t.findings) expect(expected.get(thread)!.findings).toContain(f);
+        if (thread !== worker) expect(t.findings).toEqual([]);
+      }
+      expect(got.get(worker)!.findings.some((f) => f.startsWith('rop-chain '))).toBe(true);
     }, 120_000);
   }
 });
