@@ -15,8 +15,7 @@
 import { EventType, PtEvent } from '../events/event.js';
 import type { StreamTask, TaskLife } from '../sources/model/recording.js';
 import { stepInTimeOrder, type RunSteps } from './cpu-walk.js';
-import type { FlowGuardDetector } from './flowguard.js';
-import { TipEdgeScan } from './flowguard-scan.js';
+import { TipEdgeScan, type FlowGuardDetector } from './flowguard.js';
 import type { TraceInput } from './trace-input.js';
 
 /**
