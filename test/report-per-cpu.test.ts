@@ -137,8 +137,8 @@ describe('report on per-CPU perf.data: one model per thread', () => {
     }, 120_000);
   }
 
-  it('fork + exec on 2 CPUs: the child before and after its exec are two models, each with its own image', () => {
-    const models = expectPerThread(forkExec, exportPerCpu(forkExec, 2));
+  it.each([1, 2])('fork + exec on %i CPU(s): the child before and after its exec are two models, each with its own image', (cpus) => {
+    const models = expectPerThread(forkExec, exportPerCpu(forkExec, cpus));
     expect(models).toHaveLength(3);
     const child = models.filter((m) => m.thread!.pid === m.thread!.tid && m.modules.some((x) => moduleName(x.name) === 'echo'));
     expect(child).toHaveLength(1);
