@@ -88,8 +88,9 @@ afterAll(() => {
 });
 
 describe('per-CPU perf.data: per-thread analyses', () => {
-  it('fork + exec: the exec changes the image without a switch; analyze adds up to the bundle\'s streams and names a thread on every unchecked line', () => {
-    const file = exportPerCpu(forkExec, 2);
+  // On 1 CPU the child is switched in inside its execve, before the exec; on 2 it execs within a run.
+  it.each([1, 2])('fork + exec on %i CPU(s): the exec changes the image, with or without a switch; analyze adds up to the bundle\'s streams and names a thread on every unchecked line', (cpus) => {
+    const file = exportPerCpu(forkExec, cpus);
     const perCpu = analyze(file);
     const bundle = analyze(forkExec);
     const summary = perCpu.find((l) => l.type === 'summary')!;

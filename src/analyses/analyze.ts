@@ -7,7 +7,7 @@
  * InsnDecoder) and feeds every selected detector; FlowGuard runs its own
  * packet-level pass first (see flowguard.ts).
  */
-import type { FlowStats } from '../flow/control-flow.js';
+import type { FlowConsumer, FlowStats } from '../flow/control-flow.js';
 import { ControlFlowWalker } from '../flow/control-flow.js';
 import { formatIpShort } from '../flow/address-space.js';
 import { CodeFacts } from './code-facts.js';
@@ -17,7 +17,7 @@ import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
 import { inheritsHistory, insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
-import type { Recording, StreamTask } from '../sources/model/recording.js';
+import { taskTitle, type Recording, type StreamTask, type TaskLife } from '../sources/model/recording.js';
 import { TaskDetectors } from './task-detectors.js';
 import { walkCpuStreams } from './cpu-walk.js';
 import { runFlowGuardPerTask } from './flowguard-tasks.js';
@@ -127,27 +127,142 @@ function isStandalone(d: Detector): boolean {
  * thread on the runs of each (flowguard-tasks.ts).
  */
 export function analyzeCpuStreams(inputs: readonly TraceInput[], options: AnalyzeOptions = {}): AnalyzeResult {
+  const w = walkCpuLives(inputs, options, null);
+  const first = inputs[0]!;
+  const name = inputs.length === 1 ? first.name : `${first.recording.name} cpu ${inputs.map((i) => i.stream.cpu).join(',')}`;
+  const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
+  const threads = new Map<Detector, ThreadRef>();
+  for (const l of w.lives) for (const d of [...l.standalone, ...l.streaming]) threads.set(d, { pid: l.task!.pid, tid: l.task!.tid });
+  const threadOf = (d: Detector): ThreadRef => threads.get(d) ?? { pid: null, tid: null };
+  return analyzeResult(subject, [...w.standalone, ...w.unknown.streaming, ...w.lives.flatMap((l) => l.streaming)], w.flow, w.started, w.walked, threadOf);
+}
+
+/** One thread life's share of {@link analyzeCpuThreads}. */
+export interface ThreadLifeAnalysis<C extends FlowConsumer> {
+  /** The life's first run (its pid/tid, name and address space); null: runs before the sideband named any task. */
+  task: StreamTask | null;
+  /** Its detectors' findings, notes and statistics, and the flow of its runs alone. */
+  result: AnalyzeResult;
+  /** The caller's consumers of this life. */
+  consumers: C[];
+}
+
+/** What a caller of {@link analyzeCpuThreads} walks beside the detectors. */
+export interface ThreadLifeHooks<C extends FlowConsumer> {
+  /** The caller's consumers of a life (null: before any task is known), fed with its detectors. */
+  consumers(task: StreamTask | null): C[];
+  /** Which CPU's stream runs from now on (before its step). */
+  running?(decoder: InsnDecoder, input: TraceInput): void;
+  /** A task switch, before the new task's consumers hear anything. */
+  switched?(task: StreamTask): void;
+}
+
+/**
+ * {@link analyzeCpuStreams} kept apart per thread life: one result per life
+ * that decoded or found anything (the runs before any task is known first,
+ * then the lives in the order they first ran), each as its thread's stream
+ * would give alone. The caller's consumers of each life ride the same
+ * walk. Counting each life's instructions takes the instruction-wise walk.
+ */
+export function analyzeCpuThreads<C extends FlowConsumer>(inputs: readonly TraceInput[], options: AnalyzeOptions, hooks: ThreadLifeHooks<C>): ThreadLifeAnalysis<C>[] {
+  const w = walkCpuLives(inputs, options, hooks);
+  const first = inputs[0]!;
+  const notes = inputs.flatMap((i) => i.notes);
+  // A life whose runs decoded nothing and found nothing has nothing to say; if none has, the first says that nothing was decoded.
+  const held = (l: CpuLife<C>): boolean => l.counter!.flow.instructions + l.counter!.flow.errors > 0 || [...l.standalone, ...l.streaming].some((d) => d.findings().length > 0);
+  const kept = [w.unknown, ...w.lives].filter(held);
+  return (kept.length > 0 ? kept : [w.unknown]).map((l) => {
+    const name = l.task !== null ? `${first.recording.name} ${taskTitle(l.task)}` : `${first.recording.name}: before any task is known`;
+    const subject = { name, notes, stream: { pid: l.task?.pid ?? null, tid: l.task?.tid ?? null } };
+    return { task: l.task, result: analyzeResult(subject, [...l.standalone, ...l.streaming], l.counter!.flow, w.started), consumers: l.consumers };
+  });
+}
+
+/** Counts the flow of one thread life (the walker's counts are per CPU). */
+class LifeFlow implements FlowConsumer {
+  readonly flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  onInstruction(): void {
+    this.flow.instructions++;
+  }
+  onTransfer(): void {
+    this.flow.transfers++;
+  }
+  onGap(): void {
+    this.flow.gaps++;
+  }
+  onError(): void {
+    this.flow.errors++;
+  }
+}
+
+/** One thread life of a per-CPU walk: its detectors, and with hooks, the caller's consumers and its flow counts. */
+interface CpuLife<C extends FlowConsumer> {
+  task: StreamTask | null;
+  standalone: Detector[];
+  streaming: Detector[];
+  consumers: C[];
+  counter: LifeFlow | null;
+  /** When it first ran in the walk (Infinity: never). */
+  order: number;
+}
+
+/**
+ * The one walk of per-CPU streams behind {@link analyzeCpuStreams} and
+ * {@link analyzeCpuThreads}: detectors per thread life (FlowGuard per
+ * thread on its runs first), every CPU's runs in the order they ran
+ * (walkCpuStreams). `hooks` adds the caller's consumers and a flow count
+ * per life. Returns the lives before any task is known, the lives in the
+ * order they first ran, and the FlowGuards in the order they were made.
+ */
+function walkCpuLives<C extends FlowConsumer>(
+  inputs: readonly TraceInput[],
+  options: AnalyzeOptions,
+  hooks: ThreadLifeHooks<C> | null,
+): { unknown: CpuLife<C>; lives: CpuLife<C>[]; standalone: Detector[]; flow: FlowStats; walked: boolean; started: bigint } {
   const started = process.hrtime.bigint();
   const first = inputs[0]!;
   let current: InsnDecoder | null = null;
   const offset = (): number => current?.offset ?? 0;
-  const threads = new Map<Detector, ThreadRef>();
-  const forTask = (made: Detector[], task: StreamTask): Detector[] => {
-    for (const d of made) threads.set(d, { pid: task.pid, tid: task.tid });
-    return made;
+  const open = (task: StreamTask | null, streaming: Detector[], order: number): CpuLife<C> => ({ task, standalone: [], streaming, consumers: hooks?.consumers(task) ?? [], counter: hooks !== null ? new LifeFlow() : null, order });
+  const byLife = new Map<TaskLife, CpuLife<C>>();
+  const lifeOf = (task: StreamTask): CpuLife<C> => {
+    let life = byLife.get(task.life);
+    if (life === undefined) byLife.set(task.life, (life = open(task, [], Infinity)));
+    return life;
   };
   const made = createDetectors(first, options, offset);
-  const initial = made.filter((d) => !isStandalone(d));
+  const unknown = open(null, made.filter((d) => !isStandalone(d)), -1);
   // FlowGuard (the one standalone detector) reads packets: per thread on the runs of each (flowguard-tasks.ts).
-  const wantsFlowGuard = made.some(isStandalone);
-  const standalone = wantsFlowGuard ? runFlowGuardPerTask(inputs, (input, task) => forTask(createDetectors(input, options, offset, task).filter(isStandalone), task)[0] as FlowGuardDetector) : [];
-  const perTask = new TaskDetectors(initial, (task) => forTask(createDetectors(first, options, offset, task as StreamTask).filter((d) => !isStandalone(d)), task as StreamTask), (task) => (task as StreamTask).life);
-  const walked = initial.length > 0 || standalone.length === 0;
-  const flow: FlowStats = walked ? walkCpuStreams(inputs, [perTask], (d) => (current = d)) : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
-  const name = inputs.length === 1 ? first.name : `${first.recording.name} cpu ${inputs.map((i) => i.stream.cpu).join(',')}`;
-  const subject = { name, notes: inputs.flatMap((i) => i.notes), stream: { pid: null, tid: null } };
-  const threadOf = (d: Detector): ThreadRef => threads.get(d) ?? { pid: null, tid: null };
-  return analyzeResult(subject, [...standalone, ...perTask.all], flow, started, walked, threadOf);
+  const standalone = made.some(isStandalone)
+    ? runFlowGuardPerTask(inputs, (input, task) => {
+        const d = createDetectors(input, options, offset, task).find(isStandalone) as FlowGuardDetector;
+        lifeOf(task).standalone.push(d);
+        return d;
+      })
+    : [];
+  let runs = 0;
+  const setOf = (life: CpuLife<C>): FlowConsumer[] => [...life.streaming, ...life.consumers, ...(life.counter !== null ? [life.counter] : [])];
+  const perTask = new TaskDetectors<FlowConsumer>(
+    setOf(unknown),
+    (t) => {
+      const task = t as StreamTask;
+      const life = lifeOf(task);
+      life.order = runs++;
+      life.streaming = createDetectors(first, options, offset, task).filter((d) => !isStandalone(d));
+      return setOf(life);
+    },
+    (task) => (task as StreamTask).life,
+  );
+  const consumers: FlowConsumer[] = hooks?.switched !== undefined ? [{ onTask: (task) => hooks.switched!(task as StreamTask) }, perTask] : [perTask];
+  const walked = hooks !== null || unknown.streaming.length > 0 || standalone.length === 0;
+  const flow: FlowStats = walked
+    ? walkCpuStreams(inputs, consumers, (d, input) => {
+        current = d;
+        hooks?.running?.(d, input);
+      })
+    : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  const lives = [...byLife.values()].sort((a, b) => a.order - b.order);
+  return { unknown, lives, standalone, flow, walked, started };
 }
 
 /** What a result is about: an input, or several CPUs' streams analysed together. */

@@ -2,15 +2,34 @@
  * The per-CPU streams of a recording walked together. A thread's runs
  * cross CPUs, and its state (a shadow stack, a window of transfers) must
  * see them in the order they ran: the CPUs' walks go in steps of one
- * task's run (ControlFlowWalker.step), always the one whose next run
- * starts first by the sideband's clock. A thread's runs never overlap, so
- * each of its runs is complete before its next, on whatever CPU, begins.
- * Consumers hear where the task changes (FlowConsumer.onTask): route the
- * other callbacks per thread with {@link TaskDetectors}.
+ * task's run (ControlFlowWalker.step, or FlowGuard's packet scan), always
+ * the one whose next run starts first by the sideband's clock. A thread's
+ * runs never overlap, so each of its runs is complete before its next, on
+ * whatever CPU, begins. Consumers hear where the task changes
+ * (FlowConsumer.onTask): route the other callbacks per thread with
+ * {@link TaskDetectors}.
  */
 import type { FlowConsumer, FlowStats } from '../flow/control-flow.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
 import { insnDecoderFor, walkerFor, type TraceInput } from './trace-input.js';
+
+/** One CPU's stream walked a task's run at a time. */
+export interface RunSteps {
+  /** When the run the next {@link step} walks starts (TaskSwitcher.switchTime). */
+  readonly switchTime: bigint;
+  /** Walk one run (up to the next task switch); false once the stream has ended. */
+  step(): boolean;
+}
+
+/** Step `streams` until all have ended, always the one whose next run starts first. */
+export function stepInTimeOrder(streams: readonly RunSteps[]): void {
+  const live = [...streams];
+  while (live.length > 0) {
+    let next = 0;
+    for (let i = 1; i < live.length; i++) if (live[i]!.switchTime < live[next]!.switchTime) next = i;
+    if (!live[next]!.step()) live.splice(next, 1);
+  }
+}
 
 /**
  * Walk `inputs` (per-CPU streams) in time order of their runs, feeding
@@ -21,16 +40,25 @@ export function walkCpuStreams(inputs: readonly TraceInput[], consumers: readonl
   const walks = inputs.map((input) => {
     const decoder = insnDecoderFor(input);
     const walker = walkerFor(input, consumers, decoder);
-    return { input, decoder, walker, tasks: walker.tasks!, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } as FlowStats };
+    return { input, decoder, walker, tasks: walker.tasks, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } as FlowStats };
   });
-  const live = walks.filter((w) => w.tasks !== null);
-  while (live.length > 0) {
-    let next = 0;
-    for (let i = 1; i < live.length; i++) if (live[i]!.tasks.switchTime < live[next]!.tasks.switchTime) next = i;
-    const w = live[next]!;
-    running?.(w.decoder, w.input);
-    if (!w.walker.step(w.stats)) live.splice(next, 1);
-  }
+  stepInTimeOrder(
+    walks.flatMap(({ input, decoder, walker, tasks, stats }) =>
+      tasks === null
+        ? []
+        : [
+            {
+              get switchTime() {
+                return tasks.switchTime;
+              },
+              step: () => {
+                running?.(decoder, input);
+                return walker.step(stats);
+              },
+            },
+          ],
+    ),
+  );
   for (const c of consumers) c.onEnd?.();
   const flow: FlowStats = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   for (const w of walks) {

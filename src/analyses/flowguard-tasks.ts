@@ -1,17 +1,21 @@
 /**
- * FlowGuard on per-CPU streams, per thread. The fast path reads a CPU's
+ * FlowGuard on per-CPU streams, per thread. The fast path reads each CPU's
  * packets once; the context-switch sideband (TaskSwitcher) says at which
  * tracing enable (TIP.PGE) or overflow another task's run starts, by the
  * trace's TSC there. Each thread life (StreamTask.life) has its own
- * FlowGuard: its edges chain only within its runs (the first target of a
- * run is not reached from the last target of another task), a window
- * never reaches back before its run, and the slow path decodes a window
- * with the thread's image, its detectors hearing nothing before the run
+ * FlowGuard, and its runs, on whatever CPUs, are one execution: the CPUs'
+ * scans pause at each task switch and go on in the order the runs ran
+ * (cpu-walk.ts), so a thread's chain of targets goes on from the last
+ * target of its previous run (FlowGuardDetector.chain) and a window its
+ * run left open goes on into its next. Its checks are then those of the
+ * thread's own trace. The slow path decodes a window's pieces with the
+ * thread's image, its detectors hearing nothing before each run
  * (flowguard.ts). Findings carry the thread.
  */
 import { EventType, PtEvent } from '../events/event.js';
 import type { StreamTask, TaskLife } from '../sources/model/recording.js';
-import { FlowGuardDetector, scanTipEdges } from './flowguard.js';
+import { stepInTimeOrder, type RunSteps } from './cpu-walk.js';
+import { TipEdgeScan, type FlowGuardDetector } from './flowguard.js';
 import type { TraceInput } from './trace-input.js';
 
 /**
@@ -26,24 +30,22 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
     return d;
   };
   const ev = new PtEvent();
+  const streams: RunSteps[] = [];
   for (const input of inputs) {
     const tracker = input.stream.tasks?.();
     if (tracker === undefined) continue;
     const trace = input.trace;
-    const started = process.hrtime.bigint();
-    const first = tracker.start();
-    let current = first !== null ? detectorOf(input, first) : null;
-    current?.beginRun(trace, 0, 0);
-    const lead = current;
-    // The packet of a run's first target, whose edge would come from another task.
-    let runStart = -1;
-    const scan = scanTipEdges(
-      trace,
-      (a, b, offset) => {
-        if (offset !== runStart) current?.edge(a, b);
-      },
-      (end, psb) => current?.check(end, psb),
-      (overflow, tsc, offset, psb) => {
+    let current: FlowGuardDetector | null = null;
+    // The stream's first thread's FlowGuard counts the scan's cost.
+    let lead: FlowGuardDetector | null = null;
+    // The switch the scan paused before: where the next run starts, and whose it is.
+    let next: { task: StreamTask; offset: number; psb: number } | null = null;
+    let started = false;
+    let seconds = 0;
+    const scan = new TipEdgeScan(trace, {
+      onEdge: (a, b) => current?.edge(a, b),
+      onCheck: (end, psb) => current?.check(end, psb),
+      onBoundary: (overflow, tsc, offset, psb) => {
         ev.type = overflow ? EventType.Overflow : EventType.Enabled;
         ev.statusUpdate = false;
         ev.hasTsc = tsc !== null;
@@ -52,16 +54,50 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
           ev.tscLo = Number(tsc & 0xffffffffn);
         }
         const task = tracker.onEvent(ev);
-        if (task === null) return;
-        current?.endRun(offset, psb);
-        current = detectorOf(input, task);
-        current.beginRun(trace, offset, psb);
-        runStart = offset;
+        if (task === null) return false;
+        next = { task, offset, psb };
+        return true;
       },
-    );
-    // The scan's cost is the stream's; its first thread's FlowGuard counts it.
-    (lead ?? current)?.scanned(trace.length, scan, Number(process.hrtime.bigint() - started) / 1e9);
+      onEnd: (end) => current?.endRun(end),
+    });
+    // The running thread's run ends (at `end`): it takes its chain along, for its next run on any CPU.
+    const leave = (end: number): void => {
+      if (current === null) return;
+      current.chain = scan.prev;
+      current.endRun(end);
+      current = null;
+    };
+    const enter = (task: StreamTask, offset: number, psb: number): void => {
+      current = detectorOf(input, task);
+      lead ??= current;
+      scan.prev = current.chain;
+      current.beginRun(trace, offset, psb);
+    };
+    streams.push({
+      get switchTime() {
+        return tracker.switchTime;
+      },
+      step: () => {
+        const t0 = process.hrtime.bigint();
+        if (!started) {
+          started = true;
+          const first = tracker.start();
+          if (first !== null) enter(first, 0, 0);
+        } else if (next !== null) {
+          enter(next.task, next.offset, next.psb);
+          next = null;
+        }
+        const more = scan.step();
+        // A run is over (its end heard, or the trace's): its thread's next may start on another CPU before this one goes on.
+        if (more) leave(next!.offset);
+        else if (current !== null) (current as FlowGuardDetector).chain = scan.prev;
+        seconds += Number(process.hrtime.bigint() - t0) / 1e9;
+        if (!more) (lead as FlowGuardDetector | null)?.scanned(trace.length, scan, seconds);
+        return more;
+      },
+    });
   }
+  stepInTimeOrder(streams);
   const all = [...byLife.values()];
   for (const d of all) d.finish();
   return all;

@@ -96,6 +96,128 @@ export class CreditedEdges {
   }
 }
 
+/*
+ * The fast path's scan: the TIP-pair edges of a trace, read with the packet
+ * decoder only. It can pause where a per-CPU stream's task may change, so
+ * that several CPUs' streams are read in the order their runs ran
+ * (cpu-walk.ts) and each thread's chain of targets goes on from its last
+ * run, on whatever CPU, to its next ({@link TipEdgeScan.prev}).
+ */
+export interface TipScanCallbacks {
+  /** An edge: the previous target `a`, the target `b`, at the packet at `offset`. */
+  onEdge: (a: number, b: number, offset: number) => void;
+  /** A TIP.PGD (a syscall boundary): the window ends at `endOffset`; `psbOffset` is the last PSB. */
+  onCheck?: (endOffset: number, psbOffset: number) => void;
+  /**
+   * Where a task may change on a per-CPU stream (see TaskSwitcher): a
+   * tracing enable (TIP.PGE, `overflow` false) or an overflow, with the
+   * trace's last TSC (the SDM has a TSC packet precede every TIP.PGE when
+   * TSC is on), before that packet's edge. PSB+ is no such place. True
+   * pauses the scan before the packet: {@link TipEdgeScan.step} returns and
+   * the next step goes on with it.
+   */
+  onBoundary?: (overflow: boolean, tsc: bigint | null, offset: number, psbOffset: number) => boolean | void;
+  /** The trace ends (by default a check there). */
+  onEnd?: (endOffset: number, psbOffset: number) => void;
+}
+
+export class TipEdgeScan {
+  /**
+   * The last target of the chain (NaN: none, after an overflow or a
+   * resync): the next target's edge starts there. A caller that changes
+   * tasks at a pause puts the next task's own here.
+   */
+  prev = NaN;
+  packets = 0;
+  tips = 0;
+  tntBits = 0;
+  private readonly dec: PacketDecoder;
+  private readonly pkt = new Packet();
+  private readonly last = new LastIp();
+  private psb = 0;
+  private tsc: bigint | null = null;
+  private status: number;
+  /** The size of the packet in `pkt` the scan paused before; 0 when not paused. */
+  private pausedSize = 0;
+  private ended = false;
+
+  constructor(
+    private readonly trace: Uint8Array,
+    private readonly cb: TipScanCallbacks,
+  ) {
+    this.dec = new PacketDecoder(trace);
+    this.status = this.dec.syncForward();
+  }
+
+  /** Scan until a boundary pauses it (true) or the trace ends (false, after onEnd). */
+  step(): boolean {
+    if (this.ended) return false;
+    const { dec, pkt, last, cb } = this;
+    let prev = this.prev;
+    while (this.status >= 0) {
+      // After a pause, the packet paused before (still in `pkt`), its boundary already heard.
+      const resumed = this.pausedSize > 0;
+      const n = resumed ? this.pausedSize : dec.next(pkt);
+      this.pausedSize = 0;
+      if (n < 0) {
+        // Resync at the next PSB after an error; the edge chain restarts.
+        prev = NaN;
+        this.status = dec.syncForward();
+        continue;
+      }
+      if (!resumed) this.packets++;
+      switch (pkt.type) {
+        case PacketType.Psb:
+          this.psb = pkt.offset;
+          last.reset();
+          break;
+        case PacketType.Tsc:
+          if (cb.onBoundary !== undefined) this.tsc = (BigInt(pkt.hi >>> 0) << 32n) | BigInt(pkt.lo >>> 0);
+          break;
+        case PacketType.Tip:
+        case PacketType.TipPge:
+          // A tracing enable may start another task's run; its target is an edge's end like a TIP's.
+          if (pkt.type === PacketType.TipPge && !resumed && cb.onBoundary?.(false, this.tsc, pkt.offset, this.psb) === true) {
+            this.prev = prev;
+            this.pausedSize = n;
+            return true;
+          }
+          if (last.update(pkt) === 0 && !last.suppressed) {
+            const ip = last.ip;
+            this.tips++;
+            if (!Number.isNaN(prev)) cb.onEdge(prev, ip, pkt.offset);
+            prev = ip;
+          }
+          break;
+        case PacketType.TipPgd:
+          last.update(pkt);
+          cb.onCheck?.(pkt.offset + n, this.psb);
+          break;
+        case PacketType.Fup:
+          last.update(pkt);
+          break;
+        case PacketType.Ovf:
+          // Packets were lost: the chain of the task before and of the task after breaks.
+          prev = NaN;
+          if (!resumed && cb.onBoundary?.(true, this.tsc, pkt.offset, this.psb) === true) {
+            this.prev = prev;
+            this.pausedSize = n;
+            return true;
+          }
+          break;
+        case PacketType.Tnt8:
+        case PacketType.Tnt64:
+          this.tntBits += pkt.tntSize;
+          break;
+      }
+    }
+    this.prev = prev;
+    this.ended = true;
+    (cb.onEnd ?? cb.onCheck)?.(this.trace.length, this.psb);
+    return false;
+  }
+}
+
 /**
  * Visit the TIP-pair edges of a trace with the packet decoder only. `onEdge`
  * gets (previous target, target, packet offset); `onCheck` is called at each
@@ -104,73 +226,12 @@ export class CreditedEdges {
  */
 export function scanTipEdges(
   trace: Uint8Array,
-  onEdge: (a: number, b: number, offset: number) => void,
-  onCheck?: (endOffset: number, psbOffset: number) => void,
-  /**
-   * Where a task may change on a per-CPU stream (see TaskSwitcher): a
-   * tracing enable (TIP.PGE, `overflow` false) or an overflow, with the
-   * trace's last TSC (the SDM has a TSC packet precede every TIP.PGE when
-   * TSC is on), before that packet's edge. PSB+ is no such place.
-   */
-  onBoundary?: (overflow: boolean, tsc: bigint | null, offset: number, psbOffset: number) => void,
+  onEdge: TipScanCallbacks['onEdge'],
+  onCheck?: TipScanCallbacks['onCheck'],
 ): { packets: number; tips: number; tntBits: number } {
-  const dec = new PacketDecoder(trace);
-  const pkt = new Packet();
-  const last = new LastIp();
-  let packets = 0;
-  let tips = 0;
-  let tntBits = 0;
-  let prev = NaN;
-  let psb = 0;
-  let tsc: bigint | null = null;
-  let status = dec.syncForward();
-  while (status >= 0) {
-    const n = dec.next(pkt);
-    if (n < 0) {
-      // Resync at the next PSB after an error; the edge chain restarts.
-      prev = NaN;
-      status = dec.syncForward();
-      continue;
-    }
-    packets++;
-    switch (pkt.type) {
-      case PacketType.Psb:
-        psb = pkt.offset;
-        last.reset();
-        break;
-      case PacketType.Tsc:
-        if (onBoundary !== undefined) tsc = (BigInt(pkt.hi >>> 0) << 32n) | BigInt(pkt.lo >>> 0);
-        break;
-      case PacketType.Tip:
-      case PacketType.TipPge:
-        // A tracing enable may start another task's run; its target is an edge's end like a TIP's.
-        if (pkt.type === PacketType.TipPge) onBoundary?.(false, tsc, pkt.offset, psb);
-        if (last.update(pkt) === 0 && !last.suppressed) {
-          const ip = last.ip;
-          tips++;
-          if (!Number.isNaN(prev)) onEdge(prev, ip, pkt.offset);
-          prev = ip;
-        }
-        break;
-      case PacketType.TipPgd:
-        last.update(pkt);
-        onCheck?.(pkt.offset + n, psb);
-        break;
-      case PacketType.Fup:
-        last.update(pkt);
-        break;
-      case PacketType.Ovf:
-        prev = NaN;
-        onBoundary?.(true, tsc, pkt.offset, psb);
-        break;
-      case PacketType.Tnt8:
-      case PacketType.Tnt64:
-        tntBits += pkt.tntSize;
-        break;
-    }
-  }
-  onCheck?.(trace.length, psb);
-  return { packets, tips, tntBits };
+  const scan = new TipEdgeScan(trace, { onEdge, onCheck });
+  while (scan.step());
+  return { packets: scan.packets, tips: scan.tips, tntBits: scan.tntBits };
 }
 
 /** Learn the edges of benign traces (high credit). */
@@ -219,8 +280,22 @@ export class FlowGuardDetector extends DetectorBase {
   private windowMiss = false;
   /** Edges in the open window. */
   private windowEdges = 0;
+  /**
+   * The open window's pieces in the thread's earlier runs: a run cut with
+   * no syscall boundary (a switch at an overflow, a CPU's trace that ends
+   * with tracing on) leaves its window open into the thread's next run.
+   */
+  private readonly pieces: Window[] = [];
   private runStart = 0;
+  /**
+   * The thread's last indirect-branch target (NaN: none) between its runs
+   * on per-CPU streams: its next run's first target chains on from it, as
+   * in the thread's own trace (flowguard-tasks.ts).
+   */
+  chain = NaN;
   private checks = 0;
+  /** Checks the fast path could not settle. */
+  private missed = 0;
   private fastSeconds = 0;
   private fastPackets = 0;
   private fastTips = 0;
@@ -271,21 +346,25 @@ export class FlowGuardDetector extends DetectorBase {
 
   /**
    * The fast path, fed piecewise (a per-CPU stream's runs of this thread,
-   * flowguard-tasks.ts): a run of the thread starts at `start` of `trace`;
-   * a window never reaches back before it.
+   * flowguard-tasks.ts): a run of the thread starts at `start` of `trace`
+   * (the last PSB before it at `psb`). The open window goes on into it; the
+   * window's piece in this run never reaches back before it.
    */
   beginRun(trace: Uint8Array, start: number, psb: number): void {
     this.trace = trace;
     this.runStart = start;
     this.windowStart = start;
     this.windowPsb = psb;
-    this.windowMiss = false;
-    this.windowEdges = 0;
   }
 
-  /** The thread's run ends at `end` (another task's starts): its open window is checked if it holds an edge. */
-  endRun(end: number, psb: number): void {
-    if (this.windowEdges > 0) this.check(end, psb);
+  /**
+   * The thread's run is cut at `end` (another task's run starts there, or
+   * the stream ends). A window a syscall boundary did not close stays open
+   * for the thread's next run: its piece here is kept for the check.
+   */
+  endRun(end: number): void {
+    if (this.windowEdges > 0 && end > this.windowStart) this.pieces.push(this.piece(end));
+    this.windowStart = end;
   }
 
   /** An edge of the running window. */
@@ -294,15 +373,25 @@ export class FlowGuardDetector extends DetectorBase {
     if (!this.windowMiss && this.credit(a, b) < this.threshold) this.windowMiss = true;
   }
 
-  /** A check at a syscall boundary (or the run's end): the window ends at `end`. */
+  /** A check at a syscall boundary (or the trace's end): the window ends at `end`; the next starts there, after the PSB at `psb`. */
   check(end: number, psb: number): void {
-    if (end <= this.windowStart) return;
+    const open = end > this.windowStart;
+    if (!open && this.pieces.length === 0) return;
     this.checks++;
-    if (this.windowMiss) this.slow.push({ trace: this.trace, start: this.windowStart, end, psb: this.windowPsb, runStart: this.runStart });
+    if (this.windowMiss) {
+      this.missed++;
+      this.slow.push(...this.pieces);
+      if (open) this.slow.push(this.piece(end));
+    }
+    this.pieces.length = 0;
     this.windowStart = end;
     this.windowPsb = psb;
     this.windowMiss = false;
     this.windowEdges = 0;
+  }
+
+  private piece(end: number): Window {
+    return { trace: this.trace, start: this.windowStart, end, psb: this.windowPsb, runStart: this.runStart };
   }
 
   /** Count a fast-path scan (of `bytes` of trace) toward the stats. */
@@ -315,6 +404,8 @@ export class FlowGuardDetector extends DetectorBase {
 
   /** The slow path over the windows the fast path could not settle, and the stats. */
   finish(): void {
+    // The thread's trace ended with tracing on (its last run cut, no syscall boundary): its window's last check.
+    if (this.windowEdges > 0) this.check(this.windowStart, this.windowPsb);
     const t1 = process.hrtime.bigint();
     const slow = this.slow;
     // Slow path: decode each group of missed windows that share a PSB once.
@@ -332,7 +423,7 @@ export class FlowGuardDetector extends DetectorBase {
     }
     const slowSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
     const checks = this.checks;
-    const fast = checks - slow.length;
+    const fast = checks - this.missed;
     const fastSeconds = this.fastSeconds;
     this.statsOut = {
       checks,
@@ -343,7 +434,7 @@ export class FlowGuardDetector extends DetectorBase {
       fastBytes: this.fastBytes,
       fastBytesPerSecond: 0,
       fastPacketsPerSecond: 0,
-      slowWindows: slow.length,
+      slowWindows: this.missed,
       slowBytes,
       slowInstructions: slowInsns,
       slowBytesPerSecond: 0,

@@ -5,12 +5,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { nothingDecodedError } from '../analyses/analyze.js';
+import { analysisGroups, nothingDecodedError } from '../analyses/analyze.js';
 import { DETECTOR_NAMES } from '../analyses/detector.js';
 import { PolicyError } from '../analyses/policy.js';
 import { traceInputs } from '../analyses/trace-input.js';
 import { renderHtmlReport } from '../reports/html-report.js';
-import { buildReportModel, DEFAULT_LIMITS, verdict, type DormantSection, type ReportLimits, type ReportModel } from '../reports/report-model.js';
+import { buildReportModels, DEFAULT_LIMITS, verdict, type DormantSection, type ReportLimits, type ReportModel } from '../reports/report-model.js';
 import { asInputError, defineCommand, integer, list, openInput, parseCommand, withInputOptions, type InputOptions } from './command.js';
 import { readDormantFile } from './dormant-file.js';
 import { CliError, type LineWriter } from './output.js';
@@ -21,7 +21,7 @@ export function reportCommand() {
     defineCommand('report', 'Write one self-contained HTML report: what was traced, findings with their evidence, what could not be checked, coverage per module and function, and a timeline of calls.')
       .argument('<inputs...>', 'bundle directories, perf.data files, or one raw trace (with --raw/--elf)')
       .option('-o, --output <file>', 'HTML file to write (default: ptscope-report.html)')
-      .option('--json', 'print the report model as JSON lines (one per stream) on stdout; the HTML is written only if -o is given too')
+      .option('--json', 'print the report model as JSON lines (one per stream; per thread for per-CPU perf.data) on stdout; the HTML is written only if -o is given too')
       .option('--title <text>', 'page title')
       .option('--detect <list>', 'detectors to run, comma-separated (default: the default set)', list)
       .option('--policy <file>', 'policy JSON for cfi, inter-module and flowguard')
@@ -65,14 +65,19 @@ export interface ReportBuildArgs {
   quiet: boolean;
 }
 
-/** Build the models of one input (one per stream) for a CLI command (progress bar, CLI errors). */
+/**
+ * Build the models of one input for a CLI command (progress bar, CLI
+ * errors): one per stream, or for per-CPU streams one per thread life.
+ */
 export function buildModelsForCli(target: string, a: ReportBuildArgs, title?: string, input: InputOptions = {}): ReportModel[] {
   const recording = openInput(target, input);
   try {
-    return asInputError(() => traceInputs(recording)).map((ti) => {
-      const progress = createProgress(target.replace(/\/+$/, '').replace(/.*\//, ''), ti.stream.size, a.quiet);
+    return asInputError(() => analysisGroups(traceInputs(recording))).flatMap((group) => {
+      const size = group.reduce((n, ti) => n + ti.stream.size, 0);
+      const progress = createProgress(target.replace(/\/+$/, '').replace(/.*\//, ''), size, a.quiet);
+      const options = { detectors: a.detectors, policyFile: a.policyFile, limits: a.limits, dormant: a.dormant, progress, title };
       try {
-        return buildReportModel(ti, { detectors: a.detectors, policyFile: a.policyFile, limits: a.limits, dormant: a.dormant, progress, title });
+        return buildReportModels(group, options);
       } catch (e) {
         progress?.done();
         if (e instanceof PolicyError) throw new CliError(e.message);

@@ -17,20 +17,24 @@
  * Every list is capped ({@link ReportLimits}) and carries its full count,
  * so a trace of billions of instructions still gives a report of a few MB.
  *
- * Building decodes the trace twice: once inside analyzeTrace (the
+ * Building decodes a thread's trace twice: once inside analyzeTrace (the
  * detectors) and once here for coverage, calls and the trace strip.
+ * Per-CPU streams give one model per thread life, from one walk of all
+ * CPUs that feeds both ({@link buildCpuReportModels}).
  */
-import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
-import { insnDecoderFor, traceInputs, walkerFor, type TraceInput } from '../analyses/trace-input.js';
+import { analyzeCpuThreads, analyzeTrace, defaultDetectors, type AnalyzeResult } from '../analyses/analyze.js';
+import { insnDecoderFor, modulesOf, traceInputs, walkerFor, type TraceInput } from '../analyses/trace-input.js';
+import type { ModuleMap } from '../analyses/modules.js';
 import type { Finding, UncheckedNote } from '../analyses/finding.js';
 import { hexAddress } from '../analyses/finding.js';
 import type { FlowConsumer, FlowStats } from '../flow/control-flow.js';
-import type { ExitInfo } from '../sources/model/recording.js';
+import type { ExitInfo, ImageMapping, Recording, StreamTask, TaskLife } from '../sources/model/recording.js';
 import { importBundle } from '../sources/import/bundle-import.js';
 import type { InsnDecoder } from '../flow/insn-decoder.js';
 import { buildChainGraph, StaticBlocksRan, type ChainGraph } from './chain-graph.js';
 import { CallTimeline } from './chrome-trace.js';
 import { TraceStrip, type TraceStripData } from './trace-strip.js';
+import { LifeTrace } from './life-trace.js';
 import { ExecutedBlocks, functionCoverage, type FunctionCoverage, type ModuleCoverage } from './drcov.js';
 
 export const REPORT_FORMAT = 'ptscope-report';
@@ -174,8 +178,9 @@ export interface ReportModel {
   source: string;
   /**
    * The thread this stream traces (a recording of several threads gives one
-   * model per thread), its name when the recorder saw one; null when the
-   * stream is not one thread's (a raw trace, a per-CPU stream).
+   * model per thread, per-CPU streams one per thread life), its name when
+   * the recorder saw one; null when the trace is not one thread's (a raw
+   * trace, per-CPU runs before any task is known).
    */
   thread: { pid: number; tid: number; name: string | null } | null;
   program: { argv: string[]; path: string; outcome: string } | null;
@@ -275,10 +280,17 @@ function outcome(exit: ExitInfo | null): string {
   return `exit status ${exit.status}`;
 }
 
-/** Build the model of one trace input. */
+/**
+ * The models of one analysis group (analysisGroups): a thread's stream
+ * gives one, the per-CPU streams of a recording one per thread life.
+ */
+export function buildReportModels(group: readonly TraceInput[], options: ReportOptions = {}): ReportModel[] {
+  return group[0]!.stream.tasks !== undefined ? buildCpuReportModels(group, options) : group.map((input) => buildReportModel(input, options));
+}
+
+/** Build the model of one thread's trace input (per-CPU streams: {@link buildCpuReportModels}). */
 export function buildReportModel(input: TraceInput, options: ReportOptions = {}): ReportModel {
-  const recording = input.recording;
-  const program = recording.program;
+  if (input.stream.tasks !== undefined) throw new Error(`${input.name}: a per-CPU stream gives one report per thread: build them with its recording's other CPUs (buildReportModels)`);
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const progress = options.progress;
   progress?.phase('analyze', 0);
@@ -289,20 +301,123 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
   const timeline = new CallTimeline(limits.calls * 2 + 64);
   const decoder = insnDecoderFor(input);
   const strip = new TraceStrip(decoder, input.stream.size, limits.stripBins);
-  walkTrace(input, [blocks, timeline, strip], progress, 'coverage', decoder);
+  const walked = walkTrace(input, [blocks, timeline, strip], progress, 'coverage', decoder);
   strip.addFindings(result.findings);
+  const { pid, tid } = input.stream;
+  const recording = input.recording;
+  const thread = pid !== null && tid !== null ? { pid, tid, name: recording.threads.find((t) => t.tid === tid && t.pid === pid)?.name ?? null } : null;
+  // FlowGuard alone does not walk the flow: the report's own walk counts it.
+  const flow = result.walked ? result.flow : walked;
+  return assembleModel(recording, { name: input.name, thread, bytes: input.stream.size, result, flow, modules: input.modules, mappings: input.stream.mappings, blocks, timeline, strip: strip.data(), notes: input.notes }, options);
+}
+
+/** What one model is made of: one stream's walks, or one thread life's of per-CPU streams. */
+interface ModelParts {
+  name: string;
+  thread: ReportModel['thread'];
+  bytes: number;
+  result: AnalyzeResult;
+  flow: FlowStats;
+  modules: ModuleMap;
+  mappings: readonly ImageMapping[];
+  blocks: ExecutedBlocks;
+  timeline: CallTimeline;
+  strip: TraceStripData;
+  notes: readonly string[];
+}
+
+/**
+ * The models of per-CPU streams, one per thread life (StreamTask.life: a
+ * thread from its start to its exit or exec), as its thread's own stream
+ * would give it: its detectors' findings and statistics, its coverage and
+ * calls with its process's modules, over its runs on every CPU in the
+ * order they ran. One walk of all CPUs (analyzeCpuThreads) feeds the
+ * detectors and the report's consumers of each life. A life's trace is its
+ * runs end to end: its byte count and strip span them, and its findings
+ * come in its order (a finding names no CPU: it is placed in the first of
+ * its thread's runs whose span holds its offset). Runs before any task is
+ * known form a model of their own.
+ */
+export function buildCpuReportModels(inputs: readonly TraceInput[], options: ReportOptions = {}): ReportModel[] {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const recording = inputs[0]!.recording;
+  const progress = options.progress;
+  progress?.phase('analyze', 0);
+  interface LifeParts {
+    trace: LifeTrace;
+    blocks: ExecutedBlocks;
+    timeline: CallTimeline;
+    strip: TraceStrip;
+  }
+  const parts = new Map<TaskLife | null, LifeParts>();
+  const partsOf = (task: StreamTask | null): LifeParts => {
+    const key = task?.life ?? null;
+    let p = parts.get(key);
+    if (p === undefined) {
+      const trace = new LifeTrace();
+      parts.set(key, (p = { trace, blocks: new ExecutedBlocks(), timeline: new CallTimeline(limits.calls * 2 + 64), strip: TraceStrip.growing(trace, limits.stripBins) }));
+    }
+    return p;
+  };
+  // The run being walked: one at a time, a step of the walk is one task's run.
+  let open: LifeTrace | null = null;
+  let cpu: InsnDecoder | null = null;
+  const started = new Set<TraceInput>();
+  const lives = analyzeCpuThreads(inputs, { detectors: options.detectors ?? defaultDetectors(), params: options.params, policyFile: options.policyFile }, {
+    consumers: (task) => {
+      const p = partsOf(task);
+      return [p.blocks, p.timeline, p.strip];
+    },
+    running: (decoder, input) => {
+      // The previous step paused at a task switch (or the end of its stream): its run ends there.
+      if (open !== null) open.close(cpu!.offset);
+      cpu = decoder;
+      open = null;
+      if (!started.has(input)) {
+        started.add(input);
+        open = partsOf(null).trace.open(decoder, 0);
+      }
+    },
+    switched: (task) => {
+      const at = cpu!.offset;
+      open?.close(at);
+      open = partsOf(task).trace.open(cpu!, at);
+    },
+  });
+  if (open !== null) (open as LifeTrace).close(cpu!.offset);
+  progress?.done();
+  return lives.map(({ task, result: unordered }) => {
+    const p = partsOf(task);
+    // In the order of the thread's own trace (stream offsets of different CPUs do not compare).
+    const at = new Map(unordered.findings.map((f) => [f, p.trace.positionOf(f.offset)]));
+    const result = { ...unordered, findings: [...unordered.findings].sort((a, b) => at.get(a)! - at.get(b)!) };
+    p.strip.close(p.trace.bytes);
+    p.strip.addFindings(result.findings, (f) => at.get(f)!);
+    const space = task?.life.space ?? null;
+    const mappings = space?.mappings ?? inputs[0]!.stream.mappings;
+    const thread = task === null ? null : { pid: task.pid, tid: task.tid, name: recording.threads.find((t) => t.tid === task.tid && t.pid === task.pid)?.name ?? task.name };
+    const notes = inputs.flatMap((i) => i.notes);
+    return assembleModel(recording, { name: result.input, thread, bytes: p.trace.bytes, result, flow: result.flow, modules: space !== null ? modulesOf(mappings) : inputs[0]!.modules, mappings, blocks: p.blocks, timeline: p.timeline, strip: p.strip.data(), notes }, options);
+  });
+}
+
+/** The model from its parts. */
+function assembleModel(recording: Recording, parts: ModelParts, options: ReportOptions): ReportModel {
+  const program = recording.program;
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const { result, blocks, timeline, modules: moduleMap } = parts;
 
   const originals = new Map<string, string>();
   // Run-time code has no file of its own to name it: matched by address, versions in order.
   const runtimes = new Map<number, { firstExecuted: number | null }[]>();
-  for (const m of input.stream.mappings) {
+  for (const m of parts.mappings) {
     originals.set(m.file, m.originalPath);
     if (m.runtime === null) continue;
     const at = runtimes.get(m.address) ?? [];
     at.push(m.runtime);
     runtimes.set(m.address, at);
   }
-  const modules: ReportModule[] = input.modules.modules.map((m) => ({
+  const modules: ReportModule[] = moduleMap.modules.map((m) => ({
     name: m.name,
     file: m.path,
     originalPath: m.path === null ? null : originals.get(m.path) ?? null,
@@ -313,7 +428,7 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
     runtime: m.elf === null ? runtimes.get(m.start)?.shift() ?? null : null,
   }));
 
-  const coverage = functionCoverage(blocks, input.modules).map((c: ModuleCoverage): ReportCoverage => {
+  const coverage = functionCoverage(blocks, moduleMap).map((c: ModuleCoverage): ReportCoverage => {
     const ran = c.list.filter((f) => f.blocksRan > 0);
     const never = c.list.filter((f) => f.blocksRan === 0).map((f) => ({ name: f.name, address: f.address }));
     return {
@@ -330,7 +445,7 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
     };
   });
 
-  const sym = (ip: number): string | null => input.modules.symbolize(ip);
+  const sym = (ip: number): string | null => moduleMap.symbolize(ip);
   const calls: ReportCall[] = timeline.firstCalls(limits.calls).map((c) => ({
     at: c.at,
     depth: c.depth,
@@ -340,37 +455,35 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
     targetSymbol: sym(c.target),
   }));
 
-  const staticRan = new StaticBlocksRan(blocks, input.modules);
+  const staticRan = new StaticBlocksRan(blocks, moduleMap);
   let graphs = 0;
   const findings: ReportFinding[] = result.findings.slice(0, limits.findings).map((f) => {
     const chain = f.chain === null ? null : f.chain.slice(0, limits.chainGadgets);
-    const graph = chain !== null && chain.length > 0 && graphs < limits.chainGraphs ? buildChainGraph({ ...f, chain }, input.modules, staticRan) : null;
+    const graph = chain !== null && chain.length > 0 && graphs < limits.chainGraphs ? buildChainGraph({ ...f, chain }, moduleMap, staticRan) : null;
     if (graph !== null) graphs++;
     return { ...f, chain, chainTotal: f.chain?.length ?? 0, graph };
   });
   const severityCounts = { high: 0, medium: 0, low: 0 };
   for (const f of result.findings) severityCounts[f.severity]++;
 
-  const notes = [...input.notes];
+  const notes = [...parts.notes];
   for (const w of recording.warnings) notes.push(`recorder: ${w}`);
 
   const dormant = options.dormant ?? null;
-  const { pid, tid } = input.stream;
-  const thread = pid !== null && tid !== null ? { pid, tid, name: recording.threads.find((t) => t.tid === tid && t.pid === pid)?.name ?? null } : null;
   return {
     format: REPORT_FORMAT,
     version: REPORT_VERSION,
-    title: options.title ?? (program ? program.argv.map((a) => a.replace(/.*\//, '')).join(' ') : input.name),
-    source: input.name,
-    thread,
+    title: options.title ?? (program ? program.argv.map((a) => a.replace(/.*\//, '')).join(' ') : parts.name),
+    source: parts.name,
+    thread: parts.thread,
     program: program ? { argv: program.argv, path: program.path, outcome: outcome(recording.exit) } : null,
     recorder: recording.recorder,
     trace: {
-      bytes: input.stream.size,
-      instructions: result.flow.instructions,
-      transfers: result.flow.transfers,
-      gaps: result.flow.gaps,
-      decodeErrors: result.flow.errors,
+      bytes: parts.bytes,
+      instructions: parts.flow.instructions,
+      transfers: parts.flow.transfers,
+      gaps: parts.flow.gaps,
+      decodeErrors: parts.flow.errors,
       analyzeSeconds: result.seconds,
     },
     modules,
@@ -385,7 +498,7 @@ export function buildReportModel(input: TraceInput, options: ReportOptions = {})
       unmatchedReturns: timeline.unmatchedReturns,
       maxDepth: timeline.maxDepth,
     },
-    strip: strip.data(),
+    strip: parts.strip,
     dormant: dormant === null ? null : { ...dormant, triggers: { items: dormant.triggers.items.slice(0, limits.dormantTriggers), total: dormant.triggers.total } },
     notes,
   };

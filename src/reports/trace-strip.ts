@@ -9,6 +9,11 @@
  * the decoder's trace offset at each transfer and gap, and allocates nothing
  * per instruction. The slices are fixed in number, so the model stays small
  * whatever the trace size.
+ *
+ * A thread's strip on per-CPU streams spans its own runs end to end, whose
+ * total is known only when the walk ends: such a strip ({@link
+ * TraceStrip.growing}) starts at one byte per slice and, when the position
+ * passes its end, merges slices in pairs and doubles its span.
  */
 import { GapKind, type FlowConsumer } from '../flow/control-flow.js';
 import { InsnKind, type InstructionInfo } from '../flow/instruction.js';
@@ -53,11 +58,15 @@ export class TraceStrip implements FlowConsumer {
   private readonly severity: Uint8Array;
   /** Instructions since the last transfer or gap, not yet put in a slice. */
   private pending = 0;
+  /** Growing strip: the trace's length, once known ({@link close}); -1 before. */
+  private closedAt = -1;
 
+  /** A strip over offsets [0, bytes). */
   constructor(
     private readonly position: TracePosition,
-    private readonly bytes: number,
+    private bytes: number,
     bins: number,
+    private readonly grows = false,
   ) {
     this.bins = Math.max(1, Math.min(Math.floor(bins), Math.max(1, bytes)));
     this.instructions = new Float64Array(this.bins);
@@ -67,10 +76,38 @@ export class TraceStrip implements FlowConsumer {
     this.severity = new Uint8Array(this.bins);
   }
 
-  /** The slice of trace offset `offset` (clamped into the strip). */
+  /** A strip whose trace length is known only at its end ({@link close}). */
+  static growing(position: TracePosition, bins: number): TraceStrip {
+    const n = Math.max(1, Math.floor(bins));
+    return new TraceStrip(position, n, n, true);
+  }
+
+  /** The slice of trace offset `offset` (clamped into the strip; a growing strip grows to hold it). */
   binOf(offset: number): number {
     if (!(offset > 0) || this.bytes <= 0) return 0;
+    while (this.grows && offset >= this.bytes) this.double();
     return Math.min(this.bins - 1, Math.floor((offset * this.bins) / this.bytes));
+  }
+
+  /** Twice the span: slices merge in pairs into the first half. */
+  private double(): void {
+    const merge = (a: Float64Array | Uint8Array, max: boolean): void => {
+      for (let i = 0; i < this.bins; i++) {
+        const j = i >> 1;
+        const v = a[i]!;
+        a[i] = 0;
+        a[j] = i & 1 ? (max ? Math.max(a[j]!, v) : a[j]! + v) : v;
+      }
+    };
+    for (const a of [this.instructions, this.syscalls, ...this.gaps, this.findings]) merge(a, false);
+    merge(this.severity, true);
+    this.bytes *= 2;
+  }
+
+  /** A growing strip's trace length: the strip ends at the slice that holds it. */
+  close(total: number): void {
+    this.binOf(total - 1);
+    this.closedAt = total;
   }
 
   onInstruction(insn: InstructionInfo): void {
@@ -83,10 +120,11 @@ export class TraceStrip implements FlowConsumer {
     this.flush();
   }
 
-  onGap(kind: GapKind, offset: number): void {
+  /** At the position's offset (the walker's gap offset is the decoder's, which a thread's strip re-bases). */
+  onGap(kind: GapKind): void {
     this.flush();
     const series = this.gaps[kind];
-    if (series !== undefined) series[this.binOf(offset)]++;
+    if (series !== undefined) series[this.binOf(this.position.offset)]++;
   }
 
   onEnd(): void {
@@ -99,26 +137,30 @@ export class TraceStrip implements FlowConsumer {
     this.pending = 0;
   }
 
-  /** Count the detectors' findings (all of them, before any cap). */
-  addFindings(findings: readonly Finding[]): void {
+  /** Count the detectors' findings (all of them, before any cap); `at` places one on the strip. */
+  addFindings(findings: readonly Finding[], at: (f: Finding) => number = (f) => f.offset): void {
     for (const f of findings) {
-      const b = this.binOf(f.offset);
+      const b = this.binOf(at(f));
       this.findings[b]++;
       this.severity[b] = Math.max(this.severity[b], SEVERITY_RANK[f.severity] ?? 1);
     }
   }
 
+  /** The slices (a closed growing strip: up to the one holding its end, spanning whole slices). */
   data(): TraceStripData {
+    const width = this.bytes / this.bins;
+    const bins = this.closedAt < 0 ? this.bins : Math.max(1, Math.ceil(this.closedAt / width));
+    const part = (a: Float64Array | Uint8Array): number[] => Array.from(a.subarray(0, bins));
     return {
-      bytes: this.bytes,
-      bins: this.bins,
-      instructions: Array.from(this.instructions),
-      syscalls: Array.from(this.syscalls),
-      disabled: Array.from(this.gaps[GapKind.Disabled]),
-      overflows: Array.from(this.gaps[GapKind.Overflow]),
-      errors: Array.from(this.gaps[GapKind.Error]),
-      findings: Array.from(this.findings),
-      severity: Array.from(this.severity),
+      bytes: this.closedAt < 0 ? this.bytes : bins * width,
+      bins,
+      instructions: part(this.instructions),
+      syscalls: part(this.syscalls),
+      disabled: part(this.gaps[GapKind.Disabled]),
+      overflows: part(this.gaps[GapKind.Overflow]),
+      errors: part(this.gaps[GapKind.Error]),
+      findings: part(this.findings),
+      severity: part(this.severity),
     };
   }
 }

@@ -3,9 +3,9 @@
  * into the store. The result gives the page's path and each stream's
  * verdict line, as the command prints them.
  */
-import { nothingDecodedError } from '../../analyses/analyze.js';
+import { analysisGroups, nothingDecodedError } from '../../analyses/analyze.js';
 import { renderHtmlReport } from '../../reports/html-report.js';
-import { buildReportModel, verdict, type ProgressSink, type ReportModel } from '../../reports/report-model.js';
+import { buildReportModels, verdict, type ProgressSink, type ReportModel } from '../../reports/report-model.js';
 import { asJobError, JobError, type JobContext } from '../job-context.js';
 import type { ReportJob } from '../job-types.js';
 import { jobTraceInputs, openJobRecording, optionalStoreFile } from './open-input.js';
@@ -38,10 +38,11 @@ export function runReportJob(data: ReportJob, ctx: JobContext): ReportJobResult 
   const recordings = data.inputs.map((rel, i) => openJobRecording(ctx, rel, `inputs.${i}`));
   const models: ReportModel[] = [];
   try {
-    const inputs = recordings.flatMap((r) => jobTraceInputs(r));
-    for (const [i, ti] of inputs.entries()) {
-      const progress = streamProgress(ctx, i, inputs.length);
-      models.push(asJobError(() => buildReportModel(ti, { detectors: data.detectors, policyFile, limits: {}, dormant: null, progress })));
+    // A recording's per-CPU streams go together: one model per thread life.
+    const groups = recordings.flatMap((r) => analysisGroups(jobTraceInputs(r)));
+    for (const [i, group] of groups.entries()) {
+      const progress = streamProgress(ctx, i, groups.length);
+      models.push(...asJobError(() => buildReportModels(group, { detectors: data.detectors, policyFile, limits: {}, dormant: null, progress })));
     }
   } finally {
     for (const r of recordings) r.close();

@@ -202,6 +202,11 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
       if (c === null || now === null || !this.execedBetween(c.pid, this.currentSince, now)) return null;
       time = tscToPerfTime(now, this.conv);
       since = now;
+    } else if (now !== null && this.execedBetween(this.duePid, since, now)) {
+      // Switched in inside its execve (the kernel may switch a task out and back in there):
+      // the exec came after the switch, so the run from this enable is the new program's.
+      time = tscToPerfTime(now, this.conv);
+      since = now;
     }
     this.currentRecord = this.dueRecord;
     this.currentSince = since;
