@@ -10,7 +10,6 @@
  *   thread_rop gives its chain in the worker thread, and only there (with
  *   the default detectors, and with FlowGuard, which runs per thread).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,10 +19,8 @@ import { runFlowCommand } from '../src/cli/flow.js';
 import { runCoverageCommand } from '../src/cli/coverage.js';
 import { LineWriter } from '../src/cli/output.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
-import { buildExploitCorpus, type RunJson } from '../tools/corpus/build-exploits.js';
-import { exportPerCpu } from './helpers/per-cpu-export.js';
-import { REPO_ROOT } from './helpers/oracle.js';
-import { recordProbe } from './helpers/probe.js';
+import type { RunJson } from '../tools/corpus/build-exploits.js';
+import { buildThreadFixture, exportPerCpu, recordForPerCpu, recordThreadRop } from './helpers/per-cpu-export.js';
 
 let work: string;
 let threads4: string;
@@ -80,22 +77,8 @@ function analyzeJson(file: string, extra: string[] = []): { status: number; line
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ptscope-per-cpu-analysis-'));
-  const program = join(work, 'threads4');
-  const cc = spawnSync('gcc', ['-O1', '-pthread', '-o', program, join(REPO_ROOT, 'test', 'fixtures', 'threads', 'threads4.c')], { encoding: 'utf8' });
-  expect(cc.status, cc.stderr).toBe(0);
-  // The per-CPU layout needs TSC and no return compression (export-perf refuses otherwise).
-  threads4 = (await recordProbe(work, [program], { timing: { tsc: true }, retCompression: false })).bundle;
-  const corpus = buildExploitCorpus({});
-  const c = corpus.cases.find((x) => x.name === 'thread_rop')!;
-  rop = c.run;
-  const r = await recordProbe(work, [join(c.dir, rop.program), ...rop.argv], {
-    timing: { tsc: true },
-    retCompression: false,
-    timeoutSec: 120,
-    stdin: join(c.dir, rop.exploit.runners?.qemu?.stdin ?? rop.exploit.stdin),
-  });
-  expect(r.stdout).toContain('PWNED');
-  threadRop = r.bundle;
+  threads4 = (await recordForPerCpu(work, [buildThreadFixture(work, 'threads4')])).bundle;
+  ({ bundle: threadRop, run: rop } = await recordThreadRop(work));
 }, 400_000);
 
 afterAll(() => {

@@ -11,7 +11,6 @@
  * fewer: see the test).
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +20,8 @@ import { trainFlowGuardPolicy, type FlowGuardDetector } from '../src/analyses/fl
 import { runFlowGuardPerTask } from '../src/analyses/flowguard-tasks.js';
 import { traceInputs } from '../src/analyses/trace-input.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
-import { exportPerCpu } from './helpers/per-cpu-export.js';
-import { REPO_ROOT } from './helpers/oracle.js';
-import { recordProbe } from './helpers/probe.js';
-import { buildExploitCorpus } from '../tools/corpus/build-exploits.js';
+import { buildThreadFixture, exportPerCpu, recordForPerCpu, recordThreadRop } from './helpers/per-cpu-export.js';
 
-const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'threads');
 const FIXTURE_NAMES = ['fork-exec', 'threads4'];
 let work: string;
 const bundles = new Map<string, string>();
@@ -85,22 +80,10 @@ function perThread(path: string, options: AnalyzeOptions): Map<string, PerThread
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ptscope-per-cpu-flowguard-'));
   for (const name of FIXTURE_NAMES) {
-    const exe = join(work, name);
-    const res = spawnSync('gcc', ['-O1', '-pthread', '-o', exe, join(FIXTURES, `${name}.c`)], { encoding: 'utf8' });
-    expect(res.status, res.stderr).toBe(0);
-    bundles.set(name, (await recordProbe(work, [exe], { timing: { tsc: true }, retCompression: false })).bundle);
+    bundles.set(name, (await recordForPerCpu(work, [buildThreadFixture(work, name)])).bundle);
   }
   // The exploit corpus's thread_rop: its worker thread's chain is what FlowGuard's slow path finds.
-  const c = buildExploitCorpus({}).cases.find((x) => x.name === 'thread_rop')!;
-  const rop = c.run;
-  const r = await recordProbe(work, [join(c.dir, rop.program), ...rop.argv], {
-    timing: { tsc: true },
-    retCompression: false,
-    timeoutSec: 120,
-    stdin: join(c.dir, rop.exploit.runners?.qemu?.stdin ?? rop.exploit.stdin),
-  });
-  expect(r.stdout).toContain('PWNED');
-  bundles.set('thread_rop', r.bundle);
+  bundles.set('thread_rop', (await recordThreadRop(work)).bundle);
   for (const name of FIXTURE_NAMES) {
     const other = FIXTURE_NAMES.find((n) => n !== name)!;
     const rec = openRecording(bundles.get(other)!);

@@ -17,7 +17,6 @@
  *   to a setjmp made before the fork is no finding (as per thread).
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,22 +26,12 @@ import { runClassifyCommand } from '../src/cli/classify.js';
 import { runCoverageCommand } from '../src/cli/coverage.js';
 import { LineWriter } from '../src/cli/output.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
-import { exportPerCpu } from './helpers/per-cpu-export.js';
-import { REPO_ROOT } from './helpers/oracle.js';
-import { recordProbe } from './helpers/probe.js';
+import { buildThreadFixture, exportPerCpu, recordForPerCpu, recordThreadRop } from './helpers/per-cpu-export.js';
 
-const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'threads');
 let work: string;
 let forkExec: string;
 let tidReuse: string;
 let forkLongjmp: string;
-
-function compile(name: string): string {
-  const out = join(work, name);
-  const res = spawnSync('gcc', ['-O1', '-pthread', '-o', out, join(FIXTURES, `${name}.c`)], { encoding: 'utf8' });
-  expect(res.status, res.stderr).toBe(0);
-  return out;
-}
 
 interface Line {
   type: string;
@@ -67,9 +56,9 @@ function stat(lines: Line[], detector: string, key: string, combine: (a: number,
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ptscope-per-cpu-threads-'));
-  forkExec = (await recordProbe(work, [compile('fork-exec')], { timing: { tsc: true }, retCompression: false })).bundle;
-  forkLongjmp = (await recordProbe(work, [compile('fork-longjmp')], { timing: { tsc: true }, retCompression: false })).bundle;
-  const reuse = await recordProbe(work, [compile('tid-reuse')], { timing: { tsc: true }, retCompression: false });
+  forkExec = (await recordForPerCpu(work, [buildThreadFixture(work, 'fork-exec')])).bundle;
+  forkLongjmp = (await recordForPerCpu(work, [buildThreadFixture(work, 'fork-longjmp')])).bundle;
+  const reuse = await recordForPerCpu(work, [buildThreadFixture(work, 'tid-reuse')]);
   // The emulator's threads get fresh tids: give the second worker the first's, as a kernel that reused it would.
   tidReuse = join(work, 'reused.ptscope');
   cpSync(reuse.bundle, tidReuse, { recursive: true });

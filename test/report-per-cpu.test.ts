@@ -17,7 +17,6 @@
  *   to the same slices as a strip made for that length.
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
  */
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,10 +29,7 @@ import { TraceStrip } from '../src/reports/trace-strip.js';
 import { GapKind } from '../src/flow/control-flow.js';
 import { InsnKind, type InstructionInfo } from '../src/flow/instruction.js';
 import type { Finding } from '../src/analyses/finding.js';
-import { buildExploitCorpus } from '../tools/corpus/build-exploits.js';
-import { exportPerCpu } from './helpers/per-cpu-export.js';
-import { REPO_ROOT } from './helpers/oracle.js';
-import { recordProbe } from './helpers/probe.js';
+import { buildThreadFixture, exportPerCpu, recordForPerCpu, recordThreadRop } from './helpers/per-cpu-export.js';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
 
@@ -102,21 +98,8 @@ function expectPerThread(bundle: string, file: string): ReportModel[] {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'ptscope-report-per-cpu-'));
-  const program = join(work, 'fork-exec');
-  const cc = spawnSync('gcc', ['-O1', '-pthread', '-o', program, join(REPO_ROOT, 'test', 'fixtures', 'threads', 'fork-exec.c')], { encoding: 'utf8' });
-  expect(cc.status, cc.stderr).toBe(0);
-  // The per-CPU layout needs TSC and no return compression (export-perf refuses otherwise).
-  forkExec = (await recordProbe(work, [program], { timing: { tsc: true }, retCompression: false })).bundle;
-  const c = buildExploitCorpus({}).cases.find((x) => x.name === 'thread_rop')!;
-  const rop = c.run;
-  const r = await recordProbe(work, [join(c.dir, rop.program), ...rop.argv], {
-    timing: { tsc: true },
-    retCompression: false,
-    timeoutSec: 120,
-    stdin: join(c.dir, rop.exploit.runners?.qemu?.stdin ?? rop.exploit.stdin),
-  });
-  expect(r.stdout).toContain('PWNED');
-  threadRop = r.bundle;
+  forkExec = (await recordForPerCpu(work, [buildThreadFixture(work, 'fork-exec')])).bundle;
+  threadRop = (await recordThreadRop(work)).bundle;
 }, 400_000);
 
 afterAll(() => {
