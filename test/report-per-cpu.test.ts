@@ -205,4 +205,21 @@ describe('a growing trace strip', () => {
     expect(grown).toEqual(fixed.data());
     expect(sum(grown.instructions)).toBe(2 * Math.ceil(1000 / 7));
   });
+
+  it('keeps what was counted at the trace\'s very end (the offset after its last byte) in its last slice', () => {
+    // 1024 bytes fill 8 slices of 128 exactly: the end offset, 1024, is past the last of them.
+    const position = { offset: 0 };
+    const strip = TraceStrip.growing(position, 10);
+    const plain = { kind: InsnKind.None } as InstructionInfo;
+    position.offset = 100;
+    strip.onInstruction(plain);
+    strip.onTransfer();
+    position.offset = 1024;
+    for (let i = 0; i < 5; i++) strip.onInstruction(plain);
+    strip.onEnd();
+    strip.close(1024);
+    const data = strip.data();
+    expect([data.bins, data.bytes]).toEqual([8, 1024]);
+    expect(data.instructions).toEqual([1, 0, 0, 0, 0, 0, 0, 5]);
+  });
 });

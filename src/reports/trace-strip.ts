@@ -58,8 +58,8 @@ export class TraceStrip implements FlowConsumer {
   private readonly severity: Uint8Array;
   /** Instructions since the last transfer or gap, not yet put in a slice. */
   private pending = 0;
-  /** Growing strip: the trace's length, once known ({@link close}); -1 before. */
-  private closedAt = -1;
+  /** A closed growing strip's slice count (its last slice holds the trace's last byte), or -1. */
+  private closedBins = -1;
 
   /** A strip over offsets [0, bytes). */
   constructor(
@@ -85,8 +85,9 @@ export class TraceStrip implements FlowConsumer {
   /** The slice of trace offset `offset` (clamped into the strip; a growing strip grows to hold it). */
   binOf(offset: number): number {
     if (!(offset > 0) || this.bytes <= 0) return 0;
-    while (this.grows && offset >= this.bytes) this.double();
-    return Math.min(this.bins - 1, Math.floor((offset * this.bins) / this.bytes));
+    while (this.grows && this.closedBins < 0 && offset >= this.bytes) this.double();
+    const last = this.closedBins < 0 ? this.bins - 1 : this.closedBins - 1;
+    return Math.min(last, Math.floor((offset * this.bins) / this.bytes));
   }
 
   /** Twice the span: slices merge in pairs into the first half. */
@@ -106,8 +107,17 @@ export class TraceStrip implements FlowConsumer {
 
   /** A growing strip's trace length: the strip ends at the slice that holds it. */
   close(total: number): void {
-    this.binOf(total - 1);
-    this.closedAt = total;
+    const last = this.binOf(total - 1);
+    // What was counted at the trace's very end (the decoder's offset after its last byte) is the last slice's.
+    for (let i = last + 1; i < this.bins; i++) {
+      for (const a of [this.instructions, this.syscalls, ...this.gaps, this.findings]) {
+        a[last] += a[i]!;
+        a[i] = 0;
+      }
+      this.severity[last] = Math.max(this.severity[last]!, this.severity[i]!);
+      this.severity[i] = 0;
+    }
+    this.closedBins = last + 1;
   }
 
   onInstruction(insn: InstructionInfo): void {
@@ -149,10 +159,10 @@ export class TraceStrip implements FlowConsumer {
   /** The slices (a closed growing strip: up to the one holding its end, spanning whole slices). */
   data(): TraceStripData {
     const width = this.bytes / this.bins;
-    const bins = this.closedAt < 0 ? this.bins : Math.max(1, Math.ceil(this.closedAt / width));
+    const bins = this.closedBins < 0 ? this.bins : this.closedBins;
     const part = (a: Float64Array | Uint8Array): number[] => Array.from(a.subarray(0, bins));
     return {
-      bytes: this.closedAt < 0 ? this.bytes : bins * width,
+      bytes: this.closedBins < 0 ? this.bytes : bins * width,
       bins,
       instructions: part(this.instructions),
       syscalls: part(this.syscalls),
