@@ -193,13 +193,20 @@ function always(): boolean {
 
 
 
+/** Whether a syscall's text (its entry, or its whole line) creates a task, and whether that task is a thread of its creator's process; null if it creates none. */
+function taskCreation(text: string): { thread: boolean } | null {
+  const m = /^(clone|clone3|fork|vfork)\(/.exec(text);
+  return m === null ? null : { thread: (m[1] === 'clone' || m[1] === 'clone3') && /CLONE_THREAD/.test(text) };
+}
+
 /** A new task from a clone/fork result line (without the pid), or null. */
 export function newTask(line: string): { tid: number; thread: boolean } | null {
-  const m = /^(clone|clone3|fork|vfork)\(.*\) = (\d+)$/s.exec(line);
-  if (m === null || m[2] === '0') return null;
-  const tid = Number(m[2]);
+  const c = taskCreation(line);
+  const m = /\) = (\d+)$/.exec(line);
+  if (c === null || m === null || m[1] === '0') return null;
+  const tid = Number(m[1]);
   if (!Number.isSafeInteger(tid) || tid <= 0) return null;
-  return { tid, thread: (m[1] === 'clone' || m[1] === 'clone3') && /CLONE_THREAD/.test(line) };
+  return { tid, thread: c.thread };
 }
 
 export class TaskTracer {
@@ -428,11 +435,11 @@ export class TaskTracer {
    */
   private adoptUnnamedTask(): void {
     if (this.waiting.size !== 1) return;
-    const creators = [...this.retiredThreads, ...this.threads.values()].filter((t) => /^(clone|clone3|fork|vfork)$/.test(t.parser.unfinishedSyscall ?? ''));
+    const creators = [...this.retiredThreads, ...this.threads.values()].filter((t) => taskCreation(t.parser.unfinishedSyscallText ?? '') !== null);
     if (creators.length !== 1) return;
     const creator = creators[0];
     const [tid] = this.waiting.keys();
-    const isThread = /^clone3?$/.test(creator.parser.unfinishedSyscall!) && /CLONE_THREAD/.test(creator.parser.unfinishedSyscallText!);
+    const isThread = taskCreation(creator.parser.unfinishedSyscallText!)!.thread;
     this.warnings.push(`[${creator.pid}/${creator.tid}]: the log ended inside ${creator.parser.unfinishedSyscall}, before its result: thread ${tid}, whose log no clone named, is taken as the task it created`);
     // The task started right after its creator's last stream position, before any stream the recorder saw later.
     this.announce(creator, tid, isThread, creator.order + 0.5);
