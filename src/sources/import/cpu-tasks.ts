@@ -196,17 +196,15 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
     if (this.dueTid <= 0) return null;
     let time = this.dueTime;
     let since = this.tsc[this.dueRecord] ?? 0n;
-    if (this.dueRecord === this.currentRecord) {
-      // No new switch: only an exec of the running process since its run began changes its task (a new image).
-      const c = this.current;
-      if (c === null || now === null || !this.execedBetween(c.pid, this.currentSince, now)) return null;
+    // An exec of the process since its run began (within the run, or after a switch-in inside its
+    // execve: the kernel may switch a task out and back in there) gives the new program's image from here.
+    // With no new switch, only such an exec changes the task.
+    const sameRun = this.dueRecord === this.currentRecord;
+    if (now !== null && this.execedBetween(this.duePid, sameRun ? this.currentSince : since, now)) {
       time = tscToPerfTime(now, this.conv);
       since = now;
-    } else if (now !== null && this.execedBetween(this.duePid, since, now)) {
-      // Switched in inside its execve (the kernel may switch a task out and back in there):
-      // the exec came after the switch, so the run from this enable is the new program's.
-      time = tscToPerfTime(now, this.conv);
-      since = now;
+    } else if (sameRun) {
+      return null;
     }
     this.currentRecord = this.dueRecord;
     this.currentSince = since;
