@@ -92,31 +92,27 @@ export class TraceStrip implements FlowConsumer {
 
   /** Twice the span: slices merge in pairs into the first half. */
   private double(): void {
-    const merge = (a: Float64Array | Uint8Array, max: boolean): void => {
-      for (let i = 0; i < this.bins; i++) {
-        const j = i >> 1;
-        const v = a[i]!;
-        a[i] = 0;
-        a[j] = i & 1 ? (max ? Math.max(a[j]!, v) : a[j]! + v) : v;
-      }
-    };
-    for (const a of [this.instructions, this.syscalls, ...this.gaps, this.findings]) merge(a, false);
-    merge(this.severity, true);
+    for (let i = 0; i < this.bins; i++) this.moveSlice(i, i >> 1);
     this.bytes *= 2;
+  }
+
+  /** Slice `from`'s counts added into slice `to` (severity: the higher), `from` emptied (`to` may be `from`). */
+  private moveSlice(from: number, to: number): void {
+    for (const a of [this.instructions, this.syscalls, ...this.gaps, this.findings]) {
+      const v = a[from]!;
+      a[from] = 0;
+      a[to] += v;
+    }
+    const s = this.severity[from]!;
+    this.severity[from] = 0;
+    this.severity[to] = Math.max(this.severity[to]!, s);
   }
 
   /** A growing strip's trace length: the strip ends at the slice that holds it. */
   close(total: number): void {
     const last = this.binOf(total - 1);
     // What was counted at the trace's very end (the decoder's offset after its last byte) is the last slice's.
-    for (let i = last + 1; i < this.bins; i++) {
-      for (const a of [this.instructions, this.syscalls, ...this.gaps, this.findings]) {
-        a[last] += a[i]!;
-        a[i] = 0;
-      }
-      this.severity[last] = Math.max(this.severity[last]!, this.severity[i]!);
-      this.severity[i] = 0;
-    }
+    for (let i = last + 1; i < this.bins; i++) this.moveSlice(i, last);
     this.closedBins = last + 1;
   }
 
