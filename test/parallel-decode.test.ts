@@ -89,7 +89,7 @@ function foldSummaries(input: TraceInput, names: string[], every: number): { res
     let local: FlowLogPlayer | null = null;
     // Fresh detectors as a worker makes them for a piece's body (sharing the input's code facts).
     const summarizers = freshSummarizers(input, { detectors: names, params: {}, policyFile: null, monitor: [] }, () => local!.at);
-    local = new FlowLogPlayer(summarizers);
+    local = new FlowLogPlayer(summarizers.map((s) => s.consumer));
     local.play(stretch);
     summarizers.forEach((s, k) => {
       const summary = s.finish();

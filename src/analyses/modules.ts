@@ -85,6 +85,8 @@ export class ModuleMap {
   private starts = new Float64Array(0);
   private readonly byKey = new Map<string, Module>();
   private last: Module | null = null;
+  /** Bumped at every change: caches of lookups over this map (stack-switch.ts) start afresh. */
+  version = 0;
 
   /** `cache`: where image files are read and parsed (shared by default); `maxEntries`: the most mappings accepted. */
   constructor(
@@ -103,6 +105,7 @@ export class ModuleMap {
     this.list.push(m);
     this.sorted = null;
     this.last = null;
+    this.version++;
   }
 
   private remove(m: Module): void {
@@ -110,6 +113,7 @@ export class ModuleMap {
     if (i >= 0) this.list.splice(i, 1);
     this.sorted = null;
     this.last = null;
+    this.version++;
   }
 
   /**

@@ -126,8 +126,45 @@ function entryName(m: Module, to: number): string | null {
   return null;
 }
 
+/**
+ * What calls mean, shared by every tracker over one module map: each
+ * detector owns a tracker and they all see the same calls, so after the
+ * first tracker looked a call's target up, the others find it in `last`.
+ */
+class ApiCache {
+  version = -1;
+  lastTo = NaN;
+  lastApi = ContextApi.None;
+  readonly byTarget = new Map<number, ContextApi>();
+}
+
+const apiCaches = new WeakMap<ModuleMap, ApiCache>();
+
+function apiCacheFor(modules: ModuleMap): ApiCache {
+  let c = apiCaches.get(modules);
+  if (c === undefined) {
+    c = new ApiCache();
+    apiCaches.set(modules, c);
+  }
+  return c;
+}
+
+/**
+ * Sees every input of a tracker after the tracker took it (a segment
+ * summary writes down the inputs the state before its piece decides:
+ * src/analyses/summaries/quiet-summary.ts). `api` is what a call's target
+ * means (None for other transfers).
+ */
+export interface SwitchTap {
+  transfer(kind: TransferKind, from: number, to: number, size: number, api: ContextApi): void;
+  event(ev: PtEvent): void;
+  reset(): void;
+}
+
 export class StackSwitches<T = null> {
-  private readonly apiCache = new Map<number, ContextApi>();
+  private readonly apis: ApiCache;
+  /** Sees each input after this tracker (null: none). */
+  tap: SwitchTap | null = null;
   /** Resume points: run-time address -> the tag given when it was saved. */
   private readonly resumePoints = new Map<number, T>();
   private freshContexts = 0;
@@ -155,16 +192,26 @@ export class StackSwitches<T = null> {
     private readonly modules: ModuleMap,
     private readonly facts: CodeFacts,
     private readonly historyUnseen = false,
-  ) {}
+  ) {
+    this.apis = apiCacheFor(modules);
+  }
 
-  /** What calling `to` means (cached). */
+  /** What calling `to` means (cached, for every tracker over the same modules). */
   apiAt(to: number): ContextApi {
-    let api = this.apiCache.get(to);
+    const c = this.apis;
+    if (c.version !== this.modules.version) {
+      c.byTarget.clear();
+      c.version = this.modules.version;
+      c.lastTo = NaN;
+    } else if (to === c.lastTo) return c.lastApi;
+    let api = c.byTarget.get(to);
     if (api === undefined) {
       api = contextApiAt(this.modules, to);
-      if (this.apiCache.size >= MAX_API_CACHE) this.apiCache.clear();
-      this.apiCache.set(to, api);
+      if (c.byTarget.size >= MAX_API_CACHE) c.byTarget.clear();
+      c.byTarget.set(to, api);
     }
+    c.lastTo = to;
+    c.lastApi = api;
     return api;
   }
 
@@ -174,14 +221,16 @@ export class StackSwitches<T = null> {
    * context resumes, e.g. its shadow stack and depth before the call).
    */
   observe(kind: TransferKind, from: number, to: number, size: number, tag: T): void {
+    let api = ContextApi.None;
     if (kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) {
-      if (!Number.isNaN(to)) this.onCall(from, to, size, tag);
+      if (!Number.isNaN(to)) api = this.onCall(from, to, size, tag);
     } else if (kind === TransferKind.Async) {
       if (!Number.isNaN(to) && to !== from) this.signalsInHandler++;
     } else if (kind === TransferKind.FarCall) {
       // A system call: with user-only tracing it resumes at the next instruction, unless a signal is delivered.
       this.afterSyscall = Number.isNaN(to) ? from + size : NaN;
     }
+    if (this.tap !== null) this.tap.transfer(kind, from, to, size, api);
   }
 
   /** See a decoder event: tracing that resumes elsewhere than it stopped is a signal handler's entry. */
@@ -195,9 +244,11 @@ export class StackSwitches<T = null> {
       if (!ev.ipSuppressed && !Number.isNaN(this.stoppedAt) && ev.ip !== this.stoppedAt) this.signalsInHandler++;
       this.stoppedAt = NaN;
     }
+    if (this.tap !== null) this.tap.event(ev);
   }
 
-  private onCall(from: number, to: number, size: number, tag: T): void {
+  /** A call to `to`: what it means (after recording what it prepares). */
+  private onCall(from: number, to: number, size: number, tag: T): ContextApi {
     const api = this.apiAt(to);
     switch (api) {
       case ContextApi.Save:
@@ -208,20 +259,20 @@ export class StackSwitches<T = null> {
         }
         this.resumePoints.delete(from + size);
         this.resumePoints.set(from + size, tag);
-        return;
+        return api;
       case ContextApi.Make: {
         this.freshContexts++;
         const m = this.modules.find(to);
         const stub = m?.cfg()?.pltAt(to - m.bias);
         if (m !== null && (stub === null || stub === undefined)) this.plantingModules.add(m);
         else for (const x of this.modules.modules) if (!Number.isNaN(x.cfg()?.exportAddressOf('makecontext') ?? NaN)) this.plantingModules.add(x);
-        return;
+        return api;
       }
       case ContextApi.Unwind:
         this.unwinding++;
-        return;
+        return api;
       default:
-        return;
+        return api;
     }
   }
 
@@ -312,6 +363,7 @@ export class StackSwitches<T = null> {
     this.signalsInHandler = 0;
     this.stoppedAt = NaN;
     this.afterSyscall = NaN;
+    if (this.tap !== null) this.tap.reset();
   }
 
   /** Counts by kind name (only kinds seen). */

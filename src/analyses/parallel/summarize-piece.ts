@@ -84,7 +84,7 @@ export function summarizePiece(input: TraceInput, trace: Uint8Array, origin: num
   const piece = walkPieceZoned(trace, range, limit, input.config, input.image, origin, (at): FlowConsumer[] | null => {
     if (spec === null) return null;
     summarizers = freshSummarizers(input, spec, at);
-    return summarizers;
+    return summarizers.map((s) => s.consumer);
   }, observer);
   if (spec === null) return { piece, limit, summaries: null };
   return { piece, limit, summaries: summarizers.map((s) => s.finish()) };

@@ -23,6 +23,11 @@ export class OpLog {
   data = new Float64Array(STRIDE * 16);
   length = 0;
 
+  /** Whether another operation would exceed the bound (a summarizer then gives up, and the body is replayed). */
+  get full(): boolean {
+    return this.length >= MAX_OPS;
+  }
+
   /** Append an operation; returns its base index. */
   add(op: number, tag: number, a: number, b: number, c: number, d: number, e: number, f: number, offset: number, x = 0, y = 0, z = 0): number {
     if (this.length === MAX_OPS) throw new Error(`a segment summary exceeded ${MAX_OPS} operations: cut the trace into smaller groups`);

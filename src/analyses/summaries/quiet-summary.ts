@@ -14,12 +14,12 @@
  * serial state exactly. A body that is not quiet is replayed (summary.ts).
  */
 import { EventType, PtEvent } from '../../events/event.js';
-import { GapKind, TransferKind } from '../../flow/control-flow.js';
+import { GapKind, TransferKind, type FlowConsumer } from '../../flow/control-flow.js';
 import { eventOf, LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { Detector } from '../detector-base.js';
 import type { RecentCalls } from '../evidence.js';
 import type { UncheckedLog, UncheckedNote } from '../finding.js';
-import { ContextApi, type StackSwitches } from '../stack-switch.js';
+import { ContextApi, type StackSwitches, type SwitchTap } from '../stack-switch.js';
 import { OpLog } from './op-log.js';
 import type { Summarizer, SummaryRule } from './summary-rule.js';
 
@@ -69,7 +69,18 @@ interface QuietSummary {
 /** Reason UncheckedLog folds new reasons into once full: its order then depends on the state before. */
 const FOLDED = 'further unchecked items (reason list full)';
 
-class QuietSummarizer implements Summarizer {
+/**
+ * The worker side: the fresh detector takes the body's records itself (no
+ * layer in between), and this summarizer taps its stack-switch tracker,
+ * writing down the tracker's inputs that the state before the piece
+ * decides (stack-switch.ts SwitchTap): every call to a context API, and
+ * system calls, interrupts and tracing on/off until the tracker's state no
+ * longer depends on what came before. A gap (a reset) is written down
+ * always. A call to any of the detector's notQuiet methods (or a
+ * stack-switch classification) marks the body not quiet.
+ */
+class QuietSummarizer implements Summarizer, SwitchTap {
+  readonly consumer: FlowConsumer;
   private quiet = true;
   /**
    * Whether the tracker's `afterSyscall` and `stoppedAt` are known from the
@@ -81,68 +92,64 @@ class QuietSummarizer implements Summarizer {
   private stoppedKnown = false;
   private signalsBase = 0;
   private absolute = false;
+  /** Transfers the tracker took (each detector here feeds it every transfer). */
   private transfers = 0;
   private readonly ops = new OpLog();
   private readonly w: QuietInternals;
 
   constructor(
-    private readonly det: Detector,
+    det: Detector,
     private readonly at: () => number,
     private readonly extras: QuietExtras,
   ) {
+    this.consumer = det;
     this.w = det as unknown as QuietInternals;
     const stop = (): void => {
       this.quiet = false;
     };
     for (const name of ['report', ...extras.notQuiet]) intercept(this.w, name, stop);
     intercept(this.w.switches as unknown as Record<string, unknown>, 'classify', stop);
+    this.w.switches.tap = this;
   }
 
-  onTransfer(kind: TransferKind, from: number, to: number, size: number, insns: number, cr3: number): void {
-    if (!this.quiet) return;
+  transfer(kind: TransferKind, from: number, to: number, size: number, api: ContextApi): void {
     this.transfers++;
-    let learnt = false;
-    if ((kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) && !Number.isNaN(to) && this.w.switches.apiAt(to) !== ContextApi.None) {
-      this.ops.transfer(0, kind, from, to, size, insns, cr3, this.at());
-    } else if ((kind === TransferKind.FarCall || kind === TransferKind.Async) && !this.trackerKnown()) {
-      this.ops.transfer(0, kind, from, to, size, insns, cr3, this.at());
-      learnt = kind === TransferKind.FarCall;
-    }
-    this.det.onTransfer?.(kind, from, to, size, insns, cr3);
-    // (After the worker's tracker has seen it: the signals counted from here on are the body's own.)
-    if (learnt) this.learned(true, this.stoppedKnown);
-  }
-
-  onEvent(ev: PtEvent): void {
-    if (!this.quiet) return;
-    const record = !ev.statusUpdate && !this.trackerKnown() && (ev.type === EventType.Enabled || ev.type === EventType.Disabled || ev.type === EventType.AsyncDisabled);
-    if (record) this.ops.event(0, ev, this.at());
-    this.det.onEvent?.(ev);
-    if (record) {
-      // Disabled: stoppedAt = afterSyscall, afterSyscall = NaN; the others set stoppedAt.
-      if (ev.type === EventType.Disabled) this.learned(true, this.afterKnown);
-      else this.learned(this.afterKnown, true);
+    if (!this.room()) return;
+    if (api !== ContextApi.None) this.ops.transfer(0, kind, from, to, size, 0, 0, this.at());
+    else if ((kind === TransferKind.FarCall || kind === TransferKind.Async) && !this.trackerKnown()) {
+      this.ops.transfer(0, kind, from, to, size, 0, 0, this.at());
+      // (Taken after the tracker saw it: the signals counted from here on are the body's own.)
+      if (kind === TransferKind.FarCall) this.learned(true, this.stoppedKnown);
     }
   }
 
-  onGap(kind: GapKind, offset: number): void {
-    if (!this.quiet) return;
-    if (kind !== GapKind.Disabled) {
-      // A reset: replayed in order (it also ends an unwind); the tracker is known from here, its signals counted afresh.
-      this.ops.gap(0, kind, this.at());
-      this.det.onGap?.(kind, offset);
-      if (this.trackerKnown()) this.absolute = true;
-      this.learned(true, true);
-      return;
-    }
-    this.det.onGap?.(kind, offset);
+  event(ev: PtEvent): void {
+    if (!this.room() || this.trackerKnown() || (ev.type !== EventType.Enabled && ev.type !== EventType.Disabled && ev.type !== EventType.AsyncDisabled)) return;
+    this.ops.event(0, ev, this.at());
+    // Disabled: stoppedAt = afterSyscall, afterSyscall = NaN; the others set stoppedAt.
+    if (ev.type === EventType.Disabled) this.learned(true, this.afterKnown);
+    else this.learned(this.afterKnown, true);
+  }
+
+  reset(): void {
+    if (!this.room()) return;
+    // Replayed in order (it also ends an unwind); the tracker is known from here, its signals counted afresh.
+    this.ops.gap(0, GapKind.Error, this.at());
+    if (this.trackerKnown()) this.absolute = true;
+    this.learned(true, true);
   }
 
   private trackerKnown(): boolean {
     return this.afterKnown && this.stoppedKnown;
   }
 
-  /** After the worker's tracker has seen the record: which fields the body has now decided. */
+  /** Whether inputs are still written down: not once the body is not quiet, nor past the summary's bound (then it is replayed). */
+  private room(): boolean {
+    if (this.quiet && this.ops.full) this.quiet = false;
+    return this.quiet;
+  }
+
+  /** After the worker's tracker has seen the input: which fields the body has now decided. */
   private learned(after: boolean, stopped: boolean): void {
     const was = this.trackerKnown();
     this.afterKnown = after;
@@ -154,11 +161,8 @@ class QuietSummarizer implements Summarizer {
     return this.w.switches as unknown as TrackerState;
   }
 
-  onError(code: number, offset: number, ip: number): void {
-    if (this.quiet) this.det.onError?.(code, offset, ip);
-  }
-
   finish(): QuietSummary | null {
+    this.w.switches.tap = null;
     const notes = this.w.log.notes();
     if (!this.quiet || notes.some((n) => n.reason === FOLDED)) return null;
     const calls: number[] = [];

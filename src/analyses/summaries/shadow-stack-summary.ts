@@ -31,7 +31,7 @@
  * replayed.
  */
 import { EventType, PtEvent } from '../../events/event.js';
-import { GapKind, TransferKind } from '../../flow/control-flow.js';
+import { GapKind, TransferKind, type FlowConsumer } from '../../flow/control-flow.js';
 import { eventOf, LogTag, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { Detector } from '../detector-base.js';
 import type { UncheckedLog } from '../finding.js';
@@ -113,7 +113,9 @@ function cr3Of(key: number): number {
   return key === -1 ? NaN : key;
 }
 
-class ShadowStackSummarizer implements Summarizer {
+class ShadowStackSummarizer implements Summarizer, FlowConsumer {
+  /** The body's records come here, and go on to the detector. */
+  readonly consumer: FlowConsumer = this;
   private readonly w: ShadowInternals;
   private readonly ops = new OpLog();
   private readonly reasons: string[] = [];

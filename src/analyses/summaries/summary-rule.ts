@@ -7,14 +7,16 @@
 import type { FlowConsumer } from '../../flow/control-flow.js';
 import type { Detector } from '../detector-base.js';
 
-/** The worker side: a consumer of the body's records. */
-export interface Summarizer extends FlowConsumer {
+/** The worker side: what the body's records go to, and the summary once they have. */
+export interface Summarizer {
+  /** Takes the body's records: the fresh detector itself, or a layer that watches what it does. */
+  readonly consumer: FlowConsumer;
   /** The summary (structured-clonable), or null: replay the body into the detector instead. */
   finish(): unknown;
 }
 
 export interface SummaryRule {
-  /** Wrap a fresh detector that sees only the body; `at()` is the current record's trace offset. */
+  /** Summarise a fresh detector that sees only the body; `at()` is the current record's trace offset. */
   summarize(fresh: Detector, at: () => number): Summarizer;
   /**
    * Apply a summary to the detector holding the serial state at the body's

@@ -36,6 +36,17 @@ export class PieceZones {
     this.past = from + OVERLAP_BYTES;
   }
 
+  /**
+   * Whether the next record is in the body, known without its exact
+   * offset: the body has begun and `bound`, at or past the record's
+   * offset, is before the piece's end (counted as {@link next} would).
+   */
+  stillBody(bound: number): boolean {
+    if (this.zone !== Zone.Body || bound >= this.to) return false;
+    this.bodyRecords++;
+    return true;
+  }
+
   /** The zone of the next record, at whole-trace offset `offset`. */
   next(offset: number, isTransfer: boolean): Zone {
     if (this.zone !== Zone.Tail && offset >= this.to) this.zone = Zone.Tail;

@@ -9,7 +9,7 @@
  * that must see the body after all.
  */
 import type { DecoderConfig } from '../../packets/config.js';
-import { PacketDecoder } from '../../packets/decoder.js';
+import { packetStreamFor, type PacketStream } from '../../packets/packet-stream.js';
 import type { PtEvent } from '../../events/event.js';
 import { ControlFlowWalker, type FlowConsumer, type FlowStats, type GapKind, type TransferKind, type WalkCarry } from '../control-flow.js';
 import type { Image } from '../image.js';
@@ -39,9 +39,14 @@ class ZoneRouter implements FlowConsumer {
     private readonly log: FlowLogRecorder,
     private readonly body: readonly FlowConsumer[] | null,
     private readonly at: () => number,
+    /** The packet decoder and the whole-trace offset of its start: where it has read to bounds the record's offset. */
+    private readonly packets: PacketStream,
+    private readonly origin: number,
   ) {}
 
   private keep(isTransfer: boolean): boolean {
+    // Most records are deep in the body: there the packet decoder's position settles the zone (the exact offset is a getter chain away).
+    if (this.zones.stillBody(this.packets.offset + this.origin)) return this.body === null;
     return this.zones.next(this.at(), isTransfer) !== Zone.Body || this.body === null;
   }
 
@@ -91,14 +96,14 @@ export function walkPieceZoned(
   observer: ZonedObserver | null = null,
 ): ZonedPiece {
   const end = Math.max(range.to, Math.min(limit, origin + trace.length));
-  const packets = new PacketDecoder(trace.subarray(range.from - origin, end - origin), { pebs: false, skd007: config.errata.skd007 });
+  const packets = packetStreamFor(trace.subarray(range.from - origin, end - origin), config);
   const decoder = new InsnDecoder(packets, config, image);
   let walker: ControlFlowWalker | null = null;
   const at = (): number => decoder.offset + range.from;
   const log = new FlowLogRecorder(() => decoder.offset, range.from, () => walker!.walked);
   const zones = new PieceZones(range.from, range.to);
   const consumers = body(at);
-  const router = new ZoneRouter(zones, log, consumers, at);
+  const router = new ZoneRouter(zones, log, consumers, at, packets, range.from);
   walker = new ControlFlowWalker(decoder, observer === null ? [router] : [router, observer.create(zones, () => log.length)]);
   const past = range.to - range.from + OVERLAP_BYTES;
   let after = 0;
