@@ -81,11 +81,25 @@ describe('per-CPU task tracker (context-switch sideband)', () => {
     expect(made).toEqual(['10/10@100', '10/11@200']);
   });
 
+  it('startAt: a decode from a PSB inside the stream starts in the task the records up to its time name, and goes on from there', () => {
+    const switches = [sw(100, 10, 10, false), sw(500, 10, 10, true, [10, 11]), sw(501, 10, 11, false, [10, 10]), sw(700, 10, 11, true), sw(900, 20, 20, false)];
+    // Before the second task came in; at its switch-in; after a switch-out with no next task (it stays the current one).
+    expect(who(tracker(switches).t.startAt(300n))).toBe('10/10');
+    expect(who(tracker(switches).t.startAt(501n))).toBe('10/11');
+    expect(who(tracker(switches).t.startAt(800n))).toBe('10/11');
+    // From there the switches go on at the next tracing enable after a due record, as in a decode from the start.
+    const { t } = tracker(switches);
+    expect(who(t.startAt(600n))).toBe('10/11');
+    expect(t.onEvent(event(EventType.Enabled, 650))).toBeNull();
+    expect(who(t.onEvent(event(EventType.Enabled, 950)))).toBe('20/20');
+  });
+
   it('gives no task without a time conversion', () => {
     const t = new CpuTaskTracker([sw(100, 10, 10, false)], { timeShift: 0, timeMult: 0, timeZero: 0n }, () => {
       throw new Error('not asked');
     });
     expect(t.start()).toBeNull();
+    expect(t.startAt(200n)).toBeNull();
     expect(t.onEvent(event(EventType.Enabled, 200))).toBeNull();
   });
 });

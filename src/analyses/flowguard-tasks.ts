@@ -8,9 +8,11 @@
  * (cpu-walk.ts), so a thread's chain of targets goes on from the last
  * target of its previous run (FlowGuardDetector.chain) and a window its
  * run left open goes on into its next. Its checks are then those of the
- * thread's own trace. The slow path decodes a window's pieces with the
- * thread's image, its detectors hearing nothing before each run
- * (flowguard.ts). Findings carry the thread.
+ * thread's own trace. The slow path decodes a window from the PSB before
+ * it with the stream's tasks (each run with its task's image), after the
+ * thread's runs since that PSB on any CPU; the thread's detectors hear its
+ * runs only (flowguard.ts). Each thread's FlowGuard counts the scan of its
+ * runs (bytes, packets, time). Findings carry the thread.
  */
 import { EventType, PtEvent } from '../events/event.js';
 import type { StreamTask, TaskLife } from '../sources/model/recording.js';
@@ -36,12 +38,11 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
     if (tracker === undefined) continue;
     const trace = input.trace;
     let current: FlowGuardDetector | null = null;
-    // The stream's first thread's FlowGuard counts the scan's cost.
-    let lead: FlowGuardDetector | null = null;
-    // The switch the scan paused before: where the next run starts, and whose it is.
-    let next: { task: StreamTask; offset: number; psb: number } | null = null;
+    // The switch the scan paused before: where the next run starts, whose it is, and the trace's TSC there.
+    let next: { task: StreamTask; offset: number; psb: number; tsc: bigint | null } | null = null;
     let started = false;
-    let seconds = 0;
+    // Where the run being scanned starts.
+    let runStart = 0;
     const scan = new TipEdgeScan(trace, {
       onEdge: (a, b) => current?.edge(a, b),
       onCheck: (end, psb) => current?.check(end, psb),
@@ -55,7 +56,7 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
         }
         const task = tracker.onEvent(ev);
         if (task === null) return false;
-        next = { task, offset, psb };
+        next = { task, offset, psb, tsc };
         return true;
       },
       onEnd: (end) => current?.endRun(end),
@@ -67,11 +68,11 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
       current.endRun(end);
       current = null;
     };
-    const enter = (task: StreamTask, offset: number, psb: number): void => {
+    const tasks = input.stream.tasks!;
+    const enter = (task: StreamTask, offset: number, psb: number, tsc: bigint | null): void => {
       current = detectorOf(input, task);
-      lead ??= current;
       scan.prev = current.chain;
-      current.beginRun(trace, offset, psb);
+      current.beginRun(trace, offset, psb, { tsc, tasks, task });
     };
     streams.push({
       get switchTime() {
@@ -82,17 +83,22 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
         if (!started) {
           started = true;
           const first = tracker.start();
-          if (first !== null) enter(first, 0, 0);
+          if (first !== null) enter(first, 0, 0, null);
         } else if (next !== null) {
-          enter(next.task, next.offset, next.psb);
+          runStart = next.offset;
+          enter(next.task, next.offset, next.psb, next.tsc);
           next = null;
         }
+        const packets = scan.packets;
+        const tips = scan.tips;
         const more = scan.step();
+        // The scan of this run counts for the thread that ran it (none before the sideband names a task).
+        const end = more ? next!.offset : trace.length;
+        const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+        (current as FlowGuardDetector | null)?.scanned(end - runStart, { packets: scan.packets - packets, tips: scan.tips - tips }, seconds);
         // A run is over (its end heard, or the trace's): its thread's next may start on another CPU before this one goes on.
-        if (more) leave(next!.offset);
+        if (more) leave(end);
         else if (current !== null) (current as FlowGuardDetector).chain = scan.prev;
-        seconds += Number(process.hrtime.bigint() - t0) / 1e9;
-        if (!more) (lead as FlowGuardDetector | null)?.scanned(trace.length, scan, seconds);
         return more;
       },
     });

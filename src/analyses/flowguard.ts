@@ -26,7 +26,10 @@
  * path. If every edge of the window has credit >= threshold, the check is
  * settled. Otherwise the slow path decodes that window fully (from the PSB
  * before it) with the shadow-stack, rop, cfi and inter-module detectors and
- * reports what they find in the window. Those detectors have not seen the
+ * reports what they find in the window. On a per-CPU stream that PSB can
+ * lie in another task's run: the decode follows the stream's tasks (each
+ * run with its own image), its detectors hear only the thread's run, after
+ * the thread's runs since the PSB's time on every CPU (flowguard-tasks.ts). Those detectors have not seen the
  * trace before that PSB: a stack switch that an unseen event could have
  * prepared (a longjmp to a setjmp made earlier, a landing pad of an unwind
  * already under way, a signal return) is counted as unchecked, not reported
@@ -53,6 +56,7 @@ import { emptyPolicy, loadPolicy, parseHexAddress, savePolicy, type PolicyFile }
 import { RopDetector } from './rop.js';
 import { ShadowStackDetector } from './shadow-stack.js';
 import { PREPARED_UNSEEN_REASON, SWITCH_KIND_NAMES, SwitchKind } from './stack-switch.js';
+import type { TaskContext, TaskSwitcher } from '../flow/task-switch.js';
 
 /** The stat under which the slow path's detectors count switches prepared before their decode start. */
 const PREPARED_UNSEEN_STAT = `switch.${SWITCH_KIND_NAMES[SwitchKind.PreparedUnseen]}`;
@@ -253,15 +257,46 @@ function staticCredit(modules: ModuleMap, callPreceded: (ip: number) => number, 
   return blk >= 0 ? STATIC_CREDIT : 0;
 }
 
-interface Window {
-  /** The trace (stream) the window is in. */
+/** The last TSC of the PSB+ at `offset` (the PSB's time), or null when it has none. */
+export function psbTsc(trace: Uint8Array, offset: number): bigint | null {
+  const dec = new PacketDecoder(trace);
+  const pkt = new Packet();
+  let tsc: bigint | null = null;
+  if (dec.syncSet(offset) < 0) return null;
+  // A PSB+ holds a handful of packets; a bound keeps a hostile one from running on.
+  for (let i = 0; i < 64; i++) {
+    if (dec.next(pkt) < 0 || (i === 0 && pkt.type !== PacketType.Psb)) return null;
+    if (pkt.type === PacketType.Tsc) tsc = (BigInt(pkt.hi >>> 0) << 32n) | BigInt(pkt.lo >>> 0);
+    else if (pkt.type === PacketType.PsbEnd) break;
+  }
+  return tsc;
+}
+
+/** Where a thread's run is in a stream: a whole trace, or on a per-CPU stream the stretch one task ran. */
+interface Run {
+  /** Its place among the thread's runs. */
+  index: number;
   trace: Uint8Array;
+  start: number;
+  /** Where the run was cut (set at its end). */
+  end: number;
+  /** The last PSB at or before `start`. */
+  psb: number;
+  /** The trace's TSC where the run starts (null: the TSC of its PSB, or unknown). */
+  tsc: bigint | null;
+  /** A per-CPU stream's tasks: from a PSB in another task's run, the slow path decodes each run with its task's image. */
+  tasks: (() => TaskSwitcher) | null;
+  /** The task the stream's tasks name for the run (the thread in one migration epoch); null: the stream's own thread. */
+  task: TaskContext | null;
+}
+
+interface Window {
   start: number;
   end: number;
   /** The last PSB at or before `start`. */
   psb: number;
-  /** Where the window's run of its thread starts: the slow path's detectors see nothing before (another task ran there). */
-  runStart: number;
+  /** The thread's run the window (or its piece) is in: the slow path's detectors see nothing of the stream before its start. */
+  run: Run;
 }
 
 export class FlowGuardDetector extends DetectorBase {
@@ -273,7 +308,8 @@ export class FlowGuardDetector extends DetectorBase {
   private statsOut: Record<string, number> = {};
   // The fast path's state: the open window, and the windows it could not settle.
   private readonly slow: Window[] = [];
-  private trace: Uint8Array = new Uint8Array(0);
+  /** The thread's runs in the order they ran (one for a thread's own trace). */
+  private readonly runs: Run[] = [];
   private windowStart = 0;
   /** The last PSB before the window's start: the slow path decodes the whole window from there. */
   private windowPsb = 0;
@@ -286,7 +322,6 @@ export class FlowGuardDetector extends DetectorBase {
    * with tracing on) leaves its window open into the thread's next run.
    */
   private readonly pieces: Window[] = [];
-  private runStart = 0;
   /**
    * The thread's last indirect-branch target (NaN: none) between its runs
    * on per-CPU streams: its next run's first target chains on from it, as
@@ -348,11 +383,12 @@ export class FlowGuardDetector extends DetectorBase {
    * The fast path, fed piecewise (a per-CPU stream's runs of this thread,
    * flowguard-tasks.ts): a run of the thread starts at `start` of `trace`
    * (the last PSB before it at `psb`). The open window goes on into it; the
-   * window's piece in this run never reaches back before it.
+   * window's piece in this run never reaches back before it. On a per-CPU
+   * stream, `stream` gives the trace's TSC at the run's start, the
+   * stream's tasks and the task that runs.
    */
-  beginRun(trace: Uint8Array, start: number, psb: number): void {
-    this.trace = trace;
-    this.runStart = start;
+  beginRun(trace: Uint8Array, start: number, psb: number, stream?: { tsc: bigint | null; tasks: () => TaskSwitcher; task: TaskContext }): void {
+    this.runs.push({ index: this.runs.length, trace, start, end: trace.length, psb, tsc: stream?.tsc ?? null, tasks: stream?.tasks ?? null, task: stream?.task ?? null });
     this.windowStart = start;
     this.windowPsb = psb;
   }
@@ -363,6 +399,7 @@ export class FlowGuardDetector extends DetectorBase {
    * for the thread's next run: its piece here is kept for the check.
    */
   endRun(end: number): void {
+    this.runs[this.runs.length - 1]!.end = end;
     if (this.windowEdges > 0 && end > this.windowStart) this.pieces.push(this.piece(end));
     this.windowStart = end;
   }
@@ -391,7 +428,7 @@ export class FlowGuardDetector extends DetectorBase {
   }
 
   private piece(end: number): Window {
-    return { trace: this.trace, start: this.windowStart, end, psb: this.windowPsb, runStart: this.runStart };
+    return { start: this.windowStart, end, psb: this.windowPsb, run: this.runs[this.runs.length - 1]! };
   }
 
   /** Count a fast-path scan (of `bytes` of trace) toward the stats. */
@@ -408,19 +445,17 @@ export class FlowGuardDetector extends DetectorBase {
     if (this.windowEdges > 0) this.check(this.windowStart, this.windowPsb);
     const t1 = process.hrtime.bigint();
     const slow = this.slow;
-    // Slow path: decode each group of missed windows that share a PSB once.
-    let slowBytes = 0;
-    let slowInsns = 0;
+    // Slow path: decode each group of missed windows that share a PSB (and a run) once.
+    const cost = { bytes: 0, instructions: 0 };
     const seen = new Set<string>();
     for (let i = 0; i < slow.length; ) {
       let j = i;
-      while (j + 1 < slow.length && slow[j + 1].psb === slow[i].psb && slow[j + 1].trace === slow[i].trace && slow[j + 1].runStart === slow[i].runStart) j++;
-      const from = slow[i].psb;
-      const to = slow[j].end;
-      slowBytes += to - from;
-      slowInsns += this.decodeWindow(slow[i].trace, from, to, slow.slice(i, j + 1), seen);
+      while (j + 1 < slow.length && slow[j + 1].psb === slow[i].psb && slow[j + 1].run === slow[i].run) j++;
+      this.decodeWindows(slow.slice(i, j + 1), seen, cost);
       i = j + 1;
     }
+    const slowBytes = cost.bytes;
+    const slowInsns = cost.instructions;
     const slowSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
     const checks = this.checks;
     const fast = checks - this.missed;
@@ -451,28 +486,87 @@ export class FlowGuardDetector extends DetectorBase {
     s.slowBytesPerSecond = s.slowSeconds! > 0 ? s.slowBytes! / s.slowSeconds! : 0;
   }
 
-  private decodeWindow(trace: Uint8Array, from: number, to: number, windows: Window[], seen: Set<string>): number {
-    const packets = new PacketDecoder(trace.subarray(from, to), { skd007: this.ctx.config?.errata.skd007 ?? false });
+  /**
+   * The thread's runs whose history the slow path replays before a window
+   * of `run` that is decoded from the PSB at `psb`: when that PSB lies
+   * before the run (in another task's run on a per-CPU stream), the
+   * thread's runs since the PSB's time, on any CPU, as its own trace from
+   * that PSB would hold them (a call made in an earlier run, on another
+   * CPU, returns in this one). They are the latest runs before this one, so
+   * the detectors see the thread without a hole.
+   */
+  private historyOf(run: Run, psb: number): Run[] {
+    const k = run.index;
+    if (k <= 0 || psb >= run.start) return [];
+    const since = psbTsc(run.trace, psb);
+    if (since === null) return [];
+    let h = k;
+    while (h > 0) {
+      const r = this.runs[h - 1]!;
+      const at = r.tsc ?? psbTsc(r.trace, r.psb);
+      if (at === null || at < since) break;
+      h--;
+    }
+    return this.runs.slice(h, k);
+  }
+
+  /** Decode a group of missed windows of one run (from their PSB, after the thread's history since it) and report what the detectors find in them. */
+  private decodeWindows(windows: Window[], seen: Set<string>, cost: { bytes: number; instructions: number }): void {
     const config = this.ctx.config;
-    if (config === null) return 0;
-    const decoder = new InsnDecoder(packets, config, this.ctx.image);
+    if (config === null) return;
+    const { run, psb: from } = windows[0]!;
+    const to = windows[windows.length - 1]!.end;
+    const history = this.historyOf(run, from);
+    // The stretch being decoded: its trace offset and decoder.
+    let base = 0;
+    let decoder: InsnDecoder | null = null;
+    const first = history[0] ?? run;
     // Decoding starts at a PSB: what came before it (a setjmp, an unwind or
     // a signal under way) is unseen, and judged as unchecked, not as a finding.
-    const inner: DetectorContext = { ...this.ctx, offset: () => from + decoder.offset, params: {}, historyUnseen: from > 0 };
+    const unseen = (history.length > 0 ? first.psb : from) > 0 || first.index > 0;
+    const inner: DetectorContext = { ...this.ctx, offset: () => base + (decoder?.offset ?? 0), params: {}, historyUnseen: unseen };
     const detectors: Detector[] = [
       new ShadowStackDetector(inner),
       new RopDetector(inner),
       new CfiDetector(inner),
       new InterModuleDetector(inner),
     ];
-    // Before the thread's run (another task's, on a per-CPU stream) the detectors hear nothing.
-    const runStart = windows[0]!.runStart;
-    const consumers: FlowConsumer[] = runStart > from ? [fromOffset(() => from + decoder.offset, runStart, detectors)] : detectors;
-    const stats = new ControlFlowWalker(decoder, consumers).run();
-    const unseen = Math.max(...detectors.map((d) => d.stats?.()[PREPARED_UNSEEN_STAT] ?? 0));
-    if (unseen > 0) this.log.note(PREPARED_UNSEEN_REASON, from, unseen);
-    for (const d of detectors) {
-      for (const f of d.findings()) {
+    // With the stream's tasks: whether the task decoded now is the run's. The stream's tasks give one object per
+    // thread and migration epoch, so the thread's run just before this one on the stream (cut where it moved to
+    // another CPU and back) is not this one: the packets that end it, at this run's start offset, are not heard.
+    let mine = true;
+    let task: TaskContext | null = null;
+    const watch: FlowConsumer = { onTask: (t) => (mine = task === null || t === task) };
+    const decode = (r: Run, start: number, end: number, last: boolean): void => {
+      base = start;
+      mine = true;
+      task = r.task;
+      decoder = new InsnDecoder(new PacketDecoder(r.trace.subarray(start, end), { skd007: config.errata.skd007 }), config, this.ctx.image);
+      const dec = decoder;
+      // Before the thread's run (another task's, on a per-CPU stream) the detectors hear nothing; the end is heard once.
+      let consumers: FlowConsumer[] = detectors;
+      if (r.start > start || !last) {
+        const gate = fromOffset(() => start + dec.offset, r.start, detectors, () => mine);
+        consumers = [watch, last ? gate : { ...gate, onEnd: undefined }];
+      }
+      const walker = new ControlFlowWalker(dec, consumers);
+      // From a PSB in another task's run, each run decodes with its own task's image.
+      const at = r.tasks !== null && r.start > start ? psbTsc(r.trace, start) : null;
+      const tasks = at !== null ? r.tasks!() : null;
+      if (tasks?.startAt !== undefined) {
+        walker.tasks = { get switchTime() { return tasks.switchTime; }, start: () => tasks.startAt!(at!), onEvent: (ev) => tasks.onEvent(ev) };
+      }
+      cost.bytes += end - start;
+      cost.instructions += walker.run().instructions;
+    };
+    for (const r of history) decode(r, r.psb, r.end, false);
+    // Only what the detectors find in the window's own run counts (the history's windows had their own checks).
+    const before = detectors.map((d) => d.findings().length);
+    decode(run, from, to, true);
+    const prepared = Math.max(...detectors.map((d) => d.stats?.()[PREPARED_UNSEEN_STAT] ?? 0));
+    if (prepared > 0) this.log.note(PREPARED_UNSEEN_REASON, first === run ? from : first.psb, prepared);
+    detectors.forEach((d, i) => {
+      for (const f of d.findings().slice(before[i])) {
         if (!windows.some((w) => f.offset >= w.start && f.offset <= w.end)) continue;
         const key = `${f.kind}@${f.transfer?.from}>${f.transfer?.to}`;
         if (seen.has(key)) continue;
@@ -480,8 +574,7 @@ export class FlowGuardDetector extends DetectorBase {
         const g: Finding = { ...f, detector: this.name, details: { ...f.details, slowPath: d.name } };
         this.report(g);
       }
-    }
-    return stats.instructions;
+    });
   }
 
   stats(): Record<string, number> {

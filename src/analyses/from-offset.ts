@@ -3,13 +3,15 @@
  * on. FlowGuard's slow path decodes from the PSB before a window; on a
  * per-CPU stream that PSB can lie in another task's run, whose flow is not
  * the thread's (nor decodable with its image), so the thread's detectors
- * start at its run.
+ * start at its run. Decoding with the stream's tasks, `running` also says
+ * whether the task decoded now is the thread's (the boundary packets
+ * around a switch are at the run's start offset, and must not be heard).
  */
 import type { FlowConsumer } from '../flow/control-flow.js';
 
-export function fromOffset(offset: () => number, start: number, consumers: readonly FlowConsumer[]): FlowConsumer {
+export function fromOffset(offset: () => number, start: number, consumers: readonly FlowConsumer[], running: () => boolean = () => true): FlowConsumer {
   let open = false;
-  const isOpen = (): boolean => open || (open = offset() >= start);
+  const isOpen = (): boolean => (open || (open = offset() >= start)) && running();
   const gate: FlowConsumer = {
     onEnd: () => {
       for (const c of consumers) c.onEnd?.();

@@ -32,4 +32,10 @@ export interface TaskSwitcher<T extends TaskContext = TaskContext> {
    * from this event on when it differs from the current one, else null.
    */
   onEvent(ev: PtEvent): T | null;
+  /**
+   * Instead of {@link start}, for a decode that starts at a PSB inside the
+   * stream: the task running at trace time `tsc` (the PSB+'s TSC), with the
+   * switch records up to then applied, or null when none is known.
+   */
+  startAt?(tsc: bigint): T | null;
 }

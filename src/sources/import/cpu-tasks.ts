@@ -168,6 +168,21 @@ export class CpuTaskTracker implements TaskSwitcher<StreamTask> {
     return this.changeTo(null);
   }
 
+  startAt(tsc: bigint): StreamTask | null {
+    if (this.switches[0] === undefined || this.tsc.length === 0) return null;
+    // Every record up to `tsc` applied as if its switch had been done: each task that came in ran from its
+    // record (a task switched out stays the current one), and an exec since then gives its new image.
+    this.take(0);
+    this.next = 1;
+    this.changeTo(this.tsc[0]!);
+    while (this.next < this.tsc.length && this.tsc[this.next]! <= tsc) {
+      this.take(this.next);
+      this.changeTo(this.tsc[this.next++]!);
+    }
+    this.changeTo(tsc);
+    return this.current;
+  }
+
   onEvent(ev: PtEvent): StreamTask | null {
     let now: bigint | null = null;
     if (ev.hasTsc) {
