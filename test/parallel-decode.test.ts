@@ -20,7 +20,8 @@ import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { FlowLogPlayer, FlowLogRecorder, STRIDE, COUNTS } from '../src/flow/parallel/flow-log.js';
 import { createDetectors } from '../src/analyses/analyze.js';
 import { jobsRefusal, SUMMARY_RULES } from '../src/analyses/summaries/summary.js';
-import { groupSegments, psbOffsets } from '../src/flow/parallel/psb-split.js';
+import { groupSegments, guidedSegments, psbOffsets } from '../src/flow/parallel/psb-split.js';
+import { streamPsbOffsets } from '../src/sources/model/decoders.js';
 import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
 import { REAL_TRACES, realTraces } from './helpers/vectors.js';
 
@@ -137,6 +138,22 @@ describe('PSB groups', () => {
     expect(g.map((r) => [r.from, r.to])).toEqual([[0, 400], [400, 1000], [1000, 1200]]);
     expect(groupSegments(psbs, 1200, 1).map((r) => r.from)).toEqual([0, 100, 150, 400, 1000]);
     expect(() => groupSegments(psbs, 1200, 0)).toThrow(/budget/);
+  });
+
+  it('shrink toward the end when guided: each group about 1/(2 x workers) of what is left, within the bounds', () => {
+    // A PSB every 1000 bytes of 64000; 2 workers, groups of 2000 to 10000 bytes.
+    const psbs = Array.from({ length: 64 }, (_, i) => i * 1000);
+    const g = guidedSegments(psbs, 64000, 2, 2000, 10000);
+    expect(g.map((r) => r.to - r.from)).toEqual([10000, 10000, 10000, 9000, 7000, 5000, 4000, 3000, 2000, 2000, 2000]);
+    expect(g[0]!.from).toBe(0);
+    g.forEach((r, i) => expect(r.index).toBe(i));
+  });
+
+  it('are found through a window as in the whole trace', () => {
+    for (const t of real) {
+      const input = openTraceInput(t.trace, t.options);
+      expect(streamPsbOffsets(input.stream)).toEqual(psbOffsets(input.trace));
+    }
   });
 });
 

@@ -150,10 +150,10 @@ function apiCacheFor(modules: ModuleMap): ApiCache {
 }
 
 /**
- * Sees every input of a tracker after the tracker took it (a segment
- * summary writes down the inputs the state before its piece decides:
- * src/analyses/summaries/quiet-summary.ts). `api` is what a call's target
- * means (None for other transfers).
+ * Sees the inputs that reach a tracker's state, after the tracker took
+ * them (a segment summary writes down those the state before its piece
+ * decides: src/analyses/summaries/quiet-summary.ts): calls to context
+ * APIs (`api`), interrupts and system calls, tracing on/off, resets.
  */
 export interface SwitchTap {
   transfer(kind: TransferKind, from: number, to: number, size: number, api: ContextApi): void;
@@ -165,6 +165,8 @@ export class StackSwitches<T = null> {
   private readonly apis: ApiCache;
   /** Sees each input after this tracker (null: none). */
   tap: SwitchTap | null = null;
+  /** Transfers observed. */
+  observed = 0;
   /** Resume points: run-time address -> the tag given when it was saved. */
   private readonly resumePoints = new Map<number, T>();
   private freshContexts = 0;
@@ -230,7 +232,8 @@ export class StackSwitches<T = null> {
       // A system call: with user-only tracing it resumes at the next instruction, unless a signal is delivered.
       this.afterSyscall = Number.isNaN(to) ? from + size : NaN;
     }
-    if (this.tap !== null) this.tap.transfer(kind, from, to, size, api);
+    this.observed++;
+    if (this.tap !== null && (api !== ContextApi.None || kind === TransferKind.Async || kind === TransferKind.FarCall)) this.tap.transfer(kind, from, to, size, api);
   }
 
   /** See a decoder event: tracing that resumes elsewhere than it stopped is a signal handler's entry. */

@@ -29,10 +29,10 @@ import type { TraceInput } from '../analyses/trace-input.js';
 import type { FlowStats } from '../flow/control-flow.js';
 import { overlapLimit } from '../flow/parallel/piece-walk.js';
 import type { SegmentRange } from '../flow/parallel/psb-split.js';
-import { PacketStream } from '../packets/packet-stream.js';
 import { coverageObserver, coveragePiece, mergeCoveragePieces, type CoveragePiece } from '../reports/coverage-pieces.js';
 import { ExecutedBlocks } from '../reports/drcov.js';
 import type { ProgressSink } from '../reports/report-model.js';
+import { streamBytes, streamPsbOffsets } from '../sources/model/decoders.js';
 import type { TraceStream } from '../sources/model/recording.js';
 
 export type { SegmentRange };
@@ -72,18 +72,6 @@ export interface MergedDecode {
 /** A segment's serialised piece, at most (a piece keeps its overlaps and its summaries, not its body). */
 const MAX_PIECE_CHARS = 256 << 20;
 
-/** Trace offsets of every PSB of a stream, read through a sliding window (flat memory). */
-export function psbOffsets(stream: TraceStream): number[] {
-  const packets = new PacketStream(stream.open(), { pebs: false, skd007: stream.config.errata.skd007 });
-  const offsets: number[] = [];
-  try {
-    while (packets.syncForward() === 0) offsets.push(packets.syncOffset);
-  } finally {
-    packets.close();
-  }
-  return offsets;
-}
-
 /**
  * Cut a stream into at most `groups` segment groups: for each of `groups`
  * equal byte shares, the first PSB at or after its start. Each group's
@@ -91,7 +79,7 @@ export function psbOffsets(stream: TraceStream): number[] {
  */
 export function planSegments(stream: TraceStream, groups: number): SegmentPlan[] {
   const size = stream.size;
-  const psbs = groups > 1 ? psbOffsets(stream) : [];
+  const psbs = groups > 1 ? streamPsbOffsets(stream) : [];
   const cuts = [0];
   let next = 0;
   for (let g = 1; g < groups; g++) {
@@ -103,23 +91,6 @@ export function planSegments(stream: TraceStream, groups: number): SegmentPlan[]
   }
   const ranges = cuts.map((from, index) => ({ index, from, to: index + 1 < cuts.length ? cuts[index + 1]! : size }));
   return ranges.map((r, i) => ({ ...r, limit: overlapLimit(r, ranges[i + 1]?.to ?? size, size) }));
-}
-
-/** Bytes [from, to) of a stream, read through its source. */
-function streamBytes(stream: TraceStream, from: number, to: number): Uint8Array {
-  const source = stream.open();
-  try {
-    const bytes = new Uint8Array(to - from);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = source.read(bytes, done, from + done, bytes.length - done);
-      if (n <= 0) throw new Error(`trace stream ${stream.index}: cannot read bytes [${from + done}, ${to})`);
-      done += n;
-    }
-    return bytes;
-  } finally {
-    source.close();
-  }
 }
 
 /** Decode and summarise one segment group of `input` for `detectors` (default: analyze's), as a piece of `analyze --jobs`. */

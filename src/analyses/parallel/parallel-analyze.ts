@@ -40,7 +40,7 @@ export async function summarizedPieces(
   progress?: ProgressSink,
 ): Promise<StitchedPieces> {
   const groups = planGroups(input, decoder.workers, plan);
-  const total = input.trace.length;
+  const total = input.stream.size;
   let done = 0;
   progress?.phase('decode', total);
   const pieces = await decoder.summarize(groups, spec, (bytes) => {

@@ -2,7 +2,8 @@
  * The plan of a parallel walk of one trace: where it is cut at PSBs into
  * groups (the pieces a worker decodes), and the progress it reports.
  */
-import { groupBudget, groupSegments, psbOffsets, type SegmentRange } from '../../flow/parallel/psb-split.js';
+import { groupSegments, guidedSegments, type SegmentRange } from '../../flow/parallel/psb-split.js';
+import { streamPsbOffsets } from '../../sources/model/decoders.js';
 import type { TraceInput } from '../trace-input.js';
 
 /** Progress over bytes decoded (the CLI's bar, structurally). */
@@ -13,7 +14,7 @@ export interface ProgressSink {
 }
 
 export interface ParallelPlan {
-  /** Bytes per group; default: about four groups per worker. */
+  /** Bytes per group; default: groups that shrink toward the end (psb-split.ts guidedSegments). */
   budget?: number;
   /** Cut at every PSB (tests: the finest cut). */
   everyPsb?: boolean;
@@ -21,8 +22,9 @@ export interface ParallelPlan {
 
 /** The groups a trace is cut into for `workers` workers. */
 export function planGroups(input: TraceInput, workers: number, plan: ParallelPlan = {}): SegmentRange[] {
-  const trace = input.trace;
-  const psbs = psbOffsets(trace, input.config.errata.skd007);
-  const budget = plan.everyPsb ? 1 : (plan.budget ?? groupBudget(trace.length, workers));
-  return groupSegments(psbs, trace.length, budget);
+  // Scanned through a window: the trace is never held whole here (the workers read their own pieces).
+  const psbs = streamPsbOffsets(input.stream);
+  const size = input.stream.size;
+  if (plan.everyPsb) return groupSegments(psbs, size, 1);
+  return plan.budget !== undefined ? groupSegments(psbs, size, plan.budget) : guidedSegments(psbs, size, workers);
 }

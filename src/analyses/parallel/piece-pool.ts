@@ -9,7 +9,8 @@ import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import type { OpenOptions } from '../../sources/import/open-recording.js';
 import type { TraceInput } from '../trace-input.js';
-import type { PieceTask } from './piece-worker.js';
+import type { OpenTask, PieceTask } from './piece-worker.js';
+import { streamBytes } from '../../sources/model/decoders.js';
 import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summarize-piece.js';
 
 export interface PieceDecoder {
@@ -29,14 +30,15 @@ export function defaultJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
-/** Decode in this thread, one piece after the other. */
+/** Decode in this thread, one piece after the other (each read from the stream on its own, as a worker reads it). */
 export function inThreadDecoder(input: TraceInput): PieceDecoder {
   return {
     workers: 1,
     summarize: async (ranges, spec, done, limit) =>
       ranges.map((r, i) => {
-        const size = input.trace.length;
-        const p = summarizePiece(input, input.trace, 0, r, overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size), spec);
+        const size = input.stream.size;
+        const end = overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size);
+        const p = summarizePiece(input, streamBytes(input.stream, r.from, end), r.from, r, end, spec);
         done?.(r.to - r.from);
         return p;
       }),
@@ -57,7 +59,12 @@ function workerFile(): string {
   return new URL('./piece-worker.js', here).href;
 }
 
-/** Decode on `workers` worker threads; each opens the recording once. */
+/**
+ * Decode on `workers` worker threads; each opens the recording once and
+ * reads its pieces' bytes from it (nothing of the trace is copied to them).
+ * The workers start opening the recording at once, while this thread
+ * plans the pieces.
+ */
 export function poolDecoder(input: TraceInput, at: InputLocation, workers: number): PieceDecoder {
   const pool = new Piscina({
     filename: workerFile(),
@@ -66,20 +73,24 @@ export function poolDecoder(input: TraceInput, at: InputLocation, workers: numbe
     // A worker holds one recording's images; the queue is bounded by the pieces given.
     idleTimeout: 1000,
   });
-  // The trace is shared with the workers, not copied to each.
-  const shared = new Uint8Array(new SharedArrayBuffer(input.trace.length));
-  shared.set(input.trace);
+  const size = input.stream.size;
+  const open: OpenTask = { path: at.path, options: at.options, stream: input.stream.index };
+  // One per worker, queued before any piece: a failure here shows again, as the one-line error, on the pieces.
+  const warming = Array.from({ length: workers }, () => pool.run(open, { name: 'openInput' }).catch(() => undefined));
   return {
     workers,
     summarize: (ranges, spec, done, limit) =>
       Promise.all(
         ranges.map(async (range, i) => {
-          const task: PieceTask = { path: at.path, options: at.options, stream: input.stream.index, trace: shared, range, limit: overlapLimit(range, ranges[i + 1]?.to ?? limit ?? shared.length, shared.length), analysis: spec };
+          const task: PieceTask = { ...open, range, limit: overlapLimit(range, ranges[i + 1]?.to ?? limit ?? size, size), analysis: spec };
           const r = (await pool.run(task)) as SummarizedPiece;
           done?.(range.to - range.from);
           return r;
         }),
       ),
-    close: () => pool.destroy(),
+    close: async () => {
+      await Promise.all(warming);
+      await pool.destroy();
+    },
   };
 }

@@ -1,20 +1,24 @@
 /**
  * The worker side of the parallel decode (a piscina worker): open the
- * recording once per worker, then decode the pieces it is given out of the
- * trace bytes the main thread shares (a SharedArrayBuffer, never copied).
+ * recording once per worker, then decode the pieces it is given, each read
+ * from the recording's stream (only its own bytes and its overlap).
  */
 import { traceInput, type TraceInput } from '../trace-input.js';
 import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summarize-piece.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import { openRecording, type OpenOptions } from '../../sources/import/open-recording.js';
 import type { Recording } from '../../sources/model/recording.js';
+import { streamBytes } from '../../sources/model/decoders.js';
 
-/** One task: which recording and stream, the shared trace bytes, and the piece. */
-export interface PieceTask {
+/** Which recording and stream a task is about. */
+export interface OpenTask {
   path: string;
   options: OpenOptions;
   stream: number;
-  trace: Uint8Array;
+}
+
+/** One piece of a stream to decode (read by the worker from the recording). */
+export interface PieceTask extends OpenTask {
   range: SegmentRange;
   /** How far the decode may read on past the range (the next piece's end). */
   limit: number;
@@ -36,19 +40,29 @@ function recordingFor(path: string, options: OpenOptions): NonNullable<typeof op
   return opened;
 }
 
-export default function decodePiece(task: PieceTask): SummarizedPiece {
+/** The analysis input of a task's stream: one per stream, so that its code facts are shared by the pieces this worker runs. */
+function inputFor(task: OpenTask): TraceInput {
   const open = recordingFor(task.path, task.options);
   const recording = open.recording;
-  const stream = recording.streams.find((s) => s.index === task.stream);
-  if (stream === undefined) throw new Error(`${recording.name}: no trace stream ${task.stream}`);
-  // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
-  const end = Math.min(task.limit, task.trace.length);
-  const bytes = task.trace.slice(task.range.from, end);
-  // One analysis input per stream, so that its code facts are shared by the pieces this worker runs.
-  let input = open.inputs.get(stream.index);
+  let input = open.inputs.get(task.stream);
   if (input === undefined) {
+    const stream = recording.streams.find((s) => s.index === task.stream);
+    if (stream === undefined) throw new Error(`${recording.name}: no trace stream ${task.stream}`);
     input = traceInput(recording, stream);
-    open.inputs.set(stream.index, input);
+    open.inputs.set(task.stream, input);
   }
+  return input;
+}
+
+/** Open the recording and its image ahead of the first piece (while the main thread plans the pieces). */
+export function openInput(task: OpenTask): void {
+  inputFor(task);
+}
+
+export default function decodePiece(task: PieceTask): SummarizedPiece {
+  const input = inputFor(task);
+  const end = Math.min(task.limit, input.stream.size);
+  // Only the bytes this piece reads, from the recording itself.
+  const bytes = streamBytes(input.stream, task.range.from, end);
   return summarizePiece(input, bytes, task.range.from, task.range, end, task.analysis);
 }

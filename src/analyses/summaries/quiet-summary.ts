@@ -92,8 +92,6 @@ class QuietSummarizer implements Summarizer, SwitchTap {
   private stoppedKnown = false;
   private signalsBase = 0;
   private absolute = false;
-  /** Transfers the tracker took (each detector here feeds it every transfer). */
-  private transfers = 0;
   private readonly ops = new OpLog();
   private readonly w: QuietInternals;
 
@@ -113,7 +111,6 @@ class QuietSummarizer implements Summarizer, SwitchTap {
   }
 
   transfer(kind: TransferKind, from: number, to: number, size: number, api: ContextApi): void {
-    this.transfers++;
     if (!this.room()) return;
     if (api !== ContextApi.None) this.ops.transfer(0, kind, from, to, size, 0, 0, this.at());
     else if ((kind === TransferKind.FarCall || kind === TransferKind.Async) && !this.trackerKnown()) {
@@ -171,7 +168,8 @@ class QuietSummarizer implements Summarizer, SwitchTap {
     const tracker: TrackerEnd | null = this.trackerKnown()
       ? { afterSyscall: t.afterSyscall, stoppedAt: t.stoppedAt, signals: this.absolute ? t.signalsInHandler : t.signalsInHandler - this.signalsBase, absolute: this.absolute }
       : null;
-    return { ops: this.ops.take(), tracker, notes, calls, extra: this.extras.take(this.w, this.transfers) };
+    // Each of these detectors feeds its tracker every transfer.
+    return { ops: this.ops.take(), tracker, notes, calls, extra: this.extras.take(this.w, this.w.switches.observed) };
   }
 }
 

@@ -122,7 +122,12 @@ class ShadowStackSummarizer implements Summarizer, FlowConsumer {
   private readonly reasonIndex = new Map<string, number>();
   /** Deepest local depth per space since its local part was last handed down. */
   private readonly localMax = new Map<number, number>();
+  /** localMax's entry for `maxKey`, held here while that space is the one calls go to (most of the time: one space). */
+  private maxKey = NaN;
+  private maxDepth = 0;
   private readonly jumpTargets = new Set<number>();
+  /** Targets added to jumpTargets lately, by their low bits: an interpreter's dispatch jumps to a few handlers again and again. */
+  private readonly recentJumps = new Float64Array(256).fill(NaN);
   private readonly addedResumePoints = new Set<number>();
   private unwinds = false;
   private lastKnown = false;
@@ -162,18 +167,28 @@ class ShadowStackSummarizer implements Summarizer, FlowConsumer {
   }
 
   private localStack(key: number): ShadowStack | undefined {
-    return this.w.spaces.get(key)?.active;
+    // The detector's current space is spaces.get(curKey).
+    return key === this.w.curKey ? this.w.cur.active : this.w.spaces.get(key)?.active;
   }
 
   private raiseMax(key: number): void {
+    if (key !== this.maxKey) {
+      if (!Number.isNaN(this.maxKey)) this.localMax.set(this.maxKey, this.maxDepth);
+      this.maxKey = key;
+      this.maxDepth = this.localMax.get(key) ?? 0;
+    }
     const d = this.w.cur.active.depth;
-    if (d > (this.localMax.get(key) ?? 0)) this.localMax.set(key, d);
+    if (d > this.maxDepth) this.maxDepth = d;
+  }
+
+  private maxOf(key: number): number {
+    return key === this.maxKey ? this.maxDepth : (this.localMax.get(key) ?? 0);
   }
 
   /** Hand a stack's local part down to the serial stack. */
   private handDown(key: number): void {
     const st = this.localStack(key);
-    const max = this.localMax.get(key) ?? 0;
+    const max = this.maxOf(key);
     if (max === 0 && (st === undefined || st.depth === 0)) return;
     const at = this.at();
     this.ops.add(Op.MaxDepth, 0, 0, 0, 0, 0, 0, 0, at, key, max);
@@ -181,7 +196,8 @@ class ShadowStackSummarizer implements Summarizer, FlowConsumer {
       for (let i = 0; i < st.depth; i++) this.ops.add(Op.Push, 0, st.ret[i]!, st.site[i]!, st.target[i]!, st.kind[i]!, 0, 0, at, key);
       st.depth = 0;
     }
-    this.localMax.set(key, 0);
+    if (key === this.maxKey) this.maxDepth = 0;
+    else this.localMax.set(key, 0);
   }
 
   private sync(): void {
@@ -269,7 +285,10 @@ class ShadowStackSummarizer implements Summarizer, FlowConsumer {
         break;
       }
       case TransferKind.IndirectJump:
-        if (!Number.isNaN(to)) this.jumpTargets.add(to);
+        if (!Number.isNaN(to) && this.recentJumps[to & 255] !== to) {
+          this.recentJumps[to & 255] = to;
+          this.jumpTargets.add(to);
+        }
         this.det.onTransfer!(kind, from, to, size, insns, cr3);
         break;
       case TransferKind.FarCall:

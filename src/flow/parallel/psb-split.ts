@@ -47,6 +47,30 @@ export function groupSegments(psbs: readonly number[], size: number, budget: num
   return ranges;
 }
 
+/**
+ * Cut `[0, size)` at PSBs into groups that shrink toward the end (guided
+ * self-scheduling): each group takes about 1/(2 x workers) of the bytes
+ * still to go, within [minBytes, maxBytes]. Large groups first keep the
+ * per-group cost low; small ones last keep a worker from waiting on one
+ * long last group while the others have nothing left to do.
+ */
+export function guidedSegments(psbs: readonly number[], size: number, workers: number, minBytes = 512 << 10, maxBytes = 8 << 20): SegmentRange[] {
+  const ranges: SegmentRange[] = [];
+  let from = 0;
+  const target = (): number => Math.min(maxBytes, Math.max(minBytes, Math.ceil((size - from) / (2 * Math.max(1, workers)))));
+  let budget = target();
+  for (const p of psbs) {
+    if (p <= from || p >= size) continue;
+    if (p - from >= budget) {
+      ranges.push({ index: ranges.length, from, to: p });
+      from = p;
+      budget = target();
+    }
+  }
+  ranges.push({ index: ranges.length, from, to: size });
+  return ranges;
+}
+
 /** One range per segment: a cut at every PSB (tests, and the finest plan). */
 export function everySegment(psbs: readonly number[], size: number): SegmentRange[] {
   return groupSegments(psbs, size, 1);

@@ -34,40 +34,59 @@ export interface ZonedPiece extends SegmentRange {
 
 /** Routes each record to the recorder or the body consumers by its zone. */
 class ZoneRouter implements FlowConsumer {
+  // The body consumers of each record kind (as the walker keeps its own sinks): no optional call per record.
+  private readonly transferSinks: FlowConsumer[];
+  private readonly eventSinks: FlowConsumer[];
+  private readonly gapSinks: FlowConsumer[];
+  private readonly errorSinks: FlowConsumer[];
+  /** Whether body records go to the recorder too (no body consumers: keep every record). */
+  private readonly keepAll: boolean;
+
   constructor(
     private readonly zones: PieceZones,
     private readonly log: FlowLogRecorder,
-    private readonly body: readonly FlowConsumer[] | null,
+    body: readonly FlowConsumer[] | null,
     private readonly at: () => number,
-    /** The packet decoder and the whole-trace offset of its start: where it has read to bounds the record's offset. */
+    /** The packet stream and the whole-trace offset of its start: where it has read to bounds the record's offset. */
     private readonly packets: PacketStream,
     private readonly origin: number,
-  ) {}
+  ) {
+    this.keepAll = body === null;
+    const all = body ?? [];
+    this.transferSinks = all.filter((c) => c.onTransfer !== undefined);
+    this.eventSinks = all.filter((c) => c.onEvent !== undefined);
+    this.gapSinks = all.filter((c) => c.onGap !== undefined);
+    this.errorSinks = all.filter((c) => c.onError !== undefined);
+  }
 
+  /** Whether the next record is kept (head, tail, or keepAll) rather than given to the body consumers. */
   private keep(isTransfer: boolean): boolean {
-    // Most records are deep in the body: there the packet decoder's position settles the zone (the exact offset is a getter chain away).
-    if (this.zones.stillBody(this.packets.offset + this.origin)) return this.body === null;
-    return this.zones.next(this.at(), isTransfer) !== Zone.Body || this.body === null;
+    // Most records are deep in the body: there the packet stream's position settles the zone (the exact offset is a getter chain away).
+    if (this.zones.stillBody(this.packets.offset + this.origin)) return this.keepAll;
+    return this.zones.next(this.at(), isTransfer) !== Zone.Body || this.keepAll;
   }
 
   onTransfer(kind: TransferKind, from: number, to: number, size: number, insns: number, cr3: number): void {
     if (this.keep(true)) this.log.onTransfer(kind, from, to, size, insns, cr3);
-    else for (const c of this.body!) c.onTransfer?.(kind, from, to, size, insns, cr3);
+    else {
+      const sinks = this.transferSinks;
+      for (let i = 0; i < sinks.length; i++) sinks[i]!.onTransfer!(kind, from, to, size, insns, cr3);
+    }
   }
 
   onEvent(ev: PtEvent): void {
     if (this.keep(false)) this.log.onEvent(ev);
-    else for (const c of this.body!) c.onEvent?.(ev);
+    else for (const c of this.eventSinks) c.onEvent!(ev);
   }
 
   onGap(kind: GapKind, offset: number): void {
     if (this.keep(false)) this.log.onGap(kind);
-    else for (const c of this.body!) c.onGap?.(kind, offset);
+    else for (const c of this.gapSinks) c.onGap!(kind, offset);
   }
 
   onError(code: number, offset: number, ip: number): void {
     if (this.keep(false)) this.log.onError(code, offset, ip);
-    else for (const c of this.body!) c.onError?.(code, offset, ip);
+    else for (const c of this.errorSinks) c.onError!(code, offset, ip);
   }
 }
 
@@ -107,7 +126,8 @@ export function walkPieceZoned(
   walker = new ControlFlowWalker(decoder, observer === null ? [router] : [router, observer.create(zones, () => log.length)]);
   const past = range.to - range.from + OVERLAP_BYTES;
   let after = 0;
-  const stopAt = end > range.to ? () => decoder.offset > past && ++after >= OVERLAP_TRANSFERS : null;
+  // (Checked after every transfer: the packet stream's position, which bounds the record's offset, rules most out cheaply.)
+  const stopAt = end > range.to ? () => packets.offset > past && decoder.offset > past && ++after >= OVERLAP_TRANSFERS : null;
   const stats = walker.runPiece(observer?.mode ?? 'block', null, stopAt);
   return {
     ...range,

@@ -57,6 +57,35 @@ export function readStream(stream: TraceStream): Uint8Array {
   }
 }
 
+/** Bytes [from, to) of a stream, read through its source (a piece of a parallel decode, without the rest). */
+export function streamBytes(stream: TraceStream, from: number, to: number): Uint8Array {
+  const source = stream.open();
+  try {
+    const bytes = new Uint8Array(to - from);
+    let done = 0;
+    while (done < bytes.length) {
+      const n = source.read(bytes, done, from + done, bytes.length - done);
+      if (n <= 0) throw new Error(`trace stream ${stream.index}: cannot read bytes [${from + done}, ${to})`);
+      done += n;
+    }
+    return bytes;
+  } finally {
+    source.close();
+  }
+}
+
+/** Trace offsets of every PSB of a stream (the decoders' own sync search), read through a sliding window: memory flat in trace size. */
+export function streamPsbOffsets(stream: TraceStream): number[] {
+  const packets = new PacketStream(stream.open(), { pebs: false, skd007: stream.config.errata.skd007 });
+  const offsets: number[] = [];
+  try {
+    while (packets.syncForward() >= 0) offsets.push(packets.syncOffset);
+  } finally {
+    packets.close();
+  }
+  return offsets;
+}
+
 /**
  * A packet stream over the stream's bytes, read on demand in windows
  * (memory flat in trace size), with the stream's errata. Close it when done.
