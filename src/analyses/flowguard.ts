@@ -483,7 +483,7 @@ export class FlowGuardDetector extends DetectorBase {
     for (let i = 0; i < groups.length; ) {
       let j = i;
       const runOf = (g: Group): Run => g.windows[0]!.run;
-      if (runOf(groups[i]!).tasks !== null) while (j + 1 < groups.length && runOf(groups[j + 1]!).index > runOf(groups[j]!).index) j++;
+      if (runOf(groups[i]!).tasks !== null) while (j + 1 < groups.length && runOf(groups[j + 1]!).index >= runOf(groups[j]!).index) j++;
       this.decodeGroups(groups.slice(i, j + 1), seen, cost);
       i = j + 1;
     }
@@ -547,7 +547,7 @@ export class FlowGuardDetector extends DetectorBase {
    * Decode groups of missed windows (each of one run, from their PSB, after
    * the thread's history since it) and report what the detectors find in
    * them. Several groups (of the thread's successive runs on per-CPU
-   * streams) share one detector set, as one decode of the thread's own
+   * streams; a run's groups at its PSBs decoded together) share one detector set, as one decode of the thread's own
    * trace from its first PSB would: it hears the thread's runs from the
    * earliest any group replays (historyOf) to the last group's last window,
    * each run decoded once from its PSB (a stream's walk goes on from the
@@ -664,21 +664,24 @@ export class FlowGuardDetector extends DetectorBase {
     let g = 0;
     for (let k = first.index; k <= lastRun.index; k++) {
       const r = this.runs[k]!;
-      const group = groups[g]!;
-      const windows = group.windows;
-      if (windows[0]!.run !== r) {
+      if (groups[g]!.windows[0]!.run !== r) {
         decode(r, r.psb, r.end, false);
         continue;
       }
+      // The run's groups (several when PSBs lie in it): the run is decoded once, from the first's PSB.
+      const mine = [groups[g]!];
+      while (g + mine.length < groups.length && groups[g + mine.length]!.windows[0]!.run === r) mine.push(groups[g + mine.length]!);
+      g += mine.length;
+      const windows = mine.flatMap((x) => x.windows);
+      const end = windows[windows.length - 1]!.end;
       // Only what the detectors find in the window's own run counts (the history's windows had their own checks).
       const before = detectors.map((d) => d.findings().length);
-      if (group === lastGroup) decode(r, fromOf(group), windows[windows.length - 1]!.end, true);
+      if (mine.includes(lastGroup)) decode(r, fromOf(mine[0]!), end, true);
       else {
-        clampTo = windows[windows.length - 1]!.end;
-        decode(r, fromOf(group), r.end, false);
+        clampTo = end;
+        decode(r, fromOf(mine[0]!), r.end, false);
         clampTo = Infinity;
       }
-      g++;
       detectors.forEach((d, i) => {
         for (const f of d.findings().slice(before[i])) {
           if (!windows.some((w) => f.offset >= w.start && f.offset <= w.end)) continue;
