@@ -558,7 +558,7 @@ export class FlowGuardDetector extends DetectorBase {
   private decodeGroups(groups: Group[], seen: Set<string>, cost: { bytes: number; instructions: number }): void {
     const config = this.ctx.config;
     if (config === null) return;
-    const { run, psb: from } = groups[0]!.windows[0]!;
+    const { run } = groups[0]!.windows[0]!;
     // One group decodes from its PSB; a run of several from the run's PSB, so that the thread has no hole.
     const fromOf = (g: Group): number => (groups.length === 1 ? g.windows[0]!.psb : Math.min(g.windows[0]!.psb, g.windows[0]!.run.psb));
     // The stretch being decoded: its trace offset and decoder.
@@ -669,17 +669,17 @@ export class FlowGuardDetector extends DetectorBase {
         continue;
       }
       // The run's groups (several when PSBs lie in it): the run is decoded once, from the first's PSB.
-      const mine = [groups[g]!];
-      while (g + mine.length < groups.length && groups[g + mine.length]!.windows[0]!.run === r) mine.push(groups[g + mine.length]!);
-      g += mine.length;
-      const windows = mine.flatMap((x) => x.windows);
+      const own = [groups[g]!];
+      while (g + own.length < groups.length && groups[g + own.length]!.windows[0]!.run === r) own.push(groups[g + own.length]!);
+      g += own.length;
+      const windows = own.flatMap((x) => x.windows);
       const end = windows[windows.length - 1]!.end;
       // Only what the detectors find in the window's own run counts (the history's windows had their own checks).
       const before = detectors.map((d) => d.findings().length);
-      if (mine.includes(lastGroup)) decode(r, fromOf(mine[0]!), end, true);
+      if (own.includes(lastGroup)) decode(r, fromOf(own[0]!), end, true);
       else {
         clampTo = end;
-        decode(r, fromOf(mine[0]!), r.end, false);
+        decode(r, fromOf(own[0]!), r.end, false);
         clampTo = Infinity;
       }
       detectors.forEach((d, i) => {
