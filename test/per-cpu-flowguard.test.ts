@@ -8,7 +8,8 @@
  * trained on the other fixture; the merged fraction is derived from the
  * merged counts, not summed. On thread_rop, whose worker migrates on 2
  * CPUs, the checks and the slow path's findings are the bundle's, the
- * chain in the worker only.
+ * chain in the worker only. The slow path's cost per thread is bounded by
+ * the recording's instructions (each stream walked once, not per window).
  * Needs gcc, qemu-x86_64 and bubblewrap (scripts/install-test-deps.sh).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -134,6 +135,34 @@ describe('per-CPU perf.data: FlowGuard per thread, its runs chained', () => {
         }, 120_000);
       }
     }
+  }
+
+  // The slow path's cost: the windows of a thread's successive runs share one decode, each CPU's stream walked
+  // once from its PSB (and the last run once more), instead of each run's windows replaying the thread from the
+  // stream's PSB again: that decoded 4.6 (fork-exec) and 59 (threads4) times the recording's instructions for
+  // one thread here; this decodes at most 1.1 times.
+  for (const name of FIXTURE_NAMES) {
+    it(`${name} on 3 CPUs, untrained: each thread's slow path decodes at most 3 times the recording's instructions`, () => {
+      const rec = openRecording(exportPerCpu(bundles.get(name)!, 3));
+      try {
+        const [group] = analysisGroups(traceInputs(rec));
+        expect(group!.length).toBe(3);
+        // The recording's instructions: every CPU's stream walked once.
+        const total = analyzeGroup(group!, { detectors: ['shadow-stack'] }).flow.instructions;
+        expect(total).toBeGreaterThan(0);
+        const run = runFlowGuardPerTask(group!, (input, task) => createDetectors(input, optionsFor(null), () => 0, task)[0] as FlowGuardDetector);
+        expect(run.length).toBeGreaterThanOrEqual(name === 'threads4' ? 5 : 2);
+        for (const d of run) {
+          const s = d.stats();
+          // Untrained, (nearly) every window takes the slow path.
+          expect(s['slowWindows']).toBeGreaterThan(0);
+          expect(s['slowInstructions']).toBeGreaterThan(0);
+          expect(s['slowInstructions']).toBeLessThanOrEqual(3 * total);
+        }
+      } finally {
+        rec.close();
+      }
+    }, 120_000);
   }
 
   for (const cpus of [1, 2]) {

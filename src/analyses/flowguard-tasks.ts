@@ -11,7 +11,8 @@
  * thread's own trace. The slow path decodes a window from the PSB before
  * it with the stream's tasks (each run with its task's image), after the
  * thread's runs since that PSB on any CPU; the thread's detectors hear its
- * runs only (flowguard.ts). Each thread's FlowGuard counts the scan of its
+ * runs only, the windows of its successive runs sharing one decode
+ * (flowguard.ts). Each thread's FlowGuard counts the scan of its
  * runs (bytes, packets, time). Findings carry the thread.
  */
 import { EventType, PtEvent } from '../events/event.js';

@@ -29,7 +29,10 @@
  * reports what they find in the window. On a per-CPU stream that PSB can
  * lie in another task's run: the decode follows the stream's tasks (each
  * run with its own image), its detectors hear only the thread's run, after
- * the thread's runs since the PSB's time on every CPU (flowguard-tasks.ts). Those detectors have not seen the
+ * the thread's runs since the PSB's time on every CPU (flowguard-tasks.ts).
+ * The windows of the thread's successive runs share one such decode: one
+ * detector set hears the thread's runs once, in the order they ran, each
+ * stream walked once from its PSB (decodeGroups). Those detectors have not seen the
  * trace before that PSB: a stack switch that an unseen event could have
  * prepared (a longjmp to a setjmp made earlier, a landing pad of an unwind
  * already under way, a signal return) is counted as unchecked, not reported
@@ -38,7 +41,8 @@
  * Reported: the fraction of checks settled on the fast path and the
  * throughput of each path (trace bytes per second).
  */
-import { ControlFlowWalker, type FlowConsumer } from '../flow/control-flow.js';
+import { EventType } from '../events/event.js';
+import { ControlFlowWalker, type FlowConsumer, type FlowStats } from '../flow/control-flow.js';
 import { fromOffset } from './from-offset.js';
 import { InsnDecoder } from '../flow/insn-decoder.js';
 import { PacketDecoder } from '../packets/decoder.js';
@@ -290,6 +294,25 @@ interface Run {
   task: TaskContext | null;
 }
 
+/** A per-CPU stream's walk from a PSB, paused at the end of the thread's last run on it (FlowGuardDetector.decodeGroups). */
+interface StreamWalk {
+  base: number;
+  decoder: InsnDecoder;
+  walker: ControlFlowWalker;
+  ended: boolean;
+  /** Where the thread's run being walked starts: the detectors hear nothing of the stream before it. */
+  runStart: number;
+  /** The end of the run the walk last went to: it goes on only to a later run. */
+  stoppedAt: number;
+  stats: FlowStats;
+}
+
+/** Missed windows of one run that share a PSB, and the thread's runs the slow path replays before them (historyOf). */
+interface Group {
+  windows: Window[];
+  history: Run[];
+}
+
 interface Window {
   start: number;
   end: number;
@@ -445,13 +468,23 @@ export class FlowGuardDetector extends DetectorBase {
     if (this.windowEdges > 0) this.check(this.windowStart, this.windowPsb);
     const t1 = process.hrtime.bigint();
     const slow = this.slow;
-    // Slow path: decode each group of missed windows that share a PSB (and a run) once.
+    // Slow path: each group of missed windows that share a PSB (and a run) is decoded once; on per-CPU streams,
+    // the groups of the thread's successive runs share one decode (decodeGroups).
     const cost = { bytes: 0, instructions: 0 };
     const seen = new Set<string>();
+    const groups: Group[] = [];
     for (let i = 0; i < slow.length; ) {
       let j = i;
       while (j + 1 < slow.length && slow[j + 1].psb === slow[i].psb && slow[j + 1].run === slow[i].run) j++;
-      this.decodeWindows(slow.slice(i, j + 1), seen, cost);
+      const windows = slow.slice(i, j + 1);
+      groups.push({ windows, history: this.historyOf(windows[0]!.run, windows[0]!.psb) });
+      i = j + 1;
+    }
+    for (let i = 0; i < groups.length; ) {
+      let j = i;
+      const runOf = (g: Group): Run => g.windows[0]!.run;
+      if (runOf(groups[i]!).tasks !== null) while (j + 1 < groups.length && runOf(groups[j + 1]!).index >= runOf(groups[j]!).index) j++;
+      this.decodeGroups(groups.slice(i, j + 1), seen, cost);
       i = j + 1;
     }
     const slowBytes = cost.bytes;
@@ -510,21 +543,37 @@ export class FlowGuardDetector extends DetectorBase {
     return this.runs.slice(h, k);
   }
 
-  /** Decode a group of missed windows of one run (from their PSB, after the thread's history since it) and report what the detectors find in them. */
-  private decodeWindows(windows: Window[], seen: Set<string>, cost: { bytes: number; instructions: number }): void {
+  /**
+   * Decode groups of missed windows (each of one run, from their PSB, after
+   * the thread's history since it) and report what the detectors find in
+   * them. Several groups (of the thread's successive runs on per-CPU
+   * streams; a run's groups at its PSBs decoded together) share one detector set, as one decode of the thread's own
+   * trace from its first PSB would: it hears the thread's runs from the
+   * earliest any group replays (historyOf) to the last group's last window,
+   * each run decoded once from its PSB (a stream's walk goes on from the
+   * thread's run before on it), instead of each group replaying the thread's
+   * runs again. A later group's detectors thus also know the runs before its
+   * own PSB's time.
+   */
+  private decodeGroups(groups: Group[], seen: Set<string>, cost: { bytes: number; instructions: number }): void {
     const config = this.ctx.config;
     if (config === null) return;
-    const { run, psb: from } = windows[0]!;
-    const to = windows[windows.length - 1]!.end;
-    const history = this.historyOf(run, from);
+    const { run } = groups[0]!.windows[0]!;
+    // One group decodes from its PSB; a run of several from the run's PSB, so that the thread has no hole.
+    const fromOf = (g: Group): number => (groups.length === 1 ? g.windows[0]!.psb : Math.min(g.windows[0]!.psb, g.windows[0]!.run.psb));
     // The stretch being decoded: its trace offset and decoder.
     let base = 0;
     let decoder: InsnDecoder | null = null;
-    const first = history[0] ?? run;
+    let first = groups[0]!.history[0] ?? run;
+    for (const g of groups) if (g.history.length > 0 && g.history[0]!.index < first.index) first = g.history[0]!;
     // Decoding starts at a PSB: what came before it (a setjmp, an unwind or
     // a signal under way) is unseen, and judged as unchecked, not as a finding.
-    const unseen = (history.length > 0 ? first.psb : from) > 0 || first.index > 0;
-    const inner: DetectorContext = { ...this.ctx, offset: () => base + (decoder?.offset ?? 0), params: {}, historyUnseen: unseen };
+    const unseen = (first === run ? fromOf(groups[0]!) : first.psb) > 0 || first.index > 0;
+    // A run decoded past its group's last window (for the next group) reports what it finds before tracing is
+    // enabled again at that window's end, as the decode that stopped there would: at the window's end.
+    let clampTo = Infinity;
+    const at = (): number => base + (decoder?.offset ?? 0);
+    const inner: DetectorContext = { ...this.ctx, offset: () => Math.min(at(), clampTo), params: {}, historyUnseen: unseen };
     const detectors: Detector[] = [
       new ShadowStackDetector(inner),
       new RopDetector(inner),
@@ -536,8 +585,14 @@ export class FlowGuardDetector extends DetectorBase {
     // another CPU and back) is not this one: the packets that end it, at this run's start offset, are not heard.
     let mine = true;
     let task: TaskContext | null = null;
-    const watch: FlowConsumer = { onTask: (t) => (mine = task === null || t === task) };
+    const watch: FlowConsumer = {
+      onTask: (t) => (mine = task === null || t === task),
+      onEvent: (ev) => {
+        if (ev.type === EventType.Enabled && !ev.statusUpdate && at() > clampTo) clampTo = Infinity;
+      },
+    };
     const decode = (r: Run, start: number, end: number, last: boolean): void => {
+      if (!last && r.tasks !== null && r.start > start && resume(r, start)) return;
       base = start;
       mine = true;
       task = r.task;
@@ -559,22 +614,87 @@ export class FlowGuardDetector extends DetectorBase {
       cost.bytes += end - start;
       cost.instructions += walker.run().instructions;
     };
-    for (const r of history) decode(r, r.psb, r.end, false);
-    // Only what the detectors find in the window's own run counts (the history's windows had their own checks).
-    const before = detectors.map((d) => d.findings().length);
-    decode(run, from, to, true);
-    const prepared = Math.max(...detectors.map((d) => d.stats?.()[PREPARED_UNSEEN_STAT] ?? 0));
-    if (prepared > 0) this.log.note(PREPARED_UNSEEN_REASON, first === run ? from : first.psb, prepared);
-    detectors.forEach((d, i) => {
-      for (const f of d.findings().slice(before[i])) {
-        if (!windows.some((w) => f.offset >= w.start && f.offset <= w.end)) continue;
-        const key = `${f.kind}@${f.transfer?.from}>${f.transfer?.to}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const g: Finding = { ...f, detector: this.name, details: { ...f.details, slowPath: d.name } };
-        this.report(g);
+    /*
+     * A run replayed whole on a per-CPU stream, from a PSB in another task's
+     * run: the walk of that stream from that PSB goes on from the thread's
+     * run before on it (paused at the switch that ended it, ControlFlowWalker.step)
+     * instead of decoding the stream again from the PSB, so that each
+     * stream is decoded once per shared decode. The detectors hear the
+     * stream's flow from the run's start offset while the run's task runs.
+     * False: no walk to go on with (another PSB, or it went past the run's start).
+     */
+    const resume = (r: Run, start: number): boolean => {
+      let c = walks.get(r.trace);
+      if (c !== undefined && (c.base !== start || c.stoppedAt > r.start || c.ended)) c = undefined;
+      if (c === undefined) {
+        const at = psbTsc(r.trace, start);
+        const tasks = at !== null ? r.tasks!() : null;
+        if (tasks?.startAt === undefined) return false;
+        const dec = new InsnDecoder(new PacketDecoder(r.trace.subarray(start), { skd007: config.errata.skd007 }), config, this.ctx.image);
+        const walk: StreamWalk = { base: start, decoder: dec, walker: null!, ended: false, runStart: start, stoppedAt: start, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } };
+        const gate = fromOffset(() => start + dec.offset, start, detectors, () => mine && start + dec.offset >= walk.runStart);
+        walk.walker = new ControlFlowWalker(dec, [watch, { ...gate, onEnd: undefined }]);
+        walk.walker.tasks = { get switchTime() { return tasks.switchTime; }, start: () => tasks.startAt!(at!), onEvent: (ev) => tasks.onEvent(ev) };
+        walks.set(r.trace, walk);
+        c = walk;
+        mine = true;
       }
-    });
+      base = c.base;
+      decoder = c.decoder;
+      task = r.task;
+      c.runStart = r.start;
+      const from = c.base + c.decoder.offset;
+      const insns = c.stats.instructions;
+      // Each step walks to the next task switch on the stream, paused after the packet that makes it (the
+      // decoder's offset is that of the next packet): past the run's end, it is the switch that ends the run.
+      while (c.base + c.decoder.offset <= r.end) {
+        if (!c.walker.step(c.stats)) {
+          c.ended = true;
+          break;
+        }
+      }
+      c.stoppedAt = r.end;
+      cost.bytes += Math.min(c.base + c.decoder.offset, r.trace.length) - from;
+      cost.instructions += c.stats.instructions - insns;
+      return true;
+    };
+    const walks = new Map<Uint8Array, StreamWalk>();
+    const lastGroup = groups[groups.length - 1]!;
+    const lastRun = lastGroup.windows[0]!.run;
+    let g = 0;
+    for (let k = first.index; k <= lastRun.index; k++) {
+      const r = this.runs[k]!;
+      if (groups[g]!.windows[0]!.run !== r) {
+        decode(r, r.psb, r.end, false);
+        continue;
+      }
+      // The run's groups (several when PSBs lie in it): the run is decoded once, from the first's PSB.
+      const own = [groups[g]!];
+      while (g + own.length < groups.length && groups[g + own.length]!.windows[0]!.run === r) own.push(groups[g + own.length]!);
+      g += own.length;
+      const windows = own.flatMap((x) => x.windows);
+      const end = windows[windows.length - 1]!.end;
+      // Only what the detectors find in the window's own run counts (the history's windows had their own checks).
+      const before = detectors.map((d) => d.findings().length);
+      if (own.includes(lastGroup)) decode(r, fromOf(own[0]!), end, true);
+      else {
+        clampTo = end;
+        decode(r, fromOf(own[0]!), r.end, false);
+        clampTo = Infinity;
+      }
+      detectors.forEach((d, i) => {
+        for (const f of d.findings().slice(before[i])) {
+          if (!windows.some((w) => f.offset >= w.start && f.offset <= w.end)) continue;
+          const key = `${f.kind}@${f.transfer?.from}>${f.transfer?.to}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          const found: Finding = { ...f, detector: this.name, details: { ...f.details, slowPath: d.name } };
+          this.report(found);
+        }
+      });
+    }
+    const prepared = Math.max(...detectors.map((d) => d.stats?.()[PREPARED_UNSEEN_STAT] ?? 0));
+    if (prepared > 0) this.log.note(PREPARED_UNSEEN_REASON, first === run ? fromOf(groups[0]!) : first.psb, prepared);
   }
 
   stats(): Record<string, number> {
