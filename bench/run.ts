@@ -19,6 +19,7 @@ import { PacketStream } from '../src/packets/packet-stream.js';
 import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace-source.js';
 import { writeRealisticTrace } from './synthetic-trace.js';
 import { runParallelBench } from './parallel.js';
+import { runParallelPairsBench } from './parallel-pairs.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
@@ -428,13 +429,19 @@ const parallelBench: Bench = {
   run: () => runParallelBench(REAL, BENCH_DIR),
 };
 
+const parallelCliBench: Bench = {
+  name: 'parallel-cli',
+  description: 'analyze and flow --quiet --stat as whole processes, --jobs 1 against --jobs 2 in alternating pairs (mruby x100)',
+  run: () => runParallelPairsBench(ROOT, REAL, BENCH_DIR),
+};
+
 const recordBench: Bench = {
   name: 'record',
   description: 'the emulated recorder on ordinary programs, one-thread, threaded and forking: trace density and slowdown vs native',
   run: () => runRecordCostBench(ROOT),
 };
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench, recordBench];
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench, parallelCliBench, recordBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

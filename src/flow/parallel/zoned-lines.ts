@@ -122,6 +122,8 @@ export class ZonedLines {
 
   /** Move the pending lines into the current run. */
   private keepPending(): void {
+    // Most steps print nothing under --quiet, or nothing yet: setting an array's length costs even when it is 0.
+    if (this.pending.length === 0) return;
     for (const l of this.pending) {
       if (this.lineCount++ < this.skip) continue;
       if (this.used + 3 * l.length + 1 > this.text.length) {
