@@ -66,7 +66,8 @@ export const enum FlowStepKind {
  */
 export interface FlowPiece {
   base: number;
-  record(kind: FlowStepKind, ip: number, offset: number, counts: FlowCounts): void;
+  /** `offset()`: the step's trace offset (a getter chain: asked only where the piece needs it). */
+  record(kind: FlowStepKind, ip: number, offset: () => number, counts: FlowCounts): void;
 }
 
 /** Formats instructions for output (iced-x86, Intel syntax); created on first use. */
@@ -337,7 +338,8 @@ export function decodeFlow(
   const step: FlowStep = decoder.kind === 'insn' ? new InsnStep(decoder.dec, print) : new BlockStep(decoder.dec, print);
   const dec = step.dec;
   const ev = new PtEvent();
-  const record = piece === null ? null : (kind: FlowStepKind, ip: number): void => piece.record(kind, ip, dec.offset + base, counts);
+  const offsetNow = (): number => dec.offset + base;
+  const record = piece === null ? null : (kind: FlowStepKind, ip: number): void => piece.record(kind, ip, offsetNow, counts);
 
   const handleOneEvent = (): number => {
     const offset = opts.fmt.offset ? dec.offset + base : 0;

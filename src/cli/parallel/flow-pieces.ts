@@ -66,7 +66,10 @@ export function flowPiece(t: FlowTarget, trace: Uint8Array, origin: number, rang
   try {
     decodeFlow(decoder, t.opts, new PieceWriter(lines), null, {
       base: range.from,
-      record: (kind, ip, offset, c) => lines.record(kind === FlowStepKind.Step, kind, ip, offset, c.insn, c.blocks, c.errors),
+      record: (kind, ip, offset, c) => {
+        // Deep in the body, where the packet stream has read to (at or past the step's offset) settles the zone.
+        if (!lines.bodyStep(stream.offset + range.from, c.insn, c.blocks, c.errors)) lines.record(kind === FlowStepKind.Step, kind, ip, offset(), c.insn, c.blocks, c.errors);
+      },
     });
   } catch (e) {
     if (e !== PIECE_DONE) throw e;

@@ -189,6 +189,21 @@ export class ZonedLines {
     if (this.overlap && isStep && offset > this.past && ++this.after >= OVERLAP_TRANSFERS) throw PIECE_DONE;
   }
 
+  /**
+   * A step known to be in the body without its exact offset (`bound`, at
+   * or past it, is before the piece's end; zones.stillBody): what
+   * {@link record} does there, without the offset. False: call record.
+   */
+  bodyStep(bound: number, c0: number, c1: number, c2: number): boolean {
+    if (this.zone !== Zone.Body || !this.zones.stillBody(bound)) return false;
+    this.keepPending();
+    this.counts[0] = c0;
+    this.counts[1] = c1;
+    this.counts[2] = c2;
+    if (this.used >= CHUNK_BYTES) this.sink.body(this.takeRun());
+    return true;
+  }
+
   /** The end: the tail's records and lines (every record and line when the piece had no body). */
   finish(): PieceEnd {
     this.keepPending();
