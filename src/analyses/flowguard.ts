@@ -60,7 +60,7 @@ import { emptyPolicy, loadPolicy, parseHexAddress, savePolicy, type PolicyFile }
 import { RopDetector } from './rop.js';
 import { ShadowStackDetector } from './shadow-stack.js';
 import { PREPARED_UNSEEN_REASON, SWITCH_KIND_NAMES, SwitchKind } from './stack-switch.js';
-import type { TaskContext, TaskSwitcher } from '../flow/task-switch.js';
+import { startingAt, type TaskContext, type TaskSwitcher } from '../flow/task-switch.js';
 
 /** The stat under which the slow path's detectors count switches prepared before their decode start. */
 const PREPARED_UNSEEN_STAT = `switch.${SWITCH_KIND_NAMES[SwitchKind.PreparedUnseen]}`;
@@ -591,12 +591,18 @@ export class FlowGuardDetector extends DetectorBase {
         if (ev.type === EventType.Enabled && !ev.statusUpdate && at() > clampTo) clampTo = Infinity;
       },
     };
+    const decoderOf = (bytes: Uint8Array): InsnDecoder => new InsnDecoder(new PacketDecoder(bytes, { skd007: config.errata.skd007 }), config, this.ctx.image);
+    // On a per-CPU stream, decoded from a PSB inside it: the stream's tasks from the task at the PSB's time (null: none known).
+    const tasksFrom = (r: Run, start: number): TaskSwitcher | null => {
+      const at = r.tasks === null ? null : psbTsc(r.trace, start);
+      return at === null ? null : startingAt(r.tasks!(), at);
+    };
     const decode = (r: Run, start: number, end: number, last: boolean): void => {
       if (!last && r.tasks !== null && r.start > start && resume(r, start)) return;
       base = start;
       mine = true;
       task = r.task;
-      decoder = new InsnDecoder(new PacketDecoder(r.trace.subarray(start, end), { skd007: config.errata.skd007 }), config, this.ctx.image);
+      decoder = decoderOf(r.trace.subarray(start, end));
       const dec = decoder;
       // Before the thread's run (another task's, on a per-CPU stream) the detectors hear nothing; the end is heard once.
       let consumers: FlowConsumer[] = detectors;
@@ -606,11 +612,8 @@ export class FlowGuardDetector extends DetectorBase {
       }
       const walker = new ControlFlowWalker(dec, consumers);
       // From a PSB in another task's run, each run decodes with its own task's image.
-      const at = r.tasks !== null && r.start > start ? psbTsc(r.trace, start) : null;
-      const tasks = at !== null ? r.tasks!() : null;
-      if (tasks?.startAt !== undefined) {
-        walker.tasks = { get switchTime() { return tasks.switchTime; }, start: () => tasks.startAt!(at!), onEvent: (ev) => tasks.onEvent(ev) };
-      }
+      const tasks = r.start > start ? tasksFrom(r, start) : null;
+      if (tasks !== null) walker.tasks = tasks;
       cost.bytes += end - start;
       cost.instructions += walker.run().instructions;
     };
@@ -627,14 +630,13 @@ export class FlowGuardDetector extends DetectorBase {
       let c = walks.get(r.trace);
       if (c !== undefined && (c.base !== start || c.stoppedAt > r.start || c.ended)) c = undefined;
       if (c === undefined) {
-        const at = psbTsc(r.trace, start);
-        const tasks = at !== null ? r.tasks!() : null;
-        if (tasks?.startAt === undefined) return false;
-        const dec = new InsnDecoder(new PacketDecoder(r.trace.subarray(start), { skd007: config.errata.skd007 }), config, this.ctx.image);
+        const tasks = tasksFrom(r, start);
+        if (tasks === null) return false;
+        const dec = decoderOf(r.trace.subarray(start));
         const walk: StreamWalk = { base: start, decoder: dec, walker: null!, ended: false, runStart: start, stoppedAt: start, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } };
         const gate = fromOffset(() => start + dec.offset, start, detectors, () => mine && start + dec.offset >= walk.runStart);
         walk.walker = new ControlFlowWalker(dec, [watch, { ...gate, onEnd: undefined }]);
-        walk.walker.tasks = { get switchTime() { return tasks.switchTime; }, start: () => tasks.startAt!(at!), onEvent: (ev) => tasks.onEvent(ev) };
+        walk.walker.tasks = tasks;
         walks.set(r.trace, walk);
         c = walk;
         mine = true;

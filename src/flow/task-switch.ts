@@ -39,3 +39,15 @@ export interface TaskSwitcher<T extends TaskContext = TaskContext> {
    */
   startAt?(tsc: bigint): T | null;
 }
+
+/** `tasks` for a decode that starts at a PSB inside the stream, starting with the task at trace time `tsc` ({@link TaskSwitcher.startAt}); null when it cannot. */
+export function startingAt<T extends TaskContext>(tasks: TaskSwitcher<T>, tsc: bigint): TaskSwitcher<T> | null {
+  if (tasks.startAt === undefined) return null;
+  return {
+    get switchTime() {
+      return tasks.switchTime;
+    },
+    start: () => tasks.startAt!(tsc),
+    onEvent: (ev) => tasks.onEvent(ev),
+  };
+}

@@ -18,12 +18,16 @@ export interface SegmentRange {
   to: number;
 }
 
-/** Offsets of every PSB of `trace`, in order (the trace's own sync search, as the decoders do it). */
-export function psbOffsets(trace: Uint8Array, skd007 = false): number[] {
-  const packets = new PacketDecoder(trace, { pebs: false, skd007 });
+/** Offsets of every PSB `packets` finds from where it is, in order (the decoders' own sync search). */
+export function psbOffsetsOf(packets: { syncForward(): number; readonly syncOffset: number }): number[] {
   const offsets: number[] = [];
   while (packets.syncForward() >= 0) offsets.push(packets.syncOffset);
   return offsets;
+}
+
+/** Offsets of every PSB of `trace`, in order. */
+export function psbOffsets(trace: Uint8Array, skd007 = false): number[] {
+  return psbOffsetsOf(new PacketDecoder(trace, { pebs: false, skd007 }));
 }
 
 /**
@@ -34,17 +38,7 @@ export function psbOffsets(trace: Uint8Array, skd007 = false): number[] {
  */
 export function groupSegments(psbs: readonly number[], size: number, budget: number): SegmentRange[] {
   if (!(budget > 0)) throw new Error(`segment budget must be positive, got ${budget}`);
-  const ranges: SegmentRange[] = [];
-  let from = 0;
-  for (const p of psbs) {
-    if (p <= from || p >= size) continue;
-    if (p - from >= budget) {
-      ranges.push({ index: ranges.length, from, to: p });
-      from = p;
-    }
-  }
-  ranges.push({ index: ranges.length, from, to: size });
-  return ranges;
+  return cutAtPsbs(psbs, size, () => budget);
 }
 
 /**
@@ -55,16 +49,20 @@ export function groupSegments(psbs: readonly number[], size: number, budget: num
  * long last group while the others have nothing left to do.
  */
 export function guidedSegments(psbs: readonly number[], size: number, workers: number, minBytes = 512 << 10, maxBytes = 8 << 20): SegmentRange[] {
+  return cutAtPsbs(psbs, size, (from) => Math.min(maxBytes, Math.max(minBytes, Math.ceil((size - from) / (2 * Math.max(1, workers))))));
+}
+
+/** Cut `[0, size)` at the first PSB at least `budgetAt(from)` bytes past each group's start. */
+function cutAtPsbs(psbs: readonly number[], size: number, budgetAt: (from: number) => number): SegmentRange[] {
   const ranges: SegmentRange[] = [];
   let from = 0;
-  const target = (): number => Math.min(maxBytes, Math.max(minBytes, Math.ceil((size - from) / (2 * Math.max(1, workers)))));
-  let budget = target();
+  let budget = budgetAt(from);
   for (const p of psbs) {
     if (p <= from || p >= size) continue;
     if (p - from >= budget) {
       ranges.push({ index: ranges.length, from, to: p });
       from = p;
-      budget = target();
+      budget = budgetAt(from);
     }
   }
   ranges.push({ index: ranges.length, from, to: size });

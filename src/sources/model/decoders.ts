@@ -10,6 +10,7 @@ import { PacketStream, packetOptionsFor } from '../../packets/packet-stream.js';
 import { BufferSource, type TraceSource } from '../../packets/trace-source.js';
 import { BlockDecoder } from '../../flow/block-decoder.js';
 import { InsnDecoder, type FlowFlags } from '../../flow/insn-decoder.js';
+import { psbOffsetsOf } from '../../flow/parallel/psb-split.js';
 import type { TraceStream } from './recording.js';
 
 const DEFAULT_FLAGS: FlowFlags = { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false };
@@ -34,13 +35,19 @@ export function configForCpu(cpu: string | undefined, base: DecoderConfig = defa
 function bytesOf(source: TraceSource): Uint8Array {
   if (source instanceof BufferSource) return source.bytes;
   const bytes = new Uint8Array(source.size);
+  const done = readAt(source, bytes, 0);
+  return done === bytes.length ? bytes : bytes.subarray(0, done);
+}
+
+/** Fill `bytes` from trace offset `from` of `source` as far as it goes; returns the bytes read. */
+function readAt(source: TraceSource, bytes: Uint8Array, from: number): number {
   let done = 0;
   while (done < bytes.length) {
-    const n = source.read(bytes, done, done, bytes.length - done);
+    const n = source.read(bytes, done, from + done, bytes.length - done);
     if (n <= 0) break;
     done += n;
   }
-  return done === bytes.length ? bytes : bytes.subarray(0, done);
+  return done;
 }
 
 /**
@@ -62,12 +69,8 @@ export function streamBytes(stream: TraceStream, from: number, to: number): Uint
   const source = stream.open();
   try {
     const bytes = new Uint8Array(to - from);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = source.read(bytes, done, from + done, bytes.length - done);
-      if (n <= 0) throw new Error(`trace stream ${stream.index}: cannot read bytes [${from + done}, ${to})`);
-      done += n;
-    }
+    const done = readAt(source, bytes, from);
+    if (done < bytes.length) throw new Error(`trace stream ${stream.index}: cannot read bytes [${from + done}, ${to})`);
     return bytes;
   } finally {
     source.close();
@@ -77,13 +80,11 @@ export function streamBytes(stream: TraceStream, from: number, to: number): Uint
 /** Trace offsets of every PSB of a stream (the decoders' own sync search), read through a sliding window: memory flat in trace size. */
 export function streamPsbOffsets(stream: TraceStream): number[] {
   const packets = new PacketStream(stream.open(), { pebs: false, skd007: stream.config.errata.skd007 });
-  const offsets: number[] = [];
   try {
-    while (packets.syncForward() >= 0) offsets.push(packets.syncOffset);
+    return psbOffsetsOf(packets);
   } finally {
     packets.close();
   }
-  return offsets;
 }
 
 /**
