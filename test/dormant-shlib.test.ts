@@ -48,7 +48,7 @@ describe('dormant code behind a check in the program\'s own shared library', () 
     expect(space.exportOf('licensed')?.module).toBe(1);
     expect(space.libraryApis('licensed')).toEqual(expect.arrayContaining(['getenv', 'time', 'localtime', 'access']));
 
-    const report = await analyzeDormant(bundle, { rerun: true, maxRegions: 1, timeoutMs: 60_000 });
+    const report = await analyzeDormant(bundle, { rerun: true, maxRegions: 1, timeoutMs: 20_000 });
     const region = payloadRegion(report)!;
     expect(region, JSON.stringify(report.regions.map((r) => r.calls))).toBeDefined();
     // The region and its guard are in main; the guard's condition comes from licensed().
