@@ -113,9 +113,9 @@ describe('flow in pieces cut at every PSB prints the serial output', () => {
     expect(await flowPieces(argv)).toEqual(serial);
   }, 300_000);
 
-  it('a mutated trace: the same errors and resyncs at the same places, with --resync-on-error and without', async () => {
+  it('a mutated trace: the same errors and resyncs at the same places, with --resync-on-error and without, and --quiet', async () => {
     const path = mutatedTrace();
-    for (const extra of [[], ['--resync-on-error']]) {
+    for (const extra of [[], ['--resync-on-error'], ['--quiet', '--resync-on-error']]) {
       const argv = ['--cpu', '6/158', ...byName('unzip').raw, ...extra, '--pt', path];
       const serial = await flowSerial(argv);
       expect(serial.status).toBe(1);
