@@ -68,6 +68,12 @@ export interface FlowPiece {
   base: number;
   /** `offset()`: the step's trace offset (a getter chain: asked only where the piece needs it). */
   record(kind: FlowStepKind, ip: number, offset: () => number, counts: FlowCounts): void;
+  /**
+   * Asked after an instruction or block step, before {@link record}: true
+   * when the step is deep in the piece's body and printed nothing, so that
+   * it needs no record at all (under --quiet, nearly every step).
+   */
+  readonly unrecorded?: () => boolean;
 }
 
 /** Formats instructions for output (iced-x86, Intel syntax); created on first use. */
@@ -340,6 +346,7 @@ export function decodeFlow(
   const ev = new PtEvent();
   const offsetNow = (): number => dec.offset + base;
   const record = piece === null ? null : (kind: FlowStepKind, ip: number): void => piece.record(kind, ip, offsetNow, counts);
+  const unrecorded = piece?.unrecorded ?? null;
 
   const handleOneEvent = (): number => {
     const offset = opts.fmt.offset ? dec.offset + base : 0;
@@ -406,7 +413,7 @@ export function decodeFlow(
           break;
         }
         status = step.decodeOne();
-        record?.(FlowStepKind.Step, step.ip);
+        if (record !== null && (unrecorded === null || !unrecorded())) record(FlowStepKind.Step, step.ip);
         if (status < 0) break;
       }
       if (status === -ErrorCode.Eos) return counts;

@@ -70,13 +70,15 @@ export function flowPiece(t: FlowTarget, trace: Uint8Array, origin: number, rang
       ? { kind: 'insn' as const, dec: new InsnDecoder(stream, t.config, t.image, { ...t.flags }) }
       : { kind: 'block' as const, dec: new BlockDecoder(stream, t.config, t.image, { ...t.flags }) };
   try {
-    decodeFlow(decoder, t.opts, new PieceWriter(lines), null, {
+    const c = decodeFlow(decoder, t.opts, new PieceWriter(lines), null, {
       base: range.from,
       record: (kind, ip, offset, c) => {
         // Deep in the body, where the packet stream has read to (at or past the step's offset) settles the zone.
         if (!lines.bodyStep(stream.offset + range.from, c.insn, c.blocks, c.errors)) lines.record(kind === FlowStepKind.Step, kind, ip, offset(), c.insn, c.blocks, c.errors);
       },
+      unrecorded: () => lines.quietBodyStep(stream.offset + range.from),
     });
+    lines.settle(c.insn, c.blocks, c.errors);
   } catch (e) {
     if (e !== PIECE_DONE) throw e;
   } finally {

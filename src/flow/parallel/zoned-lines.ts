@@ -204,6 +204,22 @@ export class ZonedLines {
     return true;
   }
 
+  /**
+   * A step at or before `bound` (zones.stillBody) that printed nothing,
+   * deep in the body: it needs no record, not even the counts' (the
+   * record or {@link settle} after it sets them).
+   */
+  quietBodyStep(bound: number): boolean {
+    return this.zone === Zone.Body && this.pending.length === 0 && bound < this.range.to;
+  }
+
+  /** The counts at the end of a decode whose last steps went unrecorded ({@link quietBodyStep}). */
+  settle(c0: number, c1: number, c2: number): void {
+    this.counts[0] = c0;
+    this.counts[1] = c1;
+    this.counts[2] = c2;
+  }
+
   /** The end: the tail's records and lines (every record and line when the piece had no body). */
   finish(): PieceEnd {
     this.keepPending();
