@@ -145,16 +145,27 @@ export interface ThreadLifeAnalysis<C extends FlowConsumer> {
   result: AnalyzeResult;
   /** The caller's consumers of this life. */
   consumers: C[];
+  /** The findings of each of its detectors that rode the walk, in the order it made them (`result.findings` is in offset order). */
+  made: (readonly Finding[])[];
 }
 
 /** What a caller of {@link analyzeCpuThreads} walks beside the detectors. */
 export interface ThreadLifeHooks<C extends FlowConsumer> {
   /** The caller's consumers of a life (null: before any task is known), fed with its detectors. */
   consumers(task: StreamTask | null): C[];
-  /** Which CPU's stream runs from now on (before its step). */
-  running?(decoder: InsnDecoder, input: TraceInput): void;
-  /** A task switch, before the new task's consumers hear anything. */
-  switched?(task: StreamTask): void;
+  /**
+   * Which CPU's stream runs from now on (before its step); `found`: the
+   * findings the detectors of the runs before any task is known have made
+   * so far, by detector.
+   */
+  running?(decoder: InsnDecoder, input: TraceInput, found: ReadonlyMap<string, number>): void;
+  /** A task switch, before the new task's consumers hear anything; `found`: the findings its life's detectors have made so far, by detector. */
+  switched?(task: StreamTask, found: ReadonlyMap<string, number>): void;
+}
+
+/** How many findings each detector has made so far. */
+function foundSoFar(detectors: readonly Detector[]): Map<string, number> {
+  return new Map(detectors.map((d) => [d.name, d.findings().length]));
 }
 
 /**
@@ -174,7 +185,7 @@ export function analyzeCpuThreads<C extends FlowConsumer>(inputs: readonly Trace
   return (kept.length > 0 ? kept : [w.unknown]).map((l) => {
     const name = l.task !== null ? `${first.recording.name} ${taskTitle(l.task)}` : `${first.recording.name}: before any task is known`;
     const subject = { name, notes, stream: { pid: l.task?.pid ?? null, tid: l.task?.tid ?? null } };
-    return { task: l.task, result: analyzeResult(subject, [...l.standalone, ...l.streaming], l.counter!.flow, w.started), consumers: l.consumers };
+    return { task: l.task, result: analyzeResult(subject, [...l.standalone, ...l.streaming], l.counter!.flow, w.started), consumers: l.consumers, made: l.streaming.map((d) => d.findings()) };
   });
 }
 
@@ -253,12 +264,13 @@ function walkCpuLives<C extends FlowConsumer>(
     },
     (task) => (task as StreamTask).life,
   );
-  const consumers: FlowConsumer[] = hooks?.switched !== undefined ? [{ onTask: (task) => hooks.switched!(task as StreamTask) }, perTask] : [perTask];
+  const consumers: FlowConsumer[] =
+    hooks?.switched !== undefined ? [{ onTask: (task) => hooks.switched!(task as StreamTask, foundSoFar(byLife.get((task as StreamTask).life)?.streaming ?? [])) }, perTask] : [perTask];
   const walked = hooks !== null || unknown.streaming.length > 0 || standalone.length === 0;
   const flow: FlowStats = walked
     ? walkCpuStreams(inputs, consumers, (d, input) => {
         current = d;
-        hooks?.running?.(d, input);
+        hooks?.running?.(d, input, foundSoFar(unknown.streaming));
       })
     : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
   const lives = [...byLife.values()].sort((a, b) => a.order - b.order);

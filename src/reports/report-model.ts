@@ -334,8 +334,8 @@ interface ModelParts {
  * order they ran. One walk of all CPUs (analyzeCpuThreads) feeds the
  * detectors and the report's consumers of each life. A life's trace is its
  * runs end to end: its byte count and strip span them, and its findings
- * come in its order (a finding names no CPU: it is placed in the first of
- * its thread's runs whose span holds its offset). Runs before any task is
+ * come in its order (a finding names no CPU: it is placed in the run its
+ * detector made it in, LifeTrace.placeFindings). Runs before any task is
  * known form a model of their own.
  */
 export function buildCpuReportModels(inputs: readonly TraceInput[], options: ReportOptions = {}): ReportModel[] {
@@ -368,28 +368,28 @@ export function buildCpuReportModels(inputs: readonly TraceInput[], options: Rep
       const p = partsOf(task);
       return [p.blocks, p.timeline, p.strip];
     },
-    running: (decoder, input) => {
+    running: (decoder, input, found) => {
       // The previous step paused at a task switch (or the end of its stream): its run ends there.
       if (open !== null) open.close(cpu!.offset);
       cpu = decoder;
       open = null;
       if (!started.has(input)) {
         started.add(input);
-        open = partsOf(null).trace.open(decoder, 0);
+        open = partsOf(null).trace.open(decoder, 0, found);
       }
     },
-    switched: (task) => {
+    switched: (task, found) => {
       const at = cpu!.offset;
       open?.close(at);
-      open = partsOf(task).trace.open(cpu!, at);
+      open = partsOf(task).trace.open(cpu!, at, found);
     },
   });
   if (open !== null) (open as LifeTrace).close(cpu!.offset);
   progress?.done();
-  return lives.map(({ task, result: unordered }) => {
+  return lives.map(({ task, result: unordered, made }) => {
     const p = partsOf(task);
-    // In the order of the thread's own trace (stream offsets of different CPUs do not compare).
-    const at = new Map(unordered.findings.map((f) => [f, p.trace.positionOf(f.offset)]));
+    // In the order of the thread's own trace (stream offsets of different CPUs do not compare: each finding is placed in the run it was made in).
+    const at = p.trace.placeFindings(made, unordered.findings);
     const result = { ...unordered, findings: [...unordered.findings].sort((a, b) => at.get(a)! - at.get(b)!) };
     p.strip.close(p.trace.bytes);
     p.strip.addFindings(result.findings, (f) => at.get(f)!);
