@@ -158,7 +158,7 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
       const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
       const run: PieceRunner =
         pool === null ? inThreadRunner((range, limit, skip, sink) => flowPiece(target, trace, 0, range, limit, skip, sink)) : pool.runner('flow', argv, s.index, trace, credit);
-      const groups = planPieces(trace, workers, target.config.errata.skd007, target.opts.quiet ? MAX_QUIET_PIECE_BYTES : MAX_PIECE_BYTES, tuning.plan);
+      const groups = planPieces(trace, workers, target.config.errata.skd007, target.opts.quiet ? MAX_QUIET_PIECE_BYTES : MAX_PIECE_BYTES, tuning.plan, target.opts.quiet);
       const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
       const c = await printPieces(groups, trace.length, run, limits, out, createProgress('flow', trace.length, a.opts.json));
       counts.insn += c.instructions;

@@ -16,7 +16,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { FlowStats } from '../../flow/control-flow.js';
 import { overlapLimit } from '../../flow/parallel/piece-walk.js';
-import { groupBudget, groupSegments, psbOffsets, type SegmentRange } from '../../flow/parallel/psb-split.js';
+import { groupBudget, groupSegments, guidedSegments, psbOffsets, type SegmentRange } from '../../flow/parallel/psb-split.js';
 import { FIRST_HAND_IN, handOverLines, headOf, lastPieceCounts, runBytes, runEnd, type LineRun, type LineSink, type PieceEnd, type PieceHead } from '../../flow/parallel/zoned-lines.js';
 import type { ProgressSink } from '../../reports/report-model.js';
 import type { LineWriter } from '../output.js';
@@ -104,9 +104,13 @@ export interface PieceTuning {
  * Where the trace is cut: about four pieces per worker, of at most
  * `maxBytes` (fewer, longer pieces re-decode fewer overlaps; the pieces
  * decoded ahead hold their text until their turn, within the budget).
+ * `guided`: pieces that shrink toward the end instead (psb-split.ts
+ * guidedSegments), for pieces that print next to nothing: equal pieces
+ * leave one worker decoding a last long piece while the others wait.
  */
-export function planPieces(trace: Uint8Array, workers: number, skd007: boolean, maxBytes: number, plan: LinePlan = {}): SegmentRange[] {
+export function planPieces(trace: Uint8Array, workers: number, skd007: boolean, maxBytes: number, plan: LinePlan = {}, guided = false): SegmentRange[] {
   const psbs = psbOffsets(trace, skd007);
+  if (guided && !plan.everyPsb && plan.budget === undefined) return guidedSegments(psbs, trace.length, workers, Math.min(512 << 10, maxBytes), maxBytes);
   const budget = plan.everyPsb ? 1 : (plan.budget ?? groupBudget(trace.length, workers, 4, Math.min(64 << 10, maxBytes), maxBytes));
   return groupSegments(psbs, trace.length, budget);
 }
