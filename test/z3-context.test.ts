@@ -5,7 +5,7 @@
  * API holds one lock for every check of every context) holds it up.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { checkWithin, getZ3, lostAfterMs, shutdownZ3, SolverLost } from '../src/analyses/dormant/z3-context.js';
+import { checkWithin, getZ3, lostAfterMs, shutdownZ3, solverLosses, SolverLost } from '../src/analyses/dormant/z3-context.js';
 
 afterAll(async () => {
   await shutdownZ3();
@@ -37,7 +37,9 @@ describe('Z3 checks', () => {
     const limit = z.BitVec.val(1n << 32n, 64);
     hard.add(a.mul(b).eq(z.BitVec.val(n, 64)), a.ugt(one), b.ugt(one), a.ult(limit), b.ult(limit));
     const started = Date.now();
+    const lostBefore = solverLosses();
     await expect(checkWithin(hard, 100)).rejects.toBeInstanceOf(SolverLost);
+    expect(solverLosses()).toBe(lostBefore + 1);
     expect(Date.now() - started).toBeGreaterThanOrEqual(lostAfterMs(100) - 50);
     // The lost context's solvers are refused at once.
     await expect(checkWithin(hard, 100)).rejects.toBeInstanceOf(SolverLost);

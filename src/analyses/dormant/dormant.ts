@@ -33,6 +33,7 @@ import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
 import type { CallSnapshot } from './snapshot.js';
 import { fieldAt, LIBRARY_MODELS, type Field } from './library-models.js';
 import { solveGuards } from './path-search.js';
+import { solverLosses } from './z3-context.js';
 import type { Solution } from './symbolic.js';
 
 export interface DormantOptions {
@@ -125,7 +126,8 @@ export interface DormantReport {
   regionsFound: number;
   regions: RegionReport[];
   snapshots: number;
-  summary: { attempted: number; solved: number; proven: number };
+  /** `solverLost`: Z3 queries that never answered, each solved again on a new context (z3-context.ts). */
+  summary: { attempted: number; solved: number; proven: number; solverLost: number };
 }
 
 function hex(v: number): string {
@@ -135,6 +137,7 @@ function hex(v: number): string {
 /** Analyse a bundle. */
 export async function analyzeDormant(input: string | Recording, options: DormantOptions = {}): Promise<DormantReport> {
   const recording = typeof input === 'string' ? importBundle(input) : input;
+  const lostBefore = solverLosses();
   const dir = recording.name;
   const module = tracedMainModule(recording);
   // The program's own libraries: the executor follows calls into them, and their coverage counts as progress.
@@ -181,6 +184,7 @@ export async function analyzeDormant(input: string | Recording, options: Dormant
       attempted,
       solved: reports.filter((x) => x.status !== 'unsolved').length,
       proven: reports.filter((x) => x.status === 'proven').length,
+      solverLost: solverLosses() - lostBefore,
     },
   };
 }

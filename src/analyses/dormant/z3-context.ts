@@ -66,6 +66,13 @@ export async function shutdownZ3(): Promise<void> {
 /** A query that did not answer in time: its context is gone; start the query again on a new {@link getZ3}. */
 export class SolverLost extends Error {}
 
+let lostQueries = 0;
+
+/** Queries lost in this process so far (each dropped its context). */
+export function solverLosses(): number {
+  return lostQueries;
+}
+
 /**
  * Per-query solver timeout. The demo guards solve in well under a second;
  * the margin is for a loaded machine (a test suite running in parallel).
@@ -103,6 +110,7 @@ export async function checkWithin(solver: CheckedSolver, timeoutMs: number): Pro
     let timer: NodeJS.Timeout | undefined;
     const lost = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        lostQueries++;
         if (current === pending) void shutdownZ3();
         reject(new SolverLost(`the Z3 solver did not answer within ${Math.round(lostAfterMs(timeoutMs) / 1000)} s`));
       }, lostAfterMs(timeoutMs));
