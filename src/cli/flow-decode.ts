@@ -71,7 +71,10 @@ export interface FlowPiece {
   /**
    * Asked after an instruction or block step, before {@link record}: true
    * when the step is deep in the piece's body and printed nothing, so that
-   * it needs no record at all (under --quiet, nearly every step).
+   * it needs no record at all (under --quiet, nearly every step). Under
+   * --quiet an instruction step prints nothing and, within one block, the
+   * trace position stays put, so the answer holds for the rest of the
+   * block unless a record is made: it is asked once per block there.
    */
   readonly unrecorded?: () => boolean;
 }
@@ -345,8 +348,17 @@ export function decodeFlow(
   const dec = step.dec;
   const ev = new PtEvent();
   const offsetNow = (): number => dec.offset + base;
-  const record = piece === null ? null : (kind: FlowStepKind, ip: number): void => piece.record(kind, ip, offsetNow, counts);
+  const record =
+    piece === null
+      ? null
+      : (kind: FlowStepKind, ip: number): void => {
+          quietBlock = -1;
+          piece.record(kind, ip, offsetNow, counts);
+        };
   const unrecorded = piece?.unrecorded ?? null;
+  // The block (InsnDecoder.blocksFetched) whose steps are known to need no record (-1: none).
+  const insnDec = decoder.kind === 'insn' && opts.quiet ? decoder.dec : null;
+  let quietBlock = -1;
 
   const handleOneEvent = (): number => {
     const offset = opts.fmt.offset ? dec.offset + base : 0;
@@ -413,7 +425,13 @@ export function decodeFlow(
           break;
         }
         status = step.decodeOne();
-        if (record !== null && (unrecorded === null || !unrecorded())) record(FlowStepKind.Step, step.ip);
+        if (record !== null) {
+          if (insnDec !== null && insnDec.blocksFetched === quietBlock) {
+            // A step of a block already known to need no record.
+          } else if (unrecorded !== null && unrecorded()) {
+            if (insnDec !== null) quietBlock = insnDec.blocksFetched;
+          } else record(FlowStepKind.Step, step.ip);
+        }
         if (status < 0) break;
       }
       if (status === -ErrorCode.Eos) return counts;

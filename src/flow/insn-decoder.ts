@@ -44,6 +44,12 @@ export class InsnDecoder {
   private readonly block = new Block();
   /** The block decoder's status for the block (libipt's decoder->status). */
   private status = 0;
+  /**
+   * Blocks fetched from the block decoder so far. The packets are read
+   * when a block is fetched: between two fetches (the instructions of one
+   * block) the trace position does not move.
+   */
+  blocksFetched = 0;
 
   // The run being read: its next instruction's index in the cache, how many
   // are left, and what it was looked up for.
@@ -176,6 +182,7 @@ export class InsnDecoder {
       // The event should have been indicated at the last instruction.
       if (status & Status.EventPending) return -ErrorCode.EventIgnored;
       status = this.blocks.next(block);
+      this.blocksFetched++;
       this.status = status;
       insn.speculative = block.speculative;
       insn.isid = block.isid;
