@@ -19,10 +19,12 @@ export class LifeTrace implements TracePosition {
   private decoder: InsnDecoder | null = null;
   private start = 0;
   private marks: ReadonlyMap<string, number> = new Map();
-  /** Each closed run: its span in its CPU's stream and where it begins in the life's trace. */
-  private readonly runs: { start: number; end: number; base: number }[] = [];
-  /** Every closed run, empty ones too: its span, its base, and how many findings each detector of the life had made when it began. */
-  private readonly made: { start: number; end: number; base: number; marks: ReadonlyMap<string, number> }[] = [];
+  /**
+   * Every closed run, empty ones too: its span in its CPU's stream, where it
+   * begins in the life's trace, and how many findings each detector of the
+   * life had made when it began.
+   */
+  private readonly runs: { start: number; end: number; base: number; marks: ReadonlyMap<string, number> }[] = [];
 
   /** Between runs (the walk's end), its last byte. */
   get offset(): number {
@@ -45,8 +47,7 @@ export class LifeTrace implements TracePosition {
   close(at: number): void {
     if (this.decoder === null) return;
     const length = Math.max(0, at - this.start);
-    if (length > 0) this.runs.push({ start: this.start, end: at, base: this.bytes });
-    this.made.push({ start: this.start, end: Math.max(at, this.start), base: this.bytes, marks: this.marks });
+    this.runs.push({ start: this.start, end: this.start + length, base: this.bytes, marks: this.marks });
     this.bytes += length;
     this.decoder = null;
   }
@@ -71,16 +72,16 @@ export class LifeTrace implements TracePosition {
   /** The `j`th finding its detector made. */
   private placeMade(f: Finding, j: number): number {
     let run = null;
-    for (const r of this.made) {
+    for (const r of this.runs) {
       if ((r.marks.get(f.detector) ?? 0) > j) break;
       run = r;
     }
     return run === null ? this.positionOf(f.offset) : run.base + Math.min(run.end - run.start, Math.max(0, f.offset - run.start));
   }
 
-  /** Where stream offset `offset` lies in the life's trace: in the first run that spans it (its end if none does). */
+  /** Where stream offset `offset` lies in the life's trace: in the first non-empty run that spans it (its end if none does). */
   positionOf(offset: number): number {
-    const run = this.runs.find((r) => offset >= r.start && offset <= r.end);
+    const run = this.runs.find((r) => r.end > r.start && offset >= r.start && offset <= r.end);
     return run === undefined ? Math.max(0, this.bytes - 1) : run.base + (offset - run.start);
   }
 }

@@ -56,7 +56,10 @@ function descendants(pid) {
   return out;
 }
 
+let fired = false;
 function stackThenKill(name) {
+  if (fired) return;
+  fired = true;
   const finish = (stack) => {
     const procs = descendants(process.pid);
     say('\\nstall watchdog: ' + name + ': the main thread has not run its event loop for ' + workerData.stallSec + ' s\\n'
@@ -88,11 +91,8 @@ setInterval(() => {
   if (Date.now() - since < stallMs) return;
   const n = Atomics.load(words, 1);
   const name = new TextDecoder().decode(names.slice(0, n)) || '(before the first test)';
-  stallThenKillOnce(name);
+  stackThenKill(name);
 }, 2000);
-
-let fired = false;
-function stallThenKillOnce(name) { if (!fired) { fired = true; stackThenKill(name); } }
 `;
 
 if (stallSec > 0) {

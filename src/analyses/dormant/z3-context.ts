@@ -66,6 +66,8 @@ export async function shutdownZ3(): Promise<void> {
 /** A query that did not answer in time: its context is gone; start the query again on a new {@link getZ3}. */
 export class SolverLost extends Error {}
 
+const DROPPED = 'the solver context was dropped after a lost query';
+
 let lostQueries = 0;
 
 /** Queries lost in this process so far (each dropped its context). */
@@ -102,11 +104,11 @@ interface CheckedSolver {
 export async function checkWithin(solver: CheckedSolver, timeoutMs: number): Promise<'sat' | 'unsat' | 'unknown'> {
   const pending = current;
   const inst = pending === null ? null : await pending;
-  if (inst === null || current !== pending || solver.ctx !== inst.z3) throw new SolverLost('the solver context was dropped after a lost query');
+  if (inst === null || current !== pending || solver.ctx !== inst.z3) throw new SolverLost(DROPPED);
   const { api } = inst;
   const ctx = contextPtr(inst.z3);
   const ran = inst.queue.then(() => {
-    if (current !== pending) throw new SolverLost('the solver context was dropped after a lost query');
+    if (current !== pending) throw new SolverLost(DROPPED);
     let timer: NodeJS.Timeout | undefined;
     const lost = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {

@@ -76,7 +76,8 @@ export function flowPiece(t: FlowTarget, trace: Uint8Array, origin: number, rang
         // Deep in the body, where the packet stream has read to (at or past the step's offset) settles the zone.
         if (!lines.bodyStep(stream.offset + range.from, c.insn, c.blocks, c.errors)) lines.record(kind === FlowStepKind.Step, kind, ip, offset(), c.insn, c.blocks, c.errors);
       },
-      unrecorded: () => lines.quietBodyStep(stream.offset + range.from),
+      // Only under --quiet can an instruction step print nothing: with text, every step is recorded.
+      unrecorded: t.opts.quiet ? () => lines.quietBodyStep(stream.offset + range.from) : undefined,
     });
     lines.settle(c.insn, c.blocks, c.errors);
   } catch (e) {

@@ -182,9 +182,7 @@ export class ZonedLines {
       e[at + COUNTS + 3] = linesBefore;
     }
     this.keepPending();
-    this.counts[0] = c0;
-    this.counts[1] = c1;
-    this.counts[2] = c2;
+    this.settle(c0, c1, c2);
     if (zone === Zone.Body && this.used >= CHUNK_BYTES) this.sink.body(this.takeRun());
     if (this.overlap && isStep && offset > this.past && ++this.after >= OVERLAP_TRANSFERS) throw PIECE_DONE;
   }
@@ -197,9 +195,7 @@ export class ZonedLines {
   bodyStep(bound: number, c0: number, c1: number, c2: number): boolean {
     if (this.zone !== Zone.Body || !this.zones.stillBody(bound)) return false;
     this.keepPending();
-    this.counts[0] = c0;
-    this.counts[1] = c1;
-    this.counts[2] = c2;
+    this.settle(c0, c1, c2);
     if (this.used >= CHUNK_BYTES) this.sink.body(this.takeRun());
     return true;
   }
@@ -213,7 +209,7 @@ export class ZonedLines {
     return this.zone === Zone.Body && this.pending.length === 0 && bound < this.range.to;
   }
 
-  /** The counts at the end of a decode whose last steps went unrecorded ({@link quietBodyStep}). */
+  /** The counts after a step: at each record, and at the end of a decode whose last steps went unrecorded ({@link quietBodyStep}). */
   settle(c0: number, c1: number, c2: number): void {
     this.counts[0] = c0;
     this.counts[1] = c1;
