@@ -10,16 +10,26 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runAnalyzeCommand } from '../src/cli/analyze.js';
+import { runExportPerfCommand } from '../src/cli/export-perf.js';
+import { parseFlowArgs } from '../src/cli/flow-args.js';
+import { runFlowCommand } from '../src/cli/flow.js';
+import { runFlowInPieces } from '../src/cli/parallel/flow-pieces.js';
 import { LineWriter } from '../src/cli/output.js';
 import { buildBundleReport } from '../src/reports/report-model.js';
-import { readBundleManifest } from '../src/sources/import/bundle-import.js';
 import type { Manifest, ManifestImage } from '../src/sources/bundle/manifest.js';
-import { rawImageArgs, type BundleImage } from '../src/sources/recorder/bundle.js';
+import { epochImageArgs, type BundleImage } from '../src/sources/recorder/bundle.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT, runOracle } from './helpers/oracle.js';
+import { importBundle, readBundleManifest } from '../src/sources/import/bundle-import.js';
+import { openInsnDecoder } from '../src/sources/model/decoders.js';
+import { IpSequenceHash } from '../src/sources/recorder/ip-sequence-hash.js';
+import { InstructionInfo } from '../src/flow/instruction.js';
+import { PtEvent } from '../src/events/event.js';
+import { Status } from '../src/events/status.js';
+import { ErrorCode } from '../src/packets/errors.js';
 
 let work: string;
 
@@ -31,9 +41,9 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-function compileJit(name: string, flags: string[]): string {
+function compileJit(name: string, flags: string[], source = 'jit.c'): string {
   const out = join(work, name);
-  const res = spawnSync('gcc', ['-O1', '-pthread', ...flags, '-o', out, join(REPO_ROOT, 'test', 'fixtures', 'runtime-code', 'jit.c')], { encoding: 'utf8' });
+  const res = spawnSync('gcc', ['-O1', '-pthread', ...flags, '-o', out, join(REPO_ROOT, 'test', 'fixtures', 'runtime-code', source)], { encoding: 'utf8' });
   if (res.status !== 0) throw new Error(`gcc: ${res.stderr}`);
   return out;
 }
@@ -42,18 +52,89 @@ async function rec(argv: string[], name: string) {
   return record(withRecordDefaults({ argv, output: join(work, `${name}.ptscope`), timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe', notice: () => {} }));
 }
 
-/** Each stream of the bundle: libipt decodes it with its images with no error, exactly as the recorder counted. */
-function expectExact(bundle: string, m: Manifest): void {
-  const streams = m.version === 1
-    ? [{ file: m.trace!.file, images: m.images, instructions: m.instructions! }]
-    : m.streams.map((s) => ({ file: s.file, images: s.images.map((i) => m.images[i]), instructions: s.instructions! }));
-  for (const s of streams) {
-    const raw = rawImageArgs(s.images as BundleImage[]);
-    const text = runOracle(['insn', '--cpu', 'none', ...raw, s.file, '--hash'], bundle);
-    const errors = runOracle(['insn', '--cpu', 'none', ...raw, s.file, '--ips'], bundle).split('\n').filter((l) => l.startsWith('error'));
-    expect(errors, s.file).toEqual([]);
-    expect({ insn: Number(/^insn (\d+)$/m.exec(text)![1]), hash: /^fnv1a64 ([0-9a-f]{16})$/m.exec(text)![1] }, s.file).toEqual({ insn: s.instructions.traced, hash: s.instructions.fnv1a64 });
+interface BundleStreamView {
+  file: string;
+  images: ManifestImage[];
+  epochs: { offset: number; runtime: number }[] | undefined;
+  instructions: { traced: number; fnv1a64: string };
+}
+
+function streamsOf(m: Manifest): BundleStreamView[] {
+  return m.version === 1
+    ? [{ file: m.trace!.file, images: m.images, epochs: m.trace!.imageEpochs, instructions: m.instructions! }]
+    : m.streams.map((s) => ({ file: s.file, images: s.images.map((i) => m.images[i]), epochs: s.imageEpochs, instructions: s.instructions! }));
+}
+
+/**
+ * ptoracle's image options for a stream: its images, or with image epochs
+ * (code rewritten while it ran) each epoch's images after --image-from.
+ * `flat`: one image with every version, as a decoder without epochs sees it.
+ */
+function oracleImages(s: BundleStreamView, flat = false): string[] {
+  return epochImageArgs(s.images as BundleImage[], flat ? undefined : s.epochs);
+}
+
+/** libipt's count and hash of one stream, and its errors. */
+function oracleDecode(bundle: string, s: BundleStreamView, decoder: 'insn' | 'blk', flat = false): { insn: number; hash: string | null; errors: string[] } {
+  const images = oracleImages(s, flat);
+  const listing = runOracle([decoder, '--cpu', 'none', ...images, s.file, ...(decoder === 'insn' ? ['--ips'] : [])], bundle).split('\n');
+  const errors = listing.filter((l) => l.startsWith('error'));
+  if (decoder === 'blk') return { insn: listing.filter((l) => l.startsWith('block ')).reduce((n, l) => n + Number(l.split(' ')[3]), 0), hash: null, errors };
+  const text = runOracle(['insn', '--cpu', 'none', ...images, s.file, '--hash'], bundle);
+  return { insn: Number(/^insn (\d+)$/m.exec(text)![1]), hash: /^fnv1a64 ([0-9a-f]{16})$/m.exec(text)![1]!, errors };
+}
+
+/** ptscope's instruction decoder over each stream of the bundle: its count, hash and errors. */
+function ptscopeDecode(bundle: string): { insn: number; hash: string; errors: number }[] {
+  const r = importBundle(bundle);
+  try {
+    return r.streams.map((s) => {
+      const dec = openInsnDecoder(s);
+      const insn = new InstructionInfo();
+      const ev = new PtEvent();
+      const hash = new IpSequenceHash();
+      let errors = 0;
+      let status = dec.syncForward();
+      for (;;) {
+        if (status < 0) {
+          if (status === -ErrorCode.Eos) break;
+          errors++;
+          status = dec.syncForward();
+          continue;
+        }
+        while (status >= 0 && (status & Status.EventPending) !== 0) status = dec.event(ev);
+        if (status < 0) continue;
+        if ((status & Status.Eos) !== 0) break;
+        status = dec.next(insn);
+        if (status >= 0) hash.add(insn.ip);
+      }
+      return { insn: hash.count, hash: hash.hex(), errors };
+    });
+  } finally {
+    r.close();
   }
+}
+
+/** Each stream of the bundle: libipt decodes it with its images (and image epochs) with no error, exactly as the recorder counted; so does ptscope. */
+function expectExact(bundle: string, m: Manifest): void {
+  const streams = streamsOf(m);
+  for (const s of streams) {
+    const insn = oracleDecode(bundle, s, 'insn');
+    expect(insn, s.file).toEqual({ insn: s.instructions.traced, hash: s.instructions.fnv1a64, errors: [] });
+    expect(oracleDecode(bundle, s, 'blk'), s.file).toEqual({ insn: s.instructions.traced, hash: null, errors: [] });
+  }
+  expect(ptscopeDecode(bundle)).toEqual(streams.map((s) => ({ insn: s.instructions.traced, hash: s.instructions.fnv1a64, errors: 0 })));
+}
+
+/** `flow`'s text and errors, serial or in pieces cut at every PSB (in this thread). */
+async function flowText(argv: string[], pieces: boolean): Promise<{ status: number; text: string; errors: string[] }> {
+  const out = new LineWriter(null, 1 << 30);
+  const errors: string[] = [];
+  const status = pieces
+    ? await runFlowInPieces(argv, parseFlowArgs(argv, out, (m) => errors.push(m))!, out, (m) => errors.push(m), { plan: { everyPsb: true }, inThread: true })
+    : await runFlowCommand(argv, out, (m) => errors.push(m));
+  out.flush();
+  return { status, text: out.text, errors };
 }
 
 function analyzeSummary(bundle: string): { findings: number; decodeErrors: number } {
@@ -89,6 +170,50 @@ describe('recording code generated at run time', () => {
         const report = buildBundleReport(res.bundle);
         expect(report.modules.filter((x) => x.runtime !== null).map((x) => x.runtime)).toEqual(rt.map((im) => im.runtime));
         expect(report.modules.filter((x) => x.runtime === null).length).toBeGreaterThan(0);
+      }
+    }, 240_000);
+  }
+
+  for (const mode of [
+    { name: 'one log, RW→RX', flags: [], version: 1 },
+    { name: 'one log, RWX', flags: ['-DRWX'], version: 1 },
+    { name: 'per-thread logs', flags: ['-DIN_THREAD'], version: 2 },
+  ]) {
+    it(`code rewritten in place with other instruction boundaries (${mode.name}): an image epoch per version, exact decode`, async () => {
+      const name = `layers-${mode.flags.join('') || 'plain'}`;
+      const res = await rec([compileJit(name, mode.flags, 'layers.c')], name);
+      expect(res.stdout).toBe('15 8 42 6\n');
+      const m = readBundleManifest(res.bundle);
+      expect(m.version).toBe(mode.version);
+      // Four functions at one address: the sum loop, two others, the sum loop again (its
+      // ret, a TB of its own, was a nop before: a fifth version, one byte).
+      const rt = runtimeImages(m);
+      expect(rt.map((im) => im.size)).toEqual([9, 10, 4, 8, 1]);
+      expect(new Set(rt.slice(0, 4).map((im) => im.address)).size).toBe(1);
+      // The stream that ran them starts an epoch at each version it ran after another.
+      const worker = streamsOf(m).find((s) => s.epochs !== undefined && s.epochs.length > 1)!;
+      expect(worker.epochs!.map((e) => e.runtime)).toEqual([1, 2, 3, 4, 5]);
+      expectExact(res.bundle, m);
+      if (m.version === 1) {
+        // The bundle's own ptoracle command line carries the epochs.
+        const argv = (m.decode as { ptoracle: string[] }).ptoracle;
+        expect(argv.filter((x) => x === '--image-from')).toHaveLength(4);
+        expect(runOracle(argv, res.bundle)).toContain(`fnv1a64 ${worker.instructions.fnv1a64}`);
+      }
+      // One image with every version decodes the earlier runs as other instructions.
+      const flat = oracleDecode(res.bundle, worker, 'insn', true);
+      expect(flat.errors.length).toBeGreaterThan(0);
+      expect(flat.hash).not.toBe(worker.instructions.fnv1a64);
+      expect(analyzeSummary(res.bundle)).toEqual({ findings: 0, decodeErrors: 0 });
+      // Decoded in pieces from every PSB (each piece starts with the image of its PSB): the serial text.
+      expect(await flowText([res.bundle], true)).toEqual(await flowText([res.bundle], false));
+      // perf.data cannot carry the epochs: the export says so.
+      const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+      try {
+        expect(runExportPerfCommand([res.bundle, '-o', join(work, `${name}.data`)], new LineWriter(null))).toBe(0);
+        expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/ran code rewritten in place \(5 image epochs\): perf\.data maps every version at once/);
+      } finally {
+        stderr.mockRestore();
       }
     }, 240_000);
   }

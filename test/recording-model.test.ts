@@ -96,6 +96,10 @@ describe('hostile bundles are refused, naming the field', () => {
     ['negative size', (m) => void (m.images[0].size = -1), /images\[0\]\.size/],
     ['too many images', (m) => void (m.images = Array.from({ length: 10_000 }, () => m.images[0])), /images: .*4096/],
     ['not an object program', (m) => void (m.program = 'x'), /program:/],
+    ['image epochs not from offset 0', (m) => void (m.trace.imageEpochs = [{ offset: 5, runtime: 0 }]), /trace\.imageEpochs\[0\]\.offset: epochs start at offset 0 and their offsets increase/],
+    ['image epochs going back', (m) => void (m.trace.imageEpochs = [{ offset: 0, runtime: 0 }, { offset: 64, runtime: 0 }, { offset: 64, runtime: 0 }]), /trace\.imageEpochs\[2\]\.offset: epochs start at offset 0 and their offsets increase/],
+    ['image epochs naming run-time images the stream lacks', (m) => void (m.trace.imageEpochs = [{ offset: 0, runtime: 3 }]), /trace\.imageEpochs\[0\]\.runtime: 3 is more than the stream's 0 run-time images/],
+    ['too many image epochs', (m) => void (m.trace.imageEpochs = Array.from({ length: 5000 }, (_, i) => ({ offset: i, runtime: 0 }))), /imageEpochs: .*4096/],
   ];
   for (const [name, edit, why] of cases) {
     it(name, () => {

@@ -50,6 +50,27 @@ describe('RuntimeCode', () => {
     expect(view(c).map((x) => [x.at, x.bytes.length])).toEqual([[0x1000, 4], [0x1000, 1], [0x1005, 1]]);
   });
 
+  it('each block\'s version is the last image holding its bytes; rewrites are found from any image on', () => {
+    const c = new RuntimeCode();
+    expect(c.add(0x1000, b(0xb8, 41, 0, 0, 0, 0xc3), 10)).toBe(0);
+    expect(c.add(0x9000, b(0xc3), 20)).toBe(1);
+    expect(c.firstRewriteFrom(0)).toBe(Infinity);
+    // Rewritten: image 2, the first rewrite from any image up to it.
+    expect(c.add(0x1000, b(0xb8, 42, 0, 0, 0, 0xc3), 30)).toBe(2);
+    expect([0, 1, 2].map((k) => c.firstRewriteFrom(k))).toEqual([2, 2, 2]);
+    expect(c.firstRewriteFrom(3)).toBe(Infinity);
+    // Joined to the new version, and run again: both in image 2; the far block stays in image 1.
+    expect(c.add(0x1008, b(0xc3), 40)).toBe(2);
+    expect(c.add(0x1000, b(0xb8, 42), 50)).toBe(2);
+    expect(c.add(0x9000, b(0xc3), 60)).toBe(1);
+    // New code far from everything is a new image, not a rewrite.
+    expect(c.add(0x20000, b(0x90, 0xc3), 70)).toBe(3);
+    expect(c.firstRewriteFrom(3)).toBe(Infinity);
+    // The first version's bytes again: a rewrite of the second.
+    expect(c.add(0x1000, b(0xb8, 41, 0, 0, 0, 0xc3), 80)).toBe(4);
+    expect([0, 3, 4, 5].map((k) => c.firstRewriteFrom(k))).toEqual([2, 4, 4, Infinity]);
+  });
+
   it('a forked child gets a copy', () => {
     const c = new RuntimeCode();
     c.add(0x1000, b(0xc3), 1);
@@ -57,5 +78,7 @@ describe('RuntimeCode', () => {
     child.add(0x1000, b(0xcc), 2);
     expect(c.images).toHaveLength(1);
     expect(child.images).toHaveLength(2);
+    expect(child.firstRewriteFrom(0)).toBe(1);
+    expect(c.firstRewriteFrom(0)).toBe(Infinity);
   });
 });

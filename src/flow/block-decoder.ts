@@ -45,6 +45,7 @@ import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
 import { Block, MAX_BLOCK_INSNS } from './block.js';
 import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, packDecodeStop, sectionBlockCache, type SectionBlockCache } from './bcache.js';
 import type { Image, MappedSection } from './image.js';
+import type { ImageTimeline } from './image-timeline.js';
 import type { Section } from './section.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
 import {
@@ -171,6 +172,11 @@ export class BlockDecoder extends EventSyncedDecoder {
   private boundSyscall = false;
   /** The current address space. */
   asid: Asid = ANY_ASID;
+  /** Rewritten code: the image for each part of the trace, and the part in use (-1: none yet). */
+  private timeline: ImageTimeline | null = null;
+  private epoch = -1;
+  /** Told when the image changes (the instruction decoder keeps caches of it). */
+  onImage: ((image: Image) => void) | null = null;
   /** Instructions since trace was last consumed (the loop guard). */
   private steps = 0;
 
@@ -192,17 +198,42 @@ export class BlockDecoder extends EventSyncedDecoder {
     this.endOnJump = flags.endOnJump ?? config.flags.endOnJump;
     this.img = image;
     this.idec = instructionDecoderFor(image);
+    this.image = image;
     this.reset();
   }
 
-  /** The memory image the code is read from (sideband may switch it). */
+  /**
+   * The memory image the code is read from now (sideband may switch it;
+   * with an {@link ImageTimeline}, the part of it for the trace position).
+   */
   get image(): Image {
     return this.img;
   }
 
   set image(image: Image) {
+    this.timeline = image.timeline;
+    this.epoch = -1;
+    this.useImage(this.timeline !== null ? this.timeline.images[0]! : image);
+  }
+
+  private useImage(image: Image): void {
     this.img = image;
     this.idec = instructionDecoderFor(image);
+    this.onImage?.(image);
+  }
+
+  /**
+   * Take the timeline's image for the last PSB passed. Called where the
+   * position is known before the next instruction: after a synchronisation
+   * and at a status update or tracing enable (image-timeline.ts).
+   */
+  private followTimeline(): void {
+    const t = this.timeline;
+    if (t === null) return;
+    const k = t.indexAt(this.events.syncOffset);
+    if (k === this.epoch) return;
+    this.epoch = k;
+    this.useImage(t.images[k]!);
   }
 
   /** Trace offset of the next packet (libipt's pt_blk_get_offset). */
@@ -351,6 +382,7 @@ export class BlockDecoder extends EventSyncedDecoder {
     }
     this.status = events.next(this.ev);
     if (this.status < 0) this.ev.type = EventType.Invalid;
+    this.followTimeline();
     return this.proceedTrailingEvent(null);
   }
 
@@ -1646,6 +1678,7 @@ export class BlockDecoder extends EventSyncedDecoder {
         return this.proceedTrailingEvent(null);
       }
       case EventType.Enabled:
+        this.followTimeline();
         // Tracing resumes where it was disabled.
         if (ev.ip === this.ip) ev.resumed = true;
         err = this.processEnabled(ev);
@@ -1681,6 +1714,7 @@ export class BlockDecoder extends EventSyncedDecoder {
         break;
       case EventType.ExecMode:
         if (this.enabled && !ev.ipSuppressed && this.ip !== ev.ip) return -ErrorCode.BadQuery;
+        if (ev.statusUpdate) this.followTimeline();
         // A status update checks consistency.
         if (ev.statusUpdate && this.enabled && this.mode !== ExecMode.Unknown && this.mode !== ev.mode) {
           return -ErrorCode.BadStatusUpdate;

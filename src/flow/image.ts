@@ -23,6 +23,7 @@ import { ErrorCode } from '../packets/errors.js';
 import { ANY_ASID, Asid, asidMatch, isExactIp } from './address-space.js';
 import { ByteSourceCache, Section } from './section.js';
 import { partitionPoint } from './sorted-search.js';
+import type { ImageTimeline } from './image-timeline.js';
 
 /** A section, or the part of one that an overlap left, mapped at an address. */
 export class MappedSection {
@@ -73,6 +74,13 @@ export class Image {
   private lastHit: MappedSection | null = null;
   private lastAsid: Asid | null = null;
   private changes = 0;
+  /**
+   * For a stream whose code was rewritten while it ran: the image each part
+   * of the trace decodes with (this image holds every address's last
+   * version, for whoever reads code without a trace position). Decoders
+   * given this image follow it.
+   */
+  timeline: ImageTimeline | null = null;
 
   constructor(readonly name: string = '') {}
 

@@ -74,8 +74,10 @@ export class InsnDecoder {
   ) {
     // Block boundaries do not matter here.
     this.blocks = new BlockDecoder(trace, config, image, { ...flags, endOnCall: false, endOnJump: false });
-    this.runs = blockCacheFor(image, false);
-    this.idec = instructionDecoderFor(image);
+    this.runs = blockCacheFor(this.blocks.image, false);
+    this.idec = instructionDecoderFor(this.blocks.image);
+    // The block decoder switches images along a timeline (rewritten code): follow it.
+    this.blocks.onImage = (im) => this.imageChanged(im);
   }
 
   /** The memory image the code is read from (sideband may switch it). */
@@ -85,6 +87,9 @@ export class InsnDecoder {
 
   set image(image: Image) {
     this.blocks.image = image;
+  }
+
+  private imageChanged(image: Image): void {
     this.runs = blockCacheFor(image, false);
     this.idec = instructionDecoderFor(image);
     this.runLeft = 0;

@@ -12,8 +12,10 @@
  *
  * Modes (all output on stdout, one item per line):
  *   packets TRACE.pt [--cpu F/M[/S]|none]
- *   insn [--cpu F/M[/S]|none] [--raw SPEC]... [--pt] TRACE.pt [--ips|--hash] [--syncs]
- *   blk  [--cpu F/M[/S]|none] [--raw SPEC]... [--pt] TRACE.pt [--syncs]
+ *   insn [--cpu F/M[/S]|none] [--raw SPEC]... [--image-from OFFSET [--raw SPEC]...]...
+ *        [--pt] TRACE.pt [--ips|--hash] [--syncs]
+ *   blk  [--cpu F/M[/S]|none] [--raw SPEC]... [--image-from OFFSET [--raw SPEC]...]...
+ *        [--pt] TRACE.pt [--syncs]
  *   bench-packets [--cpu ...] TRACE.pt
  *   bench-insn [--cpu ...] [--raw SPEC]... TRACE.pt
  *   bench-blk [--cpu ...] [--raw SPEC]... TRACE.pt
@@ -28,6 +30,12 @@
  * equivalent FILE[:FROM[-TO]]@ADDR. FROM-TO is a byte range of the file (TO
  * exclusive, as in ptxed); without it the whole file (from FROM) is mapped.
  * Numbers use C syntax (0x.. hex, 0.. octal, else decimal), as in ptxed.
+ *
+ * --image-from OFFSET starts another image, made of the --raw options after
+ * it, for the trace from the PSB at OFFSET on (code rewritten while it ran:
+ * ptscope bundles' image epochs). The flow modes switch to it where libipt
+ * tells the position before the next instruction: after a sync, and at a
+ * PSB+ status update or a tracing enable (the last sync offset decides).
  *
  * Argument and file errors: one line on stderr, exit status 2.
  */
@@ -275,12 +283,18 @@ static void add_raw_image(struct pt_image_section_cache *iscache,
 	free(file);
 }
 
+#define MAX_IMAGE_EPOCHS 4096
+
 /* Everything the modes need from the command line. */
 struct options {
 	struct pt_config config;
 	const char *trace;
 	struct pt_image_section_cache *iscache;
 	struct pt_image *image;
+	/* Image epochs: images[k] decodes the trace from the PSB at from[k]. */
+	struct pt_image *images[MAX_IMAGE_EPOCHS];
+	uint64_t from[MAX_IMAGE_EPOCHS];
+	int nimages;
 	int nraw;
 	int hash;
 	int syncs;
@@ -305,6 +319,9 @@ static void parse_args(struct options *opt, int argc, char **argv,
 		opt->image = pt_image_alloc(NULL);
 		if (!opt->iscache || !opt->image)
 			die("out of memory");
+		opt->images[0] = opt->image;
+		opt->from[0] = 0;
+		opt->nimages = 1;
 	}
 
 	for (idx = 0; idx < argc; ++idx) {
@@ -319,8 +336,25 @@ static void parse_args(struct options *opt, int argc, char **argv,
 		} else if (with_image && strcmp(arg, "--raw") == 0) {
 			if (!value)
 				die("--raw: missing argument");
-			add_raw_image(opt->iscache, opt->image, value);
+			add_raw_image(opt->iscache,
+				      opt->images[opt->nimages - 1], value);
 			opt->nraw += 1;
+			idx += 1;
+		} else if (with_image && strcmp(arg, "--image-from") == 0) {
+			uint64_t from;
+
+			if (!value || parse_u64(value, &from) < 0)
+				die("--image-from: expected a trace offset");
+			if (from <= opt->from[opt->nimages - 1])
+				die("--image-from: offsets must increase");
+			if (opt->nimages == MAX_IMAGE_EPOCHS)
+				die("--image-from: more than %d images",
+				    MAX_IMAGE_EPOCHS);
+			opt->images[opt->nimages] = pt_image_alloc(NULL);
+			if (!opt->images[opt->nimages])
+				die("out of memory");
+			opt->from[opt->nimages] = from;
+			opt->nimages += 1;
 			idx += 1;
 		} else if (with_image && strcmp(arg, "--pt") == 0) {
 			/* ptxed spells the trace argument this way. */
@@ -356,6 +390,10 @@ static void parse_args(struct options *opt, int argc, char **argv,
 
 static void free_options(struct options *opt)
 {
+	int k;
+
+	for (k = 1; k < opt->nimages; ++k)
+		pt_image_free(opt->images[k]);
 	pt_image_free(opt->image);
 	pt_iscache_free(opt->iscache);
 	free(opt->buffer);
@@ -650,6 +688,29 @@ static int flow_event(struct flow_decoder *d, struct pt_event *ev)
 		pt_blk_event(d->blk, ev, sizeof(*ev));
 }
 
+/* With image epochs: use the image for the last PSB the decoder passed.
+ * libipt 2.0.5 moves its sync offset only when it syncs, so the position
+ * is the decoder's offset, which is past the PSB+ whose status update is
+ * being delivered (and, at a sync, past the PSB synced to).
+ */
+static void follow_images(struct flow_decoder *d, const struct options *opt,
+			  int *current)
+{
+	uint64_t sync;
+	int k;
+
+	if (opt->nimages < 2 || flow_offset(d, &sync) < 0)
+		return;
+	for (k = opt->nimages - 1; k > 0 && opt->from[k] > sync; --k)
+		;
+	if (k == *current)
+		return;
+	*current = k;
+	if ((d->insn ? pt_insn_set_image(d->insn, opt->images[k]) :
+	     pt_blk_set_image(d->blk, opt->images[k])) < 0)
+		die("cannot set the image");
+}
+
 static void report_flow_error(struct flow_decoder *d, enum insn_sink sink,
 			      uint64_t ip, int status)
 {
@@ -681,7 +742,7 @@ static struct insn_result run_flow(const struct options *opt,
 	struct pt_event event;
 	uint64_t last_sync = 0, new_sync, sync;
 	uint64_t ip;
-	int status;
+	int status, current = 0;
 
 	memset(&insn, 0, sizeof(insn));
 	memset(&block, 0, sizeof(block));
@@ -724,10 +785,17 @@ static struct insn_result run_flow(const struct options *opt,
 		if (opt->syncs && sink == sink_print &&
 		    flow_sync_offset(&d, &sync) >= 0)
 			printf("sync %" PRIx64 "\n", sync);
+		follow_images(&d, opt, &current);
 
 		for (;;) {
-			while (status >= 0 && (status & pts_event_pending))
+			while (status >= 0 && (status & pts_event_pending)) {
 				status = flow_event(&d, &event);
+				if (status >= 0 &&
+				    (event.type == ptev_enabled ||
+				     (event.type == ptev_exec_mode &&
+				      event.status_update)))
+					follow_images(&d, opt, &current);
+			}
 			if (status < 0)
 				break;
 

@@ -82,6 +82,7 @@ export function fastPathUnavailable(image: Image, config: DecoderConfig): string
   if (config.flags.enableTickEvents) return 'tick events requested';
   if (config.flags.enableIflagsEvents) return 'interrupt-flag events requested';
   for (const m of image.sections()) if (!m.asid.isAny) return 'image sections tied to an address space';
+  if (image.timeline !== null) return 'code rewritten during the recording (an image per part of the trace)';
   return null;
 }
 

@@ -63,7 +63,9 @@ export function exactEdges(
     endOnCall: false,
     endOnJump: false,
   });
-  const idec = instructionDecoderFor(image);
+  // The decoder's current image (it changes along a timeline of rewritten code).
+  let idec = instructionDecoderFor(dec.image);
+  dec.onImage = (im) => (idec = instructionDecoderFor(im));
   const insn = new InstructionInfo();
   const mask = counts.mask;
   const block = new Block();

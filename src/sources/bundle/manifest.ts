@@ -4,7 +4,7 @@
  *
  * Version 1 (one process, one thread, one stream):
  *   { format, version: 1, recorder, program, exit, trace: { file, bytes,
- *     fullBytes, snapshotStart } | null, perf?, instructions, addressSpace,
+ *     fullBytes, snapshotStart, imageEpochs? } | null, perf?, instructions, addressSpace,
  *     images: [{ file, path, offset, size, address }], config, encoder,
  *     decode, stats, warnings }
  *
@@ -13,7 +13,8 @@
  *     processes: [{ pid, ppid, program, exit, untraced }],
  *     threads: [{ tid, pid, name }],
  *     streams: [{ file, pid, tid, cpu, bytes, fullBytes, snapshotStart,
- *                 images: [index into images], instructions, program? }],
+ *                 images: [index into images], imageEpochs?: [{ offset,
+ *                 runtime }], instructions, program? }],
  *     images: [{ file, path, offset, size, address, runtime }],
  *     core: { file, pid } | null, perf?, addressSpace, config, encoder,
  *     stats, warnings }
@@ -29,6 +30,8 @@ export const BUNDLE_FORMAT = 'ptscope-bundle';
 /** The newest manifest version this ptscope reads (and the one it writes). */
 export const BUNDLE_VERSION_MAX = 2;
 export const MANIFEST_NAME = 'manifest.json';
+/** Image epochs one stream may list (the recorder makes at most one per run-time image). */
+export const MAX_IMAGE_EPOCHS = 4096;
 
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const id = z.number().int().min(0).max(2 ** 31);
@@ -85,10 +88,17 @@ const common = {
   warnings: z.array(text).max(10_000).optional(),
 };
 
+/**
+ * Code rewritten while it ran: from the PSB at `offset`, the stream decodes
+ * with its images less its run-time images after the first `runtime`
+ * (image-timeline.ts). Absent: one image, all of them.
+ */
+const imageEpochs = z.array(z.object({ offset: count, runtime: count })).min(1).max(MAX_IMAGE_EPOCHS);
+
 export const manifestV1 = z.object({
   ...common,
   version: z.literal(1),
-  trace: z.object({ file: fileName, bytes: count, fullBytes: count.optional(), snapshotStart: count.optional() }).nullable(),
+  trace: z.object({ file: fileName, bytes: count, fullBytes: count.optional(), snapshotStart: count.optional(), imageEpochs: imageEpochs.optional() }).nullable(),
   instructions: instructions.nullable().optional(),
   decode: z.unknown().optional(),
 });
@@ -102,6 +112,7 @@ const stream = z.object({
   fullBytes: count.optional(),
   snapshotStart: count.optional(),
   images: z.array(count).max(INPUT_LIMITS.images),
+  imageEpochs: imageEpochs.optional(),
   instructions: instructions.nullable().optional(),
   /** The program this stream ran, when an exec started it (the process's earlier streams ran another). */
   program: program.nullable().optional(),

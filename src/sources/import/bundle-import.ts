@@ -9,6 +9,7 @@ import { defaultConfig, type DecoderConfig } from '../../packets/config.js';
 import { FileSource } from '../../packets/trace-source.js';
 import { ANY_ASID, isExactIp } from '../../flow/address-space.js';
 import { Image } from '../../flow/image.js';
+import { ImageTimeline } from '../../flow/image-timeline.js';
 import { ByteSourceCache } from '../../flow/section.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestImage, type ManifestV2 } from '../bundle/manifest.js';
 import { configForCpu } from '../model/decoders.js';
@@ -90,6 +91,32 @@ class ImageSets {
     const key = indices.join(',');
     let set = this.built.get(key);
     if (set !== undefined) return set;
+    set = this.build(indices, name);
+    this.built.set(key, set);
+    return set;
+  }
+
+  /**
+   * The image set of a stream: `indices`' images, and with `epochs` (code
+   * rewritten while it ran) the timeline of the images each part of the
+   * trace decodes with. Such an image is the stream's own.
+   */
+  forStream(indices: readonly number[], name: string, epochs: readonly { offset: number; runtime: number }[] | undefined, field: string): { image: Image; mappings: ImageMapping[]; notes: string[] } {
+    if (epochs === undefined) return this.get(indices, name);
+    const runtime = indices.filter((i) => this.images[i]?.runtime != null).length;
+    const parts: Image[] = [];
+    epochs.forEach((e, k) => {
+      if (k === 0 ? e.offset !== 0 : !(e.offset > epochs[k - 1]!.offset)) throw new InputError(`${field}[${k}].offset: epochs start at offset 0 and their offsets increase`);
+      if (e.runtime > runtime) throw new InputError(`${field}[${k}].runtime: ${e.runtime} is more than the stream's ${runtime} run-time images`);
+      let left = e.runtime;
+      parts.push(this.get(indices.filter((i) => this.images[i]?.runtime == null || left-- > 0), `${name} (part ${k + 1})`).image);
+    });
+    const set = this.build(indices, name);
+    set.image.timeline = new ImageTimeline(epochs.map((e) => e.offset), parts);
+    return set;
+  }
+
+  private build(indices: readonly number[], name: string): { image: Image; mappings: ImageMapping[]; notes: string[] } {
     const image = new Image(name);
     const mappings: ImageMapping[] = [];
     const notes: string[] = [];
@@ -118,9 +145,7 @@ class ImageSets {
         });
       }
     }
-    set = { image, mappings, notes };
-    this.built.set(key, set);
-    return set;
+    return { image, mappings, notes };
   }
 }
 
@@ -215,7 +240,7 @@ function importV1(dir: string, m: Extract<Manifest, { version: 1 }>): Recording 
   if (m.trace === null) throw new InputError('the bundle has no trace');
   const trace = streamFile(dir, m.trace.file, 'trace.file');
   const sets = new ImageSets(dir, m.images);
-  const set = sets.get(m.images.map((_, i) => i), dir);
+  const set = sets.forStream(m.images.map((_, i) => i), dir, m.trace.imageEpochs, 'trace.imageEpochs');
   const stream = bundleStream(0, m.trace.file, { pid: null, tid: null, cpu: null }, trace, decoderConfigOf(m), sets, set, m.instructions);
   return bundleRecording(dir, m, { processes: [], threads: [], streams: [stream], core: optionalCore(dir, V1_CORE_NAME, 'core') });
 }
@@ -239,7 +264,7 @@ function importV2(dir: string, m: ManifestV2): Recording {
   const threads: RecordedThread[] = m.threads.map((t) => ({ tid: t.tid, pid: t.pid, name: t.name ?? null }));
   const streams: TraceStream[] = m.streams.map((s, index) => {
     const trace = streamFile(dir, s.file, `streams[${index}].file`);
-    const set = sets.get(s.images, `${dir} [${s.pid}/${s.tid}]`);
+    const set = sets.forStream(s.images, `${dir} [${s.pid}/${s.tid}]`, s.imageEpochs, `streams[${index}].imageEpochs`);
     // A stream an exec started is named by its program too, as perf script shows the comm.
     const name = s.program ? programName(s.program.path) : undefined;
     const thread = { pid: s.pid, tid: s.tid, cpu: s.cpu ?? null, ...(name !== undefined ? { program: name } : {}) };

@@ -93,6 +93,8 @@ export interface ExportStream {
   images: ExportImage[];
   /** The program it runs, when the stream starts at an exec in a thread that already had a stream. */
   execComm?: string;
+  /** Image epochs of code rewritten while it ran (image-timeline.ts), which perf.data cannot carry; absent: none. */
+  imageEpochs?: number;
 }
 
 /** What the exporter needs; {@link exportInputFrom} builds it from a recording. */
@@ -182,11 +184,12 @@ export function exportInputFrom(recording: Recording): ExportInput {
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
     const images = st.mappings.map((im) => ({ file: im.file, offset: im.offset, size: im.size, address: BigInt.asUintN(64, BigInt(im.address)) }));
-    if (n === 1) return { pid, tid, trace: st.open(), images };
+    const epochs = st.image.timeline !== null ? { imageEpochs: st.image.timeline.images.length } : {};
+    if (n === 1) return { pid, tid, trace: st.open(), images, ...epochs };
     // After an exec: the process's program if this is its last stream, else the first image's name.
     const last = n === streamsOf.get(key);
     const execComm = (last ? programOf.get(pid) : undefined) ?? st.mappings[0]?.displayName ?? 'program';
-    return { pid, tid, trace: st.open(), images, execComm };
+    return { pid, tid, trace: st.open(), images, execComm, ...epochs };
   });
   return {
     tasks,
@@ -234,6 +237,11 @@ export function exportPerfData(path: string, input: ExportInput): ExportResult {
 
   const tasks = completeTasks(input);
   const taskKey = (pid: number, tid: number): string => `${pid}/${tid}`;
+  for (const s of streams) {
+    if (s.imageEpochs !== undefined && s.imageEpochs > 1) {
+      warnings.push(`[${s.pid}/${s.tid}] ran code rewritten in place (${s.imageEpochs} image epochs): perf.data maps every version at once, so perf decodes each address with its last version`);
+    }
+  }
 
   // One queue per thread, in the order its first stream comes.
   const queueOf = new Map<string, number>();

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { bundleImages, hex, type BundleImage } from './bundle.js';
 import type { GuestFiles } from './guest-files.js';
 import type { MemoryMap } from './memory-map.js';
-import { MAX_RUNTIME_IMAGES } from './runtime-code.js';
+import { MAX_RUNTIME_IMAGES, type RuntimeCode } from './runtime-code.js';
 import { safeBaseName } from './record-support.js';
 
 /** The original path a run-time image is listed under (no file holds it). */
@@ -49,9 +49,44 @@ export function writeAddressSpaceImages(staging: string, memory: MemoryMap, file
     images.push({ file: name, path: RUNTIME_IMAGE_PATH, offset: 0, size: im.bytes.length, address: hex(im.address), runtime: { firstExecuted: im.firstExecuted } });
   }
   if (runtime.images.length > 0) {
-    warnings.push(`${runtime.images.length} run-time image(s): executed code no file holds (generated at run time), captured from the emulator's translations${runtime.rewritten > 0 ? `; ${runtime.rewritten} block(s) rewritten at an address that ran other code before, kept as later versions: a decoder that maps every image at once decodes each address with its last version` : ''}`);
+    warnings.push(`${runtime.images.length} run-time image(s): executed code no file holds (generated at run time), captured from the emulator's translations${runtime.rewritten > 0 ? `; ${runtime.rewritten} block(s) rewritten at an address that ran other code before, kept as later versions; each thread's trace has a PSB where it first runs a version rewritten since its image epoch began, and the manifest names the images valid from there (imageEpochs): ptscope and ptoracle follow them, while ptxed or perf, mapping every image at once, decode each address with its last version` : ''}`);
   }
   if (left > 0) warnings.push(`${left} run-time image(s) not kept: the bundle holds at most ${MAX_RUNTIME_IMAGES}; a decoder finds no code there`);
   if (runtime.dropped > 0) warnings.push(`${runtime.dropped} block(s) of run-time code not captured (the recorder's bound on run-time images was reached): a decoder finds no code there`);
   return images;
+}
+
+/** One image epoch of a stream, as the manifest lists it (bundle.ts). */
+export interface BundleImageEpoch {
+  /** Trace offset of the PSB it starts at (0 for the first). */
+  offset: number;
+  /** How many of the stream's run-time images (in its image order) it maps. */
+  runtime: number;
+}
+
+/**
+ * A stream's image epochs for the manifest (pt-encoder-session.ts), or
+ * null when one image with every run-time image decodes it exactly (no
+ * rewrite it must not see). `kept`: the run-time images the bundle holds
+ * for this address space (the first ones); `snapshotStart`: where the kept
+ * trace begins in the full stream (snapshot mode; epochs before it merge
+ * into the first).
+ */
+export function imageEpochs(epochs: readonly { offset: number; from: number }[], runtime: RuntimeCode, kept: number, snapshotStart: number): BundleImageEpoch[] | null {
+  const all = Math.min(runtime.images.length, kept);
+  const out: BundleImageEpoch[] = [];
+  for (const e of epochs) {
+    const n = Math.min(runtime.firstRewriteFrom(e.from), all);
+    const offset = Math.max(0, e.offset - snapshotStart);
+    if (out.length > 0 && offset === 0) out.length = 0;
+    if (out.length > 0 && out[out.length - 1]!.runtime === n) continue;
+    out.push({ offset, runtime: n });
+  }
+  if (out.length === 0 || (out.length === 1 && out[0]!.runtime === all)) return null;
+  return out;
+}
+
+/** `{ imageEpochs }` for a manifest entry, or nothing when there are none. */
+export function withEpochs(epochs: BundleImageEpoch[] | null): { imageEpochs?: BundleImageEpoch[] } {
+  return epochs !== null ? { imageEpochs: epochs } : {};
 }

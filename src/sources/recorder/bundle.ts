@@ -20,7 +20,10 @@
  *   emulated recorder follows only in its sandbox), "log-closed" (the program closed
  *   the emulator's log); the trace up to there is kept }.
  * - trace: { file, bytes, fullBytes (before snapshot trimming),
- *   snapshotStart (offset of the kept part in the full stream) }.
+ *   snapshotStart (offset of the kept part in the full stream), imageEpochs
+ *   (code rewritten while it ran: [{ offset, runtime }], from the PSB at
+ *   offset the trace decodes with the images less the run-time ones after
+ *   the first `runtime`; absent when one image decodes it) }.
  * - instructions: { executed (all instructions the emulator ran), traced
  *   (those the trace encodes: user-only, inside the filters, within the
  *   snapshot), fnv1a64 (FNV-1a 64 over each traced IP as 8 little-endian
@@ -45,6 +48,7 @@
 import { readBundleManifest } from '../import/bundle-import.js';
 import { InputError } from '../import/safe-files.js';
 import type { ImageMapping } from './memory-map.js';
+import type { BundleImageEpoch } from './bundle-images.js';
 
 export const BUNDLE_FORMAT = 'ptscope-bundle';
 export const BUNDLE_VERSION = 1;
@@ -67,7 +71,7 @@ export interface BundleManifest {
   recorder: 'qemu' | 'perf';
   program: { argv: string[]; path: string; cwd: string };
   exit: { status: number | null; signal: string | null; stopped: 'budget' | 'timeout' | 'trace-size' | 'recorder-memory' | 'exec' | 'clone' | 'log-closed' | null };
-  trace: { file: string; bytes: number; fullBytes: number; snapshotStart: number } | null;
+  trace: { file: string; bytes: number; fullBytes: number; snapshotStart: number; imageEpochs?: BundleImageEpoch[] } | null;
   perf?: { file: string; imported: false };
   instructions: { executed: number; traced: number; fnv1a64: string } | null;
   addressSpace: { mode: '64-bit'; cpl: 'user'; cr3: null };
@@ -96,12 +100,25 @@ export function rawImageArgs(images: readonly BundleImage[]): string[] {
   return args;
 }
 
-/** The decode argv lists for a manifest's images and trace file. */
-export function decodeCommands(images: readonly BundleImage[], trace: string): { ptoracle: string[]; ptxed: string[] } {
-  const raw = rawImageArgs(images);
+/**
+ * ptoracle's image options for a stream's images: with image epochs (code
+ * rewritten while it ran), each epoch's images after `--image-from OFFSET`,
+ * the stream's run-time images past the epoch's count left out.
+ */
+export function epochImageArgs(images: readonly BundleImage[], epochs: readonly BundleImageEpoch[] | undefined): string[] {
+  if (epochs === undefined) return rawImageArgs(images);
+  return epochs.flatMap((e, k) => {
+    let left = e.runtime;
+    const mapped = images.filter((im) => im.runtime == null || left-- > 0);
+    return [...(k > 0 ? ['--image-from', String(e.offset)] : []), ...rawImageArgs(mapped)];
+  });
+}
+
+/** The decode argv lists for a manifest's images and trace file (ptxed maps every version at once: it has no image epochs). */
+export function decodeCommands(images: readonly BundleImage[], trace: string, epochs?: readonly BundleImageEpoch[]): { ptoracle: string[]; ptxed: string[] } {
   return {
-    ptoracle: ['insn', '--cpu', 'none', ...raw, trace, '--hash'],
-    ptxed: ['--cpu', 'none', ...raw, '--pt', trace],
+    ptoracle: ['insn', '--cpu', 'none', ...epochImageArgs(images, epochs), trace, '--hash'],
+    ptxed: ['--cpu', 'none', ...rawImageArgs(images), '--pt', trace],
   };
 }
 

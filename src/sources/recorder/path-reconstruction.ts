@@ -59,6 +59,8 @@ interface Block {
   runtime: boolean;
   /** Neither a file nor captured run-time code holds it (a bound was reached). */
   unmapped: boolean;
+  /** Run-time code: the version that holds it (RuntimeCode.add), once it ran; else -1. */
+  version: number;
 }
 
 /** Signals the CPU raises at the faulting instruction. */
@@ -171,7 +173,17 @@ export class PathReconstruction implements QemuLogSink {
     private readonly limits: PathLimits,
     private readonly cache: TranslationCache = new TranslationCache(),
     readonly stats: PathStats = newPathStats(),
-  ) {}
+  ) {
+    this.epochFrom = memory.runtime.images.length;
+    session.beginEpochs(this.epochFrom);
+  }
+
+  /**
+   * The run-time images that existed when this thread's current image epoch
+   * began: the epoch's image holds them and what was made after them up to
+   * the next rewrite (pt-encoder-session.ts, image epochs).
+   */
+  private epochFrom: number;
 
   private get blocks(): Map<number, Block> {
     return this.cache.blocks;
@@ -216,6 +228,7 @@ export class PathReconstruction implements QemuLogSink {
       covered: this.session.coveredByFilter(d.ips[0], d.ips[n - 1]),
       runtime: false,
       unmapped: false,
+      version: -1,
     };
     this.stats.translations++;
   }
@@ -302,9 +315,17 @@ export class PathReconstruction implements QemuLogSink {
   private captureRuntime(block: Block): void {
     if (block.runtime) {
       block.runtime = false;
-      block.unmapped = !this.memory.runtime.add(block.ips[0], block.bytes, this.stats.instructions);
+      block.version = this.memory.runtime.add(block.ips[0], block.bytes, this.stats.instructions);
+      block.unmapped = block.version < 0;
     }
     if (block.unmapped) this.stats.unmappedTbs++;
+    // Code rewritten since this thread's epoch began (by any thread) runs here:
+    // the image up to then cannot show it, so a new epoch starts at this block.
+    const v = block.version;
+    if (v >= this.epochFrom && v >= this.memory.runtime.firstRewriteFrom(this.epochFrom)) {
+      this.epochFrom = this.memory.runtime.images.length;
+      this.session.requestEpoch(this.epochFrom);
+    }
   }
 
   /**

@@ -47,6 +47,9 @@ import { BranchKind, type BlockEnd } from './branch-kind.js';
 import { IpSequenceHash } from './ip-sequence-hash.js';
 import type { TraceOutput } from './trace-output.js';
 
+/** Image epochs one stream may have (each needs a rewrite: at most one per run-time image). */
+export const MAX_EPOCHS = 4096;
+
 export interface TimingSettings {
   tsc: boolean;
   mtc: boolean;
@@ -112,6 +115,15 @@ export class PtEncoderSession {
   /** The traced instruction sequence (what a decoder must reproduce). */
   readonly traced = new IpSequenceHash();
   private readonly segments: SegmentIps[] = [];
+  /**
+   * Image epochs (code rewritten while it ran): from the PSB at `offset` on,
+   * the image holds the address space's run-time images made before the
+   * first rewrite at or after index `from`. The recorder asks for one where
+   * a thread first runs code rewritten since its epoch began; the PSB+ is
+   * where a decoder learns its position and switches images.
+   */
+  readonly epochs: { offset: number; from: number }[] = [];
+  private epochPending = -1;
   private lastCycAt = 0;
   private lastMtcPeriod = -1;
 
@@ -232,6 +244,19 @@ export class PtEncoderSession {
     this.asyncDisable(ip);
   }
 
+  /** The first image epoch: `from` run-time images exist where this stream begins. */
+  beginEpochs(from: number): void {
+    this.epochs.length = 0;
+    this.epochs.push({ offset: 0, from });
+  }
+
+  /** A new image epoch from the next instruction boundary (a PSB+ there). */
+  requestEpoch(from: number): void {
+    if (this.epochs.length >= MAX_EPOCHS) return;
+    this.epochPending = from;
+    this.psbPending = true;
+  }
+
   /** End of the recording: flush what is pending. */
   finish(): void {
     this.flushTnt();
@@ -334,6 +359,13 @@ export class PtEncoderSession {
     this.psbPending = false;
     this.out.beginSegment();
     this.lastPsb = this.out.offset;
+    if (this.epochPending >= 0) {
+      // An epoch asked for before any instruction ran since the last one replaces it.
+      const last = this.epochs[this.epochs.length - 1];
+      if (last !== undefined && last.offset === this.lastPsb) last.from = this.epochPending;
+      else this.epochs.push({ offset: this.lastPsb, from: this.epochPending });
+      this.epochPending = -1;
+    }
     if (this.settings.snapshot) this.segments.push({ offset: this.lastPsb, ips: new Float64Array(1024), count: 0 });
     const p = this.pkt;
     p.type = PacketType.Psb;

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { ElfFile } from '../../flow/elf.js';
 import type { ManifestV2 } from '../bundle/manifest.js';
 import { BUNDLE_FORMAT, decodeCommands, TRACE_NAME, type BundleImage, type BundleManifest } from './bundle.js';
-import { writeAddressSpaceImages } from './bundle-images.js';
+import { imageEpochs, withEpochs, writeAddressSpaceImages } from './bundle-images.js';
 import { ConfinedRun } from './confined-run.js';
 import { confinementRequest } from './confinement-request.js';
 import { GuestFiles } from './guest-files.js';
@@ -222,6 +222,7 @@ export async function recordThreads(
           fullBytes: written.fullSize,
           snapshotStart: written.start,
           images: processImages.get(th.proc) ?? [],
+          ...withEpochs(imageEpochs(th.session.epochs, th.proc.memory.runtime, (processImages.get(th.proc) ?? []).filter((i) => allImages[i]!.runtime != null).length, written.start)),
           instructions: { executed: th.path.instructions, traced: hash.count, fnv1a64: hash.hex() },
           ...(th.proc.program !== null ? { program: { argv: th.proc.program.argv, path: th.proc.program.path } } : {}),
         },
@@ -243,13 +244,13 @@ export async function recordThreads(
         recorder: 'qemu',
         program: { argv: opts.argv, path: guestProgram, cwd: run.scratch },
         exit: exitInfo,
-        trace: { file: s.file, bytes: s.bytes, fullBytes: s.fullBytes, snapshotStart: s.snapshotStart },
+        trace: { file: s.file, bytes: s.bytes, fullBytes: s.fullBytes, snapshotStart: s.snapshotStart, ...withEpochs(s.imageEpochs ?? null) },
         instructions: { executed: t.stats.instructions, traced: s.instructions.traced, fnv1a64: s.instructions.fnv1a64 },
         addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
         images,
         config,
         encoder,
-        decode: decodeCommands(images, s.file),
+        decode: decodeCommands(images, s.file, s.imageEpochs),
         stats: { ...stats, logBytes: null },
         warnings,
       };

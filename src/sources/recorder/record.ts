@@ -26,7 +26,7 @@ import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { ElfFile } from '../../flow/elf.js';
 import { INPUT_LIMITS, readBoundedFile } from '../import/safe-files.js';
 import { BUNDLE_FORMAT, BUNDLE_VERSION, decodeCommands, TRACE_NAME, type BundleManifest } from './bundle.js';
-import { writeAddressSpaceImages } from './bundle-images.js';
+import { imageEpochs, withEpochs, writeAddressSpaceImages } from './bundle-images.js';
 import { ConfinedRun, LOG_FD } from './confined-run.js';
 import { GuestFiles } from './guest-files.js';
 import { MemoryMap } from './memory-map.js';
@@ -376,19 +376,20 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     if (path.stats.inexactFaults > 0) warnings.push(`${path.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
     if (path.stats.unmappedTbs > 0) warnings.push(`${path.stats.unmappedTbs} TB executions at addresses no image maps`);
 
+    const epochs = imageEpochs(session.epochs, memory.runtime, images.filter((im) => im.runtime != null).length, written.start);
     const manifest: BundleManifest = {
       format: BUNDLE_FORMAT,
       version: BUNDLE_VERSION,
       recorder: 'qemu',
       program: { argv: opts.argv, path: guestProgram, cwd: run.scratch },
       exit: { status, signal, stopped },
-      trace: { file: TRACE_NAME, bytes: written.size, fullBytes: written.fullSize, snapshotStart: written.start },
+      trace: { file: TRACE_NAME, bytes: written.size, fullBytes: written.fullSize, snapshotStart: written.start, ...withEpochs(epochs) },
       instructions: { executed: path.stats.instructions, traced: hash.count, fnv1a64: hash.hex() },
       addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
       images,
       config: manifestConfig(opts, opts.sandbox, maxTraceBytes, limits, LOG_ITEMS),
       encoder: manifestEncoder(timing),
-      decode: decodeCommands(images, TRACE_NAME),
+      decode: decodeCommands(images, TRACE_NAME, epochs ?? undefined),
       stats: {
         tbExecutions: path.stats.tbExecutions,
         translations: path.stats.translations,

@@ -48,6 +48,10 @@ export class RuntimeCode {
   dropped = 0;
   /** Blocks at an address whose earlier bytes differ (new versions). */
   rewritten = 0;
+  /** The index of each image a rewrite started, increasing. */
+  private readonly rewrites: number[] = [];
+  /** Set by {@link compare}: the last image whose captured bytes the block compared equal with (-1: none). */
+  private lastMatched = -1;
 
   constructor(held: { bytes: number } = { bytes: 0 }) {
     this.held = held;
@@ -60,6 +64,7 @@ export class RuntimeCode {
       if (!c.reserve(im.bytes.length)) break;
       c.list.push({ ...im, bytes: im.bytes.slice(), known: im.known.slice() });
     }
+    for (const r of this.rewrites) if (r < c.list.length) c.rewrites.push(r);
     return c;
   }
 
@@ -69,14 +74,34 @@ export class RuntimeCode {
   }
 
   /**
+   * The first image at index `from` or later that a rewrite started
+   * (Infinity if none): images before it show the code as it was when
+   * image `from` was about to be made, wherever it had run.
+   */
+  firstRewriteFrom(from: number): number {
+    const r = this.rewrites;
+    let lo = 0;
+    let hi = r.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (r[mid]! < from) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < r.length ? r[lo]! : Infinity;
+  }
+
+  /**
    * A block of run-time code `bytes` at `address` first runs at position
    * `at`. Bytes equal to the current ones join the last image near them; a
-   * difference starts a new version. False if a bound left it out.
+   * difference starts a new version. Returns the block's version: the
+   * highest index of the images that hold its bytes (mapped in order, they
+   * show the block as it ran), or -1 if a bound left it out.
    */
-  add(address: number, bytes: Uint8Array, at: number): boolean {
+  add(address: number, bytes: Uint8Array, at: number): number {
     const end = address + bytes.length;
     const state = this.compare(address, bytes);
-    if (state === 'same') return true;
+    const matched = this.lastMatched;
+    if (state === 'same') return matched;
     if (state === 'consistent') {
       // Join the last image near the block (a later one would hide the joined bytes).
       for (let k = this.list.length - 1; k >= 0; k--) {
@@ -86,7 +111,7 @@ export class RuntimeCode {
         if (!this.joinable(k, address, end)) break;
         const start = Math.min(im.address, address);
         const size = Math.max(imEnd, end) - start;
-        if (!this.reserve(size - im.bytes.length)) return false;
+        if (!this.reserve(size - im.bytes.length)) return -1;
         const grown = new Uint8Array(size);
         const known = new Uint8Array(size);
         grown.set(im.bytes, im.address - start);
@@ -96,17 +121,19 @@ export class RuntimeCode {
         im.address = start;
         im.bytes = grown;
         im.known = known;
-        return true;
+        return Math.max(k, matched);
       }
-    } else {
-      this.rewritten++;
     }
     if (this.list.length >= MAX_RUNTIME_IMAGES || !this.reserve(bytes.length)) {
       this.dropped++;
-      return false;
+      return -1;
+    }
+    if (state === 'differs') {
+      this.rewritten++;
+      this.rewrites.push(this.list.length);
     }
     this.list.push({ address, bytes: bytes.slice(), known: new Uint8Array(bytes.length).fill(1), firstExecuted: at });
-    return true;
+    return this.list.length - 1;
   }
 
   /**
@@ -146,6 +173,7 @@ export class RuntimeCode {
     const n = bytes.length;
     const seen = new Uint8Array(n);
     let left = n;
+    this.lastMatched = -1;
     for (let k = this.list.length - 1; k >= 0 && left > 0; k--) {
       const im = this.list[k];
       const from = Math.max(address, im.address);
@@ -156,6 +184,7 @@ export class RuntimeCode {
         if (im.bytes[a - im.address] !== bytes[i]) return 'differs';
         seen[i] = 1;
         left--;
+        if (this.lastMatched < 0) this.lastMatched = k;
       }
     }
     return left === 0 ? 'same' : 'consistent';
