@@ -7,7 +7,7 @@
  * it as generated at run time.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -195,6 +195,12 @@ describe('recording code generated at run time', () => {
       expect(worker.epochs!.map((e) => e.runtime)).toEqual([1, 2, 3, 4, 5]);
       expectExact(res.bundle, m);
       if (m.version === 1) {
+        // A file listed after the run-time images (not as the recorder writes them): each part is built whole, the same decode.
+        const moved = join(work, `${name}-moved.ptscope`);
+        cpSync(res.bundle, moved, { recursive: true });
+        const file = m.images.findIndex((im) => im.runtime == null);
+        writeFileSync(join(moved, 'manifest.json'), JSON.stringify({ ...m, images: [...m.images.slice(0, file), ...m.images.slice(file + 1), m.images[file]] }));
+        expect(ptscopeDecode(moved)).toEqual(ptscopeDecode(res.bundle));
         // The bundle's own ptoracle command line carries the epochs.
         const argv = (m.decode as { ptoracle: string[] }).ptoracle;
         expect(argv.filter((x) => x === '--image-from')).toHaveLength(4);
@@ -217,6 +223,32 @@ describe('recording code generated at run time', () => {
       }
     }, 240_000);
   }
+
+  it('code one thread rewrites and another then runs: each thread starts an epoch where it first runs a new version', async () => {
+    const res = await rec([compileJit('shared-rewrite', [], 'shared-rewrite.c')], 'shared-rewrite');
+    expect(res.stdout).toBe('15 8 8 42 8\n');
+    const m = readBundleManifest(res.bundle);
+    expect(runtimeImages(m).map((im) => im.size)).toEqual([9, 10, 4]);
+    // Each thread ran all three versions: one epoch each, whichever thread wrote or first ran it.
+    const streams = streamsOf(m).filter((x) => x.instructions.traced > 0);
+    expect(streams).toHaveLength(2);
+    for (const x of streams) expect(x.epochs!.map((e) => e.runtime)).toEqual([1, 2, 3]);
+    expectExact(res.bundle, m);
+    for (const x of streams) expect(oracleDecode(res.bundle, x, 'insn', true).hash).not.toBe(x.instructions.fnv1a64);
+  }, 240_000);
+
+  it('a snapshot of code rewritten in place: the epochs before the kept trace merge into its first, the decode is exact', async () => {
+    const exe = compileJit('layers-snapshot', [], 'layers.c');
+    const res = await record(withRecordDefaults({ argv: [exe], output: join(work, 'layers-snapshot.ptscope'), timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe', notice: () => {}, snapshotBytes: 1024 }));
+    const m = readBundleManifest(res.bundle);
+    const s = streamsOf(m)[0]!;
+    expect(m.version === 1 && m.trace!.snapshotStart).toBeGreaterThan(0);
+    // The kept kilobyte holds the later versions' runs only: fewer epochs, the first at 0.
+    expect(s.epochs![0]!.offset).toBe(0);
+    expect(s.epochs!.length).toBeLessThan(5);
+    expect(s.epochs!.at(-1)!.runtime).toBe(5);
+    expectExact(res.bundle, m);
+  }, 240_000);
 
   it('grep -P (PCRE2 JIT): its compiled pattern is run-time code, the decode is exact', async () => {
     const input = join(work, 'grep-input.txt');

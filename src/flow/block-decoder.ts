@@ -45,7 +45,7 @@ import { ANY_ASID, Asid, ipToBigInt } from './address-space.js';
 import { Block, MAX_BLOCK_INSNS } from './block.js';
 import { Bq, bceDisplacement, bceIsize, bceIsValid, bceMake, bceMode, bceNinsn, bceQualifier, existingSectionBlockCache, packDecodeStop, sectionBlockCache, type SectionBlockCache } from './bcache.js';
 import type { Image, MappedSection } from './image.js';
-import type { ImageTimeline } from './image-timeline.js';
+import type { ImageTimeline, TimelineCursor } from './image-timeline.js';
 import type { Section } from './section.js';
 import { instructionDecoderFor, type InstructionDecoder } from './instruction-decoder.js';
 import {
@@ -174,6 +174,7 @@ export class BlockDecoder extends EventSyncedDecoder {
   asid: Asid = ANY_ASID;
   /** Rewritten code: the image for each part of the trace, and the part in use (-1: none yet). */
   private timeline: ImageTimeline | null = null;
+  private cursor: TimelineCursor | null = null;
   private epoch = -1;
   /** Told when the image changes (the instruction decoder keeps caches of it). */
   onImage: ((image: Image) => void) | null = null;
@@ -212,8 +213,9 @@ export class BlockDecoder extends EventSyncedDecoder {
 
   set image(image: Image) {
     this.timeline = image.timeline;
+    this.cursor = this.timeline?.cursor() ?? null;
     this.epoch = -1;
-    this.useImage(this.timeline !== null ? this.timeline.images[0]! : image);
+    this.useImage(this.cursor !== null ? this.cursor.imageFor(0) : image);
   }
 
   private useImage(image: Image): void {
@@ -233,7 +235,7 @@ export class BlockDecoder extends EventSyncedDecoder {
     const k = t.indexAt(this.events.syncOffset);
     if (k === this.epoch) return;
     this.epoch = k;
-    this.useImage(t.images[k]!);
+    this.useImage(this.cursor!.imageFor(k));
   }
 
   /** Trace offset of the next packet (libipt's pt_blk_get_offset). */

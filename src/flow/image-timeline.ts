@@ -7,23 +7,38 @@
  * where they learn the trace position, before any instruction after it:
  * at a synchronisation and at the PSB+ status update (or the tracing
  * enable) that follows it.
+ *
+ * Part k's image is the stream's images with the first `layers[k]` of its
+ * layers (run-time images, in order). A JIT rewrites thousands of times, so
+ * the images are not built up front: each decoder holds a
+ * {@link TimelineCursor} that maps the layers a later part adds into its
+ * own working image, and builds one anew only when it goes back.
  */
 import type { Image } from './image.js';
 
+/** Builds the images of a timeline (the source that knows the files does). */
+export interface TimelineLayers {
+  /** A new image with the first `n` layers. */
+  build(n: number): Image;
+  /** `image` (holding the first `from` layers) with layers [from, to) added: the same image, or a new one. */
+  extend(image: Image, from: number, to: number): Image;
+}
+
 export class ImageTimeline {
   /**
-   * `offsets[k]`: the trace offset of the PSB from which `images[k]`
-   * applies; increasing, the first 0.
+   * `offsets[k]`: the trace offset of the PSB from which part k applies
+   * (increasing, the first 0); `layers[k]`: how many layers it maps.
    */
   constructor(
     readonly offsets: readonly number[],
-    readonly images: readonly Image[],
+    readonly layers: readonly number[],
+    readonly source: TimelineLayers,
   ) {
-    if (offsets.length === 0 || offsets.length !== images.length || offsets[0] !== 0) throw new Error('image timeline: one image per offset, the first at 0');
+    if (offsets.length === 0 || offsets.length !== layers.length || offsets[0] !== 0) throw new Error('image timeline: one layer count per offset, the first at 0');
     for (let k = 1; k < offsets.length; k++) if (!(offsets[k]! > offsets[k - 1]!)) throw new Error('image timeline: offsets must increase');
   }
 
-  /** The index of the image valid at the PSB at `syncOffset` (the last one at or before it). */
+  /** The index of the part valid at the PSB at `syncOffset` (the last one at or before it). */
   indexAt(syncOffset: number): number {
     const o = this.offsets;
     let lo = 0;
@@ -34,5 +49,27 @@ export class ImageTimeline {
       else hi = mid - 1;
     }
     return lo;
+  }
+
+  /** A decoder's own working image over this timeline. */
+  cursor(): TimelineCursor {
+    return new TimelineCursor(this);
+  }
+}
+
+export class TimelineCursor {
+  private image: Image | null = null;
+  private mapped = 0;
+
+  constructor(private readonly timeline: ImageTimeline) {}
+
+  /** The image of part `k`: the working image, extended (or built anew when `k` maps fewer layers). */
+  imageFor(k: number): Image {
+    const n = this.timeline.layers[k]!;
+    const src = this.timeline.source;
+    if (this.image === null || n < this.mapped) this.image = src.build(n);
+    else if (n > this.mapped) this.image = src.extend(this.image, this.mapped, n);
+    this.mapped = n;
+    return this.image;
   }
 }

@@ -9,7 +9,7 @@ import { defaultConfig, type DecoderConfig } from '../../packets/config.js';
 import { FileSource } from '../../packets/trace-source.js';
 import { ANY_ASID, isExactIp } from '../../flow/address-space.js';
 import { Image } from '../../flow/image.js';
-import { ImageTimeline } from '../../flow/image-timeline.js';
+import { ImageTimeline, type TimelineLayers } from '../../flow/image-timeline.js';
 import { ByteSourceCache } from '../../flow/section.js';
 import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestImage, type ManifestV2 } from '../bundle/manifest.js';
 import { configForCpu } from '../model/decoders.js';
@@ -103,17 +103,37 @@ class ImageSets {
    */
   forStream(indices: readonly number[], name: string, epochs: readonly { offset: number; runtime: number }[] | undefined, field: string): { image: Image; mappings: ImageMapping[]; notes: string[] } {
     if (epochs === undefined) return this.get(indices, name);
-    const runtime = indices.filter((i) => this.images[i]?.runtime != null).length;
-    const parts: Image[] = [];
+    const runtime = indices.filter((i) => this.images[i]?.runtime != null);
     epochs.forEach((e, k) => {
       if (k === 0 ? e.offset !== 0 : !(e.offset > epochs[k - 1]!.offset)) throw new InputError(`${field}[${k}].offset: epochs start at offset 0 and their offsets increase`);
-      if (e.runtime > runtime) throw new InputError(`${field}[${k}].runtime: ${e.runtime} is more than the stream's ${runtime} run-time images`);
-      let left = e.runtime;
-      parts.push(this.get(indices.filter((i) => this.images[i]?.runtime == null || left-- > 0), `${name} (part ${k + 1})`).image);
+      if (e.runtime > runtime.length) throw new InputError(`${field}[${k}].runtime: ${e.runtime} is more than the stream's ${runtime.length} run-time images`);
     });
     const set = this.build(indices, name);
-    set.image.timeline = new ImageTimeline(epochs.map((e) => e.offset), parts);
+    set.image.timeline = new ImageTimeline(epochs.map((e) => e.offset), epochs.map((e) => e.runtime), this.runtimeLayers(indices, runtime, name));
     return set;
+  }
+
+  /**
+   * The layers of a stream's timeline: its run-time images in order. Part
+   * images hold the stream's images with the run-time ones past a count
+   * left out; when every file comes before the run-time images (as the
+   * recorder writes them), a later part maps its new ones on top.
+   */
+  private runtimeLayers(indices: readonly number[], runtime: readonly number[], name: string): TimelineLayers {
+    const firstRuntime = indices.findIndex((i) => this.images[i]?.runtime != null);
+    const stacked = indices.slice(firstRuntime).every((i) => this.images[i]?.runtime != null);
+    const build = (n: number): Image => {
+      let left = n;
+      return this.build(indices.filter((i) => this.images[i]?.runtime == null || left-- > 0), name).image;
+    };
+    return {
+      build,
+      extend: (image, from, to) => {
+        if (!stacked) return build(to);
+        for (let k = from; k < to; k++) this.map(image, runtime[k]!, []);
+        return image;
+      },
+    };
   }
 
   private build(indices: readonly number[], name: string): { image: Image; mappings: ImageMapping[]; notes: string[] } {
@@ -121,31 +141,30 @@ class ImageSets {
     const mappings: ImageMapping[] = [];
     const notes: string[] = [];
     for (const i of indices) {
-      const im = this.images[i];
-      if (im === undefined) throw new InputError(`image index ${i}: no such entry in images`);
-      const file = this.fileOf(i);
-      const at = address(im.address, `images[${i}].address`);
-      let st: number;
-      try {
-        st = image.addFile(this.files, file, im.offset, im.size, at, ANY_ASID);
-      } catch (e) {
-        st = -1;
-        notes.push(`unchecked: image ${im.file}: ${(e as Error).message}`);
-      }
-      if (st < 0) notes.push(`unchecked: image ${im.file} could not be mapped at ${im.address}`);
-      else {
-        mappings.push({
-          file,
-          originalPath: im.path,
-          offset: im.offset,
-          size: im.size,
-          address: at,
-          displayName: baseName(im.path),
-          runtime: im.runtime ?? null,
-        });
-      }
+      const m = this.map(image, i, notes);
+      if (m !== null) mappings.push(m);
     }
     return { image, mappings, notes };
+  }
+
+  /** Map image `i` into `image` (on top of what it holds); its mapping, or null with a note. */
+  private map(image: Image, i: number, notes: string[]): ImageMapping | null {
+    const im = this.images[i];
+    if (im === undefined) throw new InputError(`image index ${i}: no such entry in images`);
+    const file = this.fileOf(i);
+    const at = address(im.address, `images[${i}].address`);
+    let st: number;
+    try {
+      st = image.addFile(this.files, file, im.offset, im.size, at, ANY_ASID);
+    } catch (e) {
+      st = -1;
+      notes.push(`unchecked: image ${im.file}: ${(e as Error).message}`);
+    }
+    if (st < 0) {
+      notes.push(`unchecked: image ${im.file} could not be mapped at ${im.address}`);
+      return null;
+    }
+    return { file, originalPath: im.path, offset: im.offset, size: im.size, address: at, displayName: baseName(im.path), runtime: im.runtime ?? null };
   }
 }
 

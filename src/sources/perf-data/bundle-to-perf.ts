@@ -184,7 +184,7 @@ export function exportInputFrom(recording: Recording): ExportInput {
     const n = (seen.get(key) ?? 0) + 1;
     seen.set(key, n);
     const images = st.mappings.map((im) => ({ file: im.file, offset: im.offset, size: im.size, address: BigInt.asUintN(64, BigInt(im.address)) }));
-    const epochs = st.image.timeline !== null ? { imageEpochs: st.image.timeline.images.length } : {};
+    const epochs = st.image.timeline !== null ? { imageEpochs: st.image.timeline.offsets.length } : {};
     if (n === 1) return { pid, tid, trace: st.open(), images, ...epochs };
     // After an exec: the process's program if this is its last stream, else the first image's name.
     const last = n === streamsOf.get(key);
