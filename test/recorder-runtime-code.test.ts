@@ -24,12 +24,7 @@ import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT, runOracle } from './helpers/oracle.js';
 import { importBundle, readBundleManifest } from '../src/sources/import/bundle-import.js';
-import { openInsnDecoder } from '../src/sources/model/decoders.js';
-import { IpSequenceHash } from '../src/sources/recorder/ip-sequence-hash.js';
-import { InstructionInfo } from '../src/flow/instruction.js';
-import { PtEvent } from '../src/events/event.js';
-import { Status } from '../src/events/status.js';
-import { ErrorCode } from '../src/packets/errors.js';
+import { hashStream } from '../src/sources/model/stream-check.js';
 
 let work: string;
 
@@ -89,26 +84,8 @@ function ptscopeDecode(bundle: string): { insn: number; hash: string; errors: nu
   const r = importBundle(bundle);
   try {
     return r.streams.map((s) => {
-      const dec = openInsnDecoder(s);
-      const insn = new InstructionInfo();
-      const ev = new PtEvent();
-      const hash = new IpSequenceHash();
-      let errors = 0;
-      let status = dec.syncForward();
-      for (;;) {
-        if (status < 0) {
-          if (status === -ErrorCode.Eos) break;
-          errors++;
-          status = dec.syncForward();
-          continue;
-        }
-        while (status >= 0 && (status & Status.EventPending) !== 0) status = dec.event(ev);
-        if (status < 0) continue;
-        if ((status & Status.Eos) !== 0) break;
-        status = dec.next(insn);
-        if (status >= 0) hash.add(insn.ip);
-      }
-      return { insn: hash.count, hash: hash.hex(), errors };
+      const c = hashStream(s);
+      return { insn: c.instructions, hash: c.fnv1a64, errors: c.errors };
     });
   } finally {
     r.close();
