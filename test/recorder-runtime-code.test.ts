@@ -214,6 +214,21 @@ describe('recording code generated at run time', () => {
     for (const x of streams) expect(oracleDecode(res.bundle, x, 'insn', true).hash).not.toBe(x.instructions.fnv1a64);
   }, 240_000);
 
+  it('code rewritten in place, traced through an address filter on its buffer: the epochs switch at the tracing enables, the decode is exact', async () => {
+    const exe = compileJit('layers-filtered', [], 'layers.c');
+    const first = readBundleManifest((await rec([exe], 'layers-unfiltered')).bundle);
+    // The emulator maps the buffer at the same place in each run: trace only it.
+    const at = Number(BigInt(runtimeImages(first)[0]!.address));
+    const res = await record(withRecordDefaults({ argv: [exe], output: join(work, 'layers-filtered.ptscope'), timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe', notice: () => {}, ranges: [{ from: at, to: at + 4096 }] }));
+    const m = readBundleManifest(res.bundle);
+    const s = streamsOf(m)[0]!;
+    // The four runs, each between a TIP.PGE and a TIP.PGD: 17 + 4 + 2 + 11 instructions.
+    expect(s.instructions.traced).toBe(34);
+    expect(s.epochs!.map((e) => e.runtime)).toEqual([1, 2, 3, 4, 5]);
+    expectExact(res.bundle, m);
+    expect(oracleDecode(res.bundle, s, 'insn', true).hash).not.toBe(s.instructions.fnv1a64);
+  }, 240_000);
+
   it('a snapshot of code rewritten in place: the epochs before the kept trace merge into its first, the decode is exact', async () => {
     const exe = compileJit('layers-snapshot', [], 'layers.c');
     const res = await record(withRecordDefaults({ argv: [exe], output: join(work, 'layers-snapshot.ptscope'), timeoutSec: 120, maxInsns: 50_000_000, hardware: false, stdio: 'pipe', notice: () => {}, snapshotBytes: 1024 }));

@@ -34,8 +34,8 @@
  * --image-from OFFSET starts another image, made of the --raw options after
  * it, for the trace from the PSB at OFFSET on (code rewritten while it ran:
  * ptscope bundles' image epochs). The flow modes switch to it where libipt
- * tells the position before the next instruction: after a sync, and at a
- * PSB+ status update or a tracing enable (the last sync offset decides).
+ * tells the position before the next instruction: after a sync and at a
+ * PSB+'s exec-mode status update (see follow_images).
  *
  * Argument and file errors: one line on stderr, exit status 2.
  */
@@ -691,7 +691,10 @@ static int flow_event(struct flow_decoder *d, struct pt_event *ev)
 /* With image epochs: use the image for the last PSB the decoder passed.
  * libipt 2.0.5 moves its sync offset only when it syncs, so the position
  * is the decoder's offset, which is past the PSB+ whose status update is
- * being delivered (and, at a sync, past the PSB synced to).
+ * being delivered (and, at a sync, past the PSB synced to). Only those
+ * two: 2.0.5 delivers a PSB+'s exec-mode status update with tracing
+ * disabled too, and by the time it delivers a tracing enable it may have
+ * read ahead through the run's TIP.PGD and the next PSB+.
  */
 static void follow_images(struct flow_decoder *d, const struct options *opt,
 			  int *current)
@@ -791,9 +794,8 @@ static struct insn_result run_flow(const struct options *opt,
 			while (status >= 0 && (status & pts_event_pending)) {
 				status = flow_event(&d, &event);
 				if (status >= 0 &&
-				    (event.type == ptev_enabled ||
-				     (event.type == ptev_exec_mode &&
-				      event.status_update)))
+				    event.type == ptev_exec_mode &&
+				    event.status_update)
 					follow_images(&d, opt, &current);
 			}
 			if (status < 0)
