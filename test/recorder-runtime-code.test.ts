@@ -7,7 +7,7 @@
  * it as generated at run time.
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -24,7 +24,10 @@ import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT, runOracle } from './helpers/oracle.js';
 import { importBundle, readBundleManifest } from '../src/sources/import/bundle-import.js';
-import { hashStream } from '../src/sources/model/stream-check.js';
+import { hashDecode, hashStream } from '../src/sources/model/stream-check.js';
+import { openInsnDecoder } from '../src/sources/model/decoders.js';
+import { InsnDecoder } from '../src/flow/insn-decoder.js';
+import { PacketDecoder } from '../src/packets/decoder.js';
 
 let work: string;
 
@@ -188,6 +191,30 @@ describe('recording code generated at run time', () => {
       expect(flat.errors.length).toBeGreaterThan(0);
       expect(flat.hash).not.toBe(worker.instructions.fnv1a64);
       expect(analyzeSummary(res.bundle)).toEqual({ findings: 0, decodeErrors: 0 });
+      // A piece decodes a slice of the stream from a PSB: told where the slice starts, it takes that PSB's image.
+      const r = importBundle(res.bundle);
+      try {
+        const s = r.streams.find((x) => x.image.timeline !== null && x.image.timeline.offsets.length > 2)!;
+        const bytes = readFileSync(join(res.bundle, streamsOf(m)[s.index]!.file));
+        let wrong = 0;
+        for (const from of s.image.timeline!.offsets.slice(1)) {
+          const whole = openInsnDecoder(s);
+          const synced = whole.syncSet(from);
+          expect(synced).toBeGreaterThanOrEqual(0);
+          const tail = hashDecode(whole, synced);
+          const slice = (origin: boolean): InsnDecoder => {
+            const d = new InsnDecoder(new PacketDecoder(bytes.subarray(from), { skd007: false }), s.config, s.image);
+            if (origin) d.traceOrigin = from;
+            return d;
+          };
+          expect(hashDecode(slice(true))).toEqual(tail);
+          expect(tail.errors).toBe(0);
+          if (hashDecode(slice(false)).errors > 0) wrong++;
+        }
+        expect(wrong).toBeGreaterThan(0);
+      } finally {
+        r.close();
+      }
       // Decoded in pieces from every PSB (each piece starts with the image of its PSB): the serial text.
       expect(await flowText([res.bundle], true)).toEqual(await flowText([res.bundle], false));
       // perf.data cannot carry the epochs: the export says so.

@@ -591,7 +591,12 @@ export class FlowGuardDetector extends DetectorBase {
         if (ev.type === EventType.Enabled && !ev.statusUpdate && at() > clampTo) clampTo = Infinity;
       },
     };
-    const decoderOf = (bytes: Uint8Array): InsnDecoder => new InsnDecoder(new PacketDecoder(bytes, { skd007: config.errata.skd007 }), config, this.ctx.image);
+    // A window's bytes from `start` in its stream (where the image timeline of rewritten code counts from).
+    const decoderOf = (bytes: Uint8Array, start: number): InsnDecoder => {
+      const dec = new InsnDecoder(new PacketDecoder(bytes, { skd007: config.errata.skd007 }), config, this.ctx.image);
+      dec.traceOrigin = start;
+      return dec;
+    };
     // On a per-CPU stream, decoded from a PSB inside it: the stream's tasks from the task at the PSB's time (null: none known).
     const tasksFrom = (r: Run, start: number): TaskSwitcher | null => {
       const at = r.tasks === null ? null : psbTsc(r.trace, start);
@@ -602,7 +607,7 @@ export class FlowGuardDetector extends DetectorBase {
       base = start;
       mine = true;
       task = r.task;
-      decoder = decoderOf(r.trace.subarray(start, end));
+      decoder = decoderOf(r.trace.subarray(start, end), start);
       const dec = decoder;
       // Before the thread's run (another task's, on a per-CPU stream) the detectors hear nothing; the end is heard once.
       let consumers: FlowConsumer[] = detectors;
@@ -632,7 +637,7 @@ export class FlowGuardDetector extends DetectorBase {
       if (c === undefined) {
         const tasks = tasksFrom(r, start);
         if (tasks === null) return false;
-        const dec = decoderOf(r.trace.subarray(start));
+        const dec = decoderOf(r.trace.subarray(start), start);
         const walk: StreamWalk = { base: start, decoder: dec, walker: null!, ended: false, runStart: start, stoppedAt: start, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } };
         const gate = fromOffset(() => start + dec.offset, start, detectors, () => mine && start + dec.offset >= walk.runStart);
         walk.walker = new ControlFlowWalker(dec, [watch, { ...gate, onEnd: undefined }]);

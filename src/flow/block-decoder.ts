@@ -178,6 +178,12 @@ export class BlockDecoder extends EventSyncedDecoder {
   private epoch = -1;
   /** Told when the image changes (the instruction decoder keeps caches of it). */
   onImage: ((image: Image) => void) | null = null;
+  /**
+   * Where the trace this decoder reads starts in its whole stream (a piece
+   * decodes a slice from a PSB inside it): the image timeline's offsets are
+   * the stream's.
+   */
+  traceOrigin = 0;
   /** Instructions since trace was last consumed (the loop guard). */
   private steps = 0;
 
@@ -232,7 +238,7 @@ export class BlockDecoder extends EventSyncedDecoder {
   private followTimeline(): void {
     const t = this.timeline;
     if (t === null) return;
-    const k = t.indexAt(this.events.syncOffset);
+    const k = t.indexAt(this.events.syncOffset + this.traceOrigin);
     if (k === this.epoch) return;
     this.epoch = k;
     this.useImage(this.cursor!.imageFor(k));

@@ -89,6 +89,15 @@ export class InsnDecoder {
     this.blocks.image = image;
   }
 
+  /** Where the trace read starts in its whole stream (see {@link BlockDecoder.traceOrigin}). */
+  get traceOrigin(): number {
+    return this.blocks.traceOrigin;
+  }
+
+  set traceOrigin(offset: number) {
+    this.blocks.traceOrigin = offset;
+  }
+
   private imageChanged(image: Image): void {
     this.runs = blockCacheFor(image, false);
     this.idec = instructionDecoderFor(image);

@@ -69,6 +69,7 @@ export function flowPiece(t: FlowTarget, trace: Uint8Array, origin: number, rang
     t.kind === 'insn'
       ? { kind: 'insn' as const, dec: new InsnDecoder(stream, t.config, t.image, { ...t.flags }) }
       : { kind: 'block' as const, dec: new BlockDecoder(stream, t.config, t.image, { ...t.flags }) };
+  decoder.dec.traceOrigin = range.from;
   try {
     const c = decodeFlow(decoder, t.opts, new PieceWriter(lines), null, {
       base: range.from,

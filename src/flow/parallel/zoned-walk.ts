@@ -117,6 +117,7 @@ export function walkPieceZoned(
   const end = Math.max(range.to, Math.min(limit, origin + trace.length));
   const packets = packetStreamFor(trace.subarray(range.from - origin, end - origin), config);
   const decoder = new InsnDecoder(packets, config, image);
+  decoder.traceOrigin = range.from;
   let walker: ControlFlowWalker | null = null;
   const at = (): number => decoder.offset + range.from;
   const log = new FlowLogRecorder(() => decoder.offset, range.from, () => walker!.walked);

@@ -7,6 +7,7 @@
  */
 import { PtEvent } from '../../events/event.js';
 import { Status } from '../../events/status.js';
+import type { InsnDecoder } from '../../flow/insn-decoder.js';
 import { InstructionInfo } from '../../flow/instruction.js';
 import { ErrorCode } from '../../packets/errors.js';
 import { IpSequenceHash } from '../recorder/ip-sequence-hash.js';
@@ -20,12 +21,19 @@ export interface StreamCheck {
 }
 
 export function hashStream(stream: TraceStream): StreamCheck {
-  const dec = openInsnDecoder(stream);
+  return hashDecode(openInsnDecoder(stream));
+}
+
+/**
+ * The same for a decoder already made (over part of a stream, say), from
+ * its first PSB, or from where `synced` (its sync's status) put it.
+ */
+export function hashDecode(dec: InsnDecoder, synced?: number): StreamCheck {
   const insn = new InstructionInfo();
   const ev = new PtEvent();
   const hash = new IpSequenceHash();
   let errors = 0;
-  let status = dec.syncForward();
+  let status = synced ?? dec.syncForward();
   for (;;) {
     if (status < 0) {
       if (status === -ErrorCode.Eos) break;
