@@ -2,9 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { Image } from '../src/flow/image.js';
 import { ImageTimeline, type TimelineLayers } from '../src/flow/image-timeline.js';
+import { CodeFacts } from '../src/analyses/code-facts.js';
 
 /** Layers that record what was asked: images named by the layers they hold. */
-function recorder(): { layers: TimelineLayers; calls: string[] } {
+function recorder(): { layers: TimelineLayers<Image>; calls: string[] } {
   const calls: string[] = [];
   return {
     calls,
@@ -47,5 +48,39 @@ describe('ImageTimeline', () => {
     const b = t.cursor();
     expect(b.imageFor(3)).not.toBe(again);
     expect(calls).toEqual(['build 1', 'extend 1-3', 'extend 3-6', 'build 3', 'build 6']);
+  });
+});
+
+describe('CodeFacts over a timeline (code rewritten while it ran)', () => {
+  it('answers from the image of the part of the trace the flow stands in, not from each address\'s last version', () => {
+    // Part 0: `call rel32` at 0x1000 ends at 0x1005 (a call-preceded return site); part 1 maps nops over it.
+    const CALL = Uint8Array.from([0xe8, 0, 0, 0, 0, 0xc3]);
+    const NOPS = Uint8Array.from([0x90, 0x90, 0x90, 0x90, 0x90, 0xc3]);
+    const layers: TimelineLayers<Image> = {
+      build: (n) => {
+        const im = new Image('part');
+        im.addMemory('call', CALL, 0x1000);
+        if (n > 0) im.addMemory('nops', NOPS, 0x1000);
+        return im;
+      },
+      extend: (im, from, to) => {
+        if (from === 0 && to > 0) im.addMemory('nops', NOPS, 0x1000);
+        return im;
+      },
+    };
+    const top = layers.build(1);
+    top.timeline = new ImageTimeline([0, 500], [0, 1], layers);
+    const facts = new CodeFacts(top);
+    let at = 100;
+    facts.position = () => at;
+    expect(facts.isCallPreceded(0x1005)).toBe(1);
+    expect(facts.disassembleAt(0x1000)).toMatch(/^call /);
+    at = 600;
+    expect(facts.isCallPreceded(0x1005)).toBe(0);
+    expect(facts.disassembleAt(0x1000)).toBe('nop');
+    at = 200;
+    expect(facts.isCallPreceded(0x1005)).toBe(1);
+    // Without a position (no flow), the stream's image: each address's last version.
+    expect(new CodeFacts(top).isCallPreceded(0x1005)).toBe(0);
   });
 });

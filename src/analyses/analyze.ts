@@ -67,6 +67,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
   const image = task?.life.space.image ?? input.image;
   const modules = task !== undefined ? modulesOf(task.life.space.mappings) : input.modules;
   const facts = new CodeFacts(image);
+  facts.position = offset;
   const evidence = new EvidenceBuilder(facts, modules);
   const thread: ThreadRef = task !== undefined ? { pid: task.pid, tid: task.tid } : { pid: input.stream.pid, tid: input.stream.tid };
   return names.map((name) => {

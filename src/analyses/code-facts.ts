@@ -14,31 +14,59 @@
 import type { Asid } from '../flow/address-space.js';
 import { ANY_ASID } from '../flow/address-space.js';
 import type { Image } from '../flow/image.js';
-import { InstructionDecoder } from '../flow/instruction-decoder.js';
+import type { TimelineCursor } from '../flow/image-timeline.js';
+import { InstructionDecoder, instructionDecoderFor } from '../flow/instruction-decoder.js';
 import { ExecMode, InsnClass, InsnKind, InstructionInfo } from '../flow/instruction.js';
 
 /** isCallPreceded results besides true/false. */
 export const NOT_MAPPED = -1;
 
 export class CodeFacts {
-  readonly decoder: InstructionDecoder;
+  private decoder: InstructionDecoder;
   private readonly insn = new InstructionInfo();
   private readonly callPreceded = new Map<number, number>();
+  /**
+   * Where the flow stands: the trace offset of what the detectors are
+   * judging. With an image timeline (code rewritten while it ran), the facts
+   * come from the image of that part of the trace, not from the stream's
+   * image (each address's last version).
+   */
+  position: (() => number) | null = null;
+  private readonly cursor: TimelineCursor<Image> | null;
+  private part = -1;
+  /** The image the facts are read from now. */
+  private current: Image;
 
   constructor(
     readonly image: Image,
     readonly mode: ExecMode = ExecMode.Bit64,
     readonly asid: Asid = ANY_ASID,
   ) {
+    this.current = image;
     this.decoder = new InstructionDecoder(image);
+    this.cursor = image.timeline?.cursor() ?? null;
+  }
+
+  /** With a timeline: move to the part of the trace at {@link position}. */
+  private follow(): void {
+    if (this.cursor === null || this.position === null) return;
+    const k = this.image.timeline!.indexAt(this.position());
+    if (k === this.part) return;
+    this.part = k;
+    this.current = this.cursor.imageFor(k);
+    // The image's shared decoder: its caches are per source (bytes that never change), so they stay
+    // valid as the cursor's image grows; a decoder per part would copy every window into iced's memory again.
+    this.decoder = instructionDecoderFor(this.current);
+    this.callPreceded.clear();
   }
 
   /** 1 if a call instruction ends exactly at `ip`, 0 if not, {@link NOT_MAPPED} if `ip` is not in the image. */
   isCallPreceded(ip: number): number {
+    this.follow();
     const cached = this.callPreceded.get(ip);
     if (cached !== undefined) return cached;
     let result = 0;
-    if (this.image.find(ip, this.asid) === null) {
+    if (this.current.find(ip, this.asid) === null) {
       result = NOT_MAPPED;
     } else {
       const insn = this.insn;
@@ -60,6 +88,7 @@ export class CodeFacts {
    * return address `ip` is), or NaN if no direct call ends there.
    */
   directCallBefore(ip: number): number {
+    this.follow();
     const insn = this.insn;
     for (let len = 5; len <= 15; len++) {
       if (this.decoder.decode(insn, ip - len, this.mode, this.asid) < 0) continue;
@@ -70,7 +99,8 @@ export class CodeFacts {
 
   /** True if `ip` is mapped in the image. */
   isMapped(ip: number): boolean {
-    return this.image.find(ip, this.asid) !== null;
+    this.follow();
+    return this.current.find(ip, this.asid) !== null;
   }
 
   /**
@@ -78,6 +108,7 @@ export class CodeFacts {
    * first branch. Detached copies (for evidence). Empty if unmapped.
    */
   straightLine(ip: number, max: number): { ip: number; size: number; iclass: InsnClass; kind: InsnKind; text: string }[] {
+    this.follow();
     const out: { ip: number; size: number; iclass: InsnClass; kind: InsnKind; text: string }[] = [];
     const insn = this.insn;
     let at = ip;
@@ -92,6 +123,7 @@ export class CodeFacts {
 
   /** Disassembly of the instruction at `ip`, or '' if it cannot be decoded. */
   disassembleAt(ip: number): string {
+    this.follow();
     if (this.decoder.decode(this.insn, ip, this.mode, this.asid) < 0) return '';
     return this.decoder.disassemble(this.insn);
   }

@@ -173,8 +173,8 @@ export class BlockDecoder extends EventSyncedDecoder {
   /** The current address space. */
   asid: Asid = ANY_ASID;
   /** Rewritten code: the image for each part of the trace, and the part in use (-1: none yet). */
-  private timeline: ImageTimeline | null = null;
-  private cursor: TimelineCursor | null = null;
+  private timeline: ImageTimeline<Image> | null = null;
+  private cursor: TimelineCursor<Image> | null = null;
   private epoch = -1;
   /** Told when the image changes (the instruction decoder keeps caches of it). */
   onImage: ((image: Image) => void) | null = null;

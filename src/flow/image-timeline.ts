@@ -14,17 +14,19 @@
  * {@link TimelineCursor} that maps the layers a later part adds into its
  * own working image, and builds one anew only when it goes back.
  */
-import type { Image } from './image.js';
-
-/** Builds the images of a timeline (the source that knows the files does). */
-export interface TimelineLayers {
+/**
+ * Builds the images of a timeline (the source that knows the files does).
+ * Generic in the image type so that this file needs no import of image.ts,
+ * which holds a timeline.
+ */
+export interface TimelineLayers<I> {
   /** A new image with the first `n` layers. */
-  build(n: number): Image;
+  build(n: number): I;
   /** `image` (holding the first `from` layers) with layers [from, to) added: the same image, or a new one. */
-  extend(image: Image, from: number, to: number): Image;
+  extend(image: I, from: number, to: number): I;
 }
 
-export class ImageTimeline {
+export class ImageTimeline<I> {
   /**
    * `offsets[k]`: the trace offset of the PSB from which part k applies
    * (increasing, the first 0); `layers[k]`: how many layers it maps.
@@ -32,7 +34,7 @@ export class ImageTimeline {
   constructor(
     readonly offsets: readonly number[],
     readonly layers: readonly number[],
-    readonly source: TimelineLayers,
+    readonly source: TimelineLayers<I>,
   ) {
     if (offsets.length === 0 || offsets.length !== layers.length || offsets[0] !== 0) throw new Error('image timeline: one layer count per offset, the first at 0');
     for (let k = 1; k < offsets.length; k++) if (!(offsets[k]! > offsets[k - 1]!)) throw new Error('image timeline: offsets must increase');
@@ -52,19 +54,19 @@ export class ImageTimeline {
   }
 
   /** A decoder's own working image over this timeline. */
-  cursor(): TimelineCursor {
+  cursor(): TimelineCursor<I> {
     return new TimelineCursor(this);
   }
 }
 
-export class TimelineCursor {
-  private image: Image | null = null;
+export class TimelineCursor<I> {
+  private image: I | null = null;
   private mapped = 0;
 
-  constructor(private readonly timeline: ImageTimeline) {}
+  constructor(private readonly timeline: ImageTimeline<I>) {}
 
   /** The image of part `k`: the working image, extended (or built anew when `k` maps fewer layers). */
-  imageFor(k: number): Image {
+  imageFor(k: number): I {
     const n = this.timeline.layers[k]!;
     const src = this.timeline.source;
     if (this.image === null || n < this.mapped) this.image = src.build(n);

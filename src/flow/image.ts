@@ -80,7 +80,7 @@ export class Image {
    * version, for whoever reads code without a trace position). Decoders
    * given this image follow it.
    */
-  timeline: ImageTimeline | null = null;
+  timeline: ImageTimeline<Image> | null = null;
 
   constructor(readonly name: string = '') {}
 

@@ -53,6 +53,8 @@ function sharedFor(input: TraceInput): { facts: CodeFacts; evidence: EvidenceBui
  */
 export function freshSummarizers(input: TraceInput, spec: AnalysisSpec, at: () => number): Summarizer[] {
   const { facts, evidence } = sharedFor(input);
+  // The bodies are summarised one at a time: the facts follow this one's records.
+  facts.position = at;
   return spec.detectors.map((name) => {
     const info = detectorInfo(name);
     const rule = SUMMARY_RULES[name];

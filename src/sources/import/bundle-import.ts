@@ -119,7 +119,7 @@ class ImageSets {
    * left out; when every file comes before the run-time images (as the
    * recorder writes them), a later part maps its new ones on top.
    */
-  private runtimeLayers(indices: readonly number[], runtime: readonly number[], name: string): TimelineLayers {
+  private runtimeLayers(indices: readonly number[], runtime: readonly number[], name: string): TimelineLayers<Image> {
     const firstRuntime = indices.findIndex((i) => this.images[i]?.runtime != null);
     const stacked = indices.slice(firstRuntime).every((i) => this.images[i]?.runtime != null);
     const build = (n: number): Image => {

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { bundleImages, hex, type BundleImage } from './bundle.js';
+import { bundleImages, hex, type BundleImage, type BundleImageEpoch } from './bundle.js';
 import type { GuestFiles } from './guest-files.js';
 import type { MemoryMap } from './memory-map.js';
 import { MAX_RUNTIME_IMAGES, type RuntimeCode } from './runtime-code.js';
@@ -56,13 +56,6 @@ export function writeAddressSpaceImages(staging: string, memory: MemoryMap, file
   return images;
 }
 
-/** One image epoch of a stream, as the manifest lists it (bundle.ts). */
-export interface BundleImageEpoch {
-  /** Trace offset of the PSB it starts at (0 for the first). */
-  offset: number;
-  /** How many of the stream's run-time images (in its image order) it maps. */
-  runtime: number;
-}
 
 /**
  * A stream's image epochs for the manifest (pt-encoder-session.ts), or

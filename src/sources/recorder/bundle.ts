@@ -48,7 +48,6 @@
 import { readBundleManifest } from '../import/bundle-import.js';
 import { InputError } from '../import/safe-files.js';
 import type { ImageMapping } from './memory-map.js';
-import type { BundleImageEpoch } from './bundle-images.js';
 
 export const BUNDLE_FORMAT = 'ptscope-bundle';
 export const BUNDLE_VERSION = 1;
@@ -63,6 +62,14 @@ export interface BundleImage {
   address: string;
   /** Code no file holds (bundle-images.ts): where it first ran, in instructions the recording executed before. */
   runtime?: { firstExecuted: number | null } | null;
+}
+
+/** One image epoch of a stream, as the manifest lists it (code rewritten while it ran: bundle-images.ts). */
+export interface BundleImageEpoch {
+  /** Trace offset of the PSB it starts at (0 for the first). */
+  offset: number;
+  /** How many of the stream's run-time images (in its image order) it maps. */
+  runtime: number;
 }
 
 export interface BundleManifest {
