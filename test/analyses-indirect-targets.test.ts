@@ -213,6 +213,34 @@ describe('inter-module detector', () => {
     expect(d.findings()).toHaveLength(2);
   });
 
+  it('calls out of code generated at run time are not judged (its module is not known); out of a raw image they are', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ptscope-im-rt-'));
+    const code = join(dir, 'code.bin');
+    writeFileSync(code, Uint8Array.from([0x90, 0x90, 0x90, 0x90, 0xff, 0xd0, 0xc3, 0xcc]));
+    const RT = 0x7e00_0000_0000;
+    const RAW = 0x7e00_1000_0000;
+    modules.addMapping(code, 0, 8, RT, '[runtime]', true);
+    modules.addMapping(code, 0, 8, RAW, 'blob.bin');
+    const d = new InterModuleDetector(context());
+    d.onTransfer(K.IndirectCall, RT + 4, at(lm, 'system') + 9, 2, 3, NaN);
+    expect(d.findings()).toEqual([]);
+    expect(d.unchecked().map((u) => u.reason).join('\n')).toMatch(/entries into libc\.so\.6 from code generated at run time not checked/);
+    d.onTransfer(K.IndirectCall, RAW + 4, at(lm, 'system') + 9, 2, 3, NaN);
+    expect(d.findings().map((f) => f.details.fromModule)).toEqual(['blob.bin']);
+  });
+
+  it('a transfer between two mappings of one file does not cross modules', () => {
+    // libc's text mapped a second time elsewhere (as V8 remaps its builtins): a jump from the copy into the original.
+    const seg = lm.elf!.loadSegments().find((x) => (x.flags & 1) !== 0)!;
+    const COPY = 0x7e00_2000_0000;
+    const copy = modules.addMapping(lm.path!, seg.offset, seg.filesz, COPY + seg.offset, 'libc.so.6');
+    expect(copy).not.toBe(lm);
+    const d = new InterModuleDetector(context());
+    d.onTransfer(K.IndirectJump, copy.start + 0x40, at(lm, 'system') + 9, 2, 3, NaN);
+    expect(d.findings()).toEqual([]);
+    expect(d.stats().crossings).toBe(0);
+  });
+
   it('a strict policy allows only its rules; a rule names allowed targets', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ptscope-im-'));
     const p = emptyPolicy();

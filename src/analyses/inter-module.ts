@@ -12,6 +12,11 @@
  *   switch the trace prepared (stack-switch.ts: a longjmp to a recorded
  *   setjmp resume point, the unwinder's jump into a landing pad, a fresh
  *   makecontext context and its planted return, a signal return).
+ * - transfers between two mappings of one file (a program that maps its
+ *   own code again elsewhere) do not cross modules;
+ * - calls and jumps from code generated at run time (a JIT's, unpacked
+ *   code) are not judged: that code belongs to the module that wrote it,
+ *   which the trace does not name (transfers into it are not judged either).
  * A `--policy` file's `interModule.rules` replace the default for the
  * module pairs they name (targets: symbol names, "0x..." link-time
  * addresses, "*exports", "*plt", "*address-taken"); with `"mode": "strict"`
@@ -60,6 +65,9 @@ export class InterModuleDetector extends DetectorBase {
     const a = mods.find(from);
     const b = mods.find(to);
     if (a === b) return;
+    // One file mapped twice (V8 remaps its embedded builtins next to its code space): one program's
+    // code at two addresses, with no linkage between the copies to judge a transfer by.
+    if (a !== null && b !== null && a.path !== null && a.path === b.path) return;
     if (a === null || b === null) {
       this.log.note(`no module for ${hexAddress(a === null ? from : to)}: transfer not checked`, this.ctx.offset());
       return;
@@ -85,6 +93,13 @@ export class InterModuleDetector extends DetectorBase {
     const t = to - b.bias;
     const rule = this.rules.get(`${a.name}>${b.name}`);
     if (rule === undefined && this.strict) return `the policy allows no transfer from ${a.name} to ${b.name}`;
+    if (rule === undefined && a.generated) {
+      // Code generated at run time belongs to whichever module wrote it, which the trace does not
+      // say: a JIT's code calls its engine's internals as the engine's own code does. Like a
+      // transfer into such code, one out of it is not judged (a policy rule for the pair still is).
+      this.log.note(`entries into ${b.name} from code generated at run time not checked: the module that generated it is not known`, this.ctx.offset());
+      return null;
+    }
     const cfg = b.cfg();
     if (cfg === null && rule === undefined) {
       this.log.note(`entries into ${b.name} not checked: ${b.cfgUnavailableReason}`, this.ctx.offset());

@@ -32,6 +32,11 @@ export class Module {
     /** The file's content (from the image cache), when known. */
     readonly image: CachedImage | null = null,
     private readonly cache: ImageCache = sharedImageCache,
+    /**
+     * Code generated at run time (a JIT's output, unpacked or injected
+     * code: the recorder's run-time images): no file, no linkage.
+     */
+    readonly generated = false,
   ) {}
 
   contains(ip: number): boolean {
@@ -122,7 +127,7 @@ export class ModuleMap {
    * symbols; `displayName` names the module. The file is read and parsed
    * once per distinct content (the image cache).
    */
-  addMapping(path: string, fileOffset: number, size: number, address: number, displayName?: string): Module {
+  addMapping(path: string, fileOffset: number, size: number, address: number, displayName?: string, generated = false): Module {
     const name = displayName ?? baseName(path);
     let img: CachedImage | null = null;
     let elf: ElfFile | null = null;
@@ -148,7 +153,7 @@ export class ModuleMap {
       this.byKey.set(key, merged);
       return merged;
     }
-    const m = new Module(name, elf ? path : null, address, address + size, elf, bias, img, this.cache);
+    const m = new Module(name, elf ? path : null, address, address + size, elf, bias, img, this.cache, generated);
     this.add(m);
     if (elf !== null) this.byKey.set(key, m);
     return m;

@@ -34,7 +34,7 @@ export function modulesOf(mappings: readonly ImageMapping[]): ModuleMap {
   let modules = moduleMaps.get(mappings);
   if (modules === undefined) {
     modules = new ModuleMap();
-    for (const m of mappings) modules.addMapping(m.file, m.offset, m.size, m.address, m.displayName);
+    for (const m of mappings) modules.addMapping(m.file, m.offset, m.size, m.address, m.displayName, m.runtime !== null);
     moduleMaps.set(mappings, modules);
   }
   return modules;
