@@ -699,12 +699,12 @@ static int flow_event(struct flow_decoder *d, struct pt_event *ev)
 static void follow_images(struct flow_decoder *d, const struct options *opt,
 			  int *current)
 {
-	uint64_t sync;
+	uint64_t offset;
 	int k;
 
-	if (opt->nimages < 2 || flow_offset(d, &sync) < 0)
+	if (opt->nimages < 2 || flow_offset(d, &offset) < 0)
 		return;
-	for (k = opt->nimages - 1; k > 0 && opt->from[k] > sync; --k)
+	for (k = opt->nimages - 1; k > 0 && opt->from[k] > offset; --k)
 		;
 	if (k == *current)
 		return;

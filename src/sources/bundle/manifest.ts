@@ -95,6 +95,12 @@ const common = {
  */
 const imageEpochs = z.array(z.object({ offset: count, runtime: count })).min(1).max(MAX_IMAGE_EPOCHS);
 
+/** The images an image epoch maps: `images` in order, the run-time ones past the first `runtime` left out. */
+export function epochImages<T>(images: readonly T[], isRuntime: (image: T) => boolean, runtime: number): T[] {
+  let left = runtime;
+  return images.filter((im) => !isRuntime(im) || left-- > 0);
+}
+
 export const manifestV1 = z.object({
   ...common,
   version: z.literal(1),

@@ -11,7 +11,7 @@ import { ANY_ASID, isExactIp } from '../../flow/address-space.js';
 import { Image } from '../../flow/image.js';
 import { ImageTimeline, type TimelineLayers } from '../../flow/image-timeline.js';
 import { ByteSourceCache } from '../../flow/section.js';
-import { MANIFEST_NAME, validateManifest, type Manifest, type ManifestImage, type ManifestV2 } from '../bundle/manifest.js';
+import { epochImages, MANIFEST_NAME, validateManifest, type Manifest, type ManifestImage, type ManifestV2 } from '../bundle/manifest.js';
 import { configForCpu } from '../model/decoders.js';
 import type { ExitInfo, ImageMapping, ProgramInfo, RecordedProcess, RecordedThread, Recording, TraceStream } from '../model/recording.js';
 import { importPerfDataFile } from './perf-data-import.js';
@@ -122,10 +122,7 @@ class ImageSets {
   private runtimeLayers(indices: readonly number[], runtime: readonly number[], name: string): TimelineLayers<Image> {
     const firstRuntime = indices.findIndex((i) => this.images[i]?.runtime != null);
     const stacked = indices.slice(firstRuntime).every((i) => this.images[i]?.runtime != null);
-    const build = (n: number): Image => {
-      let left = n;
-      return this.build(indices.filter((i) => this.images[i]?.runtime == null || left-- > 0), name).image;
-    };
+    const build = (n: number): Image => this.build(epochImages(indices, (i) => this.images[i]?.runtime != null, n), name).image;
     return {
       build,
       extend: (image, from, to) => {

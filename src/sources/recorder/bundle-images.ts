@@ -56,7 +56,6 @@ export function writeAddressSpaceImages(staging: string, memory: MemoryMap, file
   return images;
 }
 
-
 /**
  * A stream's image epochs for the manifest (pt-encoder-session.ts), or
  * null when one image with every run-time image decodes it exactly (no

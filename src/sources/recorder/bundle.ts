@@ -47,6 +47,7 @@
  */
 import { readBundleManifest } from '../import/bundle-import.js';
 import { InputError } from '../import/safe-files.js';
+import { epochImages } from '../bundle/manifest.js';
 import type { ImageMapping } from './memory-map.js';
 
 export const BUNDLE_FORMAT = 'ptscope-bundle';
@@ -112,17 +113,13 @@ export function rawImageArgs(images: readonly BundleImage[]): string[] {
  * rewritten while it ran), each epoch's images after `--image-from OFFSET`,
  * the stream's run-time images past the epoch's count left out.
  */
-export function epochImageArgs(images: readonly BundleImage[], epochs: readonly BundleImageEpoch[] | undefined): string[] {
-  if (epochs === undefined) return rawImageArgs(images);
-  return epochs.flatMap((e, k) => {
-    let left = e.runtime;
-    const mapped = images.filter((im) => im.runtime == null || left-- > 0);
-    return [...(k > 0 ? ['--image-from', String(e.offset)] : []), ...rawImageArgs(mapped)];
-  });
+export function epochImageArgs(images: readonly BundleImage[], epochs: readonly BundleImageEpoch[] | null | undefined): string[] {
+  if (epochs == null) return rawImageArgs(images);
+  return epochs.flatMap((e, k) => [...(k > 0 ? ['--image-from', String(e.offset)] : []), ...rawImageArgs(epochImages(images, (im) => im.runtime != null, e.runtime))]);
 }
 
 /** The decode argv lists for a manifest's images and trace file (ptxed maps every version at once: it has no image epochs). */
-export function decodeCommands(images: readonly BundleImage[], trace: string, epochs?: readonly BundleImageEpoch[]): { ptoracle: string[]; ptxed: string[] } {
+export function decodeCommands(images: readonly BundleImage[], trace: string, epochs?: readonly BundleImageEpoch[] | null): { ptoracle: string[]; ptxed: string[] } {
   return {
     ptoracle: ['insn', '--cpu', 'none', ...epochImageArgs(images, epochs), trace, '--hash'],
     ptxed: ['--cpu', 'none', ...rawImageArgs(images), '--pt', trace],

@@ -39,6 +39,7 @@
  *   elapsed before every TNT, TIP, FUP and paging packet.
  */
 import { ipHi, ipLo } from '../../flow/address-space.js';
+import { MAX_IMAGE_EPOCHS } from '../bundle/manifest.js';
 import { ReturnStack } from '../../flow/return-stack.js';
 import { IpCompression, PacketType } from '../../packets/packet-type.js';
 import { Packet } from '../../packets/packet.js';
@@ -46,9 +47,6 @@ import { LastIp } from '../../packets/last-ip.js';
 import { BranchKind, type BlockEnd } from './branch-kind.js';
 import { IpSequenceHash } from './ip-sequence-hash.js';
 import type { TraceOutput } from './trace-output.js';
-
-/** Image epochs one stream may have (each needs a rewrite: at most one per run-time image). */
-export const MAX_EPOCHS = 4096;
 
 export interface TimingSettings {
   tsc: boolean;
@@ -252,7 +250,8 @@ export class PtEncoderSession {
 
   /** A new image epoch from the next instruction boundary (a PSB+ there). */
   requestEpoch(from: number): void {
-    if (this.epochs.length >= MAX_EPOCHS) return;
+    // The importer's bound (each epoch needs a rewrite: at most one per run-time image anyway).
+    if (this.epochs.length >= MAX_IMAGE_EPOCHS) return;
     this.epochPending = from;
     this.psbPending = true;
   }

@@ -210,6 +210,7 @@ export async function recordThreads(
 
     const streams = t.allThreads().map((th) => {
       const written = th.out.finish();
+      const indices = processImages.get(th.proc) ?? [];
       const hash = settings.snapshot ? th.session.hashFrom(written.start) : th.session.traced;
       return {
         thread: th,
@@ -221,8 +222,8 @@ export async function recordThreads(
           bytes: written.size,
           fullBytes: written.fullSize,
           snapshotStart: written.start,
-          images: processImages.get(th.proc) ?? [],
-          ...withEpochs(imageEpochs(th.session.epochs, th.proc.memory.runtime, (processImages.get(th.proc) ?? []).filter((i) => allImages[i]!.runtime != null).length, written.start)),
+          images: indices,
+          ...withEpochs(imageEpochs(th.session.epochs, th.proc.memory.runtime, indices.filter((i) => allImages[i]!.runtime != null).length, written.start)),
           instructions: { executed: th.path.instructions, traced: hash.count, fnv1a64: hash.hex() },
           ...(th.proc.program !== null ? { program: { argv: th.proc.program.argv, path: th.proc.program.path } } : {}),
         },

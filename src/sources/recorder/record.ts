@@ -389,7 +389,7 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
       images,
       config: manifestConfig(opts, opts.sandbox, maxTraceBytes, limits, LOG_ITEMS),
       encoder: manifestEncoder(timing),
-      decode: decodeCommands(images, TRACE_NAME, epochs ?? undefined),
+      decode: decodeCommands(images, TRACE_NAME, epochs),
       stats: {
         tbExecutions: path.stats.tbExecutions,
         translations: path.stats.translations,
