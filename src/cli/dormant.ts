@@ -85,7 +85,7 @@ function printReport(rep: DormantReport, out: LineWriter): void {
   }
   out.line('');
   out.line(`summary    ${rep.summary.solved}/${rep.summary.attempted} regions solved, ${rep.summary.proven} proven by a re-run`);
-  if (rep.summary.solverLost > 0) out.line(`solver     ${rep.summary.solverLost} Z3 quer${rep.summary.solverLost === 1 ? 'y' : 'ies'} never answered; each search was started again on a new solver context`);
+  if (rep.summary.solverLost > 0) out.line(`solver     ${rep.summary.solverLost} Z3 quer${rep.summary.solverLost === 1 ? 'y' : 'ies'} lost (the solver process died or stayed silent); each ran again on a new one`);
 }
 
 /** `ptscope dormant`. */

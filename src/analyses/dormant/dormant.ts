@@ -126,7 +126,7 @@ export interface DormantReport {
   regionsFound: number;
   regions: RegionReport[];
   snapshots: number;
-  /** `solverLost`: Z3 queries that never answered, each solved again on a new context (z3-context.ts). */
+  /** `solverLost`: Z3 checks lost (their solver process died or stayed silent), each run again on a new process (solver-process.ts). */
   summary: { attempted: number; solved: number; proven: number; solverLost: number };
 }
 

@@ -10,7 +10,7 @@ import type { CodeSpace } from './code-space.js';
 import { SymbolicExecutor, type PartialReach, type Solution } from './symbolic.js';
 import { Unsolved } from './unsolved.js';
 import type { Z3 } from './slice.js';
-import { getZ3, SolverLost } from './z3-context.js';
+import { getZ3 } from './z3-context.js';
 
 /**
  * Intra-function CFG path (link-time block starts) from `from` to `to`,
@@ -51,13 +51,7 @@ export interface GuardSolution {
  * decide); else the reason of the most advanced attempt.
  */
 export async function solveGuards(guards: Guard[], target: number, code: CodeSpace, snapshots: CallSnapshot[], options: { maxAttempts?: number; timeoutMs?: number }): Promise<{ found: GuardSolution | null; reason: string }> {
-  // A query Z3 lost took its context with it: the search starts again, once, on a new one.
-  try {
-    return await solveGuardsWith(await getZ3(), guards, target, code, snapshots, options);
-  } catch (e) {
-    if (!(e instanceof SolverLost)) throw e;
-    return await solveGuardsWith(await getZ3(), guards, target, code, snapshots, options);
-  }
+  return solveGuardsWith(await getZ3(), guards, target, code, snapshots, options);
 }
 
 async function solveGuardsWith(z3: Z3, guards: Guard[], target: number, code: CodeSpace, snapshots: CallSnapshot[], options: { maxAttempts?: number; timeoutMs?: number }): Promise<{ found: GuardSolution | null; reason: string }> {

@@ -52,6 +52,9 @@ import { asBitVec, conditionOf, type Cond, type FlagKind, type Flags } from './f
 import { Unsolved } from './unsolved.js';
 import { checkWithin, DEFAULT_SOLVER_TIMEOUT_MS } from './z3-context.js';
 
+/** The constant a value query names (no symbol of ours is spelt with a '!'). */
+const QUERIED_VALUE = 'ptscope!queried';
+
 interface MemByte {
   c: number;
   e: BV | null;
@@ -135,6 +138,10 @@ export class SymbolicExecutor implements ModelHost {
   private mode: 'recorded' | 'continuation' = 'recorded';
   private currentSnapshot: CallSnapshot | null;
   observedResult: bigint | null = null;
+
+  private get timeoutMs(): number {
+    return this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS;
+  }
 
   constructor(readonly z3: Z3, private readonly space: CodeSpace, private readonly plan: ExecPlan) {
     const s = plan.snapshot;
@@ -356,12 +363,15 @@ export class SymbolicExecutor implements ModelHost {
   /** The one value `e` can take under the constraints so far; else Unsolved. */
   private async uniqueValue(e: BV, what: string): Promise<bigint> {
     const s = new this.z3.Solver();
-    s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     for (const k of this.constraints) s.add(k);
-    if ((await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS)) !== 'sat') throw new Unsolved(`no value fits the constraints before ${what}`);
-    const v = (s.model().eval(e, true) as unknown as { value(): bigint }).value();
-    s.add(e.neq(this.z3.BitVec.val(v, e.sort.size())));
-    if ((await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS)) !== 'unsat') throw new Unsolved(`symbolic pointer in ${what} can take several values`);
+    // The value travels to the solver process as a named constant equal to `e`.
+    const bits = e.sort.size();
+    s.add(this.z3.BitVec.const(QUERIED_VALUE, bits).eq(e));
+    const first = await checkWithin(s, this.timeoutMs, [{ name: QUERIED_VALUE, bits }]);
+    if (first.answer !== 'sat') throw new Unsolved(`no value fits the constraints before ${what}`);
+    const v = first.values.get(QUERIED_VALUE)!;
+    s.add(e.neq(this.z3.BitVec.val(v, bits)));
+    if ((await checkWithin(s, this.timeoutMs)).answer !== 'unsat') throw new Unsolved(`symbolic pointer in ${what} can take several values`);
     return v;
   }
 
@@ -498,9 +508,8 @@ export class SymbolicExecutor implements ModelHost {
   /** True if the constraints so far can hold together. */
   private async satisfiable(): Promise<boolean> {
     const s = new this.z3.Solver();
-    s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     for (const k of this.constraints) s.add(k);
-    return (await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS)) !== 'unsat';
+    return (await checkWithin(s, this.timeoutMs)).answer !== 'unsat';
   }
 
   /** Index in the plan's path of the last block entered after the guard. */
@@ -521,7 +530,6 @@ export class SymbolicExecutor implements ModelHost {
   private async solve(partial: PartialReach | null): Promise<ExecResult> {
     const z = this.z3;
     const s = new z.Solver();
-    s.set('timeout', this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
     const texts: string[] = [];
     for (const k of this.constraints) {
       const text = k.sexpr();
@@ -539,19 +547,17 @@ export class SymbolicExecutor implements ModelHost {
         s.add(v.uge(z.BitVec.val(range[0], ret.bits)), v.ule(z.BitVec.val(range[1], ret.bits)));
       }
     }
-    const r = await checkWithin(s, this.plan.timeoutMs ?? DEFAULT_SOLVER_TIMEOUT_MS);
-    if (r === 'unknown') return { solved: false, reason: 'the solver gave up (timeout)', reached: true };
-    if (r === 'unsat') return { solved: false, reason: 'no call results satisfy every condition on the way (unsat)', reached: true };
-    const model = s.model();
     const used = new Set<string>();
     for (const t of texts) for (const n of symbolNames(t)) used.add(n);
-    const assignments: Solution['assignments'] = [];
+    const queried: SourceSymbol[] = [];
     for (const name of used) {
       const sym = this.symbols.get(name);
-      if (sym === undefined) continue;
-      const v = model.eval(z.BitVec.const(name, sym.bits), true) as unknown as { value(): bigint };
-      assignments.push({ symbol: sym, value: v.value() });
+      if (sym !== undefined) queried.push(sym);
     }
+    const r = await checkWithin(s, this.timeoutMs, queried.map(({ name, bits }) => ({ name, bits })));
+    if (r.answer === 'unknown') return { solved: false, reason: 'the solver gave up (timeout)', reached: true };
+    if (r.answer === 'unsat') return { solved: false, reason: 'no call results satisfy every condition on the way (unsat)', reached: true };
+    const assignments: Solution['assignments'] = queried.map((sym) => ({ symbol: sym, value: r.values.get(sym.name)! }));
     // String results: the bytes the model leaves free up to the first NUL become NUL.
     return { solved: true, partial, solution: { assignments, calls: this.calls.filter((c) => c.symbols.some((x) => used.has(x.name))), constraints: texts, slice: this.slice } };
   }
