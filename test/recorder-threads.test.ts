@@ -22,6 +22,7 @@ import { openRecording } from '../src/sources/import/open-recording.js';
 import { rawImageArgs } from '../src/sources/recorder/bundle.js';
 import { record, type RecordResult } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
+import { MAX_TASK_ID } from '../src/sources/recorder/thread-fifos.js';
 import type { ManifestV2 } from '../src/sources/bundle/manifest.js';
 import { REPO_ROOT, runOracle } from './helpers/oracle.js';
 
@@ -156,6 +157,35 @@ describe('recording threads', () => {
     const v2 = readBundleManifest(res.bundle) as ManifestV2;
     expect(v2.processes.map((p) => p.untraced).filter((u) => u !== null)).toEqual([]);
     expect(v2.streams.filter((s) => s.program?.path === '/usr/bin/true')).toHaveLength(30);
+  }, 240_000);
+
+  it('more forks than the task ids with a log: every process within them is traced, each beyond is reported with the reason', async () => {
+    // Each emulated fork takes two task ids (qemu starts a helper thread in the child).
+    expect(MAX_TASK_ID).toBeGreaterThanOrEqual(256);
+    const n = Math.floor(MAX_TASK_ID / 2) + 10;
+    const res = await rec([compile('many-forks'), String(n)], 'many-forks');
+    expect(res.stdout.trim()).toBe(`${n} children`);
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    const [parent, ...children] = v2.processes;
+    expect(children).toHaveLength(n);
+    const within = children.filter((c) => c.pid <= MAX_TASK_ID);
+    const beyond = children.filter((c) => c.pid > MAX_TASK_ID);
+    expect(within.length).toBeGreaterThan(n - 20);
+    expect(beyond.length).toBeGreaterThan(0);
+    for (const c of within) expect(c.untraced, String(c.pid)).toBeNull();
+    for (const c of beyond) {
+      expect(c.untraced, String(c.pid)).not.toBeNull();
+      expect(v2.warnings).toContain(`[${c.pid}/${c.pid}]: created by fork, but no log of it arrived: not traced: task ids above ${MAX_TASK_ID} in the sandbox have no log`);
+    }
+    const streams = v2.streams.map((s) => s.pid);
+    expect(streams).toEqual([parent.pid, ...within.map((c) => c.pid)]);
+    // The parent and the last child with a log decode exactly.
+    for (const i of [0, streams.length - 1]) {
+      const s = v2.streams[i];
+      const got = oracleStream(res.bundle, v2, i);
+      expect(got.errors).toEqual([]);
+      expect({ insn: got.insn, hash: got.hash }).toEqual({ insn: s.instructions!.traced, hash: s.instructions!.fnv1a64 });
+    }
   }, 240_000);
 
   it('fork then exec: the exec\'d program runs under the emulator in a stream of its own', async () => {

@@ -206,7 +206,6 @@ export async function recordThreads(
     if (t.stats.inexactFaults > 0) warnings.push(`${t.stats.inexactFaults} fault or signal position(s) could not be located exactly`);
     if (t.stats.unmappedTbs > 0) warnings.push(`${t.stats.unmappedTbs} TB executions at addresses no image maps`);
     for (const p of t.processes.values()) if (p.untraced !== null) warnings.push(`process ${p.pid}: ${p.untraced}`);
-    warnings.push(`tasks with ids above ${MAX_TASK_ID} in the sandbox cannot be traced (none is silently dropped: each shows as created but not traced)`);
 
     const streams = t.allThreads().map((th) => {
       const written = th.out.finish();

@@ -27,6 +27,7 @@ import { PtEncoderSession, type EncoderSettings } from './pt-encoder-session.js'
 import { QemuLogParser, RecordingTampered, type QemuLogSink, type TranslatedBlock } from './qemu-log.js';
 import { TraceOutput } from './trace-output.js';
 import { MAX_MARKER_BYTES, parseExecMarker } from './exec-follow.js';
+import { MAX_TASK_ID } from './thread-fifos.js';
 
 /** Bytes of logs held for threads whose clone has not been read yet. */
 const MAX_WAITING_BYTES = 64 << 20;
@@ -506,7 +507,9 @@ export class TaskTracer {
       if (t.proc.program !== null && t.parser.bytesParsed === 0) t.proc.untraced ??= `${t.proc.program.path} (started by exec) is not traced: its emulator wrote no log`;
     }
     for (const [tid, a] of this.announced) {
-      this.warnings.push(`[${a.pid}/${tid}]: created by ${a.fork ? 'fork' : 'clone'}, but no log of it arrived: not traced`);
+      // Logs exist for task ids 1..MAX_TASK_ID of the sandbox's pid namespace only.
+      const why = tid > MAX_TASK_ID ? `: task ids above ${MAX_TASK_ID} in the sandbox have no log` : '';
+      this.warnings.push(`[${a.pid}/${tid}]: created by ${a.fork ? 'fork' : 'clone'}, but no log of it arrived: not traced${why}`);
       if (a.fork) this.processes.get(tid)!.untraced ??= 'no log of the process arrived (it may have been killed before it ran)';
     }
   }

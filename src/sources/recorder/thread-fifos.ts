@@ -19,13 +19,11 @@
  * write end (the descriptor handed in) until the run has ended, so a FIFO
  * that no thread opened does not read as ended.
  */
-import { chmodSync, chownSync, closeSync, constants, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 
-/** The highest tid with a log (tasks beyond are reported untraced). */
-export const MAX_TASK_ID = 256;
 /** qemu's `-D` for per-thread logs: the reopen of each thread's inherited descriptor. */
 export const THREAD_LOG_TEMPLATE = '/proc/self/fd/1%d';
 
@@ -33,6 +31,30 @@ export const THREAD_LOG_TEMPLATE = '/proc/self/fd/1%d';
 export function threadLogFd(tid: number): number {
   return Number(`1${tid}`);
 }
+
+/**
+ * The soft limit on open files, which Node raised to the hard limit at
+ * start-up and which the sandbox inherits (1024 if it cannot be read).
+ */
+function openFileLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (m === null) return 1024;
+    return m[1] === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(m[1]);
+  } catch {
+    return 1024;
+  }
+}
+
+/**
+ * The highest tid with a log (tasks beyond are reported untraced). Every
+ * fork of an emulated process takes two tids (qemu starts a helper thread
+ * in the child), so 256 covered about 120 processes, fewer than a shell
+ * script or a `make` runs. Three-digit tids (descriptors up to 1999 in the
+ * sandbox, two descriptors per FIFO here) are used when the open-file limit
+ * leaves room for them, with a margin for the recorder's other files.
+ */
+export const MAX_TASK_ID = [999, 256, 99].find((n) => openFileLimit() > Math.max(threadLogFd(n), 2 * n + 300)) ?? 99;
 
 /** Every descriptor that carries a thread's log (for the tamper checks). */
 export const THREAD_LOG_FDS: readonly number[] = Array.from({ length: MAX_TASK_ID }, (_, i) => threadLogFd(i + 1));
