@@ -51,6 +51,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <langinfo.h>
 #include <link.h>
@@ -59,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -113,6 +115,38 @@ static void raw_write_all(int fd, const void *buf, size_t n) {
   }
 }
 static void raw_close(int fd) { syscall(SYS_close, fd); }
+
+/*
+ * A memory region's bytes, page by page. A page that /proc/self/maps calls
+ * readable may still fault (a file mapping past the end of its file): the
+ * write of it fails with EFAULT and zeros take its place, so the record
+ * keeps the length its header gave (the program could not have read that
+ * page either).
+ */
+static void write_region(int fd, uint64_t lo, uint64_t hi) {
+  static const char zeros[4096];
+  for (uint64_t a = lo; a < hi;) {
+    uint64_t next = (a | 4095) + 1;
+    size_t n = (size_t)((next < hi ? next : hi) - a);
+    const char *p = (const char *)a;
+    size_t done = 0;
+    while (done < n) {
+      long w = syscall(SYS_write, fd, p + done, n - done);
+      if (w > 0) {
+        done += (size_t)w;
+        continue;
+      }
+      if (w == -1 && errno == EINTR) continue;
+      if (w == -1 && errno == EFAULT) {
+        raw_write_all(fd, zeros, n - done);
+        done = n;
+        continue;
+      }
+      return;
+    }
+    a += n;
+  }
+}
 
 /* ---- the loaded modules ---------------------------------------------- */
 
@@ -398,6 +432,10 @@ static int has_action(const struct rule *r, int kind) {
 #define SNAP_MAGIC 0x324e5350u /* "PSN2": the caller's module and the module table */
 #define MAX_SNAPSHOTS 64
 #define MAX_REGION (4u << 20)
+/* The snapshot file, over every process that appends to it: half of the sandbox's
+   256 MiB /tmp, so that the program keeps room for its own files and a
+   snapshot is never cut off by a full disk. */
+#define MAX_SNAP_FILE (128ull << 20)
 static int snapshots;
 
 /*
@@ -482,11 +520,25 @@ static int data_regions(struct region *out, int max, uint64_t sp) {
 static void snapshot(const char *name, const struct call_state *cs, const uint64_t *args, uint64_t result) {
   const char *path = shim_env("PTSCOPE_SHIM_SNAP");
   if (path == NULL || !cs->traced || snapshots >= MAX_SNAPSHOTS) return;
-  snapshots++;
   static struct region regions[256];
   int nr = data_regions(regions, 256, cs->regs[6]);
+  uint64_t size = sizeof(struct snap_header);
+  for (int i = 0; i < nmodules; i++) size += sizeof(struct snap_module) + strlen(modules[i].path);
+  for (int i = 0; i < nr; i++) size += 16 + (regions[i].hi - regions[i].lo);
   int fd = (int)raw_open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
   if (fd < 0) return;
+  /* A record is many writes: processes of one run (a fork, a shell's children)
+     take turns, or their records would interleave. Closing the file unlocks it. */
+  if (syscall(SYS_flock, fd, LOCK_EX) != 0) {
+    raw_close(fd);
+    return;
+  }
+  long end = syscall(SYS_lseek, fd, 0, SEEK_END);
+  if (end < 0 || (uint64_t)end + size > MAX_SNAP_FILE) {
+    raw_close(fd);
+    return;
+  }
+  snapshots++;
   struct snap_header h;
   memset(&h, 0, sizeof h);
   h.magic = SNAP_MAGIC;
@@ -510,7 +562,7 @@ static void snapshot(const char *name, const struct call_state *cs, const uint64
   for (int i = 0; i < nr; i++) {
     uint64_t range[2] = {regions[i].lo, regions[i].hi};
     raw_write_all(fd, range, sizeof range);
-    raw_write_all(fd, (const void *)regions[i].lo, regions[i].hi - regions[i].lo);
+    write_region(fd, regions[i].lo, regions[i].hi);
   }
   raw_close(fd);
 }

@@ -21,6 +21,9 @@ const HEADER = 192;
 const MODULE_ENTRY = 32;
 const MAX_MODULES = 64;
 const MAX_PATH = 4096;
+/** The shim's bounds: regions per record and bytes per region (native/dormant-shim.c). */
+const MAX_REGIONS = 256;
+const MAX_REGION_BYTES = 4 << 20;
 
 /** A module loaded in the snapshot run. */
 export interface SnapshotModule {
@@ -98,7 +101,12 @@ export class SnapshotMemory {
   }
 }
 
-/** Parse a shim snapshot file. */
+/**
+ * Parse a shim snapshot file. The file lies in the program's own working
+ * directory, so every count and bound is checked. A record cut off at the
+ * end (the run was killed while the shim wrote it) ends the file: the
+ * records before it are kept.
+ */
 export function readSnapshots(path: string): CallSnapshot[] {
   const buf = readFileSync(path);
   const out: CallSnapshot[] = [];
@@ -113,15 +121,24 @@ export function readSnapshots(path: string): CallSnapshot[] {
     const regs = [0, 1, 2, 3, 4, 5, 6].map((i) => u64(72 + i * 8));
     const args = [0, 1, 2, 3, 4, 5].map((i) => u64(128 + i * 8));
     const nregions = buf.readUInt32LE(p + 184);
+    if (nregions > MAX_REGIONS) throw new Error(`${path}: bad region count in the snapshot record at offset ${p}`);
     const caller = buf.readUInt32LE(p + 48);
     const nmodules = buf.readUInt32LE(p + 52);
     if (nmodules === 0 || nmodules > MAX_MODULES || caller >= nmodules) throw new Error(`${path}: bad module table in the snapshot record at offset ${p}`);
     let q = p + HEADER;
     const modules: SnapshotModule[] = [];
+    let cut = false;
     for (let i = 0; i < nmodules; i++) {
-      if (q + MODULE_ENTRY > buf.length) throw new Error(`${path}: truncated snapshot record at offset ${p}`);
+      if (q + MODULE_ENTRY > buf.length) {
+        cut = true;
+        break;
+      }
       const len = buf.readUInt32LE(q + 24);
-      if (len > MAX_PATH || q + MODULE_ENTRY + len > buf.length) throw new Error(`${path}: bad module path in the snapshot record at offset ${p}`);
+      if (len > MAX_PATH) throw new Error(`${path}: bad module path in the snapshot record at offset ${p}`);
+      if (q + MODULE_ENTRY + len > buf.length) {
+        cut = true;
+        break;
+      }
       modules.push({
         lo: Number(buf.readBigUInt64LE(q)),
         hi: Number(buf.readBigUInt64LE(q + 8)),
@@ -132,13 +149,23 @@ export function readSnapshots(path: string): CallSnapshot[] {
       q += MODULE_ENTRY + len;
     }
     const regions: MemoryRegion[] = [];
-    for (let i = 0; i < nregions; i++) {
+    for (let i = 0; i < nregions && !cut; i++) {
+      if (q + 16 > buf.length) {
+        cut = true;
+        break;
+      }
       const lo = Number(buf.readBigUInt64LE(q));
       const hi = Number(buf.readBigUInt64LE(q + 8));
+      if (!(lo < hi) || hi - lo > MAX_REGION_BYTES) throw new Error(`${path}: bad memory region in the snapshot record at offset ${p}`);
       q += 16;
+      if (q + (hi - lo) > buf.length) {
+        cut = true;
+        break;
+      }
       regions.push({ lo, hi, bytes: new Uint8Array(buf.buffer, buf.byteOffset + q, hi - lo) });
       q += hi - lo;
     }
+    if (cut) break;
     out.push({
       index: out.length,
       name,
