@@ -16,8 +16,16 @@ import { evaluateWildCase, prepareWildCase, scoreWildReport, wildCases, type Wil
 import { REPO_ROOT } from './helpers/oracle.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
-/** The case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free, an overflow in a private shared library, fread's copy inside libc, a use after free with reuse. */
-const SAMPLE = ['heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2', 'file_fread_len-O0', 'uaf_reuse-O0'];
+/**
+ * The issue's case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free,
+ * an overflow in a private shared library, fread's copy inside libc, a use after free with reuse; and the crashes that are
+ * no bad memory access: a recursion and a variable-length array that run the stack out, a division by zero, a signal the
+ * program raises itself (through a tail call at -O2).
+ */
+const SAMPLE = [
+  'heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2', 'file_fread_len-O0', 'uaf_reuse-O0',
+  'recursion_depth-O2', 'vla_count-O0', 'per_item_average-O2', 'raise_on_error-O2',
+];
 
 const cases = new Map<string, WildCase>(wildCases().filter((c) => SAMPLE.includes(c.name)).map((c) => [c.name, c]));
 const results = new Map<string, WildResult>();
@@ -117,6 +125,27 @@ describe('crash root cause on ordinary builds', () => {
     expect(root.location.line).toMatch(/uaf_reuse\.c:19$/);
     expect(root.what).toMatch(/after the memory was allocated again/);
     expect(r.heapObjects.filter((o) => o.start === r.heapObjects[0].start)).toHaveLength(2);
+  });
+
+  it('the stack run out by a recursion names the recursive call, by a large frame the allocation', () => {
+    const rec = results.get('recursion_depth-O2')!.report!;
+    expect(rec.crash.what).toMatch(/at the end of the stack/);
+    expect(rec.rootCauses[0].kind).toBe('stack-exhaustion');
+    expect(rec.rootCauses[0].what).toMatch(/^depth_sum calls itself here: this call was open \d+ times/);
+    expect(rec.confidence).toBe('established');
+    const vla = results.get('vla_count-O0')!.report!;
+    expect(vla.rootCauses[0].kind).toBe('stack-exhaustion');
+    expect(vla.rootCauses[0].what).toMatch(/the frame of sum_of_squares took \d+ bytes/);
+  });
+
+  it('a division by zero follows the divisor; a signal the program raises is no fault', () => {
+    const div = results.get('per_item_average-O2')!.report!;
+    expect(div.signal).toBe('SIGFPE');
+    expect(div.crash.what).toMatch(/^divides by zero/);
+    const raised = results.get('raise_on_error-O2')!.report!;
+    expect(raised.rootCauses[0].kind).toBe('signal-sent');
+    expect(raised.rootCauses[0].what).toMatch(/tgkill system call\): not a fault/);
+    expect(raised.confidence).toBe('established');
   });
 
   it('a double free is a SIGABRT named at the call that aborted', () => {

@@ -92,6 +92,13 @@ export class CodeLocations {
     return hit.name;
   }
 
+  /** The function symbol with a size that holds `ip`, or null (a PLT stub only has the nearest sizeless symbol). */
+  functionContaining(ip: number): string | null {
+    const m = this.moduleAt(ip);
+    const hit = m?.elf?.symbolize(ip - m.bias) ?? null;
+    return hit !== null && hit.symbol.size > 0 && hit.symbol.type === STT_FUNC ? hit.name : null;
+  }
+
   /**
    * The symbol whose address the dynamic linker writes into the GOT slot at
    * run-time `slot` (the PLT's `jmp [slot]`): the name the program called,

@@ -30,6 +30,7 @@ import { GAP_NAMES, lastInstructions } from './instruction-window.js';
 import { firstHeapOverflow, type HeapWrite } from './heap-overflow-scan.js';
 import { routineOf, summariseCall, type LibraryCall } from './library-routines.js';
 import { ReverseExecution } from './reverse-execution.js';
+import { frameAllocation, isStackEnd, MIN_RECURSION, recursionAtCrash } from './stack-exhaustion.js';
 import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
 
 export interface CrashOptions {
@@ -337,8 +338,21 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   const cf = facts[crashT];
   let fault: FaultSpec = { regs: [], mem: null, what: 'unknown' };
   let faultAddress: number | null = null;
+  // Where the crashing instruction touched the stack's end (a push or call writes below rsp).
+  const rsp = Number(core.reg('rsp'));
+  let stackEnd = false;
+  // A signal the program sent itself: the last traced instruction is the system call.
+  const sent = crashT > 0 && facts[crashT - 1]?.mnemonic === Mnemonic.Syscall ? SIGNAL_SYSCALLS.get(Number(rev.reg(crashT - 1, RAX) ?? -1n)) ?? null : null;
   if (cf !== null) {
-    if (badTarget) {
+    const access = cf.mem !== null ? (core.siginfo && !Number.isNaN(core.siginfo.addr) ? core.siginfo.addr : rev.addr[crashT]) : cf.stack === 'push' ? rsp - 8 : NaN;
+    // A guard page is mapped without access (ELF p_flags: PF_W 2, PF_R 4).
+    const seg = Number.isNaN(access) ? null : core.segmentAt(access);
+    const accessible = seg !== null && (seg.flags & (cf.mem?.write === false ? 4 : 2)) !== 0;
+    if (!badTarget && !Number.isNaN(access) && isStackEnd(access, rsp, accessible)) {
+      stackEnd = true;
+      faultAddress = access;
+      fault = { regs: [], mem: null, what: `${cf.mem?.write === false ? 'reads' : 'writes'} ${hex(access)} (${seg === null ? 'unmapped' : 'a guard page'}), at the end of the stack (rsp ${hex(rsp)})` };
+    } else if (badTarget) {
       faultAddress = rip;
       if (cf.isRet) {
         fault = { regs: [], mem: Number.isNaN(rev.stackAddr[crashT]) ? null : { addr: rev.stackAddr[crashT], size: 8, value: BigInt(rip) }, what: `returns to ${hex(rip)}, outside every image` };
@@ -354,16 +368,28 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       }
       else if (cf.ops[0]?.kind === 'reg') fault = { regs: [cf.ops[0].ref.reg], mem: null, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)}, outside every image` };
       else if (cf.mem !== null && !Number.isNaN(rev.addr[crashT])) fault = { regs: [], mem: { addr: rev.addr[crashT], size: 8, value: BigInt(rip) }, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)} loaded from memory` };
+    } else if ((cf.mnemonic === Mnemonic.Div || cf.mnemonic === Mnemonic.Idiv) && recording.exit?.signal === 'SIGFPE') {
+      // A divide error (#DE): the divisor is zero, or the quotient does not fit. Follow the divisor.
+      const op = cf.ops[0];
+      if (op?.kind === 'reg' && op.ref.reg >= 0 && op.ref.reg < GPR_COUNT) {
+        const v = rev.reg(crashT, op.ref.reg);
+        fault = { regs: [op.ref.reg], mem: null, what: divideWhat(cf.text, v === null ? null : (v >> BigInt(op.ref.shift * 8)), op.ref.size) };
+      } else if (cf.mem !== null && !Number.isNaN(rev.addr[crashT])) {
+        fault = { regs: [], mem: { addr: rev.addr[crashT], size: cf.mem.size }, what: divideWhat(cf.text, null, cf.mem.size) };
+      } else fault = { regs: [], mem: null, what: divideWhat(cf.text, null, 8) };
     } else if (cf.mem !== null) {
       const A = rev.addr[crashT];
       faultAddress = core.siginfo && !Number.isNaN(core.siginfo.addr) ? core.siginfo.addr : Number.isNaN(A) ? null : A;
       const regs = [cf.mem.base, cf.mem.index].filter((r) => r >= 0 && r < GPR_COUNT && r !== RSP);
       const mapped = faultAddress !== null && core.isMapped(faultAddress);
       fault = { regs, mem: null, what: `${cf.mem.write ? 'writes' : 'reads'} ${faultAddress === null ? 'an unknown address' : hex(faultAddress)}${faultAddress !== null && !mapped ? ' (unmapped)' : ''}` };
-    } else {
+    } else if (sent === null) {
       fault = { regs: [], mem: null, what: `faults at ${cf.text} (not a memory access this analysis follows)` };
       notes.push('the faulting instruction has no memory operand or bad branch target to follow');
     }
+  }
+  if (sent !== null && !stackEnd && !badTarget && fault.regs.length === 0 && fault.mem === null) {
+    fault = { regs: [], mem: null, what: `receives ${recording.exit?.signal ?? 'a signal'} right after its own ${sent} system call` };
   }
 
   const place = (t: number): ReportPlace => ({ ip: hex(ips[t]), instruction: facts[t]?.text ?? '(undecodable)', location: locs.locate(ips[t]) });
@@ -374,6 +400,24 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   let confidence: CrashReport['confidence'] = 'none';
   if (!matches) {
     notes.push('the core does not match the trace: no root cause is named');
+  } else if (stackEnd) {
+    rootCauses = stackCauses();
+    if (rootCauses.length > 0) confidence = 'established';
+    else notes.push(`the stack ran out, but neither a recursion (a call site open ${MIN_RECURSION} times or more) nor a large stack allocation in the last frame is in the window`);
+  } else if (sent !== null && fault.regs.length === 0 && fault.mem === null && !(recording.exit?.signal === 'SIGABRT' && callerOf[crashT - 1] >= 0)) {
+    // The program's own transfer into the library that made the system call (a call of kill or
+    // raise, or a tail jump to it, past the PLT's stub, which has no symbol), else its call site.
+    let at = callerOf[crashT - 1] >= 0 ? callerOf[crashT - 1] : crashT - 1;
+    for (let u = crashT - 2; u >= 0 && u > at; u--) {
+      if (!locs.isMain(ips[u]) || locs.functionContaining(ips[u]) === null) continue;
+      const f = facts[u];
+      if (f !== null && (f.isCall || f.mnemonic === Mnemonic.Jmp)) at = u;
+      break;
+    }
+    const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
+    const step: ChainStep = { ...place(at), kind: 'signal-sent', what: `the program sends the signal itself (${sent} system call): not a fault`, distance: crashT - at };
+    rootCauses = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
+    confidence = 'established';
   } else if (fault.regs.length === 0 && fault.mem === null && recording.exit?.signal === 'SIGABRT' && callerOf[crashT] >= 0) {
     rootCauses = abortCauses(callerOf[crashT]);
     confidence = 'conditional';
@@ -403,6 +447,41 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     });
     if (rootCauses.length > 0) confidence = result.notes.length === 0 && aliasing.assumed === 0 ? 'established' : 'conditional';
     else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
+  }
+
+  /** The stack ran out: the recursion open at the crash, else the largest single stack allocation. */
+  function stackCauses(): RootCause[] {
+    const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
+    const rec = recursionAtCrash(callStack, (c) => ips[c]);
+    if (rec !== null) {
+      // Where each call went: the next instruction, or for the crashing call itself (its push faulted) its direct target.
+      const callee = (c: number): number | null => {
+        if (c + 1 < n) return ips[c + 1];
+        const op = facts[c]?.ops[0];
+        return op?.kind === 'branch' ? op.target : null;
+      };
+      const names = rec.cycle.map((c) => {
+        const to = callee(c);
+        return to === null ? 'an indirect call' : (locs.functionAt(to) ?? hex(to));
+      });
+      const cycle = names.length === 1 ? `${names[0]} calls itself` : `the calls ${names.join(' → ')} recurse`;
+      const step: ChainStep = {
+        ...place(rec.site),
+        kind: 'stack-exhaustion',
+        what: `${cycle} here: this call was open ${rec.openings} times when the stack ran out (${callStack.length} calls open in the window): a recursion that does not end`,
+        distance: crashT - rec.site,
+      };
+      const c = callerOf[rec.site];
+      return [{ ...step, rank: 1, callSite: c >= 0 ? place(c) : null, chain: [step, crashStep] }];
+    }
+    // The innermost frame: from the last call still open (the whole window if none is).
+    const from = callStack.length > 0 ? callStack[callStack.length - 1] + 1 : 0;
+    const big = frameAllocation(from, n, (t) => facts[t]?.regsWritten.includes(RSP) === true, (t) => rev.reg(t, RSP));
+    if (big === null) return [];
+    const fn = locs.functionContaining(ips[big.t]);
+    const step: ChainStep = { ...place(big.t), kind: 'stack-exhaustion', what: `allocates on the stack: ${fn === null ? 'the frame' : `the frame of ${fn}`} took ${big.bytes} bytes, more than the stack had left`, distance: crashT - big.t };
+    const c = callerOf[big.t];
+    return [{ ...step, rank: 1, callSite: c >= 0 ? place(c) : null, chain: [step, crashStep] }];
   }
 
   /**
@@ -478,6 +557,24 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     confidence,
     notes: [...new Set(notes)],
   };
+}
+
+/** The x86-64 system calls that send a signal (arch/x86/entry/syscalls/syscall_64.tbl). */
+const SIGNAL_SYSCALLS = new Map<number, string>([
+  [62, 'kill'],
+  [200, 'tkill'],
+  [234, 'tgkill'],
+  [129, 'rt_sigqueueinfo'],
+  [297, 'rt_tgsigqueueinfo'],
+]);
+
+/** What a divide error did: the divisor's value when known (SDM Vol. 2, DIV/IDIV: #DE on a zero divisor or a quotient too large). */
+function divideWhat(text: string, divisor: bigint | null, size: number): string {
+  if (divisor === null) return `divide error at ${text}: a zero divisor or a quotient too large`;
+  const bits = BigInt(size * 8);
+  const v = BigInt.asUintN(Number(bits), divisor);
+  if (v === 0n) return `divides by zero (${text})`;
+  return `divide error at ${text}: the divisor is ${v === (1n << bits) - 1n ? '-1 and the quotient overflows' : hex(Number(v)) + ' and the quotient is too large'}`;
 }
 
 function mul(a: bigint | null, b: bigint | null): bigint | null {

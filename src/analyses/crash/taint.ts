@@ -30,7 +30,7 @@ import { danglingRead } from './stale-pointer.js';
 
 /** abort: a library call that aborted the program (or an earlier call that set it up, such as a first free). */
 /** use-after-free: the free of an object that a pointer made before it then read (stale-pointer.ts). */
-export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort' | 'use-after-free';
+export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort' | 'use-after-free' | 'stack-exhaustion' | 'signal-sent';
 
 export interface TaintStep {
   /** Index in the window. */
