@@ -20,11 +20,11 @@ const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
  * The issue's case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free,
  * an overflow in a private shared library, fread's copy inside libc, a use after free with reuse; and the crashes that are
  * no bad memory access: a recursion and a variable-length array that run the stack out, a division by zero, a signal the
- * program raises itself (through a tail call at -O2).
+ * program raises itself (through a tail call at -O2); and a stack overflow that the stack protector stops.
  */
 const SAMPLE = [
   'heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2', 'file_fread_len-O0', 'uaf_reuse-O0',
-  'recursion_depth-O2', 'vla_count-O0', 'per_item_average-O2', 'raise_on_error-O2',
+  'recursion_depth-O2', 'vla_count-O0', 'per_item_average-O2', 'raise_on_error-O2', 'greeting_canary-O2',
 ];
 
 const cases = new Map<string, WildCase>(wildCases().filter((c) => SAMPLE.includes(c.name)).map((c) => [c.name, c]));
@@ -146,6 +146,14 @@ describe('crash root cause on ordinary builds', () => {
     expect(raised.rootCauses[0].kind).toBe('signal-sent');
     expect(raised.rootCauses[0].what).toMatch(/tgkill system call\): not a fault/);
     expect(raised.confidence).toBe('established');
+  });
+
+  it('the stack protector\'s abort names the store over its canary', () => {
+    const r = results.get('greeting_canary-O2')!.report!;
+    expect(r.signal).toBe('SIGABRT');
+    expect(r.crash.what).toMatch(/^the stack protector found the canary at 0x[0-9a-f]+ changed/);
+    expect(r.rootCauses[0].kind).toBe('out-of-bounds');
+    expect(r.rootCauses[0].what).toMatch(/^strcpy writes \d+ bytes .*the live stack-protector canary/);
   });
 
   it('a double free is a SIGABRT named at the call that aborted', () => {

@@ -32,7 +32,7 @@ function record(name: string, regions: { lo: bigint; hi: bigint; bytes?: Buffer 
   m.writeBigUInt64LE(0n, 16);
   m.writeUInt32LE(path.length, 24);
   m.writeUInt32LE(1, 28);
-  const parts = [h, m, path];
+  const parts: Buffer[] = [h, m, path];
   for (const r of regions) {
     const range = Buffer.alloc(16);
     range.writeBigUInt64LE(r.lo, 0);

@@ -10,6 +10,8 @@
  *   crash-file: "..."     a file's contents; its path is the last argument
  *   crash-lib: x.c        a shared library built from lib/x.c, loaded by the program
  *   crash-set: tuned | held-out
+ *   crash-cflags: ["..."] compiler flags added to both builds (a hardening flag
+ *                         Debian's packages build with: dpkg-buildflags)
  *
  * and marks its root line with `ROOT CAUSE` (in the library's source for
  * a bug there). A case is found when a root cause of the report is on the
@@ -46,6 +48,8 @@ export interface WildCase {
   stdin: string | null;
   file: string | null;
   lib: string | null;
+  /** Compiler flags added to the build's. */
+  cflags: string[];
   /** `file:line` of the marked root lines (program and library sources). */
   roots: string[];
   binary: string;
@@ -74,6 +78,7 @@ export function wildCases(): WildCase[] {
     const file = header(first, 'crash-file');
     const lib = header(first, 'crash-lib');
     const set = header(first, 'crash-set');
+    const cflags = header(first, 'crash-cflags');
     if (set !== 'tuned' && set !== 'held-out') throw new Error(`${f}: crash-set must be tuned or held-out`);
     const libSource = lib === null ? null : join(WILD, 'lib', lib);
     const roots = [...rootLines(source), ...(libSource === null ? [] : rootLines(libSource))];
@@ -89,6 +94,7 @@ export function wildCases(): WildCase[] {
         stdin: stdin === null ? null : (JSON.parse(stdin) as string),
         file: file === null ? null : (JSON.parse(file) as string),
         lib: libSource,
+        cflags: cflags === null ? [] : (JSON.parse(cflags) as string[]),
         roots,
         binary: join(WILD_OUT, name),
         bundle: join(WILD_OUT, `${name}.ptscope`),
@@ -104,7 +110,7 @@ const RECORD_KEY = 'crash-wild recording v1';
 /** Build and record one case (cached by content: content-cache.ts); returns false when the program did not crash. */
 export async function prepareWildCase(c: WildCase): Promise<boolean> {
   mkdirSync(WILD_OUT, { recursive: true });
-  const flags = BUILDS[c.build];
+  const flags = [...BUILDS[c.build], ...c.cflags];
   // The library is built and linked as an ordinary private .so: its own soname, found by the
   // program through `-Wl,-rpath,'$ORIGIN'` beside it (no LD_LIBRARY_PATH, no --allow-read).
   const libName = c.lib === null ? null : `lib${basename(c.lib, '.c').replace(/^lib/, '')}.so`;

@@ -199,6 +199,9 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   const controlSlots: TaintContext['controlSlots'] = [];
   const openRet = new Map<number, number>();
   const openRbp = new Map<number, number>();
+  // Stack-protector canaries: the slot a function stores fs:[0x28] in (glibc's x86-64 stack guard) is live until it returns.
+  const openCanary = new Map<number, number>();
+  let canaryLoad: { reg: number; t: number } | null = null;
   const chunks: HeapChunk[] = [];
   for (let t = 0; t < n; t++) {
     const f = facts[t];
@@ -206,6 +209,13 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     if (!inMain && mainCall.length > 0) callerOf[t] = mainCall[mainCall.length - 1];
     if (f === null) continue;
     const S = rev.stackAddr[t];
+    const m = f.mem;
+    if (m !== null && m.seg === 'fs' && m.base < 0 && m.index < 0 && m.disp === 0x28n && m.read && f.mnemonic === Mnemonic.Mov && f.ops[0]?.kind === 'reg') {
+      canaryLoad = { reg: f.ops[0].ref.reg, t };
+    } else if (canaryLoad !== null && t - canaryLoad.t <= 4 && f.mnemonic === Mnemonic.Mov && m?.write === true && f.ops[1]?.kind === 'reg' && f.ops[1].ref.reg === canaryLoad.reg && !Number.isNaN(rev.addr[t])) {
+      openCanary.set(rev.addr[t], t);
+      canaryLoad = null;
+    }
     if (f.isCall) {
       callStack.push(t);
       mainCall.push(inMain ? t : mainCall.length > 0 ? mainCall[mainCall.length - 1] : -1);
@@ -214,6 +224,14 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     } else if (f.isRet) {
       callStack.pop();
       mainCall.pop();
+      // The returning frame's canaries (below its return address) die with it.
+      if (!Number.isNaN(S)) {
+        for (const [addr, from] of openCanary) {
+          if (addr >= S) continue;
+          controlSlots.push({ addr, from, to: t, what: 'stack-protector canary' });
+          openCanary.delete(addr);
+        }
+      }
       if (!Number.isNaN(S) && openRet.has(S)) {
         controlSlots.push({ addr: S, from: openRet.get(S)!, to: t, what: 'return address' });
         openRet.delete(S);
@@ -227,6 +245,13 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   }
   for (const [addr, from] of openRet) controlSlots.push({ addr, from, to: n, what: 'return address' });
   for (const [addr, from] of openRbp) controlSlots.push({ addr, from, to: n, what: 'saved frame pointer' });
+  for (const [addr, from] of openCanary) controlSlots.push({ addr, from, to: n, what: 'stack-protector canary' });
+  /** The canary stored last before window index `before` and still live at the crash (the frame that called there). */
+  const liveCanaryBefore = (before: number): number | null => {
+    let best: number | null = null;
+    for (const [addr, from] of openCanary) if (from < before && (best === null || from > openCanary.get(best)!)) best = addr;
+    return best;
+  };
 
   function trackAllocation(c: number): void {
     // The function the call reaches: the import its PLT slot names, else the first library
@@ -392,6 +417,12 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     fault = { regs: [], mem: null, what: `receives ${recording.exit?.signal ?? 'a signal'} right after its own ${sent} system call` };
   }
 
+  // __stack_chk_fail: the canary it found changed is the bad value; the store that overwrote it is the root cause.
+  const checkCall = crashT > 0 ? callerOf[crashT] : -1;
+  const liveCanary = checkCall >= 0 ? liveCanaryBefore(checkCall) : null;
+  const canaryCheck = recording.exit?.signal === 'SIGABRT' && liveCanary !== null && /^__stack_chk_fail/.test(calledName(checkCall) ?? '');
+  if (canaryCheck) fault = { regs: [], mem: { addr: liveCanary, size: 8 }, what: `the stack protector found the canary at ${hex(liveCanary)} changed, and aborted` };
+
   const place = (t: number): ReportPlace => ({ ip: hex(ips[t]), instruction: facts[t]?.text ?? '(undecodable)', location: locs.locate(ips[t]) });
   const crash = { ...place(crashT), what: fault.what, faultAddress: faultAddress === null ? null : hex(faultAddress) };
 
@@ -446,7 +477,11 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       return { ...stepOut(i), rank: k + 1, callSite: c >= 0 ? place(c) : null, chain };
     });
     if (rootCauses.length > 0) confidence = result.notes.length === 0 && aliasing.assumed === 0 ? 'established' : 'conditional';
-    else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
+    else if (canaryCheck) {
+      rootCauses = abortCauses(callerOf[crashT]);
+      confidence = 'conditional';
+      notes.push('no store over the stack-protector canary was found in the window: the root cause named is the function whose check failed');
+    } else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
   }
 
   /** The stack ran out: the recursion open at the crash, else the largest single stack allocation. */
