@@ -1,7 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TempDirs } from './helpers/temp-dirs.js';
 import { analyzeTrace, benchAnalyze } from '../src/analyses/analyze.js';
 import { rawInput } from './helpers/inputs.js';
 import { LineWriter } from '../src/cli/output.js';
@@ -10,6 +10,9 @@ import { REAL_TRACES } from './helpers/vectors.js';
 import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
 import type { RunJson } from '../tools/corpus/build-exploits.js';
 import type { CaseResult } from '../tools/eval-detectors.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const EXPLOIT_CASE_NAMES = EXPLOIT_CASES.map((c) => c.name);
 
@@ -72,7 +75,7 @@ describe('ptscope analyze', () => {
   });
 
   it('FlowGuard alone (packets, no instruction walk) on its trained trace: exit 0, not "nothing decoded"', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ptscope-an-'));
+    const dir = temps.make('ptscope-an-');
     const policy = join(dir, 'fg.json');
     const out = new LineWriter(null);
     expect(runAnalyzeCommand([...args, '--flowguard-train', policy], out)).toBe(0);
@@ -82,7 +85,7 @@ describe('ptscope analyze', () => {
   });
 
   it('reports a malformed policy in one line', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ptscope-an-'));
+    const dir = temps.make('ptscope-an-');
     const bad = join(dir, 'p.json');
     writeFileSync(bad, '{"format":"ptscope-policy","version":1,"interModule":{"rules":[1]}}');
     const out = new LineWriter(null);
@@ -107,7 +110,7 @@ describe('exploit corpus (recorded)', () => {
     const { evaluateCorpusCase } = await import('../tools/eval-detectors.js');
     let r = results.get(name);
     if (r === undefined) {
-      r = evaluateCorpusCase(join(CORPUS, name), mkdtempSync(join(tmpdir(), 'ptscope-corpus-')));
+      r = evaluateCorpusCase(join(CORPUS, name), temps.make('ptscope-corpus-'));
       results.set(name, r);
     }
     return r;

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TempDirs } from './helpers/temp-dirs.js';
 import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
 import { CodeFacts } from '../src/analyses/code-facts.js';
 import { PREPARED_UNSEEN_REASON, StackSwitches, SwitchKind } from '../src/analyses/stack-switch.js';
@@ -13,6 +13,9 @@ import { rawInput } from './helpers/inputs.js';
 import { CreditedEdges, scanTipEdges, trainFlowGuardPolicy } from '../src/analyses/flowguard.js';
 import { loadPolicy } from '../src/analyses/policy.js';
 import { REAL_TRACES } from './helpers/vectors.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const unzip = { trace: join(REAL_TRACES, 'unzip', 'trace.pt'), raw: [join(REAL_TRACES, 'unzip', 'seg_400000.bin') + ':0x400000'], elf: [], cpu: '6/158' };
 
@@ -39,7 +42,7 @@ describe('flowguard', () => {
     expect(cold.findings).toEqual([]);
     expect(cold.unchecked.some((u) => /no trained edges/.test(u.reason))).toBe(true);
 
-    const policy = join(mkdtempSync(join(tmpdir(), 'ptscope-fg-')), 'fg.json');
+    const policy = join(temps.make('ptscope-fg-'), 'fg.json');
     const n = trainFlowGuardPolicy(policy, [input.trace]);
     expect(n).toBeGreaterThan(10);
     expect(loadPolicy(policy).flowguard?.edges?.length).toBe(n);
@@ -88,7 +91,7 @@ describe('flowguard slow path and history before its decode start', () => {
   let exe = '';
   let bundle = '';
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'ptscope-fg-history-'));
+    dir = temps.make('ptscope-fg-history-');
     writeFileSync(join(dir, 'history.c'), HISTORY_C);
     exe = join(dir, 'history');
     execFileSync('gcc', ['-O2', '-g0', '-o', exe, join(dir, 'history.c')]);

@@ -5,10 +5,10 @@
  * from their real addresses.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TempDirs } from './helpers/temp-dirs.js';
 import { CodeFacts } from '../src/analyses/code-facts.js';
 import type { DetectorContext } from '../src/analyses/detector-base.js';
 import { EvidenceBuilder } from '../src/analyses/evidence.js';
@@ -22,6 +22,9 @@ import { loadElf } from '../src/flow/elf.js';
 import { Image } from '../src/flow/image.js';
 import { BlockFlag, type ModuleCfg } from '../src/flow/static/cfg.js';
 import { ByteSourceCache } from '../src/flow/section.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const SOURCE = `
 #include <setjmp.h>
@@ -98,7 +101,7 @@ function context(params: Record<string, string> = {}, policyFile: string | null 
 }
 
 beforeAll(() => {
-  const dir = mkdtempSync(join(tmpdir(), 'ptscope-judge-'));
+  const dir = temps.make('ptscope-judge-');
   writeFileSync(join(dir, 'j.c'), SOURCE);
   prog = join(dir, 'j');
   execFileSync('gcc', ['-O2', '-fpie', '-pie', '-fcf-protection=none', '-o', prog, join(dir, 'j.c')]);
@@ -214,7 +217,7 @@ describe('inter-module detector', () => {
   });
 
   it('calls out of code generated at run time are not judged (its module is not known); out of a raw image they are', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ptscope-im-rt-'));
+    const dir = temps.make('ptscope-im-rt-');
     const code = join(dir, 'code.bin');
     writeFileSync(code, Uint8Array.from([0x90, 0x90, 0x90, 0x90, 0xff, 0xd0, 0xc3, 0xcc]));
     const RT = 0x7e00_0000_0000;
@@ -242,7 +245,7 @@ describe('inter-module detector', () => {
   });
 
   it('a strict policy allows only its rules; a rule names allowed targets', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ptscope-im-'));
+    const dir = temps.make('ptscope-im-');
     const p = emptyPolicy();
     p.interModule = { mode: 'strict', rules: [{ from: pm.name, to: 'libc.so.6', targets: ['puts'] }] };
     const file = join(dir, 'p.json');

@@ -8,10 +8,10 @@
  * what `--jobs 1` prints.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TempDirs } from './helpers/temp-dirs.js';
 import { runDumpCommand } from '../src/cli/dump-command.js';
 import { parseDumpArgs } from '../src/cli/dump.js';
 import { parseFlowArgs } from '../src/cli/flow-args.js';
@@ -34,6 +34,9 @@ import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { runExportPerfCommand } from '../src/cli/export-perf.js';
 import { REAL_TRACES, realTraces } from './helpers/vectors.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const real = realTraces().map((t) => ({
   name: t.name,
@@ -88,7 +91,7 @@ function mutatedTrace(): string {
   const bytes = new Uint8Array(readFileSync(byName('unzip').pt));
   for (let at = 700; at < bytes.length; at += 2731) bytes[at] ^= 0x5a;
   for (let at = 1500; at + 1 < bytes.length; at += 4099) bytes.set([0x02, 0xd5], at);
-  const path = join(mkdtempSync(join(tmpdir(), 'ptscope-par-text-')), 'mutated.pt');
+  const path = join(temps.make('ptscope-par-text-'), 'mutated.pt');
   writeFileSync(path, bytes);
   return path;
 }
@@ -181,7 +184,7 @@ describe('coverage in pieces cut at every PSB gives the serial blocks', () => {
 
 describe('a multi-thread bundle (one stream per thread) and a perf.data, cut at every PSB', () => {
   it('flow (each thread under its own heading) and coverage (per stream) equal serial', async () => {
-    const work = mkdtempSync(join(tmpdir(), 'ptscope-par-threads-'));
+    const work = temps.make('ptscope-par-threads-');
     const exe = join(work, 'threads4');
     const cc = spawnSync('gcc', ['-O1', '-o', exe, join(process.cwd(), 'test', 'fixtures', 'threads', 'threads4.c'), '-pthread'], { encoding: 'utf8' });
     expect(cc.status, cc.stderr).toBe(0);
@@ -214,7 +217,7 @@ describe('a multi-thread bundle (one stream per thread) and a perf.data, cut at 
 
 describe('--jobs 2 on a worker pool', () => {
   it('coverage: the same drcov file and JSON as --jobs 1', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ptscope-par-cov-'));
+    const dir = temps.make('ptscope-par-cov-');
     const bundle = join(process.cwd(), 'demo', 'rop_stack.exploit');
     const files = [join(dir, 'one.drcov'), join(dir, 'two.drcov')];
     await runCoverageCommand([bundle, '--format', 'drcov', '-o', files[0]!, '--jobs', '1'], new LineWriter(null));

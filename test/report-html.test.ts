@@ -11,13 +11,16 @@
  * lists and each of the three pictures (the chain on the call graph, the
  * trace strip's finding tooltips, the coverage treemap).
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TempDirs } from './helpers/temp-dirs.js';
 import { renderHtmlReport, escapeHtml } from '../src/reports/html-report.js';
 import { buildBundleReport, type ReportModel } from '../src/reports/report-model.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 const DEMO = resolve('demo');
 const CHROMIUM = '/usr/bin/chromium';
@@ -58,7 +61,7 @@ function hostileBundle(src: string, dst: string): void {
 }
 
 async function launch(javaScriptEnabled: boolean): Promise<BrowserContext> {
-  const profile = mkdtempSync(join(tmpdir(), 'ptscope-chromium-'));
+  const profile = temps.make('ptscope-chromium-');
   return chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -97,7 +100,7 @@ const PICTURES = [
 
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), 'Debian chromium is required (apt-get install chromium)').toBe(true);
-  work = mkdtempSync(join(tmpdir(), 'ptscope-report-'));
+  work = temps.make('ptscope-report-');
   hostileBundle(join(DEMO, 'rop_stack.exploit'), join(work, 'exploit'));
   exploit = buildBundleReport(join(work, 'exploit'), { title: 'rop_stack exploit (hostile symbols)' });
   benign = buildBundleReport(join(DEMO, 'rop_stack.benign'));

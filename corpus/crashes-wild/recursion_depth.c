@@ -5,9 +5,11 @@
 #include <stdlib.h>
 
 __attribute__((noinline)) static long depth_sum(long n, const long *parent) {
-  long here = n + (parent != NULL ? *parent : 0);
-  if (n == 0) return here;
-  return depth_sum(n - 1, &here) + here; /* ROOT CAUSE */
+  long here[256]; /* each frame keeps its path so far */
+  here[0] = n + (parent != NULL ? parent[0] : 0);
+  here[n & 255] = n;
+  if (n == 0) return here[0];
+  return depth_sum(n - 1, here) + here[0]; /* ROOT CAUSE */
 }
 
 int main(int argc, char **argv) {
