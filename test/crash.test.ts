@@ -6,12 +6,18 @@
  * core from another program must be refused. Builds, recordings and cores
  * are cached under build/crashes.
  */
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TempDirs } from './helpers/temp-dirs.js';
+import { record } from '../src/sources/recorder/record.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { analyzeCrash } from '../src/analyses/crash/crash.js';
 import { CoreFile, CoreFileError } from '../src/sources/core-file.js';
 import { crashCases, evaluateCase, prepareCase, type CaseResult, type CrashCase } from '../tools/eval-crashes.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
 
 /** A minimal x86-64 core: one PT_NOTE (the given notes) and one PT_LOAD. */
 function buildCore(notes: { type: number; desc: Buffer }[], load: { vaddr: number; data: Buffer; memsz: number }): Buffer {
@@ -156,6 +162,19 @@ describe('crash corpus: trace + core -> root cause', () => {
     const ovf = evaluate(cases.find((x) => x.name === 'int_overflow')!).report;
     expect(ovf.rootCauses.some((c) => c.kind === 'overflow')).toBe(true);
   });
+
+  it('a program a shell executes in place: the core is analysed against the exec\'d program\'s stream', async () => {
+    const c = cases.find((x) => x.name === 'null_deref')!;
+    const work = temps.make('ptscope-crash-exec-');
+    const program = join(work, 'null_deref');
+    copyFileSync(c.binary, program);
+    const output = join(work, 'exec.ptscope');
+    await record(withRecordDefaults({ argv: ['/bin/sh', '-c', `exec ${program}`], output, allowRead: [program], timeoutSec: 60, maxInsns: 50_000_000, hardware: false, stdio: 'ignore', notice: () => {} }));
+    const r = evaluateCase({ ...c, bundle: output });
+    expect(r.report.program).toBe(program);
+    expect(r.report.core.matchesTrace).toBe(true);
+    expect(r.lines).toContain(`${c.source}:${c.line}`);
+  }, 120_000);
 
   it('names no root cause with a core from another program', () => {
     const a = cases.find((x) => x.name === 'stack_ret')!;

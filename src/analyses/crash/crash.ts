@@ -21,7 +21,7 @@ import { Mnemonic } from 'iced-x86';
 import { ANY_ASID } from '../../flow/address-space.js';
 import { CoreFile } from '../../sources/core-file.js';
 import { importBundle } from '../../sources/import/bundle-import.js';
-import { primaryStream, type Recording } from '../../sources/model/recording.js';
+import { primaryStream, type Recording, type TraceStream } from '../../sources/model/recording.js';
 import { traceInput } from '../trace-input.js';
 import { CodeLocations, type CodeLocation } from './code-locations.js';
 import { captureCore } from './core-capture.js';
@@ -95,9 +95,7 @@ const MAX_SUMMARISED_CALLS = 5000;
 export function analyzeCrash(from: string | Recording, options: CrashOptions = {}): CrashReport {
   const recording = typeof from === 'string' ? importBundle(from) : from;
   const bundle = recording.name;
-  const input = traceInput(recording, primaryStream(recording));
-  const programPath = recording.program?.path ?? null;
-  const notes: string[] = [...input.notes];
+  const notes: string[] = [];
   let corePath = options.core ?? null;
   let source: CrashReport['core']['source'] = 'option';
   if (corePath === null) {
@@ -111,6 +109,11 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     notes.push('the bundle had no core: it was taken from a re-run of the program (checked against the trace below)');
   }
   const core = CoreFile.load(corePath);
+  const stream = crashedStream(recording, core.pid);
+  const input = traceInput(recording, stream);
+  notes.unshift(...input.notes);
+  // A stream an exec started ran the process's later program (`sh -c prog` execs prog in place).
+  const programPath = (stream.program !== undefined ? recording.processes.find((p) => p.pid === stream.pid)?.program?.path : null) ?? recording.program?.path ?? null;
   const win = lastInstructions(input, options.window ?? 300_000);
   const locs = new CodeLocations(input.stream.mappings, programPath);
   let ips = win.ips.subarray(win.contiguousFrom);
@@ -592,6 +595,16 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     confidence,
     notes: [...new Set(notes)],
   };
+}
+
+/**
+ * The stream of the thread the core is of (its NT_PRSTATUS pid is the
+ * crashing thread's id in the recording's namespace): the last one of that
+ * thread, since an exec starts a new stream. Else the recording's first.
+ */
+function crashedStream(recording: Recording, tid: number): TraceStream {
+  const mine = recording.streams.filter((s) => s.tid === tid && s.size > 0);
+  return mine.length > 0 ? mine[mine.length - 1] : primaryStream(recording);
 }
 
 /** The x86-64 system calls that send a signal (arch/x86/entry/syscalls/syscall_64.tbl). */
