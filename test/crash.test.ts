@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TempDirs } from './helpers/temp-dirs.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
+import type { ManifestV2 } from '../src/sources/bundle/manifest.js';
 import { analyzeCrash } from '../src/analyses/crash/crash.js';
 import { CoreFile, CoreFileError } from '../src/sources/core-file.js';
 import { crashCases, evaluateCase, prepareCase, type CaseResult, type CrashCase } from '../tools/eval-crashes.js';
@@ -163,15 +164,37 @@ describe('crash corpus: trace + core -> root cause', () => {
     expect(ovf.rootCauses.some((c) => c.kind === 'overflow')).toBe(true);
   });
 
-  it('a program a shell executes in place: the core is analysed against the exec\'d program\'s stream', async () => {
+  /** null_deref recorded through `sh -c SCRIPT` (the program's path in place of PROGRAM): its bundle. */
+  async function throughShell(script: string): Promise<string> {
     const c = cases.find((x) => x.name === 'null_deref')!;
-    const work = temps.make('ptscope-crash-exec-');
+    const work = temps.make('ptscope-crash-shell-');
     const program = join(work, 'null_deref');
     copyFileSync(c.binary, program);
-    const output = join(work, 'exec.ptscope');
-    await record(withRecordDefaults({ argv: ['/bin/sh', '-c', `exec ${program}`], output, allowRead: [program], timeoutSec: 60, maxInsns: 50_000_000, hardware: false, stdio: 'ignore', notice: () => {} }));
-    const r = evaluateCase({ ...c, bundle: output });
-    expect(r.report.program).toBe(program);
+    const output = join(work, 'shell.ptscope');
+    await record(withRecordDefaults({ argv: ['/bin/sh', '-c', script.replace('PROGRAM', program)], output, allowRead: [program], timeoutSec: 60, maxInsns: 50_000_000, hardware: false, stdio: 'ignore', notice: () => {} }));
+    return output;
+  }
+
+  it('a program a shell executes in place: the core is analysed against the exec\'d program\'s stream', async () => {
+    const c = cases.find((x) => x.name === 'null_deref')!;
+    const bundle = await throughShell('exec PROGRAM');
+    const r = evaluateCase({ ...c, bundle });
+    expect(r.report.program).toMatch(/\/null_deref$/);
+    expect(r.report.core.matchesTrace).toBe(true);
+    expect(r.lines).toContain(`${c.source}:${c.line}`);
+  }, 120_000);
+
+  it('a child that crashes while the shell goes on: the core is the child\'s, and so are the exit and the analysis', async () => {
+    const c = cases.find((x) => x.name === 'null_deref')!;
+    const bundle = await throughShell('PROGRAM; echo done');
+    const m = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8')) as ManifestV2;
+    expect(m.exit).toEqual({ status: 0, signal: null, stopped: null });
+    const child = m.processes.find((p) => p.program?.path.endsWith('/null_deref'))!;
+    expect(child.exit).toEqual({ status: null, signal: 'SIGSEGV', stopped: null });
+    expect(m.core).toEqual({ file: 'core', pid: child.pid });
+    expect(m.warnings).toContain(`process ${child.pid} was killed by SIGSEGV; the bundle's core is of that process`);
+    const r = evaluateCase({ ...c, bundle });
+    expect(r.report.signal).toBe('SIGSEGV');
     expect(r.report.core.matchesTrace).toBe(true);
     expect(r.lines).toContain(`${c.source}:${c.line}`);
   }, 120_000);

@@ -113,7 +113,10 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   const input = traceInput(recording, stream);
   notes.unshift(...input.notes);
   // A stream an exec started ran the process's later program (`sh -c prog` execs prog in place).
-  const programPath = (stream.program !== undefined ? recording.processes.find((p) => p.pid === stream.pid)?.program?.path : null) ?? recording.program?.path ?? null;
+  const crashedProcess = recording.processes.find((p) => p.pid === stream.pid);
+  const programPath = (stream.program !== undefined ? crashedProcess?.program?.path : null) ?? recording.program?.path ?? null;
+  // The signal of the process the core is of (a shell's child may crash while the shell goes on).
+  const signal = crashedProcess?.exit?.signal ?? recording.exit?.signal ?? null;
   const win = lastInstructions(input, options.window ?? 300_000);
   const locs = new CodeLocations(input.stream.mappings, programPath);
   let ips = win.ips.subarray(win.contiguousFrom);
@@ -396,7 +399,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       }
       else if (cf.ops[0]?.kind === 'reg') fault = { regs: [cf.ops[0].ref.reg], mem: null, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)}, outside every image` };
       else if (cf.mem !== null && !Number.isNaN(rev.addr[crashT])) fault = { regs: [], mem: { addr: rev.addr[crashT], size: 8, value: BigInt(rip) }, what: `${cf.isCall ? 'calls' : 'jumps to'} ${hex(rip)} loaded from memory` };
-    } else if ((cf.mnemonic === Mnemonic.Div || cf.mnemonic === Mnemonic.Idiv) && recording.exit?.signal === 'SIGFPE') {
+    } else if ((cf.mnemonic === Mnemonic.Div || cf.mnemonic === Mnemonic.Idiv) && signal === 'SIGFPE') {
       // A divide error (#DE): the divisor is zero, or the quotient does not fit. Follow the divisor.
       const op = cf.ops[0];
       if (op?.kind === 'reg' && op.ref.reg >= 0 && op.ref.reg < GPR_COUNT) {
@@ -417,13 +420,13 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     }
   }
   if (sent !== null && !stackEnd && !badTarget && fault.regs.length === 0 && fault.mem === null) {
-    fault = { regs: [], mem: null, what: `receives ${recording.exit?.signal ?? 'a signal'} right after its own ${sent} system call` };
+    fault = { regs: [], mem: null, what: `receives ${signal ?? 'a signal'} right after its own ${sent} system call` };
   }
 
   // __stack_chk_fail: the canary it found changed is the bad value; the store that overwrote it is the root cause.
   const checkCall = crashT > 0 ? callerOf[crashT] : -1;
   const liveCanary = checkCall >= 0 ? liveCanaryBefore(checkCall) : null;
-  const canaryCheck = recording.exit?.signal === 'SIGABRT' && liveCanary !== null && /^__stack_chk_fail/.test(calledName(checkCall) ?? '');
+  const canaryCheck = signal === 'SIGABRT' && liveCanary !== null && /^__stack_chk_fail/.test(calledName(checkCall) ?? '');
   if (canaryCheck) fault = { regs: [], mem: { addr: liveCanary, size: 8 }, what: `the stack protector found the canary at ${hex(liveCanary)} changed, and aborted` };
 
   const place = (t: number): ReportPlace => ({ ip: hex(ips[t]), instruction: facts[t]?.text ?? '(undecodable)', location: locs.locate(ips[t]) });
@@ -438,7 +441,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     rootCauses = stackCauses();
     if (rootCauses.length > 0) confidence = 'established';
     else notes.push(`the stack ran out, but neither a recursion (a call site open ${MIN_RECURSION} times or more) nor a large stack allocation in the last frame is in the window`);
-  } else if (sent !== null && fault.regs.length === 0 && fault.mem === null && !(recording.exit?.signal === 'SIGABRT' && callerOf[crashT - 1] >= 0)) {
+  } else if (sent !== null && fault.regs.length === 0 && fault.mem === null && !(signal === 'SIGABRT' && callerOf[crashT - 1] >= 0)) {
     // The program's own transfer into the library that made the system call (a call of kill or
     // raise, or a tail jump to it, past the PLT's stub, which has no symbol), else its call site.
     let at = callerOf[crashT - 1] >= 0 ? callerOf[crashT - 1] : crashT - 1;
@@ -452,7 +455,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     const step: ChainStep = { ...place(at), kind: 'signal-sent', what: `the program sends the signal itself (${sent} system call): not a fault`, distance: crashT - at };
     rootCauses = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
     confidence = 'established';
-  } else if (fault.regs.length === 0 && fault.mem === null && recording.exit?.signal === 'SIGABRT' && callerOf[crashT] >= 0) {
+  } else if (fault.regs.length === 0 && fault.mem === null && signal === 'SIGABRT' && callerOf[crashT] >= 0) {
     rootCauses = abortCauses(callerOf[crashT]);
     confidence = 'conditional';
     notes.push('the program aborted inside a library call: the root cause named is that call and what it was given (the library\'s own check is not followed)');
@@ -577,7 +580,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   return {
     bundle,
     program: programPath ?? '?',
-    signal: recording.exit?.signal ?? null,
+    signal,
     crash,
     core: { path: corePath, source, matchesTrace: matches, checks },
     window: { instructions: n, traced: win.total, lastGap: win.lastGap === null ? null : GAP_NAMES[win.lastGap.kind] },

@@ -24,7 +24,7 @@ import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
   confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, wallClockLimit,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, SIGNAL_NAMES, wallClockLimit,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { TaskTracer, type TracedProcess } from './task-tracer.js';
@@ -176,7 +176,15 @@ export async function recordThreads(
       fail(e as Error);
     }
 
-    const { status, signal } = programExit(exit, stopped, core, t.stats.signals.length > 0);
+    // qemu writes the core of whichever emulated process crashed: it tells the program's end only
+    // if it is the first process's (a shell's child may crash while the shell goes on).
+    const coreTid = core === null ? null : core.pid;
+    const coreProcess = coreTid === null ? null : (t.allThreads().find((th) => th.tid === coreTid)?.pid ?? coreTid);
+    const rootProcess = t.allThreads()[0]?.pid ?? null;
+    const rootCore = coreProcess !== null && coreProcess === rootProcess ? core : null;
+    const { status, signal } = programExit(exit, stopped, rootCore, t.stats.signals.length > 0);
+    const crashedChild = core !== null && rootCore === null && stopped === null ? { pid: coreProcess, signal: SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}` } : null;
+    if (crashedChild !== null) warnings.push(`process ${crashedChild.pid} was killed by ${crashedChild.signal}; the bundle's core is of that process`);
 
     // Images: each file copied once; each process's executable mappings.
     mkdirSync(join(staging, 'images'));
@@ -265,13 +273,13 @@ export async function recordThreads(
           pid: p.pid,
           ppid: p.ppid,
           program: p.program !== null ? { argv: p.program.argv, path: p.program.path } : p.pid === rootPid ? { argv: opts.argv, path: guestProgram, cwd: run.scratch } : null,
-          exit: p.pid === rootPid ? exitInfo : null,
+          exit: p.pid === rootPid ? exitInfo : crashedChild !== null && p.pid === crashedChild.pid ? { status: null, signal: crashedChild.signal, stopped: null } : null,
           untraced: p.untraced,
         })),
         threads: [...t.threads.values()].map((th) => ({ tid: th.tid, pid: th.pid, name: null })),
         streams: streams.map((s) => s.entry),
         images: allImages.map((im) => ({ ...im, runtime: im.runtime ?? null })),
-        core: core !== null ? { file: 'core', pid: rootPid } : null,
+        core: core !== null ? { file: 'core', pid: coreProcess ?? rootPid } : null,
         addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
         config,
         encoder,
