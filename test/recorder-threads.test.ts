@@ -149,6 +149,21 @@ describe('recording threads', () => {
     expectExactStreams(res.bundle, v2);
   }, 240_000);
 
+  it('each process of the tree has its own exit status, from the exit_group its log ended in', async () => {
+    const res = await rec(['/bin/sh', '-c', '/bin/true; /bin/false; (exit 7); ./nonexistent; exit 3'], 'exits');
+    const v2 = readBundleManifest(res.bundle) as ManifestV2;
+    expect(v2.exit).toEqual({ status: 3, signal: null, stopped: null });
+    const [shell, ...children] = v2.processes;
+    expect(shell.exit).toEqual(v2.exit);
+    // /bin/true, /bin/false, the subshell, and the child whose exec failed (the shell's 127).
+    expect(children.map((c) => [c.program?.path ?? null, c.exit?.status])).toEqual([
+      ['/usr/bin/true', 0],
+      ['/usr/bin/false', 1],
+      [null, 7],
+      [null, 127],
+    ]);
+  }, 240_000);
+
   it('30 programs started one after another are all followed, whichever of a fork\'s two reports reaches the follower first', async () => {
     // Each fork is a race in the follower: the child's first stop may come before
     // its parent's fork event. A child let run before the event used to exec unfollowed.

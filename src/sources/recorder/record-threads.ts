@@ -273,7 +273,14 @@ export async function recordThreads(
           pid: p.pid,
           ppid: p.ppid,
           program: p.program !== null ? { argv: p.program.argv, path: p.program.path } : p.pid === rootPid ? { argv: opts.argv, path: guestProgram, cwd: run.scratch } : null,
-          exit: p.pid === rootPid ? exitInfo : crashedChild !== null && p.pid === crashedChild.pid ? { status: null, signal: crashedChild.signal, stopped: null } : null,
+          exit:
+            p.pid === rootPid
+              ? exitInfo
+              : crashedChild !== null && p.pid === crashedChild.pid
+                ? { status: null, signal: crashedChild.signal, stopped: null }
+                : p.exitStatus != null
+                  ? { status: p.exitStatus, signal: null, stopped: null }
+                  : null,
           untraced: p.untraced,
         })),
         threads: [...t.threads.values()].map((th) => ({ tid: th.tid, pid: th.pid, name: null })),

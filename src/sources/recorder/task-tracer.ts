@@ -43,6 +43,8 @@ export interface TracedProcess {
   untraced: string | null;
   /** The program an exec started in this process (followed), or null for the recorded one and forks. */
   program: { path: string; argv: string[] } | null;
+  /** The status its exit_group asked for (its log ended inside that call), or null. */
+  exitStatus?: number | null;
 }
 
 export interface TracedThread {
@@ -505,6 +507,11 @@ export class TaskTracer {
     for (const t of this.threads.values()) {
       // A followed exec whose emulator never logged (it could not open its log): nothing of it is traced.
       if (t.proc.program !== null && t.parser.bytesParsed === 0) t.proc.untraced ??= `${t.proc.program.path} (started by exec) is not traced: its emulator wrote no log`;
+    }
+    // A log that ends inside exit_group(N): the process exited with status N (the kernel keeps its low byte).
+    for (const t of [...this.threads.values(), ...this.retiredSinks.map((x) => x.thread)]) {
+      const m = /^exit_group\((-?\d+|0x[0-9a-f]+)/.exec(t.parser.unfinishedSyscallText ?? '');
+      if (m !== null) t.proc.exitStatus = Number(BigInt(m[1]) & 0xffn);
     }
     for (const [tid, a] of this.announced) {
       // Logs exist for task ids 1..MAX_TASK_ID of the sandbox's pid namespace only.
