@@ -375,7 +375,9 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   // A signal the program sent itself: the last traced instruction is the system call.
   const sent = crashT > 0 && facts[crashT - 1]?.mnemonic === Mnemonic.Syscall ? SIGNAL_SYSCALLS.get(Number(rev.reg(crashT - 1, RAX) ?? -1n)) ?? null : null;
   if (cf !== null) {
-    const access = cf.mem !== null ? (core.siginfo && !Number.isNaN(core.siginfo.addr) ? core.siginfo.addr : rev.addr[crashT]) : cf.stack === 'push' ? rsp - 8 : NaN;
+    // The address the memory operand faulted on: the kernel's (NT_SIGINFO) when the core has it.
+    const memAddress = cf.mem === null ? NaN : core.siginfo && !Number.isNaN(core.siginfo.addr) ? core.siginfo.addr : rev.addr[crashT];
+    const access = cf.mem !== null ? memAddress : cf.stack === 'push' ? rsp - 8 : NaN;
     // A guard page is mapped without access (ELF p_flags: PF_W 2, PF_R 4).
     const seg = Number.isNaN(access) ? null : core.segmentAt(access);
     const accessible = seg !== null && (seg.flags & (cf.mem?.write === false ? 4 : 2)) !== 0;
@@ -409,8 +411,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
         fault = { regs: [], mem: { addr: rev.addr[crashT], size: cf.mem.size }, what: divideWhat(cf.text, null, cf.mem.size) };
       } else fault = { regs: [], mem: null, what: divideWhat(cf.text, null, 8) };
     } else if (cf.mem !== null) {
-      const A = rev.addr[crashT];
-      faultAddress = core.siginfo && !Number.isNaN(core.siginfo.addr) ? core.siginfo.addr : Number.isNaN(A) ? null : A;
+      faultAddress = Number.isNaN(memAddress) ? null : memAddress;
       const regs = [cf.mem.base, cf.mem.index].filter((r) => r >= 0 && r < GPR_COUNT && r !== RSP);
       const mapped = faultAddress !== null && core.isMapped(faultAddress);
       fault = { regs, mem: null, what: `${cf.mem.write ? 'writes' : 'reads'} ${faultAddress === null ? 'an unknown address' : hex(faultAddress)}${faultAddress !== null && !mapped ? ' (unmapped)' : ''}` };
@@ -430,6 +431,14 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   if (canaryCheck) fault = { regs: [], mem: { addr: liveCanary, size: 8 }, what: `the stack protector found the canary at ${hex(liveCanary)} changed, and aborted` };
 
   const place = (t: number): ReportPlace => ({ ip: hex(ips[t]), instruction: facts[t]?.text ?? '(undecodable)', location: locs.locate(ips[t]) });
+  /** The chain step of window index t (its distance counted to the crash). */
+  const stepAt = (t: number, kind: StepKind, what: string): ChainStep => ({ ...place(t), kind, what, distance: crashT - t });
+  /** A root cause at t whose chain goes straight to the crash; in library code, with the program's call that ran it. */
+  const directCause = (t: number, kind: StepKind, what: string): RootCause => {
+    const step = stepAt(t, kind, what);
+    const c = callerOf[t];
+    return { ...step, rank: 1, callSite: c >= 0 ? place(c) : null, chain: [step, stepAt(crashT, 'crash', fault.what)] };
+  };
   const crash = { ...place(crashT), what: fault.what, faultAddress: faultAddress === null ? null : hex(faultAddress) };
 
   let rootCauses: RootCause[] = [];
@@ -451,9 +460,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       if (f !== null && (f.isCall || f.mnemonic === Mnemonic.Jmp)) at = u;
       break;
     }
-    const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
-    const step: ChainStep = { ...place(at), kind: 'signal-sent', what: `the program sends the signal itself (${sent} system call): not a fault`, distance: crashT - at };
-    rootCauses = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
+    rootCauses = [directCause(at, 'signal-sent', `the program sends the signal itself (${sent} system call): not a fault`)];
     confidence = 'established';
   } else if (fault.regs.length === 0 && fault.mem === null && signal === 'SIGABRT' && callerOf[crashT] >= 0) {
     rootCauses = abortCauses(callerOf[crashT]);
@@ -492,7 +499,6 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
 
   /** The stack ran out: the recursion open at the crash, else the largest single stack allocation. */
   function stackCauses(): RootCause[] {
-    const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
     const rec = recursionAtCrash(callStack, (c) => ips[c]);
     if (rec !== null) {
       // Where each call went: the next instruction, or for the crashing call itself (its push faulted) its direct target.
@@ -506,23 +512,14 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
         return to === null ? 'an indirect call' : (locs.functionAt(to) ?? hex(to));
       });
       const cycle = names.length === 1 ? `${names[0]} calls itself` : `the calls ${names.join(' → ')} recurse`;
-      const step: ChainStep = {
-        ...place(rec.site),
-        kind: 'stack-exhaustion',
-        what: `${cycle} here: this call was open ${rec.openings} times when the stack ran out (${callStack.length} calls open in the window): a recursion that does not end`,
-        distance: crashT - rec.site,
-      };
-      const c = callerOf[rec.site];
-      return [{ ...step, rank: 1, callSite: c >= 0 ? place(c) : null, chain: [step, crashStep] }];
+      return [directCause(rec.site, 'stack-exhaustion', `${cycle} here: this call was open ${rec.openings} times when the stack ran out (${callStack.length} calls open in the window): a recursion that does not end`)];
     }
     // The innermost frame: from the last call still open (the whole window if none is).
     const from = callStack.length > 0 ? callStack[callStack.length - 1] + 1 : 0;
     const big = frameAllocation(from, n, (t) => facts[t]?.regsWritten.includes(RSP) === true, (t) => rev.reg(t, RSP));
     if (big === null) return [];
     const fn = locs.functionContaining(ips[big.t]);
-    const step: ChainStep = { ...place(big.t), kind: 'stack-exhaustion', what: `allocates on the stack: ${fn === null ? 'the frame' : `the frame of ${fn}`} took ${big.bytes} bytes, more than the stack had left`, distance: crashT - big.t };
-    const c = callerOf[big.t];
-    return [{ ...step, rank: 1, callSite: c >= 0 ? place(c) : null, chain: [step, crashStep] }];
+    return [directCause(big.t, 'stack-exhaustion', `allocates on the stack: ${fn === null ? 'the frame' : `the frame of ${fn}`} took ${big.bytes} bytes, more than the stack had left`)];
   }
 
   /**
@@ -533,15 +530,15 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
    */
   function abortCauses(c: number): RootCause[] {
     const name = calledName(c);
-    const crashStep: ChainStep = { ...place(crashT), kind: 'crash', what: fault.what, distance: 0 };
-    const step: ChainStep = { ...place(c), kind: 'abort', what: `the library aborted inside this call${name === null ? '' : ` of ${name}`}: its check failed on what the program passed`, distance: crashT - c };
+    const crashStep = stepAt(crashT, 'crash', fault.what);
+    const step = stepAt(c, 'abort', `the library aborted inside this call${name === null ? '' : ` of ${name}`}: its check failed on what the program passed`);
     const out: RootCause[] = [{ ...step, rank: 1, callSite: null, chain: [step, crashStep] }];
     // A heap object overrun before the call: the allocator's check that failed is likely on its next chunk.
     const over = firstHeapOverflow(programHeapWrites(), chunks, c);
     if (over !== null) {
       const w = over.write;
       const what = `${w.label} writes ${w.n} bytes to [${hex(w.dst)}, ${hex(w.dst + w.n)}): ${over.past} bytes past the end of the heap object at ${hex(over.chunk.start)} (${over.chunk.end - over.chunk.start} bytes), over the next chunk's header: a heap overflow that the allocator found later`;
-      const overStep: ChainStep = { ...place(w.t), kind: 'out-of-bounds', what, distance: crashT - w.t };
+      const overStep = stepAt(w.t, 'out-of-bounds', what);
       const site = callerOf[w.t];
       out.unshift({ ...overStep, rank: 1, callSite: site >= 0 ? place(site) : null, chain: [overStep, step, crashStep] });
       out[1].rank = 2;
@@ -549,7 +546,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     const p = rev.reg(c, RDI);
     const freed = p === null ? undefined : chunks.find((x) => x.start === Number(p) && x.freedAt >= 0 && x.freedAt < c);
     if (freed !== undefined) {
-      const earlier: ChainStep = { ...place(freed.freedAt), kind: 'abort', what: `freed the object at ${hex(freed.start)} before the call that aborted was given it again`, distance: crashT - freed.freedAt };
+      const earlier = stepAt(freed.freedAt, 'abort', `freed the object at ${hex(freed.start)} before the call that aborted was given it again`);
       out.push({ ...earlier, rank: out.length + 1, callSite: null, chain: [earlier, step, crashStep] });
     }
     return out;

@@ -111,7 +111,8 @@ export function readSnapshots(path: string): CallSnapshot[] {
   const buf = readFileSync(path);
   const out: CallSnapshot[] = [];
   let p = 0;
-  while (p + HEADER <= buf.length) {
+  // A record cut off at the end ends the loop (`break records`).
+  records: while (p + HEADER <= buf.length) {
     const magic = buf.readUInt32LE(p);
     if (magic === OLD_MAGIC) throw new Error(`${path}: a snapshot of an older shim (format 1, no module table): rebuild the shim`);
     if (magic !== MAGIC) throw new Error(`${path}: bad snapshot record at offset ${p}`);
@@ -127,18 +128,11 @@ export function readSnapshots(path: string): CallSnapshot[] {
     if (nmodules === 0 || nmodules > MAX_MODULES || caller >= nmodules) throw new Error(`${path}: bad module table in the snapshot record at offset ${p}`);
     let q = p + HEADER;
     const modules: SnapshotModule[] = [];
-    let cut = false;
     for (let i = 0; i < nmodules; i++) {
-      if (q + MODULE_ENTRY > buf.length) {
-        cut = true;
-        break;
-      }
+      if (q + MODULE_ENTRY > buf.length) break records;
       const len = buf.readUInt32LE(q + 24);
       if (len > MAX_PATH) throw new Error(`${path}: bad module path in the snapshot record at offset ${p}`);
-      if (q + MODULE_ENTRY + len > buf.length) {
-        cut = true;
-        break;
-      }
+      if (q + MODULE_ENTRY + len > buf.length) break records;
       modules.push({
         lo: Number(buf.readBigUInt64LE(q)),
         hi: Number(buf.readBigUInt64LE(q + 8)),
@@ -149,23 +143,16 @@ export function readSnapshots(path: string): CallSnapshot[] {
       q += MODULE_ENTRY + len;
     }
     const regions: MemoryRegion[] = [];
-    for (let i = 0; i < nregions && !cut; i++) {
-      if (q + 16 > buf.length) {
-        cut = true;
-        break;
-      }
+    for (let i = 0; i < nregions; i++) {
+      if (q + 16 > buf.length) break records;
       const lo = Number(buf.readBigUInt64LE(q));
       const hi = Number(buf.readBigUInt64LE(q + 8));
       if (!(lo < hi) || hi - lo > MAX_REGION_BYTES) throw new Error(`${path}: bad memory region in the snapshot record at offset ${p}`);
       q += 16;
-      if (q + (hi - lo) > buf.length) {
-        cut = true;
-        break;
-      }
+      if (q + (hi - lo) > buf.length) break records;
       regions.push({ lo, hi, bytes: new Uint8Array(buf.buffer, buf.byteOffset + q, hi - lo) });
       q += hi - lo;
     }
-    if (cut) break;
     out.push({
       index: out.length,
       name,

@@ -9,7 +9,7 @@
 import type { Z3 } from './slice.js';
 import { checkInSolverProcess, stopSolverProcess } from './solver-process.js';
 
-export { solverLosses, lostAfterMs } from './solver-process.js';
+export { solverLosses } from './solver-process.js';
 
 type Api = Awaited<ReturnType<(typeof import('z3-solver'))['init']>>;
 

@@ -108,6 +108,11 @@ export const SIGNAL_NAMES: Record<number, string> = {
   24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS',
 };
 
+/** The name of the signal a core names (`SIG<n>` for one without a name here). */
+export function coreSignalName(core: CoreFile): string {
+  return SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
+}
+
 /** Open the target's standard input file; a missing file is a one-line error. */
 /** The PT encoder's settings from the recording options. */
 export function encoderSettings(opts: Pick<RecordOptions, 'psbPeriod' | 'retCompression' | 'longTnt' | 'ranges' | 'timing' | 'snapshotBytes'>): EncoderSettings {
@@ -276,7 +281,7 @@ export function programExit(
   let signal: string | null = null;
   if (stopped !== null) {
     // Stopped by the recorder: no exit of its own.
-  } else if (core !== null) signal = SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}`;
+  } else if (core !== null) signal = coreSignalName(core);
   else if (exit.signal !== null) signal = exit.signal;
   else if (exit.code !== null && exit.code > 128 && gotSignals) signal = SIGNAL_NAMES[exit.code - 128] ?? null;
   return { status: signal !== null ? null : exit.code, signal };

@@ -24,7 +24,7 @@ import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
   confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
-  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, SIGNAL_NAMES, wallClockLimit,
+  encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, coreSignalName, wallClockLimit,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { TaskTracer, type TracedProcess } from './task-tracer.js';
@@ -180,10 +180,11 @@ export async function recordThreads(
     // if it is the first process's (a shell's child may crash while the shell goes on).
     const coreTid = core === null ? null : core.pid;
     const coreProcess = coreTid === null ? null : (t.allThreads().find((th) => th.tid === coreTid)?.pid ?? coreTid);
-    const rootProcess = t.allThreads()[0]?.pid ?? null;
-    const rootCore = coreProcess !== null && coreProcess === rootProcess ? core : null;
+    // The first thread's process: the program's (it has at least one thread, checked above).
+    const rootPid = t.allThreads()[0].pid;
+    const rootCore = coreProcess === rootPid ? core : null;
     const { status, signal } = programExit(exit, stopped, rootCore, t.stats.signals.length > 0);
-    const crashedChild = core !== null && rootCore === null && stopped === null ? { pid: coreProcess, signal: SIGNAL_NAMES[core.signal] ?? `SIG${core.signal}` } : null;
+    const crashedChild = core !== null && rootCore === null && stopped === null ? { pid: coreProcess, signal: coreSignalName(core) } : null;
     if (crashedChild !== null) warnings.push(`process ${crashedChild.pid} was killed by ${crashedChild.signal}; the bundle's core is of that process`);
 
     // Images: each file copied once; each process's executable mappings.
@@ -240,7 +241,6 @@ export async function recordThreads(
     const config = manifestConfig(opts, true, maxTraceBytes, limits, `${LOG_ITEMS},tid`);
     const encoder = manifestEncoder(timing);
     const stats = { tbExecutions: t.stats.tbExecutions, translations: t.stats.translations, signals: t.stats.signals, threads: t.threads.size, processes: t.processes.size };
-    const rootPid = streams[0].entry.pid;
     const single = streams.length === 1 && t.processes.size === 1 && t.allProcesses().every((p) => p.untraced === null && p.program === null);
     let manifest: BundleManifest | ManifestV2;
     if (single) {

@@ -54,7 +54,11 @@ function openFileLimit(): number {
  * sandbox, two descriptors per FIFO here) are used when the open-file limit
  * leaves room for them, with a margin for the recorder's other files.
  */
-export const MAX_TASK_ID = [999, 256, 99].find((n) => openFileLimit() > Math.max(threadLogFd(n), 2 * n + 300)) ?? 99;
+export const MAX_TASK_ID = taskIdBound(openFileLimit());
+
+function taskIdBound(limit: number): number {
+  return [999, 256, 99].find((n) => limit > Math.max(threadLogFd(n), 2 * n + 300)) ?? 99;
+}
 
 /** Every descriptor that carries a thread's log (for the tamper checks). */
 export const THREAD_LOG_FDS: readonly number[] = Array.from({ length: MAX_TASK_ID }, (_, i) => threadLogFd(i + 1));
