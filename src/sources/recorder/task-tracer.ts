@@ -52,7 +52,7 @@ export interface TracedThread {
   pid: number;
   /** The process (and program: an exec starts a new one) this stream ran in. */
   proc: TracedProcess;
-  /** The order streams started in (an exec's stream comes after its thread's earlier one). */
+  /** Where the stream sorts: the order tasks were created in (read from their creators' logs), an exec's stream after its thread's earlier one. */
   order: number;
   /** The stream's file name in the bundle. */
   file: string;
@@ -229,13 +229,19 @@ export class TaskTracer {
   private readonly waiting = new Map<number, Buffer[]>();
   private waitingBytes = 0;
   /** Tasks announced by a clone whose log has not started (`proc`: the process a new thread joins; `order`: where its stream sorts). */
-  private readonly announced = new Map<number, { pid: number; fork: boolean; proc?: TracedProcess; order?: number }>();
+  private readonly announced = new Map<number, { pid: number; fork: boolean; proc?: TracedProcess; order: number }>();
   /** An exec marker being read, per thread (followExecs). */
   private readonly markers = new Map<number, Buffer>();
   /** Threads whose program ran natively after an exec: their log must end there. */
   private readonly nativeAfterExec = new Set<number>();
   private draining = false;
   private streamCount = 0;
+  /**
+   * Where the next stream sorts. A task takes its place when its creation is
+   * read (the clone or fork in its creator's log), not when its own log first
+   * arrives, so causally ordered streams sort the same on every run.
+   */
+  private nextOrder = 0;
   /** Why the whole recording stopped (a limit), or null. */
   stopReason: StopReason | null = null;
   readonly warnings: string[] = [];
@@ -246,7 +252,7 @@ export class TaskTracer {
     return this.opts.memory;
   }
 
-  /** Every stream, in the order they started (an exec'd program's after its process's earlier ones). */
+  /** Every stream, in the order its task was created (an exec'd program's after its process's earlier ones). */
   allThreads(): TracedThread[] {
     return [...this.retiredThreads, ...this.threads.values()].sort((x, y) => x.order - y.order);
   }
@@ -376,7 +382,7 @@ export class TaskTracer {
     const out = new TraceOutput(join(this.opts.dir, file), this.opts.snapshotBytes);
     const settings = tscBase === undefined ? this.opts.settings : { ...this.opts.settings, timing: { ...this.opts.settings.timing, tscBase } };
     const session = new PtEncoderSession(out, settings);
-    const thread = { tid, pid, proc, order: order ?? n, file, out, session } as TracedThread;
+    const thread = { tid, pid, proc, order: order ?? this.nextOrder++, file, out, session } as TracedThread;
     const path = new PathReconstruction(session, proc.memory, {
       maxInsns: this.opts.maxInsns,
       maxBlockBytes: this.opts.maxBlockBytes,
@@ -408,11 +414,11 @@ export class TaskTracer {
   /** A syscall of `thread` completed: a clone or fork announces a new task. */
   syscallDone(thread: TracedThread, line: string): void {
     const t = newTask(line);
-    if (t !== null) this.announce(thread, t.tid, t.thread);
+    if (t !== null) this.announce(thread, t.tid, t.thread, this.nextOrder++);
   }
 
   /** Task `tid` was created by `thread` (a new thread of its process, or a forked process): read its log. */
-  private announce(thread: TracedThread, tid: number, isThread: boolean, order?: number): void {
+  private announce(thread: TracedThread, tid: number, isThread: boolean, order: number): void {
     if (this.threads.has(tid) || this.announced.has(tid)) throw new RecordingTampered(`thread ${tid} is created twice in the program's logs`);
     const parent = thread.proc;
     if (!isThread) {
