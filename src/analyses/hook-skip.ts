@@ -23,6 +23,13 @@ interface Monitored {
   end: number;
   /** Control passed the entry since the last body entry. */
   armed: boolean;
+  /** Whether this detector has set or cleared `armed` (a segment summary hands over only those). */
+  touched: boolean;
+}
+
+function arm(f: Monitored, armed: boolean): void {
+  f.armed = armed;
+  f.touched = true;
 }
 
 export class HookSkipDetector extends DetectorBase {
@@ -51,7 +58,7 @@ export class HookSkipDetector extends DetectorBase {
         if (s.name !== sym || s.size === 0 || (s.type !== 2 && s.type !== 10)) continue;
         const entry = s.value + m.bias;
         if (this.funcs.some((f) => f.entry === entry)) continue;
-        this.funcs.push({ name: `${m.name}!${s.name}`, entry, end: entry + s.size, armed: false });
+        this.funcs.push({ name: `${m.name}!${s.name}`, entry, end: entry + s.size, armed: false, touched: false });
         found = true;
       }
     }
@@ -70,16 +77,16 @@ export class HookSkipDetector extends DetectorBase {
     if (kind === TransferKind.DirectCall || kind === TransferKind.IndirectCall) this.calls.push(from, to);
     if (this.funcs.length === 0 || Number.isNaN(to)) return;
     const src = this.at(from);
-    if (src !== null && from === src.entry) src.armed = true; // the hook's own jump at the entry
+    if (src !== null && from === src.entry) arm(src, true); // the hook's own jump at the entry
     const f = this.at(to);
     if (f === null) return;
     if (to === f.entry) {
-      f.armed = true;
+      arm(f, true);
       return;
     }
     if (src === f || kind === TransferKind.Return || kind === TransferKind.CondNotTaken) return;
     if (f.armed) {
-      f.armed = false;
+      arm(f, false);
       return;
     }
     const ev = this.ctx.evidence;

@@ -22,6 +22,7 @@
 import type { SummaryRule } from './summary-rule.js';
 import { quietSummaryRule, ropExtras, cfiExtras, interModuleExtras } from './quiet-summary.js';
 import { shadowStackSummaryRule } from './shadow-stack-summary.js';
+import { hookSkipSummaryRule } from './hook-skip-summary.js';
 
 /** Each parallel detector's rule (summary-rule.ts says what a rule does). */
 export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
@@ -29,12 +30,12 @@ export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
   rop: quietSummaryRule(ropExtras),
   cfi: quietSummaryRule(cfiExtras),
   'inter-module': quietSummaryRule(interModuleExtras),
+  'hook-skip': hookSkipSummaryRule,
 };
 
 /** Why a detector has no summary (for the refusal). */
 const NO_SUMMARY: Readonly<Record<string, string>> = {
   flowguard: 'it reads the packets itself, not the control-flow stream',
-  'hook-skip': 'it has no segment summary yet',
 };
 
 /** The one-line refusal for detectors that cannot run with --jobs, or null. */

@@ -1,0 +1,214 @@
+/**
+ * hook-skip's segment summary (src/analyses/summaries/hook-skip-summary.ts):
+ * folded over any cut of a run of transfers and events, it gives what the
+ * detector gives serially, findings, evidence and notes alike; and
+ * `analyze --jobs` runs hook-skip and gives the serial result.
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyzeTrace } from '../src/analyses/analyze.js';
+import { CodeFacts } from '../src/analyses/code-facts.js';
+import type { DetectorContext } from '../src/analyses/detector-base.js';
+import { EvidenceBuilder } from '../src/analyses/evidence.js';
+import { HookSkipDetector } from '../src/analyses/hook-skip.js';
+import { ModuleMap } from '../src/analyses/modules.js';
+import { analyzeParallel } from '../src/analyses/parallel/parallel-analyze.js';
+import { inThreadDecoder } from '../src/analyses/parallel/piece-pool.js';
+import { hookSkipSummaryRule } from '../src/analyses/summaries/hook-skip-summary.js';
+import { jobsRefusal } from '../src/analyses/summaries/summary.js';
+import { openTraceInput } from '../src/analyses/trace-input.js';
+import { EventType, PtEvent } from '../src/events/event.js';
+import { TransferKind as K } from '../src/flow/control-flow.js';
+import { loadElf } from '../src/flow/elf.js';
+import { Image } from '../src/flow/image.js';
+import { ByteSourceCache } from '../src/flow/section.js';
+import { TempDirs } from './helpers/temp-dirs.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
+
+/** A program with three functions to monitor (no PIE: fixed addresses). */
+function program(): { ctx: (offset: () => number) => DetectorContext; funcs: { entry: number; size: number }[]; main: number } {
+  const dir = temps.make('ptscope-hookskip-');
+  writeFileSync(
+    join(dir, 'p.c'),
+    [
+      'int alpha(int x) { int y = x * 3; y += 7; y ^= 5; y -= x; return y * 11; }',
+      'int beta(int x) { int y = x + 1; y *= 13; y ^= 9; return y - 2; }',
+      'int gamma_(int x) { int y = x << 2; y |= 3; y += x * x; return y ^ 17; }',
+      'int main(void) { return alpha(1) + beta(2) + gamma_(3); }',
+    ].join('\n'),
+  );
+  const path = join(dir, 'p');
+  execFileSync('gcc', ['-O0', '-fno-pie', '-no-pie', '-fcf-protection=none', '-o', path, join(dir, 'p.c')]);
+  const image = new Image();
+  const loaded = loadElf(image, new ByteSourceCache(), path);
+  const modules = new ModuleMap();
+  modules.addElf(path, loaded.elf, loaded.loadOffset);
+  const facts = new CodeFacts(image);
+  const evidence = new EvidenceBuilder(facts, modules);
+  const sym = (n: string) => loaded.elf.symbols.find((s) => s.name === n)!;
+  const ctx = (offset: () => number): DetectorContext => ({
+    image,
+    modules,
+    facts,
+    evidence,
+    thread: { pid: null, tid: null },
+    offset,
+    params: {},
+    policyFile: null,
+    // One name twice and one that does not exist: the notes made with the detector are not the body's.
+    monitor: ['alpha', 'beta', 'gamma_', 'p!alpha', 'no_such_function'],
+    trace: null,
+    config: null,
+  });
+  return { ctx, funcs: ['alpha', 'beta', 'gamma_'].map((n) => ({ entry: Number(sym(n).value), size: Number(sym(n).size) })), main: Number(sym('main').value) };
+}
+
+type Op = { kind: K; from: number; to: number } | { resume: number };
+
+/** A deterministic generator (xorshift32). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** Random transfers and resumes around the monitored functions: entries, hooks at the entry, skips into the body, returns, and the rest. */
+function randomOps(funcs: { entry: number; size: number }[], main: number, n: number, seed: number): Op[] {
+  const r = rng(seed);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const ops: Op[] = [];
+  for (let i = 0; i < n; i++) {
+    const f = pick(funcs);
+    const inBody = f.entry + 1 + Math.floor(r() * (f.size - 1));
+    const from = main + Math.floor(r() * 16);
+    switch (Math.floor(r() * 8)) {
+      case 0:
+        ops.push({ kind: K.DirectCall, from, to: f.entry });
+        break;
+      case 1:
+        ops.push({ kind: pick([K.IndirectJump, K.IndirectCall, K.DirectJump]), from, to: inBody });
+        break;
+      case 2:
+        // An inline hook's jump out of the entry, then its trampoline back into the body.
+        ops.push({ kind: K.DirectJump, from: f.entry, to: 0x7000000 });
+        ops.push({ kind: K.DirectJump, from: 0x7000010, to: inBody });
+        break;
+      case 3:
+        ops.push({ kind: K.Return, from, to: inBody });
+        break;
+      case 4:
+        ops.push({ kind: K.CondNotTaken, from: inBody, to: inBody + 1 });
+        break;
+      case 5:
+        ops.push({ resume: r() < 0.5 ? f.entry : inBody });
+        break;
+      case 6:
+        ops.push({ kind: K.IndirectCall, from, to: 0x7100000 + Math.floor(r() * 64) });
+        break;
+      default:
+        ops.push({ kind: K.IndirectJump, from: f.entry + 1, to: inBody });
+    }
+  }
+  return ops;
+}
+
+function feed(d: HookSkipDetector, ops: Op[], first: number, setAt: (i: number) => void): void {
+  const ev = new PtEvent();
+  ops.forEach((op, k) => {
+    setAt(first + k);
+    if ('resume' in op) {
+      ev.clear();
+      ev.type = EventType.Enabled;
+      ev.ip = op.resume;
+      d.onEvent(ev);
+    } else {
+      d.onTransfer(op.kind, op.from, op.to, 2, 1, NaN);
+    }
+  });
+}
+
+describe('hook-skip segment summary', () => {
+  const { ctx, funcs, main } = program();
+
+  it('folded over cuts of 8 to 50 operations, gives the serial findings, evidence and notes; quiet stretches apply, others replay', () => {
+    let applied = 0;
+    let replayed = 0;
+    for (let seed = 1; seed <= 12; seed++) {
+      const ops = randomOps(funcs, main, 600, seed);
+      let at = 0;
+      const serial = new HookSkipDetector(ctx(() => at));
+      feed(serial, ops, 0, (i) => (at = i));
+      expect(serial.findings().length).toBeGreaterThan(0);
+
+      const every = 1 + ((seed * 7) % 50);
+      const truth = new HookSkipDetector(ctx(() => at));
+      for (let i = 0; i < ops.length; i += every) {
+        const stretch = ops.slice(i, i + every);
+        const fresh = new HookSkipDetector(ctx(() => at));
+        const summarizer = hookSkipSummaryRule.summarize(fresh, () => at);
+        feed(fresh, stretch, i, (k) => (at = k));
+        const summary = summarizer.finish();
+        if (summary !== null && hookSkipSummaryRule.apply(truth, summary, (o) => (at = o))) {
+          applied++;
+        } else {
+          replayed++;
+          feed(truth, stretch, i, (k) => (at = k));
+        }
+      }
+      expect(truth.findings()).toEqual(serial.findings());
+      expect(truth.unchecked()).toEqual(serial.unchecked());
+    }
+    // Both paths ran: bodies that only armed or cleared, and bodies with a judgement of their own.
+    expect(applied).toBeGreaterThan(50);
+    expect(replayed).toBeGreaterThan(50);
+  });
+
+  it('refuses a summary made for another list of monitored functions', () => {
+    const fresh = new HookSkipDetector(ctx(() => 0));
+    const summarizer = hookSkipSummaryRule.summarize(fresh, () => 0);
+    fresh.onTransfer(K.DirectCall, main, funcs[0]!.entry, 5, 1, NaN);
+    const summary = summarizer.finish();
+    expect(summary).not.toBeNull();
+    const other = new HookSkipDetector({ ...ctx(() => 0), monitor: ['beta'] });
+    expect(hookSkipSummaryRule.apply(other, summary, () => {})).toBe(false);
+  });
+});
+
+// The exploit corpus recorded under qemu (cached in build/, as test/parallel-decode.test.ts uses it).
+const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
+describe('analyze --jobs with hook-skip', () => {
+  beforeAll(async () => {
+    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
+    buildExploitCorpus({ outDir: CORPUS });
+  }, 600_000);
+
+  it('runs in parallel and gives the serial result on ret2libc (exploit and benign), cut at every PSB', async () => {
+    expect(jobsRefusal(['hook-skip', 'shadow-stack'])).toBeNull();
+    const { recordCorpusCase } = await import('../tools/eval-detectors.js');
+    const r = await recordCorpusCase(join(CORPUS, 'ret2libc'));
+    // Functions of the program and of libc that it runs.
+    const options = { detectors: ['hook-skip', 'shadow-stack'], monitor: ['main', 'system', 'puts', 'printf', 'write', 'read', 'strlen', 'memcpy', '__libc_start_main', 'exit'] };
+    const timeless = (x: object) => ({ ...x, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined });
+    for (const bundle of [r.exploit, r.benign]) {
+      const serial = analyzeTrace(openTraceInput(bundle), options);
+      const hook = serial.detectors.find((d) => d.name === 'hook-skip')!;
+      // Most names resolve (only those the modules lack are noted).
+      expect(serial.unchecked.filter((n) => n.detector === 'hook-skip' && /not found/.test(n.reason)).length).toBeLessThan(options.monitor.length / 2);
+      expect(hook.parameters.monitor).toBe(options.monitor.join(','));
+      const input = openTraceInput(bundle);
+      const par = await analyzeParallel(input, options, inThreadDecoder(input), { everyPsb: true });
+      expect(par.pieces).toBeGreaterThan(1);
+      expect(timeless(par)).toEqual(timeless(serial));
+    }
+  }, 600_000);
+});
