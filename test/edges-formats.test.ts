@@ -20,19 +20,7 @@ import { TntBits } from '../src/flow/edges/tnt-bits.js';
 import { ReturnStack } from '../src/flow/return-stack.js';
 import { readDrcov } from '../src/reports/drcov.js';
 import { REAL_TRACES } from './helpers/vectors.js';
-
-/** A small deterministic PRNG (xorshift32). */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+import { xorshift32 as rng } from './helpers/rng.js';
 
 describe('AFL edge ids and buckets', () => {
   it("edge id is AFL's prev_loc >> 1 ^ cur_loc", () => {

@@ -16,21 +16,10 @@ import { EdgePairs } from '../src/flow/edges/edge-pairs.js';
 import type { Image } from '../src/flow/image.js';
 import { buildTarget, recordRun, SAMPLE_INPUTS } from '../tools/fuzz-demo-target.js';
 import { REAL_TRACES } from './helpers/vectors.js';
+import { xorshift32 as prng } from './helpers/rng.js';
 
 /** Mutants per trace (PTSCOPE_EDGE_MUTANTS for a longer run). */
 const MUTANTS_PER_TRACE = Number(process.env.PTSCOPE_EDGE_MUTANTS ?? 150);
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 /** One to four random edits of `trace`. */
 function mutant(trace: Uint8Array, rand: () => number): Uint8Array {

@@ -24,6 +24,7 @@ import { TransferKind as K } from '../src/flow/control-flow.js';
 import { loadElf } from '../src/flow/elf.js';
 import { Image } from '../src/flow/image.js';
 import { ByteSourceCache } from '../src/flow/section.js';
+import { xorshift32 } from './helpers/rng.js';
 import { TempDirs } from './helpers/temp-dirs.js';
 
 const temps = new TempDirs();
@@ -69,22 +70,10 @@ function program(): { ctx: (offset: () => number) => DetectorContext; funcs: { e
 
 type Op = { kind: K; from: number; to: number } | { resume: number };
 
-/** A deterministic generator (xorshift32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 /** Random transfers and resumes around the monitored functions: entries, hooks at the entry, skips into the body, returns, and the rest. */
 function randomOps(funcs: { entry: number; size: number }[], main: number, n: number, seed: number): Op[] {
-  const r = rng(seed);
+  const next = xorshift32(seed);
+  const r = (): number => next() / 2 ** 32;
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
   const ops: Op[] = [];
   for (let i = 0; i < n; i++) {
