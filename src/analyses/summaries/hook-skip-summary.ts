@@ -17,14 +17,14 @@
 import type { Detector } from '../detector-base.js';
 import type { RecentCalls } from '../evidence.js';
 import type { UncheckedLog } from '../finding.js';
-import type { Summarizer, SummaryRule } from './summary-rule.js';
+import { intercept, type Summarizer, type SummaryRule } from './summary-rule.js';
 
 /** The fields of the detector a summary reads and sets (private to hook-skip.ts). */
 interface HookSkipInternals {
   funcs: { entry: number; armed: boolean; touched: boolean }[];
   calls: RecentCalls;
   log: UncheckedLog;
-  report(...args: unknown[]): void;
+  [field: string]: unknown;
 }
 
 interface HookSkipSummary {
@@ -52,11 +52,9 @@ class HookSkipSummarizer implements Summarizer {
     this.consumer = fresh;
     this.w = fresh as unknown as HookSkipInternals;
     this.notesBefore = noteCounts(this.w.log);
-    const report = this.w.report;
-    this.w.report = (...args: unknown[]): void => {
+    intercept(this.w, 'report', () => {
       this.quiet = false;
-      report.apply(this.w, args);
-    };
+    });
   }
 
   finish(): HookSkipSummary | null {

@@ -21,7 +21,7 @@ import type { RecentCalls } from '../evidence.js';
 import type { UncheckedLog, UncheckedNote } from '../finding.js';
 import { ContextApi, type StackSwitches, type SwitchTap } from '../stack-switch.js';
 import { OpLog } from './op-log.js';
-import type { Summarizer, SummaryRule } from './summary-rule.js';
+import { intercept, type Summarizer, type SummaryRule } from './summary-rule.js';
 
 /** The fields of these detectors a summary reads and sets (they are private to each detector file). */
 interface QuietInternals {
@@ -171,16 +171,6 @@ class QuietSummarizer implements Summarizer, SwitchTap {
     // Each of these detectors feeds its tracker every transfer.
     return { ops: this.ops.take(), tracker, notes, calls, extra: this.extras.take(this.w, this.w.switches.observed) };
   }
-}
-
-/** Call `then` whenever `obj[name]` is called (the method still runs). */
-function intercept(obj: Record<string, unknown>, name: string, then: () => void): void {
-  const original = obj[name];
-  if (typeof original !== 'function') throw new Error(`summary: no method '${name}' to watch`);
-  obj[name] = (...args: unknown[]): unknown => {
-    then();
-    return (original as (...a: unknown[]) => unknown).apply(obj, args);
-  };
 }
 
 export function quietSummaryRule(extras: QuietExtras): SummaryRule {

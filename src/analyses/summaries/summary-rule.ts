@@ -25,3 +25,13 @@ export interface SummaryRule {
    */
   apply(truth: Detector, summary: unknown, setAt: (offset: number) => void): boolean;
 }
+
+/** Call `then` whenever `obj[name]` is called (the method still runs). */
+export function intercept(obj: Record<string, unknown>, name: string, then: () => void): void {
+  const original = obj[name];
+  if (typeof original !== 'function') throw new Error(`summary: no method '${name}' to watch`);
+  obj[name] = (...args: unknown[]): unknown => {
+    then();
+    return (original as (...a: unknown[]) => unknown).apply(obj, args);
+  };
+}

@@ -176,12 +176,14 @@ export async function recordThreads(
       fail(e as Error);
     }
 
+    // Every stream, in order (the tracer is finished: they no longer change).
+    const threads = t.allThreads();
     // qemu writes the core of whichever emulated process crashed: it tells the program's end only
     // if it is the first process's (a shell's child may crash while the shell goes on).
     const coreTid = core === null ? null : core.pid;
-    const coreProcess = coreTid === null ? null : (t.allThreads().find((th) => th.tid === coreTid)?.pid ?? coreTid);
+    const coreProcess = coreTid === null ? null : (threads.find((th) => th.tid === coreTid)?.pid ?? coreTid);
     // The first thread's process: the program's (it has at least one thread, checked above).
-    const rootPid = t.allThreads()[0].pid;
+    const rootPid = threads[0].pid;
     const rootCore = coreProcess === rootPid ? core : null;
     const { status, signal } = programExit(exit, stopped, rootCore, t.stats.signals.length > 0);
     const crashedChild = core !== null && rootCore === null && stopped === null ? { pid: coreProcess, signal: coreSignalName(core) } : null;
@@ -208,7 +210,7 @@ export async function recordThreads(
       processImages.set(p, indices);
       warnings.push(...p.memory.warnings);
     }
-    for (const th of t.allThreads()) warnings.push(...th.path.warnings.map((w) => `[${th.pid}/${th.tid}] ${w}`));
+    for (const th of threads) warnings.push(...th.path.warnings.map((w) => `[${th.pid}/${th.tid}] ${w}`));
     warnings.push(...t.warnings);
     const limitStop = limitStopWarning(stopped, { timeoutSec: opts.timeoutSec, maxInsns: opts.maxInsns ?? DEFAULT_MAX_INSNS, maxTraceBytes, maxRecorderBytes }, true);
     if (limitStop !== null) warnings.push(limitStop);
@@ -216,7 +218,7 @@ export async function recordThreads(
     if (t.stats.unmappedTbs > 0) warnings.push(`${t.stats.unmappedTbs} TB executions at addresses no image maps`);
     for (const p of t.processes.values()) if (p.untraced !== null) warnings.push(`process ${p.pid}: ${p.untraced}`);
 
-    const streams = t.allThreads().map((th) => {
+    const streams = threads.map((th) => {
       const written = th.out.finish();
       const indices = processImages.get(th.proc) ?? [];
       const hash = settings.snapshot ? th.session.hashFrom(written.start) : th.session.traced;
