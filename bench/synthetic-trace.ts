@@ -11,6 +11,22 @@ import { IpCompression, PacketType } from '../src/packets/packet-type.js';
 import { TraceWriter } from '../src/packets/trace-writer.js';
 import { mulberry32 } from '../src/sources/seeded-random.js';
 
+/**
+ * xorshift32: each call gives the next 32-bit unsigned value (a zero seed
+ * counts as 1). Tests and tools whose inputs were made with it keep them.
+ */
+export function xorshift32(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
+
 /** Seeded draws (mulberry32); good enough for test inputs. */
 export class Rng {
   /** A uniform unsigned 32-bit integer. */

@@ -4,16 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TransferKind as K } from '../src/flow/control-flow.js';
-import { ByteSourceCache } from '../src/flow/section.js';
-import { loadElf } from '../src/flow/elf.js';
-import { Image } from '../src/flow/image.js';
-import { CodeFacts } from '../src/analyses/code-facts.js';
 import type { DetectorContext } from '../src/analyses/detector-base.js';
-import { EvidenceBuilder } from '../src/analyses/evidence.js';
 import { HookSkipDetector } from '../src/analyses/hook-skip.js';
-import { ModuleMap } from '../src/analyses/modules.js';
 import { PolicyError, emptyPolicy, loadPolicy, savePolicy } from '../src/analyses/policy.js';
 import { CfiDetector } from '../src/analyses/cfi.js';
+import { compiledProgram } from './helpers/compiled-context.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ptscope-policy-'));
 
@@ -68,20 +63,12 @@ describe('policy files', () => {
 
 /** A small program with a monitored function (gcc, no PIE: fixed addresses). */
 function buildProgram(): { path: string; ctx: DetectorContext; sym: (n: string) => number } {
-  writeFileSync(
-    join(dir, 'p.c'),
+  const p = compiledProgram(
+    dir,
+    'p',
     'int secret(int x) { int y = x * 3; y += 7; return y ^ 5; }\nint other(int x) { return x + 1; }\nint main(void) { return secret(other(1)); }\n',
   );
-  const path = join(dir, 'p');
-  execFileSync('gcc', ['-O0', '-fno-pie', '-no-pie', '-fcf-protection=none', '-o', path, join(dir, 'p.c')]);
-  const image = new Image();
-  const loaded = loadElf(image, new ByteSourceCache(), path);
-  const modules = new ModuleMap();
-  modules.addElf(path, loaded.elf, loaded.loadOffset);
-  const facts = new CodeFacts(image);
-  const ctx: DetectorContext = { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 7, params: {}, policyFile: null, monitor: ['secret'], trace: null, config: null };
-  const sym = (n: string) => loaded.elf.symbols.find((s) => s.name === n)!.value;
-  return { path, ctx, sym };
+  return { path: p.path, ctx: p.context(() => 7, ['secret']), sym: (n) => p.symbol(n).value };
 }
 
 describe('hook-skip', () => {

@@ -20,7 +20,7 @@ import { TntBits } from '../src/flow/edges/tnt-bits.js';
 import { ReturnStack } from '../src/flow/return-stack.js';
 import { readDrcov } from '../src/reports/drcov.js';
 import { REAL_TRACES } from './helpers/vectors.js';
-import { xorshift32 as rng } from './helpers/rng.js';
+import { xorshift32 as rng } from '../bench/synthetic-trace.js';
 
 describe('AFL edge ids and buckets', () => {
   it("edge id is AFL's prev_loc >> 1 ^ cur_loc", () => {

@@ -16,7 +16,7 @@ import { EdgePairs } from '../src/flow/edges/edge-pairs.js';
 import type { Image } from '../src/flow/image.js';
 import { buildTarget, recordRun, SAMPLE_INPUTS } from '../tools/fuzz-demo-target.js';
 import { REAL_TRACES } from './helpers/vectors.js';
-import { xorshift32 as prng } from './helpers/rng.js';
+import { xorshift32 as prng } from '../bench/synthetic-trace.js';
 
 /** Mutants per trace (PTSCOPE_EDGE_MUTANTS for a longer run). */
 const MUTANTS_PER_TRACE = Number(process.env.PTSCOPE_EDGE_MUTANTS ?? 150);

@@ -4,16 +4,12 @@
  * detector gives serially, findings, evidence and notes alike; and
  * `analyze --jobs` runs hook-skip and gives the serial result.
  */
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rng } from '../bench/synthetic-trace.js';
 import { analyzeTrace } from '../src/analyses/analyze.js';
-import { CodeFacts } from '../src/analyses/code-facts.js';
 import type { DetectorContext } from '../src/analyses/detector-base.js';
-import { EvidenceBuilder } from '../src/analyses/evidence.js';
 import { HookSkipDetector } from '../src/analyses/hook-skip.js';
-import { ModuleMap } from '../src/analyses/modules.js';
 import { analyzeParallel } from '../src/analyses/parallel/parallel-analyze.js';
 import { inThreadDecoder } from '../src/analyses/parallel/piece-pool.js';
 import { hookSkipSummaryRule } from '../src/analyses/summaries/hook-skip-summary.js';
@@ -21,10 +17,7 @@ import { jobsRefusal } from '../src/analyses/summaries/summary.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
 import { EventType, PtEvent } from '../src/events/event.js';
 import { TransferKind as K } from '../src/flow/control-flow.js';
-import { loadElf } from '../src/flow/elf.js';
-import { Image } from '../src/flow/image.js';
-import { ByteSourceCache } from '../src/flow/section.js';
-import { xorshift32 } from './helpers/rng.js';
+import { compiledProgram } from './helpers/compiled-context.js';
 import { TempDirs } from './helpers/temp-dirs.js';
 
 const temps = new TempDirs();
@@ -32,9 +25,9 @@ afterAll(() => temps.removeAll());
 
 /** A program with three functions to monitor (no PIE: fixed addresses). */
 function program(): { ctx: (offset: () => number) => DetectorContext; funcs: { entry: number; size: number }[]; main: number } {
-  const dir = temps.make('ptscope-hookskip-');
-  writeFileSync(
-    join(dir, 'p.c'),
+  const p = compiledProgram(
+    temps.make('ptscope-hookskip-'),
+    'p',
     [
       'int alpha(int x) { int y = x * 3; y += 7; y ^= 5; y -= x; return y * 11; }',
       'int beta(int x) { int y = x + 1; y *= 13; y ^= 9; return y - 2; }',
@@ -42,50 +35,31 @@ function program(): { ctx: (offset: () => number) => DetectorContext; funcs: { e
       'int main(void) { return alpha(1) + beta(2) + gamma_(3); }',
     ].join('\n'),
   );
-  const path = join(dir, 'p');
-  execFileSync('gcc', ['-O0', '-fno-pie', '-no-pie', '-fcf-protection=none', '-o', path, join(dir, 'p.c')]);
-  const image = new Image();
-  const loaded = loadElf(image, new ByteSourceCache(), path);
-  const modules = new ModuleMap();
-  modules.addElf(path, loaded.elf, loaded.loadOffset);
-  const facts = new CodeFacts(image);
-  const evidence = new EvidenceBuilder(facts, modules);
-  const sym = (n: string) => loaded.elf.symbols.find((s) => s.name === n)!;
-  const ctx = (offset: () => number): DetectorContext => ({
-    image,
-    modules,
-    facts,
-    evidence,
-    thread: { pid: null, tid: null },
-    offset,
-    params: {},
-    policyFile: null,
-    // One name twice and one that does not exist: the notes made with the detector are not the body's.
-    monitor: ['alpha', 'beta', 'gamma_', 'p!alpha', 'no_such_function'],
-    trace: null,
-    config: null,
-  });
-  return { ctx, funcs: ['alpha', 'beta', 'gamma_'].map((n) => ({ entry: Number(sym(n).value), size: Number(sym(n).size) })), main: Number(sym('main').value) };
+  // One name twice and one that does not exist: the notes made with the detector are not the body's.
+  const monitor = ['alpha', 'beta', 'gamma_', 'p!alpha', 'no_such_function'];
+  return {
+    ctx: (offset) => p.context(offset, monitor),
+    funcs: ['alpha', 'beta', 'gamma_'].map((n) => ({ entry: Number(p.symbol(n).value), size: Number(p.symbol(n).size) })),
+    main: Number(p.symbol('main').value),
+  };
 }
 
 type Op = { kind: K; from: number; to: number } | { resume: number };
 
 /** Random transfers and resumes around the monitored functions: entries, hooks at the entry, skips into the body, returns, and the rest. */
 function randomOps(funcs: { entry: number; size: number }[], main: number, n: number, seed: number): Op[] {
-  const next = xorshift32(seed);
-  const r = (): number => next() / 2 ** 32;
-  const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const rng = new Rng(seed);
   const ops: Op[] = [];
   for (let i = 0; i < n; i++) {
-    const f = pick(funcs);
-    const inBody = f.entry + 1 + Math.floor(r() * (f.size - 1));
-    const from = main + Math.floor(r() * 16);
-    switch (Math.floor(r() * 8)) {
+    const f = rng.pick(funcs);
+    const inBody = f.entry + 1 + rng.int(f.size - 1);
+    const from = main + rng.int(16);
+    switch (rng.int(8)) {
       case 0:
         ops.push({ kind: K.DirectCall, from, to: f.entry });
         break;
       case 1:
-        ops.push({ kind: pick([K.IndirectJump, K.IndirectCall, K.DirectJump]), from, to: inBody });
+        ops.push({ kind: rng.pick([K.IndirectJump, K.IndirectCall, K.DirectJump]), from, to: inBody });
         break;
       case 2:
         // An inline hook's jump out of the entry, then its trampoline back into the body.
@@ -99,10 +73,10 @@ function randomOps(funcs: { entry: number; size: number }[], main: number, n: nu
         ops.push({ kind: K.CondNotTaken, from: inBody, to: inBody + 1 });
         break;
       case 5:
-        ops.push({ resume: r() < 0.5 ? f.entry : inBody });
+        ops.push({ resume: rng.chance(0.5) ? f.entry : inBody });
         break;
       case 6:
-        ops.push({ kind: K.IndirectCall, from, to: 0x7100000 + Math.floor(r() * 64) });
+        ops.push({ kind: K.IndirectCall, from, to: 0x7100000 + rng.int(64) });
         break;
       default:
         ops.push({ kind: K.IndirectJump, from: f.entry + 1, to: inBody });
