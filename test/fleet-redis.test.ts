@@ -34,6 +34,7 @@ import { planDecode, Submitter, type JobRequest } from '../src/fleet/submit.js';
 import { formatFindingsJsonl } from '../src/reports/findings-jsonl.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { REPO_ROOT } from './helpers/oracle.js';
+import { untimedResult } from './helpers/untimed-result.js';
 import { freePort, RedisServer } from '../tools/redis-server.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
@@ -356,7 +357,7 @@ describe('a fleet of three workers on a real Redis', () => {
     expect(merged.kind).toBe('decode');
     expect(merged.segments).toBe(4);
     // Field for field (JSON, as BullMQ returns it), but the timing and the merge's own counters; the input named as the store names it.
-    const comparable = (r: AnalyzeResult): unknown => JSON.parse(JSON.stringify({ ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined }));
+    const comparable = (r: AnalyzeResult): unknown => JSON.parse(JSON.stringify(untimedResult(r)));
     expect(comparable(merged.analysis)).toEqual(comparable({ ...serial, input: rel }));
   });
 

@@ -15,12 +15,13 @@ import { coverageSize, decodeSegment, mergeSegments, planSegments, type SegmentS
 import { streamPsbOffsets as psbOffsets } from '../src/sources/model/decoders.js';
 import { ExecutedBlocks } from '../src/reports/drcov.js';
 import { overlapLimit } from '../src/flow/parallel/piece-walk.js';
-import { analyzeTrace, type AnalyzeResult } from '../src/analyses/analyze.js';
+import { analyzeTrace } from '../src/analyses/analyze.js';
 import { Store } from '../src/fleet/store.js';
 import { openRecording } from '../src/sources/import/open-recording.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT } from './helpers/oracle.js';
+import { untimedResult } from './helpers/untimed-result.js';
 
 let work: string;
 let root: string;
@@ -145,10 +146,6 @@ describe('segment decoder', () => {
   }, 600_000);
 
   /** analyze's result without its timing and the parallel merge's own counters. */
-  function comparable(r: AnalyzeResult): unknown {
-    return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined };
-  }
-
   it('plans segments that start at PSBs, tile the trace and read on as analyze --jobs pieces do', () => {
     const recording = openRecording(bundle);
     const input = traceInputs(recording)[0]!;
@@ -187,10 +184,18 @@ describe('segment decoder', () => {
       const parts = plan.map((r) => decodeSegment(input, r, undefined)).reverse();
       const merged = await mergeSegments(input, JSON.parse(JSON.stringify(parts)) as SegmentSummary[], undefined);
       expect(merged.segments).toBe(plan.length);
-      expect(comparable(merged.analysis)).toEqual(comparable(serial));
+      expect(untimedResult(merged.analysis)).toEqual(untimedResult(serial));
       expect(merged.coverage).toEqual(serialCoverage);
     }
     if (path() !== bundle) expect(serial.findings.length).toBeGreaterThan(0);
+    // FlowGuard reads packets in its own pass: the merge runs it, beside the segments' summaries.
+    const withFlowGuard = ['flowguard', 'shadow-stack'];
+    const serialFg = analyzeTrace(input, { detectors: withFlowGuard });
+    const parts = planSegments(input.stream, 2).map((r) => decodeSegment(input, r, withFlowGuard));
+    expect(parts.map((p) => p.detectors)).toEqual([withFlowGuard, withFlowGuard]);
+    const mergedFg = await mergeSegments(input, parts, withFlowGuard);
+    expect(untimedResult(mergedFg.analysis)).toEqual(untimedResult(serialFg));
+    expect(mergedFg.analysis.detectors.map((d) => d.name)).toEqual(withFlowGuard);
     const plan = planSegments(input.stream, 3);
     expect(plan.length).toBe(3);
     await expect(mergeSegments(input, plan.slice(1).map((r) => decodeSegment(input, r, undefined)), undefined)).rejects.toThrow(/do not tile the trace/);
@@ -201,7 +206,7 @@ describe('segment decoder', () => {
     const recording = openRecording(exploit);
     const input = traceInputs(recording)[0]!;
     const whole = { index: 0, from: 0, to: input.stream.size, limit: input.stream.size };
-    expect(() => decodeSegment(input, whole, ['shadow-stack', 'flowguard'])).toThrow(/^--jobs: these detectors cannot run in parallel exactly: flowguard/);
+    expect(() => decodeSegment(input, whole, ['shadow-stack', 'no-such'])).toThrow(/^--jobs: these detectors cannot run in parallel exactly: no-such \(unknown detector\)/);
     expect(() => decodeSegment(input, { ...whole, limit: whole.to + 1 }, undefined)).toThrow(/not inside the trace/);
     const [a, b] = planSegments(input.stream, 2).map((r) => decodeSegment(input, r, ['shadow-stack']));
     await expect(mergeSegments(input, [a!, { ...b!, piece: a!.piece }], ['shadow-stack'])).rejects.toThrow(/is not the segment/);

@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { analyzeTrace, defaultDetectors, type AnalyzeResult } from '../src/analyses/analyze.js';
+import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
 import { analyzeParallel, summarizedPieces } from '../src/analyses/parallel/parallel-analyze.js';
 import { freshSummarizers } from '../src/analyses/parallel/summarize-piece.js';
 import { inThreadDecoder, poolDecoder } from '../src/analyses/parallel/piece-pool.js';
@@ -19,6 +19,8 @@ import { LineWriter } from '../src/cli/output.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { FlowLogPlayer, FlowLogRecorder, STRIDE, COUNTS } from '../src/flow/parallel/flow-log.js';
 import { createDetectors } from '../src/analyses/analyze.js';
+import { DETECTOR_NAMES } from '../src/analyses/detector.js';
+import { untimedResult } from './helpers/untimed-result.js';
 import { jobsRefusal, SUMMARY_RULES } from '../src/analyses/summaries/summary.js';
 import { groupSegments, guidedSegments, psbOffsets } from '../src/flow/parallel/psb-split.js';
 import { streamPsbOffsets } from '../src/sources/model/decoders.js';
@@ -66,11 +68,6 @@ function firstDifference(got: Float64Array, want: Float64Array): { record: numbe
   return null;
 }
 
-/** The analyze result without its timing. */
-function comparable(r: AnalyzeResult): unknown {
-  return { ...r, seconds: 0, instructionsPerSecond: 0, pieces: undefined, replayedBodies: undefined };
-}
-
 /**
  * The serial stream cut every `every` records, each stretch summarised by
  * fresh detectors (summarize-piece.ts) and the summaries folded, in
@@ -116,11 +113,30 @@ async function expectSameAsSerial(open: () => TraceInput, every = 5): Promise<{ 
   const serial = analyzeTrace(open(), { detectors: defaultDetectors() });
   const input = open();
   const par = await analyzeParallel(input, { detectors: defaultDetectors() }, inThreadDecoder(input), { everyPsb: true });
-  expect(comparable(par)).toEqual(comparable(serial));
+  expect(untimedResult(par)).toEqual(untimedResult(serial));
   const folded = foldSummaries(open(), defaultDetectors(), every);
   // (analyze's own note on decode errors is not a detector's.)
   expect(folded.result).toEqual({ findings: serial.findings, unchecked: serial.unchecked.filter((n) => n.detector !== 'analyze'), detectors: serial.detectors });
+  await expectFlowGuardSameAsSerial(open);
   return { applied: folded.applied, refused: folded.refused };
+}
+
+/**
+ * FlowGuard, which reads packets in its own pass, runs whole beside the
+ * pieces (standalone-detectors.ts): with a detector that is summarised, and
+ * alone (no walk at all, as serially), the serial result.
+ */
+async function expectFlowGuardSameAsSerial(open: () => TraceInput): Promise<void> {
+  for (const detectors of [['shadow-stack', 'flowguard', 'rop'], ['flowguard']]) {
+    const serial = analyzeTrace(open(), { detectors });
+    const input = open();
+    const par = await analyzeParallel(input, { detectors }, inThreadDecoder(input), { everyPsb: true });
+    expect(untimedResult(par)).toEqual(untimedResult(serial));
+    expect(par.detectors.map((d) => d.name)).toEqual(detectors);
+    expect(par.walked).toBe(detectors.length > 1);
+    // Its checks ran: the stats are FlowGuard's own, not an empty stand-in.
+    expect(par.detectors.find((d) => d.name === 'flowguard')!.stats.checks).toBeGreaterThan(0);
+  }
 }
 
 /** Output lines without the timing of the summary line. */
@@ -128,7 +144,13 @@ function untimed(out: LineWriter): string[] {
   out.flush();
   return out.text
     .split('\n')
-    .map((l) => l.replace(/ in [0-9.]+ s \([0-9]+ instructions\/s\)/, '').replace(/"seconds":[0-9.e-]+,"instructionsPerSecond":[0-9.e-]+/, ''));
+    .map((l) =>
+      l
+        .replace(/ in [0-9.]+ s \([0-9]+ instructions\/s\)/, '')
+        .replace(/"seconds":[0-9.e-]+,"instructionsPerSecond":[0-9.e-]+/, '')
+        // FlowGuard's stats time its two paths.
+        .replace(/(\w+(Seconds|PerSecond))(=|":)[0-9.e-]+/g, '$1'),
+    );
 }
 
 describe('PSB groups', () => {
@@ -194,36 +216,37 @@ describe('demo bundles', () => {
 });
 
 describe('detectors without a segment summary', () => {
-  it('are refused for --jobs with one line, never approximated', async () => {
+  it('are refused for --jobs with one line, never approximated; a standalone one (FlowGuard) needs none', async () => {
     expect(jobsRefusal(defaultDetectors())).toBeNull();
-    expect(jobsRefusal(['shadow-stack', 'flowguard'])).toMatch(/^--jobs: these detectors cannot run in parallel exactly: flowguard \(it reads the packets itself/);
+    expect(jobsRefusal(DETECTOR_NAMES)).toBeNull();
+    expect(jobsRefusal(['shadow-stack', 'no-such-rule'])).toMatch(/^--jobs: these detectors cannot run in parallel exactly: no-such-rule \(unknown detector\); .*\(parallel: shadow-stack, .*flowguard/);
     const t = real.find((r) => r.name === 'unzip')!;
     const input = openTraceInput(t.trace, t.options);
-    await expect(analyzeParallel(input, { detectors: ['flowguard'] }, inThreadDecoder(input))).rejects.toThrow(/flowguard \(it reads the packets itself/);
-    const args = [t.trace, '--cpu', '6/158', ...t.options.raw.flatMap((r) => ['--raw', r]), '--jobs', '2', '--detect', 'flowguard'];
-    await expect(async () => runAnalyzeCommand(args, new LineWriter(null))).rejects.toThrow(/^--jobs: these detectors cannot run in parallel exactly/);
+    await expect(analyzeParallel(input, { detectors: ['no-such-rule'] }, inThreadDecoder(input))).rejects.toThrow(/^--jobs: these detectors cannot run in parallel exactly: no-such-rule/);
   });
 });
 
 describe('on a worker pool', () => {
-  it('mruby on 2 workers: the serial result', async () => {
+  it('mruby on 2 workers: the serial result (FlowGuard too, run on a worker beside the pieces)', async () => {
     const t = real.find((r) => r.name === 'mruby')!;
-    const serial = analyzeTrace(openTraceInput(t.trace, t.options));
-    const input = openTraceInput(t.trace, t.options);
-    const decoder = poolDecoder(input, { path: t.trace, options: t.options }, 2);
-    try {
-      const par = await analyzeParallel(input, {}, decoder, { budget: 64 << 10 });
-      expect(par.pieces).toBeGreaterThan(2);
-      expect(comparable(par)).toEqual(comparable(serial));
-    } finally {
-      await decoder.close();
+    for (const options of [{}, { detectors: ['flowguard', ...defaultDetectors()] }]) {
+      const serial = analyzeTrace(openTraceInput(t.trace, t.options), options);
+      const input = openTraceInput(t.trace, t.options);
+      const decoder = poolDecoder(input, { path: t.trace, options: t.options }, 2);
+      try {
+        const par = await analyzeParallel(input, options, decoder, { budget: 64 << 10 });
+        expect(par.pieces).toBeGreaterThan(2);
+        expect(untimedResult(par)).toEqual(untimedResult(serial));
+      } finally {
+        await decoder.close();
+      }
     }
   }, 300_000);
 
   it('analyze --jobs 2 prints what --jobs 1 prints (text and JSON findings)', async () => {
     const t = real.find((r) => r.name === 'unzip')!;
     const args = [t.trace, '--cpu', '6/158', ...t.options.raw.flatMap((r) => ['--raw', r])];
-    for (const extra of [[], ['--json', '--detect', 'shadow-stack,rop']]) {
+    for (const extra of [[], ['--json', '--detect', 'shadow-stack,rop'], ['--detect', 'flowguard,cfi'], ['--json', '--detect', 'flowguard']]) {
       const one = new LineWriter(null);
       const two = new LineWriter(null);
       const a = runAnalyzeCommand([...args, ...extra, '--jobs', '1'], one);

@@ -51,6 +51,9 @@ export interface AnalyzeResult {
   instructionsPerSecond: number;
 }
 
+/** The counts of a run whose detectors all read packets themselves (FlowGuard alone): no walk. */
+export const NOT_WALKED: Readonly<FlowStats> = { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+
 /** The default detector names. */
 export function defaultDetectors(): string[] {
   return DETECTORS.filter((d) => d.byDefault).map((d) => d.name);
@@ -105,18 +108,24 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
   const started = process.hrtime.bigint();
   const decoder = insnDecoderFor(input);
   const detectors = createDetectors(input, options, () => decoder.offset);
-  // FlowGuard reads packets itself; everything else consumes the control-flow stream.
-  const standalone = detectors.filter(isStandalone);
-  const streaming = detectors.filter((d) => !isStandalone(d));
-  for (const d of standalone) (d as unknown as { runStandalone(): void }).runStandalone();
-  const walked = streaming.length > 0 || standalone.length === 0;
+  const streaming = runStandalonePasses(detectors);
+  const walked = streaming.length > 0 || streaming.length === detectors.length;
   const walker = new ControlFlowWalker(decoder, streaming);
-  const flow = walked ? walker.run() : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+  const flow = walked ? walker.run() : { ...NOT_WALKED };
   return analyzeResult(input, detectors, flow, started, walked);
 }
 
 function isStandalone(d: Detector): boolean {
   return (d as { standalone?: boolean }).standalone === true;
+}
+
+/**
+ * Run the standalone detectors' own passes over the trace (FlowGuard reads
+ * packets itself) and return the others, which consume the control-flow stream.
+ */
+export function runStandalonePasses(detectors: readonly Detector[]): Detector[] {
+  for (const d of detectors) if (isStandalone(d)) (d as unknown as { runStandalone(): void }).runStandalone();
+  return detectors.filter((d) => !isStandalone(d));
 }
 
 /**
@@ -273,7 +282,7 @@ function walkCpuLives<C extends FlowConsumer>(
         current = d;
         hooks?.running?.(d, input, foundSoFar(unknown.streaming));
       })
-    : { instructions: 0, transfers: 0, errors: 0, gaps: 0 };
+    : { ...NOT_WALKED };
   const lives = [...byLife.values()].sort((a, b) => a.order - b.order);
   return { unknown, lives, standalone, flow, walked, started };
 }

@@ -25,6 +25,11 @@ export interface DetectorInfo {
   byDefault: boolean;
   /** Its `--param` keys with type, range and default. */
   params: readonly ParamSpec[];
+  /**
+   * It reads the raw trace in a pass of its own (`runStandalone`), not the
+   * control-flow stream: `analyze --jobs` runs it whole, beside the pieces.
+   */
+  standalone?: true;
   create(ctx: DetectorContext): Detector;
 }
 
@@ -62,6 +67,7 @@ export const DETECTORS: readonly DetectorInfo[] = [
     params: DETECTOR_PARAMS['flowguard'],
     description: 'credit-labelled CFG checked at syscall boundaries: packet-level fast path, full decode on misses',
     byDefault: false,
+    standalone: true,
     create: (ctx) => new FlowGuardDetector(ctx),
   },
   {

@@ -166,7 +166,8 @@ export async function mergeSegments(input: TraceInput, parts: readonly SegmentSu
     at = p.to;
   }
   if (at !== size) throw new Error(`segments do not tile the trace: they end at ${at} of ${size} bytes`);
-  const pieces = sorted.map((p) => decodedPiece(p, names));
+  // Their summaries are those of the detectors that consume the control-flow stream (a standalone one runs in the merge).
+  const pieces = sorted.map((p) => decodedPiece(p, analysisSpec({}, names).detectors));
   const analysis = await mergeDecodedPieces(input, { detectors: names }, pieces.map((f) => f.summarized), inThreadDecoder(input));
   // Two pieces that do not hand over are decoded again here, as analyze's merge does.
   const blocks = new ExecutedBlocks();

@@ -6,8 +6,10 @@
  * This thread stitches the pieces (zoned-stitch.ts) and, in trace order,
  * replays each piece's kept records into one set of detectors and applies
  * its summaries between them. A summary that cannot be applied is replaced
- * by the body itself, decoded again. The result is the serial one, field
- * for field, except the timing. Detectors without a summary are refused.
+ * by the body itself, decoded again. A standalone detector (FlowGuard, which
+ * reads packets) runs whole on one worker meanwhile (standalone-detectors.ts).
+ * The result is the serial one, field for field, except the timing.
+ * Other detectors without a summary are refused.
  * The fleet's segment jobs are such pieces decoded on other machines; its
  * decode job merges them here too (mergeDecodedPieces).
  */
@@ -15,13 +17,14 @@ import { FlowLogPlayer, STRIDE } from '../../flow/parallel/flow-log.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import type { FlowStats } from '../../flow/control-flow.js';
 import { pieceParts, stitchZoned, type ZonedStitch } from '../../flow/parallel/zoned-stitch.js';
-import { analyzeResult, createDetectors, defaultDetectors, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
+import { analyzeResult, createDetectors, defaultDetectors, NOT_WALKED, type AnalyzeOptions, type AnalyzeResult } from '../analyze.js';
 import type { Detector } from '../detector-base.js';
 import { jobsRefusal, SUMMARY_RULES } from '../summaries/summary.js';
 import type { TraceInput } from '../trace-input.js';
 import type { PieceDecoder } from './piece-pool.js';
 import { planGroups, type ParallelPlan, type ProgressSink } from './parallel-walk.js';
 import type { AnalysisSpec, SummarizedPiece } from './summarize-piece.js';
+import { isStandaloneName, ranDetector, type StandaloneResult } from './standalone-detectors.js';
 
 /** The detectors `analyze --jobs` would run, or the one-line reason it cannot. */
 export function parallelDetectors(options: AnalyzeOptions): string[] {
@@ -73,9 +76,18 @@ export async function stitchPieces(decoded: readonly SummarizedPiece[], decoder:
   }
 }
 
-/** What the workers run on each piece's body for `options`' detectors (`names`, checked by parallelDetectors). */
+/** What the workers run on each piece's body: those of `names` (checked by parallelDetectors) that consume the control-flow stream. */
 export function analysisSpec(options: AnalyzeOptions, names: string[]): AnalysisSpec {
-  return { detectors: names, params: options.params ?? {}, policyFile: options.policyFile ?? null, monitor: options.monitor ?? [] };
+  return specOf(options, names.filter((n) => !isStandaloneName(n)));
+}
+
+/** What one worker runs over the whole stream: the standalone detectors of `names` (standalone-detectors.ts). */
+export function standaloneSpec(options: AnalyzeOptions, names: string[]): AnalysisSpec {
+  return specOf(options, names.filter(isStandaloneName));
+}
+
+function specOf(options: AnalyzeOptions, detectors: string[]): AnalysisSpec {
+  return { detectors, params: options.params ?? {}, policyFile: options.policyFile ?? null, monitor: options.monitor ?? [] };
 }
 
 /** The serial walk's counts (`flow --jobs`'s summary line), from pieces that keep only their heads and tails. */
@@ -96,8 +108,14 @@ export async function analyzeParallel(
 ): Promise<ParallelAnalyzeResult> {
   const started = process.hrtime.bigint();
   const names = parallelDetectors(options);
-  const stitched = await summarizedPieces(input, decoder, analysisSpec(options, names), plan, progress);
-  return mergePieces(input, options, stitched, decoder, started);
+  // Queued first: one worker runs the standalone passes while the others decode pieces.
+  const standalone = decoder.standalone(standaloneSpec(options, names));
+  // (Awaited below; a failure meanwhile is not an unhandled rejection.)
+  standalone.catch(() => undefined);
+  const spec = analysisSpec(options, names);
+  if (spec.detectors.length === 0) return mergePieces(input, options, null, decoder, started, await standalone);
+  const stitched = await summarizedPieces(input, decoder, spec, plan, progress);
+  return mergePieces(input, options, stitched, decoder, started, await standalone);
 }
 
 /**
@@ -106,24 +124,46 @@ export async function analyzeParallel(
  * in trace order, each piece's kept records are replayed into one set of
  * detectors and its summaries applied between them; a summary that cannot
  * be applied is replaced by the body, decoded again with `decoder`.
- * Pieces that do not hand over are decoded again as one first.
+ * Pieces that do not hand over are decoded again as one first. The
+ * standalone detectors run here, with `decoder`.
  */
 export async function mergeDecodedPieces(input: TraceInput, options: AnalyzeOptions, decoded: readonly SummarizedPiece[], decoder: PieceDecoder): Promise<ParallelAnalyzeResult> {
   const started = process.hrtime.bigint();
   const names = parallelDetectors(options);
   const spec = analysisSpec(options, names);
   for (const p of decoded) {
-    if (p.summaries === null || p.summaries.length !== names.length) throw new Error(`piece [${p.piece.from}, ${p.piece.to}) was not summarised for ${names.join(', ')}`);
+    if (p.summaries === null || p.summaries.length !== spec.detectors.length) throw new Error(`piece [${p.piece.from}, ${p.piece.to}) was not summarised for ${spec.detectors.join(', ')}`);
   }
-  return mergePieces(input, options, await stitchPieces(decoded, decoder, spec), decoder, started);
+  const standalone = await decoder.standalone(standaloneSpec(options, names));
+  const stitched = spec.detectors.length === 0 ? null : await stitchPieces(decoded, decoder, spec);
+  return mergePieces(input, options, stitched, decoder, started, standalone);
 }
 
-async function mergePieces(input: TraceInput, options: AnalyzeOptions, stitched: StitchedPieces, decoder: PieceDecoder, started: bigint): Promise<ParallelAnalyzeResult> {
+/**
+ * The merge itself; `standalone`: what the standalone detectors reported,
+ * put in their places among the others. With no other detector (null
+ * pieces), nothing is walked, as in the serial analyze.
+ */
+async function mergePieces(
+  input: TraceInput,
+  options: AnalyzeOptions,
+  stitched: StitchedPieces | null,
+  decoder: PieceDecoder,
+  started: bigint,
+  standalone: readonly StandaloneResult[],
+): Promise<ParallelAnalyzeResult> {
   const names = parallelDetectors(options);
+  const ran = standalone.map(ranDetector);
+  const inOrder = (streaming: readonly Detector[]): Detector[] => {
+    let s = 0;
+    let r = 0;
+    return names.map((n) => (isStandaloneName(n) ? ran[r++]! : streaming[s++]!));
+  };
+  if (stitched === null) return { ...analyzeResult(input, inOrder([]), { ...NOT_WALKED }, started, false), pieces: 0, replayedBodies: 0 };
   // The offset findings report: the record being replayed, or the one a summary operation names.
   let player: FlowLogPlayer | null = null;
   let summaryAt = 0;
-  const detectors = createDetectors(input, { ...options, detectors: names }, () => (player === null ? summaryAt : player.at));
+  const detectors = createDetectors(input, { ...options, detectors: analysisSpec(options, names).detectors }, () => (player === null ? summaryAt : player.at));
   const setAt = (offset: number): void => {
     summaryAt = offset;
   };
@@ -162,7 +202,7 @@ async function mergePieces(input: TraceInput, options: AnalyzeOptions, stitched:
   all.end();
 
   return {
-    ...analyzeResult(input, detectors, stitch.stats, started),
+    ...analyzeResult(input, inOrder(detectors), stitch.stats, started),
     pieces: pieces.length,
     replayedBodies,
   };

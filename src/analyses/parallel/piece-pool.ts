@@ -9,7 +9,8 @@ import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import type { OpenOptions } from '../../sources/import/open-recording.js';
 import type { TraceInput } from '../trace-input.js';
-import type { OpenTask, PieceTask } from './piece-worker.js';
+import type { OpenTask, PieceTask, StandaloneTask } from './piece-worker.js';
+import { runStandaloneDetectors, type StandaloneResult } from './standalone-detectors.js';
 import { streamBytes } from '../../sources/model/decoders.js';
 import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summarize-piece.js';
 
@@ -22,6 +23,8 @@ export interface PieceDecoder {
    * range's decode may read on (default: the next range's end, or the trace's).
    */
   summarize(ranges: readonly SegmentRange[], spec: AnalysisSpec | null, done?: (bytes: number) => void, limit?: number): Promise<SummarizedPiece[]>;
+  /** Run `spec`'s standalone detectors over the whole stream (standalone-detectors.ts), in `spec`'s order. */
+  standalone(spec: AnalysisSpec): Promise<StandaloneResult[]>;
   close(): Promise<void>;
 }
 
@@ -42,6 +45,7 @@ export function inThreadDecoder(input: TraceInput): PieceDecoder {
         done?.(r.to - r.from);
         return p;
       }),
+    standalone: async (spec) => runStandaloneDetectors(input, spec),
     close: async () => {},
   };
 }
@@ -88,6 +92,10 @@ export function poolDecoder(input: TraceInput, at: InputLocation, workers: numbe
           return r;
         }),
       ),
+    standalone: async (spec) => {
+      const task: StandaloneTask = { ...open, analysis: spec };
+      return (await pool.run(task, { name: 'runStandalone' })) as StandaloneResult[];
+    },
     close: async () => {
       await Promise.all(warming);
       await pool.destroy();

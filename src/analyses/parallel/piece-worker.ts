@@ -5,6 +5,7 @@
  */
 import { traceInput, type TraceInput } from '../trace-input.js';
 import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summarize-piece.js';
+import { runStandaloneDetectors, type StandaloneResult } from './standalone-detectors.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import { openRecording, type OpenOptions } from '../../sources/import/open-recording.js';
 import type { Recording } from '../../sources/model/recording.js';
@@ -27,6 +28,11 @@ export interface PieceTask extends OpenTask {
    * (summarize-piece.ts); null: keep every record of the zoned walk.
    */
   analysis: AnalysisSpec | null;
+}
+
+/** The standalone detectors of an analysis, run over the whole stream (standalone-detectors.ts). */
+export interface StandaloneTask extends OpenTask {
+  analysis: AnalysisSpec;
 }
 
 let opened: { key: string; recording: Recording; inputs: Map<number, TraceInput> } | null = null;
@@ -65,4 +71,9 @@ export default function decodePiece(task: PieceTask): SummarizedPiece {
   // Only the bytes this piece reads, from the recording itself.
   const bytes = streamBytes(input.stream, task.range.from, end);
   return summarizePiece(input, bytes, task.range.from, task.range, end, task.analysis);
+}
+
+/** Run the analysis's standalone detectors over the task's whole stream. */
+export function runStandalone(task: StandaloneTask): StandaloneResult[] {
+  return runStandaloneDetectors(inputFor(task), task.analysis);
 }

@@ -17,12 +17,14 @@
  * rule's `apply` may refuse a summary whose assumptions about the state
  * before the piece do not hold. Either way the body is decoded again with
  * every record kept and replayed into the detector: slower, never
- * approximate. A detector with no rule here is refused for `--jobs`.
+ * approximate. A detector with no rule here is refused for `--jobs`,
+ * unless it is standalone (jobsRefusal).
  */
 import type { SummaryRule } from './summary-rule.js';
 import { quietSummaryRule, ropExtras, cfiExtras, interModuleExtras } from './quiet-summary.js';
 import { shadowStackSummaryRule } from './shadow-stack-summary.js';
 import { hookSkipSummaryRule } from './hook-skip-summary.js';
+import { DETECTORS, detectorInfo } from '../detector.js';
 
 /** Each parallel detector's rule (summary-rule.ts says what a rule does). */
 export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
@@ -33,15 +35,14 @@ export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
   'hook-skip': hookSkipSummaryRule,
 };
 
-/** Why a detector has no summary (for the refusal). */
-const NO_SUMMARY: Readonly<Record<string, string>> = {
-  flowguard: 'it reads the packets itself, not the control-flow stream',
-};
-
-/** The one-line refusal for detectors that cannot run with --jobs, or null. */
+/**
+ * The one-line refusal for detectors that cannot run with --jobs, or null.
+ * A standalone detector (detector.ts: it reads the raw trace in its own
+ * pass) needs no summary: `analyze --jobs` runs it whole, beside the pieces.
+ */
 export function jobsRefusal(names: readonly string[]): string | null {
-  const refused = names.filter((n) => SUMMARY_RULES[n] === undefined);
+  const refused = names.filter((n) => SUMMARY_RULES[n] === undefined && detectorInfo(n)?.standalone !== true);
   if (refused.length === 0) return null;
-  const why = refused.map((n) => `${n} (${NO_SUMMARY[n] ?? 'no segment summary'})`).join(', ');
-  return `--jobs: these detectors cannot run in parallel exactly: ${why}; run them without --jobs, or pick others with --detect (parallel: ${Object.keys(SUMMARY_RULES).join(', ')}).`;
+  const parallel = DETECTORS.filter((d) => SUMMARY_RULES[d.name] !== undefined || d.standalone === true).map((d) => d.name);
+  return `--jobs: these detectors cannot run in parallel exactly: ${refused.map((n) => `${n} (${detectorInfo(n) === undefined ? 'unknown detector' : 'no segment summary'})`).join(', ')}; run them without --jobs, or pick others with --detect (parallel: ${parallel.join(', ')}).`;
 }
