@@ -65,11 +65,21 @@ export function openInput(task: OpenTask): void {
   inputFor(task);
 }
 
+/**
+ * The worker's read buffer, kept from piece to piece: nothing of a piece's
+ * decode outlives it (its result is copied to the main thread), and a new
+ * buffer per piece costs a page fault per 4 KiB page as the read fills it
+ * (about 0.25 s of CPU per worker on 71 MB of trace, more than the read).
+ */
+let readBuffer = new Uint8Array(0);
+
 export default function decodePiece(task: PieceTask): SummarizedPiece {
   const input = inputFor(task);
   const end = Math.min(task.limit, input.stream.size);
+  const length = end - task.range.from;
+  if (readBuffer.length < length) readBuffer = new Uint8Array(length);
   // Only the bytes this piece reads, from the recording itself.
-  const bytes = streamBytes(input.stream, task.range.from, end);
+  const bytes = streamBytes(input.stream, task.range.from, end, readBuffer);
   return summarizePiece(input, bytes, task.range.from, task.range, end, task.analysis);
 }
 

@@ -64,11 +64,16 @@ export function readStream(stream: TraceStream): Uint8Array {
   }
 }
 
-/** Bytes [from, to) of a stream, read through its source (a piece of a parallel decode, without the rest). */
-export function streamBytes(stream: TraceStream, from: number, to: number): Uint8Array {
+/**
+ * Bytes [from, to) of a stream, read through its source (a piece of a
+ * parallel decode, without the rest); into `into` if given (at least
+ * `to - from` bytes long: the result is its start).
+ */
+export function streamBytes(stream: TraceStream, from: number, to: number, into?: Uint8Array): Uint8Array {
   const source = stream.open();
   try {
-    const bytes = new Uint8Array(to - from);
+    if (into !== undefined && into.length < to - from) throw new Error(`trace stream ${stream.index}: a buffer of ${into.length} bytes cannot hold bytes [${from}, ${to})`);
+    const bytes = into === undefined ? new Uint8Array(to - from) : into.subarray(0, to - from);
     const done = readAt(source, bytes, from);
     if (done < bytes.length) throw new Error(`trace stream ${stream.index}: cannot read bytes [${from + done}, ${to})`);
     return bytes;
