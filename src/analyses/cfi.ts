@@ -30,6 +30,7 @@ import { hexAddress } from './finding.js';
 import type { ModuleMap } from './modules.js';
 import { loadPolicy, parseHexAddress, type CfiModulePolicy, type PolicyFile } from './policy.js';
 import { StackSwitches, SwitchKind } from './stack-switch.js';
+import { noImageForCall, noImageForJump, noImageForReturn, targetsNotChecked } from './unchecked-reasons.js';
 
 /** The CFI sets of the modules, exportable as the `cfi` section of a policy file. */
 export function cfiPolicyFor(modules: ModuleMap): NonNullable<PolicyFile['cfi']> {
@@ -102,7 +103,7 @@ export class CfiDetector extends DetectorBase {
   private checkIndirect(from: number, to: number, isJump: boolean): string | null {
     const m = this.ctx.modules.find(to);
     if (m === null) {
-      this.log.note(`no image for ${hexAddress(to)} (indirect ${isJump ? 'jump' : 'call'} target)`, this.ctx.offset());
+      this.log.noteFor(isJump ? noImageForJump : noImageForCall, to, this.ctx.offset());
       return null;
     }
     const t = to - m.bias;
@@ -110,7 +111,7 @@ export class CfiDetector extends DetectorBase {
     if (policy !== undefined && policy.has(t)) return null;
     const verdict = judgeIndirectTarget(this.ctx.modules, from, to, isJump);
     if (verdict === UNKNOWN) {
-      if (policy === undefined) this.log.note(`indirect targets in ${m.name} not checked: ${m.cfgUnavailableReason}`, this.ctx.offset());
+      if (policy === undefined) this.log.noteFor(targetsNotChecked, m, this.ctx.offset());
       return policy === undefined ? null : `target is not in the policy's indirect targets of ${m.name}`;
     }
     if (verdict === ALLOWED) return null;
@@ -131,7 +132,7 @@ export class CfiDetector extends DetectorBase {
     if (policy !== undefined && m !== null && policy.has(to - m.bias)) return null;
     const cp = this.ctx.facts.isCallPreceded(to);
     if (cp === NOT_MAPPED) {
-      this.log.note(`no image for ${hexAddress(to)} (return target)`, this.ctx.offset());
+      this.log.noteFor(noImageForReturn, to, this.ctx.offset());
       return null;
     }
     if (cp === 1) return null;

@@ -107,9 +107,14 @@ export interface UncheckedNote {
   firstOffset: number;
 }
 
+/** Keys {@link UncheckedLog.noteFor} remembers per reason (addresses can be as many as the trace's transfers). */
+const MAX_KEYS_PER_REASON = 4096;
+
 /** Collects unchecked notes by reason; allocation happens only on the first occurrence of a reason. */
 export class UncheckedLog {
   private readonly byReason = new Map<string, UncheckedNote>();
+  /** {@link noteFor}'s notes by reason function and key. */
+  private readonly byKey = new Map<(key: never) => string, Map<unknown, UncheckedNote>>();
 
   constructor(
     readonly detector: string,
@@ -118,6 +123,35 @@ export class UncheckedLog {
   ) {}
 
   note(reason: string, offset: number, count = 1): void {
+    this.noteOf(reason, offset).count += count;
+  }
+
+  /**
+   * `note(reason(key), offset)`, building the reason only the first time
+   * `key` comes with this `reason` (a function made once, not per call): a
+   * note made per transfer (every indirect branch into a module without a
+   * CFG, say) should not build and hash a string each time. Keys kept per
+   * reason are bounded; past that, each call builds its reason. (Counts go
+   * to the note itself, not through {@link note}.)
+   */
+  noteFor<K>(reason: (key: K) => string, key: K, offset: number): void {
+    let byKey = this.byKey.get(reason) as Map<K, UncheckedNote> | undefined;
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.byKey.set(reason, byKey);
+    }
+    const known = byKey.get(key);
+    if (known !== undefined) {
+      known.count++;
+      return;
+    }
+    const n = this.noteOf(reason(key), offset);
+    n.count++;
+    if (byKey.size < MAX_KEYS_PER_REASON) byKey.set(key, n);
+  }
+
+  /** The note that counts `reason` (the reason list's overflow note once it is full), made if new. */
+  private noteOf(reason: string, offset: number): UncheckedNote {
     let n = this.byReason.get(reason);
     if (n === undefined) {
       if (this.byReason.size >= this.maxReasons) {
@@ -129,7 +163,7 @@ export class UncheckedLog {
         this.byReason.set(reason, n);
       }
     }
-    n.count += count;
+    return n;
   }
 
   has(reason: string): boolean {

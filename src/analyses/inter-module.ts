@@ -33,6 +33,7 @@ import { StackSwitches, SwitchKind } from './stack-switch.js';
 import { FunctionOrigin } from '../flow/static/disassembly.js';
 import type { PtEvent } from '../events/event.js';
 import { GapKind } from '../flow/control-flow.js';
+import { entriesFromGeneratedCode, entriesNotChecked, noImageForReturn, noModuleForTransfer } from './unchecked-reasons.js';
 
 export class InterModuleDetector extends DetectorBase {
   readonly parameters: Readonly<Record<string, string>>;
@@ -69,7 +70,7 @@ export class InterModuleDetector extends DetectorBase {
     // code at two addresses, with no linkage between the copies to judge a transfer by.
     if (a !== null && b !== null && a.path !== null && a.path === b.path) return;
     if (a === null || b === null) {
-      this.log.note(`no module for ${hexAddress(a === null ? from : to)}: transfer not checked`, this.ctx.offset());
+      this.log.noteFor(noModuleForTransfer, a === null ? from : to, this.ctx.offset());
       return;
     }
     this.crossings++;
@@ -83,7 +84,7 @@ export class InterModuleDetector extends DetectorBase {
     const cp = this.ctx.facts.isCallPreceded(to);
     if (cp === 1) return null;
     if (cp === NOT_MAPPED) {
-      this.log.note(`no image for ${hexAddress(to)} (return target)`, this.ctx.offset());
+      this.log.noteFor(noImageForReturn, to, this.ctx.offset());
       return null;
     }
     return 'return into another module at a site that follows no call';
@@ -97,12 +98,12 @@ export class InterModuleDetector extends DetectorBase {
       // Code generated at run time belongs to whichever module wrote it, which the trace does not
       // say: a JIT's code calls its engine's internals as the engine's own code does. Like a
       // transfer into such code, one out of it is not judged (a policy rule for the pair still is).
-      this.log.note(`entries into ${b.name} from code generated at run time not checked: the module that generated it is not known`, this.ctx.offset());
+      this.log.noteFor(entriesFromGeneratedCode, b, this.ctx.offset());
       return null;
     }
     const cfg = b.cfg();
     if (cfg === null && rule === undefined) {
-      this.log.note(`entries into ${b.name} not checked: ${b.cfgUnavailableReason}`, this.ctx.offset());
+      this.log.noteFor(entriesNotChecked, b, this.ctx.offset());
       return null;
     }
     const targets = rule?.targets ?? ['*exports', '*plt', '*entry', '*address-taken'];

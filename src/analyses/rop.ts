@@ -43,6 +43,7 @@ import type { DetectedFinding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
 import { ALLOWED, judgeIndirectTarget, UNCHECKED, UNCHECKED_REASON } from './indirect-targets.js';
 import { StackSwitches, SwitchKind } from './stack-switch.js';
+import { noImageForReturn, noModuleForTarget, targetsNotJudged } from './unchecked-reasons.js';
 
 /** Links remembered for evidence. */
 const RING = 64;
@@ -167,7 +168,7 @@ export class RopDetector extends DetectorBase {
     const cp = this.ctx.facts.isCallPreceded(to);
     let violation = false;
     if (cp === NOT_MAPPED) {
-      this.log.note(`no image for ${hexAddress(to)} (return target)`, this.ctx.offset());
+      this.log.noteFor(noImageForReturn, to, this.ctx.offset());
       this.endChain();
     } else if (cp === 1) {
       this.endChain();
@@ -215,12 +216,12 @@ export class RopDetector extends DetectorBase {
   private indirectTargetAllowed(from: number, to: number): number {
     const m = this.ctx.modules.find(to);
     if (m === null) {
-      this.log.note(`no module for indirect target ${hexAddress(to)}`, this.ctx.offset());
+      this.log.noteFor(noModuleForTarget, to, this.ctx.offset());
       return NOT_MAPPED;
     }
     const cfg = m.cfg();
     if (cfg === null) {
-      this.log.note(`indirect targets in ${m.name} not judged: ${m.cfgUnavailableReason}`, this.ctx.offset());
+      this.log.noteFor(targetsNotJudged, m, this.ctx.offset());
       return NOT_MAPPED;
     }
     const v = judgeIndirectTarget(this.ctx.modules, from, to, this.curIsJump);
