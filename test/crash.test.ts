@@ -10,6 +10,8 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TempDirs } from './helpers/temp-dirs.js';
+import { LineWriter } from '../src/cli/output.js';
+import { runDumpCommand } from '../src/cli/dump-command.js';
 import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import type { ManifestV2 } from '../src/sources/bundle/manifest.js';
@@ -198,6 +200,38 @@ describe('crash corpus: trace + core -> root cause', () => {
     expect(r.report.core.matchesTrace).toBe(true);
     expect(r.lines).toContain(`${c.source}:${c.line}`);
   }, 120_000);
+
+  it('two children crash: each stream ends at its own fault (by its own core), both exits are signals, the first child\'s core is kept', async () => {
+    const a = cases.find((x) => x.name === 'null_deref')!;
+    const b = cases.find((x) => x.name === 'uaf')!;
+    const work = temps.make('ptscope-crash-two-');
+    for (const c of [a, b]) copyFileSync(c.binary, join(work, c.name));
+    const output = join(work, 'two.ptscope');
+    const script = `${join(work, a.name)}; ${join(work, b.name)}; echo done`;
+    await record(withRecordDefaults({ argv: ['/bin/sh', '-c', script], output, allowRead: [work], timeoutSec: 60, maxInsns: 50_000_000, hardware: false, stdio: 'ignore', notice: () => {} }));
+    const m = JSON.parse(readFileSync(join(output, 'manifest.json'), 'utf8')) as ManifestV2;
+    expect(m.exit).toEqual({ status: 0, signal: null, stopped: null });
+    const child = (c: CrashCase) => m.processes.find((p) => p.program?.path.endsWith(`/${c.name}`))!;
+    for (const c of [a, b]) expect(child(c).exit).toEqual({ status: null, signal: 'SIGSEGV', stopped: null });
+    expect(m.core).toEqual({ file: 'core', pid: child(a).pid });
+    expect(m.warnings).toContain(`process ${child(b).pid} was killed by SIGSEGV; the bundle keeps the core of process ${child(a).pid}`);
+    // The packets that end each child's program (its last stream: after the exec) are those that end
+    // its own recording: the last branch's target (uaf's call through a freed pointer) is its own.
+    const tail = async (file: string): Promise<string[]> => {
+      const out = new LineWriter(null);
+      await runDumpCommand([file], out);
+      out.flush();
+      return out.text.trim().split('\n').slice(-4).map((l) => l.replace(/^[0-9a-f]+\s+/, ''));
+    };
+    for (const c of [a, b]) {
+      const stream = m.streams.filter((s) => s.pid === child(c).pid).pop()!;
+      expect(await tail(join(output, stream.file))).toEqual(await tail(join(c.bundle, 'trace.pt')));
+    }
+    // The kept core is the first child's, and its analysis is that program's.
+    const r = evaluateCase({ ...a, bundle: output });
+    expect(r.report.core.matchesTrace).toBe(true);
+    expect(r.lines).toContain(`${a.source}:${a.line}`);
+  }, 180_000);
 
   it('names no root cause with a core from another program', () => {
     const a = cases.find((x) => x.name === 'stack_ret')!;

@@ -240,24 +240,39 @@ export function checkReplaceable(output: string, force: boolean): void {
 }
 
 /**
- * qemu's core of the guest among the files the run handed out: parsed,
- * written into the bundle's staging directory as `core`, and returned
- * (null if there is none, or it cannot be read: then with a warning).
+ * qemu's cores among the files the run handed out: one per emulated
+ * process that died of a signal (its crashing thread's NT_PRSTATUS pid is
+ * the thread's tid), parsed and in pid order. One that cannot be read is
+ * left out, with a warning.
  */
-export function keepCore(handed: Map<string, Buffer>, staging: string, warnings: string[]): CoreFile | null {
+export function readCores(handed: Map<string, Buffer>, warnings: string[]): { file: CoreFile; bytes: Buffer }[] {
+  const cores: { file: CoreFile; bytes: Buffer }[] = [];
   for (const [name, bytes] of handed) {
     if (!/\/qemu_[^/]*\.core$/.test(name)) continue;
-    let file: CoreFile;
     try {
-      file = CoreFile.parse(bytes, 'core');
+      cores.push({ file: CoreFile.parse(bytes, 'core'), bytes });
     } catch (e) {
-      warnings.push(`the emulator's core dump could not be read: ${errorText(e)}`);
-      continue;
+      warnings.push(`the emulator's core dump ${name.slice(name.lastIndexOf('/') + 1)} could not be read: ${errorText(e)}`);
     }
-    writeFileSync(join(staging, 'core'), bytes);
-    return file;
   }
-  return null;
+  return cores.sort((a, b) => a.file.pid - b.file.pid);
+}
+
+/**
+ * The core the bundle keeps, written into its staging directory as `core`:
+ * the one of thread `preferTid` if there is one, else the first (null if
+ * none).
+ */
+export function keepCore(cores: readonly { file: CoreFile; bytes: Buffer }[], staging: string, preferTid: number | null = null): CoreFile | null {
+  const kept = cores.find((c) => c.file.pid === preferTid) ?? cores[0];
+  if (kept === undefined) return null;
+  writeFileSync(join(staging, 'core'), kept.bytes);
+  return kept.file;
+}
+
+/** Each crashing thread's faulting RIP (by tid), for the path reconstruction's end. */
+export function crashIps(cores: readonly { file: CoreFile }[]): Map<number, number> {
+  return new Map(cores.map((c) => [c.file.pid, c.file.rip]));
 }
 
 /** A timer that calls `expire` once `seconds` of wall time have passed; null for no limit (0). */

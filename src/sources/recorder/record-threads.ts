@@ -23,7 +23,7 @@ import { MemoryMap } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
-  confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  confinedRun, crashIps, keepCore, readCores, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
   encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, coreSignalName, wallClockLimit,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
@@ -169,25 +169,40 @@ export async function recordThreads(
     }
     const handed = await handedOut;
     files.addMade(handed);
-    const core = keepCore(handed, staging, warnings);
+    // qemu writes a core for each emulated process a signal killed, naming its crashing thread:
+    // that thread's path ends at the core's RIP (another process's would give it a false last branch).
+    const cores = readCores(handed, warnings);
     try {
-      t.finish(core !== null && stopped === null ? core.rip : null, stopped === 'timeout');
+      t.finish(stopped === null ? crashIps(cores) : new Map(), stopped === 'timeout');
     } catch (e) {
       fail(e as Error);
     }
 
     // Every stream, in order (the tracer is finished: they no longer change).
     const threads = t.allThreads();
-    // qemu writes the core of whichever emulated process crashed: it tells the program's end only
-    // if it is the first process's (a shell's child may crash while the shell goes on).
-    const coreTid = core === null ? null : core.pid;
-    const coreProcess = coreTid === null ? null : (threads.find((th) => th.tid === coreTid)?.pid ?? coreTid);
+    const processOf = (tid: number): number => threads.find((th) => th.tid === tid)?.pid ?? tid;
     // The first thread's process: the program's (it has at least one thread, checked above).
     const rootPid = threads[0].pid;
+    // The bundle keeps one core: the program's own if it crashed, else the first crashed child's
+    // (a shell's child may crash while the shell goes on). Only the program's tells the program's end.
+    const core = keepCore(cores, staging, cores.find((c) => processOf(c.file.pid) === rootPid)?.file.pid ?? null);
+    const coreProcess = core === null ? null : processOf(core.pid);
     const rootCore = coreProcess === rootPid ? core : null;
     const { status, signal } = programExit(exit, stopped, rootCore, t.stats.signals.length > 0);
-    const crashedChild = core !== null && rootCore === null && stopped === null ? { pid: coreProcess, signal: coreSignalName(core) } : null;
-    if (crashedChild !== null) warnings.push(`process ${crashedChild.pid} was killed by ${crashedChild.signal}; the bundle's core is of that process`);
+    // Every child a signal killed, by its core.
+    const crashedChildren = new Map<number, string>();
+    if (stopped === null) {
+      for (const c of cores) {
+        const pid = processOf(c.file.pid);
+        if (pid === rootPid || crashedChildren.has(pid)) continue;
+        crashedChildren.set(pid, coreSignalName(c.file));
+        warnings.push(
+          c.file === core
+            ? `process ${pid} was killed by ${coreSignalName(c.file)}; the bundle's core is of that process`
+            : `process ${pid} was killed by ${coreSignalName(c.file)}; the bundle keeps the core of process ${coreProcess}`,
+        );
+      }
+    }
 
     // Images: each file copied once; each process's executable mappings.
     mkdirSync(join(staging, 'images'));
@@ -278,8 +293,8 @@ export async function recordThreads(
           exit:
             p.pid === rootPid
               ? exitInfo
-              : crashedChild !== null && p.pid === crashedChild.pid
-                ? { status: null, signal: crashedChild.signal, stopped: null }
+              : crashedChildren.has(p.pid)
+                ? { status: null, signal: crashedChildren.get(p.pid)!, stopped: null }
                 : p.exitStatus != null
                   ? { status: p.exitStatus, signal: null, stopped: null }
                   : null,

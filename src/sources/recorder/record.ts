@@ -42,7 +42,7 @@ import { INTEL_PT_SYSFS, readIntelPtCaps } from './perf-command.js';
 import { recordWithPerf } from './perf-record.js';
 import { recordThreads } from './record-threads.js';
 import {
-  checkReplaceable, confinedRun, keepCore, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
+  checkReplaceable, confinedRun, keepCore, readCores, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, guestEnvArgs, LOG_ITEMS,
   encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, wallClockLimit,
 } from './record-support.js';
 
@@ -360,7 +360,8 @@ async function recordEmulated(opts: RecordOptions, program: string, exe: { bytes
     // What the run handed out: qemu's core of the guest, and executables the program wrote.
     const handed = await handedOut;
     files.addMade(handed);
-    const core = keepCore(handed, staging, warnings);
+    // One process: at most one core.
+    const core = keepCore(readCores(handed, warnings), staging);
     path.finish(core !== null && stopped === null ? core.rip : null, stopped === 'timeout');
     const written = out.finish();
     const hash = settings.snapshot ? session.hashFrom(written.start) : session.traced;

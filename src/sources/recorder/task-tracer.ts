@@ -475,10 +475,11 @@ export class TaskTracer {
 
   /**
    * All logs ended: parse what is left, then finish every thread's path and
-   * stream. `crashIp` is the RIP of qemu's core (the thread that faulted
-   * uses it); `killed`: the recorder killed the run.
+   * stream. `crashIps`: the faulting RIP of each thread qemu wrote a core
+   * for, by tid (a thread whose log ends in a fault ends there); `killed`:
+   * the recorder killed the run.
    */
-  finish(crashIp: number | null, killed: boolean): void {
+  finish(crashIps: ReadonlyMap<number, number>, killed: boolean): void {
     this.adoptUnnamedTask();
     for (const t of this.threads.values()) {
       t.parser.end();
@@ -494,7 +495,7 @@ export class TaskTracer {
     for (const s of this.retiredSinks) s.thread.path.finish(null, this.killedByExec.has(s.thread));
     for (const [tid] of this.waiting) this.warnings.push(`a log for thread ${tid} that no clone or fork in the logs created was ignored`);
     for (const t of this.threads.values()) {
-      t.path.finish(crashIp, killed || this.killedByExec.has(t));
+      t.path.finish(crashIps.get(t.tid) ?? null, killed || this.killedByExec.has(t));
       const unfinished = t.parser.unfinishedSyscall;
       if (unfinished !== null && !['exit', 'exit_group', 'execve', 'execveat'].includes(unfinished) && !killed && this.stopReason === null) {
         this.warnings.push(`[${t.pid}/${t.tid}]: the log ended inside the syscall ${unfinished}: what the thread did after it is not recorded`);
