@@ -6,7 +6,8 @@
  * core from another program must be refused. Builds, recordings and cores
  * are cached under build/crashes.
  */
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { importBundle } from '../src/sources/import/bundle-import.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TempDirs } from './helpers/temp-dirs.js';
@@ -201,7 +202,7 @@ describe('crash corpus: trace + core -> root cause', () => {
     expect(r.lines).toContain(`${c.source}:${c.line}`);
   }, 120_000);
 
-  it('two children crash: each stream ends at its own fault (by its own core), both exits are signals, the first child\'s core is kept', async () => {
+  it('two children crash: each stream ends at its own fault (by its own core), both exits are signals, both cores are kept', async () => {
     const a = cases.find((x) => x.name === 'null_deref')!;
     const b = cases.find((x) => x.name === 'uaf')!;
     const work = temps.make('ptscope-crash-two-');
@@ -214,7 +215,9 @@ describe('crash corpus: trace + core -> root cause', () => {
     const child = (c: CrashCase) => m.processes.find((p) => p.program?.path.endsWith(`/${c.name}`))!;
     for (const c of [a, b]) expect(child(c).exit).toEqual({ status: null, signal: 'SIGSEGV', stopped: null });
     expect(m.core).toEqual({ file: 'core', pid: child(a).pid });
-    expect(m.warnings).toContain(`process ${child(b).pid} was killed by SIGSEGV; the bundle keeps the core of process ${child(a).pid}`);
+    expect(m.cores).toEqual([{ file: 'core', pid: child(a).pid }, { file: `core-${child(b).pid}`, pid: child(b).pid }]);
+    expect(m.warnings).toContain(`process ${child(a).pid} was killed by SIGSEGV; the bundle's core is of that process`);
+    expect(m.warnings).toContain(`process ${child(b).pid} was killed by SIGSEGV; its core is core-${child(b).pid} (crash --pid ${child(b).pid})`);
     // The packets that end each child's program (its last stream: after the exec) are those that end
     // its own recording: the last branch's target (uaf's call through a freed pointer) is its own.
     const tail = async (file: string): Promise<string[]> => {
@@ -227,10 +230,32 @@ describe('crash corpus: trace + core -> root cause', () => {
       const stream = m.streams.filter((s) => s.pid === child(c).pid).pop()!;
       expect(await tail(join(output, stream.file))).toEqual(await tail(join(c.bundle, 'trace.pt')));
     }
-    // The kept core is the first child's, and its analysis is that program's.
+    // The bundle's core is the first child's, and its analysis is that program's; --pid picks the other.
     const r = evaluateCase({ ...a, bundle: output });
     expect(r.report.core.matchesTrace).toBe(true);
     expect(r.lines).toContain(`${a.source}:${a.line}`);
+    const rb = analyzeCrash(output, { pid: child(b).pid });
+    expect(rb.program).toMatch(/\/uaf$/);
+    expect(rb.core.matchesTrace).toBe(true);
+    expect(rb.rootCauses[0]?.kind).toBe('use-after-free');
+    expect(() => analyzeCrash(output, { pid: 99999 })).toThrow(new RegExp(`no core of process 99999 \\(cores of processes ${child(a).pid}, ${child(b).pid}\\)$`));
+    expect(() => analyzeCrash(output, { pid: child(b).pid, core: join(output, 'core') })).toThrow(/give --core or --pid, not both/);
+    // The list is the bundle's input like any other: its files stay inside the bundle, its length is bounded.
+    const tampered = (name: string, edit: (m: ManifestV2, dir: string) => void): string => {
+      const dir = join(work, name);
+      cpSync(output, dir, { recursive: true });
+      const mm = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as ManifestV2;
+      edit(mm, dir);
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(mm));
+      return dir;
+    };
+    expect(() => importBundle(tampered('up', (mm) => void (mm.cores![1]!.file = '../two.ptscope/core')))).toThrow(/cores\[1\]\.file: /);
+    expect(() => importBundle(tampered('many', (mm) => void (mm.cores = Array.from({ length: 17 }, (_, i) => ({ file: 'core', pid: i + 1 })))))).toThrow(/cores: .*16/);
+    const linked = tampered('link', (_, dir) => {
+      rmSync(join(dir, `core-${child(b).pid}`));
+      symlinkSync('/etc/passwd', join(dir, `core-${child(b).pid}`));
+    });
+    expect(() => importBundle(linked)).toThrow(/cores\[1\]\.file: .* resolves outside the bundle directory/);
   }, 180_000);
 
   it('names no root cause with a core from another program', () => {

@@ -35,6 +35,8 @@ import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type Tain
 
 export interface CrashOptions {
   core?: string;
+  /** The crashed process to analyse, by the recording's core of it (when several crashed). */
+  pid?: number;
   /** Instructions before the crash to analyse (default 300000). */
   window?: number;
   /** Re-run the program for a core when the bundle has none (default true). */
@@ -92,12 +94,25 @@ const hex = (v: number): string => '0x' + v.toString(16);
 /** Bound on the library calls summarised in one window (each may scan the window's stores). */
 const MAX_SUMMARISED_CALLS = 5000;
 
+/** The recording's core of process `pid`, or a one-line error naming the processes it has cores of. */
+function coreOfProcess(recording: Recording, pid: number): string {
+  const c = recording.cores.find((k) => k.pid === pid);
+  if (c !== undefined) return c.path;
+  const have = recording.cores.map((k) => k.pid);
+  throw new Error(`${recording.name}: no core of process ${pid} (${have.length > 0 ? `cores of process${have.length > 1 ? 'es' : ''} ${have.join(', ')}` : 'the recording lists no core by process'})`);
+}
+
 export function analyzeCrash(from: string | Recording, options: CrashOptions = {}): CrashReport {
   const recording = typeof from === 'string' ? importBundle(from) : from;
   const bundle = recording.name;
   const notes: string[] = [];
   let corePath = options.core ?? null;
   let source: CrashReport['core']['source'] = 'option';
+  if (options.pid !== undefined) {
+    if (corePath !== null) throw new Error('give --core or --pid, not both');
+    corePath = coreOfProcess(recording, options.pid);
+    source = 'bundle';
+  }
   if (corePath === null) {
     corePath = recording.core;
     source = 'bundle';

@@ -137,6 +137,8 @@ export const manifestV2 = z.object({
   threads: z.array(z.object({ tid: id, pid: id, name: text.nullable().optional() })).max(INPUT_LIMITS.tasks),
   streams: z.array(stream).max(INPUT_LIMITS.streams),
   core: z.object({ file: fileName, pid: id }).nullable().optional(),
+  /** Every core kept, `core` first: one per crashed process (`crash --pid`). */
+  cores: z.array(z.object({ file: fileName, pid: id })).max(INPUT_LIMITS.cores).optional(),
 });
 
 export type ManifestV1 = z.infer<typeof manifestV1>;

@@ -237,7 +237,7 @@ function bundleStream(
 }
 
 /** The recording a bundle's manifest describes, around its processes, threads, streams and core. */
-function bundleRecording(dir: string, m: Manifest, parts: Pick<Recording, 'processes' | 'threads' | 'streams' | 'core'>): Recording {
+function bundleRecording(dir: string, m: Manifest, parts: Pick<Recording, 'processes' | 'threads' | 'streams' | 'core' | 'cores'>): Recording {
   return {
     name: dir,
     format: 'bundle',
@@ -258,7 +258,8 @@ function importV1(dir: string, m: Extract<Manifest, { version: 1 }>): Recording 
   const sets = new ImageSets(dir, m.images);
   const set = sets.forStream(m.images.map((_, i) => i), dir, m.trace.imageEpochs, 'trace.imageEpochs');
   const stream = bundleStream(0, m.trace.file, { pid: null, tid: null, cpu: null }, trace, decoderConfigOf(m), sets, set, m.instructions);
-  return bundleRecording(dir, m, { processes: [], threads: [], streams: [stream], core: optionalCore(dir, V1_CORE_NAME, 'core') });
+  // A version-1 core names no process.
+  return bundleRecording(dir, m, { processes: [], threads: [], streams: [stream], core: optionalCore(dir, V1_CORE_NAME, 'core'), cores: [] });
 }
 
 /** A program's base name for a label: printable, bounded (the name is the recorded program's choice). */
@@ -286,5 +287,11 @@ function importV2(dir: string, m: ManifestV2): Recording {
     const thread = { pid: s.pid, tid: s.tid, cpu: s.cpu ?? null, ...(name !== undefined ? { program: name } : {}) };
     return bundleStream(index, name !== undefined ? `[${s.pid}/${s.tid}] ${name}` : `[${s.pid}/${s.tid}]`, thread, trace, config, sets, set, s.instructions);
   });
-  return bundleRecording(dir, m, { processes, threads, streams, core: m.core ? optionalCore(dir, m.core.file, 'core.file') : null });
+  const core = m.core ? optionalCore(dir, m.core.file, 'core.file') : null;
+  const cores: { path: string; pid: number }[] = [];
+  (m.cores ?? (m.core ? [m.core] : [])).forEach((c, i) => {
+    const path = optionalCore(dir, c.file, `cores[${i}].file`);
+    if (path !== null && !cores.some((k) => k.pid === c.pid)) cores.push({ path, pid: c.pid });
+  });
+  return bundleRecording(dir, m, { processes, threads, streams, core, cores });
 }

@@ -129,6 +129,7 @@ export function importPerfDataFile(path: string, options: { sysroot?: string } =
       threads,
       streams,
       core: null,
+      cores: [],
       settings: {},
       warnings,
       close: () => model.close(),

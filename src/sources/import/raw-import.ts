@@ -99,6 +99,7 @@ export function importRawTrace(spec: RawTraceSpec): Recording {
     threads: [],
     streams: [stream],
     core: null,
+    cores: [],
     settings: {},
     warnings: [],
     close: () => {},

@@ -29,6 +29,8 @@ export const INPUT_LIMITS = {
   streams: 4096,
   /** Processes and threads in one manifest. */
   tasks: 65536,
+  /** Core dumps a bundle keeps (one per crashed process). */
+  cores: 16,
   /** One image file (a copy of a mapped file). */
   imageBytes: 2 ** 31,
 };

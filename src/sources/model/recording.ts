@@ -165,6 +165,8 @@ export interface Recording {
   readonly streams: readonly TraceStream[];
   /** An ELF core of the process that crashed, when there is one. */
   readonly core: string | null;
+  /** Every core the recording keeps, by process (`core` among them): one per crashed process. */
+  readonly cores: readonly { path: string; pid: number }[];
   /** Recorder settings as recorded (informational only: never decides what runs). */
   readonly settings: Readonly<Record<string, unknown>>;
   /** The recorder's warnings and the importer's notes. */

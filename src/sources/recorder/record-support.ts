@@ -19,6 +19,7 @@ import { readJsonFile } from '../import/json-input.js';
 import { BUNDLE_FORMAT, MANIFEST_NAME } from './bundle.js';
 import { ConfinedRun } from './confined-run.js';
 import { MIB } from './resource-limits.js';
+import { INPUT_LIMITS } from '../import/safe-files.js';
 
 export const QEMU = 'qemu-x86_64';
 export const LOG_ITEMS = 'in_asm,exec,nochain,page,strace';
@@ -268,6 +269,34 @@ export function keepCore(cores: readonly { file: CoreFile; bytes: Buffer }[], st
   if (kept === undefined) return null;
   writeFileSync(join(staging, 'core'), kept.bytes);
   return kept.file;
+}
+
+/**
+ * The cores of the crashed processes other than the kept one's (`kept`, of
+ * process `keptPid`), written as `core-<pid>`, up to the bundle's bound:
+ * the manifest's `cores` list, the kept core first.
+ */
+export function keepOtherCores(
+  cores: readonly { file: CoreFile; bytes: Buffer }[],
+  kept: CoreFile | null,
+  keptPid: number | null,
+  processOf: (tid: number) => number,
+  staging: string,
+  warnings: string[],
+): { file: string; pid: number }[] {
+  const list = kept !== null && keptPid !== null ? [{ file: 'core', pid: keptPid }] : [];
+  for (const c of cores) {
+    const pid = processOf(c.file.pid);
+    if (c.file === kept || list.some((k) => k.pid === pid)) continue;
+    if (list.length >= INPUT_LIMITS.cores) {
+      warnings.push(`more than ${INPUT_LIMITS.cores} processes crashed: the cores of the others are not kept`);
+      break;
+    }
+    const file = `core-${pid}`;
+    writeFileSync(join(staging, file), c.bytes);
+    list.push({ file, pid });
+  }
+  return list;
 }
 
 /** Each crashing thread's faulting RIP (by tid), for the path reconstruction's end. */

@@ -23,7 +23,7 @@ import { MemoryMap } from './memory-map.js';
 import type { StopReason } from './path-reconstruction.js';
 import { DEFAULT_MAX_INSNS, type RecordOptions, type RecordResult } from './record-options.js';
 import {
-  confinedRun, crashIps, keepCore, readCores, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
+  confinedRun, crashIps, keepCore, keepOtherCores, readCores, limitStopWarning, DEFAULT_MAX_RECORDER_BYTES, DEFAULT_MAX_TRACE_BYTES, errorText, guestEnvArgs, LOG_ITEMS,
   encoderSettings, followOutput, manifestConfig, manifestEncoder, publishBundle, openStdin, type ProgramOutput, QEMU, RecordError, recordingFailed, programExit, coreSignalName, wallClockLimit,
 } from './record-support.js';
 import type { ResourceLimits } from './resource-limits.js';
@@ -189,6 +189,8 @@ export async function recordThreads(
     const coreProcess = core === null ? null : processOf(core.pid);
     const rootCore = coreProcess === rootPid ? core : null;
     const { status, signal } = programExit(exit, stopped, rootCore, t.stats.signals.length > 0);
+    // The other crashed processes' cores, as `core-<pid>` (`crash --pid`).
+    const keptCores = keepOtherCores(cores, core, coreProcess, processOf, staging, warnings);
     // Every child a signal killed, by its core.
     const crashedChildren = new Map<number, string>();
     if (stopped === null) {
@@ -196,11 +198,8 @@ export async function recordThreads(
         const pid = processOf(c.file.pid);
         if (pid === rootPid || crashedChildren.has(pid)) continue;
         crashedChildren.set(pid, coreSignalName(c.file));
-        warnings.push(
-          c.file === core
-            ? `process ${pid} was killed by ${coreSignalName(c.file)}; the bundle's core is of that process`
-            : `process ${pid} was killed by ${coreSignalName(c.file)}; the bundle keeps the core of process ${coreProcess}`,
-        );
+        const file = keptCores.find((k) => k.pid === pid)?.file;
+        warnings.push(`process ${pid} was killed by ${coreSignalName(c.file)}; ${file === 'core' ? "the bundle's core is of that process" : file !== undefined ? `its core is ${file} (crash --pid ${pid})` : 'its core is not kept'}`);
       }
     }
 
@@ -304,6 +303,7 @@ export async function recordThreads(
         streams: streams.map((s) => s.entry),
         images: allImages.map((im) => ({ ...im, runtime: im.runtime ?? null })),
         core: core !== null ? { file: 'core', pid: coreProcess ?? rootPid } : null,
+        cores: keptCores,
         addressSpace: { mode: '64-bit', cpl: 'user', cr3: null },
         config,
         encoder,
