@@ -117,6 +117,8 @@ describe('job schemas', () => {
       expect(jobDataError('record', r.error!)).toMatch(/^record job: data: Unrecognized key/);
     }
     expect(JOB_SCHEMAS.crash.safeParse({ input: 'a', sandbox: false }).success).toBe(false);
+    expect(JOB_SCHEMAS.crash.safeParse({ input: 'a', pid: 8 }).success).toBe(true);
+    expect(JOB_SCHEMAS.crash.safeParse({ input: 'a', pid: 0 }).success).toBe(false);
   });
 
   it('fill in the command line defaults and bound every number', () => {

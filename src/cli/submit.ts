@@ -35,10 +35,11 @@ export function submitCommand() {
       .option('--timeout <sec>', 'record: wall-clock limit of the program', integer(1, 3600), 60)
       .option('--max-insns <n>', 'record: instruction budget', integer(1, 10_000_000_000))
       .option('--stdin <file>', 'record: a file under the store the program reads as standard input')
-      .option('--detect <list>', `analyze, report, decode: detectors, comma-separated (decode: those with a segment summary, default analyze's)`, list)
+      .option('--detect <list>', `analyze, report, decode: detectors, comma-separated (decode: those analyze --jobs runs, default analyze's)`, list)
       .option('--segments <n>', `decode: segment groups per stream (default: one per ${SEGMENT_BYTES >> 20} MiB of trace)`, integer(1, 1 << 20))
       .option('--rerun', 'dormant: re-record with the solved call results to prove them')
       .option('--core <file>', 'crash: the core dump (under the store)')
+      .option('--pid <n>', 'crash: the crashed process to analyse, when several crashed', integer(1, 4_194_304))
       .option('--title <text>', 'report: page title')
       .option('--attempts <n>', 'attempts per job before it fails for good', integer(1, 100), DEFAULT_RETRY.attempts)
       .option('--backoff <ms>', 'delay before the first retry (doubling after)', integer(0, 3_600_000), DEFAULT_RETRY.backoffMs)
@@ -69,6 +70,7 @@ interface SubmitCliOptions extends FleetCliOptions {
   segments?: number;
   rerun?: boolean;
   core?: string;
+  pid?: number;
   title?: string;
   attempts: number;
   backoff: number;
@@ -144,7 +146,7 @@ function requests(o: SubmitCliOptions, store: Store, inputs: string[], program: 
     case 'dormant':
       return { single: rels.map((input) => ({ kind: 'dormant', data: { input, rerun: o.rerun === true } })), flows: [] };
     case 'crash':
-      return { single: rels.map((input) => ({ kind: 'crash', data: { input, core: o.core !== undefined ? storePath(store, o.core, '--core') : undefined } })), flows: [] };
+      return { single: rels.map((input) => ({ kind: 'crash', data: { input, core: o.core !== undefined ? storePath(store, o.core, '--core') : undefined, pid: o.pid } })), flows: [] };
     case 'classify':
       return { single: rels.map((input) => ({ kind: 'classify', data: { input } })), flows: [] };
   }

@@ -54,6 +54,8 @@ export const dormantJob = z.strictObject({
 export const crashJob = z.strictObject({
   input: path,
   core: path.optional(),
+  /** The crashed process to analyse (the bundle's core of it), when several crashed. */
+  pid: z.number().int().min(1).max(4_194_304).optional(),
   window: z.number().int().min(1).max(100_000_000).optional(),
   /** Re-run the program (always confined) for a core when there is none. */
   rerun: z.boolean().default(true),

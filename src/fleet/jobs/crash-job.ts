@@ -22,7 +22,7 @@ export function runCrashJob(data: CrashJob, ctx: JobContext): CrashJobResult {
   const recording = openJobRecording(ctx, data.input);
   let report: CrashReport;
   try {
-    report = analyzeCrash(recording, { core, window: data.window, rerun: data.rerun, sandbox: true });
+    report = analyzeCrash(recording, { core, pid: data.pid, window: data.window, rerun: data.rerun, sandbox: true });
   } catch (e) {
     throw new JobError(`crash: ${firstLine(e)}`);
   } finally {
