@@ -384,6 +384,8 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   const cf = facts[crashT];
   let fault: FaultSpec = { regs: [], mem: null, what: 'unknown' };
   let faultAddress: number | null = null;
+  /** The fault address as the report writes it (exact where the number rounds). */
+  let faultText: string | null = null;
   // Where the crashing instruction touched the stack's end (a push or call writes below rsp).
   const rsp = Number(core.reg('rsp'));
   let stackEnd = false;
@@ -429,7 +431,10 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       faultAddress = Number.isNaN(memAddress) ? null : memAddress;
       const regs = [cf.mem.base, cf.mem.index].filter((r) => r >= 0 && r < GPR_COUNT && r !== RSP);
       const mapped = faultAddress !== null && core.isMapped(faultAddress);
-      fault = { regs, mem: null, what: `${cf.mem.write ? 'writes' : 'reads'} ${faultAddress === null ? 'an unknown address' : hex(faultAddress)}${faultAddress !== null && !mapped ? ' (unmapped)' : ''}` };
+      // The text gives the exact address: past 2^53 (a non-canonical pointer made of text, say) a number rounds.
+      const exact = faultAddress === null || Number.isSafeInteger(faultAddress) ? null : rev.exactAddress(crashT, cf.mem);
+      faultText = exact !== null ? `0x${BigInt.asUintN(64, exact).toString(16)}` : faultAddress === null ? null : hex(faultAddress);
+      fault = { regs, mem: null, what: `${cf.mem.write ? 'writes' : 'reads'} ${faultText ?? 'an unknown address'}${faultAddress !== null && !mapped ? ' (unmapped)' : ''}` };
     } else if (sent === null) {
       fault = { regs: [], mem: null, what: `faults at ${cf.text} (not a memory access this analysis follows)` };
       notes.push('the faulting instruction has no memory operand or bad branch target to follow');
@@ -454,7 +459,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     const c = callerOf[t];
     return { ...step, rank: 1, callSite: c >= 0 ? place(c) : null, chain: [step, stepAt(crashT, 'crash', fault.what)] };
   };
-  const crash = { ...place(crashT), what: fault.what, faultAddress: faultAddress === null ? null : hex(faultAddress) };
+  const crash = { ...place(crashT), what: fault.what, faultAddress: faultText ?? (faultAddress === null ? null : hex(faultAddress)) };
 
   let rootCauses: RootCause[] = [];
   let aliasing: CrashReport['aliasing'] = { byValue: 0, byHeapLayout: 0, assumed: 0 };

@@ -41,7 +41,7 @@ import { Mnemonic } from 'iced-x86';
 import type { CoreFile } from '../../sources/core-file.js';
 import { CALLEE_SAVED, CallReturnPairs } from './call-return-pairs.js';
 import { implicitResults, resultOf, signedOverflow } from './forward-semantics.js';
-import { GPR_COUNT, RBP, RSP, type InsnFacts } from './instruction-facts.js';
+import { GPR_COUNT, RBP, RSP, type InsnFacts, type MemOperand } from './instruction-facts.js';
 import { loadedValue, memoryBefore, undoRegisters } from './inverse-semantics.js';
 import { MemoryOverlay } from './memory-overlay.js';
 import { RegisterRelations } from './register-relations.js';
@@ -130,6 +130,11 @@ export class ReverseExecution {
   /** Register `r` (0..15) before instruction t, or null. */
   reg(t: number, r: number): bigint | null {
     return this.regs.reg(t, r);
+  }
+
+  /** The exact effective address of instruction t's memory operand (`addr[t]` is a number: past 2^53 it rounds), or null. */
+  exactAddress(t: number, m: MemOperand): bigint | null {
+    return this.regs.effectiveAddress(t, m);
   }
 
   /** The value the explicit memory operand at t read / wrote (up to 8 bytes), or null. */

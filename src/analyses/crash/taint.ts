@@ -415,7 +415,8 @@ function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): Ta
     let what: string;
     if (zeroing || src?.kind === 'imm' && f.mnemonic === Mnemonic.Mov) {
       const v = zeroing ? 0n : (src as { value: bigint }).value;
-      what = `writes the constant ${hex(Number(BigInt.asUintN(64, v)))}`;
+      // (As a bigint: a constant past 2^53, text used as a pointer say, would round as a number.)
+      what = `writes the constant 0x${BigInt.asUintN(64, v).toString(16)}`;
     } else if (ARITH.has(f.mnemonic)) {
       const ov = rev.overflowed(t);
       what = `computes the value (${f.name.toLowerCase()})${ov ? ', with a signed overflow' : ''}`;
