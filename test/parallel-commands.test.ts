@@ -118,7 +118,8 @@ describe('flow in pieces cut at every PSB prints the serial output', () => {
 
   it('a mutated trace: the same errors and resyncs at the same places, with --resync-on-error and without, and --quiet', async () => {
     const path = mutatedTrace();
-    for (const extra of [[], ['--resync-on-error'], ['--quiet', '--resync-on-error']]) {
+    // (--quiet --stat: the counts of the quiet steps a piece decodes in a loop of their own.)
+    for (const extra of [[], ['--resync-on-error'], ['--quiet', '--resync-on-error'], ['--quiet', '--stat', '--resync-on-error'], ['--quiet', '--stat']]) {
       const argv = ['--cpu', '6/158', ...byName('unzip').raw, ...extra, '--pt', path];
       const serial = await flowSerial(argv);
       expect(serial.status).toBe(1);

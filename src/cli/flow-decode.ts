@@ -238,7 +238,7 @@ class FlowPrinter {
 }
 
 class InsnStep implements FlowStep {
-  private readonly insn = new InstructionInfo();
+  readonly insn = new InstructionInfo();
 
   constructor(
     readonly dec: InsnDecoder,
@@ -271,6 +271,31 @@ class InsnStep implements FlowStep {
       const lines: string[] = [];
       checkInsn(insn, offset, lines);
       this.print.checks(lines);
+    }
+    return status;
+  }
+
+  /**
+   * The rest of the current block's instructions, for a quiet piece whose
+   * steps there need no record: what {@link decodeOne} does for each with
+   * --quiet and no --check (count it), in a loop of its own. Stops after
+   * an error, a status flag, or the block's last instruction.
+   */
+  quietRest(): number {
+    const dec = this.dec;
+    const insn = this.insn;
+    const counts = this.print.counts;
+    let status = 0;
+    while (dec.leftInBlock > 0) {
+      status = dec.next(insn);
+      if (status < 0) {
+        if (status === -ErrorCode.EventIgnored) return Status.EventPending;
+        if (insn.iclass === InsnClass.Unknown) return status;
+        counts.insn++;
+        return status;
+      }
+      counts.insn++;
+      if (status !== 0) return status;
     }
     return status;
   }
@@ -358,6 +383,8 @@ export function decodeFlow(
   const unrecorded = piece?.unrecorded ?? null;
   // The block (InsnDecoder.blocksFetched) whose steps are known to need no record (-1: none).
   const insnDec = decoder.kind === 'insn' && opts.quiet ? decoder.dec : null;
+  // Such a block's other steps, when a step prints and checks nothing, go in a loop of their own.
+  const quietSteps = insnDec !== null && !opts.check && step instanceof InsnStep ? step : null;
   let quietBlock = -1;
 
   const handleOneEvent = (): number => {
@@ -431,6 +458,7 @@ export function decodeFlow(
           } else if (unrecorded !== null && unrecorded()) {
             if (insnDec !== null) quietBlock = insnDec.blocksFetched;
           } else record(FlowStepKind.Step, step.ip);
+          if (quietSteps !== null && status === 0 && insnDec!.blocksFetched === quietBlock) status = quietSteps.quietRest();
         }
         if (status < 0) break;
       }

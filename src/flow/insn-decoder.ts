@@ -104,6 +104,14 @@ export class InsnDecoder {
     this.runLeft = 0;
   }
 
+  /**
+   * Instructions of the current block still to hand out: while it is not
+   * 0, the next {@link next} stays in this block (no block is fetched).
+   */
+  get leftInBlock(): number {
+    return this.block.ninsn;
+  }
+
   /** Trace offset of the next packet (libipt's pt_insn_get_offset). */
   get offset(): number {
     return this.blocks.offset;

@@ -10,6 +10,7 @@ import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import { openRecording, type OpenOptions } from '../../sources/import/open-recording.js';
 import type { Recording } from '../../sources/model/recording.js';
 import { streamBytes } from '../../sources/model/decoders.js';
+import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
 /** Which recording and stream a task is about. */
 export interface OpenTask {
@@ -65,21 +66,14 @@ export function openInput(task: OpenTask): void {
   inputFor(task);
 }
 
-/**
- * The worker's read buffer, kept from piece to piece: nothing of a piece's
- * decode outlives it (its result is copied to the main thread), and a new
- * buffer per piece costs a page fault per 4 KiB page as the read fills it
- * (about 0.25 s of CPU per worker on 71 MB of trace, more than the read).
- */
-let readBuffer = new Uint8Array(0);
+/** The bytes of the piece being decoded (piece-bytes.ts). */
+const pieceBytes = new PieceBytes();
 
 export default function decodePiece(task: PieceTask): SummarizedPiece {
   const input = inputFor(task);
   const end = Math.min(task.limit, input.stream.size);
-  const length = end - task.range.from;
-  if (readBuffer.length < length) readBuffer = new Uint8Array(length);
   // Only the bytes this piece reads, from the recording itself.
-  const bytes = streamBytes(input.stream, task.range.from, end, readBuffer);
+  const bytes = streamBytes(input.stream, task.range.from, end, pieceBytes.take(end - task.range.from));
   return summarizePiece(input, bytes, task.range.from, task.range, end, task.analysis);
 }
 

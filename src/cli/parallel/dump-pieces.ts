@@ -22,6 +22,7 @@ import { CliError, type LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
 import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
+import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
 /** Bytes of text the pieces decoded ahead may hold, per worker beyond the first. */
 const HELD_TEXT_PER_WORKER = 48 << 20;
@@ -104,10 +105,13 @@ function decoderOptionsOf(opts: DumpOptions): PacketDecoderOptions {
   return { skd007: config.errata.skd007, skz84: config.errata.skz84 };
 }
 
+const pieceBytes = new PieceBytes();
+
 export function dumpPieceTask(task: LineTask, sink: LineSink): PieceEnd {
   const opts = parseDumpArgs(task.argv)!;
   const end = Math.min(task.limit, task.trace.length);
-  return dumpPiece(opts, decoderOptionsOf(opts), task.trace.slice(task.range.from, end), task.range.from, task.range, end, task.text!.skip, sink);
+  // A private copy of the bytes this piece reads (piece-bytes.ts).
+  return dumpPiece(opts, decoderOptionsOf(opts), pieceBytes.copy(task.trace.subarray(task.range.from, end)), task.range.from, task.range, end, task.text!.skip, sink);
 }
 
 /**

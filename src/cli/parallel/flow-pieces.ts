@@ -20,6 +20,7 @@ import { CliError, LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
 import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
+import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
 /** Trace bytes per piece at most: ptxed prints some hundred bytes of text per byte of trace. */
 const MAX_PIECE_BYTES = 128 << 10;
@@ -101,6 +102,9 @@ function targetOf(a: FlowArgs, recording: Recording | null, index: number): Flow
   return { kind: a.kind, flags, config: streamConfig(stream.config, a.config), image: stream.image, opts: a.opts };
 }
 
+/** The bytes of the piece being decoded (piece-bytes.ts). */
+const pieceBytes = new PieceBytes();
+
 /** The worker side: the setup rebuilt from flow's argv, once per worker. */
 let opened: { key: string; args: FlowArgs; recording: Recording | null } | null = null;
 
@@ -114,7 +118,7 @@ export function flowPieceTask(task: LineTask, sink: LineSink): PieceEnd {
   }
   // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
   const end = Math.min(task.limit, task.trace.length);
-  const bytes = task.trace.slice(task.range.from, end);
+  const bytes = pieceBytes.copy(task.trace.subarray(task.range.from, end));
   return flowPiece(targetOf(opened.args, opened.recording, task.stream), bytes, task.range.from, task.range, end, task.text!.skip, sink);
 }
 

@@ -10,6 +10,10 @@ import type { Recording } from '../../sources/model/recording.js';
 import type { CoveragePiece } from '../../reports/coverage-pieces.js';
 import type { LineTask } from './line-pieces.js';
 import { PIECE_CANCELLED, PortSink } from './text-credit.js';
+import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
+
+/** The bytes of the piece being decoded (piece-bytes.ts). */
+const pieceBytes = new PieceBytes();
 
 /**
  * Each command's modules, loaded on its first task: a worker loads only
@@ -60,7 +64,7 @@ export default async function decodeLinePiece(task: LineTask): Promise<CoverageP
     const m = await coverageModule();
     // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
     const end = Math.min(task.limit, task.trace.length);
-    return m.coveragePiece(inputOf(task, m), task.trace.slice(task.range.from, end), task.range.from, task.range, end);
+    return m.coveragePiece(inputOf(task, m), pieceBytes.copy(task.trace.subarray(task.range.from, end)), task.range.from, task.range, end);
   }
   const { port, credit, state } = task.text!;
   const sink = new PortSink(port, credit, state);
