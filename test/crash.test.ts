@@ -8,6 +8,9 @@
  */
 import { copyFileSync, cpSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { importBundle } from '../src/sources/import/bundle-import.js';
+import { InputError } from '../src/sources/import/safe-files.js';
+import { mutateJson, type Json } from '../tools/fuzz-inputs.js';
+import { Rng } from '../bench/synthetic-trace.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TempDirs } from './helpers/temp-dirs.js';
@@ -256,7 +259,34 @@ describe('crash corpus: trace + core -> root cause', () => {
       symlinkSync('/etc/passwd', join(dir, `core-${child(b).pid}`));
     });
     expect(() => importBundle(linked)).toThrow(/cores\[1\]\.file: .* resolves outside the bundle directory/);
+    // The fuzzer's JSON mutations of the two fields: refused with an input error, or read with every core inside the bundle.
+    const fuzzed = tampered('fuzzed', () => undefined);
+    let read = 0;
+    for (let i = 0; i < 400; i++) {
+      const sub = parsedObject(mutateJson(new Rng(i + 1), { core: m.core ?? null, cores: m.cores ?? [] } as Json));
+      if (sub === null) continue;
+      writeFileSync(join(fuzzed, 'manifest.json'), JSON.stringify({ ...m, core: sub.core, cores: sub.cores }));
+      try {
+        const rec = importBundle(fuzzed);
+        read++;
+        for (const c of rec.cores) expect(c.path.startsWith(`${fuzzed}/`)).toBe(true);
+      } catch (e) {
+        expect(e).toBeInstanceOf(InputError);
+      }
+    }
+    expect(read).toBeGreaterThan(10);
   }, 180_000);
+
+  /** `text` as a JSON object, or null (a mutation may leave it unparseable, or not an object). */
+  function parsedObject(text: string): { core?: unknown; cores?: unknown } | null {
+    let v: unknown;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      return null;
+    }
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as { core?: unknown; cores?: unknown }) : null;
+  }
 
   it('names no root cause with a core from another program', () => {
     const a = cases.find((x) => x.name === 'stack_ret')!;

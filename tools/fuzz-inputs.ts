@@ -60,7 +60,7 @@ export function isCrash(e: unknown): boolean {
 
 // ---------------------------------------------------------------- JSON ----
 
-type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const WEIRD_STRINGS = ['', '../../../../etc/passwd', '/etc/shadow', '0x', '0xzz', '0xffffffffffffffffff', 'NaN', '\u0000', 'a'.repeat(70_000), '%s%n', '<script>'];
 const WEIRD_NUMBERS = [-1, 0, 1, 0.5, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 64, 1e308, -1e308, Number.MAX_SAFE_INTEGER];
