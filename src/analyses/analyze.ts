@@ -86,8 +86,9 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
       params: options.params?.[name] ?? {},
       policyFile: options.policyFile ?? null,
       monitor: options.monitor ?? [],
+      // Opened when read (FlowGuard reads its packets in windows, and closes it).
       get trace() {
-        return input.trace;
+        return input.stream.open();
       },
       config: input.config,
       // A forked child's switches may have been prepared before the fork, in its parent's stream.

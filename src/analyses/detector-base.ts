@@ -4,6 +4,7 @@
  * whose registry imports every detector, so that no import cycle exists.)
  */
 import type { DecoderConfig } from '../packets/config.js';
+import type { TraceSource } from '../packets/trace-source.js';
 import type { Image } from '../flow/image.js';
 import type { FlowConsumer } from '../flow/control-flow.js';
 import type { CodeFacts } from './code-facts.js';
@@ -38,8 +39,12 @@ export interface DetectorContext {
    * (FlowGuard's slow path): events before it are unseen (stack-switch.ts).
    */
   historyUnseen?: boolean;
-  /** The raw trace and its decoder configuration (FlowGuard's fast path reads packets). */
-  trace: Uint8Array | null;
+  /**
+   * The raw trace and its decoder configuration (FlowGuard's fast path
+   * reads packets): in memory, or a source read in windows, which the
+   * reader closes (each read of the field may open a new one).
+   */
+  trace: Uint8Array | TraceSource | null;
   config: DecoderConfig | null;
 }
 

@@ -20,6 +20,7 @@ import type { StreamTask, TaskLife } from '../sources/model/recording.js';
 import { stepInTimeOrder, type RunSteps } from './cpu-walk.js';
 import { TipEdgeScan, type FlowGuardDetector } from './flowguard.js';
 import type { TraceInput } from './trace-input.js';
+import type { TraceSource } from '../packets/trace-source.js';
 
 /**
  * Run a FlowGuard per thread life over per-CPU `inputs`; `create` makes a
@@ -34,10 +35,13 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
   };
   const ev = new PtEvent();
   const streams: RunSteps[] = [];
+  const opened: TraceSource[] = [];
   for (const input of inputs) {
     const tracker = input.stream.tasks?.();
     if (tracker === undefined) continue;
-    const trace = input.trace;
+    // Read in windows; closed once every thread's slow path (which reads it again) is done.
+    const trace = input.stream.open();
+    opened.push(trace);
     let current: FlowGuardDetector | null = null;
     // The switch the scan paused before: where the next run starts, whose it is, and the trace's TSC there.
     let next: { task: StreamTask; offset: number; psb: number; tsc: bigint | null } | null = null;
@@ -94,7 +98,7 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
         const tips = scan.tips;
         const more = scan.step();
         // The scan of this run counts for the thread that ran it (none before the sideband names a task).
-        const end = more ? next!.offset : trace.length;
+        const end = more ? next!.offset : trace.size;
         const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
         (current as FlowGuardDetector | null)?.scanned(end - runStart, { packets: scan.packets - packets, tips: scan.tips - tips }, seconds);
         // A run is over (its end heard, or the trace's): its thread's next may start on another CPU before this one goes on.
@@ -104,8 +108,12 @@ export function runFlowGuardPerTask(inputs: readonly TraceInput[], create: (inpu
       },
     });
   }
-  stepInTimeOrder(streams);
-  const all = [...byLife.values()];
-  for (const d of all) d.finish();
-  return all;
+  try {
+    stepInTimeOrder(streams);
+    const all = [...byLife.values()];
+    for (const d of all) d.finish();
+    return all;
+  } finally {
+    for (const s of opened) s.close();
+  }
 }

@@ -45,7 +45,8 @@ import { EventType } from '../events/event.js';
 import { ControlFlowWalker, type FlowConsumer, type FlowStats } from '../flow/control-flow.js';
 import { fromOffset } from './from-offset.js';
 import { InsnDecoder } from '../flow/insn-decoder.js';
-import { PacketDecoder } from '../packets/decoder.js';
+import { PacketStream } from '../packets/packet-stream.js';
+import { BufferSource, SliceSource, type TraceSource } from '../packets/trace-source.js';
 import { LastIp } from '../packets/last-ip.js';
 import { Packet } from '../packets/packet.js';
 import { PacketType } from '../packets/packet-type.js';
@@ -139,7 +140,8 @@ export class TipEdgeScan {
   packets = 0;
   tips = 0;
   tntBits = 0;
-  private readonly dec: PacketDecoder;
+  private readonly dec: PacketStream;
+  private readonly source: TraceSource;
   private readonly pkt = new Packet();
   private readonly last = new LastIp();
   private psb = 0;
@@ -149,11 +151,13 @@ export class TipEdgeScan {
   private pausedSize = 0;
   private ended = false;
 
+  /** `trace`: in memory, or a source read in windows (memory flat in its size). */
   constructor(
-    private readonly trace: Uint8Array,
+    trace: Uint8Array | TraceSource,
     private readonly cb: TipScanCallbacks,
   ) {
-    this.dec = new PacketDecoder(trace);
+    this.source = trace instanceof Uint8Array ? new BufferSource(trace) : trace;
+    this.dec = new PacketStream(this.source);
     this.status = this.dec.syncForward();
   }
 
@@ -221,7 +225,7 @@ export class TipEdgeScan {
     }
     this.prev = prev;
     this.ended = true;
-    (cb.onEnd ?? cb.onCheck)?.(this.trace.length, this.psb);
+    (cb.onEnd ?? cb.onCheck)?.(this.source.size, this.psb);
     return false;
   }
 }
@@ -233,7 +237,7 @@ export class TipEdgeScan {
  * Returns packet counts.
  */
 export function scanTipEdges(
-  trace: Uint8Array,
+  trace: Uint8Array | TraceSource,
   onEdge: TipScanCallbacks['onEdge'],
   onCheck?: TipScanCallbacks['onCheck'],
 ): { packets: number; tips: number; tntBits: number } {
@@ -243,7 +247,7 @@ export function scanTipEdges(
 }
 
 /** Learn the edges of benign traces (high credit). */
-export function trainFlowGuard(traces: Uint8Array[], into = new CreditedEdges()): CreditedEdges {
+export function trainFlowGuard(traces: readonly (Uint8Array | TraceSource)[], into = new CreditedEdges()): CreditedEdges {
   for (const t of traces) scanTipEdges(t, (a, b) => into.set(a, b, TRAINED_CREDIT));
   return into;
 }
@@ -262,8 +266,9 @@ function staticCredit(modules: ModuleMap, callPreceded: (ip: number) => number, 
 }
 
 /** The last TSC of the PSB+ at `offset` (the PSB's time), or null when it has none. */
-export function psbTsc(trace: Uint8Array, offset: number): bigint | null {
-  const dec = new PacketDecoder(trace);
+export function psbTsc(trace: TraceSource, offset: number): bigint | null {
+  // A small window: a PSB+ is a few dozen bytes.
+  const dec = new PacketStream(trace, { windowSize: 4096 });
   const pkt = new Packet();
   let tsc: bigint | null = null;
   if (dec.syncSet(offset) < 0) return null;
@@ -280,7 +285,8 @@ export function psbTsc(trace: Uint8Array, offset: number): bigint | null {
 interface Run {
   /** Its place among the thread's runs. */
   index: number;
-  trace: Uint8Array;
+  /** The stream the run is in, read in windows. */
+  trace: TraceSource;
   start: number;
   /** Where the run was cut (set at its end). */
   end: number;
@@ -391,15 +397,20 @@ export class FlowGuardDetector extends DetectorBase {
       this.log.note('no raw trace available: FlowGuard not run', 0);
       return;
     }
-    const t0 = process.hrtime.bigint();
-    this.beginRun(trace, 0, 0);
-    const scan = scanTipEdges(
-      trace,
-      (a, b) => this.edge(a, b),
-      (end, psb) => this.check(end, psb),
-    );
-    this.scanned(trace.length, scan, Number(process.hrtime.bigint() - t0) / 1e9);
-    this.finish();
+    const source = trace instanceof Uint8Array ? new BufferSource(trace) : trace;
+    try {
+      const t0 = process.hrtime.bigint();
+      this.beginRun(source, 0, 0);
+      const scan = scanTipEdges(
+        source,
+        (a, b) => this.edge(a, b),
+        (end, psb) => this.check(end, psb),
+      );
+      this.scanned(source.size, scan, Number(process.hrtime.bigint() - t0) / 1e9);
+      this.finish();
+    } finally {
+      source.close();
+    }
   }
 
   /**
@@ -410,8 +421,8 @@ export class FlowGuardDetector extends DetectorBase {
    * stream, `stream` gives the trace's TSC at the run's start, the
    * stream's tasks and the task that runs.
    */
-  beginRun(trace: Uint8Array, start: number, psb: number, stream?: { tsc: bigint | null; tasks: () => TaskSwitcher; task: TaskContext }): void {
-    this.runs.push({ index: this.runs.length, trace, start, end: trace.length, psb, tsc: stream?.tsc ?? null, tasks: stream?.tasks ?? null, task: stream?.task ?? null });
+  beginRun(trace: TraceSource, start: number, psb: number, stream?: { tsc: bigint | null; tasks: () => TaskSwitcher; task: TaskContext }): void {
+    this.runs.push({ index: this.runs.length, trace, start, end: trace.size, psb, tsc: stream?.tsc ?? null, tasks: stream?.tasks ?? null, task: stream?.task ?? null });
     this.windowStart = start;
     this.windowPsb = psb;
   }
@@ -591,9 +602,10 @@ export class FlowGuardDetector extends DetectorBase {
         if (ev.type === EventType.Enabled && !ev.statusUpdate && at() > clampTo) clampTo = Infinity;
       },
     };
-    // A window's bytes from `start` in its stream (where the image timeline of rewritten code counts from).
-    const decoderOf = (bytes: Uint8Array, start: number): InsnDecoder => {
-      const dec = new InsnDecoder(new PacketDecoder(bytes, { skd007: config.errata.skd007 }), config, this.ctx.image);
+    // A window's bytes from `start` in its stream (where the image timeline of rewritten code counts from),
+    // read in the decoder's windows: memory flat in the window's size.
+    const decoderOf = (r: Run, start: number, end: number): InsnDecoder => {
+      const dec = new InsnDecoder(new SliceSource(r.trace, start, end), config, this.ctx.image);
       dec.traceOrigin = start;
       return dec;
     };
@@ -607,7 +619,7 @@ export class FlowGuardDetector extends DetectorBase {
       base = start;
       mine = true;
       task = r.task;
-      decoder = decoderOf(r.trace.subarray(start, end), start);
+      decoder = decoderOf(r, start, end);
       const dec = decoder;
       // Before the thread's run (another task's, on a per-CPU stream) the detectors hear nothing; the end is heard once.
       let consumers: FlowConsumer[] = detectors;
@@ -637,7 +649,7 @@ export class FlowGuardDetector extends DetectorBase {
       if (c === undefined) {
         const tasks = tasksFrom(r, start);
         if (tasks === null) return false;
-        const dec = decoderOf(r.trace.subarray(start), start);
+        const dec = decoderOf(r, start, r.trace.size);
         const walk: StreamWalk = { base: start, decoder: dec, walker: null!, ended: false, runStart: start, stoppedAt: start, stats: { instructions: 0, transfers: 0, errors: 0, gaps: 0 } };
         const gate = fromOffset(() => start + dec.offset, start, detectors, () => mine && start + dec.offset >= walk.runStart);
         walk.walker = new ControlFlowWalker(dec, [watch, { ...gate, onEnd: undefined }]);
@@ -661,11 +673,11 @@ export class FlowGuardDetector extends DetectorBase {
         }
       }
       c.stoppedAt = r.end;
-      cost.bytes += Math.min(c.base + c.decoder.offset, r.trace.length) - from;
+      cost.bytes += Math.min(c.base + c.decoder.offset, r.trace.size) - from;
       cost.instructions += c.stats.instructions - insns;
       return true;
     };
-    const walks = new Map<Uint8Array, StreamWalk>();
+    const walks = new Map<TraceSource, StreamWalk>();
     const lastGroup = groups[groups.length - 1]!;
     const lastRun = lastGroup.windows[0]!.run;
     let g = 0;
@@ -713,7 +725,7 @@ export class FlowGuardDetector extends DetectorBase {
  * Learn the edges of benign traces into the policy file `path` (created, or
  * merged into its existing `flowguard.edges`). Returns the number of edges.
  */
-export function trainFlowGuardPolicy(path: string, traces: Uint8Array[]): number {
+export function trainFlowGuardPolicy(path: string, traces: readonly (Uint8Array | TraceSource)[]): number {
   const policy: PolicyFile = existsSync(path) ? loadPolicy(path) : emptyPolicy();
   const edges = new CreditedEdges();
   for (const [a, b, c] of policy.flowguard?.edges ?? []) edges.set(parseHexAddress(a), parseHexAddress(b), c);

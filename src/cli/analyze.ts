@@ -96,7 +96,15 @@ export function runAnalyzeCommand(args: string[], out: LineWriter): number | Pro
     const inputs = asInputError(() => traceInputs(recording));
     if (o.flowguardTrain !== undefined) {
       const path = o.flowguardTrain;
-      const n = asInputError(() => trainFlowGuardPolicy(path, inputs.map((i) => i.trace)));
+      // Each stream read in windows (memory flat in its size).
+      const sources = inputs.map((i) => i.stream.open());
+      const n = asInputError(() => {
+        try {
+          return trainFlowGuardPolicy(path, sources);
+        } finally {
+          for (const s of sources) s.close();
+        }
+      });
       out.line(`${path}: ${n} flowguard edges`);
       return 0;
     }

@@ -145,3 +145,29 @@ export class StreamSource implements TraceSource {
 }
 
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Bytes [start, end) of another source, at offsets from 0: a stretch of a
+ * trace decoded on its own (a FlowGuard window from its PSB), read in the
+ * decoder's windows rather than copied whole. Closing it leaves the
+ * source open.
+ */
+export class SliceSource implements TraceSource {
+  readonly size: number;
+
+  constructor(
+    private readonly source: TraceSource,
+    private readonly start: number,
+    end: number,
+  ) {
+    if (!(start >= 0 && start <= end && end <= source.size)) throw new RangeError(`SliceSource: [${start}, ${end}) is not inside a source of ${source.size} bytes`);
+    this.size = end - start;
+  }
+
+  read(dst: Uint8Array, dstOffset: number, offset: number, length: number): number {
+    const n = Math.max(0, Math.min(length, this.size - offset));
+    return n === 0 ? 0 : this.source.read(dst, dstOffset, this.start + offset, n);
+  }
+
+  close(): void {}
+}
