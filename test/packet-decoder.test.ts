@@ -17,7 +17,7 @@ import { LastIp } from '../src/packets/last-ip.js';
 import { Packet } from '../src/packets/packet.js';
 import { PacketStream } from '../src/packets/packet-stream.js';
 import { IpCompression, PacketType } from '../src/packets/packet-type.js';
-import { FileSource, type TraceSource } from '../src/packets/trace-source.js';
+import { FileSource, SliceSource, type TraceSource } from '../src/packets/trace-source.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
 import { neutralDump } from './helpers/neutral-packets.js';
 import { runOracle } from './helpers/oracle.js';
@@ -450,6 +450,20 @@ describe('PacketStream', () => {
     expect(source.reads).toBeGreaterThan(trace.length / windowSize);
     expect(got.length).toBe(expected.length);
     for (let i = 0; i < got.length; i++) if (got[i] !== expected[i]) expect(got[i], `event ${i}`).toBe(expected[i]);
+  });
+
+  it('over a slice of a source (SliceSource): the results of the bytes of the slice in one buffer', () => {
+    for (const [from, to] of [[0, trace.length], [777, 150_000], [50_001, 50_001], [123_456, trace.length]] as const) {
+      const slice = new SliceSource(new WindowedSource(trace), from, to);
+      expect(slice.size).toBe(to - from);
+      expect(events(new PacketStream(slice, { windowSize: 4096 }))).toEqual(events(new PacketDecoder(trace.slice(from, to))));
+    }
+    const slice = new SliceSource(new WindowedSource(trace), 10, 20);
+    const out = new Uint8Array(32);
+    expect(slice.read(out, 0, 5, 32)).toBe(5);
+    expect([...out.subarray(0, 5)]).toEqual([...trace.subarray(15, 20)]);
+    expect(slice.read(out, 0, 10, 4)).toBe(0);
+    expect(() => new SliceSource(new WindowedSource(trace), 5, trace.length + 1)).toThrow(RangeError);
   });
 
   it('gives the single-buffer results over a file', () => {
