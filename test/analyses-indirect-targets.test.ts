@@ -97,7 +97,7 @@ function plt(name: string): { stub: number; jump: number } {
 }
 
 function context(params: Record<string, string> = {}, policyFile: string | null = null): DetectorContext {
-  return { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 0, params, policyFile, monitor: [], trace: null, config: null };
+  return { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 0, params, policyFile, monitor: [], openTrace: null, config: null };
 }
 
 beforeAll(() => {

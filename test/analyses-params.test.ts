@@ -18,7 +18,7 @@ function emptyContext(): DetectorContext {
   const image = new Image();
   const modules = new ModuleMap();
   const facts = new CodeFacts(image);
-  return { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 0, params: {}, policyFile: null, monitor: [], trace: null, config: null };
+  return { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 0, params: {}, policyFile: null, monitor: [], openTrace: null, config: null };
 }
 
 describe('detector parameters', () => {

@@ -59,7 +59,7 @@ function assemble(): { image: Image; labels: Record<string, number> } {
 function context(image: Image): DetectorContext {
   const modules = new ModuleMap();
   const facts = new CodeFacts(image);
-  return { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 42, params: {}, policyFile: null, monitor: [], trace: null, config: null };
+  return { image, modules, facts, evidence: new EvidenceBuilder(facts, modules), thread: { pid: null, tid: null }, offset: () => 42, params: {}, policyFile: null, monitor: [], openTrace: null, config: null };
 }
 
 describe('rop detector', () => {

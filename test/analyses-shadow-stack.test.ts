@@ -23,7 +23,7 @@ export function emptyContext(): DetectorContext {
     params: {},
     policyFile: null,
     monitor: [],
-    trace: null,
+    openTrace: null,
     config: null,
   };
 }

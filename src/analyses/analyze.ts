@@ -86,10 +86,7 @@ export function createDetectors(input: TraceInput, options: AnalyzeOptions, offs
       params: options.params?.[name] ?? {},
       policyFile: options.policyFile ?? null,
       monitor: options.monitor ?? [],
-      // Opened when read (FlowGuard reads its packets in windows, and closes it).
-      get trace() {
-        return input.stream.open();
-      },
+      openTrace: () => input.stream.open(),
       config: input.config,
       // A forked child's switches may have been prepared before the fork, in its parent's stream.
       historyUnseen: task === undefined ? inheritsHistory(input) : task.life.inheritsHistory,

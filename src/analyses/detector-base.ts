@@ -40,11 +40,12 @@ export interface DetectorContext {
    */
   historyUnseen?: boolean;
   /**
-   * The raw trace and its decoder configuration (FlowGuard's fast path
-   * reads packets): in memory, or a source read in windows, which the
-   * reader closes (each read of the field may open a new one).
+   * Open the raw trace (FlowGuard's fast path reads packets), with its
+   * decoder configuration below: a source read in windows, which the
+   * caller closes. A function, not a field that opens it: a context is
+   * copied (FlowGuard's slow path spreads it) without opening anything.
    */
-  trace: Uint8Array | TraceSource | null;
+  openTrace: (() => TraceSource) | null;
   config: DecoderConfig | null;
 }
 

@@ -392,12 +392,11 @@ export class FlowGuardDetector extends DetectorBase {
 
   /** The fast path over the whole trace, then the slow path over the windows it could not settle. */
   runStandalone(): void {
-    const trace = this.ctx.trace;
-    if (trace === null) {
+    if (this.ctx.openTrace === null) {
       this.log.note('no raw trace available: FlowGuard not run', 0);
       return;
     }
-    const source = trace instanceof Uint8Array ? new BufferSource(trace) : trace;
+    const source = this.ctx.openTrace();
     try {
       const t0 = process.hrtime.bigint();
       this.beginRun(source, 0, 0);

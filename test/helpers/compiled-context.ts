@@ -39,6 +39,6 @@ export function compiledProgram(dir: string, name: string, source: string): Comp
   return {
     path,
     symbol: (n) => loaded.elf.symbols.find((s) => s.name === n)!,
-    context: (offset, monitor) => ({ image, modules, facts, evidence, thread: { pid: null, tid: null }, offset, params: {}, policyFile: null, monitor, trace: null, config: null }),
+    context: (offset, monitor) => ({ image, modules, facts, evidence, thread: { pid: null, tid: null }, offset, params: {}, policyFile: null, monitor, openTrace: null, config: null }),
   };
 }

@@ -69,7 +69,7 @@ export function freshSummarizers(input: TraceInput, spec: AnalysisSpec, at: () =
       params: spec.params[name] ?? {},
       policyFile: spec.policyFile,
       monitor: spec.monitor,
-      trace: null,
+      openTrace: null,
       config: input.config,
     };
     return rule.summarize(info.create(ctx), at);
