@@ -12,7 +12,7 @@ import { ControlFlowWalker } from '../flow/control-flow.js';
 import { formatIpShort } from '../flow/address-space.js';
 import { CodeFacts } from './code-facts.js';
 import type { Detector, DetectorContext } from './detector-base.js';
-import { DETECTORS, detectorInfo } from './detector.js';
+import { DETECTORS, detectorInfo, isStandaloneName } from './detector.js';
 import { EvidenceBuilder } from './evidence.js';
 import type { Finding, ThreadRef, UncheckedNote } from './finding.js';
 import { inheritsHistory, insnDecoderFor, modulesOf, traceInputs, type TraceInput } from './trace-input.js';
@@ -113,8 +113,9 @@ export function analyzeTrace(input: TraceInput, options: AnalyzeOptions = {}): A
   return analyzeResult(input, detectors, flow, started, walked);
 }
 
-function isStandalone(d: Detector): boolean {
-  return (d as { standalone?: boolean }).standalone === true;
+/** A detector that reads the raw trace in a pass of its own (FlowGuard; detector.ts marks it). */
+export function isStandalone(d: Detector): boolean {
+  return isStandaloneName(d.name);
 }
 
 /**

@@ -84,3 +84,8 @@ export function detectorInfo(name: string): DetectorInfo | undefined {
 }
 
 export const DETECTOR_NAMES: readonly string[] = DETECTORS.map((d) => d.name);
+
+/** True for a detector that reads the raw trace in a pass of its own ({@link DetectorInfo.standalone}). */
+export function isStandaloneName(name: string): boolean {
+  return detectorInfo(name)?.standalone === true;
+}

@@ -329,7 +329,6 @@ interface Window {
 }
 
 export class FlowGuardDetector extends DetectorBase {
-  readonly standalone = true;
   readonly parameters: Readonly<Record<string, number | string>>;
   private readonly threshold: number;
   private readonly edges: CreditedEdges;

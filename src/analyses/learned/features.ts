@@ -30,7 +30,7 @@ import { insnDecoderFor, modulesOf, type TraceInput } from '../trace-input.js';
 import { walkCpuStreams } from '../cpu-walk.js';
 import { TaskDetectors } from '../task-detectors.js';
 import type { StreamTask } from '../../sources/model/recording.js';
-import { createDetectors } from '../analyze.js';
+import { createDetectors, isStandalone } from '../analyze.js';
 import type { Finding } from '../finding.js';
 import { partitionPoint } from '../../flow/sorted-search.js';
 
@@ -405,7 +405,7 @@ export interface ExtractResult {
 export function extractWindows(input: TraceInput, options: { withRules?: boolean } = {}): ExtractResult {
   if (input.stream.tasks !== undefined && options.withRules !== true) return { ...extractCpuWindows([input]), findings: [] };
   const decoder = insnDecoderFor(input);
-  const detectors = options.withRules ? createDetectors(input, {}, () => decoder.offset).filter((d) => (d as { standalone?: boolean }).standalone !== true) : [];
+  const detectors = options.withRules ? createDetectors(input, {}, () => decoder.offset).filter((d) => !isStandalone(d)) : [];
   const extractor = new WindowExtractor({
     sensitive: sensitiveEntries(input.modules),
     offset: () => decoder.offset,

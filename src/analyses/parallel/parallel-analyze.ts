@@ -24,7 +24,8 @@ import type { TraceInput } from '../trace-input.js';
 import type { PieceDecoder } from './piece-pool.js';
 import { planGroups, type ParallelPlan, type ProgressSink } from './parallel-walk.js';
 import type { AnalysisSpec, SummarizedPiece } from './summarize-piece.js';
-import { isStandaloneName, ranDetector, type StandaloneResult } from './standalone-detectors.js';
+import { ranDetector, type StandaloneResult } from './standalone-detectors.js';
+import { isStandaloneName } from '../detector.js';
 
 /** The detectors `analyze --jobs` would run, or the one-line reason it cannot. */
 export function parallelDetectors(options: AnalyzeOptions): string[] {

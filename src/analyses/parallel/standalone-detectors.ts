@@ -8,7 +8,7 @@
  */
 import { createDetectors, runStandalonePasses } from '../analyze.js';
 import type { Detector } from '../detector-base.js';
-import { detectorInfo } from '../detector.js';
+import { isStandaloneName } from '../detector.js';
 import type { Finding, UncheckedNote } from '../finding.js';
 import type { TraceInput } from '../trace-input.js';
 import type { AnalysisSpec } from './summarize-piece.js';
@@ -20,11 +20,6 @@ export interface StandaloneResult {
   findings: Finding[];
   unchecked: UncheckedNote[];
   stats: Record<string, number> | null;
-}
-
-/** True for a detector that runs its own pass over the trace (detector.ts). */
-export function isStandaloneName(name: string): boolean {
-  return detectorInfo(name)?.standalone === true;
 }
 
 /** Run the spec's standalone detectors over `input`'s whole trace, as the serial analyze runs them. */

@@ -24,7 +24,7 @@ import type { SummaryRule } from './summary-rule.js';
 import { quietSummaryRule, ropExtras, cfiExtras, interModuleExtras } from './quiet-summary.js';
 import { shadowStackSummaryRule } from './shadow-stack-summary.js';
 import { hookSkipSummaryRule } from './hook-skip-summary.js';
-import { DETECTORS, detectorInfo } from '../detector.js';
+import { DETECTORS, detectorInfo, isStandaloneName } from '../detector.js';
 
 /** Each parallel detector's rule (summary-rule.ts says what a rule does). */
 export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
@@ -41,8 +41,8 @@ export const SUMMARY_RULES: Readonly<Record<string, SummaryRule>> = {
  * pass) needs no summary: `analyze --jobs` runs it whole, beside the pieces.
  */
 export function jobsRefusal(names: readonly string[]): string | null {
-  const refused = names.filter((n) => SUMMARY_RULES[n] === undefined && detectorInfo(n)?.standalone !== true);
+  const refused = names.filter((n) => SUMMARY_RULES[n] === undefined && !isStandaloneName(n));
   if (refused.length === 0) return null;
-  const parallel = DETECTORS.filter((d) => SUMMARY_RULES[d.name] !== undefined || d.standalone === true).map((d) => d.name);
+  const parallel = DETECTORS.filter((d) => SUMMARY_RULES[d.name] !== undefined || isStandaloneName(d.name)).map((d) => d.name);
   return `--jobs: these detectors cannot run in parallel exactly: ${refused.map((n) => `${n} (${detectorInfo(n) === undefined ? 'unknown detector' : 'no segment summary'})`).join(', ')}; run them without --jobs, or pick others with --detect (parallel: ${parallel.join(', ')}).`;
 }
