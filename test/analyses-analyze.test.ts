@@ -10,6 +10,7 @@ import { REAL_TRACES } from './helpers/vectors.js';
 import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
 import type { RunJson } from '../tools/corpus/build-exploits.js';
 import type { CaseResult } from '../tools/eval-detectors.js';
+import { builtExploitCorpus, EXPLOIT_CORPUS as CORPUS } from './helpers/exploit-corpus.js';
 
 const temps = new TempDirs();
 afterAll(() => temps.removeAll());
@@ -97,11 +98,9 @@ describe('ptscope analyze', () => {
 // caught by its ground-truth detectors, silent ones must stay silent, and the benign run must
 // give no finding. Detectors a case was built to evade are reported by tools/eval-detectors.ts,
 // not required. Every stream (thread) of a recording is analysed with its own detectors.
-const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
 describe('exploit corpus (recorded)', () => {
   beforeAll(async () => {
-    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
-    buildExploitCorpus({ outDir: CORPUS });
+    await builtExploitCorpus();
   }, 600_000);
 
   // Each case is recorded and analysed once; the thread case's own test reads the same result.

@@ -36,6 +36,7 @@ import { openRecording } from '../src/sources/import/open-recording.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { untimedResult } from './helpers/untimed-result.js';
 import { freePort, RedisServer } from '../tools/redis-server.js';
+import { builtExploitCorpus } from './helpers/exploit-corpus.js';
 
 const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
 /** Short, so that a dead worker's job is taken up again within seconds. */
@@ -330,9 +331,7 @@ describe('a fleet of three workers on a real Redis', () => {
 
   it('analyses a trace as a flow: segment jobs cut at PSBs, merged by the parent with analyze --jobs\'s merge, equal to the serial analyze', async () => {
     // An exploit of the corpus recorded by the fleet with a PSB every 256 bytes: findings, and many cut points.
-    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
-    const corpus = join(REPO_ROOT, 'build', 'corpus', 'exploits');
-    buildExploitCorpus({ outDir: corpus });
+    const corpus = await builtExploitCorpus();
     cpSync(join(corpus, 'rop_stack', 'prog'), join(storeDir, 'bin', 'rop_stack'));
     cpSync(join(corpus, 'rop_stack', 'payload.bin'), join(storeDir, 'data', 'rop_stack.payload'));
     const rel = 'runs/rop_stack.ptscope';

@@ -22,6 +22,7 @@ import { record } from '../src/sources/recorder/record.js';
 import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { untimedResult } from './helpers/untimed-result.js';
+import { builtExploitCorpus } from './helpers/exploit-corpus.js';
 
 let work: string;
 let root: string;
@@ -141,9 +142,7 @@ describe('segment decoder', () => {
     exploit = join(work, 'rop_stack.ptscope');
     const options = { hardware: false, timeoutSec: 120, maxInsns: 10_000_000, psbPeriod: 256, stdio: 'ignore' as const, notice: () => {} };
     await record(withRecordDefaults({ argv: ['/bin/true'], output: bundle, ...options }));
-    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
-    const corpus = join(REPO_ROOT, 'build', 'corpus', 'exploits');
-    buildExploitCorpus({ outDir: corpus });
+    const corpus = await builtExploitCorpus();
     await record(withRecordDefaults({ argv: [join(corpus, 'rop_stack', 'prog')], stdin: join(corpus, 'rop_stack', 'payload.bin'), output: exploit, ...options }));
   }, 600_000);
 

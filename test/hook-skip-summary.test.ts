@@ -20,6 +20,7 @@ import { TransferKind as K } from '../src/flow/control-flow.js';
 import { compiledProgram } from './helpers/compiled-context.js';
 import { TempDirs } from './helpers/temp-dirs.js';
 import { untimedResult } from './helpers/untimed-result.js';
+import { builtExploitCorpus, EXPLOIT_CORPUS as CORPUS } from './helpers/exploit-corpus.js';
 
 const temps = new TempDirs();
 afterAll(() => temps.removeAll());
@@ -149,11 +150,9 @@ describe('hook-skip segment summary', () => {
 });
 
 // The exploit corpus recorded under qemu (cached in build/, as test/parallel-decode.test.ts uses it).
-const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
 describe('analyze --jobs with hook-skip', () => {
   beforeAll(async () => {
-    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
-    buildExploitCorpus({ outDir: CORPUS });
+    await builtExploitCorpus();
   }, 600_000);
 
   it('runs in parallel and gives the serial result on ret2libc (exploit and benign), cut at every PSB', async () => {

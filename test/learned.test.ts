@@ -18,6 +18,7 @@ import { metrics, programFolds, rocAuc } from '../tools/learned/evaluate.js';
 import { runClassifyCommand } from '../src/cli/classify.js';
 import { CliError, LineWriter } from '../src/cli/output.js';
 import { GapKind, TransferKind } from '../src/flow/control-flow.js';
+import { builtExploitCorpus, EXPLOIT_CORPUS as CORPUS } from './helpers/exploit-corpus.js';
 
 const S = (name: string): number => SUMMARY_NAMES.indexOf(name);
 const at = (w: { seq: Float32Array }, pos: number, ch: number): number => w.seq[pos * SEQ_CHANNELS + ch];
@@ -229,14 +230,12 @@ describe('evaluation (tools/learned/evaluate.ts)', () => {
 });
 
 // Recorded runs of the corpus program rop_stack: its benign input and its exploit.
-const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
 describe('classify recorded bundles', () => {
   let work: string;
   let benign: string;
   let exploit: string;
   beforeAll(async () => {
-    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
-    buildExploitCorpus({ outDir: CORPUS });
+    await builtExploitCorpus();
     const { recordWithStdin } = await import('../tools/eval-detectors.js');
     work = mkdtempSync(join(tmpdir(), 'ptscope-learned-'));
     const prog = join(CORPUS, 'rop_stack', 'prog');

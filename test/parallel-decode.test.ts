@@ -26,6 +26,7 @@ import { groupSegments, guidedSegments, psbOffsets } from '../src/flow/parallel/
 import { streamPsbOffsets } from '../src/sources/model/decoders.js';
 import { EXPLOIT_CASES } from '../tools/corpus/exploits.js';
 import { REAL_TRACES, realTraces } from './helpers/vectors.js';
+import { builtExploitCorpus, EXPLOIT_CORPUS as CORPUS } from './helpers/exploit-corpus.js';
 
 const real = realTraces().map((t) => ({
   name: t.name,
@@ -261,11 +262,9 @@ describe('on a worker pool', () => {
 
 // The exploit corpus recorded under qemu (the recordings test/analyses-analyze.test.ts analyses, from
 // the same cache: tools/eval-detectors.ts recordCorpusCase): findings in pieces equal serial ones.
-const CORPUS = join(process.cwd(), 'build', 'corpus', 'exploits');
 describe('exploit corpus cut at every PSB', () => {
   beforeAll(async () => {
-    const { buildExploitCorpus } = await import('../tools/corpus/build-exploits.js');
-    buildExploitCorpus({ outDir: CORPUS });
+    await builtExploitCorpus();
   }, 600_000);
 
   it.each(EXPLOIT_CASES.map((c) => c.name))('%s', async (name) => {
