@@ -2,23 +2,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runDumpCommand } from '../src/cli/dump-command.js';
-import { CliError, LineWriter } from '../src/cli/output.js';
+import { runIn } from '../tools/conformance/run-in.js';
 import { loadManifest, normalizeLines, PTSCOPE_VECTORS, VECTORS } from './helpers/vectors.js';
 
-/** Run `ptscope dump <argv>` in-process inside the case folder. */
+/** `ptscope dump <argv>` in-process inside the case folder (a usage error prints nothing here). */
 function dump(argv: string[], cwd: string): string {
-  const out = new LineWriter(null);
-  const prev = process.cwd();
-  process.chdir(cwd);
-  try {
-    runDumpCommand(argv, out, () => {});
-  } catch (e) {
-    if (!(e instanceof CliError)) throw e;
-  } finally {
-    process.chdir(prev);
-  }
-  out.flush();
-  return out.text;
+  return runIn(runDumpCommand, argv, cwd, false);
 }
 
 const suites = [

@@ -2,24 +2,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runFlowCommand } from '../src/cli/flow.js';
-import { CliError, LineWriter } from '../src/cli/output.js';
+import { runIn } from '../tools/conformance/run-in.js';
 import { loadManifest, normalizeLines, PTSCOPE_VECTORS, VECTORS } from './helpers/vectors.js';
 
-/** Run `ptscope flow <argv>` in-process inside the case folder (stdout only). */
+/** `ptscope flow <argv>` in-process inside the case folder. */
 function flow(argv: string[], cwd: string): string {
-  const out = new LineWriter(null);
-  const prev = process.cwd();
-  process.chdir(cwd);
-  try {
-    runFlowCommand(argv, out, () => {});
-  } catch (e) {
-    if (!(e instanceof CliError)) throw e;
-    out.line(`ptscope: ${e.message}`);
-  } finally {
-    process.chdir(prev);
-  }
-  out.flush();
-  return out.text;
+  return runIn(runFlowCommand, argv, cwd, true);
 }
 
 const suites = [

@@ -18,34 +18,14 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { basename, join, resolve } from 'node:path';
 import { runDumpCommand } from '../../src/cli/dump-command.js';
 import { runFlowCommand } from '../../src/cli/flow.js';
-import { CliError, LineWriter } from '../../src/cli/output.js';
 import { generatePtt, libiptTools, ROOT } from './ptt-vectors.js';
-
-type Command = (args: string[], out: LineWriter, errors: () => void) => number | Promise<number>;
+import { runIn, type Command } from './run-in.js';
 
 /** `diff -ub`'s view of a text: runs of blanks equal, trailing blanks and empty last lines ignored. */
 function normalized(text: string): string {
   const lines = text.split('\n').map((l) => l.replace(/[ \t]+/g, ' ').replace(/ +$/, ''));
   while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
   return lines.join('\n');
-}
-
-/** Run a ptscope command in-process inside `cwd`, as the conformance tests do: its stdout, with a usage error as a line. */
-function runIn(command: Command, argv: string[], cwd: string): string {
-  const out = new LineWriter(null);
-  const prev = process.cwd();
-  process.chdir(cwd);
-  try {
-    const status = command(argv, out, () => {});
-    if (typeof status !== 'number') throw new Error('the command went asynchronous');
-  } catch (e) {
-    if (!(e instanceof CliError)) throw e;
-    out.line(`ptscope: ${e.message}`);
-  } finally {
-    process.chdir(prev);
-  }
-  out.flush();
-  return out.text;
 }
 
 function main(argv: string[]): number {
@@ -90,7 +70,7 @@ function main(argv: string[]): number {
       }
       for (const [kind, command, spec] of runs) {
         checks++;
-        const actual = normalized(runIn(command, spec.argv, work));
+        const actual = normalized(runIn(command, spec.argv, work, true));
         if (actual === normalized(readFileSync(join(work, spec.exp), 'utf8'))) continue;
         failed.push(`${c.entry.name} ${kind}`);
         if (keep !== null) writeFileSync(join(work, `${kind}.actual`), `${actual}\n`);
