@@ -123,9 +123,7 @@ export function runCoverageCommand(args: string[], out: LineWriter): number | Pr
         const blocks = new ExecutedBlocks();
         let instructions = 0;
         for (const ti of list) {
-          const shared = new Uint8Array(new SharedArrayBuffer(ti.trace.length));
-          shared.set(ti.trace);
-          const run = (range: SegmentRange, limit: number) => pool.run({ command: 'coverage', argv: [], open, stream: ti.stream.index, trace: shared, range, limit }) as Promise<CoveragePiece>;
+          const run = (range: SegmentRange, limit: number) => pool.run({ command: 'coverage', argv: [], open, stream: ti.stream.index, size: ti.stream.size, range, limit }) as Promise<CoveragePiece>;
           instructions += await coverageInPieces(ti, run, jobs, blocks, progress(ti));
         }
         spaces.push({ ...spaceOf(list[0]!), blocks, instructions, label: label(list), ...threadsOf(list) });

@@ -10,15 +10,16 @@ import { mergeCoveragePieces, type CoverageRunner } from '../../reports/coverage
 import type { ExecutedBlocks } from '../../reports/drcov.js';
 import type { ProgressSink } from '../../reports/report-model.js';
 import { planPieces, type LinePlan } from './line-pieces.js';
+import { streamPsbOffsets } from '../../sources/model/decoders.js';
 
 /**
  * The executed blocks of `input`'s trace, added to `into` in trace order;
  * the instructions walked.
  */
 export async function coverageInPieces(input: TraceInput, run: CoverageRunner, workers: number, into: ExecutedBlocks, progress?: ProgressSink, plan?: LinePlan): Promise<number> {
-  const trace = input.trace;
-  const size = trace.length;
-  const groups = planPieces(trace, workers, input.config.errata.skd007, 8 << 20, plan);
+  // Planned from a scan through a window; each worker reads its own pieces: the trace is never held whole.
+  const size = input.stream.size;
+  const groups = planPieces(streamPsbOffsets(input.stream), size, workers, 8 << 20, plan);
   const limitOf = (r: SegmentRange, next: number | undefined): number => overlapLimit(r, next ?? size, size);
   progress?.phase('decode', size);
   let done = 0;

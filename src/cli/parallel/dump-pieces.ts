@@ -10,7 +10,7 @@ import { ErrorCode, errorName } from '../../packets/errors.js';
 import { Packet } from '../../packets/packet.js';
 import { PacketStream } from '../../packets/packet-stream.js';
 import type { PacketDecoderOptions } from '../../packets/decoder.js';
-import { BufferSource } from '../../packets/trace-source.js';
+import { BufferSource, type TraceSource } from '../../packets/trace-source.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
 import { PIECE_DONE, ZonedLines, type LineSink, type PieceEnd } from '../../flow/parallel/zoned-lines.js';
 import { diagLine, PtdumpFormatter } from '../../reports/ptdump-format.js';
@@ -20,7 +20,7 @@ import { openDumpSource, parseDumpArgs, type DumpErrorSink, type DumpOptions } f
 import { parseJobs } from '../jobs-option.js';
 import { CliError, type LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
+import { inThreadRunner, LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
@@ -107,11 +107,22 @@ function decoderOptionsOf(opts: DumpOptions): PacketDecoderOptions {
 
 const pieceBytes = new PieceBytes();
 
+/** The worker side: the options rebuilt from dump's argv and the trace file its pieces are read from, once per worker. */
+let opened: { key: string; opts: DumpOptions; source: TraceSource } | null = null;
+
 export function dumpPieceTask(task: LineTask, sink: LineSink): PieceEnd {
-  const opts = parseDumpArgs(task.argv)!;
-  const end = Math.min(task.limit, task.trace.length);
-  // A private copy of the bytes this piece reads (piece-bytes.ts).
-  return dumpPiece(opts, decoderOptionsOf(opts), pieceBytes.copy(task.trace.subarray(task.range.from, end)), task.range.from, task.range, end, task.text!.skip, sink);
+  const key = JSON.stringify(task.argv);
+  if (opened === null || opened.key !== key) {
+    opened?.source.close();
+    opened = null;
+    const opts = parseDumpArgs(task.argv)!;
+    opened = { key, opts, source: openDumpSource(opts.file).source };
+  }
+  const { opts, source } = opened;
+  if (source.size !== task.size) throw new Error(`the trace is ${source.size} bytes here, ${task.size} when it was planned (was it changed while it was decoded?)`);
+  const end = Math.min(task.limit, task.size);
+  // Only the bytes this piece reads, from the file itself (piece-bytes.ts).
+  return dumpPiece(opts, decoderOptionsOf(opts), readPiece(source, task.range.from, end, pieceBytes), task.range.from, task.range, end, task.text!.skip, sink);
 }
 
 /**
@@ -131,31 +142,34 @@ export async function runDumpInPieces(
   if (opts.track.time || opts.track.tcal || opts.sideband.active) throw new CliError('--jobs: --time, --tcal and --pevent follow the time over the whole trace; dump it without --jobs.');
   if (opts.stat) throw new CliError('--jobs: --stat only counts packets; run it without --jobs.');
   const { source, path } = openDumpSource(opts.file);
-  let trace: Uint8Array;
+  let c;
+  // The pool starts (its workers load their modules) while this thread scans the trace for PSBs.
+  let pool: LinePool | null = null;
   try {
     if (!Number.isFinite(source.size) || opts.file === '-') throw new CliError(`dump: --jobs needs a trace file, not a pipe: ${path}`);
     if (source.size === 0) throw new CliError(`dump: ${path} is empty: not an Intel PT trace`);
-    trace = sharedBytes((d, o, at, n) => source.read(d, o, at, n), source.size);
+    const size = source.size;
+    pool = tuning.inThread ? null : new LinePool(workers, 'dump');
+    const decoderOptions = decoderOptionsOf(opts);
+    // Planned from a scan through a window; each worker reads its own pieces: the trace is never held whole.
+    const psbs = sourcePsbOffsets(source, decoderOptions.skd007 === true);
+    // As the serial dump: a trace without a PSB is an input error.
+    if (!opts.noSync && psbs.length === 0) throw new CliError(`dump: no PSB found in ${path} (0x${size.toString(16)} bytes): not an Intel PT trace`);
+    const groups = planPieces(psbs, size, workers, 1 << 20, tuning.plan);
+    for (const line of preamble) out.line(line);
+    const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
+    const local = new PieceBytes();
+    const run: PieceRunner =
+      pool === null
+        ? inThreadRunner((range, limit, skip, sink) => {
+            const end = Math.min(limit, size);
+            return dumpPiece(opts, decoderOptions, readPiece(source, range.from, end, local), range.from, range, end, skip, sink);
+          })
+        : pool.runner('dump', argv, 0, size, credit);
+    const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
+    c = await printPieces(groups, size, run, limits, out, createProgress('dump', size, opts.json || opts.quiet));
   } finally {
     source.close();
-  }
-  const decoderOptions = decoderOptionsOf(opts);
-  const pool = tuning.inThread ? null : new LinePool(workers, 'dump');
-  const groups = planPieces(trace, workers, decoderOptions.skd007 === true, 1 << 20, tuning.plan);
-  // As the serial dump: a trace without a PSB is an input error.
-  if (!opts.noSync && new PacketStream(new BufferSource(trace), decoderOptions).syncForward() < 0) {
-    await pool?.close();
-    throw new CliError(`dump: no PSB found in ${path} (0x${trace.length.toString(16)} bytes): not an Intel PT trace`);
-  }
-  for (const line of preamble) out.line(line);
-  let c;
-  try {
-    const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
-    const run: PieceRunner =
-      pool === null ? inThreadRunner((range, limit, skip, sink) => dumpPiece(opts, decoderOptions, trace, 0, range, limit, skip, sink)) : pool.runner('dump', argv, 0, trace, credit);
-    const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
-    c = await printPieces(groups, trace.length, run, limits, out, createProgress('dump', trace.length, opts.json || opts.quiet));
-  } finally {
     await pool?.close();
   }
   out.flush();

@@ -5,7 +5,7 @@
  * and for every stream of a bundle or perf.data.
  */
 import { PacketStream, packetOptionsFor } from '../../packets/packet-stream.js';
-import { BufferSource } from '../../packets/trace-source.js';
+import { BufferSource, type TraceSource } from '../../packets/trace-source.js';
 import type { DecoderConfig } from '../../packets/config.js';
 import { BlockDecoder, type FlowFlags } from '../../flow/block-decoder.js';
 import type { Image } from '../../flow/image.js';
@@ -18,7 +18,7 @@ import { decodeFlow, exitStatus, FlowStepKind, type FlowCounts, type FlowPrintOp
 import { parseJobs } from '../jobs-option.js';
 import { CliError, LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { inThreadRunner, LinePool, planPieces, printPieces, sharedBytes, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
+import { inThreadRunner, LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
@@ -105,20 +105,41 @@ function targetOf(a: FlowArgs, recording: Recording | null, index: number): Flow
 /** The bytes of the piece being decoded (piece-bytes.ts). */
 const pieceBytes = new PieceBytes();
 
-/** The worker side: the setup rebuilt from flow's argv, once per worker. */
-let opened: { key: string; args: FlowArgs; recording: Recording | null } | null = null;
+/** The worker side: the setup rebuilt from flow's argv, once per worker, and the trace sources it reads its pieces from. */
+let opened: { key: string; args: FlowArgs; recording: Recording | null; sources: Map<number, TraceSource> } | null = null;
+
+function closeOpened(): void {
+  if (opened === null) return;
+  for (const source of opened.sources.values()) source.close();
+  opened.args.trace?.close();
+  opened.recording?.close();
+  opened = null;
+}
+
+/** Stream `index`'s source in this worker: the `--pt` file (0), or a stream of the recording, opened once. */
+function sourceOf(o: NonNullable<typeof opened>, index: number): TraceSource {
+  if (o.recording === null) return o.args.trace!;
+  let source = o.sources.get(index);
+  if (source === undefined) {
+    const stream = o.recording.streams.find((s) => s.index === index);
+    if (stream === undefined) throw new Error(`${o.recording.name}: no trace stream ${index}`);
+    o.sources.set(index, (source = stream.open()));
+  }
+  return source;
+}
 
 export function flowPieceTask(task: LineTask, sink: LineSink): PieceEnd {
   const key = JSON.stringify(task.argv);
   if (opened === null || opened.key !== key) {
-    opened?.recording?.close();
+    closeOpened();
     const args = parseFlowArgs(task.argv, new LineWriter(null), () => {})!;
-    args.trace?.close();
-    opened = { key, args, recording: args.container === null ? null : openFlowContainer(args.container, args.sysroot) };
+    opened = { key, args, recording: args.container === null ? null : openFlowContainer(args.container, args.sysroot), sources: new Map() };
   }
-  // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
-  const end = Math.min(task.limit, task.trace.length);
-  const bytes = pieceBytes.copy(task.trace.subarray(task.range.from, end));
+  const source = sourceOf(opened, task.stream);
+  if (source.size !== task.size) throw new Error(`the trace is ${source.size} bytes here, ${task.size} when it was planned (was it changed while it was decoded?)`);
+  // Only the bytes this piece reads, from the file itself.
+  const end = Math.min(task.limit, task.size);
+  const bytes = readPiece(source, task.range.from, end, pieceBytes);
   return flowPiece(targetOf(opened.args, opened.recording, task.stream), bytes, task.range.from, task.range, end, task.text!.skip, sink);
 }
 
@@ -154,19 +175,27 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
         if (recording!.streams.length > 1) out.line(streamHeading(s.stream));
         for (const note of s.stream.notes) errors(`flow: ${note}`);
       }
-      let trace: Uint8Array;
+      const target = targetOf(a, recording, s.index);
+      const size = s.source.size;
+      let c;
       try {
-        trace = sharedBytes((d, o, at, n) => s.source.read(d, o, at, n), s.source.size);
+        // Planned from a scan through a window; each worker reads its own pieces: the trace is never held whole.
+        const psbs = sourcePsbOffsets(s.source, target.config.errata.skd007);
+        const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
+        const local = new PieceBytes();
+        const run: PieceRunner =
+          pool === null
+            ? inThreadRunner((range, limit, skip, sink) => {
+                const end = Math.min(limit, size);
+                return flowPiece(target, readPiece(s.source, range.from, end, local), range.from, range, end, skip, sink);
+              })
+            : pool.runner('flow', argv, s.index, size, credit);
+        const groups = planPieces(psbs, size, workers, target.opts.quiet ? MAX_QUIET_PIECE_BYTES : MAX_PIECE_BYTES, tuning.plan, target.opts.quiet);
+        const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
+        c = await printPieces(groups, size, run, limits, out, createProgress('flow', size, a.opts.json));
       } finally {
         s.source.close();
       }
-      const target = targetOf(a, recording, s.index);
-      const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
-      const run: PieceRunner =
-        pool === null ? inThreadRunner((range, limit, skip, sink) => flowPiece(target, trace, 0, range, limit, skip, sink)) : pool.runner('flow', argv, s.index, trace, credit);
-      const groups = planPieces(trace, workers, target.config.errata.skd007, target.opts.quiet ? MAX_QUIET_PIECE_BYTES : MAX_PIECE_BYTES, tuning.plan, target.opts.quiet);
-      const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
-      const c = await printPieces(groups, trace.length, run, limits, out, createProgress('flow', trace.length, a.opts.json));
       counts.insn += c.instructions;
       counts.blocks += c.transfers;
       counts.errors += c.errors;

@@ -1,6 +1,6 @@
 /**
  * The worker side of `flow --jobs`, `dump --jobs` and `coverage --jobs` (a
- * piscina worker): decode one piece of the shared trace bytes into its
+ * piscina worker): decode one piece of a trace, read from its file, into its
  * lines and zoned records (line-pieces.ts), or its executed blocks
  * (src/reports/coverage-pieces.ts).
  */
@@ -26,6 +26,7 @@ const coverageModule = once(async () => ({
   ...(await import('../../reports/coverage-pieces.js')),
   ...(await import('../../analyses/trace-input.js')),
   ...(await import('../../sources/import/open-recording.js')),
+  ...(await import('../../sources/model/decoders.js')),
 }));
 
 function once<T>(load: () => Promise<T>): () => Promise<T> {
@@ -62,9 +63,11 @@ function inputOf(task: LineTask, { openRecording, traceInput }: Awaited<ReturnTy
 export default async function decodeLinePiece(task: LineTask): Promise<CoveragePiece | null> {
   if (task.command === 'coverage') {
     const m = await coverageModule();
-    // A private copy of the bytes this piece reads: V8 reads a SharedArrayBuffer's bytes slower.
-    const end = Math.min(task.limit, task.trace.length);
-    return m.coveragePiece(inputOf(task, m), pieceBytes.copy(task.trace.subarray(task.range.from, end)), task.range.from, task.range, end);
+    const input = inputOf(task, m);
+    if (input.stream.size !== task.size) throw new Error(`the trace is ${input.stream.size} bytes here, ${task.size} when it was planned (was it changed while it was decoded?)`);
+    // Only the bytes this piece reads, from the recording itself.
+    const end = Math.min(task.limit, task.size);
+    return m.coveragePiece(input, m.streamBytes(input.stream, task.range.from, end, pieceBytes.take(end - task.range.from)), task.range.from, task.range, end);
   }
   const { port, credit, state } = task.text!;
   const sink = new PortSink(port, credit, state);

@@ -16,7 +16,10 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { FlowStats } from '../../flow/control-flow.js';
 import { overlapLimit } from '../../flow/parallel/piece-walk.js';
-import { groupBudget, groupSegments, guidedSegments, psbOffsets, type SegmentRange } from '../../flow/parallel/psb-split.js';
+import { groupBudget, groupSegments, guidedSegments, psbOffsetsOf, type SegmentRange } from '../../flow/parallel/psb-split.js';
+import type { PieceBytes } from '../../flow/parallel/piece-bytes.js';
+import { PacketStream } from '../../packets/packet-stream.js';
+import { SliceSource, type TraceSource } from '../../packets/trace-source.js';
 import { FIRST_HAND_IN, handOverLines, headOf, lastPieceCounts, runBytes, runEnd, type LineRun, type LineSink, type PieceEnd, type PieceHead } from '../../flow/parallel/zoned-lines.js';
 import type { ProgressSink } from '../../reports/report-model.js';
 import type { LineWriter } from '../output.js';
@@ -32,14 +35,20 @@ export interface TextChannel {
   skip: number;
 }
 
-/** One piece for a worker: the command's argv (the worker rebuilds its setup from it), the stream, the shared trace bytes. */
+/**
+ * One piece for a worker: the command's argv (the worker rebuilds its
+ * setup from it, its trace file included), the stream and its size. The
+ * worker reads only the piece's bytes from the file itself: no thread
+ * holds the whole trace.
+ */
 export interface LineTask {
   command: 'flow' | 'dump' | 'coverage';
   /** For coverage: the recording, opened by the worker as the command opened it. */
   open?: { path: string; options: OpenOptions };
   argv: string[];
   stream: number;
-  trace: Uint8Array;
+  /** The stream's size in bytes, as the main thread planned it. */
+  size: number;
   range: SegmentRange;
   limit: number;
   /** For flow and dump. */
@@ -108,11 +117,31 @@ export interface PieceTuning {
  * guidedSegments), for pieces that print next to nothing: equal pieces
  * leave one worker decoding a last long piece while the others wait.
  */
-export function planPieces(trace: Uint8Array, workers: number, skd007: boolean, maxBytes: number, plan: LinePlan = {}, guided = false): SegmentRange[] {
-  const psbs = psbOffsets(trace, skd007);
-  if (guided && !plan.everyPsb && plan.budget === undefined) return guidedSegments(psbs, trace.length, workers, Math.min(512 << 10, maxBytes), maxBytes);
-  const budget = plan.everyPsb ? 1 : (plan.budget ?? groupBudget(trace.length, workers, 4, Math.min(64 << 10, maxBytes), maxBytes));
-  return groupSegments(psbs, trace.length, budget);
+export function planPieces(psbs: readonly number[], size: number, workers: number, maxBytes: number, plan: LinePlan = {}, guided = false): SegmentRange[] {
+  if (guided && !plan.everyPsb && plan.budget === undefined) return guidedSegments(psbs, size, workers, Math.min(512 << 10, maxBytes), maxBytes);
+  const budget = plan.everyPsb ? 1 : (plan.budget ?? groupBudget(size, workers, 4, Math.min(64 << 10, maxBytes), maxBytes));
+  return groupSegments(psbs, size, budget);
+}
+
+/** Offsets of every PSB of `source`, read through a sliding window (memory flat in its size); the source is left open. */
+export function sourcePsbOffsets(source: TraceSource, skd007: boolean): number[] {
+  return psbOffsetsOf(new PacketStream(new SliceSource(source, 0, source.size), { pebs: false, skd007 }));
+}
+
+/**
+ * Bytes `[from, to)` of `source` into `bytes` (a worker's piece buffer,
+ * piece-bytes.ts); a source shorter than the plan said is an error, not
+ * a shorter piece.
+ */
+export function readPiece(source: TraceSource, from: number, to: number, bytes: PieceBytes): Uint8Array {
+  const out = bytes.take(to - from);
+  let done = 0;
+  while (done < out.length) {
+    const n = source.read(out, done, from + done, out.length - done);
+    if (n <= 0) throw new Error(`the trace ended at ${from + done} of ${to} bytes while a piece was read (was it changed while it was decoded?)`);
+    done += n;
+  }
+  return out;
 }
 
 /** The text of one piece as it arrives, until it is written or dropped. */
@@ -341,8 +370,8 @@ export class LinePool {
     this.pool = new Piscina({ filename: workerFile(), minThreads: workers, maxThreads: workers, idleTimeout: 1000, workerData: { command } });
   }
 
-  /** A runner for one stream: `trace` is shared with the workers (never copied to each); their text is held under `credit`. */
-  runner(command: 'flow' | 'dump', argv: string[], stream: number, trace: Uint8Array, credit: TextCredit): PieceRunner {
+  /** A runner for one stream of `size` bytes (each worker reads its pieces from the file the argv names); their text is held under `credit`. */
+  runner(command: 'flow' | 'dump', argv: string[], stream: number, size: number, credit: TextCredit): PieceRunner {
     return (range, limit, skip, feed) => {
       const { port1, port2 } = new MessageChannel();
       const state = newPieceState();
@@ -354,7 +383,7 @@ export class LinePool {
           feed.onEnd(m.end);
         }
       });
-      const task: LineTask = { command, argv, stream, trace, range, limit, text: { port: port2, credit, state, skip } };
+      const task: LineTask = { command, argv, stream, size, range, limit, text: { port: port2, credit, state, skip } };
       const settled = this.pool.run(task, { transferList: [port2] }).then(
         () => {},
         (e: unknown) => {
@@ -379,16 +408,4 @@ export class LinePool {
   close(): Promise<void> {
     return this.pool.destroy();
   }
-}
-
-/** The bytes of a trace source in a SharedArrayBuffer (for the pool). */
-export function sharedBytes(read: (dst: Uint8Array, dstOffset: number, offset: number, length: number) => number, size: number): Uint8Array {
-  const bytes = new Uint8Array(new SharedArrayBuffer(size));
-  let at = 0;
-  while (at < size) {
-    const n = read(bytes, at, at, size - at);
-    if (n <= 0) throw new Error(`the trace ended at ${at} of ${size} bytes while it was read`);
-    at += n;
-  }
-  return bytes;
 }
