@@ -21,7 +21,8 @@
  * allocates only when it emits a window.
  */
 import { Packet } from '../../packets/packet.js';
-import { PacketDecoder } from '../../packets/decoder.js';
+import { PacketStream } from '../../packets/packet-stream.js';
+import { SliceSource, type TraceSource } from '../../packets/trace-source.js';
 import { PacketType } from '../../packets/packet-type.js';
 import { ControlFlowWalker, GapKind, TransferKind, type FlowConsumer, type FlowStats } from '../../flow/control-flow.js';
 import { InsnDecoder } from '../../flow/insn-decoder.js';
@@ -92,89 +93,158 @@ export interface FeatureWindow {
   tid?: number;
 }
 
-/** Where the packets of a trace are: kinds and offsets, for per-window packet summaries. */
-export class PacketKindIndex {
-  private constructor(
-    readonly kinds: Uint8Array,
-    readonly offsets: Float64Array,
-  ) {}
-
-  /** Scan the whole trace (resyncing at the next PSB after an error). */
-  static scan(trace: Uint8Array): PacketKindIndex {
-    const dec = new PacketDecoder(trace);
-    const pkt = new Packet();
-    let kinds = new Uint8Array(1024);
-    let offsets = new Float64Array(1024);
-    let n = 0;
-    let st = dec.syncForward();
-    while (st >= 0) {
-      const size = dec.next(pkt);
-      if (size < 0) {
-        st = dec.syncForward();
-        continue;
-      }
-      if (n === kinds.length) {
-        const k = new Uint8Array(n * 2);
-        k.set(kinds);
-        kinds = k;
-        const o = new Float64Array(n * 2);
-        o.set(offsets);
-        offsets = o;
-      }
-      kinds[n] = pkt.type;
-      offsets[n] = pkt.offset;
-      n++;
-    }
-    return new PacketKindIndex(kinds.slice(0, n), offsets.slice(0, n));
-  }
-
-  static empty(): PacketKindIndex {
-    return new PacketKindIndex(new Uint8Array(0), new Float64Array(0));
-  }
-
-  /** First packet index with offset ≥ `off`. */
-  private lowerBound(off: number): number {
-    const offsets = this.offsets;
-    return partitionPoint(offsets.length, (i) => offsets[i] < off);
-  }
-
-  /**
-   * Packets in [from, to] (trace offsets) by group into `out[0..5]` (TNT,
-   * TIP, TIP.PGE, TIP.PGD, FUP, other; PAD not counted); returns the total.
-   */
-  countInto(from: number, to: number, out: Float32Array, at: number): number {
-    let total = 0;
-    for (let i = this.lowerBound(from); i < this.offsets.length && this.offsets[i] <= to; i++) {
-      const k = this.kinds[i];
-      let g: number;
-      switch (k) {
-        case PacketType.Pad:
-          continue;
-        case PacketType.Tnt8:
-        case PacketType.Tnt64:
-          g = 0;
-          break;
-        case PacketType.Tip:
-          g = 1;
-          break;
-        case PacketType.TipPge:
-          g = 2;
-          break;
-        case PacketType.TipPgd:
-          g = 3;
-          break;
-        case PacketType.Fup:
-          g = 4;
-          break;
-        default:
-          g = 5;
-      }
-      out[at + g]++;
-      total++;
-    }
-    return total;
+/** Packet groups of the per-window summary: TNT, TIP, TIP.PGE, TIP.PGD, FUP, other; PAD is not counted (-1). */
+function packetGroup(type: PacketType): number {
+  switch (type) {
+    case PacketType.Pad:
+      return -1;
+    case PacketType.Tnt8:
+    case PacketType.Tnt64:
+      return 0;
+    case PacketType.Tip:
+      return 1;
+    case PacketType.TipPge:
+      return 2;
+    case PacketType.TipPgd:
+      return 3;
+    case PacketType.Fup:
+      return 4;
+    default:
+      return 5;
   }
 }
+
+const GROUPS = 6;
+/** Counts kept per checkpoint: the groups, then their total. */
+const CUM = GROUPS + 1;
+/** Packets between checkpoints: a look-up behind the scan re-decodes at most this many. */
+const CHECKPOINT_EVERY = 4096;
+
+/**
+ * The packets of one trace stream by group, for per-window packet
+ * summaries, counted as the decode goes: a scan through a sliding window
+ * runs ahead to each offset asked for, keeping running counts and a
+ * checkpoint (offset, counts) every few thousand packets and at every
+ * resynchronisation. A count up to an offset the scan has passed starts
+ * from the checkpoint before it and decodes the few packets after it
+ * again. The packets are those of a scan of the whole trace from its first
+ * PSB that resynchronises at the next PSB after an error; memory is the
+ * checkpoints (a few bytes per thousand packets), not the trace.
+ */
+export class PacketKindCounter {
+  private readonly scan: PacketStream;
+  private readonly probe: PacketStream;
+  private readonly pkt = new Packet();
+  /** Running counts of the packets before the scan's pending packet. */
+  private readonly cum = new Float64Array(CUM);
+  private status: number;
+  /** The offset of the last packet counted (-1: none). */
+  private lastTaken = -1;
+  /** The packet decoded and not yet counted (its offset is past what was asked for). */
+  private pending = false;
+  private pendingOffset = 0;
+  private pendingGroup = 0;
+  private sinceCheckpoint = 0;
+  private cpOffsets = new Float64Array(64);
+  private cpCounts = new Float64Array(64 * CUM);
+  private checkpoints = 0;
+
+  constructor(private readonly source: TraceSource) {
+    this.scan = new PacketStream(new SliceSource(source, 0, source.size));
+    this.probe = new PacketStream(new SliceSource(source, 0, source.size), { windowSize: 64 << 10 });
+    this.status = this.scan.syncForward();
+    if (this.status >= 0) this.checkpoint(this.scan.offset);
+  }
+
+  /** The counts (CUM values: by group, then the total) of the packets at offsets below `x`, into `out` from `at`. */
+  countBefore(x: number, out: Float64Array, at: number): void {
+    // Run the scan on to the first packet at or past `x`.
+    while (this.fetch() && this.pendingOffset < x) this.take();
+    if (x > this.lastTaken) {
+      for (let g = 0; g < CUM; g++) out[at + g] = this.cum[g]!;
+      return;
+    }
+    // Behind the scan: from the last checkpoint at or before `x`.
+    const offsets = this.cpOffsets;
+    const i = partitionPoint(this.checkpoints, (k) => offsets[k]! <= x) - 1;
+    for (let g = 0; g < CUM; g++) out[at + g] = i < 0 ? 0 : this.cpCounts[i * CUM + g]!;
+    if (i < 0) return;
+    const probe = this.probe;
+    const pkt = this.pkt;
+    if (probe.syncSet(offsets[i]!) < 0) return;
+    // Up to `x`, or to the error the scan resynchronised after (the next checkpoint is at its PSB).
+    while (probe.next(pkt) >= 0 && pkt.offset < x) {
+      const g = packetGroup(pkt.type);
+      if (g < 0) continue;
+      out[at + g]!++;
+      out[at + GROUPS]!++;
+    }
+  }
+
+  /** Make sure a packet is pending (decoding the next one, resynchronising after an error); false at the end. */
+  private fetch(): boolean {
+    if (this.pending) return true;
+    const pkt = this.pkt;
+    while (this.status >= 0) {
+      if (this.sinceCheckpoint >= CHECKPOINT_EVERY) this.checkpoint(this.scan.offset);
+      if (this.scan.next(pkt) < 0) {
+        this.status = this.scan.syncForward();
+        if (this.status >= 0) this.checkpoint(this.scan.offset);
+        continue;
+      }
+      this.pending = true;
+      this.pendingOffset = pkt.offset;
+      this.pendingGroup = packetGroup(pkt.type);
+      return true;
+    }
+    return false;
+  }
+
+  /** Count the pending packet. */
+  private take(): void {
+    this.pending = false;
+    this.lastTaken = this.pendingOffset;
+    this.sinceCheckpoint++;
+    const g = this.pendingGroup;
+    if (g < 0) return;
+    this.cum[g]!++;
+    this.cum[GROUPS]!++;
+  }
+
+  private checkpoint(offset: number): void {
+    this.sinceCheckpoint = 0;
+    const n = this.checkpoints;
+    if (n > 0 && this.cpOffsets[n - 1] === offset) {
+      this.cpCounts.set(this.cum, (n - 1) * CUM);
+      return;
+    }
+    if (n === this.cpOffsets.length) {
+      const o = new Float64Array(n * 2);
+      o.set(this.cpOffsets);
+      this.cpOffsets = o;
+      const c = new Float64Array(n * 2 * CUM);
+      c.set(this.cpCounts);
+      this.cpCounts = c;
+    }
+    this.cpOffsets[n] = offset;
+    this.cpCounts.set(this.cum, n * CUM);
+    this.checkpoints = n + 1;
+  }
+
+  close(): void {
+    this.scan.close();
+    this.probe.close();
+    this.source.close();
+  }
+}
+
+/** What an extractor needs of a trace's packets: counts by group up to an offset. */
+export interface PacketCounts {
+  countBefore(x: number, out: Float64Array, at: number): void;
+}
+
+/** A trace without packets (an extractor that summarises none). */
+const NO_PACKETS: PacketCounts = { countBefore: (_x, out, at) => out.fill(0, at, at + CUM) };
 
 /** Run-time entry addresses of {@link SENSITIVE_FUNCTIONS} in the mapped modules, with their names. */
 export function sensitiveEntries(modules: ModuleMap): Map<number, string> {
@@ -197,12 +267,17 @@ export interface ExtractorOptions {
   /** The decoder's trace offset (windows record where they are). */
   offset?: () => number;
   /** The packets of the trace being decoded (per-CPU streams: of the CPU running now). */
-  packets?: PacketKindIndex | (() => PacketKindIndex);
+  packets?: PacketCounts | (() => PacketCounts);
   /** The thread whose flow this extractor hears (per-CPU streams). */
   thread?: { pid: number; tid: number };
   /** A monotone count of rule-based findings; a transfer at which it grew is a rule hit. */
   ruleCount?: () => number;
+  /** Where each window goes as it is made (default: kept in {@link WindowExtractor.windows}). */
+  onWindow?: (w: FeatureWindow) => void;
 }
+
+/** Makes each extractor's window sink, in the order the extractors are made (a thread's stream: one). */
+export type WindowSinks = () => (w: FeatureWindow) => void;
 
 /** Consumes the control-flow stream and emits a {@link FeatureWindow} per sensitive call. */
 export class WindowExtractor implements FlowConsumer {
@@ -213,6 +288,11 @@ export class WindowExtractor implements FlowConsumer {
   private readonly target = new Float64Array(WINDOW);
   private readonly off = new Float64Array(WINDOW);
   private readonly hit = new Uint8Array(WINDOW);
+  /** The packet counts before each transfer's offset (CUM each), and whose packets they count (per-CPU streams: the CPU's). */
+  private readonly countsAt = new Float64Array(WINDOW * CUM);
+  private readonly countsOf: (PacketCounts | null)[] = new Array<PacketCounts | null>(WINDOW).fill(null);
+  /** Scratch for the counts at a window's end. */
+  private readonly countsEnd = new Float64Array(2 * CUM);
   /** Next ring slot to write. */
   private head = 0;
   private count = 0;
@@ -223,19 +303,21 @@ export class WindowExtractor implements FlowConsumer {
   private lastWasFarCall = false;
   private readonly sensitive: ReadonlyMap<number, string>;
   private readonly offset: () => number;
-  private readonly packets: () => PacketKindIndex;
+  private readonly packets: () => PacketCounts;
   private readonly thread: { pid: number; tid: number } | null;
   private readonly ruleCount: (() => number) | null;
+  private readonly onWindow: ((w: FeatureWindow) => void) | null;
   /** Scratch for the entropy of indirect targets. */
   private readonly scratch = new Float64Array(WINDOW);
 
   constructor(options: ExtractorOptions = {}) {
     this.sensitive = options.sensitive ?? new Map();
     this.offset = options.offset ?? (() => 0);
-    const packets = options.packets ?? PacketKindIndex.empty();
+    const packets = options.packets ?? NO_PACKETS;
     this.packets = typeof packets === 'function' ? packets : () => packets;
     this.thread = options.thread ?? null;
     this.ruleCount = options.ruleCount ?? null;
+    this.onWindow = options.onWindow ?? null;
   }
 
   onTransfer(kind: TransferKind, from: number, to: number, size: number, insnsBefore: number): void {
@@ -243,7 +325,11 @@ export class WindowExtractor implements FlowConsumer {
     this.kind[slot] = kind;
     this.len[slot] = insnsBefore;
     this.target[slot] = to;
-    this.off[slot] = this.offset();
+    const off = this.offset();
+    this.off[slot] = off;
+    const counts = this.packets();
+    counts.countBefore(off, this.countsAt, slot * CUM);
+    this.countsOf[slot] = counts;
     this.novel[slot] = kind === TransferKind.Return && !Number.isNaN(to) && !this.returnSites.has(to) ? 1 : 0;
     let hit = 0;
     if (this.ruleCount !== null) {
@@ -334,12 +420,23 @@ export class WindowExtractor implements FlowConsumer {
     summary[11] = distinct / WINDOW;
     const startOffset = n > 0 ? this.off[first] : this.offset();
     const offset = this.offset();
+    // The packets at offsets in [startOffset, offset]: the counts before the window's end less those before its start.
     // A thread's window that began on another CPU counts the packets of this CPU's stretch only.
-    const packets = this.packets().countInto(startOffset <= offset ? startOffset : offset, offset, summary, 12);
+    const counts = this.packets();
+    const ends = this.countsEnd;
+    counts.countBefore(offset + 1, ends, 0);
+    const before = CUM;
+    if (n > 0 && this.countsOf[first] === counts && startOffset <= offset) {
+      for (let g = 0; g < CUM; g++) ends[CUM + g] = this.countsAt[first * CUM + g]!;
+    } else counts.countBefore(startOffset <= offset ? startOffset : offset, ends, CUM);
+    for (let g = 0; g < GROUPS; g++) summary[12 + g] = ends[g]! - ends[before + g]!;
+    const packets = ends[GROUPS]! - ends[before + GROUPS]!;
     if (packets > 0) for (let g = 12; g < 18; g++) summary[g] /= packets;
     summary[18] = Math.min(1, packets / d / 4);
     summary[19] = trigger === 'function' ? 1 : 0;
-    this.windows.push({ transferIndex: index, trigger, functionName: fn, from, to, startOffset, offset, length: n, seq, summary, targets, ruleHits: hits, ...(this.thread ?? {}) });
+    const w: FeatureWindow = { transferIndex: index, trigger, functionName: fn, from, to, startOffset, offset, length: n, seq, summary, targets, ruleHits: hits, ...(this.thread ?? {}) };
+    if (this.onWindow !== null) this.onWindow(w);
+    else this.windows.push(w);
   }
 }
 
@@ -349,27 +446,33 @@ export class WindowExtractor implements FlowConsumer {
  * functions, over every CPU in the order its runs ran (walkCpuStreams), so
  * that a window never mixes two threads' transfers. Windows come per
  * thread in the order the threads first ran, each carrying its pid/tid.
+ * With `sinks`, each extractor's windows go to its own sink as they are
+ * made (in the same per-thread order of sinks) and none is kept.
  */
-export function extractCpuWindows(inputs: readonly TraceInput[]): { windows: FeatureWindow[]; flow: FlowStats } {
+export function extractCpuWindows(inputs: readonly TraceInput[], sinks?: WindowSinks): { windows: FeatureWindow[]; flow: FlowStats } {
   let decoder: InsnDecoder | null = null;
   let running: TraceInput = inputs[0]!;
-  const indexes = new Map<TraceInput, PacketKindIndex>();
-  const packets = (): PacketKindIndex => {
-    let ix = indexes.get(running);
-    if (ix === undefined) indexes.set(running, (ix = PacketKindIndex.scan(running.trace)));
-    return ix;
+  const counters = new Map<TraceInput, PacketKindCounter>();
+  const packets = (): PacketKindCounter => {
+    let c = counters.get(running);
+    if (c === undefined) counters.set(running, (c = new PacketKindCounter(running.stream.open())));
+    return c;
   };
   const offset = (): number => decoder?.offset ?? 0;
-  const initial = new WindowExtractor({ sensitive: sensitiveEntries(inputs[0]!.modules), offset, packets });
+  const initial = new WindowExtractor({ sensitive: sensitiveEntries(inputs[0]!.modules), offset, packets, onWindow: sinks?.() });
   const router = new TaskDetectors<WindowExtractor>([initial], (task) => {
     const t = task as StreamTask;
-    return [new WindowExtractor({ sensitive: sensitiveEntries(modulesOf(t.life.space.mappings)), offset, packets, thread: { pid: t.pid, tid: t.tid } })];
+    return [new WindowExtractor({ sensitive: sensitiveEntries(modulesOf(t.life.space.mappings)), offset, packets, thread: { pid: t.pid, tid: t.tid }, onWindow: sinks?.() })];
   }, (task) => (task as StreamTask).life);
-  const flow = walkCpuStreams(inputs, [router], (d, input) => {
-    decoder = d;
-    running = input;
-  });
-  return { windows: router.all.flatMap((x) => x.windows), flow };
+  try {
+    const flow = walkCpuStreams(inputs, [router], (d, input) => {
+      decoder = d;
+      running = input;
+    });
+    return { windows: router.all.flatMap((x) => x.windows), flow };
+  } finally {
+    for (const c of counters.values()) c.close();
+  }
 }
 
 /** Shannon entropy (bits) of the first `n` values and how many distinct values there are. */
@@ -400,18 +503,25 @@ export interface ExtractResult {
 /**
  * Decode a trace once and extract its windows. With `withRules`, the
  * default rule-based detectors ride the same walk (before the extractor),
- * so that each window knows whether a rule fired inside it.
+ * so that each window knows whether a rule fired inside it. With `sinks`,
+ * the windows go to the sink as they are made and none is kept.
  */
-export function extractWindows(input: TraceInput, options: { withRules?: boolean } = {}): ExtractResult {
-  if (input.stream.tasks !== undefined && options.withRules !== true) return { ...extractCpuWindows([input]), findings: [] };
+export function extractWindows(input: TraceInput, options: { withRules?: boolean; sinks?: WindowSinks } = {}): ExtractResult {
+  if (input.stream.tasks !== undefined && options.withRules !== true) return { ...extractCpuWindows([input], options.sinks), findings: [] };
   const decoder = insnDecoderFor(input);
   const detectors = options.withRules ? createDetectors(input, {}, () => decoder.offset).filter((d) => !isStandalone(d)) : [];
-  const extractor = new WindowExtractor({
-    sensitive: sensitiveEntries(input.modules),
-    offset: () => decoder.offset,
-    packets: PacketKindIndex.scan(input.trace),
-    ruleCount: detectors.length > 0 ? () => detectors.reduce((s, d) => s + d.findings().length, 0) : undefined,
-  });
-  const flow = new ControlFlowWalker(decoder, [...detectors, extractor]).run();
-  return { windows: extractor.windows, flow, findings: detectors.flatMap((d) => d.findings()) };
+  const packets = new PacketKindCounter(input.stream.open());
+  try {
+    const extractor = new WindowExtractor({
+      sensitive: sensitiveEntries(input.modules),
+      offset: () => decoder.offset,
+      packets,
+      ruleCount: detectors.length > 0 ? () => detectors.reduce((s, d) => s + d.findings().length, 0) : undefined,
+      onWindow: options.sinks?.(),
+    });
+    const flow = new ControlFlowWalker(decoder, [...detectors, extractor]).run();
+    return { windows: extractor.windows, flow, findings: detectors.flatMap((d) => d.findings()) };
+  } finally {
+    packets.close();
+  }
 }
