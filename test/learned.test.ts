@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { openTraceInput, traceInput, type TraceInput } from '../src/analyses/trace-input.js';
 import { BufferSource } from '../src/packets/trace-source.js';
-import { classifyBundle, classifyInput, defaultModelPath } from '../src/analyses/learned/classify.js';
-import { SEQ_CHANNELS, SUMMARY_FEATURES, SUMMARY_NAMES, targetEntropy, WINDOW, WindowExtractor } from '../src/analyses/learned/features.js';
+import { classifyBundle, classifyGroup, classifyInput, defaultModelPath } from '../src/analyses/learned/classify.js';
+import { extractWindows, SEQ_CHANNELS, SUMMARY_FEATURES, SUMMARY_NAMES, targetEntropy, WINDOW, WindowExtractor } from '../src/analyses/learned/features.js';
 import { loadNetwork, ModelFileError, predict, readModelFile, stackWindows } from '../src/analyses/learned/model.js';
 import { trainModel, type DatasetWindow } from '../src/analyses/learned/train.js';
 import { metrics, programFolds, rocAuc } from '../tools/learned/evaluate.js';
@@ -19,6 +19,7 @@ import { runClassifyCommand } from '../src/cli/classify.js';
 import { CliError, LineWriter } from '../src/cli/output.js';
 import { GapKind, TransferKind } from '../src/flow/control-flow.js';
 import { builtExploitCorpus, EXPLOIT_CORPUS as CORPUS } from './helpers/exploit-corpus.js';
+import { REAL_TRACES } from './helpers/vectors.js';
 
 const S = (name: string): number => SUMMARY_NAMES.indexOf(name);
 const at = (w: { seq: Float32Array }, pos: number, ch: number): number => w.seq[pos * SEQ_CHANNELS + ch];
@@ -268,6 +269,35 @@ describe('classify recorded bundles', () => {
     expect(parsed.windows).toHaveLength(b.windows.length);
     expect(parsed.maxScore).toBeCloseTo(b.maxScore!, 6);
   }, 120_000);
+
+  it('scores in batches as the windows are made: each window as scored alone from the kept features; the top windows and counts without keeping every score', async () => {
+    // The mruby trace: 14,289 windows (kernel entries), several scoring batches.
+    const mruby = join(REAL_TRACES, 'mruby');
+    const input = openTraceInput(join(mruby, 'trace.pt'), { raw: [`${join(mruby, 'seg_400000.bin')}:0x400000`], cpu: '6/158' });
+    const all = await classifyInput(input, { top: 12 });
+    expect(all.count).toBe(14289);
+    expect(all.windows).toHaveLength(14289);
+    // The same windows kept whole and scored at once, as before batches.
+    const { windows } = extractWindows(input);
+    const net = await loadNetwork(readModelFile(defaultModelPath()), defaultModelPath());
+    const sample = [0, 1, 2047, 2048, 2049, 9000, 14288];
+    const alone = await predict(net, stackWindows(sample.map((i) => windows[i]!)));
+    net.dispose();
+    sample.forEach((i, k) => expect(all.windows[i]!.score).toBe(alone[k]));
+    expect(all.windows.map((w) => w.offset)).toEqual(windows.map((w) => w.offset));
+    // Top only: the same top windows (ties by position), counts and maximum, and no list.
+    const top = await classifyInput(input, { top: 12, every: false });
+    expect(top.windows).toEqual([]);
+    expect(top.count).toBe(all.count);
+    expect(top.top).toEqual(all.top);
+    expect(top.flagged).toBe(all.flagged);
+    expect(top.maxScore).toBe(all.maxScore);
+    // The benign bundle too (a few windows, one batch).
+    const b = await classifyBundle(benign);
+    const bt = await classifyGroup([openTraceInput(benign)], { every: false, top: 3 });
+    expect(bt.top).toEqual(b.top.slice(0, 3));
+    expect(bt.count).toBe(b.windows.length);
+  }, 300_000);
 
   it('says "no windows" (and no score) for a trace without a sensitive call', async () => {
     const base = openTraceInput(benign);

@@ -1,10 +1,13 @@
 /**
- * Memory flat in trace size: `ptscope flow` and `ptscope analyze`, run as
+ * Memory flat in trace size: `ptscope flow` and `ptscope analyze`, and
+ * `flow --jobs 2`, `coverage --jobs 2` and `classify`, run as
  * processes (the built CLI), over a trace 100 times the size of a real one
  * (the mruby trace, 0.7 MB, concatenated 100 times: 71 MB, with its image)
  * peak no higher than over the real trace itself plus a fixed margin well
  * under the trace's size. A decoder that read the whole trace into memory
- * would exceed it by tens of megabytes. The JS heap is capped too
+ * would exceed it by tens of megabytes (a pool whose workers shared the
+ * whole trace, by its size: compared over 200 copies and 100, whose pieces
+ * are as large; classify keeping every window's features, by some 8 GB). The JS heap is capped too
  * (--max-old-space-size), so a heap that grew with the trace would end the
  * process. Each process reports its own peak resident set at exit
  * (test/helpers/report-peak-memory.mjs).
@@ -102,4 +105,34 @@ describe('memory flat in trace size (100x a real trace)', () => {
     expect(flow100.maxRss - flow1.maxRss).toBeLessThan(MARGIN);
     expect(analyze100.maxRss - analyze1.maxRss).toBeLessThan(MARGIN);
   }, 600_000);
+
+  it('flow --jobs 2 and coverage --jobs 2 peak as high over 200 copies as over 100, and classify over 100 copies as over one', async () => {
+    const flowArgs = (pt: string) => ['flow', '--jobs', '2', '--quiet', '--stat', ...IMAGE, '--pt', pt];
+    const coverageArgs = (pt: string) => ['coverage', '--jobs', '2', ...IMAGE, pt];
+    const classifyArgs = (pt: string) => ['classify', ...IMAGE, pt];
+    const insn1 = 6334131;
+    // The pieces of a parallel decode are of up to 8 MB, whose bytes and decode state each worker holds: over
+    // the real trace they are 0.7 MB, over 64 copies and more 8 MB. So their flatness shows between 100 and
+    // 200 copies (a pool that held the trace would peak 71 MB higher over 200).
+    const bigger = join(work, 'mruby-x200.pt');
+    writeRepeated(join(MRUBY, 'trace.pt'), 2 * COPIES, bigger);
+    const [flow100, coverage100] = await Promise.all([runCli(flowArgs(big), 'pflow100'), runCli(coverageArgs(big), 'coverage100')]);
+    const [flow200, coverage200] = await Promise.all([runCli(flowArgs(bigger), 'pflow200'), runCli(coverageArgs(bigger), 'coverage200')]);
+    rmSync(bigger);
+    const classify1 = await runCli(classifyArgs(join(MRUBY, 'trace.pt')), 'classify1');
+    const classify100 = await runCli(classifyArgs(big), 'classify100');
+    for (const r of [flow100, coverage100, flow200, coverage200, classify1, classify100]) {
+      expect(r.status, r.stderr).toBe(0);
+      expect(Number.isFinite(r.maxRss)).toBe(true);
+    }
+    for (const [r, copies] of [[flow100, COPIES], [flow200, 2 * COPIES]] as const) expect(count(r.stdout, /^insn: (\d+)\.$/m)).toBeGreaterThan((copies - 1) * insn1);
+    for (const [r, copies] of [[coverage100, COPIES], [coverage200, 2 * COPIES]] as const) expect(count(r.stdout, /: (\d+) instructions,/)).toBeGreaterThan((copies - 1) * insn1);
+    // A window per kernel entry: 14,289 in the trace, about 100 times as many in the copies.
+    expect(count(classify1.stdout, /: (\d+) windows,/)).toBe(14289);
+    expect(count(classify100.stdout, /: (\d+) windows,/)).toBeGreaterThan((COPIES - 1) * 14289);
+
+    expect(flow200.maxRss - flow100.maxRss).toBeLessThan(MARGIN);
+    expect(coverage200.maxRss - coverage100.maxRss).toBeLessThan(MARGIN);
+    expect(classify100.maxRss - classify1.maxRss).toBeLessThan(MARGIN);
+  }, 900_000);
 });

@@ -33,8 +33,8 @@ interface ClassifyCliOptions extends InputOptions {
 }
 
 function formatText(r: LearnedScores, all: boolean): string[] {
-  const lines = [`${r.input}: ${r.windows.length} windows, model ${r.model} (threshold ${r.threshold})`];
-  if (r.windows.length === 0) {
+  const lines = [`${r.input}: ${r.count} windows, model ${r.model} (threshold ${r.threshold})`];
+  if (r.count === 0) {
     lines.push('no windows: the trace has no sensitive call (no system call, no sensitive library function), so there is nothing to score');
     return lines;
   }
@@ -62,7 +62,8 @@ export async function runClassifyCommand(args: string[], out: LineWriter): Promi
     for (const group of asInputError(() => analysisGroups(traceInputs(recording)))) {
       let r: LearnedScores;
       try {
-        r = await classifyGroup(group, { model, top: o.top });
+        // Every window's score only where it is printed: otherwise the top ones and the counts (memory flat in the trace).
+        r = await classifyGroup(group, { model, top: o.top, every: o.all === true || o.json === true });
       } catch (e) {
         if (e instanceof ModelFileError) throw new CliError(e.message);
         throw e;

@@ -13,8 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { traceInputs, type TraceInput } from '../trace-input.js';
 import { importBundle } from '../../sources/import/bundle-import.js';
 import { hexAddress } from '../finding.js';
-import { extractCpuWindows, extractWindows } from './features.js';
-import { loadNetwork, predict, readModelFile, stackWindows } from './model.js';
+import { extractCpuWindows, extractWindows, type FeatureWindow } from './features.js';
+import { loadNetwork, loadTf, predictWith, readModelFile, stackWindows } from './model.js';
+
+/** Windows scored together: their features are dropped once scored. */
+const SCORE_BATCH = 2048;
 
 /** One scored window. */
 export interface WindowScore {
@@ -42,6 +45,9 @@ export interface LearnedScores {
   tid: number | null;
   model: string;
   threshold: number;
+  /** How many windows the trace has. */
+  count: number;
+  /** Every window's score, in trace order (empty when not asked for: ClassifyOptions.every). */
   windows: WindowScore[];
   /** Highest-scoring windows first (at most `top`). */
   top: WindowScore[];
@@ -67,6 +73,12 @@ export interface ClassifyOptions {
   model?: string;
   /** How many top windows to keep (default 5). */
   top?: number;
+  /**
+   * Keep every window's score in {@link LearnedScores.windows} (default
+   * true). Without, only the top windows and the counts are kept: memory
+   * flat in the trace's size.
+   */
+  every?: boolean;
 }
 
 /** Score every window of a loaded trace. Throws ModelFileError for a bad model. */
@@ -84,41 +96,88 @@ export async function classifyGroup(group: readonly TraceInput[], options: Class
   const file = readModelFile(modelPath);
   const input = group[0]!;
   const perCpu = input.stream.tasks !== undefined;
-  const { windows } = perCpu ? extractCpuWindows(group) : extractWindows(input);
-  const scores: WindowScore[] = [];
-  if (windows.length > 0) {
-    const net = await loadNetwork(file, modelPath);
-    try {
-      const s = await predict(net, stackWindows(windows));
-      windows.forEach((w, i) => {
-        scores.push({
-          index: i,
+  // The network is loaded before the decode, so that windows are scored in batches as they are made and
+  // dropped: a window's features are some kilobytes, and a long trace has millions of windows.
+  const tf = await loadTf();
+  const net = await loadNetwork(file, modelPath);
+  const every = options.every ?? true;
+  const want = options.top ?? 5;
+  /** Each extractor's windows (or, without `every`, only how many). */
+  const lists: WindowScore[][] = [];
+  const counts: number[] = [];
+  /** Without `every`: the best windows so far, by score then position (list, place in it). */
+  const best: { row: WindowScore; list: number; at: number }[] = [];
+  let flagged = 0;
+  const offer = (row: WindowScore, list: number, at: number): void => {
+    if (row.score >= file.threshold) flagged++;
+    if (every) return;
+    const worse = (x: { row: WindowScore; list: number; at: number }): boolean => x.row.score < row.score || (x.row.score === row.score && (x.list > list || (x.list === list && x.at > at)));
+    let i = best.length;
+    while (i > 0 && worse(best[i - 1]!)) i--;
+    if (i >= want) return;
+    best.splice(i, 0, { row, list, at });
+    if (best.length > want) best.pop();
+  };
+  try {
+    const batch: FeatureWindow[] = [];
+    const rows: { row: WindowScore; list: number; at: number }[] = [];
+    const flush = (): void => {
+      const s = predictWith(tf, net, stackWindows(batch));
+      for (let i = 0; i < rows.length; i++) {
+        const r = rows[i]!;
+        r.row.score = s[i]!;
+        offer(r.row, r.list, r.at);
+      }
+      batch.length = 0;
+      rows.length = 0;
+    };
+    const sinks = (): ((w: FeatureWindow) => void) => {
+      const list = lists.length;
+      lists.push([]);
+      counts.push(0);
+      return (w) => {
+        const row: WindowScore = {
+          index: 0,
           trigger: w.trigger,
           functionName: w.functionName,
           from: hexAddress(w.from),
           to: hexAddress(w.to),
           offset: w.offset,
           length: w.length,
-          score: s[i],
+          score: Number.NaN,
           pid: w.pid ?? input.stream.pid,
           tid: w.tid ?? input.stream.tid,
-        });
-      });
-    } finally {
-      net.dispose();
-    }
+        };
+        if (every) lists[list]!.push(row);
+        batch.push(w);
+        rows.push({ row, list, at: counts[list]!++ });
+        if (batch.length === SCORE_BATCH) flush();
+      };
+    };
+    if (perCpu) extractCpuWindows(group, sinks);
+    else extractWindows(input, { sinks });
+    flush();
+  } finally {
+    net.dispose();
   }
-  const top = [...scores].sort((a, b) => b.score - a.score || a.index - b.index).slice(0, options.top ?? 5);
+  // Each thread's windows in turn (per-CPU streams), as the extractors were made.
+  const scores = lists.flat();
+  scores.forEach((w, i) => (w.index = i));
+  const starts: number[] = [];
+  counts.reduce((sum, n) => (starts.push(sum), sum + n), 0);
+  for (const b of best) b.row.index = starts[b.list]! + b.at;
+  const top = every ? [...scores].sort((a, b) => b.score - a.score || a.index - b.index).slice(0, want) : best.map((b) => b.row);
   return {
     input: perCpu && group.length > 1 ? `${input.recording.name} cpu ${group.map((i) => i.stream.cpu).join(',')}` : input.name,
     pid: perCpu ? null : input.stream.pid,
     tid: perCpu ? null : input.stream.tid,
     model: modelPath,
     threshold: file.threshold,
+    count: counts.reduce((a, b) => a + b, 0),
     windows: scores,
     top,
     maxScore: top.length > 0 ? top[0].score : null,
-    flagged: scores.filter((s) => s.score >= file.threshold).length,
+    flagged,
   };
 }
 

@@ -185,7 +185,12 @@ export function stackWindows(rows: readonly { seq: ArrayLike<number>; summary: A
 /** Scores (0..1) of a batch of windows. */
 export async function predict(net: TF.LayersModel, batch: FeatureBatch): Promise<Float32Array> {
   if (batch.count === 0) return new Float32Array(0);
-  const tf = await loadTf();
+  return predictWith(await loadTf(), net, batch);
+}
+
+/** Scores (0..1) of a batch of windows, with TensorFlow.js loaded already: synchronous (a decode's window sink scores as it goes). */
+export function predictWith(tf: typeof TF, net: TF.LayersModel, batch: FeatureBatch): Float32Array {
+  if (batch.count === 0) return new Float32Array(0);
   return tf.tidy(() => {
     const out = net.predict([
       tf.tensor3d(batch.seq, [batch.count, WINDOW, SEQ_CHANNELS]),
