@@ -19,6 +19,7 @@ import { PacketStream } from '../src/packets/packet-stream.js';
 import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace-source.js';
 import { writeRealisticTrace } from './synthetic-trace.js';
 import { runParallelBench } from './parallel.js';
+import { runMemoryBench } from './memory-peaks.js';
 import { runParallelPairsBench } from './parallel-pairs.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
@@ -435,13 +436,19 @@ const parallelCliBench: Bench = {
   run: () => runParallelPairsBench(ROOT, REAL, BENCH_DIR),
 };
 
+const memoryBench: Bench = {
+  name: 'memory',
+  description: 'peak RSS of each whole-trace command as a process, over mruby x1, x100 and x200 (flat in trace size?)',
+  run: () => runMemoryBench(ROOT, REAL, BENCH_DIR),
+};
+
 const recordBench: Bench = {
   name: 'record',
   description: 'the emulated recorder on ordinary programs, one-thread, threaded and forking: trace density and slowdown vs native',
   run: () => runRecordCostBench(ROOT),
 };
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench, parallelCliBench, recordBench];
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench, parallelCliBench, memoryBench, recordBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
