@@ -135,4 +135,24 @@ describe('memory flat in trace size (100x a real trace)', () => {
     expect(coverage200.maxRss - coverage100.maxRss).toBeLessThan(MARGIN);
     expect(classify100.maxRss - classify1.maxRss).toBeLessThan(MARGIN);
   }, 900_000);
+
+  it('FlowGuard, untrained (every check to the slow path), peaks as high over 100 copies as over 10', async () => {
+    // Its slow path decodes each group of missed checks as soon as the fast path has passed it, so only the
+    // group being filled is held (1.43 million checks over the 100 copies). Over the real trace the run is
+    // too short (0.7 s) for its heap to reach the size it keeps; over 10 copies it does.
+    const args = (pt: string) => ['analyze', '--detect', 'flowguard', '--json', ...IMAGE, pt];
+    const ten = join(work, 'mruby-x10.pt');
+    writeRepeated(join(MRUBY, 'trace.pt'), 10, ten);
+    const r10 = await runCli(args(ten), 'flowguard10');
+    const r100 = await runCli(args(big), 'flowguard100');
+    rmSync(ten);
+    const checks = (r: Run): number => (JSON.parse(r.stdout.trim().split('\n').pop()!) as { detectors: { stats: { checks: number; slowWindows: number } }[] }).detectors[0]!.stats.slowWindows;
+    for (const r of [r10, r100]) {
+      expect(r.status, r.stderr).toBe(0);
+      expect(Number.isFinite(r.maxRss)).toBe(true);
+    }
+    expect(checks(r10)).toBeGreaterThan(10 * 14000);
+    expect(checks(r100)).toBeGreaterThan(100 * 14000);
+    expect(r100.maxRss - r10.maxRss).toBeLessThan(MARGIN);
+  }, 900_000);
 });

@@ -331,7 +331,8 @@ interface Window {
 /**
  * The windows the fast path could not settle, in columns: an untrained
  * run misses every check, one per system call, so they are kept in a few
- * bytes each rather than as objects (1.4 million on a 71 MB trace).
+ * bytes each rather than as objects (1.4 million on a 71 MB per-CPU
+ * trace; a thread's own trace holds one group at a time).
  */
 class WindowColumns {
   private starts = new Float64Array(256);
@@ -362,6 +363,10 @@ class WindowColumns {
 
   psb(i: number): number {
     return this.psbs[i]!;
+  }
+
+  clear(): void {
+    this.length = 0;
   }
 
   run(i: number): number {
@@ -406,6 +411,9 @@ export class FlowGuardDetector extends DetectorBase {
   /** Checks the fast path could not settle. */
   private missed = 0;
   private fastSeconds = 0;
+  /** The slow path's work so far (it runs during the fast path on a thread's own trace: drainSlow). */
+  private readonly slowCost = { bytes: 0, instructions: 0, seconds: 0 };
+  private readonly seen = new Set<string>();
   private fastPackets = 0;
   private fastTips = 0;
   private fastBytes = 0;
@@ -444,13 +452,15 @@ export class FlowGuardDetector extends DetectorBase {
     const source = this.ctx.openTrace();
     try {
       const t0 = process.hrtime.bigint();
+      const slowBefore = this.slowCost.seconds;
       this.beginRun(source, 0, 0);
       const scan = scanTipEdges(
         source,
         (a, b) => this.edge(a, b),
         (end, psb) => this.check(end, psb),
       );
-      this.scanned(source.size, scan, Number(process.hrtime.bigint() - t0) / 1e9);
+      // The slow path's decodes during the scan are its own time, not the fast path's.
+      this.scanned(source.size, scan, Number(process.hrtime.bigint() - t0) / 1e9 - (this.slowCost.seconds - slowBefore));
       this.finish();
     } finally {
       source.close();
@@ -495,14 +505,28 @@ export class FlowGuardDetector extends DetectorBase {
     this.checks++;
     if (this.windowMiss) {
       this.missed++;
-      for (const w of this.pieces) this.slow.push(w);
-      if (open) this.slow.push(this.piece(end));
+      for (const w of this.pieces) this.pushSlow(w);
+      if (open) this.pushSlow(this.piece(end));
     }
     this.pieces.length = 0;
     this.windowStart = end;
     this.windowPsb = psb;
     this.windowMiss = false;
     this.windowEdges = 0;
+  }
+
+  /**
+   * A window for the slow path. On a thread's own trace, the groups before
+   * it are complete once it starts a new one (another PSB), and each group
+   * is decoded on its own: they are decoded now, so that only the group
+   * being filled is held, whatever the trace's length. On per-CPU streams
+   * the groups of the thread's successive runs share one decode, which
+   * waits for the end.
+   */
+  private pushSlow(w: Window): void {
+    const n = this.slow.length;
+    if (n > 0 && w.run.tasks === null && this.runs.length === 1 && (this.slow.psb(n - 1) !== w.psb || this.slow.run(n - 1) !== w.run.index)) this.drainSlow();
+    this.slow.push(w);
   }
 
   private piece(end: number): Window {
@@ -521,33 +545,10 @@ export class FlowGuardDetector extends DetectorBase {
   finish(): void {
     // The thread's trace ended with tracing on (its last run cut, no syscall boundary): its window's last check.
     if (this.windowEdges > 0) this.check(this.windowStart, this.windowPsb);
-    const t1 = process.hrtime.bigint();
-    const slow = this.slow;
-    // Slow path: each group of missed windows that share a PSB (and a run) is decoded once; on per-CPU streams,
-    // the groups of the thread's successive runs share one decode (decodeGroups).
-    const cost = { bytes: 0, instructions: 0 };
-    const seen = new Set<string>();
-    // The groups are made and decoded in turn, so that only those decoded together are held.
-    let batch: Group[] = [];
-    const runOf = (g: Group): Run => g.windows[0]!.run;
-    for (let i = 0; i < slow.length; ) {
-      let j = i;
-      while (j + 1 < slow.length && slow.psb(j + 1) === slow.psb(i) && slow.run(j + 1) === slow.run(i)) j++;
-      const windows: Window[] = [];
-      for (let k = i; k <= j; k++) windows.push(slow.at(k, this.runs));
-      const group: Group = { windows, history: this.historyOf(windows[0]!.run, windows[0]!.psb) };
-      // A group joins the batch before it while the thread's runs (on per-CPU streams) go on in order.
-      if (batch.length > 0 && !(runOf(batch[0]!).tasks !== null && runOf(group).index >= runOf(batch[batch.length - 1]!).index)) {
-        this.decodeGroups(batch, seen, cost);
-        batch = [];
-      }
-      batch.push(group);
-      i = j + 1;
-    }
-    if (batch.length > 0) this.decodeGroups(batch, seen, cost);
-    const slowBytes = cost.bytes;
-    const slowInsns = cost.instructions;
-    const slowSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+    this.drainSlow();
+    const slowBytes = this.slowCost.bytes;
+    const slowInsns = this.slowCost.instructions;
+    const slowSeconds = this.slowCost.seconds;
     const checks = this.checks;
     const fast = checks - this.missed;
     const fastSeconds = this.fastSeconds;
@@ -568,6 +569,37 @@ export class FlowGuardDetector extends DetectorBase {
       slowSeconds,
     };
     this.deriveStats(this.statsOut);
+  }
+
+  /**
+   * The slow path over the windows held: each group of missed windows that
+   * share a PSB (and a run) is decoded once; on per-CPU streams, the groups
+   * of the thread's successive runs share one decode (decodeGroups).
+   */
+  private drainSlow(): void {
+    const t1 = process.hrtime.bigint();
+    const slow = this.slow;
+    const cost = this.slowCost;
+    // The groups are made and decoded in turn, so that only those decoded together are held.
+    let batch: Group[] = [];
+    const runOf = (g: Group): Run => g.windows[0]!.run;
+    for (let i = 0; i < slow.length; ) {
+      let j = i;
+      while (j + 1 < slow.length && slow.psb(j + 1) === slow.psb(i) && slow.run(j + 1) === slow.run(i)) j++;
+      const windows: Window[] = [];
+      for (let k = i; k <= j; k++) windows.push(slow.at(k, this.runs));
+      const group: Group = { windows, history: this.historyOf(windows[0]!.run, windows[0]!.psb) };
+      // A group joins the batch before it while the thread's runs (on per-CPU streams) go on in order.
+      if (batch.length > 0 && !(runOf(batch[0]!).tasks !== null && runOf(group).index >= runOf(batch[batch.length - 1]!).index)) {
+        this.decodeGroups(batch, this.seen, cost);
+        batch = [];
+      }
+      batch.push(group);
+      i = j + 1;
+    }
+    if (batch.length > 0) this.decodeGroups(batch, this.seen, cost);
+    slow.clear();
+    cost.seconds += Number(process.hrtime.bigint() - t1) / 1e9;
   }
 
   deriveStats(s: Record<string, number>): void {
