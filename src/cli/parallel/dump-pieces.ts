@@ -20,7 +20,7 @@ import { openDumpSource, parseDumpArgs, type DumpErrorSink, type DumpOptions } f
 import { parseJobs } from '../jobs-option.js';
 import { CliError, type LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { inThreadRunner, LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
+import { LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, streamRunner, type LineTask, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
@@ -158,14 +158,7 @@ export async function runDumpInPieces(
     const groups = planPieces(psbs, size, workers, 1 << 20, tuning.plan);
     for (const line of preamble) out.line(line);
     const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
-    const local = new PieceBytes();
-    const run: PieceRunner =
-      pool === null
-        ? inThreadRunner((range, limit, skip, sink) => {
-            const end = Math.min(limit, size);
-            return dumpPiece(opts, decoderOptions, readPiece(source, range.from, end, local), range.from, range, end, skip, sink);
-          })
-        : pool.runner('dump', argv, 0, size, credit);
+    const run = streamRunner(pool, { command: 'dump', argv, stream: 0, credit }, source, (bytes, range, end, skip, sink) => dumpPiece(opts, decoderOptions, bytes, range.from, range, end, skip, sink));
     const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
     c = await printPieces(groups, size, run, limits, out, createProgress('dump', size, opts.json || opts.quiet));
   } finally {

@@ -18,7 +18,7 @@ import { decodeFlow, exitStatus, FlowStepKind, type FlowCounts, type FlowPrintOp
 import { parseJobs } from '../jobs-option.js';
 import { CliError, LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { inThreadRunner, LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, type LineTask, type PieceRunner, type PieceTuning } from './line-pieces.js';
+import { LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, streamRunner, type LineTask, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
@@ -182,14 +182,7 @@ export async function runFlowInPieces(argv: string[], a: FlowArgs, out: LineWrit
         // Planned from a scan through a window; each worker reads its own pieces: the trace is never held whole.
         const psbs = sourcePsbOffsets(s.source, target.config.errata.skd007);
         const credit = newCredit(tuning.heldText ?? HELD_TEXT_PER_WORKER * Math.max(1, workers - 1));
-        const local = new PieceBytes();
-        const run: PieceRunner =
-          pool === null
-            ? inThreadRunner((range, limit, skip, sink) => {
-                const end = Math.min(limit, size);
-                return flowPiece(target, readPiece(s.source, range.from, end, local), range.from, range, end, skip, sink);
-              })
-            : pool.runner('flow', argv, s.index, size, credit);
+        const run = streamRunner(pool, { command: 'flow', argv, stream: s.index, credit }, s.source, (bytes, range, end, skip, sink) => flowPiece(target, bytes, range.from, range, end, skip, sink));
         const groups = planPieces(psbs, size, workers, target.opts.quiet ? MAX_QUIET_PIECE_BYTES : MAX_PIECE_BYTES, tuning.plan, target.opts.quiet);
         const limits = { inFlight: 2 * workers, credit: pool === null ? null : credit, onJoin: tuning.onJoin, refuse: tuning.refuse };
         c = await printPieces(groups, size, run, limits, out, createProgress('flow', size, a.opts.json));

@@ -17,7 +17,7 @@ import { Piscina } from 'piscina';
 import type { FlowStats } from '../../flow/control-flow.js';
 import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import { groupBudget, groupSegments, guidedSegments, psbOffsetsOf, type SegmentRange } from '../../flow/parallel/psb-split.js';
-import type { PieceBytes } from '../../flow/parallel/piece-bytes.js';
+import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 import { PacketStream } from '../../packets/packet-stream.js';
 import { SliceSource, type TraceSource } from '../../packets/trace-source.js';
 import { FIRST_HAND_IN, handOverLines, headOf, lastPieceCounts, runBytes, runEnd, type LineRun, type LineSink, type PieceEnd, type PieceHead } from '../../flow/parallel/zoned-lines.js';
@@ -77,6 +77,26 @@ export interface PieceControl {
 
 /** Starts decoding one piece (up to `limit` for its overlap), whose text goes to `feed` without the lines before `skip`. */
 export type PieceRunner = (range: SegmentRange, limit: number, skip: number, feed: PieceFeed) => PieceControl;
+
+/**
+ * The runner for one stream of `source`: on the pool (each worker reads
+ * its pieces from the file the argv names), or, without a pool (tests), in
+ * this thread, each piece read from `source` and given to `decode` with
+ * the trace offset it ends at.
+ */
+export function streamRunner(
+  pool: LinePool | null,
+  task: { command: 'flow' | 'dump'; argv: string[]; stream: number; credit: TextCredit },
+  source: TraceSource,
+  decode: (bytes: Uint8Array, range: SegmentRange, end: number, skip: number, sink: LineSink) => PieceEnd,
+): PieceRunner {
+  if (pool !== null) return pool.runner(task.command, task.argv, task.stream, source.size, task.credit);
+  const local = new PieceBytes();
+  return inThreadRunner((range, limit, skip, sink) => {
+    const end = Math.min(limit, source.size);
+    return decode(readPiece(source, range.from, end, local), range, end, skip, sink);
+  });
+}
 
 /** A runner in this thread: `decode` runs the whole piece at once. */
 export function inThreadRunner(decode: (range: SegmentRange, limit: number, skip: number, sink: LineSink) => PieceEnd): PieceRunner {
