@@ -106,34 +106,42 @@ describe('memory flat in trace size (100x a real trace)', () => {
     expect(analyze100.maxRss - analyze1.maxRss).toBeLessThan(MARGIN);
   }, 600_000);
 
-  it('flow --jobs 2 and coverage --jobs 2 peak as high over 200 copies as over 100, and classify over 100 copies as over one', async () => {
+  it('flow --jobs 2 and coverage --jobs 2 peak as high over more copies as over fewer, and classify over 25 copies as over one', async () => {
     const flowArgs = (pt: string) => ['flow', '--jobs', '2', '--quiet', '--stat', ...IMAGE, '--pt', pt];
     const coverageArgs = (pt: string) => ['coverage', '--jobs', '2', ...IMAGE, pt];
     const classifyArgs = (pt: string) => ['classify', ...IMAGE, pt];
     const insn1 = 6334131;
-    // The pieces of a parallel decode are of up to 8 MB, whose bytes and decode state each worker holds: over
-    // the real trace they are 0.7 MB, over 64 copies and more 8 MB. So their flatness shows between 100 and
-    // 200 copies (a pool that held the trace would peak 71 MB higher over 200).
+    // The pieces of a parallel decode grow with the trace up to 8 MiB, whose bytes and decode state each
+    // worker holds: over the real trace they are 0.7 MB. flow --quiet's pieces (a quarter of what is left)
+    // reach 8 MiB from 45 copies on, coverage's (an eighth of the trace) from 90. So their flatness shows
+    // between 50 and 100 copies, and between 100 and 200 (a pool that held the trace would peak 35 and 71 MB
+    // higher).
+    const fifty = join(work, 'mruby-x50.pt');
     const bigger = join(work, 'mruby-x200.pt');
+    writeRepeated(join(MRUBY, 'trace.pt'), 50, fifty);
     writeRepeated(join(MRUBY, 'trace.pt'), 2 * COPIES, bigger);
-    const [flow100, coverage100] = await Promise.all([runCli(flowArgs(big), 'pflow100'), runCli(coverageArgs(big), 'coverage100')]);
-    const [flow200, coverage200] = await Promise.all([runCli(flowArgs(bigger), 'pflow200'), runCli(coverageArgs(bigger), 'coverage200')]);
+    const [flow50, coverage100] = await Promise.all([runCli(flowArgs(fifty), 'pflow50'), runCli(coverageArgs(big), 'coverage100')]);
+    const [flow100, coverage200] = await Promise.all([runCli(flowArgs(big), 'pflow100'), runCli(coverageArgs(bigger), 'coverage200')]);
+    rmSync(fifty);
     rmSync(bigger);
-    const classify1 = await runCli(classifyArgs(join(MRUBY, 'trace.pt')), 'classify1');
-    const classify100 = await runCli(classifyArgs(big), 'classify100');
-    for (const r of [flow100, coverage100, flow200, coverage200, classify1, classify100]) {
+    // classify kept every window's features (some kilobytes each, a window per kernel entry): over 25 copies,
+    // 357,000 windows, some 2 GB.
+    const quarter = join(work, 'mruby-x25.pt');
+    writeRepeated(join(MRUBY, 'trace.pt'), 25, quarter);
+    const [classify1, classify25] = await Promise.all([runCli(classifyArgs(join(MRUBY, 'trace.pt')), 'classify1'), runCli(classifyArgs(quarter), 'classify25')]);
+    rmSync(quarter);
+    for (const r of [flow50, flow100, coverage100, coverage200, classify1, classify25]) {
       expect(r.status, r.stderr).toBe(0);
       expect(Number.isFinite(r.maxRss)).toBe(true);
     }
-    for (const [r, copies] of [[flow100, COPIES], [flow200, 2 * COPIES]] as const) expect(count(r.stdout, /^insn: (\d+)\.$/m)).toBeGreaterThan((copies - 1) * insn1);
+    for (const [r, copies] of [[flow50, 50], [flow100, COPIES]] as const) expect(count(r.stdout, /^insn: (\d+)\.$/m)).toBeGreaterThan((copies - 1) * insn1);
     for (const [r, copies] of [[coverage100, COPIES], [coverage200, 2 * COPIES]] as const) expect(count(r.stdout, /: (\d+) instructions,/)).toBeGreaterThan((copies - 1) * insn1);
-    // A window per kernel entry: 14,289 in the trace, about 100 times as many in the copies.
     expect(count(classify1.stdout, /: (\d+) windows,/)).toBe(14289);
-    expect(count(classify100.stdout, /: (\d+) windows,/)).toBeGreaterThan((COPIES - 1) * 14289);
+    expect(count(classify25.stdout, /: (\d+) windows,/)).toBeGreaterThan(24 * 14289);
 
-    expect(flow200.maxRss - flow100.maxRss).toBeLessThan(MARGIN);
+    expect(flow100.maxRss - flow50.maxRss).toBeLessThan(MARGIN);
     expect(coverage200.maxRss - coverage100.maxRss).toBeLessThan(MARGIN);
-    expect(classify100.maxRss - classify1.maxRss).toBeLessThan(MARGIN);
+    expect(classify25.maxRss - classify1.maxRss).toBeLessThan(MARGIN);
   }, 900_000);
 
   it('FlowGuard, untrained (every check to the slow path), peaks as high over 100 copies as over 10', async () => {
