@@ -12,6 +12,17 @@ export interface TraceSource {
   close(): void;
 }
 
+/** Fill `bytes` from trace offset `from` of `source` as far as it goes (a source may hand out less per read); returns the bytes read. */
+export function readAt(source: TraceSource, bytes: Uint8Array, from: number): number {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = source.read(bytes, done, from + done, bytes.length - done);
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
+
 /** A trace held in memory. */
 export class BufferSource implements TraceSource {
   constructor(readonly bytes: Uint8Array) {}

@@ -20,7 +20,7 @@ import { openDumpSource, parseDumpArgs, type DumpErrorSink, type DumpOptions } f
 import { parseJobs } from '../jobs-option.js';
 import { CliError, type LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, streamRunner, type LineTask, type PieceTuning } from './line-pieces.js';
+import { LinePool, planPieces, printPieces, sourcePsbOffsets, streamRunner, taskPiece, type LineTask, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
@@ -119,10 +119,9 @@ export function dumpPieceTask(task: LineTask, sink: LineSink): PieceEnd {
     opened = { key, opts, source: openDumpSource(opts.file).source };
   }
   const { opts, source } = opened;
-  if (source.size !== task.size) throw new Error(`the trace is ${source.size} bytes here, ${task.size} when it was planned (was it changed while it was decoded?)`);
-  const end = Math.min(task.limit, task.size);
   // Only the bytes this piece reads, from the file itself (piece-bytes.ts).
-  return dumpPiece(opts, decoderOptionsOf(opts), readPiece(source, task.range.from, end, pieceBytes), task.range.from, task.range, end, task.text!.skip, sink);
+  const { bytes, end } = taskPiece(source, task, pieceBytes);
+  return dumpPiece(opts, decoderOptionsOf(opts), bytes, task.range.from, task.range, end, task.text!.skip, sink);
 }
 
 /**

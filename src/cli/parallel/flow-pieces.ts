@@ -18,7 +18,7 @@ import { decodeFlow, exitStatus, FlowStepKind, type FlowCounts, type FlowPrintOp
 import { parseJobs } from '../jobs-option.js';
 import { CliError, LineWriter } from '../output.js';
 import { createProgress } from '../progress.js';
-import { LinePool, planPieces, printPieces, readPiece, sourcePsbOffsets, streamRunner, type LineTask, type PieceTuning } from './line-pieces.js';
+import { LinePool, planPieces, printPieces, sourcePsbOffsets, streamRunner, taskPiece, type LineTask, type PieceTuning } from './line-pieces.js';
 import { newCredit } from './text-credit.js';
 import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 
@@ -135,11 +135,8 @@ export function flowPieceTask(task: LineTask, sink: LineSink): PieceEnd {
     const args = parseFlowArgs(task.argv, new LineWriter(null), () => {})!;
     opened = { key, args, recording: args.container === null ? null : openFlowContainer(args.container, args.sysroot), sources: new Map() };
   }
-  const source = sourceOf(opened, task.stream);
-  if (source.size !== task.size) throw new Error(`the trace is ${source.size} bytes here, ${task.size} when it was planned (was it changed while it was decoded?)`);
   // Only the bytes this piece reads, from the file itself.
-  const end = Math.min(task.limit, task.size);
-  const bytes = readPiece(source, task.range.from, end, pieceBytes);
+  const { bytes, end } = taskPiece(sourceOf(opened, task.stream), task, pieceBytes);
   return flowPiece(targetOf(opened.args, opened.recording, task.stream), bytes, task.range.from, task.range, end, task.text!.skip, sink);
 }
 

@@ -26,7 +26,7 @@ const coverageModule = once(async () => ({
   ...(await import('../../reports/coverage-pieces.js')),
   ...(await import('../../analyses/trace-input.js')),
   ...(await import('../../sources/import/open-recording.js')),
-  ...(await import('../../sources/model/decoders.js')),
+  ...(await import('./line-pieces.js')),
 }));
 
 function once<T>(load: () => Promise<T>): () => Promise<T> {
@@ -64,10 +64,14 @@ export default async function decodeLinePiece(task: LineTask): Promise<CoverageP
   if (task.command === 'coverage') {
     const m = await coverageModule();
     const input = inputOf(task, m);
-    if (input.stream.size !== task.size) throw new Error(`the trace is ${input.stream.size} bytes here, ${task.size} when it was planned (was it changed while it was decoded?)`);
     // Only the bytes this piece reads, from the recording itself.
-    const end = Math.min(task.limit, task.size);
-    return m.coveragePiece(input, m.streamBytes(input.stream, task.range.from, end, pieceBytes.take(end - task.range.from)), task.range.from, task.range, end);
+    const source = input.stream.open();
+    try {
+      const { bytes, end } = m.taskPiece(source, task, pieceBytes);
+      return m.coveragePiece(input, bytes, task.range.from, task.range, end);
+    } finally {
+      source.close();
+    }
   }
   const { port, credit, state } = task.text!;
   const sink = new PortSink(port, credit, state);

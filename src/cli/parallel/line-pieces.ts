@@ -19,7 +19,7 @@ import { overlapLimit } from '../../flow/parallel/piece-walk.js';
 import { groupBudget, groupSegments, guidedSegments, psbOffsetsOf, type SegmentRange } from '../../flow/parallel/psb-split.js';
 import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 import { PacketStream } from '../../packets/packet-stream.js';
-import { SliceSource, type TraceSource } from '../../packets/trace-source.js';
+import { readAt, SliceSource, type TraceSource } from '../../packets/trace-source.js';
 import { FIRST_HAND_IN, handOverLines, headOf, lastPieceCounts, runBytes, runEnd, type LineRun, type LineSink, type PieceEnd, type PieceHead } from '../../flow/parallel/zoned-lines.js';
 import type { ProgressSink } from '../../reports/report-model.js';
 import type { LineWriter } from '../output.js';
@@ -155,13 +155,20 @@ export function sourcePsbOffsets(source: TraceSource, skd007: boolean): number[]
  */
 export function readPiece(source: TraceSource, from: number, to: number, bytes: PieceBytes): Uint8Array {
   const out = bytes.take(to - from);
-  let done = 0;
-  while (done < out.length) {
-    const n = source.read(out, done, from + done, out.length - done);
-    if (n <= 0) throw new Error(`the trace ended at ${from + done} of ${to} bytes while a piece was read (was it changed while it was decoded?)`);
-    done += n;
-  }
+  const done = readAt(source, out, from);
+  if (done < out.length) throw new Error(`the trace ended at ${from + done} of ${to} bytes while a piece was read (was it changed while it was decoded?)`);
   return out;
+}
+
+/**
+ * A worker's piece of `task`, read from `source` (the worker's own opening
+ * of the trace the main thread planned), and the trace offset it ends at
+ * (its overlap included).
+ */
+export function taskPiece(source: TraceSource, task: LineTask, bytes: PieceBytes): { bytes: Uint8Array; end: number } {
+  if (source.size !== task.size) throw new Error(`the trace is ${source.size} bytes here, ${task.size} when it was planned (was it changed while it was decoded?)`);
+  const end = Math.min(task.limit, task.size);
+  return { bytes: readPiece(source, task.range.from, end, bytes), end };
 }
 
 /** The text of one piece as it arrives, until it is written or dropped. */

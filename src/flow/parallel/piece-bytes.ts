@@ -3,7 +3,7 @@
  * piece to piece. Nothing of a piece's decode outlives the piece (its
  * result is copied to the main thread), and a new buffer per piece costs a
  * page fault per 4 KiB page as it is filled: about 0.25 s of CPU per worker
- * on 71 MB of trace, more than the copy or the read itself.
+ * on 71 MB of trace, more than the read itself.
  */
 export class PieceBytes {
   private buffer = new Uint8Array(0);
@@ -12,12 +12,5 @@ export class PieceBytes {
   take(length: number): Uint8Array {
     if (this.buffer.length < length) this.buffer = new Uint8Array(length);
     return this.buffer.subarray(0, length);
-  }
-
-  /** A private copy of `bytes` (from a SharedArrayBuffer, whose bytes V8 reads slower), valid until the next call. */
-  copy(bytes: Uint8Array): Uint8Array {
-    const out = this.take(bytes.length);
-    out.set(bytes);
-    return out;
   }
 }

@@ -7,7 +7,7 @@
 import { defaultConfig, type DecoderConfig } from '../../packets/config.js';
 import { errataFor, parseCpu } from '../../packets/cpu.js';
 import { PacketStream, packetOptionsFor } from '../../packets/packet-stream.js';
-import { BufferSource, type TraceSource } from '../../packets/trace-source.js';
+import { BufferSource, readAt, type TraceSource } from '../../packets/trace-source.js';
 import { BlockDecoder } from '../../flow/block-decoder.js';
 import { InsnDecoder, type FlowFlags } from '../../flow/insn-decoder.js';
 import { psbOffsetsOf } from '../../flow/parallel/psb-split.js';
@@ -39,16 +39,6 @@ function bytesOf(source: TraceSource): Uint8Array {
   return done === bytes.length ? bytes : bytes.subarray(0, done);
 }
 
-/** Fill `bytes` from trace offset `from` of `source` as far as it goes; returns the bytes read. */
-function readAt(source: TraceSource, bytes: Uint8Array, from: number): number {
-  let done = 0;
-  while (done < bytes.length) {
-    const n = source.read(bytes, done, from + done, bytes.length - done);
-    if (n <= 0) break;
-    done += n;
-  }
-  return done;
-}
 
 /**
  * The trace bytes of a stream, whole, for the few packet-level passes that
