@@ -44,6 +44,7 @@
 import { EventType } from '../events/event.js';
 import { ControlFlowWalker, type FlowConsumer, type FlowStats } from '../flow/control-flow.js';
 import { fromOffset } from './from-offset.js';
+import { grow } from '../flow/grow.js';
 import { InsnDecoder } from '../flow/insn-decoder.js';
 import { PacketStream } from '../packets/packet-stream.js';
 import { BufferSource, SliceSource, type TraceSource } from '../packets/trace-source.js';
@@ -344,15 +345,10 @@ class WindowColumns {
   push(w: Window): void {
     const n = this.length;
     if (n === this.starts.length) {
-      const grow = <T extends Float64Array | Int32Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(n * 2);
-        b.set(a);
-        return b;
-      };
-      this.starts = grow(this.starts);
-      this.ends = grow(this.ends);
-      this.psbs = grow(this.psbs);
-      this.runs = grow(this.runs);
+      this.starts = grow(this.starts, new Float64Array(n * 2));
+      this.ends = grow(this.ends, new Float64Array(n * 2));
+      this.psbs = grow(this.psbs, new Float64Array(n * 2));
+      this.runs = grow(this.runs, new Int32Array(n * 2));
     }
     this.starts[n] = w.start;
     this.ends[n] = w.end;
@@ -525,7 +521,8 @@ export class FlowGuardDetector extends DetectorBase {
    */
   private pushSlow(w: Window): void {
     const n = this.slow.length;
-    if (n > 0 && w.run.tasks === null && this.runs.length === 1 && (this.slow.psb(n - 1) !== w.psb || this.slow.run(n - 1) !== w.run.index)) this.drainSlow();
+    // A run without tasks is a thread's own trace (runStandalone's one run).
+    if (w.run.tasks === null && n > 0 && this.slow.psb(n - 1) !== w.psb) this.drainSlow();
     this.slow.push(w);
   }
 

@@ -34,6 +34,7 @@ import type { StreamTask } from '../../sources/model/recording.js';
 import { createDetectors, isStandalone } from '../analyze.js';
 import type { Finding } from '../finding.js';
 import { partitionPoint } from '../../flow/sorted-search.js';
+import { grow } from '../../flow/grow.js';
 
 /** Bumped whenever the meaning or layout of a feature changes (models record it). */
 export const FEATURE_VERSION = 1;
@@ -219,12 +220,8 @@ export class PacketKindCounter {
       return;
     }
     if (n === this.cpOffsets.length) {
-      const o = new Float64Array(n * 2);
-      o.set(this.cpOffsets);
-      this.cpOffsets = o;
-      const c = new Float64Array(n * 2 * CUM);
-      c.set(this.cpCounts);
-      this.cpCounts = c;
+      this.cpOffsets = grow(this.cpOffsets, new Float64Array(n * 2));
+      this.cpCounts = grow(this.cpCounts, new Float64Array(n * 2 * CUM));
     }
     this.cpOffsets[n] = offset;
     this.cpCounts.set(this.cum, n * CUM);
