@@ -105,12 +105,11 @@ export async function classifyGroup(group: readonly TraceInput[], options: Class
   /** Each extractor's windows (or, without `every`, only how many). */
   const lists: WindowScore[][] = [];
   const counts: number[] = [];
-  /** Without `every`: the best windows so far, by score then position (list, place in it). */
+  /** The best windows so far, by score then position (list, place in it). */
   const best: { row: WindowScore; list: number; at: number }[] = [];
   let flagged = 0;
   const offer = (row: WindowScore, list: number, at: number): void => {
     if (row.score >= file.threshold) flagged++;
-    if (every) return;
     const worse = (x: { row: WindowScore; list: number; at: number }): boolean => x.row.score < row.score || (x.row.score === row.score && (x.list > list || (x.list === list && x.at > at)));
     let i = best.length;
     while (i > 0 && worse(best[i - 1]!)) i--;
@@ -166,7 +165,7 @@ export async function classifyGroup(group: readonly TraceInput[], options: Class
   const starts: number[] = [];
   counts.reduce((sum, n) => (starts.push(sum), sum + n), 0);
   for (const b of best) b.row.index = starts[b.list]! + b.at;
-  const top = every ? [...scores].sort((a, b) => b.score - a.score || a.index - b.index).slice(0, want) : best.map((b) => b.row);
+  const top = best.map((b) => b.row);
   return {
     input: perCpu && group.length > 1 ? `${input.recording.name} cpu ${group.map((i) => i.stream.cpu).join(',')}` : input.name,
     pid: perCpu ? null : input.stream.pid,
