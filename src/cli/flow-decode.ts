@@ -238,7 +238,7 @@ class FlowPrinter {
 }
 
 class InsnStep implements FlowStep {
-  readonly insn = new InstructionInfo();
+  private readonly insn = new InstructionInfo();
 
   constructor(
     readonly dec: InsnDecoder,
