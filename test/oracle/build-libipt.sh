@@ -7,7 +7,8 @@
 # length decoder (no disassembly: run ptxed with --no-inst). BASH=OFF keeps
 # cmake from adding libipt's test folder, which the shared copy leaves out.
 #
-# Prints the bin directory. Rebuilds only when the shim is newer than ptxed.
+# Prints the bin directory. Rebuilds only when an input is newer than the
+# stamp the last complete build left.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,17 +23,29 @@ for tool in cmake gcc yasm; do
 done
 [ -f "$src/libipt/src/pt_ild.c" ] || { echo "build-libipt: libipt sources not found at $src" >&2; exit 1; }
 
-if [ -x "$bin/ptxed" ] && [ -x "$bin/ptdump" ] && [ -x "$bin/pttc" ] \
-   && [ "$bin/ptxed" -nt "$shim/xed-shim.c" ] && [ "$bin/ptxed" -nt "$shim/xed/xed-interface.h" ] \
-   && [ "$bin/ptxed" -nt "$here/build-libipt.sh" ] && [ "$bin/ptxed" -nt "$here/errata-table.c" ] && [ "$bin/ptxed" -nt "$here/ptoracle.c" ]; then
-  echo "$bin"
-  exit 0
-fi
+# Everything the build depends on; the stamp is written last, after every
+# tool is in place, so "stamp newer than all inputs" means "built".
+stamp="$out/.built"
+inputs=("$shim/xed-shim.c" "$shim/xed/xed-interface.h" "$here/build-libipt.sh" "$here/errata-table.c" "$here/ptoracle.c")
+up_to_date() {
+  [ -f "$stamp" ] || return 1
+  local f
+  for f in "${inputs[@]}"; do [ "$stamp" -nt "$f" ] || return 1; done
+  for f in ptxed ptdump pttc ptoracle errata-table; do [ -x "$bin/$f" ] || return 1; done
+}
 
-# Serialise concurrent builds (parallel test workers).
+# Parallel test workers call this at once. The check is made under the
+# lock: a worker that waited while another built must see that build as
+# done, not start a second one that rewrites binaries the first worker's
+# tests are already running (which failed a CI run with EACCES).
 mkdir -p "$root/build"
 exec 9>"$root/build/.libipt.lock"
 flock 9
+if up_to_date; then
+  echo "$bin"
+  exit 0
+fi
+rm -f "$stamp"
 
 shimlib="$out/xed-shim"
 mkdir -p "$shimlib"
@@ -57,10 +70,12 @@ cmake --build "$out" -j2 >"$out.build.log" 2>&1 || { tail -30 "$out.build.log" >
 # The differential oracle (ptoracle.c) over this libipt, beside the one over
 # Debian's 2.0.5 (build.sh): where the two versions disagree, this one is
 # the reference.
-gcc -O2 -std=c11 -o "$bin/ptoracle" "$here/ptoracle.c" -I"$out/libipt/include" \
+gcc -O2 -std=c11 -o "$bin/ptoracle.tmp" "$here/ptoracle.c" -I"$out/libipt/include" \
   -L"$out/lib" -lipt -Wl,-rpath,"$out/lib"
+mv -f "$bin/ptoracle.tmp" "$bin/ptoracle"
 # The errata table as this libipt has it (test/cpu.test.ts).
-gcc -O2 -o "$bin/errata-table" "$here/errata-table.c" -I"$out/libipt/include" \
+gcc -O2 -o "$bin/errata-table.tmp" "$here/errata-table.c" -I"$out/libipt/include" \
   -L"$out/lib" -lipt -Wl,-rpath,"$out/lib"
-touch "$bin/ptxed"
+mv -f "$bin/errata-table.tmp" "$bin/errata-table"
+touch "$stamp"
 echo "$bin"
