@@ -70,6 +70,7 @@ export function runMemoryBench(root: string, realDir: string, benchDir: string):
     { name: 'analyze --detect flowguard (untrained)', args: (pt) => ['analyze', '--detect', 'flowguard', ...image, pt] },
     { name: 'coverage', args: (pt) => ['coverage', ...image, pt] },
     { name: 'coverage --jobs 2', args: (pt) => ['coverage', '--jobs', '2', ...image, pt] },
+    { name: 'coverage --edges', args: (pt) => ['coverage', '--edges', '--format', 'json', ...image, pt] },
     { name: 'classify', args: (pt) => ['classify', ...image, pt] },
   ];
   const mb = (n: number): string => `${((one.length * n) / 1e6).toFixed(1)} MB`;

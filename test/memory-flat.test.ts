@@ -1,5 +1,6 @@
 /**
- * Memory flat in trace size: `ptscope flow` and `ptscope analyze`, and
+ * Memory flat in trace size: `ptscope flow`, `ptscope analyze` and
+ * `ptscope coverage --edges`, and
  * `flow --jobs 2`, `coverage --jobs 2` and `classify`, run as
  * processes (the built CLI), over a trace 100 times the size of a real one
  * (the mruby trace, 0.7 MB, concatenated 100 times: 71 MB, with its image)
@@ -82,14 +83,15 @@ function count(text: string, re: RegExp): number {
 }
 
 describe('memory flat in trace size (100x a real trace)', () => {
-  it('flow --block-decoder --quiet --stat and analyze peak within a fixed margin of the 1x runs', async () => {
+  it('flow --block-decoder --quiet --stat, analyze and coverage --edges peak within a fixed margin of the 1x runs', async () => {
     const flowArgs = (pt: string) => ['flow', '--block-decoder', '--quiet', '--stat', ...IMAGE, '--pt', pt];
     const analyzeArgs = (pt: string) => ['analyze', ...IMAGE, pt];
+    const edgesArgs = (pt: string) => ['coverage', '--edges', '--format', 'json', ...IMAGE, pt];
     const one = join(MRUBY, 'trace.pt');
-    const [flow1, analyze1] = await Promise.all([runCli(flowArgs(one), 'flow1'), runCli(analyzeArgs(one), 'analyze1')]);
-    const [flow100, analyze100] = await Promise.all([runCli(flowArgs(big), 'flow100'), runCli(analyzeArgs(big), 'analyze100')]);
+    const [flow1, analyze1, edges1] = await Promise.all([runCli(flowArgs(one), 'flow1'), runCli(analyzeArgs(one), 'analyze1'), runCli(edgesArgs(one), 'edges1')]);
+    const [flow100, analyze100, edges100] = await Promise.all([runCli(flowArgs(big), 'flow100'), runCli(analyzeArgs(big), 'analyze100'), runCli(edgesArgs(big), 'edges100')]);
 
-    for (const r of [flow1, analyze1, flow100, analyze100]) {
+    for (const r of [flow1, analyze1, edges1, flow100, analyze100, edges100]) {
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       expect(Number.isFinite(r.maxRss)).toBe(true);
@@ -102,8 +104,15 @@ describe('memory flat in trace size (100x a real trace)', () => {
     expect(count(analyze1.stdout, /: (\d+) instructions,/)).toBe(insn1);
     expect(count(analyze100.stdout, /: (\d+) instructions,/)).toBeGreaterThan((COPIES - 1) * insn1);
 
+    // The edge decoder's fast path took the whole trace (reading it in memory peaked 76 MB higher).
+    const edges = (r: Run): { edgesTaken: number; fastPath: number } => JSON.parse(r.stdout) as { edgesTaken: number; fastPath: number };
+    expect(edges(edges1).fastPath).toBe(1);
+    expect(edges(edges100).fastPath).toBe(1);
+    expect(edges(edges100).edgesTaken).toBeGreaterThan((COPIES - 1) * edges(edges1).edgesTaken);
+
     expect(flow100.maxRss - flow1.maxRss).toBeLessThan(MARGIN);
     expect(analyze100.maxRss - analyze1.maxRss).toBeLessThan(MARGIN);
+    expect(edges100.maxRss - edges1.maxRss).toBeLessThan(MARGIN);
   }, 600_000);
 
   it('flow --jobs 2 and coverage --jobs 2 peak as high over more copies as over fewer, and classify over 25 copies as over one', async () => {

@@ -17,6 +17,7 @@ import { PacketType } from '../src/packets/packet-type.js';
 import { BufferSource, type TraceSource } from '../src/packets/trace-source.js';
 import { Rng } from '../bench/synthetic-trace.js';
 import { REAL_TRACES, realTraces } from './helpers/vectors.js';
+import { ChunkedSource } from './helpers/chunked-source.js';
 
 /** Every packet of the trace (offset, group), as a plain whole-trace scan finds them. */
 function reference(trace: Uint8Array): { offsets: number[]; groups: number[] } {
@@ -47,23 +48,6 @@ function expectedBefore(ref: { offsets: number[]; groups: number[] }, x: number)
     out[6]!++;
   }
   return out;
-}
-
-/** A source that hands out at most `chunk` bytes per read (a file read in pieces). */
-class ChunkedSource implements TraceSource {
-  constructor(
-    private readonly bytes: Uint8Array,
-    private readonly chunk: number,
-  ) {}
-  get size(): number {
-    return this.bytes.length;
-  }
-  read(dst: Uint8Array, dstOffset: number, offset: number, length: number): number {
-    const n = Math.max(0, Math.min(length, this.chunk, this.bytes.length - offset));
-    dst.set(this.bytes.subarray(offset, offset + n), dstOffset);
-    return n;
-  }
-  close(): void {}
 }
 
 function check(trace: Uint8Array, source: TraceSource, rng: Rng): number {

@@ -44,8 +44,14 @@ export function runEdgeCoverage(source: string, inputs: readonly TraceInput[], o
   let fast = 0;
   for (const ti of inputs) {
     const cov = new EdgeCoverage(ti.image, ti.config, { mapSize: o.mapSize });
-    if (cov.count(ti.trace, one) === 'fast') fast++;
-    else fallbacks.push(`${ti.name}: ${cov.lastBailReason}`);
+    // Read through a window, not into memory: a trace of any size.
+    const source = ti.stream.open();
+    try {
+      if (cov.count(source, one) === 'fast') fast++;
+      else fallbacks.push(`${ti.name}: ${cov.lastBailReason}`);
+    } finally {
+      source.close();
+    }
     pairs.merge(one);
   }
   const counts = new EdgeCounts(o.mapSize);

@@ -99,6 +99,16 @@ export class PacketStream {
     return true;
   }
 
+  /**
+   * Slide the window so that it starts shortly before trace offset `from`
+   * (at or past the current window's start) and reaches as far as it can:
+   * for callers that read {@link bytes} directly. False if the window
+   * already reaches the end of the trace.
+   */
+  slideTo(from: number): boolean {
+    return this.refill(from);
+  }
+
   syncForward(): number {
     const savedPos = this.decoder.offset;
     const savedSync = this.decoder.syncOffset;

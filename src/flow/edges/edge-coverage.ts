@@ -37,12 +37,15 @@
  * the exact path.
  */
 import type { DecoderConfig } from '../../packets/config.js';
+import { PacketStream } from '../../packets/packet-stream.js';
+import type { TraceSource } from '../../packets/trace-source.js';
 import type { Image } from '../image.js';
 import { blockGraphFor, type BlockGraph } from './block-graph.js';
 import { AFL_MAP_SIZE, EdgeCounts } from './edge-map.js';
 import type { EdgePairs } from './edge-pairs.js';
 import { exactEdges } from './exact-edges.js';
 import { FastEdgeWalker } from './fast-edges.js';
+import { scannerPacketOptions } from './trace-scanner.js';
 
 export interface EdgeCoverageOptions {
   /** Bitmap size, a power of two (default AFL's 65536). */
@@ -51,6 +54,8 @@ export interface EdgeCoverageOptions {
   exactOnly?: boolean;
   /** TNT bits per step-cache entry at most, 1..16 (default 16). */
   stepBits?: number;
+  /** Bytes of a source's trace held at once (default: the packet stream's, 4 MiB). */
+  streamWindow?: number;
 }
 
 /** How the last decode went. */
@@ -103,6 +108,7 @@ export class EdgeCoverage {
   private decodes = 0;
   private exactDecodes = 0;
   private readonly bails = new Map<string, number>();
+  private readonly streamWindow: number | undefined;
 
   constructor(
     readonly image: Image,
@@ -110,6 +116,7 @@ export class EdgeCoverage {
     options: EdgeCoverageOptions = {},
   ) {
     this.mapSize = options.mapSize ?? AFL_MAP_SIZE;
+    this.streamWindow = options.streamWindow;
     this.counts = new EdgeCounts(this.mapSize);
     this.mapCounts = new EdgeCounts(this.mapSize);
     this.graph = blockGraphFor(image);
@@ -142,18 +149,23 @@ export class EdgeCoverage {
   /**
    * Decode `trace` into {@link counts} (hit counts per edge id) and,
    * if given, `pairs` (edges by block address). Returns how it was decoded.
+   * A source (a trace file, a recording's stream) is read through a window
+   * on both paths, so memory stays flat in the trace's size; where the
+   * fast path gives up, the exact decoder reads the source again from its
+   * start.
    */
-  count(trace: Uint8Array, pairs: EdgePairs | null): DecodePath {
+  count(trace: Uint8Array | TraceSource, pairs: EdgePairs | null): DecodePath {
     this.counts.clear();
     return this.run(trace, this.counts, pairs);
   }
 
-  private run(trace: Uint8Array, counts: EdgeCounts, pairs: EdgePairs | null): DecodePath {
+  private run(trace: Uint8Array | TraceSource, counts: EdgeCounts, pairs: EdgePairs | null): DecodePath {
     this.decodes++;
     pairs?.clear();
     const walker = this.walker;
     if (walker !== null) {
-      if (walker.run(trace, counts, pairs)) {
+      const packets = trace instanceof Uint8Array ? trace : new PacketStream(trace, { ...scannerPacketOptions(this.config), windowSize: this.streamWindow });
+      if (walker.run(packets, counts, pairs)) {
         this.lastPath = 'fast';
         this.lastBailReason = '';
         return 'fast';

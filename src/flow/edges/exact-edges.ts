@@ -25,6 +25,7 @@
  */
 import type { DecoderConfig } from '../../packets/config.js';
 import { PacketDecoder } from '../../packets/decoder.js';
+import type { TraceSource } from '../../packets/trace-source.js';
 import { ErrorCode } from '../../packets/errors.js';
 import { EventType, PtEvent } from '../../events/event.js';
 import { Status } from '../../events/status.js';
@@ -48,15 +49,18 @@ export function packetDecoderFor(trace: Uint8Array, config: DecoderConfig): Pack
   return new PacketDecoder(trace, { pebs: false, skd007: config.errata.skd007 });
 }
 
-/** Count the edges of `trace` with the exact block decoder. */
+/**
+ * Count the edges of `trace` with the exact block decoder. A source is read
+ * through a window, in flat memory.
+ */
 export function exactEdges(
-  trace: Uint8Array,
+  trace: Uint8Array | TraceSource,
   config: DecoderConfig,
   image: Image,
   counts: EdgeCounts,
   pairs: EdgePairs | null,
 ): ExactStats {
-  const dec = new BlockDecoder(packetDecoderFor(trace, config), config, image, {
+  const dec = new BlockDecoder(trace instanceof Uint8Array ? packetDecoderFor(trace, config) : trace, config, image, {
     enableTickEvents: config.flags.enableTickEvents,
     keepTcalOnOvf: config.flags.keepTcalOnOvf,
     enableIflags: config.flags.enableIflagsEvents,

@@ -43,6 +43,7 @@ import type { EdgeCounts } from './edge-map.js';
 import type { EdgePairs } from './edge-pairs.js';
 import { StepCache } from './step-cache.js';
 import { Tok, TraceScanner } from './trace-scanner.js';
+import type { PacketStream } from '../../packets/packet-stream.js';
 
 /**
  * Direct branches in a row without trace before the fast path gives up
@@ -117,7 +118,7 @@ export class FastEdgeWalker {
    * false when the trace needs the exact decoders — then what was counted
    * must be discarded.
    */
-  run(trace: Uint8Array, counts: EdgeCounts, pairs: EdgePairs | null): boolean {
+  run(trace: Uint8Array | PacketStream, counts: EdgeCounts, pairs: EdgePairs | null): boolean {
     this.counts = counts;
     this.pairs = pairs;
     this.mask = counts.mask;

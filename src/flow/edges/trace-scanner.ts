@@ -25,9 +25,16 @@
  * One-byte packets and IP packets are decoded inline; the rest, and every
  * look-ahead, go through the shared {@link PacketDecoder}, so they decode
  * exactly as everywhere else.
+ *
+ * A trace in memory is read in place. A trace of any size can be read from
+ * a {@link PacketStream}, in flat memory: the inline loop reads the
+ * stream's window and slides it when a packet crosses its end; the packet
+ * decoder calls (and their look-aheads) slide it themselves. Positions are
+ * trace offsets either way.
  */
 import { AddrCfg, type DecoderConfig } from '../../packets/config.js';
 import { PacketDecoder } from '../../packets/decoder.js';
+import { PacketStream } from '../../packets/packet-stream.js';
 import { ErrorCode } from '../../packets/errors.js';
 import { IP_PAYLOAD_SIZE, PACKET_NAMES, PacketType } from '../../packets/packet-type.js';
 import { Packet } from '../../packets/packet.js';
@@ -89,11 +96,18 @@ export class TraceScanner {
   /** Why the scanner bailed (for statistics). */
   bailReason = '';
 
+  /** The bytes the inline loop reads: the trace, or the stream's window (trace offset {@link base}). */
   private buf: Uint8Array = new Uint8Array(0);
+  private base = 0;
+  /** Trace offset of the end of {@link buf}. */
   private end = 0;
+  /** Trace offsets. */
   private pos = 0;
   private psbPos = 0;
-  private pd: PacketDecoder;
+  /** What packets are decoded with: {@link memory} over a trace in memory, or the caller's stream. */
+  private pd: PacketDecoder | PacketStream;
+  private stream: PacketStream | null = null;
+  private readonly memory: PacketDecoder;
   private readonly pkt = new Packet();
   /** For look-aheads that must not overwrite {@link pkt}. */
   private readonly ahead = new Packet();
@@ -121,7 +135,8 @@ export class TraceScanner {
   private readonly haveFilter: boolean;
 
   constructor(readonly config: DecoderConfig) {
-    this.pd = new PacketDecoder(new Uint8Array(0), { pebs: false, skd007: config.errata.skd007 });
+    this.memory = new PacketDecoder(new Uint8Array(0), scannerPacketOptions(config));
+    this.pd = this.memory;
     this.timing = new Timing(config);
     this.scanTiming = new Timing(config);
     const r = config.addrFilter.ranges;
@@ -130,13 +145,21 @@ export class TraceScanner {
 
   /**
    * Start on `trace` at its first PSB. False if there is none (nothing is
-   * decoded then, as the exact decoders find no sync point either).
+   * decoded then, as the exact decoders find no sync point either). A
+   * stream must have been made with {@link scannerPacketOptions}; it is
+   * read from its start.
    */
-  begin(trace: Uint8Array): boolean {
-    this.buf = trace;
-    this.end = trace.length;
-    this.pd.rebase(trace, 0);
+  begin(trace: Uint8Array | PacketStream): boolean {
+    if (trace instanceof PacketStream) {
+      this.stream = trace;
+      this.pd = trace;
+    } else {
+      this.stream = null;
+      this.memory.rebase(trace, 0);
+      this.pd = this.memory;
+    }
     this.pd.restore(-1, -1);
+    this.view();
     this.bits.clear();
     this.timing.reset();
     this.resetEventState();
@@ -145,6 +168,35 @@ export class TraceScanner {
     if (this.pd.syncForward() < 0) return false;
     this.pos = this.pd.offset;
     this.psbPos = this.pos;
+    return true;
+  }
+
+  /**
+   * Point {@link buf} at the bytes the packet decoder reads now. A stream's
+   * window moves: a look-ahead may have left it past {@link pos}, which
+   * then brings it back.
+   */
+  private view(): void {
+    const pd = this.pd;
+    if (pd === this.memory) {
+      this.buf = pd.buffer;
+      this.base = 0;
+    } else {
+      const stream = pd as PacketStream;
+      if (this.pos < stream.bytesOffset) stream.restore(this.pos, this.psbPos);
+      this.buf = stream.bytes;
+      this.base = stream.bytesOffset;
+    }
+    this.end = this.base + this.buf.length;
+  }
+
+  /**
+   * Make the bytes from trace offset `pos` on readable in {@link buf}, past
+   * the current window end: false at the end of the trace.
+   */
+  private slide(pos: number): boolean {
+    if (this.stream === null || !this.stream.slideTo(pos)) return false;
+    this.view();
     return true;
   }
 
@@ -217,15 +269,24 @@ export class TraceScanner {
    * at the next token.
    */
   next(): void {
-    const buf = this.buf;
-    const end = this.end;
+    // A look-ahead since the last call may have moved a stream's window.
+    if (this.stream !== null) this.view();
+    let buf = this.buf;
+    let base = this.base;
+    let end = this.end;
     for (;;) {
       const pos = this.pos;
       if (pos >= end) {
-        this.tok = Tok.Eos;
-        return;
+        if (!this.slide(pos)) {
+          this.tok = Tok.Eos;
+          return;
+        }
+        buf = this.buf;
+        base = this.base;
+        end = this.end;
+        continue;
       }
-      const opc = buf[pos];
+      const opc = buf[pos - base];
       if ((opc & 1) === 0) {
         if (opc === 0) {
           this.pos = pos + 1;
@@ -240,7 +301,7 @@ export class TraceScanner {
           let n = 0;
           let p = pos;
           for (; p < end; p++) {
-            const b = buf[p];
+            const b = buf[p - base];
             if ((b & 1) !== 0 || b === 0x02) break;
             if (b === 0) continue;
             const payload = b >>> 1;
@@ -265,17 +326,23 @@ export class TraceScanner {
           const n = IP_PAYLOAD_SIZE[ipc];
           if (n < 0) return this.bail('bad ip compression');
           if (pos + 1 + n > end) {
-            this.tok = Tok.Eos;
-            return;
+            if (!this.slide(pos)) {
+              this.tok = Tok.Eos;
+              return;
+            }
+            buf = this.buf;
+            base = this.base;
+            end = this.end;
+            continue;
           }
           let lo = 0;
           let hi = 0;
-          const p = pos + 1;
+          const p = pos + 1 - base;
           if (n >= 2) lo = buf[p] | (buf[p + 1] << 8);
           if (n >= 4) lo = (lo | (buf[p + 2] << 16) | (buf[p + 3] << 24)) >>> 0;
           if (n >= 6) hi = buf[p + 4] | (buf[p + 5] << 8);
           if (n === 8) hi = (hi | (buf[p + 6] << 16) | (buf[p + 7] << 24)) >>> 0;
-          this.pos = p + n;
+          this.pos = pos + 1 + n;
           if (!this.updateIp(ipc, hi, lo)) return this.bail('bad ip compression');
           if (low === 0x0d) {
             if (this.onTip()) return;
@@ -289,7 +356,13 @@ export class TraceScanner {
           continue;
         }
       }
-      if (this.slowPacket()) return;
+      const done = this.slowPacket();
+      // The packet decoder may have moved a stream's window.
+      this.view();
+      if (done) return;
+      buf = this.buf;
+      base = this.base;
+      end = this.end;
     }
   }
 
@@ -651,3 +724,7 @@ export class TraceScanner {
   }
 }
 
+/** The packet decoder options the scanner (and so the edge decoder's streams) reads with. */
+export function scannerPacketOptions(config: DecoderConfig): { pebs: boolean; skd007: boolean } {
+  return { pebs: false, skd007: config.errata.skd007 };
+}
