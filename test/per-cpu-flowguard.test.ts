@@ -165,6 +165,19 @@ describe('per-CPU perf.data: FlowGuard per thread, its runs chained', () => {
     }, 120_000);
   }
 
+  // A thread holds at most slowBatch missed checks before its slow path decodes them (memory bounded on a long
+  // per-CPU trace); the next group starts a new decode from its own PSB, after the thread's runs since then. With
+  // one window per decode, every group is decoded on its own, and the results are still the bundle's.
+  it('with flowguard.slowBatch=1 (a new decode at every group of missed checks), on 2 CPUs: per thread, the bundle\'s checks, settlements and findings', () => {
+    const options: AnalyzeOptions = { ...optionsFor(null), params: { flowguard: { slowBatch: '1' } } };
+    for (const name of [...FIXTURE_NAMES, 'thread_rop']) {
+      const bundle = bundles.get(name)!;
+      const expected = perThread(bundle, optionsFor(null));
+      expect(perThread(exportPerCpu(bundle, 2), options), name).toEqual(expected);
+      if (name === 'thread_rop') expect([...expected.values()].some((t) => t.findings.some((f) => f.startsWith('rop-chain ')))).toBe(true);
+    }
+  }, 240_000);
+
   for (const cpus of [1, 2]) {
     it(`thread_rop on ${cpus} CPU${cpus > 1 ? 's' : ''}: per thread, the bundle's checks and settlements; the bundle's findings, the chain in the worker only`, () => {
       const options = optionsFor(null);

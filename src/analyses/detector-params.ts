@@ -36,7 +36,10 @@ export const DETECTOR_PARAMS: Readonly<Record<string, readonly ParamSpec[]>> = {
   ],
   cfi: [int('maxPerEdge', 1, 1_000_000, 1, 'findings kept per source -> target edge')],
   'inter-module': [],
-  flowguard: [num('threshold', 0, 1, 0.5, 'credit at or above which an edge settles on the fast path')],
+  flowguard: [
+    num('threshold', 0, 1, 0.5, 'credit at or above which an edge settles on the fast path'),
+    int('slowBatch', 1, 1 << 24, 1 << 16, 'missed checks a thread on per-CPU streams holds before its slow path decodes them'),
+  ],
   'hook-skip': [],
 };
 

@@ -378,6 +378,8 @@ class WindowColumns {
 export class FlowGuardDetector extends DetectorBase {
   readonly parameters: Readonly<Record<string, number | string>>;
   private readonly threshold: number;
+  /** Missed windows held on per-CPU streams before the slow path decodes them (see {@link pushSlow}). */
+  private readonly slowBatch: number;
   private readonly edges: CreditedEdges;
   private readonly staticCache = new Map<number, number>();
   private statsOut: Record<string, number> = {};
@@ -424,6 +426,7 @@ export class FlowGuardDetector extends DetectorBase {
       if (p.flowguard?.threshold !== undefined) threshold = p.flowguard.threshold;
     }
     this.threshold = this.numParam('threshold', threshold);
+    this.slowBatch = this.numParam('slowBatch');
     this.parameters = { threshold: this.threshold, trainedEdges: this.edges.size, policy: ctx.policyFile ?? '' };
     if (this.edges.size === 0) this.log.note('no trained edges (policy flowguard.edges): only static credit, most checks take the slow path', 0);
   }
@@ -517,12 +520,19 @@ export class FlowGuardDetector extends DetectorBase {
    * is decoded on its own: they are decoded now, so that only the group
    * being filled is held, whatever the trace's length. On per-CPU streams
    * the groups of the thread's successive runs share one decode, which
-   * waits for the end.
+   * waits until {@link slowBatch} windows are held (or the end): then the
+   * next group starts a new decode, from its own PSB after the thread's
+   * runs since that PSB's time (historyOf), as a group on a thread's own
+   * trace does. So memory stays bounded (28 bytes a window), and the
+   * decodes' cost grows only by one history per batch.
    */
   private pushSlow(w: Window): void {
     const n = this.slow.length;
-    // A run without tasks is a thread's own trace (runStandalone's one run).
-    if (w.run.tasks === null && n > 0 && this.slow.psb(n - 1) !== w.psb) this.drainSlow();
+    // A new group (another PSB or run) may start a new decode.
+    if (n > 0 && (this.slow.psb(n - 1) !== w.psb || this.slow.run(n - 1) !== w.run.index)) {
+      // A run without tasks is a thread's own trace (runStandalone's one run).
+      if (w.run.tasks === null || n >= this.slowBatch) this.drainSlow();
+    }
     this.slow.push(w);
   }
 
