@@ -6,7 +6,7 @@
  */
 import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RBP, RSP, type InsnFacts } from './instruction-facts.js';
-import { M64, mask, type RegisterTimeline } from './register-timeline.js';
+import { M32, M64, mask, type RegisterTimeline } from './register-timeline.js';
 
 /** The value after `op` applied with operand `o`, undone; null when `op` is not invertible or `o` is needed and unknown. */
 function undo(op: Mnemonic, after: bigint, o: bigint | null, mk: bigint): bigint | null {
@@ -53,6 +53,7 @@ export function undoRegisters(regs: RegisterTimeline, t: number, f: InsnFacts, m
       return;
   }
   const d = f.ops[0];
+  if (d?.kind === 'reg' && d.ref.size === 4 && d.ref.shift === 0 && d.ref.reg < GPR_COUNT) return undo32(regs, t, f, d.ref.reg, memIn);
   if (d?.kind !== 'reg' || d.ref.size !== 8 || d.ref.reg >= GPR_COUNT) return;
   const r = d.ref.reg;
   const after = regs.reg(b, r);
@@ -81,6 +82,47 @@ export function undoRegisters(regs: RegisterTimeline, t: number, f: InsnFacts, m
   else if (s?.kind === 'mem') o = memIn;
   const before = undo(f.mnemonic, after, o, M64);
   if (before !== null) regs.set(a, r, before);
+}
+
+/**
+ * {@link undoRegisters} for a 32-bit destination `r`: what is undone is the
+ * low 32 bits of a register before t, which give the whole register where
+ * its upper half is known to be zero (RegisterTimeline.setLow32). An
+ * address computed by LEA keeps its low 32 bits whatever the address size.
+ */
+function undo32(regs: RegisterTimeline, t: number, f: InsnFacts, r: number, memIn: bigint | null): void {
+  const a = t;
+  const b = t + 1;
+  const full = regs.reg(b, r);
+  if (full === null) return;
+  const after = full & M32;
+  const s = f.ops[1];
+  switch (f.mnemonic) {
+    case Mnemonic.Lea: {
+      const m = f.mem!;
+      if (m.index >= 0 || m.base < 0 || m.base >= GPR_COUNT) return;
+      const v = (after - m.disp) & M32;
+      regs.setLow32(a, m.base, v);
+      // A base other than the destination is not written: the same after.
+      if (m.base !== r) regs.setLow32(b, m.base, v);
+      return;
+    }
+    case Mnemonic.Mov:
+      if (s?.kind === 'reg' && s.ref.size === 4 && s.ref.shift === 0 && s.ref.reg < GPR_COUNT) {
+        regs.setLow32(a, s.ref.reg, after);
+        if (s.ref.reg !== r) regs.setLow32(b, s.ref.reg, after);
+      }
+      return;
+    case Mnemonic.Xor:
+      if (s?.kind === 'reg' && s.ref.reg === r) return;
+      break;
+  }
+  let o: bigint | null = null;
+  if (s?.kind === 'imm') o = s.value & M32;
+  else if (s?.kind === 'reg' && s.ref.reg !== r && s.ref.size === 4) o = regs.readRef(a, s.ref);
+  else if (s?.kind === 'mem') o = memIn;
+  const before = undo(f.mnemonic, after, o, M32);
+  if (before !== null) regs.setLow32(a, r, before);
 }
 
 /** Memory before a read-modify-write at t, from the value after it, or null. */

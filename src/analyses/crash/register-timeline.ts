@@ -5,9 +5,33 @@
  * point is counted as a conflict (a core that does not belong to the trace,
  * or a wrong inference), never overwritten.
  */
+import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RBP, RSP, type InsnFacts, type MemOperand, type RegRef } from './instruction-facts.js';
 
 export const M64 = (1n << 64n) - 1n;
+export const M32 = (1n << 32n) - 1n;
+
+/**
+ * Whether instruction f leaves register r with its upper 32 bits zero: a
+ * write of its 32-bit part as the explicit destination zero-extends in
+ * 64-bit mode (SDM Vol. 1, 3.4.1.1 "General-Purpose Registers in 64-Bit
+ * Mode"; CMOVcc too, whether or not it moves). Left out: instructions that
+ * may leave the destination unwritten (BSF/BSR on a zero source) or write
+ * it together with another register (XCHG, XADD, CMPXCHG).
+ */
+function zeroExtends(f: InsnFacts, r: number): boolean {
+  const d = f.ops[0];
+  if (d?.kind !== 'reg' || d.ref.reg !== r || d.ref.size !== 4) return false;
+  switch (f.mnemonic) {
+    case Mnemonic.Bsf:
+    case Mnemonic.Bsr:
+    case Mnemonic.Xchg:
+    case Mnemonic.Xadd:
+    case Mnemonic.Cmpxchg:
+      return false;
+  }
+  return f.regsWritten.length === 1;
+}
 
 /** The value mask of an operand of `size` bytes. */
 export function mask(size: number): bigint {
@@ -22,6 +46,8 @@ export function sext(v: bigint, size: number): bigint {
 export class RegisterTimeline {
   private readonly vals: BigUint64Array;
   private readonly known: Uint8Array;
+  /** Per point and register: its upper 32 bits are zero, since the last instruction that wrote it wrote its 32-bit part ({@link markZeroExtended}). */
+  private readonly upperZero: Uint8Array;
   conflicts = 0;
   /** First conflicts as t * 100 + register (diagnostics). */
   readonly conflictAt: number[] = [];
@@ -36,6 +62,29 @@ export class RegisterTimeline {
   ) {
     this.vals = new BigUint64Array((n + 1) * GPR_COUNT);
     this.known = new Uint8Array((n + 1) * GPR_COUNT);
+    this.upperZero = new Uint8Array((n + 1) * GPR_COUNT);
+  }
+
+  /**
+   * Learn from the instructions alone where a register's upper half is
+   * zero (a 32-bit write), so that its low 32 bits, once known, give the
+   * whole register ({@link setLow32}). An instruction without facts ends
+   * what is known of every register.
+   */
+  markZeroExtended(facts: readonly (InsnFacts | null)[]): void {
+    const cur = new Uint8Array(GPR_COUNT);
+    for (let t = 0; t < this.n; t++) {
+      const f = facts[t];
+      if (f === null) cur.fill(0);
+      else for (const r of f.regsWritten) if (r >= 0 && r < GPR_COUNT) cur[r] = zeroExtends(f, r) ? 1 : 0;
+      this.upperZero.set(cur, (t + 1) * GPR_COUNT);
+    }
+  }
+
+  /** The low 32 bits of register `r` at point t: the whole register where its upper half is known to be zero. */
+  setLow32(t: number, r: number, v: bigint): void {
+    if (r < 0 || r >= GPR_COUNT || !this.upperZero[t * GPR_COUNT + r]) return;
+    this.set(t, r, v & M32);
   }
 
   /** Register `r` (0..15) at point t, or null. */

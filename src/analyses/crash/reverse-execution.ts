@@ -85,6 +85,7 @@ export class ReverseExecution {
     this.pairs = new CallReturnPairs(facts, isLibrary);
     this.fsBase = core.reg('fs_base');
     this.regs = new RegisterTimeline(n, this.fsBase);
+    this.regs.markZeroExtended(facts);
     this.addr = new Float64Array(n).fill(NaN);
     this.stackAddr = new Float64Array(n).fill(NaN);
     this.blocks = new Array(n).fill(null);
@@ -297,6 +298,7 @@ export class ReverseExecution {
         const w = this.memWrite[t];
         const ref = f.ops[1].ref;
         if (w !== null && ref.size === 8) regs.set(a, ref.reg, w);
+        else if (w !== null && ref.size === 4 && ref.shift === 0) regs.setLow32(a, ref.reg, w);
       }
     }
   }
