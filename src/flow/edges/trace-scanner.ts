@@ -200,6 +200,13 @@ export class TraceScanner {
     return true;
   }
 
+  /** {@link slide}, or at the end of the trace the Eos token: false. */
+  private slideOrEnd(pos: number): boolean {
+    if (this.slide(pos)) return true;
+    this.tok = Tok.Eos;
+    return false;
+  }
+
   /** Event-decoder state as after a sync or an overflow (time is kept by the caller). */
   private resetEventState(): void {
     this.ipHi = 0;
@@ -277,13 +284,8 @@ export class TraceScanner {
     for (;;) {
       const pos = this.pos;
       if (pos >= end) {
-        if (!this.slide(pos)) {
-          this.tok = Tok.Eos;
-          return;
-        }
-        buf = this.buf;
-        base = this.base;
-        end = this.end;
+        if (!this.slideOrEnd(pos)) return;
+        ({ buf, base, end } = this);
         continue;
       }
       const opc = buf[pos - base];
@@ -326,13 +328,8 @@ export class TraceScanner {
           const n = IP_PAYLOAD_SIZE[ipc];
           if (n < 0) return this.bail('bad ip compression');
           if (pos + 1 + n > end) {
-            if (!this.slide(pos)) {
-              this.tok = Tok.Eos;
-              return;
-            }
-            buf = this.buf;
-            base = this.base;
-            end = this.end;
+            if (!this.slideOrEnd(pos)) return;
+            ({ buf, base, end } = this);
             continue;
           }
           let lo = 0;
@@ -360,9 +357,7 @@ export class TraceScanner {
       // The packet decoder may have moved a stream's window.
       this.view();
       if (done) return;
-      buf = this.buf;
-      base = this.base;
-      end = this.end;
+      ({ buf, base, end } = this);
     }
   }
 
