@@ -189,6 +189,9 @@ describe('segment decoder', () => {
       expect(merged.coverage).toEqual(serialCoverage);
     }
     if (path() !== bundle) expect(serial.findings.length).toBeGreaterThan(0);
+    // A segment decoded without its overlap could hand over on too little flow: refused.
+    const tight = planSegments(input.stream, 5).map((r) => ({ ...r, limit: r.to }));
+    await expect(mergeSegments(input, tight.map((r) => decodeSegment(input, r, undefined)), undefined)).rejects.toThrow(/^segment 0 was decoded to byte \d+, not through its overlap to \d+$/);
     // FlowGuard reads packets in its own pass: the merge runs it, beside the segments' summaries.
     const withFlowGuard = ['flowguard', 'shadow-stack'];
     const serialFg = analyzeTrace(input, { detectors: withFlowGuard });

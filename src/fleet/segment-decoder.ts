@@ -160,8 +160,12 @@ export async function mergeSegments(input: TraceInput, parts: readonly SegmentSu
   if (sorted.length === 0) throw new Error('no segment results to merge');
   const size = input.stream.size;
   let at = 0;
-  for (const p of sorted) {
+  for (const [k, p] of sorted.entries()) {
     if (p.from !== at || p.streamSize !== size) throw new Error(`segments do not tile the trace: a segment starts at ${p.from}, expected ${at}`);
+    // The hand-over to the next segment is found in the overlap a segment decodes past its end: one decoded
+    // without it (a plan not made by planSegments) could hand over on too little flow to be sure.
+    const limit = overlapLimit(p, sorted[k + 1]?.to ?? size, size);
+    if (p.limit !== limit) throw new Error(`segment ${p.index} was decoded to byte ${p.limit}, not through its overlap to ${limit}`);
     if (p.detectors.join() !== names.join()) throw new Error(`segment ${p.index} ran ${p.detectors.join(', ')}, not ${names.join(', ')}`);
     at = p.to;
   }
@@ -171,7 +175,8 @@ export async function mergeSegments(input: TraceInput, parts: readonly SegmentSu
   const analysis = await mergeDecodedPieces(input, { detectors: names }, pieces.map((f) => f.summarized), inThreadDecoder(input));
   // Two pieces that do not hand over are decoded again here, as analyze's merge does.
   const blocks = new ExecutedBlocks();
-  const redo = (range: SegmentRange, limit: number): Promise<CoveragePiece> => Promise.resolve(coveragePiece(input, input.trace, 0, range, limit));
+  // Only the bytes of the pieces joined (and their overlap), from the recording: not the whole trace.
+  const redo = (range: SegmentRange, limit: number): Promise<CoveragePiece> => Promise.resolve(coveragePiece(input, streamBytes(input.stream, range.from, limit), range.from, range, limit));
   await mergeCoveragePieces(pieces.map((f) => ({ piece: f.summarized.piece, limit: f.summarized.limit, ...f.blocks })), size, redo, blocks);
   return { segments: sorted.length, streamSize: size, detectors: names, analysis, coverage: coverageSize(blocks) };
 }
