@@ -159,7 +159,6 @@ export class TraceScanner {
       this.pd = this.memory;
     }
     this.pd.restore(-1, -1);
-    this.view();
     this.bits.clear();
     this.timing.reset();
     this.resetEventState();
@@ -168,13 +167,14 @@ export class TraceScanner {
     if (this.pd.syncForward() < 0) return false;
     this.pos = this.pd.offset;
     this.psbPos = this.pos;
+    this.view();
     return true;
   }
 
   /**
    * Point {@link buf} at the bytes the packet decoder reads now. A stream's
-   * window moves: a look-ahead may have left it past {@link pos}, which
-   * then brings it back.
+   * window moves: a look-ahead may have left it elsewhere than at
+   * {@link pos}, which then brings it back.
    */
   private view(): void {
     const pd = this.pd;
@@ -183,7 +183,8 @@ export class TraceScanner {
       this.base = 0;
     } else {
       const stream = pd as PacketStream;
-      if (this.pos < stream.bytesOffset) stream.restore(this.pos, this.psbPos);
+      const at = stream.bytesOffset;
+      if (this.pos < at || this.pos > at + stream.bytes.length) stream.restore(this.pos, this.psbPos);
       this.buf = stream.bytes;
       this.base = stream.bytesOffset;
     }
