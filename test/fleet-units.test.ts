@@ -23,6 +23,7 @@ import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 import { REPO_ROOT } from './helpers/oracle.js';
 import { untimedResult } from './helpers/untimed-result.js';
 import { builtExploitCorpus } from './helpers/exploit-corpus.js';
+import { REAL_TRACES as REAL, realTraces } from './helpers/vectors.js';
 
 let work: string;
 let root: string;
@@ -205,6 +206,40 @@ describe('segment decoder', () => {
     await expect(mergeSegments(input, plan.slice(1).map((r) => decodeSegment(input, r, undefined)), undefined)).rejects.toThrow(/do not tile the trace/);
     recording.close();
   }, 300_000);
+
+  it('a mutated real trace cut at every PSB: the merge decodes again the segments that cannot hand over (decode errors), from their own bytes, and gives the serial result and coverage', async () => {
+    // dyn_test (a dynamically linked program) with bytes overwritten at fixed places (and an extended opcode no
+    // packet has): decode errors that leave 44 pairs of its 128 segments without a hand-over, decoded again.
+    const t = realTraces().find((r) => r.name === 'dyn_test')!;
+    const bytes = new Uint8Array(readFileSync(join(REAL, t.name, t.pt)));
+    for (let at = 700; at < bytes.length; at += 2731) bytes[at] ^= 0x5a;
+    for (let at = 1500; at + 1 < bytes.length; at += 4099) bytes.set([0x02, 0xd5], at);
+    const dir = mkdtempSync(join(tmpdir(), 'ptscope-fleet-mutated-'));
+    try {
+      const path = join(dir, 'mutated.pt');
+      writeFileSync(path, bytes);
+      const raw = t.images.map((i) => `${join(REAL, t.name, i.file)}:${i.address}`);
+      const recording = openRecording(path, { raw, cpu: '6/158' });
+      const input = traceInputs(recording)[0]!;
+      const serial = analyzeTrace(input);
+      expect(serial.flow.errors).toBeGreaterThan(0);
+      const serialBlocks = new ExecutedBlocks();
+      walkerFor(input, [serialBlocks]).run();
+      const plan = planSegments(input.stream, psbOffsets(input.stream).length + 1);
+      expect(plan.length).toBeGreaterThan(100);
+      const merged = await mergeSegments(input, plan.map((r) => decodeSegment(input, r, undefined)), undefined);
+      expect(merged.coverage).toEqual(coverageSize(serialBlocks));
+      // Known gap, not yet explained (README, "Running a fleet"): here two unchecked notes' first offsets differ
+      // by a few bytes (2720 against 2727, 3903 against 3928), already with 2 segments, while analyze --jobs over
+      // the same trace in 3 to 8 pieces gives the serial offsets. What differs from its pieces is that a segment's
+      // walk also collects blocks. Everything else is the serial result.
+      const withoutFirst = (r: typeof serial): unknown => ({ ...(untimedResult(r) as object), unchecked: r.unchecked.map(({ firstOffset: _, ...n }) => n) });
+      expect(withoutFirst(merged.analysis)).toEqual(withoutFirst(serial));
+      recording.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("refuses detectors without a segment summary with analyze --jobs's line, and a piece that is not its segment's", async () => {
     const recording = openRecording(exploit);
