@@ -193,17 +193,13 @@ export class TraceScanner {
 
   /**
    * Make the bytes from trace offset `pos` on readable in {@link buf}, past
-   * the current window end: false at the end of the trace.
+   * the current window end; at the end of the trace, the Eos token and false.
    */
-  private slide(pos: number): boolean {
-    if (this.stream === null || !this.stream.slideTo(pos)) return false;
-    this.view();
-    return true;
-  }
-
-  /** {@link slide}, or at the end of the trace the Eos token: false. */
   private slideOrEnd(pos: number): boolean {
-    if (this.slide(pos)) return true;
+    if (this.stream !== null && this.stream.slideTo(pos)) {
+      this.view();
+      return true;
+    }
     this.tok = Tok.Eos;
     return false;
   }
