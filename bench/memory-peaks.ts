@@ -14,7 +14,8 @@
  * compare.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { repeatedMruby } from './repeated-trace.js';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -51,14 +52,7 @@ export function runMemoryBench(root: string, realDir: string, benchDir: string):
   const copies = Math.max(2, Number(process.env.PTSCOPE_BENCH_MEMORY_COPIES ?? 100));
   const single = join(dir, 'trace.pt');
   const one = readFileSync(single);
-  const repeated = (n: number): string => {
-    const file = join(benchDir, `mruby-x${n}.pt`);
-    if (!existsSync(file) || statSync(file).size !== one.length * n) {
-      mkdirSync(benchDir, { recursive: true });
-      writeFileSync(file, Buffer.concat(Array.from({ length: n }, () => one)));
-    }
-    return file;
-  };
+  const repeated = (n: number): string => repeatedMruby(realDir, benchDir, n);
   const big = repeated(copies);
   const bigger = repeated(2 * copies);
   const image = ['--cpu', '6/158', '--raw', `${join(dir, 'seg_400000.bin')}:0x400000`];

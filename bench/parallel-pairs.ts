@@ -9,7 +9,8 @@
  * outputs are checked equal.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { repeatedMruby } from './repeated-trace.js';
+import { existsSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,19 +42,14 @@ export function runParallelPairsBench(root: string, realDir: string, benchDir: s
   }
   const copies = Math.max(1, Number(process.env.PTSCOPE_BENCH_PARALLEL_COPIES ?? 100));
   const pairs = Math.max(1, Number(process.env.PTSCOPE_BENCH_PAIRS ?? 3));
-  const one = readFileSync(join(dir, 'trace.pt'));
-  const trace = join(benchDir, `mruby-x${copies}.pt`);
-  if (!existsSync(trace) || statSync(trace).size !== one.length * copies) {
-    mkdirSync(benchDir, { recursive: true });
-    writeFileSync(trace, Buffer.concat(Array.from({ length: copies }, () => one)));
-  }
+  const trace = repeatedMruby(realDir, benchDir, copies);
   const cli = join(root, 'bin', 'ptscope.js');
   const input = ['--cpu', '6/158', '--raw', `${join(dir, 'seg_400000.bin')}:0x400000`];
   const commands: { name: string; args: string[] }[] = [
     { name: 'analyze', args: ['analyze', trace, ...input] },
     { name: 'flow --quiet --stat', args: ['flow', '--quiet', '--stat', ...input, '--pt', trace] },
   ];
-  console.log(`  trace: mruby x${copies}, ${((one.length * copies) / 1e6).toFixed(1)} MB; ${pairs} pairs per command; load average ${loadavg()[0]!.toFixed(1)} at start`);
+  console.log(`  trace: mruby x${copies}, ${(statSync(trace).size / 1e6).toFixed(1)} MB; ${pairs} pairs per command; load average ${loadavg()[0]!.toFixed(1)} at start`);
   const out: PairMeasurement[] = [];
   for (const c of commands) {
     const ratios: number[] = [];

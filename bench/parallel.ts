@@ -17,7 +17,8 @@
  * PTSCOPE_BENCH_PARALLEL_TEXT_COPIES times (default 2: its text is some
  * 440 MB). The instruction count (`--stat`) is checked against serial.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { repeatedMruby } from './repeated-trace.js';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { analyzeTrace } from '../src/analyses/analyze.js';
@@ -54,10 +55,8 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
     return [];
   }
   const copies = Math.max(1, Number(process.env.PTSCOPE_BENCH_PARALLEL_COPIES ?? 12));
-  mkdirSync(benchDir, { recursive: true });
-  const path = join(benchDir, `mruby-x${copies}.pt`);
+  const path = repeatedMruby(realDir, benchDir, copies);
   const one = readFileSync(join(dir, 'trace.pt'));
-  if (!existsSync(path)) writeFileSync(path, Buffer.concat(Array.from({ length: copies }, () => one)));
   const options = { raw: [`${join(dir, 'seg_400000.bin')}:0x400000`], cpu: '6/158' };
   const open = () => openTraceInput(path, options);
   console.log(`  trace: mruby x${copies}, ${(one.length * copies / 1e6).toFixed(1)} MB; ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)} at start`);
@@ -129,7 +128,7 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
   console.log(`  speed-up of 2 workers over serial: flow ${speedup('flow', 2)}x, analyze ${speedup('analyze', 2)}x (goal >= 1.8x); 4 workers: flow ${speedup('flow', 4)}x, analyze ${speedup('analyze', 4)}x`);
   const warm = (what: string, w: number) => (out.find((m) => m.label === `${what}: ${w} worker${w > 1 ? 's' : ''}, warm`)!.mbps / out.find((m) => m.label === `${what}: serial (--jobs 1)`)!.mbps).toFixed(2);
   console.log(`  on a started pool: 2 workers flow ${warm('flow', 2)}x, analyze ${warm('analyze', 2)}x; 4 workers flow ${warm('flow', 4)}x, analyze ${warm('analyze', 4)}x`);
-  out.push(...(await flowTextBench(one, dir, benchDir)));
+  out.push(...(await flowTextBench(one, realDir, benchDir)));
   return out;
 }
 
@@ -144,10 +143,10 @@ class NullWriter extends LineWriter {
 }
 
 /** `flow --stat` with its text, as the command runs it, for --jobs 1, 2 and 4. */
-async function flowTextBench(one: Buffer, dir: string, benchDir: string): Promise<ParallelMeasurement[]> {
+async function flowTextBench(one: Buffer, realDir: string, benchDir: string): Promise<ParallelMeasurement[]> {
   const copies = Math.max(1, Number(process.env.PTSCOPE_BENCH_PARALLEL_TEXT_COPIES ?? 2));
-  const path = join(benchDir, `mruby-x${copies}.pt`);
-  if (!existsSync(path)) writeFileSync(path, Buffer.concat(Array.from({ length: copies }, () => one)));
+  const dir = join(realDir, 'mruby');
+  const path = repeatedMruby(realDir, benchDir, copies);
   const argv = ['--cpu', '6/158', '--raw', `${join(dir, 'seg_400000.bin')}:0x400000`, '--stat', '--pt', path];
   console.log(`  flow with its text to /dev/null: mruby x${copies}, ${(one.length * copies / 1e6).toFixed(1)} MB; load average ${loadavg()[0]!.toFixed(1)} at start`);
   const out: ParallelMeasurement[] = [];

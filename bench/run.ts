@@ -10,7 +10,7 @@
  * PTSCOPE_BENCH_ROUNDS the number of alternating measurement rounds (3).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode } from '../src/packets/errors.js';
@@ -20,6 +20,7 @@ import { BufferSource, FileSource, type TraceSource } from '../src/packets/trace
 import { writeRealisticTrace } from './synthetic-trace.js';
 import { runParallelBench } from './parallel.js';
 import { runMemoryBench } from './memory-peaks.js';
+import { repeatedMruby as repeatedMrubyIn } from './repeated-trace.js';
 import { runParallelPairsBench } from './parallel-pairs.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
@@ -362,14 +363,7 @@ function timedRun(cmd: string, args: string[]): { seconds: number; stdout: strin
 
 /** The real mruby trace repeated `copies` times (a longer run of the same program), cached. */
 function repeatedMruby(copies: number): string {
-  const file = join(BENCH_DIR, `mruby-x${copies}.pt`);
-  const one = readFileSync(join(REAL, 'mruby', 'trace.pt'));
-  if (existsSync(file) && statSync(file).size === one.length * copies) return file;
-  mkdirSync(BENCH_DIR, { recursive: true });
-  const tmp = `${file}.tmp${process.pid}`;
-  writeFileSync(tmp, Buffer.concat(Array.from({ length: copies }, () => one)));
-  renameSync(tmp, file);
-  return file;
+  return repeatedMrubyIn(REAL, BENCH_DIR, copies);
 }
 
 const FLOW_COPIES = 10;
