@@ -387,10 +387,13 @@ export function decodeFlow(
   const quietSteps = insnDec !== null && !opts.check && step instanceof InsnStep ? step : null;
   let quietBlock = -1;
 
+  // Events taken so far: with the instruction count, whether a resync got anywhere.
+  let eventsTaken = 0;
   const handleOneEvent = (): number => {
     const offset = opts.fmt.offset ? dec.offset + base : 0;
     const status = dec.event(ev);
     if (status < 0) return status;
+    eventsTaken++;
     print.timeHi = ev.tscHi;
     print.timeLo = ev.tscLo;
     if (!opts.quiet && !ev.statusUpdate) print.event(ev, offset);
@@ -429,6 +432,8 @@ export function decodeFlow(
   };
 
   let sync = 0;
+  // Where the last error that was resynced after was, and the counts then.
+  const lastError = { offset: -1, status: 0, insn: -1, events: -1, repeats: 0 };
   for (;;) {
     step.clear();
     let status = dec.syncForward();
@@ -465,6 +470,20 @@ export function decodeFlow(
       if (status === -ErrorCode.Eos) return counts;
       diagnose('error', status);
       if (!opts.resync) break;
+      // The same error at the same place a third time, with no instruction
+      // or event taken in between: the resync got nowhere twice, and would
+      // go round for ever (ptxed does, e.g. at a TIP.PGE without an IP, whose
+      // enable event the resync puts back every time). Go on at the next PSB.
+      const at = dec.offset;
+      if (at === lastError.offset && status === lastError.status && counts.insn === lastError.insn && eventsTaken === lastError.events) {
+        if (++lastError.repeats >= 2) break;
+      } else {
+        lastError.offset = at;
+        lastError.status = status;
+        lastError.insn = counts.insn;
+        lastError.events = eventsTaken;
+        lastError.repeats = 0;
+      }
       status = resync();
       if (status < 0) {
         diagnose('resync error', status);
