@@ -8,13 +8,15 @@
 # cmake from adding libipt's test folder, which the shared copy leaves out.
 #
 # Prints the bin directory. Rebuilds only when an input is newer than the
-# stamp the last complete build left.
+# stamp the last complete build left. PTSCOPE_LIBIPT_SRC and
+# PTSCOPE_LIBIPT_OUT build another copy of the sources elsewhere
+# (build-libipt-fixed.sh).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 src="${PTSCOPE_LIBIPT_SRC:-$root/../shared/libipt-src}"
-out="$root/build/libipt"
+out="${PTSCOPE_LIBIPT_OUT:-$root/build/libipt}"
 shim="$here/xed-shim"
 bin="$out/bin"
 

@@ -17,7 +17,7 @@
  * the decoders must fail on those the same way.
  */
 import { Packet } from '../../src/packets/packet.js';
-import { IpCompression, PacketType } from '../../src/packets/packet-type.js';
+import { CfeType, EvdType, IpCompression, PacketType } from '../../src/packets/packet-type.js';
 import { encodeTrace } from '../../src/packets/trace-writer.js';
 import { randomPayload, Rng } from '../../bench/synthetic-trace.js';
 
@@ -312,13 +312,39 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
       } else if (r < 70) {
         // Timing.
         randomOf(rng.pick([PacketType.Tsc, PacketType.Mtc, PacketType.Cyc, PacketType.Tma, PacketType.Cbr, PacketType.Mtc, PacketType.Cyc]));
-      } else if (r < 78) {
-        // Event trace: CFE with or without its FUP, EVDs before it.
+      } else if (r < 74) {
+        // Event trace, random: a CFE of any type with or without its FUP, EVDs before it.
         flushTnt();
         if (rng.chance(0.3)) randomOf(PacketType.Evd);
         const p = push(PacketType.Cfe);
         randomPayload(rng, p, PacketType.Cfe);
         if (p.ip) ipPacket(PacketType.Fup, insn.ip);
+      } else if (r < 80) {
+        // Event trace as the processor writes it (SDM Vol. 3C, 33.4.2.8):
+        // the event's data (EVD), CFE, a FUP where it happened, then where
+        // the flow went (TIP) or that tracing stopped (TIP.PGD).
+        flushTnt();
+        const type = rng.pick([CfeType.Intr, CfeType.Iret, CfeType.Smi, CfeType.Init, CfeType.VmEntry, CfeType.VmExit, CfeType.Shutdown, CfeType.Uintr, CfeType.Uiret, CfeType.SwIntr, CfeType.Syscall, CfeType.Rsm, CfeType.Sipi, CfeType.VmExitIntr]);
+        if (type === CfeType.VmExit) {
+          push(PacketType.Evd, { evdType: EvdType.VmxReason, lo: rng.bits(16), hi: 0 });
+          if (rng.chance(0.5)) push(PacketType.Evd, { evdType: EvdType.VmxQualification, lo: rng.u32(), hi: rng.u32() });
+        }
+        if (type === CfeType.Intr && rng.chance(0.3)) push(PacketType.Evd, { evdType: EvdType.Cr2, lo: rng.u32(), hi: 0 });
+        const withIp = type !== CfeType.Rsm && type !== CfeType.Sipi && type !== CfeType.VmExitIntr ? rng.chance(0.9) : rng.chance(0.1);
+        push(PacketType.Cfe, { cfeType: type, vector: rng.bits(8), ip: withIp });
+        if (withIp) ipPacket(PacketType.Fup, insn.ip);
+        if (type === CfeType.Sipi || type === CfeType.VmExitIntr || rng.chance(0.1)) {
+          // Nothing more: the flow goes on (or the next packet decides).
+        } else if (type === CfeType.Smi || type === CfeType.Shutdown || type === CfeType.VmExit || rng.chance(0.15)) {
+          ipPacket(PacketType.TipPgd, anyIp(), rng.chance(0.5));
+          enabled = false;
+          continue;
+        } else {
+          const to = rng.chance(0.7) ? entryIp() : anyIp();
+          ipPacket(PacketType.Tip, to);
+          k = program.at.get(to)!;
+          continue;
+        }
       } else if (r < 84) {
         randomOf(PacketType.Trig);
         const last = out[out.length - 1]!;
