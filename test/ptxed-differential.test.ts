@@ -21,7 +21,7 @@ import { runFlowCommand } from '../src/cli/flow.js';
 import { Packet } from '../src/packets/packet.js';
 import { CfeType, IpCompression, PacketType } from '../src/packets/packet-type.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
-import { comparePtxed, describeDiff, libiptFixedTools, ptxedCase, summaryLine, type PtxedVerdict } from '../tools/conformance/ptxed-differential.js';
+import { comparePtxed, describeDiff, libiptFixedTools, ptxedCase, summaryLine, type PtxedComparison, type PtxedVerdict } from '../tools/conformance/ptxed-differential.js';
 import { runIn } from '../tools/conformance/run-in.js';
 import { libiptHeadBin } from './helpers/libipt-head.js';
 
@@ -29,6 +29,19 @@ const work = mkdtempSync(join(tmpdir(), 'ptscope-ptxed-diff-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const CASES = 300;
+const SEED = 20261206;
+
+let vectorRuns: PtxedComparison[] | null = null;
+
+/** The cases against the vectors' ptxed (once per file: both tests read them). */
+function againstVectors(): PtxedComparison[] {
+  if (vectorRuns === null) {
+    const bin = libiptHeadBin();
+    vectorRuns = [];
+    for (let i = 0; i < CASES; i++) vectorRuns.push(comparePtxed(ptxedCase(SEED, i), work, bin));
+  }
+  return vectorRuns;
+}
 
 function packet(type: PacketType, fields: Partial<Packet> = {}): Packet {
   return Object.assign(new Packet(), { type }, fields);
@@ -48,41 +61,37 @@ function flowIn(dir: string, argv: string[]): string[] {
 
 describe("ptxed differential against the vectors' libipt", () => {
   it('prints random traces of random code as ptxed does, under random options', () => {
-    const bin = libiptHeadBin();
+    const runs = againstVectors();
     const tally = new Map<PtxedVerdict, number>();
     let rounded = 0;
     let lines = 0;
-    const different: string[] = [];
-    for (let i = 0; i < CASES; i++) {
-      const r = comparePtxed(ptxedCase(20261206, i), work, bin);
+    for (const r of runs) {
       tally.set(r.verdict, (tally.get(r.verdict) ?? 0) + 1);
       if (r.rounded) rounded++;
       lines += r.ptscope.length;
-      if (r.verdict === 'different') different.push(describeDiff(r));
     }
-    console.log(summaryLine(CASES, tally, rounded, lines, 20261206));
-    expect(different).toEqual([]);
+    console.log(summaryLine(CASES, tally, rounded, lines, SEED));
+    expect(runs.filter((r) => r.verdict === 'different').map(describeDiff)).toEqual([]);
     // Most cases compare whole; the known differences stay the exception.
     expect(tally.get('equal') ?? 0).toBeGreaterThan(CASES * 0.8);
     expect(lines).toBeGreaterThan(CASES * 40);
   }, 300_000);
 
-  it("finds no libipt defect against libipt with those two defects fixed: they are what the rules say", () => {
+  it('finds no libipt defect against libipt with those two defects fixed: they are what the rules say', () => {
+    // The cases counted as one of libipt's two defects, again with them fixed in libipt.
+    const flagged = againstVectors().filter((r) => r.verdict === 'libipt-queue-defect' || r.verdict === 'libipt-undefined');
+    expect(flagged.length).toBeGreaterThan(5);
     const bin = libiptFixedTools();
     const tally = new Map<PtxedVerdict, number>();
     const wrong: string[] = [];
-    let rounded = 0;
-    let lines = 0;
-    for (let i = 0; i < CASES; i++) {
-      const r = comparePtxed(ptxedCase(20261206, i), work, bin);
+    for (const f of flagged) {
+      const r = comparePtxed(f.case, work, bin);
       tally.set(r.verdict, (tally.get(r.verdict) ?? 0) + 1);
-      if (r.rounded) rounded++;
-      lines += r.ptscope.length;
       if (r.verdict === 'different' || r.verdict === 'libipt-queue-defect' || r.verdict === 'libipt-undefined') wrong.push(describeDiff(r));
     }
-    console.log(summaryLine(CASES, tally, rounded, lines, 20261206, "the vectors' ptxed with libipt's two defects fixed"));
+    console.log(`the ${flagged.length} cases, with libipt's two defects fixed: ${[...tally].map(([v, n]) => `${n} ${v}`).join(', ')}`);
     expect(wrong).toEqual([]);
-    expect(tally.get('equal') ?? 0).toBeGreaterThan(CASES * 0.9);
+    expect(tally.get('equal') ?? 0).toBeGreaterThan(flagged.length * 0.7);
   }, 300_000);
 
   it('ends where ptxed --resync-on-error goes round for ever (a TIP.PGE without IP), and goes on at the next PSB', () => {
