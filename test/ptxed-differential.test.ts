@@ -94,6 +94,16 @@ describe("ptxed differential against the vectors' libipt", () => {
     expect(tally.get('equal') ?? 0).toBeGreaterThan(flagged.length * 0.7);
   }, 300_000);
 
+  it("prints a block whose instructions, followed from its start, miss its end as ptxed does: a reconstruct error", () => {
+    // A case the differential found (seed 21): the block decoders (libipt's
+    // and ptscope's alike) count a SYSCALL twice around an RSM event, so
+    // following the block's code from its start goes one instruction past
+    // its end. ptscope printed that address as 0, and no error.
+    const r = comparePtxed(ptxedCase(21, 118), work, libiptHeadBin());
+    expect(r.ptxed.some((l) => /reconstruct error: decoder out of sync\]$/.test(l))).toBe(true);
+    expect(r.verdict).toBe('equal');
+  });
+
   it('ends where ptxed --resync-on-error goes round for ever (a TIP.PGE without IP), and goes on at the next PSB', () => {
     const dir = mkdtempSync(join(work, 'loop-'));
     // Code: nops. The second PSB+ starts tracing again at 0x1004.

@@ -336,7 +336,14 @@ class BlockStep implements FlowStep {
     // Even with an error, some instructions may have been decoded.
     this.print.counts.insn += block.ninsn;
     this.print.counts.blocks++;
-    if (!opts.quiet) this.print.block(block, offset, this.fetch);
+    if (!opts.quiet) {
+      this.print.block(block, offset, this.fetch);
+      // The block's instructions, followed from its start, must end at its
+      // end (ptxed's print_block says so when they do not).
+      if (!opts.json && block.ninsn > 0 && block.ips[block.ninsn - 1] !== block.endIp) {
+        this.print.diagnose(this.dec.offset + this.print.base, block.ips[block.ninsn - 1]!, 'reconstruct error', -ErrorCode.NoSync);
+      }
+    }
     if (opts.check) {
       const lines: string[] = [];
       checkBlock(block, offset, this.fetch, lines);

@@ -94,7 +94,12 @@ export class Block {
       out[k] = ip;
       if (k === n - 1) break;
       if (dec.decode(insn, ip, this.mode, this.asid) < 0) throw new Error(`Block.ips: no instruction at ${ip}`);
-      ip = insnNextIp(insn);
+      // An instruction that needs trace ends a block, unless the decoder
+      // counted one twice (libipt's does, and so does this one, around a
+      // postponed instruction): then go on as ptxed's reconstruction does,
+      // past it, or to a direct branch's target.
+      const next = insnNextIp(insn);
+      ip = Number.isNaN(next) ? ip + insn.size + (insn.isDirect ? insn.displacement : 0) : next;
     }
   }
 }
