@@ -117,12 +117,28 @@ export function ptxedCase(seed: number, index: number): PtxedCase {
  *   last instruction in both tools, and each says so its own way: ptxed
  *   asks XED, here a stand-in over libipt's own length decoder
  *   (test/oracle/xed-shim), and prints what that answers (`xed iclass:
- *   ICLASS`, "decoder out of sync"), ptscope asks iced-x86.
+ *   ICLASS`, "decoder out of sync"), ptscope asks iced-x86;
+ * - `wide-address`: the first differing line holds an address above 2^53
+ *   (a FUP or TIP with all 64 bits), which ptscope holds as a rounded
+ *   double, so where it goes next may differ too;
+ * - `libipt-fixed-equal`: different from the vectors' ptxed, but equal to
+ *   ptxed with libipt's two defects fixed (test/oracle/libipt-fixes.mjs):
+ *   one of them, where the rules above did not see it (`fixedBin` given).
  * Lines whose only difference is a 64-bit address above 2^53 that ptscope
  * prints rounded (its IPs are JavaScript numbers) count as equal
  * ({@link sameLine}); `rounded` says that happened.
  */
-export type PtxedVerdict = 'equal' | 'libipt-queue-defect' | 'libipt-undefined' | 'ptxed-loops' | 'unknown-mode' | 'invalid-encoding' | 'check-stand-in' | 'different';
+export type PtxedVerdict =
+  | 'equal'
+  | 'libipt-queue-defect'
+  | 'libipt-undefined'
+  | 'libipt-fixed-equal'
+  | 'ptxed-loops'
+  | 'unknown-mode'
+  | 'invalid-encoding'
+  | 'check-stand-in'
+  | 'wide-address'
+  | 'different';
 
 export interface PtxedComparison {
   case: PtxedCase;
@@ -269,8 +285,18 @@ function lines(text: string): string[] {
   return out;
 }
 
-/** Print `c` with both tools in `dir` (written there as code.bin and trace.pt) and compare. */
-export function comparePtxed(c: PtxedCase, dir: string, bin: string): PtxedComparison {
+/** Some hexadecimal number of 14 or more digits in `line` is above 2^53. */
+function hasWideAddress(line: string | undefined): boolean {
+  for (const m of (line ?? '').matchAll(/\b[0-9a-f]{14,16}\b/g)) if (BigInt(`0x${m[0]}`) > 2n ** 53n) return true;
+  return false;
+}
+
+/**
+ * Print `c` with both tools in `dir` (written there as code.bin and
+ * trace.pt) and compare; where they differ by no rule, compare with the
+ * ptxed in `fixedBin` too, if given.
+ */
+export function comparePtxed(c: PtxedCase, dir: string, bin: string, fixedBin: string | null = null): PtxedComparison {
   writeFileSync(join(dir, 'code.bin'), c.code);
   writeFileSync(join(dir, 'trace.pt'), c.trace);
   const argv = ['--no-inst', ...c.argv, '--raw', 'code.bin:0x1000', '--pt', 'trace.pt'];
@@ -302,12 +328,14 @@ export function comparePtxed(c: PtxedCase, dir: string, bin: string): PtxedCompa
     else if (isInvalidEncodingStop(ptscope[firstDiff], ptxed[firstDiff], c.code)) verdict = 'invalid-encoding';
     else if (nearSyscallEvent(ptxed, ptscope, firstDiff)) verdict = 'libipt-undefined';
     else if (/: (reconstruct error|iclass error|error: did not reach end)/.test(ptxed[firstDiff] ?? '') && /: iclass error: /.test(ptscope[firstDiff] ?? '')) verdict = 'check-stand-in';
+    else if (hasWideAddress(ptxed[firstDiff]) || hasWideAddress(ptscope[firstDiff])) verdict = 'wide-address';
     else if (runaway || ptscope.length > 0 || !/^(insn|blocks): /.test(ptxed[0] ?? '')) verdict = 'different';
     // ptscope refused the input (nothing on stdout); ptxed printed only its statistics.
     else verdict = ptxed.every((l) => /^(insn|blocks): /.test(l)) ? 'equal' : 'different';
   } else if (runaway) {
     verdict = 'different';
   }
+  if (verdict === 'different' && fixedBin !== null && comparePtxed(c, dir, fixedBin).verdict === 'equal') verdict = 'libipt-fixed-equal';
   return { case: c, ptscope, ptxed, firstDiff, verdict, rounded };
 }
 
@@ -320,7 +348,8 @@ export function summaryLine(count: number, tally: ReadonlyMap<PtxedVerdict, numb
     `${n('libipt-queue-defect')} libipt event-queue internal errors, ${n('ptxed-loops')} where ptxed resyncs for ever, ` +
     `${n('unknown-mode')} decodes in an unknown execution mode, ${n('invalid-encoding')} of invalid instructions, ` +
     `${n('libipt-undefined')} after a SYSCALL or INT event where libipt's result is undefined, ` +
-    `${n('check-stand-in')} --check reports worded by ptxed's XED stand-in; ${n('different')} different`
+    `${n('check-stand-in')} --check reports worded by ptxed's XED stand-in, ${n('wide-address')} at an address above 2^53, ` +
+    `${n('libipt-fixed-equal')} equal once libipt's two defects are fixed; ${n('different')} different`
   );
 }
 
@@ -344,13 +373,16 @@ async function main(argv: string[]): Promise<number> {
   const showAll = argv.includes('--show');
   const fixed = argv.includes('--fixed-libipt');
   const bin = fixed ? libiptFixedTools() : libiptTools();
+  let fixedDir: string | null = null;
+  // Built on first need: a case that differs by no rule.
+  const fixedBin = (): string => (fixedDir ??= libiptFixedTools());
   const dir = mkdtempSync(join(tmpdir(), 'ptscope-ptxed-diff-'));
   const tally = new Map<PtxedVerdict, number>();
   let rounded = 0;
   let lineCount = 0;
   try {
     for (let i = 0; i < count; i++) {
-      const r = comparePtxed(ptxedCase(seed, i), dir, bin);
+      const r = comparePtxed(ptxedCase(seed, i), dir, bin, fixed ? null : fixedBin());
       lineCount += r.ptscope.length;
       if (r.rounded) rounded++;
       tally.set(r.verdict, (tally.get(r.verdict) ?? 0) + 1);
