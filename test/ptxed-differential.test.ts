@@ -21,7 +21,7 @@ import { runFlowCommand } from '../src/cli/flow.js';
 import { Packet } from '../src/packets/packet.js';
 import { CfeType, IpCompression, PacketType } from '../src/packets/packet-type.js';
 import { encodeTrace } from '../src/packets/trace-writer.js';
-import { comparePtxed, describeDiff, libiptFixedTools, ptxedCase, summaryLine, type PtxedComparison, type PtxedVerdict } from '../tools/conformance/ptxed-differential.js';
+import { comparePtxed, describeDiff, libiptFixedTools, ptxedCase, PtxedTally, type PtxedComparison } from '../tools/conformance/ptxed-differential.js';
 import { runIn } from '../tools/conformance/run-in.js';
 import { libiptHeadBin } from './helpers/libipt-head.js';
 
@@ -62,19 +62,13 @@ function flowIn(dir: string, argv: string[]): string[] {
 describe("ptxed differential against the vectors' libipt", () => {
   it('prints random traces of random code as ptxed does, under random options', () => {
     const runs = againstVectors();
-    const tally = new Map<PtxedVerdict, number>();
-    let rounded = 0;
-    let lines = 0;
-    for (const r of runs) {
-      tally.set(r.verdict, (tally.get(r.verdict) ?? 0) + 1);
-      if (r.rounded) rounded++;
-      lines += r.ptscope.length;
-    }
-    console.log(summaryLine(CASES, tally, rounded, lines, SEED));
+    const tally = new PtxedTally();
+    for (const r of runs) tally.add(r);
+    console.log(tally.summary(SEED));
     expect(runs.filter((r) => r.verdict === 'different').map(describeDiff)).toEqual([]);
     // Most cases compare whole; the known differences stay the exception.
-    expect(tally.get('equal') ?? 0).toBeGreaterThan(CASES * 0.8);
-    expect(lines).toBeGreaterThan(CASES * 40);
+    expect(tally.count('equal')).toBeGreaterThan(CASES * 0.8);
+    expect(tally.lines).toBeGreaterThan(CASES * 40);
   }, 300_000);
 
   it('finds no libipt defect against libipt with those two defects fixed: they are what the rules say', () => {
@@ -82,16 +76,16 @@ describe("ptxed differential against the vectors' libipt", () => {
     const flagged = againstVectors().filter((r) => r.verdict === 'libipt-queue-defect' || r.verdict === 'libipt-undefined');
     expect(flagged.length).toBeGreaterThan(5);
     const bin = libiptFixedTools();
-    const tally = new Map<PtxedVerdict, number>();
+    const tally = new PtxedTally();
     const wrong: string[] = [];
     for (const f of flagged) {
       const r = comparePtxed(f.case, work, bin);
-      tally.set(r.verdict, (tally.get(r.verdict) ?? 0) + 1);
+      tally.add(r);
       if (r.verdict === 'different' || r.verdict === 'libipt-queue-defect' || r.verdict === 'libipt-undefined') wrong.push(describeDiff(r));
     }
-    console.log(`the ${flagged.length} cases, with libipt's two defects fixed: ${[...tally].map(([v, n]) => `${n} ${v}`).join(', ')}`);
+    console.log(`the ${flagged.length} cases, with libipt's two defects fixed: ${[...tally.verdicts].map(([v, n]) => `${n} ${v}`).join(', ')}`);
     expect(wrong).toEqual([]);
-    expect(tally.get('equal') ?? 0).toBeGreaterThan(flagged.length * 0.7);
+    expect(tally.count('equal')).toBeGreaterThan(flagged.length * 0.7);
   }, 300_000);
 
   it("prints a block whose instructions, followed from its start, miss its end as ptxed does: a reconstruct error", () => {

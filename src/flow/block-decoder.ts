@@ -842,26 +842,19 @@ export class BlockDecoder extends EventSyncedDecoder {
         this.boundUiret = true;
         return this.postponeInsn(insn);
       case EventType.Swintr:
-        // Not past the instruction: an asynchronous branch at it may follow.
-        if (!this.enabled) break;
-        // With an IP where the decoder already is, no instruction was
-        // crossed to get there, so none is postponed (libipt postpones its
-        // uninitialised pt_insn then, pt_blk_proceed_event: undefined).
-        if (!ev.ipSuppressed && this.ip === ev.ip) break;
-        status = ev.ipSuppressed ? this.proceedToInsn(block, insn, insnIsSwint) : this.proceedToIp(block, insn, ev.ip);
-        if (status <= 0) return status;
-        this.boundSwintr = true;
-        return this.postponeInsn(insn);
       case EventType.Syscall:
-        // Not past the instruction: a TIP at it may follow.
+        // Not past the instruction: an asynchronous branch (INT) or a TIP
+        // (SYSCALL) at it may follow.
         if (!this.enabled) break;
         // With an IP where the decoder already is, no instruction was
         // crossed to get there, so none is postponed (libipt postpones its
         // uninitialised pt_insn then, pt_blk_proceed_event: undefined).
         if (!ev.ipSuppressed && this.ip === ev.ip) break;
-        status = ev.ipSuppressed ? this.proceedToInsn(block, insn, insnIsSyscall) : this.proceedToIp(block, insn, ev.ip);
+        status = ev.ipSuppressed
+          ? this.proceedToInsn(block, insn, ev.type === EventType.Swintr ? insnIsSwint : insnIsSyscall)
+          : this.proceedToIp(block, insn, ev.ip);
         if (status <= 0) return status;
-        this.boundSyscall = true;
+        this.setBound(ev.type);
         return this.postponeInsn(insn);
       case EventType.Trig:
         status = this.proceedToTrig(block, insn, ev);

@@ -29,12 +29,8 @@ export function loadManifest(dir = VECTORS): VectorCase[] {
   return JSON.parse(readFileSync(path, 'utf8')) as VectorCase[];
 }
 
-/** Normalise like `diff -ub`: runs of blanks are equal, trailing blanks ignored. */
-export function normalizeLines(text: string): string[] {
-  const lines = text.split('\n').map((l) => l.replace(/[ \t]+/g, ' ').replace(/ +$/, ''));
-  while (lines.length && lines[lines.length - 1] === '') lines.pop();
-  return lines;
-}
+/** Normalise like `diff -ub` (tools/conformance/run-in.ts). */
+export { normalizeLines } from '../../tools/conformance/run-in.js';
 
 /** One real-CPU trace of ../shared/traces/real (its MANIFEST.json entry). */
 export interface RealTrace {

@@ -25,7 +25,7 @@ import { runFlowCommand } from '../../src/cli/flow.js';
 import { randomCase } from './ptxed-random.js';
 import { mutate } from './mutate.js';
 import { libiptTools, ROOT } from './ptt-vectors.js';
-import { runIn } from './run-in.js';
+import { normalizeLines, runIn } from './run-in.js';
 import { PacketDecoder } from '../../src/packets/decoder.js';
 import { Packet } from '../../src/packets/packet.js';
 import { PacketType } from '../../src/packets/packet-type.js';
@@ -70,7 +70,7 @@ export function randomOptions(rng: Rng, base: number, size: number): string[] {
   if (rng.chance(0.2)) o.push('--nom-freq', String(1 + rng.int(40)));
   if (rng.chance(0.15)) o.push('--cpuid-0x15.eax', String(1 + rng.int(4)), '--cpuid-0x15.ebx', String(1 + rng.int(400)));
   if (rng.chance(0.1)) {
-    // A filter over part of the code (or all of it): ptxed then checks the trace's enables against it.
+    // A filter over part of the code (or all of it): the decoders read it where an erratum needs it (SKL014).
     const a = base + rng.int(size);
     o.push('--filter:addr0_cfg', String(1 + rng.int(2)), '--filter:addr0_a', `0x${a.toString(16)}`, '--filter:addr0_b', `0x${(a + rng.int(size)).toString(16)}`);
   }
@@ -208,17 +208,20 @@ function loopsFrom(ptxed: readonly string[], from: number, period: number): bool
   return /error: /.test(ptxed[from - 1]!) || /error: /.test(ptxed[from - 2] ?? '');
 }
 
+/** ptscope's "unknown instruction" error line: its trace offset and IP. */
+const UNKNOWN_INSTRUCTION = /^\[([0-9a-f]+), ([0-9a-f]+): error: unknown instruction\]$/;
+
 /**
  * ptscope stopped with "unknown instruction" where ptxed decoded on, and
- * before `offset` the trace has a PSB+ without MODE.EXEC or a MODE.EXEC with
- * both CS.L and CS.D set: from there the execution mode is unknown until
- * a MODE.EXEC gives one, and libipt's length
- * decoder then decodes anyway, with defaults that are no real mode's (16-bit
- * operands, no ModRM displacement: pt_ild.c), while ptscope reports
- * pte_bad_insn (src/flow/instruction-decoder.ts).
+ * before that offset the trace has a PSB+ without MODE.EXEC or a MODE.EXEC
+ * with both CS.L and CS.D set: from there the execution mode is unknown
+ * until a MODE.EXEC gives one, and libipt's length decoder then decodes
+ * anyway, with defaults that are no real mode's (16-bit operands, no ModRM
+ * displacement: pt_ild.c), while ptscope reports pte_bad_insn
+ * (src/flow/instruction-decoder.ts).
  */
 export function isUnknownModeStop(ptscopeLine: string | undefined, ptxedLine: string | undefined, trace: Uint8Array): boolean {
-  const m = /^\[([0-9a-f]+), [0-9a-f]+: error: unknown instruction\]$/.exec(ptscopeLine ?? '');
+  const m = UNKNOWN_INSTRUCTION.exec(ptscopeLine ?? '');
   if (m === null || ptxedLine === ptscopeLine) return false;
   const offset = parseInt(m[1]!, 16);
   const packets = new PacketDecoder(trace);
@@ -251,11 +254,11 @@ export function isUnknownModeStop(ptscopeLine: string | undefined, ptxedLine: st
 
 /** The code at `ip` is not a valid 64-bit instruction for ptscope's decoder (iced-x86). */
 export function isInvalidEncodingStop(ptscopeLine: string | undefined, ptxedLine: string | undefined, code: Uint8Array): boolean {
-  const m = /^\[[0-9a-f]+, ([0-9a-f]+): error: unknown instruction\]$/.exec(ptscopeLine ?? '');
+  const m = UNKNOWN_INSTRUCTION.exec(ptscopeLine ?? '');
   if (m === null || ptxedLine === ptscopeLine) return false;
   const image = new Image();
   image.addMemory('code', code, 0x1000);
-  return decodeInstruction(image, ANY_ASID, parseInt(m[1]!, 16), ExecMode.Bit64, new InstructionInfo()) === -ErrorCode.BadInsn;
+  return decodeInstruction(image, ANY_ASID, parseInt(m[2]!, 16), ExecMode.Bit64, new InstructionInfo()) === -ErrorCode.BadInsn;
 }
 
 /**
@@ -279,12 +282,6 @@ export function libiptFixedTools(): string {
   return res.stdout.trim().split('\n').pop()!;
 }
 
-function lines(text: string): string[] {
-  const out = text.split('\n').map((l) => l.replace(/[ \t]+/g, ' ').replace(/ +$/, ''));
-  while (out.length && out[out.length - 1] === '') out.pop();
-  return out;
-}
-
 /** Some hexadecimal number of 14 or more digits in `line` is above 2^53. */
 function hasWideAddress(line: string | undefined): boolean {
   for (const m of (line ?? '').matchAll(/\b[0-9a-f]{14,16}\b/g)) if (BigInt(`0x${m[0]}`) > 2n ** 53n) return true;
@@ -294,9 +291,9 @@ function hasWideAddress(line: string | undefined): boolean {
 /**
  * Print `c` with both tools in `dir` (written there as code.bin and
  * trace.pt) and compare; where they differ by no rule, compare with the
- * ptxed in `fixedBin` too, if given.
+ * ptxed in the folder `fixedBin` gives too, if given (called only then).
  */
-export function comparePtxed(c: PtxedCase, dir: string, bin: string, fixedBin: string | null = null): PtxedComparison {
+export function comparePtxed(c: PtxedCase, dir: string, bin: string, fixedBin: (() => string) | null = null): PtxedComparison {
   writeFileSync(join(dir, 'code.bin'), c.code);
   writeFileSync(join(dir, 'trace.pt'), c.trace);
   const argv = ['--no-inst', ...c.argv, '--raw', 'code.bin:0x1000', '--pt', 'trace.pt'];
@@ -305,11 +302,11 @@ export function comparePtxed(c: PtxedCase, dir: string, bin: string, fixedBin: s
   const code = (ref.error as NodeJS.ErrnoException | undefined)?.code;
   const runaway = code === 'ENOBUFS' || code === 'ETIMEDOUT';
   if (ref.error && !runaway) throw new Error(`ptxed on case seed ${c.seed}: ${ref.error.message}`);
-  const ptxed = lines(ref.stdout ?? '');
+  const ptxed = normalizeLines(ref.stdout ?? '');
   if (runaway) ptxed.pop(); // the last line may be cut
   // ptscope refuses a trace without any PSB with a line on stderr (not a
   // trace at all), where ptxed prints nothing, or its statistics.
-  const ptscope = lines(runIn(runFlowCommand, argv, dir, false));
+  const ptscope = normalizeLines(runIn(runFlowCommand, argv, dir, false));
   let firstDiff = -1;
   let rounded = false;
   for (let i = 0; i < Math.max(ptxed.length, ptscope.length); i++) {
@@ -335,12 +332,35 @@ export function comparePtxed(c: PtxedCase, dir: string, bin: string, fixedBin: s
   } else if (runaway) {
     verdict = 'different';
   }
-  if (verdict === 'different' && fixedBin !== null && comparePtxed(c, dir, fixedBin).verdict === 'equal') verdict = 'libipt-fixed-equal';
+  if (verdict === 'different' && fixedBin !== null && comparePtxed(c, dir, fixedBin()).verdict === 'equal') verdict = 'libipt-fixed-equal';
   return { case: c, ptscope, ptxed, firstDiff, verdict, rounded };
 }
 
+/** Counts of a run's comparisons, and its one-line summary. */
+export class PtxedTally {
+  readonly verdicts = new Map<PtxedVerdict, number>();
+  cases = 0;
+  rounded = 0;
+  lines = 0;
+
+  add(r: PtxedComparison): void {
+    this.cases++;
+    this.verdicts.set(r.verdict, this.count(r.verdict) + 1);
+    if (r.rounded) this.rounded++;
+    this.lines += r.ptscope.length;
+  }
+
+  count(v: PtxedVerdict): number {
+    return this.verdicts.get(v) ?? 0;
+  }
+
+  summary(seed: number, reference = "the vectors' ptxed"): string {
+    return summaryLine(this.cases, this.verdicts, this.rounded, this.lines, seed, reference);
+  }
+}
+
 /** The run's one-line summary. */
-export function summaryLine(count: number, tally: ReadonlyMap<PtxedVerdict, number>, rounded: number, lineCount: number, seed: number, reference = "the vectors' ptxed"): string {
+function summaryLine(count: number, tally: ReadonlyMap<PtxedVerdict, number>, rounded: number, lineCount: number, seed: number, reference: string): string {
   const n = (v: PtxedVerdict): number => tally.get(v) ?? 0;
   return (
     `ptxed differential, seed ${seed}: ${n('equal')}/${count} random traces printed exactly as ${reference} ` +
@@ -377,23 +397,18 @@ async function main(argv: string[]): Promise<number> {
   // Built on first need: a case that differs by no rule.
   const fixedBin = (): string => (fixedDir ??= libiptFixedTools());
   const dir = mkdtempSync(join(tmpdir(), 'ptscope-ptxed-diff-'));
-  const tally = new Map<PtxedVerdict, number>();
-  let rounded = 0;
-  let lineCount = 0;
+  const tally = new PtxedTally();
   try {
     for (let i = 0; i < count; i++) {
-      const r = comparePtxed(ptxedCase(seed, i), dir, bin, fixed ? null : fixedBin());
-      lineCount += r.ptscope.length;
-      if (r.rounded) rounded++;
-      tally.set(r.verdict, (tally.get(r.verdict) ?? 0) + 1);
-      if (r.verdict === 'different' && (showAll || (tally.get('different') ?? 0) <= 5)) console.log(describeDiff(r));
+      const r = comparePtxed(ptxedCase(seed, i), dir, bin, fixed ? null : fixedBin);
+      tally.add(r);
+      if (r.verdict === 'different' && (showAll || tally.count('different') <= 5)) console.log(describeDiff(r));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(summaryLine(count, tally, rounded, lineCount, seed, fixed ? "the vectors' ptxed with libipt's two defects fixed" : undefined));
-  const diffs = tally.get('different') ?? 0;
-  return diffs === 0 ? 0 : 1;
+  console.log(tally.summary(seed, fixed ? "the vectors' ptxed with libipt's two defects fixed" : undefined));
+  return tally.count('different') === 0 ? 0 : 1;
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -152,17 +152,13 @@ export function randomProgram(rng: Rng, base = 0x1000, functions = 6): RandomPro
   return { base, code, insns, at, entries };
 }
 
-/** How often the walk puts each kind of event in (per instruction). */
-export interface EventRates {
-  /** Everything but the control flow itself; 0 gives a plain trace. */
-  events: number;
-}
-
 /**
  * The packets of a walk of `steps` instructions over `program`, starting
- * at a random function with a PSB+.
+ * at a random function with a PSB+; `eventRate`: the chance, per
+ * instruction, of an event before it (anything but the control flow
+ * itself; 0 gives a plain trace).
  */
-export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rates: EventRates = { events: 0.08 }): Packet[] {
+export function randomWalk(rng: Rng, program: RandomProgram, steps: number, eventRate = 0.08): Packet[] {
   const out: Packet[] = [];
   const { insns } = program;
   const stack: number[] = [];
@@ -217,6 +213,17 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
     }
     lastIp = ip;
   };
+  /** A call's return address, for a compressed return later (the last 64). */
+  const pushReturn = (ip: number): void => {
+    stack.push(ip);
+    if (stack.length > 64) stack.shift();
+  };
+  /** A branch that needs trace: a TIP to `to`, or (1 - `pTip`) a TIP.PGD there. */
+  const branchTo = (to: number, pTip: number, pSuppressed = 0): void => {
+    const pgd = !rng.chance(pTip);
+    ipPacket(pgd ? PacketType.TipPgd : PacketType.Tip, to, pSuppressed > 0 && rng.chance(pSuppressed));
+    if (pgd) enabled = false;
+  };
   const anyIp = (): number => insns[rng.int(insns.length)]!.ip;
   const entryIp = (): number => insns[program.entries[rng.int(program.entries.length)]!]!.ip;
   const randomOf = (type: PacketType): void => {
@@ -251,7 +258,7 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
       continue;
     }
     // Events between instructions.
-    if (rng.chance(rates.events)) {
+    if (rng.chance(eventRate)) {
       const r = rng.int(100);
       if (r < 10) {
         psbPlus(insn.ip);
@@ -356,7 +363,7 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
         // A packet where the flow does not expect it.
         ipPacket(rng.pick([PacketType.Fup, PacketType.Tip, PacketType.TipPge, PacketType.TipPgd]), anyIp(), rng.chance(0.2));
       } else {
-        // Tracing stops for good, or the trace is padded.
+        // Padding.
         flushTnt();
         push(PacketType.Pad);
       }
@@ -380,8 +387,7 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
       case Op.VmEntry:
         if (rng.chance(0.6)) randomOf(PacketType.Vmcs);
         next = anyIp();
-        ipPacket(rng.chance(0.8) ? PacketType.Tip : PacketType.TipPgd, next);
-        if (out[out.length - 1]!.type === PacketType.TipPgd) enabled = false;
+        branchTo(next, 0.8);
         break;
       case Op.Cond: {
         const taken = rng.chance(0.5);
@@ -393,8 +399,7 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
         next = insn.target;
         break;
       case Op.Call:
-        stack.push(next);
-        if (stack.length > 64) stack.shift();
+        pushReturn(next);
         next = insn.target;
         break;
       case Op.Ret:
@@ -407,17 +412,14 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
         }
         break;
       case Op.IndCall:
-        stack.push(next);
-        if (stack.length > 64) stack.shift();
+        pushReturn(next);
         next = rng.chance(0.8) ? entryIp() : anyIp();
-        ipPacket(rng.chance(0.95) ? PacketType.Tip : PacketType.TipPgd, next);
-        if (out[out.length - 1]!.type === PacketType.TipPgd) enabled = false;
+        branchTo(next, 0.95);
         break;
       case Op.IndJump:
       case Op.Far:
         next = anyIp();
-        ipPacket(rng.chance(0.92) ? PacketType.Tip : PacketType.TipPgd, next, rng.chance(0.02));
-        if (out[out.length - 1]!.type === PacketType.TipPgd) enabled = false;
+        branchTo(next, 0.92, 0.02);
         break;
     }
     const nk = program.at.get(next);
@@ -434,9 +436,9 @@ export function randomWalk(rng: Rng, program: RandomProgram, steps: number, rate
   return out;
 }
 
-/** A random program and a trace of it (`events`: see {@link EventRates}). */
-export function randomCase(seed: number, steps = 200, events = 0.08): { program: RandomProgram; trace: Uint8Array } {
+/** A random program and a trace of it (`eventRate`: see {@link randomWalk}). */
+export function randomCase(seed: number, steps = 200, eventRate = 0.08): { program: RandomProgram; trace: Uint8Array } {
   const rng = new Rng(seed);
   const program = randomProgram(rng);
-  return { program, trace: encodeTrace(randomWalk(rng, program, steps, { events })) };
+  return { program, trace: encodeTrace(randomWalk(rng, program, steps, eventRate)) };
 }

@@ -27,3 +27,10 @@ export function runIn(command: Command, argv: string[], cwd: string, usageLine: 
   out.flush();
   return out.text;
 }
+
+/** Normalise like `diff -ub`: runs of blanks are equal, trailing blanks ignored. */
+export function normalizeLines(text: string): string[] {
+  const lines = text.split('\n').map((l) => l.replace(/[ \t]+/g, ' ').replace(/ +$/, ''));
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
