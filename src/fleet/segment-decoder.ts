@@ -12,9 +12,13 @@
  * their decodes agree, kept records replayed and summaries applied in
  * trace order, and, where a summary cannot be applied or two pieces cannot
  * hand over, the bytes decoded again in the parent. So the merged result
- * is the serial `analyze` result, field for field (but the timing). The
- * same walk collects the piece's executed blocks, merged as `coverage
- * --jobs` merges them (src/reports/coverage-pieces.ts): the serial blocks.
+ * is the serial `analyze` result, field for field (but the timing). A
+ * second walk of the same bytes collects the piece's executed blocks,
+ * merged as `coverage --jobs` merges them (src/reports/coverage-pieces.ts):
+ * the serial blocks. Two walks, since each must decode as its serial
+ * command does: `analyze` block by block, `coverage` instruction by
+ * instruction (an unchecked note keeps the decoder's trace offset, and the
+ * two decoders read ahead differently far).
  *
  * A piece holds typed arrays and summaries (structured-clonable, not
  * JSON): it travels in the job's return value as the V8 serialisation of
@@ -29,7 +33,8 @@ import type { TraceInput } from '../analyses/trace-input.js';
 import type { FlowStats } from '../flow/control-flow.js';
 import { overlapLimit } from '../flow/parallel/piece-walk.js';
 import type { SegmentRange } from '../flow/parallel/psb-split.js';
-import { coverageObserver, coveragePiece, mergeCoveragePieces, type CoveragePiece } from '../reports/coverage-pieces.js';
+import type { ZonedPiece } from '../flow/parallel/zoned-walk.js';
+import { coveragePiece, mergeCoveragePieces, type CoveragePiece } from '../reports/coverage-pieces.js';
 import { ExecutedBlocks } from '../reports/drcov.js';
 import type { ProgressSink } from '../reports/report-model.js';
 import { streamBytes, streamPsbOffsets } from '../sources/model/decoders.js';
@@ -49,14 +54,14 @@ export interface SegmentSummary extends SegmentPlan {
   detectors: string[];
   /** The piece's own counts (the merged counts come from the stitch). */
   flow: FlowStats;
-  /** The summarised piece (summarize-piece.ts) and its blocks (reports/coverage-pieces.ts), V8-serialised, base64. */
+  /** The summarised piece (summarize-piece.ts) and the coverage piece (reports/coverage-pieces.ts), V8-serialised, base64. */
   piece: string;
 }
 
-/** What a segment job ships: its summarised piece, and the blocks the same walk closed. */
+/** What a segment job ships: its summarised piece (the block decoder's walk), and its coverage piece (the instruction decoder's). */
 interface FleetPiece {
   summarized: SummarizedPiece;
-  blocks: Pick<CoveragePiece, 'body' | 'kept' | 'open'>;
+  coverage: CoveragePiece;
 }
 
 /** What the merge returns (JSON): the serial analyze result, and how it was reached. */
@@ -103,11 +108,10 @@ export function decodeSegment(input: TraceInput, segment: SegmentPlan, detectors
   progress?.phase('segment', segment.to - segment.from);
   const bytes = streamBytes(input.stream, segment.from, segment.limit);
   const range: SegmentRange = { index: segment.index, from: segment.from, to: segment.to };
-  const collect = coverageObserver();
-  const summarized = summarizePiece(input, bytes, segment.from, range, segment.limit, analysisSpec({}, names), collect.observer);
-  const { body, kept, open } = collect.take(summarized.piece, segment.limit);
+  const summarized = summarizePiece(input, bytes, segment.from, range, segment.limit, analysisSpec({}, names));
+  const coverage = coveragePiece(input, bytes, segment.from, range, segment.limit);
   progress?.done();
-  const piece: FleetPiece = { summarized, blocks: { body, kept, open } };
+  const piece: FleetPiece = { summarized, coverage };
   const encoded = serialize(piece).toString('base64');
   if (encoded.length > MAX_PIECE_CHARS) throw new Error(`segment ${segment.index}: its summary is ${encoded.length} bytes, more than ${MAX_PIECE_CHARS}; cut the trace into more segments`);
   return { ...segment, streamSize: size, detectors: names, flow: summarized.piece.stats, piece: encoded };
@@ -123,15 +127,20 @@ function decodedPiece(s: SegmentSummary, detectors: readonly string[]): FleetPie
     throw new Error(`segment ${s.index}: its summarised piece is not readable`);
   }
   const p = f?.summarized;
-  const z = p?.piece;
-  if (z === undefined || z.from !== s.from || z.to !== s.to || !(z.log instanceof Float64Array) || !Array.isArray(p.summaries) || p.summaries.length !== detectors.length) {
+  if (!isSegmentPiece(p?.piece, s) || !Array.isArray(p.summaries) || p.summaries.length !== detectors.length) {
     throw new Error(`segment ${s.index}: its summarised piece is not the segment [${s.from}, ${s.to}) summarised for ${detectors.join(', ')}`);
   }
-  const b = f.blocks;
-  if (!(b?.body instanceof Float64Array && b.kept instanceof Float64Array && b.open instanceof Float64Array) || b.body.length % 3 !== 0 || b.kept.length % 3 !== 0 || (b.open.length !== 0 && b.open.length !== 2)) {
+  const b = f.coverage;
+  if (!isSegmentPiece(b?.piece, s) || b.limit !== s.limit) throw new Error(`segment ${s.index}: its coverage piece is not the segment [${s.from}, ${s.to})`);
+  if (!(b.body instanceof Float64Array && b.kept instanceof Float64Array && b.open instanceof Float64Array) || b.body.length % 3 !== 0 || b.kept.length % 3 !== 0 || (b.open.length !== 0 && b.open.length !== 2)) {
     throw new Error(`segment ${s.index}: its executed blocks are malformed`);
   }
   return f;
+}
+
+/** Is `z` a decoded piece (zoned-walk.ts) of segment `s`? */
+function isSegmentPiece(z: ZonedPiece | undefined, s: SegmentPlan): z is ZonedPiece {
+  return z !== undefined && z !== null && z.from === s.from && z.to === s.to && z.log instanceof Float64Array;
 }
 
 /** The blocks' count and the bytes they span (overlapping blocks counted once). */
@@ -177,6 +186,6 @@ export async function mergeSegments(input: TraceInput, parts: readonly SegmentSu
   const blocks = new ExecutedBlocks();
   // Only the bytes of the pieces joined (and their overlap), from the recording: not the whole trace.
   const redo = (range: SegmentRange, limit: number): Promise<CoveragePiece> => Promise.resolve(coveragePiece(input, streamBytes(input.stream, range.from, limit), range.from, range, limit));
-  await mergeCoveragePieces(pieces.map((f) => ({ piece: f.summarized.piece, limit: f.summarized.limit, ...f.blocks })), size, redo, blocks);
+  await mergeCoveragePieces(pieces.map((f) => f.coverage), size, redo, blocks);
   return { segments: sorted.length, streamSize: size, detectors: names, analysis, coverage: coverageSize(blocks) };
 }

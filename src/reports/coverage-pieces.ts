@@ -60,7 +60,7 @@ export interface CoverageCollector {
 }
 
 /** An observer for walkPieceZoned that collects the piece's blocks (instruction by instruction). */
-export function coverageObserver(): CoverageCollector {
+function coverageObserver(): CoverageCollector {
   let blocks: PieceBlocks | null = null;
   return {
     observer: { mode: 'insn', create: (zones, kept) => (blocks = new PieceBlocks(zones, kept)) },

@@ -7,7 +7,7 @@
  */
 import type { FlowConsumer } from '../../flow/control-flow.js';
 import type { SegmentRange } from '../../flow/parallel/psb-split.js';
-import { walkPieceZoned, type ZonedObserver, type ZonedPiece } from '../../flow/parallel/zoned-walk.js';
+import { walkPieceZoned, type ZonedPiece } from '../../flow/parallel/zoned-walk.js';
 import { CodeFacts } from '../code-facts.js';
 import type { DetectorContext } from '../detector-base.js';
 import { detectorInfo } from '../detector.js';
@@ -78,16 +78,15 @@ export function freshSummarizers(input: TraceInput, spec: AnalysisSpec, at: () =
 
 /**
  * Decode `range` of `input` (its bytes from trace offset `origin` in
- * `trace`), summarising the body for `spec` (null: keep every record);
- * `observer` sees every record of the same walk (the fleet's coverage).
+ * `trace`), summarising the body for `spec` (null: keep every record).
  */
-export function summarizePiece(input: TraceInput, trace: Uint8Array, origin: number, range: SegmentRange, limit: number, spec: AnalysisSpec | null, observer: ZonedObserver | null = null): SummarizedPiece {
+export function summarizePiece(input: TraceInput, trace: Uint8Array, origin: number, range: SegmentRange, limit: number, spec: AnalysisSpec | null): SummarizedPiece {
   let summarizers: Summarizer[] = [];
   const piece = walkPieceZoned(trace, range, limit, input.config, input.image, origin, (at): FlowConsumer[] | null => {
     if (spec === null) return null;
     summarizers = freshSummarizers(input, spec, at);
     return summarizers.map((s) => s.consumer);
-  }, observer);
+  });
   if (spec === null) return { piece, limit, summaries: null };
   return { piece, limit, summaries: summarizers.map((s) => s.finish()) };
 }
