@@ -26,7 +26,7 @@ function decode(trace: Uint8Array, images: RawImages, resync: boolean, allBody: 
   const errata = errataFor(cpu);
   if (typeof errata !== 'number') config.errata = errata;
   const dec = new InsnDecoder(new PacketDecoder(trace, { skd007: config.errata.skd007 }), config, rawImage(images));
-  const opts: FlowPrintOptions = { fmt: { eventIp: false, eventTime: false, offset: false }, noInst: false, quiet: true, time: false, rawInsn: false, check: false, showBlocks: false, resync, json: false, stat: true };
+  const opts: FlowPrintOptions = { fmt: { eventIp: false, eventTime: false, offset: false }, noInst: false, quiet: true, time: false, rawInsn: false, check: false, showBlocks: false, resync, json: false, stat: true, att: false };
   const out = new DigestWriter();
   const piece = allBody ? { base: 0, record: () => {}, unrecorded: () => true } : null;
   const counts = decodeFlow({ kind: 'insn', dec }, opts, out, null, piece);

@@ -21,7 +21,8 @@ import type { FlowFlags } from '../flow/block-decoder.js';
 import { parseCUnsigned, parseElfArg, parseRawArg, isImageArgError } from '../flow/raw-image-arg.js';
 import { ByteSourceCache } from '../flow/section.js';
 import { SidebandOptionError, SidebandOptionParser } from '../sources/perf-event/options.js';
-import { loadElf } from '../flow/elf.js';
+import { loadElf, type LoadedElf } from '../flow/elf.js';
+import { formatIpShort } from '../packets/address.js';
 import type { FlowPrintOptions } from './flow-decode.js';
 
 export const FLOW_HELP = `usage: ptscope flow [<options>] --pt <file>[:<from>[-<to>]]
@@ -40,6 +41,9 @@ options:
   --block:end-on-call            end a block after a call
   --block:end-on-jump            end a block after a jump
   --no-inst                      do not disassemble instructions
+  --att                          disassemble in AT&T syntax
+  --verbose, -v                  print the segments each later --elf (or --pevent:kcore) maps
+  --iscache-limit <size>         accepted for ptxed compatibility (image files are read once)
   --raw-insn                     print the bytes of each instruction
   --quiet, -q                    print no instructions and events
   --offset                       print the trace offset
@@ -94,6 +98,14 @@ function u64Arg(args: string[], i: number, option: string, max = (1n << 64n) - 1
   return v;
 }
 
+/**
+ * ptxed's `--verbose` lines for an ELF file it mapped (load_elf.c): one per
+ * PT_LOAD segment, with the file name as given and the link-time address.
+ */
+export function mappedSegmentLines(name: string, loaded: LoadedElf): string[] {
+  return loaded.mapped.map((seg) => `${name}: offset=0x${seg.offset.toString(16)} size=0x${seg.filesz.toString(16)} vaddr=0x${formatIpShort(seg.vaddr)}.`);
+}
+
 /** Where flow reports problems that are not part of ptxed's output (standard error by default). */
 export type ErrorSink = (message: string) => void;
 
@@ -132,7 +144,10 @@ export function parseFlowArgs(args: string[], out: LineWriter, errors: ErrorSink
     resync: false,
     json: false,
     stat: false,
+    att: false,
   };
+  /** `--verbose`: the ELF files mapped after it print their segments (ptxed's track_image). */
+  let verbose = false;
   let statInsn = false;
   let statBlocks = false;
   let kind: 'insn' | 'block' = 'insn';
@@ -192,6 +207,7 @@ export function parseFlowArgs(args: string[], out: LineWriter, errors: ErrorSink
         const elf = parseElfArg(spec);
         try {
           const loaded = loadElf(image, files, elf.file, elf.base);
+          if (verbose) for (const line of mappedSegmentLines(elf.file, loaded)) out.line(line);
           for (const w of loaded.warnings) errors(w);
         } catch (e) {
           if (e instanceof PtError) throw new CliError(`--elf: failed to load ${elf.file}: ${e.message}.`);
@@ -201,6 +217,19 @@ export function parseFlowArgs(args: string[], out: LineWriter, errors: ErrorSink
       }
       case '--no-inst':
         opts.noInst = true;
+        break;
+      case '--att':
+        opts.att = true;
+        break;
+      case '--verbose':
+      case '-v':
+        verbose = true;
+        break;
+      case '--iscache-limit':
+        // libipt's limit on the section bytes its image section cache keeps
+        // mapped: it changes no output. ptscope reads each image file once
+        // and keeps it (ByteSourceCache), so only the argument is checked.
+        u64Arg(args, i++, arg);
         break;
       case '--raw-insn':
         opts.rawInsn = true;
@@ -303,6 +332,8 @@ export function parseFlowArgs(args: string[], out: LineWriter, errors: ErrorSink
           throw e;
         }
         if (used) {
+          // ptxed loads a kcore image where it parses it, printing its segments if --verbose came before.
+          if (arg === '--pevent:kcore') sideband.config.kcore[sideband.config.kcore.length - 1]!.verbose = verbose;
           i += used - 1;
           break;
         }

@@ -36,6 +36,8 @@ export interface FlowPrintOptions {
   json: boolean;
   /** Statistics are printed (ptxed then numbers the blocks). */
   stat: boolean;
+  /** `--att`: AT&T syntax instead of Intel. */
+  att: boolean;
 }
 
 /** Counts (ptxed's ptxed_stats), and the diagnosed errors. */
@@ -79,12 +81,12 @@ export interface FlowPiece {
   readonly unrecorded?: () => boolean;
 }
 
-/** Formats instructions for output (iced-x86, Intel syntax); created on first use. */
+/** Formats instructions for output (iced-x86); created on first use. */
 let formatter: InstructionDecoder | null = null;
 
-function disassemble(insn: InstructionInfo): string {
+function disassemble(insn: InstructionInfo, att: boolean): string {
   if (formatter === null) formatter = new InstructionDecoder(new Image());
-  return formatter.disassemble(insn);
+  return formatter.disassemble(insn, att ? 'att' : 'intel');
 }
 
 /** Kinds whose encoding holds a near relative branch displacement (what XED reports one for). */
@@ -157,7 +159,7 @@ class FlowPrinter {
       const o: Record<string, unknown> = { ip: jsonIp(insn.ip), size: insn.size, class: INSN_CLASS_NAMES[insn.iclass] ?? 'unknown', bits: MODE_BITS[insn.mode] ?? 0 };
       if (opts.fmt.offset) o.offset = offset;
       if (insn.speculative) o.speculative = true;
-      if (!opts.noInst) o.insn = disassemble(insn);
+      if (!opts.noInst) o.insn = disassemble(insn, opts.att);
       this.out.line(JSON.stringify(o));
       return;
     }
@@ -181,7 +183,7 @@ class FlowPrinter {
     if (this.opts.rawInsn) {
       for (let i = 0; i < 15; i++) s += i < insn.size ? ' ' + insn.byte(i).toString(16).padStart(2, '0') : '   ';
     }
-    return s + '  ' + disassemble(insn);
+    return s + '  ' + disassemble(insn, this.opts.att);
   }
 
   /** ptxed's print_block, from the block's instruction addresses. */

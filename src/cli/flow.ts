@@ -27,7 +27,7 @@ import { loadElf } from '../flow/elf.js';
 import { decodeFlow, exitStatus, type FlowCounts, type FlowPrintOptions } from './flow-decode.js';
 import type { PtEvent } from '../events/event.js';
 import { CliError } from './output.js';
-import { FLOW_HELP, parseFlowArgs, openFlowContainer, streamConfig, streamHeading, type Created, type ErrorSink } from './flow-args.js';
+import { FLOW_HELP, mappedSegmentLines, parseFlowArgs, openFlowContainer, streamConfig, streamHeading, type Created, type ErrorSink } from './flow-args.js';
 import { parseJobs } from './jobs-option.js';
 import type { TaskSwitcher } from '../flow/task-switch.js';
 import { taskTitle, type StreamTask } from '../sources/model/recording.js';
@@ -158,6 +158,7 @@ function openSideband(
   for (const k of config.kcore) {
     try {
       const elf = loadElf(kernel, files, k.filename, k.base ?? 0);
+      if (k.verbose) for (const line of mappedSegmentLines(k.filename, elf)) out.line(line);
       for (const w of elf.warnings) out.line(`[${w}]`);
     } catch (e) {
       if (e instanceof PtError) throw new CliError(`--pevent:kcore: failed to load ${k.filename}: ${e.message}.`);

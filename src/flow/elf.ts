@@ -388,8 +388,8 @@ export class LoadedElf {
     readonly elf: ElfFile,
     /** Added to link-time addresses to get mapped addresses. */
     readonly loadOffset: number,
-    /** Number of segments mapped. */
-    readonly sectionsAdded: number,
+    /** The PT_LOAD segments mapped, in program-header order. */
+    readonly mapped: readonly ElfSegment[],
     /** ptxed-style warnings (segments that could not be mapped, none found). */
     readonly warnings: readonly string[],
   ) {}
@@ -424,7 +424,7 @@ export function loadElf(
     loadOffset = Number.isNaN(min) ? 0 : baseIp - min;
   }
   const warnings: string[] = [];
-  let added = 0;
+  const mapped: ElfSegment[] = [];
   elf.segments.forEach((seg, idx) => {
     if (seg.type !== PT_LOAD || seg.filesz === 0) return;
     let status: number;
@@ -437,8 +437,8 @@ export function loadElf(
       warnings.push(`${path}: failed to create section for phdr ${idx}: ${errorMessage(status)}`);
       return;
     }
-    added++;
+    mapped.push(seg);
   });
-  if (added === 0) warnings.push(`${path}: did not find any load sections`);
-  return new LoadedElf(elf, loadOffset, added, warnings);
+  if (mapped.length === 0) warnings.push(`${path}: did not find any load sections`);
+  return new LoadedElf(elf, loadOffset, mapped, warnings);
 }

@@ -272,7 +272,7 @@ export class InstructionDecoder {
   private readonly scratch = new Uint8Array(MAX_INSN_SIZE);
   /** Displacement of the last raw decode (valid when the entry has DIRECT_BIT). */
   private rawDisp = 0;
-  private formatter: Formatter | null = null;
+  private readonly formatters: { intel: Formatter | null; att: Formatter | null } = { intel: null, att: null };
 
   constructor(readonly image: Image) {
     initTables();
@@ -344,13 +344,15 @@ export class InstructionDecoder {
   }
 
   /**
-   * The instruction in ptxed's style: lower-case Intel syntax, hex with 0x,
-   * branch targets as absolute addresses. For output only (allocates).
+   * The instruction in ptxed's style: lower-case, hex with 0x, branch
+   * targets as absolute addresses; Intel syntax, or AT&T (ptxed's --att).
+   * For output only (allocates).
    */
-  disassemble(insn: InstructionInfo): string {
+  disassemble(insn: InstructionInfo, syntax: 'intel' | 'att' = 'intel'): string {
     if (insn.iclass === InsnClass.Unknown || insn.size === 0) return '';
     if (insn.kind === InsnKind.Jmpabs) {
-      return 'jmpabs 0x' + readU64(insn.rawBuffer, insn.rawOffset + 3).toString(16);
+      const target = '0x' + readU64(insn.rawBuffer, insn.rawOffset + 3).toString(16);
+      return syntax === 'att' ? 'jmpabs $' + target : 'jmpabs ' + target;
     }
     const bits = execModeBits(insn.mode);
     const dec = new Decoder(bits, insn.raw(), DecoderOptions.None);
@@ -359,19 +361,7 @@ export class InstructionDecoder {
       const ins = new Instruction();
       try {
         dec.decodeOut(ins);
-        if (this.formatter === null) {
-          const f = new Formatter(FormatterSyntax.Intel);
-          f.hexPrefix = '0x';
-          f.hexSuffix = '';
-          f.uppercaseHex = false;
-          f.branchLeadingZeros = false;
-          f.showBranchSize = false;
-          f.smallHexNumbersInDecimal = false;
-          f.spaceAfterOperandSeparator = true;
-          f.memorySizeOptions = MemorySizeOptions.Always;
-          this.formatter = f;
-        }
-        return this.formatter.format(ins);
+        return this.formatterFor(syntax).format(ins);
       } finally {
         ins.free();
       }
@@ -380,14 +370,33 @@ export class InstructionDecoder {
     }
   }
 
+  /** The iced formatter of a syntax, made on first use. */
+  private formatterFor(syntax: 'intel' | 'att'): Formatter {
+    let f = this.formatters[syntax];
+    if (f === null) {
+      f = new Formatter(syntax === 'att' ? FormatterSyntax.Gas : FormatterSyntax.Intel);
+      f.hexPrefix = '0x';
+      f.hexSuffix = '';
+      f.uppercaseHex = false;
+      f.branchLeadingZeros = false;
+      f.showBranchSize = false;
+      f.smallHexNumbersInDecimal = false;
+      f.spaceAfterOperandSeparator = true;
+      if (syntax === 'intel') f.memorySizeOptions = MemorySizeOptions.Always;
+      this.formatters[syntax] = f;
+    }
+    return f;
+  }
+
   /** Release iced's WASM memory. The decoder must not be used afterwards. */
   dispose(): void {
     for (const list of this.caches.values()) for (const c of list) c?.free();
     this.caches.clear();
     this.lastCache = null;
     this.lastSource = null;
-    this.formatter?.free();
-    this.formatter = null;
+    this.formatters.intel?.free();
+    this.formatters.att?.free();
+    this.formatters.intel = this.formatters.att = null;
     this.insn.free();
   }
 

@@ -60,7 +60,7 @@ export interface SidebandConfig {
   /** Print `[context: <name>]` on context switches (flow, --sb:switch). */
   printSwitch: boolean;
   /** --pevent:kcore images for the kernel address space (flow loads them). */
-  kcore: { filename: string; base?: bigint }[];
+  kcore: { filename: string; base?: bigint; verbose?: boolean }[];
 }
 
 /** A bad sideband option; `message` is one line, without the program name. */
