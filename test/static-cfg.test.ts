@@ -213,6 +213,40 @@ describe('jump tables', () => {
   }
 });
 
+describe('a table read without a bound', () => {
+  it('ends where the next table the code names begins, even when that code is only found later (in a gap)', () => {
+    // Two relative tables side by side; neither index is bounded (both come from memory). The second
+    // dispatch is reached only through the first table, so a gap sweep finds its `lea tab2`. Read on,
+    // the first table's entries would be tab2's offsets taken from tab1: addresses inside main.
+    const src = join(dir, 'two-tables.s');
+    writeFileSync(src, [
+      '.text', '.globl main', '.type main, @function', 'main:',
+      'lea idx(%rip), %rax', 'movl (%rax), %edi', 'lea tab1(%rip), %rdx', 'movslq (%rdx,%rdi,4), %rcx', 'add %rdx, %rcx', 'jmp *%rcx',
+      'case_a:', 'mov $1, %eax', 'jmp out',
+      'case_b:', 'lea idx(%rip), %rax', 'movl 4(%rax), %edi', 'lea tab2(%rip), %rdx', 'movslq (%rdx,%rdi,4), %rcx', 'add %rdx, %rcx', 'jmp *%rcx',
+      'case_c:', 'mov $3, %eax', 'jmp out',
+      'case_d:', 'mov $4, %eax', 'jmp out',
+      'out:', 'ret', '.size main, .-main',
+      '.section .rodata', '.align 4',
+      'tab1: .long case_a-tab1, case_b-tab1',
+      'tab2: .long case_c-tab2, case_d-tab2, case_c-tab2, case_d-tab2',
+      '.data', 'idx: .long 1, 1',
+      '.section .note.GNU-stack,"",@progbits', '',
+    ].join('\n'));
+    const exe = join(dir, 'two-tables');
+    execFileSync('gcc', ['-o', exe, src]);
+    // nm's every symbol (the labels have no size): name -> address.
+    const syms = new Map(execFileSync('nm', [exe], { encoding: 'utf8' }).split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length === 3).map((f) => [f[2]!, parseInt(f[0]!, 16)]));
+    const at = (name: string): number => syms.get(name)!;
+    const cfg = analyzeElfFile(exe);
+    const byTable = (name: string) => cfg.jumpTables.find((t) => t.tableAddress === at(name));
+    const first = byTable('tab1');
+    expect(first?.bounded).toBe(false);
+    expect(first?.targets).toEqual([at('case_a'), at('case_b')]);
+    expect(byTable('tab2')?.targets).toEqual([at('case_c'), at('case_d'), at('case_c'), at('case_d')]);
+  });
+});
+
 describe('functions and blocks against objdump', () => {
   it('matches function boundaries and block counts', () => {
     for (const path of [switchPie, switchNoPie, fnptrPie]) {

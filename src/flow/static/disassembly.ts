@@ -26,7 +26,7 @@
  * operand getters. iced gives the same lengths as the trace-side
  * InstructionDecoder (both are iced), so block boundaries agree with it.
  */
-import { Code, Decoder, DecoderOptions, Instruction, OpKind } from 'iced-x86';
+import { Code, Decoder, DecoderOptions, Instruction, OpKind, Register } from 'iced-x86';
 import type { ElfFile, ElfSectionHeader } from '../elf.js';
 import { EM_X86_64, ET_EXEC } from '../elf.js';
 import {
@@ -278,6 +278,14 @@ export class Disassembly {
   private readonly funcRangeEnd: Float64Array;
   /** Direct branches by target offset: the sources (offsets) of each. */
   private readonly branchSources = new Map<number, number | number[]>();
+  /**
+   * Read-only data addresses that instructions name (`lea T(%rip)`, a
+   * table's `T(,%idx,8)`): each starts an object of its own, so a table
+   * read without a bound ends before one (jump-tables.ts).
+   */
+  private readonly dataRefs = new Set<number>();
+  /** Indirect jumps whose target set was not recovered (or only as an unlocated table), by offset. */
+  private readonly unrecovered = new Set<number>();
   private readonly relocated: Map<number, number>;
   /** GOT slots of imported symbols: slot address -> name. */
   private readonly importedSlots = new Map<number, string>();
@@ -350,6 +358,7 @@ export class Disassembly {
     this.seedPointers();
     this.runToFixpoint();
     if (options.sweepGaps !== false) this.sweepGaps();
+    this.refineUnboundedTables();
     this.readIfuncs();
 
     let n = 0;
@@ -470,6 +479,7 @@ export class Disassembly {
         return off < 0 ? NaN : this.eb.i32(off);
       },
       isReadOnly: (addr) => this.isReadOnly(addr),
+      startsDataObject: (addr) => this.dataRefs.has(addr),
       importAt: (addr) => this.importedSlots.get(addr) ?? null,
     };
   }
@@ -557,6 +567,16 @@ export class Disassembly {
     }
     this.returning.set(entry, returns ? 1 : 0);
     return returns;
+  }
+
+  private removeBranchSource(targetOff: number, from: number): void {
+    const cur = this.branchSources.get(targetOff);
+    if (cur === from) this.branchSources.delete(targetOff);
+    else if (Array.isArray(cur)) {
+      const i = cur.indexOf(from);
+      if (i >= 0) cur.splice(i, 1);
+      if (cur.length === 0) this.branchSources.delete(targetOff);
+    }
   }
 
   private addBranchSource(targetOff: number, from: number): void {
@@ -678,6 +698,48 @@ export class Disassembly {
         else if ((this.mark[off] & Mark.Insn) !== 0) this.addLeader(off); // computed-goto label
       }
     }
+  }
+
+  /**
+   * A table read without a bound before all the code was decoded may have
+   * run on into the next table, which a `lea` found later (in a gap) names:
+   * read each unbounded table again, drop the edges to the entries it no
+   * longer has, and recognise again the jumps not recovered, whose slices
+   * may have crossed such an edge (an entry of one table, read past its
+   * end, landing inside another switch's dispatch).
+   */
+  private refineUnboundedTables(): void {
+    let dropped = false;
+    for (let k = 0; k < this.jumpTables.length; k++) {
+      const t = this.jumpTables[k]!;
+      if (t.bounded || t.source !== 'table') continue;
+      const again = this.slicer.recognise(t.jumpAddress);
+      if (again === null || again.source !== 'table') continue;
+      const kept = new Set(again.targets);
+      const had = new Set(t.targets);
+      const from = this.space.toOffset(t.jumpAddress);
+      for (const x of t.targets) {
+        if (kept.has(x)) continue;
+        this.removeBranchSource(this.space.toOffset(x), from);
+        dropped = true;
+      }
+      for (const x of again.targets) {
+        const o = this.space.toOffset(x);
+        if (!had.has(x) && o >= 0) this.addBranchSource(o, from);
+      }
+      this.jumpTables[k] = again;
+    }
+    if (!dropped) return;
+    const redo = [...this.unrecovered];
+    this.unrecovered.clear();
+    for (const off of redo) {
+      const addr = this.space.toAddress(off);
+      const k = this.jumpTables.findIndex((t) => t.jumpAddress === addr);
+      if (k >= 0) this.jumpTables.splice(k, 1);
+      this.retried.add(off);
+      this.recogniseTable(off);
+    }
+    this.runToFixpoint();
   }
 
   /** Gaps no seed reached: descend from the first non-padding byte, low-confidence. */
@@ -945,7 +1007,14 @@ export class Disassembly {
     } else {
       v = Number(BigInt.asIntN(64, ins.immediate(0)));
     }
-    if (!this.isCode(v)) return;
+    if (kind === 1 && !ins.isIpRelMemoryOperand && ins.memoryBase === Register.None && ins.memoryIndex !== Register.None) {
+      // An indexed operand with an absolute base: the table `T(,%idx,8)`.
+      v = Number(this.eb.is64 ? BigInt.asIntN(64, ins.memoryDisplacement) : ins.memoryDisplacement & 0xffffffffn);
+    }
+    if (!this.isCode(v)) {
+      if (kind === 1 && Number.isFinite(v) && this.isReadOnly(v)) this.dataRefs.add(v);
+      return;
+    }
     this.codeRefs.push(this.space.toAddress(off));
     this.codeRefs.push(v);
   }
@@ -958,6 +1027,7 @@ export class Disassembly {
       this.retryJumps.push(off);
       return;
     }
+    if (table === null || table.source === 'indexed') this.unrecovered.add(off);
     if (table === null) return;
     this.jumpTables.push(table);
     this.progressSinceRetry = true;

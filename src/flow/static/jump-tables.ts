@@ -22,7 +22,8 @@
  * `and $M, idx`, or a zero-extended byte (256 entries: an opcode). A table
  * whose guard is missing on some path is read while its entries point into
  * the jump's function (or at function entries), at most
- * {@link UNBOUNDED_LIMIT}, and is marked unbounded: its set is a lower
+ * {@link UNBOUNDED_LIMIT} and never into an object the code names on its
+ * own (another table), and is marked unbounded: its set is a lower
  * bound, and a target outside it cannot be judged (detectors say
  * "unchecked"). A jump whose target comes from an indexed load from a table
  * that could not be located is returned as `source: 'indexed'` with no
@@ -87,6 +88,8 @@ export interface SliceContext {
   u8At(addr: number): number;
   /** True if `addr` is file-backed and not writable at run time (read-only data, or RELRO). */
   isReadOnly(addr: number): boolean;
+  /** True if an instruction names read-only data at `addr` (a `lea` of it, say): another object starts there. */
+  startsDataObject(addr: number): boolean;
   /** The imported symbol whose address the dynamic linker stores at `addr` (a GOT slot), or null. */
   importAt(addr: number): string | null;
 }
@@ -291,8 +294,10 @@ export class JumpSlicer {
       if (!complete) targets = [];
     }
     if (!complete) {
-      // Unbounded: read while the entries look like this jump's targets.
+      // Unbounded: read while the entries look like this jump's targets,
+      // up to where an object the code names on its own (another table) starts.
       for (let i = 0; i < UNBOUNDED_LIMIT; i++) {
+        if (i > 0 && ctx.startsDataObject(load.table + i * load.scale)) break;
         const t = entry(i);
         if (!(Number.isFinite(t) && looksLikeTarget(t))) break;
         targets.push(t);
