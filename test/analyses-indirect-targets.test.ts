@@ -280,7 +280,11 @@ describe('stack switches', () => {
     s.observe(K.DirectCall, site, plt('_setjmp').stub, 5, 7);
     expect(s.mayBeSwitch(site + 5)).toBe(true);
     expect(s.classify(K.IndirectJump, site + 5)).toBe(SwitchKind.ContextResume);
-    expect(s.resumeTag).toBe(7);
+    expect(s.resumeTags).toEqual([7]);
+    // The same site saved again (a nested activation of its function): both kept, oldest first.
+    s.observe(K.DirectCall, site, plt('_setjmp').stub, 5, 9);
+    expect(s.classify(K.IndirectJump, site + 5)).toBe(SwitchKind.ContextResume);
+    expect(s.resumeTags).toEqual([7, 9]);
     // A forged jmp_buf that points elsewhere (a gadget, a function) is not a resume point.
     expect(s.classify(K.IndirectJump, at(pm, 'direct_only'))).toBe(SwitchKind.None);
     expect(s.classify(K.Return, at(lm, 'system'))).toBe(SwitchKind.None);

@@ -51,6 +51,16 @@ describe('legitimate stack switches (recorded)', () => {
     expect(stats('cfi')['switch.signal-return']).toBeGreaterThanOrEqual(4);
   }, 180_000);
 
+  it('one setjmp site saved at several depths (a re-entrant guard): each longjmp goes back to the innermost guard still running', async () => {
+    // As perl's call_sv nests JMPENVs: a deeper guard returns, then a longjmp goes to an outer one saved at the same site.
+    const exe = build('nested_setjmp', 'gcc', join(ROOT, 'corpus/benign/nested_setjmp.c'));
+    const { stdout, r, stats } = await analyse(exe, 'nested_setjmp');
+    expect(stdout).toMatch(/^nested_setjmp: 0 250$/m);
+    expect(r.findings).toEqual([]);
+    expect(stats('shadow-stack')['switch.context-resume']).toBe(250);
+    expect(stats('shadow-stack').returnsMatched).toBe(stats('shadow-stack').returnsChecked);
+  }, 180_000);
+
   it('C++ exceptions through cleanups and rethrows: every unwind lands on the pad the LSDA names', async () => {
     const exe = build('exceptions', 'g++', join(ROOT, 'corpus/benign/exceptions.cc'));
     const { stdout, r, stats } = await analyse(exe, 'exceptions');

@@ -54,6 +54,8 @@ export class ShadowStack {
   site = new Float64Array(256);
   target = new Float64Array(256);
   kind = new Uint8Array(256);
+  /** Which push made each entry (a frame popped and pushed again is another activation). */
+  serial = new Float64Array(256);
   depth = 0;
   maxDepth = 0;
 
@@ -64,6 +66,7 @@ export class ShadowStack {
     this.site[d] = site;
     this.target[d] = target;
     this.kind[d] = kind;
+    this.serial[d] = ++pushes;
     if (this.depth > this.maxDepth) this.maxDepth = this.depth;
   }
 
@@ -90,6 +93,9 @@ export class ShadowStack {
     const t = new Float64Array(n);
     t.set(this.target);
     this.target = t;
+    const q = new Float64Array(n);
+    q.set(this.serial);
+    this.serial = q;
     const k = new Uint8Array(n);
     k.set(this.kind);
     this.kind = k;
@@ -97,9 +103,37 @@ export class ShadowStack {
 }
 
 /** What a context save recorded: the stack it was made on and its depth before the saving call. */
+/** Pushes made by every shadow stack so far: each entry's {@link ShadowStack.serial}. */
+let pushes = 0;
+
+/**
+ * A context a setjmp-family call saved: the stack and its depth at the
+ * call, and which activation of the saving function it was (the serial of
+ * the frame below the call, 0 at depth 0).
+ */
 interface SavedContext {
   stack: ShadowStack;
   depth: number;
+  serial: number;
+}
+
+/** Is the function that saved `c` still running (its frame never popped since)? */
+function isLive(c: SavedContext): boolean {
+  return c.depth <= c.stack.depth && (c.depth === 0 || c.stack.serial[c.depth - 1] === c.serial);
+}
+
+/**
+ * The context a resume goes back to: the most recent one whose saving
+ * function is still running (a jmp_buf is valid only until then), else
+ * the most recent.
+ */
+function liveContext(tags: readonly (SavedContext | null)[] | undefined): SavedContext | null {
+  if (tags === undefined) return null;
+  for (let i = tags.length - 1; i >= 0; i--) {
+    const c = tags[i];
+    if (c !== null && c !== undefined && isLive(c)) return c;
+  }
+  return tags[tags.length - 1] ?? null;
 }
 
 /** The stacks of one address space: the active one and parked coroutine stacks. */
@@ -170,7 +204,7 @@ export class ShadowStackDetector extends DetectorBase {
         // `call next` reads the IP and never returns.
         if (to === from + size) return;
         const st = this.space(cr3).active;
-        this.switches.observe(kind, from, to, size, { stack: st, depth: st.depth });
+        this.switches.observe(kind, from, to, size, { stack: st, depth: st.depth, serial: st.depth > 0 ? st.serial[st.depth - 1]! : 0 });
         st.push(from + size, from, to, FRAME);
         return;
       }
@@ -245,8 +279,8 @@ export class ShadowStackDetector extends DetectorBase {
     const sp = this.space(cr3);
     switch (k) {
       case SwitchKind.ContextResume: {
-        const saved = this.switches.resumeTag;
-        if (saved === null || saved === undefined) return;
+        const saved = liveContext(this.switches.resumeTags);
+        if (saved === null) return;
         if (saved.stack !== sp.active) {
           // Another context (a parked coroutine): park the active one and resume it.
           const i = sp.parked.indexOf(saved.stack);

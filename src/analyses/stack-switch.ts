@@ -101,6 +101,8 @@ const API_BY_NAME = new Map<string, ContextApi>([
 
 /** Resume points kept (the oldest go first). */
 const MAX_RESUME_POINTS = 4096;
+/** Contexts kept per resume point (the oldest go first): nested activations of one function. */
+const MAX_TAGS_PER_POINT = 256;
 /** Cached API lookups per called address. */
 const MAX_API_CACHE = 1 << 16;
 
@@ -167,8 +169,12 @@ export class StackSwitches<T = null> {
   tap: SwitchTap | null = null;
   /** Transfers observed. */
   observed = 0;
-  /** Resume points: run-time address -> the tag given when it was saved. */
-  private readonly resumePoints = new Map<number, T>();
+  /**
+   * Resume points: run-time address -> the tags given each time a context
+   * was saved there, oldest first (one call site saves a context per
+   * activation of its function: a re-entrant interpreter nests them).
+   */
+  private readonly resumePoints = new Map<number, T[]>();
   private freshContexts = 0;
   /** Modules whose makecontext planted continuations (their address-taken entries are return targets). */
   private readonly plantingModules = new Set<Module>();
@@ -178,8 +184,8 @@ export class StackSwitches<T = null> {
   private afterSyscall = NaN;
   /** Where execution continues after tracing stopped, or NaN: a resume elsewhere enters a signal handler. */
   private stoppedAt = NaN;
-  /** The tag of the resume point a {@link SwitchKind.ContextResume} went to. */
-  resumeTag: T | undefined = undefined;
+  /** The tags of the resume point a {@link SwitchKind.ContextResume} went to, oldest first (the detector picks the live one). */
+  resumeTags: readonly T[] | undefined = undefined;
   /** Classified switches by kind, for reports. */
   readonly counts = new Uint32Array(SWITCH_KIND_NAMES.length);
 
@@ -256,12 +262,17 @@ export class StackSwitches<T = null> {
     switch (api) {
       case ContextApi.Save:
       case ContextApi.SaveAndSwitch:
-        if (this.resumePoints.size >= MAX_RESUME_POINTS && !this.resumePoints.has(from + size)) {
+        let tags = this.resumePoints.get(from + size);
+        if (tags === undefined && this.resumePoints.size >= MAX_RESUME_POINTS) {
           const oldest = this.resumePoints.keys().next().value as number;
           this.resumePoints.delete(oldest);
         }
+        // The most recently saved site last in the map's order (evicted last).
         this.resumePoints.delete(from + size);
-        this.resumePoints.set(from + size, tag);
+        tags ??= [];
+        if (tags.length >= MAX_TAGS_PER_POINT) tags.shift();
+        tags.push(tag);
+        this.resumePoints.set(from + size, tags);
         return api;
       case ContextApi.Make: {
         this.freshContexts++;
@@ -291,13 +302,13 @@ export class StackSwitches<T = null> {
    * consumes what it matches (a fresh context, an unwind, a signal).
    */
   classify(kind: TransferKind, to: number): SwitchKind {
-    this.resumeTag = undefined;
+    this.resumeTags = undefined;
     if (Number.isNaN(to) || (kind !== TransferKind.Return && kind !== TransferKind.IndirectJump)) return SwitchKind.None;
     let k = SwitchKind.None;
     if (this.resumePoints.has(to)) {
       // A normal return to the call site of setjmp (its first return) is not a switch:
       // the caller decides by comparing with the top of its own stack first.
-      this.resumeTag = this.resumePoints.get(to);
+      this.resumeTags = this.resumePoints.get(to);
       k = SwitchKind.ContextResume;
     } else if (this.unwinding > 0 && this.isLandingPad(to)) {
       this.unwinding = 0;
