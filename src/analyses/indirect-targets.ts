@@ -116,11 +116,11 @@ export function judgeIndirectTarget(modules: ModuleMap, from: number, to: number
     if (jt !== null) {
       if (jt.targets.includes(t)) return ALLOWED;
       if (jt.bounded && jt.source !== 'indexed') return DENIED;
-      if (fj >= 0 && sameFunction(cfg, fj, t)) return UNCHECKED;
+      if (fj >= 0 && sameFunction(cfg, fj, t, from - m.bias)) return UNCHECKED;
     }
     const b = cfg.blockStartingAt(t);
     if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.Pointer) !== 0) return ALLOWED;
-    const inFunction = fj >= 0 && sameFunction(cfg, fj, t);
+    const inFunction = fj >= 0 && sameFunction(cfg, fj, t, from - m.bias);
     if (b >= 0 && (cfg.blockFlags[b] & BlockFlag.JumpTableTarget) !== 0 && inFunction) return ALLOWED;
     // A jump whose set was not recovered, to a well-decoded block of its own
     // function: the dispatch of a switch or computed goto we could not model.
@@ -145,13 +145,15 @@ function trustedStart(cfg: ModuleCfg, a: number): number {
 }
 
 /**
- * True if link-time `t` lies in the same function as the jump in function
- * `f`: the same owner in the CFG, or the same real function start below
- * both (stripped code splits a function at unwind fragments and pointer
- * targets; the real starts do not move).
+ * True if link-time `t` lies in the same function as the jump at link-time
+ * `jump`, owned by function `f`: the same owner in the CFG, or the same
+ * real function start below both (stripped code splits a function at
+ * unwind fragments and pointer targets; the real starts do not move). The
+ * owner's start and the jump's own address are both tried: code that a
+ * `.cold` fragment also jumps into may be owned by the fragment.
  */
-function sameFunction(cfg: ModuleCfg, f: number, t: number): boolean {
+function sameFunction(cfg: ModuleCfg, f: number, t: number, jump: number): boolean {
   if (cfg.functionAt(t) === f) return true;
-  const s = trustedStart(cfg, cfg.functionEntry[f]);
-  return Number.isFinite(s) && s === trustedStart(cfg, t);
+  const s = trustedStart(cfg, t);
+  return Number.isFinite(s) && (s === trustedStart(cfg, cfg.functionEntry[f]) || s === trustedStart(cfg, jump));
 }

@@ -469,6 +469,20 @@ export class Disassembly {
         const m = this.mark[o];
         return (m & (Mark.Function | Mark.Pointer | Mark.JumpTableTarget | Mark.LandingPad | Mark.LowConfidence)) !== 0 || this.branchSources.has(o) ? 'entry' : 'dead';
       },
+      isUnreached: (addr) => {
+        const o = this.space.toOffset(addr);
+        if (o < 0) return false;
+        const m = this.mark[o];
+        if ((m & (Mark.Pointer | Mark.LandingPad)) !== 0) return false;
+        // A function start is reached if something calls it, exports it or takes its address; a
+        // symbol, an unwind entry (a `.cold` part has both) or a gap guess only say code starts there.
+        const reached = FunctionOrigin.Entry | FunctionOrigin.Export | FunctionOrigin.InitFini | FunctionOrigin.CallTarget | FunctionOrigin.Plt | FunctionOrigin.Pointer;
+        if ((m & Mark.Function) !== 0 && ((this.functionOrigins.get(addr) ?? 0) & reached) !== 0) return false;
+        // Branched to only from guesses, if at all.
+        const src = this.branchSources.get(o);
+        if (src === undefined) return true;
+        return (typeof src === 'number' ? [src] : src).every((b) => this.isGuess(b));
+      },
       pointerAt: (addr) => this.pointerAt(addr),
       u8At: (addr) => {
         const off = this.eb.fileOffset(addr, 1);
@@ -508,7 +522,7 @@ export class Disassembly {
     const src = this.branchSources.get(o);
     let list = src === undefined ? [] : typeof src === 'number' ? [src] : src;
     // Guesses (gap-sweep code, instructions overlapping others) do not reach well-decoded code.
-    if ((this.mark[o] & Mark.LowConfidence) === 0) list = list.filter((s) => (this.mark[s] & Mark.LowConfidence) === 0 && !this.insideOtherInstruction(s));
+    if ((this.mark[o] & Mark.LowConfidence) === 0) list = list.filter((s) => !this.isGuess(s));
     if (seqFalls >= 0) out.push(this.space.toAddress(seqFalls), list.includes(seqFalls) ? 2 : 0);
     for (const s of list) if (s !== seqFalls) out.push(this.space.toAddress(s), 1);
   }
@@ -1020,12 +1034,18 @@ export class Disassembly {
   }
 
   private recogniseTable(off: number): void {
-    const table = this.slicer.recognise(this.space.toAddress(off));
+    let table = this.slicer.recognise(this.space.toAddress(off));
     if ((table === null || table.source === 'indexed') && !this.retried.has(off)) {
       // Not recovered yet: try once more when the fixpoint has found more paths.
       this.retried.add(off);
       this.retryJumps.push(off);
       return;
+    }
+    if (table === null || table.source === 'indexed') {
+      // Still not: perhaps only paths from this jump's own cases (not decoded
+      // from it yet) stand in the way. Their entries, as a sample.
+      const guess = this.slicer.recognise(this.space.toAddress(off), true);
+      if (guess !== null && guess.source === 'table') table = guess;
     }
     if (table === null || table.source === 'indexed') this.unrecovered.add(off);
     if (table === null) return;
@@ -1058,6 +1078,11 @@ export class Disassembly {
       }
     }
     return best;
+  }
+
+  /** Is the instruction at offset `s` a guess: gap-sweep code, or bytes inside another decoded instruction? */
+  private isGuess(s: number): boolean {
+    return (this.mark[s] & Mark.LowConfidence) !== 0 || this.insideOtherInstruction(s);
   }
 
   /** True if offset `p` lies inside the bytes of another decoded instruction. */

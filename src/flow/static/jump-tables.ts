@@ -80,6 +80,12 @@ export interface SliceContext {
    * call that never returns).
    */
   originOf(addr: number): 'entry' | 'dead';
+  /**
+   * True if nothing known reaches `addr` (no branch but from gap-sweep
+   * guesses, no table, pointer or function start): the case of a table
+   * not recovered yet, say (see {@link JumpSlicer.recognise}'s `guess`).
+   */
+  isUnreached(addr: number): boolean;
   /** Pointer-sized word at link-time `addr`, through relocations; NaN if not file-backed. */
   pointerAt(addr: number): number;
   /** Signed 32-bit word at link-time `addr`; NaN if not file-backed. */
@@ -181,8 +187,14 @@ const UNKNOWN: Value = { k: 'unknown' };
 interface IndexKey {
   reg: Register;
   memBase: Register;
+  /** The slot's index register (None: [memBase + memDisp]) and scale. */
+  memIndex: Register;
+  memScale: number;
   memDisp: number;
 }
+
+/** The index held in register `reg`. */
+const inRegister = (reg: Register): IndexKey => ({ reg, memBase: Register.None, memIndex: Register.None, memScale: 0, memDisp: 0 });
 
 /** Backward slicing over one module's decoded code. Create once per module; it caches decoded instructions. */
 export class JumpSlicer {
@@ -190,6 +202,8 @@ export class JumpSlicer {
   private readonly infoFactory = new InstructionInfoFactory();
   private readonly callerSaved: number;
   private readonly preds: number[] = [];
+  /** During a guessing {@link recognise}: paths from code nothing known reaches are left out. */
+  private guessing = false;
 
   constructor(
     private readonly ctx: SliceContext,
@@ -202,8 +216,25 @@ export class JumpSlicer {
     this.infoFactory.free();
   }
 
-  /** The target set of the indirect jump at `jumpAddr`, or null if nothing could be recovered. */
-  recognise(jumpAddr: number): JumpTable | null {
+  /**
+   * The target set of the indirect jump at `jumpAddr`, or null if nothing
+   * could be recovered. With `guess`, paths that start in code nothing
+   * known reaches are left out: a switch inside a loop whose cases loop
+   * back is otherwise never recovered, since its cases are reached only
+   * through the table being recovered. Such a set is returned as a sample
+   * (`bounded` false), never as complete.
+   */
+  recognise(jumpAddr: number, guess = false): JumpTable | null {
+    this.guessing = guess;
+    try {
+      const t = this.recogniseNow(jumpAddr);
+      return guess && t !== null && t.bounded ? { ...t, bounded: false } : t;
+    } finally {
+      this.guessing = false;
+    }
+  }
+
+  private recogniseNow(jumpAddr: number): JumpTable | null {
     const jmp = this.insn(jumpAddr);
     if (jmp === null) return null;
     let target: Value;
@@ -410,6 +441,7 @@ export class JumpSlicer {
       this.ctx.predecessors(cur, preds);
       if (preds.length === 0) {
         if (this.ctx.originOf(cur) === 'dead') continue; // no path comes this way
+        if (this.guessing && this.ctx.isUnreached(cur)) continue;
         return null; // an entry: the value comes from the caller
       }
       for (let k = 0; k < preds.length; k += 2) {
@@ -463,9 +495,9 @@ export class JumpSlicer {
     const seen = new Set<string>();
     let weak = false;
     // Work items: where, what holds the index (a register, or a memory slot
-    // [memBase + memDisp] it was loaded from), and the bound a zero
-    // extension implies so far.
-    const work: { at: number; key: IndexKey; ext: number }[] = [{ at: loadAt, key: { reg: full(index), memBase: Register.None, memDisp: 0 }, ext: Infinity }];
+    // [memBase + memIndex * memScale + memDisp] it was loaded from), and
+    // the bound a zero extension implies so far.
+    const work: { at: number; key: IndexKey; ext: number }[] = [{ at: loadAt, key: inRegister(full(index)), ext: Infinity }];
     let best = 0;
     let budget = WALK_BUDGET;
     const preds: number[] = [];
@@ -482,13 +514,14 @@ export class JumpSlicer {
       this.ctx.predecessors(cur, preds);
       if (preds.length === 0) {
         if (this.ctx.originOf(cur) === 'dead') continue;
+        if (this.guessing && this.ctx.isUnreached(cur)) continue;
         if (!unguarded(ext)) return 0;
         continue;
       }
       for (let k = 0; k < preds.length; k += 2) {
         const p = preds[k];
         const how = preds[k + 1];
-        const id = `${p}:${key.reg}:${key.memBase}:${key.memDisp}:${ext}`;
+        const id = `${p}:${key.reg}:${key.memBase}:${key.memIndex}:${key.memScale}:${key.memDisp}:${ext}`;
         if (seen.has(id)) continue;
         seen.add(id);
         if (--budget < 0) return 0;
@@ -500,7 +533,7 @@ export class JumpSlicer {
           else work.push({ at: p, key, ext });
           continue;
         }
-        const watched = gprBit(key.reg !== Register.None ? key.reg : key.memBase);
+        const watched = key.reg !== Register.None ? gprBit(key.reg) : gprBit(key.memBase) | gprBit(key.memIndex);
         if ((i.writes & watched) === 0) {
           if (i.isCall && (key.reg === Register.None || (watched & this.callerSaved) !== 0)) {
             if (!unguarded(ext)) return 0;
@@ -518,12 +551,12 @@ export class JumpSlicer {
           const m = i.mnemonic;
           if ((m === Mnemonic.Mov || m === Mnemonic.Movzx || m === Mnemonic.Movsxd) && i.op1Kind === OpKind.Register) {
             const e = m === Mnemonic.Movzx && i.op1Size === 1 ? 256 : ext;
-            work.push({ at: p, key: { reg: i.op1, memBase: Register.None, memDisp: 0 }, ext: Math.min(ext, e) });
+            work.push({ at: p, key: inRegister(i.op1), ext: Math.min(ext, e) });
             continue;
           }
           if ((m === Mnemonic.Mov || m === Mnemonic.Movzx) && i.op1Kind === OpKind.Memory && i.memIndex === Register.None && i.memBase !== Register.None) {
             const e = m === Mnemonic.Movzx && i.memSize === 1 ? 256 : ext;
-            work.push({ at: p, key: { reg: Register.None, memBase: i.memBase, memDisp: i.memDisp }, ext: Math.min(ext, e) });
+            work.push({ at: p, key: { reg: Register.None, memBase: i.memBase, memIndex: Register.None, memScale: 0, memDisp: i.memDisp }, ext: Math.min(ext, e) });
             continue;
           }
           if (m === Mnemonic.And && Number.isFinite(i.imm) && i.imm >= 0 && i.imm < MAX_BOUND) {
@@ -539,6 +572,13 @@ export class JumpSlicer {
               best = Math.max(best, Math.min(n, ext));
               continue;
             }
+          }
+          if ((m === Mnemonic.Mov || m === Mnemonic.Movzx) && i.op1Kind === OpKind.Memory && i.memIndex !== Register.None && i.memBase !== Register.None) {
+            // Loaded from an indexed slot: a guard may compare the slot itself
+            // (`cmpb $14, (%r13,%rsi); ja; movzbl (%r13,%rsi), %eax`).
+            const e = m === Mnemonic.Movzx && i.memSize === 1 ? 256 : ext;
+            work.push({ at: p, key: { reg: Register.None, memBase: i.memBase, memIndex: i.memIndex, memScale: i.memScale, memDisp: i.memDisp }, ext: Math.min(ext, e) });
+            continue;
           }
         }
         if (!unguarded(ext)) return 0;
@@ -568,7 +608,8 @@ export class JumpSlicer {
       if (c.op0 !== key.reg && !this.copiesAt(c.op0, key.reg, c.addr)) return 0;
       size = c.op0Size;
     } else {
-      if (c.op0Kind !== OpKind.Memory || c.memBase !== key.memBase || c.memDisp !== key.memDisp || c.memIndex !== Register.None) return 0;
+      if (c.op0Kind !== OpKind.Memory || c.memBase !== key.memBase || c.memDisp !== key.memDisp || c.memIndex !== key.memIndex) return 0;
+      if (key.memIndex !== Register.None && c.memScale !== key.memScale) return 0;
       size = c.memSize;
     }
     const imm = size === 4 ? c.imm >>> 0 : size === 2 ? c.imm & 0xffff : size === 1 ? c.imm & 0xff : c.imm;
