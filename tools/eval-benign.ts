@@ -177,7 +177,7 @@ export const PROGRAMS: readonly Program[] = [
  * the set above was settled; a program moves to the set above only with a
  * note of what it was used for.
  */
-/** A standard-input file written beside input set `i`'s files. */
+/** A file (a standard input, a source) written beside input set `i`'s files. */
 function stdinFile(i: Inputs, name: string, content: string): string {
   const path = join(i.dir, name);
   writeFileSync(path, content);
@@ -201,6 +201,15 @@ export const HELD_OUT: readonly Program[] = [
     stdin: (i) => stdinFile(i, 'page.1', `.TH SAMPLE 1\n.SH NAME\nsample \\- a page\n.SH DESCRIPTION\n${readFileSync(i.text, 'utf8').split('\n').slice(0, 120).join('\n.PP\n')}\n`),
     needs: ['fork', 'exec'],
   }),
+  // Added in a second batch, after the first twelve had been run and the two causes they found fixed.
+  P('gpg-print-md', ['text'], (i) => ['/usr/bin/gpg', '--homedir', join(i.dir, 'gnupg'), '--batch', '--print-md', 'SHA256', i.bigText]),
+  P('as', ['text'], (i) => ['/usr/bin/as', '--64', '-o', '/dev/null', i.asm]),
+  P('cpp', ['text', 'fork', 'exec'], (i) => ['/usr/bin/cpp', '-P', stdinFile(i, 'macros.c', `#define SQ(x) ((x) * (x))\n#define STR(x) #x\n${readFileSync(i.text, 'utf8').split('\n').slice(0, 80).map((l, n) => `int v${n} = SQ(${n}); const char *s${n} = STR(${l.replace(/[^a-z ]/gi, '')});`).join('\n')}\n`)], { needs: ['fork', 'exec'] }),
+  P('getent', ['text'], () => ['/usr/bin/getent', 'passwd', 'root']),
+  P('infocmp', ['text'], () => ['/usr/bin/infocmp', '-1', 'xterm']),
+  P('zip', ['compression'], (i) => ['/usr/bin/zip', '-q', '-r', '-', i.tree]),
+  P('shuf', ['text'], (i) => ['/usr/bin/shuf', `--random-source=${i.numbers}`, '-n', '200', i.text]),
+  P('nm', ['text'], (i) => ['/usr/bin/nm', '-D', '-C', i.elf]),
 ];
 
 /** The modification time of every generated input (listings and archives show it). */
