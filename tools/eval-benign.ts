@@ -202,7 +202,13 @@ export const HELD_OUT: readonly Program[] = [
     needs: ['fork', 'exec'],
   }),
   // Added in a second batch, after the first twelve had been run and the two causes they found fixed.
-  P('gpg-print-md', ['text'], (i) => ['/usr/bin/gpg', '--homedir', join(i.dir, 'gnupg'), '--batch', '--print-md', 'SHA256', i.bigText]),
+  P('gpg-print-md', ['text'], (i) => {
+    // A home directory that exists (named on the command line, so the sandbox shows it, read-only), and no
+    // keyring or lock files to write there: gpg exits 2 otherwise, although it prints the digest.
+    const home = join(i.dir, 'gnupg');
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    return ['/usr/bin/gpg', '--homedir', home, '--no-keyring', '--lock-never', '--batch', '--print-md', 'SHA256', i.bigText];
+  }),
   P('as', ['text'], (i) => ['/usr/bin/as', '--64', '-o', '/dev/null', i.asm]),
   P('cpp', ['text', 'fork', 'exec'], (i) => ['/usr/bin/cpp', '-P', stdinFile(i, 'macros.c', `#define SQ(x) ((x) * (x))\n#define STR(x) #x\n${readFileSync(i.text, 'utf8').split('\n').slice(0, 80).map((l, n) => `int v${n} = SQ(${n}); const char *s${n} = STR(${l.replace(/[^a-z ]/gi, '')});`).join('\n')}\n`)], { needs: ['fork', 'exec'] }),
   P('getent', ['text'], () => ['/usr/bin/getent', 'passwd', 'root']),
@@ -210,7 +216,37 @@ export const HELD_OUT: readonly Program[] = [
   P('zip', ['compression'], (i) => ['/usr/bin/zip', '-q', '-r', '-', i.tree]),
   P('shuf', ['text'], (i) => ['/usr/bin/shuf', `--random-source=${i.numbers}`, '-n', '200', i.text]),
   P('nm', ['text'], (i) => ['/usr/bin/nm', '-D', '-C', i.elf]),
+  // A third batch, after the second batch's causes were fixed.
+  P('ctags', ['text'], (i) => ['/usr/bin/ctags', '-f', '-', '--fields=+n', cSample(i)]),
+  P('xgettext', ['text'], (i) => ['/usr/bin/xgettext', '-o', '-', '--keyword=_', cSample(i)]),
+  P('cmake-script', ['interpreter'], (i) => ['/usr/bin/cmake', '-P', stdinFile(i, 'script.cmake', [
+    'set(words "")',
+    // The text is named on the command line (the sandbox shows only what is), as CMAKE_ARGV3.
+    'file(STRINGS "${CMAKE_ARGV3}" lines)',
+    'foreach(line IN LISTS lines)',
+    '  string(REPLACE " " ";" parts "${line}")',
+    '  list(APPEND words ${parts})',
+    'endforeach()',
+    'list(REMOVE_DUPLICATES words)',
+    'list(SORT words)',
+    'list(LENGTH words n)',
+    'math(EXPR twice "${n} * 2")',
+    'string(TOUPPER "${words}" upper)',
+    'message(STATUS "${n} ${twice}")',
+  ].join('\n') + '\n'), i.text]),
+  P('llvm-objdump', ['text'], (i) => ['/usr/bin/llvm-objdump', '-d', '--no-show-raw-insn', i.built.contexts]),
+  P('msgfmt', ['text'], (i) => ['/usr/bin/msgfmt', '--statistics', '-o', '/dev/null', stdinFile(i, 'messages.po', readFileSync(i.text, 'utf8').split('\n').slice(0, 200).filter((l) => l !== '').map((l, n) => `msgid "${n}: ${l}"\nmsgstr "${n}: ${l.toUpperCase()}"\n`).join('\n'))]),
+  P('ptx', ['text'], (i) => ['/usr/bin/ptx', i.text]),
+  P('icuinfo', ['text'], () => ['/usr/bin/icuinfo']),
+  P('dpkg-query', ['text'], () => ['/usr/bin/dpkg-query', '-W', '-f=${Package} ${Version}\n']),
 ];
+
+/** A C source with functions, a struct, macros and translatable strings (ctags, xgettext). */
+function cSample(i: Inputs): string {
+  const words = readFileSync(i.text, 'utf8').split(/\s+/).filter((w) => /^[a-z]+$/.test(w)).slice(0, 60);
+  const body = words.map((w, n) => `static int f_${w}_${n}(int x) { return x * ${n} + (int)sizeof(struct rec); }\nconst char *s_${n} = _("${w} number ${n}");`).join('\n');
+  return stdinFile(i, 'sample.c', `#define _(s) (s)\nstruct rec { int a; char name[16]; };\n${body}\nint main(void) { return f_${words[0] ?? 'x'}_0(1); }\n`);
+}
 
 /** The modification time of every generated input (listings and archives show it). */
 const FIXED_TIME = new Date('2024-01-01T00:00:00Z');
