@@ -1048,6 +1048,7 @@ export class Disassembly {
       if (guess !== null && guess.source === 'table') table = guess;
     }
     if (table === null || table.source === 'indexed') this.unrecovered.add(off);
+    else this.unrecovered.delete(off);
     if (table === null) return;
     this.jumpTables.push(table);
     this.progressSinceRetry = true;
