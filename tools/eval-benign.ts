@@ -239,6 +239,11 @@ export const HELD_OUT: readonly Program[] = [
   P('ptx', ['text'], (i) => ['/usr/bin/ptx', i.text]),
   P('icuinfo', ['text'], () => ['/usr/bin/icuinfo']),
   P('dpkg-query', ['text'], () => ['/usr/bin/dpkg-query', '-W', '-f=${Package} ${Version}\n']),
+  // A fourth batch, first run by hand after the third: fontconfig, GLib, and clang's start-up (libLLVM, libclang-cpp).
+  P('getconf', ['text'], () => ['/usr/bin/getconf', '-a']),
+  P('fc-match', ['text'], () => ['/usr/bin/fc-match', 'sans']),
+  P('gio', ['text'], () => ['/usr/bin/gio', '--version']),
+  P('clang-version', ['text'], () => ['/usr/bin/clang', '--version']),
 ];
 
 /** A C source with functions, a struct, macros and translatable strings (ctags, xgettext). */
