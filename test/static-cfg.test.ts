@@ -33,6 +33,12 @@ function nmSymbols(path: string, dynamic = false): Map<string, [number, number]>
   return map;
 }
 
+/** nm's every symbol, with or without a size (assembly labels have none): name -> address. */
+function nmAddressOf(path: string): (name: string) => number {
+  const syms = new Map(execFileSync('nm', [path], { encoding: 'utf8' }).split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length === 3).map((f) => [f[2]!, parseInt(f[0]!, 16)]));
+  return (name) => syms.get(name)!;
+}
+
 interface ObjdumpInsn {
   addr: number;
   mnemonic: string;
@@ -235,9 +241,7 @@ describe('a table read without a bound', () => {
     ].join('\n'));
     const exe = join(dir, 'two-tables');
     execFileSync('gcc', ['-o', exe, src]);
-    // nm's every symbol (the labels have no size): name -> address.
-    const syms = new Map(execFileSync('nm', [exe], { encoding: 'utf8' }).split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length === 3).map((f) => [f[2]!, parseInt(f[0]!, 16)]));
-    const at = (name: string): number => syms.get(name)!;
+    const at = nmAddressOf(exe);
     const cfg = analyzeElfFile(exe);
     const byTable = (name: string) => cfg.jumpTables.find((t) => t.tableAddress === at(name));
     const first = byTable('tab1');
@@ -327,8 +331,7 @@ describe('jump tables that need more than one guard shape', () => {
   };
   it('recovers a loop switch whose cases alone lead back to it, as a sample, and a switch guarded by a compare of its index slot, as complete', () => {
     const exe = src();
-    const syms = new Map(execFileSync('nm', [exe], { encoding: 'utf8' }).split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length === 3).map((f) => [f[2]!, parseInt(f[0]!, 16)]));
-    const at = (name: string): number => syms.get(name)!;
+    const at = nmAddressOf(exe);
     const cfg = analyzeElfFile(exe);
     const byTable = (name: string) => cfg.jumpTables.find((t) => t.tableAddress === at(name));
     // Guessed past the paths nothing known reaches: a sample, never a complete set.

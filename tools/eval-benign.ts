@@ -171,20 +171,25 @@ export const PROGRAMS: readonly Program[] = [
   P('make', ['fork', 'exec'], (i) => ['/usr/bin/make', '-s', '-f', join(i.dir, 'Makefile'), 'all'], { needs: ['fork', 'exec'] }),
 ];
 
+/** An input file written under `dir`, with the fixed modification time (listings and archives show it). */
+function writeInput(dir: string, name: string, data: string | Uint8Array): string {
+  const path = join(dir, name);
+  writeFileSync(path, data);
+  utimesSync(path, FIXED_TIME, FIXED_TIME);
+  return path;
+}
+
+/** A file (a standard input, a source) written beside input set `i`'s files. */
+function stdinFile(i: Inputs, name: string, content: string): string {
+  return writeInput(i.dir, name, content);
+}
+
 /**
  * The held-out set: Debian programs that no part of ptscope was developed
  * or tuned against, run by `--held-out` and reported apart. Added after
  * the set above was settled; a program moves to the set above only with a
  * note of what it was used for.
  */
-/** A file (a standard input, a source) written beside input set `i`'s files. */
-function stdinFile(i: Inputs, name: string, content: string): string {
-  const path = join(i.dir, name);
-  writeFileSync(path, content);
-  utimesSync(path, FIXED_TIME, FIXED_TIME);
-  return path;
-}
-
 export const HELD_OUT: readonly Program[] = [
   P('cksum', ['text'], (i) => ['/usr/bin/cksum', i.bigText]),
   P('b2sum', ['text'], (i) => ['/usr/bin/b2sum', i.bigText]),
@@ -313,12 +318,7 @@ function makeInputs(root: string, v: 'a' | 'b', built: Record<string, string>): 
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(join(dir, 'tree', 'sub', 'deeper'), { recursive: true });
   const k = v === 'a' ? 1 : 2;
-  const f = (name: string, data: string | Uint8Array): string => {
-    const p = join(dir, name);
-    writeFileSync(p, data);
-    utimesSync(p, FIXED_TIME, FIXED_TIME);
-    return p;
-  };
+  const f = (name: string, data: string | Uint8Array): string => writeInput(dir, name, data);
   const text = f('text.txt', makeText(11 * k, 300 * k));
   const bigText = f('big.txt', makeText(13 * k, 3000 * k));
   const numbers = f('numbers.txt', Array.from({ length: 500 * k }, (_, n) => String(((n * 7919 * k) % 10007) - 5000)).join('\n') + '\n');

@@ -102,7 +102,6 @@ export class ShadowStack {
   }
 }
 
-/** What a context save recorded: the stack it was made on and its depth before the saving call. */
 /** Pushes made by every shadow stack so far: each entry's {@link ShadowStack.serial}. */
 let pushes = 0;
 

@@ -261,7 +261,7 @@ export class StackSwitches<T = null> {
     const api = this.apiAt(to);
     switch (api) {
       case ContextApi.Save:
-      case ContextApi.SaveAndSwitch:
+      case ContextApi.SaveAndSwitch: {
         let tags = this.resumePoints.get(from + size);
         if (tags === undefined && this.resumePoints.size >= MAX_RESUME_POINTS) {
           const oldest = this.resumePoints.keys().next().value as number;
@@ -274,6 +274,7 @@ export class StackSwitches<T = null> {
         tags.push(tag);
         this.resumePoints.set(from + size, tags);
         return api;
+      }
       case ContextApi.Make: {
         this.freshContexts++;
         const m = this.modules.find(to);

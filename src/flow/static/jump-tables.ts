@@ -196,6 +196,9 @@ interface IndexKey {
 /** The index held in register `reg`. */
 const inRegister = (reg: Register): IndexKey => ({ reg, memBase: Register.None, memIndex: Register.None, memScale: 0, memDisp: 0 });
 
+/** The index held in the memory slot operand 1 of `i` reads. */
+const inSlot = (i: Insn): IndexKey => ({ reg: Register.None, memBase: i.memBase, memIndex: i.memIndex, memScale: i.memIndex === Register.None ? 0 : i.memScale, memDisp: i.memDisp });
+
 /** Backward slicing over one module's decoded code. Create once per module; it caches decoded instructions. */
 export class JumpSlicer {
   private readonly cache = new Map<number, Insn | null>();
@@ -554,11 +557,6 @@ export class JumpSlicer {
             work.push({ at: p, key: inRegister(i.op1), ext: Math.min(ext, e) });
             continue;
           }
-          if ((m === Mnemonic.Mov || m === Mnemonic.Movzx) && i.op1Kind === OpKind.Memory && i.memIndex === Register.None && i.memBase !== Register.None) {
-            const e = m === Mnemonic.Movzx && i.memSize === 1 ? 256 : ext;
-            work.push({ at: p, key: { reg: Register.None, memBase: i.memBase, memIndex: Register.None, memScale: 0, memDisp: i.memDisp }, ext: Math.min(ext, e) });
-            continue;
-          }
           if (m === Mnemonic.And && Number.isFinite(i.imm) && i.imm >= 0 && i.imm < MAX_BOUND) {
             best = Math.max(best, Math.min(i.imm + 1, ext));
             continue;
@@ -573,11 +571,11 @@ export class JumpSlicer {
               continue;
             }
           }
-          if ((m === Mnemonic.Mov || m === Mnemonic.Movzx) && i.op1Kind === OpKind.Memory && i.memIndex !== Register.None && i.memBase !== Register.None) {
-            // Loaded from an indexed slot: a guard may compare the slot itself
-            // (`cmpb $14, (%r13,%rsi); ja; movzbl (%r13,%rsi), %eax`).
+          if ((m === Mnemonic.Mov || m === Mnemonic.Movzx) && i.op1Kind === OpKind.Memory && i.memBase !== Register.None) {
+            // Loaded from a slot, indexed or not: a guard may compare the slot
+            // itself (`cmpb $14, (%r13,%rsi); ja; movzbl (%r13,%rsi), %eax`).
             const e = m === Mnemonic.Movzx && i.memSize === 1 ? 256 : ext;
-            work.push({ at: p, key: { reg: Register.None, memBase: i.memBase, memIndex: i.memIndex, memScale: i.memScale, memDisp: i.memDisp }, ext: Math.min(ext, e) });
+            work.push({ at: p, key: inSlot(i), ext: Math.min(ext, e) });
             continue;
           }
         }
