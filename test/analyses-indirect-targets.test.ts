@@ -20,7 +20,8 @@ import { ContextApi, StackSwitches, SwitchKind } from '../src/analyses/stack-swi
 import { TransferKind as K } from '../src/flow/control-flow.js';
 import { loadElf } from '../src/flow/elf.js';
 import { Image } from '../src/flow/image.js';
-import { BlockFlag, type ModuleCfg } from '../src/flow/static/cfg.js';
+import { BlockEndKind, BlockFlag, type ModuleCfg } from '../src/flow/static/cfg.js';
+import { InsnClass } from '../src/flow/instruction.js';
 import { ByteSourceCache } from '../src/flow/section.js';
 
 const temps = new TempDirs();
@@ -58,9 +59,12 @@ __attribute__((noipa)) int direct_only(int x) { return x ^ 0x55; }
 __attribute__((noipa)) int apply(int (*f)(int), int x) { return f(x) + 1; }
 jmp_buf jb;
 ucontext_t uc;
+void *nl_buf[5];
+__attribute__((noipa)) void nl_raise(void) { __builtin_longjmp(nl_buf, 1); }
+__attribute__((noipa)) int nl_protect(void) { if (__builtin_setjmp(nl_buf)) return 1; nl_raise(); return 0; }
 int main(int argc, char **argv) {
   static const unsigned char prog[] = { 0, 1, 0, 2 };
-  if (setjmp(jb) == 0) sink = classify(argc) + interp(prog) + apply(twice, argc) + direct_only(argc) + (int)strlen(argv[0]);
+  if (setjmp(jb) == 0) sink = classify(argc) + interp(prog) + apply(twice, argc) + direct_only(argc) + (int)strlen(argv[0]) + nl_protect();
   if (argc > 5) { getcontext(&uc); makecontext(&uc, (void (*)(void))abort, 0); swapcontext(&uc, &uc); longjmp(jb, 1); }
   printf("%d\\n", sink);
   return 0;
@@ -278,7 +282,7 @@ describe('stack switches', () => {
     // Before any setjmp: nothing to resume.
     expect(s.classify(K.IndirectJump, site + 5)).toBe(SwitchKind.None);
     s.observe(K.DirectCall, site, plt('_setjmp').stub, 5, 7);
-    expect(s.mayBeSwitch(site + 5)).toBe(true);
+    expect(s.mayBeSwitch(site + 5, longjmpSite)).toBe(true);
     expect(s.classify(K.IndirectJump, site + 5)).toBe(SwitchKind.ContextResume);
     expect(s.resumeTags).toEqual([7]);
     // The same site saved again (a nested activation of its function): both kept, oldest first.
@@ -288,7 +292,34 @@ describe('stack switches', () => {
     // A forged jmp_buf that points elsewhere (a gadget, a function) is not a resume point.
     expect(s.classify(K.IndirectJump, at(pm, 'direct_only'))).toBe(SwitchKind.None);
     expect(s.classify(K.Return, at(lm, 'system'))).toBe(SwitchKind.None);
-    void longjmpSite;
+  });
+
+  it('a nonlocal goto (__builtin_longjmp) is a jump that loads the stack pointer first, to a code label no function starts at', () => {
+    const s = new StackSwitches(modules, facts);
+    // nl_raise's jump, and the label nl_protect saves (a pointer block of its own that is no entry).
+    const raise = facts.straightLine(at(pm, 'nl_raise'), 16);
+    const jump = raise[raise.length - 1];
+    expect(jump.iclass).toBe(InsnClass.Jump);
+    expect(raise.some((i) => /^mov rsp, qword ptr \[/.test(i.text))).toBe(true);
+    const protect = pcfg.functionAt(at(pm, 'nl_protect') - pm.bias);
+    const labels = [...pcfg.blocksOf(protect)].filter((b) => (pcfg.blockFlags[b] & BlockFlag.Pointer) !== 0 && pcfg.functionIndex(pcfg.blockStart[b]) < 0);
+    expect(labels.length).toBe(1);
+    const label = pcfg.blockStart[labels[0]] + pm.bias;
+    expect(s.mayBeSwitch(label, jump.ip)).toBe(true);
+    expect(s.classify(K.IndirectJump, label, jump.ip)).toBe(SwitchKind.NonlocalGoto);
+    expect(s.inGotoFunction(at(pm, 'nl_protect'))).toBe(true);
+    expect(s.inGotoFunction(at(pm, 'nl_raise'))).toBe(false);
+    // Not a label: a function entry, the middle of a block, a label of a function that takes none.
+    expect(s.classify(K.IndirectJump, at(pm, 'direct_only'), jump.ip)).toBe(SwitchKind.None);
+    expect(s.classify(K.IndirectJump, label + 1, jump.ip)).toBe(SwitchKind.None);
+    // A jump that does not load the stack pointer (the interpreter's computed goto) is no nonlocal goto, to the label either.
+    const interp = pcfg.functionAt(at(pm, 'interp') - pm.bias);
+    const dispatch = [...pcfg.blocksOf(interp)].find((b) => pcfg.blockEndKind[b] === BlockEndKind.IndirectJump)!;
+    const dispatchIp = pcfg.blockLast[dispatch] + pm.bias;
+    expect(s.loadsStackFirst(dispatchIp)).toBe(false);
+    expect(s.mayBeSwitch(label, dispatchIp)).toBe(false);
+    expect(s.classify(K.IndirectJump, label, dispatchIp)).toBe(SwitchKind.None);
+    expect(s.classify(K.IndirectJump, label)).toBe(SwitchKind.None);
   });
 
   it('makecontext allows one fresh entry into a pointer-callable function and its planted return', () => {
@@ -312,7 +343,7 @@ describe('stack switches', () => {
     expect(s.apiAt(at(gm, '_Unwind_RaiseException'))).toBe(ContextApi.Unwind);
     expect(s.classify(K.IndirectJump, pad)).toBe(SwitchKind.None);
     s.observe(K.DirectCall, at(pm, 'main') + 0x40, at(gm, '_Unwind_RaiseException'), 5, null);
-    expect(s.mayBeSwitch(pad)).toBe(true);
+    expect(s.mayBeSwitch(pad, NaN)).toBe(true);
     expect(s.classify(K.IndirectJump, at(pm, 'classify') + 3)).toBe(SwitchKind.None); // not a pad
     expect(s.classify(K.IndirectJump, pad)).toBe(SwitchKind.LandingPad);
     expect(s.classify(K.IndirectJump, pad)).toBe(SwitchKind.None); // the unwind ended there

@@ -1,9 +1,9 @@
 /**
  * Stack switches recognised by what they do (src/analyses/stack-switch.ts),
  * end to end: the benign programs of corpus/benign that use setjmp/longjmp,
- * sigsetjmp out of a signal handler, makecontext/swapcontext coroutines and
- * C++ exceptions are recorded and must give no finding, with each kind of
- * switch counted. Forged switches (a setcontext pivot, a jmp_buf overwrite)
+ * sigsetjmp out of a signal handler, makecontext/swapcontext coroutines,
+ * __builtin_setjmp/__builtin_longjmp and C++ exceptions are recorded and
+ * must give no finding, with each kind of switch counted. Forged switches (a setcontext pivot, a jmp_buf overwrite)
  * are rows of the exploit corpus (test/analyses-analyze.test.ts), and
  * forged targets are refused in test/analyses-indirect-targets.test.ts.
  */
@@ -59,6 +59,20 @@ describe('legitimate stack switches (recorded)', () => {
     expect(r.findings).toEqual([]);
     expect(stats('shadow-stack')['switch.context-resume']).toBe(250);
     expect(stats('shadow-stack').returnsMatched).toBe(stats('shadow-stack').returnsChecked);
+  }, 180_000);
+
+  it.each([
+    ['gcc', '-O2'],
+    ['clang', '-O0'],
+  ])('nonlocal gotos without a library call (__builtin_setjmp/__builtin_longjmp, %s %s): back into the running protect frame', async (cc, opt) => {
+    // Ruby raises this way: the jump loads the stack pointer from the buffer and jumps to a label of the protect frame's function.
+    const exe = build(`builtin_longjmp_${cc}`, cc, join(ROOT, 'corpus/benign/builtin_longjmp.c'), [opt]);
+    const { stdout, r, stats } = await analyse(exe, `builtin_longjmp_${cc}`);
+    expect(stdout).toMatch(/^builtin_longjmp: 1970 70$/m);
+    expect(r.findings).toEqual([]);
+    expect(stats('shadow-stack')['switch.nonlocal-goto']).toBe(70);
+    expect(stats('shadow-stack').returnsMatched).toBe(stats('shadow-stack').returnsChecked);
+    expect(r.unchecked).toEqual([]);
   }, 180_000);
 
   it('C++ exceptions through cleanups and rethrows: every unwind lands on the pad the LSDA names', async () => {

@@ -7,6 +7,9 @@
  * PSB and with the default plan on a real worker pool; and `analyze
  * --jobs 2` prints what `--jobs 1` prints.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analyzeTrace, defaultDetectors } from '../src/analyses/analyze.js';
@@ -277,5 +280,28 @@ describe('exploit corpus cut at every PSB', () => {
     for (const bundle of [r.exploit, r.benign]) {
       await expectSameAsSerial(() => openTraceInput(bundle));
     }
+  }, 300_000);
+});
+
+// A nonlocal goto (__builtin_longjmp) pops to a frame that may lie in an earlier piece: such a jump goes to the serial state.
+describe('nonlocal gotos cut at every PSB', () => {
+  it('builtin_longjmp (gcc -O2): the serial result, with every summary fold', async () => {
+    const { record } = await import('../src/sources/recorder/record.js');
+    const { withRecordDefaults } = await import('../src/sources/recorder/record-options.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ptscope-nonlocal-'));
+    const exe = join(dir, 'builtin_longjmp');
+    execFileSync('gcc', ['-O2', '-o', exe, join(process.cwd(), 'corpus/benign/builtin_longjmp.c')]);
+    const bundle = join(dir, 'builtin_longjmp.ptscope');
+    // PSBs every 256 bytes: many pieces.
+    const rec = await record(withRecordDefaults({ argv: [exe], output: bundle, force: true, hardware: false, stdio: 'pipe', psbPeriod: 256, notice: () => {} }));
+    expect(rec.stdout).toMatch(/^builtin_longjmp: 1970 70$/m);
+    const serial = analyzeTrace(openTraceInput(bundle), { detectors: defaultDetectors() });
+    expect(serial.findings).toEqual([]);
+    expect(serial.detectors.find((d) => d.name === 'shadow-stack')!.stats['switch.nonlocal-goto']).toBe(70);
+    for (const every of [1, 2, 3, 7]) {
+      const folded = foldSummaries(openTraceInput(bundle), defaultDetectors(), every);
+      expect(folded.result).toEqual({ findings: serial.findings, unchecked: serial.unchecked.filter((n) => n.detector !== 'analyze'), detectors: serial.detectors });
+    }
+    await expectSameAsSerial(() => openTraceInput(bundle));
   }, 300_000);
 });

@@ -115,7 +115,7 @@ export class CfiDetector extends DetectorBase {
       return policy === undefined ? null : `target is not in the policy's indirect targets of ${m.name}`;
     }
     if (verdict === ALLOWED) return null;
-    if (isJump && this.switches.classify(TransferKind.IndirectJump, to) !== SwitchKind.None) return null;
+    if (isJump && this.switches.classify(TransferKind.IndirectJump, to, from) !== SwitchKind.None) return null;
     if (verdict === UNCHECKED) {
       this.unboundedJumps++;
       this.log.note(UNCHECKED_REASON, this.ctx.offset());

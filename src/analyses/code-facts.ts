@@ -97,6 +97,27 @@ export class CodeFacts {
     return NaN;
   }
 
+  /**
+   * True if the straight-line code from `start` up to the instruction at
+   * `end` loads the stack pointer from memory (`mov rsp, [..]`): what a
+   * nonlocal goto does before its jump (GCC's and clang's
+   * __builtin_longjmp restore the frame and stack pointers from the
+   * buffer, then jump to the saved label). Stops at a branch or after
+   * 32 instructions.
+   */
+  loadsStackPointer(start: number, end: number): boolean {
+    this.follow();
+    const insn = this.insn;
+    let at = start;
+    for (let i = 0; i < 32 && at < end; i++) {
+      if (this.decoder.decode(insn, at, this.mode, this.asid) < 0) return false;
+      if (insn.iclass !== InsnClass.Other) return false;
+      if (/^mov rsp, qword ptr \[/.test(this.decoder.disassemble(insn))) return true;
+      at += insn.size;
+    }
+    return false;
+  }
+
   /** True if `ip` is mapped in the image. */
   isMapped(ip: number): boolean {
     this.follow();

@@ -76,7 +76,7 @@ export class InterModuleDetector extends DetectorBase {
     this.crossings++;
     const why = kind === TransferKind.Return ? this.checkReturn(to) : this.checkEntry(a, b, to);
     if (why === null) return;
-    if ((kind === TransferKind.Return || kind === TransferKind.IndirectJump) && this.switches.classify(kind, to) !== SwitchKind.None) return;
+    if ((kind === TransferKind.Return || kind === TransferKind.IndirectJump) && this.switches.classify(kind, to, from) !== SwitchKind.None) return;
     this.violation(kind, from, to, cr3, a, b, why);
   }
 

@@ -198,7 +198,7 @@ export class RopDetector extends DetectorBase {
     }
     this.curIsJump = kind === TransferKind.IndirectJump;
     let verdict = this.indirectTargetAllowed(from, to);
-    if (verdict === 0 && this.curIsJump && this.switches.classify(kind, to) !== SwitchKind.None) verdict = 1;
+    if (verdict === 0 && this.curIsJump && this.switches.classify(kind, to, from) !== SwitchKind.None) verdict = 1;
     // Dispatcher: the same disallowed target reached by short indirect jumps, alternating with other gadgets.
     if (kind === TransferKind.IndirectJump && insnsBefore <= this.maxGadget) this.trackDispatcher(from, to, verdict === 0);
     if (verdict === 1) {

@@ -44,6 +44,9 @@ import type { DetectedFinding, GadgetEvidence } from './finding.js';
 import { hexAddress } from './finding.js';
 import { StackSwitches, SwitchKind } from './stack-switch.js';
 
+/** The note of a nonlocal goto into a function no frame on the stack was called from. */
+const NONLOCAL_GOTO_UNSEEN = 'nonlocal goto (__builtin_longjmp) into a function with no frame seen: returns out of it not checked';
+
 /** Entry kinds. */
 const FRAME = 0;
 const SENTINEL = 1;
@@ -212,9 +215,9 @@ export class ShadowStackDetector extends DetectorBase {
         return;
       case TransferKind.IndirectJump:
         // longjmp and the unwinder leave by a jump; only those the trace prepared matter here.
-        if (!Number.isNaN(to) && this.switches.mayBeSwitch(to)) {
-          const k = this.switches.classify(kind, to);
-          if (k !== SwitchKind.None) this.applySwitch(k, to, cr3);
+        if (!Number.isNaN(to) && this.switches.mayBeSwitch(to, from)) {
+          const k = this.switches.classify(kind, to, from);
+          if (k !== SwitchKind.None) this.applySwitch(k, to, cr3, from);
         }
         return;
       case TransferKind.FarCall:
@@ -272,8 +275,8 @@ export class ShadowStackDetector extends DetectorBase {
     this.mismatch(st, from, to, cr3);
   }
 
-  /** Follow a stack switch the trace prepared (stack-switch.ts) to `to`. */
-  private applySwitch(k: SwitchKind, to: number, cr3: number): void {
+  /** Follow a stack switch the trace prepared (stack-switch.ts) to `to`, from `from` (NaN: a return). */
+  private applySwitch(k: SwitchKind, to: number, cr3: number, from = NaN): void {
     this.resyncs++;
     const sp = this.space(cr3);
     switch (k) {
@@ -305,6 +308,25 @@ export class ShadowStackDetector extends DetectorBase {
           }
         }
         this.log.note('unwinder entered a landing pad no frame on the shadow stack leads to', this.ctx.offset());
+        return;
+      }
+      case SwitchKind.NonlocalGoto: {
+        // Back into the most recent activation of the label's function that
+        // is still running: the calls it made since are gone, so pop to the
+        // highest frame called from it. No such frame: that activation is
+        // the top one if the jump is its own, else it is below every frame
+        // seen (entered before the trace, or by a jump).
+        const st = sp.active;
+        const sw = this.switches;
+        for (let i = st.depth - 1; i >= 0; i--) {
+          if (st.kind[i] === FRAME && sw.inGotoFunction(st.site[i])) {
+            st.depth = i;
+            return;
+          }
+        }
+        if (sw.inGotoFunction(from)) return;
+        st.depth = 0;
+        this.log.note(NONLOCAL_GOTO_UNSEEN, this.ctx.offset());
         return;
       }
       case SwitchKind.PreparedUnseen: {

@@ -25,7 +25,16 @@
  *   .gcc_except_table (through .eh_frame's LSDA pointers);
  * - **signal return**: a handler's return into a sigreturn trampoline
  *   (`mov eax, 15; syscall`) after a signal was delivered (tracing
- *   resumed somewhere else than where it stopped) and not yet returned.
+ *   resumed somewhere else than where it stopped) and not yet returned;
+ * - **nonlocal goto**: GCC's and clang's __builtin_setjmp/__builtin_longjmp
+ *   (Ruby's exceptions, some Scheme and Prolog systems), which call no
+ *   library function. The save stores a label of its own function (a
+ *   `lea` of it) with the frame and stack pointers; the jump loads the
+ *   stack pointer from memory and jumps to the label. An indirect jump
+ *   whose straight-line code loads the stack pointer from memory, to a
+ *   code label whose address the program takes and which is no function
+ *   entry, goes back into the most recent activation of the label's
+ *   function that is still running.
  *
  * The functions are identified by the symbol (or PLT import) of the *called*
  * address: what an API call means is its contract; who executes the
@@ -43,6 +52,7 @@
  */
 import { EventType, type PtEvent } from '../events/event.js';
 import { TransferKind } from '../flow/control-flow.js';
+import { BlockFlag } from '../flow/static/cfg.js';
 import type { CodeFacts } from './code-facts.js';
 import type { Module, ModuleMap } from './modules.js';
 
@@ -70,9 +80,20 @@ export enum SwitchKind {
   SignalReturn = 5,
   /** A switch that events before a mid-trace decode start could have prepared (not verifiable: unchecked). */
   PreparedUnseen = 6,
+  /** A __builtin_longjmp back into a running function ({@link StackSwitches.gotoFunction} says which). */
+  NonlocalGoto = 7,
 }
 
-export const SWITCH_KIND_NAMES: readonly string[] = ['none', 'context-resume', 'fresh-context', 'planted-return', 'landing-pad', 'signal-return', 'prepared-unseen'];
+export const SWITCH_KIND_NAMES: readonly string[] = [
+  'none',
+  'context-resume',
+  'fresh-context',
+  'planted-return',
+  'landing-pad',
+  'signal-return',
+  'prepared-unseen',
+  'nonlocal-goto',
+];
 
 /** The unchecked reason of a {@link SwitchKind.PreparedUnseen} switch. */
 export const PREPARED_UNSEEN_REASON =
@@ -186,6 +207,11 @@ export class StackSwitches<T = null> {
   private stoppedAt = NaN;
   /** The tags of the resume point a {@link SwitchKind.ContextResume} went to, oldest first (the detector picks the live one). */
   resumeTags: readonly T[] | undefined = undefined;
+  /** The module and function index (in its CFG) a {@link SwitchKind.NonlocalGoto} went back into. */
+  gotoModule: Module | null = null;
+  gotoFunction = -1;
+  /** Indirect jump sites by run-time address: does the site's code load the stack pointer from memory first? */
+  private readonly stackLoadingJumps = new Map<number, boolean>();
   /** Classified switches by kind, for reports. */
   readonly counts = new Uint32Array(SWITCH_KIND_NAMES.length);
 
@@ -291,9 +317,60 @@ export class StackSwitches<T = null> {
     }
   }
 
-  /** Cheap pre-check for indirect jumps: could a jump to `to` be a switch (a resume point, or an unwind in progress)? */
-  mayBeSwitch(to: number): boolean {
-    return this.unwinding > 0 || this.resumePoints.has(to) || (this.historyUnseen && this.unseenJumpTarget(to));
+  /**
+   * Cheap pre-check for the indirect jump at `from` to `to`: could it be a
+   * switch (a resume point, an unwind in progress, a nonlocal goto)?
+   */
+  mayBeSwitch(to: number, from: number): boolean {
+    return this.unwinding > 0 || this.resumePoints.has(to) || this.loadsStackFirst(from) || (this.historyUnseen && this.unseenJumpTarget(to));
+  }
+
+  /**
+   * Does the indirect jump at run-time `from` load the stack pointer from
+   * memory in the straight-line code before it (a nonlocal goto's jump)?
+   * Read from the code between the start of the jump's block in the
+   * module's CFG and the jump; cached per site.
+   */
+  loadsStackFirst(from: number): boolean {
+    if (Number.isNaN(from)) return false;
+    let r = this.stackLoadingJumps.get(from);
+    if (r === undefined) {
+      r = false;
+      const m = this.modules.find(from);
+      const cfg = m?.cfg() ?? null;
+      if (m !== null && cfg !== null) {
+        const b = cfg.blockAt(from - m.bias);
+        if (b >= 0) r = this.facts.loadsStackPointer(cfg.blockStart[b] + m.bias, from);
+      }
+      if (this.stackLoadingJumps.size >= MAX_API_CACHE) this.stackLoadingJumps.clear();
+      this.stackLoadingJumps.set(from, r);
+    }
+    return r;
+  }
+
+  /**
+   * A nonlocal goto's label: a block start at `to` whose address the code
+   * takes (the CFG's pointer blocks) and that is no function entry. Sets
+   * {@link gotoModule} and {@link gotoFunction} to its function.
+   */
+  private isGotoLabel(to: number): boolean {
+    const m = this.modules.find(to);
+    const cfg = m?.cfg() ?? null;
+    if (m === null || cfg === null) return false;
+    const t = to - m.bias;
+    const b = cfg.blockStartingAt(t);
+    if (b < 0 || (cfg.blockFlags[b] & BlockFlag.Pointer) === 0 || cfg.functionIndex(t) >= 0 || cfg.blockFunction[b] < 0) return false;
+    this.gotoModule = m;
+    this.gotoFunction = cfg.blockFunction[b];
+    return true;
+  }
+
+  /** Is run-time `ip` in the function a {@link SwitchKind.NonlocalGoto} went back into? */
+  inGotoFunction(ip: number): boolean {
+    const m = this.gotoModule;
+    if (m === null || !m.contains(ip)) return false;
+    const cfg = m.cfg();
+    return cfg !== null && cfg.functionAt(ip - m.bias) === this.gotoFunction;
   }
 
   /**
@@ -301,9 +378,11 @@ export class StackSwitches<T = null> {
    * transfer (it does not go back to its caller, or to a target the CFG
    * allows), a legitimate stack switch? Call it once per such transfer: it
    * consumes what it matches (a fresh context, an unwind, a signal).
+   * `from` is the transfer's own address (NaN: not known).
    */
-  classify(kind: TransferKind, to: number): SwitchKind {
+  classify(kind: TransferKind, to: number, from = NaN): SwitchKind {
     this.resumeTags = undefined;
+    this.gotoModule = null;
     if (Number.isNaN(to) || (kind !== TransferKind.Return && kind !== TransferKind.IndirectJump)) return SwitchKind.None;
     let k = SwitchKind.None;
     if (this.resumePoints.has(to)) {
@@ -324,6 +403,8 @@ export class StackSwitches<T = null> {
         this.signalsInHandler--;
         k = SwitchKind.SignalReturn;
       }
+    } else if (this.loadsStackFirst(from) && this.isGotoLabel(to)) {
+      k = SwitchKind.NonlocalGoto;
     }
     if (k === SwitchKind.None && this.historyUnseen) {
       if (this.unseenJumpTarget(to) || (kind === TransferKind.Return && this.facts.isSigreturnTrampoline(to))) k = SwitchKind.PreparedUnseen;

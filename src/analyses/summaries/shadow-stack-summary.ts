@@ -285,6 +285,11 @@ class ShadowStackSummarizer implements Summarizer, FlowConsumer {
         break;
       }
       case TransferKind.IndirectJump:
+        // A nonlocal goto pops to a frame that may lie below the piece.
+        if (!Number.isNaN(to) && this.w.switches.loadsStackFirst(from)) {
+          this.serialTransfer(kind, from, to, size, insns, cr3);
+          return;
+        }
         if (!Number.isNaN(to) && this.recentJumps[to & 255] !== to) {
           this.recentJumps[to & 255] = to;
           this.jumpTargets.add(to);
