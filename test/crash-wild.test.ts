@@ -20,11 +20,13 @@ const BIN = join(REPO_ROOT, 'bin', 'ptscope.js');
  * The issue's case, a stack overflow by read(2), a copy by hand at -O2, memset with a length from the input, a double free,
  * an overflow in a private shared library, fread's copy inside libc, a use after free with reuse; and the crashes that are
  * no bad memory access: a recursion and a variable-length array that run the stack out, a division by zero, a signal the
- * program raises itself (through a tail call at -O2); and a stack overflow that the stack protector stops.
+ * program raises itself (through a tail call at -O2); and a stack overflow that the stack protector stops. Then a worker
+ * thread's strcpy over a callback stored before its trace starts, and an index past a global table at -O2.
  */
 const SAMPLE = [
   'heap_name_memcpy-O0', 'stack_read_stdin-O0', 'hand_copy_field-O2', 'memset_length-O0', 'double_free-O0', 'lib_overflow-O2', 'file_fread_len-O0', 'uaf_reuse-O0',
   'recursion_depth-O2', 'vla_count-O0', 'per_item_average-O2', 'raise_on_error-O2', 'greeting_canary-O2',
+  'thread_name_copy-O0', 'qsort_key_table-O2',
 ];
 
 const cases = new Map<string, WildCase>(wildCases().filter((c) => SAMPLE.includes(c.name)).map((c) => [c.name, c]));

@@ -8,8 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { debugSections } from '../../flow/dwarf/debug-sections.js';
 import { LineTable } from '../../flow/dwarf/line-table.js';
-import { ElfFile, PT_LOAD } from '../../flow/elf.js';
-import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_IRELATIVE, R_X86_64_JUMP_SLOT, STT_FUNC, STT_GNU_IFUNC, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
+import { ElfFile, PT_LOAD, type ElfSymbol } from '../../flow/elf.js';
+import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_IRELATIVE, R_X86_64_JUMP_SLOT, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
 import type { ImageMapping } from '../../sources/model/recording.js';
 import { InlineCallSites } from './inline-call-sites.js';
 
@@ -23,6 +23,13 @@ export interface ModuleRange {
   bias: number;
   isMain: boolean;
   elf: ElfFile | null;
+}
+
+/** A global or static variable at run time: [start, end). */
+export interface DataObject {
+  name: string;
+  start: number;
+  end: number;
 }
 
 export interface CodeLocation {
@@ -42,6 +49,8 @@ export class CodeLocations {
   private readonly inlineSites = new Map<string, InlineCallSites | null>();
   /** Per file: link-time GOT slot -> the symbol its JUMP_SLOT / GLOB_DAT relocation imports, or its IRELATIVE relocation resolves. */
   private readonly imports = new Map<string, Map<number, string>>();
+  /** Per file: its data objects, by link-time address. */
+  private readonly dataObjects = new Map<string, ElfSymbol[]>();
 
   constructor(mappings: readonly ImageMapping[], programPath: string | null) {
     const byFile = new Map<string, ElfFile | null>();
@@ -121,6 +130,41 @@ export class CodeLocations {
       }
       const name = table.get(link);
       if (name !== undefined) return name;
+    }
+    return null;
+  }
+
+  /**
+   * The data object (an STT_OBJECT symbol with a size: a global or static
+   * variable) that holds run-time `addr`, in the image whose loaded extent
+   * holds it; null if none does (padding, the heap, the stack).
+   */
+  dataObjectAt(addr: number): DataObject | null {
+    for (const m of this.modules) {
+      if (m.elf === null) continue;
+      const link = addr - m.bias;
+      if (!m.elf.segments.some((g) => g.type === PT_LOAD && link >= g.vaddr && link < g.vaddr + g.memsz)) continue;
+      let objects = this.dataObjects.get(m.file);
+      if (objects === undefined) {
+        objects = m.elf.symbols.filter((x) => x.type === STT_OBJECT && x.size > 0).sort((x, y) => x.value - y.value);
+        this.dataObjects.set(m.file, objects);
+      }
+      // The last object starting at or below the address (objects do not overlap, but aliases share an address).
+      let lo = 0;
+      let hi = objects.length - 1;
+      let at = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (objects[mid].value <= link) {
+          at = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
+      }
+      for (let i = at; i >= 0 && i > at - 8; i--) {
+        const o = objects[i];
+        if (link < o.value + o.size) return { name: o.name, start: o.value + m.bias, end: o.value + o.size + m.bias };
+      }
+      return null;
     }
     return null;
   }

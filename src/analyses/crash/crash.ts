@@ -490,7 +490,7 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     notes.push('the faulting operand could not be determined');
   } else {
     const result = backwardTaint(
-      { facts, rev, from: 0, callerOf, chunks, controlSlots, libraryCalls, isCode: (a) => locs.moduleAt(a) !== null, badTarget },
+      { facts, rev, from: 0, callerOf, chunks, controlSlots, libraryCalls, isCode: (a) => locs.moduleAt(a) !== null, badTarget, dataObjectAt: (a) => locs.dataObjectAt(a) },
       fault,
     );
     aliasing = result.aliasing;

@@ -25,6 +25,7 @@ import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
 import type { LibraryCall } from './library-routines.js';
 import type { HeapChunk } from './heap-chunks.js';
+import type { DataObject } from './code-locations.js';
 import type { ReverseExecution } from './reverse-execution.js';
 import { danglingRead } from './stale-pointer.js';
 
@@ -74,6 +75,8 @@ export interface TaintContext {
   isCode: (addr: number) => boolean;
   /** The crash is a branch to a bad target: a code pointer that data replaced is a root cause. */
   badTarget: boolean;
+  /** The global or static variable (ELF data object) that holds an address, or null. */
+  dataObjectAt: (addr: number) => DataObject | null;
 }
 
 export interface TaintResult {
@@ -480,7 +483,7 @@ function blockOutOfBounds(ctx: TaintContext, t: number, b: Block, hit: number[])
       return `into the heap object at ${hex(target.start)} through a pointer outside it: a heap overflow`;
     }
   }
-  const slot = overwrittenCodePointer(ctx, t, hit);
+  const slot = overwrittenCodePointer(ctx, t, hit, true);
   if (slot !== null) return slot;
   return null;
 }
@@ -491,7 +494,7 @@ function blockOutOfBounds(ctx: TaintContext, t: number, b: Block, hit: number[])
  * replaces it is the corruption, even inside one object (a field overflow),
  * where heap bounds see nothing.
  */
-function overwrittenCodePointer(ctx: TaintContext, t: number, hit: number[]): string | null {
+function overwrittenCodePointer(ctx: TaintContext, t: number, hit: number[], block = false): string | null {
   if (!ctx.badTarget || hit.length === 0) return null;
   const { facts, rev } = ctx;
   const lo = hit[0];
@@ -508,6 +511,12 @@ function overwrittenCodePointer(ctx: TaintContext, t: number, hit: number[]): st
     }
     return null;
   }
+  // No earlier store to the slot in the window: it was made before the
+  // window, or by another thread (a worker's trace starts at its creation).
+  // A copy or string routine that put the data the branch then took as its
+  // target ran over the slot: what a program copies into a code pointer
+  // on purpose is a code address.
+  if (block) return `it writes the data the crashing branch takes as its target over ${hex(lo)}, where no earlier store is traced (made before the window or by another thread)`;
   return null;
 }
 
@@ -586,8 +595,32 @@ function outOfBounds(ctx: TaintContext, t: number, w: { addr: number; size: numb
       return `writes ${hex(w.addr)} in the heap object at ${hex(target.start)}, through a pointer to the object at ${hex(own.start)} (${own.end - own.start} bytes): a heap overflow`;
     }
   }
+  const global = globalOverflow(ctx, t, w);
+  if (global !== null) return global;
   const code = overwrittenCodePointer(ctx, t, hit);
   return code === null ? null : `writes ${hex(w.addr)}: ${code}`;
+}
+
+/**
+ * A store indexed from a global or static variable that lands outside it:
+ * the address is computed from the variable (the base register holds an
+ * address in it, or, without a base register, the displacement is one) and
+ * the bytes written are not in it.
+ */
+function globalOverflow(ctx: TaintContext, t: number, w: { addr: number; size: number }): string | null {
+  const m = ctx.facts[t]!.mem;
+  if (m === null || m.seg !== null || (m.base < 0 && m.index < 0)) return null;
+  let anchor = NaN;
+  if (m.base >= 0 && m.base < GPR_COUNT) {
+    const v = ctx.rev.reg(t, m.base);
+    if (v !== null) anchor = Number(v);
+  } else if (m.base < 0) anchor = Number(m.disp);
+  if (Number.isNaN(anchor)) return null;
+  const own = ctx.dataObjectAt(anchor);
+  if (own === null || (w.addr >= own.start && w.addr + w.size <= own.end)) return null;
+  const into = ctx.dataObjectAt(w.addr);
+  const what = into !== null && into !== own && into.name !== own.name ? `, into \`${into.name}\`` : '';
+  return `writes ${hex(w.addr)}, past the global \`${own.name}\` (${own.end - own.start} bytes) its address is computed from${what}: a global buffer overflow`;
 }
 
 /**

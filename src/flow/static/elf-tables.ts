@@ -40,6 +40,7 @@ export const R_386_JMP_SLOT = 7;
 export const R_386_RELATIVE = 8;
 export const R_386_IRELATIVE = 42;
 
+export const STT_OBJECT = 1;
 export const STT_FUNC = 2;
 export const STT_GNU_IFUNC = 10;
 export const STB_GLOBAL = 1;
