@@ -249,6 +249,18 @@ export const HELD_OUT: readonly Program[] = [
   P('fc-match', ['text'], () => ['/usr/bin/fc-match', 'sans']),
   P('gio', ['text'], () => ['/usr/bin/gio', '--version']),
   P('clang-version', ['text'], () => ['/usr/bin/clang', '--version']),
+  // A fifth batch, after the fourth: Ruby (a threaded-code VM that raises by __builtin_longjmp, and a timer thread),
+  // xargs running two children at a time, gcc driving cc1 and as, and yasm.
+  P('ruby', ['interpreter', 'threads', 'longjmp'], (i) => ['/usr/bin/ruby', '--disable-gems', stdinFile(i, 'words.rb', [
+    'counts = Hash.new(0)',
+    'File.read(ARGV[0]).split.each { |w| counts[w.downcase] += 1 }',
+    'sums = 3.times.map { |k| Thread.new { (1..(k + 1) * 20_000).reduce(0) { |a, b| a + b % 7 } } }',
+    'errors = counts.keys.first(40).count { |w| begin; raise ArgumentError, w if w.size.odd?; false; rescue ArgumentError; true; end }',
+    'puts counts.sort_by { |w, n| [-n, w] }.first(5).inspect, sums.map(&:value).sum, errors',
+  ].join('\n') + '\n'), i.text], { needs: ['thread'] }),
+  P('xargs-parallel', ['text', 'fork', 'exec'], (i) => ['/usr/bin/xargs', '-P', '2', '-n', '1', '-a', stdinFile(i, 'words.txt', readFileSync(i.text, 'utf8').split(/\s+/).filter((w) => /^[a-z]+$/i.test(w)).slice(0, 12).join('\n') + '\n'), '/usr/bin/expr', 'length'], { needs: ['fork', 'exec'] }),
+  P('gcc-compile', ['text', 'fork', 'exec'], (i) => ['/usr/bin/gcc', '-pipe', '-O2', '-c', '-o', '/dev/null', cSample(i)], { needs: ['fork', 'exec'] }),
+  P('yasm', ['text'], (i) => ['/usr/bin/yasm', '-p', 'gas', '-f', 'elf64', '-o', '/dev/null', i.asm]),
 ];
 
 /** A C source with functions, a struct, macros and translatable strings (ctags, xgettext). */
