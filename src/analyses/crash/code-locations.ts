@@ -12,6 +12,7 @@ import { ElfFile, PT_LOAD, type ElfSymbol } from '../../flow/elf.js';
 import { ElfBytes, R_X86_64_GLOB_DAT, R_X86_64_IRELATIVE, R_X86_64_JUMP_SLOT, STT_FUNC, STT_GNU_IFUNC, STT_OBJECT, readDynamicSymbols, readRelocations } from '../../flow/static/elf-tables.js';
 import type { ImageMapping } from '../../sources/model/recording.js';
 import { InlineCallSites } from './inline-call-sites.js';
+import { partitionPoint } from '../../flow/sorted-search.js';
 
 export interface ModuleRange {
   path: string;
@@ -118,20 +119,25 @@ export class CodeLocations {
    * the routine. Null if the slot is not an import of a loaded image.
    */
   importName(slot: number): string | null {
-    for (const m of this.modules) {
-      if (m.elf === null) continue;
-      // Only the image whose loaded extent holds the slot.
-      const link = slot - m.bias;
-      if (!m.elf.segments.some((g) => g.type === PT_LOAD && link >= g.vaddr && link < g.vaddr + g.memsz)) continue;
+    for (const m of this.imagesHolding(slot)) {
       let table = this.imports.get(m.file);
       if (table === undefined) {
-        table = importTable(m.file, m.elf);
+        table = importTable(m.file, m.elf!);
         this.imports.set(m.file, table);
       }
-      const name = table.get(link);
+      const name = table.get(slot - m.bias);
       if (name !== undefined) return name;
     }
     return null;
+  }
+
+  /** The mappings of the ELF images whose loaded extent (every PT_LOAD segment, data too) holds run-time `addr`. */
+  private imagesHolding(addr: number): ModuleRange[] {
+    return this.modules.filter((m) => {
+      if (m.elf === null) return false;
+      const link = addr - m.bias;
+      return m.elf.segments.some((g) => g.type === PT_LOAD && link >= g.vaddr && link < g.vaddr + g.memsz);
+    });
   }
 
   /**
@@ -140,26 +146,15 @@ export class CodeLocations {
    * holds it; null if none does (padding, the heap, the stack).
    */
   dataObjectAt(addr: number): DataObject | null {
-    for (const m of this.modules) {
-      if (m.elf === null) continue;
+    for (const m of this.imagesHolding(addr)) {
       const link = addr - m.bias;
-      if (!m.elf.segments.some((g) => g.type === PT_LOAD && link >= g.vaddr && link < g.vaddr + g.memsz)) continue;
       let objects = this.dataObjects.get(m.file);
       if (objects === undefined) {
-        objects = m.elf.symbols.filter((x) => x.type === STT_OBJECT && x.size > 0).sort((x, y) => x.value - y.value);
+        objects = m.elf!.symbols.filter((x) => x.type === STT_OBJECT && x.size > 0).sort((x, y) => x.value - y.value);
         this.dataObjects.set(m.file, objects);
       }
-      // The last object starting at or below the address (objects do not overlap, but aliases share an address).
-      let lo = 0;
-      let hi = objects.length - 1;
-      let at = -1;
-      while (lo <= hi) {
-        const mid = (lo + hi) >> 1;
-        if (objects[mid].value <= link) {
-          at = mid;
-          lo = mid + 1;
-        } else hi = mid - 1;
-      }
+      // From the last object starting at or below the address (objects do not overlap, but aliases share an address).
+      const at = partitionPoint(objects.length, (i) => objects[i].value <= link) - 1;
       for (let i = at; i >= 0 && i > at - 8; i--) {
         const o = objects[i];
         if (link < o.value + o.size) return { name: o.name, start: o.value + m.bias, end: o.value + o.size + m.bias };
