@@ -23,7 +23,7 @@ import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
 
 const ROOT = join(__dirname, '..');
 const OUT = join(ROOT, 'build/dormant/test');
-const SAMPLES = ['weekday', 'timebomb', 'locale', 'envvar', 'fileexists', 'hostname', 'uid', 'antidebug', 'nested'];
+const SAMPLES = ['weekday', 'timebomb', 'locale', 'envvar', 'envlevel', 'fileexists', 'hostname', 'uid', 'antidebug', 'nested'];
 
 const tools = ['gcc', 'qemu-x86_64', 'bwrap'].every((t) => spawnSync('which', [t]).status === 0);
 
@@ -133,6 +133,11 @@ describe('dormant code on the demo corpus', () => {
     expect(trigger('hostname')).toContain('\\"build-07\\"');
     expect(trigger('locale')).toContain('\\"de_\\"');
     expect(trigger('uid')).toContain('"result","value":"1500');
+    // atoi's text: a number in (40, 45), whatever bytes follow its digits.
+    const level = reports.get('envlevel')!.regions[0].trigger[0].values.find((v) => v.symbol === 'string')!.value;
+    const n = Number(/^"[ \t]*\+?(\d+)/.exec(level)?.[1]);
+    expect(n, level).toBeGreaterThan(40);
+    expect(n, level).toBeLessThan(45);
     const t = reports.get('timebomb')!.regions[0].trigger[0].values[0].value;
     const seconds = Number(t.split(' ')[0]);
     expect(seconds).toBeGreaterThanOrEqual(1924992000);

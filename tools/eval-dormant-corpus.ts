@@ -50,6 +50,7 @@ export const SAMPLES: readonly DormantSample[] = [
   { name: 'sleepbomb', heldOut: true, args: [] },
   { name: 'shlib', heldOut: false, args: [], library: 'libcheck' },
   { name: 'shlibenv', heldOut: true, args: [], library: 'libcheck' },
+  { name: 'levelarch', heldOut: false, args: [] },
 ];
 
 export interface Build {

@@ -269,7 +269,10 @@ function widen(z: Z3, v: Val, bits: number, _signed: boolean): Val {
 // ---------------------------------------------------------------------------
 // Pure string functions.
 
-const PURE = new Set(['strcmp', 'strncmp', 'memcmp', 'strlen', 'strcasecmp', 'strncasecmp']);
+const PURE = new Set(['strcmp', 'strncmp', 'memcmp', 'strlen', 'strcasecmp', 'strncasecmp', ...['atoi', 'atol', 'atoll', 'strtol', 'strtoll', 'strtoul', 'strtoull']]);
+
+/** Decimal conversions: the result's width in bits (int or long). */
+const DECIMAL: Record<string, number> = { atoi: 32, atol: 64, atoll: 64, strtol: 64, strtoll: 64, strtoul: 64, strtoull: 64 };
 
 export function isPureModel(name: string): boolean {
   return PURE.has(name);
@@ -281,6 +284,7 @@ const MAX_COMPARE = 64;
 export function applyPureModel(name: string, h: ModelHost): Val {
   const z = h.z3;
   const a = Number(h.arg(0).c);
+  if (DECIMAL[name] !== undefined) return decimalValue(name, h, a);
   if (name === 'strlen') {
     const bytes: Val[] = [];
     for (let i = 0; i < MAX_COMPARE; i++) {
@@ -336,6 +340,88 @@ export function applyPureModel(name: string, h: ModelHost): Val {
     e = z.If(x.neq(y), diff, rest) as BV;
   }
   return { c: c & 0xffffffffn, e: e.zeroExt(32) as BV, u };
+}
+
+/** Digits a conversion's formula follows: 18 never overflow a 64-bit value. */
+const MAX_DIGITS = 18;
+/** Leading white-space characters the formula skips (strtol skips any number: more give a wrong value). */
+const MAX_LEADING_SPACE = 2;
+
+/**
+ * atoi, atol and strtol/strtoul in base 10 (C11 7.22.1.4; glibc's atoi and
+ * atol are strtol): white space, an optional sign, then decimal digits up
+ * to the first other character; no digits give 0, and a value out of range
+ * gives LONG_MAX/LONG_MIN (ULONG_MAX for strtoul, which negates a
+ * negative value). strtol with an end pointer or another base is not
+ * modelled (its result is unknown). Symbolic bytes give the value as a
+ * formula, so a guard on the number solves for the text. The formula
+ * follows 18 digits (64-bit arithmetic, which a solver handles far better
+ * than wider): a longer run of digits counts as out of range, which is
+ * wrong for the 19-digit values in range and for numbers padded with
+ * leading zeros.
+ */
+function decimalValue(name: string, h: ModelHost, a: number): Val {
+  const z = h.z3;
+  const bits = DECIMAL[name];
+  const isStrto = name.startsWith('strto');
+  const unsigned = name === 'strtoul' || name === 'strtoull';
+  if (isStrto && (h.arg(1).c !== 0n || h.arg(1).e !== null || h.arg(2).c !== 10n || h.arg(2).e !== null)) return { c: 0n, e: null, u: true };
+  const n = MAX_LEADING_SPACE + 1 + MAX_DIGITS + 1;
+  const bytes: Val[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = h.readByte(a + i);
+    bytes.push(v);
+    if (v.e === null && v.c === 0n) break;
+  }
+  const u = bytes.some((b) => b.u);
+  const MAX = unsigned ? (1n << 64n) - 1n : (1n << 63n) - 1n;
+  const MIN_MAG = unsigned ? (1n << 64n) - 1n : 1n << 63n;
+  const mask64 = (1n << 64n) - 1n;
+  const finish = (v: bigint): bigint => (bits < 64 ? v & 0xffffffffn : v & mask64);
+  // Concrete shadow, as the library parses.
+  let i = 0;
+  while (i < bytes.length && isSpaceCode(bytes[i].c)) i++;
+  let negative = false;
+  if (i < bytes.length && (bytes[i].c === 0x2dn || bytes[i].c === 0x2bn)) negative = bytes[i++].c === 0x2dn;
+  let mag = 0n;
+  for (; i < bytes.length && bytes[i].c >= 0x30n && bytes[i].c <= 0x39n; i++) mag = mag * 10n + (bytes[i].c - 0x30n);
+  const c = finish(negative ? (mag > MIN_MAG ? (unsigned ? MAX : -MIN_MAG) : -mag) : mag > MAX ? MAX : mag);
+  if (bytes.every((b) => b.e === null)) return { c, e: null, u };
+  const W = 64;
+  const k64 = (x: bigint): BV => z.BitVec.val(x, W);
+  const byteAt = (k: number): BV => (k < bytes.length ? (bytes[k].e ?? z.BitVec.val(bytes[k].c, 8)) : z.BitVec.val(0, 8));
+  const isDigit = (b: BV) => z.And(b.uge(z.BitVec.val(0x30, 8)), b.ule(z.BitVec.val(0x39, 8)));
+  // The value of the digits from `from` on, given the sign: each digit counts while every one before it was one.
+  const valueFrom = (from: number, neg: boolean): BV => {
+    let acc: BV = k64(0n);
+    let valid = z.Bool.val(true);
+    for (let k = from; k < from + MAX_DIGITS; k++) {
+      const b = byteAt(k);
+      valid = z.And(valid, isDigit(b));
+      acc = z.If(valid, acc.mul(k64(10n)).add(b.sub(z.BitVec.val(0x30, 8)).zeroExt(W - 8)), acc) as BV;
+    }
+    const longer = z.And(valid, isDigit(byteAt(from + MAX_DIGITS)));
+    // 18 digits are below both limits: only a longer run is out of range.
+    if (neg) return z.If(longer, k64(unsigned ? MAX : (-MIN_MAG) & mask64), acc.neg()) as BV;
+    return z.If(longer, k64(MAX), acc) as BV;
+  };
+  const signedFrom = (from: number): BV => {
+    const b = byteAt(from);
+    return z.If(b.eq(z.BitVec.val(0x2d, 8)), valueFrom(from + 1, true), z.If(b.eq(z.BitVec.val(0x2b, 8)), valueFrom(from + 1, false), valueFrom(from, false))) as BV;
+  };
+  // The number starts at the first byte that is no white space.
+  let e = signedFrom(MAX_LEADING_SPACE);
+  for (let k = MAX_LEADING_SPACE - 1; k >= 0; k--) e = z.If(isSpace(z, byteAt(k)), e, signedFrom(k)) as BV;
+  if (bits < 64) e = e.extract(31, 0).zeroExt(32) as BV;
+  return { c, e, u };
+}
+
+function isSpaceCode(c: bigint): boolean {
+  return c === 0x20n || (c >= 0x09n && c <= 0x0dn);
+}
+
+function isSpace(z: Z3, b: BV) {
+  return z.Or(b.eq(z.BitVec.val(0x20, 8)), z.And(b.uge(z.BitVec.val(0x09, 8)), b.ule(z.BitVec.val(0x0d, 8))));
 }
 
 function lowerByte(z: Z3, v: Val): Val {
