@@ -124,8 +124,19 @@ const API_BY_NAME = new Map<string, ContextApi>([
 const MAX_RESUME_POINTS = 4096;
 /** Contexts kept per resume point (the oldest go first): nested activations of one function. */
 const MAX_TAGS_PER_POINT = 256;
-/** Cached API lookups per called address. */
+/** Entries a look-up cache here keeps before it starts over (API meanings by called address, jump sites, unseen targets). */
 const MAX_API_CACHE = 1 << 16;
+
+/** `cache`'s answer for `key`, computed and kept on first use (the cache starts over when full). */
+function remembered<V>(cache: Map<number, V>, key: number, compute: () => V): V {
+  let v = cache.get(key);
+  if (v === undefined) {
+    v = compute();
+    if (cache.size >= MAX_API_CACHE) cache.clear();
+    cache.set(key, v);
+  }
+  return v;
+}
 
 /** The meaning of a call to run-time address `to` (symbol, or PLT import name, at exactly that address). */
 export function contextApiAt(modules: ModuleMap, to: number): ContextApi {
@@ -238,12 +249,7 @@ export class StackSwitches<T = null> {
       c.version = this.modules.version;
       c.lastTo = NaN;
     } else if (to === c.lastTo) return c.lastApi;
-    let api = c.byTarget.get(to);
-    if (api === undefined) {
-      api = contextApiAt(this.modules, to);
-      if (c.byTarget.size >= MAX_API_CACHE) c.byTarget.clear();
-      c.byTarget.set(to, api);
-    }
+    const api = remembered(c.byTarget, to, () => contextApiAt(this.modules, to));
     c.lastTo = to;
     c.lastApi = api;
     return api;
@@ -333,19 +339,12 @@ export class StackSwitches<T = null> {
    */
   loadsStackFirst(from: number): boolean {
     if (Number.isNaN(from)) return false;
-    let r = this.stackLoadingJumps.get(from);
-    if (r === undefined) {
-      r = false;
+    return remembered(this.stackLoadingJumps, from, () => {
       const m = this.modules.find(from);
       const cfg = m?.cfg() ?? null;
-      if (m !== null && cfg !== null) {
-        const b = cfg.blockAt(from - m.bias);
-        if (b >= 0) r = this.facts.loadsStackPointer(cfg.blockStart[b] + m.bias, from);
-      }
-      if (this.stackLoadingJumps.size >= MAX_API_CACHE) this.stackLoadingJumps.clear();
-      this.stackLoadingJumps.set(from, r);
-    }
-    return r;
+      const b = m === null || cfg === null ? -1 : cfg.blockAt(from - m.bias);
+      return b >= 0 && this.facts.loadsStackPointer(cfg!.blockStart[b] + m!.bias, from);
+    });
   }
 
   /**
@@ -419,15 +418,11 @@ export class StackSwitches<T = null> {
    * context-saving function (itself, or its PLT stub), or a landing pad.
    */
   private unseenJumpTarget(to: number): boolean {
-    let r = this.unseenCache.get(to);
-    if (r === undefined) {
+    return remembered(this.unseenCache, to, () => {
       const callee = this.facts.directCallBefore(to);
       const api = Number.isNaN(callee) ? ContextApi.None : this.apiAt(callee);
-      r = api === ContextApi.Save || api === ContextApi.SaveAndSwitch || this.isLandingPad(to);
-      if (this.unseenCache.size >= MAX_API_CACHE) this.unseenCache.clear();
-      this.unseenCache.set(to, r);
-    }
-    return r;
+      return api === ContextApi.Save || api === ContextApi.SaveAndSwitch || this.isLandingPad(to);
+    });
   }
 
   private isLandingPad(to: number): boolean {

@@ -269,10 +269,10 @@ function widen(z: Z3, v: Val, bits: number, _signed: boolean): Val {
 // ---------------------------------------------------------------------------
 // Pure string functions.
 
-const PURE = new Set(['strcmp', 'strncmp', 'memcmp', 'strlen', 'strcasecmp', 'strncasecmp', ...['atoi', 'atol', 'atoll', 'strtol', 'strtoll', 'strtoul', 'strtoull']]);
-
 /** Decimal conversions: the result's width in bits (int or long). */
 const DECIMAL: Record<string, number> = { atoi: 32, atol: 64, atoll: 64, strtol: 64, strtoll: 64, strtoul: 64, strtoull: 64 };
+
+const PURE = new Set(['strcmp', 'strncmp', 'memcmp', 'strlen', 'strcasecmp', 'strncasecmp', ...Object.keys(DECIMAL)]);
 
 export function isPureModel(name: string): boolean {
   return PURE.has(name);
