@@ -133,9 +133,14 @@ describe('dormant code on the demo corpus', () => {
     expect(trigger('hostname')).toContain('\\"build-07\\"');
     expect(trigger('locale')).toContain('\\"de_\\"');
     expect(trigger('uid')).toContain('"result","value":"1500');
-    // atoi's text: a number in (40, 45), whatever bytes follow its digits.
+    // atoi's text: what glibc's atoi makes of it, (int) strtol(text, NULL, 10), is in (40, 45) (the
+    // solver may pick a long number whose low 32 bits are), whatever bytes follow the digits.
     const level = reports.get('envlevel')!.regions[0].trigger[0].values.find((v) => v.symbol === 'string')!.value;
-    const n = Number(/^"[ \t]*\+?(\d+)/.exec(level)?.[1]);
+    const m = /^"[ \t]*([+-]?)(\d+)/.exec(level);
+    expect(m, level).not.toBeNull();
+    const long = (m![1] === '-' ? -1n : 1n) * BigInt(m![2]);
+    const clamped = long > (1n << 63n) - 1n ? (1n << 63n) - 1n : long < -(1n << 63n) ? -(1n << 63n) : long;
+    const n = Number(BigInt.asIntN(32, clamped));
     expect(n, level).toBeGreaterThan(40);
     expect(n, level).toBeLessThan(45);
     const t = reports.get('timebomb')!.regions[0].trigger[0].values[0].value;
