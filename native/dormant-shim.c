@@ -27,7 +27,12 @@
  *                            main executable, as in the first version of
  *                            this format, or MODULE:HEX in the shared
  *                            object whose file name is MODULE (e.g.
- *                            libcheck.so:11f9); ACTION is one of
+ *                            libcheck.so:11f9). SITE#N (N from 1) names
+ *                            only the Nth call of NAME there, in each
+ *                            process: a call that reads the next part of
+ *                            its input (fgets, read, fread) in a loop.
+ *                            A rule for the occurrence wins over one for
+ *                            the whole site. ACTION is one of
  *                              ret=HEX           replace the result
  *                              retstr=HEX        return a pointer to these bytes (a string)
  *                              devnull           fopen/open /dev/null instead (a file that exists)
@@ -99,6 +104,7 @@ struct call_state {
   uint64_t site; /* link-time return address in the caller's module */
   int module;    /* the caller's module (index in `modules`), or -1 */
   int traced;    /* the caller is the program's own code (see the header) */
+  uint64_t occurrence; /* 1 for the first traced call of this name at this site, ...; 0 if not counted */
 };
 
 /* ---- raw I/O ---------------------------------------------------------- */
@@ -220,6 +226,40 @@ static void capture(struct call_state *cs) {
 
 static void *real(const char *name) { return dlsym(RTLD_NEXT, name); }
 
+/* ---- occurrences ------------------------------------------------------ */
+
+/*
+ * How many traced calls of each name each site has made in this process,
+ * so that a rule can name one of them (SITE#N) and a snapshot says which
+ * one it is. An open-addressed table keyed by a hash of the caller's file
+ * name, the site and the call's name; threads share it, hence the atomics.
+ * When it is full a call is not counted (occurrence 0): only rules for the
+ * whole site apply to it.
+ */
+#define OCC_SLOTS 1024
+static uint64_t occ_keys[OCC_SLOTS];
+static uint64_t occ_counts[OCC_SLOTS];
+
+static uint64_t mix(uint64_t h, const char *s) {
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+  return h;
+}
+
+static uint64_t count_occurrence(const char *name, const char *tag, uint64_t site) {
+  uint64_t key = mix(mix(0xcbf29ce484222325ull ^ site * 0x9e3779b97f4a7c15ull, tag), name) | 1;
+  for (uint64_t i = 0; i < OCC_SLOTS; i++) {
+    uint64_t slot = (key + i) % OCC_SLOTS;
+    uint64_t seen = __atomic_load_n(&occ_keys[slot], __ATOMIC_ACQUIRE);
+    if (seen == 0) {
+      uint64_t empty = 0;
+      if (__atomic_compare_exchange_n(&occ_keys[slot], &empty, key, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) seen = key;
+      else seen = empty;
+    }
+    if (seen == key) return __atomic_add_fetch(&occ_counts[slot], 1, __ATOMIC_ACQ_REL);
+  }
+  return 0;
+}
+
 /* ---- rules ------------------------------------------------------------ */
 
 enum { ACT_RET = 1, ACT_RETSTR, ACT_DEVNULL, ACT_MEM, ACT_RETARG };
@@ -237,6 +277,7 @@ struct rule {
   char name[32];
   char module[MODULE_NAME]; /* the caller's file name; "" for the main executable */
   uint64_t site;
+  uint64_t occurrence; /* 0: every call at the site */
   int nactions;
   struct action actions[8];
 };
@@ -317,8 +358,19 @@ static void shim_complain(const char *what, int line) {
   if (n > 0) raw_write_all(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
 }
 
-/* SITE: HEX (the main executable) or MODULE:HEX. Returns 0 if malformed. */
-static int parse_site(struct rule *r, const char *site) {
+/* SITE: HEX (the main executable) or MODULE:HEX, then optionally #N. Returns 0 if malformed. */
+static int parse_site(struct rule *r, char *site) {
+  char *hash = strchr(site, '#');
+  r->occurrence = 0;
+  if (hash != NULL) {
+    *hash = 0;
+    const char *n = hash + 1;
+    if (*n == 0 || strlen(n) > 9) return 0;
+    for (const char *p = n; *p; p++)
+      if (*p < '0' || *p > '9') return 0;
+    r->occurrence = strtoull(n, NULL, 10);
+    if (r->occurrence == 0) return 0;
+  }
   const char *colon = strrchr(site, ':');
   const char *hex = site;
   r->module[0] = 0;
@@ -361,7 +413,7 @@ static void load_rules(void) {
     struct rule *r = &rules[nrules];
     memset(r, 0, sizeof *r);
     if (!parse_site(r, site)) {
-      shim_complain("SITE must be HEX (main executable) or MODULE:HEX", lineno);
+      shim_complain("SITE must be HEX (main executable) or MODULE:HEX, then optionally #N", lineno);
       continue;
     }
     nrules++;
@@ -374,9 +426,16 @@ static struct rule *find_rule(const char *name, const struct call_state *cs) {
   if (!cs->traced) return NULL;
   load_rules();
   const char *tag = modules[cs->module].tag;
-  for (int i = 0; i < nrules; i++)
-    if (rules[i].site == cs->site && strcmp(rules[i].name, name) == 0 && strcmp(rules[i].module, tag) == 0) return &rules[i];
-  return NULL;
+  struct rule *whole = NULL;
+  for (int i = 0; i < nrules; i++) {
+    if (rules[i].site != cs->site || strcmp(rules[i].name, name) != 0 || strcmp(rules[i].module, tag) != 0) continue;
+    if (rules[i].occurrence == 0) {
+      if (whole == NULL) whole = &rules[i];
+    } else if (rules[i].occurrence == cs->occurrence) {
+      return &rules[i];
+    }
+  }
+  return whole;
 }
 
 /* The size of a call's out-object at `base` (0 if the model table has none). */
@@ -449,7 +508,8 @@ struct snap_header {
   uint64_t site;   /* link-time return site in module `caller` */
   uint32_t caller; /* index of the caller's module */
   uint32_t nmodules;
-  uint64_t reserved[2];
+  uint64_t occurrence; /* the call's count at its site (struct call_state), 0 if not counted */
+  uint64_t reserved;
   uint64_t regs[7];
   uint64_t args[6];
   uint64_t result;
@@ -547,6 +607,7 @@ static void snapshot(const char *name, const struct call_state *cs, const uint64
   h.site = cs->site;
   h.caller = (uint32_t)cs->module;
   h.nmodules = (uint32_t)nmodules;
+  h.occurrence = cs->occurrence;
   memcpy(h.regs, cs->regs, sizeof h.regs);
   memcpy(h.args, args, sizeof h.args);
   /* The stack protector's canary (fs:0x28), so that canary checks on the path stay concrete. */
@@ -573,6 +634,7 @@ static void snapshot(const char *name, const struct call_state *cs, const uint64
   struct call_state cs;                                               \
   capture(&cs);                                                       \
   uint64_t args[6] = {(uint64_t)(a0), (uint64_t)(a1), (uint64_t)(a2), (uint64_t)(a3), 0, 0}; \
+  cs.occurrence = cs.traced ? count_occurrence(name, modules[cs.module].tag, cs.site) : 0; \
   struct rule *rule = find_rule(name, &cs);                           \
   (void)rule;                                                         \
   (void)args

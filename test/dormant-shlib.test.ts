@@ -95,10 +95,13 @@ describe('dormant code behind a check in the program\'s own shared library', () 
     }
 
     // A malformed site is reported by the shim on one line and the rule ignored; the program still runs.
-    const bad = patchedRun(recording, [`getenv ${lib}:zz ret=0`, 'access :11 ret=0']);
+    const bad = patchedRun(recording, [`getenv ${lib}:zz ret=0`, 'access :11 ret=0', `getenv ${lib}:11#0 ret=0`, `getenv ${lib}:11#x ret=0`]);
     try {
-      expect(bad.stderr).toContain('ptscope dormant shim: rule 1: SITE must be HEX (main executable) or MODULE:HEX; rule ignored');
-      expect(bad.stderr).toContain('ptscope dormant shim: rule 2: SITE must be HEX (main executable) or MODULE:HEX; rule ignored');
+      expect(bad.stderr).toContain('ptscope dormant shim: rule 1: SITE must be HEX (main executable) or MODULE:HEX, then optionally #N; rule ignored');
+      expect(bad.stderr).toContain('ptscope dormant shim: rule 2: SITE must be HEX (main executable) or MODULE:HEX, then optionally #N; rule ignored');
+      // An occurrence counts from 1, in decimal.
+      expect(bad.stderr).toContain('ptscope dormant shim: rule 3: SITE must be HEX (main executable) or MODULE:HEX, then optionally #N; rule ignored');
+      expect(bad.stderr).toContain('ptscope dormant shim: rule 4: SITE must be HEX (main executable) or MODULE:HEX, then optionally #N; rule ignored');
       expect(bad.stdout).toContain('done');
     } finally {
       rmSync(bad.workDir, { recursive: true, force: true });

@@ -14,7 +14,7 @@ const dir = mkdtempSync(join(tmpdir(), 'ptscope-snapshot-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** One record in the shim's layout: a 192-byte header, one module, the given regions. */
-function record(name: string, regions: { lo: bigint; hi: bigint; bytes?: Buffer }[], nregions = regions.length): Buffer {
+function record(name: string, regions: { lo: bigint; hi: bigint; bytes?: Buffer }[], nregions = regions.length, occurrence = 0n): Buffer {
   const h = Buffer.alloc(192);
   h.writeUInt32LE(0x324e5350, 0);
   h.writeUInt32LE(name.length, 4);
@@ -22,6 +22,7 @@ function record(name: string, regions: { lo: bigint; hi: bigint; bytes?: Buffer 
   h.writeBigUInt64LE(0x1234n, 40);
   h.writeUInt32LE(0, 48);
   h.writeUInt32LE(1, 52);
+  h.writeBigUInt64LE(occurrence, 56);
   h.writeBigUInt64LE(0x7ffc0000n, 72 + 6 * 8);
   h.writeBigUInt64LE(42n, 176);
   h.writeUInt32LE(nregions, 184);
@@ -61,6 +62,12 @@ describe('snapshot file', () => {
     expect(s[0].memory.cString(0x10000)).toBeNull();
     expect(s[1].memory.byte(0x20fff)).toBe(0x61);
     expect(s[1].memory.byte(0x21000)).toBe(-1);
+  });
+
+  it('which call at its site a record is: the shim\'s count, and none past what a rule can name', () => {
+    const counted = [3n, 999_999_999n, 1_000_000_000n, (1n << 64n) - 1n].map((n) => record('fgets', [{ lo: 0x10000n, hi: 0x10010n }], 1, n));
+    const s = readSnapshots(file('occurrences.snap', Buffer.concat([first, ...counted])));
+    expect(s.map((x) => x.occurrence)).toEqual([0, 3, 999_999_999, 0, 0]);
   });
 
   it('a record cut off anywhere ends the file; the records before it are kept', () => {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { analyzeDormant, type DormantReport } from '../src/analyses/dormant/dormant.js';
 import { findRegions, mergeCoverage, tracedMainModule } from '../src/analyses/dormant/coverage-merge.js';
 import { apiCategory, rankRegions } from '../src/analyses/dormant/guards.js';
-import { encodeRules, patchedRun } from '../src/analyses/dormant/rerun.js';
+import { encodeRules, mergeRule, patchedRun } from '../src/analyses/dormant/rerun.js';
 import { shutdownZ3 } from '../src/analyses/dormant/z3-context.js';
 import { importBundle } from '../src/sources/import/bundle-import.js';
 import { cachedGcc } from '../tools/corpus/content-cache.js';
@@ -152,6 +152,15 @@ describe('dormant code on the demo corpus', () => {
   it('rules are hex text for the shim', () => {
     expect(Buffer.from(encodeRules(['getuid 12cb ret=5dc']), 'hex').toString()).toBe('getuid 12cb ret=5dc\n');
   });
+
+  it('a later round\'s rule for the same call keeps what it does not restate', () => {
+    // Solved from a run where the buffer was returned already: the bytes come on top of retarg=0.
+    expect(mergeRule('fgets 401436#1 retarg=0', 'fgets 401436#1 mem=arg0:0:6d6f6465')).toBe('fgets 401436#1 retarg=0 mem=arg0:0:6d6f6465');
+    // A new result action replaces the old one; a write it overlaps goes, one beside it stays.
+    expect(mergeRule('fgets 10#2 retarg=0 mem=arg0:0:4141 mem=arg0:8:42', 'fgets 10#2 ret=0 mem=arg0:1:43')).toBe('fgets 10#2 ret=0 mem=arg0:8:42 mem=arg0:1:43');
+    expect(mergeRule('uname 40138a mem=arg0:104:616172636836343400', 'uname 40138a mem=arg0:0:4c696e757800')).toBe('uname 40138a mem=arg0:104:616172636836343400 mem=arg0:0:4c696e757800');
+    expect(mergeRule('getenv 401346 retstr=', 'getenv 401346 retstr=3939')).toBe('getenv 401346 retstr=3939');
+  });
 });
 
 /**
@@ -167,6 +176,7 @@ describe('dormant code on multi-step samples, ordinary builds', () => {
     ['threeguard', issueBuild],
     ['envdate', buildByName('O2-pie-noinline')],
     ['argvloop', buildByName('O2-noinline')],
+    ['levelarch', buildByName('O1')],
   ];
 
   afterAll(async () => {
@@ -198,6 +208,35 @@ describe('dormant code on multi-step samples, ordinary builds', () => {
         expect(trigger).toContain('\\"beacon\\"');
         expect(trigger).toContain('"symbol":"tm_mon","value":"11');
         expect(region.rules.some((r) => r.startsWith('access '))).toBe(true);
+      }
+      if (name === 'levelarch') {
+        // The file's line comes from the first fgets in the loop only (SITE#1), on top of the buffer it returns.
+        const line = region.rules.find((r) => r.startsWith('fgets '));
+        expect(line, region.rules.join('; ')).toMatch(/^fgets [0-9a-f]+#1 retarg=0 mem=arg0:0:6d6f64653d61726d6564/);
+        const recording = importBundle(bundle);
+        const run = patchedRun(recording, region.rules);
+        try {
+          expect(run.files).toContain('dormant-marker-levelarch');
+        } finally {
+          rmSync(run.workDir, { recursive: true, force: true });
+        }
+        // The same line given to a second call that never comes (the file is empty): no payload.
+        const second = patchedRun(recording, region.rules.map((r) => (r === line ? r.replace('#1 ', '#2 ') : r)));
+        try {
+          expect(second.stdout).toContain('done');
+          expect(second.files).not.toContain('dormant-marker-levelarch');
+        } finally {
+          rmSync(second.workDir, { recursive: true, force: true });
+        }
+        // Given to every call at the site, the loop never reads the end of the file: the run is cut off.
+        const everyCall = [...region.rules.filter((r) => !r.startsWith('fgets ')), line!.replace('#1 ', ' ')];
+        const every = patchedRun(recording, everyCall, 5);
+        try {
+          expect(every.stdout).not.toContain('done');
+          expect(every.files).not.toContain('dormant-marker-levelarch');
+        } finally {
+          rmSync(every.workDir, { recursive: true, force: true });
+        }
       }
       if (build.flags.includes('-DGUARD_NOINLINE')) expect(region.rounds.length).toBeGreaterThanOrEqual(2);
     }, 240_000);

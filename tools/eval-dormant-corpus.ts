@@ -51,6 +51,7 @@ export const SAMPLES: readonly DormantSample[] = [
   { name: 'shlib', heldOut: false, args: [], library: 'libcheck' },
   { name: 'shlibenv', heldOut: true, args: [], library: 'libcheck' },
   { name: 'levelarch', heldOut: false, args: [] },
+  { name: 'cfgscan', heldOut: true, args: [] },
 ];
 
 export interface Build {

@@ -56,7 +56,7 @@ function regionLines(r: RegionReport): string[] {
   if (r.status !== 'unsolved') {
     lines.push(`  guard     ${r.guard}`);
     for (const s of r.slice) lines.push(`  slice     ${s.ip}  ${s.text}`);
-    for (const t of r.trigger) lines.push(`  trigger   ${t.call} at ${t.site}: ${t.values.map((v) => `${v.symbol}=${v.value}`).join(' ')}`);
+    for (const t of r.trigger) lines.push(`  trigger   ${t.call} at ${t.site}${t.occurrence !== null ? ` (call ${t.occurrence})` : ''}: ${t.values.map((v) => `${v.symbol}=${v.value}`).join(' ')}`);
     for (const rule of r.rules) lines.push(`  shim rule ${rule}`);
   }
   for (const k of r.rounds) {

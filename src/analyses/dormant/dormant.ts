@@ -29,7 +29,7 @@ import type { Recording } from '../../sources/model/recording.js';
 import { findRegions, mergeCoverageOf, newlyExecuted, tracedMainModule, tracedOwnLibraries, type BlockExecution, type TracedModule } from './coverage-merge.js';
 import { CodeSpace } from './code-space.js';
 import { rankRegions, type Guard, type RankedRegion } from './guards.js';
-import { isDynamic, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
+import { isDynamic, mergeRule, patchedOccurrence, patchedRecording, rulesFor, snapshotRun } from './rerun.js';
 import type { CallSnapshot } from './snapshot.js';
 import { fieldAt, LIBRARY_MODELS, type Field } from './library-models.js';
 import { solveGuards } from './path-search.js';
@@ -92,6 +92,8 @@ export interface TriggerCall {
   call: string;
   /** Link-time return site. */
   site: string;
+  /** For a call that reads on through its input, which call at the site the rule patches (SITE#N); else null. */
+  occurrence: number | null;
   values: Array<{ symbol: string; value: string }>;
 }
 
@@ -224,6 +226,7 @@ function fillSolution(report: RegionReport, s: Solution, guard: string): void {
   report.trigger = s.calls.map((c) => ({
     call: c.text,
     site: siteText(c.module, c.site),
+    occurrence: patchedOccurrence(c),
     values: describeValues(c, s),
   }));
   report.rules = rulesFor(s);
@@ -318,6 +321,10 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
   const ranBefore = coverage.map((c) => Uint8Array.from(c.ran));
   const modules = coverage.map((c) => c.module);
   let seen = callsSeen(initial);
+  const ranInMain = (link: number): boolean => {
+    const b = code.mainCfg.blockAt(link);
+    return b >= 0 && ranBefore[0][b] === 1;
+  };
   let snapshots = initial;
   let guards = r.guards;
   let lastReason = '';
@@ -326,7 +333,7 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
       lastReason = `stopped after ${round - 1} rounds: the time budget of ${Math.round((options.roundBudgetMs ?? DEFAULT_ROUND_BUDGET_MS) / 1000)} s is spent`;
       break;
     }
-    const attempt = await solveGuards(guards, r.target, code, snapshots, options);
+    const attempt = await solveGuards(guards, r.target, code, snapshots, { ...options, ran: (link) => ranInMain(link) });
     const roundReport: RoundReport = { round, guard: null, patched: [], reach: 'none', note: attempt.reason, newlyExecutedBlocks: 0, newCalls: [], targetRan: false, stoppedBy: guards.map((g) => hex(g.branchIp)) };
     report.rounds.push(roundReport);
     if (attempt.found === null) {
@@ -337,8 +344,10 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
     roundReport.guard = guard;
     roundReport.reach = partial === null ? 'target' : 'partial';
     roundReport.note = partial?.reason ?? null;
-    for (const rule of rulesFor(solution)) {
-      if (rules.get(ruleKey(rule)) !== rule) roundReport.patched.push(rule);
+    for (const solved of rulesFor(solution)) {
+      const earlier = rules.get(ruleKey(solved));
+      const rule = earlier === undefined ? solved : mergeRule(earlier, solved);
+      if (earlier !== rule) roundReport.patched.push(rule);
       rules.set(ruleKey(rule), rule);
     }
     accumulate(report, solution, guard, [...rules.values()]);

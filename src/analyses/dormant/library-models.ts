@@ -99,6 +99,13 @@ export type ResultKind = 'int' | 'string' | 'file' | 'fd' | 'struct' | 'buffer';
 export interface LibraryModel {
   result: ResultKind;
   out: OutObject | null;
+  /**
+   * Each call reads the next part of its input, so a solved result holds
+   * for the one call it was solved at (a SITE#N rule) and not for every
+   * call at the site: a loop that reads lines until the end of a file
+   * must see the solved line once, then the rest of the file.
+   */
+  readsOn?: true;
 }
 
 /** Symbolic bytes of a string result (its first bytes, enough for the comparisons guards make). */
@@ -122,9 +129,9 @@ export const LIBRARY_MODELS: Record<string, LibraryModel> = {
   lstat: { result: 'int', out: { base: 1, layout: 'stat' } },
   fopen: { result: 'file', out: null },
   open: { result: 'fd', out: null },
-  read: { result: 'int', out: { base: 1, sizeArg: 2 } },
-  fread: { result: 'int', out: { base: 0, sizeArg: 1, countArg: 2 } },
-  fgets: { result: 'buffer', out: { base: 0, sizeArg: 1 } },
+  read: { result: 'int', out: { base: 1, sizeArg: 2 }, readsOn: true },
+  fread: { result: 'int', out: { base: 0, sizeArg: 1, countArg: 2 }, readsOn: true },
+  fgets: { result: 'buffer', out: { base: 0, sizeArg: 1 }, readsOn: true },
   getuid: { result: 'int', out: null },
   geteuid: { result: 'int', out: null },
   getgid: { result: 'int', out: null },

@@ -44,20 +44,35 @@ export interface GuardSolution {
   partial: PartialReach | null;
 }
 
+/** How hard to search, and what ran so far. */
+export interface GuardSearchOptions {
+  maxAttempts?: number;
+  timeoutMs?: number;
+  /**
+   * True if the main executable's block at this link-time address ran in
+   * some run so far. A partial solution that opens a block no run executed
+   * is preferred over one that goes where a run went already (the body of
+   * a loop, again).
+   */
+  ran?: (link: number) => boolean;
+}
+
 /**
  * Solve for call results that flip one of `guards` and lead to `target`.
  * A solution that reaches the target wins; else the first partial one
  * (the guard flipped, conditions up to a block the snapshots cannot
- * decide); else the reason of the most advanced attempt.
+ * decide) that leads to a block no run executed, else the first partial
+ * one; else the reason of the most advanced attempt.
  */
-export async function solveGuards(guards: Guard[], target: number, code: CodeSpace, snapshots: CallSnapshot[], options: { maxAttempts?: number; timeoutMs?: number }): Promise<{ found: GuardSolution | null; reason: string }> {
+export async function solveGuards(guards: Guard[], target: number, code: CodeSpace, snapshots: CallSnapshot[], options: GuardSearchOptions): Promise<{ found: GuardSolution | null; reason: string }> {
   return solveGuardsWith(await getZ3(), guards, target, code, snapshots, options);
 }
 
-async function solveGuardsWith(z3: Z3, guards: Guard[], target: number, code: CodeSpace, snapshots: CallSnapshot[], options: { maxAttempts?: number; timeoutMs?: number }): Promise<{ found: GuardSolution | null; reason: string }> {
+async function solveGuardsWith(z3: Z3, guards: Guard[], target: number, code: CodeSpace, snapshots: CallSnapshot[], options: GuardSearchOptions): Promise<{ found: GuardSolution | null; reason: string }> {
   const cfg = code.mainCfg;
   let best: { reason: string; reached: boolean } | null = null;
   let partial: GuardSolution | null = null;
+  let partialToNew: GuardSolution | null = null;
   const maxAttempts = options.maxAttempts ?? 12;
   for (const g of guards.slice(0, 4)) {
     // The target if a path leads there from this guard, else the region entry itself.
@@ -80,6 +95,7 @@ async function solveGuardsWith(z3: Z3, guards: Guard[], target: number, code: Co
         const found = { guard: `0x${g.branchIp.toString(16)}`, solution: res.solution, partial: short };
         if (short === null) return { found, reason: '' };
         partial ??= found;
+        if (options.ran !== undefined && !options.ran(short.block)) partialToNew ??= found;
         continue;
       }
       if (res.reached && (best === null || !best.reached)) best = res;
@@ -90,5 +106,5 @@ async function solveGuardsWith(z3: Z3, guards: Guard[], target: number, code: Co
     (guards.length === 0
       ? 'no executed conditional branch leads into the region'
       : 'the guard was not reached from the return of any modelled library call: its condition does not come from one');
-  return { found: partial, reason };
+  return { found: partialToNew ?? partial, reason };
 }

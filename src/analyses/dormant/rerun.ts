@@ -39,7 +39,7 @@ import { rerunProgram } from '../../sources/recorder/rerun-program.js';
 import { DEFAULT_LIMITS } from '../../sources/recorder/resource-limits.js';
 import { buildNativeShim } from '../../sources/native-build.js';
 import { prepareRerun } from '../rerun-setup.js';
-import { shimModelHeader } from './library-models.js';
+import { LIBRARY_MODELS, shimModelHeader } from './library-models.js';
 import type { Solution } from './symbolic.js';
 import { readSnapshots, type CallSnapshot } from './snapshot.js';
 
@@ -55,6 +55,33 @@ export function buildShim(): string {
 export function isDynamic(path: string): boolean {
   const bytes = readFileSync(path);
   return ElfFile.parse(bytes, path).segments.some((s) => s.type === 3);
+}
+
+/**
+ * A later round's rule for the call an earlier rule patched: the later
+ * rule was solved from a run with the earlier one in force, so what it
+ * does not restate still holds. Its result action (ret=, retstr=,
+ * retarg=, devnull), if any, replaces the earlier one; its mem= writes
+ * replace the earlier writes they overlap, and the others stay.
+ */
+export function mergeRule(earlier: string, later: string): string {
+  const [name, site, ...was] = earlier.split(' ');
+  const now = later.split(' ').slice(2);
+  const isResult = (a: string): boolean => !a.startsWith('mem=');
+  const span = (a: string): { base: string; lo: number; hi: number } => {
+    const [base, off, hex] = a.slice(4).split(':');
+    const lo = parseInt(off, 16);
+    return { base, lo, hi: lo + hex.length / 2 };
+  };
+  const writes = now.filter((a) => !isResult(a)).map(span);
+  const kept = was.filter((a) => {
+    if (isResult(a)) return !now.some(isResult);
+    const w = span(a);
+    return !writes.some((x) => x.base === w.base && x.lo < w.hi && w.lo < x.hi);
+  });
+  // Result actions first, as rulesFor writes them.
+  const actions = [...kept.filter(isResult), ...now.filter(isResult), ...kept.filter((a) => !isResult(a)), ...now.filter((a) => !isResult(a))];
+  return [name, site, ...actions].join(' ');
 }
 
 /** Hex encoding of the rules text, as the shim reads PTSCOPE_SHIM_RULES. */
@@ -151,6 +178,11 @@ export async function patchedRecording(r: Recording, rules: string[], output: st
   }
 }
 
+/** The one call at its site a rule for `call` patches (SITE#N): a read whose count the shim gave; else null, every call there. */
+export function patchedOccurrence(call: Solution['calls'][number]): number | null {
+  return LIBRARY_MODELS[call.name]?.readsOn && call.occurrence > 0 ? call.occurrence : null;
+}
+
 /**
  * Shim rules (see the shim's header) that make the interposed calls return
  * what the solution says. Bytes of a result the constraints leave free keep
@@ -218,8 +250,11 @@ export function rulesFor(solution: Solution): string[] {
         i = j;
       }
     }
-    // The site: bare hex in the main executable (the shim's first rule format), `file:hex` in one of the program's libraries.
-    const site = call.module === '' ? call.site.toString(16) : `${call.module}:${call.site.toString(16)}`;
+    // The site: bare hex in the main executable (the shim's first rule format), `file:hex` in one of the program's libraries;
+    // `#N` for a call that reads on through its input, whose solved result holds for that call only.
+    const where = call.module === '' ? call.site.toString(16) : `${call.module}:${call.site.toString(16)}`;
+    const occurrence = patchedOccurrence(call);
+    const site = occurrence !== null ? `${where}#${occurrence}` : where;
     if (actions.length > 0) rules.push(`${call.name} ${site} ${actions.join(' ')}`);
   }
   return rules;

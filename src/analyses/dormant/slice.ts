@@ -53,6 +53,8 @@ export interface SourceCall {
   site: number;
   /** The caller's module: '' for the main executable, else the library's file name (code-space.ts). */
   module: string;
+  /** Which call of this name at the site it is in the snapshot run (snapshot.ts); 0 if not known. */
+  occurrence: number;
   /** How the result is re-created by the shim. */
   result: ResultKind;
   symbols: SourceSymbol[];
@@ -80,11 +82,11 @@ export interface ModelHost {
 }
 
 /** The calls whose outputs become symbols. Returns the new rax, or null if `name` is not a source. */
-export function applySourceModel(name: string, site: number, module: string, host: ModelHost): { rax: Val; call: SourceCall } | null {
+export function applySourceModel(name: string, site: number, module: string, occurrence: number, host: ModelHost): { rax: Val; call: SourceCall } | null {
   const model = SOURCE_MODELS[name];
   const entry = LIBRARY_MODELS[name];
   if (model === undefined || entry === undefined) return null;
-  const call: SourceCall = { name, site, module, result: entry.result, symbols: [], text: name + '()' };
+  const call: SourceCall = { name, site, module, occurrence, result: entry.result, symbols: [], text: name + '()' };
   const rax = model.apply(call, host);
   return { rax, call };
 }

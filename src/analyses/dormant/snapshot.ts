@@ -52,6 +52,11 @@ export interface CallSnapshot {
   site: number;
   /** The caller's module: index in {@link modules} (0 is the main executable). */
   caller: number;
+  /**
+   * Which traced call of this name at this site it was in its process (1
+   * for the first), as the shim counts for SITE#N rules; 0 if it was not counted.
+   */
+  occurrence: number;
   /** The modules loaded at the call. */
   modules: SnapshotModule[];
   /** Load bias of the main executable in the snapshot run (runtime = link + bias). */
@@ -100,6 +105,9 @@ export class SnapshotMemory {
     return Buffer.from(out).toString('latin1');
   }
 }
+
+/** The largest occurrence a SITE#N rule names (the shim reads at most 9 digits). */
+const MAX_OCCURRENCE = 999_999_999n;
 
 /**
  * Parse a shim snapshot file. The file lies in the program's own working
@@ -158,6 +166,8 @@ export function readSnapshots(path: string): CallSnapshot[] {
       name,
       site: Number(u64(40)),
       caller,
+      // From the program's directory: a count a rule cannot name (the shim reads up to 9 digits) is none.
+      occurrence: u64(56) <= MAX_OCCURRENCE ? Number(u64(56)) : 0,
       modules,
       bias: modules[0].bias,
       calleeSaved: regs.slice(0, 6),

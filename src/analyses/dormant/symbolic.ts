@@ -160,7 +160,7 @@ export class SymbolicExecutor implements ModelHost {
     // The snapshot's own call: its outputs become symbols.
     this.observedResult = s.result;
     this.args = s.args.slice(0, 4);
-    const model = applySourceModel(s.name, s.site, space.modules[this.startModule].tag, this);
+    const model = applySourceModel(s.name, s.site, space.modules[this.startModule].tag, s.occurrence, this);
     if (model === null) throw new Unsolved(`${s.name} is not a modelled call`);
     this.calls.push(model.call);
     this.regs[0] = model.rax;
@@ -441,6 +441,7 @@ export class SymbolicExecutor implements ModelHost {
       // Recorded part: follow the concrete shadows up to the guard.
       while (this.rip !== guard) {
         if (++steps > maxSteps) return { solved: false, reason: `the guard was not reached within ${maxSteps} instructions of ${plan.snapshot.name}()`, reached: false };
+        this.visited.add(this.rip);
         const ok = await this.step(null);
         if (!ok) return { solved: false, reason: `the program left the path before the guard (after ${plan.snapshot.name}())`, reached: false };
       }
@@ -459,6 +460,7 @@ export class SymbolicExecutor implements ModelHost {
         return this.flipLastFork('the guard cannot flip with the recorded path\'s conditions');
       }
       this.mode = 'continuation';
+      this.lastRecordedIndex = this.currentSnapshot?.index ?? -1;
       this.currentSnapshot = null;
       this.rip = (wantTaken ? Number(d.ops[0].imm) : d.next);
       // Continuation: along the static path to the target.
@@ -482,7 +484,9 @@ export class SymbolicExecutor implements ModelHost {
   }
 
   /** Branches on the recorded path whose condition depends on a symbol, in order. */
-  private readonly recordedForks: Array<{ at: string; constraint: number; cond: Z3Bool; taken: boolean; otherSide: number }> = [];
+  private readonly recordedForks: Array<{ at: string; constraint: number; cond: Z3Bool; taken: boolean; otherSide: number; otherRip: number }> = [];
+  /** Run-time addresses of the instructions the recorded part executed. */
+  private readonly visited = new Set<number>();
 
   /**
    * The guard's condition is concrete on the recorded path (or cannot flip
@@ -491,13 +495,20 @@ export class SymbolicExecutor implements ModelHost {
    * guard never ran): take the other side of the last such branch that can
    * be taken, as a partial solution. The re-run goes that way, and the next
    * round sees the guard depend on the call.
+   *
+   * Branches whose other side the recorded path never ran come first: the
+   * other side of a loop's exit test is the loop body the path ran already
+   * (a line read, then the end of the file), and taking it again only adds
+   * an iteration, while the compare inside the body whose other side sets
+   * the guard's flag never ran.
    */
   private async flipLastFork(reason: string): Promise<ExecResult> {
     if (this.recordedForks.length === 0) return { solved: false, reason: reason.replace(' on the recorded path', ''), reached: true };
     const all = [...this.constraints];
     let last: ExecResult | null = null;
-    for (let i = this.recordedForks.length - 1; i >= 0; i--) {
-      const fork = this.recordedForks[i];
+    const latestFirst = [...this.recordedForks].reverse();
+    const order = [...latestFirst.filter((f) => !this.visited.has(f.otherRip)), ...latestFirst.filter((f) => this.visited.has(f.otherRip))];
+    for (const fork of order) {
       this.constraints.splice(0, this.constraints.length, ...all.slice(0, fork.constraint), fork.taken ? fork.cond.not() : fork.cond);
       last = await this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at ${fork.at}` });
       if (last.solved) return last;
@@ -803,7 +814,7 @@ export class SymbolicExecutor implements ModelHost {
             if (cond.u) throw new Unsolved(`a branch before the guard (${this.at(d.ip)}) depends on a value the recording cannot model`);
             taken = cond.c;
             if (cond.e !== null) {
-              this.recordedForks.push({ at: this.at(d.ip), constraint: this.constraints.length, cond: cond.e, taken, otherSide: this.where(taken ? d.next : target).ip });
+              this.recordedForks.push({ at: this.at(d.ip), constraint: this.constraints.length, cond: cond.e, taken, otherSide: this.where(taken ? d.next : target).ip, otherRip: taken ? d.next : target });
               this.constraints.push(taken ? cond.e : cond.e.not());
               this.slice.push({ ...this.where(d.ip), text: d.text });
             }
@@ -906,7 +917,8 @@ export class SymbolicExecutor implements ModelHost {
       if (isPureModel(name)) {
         rax = applyPureModel(name, this);
       } else {
-        const model = this.mode === 'recorded' && snapshot === null ? null : applySourceModel(name, retLink, fromTag, this);
+        const occurrence = snapshot?.occurrence ?? (this.mode === 'continuation' ? this.nextOccurrence(name, retLink, from) : 0);
+        const model = this.mode === 'recorded' && snapshot === null ? null : applySourceModel(name, retLink, fromTag, occurrence, this);
         if (model !== null) {
           this.calls.push(model.call);
           rax = model.rax;
@@ -925,6 +937,33 @@ export class SymbolicExecutor implements ModelHost {
     for (const r of CALLER_SAVED) this.regs[r] = this.unknown(`${regName(r)} after call ${this.at(target)}`);
     this.flags = { kind: 'unknown', a: this.regs[0], b: this.regs[0], r: this.regs[0], bits: 64, cfKnown: false };
     return retSite;
+  }
+
+  /** The last snapshot the recorded part used, when the continuation began. */
+  private lastRecordedIndex = -1;
+  /** The occurrence the continuation gave each call site last, by `name module site`. */
+  private readonly continuationOccurrences = new Map<string, number>();
+
+  /**
+   * Which call at its site a call on the continuation is (snapshot.ts):
+   * one past the last the snapshot run made there up to the guard, or past
+   * the continuation's own previous call there. 0 if the shim did not count.
+   */
+  private nextOccurrence(name: string, site: number, module: number): number {
+    const key = `${name} ${module} ${site}`;
+    let last = this.continuationOccurrences.get(key);
+    if (last === undefined) {
+      last = 0;
+      for (const s of this.plan.snapshots) {
+        if (s.index > this.lastRecordedIndex) break;
+        if (s.name === name && s.site === site && this.space.callerOf(s) === module) {
+          if (s.occurrence === 0) return 0;
+          last = Math.max(last, s.occurrence);
+        }
+      }
+    }
+    this.continuationOccurrences.set(key, last + 1);
+    return last + 1;
   }
 
   /** Enter a function at run-time `target`: push the return address, continue there. */
