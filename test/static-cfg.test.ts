@@ -342,6 +342,92 @@ describe('jump tables that need more than one guard shape', () => {
   });
 });
 
+describe('a label table whose address is kept in a stack slot', () => {
+  // CPython's ceval built as a shared library spills the address of its label table to the frame and
+  // reloads it at every dispatch (`mov (%rsp), %rdi; mov (%rdi,%rdx,8), %rdx; jmp *%rdx`). main: the
+  // slot is stored once, read back at the dispatch, and on two paths copied round through a register
+  // (once under a push, where the same slot is 8(%rsp)). other: on one path the slot holds a
+  // pointer the caller passed, so its table cannot be named.
+  it('follows the slot back to the lea of the table, through pushes and copies, and not past a store of something else', () => {
+    const path = join(dir, 'slot-table.s');
+    writeFileSync(path, [
+      '	.text',
+      '	.globl	main',
+      '	.type	main, @function',
+      'main:',
+      '	push	%rbx',
+      '	sub	$16, %rsp',
+      '	lea	labels(%rip), %rax',
+      '	mov	%rax, (%rsp)',
+      '	mov	%rdi, %rbx',
+      '	xor	%ecx, %ecx',
+      'dispatch:',
+      '	mov	(%rsp), %rdi',
+      '	mov	%ebx, %edx',
+      '	and	$3, %edx',
+      '	mov	(%rdi,%rdx,8), %rdx',
+      'mjmp:	jmp	*%rdx',
+      'L0:	inc	%ecx',
+      '	jmp	next',
+      'L1:	mov	(%rsp), %r8',
+      '	mov	%r8, (%rsp)',
+      '	jmp	next',
+      'L2:	push	%rcx',
+      '	mov	8(%rsp), %r9',
+      '	mov	%r9, 8(%rsp)',
+      '	pop	%rcx',
+      '	jmp	next',
+      'L3:	add	$2, %ecx',
+      'next:	dec	%rbx',
+      '	jnz	dispatch',
+      '	mov	%ecx, %eax',
+      '	add	$16, %rsp',
+      '	pop	%rbx',
+      '	ret',
+      '	.size	main, .-main',
+      '	.globl	other',
+      '	.type	other, @function',
+      'other:',
+      '	sub	$24, %rsp',
+      '	lea	labels2(%rip), %rax',
+      '	mov	%rax, (%rsp)',
+      '	test	%esi, %esi',
+      '	je	1f',
+      '	mov	%rdx, (%rsp)',
+      '1:	mov	(%rsp), %rdi',
+      '	mov	%esi, %eax',
+      '	and	$1, %eax',
+      '	mov	(%rdi,%rax,8), %rax',
+      'ojmp:	jmp	*%rax',
+      'K0:	mov	$1, %eax',
+      '	add	$24, %rsp',
+      '	ret',
+      'K1:	mov	$2, %eax',
+      '	add	$24, %rsp',
+      '	ret',
+      '	.size	other, .-other',
+      '	.section	.data.rel.ro,"aw"',
+      '	.align	8',
+      'labels:	.quad	L0, L1, L2, L3',
+      'labels2:	.quad	K0, K1',
+      '	.section	.note.GNU-stack,"",@progbits',
+    ].join('\n') + '\n');
+    const exe = join(dir, 'slot-table');
+    execFileSync('gcc', ['-pie', '-fPIE', '-o', exe, path]);
+    const at = nmAddressOf(exe);
+    const cfg = analyzeElfFile(exe);
+    const main = cfg.jumpTableAt(at('mjmp'));
+    expect(main?.source).toBe('table');
+    expect(main?.tableAddress).toBe(at('labels'));
+    expect(main?.bounded).toBe(true);
+    expect(main?.targets).toEqual([at('L0'), at('L1'), at('L2'), at('L3')]);
+    const other = cfg.jumpTableAt(at('ojmp'));
+    expect(other?.source).toBe('indexed');
+    expect(other?.targets).toEqual([]);
+    expect(cfg.jumpTables.some((t) => t.tableAddress === at('labels2'))).toBe(false);
+  });
+});
+
 describe('functions and blocks against objdump', () => {
   it('matches function boundaries and block counts', () => {
     for (const path of [switchPie, switchNoPie, fnptrPie]) {

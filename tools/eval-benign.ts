@@ -261,7 +261,25 @@ export const HELD_OUT: readonly Program[] = [
   P('xargs-parallel', ['text', 'fork', 'exec'], (i) => ['/usr/bin/xargs', '-P', '2', '-n', '1', '-a', stdinFile(i, 'words.txt', readFileSync(i.text, 'utf8').split(/\s+/).filter((w) => /^[a-z]+$/i.test(w)).slice(0, 12).join('\n') + '\n'), '/usr/bin/expr', 'length'], { needs: ['fork', 'exec'] }),
   P('gcc-compile', ['text', 'fork', 'exec'], (i) => ['/usr/bin/gcc', '-pipe', '-O2', '-c', '-o', '/dev/null', cSample(i)], { needs: ['fork', 'exec'] }),
   P('yasm', ['text'], (i) => ['/usr/bin/yasm', '-p', 'gas', '-f', 'elf64', '-o', '/dev/null', i.asm]),
+  // A sixth batch, after the fifth: OpenSSH's key generation (libcrypto), gold linking with two threads (C++),
+  // gdb in batch mode (C++, with CPython as a shared library), and two coreutils.
+  P('ssh-keygen', ['text'], () => ['/usr/bin/ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'eval', '-f', 'eval-key']),
+  P('ld-gold-threads', ['text', 'threads'], (i) => ['/usr/bin/ld.gold', '--threads', '--thread-count', '2', '-r', '-o', 'merged.o', objectSample(i)], { needs: ['thread'] }),
+  P('gdb-batch', ['interpreter', 'exceptions'], (i) => ['/usr/bin/gdb', '-batch', '-nx', '-ex', 'info functions ^f_', '-ex', 'disassemble main', objectSample(i)]),
+  P('sha512sum', ['text'], (i) => ['/usr/bin/sha512sum', i.bigText]),
+  // Pairs that only point forward (n before m > n): no cycle, so tsort exits 0.
+  P('tsort', ['text'], (i) => ['/usr/bin/tsort', stdinFile(i, 'pairs.txt', readFileSync(i.text, 'utf8').split(/\s+/).filter((w) => /^[a-z]+$/i.test(w)).slice(0, 400).flatMap((w, n, a) => {
+    const m = n + 1 + ((n * 7) % 13);
+    return m < a.length ? [`${w}${n} ${a[m]}${m}`] : [];
+  }).join('\n') + '\n')]),
 ];
+
+/** cSample compiled to an object file (gold, gdb), on the host before the recording. */
+function objectSample(i: Inputs): string {
+  const out = join(i.dir, 'sample.o');
+  if (!existsSync(out)) execFileSync('gcc', ['-O1', '-g', '-c', '-o', out, cSample(i)], { stdio: 'pipe' });
+  return out;
+}
 
 /** A C source with functions, a struct, macros and translatable strings (ctags, xgettext). */
 function cSample(i: Inputs): string {

@@ -16,6 +16,15 @@
  * - a constant: `lea L(%rip), %r ; jmp *%r`, or a pointer in read-only data
  *   (a GOT slot of `-fno-plt`: `jmp *f@GOTPCREL(%rip)`).
  *
+ * A table's address may also be kept in a stack slot of the function's
+ * frame (`mov (%rsp), %rdi ; mov (%rdi,%rdx,8), %rdx ; jmp *%rdx`: CPython's
+ * ceval built as a shared library spills the `lea` of its label table):
+ * the slot's value is that of every store to it on the paths back,
+ * following the stack pointer through pushes, pops and adjustments.
+ * Stores through other registers are assumed not to reach the frame's
+ * spill slots. A value that only goes round a loop of copies (a register
+ * spilled to the slot and loaded back) adds nothing.
+ *
  * The table's length comes from the guard on the index along every path to
  * the table load: `cmp $N, idx` with `ja`/`jae` (fall-through side) or
  * `jbe`/`jb` (taken side), through register copies and zero extensions, or
@@ -29,7 +38,7 @@
  * that could not be located is returned as `source: 'indexed'` with no
  * targets, for the same reason.
  */
-import { Instruction, InstructionInfoFactory, MemorySize, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from 'iced-x86';
+import { Instruction, InstructionInfoFactory, MemorySize, MemorySizeExt, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from 'iced-x86';
 
 /** A recovered target set of one indirect jump. Addresses are link-time addresses. */
 export interface JumpTable {
@@ -134,6 +143,16 @@ interface Insn {
   setsFlags: boolean;
   /** Full GPRs written, as a bit set over {@link gprBit}. */
   writes: number;
+  /**
+   * The stack bytes the instruction writes, relative to the stack pointer
+   * before it: [stackWrite, stackWrite + stackWriteSize); NaN if none;
+   * Infinity if it writes through the stack pointer some other way (an
+   * index register, two writes).
+   */
+  stackWrite: number;
+  stackWriteSize: number;
+  /** How the instruction moves the stack pointer, as the code after it sees it (a call: 0); NaN if not known. */
+  rspDelta: number;
 }
 
 const GPR64 = [
@@ -179,9 +198,12 @@ type Value =
   | { k: 'sum'; terms: Value[] }
   /** Different values on different paths (tail-duplicated dispatch). */
   | { k: 'alt'; values: Value[] }
+  /** The query itself, reached again through copies (a loop): no value of its own. */
+  | { k: 'cycle' }
   | { k: 'unknown' };
 
 const UNKNOWN: Value = { k: 'unknown' };
+const CYCLE: Value = { k: 'cycle' };
 
 /** What holds a table index: a register, or (reg None) the memory slot [memBase + memDisp] it is loaded from. */
 interface IndexKey {
@@ -367,6 +389,7 @@ export class JumpSlicer {
       if (base.k !== 'const') return { k: 'indexed' };
       return { k: 'load', table: base.v + i.memDisp, index: i.memIndex, at, scale: i.memScale, size, signed };
     }
+    if (i.memBase === Register.RSP && size === 8 && this.ctx.is64) return this.slotValue(i.memDisp, at, depth + 1);
     if (i.memBase === Register.None && size === (this.ctx.is64 ? 8 : 4) && this.ctx.isReadOnly(i.memDisp)) {
       // A pointer in read-only data: a GOT slot, a const function pointer.
       const name = this.ctx.importAt(i.memDisp);
@@ -382,17 +405,103 @@ export class JumpSlicer {
     if (depth > MAX_DEPTH) return UNKNOWN;
     const bit = gprBit(reg);
     if (bit === 0) return UNKNOWN;
-    const defs = this.reachingDefs(bit, at);
-    if (defs === null || defs.length === 0) return UNKNOWN;
-    const values: Value[] = [];
-    for (const d of defs) {
-      const v = this.valueOfDef(reg, d, depth);
-      if (v.k === 'unknown') return UNKNOWN;
-      for (const x of v.k === 'alt' ? v.values : [v]) if (!values.some((y) => sameValue(x, y))) values.push(x);
+    return this.once(`r${reg}@${at}`, () => {
+      const defs = this.reachingDefs(bit, at);
+      if (defs === null || defs.length === 0) return UNKNOWN;
+      return merged(defs.map((d) => () => this.valueOfDef(reg, d, depth)));
+    });
+  }
+
+  /** The pointer-sized stack slot [rsp + disp] right before `at`, merged over every path. */
+  private slotValue(disp: number, at: number, depth: number): Value {
+    if (depth > MAX_DEPTH) return UNKNOWN;
+    return this.once(`s${disp}@${at}`, () => {
+      const stores = this.reachingStores(disp, at);
+      if (stores === null || stores.length === 0) return UNKNOWN;
+      return merged(
+        stores.map((p) => () => {
+          const i = this.insn(p)!;
+          if (isImmediate(i.op1Kind)) return { k: 'const', v: i.imm };
+          return this.valueBefore(i.op1, p, depth + 1);
+        }),
+      );
+    });
+  }
+
+  /** Queries being answered: one met again is a loop of copies ({@link CYCLE}). */
+  private readonly inProgress = new Set<string>();
+
+  private once(key: string, answer: () => Value): Value {
+    if (this.inProgress.has(key)) return CYCLE;
+    this.inProgress.add(key);
+    try {
+      return answer();
+    } finally {
+      this.inProgress.delete(key);
     }
-    if (values.length === 0) return UNKNOWN;
-    if (values.length === 1) return values[0];
-    return values.length <= 8 ? { k: 'alt', values } : UNKNOWN;
+  }
+
+  /**
+   * The 8-byte stores (`mov %r, d(%rsp)` or of an immediate) that last
+   * write the stack slot [rsp + disp] on the paths reaching `at`; null when
+   * some path writes part of it otherwise, moves the stack pointer in a way
+   * not known, reaches the function's entry, or the walk's budget ends.
+   */
+  private reachingStores(disp: number, at: number): number[] | null {
+    // The walk depends on the code only: a loop of copies asks it again and again.
+    const key = `${disp}@${at}`;
+    const known = this.storesCache.get(key);
+    if (known !== undefined) return known;
+    const found = this.walkStores(disp, at);
+    this.storesCache.set(key, found);
+    return found;
+  }
+
+  private readonly storesCache = new Map<string, number[] | null>();
+
+  private walkStores(disp: number, at: number): number[] | null {
+    const out: number[] = [];
+    const seenAt = new Map<number, number>();
+    const seen = new Set<string>();
+    const work: Array<{ at: number; disp: number }> = [{ at, disp }];
+    const preds: number[] = [];
+    let budget = WALK_BUDGET;
+    while (work.length > 0) {
+      const cur = work.pop()!;
+      preds.length = 0;
+      this.ctx.predecessors(cur.at, preds);
+      if (preds.length === 0) {
+        if (this.ctx.originOf(cur.at) === 'dead') continue;
+        if (this.guessing && this.ctx.isUnreached(cur.at)) continue;
+        return null;
+      }
+      for (let k = 0; k < preds.length; k += 2) {
+        const p = preds[k];
+        const i = this.insn(p);
+        if (i === null || Number.isNaN(i.rspDelta)) return null;
+        // The slot as the stack pointer before `p` names it.
+        const d = cur.disp + i.rspDelta;
+        // Nearly always one slot offset per instruction: a number key, a string only beside it.
+        const first = seenAt.get(p);
+        if (first === d) continue;
+        if (first === undefined) seenAt.set(p, d);
+        else {
+          const id = `${p}:${d}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
+        }
+        if (--budget < 0) return null;
+        if (i.stackWrite === Infinity) return null;
+        if (!Number.isNaN(i.stackWrite) && i.stackWrite < d + 8 && d < i.stackWrite + i.stackWriteSize) {
+          const store = i.mnemonic === Mnemonic.Mov && i.op0Kind === OpKind.Memory && i.stackWrite === d && i.stackWriteSize === 8;
+          if (!store || !(i.op1Kind === OpKind.Register || isImmediate(i.op1Kind)) || (i.op1Kind === OpKind.Register && gprBit(i.op1) === 0)) return null;
+          out.push(p);
+          continue;
+        }
+        work.push({ at: p, disp: d });
+      }
+    }
+    return out;
   }
 
   /** What the instruction at `d` leaves in `reg` (which it writes). */
@@ -683,8 +792,20 @@ function snapshot(ins: Instruction, addr: number, factory: InstructionInfoFactor
   const info = factory.info(ins);
   const used = info.usedRegisters();
   for (const u of used) {
-    const a = u.access as OpAccess;
-    if (a === OpAccess.Write || a === OpAccess.CondWrite || a === OpAccess.ReadWrite || a === OpAccess.ReadCondWrite) writes |= gprBit(full(u.register));
+    if (isWrite(u.access as OpAccess)) writes |= gprBit(full(u.register));
+    u.free();
+  }
+  let stackWrite = NaN;
+  let stackWriteSize = 0;
+  for (const u of info.usedMemory()) {
+    if (isWrite(u.access as OpAccess) && full(u.base) === Register.RSP) {
+      const size = MemorySizeExt.size(u.memorySize);
+      if (u.index !== Register.None || !Number.isNaN(stackWrite) || !(size > 0)) stackWrite = Infinity;
+      else {
+        stackWrite = Number(BigInt.asIntN(64, u.displacement));
+        stackWriteSize = size;
+      }
+    }
     u.free();
   }
   info.free();
@@ -710,7 +831,29 @@ function snapshot(ins: Instruction, addr: number, factory: InstructionInfoFactor
     imm: ins.opCount > 1 && isImmediate(op1Kind) ? Number(BigInt.asIntN(64, ins.immediate(1))) : NaN,
     setsFlags: ins.rflagsModified !== 0,
     writes,
+    stackWrite,
+    stackWriteSize,
+    rspDelta: (writes & gprBit(Register.RSP)) === 0 ? 0 : rspDeltaOf(ins),
   };
+}
+
+function isWrite(a: OpAccess): boolean {
+  return a === OpAccess.Write || a === OpAccess.CondWrite || a === OpAccess.ReadWrite || a === OpAccess.ReadCondWrite;
+}
+
+/** How an instruction that writes the stack pointer moves it, as the code after it sees it; NaN if not known. */
+function rspDeltaOf(ins: Instruction): number {
+  const m = ins.mnemonic;
+  if (m === Mnemonic.Call) return 0; // the callee's return takes its address back off
+  if (m === Mnemonic.Push || m === Mnemonic.Pop) return ins.stackPointerIncrement !== 0 ? ins.stackPointerIncrement : NaN;
+  const toRsp = ins.opCount === 2 && ins.op0Kind === OpKind.Register && full(ins.op0Register) === Register.RSP;
+  if (toRsp && isImmediate(ins.op1Kind)) {
+    const imm = Number(BigInt.asIntN(64, ins.immediate(1)));
+    if (m === Mnemonic.Sub) return -imm;
+    if (m === Mnemonic.Add) return imm;
+  }
+  if (toRsp && m === Mnemonic.Lea && full(ins.memoryBase) === Register.RSP && ins.memoryIndex === Register.None) return Number(BigInt.asIntN(64, ins.memoryDisplacement));
+  return NaN;
 }
 
 /** Bytes the memory operand reads (1, 2, 4 or 8 for the loads that matter here). */
@@ -725,7 +868,9 @@ function memorySizeOf(ins: Instruction): number {
 const MEM_BYTE_U = MemorySize.UInt8;
 const MEM_BYTE_S = MemorySize.Int8;
 
-function sum(terms: Value[]): Value {
+function sum(raw: Value[]): Value {
+  // Arithmetic on a value that goes round a loop is not a copy of it.
+  const terms = raw.map((t) => (t.k === 'cycle' ? UNKNOWN : t));
   const flat: Value[] = [];
   let c = 0;
   let hasConst = false;
@@ -779,4 +924,27 @@ function sameValue(a: Value, b: Value): boolean {
     default:
       return true;
   }
+}
+
+/**
+ * One value from the values on each path (evaluated in turn, stopping at
+ * the first unknown): 'alt' for a few different ones. A path that only
+ * brings the query's own value round a loop ({@link CYCLE}) adds nothing;
+ * if every path does, the result is that cycle.
+ */
+function merged(paths: Array<() => Value>): Value {
+  const values: Value[] = [];
+  let cycles = 0;
+  for (const path of paths) {
+    const v = path();
+    if (v.k === 'unknown') return UNKNOWN;
+    if (v.k === 'cycle') {
+      cycles++;
+      continue;
+    }
+    for (const x of v.k === 'alt' ? v.values : [v]) if (!values.some((y) => sameValue(x, y))) values.push(x);
+  }
+  if (values.length === 0) return cycles > 0 ? CYCLE : UNKNOWN;
+  if (values.length === 1) return values[0];
+  return values.length <= 8 ? { k: 'alt', values } : UNKNOWN;
 }
