@@ -272,9 +272,27 @@ export const HELD_OUT: readonly Program[] = [
     const m = n + 1 + ((n * 7) % 13);
     return m < a.length ? [`${w}${n} ${a[m]}${m}`] : [];
   }).join('\n') + '\n')]),
+  // A seventh batch, after the sixth's cause was fixed: AES through libcrypto's assembly, binutils on an
+  // object with debug information, and dpkg-deb, which forks tar and a compressor.
+  P('openssl-enc', ['text'], (i) => ['/usr/bin/openssl', 'enc', '-aes-256-cbc', '-pbkdf2', '-iter', '2000', '-pass', 'pass:eval', '-in', i.bigText, '-out', 'enc.bin']),
+  P('addr2line', ['text'], (i) => ['/usr/bin/addr2line', '-f', '-i', '-C', '-e', objectSample(i), '0x0', '0x10', '0x20', '0x40']),
+  P('strip', ['text'], (i) => ['/usr/bin/strip', '--strip-debug', '-o', 'stripped.o', objectSample(i)]),
+  P('objcopy', ['text'], (i) => ['/usr/bin/objcopy', '--only-keep-debug', objectSample(i), 'debug.o']),
+  P('pr', ['text'], (i) => ['/usr/bin/pr', '-2', '-n', '-h', 'eval', i.text]),
+  P('dpkg-deb-build', ['compression', 'fork', 'exec'], (i) => ['/usr/bin/dpkg-deb', '--root-owner-group', '-Zxz', '--build', packageTree(i), 'eval.deb'], { needs: ['fork', 'exec'] }),
 ];
 
-/** cSample compiled to an object file (gold, gdb), on the host before the recording. */
+/** A package tree for dpkg-deb: a control file and the text as its documentation. */
+function packageTree(i: Inputs): string {
+  const root = join(i.dir, 'pkg');
+  mkdirSync(join(root, 'DEBIAN'), { recursive: true });
+  mkdirSync(join(root, 'usr', 'share', 'doc', 'eval-sample'), { recursive: true });
+  writeFileSync(join(root, 'DEBIAN', 'control'), 'Package: eval-sample\nVersion: 1.0\nArchitecture: all\nMaintainer: ptscope <eval@example.org>\nDescription: held-out workload\n');
+  writeFileSync(join(root, 'usr', 'share', 'doc', 'eval-sample', 'README'), readFileSync(i.text));
+  return root;
+}
+
+/** cSample compiled to an object file (gold, gdb, binutils), on the host before the recording. */
 function objectSample(i: Inputs): string {
   const out = join(i.dir, 'sample.o');
   if (!existsSync(out)) execFileSync('gcc', ['-O1', '-g', '-c', '-o', out, cSample(i)], { stdio: 'pipe' });
