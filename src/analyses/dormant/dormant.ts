@@ -333,7 +333,7 @@ async function iterateRegion(dir: string, recording: Recording, r: RankedRegion,
       lastReason = `stopped after ${round - 1} rounds: the time budget of ${Math.round((options.roundBudgetMs ?? DEFAULT_ROUND_BUDGET_MS) / 1000)} s is spent`;
       break;
     }
-    const attempt = await solveGuards(guards, r.target, code, snapshots, { ...options, ran: (link) => ranInMain(link) });
+    const attempt = await solveGuards(guards, r.target, code, snapshots, { ...options, ran: ranInMain });
     const roundReport: RoundReport = { round, guard: null, patched: [], reach: 'none', note: attempt.reason, newlyExecutedBlocks: 0, newCalls: [], targetRan: false, stoppedBy: guards.map((g) => hex(g.branchIp)) };
     report.rounds.push(roundReport);
     if (attempt.found === null) {

@@ -50,9 +50,9 @@ export interface GuardSearchOptions {
   timeoutMs?: number;
   /**
    * True if the main executable's block at this link-time address ran in
-   * some run so far. A partial solution that opens a block no run executed
-   * is preferred over one that goes where a run went already (the body of
-   * a loop, again).
+   * some run so far. A partial solution that opens a block of the main
+   * executable no run executed is preferred over one that goes where a run
+   * went already (the body of a loop, again).
    */
   ran?: (link: number) => boolean;
 }
@@ -91,11 +91,11 @@ async function solveGuardsWith(z3: Z3, guards: Guard[], target: number, code: Co
       }
       const res = await ex.run();
       if (res.solved) {
-        const short = res.partial ?? (toTarget === null ? { block: cfg.blockStart[g.entry], reason: 'no path in the function\'s CFG leads from the guard to the target' } : null);
+        const short = res.partial ?? (toTarget === null ? { block: cfg.blockStart[g.entry], module: '', reason: 'no path in the function\'s CFG leads from the guard to the target' } : null);
         const found = { guard: `0x${g.branchIp.toString(16)}`, solution: res.solution, partial: short };
         if (short === null) return { found, reason: '' };
         partial ??= found;
-        if (options.ran !== undefined && !options.ran(short.block)) partialToNew ??= found;
+        if (options.ran !== undefined && short.module === '' && !options.ran(short.block)) partialToNew ??= found;
         continue;
       }
       if (res.reached && (best === null || !best.reached)) best = res;

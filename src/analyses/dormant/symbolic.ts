@@ -106,7 +106,10 @@ export interface ExecPlan {
  * block and observes what this run could not (iterative rounds, dormant.ts).
  */
 export interface PartialReach {
+  /** Link-time address of the block, in module {@link module}. */
   block: number;
+  /** '' for the main executable, else the library's file name (code-space.ts). */
+  module: string;
   reason: string;
 }
 
@@ -510,7 +513,7 @@ export class SymbolicExecutor implements ModelHost {
     const order = [...latestFirst.filter((f) => !this.visited.has(f.otherRip)), ...latestFirst.filter((f) => this.visited.has(f.otherRip))];
     for (const fork of order) {
       this.constraints.splice(0, this.constraints.length, ...all.slice(0, fork.constraint), fork.taken ? fork.cond.not() : fork.cond);
-      last = await this.solve({ block: fork.otherSide, reason: `${reason}; first the other side of the branch at ${fork.at}` });
+      last = await this.solve({ block: fork.otherSide, module: this.where(fork.otherRip).module, reason: `${reason}; first the other side of the branch at ${fork.at}` });
       if (last.solved) return last;
     }
     return last!;
@@ -533,7 +536,7 @@ export class SymbolicExecutor implements ModelHost {
    */
   private async solvePartial(reason: string): Promise<ExecResult> {
     const block = this.plan.path[this.pathIndex];
-    const res = await this.solve({ block, reason });
+    const res = await this.solve({ block, module: '', reason });
     if (res.solved) return res;
     return { solved: false, reason: `${reason}; and ${res.reason}`, reached: true };
   }
