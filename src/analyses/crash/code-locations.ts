@@ -122,7 +122,7 @@ export class CodeLocations {
     for (const m of this.imagesHolding(slot)) {
       let table = this.imports.get(m.file);
       if (table === undefined) {
-        table = importTable(m.file, m.elf!);
+        table = importTable(m.file, m.elf);
         this.imports.set(m.file, table);
       }
       const name = table.get(slot - m.bias);
@@ -132,8 +132,8 @@ export class CodeLocations {
   }
 
   /** The mappings of the ELF images whose loaded extent (every PT_LOAD segment, data too) holds run-time `addr`. */
-  private imagesHolding(addr: number): ModuleRange[] {
-    return this.modules.filter((m) => {
+  private imagesHolding(addr: number): Array<ModuleRange & { elf: ElfFile }> {
+    return this.modules.filter((m): m is ModuleRange & { elf: ElfFile } => {
       if (m.elf === null) return false;
       const link = addr - m.bias;
       return m.elf.segments.some((g) => g.type === PT_LOAD && link >= g.vaddr && link < g.vaddr + g.memsz);
@@ -150,7 +150,7 @@ export class CodeLocations {
       const link = addr - m.bias;
       let objects = this.dataObjects.get(m.file);
       if (objects === undefined) {
-        objects = m.elf!.symbols.filter((x) => x.type === STT_OBJECT && x.size > 0).sort((x, y) => x.value - y.value);
+        objects = m.elf.symbols.filter((x) => x.type === STT_OBJECT && x.size > 0).sort((x, y) => x.value - y.value);
         this.dataObjects.set(m.file, objects);
       }
       // From the last object starting at or below the address (objects do not overlap, but aliases share an address).

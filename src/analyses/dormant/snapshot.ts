@@ -161,13 +161,15 @@ export function readSnapshots(path: string): CallSnapshot[] {
       regions.push({ lo, hi, bytes: new Uint8Array(buf.buffer, buf.byteOffset + q, hi - lo) });
       q += hi - lo;
     }
+    // From the program's directory: a count a rule cannot name (the shim reads up to 9 digits) is none.
+    const count = u64(56);
+    const occurrence = count <= MAX_OCCURRENCE ? Number(count) : 0;
     out.push({
       index: out.length,
       name,
       site: Number(u64(40)),
       caller,
-      // From the program's directory: a count a rule cannot name (the shim reads up to 9 digits) is none.
-      occurrence: u64(56) <= MAX_OCCURRENCE ? Number(u64(56)) : 0,
+      occurrence,
       modules,
       bias: modules[0].bias,
       calleeSaved: regs.slice(0, 6),

@@ -459,49 +459,16 @@ export class JumpSlicer {
 
   private readonly storesCache = new Map<string, number[] | null>();
 
+  /** {@link reachingStores}, walked. */
   private walkStores(disp: number, at: number): number[] | null {
-    const out: number[] = [];
-    const seenAt = new Map<number, number>();
-    const seen = new Set<string>();
-    const work: Array<{ at: number; disp: number }> = [{ at, disp }];
-    const preds: number[] = [];
-    let budget = WALK_BUDGET;
-    while (work.length > 0) {
-      const cur = work.pop()!;
-      preds.length = 0;
-      this.ctx.predecessors(cur.at, preds);
-      if (preds.length === 0) {
-        if (this.ctx.originOf(cur.at) === 'dead') continue;
-        if (this.guessing && this.ctx.isUnreached(cur.at)) continue;
-        return null;
-      }
-      for (let k = 0; k < preds.length; k += 2) {
-        const p = preds[k];
-        const i = this.insn(p);
-        if (i === null || Number.isNaN(i.rspDelta)) return null;
-        // The slot as the stack pointer before `p` names it.
-        const d = cur.disp + i.rspDelta;
-        // Nearly always one slot offset per instruction: a number key, a string only beside it.
-        const first = seenAt.get(p);
-        if (first === d) continue;
-        if (first === undefined) seenAt.set(p, d);
-        else {
-          const id = `${p}:${d}`;
-          if (seen.has(id)) continue;
-          seen.add(id);
-        }
-        if (--budget < 0) return null;
-        if (i.stackWrite === Infinity) return null;
-        if (!Number.isNaN(i.stackWrite) && i.stackWrite < d + 8 && d < i.stackWrite + i.stackWriteSize) {
-          const store = i.mnemonic === Mnemonic.Mov && i.op0Kind === OpKind.Memory && i.stackWrite === d && i.stackWriteSize === 8;
-          if (!store || !(i.op1Kind === OpKind.Register || isImmediate(i.op1Kind)) || (i.op1Kind === OpKind.Register && gprBit(i.op1) === 0)) return null;
-          out.push(p);
-          continue;
-        }
-        work.push({ at: p, disp: d });
-      }
-    }
-    return out;
+    return this.walkBack(at, disp, true, (i, d) => {
+      if (i.stackWrite === Infinity) return null;
+      if (Number.isNaN(i.stackWrite) || !(i.stackWrite < d + 8 && d < i.stackWrite + i.stackWriteSize)) return false;
+      // It writes the slot: only a whole 8-byte store of a register or an immediate names its value.
+      const store = i.mnemonic === Mnemonic.Mov && i.op0Kind === OpKind.Memory && i.stackWrite === d && i.stackWriteSize === 8;
+      if (!store || !(i.op1Kind === OpKind.Register || isImmediate(i.op1Kind)) || (i.op1Kind === OpKind.Register && gprBit(i.op1) === 0)) return null;
+      return true;
+    });
   }
 
   /** What the instruction at `d` leaves in `reg` (which it writes). */
@@ -542,33 +509,58 @@ export class JumpSlicer {
    * clobbers it, the function's entry, or the walk's budget.
    */
   private reachingDefs(bit: number, at: number): number[] | null {
+    return this.walkBack(at, 0, false, (i) => ((i.writes & bit) !== 0 ? true : i.isCall && (bit & this.callerSaved) !== 0 ? null : false));
+  }
+
+  /**
+   * Walk back from `at` over every path inside the function to the
+   * instructions `isDef` keeps (true), through those it passes (false);
+   * null when it gives up at one (null), when a path reaches the
+   * function's entry, or at the walk's budget. With `followStack`, `disp`
+   * names a stack slot [rsp + disp] and is carried back through each
+   * instruction's move of the stack pointer (one it cannot follow gives
+   * up); `isDef` sees it as the instruction before it names it.
+   */
+  private walkBack(at: number, disp: number, followStack: boolean, isDef: (i: Insn, disp: number) => boolean | null): number[] | null {
     const out: number[] = [];
-    const seen = new Set<number>();
-    const work = [at];
+    // Nearly always one slot offset per instruction: a number key, a string only beside it.
+    const seenAt = new Map<number, number>();
+    const seen = new Set<string>();
+    const work: Array<{ at: number; disp: number }> = [{ at, disp }];
+    // isDef never walks, so the walks share one array.
     const preds = this.preds;
     let budget = WALK_BUDGET;
     while (work.length > 0) {
       const cur = work.pop()!;
       preds.length = 0;
-      this.ctx.predecessors(cur, preds);
+      this.ctx.predecessors(cur.at, preds);
       if (preds.length === 0) {
-        if (this.ctx.originOf(cur) === 'dead') continue; // no path comes this way
-        if (this.guessing && this.ctx.isUnreached(cur)) continue;
+        if (this.ctx.originOf(cur.at) === 'dead') continue; // no path comes this way
+        if (this.guessing && this.ctx.isUnreached(cur.at)) continue;
         return null; // an entry: the value comes from the caller
       }
       for (let k = 0; k < preds.length; k += 2) {
         const p = preds[k];
-        if (seen.has(p)) continue;
-        seen.add(p);
-        if (--budget < 0) return null;
         const i = this.insn(p);
         if (i === null) return null;
-        if ((i.writes & bit) !== 0) {
-          out.push(p);
-          continue;
+        let d = cur.disp;
+        if (followStack) {
+          if (Number.isNaN(i.rspDelta)) return null;
+          d += i.rspDelta;
         }
-        if (i.isCall && (bit & this.callerSaved) !== 0) return null;
-        work.push(p);
+        const first = seenAt.get(p);
+        if (first === d) continue;
+        if (first === undefined) seenAt.set(p, d);
+        else {
+          const id = `${p}:${d}`;
+          if (seen.has(id)) continue;
+          seen.add(id);
+        }
+        if (--budget < 0) return null;
+        const def = isDef(i, d);
+        if (def === null) return null;
+        if (def) out.push(p);
+        else work.push({ at: p, disp: d });
       }
     }
     return out;
