@@ -473,6 +473,9 @@ export function decodeFlow(
             if (insnDec !== null) quietBlock = insnDec.blocksFetched;
           } else record(FlowStepKind.Step, step.ip);
           if (quietSteps !== null && status === 0 && insnDec!.blocksFetched === quietBlock) status = quietSteps.quietRest();
+        } else if (quietSteps !== null && status === 0) {
+          // Serially nothing is recorded: the block's other quiet steps go in their loop too.
+          status = quietSteps.quietRest();
         }
         if (status < 0) break;
       }
