@@ -5,7 +5,8 @@
  * the workers and merged from segment summaries). The
  * trace is the real mruby trace concatenated PTSCOPE_BENCH_PARALLEL_COPIES
  * times (default 12; each copy starts at a PSB, and all share one image).
- * Prints the time and speed-up for 1, 2 and 4 workers, each on a pool
+ * First the cost of the pieces themselves, in one thread (pieceCost).
+ * Then prints the time and speed-up for 1, 2 and 4 workers, each on a pool
  * started for the run and again on the started pool, the CPU time the
  * whole process used (all threads: what the parallel run costs beyond the
  * serial one) and the load average (the machine may be shared); every
@@ -23,8 +24,8 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { analyzeTrace } from '../src/analyses/analyze.js';
 import { analyzeParallel, flowStatsParallel } from '../src/analyses/parallel/parallel-analyze.js';
-import { poolDecoder } from '../src/analyses/parallel/piece-pool.js';
-import { insnDecoderFor, openTraceInput } from '../src/analyses/trace-input.js';
+import { inThreadDecoder, poolDecoder } from '../src/analyses/parallel/piece-pool.js';
+import { insnDecoderFor, openTraceInput, type TraceInput } from '../src/analyses/trace-input.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { runFlowCommand } from '../src/cli/flow.js';
 import { LineWriter } from '../src/cli/output.js';
@@ -62,6 +63,7 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
   console.log(`  trace: mruby x${copies}, ${(one.length * copies / 1e6).toFixed(1)} MB; ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)} at start`);
 
   const out: ParallelMeasurement[] = [];
+  out.push(...(await pieceCost(open)));
   for (const what of ['flow', 'analyze'] as const) {
     // Serial: what --jobs 1 runs.
     let t = process.hrtime.bigint();
@@ -129,6 +131,49 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
   const warm = (what: string, w: number) => (out.find((m) => m.label === `${what}: ${w} worker${w > 1 ? 's' : ''}, warm`)!.mbps / out.find((m) => m.label === `${what}: serial (--jobs 1)`)!.mbps).toFixed(2);
   console.log(`  on a started pool: 2 workers flow ${warm('flow', 2)}x, analyze ${warm('analyze', 2)}x; 4 workers flow ${warm('flow', 4)}x, analyze ${warm('analyze', 4)}x`);
   out.push(...(await flowTextBench(one, realDir, benchDir)));
+  return out;
+}
+
+/**
+ * What cutting into pieces costs, apart from the machine: \`analyze\` and
+ * \`flow\` serially and as their pieces decoded one after the other in this
+ * thread (the workers' code, no pool), alternating, after a pass of each
+ * for the JIT; the fastest CPU time of each. On one thread no second core
+ * takes part, so the ratio is the parallel decode's own extra work, and
+ * 2 / ratio bounds its 2-worker speed-up on any machine.
+ */
+async function pieceCost(open: () => TraceInput): Promise<ParallelMeasurement[]> {
+  const rounds = Math.max(1, Number(process.env.PTSCOPE_BENCH_PIECE_ROUNDS ?? 2));
+  const out: ParallelMeasurement[] = [];
+  for (const what of ['flow', 'analyze'] as const) {
+    const serial = (): number => {
+      const input = open();
+      return what === 'flow' ? new ControlFlowWalker(insnDecoderFor(input), [{ onTransfer: () => {} }]).run().instructions : analyzeTrace(input).flow.instructions;
+    };
+    const pieces = async (): Promise<number> => {
+      const input = open();
+      const decoder = inThreadDecoder(input);
+      return what === 'flow' ? (await flowStatsParallel(input, decoder)).instructions : (await analyzeParallel(input, {}, decoder)).flow.instructions;
+    };
+    const n = serial();
+    if ((await pieces()) !== n) console.log(`  WARNING: ${what}: pieces in one thread counted other instructions than serial`);
+    const best = { serial: Infinity, pieces: Infinity };
+    for (let r = 0; r < rounds; r++) {
+      let cpu = process.cpuUsage();
+      serial();
+      best.serial = Math.min(best.serial, cpuSeconds(cpu));
+      cpu = process.cpuUsage();
+      await pieces();
+      best.pieces = Math.min(best.pieces, cpuSeconds(cpu));
+    }
+    const ratio = best.pieces / best.serial;
+    out.push({
+      label: `${what}: pieces in one thread over serial, CPU`,
+      mbps: ratio,
+      unit: 'x',
+      detail: `${best.pieces.toFixed(2)} s against ${best.serial.toFixed(2)} s, fastest of ${rounds}; bounds 2 workers at ${(2 / ratio).toFixed(2)}x`,
+    });
+  }
   return out;
 }
 

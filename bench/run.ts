@@ -426,7 +426,7 @@ const parallelBench: Bench = {
 
 const parallelCliBench: Bench = {
   name: 'parallel-cli',
-  description: 'analyze and flow --quiet --stat as whole processes, --jobs 1 against --jobs 2 in alternating pairs (mruby x100)',
+  description: 'analyze and flow --quiet --stat as whole processes, --jobs 1 against --jobs 2 in alternating pairs, with the machine\'s own 2-process ceiling (two --jobs 1 runs at once) in each pair (mruby x100)',
   run: () => runParallelPairsBench(ROOT, REAL, BENCH_DIR),
 };
 

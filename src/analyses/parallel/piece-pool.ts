@@ -12,6 +12,7 @@ import type { TraceInput } from '../trace-input.js';
 import type { OpenTask, PieceTask, StandaloneTask } from './piece-worker.js';
 import { runStandaloneDetectors, type StandaloneResult } from './standalone-detectors.js';
 import { streamBytes } from '../../sources/model/decoders.js';
+import { PieceBytes } from '../../flow/parallel/piece-bytes.js';
 import { summarizePiece, type AnalysisSpec, type SummarizedPiece } from './summarize-piece.js';
 
 export interface PieceDecoder {
@@ -33,15 +34,20 @@ export function defaultJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
-/** Decode in this thread, one piece after the other (each read from the stream on its own, as a worker reads it). */
+/**
+ * Decode in this thread, one piece after the other (each read from the
+ * stream on its own into one buffer kept from piece to piece, as a worker
+ * reads it).
+ */
 export function inThreadDecoder(input: TraceInput): PieceDecoder {
+  const bytes = new PieceBytes();
   return {
     workers: 1,
     summarize: async (ranges, spec, done, limit) =>
       ranges.map((r, i) => {
         const size = input.stream.size;
         const end = overlapLimit(r, ranges[i + 1]?.to ?? limit ?? size, size);
-        const p = summarizePiece(input, streamBytes(input.stream, r.from, end), r.from, r, end, spec);
+        const p = summarizePiece(input, streamBytes(input.stream, r.from, end, bytes.take(end - r.from)), r.from, r, end, spec);
         done?.(r.to - r.from);
         return p;
       }),
