@@ -28,7 +28,7 @@ import { captureCore } from './core-capture.js';
 import { decodeFacts, GPR_COUNT, RAX, RDI, RSP, type InsnFacts } from './instruction-facts.js';
 import { GAP_NAMES, lastInstructions } from './instruction-window.js';
 import { firstHeapOverflow, type HeapWrite } from './heap-overflow-scan.js';
-import { routineOf, summariseCall, type LibraryCall } from './library-routines.js';
+import { readsInput, routineOf, summariseCall, type LibraryCall } from './library-routines.js';
 import { ReverseExecution } from './reverse-execution.js';
 import { frameAllocation, isStackEnd, MIN_RECURSION, recursionAtCrash } from './stack-exhaustion.js';
 import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
@@ -490,7 +490,13 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     notes.push('the faulting operand could not be determined');
   } else {
     const result = backwardTaint(
-      { facts, rev, from: 0, callerOf, chunks, controlSlots, libraryCalls, isCode: (a) => locs.moduleAt(a) !== null, badTarget, dataObjectAt: (a) => locs.dataObjectAt(a) },
+      {
+        facts, rev, from: 0, callerOf, chunks, controlSlots, libraryCalls, isCode: (a) => locs.moduleAt(a) !== null, badTarget, dataObjectAt: (a) => locs.dataObjectAt(a),
+        isMapped: (a) => core.isMapped(a), initialStack: initialStack(), inputCall: (c) => {
+          const name = calledName(c);
+          return name !== null && readsInput(name) ? name : null;
+        },
+      },
       fault,
     );
     aliasing = result.aliasing;
@@ -515,6 +521,13 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
       confidence = 'conditional';
       notes.push('no store over the stack-protector canary was found in the window: the root cause named is the function whose check failed');
     } else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
+  }
+
+  /** The stack segment above rsp at the window's start: what the program had there before it (at exec, the kernel's argv and environment). */
+  function initialStack(): TaintContext['initialStack'] {
+    const sp = rev.reg(0, RSP);
+    const seg = sp === null ? null : core.segmentAt(Number(sp));
+    return sp === null || seg === null ? null : { start: Number(sp), end: seg.vaddr + seg.memsz };
   }
 
   /** The stack ran out: the recursion open at the crash, else the largest single stack allocation. */

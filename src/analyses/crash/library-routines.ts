@@ -42,6 +42,18 @@ export function routineOf(symbol: string): Routine | null {
   return base as Routine;
 }
 
+/**
+ * Whether a symbol is one of libc's readers of a stream or a descriptor
+ * (read(2), recv(2), fread(3), fgets(3), getline(3), getc(3), scanf(3)...):
+ * what it returns or stores comes from outside the program. Its plain name,
+ * the ISO C99/C23 scanf entries (`__isoc99_scanf`), glibc's internal and
+ * fortified names (`__libc_read`, `__read_chk`, `_IO_getc`) and the
+ * `_unlocked` variants.
+ */
+export function readsInput(symbol: string): boolean {
+  return /^(?:__isoc(?:99|23)_|__libc_|_IO_|__)?(read|pread(?:64)?|readv|recv|recvfrom|recvmsg|fread|fgets|fgetc|getc|getchar|gets|getline|getdelim|v?f?scanf)(?:_unlocked)?(?:_chk)?$/.test(symbol);
+}
+
 /** One call of a summarised routine: the bytes it wrote and where they came from. */
 export interface LibraryCall {
   routine: Routine;

@@ -19,7 +19,8 @@
  * also follows the address registers of the loads on the way (a bad frame
  * pointer makes a good load read the wrong slot). Root-cause candidates:
  * out-of-bounds stores first, with any arithmetic in their address that
- * overflowed; else the first origin of pass 1.
+ * overflowed; else the first origins of pass 1, then the loads on the bad
+ * value's way whose address an index from input chose (input-selection.ts).
  */
 import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
@@ -27,11 +28,13 @@ import type { LibraryCall } from './library-routines.js';
 import type { HeapChunk } from './heap-chunks.js';
 import type { DataObject } from './code-locations.js';
 import type { ReverseExecution } from './reverse-execution.js';
+import { inputSelections } from './input-selection.js';
 import { danglingRead } from './stale-pointer.js';
 
 /** abort: a library call that aborted the program (or an earlier call that set it up, such as a first free). */
 /** use-after-free: the free of an object that a pointer made before it then read (stale-pointer.ts). */
-export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort' | 'use-after-free' | 'stack-exhaustion' | 'signal-sent';
+/** selection: a load whose address an index from input chose (input-selection.ts). */
+export type StepKind = 'crash' | 'copy' | 'origin' | 'out-of-bounds' | 'overflow' | 'abort' | 'use-after-free' | 'stack-exhaustion' | 'signal-sent' | 'selection';
 
 export interface TaintStep {
   /** Index in the window. */
@@ -77,6 +80,12 @@ export interface TaintContext {
   badTarget: boolean;
   /** The global or static variable (ELF data object) that holds an address, or null. */
   dataObjectAt: (addr: number) => DataObject | null;
+  /** True for an address the core maps. */
+  isMapped: (addr: number) => boolean;
+  /** For the program's call at window index c: the name of the routine it ran when that routine reads input (library-routines.ts readsInput), else null. */
+  inputCall: (c: number) => string | null;
+  /** The stack above rsp where the window starts (at exec: argv, the environment, the auxiliary vector), or null. */
+  initialStack: { start: number; end: number } | null;
 }
 
 export interface TaintResult {
@@ -157,7 +166,13 @@ export function backwardTaint(ctx: TaintContext, fault: FaultSpec): TaintResult 
   if (second.rootCauses.length > 0 && DEFINITE.has(second.steps[second.rootCauses[0]].kind)) {
     return { ...second, notes: [...first.notes, ...second.notes], pass: 2 };
   }
-  return { ...first, pass: first.rootCauses.length > 0 ? 1 : 0 };
+  // No corruption: where the value was made (pass 1) may be a valid value of another object; a load
+  // on its way whose address input chose picked that object, and is a root cause after the origins.
+  const selected = inputSelections(ctx, fault, first.steps);
+  if (selected.length === 0) return { ...first, pass: first.rootCauses.length > 0 ? 1 : 0 };
+  const notes = first.notes;
+  if (first.rootCauses.length === 0) notes.push({ t: ctx.facts.length - 1, text: 'the walk found no origin of the value the crash used: the root cause named is the load that input chose it by' });
+  return { ...first, notes, rootCauses: [...first.rootCauses, ...selected], pass: first.rootCauses.length > 0 ? 1 : 2 };
 }
 
 function walk(ctx: TaintContext, fault: FaultSpec, followAddresses: boolean): TaintResult {

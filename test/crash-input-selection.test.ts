@@ -1,0 +1,100 @@
+/**
+ * A crash through an object that an index from input chose: a table of
+ * operation pointers, two of four filled, indexed by a number read from
+ * stdin. The value the crash used is a null entry (calloc's memory); the
+ * load that read it, whose index scanf stored, is a root cause
+ * (input-selection.ts). -O0 adds the scaled index to the table's pointer;
+ * -O2 indexes the load itself. An index that only a loop counter made
+ * chooses nothing from input.
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { analyzeCrash, type CrashReport } from '../src/analyses/crash/crash.js';
+import { readsInput } from '../src/analyses/crash/library-routines.js';
+import { withRecordDefaults } from '../src/sources/recorder/record-options.js';
+import { record } from '../src/sources/recorder/record.js';
+import { TempDirs } from './helpers/temp-dirs.js';
+
+const temps = new TempDirs();
+afterAll(() => temps.removeAll());
+
+const TABLE = `#include <stdio.h>
+#include <stdlib.h>
+struct op { const char *name; int (*run)(int); };
+static int twice(int x) { return 2 * x; }
+static int negate(int x) { return -x; }
+static struct op op_twice = { "twice", twice }, op_negate = { "negate", negate };
+`;
+
+// Line 13 picks the entry by the index read from stdin; line 14 crashes through it.
+const PICKED = `${TABLE}int main(void) {
+  int slots = 4, idx, arg;
+  struct op **table = calloc(slots, sizeof *table);
+  table[0] = &op_twice;
+  table[1] = &op_negate;
+  if (scanf("%d %d", &idx, &arg) != 2) return 2;
+  struct op *o = table[idx % slots]; /* ROOT CAUSE */
+  puts(o->name);
+  return o->run(arg) > 0 ? 0 : 1;
+}
+`;
+
+// The same null entry, reached by a loop counter.
+const WALKED = `${TABLE}int main(void) {
+  struct op **table = calloc(4, sizeof *table);
+  table[0] = &op_twice;
+  table[1] = &op_negate;
+  int sum = 0;
+  for (int i = 0; i < 4; i++) sum += table[i]->run(i);
+  printf("%d\\n", sum);
+  return 0;
+}
+`;
+
+async function crashOf(source: string, name: string, opt: string, stdin: string | null): Promise<CrashReport> {
+  const dir = temps.make('ptscope-crash-selection-');
+  writeFileSync(join(dir, `${name}.c`), source);
+  const program = join(dir, name);
+  execFileSync('gcc', ['-g', opt, '-o', program, join(dir, `${name}.c`)]);
+  let input: string | undefined;
+  if (stdin !== null) {
+    input = join(dir, 'stdin.txt');
+    writeFileSync(input, stdin);
+  }
+  const bundle = join(dir, 'b.ptscope');
+  await record(withRecordDefaults({ argv: [program], output: bundle, timeoutSec: 60, hardware: false, stdio: 'ignore', stdin: input, notice: () => {} }));
+  return analyzeCrash(bundle);
+}
+
+describe('crash through an object that input chose', () => {
+  it("knows libc's readers of streams and descriptors by their plain, ISO C99, internal and fortified names", () => {
+    for (const s of ['read', '__libc_read', '__read_chk', 'fgets', '__fgets_chk', 'fgets_unlocked', '_IO_getc', 'getchar', 'getline', '__isoc99_scanf', '__isoc99_fscanf', 'vfscanf', 'recvfrom', 'fread']) {
+      expect(readsInput(s), s).toBe(true);
+    }
+    for (const s of ['atoi', 'strtol', 'sscanf', '__isoc99_sscanf', 'memcpy', 'readdir', 'readlink', 'printf']) expect(readsInput(s), s).toBe(false);
+  });
+
+  for (const opt of ['-O0', '-O2']) {
+    it(`${opt}: the load whose index came from stdin is a root cause`, async () => {
+      const r = await crashOf(PICKED, 'pick_op', opt, '3 7\n');
+      expect(r.signal).toBe('SIGSEGV');
+      expect(r.core.matchesTrace).toBe(true);
+      expect(r.crash.location.line).toMatch(/pick_op\.c:14$/);
+      const picked = r.rootCauses.find((c) => c.kind === 'selection');
+      expect(picked?.location.line).toMatch(/pick_op\.c:13$/);
+      expect(picked?.what).toMatch(/comes from input \(the call of \w*scanf\)/);
+      // Its chain carries the entry's pointer to the crash.
+      expect(picked?.chain.at(-1)?.kind).toBe('crash');
+      expect(r.confidence).not.toBe('none');
+    }, 180_000);
+  }
+
+  it('-O0: an entry a loop counter chose is no such root cause', async () => {
+    const r = await crashOf(WALKED, 'walk_ops', '-O0', null);
+    expect(r.signal).toBe('SIGSEGV');
+    expect(r.core.matchesTrace).toBe(true);
+    expect(r.rootCauses.some((c) => c.kind === 'selection')).toBe(false);
+  }, 180_000);
+});
