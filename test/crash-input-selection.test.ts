@@ -41,6 +41,17 @@ const PICKED = `${TABLE}int main(void) {
 }
 `;
 
+// A static table: gcc -O0 reads ops[i] as [offset + table], the pointer in the index register.
+const STATIC = `${TABLE}static struct op *ops[4] = { &op_twice, &op_negate };
+int main(void) {
+  int idx, arg;
+  if (scanf("%d %d", &idx, &arg) != 2) return 2;
+  struct op *o = ops[idx % 4]; /* ROOT CAUSE */
+  puts(o->name);
+  return o->run(arg) > 0 ? 0 : 1;
+}
+`;
+
 // The same null entry, reached by a loop counter.
 const WALKED = `${TABLE}int main(void) {
   struct op **table = calloc(4, sizeof *table);
@@ -53,7 +64,30 @@ const WALKED = `${TABLE}int main(void) {
 }
 `;
 
-async function crashOf(source: string, name: string, opt: string, stdin: string | null): Promise<CrashReport> {
+// The index from the program's arguments (the kernel's bytes above the first frame).
+const ARGUED = `${TABLE}int main(int argc, char **argv) {
+  struct op **table = calloc(4, sizeof *table);
+  table[0] = &op_twice;
+  table[1] = &op_negate;
+  if (argc < 2) return 2;
+  struct op *o = table[atoi(argv[1]) % 4]; /* ROOT CAUSE */
+  return o->run(argc) > 0 ? 0 : 1;
+}
+`;
+
+// An index main wrote into its own frame, then a long loop: the window starts after the store, below that frame.
+const SPUN = `${TABLE}int main(void) {
+  struct op **table = calloc(4, sizeof *table);
+  table[0] = &op_twice;
+  table[1] = &op_negate;
+  volatile int idx = 3;
+  volatile long spin = 0;
+  for (long i = 0; i < 200000; i++) spin += i;
+  return table[idx]->run((int)spin) > 0 ? 0 : 1;
+}
+`;
+
+async function bundleOf(source: string, name: string, opt: string, stdin: string | null, args: string[] = []): Promise<string> {
   const dir = temps.make('ptscope-crash-selection-');
   writeFileSync(join(dir, `${name}.c`), source);
   const program = join(dir, name);
@@ -64,8 +98,12 @@ async function crashOf(source: string, name: string, opt: string, stdin: string 
     writeFileSync(input, stdin);
   }
   const bundle = join(dir, 'b.ptscope');
-  await record(withRecordDefaults({ argv: [program], output: bundle, timeoutSec: 60, hardware: false, stdio: 'ignore', stdin: input, notice: () => {} }));
-  return analyzeCrash(bundle);
+  await record(withRecordDefaults({ argv: [program, ...args], output: bundle, timeoutSec: 60, hardware: false, stdio: 'ignore', stdin: input, exposeArguments: args.length > 0, notice: () => {} }));
+  return bundle;
+}
+
+async function crashOf(source: string, name: string, opt: string, stdin: string | null): Promise<CrashReport> {
+  return analyzeCrash(await bundleOf(source, name, opt, stdin));
 }
 
 describe('crash through an object that input chose', () => {
@@ -90,6 +128,36 @@ describe('crash through an object that input chose', () => {
       expect(r.confidence).not.toBe('none');
     }, 180_000);
   }
+
+  it('-O0: a static table read as [offset + table]: the offset is the index, the table the pointer', async () => {
+    const r = await crashOf(STATIC, 'static_op', '-O0', '3 7\n');
+    expect(r.signal).toBe('SIGSEGV');
+    const picked = r.rootCauses.find((c) => c.kind === 'selection');
+    expect(picked?.location.line).toMatch(/static_op\.c:11$/);
+    expect(picked?.what).toMatch(/comes from input \(the call of \w*scanf\)/);
+  }, 180_000);
+
+  it('-O0: an index from the arguments is input while the window holds the whole run, and not once it is cut', async () => {
+    const bundle = await bundleOf(ARGUED, 'argued_op', '-O0', null, ['3']);
+    const whole = analyzeCrash(bundle);
+    expect(whole.signal).toBe('SIGSEGV');
+    // Every traced instruction (and the faulting one, from the core).
+    expect(whole.window.instructions).toBeGreaterThanOrEqual(whole.window.traced);
+    const picked = whole.rootCauses.find((c) => c.kind === 'selection');
+    expect(picked?.location.line).toMatch(/argued_op\.c:12$/);
+    expect(picked?.what).toMatch(/arguments and environment/);
+    // A window of the last instructions only: what lies above its first frame may be the program's own.
+    const cut = analyzeCrash(bundle, { window: 3000 });
+    expect(cut.window.instructions).toBeLessThan(cut.window.traced);
+    expect(cut.rootCauses.some((c) => c.kind === 'selection' && /arguments and environment/.test(c.what))).toBe(false);
+  }, 180_000);
+
+  it("-O0: an index main stored in its own frame before the window is not the program's arguments", async () => {
+    const r = await crashOf(SPUN, 'spun_op', '-O0', null);
+    expect(r.signal).toBe('SIGSEGV');
+    expect(r.window.instructions).toBeLessThan(r.window.traced);
+    expect(r.rootCauses.some((c) => c.kind === 'selection')).toBe(false);
+  }, 180_000);
 
   it('-O0: an entry a loop counter chose is no such root cause', async () => {
     const r = await crashOf(WALKED, 'walk_ops', '-O0', null);

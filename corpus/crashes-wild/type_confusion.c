@@ -1,4 +1,4 @@
-/* crash-args: ["2", "1094795585"] crash-set: held-out */
+/* crash-args: ["2", "1094795585"] crash-set: tuned */
 /* Type confusion: a number object is handled as a callback object: the
  * dispatcher trusts a tag from the input instead of the object's type. */
 #include <stdio.h>

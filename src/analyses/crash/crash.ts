@@ -523,8 +523,15 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
     } else notes.push(`the taint reached the start of the analysed window (${n} instructions) without an origin`);
   }
 
-  /** The stack segment above rsp at the window's start: what the program had there before it (at exec, the kernel's argv and environment). */
+  /**
+   * The stack segment above rsp at the window's start, when the window
+   * holds every instruction the stream traced (from the program's first):
+   * there, only the kernel wrote it (argv, the environment, the auxiliary
+   * vector). A window cut from a longer run starts with the callers' frames
+   * above it, written before it by the program itself: null.
+   */
   function initialStack(): TaintContext['initialStack'] {
+    if (win.contiguousFrom !== 0 || win.ips.length !== win.total) return null;
     const sp = rev.reg(0, RSP);
     const seg = sp === null ? null : core.segmentAt(Number(sp));
     return sp === null || seg === null ? null : { start: Number(sp), end: seg.vaddr + seg.memsz };

@@ -26,7 +26,7 @@
  * and which one is the bug depends on what the program meant.
  */
 import { Mnemonic } from 'iced-x86';
-import { GPR_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
+import { GPR_COUNT, RSP, regName, type InsnFacts, type MemOperand } from './instruction-facts.js';
 import type { FaultSpec, TaintContext, TaintStep } from './taint.js';
 
 /** Selections named at most (the nearest to the crash first). */
@@ -68,8 +68,9 @@ export function inputSelections(ctx: TaintContext, fault: FaultSpec, steps: Tain
   const crash = facts[n - 1];
   // The crash instruction's own load (a call or jump through memory): its address registers lead on.
   if (crash?.mem?.read && fault.mem !== null && rev.addr[n - 1] === fault.mem.addr && crash.mem.seg === null) {
-    select(n - 1, [crash.mem.index], 0, `the crash reads its target at ${hex(fault.mem.addr)}`, 'index');
-    if (crash.mem.base >= 0 && crash.mem.base !== RSP && crash.mem.base < GPR_COUNT) regs.set(crash.mem.base, 0);
+    const { pointer, offsets } = splitAddress(ctx, n - 1, crash.mem);
+    select(n - 1, offsets, 0, `the crash reads its target at ${hex(fault.mem.addr)}`, 'index');
+    if (pointer >= 0 && pointer !== RSP) regs.set(pointer, 0);
   }
   for (let t = n - 2; t >= ctx.from && (regs.size > 0 || mem.size > 0) && out.length < MAX_SELECTIONS; t--) {
     const f = facts[t];
@@ -108,8 +109,9 @@ export function inputSelections(ctx: TaintContext, fault: FaultSpec, steps: Tain
       // An address reverse execution could not recover still has the registers it was made of.
       steps.push({ t, kind: 'copy', what: Number.isNaN(A) ? 'loaded from an address reverse execution could not recover' : `loaded from ${hex(A)}`, next });
       if (!Number.isNaN(A)) for (let i = 0; i < Math.max(1, m.size); i++) mem.set(A + i, id);
-      select(t, [m.index], next, Number.isNaN(A) ? 'reads through an index' : `reads ${hex(A)} through an index`, 'index');
-      if (m.base >= 0 && m.base !== RSP && m.base < GPR_COUNT) regs.set(m.base, id);
+      const { pointer, offsets } = splitAddress(ctx, t, m);
+      select(t, offsets, next, Number.isNaN(A) ? 'reads through an index' : `reads ${hex(A)} through an index`, 'index');
+      if (pointer >= 0 && pointer !== RSP) regs.set(pointer, id);
     } else if ((f.mnemonic === Mnemonic.Add || f.mnemonic === Mnemonic.Sub || f.mnemonic === Mnemonic.Lea) && f.ops[0]?.kind === 'reg' && f.ops[0].ref.size === 8) {
       // Pointer arithmetic: the operand that points into mapped memory leads on; the others are offsets into it.
       const lea = f.mnemonic === Mnemonic.Lea;
@@ -128,6 +130,24 @@ export function inputSelections(ctx: TaintContext, fault: FaultSpec, steps: Tain
     }
   }
   return out;
+}
+
+/**
+ * Which register of a memory operand is the pointer and which are offsets
+ * into what it points to. A scaled register is an offset. With scale 1 the
+ * encoding does not say (gcc -O0 reads \`table[i]\` as [offset + table] as
+ * well as [table + offset]): the one whose value points into mapped memory
+ * is the pointer; if values do not settle it, the base. No pointer (-1):
+ * the displacement is the table, every register an offset.
+ */
+function splitAddress(ctx: TaintContext, t: number, m: MemOperand): { pointer: number; offsets: number[] } {
+  const valid = (r: number): boolean => r >= 0 && r < GPR_COUNT;
+  const base = valid(m.base) ? m.base : -1;
+  const index = valid(m.index) ? m.index : -1;
+  if (base < 0) return { pointer: -1, offsets: index < 0 ? [] : [index] };
+  if (index < 0) return { pointer: base, offsets: [] };
+  if (m.scale === 1 && base !== RSP && !isPointer(ctx, ctx.rev.reg(t, base)) && isPointer(ctx, ctx.rev.reg(t, index))) return { pointer: index, offsets: [base] };
+  return { pointer: base, offsets: [index] };
 }
 
 /** A value that points into mapped memory (a small integer or an unknown value does not). */
