@@ -41,6 +41,18 @@ const PICKED = `${TABLE}int main(void) {
 }
 `;
 
+// The entry called at once: at -O2 \`call [rax+8]\` faults on its read, before it pushes anything.
+const CALLED = `${TABLE}int main(void) {
+  int slots = 4, idx, arg;
+  struct op **table = calloc(slots, sizeof *table);
+  table[0] = &op_twice;
+  table[1] = &op_negate;
+  if (scanf("%d %d", &idx, &arg) != 2) return 2;
+  struct op *o = table[idx % slots]; /* ROOT CAUSE */
+  return o->run(arg) > 0 ? 0 : 1;
+}
+`;
+
 // A static table: gcc -O0 reads ops[i] as [offset + table], the pointer in the index register.
 const STATIC = `${TABLE}static struct op *ops[4] = { &op_twice, &op_negate };
 int main(void) {
@@ -128,6 +140,17 @@ describe('crash through an object that input chose', () => {
       expect(r.confidence).not.toBe('none');
     }, 180_000);
   }
+
+  it('-O2: a call that faults on reading its target did not push: the core is the state before it', async () => {
+    const r = await crashOf(CALLED, 'called_op', '-O2', '3 7\n');
+    expect(r.signal).toBe('SIGSEGV');
+    expect(r.crash.instruction).toMatch(/^call /);
+    expect(r.core.matchesTrace).toBe(true);
+    const picked = r.rootCauses.find((c) => c.kind === 'selection');
+    // gcc -O2 gives the table load the call's line.
+    expect(picked?.location.line).toMatch(/called_op\.c:1[34]$/);
+    expect(picked?.what).toMatch(/through an index: the index \w+ = 3 comes from input \(the call of \w*scanf\)/);
+  }, 180_000);
 
   it('-O0: a static table read as [offset + table]: the offset is the index, the table the pointer', async () => {
     const r = await crashOf(STATIC, 'static_op', '-O0', '3 7\n');

@@ -210,7 +210,11 @@ export function analyzeCrash(from: string | Recording, options: CrashOptions = {
   const n = ips.length;
   const facts: (InsnFacts | null)[] = new Array(n);
   for (let t = 0; t < n; t++) facts[t] = factsAt(ips[t]);
-  const rev = new ReverseExecution(facts, core, (ip) => locs.moduleAt(ip) !== null && !locs.isMain(ip));
+  // The core's rip is the window's last instruction: it faulted (or follows the system call that sent the
+  // signal), so the core is the state before it. A rep string instruction is the exception: a fault
+  // leaves its registers where the iterations done so far took them (SDM Vol. 2B, REP), as if it had run.
+  const lastDidNotRun = matches && rip === ips[n - 1] && facts[n - 1] !== null && facts[n - 1]!.string === null;
+  const rev = new ReverseExecution(facts, core, (ip) => locs.moduleAt(ip) !== null && !locs.isMain(ip), lastDidNotRun);
   rev.run();
 
   // Call structure: the program's call site for library code; return-address and saved-rbp slots.

@@ -79,6 +79,13 @@ export class ReverseExecution {
     readonly core: CoreFile,
     /** True for code of a library: its calls are assumed to keep the callee-saved registers (SysV ABI). */
     isLibrary: (ip: number) => boolean = () => false,
+    /**
+     * The last instruction did not run: it faulted (a fault leaves the state
+     * as it was before the faulting instruction, SDM Vol. 3, 6.5), or it is
+     * the one after a system call that sent the signal. The core is then the
+     * state before it, not after it.
+     */
+    private readonly lastDidNotRun = false,
   ) {
     const n = facts.length;
     this.n = n;
@@ -94,6 +101,12 @@ export class ReverseExecution {
     this.stackRead = new Array(n).fill(null);
     this.stackWrite = new Array(n).fill(null);
     for (let r = 0; r < GPR_COUNT; r++) this.regs.set(n, r, core.reg(GPR_ORDER[r]));
+    if (lastDidNotRun && n > 0) for (let r = 0; r < GPR_COUNT; r++) this.regs.set(n - 1, r, core.reg(GPR_ORDER[r]));
+  }
+
+  /** Whether instruction t changed nothing: the last one, when it did not run. */
+  private didNotRun(t: number): boolean {
+    return this.lastDidNotRun && t === this.n - 1;
   }
 
   /** Values found twice that disagree (registers, and register relations that do not hold). */
@@ -238,6 +251,11 @@ export class ReverseExecution {
       const a = t;
       const b = t + 1;
       if (f === null) continue;
+      if (this.didNotRun(t)) {
+        // Its operands' addresses are the core's; nothing of it is to undo.
+        this.computeAddresses(t, f);
+        continue;
+      }
       if (f.isRet) this.pairRsp(t);
       regs.carryUnwritten(f, b, a);
       undoRegisters(regs, t, f, this.memRead[t]);
@@ -316,6 +334,10 @@ export class ReverseExecution {
     for (let t = 0; t < this.n; t++) {
       const f = this.facts[t];
       if (f === null) continue;
+      if (this.didNotRun(t)) {
+        this.computeAddresses(t, f);
+        continue;
+      }
       if (f.isRet) this.pairRsp(t);
       const a = t;
       const b = t + 1;
