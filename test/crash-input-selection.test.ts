@@ -28,30 +28,22 @@ static int negate(int x) { return -x; }
 static struct op op_twice = { "twice", twice }, op_negate = { "negate", negate };
 `;
 
-// Line 13 picks the entry by the index read from stdin; line 14 crashes through it.
-const PICKED = `${TABLE}int main(void) {
+/** Line 13 picks the entry by the index read from stdin; `use` (from line 14) crashes through it. */
+const pickedThen = (use: string): string => `${TABLE}int main(void) {
   int slots = 4, idx, arg;
   struct op **table = calloc(slots, sizeof *table);
   table[0] = &op_twice;
   table[1] = &op_negate;
   if (scanf("%d %d", &idx, &arg) != 2) return 2;
   struct op *o = table[idx % slots]; /* ROOT CAUSE */
-  puts(o->name);
-  return o->run(arg) > 0 ? 0 : 1;
+${use}
 }
 `;
 
+const PICKED = pickedThen('  puts(o->name);\n  return o->run(arg) > 0 ? 0 : 1;');
+
 // The entry called at once: at -O2 \`call [rax+8]\` faults on its read, before it pushes anything.
-const CALLED = `${TABLE}int main(void) {
-  int slots = 4, idx, arg;
-  struct op **table = calloc(slots, sizeof *table);
-  table[0] = &op_twice;
-  table[1] = &op_negate;
-  if (scanf("%d %d", &idx, &arg) != 2) return 2;
-  struct op *o = table[idx % slots]; /* ROOT CAUSE */
-  return o->run(arg) > 0 ? 0 : 1;
-}
-`;
+const CALLED = pickedThen('  return o->run(arg) > 0 ? 0 : 1;');
 
 // A static table: gcc -O0 reads ops[i] as [offset + table], the pointer in the index register.
 const STATIC = `${TABLE}static struct op *ops[4] = { &op_twice, &op_negate };
