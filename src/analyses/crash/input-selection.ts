@@ -27,7 +27,7 @@
  */
 import { Mnemonic } from 'iced-x86';
 import { GPR_COUNT, RSP, regName, type InsnFacts, type MemOperand } from './instruction-facts.js';
-import type { FaultSpec, TaintContext, TaintStep } from './taint.js';
+import type { FaultSpec, TaintContext, TaintStep } from './taint-context.js';
 
 /** Selections named at most (the nearest to the crash first). */
 const MAX_SELECTIONS = 2;
