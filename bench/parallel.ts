@@ -24,7 +24,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { analyzeTrace } from '../src/analyses/analyze.js';
 import { analyzeParallel, flowStatsParallel } from '../src/analyses/parallel/parallel-analyze.js';
-import { inThreadDecoder, poolDecoder } from '../src/analyses/parallel/piece-pool.js';
+import { inThreadDecoder, poolDecoder, type PieceDecoder } from '../src/analyses/parallel/piece-pool.js';
 import { insnDecoderFor, openTraceInput, type TraceInput } from '../src/analyses/trace-input.js';
 import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { runFlowCommand } from '../src/cli/flow.js';
@@ -68,16 +68,7 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
     // Serial: what --jobs 1 runs.
     let t = process.hrtime.bigint();
     let cpu = process.cpuUsage();
-    let serialStats: FlowStats;
-    let serialFindings = 0;
-    if (what === 'flow') {
-      const input = open();
-      serialStats = new ControlFlowWalker(insnDecoderFor(input), [{ onTransfer: () => {} }]).run();
-    } else {
-      const r = analyzeTrace(open());
-      serialStats = r.flow;
-      serialFindings = r.findings.length;
-    }
+    const { stats: serialStats, findings: serialFindings } = decodeSerial(what, open());
     const serial = seconds(t);
     const serialCpu = cpuSeconds(cpu);
     const n = serialStats.instructions;
@@ -90,21 +81,8 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
         for (const warm of [false, true]) {
           t = process.hrtime.bigint();
           cpu = process.cpuUsage();
-          let stats: FlowStats;
-          let findings = 0;
-          let pieces = 0;
-          let replayed = '';
-          if (what === 'flow') {
-            const { pieces: n, ...w } = await flowStatsParallel(input, decoder);
-            stats = w;
-            pieces = n;
-          } else {
-            const r = await analyzeParallel(input, {}, decoder);
-            stats = r.flow;
-            findings = r.findings.length;
-            pieces = r.pieces;
-            replayed = `, ${r.replayedBodies} bodies replayed`;
-          }
+          const { stats, findings, pieces, replayedBodies } = await decodeInPieces(what, input, decoder);
+          const replayed = replayedBodies === null ? '' : `, ${replayedBodies} bodies replayed`;
           const s = seconds(t);
           const used = cpuSeconds(cpu);
           if (JSON.stringify(stats) !== JSON.stringify(serialStats) || findings !== serialFindings) {
@@ -134,6 +112,31 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
   return out;
 }
 
+/** What one decode of the trace gave: its counts, findings and pieces (null for a serial decode, or flow's replays). */
+interface Decoded {
+  stats: FlowStats;
+  findings: number;
+  pieces: number;
+  replayedBodies: number | null;
+}
+
+/** What --jobs 1 runs: flow's control-flow stream, counted, or analyze with the default detectors. */
+function decodeSerial(what: 'flow' | 'analyze', input: TraceInput): Decoded {
+  if (what === 'flow') return { stats: new ControlFlowWalker(insnDecoderFor(input), [{ onTransfer: () => {} }]).run(), findings: 0, pieces: 0, replayedBodies: null };
+  const r = analyzeTrace(input);
+  return { stats: r.flow, findings: r.findings.length, pieces: 0, replayedBodies: null };
+}
+
+/** The same, cut into pieces decoded by `decoder` and merged. */
+async function decodeInPieces(what: 'flow' | 'analyze', input: TraceInput, decoder: PieceDecoder): Promise<Decoded> {
+  if (what === 'flow') {
+    const { pieces, ...stats } = await flowStatsParallel(input, decoder);
+    return { stats, findings: 0, pieces, replayedBodies: null };
+  }
+  const r = await analyzeParallel(input, {}, decoder);
+  return { stats: r.flow, findings: r.findings.length, pieces: r.pieces, replayedBodies: r.replayedBodies };
+}
+
 /**
  * What cutting into pieces costs, apart from the machine: \`analyze\` and
  * \`flow\` serially and as their pieces decoded one after the other in this
@@ -146,17 +149,13 @@ async function pieceCost(open: () => TraceInput): Promise<ParallelMeasurement[]>
   const rounds = Math.max(1, Number(process.env.PTSCOPE_BENCH_PIECE_ROUNDS ?? 2));
   const out: ParallelMeasurement[] = [];
   for (const what of ['flow', 'analyze'] as const) {
-    const serial = (): number => {
+    const serial = (): Decoded => decodeSerial(what, open());
+    const pieces = (): Promise<Decoded> => {
       const input = open();
-      return what === 'flow' ? new ControlFlowWalker(insnDecoderFor(input), [{ onTransfer: () => {} }]).run().instructions : analyzeTrace(input).flow.instructions;
+      return decodeInPieces(what, input, inThreadDecoder(input));
     };
-    const pieces = async (): Promise<number> => {
-      const input = open();
-      const decoder = inThreadDecoder(input);
-      return what === 'flow' ? (await flowStatsParallel(input, decoder)).instructions : (await analyzeParallel(input, {}, decoder)).flow.instructions;
-    };
-    const n = serial();
-    if ((await pieces()) !== n) console.log(`  WARNING: ${what}: pieces in one thread counted other instructions than serial`);
+    const n = serial().stats.instructions;
+    if ((await pieces()).stats.instructions !== n) console.log(`  WARNING: ${what}: pieces in one thread counted other instructions than serial`);
     const best = { serial: Infinity, pieces: Infinity };
     for (let r = 0; r < rounds; r++) {
       let cpu = process.cpuUsage();
