@@ -13,6 +13,7 @@ import { ANY_ASID } from '../src/flow/address-space.js';
 import { Block, BlockDecoder } from '../src/flow/block-decoder.js';
 import { Image } from '../src/flow/image.js';
 import { InsnDecoder } from '../src/flow/insn-decoder.js';
+import { releaseInstructionDecoder } from '../src/flow/instruction-decoder.js';
 import { InsnClass, InstructionInfo } from '../src/flow/instruction.js';
 import { ByteSourceCache } from '../src/flow/section.js';
 
@@ -38,6 +39,19 @@ export function rawImage(images: RawImages): Image {
  * from a new image of `images` (cold caches) or from `images` itself.
  */
 export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, images: RawImages | Image, cpu: string): FlowCount {
+  if (images instanceof Image) return decodeAll(kind, trace, images, cpu);
+  // An image made here is released here, as the C oracle frees its decoder
+  // and image each pass: the timed loop never yields to the event loop,
+  // where a dropped decoder's WASM memory would otherwise be freed.
+  const image = rawImage(images);
+  try {
+    return decodeAll(kind, trace, image, cpu);
+  } finally {
+    releaseInstructionDecoder(image);
+  }
+}
+
+function decodeAll(kind: 'insn' | 'block', trace: Uint8Array, image: Image, cpu: string): FlowCount {
   const config = defaultConfig();
   const parsed = parseCpu(cpu);
   if (parsed) {
@@ -45,7 +59,6 @@ export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, ima
     const errata = errataFor(parsed);
     if (typeof errata !== 'number') config.errata = errata;
   }
-  const image = images instanceof Image ? images : rawImage(images);
   const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
   const ev = new PtEvent();
   let count = 0;

@@ -218,6 +218,25 @@ function readDisplacement(bytes: Uint8Array, end: number, width: number): number
 const WINDOW_BITS = 20;
 const WINDOW_SIZE = 1 << WINDOW_BITS;
 
+/** An iced object that holds WASM memory until freed. */
+interface WasmOwned {
+  free(): void;
+}
+
+/**
+ * iced-x86's objects live in WASM memory, which the JS garbage collector
+ * neither sees nor frees: a decoder that is dropped without
+ * {@link InstructionDecoder.dispose} would keep its windows (up to 1 MiB of
+ * source each) for the life of the process, and WASM memory only grows. A
+ * long-lived process (a fleet worker that opens one image per job, a
+ * benchmark that makes one per pass) grew by the size of its code per image.
+ * So each decoder's iced objects are freed when the decoder is collected,
+ * or at dispose, whichever comes first (never both: dispose unregisters).
+ */
+const wasmReleaser = new FinalizationRegistry<WasmOwned[]>((owned) => {
+  for (const o of owned) o.free();
+});
+
 /** Decoded instructions and iced decoders for one source in one mode. */
 class SourceCache {
   readonly pages: (Uint32Array | undefined)[] = [];
@@ -230,8 +249,24 @@ class SourceCache {
   constructor(
     readonly source: ByteSource,
     readonly bits: number,
+    /** Where windows are recorded for release (the owning decoder's list). */
+    private readonly owned: WasmOwned[],
   ) {
     this.bytes = source.bytes;
+  }
+
+  /** The iced decoder over window `w` of the source, made on first use. */
+  window(w: number): Decoder {
+    let dec = this.windows[w];
+    if (dec === undefined) {
+      const base = w * WINDOW_SIZE;
+      const end = Math.min(this.bytes.length, base + WINDOW_SIZE + MAX_INSN_SIZE);
+      dec = new Decoder(this.bits, this.bytes.subarray(base, end), DecoderOptions.None);
+      this.owned.push(dec);
+      this.windows[w] = dec;
+      this.nextPos[w] = 0;
+    }
+    return dec;
   }
 
   /** The page that holds `offset`, which lies in the source. */
@@ -244,11 +279,6 @@ class SourceCache {
       this.pages[idx] = p;
     }
     return p;
-  }
-
-  free(): void {
-    for (const d of this.windows) d?.free();
-    this.windows.length = 0;
   }
 }
 
@@ -273,9 +303,12 @@ export class InstructionDecoder {
   /** Displacement of the last raw decode (valid when the entry has DIRECT_BIT). */
   private rawDisp = 0;
   private readonly formatters: { intel: Formatter | null; att: Formatter | null } = { intel: null, att: null };
+  /** Every iced object this decoder keeps, freed together (see {@link wasmReleaser}). */
+  private readonly owned: WasmOwned[] = [this.insn];
 
   constructor(readonly image: Image) {
     initTables();
+    wasmReleaser.register(this, this.owned, this);
   }
 
   /**
@@ -383,6 +416,7 @@ export class InstructionDecoder {
       f.smallHexNumbersInDecimal = false;
       f.spaceAfterOperandSeparator = true;
       if (syntax === 'intel') f.memorySizeOptions = MemorySizeOptions.Always;
+      this.owned.push(f);
       this.formatters[syntax] = f;
     }
     return f;
@@ -390,14 +424,13 @@ export class InstructionDecoder {
 
   /** Release iced's WASM memory. The decoder must not be used afterwards. */
   dispose(): void {
-    for (const list of this.caches.values()) for (const c of list) c?.free();
+    wasmReleaser.unregister(this);
+    for (const o of this.owned) o.free();
+    this.owned.length = 0;
     this.caches.clear();
     this.lastCache = null;
     this.lastSource = null;
-    this.formatters.intel?.free();
-    this.formatters.att?.free();
     this.formatters.intel = this.formatters.att = null;
-    this.insn.free();
   }
 
   private cacheFor(src: ByteSource, mode: ExecMode): SourceCache {
@@ -408,7 +441,7 @@ export class InstructionDecoder {
     }
     let c = list[mode];
     if (!c) {
-      c = new SourceCache(src, execModeBits(mode));
+      c = new SourceCache(src, execModeBits(mode), this.owned);
       list[mode] = c;
     }
     this.lastSource = src;
@@ -423,15 +456,8 @@ export class InstructionDecoder {
     if (offset >= bytes.length) return NEED_MORE_BYTES;
     if (cache.bits === 64 && bytes[offset] === 0xd5) return this.decodeRex2(bytes, offset, bytes.length - offset);
     const w = offset >>> WINDOW_BITS;
-    let dec = cache.windows[w];
-    const base = w * WINDOW_SIZE;
-    if (dec === undefined) {
-      const end = Math.min(bytes.length, base + WINDOW_SIZE + MAX_INSN_SIZE);
-      dec = new Decoder(cache.bits, bytes.subarray(base, end), DecoderOptions.None);
-      cache.windows[w] = dec;
-      cache.nextPos[w] = 0;
-    }
-    const pos = offset - base;
+    const dec = cache.windows[w] ?? cache.window(w);
+    const pos = offset - w * WINDOW_SIZE;
     if (cache.nextPos[w] !== pos) dec.position = pos;
     const ins = this.insn;
     dec.decodeOut(ins);
@@ -565,6 +591,19 @@ export function instructionDecoderFor(image: Image): InstructionDecoder {
     shared.set(image, d);
   }
   return d;
+}
+
+/**
+ * Free the WASM memory of `image`'s shared decoder now, for a caller that is
+ * done with the image and will not return to the event loop soon (a
+ * collected decoder is only released from the event loop). The next
+ * {@link instructionDecoderFor} makes a new one.
+ */
+export function releaseInstructionDecoder(image: Image): void {
+  const d = shared.get(image);
+  if (d === undefined) return;
+  shared.delete(image);
+  d.dispose();
 }
 
 /**
