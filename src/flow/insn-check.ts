@@ -8,7 +8,7 @@
  * A debugging aid: it decodes every instruction again and allocates, so it
  * is only run when asked for.
  */
-import { Decoder, DecoderOptions, Instruction, Mnemonic } from 'iced-x86';
+import { Decoder, DecoderOptions, Instruction, Mnemonic } from './iced.js';
 import { formatIpShort } from './address-space.js';
 import { execModeBits, ExecMode, InsnClass, InsnKind, insnClassName, insnNextIp, type InstructionInfo } from './instruction.js';
 

@@ -52,7 +52,7 @@ import {
   Instruction,
   MemorySizeOptions,
   Register,
-} from 'iced-x86';
+} from './iced.js';
 import { ErrorCode } from '../packets/errors.js';
 import { Asid, ipToBigInt } from './address-space.js';
 import type { Image, MappedSection } from './image.js';

@@ -3,7 +3,7 @@
  * library. A ret pairs with the innermost open call whose fall-through is
  * the ret's target; frames a longjmp abandoned are skipped over.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import type { InsnFacts } from './instruction-facts.js';
 
 /** rbx, rbp, r12..r15: what a SysV callee must give back unchanged. */

@@ -17,7 +17,7 @@
  * The report says what it could not establish; without a match between
  * core and trace it names no root cause.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import { ANY_ASID } from '../../flow/address-space.js';
 import { CoreFile } from '../../sources/core-file.js';
 import { importBundle } from '../../sources/import/bundle-import.js';

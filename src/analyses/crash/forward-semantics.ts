@@ -3,7 +3,7 @@
  * them and the memory operand they read: the forward half of reverse
  * execution. Anything not modelled, or with an unknown input, is null.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import type { InsnFacts, Operand } from './instruction-facts.js';
 import { M64, mask, sext, type RegisterTimeline } from './register-timeline.js';
 

@@ -25,7 +25,7 @@
  * Selections rank after the value's origins (taint.ts): both are causes,
  * and which one is the bug depends on what the program meant.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RSP, regName, type InsnFacts, type MemOperand } from './instruction-facts.js';
 import type { FaultSpec, TaintContext, TaintStep } from './taint-context.js';
 

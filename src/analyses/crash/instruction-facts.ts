@@ -10,7 +10,7 @@
  * vector registers (zmm0..31, which cover xmm/ymm); only the general ones
  * carry values, the vector ones carry taint.
  */
-import { Decoder, DecoderOptions, Formatter, FormatterSyntax, InstructionInfoFactory, MemorySizeExt, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from 'iced-x86';
+import { Decoder, DecoderOptions, Formatter, FormatterSyntax, InstructionInfoFactory, MemorySizeExt, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from '../../flow/iced.js';
 
 export const GPR_COUNT = 16;
 export const REG_COUNT = 48;

@@ -4,7 +4,7 @@
  * operand, inc/dec/neg/not, push/pop/call/ret/leave on rsp, `lea r, [r+d]`,
  * a register moved to another). The backward half of reverse execution.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RBP, RSP, type InsnFacts } from './instruction-facts.js';
 import { M32, M64, mask, type RegisterTimeline } from './register-timeline.js';
 

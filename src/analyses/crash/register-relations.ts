@@ -7,7 +7,7 @@
  * stack pointer across frames whose registers the plain passes cannot undo
  * (leave, and rbp saved and restored by a callee).
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import { CALLEE_SAVED, type CallReturnPairs } from './call-return-pairs.js';
 import { GPR_COUNT, RBP, RSP, type InsnFacts } from './instruction-facts.js';
 import { M64, type RegisterTimeline } from './register-timeline.js';

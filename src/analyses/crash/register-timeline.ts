@@ -5,7 +5,7 @@
  * point is counted as a conflict (a core that does not belong to the trace,
  * or a wrong inference), never overwritten.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RBP, RSP, type InsnFacts, type MemOperand, type RegRef } from './instruction-facts.js';
 
 export const M64 = (1n << 64n) - 1n;

@@ -37,7 +37,7 @@
  * such stores are kept in {@link unresolvedStores} so that conclusions
  * that depend on memory across them can say so.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import type { CoreFile } from '../../sources/core-file.js';
 import { CALLEE_SAVED, CallReturnPairs } from './call-return-pairs.js';
 import { implicitResults, resultOf, signedOverflow } from './forward-semantics.js';

@@ -12,7 +12,7 @@
  * A pointer born after the free (the new allocation's own result) is not
  * dangling, even at the same address.
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import type { HeapChunk } from './heap-chunks.js';
 import { GPR_COUNT, RSP, type InsnFacts } from './instruction-facts.js';
 import type { ReverseExecution } from './reverse-execution.js';

@@ -22,7 +22,7 @@
  * overflowed; else the first origins of pass 1, then the loads on the bad
  * value's way whose address an index from input chose (input-selection.ts).
  */
-import { Mnemonic } from 'iced-x86';
+import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
 import type { LibraryCall } from './library-routines.js';
 import type { HeapChunk } from './heap-chunks.js';

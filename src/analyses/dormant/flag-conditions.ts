@@ -4,7 +4,7 @@
  * setcc or cmovcc computed from them: concretely and, when an operand is
  * symbolic, as a z3 expression.
  */
-import { ConditionCode } from 'iced-x86';
+import { ConditionCode } from '../../flow/iced.js';
 import type { BV, Val, Z3, Z3Bool } from './slice.js';
 import { Unsolved } from './unsolved.js';
 

@@ -5,7 +5,7 @@
  * instructions decoded with iced-x86 into the operands the executor models.
  */
 import { readFileSync } from 'node:fs';
-import { ConditionCode, Decoder, DecoderOptions, Formatter, FormatterSyntax, MemorySizeExt, Mnemonic, OpKind, Register, RegisterExt } from 'iced-x86';
+import { ConditionCode, Decoder, DecoderOptions, Formatter, FormatterSyntax, MemorySizeExt, Mnemonic, OpKind, Register, RegisterExt } from '../../flow/iced.js';
 import { ElfFile } from '../../flow/elf.js';
 import type { ModuleCfg } from '../../flow/static/cfg.js';
 import { Unsolved } from './unsolved.js';

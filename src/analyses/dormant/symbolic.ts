@@ -28,7 +28,7 @@
  * not unique, a solver timeout: each ends the attempt with a reason, never
  * with a claim.
  */
-import { ConditionCode, Register, RegisterExt } from 'iced-x86';
+import { ConditionCode, Register, RegisterExt } from '../../flow/iced.js';
 import type { CodeSpace } from './code-space.js';
 import { decodeAt, type Decoded } from './module-code.js';
 import type { CallSnapshot } from './snapshot.js';

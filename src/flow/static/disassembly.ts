@@ -26,7 +26,7 @@
  * operand getters. iced gives the same lengths as the trace-side
  * InstructionDecoder (both are iced), so block boundaries agree with it.
  */
-import { Code, Decoder, DecoderOptions, Instruction, OpKind, Register } from 'iced-x86';
+import { Code, Decoder, DecoderOptions, Instruction, OpKind, Register } from '../iced.js';
 import type { ElfFile, ElfSectionHeader } from '../elf.js';
 import { EM_X86_64, ET_EXEC } from '../elf.js';
 import {

@@ -38,7 +38,7 @@
  * that could not be located is returned as `source: 'indexed'` with no
  * targets, for the same reason.
  */
-import { Instruction, InstructionInfoFactory, MemorySize, MemorySizeExt, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from 'iced-x86';
+import { Instruction, InstructionInfoFactory, MemorySize, MemorySizeExt, Mnemonic, OpAccess, OpKind, Register, RegisterExt } from '../iced.js';
 
 /** A recovered target set of one indirect jump. Addresses are link-time addresses. */
 export interface JumpTable {

@@ -4,7 +4,7 @@
  * at every branch, so only the last instruction can be one). Decoded with
  * iced-x86 from the bytes qemu logged, once per translation.
  */
-import { Code, Decoder, DecoderOptions, FlowControl, Instruction, OpKind, Register } from 'iced-x86';
+import { Code, Decoder, DecoderOptions, FlowControl, Instruction, OpKind, Register } from '../../flow/iced.js';
 
 export enum BranchKind {
   /** Not a branch: execution falls through (or the TB was cut short). */
