@@ -30,6 +30,7 @@ import { openTraceInput } from '../src/analyses/trace-input.js';
 import { edgesBench } from './edges.js';
 import { countInstructions, type FlowCount } from './flow-count.js';
 import { runRecordCostBench } from './record-cost.js';
+import { runStartupBench } from './startup.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
 const ROOT = (() => {
@@ -442,7 +443,13 @@ const recordBench: Bench = {
   run: () => runRecordCostBench(ROOT),
 };
 
-const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, analyzeBench, edgesBench, parallelBench, parallelCliBench, memoryBench, recordBench];
+const startupBench: Bench = {
+  name: 'startup',
+  description: 'what a process pays besides its decode: node, iced-x86 (require vs import), zod, flow\'s modules, and flow --quiet --stat over mruby x1 and x10 vs libipt (fixed cost and cost per copy)',
+  run: () => runStartupBench(ROOT, REAL, ptstatBinary(), repeatedMruby, Math.max(ROUNDS, 5)),
+};
+
+const BENCHES: readonly Bench[] = [packetsBench, flowBench, processBench, startupBench, analyzeBench, edgesBench, parallelBench, parallelCliBench, memoryBench, recordBench];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);
