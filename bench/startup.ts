@@ -27,9 +27,10 @@ interface Command {
   args: string[];
 }
 
-function wallMs(c: Command): number {
+/** A fresh process's wall time; `cwd` is the repository, where `-e` scripts resolve packages. */
+function wallMs(c: Command, cwd: string): number {
   const t0 = process.hrtime.bigint();
-  const res = spawnSync(c.cmd, c.args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
+  const res = spawnSync(c.cmd, c.args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (res.status !== 0) throw new Error(`${c.label}: exit ${res.status}: ${res.stderr}`);
   return ms;
@@ -73,9 +74,9 @@ export function runStartupBench(root: string, real: string, ptstat: string | nul
     console.log('  (flow runs skipped: the shared real traces are not beside the repository)');
   }
   // One run of each first: the page cache, and build/bench's traces.
-  for (const c of commands) wallMs(c);
+  for (const c of commands) wallMs(c, root);
   const times = new Map<Command, number[]>(commands.map((c) => [c, []]));
-  for (let r = 0; r < rounds; r++) for (const c of commands) times.get(c)!.push(wallMs(c));
+  for (let r = 0; r < rounds; r++) for (const c of commands) times.get(c)!.push(wallMs(c, root));
   const out: StartupMeasurement[] = commands.map((c) => {
     const t = times.get(c)!;
     return { label: c.label, mbps: median(t), unit: 'ms', detail: `fastest ${Math.min(...t).toFixed(0)} ms, ${t.length} runs` };
