@@ -32,6 +32,7 @@ import { readsInput, routineOf, summariseCall, type LibraryCall } from './librar
 import { ReverseExecution } from './reverse-execution.js';
 import { frameAllocation, isStackEnd, MIN_RECURSION, recursionAtCrash } from './stack-exhaustion.js';
 import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
+import { hex } from './taint-context.js';
 
 export interface CrashOptions {
   core?: string;
@@ -90,7 +91,6 @@ export interface CrashReport {
   notes: string[];
 }
 
-const hex = (v: number): string => '0x' + v.toString(16);
 /** Bound on the library calls summarised in one window (each may scan the window's stores). */
 const MAX_SUMMARISED_CALLS = 5000;
 

@@ -27,7 +27,7 @@
  */
 import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RSP, regName, type InsnFacts, type MemOperand } from './instruction-facts.js';
-import type { FaultSpec, TaintContext, TaintStep } from './taint-context.js';
+import { hex, type FaultSpec, type TaintContext, type TaintStep } from './taint-context.js';
 
 /** Selections named at most (the nearest to the crash first). */
 const MAX_SELECTIONS = 2;
@@ -35,10 +35,6 @@ const MAX_SELECTIONS = 2;
 const COPIES = new Set<Mnemonic>([
   Mnemonic.Mov, Mnemonic.Movzx, Mnemonic.Movsx, Mnemonic.Movsxd, Mnemonic.Movq, Mnemonic.Movd, Mnemonic.Xchg, Mnemonic.Push, Mnemonic.Pop,
 ]);
-
-function hex(v: number): string {
-  return '0x' + v.toString(16);
-}
 
 /**
  * Loads (or pointer additions) on the faulting value's load chain whose

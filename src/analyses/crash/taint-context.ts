@@ -1,14 +1,19 @@
 /**
  * What the backward taint walk (taint.ts) and the input selections
- * (input-selection.ts) share: the window's facts, the fault, and the steps
- * they record. In a file of its own so that the two import it, not each
- * other.
+ * (input-selection.ts) share: the window's facts, the fault, the steps
+ * they record and how those print addresses. In a file of its own so that
+ * the two import it, not each other.
  */
 import type { InsnFacts } from './instruction-facts.js';
 import type { LibraryCall } from './library-routines.js';
 import type { HeapChunk } from './heap-chunks.js';
 import type { DataObject } from './code-locations.js';
 import type { ReverseExecution } from './reverse-execution.js';
+
+/** A number as `0x...`, as the walk's steps and notes print addresses. */
+export function hex(v: number): string {
+  return '0x' + v.toString(16);
+}
 
 /** abort: a library call that aborted the program (or an earlier call that set it up, such as a first free). */
 /** use-after-free: the free of an object that a pointer made before it then read (stale-pointer.ts). */

@@ -26,7 +26,7 @@ import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
 import type { LibraryCall } from './library-routines.js';
 import type { HeapChunk } from './heap-chunks.js';
-import type { FaultSpec, StepKind, TaintContext, TaintStep } from './taint-context.js';
+import { hex, type FaultSpec, type StepKind, type TaintContext, type TaintStep } from './taint-context.js';
 import { inputSelections } from './input-selection.js';
 import { danglingRead } from './stale-pointer.js';
 
@@ -63,10 +63,6 @@ const COPY_MNEMONICS = new Set<Mnemonic>([
 ]);
 
 const ARITH = new Set<Mnemonic>([Mnemonic.Add, Mnemonic.Sub, Mnemonic.Imul, Mnemonic.Shl, Mnemonic.Sal, Mnemonic.Lea, Mnemonic.Inc, Mnemonic.Dec, Mnemonic.Neg]);
-
-function hex(v: number): string {
-  return '0x' + v.toString(16);
-}
 
 class TaintSet {
   readonly regs = new Int32Array(REG_COUNT).fill(-1);
