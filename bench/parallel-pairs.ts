@@ -17,8 +17,9 @@
  * than two cores, and the guest counts the time taken from it as user
  * time). The efficiency printed is the speed-up over that ceiling.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { repeatedMruby } from './repeated-trace.js';
+import { median, timedRun } from './process-timing.js';
 import { existsSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -30,12 +31,9 @@ export interface PairMeasurement {
   detail?: string;
 }
 
+/** One ptscope process: its wall time and stdout. */
 function run(cli: string, args: string[]): { seconds: number; stdout: string } {
-  const t0 = process.hrtime.bigint();
-  const res = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'pipe'] });
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (res.status !== 0) throw new Error(`ptscope ${args.join(' ')}: exit ${res.status}: ${res.stderr}`);
-  return { seconds, stdout: res.stdout };
+  return timedRun(process.execPath, [cli, ...args], { name: `ptscope ${args.join(' ')}` });
 }
 
 /** Run two copies of `args` at once; the seconds each took, and their outputs. */
@@ -56,11 +54,6 @@ async function runTwoAtOnce(cli: string, args: string[]): Promise<{ seconds: num
       });
     });
   return Promise.all([one(), one()]);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 export async function runParallelPairsBench(root: string, realDir: string, benchDir: string): Promise<PairMeasurement[]> {

@@ -31,6 +31,7 @@ import { edgesBench } from './edges.js';
 import { countInstructions, type FlowCount } from './flow-count.js';
 import { runRecordCostBench } from './record-cost.js';
 import { runStartupBench } from './startup.js';
+import { timedRun } from './process-timing.js';
 
 /** Repository root: this file runs as dist/bench/run.js, or as bench/run.ts. */
 const ROOT = (() => {
@@ -351,15 +352,6 @@ function ptstatBinary(): string | null {
     }
   }
   return bin;
-}
-
-/** Run a command to completion; its wall time in seconds and its stdout. */
-function timedRun(cmd: string, args: string[]): { seconds: number; stdout: string } {
-  const t0 = process.hrtime.bigint();
-  const res = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'pipe'] });
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${res.status}: ${res.stderr}`);
-  return { seconds, stdout: res.stdout };
 }
 
 /** The real mruby trace repeated `copies` times (a longer run of the same program), cached. */

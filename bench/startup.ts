@@ -10,9 +10,9 @@
  * Every figure is the median wall time of ROUNDS fresh processes (each
  * command's runs alternate with the others'), with the fastest beside it.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { median, timedRun } from './process-timing.js';
 
 export interface StartupMeasurement {
   label: string;
@@ -27,19 +27,9 @@ interface Command {
   args: string[];
 }
 
-/** A fresh process's wall time; `cwd` is the repository, where `-e` scripts resolve packages. */
+/** A fresh process's wall time in ms; `cwd` is the repository, where `-e` scripts resolve packages. */
 function wallMs(c: Command, cwd: string): number {
-  const t0 = process.hrtime.bigint();
-  const res = spawnSync(c.cmd, c.args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 24 });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (res.status !== 0) throw new Error(`${c.label}: exit ${res.status}: ${res.stderr}`);
-  return ms;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return timedRun(c.cmd, c.args, { cwd, name: c.label }).seconds * 1000;
 }
 
 export function runStartupBench(root: string, real: string, ptstat: string | null, repeated: (copies: number) => string, rounds: number): StartupMeasurement[] {
