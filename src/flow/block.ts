@@ -44,6 +44,16 @@ export class Block {
   /** {@link addresses} holds this block's instructions. */
   private addressesReady = false;
 
+  /** The image the block's code is read from (null before a decoder fills it). */
+  get codeImage(): Image | null {
+    return this.image;
+  }
+
+  /** The address space the block's code is read in. */
+  get codeAsid(): Asid {
+    return this.asid;
+  }
+
   /** Clear the block for the next decode, from `image` in `asid` (libipt zeroes it). */
   begin(image: Image, asid: Asid): void {
     this.ip = 0;

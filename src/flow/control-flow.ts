@@ -22,6 +22,7 @@ import { Block } from './block-decoder.js';
 import type { InsnDecoder } from './insn-decoder.js';
 import { InsnClass, InstructionInfo } from './instruction.js';
 import type { TaskContext, TaskSwitcher } from './task-switch.js';
+import { LastInsnMemo, lastClass, lastIsDirect, lastSize } from './last-insn-memo.js';
 
 /** What kind of control transfer a {@link FlowConsumer.onTransfer} reports. */
 export enum TransferKind {
@@ -153,6 +154,8 @@ export class ControlFlowWalker {
   private readonly insn = new InstructionInfo();
   private readonly block = new Block();
   private readonly last = new InstructionInfo();
+  /** Each block's last instruction, remembered by its end address. */
+  private readonly lastInsns = new LastInsnMemo();
   private readonly ev = new PtEvent();
   private readonly transferSinks: FlowConsumer[];
   private readonly insnSinks: FlowConsumer[];
@@ -377,12 +380,12 @@ export class ControlFlowWalker {
         this.sinceTransfer += done;
         // Only the last instruction of a block can be a branch; after an
         // error, where it went is unknown.
-        const last = this.last;
-        const kind = status < 0 || block.lastInsn(last) < 0 ? -1 : classify(last.iclass, last.isDirect);
+        const last = status < 0 ? -1 : this.lastInsns.read(block, this.last);
+        const kind = last < 0 ? -1 : classify(lastClass(last), lastIsDirect(last));
         if (kind >= 0) {
           this.pendingKind = kind;
           this.pendingIp = block.endIp;
-          this.pendingSize = last.size;
+          this.pendingSize = lastSize(last);
           this.pendingCount = this.sinceTransfer;
           this.sinceTransfer = 0;
         }
