@@ -3,7 +3,8 @@
  * block's end address. A walk needs every block's last instruction (is it
  * a call, a return, a jump?), and reading it again through the image (the
  * image's instruction decoder from a WeakMap, the mapping look-up, the
- * instruction cache) cost about a fifth of `analyze`. Loops end their
+ * instruction cache) was one of the largest entries in `analyze`'s
+ * profile. Loops end their
  * blocks at the same few addresses over and over, so a small direct-mapped
  * table answers most blocks.
  *
