@@ -4,10 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../src/packets/errors.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
 import { defaultConfig } from '../src/packets/config.js';
-import { Status } from '../src/events/status.js';
-import { PtEvent } from '../src/events/event.js';
 import { Asid } from '../src/flow/address-space.js';
 import { Block, BlockDecoder } from '../src/flow/block-decoder.js';
+import { forEachDecoded } from './helpers/insn-loop.js';
 import { Image } from '../src/flow/image.js';
 import { ExecMode, InsnClass, InstructionInfo } from '../src/flow/instruction.js';
 import { LastInsnMemo, lastClass, lastIsDirect, lastSize } from '../src/flow/last-insn-memo.js';
@@ -48,27 +47,16 @@ describe('LastInsnMemo', () => {
     const config = defaultConfig();
     const dec = new BlockDecoder(new PacketDecoder(trace, { skd007: false }), config, image, { enableTickEvents: false, keepTcalOnOvf: false, enableIflags: false, endOnCall: true, endOnJump: true });
     const memo = new LastInsnMemo();
-    const block = new Block();
-    const ev = new PtEvent();
     let blocks = 0;
-    let status = dec.syncForward();
-    while (status !== -ErrorCode.Eos) {
-      if (status < 0) {
-        status = dec.syncForward();
-        continue;
-      }
-      while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
-      if (status < 0) continue;
-      if (status & Status.Eos) break;
-      status = dec.next(block);
-      if (block.ninsn === 0) continue;
+    forEachDecoded(dec, new Block(), 'mruby', (block) => {
+      if (block.ninsn === 0) return;
       blocks++;
       const want = direct(block);
       const got = viaMemo(memo, block);
       if (got.status !== want.status || got.iclass !== want.iclass || got.isDirect !== want.isDirect || got.size !== want.size) {
         expect({ at: block.endIp, got }).toEqual({ at: block.endIp, got: want });
       }
-    }
+    });
     expect(blocks).toBeGreaterThan(100_000);
     // A loop's blocks end at the same few addresses: nearly all are answered from memory.
     expect(memo.misses).toBeGreaterThan(0);

@@ -4,12 +4,20 @@ import { InstructionInfo } from '../../src/flow/instruction.js';
 import { PtEvent } from '../../src/events/event.js';
 import type { InsnDecoder } from '../../src/flow/insn-decoder.js';
 
+/** What ptxed's loop needs of a decoder: the instruction or the block decoder. */
+interface SteppingDecoder<T> {
+  syncForward(): number;
+  event(ev: PtEvent): number;
+  next(out: T): number;
+  readonly offset: number;
+}
+
 /**
- * ptxed's loop over an instruction decoder: sync, drain events, hand out
- * each instruction to `each`; a decode error other than the end throws.
+ * ptxed's loop over an instruction or block decoder: sync, drain events,
+ * hand out each instruction (block) to `each`; a decode error other than
+ * the end throws.
  */
-export function forEachInstruction(dec: InsnDecoder, label: string, each: (insn: InstructionInfo) => void): void {
-  const insn = new InstructionInfo();
+export function forEachDecoded<T>(dec: SteppingDecoder<T>, out: T, label: string, each: (out: T) => void): void {
   const ev = new PtEvent();
   for (;;) {
     let status = dec.syncForward();
@@ -17,11 +25,16 @@ export function forEachInstruction(dec: InsnDecoder, label: string, each: (insn:
     for (;;) {
       while (status >= 0 && status & Status.EventPending) status = dec.event(ev);
       if (status < 0 || status & Status.Eos) break;
-      status = dec.next(insn);
+      status = dec.next(out);
       if (status < 0) break;
-      each(insn);
+      each(out);
     }
     if (status < 0 && status !== -ErrorCode.Eos) throw new Error(`${label}: decode error ${status} at 0x${dec.offset.toString(16)}`);
     if (status === -ErrorCode.Eos || status & Status.Eos) break;
   }
+}
+
+/** {@link forEachDecoded} over an instruction decoder. */
+export function forEachInstruction(dec: InsnDecoder, label: string, each: (insn: InstructionInfo) => void): void {
+  forEachDecoded(dec, new InstructionInfo(), label, each);
 }
