@@ -63,6 +63,8 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
   console.log(`  trace: mruby x${copies}, ${(one.length * copies / 1e6).toFixed(1)} MB; ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)} at start`);
 
   const out: ParallelMeasurement[] = [];
+  /** CPU seconds of each pool run, by its row's label. */
+  const cpuOf = new Map<string, number>();
   out.push(...(await pieceCost(open)));
   for (const what of ['flow', 'analyze'] as const) {
     // Serial: what --jobs 1 runs.
@@ -88,8 +90,10 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
           if (JSON.stringify(stats) !== JSON.stringify(serialStats) || findings !== serialFindings) {
             console.log(`  WARNING: ${what} on ${workers} workers differs from serial: ${JSON.stringify(stats)} vs ${JSON.stringify(serialStats)}`);
           }
+          const label = `${what}: ${workers} worker${workers > 1 ? 's' : ''}${warm ? ', warm' : ''}`;
+          cpuOf.set(label, used);
           out.push({
-            label: `${what}: ${workers} worker${workers > 1 ? 's' : ''}${warm ? ', warm' : ''}`,
+            label,
             mbps: n / s / 1e6,
             unit: 'M insn/s',
             detail: `${s.toFixed(2)} s, ${(serial / s).toFixed(2)}x serial, ${used.toFixed(2)} s CPU (${(used / serialCpu).toFixed(2)}x serial), ${pieces} pieces${replayed}, ${warm ? 'pool started before' : 'pool start-up included'}, load average ${loadavg()[0]!.toFixed(1)}`,
@@ -108,6 +112,15 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
   console.log(`  speed-up of 2 workers over serial: flow ${speedup('flow', 2)}x, analyze ${speedup('analyze', 2)}x (goal >= 1.8x); 4 workers: flow ${speedup('flow', 4)}x, analyze ${speedup('analyze', 4)}x`);
   const warm = (what: string, w: number) => (out.find((m) => m.label === `${what}: ${w} worker${w > 1 ? 's' : ''}, warm`)!.mbps / out.find((m) => m.label === `${what}: serial (--jobs 1)`)!.mbps).toFixed(2);
   console.log(`  on a started pool: 2 workers flow ${warm('flow', 2)}x, analyze ${warm('analyze', 2)}x; 4 workers flow ${warm('flow', 4)}x, analyze ${warm('analyze', 4)}x`);
+  // What starting the pool costs: each worker loads its modules, opens the recording and warms up its own JIT.
+  const startCpu = (what: string, w: number) => {
+    const label = `${what}: ${w} worker${w > 1 ? 's' : ''}`;
+    return (cpuOf.get(label)! - cpuOf.get(`${label}, warm`)!).toFixed(2);
+  };
+  console.log(
+    `  CPU of a cold pool's run over the same run on the started pool: 1 worker flow ${startCpu('flow', 1)} s, analyze ${startCpu('analyze', 1)} s; ` +
+      `2 workers flow ${startCpu('flow', 2)} s, analyze ${startCpu('analyze', 2)} s`,
+  );
   out.push(...(await flowTextBench(one, realDir, benchDir)));
   return out;
 }
