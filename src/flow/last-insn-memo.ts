@@ -4,9 +4,8 @@
  * a call, a return, a jump?), and reading it again through the image (the
  * image's instruction decoder from a WeakMap, the mapping look-up, the
  * instruction cache) was one of the largest entries in `analyze`'s
- * profile. Loops end their
- * blocks at the same few addresses over and over, so a small direct-mapped
- * table answers most blocks.
+ * profile. Loops end their blocks at the same few addresses over and
+ * over, so a small direct-mapped table answers most blocks.
  *
  * An entry holds for one image, image version and address space (the
  * block's): a change of any of them forgets every entry. A block whose
