@@ -8,18 +8,8 @@
  * DIR holds one .cpuprofile (the newest is read). Prints share of samples,
  * milliseconds and function with its file and line.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-  timeDeltas: number[];
-}
+import { statSync } from 'node:fs';
+import { profileFiles, readProfile } from './cpu-profile.js';
 
 function main(): void {
   const dir = process.argv[2];
@@ -28,13 +18,8 @@ function main(): void {
     console.error('usage: node dist/bench/profile-top.js DIR [N]');
     process.exit(2);
   }
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  if (files.length === 0) {
-    console.error(`no .cpuprofile in ${dir}`);
-    process.exit(2);
-  }
-  const newest = files.map((f) => join(dir, f)).sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
-  const profile = JSON.parse(readFileSync(newest, 'utf8')) as Profile;
+  const newest = profileFiles(dir, 'profile-top').sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
+  const profile = readProfile(newest);
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<string, number>();
   let total = 0;
