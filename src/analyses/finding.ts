@@ -175,6 +175,16 @@ export class UncheckedLog {
   }
 }
 
+/**
+ * A number as `0x` and its hex digits, as JavaScript prints it (a negative
+ * offset keeps its minus sign): the crash walk's steps and the dormant
+ * report's notes. (The layers below have their own, in packets/address.ts:
+ * analyses do not import packets.)
+ */
+export function hex(v: number): string {
+  return '0x' + v.toString(16);
+}
+
 /** An address as `0x...` (two's complement 64-bit for negative kernel addresses). */
 export function hexAddress(ip: number): string {
   if (Number.isNaN(ip)) return 'unknown';

@@ -61,6 +61,16 @@ export function formatIp(ip: number): string {
   return ipHi(ip).toString(16).padStart(8, '0') + ipLo(ip).toString(16).padStart(8, '0');
 }
 
+/**
+ * A number as `0x` and its lower-case hex digits, as JavaScript prints it
+ * (so a negative number keeps its minus sign): for the recorder's messages
+ * and perf's command lines. ptxed's and ptdump's own text uses the formats
+ * above.
+ */
+export function hex(v: number): string {
+  return '0x' + v.toString(16);
+}
+
 /** The address in lower-case hex without leading zeros (`%" PRIx64`). */
 export function formatIpShort(ip: number): string {
   const hi = ipHi(ip);

@@ -32,7 +32,7 @@ import { readsInput, routineOf, summariseCall, type LibraryCall } from './librar
 import { ReverseExecution } from './reverse-execution.js';
 import { frameAllocation, isStackEnd, MIN_RECURSION, recursionAtCrash } from './stack-exhaustion.js';
 import { backwardTaint, type FaultSpec, type HeapChunk, type StepKind, type TaintContext } from './taint.js';
-import { hex } from './taint-context.js';
+import { hex } from '../finding.js';
 
 export interface CrashOptions {
   core?: string;

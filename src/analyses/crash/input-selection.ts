@@ -27,7 +27,8 @@
  */
 import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RSP, regName, type InsnFacts, type MemOperand } from './instruction-facts.js';
-import { hex, type FaultSpec, type TaintContext, type TaintStep } from './taint-context.js';
+import { hex } from '../finding.js';
+import type { FaultSpec, TaintContext, TaintStep } from './taint-context.js';
 
 /** Selections named at most (the nearest to the crash first). */
 const MAX_SELECTIONS = 2;

@@ -10,11 +10,6 @@ import type { HeapChunk } from './heap-chunks.js';
 import type { DataObject } from './code-locations.js';
 import type { ReverseExecution } from './reverse-execution.js';
 
-/** A number as `0x...`, as the walk's steps and notes print addresses. */
-export function hex(v: number): string {
-  return '0x' + v.toString(16);
-}
-
 /** abort: a library call that aborted the program (or an earlier call that set it up, such as a first free). */
 /** use-after-free: the free of an object that a pointer made before it then read (stale-pointer.ts). */
 /** selection: a load whose address an index from input chose (input-selection.ts). */

@@ -26,7 +26,8 @@ import { Mnemonic } from '../../flow/iced.js';
 import { GPR_COUNT, RBP, RDI, REG_COUNT, RSP, regName, type InsnFacts } from './instruction-facts.js';
 import type { LibraryCall } from './library-routines.js';
 import type { HeapChunk } from './heap-chunks.js';
-import { hex, type FaultSpec, type StepKind, type TaintContext, type TaintStep } from './taint-context.js';
+import { hex } from '../finding.js';
+import type { FaultSpec, StepKind, TaintContext, TaintStep } from './taint-context.js';
 import { inputSelections } from './input-selection.js';
 import { danglingRead } from './stale-pointer.js';
 

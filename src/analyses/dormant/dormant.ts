@@ -22,6 +22,7 @@
  * was asked for (or it did not reach the target); "unsolved" carries the
  * reason of the most advanced attempt.
  */
+import { hex } from '../finding.js';
 import { readFileSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
 import { importBundle } from '../../sources/import/bundle-import.js';
@@ -130,10 +131,6 @@ export interface DormantReport {
   snapshots: number;
   /** `solverLost`: Z3 checks lost (their solver process died or stayed silent), each run again on a new process (solver-process.ts). */
   summary: { attempted: number; solved: number; proven: number; solverLost: number };
-}
-
-function hex(v: number): string {
-  return '0x' + v.toString(16);
 }
 
 /** Analyse a bundle. */

@@ -7,7 +7,8 @@
  */
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { bundleImages, hex, type BundleImage, type BundleImageEpoch } from './bundle.js';
+import { hex } from '../../packets/address.js';
+import { bundleImages, type BundleImage, type BundleImageEpoch } from './bundle.js';
 import type { GuestFiles } from './guest-files.js';
 import type { MemoryMap } from './memory-map.js';
 import { MAX_RUNTIME_IMAGES, type RuntimeCode } from './runtime-code.js';

@@ -45,6 +45,7 @@
  * A target that died of a signal also leaves `core`: qemu's ELF core of the
  * guest (registers and memory), for `ptscope crash`.
  */
+import { hex } from '../../packets/address.js';
 import { readBundleManifest } from '../import/bundle-import.js';
 import { InputError } from '../import/safe-files.js';
 import { epochImages } from '../bundle/manifest.js';
@@ -95,10 +96,6 @@ export interface BundleManifest {
   decode: { ptoracle: string[]; ptxed: string[] } | null;
   stats: Record<string, unknown>;
   warnings: string[];
-}
-
-export function hex(v: number): string {
-  return '0x' + v.toString(16);
 }
 
 /** ptxed's `--raw file:from-to:address` for each image. */

@@ -35,6 +35,7 @@
  *   mmap records are the sandbox's, and the same path on the host can be
  *   another file (the program's private /tmp).
  */
+import { hex } from '../../packets/address.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ET_EXEC, PT_LOAD, type ElfFile } from '../../flow/elf.js';
@@ -95,7 +96,6 @@ function refuse(what: string, why: string): never {
   throw new RecordError(`record: ${what} cannot be honoured with Intel PT hardware (${why}); use --emulate`);
 }
 
-const hex = (n: number): string => `0x${n.toString(16)}`;
 
 /** The intel_pt config terms the options ask for. */
 function configTerms(opts: RecordOptions, caps: IntelPtCaps): string[] {
