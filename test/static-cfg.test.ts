@@ -249,6 +249,74 @@ describe('a table read without a bound', () => {
     expect(first?.targets).toEqual([at('case_a'), at('case_b')]);
     expect(byTable('tab2')?.targets).toEqual([at('case_c'), at('case_d'), at('case_c'), at('case_d')]);
   });
+
+  // gcc moves the cases that call a cold function into the function's `.cold`
+  // part (its own unwind entry; a local symbol unless stripped); with no
+  // default case (`__builtin_unreachable`) the switch has no bound, and its
+  // table points into both parts, into the middle of the cold one.
+  const coldCases = `#include <stdio.h>
+#include <stdlib.h>
+__attribute__((cold, noinline)) static void report(const char *what, int x) { fprintf(stderr, "%s %d\\n", what, x); }
+__attribute__((noinline)) int dispatch(int op, int x) {
+  switch (op) {
+    case 0: report("zero", x); return -x;
+    case 1: return x * 3 + 7;
+    case 2: return x ^ 0x55;
+    case 3: report("three", x); return x - 9;
+    case 4: return (x << 2) + 1;
+    case 5: return x / 7;
+    default: __builtin_unreachable();
+  }
+}
+int main(int argc, char **argv) { return dispatch(argc - 1, atoi(argv[argc - 1])) & 0x7f; }
+`;
+  for (const stripped of [false, true]) {
+    it(`reads on through the entries in the function's .cold part (${stripped ? 'stripped' : 'with symbols'})`, () => {
+      const exe = compile(`cold-cases${stripped ? '-s' : ''}`, coldCases, ['-O2', ...(stripped ? ['-s'] : [])]);
+      const unstripped = stripped ? compile('cold-cases-syms', coldCases, ['-O2']) : exe;
+      const syms = nmAddressOf(unstripped);
+      const cold = syms('dispatch.cold');
+      // The shape this test is about: a .cold part, and a table entry inside it (not at its start).
+      expect(cold).toBeGreaterThan(0);
+      const table = analyzeElfFile(exe).jumpTables.find((t) => t.source === 'table' || t.source === 'indexed');
+      expect(table?.bounded).toBe(false);
+      expect(table?.source).toBe('table');
+      expect(table?.targets).toHaveLength(6);
+      const inCold = table!.targets.filter((t) => t >= cold && t < syms('dispatch')).sort((a, b) => a - b);
+      expect(inCold).toHaveLength(2);
+      expect(inCold[0]).toBe(cold);
+      expect(table!.targets.filter((t) => t >= syms('dispatch')).length).toBe(4);
+    });
+  }
+
+  it('does not read on into a part of another function, nor into one that another function jumps into', () => {
+    // `tab`'s second entry lies inside `helper`, an unwind range of its own that
+    // nothing calls. With `third` jumping into it, it is another function's code:
+    // the read stops there. Without that jump, only the table enters it.
+    const build = (name: string, thirdJumps: boolean) => {
+      const src = join(dir, `${name}.s`);
+      writeFileSync(src, [
+        '.text', '.globl main', '.type main, @function', 'main:', '.cfi_startproc',
+        'lea idx(%rip), %rax', 'movl (%rax), %edi', 'lea tab(%rip), %rdx', 'movslq (%rdx,%rdi,4), %rcx', 'add %rdx, %rcx', 'jmp *%rcx',
+        'case_a:', 'mov $1, %eax', 'ret', '.cfi_endproc', '.size main, .-main',
+        'helper:', '.cfi_startproc', 'mov $2, %eax', 'ret',
+        'inside_helper:', 'mov $3, %eax', 'ret', '.cfi_endproc',
+        'third:', '.cfi_startproc', thirdJumps ? 'jmp inside_helper' : 'ret', '.cfi_endproc',
+        '.section .rodata', '.align 4',
+        'tab: .long case_a-tab, inside_helper-tab, case_a-tab',
+        '.data', 'idx: .long 1',
+        '.section .note.GNU-stack,"",@progbits', '',
+      ].join('\n'));
+      const exe = join(dir, name);
+      execFileSync('gcc', ['-o', exe, src]);
+      const at = nmAddressOf(exe);
+      return { at, table: analyzeElfFile(exe).jumpTables.find((t) => t.tableAddress === at('tab')) };
+    };
+    const alone = build('part-alone', false);
+    expect(alone.table?.targets).toEqual([alone.at('case_a'), alone.at('inside_helper'), alone.at('case_a')]);
+    const entered = build('part-entered', true);
+    expect(entered.table?.targets).toEqual([entered.at('case_a')]);
+  });
 });
 
 describe('jump tables that need more than one guard shape', () => {

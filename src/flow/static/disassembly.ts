@@ -142,6 +142,10 @@ export interface PltEntry {
 const RELRO_SECTIONS = /^\.(data\.rel\.ro|got$|init_array|fini_array|preinit_array|dynamic)/;
 /** How far past its entry a resolver without a known size is searched for choices. */
 const IFUNC_RESOLVER_SPAN = 512;
+/** Function starts that something reaches on its own: called, exported, address taken, the entry point. */
+const REACHED_ORIGINS = FunctionOrigin.Entry | FunctionOrigin.Export | FunctionOrigin.InitFini | FunctionOrigin.CallTarget | FunctionOrigin.Plt | FunctionOrigin.Pointer;
+/** The largest split-off part looked at (gcc's `.cold` parts are small). */
+const MAX_SPLIT_PART = 1 << 16;
 
 /** Names of functions that never return to their caller. */
 export const NORETURN_NAMES: ReadonlySet<string> = new Set([
@@ -278,6 +282,8 @@ export class Disassembly {
   private readonly funcRangeEnd: Float64Array;
   /** Direct branches by target offset: the sources (offsets) of each. */
   private readonly branchSources = new Map<number, number | number[]>();
+  /** {@link inSplitPartOf}'s answers, by part start and owner start. */
+  private readonly splitParts = new Map<string, boolean>();
   /**
    * Read-only data addresses that instructions name (`lea T(%rip)`, a
    * table's `T(,%idx,8)`): each starts an object of its own, so a table
@@ -459,6 +465,7 @@ export class Disassembly {
       predecessors: (addr, out) => this.predecessors(addr, out),
       isCode: (addr) => this.isCode(addr),
       functionRange: (addr) => this.knownFunctionRange(addr),
+      inSplitPartOf: (addr, owner) => this.inSplitPartOf(addr, owner),
       isFunctionStart: (addr) => {
         const o = this.space.toOffset(addr);
         return o >= 0 && ((this.mark[o] & Mark.Function) !== 0 || this.functionOrigins.has(addr));
@@ -476,8 +483,7 @@ export class Disassembly {
         if ((m & (Mark.Pointer | Mark.LandingPad)) !== 0) return false;
         // A function start is reached if something calls it, exports it or takes its address; a
         // symbol, an unwind entry (a `.cold` part has both) or a gap guess only say code starts there.
-        const reached = FunctionOrigin.Entry | FunctionOrigin.Export | FunctionOrigin.InitFini | FunctionOrigin.CallTarget | FunctionOrigin.Plt | FunctionOrigin.Pointer;
-        if ((m & Mark.Function) !== 0 && ((this.functionOrigins.get(addr) ?? 0) & reached) !== 0) return false;
+        if ((m & Mark.Function) !== 0 && ((this.functionOrigins.get(addr) ?? 0) & REACHED_ORIGINS) !== 0) return false;
         // Branched to only from guesses, if at all.
         const src = this.branchSources.get(o);
         if (src === undefined) return true;
@@ -1079,6 +1085,42 @@ export class Disassembly {
       }
     }
     return best;
+  }
+
+  /**
+   * True if `addr` lies in a part split off the function around `owner`:
+   * gcc's `.cold` parts (on by default at -O2, and with profile feedback,
+   * as Debian builds CPython) have an unwind entry of their own, and a
+   * local `.cold` symbol where symbols are kept, but nothing calls them,
+   * exports them or takes their address. The hot part enters them by
+   * jumps, with its registers live, or through a jump table only. So a
+   * range that starts at such an entry, and that no direct jump from
+   * anywhere but the owner's range enters, is part of the owner's function.
+   */
+  private inSplitPartOf(addr: number, owner: number): boolean {
+    const part = this.knownFunctionRange(addr);
+    const home = this.knownFunctionRange(owner);
+    if (part === null || home === null || part[0] === home[0]) return false;
+    if (((this.functionOrigins.get(part[0]) ?? 0) & REACHED_ORIGINS) !== 0) return false;
+    const key = `${part[0]}:${home[0]}`;
+    const known = this.splitParts.get(key);
+    if (known !== undefined) return known;
+    let owned = part[1] - part[0] <= MAX_SPLIT_PART;
+    for (let a = part[0]; a < part[1] && owned; a++) {
+      const o = this.space.toOffset(a);
+      const src = o < 0 ? undefined : this.branchSources.get(o);
+      if (src === undefined) continue;
+      for (const b of typeof src === 'number' ? [src] : src) {
+        const from = this.space.toAddress(b);
+        const inside = (from >= part[0] && from < part[1]) || (from >= home[0] && from < home[1]);
+        if (!inside && !this.isGuess(b)) {
+          owned = false;
+          break;
+        }
+      }
+    }
+    this.splitParts.set(key, owned);
+    return owned;
   }
 
   /** Is the instruction at offset `s` a guess: gap-sweep code, or bytes inside another decoded instruction? */

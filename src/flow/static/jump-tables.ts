@@ -30,7 +30,7 @@
  * `jbe`/`jb` (taken side), through register copies and zero extensions, or
  * `and $M, idx`, or a zero-extended byte (256 entries: an opcode). A table
  * whose guard is missing on some path is read while its entries point into
- * the jump's function (or at function entries), at most
+ * the jump's function (its `.cold` part included) or at function entries, at most
  * {@link UNBOUNDED_LIMIT} and never into an object the code names on its
  * own (another table), and is marked unbounded: its set is a lower
  * bound, and a target outside it cannot be judged (detectors say
@@ -81,6 +81,8 @@ export interface SliceContext {
   isCode(addr: number): boolean;
   /** [start, end) of the symbol or FDE range around `addr`, or null. */
   functionRange(addr: number): [number, number] | null;
+  /** True if `addr` lies in a part split off the function around `owner` (a `.cold` part its hot part jumps into). */
+  inSplitPartOf(addr: number, owner: number): boolean;
   isFunctionStart(addr: number): boolean;
   /**
    * What an instruction without predecessors is: 'entry' (a function entry,
@@ -328,7 +330,8 @@ export class JumpSlicer {
       return relative ? relBase + ctx.i32At(at) : ctx.pointerAt(at);
     };
     const range = ctx.functionRange(jumpAddr);
-    const looksLikeTarget = (t: number) => ctx.isCode(t) && ((range !== null && t >= range[0] && t < range[1]) || ctx.isFunctionStart(t));
+    const looksLikeTarget = (t: number) =>
+      ctx.isCode(t) && ((range !== null && t >= range[0] && t < range[1]) || ctx.isFunctionStart(t) || ctx.inSplitPartOf(t, jumpAddr));
     let targets: number[] = [];
     let complete = false;
     if (bound > 0 && proven) {
