@@ -4,9 +4,11 @@
  * bench/profile-flow.ts profiles.
  */
 import { ErrorCode } from '../src/packets/errors.js';
-import { defaultConfig } from '../src/packets/config.js';
+import { defaultConfig, type DecoderConfig } from '../src/packets/config.js';
 import { errataFor, parseCpu } from '../src/packets/cpu.js';
 import { PacketDecoder } from '../src/packets/decoder.js';
+import { Packet } from '../src/packets/packet.js';
+import { EventDecoder } from '../src/events/event-decoder.js';
 import { PtEvent } from '../src/events/event.js';
 import { Status } from '../src/events/status.js';
 import { ANY_ASID } from '../src/flow/address-space.js';
@@ -51,7 +53,8 @@ export function countInstructions(kind: 'insn' | 'block', trace: Uint8Array, ima
   }
 }
 
-function decodeAll(kind: 'insn' | 'block', trace: Uint8Array, image: Image, cpu: string): FlowCount {
+/** The decoder configuration for `cpu` (family/model), with its errata. */
+function configFor(cpu: string): DecoderConfig {
   const config = defaultConfig();
   const parsed = parseCpu(cpu);
   if (parsed) {
@@ -59,6 +62,42 @@ function decodeAll(kind: 'insn' | 'block', trace: Uint8Array, image: Image, cpu:
     const errata = errataFor(parsed);
     if (typeof errata !== 'number') config.errata = errata;
   }
+  return config;
+}
+
+/**
+ * The layers under the flow decoders alone, over the same trace: every
+ * packet (the packet decoder the flow decoders read), or every event (the
+ * event decoder the block decoder asks for its TNT bits and IPs), resyncing
+ * after errors. The count of packets or events.
+ */
+export function countBelowFlow(layer: 'packets' | 'events', trace: Uint8Array, cpu: string): number {
+  const config = configFor(cpu);
+  const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
+  let count = 0;
+  if (layer === 'packets') {
+    const pkt = new Packet();
+    let status = packets.syncForward();
+    while (status >= 0) {
+      while ((status = packets.next(pkt)) >= 0) count++;
+      if (status === -ErrorCode.Eos) break;
+      status = packets.syncForward();
+    }
+    return count;
+  }
+  const events = new EventDecoder(packets, config);
+  const ev = new PtEvent();
+  let status = events.syncForward();
+  while (status >= 0) {
+    while ((status = events.next(ev)) >= 0) count++;
+    if (status === -ErrorCode.Eos) break;
+    status = events.syncForward();
+  }
+  return count;
+}
+
+function decodeAll(kind: 'insn' | 'block', trace: Uint8Array, image: Image, cpu: string): FlowCount {
+  const config = configFor(cpu);
   const packets = new PacketDecoder(trace, { skd007: config.errata.skd007 });
   const ev = new PtEvent();
   let count = 0;

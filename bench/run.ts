@@ -28,7 +28,7 @@ import { ControlFlowWalker, type FlowStats } from '../src/flow/control-flow.js';
 import { benchAnalyze } from '../src/analyses/analyze.js';
 import { openTraceInput } from '../src/analyses/trace-input.js';
 import { edgesBench } from './edges.js';
-import { countInstructions, type FlowCount } from './flow-count.js';
+import { countBelowFlow, countInstructions, type FlowCount } from './flow-count.js';
 import { runRecordCostBench } from './record-cost.js';
 import { runStartupBench } from './startup.js';
 import { timedRun } from './process-timing.js';
@@ -242,7 +242,16 @@ const flowBench: Bench = {
     // the `process` section measures whole runs, start-up and JIT included.
     meanOverRound(() => countInstructions('insn', trace, images, '6/158'));
     meanOverRound(() => countInstructions('block', trace, images, '6/158'));
+    // The layers the flow decoders stand on, timed alone the same way: what
+    // a pass costs before a single block is walked.
+    meanOverRound(() => countBelowFlow('events', trace, '6/158'));
+    let packetsBest = { seconds: Infinity, result: 0 };
+    let eventsBest = { seconds: Infinity, result: 0 };
     for (let round = 0; round < ROUNDS; round++) {
+      const p = meanOverRound(() => countBelowFlow('packets', trace, '6/158'));
+      if (p.seconds < packetsBest.seconds) packetsBest = p;
+      const e = meanOverRound(() => countBelowFlow('events', trace, '6/158'));
+      if (e.seconds < eventsBest.seconds) eventsBest = e;
       const a = meanOverRound(() => countInstructions('insn', trace, images, '6/158'));
       if (a.seconds < insnBest.seconds) insnBest = a;
       const b = meanOverRound(() => countInstructions('block', trace, images, '6/158'));
@@ -270,6 +279,17 @@ const flowBench: Bench = {
       if (libiptBlk.insn !== blk.insn) console.log(`  WARNING: block-decoder instruction counts differ: ptscope ${blk.insn}, libipt ${libiptBlk.insn}`);
       console.log(`  ratio ptscope/libipt, like for like: ${(results[0].mbps / results[2].mbps).toFixed(2)}x (insn vs pt_insn_next), ` +
         `${(results[1].mbps / results[3].mbps).toFixed(2)}x (block vs pt_blk_next); goal >= 2.00x`);
+      const ms = (seconds: number): string => `${(seconds * 1e3).toFixed(1)} ms`;
+      const blkSeconds = libiptBlk.insn / libiptBlk.ips;
+      console.log(`  per pass: packets alone ${ms(packetsBest.seconds)} (${packetsBest.result} packets), events alone ${ms(eventsBest.seconds)} ` +
+        `(${eventsBest.result} events); ptscope's block decoder ${ms(blockBest.seconds)}, pt_blk_next ${ms(blkSeconds)}, ` +
+        `so 2x pt_blk_next leaves ${ms(blkSeconds / 2)} a pass, ${ms(blkSeconds / 2 - eventsBest.seconds)} of it past the events ` +
+        `(${((blkSeconds / 2 - eventsBest.seconds) / blk.blocks * 1e9).toFixed(1)} ns a block)`);
+      // The instruction decoder hands out the instructions of the blocks its block decoder walks.
+      const insnSeconds = libipt.insn / libipt.ips;
+      const handOut = insnSeconds / 2 - blockBest.seconds;
+      console.log(`  per pass: ptscope's instruction decoder ${ms(insnBest.seconds)}, pt_insn_next ${ms(insnSeconds)}, so 2x pt_insn_next leaves ` +
+        `${ms(insnSeconds / 2)} a pass, ${ms(handOut)} of it past ptscope's block decoder (${(handOut / blk.insn * 1e9).toFixed(1)} ns an instruction)`);
     }
     return results;
   },
