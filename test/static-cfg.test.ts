@@ -319,6 +319,61 @@ int main(int argc, char **argv) { return dispatch(argc - 1, atoi(argv[argc - 1])
   });
 });
 
+describe('calls to error(3)', () => {
+  it('do not return with a non-zero status, and do with status 0', () => {
+    // gcc knows error(EXIT_FAILURE, ...) exits (glibc's bits/error.h), so the
+    // next case of the switch follows the call; error(0, ...) returns.
+    const exe = compile('error-calls', `#include <error.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <stdio.h>
+static int level;
+int main(int argc, char **argv) {
+  int c, flags = 0;
+  const char *out = "-";
+  while ((c = getopt(argc, argv, "abcdeo:l:vqw")) != -1) {
+    switch (c) {
+      case 'a': flags |= 1; break;
+      case 'b': flags |= 2; break;
+      case 'c': flags |= 4; break;
+      case 'd': flags |= 8; break;
+      case 'e': flags |= 16; break;
+      case 'o': out = optarg; break;
+      case 'l': level = atoi(optarg); if (level < 0) error(EXIT_FAILURE, 0, "bad level: %s", optarg); break;
+      case 'v': level++; break;
+      case 'q': level = 0; break;
+      case 'w': error(0, 0, "warning: -w is obsolete"); flags |= 32; break;
+      default: error(EXIT_FAILURE, 0, "usage: %s [-abcdevqw] [-o file] [-l n]", argv[0]);
+    }
+  }
+  printf("%d %s %d\\n", flags, out, level);
+  return 0;
+}
+`, ['-O2']);
+    // Each call to error@plt, with the status its run last put in %edi.
+    const dump = execFileSync('objdump', ['-d', '--no-show-raw-insn', exe], { encoding: 'utf8' }).split('\n');
+    const calls: { at: number; status: string }[] = [];
+    let status = '';
+    for (const line of dump) {
+      const m = /^\s*([0-9a-f]+):\s+(.*)$/.exec(line);
+      if (!m) continue;
+      if (/%edi$/.test(m[2]!)) status = /^(mov\s+\$0x[0-9a-f]+|xor\s+%edi),%edi$/.exec(m[2]!)?.[1] ?? '?';
+      if (/call\s+[0-9a-f]+ <error@plt>/.test(m[2]!)) calls.push({ at: parseInt(m[1]!, 16), status });
+    }
+    const exits = calls.filter((c) => c.status === 'mov    $0x1');
+    const returns = calls.filter((c) => c.status.startsWith('xor'));
+    expect(exits.length).toBeGreaterThanOrEqual(2);
+    expect(returns).toHaveLength(1);
+    const cfg = analyzeElfFile(exe);
+    const kinds = (at: number) => edgesOf(cfg, cfg.blockAt(at)).map((e) => e.kind);
+    for (const c of exits) {
+      expect(kinds(c.at)).toContain(EdgeKind.Call);
+      expect(kinds(c.at)).not.toContain(EdgeKind.ReturnSite);
+    }
+    expect(kinds(returns[0]!.at)).toContain(EdgeKind.ReturnSite);
+  });
+});
+
 describe('jump tables that need more than one guard shape', () => {
   // main: a switch in a loop whose base register is set before the loop, one case in a `.cold` fragment
   // (own symbol and FDE) that jumps back into the loop: until the table is known, nothing reaches that

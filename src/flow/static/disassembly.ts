@@ -144,6 +144,10 @@ const RELRO_SECTIONS = /^\.(data\.rel\.ro|got$|init_array|fini_array|preinit_arr
 const IFUNC_RESOLVER_SPAN = 512;
 /** Function starts that something reaches on its own: called, exported, address taken, the entry point. */
 const REACHED_ORIGINS = FunctionOrigin.Entry | FunctionOrigin.Export | FunctionOrigin.InitFini | FunctionOrigin.CallTarget | FunctionOrigin.Plt | FunctionOrigin.Pointer;
+/** Imports that exit when their first argument (the status) is not 0 (glibc's error(3)). */
+const STATUS_EXIT_NAMES: ReadonlySet<string> = new Set(['error', 'error_at_line']);
+/** The first argument's register (SysV x86-64), whole or in part. */
+const FIRST_ARG_REGISTERS: ReadonlySet<Register> = new Set([Register.RDI, Register.EDI, Register.DI, Register.DIL]);
 /** The largest split-off part looked at (gcc's `.cold` parts are small). */
 const MAX_SPLIT_PART = 1 << 16;
 
@@ -278,6 +282,10 @@ export class Disassembly {
   private readonly work = new NumberList(1024);
   private readonly pendingJumps = new NumberList();
   private readonly noReturnStarts = new Set<number>();
+  /** PLT stubs of functions that do not return when their first argument is not 0 (glibc's `error`). */
+  private readonly statusExitStarts = new Set<number>();
+  /** Scratch for {@link exitsWithStatus}. */
+  private readonly statusIns = new Instruction();
   private readonly funcRangeStart: Float64Array;
   private readonly funcRangeEnd: Float64Array;
   /** Direct branches by target offset: the sources (offsets) of each. */
@@ -358,7 +366,11 @@ export class Disassembly {
 
     this.slicer = new JumpSlicer(this.sliceContext(), this.detail);
     this.readPlt();
-    for (const p of this.plt) if (noReturn.has(p.name)) this.noReturnStarts.add(p.address);
+    for (const p of this.plt) {
+      if (noReturn.has(p.name)) this.noReturnStarts.add(p.address);
+      // Imports only: a program's own function of that name may take anything first.
+      if (STATUS_EXIT_NAMES.has(p.name)) this.statusExitStarts.add(p.address);
+    }
     this.seedTrusted();
     this.runToFixpoint();
     this.seedPointers();
@@ -435,6 +447,7 @@ export class Disassembly {
     this.detailDecoder.free();
     this.ins.free();
     this.detail.free();
+    this.statusIns.free();
   }
 
   // -------------------------------------------------------------------------
@@ -940,10 +953,13 @@ export class Disassembly {
     const mark = this.mark;
     const low = this.lowConfidence ? Mark.LowConfidence : 0;
     let off = first;
+    // Where the straight-line run to `off` starts: no other path enters it (as far as known).
+    let runStart = first;
     let regionEnd = this.space.regionEnd(off);
     while (off >= 0 && off < regionEnd) {
       const m = mark[off];
       if ((m & Mark.Insn) !== 0 || (m & Mark.Bad) !== 0) return;
+      if ((m & Mark.Leader) !== 0) runStart = off;
       if ((m & Mark.Exec) === 0) return;
       const n = this.decodeRaw(off);
       if (n === 0 || off + n > regionEnd) {
@@ -985,7 +1001,7 @@ export class Disassembly {
           if (t >= 0 && (mark[t] & Mark.Exec) !== 0) this.addFunction(addr, FunctionOrigin.CallTarget);
           if (next >= regionEnd) return;
           mark[next] |= Mark.Leader | Mark.ReturnSite;
-          if (this.noReturnStarts.has(addr)) {
+          if (this.noReturnStarts.has(addr) || (this.statusExitStarts.has(addr) && this.exitsWithStatus(runStart, off))) {
             mark[off] |= Mark.NoReturnCall;
             return;
           }
@@ -1121,6 +1137,28 @@ export class Disassembly {
     }
     this.splitParts.set(key, owned);
     return owned;
+  }
+
+  /**
+   * True if the straight-line run [runStart, call) last sets the first
+   * argument's register to a constant other than 0 (`mov $1, %edi`): a call
+   * to glibc's `error` with a non-zero status exits. Its header declares it
+   * so (bits/error.h: `__error_noreturn` when the status is a constant not
+   * 0), so gcc places other code right after such a call.
+   */
+  private exitsWithStatus(runStart: number, call: number): boolean {
+    const ins = this.statusIns;
+    let found = false;
+    for (let o = runStart; o < call && this.len[o] > 0; o += this.len[o]) {
+      this.detailDecoder.position = o;
+      this.detailDecoder.ip = BigInt(this.space.toAddress(o));
+      this.detailDecoder.decodeOut(ins);
+      if (ins.isStringInstruction) found = false;
+      if (ins.op0Kind !== OpKind.Register || !FIRST_ARG_REGISTERS.has(ins.op0Register)) continue;
+      const code = ins.code;
+      found = (code === Code.Mov_r32_imm32 || code === Code.Mov_rm32_imm32 || code === Code.Mov_rm64_imm32) && ins.immediate32 !== 0;
+    }
+    return found;
   }
 
   /** Is the instruction at offset `s` a guess: gap-sweep code, or bytes inside another decoded instruction? */
