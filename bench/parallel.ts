@@ -49,6 +49,12 @@ function cpuSeconds(start: NodeJS.CpuUsage): number {
   return (d.user + d.system) / 1e6;
 }
 
+/** A row's label: `--jobs 1`, or a pool of `workers` (started before the run when `warm`). */
+function rowLabel(what: string, workers: number | 'serial', warm = false): string {
+  if (workers === 'serial') return `${what}: serial (--jobs 1)`;
+  return `${what}: ${workers} worker${workers > 1 ? 's' : ''}${warm ? ', warm' : ''}`;
+}
+
 export async function runParallelBench(realDir: string, benchDir: string): Promise<ParallelMeasurement[]> {
   const dir = join(realDir, 'mruby');
   if (!existsSync(join(dir, 'trace.pt'))) {
@@ -74,7 +80,7 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
     const serial = seconds(t);
     const serialCpu = cpuSeconds(cpu);
     const n = serialStats.instructions;
-    out.push({ label: `${what}: serial (--jobs 1)`, mbps: n / serial / 1e6, unit: 'M insn/s', detail: `${serial.toFixed(2)} s, ${serialCpu.toFixed(2)} s CPU, ${n} insn, load average ${loadavg()[0]!.toFixed(1)}` });
+    out.push({ label: rowLabel(what, 'serial'), mbps: n / serial / 1e6, unit: 'M insn/s', detail: `${serial.toFixed(2)} s, ${serialCpu.toFixed(2)} s CPU, ${n} insn, load average ${loadavg()[0]!.toFixed(1)}` });
     for (const workers of WORKERS) {
       const input = open();
       const decoder = poolDecoder(input, { path, options }, workers);
@@ -90,7 +96,7 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
           if (JSON.stringify(stats) !== JSON.stringify(serialStats) || findings !== serialFindings) {
             console.log(`  WARNING: ${what} on ${workers} workers differs from serial: ${JSON.stringify(stats)} vs ${JSON.stringify(serialStats)}`);
           }
-          const label = `${what}: ${workers} worker${workers > 1 ? 's' : ''}${warm ? ', warm' : ''}`;
+          const label = rowLabel(what, workers, warm);
           cpuOf.set(label, used);
           out.push({
             label,
@@ -104,19 +110,13 @@ export async function runParallelBench(realDir: string, benchDir: string): Promi
       }
     }
   }
-  const speedup = (what: string, w: number) => {
-    const s = out.find((m) => m.label === `${what}: serial (--jobs 1)`)!;
-    const p = out.find((m) => m.label === `${what}: ${w} worker${w > 1 ? 's' : ''}`)!;
-    return (p.mbps / s.mbps).toFixed(2);
-  };
+  const mbpsOf = (label: string) => out.find((m) => m.label === label)!.mbps;
+  const speedup = (what: string, w: number) => (mbpsOf(rowLabel(what, w)) / mbpsOf(rowLabel(what, 'serial'))).toFixed(2);
   console.log(`  speed-up of 2 workers over serial: flow ${speedup('flow', 2)}x, analyze ${speedup('analyze', 2)}x (goal >= 1.8x); 4 workers: flow ${speedup('flow', 4)}x, analyze ${speedup('analyze', 4)}x`);
-  const warm = (what: string, w: number) => (out.find((m) => m.label === `${what}: ${w} worker${w > 1 ? 's' : ''}, warm`)!.mbps / out.find((m) => m.label === `${what}: serial (--jobs 1)`)!.mbps).toFixed(2);
+  const warm = (what: string, w: number) => (mbpsOf(rowLabel(what, w, true)) / mbpsOf(rowLabel(what, 'serial'))).toFixed(2);
   console.log(`  on a started pool: 2 workers flow ${warm('flow', 2)}x, analyze ${warm('analyze', 2)}x; 4 workers flow ${warm('flow', 4)}x, analyze ${warm('analyze', 4)}x`);
   // What starting the pool costs: each worker loads its modules, opens the recording and warms up its own JIT.
-  const startCpu = (what: string, w: number) => {
-    const label = `${what}: ${w} worker${w > 1 ? 's' : ''}`;
-    return (cpuOf.get(label)! - cpuOf.get(`${label}, warm`)!).toFixed(2);
-  };
+  const startCpu = (what: string, w: number) => (cpuOf.get(rowLabel(what, w))! - cpuOf.get(rowLabel(what, w, true))!).toFixed(2);
   console.log(
     `  CPU of a cold pool's run over the same run on the started pool: 1 worker flow ${startCpu('flow', 1)} s, analyze ${startCpu('analyze', 1)} s; ` +
       `2 workers flow ${startCpu('flow', 2)} s, analyze ${startCpu('analyze', 2)} s`,
