@@ -470,9 +470,7 @@ export class Disassembly {
       decodeAt: (addr, ins) => {
         const o = this.space.toOffset(addr);
         if (o < 0 || (this.mark[o] & Mark.Insn) === 0) return false;
-        this.detailDecoder.position = o;
-        this.detailDecoder.ip = BigInt(addr);
-        this.detailDecoder.decodeOut(ins);
+        this.decodeDetail(o, ins);
         return ins.code !== Code.INVALID;
       },
       predecessors: (addr, out) => this.predecessors(addr, out),
@@ -1150,15 +1148,20 @@ export class Disassembly {
     const ins = this.statusIns;
     let found = false;
     for (let o = runStart; o < call && this.len[o] > 0; o += this.len[o]) {
-      this.detailDecoder.position = o;
-      this.detailDecoder.ip = BigInt(this.space.toAddress(o));
-      this.detailDecoder.decodeOut(ins);
+      this.decodeDetail(o, ins);
       if (ins.isStringInstruction) found = false;
       if (ins.op0Kind !== OpKind.Register || !FIRST_ARG_REGISTERS.has(ins.op0Register)) continue;
       const code = ins.code;
       found = (code === Code.Mov_r32_imm32 || code === Code.Mov_rm32_imm32 || code === Code.Mov_rm64_imm32) && ins.immediate32 !== 0;
     }
     return found;
+  }
+
+  /** Decode the instruction at offset `o` into `ins` with every detail (operands, immediates). */
+  private decodeDetail(o: number, ins: Instruction): void {
+    this.detailDecoder.position = o;
+    this.detailDecoder.ip = BigInt(this.space.toAddress(o));
+    this.detailDecoder.decodeOut(ins);
   }
 
   /** Is the instruction at offset `s` a guess: gap-sweep code, or bytes inside another decoded instruction? */

@@ -81,7 +81,7 @@ export interface SliceContext {
   isCode(addr: number): boolean;
   /** [start, end) of the symbol or FDE range around `addr`, or null. */
   functionRange(addr: number): [number, number] | null;
-  /** True if `addr` lies in a part split off the function around `owner` (a `.cold` part its hot part jumps into). */
+  /** True if `addr` lies in a part split off the function around `owner`: a `.cold` part that only that function enters (by jumps, or through its table). */
   inSplitPartOf(addr: number, owner: number): boolean;
   isFunctionStart(addr: number): boolean;
   /**
