@@ -22,9 +22,9 @@
  * was asked for (or it did not reach the target); "unsolved" carries the
  * reason of the most advanced attempt.
  */
-import { hex } from '../finding.js';
 import { readFileSync, rmSync } from 'node:fs';
 import { basename } from 'node:path';
+import { hex } from '../finding.js';
 import { importBundle } from '../../sources/import/bundle-import.js';
 import type { Recording } from '../../sources/model/recording.js';
 import { findRegions, mergeCoverageOf, newlyExecuted, tracedMainModule, tracedOwnLibraries, type BlockExecution, type TracedModule } from './coverage-merge.js';

@@ -45,10 +45,10 @@
  * A target that died of a signal also leaves `core`: qemu's ELF core of the
  * guest (registers and memory), for `ptscope crash`.
  */
-import { hex } from '../../packets/address.js';
 import { readBundleManifest } from '../import/bundle-import.js';
 import { InputError } from '../import/safe-files.js';
 import { epochImages } from '../bundle/manifest.js';
+import { hex } from '../../packets/address.js';
 import type { ImageMapping } from './memory-map.js';
 
 export const BUNDLE_FORMAT = 'ptscope-bundle';

@@ -35,9 +35,9 @@
  *   mmap records are the sandbox's, and the same path on the host can be
  *   another file (the program's private /tmp).
  */
-import { hex } from '../../packets/address.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hex } from '../../packets/address.js';
 import { ET_EXEC, PT_LOAD, type ElfFile } from '../../flow/elf.js';
 import { DEFAULT_MAX_TRACE_BYTES } from './record-support.js';
 import { RecordError } from './record-error.js';
@@ -95,7 +95,6 @@ export interface PerfCommandInput {
 function refuse(what: string, why: string): never {
   throw new RecordError(`record: ${what} cannot be honoured with Intel PT hardware (${why}); use --emulate`);
 }
-
 
 /** The intel_pt config terms the options ask for. */
 function configTerms(opts: RecordOptions, caps: IntelPtCaps): string[] {
